@@ -1,0 +1,2 @@
+#![no_std]
+//! Oracle Trader core (stub, being written).
