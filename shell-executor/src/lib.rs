@@ -1,1 +1,30 @@
-//! (stub, being written)
+//! The executor ("the hands"): the only process that talks to the broker.
+//!
+//! - [`policy`]: the sans-IO policy core (virtual target vs real position, transitions, no
+//!   chasing), tested without sockets;
+//! - [`risk`]: the risk guard (daily loss / drawdown, broker day), sans-IO;
+//! - [`volume`]: lots → cTrader volume in cents;
+//! - [`config`]: `executor_config.json`;
+//! - [`journal`]: the append-only, fsynced order journal and client order ids;
+//! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
+//!   internal simulated book that implements it (paper mode and tests);
+//! - [`engine`]: policy + risk + journal + broker + drift ledger, one signal at a time;
+//! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
+//! - [`run`] / [`run_cli`]: the Tokio shell.
+//!
+//! **Architecture invariant:** only `broker` implementations know the wire protocol; the policy
+//! and the risk guard never read a clock.
+
+pub mod broker;
+pub mod config;
+pub mod drift;
+pub mod engine;
+pub mod journal;
+pub mod paper;
+pub mod policy;
+pub mod risk;
+pub mod server;
+pub mod shell;
+pub mod volume;
+
+pub use shell::{RunConfig, run, run_cli};

@@ -1,1 +1,152 @@
-//! (stub, being written)
+//! `oracle-predictor`: the brain. A thin Tokio shell around the digital-twin core: it loads every
+//! atomic model zip in a folder (and picks up new ones without a restart), connects to the
+//! executor's IPC WebSocket, warms the twins up from history, turns each closed bar into one
+//! `SIGNAL` per model, logs `ACK`s and counts drift without ever touching a virtual position, and
+//! persists every twin's state atomically after every bar so a restart continues exactly.
+//!
+//! Entry points: [`run_cli`] (what `oracle predictor` and the `oracle-predictor` binary call) and
+//! [`engine::Predictor`] (the logic without sockets, for tests and embedding).
+
+pub mod backend;
+pub mod engine;
+pub mod isotime;
+pub mod seam;
+pub mod shell;
+pub mod store;
+pub mod wire;
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Command line of the predictor.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "oracle predictor",
+    about = "The predictor: digital twins of the models, one SIGNAL per model per closed bar"
+)]
+pub struct Args {
+    /// Folder of atomic model zips (polled; new zips are picked up without a restart).
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Folder of the twin state file (predictor-state.json).
+    #[arg(long, default_value = "state")]
+    pub state: PathBuf,
+    /// Folder for the per-model traces (NAME.csv, the `oracle replay` format).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// The executor's IPC WebSocket.
+    #[arg(long, default_value = "ws://127.0.0.1:7878")]
+    pub ipc: String,
+    /// A 0600 file holding the IPC token (otherwise ORACLE_IPC_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// JSON log lines (one per decision) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Models-folder poll period, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Bars asked for beyond the window when catching up from a saved state or a reconnect.
+    #[arg(long, default_value_t = 2000)]
+    pub history_extra: usize,
+    /// Exit when the executor closes the connection instead of reconnecting.
+    #[arg(long)]
+    pub once: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `debug`.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// Reads the IPC token: the file (which must not be readable by group or others) or
+/// `ORACLE_IPC_TOKEN`.
+pub fn read_token(file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(f) = file {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "{}: token file mode is {:o}; make it 0600 (chmod 600 {})",
+                    f.display(),
+                    mode & 0o777,
+                    f.display()
+                );
+            }
+        }
+        let t = std::fs::read_to_string(f)?;
+        let t = t.trim();
+        if t.is_empty() {
+            anyhow::bail!("{}: empty token file", f.display());
+        }
+        return Ok(t.to_string());
+    }
+    match std::env::var("ORACLE_IPC_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => anyhow::bail!("no IPC token: set ORACLE_IPC_TOKEN or pass --token-file"),
+    }
+}
+
+/// Installs the tracing subscriber (text or JSON, to stdout). Safe to call once per process.
+pub fn init_logs(json: bool, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if json {
+        b.json().flatten_event(true).try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+/// Runs the predictor with a given loader (tests plug their own here).
+pub fn run_with(args: Args, loader: Arc<dyn seam::Loader>) -> anyhow::Result<()> {
+    let token = read_token(args.token_file.as_deref())?;
+    let settings = engine::Settings {
+        models_dir: args.models.clone(),
+        state_dir: args.state.clone(),
+        trace_dir: args.trace.clone(),
+        history_extra: args.history_extra,
+    };
+    let p = engine::Predictor::new(settings, loader)?;
+    let cfg = shell::ShellConfig {
+        url: args.ipc.clone(),
+        token,
+        poll: Duration::from_millis(args.poll_ms.max(10)),
+        once: args.once,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(shell::run(cfg, p))
+}
+
+/// `oracle predictor …`: parses `args` (the first is the program name), runs, returns the exit
+/// code (0 on a clean shutdown, 2 on bad arguments, 1 on a failure).
+pub fn run_cli<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logs(args.json, &args.log);
+    match run_with(args, Arc::new(backend::ZipLoader)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(event = "fatal", error = %e, "predictor failed: {e:#}");
+            eprintln!("oracle predictor: {e:#}");
+            1
+        }
+    }
+}

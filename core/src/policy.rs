@@ -1,0 +1,120 @@
+//! The actor MLP (f32, as trained) and the action choice (§6).
+
+use crate::model::{Activation, Dense, Model};
+use crate::{MAX_OBS, MAX_WIDTH, N_ACTIONS};
+
+/// Applies one dense layer to `x` (entries past `in_dim` are ignored).
+///
+/// Each output is `act(s + b)` with `s = 0.0; for i: s = s + w[o][i] * x[i]`: the sum for one
+/// output runs in input order; the outputs advance side by side, which lets the compiler use
+/// SIMD lanes without reordering any output's terms (Rust never fuses `*` and `+`).
+#[inline]
+fn dense(layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
+    let mut acc = [0.0f32; MAX_WIDTH];
+    for (row, xi) in layer.wt.iter().zip(x.iter()).take(layer.in_dim) {
+        for (a, w) in acc.iter_mut().zip(row.iter()) {
+            *a += *w * *xi;
+        }
+    }
+    let mut y = [0.0f32; MAX_WIDTH];
+    for o in 0..layer.out_dim {
+        let v = acc[o] + layer.bias[o];
+        y[o] = match layer.activation {
+            Activation::Identity => v,
+            Activation::Tanh => libm::tanh(f64::from(v)) as f32,
+            Activation::Relu => {
+                if v > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            }
+        };
+    }
+    y
+}
+
+/// The policy's logits for an observation (the first `obs_dim` entries of `obs`).
+pub fn logits(model: &Model, obs: &[f32; MAX_OBS]) -> [f32; N_ACTIONS] {
+    let mut x = [0.0f32; MAX_WIDTH];
+    x[..MAX_OBS].copy_from_slice(obs);
+    for layer in model.layers.iter().take(model.n_layers) {
+        x = dense(layer, &x);
+    }
+    let mut out = [0.0f32; N_ACTIONS];
+    out.copy_from_slice(&x[..N_ACTIONS]);
+    out
+}
+
+/// The action: first index of the maximum of the softmax probabilities
+/// `p_i = exp(l_i − max l) / Σ_j exp(l_j − max l)` (f32, sequential sum), which is SB3's
+/// `predict(deterministic=True)`. It can differ from the argmax of the raw logits only when two
+/// logits are within a few ulp.
+pub fn choose(logits: &[f32; N_ACTIONS]) -> usize {
+    let mut m = logits[0];
+    for l in &logits[1..] {
+        if *l > m {
+            m = *l;
+        }
+    }
+    let mut e = [0.0f32; N_ACTIONS];
+    let mut s = 0.0f32;
+    for (ei, l) in e.iter_mut().zip(logits) {
+        *ei = libm::expf(*l - m);
+        s += *ei;
+    }
+    let mut best = 0;
+    let mut best_p = e[0] / s;
+    for (i, ei) in e.iter().enumerate().skip(1) {
+        let p = *ei / s;
+        if p > best_p {
+            best = i;
+            best_p = p;
+        }
+    }
+    best
+}
+
+/// The top-2 logit gap `l(1) − l(2)` (largest minus second largest), the distance to a flip.
+pub fn margin(logits: &[f32; N_ACTIONS]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for l in logits {
+        if *l > a {
+            b = a;
+            a = *l;
+        } else if *l > b {
+            b = *l;
+        }
+    }
+    a - b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_is_argmax_on_clear_cases() {
+        assert_eq!(choose(&[0.0, 1.0, 0.5, -1.0, 0.0, 0.0, 0.9]), 1);
+        assert_eq!(choose(&[2.0, 1.0, 0.5, -1.0, 0.0, 0.0, 0.9]), 0);
+        assert_eq!(choose(&[0.0; 7]), 0);
+        assert_eq!(choose(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0]), 6);
+    }
+
+    #[test]
+    fn choose_takes_first_on_probability_ties() {
+        // Two logits one ulp apart near 0.01: their exp(l - max) round to the same f32, so the
+        // probabilities tie and the first index wins although logit 3 is larger.
+        let a = 0.01f32;
+        let b = f32::from_bits(a.to_bits() + 1);
+        assert!(b > a);
+        let l = [-1.0, -1.0, a, b, -1.0, -1.0, -1.0];
+        assert_eq!(choose(&l), 2);
+    }
+
+    #[test]
+    fn margin_is_top_two_gap() {
+        assert_eq!(margin(&[0.0, 1.0, 0.5, -1.0, 0.0, 0.0, 0.75]), 0.25);
+        assert_eq!(margin(&[1.0, 1.0, 0.5, -1.0, 0.0, 0.0, 0.75]), 0.0);
+    }
+}

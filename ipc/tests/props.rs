@@ -1,0 +1,199 @@
+//! Round-trip and malformed-input properties of the line codec.
+
+use oracle_ipc::*;
+use proptest::prelude::*;
+
+fn symbol() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9._#-]{1,32}"
+}
+fn tf() -> impl Strategy<Value = Timeframe> {
+    prop::sample::select(Timeframe::ALL.to_vec())
+}
+fn action() -> impl Strategy<Value = Action> {
+    prop::sample::select(Action::ALL.to_vec())
+}
+fn time() -> impl Strategy<Value = i64> {
+    time::MIN_TIME..=time::MAX_TIME
+}
+fn price() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        (1u64..10_000_000_000u64, 0u32..8).prop_map(|(m, e)| m as f64 / 10f64.powi(e as i32)),
+        1e-6f64..1e7,
+    ]
+}
+fn reason() -> impl Strategy<Value = String> {
+    "[A-Z][A-Z0-9_]{0,40}"
+}
+
+#[derive(Debug, Clone)]
+enum Owned {
+    Hello(String),
+    Welcome(u32),
+    History(String, Timeframe, u32),
+    Bar(String, Timeframe, i64, [f64; 4], u64, u64, bool),
+    HistoryEnd(String, Timeframe, u32),
+    Signal(
+        String,
+        Action,
+        u8,
+        i64,
+        Option<Timeframe>,
+        Option<i64>,
+        Option<u64>,
+    ),
+    Ack(
+        String,
+        Action,
+        u8,
+        u64,
+        f64,
+        String,
+        Option<Timeframe>,
+        Option<i64>,
+        Option<u64>,
+    ),
+    Err(ErrCode, String),
+}
+
+impl Owned {
+    fn msg(&self) -> Message<'_> {
+        match self {
+            Owned::Hello(t) => Message::Hello(Hello { token: t }),
+            Owned::Welcome(v) => Message::Welcome(Welcome { version: *v }),
+            Owned::History(s, tf, c) => Message::History(HistoryReq {
+                symbol: s,
+                tf: *tf,
+                count: *c,
+            }),
+            Owned::Bar(s, tf, t, p, v, seq, hist) => Message::Bar(Bar {
+                symbol: s,
+                tf: *tf,
+                time: *t,
+                open: p[0],
+                high: p[1],
+                low: p[2],
+                close: p[3],
+                volume: *v,
+                seq: *seq,
+                hist: *hist,
+            }),
+            Owned::HistoryEnd(s, tf, c) => Message::HistoryEnd(HistoryEnd {
+                symbol: s,
+                tf: *tf,
+                count: *c,
+            }),
+            Owned::Signal(s, a, r, p, tf, bt, seq) => Message::Signal(Signal {
+                symbol: s,
+                action: *a,
+                regime: *r,
+                virtual_pnl: Cents(*p),
+                tf: *tf,
+                bar_time: *bt,
+                seq: *seq,
+            }),
+            Owned::Ack(s, a, which, t, p, r, tf, bt, seq) => Message::Ack(Ack {
+                symbol: s,
+                action: *a,
+                outcome: match which % 4 {
+                    0 => Outcome::Ok {
+                        ticket: *t,
+                        price: *p,
+                    },
+                    1 => Outcome::Fail { reason: r },
+                    2 => Outcome::WaitSync { reason: r },
+                    _ => Outcome::Hold,
+                },
+                tf: *tf,
+                bar_time: *bt,
+                seq: *seq,
+            }),
+            Owned::Err(c, d) => Message::Err(ErrLine {
+                code: *c,
+                detail: d,
+            }),
+        }
+    }
+}
+
+fn owned() -> impl Strategy<Value = Owned> {
+    prop_oneof![
+        "[!-{}~]{1,256}".prop_map(Owned::Hello),
+        any::<u32>().prop_map(Owned::Welcome),
+        (symbol(), tf(), 0..=MAX_HISTORY).prop_map(|(s, t, c)| Owned::History(s, t, c)),
+        (
+            symbol(),
+            tf(),
+            time(),
+            prop::array::uniform4(price()),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(s, t, ti, p, v, q, h)| Owned::Bar(s, t, ti, p, v, q, h)),
+        (symbol(), tf(), 0..=MAX_HISTORY).prop_map(|(s, t, c)| Owned::HistoryEnd(s, t, c)),
+        (
+            symbol(),
+            action(),
+            any::<u8>(),
+            -99_999_999_999_999i64..99_999_999_999_999,
+            prop::option::of(tf()),
+            prop::option::of(time()),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(s, a, r, p, tf, bt, q)| Owned::Signal(s, a, r, p, tf, bt, q)),
+        (
+            symbol(),
+            action(),
+            any::<u8>(),
+            any::<u64>(),
+            price(),
+            reason(),
+            prop::option::of(tf()),
+            prop::option::of(time()),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(s, a, w, t, p, r, tf, bt, q)| Owned::Ack(s, a, w, t, p, r, tf, bt, q)),
+        (prop::sample::select(ErrCode::ALL.to_vec()), "[ -~]{0,64}")
+            .prop_map(|(c, d)| Owned::Err(c, d)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn round_trip(o in owned()) {
+        let m = o.msg();
+        let line = m.to_line().expect("valid message encodes");
+        prop_assert!(line.len() <= MAX_LINE);
+        let back = parse(&line).expect("encoded line parses");
+        prop_assert_eq!(back, m);
+        // And the text is stable.
+        prop_assert_eq!(back.to_line().unwrap(), line);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..1100)) {
+        let _ = parse_bytes(&b);
+    }
+
+    #[test]
+    fn pipe_soup_never_panics(s in "[A-Z_|:0-9.\\-TZ]{0,200}") {
+        if let Ok(m) = parse(&s) {
+            // Whatever parses re-encodes to something that parses to the same message.
+            if let Ok(l) = m.to_line() {
+                prop_assert_eq!(parse(&l).unwrap(), m);
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_valid_lines_never_panic(o in owned(), cut in any::<prop::sample::Index>(), junk in "[|:a-zA-Z0-9.\\-]{0,8}") {
+        let line = o.msg().to_line().unwrap();
+        let at = cut.index(line.len() + 1);
+        let at = (0..=at).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+        let mutated = format!("{}{}{}", &line[..at], junk, &line[at..]);
+        let _ = parse(&mutated);
+        let _ = parse(&line[..at]);
+    }
+}

@@ -1,0 +1,129 @@
+//! The broker seam: what the engine needs from a cTrader session.
+//!
+//! Implemented by [`crate::paper::PaperBook`] (paper mode and tests). The live implementation over
+//! `oracle-ctrader`'s driver maps each method to Open API requests (see `NEEDS.md`):
+//! `symbol` → `SymbolByIdReq`, `account` → `TraderReq`, `expected_margin` → `ExpectedMarginReq`,
+//! `open` → `NewOrderReq(MARKET_RANGE, slippageInPoints, baseSlippagePrice, clientOrderId, label)`,
+//! `close` → `ClosePositionReq`, `reconcile` → `ReconcileReq`, `find_order` → `DealListReq` /
+//! `OrderListReq`, `history` → `GetTrendbarsReq`.
+
+use crate::risk::Account;
+use crate::volume::SymbolSpec;
+
+/// Bid/ask now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quote {
+    /// Bid.
+    pub bid: f64,
+    /// Ask.
+    pub ask: f64,
+}
+
+/// A closed bid bar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BarData {
+    /// Open time, Unix seconds.
+    pub time: i64,
+    /// Open.
+    pub open: f64,
+    /// High.
+    pub high: f64,
+    /// Low.
+    pub low: f64,
+    /// Close.
+    pub close: f64,
+    /// Tick volume.
+    pub volume: u64,
+}
+
+/// An open position at the broker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerPosition {
+    /// Position id.
+    pub position_id: u64,
+    /// Symbol.
+    pub symbol: String,
+    /// Label given at open (the model key for ours).
+    pub label: String,
+    /// Client order id of the opening order, when the broker echoes it.
+    pub client_order_id: String,
+    /// Long.
+    pub buy: bool,
+    /// Volume (cents).
+    pub volume: i64,
+    /// Entry price.
+    pub price: f64,
+}
+
+/// A market order (MARKET_RANGE).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderReq {
+    /// Symbol.
+    pub symbol: String,
+    /// Client order id (≤ 50 chars).
+    pub client_order_id: String,
+    /// Label (model key).
+    pub label: String,
+    /// Buy / sell.
+    pub buy: bool,
+    /// Volume (cents).
+    pub volume: i64,
+    /// `baseSlippagePrice`.
+    pub base_price: f64,
+    /// `slippageInPoints`.
+    pub slippage_points: u32,
+}
+
+/// Outcome of an order request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OrderResult {
+    /// Filled.
+    Filled {
+        /// Position id.
+        position_id: u64,
+        /// Fill price.
+        price: f64,
+        /// Filled volume.
+        volume: i64,
+    },
+    /// Refused by the broker (error code, text).
+    Rejected {
+        /// Error code.
+        code: String,
+        /// Text.
+        msg: String,
+    },
+    /// No answer (timeout, disconnect): the order may or may not have executed.
+    Unknown,
+}
+
+/// A broker request failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BrokerError(pub String);
+
+/// What the engine needs from a broker session.
+#[allow(async_fn_in_trait)]
+pub trait Broker {
+    /// Session up (authenticated, reconciled).
+    fn connected(&self) -> bool;
+    /// Symbol facts.
+    async fn symbol(&mut self, name: &str) -> Option<SymbolSpec>;
+    /// Latest quote.
+    fn quote(&self, symbol: &str) -> Option<Quote>;
+    /// Balance, equity, free margin.
+    async fn account(&mut self) -> Result<Account, BrokerError>;
+    /// Margin a new order would use.
+    async fn expected_margin(&mut self, symbol: &str, volume: i64, buy: bool) -> Result<f64, BrokerError>;
+    /// Sends a MARKET_RANGE order.
+    async fn open(&mut self, req: &OrderReq) -> OrderResult;
+    /// Closes a position fully.
+    async fn close(&mut self, position_id: u64, volume: i64, client_order_id: &str) -> OrderResult;
+    /// Open positions.
+    async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError>;
+    /// Looks up what became of an order whose outcome is unknown (deal list since `since`).
+    /// `Ok(None)`: the broker has no trace of it (it never executed).
+    async fn find_order(&mut self, client_order_id: &str, since: i64) -> Result<Option<OrderResult>, BrokerError>;
+    /// The last `count` closed bars of a stream, oldest first.
+    async fn history(&mut self, symbol: &str, tf: oracle_ipc::Timeframe, count: u32) -> Result<Vec<BarData>, BrokerError>;
+}

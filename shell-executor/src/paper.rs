@@ -1,0 +1,237 @@
+//! The paper book: an internal simulated account fed by live prices. It implements
+//! [`Broker`], so the same policy runs against it alone (`--paper`) or beside live, and tests use
+//! it (with scripted faults) as a deterministic broker.
+//!
+//! Fills: a buy at the ask, a sell at the bid, whole volume, no slippage beyond the quote.
+//! P&L: price difference × units (volume / 100), in the quote currency, taken as the account
+//! currency (no conversion); margin: notional / leverage.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::broker::{BarData, Broker, BrokerError, BrokerPosition, OrderReq, OrderResult, Quote};
+use crate::risk::Account;
+use crate::volume::SymbolSpec;
+
+/// A scripted fault for the next order request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Refuse with this error code.
+    Reject(String),
+    /// Execute (or not) and answer nothing: the outcome is unknown to the caller.
+    Lost {
+        /// Whether the order really executed.
+        executed: bool,
+    },
+}
+
+/// One executed order, kept for `find_order` (the deal list).
+#[derive(Clone, Debug, PartialEq)]
+struct Deal {
+    client_order_id: String,
+    position_id: u64,
+    price: f64,
+    volume: i64,
+}
+
+/// The simulated account.
+#[derive(Debug)]
+pub struct PaperBook {
+    /// Symbols served.
+    pub specs: HashMap<String, SymbolSpec>,
+    quotes: HashMap<String, Quote>,
+    positions: BTreeMap<u64, BrokerPosition>,
+    deals: Vec<Deal>,
+    balance: f64,
+    next_id: u64,
+    /// Account leverage (margin = notional / leverage).
+    pub leverage: f64,
+    /// Faults applied to the next order requests, in order.
+    pub faults: VecDeque<Fault>,
+    /// Session state (tests flip it).
+    pub up: bool,
+    /// Bars per (symbol, tf) for `history`.
+    pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<BarData>>,
+    /// Orders received (for tests: no duplicate order).
+    pub orders_seen: Vec<String>,
+}
+
+impl PaperBook {
+    /// A book with `balance` and the given symbols.
+    pub fn new(balance: f64, specs: impl IntoIterator<Item = SymbolSpec>) -> Self {
+        PaperBook {
+            specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            quotes: HashMap::new(),
+            positions: BTreeMap::new(),
+            deals: Vec::new(),
+            balance,
+            next_id: 1,
+            leverage: 30.0,
+            faults: VecDeque::new(),
+            up: true,
+            bars: HashMap::new(),
+            orders_seen: Vec::new(),
+        }
+    }
+
+    /// Feeds a live price.
+    pub fn set_quote(&mut self, symbol: &str, bid: f64, ask: f64) {
+        self.quotes.insert(symbol.to_string(), Quote { bid, ask });
+    }
+
+    /// Position ids open now.
+    pub fn open_positions(&self) -> Vec<BrokerPosition> {
+        self.positions.values().cloned().collect()
+    }
+
+    /// Adds a position that is not ours (manual trade) or a foreign one, for reconciliation tests.
+    pub fn inject_position(&mut self, p: BrokerPosition) {
+        self.next_id = self.next_id.max(p.position_id + 1);
+        self.positions.insert(p.position_id, p);
+    }
+
+    /// Closes a position outside the executor (stop-out, manual close).
+    pub fn external_close(&mut self, position_id: u64) {
+        if let Some(p) = self.positions.remove(&position_id) {
+            self.balance += self.pnl(&p);
+        }
+    }
+
+    /// Sets the balance (tests: drive the daily-loss limit).
+    pub fn set_balance(&mut self, b: f64) {
+        self.balance = b;
+    }
+
+    fn pnl(&self, p: &BrokerPosition) -> f64 {
+        let Some(q) = self.quotes.get(&p.symbol) else { return 0.0 };
+        let units = p.volume as f64 / 100.0;
+        if p.buy { (q.bid - p.price) * units } else { (p.price - q.ask) * units }
+    }
+
+    /// Unrealised P&L of one position.
+    pub fn position_pnl(&self, position_id: u64) -> f64 {
+        self.positions.get(&position_id).map_or(0.0, |p| self.pnl(p))
+    }
+
+    fn margin_of(&self, symbol: &str, volume: i64) -> f64 {
+        let px = self.quotes.get(symbol).map_or(0.0, |q| q.ask);
+        volume as f64 / 100.0 * px / self.leverage
+    }
+
+    fn execute_open(&mut self, req: &OrderReq) -> OrderResult {
+        let Some(q) = self.quotes.get(&req.symbol).copied() else {
+            return OrderResult::Rejected { code: "MARKET_CLOSED".into(), msg: "no price".into() };
+        };
+        let price = if req.buy { q.ask } else { q.bid };
+        let spec = self.specs.get(&req.symbol);
+        let point = spec.map_or(1e-5, SymbolSpec::point);
+        // MARKET_RANGE: refuse when the price moved beyond slippageInPoints from the base price.
+        if (price - req.base_price).abs() > f64::from(req.slippage_points) * point + 1e-12 {
+            return OrderResult::Rejected {
+                code: "MARKET_RANGE_EXCEEDED".into(),
+                msg: "price moved beyond slippageInPoints".into(),
+            };
+        }
+        let acc = self.account_now();
+        if self.margin_of(&req.symbol, req.volume) > acc.free_margin {
+            return OrderResult::Rejected { code: "NOT_ENOUGH_MONEY".into(), msg: "free margin".into() };
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.positions.insert(
+            id,
+            BrokerPosition {
+                position_id: id,
+                symbol: req.symbol.clone(),
+                label: req.label.clone(),
+                client_order_id: req.client_order_id.clone(),
+                buy: req.buy,
+                volume: req.volume,
+                price,
+            },
+        );
+        self.deals.push(Deal { client_order_id: req.client_order_id.clone(), position_id: id, price, volume: req.volume });
+        OrderResult::Filled { position_id: id, price, volume: req.volume }
+    }
+
+    fn execute_close(&mut self, position_id: u64, coid: &str) -> OrderResult {
+        let Some(p) = self.positions.get(&position_id).cloned() else {
+            return OrderResult::Rejected { code: "POSITION_NOT_FOUND".into(), msg: format!("position {position_id}") };
+        };
+        let Some(q) = self.quotes.get(&p.symbol).copied() else {
+            return OrderResult::Rejected { code: "MARKET_CLOSED".into(), msg: "no price".into() };
+        };
+        let price = if p.buy { q.bid } else { q.ask };
+        self.balance += self.pnl(&p);
+        self.positions.remove(&position_id);
+        self.deals.push(Deal { client_order_id: coid.to_string(), position_id, price, volume: p.volume });
+        OrderResult::Filled { position_id, price, volume: p.volume }
+    }
+
+    fn account_now(&self) -> Account {
+        let floating: f64 = self.positions.values().map(|p| self.pnl(p)).sum();
+        let used: f64 = self.positions.values().map(|p| self.margin_of(&p.symbol, p.volume)).sum();
+        let equity = self.balance + floating;
+        Account { balance: self.balance, equity, free_margin: equity - used }
+    }
+
+    fn faulted(&mut self, coid: &str, run: impl FnOnce(&mut Self) -> OrderResult) -> OrderResult {
+        self.orders_seen.push(coid.to_string());
+        if !self.up {
+            return OrderResult::Rejected { code: "NOT_CONNECTED".into(), msg: "no session".into() };
+        }
+        match self.faults.pop_front() {
+            Some(Fault::Reject(code)) => OrderResult::Rejected { code, msg: "scripted".into() },
+            Some(Fault::Lost { executed }) => {
+                if executed {
+                    run(self);
+                }
+                OrderResult::Unknown
+            }
+            None => run(self),
+        }
+    }
+}
+
+impl Broker for PaperBook {
+    fn connected(&self) -> bool {
+        self.up
+    }
+    async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {
+        self.specs.get(name).cloned()
+    }
+    fn quote(&self, symbol: &str) -> Option<Quote> {
+        self.quotes.get(symbol).copied()
+    }
+    async fn account(&mut self) -> Result<Account, BrokerError> {
+        Ok(self.account_now())
+    }
+    async fn expected_margin(&mut self, symbol: &str, volume: i64, _buy: bool) -> Result<f64, BrokerError> {
+        Ok(self.margin_of(symbol, volume))
+    }
+    async fn open(&mut self, req: &OrderReq) -> OrderResult {
+        let r = req.clone();
+        self.faulted(&req.client_order_id, move |b| b.execute_open(&r))
+    }
+    async fn close(&mut self, position_id: u64, _volume: i64, coid: &str) -> OrderResult {
+        let c = coid.to_string();
+        self.faulted(coid, move |b| b.execute_close(position_id, &c))
+    }
+    async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        if !self.up {
+            return Err(BrokerError("not connected".into()));
+        }
+        Ok(self.open_positions())
+    }
+    async fn find_order(&mut self, coid: &str, _since: i64) -> Result<Option<OrderResult>, BrokerError> {
+        Ok(self.deals.iter().find(|d| d.client_order_id == coid).map(|d| OrderResult::Filled {
+            position_id: d.position_id,
+            price: d.price,
+            volume: d.volume,
+        }))
+    }
+    async fn history(&mut self, symbol: &str, tf: oracle_ipc::Timeframe, count: u32) -> Result<Vec<BarData>, BrokerError> {
+        let v = self.bars.get(&(symbol.to_string(), tf)).cloned().unwrap_or_default();
+        let n = v.len().saturating_sub(count as usize);
+        Ok(v[n..].to_vec())
+    }
+}

@@ -1,0 +1,179 @@
+//! The Tokio shell: the WebSocket client (token, reconnect with backoff), the models-folder poll,
+//! and shutdown on SIGINT/SIGTERM. Everything else is [`crate::engine::Predictor`].
+
+use crate::engine::Predictor;
+use crate::wire;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{error, info, warn};
+
+/// How the shell connects and polls.
+#[derive(Clone, Debug)]
+pub struct ShellConfig {
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// The IPC token.
+    pub token: String,
+    /// Models-folder poll period.
+    pub poll: Duration,
+    /// Exit when the executor closes the connection (instead of reconnecting).
+    pub once: bool,
+}
+
+enum Ended {
+    Shutdown,
+    Closed,
+}
+
+/// Runs until SIGINT/SIGTERM (or, with `once`, until the executor hangs up).
+pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
+    let mut poll = interval(cfg.poll);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(100);
+    p.scan();
+    loop {
+        let attempt = timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::connect_async(cfg.url.as_str()),
+        );
+        let conn = tokio::select! {
+            biased;
+            _ = &mut shutdown => { finish(&mut p); return Ok(()); }
+            r = attempt => r,
+        };
+        match conn {
+            Ok(Ok((ws, _))) => {
+                info!(event = "connected", url = %cfg.url);
+                match session(&cfg, &mut p, ws, &mut poll, &mut shutdown, &mut backoff).await {
+                    Ok(Ended::Shutdown) => {
+                        finish(&mut p);
+                        return Ok(());
+                    }
+                    Ok(Ended::Closed) => warn!(event = "disconnected", url = %cfg.url),
+                    Err(e) => warn!(event = "disconnected", url = %cfg.url, error = %e),
+                }
+                p.on_disconnected();
+                if let Err(e) = p.persist() {
+                    error!(event = "state_unwritable", error = %e);
+                }
+                if cfg.once {
+                    finish(&mut p);
+                    return Ok(());
+                }
+            }
+            Ok(Err(e)) => warn!(event = "connect_failed", url = %cfg.url, error = %e, retry_ms = backoff.as_millis() as u64),
+            Err(_) => warn!(event = "connect_failed", url = %cfg.url, error = "timeout", retry_ms = backoff.as_millis() as u64),
+        }
+        // Back off, still polling the folder and honouring shutdown.
+        let until = Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => { finish(&mut p); return Ok(()); }
+                _ = sleep_until(until) => break,
+                _ = poll.tick() => { p.scan(); }
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn session<S>(
+    cfg: &ShellConfig,
+    p: &mut Predictor,
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    poll: &mut tokio::time::Interval,
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    backoff: &mut Duration,
+) -> anyhow::Result<Ended>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut tx, mut rx) = ws.split();
+    tx.send(Message::text(wire::hello(&cfg.token))).await?;
+    // The first answer is WELCOME or ERR|AUTH.
+    let first = timeout(Duration::from_secs(5), rx.next()).await;
+    match first {
+        Ok(Some(Ok(Message::Text(t)))) if t.as_str().starts_with("WELCOME") => {
+            info!(event = "welcome", line = %t.as_str());
+        }
+        Ok(Some(Ok(Message::Text(t)))) => {
+            error!(event = "auth_refused", line = %t.as_str(), "the executor refused the IPC token");
+            return Ok(Ended::Closed);
+        }
+        Ok(other) => anyhow::bail!("no WELCOME: {other:?}"),
+        Err(_) => anyhow::bail!("no WELCOME within 5 s"),
+    }
+    *backoff = Duration::from_millis(100);
+    for line in p.on_connected() {
+        tx.send(Message::text(line)).await?;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.as_mut() => {
+                let _ = tx.send(Message::Close(None)).await;
+                return Ok(Ended::Shutdown);
+            }
+            msg = rx.next() => {
+                let Some(msg) = msg else { return Ok(Ended::Closed) };
+                match msg? {
+                    Message::Text(t) => {
+                        let out = p.handle_line(t.as_str());
+                        for line in out {
+                            tx.send(Message::text(line)).await?;
+                        }
+                        if let Err(e) = p.persist() {
+                            error!(event = "state_unwritable", error = %e);
+                        }
+                    }
+                    Message::Close(_) => return Ok(Ended::Closed),
+                    _ => {}
+                }
+            }
+            _ = poll.tick() => {
+                for line in p.scan() {
+                    tx.send(Message::text(line)).await?;
+                }
+            }
+        }
+    }
+}
+
+fn finish(p: &mut Predictor) {
+    if let Err(e) = p.persist() {
+        error!(event = "state_unwritable", error = %e);
+    }
+    for (name, c) in p.counters() {
+        info!(event = "summary", model = %name, bars = c.bars, live_bars = c.live_bars,
+            signals = c.signals, ack_ok = c.ack_ok, ack_hold = c.ack_hold, ack_fail = c.ack_fail,
+            ack_wait_sync = c.ack_wait_sync, drift = c.drift, ignored = c.ignored, rejected = c.rejected);
+    }
+    info!(event = "stopped", malformed = p.malformed, errors = p.errors);
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

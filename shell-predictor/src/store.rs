@@ -1,0 +1,222 @@
+//! What the predictor keeps on disk: the twin states (one JSON file, replaced atomically after
+//! every bar) and one trace file per model in the replay trace format (docs/contract.md §8).
+
+use crate::isotime;
+use crate::seam::{Bar, Step, TwinState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of the state file inside the state directory.
+pub const STATE_FILE: &str = "predictor-state.json";
+
+/// The trace header, the same as `oracle replay`'s.
+pub const TRACE_HEADER: &str = "time,action,direction,intensity,entry_price,realized_pnl";
+
+/// One model's entry in the state file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Symbol, for a human reading the file.
+    pub symbol: String,
+    /// Timeframe, for a human reading the file.
+    pub timeframe: String,
+    /// The twin's state.
+    pub state: TwinState,
+}
+
+/// The whole state file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Twin states by model name.
+    pub models: BTreeMap<String, Entry>,
+}
+
+impl StateFile {
+    /// Reads `dir/predictor-state.json`; a missing file is an empty state.
+    pub fn load(dir: &Path) -> io::Result<Self> {
+        let path = dir.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self {
+                version: 1,
+                models: BTreeMap::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the file atomically: temp file, fsync, rename, fsync of the directory.
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &path)?;
+        // The rename is durable only once the directory entry is; best effort where a directory
+        // cannot be opened for sync.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Formats one trace row.
+pub fn trace_row(time: i64, step: &Step) -> String {
+    match step {
+        Step::Warmup => format!(
+            "{},WARMUP,0,0,{:.10},{:.6}",
+            isotime::format(time),
+            0.0,
+            0.0
+        ),
+        Step::Decision(d) => format!(
+            "{},{},{},{},{:.10},{:.6}",
+            isotime::format(time),
+            d.action,
+            d.direction,
+            d.intensity,
+            d.entry_price + 0.0,
+            d.realized_pnl + 0.0
+        ),
+    }
+}
+
+/// An append-only per-model trace file.
+pub struct Trace {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Trace {
+    /// Opens `dir/NAME.csv`. With `keep_until` (a restored state's last bar time) the rows up to
+    /// that time are kept and later ones dropped, so the trace matches the state exactly; without
+    /// it the trace starts anew.
+    pub fn open(dir: &Path, name: &str, keep_until: Option<i64>) -> io::Result<Self> {
+        let path = dir.join(format!("{name}.csv"));
+        let mut kept = vec![TRACE_HEADER.to_string()];
+        if let (Some(until), Ok(f)) = (keep_until, File::open(&path)) {
+            for line in BufReader::new(f).lines().skip(1) {
+                let line = line?;
+                let time = line.split(',').next().and_then(isotime::parse);
+                match time {
+                    Some(t) if t <= until => kept.push(line),
+                    _ => break,
+                }
+            }
+        }
+        let tmp = dir.join(format!("{name}.csv.tmp"));
+        {
+            let mut f = BufWriter::new(File::create(&tmp)?);
+            for line in &kept {
+                writeln!(f, "{line}")?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        fs::rename(&tmp, &path)?;
+        let f = OpenOptions::new().append(true).open(&path)?;
+        Ok(Self {
+            path,
+            out: BufWriter::new(f),
+        })
+    }
+
+    /// Appends the row of one bar (buffered until [`Trace::flush`]).
+    pub fn push(&mut self, bar: &Bar, step: &Step) -> io::Result<()> {
+        writeln!(self.out, "{}", trace_row(bar.time, step))
+    }
+
+    /// Hands the buffered rows to the OS (they survive a kill of the process).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seam::Decision;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oracle-pred-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("tmp dir");
+        d
+    }
+
+    #[test]
+    fn state_round_trips_atomically() {
+        let d = tmpdir("state");
+        assert!(StateFile::load(&d).expect("empty").models.is_empty());
+        let mut s = StateFile { version: 1, ..Default::default() };
+        s.models.insert(
+            "EURUSD_M15".into(),
+            Entry {
+                symbol: "EURUSD".into(),
+                timeframe: "M15".into(),
+                state: TwinState {
+                    last_bar_time: 1_614_557_700,
+                    bars_seen: 400,
+                    position_direction: -1,
+                    position_intensity: 2,
+                    entry_price: 1.0850900000000001,
+                    realized_pnl: -3.25,
+                    trades: 4,
+                },
+            },
+        );
+        s.save(&d).expect("save");
+        assert_eq!(StateFile::load(&d).expect("load"), s);
+        assert!(!d.join(format!("{STATE_FILE}.tmp")).exists());
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
+    fn trace_is_cut_back_to_the_state() {
+        let d = tmpdir("trace");
+        let bar = |t| Bar { time: t, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 };
+        let dec = Step::Decision(Decision {
+            action: "LONG_WEAK".into(),
+            direction: 1,
+            intensity: 1,
+            regime: 0,
+            entry_price: 1.08509,
+            realized_pnl: -0.0,
+            unrealized_pnl: 0.0,
+        });
+        let mut t = Trace::open(&d, "X", None).expect("open");
+        t.push(&bar(0), &Step::Warmup).expect("push");
+        t.push(&bar(60), &dec).expect("push");
+        t.push(&bar(120), &dec).expect("push");
+        t.flush().expect("flush");
+        drop(t);
+        let t = Trace::open(&d, "X", Some(60)).expect("reopen");
+        let text = fs::read_to_string(t.path()).expect("read");
+        assert_eq!(
+            text,
+            format!(
+                "{TRACE_HEADER}\n1970-01-01T00:00:00Z,WARMUP,0,0,0.0000000000,0.000000\n\
+                 1970-01-01T00:01:00Z,LONG_WEAK,1,1,1.0850900000,0.000000\n"
+            )
+        );
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+}

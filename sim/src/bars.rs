@@ -1,0 +1,571 @@
+//! Bars: the project's CSV bar files, trendbar periods, aggregation, and the trendbar delta
+//! encoding of the Open API.
+//!
+//! Prices are integers in 1e-5 units ("wire prices"), as on the Open API wire, whatever the
+//! symbol's `digits`; they are parsed from the CSV's decimal text exactly (no float round trip).
+//! Times are Unix milliseconds (UTC).
+
+use std::fmt;
+use std::path::Path;
+
+/// One bar: open time (Unix ms, UTC), bid OHLC in 1e-5 units, tick volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bar {
+    /// Open time, Unix milliseconds.
+    pub time_ms: i64,
+    /// Open price (1e-5 units).
+    pub open: i64,
+    /// High price (1e-5 units).
+    pub high: i64,
+    /// Low price (1e-5 units).
+    pub low: i64,
+    /// Close price (1e-5 units).
+    pub close: i64,
+    /// Tick volume.
+    pub volume: i64,
+}
+
+/// A trendbar period, numbered as `ProtoOATrendbarPeriod`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    /// 1 minute.
+    M1 = 1,
+    /// 2 minutes.
+    M2 = 2,
+    /// 3 minutes.
+    M3 = 3,
+    /// 4 minutes.
+    M4 = 4,
+    /// 5 minutes.
+    M5 = 5,
+    /// 10 minutes.
+    M10 = 6,
+    /// 15 minutes.
+    M15 = 7,
+    /// 30 minutes.
+    M30 = 8,
+    /// 1 hour.
+    H1 = 9,
+    /// 4 hours.
+    H4 = 10,
+    /// 12 hours.
+    H12 = 11,
+    /// 1 day (UTC midnight to midnight).
+    D1 = 12,
+    /// 1 week (the sim starts weeks on Monday 00:00 UTC; Spotware does not document it).
+    W1 = 13,
+    /// 1 calendar month (UTC).
+    MN1 = 14,
+}
+
+/// Every period, shortest first.
+pub const ALL_PERIODS: [Period; 14] = [
+    Period::M1,
+    Period::M2,
+    Period::M3,
+    Period::M4,
+    Period::M5,
+    Period::M10,
+    Period::M15,
+    Period::M30,
+    Period::H1,
+    Period::H4,
+    Period::H12,
+    Period::D1,
+    Period::W1,
+    Period::MN1,
+];
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+impl Period {
+    /// The `ProtoOATrendbarPeriod` number.
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+
+    /// The period for a `ProtoOATrendbarPeriod` number.
+    pub fn from_number(n: i32) -> Option<Self> {
+        ALL_PERIODS.iter().copied().find(|p| p.number() == n)
+    }
+
+    /// The period's name (`"M15"`, `"H1"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::M1 => "M1",
+            Period::M2 => "M2",
+            Period::M3 => "M3",
+            Period::M4 => "M4",
+            Period::M5 => "M5",
+            Period::M10 => "M10",
+            Period::M15 => "M15",
+            Period::M30 => "M30",
+            Period::H1 => "H1",
+            Period::H4 => "H4",
+            Period::H12 => "H12",
+            Period::D1 => "D1",
+            Period::W1 => "W1",
+            Period::MN1 => "MN1",
+        }
+    }
+
+    /// Parses a period name (case-insensitive).
+    pub fn from_name(s: &str) -> Option<Self> {
+        ALL_PERIODS.iter().copied().find(|p| p.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Fixed length in ms (`None` for MN1).
+    pub fn fixed_ms(self) -> Option<i64> {
+        Some(match self {
+            Period::M1 => MINUTE_MS,
+            Period::M2 => 2 * MINUTE_MS,
+            Period::M3 => 3 * MINUTE_MS,
+            Period::M4 => 4 * MINUTE_MS,
+            Period::M5 => 5 * MINUTE_MS,
+            Period::M10 => 10 * MINUTE_MS,
+            Period::M15 => 15 * MINUTE_MS,
+            Period::M30 => 30 * MINUTE_MS,
+            Period::H1 => 60 * MINUTE_MS,
+            Period::H4 => 240 * MINUTE_MS,
+            Period::H12 => 720 * MINUTE_MS,
+            Period::D1 => DAY_MS,
+            Period::W1 => 7 * DAY_MS,
+            Period::MN1 => return None,
+        })
+    }
+
+    /// Start of the bucket (bar open time) that contains `t_ms`.
+    pub fn bucket_start(self, t_ms: i64) -> i64 {
+        match self {
+            Period::W1 => {
+                // 1970-01-01 was a Thursday; Monday 1970-01-05 is day 4.
+                let monday0 = 4 * DAY_MS;
+                monday0 + (t_ms - monday0).div_euclid(7 * DAY_MS) * 7 * DAY_MS
+            }
+            Period::MN1 => {
+                let (y, m, _) = civil_from_days(t_ms.div_euclid(DAY_MS));
+                days_from_civil(y, m, 1) * DAY_MS
+            }
+            p => {
+                // Fixed periods other than W1 divide a day, so UTC-aligned buckets.
+                let len = p.fixed_ms().unwrap_or(MINUTE_MS);
+                t_ms.div_euclid(len) * len
+            }
+        }
+    }
+
+    /// End (exclusive) of the bucket that starts at `start_ms`.
+    pub fn bucket_end(self, start_ms: i64) -> i64 {
+        match self.fixed_ms() {
+            Some(len) => start_ms + len,
+            None => {
+                let (y, m, _) = civil_from_days(start_ms.div_euclid(DAY_MS));
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                days_from_civil(ny, nm, 1) * DAY_MS
+            }
+        }
+    }
+
+    /// True when every bucket of `self` is a union of whole buckets of `finer`.
+    pub fn is_multiple_of(self, finer: Period) -> bool {
+        if self == finer {
+            return true;
+        }
+        match (self.fixed_ms(), finer.fixed_ms()) {
+            (_, None) => false,
+            (None, Some(f)) => DAY_MS % f == 0,
+            (Some(s), Some(f)) => {
+                if self == Period::W1 {
+                    DAY_MS % f == 0
+                } else {
+                    s % f == 0 && finer != Period::W1
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A trendbar in the Open API's delta encoding (`ProtoOATrendbar`): `low` plus unsigned deltas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trendbar {
+    /// The bar's period.
+    pub period: Period,
+    /// Open time in whole Unix minutes (`utcTimestampInMinutes`).
+    pub utc_minutes: u32,
+    /// Low price, 1e-5 units.
+    pub low: i64,
+    /// open − low.
+    pub delta_open: u64,
+    /// close − low.
+    pub delta_close: u64,
+    /// high − low.
+    pub delta_high: u64,
+    /// Tick volume.
+    pub volume: i64,
+}
+
+impl Trendbar {
+    /// Encodes a bar. Prices must satisfy low ≤ open, close ≤ high (checked when bars load).
+    pub fn encode(period: Period, bar: &Bar) -> Self {
+        Trendbar {
+            period,
+            utc_minutes: u32::try_from(bar.time_ms.div_euclid(MINUTE_MS)).unwrap_or(u32::MAX),
+            low: bar.low,
+            delta_open: (bar.open - bar.low).max(0) as u64,
+            delta_close: (bar.close - bar.low).max(0) as u64,
+            delta_high: (bar.high - bar.low).max(0) as u64,
+            volume: bar.volume,
+        }
+    }
+
+    /// Decodes back to a bar.
+    pub fn decode(&self) -> Bar {
+        Bar {
+            time_ms: i64::from(self.utc_minutes) * MINUTE_MS,
+            open: self.low + self.delta_open as i64,
+            high: self.low + self.delta_high as i64,
+            low: self.low,
+            close: self.low + self.delta_close as i64,
+            volume: self.volume,
+        }
+    }
+}
+
+/// Why a bar file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BarError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The first line is not the expected header.
+    #[error("{path}: line 1: expected header `time,open,high,low,close,volume`, got `{got}`")]
+    Header {
+        /// The file.
+        path: String,
+        /// What was there.
+        got: String,
+    },
+    /// A bar line is invalid.
+    #[error("{path}: line {line}: {reason}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file has no bars.
+    #[error("{path}: no bars")]
+    Empty {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Reads a bar CSV file (DESIGN.md format).
+pub fn read_bar_file(path: &Path) -> Result<Vec<Bar>, BarError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| BarError::Io { path: p.clone(), source })?;
+    parse_bars(&p, &text)
+}
+
+/// Parses bar CSV text: header `time,open,high,low,close,volume`, oldest first, ISO-8601 UTC open
+/// times, decimal bid prices, integer tick volume. Refuses NaN, non-positive prices, high < low,
+/// open/close outside [low, high], more than 5 decimals, and times not after the previous one.
+pub fn parse_bars(path: &str, text: &str) -> Result<Vec<Bar>, BarError> {
+    let mut lines = text.lines().enumerate();
+    let header = loop {
+        match lines.next() {
+            Some((_, l)) if l.trim().is_empty() => continue,
+            Some((_, l)) => break l.trim().trim_start_matches('\u{feff}').to_string(),
+            None => return Err(BarError::Empty { path: path.to_string() }),
+        }
+    };
+    let cols: Vec<String> = header.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    if cols != ["time", "open", "high", "low", "close", "volume"] {
+        return Err(BarError::Header { path: path.to_string(), got: header });
+    }
+    let mut bars: Vec<Bar> = Vec::new();
+    for (i, line) in lines {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |reason: String| BarError::Line { path: path.to_string(), line: line_no, reason };
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 6 {
+            return Err(bad(format!("expected 6 fields, got {}", f.len())));
+        }
+        let time_ms = parse_iso_utc(f[0]).ok_or_else(|| bad(format!("bad time `{}`", f[0])))?;
+        let mut px = [0i64; 4];
+        for (k, name) in ["open", "high", "low", "close"].iter().enumerate() {
+            let v = parse_price(f[k + 1]).map_err(|e| bad(format!("{name}: {e}")))?;
+            if v <= 0 {
+                return Err(bad(format!("{name} is not positive")));
+            }
+            px[k] = v;
+        }
+        let [open, high, low, close] = px;
+        if high < low {
+            return Err(bad("high < low".into()));
+        }
+        if open < low || open > high || close < low || close > high {
+            return Err(bad("open/close outside [low, high]".into()));
+        }
+        let volume: i64 = f[5]
+            .parse::<i64>()
+            .ok()
+            .or_else(|| f[5].parse::<f64>().ok().filter(|v| v.fract() == 0.0 && *v >= 0.0).map(|v| v as i64))
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| bad(format!("bad volume `{}`", f[5])))?;
+        if let Some(prev) = bars.last() {
+            if time_ms <= prev.time_ms {
+                return Err(bad("time is not after the previous bar's".into()));
+            }
+        }
+        bars.push(Bar { time_ms, open, high, low, close, volume });
+    }
+    if bars.is_empty() {
+        return Err(BarError::Empty { path: path.to_string() });
+    }
+    Ok(bars)
+}
+
+/// Parses a decimal price into 1e-5 units exactly. At most 5 decimals.
+pub fn parse_price(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (body, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return Err(format!("not a number `{s}`"));
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("not a decimal number `{s}`"));
+    }
+    let frac_trim = frac.trim_end_matches('0');
+    if frac_trim.len() > 5 {
+        return Err(format!("more than 5 decimals `{s}`"));
+    }
+    let int_v: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("too large `{s}`"))? };
+    let mut frac_v: i64 = 0;
+    for (k, b) in frac_trim.bytes().enumerate() {
+        frac_v += i64::from(b - b'0') * 10i64.pow(4 - k as u32);
+    }
+    let v = int_v.checked_mul(100_000).and_then(|v| v.checked_add(frac_v)).ok_or_else(|| format!("too large `{s}`"))?;
+    Ok(if neg { -v } else { v })
+}
+
+/// Formats a 1e-5 price with `digits` decimals (for logs and CSV output).
+pub fn format_price(p: i64, digits: u32) -> String {
+    let sign = if p < 0 { "-" } else { "" };
+    let a = p.unsigned_abs();
+    let int = a / 100_000;
+    let frac = a % 100_000;
+    if digits == 0 {
+        return format!("{sign}{int}");
+    }
+    let frac_s = format!("{frac:05}");
+    let d = (digits as usize).min(5);
+    format!("{sign}{int}.{}", &frac_s[..d])
+}
+
+/// A 1e-5 wire price as the f64 a client sees in `executionPrice` (rounded to `digits`).
+pub fn price_to_f64(p: i64, digits: u32) -> f64 {
+    let v = p as f64 / 100_000.0;
+    let scale = 10f64.powi(digits as i32);
+    (v * scale).round() / scale
+}
+
+/// An f64 price (e.g. `baseSlippagePrice`) to 1e-5 units, rounded to nearest.
+pub fn price_from_f64(v: f64) -> i64 {
+    (v * 100_000.0).round() as i64
+}
+
+/// Parses `YYYY-MM-DDTHH:MM[:SS[.fff]]Z` (also `+00:00` or a space instead of `T`) to Unix ms.
+pub fn parse_iso_utc(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).unwrap_or(s);
+    let (date, time) = s.split_once(['T', ' '])?;
+    let mut d = date.split('-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let m: u32 = d.next()?.parse().ok()?;
+    let day: u32 = d.next()?.parse().ok()?;
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut t = time.split(':');
+    let hh: i64 = t.next()?.parse().ok()?;
+    let mm: i64 = t.next()?.parse().ok()?;
+    let (ss, ms) = match t.next() {
+        None => (0, 0),
+        Some(sec) => match sec.split_once('.') {
+            None => (sec.parse::<i64>().ok()?, 0),
+            Some((a, b)) => {
+                let frac: String = b.chars().chain("000".chars()).take(3).collect();
+                (a.parse::<i64>().ok()?, frac.parse::<i64>().ok()?)
+            }
+        },
+    };
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+/// Formats Unix ms as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_iso_utc(t_ms: i64) -> String {
+    let days = t_ms.div_euclid(DAY_MS);
+    let rem = t_ms.rem_euclid(DAY_MS) / 1000;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date (y, m, d) of a day number since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Aggregates bars of a finer period into `period` buckets. Each output bar is stamped with the
+/// bucket's start; empty buckets produce no bar (gaps are normal).
+pub fn aggregate(bars: &[Bar], period: Period) -> Vec<Bar> {
+    let mut out: Vec<Bar> = Vec::new();
+    for b in bars {
+        let start = period.bucket_start(b.time_ms);
+        match out.last_mut() {
+            Some(cur) if cur.time_ms == start => {
+                cur.high = cur.high.max(b.high);
+                cur.low = cur.low.min(b.low);
+                cur.close = b.close;
+                cur.volume += b.volume;
+            }
+            _ => out.push(Bar { time_ms: start, ..*b }),
+        }
+    }
+    out
+}
+
+/// Guesses the period of a bar series from its smallest gap between consecutive bars.
+pub fn infer_period(bars: &[Bar]) -> Option<Period> {
+    let gap = bars.windows(2).map(|w| w[1].time_ms - w[0].time_ms).min()?;
+    ALL_PERIODS.iter().copied().find(|p| p.fixed_ms() == Some(gap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_exactly() {
+        assert_eq!(parse_price("1.08542"), Ok(108_542));
+        assert_eq!(parse_price("1.1"), Ok(110_000));
+        assert_eq!(parse_price("4512.25"), Ok(451_225_000));
+        assert_eq!(parse_price("187"), Ok(18_700_000));
+        assert_eq!(parse_price("1.085420"), Ok(108_542));
+        assert!(parse_price("1.085421").is_err());
+        assert!(parse_price("NaN").is_err());
+        assert!(parse_price("").is_err());
+        assert_eq!(format_price(108_542, 5), "1.08542");
+        assert_eq!(format_price(451_225_000, 2), "4512.25");
+    }
+
+    #[test]
+    fn iso_times_round_trip() {
+        let t = parse_iso_utc("2021-03-01T00:15:00Z").unwrap();
+        assert_eq!(t, 1_614_557_700_000);
+        assert_eq!(format_iso_utc(t), "2021-03-01T00:15:00Z");
+        assert_eq!(parse_iso_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_iso_utc("2024-02-29 23:59"), Some(1_709_251_140_000));
+        assert!(parse_iso_utc("2021-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn csv_is_validated_with_line_numbers() {
+        let ok = "time,open,high,low,close,volume\n2021-03-01T00:00:00Z,1.1,1.2,1.0,1.15,10\n";
+        assert_eq!(parse_bars("x", ok).unwrap().len(), 1);
+        let bad = "time,open,high,low,close,volume\n2021-03-01T00:00:00Z,1.1,1.0,1.2,1.15,10\n";
+        let e = parse_bars("x", bad).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("high < low"), "{e}");
+        let back = "time,open,high,low,close,volume\n2021-03-01T00:15:00Z,1,1,1,1,1\n2021-03-01T00:00:00Z,1,1,1,1,1\n";
+        assert!(parse_bars("x", back).unwrap_err().to_string().contains("line 3"));
+        let nan = "time,open,high,low,close,volume\n2021-03-01T00:15:00Z,NaN,1,1,1,1\n";
+        assert!(parse_bars("x", nan).is_err());
+    }
+
+    #[test]
+    fn trendbar_delta_round_trip() {
+        let b = Bar { time_ms: 1_614_557_700_000, open: 108_542, high: 108_600, low: 108_500, close: 108_510, volume: 42 };
+        let t = Trendbar::encode(Period::M15, &b);
+        assert_eq!((t.low, t.delta_open, t.delta_close, t.delta_high), (108_500, 42, 10, 100));
+        assert_eq!(t.utc_minutes, 26_909_295);
+        assert_eq!(t.decode(), b);
+    }
+
+    #[test]
+    fn buckets() {
+        let t = parse_iso_utc("2021-03-03T13:47:00Z").unwrap();
+        assert_eq!(format_iso_utc(Period::H4.bucket_start(t)), "2021-03-03T12:00:00Z");
+        assert_eq!(format_iso_utc(Period::D1.bucket_start(t)), "2021-03-03T00:00:00Z");
+        assert_eq!(format_iso_utc(Period::W1.bucket_start(t)), "2021-03-01T00:00:00Z");
+        assert_eq!(format_iso_utc(Period::MN1.bucket_start(t)), "2021-03-01T00:00:00Z");
+        assert_eq!(format_iso_utc(Period::MN1.bucket_end(Period::MN1.bucket_start(t))), "2021-04-01T00:00:00Z");
+        assert!(Period::H1.is_multiple_of(Period::M15));
+        assert!(!Period::M15.is_multiple_of(Period::H1));
+        assert!(!Period::M10.is_multiple_of(Period::M15));
+        assert!(Period::MN1.is_multiple_of(Period::D1));
+    }
+
+    #[test]
+    fn aggregation_stamps_bucket_start() {
+        let m = |min: i64, o, h, l, c| Bar { time_ms: min * 60_000, open: o, high: h, low: l, close: c, volume: 1 };
+        let bars = [m(0, 10, 12, 9, 11), m(15, 11, 15, 10, 14), m(30, 14, 14, 8, 9), m(60, 9, 9, 9, 9)];
+        let h1 = aggregate(&bars, Period::H1);
+        assert_eq!(h1.len(), 2);
+        assert_eq!(h1[0], Bar { time_ms: 0, open: 10, high: 15, low: 8, close: 9, volume: 3 });
+        assert_eq!(h1[1].time_ms, 3_600_000);
+        assert_eq!(infer_period(&bars), Some(Period::M15));
+    }
+}

@@ -1,0 +1,1 @@
+"""Oracle Trader v2 training side."""

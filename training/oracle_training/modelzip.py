@@ -1,0 +1,187 @@
+"""The atomic model zip ``SYM_TF.zip`` (seed section 3, contract section 9).
+
+Members: ``SYM_TF_hmm.pkl`` (hmmlearn pickle), ``SYM_TF_ppo.zip`` (SB3 save),
+``SYM_TF_policy.onnx`` (actor logits), ``SYM_TF_hmm.json`` (portable HMM parameters). The zip
+comment is the metadata JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from oracle_training.util import atomic_write_bytes, sha256_bytes
+
+FORMAT_VERSION = "2.0"
+
+SEED_FIELDS = {
+    "format_version": str,
+    "generated_at": str,
+    "symbol": dict,
+    "training_config": dict,
+    "hmm_config": dict,
+    "rl_config": dict,
+    "actions": dict,
+}
+V2_FIELDS = {
+    "window": int,
+    "observation": dict,
+    "hmm": dict,
+    "policy": dict,
+    "members": dict,
+    "data": dict,
+}
+NESTED = {
+    "symbol": ("name", "clean", "timeframe"),
+    "training_config": (
+        "point",
+        "pip_value",
+        "spread_points",
+        "slippage_points",
+        "commission_per_lot",
+        "digits",
+        "lot_sizes",
+    ),
+    "hmm_config": ("n_states", "momentum_period", "consistency_period", "range_period"),
+    "rl_config": ("roc_period", "atr_period", "ema_period", "range_period", "volume_ma_period"),
+    "observation": ("dim", "layout", "rl_norm", "clip"),
+    "hmm": ("covariance_type", "n_states", "n_features", "feature_norm"),
+    "policy": ("obs_dim", "n_actions", "net_arch", "activation"),
+}
+
+
+class ModelZipError(ValueError):
+    """A model zip that must be refused; the message names the zip and the field or member."""
+
+
+def member_names(name: str) -> dict[str, str]:
+    return {
+        "hmm_pkl": f"{name}_hmm.pkl",
+        "ppo": f"{name}_ppo.zip",
+        "onnx": f"{name}_policy.onnx",
+        "hmm_json": f"{name}_hmm.json",
+    }
+
+
+def dumps_json(obj) -> str:
+    """JSON with shortest round-trip floats (Python's repr), stable key order as given."""
+    return json.dumps(obj, indent=None, separators=(",", ":"), allow_nan=False)
+
+
+def write_model_zip(path: str | Path, meta: dict, members: dict[str, bytes]) -> dict:
+    """Write the zip atomically. ``meta['members']`` is (re)filled with each member's sha256.
+    Returns the metadata written."""
+    meta = dict(meta)
+    meta["members"] = {fn: {"sha256": sha256_bytes(data)} for fn, data in members.items()}
+    validate_metadata(meta, Path(path).name, members=set(members))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for fn, data in members.items():
+            info = zipfile.ZipInfo(fn, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+        zf.comment = dumps_json(meta).encode("utf-8")
+    atomic_write_bytes(path, buf.getvalue())
+    return meta
+
+
+def validate_metadata(meta: dict, where: str = "model", members: set | None = None) -> None:
+    if not isinstance(meta, dict):
+        raise ModelZipError(f"{where}: metadata is not a JSON object")
+    for fields in (SEED_FIELDS, V2_FIELDS):
+        for key, typ in fields.items():
+            if key not in meta:
+                raise ModelZipError(f"{where}: metadata field '{key}' is missing")
+            if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+                raise ModelZipError(
+                    f"{where}: metadata field '{key}' must be {typ.__name__}, "
+                    f"got {type(meta[key]).__name__}"
+                )
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ModelZipError(
+            f"{where}: metadata field 'format_version' is {meta['format_version']!r}, "
+            f"expected {FORMAT_VERSION!r}"
+        )
+    for key, subs in NESTED.items():
+        for sub in subs:
+            if sub not in meta[key]:
+                raise ModelZipError(f"{where}: metadata field '{key}.{sub}' is missing")
+    for sub in ("mean", "std"):
+        if sub not in meta["observation"]["rl_norm"]:
+            raise ModelZipError(f"{where}: metadata field 'observation.rl_norm.{sub}' is missing")
+        if sub not in meta["hmm"]["feature_norm"]:
+            raise ModelZipError(f"{where}: metadata field 'hmm.feature_norm.{sub}' is missing")
+    name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
+    want = set(member_names(name).values())
+    have = set(meta["members"])
+    for fn in sorted(want - have):
+        raise ModelZipError(f"{where}: metadata field 'members' lacks member '{fn}'")
+    for fn, info in meta["members"].items():
+        if not isinstance(info, dict) or "sha256" not in info:
+            raise ModelZipError(f"{where}: metadata field 'members.{fn}.sha256' is missing")
+    if members is not None:
+        for fn in sorted(want - set(members)):
+            raise ModelZipError(f"{where}: member '{fn}' is missing from the zip")
+    if len(meta["actions"]) != 7:
+        raise ModelZipError(f"{where}: metadata field 'actions' must have 7 entries")
+    if meta["observation"]["dim"] != 5 + meta["hmm"]["n_states"] + 3:
+        raise ModelZipError(f"{where}: metadata field 'observation.dim' != 5 + n_states + 3")
+
+
+class ModelZip:
+    """A loaded, validated model zip: metadata and member bytes (sha256 checked)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        where = self.path.name
+        try:
+            zf = zipfile.ZipFile(self.path)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ModelZipError(f"{where}: not a readable zip ({e})") from e
+        with zf:
+            try:
+                meta = json.loads(zf.comment.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ModelZipError(f"{where}: the zip comment is not metadata JSON ({e})") from e
+            names = set(zf.namelist())
+            validate_metadata(meta, where, members=names)
+            self.members = {}
+            for fn, info in meta["members"].items():
+                if fn not in names:
+                    raise ModelZipError(f"{where}: member '{fn}' is missing from the zip")
+                data = zf.read(fn)
+                if sha256_bytes(data) != info["sha256"]:
+                    raise ModelZipError(
+                        f"{where}: member '{fn}' sha256 mismatch "
+                        f"(metadata {info['sha256'][:12]}…, file {sha256_bytes(data)[:12]}…)"
+                    )
+                self.members[fn] = data
+        self.meta = meta
+        self.name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
+        self.names = member_names(self.name)
+
+    def member(self, key: str) -> bytes:
+        return self.members[self.names[key]]
+
+    def hmm_dict(self) -> dict:
+        return json.loads(self.member("hmm_json"))
+
+    def spec(self):
+        from oracle_training.spec import TwinSpec
+
+        return TwinSpec.from_metadata(self.meta, self.hmm_dict())
+
+    def load_ppo(self):
+        import torch
+        from stable_baselines3 import PPO
+
+        torch.set_num_threads(1)
+        return PPO.load(io.BytesIO(self.member("ppo")), device="cpu")
+
+    def load_hmm_pickle(self):
+        import pickle
+
+        return pickle.loads(self.member("hmm_pkl"))
