@@ -31,10 +31,6 @@ pub fn replay(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let _ = (out, err);
-    anyhow::bail!(
-        "replay of {} over {}: the model loader (oracle-model) is not wired into this build yet",
-        model.display(),
-        bars.display()
-    )
+    oracle_model::replay(model, bars, out, err)?;
+    Ok(())
 }

@@ -1,1 +1,102 @@
-fn main() {}
+//! `oracle`: one binary for the whole system. `demo` runs simulator + executor + predictor as
+//! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
+//! process each; `replay` prints a model's per-bar trace over a bar file; `doctor` checks a
+//! deployment.
+
+mod demo;
+mod deps;
+mod doctor;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "oracle", version, about = "Oracle Trader v2: live trading runtime for RL models")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// The whole system on the bundled models and bars, with a live view and an HTML report.
+    Demo(demo::DemoArgs),
+    /// The cTrader Open API simulator (`oracle sim --help`).
+    #[command(disable_help_flag = true)]
+    Sim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// The executor: broker session, risk guard, journal, paper book (`oracle executor --help`).
+    #[command(disable_help_flag = true)]
+    Executor {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// The predictor: digital twins, one signal per model per bar (`oracle predictor --help`).
+    #[command(disable_help_flag = true)]
+    Predictor {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// One trace line per bar of a bar file through one model (docs/contract.md §8).
+    Replay {
+        /// The model zip.
+        #[arg(long)]
+        model: PathBuf,
+        /// The bar CSV.
+        #[arg(long)]
+        bars: PathBuf,
+    },
+    /// Deployment checks, one line each: OK/FAIL with the fix.
+    Doctor(doctor::DoctorArgs),
+    /// The end-to-end benchmark (issue 8; not in this build yet).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
+    let mut v = vec![OsString::from(format!("oracle {name}"))];
+    v.extend(args);
+    v
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Demo(a) => demo::run(&a),
+        Cmd::Sim { args } => deps::sim(with_name("sim", args)),
+        Cmd::Executor { args } => deps::executor(with_name("executor", args)),
+        Cmd::Predictor { args } => deps::predictor(with_name("predictor", args)),
+        Cmd::Replay { model, bars } => {
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut err = stderr.lock();
+            let r = deps::replay(&model, &bars, &mut out, &mut err);
+            let flushed = std::io::Write::flush(&mut out);
+            match (r, flushed) {
+                (Ok(()), Ok(())) => 0,
+                (Err(e), _) => {
+                    eprintln!("oracle replay: {e:#}");
+                    1
+                }
+                (_, Err(e)) => {
+                    eprintln!("oracle replay: {e}");
+                    1
+                }
+            }
+        }
+        Cmd::Doctor(a) => doctor::run(&a),
+        Cmd::Bench { args } => {
+            let _ = args;
+            eprintln!("oracle bench: not implemented yet (issue 8)");
+            2
+        }
+    };
+    std::process::exit(code);
+}

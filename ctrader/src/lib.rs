@@ -26,10 +26,14 @@
 
 #![warn(missing_docs)]
 
+pub mod creds;
 pub mod frame;
 pub mod proto;
+pub mod session;
 pub mod units;
 
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameError};
 pub use proto::{Envelope, ErrorCode, OpenApiMessage, Payload};
+pub use creds::{Credentials, Secret};
+pub use session::{Event, Session, SessionConfig, Transmit};
 pub use units::{Bar, VolumeSpec};

@@ -1,1 +1,31 @@
-//! (stub, being written)
+//! The model loader: opens an atomic model zip (`SYM_TF.zip`), validates its metadata (the zip
+//! comment, `docs/contract.md` §9) and member hashes, reads the portable members
+//! (`SYM_TF_hmm.json`, `SYM_TF_policy.onnx` through `onnx2rs`) and builds the core's fixed-size
+//! [`oracle_core::Model`].
+//!
+//! Every refusal names the zip file and the field or member at fault ([`LoadError`]). A folder
+//! of zips loads with [`load_dir`]: a bad zip is reported by name and the others still load.
+//!
+//! Also here, because every tool shares them: the bar CSV reader ([`BarReader`], bad lines by
+//! line number) and [`replay`], the contract §8 replay trace behind `oracle replay`.
+//!
+//! - **Architecture Invariant:** the loader hands the core plain fixed-size parameters; the core
+//!   never sees JSON, zip or ONNX.
+
+mod bars;
+mod dir;
+mod error;
+mod json;
+mod load;
+mod replay;
+
+pub use bars::{
+    BAR_HEADER, BarLine, BarReader, CsvError, format_time, parse_line, parse_time, write_time,
+};
+pub use dir::{FolderLoad, load_dir};
+pub use error::{LoadError, LoadErrorKind};
+pub use load::{
+    CovarianceType, FORMAT_VERSION, LoadedModel, Metadata, load_model, load_model_bytes,
+    parse_metadata,
+};
+pub use replay::{ReplayError, ReplaySummary, TRACE_HEADER, replay};

@@ -114,7 +114,12 @@ pub trait Broker {
     /// Balance, equity, free margin.
     async fn account(&mut self) -> Result<Account, BrokerError>;
     /// Margin a new order would use.
-    async fn expected_margin(&mut self, symbol: &str, volume: i64, buy: bool) -> Result<f64, BrokerError>;
+    async fn expected_margin(
+        &mut self,
+        symbol: &str,
+        volume: i64,
+        buy: bool,
+    ) -> Result<f64, BrokerError>;
     /// Sends a MARKET_RANGE order.
     async fn open(&mut self, req: &OrderReq) -> OrderResult;
     /// Closes a position fully.
@@ -123,7 +128,20 @@ pub trait Broker {
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError>;
     /// Looks up what became of an order whose outcome is unknown (deal list since `since`).
     /// `Ok(None)`: the broker has no trace of it (it never executed).
-    async fn find_order(&mut self, client_order_id: &str, since: i64) -> Result<Option<OrderResult>, BrokerError>;
+    async fn find_order(
+        &mut self,
+        client_order_id: &str,
+        since: i64,
+    ) -> Result<Option<OrderResult>, BrokerError>;
+    /// Unrealised P&L of a position, when the session knows it (drift ledger).
+    fn position_pnl(&self, _position_id: u64) -> Option<f64> {
+        None
+    }
     /// The last `count` closed bars of a stream, oldest first.
-    async fn history(&mut self, symbol: &str, tf: oracle_ipc::Timeframe, count: u32) -> Result<Vec<BarData>, BrokerError>;
+    async fn history(
+        &mut self,
+        symbol: &str,
+        tf: oracle_ipc::Timeframe,
+        count: u32,
+    ) -> Result<Vec<BarData>, BrokerError>;
 }

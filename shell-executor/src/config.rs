@@ -96,8 +96,14 @@ pub enum ConfigError {
     },
 }
 
-const SYMBOL_KEYS: [&str; 6] =
-    ["enabled", "lot_weak", "lot_moderate", "lot_strong", "max_spread_points", "slippage_points"];
+const SYMBOL_KEYS: [&str; 6] = [
+    "enabled",
+    "lot_weak",
+    "lot_moderate",
+    "lot_strong",
+    "max_spread_points",
+    "slippage_points",
+];
 const RISK_KEYS: [&str; 9] = [
     "daily_loss_pct",
     "max_drawdown_pct",
@@ -113,7 +119,12 @@ const RISK_KEYS: [&str; 9] = [
 /// Validates a parsed document.
 pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
     let mut errs = Vec::new();
-    let mut e = |key: String, msg: &str| errs.push(KeyError { key, msg: msg.to_string() });
+    let mut e = |key: String, msg: &str| {
+        errs.push(KeyError {
+            key,
+            msg: msg.to_string(),
+        })
+    };
     let Some(top) = v.as_object() else {
         e("(top)".into(), "must be a JSON object");
         return Err(errs);
@@ -141,12 +152,18 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                         Value::Null => risk.initial_balance = None,
                         _ => match rv.as_f64() {
                             Some(x) if x > 0.0 => risk.initial_balance = Some(x),
-                            _ => e(key, "must be a positive number or null (null = the balance at first start)"),
+                            _ => e(
+                                key,
+                                "must be a positive number or null (null = the balance at first start)",
+                            ),
                         },
                     },
                     "day_start" => match rv.as_str().and_then(DayStart::parse) {
                         Some(d) => risk.day_start = d,
-                        None => e(key, "must be \"CET\" (midnight Europe/Prague, DST aware), \"UTC\" or \"UTC+HH:MM\"/\"UTC-HH:MM\""),
+                        None => e(
+                            key,
+                            "must be \"CET\" (midnight Europe/Prague, DST aware), \"UTC\" or \"UTC+HH:MM\"/\"UTC-HH:MM\"",
+                        ),
                     },
                     "daily_anchor" => match rv.as_str() {
                         Some("balance") => risk.daily_anchor = DailyAnchor::Balance,
@@ -156,7 +173,10 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                     },
                     "stale_after_secs" => match rv.as_u64() {
                         Some(x) if x > 0 => risk.stale_after_secs = x as i64,
-                        _ => e(key, "must be a positive integer (seconds after the bar's close)"),
+                        _ => e(
+                            key,
+                            "must be a positive integer (seconds after the bar's close)",
+                        ),
                     },
                     "slippage_points" => match rv.as_u64() {
                         Some(x) if x <= u64::from(u32::MAX) => risk.slippage_points = x as u32,
@@ -169,17 +189,26 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                             _ => e(key, "must be a non-negative number or null"),
                         },
                     },
-                    _ => e(key, &format!("unknown key (known: {})", RISK_KEYS.join(", "))),
+                    _ => e(
+                        key,
+                        &format!("unknown key (known: {})", RISK_KEYS.join(", ")),
+                    ),
                 }
             }
             continue;
         }
         if !oracle_ipc::valid_symbol(k) {
-            e(k.clone(), "not a symbol name (1-32 of A-Z a-z 0-9 . _ - #) nor \"risk\"");
+            e(
+                k.clone(),
+                "not a symbol name (1-32 of A-Z a-z 0-9 . _ - #) nor \"risk\"",
+            );
             continue;
         }
         let Some(s) = val.as_object() else {
-            e(k.clone(), "must be an object {enabled, lot_weak, lot_moderate, lot_strong}");
+            e(
+                k.clone(),
+                "must be an object {enabled, lot_weak, lot_moderate, lot_strong}",
+            );
             continue;
         };
         let mut sc = SymbolConfig {
@@ -218,10 +247,16 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                     Some(x) if x <= u64::from(u32::MAX) => sc.slippage_points = Some(x as u32),
                     _ => e(key, "must be a non-negative integer (points)"),
                 },
-                _ => e(key, &format!("unknown key (known: {})", SYMBOL_KEYS.join(", "))),
+                _ => e(
+                    key,
+                    &format!("unknown key (known: {})", SYMBOL_KEYS.join(", ")),
+                ),
             }
         }
-        for (i, name) in ["lot_weak", "lot_moderate", "lot_strong"].iter().enumerate() {
+        for (i, name) in ["lot_weak", "lot_moderate", "lot_strong"]
+            .iter()
+            .enumerate()
+        {
             if sc.lots[i].is_nan() && s.get(*name).is_none() {
                 e(format!("{k}.{name}"), "missing");
             }
@@ -230,24 +265,35 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
         if w.is_finite() && m.is_finite() && st.is_finite() && !(w <= m && m <= st) {
             e(
                 k.clone(),
-                &format!("lots must not decrease: lot_weak {w} <= lot_moderate {m} <= lot_strong {st}"),
+                &format!(
+                    "lots must not decrease: lot_weak {w} <= lot_moderate {m} <= lot_strong {st}"
+                ),
             );
         }
         symbols.insert(k.clone(), sc);
     }
-    if errs.is_empty() { Ok(ExecutorConfig { risk, symbols }) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(ExecutorConfig { risk, symbols })
+    } else {
+        Err(errs)
+    }
 }
 
 /// Adds `enabled: false` + default lots for each symbol of `seen` missing from `doc`; returns the
 /// names added. Existing entries and their order are left as they are.
 pub fn add_missing(doc: &mut Value, seen: &[String]) -> Vec<String> {
-    let Some(top) = doc.as_object_mut() else { return Vec::new() };
+    let Some(top) = doc.as_object_mut() else {
+        return Vec::new();
+    };
     let mut added = Vec::new();
     for s in seen {
         if s != "risk" && !top.contains_key(s) {
             let mut m = Map::new();
             m.insert("enabled".into(), Value::Bool(false));
-            for (k, v) in ["lot_weak", "lot_moderate", "lot_strong"].iter().zip(DEFAULT_LOTS) {
+            for (k, v) in ["lot_weak", "lot_moderate", "lot_strong"]
+                .iter()
+                .zip(DEFAULT_LOTS)
+            {
                 m.insert((*k).into(), serde_json::json!(v));
             }
             top.insert(s.clone(), Value::Object(m));
@@ -259,7 +305,10 @@ pub fn add_missing(doc: &mut Value, seen: &[String]) -> Vec<String> {
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     {
@@ -279,21 +328,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// rewrites it atomically if anything was added, and validates it.
 pub fn load(path: &Path, seen: &[String]) -> Result<(ExecutorConfig, Vec<String>), ConfigError> {
     let mut doc = match fs::read(path) {
-        Ok(b) => serde_json::from_slice::<Value>(&b)
-            .map_err(|source| ConfigError::Json { path: path.into(), source })?,
+        Ok(b) => serde_json::from_slice::<Value>(&b).map_err(|source| ConfigError::Json {
+            path: path.into(),
+            source,
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Map::new()),
-        Err(source) => return Err(ConfigError::Io { path: path.into(), source }),
+        Err(source) => {
+            return Err(ConfigError::Io {
+                path: path.into(),
+                source,
+            });
+        }
     };
     // Validate what the user wrote first: never rewrite a file we would refuse.
-    from_value(&doc).map_err(|errors| ConfigError::Keys { path: path.into(), errors })?;
+    from_value(&doc).map_err(|errors| ConfigError::Keys {
+        path: path.into(),
+        errors,
+    })?;
     let added = add_missing(&mut doc, seen);
     if !added.is_empty() {
-        let mut text = serde_json::to_vec_pretty(&doc)
-            .map_err(|source| ConfigError::Json { path: path.into(), source })?;
+        let mut text = serde_json::to_vec_pretty(&doc).map_err(|source| ConfigError::Json {
+            path: path.into(),
+            source,
+        })?;
         text.push(b'\n');
-        write_atomic(path, &text).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        write_atomic(path, &text).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
     }
-    let cfg = from_value(&doc).map_err(|errors| ConfigError::Keys { path: path.into(), errors })?;
+    let cfg = from_value(&doc).map_err(|errors| ConfigError::Keys {
+        path: path.into(),
+        errors,
+    })?;
     Ok((cfg, added))
 }
 
@@ -317,7 +384,9 @@ pub fn scan_models(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
         if path.extension().and_then(|e| e.to_str()) != Some("zip") {
             continue;
         }
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         let Some((sym, tf)) = stem.rsplit_once('_') else {
             tracing::warn!(file = %path.display(), "model file name is not SYM_TF.zip; skipped");
             continue;
@@ -342,7 +411,10 @@ fn zip_comment_symbol(path: &Path) -> Option<String> {
     let z = zip::ZipArchive::new(f).ok()?;
     let meta: Value = serde_json::from_slice(z.comment()).ok()?;
     let sym = meta.get("symbol")?;
-    sym.get("name").or_else(|| sym.get("clean"))?.as_str().map(str::to_string)
+    sym.get("name")
+        .or_else(|| sym.get("clean"))?
+        .as_str()
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -398,8 +470,14 @@ mod tests {
         assert!(added.is_empty());
         // A broken file is refused and not rewritten.
         fs::write(&p, r#"{"US500": {"lot_weak": 0.1}}"#).unwrap();
-        assert!(matches!(load(&p, &["EURUSD".into()]), Err(ConfigError::Keys { .. })));
-        assert_eq!(fs::read_to_string(&p).unwrap(), r#"{"US500": {"lot_weak": 0.1}}"#);
+        assert!(matches!(
+            load(&p, &["EURUSD".into()]),
+            Err(ConfigError::Keys { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            r#"{"US500": {"lot_weak": 0.1}}"#
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,7 +31,8 @@ pub struct DriftRow {
 }
 
 /// CSV header matching [`DriftRow`].
-pub const CSV_HEADER: &str = "bar_time,model,virtual_pos,virtual_pnl,real_pos,real_pnl,paper_pos,paper_pnl,ack";
+pub const CSV_HEADER: &str =
+    "bar_time,model,virtual_pos,virtual_pnl,real_pos,real_pnl,paper_pos,paper_pnl,ack";
 
 /// Writes rows to `<base>.jsonl` and `<base>.csv`.
 #[derive(Debug)]
@@ -61,7 +62,15 @@ impl DriftLedger {
         writeln!(
             self.csv,
             "{},{},{},{:.2},{},{:.2},{},{:.2},{}",
-            r.bar_time, r.model, r.virtual_pos, r.virtual_pnl, r.real_pos, r.real_pnl, r.paper_pos, r.paper_pnl, r.ack
+            r.bar_time,
+            r.model,
+            r.virtual_pos,
+            r.virtual_pnl,
+            r.real_pos,
+            r.real_pnl,
+            r.paper_pos,
+            r.paper_pnl,
+            r.ack
         )
     }
 }

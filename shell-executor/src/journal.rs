@@ -43,6 +43,8 @@ pub enum Record {
         symbol: String,
         /// Buy side.
         buy: bool,
+        /// The target action of the signal (`LONG_WEAK`…).
+        action: crate::policy::ActionName,
         /// Volume (cents).
         volume: i64,
         /// Position closed (close only).
@@ -99,6 +101,8 @@ pub struct Replayed {
     pub models: BTreeMap<ModelKey, ModelState>,
     /// Intents without an outcome (or with `unknown`), by client order id.
     pub pending: BTreeMap<String, Record>,
+    /// Every intent ever journaled, by client order id (to explain positions at reconcile).
+    pub intents: HashMap<String, Record>,
     /// ACKs answered, by (model, bar time).
     pub acks: HashMap<(ModelKey, i64), String>,
     /// Risk anchors (initial, day start, anchor).
@@ -131,7 +135,13 @@ impl Journal {
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok((Journal { file, path: path.to_path_buf() }, rep))
+        Ok((
+            Journal {
+                file,
+                path: path.to_path_buf(),
+            },
+            rep,
+        ))
     }
 
     /// The path.
@@ -151,6 +161,7 @@ impl Journal {
 fn apply(rep: &mut Replayed, r: Record) {
     match &r {
         Record::Intent { coid, .. } => {
+            rep.intents.insert(coid.clone(), r.clone());
             rep.pending.insert(coid.clone(), r);
         }
         Record::Outcome { coid, result, .. } => {
@@ -164,7 +175,11 @@ fn apply(rep: &mut Replayed, r: Record) {
         Record::Ack { model, bt, line } => {
             rep.acks.insert((model.clone(), *bt), line.clone());
         }
-        Record::Risk { initial, day_start, anchor } => rep.risk = Some((*initial, *day_start, *anchor)),
+        Record::Risk {
+            initial,
+            day_start,
+            anchor,
+        } => rep.risk = Some((*initial, *day_start, *anchor)),
     }
 }
 
@@ -186,7 +201,10 @@ pub fn client_order_id(key: &ModelKey, bt: i64, op: Op) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     let sym: String = key.symbol.chars().take(12).collect();
-    format!("ot-{sym}~{h:08x}-{}-{bt}-{op}", key.tf).chars().take(50).collect()
+    format!("ot-{sym}~{h:08x}-{}-{bt}-{op}", key.tf)
+        .chars()
+        .take(50)
+        .collect()
 }
 
 #[cfg(test)]
@@ -197,7 +215,10 @@ mod tests {
     #[test]
     fn coid_is_short_and_deterministic() {
         let k = ModelKey::new("EURUSD", Timeframe::M15);
-        assert_eq!(client_order_id(&k, 1_614_557_700, Op::Open), "ot-EURUSD-M15-1614557700-O");
+        assert_eq!(
+            client_order_id(&k, 1_614_557_700, Op::Open),
+            "ot-EURUSD-M15-1614557700-O"
+        );
         let long = ModelKey::new(&"X".repeat(32), Timeframe::MN1);
         let a = client_order_id(&long, 253_402_300_799, Op::Close);
         assert!(a.len() <= 50, "{a}");
@@ -222,6 +243,7 @@ mod tests {
                     op: Op::Open,
                     symbol: "EURUSD".into(),
                     buy: true,
+                    action: crate::policy::ActionName(oracle_ipc::Action::LongWeak),
                     volume: 100_000,
                     position_id: None,
                     bt: 900,
@@ -240,7 +262,12 @@ mod tests {
                 }
             }
         }
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"t\":\"outc").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"t\":\"outc")
+            .unwrap();
         let (_, rep) = Journal::open(&p).unwrap();
         assert_eq!(rep.pending.keys().collect::<Vec<_>>(), vec!["b"]);
         assert_eq!(rep.bad_lines, 1);

@@ -4,7 +4,7 @@
 //!   chasing), tested without sockets;
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day), sans-IO;
 //! - [`volume`]: lots → cTrader volume in cents;
-//! - [`config`]: `executor_config.json`;
+//! - [`config`] — `executor_config.json`;
 //! - [`journal`]: the append-only, fsynced order journal and client order ids;
 //! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
 //!   internal simulated book that implements it (paper mode and tests);

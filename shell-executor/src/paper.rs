@@ -102,14 +102,22 @@ impl PaperBook {
     }
 
     fn pnl(&self, p: &BrokerPosition) -> f64 {
-        let Some(q) = self.quotes.get(&p.symbol) else { return 0.0 };
+        let Some(q) = self.quotes.get(&p.symbol) else {
+            return 0.0;
+        };
         let units = p.volume as f64 / 100.0;
-        if p.buy { (q.bid - p.price) * units } else { (p.price - q.ask) * units }
+        if p.buy {
+            (q.bid - p.price) * units
+        } else {
+            (p.price - q.ask) * units
+        }
     }
 
     /// Unrealised P&L of one position.
     pub fn position_pnl(&self, position_id: u64) -> f64 {
-        self.positions.get(&position_id).map_or(0.0, |p| self.pnl(p))
+        self.positions
+            .get(&position_id)
+            .map_or(0.0, |p| self.pnl(p))
     }
 
     fn margin_of(&self, symbol: &str, volume: i64) -> f64 {
@@ -119,7 +127,10 @@ impl PaperBook {
 
     fn execute_open(&mut self, req: &OrderReq) -> OrderResult {
         let Some(q) = self.quotes.get(&req.symbol).copied() else {
-            return OrderResult::Rejected { code: "MARKET_CLOSED".into(), msg: "no price".into() };
+            return OrderResult::Rejected {
+                code: "MARKET_CLOSED".into(),
+                msg: "no price".into(),
+            };
         };
         let price = if req.buy { q.ask } else { q.bid };
         let spec = self.specs.get(&req.symbol);
@@ -133,7 +144,10 @@ impl PaperBook {
         }
         let acc = self.account_now();
         if self.margin_of(&req.symbol, req.volume) > acc.free_margin {
-            return OrderResult::Rejected { code: "NOT_ENOUGH_MONEY".into(), msg: "free margin".into() };
+            return OrderResult::Rejected {
+                code: "NOT_ENOUGH_MONEY".into(),
+                msg: "free margin".into(),
+            };
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -149,38 +163,76 @@ impl PaperBook {
                 price,
             },
         );
-        self.deals.push(Deal { client_order_id: req.client_order_id.clone(), position_id: id, price, volume: req.volume });
-        OrderResult::Filled { position_id: id, price, volume: req.volume }
+        self.deals.push(Deal {
+            client_order_id: req.client_order_id.clone(),
+            position_id: id,
+            price,
+            volume: req.volume,
+        });
+        OrderResult::Filled {
+            position_id: id,
+            price,
+            volume: req.volume,
+        }
     }
 
     fn execute_close(&mut self, position_id: u64, coid: &str) -> OrderResult {
         let Some(p) = self.positions.get(&position_id).cloned() else {
-            return OrderResult::Rejected { code: "POSITION_NOT_FOUND".into(), msg: format!("position {position_id}") };
+            return OrderResult::Rejected {
+                code: "POSITION_NOT_FOUND".into(),
+                msg: format!("position {position_id}"),
+            };
         };
         let Some(q) = self.quotes.get(&p.symbol).copied() else {
-            return OrderResult::Rejected { code: "MARKET_CLOSED".into(), msg: "no price".into() };
+            return OrderResult::Rejected {
+                code: "MARKET_CLOSED".into(),
+                msg: "no price".into(),
+            };
         };
         let price = if p.buy { q.bid } else { q.ask };
         self.balance += self.pnl(&p);
         self.positions.remove(&position_id);
-        self.deals.push(Deal { client_order_id: coid.to_string(), position_id, price, volume: p.volume });
-        OrderResult::Filled { position_id, price, volume: p.volume }
+        self.deals.push(Deal {
+            client_order_id: coid.to_string(),
+            position_id,
+            price,
+            volume: p.volume,
+        });
+        OrderResult::Filled {
+            position_id,
+            price,
+            volume: p.volume,
+        }
     }
 
     fn account_now(&self) -> Account {
         let floating: f64 = self.positions.values().map(|p| self.pnl(p)).sum();
-        let used: f64 = self.positions.values().map(|p| self.margin_of(&p.symbol, p.volume)).sum();
+        let used: f64 = self
+            .positions
+            .values()
+            .map(|p| self.margin_of(&p.symbol, p.volume))
+            .sum();
         let equity = self.balance + floating;
-        Account { balance: self.balance, equity, free_margin: equity - used }
+        Account {
+            balance: self.balance,
+            equity,
+            free_margin: equity - used,
+        }
     }
 
     fn faulted(&mut self, coid: &str, run: impl FnOnce(&mut Self) -> OrderResult) -> OrderResult {
         self.orders_seen.push(coid.to_string());
         if !self.up {
-            return OrderResult::Rejected { code: "NOT_CONNECTED".into(), msg: "no session".into() };
+            return OrderResult::Rejected {
+                code: "NOT_CONNECTED".into(),
+                msg: "no session".into(),
+            };
         }
         match self.faults.pop_front() {
-            Some(Fault::Reject(code)) => OrderResult::Rejected { code, msg: "scripted".into() },
+            Some(Fault::Reject(code)) => OrderResult::Rejected {
+                code,
+                msg: "scripted".into(),
+            },
             Some(Fault::Lost { executed }) => {
                 if executed {
                     run(self);
@@ -205,7 +257,12 @@ impl Broker for PaperBook {
     async fn account(&mut self) -> Result<Account, BrokerError> {
         Ok(self.account_now())
     }
-    async fn expected_margin(&mut self, symbol: &str, volume: i64, _buy: bool) -> Result<f64, BrokerError> {
+    async fn expected_margin(
+        &mut self,
+        symbol: &str,
+        volume: i64,
+        _buy: bool,
+    ) -> Result<f64, BrokerError> {
         Ok(self.margin_of(symbol, volume))
     }
     async fn open(&mut self, req: &OrderReq) -> OrderResult {
@@ -222,15 +279,35 @@ impl Broker for PaperBook {
         }
         Ok(self.open_positions())
     }
-    async fn find_order(&mut self, coid: &str, _since: i64) -> Result<Option<OrderResult>, BrokerError> {
-        Ok(self.deals.iter().find(|d| d.client_order_id == coid).map(|d| OrderResult::Filled {
-            position_id: d.position_id,
-            price: d.price,
-            volume: d.volume,
-        }))
+    async fn find_order(
+        &mut self,
+        coid: &str,
+        _since: i64,
+    ) -> Result<Option<OrderResult>, BrokerError> {
+        Ok(self
+            .deals
+            .iter()
+            .find(|d| d.client_order_id == coid)
+            .map(|d| OrderResult::Filled {
+                position_id: d.position_id,
+                price: d.price,
+                volume: d.volume,
+            }))
     }
-    async fn history(&mut self, symbol: &str, tf: oracle_ipc::Timeframe, count: u32) -> Result<Vec<BarData>, BrokerError> {
-        let v = self.bars.get(&(symbol.to_string(), tf)).cloned().unwrap_or_default();
+    fn position_pnl(&self, position_id: u64) -> Option<f64> {
+        Some(PaperBook::position_pnl(self, position_id))
+    }
+    async fn history(
+        &mut self,
+        symbol: &str,
+        tf: oracle_ipc::Timeframe,
+        count: u32,
+    ) -> Result<Vec<BarData>, BrokerError> {
+        let v = self
+            .bars
+            .get(&(symbol.to_string(), tf))
+            .cloned()
+            .unwrap_or_default();
         let n = v.len().saturating_sub(count as usize);
         Ok(v[n..].to_vec())
     }

@@ -39,7 +39,10 @@ pub struct ModelKey {
 impl ModelKey {
     /// Key of a symbol and timeframe.
     pub fn new(symbol: &str, tf: Timeframe) -> Self {
-        ModelKey { symbol: symbol.to_string(), tf: tf.as_str().to_string() }
+        ModelKey {
+            symbol: symbol.to_string(),
+            tf: tf.as_str().to_string(),
+        }
     }
     /// `EURUSD_M15`: the broker position label.
     pub fn label(&self) -> String {
@@ -167,7 +170,13 @@ impl Refusal {
             Refusal::Broker { code, .. } => {
                 let c: String = code
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            '_'
+                        }
+                    })
                     .take(40)
                     .collect();
                 format!("BROKER_{c}")
@@ -181,7 +190,10 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::UnknownSymbol => {
-                write!(f, "symbol is not in executor_config.json or unknown to the broker")
+                write!(
+                    f,
+                    "symbol is not in executor_config.json or unknown to the broker"
+                )
             }
             Refusal::SymbolDisabled => write!(
                 f,
@@ -205,7 +217,10 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NoPrice => write!(f, "no live price for the symbol; entry skipped"),
             Refusal::Spread { points, limit } => {
-                write!(f, "spread {points:.1} points is above the limit {limit:.1}; entry skipped")
+                write!(
+                    f,
+                    "spread {points:.1} points is above the limit {limit:.1}; entry skipped"
+                )
             }
             Refusal::Volume(e) => write!(f, "volume: {e}"),
             Refusal::Margin { need, free, pct } => write!(
@@ -401,7 +416,9 @@ impl Policy {
         bt: i64,
         m: &Market<'_>,
     ) -> Result<OpenOrder, Refusal> {
-        let Some(sc) = cfg.symbols.get(&key.symbol) else { return Err(Refusal::UnknownSymbol) };
+        let Some(sc) = cfg.symbols.get(&key.symbol) else {
+            return Err(Refusal::UnknownSymbol);
+        };
         if !sc.enabled {
             return Err(Refusal::SymbolDisabled);
         }
@@ -413,13 +430,20 @@ impl Policy {
         }
         let age = m.now - (bt + tf.seconds());
         if age > cfg.risk.stale_after_secs {
-            return Err(Refusal::Stale { age, limit: cfg.risk.stale_after_secs });
+            return Err(Refusal::Stale {
+                age,
+                limit: cfg.risk.stale_after_secs,
+            });
         }
         if !m.connected {
             return Err(Refusal::BrokerDown);
         }
-        let Some(spec) = m.spec else { return Err(Refusal::UnknownSymbol) };
-        let Some((bid, ask)) = m.quote else { return Err(Refusal::NoPrice) };
+        let Some(spec) = m.spec else {
+            return Err(Refusal::UnknownSymbol);
+        };
+        let Some((bid, ask)) = m.quote else {
+            return Err(Refusal::NoPrice);
+        };
         let points = (ask - bid) / spec.point();
         if let Some(limit) = sc.max_spread_points.or(cfg.risk.max_spread_points)
             && points > limit + 1e-9
@@ -486,15 +510,31 @@ impl Policy {
             st.missed = true;
             return AckKind::WaitSync("MISSED_ENTRY".into());
         }
-        match (&plan.entry, open) {
+        match (&plan.entry, &open) {
             (Some(Err(r)), _) | (Some(Ok(_)), Some(Exec::Refused(r))) => {
                 st.missed = true;
                 AckKind::Fail(r.code())
             }
-            (Some(Ok(o)), Some(Exec::Filled { position_id, price, volume })) => {
-                st.real = Some(RealPos { position_id, action: ActionName(o.action), volume, price });
+            (
+                Some(Ok(o)),
+                Some(Exec::Filled {
+                    position_id,
+                    price,
+                    volume,
+                }),
+            ) => {
+                let (position_id, price, volume) = (*position_id, *price, *volume);
+                st.real = Some(RealPos {
+                    position_id,
+                    action: ActionName(o.action),
+                    volume,
+                    price,
+                });
                 st.missed = false;
-                AckKind::Ok { ticket: position_id, price }
+                AckKind::Ok {
+                    ticket: position_id,
+                    price,
+                }
             }
             _ => {
                 st.missed = true;
@@ -561,11 +601,19 @@ mod tests {
                 connected: true,
             };
             let plan = self.p.decide(&self.c, &self.k, Timeframe::M15, a, bt, &m);
-            let close = plan.close.as_ref().map(|_| Exec::Filled { position_id: 0, price: 1.2, volume: 0 });
+            let close = plan.close.as_ref().map(|_| Exec::Filled {
+                position_id: 0,
+                price: 1.2,
+                volume: 0,
+            });
             let open = match &plan.entry {
                 Some(Ok(o)) => {
                     self.next_id += 1;
-                    Some(Exec::Filled { position_id: self.next_id, price: o.base_price, volume: o.volume })
+                    Some(Exec::Filled {
+                        position_id: self.next_id,
+                        price: o.base_price,
+                        volume: o.volume,
+                    })
                 }
                 _ => None,
             };
@@ -573,7 +621,10 @@ mod tests {
             (plan, ack)
         }
         fn real(&self) -> Option<Action> {
-            self.p.models.get(&self.k).and_then(|s| s.real.as_ref().map(|r| r.action.0))
+            self.p
+                .models
+                .get(&self.k)
+                .and_then(|s| s.real.as_ref().map(|r| r.action.0))
         }
     }
 
@@ -593,7 +644,13 @@ mod tests {
         // Exit.
         let (p, a) = h.sig(5, Action::Wait);
         assert!(p.close.is_some() && p.entry.is_none());
-        assert_eq!(a, AckKind::Ok { ticket: 102, price: 1.2 });
+        assert_eq!(
+            a,
+            AckKind::Ok {
+                ticket: 102,
+                price: 1.2
+            }
+        );
         assert_eq!(h.real(), None);
     }
 
@@ -621,10 +678,19 @@ mod tests {
     fn first_signal_and_gaps_are_missed_entries() {
         let mut h = H::new();
         // First signal ever is LONG: we did not see the transition.
-        assert_eq!(h.sig(1, Action::LongWeak).1, AckKind::WaitSync("MISSED_ENTRY".into()));
+        assert_eq!(
+            h.sig(1, Action::LongWeak).1,
+            AckKind::WaitSync("MISSED_ENTRY".into())
+        );
         h.sig(2, Action::Wait);
-        // A gap of bars (3, 4 missing): the transition may have happened earlier.
-        assert_eq!(h.sig(5, Action::ShortWeak).1, AckKind::WaitSync("MISSED_ENTRY".into()));
+        // Bars 3 and 4 were streamed but their signals never arrived: the transition may have
+        // happened earlier.
+        h.p.handle_bar(&h.k, 3 * M15);
+        h.p.handle_bar(&h.k, 4 * M15);
+        assert_eq!(
+            h.sig(5, Action::ShortWeak).1,
+            AckKind::WaitSync("MISSED_ENTRY".into())
+        );
     }
 
     #[test]
@@ -632,7 +698,11 @@ mod tests {
         let mut h = H::new();
         h.sig(1, Action::Wait);
         assert!(matches!(h.sig(2, Action::LongWeak).1, AckKind::Ok { .. }));
-        h.halt = Some(Halt::DailyLoss { equity: 1.0, floor: 2.0, day_start: 0 });
+        h.halt = Some(Halt::DailyLoss {
+            equity: 1.0,
+            floor: 2.0,
+            day_start: 0,
+        });
         // Intensity change while halted: the exit runs, the entry is refused.
         let (p, a) = h.sig(3, Action::LongModerate);
         assert!(p.close.is_some());
@@ -647,11 +717,17 @@ mod tests {
         let mut h = H::new();
         h.sig(1, Action::Wait);
         h.c.symbols.get_mut("EURUSD").unwrap().enabled = false;
-        assert_eq!(h.sig(2, Action::LongWeak).1, AckKind::Fail("SYMBOL_DISABLED".into()));
+        assert_eq!(
+            h.sig(2, Action::LongWeak).1,
+            AckKind::Fail("SYMBOL_DISABLED".into())
+        );
         h.c.symbols.get_mut("EURUSD").unwrap().enabled = true;
         h.sig(3, Action::Wait);
         h.c.symbols.get_mut("EURUSD").unwrap().lots = [0.001, 0.03, 0.05];
-        assert_eq!(h.sig(4, Action::LongWeak).1, AckKind::Fail("VOLUME_BELOW_MIN".into()));
+        assert_eq!(
+            h.sig(4, Action::LongWeak).1,
+            AckKind::Fail("VOLUME_BELOW_MIN".into())
+        );
         // Stale: decided 10 minutes after the bar closed.
         h.sig(5, Action::Wait);
         h.p.handle_bar(&h.k, 6 * M15);
@@ -663,8 +739,12 @@ mod tests {
             halt: None,
             connected: true,
         };
-        let p = h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongStrong, 6 * M15, &m);
-        assert!(matches!(p.entry, Some(Err(Refusal::Stale { age: 600, .. }))));
+        let p =
+            h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongStrong, 6 * M15, &m);
+        assert!(matches!(
+            p.entry,
+            Some(Err(Refusal::Stale { age: 600, .. }))
+        ));
     }
 
     #[test]
@@ -692,7 +772,8 @@ mod tests {
             connected: true,
         };
         let plan = h.p.decide(&h.c, &h.k, Timeframe::M15, Action::Wait, bt, &m);
-        let a = h.p.complete(&plan, Some(Exec::Refused(Refusal::BrokerDown)), None);
+        let a =
+            h.p.complete(&plan, Some(Exec::Refused(Refusal::BrokerDown)), None);
         assert_eq!(a, AckKind::Fail("BROKER_DOWN".into()));
         assert_eq!(h.real(), Some(Action::LongWeak));
         // Next bar, still WAIT: the exit is tried again.

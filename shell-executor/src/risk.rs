@@ -182,7 +182,13 @@ impl RiskGuard {
     /// A guard; `initial` from the config or the journal.
     pub fn new(cfg: RiskConfig, initial: Option<f64>) -> Self {
         let initial = cfg.initial_balance.or(initial);
-        RiskGuard { cfg, initial, day_start: None, day_anchor: 0.0, halt: None }
+        RiskGuard {
+            cfg,
+            initial,
+            day_start: None,
+            day_anchor: 0.0,
+            halt: None,
+        }
     }
 
     /// The config.
@@ -233,13 +239,20 @@ impl RiskGuard {
         }
         let dd_floor = initial * (1.0 - self.cfg.max_drawdown_pct / 100.0);
         if acc.equity <= dd_floor {
-            let h = Halt::MaxDrawdown { equity: acc.equity, floor: dd_floor };
+            let h = Halt::MaxDrawdown {
+                equity: acc.equity,
+                floor: dd_floor,
+            };
             self.halt = Some(h);
             return (Some(h), new_day);
         }
         let daily_floor = self.day_anchor - initial * self.cfg.daily_loss_pct / 100.0;
         if self.halt.is_none() && acc.equity <= daily_floor {
-            let h = Halt::DailyLoss { equity: acc.equity, floor: daily_floor, day_start: ds };
+            let h = Halt::DailyLoss {
+                equity: acc.equity,
+                floor: daily_floor,
+                day_start: ds,
+            };
             self.halt = Some(h);
             return (Some(h), new_day);
         }
@@ -260,25 +273,50 @@ mod tests {
     fn cet_day_start_winter_and_summer() {
         let d = DayStart::Cet;
         // Winter: midnight CET = 23:00 UTC the day before.
-        assert_eq!(d.day_start(t("2025-01-15T12:00:00Z")), t("2025-01-14T23:00:00Z"));
-        assert_eq!(d.day_start(t("2025-01-15T22:59:59Z")), t("2025-01-14T23:00:00Z"));
-        assert_eq!(d.day_start(t("2025-01-15T23:00:00Z")), t("2025-01-15T23:00:00Z"));
+        assert_eq!(
+            d.day_start(t("2025-01-15T12:00:00Z")),
+            t("2025-01-14T23:00:00Z")
+        );
+        assert_eq!(
+            d.day_start(t("2025-01-15T22:59:59Z")),
+            t("2025-01-14T23:00:00Z")
+        );
+        assert_eq!(
+            d.day_start(t("2025-01-15T23:00:00Z")),
+            t("2025-01-15T23:00:00Z")
+        );
         // Summer: midnight CEST = 22:00 UTC.
-        assert_eq!(d.day_start(t("2025-07-01T10:00:00Z")), t("2025-06-30T22:00:00Z"));
+        assert_eq!(
+            d.day_start(t("2025-07-01T10:00:00Z")),
+            t("2025-06-30T22:00:00Z")
+        );
         // DST switch day 2025-03-30 (01:00 UTC): the day began at 23:00 UTC on the 29th.
-        assert_eq!(d.day_start(t("2025-03-30T12:00:00Z")), t("2025-03-29T23:00:00Z"));
+        assert_eq!(
+            d.day_start(t("2025-03-30T12:00:00Z")),
+            t("2025-03-29T23:00:00Z")
+        );
         // 2025-10-26: the day began at 22:00 UTC on the 25th (still CEST at midnight).
-        assert_eq!(d.day_start(t("2025-10-26T12:00:00Z")), t("2025-10-25T22:00:00Z"));
+        assert_eq!(
+            d.day_start(t("2025-10-26T12:00:00Z")),
+            t("2025-10-25T22:00:00Z")
+        );
         assert_eq!(DayStart::parse("UTC+02:00"), Some(DayStart::Fixed(7200)));
         assert_eq!(DayStart::parse("UTC-05:00"), Some(DayStart::Fixed(-18000)));
-        assert_eq!(DayStart::Fixed(0).day_start(t("2025-01-15T12:00:00Z")), t("2025-01-15T00:00:00Z"));
+        assert_eq!(
+            DayStart::Fixed(0).day_start(t("2025-01-15T12:00:00Z")),
+            t("2025-01-15T00:00:00Z")
+        );
     }
 
     #[test]
     fn ftmo_daily_loss_and_drawdown() {
         let mut g = RiskGuard::new(RiskConfig::default(), Some(100_000.0));
         let now = t("2025-01-15T10:00:00Z");
-        let acc = |b, e| Account { balance: b, equity: e, free_margin: e };
+        let acc = |b, e| Account {
+            balance: b,
+            equity: e,
+            free_margin: e,
+        };
         assert_eq!(g.update(now, acc(102_000.0, 102_000.0)).0, None);
         // Floor = 102,000 − 5,000 = 97,000.
         assert_eq!(g.update(now + 60, acc(102_000.0, 97_001.0)).0, None);
@@ -289,7 +327,10 @@ mod tests {
         let (h, new_day) = g.update(t("2025-01-16T09:00:00Z"), acc(97_500.0, 97_500.0));
         assert!(new_day && h.is_none() && g.halt().is_none());
         // Static drawdown: equity ≤ 90,000.
-        let h = g.update(t("2025-01-16T10:00:00Z"), acc(97_500.0, 89_999.0)).0.unwrap();
+        let h = g
+            .update(t("2025-01-16T10:00:00Z"), acc(97_500.0, 89_999.0))
+            .0
+            .unwrap();
         assert_eq!(h.code(), "HALTED_MAX_DRAWDOWN");
         // Drawdown halt survives the day change.
         g.update(t("2025-01-17T10:00:00Z"), acc(95_000.0, 95_000.0));
@@ -299,7 +340,14 @@ mod tests {
     #[test]
     fn initial_defaults_to_first_balance() {
         let mut g = RiskGuard::new(RiskConfig::default(), None);
-        g.update(0, Account { balance: 10_000.0, equity: 10_000.0, free_margin: 10_000.0 });
+        g.update(
+            0,
+            Account {
+                balance: 10_000.0,
+                equity: 10_000.0,
+                free_margin: 10_000.0,
+            },
+        );
         assert_eq!(g.initial(), Some(10_000.0));
     }
 }

@@ -1,1 +1,535 @@
-//! (being written)
+//! The IPC WebSocket server (127.0.0.1 only, token on the first frame) and the bar streams.
+//!
+//! Each connection runs in its own task and never touches the engine: SIGNAL and HISTORY lines go
+//! to the single engine loop ([`crate::shell::serve`]) over a bounded channel, bars come from a
+//! broadcast. Malformed lines get `ERR|…` and a counter, never a crash.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use oracle_ipc::{ErrCode, ErrLine, MAX_ERR_DETAIL, Message, Timeframe, Welcome};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMsg;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{info, warn};
+
+use crate::broker::BarData;
+
+/// The shared IPC token. `Debug`/`Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a token.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// Constant-time comparison.
+    pub fn matches(&self, other: &str) -> bool {
+        let a = self.0.as_bytes();
+        let b = other.as_bytes();
+        let mut diff = a.len() ^ b.len();
+        for i in 0..a.len().max(b.len()) {
+            diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+        }
+        diff == 0
+    }
+    /// The token (to send it, never to log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why the token could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Neither the environment variable nor a file.
+    #[error("no IPC token: set ORACLE_IPC_TOKEN or pass --token-file (a file with mode 0600)")]
+    Missing,
+    /// The file is readable or writable by group/others.
+    #[error("token file {path} has mode {mode:o}: readable by others; run chmod 600 {path}")]
+    WorldReadable {
+        /// File.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// Read error.
+    #[error("token file {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Empty or contains `|`/control characters.
+    #[error("the IPC token is empty or contains '|' or control characters")]
+    Invalid,
+}
+
+/// Loads the token: `ORACLE_IPC_TOKEN` (given as `env`) wins, else the file, which must be 0600.
+pub fn load_token(
+    env: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<Secret, TokenError> {
+    let raw = if let Some(t) = env.filter(|t| !t.is_empty()) {
+        t
+    } else if let Some(p) = file {
+        let path = p.display().to_string();
+        let meta = std::fs::metadata(p).map_err(|source| TokenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(TokenError::WorldReadable { path, mode });
+            }
+        }
+        let _ = meta;
+        std::fs::read_to_string(p)
+            .map_err(|source| TokenError::Io { path, source })?
+            .trim()
+            .to_string()
+    } else {
+        return Err(TokenError::Missing);
+    };
+    if raw.is_empty()
+        || raw.len() > oracle_ipc::MAX_TOKEN
+        || raw.contains('|')
+        || raw.chars().any(char::is_control)
+    {
+        return Err(TokenError::Invalid);
+    }
+    Ok(Secret(raw))
+}
+
+/// Counters of the IPC side.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Wrong tokens.
+    pub auth_failures: AtomicU64,
+    /// Lines before HELLO.
+    pub not_authenticated: AtomicU64,
+    /// Unparseable lines.
+    pub malformed: AtomicU64,
+    /// Frames over MAX_LINE.
+    pub too_long: AtomicU64,
+    /// Unknown symbols.
+    pub unknown_symbol: AtomicU64,
+    /// BAR lines sent.
+    pub bars_sent: AtomicU64,
+}
+
+impl Metrics {
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Requests from connections to the engine loop.
+#[derive(Debug)]
+pub enum Cmd {
+    /// A SIGNAL line (re-parsed by the engine loop); the reply is the line to send back.
+    Signal {
+        /// The line.
+        line: String,
+        /// Reply.
+        reply: oneshot::Sender<String>,
+    },
+    /// A HISTORY request; the reply is the lines to send (BARs then HISTORY_END, or an ERR).
+    History {
+        /// Symbol.
+        symbol: String,
+        /// Timeframe.
+        tf: Timeframe,
+        /// Count.
+        count: u32,
+        /// Reply.
+        reply: oneshot::Sender<Vec<String>>,
+    },
+}
+
+/// Per-(symbol, timeframe) bar streams: sequence numbers and a ring of recent bars.
+#[derive(Debug, Default)]
+pub struct Streams {
+    streams: HashMap<(String, Timeframe), Stream>,
+    cap: usize,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    seq: u64,
+    ring: VecDeque<(u64, BarData)>,
+}
+
+impl Streams {
+    /// Keeps `cap` bars per stream for HISTORY.
+    pub fn new(cap: usize) -> Self {
+        Streams {
+            streams: HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Offers a closed bar: accepted (with its new SEQ) only if it is after the last one, so a
+    /// gap fill after a reconnect that overlaps what was already sent emits nothing twice.
+    pub fn offer(&mut self, symbol: &str, tf: Timeframe, bar: BarData) -> Option<u64> {
+        let s = self.streams.entry((symbol.to_string(), tf)).or_default();
+        if s.ring.back().is_some_and(|(_, b)| bar.time <= b.time) {
+            return None;
+        }
+        s.seq += 1;
+        s.ring.push_back((s.seq, bar));
+        if s.ring.len() > self.cap {
+            s.ring.pop_front();
+        }
+        Some(s.seq)
+    }
+
+    /// Time of the last bar of a stream.
+    pub fn last_time(&self, symbol: &str, tf: Timeframe) -> Option<i64> {
+        self.streams
+            .get(&(symbol.to_string(), tf))?
+            .ring
+            .back()
+            .map(|(_, b)| b.time)
+    }
+
+    /// The last `count` bars with their SEQ.
+    pub fn last(&self, symbol: &str, tf: Timeframe, count: u32) -> Vec<(u64, BarData)> {
+        let Some(s) = self.streams.get(&(symbol.to_string(), tf)) else {
+            return Vec::new();
+        };
+        let n = s.ring.len().saturating_sub(count as usize);
+        s.ring.iter().skip(n).copied().collect()
+    }
+}
+
+/// A BAR line.
+pub fn bar_line(symbol: &str, tf: Timeframe, seq: u64, b: &BarData, hist: bool) -> Option<String> {
+    Message::Bar(oracle_ipc::Bar {
+        symbol,
+        tf,
+        time: b.time,
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        seq,
+        hist,
+    })
+    .to_line()
+    .ok()
+}
+
+/// An ERR line; the detail is cut to 64 bytes on a character boundary.
+pub fn err_line(code: ErrCode, detail: &str) -> String {
+    let mut end = detail.len().min(MAX_ERR_DETAIL);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    let detail: String = detail[..end]
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    Message::Err(ErrLine {
+        code,
+        detail: &detail,
+    })
+    .to_line()
+    .unwrap_or_else(|_| format!("ERR|{}", code.as_str()))
+}
+
+/// Largest WebSocket frame accepted at all; frames between [`oracle_ipc::MAX_LINE`] and this get
+/// `ERR|TOO_LONG`, larger ones close the connection.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Accepts connections until the listener fails. Each connection is its own task.
+pub async fn accept_loop(
+    listener: TcpListener,
+    token: Secret,
+    cmds: mpsc::Sender<Cmd>,
+    bars: broadcast::Sender<Arc<str>>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() {
+            warn!(%peer, "refused a non-loopback IPC connection");
+            continue;
+        }
+        bump(&metrics.connections);
+        let (token, cmds, rx, metrics) = (
+            token.clone(),
+            cmds.clone(),
+            bars.subscribe(),
+            metrics.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, token, cmds, rx, metrics).await {
+                info!(%peer, reason = %e, "IPC connection closed");
+            }
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    token: Secret,
+    cmds: mpsc::Sender<Cmd>,
+    mut bars: broadcast::Receiver<Arc<str>>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let mut cfg = WebSocketConfig::default();
+    cfg.max_message_size = Some(MAX_FRAME);
+    cfg.max_frame_size = Some(MAX_FRAME);
+    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await?;
+    let (mut tx, mut rx) = ws.split();
+    // Authentication: the first text frame must be HELLO|<token>, within 10 s; three wrong
+    // frames before it close the connection.
+    let mut tries = 0;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), rx.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no HELLO within 10 s"))?;
+        let Some(frame) = frame else { return Ok(()) };
+        let text = match frame? {
+            WsMsg::Text(t) => t.to_string(),
+            WsMsg::Close(_) => return Ok(()),
+            WsMsg::Ping(_) | WsMsg::Pong(_) => continue,
+            _ => String::new(),
+        };
+        match oracle_ipc::parse(&text) {
+            Ok(Message::Hello(h)) if token.matches(h.token) => {
+                tx.send(WsMsg::text(
+                    Message::Welcome(Welcome {
+                        version: oracle_ipc::PROTOCOL_VERSION,
+                    })
+                    .to_string(),
+                ))
+                .await?;
+                info!("IPC client authenticated");
+                break;
+            }
+            Ok(Message::Hello(_)) => {
+                bump(&metrics.auth_failures);
+                warn!("IPC client sent a wrong token: ERR|AUTH, connection closed");
+                tx.send(WsMsg::text(err_line(ErrCode::Auth, ""))).await?;
+                let _ = tx.close().await;
+                return Ok(());
+            }
+            _ => {
+                bump(&metrics.not_authenticated);
+                tries += 1;
+                tx.send(WsMsg::text(err_line(
+                    ErrCode::NotAuthenticated,
+                    "send HELLO|<token> first",
+                )))
+                .await?;
+                if tries >= 3 {
+                    let _ = tx.close().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            biased;
+            frame = rx.next() => {
+                let Some(frame) = frame else { return Ok(()) };
+                let text = match frame? {
+                    WsMsg::Text(t) => t.to_string(),
+                    WsMsg::Binary(_) => {
+                        bump(&metrics.malformed);
+                        tx.send(WsMsg::text(err_line(ErrCode::Malformed, "binary frame"))).await?;
+                        continue;
+                    }
+                    WsMsg::Close(_) => return Ok(()),
+                    _ => continue,
+                };
+                for out in handle_line(&text, &cmds, &metrics).await {
+                    tx.send(WsMsg::text(out)).await?;
+                }
+            }
+            bar = bars.recv() => match bar {
+                Ok(line) => {
+                    bump(&metrics.bars_sent);
+                    tx.send(WsMsg::text(line.to_string())).await?;
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Never a silent gap: close, the predictor reconnects and asks HISTORY.
+                    warn!(missed = n, "IPC client too slow for the bar stream: closing it so it resynchronises with HISTORY");
+                    let _ = tx.close().await;
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn handle_line(text: &str, cmds: &mpsc::Sender<Cmd>, metrics: &Metrics) -> Vec<String> {
+    let msg = match oracle_ipc::parse(text) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = e.err_code();
+            bump(if code == ErrCode::TooLong {
+                &metrics.too_long
+            } else {
+                &metrics.malformed
+            });
+            warn!(error = %e, len = text.len(), "IPC line refused");
+            return vec![err_line(
+                code,
+                if code == ErrCode::TooLong { "" } else { text },
+            )];
+        }
+    };
+    match msg {
+        Message::Signal(_) => {
+            let (reply, rx) = oneshot::channel();
+            if cmds
+                .send(Cmd::Signal {
+                    line: text.to_string(),
+                    reply,
+                })
+                .await
+                .is_err()
+            {
+                return vec![];
+            }
+            match rx.await {
+                Ok(l) => {
+                    if l.starts_with("ERR|UNKNOWN_SYMBOL") {
+                        bump(&metrics.unknown_symbol);
+                    } else if l.starts_with("ERR|") {
+                        bump(&metrics.malformed);
+                    }
+                    vec![l]
+                }
+                Err(_) => vec![],
+            }
+        }
+        Message::History(h) => {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Cmd::History {
+                symbol: h.symbol.to_string(),
+                tf: h.tf,
+                count: h.count,
+                reply,
+            };
+            if cmds.send(cmd).await.is_err() {
+                return vec![];
+            }
+            let lines = rx.await.unwrap_or_default();
+            if lines
+                .first()
+                .is_some_and(|l| l.starts_with("ERR|UNKNOWN_SYMBOL"))
+            {
+                bump(&metrics.unknown_symbol);
+            }
+            lines
+        }
+        Message::Hello(_) => vec![],
+        other => {
+            bump(&metrics.malformed);
+            warn!(
+                kind = other.kind().as_str(),
+                "IPC line of a kind the executor does not accept"
+            );
+            vec![err_line(ErrCode::Malformed, text)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_never_repeat_or_go_back() {
+        let mut s = Streams::new(3);
+        let b = |t| BarData {
+            time: t,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1,
+        };
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(900)), Some(1));
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(1800)), Some(2));
+        // A gap fill overlapping the past is dropped.
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(900)), None);
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(1800)), None);
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(2700)), Some(3));
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(3600)), Some(4));
+        let l = s.last("EURUSD", Timeframe::M15, 10);
+        assert_eq!(l.iter().map(|x| x.0).collect::<Vec<_>>(), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn secret_is_redacted_and_compared() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(s.matches("hunter2"));
+        assert!(!s.matches("hunter3") && !s.matches("hunter") && !s.matches(""));
+    }
+
+    #[test]
+    fn token_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("oracle-token-{}", std::process::id()));
+        std::fs::write(&p, "tok-123\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            load_token(None, Some(&p)),
+            Err(TokenError::WorldReadable { .. })
+        ));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_token(None, Some(&p)).unwrap().matches("tok-123"));
+        assert!(
+            load_token(Some("env-tok".into()), Some(&p))
+                .unwrap()
+                .matches("env-tok")
+        );
+        assert!(matches!(load_token(None, None), Err(TokenError::Missing)));
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn err_detail_is_cut_at_64_bytes() {
+        let l = err_line(ErrCode::Malformed, &"é".repeat(100));
+        assert!(l.len() <= "ERR|MALFORMED|".len() + 64);
+    }
+}

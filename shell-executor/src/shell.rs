@@ -1,7 +1,589 @@
-//! (being written)
-/// Run configuration.
-pub struct RunConfig;
-/// Runs.
-pub async fn run(_c: RunConfig) -> anyhow::Result<()> { Ok(()) }
-/// CLI.
-pub fn run_cli<I: IntoIterator<Item = std::ffi::OsString>>(_a: I) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The Tokio shell: wires config, journal, books, the IPC server and the bar feed around the
+//! engine, which runs on one task (orders are handled one at a time, in arrival order).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use oracle_ipc::{ErrCode, HistoryEnd, Message, Timeframe};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+use crate::broker::{BarData, Broker};
+use crate::config;
+use crate::drift::DriftLedger;
+use crate::engine::{DECISION, Engine, Side};
+use crate::journal::Journal;
+use crate::paper::PaperBook;
+use crate::policy::ModelKey;
+use crate::server::{Cmd, Metrics, Secret, Streams, accept_loop, bar_line, err_line, load_token};
+use crate::volume::SymbolSpec;
+
+/// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    })
+}
+
+/// Events from the market-data side (the broker session, or a replay).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Feed {
+    /// A bar closed.
+    Bar {
+        /// Symbol.
+        symbol: String,
+        /// Timeframe.
+        tf: Timeframe,
+        /// The bar.
+        bar: BarData,
+        /// Spread (price units) for the paper book's ask when it runs alone.
+        spread: f64,
+    },
+    /// The broker session came back: reconcile before anything else, then the gap fill arrives
+    /// as ordinary `Bar`s (already-sent bars are dropped by [`Streams::offer`]).
+    Reconnected,
+}
+
+/// Bars kept per stream for HISTORY.
+pub const HISTORY_RING: usize = 2000;
+
+/// The engine loop: serves the IPC commands and the feed until `shutdown`. Reconciles first,
+/// then loads the recent bars of each `preload` stream (so HISTORY and SEQ are consistent even
+/// when a live bar arrives before the predictor's first HISTORY request).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<B: Broker>(
+    engine: &mut Engine<B>,
+    preload: &[(String, Timeframe)],
+    listener: TcpListener,
+    token: Secret,
+    mut feed: mpsc::Receiver<Feed>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // Reconcile before anything is sent.
+    if let Err(e) = engine.reconcile(clock()).await {
+        warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
+    }
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(1024);
+    let (bar_tx, _) = broadcast::channel::<Arc<str>>(4096);
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(accept_loop(
+        listener,
+        token,
+        cmd_tx,
+        bar_tx.clone(),
+        metrics,
+    ));
+    info!(%addr, "IPC server listening");
+    let mut streams = Streams::new(HISTORY_RING);
+    for (symbol, tf) in preload {
+        seed_stream(engine, &mut streams, symbol, *tf).await;
+    }
+    tokio::pin!(shutdown);
+    let mut feed_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            ev = feed.recv(), if feed_open => match ev {
+                None => feed_open = false,
+                Some(Feed::Reconnected) => {
+                    info!(target: DECISION, event = "reconnected", "broker session back: reconciling before any order");
+                    if let Err(e) = engine.reconcile(clock()).await {
+                        warn!(target: DECISION, error = %e, "reconciliation after reconnect failed");
+                    }
+                }
+                Some(Feed::Bar { symbol, tf, bar, spread }) => {
+                    if let Some(seq) = streams.offer(&symbol, tf, bar) {
+                        let key = ModelKey::new(&symbol, tf);
+                        engine.on_bar(&key, bar.time, bar.close, spread);
+                        if let Some(line) = bar_line(&symbol, tf, seq, &bar, false) {
+                            info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
+                            let _ = bar_tx.send(Arc::from(line));
+                        }
+                    }
+                }
+            },
+            cmd = cmd_rx.recv() => match cmd {
+                None => break,
+                Some(Cmd::Signal { line, reply }) => {
+                    let out = signal(engine, &clock, &line).await;
+                    let _ = reply.send(out);
+                }
+                Some(Cmd::History { symbol, tf, count, reply }) => {
+                    let out = history(engine, &mut streams, &symbol, tf, count).await;
+                    let _ = reply.send(out);
+                }
+            },
+        }
+    }
+    server.abort();
+    Ok(())
+}
+
+async fn signal<B: Broker>(engine: &mut Engine<B>, clock: &Clock, line: &str) -> String {
+    let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
+        return err_line(ErrCode::Malformed, line);
+    };
+    if !engine.knows(s.symbol) {
+        warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "UNKNOWN_SYMBOL",
+            "SIGNAL for {} refused: symbol not in executor_config.json", s.symbol);
+        return err_line(ErrCode::UnknownSymbol, s.symbol);
+    }
+    if s.tf.is_none() || s.bar_time.is_none() {
+        warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "MALFORMED",
+            "SIGNAL without TF/BT tags refused: the executor needs them to deduplicate");
+        return err_line(ErrCode::Malformed, line);
+    }
+    engine.on_signal(clock(), &s).await.line
+}
+
+/// Fills an empty stream's ring from the broker (live side, else paper).
+async fn seed_stream<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &mut Streams,
+    symbol: &str,
+    tf: Timeframe,
+) {
+    let got = match (&mut engine.live, &mut engine.paper) {
+        (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
+        (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
+        _ => Ok(Vec::new()),
+    };
+    match got {
+        Ok(bars) => {
+            for b in bars {
+                if streams.offer(symbol, tf, b).is_some() {
+                    engine.on_bar(&ModelKey::new(symbol, tf), b.time, b.close, 0.0);
+                }
+            }
+        }
+        Err(e) => {
+            warn!(symbol, tf = tf.as_str(), error = %e, "history request to the broker failed")
+        }
+    }
+}
+
+async fn history<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &mut Streams,
+    symbol: &str,
+    tf: Timeframe,
+    count: u32,
+) -> Vec<String> {
+    if !engine.knows(symbol) {
+        return vec![err_line(ErrCode::UnknownSymbol, symbol)];
+    }
+    if streams.last_time(symbol, tf).is_none() {
+        // Seed the ring from the broker (live side, else paper).
+        let got = match (&mut engine.live, &mut engine.paper) {
+            (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
+            (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
+            _ => Ok(Vec::new()),
+        };
+        match got {
+            Ok(bars) => {
+                for b in bars {
+                    if streams.offer(symbol, tf, b).is_some() {
+                        engine.on_bar(&ModelKey::new(symbol, tf), b.time, b.close, 0.0);
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(symbol, tf = tf.as_str(), error = %e, "history request to the broker failed")
+            }
+        }
+    }
+    let bars = streams.last(symbol, tf, count);
+    let mut out: Vec<String> = bars
+        .iter()
+        .filter_map(|(seq, b)| bar_line(symbol, tf, *seq, b, true))
+        .collect();
+    let end = Message::HistoryEnd(HistoryEnd {
+        symbol,
+        tf,
+        count: out.len() as u32,
+    });
+    out.push(end.to_string());
+    info!(target: DECISION, event = "history", symbol, tf = tf.as_str(), asked = count, sent = out.len() - 1, "history answered");
+    out
+}
+
+/// What `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// IPC listen address (must be loopback).
+    pub listen: SocketAddr,
+    /// Token file (used when `ORACLE_IPC_TOKEN` is not set).
+    pub token_file: Option<PathBuf>,
+    /// executor_config.json.
+    pub config: PathBuf,
+    /// Models folder (SYM_TF.zip).
+    pub models: Option<PathBuf>,
+    /// Journal, drift ledger.
+    pub state_dir: PathBuf,
+    /// Trade the paper book only.
+    pub paper: bool,
+    /// Paper book beside live.
+    pub with_paper: bool,
+    /// Paper starting balance.
+    pub paper_balance: f64,
+    /// Symbol specs for the paper book (JSON list of SymbolSpec); defaults are used otherwise.
+    pub paper_specs: Option<PathBuf>,
+    /// Bar replays for the paper book (`SYM_TF` → CSV), paced by `feed_interval`.
+    pub feed_csv: Vec<(String, Timeframe, PathBuf)>,
+    /// Pause between replayed bars.
+    pub feed_interval: Duration,
+    /// Stop after validating the configuration.
+    pub check_only: bool,
+}
+
+/// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
+/// 100,000-unit lots (lotSize 10,000,000 cents, min/step 0.01 lot, 5 digits, 3 for JPY);
+/// anything else 1 unit per lot (lotSize 100, min/step 0.01 lot, 2 digits).
+pub fn default_spec(name: &str) -> SymbolSpec {
+    let fx =
+        name.len() == 6 && name.bytes().all(|b| b.is_ascii_uppercase()) && !name.starts_with("US");
+    if fx {
+        let jpy = name.ends_with("JPY");
+        SymbolSpec {
+            name: name.into(),
+            id: 0,
+            digits: if jpy { 3 } else { 5 },
+            pip_position: if jpy { 2 } else { 4 },
+            lot_size: 10_000_000,
+            min_volume: 100_000,
+            step_volume: 100_000,
+            max_volume: 10_000_000_000,
+        }
+    } else {
+        SymbolSpec {
+            name: name.into(),
+            id: 0,
+            digits: 2,
+            pip_position: 2,
+            lot_size: 100,
+            min_volume: 1,
+            step_volume: 1,
+            max_volume: 100_000_000,
+        }
+    }
+}
+
+fn read_csv(path: &Path) -> anyhow::Result<Vec<BarData>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || {
+            anyhow::anyhow!(
+                "{}:{}: expected time,open,high,low,close,volume",
+                path.display(),
+                i + 1
+            )
+        };
+        if f.len() != 6 {
+            return Err(bad());
+        }
+        let time = oracle_ipc::parse_time(f[0]).ok_or_else(bad)?;
+        let p = |s: &str| s.parse::<f64>().map_err(|_| bad());
+        out.push(BarData {
+            time,
+            open: p(f[1])?,
+            high: p(f[2])?,
+            low: p(f[3])?,
+            close: p(f[4])?,
+            volume: f[5].parse::<f64>().map_err(|_| bad())? as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the executor until Ctrl-C. Live trading needs the `oracle-ctrader` driver (see
+/// `NEEDS.md`); until it lands, `--paper` runs the whole policy against the paper book.
+pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
+    if !rc.listen.ip().is_loopback() {
+        bail!(
+            "--listen {}: the IPC server binds to loopback only (127.0.0.1)",
+            rc.listen
+        );
+    }
+    let models = match &rc.models {
+        Some(d) => {
+            config::scan_models(d).with_context(|| format!("models folder {}", d.display()))?
+        }
+        None => Vec::new(),
+    };
+    let mut seen: Vec<String> = models.iter().map(|m| m.symbol.clone()).collect();
+    seen.dedup();
+    let (cfg, added) = config::load(&rc.config, &seen)?;
+    for s in &added {
+        warn!(symbol = %s, "symbol found in the models folder was added to {} with enabled=false and default lots 0.01/0.03/0.05", rc.config.display());
+    }
+    info!(
+        symbols = cfg.symbols.len(),
+        models = models.len(),
+        "configuration valid"
+    );
+    if rc.check_only {
+        return Ok(());
+    }
+    let token = load_token(
+        std::env::var("ORACLE_IPC_TOKEN").ok(),
+        rc.token_file.as_deref(),
+    )?;
+    if !rc.paper {
+        bail!(
+            "live trading needs the oracle-ctrader driver, which is not wired yet (see shell-executor/NEEDS.md); run with --paper"
+        );
+    }
+    std::fs::create_dir_all(&rc.state_dir)?;
+    let mut specs: Vec<SymbolSpec> = match &rc.paper_specs {
+        Some(p) => serde_json::from_slice(&std::fs::read(p)?)?,
+        None => Vec::new(),
+    };
+    for s in cfg.symbols.keys() {
+        if !specs.iter().any(|x| &x.name == s) {
+            specs.push(default_spec(s));
+        }
+    }
+    let mut book = PaperBook::new(rc.paper_balance, specs);
+    let mut replays = Vec::new();
+    for (sym, tf, path) in &rc.feed_csv {
+        replays.push((sym.clone(), *tf, read_csv(path)?));
+    }
+    // Bars older than the replayed ones serve HISTORY: the first 350 of each replay are history.
+    for (sym, tf, bars) in &mut replays {
+        let warm = bars.len().min(350);
+        let hist: Vec<BarData> = bars.drain(..warm).collect();
+        book.bars.insert((sym.clone(), *tf), hist);
+    }
+    let journal = Journal::open(&rc.state_dir.join("paper-journal.jsonl"))?;
+    let acks = journal.1.acks.clone();
+    if journal.1.bad_lines > 0 {
+        warn!(
+            lines = journal.1.bad_lines,
+            "journal: unreadable lines skipped (a torn last line after a crash)"
+        );
+    }
+    let side = Side::new("paper", &cfg, book, Some(journal));
+    let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
+    let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
+    // Clock: the replay's virtual time (bar close + 1 s) when replaying, else the system clock.
+    let vclock = Arc::new(AtomicI64::new(0));
+    let clock: Clock = if replays.is_empty() {
+        system_clock()
+    } else {
+        let v = vclock.clone();
+        Arc::new(move || v.load(Ordering::SeqCst))
+    };
+    let (feed_tx, feed_rx) = mpsc::channel(1024);
+    let interval = rc.feed_interval;
+    tokio::spawn(async move {
+        let mut idx: HashMap<usize, usize> = HashMap::new();
+        loop {
+            let mut next: Option<(usize, i64)> = None;
+            for (i, (_, _, bars)) in replays.iter().enumerate() {
+                if let Some(b) = bars.get(*idx.get(&i).unwrap_or(&0))
+                    && next.is_none_or(|(_, t)| b.time < t)
+                {
+                    next = Some((i, b.time));
+                }
+            }
+            let Some((i, _)) = next else { break };
+            let k = idx.entry(i).or_insert(0);
+            let (sym, tf, bars) = &replays[i];
+            let bar = bars[*k];
+            *k += 1;
+            vclock.store(bar.time + tf.seconds() + 1, Ordering::SeqCst);
+            let ev = Feed::Bar {
+                symbol: sym.clone(),
+                tf: *tf,
+                bar,
+                spread: 0.0,
+            };
+            if feed_tx.send(ev).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    let listener = TcpListener::bind(rc.listen)
+        .await
+        .with_context(|| format!("bind {}", rc.listen))?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let mut preload: Vec<(String, Timeframe)> =
+        models.iter().map(|m| (m.symbol.clone(), m.tf)).collect();
+    preload.extend(rc.feed_csv.iter().map(|(s, tf, _)| (s.clone(), *tf)));
+    preload.sort();
+    preload.dedup();
+    serve(
+        &mut engine,
+        &preload,
+        listener,
+        token,
+        feed_rx,
+        clock,
+        metrics,
+        shutdown,
+    )
+    .await
+}
+
+/// Command line of `oracle-executor` (and `oracle executor`).
+#[derive(Parser, Debug)]
+#[command(
+    name = "oracle-executor",
+    about = "Oracle Trader executor: broker session, risk guard, IPC server"
+)]
+pub struct Cli {
+    /// executor_config.json.
+    #[arg(long, default_value = "executor_config.json")]
+    pub config: PathBuf,
+    /// Models folder (SYM_TF.zip); new symbols are added to the config disabled.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Journal and drift ledger folder.
+    #[arg(long, default_value = "state")]
+    pub state: PathBuf,
+    /// IPC listen address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    pub listen: SocketAddr,
+    /// Token file (mode 0600) when ORACLE_IPC_TOKEN is not set.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Trade the internal paper book only.
+    #[arg(long)]
+    pub paper: bool,
+    /// Run the paper book beside live (drift ledger).
+    #[arg(long)]
+    pub with_paper: bool,
+    /// Paper starting balance.
+    #[arg(long, default_value_t = 100_000.0)]
+    pub paper_balance: f64,
+    /// Paper symbol specs (JSON list of {name,id,digits,pip_position,lot_size,min_volume,step_volume,max_volume}).
+    #[arg(long)]
+    pub paper_specs: Option<PathBuf>,
+    /// Replay bars to the paper book: SYM_TF=bars.csv (repeatable).
+    #[arg(long = "feed-csv")]
+    pub feed_csv: Vec<String>,
+    /// Milliseconds between replayed bars.
+    #[arg(long, default_value_t = 1000)]
+    pub feed_interval_ms: u64,
+    /// JSON log lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Validate the configuration (and add new symbols) and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl Cli {
+    /// The run configuration.
+    pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        let mut feed = Vec::new();
+        for f in &self.feed_csv {
+            let (k, p) = f
+                .split_once('=')
+                .context("--feed-csv wants SYM_TF=path.csv")?;
+            let (s, tf) = k
+                .rsplit_once('_')
+                .context("--feed-csv wants SYM_TF=path.csv")?;
+            let tf = Timeframe::from_name(tf)
+                .with_context(|| format!("--feed-csv {k}: unknown timeframe"))?;
+            feed.push((s.to_string(), tf, PathBuf::from(p)));
+        }
+        Ok(RunConfig {
+            listen: self.listen,
+            token_file: self.token_file.clone(),
+            config: self.config.clone(),
+            models: self.models.clone(),
+            state_dir: self.state.clone(),
+            paper: self.paper,
+            with_paper: self.with_paper,
+            paper_balance: self.paper_balance,
+            paper_specs: self.paper_specs.clone(),
+            feed_csv: feed,
+            feed_interval: Duration::from_millis(self.feed_interval_ms),
+            check_only: self.check_config,
+        })
+    }
+}
+
+/// Installs the log subscriber (`RUST_LOG` filter, default `info`; `--json` for JSON lines).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+/// Entry point for `oracle-executor ARGS` and `oracle executor ARGS` (`args` includes argv[0]).
+pub fn run_cli<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.json);
+    let rc = match cli.run_config() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(rc)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("executor stopped: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

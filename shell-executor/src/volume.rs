@@ -82,7 +82,11 @@ pub enum VolumeError {
 /// lots × lotSize rounded down to the step, checked against min/max.
 pub fn lots_to_volume(lots: f64, spec: &SymbolSpec) -> Result<i64, VolumeError> {
     if !lots.is_finite() || lots <= 0.0 || spec.lot_size <= 0 || spec.step_volume <= 0 {
-        return Err(VolumeError::Invalid { lots, lot_size: spec.lot_size, step: spec.step_volume });
+        return Err(VolumeError::Invalid {
+            lots,
+            lot_size: spec.lot_size,
+            step: spec.step_volume,
+        });
     }
     // lots come from decimal text (0.01, 0.3): multiply then remove float noise at 1e-6 of a cent
     // before flooring, so 0.29 × 10,000,000 = 2,899,999.9999… counts as 2,900,000.
@@ -186,12 +190,30 @@ pub(crate) mod tests {
 
     #[test]
     fn below_min_and_above_max_refused() {
-        assert!(matches!(lots_to_volume(0.009, &eurusd()), Err(VolumeError::BelowMin { volume: 0, .. })));
-        assert!(matches!(lots_to_volume(0.05, &us500()), Err(VolumeError::BelowMin { .. })));
-        assert!(matches!(lots_to_volume(0.5, &aapl()), Err(VolumeError::BelowMin { .. })));
-        assert!(matches!(lots_to_volume(5001.0, &aapl()), Err(VolumeError::AboveMax { .. })));
-        assert!(matches!(lots_to_volume(-1.0, &aapl()), Err(VolumeError::Invalid { .. })));
+        assert!(matches!(
+            lots_to_volume(0.009, &eurusd()),
+            Err(VolumeError::BelowMin { volume: 0, .. })
+        ));
+        assert!(matches!(
+            lots_to_volume(0.05, &us500()),
+            Err(VolumeError::BelowMin { .. })
+        ));
+        assert!(matches!(
+            lots_to_volume(0.5, &aapl()),
+            Err(VolumeError::BelowMin { .. })
+        ));
+        assert!(matches!(
+            lots_to_volume(5001.0, &aapl()),
+            Err(VolumeError::AboveMax { .. })
+        ));
+        assert!(matches!(
+            lots_to_volume(-1.0, &aapl()),
+            Err(VolumeError::Invalid { .. })
+        ));
         let msg = lots_to_volume(0.009, &eurusd()).unwrap_err().to_string();
-        assert!(msg.contains("below the broker minimum 100000 (0.01 lots)"), "{msg}");
+        assert!(
+            msg.contains("below the broker minimum 100000 (0.01 lots)"),
+            "{msg}"
+        );
     }
 }

@@ -576,8 +576,12 @@ fn step_slot(name: &str, slot: &mut Slot, bar: &Bar) -> Option<Step> {
         Ok(step) => {
             slot.last_time = Some(bar.time);
             slot.counters.bars += 1;
-            if let Some(t) = &mut slot.trace {
-                if let Err(e) = t.push(bar, &step) {
+            let action = match &step {
+                Step::Warmup => "WARMUP",
+                Step::Decision(d) => d.action.as_str(),
+            };
+            if let (Some(t), Some(st)) = (&mut slot.trace, slot.twin.state()) {
+                if let Err(e) = t.push(bar, action, &st) {
                     error!(event = "trace_unwritable", model = %name, error = %e);
                 }
             }

@@ -3,7 +3,7 @@
 
 use crate::engine::Predictor;
 use crate::wire;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -121,18 +121,34 @@ where
             }
             msg = rx.next() => {
                 let Some(msg) = msg else { return Ok(Ended::Closed) };
-                match msg? {
-                    Message::Text(t) => {
-                        let out = p.handle_line(t.as_str());
-                        for line in out {
-                            tx.send(Message::text(line)).await?;
+                // Handle this frame and every frame already received (the bars of one close
+                // arrive together), send the signals, then write the states once.
+                let mut out = Vec::new();
+                let mut next = Some(msg);
+                let mut closed = false;
+                while let Some(m) = next.take() {
+                    match m? {
+                        Message::Text(t) => out.extend(p.handle_line(t.as_str())),
+                        Message::Close(_) => {
+                            closed = true;
+                            break;
                         }
-                        if let Err(e) = p.persist() {
-                            error!(event = "state_unwritable", error = %e);
-                        }
+                        _ => {}
                     }
-                    Message::Close(_) => return Ok(Ended::Closed),
-                    _ => {}
+                    if out.len() >= 256 {
+                        break;
+                    }
+                    next = rx.next().now_or_never().flatten();
+                }
+                for line in out {
+                    tx.feed(Message::text(line)).await?;
+                }
+                tx.flush().await?;
+                if let Err(e) = p.persist() {
+                    error!(event = "state_unwritable", error = %e);
+                }
+                if closed {
+                    return Ok(Ended::Closed);
                 }
             }
             _ = poll.tick() => {

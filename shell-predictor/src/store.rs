@@ -2,7 +2,7 @@
 //! every bar) and one trace file per model in the replay trace format (docs/contract.md §8).
 
 use crate::isotime;
-use crate::seam::{Bar, Step, TwinState};
+use crate::seam::{Bar, TwinState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -74,25 +74,18 @@ impl StateFile {
     }
 }
 
-/// Formats one trace row.
-pub fn trace_row(time: i64, step: &Step) -> String {
-    match step {
-        Step::Warmup => format!(
-            "{},WARMUP,0,0,{:.10},{:.6}",
-            isotime::format(time),
-            0.0,
-            0.0
-        ),
-        Step::Decision(d) => format!(
-            "{},{},{},{},{:.10},{:.6}",
-            isotime::format(time),
-            d.action,
-            d.direction,
-            d.intensity,
-            d.entry_price + 0.0,
-            d.realized_pnl + 0.0
-        ),
-    }
+/// Formats one trace row: the bar's time, the action (`WARMUP` while warming up) and the
+/// position and realised P&L after the bar, exactly as `oracle replay` prints them.
+pub fn trace_row(time: i64, action: &str, st: &TwinState) -> String {
+    format!(
+        "{},{},{},{},{:.10},{:.6}",
+        isotime::format(time),
+        action,
+        st.position_direction,
+        st.position_intensity,
+        st.entry_price + 0.0,
+        st.realized_pnl + 0.0
+    )
 }
 
 /// An append-only per-model trace file.
@@ -135,8 +128,8 @@ impl Trace {
     }
 
     /// Appends the row of one bar (buffered until [`Trace::flush`]).
-    pub fn push(&mut self, bar: &Bar, step: &Step) -> io::Result<()> {
-        writeln!(self.out, "{}", trace_row(bar.time, step))
+    pub fn push(&mut self, bar: &Bar, action: &str, st: &TwinState) -> io::Result<()> {
+        writeln!(self.out, "{}", trace_row(bar.time, action, st))
     }
 
     /// Hands the buffered rows to the OS (they survive a kill of the process).
@@ -153,7 +146,6 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seam::Decision;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("oracle-pred-store-{tag}-{}", std::process::id()));
@@ -193,23 +185,24 @@ mod tests {
     fn trace_is_cut_back_to_the_state() {
         let d = tmpdir("trace");
         let bar = |t| Bar { time: t, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 };
-        let dec = Step::Decision(Decision {
-            action: "LONG_WEAK".into(),
-            direction: 1,
-            intensity: 1,
-            regime: 0,
-            entry_price: 1.08509,
+        let flat = TwinState {
+            last_bar_time: 0,
+            bars_seen: 1,
+            position_direction: 0,
+            position_intensity: 0,
+            entry_price: 0.0,
             realized_pnl: -0.0,
-            unrealized_pnl: 0.0,
-        });
+            trades: 0,
+        };
+        let long = TwinState { position_direction: 1, position_intensity: 1, entry_price: 1.08509, ..flat };
         let mut t = Trace::open(&d, "X", None).expect("open");
-        t.push(&bar(0), &Step::Warmup).expect("push");
-        t.push(&bar(60), &dec).expect("push");
-        t.push(&bar(120), &dec).expect("push");
+        t.push(&bar(0), "WARMUP", &flat).expect("push");
+        t.push(&bar(60), "LONG_WEAK", &long).expect("push");
+        t.push(&bar(120), "LONG_WEAK", &long).expect("push");
         t.flush().expect("flush");
         drop(t);
         let t = Trace::open(&d, "X", Some(60)).expect("reopen");
-        let text = fs::read_to_string(t.path()).expect("read");
+        let text = std::fs::read_to_string(t.path()).expect("read");
         assert_eq!(
             text,
             format!(

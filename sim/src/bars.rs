@@ -112,7 +112,10 @@ impl Period {
 
     /// Parses a period name (case-insensitive).
     pub fn from_name(s: &str) -> Option<Self> {
-        ALL_PERIODS.iter().copied().find(|p| p.name().eq_ignore_ascii_case(s))
+        ALL_PERIODS
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
     }
 
     /// Fixed length in ms (`None` for MN1).
@@ -278,7 +281,10 @@ pub enum BarError {
 /// Reads a bar CSV file (DESIGN.md format).
 pub fn read_bar_file(path: &Path) -> Result<Vec<Bar>, BarError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| BarError::Io { path: p.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| BarError::Io {
+        path: p.clone(),
+        source,
+    })?;
     parse_bars(&p, &text)
 }
 
@@ -291,12 +297,22 @@ pub fn parse_bars(path: &str, text: &str) -> Result<Vec<Bar>, BarError> {
         match lines.next() {
             Some((_, l)) if l.trim().is_empty() => continue,
             Some((_, l)) => break l.trim().trim_start_matches('\u{feff}').to_string(),
-            None => return Err(BarError::Empty { path: path.to_string() }),
+            None => {
+                return Err(BarError::Empty {
+                    path: path.to_string(),
+                });
+            }
         }
     };
-    let cols: Vec<String> = header.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
     if cols != ["time", "open", "high", "low", "close", "volume"] {
-        return Err(BarError::Header { path: path.to_string(), got: header });
+        return Err(BarError::Header {
+            path: path.to_string(),
+            got: header,
+        });
     }
     let mut bars: Vec<Bar> = Vec::new();
     for (i, line) in lines {
@@ -305,7 +321,11 @@ pub fn parse_bars(path: &str, text: &str) -> Result<Vec<Bar>, BarError> {
         if line.is_empty() {
             continue;
         }
-        let bad = |reason: String| BarError::Line { path: path.to_string(), line: line_no, reason };
+        let bad = |reason: String| BarError::Line {
+            path: path.to_string(),
+            line: line_no,
+            reason,
+        };
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if f.len() != 6 {
             return Err(bad(format!("expected 6 fields, got {}", f.len())));
@@ -329,7 +349,12 @@ pub fn parse_bars(path: &str, text: &str) -> Result<Vec<Bar>, BarError> {
         let volume: i64 = f[5]
             .parse::<i64>()
             .ok()
-            .or_else(|| f[5].parse::<f64>().ok().filter(|v| v.fract() == 0.0 && *v >= 0.0).map(|v| v as i64))
+            .or_else(|| {
+                f[5].parse::<f64>()
+                    .ok()
+                    .filter(|v| v.fract() == 0.0 && *v >= 0.0)
+                    .map(|v| v as i64)
+            })
             .filter(|v| *v >= 0)
             .ok_or_else(|| bad(format!("bad volume `{}`", f[5])))?;
         if let Some(prev) = bars.last() {
@@ -337,10 +362,19 @@ pub fn parse_bars(path: &str, text: &str) -> Result<Vec<Bar>, BarError> {
                 return Err(bad("time is not after the previous bar's".into()));
             }
         }
-        bars.push(Bar { time_ms, open, high, low, close, volume });
+        bars.push(Bar {
+            time_ms,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        });
     }
     if bars.is_empty() {
-        return Err(BarError::Empty { path: path.to_string() });
+        return Err(BarError::Empty {
+            path: path.to_string(),
+        });
     }
     Ok(bars)
 }
@@ -369,12 +403,19 @@ pub fn parse_price(s: &str) -> Result<i64, String> {
     if frac_trim.len() > 5 {
         return Err(format!("more than 5 decimals `{s}`"));
     }
-    let int_v: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("too large `{s}`"))? };
+    let int_v: i64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| format!("too large `{s}`"))?
+    };
     let mut frac_v: i64 = 0;
     for (k, b) in frac_trim.bytes().enumerate() {
         frac_v += i64::from(b - b'0') * 10i64.pow(4 - k as u32);
     }
-    let v = int_v.checked_mul(100_000).and_then(|v| v.checked_add(frac_v)).ok_or_else(|| format!("too large `{s}`"))?;
+    let v = int_v
+        .checked_mul(100_000)
+        .and_then(|v| v.checked_add(frac_v))
+        .ok_or_else(|| format!("too large `{s}`"))?;
     Ok(if neg { -v } else { v })
 }
 
@@ -407,7 +448,10 @@ pub fn price_from_f64(v: f64) -> i64 {
 /// Parses `YYYY-MM-DDTHH:MM[:SS[.fff]]Z` (also `+00:00` or a space instead of `T`) to Unix ms.
 pub fn parse_iso_utc(s: &str) -> Option<i64> {
     let s = s.trim();
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).unwrap_or(s);
+    let s = s
+        .strip_suffix('Z')
+        .or_else(|| s.strip_suffix("+00:00"))
+        .unwrap_or(s);
     let (date, time) = s.split_once(['T', ' '])?;
     let mut d = date.split('-');
     let y: i64 = d.next()?.parse().ok()?;
@@ -441,7 +485,12 @@ pub fn format_iso_utc(t_ms: i64) -> String {
     let days = t_ms.div_euclid(DAY_MS);
     let rem = t_ms.rem_euclid(DAY_MS) / 1000;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -482,7 +531,10 @@ pub fn aggregate(bars: &[Bar], period: Period) -> Vec<Bar> {
                 cur.close = b.close;
                 cur.volume += b.volume;
             }
-            _ => out.push(Bar { time_ms: start, ..*b }),
+            _ => out.push(Bar {
+                time_ms: start,
+                ..*b
+            }),
         }
     }
     out
@@ -491,7 +543,10 @@ pub fn aggregate(bars: &[Bar], period: Period) -> Vec<Bar> {
 /// Guesses the period of a bar series from its smallest gap between consecutive bars.
 pub fn infer_period(bars: &[Bar]) -> Option<Period> {
     let gap = bars.windows(2).map(|w| w[1].time_ms - w[0].time_ms).min()?;
-    ALL_PERIODS.iter().copied().find(|p| p.fixed_ms() == Some(gap))
+    ALL_PERIODS
+        .iter()
+        .copied()
+        .find(|p| p.fixed_ms() == Some(gap))
 }
 
 #[cfg(test)]
@@ -530,16 +585,31 @@ mod tests {
         let e = parse_bars("x", bad).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("high < low"), "{e}");
         let back = "time,open,high,low,close,volume\n2021-03-01T00:15:00Z,1,1,1,1,1\n2021-03-01T00:00:00Z,1,1,1,1,1\n";
-        assert!(parse_bars("x", back).unwrap_err().to_string().contains("line 3"));
+        assert!(
+            parse_bars("x", back)
+                .unwrap_err()
+                .to_string()
+                .contains("line 3")
+        );
         let nan = "time,open,high,low,close,volume\n2021-03-01T00:15:00Z,NaN,1,1,1,1\n";
         assert!(parse_bars("x", nan).is_err());
     }
 
     #[test]
     fn trendbar_delta_round_trip() {
-        let b = Bar { time_ms: 1_614_557_700_000, open: 108_542, high: 108_600, low: 108_500, close: 108_510, volume: 42 };
+        let b = Bar {
+            time_ms: 1_614_557_700_000,
+            open: 108_542,
+            high: 108_600,
+            low: 108_500,
+            close: 108_510,
+            volume: 42,
+        };
         let t = Trendbar::encode(Period::M15, &b);
-        assert_eq!((t.low, t.delta_open, t.delta_close, t.delta_high), (108_500, 42, 10, 100));
+        assert_eq!(
+            (t.low, t.delta_open, t.delta_close, t.delta_high),
+            (108_500, 42, 10, 100)
+        );
         assert_eq!(t.utc_minutes, 26_909_295);
         assert_eq!(t.decode(), b);
     }
@@ -547,11 +617,26 @@ mod tests {
     #[test]
     fn buckets() {
         let t = parse_iso_utc("2021-03-03T13:47:00Z").unwrap();
-        assert_eq!(format_iso_utc(Period::H4.bucket_start(t)), "2021-03-03T12:00:00Z");
-        assert_eq!(format_iso_utc(Period::D1.bucket_start(t)), "2021-03-03T00:00:00Z");
-        assert_eq!(format_iso_utc(Period::W1.bucket_start(t)), "2021-03-01T00:00:00Z");
-        assert_eq!(format_iso_utc(Period::MN1.bucket_start(t)), "2021-03-01T00:00:00Z");
-        assert_eq!(format_iso_utc(Period::MN1.bucket_end(Period::MN1.bucket_start(t))), "2021-04-01T00:00:00Z");
+        assert_eq!(
+            format_iso_utc(Period::H4.bucket_start(t)),
+            "2021-03-03T12:00:00Z"
+        );
+        assert_eq!(
+            format_iso_utc(Period::D1.bucket_start(t)),
+            "2021-03-03T00:00:00Z"
+        );
+        assert_eq!(
+            format_iso_utc(Period::W1.bucket_start(t)),
+            "2021-03-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_iso_utc(Period::MN1.bucket_start(t)),
+            "2021-03-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_iso_utc(Period::MN1.bucket_end(Period::MN1.bucket_start(t))),
+            "2021-04-01T00:00:00Z"
+        );
         assert!(Period::H1.is_multiple_of(Period::M15));
         assert!(!Period::M15.is_multiple_of(Period::H1));
         assert!(!Period::M10.is_multiple_of(Period::M15));
@@ -560,11 +645,33 @@ mod tests {
 
     #[test]
     fn aggregation_stamps_bucket_start() {
-        let m = |min: i64, o, h, l, c| Bar { time_ms: min * 60_000, open: o, high: h, low: l, close: c, volume: 1 };
-        let bars = [m(0, 10, 12, 9, 11), m(15, 11, 15, 10, 14), m(30, 14, 14, 8, 9), m(60, 9, 9, 9, 9)];
+        let m = |min: i64, o, h, l, c| Bar {
+            time_ms: min * 60_000,
+            open: o,
+            high: h,
+            low: l,
+            close: c,
+            volume: 1,
+        };
+        let bars = [
+            m(0, 10, 12, 9, 11),
+            m(15, 11, 15, 10, 14),
+            m(30, 14, 14, 8, 9),
+            m(60, 9, 9, 9, 9),
+        ];
         let h1 = aggregate(&bars, Period::H1);
         assert_eq!(h1.len(), 2);
-        assert_eq!(h1[0], Bar { time_ms: 0, open: 10, high: 15, low: 8, close: 9, volume: 3 });
+        assert_eq!(
+            h1[0],
+            Bar {
+                time_ms: 0,
+                open: 10,
+                high: 15,
+                low: 8,
+                close: 9,
+                volume: 3
+            }
+        );
         assert_eq!(h1[1].time_ms, 3_600_000);
         assert_eq!(infer_period(&bars), Some(Period::M15));
     }

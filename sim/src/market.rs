@@ -50,7 +50,10 @@ pub struct SymbolMarket {
 
 impl SymbolMarket {
     fn base_bars(&self) -> &[Bar] {
-        self.series.get(&self.base).map(Vec::as_slice).unwrap_or(&[])
+        self.series
+            .get(&self.base)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     fn tick_len(&self) -> i64 {
@@ -82,7 +85,11 @@ impl SymbolMarket {
         self.last_bid = Some(bid);
         self.last_tick_ms = Some(time);
         let base = self.base;
-        for p in ALL_PERIODS.iter().copied().filter(|p| p.is_multiple_of(base)) {
+        for p in ALL_PERIODS
+            .iter()
+            .copied()
+            .filter(|p| p.is_multiple_of(base))
+        {
             let start = p.bucket_start(time);
             match self.forming.get_mut(&p) {
                 Some(b) if b.time_ms == start => {
@@ -92,7 +99,17 @@ impl SymbolMarket {
                     b.volume += vol;
                 }
                 _ => {
-                    self.forming.insert(p, Bar { time_ms: start, open: bid, high: bid, low: bid, close: bid, volume: vol });
+                    self.forming.insert(
+                        p,
+                        Bar {
+                            time_ms: start,
+                            open: bid,
+                            high: bid,
+                            low: bid,
+                            close: bid,
+                            volume: vol,
+                        },
+                    );
                 }
             }
         }
@@ -110,21 +127,32 @@ impl SymbolMarket {
 
     /// Closed bars of `period` with open time in `[from, to)` and bucket end ≤ `now`.
     pub fn closed_bars(&self, period: Period, from_ms: i64, to_ms: i64, now_ms: i64) -> &[Bar] {
-        let Some(all) = self.series.get(&period) else { return &[] };
+        let Some(all) = self.series.get(&period) else {
+            return &[];
+        };
         let lo = all.partition_point(|b| b.time_ms < from_ms);
-        let hi = all.partition_point(|b| b.time_ms < to_ms && period.bucket_end(b.time_ms) <= now_ms);
+        let hi =
+            all.partition_point(|b| b.time_ms < to_ms && period.bucket_end(b.time_ms) <= now_ms);
         if hi <= lo { &[] } else { &all[lo..hi] }
     }
 
     /// Emitted ticks with time in `[from, to]` and ≤ `now` (bid prices), oldest first.
-    pub fn ticks_between(&self, from_ms: i64, to_ms: i64, now_ms: i64, limit: usize) -> (Vec<(i64, i64)>, bool) {
+    pub fn ticks_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+        limit: usize,
+    ) -> (Vec<(i64, i64)>, bool) {
         let bars = self.base_bars();
         let first_bar = bars.partition_point(|b| b.time_ms + 4 * self.tick_len() <= from_ms);
         let to = to_ms.min(now_ms);
         let mut out = Vec::new();
         let mut idx = first_bar * 4;
         while idx < self.cursor {
-            let Some((t, p, _)) = self.tick_at(idx) else { break };
+            let Some((t, p, _)) = self.tick_at(idx) else {
+                break;
+            };
             if t > to {
                 break;
             }
@@ -160,6 +188,9 @@ pub struct Market {
     pub now_ms: i64,
     /// Where the replay started.
     pub start_ms: i64,
+    /// Where the replay stops (inclusive: a tick at exactly `end_ms`, the open of the next bar,
+    /// is still sent so the last bar before it closes); `None`: at the end of the data.
+    pub end_ms: Option<i64>,
 }
 
 impl Market {
@@ -180,8 +211,16 @@ impl Market {
                 }
             };
             let mut series = BTreeMap::new();
-            for p in ALL_PERIODS.iter().copied().filter(|p| p.is_multiple_of(d.period)) {
-                let v = if p == d.period { d.bars.clone() } else { bars::aggregate(&d.bars, p) };
+            for p in ALL_PERIODS
+                .iter()
+                .copied()
+                .filter(|p| p.is_multiple_of(d.period))
+            {
+                let v = if p == d.period {
+                    d.bars.clone()
+                } else {
+                    bars::aggregate(&d.bars, p)
+                };
                 series.insert(p, v);
             }
             symbols.push(SymbolMarket {
@@ -212,7 +251,11 @@ impl Market {
             s.last_bid = first.checked_sub(1).map(|i| bars[i].close);
             s.cursor = first * 4;
         }
-        Market { symbols, now_ms: start_ms, start_ms }
+        Market {
+            symbols,
+            now_ms: start_ms,
+            start_ms,
+        }
     }
 
     /// Index of a symbol id.
@@ -222,7 +265,10 @@ impl Market {
 
     /// Market time of the next tick, if any remain.
     pub fn next_tick_time(&self) -> Option<i64> {
-        self.symbols.iter().filter_map(SymbolMarket::next_tick_time).min()
+        self.symbols
+            .iter()
+            .filter_map(SymbolMarket::next_tick_time)
+            .min()
     }
 
     /// True when every symbol's data is exhausted.
@@ -233,7 +279,7 @@ impl Market {
     /// True when the symbol has no price yet or its data is exhausted (orders get MARKET_CLOSED).
     pub fn is_closed(&self, idx: usize) -> bool {
         let s = &self.symbols[idx];
-        s.last_bid.is_none() || s.next_tick_time().is_none()
+        s.last_bid.is_none() || self.sym_next(idx).is_none()
     }
 
     /// Emits every tick with time ≤ `t_ms` (in time order, ties by symbol index) and moves the
@@ -245,7 +291,8 @@ impl Market {
             }
             self.emit_at(next, out);
         }
-        self.now_ms = self.now_ms.max(t_ms);
+        let t = self.end_ms.map_or(t_ms, |e| t_ms.min(e));
+        self.now_ms = self.now_ms.max(t);
     }
 
     /// Emits the ticks of the next tick time (all symbols at that time) and moves the clock
@@ -265,6 +312,7 @@ impl Market {
                     .filter_map(|s| s.base_bars().last().map(|b| s.base.bucket_end(b.time_ms)))
                     .max()
                     .unwrap_or(self.now_ms);
+                let end = self.end_ms.map_or(end, |e| end.min(e));
                 self.now_ms = self.now_ms.max(end);
                 false
             }
@@ -277,7 +325,11 @@ impl Market {
                 if time == t {
                     s.cursor += 1;
                     s.apply_tick(time, bid, vol);
-                    out.push(Tick { symbol: i, time_ms: time, bid });
+                    out.push(Tick {
+                        symbol: i,
+                        time_ms: time,
+                        bid,
+                    });
                 }
             }
         }
@@ -295,10 +347,21 @@ mod tests {
         let bars = (0..8)
             .map(|i| {
                 let o = 110_000 + i * 10;
-                Bar { time_ms: t0 + i * 900_000, open: o, high: o + 20, low: o - 5, close: o + 10, volume: 8 }
+                Bar {
+                    time_ms: t0 + i * 900_000,
+                    open: o,
+                    high: o + 20,
+                    low: o - 5,
+                    close: o + 10,
+                    volume: 8,
+                }
             })
             .collect();
-        vec![SymbolData { spec: SymbolSpec::builtin("EURUSD").unwrap(), period: Period::M15, bars }]
+        vec![SymbolData {
+            spec: SymbolSpec::builtin("EURUSD").unwrap(),
+            period: Period::M15,
+            bars,
+        }]
     }
 
     #[test]
@@ -314,9 +377,19 @@ mod tests {
         let bar4 = m.symbols[0].series[&Period::M15][4];
         assert_eq!(m.symbols[0].forming[&Period::M15], bar4);
         // bar 4 is not closed until the clock reaches its end
-        assert_eq!(m.symbols[0].closed_bars(Period::M15, 0, i64::MAX, m.now_ms).len(), 4);
+        assert_eq!(
+            m.symbols[0]
+                .closed_bars(Period::M15, 0, i64::MAX, m.now_ms)
+                .len(),
+            4
+        );
         m.step(&mut out);
-        assert_eq!(m.symbols[0].closed_bars(Period::M15, 0, i64::MAX, m.now_ms).len(), 5);
+        assert_eq!(
+            m.symbols[0]
+                .closed_bars(Period::M15, 0, i64::MAX, m.now_ms)
+                .len(),
+            5
+        );
         // H1 forming bar: bar 4 (01:00) and the first tick of bar 5
         let h1 = m.symbols[0].forming[&Period::H1];
         assert_eq!(h1.time_ms, parse_iso_utc("2021-03-01T01:00:00Z").unwrap());
@@ -330,8 +403,31 @@ mod tests {
         while m.step(&mut out) {}
         assert_eq!(out.len(), 32);
         assert!(m.exhausted());
-        assert_eq!(m.symbols[0].closed_bars(Period::M15, 0, i64::MAX, m.now_ms).len(), 8);
-        assert_eq!(m.symbols[0].closed_bars(Period::H1, 0, i64::MAX, m.now_ms).len(), 2);
+        assert_eq!(
+            m.symbols[0]
+                .closed_bars(Period::M15, 0, i64::MAX, m.now_ms)
+                .len(),
+            8
+        );
+        assert_eq!(
+            m.symbols[0]
+                .closed_bars(Period::H1, 0, i64::MAX, m.now_ms)
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn live_bar_limit_closes_the_last_bar() {
+        let mut m = Market::new(data(), Start::AfterBars(2));
+        m.limit_live_bars(3);
+        let mut out = Vec::new();
+        while m.step(&mut out) {}
+        // 3 bars × 4 ticks + the opening tick of the 4th
+        assert_eq!(out.len(), 13);
+        assert_eq!(m.now_ms, m.start_ms + 3 * 900_000);
+        assert_eq!(m.symbols[0].closed_bars(Period::M15, 0, i64::MAX, m.now_ms).len(), 5);
+        assert!(m.is_closed(0));
     }
 
     #[test]

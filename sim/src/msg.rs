@@ -108,7 +108,10 @@ impl ErrorCode {
     /// when they are about the frame itself rather than an Open API request.
     pub fn is_common(self) -> bool {
         use ErrorCode::*;
-        matches!(self, UnknownError | UnsupportedMessage | InvalidRequest | FrameTooLong | MarketClosed)
+        matches!(
+            self,
+            UnknownError | UnsupportedMessage | InvalidRequest | FrameTooLong | MarketClosed
+        )
     }
 }
 
@@ -202,37 +205,109 @@ pub struct NewOrder {
 #[allow(missing_docs)]
 pub enum Request {
     Heartbeat,
-    ApplicationAuth { client_id: String, client_secret: String },
-    AccountAuth { account_id: i64, access_token: String },
-    AccountListByToken { access_token: String },
-    RefreshToken { refresh_token: String },
+    ApplicationAuth {
+        client_id: String,
+        client_secret: String,
+    },
+    AccountAuth {
+        account_id: i64,
+        access_token: String,
+    },
+    AccountListByToken {
+        access_token: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+    },
     Version,
-    AssetList { account_id: i64 },
-    SymbolsList { account_id: i64 },
-    SymbolById { account_id: i64, symbol_ids: Vec<i64> },
-    SymbolsForConversion { account_id: i64, first_asset_id: i64, last_asset_id: i64 },
-    Trader { account_id: i64 },
-    Reconcile { account_id: i64 },
-    SubscribeSpots { account_id: i64, symbol_ids: Vec<i64>, with_timestamp: bool },
-    UnsubscribeSpots { account_id: i64, symbol_ids: Vec<i64> },
-    SubscribeLiveTrendbar { account_id: i64, symbol_id: i64, period: i32 },
-    UnsubscribeLiveTrendbar { account_id: i64, symbol_id: i64, period: i32 },
-    GetTrendbars { account_id: i64, symbol_id: i64, period: i32, from_ms: Option<i64>, to_ms: Option<i64>, count: Option<u32> },
-    GetTickData { account_id: i64, symbol_id: i64, ask: bool, from_ms: Option<i64>, to_ms: Option<i64> },
+    AssetList {
+        account_id: i64,
+    },
+    SymbolsList {
+        account_id: i64,
+    },
+    SymbolById {
+        account_id: i64,
+        symbol_ids: Vec<i64>,
+    },
+    SymbolsForConversion {
+        account_id: i64,
+        first_asset_id: i64,
+        last_asset_id: i64,
+    },
+    Trader {
+        account_id: i64,
+    },
+    Reconcile {
+        account_id: i64,
+    },
+    SubscribeSpots {
+        account_id: i64,
+        symbol_ids: Vec<i64>,
+        with_timestamp: bool,
+    },
+    UnsubscribeSpots {
+        account_id: i64,
+        symbol_ids: Vec<i64>,
+    },
+    SubscribeLiveTrendbar {
+        account_id: i64,
+        symbol_id: i64,
+        period: i32,
+    },
+    UnsubscribeLiveTrendbar {
+        account_id: i64,
+        symbol_id: i64,
+        period: i32,
+    },
+    GetTrendbars {
+        account_id: i64,
+        symbol_id: i64,
+        period: i32,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        count: Option<u32>,
+    },
+    GetTickData {
+        account_id: i64,
+        symbol_id: i64,
+        ask: bool,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    },
     NewOrder(NewOrder),
-    ClosePosition { account_id: i64, position_id: i64, volume: i64 },
-    DealList { account_id: i64, from_ms: Option<i64>, to_ms: Option<i64>, max_rows: Option<i32> },
-    UnrealizedPnl { account_id: i64 },
+    ClosePosition {
+        account_id: i64,
+        position_id: i64,
+        volume: i64,
+    },
+    DealList {
+        account_id: i64,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        max_rows: Option<i32>,
+    },
+    UnrealizedPnl {
+        account_id: i64,
+    },
     /// A well-framed message of a payload type the sim does not serve.
-    Unsupported { payload_type: u32, name: Option<&'static str> },
+    Unsupported {
+        payload_type: u32,
+        name: Option<&'static str>,
+    },
     /// A known payload type whose payload did not decode, or an invalid field value.
-    Malformed { reason: String },
+    Malformed {
+        reason: String,
+    },
 }
 
 impl Request {
     /// True for the historical requests that share the 5 req/s limit.
     pub fn is_historical(&self) -> bool {
-        matches!(self, Request::GetTrendbars { .. } | Request::GetTickData { .. } | Request::DealList { .. })
+        matches!(
+            self,
+            Request::GetTrendbars { .. } | Request::GetTickData { .. } | Request::DealList { .. }
+        )
     }
 
     /// The account a request names, if any.
@@ -401,6 +476,8 @@ pub enum PositionStatus {
     Open = 1,
     /// POSITION_STATUS_CLOSED = 2.
     Closed = 2,
+    /// POSITION_STATUS_CREATED = 3 (the position of an accepted, not yet filled order).
+    Created = 3,
 }
 
 /// A position (`ProtoOAPosition`).
@@ -537,37 +614,126 @@ pub enum ExecType {
 
 /// What the broker sends.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // transient: encoded right away
 #[allow(missing_docs)]
 pub enum Event {
     Heartbeat,
     /// `ProtoErrorRes` (50) when `common`, else `ProtoOAErrorRes` (2142).
-    Error { code: ErrorCode, description: String, account_id: Option<i64>, common: bool },
+    Error {
+        code: ErrorCode,
+        description: String,
+        account_id: Option<i64>,
+        common: bool,
+    },
     ApplicationAuthRes,
-    AccountAuthRes { account_id: i64 },
-    AccountList { access_token: String, scope: Scope, accounts: Vec<AccountListItem> },
-    RefreshTokenRes { access_token: String, refresh_token: String, expires_in_s: i64 },
-    VersionRes { version: String },
-    AssetList { account_id: i64, assets: Vec<AssetInfo> },
-    SymbolsList { account_id: i64, symbols: Vec<LightSymbol> },
-    SymbolById { account_id: i64, symbols: Vec<SymbolInfo> },
-    SymbolsForConversion { account_id: i64, symbols: Vec<LightSymbol> },
-    Trader { account_id: i64, trader: TraderInfo },
-    Reconcile { account_id: i64, positions: Vec<PositionInfo>, orders: Vec<OrderInfo> },
-    SubscribeSpotsRes { account_id: i64 },
-    UnsubscribeSpotsRes { account_id: i64 },
-    SubscribeLiveTrendbarRes { account_id: i64 },
-    UnsubscribeLiveTrendbarRes { account_id: i64 },
+    AccountAuthRes {
+        account_id: i64,
+    },
+    AccountList {
+        access_token: String,
+        scope: Scope,
+        accounts: Vec<AccountListItem>,
+    },
+    RefreshTokenRes {
+        access_token: String,
+        refresh_token: String,
+        expires_in_s: i64,
+    },
+    VersionRes {
+        version: String,
+    },
+    AssetList {
+        account_id: i64,
+        assets: Vec<AssetInfo>,
+    },
+    SymbolsList {
+        account_id: i64,
+        symbols: Vec<LightSymbol>,
+    },
+    SymbolById {
+        account_id: i64,
+        symbols: Vec<SymbolInfo>,
+    },
+    SymbolsForConversion {
+        account_id: i64,
+        symbols: Vec<LightSymbol>,
+    },
+    Trader {
+        account_id: i64,
+        trader: TraderInfo,
+    },
+    Reconcile {
+        account_id: i64,
+        positions: Vec<PositionInfo>,
+        orders: Vec<OrderInfo>,
+    },
+    SubscribeSpotsRes {
+        account_id: i64,
+    },
+    UnsubscribeSpotsRes {
+        account_id: i64,
+    },
+    SubscribeLiveTrendbarRes {
+        account_id: i64,
+    },
+    UnsubscribeLiveTrendbarRes {
+        account_id: i64,
+    },
     /// `ProtoOASpotEvent`: bid/ask only when changed since the last event on this subscription.
-    Spot { account_id: i64, symbol_id: i64, bid: Option<u64>, ask: Option<u64>, trendbars: Vec<Trendbar>, timestamp_ms: Option<i64> },
-    Trendbars { account_id: i64, symbol_id: i64, period: Period, timestamp_ms: i64, bars: Vec<Trendbar>, has_more: bool },
+    Spot {
+        account_id: i64,
+        symbol_id: i64,
+        bid: Option<u64>,
+        ask: Option<u64>,
+        trendbars: Vec<Trendbar>,
+        timestamp_ms: Option<i64>,
+    },
+    Trendbars {
+        account_id: i64,
+        symbol_id: i64,
+        period: Period,
+        timestamp_ms: i64,
+        bars: Vec<Trendbar>,
+        has_more: bool,
+    },
     /// Ticks newest first, delta-coded after the first (see [`crate::broker`]).
-    TickData { account_id: i64, ticks: Vec<(i64, i64)>, has_more: bool },
-    Execution { account_id: i64, exec_type: ExecType, position: Option<PositionInfo>, order: Option<OrderInfo>, deal: Option<DealInfo>, error_code: Option<ErrorCode> },
-    OrderError { account_id: i64, code: ErrorCode, order_id: Option<i64>, position_id: Option<i64>, description: String },
-    DealList { account_id: i64, deals: Vec<DealInfo>, has_more: bool },
-    UnrealizedPnl { account_id: i64, items: Vec<(i64, i64, i64)>, money_digits: u32 },
-    TokenInvalidated { account_ids: Vec<i64>, reason: String },
-    ClientDisconnect { reason: String },
+    TickData {
+        account_id: i64,
+        ticks: Vec<(i64, i64)>,
+        has_more: bool,
+    },
+    Execution {
+        account_id: i64,
+        exec_type: ExecType,
+        position: Option<PositionInfo>,
+        order: Option<OrderInfo>,
+        deal: Option<DealInfo>,
+        error_code: Option<ErrorCode>,
+    },
+    OrderError {
+        account_id: i64,
+        code: ErrorCode,
+        order_id: Option<i64>,
+        position_id: Option<i64>,
+        description: String,
+    },
+    DealList {
+        account_id: i64,
+        deals: Vec<DealInfo>,
+        has_more: bool,
+    },
+    UnrealizedPnl {
+        account_id: i64,
+        items: Vec<(i64, i64, i64)>,
+        money_digits: u32,
+    },
+    TokenInvalidated {
+        account_ids: Vec<i64>,
+        reason: String,
+    },
+    ClientDisconnect {
+        reason: String,
+    },
 }
 
 impl Event {

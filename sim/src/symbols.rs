@@ -169,7 +169,9 @@ impl SymbolSpec {
     pub fn apply_training_config(&mut self, tc: &TrainingConfig) -> Result<(), String> {
         if let Some(d) = tc.digits {
             if d > 5 {
-                return Err(format!("digits {d} > 5 cannot be quoted in 1e-5 wire units"));
+                return Err(format!(
+                    "digits {d} > 5 cannot be quoted in 1e-5 wire units"
+                ));
             }
             if d != self.digits {
                 self.digits = d;
@@ -179,7 +181,10 @@ impl SymbolSpec {
         if let Some(point) = tc.point {
             let expect = 10f64.powi(-(self.digits as i32));
             if (point - expect).abs() > expect * 1e-6 {
-                return Err(format!("point {point} does not match digits {}", self.digits));
+                return Err(format!(
+                    "point {point} does not match digits {}",
+                    self.digits
+                ));
             }
         }
         if let Some(s) = tc.spread_points {
@@ -195,7 +200,11 @@ impl SymbolSpec {
             if !(pv.is_finite() && pv > 0.0) {
                 return Err(format!("pip_value {pv} is not positive"));
             }
-            let ppp = if matches!(self.digits, 3 | 5) { 10.0 } else { 1.0 };
+            let ppp = if matches!(self.digits, 3 | 5) {
+                10.0
+            } else {
+                1.0
+            };
             self.money_per_point_per_lot = pv / ppp;
         }
         Ok(())
@@ -203,12 +212,16 @@ impl SymbolSpec {
 }
 
 fn pip_position_for(digits: u32) -> u32 {
-    if matches!(digits, 3 | 5) { digits - 1 } else { digits }
+    if matches!(digits, 3 | 5) {
+        digits - 1
+    } else {
+        digits
+    }
 }
 
 const CURRENCIES: [&str; 20] = [
-    "USD", "EUR", "GBP", "JPY", "CHF", "AUD", "NZD", "CAD", "SEK", "NOK", "DKK", "PLN", "HUF", "CZK",
-    "TRY", "ZAR", "MXN", "SGD", "HKD", "CNH",
+    "USD", "EUR", "GBP", "JPY", "CHF", "AUD", "NZD", "CAD", "SEK", "NOK", "DKK", "PLN", "HUF",
+    "CZK", "TRY", "ZAR", "MXN", "SGD", "HKD", "CNH",
 ];
 
 fn fx_pair(name: &str) -> Option<(String, String)> {
@@ -265,27 +278,42 @@ struct ZipSymbol {
 /// Reads the JSON metadata in a model zip's comment.
 pub fn read_model_zip(path: &Path) -> Result<ModelInfo, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let archive = zip::ZipArchive::new(file).map_err(|e| format!("{}: not a zip: {e}", path.display()))?;
+    let archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("{}: not a zip: {e}", path.display()))?;
     let comment = std::str::from_utf8(archive.comment())
         .map_err(|_| format!("{}: zip comment is not UTF-8", path.display()))?;
     model_info_from_comment(path, comment)
 }
 
 fn model_info_from_comment(path: &Path, comment: &str) -> Result<ModelInfo, String> {
-    let meta: ZipMeta = serde_json::from_str(comment)
-        .map_err(|e| format!("{}: zip comment is not the metadata JSON: {e}", path.display()))?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let meta: ZipMeta = serde_json::from_str(comment).map_err(|e| {
+        format!(
+            "{}: zip comment is not the metadata JSON: {e}",
+            path.display()
+        )
+    })?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let (file_sym, file_tf) = split_sym_tf(stem);
     let sym = meta.symbol.as_ref();
     let symbol = sym
         .and_then(|s| s.clean.clone().or_else(|| s.name.clone()))
         .unwrap_or(file_sym)
         .to_ascii_uppercase();
-    let timeframe = sym.and_then(|s| s.timeframe.as_deref()).and_then(Period::from_name).or(file_tf);
+    let timeframe = sym
+        .and_then(|s| s.timeframe.as_deref())
+        .and_then(Period::from_name)
+        .or(file_tf);
     let training = meta
         .training_config
         .ok_or_else(|| format!("{}: metadata has no training_config", path.display()))?;
-    Ok(ModelInfo { symbol, timeframe, training })
+    Ok(ModelInfo {
+        symbol,
+        timeframe,
+        training,
+    })
 }
 
 /// Splits `EURUSD_M15` into (`EURUSD`, Some(M15)); a name without a period suffix gives None.
@@ -322,7 +350,11 @@ pub fn load_symbols(
     let mut series: BTreeMap<String, (Period, Vec<Bar>, String)> = BTreeMap::new();
     if let Some(dir) = data_dir {
         for path in sorted_files(dir, "csv", warnings) {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let (sym, tf) = split_sym_tf(&stem);
             let bars = match bars::read_bar_file(&path) {
                 Ok(b) => b,
@@ -332,16 +364,25 @@ pub fn load_symbols(
                 }
             };
             let Some(period) = tf.or_else(|| bars::infer_period(&bars)) else {
-                warnings.push(format!("skipped {}: cannot tell its period", path.display()));
+                warnings.push(format!(
+                    "skipped {}: cannot tell its period",
+                    path.display()
+                ));
                 continue;
             };
             let finer = match series.get(&sym) {
                 Some((p, _, other)) if *p <= period => {
-                    warnings.push(format!("{}: using {other} (finer) for {sym}; ignored", path.display()));
+                    warnings.push(format!(
+                        "{}: using {other} (finer) for {sym}; ignored",
+                        path.display()
+                    ));
                     false
                 }
                 Some((_, _, other)) => {
-                    warnings.push(format!("{other}: using {} (finer) for {sym}; ignored", path.display()));
+                    warnings.push(format!(
+                        "{other}: using {} (finer) for {sym}; ignored",
+                        path.display()
+                    ));
                     true
                 }
                 None => true,
@@ -378,20 +419,26 @@ pub fn load_symbols(
             })
             .max()
             .unwrap_or(5);
-        let mut spec = SymbolSpec::builtin(&name).unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
+        let mut spec =
+            SymbolSpec::builtin(&name).unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
         if let Some(tc) = configs.get(&name) {
             if let Err(e) = spec.apply_training_config(tc) {
                 warnings.push(format!("{name}: training_config ignored: {e}"));
-                spec = SymbolSpec::builtin(&name).unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
+                spec = SymbolSpec::builtin(&name)
+                    .unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
             }
         } else if SymbolSpec::builtin(&name).is_none() {
-            warnings.push(format!("{name}: no model training_config and not built in; generic spec"));
+            warnings.push(format!(
+                "{name}: no model training_config and not built in; generic spec"
+            ));
         }
         out.push(SymbolData { spec, period, bars });
     }
     for name in configs.keys() {
         if !out.iter().any(|s| &s.spec.name == name) {
-            warnings.push(format!("{name}: a model names it but no bar file does; not quoted"));
+            warnings.push(format!(
+                "{name}: a model names it but no bar file does; not quoted"
+            ));
         }
     }
     out
@@ -401,7 +448,11 @@ fn sorted_files(dir: &Path, ext: &str, warnings: &mut Vec<String>) -> Vec<std::p
     let mut v: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext)))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+            })
             .collect(),
         Err(e) => {
             warnings.push(format!("{}: {e}", dir.display()));
@@ -412,6 +463,59 @@ fn sorted_files(dir: &Path, ext: &str, warnings: &mut Vec<String>) -> Vec<std::p
     v
 }
 
+/// Deterministic synthetic bars for `name` (a seeded random walk on the symbol's point grid,
+/// Saturdays and Sundays left out as gaps), for demos and tests when no bar file exists. Uses the
+/// built-in spec if the sim knows the name, else a generic 5-digit spec.
+pub fn synthetic(name: &str, period: Period, n: usize, start_ms: i64, seed: u64) -> SymbolData {
+    use rand::{Rng, SeedableRng};
+    let spec = SymbolSpec::builtin(name).unwrap_or_else(|| SymbolSpec::generic(name, 5));
+    let pu = spec.point_units();
+    let (mut price, step) = match spec.name.as_str() {
+        "US500" => (450_000_000, 25), // 4500.00, moves of up to 25 points
+        "AAPL" => (18_000_000, 5),
+        _ => (110_000, 3),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+    );
+    let len = period.fixed_ms().unwrap_or(60_000);
+    let mut t = period.bucket_start(start_ms);
+    let mut bars = Vec::with_capacity(n);
+    while bars.len() < n {
+        let dow = (t.div_euclid(86_400_000) + 4).rem_euclid(7); // 0 = Sunday
+        if dow == 0 || dow == 6 {
+            t += len;
+            continue;
+        }
+        let open = price;
+        let mut hi = open;
+        let mut lo = open;
+        let mut p = open;
+        for _ in 0..4 {
+            p += rng.random_range(-step..=step) * pu;
+            p = p.max(10 * pu);
+            hi = hi.max(p);
+            lo = lo.min(p);
+        }
+        let close = p;
+        hi += rng.random_range(0..=step / 2) * pu;
+        lo = (lo - rng.random_range(0..=step / 2) * pu).max(pu);
+        bars.push(Bar {
+            time_ms: t,
+            open,
+            high: hi,
+            low: lo,
+            close,
+            volume: rng.random_range(1..500),
+        });
+        price = close;
+        t += len;
+    }
+    SymbolData { spec, period, bars }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +523,10 @@ mod tests {
     #[test]
     fn builtin_volumes_in_cents() {
         let e = SymbolSpec::builtin("eurusd").unwrap();
-        assert_eq!((e.lot_size, e.min_volume, e.step_volume), (10_000_000, 100_000, 100_000));
+        assert_eq!(
+            (e.lot_size, e.min_volume, e.step_volume),
+            (10_000_000, 100_000, 100_000)
+        );
         assert_eq!(e.point_units(), 1);
         assert!((e.quote_to_deposit() - 1.0).abs() < 1e-12);
         let u = SymbolSpec::builtin("US500").unwrap();
@@ -445,10 +552,51 @@ mod tests {
         assert!((s.money_per_point_per_lot - 1.0).abs() < 1e-12);
         let mut j = SymbolSpec::generic("USDJPY", 3);
         assert_eq!(j.lot_size, 10_000_000);
-        j.apply_training_config(&TrainingConfig { pip_value: Some(6.7), ..Default::default() }).unwrap();
+        j.apply_training_config(&TrainingConfig {
+            pip_value: Some(6.7),
+            ..Default::default()
+        })
+        .unwrap();
         assert!((j.quote_to_deposit() - 0.0067).abs() < 1e-9);
-        let bad = TrainingConfig { digits: Some(5), point: Some(0.01), ..Default::default() };
-        assert!(SymbolSpec::builtin("EURUSD").unwrap().apply_training_config(&bad).is_err());
+        let bad = TrainingConfig {
+            digits: Some(5),
+            point: Some(0.01),
+            ..Default::default()
+        };
+        assert!(
+            SymbolSpec::builtin("EURUSD")
+                .unwrap()
+                .apply_training_config(&bad)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn synthetic_is_valid_and_deterministic() {
+        let a = synthetic("EURUSD", Period::M15, 300, 1_614_556_800_000, 7);
+        let b = synthetic("EURUSD", Period::M15, 300, 1_614_556_800_000, 7);
+        assert_eq!(a.bars, b.bars);
+        let text = std::iter::once("time,open,high,low,close,volume".to_string())
+            .chain(a.bars.iter().map(|b| {
+                format!(
+                    "{},{},{},{},{},{}",
+                    bars::format_iso_utc(b.time_ms),
+                    bars::format_price(b.open, 5),
+                    bars::format_price(b.high, 5),
+                    bars::format_price(b.low, 5),
+                    bars::format_price(b.close, 5),
+                    b.volume
+                )
+            }))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(bars::parse_bars("synthetic", &text).unwrap(), a.bars);
+        let u = synthetic("US500", Period::H1, 50, 0, 1);
+        assert!(
+            u.bars
+                .iter()
+                .all(|b| b.low % 1000 == 0 && b.high % 1000 == 0)
+        );
     }
 
     #[test]

@@ -156,4 +156,7 @@ def main(argv=None):
 
     args = p.parse_args(argv)
     args.names = getattr(args, "names", None)
-    args.func(args)
+    try:
+        args.func(args)
+    except BrokenPipeError:  # e.g. `reference | head`
+        sys.stderr.close()

@@ -43,4 +43,9 @@ def export_zip(path: Path, rewrite: bool = True, data_dir: Path | None = None) -
         blobs[mz.names["hmm_json"]] = hmm_json
         meta = dict(mz.meta)
         write_model_zip(path, meta, blobs)
-    return {"model": mz.name, "rewritten": rewrite, **check, "obs_finite": bool(np.isfinite(obs).all())}
+    return {
+        "model": mz.name,
+        "rewritten": rewrite,
+        **check,
+        "obs_finite": bool(np.isfinite(obs).all()),
+    }

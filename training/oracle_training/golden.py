@@ -26,6 +26,8 @@ MODELS_DIR = REPO / "models"
 # coverage thresholds (issue 3)
 MIN_TRANSITIONS_PER_MODEL = 100
 MIN_DECISIONS_PER_MODEL = 2000
+# a top-2 logit gap below this would be a near-tie that float differences could flip
+MIN_MARGIN_PER_MODEL = 1e-5
 
 RESTART_MODEL = "EURUSD_H1"
 
@@ -208,6 +210,7 @@ def generate_all(
             "all_regimes": True,
             "min_flips_total": 1,
             "min_resizes_total": 1,
+            "min_margin_per_model": MIN_MARGIN_PER_MODEL,
         },
         "files": [files[k] for k in sorted(files)],
         "totals": totals([files[k] for k in sorted(files)]),
@@ -251,6 +254,8 @@ def coverage_problems(manifest: dict, expect_models: int | None = None) -> list[
             probs.append(f"{f['model']}: {c['decisions']} decisions")
         if c["transitions"] < th["min_transitions_per_model"]:
             probs.append(f"{f['model']}: {c['transitions']} transitions")
+        if c["min_margin"] is None or c["min_margin"] < th.get("min_margin_per_model", 0.0):
+            probs.append(f"{f['model']}: min logit margin {c['min_margin']}")
     t = manifest["totals"]
     if expect_models is not None and t["models"] != expect_models:
         probs.append(f"{t['models']} models, expected {expect_models}")

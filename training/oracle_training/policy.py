@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -39,6 +40,14 @@ def export_onnx(model, obs_dim: int) -> bytes:
     actor = Actor(model.policy).eval()
     dummy = torch.zeros(1, obs_dim, dtype=torch.float32)
     buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the classic (TorchScript) exporter is chosen on purpose: dynamo=False, opset 17
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(actor, dummy, buf)
+    return buf.getvalue()
+
+
+def _export(actor, dummy, buf):
     torch.onnx.export(
         actor,
         dummy,
@@ -49,7 +58,6 @@ def export_onnx(model, obs_dim: int) -> bytes:
         opset_version=17,
         dynamo=False,
     )
-    return buf.getvalue()
 
 
 class ExportError(RuntimeError):

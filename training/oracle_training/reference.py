@@ -59,7 +59,9 @@ class ReferenceTwin:
         priming, else ``(action, regime, unrealised money, posterior)``."""
         import torch
 
-        prev = self.fifo[-1][0] if self.fifo else (None if self.priming else self.state.last_bar_time)
+        prev = (
+            self.fifo[-1][0] if self.fifo else (None if self.priming else self.state.last_bar_time)
+        )
         err = check_bar(*bar, prev_time=prev)
         if err:
             raise ValueError(err)

@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO / "models"
 NET_ARCH = [64, 64]
 MIN_TRANSITIONS = 100
+# smallest top-2 logit gap accepted on the golden stream: well above the ~1e-6 logit difference
+# expected between torch and a sequential f32 implementation (docs/PARITY), so no near-tie flips
+MIN_MARGIN = 2e-5
 
 
 def _std(x: np.ndarray) -> list[float]:
@@ -140,7 +143,7 @@ def train_model(
     models_dir: Path = MODELS_DIR,
     seed_offset: int = 0,
     ent_coef: float = 0.01,
-    max_attempts: int = 3,
+    max_attempts: int = 6,
     verbose: bool = True,
 ) -> Path:
     import torch
@@ -184,8 +187,13 @@ def train_model(
     while attempt < max_attempts:
         seed = md.seed * 10 + attempt + seed_offset
         env = TradingEnv(
-            spec, data, start=WINDOW - 1, stop=train_range[1], episode_len=512,
-            reward_scale=scale, seed=seed,
+            spec,
+            data,
+            start=WINDOW - 1,
+            stop=train_range[1],
+            episode_len=512,
+            reward_scale=scale,
+            seed=seed,
         )
         model = PPO(
             "MlpPolicy",
@@ -195,7 +203,7 @@ def train_model(
             n_epochs=5,
             learning_rate=3e-4,
             gamma=0.95,
-            ent_coef=ent_coef * (1 + 2 * attempt),
+            ent_coef=ent_coef * (1 + 2 * (attempt % 3)),
             policy_kwargs={"net_arch": {"pi": NET_ARCH, "vf": NET_ARCH}},
             seed=seed,
             device="cpu",
@@ -206,7 +214,11 @@ def train_model(
         cov = coverage(steps, spec.n_states)
         if verbose:
             print(f"{name}: attempt {attempt} coverage {cov}", flush=True)
-        if cov["transitions"] >= MIN_TRANSITIONS and len([a for a in cov["actions"] if a]) >= 3:
+        if (
+            cov["transitions"] >= MIN_TRANSITIONS
+            and len([a for a in cov["actions"] if a]) >= 3
+            and cov["min_margin"] >= MIN_MARGIN
+        ):
             break
         attempt += 1
     else:
@@ -230,7 +242,7 @@ def train_model(
     extra = {
         "timesteps": timesteps,
         "attempts": attempt + 1,
-        "ent_coef": ent_coef * (1 + 2 * min(attempt, max_attempts - 1)),
+        "ent_coef": ent_coef * (1 + 2 * (min(attempt, max_attempts - 1) % 3)),
         "reward": "change of equity (realised + unrealised money) / reward_scale",
         "reward_scale": scale,
         "episode_len": 512,

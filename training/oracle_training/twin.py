@@ -65,10 +65,9 @@ class Costs:
 
     def realised(self, direction: int, intensity: int, entry: float, exit_: float) -> float:
         lots = self.lot_sizes[intensity]
-        return (
-            (exit_ - entry) * float(direction) / self.point * self.money_per_point * lots
-            - self.commission_per_lot * lots
-        )
+        return (exit_ - entry) * float(
+            direction
+        ) / self.point * self.money_per_point * lots - self.commission_per_lot * lots
 
     def unrealised(self, direction: int, intensity: int, entry: float, mark: float) -> float:
         lots = self.lot_sizes[intensity]

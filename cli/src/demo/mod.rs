@@ -1,0 +1,651 @@
+//! `oracle demo`: the whole system on built-in defaults, with no network. The simulator, the
+//! executor and the predictor run as separate processes (this binary re-executed) over real TLS
+//! and the real loopback WebSocket, on the bundled models and bars; a live view while it runs; a
+//! drift and P&L summary and an HTML report at the end. Every child is stopped on every exit path
+//! (normal end, error, Ctrl-C; and by the kernel if the demo itself is killed).
+
+mod procs;
+pub mod report;
+pub mod view;
+
+use procs::{Group, INTERRUPTED, Proc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use view::State;
+
+/// `oracle demo` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Live bars per stream the simulator publishes after the warm-up history.
+    #[arg(long, default_value_t = 300)]
+    pub bars: u64,
+    /// Live bars per second (every stream closes a bar together).
+    #[arg(long, default_value_t = 25.0)]
+    pub speed: f64,
+    /// History bars per stream before the live replay (at least the models' window, 350).
+    #[arg(long, default_value_t = 400)]
+    pub history: u64,
+    /// Output folder: report.html, summary.json, logs/, trace/, state/, executor/.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Models folder (default: ./models, or the one beside the binary's checkout).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Bars folder (default: ./data, or the one beside the binary's checkout).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Plain log lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// One model's line of the summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModelSummary {
+    /// Symbol.
+    pub symbol: String,
+    /// Timeframe.
+    pub tf: String,
+    /// Live bars the predictor ran.
+    pub live_bars: u64,
+    /// Signals it sent.
+    pub signals: u64,
+    /// Orders the executor placed.
+    pub orders: u64,
+    /// Refusals (FAIL, WAIT_SYNC).
+    pub refusals: u64,
+    /// Live bars where the real position differed from the virtual one.
+    pub drift_bars: usize,
+    /// Virtual P&L at the end (realised + unrealised).
+    pub virtual_pnl: f64,
+    /// Trace rows (history and live).
+    pub trace_rows: usize,
+    /// Whether the trace equals `oracle replay` over the same bars (None: not compared).
+    pub replay_match: Option<bool>,
+    /// Why it was not compared, or where it differs.
+    pub replay_note: String,
+}
+
+/// The end-of-run summary (also written as summary.json).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Per model.
+    pub models: BTreeMap<String, ModelSummary>,
+    /// Refused zips: (file, reason).
+    pub refused: Vec<(String, String)>,
+    /// Live bars per stream asked of the simulator.
+    pub target_bars: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Every model sent exactly one signal per live bar, and saw every bar.
+    pub one_signal_per_bar: bool,
+    /// Totals.
+    pub signals: u64,
+    /// Orders.
+    pub orders: u64,
+    /// Refusals.
+    pub refusals: u64,
+    /// Drift bars over all models.
+    pub drift_bars: usize,
+    /// Virtual P&L over all models.
+    pub virtual_pnl: f64,
+    /// Last account equity from the executor's ledger.
+    pub equity: Option<f64>,
+    /// How each child ended, e.g. `sim stopped · executor stopped · predictor exit 0`.
+    pub children_exit: String,
+    /// Every child ended well.
+    pub children_ok: bool,
+    /// Everything checked out.
+    pub ok: bool,
+    /// The report's path.
+    pub report: String,
+}
+
+impl Summary {
+    /// Models whose trace equals the replay.
+    pub fn replay_matched(&self) -> usize {
+        self.models.values().filter(|m| m.replay_match == Some(true)).count()
+    }
+    /// Every model compared and equal.
+    pub fn replay_ok(&self) -> bool {
+        !self.models.is_empty() && self.models.values().all(|m| m.replay_match == Some(true))
+    }
+}
+
+/// Finds `name` (models/, data/) in the working directory or above the binary.
+fn find_dir(given: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let cwd = PathBuf::from(name);
+    if cwd.is_dir() {
+        return Ok(cwd);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1) {
+            let c = dir.join(name);
+            if c.is_dir() && dir.join("Cargo.toml").is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    anyhow::bail!("no {name}/ folder here or above the oracle binary; pass --{name} DIR")
+}
+
+fn fresh_dir(p: &Path) -> anyhow::Result<()> {
+    if p.exists() {
+        std::fs::remove_dir_all(p)?;
+    }
+    std::fs::create_dir_all(p)?;
+    Ok(())
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Reads the complete new lines of a growing file.
+struct Follow {
+    path: PathBuf,
+    pos: u64,
+    partial: String,
+}
+
+impl Follow {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            pos: 0,
+            partial: String::new(),
+        }
+    }
+    fn lines(&mut self) -> Vec<String> {
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        if f.seek(std::io::SeekFrom::Start(self.pos)).is_err() {
+            return Vec::new();
+        }
+        let mut buf = String::new();
+        let Ok(n) = f.read_to_string(&mut buf) else {
+            return Vec::new();
+        };
+        self.pos += n as u64;
+        self.partial.push_str(&buf);
+        let mut out = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            out.push(self.partial[..i].to_string());
+            self.partial.drain(..=i);
+        }
+        out
+    }
+}
+
+struct Screen {
+    tty: bool,
+    drawn: usize,
+    last_plain: Instant,
+}
+
+impl Screen {
+    fn draw(&mut self, s: &State) {
+        if !self.tty {
+            if self.last_plain.elapsed() >= Duration::from_secs(2) {
+                println!("{}", s.progress_line());
+                self.last_plain = Instant::now();
+            }
+            return;
+        }
+        let text = s.render();
+        let mut out = std::io::stdout().lock();
+        if self.drawn > 0 {
+            let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
+        }
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+        self.drawn = text.lines().count();
+    }
+    fn plain(&self, line: &str) {
+        if !self.tty {
+            println!("{line}");
+        }
+    }
+}
+
+/// Runs the demo; returns the process exit code.
+pub fn run(args: &DemoArgs) -> i32 {
+    procs::trap_signals();
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("oracle demo: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
+    let models = find_dir(args.models.as_ref(), "models")?;
+    let data = find_dir(args.data.as_ref(), "data")?;
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out)?;
+    for sub in ["state", "trace", "logs", "run", "executor"] {
+        fresh_dir(&out.join(sub))?;
+    }
+    let exe = std::env::current_exe()?;
+    let token = procs::random_token()?;
+    let sim_port = procs::free_port()?;
+    let ipc_port = procs::free_port()?;
+    let ca = out.join("run/sim-ca.pem");
+    let start_file = out.join("run/start");
+    let logs = out.join("logs");
+    let p = |x: &Path| x.display().to_string();
+
+    let tty = std::io::stdout().is_terminal() && !args.plain;
+    let mut screen = Screen {
+        tty,
+        drawn: 0,
+        last_plain: Instant::now(),
+    };
+    let mut state = State::new(args.bars);
+    let (tx, rx) = mpsc::channel();
+    let mut group = Group::default();
+    let envs = vec![
+        ("ORACLE_IPC_TOKEN", token.clone()),
+        ("ORACLE_CTRADER_CLIENT_ID", "demo".to_string()),
+        ("ORACLE_CTRADER_CLIENT_SECRET", "demo".to_string()),
+        ("ORACLE_CTRADER_ACCESS_TOKEN", "demo".to_string()),
+        ("ORACLE_CTRADER_ACCOUNT_ID", "1".to_string()),
+    ];
+    screen.plain(&format!(
+        "oracle demo: models {} · bars {} · {} live bars per stream at {} bars/s · out {}",
+        models.display(),
+        data.display(),
+        args.bars,
+        args.speed,
+        out.display()
+    ));
+
+    // 1. The simulator (TLS), ready when its port accepts.
+    let sim_args = vec![
+        "sim".to_string(),
+        "--port".into(),
+        sim_port.to_string(),
+        "--ca-out".into(),
+        p(&ca),
+        "--data".into(),
+        p(&data),
+        "--history".into(),
+        args.history.to_string(),
+        "--bars".into(),
+        args.bars.to_string(),
+        "--speed".into(),
+        args.speed.to_string(),
+        "--start-file".into(),
+        p(&start_file),
+        "--json".into(),
+    ];
+    group
+        .procs
+        .push(Proc::spawn(0, "sim", &exe, &sim_args, &envs, &logs, &tx)?);
+    wait_ready(&mut group, 0, sim_port, &logs)?;
+    // 2. The executor (trusts the simulator's CA), ready when the IPC port accepts.
+    let ex_args = vec![
+        "executor".to_string(),
+        "--broker".into(),
+        format!("127.0.0.1:{sim_port}"),
+        "--ca".into(),
+        p(&ca),
+        "--ipc-port".into(),
+        ipc_port.to_string(),
+        "--models".into(),
+        p(&models),
+        "--out".into(),
+        p(&out.join("executor")),
+        "--paper".into(),
+        "--json".into(),
+    ];
+    group
+        .procs
+        .push(Proc::spawn(1, "executor", &exe, &ex_args, &envs, &logs, &tx)?);
+    wait_ready(&mut group, 1, ipc_port, &logs)?;
+    // 3. The predictor.
+    let pr_args = vec![
+        "predictor".to_string(),
+        "--models".into(),
+        p(&models),
+        "--state".into(),
+        p(&out.join("state")),
+        "--trace".into(),
+        p(&out.join("trace")),
+        "--ipc".into(),
+        format!("ws://127.0.0.1:{ipc_port}"),
+        "--json".into(),
+    ];
+    group
+        .procs
+        .push(Proc::spawn(2, "predictor", &exe, &pr_args, &envs, &logs, &tx)?);
+
+    let mut ledger = Follow::new(out.join("executor/ledger.jsonl"));
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let predictor_started = Instant::now();
+    let mut started = false;
+    let mut finished_at: Option<Instant> = None;
+    let mut last_event = Instant::now();
+    let mut failure: Option<String> = None;
+    let mut interrupted = false;
+    loop {
+        while let Ok((idx, is_err, line)) = rx.try_recv() {
+            let note = match (idx, is_err) {
+                (2, false) => {
+                    last_event = Instant::now();
+                    state.predictor_line(&line)
+                }
+                (0, false) => {
+                    if line.contains("\"replay_done\"") {
+                        state.replay_done = true;
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(n) = note {
+                screen.plain(&n);
+            }
+        }
+        for row in ledger.lines() {
+            if let Some(n) = state.ledger_row(&row) {
+                screen.plain(&n);
+            }
+        }
+        state.children = group
+            .procs
+            .iter_mut()
+            .map(|c| {
+                c.poll();
+                (c.name.clone(), c.status_word())
+            })
+            .collect();
+        screen.draw(&state);
+
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        if let Some(c) = group.procs.iter().find(|c| c.status.is_some()) {
+            failure = Some(format!(
+                "{} ended early ({}); last lines of {}:\n{}",
+                c.name,
+                c.status_word(),
+                logs.join(format!("{}.log", c.name)).display(),
+                tail(&logs.join(format!("{}.log", c.name)), 15)
+            ));
+            break;
+        }
+        // Start the live replay once every model has caught up with its history.
+        if !started {
+            let ready = !state.models.is_empty() && state.models.values().all(|m| m.ready);
+            if ready || predictor_started.elapsed() > Duration::from_secs(20) {
+                std::fs::write(&start_file, b"go\n")?;
+                started = true;
+            }
+        }
+        let all_bars = !state.models.is_empty() && state.progress() >= args.bars;
+        let quiet_after_sim = state.replay_done && last_event.elapsed() > Duration::from_secs(2);
+        if (all_bars || quiet_after_sim) && finished_at.is_none() {
+            finished_at = Some(Instant::now());
+        }
+        // Leave a moment for the last ACKs and ledger rows.
+        if finished_at.is_some_and(|t| t.elapsed() > Duration::from_millis(600)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            failure = Some(format!(
+                "timed out after {} s at {}/{} bars per stream",
+                args.timeout,
+                state.progress(),
+                args.bars
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(if tty { 120 } else { 50 }));
+    }
+
+    group.stop_all();
+    // Drain what the children wrote while stopping.
+    std::thread::sleep(Duration::from_millis(100));
+    while let Ok((idx, is_err, line)) = rx.try_recv() {
+        if (idx, is_err) == (2, false) {
+            state.predictor_line(&line);
+        }
+    }
+    for row in ledger.lines() {
+        state.ledger_row(&row);
+    }
+    state.children = group
+        .procs
+        .iter()
+        .map(|c| (c.name.clone(), c.status_word()))
+        .collect();
+    let children_ok = group.procs.iter().all(Proc::ended_well);
+    let mut summary = summarize(&state, args, &models, &data, &out);
+    summary.children_exit = state
+        .children
+        .iter()
+        .map(|(n, s)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    summary.children_ok = children_ok && failure.is_none();
+    summary.ok = summary.children_ok
+        && summary.one_signal_per_bar
+        && summary.models.values().all(|m| m.replay_match != Some(false));
+    let report = out.join("report.html");
+    summary.report = report.display().to_string();
+    std::fs::write(&report, report::html(&state, &summary))?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    print_summary(&summary);
+    if let Some(f) = &failure {
+        eprintln!("oracle demo: {f}");
+    }
+    if interrupted {
+        eprintln!("oracle demo: interrupted; every child stopped");
+        return Ok(130);
+    }
+    Ok(if summary.ok { 0 } else { 1 })
+}
+
+fn wait_ready(group: &mut Group, idx: usize, port: u16, logs: &Path) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = &mut group.procs[idx];
+        if let Some(_s) = c.poll() {
+            anyhow::bail!(
+                "{} exited before it was ready ({}):\n{}",
+                c.name,
+                c.status_word(),
+                tail(&logs.join(format!("{}.log", c.name)), 15)
+            );
+        }
+        if procs::port_open(port) {
+            return Ok(());
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            anyhow::bail!("interrupted");
+        }
+        if Instant::now() > until {
+            anyhow::bail!("{} did not open port {port} within 30 s", c.name);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn summarize(state: &State, args: &DemoArgs, models: &Path, data: &Path, out: &Path) -> Summary {
+    let mut s = Summary {
+        target_bars: args.bars,
+        seconds: state.started.elapsed().as_secs_f64(),
+        refused: state.refused.clone(),
+        equity: state.equity,
+        ..Summary::default()
+    };
+    for (name, m) in &state.models {
+        let (rows, replay_match, note) = compare_replay(name, m, models, data, out);
+        let ms = ModelSummary {
+            symbol: m.symbol.clone(),
+            tf: m.tf.clone(),
+            live_bars: m.live_bars,
+            signals: m.signals,
+            orders: m.orders,
+            refusals: m.refusals,
+            drift_bars: m.drift_bars(),
+            virtual_pnl: m.pnl(),
+            trace_rows: rows,
+            replay_match,
+            replay_note: note,
+        };
+        s.signals += ms.signals;
+        s.orders += ms.orders;
+        s.refusals += ms.refusals;
+        s.drift_bars += ms.drift_bars;
+        s.virtual_pnl += ms.virtual_pnl;
+        s.models.insert(name.clone(), ms);
+    }
+    s.one_signal_per_bar = !s.models.is_empty()
+        && s
+            .models
+            .values()
+            .all(|m| m.signals == m.live_bars && m.live_bars == args.bars);
+    s
+}
+
+/// Runs `oracle replay` (in process) over exactly the bars the predictor's trace covers and
+/// compares it with the trace, byte for byte.
+fn compare_replay(
+    name: &str,
+    m: &view::ModelView,
+    models: &Path,
+    data: &Path,
+    out: &Path,
+) -> (usize, Option<bool>, String) {
+    let trace = std::fs::read_to_string(out.join(format!("trace/{name}.csv"))).unwrap_or_default();
+    let rows: Vec<&str> = trace.lines().skip(1).collect();
+    let (Some(first), Some(last)) = (
+        rows.first().and_then(|r| r.split(',').next()),
+        rows.last().and_then(|r| r.split(',').next()),
+    ) else {
+        return (0, None, "no trace".into());
+    };
+    let candidates = [
+        data.join(format!("{name}.csv")),
+        data.join(format!("{}_{}.csv", m.symbol, m.tf)),
+    ];
+    let Some(bars) = candidates.iter().find(|p| p.is_file()) else {
+        return (rows.len(), None, "no bar file".into());
+    };
+    let text = std::fs::read_to_string(bars).unwrap_or_default();
+    let mut slice = String::new();
+    let mut lines = text.lines();
+    if let Some(h) = lines.next() {
+        slice.push_str(h);
+        slice.push('\n');
+    }
+    for l in lines {
+        let t = l.split(',').next().unwrap_or("");
+        // ISO-8601 UTC strings of one shape order as their times do.
+        if t >= first && t <= last {
+            slice.push_str(l);
+            slice.push('\n');
+        }
+    }
+    let cut = out.join(format!("run/replay-{name}.csv"));
+    if std::fs::write(&cut, slice).is_err() {
+        return (rows.len(), None, "cannot write the bar slice".into());
+    }
+    let mut got = Vec::new();
+    let mut err = Vec::new();
+    match crate::deps::replay(&models.join(format!("{name}.zip")), &cut, &mut got, &mut err) {
+        Ok(()) => {
+            let got = String::from_utf8_lossy(&got);
+            if got == trace {
+                (rows.len(), Some(true), String::new())
+            } else {
+                let at = got
+                    .lines()
+                    .zip(trace.lines())
+                    .position(|(a, b)| a != b)
+                    .map_or_else(|| "length".to_string(), |i| format!("line {}", i + 1));
+                (rows.len(), Some(false), format!("differs at {at}"))
+            }
+        }
+        Err(e) => (rows.len(), None, format!("replay unavailable: {e}")),
+    }
+}
+
+fn print_summary(s: &Summary) {
+    let yn = |b: bool| if b { "yes" } else { "NO" };
+    println!();
+    println!("== oracle demo summary ==");
+    println!(
+        "models {} ({} refused) · live bars per stream {} · {:.1} s",
+        s.models.len(),
+        s.refused.len(),
+        s.target_bars,
+        s.seconds
+    );
+    for (f, r) in &s.refused {
+        println!("refused model {f}: {r}");
+    }
+    println!(
+        "signals {} · orders {} · refusals {} · drift bars (real != virtual) {}",
+        s.signals, s.orders, s.refusals, s.drift_bars
+    );
+    println!("every model one signal per bar: {}", yn(s.one_signal_per_bar));
+    println!(
+        "virtual position = oracle replay: {}/{} models",
+        s.replay_matched(),
+        s.models.len()
+    );
+    println!(
+        "virtual P&L (all models): {:.2}{}",
+        s.virtual_pnl,
+        s.equity
+            .map(|e| format!(" · account equity {e:.2}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "{:<16} {:>6} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
+        "model", "bars", "signals", "orders", "refusals", "drift", "P&L virt"
+    );
+    for (n, m) in &s.models {
+        println!(
+            "{:<16} {:>6} {:>7} {:>6} {:>8} {:>6} {:>10.2}  {}",
+            n,
+            m.live_bars,
+            m.signals,
+            m.orders,
+            m.refusals,
+            m.drift_bars,
+            m.virtual_pnl,
+            match m.replay_match {
+                Some(true) => "equal".to_string(),
+                Some(false) => format!("DIFFERENT ({})", m.replay_note),
+                None => m.replay_note.clone(),
+            }
+        );
+    }
+    println!("children: {}", s.children_exit);
+    println!("result: {}", if s.ok { "OK" } else { "FAILED" });
+    println!("report: {}", s.report);
+}

@@ -1,0 +1,731 @@
+//! Sans-IO session tests on a virtual clock: no sockets, no sleeps. A scripted in-memory server
+//! answers the session's frames; time only moves when the test says so.
+
+// ProtoOAGetTrendbarsRes.timestamp is deprecated, but old clients (SDK 0.9.2) require it.
+#![allow(deprecated)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use oracle_ctrader::frame::FrameDecoder;
+use oracle_ctrader::proto::*;
+use oracle_ctrader::session::*;
+use oracle_ctrader::units::{encode_trendbar, Bar};
+use oracle_ctrader::{Credentials, Secret};
+
+const ACC: i64 = 4242;
+const SYM: i64 = 1;
+const T0_UTC_MS: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000 + 60_000 * 10; // whole minute
+
+fn creds(refresh: bool) -> Credentials {
+    Credentials {
+        client_id: Secret::new("CLIENT-ID-xyz"),
+        client_secret: Secret::new("CLIENT-SECRET-abc"),
+        access_token: Secret::new("ACCESS-TOKEN-1"),
+        refresh_token: refresh.then(|| Secret::new("REFRESH-TOKEN-1")),
+    }
+}
+
+fn bar(open_time: i64, base: i64) -> Bar {
+    Bar { open_time, open: base + 3, high: base + 9, low: base, close: base + 5, volume: 10 }
+}
+
+/// Scripted server + virtual clock.
+struct Pair {
+    s: Session,
+    t0: Instant,
+    now: Instant,
+    connected: bool,
+    connects: Vec<Duration>,
+    accept_connect: bool,
+    decoder: FrameDecoder,
+    /// (time since t0, message) for every client message.
+    sent: Vec<(Duration, Envelope)>,
+    events: Vec<(Duration, Event)>,
+    // Server behaviour.
+    auto_auth: bool,
+    wrong_secret: bool,
+    silent: HashSet<u32>,
+    history: BTreeMap<(i64, i32), Vec<Bar>>,
+    history_hidden: HashSet<i64>,
+    freq_errors: usize,
+    server_heartbeats: bool,
+    last_server_hb: Duration,
+    account_auth_error: Option<&'static str>,
+}
+
+impl Pair {
+    fn new(cfg_edit: impl FnOnce(&mut SessionConfig)) -> Self {
+        let t0 = Instant::now();
+        let mut cfg = SessionConfig::new(creds(true), ACC);
+        cfg_edit(&mut cfg);
+        Pair {
+            s: Session::new(cfg, t0, T0_UTC_MS),
+            t0,
+            now: t0,
+            connected: false,
+            connects: vec![],
+            accept_connect: true,
+            decoder: FrameDecoder::default(),
+            sent: vec![],
+            events: vec![],
+            auto_auth: true,
+            wrong_secret: false,
+            silent: HashSet::new(),
+            history: BTreeMap::new(),
+            history_hidden: HashSet::new(),
+            freq_errors: 0,
+            server_heartbeats: true,
+            last_server_hb: Duration::ZERO,
+            account_auth_error: None,
+        }
+    }
+
+    fn el(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    fn utc_s(&self) -> i64 {
+        T0_UTC_MS / 1000 + self.el().as_secs() as i64
+    }
+
+    /// Delivers a server message.
+    fn deliver(&mut self, payload: impl Into<Payload>, id: Option<String>) {
+        if !self.connected {
+            return;
+        }
+        let env = Envelope::new(payload, id);
+        let bytes = oracle_ctrader::frame::encode_envelope(&env);
+        // Feed in two chunks to exercise reassembly.
+        let mid = bytes.len() / 2;
+        self.s.handle_bytes(self.now, &bytes[..mid]);
+        self.s.handle_bytes(self.now, &bytes[mid..]);
+        self.drive();
+    }
+
+    /// Runs transmits/events to quiescence (the server answers instantly).
+    fn drive(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = self.s.poll_event() {
+                self.events.push((self.el(), ev));
+                progressed = true;
+            }
+            if let Some(t) = self.s.poll_transmit() {
+                progressed = true;
+                match t {
+                    Transmit::Connect => {
+                        self.connects.push(self.el());
+                        if self.accept_connect {
+                            self.connected = true;
+                            self.decoder = FrameDecoder::default();
+                            self.s.handle_connected(self.now);
+                        } else {
+                            self.s.handle_connect_failed(self.now, "refused".into());
+                        }
+                    }
+                    Transmit::Close => self.connected = false,
+                    Transmit::Bytes(b) => {
+                        assert!(self.connected, "bytes written while not connected");
+                        self.decoder.feed(&b);
+                        while let Some(f) = self.decoder.next_frame().unwrap() {
+                            let env = Envelope::decode(&f).unwrap();
+                            self.sent.push((self.el(), env.clone()));
+                            self.serve(env);
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn serve(&mut self, env: Envelope) {
+        let id = env.client_msg_id.clone();
+        if self.silent.contains(&env.payload.payload_type()) {
+            return;
+        }
+        match env.payload {
+            Payload::ApplicationAuthReq(r) if self.auto_auth => {
+                if self.wrong_secret || r.client_secret != "CLIENT-SECRET-abc" {
+                    self.deliver(oa_error("CH_CLIENT_AUTH_FAILURE"), id);
+                    self.connected = false;
+                    self.s.handle_disconnected(self.now, "server closed".into());
+                    self.drive();
+                } else {
+                    self.deliver(ProtoOaApplicationAuthRes::default(), id);
+                }
+            }
+            Payload::AccountAuthReq(r) if self.auto_auth => {
+                if let Some(code) = self.account_auth_error.take() {
+                    self.deliver(oa_error(code), id);
+                } else {
+                    self.deliver(ProtoOaAccountAuthRes { payload_type: None, ctid_trader_account_id: r.ctid_trader_account_id }, id);
+                }
+            }
+            Payload::RefreshTokenReq(_) => self.deliver(
+                ProtoOaRefreshTokenRes {
+                    payload_type: None,
+                    access_token: "ACCESS-TOKEN-2".into(),
+                    token_type: "bearer".into(),
+                    expires_in: 2_628_000,
+                    refresh_token: "REFRESH-TOKEN-2".into(),
+                },
+                id,
+            ),
+            Payload::SubscribeSpotsReq(_) => self.deliver(ProtoOaSubscribeSpotsRes { payload_type: None, ctid_trader_account_id: ACC }, id),
+            Payload::SubscribeLiveTrendbarReq(_) => {
+                self.deliver(ProtoOaSubscribeLiveTrendbarRes { payload_type: None, ctid_trader_account_id: ACC }, id)
+            }
+            Payload::UnsubscribeLiveTrendbarReq(_) => {
+                self.deliver(ProtoOaUnsubscribeLiveTrendbarRes { payload_type: None, ctid_trader_account_id: ACC }, id)
+            }
+            Payload::UnsubscribeSpotsReq(_) => self.deliver(ProtoOaUnsubscribeSpotsRes { payload_type: None, ctid_trader_account_id: ACC }, id),
+            Payload::GetTrendbarsReq(r) => {
+                if self.freq_errors > 0 {
+                    self.freq_errors -= 1;
+                    let mut e = oa_error("REQUEST_FREQUENCY_EXCEEDED");
+                    e.retry_after = Some(2);
+                    self.deliver(e, id);
+                    return;
+                }
+                let from = r.from_timestamp.unwrap() / 1000;
+                let to = r.to_timestamp.unwrap() / 1000;
+                let now = self.utc_s();
+                // Inclusive of both ends on purpose (the client must filter); never the bar
+                // still forming at the server's "now".
+                let bars: Vec<ProtoOaTrendbar> = self
+                    .history
+                    .get(&(r.symbol_id, r.period))
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| b.open_time >= from && b.open_time <= to && b.open_time + 60 <= now)
+                    .filter(|b| !self.history_hidden.contains(&b.open_time))
+                    .map(|b| encode_trendbar(b, ProtoOaTrendbarPeriod::M1).unwrap())
+                    .collect();
+                self.deliver(
+                    ProtoOaGetTrendbarsRes {
+                        payload_type: None,
+                        ctid_trader_account_id: ACC,
+                        period: r.period,
+                        timestamp: Some(r.to_timestamp.unwrap()),
+                        trendbar: bars,
+                        symbol_id: Some(r.symbol_id),
+                        has_more: Some(false),
+                    },
+                    id,
+                );
+            }
+            Payload::TraderReq(_) => self.deliver(
+                ProtoOaTraderRes {
+                    payload_type: None,
+                    ctid_trader_account_id: ACC,
+                    trader: ProtoOaTrader { ctid_trader_account_id: ACC, balance: 1_000_000, deposit_asset_id: 1, ..Default::default() },
+                },
+                id,
+            ),
+            Payload::HeartbeatEvent(_) => {}
+            _ => {}
+        }
+    }
+
+    /// Advances virtual time to `el` (since t0), firing every timer on the way.
+    fn advance_to(&mut self, el: Duration) {
+        let target = self.t0 + el;
+        loop {
+            self.server_heartbeat_tick(target);
+            let next = self.s.poll_timeout();
+            let hb_next = self.t0 + self.last_server_hb + Duration::from_secs(10);
+            let step = match next {
+                Some(t) if t <= target => Some(t.max(self.now)),
+                _ => None,
+            };
+            let step = match (step, self.server_heartbeats && self.connected && hb_next <= target) {
+                (Some(t), true) => Some(t.min(hb_next)),
+                (Some(t), false) => Some(t),
+                (None, true) => Some(hb_next),
+                (None, false) => None,
+            };
+            let Some(t) = step else { break };
+            self.now = t.max(self.now);
+            self.server_heartbeat_tick(target);
+            self.s.handle_timeout(self.now);
+            self.drive();
+        }
+        self.now = target;
+        self.s.handle_timeout(self.now);
+        self.drive();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let el = self.el() + d;
+        self.advance_to(el);
+    }
+
+    fn server_heartbeat_tick(&mut self, _target: Instant) {
+        if self.server_heartbeats && self.connected && self.el() >= self.last_server_hb + Duration::from_secs(10) {
+            self.last_server_hb = self.el();
+            self.deliver(ProtoHeartbeatEvent { payload_type: None }, None);
+        }
+    }
+
+    fn start_ready(&mut self) {
+        self.s.start(self.now);
+        self.drive();
+        assert_eq!(self.s.state(), State::Ready, "events: {:?}", self.events);
+    }
+
+    /// Sends a live spot with the forming bar of `b`, and stores `b` in the server's history.
+    fn live(&mut self, b: Bar) {
+        let hist = self.history.entry((SYM, ProtoOaTrendbarPeriod::M1 as i32)).or_default();
+        if let Some(last) = hist.last_mut().filter(|l| l.open_time == b.open_time) {
+            *last = b;
+        } else {
+            hist.push(b);
+        }
+        let tb = encode_trendbar(&b, ProtoOaTrendbarPeriod::M1).unwrap();
+        self.deliver(
+            ProtoOaSpotEvent {
+                payload_type: None,
+                ctid_trader_account_id: ACC,
+                symbol_id: SYM,
+                bid: Some(b.close as u64),
+                ask: Some(b.close as u64 + 2),
+                trendbar: vec![tb],
+                session_close: None,
+                timestamp: Some(self.utc_s() * 1000),
+            },
+            None,
+        );
+    }
+
+    fn sent_of(&self, pt: u32) -> Vec<(Duration, Envelope)> {
+        self.sent.iter().filter(|(_, e)| e.payload.payload_type() == pt).cloned().collect()
+    }
+
+    fn closed_bars(&self) -> Vec<(i64, BarSource)> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::BarClosed { bar, source, .. } => Some((bar.open_time, *source)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events).into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+fn oa_error(code: &str) -> ProtoOaErrorRes {
+    ProtoOaErrorRes { error_code: code.into(), description: Some(format!("{code} (test)")), ..Default::default() }
+}
+
+// ----------------------------------------------------------------------------------------------
+
+#[test]
+fn full_auth_flow() {
+    let mut p = Pair::new(|_| {});
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(p.s.state(), State::Ready);
+    let order: Vec<u32> = p.sent.iter().map(|(_, e)| e.payload.payload_type()).collect();
+    assert_eq!(order, vec![2100, 2102]);
+    match &p.sent[0].1.payload {
+        Payload::ApplicationAuthReq(r) => {
+            assert_eq!(r.client_id, "CLIENT-ID-xyz");
+            assert_eq!(r.client_secret, "CLIENT-SECRET-abc");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.sent[1].1.payload {
+        Payload::AccountAuthReq(r) => {
+            assert_eq!(r.ctid_trader_account_id, ACC);
+            assert_eq!(r.access_token, "ACCESS-TOKEN-1");
+        }
+        other => panic!("{other:?}"),
+    }
+    let evs = p.take_events();
+    assert_eq!(evs, vec![Event::Connecting { attempt: 1 }, Event::Ready]);
+    // Every request carried a distinct clientMsgId.
+    let ids: HashSet<_> = p.sent.iter().map(|(_, e)| e.client_msg_id.clone().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+}
+
+#[test]
+fn heartbeat_every_10s_of_send_inactivity() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.advance(Duration::from_secs(35));
+    let hb: Vec<u64> = p.sent_of(51).iter().map(|(t, _)| t.as_secs()).collect();
+    assert_eq!(hb, vec![10, 20, 30]);
+    // A request resets the inactivity timer.
+    p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(9));
+    assert_eq!(p.sent_of(51).len(), 3);
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.sent_of(51).len(), 4);
+    assert_eq!(p.s.state(), State::Ready);
+}
+
+#[test]
+fn dead_peer_reconnects_with_exponential_backoff() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.server_heartbeats = false;
+    p.accept_connect = false;
+    p.advance(Duration::from_secs(30));
+    assert_eq!(p.s.state(), State::Disconnected);
+    assert!(p.events.iter().any(|(t, e)| *t == Duration::from_secs(30)
+        && matches!(e, Event::Disconnected { reason: DisconnectReason::DeadPeer, reconnect_in: Some(d) } if *d == Duration::from_secs(1))));
+    assert!(!p.connected, "the session asked the driver to close the dead connection");
+    p.advance(Duration::from_secs(30)); // attempts at 31, 33, 37, 45, 61 → only 31..45 in range
+    assert_eq!(p.connects, vec![Duration::ZERO, Duration::from_secs(31), Duration::from_secs(33), Duration::from_secs(37), Duration::from_secs(45)]);
+    p.accept_connect = true;
+    p.server_heartbeats = true;
+    p.advance(Duration::from_secs(20)); // next attempt at 61 succeeds
+    assert_eq!(p.connects.last(), Some(&Duration::from_secs(61)));
+    assert_eq!(p.s.state(), State::Ready);
+    // Backoff is reset after Ready: a new loss waits 1 s again.
+    p.s.handle_disconnected(p.now, "reset by peer".into());
+    p.connected = false;
+    p.drive();
+    let el = p.el();
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.connects.last(), Some(&(el + Duration::from_secs(1))));
+}
+
+#[test]
+fn backoff_caps_at_max() {
+    let mut p = Pair::new(|c| c.backoff_max = Duration::from_secs(8));
+    p.accept_connect = false;
+    p.s.start(p.now);
+    p.drive();
+    p.advance(Duration::from_secs(60));
+    let gaps: Vec<u64> = p.connects.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    assert_eq!(&gaps[..5], &[1, 2, 4, 8, 8]);
+}
+
+#[test]
+fn closed_bars_once_each_across_reconnect_with_gap_fill() {
+    let mut p = Pair::new(|c| c.backoff_max = Duration::from_secs(8));
+    p.start_ready();
+    let t = p.utc_s(); // whole minute
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.drive();
+    assert_eq!(p.sent_of(2127).len(), 1, "spots subscribed");
+    assert_eq!(p.sent_of(2135).len(), 1, "live trendbar subscribed after spots");
+    // Live stream: bars at t, t+60, t+120 (each updated mid-minute).
+    for k in 0..3 {
+        p.advance_to(Duration::from_secs(60 * k as u64 + 5));
+        p.live(bar(t + 60 * k, 100_000 + k));
+        p.advance_to(Duration::from_secs(60 * k as u64 + 30));
+        p.live(bar(t + 60 * k, 100_000 + k));
+    }
+    assert_eq!(p.closed_bars().iter().map(|b| b.0).collect::<Vec<_>>(), vec![t, t + 60]);
+    // Connection dies at 150 s; the market goes on (history grows) while we are away.
+    p.s.handle_disconnected(p.now + Duration::from_secs(20), "reset".into());
+    p.connected = false;
+    p.accept_connect = false;
+    p.now += Duration::from_secs(20);
+    for k in 3..9 {
+        p.history.get_mut(&(SYM, 1)).unwrap().push(bar(t + 60 * k, 100_000 + k));
+    }
+    p.advance_to(Duration::from_secs(9 * 60 + 10)); // several failed attempts (1, 2, 4, 8, 8 … s)
+    assert!(p.connects.len() > 5);
+    p.accept_connect = true;
+    p.advance_to(Duration::from_secs(9 * 60 + 50)); // reconnects at 553 s, re-auths, resubscribes, fills
+    assert_eq!(p.s.state(), State::Ready);
+    assert_eq!(p.sent_of(2102).len(), 2, "account re-authorized");
+    assert_eq!(p.sent_of(2127).len(), 2, "spots resubscribed");
+    assert_eq!(p.sent_of(2135).len(), 2, "live trendbars resubscribed");
+    // Live resumes in bar t+540 (forming): the bars closed during the outage are all emitted.
+    p.live(bar(t + 540, 100_009));
+    p.advance_to(Duration::from_secs(10 * 60 + 5));
+    p.live(bar(t + 600, 100_010));
+    p.advance_to(Duration::from_secs(10 * 60 + 10));
+    let got: Vec<i64> = p.closed_bars().iter().map(|b| b.0).collect();
+    let want: Vec<i64> = (0..10).map(|k| t + 60 * k).collect();
+    assert_eq!(got, want, "every closed bar exactly once, in order");
+    assert!(p.closed_bars().iter().all(|b| b.1 == BarSource::History));
+    // Prices survive the delta encoding exactly.
+    let b3 = p.events.iter().find_map(|(_, e)| match e {
+        Event::BarClosed { bar, .. } if bar.open_time == t + 180 => Some(*bar),
+        _ => None,
+    });
+    assert_eq!(b3, Some(bar(t + 180, 100_003)));
+}
+
+#[test]
+fn quiet_market_bar_closes_by_clock_and_history_lag_is_retried() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    let t = p.utc_s();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.drive();
+    p.advance_to(Duration::from_secs(10));
+    p.live(bar(t, 100_000));
+    p.history_hidden.insert(t); // history lags behind live
+    p.advance_to(Duration::from_secs(63)); // end + 2 s grace: fetch, bar missing → retry
+    assert!(p.closed_bars().is_empty());
+    p.history_hidden.clear();
+    p.advance_to(Duration::from_secs(65));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::History)]);
+    // Another bar that history never returns: emitted from the live snapshot after the retries.
+    p.advance_to(Duration::from_secs(70));
+    p.live(bar(t + 60, 100_001));
+    p.history_hidden.insert(t + 60);
+    p.advance_to(Duration::from_secs(140));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::History), (t + 60, BarSource::LiveUnconfirmed)]);
+    // No duplicate when history catches up later.
+    p.history_hidden.clear();
+    p.live(bar(t + 120, 100_002));
+    p.advance_to(Duration::from_secs(200));
+    let times: Vec<i64> = p.closed_bars().iter().map(|b| b.0).collect();
+    assert_eq!(times, vec![t, t + 60, t + 120]);
+}
+
+#[test]
+fn streams_are_shared_per_symbol_and_period() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1, None).unwrap();
+    p.drive();
+    assert_eq!(p.sent_of(2127).len(), 1);
+    assert_eq!(p.sent_of(2135).len(), 2, "one per period");
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1).unwrap();
+    p.drive();
+    assert_eq!(p.sent_of(2136).len(), 0, "another model still uses M1");
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1).unwrap();
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1).unwrap();
+    p.drive();
+    assert_eq!(p.sent_of(2136).len(), 2);
+    assert_eq!(p.sent_of(2129).len(), 1, "spots dropped with the last period");
+    assert_eq!(
+        p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::Mn1, None),
+        Err(SessionError::UnsupportedPeriod(ProtoOaTrendbarPeriod::Mn1))
+    );
+}
+
+#[test]
+fn rate_limits_50_per_s_and_5_per_s_history() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.silent.insert(2122); // TraderRes never needed here
+    p.silent.insert(2121);
+    let start = p.sent.len();
+    for _ in 0..120 {
+        p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+    }
+    for _ in 0..12 {
+        let req = ProtoOaDealListReq { ctid_trader_account_id: ACC, from_timestamp: Some(0), to_timestamp: Some(1), ..Default::default() };
+        p.s.send_request(p.now, req).unwrap();
+    }
+    p.drive();
+    p.advance(Duration::from_millis(3500));
+    let sends: Vec<(Duration, u32)> = p.sent[start..]
+        .iter()
+        .filter(|(_, e)| e.payload.payload_type() != 51)
+        .map(|(t, e)| (*t, e.payload.payload_type()))
+        .collect();
+    assert_eq!(sends.len(), 132);
+    // Sliding window check: any 1 s window holds ≤ 50 sends (auth sends at t=0 count too) and ≤ 5 history.
+    let all: Vec<(Duration, u32)> = p.sent.iter().filter(|(_, e)| e.payload.payload_type() != 51).map(|(t, e)| (*t, e.payload.payload_type())).collect();
+    for (i, (ti, _)) in all.iter().enumerate() {
+        let win: Vec<_> = all[i..].iter().take_while(|(t, _)| *t < *ti + Duration::from_secs(1)).collect();
+        assert!(win.len() <= 50, "{} sends in the window from {:?}", win.len(), ti);
+        assert!(win.iter().filter(|(_, pt)| *pt == 2133).count() <= 5);
+    }
+    // It is not slower than the limit either: 132 requests in < 3.5 s.
+    assert!(sends.last().unwrap().0 <= Duration::from_millis(3000));
+}
+
+#[test]
+fn request_frequency_exceeded_is_requeued_after_retry_after() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.freq_errors = 1;
+    let req = ProtoOaGetTrendbarsReq {
+        ctid_trader_account_id: ACC,
+        from_timestamp: Some(0),
+        to_timestamp: Some(60_000),
+        period: ProtoOaTrendbarPeriod::M1 as i32,
+        symbol_id: SYM,
+        ..Default::default()
+    };
+    let id = p.s.send_request(p.now, req).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(3));
+    let sends: Vec<Duration> = p.sent_of(2137).iter().map(|(t, _)| *t).collect();
+    assert_eq!(sends, vec![Duration::ZERO, Duration::from_secs(2)], "resent after retryAfter = 2 s");
+    let responses: Vec<_> = p.events.iter().filter(|(_, e)| matches!(e, Event::Response { id: i, .. } if *i == id)).collect();
+    assert_eq!(responses.len(), 1);
+    assert!(!p.events.iter().any(|(_, e)| matches!(e, Event::RequestError { .. })));
+}
+
+#[test]
+fn request_timeout_gives_outcome_unknown_and_never_resends() {
+    let mut p = Pair::new(|c| c.request_timeout = Duration::from_secs(5));
+    p.start_ready();
+    p.silent.insert(2106);
+    let order = ProtoOaNewOrderReq {
+        ctid_trader_account_id: ACC,
+        symbol_id: SYM,
+        order_type: ProtoOaOrderType::Market as i32,
+        trade_side: ProtoOaTradeSide::Buy as i32,
+        volume: 100_000,
+        client_order_id: Some("EURUSD-1700000000".into()),
+        ..Default::default()
+    };
+    let id = p.s.send_request(p.now, order.clone()).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(6));
+    assert!(p.events.iter().any(|(t, e)| *t == Duration::from_secs(5)
+        && *e == Event::RequestOutcomeUnknown { id, payload_type: 2106, reason: UnknownReason::Timeout }));
+    assert_eq!(p.sent_of(2106).len(), 1, "never resent");
+    // A late execution event is still delivered and linked to the request.
+    let late = ProtoOaExecutionEvent {
+        ctid_trader_account_id: ACC,
+        execution_type: ProtoOaExecutionType::OrderAccepted as i32,
+        ..Default::default()
+    };
+    p.deliver(late, Some(id.client_msg_id()));
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Execution { request: Some(i), .. } if *i == id)));
+
+    // In flight when the connection drops → outcome unknown (Disconnected), not resent.
+    let id2 = p.s.send_request(p.now, order.clone()).unwrap();
+    p.drive();
+    p.s.handle_disconnected(p.now, "reset".into());
+    p.connected = false;
+    p.drive();
+    assert!(p.events.iter().any(|(_, e)| *e == Event::RequestOutcomeUnknown { id: id2, payload_type: 2106, reason: UnknownReason::Disconnected }));
+    // Queued while disconnected and not sent in time → not sent (safe to retry).
+    p.accept_connect = false;
+    let id3 = p.s.send_request(p.now, order).unwrap();
+    p.advance(Duration::from_secs(6));
+    assert!(p.events.iter().any(|(_, e)| *e == Event::RequestNotSent { id: id3, reason: NotSentReason::QueueTimeout }));
+    assert_eq!(p.sent_of(2106).len(), 2);
+}
+
+#[test]
+fn responses_are_matched_by_client_msg_id() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    let a = p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+    p.drive();
+    let resp = p.events.iter().find_map(|(_, e)| match e {
+        Event::Response { id, payload: Payload::TraderRes(r) } => Some((*id, r.trader.balance)),
+        _ => None,
+    });
+    assert_eq!(resp, Some((a, 1_000_000)));
+    // An error answer is a RequestError for that id.
+    let b = p.s.send_request(p.now, ProtoOaSymbolByIdReq { payload_type: None, ctid_trader_account_id: ACC, symbol_id: vec![99] }).unwrap();
+    p.drive();
+    p.deliver(oa_error("SYMBOL_NOT_FOUND"), Some(b.client_msg_id()));
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::RequestError { id, code: ErrorCode::OpenApi(ProtoOaErrorCode::SymbolNotFound), .. } if *id == b)));
+    // Session-managed payloads are refused.
+    assert_eq!(
+        p.s.send_request(p.now, ProtoOaSubscribeSpotsReq { ctid_trader_account_id: ACC, ..Default::default() }),
+        Err(SessionError::Reserved(2127))
+    );
+}
+
+#[test]
+fn wrong_secret_is_a_clear_fatal_error() {
+    let mut p = Pair::new(|c| c.credentials.client_secret = Secret::new("WRONG-SECRET"));
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(p.s.state(), State::Failed);
+    let fatal: Vec<_> = p.events.iter().filter(|(_, e)| matches!(e, Event::AuthFailed { .. })).collect();
+    assert_eq!(fatal.len(), 1);
+    assert!(matches!(&fatal[0].1, Event::AuthFailed { code: ErrorCode::OpenApi(ProtoOaErrorCode::ChClientAuthFailure), .. }));
+    p.advance(Duration::from_secs(300));
+    assert_eq!(p.connects.len(), 1, "no reconnect loop with a wrong secret");
+    assert_eq!(p.s.send_request(p.now, ProtoOaVersionReq::default()), Err(SessionError::Ended));
+    let dump = format!("{:?} {:?}", p.events, p.s);
+    assert!(!dump.contains("WRONG-SECRET") && !dump.contains("CLIENT-ID-xyz"));
+}
+
+#[test]
+fn token_invalidated_event_refreshes_and_reauthorizes() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.drive();
+    p.deliver(
+        ProtoOaAccountsTokenInvalidatedEvent { payload_type: None, ctid_trader_account_ids: vec![ACC], reason: Some("revoked".into()) },
+        None,
+    );
+    assert_eq!(p.s.state(), State::Ready);
+    let refresh = p.sent_of(2173);
+    assert_eq!(refresh.len(), 1);
+    match &refresh[0].1.payload {
+        Payload::RefreshTokenReq(r) => assert_eq!(r.refresh_token, "REFRESH-TOKEN-1"),
+        other => panic!("{other:?}"),
+    }
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::TokensRefreshed { access_token, refresh_token, expires_in: 2_628_000 }
+        if access_token.expose() == "ACCESS-TOKEN-2" && refresh_token.expose() == "REFRESH-TOKEN-2")));
+    let auths = p.sent_of(2102);
+    assert_eq!(auths.len(), 2);
+    match &auths[1].1.payload {
+        Payload::AccountAuthReq(r) => assert_eq!(r.access_token, "ACCESS-TOKEN-2"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.sent_of(2127).len(), 2, "resubscribed after re-auth");
+    assert_eq!(p.s.credentials().refresh_token.as_ref().map(|s| s.expose()), Some("REFRESH-TOKEN-2"));
+    let dump = format!("{:?}", p.events);
+    assert!(!dump.contains("ACCESS-TOKEN-2") && !dump.contains("REFRESH-TOKEN-2"), "tokens redacted in Debug");
+}
+
+#[test]
+fn expired_token_without_refresh_token_fails_clearly() {
+    let mut p = Pair::new(|c| c.credentials.refresh_token = None);
+    p.account_auth_error = Some("OA_AUTH_TOKEN_EXPIRED");
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(p.s.state(), State::Failed);
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::AuthFailed { code: ErrorCode::OpenApi(ProtoOaErrorCode::OaAuthTokenExpired), .. })));
+}
+
+#[test]
+fn expired_token_at_connect_is_refreshed() {
+    let mut p = Pair::new(|_| {});
+    p.account_auth_error = Some("CH_ACCESS_TOKEN_INVALID");
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(p.s.state(), State::Ready);
+    let order: Vec<u32> = p.sent.iter().map(|(_, e)| e.payload.payload_type()).collect();
+    assert_eq!(order, vec![2100, 2102, 2173, 2102]);
+}
+
+#[test]
+fn garbage_and_oversized_frames_reset_the_connection() {
+    let mut p = Pair::new(|c| c.max_frame_len = 1024);
+    p.start_ready();
+    p.s.handle_bytes(p.now, &[0, 0, 0x10, 0, 1, 2, 3]); // 4096 > 1024
+    p.drive();
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Disconnected { reason: DisconnectReason::Frame(_), .. })));
+    assert!(!p.connected);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.s.state(), State::Ready, "reconnected");
+    p.s.handle_bytes(p.now, &[0, 0, 0, 3, 0xff, 0xff, 0xff]); // not a ProtoMessage
+    p.drive();
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Disconnected { reason: DisconnectReason::Decode(_), .. })));
+}
+
+#[test]
+fn client_disconnect_event_reconnects() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.deliver(ProtoOaClientDisconnectEvent { payload_type: None, reason: Some("maintenance".into()) }, None);
+    assert_eq!(p.s.state(), State::Disconnected);
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.s.state(), State::Ready);
+    assert_eq!(p.connects.len(), 2);
+}

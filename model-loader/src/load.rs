@@ -1,0 +1,615 @@
+//! Opening one `SYM_TF.zip`: metadata, member hashes, the portable HMM and ONNX members, and the
+//! core's fixed-size [`Model`].
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use oracle_core::model::{
+    Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, LayerParams, MarketPeriods,
+    ModelParams,
+};
+use oracle_core::{
+    Action, MAX_LAYERS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS, N_HMM_FEATURES,
+    N_MARKET_FEATURES,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{LoadError, LoadErrorKind};
+use crate::json::{
+    array_at, f64_array, f64_at, f64_tensor, i64_at, object_at, str_at, usize_at, usize_vec,
+};
+
+/// The only metadata version this loader reads.
+pub const FORMAT_VERSION: &str = "2.0";
+
+/// The HMM's covariance type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CovarianceType {
+    /// hmmlearn `diag`.
+    Diag,
+    /// hmmlearn `full`.
+    Full,
+}
+
+impl CovarianceType {
+    /// `diag` or `full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CovarianceType::Diag => "diag",
+            CovarianceType::Full => "full",
+        }
+    }
+}
+
+/// The metadata fields the runtime uses, validated, plus the whole JSON.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// `format_version` (always `"2.0"`).
+    pub format_version: String,
+    /// `generated_at`.
+    pub generated_at: String,
+    /// `symbol.name`, e.g. `EURUSD`.
+    pub symbol: String,
+    /// `symbol.clean`.
+    pub symbol_clean: String,
+    /// `symbol.timeframe`, e.g. `M15`.
+    pub timeframe: String,
+    /// `window`.
+    pub window: usize,
+    /// `hmm.n_states`.
+    pub n_states: usize,
+    /// `hmm.covariance_type`.
+    pub covariance_type: CovarianceType,
+    /// `observation.dim`.
+    pub obs_dim: usize,
+    /// `policy.net_arch`.
+    pub net_arch: Vec<usize>,
+    /// `training_config`.
+    pub costs: CostParams,
+    /// `members`: file name → sha256 (hex).
+    pub members: BTreeMap<String, String>,
+    /// The full metadata JSON.
+    pub raw: Value,
+}
+
+impl Metadata {
+    /// `SYM_TF`, the model's name and its members' prefix.
+    pub fn name(&self) -> String {
+        format!("{}_{}", self.symbol, self.timeframe)
+    }
+}
+
+/// A loaded model: its metadata and the core model twins borrow.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Where it was loaded from (or the label given to [`load_model_bytes`]).
+    pub path: PathBuf,
+    /// `SYM_TF`.
+    pub name: String,
+    /// sha256 of the whole zip file (hex).
+    pub zip_sha256: String,
+    /// The validated metadata.
+    pub metadata: Metadata,
+    /// The core model.
+    pub model: Box<Model>,
+}
+
+/// Loads and validates one model zip.
+pub fn load_model(path: &Path) -> Result<LoadedModel, LoadError> {
+    let label = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let bytes = std::fs::read(path).map_err(|e| LoadError {
+        file: label.clone(),
+        kind: LoadErrorKind::Io(e),
+    })?;
+    let mut loaded = load_model_bytes(&label, &bytes)?;
+    loaded.path = path.to_path_buf();
+    Ok(loaded)
+}
+
+/// Loads and validates a model zip held in memory; `label` names it in errors.
+pub fn load_model_bytes(label: &str, bytes: &[u8]) -> Result<LoadedModel, LoadError> {
+    load_inner(bytes).map_err(|kind| LoadError {
+        file: label.to_owned(),
+        kind,
+    })
+    .map(|(metadata, model)| LoadedModel {
+        path: PathBuf::from(label),
+        name: metadata.name(),
+        zip_sha256: hex::encode(Sha256::digest(bytes)),
+        metadata,
+        model,
+    })
+}
+
+fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(LoadErrorKind::NotZip)?;
+    let comment = archive.comment();
+    if comment.iter().all(u8::is_ascii_whitespace) {
+        return Err(LoadErrorKind::NoMetadata);
+    }
+    let raw: Value = serde_json::from_slice(comment).map_err(LoadErrorKind::MetadataJson)?;
+    let meta = parse_metadata(raw)?;
+
+    // Members: every zip member listed, every listed member present, every hash right.
+    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    for name in &names {
+        if !meta.members.contains_key(name) {
+            return Err(LoadErrorKind::UnlistedMember {
+                member: name.clone(),
+            });
+        }
+    }
+    let prefix = meta.name();
+    let hmm_member = format!("{prefix}_hmm.json");
+    let onnx_member = format!("{prefix}_policy.onnx");
+    for required in [&hmm_member, &onnx_member] {
+        if !meta.members.contains_key(required) {
+            return Err(LoadErrorKind::InvalidField {
+                field: "members".to_owned(),
+                reason: format!("lacks the portable member '{required}'"),
+            });
+        }
+    }
+    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (member, expected) in &meta.members {
+        let mut file = match archive.by_name(member) {
+            Ok(f) => f,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(LoadErrorKind::MissingMember {
+                    member: member.clone(),
+                });
+            }
+            Err(e) => return Err(LoadErrorKind::NotZip(e)),
+        };
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)
+            .map_err(|source| LoadErrorKind::ReadMember {
+                member: member.clone(),
+                source,
+            })?;
+        let actual = hex::encode(Sha256::digest(&data));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(LoadErrorKind::HashMismatch {
+                member: member.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        if *member == hmm_member || *member == onnx_member {
+            contents.insert(member.clone(), data);
+        }
+    }
+
+    let hmm_bytes = contents.remove(&hmm_member).unwrap_or_default();
+    let onnx_bytes = contents.remove(&onnx_member).unwrap_or_default();
+    let hmm = parse_hmm(&meta, &hmm_member, &hmm_bytes)?;
+    let mlp = onnx2rs::convert(&onnx_bytes).map_err(|source| LoadErrorKind::UnsupportedGraph {
+        member: onnx_member.clone(),
+        source,
+    })?;
+    let (layers, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
+
+    let params = build_params(&meta, hmm, layers, n_layers)?;
+    let model = Model::new(&params).map_err(LoadErrorKind::Model)?;
+    Ok((meta, Box::new(model)))
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> LoadErrorKind {
+    LoadErrorKind::InvalidField {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn shape(field: &str, expected: impl ToString, found: impl ToString) -> LoadErrorKind {
+    LoadErrorKind::ShapeMismatch {
+        field: field.to_owned(),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}
+
+/// Validates the metadata JSON (contract §9) and extracts what the runtime uses.
+pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
+    if !raw.is_object() {
+        return Err(LoadErrorKind::WrongType {
+            field: "(metadata)".to_owned(),
+            expected: "a JSON object",
+        });
+    }
+    let version = str_at(&raw, "format_version")?;
+    if version != FORMAT_VERSION {
+        return Err(LoadErrorKind::WrongVersion {
+            found: version.to_owned(),
+        });
+    }
+    // Presence and type of every required field, in the contract's order.
+    let generated_at = str_at(&raw, "generated_at")?.to_owned();
+    let symbol = str_at(&raw, "symbol.name")?.to_owned();
+    let symbol_clean = str_at(&raw, "symbol.clean")?.to_owned();
+    let timeframe = str_at(&raw, "symbol.timeframe")?.to_owned();
+    for (field, value) in [("symbol.name", &symbol), ("symbol.timeframe", &timeframe)] {
+        if value.is_empty() || value.contains(['/', '\\']) {
+            return Err(invalid(field, format!("{value:?} cannot name a model")));
+        }
+    }
+    let costs = parse_costs(&raw)?;
+    for f in [
+        "hmm_config.n_states",
+        "hmm_config.momentum_period",
+        "hmm_config.consistency_period",
+        "hmm_config.range_period",
+        "rl_config.roc_period",
+        "rl_config.atr_period",
+        "rl_config.ema_period",
+        "rl_config.range_period",
+        "rl_config.volume_ma_period",
+    ] {
+        usize_at(&raw, f)?;
+    }
+    check_actions(&raw)?;
+    let window = usize_at(&raw, "window")?;
+    let obs_dim = usize_at(&raw, "observation.dim")?;
+    let layout = array_at(&raw, "observation.layout")?;
+    f64_array::<N_MARKET_FEATURES>(&raw, "observation.rl_norm.mean")?;
+    f64_array::<N_MARKET_FEATURES>(&raw, "observation.rl_norm.std")?;
+    f64_at(&raw, "observation.clip")?;
+    let covariance_type = match str_at(&raw, "hmm.covariance_type")? {
+        "diag" => CovarianceType::Diag,
+        "full" => CovarianceType::Full,
+        other => {
+            return Err(invalid(
+                "hmm.covariance_type",
+                format!("{other:?} is not supported (diag, full)"),
+            ));
+        }
+    };
+    let n_states = usize_at(&raw, "hmm.n_states")?;
+    let n_features = usize_at(&raw, "hmm.n_features")?;
+    f64_array::<N_HMM_FEATURES>(&raw, "hmm.feature_norm.mean")?;
+    f64_array::<N_HMM_FEATURES>(&raw, "hmm.feature_norm.std")?;
+    let policy_obs_dim = usize_at(&raw, "policy.obs_dim")?;
+    let n_actions = usize_at(&raw, "policy.n_actions")?;
+    let net_arch = usize_vec(&raw, "policy.net_arch")?;
+    let activation = str_at(&raw, "policy.activation")?;
+    let members_obj = object_at(&raw, "members")?;
+    object_at(&raw, "data")?;
+
+    // Consistency.
+    if n_states == 0 || n_states > MAX_STATES {
+        return Err(invalid(
+            "hmm.n_states",
+            format!("{n_states} is not in 1..={MAX_STATES}"),
+        ));
+    }
+    let cfg_states = usize_at(&raw, "hmm_config.n_states")?;
+    if cfg_states != n_states {
+        return Err(shape("hmm_config.n_states", n_states, cfg_states));
+    }
+    if n_features != N_HMM_FEATURES {
+        return Err(shape("hmm.n_features", N_HMM_FEATURES, n_features));
+    }
+    let want_dim = N_MARKET_FEATURES + n_states + 3;
+    if obs_dim != want_dim {
+        return Err(shape("observation.dim", format!("5 + n_states + 3 = {want_dim}"), obs_dim));
+    }
+    if layout.len() != obs_dim {
+        return Err(shape(
+            "observation.layout",
+            format!("{obs_dim} names"),
+            format!("{} names", layout.len()),
+        ));
+    }
+    if policy_obs_dim != obs_dim {
+        return Err(shape("policy.obs_dim", obs_dim, policy_obs_dim));
+    }
+    if n_actions != N_ACTIONS {
+        return Err(shape("policy.n_actions", N_ACTIONS, n_actions));
+    }
+    if net_arch.len() + 1 > MAX_LAYERS || net_arch.iter().any(|w| *w == 0 || *w > MAX_WIDTH) {
+        return Err(invalid(
+            "policy.net_arch",
+            format!(
+                "{net_arch:?}: at most {} hidden layers of 1..={MAX_WIDTH} units",
+                MAX_LAYERS - 1
+            ),
+        ));
+    }
+    if !matches!(activation, "tanh" | "relu") {
+        return Err(invalid(
+            "policy.activation",
+            format!("{activation:?} is not supported (tanh, relu)"),
+        ));
+    }
+    let mut members = BTreeMap::new();
+    for (name, info) in members_obj {
+        let field = format!("members.{name}.sha256");
+        let digest = info
+            .get("sha256")
+            .ok_or_else(|| LoadErrorKind::MissingField {
+                field: field.clone(),
+            })?
+            .as_str()
+            .ok_or_else(|| LoadErrorKind::WrongType {
+                field: field.clone(),
+                expected: "a string",
+            })?;
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(&field, "not a 64-digit hex sha256"));
+        }
+        members.insert(name.clone(), digest.to_ascii_lowercase());
+    }
+
+    Ok(Metadata {
+        format_version: version.to_owned(),
+        generated_at,
+        symbol,
+        symbol_clean,
+        timeframe,
+        window,
+        n_states,
+        covariance_type,
+        obs_dim,
+        net_arch,
+        costs,
+        members,
+        raw,
+    })
+}
+
+fn parse_costs(raw: &Value) -> Result<CostParams, LoadErrorKind> {
+    let point = f64_at(raw, "training_config.point")?;
+    let pip_value = f64_at(raw, "training_config.pip_value")?;
+    let spread_points = f64_at(raw, "training_config.spread_points")?;
+    let slippage_points = f64_at(raw, "training_config.slippage_points")?;
+    let commission_per_lot = f64_at(raw, "training_config.commission_per_lot")?;
+    let digits = i64_at(raw, "training_config.digits")?;
+    let digits = u32::try_from(digits)
+        .ok()
+        .filter(|d| *d <= 12)
+        .ok_or_else(|| invalid("training_config.digits", format!("{digits} is not in 0..=12")))?;
+    let lot_sizes = f64_array::<4>(raw, "training_config.lot_sizes")?;
+    for (name, v) in [
+        ("training_config.point", point),
+        ("training_config.pip_value", pip_value),
+    ] {
+        if v <= 0.0 {
+            return Err(invalid(name, format!("{v} must be positive")));
+        }
+    }
+    for (name, v) in [
+        ("training_config.spread_points", spread_points),
+        ("training_config.slippage_points", slippage_points),
+        ("training_config.commission_per_lot", commission_per_lot),
+    ] {
+        if v < 0.0 {
+            return Err(invalid(name, format!("{v} must not be negative")));
+        }
+    }
+    if lot_sizes.iter().any(|l| *l < 0.0) {
+        return Err(invalid("training_config.lot_sizes", "a lot size is negative"));
+    }
+    Ok(CostParams {
+        point,
+        pip_value,
+        spread_points,
+        slippage_points,
+        commission_per_lot,
+        digits,
+        lot_sizes,
+    })
+}
+
+/// The metadata's `actions` must be the contract's table (§6).
+fn check_actions(raw: &Value) -> Result<(), LoadErrorKind> {
+    let actions = object_at(raw, "actions")?;
+    if actions.len() != N_ACTIONS {
+        return Err(shape("actions", format!("{N_ACTIONS} entries"), actions.len()));
+    }
+    for a in Action::ALL {
+        let base = format!("actions.{}", a.index());
+        let name = str_at(raw, &format!("{base}.name"))?;
+        let direction = i64_at(raw, &format!("{base}.direction"))?;
+        let intensity = i64_at(raw, &format!("{base}.intensity"))?;
+        if name != a.name()
+            || direction != i64::from(a.direction())
+            || intensity != i64::from(a.intensity())
+        {
+            return Err(invalid(
+                &base,
+                format!(
+                    "({name}, {direction}, {intensity}) differs from the contract's ({}, {}, {})",
+                    a.name(),
+                    a.direction(),
+                    a.intensity()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the portable HMM member and checks it against the metadata.
+fn parse_hmm(meta: &Metadata, member: &str, bytes: &[u8]) -> Result<HmmParams, LoadErrorKind> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|source| LoadErrorKind::MemberJson {
+        member: member.to_owned(),
+        source,
+    })?;
+    let bad = |field: &str, reason: String| LoadErrorKind::MemberField {
+        member: member.to_owned(),
+        field: field.to_owned(),
+        reason,
+    };
+    let get = |field: &str| -> Result<&Value, LoadErrorKind> {
+        v.get(field)
+            .ok_or_else(|| bad(field, "missing".to_owned()))
+    };
+    let cov = get("covariance_type")?
+        .as_str()
+        .ok_or_else(|| bad("covariance_type", "must be a string".to_owned()))?;
+    if cov != meta.covariance_type.name() {
+        return Err(shape(
+            &format!("{member}: covariance_type"),
+            meta.covariance_type.name(),
+            cov,
+        ));
+    }
+    let k = meta.n_states;
+    for (field, want) in [("n_states", k), ("n_features", N_HMM_FEATURES)] {
+        let found = get(field)?
+            .as_u64()
+            .ok_or_else(|| bad(field, "must be a non-negative integer".to_owned()))?;
+        if found != want as u64 {
+            return Err(shape(&format!("{member}: {field}"), want, found));
+        }
+    }
+    let d = N_HMM_FEATURES;
+    let tensor = |field: &str, dims: &[usize]| -> Result<Vec<f64>, LoadErrorKind> {
+        f64_tensor(get(field)?, dims).map_err(|reason| bad(field, reason))
+    };
+    let sp = tensor("startprob", &[k])?;
+    let tm = tensor("transmat", &[k, k])?;
+    let mu = tensor("means", &[k, d])?;
+    let mut startprob = [0.0; MAX_STATES];
+    startprob[..k].copy_from_slice(&sp);
+    let mut transmat = [[0.0; MAX_STATES]; MAX_STATES];
+    for (row, src) in transmat.iter_mut().zip(tm.chunks_exact(k)) {
+        row[..k].copy_from_slice(src);
+    }
+    let mut means = [[0.0; N_HMM_FEATURES]; MAX_STATES];
+    for (row, src) in means.iter_mut().zip(mu.chunks_exact(d)) {
+        row.copy_from_slice(src);
+    }
+    let covars = match meta.covariance_type {
+        CovarianceType::Diag => {
+            let c = tensor("covars", &[k, d])?;
+            let mut out = [[0.0; N_HMM_FEATURES]; MAX_STATES];
+            for (row, src) in out.iter_mut().zip(c.chunks_exact(d)) {
+                row.copy_from_slice(src);
+            }
+            CovarianceParams::Diag(out)
+        }
+        CovarianceType::Full => {
+            let c = tensor("covars", &[k, d, d])?;
+            let mut out = [[[0.0; N_HMM_FEATURES]; N_HMM_FEATURES]; MAX_STATES];
+            for (mat, src) in out.iter_mut().zip(c.chunks_exact(d * d)) {
+                for (row, s) in mat.iter_mut().zip(src.chunks_exact(d)) {
+                    row.copy_from_slice(s);
+                }
+            }
+            CovarianceParams::Full(out)
+        }
+    };
+    Ok(HmmParams {
+        n_states: k,
+        startprob,
+        transmat,
+        means,
+        covars,
+        feature_mean: f64_array(&meta.raw, "hmm.feature_norm.mean")?,
+        feature_std: f64_array(&meta.raw, "hmm.feature_norm.std")?,
+    })
+}
+
+/// Checks onnx2rs's MLP against the metadata and copies it into fixed-size layers.
+fn convert_layers(
+    meta: &Metadata,
+    member: &str,
+    mlp: &onnx2rs::Mlp,
+) -> Result<(Vec<LayerParams>, usize), LoadErrorKind> {
+    let n = mlp.layers.len();
+    let want_layers = meta.net_arch.len() + 1;
+    if n != want_layers {
+        return Err(shape(
+            &format!("{member}: layers"),
+            format!("{want_layers} (policy.net_arch {:?} + the action layer)", meta.net_arch),
+            n,
+        ));
+    }
+    let hidden_act = match str_at(&meta.raw, "policy.activation")? {
+        "relu" => Activation::Relu,
+        _ => Activation::Tanh,
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut in_dim = meta.obs_dim;
+    for (i, layer) in mlp.layers.iter().enumerate() {
+        let last = i + 1 == n;
+        let out_dim = if last { N_ACTIONS } else { meta.net_arch[i] };
+        if layer.in_dim != in_dim || layer.out_dim != out_dim {
+            return Err(shape(
+                &format!("{member}: layer {i}"),
+                format!("{out_dim}x{in_dim}"),
+                format!("{}x{}", layer.out_dim, layer.in_dim),
+            ));
+        }
+        if layer.weights.len() != in_dim * out_dim || layer.bias.len() != out_dim {
+            return Err(shape(
+                &format!("{member}: layer {i} tensors"),
+                format!("{} weights and {out_dim} biases", in_dim * out_dim),
+                format!("{} weights and {} biases", layer.weights.len(), layer.bias.len()),
+            ));
+        }
+        let act = match layer.activation {
+            onnx2rs::Activation::Tanh => Activation::Tanh,
+            onnx2rs::Activation::Relu => Activation::Relu,
+            onnx2rs::Activation::Identity => Activation::Identity,
+        };
+        let want_act = if last { Activation::Identity } else { hidden_act };
+        if act != want_act {
+            return Err(invalid(
+                "policy.activation",
+                format!("layer {i} of {member} applies {act:?}, the metadata implies {want_act:?}"),
+            ));
+        }
+        let mut p = LayerParams::ZERO;
+        p.in_dim = in_dim;
+        p.out_dim = out_dim;
+        p.activation = act;
+        for (row, src) in p.weights.iter_mut().zip(layer.weights.chunks_exact(in_dim)) {
+            row[..in_dim].copy_from_slice(src);
+        }
+        p.bias[..out_dim].copy_from_slice(&layer.bias);
+        out.push(p);
+        in_dim = out_dim;
+    }
+    Ok((out, n))
+}
+
+fn build_params(
+    meta: &Metadata,
+    hmm: HmmParams,
+    layers: Vec<LayerParams>,
+    n_layers: usize,
+) -> Result<Box<ModelParams>, LoadErrorKind> {
+    let raw = &meta.raw;
+    let mut params = Box::new(ModelParams {
+        window: meta.window,
+        market: MarketPeriods {
+            roc: usize_at(raw, "rl_config.roc_period")?,
+            atr: usize_at(raw, "rl_config.atr_period")?,
+            ema: usize_at(raw, "rl_config.ema_period")?,
+            range: usize_at(raw, "rl_config.range_period")?,
+            volume_ma: usize_at(raw, "rl_config.volume_ma_period")?,
+        },
+        hmm_periods: HmmPeriods {
+            momentum: usize_at(raw, "hmm_config.momentum_period")?,
+            consistency: usize_at(raw, "hmm_config.consistency_period")?,
+            range: usize_at(raw, "hmm_config.range_period")?,
+        },
+        rl_mean: f64_array(raw, "observation.rl_norm.mean")?,
+        rl_std: f64_array(raw, "observation.rl_norm.std")?,
+        clip: f64_at(raw, "observation.clip")?,
+        costs: meta.costs,
+        hmm,
+        layers: [LayerParams::ZERO; MAX_LAYERS],
+        n_layers,
+    });
+    for (dst, src) in params.layers.iter_mut().zip(layers) {
+        *dst = src;
+    }
+    Ok(params)
+}

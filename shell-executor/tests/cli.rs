@@ -1,0 +1,218 @@
+//! The `oracle-executor` binary: refuses a bad config by key, adds new models' symbols disabled,
+//! and runs `--paper` end to end over the WebSocket (replayed bars → BAR → SIGNAL → ACK).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::tmpdir;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as WsMsg;
+
+const BIN: &str = env!("CARGO_BIN_EXE_oracle-executor");
+
+fn model_zip(path: &std::path::Path, symbol: &str) {
+    let f = std::fs::File::create(path).expect("zip file");
+    let mut z = zip::ZipWriter::new(f);
+    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"M15"}}}}"#));
+    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
+        .expect("member");
+    z.write_all(b"x").expect("write");
+    z.finish().expect("finish");
+}
+
+#[test]
+fn bad_config_refuses_to_start_naming_the_keys() {
+    let d = tmpdir("cli-bad");
+    let cfg = d.join("executor_config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"EURUSD": {"lot_weak": 0.05, "lot_moderate": 0.03, "lot_strong": -1, "lots": 1}}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("EURUSD.lot_strong: must be > 0 lots"), "{err}");
+    assert!(err.contains("EURUSD.lots: unknown key"), "{err}");
+}
+
+#[test]
+fn models_folder_symbols_are_added_disabled() {
+    let d = tmpdir("cli-models");
+    let models = d.join("models");
+    std::fs::create_dir_all(&models).expect("dir");
+    model_zip(&models.join("EURUSD_M15.zip"), "EURUSD");
+    model_zip(&models.join("US500_H1.zip"), "US500");
+    let cfg = d.join("executor_config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"US500": {"enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5}}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&cfg)
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).expect("read")).expect("json");
+    assert_eq!(
+        v["EURUSD"],
+        serde_json::json!({"enabled": false, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05})
+    );
+    assert_eq!(v["US500"]["enabled"], serde_json::json!(true));
+}
+
+#[test]
+fn paper_mode_end_to_end_over_websocket() {
+    let d = tmpdir("cli-paper");
+    let cfg = d.join("executor_config.json");
+    std::fs::write(&cfg, r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
+    // 352 bars: 350 serve HISTORY, 2 are replayed live.
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    for i in 0..352i64 {
+        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+        let c = 1.1 + (i % 7) as f64 * 0.0001;
+        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
+    }
+    std::fs::write(d.join("bars.csv"), csv).expect("csv");
+    let tokf = d.join("token");
+    std::fs::write(&tokf, "paper-token-xyz").expect("token");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(BIN)
+        .env_remove("ORACLE_IPC_TOKEN")
+        .args([
+            "--paper",
+            "--json",
+            "--feed-interval-ms",
+            "1500",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--token-file")
+        .arg(&tokf)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--feed-csv")
+        .arg(format!("EURUSD_M15={}", d.join("bars.csv").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let result = rt.block_on(async {
+        let mut ws = None;
+        for _ in 0..50 {
+            if let Ok((w, _)) =
+                tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+            {
+                ws = Some(w);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut ws = ws.ok_or("no server")?;
+        let next =
+            async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Result<String, &'static str> {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    Ok(Some(Ok(WsMsg::Text(t)))) => Ok(t.to_string()),
+                    _ => Err("no frame"),
+                }
+            };
+        ws.send(WsMsg::text("HELLO|paper-token-xyz"))
+            .await
+            .map_err(|_| "send")?;
+        assert_eq!(next(&mut ws).await?, "WELCOME|V:1");
+        ws.send(WsMsg::text("HISTORY|EURUSD|M15|350"))
+            .await
+            .map_err(|_| "send")?;
+        // The replay's first live bar may go out before we connect; it is then the last
+        // history bar. Take the last history bar and the next live one.
+        let mut hist = Vec::new();
+        let mut live = Vec::new();
+        loop {
+            let l = next(&mut ws).await?;
+            if l.starts_with("HISTORY_END") {
+                break;
+            }
+            if l.ends_with("|HIST:1") {
+                hist.push(l)
+            } else {
+                live.push(l)
+            }
+        }
+        assert_eq!(hist.len(), 350);
+        let time = |l: &str| match oracle_ipc::parse(l) {
+            Ok(oracle_ipc::Message::Bar(b)) => b.time,
+            _ => 0,
+        };
+        let last_hist = hist.last().map_or(0, |l| time(l));
+        live.retain(|l| time(l) > last_hist);
+        if live.is_empty() {
+            live.push(next(&mut ws).await?);
+        }
+        let live = [hist.pop().ok_or("no history")?, live.remove(0)];
+        // Signal for each live bar: WAIT then LONG_WEAK (a fresh transition).
+        let mut acks = Vec::new();
+        for (l, a) in live.iter().zip(["WAIT", "LONG_WEAK"]) {
+            let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(l) else {
+                return Err("bad bar");
+            };
+            let s = format!(
+                "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
+                oracle_ipc::Iso(b.time),
+                b.seq
+            );
+            ws.send(WsMsg::text(s)).await.map_err(|_| "send")?;
+            let mut ack = next(&mut ws).await?;
+            while ack.starts_with("BAR|") {
+                ack = next(&mut ws).await?;
+            }
+            acks.push(ack);
+        }
+        Ok::<_, &'static str>(acks)
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let acks = result.unwrap_or_else(|e| panic!("{e}\n{logs}"));
+    assert!(acks[0].starts_with("ACK|EURUSD|WAIT|HOLD|"), "{acks:?}");
+    assert!(
+        acks[1].starts_with("ACK|EURUSD|LONG_WEAK|OK|T:1|P:"),
+        "{acks:?}\n{logs}"
+    );
+    assert!(!logs.contains("paper-token-xyz"));
+    assert!(
+        logs.lines().all(|l| l.starts_with('{')),
+        "--json gives JSON lines:\n{logs}"
+    );
+    let drift = std::fs::read_to_string(d.join("state/drift.csv")).expect("drift");
+    assert_eq!(drift.lines().count(), 3, "{drift}");
+}

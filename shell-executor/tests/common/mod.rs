@@ -1,0 +1,109 @@
+//! Shared test fixtures.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use oracle_executor::config::{ExecutorConfig, from_value};
+use oracle_executor::engine::{Engine, Side};
+use oracle_executor::journal::Journal;
+use oracle_executor::paper::PaperBook;
+use oracle_executor::volume::SymbolSpec;
+
+pub const M15: i64 = 900;
+/// 2025-01-15T00:00:00Z, a Wednesday.
+pub const T0: i64 = 1_736_899_200;
+
+pub fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+    }
+}
+pub fn us500() -> SymbolSpec {
+    SymbolSpec {
+        name: "US500".into(),
+        id: 2,
+        digits: 2,
+        pip_position: 0,
+        lot_size: 100,
+        min_volume: 10,
+        step_volume: 10,
+        max_volume: 1_000_000,
+    }
+}
+pub fn aapl() -> SymbolSpec {
+    SymbolSpec {
+        name: "AAPL".into(),
+        id: 3,
+        digits: 2,
+        pip_position: 2,
+        lot_size: 100,
+        min_volume: 100,
+        step_volume: 100,
+        max_volume: 500_000,
+    }
+}
+
+pub fn cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "risk": {"stale_after_secs": 60},
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05, "max_spread_points": 20},
+        "US500": {"enabled": true, "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50},
+        "AAPL": {"enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5},
+        "GBPUSD": {"enabled": false, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("test config is valid")
+}
+
+pub fn book() -> PaperBook {
+    let mut b = PaperBook::new(
+        100_000.0,
+        [
+            eurusd(),
+            us500(),
+            aapl(),
+            SymbolSpec {
+                name: "GBPUSD".into(),
+                ..eurusd()
+            },
+        ],
+    );
+    b.set_quote("EURUSD", 1.10000, 1.10008);
+    b.set_quote("US500", 5000.00, 5000.50);
+    b.set_quote("AAPL", 200.00, 200.02);
+    b.set_quote("GBPUSD", 1.25000, 1.25010);
+    b
+}
+
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oracle-exec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// A live-side engine on a paper book (the "broker"), journaled in `dir`.
+pub fn engine(dir: &std::path::Path, b: PaperBook) -> Engine<PaperBook> {
+    let c = cfg();
+    let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
+    let acks = j.1.acks.clone();
+    let side = Side::new("live", &c, b, Some(j));
+    Engine::new(c, Some(side), None, acks, None)
+}
+
+/// `SIGNAL|SYM|ACTION|0|0.00|TF:M15|BT:<i*900 after T0>|SEQ:i`.
+pub fn sig(sym: &str, action: &str, i: i64) -> String {
+    let bt = oracle_ipc::Iso(T0 + i * M15);
+    format!("SIGNAL|{sym}|{action}|0|0.00|TF:M15|BT:{bt}|SEQ:{i}")
+}
+
+/// Processing time of bar i's signal: 1 s after it closed.
+pub fn now(i: i64) -> i64 {
+    T0 + (i + 1) * M15 + 1
+}

@@ -1,0 +1,375 @@
+//! The IPC WebSocket server end to end on loopback: auth, bad input, signals, bars, history,
+//! reconnect, and no secret in the logs.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use oracle_executor::broker::BarData;
+use oracle_executor::server::{Metrics, Secret};
+use oracle_executor::shell::{Clock, Feed, serve};
+use oracle_ipc::Timeframe;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMsg;
+
+const TOKEN: &str = "s3cret-Token-9f8e7d";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Harness {
+    addr: std::net::SocketAddr,
+    feed: mpsc::Sender<Feed>,
+    metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// Starts `serve` on a LocalSet task with a virtual clock set to `now(i)` by `clock_at`.
+async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64>) -> Harness {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (feed, rx) = mpsc::channel(64);
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut b = book();
+    b.bars.insert(
+        ("EURUSD".into(), Timeframe::M15),
+        (0..5).map(|i| bar(i - 5)).collect(),
+    );
+    let mut e = engine(dir, b);
+    let m = metrics.clone();
+    let clock: Clock = Arc::new(move || clock_at.load(std::sync::atomic::Ordering::SeqCst));
+    tokio::task::spawn_local(async move {
+        let _ = serve(
+            &mut e,
+            &[],
+            listener,
+            Secret::new(TOKEN),
+            rx,
+            clock,
+            m,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await;
+    });
+    Harness {
+        addr,
+        feed,
+        metrics,
+        stop: Some(stop),
+    }
+}
+
+fn bar(i: i64) -> BarData {
+    BarData {
+        time: T0 + i * M15,
+        open: 1.1,
+        high: 1.2,
+        low: 1.0,
+        close: 1.15,
+        volume: 10,
+    }
+}
+
+async fn connect(h: &Harness) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}", h.addr))
+        .await
+        .expect("connect");
+    ws
+}
+
+async fn recv(ws: &mut Ws) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+async fn send(ws: &mut Ws, s: &str) {
+    ws.send(WsMsg::text(s.to_string())).await.expect("send");
+}
+
+async fn authed(h: &Harness) -> Ws {
+    let mut ws = connect(h).await;
+    send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+    assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+    ws
+}
+
+fn local<F: std::future::Future<Output = ()>>(f: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let set = tokio::task::LocalSet::new();
+    set.block_on(&rt, f);
+}
+
+#[test]
+fn wrong_token_gets_err_auth_and_close() {
+    local(async {
+        let d = tmpdir("ipc-auth");
+        let h = start(&d, Arc::new(0.into())).await;
+        let mut ws = connect(&h).await;
+        send(&mut ws, "SIGNAL|EURUSD|WAIT|0|0.00").await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("ERR|NOT_AUTHENTICATED")
+        );
+        send(&mut ws, "HELLO|wrong").await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("ERR|AUTH"));
+        assert_eq!(recv(&mut ws).await, None, "closed after ERR|AUTH");
+        assert_eq!(Metrics::get(&h.metrics.auth_failures), 1);
+        assert_eq!(Metrics::get(&h.metrics.not_authenticated), 1);
+        let _ = authed(&h).await;
+    });
+}
+
+#[test]
+fn bad_input_gets_err_lines_and_never_kills_the_server() {
+    local(async {
+        let d = tmpdir("ipc-bad");
+        let h = start(&d, Arc::new(0.into())).await;
+        let mut ws = authed(&h).await;
+        send(&mut ws, "SIGNAL|EURUSD|LONG_WEAK|x|0.00").await;
+        assert_eq!(
+            recv(&mut ws).await.as_deref(),
+            Some("ERR|MALFORMED|SIGNAL|EURUSD|LONG_WEAK|x|0.00")
+        );
+        send(&mut ws, "NONSENSE").await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("ERR|MALFORMED|")
+        );
+        send(&mut ws, "ACK|EURUSD|WAIT|HOLD").await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("ERR|MALFORMED|")
+        );
+        ws.send(WsMsg::binary(vec![0u8, 1, 2])).await.expect("send");
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("ERR|MALFORMED|")
+        );
+        send(
+            &mut ws,
+            &format!("SIGNAL|EURUSD|WAIT|0|0.00|X:{}", "a".repeat(2000)),
+        )
+        .await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("ERR|TOO_LONG"));
+        send(&mut ws, &sig("NOSUCH", "LONG_WEAK", 1)).await;
+        assert_eq!(
+            recv(&mut ws).await.as_deref(),
+            Some("ERR|UNKNOWN_SYMBOL|NOSUCH")
+        );
+        send(&mut ws, "HISTORY|NOSUCH|M15|10").await;
+        assert_eq!(
+            recv(&mut ws).await.as_deref(),
+            Some("ERR|UNKNOWN_SYMBOL|NOSUCH")
+        );
+        // Seed-style SIGNAL without TF/BT: refused, cannot be deduplicated.
+        send(&mut ws, "SIGNAL|EURUSD|LONG_WEAK|3|0.00").await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("ERR|MALFORMED|")
+        );
+        // The connection still works.
+        send(&mut ws, "HISTORY|EURUSD|M15|1").await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("reply")
+                .starts_with("BAR|EURUSD|M15|")
+        );
+        // An oversized frame (> 64 KiB) closes that connection only.
+        let _ = ws.send(WsMsg::text("x".repeat(200_000))).await;
+        let mut closed = false;
+        for _ in 0..5 {
+            if recv(&mut ws).await.is_none() {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed);
+        let _ = authed(&h).await;
+        assert_eq!(Metrics::get(&h.metrics.malformed), 5);
+        assert_eq!(Metrics::get(&h.metrics.too_long), 1);
+        assert_eq!(Metrics::get(&h.metrics.unknown_symbol), 2);
+    });
+}
+
+#[test]
+fn signal_over_websocket_gets_ack_ok_and_duplicates_the_same_ack() {
+    local(async {
+        let d = tmpdir("ipc-signal");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(1)));
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        for i in 1..=2 {
+            h.feed
+                .send(Feed::Bar {
+                    symbol: "EURUSD".into(),
+                    tf: Timeframe::M15,
+                    bar: bar(i),
+                    spread: 0.0,
+                })
+                .await
+                .expect("feed");
+            assert!(
+                recv(&mut ws)
+                    .await
+                    .expect("bar")
+                    .starts_with("BAR|EURUSD|M15|")
+            );
+        }
+        send(&mut ws, &sig("EURUSD", "WAIT", 1)).await;
+        assert!(
+            recv(&mut ws)
+                .await
+                .expect("ack")
+                .starts_with("ACK|EURUSD|WAIT|HOLD|")
+        );
+        clock.store(now(2), std::sync::atomic::Ordering::SeqCst);
+        send(&mut ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(
+            ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:1|P:1.10008|TF:M15|BT:"),
+            "{ack}"
+        );
+        send(&mut ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        assert_eq!(recv(&mut ws).await.expect("ack"), ack);
+    });
+}
+
+#[test]
+fn history_then_live_bars_across_a_broker_reconnect_no_gap_no_duplicate() {
+    local(async {
+        let d = tmpdir("ipc-bars");
+        let h = start(&d, Arc::new(0.into())).await;
+        let mut ws = authed(&h).await;
+        send(&mut ws, "HISTORY|EURUSD|M15|3").await;
+        let mut got = Vec::new();
+        loop {
+            let l = recv(&mut ws).await.expect("history");
+            if l.starts_with("HISTORY_END") {
+                assert_eq!(l, "HISTORY_END|EURUSD|M15|3");
+                break;
+            }
+            assert!(l.ends_with("|HIST:1"), "{l}");
+            got.push(l);
+        }
+        assert_eq!(got.len(), 3);
+        // Live bars 0, 1, then the broker session drops; after the reconnect the gap fill
+        // re-sends 0..=3: only 2 and 3 reach the predictor.
+        for i in 0..2 {
+            h.feed
+                .send(Feed::Bar {
+                    symbol: "EURUSD".into(),
+                    tf: Timeframe::M15,
+                    bar: bar(i),
+                    spread: 0.0,
+                })
+                .await
+                .expect("feed");
+        }
+        h.feed.send(Feed::Reconnected).await.expect("feed");
+        for i in 0..4 {
+            h.feed
+                .send(Feed::Bar {
+                    symbol: "EURUSD".into(),
+                    tf: Timeframe::M15,
+                    bar: bar(i),
+                    spread: 0.0,
+                })
+                .await
+                .expect("feed");
+        }
+        let mut seqs = Vec::new();
+        let mut times = Vec::new();
+        for _ in 0..4 {
+            let l = recv(&mut ws).await.expect("bar");
+            let m = oracle_ipc::parse(&l).expect("valid BAR");
+            let oracle_ipc::Message::Bar(b) = m else {
+                panic!("{l}")
+            };
+            assert!(!b.hist);
+            seqs.push(b.seq);
+            times.push(b.time);
+        }
+        assert_eq!(times, (0..4).map(|i| T0 + i * M15).collect::<Vec<_>>());
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        // Nothing more.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), ws.next())
+                .await
+                .is_err()
+        );
+    });
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_token_never_appears_in_the_logs() {
+    let cap = Capture::default();
+    let c2 = cap.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || c2.clone())
+        .finish();
+    let _g = tracing::subscriber::set_default(sub);
+    local(async {
+        let d = tmpdir("ipc-secret");
+        let h = start(&d, Arc::new(now(1).into())).await;
+        let mut bad = connect(&h).await;
+        send(&mut bad, &format!("HELLO|{TOKEN}x")).await;
+        let _ = recv(&mut bad).await;
+        let mut ws = authed(&h).await;
+        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+        // A malformed HELLO carrying the token: the ERR goes back to the client, the log only
+        // says why and how long the line was.
+        send(&mut ws, &format!("HELLO|{TOKEN}|junk")).await;
+        let _ = recv(&mut ws).await;
+        send(&mut ws, &sig("EURUSD", "WAIT", 1)).await;
+        let _ = recv(&mut ws).await;
+        drop(h.stop);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    let logs = String::from_utf8(cap.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(
+        logs.contains("IPC client authenticated"),
+        "logging was captured"
+    );
+    assert!(
+        !logs.contains("s3cret-Token"),
+        "token leaked into logs:\n{logs}"
+    );
+}

@@ -1,0 +1,2647 @@
+//! The broker: a deterministic, sans-IO state machine of a cTrader Open API server.
+//!
+//! No sockets, no clock, no threads. Inputs arrive through [`Broker::connect`],
+//! [`Broker::handle_request`], [`Broker::handle_bad_frame`], [`Broker::handle_timeout`],
+//! [`Broker::step_market`] and [`Broker::disconnect`], each with `now` (Unix ms of the wall clock,
+//! supplied by the caller); outputs leave through [`Broker::poll_output`], and
+//! [`Broker::poll_timeout`] says when to call `handle_timeout` next. For the same seed and the same
+//! inputs the outputs are the same, byte for byte.
+//!
+//! ## Behaviour where Spotware's documentation is silent (our choices)
+//! - **Heartbeats:** the server sends `ProtoHeartbeatEvent` when it has sent nothing for 10 s, and
+//!   disconnects a client that has sent nothing (heartbeat or request) for 30 s, with a
+//!   `ProtoOAClientDisconnectEvent` ("idle timeout") first. Client heartbeats are not answered.
+//! - **Rate limits:** per connection, sliding one-second windows: 50 requests, and 5 historical
+//!   requests (GetTrendbars, GetTickData, DealList). Heartbeats do not count; refused requests do
+//!   not use up the window. Over the limit: `ProtoOAErrorRes REQUEST_FREQUENCY_EXCEEDED`; the
+//!   connection stays open.
+//! - **Errors:** request errors are `ProtoOAErrorRes` (with `ctidTraderAccountId` when the
+//!   request names one); frame-level problems (unknown payload type, undecodable payload) are
+//!   `ProtoErrorRes`. A bad application secret gets `CH_CLIENT_AUTH_FAILURE`, then the server
+//!   closes the connection.
+//! - **Accounts:** hedged (`accountType` HEDGED, cTrader's default): each market order without
+//!   `positionId` opens its own position; an opposite-side order with `positionId` reduces that
+//!   position; `ClosePositionReq` closes (part of) it. Margin is the SUM of positions' margins;
+//!   `NOT_ENOUGH_MONEY` when the new order's margin exceeds free margin.
+//! - **Trade errors** (volume, money, market closed, scope, unknown position) are
+//!   `ProtoOAOrderErrorEvent` (the `reject` fault can send them as `ProtoOAErrorRes` instead).
+//! - **Fills:** a buy fills at ask, a sell at bid, plus the symbol's fixed adverse slippage and an
+//!   optional seeded random extra. MARKET_RANGE: the fill must be within `slippageInPoints` of
+//!   `baseSlippagePrice` (default: the current price), otherwise ORDER_ACCEPTED then
+//!   ORDER_CANCELLED with no deal. Absolute SL/TP on market orders: `TRADING_BAD_STOPS`. Relative
+//!   SL/TP are recorded on the position but not triggered.
+//! - **Commission:** `commission_per_lot` is per round turn; a position carries half of it as
+//!   unrealised `commission`; the closing deal realises the whole round turn for the closed volume
+//!   (so a closed trade's net equals the training environment's). No swaps.
+//! - **Market closed:** an order for a symbol with no price yet, or whose data is exhausted.
+//! - **Tokens:** refreshing invalidates the old access token at once (every connection using it
+//!   gets `ProtoOAAccountsTokenInvalidatedEvent`); a refresh token works once. An access token that
+//!   expires while in use gets the same event.
+//! - **Spots:** the first `SpotEvent` after subscribing has bid and ask; later ones carry only the
+//!   prices that changed, and the forming trendbar of every subscribed live period.
+//! - **GetTrendbars:** closed bars with open time in `[from, to)`, oldest first; at most `count`
+//!   (or the chunk size) of the newest ones, `hasMore` when older ones in the range were left out.
+//!   `timestamp` is always set (the market clock). A period finer than the symbol's source data is
+//!   refused with `INVALID_REQUEST`.
+//! - **GetTickData:** ticks newest first; the first has absolute time and price, the others the
+//!   differences to the previous one (so decoding is a running sum).
+//! - **DealList:** deals with execution time in `[from, to]`, oldest first, at most `maxRows`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bars::{Period, Trendbar, price_from_f64, price_to_f64};
+use crate::config::{BrokerConfig, Fault, Speed};
+use crate::market::{Market, Tick};
+use crate::msg::*;
+use crate::symbols::SymbolSpec;
+
+/// Something the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // transient: each output is consumed right away
+pub enum Output {
+    /// Send `event` on `conn`, echoing `client_msg_id`, after waiting `delay_ms`.
+    Send {
+        /// Connection.
+        conn: ConnId,
+        /// Echoed clientMsgId.
+        client_msg_id: Option<String>,
+        /// The message.
+        event: Event,
+        /// Delay before writing (the `delay` fault).
+        delay_ms: u64,
+    },
+    /// Send a frame whose body is these bytes (not a ProtoMessage): the `garbage` fault.
+    Garbage {
+        /// Connection.
+        conn: ConnId,
+        /// Body.
+        bytes: Vec<u8>,
+    },
+    /// Send a frame announcing `len` bytes, followed by `len` zero bytes: the `oversized` fault.
+    Oversized {
+        /// Connection.
+        conn: ConnId,
+        /// Announced length.
+        len: u32,
+    },
+    /// Close the connection: `graceful` flushes queued frames and sends TLS close_notify; else
+    /// the socket is dropped at once (a "connection reset" for the client).
+    Close {
+        /// Connection.
+        conn: ConnId,
+        /// Flush first.
+        graceful: bool,
+        /// Why (for logs).
+        reason: String,
+    },
+}
+
+/// A frame the shell could not turn into a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BadFrame {
+    /// Its length prefix exceeds the maximum frame size.
+    TooLong {
+        /// Announced length.
+        len: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// Its body is not a ProtoMessage.
+    Garbage {
+        /// Decoder message.
+        reason: String,
+    },
+}
+
+/// Account figures for inspection (tests, CLI status).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountView {
+    /// Balance, cents.
+    pub balance: i64,
+    /// Balance + unrealised gross P&L + unrealised commission, cents.
+    pub equity: i64,
+    /// Used margin, cents.
+    pub used_margin: i64,
+    /// equity − used margin, cents.
+    pub free_margin: i64,
+    /// Open positions.
+    pub open_positions: usize,
+    /// Deals so far.
+    pub deals: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Position {
+    id: i64,
+    symbol: usize,
+    side: Side,
+    volume: i64,
+    price: i64,
+    open_ms: i64,
+    last_update_ms: i64,
+    label: Option<String>,
+    comment: Option<String>,
+    used_margin: i64,
+    relative_sl: Option<i64>,
+    relative_tp: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Account {
+    cfg: crate::config::AccountConfig,
+    balance: i64,
+    balance_version: i64,
+    positions: BTreeMap<i64, Position>,
+    deals: Vec<DealInfo>,
+}
+
+#[derive(Debug)]
+struct Token {
+    access: String,
+    refresh: Option<String>,
+    scope: Scope,
+    accounts: Vec<i64>,
+    expires_ms: i64,
+    revoked: bool,
+}
+
+#[derive(Debug, Default)]
+struct SpotSub {
+    with_timestamp: bool,
+    last_bid: Option<i64>,
+    last_ask: Option<i64>,
+    periods: BTreeSet<Period>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    app: Option<String>,
+    /// account id → index of the token it was authorized with
+    accounts: BTreeMap<i64, usize>,
+    spots: BTreeMap<(i64, usize), SpotSub>,
+    last_recv_ms: i64,
+    last_sent_ms: i64,
+    sent: u64,
+    silenced: bool,
+    closed: bool,
+    req_window: VecDeque<i64>,
+    hist_window: VecDeque<i64>,
+}
+
+/// The broker state machine. See the module docs.
+#[derive(Debug)]
+pub struct Broker {
+    cfg: BrokerConfig,
+    market: Market,
+    assets: Vec<String>,
+    accounts: BTreeMap<i64, Account>,
+    tokens: Vec<Token>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    next_order: i64,
+    next_position: i64,
+    next_deal: i64,
+    orders_seen: u64,
+    fault_fired: Vec<u64>,
+    fault_matches: Vec<u64>,
+    rng_fault: ChaCha8Rng,
+    rng_fill: ChaCha8Rng,
+    rng_token: ChaCha8Rng,
+    wall_anchor_ms: i64,
+    replay_anchor_ms: i64,
+    /// market ms per wall ms (timed speeds)
+    factor: Option<f64>,
+    paused: bool,
+    out: VecDeque<Output>,
+    ticks: Vec<Tick>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A token grants an account that does not exist.
+    #[error("a token grants account {0}, which is not configured")]
+    UnknownAccount(i64),
+    /// Two accounts share an id.
+    #[error("account {0} is configured twice")]
+    DuplicateAccount(i64),
+    /// No symbol to quote.
+    #[error("no symbols: give bar files (--data) for at least one symbol")]
+    NoSymbols,
+}
+
+const MAX_TIMESTAMP_MS: i64 = 2_147_483_646_000;
+
+impl Broker {
+    /// A broker over `market`, started at wall time `now_ms`.
+    pub fn new(cfg: BrokerConfig, market: Market, now_ms: i64) -> Result<Self, ConfigError> {
+        if market.symbols.is_empty() {
+            return Err(ConfigError::NoSymbols);
+        }
+        let mut accounts = BTreeMap::new();
+        for a in &cfg.accounts {
+            let acc = Account {
+                cfg: a.clone(),
+                balance: a.balance_cents,
+                balance_version: 1,
+                positions: BTreeMap::new(),
+                deals: Vec::new(),
+            };
+            if accounts.insert(a.id, acc).is_some() {
+                return Err(ConfigError::DuplicateAccount(a.id));
+            }
+        }
+        let mut tokens = Vec::new();
+        for t in &cfg.tokens {
+            if let Some(a) = t.accounts.iter().find(|a| !accounts.contains_key(a)) {
+                return Err(ConfigError::UnknownAccount(*a));
+            }
+            tokens.push(Token {
+                access: t.access_token.clone(),
+                refresh: Some(t.refresh_token.clone()),
+                scope: t.scope,
+                accounts: t.accounts.clone(),
+                expires_ms: now_ms.saturating_add(t.expires_in_s.saturating_mul(1000)),
+                revoked: false,
+            });
+        }
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for s in &market.symbols {
+            names.insert(s.spec.base_asset.clone());
+            names.insert(s.spec.quote_asset.clone());
+        }
+        names.remove("USD");
+        let mut assets = vec!["USD".to_string()];
+        assets.extend(names);
+        let seed = cfg.seed;
+        let nf = cfg.faults.len();
+        let start_ms = market.now_ms;
+        let factor = match cfg.speed {
+            Speed::Fast => None,
+            Speed::Times(f) => Some(f),
+            Speed::BarsPerSecond(b) => Some(b * market.coarsest_base_ms() as f64 / 1000.0),
+        };
+        Ok(Broker {
+            cfg,
+            market,
+            assets,
+            accounts,
+            tokens,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            next_order: 10_000_001,
+            next_position: 20_000_001,
+            next_deal: 30_000_001,
+            orders_seen: 0,
+            fault_fired: vec![0; nf],
+            fault_matches: vec![0; nf],
+            rng_fault: ChaCha8Rng::seed_from_u64(seed ^ 0x0066_6175_6c74),
+            rng_fill: ChaCha8Rng::seed_from_u64(seed ^ 0x0066_696c_6c73),
+            rng_token: ChaCha8Rng::seed_from_u64(seed ^ 0x746f_6b65_6e73),
+            wall_anchor_ms: now_ms,
+            replay_anchor_ms: start_ms,
+            factor,
+            paused: false,
+            out: VecDeque::new(),
+            ticks: Vec::new(),
+        })
+    }
+
+    /// The market (read-only).
+    pub fn market(&self) -> &Market {
+        &self.market
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.cfg
+    }
+
+    /// A new connection.
+    pub fn connect(&mut self, now_ms: i64) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                app: None,
+                accounts: BTreeMap::new(),
+                spots: BTreeMap::new(),
+                last_recv_ms: now_ms,
+                last_sent_ms: now_ms,
+                sent: 0,
+                silenced: false,
+                closed: false,
+                req_window: VecDeque::new(),
+                hist_window: VecDeque::new(),
+            },
+        );
+        id
+    }
+
+    /// The connection is gone (the shell saw EOF, an error, or finished a `Close`).
+    pub fn disconnect(&mut self, conn: ConnId, _now_ms: i64) {
+        self.conns.remove(&conn);
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Next output for the shell.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Figures of an account.
+    pub fn account_view(&self, id: i64) -> Option<AccountView> {
+        let a = self.accounts.get(&id)?;
+        let (unreal, comm, used) = self.unrealized(a);
+        let equity = a.balance + unreal + comm;
+        Some(AccountView {
+            balance: a.balance,
+            equity,
+            used_margin: used,
+            free_margin: equity - used,
+            open_positions: a.positions.len(),
+            deals: a.deals.len(),
+        })
+    }
+
+    // ------------------------------------------------------------------ time
+
+    /// Holds (true) or releases (false) the replay. While held the market clock does not move;
+    /// releasing re-anchors timed speeds so the replay starts from where it stood.
+    pub fn set_paused(&mut self, now_ms: i64, paused: bool) {
+        if self.paused && !paused {
+            self.wall_anchor_ms = now_ms;
+            self.replay_anchor_ms = self.market.now_ms;
+        }
+        self.paused = paused;
+    }
+
+    /// True once every symbol's replay is over (data exhausted or the live-bar limit reached).
+    pub fn replay_done(&self) -> bool {
+        self.market.exhausted()
+    }
+
+    fn market_time_at(&self, now_ms: i64) -> Option<i64> {
+        let f = self.factor.filter(|_| !self.paused)?;
+        let dt = (now_ms - self.wall_anchor_ms).max(0) as f64 * f;
+        Some(self.replay_anchor_ms.saturating_add(dt as i64))
+    }
+
+    fn wall_time_of(&self, market_ms: i64) -> Option<i64> {
+        let f = self.factor.filter(|_| !self.paused)?;
+        let dm = (market_ms - self.replay_anchor_ms).max(0) as f64 / f;
+        Some(self.wall_anchor_ms + dm.ceil() as i64)
+    }
+
+    /// Brings the market clock up to `now` (timed speeds) and dispatches the ticks.
+    fn sync_market(&mut self, now_ms: i64) {
+        if let Some(t) = self.market_time_at(now_ms) {
+            let mut ticks = std::mem::take(&mut self.ticks);
+            ticks.clear();
+            self.market.advance_to(t, &mut ticks);
+            for tick in &ticks {
+                self.dispatch_tick(now_ms, *tick);
+            }
+            self.ticks = ticks;
+        }
+    }
+
+    /// When `handle_timeout` should next be called (wall ms), if ever.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        let mut consider = |t: i64| next = Some(next.map_or(t, |n: i64| n.min(t)));
+        let heartbeats = !self
+            .cfg
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::NoHeartbeat));
+        for c in self.conns.values().filter(|c| !c.closed) {
+            if heartbeats && !c.silenced {
+                consider(c.last_sent_ms + self.cfg.heartbeat_interval_ms);
+            }
+            consider(c.last_recv_ms + self.cfg.idle_timeout_ms);
+            for tok in c.accounts.values() {
+                let t = &self.tokens[*tok];
+                if !t.revoked {
+                    consider(t.expires_ms);
+                }
+            }
+        }
+        if let Some(t) = self.market.next_tick_time().and_then(|t| self.wall_time_of(t)) {
+            consider(t);
+        }
+        next
+    }
+
+    /// Fast speed only: true when the market should produce its next tick (some connection is
+    /// subscribed to spots and the data is not exhausted). The shell calls [`Broker::step_market`]
+    /// when this holds and every connection's queue has room.
+    pub fn wants_step(&self) -> bool {
+        matches!(self.cfg.speed, Speed::Fast)
+            && !self.paused
+            && !self.market.exhausted()
+            && self
+                .conns
+                .values()
+                .any(|c| !c.closed && !c.spots.is_empty())
+    }
+
+    /// Fast speed: produce the next tick(s) and their spot events. Returns false when the data is
+    /// exhausted.
+    pub fn step_market(&mut self, now_ms: i64) -> bool {
+        let mut ticks = std::mem::take(&mut self.ticks);
+        ticks.clear();
+        let more = self.market.step(&mut ticks);
+        for tick in &ticks {
+            self.dispatch_tick(now_ms, *tick);
+        }
+        self.ticks = ticks;
+        more
+    }
+
+    /// Timers: market ticks (timed speeds), heartbeats, idle disconnects, token expiry.
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.sync_market(now_ms);
+        let heartbeats = !self
+            .cfg
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::NoHeartbeat));
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            if c.closed {
+                continue;
+            }
+            if now_ms - c.last_recv_ms >= self.cfg.idle_timeout_ms {
+                tracing::info!(
+                    conn = id,
+                    "client idle for {} ms: disconnecting",
+                    now_ms - c.last_recv_ms
+                );
+                let reason = format!(
+                    "idle timeout: no message from the client for {} s",
+                    self.cfg.idle_timeout_ms / 1000
+                );
+                self.send(
+                    now_ms,
+                    id,
+                    None,
+                    Event::ClientDisconnect {
+                        reason: reason.clone(),
+                    },
+                    false,
+                );
+                self.close(id, true, reason);
+                continue;
+            }
+            // expired tokens
+            let expired: Vec<i64> = c
+                .accounts
+                .iter()
+                .filter(|(_, t)| {
+                    let t = &self.tokens[**t];
+                    !t.revoked && t.expires_ms <= now_ms
+                })
+                .map(|(a, _)| *a)
+                .collect();
+            if !expired.is_empty() {
+                self.deauthorize(id, &expired);
+                self.send(
+                    now_ms,
+                    id,
+                    None,
+                    Event::TokenInvalidated {
+                        account_ids: expired,
+                        reason: "Access Token is expired".into(),
+                    },
+                    false,
+                );
+            }
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            if heartbeats && !c.closed && now_ms - c.last_sent_ms >= self.cfg.heartbeat_interval_ms
+            {
+                self.send(now_ms, id, None, Event::Heartbeat, false);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ output + faults
+
+    fn close(&mut self, conn: ConnId, graceful: bool, reason: String) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.closed {
+                c.closed = true;
+                c.spots.clear();
+                self.out.push_back(Output::Close {
+                    conn,
+                    graceful,
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn fault_may_fire(&self, i: usize, times: Option<u64>) -> bool {
+        times.is_none_or(|t| self.fault_fired[i] < t)
+    }
+
+    fn send(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        client_msg_id: Option<String>,
+        event: Event,
+        response: bool,
+    ) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closed || c.silenced {
+            return;
+        }
+        c.sent += 1;
+        c.last_sent_ms = now_ms;
+        let sent = c.sent;
+        let delay_ms = if response {
+            self.cfg
+                .faults
+                .iter()
+                .map(|f| if let Fault::Delay { ms } = f { *ms } else { 0 })
+                .sum()
+        } else {
+            0
+        };
+        self.out.push_back(Output::Send {
+            conn,
+            client_msg_id,
+            event,
+            delay_ms,
+        });
+        for i in 0..self.cfg.faults.len() {
+            let f = self.cfg.faults[i].clone();
+            match f {
+                Fault::Garbage { after, times }
+                    if after == sent && self.fault_may_fire(i, times) =>
+                {
+                    self.fault_fired[i] += 1;
+                    let n = self.rng_fault.random_range(8..64);
+                    // 0xFF… never parses as a ProtoMessage: field 31, wire type 7 is invalid.
+                    let mut bytes = vec![0xFFu8; 2];
+                    bytes.extend((0..n).map(|_| self.rng_fault.random::<u8>()));
+                    tracing::warn!(conn, "fault: sending a garbage frame after {sent} frames");
+                    self.out.push_back(Output::Garbage { conn, bytes });
+                }
+                Fault::Oversized { after, len, times }
+                    if after == sent && self.fault_may_fire(i, times) =>
+                {
+                    self.fault_fired[i] += 1;
+                    tracing::warn!(
+                        conn,
+                        "fault: sending an oversized frame ({len} bytes) after {sent} frames"
+                    );
+                    self.out.push_back(Output::Oversized { conn, len });
+                }
+                Fault::Silence { after, times }
+                    if after == sent && self.fault_may_fire(i, times) =>
+                {
+                    self.fault_fired[i] += 1;
+                    tracing::warn!(conn, "fault: connection goes silent after {sent} frames");
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.silenced = true;
+                    }
+                }
+                Fault::DropAfter { after, times }
+                    if after == sent && self.fault_may_fire(i, times) =>
+                {
+                    self.fault_fired[i] += 1;
+                    tracing::warn!(conn, "fault: dropping the connection after {sent} frames");
+                    self.close(conn, false, format!("fault: drop after {sent} frames"));
+                }
+                Fault::DropRandom { p, times }
+                    if self.fault_may_fire(i, times) && self.rng_fault.random::<f64>() < p =>
+                {
+                    self.fault_fired[i] += 1;
+                    tracing::warn!(conn, "fault: random drop after {sent} frames");
+                    self.close(
+                        conn,
+                        false,
+                        format!("fault: random drop after {sent} frames"),
+                    );
+                }
+                _ => {}
+            }
+            if self.conns.get(&conn).is_none_or(|c| c.closed || c.silenced) {
+                break;
+            }
+        }
+    }
+
+    fn error(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        code: ErrorCode,
+        account_id: Option<i64>,
+        description: impl Into<String>,
+    ) {
+        let description = description.into();
+        tracing::debug!(conn, code = code.name(), %description, "error response");
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::Error {
+                code,
+                description,
+                account_id,
+                common: false,
+            },
+            true,
+        );
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// A frame the shell could not decode: `ProtoErrorRes` (FRAME_TOO_LONG or INVALID_REQUEST)
+    /// and the connection is closed (the stream cannot be resynchronised).
+    pub fn handle_bad_frame(&mut self, now_ms: i64, conn: ConnId, bad: BadFrame) {
+        let (code, description) = match &bad {
+            BadFrame::TooLong { len, max } => (
+                ErrorCode::FrameTooLong,
+                format!("frame of {len} bytes exceeds the maximum of {max} bytes"),
+            ),
+            BadFrame::Garbage { reason } => (
+                ErrorCode::InvalidRequest,
+                format!("malformed frame: {reason}"),
+            ),
+        };
+        tracing::warn!(conn, %description, "bad frame from client: closing");
+        self.send(
+            now_ms,
+            conn,
+            None,
+            Event::Error {
+                code,
+                description: description.clone(),
+                account_id: None,
+                common: true,
+            },
+            true,
+        );
+        self.close(conn, true, description);
+    }
+
+    /// One decoded request from a client.
+    pub fn handle_request(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        req: Request,
+    ) {
+        self.sync_market(now_ms);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closed {
+            return;
+        }
+        c.last_recv_ms = now_ms;
+        if matches!(req, Request::Heartbeat) {
+            return;
+        }
+        // rate limits (sliding 1 s windows; refused requests do not count)
+        while c.req_window.front().is_some_and(|t| *t <= now_ms - 1000) {
+            c.req_window.pop_front();
+        }
+        while c.hist_window.front().is_some_and(|t| *t <= now_ms - 1000) {
+            c.hist_window.pop_front();
+        }
+        if c.req_window.len() >= self.cfg.rate_limit {
+            let d = format!("more than {} requests per second", self.cfg.rate_limit);
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::RequestFrequencyExceeded,
+                req.account_id(),
+                d,
+            );
+        }
+        if req.is_historical() && c.hist_window.len() >= self.cfg.history_rate_limit {
+            let d = format!(
+                "more than {} historical requests per second",
+                self.cfg.history_rate_limit
+            );
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::RequestFrequencyExceeded,
+                req.account_id(),
+                d,
+            );
+        }
+        c.req_window.push_back(now_ms);
+        if req.is_historical() {
+            c.hist_window.push_back(now_ms);
+        }
+        tracing::debug!(conn, req = req.kind(), "request");
+
+        // application-level requests
+        match req {
+            Request::Unsupported { payload_type, name } => {
+                let d = match name {
+                    Some(n) => format!("{n} ({payload_type}) is not supported by oracle-sim"),
+                    None => format!("unknown payload type {payload_type}"),
+                };
+                return self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::Error {
+                        code: ErrorCode::UnsupportedMessage,
+                        description: d,
+                        account_id: None,
+                        common: true,
+                    },
+                    true,
+                );
+            }
+            Request::Malformed { reason } => {
+                return self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::Error {
+                        code: ErrorCode::InvalidRequest,
+                        description: reason,
+                        account_id: None,
+                        common: true,
+                    },
+                    true,
+                );
+            }
+            Request::Version => {
+                return self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::VersionRes {
+                        version: "91".into(),
+                    },
+                    true,
+                );
+            }
+            Request::ApplicationAuth {
+                client_id,
+                client_secret,
+            } => {
+                return self.app_auth(now_ms, conn, cmid, client_id, client_secret);
+            }
+            _ => {}
+        }
+        let app_ok = self.conns.get(&conn).is_some_and(|c| c.app.is_some());
+        if !app_ok {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChClientNotAuthenticated,
+                req.account_id(),
+                "application is not authorized: send ProtoOAApplicationAuthReq first",
+            );
+        }
+        match req {
+            Request::AccountListByToken { access_token } => {
+                return self.account_list(now_ms, conn, cmid, access_token);
+            }
+            Request::RefreshToken { refresh_token } => {
+                return self.refresh(now_ms, conn, cmid, refresh_token);
+            }
+            Request::AccountAuth {
+                account_id,
+                access_token,
+            } => return self.account_auth(now_ms, conn, cmid, account_id, access_token),
+            _ => {}
+        }
+        let Some(account_id) = req.account_id() else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                None,
+                "request names no account",
+            );
+        };
+        let authorized = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.accounts.get(&account_id).copied());
+        let Some(token_idx) = authorized else {
+            let code = if self.accounts.contains_key(&account_id) {
+                ErrorCode::AccountNotAuthorized
+            } else {
+                ErrorCode::ChCtidTraderAccountNotFound
+            };
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                code,
+                Some(account_id),
+                format!("account {account_id} is not authorized on this connection"),
+            );
+        };
+        let scope = self.tokens[token_idx].scope;
+        match req {
+            Request::AssetList { account_id } => {
+                let assets = self
+                    .assets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| AssetInfo {
+                        id: i as i64 + 1,
+                        name: n.clone(),
+                        digits: 2,
+                    })
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::AssetList { account_id, assets },
+                    true,
+                );
+            }
+            Request::SymbolsList { account_id } => {
+                let symbols = (0..self.market.symbols.len())
+                    .map(|i| self.light_symbol(i))
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::SymbolsList {
+                        account_id,
+                        symbols,
+                    },
+                    true,
+                );
+            }
+            Request::SymbolById {
+                account_id,
+                symbol_ids,
+            } => {
+                let mut symbols = Vec::new();
+                for id in &symbol_ids {
+                    match self.market.index_of(*id) {
+                        Some(i) => symbols.push(self.symbol_info(i)),
+                        None => {
+                            return self.error(
+                                now_ms,
+                                conn,
+                                cmid,
+                                ErrorCode::SymbolNotFound,
+                                Some(account_id),
+                                format!("symbol {id} not found"),
+                            );
+                        }
+                    }
+                }
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::SymbolById {
+                        account_id,
+                        symbols,
+                    },
+                    true,
+                );
+            }
+            Request::SymbolsForConversion {
+                account_id,
+                first_asset_id,
+                last_asset_id,
+            } => {
+                let name = |id: i64| {
+                    self.assets
+                        .get((id - 1).max(0) as usize)
+                        .cloned()
+                        .filter(|_| id >= 1)
+                };
+                let (Some(first), Some(last)) = (name(first_asset_id), name(last_asset_id)) else {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::InvalidRequest,
+                        Some(account_id),
+                        "unknown asset id",
+                    );
+                };
+                let symbols = (0..self.market.symbols.len())
+                    .filter(|i| {
+                        let s = &self.market.symbols[*i].spec;
+                        (s.base_asset == first && s.quote_asset == last)
+                            || (s.base_asset == last && s.quote_asset == first)
+                    })
+                    .take(1)
+                    .map(|i| self.light_symbol(i))
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::SymbolsForConversion {
+                        account_id,
+                        symbols,
+                    },
+                    true,
+                );
+            }
+            Request::Trader { account_id } => {
+                let trader = self.trader_info(account_id);
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::Trader { account_id, trader },
+                    true,
+                );
+            }
+            Request::Reconcile { account_id } => {
+                let positions = self.accounts[&account_id]
+                    .positions
+                    .values()
+                    .map(|p| self.position_info(p, PositionStatus::Open))
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::Reconcile {
+                        account_id,
+                        positions,
+                        orders: Vec::new(),
+                    },
+                    true,
+                );
+            }
+            Request::SubscribeSpots {
+                account_id,
+                symbol_ids,
+                with_timestamp,
+            } => self.subscribe_spots(now_ms, conn, cmid, account_id, symbol_ids, with_timestamp),
+            Request::UnsubscribeSpots {
+                account_id,
+                symbol_ids,
+            } => {
+                let mut idxs = Vec::new();
+                for id in &symbol_ids {
+                    match self.market.index_of(*id) {
+                        Some(i) => idxs.push(i),
+                        None => {
+                            return self.error(
+                                now_ms,
+                                conn,
+                                cmid,
+                                ErrorCode::SymbolNotFound,
+                                Some(account_id),
+                                format!("symbol {id} not found"),
+                            );
+                        }
+                    }
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(i) = idxs
+                        .iter()
+                        .find(|i| !c.spots.contains_key(&(account_id, **i)))
+                    {
+                        let id = self.market.symbols[*i].id;
+                        return self.error(
+                            now_ms,
+                            conn,
+                            cmid,
+                            ErrorCode::NotSubscribedToSpots,
+                            Some(account_id),
+                            format!("not subscribed to spots of symbol {id}"),
+                        );
+                    }
+                    for i in idxs {
+                        c.spots.remove(&(account_id, i));
+                    }
+                }
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::UnsubscribeSpotsRes { account_id },
+                    true,
+                );
+            }
+            Request::SubscribeLiveTrendbar {
+                account_id,
+                symbol_id,
+                period,
+            } => self.live_trendbar(now_ms, conn, cmid, account_id, symbol_id, period, true),
+            Request::UnsubscribeLiveTrendbar {
+                account_id,
+                symbol_id,
+                period,
+            } => self.live_trendbar(now_ms, conn, cmid, account_id, symbol_id, period, false),
+            Request::GetTrendbars {
+                account_id,
+                symbol_id,
+                period,
+                from_ms,
+                to_ms,
+                count,
+            } => self.get_trendbars(
+                now_ms, conn, cmid, account_id, symbol_id, period, from_ms, to_ms, count,
+            ),
+            Request::GetTickData {
+                account_id,
+                symbol_id,
+                ask,
+                from_ms,
+                to_ms,
+            } => self.get_ticks(
+                now_ms, conn, cmid, account_id, symbol_id, ask, from_ms, to_ms,
+            ),
+            Request::NewOrder(order) => self.new_order(now_ms, conn, cmid, scope, order),
+            Request::ClosePosition {
+                account_id,
+                position_id,
+                volume,
+            } => self.close_position(now_ms, conn, cmid, scope, account_id, position_id, volume),
+            Request::DealList {
+                account_id,
+                from_ms,
+                to_ms,
+                max_rows,
+            } => {
+                let from = from_ms.unwrap_or(0);
+                let to = to_ms.unwrap_or(MAX_TIMESTAMP_MS);
+                if from < 0 || to < from {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::IncorrectBoundaries,
+                        Some(account_id),
+                        "fromTimestamp must be ≥ 0 and ≤ toTimestamp",
+                    );
+                }
+                let max = match max_rows {
+                    Some(n) if n > 0 => n as usize,
+                    _ => self.cfg.max_deals_per_response,
+                };
+                let all: Vec<&DealInfo> = self.accounts[&account_id]
+                    .deals
+                    .iter()
+                    .filter(|d| d.execution_ms >= from && d.execution_ms <= to)
+                    .collect();
+                let has_more = all.len() > max;
+                let deals = all.into_iter().take(max).cloned().collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::DealList {
+                        account_id,
+                        deals,
+                        has_more,
+                    },
+                    true,
+                );
+            }
+            Request::UnrealizedPnl { account_id } => {
+                let acc = &self.accounts[&account_id];
+                let items = acc
+                    .positions
+                    .values()
+                    .map(|p| {
+                        let spec = &self.market.symbols[p.symbol].spec;
+                        let gross = self.position_gross(p);
+                        let comm = commission_cents(spec, p.volume, 0.5);
+                        (p.id, gross, gross + comm)
+                    })
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::UnrealizedPnl {
+                        account_id,
+                        items,
+                        money_digits: 2,
+                    },
+                    true,
+                );
+            }
+            _ => {
+                self.error(
+                    now_ms,
+                    conn,
+                    cmid,
+                    ErrorCode::InvalidRequest,
+                    Some(account_id),
+                    "unexpected request",
+                );
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ auth
+
+    fn app_auth(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        client_id: String,
+        secret: String,
+    ) {
+        if self.conns.get(&conn).is_some_and(|c| c.app.is_some()) {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChClientAlreadyAuthenticated,
+                None,
+                "application already authorized on this connection",
+            );
+        }
+        let ok = self
+            .cfg
+            .apps
+            .iter()
+            .any(|a| a.client_id == client_id && a.client_secret == secret);
+        if !ok {
+            tracing::warn!(
+                conn,
+                "application auth failed (wrong client id or secret): closing"
+            );
+            self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChClientAuthFailure,
+                None,
+                "Open API client is not activated or wrong client credentials",
+            );
+            return self.close(conn, true, "application auth failure".into());
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.app = Some(client_id);
+        }
+        tracing::info!(conn, "application authorized");
+        self.send(now_ms, conn, cmid, Event::ApplicationAuthRes, true);
+    }
+
+    /// The token for an access token string: Ok(index) or the error to send.
+    fn check_access_token(
+        &self,
+        now_ms: i64,
+        token: &str,
+    ) -> Result<usize, (ErrorCode, &'static str)> {
+        match self.tokens.iter().position(|t| t.access == token) {
+            None => Err((ErrorCode::ChAccessTokenInvalid, "access token is invalid")),
+            Some(i) if self.tokens[i].revoked => Err((
+                ErrorCode::ChAccessTokenInvalid,
+                "access token was revoked (refreshed)",
+            )),
+            Some(i) if self.tokens[i].expires_ms <= now_ms => {
+                Err((ErrorCode::OaAuthTokenExpired, "access token is expired"))
+            }
+            Some(i) => Ok(i),
+        }
+    }
+
+    fn account_list(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        access_token: String,
+    ) {
+        match self.check_access_token(now_ms, &access_token) {
+            Err((code, d)) => self.error(now_ms, conn, cmid, code, None, d),
+            Ok(i) => {
+                let t = &self.tokens[i];
+                let accounts = t
+                    .accounts
+                    .iter()
+                    .filter_map(|a| self.accounts.get(a))
+                    .map(|a| AccountListItem {
+                        account_id: a.cfg.id,
+                        is_live: a.cfg.is_live,
+                        trader_login: a.cfg.login,
+                        broker: "oracle-sim".into(),
+                    })
+                    .collect();
+                let ev = Event::AccountList {
+                    access_token,
+                    scope: t.scope,
+                    accounts,
+                };
+                self.send(now_ms, conn, cmid, ev, true);
+            }
+        }
+    }
+
+    fn account_auth(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        access_token: String,
+    ) {
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.accounts.contains_key(&account_id))
+        {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::AlreadyLoggedIn,
+                Some(account_id),
+                format!("account {account_id} is already authorized on this connection"),
+            );
+        }
+        let i = match self.check_access_token(now_ms, &access_token) {
+            Err((code, d)) => return self.error(now_ms, conn, cmid, code, Some(account_id), d),
+            Ok(i) => i,
+        };
+        if !self.accounts.contains_key(&account_id) {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChCtidTraderAccountNotFound,
+                Some(account_id),
+                format!("trading account {account_id} not found"),
+            );
+        }
+        if !self.tokens[i].accounts.contains(&account_id) {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChAccessTokenInvalid,
+                Some(account_id),
+                format!("access token does not grant account {account_id}"),
+            );
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.accounts.insert(account_id, i);
+        }
+        tracing::info!(conn, account_id, "account authorized");
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::AccountAuthRes { account_id },
+            true,
+        );
+    }
+
+    fn refresh(&mut self, now_ms: i64, conn: ConnId, cmid: Option<String>, refresh_token: String) {
+        let Some(i) = self
+            .tokens
+            .iter()
+            .position(|t| t.refresh.as_deref() == Some(refresh_token.as_str()))
+        else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::ChAccessTokenInvalid,
+                None,
+                "refresh token is invalid or was already used",
+            );
+        };
+        let access = self.gen_token("at");
+        let refresh = self.gen_token("rt");
+        let old = &mut self.tokens[i];
+        old.refresh = None;
+        old.revoked = true;
+        let new = Token {
+            access: access.clone(),
+            refresh: Some(refresh.clone()),
+            scope: old.scope,
+            accounts: old.accounts.clone(),
+            expires_ms: now_ms.saturating_add(self.cfg.token_ttl_s.saturating_mul(1000)),
+            revoked: false,
+        };
+        self.tokens.push(new);
+        tracing::info!(conn, "tokens refreshed; the old access token is revoked");
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::RefreshTokenRes {
+                access_token: access,
+                refresh_token: refresh,
+                expires_in_s: self.cfg.token_ttl_s,
+            },
+            true,
+        );
+        // sessions that used the old token lose their accounts
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let accs: Vec<i64> = self.conns[&id]
+                .accounts
+                .iter()
+                .filter(|(_, t)| **t == i)
+                .map(|(a, _)| *a)
+                .collect();
+            if !accs.is_empty() {
+                self.deauthorize(id, &accs);
+                self.send(
+                    now_ms,
+                    id,
+                    None,
+                    Event::TokenInvalidated {
+                        account_ids: accs,
+                        reason: "Access Token was refreshed".into(),
+                    },
+                    false,
+                );
+            }
+        }
+    }
+
+    fn gen_token(&mut self, prefix: &str) -> String {
+        let mut s = String::with_capacity(48);
+        s.push_str(prefix);
+        s.push('-');
+        for _ in 0..40 {
+            let v: u8 = self.rng_token.random_range(0..16);
+            s.push(char::from_digit(u32::from(v), 16).unwrap_or('0'));
+        }
+        s
+    }
+
+    fn deauthorize(&mut self, conn: ConnId, accounts: &[i64]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for a in accounts {
+                c.accounts.remove(a);
+            }
+            c.spots.retain(|(a, _), _| !accounts.contains(a));
+        }
+    }
+
+    // ------------------------------------------------------------------ symbols
+
+    fn asset_id(&self, name: &str) -> i64 {
+        self.assets
+            .iter()
+            .position(|a| a == name)
+            .map_or(0, |i| i as i64 + 1)
+    }
+
+    fn light_symbol(&self, i: usize) -> LightSymbol {
+        let s = &self.market.symbols[i];
+        LightSymbol {
+            id: s.id,
+            name: s.spec.name.clone(),
+            base_asset_id: self.asset_id(&s.spec.base_asset),
+            quote_asset_id: self.asset_id(&s.spec.quote_asset),
+            description: s.spec.description.clone(),
+        }
+    }
+
+    fn symbol_info(&self, i: usize) -> SymbolInfo {
+        let s = &self.market.symbols[i];
+        SymbolInfo {
+            id: s.id,
+            digits: s.spec.digits as i32,
+            pip_position: s.spec.pip_position as i32,
+            lot_size: s.spec.lot_size,
+            min_volume: s.spec.min_volume,
+            step_volume: s.spec.step_volume,
+            max_volume: s.spec.max_volume,
+            precise_commission_rate: (s.spec.commission_per_lot / 2.0 * 1e8).round() as i64,
+        }
+    }
+
+    fn trader_info(&self, account_id: i64) -> TraderInfo {
+        let a = &self.accounts[&account_id];
+        TraderInfo {
+            account_id,
+            balance: a.balance,
+            balance_version: a.balance_version,
+            deposit_asset_id: 1,
+            leverage_in_cents: a.cfg.leverage * 100,
+            trader_login: a.cfg.login,
+            broker_name: "oracle-sim".into(),
+            registration_ms: self.market.start_ms - 365 * 86_400_000,
+            money_digits: 2,
+        }
+    }
+
+    // ------------------------------------------------------------------ spots
+
+    fn subscribe_spots(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        symbol_ids: Vec<i64>,
+        with_timestamp: bool,
+    ) {
+        let mut idxs = Vec::new();
+        for id in &symbol_ids {
+            match self.market.index_of(*id) {
+                Some(i) => idxs.push(i),
+                None => {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::SymbolNotFound,
+                        Some(account_id),
+                        format!("symbol {id} not found"),
+                    );
+                }
+            }
+        }
+        if symbol_ids.is_empty() {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(account_id),
+                "no symbolId",
+            );
+        }
+        if let Some(c) = self.conns.get(&conn) {
+            if let Some(i) = idxs
+                .iter()
+                .find(|i| c.spots.contains_key(&(account_id, **i)))
+            {
+                let id = self.market.symbols[*i].id;
+                return self.error(
+                    now_ms,
+                    conn,
+                    cmid,
+                    ErrorCode::AlreadySubscribed,
+                    Some(account_id),
+                    format!("already subscribed to spots of symbol {id}"),
+                );
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for i in &idxs {
+                c.spots.insert(
+                    (account_id, *i),
+                    SpotSub {
+                        with_timestamp,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::SubscribeSpotsRes { account_id },
+            true,
+        );
+        // the first event carries the latest prices (even when the market is closed)
+        for i in idxs {
+            let s = &self.market.symbols[i];
+            let Some(bid) = s.last_bid else { continue };
+            let ask = s.ask_for(bid);
+            let ts = s.last_tick_ms.unwrap_or(self.market.now_ms);
+            let symbol_id = s.id;
+            if let Some(sub) = self
+                .conns
+                .get_mut(&conn)
+                .and_then(|c| c.spots.get_mut(&(account_id, i)))
+            {
+                sub.last_bid = Some(bid);
+                sub.last_ask = Some(ask);
+            }
+            let ev = Event::Spot {
+                account_id,
+                symbol_id,
+                bid: Some(bid as u64),
+                ask: Some(ask as u64),
+                trendbars: Vec::new(),
+                timestamp_ms: with_timestamp.then_some(ts),
+            };
+            self.send(now_ms, conn, None, ev, false);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn live_trendbar(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        symbol_id: i64,
+        period: i32,
+        subscribe: bool,
+    ) {
+        let Some(p) = Period::from_number(period) else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(account_id),
+                format!("invalid period {period}"),
+            );
+        };
+        let Some(i) = self.market.index_of(symbol_id) else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::SymbolNotFound,
+                Some(account_id),
+                format!("symbol {symbol_id} not found"),
+            );
+        };
+        if !self.market.symbols[i].has_period(p) {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(account_id),
+                format!(
+                    "no {p} bars for symbol {symbol_id}: its data is {}",
+                    self.market.symbols[i].base
+                ),
+            );
+        }
+        let Some(sub) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.spots.get_mut(&(account_id, i)))
+        else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::NotSubscribedToSpots,
+                Some(account_id),
+                format!("subscribe to spots of symbol {symbol_id} first"),
+            );
+        };
+        if subscribe {
+            sub.periods.insert(p);
+            self.send(
+                now_ms,
+                conn,
+                cmid,
+                Event::SubscribeLiveTrendbarRes { account_id },
+                true,
+            );
+        } else {
+            sub.periods.remove(&p);
+            self.send(
+                now_ms,
+                conn,
+                cmid,
+                Event::UnsubscribeLiveTrendbarRes { account_id },
+                true,
+            );
+        }
+    }
+
+    fn dispatch_tick(&mut self, now_ms: i64, tick: Tick) {
+        let s = &self.market.symbols[tick.symbol];
+        let bid = tick.bid;
+        let ask = s.ask_for(bid);
+        let symbol_id = s.id;
+        let mut sends = Vec::new();
+        for (cid, c) in self.conns.iter_mut() {
+            if c.closed {
+                continue;
+            }
+            for ((acc, sym), sub) in c.spots.iter_mut() {
+                if *sym != tick.symbol {
+                    continue;
+                }
+                let b = (sub.last_bid != Some(bid)).then_some(bid as u64);
+                let a = (sub.last_ask != Some(ask)).then_some(ask as u64);
+                sub.last_bid = Some(bid);
+                sub.last_ask = Some(ask);
+                let trendbars = sub
+                    .periods
+                    .iter()
+                    .filter_map(|p| s.forming.get(p).map(|b| Trendbar::encode(*p, b)))
+                    .collect();
+                sends.push((
+                    *cid,
+                    Event::Spot {
+                        account_id: *acc,
+                        symbol_id,
+                        bid: b,
+                        ask: a,
+                        trendbars,
+                        timestamp_ms: sub.with_timestamp.then_some(tick.time_ms),
+                    },
+                ));
+            }
+        }
+        for (cid, ev) in sends {
+            self.send(now_ms, cid, None, ev, false);
+        }
+    }
+
+    // ------------------------------------------------------------------ history
+
+    #[allow(clippy::too_many_arguments)]
+    fn get_trendbars(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        symbol_id: i64,
+        period: i32,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        count: Option<u32>,
+    ) {
+        let Some(p) = Period::from_number(period) else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(account_id),
+                format!("invalid period {period}"),
+            );
+        };
+        let Some(i) = self.market.index_of(symbol_id) else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::SymbolNotFound,
+                Some(account_id),
+                format!("symbol {symbol_id} not found"),
+            );
+        };
+        let s = &self.market.symbols[i];
+        if !s.has_period(p) {
+            let d = format!(
+                "no {p} bars for symbol {symbol_id}: the sim's data for it is {}",
+                s.base
+            );
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(account_id),
+                d,
+            );
+        }
+        let from = from_ms.unwrap_or(0);
+        let to = to_ms.unwrap_or(MAX_TIMESTAMP_MS);
+        if from < 0 || to > MAX_TIMESTAMP_MS || to < from {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::IncorrectBoundaries,
+                Some(account_id),
+                "need 0 ≤ fromTimestamp ≤ toTimestamp ≤ 2147483646000",
+            );
+        }
+        let bars = s.closed_bars(p, from, to, self.market.now_ms);
+        let limit = match count {
+            Some(c) if c > 0 => (c as usize).min(self.cfg.max_bars_per_response),
+            _ => self.cfg.max_bars_per_response,
+        };
+        let has_more = bars.len() > limit;
+        let bug = self
+            .cfg
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::DeltaHighBug));
+        let out: Vec<Trendbar> = bars[bars.len().saturating_sub(limit)..]
+            .iter()
+            .map(|b| {
+                let mut t = Trendbar::encode(p, b);
+                if bug && t.delta_close == 0 {
+                    t.delta_high = 0;
+                }
+                t
+            })
+            .collect();
+        let ev = Event::Trendbars {
+            account_id,
+            symbol_id,
+            period: p,
+            timestamp_ms: self.market.now_ms,
+            bars: out,
+            has_more,
+        };
+        self.send(now_ms, conn, cmid, ev, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn get_ticks(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        symbol_id: i64,
+        ask: bool,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) {
+        let Some(i) = self.market.index_of(symbol_id) else {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::SymbolNotFound,
+                Some(account_id),
+                format!("symbol {symbol_id} not found"),
+            );
+        };
+        let from = from_ms.unwrap_or(0);
+        let to = to_ms.unwrap_or(MAX_TIMESTAMP_MS);
+        if from < 0 || to > MAX_TIMESTAMP_MS || to < from {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::IncorrectBoundaries,
+                Some(account_id),
+                "need 0 ≤ fromTimestamp ≤ toTimestamp ≤ 2147483646000",
+            );
+        }
+        let s = &self.market.symbols[i];
+        let (ticks, has_more) = s.ticks_between(
+            from,
+            to,
+            self.market.now_ms,
+            self.cfg.max_ticks_per_response,
+        );
+        let mut coded = Vec::with_capacity(ticks.len());
+        let mut prev: Option<(i64, i64)> = None;
+        for (t, bid) in ticks.into_iter().rev() {
+            let p = if ask { s.ask_for(bid) } else { bid };
+            coded.push(match prev {
+                None => (t, p),
+                Some((pt, pp)) => (t - pt, p - pp),
+            });
+            prev = Some((t, p));
+        }
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::TickData {
+                account_id,
+                ticks: coded,
+                has_more,
+            },
+            true,
+        );
+    }
+
+    // ------------------------------------------------------------------ money
+
+    fn position_gross(&self, p: &Position) -> i64 {
+        let s = &self.market.symbols[p.symbol];
+        let Some(bid) = s.last_bid else { return 0 };
+        let mark = match p.side {
+            Side::Buy => bid,
+            Side::Sell => s.ask_for(bid),
+        };
+        gross_cents(&s.spec, p.side, p.price, mark, p.volume)
+    }
+
+    /// (Σ unrealised gross, Σ unrealised commission, Σ used margin), cents.
+    fn unrealized(&self, a: &Account) -> (i64, i64, i64) {
+        let mut g = 0;
+        let mut c = 0;
+        let mut m = 0;
+        for p in a.positions.values() {
+            g += self.position_gross(p);
+            c += commission_cents(&self.market.symbols[p.symbol].spec, p.volume, 0.5);
+            m += p.used_margin;
+        }
+        (g, c, m)
+    }
+
+    fn position_info(&self, p: &Position, status: PositionStatus) -> PositionInfo {
+        let s = &self.market.symbols[p.symbol];
+        let digits = s.spec.digits;
+        let sl = p
+            .relative_sl
+            .map(|d| price_to_f64(p.price - p.side.sign() * d, digits));
+        let tp = p
+            .relative_tp
+            .map(|d| price_to_f64(p.price + p.side.sign() * d, digits));
+        PositionInfo {
+            id: p.id,
+            trade: TradeData {
+                symbol_id: s.id,
+                volume: p.volume,
+                side: p.side,
+                open_ms: p.open_ms,
+                label: p.label.clone(),
+                comment: p.comment.clone(),
+                close_ms: (status == PositionStatus::Closed).then_some(p.last_update_ms),
+            },
+            status,
+            price: price_to_f64(p.price, digits),
+            stop_loss: sl,
+            take_profit: tp,
+            last_update_ms: p.last_update_ms,
+            commission: commission_cents(&s.spec, p.volume, 0.5),
+            margin_rate: price_to_f64(p.price, 5) * s.spec.quote_to_deposit(),
+            used_margin: p.used_margin.max(0) as u64,
+        }
+    }
+
+    // ------------------------------------------------------------------ orders
+
+    #[allow(clippy::too_many_arguments)]
+    fn order_error(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        account_id: i64,
+        code: ErrorCode,
+        position_id: Option<i64>,
+        via_error_res: bool,
+        description: String,
+    ) {
+        tracing::info!(conn, account_id, code = code.name(), %description, "order refused");
+        let ev = if via_error_res {
+            Event::Error {
+                code,
+                description,
+                account_id: Some(account_id),
+                common: false,
+            }
+        } else {
+            Event::OrderError {
+                account_id,
+                code,
+                order_id: None,
+                position_id,
+                description,
+            }
+        };
+        self.send(now_ms, conn, cmid, ev, true);
+    }
+
+    /// Applies `reject` faults to a new order; returns the code and channel if one fires.
+    fn reject_fault(&mut self, symbol: &str) -> Option<(ErrorCode, bool)> {
+        for i in 0..self.cfg.faults.len() {
+            if let Fault::Reject {
+                code,
+                every,
+                symbol: sym,
+                times,
+                via_error_res,
+            } = self.cfg.faults[i].clone()
+            {
+                if sym.as_deref().is_some_and(|s| s != symbol) {
+                    continue;
+                }
+                self.fault_matches[i] += 1;
+                if self.fault_matches[i] % every == 0 && self.fault_may_fire(i, times) {
+                    self.fault_fired[i] += 1;
+                    return Some((code, via_error_res));
+                }
+            }
+        }
+        None
+    }
+
+    /// Applies `lose-exec` faults to the order just counted: (lose accepted, lose filled).
+    fn lose_fault(&mut self) -> (bool, bool) {
+        let n = self.orders_seen;
+        for i in 0..self.cfg.faults.len() {
+            if let Fault::LoseExec {
+                every,
+                times,
+                filled_only,
+            } = self.cfg.faults[i]
+            {
+                if n % every == 0 && self.fault_may_fire(i, times) {
+                    self.fault_fired[i] += 1;
+                    return (!filled_only, true);
+                }
+            }
+        }
+        (false, false)
+    }
+
+    fn fill_price(&mut self, sym: usize, side: Side) -> i64 {
+        let s = &self.market.symbols[sym];
+        let bid = s.last_bid.unwrap_or(0);
+        let base = match side {
+            Side::Buy => s.ask_for(bid),
+            Side::Sell => bid,
+        };
+        let mut slip = s.spec.slippage_points;
+        let pu = s.spec.point_units();
+        if self.cfg.slippage_random_points > 0 {
+            slip += self
+                .rng_fill
+                .random_range(0..=self.cfg.slippage_random_points);
+        }
+        base + side.sign() * slip * pu
+    }
+
+    fn check_volume(spec: &SymbolSpec, volume: i64) -> Result<(), String> {
+        if volume <= 0 {
+            return Err(format!("volume {volume} must be positive"));
+        }
+        if volume < spec.min_volume {
+            return Err(format!(
+                "volume {volume} is below the minimum {}",
+                spec.min_volume
+            ));
+        }
+        if volume > spec.max_volume {
+            return Err(format!(
+                "volume {volume} is above the maximum {}",
+                spec.max_volume
+            ));
+        }
+        if volume % spec.step_volume != 0 {
+            return Err(format!(
+                "volume {volume} is not a multiple of the step {}",
+                spec.step_volume
+            ));
+        }
+        Ok(())
+    }
+
+    fn new_order(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        scope: Scope,
+        o: NewOrder,
+    ) {
+        let acc_id = o.account_id;
+        if scope != Scope::Trade {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingNotAllowed,
+                None,
+                false,
+                "the access token has SCOPE_VIEW: trading is not allowed".into(),
+            );
+        }
+        let Some(sym) = self.market.index_of(o.symbol_id) else {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::SymbolNotFound,
+                None,
+                false,
+                format!("symbol {} not found", o.symbol_id),
+            );
+        };
+        if !matches!(o.order_type, OrderType::Market | OrderType::MarketRange) {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(acc_id),
+                "oracle-sim executes MARKET and MARKET_RANGE orders only",
+            );
+        }
+        let too_long =
+            |s: &Option<String>, n: usize| s.as_ref().is_some_and(|s| s.chars().count() > n);
+        if too_long(&o.client_order_id, 50) || too_long(&o.label, 100) || too_long(&o.comment, 512)
+        {
+            return self.error(
+                now_ms,
+                conn,
+                cmid,
+                ErrorCode::InvalidRequest,
+                Some(acc_id),
+                "clientOrderId ≤ 50, label ≤ 100, comment ≤ 512 characters",
+            );
+        }
+        if o.stop_loss.is_some() || o.take_profit.is_some() {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingBadStops,
+                None,
+                false,
+                "absolute stopLoss/takeProfit are not allowed on market orders: use relative ones"
+                    .into(),
+            );
+        }
+        if o.order_type == OrderType::MarketRange && o.slippage_in_points.is_none_or(|s| s < 0) {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingBadPrices,
+                None,
+                false,
+                "MARKET_RANGE needs slippageInPoints ≥ 0".into(),
+            );
+        }
+        let spec = self.market.symbols[sym].spec.clone();
+        if let Err(d) = Self::check_volume(&spec, o.volume) {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingBadVolume,
+                None,
+                false,
+                d,
+            );
+        }
+        // an order on an existing position (hedged: opposite side reduces it)
+        let target = match o.position_id {
+            None => None,
+            Some(pid) => match self.accounts[&acc_id].positions.get(&pid) {
+                None => {
+                    return self.order_error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        acc_id,
+                        ErrorCode::PositionNotFound,
+                        Some(pid),
+                        false,
+                        format!("position {pid} not found"),
+                    );
+                }
+                Some(p) if p.symbol != sym => {
+                    return self.order_error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        acc_id,
+                        ErrorCode::InvalidRequest,
+                        Some(pid),
+                        false,
+                        format!("position {pid} is another symbol"),
+                    );
+                }
+                Some(p) if p.side != o.side && o.volume > p.volume => {
+                    return self.order_error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        acc_id,
+                        ErrorCode::TradingBadVolume,
+                        Some(pid),
+                        false,
+                        format!("volume {} exceeds position {pid}'s {}", o.volume, p.volume),
+                    );
+                }
+                Some(p) => Some((pid, p.side != o.side)),
+            },
+        };
+        if let Some((code, via)) = self.reject_fault(&spec.name) {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                code,
+                None,
+                via,
+                format!("fault: {} injected", code.name()),
+            );
+        }
+        if self.market.is_closed(sym) {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::MarketClosed,
+                None,
+                false,
+                format!("market is closed for {}", spec.name),
+            );
+        }
+        let price = self.fill_price(sym, o.side);
+        let closing = matches!(target, Some((_, true)));
+        if !closing {
+            let lev = self.accounts[&acc_id].cfg.leverage;
+            let need = margin_cents(&spec, price, o.volume, lev);
+            let free = self.account_view(acc_id).map_or(0, |v| v.free_margin);
+            if need > free {
+                let d = format!("margin {need} needed, free margin {free} (cents)");
+                return self.order_error(
+                    now_ms,
+                    conn,
+                    cmid,
+                    acc_id,
+                    ErrorCode::NotEnoughMoney,
+                    None,
+                    false,
+                    d,
+                );
+            }
+        }
+        self.execute(
+            now_ms,
+            conn,
+            cmid,
+            acc_id,
+            sym,
+            o.side,
+            o.volume,
+            price,
+            OrderExtras {
+                order_type: o.order_type,
+                target,
+                label: o.label,
+                comment: o.comment,
+                client_order_id: o.client_order_id,
+                base_slippage_price: o.base_slippage_price,
+                slippage_in_points: o.slippage_in_points.map(i64::from),
+                relative_sl: o.relative_stop_loss,
+                relative_tp: o.relative_take_profit,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn close_position(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        scope: Scope,
+        acc_id: i64,
+        position_id: i64,
+        volume: i64,
+    ) {
+        if scope != Scope::Trade {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingNotAllowed,
+                Some(position_id),
+                false,
+                "the access token has SCOPE_VIEW: trading is not allowed".into(),
+            );
+        }
+        let Some(p) = self.accounts[&acc_id].positions.get(&position_id).cloned() else {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::PositionNotFound,
+                Some(position_id),
+                false,
+                format!("position {position_id} not found"),
+            );
+        };
+        let spec = self.market.symbols[p.symbol].spec.clone();
+        let bad = if volume <= 0 || volume > p.volume {
+            Some(format!("close volume {volume} must be in 1..={}", p.volume))
+        } else if volume != p.volume && volume % spec.step_volume != 0 {
+            Some(format!(
+                "close volume {volume} is not a multiple of the step {}",
+                spec.step_volume
+            ))
+        } else {
+            None
+        };
+        if let Some(d) = bad {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingBadVolume,
+                Some(position_id),
+                false,
+                d,
+            );
+        }
+        if self.market.is_closed(p.symbol) {
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::MarketClosed,
+                Some(position_id),
+                false,
+                format!("market is closed for {}", spec.name),
+            );
+        }
+        let side = p.side.opposite();
+        let price = self.fill_price(p.symbol, side);
+        self.execute(
+            now_ms,
+            conn,
+            cmid,
+            acc_id,
+            p.symbol,
+            side,
+            volume,
+            price,
+            OrderExtras {
+                order_type: OrderType::Market,
+                target: Some((position_id, true)),
+                label: p.label.clone(),
+                comment: p.comment.clone(),
+                client_order_id: None,
+                base_slippage_price: None,
+                slippage_in_points: None,
+                relative_sl: None,
+                relative_tp: None,
+            },
+        );
+    }
+
+    /// Accepts and fills (or cancels, for an out-of-range MARKET_RANGE) an order that passed
+    /// validation, and sends its execution events to every connection authorized on the account.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        acc_id: i64,
+        sym: usize,
+        side: Side,
+        volume: i64,
+        price: i64,
+        x: OrderExtras,
+    ) {
+        let t = self.market.now_ms;
+        let spec = self.market.symbols[sym].spec.clone();
+        let symbol_id = self.market.symbols[sym].id;
+        let digits = spec.digits;
+        self.orders_seen += 1;
+        let (lose_accepted, lose_filled) = self.lose_fault();
+        let order_id = self.next_order;
+        self.next_order += 1;
+        let closing = matches!(x.target, Some((_, true)));
+        let position_id = match x.target {
+            Some((pid, _)) => pid,
+            None => {
+                self.next_position += 1;
+                self.next_position - 1
+            }
+        };
+        let mut order = OrderInfo {
+            id: order_id,
+            trade: TradeData {
+                symbol_id,
+                volume,
+                side,
+                open_ms: t,
+                label: x.label.clone(),
+                comment: x.comment.clone(),
+                close_ms: None,
+            },
+            order_type: x.order_type,
+            status: OrderStatus::Accepted,
+            execution_price: None,
+            executed_volume: 0,
+            last_update_ms: t,
+            base_slippage_price: x.base_slippage_price,
+            slippage_in_points: x.slippage_in_points,
+            closing_order: closing,
+            client_order_id: x.client_order_id.clone(),
+            position_id,
+            relative_stop_loss: x.relative_sl,
+            relative_take_profit: x.relative_tp,
+        };
+        let accepted_pos = match x.target {
+            Some((pid, _)) => self.accounts[&acc_id]
+                .positions
+                .get(&pid)
+                .map(|p| self.position_info(p, PositionStatus::Open)),
+            None => Some(PositionInfo {
+                id: position_id,
+                trade: order.trade.clone(),
+                status: PositionStatus::Created,
+                price: 0.0,
+                stop_loss: None,
+                take_profit: None,
+                last_update_ms: t,
+                commission: 0,
+                margin_rate: 0.0,
+                used_margin: 0,
+            }),
+        };
+        if lose_accepted {
+            tracing::warn!(order_id, "fault: ORDER_ACCEPTED event lost");
+        } else {
+            let ev = Event::Execution {
+                account_id: acc_id,
+                exec_type: ExecType::Accepted,
+                position: accepted_pos.clone(),
+                order: Some(order.clone()),
+                deal: None,
+                error_code: None,
+            };
+            self.broadcast(now_ms, conn, cmid.clone(), acc_id, ev);
+        }
+
+        // MARKET_RANGE bound
+        if x.order_type == OrderType::MarketRange {
+            let s = &self.market.symbols[sym];
+            let base = match x.base_slippage_price {
+                Some(b) => price_from_f64(b),
+                None => match side {
+                    Side::Buy => s.ask_for(s.last_bid.unwrap_or(0)),
+                    Side::Sell => s.last_bid.unwrap_or(0),
+                },
+            };
+            let bound = x.slippage_in_points.unwrap_or(0) * spec.point_units();
+            let ok = match side {
+                Side::Buy => price <= base + bound,
+                Side::Sell => price >= base - bound,
+            };
+            if !ok {
+                tracing::info!(
+                    order_id,
+                    "MARKET_RANGE price outside the slippage range: cancelled"
+                );
+                order.status = OrderStatus::Cancelled;
+                let ev = Event::Execution {
+                    account_id: acc_id,
+                    exec_type: ExecType::Cancelled,
+                    position: accepted_pos,
+                    order: Some(order),
+                    deal: None,
+                    error_code: None,
+                };
+                if !lose_filled {
+                    self.broadcast(now_ms, conn, cmid, acc_id, ev);
+                }
+                return;
+            }
+        }
+
+        let deal_id = self.next_deal;
+        self.next_deal += 1;
+        let lev = self.accounts[&acc_id].cfg.leverage;
+        let q2d = spec.quote_to_deposit();
+        let margin_rate = price_to_f64(price, 5) * q2d;
+        let (position_info, deal) = if closing {
+            let acc = self
+                .accounts
+                .get_mut(&acc_id)
+                .expect("account checked by the caller");
+            let mut p = acc
+                .positions
+                .remove(&position_id)
+                .expect("position checked by the caller");
+            let gross = gross_cents(&spec, p.side, p.price, price, volume);
+            let commission = commission_cents(&spec, volume, 1.0);
+            acc.balance += gross + commission;
+            acc.balance_version += 1;
+            let remaining = p.volume - volume;
+            p.last_update_ms = t;
+            let status = if remaining == 0 {
+                PositionStatus::Closed
+            } else {
+                PositionStatus::Open
+            };
+            let detail = CloseDetail {
+                entry_price: price_to_f64(p.price, digits),
+                gross_profit: gross,
+                swap: 0,
+                commission,
+                balance: acc.balance,
+                quote_to_deposit: q2d,
+                closed_volume: volume,
+                balance_version: acc.balance_version,
+            };
+            p.volume = remaining;
+            p.used_margin = margin_cents(&spec, p.price, remaining, lev);
+            let info = self.position_info(&p, status);
+            if remaining > 0 {
+                self.accounts
+                    .get_mut(&acc_id)
+                    .expect("account exists")
+                    .positions
+                    .insert(position_id, p);
+            }
+            let deal = DealInfo {
+                id: deal_id,
+                order_id,
+                position_id,
+                volume,
+                filled_volume: volume,
+                symbol_id,
+                create_ms: t,
+                execution_ms: t,
+                execution_price: price_to_f64(price, digits),
+                side,
+                margin_rate,
+                commission,
+                close: Some(detail),
+            };
+            (info, deal)
+        } else {
+            let acc = self
+                .accounts
+                .get_mut(&acc_id)
+                .expect("account checked by the caller");
+            let p = match acc.positions.get_mut(&position_id) {
+                Some(p) => {
+                    // same-side order on an existing position: VWAP
+                    let v = p.volume + volume;
+                    p.price = ((i128::from(p.price) * i128::from(p.volume)
+                        + i128::from(price) * i128::from(volume))
+                        as f64
+                        / v as f64)
+                        .round() as i64;
+                    p.volume = v;
+                    p.last_update_ms = t;
+                    p.used_margin = margin_cents(&spec, p.price, v, lev);
+                    p.clone()
+                }
+                None => {
+                    let p = Position {
+                        id: position_id,
+                        symbol: sym,
+                        side,
+                        volume,
+                        price,
+                        open_ms: t,
+                        last_update_ms: t,
+                        label: x.label.clone(),
+                        comment: x.comment.clone(),
+                        used_margin: margin_cents(&spec, price, volume, lev),
+                        relative_sl: x.relative_sl,
+                        relative_tp: x.relative_tp,
+                    };
+                    acc.positions.insert(position_id, p.clone());
+                    p
+                }
+            };
+            let info = self.position_info(&p, PositionStatus::Open);
+            let deal = DealInfo {
+                id: deal_id,
+                order_id,
+                position_id,
+                volume,
+                filled_volume: volume,
+                symbol_id,
+                create_ms: t,
+                execution_ms: t,
+                execution_price: price_to_f64(price, digits),
+                side,
+                margin_rate,
+                commission: commission_cents(&spec, volume, 0.5),
+                close: None,
+            };
+            (info, deal)
+        };
+        self.accounts
+            .get_mut(&acc_id)
+            .expect("account exists")
+            .deals
+            .push(deal.clone());
+        order.status = OrderStatus::Filled;
+        order.execution_price = Some(deal.execution_price);
+        order.executed_volume = volume;
+        tracing::info!(
+            account_id = acc_id,
+            order_id,
+            position_id,
+            symbol = %spec.name,
+            side = ?side,
+            volume,
+            price = %crate::bars::format_price(price, digits),
+            closing,
+            "order filled"
+        );
+        if lose_filled {
+            tracing::warn!(order_id, "fault: ORDER_FILLED event lost");
+            return;
+        }
+        let ev = Event::Execution {
+            account_id: acc_id,
+            exec_type: ExecType::Filled,
+            position: Some(position_info),
+            order: Some(order),
+            deal: Some(deal),
+            error_code: None,
+        };
+        self.broadcast(now_ms, conn, cmid, acc_id, ev);
+    }
+
+    /// Sends an account event to `conn` (with the request's clientMsgId) and to every other
+    /// connection where the account is authorized (without it).
+    fn broadcast(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        acc_id: i64,
+        ev: Event,
+    ) {
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != conn && !c.closed && c.accounts.contains_key(&acc_id))
+            .map(|(id, _)| *id)
+            .collect();
+        self.send(now_ms, conn, cmid, ev.clone(), true);
+        for id in others {
+            self.send(now_ms, id, None, ev.clone(), false);
+        }
+    }
+}
+
+struct OrderExtras {
+    order_type: OrderType,
+    /// (position id, closing?)
+    target: Option<(i64, bool)>,
+    label: Option<String>,
+    comment: Option<String>,
+    client_order_id: Option<String>,
+    base_slippage_price: Option<f64>,
+    slippage_in_points: Option<i64>,
+    relative_sl: Option<i64>,
+    relative_tp: Option<i64>,
+}
+
+fn round_cents(money: f64) -> i64 {
+    (money * 100.0).round() as i64
+}
+
+/// Gross P&L in deposit cents of `volume` moved from `entry` to `exit` (1e-5 prices):
+/// points × money per point per lot × lots, as the training environment computes it.
+pub fn gross_cents(spec: &SymbolSpec, side: Side, entry: i64, exit: i64, volume: i64) -> i64 {
+    let points = ((exit - entry) * side.sign()) as f64 / spec.point_units() as f64;
+    let lots = volume as f64 / spec.lot_size as f64;
+    round_cents(points * spec.money_per_point_per_lot * lots)
+}
+
+/// Commission in cents (negative) for `volume`: `fraction` of the round-turn rate.
+pub fn commission_cents(spec: &SymbolSpec, volume: i64, fraction: f64) -> i64 {
+    let lots = volume as f64 / spec.lot_size as f64;
+    -round_cents(spec.commission_per_lot * fraction * lots)
+}
+
+/// Margin in cents for `volume` at `price`: notional in deposit currency / leverage.
+pub fn margin_cents(spec: &SymbolSpec, price: i64, volume: i64, leverage: u32) -> i64 {
+    let units = volume as f64 / 100.0;
+    let notional = units * (price as f64 / 100_000.0) * spec.quote_to_deposit();
+    round_cents(notional / f64::from(leverage.max(1)))
+}

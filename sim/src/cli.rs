@@ -1,0 +1,295 @@
+//! The `oracle-sim` command line (also `oracle sim`, through [`run_cli`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::bars::{self, Period};
+use crate::config::{AccountConfig, AppConfig, BrokerConfig, Fault, Speed, TokenConfig};
+use crate::market::Start;
+use crate::msg::Scope;
+use crate::server::{self, SimConfig};
+use crate::symbols;
+use crate::tls::{self, TlsSource};
+
+/// A protocol-faithful cTrader Open API server (TLS + length-prefixed protobuf) replaying bar
+/// files, with fault injection. Binds loopback only unless told otherwise.
+///
+/// Credentials come from the environment (ORACLE_SIM_CLIENT_ID, ORACLE_SIM_CLIENT_SECRET,
+/// ORACLE_SIM_ACCESS_TOKEN, ORACLE_SIM_REFRESH_TOKEN) or default to fixed test values; they are
+/// never logged. `--credentials-out` writes them to a 0600 env file for the executor.
+#[derive(Debug, Parser)]
+#[command(name = "oracle-sim", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on (loopback only unless --allow-non-loopback).
+    #[arg(long, default_value = "127.0.0.1:5035")]
+    pub listen: SocketAddr,
+    /// Folder of bar files `SYM_TF.csv` (header time,open,high,low,close,volume).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Folder of model zips; each zip comment's `training_config` sets its symbol's spec.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Without bar files: synthesize N bars of EURUSD, US500 and AAPL (seeded random walk).
+    #[arg(long, value_name = "N")]
+    pub synthetic: Option<usize>,
+    /// Period of synthetic bars.
+    #[arg(long, default_value = "M15", value_parser = parse_period)]
+    pub synthetic_period: Period,
+    /// Replay speed: fast (as fast as the clients read), realtime, or <N>x.
+    #[arg(long, default_value = "fast", value_parser = Speed::parse)]
+    pub speed: Speed,
+    /// Seed of every random choice (slippage jitter, random drops, tokens, garbage).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replay start (ISO-8601 UTC); the bars before it are history.
+    #[arg(long, value_parser = parse_time)]
+    pub start: Option<i64>,
+    /// Without --start: start after this many bars of history.
+    #[arg(long, default_value_t = 500)]
+    pub history_bars: usize,
+    /// Write the CA certificate (PEM) clients must trust here (`--ca` on the client).
+    #[arg(long, value_name = "PATH")]
+    pub cert_out: Option<PathBuf>,
+    /// Use this certificate chain (PEM) instead of generating one (with --key).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) for --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Accounts: ID:BALANCE[:LEVERAGE[:live|demo]], comma separated (default 1001:100000:100).
+    /// The access token grants all of them.
+    #[arg(long, value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Access token scope: trade or view.
+    #[arg(long, default_value = "trade")]
+    pub scope: String,
+    /// The access token expires this many seconds after start (negative: already expired).
+    #[arg(long, default_value_t = 2_628_000, allow_negative_numbers = true)]
+    pub token_expires_in: i64,
+    /// Write the credentials (and account id) as a 0600 env file for the executor.
+    #[arg(long, value_name = "PATH")]
+    pub credentials_out: Option<PathBuf>,
+    /// Fault to inject (repeatable): drop:after=N | drop:random=P | reject:code=CODE[,every=N]
+    /// [,symbol=S][,via=error] | delay:ms=D | no-heartbeat | silence:after=N | garbage:after=N |
+    /// oversized:after=N[,len=B] | lose-exec[:every=N][,only=filled] | delta-high-bug; most take
+    /// times=K to fire at most K times.
+    #[arg(long = "fault", value_parser = Fault::parse)]
+    pub faults: Vec<Fault>,
+    /// Server heartbeat interval, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub heartbeat_s: u64,
+    /// Disconnect a client silent for this long, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub idle_timeout_s: u64,
+    /// Extra random adverse slippage per fill, 0..=N points (seeded).
+    #[arg(long, default_value_t = 0)]
+    pub slippage_random: i64,
+    /// Most trendbars per GetTrendbarsRes (then hasMore).
+    #[arg(long, default_value_t = 5000)]
+    pub max_bars: usize,
+    /// Largest frame accepted from a client, bytes.
+    #[arg(long, default_value_t = oracle_ctrader::frame::DEFAULT_MAX_FRAME_LEN)]
+    pub max_frame: usize,
+    /// Allow a non-loopback --listen address.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+fn parse_period(s: &str) -> Result<Period, String> {
+    Period::from_name(s).ok_or_else(|| format!("unknown period `{s}` (M1 … MN1)"))
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    bars::parse_iso_utc(s).ok_or_else(|| format!("`{s}` is not an ISO-8601 UTC time"))
+}
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Builds the simulator configuration from parsed arguments (no I/O except reading data files).
+pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        anyhow::bail!(
+            "--listen {} is not a loopback address (add --allow-non-loopback to insist)",
+            args.listen
+        );
+    }
+    let mut warnings = Vec::new();
+    let mut syms =
+        symbols::load_symbols(args.data.as_deref(), args.models.as_deref(), &mut warnings);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(n) = args.synthetic {
+        let start = bars::parse_iso_utc("2024-01-01T00:00:00Z").unwrap_or(0);
+        for name in ["EURUSD", "US500", "AAPL"] {
+            if !syms.iter().any(|s| s.spec.name == name) {
+                syms.push(symbols::synthetic(
+                    name,
+                    args.synthetic_period,
+                    n,
+                    start,
+                    args.seed,
+                ));
+            }
+        }
+    }
+    if syms.is_empty() {
+        anyhow::bail!("no symbols: give --data with bar files (SYM_TF.csv) or --synthetic N");
+    }
+    let accounts = if args.accounts.is_empty() {
+        BrokerConfig::default().accounts
+    } else {
+        args.accounts
+            .iter()
+            .map(|a| AccountConfig::parse(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    let scope = match args.scope.as_str() {
+        "trade" => Scope::Trade,
+        "view" => Scope::View,
+        s => anyhow::bail!("--scope {s}: expected trade or view"),
+    };
+    let broker = BrokerConfig {
+        seed: args.seed,
+        apps: vec![AppConfig {
+            client_id: env_or("ORACLE_SIM_CLIENT_ID", crate::config::DEFAULT_CLIENT_ID),
+            client_secret: env_or(
+                "ORACLE_SIM_CLIENT_SECRET",
+                crate::config::DEFAULT_CLIENT_SECRET,
+            ),
+        }],
+        tokens: vec![TokenConfig {
+            access_token: env_or(
+                "ORACLE_SIM_ACCESS_TOKEN",
+                crate::config::DEFAULT_ACCESS_TOKEN,
+            ),
+            refresh_token: env_or(
+                "ORACLE_SIM_REFRESH_TOKEN",
+                crate::config::DEFAULT_REFRESH_TOKEN,
+            ),
+            scope,
+            accounts: accounts.iter().map(|a| a.id).collect(),
+            expires_in_s: args.token_expires_in,
+        }],
+        accounts,
+        heartbeat_interval_ms: (args.heartbeat_s.max(1) * 1000) as i64,
+        idle_timeout_ms: (args.idle_timeout_s.max(1) * 1000) as i64,
+        speed: args.speed,
+        slippage_random_points: args.slippage_random.max(0),
+        max_bars_per_response: args.max_bars.max(1),
+        faults: args.faults.clone(),
+        ..BrokerConfig::default()
+    };
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => TlsSource::Generate,
+    };
+    Ok(SimConfig {
+        listen: args.listen,
+        broker,
+        symbols: syms,
+        start: args
+            .start
+            .map_or(Start::AfterBars(args.history_bars), Start::At),
+        tls,
+        max_frame_len: args.max_frame,
+        ..SimConfig::default()
+    })
+}
+
+/// Writes the sim's credentials as an env file (mode 0600), under both the deploy names
+/// (`ORACLE_CTRADER_*`) and the `oracle-ctrader` client's (`CTRADER_*`).
+pub fn write_credentials(path: &std::path::Path, cfg: &SimConfig) -> anyhow::Result<()> {
+    let app = cfg
+        .broker
+        .apps
+        .first()
+        .context("no application configured")?;
+    let tok = cfg.broker.tokens.first().context("no token configured")?;
+    let account = tok.accounts.first().copied().unwrap_or_default();
+    let mut text =
+        String::from("# oracle-sim credentials (test values, not secrets of any real broker)\n");
+    for prefix in ["ORACLE_CTRADER_", "CTRADER_"] {
+        text.push_str(&format!(
+            "{prefix}CLIENT_ID={}\n{prefix}CLIENT_SECRET={}\n{prefix}ACCESS_TOKEN={}\n{prefix}REFRESH_TOKEN={}\n{prefix}ACCOUNT_ID={account}\n",
+            app.client_id, app.client_secret, tok.access_token, tok.refresh_token
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write as _;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs the simulator from command-line arguments (`args[0]` is the program name) until Ctrl-C.
+/// Sets up `tracing` output if nobody has yet. This is what `oracle sim` calls.
+pub fn run_cli<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cfg = sim_config(&args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    rt.block_on(async move {
+        let handle = server::spawn(cfg.clone()).await?;
+        if let Some(path) = &args.cert_out {
+            tls::write_ca(path, &handle.ca_pem)?;
+            tracing::info!(path = %path.display(), "CA certificate written");
+        }
+        if let Some(path) = &args.credentials_out {
+            write_credentials(path, &cfg)?;
+            tracing::info!(path = %path.display(), "credentials written (0600)");
+        }
+        // A line on stdout that scripts can wait for.
+        println!("oracle-sim listening on {}", handle.addr);
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        tracing::info!("Ctrl-C: stopping");
+        handle.shutdown().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,460 @@
+//! The thin Tokio shell: a TLS listener on loopback, one task per connection that only moves
+//! frames, and one task that owns the [`Broker`] and its clock.
+//!
+//! - Every broker input comes from one task (the actor), in the order it receives them; its
+//!   `tokio::select!` is `biased` (inbound first, then timers, then market steps).
+//! - Outbound queues are bounded; a connection whose queue is full is dropped as a slow consumer.
+//!   In fast speed the market steps only when every connection's queue has room, so the clients'
+//!   reading pace drives the replay.
+//! - Frames from a client: 4-byte big-endian length + `ProtoMessage` (the `oracle-ctrader` frame
+//!   decoder, maximum 15,000,000 bytes by default). A length over the maximum or a body that is
+//!   not a `ProtoMessage` gets a `ProtoErrorRes` and the connection is closed; the server goes on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::broker::{BadFrame, Broker, Output};
+use crate::config::BrokerConfig;
+use crate::market::{Market, Start};
+use crate::msg::{ConnId, Request};
+use crate::symbols::SymbolData;
+use crate::tls::{self, TlsSource};
+use crate::wire;
+
+/// Everything needed to run a simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Listen address (default 127.0.0.1:0: an ephemeral loopback port).
+    pub listen: SocketAddr,
+    /// Broker settings (credentials, accounts, speed, limits, faults).
+    pub broker: BrokerConfig,
+    /// Symbols and their bars.
+    pub symbols: Vec<SymbolData>,
+    /// Replay start.
+    pub start: Start,
+    /// TLS certificate source.
+    pub tls: TlsSource,
+    /// Largest frame body accepted from a client.
+    pub max_frame_len: usize,
+    /// Outbound queue length per connection (frames).
+    pub queue_len: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            broker: BrokerConfig::default(),
+            symbols: Vec::new(),
+            start: Start::AfterBars(500),
+            tls: TlsSource::Generate,
+            max_frame_len: oracle_ctrader::frame::DEFAULT_MAX_FRAME_LEN,
+            queue_len: 4096,
+        }
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// PEM of the CA clients must trust.
+    pub ca_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Ask the broker actor for a snapshot of an account (tests, status).
+    query: mpsc::Sender<ActorMsg>,
+}
+
+impl SimHandle {
+    /// Stops accepting, closes every connection and waits for the tasks to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Account figures (balance, equity, margins) as the broker sees them now.
+    pub async fn account(&self, id: i64) -> Option<crate::broker::AccountView> {
+        let (tx, rx) = oneshot::channel();
+        self.query
+            .send(ActorMsg::Account { id, reply: tx })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Number of open client connections.
+    pub async fn connections(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .query
+            .send(ActorMsg::Connections { reply: tx })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // transient
+enum ActorMsg {
+    Connected {
+        reply: oneshot::Sender<ConnId>,
+        tx: mpsc::Sender<OutFrame>,
+    },
+    Request {
+        conn: ConnId,
+        cmid: Option<String>,
+        req: Request,
+    },
+    BadFrame {
+        conn: ConnId,
+        bad: BadFrame,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Account {
+        id: i64,
+        reply: oneshot::Sender<Option<crate::broker::AccountView>>,
+    },
+    Connections {
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+#[derive(Debug)]
+enum OutFrame {
+    Bytes {
+        bytes: Vec<u8>,
+        delay_ms: u64,
+        kind: &'static str,
+    },
+    Close {
+        graceful: bool,
+    },
+}
+
+/// The shell's clock: Unix ms, monotonic (anchored at start).
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    anchor: Instant,
+    unix0: i64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let unix0 = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Clock {
+            anchor: Instant::now(),
+            unix0,
+        }
+    }
+    fn now_ms(&self) -> i64 {
+        self.unix0 + self.anchor.elapsed().as_millis() as i64
+    }
+    fn instant_of(&self, ms: i64) -> tokio::time::Instant {
+        let d = Duration::from_millis((ms - self.unix0).max(0) as u64);
+        tokio::time::Instant::from_std(self.anchor + d)
+    }
+}
+
+/// Starts a simulator in the current Tokio runtime: binds, generates or loads the certificate,
+/// and returns at once with the address and the CA PEM.
+pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
+    let clock = Clock::new();
+    let market = Market::new(config.symbols.clone(), config.start);
+    let broker = Broker::new(config.broker.clone(), market, clock.now_ms())?;
+    let tls = tls::load(&config.tls)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening on a non-loopback address");
+    }
+    tracing::info!(%addr, symbols = broker.market().symbols.len(), "oracle-sim listening (TLS)");
+    let (actor_tx, actor_rx) = mpsc::channel::<ActorMsg>(1024);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let drained = Arc::new(Notify::new());
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+    let max_frame = config.max_frame_len;
+    let queue_len = config.queue_len.max(64);
+
+    let actor = tokio::spawn(run_actor(broker, clock, actor_rx, drained.clone()));
+    let accept_tx = actor_tx.clone();
+    let task = tokio::spawn(async move {
+        let mut shutdown_rx = shutdown_rx;
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown_rx => break,
+                acc = listener.accept() => match acc {
+                    Ok((tcp, peer)) => {
+                        let acceptor = acceptor.clone();
+                        let tx = accept_tx.clone();
+                        let drained = drained.clone();
+                        conns.spawn(async move {
+                            if let Err(e) = run_connection(tcp, peer, acceptor, tx, drained, max_frame, queue_len).await {
+                                tracing::debug!(%peer, "connection ended: {e:#}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        conns.abort_all();
+        drop(accept_tx);
+        actor.abort();
+        let _ = actor.await;
+        tracing::info!("oracle-sim stopped");
+    });
+    Ok(SimHandle {
+        addr,
+        ca_pem: tls.ca_pem,
+        shutdown: Some(shutdown_tx),
+        task: Some(task),
+        query: actor_tx,
+    })
+}
+
+async fn run_actor(
+    mut broker: Broker,
+    clock: Clock,
+    mut rx: mpsc::Receiver<ActorMsg>,
+    drained: Arc<Notify>,
+) {
+    let mut outs: BTreeMap<ConnId, mpsc::Sender<OutFrame>> = BTreeMap::new();
+    loop {
+        route_outputs(&mut broker, &mut outs, &clock);
+        let deadline = broker.poll_timeout();
+        let wants_step = broker.wants_step();
+        let room = outs.values().all(|tx| tx.capacity() >= 64);
+        let sleep_until = deadline.map(|d| clock.instant_of(d));
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let now = clock.now_ms();
+                match msg {
+                    ActorMsg::Connected { reply, tx } => {
+                        let id = broker.connect(now);
+                        outs.insert(id, tx);
+                        let _ = reply.send(id);
+                    }
+                    ActorMsg::Request { conn, cmid, req } => broker.handle_request(now, conn, cmid, req),
+                    ActorMsg::BadFrame { conn, bad } => broker.handle_bad_frame(now, conn, bad),
+                    ActorMsg::Closed { conn } => {
+                        broker.disconnect(conn, now);
+                        outs.remove(&conn);
+                    }
+                    ActorMsg::Account { id, reply } => { let _ = reply.send(broker.account_view(id)); }
+                    ActorMsg::Connections { reply } => { let _ = reply.send(broker.connection_count()); }
+                }
+            }
+            _ = async { if let Some(t) = sleep_until { tokio::time::sleep_until(t).await } }, if sleep_until.is_some() => {
+                broker.handle_timeout(clock.now_ms());
+            }
+            _ = std::future::ready(()), if wants_step && room => {
+                broker.step_market(clock.now_ms());
+                // let the connection tasks write before the next step
+                tokio::task::yield_now().await;
+            }
+            _ = drained.notified(), if wants_step && !room => {}
+        }
+    }
+}
+
+fn route_outputs(
+    broker: &mut Broker,
+    outs: &mut BTreeMap<ConnId, mpsc::Sender<OutFrame>>,
+    clock: &Clock,
+) {
+    while let Some(o) = broker.poll_output() {
+        let (conn, frame) = match o {
+            Output::Send {
+                conn,
+                client_msg_id,
+                event,
+                delay_ms,
+            } => {
+                let kind = event.kind();
+                (
+                    conn,
+                    OutFrame::Bytes {
+                        bytes: wire::encode_event(client_msg_id, &event),
+                        delay_ms,
+                        kind,
+                    },
+                )
+            }
+            Output::Garbage { conn, bytes } => (
+                conn,
+                OutFrame::Bytes {
+                    bytes: oracle_ctrader::frame::encode_frame(&bytes),
+                    delay_ms: 0,
+                    kind: "garbage",
+                },
+            ),
+            Output::Oversized { conn, len } => {
+                let mut bytes = Vec::with_capacity(4 + len as usize);
+                bytes.extend_from_slice(&len.to_be_bytes());
+                bytes.resize(4 + len as usize, 0);
+                (
+                    conn,
+                    OutFrame::Bytes {
+                        bytes,
+                        delay_ms: 0,
+                        kind: "oversized",
+                    },
+                )
+            }
+            Output::Close {
+                conn,
+                graceful,
+                reason,
+            } => {
+                tracing::info!(conn, graceful, %reason, "closing connection");
+                if let Some(tx) = outs.remove(&conn) {
+                    // Ok or Full: either the writer sees Close, or the channel closes when `tx`
+                    // drops; both end the connection.
+                    let _ = tx.try_send(OutFrame::Close { graceful });
+                }
+                continue;
+            }
+        };
+        let Some(tx) = outs.get(&conn) else { continue };
+        if let Err(e) = tx.try_send(frame) {
+            let full = matches!(e, mpsc::error::TrySendError::Full(_));
+            if full {
+                tracing::warn!(conn, "outbound queue full: dropping the slow consumer");
+            }
+            outs.remove(&conn);
+            broker.disconnect(conn, clock.now_ms());
+        }
+    }
+}
+
+async fn run_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    actor: mpsc::Sender<ActorMsg>,
+    drained: Arc<Notify>,
+    max_frame: usize,
+    queue_len: usize,
+) -> anyhow::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut stream = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+        .await
+        .context("TLS handshake timed out")?
+        .context("TLS handshake")?;
+    let (out_tx, mut out_rx) = mpsc::channel::<OutFrame>(queue_len);
+    let (reply_tx, reply_rx) = oneshot::channel();
+    actor
+        .send(ActorMsg::Connected {
+            reply: reply_tx,
+            tx: out_tx,
+        })
+        .await
+        .context("sim stopping")?;
+    let conn = reply_rx.await.context("sim stopping")?;
+    tracing::info!(conn, %peer, "client connected");
+    let mut decoder = oracle_ctrader::FrameDecoder::new(max_frame);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reading = true;
+    let result: anyhow::Result<()> = async {
+        loop {
+            tokio::select! {
+                biased;
+                frame = out_rx.recv() => match frame {
+                    Some(OutFrame::Bytes { bytes, delay_ms, kind }) => {
+                        if delay_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                        }
+                        tracing::trace!(conn, kind, len = bytes.len(), "send");
+                        stream.write_all(&bytes).await.context("write")?;
+                        if out_rx.is_empty() {
+                            stream.flush().await.context("flush")?;
+                        }
+                        drained.notify_one();
+                    }
+                    Some(OutFrame::Close { graceful: true }) => {
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                        return Ok(());
+                    }
+                    Some(OutFrame::Close { graceful: false }) | None => {
+                        // an abrupt close: the client sees a reset, not a TLS close_notify
+                        let _ = stream.get_ref().0.set_zero_linger();
+                        return Ok(());
+                    }
+                },
+                n = stream.read(&mut buf), if reading => {
+                    let n = n.context("read")?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    decoder.feed(&buf[..n]);
+                    loop {
+                        match decoder.next_frame() {
+                            Ok(Some(body)) => match wire::decode_request(&body) {
+                                Ok((cmid, req)) => {
+                                    actor.send(ActorMsg::Request { conn, cmid, req }).await.context("sim stopping")?;
+                                }
+                                Err(e) => {
+                                    reading = false;
+                                    actor.send(ActorMsg::BadFrame { conn, bad: BadFrame::Garbage { reason: e.0 } }).await.context("sim stopping")?;
+                                    break;
+                                }
+                            },
+                            Ok(None) => break,
+                            Err(oracle_ctrader::FrameError::TooLong { len, max }) => {
+                                reading = false;
+                                let bad = BadFrame::TooLong { len: len as u64, max: max as u64 };
+                                actor.send(ActorMsg::BadFrame { conn, bad }).await.context("sim stopping")?;
+                                break;
+                            }
+                            Err(e) => anyhow::bail!("frame stream: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    let _ = actor.send(ActorMsg::Closed { conn }).await;
+    tracing::info!(conn, %peer, "client disconnected");
+    result
+}

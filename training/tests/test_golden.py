@@ -1,0 +1,92 @@
+"""Golden files: reproducible from the committed models, coverage thresholds, restart scenario."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from paths import DATA, GOLDEN, MODELS
+
+from oracle_training.golden import coverage_problems, golden_for_model, header
+from oracle_training.util import sha256_bytes, sha256_file
+
+MANIFEST = GOLDEN / "manifest.json"
+pytestmark = pytest.mark.skipif(not MANIFEST.exists(), reason="tests/golden not generated")
+
+
+def manifest():
+    return json.loads(MANIFEST.read_text())
+
+
+def read_gz(name) -> str:
+    return gzip.decompress((GOLDEN / name).read_bytes()).decode()
+
+
+def test_manifest_matches_files_and_models():
+    m = manifest()
+    for f in m["files"]:
+        assert (MODELS / f"{f['model']}.zip").exists(), f["model"]
+        assert sha256_file(MODELS / f"{f['model']}.zip") == f["zip_sha256"], f["model"]
+        text = read_gz(f["file"])
+        assert sha256_bytes(text.encode()) == f["csv_sha256"], f["file"]
+        lines = text.splitlines()
+        assert lines[0] == ",".join(header(f["n_states"], f["obs_dim"]))
+        assert len(lines) - 1 == f["rows"] == f["warmup_rows"] + f["decision_rows"]
+
+
+def test_coverage_thresholds():
+    m = manifest()
+    n = len(list(MODELS.glob("*.zip")))
+    probs = coverage_problems(m, expect_models=20 if n == 20 else None)
+    assert not probs, probs
+
+
+@pytest.mark.parametrize("name", ["EURUSD_H1", "SYNSTK01_D1", "SYNFX02_M5"])
+def test_golden_reproducible_from_committed_model(name):
+    """Regenerate one golden file from the committed zip and data: byte-identical."""
+    m = manifest()
+    f = next(f for f in m["files"] if f["model"] == name)
+    _, _, _, _, _, csv = golden_for_model(MODELS / f"{name}.zip", DATA)
+    assert csv.decode() == read_gz(f["file"])
+
+
+def test_restart_trace_equals_uninterrupted():
+    r = manifest()["restart"]
+    orig = read_gz(r["golden_file"]).splitlines()
+    new = read_gz(r["file"]).splitlines()
+    assert orig[0] == new[0]
+    by_idx = {line.split(",", 1)[0]: line for line in orig[1:]}
+    decided = 0
+    for line in new[1:]:
+        idx = int(line.split(",", 1)[0])
+        if idx <= r["restart_after_idx"]:
+            assert line.split(",")[7] == ""  # priming row: no decision
+        else:
+            assert line == by_idx[str(idx)]
+            decided += 1
+    assert decided == len(orig) - 1 - (r["restart_after_idx"] + 1)
+    assert r["state"]["position_direction"] != 0  # the restored state matters
+    assert len(new) - 1 == r["priming_bars"] + decided
+
+
+def test_golden_rows_are_consistent():
+    """Decision rows: obs == f(features, regime, previous position); action == softmax argmax."""
+    m = manifest()
+    f = m["files"][0]
+    lines = read_gz(f["file"]).splitlines()
+    cols = lines[0].split(",")
+    k = f["n_states"]
+    prev = None
+    for line in lines[1 + f["warmup_rows"] :]:
+        v = dict(zip(cols, line.split(","), strict=True))
+        post = np.array([float(v[f"post_{i}"]) for i in range(k)])
+        assert int(v["regime"]) == int(np.argmax(post))
+        assert float(v[f"obs_{5 + int(v['regime'])}"]) == 1.0
+        logits = np.array([np.float32(v[f"logit_{i}"]) for i in range(7)], dtype=np.float32)
+        assert int(v["action"]) == int(np.argmax(logits))
+        if prev is not None:
+            assert float(v[f"obs_{5 + k}"]) == float(prev["direction"])
+            assert float(v[f"obs_{6 + k}"]) == np.float32(int(prev["intensity"]) / 3.0)
+        prev = v
