@@ -4,24 +4,21 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 /// `oracle sim …` → `oracle_sim::run_cli`.
-pub fn sim(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("oracle sim: the simulator (oracle-sim) is not wired into this build yet");
-    1
+pub fn sim(args: Vec<OsString>) -> ExitCode {
+    ExitCode::from(u8::try_from(oracle_sim::run_cli(args)).unwrap_or(1))
 }
 
 /// `oracle executor …` → `oracle_executor::run_cli`.
-pub fn executor(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("oracle executor: the executor (oracle-executor) is not wired into this build yet");
-    1
+pub fn executor(args: Vec<OsString>) -> ExitCode {
+    oracle_executor::run_cli(args)
 }
 
 /// `oracle predictor …` → `oracle_predictor::run_cli`.
-pub fn predictor(args: Vec<OsString>) -> i32 {
-    oracle_predictor::run_cli(args)
+pub fn predictor(args: Vec<OsString>) -> ExitCode {
+    ExitCode::from(u8::try_from(oracle_predictor::run_cli(args)).unwrap_or(1))
 }
 
 /// `oracle replay` → `oracle_model::replay`: the contract §8 trace of `bars` through `model`.

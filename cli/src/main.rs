@@ -10,6 +10,7 @@ mod doctor;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
 #[command(name = "oracle", version, about = "Oracle Trader v2: live trading runtime for RL models")]
@@ -65,10 +66,14 @@ fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
     v
 }
 
-fn main() {
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match cli.cmd {
-        Cmd::Demo(a) => demo::run(&a),
+    match cli.cmd {
+        Cmd::Demo(a) => code(demo::run(&a)),
         Cmd::Sim { args } => deps::sim(with_name("sim", args)),
         Cmd::Executor { args } => deps::executor(with_name("executor", args)),
         Cmd::Predictor { args } => deps::predictor(with_name("predictor", args)),
@@ -80,23 +85,22 @@ fn main() {
             let r = deps::replay(&model, &bars, &mut out, &mut err);
             let flushed = std::io::Write::flush(&mut out);
             match (r, flushed) {
-                (Ok(()), Ok(())) => 0,
+                (Ok(()), Ok(())) => ExitCode::SUCCESS,
                 (Err(e), _) => {
                     eprintln!("oracle replay: {e:#}");
-                    1
+                    ExitCode::FAILURE
                 }
                 (_, Err(e)) => {
                     eprintln!("oracle replay: {e}");
-                    1
+                    ExitCode::FAILURE
                 }
             }
         }
-        Cmd::Doctor(a) => doctor::run(&a),
+        Cmd::Doctor(a) => code(doctor::run(&a)),
         Cmd::Bench { args } => {
             let _ = args;
             eprintln!("oracle bench: not implemented yet (issue 8)");
-            2
+            ExitCode::from(2)
         }
-    };
-    std::process::exit(code);
+    }
 }

@@ -101,7 +101,10 @@ impl fmt::Display for BarError {
             }
             BarError::Duplicate { time } => write!(f, "duplicate bar time {time}"),
             BarError::OutOfOrder { time, last } => {
-                write!(f, "bar time {time} is before the previous bar's time {last}")
+                write!(
+                    f,
+                    "bar time {time} is before the previous bar's time {last}"
+                )
             }
         }
     }
@@ -212,10 +215,7 @@ mod tests {
                 ..
             })
         ));
-        let inverted = Bar {
-            high: 0.8,
-            ..bar()
-        };
+        let inverted = Bar { high: 0.8, ..bar() };
         assert!(matches!(
             inverted.validate(),
             Err(BarError::HighBelowLow { .. })

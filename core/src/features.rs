@@ -50,7 +50,11 @@ pub fn market_features(model: &Model, w: Window<'_, BarSlot>) -> [f64; N_MARKET_
 
     let pv = p.volume_ma;
     let s = seq_sum(w.range(n + 1 - pv, pv).iter().map(|b| b.volume)) / pv as f64;
-    let volume = if s > 0.0 { w.at(n).volume / s - 1.0 } else { 0.0 };
+    let volume = if s > 0.0 {
+        w.at(n).volume / s - 1.0
+    } else {
+        0.0
+    };
 
     [roc, atr, ema, range, volume]
 }

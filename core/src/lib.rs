@@ -37,8 +37,8 @@ pub mod twin;
 
 pub use bar::{Bar, BarError};
 pub use model::{
-    Activation, CostParams, CovarianceParams, HmmParams, LayerParams, MarketPeriods, Model,
-    ModelError, ModelParams, HmmPeriods,
+    Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, LayerParams, MarketPeriods,
+    Model, ModelError, ModelParams,
 };
 pub use position::{Action, Position};
 pub use twin::{

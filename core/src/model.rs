@@ -243,7 +243,10 @@ impl fmt::Display for ModelError {
         match self {
             ModelError::ZeroPeriod { name } => write!(f, "{name} must be at least 1"),
             ModelError::WindowTooShort { window, needed } => {
-                write!(f, "window {window} is shorter than the {needed} bars the periods need")
+                write!(
+                    f,
+                    "window {window} is shorter than the {needed} bars the periods need"
+                )
             }
             ModelError::BadStateCount { n_states } => {
                 write!(f, "n_states {n_states} is not in 1..={MAX_STATES}")
@@ -330,6 +333,13 @@ impl Dense {
     };
 }
 
+/// What [`Model::validate`] hands [`Model::build`].
+struct Checked {
+    lookback: usize,
+    money_per_point: f64,
+    hmm: Hmm,
+}
+
 /// A validated model, borrowed read-only by every [`crate::Twin`] that runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -396,6 +406,19 @@ pub(crate) fn cholesky(sigma: &[[f64; D]; D], jitter: f64) -> Option<[[f64; D]; 
 impl Model {
     /// Validates `params` and precomputes the per-model constants.
     pub fn new(params: &ModelParams) -> Result<Model, ModelError> {
+        // Checks run in small stack frames first; the 68 KB model is then built by a function
+        // with no early exit. A large frame whose prologue LLVM shrink-wraps past a fallible
+        // early exit gets its inline stack probe placed there, and LLVM 22's x86-64 probe
+        // clobbers a live R11 (seen with rustc 1.95: a garbage `needed` in this function).
+        match Self::validate(params) {
+            Ok(checked) => Self::build(params, checked),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every check, and the small precomputed values (`lookback`, money, the HMM).
+    #[inline(never)]
+    fn validate(params: &ModelParams) -> Result<Checked, ModelError> {
         let mk = &params.market;
         nonzero(mk.roc, "rl_config.roc_period")?;
         nonzero(mk.atr, "rl_config.atr_period")?;
@@ -439,22 +462,48 @@ impl Model {
         let money_per_point = c.pip_value / points_per_pip;
 
         let hmm = Self::validate_hmm(&params.hmm)?;
-        let (layers, n_layers) = Self::validate_policy(params, hmm.k)?;
+        Self::validate_policy(params, hmm.k)?;
+        Ok(Checked {
+            lookback,
+            money_per_point,
+            hmm,
+        })
+    }
 
-        Ok(Model {
+    /// Builds the validated model (never fails; see [`Model::new`] for why it is separate).
+    #[inline(never)]
+    fn build(params: &ModelParams, checked: Checked) -> Result<Model, ModelError> {
+        let mut model = Model {
             window: params.window,
             market: params.market,
             hmm_periods: params.hmm_periods,
-            lookback,
+            lookback: checked.lookback,
             rl_mean: params.rl_mean,
             rl_std: params.rl_std,
             clip: params.clip,
             costs: params.costs,
-            money_per_point,
-            hmm,
-            layers,
-            n_layers,
-        })
+            money_per_point: checked.money_per_point,
+            hmm: checked.hmm,
+            layers: [Dense::ZERO; MAX_LAYERS],
+            n_layers: params.n_layers,
+        };
+        for (p, dense) in params
+            .layers
+            .iter()
+            .zip(model.layers.iter_mut())
+            .take(params.n_layers)
+        {
+            for o in 0..p.out_dim {
+                for (i_in, row) in dense.wt.iter_mut().enumerate().take(p.in_dim) {
+                    row[o] = p.weights[o][i_in];
+                }
+                dense.bias[o] = p.bias[o];
+            }
+            dense.in_dim = p.in_dim;
+            dense.out_dim = p.out_dim;
+            dense.activation = p.activation;
+        }
+        Ok(model)
     }
 
     fn validate_hmm(p: &HmmParams) -> Result<Hmm, ModelError> {
@@ -535,17 +584,13 @@ impl Model {
         })
     }
 
-    fn validate_policy(
-        params: &ModelParams,
-        k: usize,
-    ) -> Result<([Dense; MAX_LAYERS], usize), ModelError> {
+    fn validate_policy(params: &ModelParams, k: usize) -> Result<(), ModelError> {
         let n = params.n_layers;
         if n == 0 || n > MAX_LAYERS {
             return Err(ModelError::BadLayerCount { n_layers: n });
         }
-        let mut layers = [Dense::ZERO; MAX_LAYERS];
         let mut expected_in = N_MARKET_FEATURES + k + 3;
-        for (i, (p, dense)) in params.layers.iter().zip(layers.iter_mut()).take(n).enumerate() {
+        for (i, p) in params.layers.iter().take(n).enumerate() {
             if p.in_dim == 0 || p.out_dim == 0 || p.in_dim > MAX_WIDTH || p.out_dim > MAX_WIDTH {
                 return Err(ModelError::BadLayerShape {
                     layer: i,
@@ -571,20 +616,13 @@ impl Model {
                         name: "policy bias",
                     });
                 }
-                for (i_in, row) in dense.wt.iter_mut().enumerate().take(p.in_dim) {
-                    row[o] = p.weights[o][i_in];
-                }
-                dense.bias[o] = p.bias[o];
             }
-            dense.in_dim = p.in_dim;
-            dense.out_dim = p.out_dim;
-            dense.activation = p.activation;
             expected_in = p.out_dim;
         }
         if expected_in != N_ACTIONS {
             return Err(ModelError::BadActionCount { found: expected_in });
         }
-        Ok((layers, n))
+        Ok(())
     }
 
     /// The window `W`.

@@ -255,70 +255,42 @@ pub struct Twin<'m, const N: usize = DEFAULT_WINDOW> {
 impl<'m, const N: usize> Twin<'m, N> {
     /// A fresh twin: FLAT, warming up, first decision on its `W`-th bar.
     pub fn new(model: &'m Model) -> Result<Self, TwinError> {
-        if model.window > N {
-            return Err(TwinError::WindowExceedsCapacity {
-                window: model.window,
-                capacity: N,
-            });
+        // Check in a small frame, then build without an early exit (see `Model::new` on the
+        // LLVM stack-probe miscompile this layout avoids).
+        match check_capacity::<N>(model) {
+            Ok(()) => Self::build(model, &TwinState::FRESH),
+            Err(e) => Err(e),
         }
-        Ok(Twin {
-            model,
-            ring: Ring::new(BarSlot::ZERO),
-            ring_last_time: None,
-            last_time: None,
-            newest_hmm: [0.0; N_HMM_FEATURES],
-            bars_seen: 0,
-            position: Position::FLAT,
-            realized_pnl: 0.0,
-            trades: 0,
-        })
     }
 
     /// A twin restored from a persisted state, with an empty window: prime it with the last `W`
     /// bars up to `state.last_bar_time` ([`Twin::prime`]), then continue with
     /// [`Twin::handle_bar`]. If fewer bars are primed, it warms up again holding its position.
     pub fn restore(model: &'m Model, state: &TwinState) -> Result<Self, RestoreError> {
-        let mut twin = Twin::new(model).map_err(RestoreError::Twin)?;
-        let (d, i, e) = (
-            state.position_direction,
-            state.position_intensity,
-            state.entry_price,
-        );
-        if !(-1..=1).contains(&d) {
-            return Err(RestoreError::BadDirection { direction: d });
+        match check_restore::<N>(model, state) {
+            Ok(()) => Self::build(model, state),
+            Err(e) => Err(e),
         }
-        if i > 3 || (d == 0) != (i == 0) {
-            return Err(RestoreError::BadIntensity {
-                direction: d,
-                intensity: i,
-            });
-        }
-        let entry_ok = if d == 0 {
-            e == 0.0
-        } else {
-            e.is_finite() && e > 0.0
-        };
-        if !entry_ok {
-            return Err(RestoreError::BadEntryPrice { entry_price: e });
-        }
-        if !state.realized_pnl.is_finite() {
-            return Err(RestoreError::BadRealizedPnl {
-                realized_pnl: state.realized_pnl,
-            });
-        }
-        if state.last_bar_time.is_some() != (state.bars_seen > 0) {
-            return Err(RestoreError::InconsistentBarCount);
-        }
-        twin.last_time = state.last_bar_time;
-        twin.bars_seen = state.bars_seen;
-        twin.position = Position {
-            direction: d,
-            intensity: i,
-            entry_price: e,
-        };
-        twin.realized_pnl = state.realized_pnl;
-        twin.trades = state.trades;
-        Ok(twin)
+    }
+
+    /// A twin with an empty window and `state`'s counters and position (never fails).
+    #[inline(never)]
+    fn build<E>(model: &'m Model, state: &TwinState) -> Result<Self, E> {
+        Ok(Twin {
+            model,
+            ring: Ring::new(BarSlot::ZERO),
+            ring_last_time: None,
+            last_time: state.last_bar_time,
+            newest_hmm: [0.0; N_HMM_FEATURES],
+            bars_seen: state.bars_seen,
+            position: Position {
+                direction: state.position_direction,
+                intensity: state.position_intensity,
+                entry_price: state.entry_price,
+            },
+            realized_pnl: state.realized_pnl,
+            trades: state.trades,
+        })
     }
 
     /// The state to persist after this bar (§7).
@@ -481,6 +453,53 @@ impl<'m, const N: usize> Twin<'m, N> {
     pub fn window(&self) -> Window<'_, BarSlot> {
         self.ring.last(self.model.window)
     }
+}
+
+#[inline(never)]
+fn check_capacity<const N: usize>(model: &Model) -> Result<(), TwinError> {
+    if model.window > N {
+        return Err(TwinError::WindowExceedsCapacity {
+            window: model.window,
+            capacity: N,
+        });
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn check_restore<const N: usize>(model: &Model, state: &TwinState) -> Result<(), RestoreError> {
+    check_capacity::<N>(model).map_err(RestoreError::Twin)?;
+    let (d, i, e) = (
+        state.position_direction,
+        state.position_intensity,
+        state.entry_price,
+    );
+    if !(-1..=1).contains(&d) {
+        return Err(RestoreError::BadDirection { direction: d });
+    }
+    if i > 3 || (d == 0) != (i == 0) {
+        return Err(RestoreError::BadIntensity {
+            direction: d,
+            intensity: i,
+        });
+    }
+    let entry_ok = if d == 0 {
+        e == 0.0
+    } else {
+        e.is_finite() && e > 0.0
+    };
+    if !entry_ok {
+        return Err(RestoreError::BadEntryPrice { entry_price: e });
+    }
+    if !state.realized_pnl.is_finite() {
+        return Err(RestoreError::BadRealizedPnl {
+            realized_pnl: state.realized_pnl,
+        });
+    }
+    if state.last_bar_time.is_some() != (state.bars_seen > 0) {
+        return Err(RestoreError::InconsistentBarCount);
+    }
+    Ok(())
 }
 
 /// The observation (§5): every element in f64, cast to f32 once.

@@ -66,7 +66,11 @@ impl Credentials {
     /// Reads `CTRADER_CLIENT_ID`, `CTRADER_CLIENT_SECRET`, `CTRADER_ACCESS_TOKEN` and, optionally,
     /// `CTRADER_REFRESH_TOKEN` from the environment. The error names the missing variable only.
     pub fn from_env() -> Result<Self, String> {
-        let get = |k: &str| std::env::var(k).map(Secret::new).map_err(|_| format!("environment variable {k} is not set"));
+        let get = |k: &str| {
+            std::env::var(k)
+                .map(Secret::new)
+                .map_err(|_| format!("environment variable {k} is not set"))
+        };
         Ok(Self {
             client_id: get("CTRADER_CLIENT_ID")?,
             client_secret: get("CTRADER_CLIENT_SECRET")?,

@@ -30,11 +30,15 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-use crate::proto::{ErrorCode, Payload, ProtoOaExecutionEvent, ProtoOaOrderErrorEvent, ProtoOaTrendbarPeriod};
-use crate::session::{Event, NotSentReason, RequestId, Session, SessionConfig, SessionError, Transmit, UnknownReason};
+use crate::proto::{
+    ErrorCode, Payload, ProtoOaExecutionEvent, ProtoOaOrderErrorEvent, ProtoOaTrendbarPeriod,
+};
+use crate::session::{
+    Event, NotSentReason, RequestId, Session, SessionConfig, SessionError, Transmit, UnknownReason,
+};
 
 /// Spotware's live host.
 pub const LIVE_HOST: &str = "live.ctraderapi.com";
@@ -55,16 +59,27 @@ pub struct Endpoint {
 impl Endpoint {
     /// `live.ctraderapi.com:5035`.
     pub fn live() -> Self {
-        Self { host: LIVE_HOST.into(), port: PORT }
+        Self {
+            host: LIVE_HOST.into(),
+            port: PORT,
+        }
     }
     /// `demo.ctraderapi.com:5035`.
     pub fn demo() -> Self {
-        Self { host: DEMO_HOST.into(), port: PORT }
+        Self {
+            host: DEMO_HOST.into(),
+            port: PORT,
+        }
     }
     /// Whether the host is a loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
         self.host.eq_ignore_ascii_case("localhost")
-            || self.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || self
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -107,7 +122,13 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Defaults: 10 s connect timeout, 4096 buffered events.
     pub fn new(endpoint: Endpoint, tls: TlsMode, session: SessionConfig) -> Self {
-        Self { endpoint, tls, session, connect_timeout: Duration::from_secs(10), event_capacity: 4096 }
+        Self {
+            endpoint,
+            tls,
+            session,
+            connect_timeout: Duration::from_secs(10),
+            event_capacity: 4096,
+        }
     }
 }
 
@@ -162,9 +183,22 @@ pub enum Outcome {
 }
 
 enum Command {
-    Request(Payload, Option<Duration>, oneshot::Sender<Result<(RequestId, oneshot::Receiver<Outcome>), SessionError>>),
-    Subscribe(i64, ProtoOaTrendbarPeriod, Option<i64>, oneshot::Sender<Result<(), SessionError>>),
-    Unsubscribe(i64, ProtoOaTrendbarPeriod, oneshot::Sender<Result<(), SessionError>>),
+    Request(
+        Box<Payload>,
+        Option<Duration>,
+        oneshot::Sender<Result<(RequestId, oneshot::Receiver<Outcome>), SessionError>>,
+    ),
+    Subscribe(
+        i64,
+        ProtoOaTrendbarPeriod,
+        Option<i64>,
+        oneshot::Sender<Result<(), SessionError>>,
+    ),
+    Unsubscribe(
+        i64,
+        ProtoOaTrendbarPeriod,
+        oneshot::Sender<Result<(), SessionError>>,
+    ),
     Close,
 }
 
@@ -185,36 +219,68 @@ impl Client {
     }
 
     /// Sends a request with its own timeout and waits for its [`Outcome`].
-    pub async fn request_with_timeout(&self, payload: impl Into<Payload>, timeout: Duration) -> Result<Outcome, ClientError> {
+    pub async fn request_with_timeout(
+        &self,
+        payload: impl Into<Payload>,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.request_inner(payload.into(), Some(timeout)).await
     }
 
     /// Queues a request and returns its id at once, with a receiver for the outcome.
-    pub async fn submit(&self, payload: impl Into<Payload>) -> Result<(RequestId, oneshot::Receiver<Outcome>), ClientError> {
+    pub async fn submit(
+        &self,
+        payload: impl Into<Payload>,
+    ) -> Result<(RequestId, oneshot::Receiver<Outcome>), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Request(payload.into(), None, tx)).await.map_err(|_| ClientError::Stopped)?;
+        self.tx
+            .send(Command::Request(Box::new(payload.into()), None, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
     }
 
-    async fn request_inner(&self, payload: Payload, timeout: Option<Duration>) -> Result<Outcome, ClientError> {
+    async fn request_inner(
+        &self,
+        payload: Payload,
+        timeout: Option<Duration>,
+    ) -> Result<Outcome, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Request(payload, timeout, tx)).await.map_err(|_| ClientError::Stopped)?;
+        self.tx
+            .send(Command::Request(Box::new(payload), timeout, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
         let (_, outcome) = rx.await.map_err(|_| ClientError::Stopped)??;
         outcome.await.map_err(|_| ClientError::Stopped)
     }
 
     /// Adds a subscriber to a bar stream (see [`Session::subscribe_bars`]); closed bars arrive as
     /// [`Event::BarClosed`] on the event stream.
-    pub async fn subscribe_bars(&self, symbol_id: i64, period: ProtoOaTrendbarPeriod, last_closed: Option<i64>) -> Result<(), ClientError> {
+    pub async fn subscribe_bars(
+        &self,
+        symbol_id: i64,
+        period: ProtoOaTrendbarPeriod,
+        last_closed: Option<i64>,
+    ) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Subscribe(symbol_id, period, last_closed, tx)).await.map_err(|_| ClientError::Stopped)?;
+        self.tx
+            .send(Command::Subscribe(symbol_id, period, last_closed, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
     }
 
     /// Removes a subscriber from a bar stream.
-    pub async fn unsubscribe_bars(&self, symbol_id: i64, period: ProtoOaTrendbarPeriod) -> Result<(), ClientError> {
+    pub async fn unsubscribe_bars(
+        &self,
+        symbol_id: i64,
+        period: ProtoOaTrendbarPeriod,
+    ) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Unsubscribe(symbol_id, period, tx)).await.map_err(|_| ClientError::Stopped)?;
+        self.tx
+            .send(Command::Unsubscribe(symbol_id, period, tx))
+            .await
+            .map_err(|_| ClientError::Stopped)?;
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
     }
 
@@ -228,8 +294,14 @@ impl Client {
 /// shows on the event stream (`Connecting`, `Ready`, `Disconnected`, `AuthFailed`, …).
 pub fn connect(cfg: ClientConfig) -> Result<(Client, Events), ConfigError> {
     let tls = tls_connector(&cfg.endpoint, &cfg.tls)?;
-    let server_name = ServerName::try_from(cfg.endpoint.host.trim_start_matches('[').trim_end_matches(']').to_owned())
-        .map_err(|_| ConfigError::BadServerName(cfg.endpoint.host.clone()))?;
+    let server_name = ServerName::try_from(
+        cfg.endpoint
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+    .map_err(|_| ConfigError::BadServerName(cfg.endpoint.host.clone()))?;
     let (tx, rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::channel(cfg.event_capacity.max(1));
     let now = tokio::time::Instant::now().into_std();
@@ -249,15 +321,20 @@ pub fn connect(cfg: ClientConfig) -> Result<(Client, Events), ConfigError> {
 }
 
 fn utc_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn tls_connector(endpoint: &Endpoint, mode: &TlsMode) -> Result<TlsConnector, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let config = match mode {
         TlsMode::WebPki => {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         TlsMode::CustomCa(pem) => {
@@ -265,7 +342,9 @@ fn tls_connector(endpoint: &Endpoint, mode: &TlsMode) -> Result<TlsConnector, Co
             let mut n = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| ConfigError::BadCa(e.to_string()))?;
-                roots.add(cert).map_err(|e| ConfigError::BadCa(e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ConfigError::BadCa(e.to_string()))?;
                 n += 1;
             }
             if n == 0 {
@@ -301,10 +380,20 @@ impl ServerCertVerifier for NoVerify {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -312,7 +401,8 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-type ConnectFuture = Pin<Box<dyn std::future::Future<Output = Result<TlsStream<TcpStream>, String>> + Send>>;
+type ConnectFuture =
+    Pin<Box<dyn std::future::Future<Output = Result<TlsStream<TcpStream>, String>> + Send>>;
 
 struct Driver {
     session: Session,
@@ -343,7 +433,8 @@ impl Driver {
                             && let Err(e) = s.write_all(&b).await
                         {
                             stream = None;
-                            self.session.handle_disconnected(now(), format!("write failed: {e}"));
+                            self.session
+                                .handle_disconnected(now(), format!("write failed: {e}"));
                         }
                     }
                     Transmit::Close => {
@@ -358,14 +449,22 @@ impl Driver {
                     return; // Nobody listens any more.
                 }
             }
-            if closing || matches!(self.session.state(), crate::session::State::Failed | crate::session::State::Closed) {
+            if closing
+                || matches!(
+                    self.session.state(),
+                    crate::session::State::Failed | crate::session::State::Closed
+                )
+            {
                 // Flush what the session produced, then stop.
                 if let Some(mut s) = stream.take() {
                     let _ = s.shutdown().await;
                 }
                 return;
             }
-            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -402,11 +501,17 @@ impl Driver {
         let timeout = self.connect_timeout;
         Box::pin(async move {
             let fut = async {
-                let tcp = TcpStream::connect(&addr).await.map_err(|e| format!("tcp connect to {addr}: {e}"))?;
+                let tcp = TcpStream::connect(&addr)
+                    .await
+                    .map_err(|e| format!("tcp connect to {addr}: {e}"))?;
                 let _ = tcp.set_nodelay(true);
-                tls.connect(name, tcp).await.map_err(|e| format!("tls handshake with {addr}: {e}"))
+                tls.connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("tls handshake with {addr}: {e}"))
             };
-            tokio::time::timeout(timeout, fut).await.map_err(|_| format!("connect to {addr} timed out"))?
+            tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| format!("connect to {addr} timed out"))?
         })
     }
 
@@ -416,8 +521,8 @@ impl Driver {
         match c {
             Command::Request(payload, timeout, reply) => {
                 let r = match timeout {
-                    Some(d) => self.session.send_request_with_timeout(t, payload, d),
-                    None => self.session.send_request(t, payload),
+                    Some(d) => self.session.send_request_with_timeout(t, *payload, d),
+                    None => self.session.send_request(t, *payload),
                 };
                 let r = r.map(|id| {
                     let (otx, orx) = oneshot::channel();
@@ -444,16 +549,32 @@ impl Driver {
     async fn route(&mut self, ev: Event) -> Result<(), ()> {
         let (id, outcome) = match &ev {
             Event::Response { id, payload } => (*id, Outcome::Response(payload.clone())),
-            Event::RequestError { id, code, description } => (*id, Outcome::Error { code: code.clone(), description: description.clone() }),
+            Event::RequestError {
+                id,
+                code,
+                description,
+            } => (
+                *id,
+                Outcome::Error {
+                    code: code.clone(),
+                    description: description.clone(),
+                },
+            ),
             Event::RequestOutcomeUnknown { id, reason, .. } => (*id, Outcome::Unknown(*reason)),
             Event::RequestNotSent { id, reason } => (*id, Outcome::NotSent(reason.clone())),
-            Event::Execution { request: Some(id), event } => {
+            Event::Execution {
+                request: Some(id),
+                event,
+            } => {
                 if let Some(w) = self.waiting.remove(id) {
                     let _ = w.send(Outcome::Execution(event.clone()));
                 }
                 return self.events.send(ev).await.map_err(|_| ());
             }
-            Event::OrderError { request: Some(id), event } => {
+            Event::OrderError {
+                request: Some(id),
+                event,
+            } => {
                 if let Some(w) = self.waiting.remove(id) {
                     let _ = w.send(Outcome::OrderError(event.clone()));
                 }

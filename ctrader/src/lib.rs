@@ -7,10 +7,31 @@
 //! | [`proto`] | prost types for the Open API messages (our `.proto` files in `ctrader/proto/`, identical in names/numbers/types/labels to Spotware's release 91), [`proto::OpenApiMessage`] (payload type of each message), [`proto::Payload`] (typed decode; unknown payload types → `Payload::Unknown`), [`proto::Envelope`], [`proto::ErrorCode`] | none |
 //! | [`frame`] | 4-byte big-endian length + `ProtoMessage`; [`frame::FrameDecoder`] (feed bytes, pull frames, max frame size) and encoders | none |
 //! | [`units`] | trendbar delta encoding ([`units::decode_trendbar`]/[`units::encode_trendbar`]), prices in 1e-5 units, volumes in cents ([`units::VolumeSpec`]), money with `moneyDigits` | none |
+//! | [`creds`] | [`Secret`] / [`Credentials`]: `Debug`/`Display` print `<redacted>` | env only |
+//! | [`session`] | the sans-IO [`Session`] (quinn-proto shape: `handle_*(now, …)`, `poll_transmit`, `poll_event`, `poll_timeout`): auth, heartbeats, dead peer, request matching/timeouts, rate limits, reconnect + backoff, resubscribe, bar streams with gap fill | none (time is a parameter) |
+//! | [`driver`] | the Tokio shell: TLS socket + clock → session; [`driver::connect`] → ([`driver::Client`], event stream) | TCP/TLS |
+//!
+//! ## Using the client (executor)
+//! ```text
+//! let (client, mut events) = driver::connect(ClientConfig::new(Endpoint::demo(), TlsMode::WebPki,
+//!                                            SessionConfig::new(Credentials::from_env()?, account_id)))?;
+//! client.subscribe_bars(symbol_id, ProtoOaTrendbarPeriod::M15, last_closed_open_time).await?;
+//! match client.request(ProtoOaNewOrderReq { .. }).await? {
+//!     Outcome::Execution(ev) | Outcome::OrderError(..) | Outcome::Response(..) | Outcome::Error { .. } => …,
+//!     Outcome::Unknown(_) => /* look it up: ReconcileReq / DealListReq — never resend */,
+//!     Outcome::NotSent(_) => /* never reached the server: safe to retry */,
+//! }
+//! while let Some(ev) = events.recv().await { /* Ready, BarClosed, Spot, Execution, Disconnected, … */ }
+//! ```
+//! Every choice made where Spotware's documentation is silent (heartbeat and dead-peer timing,
+//! request timeouts and the outcome-unknown rule, rate-limit windows, auth error handling, how a
+//! bar is known closed and confirmed from history) is written in the [`session`] docs; the frame
+//! size cap in [`frame`]; TLS modes in [`driver`].
 //!
 //! **Stable API promise (announced to the simulator engineer):** the items re-exported at the
 //! crate root and everything in `proto`, `frame` and `units` keep their names and signatures;
-//! additions only.
+//! additions only. `session` and `driver` are new and may still gain variants (their enums are
+//! `#[non_exhaustive]` where callers match).
 //!
 //! ## Schema version
 //! Our `.proto` files match Spotware's `openapi-proto-messages` **release 91** exactly for the
@@ -27,13 +48,14 @@
 #![warn(missing_docs)]
 
 pub mod creds;
+pub mod driver;
 pub mod frame;
 pub mod proto;
 pub mod session;
 pub mod units;
 
+pub use creds::{Credentials, Secret};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameError};
 pub use proto::{Envelope, ErrorCode, OpenApiMessage, Payload};
-pub use creds::{Credentials, Secret};
 pub use session::{Event, Session, SessionConfig, Transmit};
 pub use units::{Bar, VolumeSpec};

@@ -62,7 +62,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::creds::{Credentials, Secret};
-use crate::frame::{encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN};
+use crate::frame::{DEFAULT_MAX_FRAME_LEN, FrameDecoder, FrameError, encode_frame};
 use crate::proto::{
     DecodeError, Envelope, ErrorCode, Payload, ProtoErrorCode, ProtoHeartbeatEvent,
     ProtoOaAccountAuthReq, ProtoOaApplicationAuthReq, ProtoOaErrorCode, ProtoOaExecutionEvent,
@@ -70,7 +70,7 @@ use crate::proto::{
     ProtoOaSubscribeLiveTrendbarReq, ProtoOaSubscribeSpotsReq, ProtoOaTrendbarPeriod,
     ProtoOaUnsubscribeLiveTrendbarReq, ProtoOaUnsubscribeSpotsReq,
 };
-use crate::units::{decode_trendbar, Bar};
+use crate::units::{Bar, decode_trendbar};
 
 /// Tunables of a [`Session`]. `Default` gives the documented values.
 #[derive(Clone, Debug)]
@@ -552,7 +552,10 @@ impl Session {
 
     /// The connection closed or failed (reported by the driver).
     pub fn handle_disconnected(&mut self, now: Instant, reason: String) {
-        if matches!(self.state, State::AppAuth | State::AccountAuth | State::Ready | State::Connecting) {
+        if matches!(
+            self.state,
+            State::AppAuth | State::AccountAuth | State::Ready | State::Connecting
+        ) {
             self.lose_connection(now, DisconnectReason::Io(reason), false);
         }
     }
@@ -568,7 +571,11 @@ impl Session {
                 Ok(Some(frame)) => match Envelope::decode(&frame) {
                     Ok(env) => self.handle_message(now, env),
                     Err(e) => {
-                        self.lose_connection(now, DisconnectReason::Decode(decode_reason(&e)), true);
+                        self.lose_connection(
+                            now,
+                            DisconnectReason::Decode(decode_reason(&e)),
+                            true,
+                        );
                         return;
                     }
                 },
@@ -595,11 +602,15 @@ impl Session {
         match env.payload {
             Payload::HeartbeatEvent(_) => {}
             Payload::ExecutionEvent(event) => {
-                let request = pending.map(|(id, _)| id).or_else(|| id.filter(|i| self.was_unknown(*i)));
+                let request = pending
+                    .map(|(id, _)| id)
+                    .or_else(|| id.filter(|i| self.was_unknown(*i)));
                 self.events.push_back(Event::Execution { request, event });
             }
             Payload::OrderErrorEvent(event) => {
-                let request = pending.map(|(id, _)| id).or_else(|| id.filter(|i| self.was_unknown(*i)));
+                let request = pending
+                    .map(|(id, _)| id)
+                    .or_else(|| id.filter(|i| self.was_unknown(*i)));
                 self.events.push_back(Event::OrderError { request, event });
             }
             payload => {
@@ -629,8 +640,12 @@ impl Session {
                 self.lose_connection(now, DisconnectReason::DeadPeer, true);
             } else {
                 // Request timeouts.
-                let mut expired: Vec<RequestId> =
-                    self.in_flight.iter().filter(|(_, f)| now >= f.deadline).map(|(id, _)| *id).collect();
+                let mut expired: Vec<RequestId> = self
+                    .in_flight
+                    .iter()
+                    .filter(|(_, f)| now >= f.deadline)
+                    .map(|(id, _)| *id)
+                    .collect();
                 expired.sort();
                 for id in expired {
                     if let Some(f) = self.in_flight.remove(&id) {
@@ -652,8 +667,13 @@ impl Session {
             }
         }
         self.pump(now);
-        if self.is_connected() && now.saturating_duration_since(self.last_send) >= self.cfg.heartbeat_interval {
-            self.write(now, Envelope::new(ProtoHeartbeatEvent { payload_type: None }, None));
+        if self.is_connected()
+            && now.saturating_duration_since(self.last_send) >= self.cfg.heartbeat_interval
+        {
+            self.write(
+                now,
+                Envelope::new(ProtoHeartbeatEvent { payload_type: None }, None),
+            );
         }
     }
 
@@ -684,10 +704,13 @@ impl Session {
                 at(s);
             }
             if !self.history_queue.is_empty() {
-                if let Some(s) = self.next_slot(&self.history_sent_times, self.cfg.max_history_per_window) {
+                if let Some(s) =
+                    self.next_slot(&self.history_sent_times, self.cfg.max_history_per_window)
+                {
                     at(s);
                 }
-                if let Some(s) = self.next_slot(&self.sent_times, self.cfg.max_requests_per_window) {
+                if let Some(s) = self.next_slot(&self.sent_times, self.cfg.max_requests_per_window)
+                {
                     at(s);
                 }
             }
@@ -717,7 +740,11 @@ impl Session {
     }
 
     /// Queues a request with the default timeout. See [`Session::send_request_with_timeout`].
-    pub fn send_request(&mut self, now: Instant, payload: impl Into<Payload>) -> Result<RequestId, SessionError> {
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        payload: impl Into<Payload>,
+    ) -> Result<RequestId, SessionError> {
         let t = self.cfg.request_timeout;
         self.send_request_with_timeout(now, payload, t)
     }
@@ -760,7 +787,9 @@ impl Session {
         if matches!(self.state, State::Failed | State::Closed) {
             return Err(SessionError::Ended);
         }
-        let secs = period.seconds().ok_or(SessionError::UnsupportedPeriod(period))?;
+        let secs = period
+            .seconds()
+            .ok_or(SessionError::UnsupportedPeriod(period))?;
         let key = (symbol_id, period);
         if let Some(s) = self.streams.get_mut(&key) {
             s.refs += 1;
@@ -775,7 +804,11 @@ impl Session {
                 secs,
                 refs: 1,
                 emit_after,
-                bound: if last_closed.is_some() { bound } else { emit_after + 1 },
+                bound: if last_closed.is_some() {
+                    bound
+                } else {
+                    emit_after + 1
+                },
                 checked_until: emit_after + 1,
                 forming: None,
                 clock_closed: false,
@@ -802,7 +835,10 @@ impl Session {
         period: ProtoOaTrendbarPeriod,
     ) -> Result<(), SessionError> {
         let key = (symbol_id, period);
-        let s = self.streams.get_mut(&key).ok_or(SessionError::NoSuchStream(symbol_id, period))?;
+        let s = self
+            .streams
+            .get_mut(&key)
+            .ok_or(SessionError::NoSuchStream(symbol_id, period))?;
         s.refs -= 1;
         if s.refs > 0 {
             return Ok(());
@@ -819,14 +855,30 @@ impl Session {
                     symbol_id,
                 };
                 let id = self.alloc_id();
-                self.enqueue(now, id, req.into(), Purpose::Unsubscribe, self.cfg.request_timeout);
+                self.enqueue(
+                    now,
+                    id,
+                    req.into(),
+                    Purpose::Unsubscribe,
+                    self.cfg.request_timeout,
+                );
             }
             if !self.streams.keys().any(|(sym, _)| *sym == symbol_id)
                 && self.spot_subscribed.remove(&symbol_id).is_some()
             {
-                let req = ProtoOaUnsubscribeSpotsReq { payload_type: None, ctid_trader_account_id: acc, symbol_id: vec![symbol_id] };
+                let req = ProtoOaUnsubscribeSpotsReq {
+                    payload_type: None,
+                    ctid_trader_account_id: acc,
+                    symbol_id: vec![symbol_id],
+                };
                 let id = self.alloc_id();
-                self.enqueue(now, id, req.into(), Purpose::Unsubscribe, self.cfg.request_timeout);
+                self.enqueue(
+                    now,
+                    id,
+                    req.into(),
+                    Purpose::Unsubscribe,
+                    self.cfg.request_timeout,
+                );
             }
         } else if !self.streams.keys().any(|(sym, _)| *sym == symbol_id) {
             self.spot_subscribed.remove(&symbol_id);
@@ -843,7 +895,10 @@ impl Session {
     // ---------------------------------------------------------------------------------------
 
     fn is_connected(&self) -> bool {
-        matches!(self.state, State::AppAuth | State::AccountAuth | State::Ready)
+        matches!(
+            self.state,
+            State::AppAuth | State::AccountAuth | State::Ready
+        )
     }
 
     fn utc_s(&self, now: Instant) -> i64 {
@@ -862,7 +917,8 @@ impl Session {
         if d >= 0 {
             i + Duration::from_millis(d as u64)
         } else {
-            i.checked_sub(Duration::from_millis((-d) as u64)).unwrap_or(i)
+            i.checked_sub(Duration::from_millis((-d) as u64))
+                .unwrap_or(i)
         }
     }
 
@@ -887,22 +943,34 @@ impl Session {
         self.attempt += 1;
         self.state = State::Connecting;
         self.transmits.push_back(Transmit::Connect);
-        self.events.push_back(Event::Connecting { attempt: self.attempt });
+        self.events.push_back(Event::Connecting {
+            attempt: self.attempt,
+        });
     }
 
     fn write(&mut self, now: Instant, env: Envelope) {
         self.last_send = now;
-        self.transmits.push_back(Transmit::Bytes(encode_frame(&env.encode_to_vec())));
+        self.transmits
+            .push_back(Transmit::Bytes(encode_frame(&env.encode_to_vec())));
     }
 
     /// Sends immediately (auth messages), bypassing the queue but counting in the rate window.
     fn send_now(&mut self, now: Instant, payload: Payload, purpose: Purpose, timeout: Duration) {
         let id = self.alloc_id();
         self.record_send(now, payload.payload_type());
-        self.write(now, Envelope::new(payload.clone(), Some(id.client_msg_id())));
+        self.write(
+            now,
+            Envelope::new(payload.clone(), Some(id.client_msg_id())),
+        );
         self.in_flight.insert(
             id,
-            InFlight { payload_type: payload.payload_type(), purpose, deadline: now + timeout, payload, timeout },
+            InFlight {
+                payload_type: payload.payload_type(),
+                purpose,
+                deadline: now + timeout,
+                payload,
+                timeout,
+            },
         );
     }
 
@@ -913,8 +981,22 @@ impl Session {
         }
     }
 
-    fn enqueue(&mut self, now: Instant, id: RequestId, payload: Payload, purpose: Purpose, timeout: Duration) {
-        let q = Queued { id, deadline: now + timeout, timeout, payload, purpose, not_before: None };
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        payload: Payload,
+        purpose: Purpose,
+        timeout: Duration,
+    ) {
+        let q = Queued {
+            id,
+            deadline: now + timeout,
+            timeout,
+            payload,
+            purpose,
+            not_before: None,
+        };
         if HISTORY_TYPES.contains(&q.payload.payload_type()) {
             self.history_queue.push_back(q);
         } else {
@@ -927,15 +1009,25 @@ impl Session {
             return None;
         }
         // The oldest send that must leave the window before another is allowed.
-        times.get(times.len() - max).map(|t| *t + self.cfg.rate_window)
+        times
+            .get(times.len() - max)
+            .map(|t| *t + self.cfg.rate_window)
     }
 
     fn prune_windows(&mut self, now: Instant) {
         let w = self.cfg.rate_window;
-        while self.sent_times.front().is_some_and(|t| now.saturating_duration_since(*t) >= w) {
+        while self
+            .sent_times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= w)
+        {
             self.sent_times.pop_front();
         }
-        while self.history_sent_times.front().is_some_and(|t| now.saturating_duration_since(*t) >= w) {
+        while self
+            .history_sent_times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= w)
+        {
             self.history_sent_times.pop_front();
         }
     }
@@ -955,7 +1047,8 @@ impl Session {
             // History first when its own (smaller) limit allows: it cannot starve the rest, and
             // the rest must not starve it.
             let history_ok = self.history_sent_times.len() < self.cfg.max_history_per_window;
-            let ready = |q: Option<&Queued>| q.is_some_and(|q| q.not_before.is_none_or(|t| now >= t));
+            let ready =
+                |q: Option<&Queued>| q.is_some_and(|q| q.not_before.is_none_or(|t| now >= t));
             let q = if history_ok && ready(self.history_queue.front()) {
                 self.history_queue.pop_front()
             } else if ready(self.queue.front()) {
@@ -966,26 +1059,46 @@ impl Session {
             let Some(q) = q else { break };
             let pt = q.payload.payload_type();
             self.record_send(now, pt);
-            self.write(now, Envelope::new(q.payload.clone(), Some(q.id.client_msg_id())));
+            self.write(
+                now,
+                Envelope::new(q.payload.clone(), Some(q.id.client_msg_id())),
+            );
             self.in_flight.insert(
                 q.id,
-                InFlight { payload_type: pt, purpose: q.purpose, deadline: now + q.timeout, payload: q.payload, timeout: q.timeout },
+                InFlight {
+                    payload_type: pt,
+                    purpose: q.purpose,
+                    deadline: now + q.timeout,
+                    payload: q.payload,
+                    timeout: q.timeout,
+                },
             );
         }
     }
 
     fn expire_queued(&mut self, now: Instant) {
         for hist in [false, true] {
-            let queue = if hist { &mut self.history_queue } else { &mut self.queue };
+            let queue = if hist {
+                &mut self.history_queue
+            } else {
+                &mut self.queue
+            };
             let mut keep = VecDeque::with_capacity(queue.len());
             let mut expired = Vec::new();
             for q in queue.drain(..) {
-                if now >= q.deadline { expired.push(q) } else { keep.push_back(q) }
+                if now >= q.deadline {
+                    expired.push(q)
+                } else {
+                    keep.push_back(q)
+                }
             }
             *queue = keep;
             for q in expired {
                 match q.purpose {
-                    Purpose::User => self.events.push_back(Event::RequestNotSent { id: q.id, reason: NotSentReason::QueueTimeout }),
+                    Purpose::User => self.events.push_back(Event::RequestNotSent {
+                        id: q.id,
+                        reason: NotSentReason::QueueTimeout,
+                    }),
                     Purpose::History(key) => {
                         if let Some(s) = self.streams.get_mut(&key) {
                             s.fetching = false;
@@ -998,10 +1111,17 @@ impl Session {
     }
 
     fn drop_queued(&mut self, reason: NotSentReason) {
-        let all: Vec<Queued> = self.queue.drain(..).chain(self.history_queue.drain(..)).collect();
+        let all: Vec<Queued> = self
+            .queue
+            .drain(..)
+            .chain(self.history_queue.drain(..))
+            .collect();
         for q in all {
             if matches!(q.purpose, Purpose::User) {
-                self.events.push_back(Event::RequestNotSent { id: q.id, reason: reason.clone() });
+                self.events.push_back(Event::RequestNotSent {
+                    id: q.id,
+                    reason: reason.clone(),
+                });
             }
         }
     }
@@ -1016,7 +1136,9 @@ impl Session {
         let mut ids: Vec<RequestId> = self.in_flight.keys().copied().collect();
         ids.sort();
         for id in ids {
-            let Some(f) = self.in_flight.remove(&id) else { continue };
+            let Some(f) = self.in_flight.remove(&id) else {
+                continue;
+            };
             if let Purpose::Refresh(rt) = f.purpose {
                 self.restore_refresh(rt);
                 continue;
@@ -1031,7 +1153,8 @@ impl Session {
             }
         }
         self.queue.retain(|q| matches!(q.purpose, Purpose::User));
-        self.history_queue.retain(|q| matches!(q.purpose, Purpose::User));
+        self.history_queue
+            .retain(|q| matches!(q.purpose, Purpose::User));
         for s in self.streams.values_mut() {
             s.fetching = false;
             s.page_from = None;
@@ -1052,8 +1175,15 @@ impl Session {
         let delay = self.backoff;
         self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
         self.reconnect_at = Some(now + delay);
-        tracing::warn!(?reason, delay_ms = delay.as_millis() as u64, "ctrader connection lost; reconnecting");
-        self.events.push_back(Event::Disconnected { reason, reconnect_in: Some(delay) });
+        tracing::warn!(
+            ?reason,
+            delay_ms = delay.as_millis() as u64,
+            "ctrader connection lost; reconnecting"
+        );
+        self.events.push_back(Event::Disconnected {
+            reason,
+            reconnect_in: Some(delay),
+        });
     }
 
     fn fail(&mut self, now: Instant, code: ErrorCode, description: Option<String>) {
@@ -1061,7 +1191,8 @@ impl Session {
         self.end_connection(now, true);
         self.state = State::Failed;
         self.reconnect_at = None;
-        self.events.push_back(Event::AuthFailed { code, description });
+        self.events
+            .push_back(Event::AuthFailed { code, description });
         self.drop_queued(NotSentReason::SessionEnded);
     }
 
@@ -1072,7 +1203,12 @@ impl Session {
             ctid_trader_account_id: self.cfg.account_id,
             access_token: self.cfg.credentials.access_token.expose().to_owned(),
         };
-        self.send_now(now, req.into(), Purpose::AccountAuth, self.cfg.request_timeout);
+        self.send_now(
+            now,
+            req.into(),
+            Purpose::AccountAuth,
+            self.cfg.request_timeout,
+        );
     }
 
     /// Refreshes the access token if a refresh token is held; otherwise fails.
@@ -1080,8 +1216,16 @@ impl Session {
         match self.cfg.credentials.refresh_token.take() {
             Some(rt) => {
                 self.state = State::AccountAuth;
-                let req = ProtoOaRefreshTokenReq { payload_type: None, refresh_token: rt.expose().to_owned() };
-                self.send_now(now, req.into(), Purpose::Refresh(rt), self.cfg.request_timeout);
+                let req = ProtoOaRefreshTokenReq {
+                    payload_type: None,
+                    refresh_token: rt.expose().to_owned(),
+                };
+                self.send_now(
+                    now,
+                    req.into(),
+                    Purpose::Refresh(rt),
+                    self.cfg.request_timeout,
+                );
             }
             None => self.fail(now, code, description),
         }
@@ -1110,7 +1254,10 @@ impl Session {
         let acc = self.cfg.account_id;
         let mut symbols: Vec<i64> = self.streams.keys().map(|(s, _)| *s).collect();
         symbols.dedup();
-        let need: Vec<i64> = symbols.into_iter().filter(|s| !self.spot_subscribed.contains_key(s)).collect();
+        let need: Vec<i64> = symbols
+            .into_iter()
+            .filter(|s| !self.spot_subscribed.contains_key(s))
+            .collect();
         if !need.is_empty() {
             for s in &need {
                 self.spot_subscribed.insert(*s, false);
@@ -1122,10 +1269,21 @@ impl Session {
                 subscribe_to_spot_timestamp: Some(true),
             };
             let id = self.alloc_id();
-            self.enqueue(now, id, req.into(), Purpose::SubscribeSpots(need), self.cfg.request_timeout);
+            self.enqueue(
+                now,
+                id,
+                req.into(),
+                Purpose::SubscribeSpots(need),
+                self.cfg.request_timeout,
+            );
         }
         // Spots already confirmed on this connection: subscribe missing live trendbars now.
-        let confirmed: Vec<i64> = self.spot_subscribed.iter().filter(|(_, ok)| **ok).map(|(s, _)| *s).collect();
+        let confirmed: Vec<i64> = self
+            .spot_subscribed
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .map(|(s, _)| *s)
+            .collect();
         for s in confirmed {
             self.subscribe_live(now, s);
         }
@@ -1143,9 +1301,20 @@ impl Session {
             if let Some(st) = self.streams.get_mut(&(sym, period)) {
                 st.live_subscribed = true;
             }
-            let req = ProtoOaSubscribeLiveTrendbarReq { payload_type: None, ctid_trader_account_id: acc, period: period as i32, symbol_id: sym };
+            let req = ProtoOaSubscribeLiveTrendbarReq {
+                payload_type: None,
+                ctid_trader_account_id: acc,
+                period: period as i32,
+                symbol_id: sym,
+            };
             let id = self.alloc_id();
-            self.enqueue(now, id, req.into(), Purpose::SubscribeTrendbar(sym, period), self.cfg.request_timeout);
+            self.enqueue(
+                now,
+                id,
+                req.into(),
+                Purpose::SubscribeTrendbar(sym, period),
+                self.cfg.request_timeout,
+            );
         }
     }
 
@@ -1216,9 +1385,15 @@ impl Session {
         use ProtoOaErrorCode as E;
         let refused = matches!(
             code,
-            ErrorCode::OpenApi(E::RequestFrequencyExceeded) | ErrorCode::Common(ProtoErrorCode::BlockedPayloadType)
+            ErrorCode::OpenApi(E::RequestFrequencyExceeded)
+                | ErrorCode::Common(ProtoErrorCode::BlockedPayloadType)
         );
-        if refused && !matches!(f.purpose, Purpose::AppAuth | Purpose::AccountAuth | Purpose::Refresh(_)) {
+        if refused
+            && !matches!(
+                f.purpose,
+                Purpose::AppAuth | Purpose::AccountAuth | Purpose::Refresh(_)
+            )
+        {
             // Refused, not executed: resend after retryAfter (or 1 s), at the head of its queue.
             let wait = Duration::from_secs(retry_after.unwrap_or(1).max(1));
             tracing::warn!(%code, client_msg_id = %id.client_msg_id(), "request refused by rate limit; re-queued");
@@ -1238,10 +1413,16 @@ impl Session {
             return;
         }
         match f.purpose {
-            Purpose::User => self.events.push_back(Event::RequestError { id, code, description }),
+            Purpose::User => self.events.push_back(Event::RequestError {
+                id,
+                code,
+                description,
+            }),
             Purpose::AppAuth => match code {
                 ErrorCode::OpenApi(E::ChClientAlreadyAuthenticated) => self.send_account_auth(now),
-                ErrorCode::OpenApi(E::ChClientAuthFailure | E::ChOaClientNotFound) => self.fail(now, code, description),
+                ErrorCode::OpenApi(E::ChClientAuthFailure | E::ChOaClientNotFound) => {
+                    self.fail(now, code, description)
+                }
                 other => self.lose_connection(now, DisconnectReason::AuthError(other), true),
             },
             Purpose::AccountAuth => match code {
@@ -1266,7 +1447,11 @@ impl Session {
                 } else {
                     for s in symbols {
                         self.spot_subscribed.remove(&s);
-                        self.events.push_back(Event::SubscriptionFailed { symbol_id: s, period: None, code: code.clone() });
+                        self.events.push_back(Event::SubscriptionFailed {
+                            symbol_id: s,
+                            period: None,
+                            code: code.clone(),
+                        });
                     }
                 }
             }
@@ -1275,7 +1460,11 @@ impl Session {
                     if let Some(s) = self.streams.get_mut(&(sym, period)) {
                         s.live_subscribed = false;
                     }
-                    self.events.push_back(Event::SubscriptionFailed { symbol_id: sym, period: Some(period), code });
+                    self.events.push_back(Event::SubscriptionFailed {
+                        symbol_id: sym,
+                        period: Some(period),
+                        code,
+                    });
                 }
             }
             Purpose::Unsubscribe => {}
@@ -1293,7 +1482,11 @@ impl Session {
         match f.purpose {
             Purpose::User => {
                 self.remember_unknown(id);
-                self.events.push_back(Event::RequestOutcomeUnknown { id, payload_type: f.payload_type, reason: UnknownReason::Timeout });
+                self.events.push_back(Event::RequestOutcomeUnknown {
+                    id,
+                    payload_type: f.payload_type,
+                    reason: UnknownReason::Timeout,
+                });
             }
             Purpose::Refresh(rt) => {
                 self.restore_refresh(rt);
@@ -1333,19 +1526,27 @@ impl Session {
                 for tb in &ev.trendbar {
                     self.on_live_bar(ev.symbol_id, tb);
                 }
-                self.events.push_back(Event::Spot { symbol_id: ev.symbol_id, bid: ev.bid, ask: ev.ask, timestamp: ev.timestamp });
+                self.events.push_back(Event::Spot {
+                    symbol_id: ev.symbol_id,
+                    bid: ev.bid,
+                    ask: ev.ask,
+                    timestamp: ev.timestamp,
+                });
             }
             Payload::ClientDisconnectEvent(ev) => {
                 self.lose_connection(now, DisconnectReason::ServerDisconnect(ev.reason), true);
             }
             Payload::AccountsTokenInvalidatedEvent(ev) => {
-                if ev.ctid_trader_account_ids.contains(&self.cfg.account_id) && self.state == State::Ready {
+                if ev.ctid_trader_account_ids.contains(&self.cfg.account_id)
+                    && self.state == State::Ready
+                {
                     tracing::warn!("access token invalidated by the server; refreshing");
                     let code = ErrorCode::OpenApi(ProtoOaErrorCode::ChAccessTokenInvalid);
                     self.requeue_for_reauth();
                     self.refresh_or_fail(now, code, ev.reason);
                 } else {
-                    self.events.push_back(Event::Message(Payload::AccountsTokenInvalidatedEvent(ev)));
+                    self.events
+                        .push_back(Event::Message(Payload::AccountsTokenInvalidatedEvent(ev)));
                 }
             }
             Payload::AccountDisconnectEvent(ev) => {
@@ -1354,14 +1555,20 @@ impl Session {
                     self.requeue_for_reauth();
                     self.send_account_auth(now);
                 } else {
-                    self.events.push_back(Event::Message(Payload::AccountDisconnectEvent(ev)));
+                    self.events
+                        .push_back(Event::Message(Payload::AccountDisconnectEvent(ev)));
                 }
             }
             Payload::ErrorRes(e) => {
                 // An error without a matching clientMsgId (e.g. before the server closes the
                 // connection). During application auth it answers our auth request.
                 let code = ErrorCode::parse(&e.error_code);
-                if self.state == State::AppAuth && matches!(code, ErrorCode::OpenApi(ProtoOaErrorCode::ChClientAuthFailure)) {
+                if self.state == State::AppAuth
+                    && matches!(
+                        code,
+                        ErrorCode::OpenApi(ProtoOaErrorCode::ChClientAuthFailure)
+                    )
+                {
                     self.fail(now, code, e.description);
                 } else {
                     self.events.push_back(Event::Message(Payload::ErrorRes(e)));
@@ -1381,17 +1588,23 @@ impl Session {
         }
         self.spot_subscribed.clear();
         self.queue.retain(|q| matches!(q.purpose, Purpose::User));
-        self.history_queue.retain(|q| matches!(q.purpose, Purpose::User));
+        self.history_queue
+            .retain(|q| matches!(q.purpose, Purpose::User));
         // In-flight internal requests will be answered with errors or time out harmlessly.
     }
 
     fn on_live_bar(&mut self, symbol_id: i64, tb: &crate::proto::ProtoOaTrendbar) {
         // An absent `period` is the schema default (M1); an unknown value is skipped.
-        let Some(period) = ProtoOaTrendbarPeriod::try_from(tb.period.unwrap_or(ProtoOaTrendbarPeriod::M1 as i32)).ok() else {
+        let Some(period) =
+            ProtoOaTrendbarPeriod::try_from(tb.period.unwrap_or(ProtoOaTrendbarPeriod::M1 as i32))
+                .ok()
+        else {
             return;
         };
         let Ok(bar) = decode_trendbar(tb) else { return };
-        let Some(s) = self.streams.get_mut(&(symbol_id, period)) else { return };
+        let Some(s) = self.streams.get_mut(&(symbol_id, period)) else {
+            return;
+        };
         if bar.open_time <= s.emit_after {
             return; // A bar already emitted: late update, ignore.
         }
@@ -1429,11 +1642,17 @@ impl Session {
         let keys: Vec<StreamKey> = self
             .streams
             .iter()
-            .filter(|(_, s)| !s.fetching && s.retry_at.is_none() && s.bound > s.checked_until.max(s.emit_after + 1))
+            .filter(|(_, s)| {
+                !s.fetching
+                    && s.retry_at.is_none()
+                    && s.bound > s.checked_until.max(s.emit_after + 1)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in keys {
-            let Some(s) = self.streams.get_mut(&key) else { continue };
+            let Some(s) = self.streams.get_mut(&key) else {
+                continue;
+            };
             s.fetching = true;
             let from = s.page_from.unwrap_or(s.emit_after + 1);
             let req = ProtoOaGetTrendbarsReq {
@@ -1446,20 +1665,39 @@ impl Session {
                 count: None,
             };
             let id = self.alloc_id();
-            self.enqueue(now, id, req.into(), Purpose::History(key), self.cfg.request_timeout);
+            self.enqueue(
+                now,
+                id,
+                req.into(),
+                Purpose::History(key),
+                self.cfg.request_timeout,
+            );
         }
     }
 
-    fn on_history(&mut self, now: Instant, key: StreamKey, bars: Vec<crate::proto::ProtoOaTrendbar>, has_more: bool) {
+    fn on_history(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        bars: Vec<crate::proto::ProtoOaTrendbar>,
+        has_more: bool,
+    ) {
         let retries_max = self.cfg.history_retries;
         let retry_delay = self.cfg.history_retry_delay;
-        let Some(s) = self.streams.get_mut(&key) else { return };
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
         s.fetching = false;
-        let mut decoded: Vec<Bar> = bars.iter().filter_map(|b| decode_trendbar(b).ok()).collect();
+        let mut decoded: Vec<Bar> = bars
+            .iter()
+            .filter_map(|b| decode_trendbar(b).ok())
+            .collect();
         decoded.sort_by_key(|b| b.open_time);
         let bound = s.bound;
         // The bar the live stream showed must be in history before we move past it.
-        let expected = s.forming.filter(|f| f.open_time < bound && f.open_time > s.emit_after);
+        let expected = s
+            .forming
+            .filter(|f| f.open_time < bound && f.open_time > s.emit_after);
         let page_end = decoded.last().map(|b| b.open_time);
         let mut emit = Vec::new();
         let mut blocked = false;
@@ -1484,11 +1722,13 @@ impl Session {
         } else {
             s.page_from = None;
         }
-        let missing = expected.filter(|e| !emit.iter().any(|b| b.open_time == e.open_time) && (blocked || !has_more));
+        let missing = expected
+            .filter(|e| !emit.iter().any(|b| b.open_time == e.open_time) && (blocked || !has_more));
         for b in &emit {
             s.emit_after = b.open_time;
         }
-        let mut out: Vec<(Bar, BarSource)> = emit.into_iter().map(|b| (b, BarSource::History)).collect();
+        let mut out: Vec<(Bar, BarSource)> =
+            emit.into_iter().map(|b| (b, BarSource::History)).collect();
         if let Some(e) = missing {
             if s.retries < retries_max {
                 s.retries += 1;
@@ -1507,7 +1747,12 @@ impl Session {
             s.forming = None;
         }
         for (bar, source) in out {
-            self.events.push_back(Event::BarClosed { symbol_id: key.0, period: key.1, bar, source });
+            self.events.push_back(Event::BarClosed {
+                symbol_id: key.0,
+                period: key.1,
+                bar,
+                source,
+            });
         }
     }
 }

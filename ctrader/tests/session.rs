@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use oracle_ctrader::frame::FrameDecoder;
 use oracle_ctrader::proto::*;
 use oracle_ctrader::session::*;
-use oracle_ctrader::units::{encode_trendbar, Bar};
+use oracle_ctrader::units::{Bar, encode_trendbar};
 use oracle_ctrader::{Credentials, Secret};
 
 const ACC: i64 = 4242;
@@ -27,7 +27,14 @@ fn creds(refresh: bool) -> Credentials {
 }
 
 fn bar(open_time: i64, base: i64) -> Bar {
-    Bar { open_time, open: base + 3, high: base + 9, low: base, close: base + 5, volume: 10 }
+    Bar {
+        open_time,
+        open: base + 3,
+        high: base + 9,
+        low: base,
+        close: base + 5,
+        volume: 10,
+    }
 }
 
 /// Scripted server + virtual clock.
@@ -162,7 +169,13 @@ impl Pair {
                 if let Some(code) = self.account_auth_error.take() {
                     self.deliver(oa_error(code), id);
                 } else {
-                    self.deliver(ProtoOaAccountAuthRes { payload_type: None, ctid_trader_account_id: r.ctid_trader_account_id }, id);
+                    self.deliver(
+                        ProtoOaAccountAuthRes {
+                            payload_type: None,
+                            ctid_trader_account_id: r.ctid_trader_account_id,
+                        },
+                        id,
+                    );
                 }
             }
             Payload::RefreshTokenReq(_) => self.deliver(
@@ -175,14 +188,34 @@ impl Pair {
                 },
                 id,
             ),
-            Payload::SubscribeSpotsReq(_) => self.deliver(ProtoOaSubscribeSpotsRes { payload_type: None, ctid_trader_account_id: ACC }, id),
-            Payload::SubscribeLiveTrendbarReq(_) => {
-                self.deliver(ProtoOaSubscribeLiveTrendbarRes { payload_type: None, ctid_trader_account_id: ACC }, id)
-            }
-            Payload::UnsubscribeLiveTrendbarReq(_) => {
-                self.deliver(ProtoOaUnsubscribeLiveTrendbarRes { payload_type: None, ctid_trader_account_id: ACC }, id)
-            }
-            Payload::UnsubscribeSpotsReq(_) => self.deliver(ProtoOaUnsubscribeSpotsRes { payload_type: None, ctid_trader_account_id: ACC }, id),
+            Payload::SubscribeSpotsReq(_) => self.deliver(
+                ProtoOaSubscribeSpotsRes {
+                    payload_type: None,
+                    ctid_trader_account_id: ACC,
+                },
+                id,
+            ),
+            Payload::SubscribeLiveTrendbarReq(_) => self.deliver(
+                ProtoOaSubscribeLiveTrendbarRes {
+                    payload_type: None,
+                    ctid_trader_account_id: ACC,
+                },
+                id,
+            ),
+            Payload::UnsubscribeLiveTrendbarReq(_) => self.deliver(
+                ProtoOaUnsubscribeLiveTrendbarRes {
+                    payload_type: None,
+                    ctid_trader_account_id: ACC,
+                },
+                id,
+            ),
+            Payload::UnsubscribeSpotsReq(_) => self.deliver(
+                ProtoOaUnsubscribeSpotsRes {
+                    payload_type: None,
+                    ctid_trader_account_id: ACC,
+                },
+                id,
+            ),
             Payload::GetTrendbarsReq(r) => {
                 if self.freq_errors > 0 {
                     self.freq_errors -= 1;
@@ -222,7 +255,12 @@ impl Pair {
                 ProtoOaTraderRes {
                     payload_type: None,
                     ctid_trader_account_id: ACC,
-                    trader: ProtoOaTrader { ctid_trader_account_id: ACC, balance: 1_000_000, deposit_asset_id: 1, ..Default::default() },
+                    trader: ProtoOaTrader {
+                        ctid_trader_account_id: ACC,
+                        balance: 1_000_000,
+                        deposit_asset_id: 1,
+                        ..Default::default()
+                    },
                 },
                 id,
             ),
@@ -242,7 +280,10 @@ impl Pair {
                 Some(t) if t <= target => Some(t.max(self.now)),
                 _ => None,
             };
-            let step = match (step, self.server_heartbeats && self.connected && hb_next <= target) {
+            let step = match (
+                step,
+                self.server_heartbeats && self.connected && hb_next <= target,
+            ) {
                 (Some(t), true) => Some(t.min(hb_next)),
                 (Some(t), false) => Some(t),
                 (None, true) => Some(hb_next),
@@ -265,7 +306,10 @@ impl Pair {
     }
 
     fn server_heartbeat_tick(&mut self, _target: Instant) {
-        if self.server_heartbeats && self.connected && self.el() >= self.last_server_hb + Duration::from_secs(10) {
+        if self.server_heartbeats
+            && self.connected
+            && self.el() >= self.last_server_hb + Duration::from_secs(10)
+        {
             self.last_server_hb = self.el();
             self.deliver(ProtoHeartbeatEvent { payload_type: None }, None);
         }
@@ -279,7 +323,10 @@ impl Pair {
 
     /// Sends a live spot with the forming bar of `b`, and stores `b` in the server's history.
     fn live(&mut self, b: Bar) {
-        let hist = self.history.entry((SYM, ProtoOaTrendbarPeriod::M1 as i32)).or_default();
+        let hist = self
+            .history
+            .entry((SYM, ProtoOaTrendbarPeriod::M1 as i32))
+            .or_default();
         if let Some(last) = hist.last_mut().filter(|l| l.open_time == b.open_time) {
             *last = b;
         } else {
@@ -302,7 +349,11 @@ impl Pair {
     }
 
     fn sent_of(&self, pt: u32) -> Vec<(Duration, Envelope)> {
-        self.sent.iter().filter(|(_, e)| e.payload.payload_type() == pt).cloned().collect()
+        self.sent
+            .iter()
+            .filter(|(_, e)| e.payload.payload_type() == pt)
+            .cloned()
+            .collect()
     }
 
     fn closed_bars(&self) -> Vec<(i64, BarSource)> {
@@ -316,12 +367,19 @@ impl Pair {
     }
 
     fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events).into_iter().map(|(_, e)| e).collect()
+        std::mem::take(&mut self.events)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
     }
 }
 
 fn oa_error(code: &str) -> ProtoOaErrorRes {
-    ProtoOaErrorRes { error_code: code.into(), description: Some(format!("{code} (test)")), ..Default::default() }
+    ProtoOaErrorRes {
+        error_code: code.into(),
+        description: Some(format!("{code} (test)")),
+        ..Default::default()
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -332,7 +390,11 @@ fn full_auth_flow() {
     p.s.start(p.now);
     p.drive();
     assert_eq!(p.s.state(), State::Ready);
-    let order: Vec<u32> = p.sent.iter().map(|(_, e)| e.payload.payload_type()).collect();
+    let order: Vec<u32> = p
+        .sent
+        .iter()
+        .map(|(_, e)| e.payload.payload_type())
+        .collect();
     assert_eq!(order, vec![2100, 2102]);
     match &p.sent[0].1.payload {
         Payload::ApplicationAuthReq(r) => {
@@ -351,7 +413,11 @@ fn full_auth_flow() {
     let evs = p.take_events();
     assert_eq!(evs, vec![Event::Connecting { attempt: 1 }, Event::Ready]);
     // Every request carried a distinct clientMsgId.
-    let ids: HashSet<_> = p.sent.iter().map(|(_, e)| e.client_msg_id.clone().unwrap()).collect();
+    let ids: HashSet<_> = p
+        .sent
+        .iter()
+        .map(|(_, e)| e.client_msg_id.clone().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2);
 }
 
@@ -363,7 +429,14 @@ fn heartbeat_every_10s_of_send_inactivity() {
     let hb: Vec<u64> = p.sent_of(51).iter().map(|(t, _)| t.as_secs()).collect();
     assert_eq!(hb, vec![10, 20, 30]);
     // A request resets the inactivity timer.
-    p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+    p.s.send_request(
+        p.now,
+        ProtoOaTraderReq {
+            payload_type: None,
+            ctid_trader_account_id: ACC,
+        },
+    )
+    .unwrap();
     p.drive();
     p.advance(Duration::from_secs(9));
     assert_eq!(p.sent_of(51).len(), 3);
@@ -382,9 +455,21 @@ fn dead_peer_reconnects_with_exponential_backoff() {
     assert_eq!(p.s.state(), State::Disconnected);
     assert!(p.events.iter().any(|(t, e)| *t == Duration::from_secs(30)
         && matches!(e, Event::Disconnected { reason: DisconnectReason::DeadPeer, reconnect_in: Some(d) } if *d == Duration::from_secs(1))));
-    assert!(!p.connected, "the session asked the driver to close the dead connection");
+    assert!(
+        !p.connected,
+        "the session asked the driver to close the dead connection"
+    );
     p.advance(Duration::from_secs(30)); // attempts at 31, 33, 37, 45, 61 → only 31..45 in range
-    assert_eq!(p.connects, vec![Duration::ZERO, Duration::from_secs(31), Duration::from_secs(33), Duration::from_secs(37), Duration::from_secs(45)]);
+    assert_eq!(
+        p.connects,
+        vec![
+            Duration::ZERO,
+            Duration::from_secs(31),
+            Duration::from_secs(33),
+            Duration::from_secs(37),
+            Duration::from_secs(45)
+        ]
+    );
     p.accept_connect = true;
     p.server_heartbeats = true;
     p.advance(Duration::from_secs(20)); // next attempt at 61 succeeds
@@ -406,7 +491,11 @@ fn backoff_caps_at_max() {
     p.s.start(p.now);
     p.drive();
     p.advance(Duration::from_secs(60));
-    let gaps: Vec<u64> = p.connects.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    let gaps: Vec<u64> = p
+        .connects
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs())
+        .collect();
     assert_eq!(&gaps[..5], &[1, 2, 4, 8, 8]);
 }
 
@@ -415,10 +504,15 @@ fn closed_bars_once_each_across_reconnect_with_gap_fill() {
     let mut p = Pair::new(|c| c.backoff_max = Duration::from_secs(8));
     p.start_ready();
     let t = p.utc_s(); // whole minute
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
     p.drive();
     assert_eq!(p.sent_of(2127).len(), 1, "spots subscribed");
-    assert_eq!(p.sent_of(2135).len(), 1, "live trendbar subscribed after spots");
+    assert_eq!(
+        p.sent_of(2135).len(),
+        1,
+        "live trendbar subscribed after spots"
+    );
     // Live stream: bars at t, t+60, t+120 (each updated mid-minute).
     for k in 0..3 {
         p.advance_to(Duration::from_secs(60 * k as u64 + 5));
@@ -426,14 +520,20 @@ fn closed_bars_once_each_across_reconnect_with_gap_fill() {
         p.advance_to(Duration::from_secs(60 * k as u64 + 30));
         p.live(bar(t + 60 * k, 100_000 + k));
     }
-    assert_eq!(p.closed_bars().iter().map(|b| b.0).collect::<Vec<_>>(), vec![t, t + 60]);
+    assert_eq!(
+        p.closed_bars().iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![t, t + 60]
+    );
     // Connection dies at 150 s; the market goes on (history grows) while we are away.
     p.s.handle_disconnected(p.now + Duration::from_secs(20), "reset".into());
     p.connected = false;
     p.accept_connect = false;
     p.now += Duration::from_secs(20);
     for k in 3..9 {
-        p.history.get_mut(&(SYM, 1)).unwrap().push(bar(t + 60 * k, 100_000 + k));
+        p.history
+            .get_mut(&(SYM, 1))
+            .unwrap()
+            .push(bar(t + 60 * k, 100_000 + k));
     }
     p.advance_to(Duration::from_secs(9 * 60 + 10)); // several failed attempts (1, 2, 4, 8, 8 … s)
     assert!(p.connects.len() > 5);
@@ -465,7 +565,8 @@ fn quiet_market_bar_closes_by_clock_and_history_lag_is_retried() {
     let mut p = Pair::new(|_| {});
     p.start_ready();
     let t = p.utc_s();
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
     p.drive();
     p.advance_to(Duration::from_secs(10));
     p.live(bar(t, 100_000));
@@ -480,7 +581,13 @@ fn quiet_market_bar_closes_by_clock_and_history_lag_is_retried() {
     p.live(bar(t + 60, 100_001));
     p.history_hidden.insert(t + 60);
     p.advance_to(Duration::from_secs(140));
-    assert_eq!(p.closed_bars(), vec![(t, BarSource::History), (t + 60, BarSource::LiveUnconfirmed)]);
+    assert_eq!(
+        p.closed_bars(),
+        vec![
+            (t, BarSource::History),
+            (t + 60, BarSource::LiveUnconfirmed)
+        ]
+    );
     // No duplicate when history catches up later.
     p.history_hidden.clear();
     p.live(bar(t + 120, 100_002));
@@ -493,20 +600,30 @@ fn quiet_market_bar_closes_by_clock_and_history_lag_is_retried() {
 fn streams_are_shared_per_symbol_and_period() {
     let mut p = Pair::new(|_| {});
     p.start_ready();
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1, None)
+        .unwrap();
     p.drive();
     assert_eq!(p.sent_of(2127).len(), 1);
     assert_eq!(p.sent_of(2135).len(), 2, "one per period");
-    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1).unwrap();
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1)
+        .unwrap();
     p.drive();
     assert_eq!(p.sent_of(2136).len(), 0, "another model still uses M1");
-    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1).unwrap();
-    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1).unwrap();
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1)
+        .unwrap();
+    p.s.unsubscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::H1)
+        .unwrap();
     p.drive();
     assert_eq!(p.sent_of(2136).len(), 2);
-    assert_eq!(p.sent_of(2129).len(), 1, "spots dropped with the last period");
+    assert_eq!(
+        p.sent_of(2129).len(),
+        1,
+        "spots dropped with the last period"
+    );
     assert_eq!(
         p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::Mn1, None),
         Err(SessionError::UnsupportedPeriod(ProtoOaTrendbarPeriod::Mn1))
@@ -521,10 +638,22 @@ fn rate_limits_50_per_s_and_5_per_s_history() {
     p.silent.insert(2121);
     let start = p.sent.len();
     for _ in 0..120 {
-        p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+        p.s.send_request(
+            p.now,
+            ProtoOaTraderReq {
+                payload_type: None,
+                ctid_trader_account_id: ACC,
+            },
+        )
+        .unwrap();
     }
     for _ in 0..12 {
-        let req = ProtoOaDealListReq { ctid_trader_account_id: ACC, from_timestamp: Some(0), to_timestamp: Some(1), ..Default::default() };
+        let req = ProtoOaDealListReq {
+            ctid_trader_account_id: ACC,
+            from_timestamp: Some(0),
+            to_timestamp: Some(1),
+            ..Default::default()
+        };
         p.s.send_request(p.now, req).unwrap();
     }
     p.drive();
@@ -536,10 +665,23 @@ fn rate_limits_50_per_s_and_5_per_s_history() {
         .collect();
     assert_eq!(sends.len(), 132);
     // Sliding window check: any 1 s window holds ≤ 50 sends (auth sends at t=0 count too) and ≤ 5 history.
-    let all: Vec<(Duration, u32)> = p.sent.iter().filter(|(_, e)| e.payload.payload_type() != 51).map(|(t, e)| (*t, e.payload.payload_type())).collect();
+    let all: Vec<(Duration, u32)> = p
+        .sent
+        .iter()
+        .filter(|(_, e)| e.payload.payload_type() != 51)
+        .map(|(t, e)| (*t, e.payload.payload_type()))
+        .collect();
     for (i, (ti, _)) in all.iter().enumerate() {
-        let win: Vec<_> = all[i..].iter().take_while(|(t, _)| *t < *ti + Duration::from_secs(1)).collect();
-        assert!(win.len() <= 50, "{} sends in the window from {:?}", win.len(), ti);
+        let win: Vec<_> = all[i..]
+            .iter()
+            .take_while(|(t, _)| *t < *ti + Duration::from_secs(1))
+            .collect();
+        assert!(
+            win.len() <= 50,
+            "{} sends in the window from {:?}",
+            win.len(),
+            ti
+        );
         assert!(win.iter().filter(|(_, pt)| *pt == 2133).count() <= 5);
     }
     // It is not slower than the limit either: 132 requests in < 3.5 s.
@@ -563,10 +705,22 @@ fn request_frequency_exceeded_is_requeued_after_retry_after() {
     p.drive();
     p.advance(Duration::from_secs(3));
     let sends: Vec<Duration> = p.sent_of(2137).iter().map(|(t, _)| *t).collect();
-    assert_eq!(sends, vec![Duration::ZERO, Duration::from_secs(2)], "resent after retryAfter = 2 s");
-    let responses: Vec<_> = p.events.iter().filter(|(_, e)| matches!(e, Event::Response { id: i, .. } if *i == id)).collect();
+    assert_eq!(
+        sends,
+        vec![Duration::ZERO, Duration::from_secs(2)],
+        "resent after retryAfter = 2 s"
+    );
+    let responses: Vec<_> = p
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Response { id: i, .. } if *i == id))
+        .collect();
     assert_eq!(responses.len(), 1);
-    assert!(!p.events.iter().any(|(_, e)| matches!(e, Event::RequestError { .. })));
+    assert!(
+        !p.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::RequestError { .. }))
+    );
 }
 
 #[test]
@@ -587,7 +741,12 @@ fn request_timeout_gives_outcome_unknown_and_never_resends() {
     p.drive();
     p.advance(Duration::from_secs(6));
     assert!(p.events.iter().any(|(t, e)| *t == Duration::from_secs(5)
-        && *e == Event::RequestOutcomeUnknown { id, payload_type: 2106, reason: UnknownReason::Timeout }));
+        && *e
+            == Event::RequestOutcomeUnknown {
+                id,
+                payload_type: 2106,
+                reason: UnknownReason::Timeout
+            }));
     assert_eq!(p.sent_of(2106).len(), 1, "never resent");
     // A late execution event is still delivered and linked to the request.
     let late = ProtoOaExecutionEvent {
@@ -596,7 +755,11 @@ fn request_timeout_gives_outcome_unknown_and_never_resends() {
         ..Default::default()
     };
     p.deliver(late, Some(id.client_msg_id()));
-    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Execution { request: Some(i), .. } if *i == id)));
+    assert!(
+        p.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Execution { request: Some(i), .. } if *i == id))
+    );
 
     // In flight when the connection drops → outcome unknown (Disconnected), not resent.
     let id2 = p.s.send_request(p.now, order.clone()).unwrap();
@@ -604,12 +767,21 @@ fn request_timeout_gives_outcome_unknown_and_never_resends() {
     p.s.handle_disconnected(p.now, "reset".into());
     p.connected = false;
     p.drive();
-    assert!(p.events.iter().any(|(_, e)| *e == Event::RequestOutcomeUnknown { id: id2, payload_type: 2106, reason: UnknownReason::Disconnected }));
+    assert!(p.events.iter().any(|(_, e)| *e
+        == Event::RequestOutcomeUnknown {
+            id: id2,
+            payload_type: 2106,
+            reason: UnknownReason::Disconnected
+        }));
     // Queued while disconnected and not sent in time → not sent (safe to retry).
     p.accept_connect = false;
     let id3 = p.s.send_request(p.now, order).unwrap();
     p.advance(Duration::from_secs(6));
-    assert!(p.events.iter().any(|(_, e)| *e == Event::RequestNotSent { id: id3, reason: NotSentReason::QueueTimeout }));
+    assert!(p.events.iter().any(|(_, e)| *e
+        == Event::RequestNotSent {
+            id: id3,
+            reason: NotSentReason::QueueTimeout
+        }));
     assert_eq!(p.sent_of(2106).len(), 2);
 }
 
@@ -617,21 +789,47 @@ fn request_timeout_gives_outcome_unknown_and_never_resends() {
 fn responses_are_matched_by_client_msg_id() {
     let mut p = Pair::new(|_| {});
     p.start_ready();
-    let a = p.s.send_request(p.now, ProtoOaTraderReq { payload_type: None, ctid_trader_account_id: ACC }).unwrap();
+    let a =
+        p.s.send_request(
+            p.now,
+            ProtoOaTraderReq {
+                payload_type: None,
+                ctid_trader_account_id: ACC,
+            },
+        )
+        .unwrap();
     p.drive();
     let resp = p.events.iter().find_map(|(_, e)| match e {
-        Event::Response { id, payload: Payload::TraderRes(r) } => Some((*id, r.trader.balance)),
+        Event::Response {
+            id,
+            payload: Payload::TraderRes(r),
+        } => Some((*id, r.trader.balance)),
         _ => None,
     });
     assert_eq!(resp, Some((a, 1_000_000)));
     // An error answer is a RequestError for that id.
-    let b = p.s.send_request(p.now, ProtoOaSymbolByIdReq { payload_type: None, ctid_trader_account_id: ACC, symbol_id: vec![99] }).unwrap();
+    let b =
+        p.s.send_request(
+            p.now,
+            ProtoOaSymbolByIdReq {
+                payload_type: None,
+                ctid_trader_account_id: ACC,
+                symbol_id: vec![99],
+            },
+        )
+        .unwrap();
     p.drive();
     p.deliver(oa_error("SYMBOL_NOT_FOUND"), Some(b.client_msg_id()));
     assert!(p.events.iter().any(|(_, e)| matches!(e, Event::RequestError { id, code: ErrorCode::OpenApi(ProtoOaErrorCode::SymbolNotFound), .. } if *id == b)));
     // Session-managed payloads are refused.
     assert_eq!(
-        p.s.send_request(p.now, ProtoOaSubscribeSpotsReq { ctid_trader_account_id: ACC, ..Default::default() }),
+        p.s.send_request(
+            p.now,
+            ProtoOaSubscribeSpotsReq {
+                ctid_trader_account_id: ACC,
+                ..Default::default()
+            }
+        ),
         Err(SessionError::Reserved(2127))
     );
 }
@@ -642,12 +840,25 @@ fn wrong_secret_is_a_clear_fatal_error() {
     p.s.start(p.now);
     p.drive();
     assert_eq!(p.s.state(), State::Failed);
-    let fatal: Vec<_> = p.events.iter().filter(|(_, e)| matches!(e, Event::AuthFailed { .. })).collect();
+    let fatal: Vec<_> = p
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::AuthFailed { .. }))
+        .collect();
     assert_eq!(fatal.len(), 1);
-    assert!(matches!(&fatal[0].1, Event::AuthFailed { code: ErrorCode::OpenApi(ProtoOaErrorCode::ChClientAuthFailure), .. }));
+    assert!(matches!(
+        &fatal[0].1,
+        Event::AuthFailed {
+            code: ErrorCode::OpenApi(ProtoOaErrorCode::ChClientAuthFailure),
+            ..
+        }
+    ));
     p.advance(Duration::from_secs(300));
     assert_eq!(p.connects.len(), 1, "no reconnect loop with a wrong secret");
-    assert_eq!(p.s.send_request(p.now, ProtoOaVersionReq::default()), Err(SessionError::Ended));
+    assert_eq!(
+        p.s.send_request(p.now, ProtoOaVersionReq::default()),
+        Err(SessionError::Ended)
+    );
     let dump = format!("{:?} {:?}", p.events, p.s);
     assert!(!dump.contains("WRONG-SECRET") && !dump.contains("CLIENT-ID-xyz"));
 }
@@ -656,10 +867,15 @@ fn wrong_secret_is_a_clear_fatal_error() {
 fn token_invalidated_event_refreshes_and_reauthorizes() {
     let mut p = Pair::new(|_| {});
     p.start_ready();
-    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None).unwrap();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
     p.drive();
     p.deliver(
-        ProtoOaAccountsTokenInvalidatedEvent { payload_type: None, ctid_trader_account_ids: vec![ACC], reason: Some("revoked".into()) },
+        ProtoOaAccountsTokenInvalidatedEvent {
+            payload_type: None,
+            ctid_trader_account_ids: vec![ACC],
+            reason: Some("revoked".into()),
+        },
         None,
     );
     assert_eq!(p.s.state(), State::Ready);
@@ -678,9 +894,15 @@ fn token_invalidated_event_refreshes_and_reauthorizes() {
         other => panic!("{other:?}"),
     }
     assert_eq!(p.sent_of(2127).len(), 2, "resubscribed after re-auth");
-    assert_eq!(p.s.credentials().refresh_token.as_ref().map(|s| s.expose()), Some("REFRESH-TOKEN-2"));
+    assert_eq!(
+        p.s.credentials().refresh_token.as_ref().map(|s| s.expose()),
+        Some("REFRESH-TOKEN-2")
+    );
     let dump = format!("{:?}", p.events);
-    assert!(!dump.contains("ACCESS-TOKEN-2") && !dump.contains("REFRESH-TOKEN-2"), "tokens redacted in Debug");
+    assert!(
+        !dump.contains("ACCESS-TOKEN-2") && !dump.contains("REFRESH-TOKEN-2"),
+        "tokens redacted in Debug"
+    );
 }
 
 #[test]
@@ -690,7 +912,13 @@ fn expired_token_without_refresh_token_fails_clearly() {
     p.s.start(p.now);
     p.drive();
     assert_eq!(p.s.state(), State::Failed);
-    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::AuthFailed { code: ErrorCode::OpenApi(ProtoOaErrorCode::OaAuthTokenExpired), .. })));
+    assert!(p.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::AuthFailed {
+            code: ErrorCode::OpenApi(ProtoOaErrorCode::OaAuthTokenExpired),
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -700,7 +928,11 @@ fn expired_token_at_connect_is_refreshed() {
     p.s.start(p.now);
     p.drive();
     assert_eq!(p.s.state(), State::Ready);
-    let order: Vec<u32> = p.sent.iter().map(|(_, e)| e.payload.payload_type()).collect();
+    let order: Vec<u32> = p
+        .sent
+        .iter()
+        .map(|(_, e)| e.payload.payload_type())
+        .collect();
     assert_eq!(order, vec![2100, 2102, 2173, 2102]);
 }
 
@@ -710,20 +942,38 @@ fn garbage_and_oversized_frames_reset_the_connection() {
     p.start_ready();
     p.s.handle_bytes(p.now, &[0, 0, 0x10, 0, 1, 2, 3]); // 4096 > 1024
     p.drive();
-    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Disconnected { reason: DisconnectReason::Frame(_), .. })));
+    assert!(p.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::Disconnected {
+            reason: DisconnectReason::Frame(_),
+            ..
+        }
+    )));
     assert!(!p.connected);
     p.advance(Duration::from_secs(2));
     assert_eq!(p.s.state(), State::Ready, "reconnected");
     p.s.handle_bytes(p.now, &[0, 0, 0, 3, 0xff, 0xff, 0xff]); // not a ProtoMessage
     p.drive();
-    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::Disconnected { reason: DisconnectReason::Decode(_), .. })));
+    assert!(p.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::Disconnected {
+            reason: DisconnectReason::Decode(_),
+            ..
+        }
+    )));
 }
 
 #[test]
 fn client_disconnect_event_reconnects() {
     let mut p = Pair::new(|_| {});
     p.start_ready();
-    p.deliver(ProtoOaClientDisconnectEvent { payload_type: None, reason: Some("maintenance".into()) }, None);
+    p.deliver(
+        ProtoOaClientDisconnectEvent {
+            payload_type: None,
+            reason: Some("maintenance".into()),
+        },
+        None,
+    );
     assert_eq!(p.s.state(), State::Disconnected);
     p.advance(Duration::from_secs(1));
     assert_eq!(p.s.state(), State::Ready);

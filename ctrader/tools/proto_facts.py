@@ -7,7 +7,7 @@ Sources it reads (never copies into the repository):
                    (`pip install --target DIR --no-deps ctrader-open-api==0.9.2 protobuf`);
   --set FILE       a serialized FileDescriptorSet (e.g. Spotware's release-91 files compiled with
                    `python -m grpc_tools.protoc --include_imports -o FILE *.proto`, or ours: the
-                   `codegen` example writes `ctrader/target-descriptor.pb` with `--descriptor-set`).
+                   `codegen` example writes it with `--descriptor-set FILE`).
 Options:
   --only-ours DIR  restrict the dump to the messages/enums that our .proto files in DIR define, so
                    a diff against Spotware's full schema shows only real mismatches.

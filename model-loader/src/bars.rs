@@ -219,7 +219,10 @@ pub fn parse_time(s: &str) -> Option<i64> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            part.iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     };
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, mi, se) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
@@ -262,7 +265,14 @@ mod tests {
         assert_eq!(parse_time("2017-11-29T15:00:00Z"), Some(1_511_967_600));
         assert_eq!(format_time(1_511_967_600), "2017-11-29T15:00:00Z");
         assert_eq!(parse_time("2024-02-29T23:59:59Z"), Some(1_709_251_199));
-        for t in [0, 86_399, 951_782_400, 1_709_251_199, 4_102_444_800, -86_400] {
+        for t in [
+            0,
+            86_399,
+            951_782_400,
+            1_709_251_199,
+            4_102_444_800,
+            -86_400,
+        ] {
             assert_eq!(parse_time(&format_time(t)), Some(t), "{t}");
         }
         for bad in [
@@ -290,7 +300,10 @@ mod tests {
         let items: Vec<_> = BarReader::new(csv.as_bytes()).unwrap().collect();
         assert_eq!(items.len(), 5);
         assert_eq!(items[0].as_ref().unwrap().line, 2);
-        assert!(matches!(items[1], Err(CsvError::FieldCount { line: 4, found: 4 })));
+        assert!(matches!(
+            items[1],
+            Err(CsvError::FieldCount { line: 4, found: 4 })
+        ));
         assert!(matches!(
             items[2],
             Err(CsvError::BadNumber {

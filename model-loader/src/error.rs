@@ -131,9 +131,9 @@ pub enum LoadErrorKind {
     UnsupportedGraph {
         /// The member's file name.
         member: String,
-        /// onnx2rs's error, naming the node and op.
+        /// onnx2rs's error, naming the node and op (boxed: it is large).
         #[source]
-        source: onnx2rs::Error,
+        source: Box<onnx2rs::Error>,
     },
     /// The core refused the assembled parameters (the error names the parameter).
     #[error("model refused by the core: {0}")]

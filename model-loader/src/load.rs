@@ -10,8 +10,7 @@ use oracle_core::model::{
     ModelParams,
 };
 use oracle_core::{
-    Action, MAX_LAYERS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS, N_HMM_FEATURES,
-    N_MARKET_FEATURES,
+    Action, MAX_LAYERS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -98,9 +97,10 @@ pub struct LoadedModel {
 
 /// Loads and validates one model zip.
 pub fn load_model(path: &Path) -> Result<LoadedModel, LoadError> {
-    let label = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let label = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let bytes = std::fs::read(path).map_err(|e| LoadError {
         file: label.clone(),
         kind: LoadErrorKind::Io(e),
@@ -112,17 +112,18 @@ pub fn load_model(path: &Path) -> Result<LoadedModel, LoadError> {
 
 /// Loads and validates a model zip held in memory; `label` names it in errors.
 pub fn load_model_bytes(label: &str, bytes: &[u8]) -> Result<LoadedModel, LoadError> {
-    load_inner(bytes).map_err(|kind| LoadError {
-        file: label.to_owned(),
-        kind,
-    })
-    .map(|(metadata, model)| LoadedModel {
-        path: PathBuf::from(label),
-        name: metadata.name(),
-        zip_sha256: hex::encode(Sha256::digest(bytes)),
-        metadata,
-        model,
-    })
+    load_inner(bytes)
+        .map_err(|kind| LoadError {
+            file: label.to_owned(),
+            kind,
+        })
+        .map(|(metadata, model)| LoadedModel {
+            path: PathBuf::from(label),
+            name: metadata.name(),
+            zip_sha256: hex::encode(Sha256::digest(bytes)),
+            metadata,
+            model,
+        })
 }
 
 fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
@@ -189,7 +190,7 @@ fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
     let hmm = parse_hmm(&meta, &hmm_member, &hmm_bytes)?;
     let mlp = onnx2rs::convert(&onnx_bytes).map_err(|source| LoadErrorKind::UnsupportedGraph {
         member: onnx_member.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let (layers, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
 
@@ -295,7 +296,11 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
     }
     let want_dim = N_MARKET_FEATURES + n_states + 3;
     if obs_dim != want_dim {
-        return Err(shape("observation.dim", format!("5 + n_states + 3 = {want_dim}"), obs_dim));
+        return Err(shape(
+            "observation.dim",
+            format!("5 + n_states + 3 = {want_dim}"),
+            obs_dim,
+        ));
     }
     if layout.len() != obs_dim {
         return Err(shape(
@@ -371,7 +376,12 @@ fn parse_costs(raw: &Value) -> Result<CostParams, LoadErrorKind> {
     let digits = u32::try_from(digits)
         .ok()
         .filter(|d| *d <= 12)
-        .ok_or_else(|| invalid("training_config.digits", format!("{digits} is not in 0..=12")))?;
+        .ok_or_else(|| {
+            invalid(
+                "training_config.digits",
+                format!("{digits} is not in 0..=12"),
+            )
+        })?;
     let lot_sizes = f64_array::<4>(raw, "training_config.lot_sizes")?;
     for (name, v) in [
         ("training_config.point", point),
@@ -391,7 +401,10 @@ fn parse_costs(raw: &Value) -> Result<CostParams, LoadErrorKind> {
         }
     }
     if lot_sizes.iter().any(|l| *l < 0.0) {
-        return Err(invalid("training_config.lot_sizes", "a lot size is negative"));
+        return Err(invalid(
+            "training_config.lot_sizes",
+            "a lot size is negative",
+        ));
     }
     Ok(CostParams {
         point,
@@ -408,7 +421,11 @@ fn parse_costs(raw: &Value) -> Result<CostParams, LoadErrorKind> {
 fn check_actions(raw: &Value) -> Result<(), LoadErrorKind> {
     let actions = object_at(raw, "actions")?;
     if actions.len() != N_ACTIONS {
-        return Err(shape("actions", format!("{N_ACTIONS} entries"), actions.len()));
+        return Err(shape(
+            "actions",
+            format!("{N_ACTIONS} entries"),
+            actions.len(),
+        ));
     }
     for a in Action::ALL {
         let base = format!("actions.{}", a.index());
@@ -445,8 +462,7 @@ fn parse_hmm(meta: &Metadata, member: &str, bytes: &[u8]) -> Result<HmmParams, L
         reason,
     };
     let get = |field: &str| -> Result<&Value, LoadErrorKind> {
-        v.get(field)
-            .ok_or_else(|| bad(field, "missing".to_owned()))
+        v.get(field).ok_or_else(|| bad(field, "missing".to_owned()))
     };
     let cov = get("covariance_type")?
         .as_str()
@@ -526,7 +542,10 @@ fn convert_layers(
     if n != want_layers {
         return Err(shape(
             &format!("{member}: layers"),
-            format!("{want_layers} (policy.net_arch {:?} + the action layer)", meta.net_arch),
+            format!(
+                "{want_layers} (policy.net_arch {:?} + the action layer)",
+                meta.net_arch
+            ),
             n,
         ));
     }
@@ -550,7 +569,11 @@ fn convert_layers(
             return Err(shape(
                 &format!("{member}: layer {i} tensors"),
                 format!("{} weights and {out_dim} biases", in_dim * out_dim),
-                format!("{} weights and {} biases", layer.weights.len(), layer.bias.len()),
+                format!(
+                    "{} weights and {} biases",
+                    layer.weights.len(),
+                    layer.bias.len()
+                ),
             ));
         }
         let act = match layer.activation {
@@ -558,7 +581,11 @@ fn convert_layers(
             onnx2rs::Activation::Relu => Activation::Relu,
             onnx2rs::Activation::Identity => Activation::Identity,
         };
-        let want_act = if last { Activation::Identity } else { hidden_act };
+        let want_act = if last {
+            Activation::Identity
+        } else {
+            hidden_act
+        };
         if act != want_act {
             return Err(invalid(
                 "policy.activation",

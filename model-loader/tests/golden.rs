@@ -44,6 +44,14 @@ fn ulp_distance(a: f64, b: f64) -> u64 {
     key(a).abs_diff(key(b))
 }
 
+fn ulp_distance_f32(a: f32, b: f32) -> u64 {
+    let key = |x: f32| {
+        let bits = x.to_bits() as i32;
+        i64::from(if bits < 0 { i32::MIN - bits } else { bits })
+    };
+    key(a).abs_diff(key(b))
+}
+
 /// Pure `+ − × ÷ min max` in f64, in the contract's order: must be bit-identical.
 const TOL_MARKET_FEATURES: Tol = Tol::Exact;
 /// Same for the HMM features.
@@ -174,17 +182,36 @@ impl Report {
         }
     }
 
-    fn check(&mut self, class: &'static str, idx: usize, field: &str, rust: f64, golden: f64, tol: Tol) {
+    /// Records one comparison; `f32` columns count ulps in f32.
+    fn check(
+        &mut self,
+        class: &'static str,
+        idx: usize,
+        field: &str,
+        rust: f64,
+        golden: f64,
+        tol: Tol,
+    ) {
+        let is_f32 = matches!(class, "observation" | "logits" | "margin");
         self.checked += 1;
         let abs = (rust - golden).abs();
-        let rel = if golden != 0.0 { abs / golden.abs() } else { abs };
+        let rel = if golden != 0.0 {
+            abs / golden.abs()
+        } else {
+            abs
+        };
         let dev = self.devs.entry(class).or_default();
         if abs > dev.max_abs || abs.is_nan() {
             dev.max_abs = abs;
             dev.at_idx = idx;
         }
         dev.max_rel = dev.max_rel.max(rel);
-        dev.max_ulp = dev.max_ulp.max(ulp_distance(rust, golden));
+        let ulps = if is_f32 {
+            ulp_distance_f32(rust as f32, golden as f32)
+        } else {
+            ulp_distance(rust, golden)
+        };
+        dev.max_ulp = dev.max_ulp.max(ulps);
         if !tol.accepts(rust, golden) {
             self.n_mismatches += 1;
             if self.mismatches.len() < 20 {
@@ -204,29 +231,78 @@ impl Report {
         self.decisions += 1;
         let names = ["f_roc", "f_atr", "f_ema", "f_range", "f_volume"];
         for (name, v) in names.iter().zip(d.market_features) {
-            self.check("market features", idx, name, v, g.f64(row, name), TOL_MARKET_FEATURES);
+            self.check(
+                "market features",
+                idx,
+                name,
+                v,
+                g.f64(row, name),
+                TOL_MARKET_FEATURES,
+            );
         }
         let names = ["h_momentum", "h_consistency", "h_range"];
         for (name, v) in names.iter().zip(d.hmm_features) {
-            self.check("hmm features", idx, name, v, g.f64(row, name), TOL_HMM_FEATURES);
+            self.check(
+                "hmm features",
+                idx,
+                name,
+                v,
+                g.f64(row, name),
+                TOL_HMM_FEATURES,
+            );
         }
         for k in 0..d.n_states {
             let name = format!("post_{k}");
-            self.check("posterior", idx, &name, d.posterior[k], g.f64(row, &name), TOL_POSTERIOR);
+            self.check(
+                "posterior",
+                idx,
+                &name,
+                d.posterior[k],
+                g.f64(row, &name),
+                TOL_POSTERIOR,
+            );
         }
-        self.check("regime", idx, "regime", d.regime as f64, g.f64(row, "regime"), TOL_DECISION);
+        self.check(
+            "regime",
+            idx,
+            "regime",
+            d.regime as f64,
+            g.f64(row, "regime"),
+            TOL_DECISION,
+        );
         for i in 0..d.obs_dim {
             let name = format!("obs_{i}");
             let want = f64::from(g.f32(row, &name));
-            self.check("observation", idx, &name, f64::from(d.obs[i]), want, TOL_OBS);
+            self.check(
+                "observation",
+                idx,
+                &name,
+                f64::from(d.obs[i]),
+                want,
+                TOL_OBS,
+            );
         }
         for i in 0..d.logits.len() {
             let name = format!("logit_{i}");
             let want = f64::from(g.f32(row, &name));
-            self.check("logits", idx, &name, f64::from(d.logits[i]), want, TOL_LOGITS);
+            self.check(
+                "logits",
+                idx,
+                &name,
+                f64::from(d.logits[i]),
+                want,
+                TOL_LOGITS,
+            );
         }
         let gm = g.f32(row, "margin");
-        self.check("margin", idx, "margin", f64::from(d.margin), f64::from(gm), TOL_MARGIN);
+        self.check(
+            "margin",
+            idx,
+            "margin",
+            f64::from(d.margin),
+            f64::from(gm),
+            TOL_MARGIN,
+        );
         if d.margin < self.min_margin_rust {
             self.min_margin_rust = d.margin;
             self.min_margin_idx = idx;
@@ -247,7 +323,10 @@ impl Report {
     }
 
     fn print(&self, title: &str) {
-        println!("== {title}: {} rows, {} decisions, {} values checked", self.rows, self.decisions, self.checked);
+        println!(
+            "== {title}: {} rows, {} decisions, {} values checked",
+            self.rows, self.decisions, self.checked
+        );
         for (class, dev) in &self.devs {
             println!(
                 "   {class:<16} max |Δ| {:.3e} (idx {}), max rel {:.3e}, max {} ulp",
@@ -307,7 +386,10 @@ fn golden_parity() {
     let root = repo_root();
     let manifest_path = root.join("tests/golden/manifest.json");
     let Ok(text) = std::fs::read_to_string(&manifest_path) else {
-        println!("no goldens: {} not found; parity not checked", manifest_path.display());
+        println!(
+            "no goldens: {} not found; parity not checked",
+            manifest_path.display()
+        );
         return;
     };
     let manifest: Value = serde_json::from_str(&text).expect("manifest.json");
@@ -338,7 +420,11 @@ fn golden_parity() {
                 continue;
             }
         }
-        let g = GoldenCsv::read(&root.join("tests/golden").join(f["file"].as_str().expect("file")));
+        let g = GoldenCsv::read(
+            &root
+                .join("tests/golden")
+                .join(f["file"].as_str().expect("file")),
+        );
         let mut twin: Twin<'_> = Twin::new(&loaded.model).expect("twin");
         let mut report = Report::new();
         let mut steps = Vec::with_capacity(g.rows.len());
@@ -361,13 +447,22 @@ fn golden_parity() {
         uninterrupted.insert(name.to_owned(), steps);
 
         if manifest["restart"]["model"].as_str() == Some(name) {
-            if let Err(e) = restart_scenario(&root, &manifest["restart"], &loaded.model, &uninterrupted[name]) {
+            if let Err(e) = restart_scenario(
+                &root,
+                &manifest["restart"],
+                &loaded.model,
+                &uninterrupted[name],
+            ) {
                 failures.push(e);
             }
         }
     }
     println!("smallest top-2 logit margin over all goldens (rust): {overall_min_margin:e}");
-    assert!(failures.is_empty(), "golden parity failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden parity failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Restores the manifest's state, primes with the restart file's priming rows, continues, and
@@ -391,7 +486,11 @@ fn restart_scenario(
             "{name} restart: exported state at idx {after} differs:\n rust   {mine:?}\n golden {state:?}"
         ));
     }
-    let g = GoldenCsv::read(&root.join("tests/golden").join(r["file"].as_str().expect("file")));
+    let g = GoldenCsv::read(
+        &root
+            .join("tests/golden")
+            .join(r["file"].as_str().expect("file")),
+    );
     let mut twin: Twin<'_> = Twin::restore(model, &state).map_err(|e| e.to_string())?;
     let mut report = Report::new();
     let mut primed = 0;
@@ -399,7 +498,8 @@ fn restart_scenario(
     for row in &g.rows {
         let (idx, bar) = g.bar(row);
         if idx <= after {
-            twin.prime(bar).map_err(|e| format!("{name} restart idx {idx}: {e}"))?;
+            twin.prime(bar)
+                .map_err(|e| format!("{name} restart idx {idx}: {e}"))?;
             primed += 1;
             continue;
         }
@@ -418,10 +518,15 @@ fn restart_scenario(
         }
         equal_to_uninterrupted += 1;
     }
-    report.print(&format!("{name} restart (after idx {after}, {primed} priming bars)"));
+    report.print(&format!(
+        "{name} restart (after idx {after}, {primed} priming bars)"
+    ));
     println!("   restarted == uninterrupted on {equal_to_uninterrupted} decided bars");
     if report.n_mismatches > 0 {
-        return Err(format!("{name} restart: {} mismatches", report.n_mismatches));
+        return Err(format!(
+            "{name} restart: {} mismatches",
+            report.n_mismatches
+        ));
     }
     Ok(())
 }

@@ -97,6 +97,25 @@ pub enum OrderResult {
     Unknown,
 }
 
+/// What the engine knows of an order whose outcome is unknown (from its journaled intent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderLookup {
+    /// Client order id.
+    pub client_order_id: String,
+    /// Label (model key).
+    pub label: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Buy side.
+    pub buy: bool,
+    /// Volume (cents).
+    pub volume: i64,
+    /// For a close: the position it closes.
+    pub closes: Option<u64>,
+    /// When the intent was written (Unix seconds).
+    pub since: i64,
+}
+
 /// A broker request failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -126,13 +145,10 @@ pub trait Broker {
     async fn close(&mut self, position_id: u64, volume: i64, client_order_id: &str) -> OrderResult;
     /// Open positions.
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError>;
-    /// Looks up what became of an order whose outcome is unknown (deal list since `since`).
+    /// Looks up what became of an order whose outcome is unknown (reconcile / deal list).
     /// `Ok(None)`: the broker has no trace of it (it never executed).
-    async fn find_order(
-        &mut self,
-        client_order_id: &str,
-        since: i64,
-    ) -> Result<Option<OrderResult>, BrokerError>;
+    async fn find_order(&mut self, order: &OrderLookup)
+    -> Result<Option<OrderResult>, BrokerError>;
     /// Unrealised P&L of a position, when the session knows it (drift ledger).
     fn position_pnl(&self, _position_id: u64) -> Option<f64> {
         None

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use oracle_ipc::{Ack, Action, Iso, Message, Outcome, Signal, Timeframe};
 use tracing::{info, warn};
 
-use crate::broker::{Broker, OrderReq, OrderResult};
+use crate::broker::{Broker, OrderLookup, OrderReq, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
 use crate::journal::{Journal, Op, Record, Replayed, client_order_id};
@@ -34,8 +34,9 @@ pub struct Side<B> {
     pub broker: B,
     journal: Option<Journal>,
     specs: HashMap<String, SymbolSpec>,
-    /// Client order ids journaled, with their model (to explain positions at reconcile).
-    intents: HashMap<String, (ModelKey, Op, ActionName, Option<u64>)>,
+    /// Intents journaled, by client order id (to explain positions at reconcile).
+    intents: HashMap<String, Record>,
+    filled: std::collections::HashSet<String>,
     pending: BTreeMap<String, Record>,
     name: &'static str,
 }
@@ -59,6 +60,22 @@ fn exec_of(r: &OrderResult) -> Option<Exec> {
     }
 }
 
+/// The lookup of a journaled intent.
+fn lookup_of(r: &Record) -> Option<OrderLookup> {
+    let Record::Intent { ts, coid, model, symbol, buy, volume, position_id, op, .. } = r else {
+        return None;
+    };
+    Some(OrderLookup {
+        client_order_id: coid.clone(),
+        label: model.label(),
+        symbol: symbol.clone(),
+        buy: *buy,
+        volume: *volume,
+        closes: if *op == Op::Close { *position_id } else { None },
+        since: ts - 60,
+    })
+}
+
 impl<B: Broker> Side<B> {
     /// A side; `replayed` from its journal (if any).
     pub fn new(
@@ -77,20 +94,8 @@ impl<B: Broker> Side<B> {
         if let Some((_, ds, anchor)) = rep.risk {
             risk.restore_day(ds, anchor);
         }
-        let mut intents = HashMap::new();
-        for r in rep.intents.values() {
-            if let Record::Intent {
-                coid,
-                model,
-                op,
-                action,
-                position_id,
-                ..
-            } = r
-            {
-                intents.insert(coid.clone(), (model.clone(), *op, *action, *position_id));
-            }
-        }
+        let intents = rep.intents.clone();
+        let filled = rep.filled.clone();
         Side {
             policy,
             risk,
@@ -98,6 +103,7 @@ impl<B: Broker> Side<B> {
             journal,
             specs: HashMap::new(),
             intents,
+            filled,
             pending: rep.pending,
             name,
         }
@@ -147,8 +153,12 @@ impl<B: Broker> Side<B> {
     }
 
     /// Resolves an order whose answer never came: looks it up, never resends.
-    async fn resolve_unknown(&mut self, coid: &str, since: i64, symbol: &str) -> Exec {
-        match self.broker.find_order(coid, since).await {
+    async fn resolve_unknown(&mut self, coid: &str) -> Exec {
+        let Some(lookup) = self.intents.get(coid).and_then(lookup_of) else {
+            return Exec::Refused(Refusal::OutcomeUnknown);
+        };
+        let symbol = lookup.symbol.clone();
+        match self.broker.find_order(&lookup).await {
             Ok(Some(r)) => exec_of(&r).unwrap_or(Exec::Refused(Refusal::OutcomeUnknown)),
             Ok(None) => Exec::Refused(Refusal::Broker {
                 code: "NO_ANSWER".into(),
@@ -156,7 +166,7 @@ impl<B: Broker> Side<B> {
             }),
             Err(e) => {
                 self.policy.unreconciled.insert(
-                    symbol.to_string(),
+                    symbol,
                     format!("order {coid} outcome unknown and the lookup failed: {e}"),
                 );
                 Exec::Refused(Refusal::OutcomeUnknown)
@@ -192,10 +202,7 @@ impl<B: Broker> Side<B> {
         if let Err(r) = self.journal(&intent) {
             return Exec::Refused(r);
         }
-        self.intents.insert(
-            coid.clone(),
-            (key.clone(), op, ActionName(action), position_id),
-        );
+        self.intents.insert(coid.clone(), intent.clone());
         info!(target: DECISION, side = self.name, event = "order_sent", model = %key, op = ?op,
             coid = %coid, buy = req.buy, volume = req.volume, base_price = req.base_price,
             slippage_points = req.slippage_points, "order sent");
@@ -220,7 +227,7 @@ impl<B: Broker> Side<B> {
                 });
                 warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key,
                     coid = %coid, "no answer from the broker: looking the order up (never resent)");
-                self.resolve_unknown(&coid, now - 3600, &key.symbol).await
+                self.resolve_unknown(&coid).await
             }
         };
         let (result, pid, price, vol, code) = match &exec {
@@ -246,6 +253,9 @@ impl<B: Broker> Side<B> {
             volume: vol,
             code,
         });
+        if result == "filled" {
+            self.filled.insert(coid.clone());
+        }
         if result != "unknown" {
             self.pending.remove(&coid);
         }
@@ -367,20 +377,11 @@ impl<B: Broker> Side<B> {
         // 1. Orders whose outcome is unknown: look them up.
         let pending: Vec<Record> = self.pending.values().cloned().collect();
         for r in pending {
-            let Record::Intent {
-                coid,
-                model,
-                op,
-                action,
-                position_id,
-                ts,
-                symbol,
-                ..
-            } = r
-            else {
+            let Some(lookup) = lookup_of(&r) else { continue };
+            let Record::Intent { coid, model, op, action, position_id, symbol, .. } = r else {
                 continue;
             };
-            let found = match self.broker.find_order(&coid, ts - 3600).await {
+            let found = match self.broker.find_order(&lookup).await {
                 Ok(f) => f,
                 Err(e) => {
                     warn!(target: DECISION, side = self.name, event = "unreconciled", symbol = %symbol,
@@ -475,14 +476,28 @@ impl<B: Broker> Side<B> {
             if !p.label.starts_with("oracle:") || known.contains(&p.position_id) {
                 continue;
             }
-            let adopt = self.intents.get(&p.client_order_id).cloned();
+            // Explained by its client order id, or (brokers that do not echo it on positions) by
+            // label, side and volume against an Open intent whose fill was never recorded.
+            let by_coid = self.intents.get(&p.client_order_id).cloned();
+            let by_label = || {
+                self.intents
+                    .iter()
+                    .filter(|(c, _)| !self.filled.contains(*c))
+                    .filter_map(|(_, r)| match r {
+                        Record::Intent { model, op: Op::Open, buy, volume, ts, .. }
+                            if model.label() == p.label && *buy == p.buy && *volume == p.volume =>
+                        {
+                            Some((*ts, r.clone()))
+                        }
+                        _ => None,
+                    })
+                    .max_by_key(|(ts, _)| *ts)
+                    .map(|(_, r)| r)
+            };
+            let adopt = by_coid.or_else(by_label);
             match adopt {
-                Some((model, Op::Open, action, _))
-                    if self
-                        .policy
-                        .models
-                        .get(&model)
-                        .is_none_or(|s| s.real.is_none()) =>
+                Some(Record::Intent { model, op: Op::Open, action, coid, .. })
+                    if self.policy.models.get(&model).is_none_or(|s| s.real.is_none()) =>
                 {
                     let st = self.policy.models.entry(model.clone()).or_default();
                     st.real = Some(crate::policy::RealPos {
@@ -491,8 +506,10 @@ impl<B: Broker> Side<B> {
                         volume: p.volume,
                         price: p.price,
                     });
+                    st.missed = false;
+                    self.filled.insert(coid.clone());
                     info!(target: DECISION, side = self.name, event = "reconciled", model = %model,
-                        position_id = p.position_id, "position of a journaled order adopted");
+                        position_id = p.position_id, coid = %coid, "position of a journaled order adopted");
                 }
                 _ => {
                     let why = format!(

@@ -103,6 +103,8 @@ pub struct Replayed {
     pub pending: BTreeMap<String, Record>,
     /// Every intent ever journaled, by client order id (to explain positions at reconcile).
     pub intents: HashMap<String, Record>,
+    /// Client order ids whose outcome was `filled`.
+    pub filled: std::collections::HashSet<String>,
     /// ACKs answered, by (model, bar time).
     pub acks: HashMap<(ModelKey, i64), String>,
     /// Risk anchors (initial, day start, anchor).
@@ -165,6 +167,9 @@ fn apply(rep: &mut Replayed, r: Record) {
             rep.pending.insert(coid.clone(), r);
         }
         Record::Outcome { coid, result, .. } => {
+            if result == "filled" {
+                rep.filled.insert(coid.clone());
+            }
             if result != "unknown" {
                 rep.pending.remove(coid);
             }

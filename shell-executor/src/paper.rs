@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::broker::{BarData, Broker, BrokerError, BrokerPosition, OrderReq, OrderResult, Quote};
+use crate::broker::{
+    BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+};
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
 
@@ -53,6 +55,9 @@ pub struct PaperBook {
     pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<BarData>>,
     /// Orders received (for tests: no duplicate order).
     pub orders_seen: Vec<String>,
+    /// When false, behaves like a broker that links nothing to client order ids: positions come
+    /// back without it and `find_order` finds nothing (tests the label-based reconciliation).
+    pub echo_client_order_id: bool,
 }
 
 impl PaperBook {
@@ -70,6 +75,7 @@ impl PaperBook {
             up: true,
             bars: HashMap::new(),
             orders_seen: Vec::new(),
+            echo_client_order_id: true,
         }
     }
 
@@ -80,7 +86,11 @@ impl PaperBook {
 
     /// Position ids open now.
     pub fn open_positions(&self) -> Vec<BrokerPosition> {
-        self.positions.values().cloned().collect()
+        let mut v: Vec<BrokerPosition> = self.positions.values().cloned().collect();
+        if !self.echo_client_order_id {
+            v.iter_mut().for_each(|p| p.client_order_id.clear());
+        }
+        v
     }
 
     /// Adds a position that is not ours (manual trade) or a foreign one, for reconciliation tests.
@@ -279,20 +289,16 @@ impl Broker for PaperBook {
         }
         Ok(self.open_positions())
     }
-    async fn find_order(
-        &mut self,
-        coid: &str,
-        _since: i64,
-    ) -> Result<Option<OrderResult>, BrokerError> {
-        Ok(self
-            .deals
-            .iter()
-            .find(|d| d.client_order_id == coid)
-            .map(|d| OrderResult::Filled {
-                position_id: d.position_id,
-                price: d.price,
-                volume: d.volume,
-            }))
+    async fn find_order(&mut self, order: &OrderLookup) -> Result<Option<OrderResult>, BrokerError> {
+        if !self.up {
+            return Err(BrokerError("not connected".into()));
+        }
+        if !self.echo_client_order_id {
+            return Ok(None);
+        }
+        Ok(self.deals.iter().find(|d| d.client_order_id == order.client_order_id).map(|d| {
+            OrderResult::Filled { position_id: d.position_id, price: d.price, volume: d.volume }
+        }))
     }
     fn position_pnl(&self, position_id: u64) -> Option<f64> {
         Some(PaperBook::position_pnl(self, position_id))

@@ -781,4 +781,48 @@ mod tests {
         assert!(p.close.is_some());
         assert!(matches!(a, AckKind::Ok { .. }));
     }
+
+    proptest::proptest! {
+        /// Over any sequence of targets, spreads, broker refusals and lost bars: at most one entry
+        /// per run of the same target, an entry only right at its transition, and the real
+        /// position is always FLAT or the current target once the exit succeeded.
+        #[test]
+        fn never_chases_never_doubles(steps in proptest::collection::vec((0usize..7, proptest::bool::ANY, proptest::bool::ANY, 0u8..10), 1..80)) {
+            let mut h = H::new();
+            let mut i = 0i64;
+            let mut prev: Option<Action> = None;
+            let mut entries_in_run = 0;
+            for (a, wide, reject, gap) in steps {
+                let a = Action::ALL[a];
+                i += 1;
+                if gap == 0 {
+                    // A bar whose signal was lost.
+                    h.p.handle_bar(&h.k, i * M15);
+                    i += 1;
+                    prev = None;
+                }
+                h.spread = if wide { 0.0005 } else { 0.0001 };
+                let bt = i * M15;
+                h.p.handle_bar(&h.k, bt);
+                let m = Market { now: bt + M15 + 1, spec: Some(&h.spec), quote: Some((1.1, 1.1 + h.spread)), free_margin: None, halt: None, connected: true };
+                let plan = h.p.decide(&h.c, &h.k, Timeframe::M15, a, bt, &m);
+                let close = plan.close.as_ref().map(|_| Exec::Filled { position_id: 0, price: 1.2, volume: 0 });
+                let open = match &plan.entry {
+                    Some(Ok(o)) if reject => { let _ = o; Some(Exec::Refused(Refusal::BrokerDown)) }
+                    Some(Ok(o)) => { h.next_id += 1; Some(Exec::Filled { position_id: h.next_id, price: o.base_price, volume: o.volume }) }
+                    _ => None,
+                };
+                let transition = prev != Some(a);
+                if !transition { proptest::prop_assert!(plan.entry.is_none(), "entry without a transition"); }
+                if prev.is_none() && a != Action::Wait { proptest::prop_assert!(plan.entry.is_none(), "entry after a lost bar"); }
+                if transition { entries_in_run = 0; }
+                if plan.entry.is_some() { entries_in_run += 1; }
+                proptest::prop_assert!(entries_in_run <= 1);
+                h.p.complete(&plan, close, open);
+                let real = h.real();
+                proptest::prop_assert!(real.is_none() || real == Some(a), "real {real:?} vs target {a:?}");
+                prev = Some(a);
+            }
+        }
+    }
 }

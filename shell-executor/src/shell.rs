@@ -334,7 +334,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     seen.dedup();
     let (cfg, added) = config::load(&rc.config, &seen)?;
     for s in &added {
-        warn!(symbol = %s, "symbol found in the models folder was added to {} with enabled=false and default lots 0.01/0.03/0.05", rc.config.display());
+        warn!(symbol = %s, "{s}: found in the models folder but not in {}; added with enabled=false and lots 0.01/0.03/0.05 (edit the file to trade it)", rc.config.display());
     }
     info!(
         symbols = cfg.symbols.len(),

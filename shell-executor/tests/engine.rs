@@ -335,6 +335,73 @@ async fn crash_between_order_and_execution_then_restart_no_duplicate() {
     assert_eq!(book_of(&e).open_positions().len(), 1);
 }
 
+/// Same crash, against a broker that does not link positions to client order ids: the position
+/// is explained by its label, side and volume.
+///
+/// The crash window: the intent is journaled (fsync), the order reaches the broker and fills,
+/// and the process dies before the outcome is written. The restarted executor adopts the
+/// position from the broker and sends nothing again.
+#[tokio::test]
+async fn crash_then_restart_adopts_by_label_when_coid_is_not_echoed() {
+    let d = tmpdir("crash-label");
+    let mut b = book();
+    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let bt = T0 + 2 * M15;
+    {
+        let mut e = engine(&d, book());
+        step(&mut e, "EURUSD", "WAIT", 1).await;
+    }
+    let coid = client_order_id(&key, bt, Op::Open);
+    {
+        let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
+        j.append(&Record::Intent {
+            ts: now(2),
+            coid: coid.clone(),
+            model: key.clone(),
+            op: Op::Open,
+            symbol: "EURUSD".into(),
+            buy: true,
+            action: ActionName(Action::LongWeak),
+            volume: 100_000,
+            position_id: None,
+            bt,
+        })
+        .expect("append");
+        let req = oracle_executor::broker::OrderReq {
+            symbol: "EURUSD".into(),
+            client_order_id: coid.clone(),
+            label: key.label(),
+            buy: true,
+            volume: 100_000,
+            base_price: 1.10008,
+            slippage_points: 20,
+        };
+        assert!(matches!(
+            b.open(&req).await,
+            oracle_executor::broker::OrderResult::Filled { .. }
+        ));
+        // kill -9 here: no outcome, no ACK, no model state.
+    }
+    b.echo_client_order_id = false;
+    let mut e = engine(&d, b);
+    e.reconcile(now(2) + 5).await.expect("reconcile");
+    let st = &e.live.as_ref().expect("live").policy.models[&key];
+    assert_eq!(st.real.as_ref().map(|r| r.position_id), Some(1));
+    assert!(
+        e.live
+            .as_ref()
+            .expect("live")
+            .policy
+            .unreconciled
+            .is_empty()
+    );
+    // The predictor resends its signal for bar 2 (never answered): no second order.
+    let ack = step(&mut e, "EURUSD", "LONG_WEAK", 2).await;
+    assert!(ack.contains("|HOLD|"), "{ack}");
+    assert_eq!(book_of(&e).orders_seen, vec![coid]);
+    assert_eq!(book_of(&e).open_positions().len(), 1);
+}
+
 #[tokio::test]
 async fn unexplained_position_blocks_only_its_symbol() {
     let d = tmpdir("unexplained");

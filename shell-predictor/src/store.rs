@@ -15,6 +15,9 @@ pub const STATE_FILE: &str = "predictor-state.json";
 /// The trace header, the same as `oracle replay`'s.
 pub const TRACE_HEADER: &str = "time,action,direction,intensity,entry_price,realized_pnl";
 
+/// The bar CSV header (DESIGN.md).
+pub const BAR_HEADER: &str = "time,open,high,low,close,volume";
+
 /// One model's entry in the state file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -88,56 +91,75 @@ pub fn trace_row(time: i64, action: &str, st: &TwinState) -> String {
     )
 }
 
-/// An append-only per-model trace file.
+/// An append-only per-model trace file (`NAME.csv`), with the bars it was computed from beside
+/// it (`NAME.bars.csv`, the bar CSV format), so the trace can be checked with `oracle replay`.
 pub struct Trace {
     path: PathBuf,
     out: BufWriter<File>,
+    bars: BufWriter<File>,
+}
+
+/// Rewrites `path` keeping the header and the rows up to `keep_until` (none without it), then
+/// opens it for appending.
+fn reopen(path: &Path, header: &str, keep_until: Option<i64>) -> io::Result<BufWriter<File>> {
+    let mut kept = vec![header.to_string()];
+    if let (Some(until), Ok(f)) = (keep_until, File::open(path)) {
+        for line in BufReader::new(f).lines().skip(1) {
+            let line = line?;
+            let time = line.split(',').next().and_then(isotime::parse);
+            match time {
+                Some(t) if t <= until => kept.push(line),
+                _ => break,
+            }
+        }
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = BufWriter::new(File::create(&tmp)?);
+        for line in &kept {
+            writeln!(f, "{line}")?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    Ok(BufWriter::new(OpenOptions::new().append(true).open(path)?))
 }
 
 impl Trace {
-    /// Opens `dir/NAME.csv`. With `keep_until` (a restored state's last bar time) the rows up to
-    /// that time are kept and later ones dropped, so the trace matches the state exactly; without
-    /// it the trace starts anew.
+    /// Opens `dir/NAME.csv` and `dir/NAME.bars.csv`. With `keep_until` (a restored state's last
+    /// bar time) the rows up to that time are kept and later ones dropped, so the files match the
+    /// state exactly; without it they start anew.
     pub fn open(dir: &Path, name: &str, keep_until: Option<i64>) -> io::Result<Self> {
         let path = dir.join(format!("{name}.csv"));
-        let mut kept = vec![TRACE_HEADER.to_string()];
-        if let (Some(until), Ok(f)) = (keep_until, File::open(&path)) {
-            for line in BufReader::new(f).lines().skip(1) {
-                let line = line?;
-                let time = line.split(',').next().and_then(isotime::parse);
-                match time {
-                    Some(t) if t <= until => kept.push(line),
-                    _ => break,
-                }
-            }
-        }
-        let tmp = dir.join(format!("{name}.csv.tmp"));
-        {
-            let mut f = BufWriter::new(File::create(&tmp)?);
-            for line in &kept {
-                writeln!(f, "{line}")?;
-            }
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        let f = OpenOptions::new().append(true).open(&path)?;
-        Ok(Self {
-            path,
-            out: BufWriter::new(f),
-        })
+        let out = reopen(&path, TRACE_HEADER, keep_until)?;
+        let bars = reopen(&dir.join(format!("{name}.bars.csv")), BAR_HEADER, keep_until)?;
+        Ok(Self { path, out, bars })
     }
 
-    /// Appends the row of one bar (buffered until [`Trace::flush`]).
+    /// Appends the rows of one bar (buffered until [`Trace::flush`]).
     pub fn push(&mut self, bar: &Bar, action: &str, st: &TwinState) -> io::Result<()> {
-        writeln!(self.out, "{}", trace_row(bar.time, action, st))
+        writeln!(self.out, "{}", trace_row(bar.time, action, st))?;
+        writeln!(
+            self.bars,
+            "{},{},{},{},{},{}",
+            isotime::format(bar.time),
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume
+        )
     }
 
     /// Hands the buffered rows to the OS (they survive a kill of the process).
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush()?;
+        self.bars.flush()
     }
 
-    /// The file's path.
+    /// The trace file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

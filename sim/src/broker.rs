@@ -435,7 +435,11 @@ impl Broker {
                 }
             }
         }
-        if let Some(t) = self.market.next_tick_time().and_then(|t| self.wall_time_of(t)) {
+        if let Some(t) = self
+            .market
+            .next_tick_time()
+            .and_then(|t| self.wall_time_of(t))
+        {
             consider(t);
         }
         next

@@ -17,15 +17,19 @@ use crate::tls::{self, TlsSource};
 /// A protocol-faithful cTrader Open API server (TLS + length-prefixed protobuf) replaying bar
 /// files, with fault injection. Binds loopback only unless told otherwise.
 ///
-/// Credentials come from the environment (ORACLE_SIM_CLIENT_ID, ORACLE_SIM_CLIENT_SECRET,
-/// ORACLE_SIM_ACCESS_TOKEN, ORACLE_SIM_REFRESH_TOKEN) or default to fixed test values; they are
-/// never logged. `--credentials-out` writes them to a 0600 env file for the executor.
+/// Credentials come from the environment (ORACLE_SIM_CLIENT_ID, _CLIENT_SECRET, _ACCESS_TOKEN,
+/// _REFRESH_TOKEN, else the same names with ORACLE_CTRADER_, as the executor reads them) or
+/// default to fixed test values; they are never logged. ORACLE_CTRADER_ACCOUNT_ID sets the
+/// default account's id. `--credentials-out` writes them to a 0600 env file for the executor.
 #[derive(Debug, Parser)]
 #[command(name = "oracle-sim", version, about, long_about = None)]
 pub struct Args {
     /// Address to listen on (loopback only unless --allow-non-loopback).
     #[arg(long, default_value = "127.0.0.1:5035")]
     pub listen: SocketAddr,
+    /// Listen on 127.0.0.1:PORT instead (0: pick a free port; the address is printed).
+    #[arg(long, conflicts_with = "listen")]
+    pub port: Option<u16>,
     /// Folder of bar files `SYM_TF.csv` (header time,open,high,low,close,volume).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -38,7 +42,8 @@ pub struct Args {
     /// Period of synthetic bars.
     #[arg(long, default_value = "M15", value_parser = parse_period)]
     pub synthetic_period: Period,
-    /// Replay speed: fast (as fast as the clients read), realtime, or <N>x.
+    /// Replay speed: fast (as fast as the clients read), realtime, <N>x (N × real time), or a
+    /// bare number N (N bars per second per stream).
     #[arg(long, default_value = "fast", value_parser = Speed::parse)]
     pub speed: Speed,
     /// Seed of every random choice (slippage jitter, random drops, tokens, garbage).
@@ -47,11 +52,23 @@ pub struct Args {
     /// Replay start (ISO-8601 UTC); the bars before it are history.
     #[arg(long, value_parser = parse_time)]
     pub start: Option<i64>,
-    /// Without --start: start after this many bars of history.
-    #[arg(long, default_value_t = 500)]
+    /// Without --start: the first N bars of each file are history (the replay starts after
+    /// them; with files of different lengths, at the latest such time).
+    #[arg(long, visible_alias = "history", default_value_t = 500)]
     pub history_bars: usize,
-    /// Write the CA certificate (PEM) clients must trust here (`--ca` on the client).
-    #[arg(long, value_name = "PATH")]
+    /// Publish only N live bars per stream (counted in the coarsest period), then stop; the
+    /// opening tick of the next bar is still sent so the last one is seen to close.
+    #[arg(long, value_name = "N")]
+    pub bars: Option<usize>,
+    /// Hold the replay until this file exists.
+    #[arg(long, value_name = "FILE")]
+    pub start_file: Option<PathBuf>,
+    /// JSON log lines; on stdout, `{"event":"listening","addr":…}` and `{"event":"replay_done"}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the CA certificate (PEM) clients must trust here (`--ca` on the client), before
+    /// accepting connections.
+    #[arg(long, visible_alias = "ca-out", value_name = "PATH")]
     pub cert_out: Option<PathBuf>,
     /// Use this certificate chain (PEM) instead of generating one (with --key).
     #[arg(long, requires = "key")]
@@ -109,19 +126,27 @@ fn parse_time(s: &str) -> Result<i64, String> {
     bars::parse_iso_utc(s).ok_or_else(|| format!("`{s}` is not an ISO-8601 UTC time"))
 }
 
-fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
+/// `ORACLE_SIM_<NAME>`, else `ORACLE_CTRADER_<NAME>` (so a demo can give the sim and the executor
+/// the same environment), else the default.
+fn env_or(name: &str, default: &str) -> String {
+    [
+        format!("ORACLE_SIM_{name}"),
+        format!("ORACLE_CTRADER_{name}"),
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    .unwrap_or_else(|| default.to_string())
 }
 
 /// Builds the simulator configuration from parsed arguments (no I/O except reading data files).
 pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+    let listen = match args.port {
+        Some(p) => SocketAddr::from(([127, 0, 0, 1], p)),
+        None => args.listen,
+    };
+    if !listen.ip().is_loopback() && !args.allow_non_loopback {
         anyhow::bail!(
-            "--listen {} is not a loopback address (add --allow-non-loopback to insist)",
-            args.listen
+            "--listen {listen} is not a loopback address (add --allow-non-loopback to insist)"
         );
     }
     let mut warnings = Vec::new();
@@ -148,7 +173,17 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         anyhow::bail!("no symbols: give --data with bar files (SYM_TF.csv) or --synthetic N");
     }
     let accounts = if args.accounts.is_empty() {
-        BrokerConfig::default().accounts
+        let mut a = BrokerConfig::default().accounts;
+        if let Some(id) = std::env::var("ORACLE_CTRADER_ACCOUNT_ID")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            if id > 0 {
+                a[0].id = id;
+                a[0].login = 7_000_000 + id;
+            }
+        }
+        a
     } else {
         args.accounts
             .iter()
@@ -164,21 +199,12 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
     let broker = BrokerConfig {
         seed: args.seed,
         apps: vec![AppConfig {
-            client_id: env_or("ORACLE_SIM_CLIENT_ID", crate::config::DEFAULT_CLIENT_ID),
-            client_secret: env_or(
-                "ORACLE_SIM_CLIENT_SECRET",
-                crate::config::DEFAULT_CLIENT_SECRET,
-            ),
+            client_id: env_or("CLIENT_ID", crate::config::DEFAULT_CLIENT_ID),
+            client_secret: env_or("CLIENT_SECRET", crate::config::DEFAULT_CLIENT_SECRET),
         }],
         tokens: vec![TokenConfig {
-            access_token: env_or(
-                "ORACLE_SIM_ACCESS_TOKEN",
-                crate::config::DEFAULT_ACCESS_TOKEN,
-            ),
-            refresh_token: env_or(
-                "ORACLE_SIM_REFRESH_TOKEN",
-                crate::config::DEFAULT_REFRESH_TOKEN,
-            ),
+            access_token: env_or("ACCESS_TOKEN", crate::config::DEFAULT_ACCESS_TOKEN),
+            refresh_token: env_or("REFRESH_TOKEN", crate::config::DEFAULT_REFRESH_TOKEN),
             scope,
             accounts: accounts.iter().map(|a| a.id).collect(),
             expires_in_s: args.token_expires_in,
@@ -200,7 +226,9 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         _ => TlsSource::Generate,
     };
     Ok(SimConfig {
-        listen: args.listen,
+        listen,
+        live_bars: args.bars,
+        start_file: args.start_file.clone(),
         broker,
         symbols: syms,
         start: args
@@ -253,20 +281,63 @@ pub fn write_credentials(path: &std::path::Path, cfg: &SimConfig) -> anyhow::Res
     Ok(())
 }
 
-/// Runs the simulator from command-line arguments (`args[0]` is the program name) until Ctrl-C.
-/// Sets up `tracing` output if nobody has yet. This is what `oracle sim` calls.
-pub fn run_cli<I, T>(args: I) -> anyhow::Result<()>
+/// Runs the simulator from command-line arguments (`args[0]` is the program name) until Ctrl-C
+/// or SIGTERM, and returns the process exit code (0 on a signal, 1 on an error, 2 on bad
+/// arguments). Sets up `tracing` output if nobody has yet. This is what `oracle sim` calls.
+pub fn run_cli<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let args = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match try_run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("oracle-sim: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_tracing(args: &Args) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if args.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn terminated() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}
+
+fn try_run(args: Args) -> anyhow::Result<()> {
+    init_tracing(&args);
     let cfg = sim_config(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -284,11 +355,29 @@ where
             tracing::info!(path = %path.display(), "credentials written (0600)");
         }
         // A line on stdout that scripts can wait for.
-        println!("oracle-sim listening on {}", handle.addr);
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        tracing::info!("Ctrl-C: stopping");
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "listening", "addr": handle.addr.to_string()})
+            );
+        } else {
+            println!("oracle-sim listening on {}", handle.addr);
+        }
+        let json = args.json;
+        let done = async {
+            handle.replay_done().await;
+            if json {
+                println!("{}", serde_json::json!({"event": "replay_done"}));
+            } else {
+                println!("oracle-sim replay done");
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            r = terminated() => r?,
+            _ = done => {}
+        }
+        tracing::info!("signal: stopping");
         handle.shutdown().await;
         Ok(())
     })

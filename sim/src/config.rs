@@ -21,8 +21,14 @@ impl Speed {
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim().to_ascii_lowercase();
         let positive = |v: &str| -> Result<f64, String> {
-            let n: f64 = v.parse().map_err(|_| format!("speed `{s}`: expected fast, realtime, <N>x or <N> (bars/s)"))?;
-            if n.is_finite() && n > 0.0 { Ok(n) } else { Err(format!("speed `{s}` must be positive")) }
+            let n: f64 = v.parse().map_err(|_| {
+                format!("speed `{s}`: expected fast, realtime, <N>x or <N> (bars/s)")
+            })?;
+            if n.is_finite() && n > 0.0 {
+                Ok(n)
+            } else {
+                Err(format!("speed `{s}` must be positive"))
+            }
         };
         match t.as_str() {
             "fast" | "step" => Ok(Speed::Fast),

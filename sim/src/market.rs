@@ -255,7 +255,31 @@ impl Market {
             symbols,
             now_ms: start_ms,
             start_ms,
+            end_ms: None,
         }
+    }
+
+    /// Limits the replay to `n` bars after the start, counted in the coarsest source period (so
+    /// every stream gets at least `n` live bars); all streams stop at the same time. The first
+    /// tick of the following bar is still sent, so the n-th bar is seen to close.
+    pub fn limit_live_bars(&mut self, n: usize) {
+        let len = self.coarsest_base_ms();
+        self.end_ms = Some(self.start_ms.saturating_add(len.saturating_mul(n as i64)));
+    }
+
+    /// The coarsest source period's length in ms (for bars-per-second speeds).
+    pub fn coarsest_base_ms(&self) -> i64 {
+        self.symbols
+            .iter()
+            .filter_map(|s| s.base.fixed_ms())
+            .max()
+            .unwrap_or(60_000)
+    }
+
+    fn sym_next(&self, i: usize) -> Option<i64> {
+        self.symbols[i]
+            .next_tick_time()
+            .filter(|t| self.end_ms.is_none_or(|e| *t <= e))
     }
 
     /// Index of a symbol id.
@@ -265,9 +289,8 @@ impl Market {
 
     /// Market time of the next tick, if any remain.
     pub fn next_tick_time(&self) -> Option<i64> {
-        self.symbols
-            .iter()
-            .filter_map(SymbolMarket::next_tick_time)
+        (0..self.symbols.len())
+            .filter_map(|i| self.sym_next(i))
             .min()
     }
 
@@ -426,7 +449,12 @@ mod tests {
         // 3 bars × 4 ticks + the opening tick of the 4th
         assert_eq!(out.len(), 13);
         assert_eq!(m.now_ms, m.start_ms + 3 * 900_000);
-        assert_eq!(m.symbols[0].closed_bars(Period::M15, 0, i64::MAX, m.now_ms).len(), 5);
+        assert_eq!(
+            m.symbols[0]
+                .closed_bars(Period::M15, 0, i64::MAX, m.now_ms)
+                .len(),
+            5
+        );
         assert!(m.is_closed(0));
     }
 

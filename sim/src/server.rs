@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::broker::{BadFrame, Broker, Output};
 use crate::config::BrokerConfig;
@@ -45,6 +45,10 @@ pub struct SimConfig {
     pub max_frame_len: usize,
     /// Outbound queue length per connection (frames).
     pub queue_len: usize,
+    /// Publish only this many live bars (see [`Market::limit_live_bars`]).
+    pub live_bars: Option<usize>,
+    /// Hold the replay until this file exists (checked every 100 ms).
+    pub start_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -57,6 +61,8 @@ impl Default for SimConfig {
             tls: TlsSource::Generate,
             max_frame_len: oracle_ctrader::frame::DEFAULT_MAX_FRAME_LEN,
             queue_len: 4096,
+            live_bars: None,
+            start_file: None,
         }
     }
 }
@@ -72,6 +78,7 @@ pub struct SimHandle {
     task: Option<tokio::task::JoinHandle<()>>,
     /// Ask the broker actor for a snapshot of an account (tests, status).
     query: mpsc::Sender<ActorMsg>,
+    replay_done: watch::Receiver<bool>,
 }
 
 impl SimHandle {
@@ -93,6 +100,12 @@ impl SimHandle {
             .await
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Waits until the replay is over (data exhausted or the live-bar limit reached).
+    pub async fn replay_done(&self) {
+        let mut rx = self.replay_done.clone();
+        let _ = rx.wait_for(|d| *d).await;
     }
 
     /// Number of open client connections.
@@ -188,8 +201,14 @@ impl Clock {
 /// and returns at once with the address and the CA PEM.
 pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
     let clock = Clock::new();
-    let market = Market::new(config.symbols.clone(), config.start);
-    let broker = Broker::new(config.broker.clone(), market, clock.now_ms())?;
+    let mut market = Market::new(config.symbols.clone(), config.start);
+    if let Some(n) = config.live_bars {
+        market.limit_live_bars(n);
+    }
+    let mut broker = Broker::new(config.broker.clone(), market, clock.now_ms())?;
+    if config.start_file.is_some() {
+        broker.set_paused(clock.now_ms(), true);
+    }
     let tls = tls::load(&config.tls)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -206,7 +225,15 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
     let max_frame = config.max_frame_len;
     let queue_len = config.queue_len.max(64);
 
-    let actor = tokio::spawn(run_actor(broker, clock, actor_rx, drained.clone()));
+    let (done_tx, done_rx) = watch::channel(false);
+    let actor = tokio::spawn(run_actor(
+        broker,
+        clock,
+        actor_rx,
+        drained.clone(),
+        config.start_file.clone(),
+        done_tx,
+    ));
     let accept_tx = actor_tx.clone();
     let task = tokio::spawn(async move {
         let mut shutdown_rx = shutdown_rx;
@@ -246,6 +273,7 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
         shutdown: Some(shutdown_tx),
         task: Some(task),
         query: actor_tx,
+        replay_done: done_rx,
     })
 }
 
@@ -254,10 +282,20 @@ async fn run_actor(
     clock: Clock,
     mut rx: mpsc::Receiver<ActorMsg>,
     drained: Arc<Notify>,
+    mut start_file: Option<std::path::PathBuf>,
+    done: watch::Sender<bool>,
 ) {
     let mut outs: BTreeMap<ConnId, mpsc::Sender<OutFrame>> = BTreeMap::new();
+    if let Some(f) = &start_file {
+        tracing::info!(file = %f.display(), "replay held until the start file exists");
+    }
     loop {
         route_outputs(&mut broker, &mut outs, &clock);
+        if start_file.is_none() && !*done.borrow() && broker.replay_done() {
+            tracing::info!(market_time = %crate::bars::format_iso_utc(broker.market().now_ms), "replay done");
+            let _ = done.send(true);
+        }
+        let held = start_file.is_some();
         let deadline = broker.poll_timeout();
         let wants_step = broker.wants_step();
         let room = outs.values().all(|tx| tx.capacity() >= 64);
@@ -292,6 +330,13 @@ async fn run_actor(
                 tokio::task::yield_now().await;
             }
             _ = drained.notified(), if wants_step && !room => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)), if held => {
+                if start_file.as_ref().is_some_and(|f| f.exists()) {
+                    tracing::info!("start file found: replay starts");
+                    start_file = None;
+                    broker.set_paused(clock.now_ms(), false);
+                }
+            }
         }
     }
 }

@@ -91,7 +91,7 @@ class ReferenceTwin:
 
 def signal_line(spec, action: int, regime: int, upnl: float, bar_time: int, seq: int, st) -> str:
     return (
-        f"SIGNAL|{spec.symbol}|{ACTIONS[action][0]}|{regime}|{upnl + 0.0:.2f}"
+        f"SIGNAL|{spec.symbol}|{ACTIONS[action][0]}|{regime}|{round(upnl, 2) + 0.0:.2f}"
         f"|TF:{spec.timeframe}|BT:{format_time(bar_time)}|SEQ:{seq}"
         f"|DIR:{st.position_direction}|INT:{st.position_intensity}"
     )

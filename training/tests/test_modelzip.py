@@ -108,3 +108,19 @@ def test_export_self_check_passes_and_detects_mismatch():
     if other:
         with pytest.raises(ExportError, match="ONNX argmax != SB3 predict"):
             verify_onnx(model, ModelZip(other[0]).member("onnx"), obs)
+
+
+def test_export_rewrites_portable_members(tmp_path):
+    """`export` on a copy: the rebuilt members verify and the zip stays valid."""
+    from paths import DATA
+
+    from oracle_training.export import export_zip
+
+    dst = tmp_path / "EURUSD_H1.zip"
+    shutil.copy(ZIP, dst)
+    r = export_zip(dst, rewrite=True, data_dir=DATA)
+    assert r["rewritten"] and r["n_obs"] >= 2000
+    a, b = ModelZip(ZIP), ModelZip(dst)
+    assert a.member("hmm_json") == b.member("hmm_json")
+    assert a.member("ppo") == b.member("ppo")
+    assert export_zip(dst, rewrite=False, data_dir=DATA)["rewritten"] is False

@@ -126,3 +126,14 @@ def test_bench_json_has_the_two_figures():
         <= res["latency_ms_per_bar_all_models"]["p99"]
     )
     json.dumps(res)
+
+
+def test_signal_line_format():
+    from oracle_training.modelzip import ModelZip
+
+    spec = ModelZip(ZIP).spec()
+    st = TwinState(position_direction=-1, position_intensity=2)
+    line = signal_line(spec, 5, 3, -0.004, 1614557700, 12, st)
+    assert line == (
+        "SIGNAL|EURUSD|SHORT_MODERATE|3|0.00|TF:H1|BT:2021-03-01T00:15:00Z|SEQ:12|DIR:-1|INT:2"
+    )

@@ -1,0 +1,581 @@
+//! Broker-core tests: no sockets, no sleeps — a virtual clock and the sans-IO API.
+
+use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::broker::{BadFrame, Broker, Output};
+use oracle_sim::config::{AccountConfig, BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, Fault, Speed, TokenConfig};
+use oracle_sim::market::{Market, Start};
+use oracle_sim::msg::*;
+use oracle_sim::symbols::{SymbolData, SymbolSpec, TrainingConfig, synthetic};
+
+const T0: &str = "2024-03-04T00:00:00Z"; // a Monday
+const ACC: i64 = 1001;
+
+fn t0() -> i64 {
+    parse_iso_utc(T0).unwrap()
+}
+
+/// The contract's worked example: EURUSD digits 5, spread 7, slippage 2, commission 7.0, pip
+/// value 10. Bars: 4 history bars, then bar 4 closes at 1.08500, bar 5 opens at 1.08700.
+fn contract_eurusd() -> SymbolData {
+    let mut spec = SymbolSpec::builtin("EURUSD").unwrap();
+    spec.apply_training_config(&TrainingConfig {
+        digits: Some(5),
+        point: Some(0.00001),
+        pip_value: Some(10.0),
+        spread_points: Some(7.0),
+        slippage_points: Some(2.0),
+        commission_per_lot: Some(7.0),
+    })
+    .unwrap();
+    let m = |i: i64, o, h, l, c| Bar { time_ms: t0() + i * 900_000, open: o, high: h, low: l, close: c, volume: 4 };
+    let bars = vec![
+        m(0, 108_400, 108_450, 108_380, 108_420),
+        m(1, 108_420, 108_460, 108_400, 108_440),
+        m(2, 108_440, 108_470, 108_430, 108_460),
+        m(3, 108_460, 108_480, 108_440, 108_470),
+        m(4, 108_470, 108_520, 108_460, 108_500),
+        m(5, 108_700, 108_750, 108_650, 108_720),
+        m(6, 108_720, 108_730, 108_700, 108_710),
+    ];
+    SymbolData { spec, period: Period::M15, bars }
+}
+
+struct H {
+    b: Broker,
+    now: i64,
+}
+
+impl H {
+    fn new(cfg: BrokerConfig, data: Vec<SymbolData>, start: Start) -> Self {
+        let now = 1_700_000_000_000;
+        H { b: Broker::new(cfg, Market::new(data, start), now).unwrap(), now }
+    }
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.b.poll_output()).collect()
+    }
+    fn events(&mut self, conn: ConnId) -> Vec<(Option<String>, Event)> {
+        self.drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send { conn: c, client_msg_id, event, .. } if c == conn => Some((client_msg_id, event)),
+                _ => None,
+            })
+            .collect()
+    }
+    fn req(&mut self, conn: ConnId, req: Request) -> Vec<Event> {
+        self.b.handle_request(self.now, conn, Some("m".into()), req);
+        self.events(conn).into_iter().map(|e| e.1).collect()
+    }
+    fn one(&mut self, conn: ConnId, req: Request) -> Event {
+        let mut v = self.req(conn, req);
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+    fn login(&mut self) -> ConnId {
+        let c = self.b.connect(self.now);
+        assert_eq!(
+            self.one(c, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.into() }),
+            Event::ApplicationAuthRes
+        );
+        assert_eq!(
+            self.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() }),
+            Event::AccountAuthRes { account_id: ACC }
+        );
+        c
+    }
+    fn step(&mut self, n: usize) {
+        for _ in 0..n {
+            self.b.step_market(self.now);
+        }
+    }
+}
+
+fn code_of(e: &Event) -> ErrorCode {
+    match e {
+        Event::Error { code, .. } | Event::OrderError { code, .. } => *code,
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+fn market_order(side: Side, volume: i64) -> Request {
+    Request::NewOrder(NewOrder {
+        account_id: ACC,
+        symbol_id: 1,
+        order_type: OrderType::Market,
+        side,
+        volume,
+        stop_loss: None,
+        take_profit: None,
+        relative_stop_loss: None,
+        relative_take_profit: None,
+        comment: None,
+        base_slippage_price: None,
+        slippage_in_points: None,
+        label: Some("twin".into()),
+        position_id: None,
+        client_order_id: Some("EURUSD-1".into()),
+    })
+}
+
+#[test]
+fn auth_errors_and_order_of_checks() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.b.connect(h.now);
+    assert_eq!(code_of(&h.one(c, Request::Trader { account_id: ACC })), ErrorCode::ChClientNotAuthenticated);
+    let e = h.one(c, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: "wrong".into() });
+    assert_eq!(code_of(&e), ErrorCode::ChClientAuthFailure);
+    // ... then the connection is closed
+    h.b.handle_request(h.now, c, None, Request::Version);
+    assert!(h.drain().is_empty(), "a closed connection gets nothing");
+
+    let c = h.login();
+    let e = h.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() });
+    assert_eq!(code_of(&e), ErrorCode::AlreadyLoggedIn);
+    let c2 = h.b.connect(h.now);
+    h.one(c2, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.into() });
+    assert_eq!(code_of(&h.one(c2, Request::AccountAuth { account_id: ACC, access_token: "nope".into() })), ErrorCode::ChAccessTokenInvalid);
+    assert_eq!(code_of(&h.one(c2, Request::Trader { account_id: ACC })), ErrorCode::AccountNotAuthorized);
+    match h.one(c2, Request::AccountListByToken { access_token: DEFAULT_ACCESS_TOKEN.into() }) {
+        Event::AccountList { scope, accounts, .. } => {
+            assert_eq!(scope, Scope::Trade);
+            assert_eq!(accounts.len(), 1);
+            assert_eq!(accounts[0].account_id, ACC);
+            assert!(!accounts[0].is_live);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn expired_token_and_refresh_once() {
+    let mut cfg = BrokerConfig::default();
+    cfg.tokens.push(TokenConfig {
+        access_token: "expired".into(),
+        refresh_token: "r2".into(),
+        scope: Scope::View,
+        accounts: vec![ACC],
+        expires_in_s: -1,
+    });
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert_eq!(code_of(&h.one(c, Request::AccountListByToken { access_token: "expired".into() })), ErrorCode::OaAuthTokenExpired);
+    let (access, refresh) = match h.req(c, Request::RefreshToken { refresh_token: DEFAULT_REFRESH_TOKEN.into() }).as_slice() {
+        [Event::RefreshTokenRes { access_token, refresh_token, expires_in_s }, Event::TokenInvalidated { account_ids, .. }] => {
+            assert_eq!(*expires_in_s, 2_628_000);
+            assert_eq!(account_ids, &vec![ACC]);
+            (access_token.clone(), refresh_token.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    // the refresh token worked once
+    assert_eq!(code_of(&h.one(c, Request::RefreshToken { refresh_token: DEFAULT_REFRESH_TOKEN.into() })), ErrorCode::ChAccessTokenInvalid);
+    // the old access token is dead, the account was dropped from the session, the new one works
+    assert_eq!(code_of(&h.one(c, Request::Trader { account_id: ACC })), ErrorCode::AccountNotAuthorized);
+    assert_eq!(code_of(&h.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() })), ErrorCode::ChAccessTokenInvalid);
+    assert_eq!(h.one(c, Request::AccountAuth { account_id: ACC, access_token: access }), Event::AccountAuthRes { account_id: ACC });
+    assert!(refresh.starts_with("rt-") && refresh.len() > 20);
+}
+
+#[test]
+fn token_expiry_while_connected_invalidates_the_session() {
+    let mut cfg = BrokerConfig::default();
+    cfg.tokens[0].expires_in_s = 60;
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.now += 50_000;
+    h.b.handle_request(h.now, c, None, Request::Heartbeat);
+    h.now += 10_000;
+    h.b.handle_timeout(h.now);
+    let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
+    assert!(evs.iter().any(|e| matches!(e, Event::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACC])), "{evs:?}");
+}
+
+#[test]
+fn contract_worked_example_fill_and_close() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.step(4); // bar 4's four ticks: bid = 1.08500 (its close)
+    let evs = h.req(c, market_order(Side::Buy, 100_000)); // 0.01 lot
+    let (pos_id, fill) = match evs.as_slice() {
+        [
+            Event::Execution { exec_type: ExecType::Accepted, order: Some(o1), position: Some(p1), .. },
+            Event::Execution { exec_type: ExecType::Filled, order: Some(o), position: Some(p), deal: Some(d), .. },
+        ] => {
+            assert_eq!(o1.status, OrderStatus::Accepted);
+            assert_eq!(p1.status, PositionStatus::Created);
+            assert_eq!(o.status, OrderStatus::Filled);
+            assert_eq!(o.client_order_id.as_deref(), Some("EURUSD-1"));
+            assert_eq!(p.status, PositionStatus::Open);
+            assert_eq!(d.order_id, o.id);
+            assert_eq!(d.position_id, p.id);
+            assert_eq!(d.commission, -4); // half of 0.07, rounded
+            (p.id, d.execution_price)
+        }
+        other => panic!("{other:?}"),
+    };
+    // ask (1.08500 + 7 points) + 2 points of slippage
+    assert_eq!(fill, 1.08509);
+    h.step(1); // bar 5 opens at 1.08700
+    let evs = h.req(c, Request::ClosePosition { account_id: ACC, position_id: pos_id, volume: 100_000 });
+    let detail = match evs.last() {
+        Some(Event::Execution { exec_type: ExecType::Filled, deal: Some(d), position: Some(p), .. }) => {
+            assert_eq!(p.status, PositionStatus::Closed);
+            assert_eq!(d.execution_price, 1.08698); // bid − 2 points
+            d.close.clone().unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    // (1.08698 − 1.08509) = 189 points × $1 × 0.01 lot = $1.89, minus $0.07 → $1.82
+    assert_eq!(detail.gross_profit, 189);
+    assert_eq!(detail.commission, -7);
+    assert_eq!(detail.balance, 10_000_000 + 182);
+    let v = h.b.account_view(ACC).unwrap();
+    assert_eq!((v.balance, v.open_positions, v.deals), (10_000_182, 0, 2));
+    match h.one(c, Request::DealList { account_id: ACC, from_ms: None, to_ms: None, max_rows: Some(1) }) {
+        Event::DealList { deals, has_more, .. } => {
+            assert_eq!(deals.len(), 1);
+            assert!(has_more);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sell_fills_at_bid_and_unrealized_pnl() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.step(4);
+    let evs = h.req(c, market_order(Side::Sell, 200_000));
+    let Some(Event::Execution { deal: Some(d), .. }) = evs.last() else { panic!("{evs:?}") };
+    assert_eq!(d.execution_price, 1.08498); // bid − 2 points slippage
+    h.step(1); // ask 1.08707
+    match h.one(c, Request::UnrealizedPnl { account_id: ACC }) {
+        Event::UnrealizedPnl { items, money_digits, .. } => {
+            assert_eq!(money_digits, 2);
+            // (1.08498 − 1.08707) = −209 points × $1 × 0.02 = −$4.18; net adds −$0.07 commission
+            assert_eq!(items[0].1, -418);
+            assert_eq!(items[0].2, -418 - 7);
+        }
+        other => panic!("{other:?}"),
+    }
+    match h.one(c, Request::Reconcile { account_id: ACC }) {
+        Event::Reconcile { positions, orders, .. } => {
+            assert_eq!(positions.len(), 1);
+            assert_eq!(positions[0].trade.side, Side::Sell);
+            assert!(orders.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn trading_errors() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    // before any tick of the replay there is a price (the last history close), so the market is open
+    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 150_000))), ErrorCode::TradingBadVolume);
+    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 50_000))), ErrorCode::TradingBadVolume);
+    // 1,000 lots at 1:100 need ~$1.08M of margin; the account has $100k
+    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 10_000_000_000))), ErrorCode::NotEnoughMoney);
+    assert_eq!(code_of(&h.one(c, Request::ClosePosition { account_id: ACC, position_id: 42, volume: 100_000 })), ErrorCode::PositionNotFound);
+    let mut o = market_order(Side::Buy, 100_000);
+    if let Request::NewOrder(n) = &mut o {
+        n.stop_loss = Some(1.0);
+    }
+    assert_eq!(code_of(&h.one(c, o)), ErrorCode::TradingBadStops);
+    // run the data out: MARKET_CLOSED
+    while h.b.step_market(h.now) {}
+    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 100_000))), ErrorCode::MarketClosed);
+}
+
+#[test]
+fn market_range_honours_slippage_bound() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.step(4);
+    let range = |points: i32| {
+        let mut o = market_order(Side::Buy, 100_000);
+        if let Request::NewOrder(n) = &mut o {
+            n.order_type = OrderType::MarketRange;
+            n.base_slippage_price = Some(1.08507); // the ask; the fill is 2 points worse
+            n.slippage_in_points = Some(points);
+        }
+        o
+    };
+    let evs = h.req(c, range(1));
+    assert!(matches!(evs.last(), Some(Event::Execution { exec_type: ExecType::Cancelled, deal: None, .. })), "{evs:?}");
+    let evs = h.req(c, range(2));
+    assert!(matches!(evs.last(), Some(Event::Execution { exec_type: ExecType::Filled, .. })), "{evs:?}");
+}
+
+#[test]
+fn view_scope_cannot_trade() {
+    let mut cfg = BrokerConfig::default();
+    cfg.tokens[0].scope = Scope::View;
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 100_000))), ErrorCode::TradingNotAllowed);
+}
+
+#[test]
+fn spots_carry_changed_prices_and_the_forming_bar() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert_eq!(
+        code_of(&h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::M15.number() })),
+        ErrorCode::NotSubscribedToSpots
+    );
+    let evs = h.req(c, Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1], with_timestamp: true });
+    assert_eq!(evs[0], Event::SubscribeSpotsRes { account_id: ACC });
+    // the first spot has the latest prices: bar 3's close
+    assert!(matches!(&evs[1], Event::Spot { bid: Some(108_470), ask: Some(108_477), .. }), "{evs:?}");
+    assert_eq!(code_of(&h.one(c, Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1], with_timestamp: false })), ErrorCode::AlreadySubscribed);
+    h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::M15.number() });
+    h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::H1.number() });
+    // no tick yet moves the market, and a repeated price is omitted
+    h.step(1); // bar 4 opens at 1.08470 (= last bid): no bid/ask in the event
+    let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
+    match evs.as_slice() {
+        [Event::Spot { bid: None, ask: None, trendbars, timestamp_ms: Some(ts), .. }] => {
+            assert_eq!(*ts, t0() + 4 * 900_000);
+            assert_eq!(trendbars.len(), 2);
+            let m15 = trendbars.iter().find(|t| t.period == Period::M15).unwrap().decode();
+            assert_eq!((m15.time_ms, m15.open, m15.close), (t0() + 4 * 900_000, 108_470, 108_470));
+            let h1 = trendbars.iter().find(|t| t.period == Period::H1).unwrap().decode();
+            assert_eq!(h1.time_ms, t0() + 3_600_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.step(3);
+    let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
+    let Some(Event::Spot { bid: Some(108_500), trendbars, .. }) = evs.last() else { panic!("{evs:?}") };
+    let m15 = trendbars.iter().find(|t| t.period == Period::M15).unwrap().decode();
+    assert_eq!(m15, contract_eurusd().bars[4]);
+}
+
+#[test]
+fn history_is_closed_bars_paged_from_the_end() {
+    let data = synthetic("EURUSD", Period::M15, 400, t0(), 3);
+    let all = data.bars.clone();
+    let mut cfg = BrokerConfig::default();
+    cfg.max_bars_per_response = 100;
+    let mut h = H::new(cfg, vec![data], Start::AfterBars(300));
+    let c = h.login();
+    let get = |h: &mut H, period: Period, from: Option<i64>, to: Option<i64>, count: Option<u32>| match {
+        h.now += 1000; // 5 historical requests per second
+        h
+    }
+    .one(
+        c,
+        Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: period.number(), from_ms: from, to_ms: to, count },
+    ) {
+        Event::Trendbars { bars, has_more, timestamp_ms, .. } => (bars.iter().map(|t| t.decode()).collect::<Vec<_>>(), has_more, timestamp_ms),
+        other => panic!("{other:?}"),
+    };
+    let (bars, more, ts) = get(&mut h, Period::M15, Some(0), Some(2_147_483_646_000), None);
+    assert!(more);
+    assert_eq!(ts, all[300].time_ms);
+    assert_eq!(bars, all[200..300].to_vec()); // the newest 100 closed bars
+    let (older, more, _) = get(&mut h, Period::M15, Some(0), Some(bars[0].time_ms), None);
+    assert!(more);
+    assert_eq!(older, all[100..200].to_vec());
+    let (five, _, _) = get(&mut h, Period::M15, None, None, Some(5));
+    assert_eq!(five, all[295..300].to_vec());
+    let (h1, _, _) = get(&mut h, Period::H1, None, None, Some(3));
+    assert_eq!(h1, oracle_sim::bars::aggregate(&all[..300], Period::H1)[..].iter().rev().take(3).rev().copied().collect::<Vec<_>>());
+    h.now += 1000;
+    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: Period::M1.number(), from_ms: None, to_ms: None, count: None })), ErrorCode::InvalidRequest);
+    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 99, from_ms: None, to_ms: None, count: None })), ErrorCode::InvalidRequest);
+    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 7, from_ms: Some(10), to_ms: Some(5), count: None })), ErrorCode::IncorrectBoundaries);
+}
+
+#[test]
+fn rate_limits_on_a_virtual_clock() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login(); // 2 requests
+    let mut refused = 0;
+    for _ in 0..60 {
+        if matches!(h.one(c, Request::Version), Event::Error { code: ErrorCode::RequestFrequencyExceeded, .. }) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 12); // 50 per second, the auth requests included
+    h.now += 1000;
+    assert!(matches!(h.one(c, Request::Version), Event::VersionRes { .. }));
+    let hist = Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 7, from_ms: None, to_ms: None, count: Some(1) };
+    let codes: Vec<bool> = (0..7).map(|_| matches!(h.one(c, hist.clone()), Event::Trendbars { .. })).collect();
+    assert_eq!(codes, vec![true, true, true, true, true, false, false]);
+    h.now += 1000;
+    assert!(matches!(h.one(c, hist), Event::Trendbars { .. }));
+}
+
+#[test]
+fn heartbeats_and_idle_disconnect() {
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert_eq!(h.b.poll_timeout(), Some(h.now + 10_000));
+    h.now += 10_000;
+    h.b.handle_timeout(h.now);
+    assert_eq!(h.events(c).into_iter().map(|e| e.1).collect::<Vec<_>>(), vec![Event::Heartbeat]);
+    h.now += 20_000; // 30 s since the client's last message
+    h.b.handle_timeout(h.now);
+    let outs = h.drain();
+    assert!(matches!(&outs[0], Output::Send { event: Event::ClientDisconnect { .. }, .. }), "{outs:?}");
+    assert!(matches!(&outs[1], Output::Close { graceful: true, .. }), "{outs:?}");
+}
+
+#[test]
+fn no_heartbeat_fault() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::NoHeartbeat];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.now += 25_000;
+    h.b.handle_timeout(h.now);
+    assert!(h.events(c).is_empty());
+}
+
+#[test]
+fn drop_after_and_silence_faults() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::DropAfter { after: 3, times: Some(1) }];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login(); // 2 frames
+    h.b.handle_request(h.now, c, None, Request::Version);
+    let outs = h.drain();
+    assert!(matches!(outs.last(), Some(Output::Close { graceful: false, .. })), "{outs:?}");
+    // times=1: the next connection is not dropped
+    let c = h.login();
+    for _ in 0..5 {
+        assert!(matches!(h.one(c, Request::Version), Event::VersionRes { .. }));
+    }
+
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::Silence { after: 2, times: None }];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert!(h.req(c, Request::Version).is_empty());
+    h.now += 15_000;
+    h.b.handle_timeout(h.now);
+    assert!(h.drain().is_empty(), "a silent connection gets no heartbeat either");
+}
+
+#[test]
+fn reject_faults_every_nth_and_per_symbol() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![
+        Fault::Reject { code: ErrorCode::NotEnoughMoney, every: 2, symbol: Some("EURUSD".into()), times: None, via_error_res: false },
+        Fault::Reject { code: ErrorCode::MarketClosed, every: 1, symbol: Some("US500".into()), times: None, via_error_res: true },
+    ];
+    let us500 = synthetic("US500", Period::M15, 10, t0(), 1);
+    let mut h = H::new(cfg, vec![contract_eurusd(), us500], Start::AfterBars(4));
+    let c = h.login();
+    let r: Vec<bool> = (0..4).map(|_| matches!(h.req(c, market_order(Side::Buy, 100_000)).last(), Some(Event::Execution { .. }))).collect();
+    assert_eq!(r, vec![true, false, true, false]);
+    let mut o = market_order(Side::Buy, 10);
+    if let Request::NewOrder(n) = &mut o {
+        n.symbol_id = 2;
+    }
+    match h.one(c, o) {
+        Event::Error { code: ErrorCode::MarketClosed, account_id: Some(ACC), common: false, .. } => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lose_exec_fault_executes_silently() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::LoseExec { every: 1, times: Some(1), filled_only: false }];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    assert!(h.req(c, market_order(Side::Buy, 100_000)).is_empty(), "both events lost");
+    match h.one(c, Request::Reconcile { account_id: ACC }) {
+        Event::Reconcile { positions, .. } => assert_eq!(positions.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    match h.one(c, Request::DealList { account_id: ACC, from_ms: None, to_ms: None, max_rows: None }) {
+        Event::DealList { deals, has_more: false, .. } => assert_eq!(deals.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.req(c, market_order(Side::Buy, 100_000)).len(), 2, "times=1: the next order is reported");
+}
+
+#[test]
+fn garbage_and_oversized_faults_and_bad_client_frames() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::Garbage { after: 1, times: None }, Fault::Oversized { after: 2, len: 20, times: None }];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.b.connect(h.now);
+    h.b.handle_request(h.now, c, None, Request::Version);
+    h.b.handle_request(h.now, c, None, Request::Version);
+    let outs = h.drain();
+    assert!(matches!(outs[1], Output::Garbage { .. }));
+    assert!(matches!(outs[3], Output::Oversized { len: 20, .. }));
+
+    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.b.connect(h.now);
+    h.b.handle_bad_frame(h.now, c, BadFrame::TooLong { len: 1 << 30, max: 15_000_000 });
+    let outs = h.drain();
+    assert!(matches!(&outs[0], Output::Send { event: Event::Error { code: ErrorCode::FrameTooLong, common: true, .. }, .. }), "{outs:?}");
+    assert!(matches!(&outs[1], Output::Close { .. }));
+}
+
+#[test]
+fn random_drop_is_deterministic_for_a_seed() {
+    let run = |seed: u64| {
+        let mut cfg = BrokerConfig::default();
+        cfg.seed = seed;
+        cfg.faults = vec![Fault::DropRandom { p: 0.1, times: None }];
+        let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+        let c = h.b.connect(h.now);
+        let mut n = 0;
+        loop {
+            h.now += 100; // stay under the rate limit
+            h.b.handle_request(h.now, c, None, Request::Version);
+            n += 1;
+            if h.drain().iter().any(|o| matches!(o, Output::Close { .. })) || n > 1000 {
+                return n;
+            }
+        }
+    };
+    assert_eq!(run(7), run(7));
+    assert!(run(7) < 1000);
+    assert!((1..20).map(run).collect::<std::collections::BTreeSet<_>>().len() > 1, "seeds differ");
+}
+
+/// One scripted session: every output, in order, as text.
+fn script(seed: u64) -> Vec<String> {
+    let mut cfg = BrokerConfig::default();
+    cfg.seed = seed;
+    cfg.slippage_random_points = 5;
+    cfg.accounts.push(AccountConfig { id: 1002, login: 7_001_002, balance_cents: 500_000, leverage: 30, is_live: false });
+    cfg.tokens[0].accounts.push(1002);
+    cfg.speed = Speed::Times(60.0);
+    let data = vec![synthetic("EURUSD", Period::M15, 300, t0(), seed), synthetic("US500", Period::M5, 900, t0(), seed)];
+    let mut h = H::new(cfg, data, Start::AfterBars(200));
+    let c = h.login();
+    h.b.handle_request(h.now, c, Some("s".into()), Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1, 2], with_timestamp: true });
+    h.b.handle_request(h.now, c, Some("t".into()), Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 2, period: Period::M15.number() });
+    let mut log = Vec::new();
+    for i in 0..200 {
+        h.now += 997;
+        h.b.handle_timeout(h.now);
+        if i % 10 == 0 {
+            h.b.handle_request(h.now, c, Some(format!("o{i}")), market_order(if i % 20 == 0 { Side::Buy } else { Side::Sell }, 100_000));
+        }
+        if i % 7 == 0 {
+            h.b.handle_request(h.now, c, None, Request::Heartbeat);
+        }
+        log.extend(h.drain().into_iter().map(|o| format!("{o:?}")));
+    }
+    log.push(format!("{:?}", h.b.account_view(ACC)));
+    log
+}
+
+#[test]
+fn same_seed_same_event_sequence() {
+    let a = script(11);
+    assert!(a.len() > 200, "{}", a.len());
+    assert_eq!(a, script(11));
+    assert_ne!(a, script(12));
+}
