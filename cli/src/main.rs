@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "oracle", version, about = "Oracle Trader v2: live trading runtime for RL models")]
+#[command(
+    name = "oracle",
+    version,
+    about = "Oracle Trader v2: live trading runtime for RL models"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -1,2 +1,112 @@
-//! Criterion benches (filled in below).
-fn main() {}
+//! Criterion benches of the core step: one bar through one twin, through a fleet of 20 twins of
+//! 20 models, and the step broken out (FIFO push, per-bar arrival work, features, HMM forward
+//! filter, MLP, action choice).
+//!
+//! `cargo bench -p oracle-core --bench twin` (add `-- --measurement-time 2` for a quick run).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use oracle_core::features::{self, BarSlot};
+use oracle_core::ring::Ring;
+use oracle_core::synthetic::{self, Bars};
+use oracle_core::{Bar, Model, Step, Twin, hmm, observation, policy};
+
+const START: i64 = 1_600_000_000;
+
+fn models(n: usize) -> Vec<Box<Model>> {
+    (0..n)
+        .map(|i| {
+            // The project's shape: 5 states; half diag, half full covariances.
+            let p = synthetic::model_params(100 + i as u64, 5, i % 2 == 1);
+            Box::new(Model::new(&p).expect("synthetic model"))
+        })
+        .collect()
+}
+
+/// A twin warmed up past its window, and the rest of its bar stream.
+fn warmed(model: &Model, seed: u64) -> (Twin<'_>, Bars) {
+    let mut twin: Twin<'_> = Twin::new(model).expect("twin");
+    let mut bars = Bars::new(seed, START);
+    for _ in 0..400 {
+        let _ = twin.handle_bar(bars.next().expect("infinite"));
+    }
+    (twin, bars)
+}
+
+fn step(twin: &mut Twin<'_>, bars: &mut Bars) -> Step {
+    let bar: Bar = bars.next().expect("infinite");
+    twin.handle_bar(bar).expect("valid synthetic bar")
+}
+
+fn bench_twins(c: &mut Criterion) {
+    let ms = models(20);
+    let mut g = c.benchmark_group("bar");
+    {
+        let (mut twin, mut bars) = warmed(&ms[1], 1);
+        g.bench_function("one_twin", |b| {
+            b.iter(|| black_box(step(&mut twin, &mut bars)))
+        });
+    }
+    {
+        let mut fleet: Vec<(Twin<'_>, Bars)> = ms
+            .iter()
+            .enumerate()
+            .map(|(i, m)| warmed(m, i as u64))
+            .collect();
+        g.bench_function("twenty_twins", |b| {
+            b.iter(|| {
+                for (twin, bars) in fleet.iter_mut() {
+                    black_box(step(twin, bars));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_parts(c: &mut Criterion) {
+    let ms = models(2);
+    let model = &ms[1];
+    let (twin, mut bars) = warmed(model, 3);
+    let w = twin.window();
+    let lookback = model.hmm_lookback();
+    let mut g = c.benchmark_group("part");
+
+    let mut ring: Ring<BarSlot, 350> = Ring::new(BarSlot::ZERO);
+    for s in w.iter() {
+        ring.push(*s);
+    }
+    let slot = *w.at(w.len() - 1);
+    g.bench_function("fifo_push", |b| b.iter(|| ring.push(black_box(slot))));
+
+    g.bench_function("arrival_hmm_features_and_emission", |b| {
+        b.iter(|| {
+            let raw = features::hmm_features(model, black_box(w).skip(w.len() - lookback - 1));
+            black_box(hmm::emission(model, &raw))
+        })
+    });
+    g.bench_function("market_features", |b| {
+        b.iter(|| black_box(features::market_features(model, black_box(w))))
+    });
+    g.bench_function("hmm_forward_filter", |b| {
+        b.iter(|| black_box(hmm::forward(model, black_box(w).skip(lookback))))
+    });
+    let raw = features::market_features(model, w);
+    let post = hmm::forward(model, w.skip(lookback));
+    let regime = hmm::regime(model, &post);
+    let close = w.at(w.len() - 1).close;
+    let obs = observation(model, &raw, regime, &twin.position(), close);
+    g.bench_function("mlp_logits", |b| {
+        b.iter(|| black_box(policy::logits(model, black_box(&obs))))
+    });
+    let logits = policy::logits(model, &obs);
+    g.bench_function("choose_action", |b| {
+        b.iter(|| black_box(policy::choose(black_box(&logits))))
+    });
+    let _ = bars.next();
+    g.finish();
+}
+
+criterion_group!(benches, bench_twins, bench_parts);
+criterion_main!(benches);

@@ -44,8 +44,9 @@ pub fn market_features(model: &Model, w: Window<'_, BarSlot>) -> [f64; N_MARKET_
     let c_n = c(n);
 
     let roc = c_n / c(n - p.roc) - 1.0;
-    let atr = atr(w, p.atr) / c_n;
-    let ema = c_n / ema(w, p.ema) - 1.0;
+    let (atr, ema) = atr_and_ema(w, p.atr, p.ema);
+    let atr = atr / c_n;
+    let ema = c_n / ema - 1.0;
     let range = range_of(w.range(n + 1 - p.range, p.range)) / c_n;
 
     let pv = p.volume_ma;
@@ -68,6 +69,7 @@ fn true_range(prev_close: f64, b: &BarSlot) -> f64 {
 }
 
 /// Wilder's ATR at the window's last bar, seeded in the window (§3).
+#[cfg(test)]
 fn atr(w: Window<'_, BarSlot>, period: usize) -> f64 {
     let n = w.len() - 1;
     let p = period as f64;
@@ -95,6 +97,7 @@ fn atr(w: Window<'_, BarSlot>, period: usize) -> f64 {
 }
 
 /// The EMA at the window's last bar, seeded by the SMA of the window's first `period` closes.
+#[cfg(test)]
 fn ema(w: Window<'_, BarSlot>, period: usize) -> f64 {
     let alpha = 2.0 / (period as f64 + 1.0);
     let mut seed = 0.0;
@@ -110,6 +113,45 @@ fn ema(w: Window<'_, BarSlot>, period: usize) -> f64 {
         }
     }
     e
+}
+
+/// Wilder's ATR and the EMA in one pass, so their two dependency chains overlap (each is the
+/// same sequence of operations as [`atr`] and [`ema`]).
+fn atr_and_ema(w: Window<'_, BarSlot>, atr_period: usize, ema_period: usize) -> (f64, f64) {
+    let pa = atr_period as f64;
+    let pa1 = (atr_period - 1) as f64;
+    let pe = ema_period as f64;
+    let alpha = 2.0 / (pe + 1.0);
+    let (first, second) = w.as_slices();
+    let mut prev = match first.first().or(second.first()) {
+        Some(b) => b.close,
+        None => return (f64::NAN, f64::NAN),
+    };
+    let (mut atr_seed, mut atr) = (0.0, 0.0);
+    let (mut ema_seed, mut e) = (0.0, 0.0);
+    for (i, b) in first.iter().chain(second.iter()).enumerate() {
+        if i >= 1 {
+            let tr = true_range(prev, b);
+            if i < atr_period {
+                atr_seed += tr;
+            } else if i == atr_period {
+                atr_seed += tr;
+                atr = atr_seed / pa;
+            } else {
+                atr = (atr * pa1 + tr) / pa;
+            }
+        }
+        prev = b.close;
+        if i < ema_period {
+            ema_seed += b.close;
+            if i + 1 == ema_period {
+                e = ema_seed / pe;
+            }
+        } else {
+            e += alpha * (b.close - e);
+        }
+    }
+    (atr, e)
 }
 
 /// `max high − min low` over `w` (first element seeds both).
@@ -179,6 +221,7 @@ mod tests {
         assert_eq!(atr(w, 2), 3.0);
         // P = 4: seed (2+2+2+4)/4 = 2.5
         assert_eq!(atr(w, 4), 2.5);
+        assert_eq!(atr_and_ema(w, 2, 3).0, 3.0);
     }
 
     #[test]
@@ -197,6 +240,7 @@ mod tests {
         assert_eq!(ema(w, 2), e3);
         // P = 4: plain SMA
         assert_eq!(ema(w, 4), 4.5);
+        assert_eq!(atr_and_ema(w, 3, 2).1, e3);
     }
 
     #[test]

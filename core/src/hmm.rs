@@ -76,47 +76,70 @@ pub fn forward(model: &Model, w: Window<'_, BarSlot>) -> [f64; MAX_STATES] {
 }
 
 /// The forward filter with `K` known at compile time (so its loops unroll).
+///
+/// Every sum starts from its first term instead of `0.0 +` it: the terms are products and
+/// quotients of non-negative numbers (probabilities are validated `≥ 0` and stored without
+/// `−0.0`), so `0.0 + x == x` bit for bit and the contract's `sequential_sum` is unchanged.
 fn forward_k<const K: usize>(model: &Model, w: Window<'_, BarSlot>) -> [f64; MAX_STATES] {
     let h = &model.hmm;
     let mut t = [[0.0; K]; K];
     for (dst, src) in t.iter_mut().zip(&h.transmat) {
         dst.copy_from_slice(&src[..K]);
     }
-    let mut pred = [0.0; K];
-    pred.copy_from_slice(&h.startprob[..K]);
-    let mut alpha = [0.0; K];
+    let mut start = [0.0; K];
+    start.copy_from_slice(&h.startprob[..K]);
     let (first, second) = w.as_slices();
-    let mut started = false;
-    for slot in first.iter().chain(second.iter()) {
-        if started {
-            pred = [0.0; K];
-            for k in 0..K {
+    let (s0, rest_a, rest_b) = match (first.split_first(), second.split_first()) {
+        (Some((s0, ra)), _) => (s0, ra, second),
+        (None, Some((s0, rb))) => (s0, rb, &[][..]),
+        (None, None) => return [0.0; MAX_STATES],
+    };
+    let mut alpha = [0.0; K];
+    update::<K>(&start, &s0.emission, &mut alpha);
+    for part in [rest_a, rest_b] {
+        for slot in part {
+            let mut pred = [0.0; K];
+            for j in 0..K {
+                pred[j] = alpha[0] * t[0][j];
+            }
+            for k in 1..K {
                 let a = alpha[k];
                 for j in 0..K {
                     pred[j] += a * t[k][j];
                 }
             }
-        }
-        started = true;
-        let mut u = [0.0; K];
-        for j in 0..K {
-            u[j] = pred[j] * slot.emission[j];
-        }
-        let s = seq_sum(u);
-        if s > 0.0 && s.is_finite() {
-            for j in 0..K {
-                alpha[j] = u[j] / s;
-            }
-        } else {
-            let sp = seq_sum(pred);
-            for j in 0..K {
-                alpha[j] = pred[j] / sp;
-            }
+            update::<K>(&pred, &slot.emission, &mut alpha);
         }
     }
     let mut out = [0.0; MAX_STATES];
     out[..K].copy_from_slice(&alpha);
     out
+}
+
+/// `α = u / Σu` with `u = pred ⊙ b`, or `pred / Σpred` when `Σu` is not a positive finite number.
+#[inline(always)]
+fn update<const K: usize>(pred: &[f64; K], b: &[f64; MAX_STATES], alpha: &mut [f64; K]) {
+    let mut u = [0.0; K];
+    for j in 0..K {
+        u[j] = pred[j] * b[j];
+    }
+    let mut s = u[0];
+    for v in &u[1..] {
+        s += *v;
+    }
+    if s > 0.0 && s.is_finite() {
+        for j in 0..K {
+            alpha[j] = u[j] / s;
+        }
+    } else {
+        let mut sp = pred[0];
+        for v in &pred[1..] {
+            sp += *v;
+        }
+        for j in 0..K {
+            alpha[j] = pred[j] / sp;
+        }
+    }
 }
 
 /// The regime: first index of the posterior's maximum over the `K` states.

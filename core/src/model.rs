@@ -532,11 +532,16 @@ impl Model {
         positive(&p.feature_std, "hmm.feature_norm.std")?;
 
         // Zero everything past K so the padded lanes of the forward filter stay exactly zero.
+        // `+ 0.0` turns a `−0.0` into `+0.0` (the filter's sums skip their leading `0.0 +`).
         let mut startprob = [0.0; MAX_STATES];
-        startprob[..k].copy_from_slice(&p.startprob[..k]);
+        for (dst, src) in startprob.iter_mut().zip(&p.startprob).take(k) {
+            *dst = *src + 0.0;
+        }
         let mut transmat = [[0.0; MAX_STATES]; MAX_STATES];
         for (dst, src) in transmat.iter_mut().zip(&p.transmat).take(k) {
-            dst[..k].copy_from_slice(&src[..k]);
+            for (d, s) in dst.iter_mut().zip(src).take(k) {
+                *d = *s + 0.0;
+            }
         }
         let mut means = [[0.0; D]; MAX_STATES];
         means[..k].copy_from_slice(&p.means[..k]);

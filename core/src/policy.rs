@@ -22,11 +22,12 @@ fn dense(layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
         y[o] = match layer.activation {
             Activation::Identity => v,
             Activation::Tanh => libm::tanh(f64::from(v)) as f32,
+            // Like torch and onnx2rs: NaN stays NaN.
             Activation::Relu => {
-                if v > 0.0 {
-                    v
-                } else {
+                if v < 0.0 {
                     0.0
+                } else {
+                    v
                 }
             }
         };

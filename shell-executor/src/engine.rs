@@ -62,7 +62,18 @@ fn exec_of(r: &OrderResult) -> Option<Exec> {
 
 /// The lookup of a journaled intent.
 fn lookup_of(r: &Record) -> Option<OrderLookup> {
-    let Record::Intent { ts, coid, model, symbol, buy, volume, position_id, op, .. } = r else {
+    let Record::Intent {
+        ts,
+        coid,
+        model,
+        symbol,
+        buy,
+        volume,
+        position_id,
+        op,
+        ..
+    } = r
+    else {
         return None;
     };
     Some(OrderLookup {
@@ -377,8 +388,19 @@ impl<B: Broker> Side<B> {
         // 1. Orders whose outcome is unknown: look them up.
         let pending: Vec<Record> = self.pending.values().cloned().collect();
         for r in pending {
-            let Some(lookup) = lookup_of(&r) else { continue };
-            let Record::Intent { coid, model, op, action, position_id, symbol, .. } = r else {
+            let Some(lookup) = lookup_of(&r) else {
+                continue;
+            };
+            let Record::Intent {
+                coid,
+                model,
+                op,
+                action,
+                position_id,
+                symbol,
+                ..
+            } = r
+            else {
                 continue;
             };
             let found = match self.broker.find_order(&lookup).await {
@@ -484,9 +506,14 @@ impl<B: Broker> Side<B> {
                     .iter()
                     .filter(|(c, _)| !self.filled.contains(*c))
                     .filter_map(|(_, r)| match r {
-                        Record::Intent { model, op: Op::Open, buy, volume, ts, .. }
-                            if model.label() == p.label && *buy == p.buy && *volume == p.volume =>
-                        {
+                        Record::Intent {
+                            model,
+                            op: Op::Open,
+                            buy,
+                            volume,
+                            ts,
+                            ..
+                        } if model.label() == p.label && *buy == p.buy && *volume == p.volume => {
                             Some((*ts, r.clone()))
                         }
                         _ => None,
@@ -496,8 +523,17 @@ impl<B: Broker> Side<B> {
             };
             let adopt = by_coid.or_else(by_label);
             match adopt {
-                Some(Record::Intent { model, op: Op::Open, action, coid, .. })
-                    if self.policy.models.get(&model).is_none_or(|s| s.real.is_none()) =>
+                Some(Record::Intent {
+                    model,
+                    op: Op::Open,
+                    action,
+                    coid,
+                    ..
+                }) if self
+                    .policy
+                    .models
+                    .get(&model)
+                    .is_none_or(|s| s.real.is_none()) =>
                 {
                     let st = self.policy.models.entry(model.clone()).or_default();
                     st.real = Some(crate::policy::RealPos {
@@ -662,6 +698,11 @@ impl<B: Broker> Engine<B> {
             virtual_pnl = %s.virtual_pnl, bt = %Iso(bt), seq = s.seq, "signal in");
         if let Some(line) = self.acks.get(&(key.clone(), bt)) {
             self.counters.duplicates += 1;
+            if line.split('|').nth(2) != Some(s.action.as_str()) {
+                warn!(target: DECISION, event = "conflicting_duplicate", model = %key, bt = %Iso(bt),
+                    action = %s.action, ack = %line,
+                    "SIGNAL for an already answered bar with a different action: answered with the first ACK, not executed (predictor inconsistency)");
+            }
             info!(target: DECISION, event = "duplicate", model = %key, bt = %Iso(bt), ack = %line,
                 "duplicate SIGNAL: same ACK again, not re-executed");
             return SignalAnswer {

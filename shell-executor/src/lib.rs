@@ -20,6 +20,8 @@ pub mod config;
 pub mod drift;
 pub mod engine;
 pub mod journal;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod paper;
 pub mod policy;
 pub mod risk;

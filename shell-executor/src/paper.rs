@@ -289,16 +289,25 @@ impl Broker for PaperBook {
         }
         Ok(self.open_positions())
     }
-    async fn find_order(&mut self, order: &OrderLookup) -> Result<Option<OrderResult>, BrokerError> {
+    async fn find_order(
+        &mut self,
+        order: &OrderLookup,
+    ) -> Result<Option<OrderResult>, BrokerError> {
         if !self.up {
             return Err(BrokerError("not connected".into()));
         }
         if !self.echo_client_order_id {
             return Ok(None);
         }
-        Ok(self.deals.iter().find(|d| d.client_order_id == order.client_order_id).map(|d| {
-            OrderResult::Filled { position_id: d.position_id, price: d.price, volume: d.volume }
-        }))
+        Ok(self
+            .deals
+            .iter()
+            .find(|d| d.client_order_id == order.client_order_id)
+            .map(|d| OrderResult::Filled {
+                position_id: d.position_id,
+                price: d.price,
+                volume: d.volume,
+            }))
     }
     fn position_pnl(&self, position_id: u64) -> Option<f64> {
         Some(PaperBook::position_pnl(self, position_id))

@@ -252,6 +252,9 @@ pub struct RunConfig {
     pub feed_interval: Duration,
     /// Stop after validating the configuration.
     pub check_only: bool,
+    /// Live broker (credentials from CTRADER_CLIENT_ID, CTRADER_CLIENT_SECRET,
+    /// CTRADER_ACCESS_TOKEN, optional CTRADER_REFRESH_TOKEN).
+    pub broker: Option<BrokerTarget>,
 }
 
 /// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
@@ -348,12 +351,15 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         std::env::var("ORACLE_IPC_TOKEN").ok(),
         rc.token_file.as_deref(),
     )?;
-    if !rc.paper {
-        bail!(
-            "live trading needs the oracle-ctrader driver, which is not wired yet (see shell-executor/NEEDS.md); run with --paper"
-        );
-    }
     std::fs::create_dir_all(&rc.state_dir)?;
+    let mut preload: Vec<(String, Timeframe)> =
+        models.iter().map(|m| (m.symbol.clone(), m.tf)).collect();
+    preload.extend(rc.feed_csv.iter().map(|(s, tf, _)| (s.clone(), *tf)));
+    preload.sort();
+    preload.dedup();
+    if !rc.paper {
+        return run_live(rc, cfg, preload, token).await;
+    }
     let mut specs: Vec<SymbolSpec> = match &rc.paper_specs {
         Some(p) => serde_json::from_slice(&std::fs::read(p)?)?,
         None => Vec::new(),
@@ -374,14 +380,8 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         let hist: Vec<BarData> = bars.drain(..warm).collect();
         book.bars.insert((sym.clone(), *tf), hist);
     }
-    let journal = Journal::open(&rc.state_dir.join("paper-journal.jsonl"))?;
+    let journal = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
     let acks = journal.1.acks.clone();
-    if journal.1.bad_lines > 0 {
-        warn!(
-            lines = journal.1.bad_lines,
-            "journal: unreadable lines skipped (a torn last line after a crash)"
-        );
-    }
     let side = Side::new("paper", &cfg, book, Some(journal));
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
@@ -431,11 +431,6 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let mut preload: Vec<(String, Timeframe)> =
-        models.iter().map(|m| (m.symbol.clone(), m.tf)).collect();
-    preload.extend(rc.feed_csv.iter().map(|(s, tf, _)| (s.clone(), *tf)));
-    preload.sort();
-    preload.dedup();
     serve(
         &mut engine,
         &preload,
@@ -447,6 +442,90 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         shutdown,
     )
     .await
+}
+
+fn open_journal(path: &Path) -> anyhow::Result<(Journal, crate::journal::Replayed)> {
+    let j = Journal::open(path).with_context(|| format!("journal {}", path.display()))?;
+    if j.1.bad_lines > 0 {
+        warn!(
+            lines = j.1.bad_lines,
+            "journal: unreadable lines skipped (a torn last line after a crash)"
+        );
+    }
+    Ok(j)
+}
+
+#[cfg(not(feature = "live"))]
+async fn run_live(
+    _rc: RunConfig,
+    _cfg: config::ExecutorConfig,
+    _preload: Vec<(String, Timeframe)>,
+    _token: Secret,
+) -> anyhow::Result<()> {
+    bail!("this build has no live broker (build with --features live); run with --paper")
+}
+
+/// Live trading (and the paper book beside it with `--with-paper`).
+#[cfg(feature = "live")]
+async fn run_live(
+    rc: RunConfig,
+    cfg: config::ExecutorConfig,
+    preload: Vec<(String, Timeframe)>,
+    token: Secret,
+) -> anyhow::Result<()> {
+    use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
+    let b = rc.broker.clone().context("live trading needs --broker HOST:PORT and --account-id")?;
+    let creds = oracle_ctrader::Credentials::from_env().map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?;
+    let tls = match (&b.ca, b.insecure_local) {
+        (Some(p), _) => TlsMode::CustomCa(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?),
+        (None, true) => TlsMode::InsecureLocal,
+        (None, false) => TlsMode::WebPki,
+    };
+    let session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
+    let client = ClientConfig::new(Endpoint { host: b.host.clone(), port: b.port }, tls, session);
+    let live_cfg = crate::live::LiveConfig {
+        client,
+        symbols: cfg.symbols.keys().cloned().collect(),
+        streams: preload.clone(),
+        fill_timeout: Duration::from_secs(10),
+        ready_timeout: Duration::from_secs(30),
+    };
+    let (broker, feed_rx) = crate::live::connect(live_cfg).await?;
+    let clock = broker.clock();
+    let journal = open_journal(&rc.state_dir.join("journal.jsonl"))?;
+    let acks = journal.1.acks.clone();
+    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| broker.spec(s)).collect();
+    let live = Side::new("live", &cfg, broker, Some(journal));
+    let paper = if rc.with_paper {
+        let book = PaperBook::new(rc.paper_balance, specs);
+        let pj = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
+        Some(Side::new("paper", &cfg, book, Some(pj)))
+    } else {
+        None
+    };
+    let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
+    let mut engine = Engine::new(cfg, Some(live), paper, acks, Some(drift));
+    let listener = TcpListener::bind(rc.listen).await.with_context(|| format!("bind {}", rc.listen))?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve(&mut engine, &preload, listener, token, feed_rx, clock, metrics, shutdown).await
+}
+
+/// Where the live broker is.
+#[derive(Clone, Debug)]
+pub struct BrokerTarget {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Trading account (`ctidTraderAccountId`).
+    pub account_id: i64,
+    /// CA PEM to trust (the simulator's), else the public roots.
+    pub ca: Option<PathBuf>,
+    /// Skip certificate checks (loopback hosts only).
+    pub insecure_local: bool,
 }
 
 /// Command line of `oracle-executor` (and `oracle executor`).
@@ -495,6 +574,18 @@ pub struct Cli {
     /// Validate the configuration (and add new symbols) and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Live broker HOST:PORT (e.g. demo.ctraderapi.com:5035, or the simulator's address).
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Trading account id (ctidTraderAccountId).
+    #[arg(long)]
+    pub account_id: Option<i64>,
+    /// CA certificate (PEM) to trust for the broker (the simulator's).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Skip TLS verification (only for a loopback broker).
+    #[arg(long)]
+    pub insecure_local: bool,
 }
 
 impl Cli {
@@ -512,7 +603,23 @@ impl Cli {
                 .with_context(|| format!("--feed-csv {k}: unknown timeframe"))?;
             feed.push((s.to_string(), tf, PathBuf::from(p)));
         }
+        let broker = match (&self.broker, self.account_id) {
+            (Some(b), Some(account_id)) => {
+                let (host, port) = b.rsplit_once(':').context("--broker wants HOST:PORT")?;
+                let port = port.parse().context("--broker: bad port")?;
+                Some(BrokerTarget {
+                    host: host.to_string(),
+                    port,
+                    account_id,
+                    ca: self.ca.clone(),
+                    insecure_local: self.insecure_local,
+                })
+            }
+            (None, None) => None,
+            _ => bail!("--broker and --account-id go together"),
+        };
         Ok(RunConfig {
+            broker,
             listen: self.listen,
             token_file: self.token_file.clone(),
             config: self.config.clone(),

@@ -21,8 +21,7 @@ impl Loader for ZipLoader {
         // Twins borrow their model. The model lives as long as the process: one allocation per
         // loaded zip (a replaced zip keeps its old model; zips are few and rarely replaced).
         let model: &'static Model = Box::leak(loaded.model);
-        let twin = oracle_core::Twin::new(model)
-            .map_err(|e| format!("{}: {e}", spec.name))?;
+        let twin = oracle_core::Twin::new(model).map_err(|e| format!("{}: {e}", spec.name))?;
         Ok(Box::new(CoreTwin { spec, model, twin }))
     }
 }
@@ -50,7 +49,11 @@ impl Twin for CoreTwin {
     }
 
     fn handle_bar(&mut self, bar: &Bar) -> Result<Step, String> {
-        match self.twin.handle_bar(to_core(bar)).map_err(|e| e.to_string())? {
+        match self
+            .twin
+            .handle_bar(to_core(bar))
+            .map_err(|e| e.to_string())?
+        {
             oracle_core::Step::WarmingUp(_) => Ok(Step::Warmup),
             oracle_core::Step::Decision(d) => Ok(Step::Decision(Decision {
                 action: d.action.name().to_string(),
@@ -87,8 +90,7 @@ impl Twin for CoreTwin {
             realized_pnl: state.realized_pnl,
             trades: state.trades,
         };
-        let mut twin =
-            oracle_core::Twin::restore(self.model, &st).map_err(|e| e.to_string())?;
+        let mut twin = oracle_core::Twin::restore(self.model, &st).map_err(|e| e.to_string())?;
         for b in priming {
             twin.prime(to_core(b)).map_err(|e| e.to_string())?;
         }

@@ -225,15 +225,13 @@ impl Predictor {
         }
         let restored = self.saved.models.get(&spec.name).map(|e| e.state);
         let trace = match &self.settings.trace_dir {
-            Some(dir) => {
-                match Trace::open(dir, &spec.name, restored.map(|s| s.last_bar_time)) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        error!(event = "trace_unwritable", model = %spec.name, error = %e);
-                        None
-                    }
+            Some(dir) => match Trace::open(dir, &spec.name, restored.map(|s| s.last_bar_time)) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    error!(event = "trace_unwritable", model = %spec.name, error = %e);
+                    None
                 }
-            }
+            },
             None => None,
         };
         info!(event = "model_loaded", model = %spec.name, symbol = %spec.symbol, tf = %spec.timeframe,
@@ -490,17 +488,17 @@ impl Predictor {
         let found = self.slots.iter_mut().find(|(_, s)| {
             let spec = s.twin.spec();
             spec.symbol == ack.symbol
-                && ack.timeframe.as_ref().is_none_or(|tf| *tf == spec.timeframe)
+                && ack
+                    .timeframe
+                    .as_ref()
+                    .is_none_or(|tf| *tf == spec.timeframe)
                 && ack.bar_time.is_none_or(|bt| {
                     s.recent
                         .iter()
                         .any(|(t, q)| *t == bt && ack.seq.is_none_or(|a| a == *q))
                 })
         });
-        let bt = ack
-            .bar_time
-            .map(crate::isotime::format)
-            .unwrap_or_default();
+        let bt = ack.bar_time.map(crate::isotime::format).unwrap_or_default();
         let Some((name, slot)) = found else {
             warn!(event = "ack_unmatched", symbol = %ack.symbol, action = %ack.action, status = %ack.status, bar_time = %bt);
             return;

@@ -65,8 +65,12 @@ pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
                     return Ok(());
                 }
             }
-            Ok(Err(e)) => warn!(event = "connect_failed", url = %cfg.url, error = %e, retry_ms = backoff.as_millis() as u64),
-            Err(_) => warn!(event = "connect_failed", url = %cfg.url, error = "timeout", retry_ms = backoff.as_millis() as u64),
+            Ok(Err(e)) => {
+                warn!(event = "connect_failed", url = %cfg.url, error = %e, retry_ms = backoff.as_millis() as u64)
+            }
+            Err(_) => {
+                warn!(event = "connect_failed", url = %cfg.url, error = "timeout", retry_ms = backoff.as_millis() as u64)
+            }
         }
         // Back off, still polling the folder and honouring shutdown.
         let until = Instant::now() + backoff;
@@ -169,7 +173,11 @@ fn finish(p: &mut Predictor) {
             signals = c.signals, ack_ok = c.ack_ok, ack_hold = c.ack_hold, ack_fail = c.ack_fail,
             ack_wait_sync = c.ack_wait_sync, drift = c.drift, ignored = c.ignored, rejected = c.rejected);
     }
-    info!(event = "stopped", malformed = p.malformed, errors = p.errors);
+    info!(
+        event = "stopped",
+        malformed = p.malformed,
+        errors = p.errors
+    );
 }
 
 async fn shutdown_signal() {

@@ -134,7 +134,11 @@ impl Trace {
     pub fn open(dir: &Path, name: &str, keep_until: Option<i64>) -> io::Result<Self> {
         let path = dir.join(format!("{name}.csv"));
         let out = reopen(&path, TRACE_HEADER, keep_until)?;
-        let bars = reopen(&dir.join(format!("{name}.bars.csv")), BAR_HEADER, keep_until)?;
+        let bars = reopen(
+            &dir.join(format!("{name}.bars.csv")),
+            BAR_HEADER,
+            keep_until,
+        )?;
         Ok(Self { path, out, bars })
     }
 
@@ -170,7 +174,8 @@ mod tests {
     use super::*;
 
     fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("oracle-pred-store-{tag}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("oracle-pred-store-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).expect("tmp dir");
         d
@@ -180,7 +185,10 @@ mod tests {
     fn state_round_trips_atomically() {
         let d = tmpdir("state");
         assert!(StateFile::load(&d).expect("empty").models.is_empty());
-        let mut s = StateFile { version: 1, ..Default::default() };
+        let mut s = StateFile {
+            version: 1,
+            ..Default::default()
+        };
         s.models.insert(
             "EURUSD_M15".into(),
             Entry {
@@ -191,7 +199,7 @@ mod tests {
                     bars_seen: 400,
                     position_direction: -1,
                     position_intensity: 2,
-                    entry_price: 1.0850900000000001,
+                    entry_price: 1.085_09 + 1e-16,
                     realized_pnl: -3.25,
                     trades: 4,
                 },
@@ -206,7 +214,14 @@ mod tests {
     #[test]
     fn trace_is_cut_back_to_the_state() {
         let d = tmpdir("trace");
-        let bar = |t| Bar { time: t, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 };
+        let bar = |t| Bar {
+            time: t,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        };
         let flat = TwinState {
             last_bar_time: 0,
             bars_seen: 1,
@@ -216,7 +231,12 @@ mod tests {
             realized_pnl: -0.0,
             trades: 0,
         };
-        let long = TwinState { position_direction: 1, position_intensity: 1, entry_price: 1.08509, ..flat };
+        let long = TwinState {
+            position_direction: 1,
+            position_intensity: 1,
+            entry_price: 1.08509,
+            ..flat
+        };
         let mut t = Trace::open(&d, "X", None).expect("open");
         t.push(&bar(0), "WARMUP", &flat).expect("push");
         t.push(&bar(60), "LONG_WEAK", &long).expect("push");

@@ -209,14 +209,27 @@ mod tests {
     fn parses_the_documented_lines() {
         assert_eq!(parse("WELCOME|V:1"), Ok(Incoming::Welcome));
         let b = parse("BAR|EURUSD|M15|2021-03-01T00:15:00Z|1.2|1.3|1.1|1.25|42|SEQ:7|HIST:1");
-        let Ok(Incoming::Bar { bar, seq, history, .. }) = b else { panic!("{b:?}") };
-        assert_eq!((bar.time, bar.close, seq, history), (1_614_557_700, 1.25, 7, true));
+        let Ok(Incoming::Bar {
+            bar, seq, history, ..
+        }) = b
+        else {
+            panic!("{b:?}")
+        };
+        assert_eq!(
+            (bar.time, bar.close, seq, history),
+            (1_614_557_700, 1.25, 7, true)
+        );
         let a = parse("ACK|EURUSD|LONG_WEAK|OK|T:12345|P:1.08542|BT:2021-03-01T00:15:00Z|SEQ:7");
-        let Ok(Incoming::Ack(a)) = a else { panic!("{a:?}") };
+        let Ok(Incoming::Ack(a)) = a else {
+            panic!("{a:?}")
+        };
         assert_eq!(a.ticket.as_deref(), Some("12345"));
         assert_eq!((a.price, a.seq, a.reason), (Some(1.08542), Some(7), None));
-        let a = parse("ACK|USDJPY|LONG_STRONG|WAIT_SYNC|MISSED_ENTRY|BT:2021-03-01T00:15:00Z|SEQ:3");
-        let Ok(Incoming::Ack(a)) = a else { panic!("{a:?}") };
+        let a =
+            parse("ACK|USDJPY|LONG_STRONG|WAIT_SYNC|MISSED_ENTRY|BT:2021-03-01T00:15:00Z|SEQ:3");
+        let Ok(Incoming::Ack(a)) = a else {
+            panic!("{a:?}")
+        };
         assert_eq!(a.reason.as_deref(), Some("MISSED_ENTRY"));
         assert!(parse("BAR|EURUSD|M15|yesterday|1|1|1|1|1|SEQ:1").is_err());
         assert!(parse("NOPE").is_err());

@@ -30,24 +30,42 @@ fn setup(root: &Path) {
 }
 
 /// The executor's side of a session: answers HISTORY from `avail` (the bars "closed so far").
-fn serve_history(p: &mut Predictor, requests: &[String], streams: &[(&str, &str, &[Bar])], upto: usize) -> Vec<String> {
+fn serve_history(
+    p: &mut Predictor,
+    requests: &[String],
+    streams: &[(&str, &str, &[Bar])],
+    upto: usize,
+) -> Vec<String> {
     let mut out = Vec::new();
     for r in requests {
         let f: Vec<&str> = r.split('|').collect();
         assert_eq!(f[0], "HISTORY", "{r}");
         let count: usize = f[3].parse().expect("count");
-        let (_, _, bars) = streams.iter().find(|(s, t, _)| *s == f[1] && *t == f[2]).expect("stream");
+        let (_, _, bars) = streams
+            .iter()
+            .find(|(s, t, _)| *s == f[1] && *t == f[2])
+            .expect("stream");
         let avail = &bars[..upto];
         let from = avail.len().saturating_sub(count);
         for (i, b) in avail[from..].iter().enumerate() {
             out.extend(p.handle_line(&bar_line(f[1], f[2], b, (from + i) as u64, true)));
         }
-        out.extend(p.handle_line(&format!("HISTORY_END|{}|{}|{}", f[1], f[2], avail.len() - from)));
+        out.extend(p.handle_line(&format!(
+            "HISTORY_END|{}|{}|{}",
+            f[1],
+            f[2],
+            avail.len() - from
+        )));
     }
     out
 }
 
-fn run(root: &Path, streams: &[(&str, &str, &[Bar])], from: usize, to: usize) -> (Vec<String>, Predictor) {
+fn run(
+    root: &Path,
+    streams: &[(&str, &str, &[Bar])],
+    from: usize,
+    to: usize,
+) -> (Vec<String>, Predictor) {
     let mut p = predictor(root);
     assert!(p.scan().is_empty(), "not connected yet: no requests");
     let reqs = p.on_connected();
@@ -68,28 +86,65 @@ fn run(root: &Path, streams: &[(&str, &str, &[Bar])], from: usize, to: usize) ->
 fn one_signal_per_model_per_live_bar_and_acks_change_nothing() {
     let root = tmpdir("signals");
     setup(&root);
-    let (a, b, c) = (bars(120, 1_600_000_000, 0.0), bars(120, 1_600_000_000, 1.0), bars(120, 1_600_000_000, 2.0));
-    let streams: [(&str, &str, &[Bar]); 3] = [("EURUSD", "M1", &a), ("EURUSD", "M5", &b), ("GBPUSD", "M1", &c)];
+    let (a, b, c) = (
+        bars(120, 1_600_000_000, 0.0),
+        bars(120, 1_600_000_000, 1.0),
+        bars(120, 1_600_000_000, 2.0),
+    );
+    let streams: [(&str, &str, &[Bar]); 3] = [
+        ("EURUSD", "M1", &a),
+        ("EURUSD", "M5", &b),
+        ("GBPUSD", "M1", &c),
+    ];
     let (out, mut p) = run(&root, &streams, 40, 120);
     assert_eq!(out.len(), 3 * 80, "one SIGNAL per model per live bar");
     assert!(out.iter().all(|l| l.starts_with("SIGNAL|")));
-    assert!(out[0].contains("|TF:M1|BT:") && out[0].contains("|SEQ:40|DIR:"), "{}", out[0]);
+    assert!(
+        out[0].contains("|TF:M1|BT:") && out[0].contains("|SEQ:40|DIR:"),
+        "{}",
+        out[0]
+    );
     // A duplicate bar is ignored, and so is an old one.
-    assert!(p.handle_line(&bar_line("EURUSD", "M1", &a[119], 119, false)).is_empty());
-    assert!(p.handle_line(&bar_line("EURUSD", "M1", &a[50], 50, false)).is_empty());
+    assert!(
+        p.handle_line(&bar_line("EURUSD", "M1", &a[119], 119, false))
+            .is_empty()
+    );
+    assert!(
+        p.handle_line(&bar_line("EURUSD", "M1", &a[50], 50, false))
+            .is_empty()
+    );
     // ACKs are counted, never applied.
     let trace_before = std::fs::read_to_string(root.join("trace/EURUSD_M1.csv")).expect("trace");
-    let state_before = std::fs::read_to_string(root.join("state/predictor-state.json")).expect("state");
+    let state_before =
+        std::fs::read_to_string(root.join("state/predictor-state.json")).expect("state");
     let bt = oracle_predictor::isotime::format(a[119].time);
     p.handle_line(&format!("ACK|EURUSD|WAIT|FAIL|MARGIN|BT:{bt}|SEQ:119"));
-    p.handle_line(&format!("ACK|EURUSD|WAIT|WAIT_SYNC|MISSED_ENTRY|BT:{bt}|SEQ:119"));
+    p.handle_line(&format!(
+        "ACK|EURUSD|WAIT|WAIT_SYNC|MISSED_ENTRY|BT:{bt}|SEQ:119"
+    ));
     p.handle_line("ACK|EURUSD|WAIT|OK|T:1|P:1.1");
     p.handle_line("garbage|line");
     p.persist().expect("persist");
-    assert_eq!(std::fs::read_to_string(root.join("trace/EURUSD_M1.csv")).expect("trace"), trace_before);
-    assert_eq!(std::fs::read_to_string(root.join("state/predictor-state.json")).expect("state"), state_before);
+    assert_eq!(
+        std::fs::read_to_string(root.join("trace/EURUSD_M1.csv")).expect("trace"),
+        trace_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("state/predictor-state.json")).expect("state"),
+        state_before
+    );
     let c = &p.counters()["EURUSD_M1"];
-    assert_eq!((c.signals, c.live_bars, c.ignored, c.ack_fail, c.ack_wait_sync, c.drift), (80, 80, 2, 1, 1, 2));
+    assert_eq!(
+        (
+            c.signals,
+            c.live_bars,
+            c.ignored,
+            c.ack_fail,
+            c.ack_wait_sync,
+            c.drift
+        ),
+        (80, 80, 2, 1, 1, 2)
+    );
     assert_eq!(p.malformed, 1);
     // The trace has one row per bar the twin saw (its window of history, then the live bars).
     let rows = trace_before.lines().count() - 1;
@@ -116,7 +171,11 @@ fn restart_from_state_equals_the_uninterrupted_run() {
     let mut p = predictor(&parts);
     p.scan();
     let reqs = p.on_connected();
-    assert_eq!(reqs, ["HISTORY|EURUSD|M1|70", "HISTORY|GBPUSD|M1|65"], "window + extra");
+    assert_eq!(
+        reqs,
+        ["HISTORY|EURUSD|M1|70", "HISTORY|GBPUSD|M1|65"],
+        "window + extra"
+    );
     let hist = serve_history(&mut p, &reqs, &streams, 130);
     assert!(hist.is_empty());
     let mut rest = Vec::new();
@@ -129,10 +188,16 @@ fn restart_from_state_equals_the_uninterrupted_run() {
     for name in ["EURUSD_M1", "GBPUSD_M1"] {
         let w = std::fs::read_to_string(whole.join(format!("trace/{name}.csv"))).expect("trace");
         let r = std::fs::read_to_string(parts.join(format!("trace/{name}.csv"))).expect("trace");
-        assert_eq!(w, r, "{name}: the restarted trace equals the uninterrupted one");
+        assert_eq!(
+            w, r,
+            "{name}: the restarted trace equals the uninterrupted one"
+        );
     }
     // The signals after the restart are the uninterrupted run's for the same bars.
-    let tail: Vec<&String> = out_whole.iter().filter(|l| rest.iter().any(|x| x == *l)).collect();
+    let tail: Vec<&String> = out_whole
+        .iter()
+        .filter(|l| rest.iter().any(|x| x == *l))
+        .collect();
     assert_eq!(tail.len(), rest.len());
     assert_eq!(first.len() + 2 * 40 + rest.len(), out_whole.len());
     let sw = std::fs::read_to_string(whole.join("state/predictor-state.json")).expect("state");
@@ -175,11 +240,20 @@ fn live_bars_during_history_are_held_then_signalled() {
     let reqs = p.on_connected();
     assert_eq!(reqs, ["HISTORY|EURUSD|M1|20"]);
     for (i, b) in a[10..30].iter().enumerate() {
-        assert!(p.handle_line(&bar_line("EURUSD", "M1", b, 10 + i as u64, true)).is_empty());
+        assert!(
+            p.handle_line(&bar_line("EURUSD", "M1", b, 10 + i as u64, true))
+                .is_empty()
+        );
     }
     // A live bar overtakes the end of history, and the last history bar comes again live.
-    assert!(p.handle_line(&bar_line("EURUSD", "M1", &a[29], 29, false)).is_empty());
-    assert!(p.handle_line(&bar_line("EURUSD", "M1", &a[30], 30, false)).is_empty());
+    assert!(
+        p.handle_line(&bar_line("EURUSD", "M1", &a[29], 29, false))
+            .is_empty()
+    );
+    assert!(
+        p.handle_line(&bar_line("EURUSD", "M1", &a[30], 30, false))
+            .is_empty()
+    );
     let out = p.handle_line("HISTORY_END|EURUSD|M1|20");
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].contains("|SEQ:30|"));

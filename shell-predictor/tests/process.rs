@@ -65,7 +65,12 @@ fn session(root: &Path, streams: &[(&str, &str)], upto: usize, to: usize) -> Run
         .args(["--models", &root.join("models").display().to_string()])
         .args(["--state", &root.join("state").display().to_string()])
         .args(["--trace", &root.join("trace").display().to_string()])
-        .args(["--ipc", &format!("ws://127.0.0.1:{port}"), "--json", "--once"])
+        .args([
+            "--ipc",
+            &format!("ws://127.0.0.1:{port}"),
+            "--json",
+            "--once",
+        ])
         .env("ORACLE_IPC_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -82,7 +87,8 @@ fn session(root: &Path, streams: &[(&str, &str)], upto: usize, to: usize) -> Run
     });
     listener.set_nonblocking(false).expect("blocking");
     let (tcp, _) = listener.accept().expect("accept");
-    tcp.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let mut ws = tungstenite::accept(tcp).expect("ws handshake");
     let read = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>| -> String {
         loop {
@@ -104,18 +110,28 @@ fn session(root: &Path, streams: &[(&str, &str)], upto: usize, to: usize) -> Run
         let f: Vec<&str> = req.split('|').collect();
         assert_eq!(f[0], "HISTORY", "{req}");
         let count: usize = f[3].parse().expect("count");
-        let (_, _, bars) = data.iter().find(|(s, t, _)| s == f[1] && t == f[2]).expect("stream");
+        let (_, _, bars) = data
+            .iter()
+            .find(|(s, t, _)| s == f[1] && t == f[2])
+            .expect("stream");
         let from = upto.saturating_sub(count);
         for (i, b) in bars[from..upto].iter().enumerate() {
-            ws.send(Message::text(bar_msg(f[1], f[2], b, from + i, true))).expect("send");
+            ws.send(Message::text(bar_msg(f[1], f[2], b, from + i, true)))
+                .expect("send");
         }
-        ws.send(Message::text(format!("HISTORY_END|{}|{}|{}", f[1], f[2], upto - from)))
-            .expect("send");
+        ws.send(Message::text(format!(
+            "HISTORY_END|{}|{}|{}",
+            f[1],
+            f[2],
+            upto - from
+        )))
+        .expect("send");
     }
     let mut signals = Vec::new();
     for i in upto..to {
         for (s, t, bars) in &data {
-            ws.send(Message::text(bar_msg(s, t, &bars[i], i, false))).expect("send");
+            ws.send(Message::text(bar_msg(s, t, &bars[i], i, false)))
+                .expect("send");
         }
         for _ in &data {
             let sig = read(&mut ws);
@@ -136,7 +152,8 @@ fn session(root: &Path, streams: &[(&str, &str)], upto: usize, to: usize) -> Run
     }
     // A duplicate of the last bar is ignored (no signal).
     let (s, t, bars) = &data[0];
-    ws.send(Message::text(bar_msg(s, t, &bars[to - 1], to - 1, false))).expect("send");
+    ws.send(Message::text(bar_msg(s, t, &bars[to - 1], to - 1, false)))
+        .expect("send");
     ws.close(None).expect("close");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -162,12 +179,20 @@ fn session(root: &Path, streams: &[(&str, &str)], upto: usize, to: usize) -> Run
 fn replay_over(model: &str, lines: &[String]) -> String {
     let dir = tmpdir(&format!("replay-{model}"));
     let csv = dir.join("bars.csv");
-    std::fs::write(&csv, format!("time,open,high,low,close,volume\n{}\n", lines.join("\n")))
-        .expect("write");
+    std::fs::write(
+        &csv,
+        format!("time,open,high,low,close,volume\n{}\n", lines.join("\n")),
+    )
+    .expect("write");
     let mut out = Vec::new();
     let mut err = Vec::new();
-    oracle_model::replay(&repo().join(format!("models/{model}.zip")), &csv, &mut out, &mut err)
-        .expect("replay");
+    oracle_model::replay(
+        &repo().join(format!("models/{model}.zip")),
+        &csv,
+        &mut out,
+        &mut err,
+    )
+    .expect("replay");
     std::fs::remove_dir_all(&dir).expect("cleanup");
     String::from_utf8(out).expect("utf8")
 }
@@ -175,8 +200,11 @@ fn replay_over(model: &str, lines: &[String]) -> String {
 fn setup(root: &Path, models: &[&str]) {
     std::fs::create_dir_all(root.join("models")).expect("dir");
     for m in models {
-        std::fs::copy(repo().join(format!("models/{m}.zip")), root.join(format!("models/{m}.zip")))
-            .expect("copy model");
+        std::fs::copy(
+            repo().join(format!("models/{m}.zip")),
+            root.join(format!("models/{m}.zip")),
+        )
+        .expect("copy model");
     }
 }
 
@@ -193,7 +221,11 @@ fn bad_zip_skipped_and_trace_equals_replay() {
         "the bad zip is named in the log:\n{}",
         run.log
     );
-    assert_eq!(run.signals.len(), 2 * 60, "one SIGNAL per model per live bar");
+    assert_eq!(
+        run.signals.len(),
+        2 * 60,
+        "one SIGNAL per model per live bar"
+    );
     for (sym, tf) in STREAMS {
         let name = format!("{sym}_{tf}");
         let trace = std::fs::read_to_string(root.join(format!("trace/{name}.csv"))).expect("trace");
@@ -215,15 +247,26 @@ fn restart_from_state_continues_exactly() {
     let first = session(&parts, &STREAMS, 400, 430);
     // Down while bars 430..450 close; they come back as history and move the twins silently.
     let second = session(&parts, &STREAMS, 450, 470);
-    assert!(second.log.contains("\"event\":\"restored\""), "{}", second.log);
+    assert!(
+        second.log.contains("\"event\":\"restored\""),
+        "{}",
+        second.log
+    );
     for (sym, tf) in STREAMS {
         let name = format!("{sym}_{tf}");
         let w = std::fs::read_to_string(whole.join(format!("trace/{name}.csv"))).expect("trace");
         let p = std::fs::read_to_string(parts.join(format!("trace/{name}.csv"))).expect("trace");
-        assert_eq!(w, p, "{name}: the restarted trace equals the uninterrupted one");
+        assert_eq!(
+            w, p,
+            "{name}: the restarted trace equals the uninterrupted one"
+        );
     }
     let tail = &a.signals[a.signals.len() - second.signals.len()..];
-    assert_eq!(tail, second.signals.as_slice(), "same signals after the restart");
+    assert_eq!(
+        tail,
+        second.signals.as_slice(),
+        "same signals after the restart"
+    );
     assert_eq!(&a.signals[..first.signals.len()], first.signals.as_slice());
     let sw = std::fs::read_to_string(whole.join("state/predictor-state.json")).expect("state");
     let sp = std::fs::read_to_string(parts.join("state/predictor-state.json")).expect("state");

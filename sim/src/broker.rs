@@ -38,7 +38,8 @@
 //!   gets `ProtoOAAccountsTokenInvalidatedEvent`); a refresh token works once. An access token that
 //!   expires while in use gets the same event.
 //! - **Spots:** the first `SpotEvent` after subscribing has bid and ask; later ones carry only the
-//!   prices that changed, and the forming trendbar of every subscribed live period.
+//!   prices that changed, and the forming trendbar of every subscribed live period. A tick that
+//!   changes neither price is not sent unless live trendbars are subscribed (their bar moved).
 //! - **GetTrendbars:** closed bars with open time in `[from, to)`, oldest first; at most `count`
 //!   (or the chunk size) of the newest ones, `hasMore` when older ones in the range were left out.
 //!   `timestamp` is always set (the market clock). A period finer than the symbol's source data is
@@ -1660,11 +1661,14 @@ impl Broker {
                 let a = (sub.last_ask != Some(ask)).then_some(ask as u64);
                 sub.last_bid = Some(bid);
                 sub.last_ask = Some(ask);
-                let trendbars = sub
+                let trendbars: Vec<Trendbar> = sub
                     .periods
                     .iter()
                     .filter_map(|p| s.forming.get(p).map(|b| Trendbar::encode(*p, b)))
                     .collect();
+                if b.is_none() && a.is_none() && trendbars.is_empty() {
+                    continue; // nothing changed for this subscriber
+                }
                 sends.push((
                     *cid,
                     Event::Spot {

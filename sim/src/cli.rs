@@ -12,7 +12,7 @@ use crate::market::Start;
 use crate::msg::Scope;
 use crate::server::{self, SimConfig};
 use crate::symbols;
-use crate::tls::{self, TlsSource};
+use crate::tls::TlsSource;
 
 /// A protocol-faithful cTrader Open API server (TLS + length-prefixed protobuf) replaying bar
 /// files, with fault injection. Binds loopback only unless told otherwise.
@@ -229,6 +229,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         listen,
         live_bars: args.bars,
         start_file: args.start_file.clone(),
+        ca_out: args.cert_out.clone(),
         broker,
         symbols: syms,
         start: args
@@ -345,15 +346,11 @@ fn try_run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the Tokio runtime")?;
     rt.block_on(async move {
-        let handle = server::spawn(cfg.clone()).await?;
-        if let Some(path) = &args.cert_out {
-            tls::write_ca(path, &handle.ca_pem)?;
-            tracing::info!(path = %path.display(), "CA certificate written");
-        }
         if let Some(path) = &args.credentials_out {
             write_credentials(path, &cfg)?;
             tracing::info!(path = %path.display(), "credentials written (0600)");
         }
+        let handle = server::spawn(cfg.clone()).await?;
         // A line on stdout that scripts can wait for.
         if args.json {
             println!(

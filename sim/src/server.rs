@@ -49,6 +49,9 @@ pub struct SimConfig {
     pub live_bars: Option<usize>,
     /// Hold the replay until this file exists (checked every 100 ms).
     pub start_file: Option<std::path::PathBuf>,
+    /// Write the CA PEM here before the listener is bound (so a client that sees the port
+    /// open can read it).
+    pub ca_out: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +66,7 @@ impl Default for SimConfig {
             queue_len: 4096,
             live_bars: None,
             start_file: None,
+            ca_out: None,
         }
     }
 }
@@ -210,6 +214,10 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
         broker.set_paused(clock.now_ms(), true);
     }
     let tls = tls::load(&config.tls)?;
+    if let Some(path) = &config.ca_out {
+        tls::write_ca(path, &tls.ca_pem)?;
+        tracing::info!(path = %path.display(), "CA certificate written");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -134,15 +134,20 @@ impl SymbolSpec {
         })
     }
 
-    /// A generic spec for an unknown name with the given digits: FX-like 6-letter names of known
-    /// currencies get 100,000-unit lots (0.01 lot minimum), anything else one unit per lot with a
-    /// 0.01-lot minimum.
+    /// A generic spec for a name the sim does not know. FX-like symbols (a 6-letter pair of
+    /// known currencies, or 3/5 price digits) get 100,000-unit lots (lotSize 10,000,000) like
+    /// EURUSD; anything else (indices, stocks) one unit per lot (lotSize 100) like US500/AAPL.
+    /// Minimum and step: 0.01 lot (a model's `lot_sizes` refine them, see
+    /// [`SymbolSpec::apply_training_config`]). Maximum: 1,000 lots (FX) or 10,000 lots.
     pub fn generic(name: &str, digits: u32) -> Self {
         let upper = name.to_ascii_uppercase();
         let fx = fx_pair(&upper);
-        let (lot_size, min, base, quote) = match &fx {
-            Some((b, q)) => (10_000_000, 100_000, b.clone(), q.clone()),
-            None => (100, 1, upper.clone(), "USD".to_string()),
+        let fx_like = fx.is_some() || matches!(digits, 3 | 5);
+        let (base, quote) = fx.unwrap_or_else(|| (upper.clone(), "USD".to_string()));
+        let (lot_size, min, max) = if fx_like {
+            (10_000_000, 100_000, 10_000_000_000)
+        } else {
+            (100, 1, 1_000_000)
         };
         let point = 10f64.powi(-(digits as i32));
         SymbolSpec {
@@ -152,7 +157,7 @@ impl SymbolSpec {
             lot_size,
             min_volume: min,
             step_volume: min,
-            max_volume: lot_size * 1000,
+            max_volume: max,
             spread_points: 0,
             slippage_points: 0,
             commission_per_lot: 0.0,
@@ -161,6 +166,27 @@ impl SymbolSpec {
             base_asset: base,
             quote_asset: quote,
             description: upper,
+        }
+    }
+
+    /// For a generic spec: minimum and step volume = the smallest positive lot of the model's
+    /// `lot_sizes` (0.1 lot for an index traded in 0.1/0.3/0.5 lots, 1 lot for a stock traded
+    /// in 1/3/5), so every intensity's lots are a valid volume.
+    pub fn volumes_from_lot_sizes(&mut self, tc: &TrainingConfig) {
+        let min_lot = tc
+            .lot_sizes
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|l| l.is_finite() && *l > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        if min_lot.is_finite() {
+            let v = (min_lot * self.lot_size as f64).round() as i64;
+            if v >= 1 {
+                self.min_volume = v;
+                self.step_volume = v;
+                self.max_volume = self.max_volume.max(v);
+            }
         }
     }
 
@@ -249,6 +275,8 @@ pub struct TrainingConfig {
     pub slippage_points: Option<f64>,
     /// Commission per lot, round turn.
     pub commission_per_lot: Option<f64>,
+    /// Lots per intensity (`[0, weak, moderate, strong]`).
+    pub lot_sizes: Option<Vec<f64>>,
 }
 
 /// What the sim reads from a model zip's comment.
@@ -419,13 +447,25 @@ pub fn load_symbols(
             })
             .max()
             .unwrap_or(5);
-        let mut spec =
-            SymbolSpec::builtin(&name).unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
+        let builtin = SymbolSpec::builtin(&name);
+        let digits = configs
+            .get(&name)
+            .and_then(|tc| tc.digits)
+            .unwrap_or(max_decimals);
+        let fresh = || {
+            builtin
+                .clone()
+                .unwrap_or_else(|| SymbolSpec::generic(&name, digits))
+        };
+        let mut spec = fresh();
         if let Some(tc) = configs.get(&name) {
-            if let Err(e) = spec.apply_training_config(tc) {
-                warnings.push(format!("{name}: training_config ignored: {e}"));
-                spec = SymbolSpec::builtin(&name)
-                    .unwrap_or_else(|| SymbolSpec::generic(&name, max_decimals));
+            match spec.apply_training_config(tc) {
+                Err(e) => {
+                    warnings.push(format!("{name}: training_config ignored: {e}"));
+                    spec = fresh();
+                }
+                Ok(()) if builtin.is_none() => spec.volumes_from_lot_sizes(tc),
+                Ok(()) => {}
             }
         } else if SymbolSpec::builtin(&name).is_none() {
             warnings.push(format!(
@@ -546,6 +586,7 @@ mod tests {
             spread_points: Some(9.0),
             slippage_points: Some(2.0),
             commission_per_lot: Some(7.0),
+            lot_sizes: None,
         };
         s.apply_training_config(&tc).unwrap();
         assert_eq!((s.spread_points, s.slippage_points), (9, 2));
@@ -597,6 +638,36 @@ mod tests {
                 .iter()
                 .all(|b| b.low % 1000 == 0 && b.high % 1000 == 0)
         );
+    }
+
+    #[test]
+    fn generic_specs_follow_the_model() {
+        let tc = |digits, pip_value, lots: [f64; 4]| TrainingConfig {
+            digits: Some(digits),
+            pip_value: Some(pip_value),
+            lot_sizes: Some(lots.to_vec()),
+            ..Default::default()
+        };
+        for (name, c, lot, min) in [
+            (
+                "SYNFX01",
+                tc(5, 10.0, [0.0, 0.01, 0.03, 0.05]),
+                10_000_000,
+                100_000,
+            ),
+            ("SYNIDX01", tc(2, 0.01, [0.0, 0.1, 0.3, 0.5]), 100, 10),
+            ("SYNSTK01", tc(2, 0.01, [0.0, 1.0, 3.0, 5.0]), 100, 100),
+        ] {
+            let mut s = SymbolSpec::generic(name, c.digits.unwrap());
+            s.apply_training_config(&c).unwrap();
+            s.volumes_from_lot_sizes(&c);
+            assert_eq!(
+                (s.lot_size, s.min_volume, s.step_volume),
+                (lot, min, min),
+                "{name}"
+            );
+            assert!((s.quote_to_deposit() - 1.0).abs() < 1e-9, "{name}");
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Broker-core tests: no sockets, no sleeps — a virtual clock and the sans-IO API.
+#![allow(clippy::field_reassign_with_default)] // tests tweak one knob of the defaults
 
 use oracle_sim::bars::{Bar, Period, parse_iso_utc};
 use oracle_sim::broker::{BadFrame, Broker, Output};
-use oracle_sim::config::{AccountConfig, BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, Fault, Speed, TokenConfig};
+use oracle_sim::config::{
+    AccountConfig, BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN, Fault, Speed, TokenConfig,
+};
 use oracle_sim::market::{Market, Start};
 use oracle_sim::msg::*;
 use oracle_sim::symbols::{SymbolData, SymbolSpec, TrainingConfig, synthetic};
@@ -25,9 +29,17 @@ fn contract_eurusd() -> SymbolData {
         spread_points: Some(7.0),
         slippage_points: Some(2.0),
         commission_per_lot: Some(7.0),
+        lot_sizes: None,
     })
     .unwrap();
-    let m = |i: i64, o, h, l, c| Bar { time_ms: t0() + i * 900_000, open: o, high: h, low: l, close: c, volume: 4 };
+    let m = |i: i64, o, h, l, c| Bar {
+        time_ms: t0() + i * 900_000,
+        open: o,
+        high: h,
+        low: l,
+        close: c,
+        volume: 4,
+    };
     let bars = vec![
         m(0, 108_400, 108_450, 108_380, 108_420),
         m(1, 108_420, 108_460, 108_400, 108_440),
@@ -37,7 +49,11 @@ fn contract_eurusd() -> SymbolData {
         m(5, 108_700, 108_750, 108_650, 108_720),
         m(6, 108_720, 108_730, 108_700, 108_710),
     ];
-    SymbolData { spec, period: Period::M15, bars }
+    SymbolData {
+        spec,
+        period: Period::M15,
+        bars,
+    }
 }
 
 struct H {
@@ -48,7 +64,10 @@ struct H {
 impl H {
     fn new(cfg: BrokerConfig, data: Vec<SymbolData>, start: Start) -> Self {
         let now = 1_700_000_000_000;
-        H { b: Broker::new(cfg, Market::new(data, start), now).unwrap(), now }
+        H {
+            b: Broker::new(cfg, Market::new(data, start), now).unwrap(),
+            now,
+        }
     }
     fn drain(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.b.poll_output()).collect()
@@ -57,7 +76,12 @@ impl H {
         self.drain()
             .into_iter()
             .filter_map(|o| match o {
-                Output::Send { conn: c, client_msg_id, event, .. } if c == conn => Some((client_msg_id, event)),
+                Output::Send {
+                    conn: c,
+                    client_msg_id,
+                    event,
+                    ..
+                } if c == conn => Some((client_msg_id, event)),
                 _ => None,
             })
             .collect()
@@ -74,11 +98,23 @@ impl H {
     fn login(&mut self) -> ConnId {
         let c = self.b.connect(self.now);
         assert_eq!(
-            self.one(c, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.into() }),
+            self.one(
+                c,
+                Request::ApplicationAuth {
+                    client_id: DEFAULT_CLIENT_ID.into(),
+                    client_secret: DEFAULT_CLIENT_SECRET.into()
+                }
+            ),
             Event::ApplicationAuthRes
         );
         assert_eq!(
-            self.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() }),
+            self.one(
+                c,
+                Request::AccountAuth {
+                    account_id: ACC,
+                    access_token: DEFAULT_ACCESS_TOKEN.into()
+                }
+            ),
             Event::AccountAuthRes { account_id: ACC }
         );
         c
@@ -119,24 +155,68 @@ fn market_order(side: Side, volume: i64) -> Request {
 
 #[test]
 fn auth_errors_and_order_of_checks() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.b.connect(h.now);
-    assert_eq!(code_of(&h.one(c, Request::Trader { account_id: ACC })), ErrorCode::ChClientNotAuthenticated);
-    let e = h.one(c, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: "wrong".into() });
+    assert_eq!(
+        code_of(&h.one(c, Request::Trader { account_id: ACC })),
+        ErrorCode::ChClientNotAuthenticated
+    );
+    let e = h.one(
+        c,
+        Request::ApplicationAuth {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: "wrong".into(),
+        },
+    );
     assert_eq!(code_of(&e), ErrorCode::ChClientAuthFailure);
     // ... then the connection is closed
     h.b.handle_request(h.now, c, None, Request::Version);
     assert!(h.drain().is_empty(), "a closed connection gets nothing");
 
     let c = h.login();
-    let e = h.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() });
+    let e = h.one(
+        c,
+        Request::AccountAuth {
+            account_id: ACC,
+            access_token: DEFAULT_ACCESS_TOKEN.into(),
+        },
+    );
     assert_eq!(code_of(&e), ErrorCode::AlreadyLoggedIn);
     let c2 = h.b.connect(h.now);
-    h.one(c2, Request::ApplicationAuth { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.into() });
-    assert_eq!(code_of(&h.one(c2, Request::AccountAuth { account_id: ACC, access_token: "nope".into() })), ErrorCode::ChAccessTokenInvalid);
-    assert_eq!(code_of(&h.one(c2, Request::Trader { account_id: ACC })), ErrorCode::AccountNotAuthorized);
-    match h.one(c2, Request::AccountListByToken { access_token: DEFAULT_ACCESS_TOKEN.into() }) {
-        Event::AccountList { scope, accounts, .. } => {
+    h.one(
+        c2,
+        Request::ApplicationAuth {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
+        },
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c2,
+            Request::AccountAuth {
+                account_id: ACC,
+                access_token: "nope".into()
+            }
+        )),
+        ErrorCode::ChAccessTokenInvalid
+    );
+    assert_eq!(
+        code_of(&h.one(c2, Request::Trader { account_id: ACC })),
+        ErrorCode::AccountNotAuthorized
+    );
+    match h.one(
+        c2,
+        Request::AccountListByToken {
+            access_token: DEFAULT_ACCESS_TOKEN.into(),
+        },
+    ) {
+        Event::AccountList {
+            scope, accounts, ..
+        } => {
             assert_eq!(scope, Scope::Trade);
             assert_eq!(accounts.len(), 1);
             assert_eq!(accounts[0].account_id, ACC);
@@ -158,9 +238,32 @@ fn expired_token_and_refresh_once() {
     });
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.login();
-    assert_eq!(code_of(&h.one(c, Request::AccountListByToken { access_token: "expired".into() })), ErrorCode::OaAuthTokenExpired);
-    let (access, refresh) = match h.req(c, Request::RefreshToken { refresh_token: DEFAULT_REFRESH_TOKEN.into() }).as_slice() {
-        [Event::RefreshTokenRes { access_token, refresh_token, expires_in_s }, Event::TokenInvalidated { account_ids, .. }] => {
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::AccountListByToken {
+                access_token: "expired".into()
+            }
+        )),
+        ErrorCode::OaAuthTokenExpired
+    );
+    let (access, refresh) = match h
+        .req(
+            c,
+            Request::RefreshToken {
+                refresh_token: DEFAULT_REFRESH_TOKEN.into(),
+            },
+        )
+        .as_slice()
+    {
+        [
+            Event::RefreshTokenRes {
+                access_token,
+                refresh_token,
+                expires_in_s,
+            },
+            Event::TokenInvalidated { account_ids, .. },
+        ] => {
             assert_eq!(*expires_in_s, 2_628_000);
             assert_eq!(account_ids, &vec![ACC]);
             (access_token.clone(), refresh_token.clone())
@@ -168,11 +271,40 @@ fn expired_token_and_refresh_once() {
         other => panic!("{other:?}"),
     };
     // the refresh token worked once
-    assert_eq!(code_of(&h.one(c, Request::RefreshToken { refresh_token: DEFAULT_REFRESH_TOKEN.into() })), ErrorCode::ChAccessTokenInvalid);
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::RefreshToken {
+                refresh_token: DEFAULT_REFRESH_TOKEN.into()
+            }
+        )),
+        ErrorCode::ChAccessTokenInvalid
+    );
     // the old access token is dead, the account was dropped from the session, the new one works
-    assert_eq!(code_of(&h.one(c, Request::Trader { account_id: ACC })), ErrorCode::AccountNotAuthorized);
-    assert_eq!(code_of(&h.one(c, Request::AccountAuth { account_id: ACC, access_token: DEFAULT_ACCESS_TOKEN.into() })), ErrorCode::ChAccessTokenInvalid);
-    assert_eq!(h.one(c, Request::AccountAuth { account_id: ACC, access_token: access }), Event::AccountAuthRes { account_id: ACC });
+    assert_eq!(
+        code_of(&h.one(c, Request::Trader { account_id: ACC })),
+        ErrorCode::AccountNotAuthorized
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::AccountAuth {
+                account_id: ACC,
+                access_token: DEFAULT_ACCESS_TOKEN.into()
+            }
+        )),
+        ErrorCode::ChAccessTokenInvalid
+    );
+    assert_eq!(
+        h.one(
+            c,
+            Request::AccountAuth {
+                account_id: ACC,
+                access_token: access
+            }
+        ),
+        Event::AccountAuthRes { account_id: ACC }
+    );
     assert!(refresh.starts_with("rt-") && refresh.len() > 20);
 }
 
@@ -192,14 +324,29 @@ fn token_expiry_while_connected_invalidates_the_session() {
 
 #[test]
 fn contract_worked_example_fill_and_close() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     h.step(4); // bar 4's four ticks: bid = 1.08500 (its close)
     let evs = h.req(c, market_order(Side::Buy, 100_000)); // 0.01 lot
     let (pos_id, fill) = match evs.as_slice() {
         [
-            Event::Execution { exec_type: ExecType::Accepted, order: Some(o1), position: Some(p1), .. },
-            Event::Execution { exec_type: ExecType::Filled, order: Some(o), position: Some(p), deal: Some(d), .. },
+            Event::Execution {
+                exec_type: ExecType::Accepted,
+                order: Some(o1),
+                position: Some(p1),
+                ..
+            },
+            Event::Execution {
+                exec_type: ExecType::Filled,
+                order: Some(o),
+                position: Some(p),
+                deal: Some(d),
+                ..
+            },
         ] => {
             assert_eq!(o1.status, OrderStatus::Accepted);
             assert_eq!(p1.status, PositionStatus::Created);
@@ -216,9 +363,21 @@ fn contract_worked_example_fill_and_close() {
     // ask (1.08500 + 7 points) + 2 points of slippage
     assert_eq!(fill, 1.08509);
     h.step(1); // bar 5 opens at 1.08700
-    let evs = h.req(c, Request::ClosePosition { account_id: ACC, position_id: pos_id, volume: 100_000 });
+    let evs = h.req(
+        c,
+        Request::ClosePosition {
+            account_id: ACC,
+            position_id: pos_id,
+            volume: 100_000,
+        },
+    );
     let detail = match evs.last() {
-        Some(Event::Execution { exec_type: ExecType::Filled, deal: Some(d), position: Some(p), .. }) => {
+        Some(Event::Execution {
+            exec_type: ExecType::Filled,
+            deal: Some(d),
+            position: Some(p),
+            ..
+        }) => {
             assert_eq!(p.status, PositionStatus::Closed);
             assert_eq!(d.execution_price, 1.08698); // bid − 2 points
             d.close.clone().unwrap()
@@ -231,8 +390,18 @@ fn contract_worked_example_fill_and_close() {
     assert_eq!(detail.balance, 10_000_000 + 182);
     let v = h.b.account_view(ACC).unwrap();
     assert_eq!((v.balance, v.open_positions, v.deals), (10_000_182, 0, 2));
-    match h.one(c, Request::DealList { account_id: ACC, from_ms: None, to_ms: None, max_rows: Some(1) }) {
-        Event::DealList { deals, has_more, .. } => {
+    match h.one(
+        c,
+        Request::DealList {
+            account_id: ACC,
+            from_ms: None,
+            to_ms: None,
+            max_rows: Some(1),
+        },
+    ) {
+        Event::DealList {
+            deals, has_more, ..
+        } => {
             assert_eq!(deals.len(), 1);
             assert!(has_more);
         }
@@ -242,15 +411,25 @@ fn contract_worked_example_fill_and_close() {
 
 #[test]
 fn sell_fills_at_bid_and_unrealized_pnl() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     h.step(4);
     let evs = h.req(c, market_order(Side::Sell, 200_000));
-    let Some(Event::Execution { deal: Some(d), .. }) = evs.last() else { panic!("{evs:?}") };
+    let Some(Event::Execution { deal: Some(d), .. }) = evs.last() else {
+        panic!("{evs:?}")
+    };
     assert_eq!(d.execution_price, 1.08498); // bid − 2 points slippage
     h.step(1); // ask 1.08707
     match h.one(c, Request::UnrealizedPnl { account_id: ACC }) {
-        Event::UnrealizedPnl { items, money_digits, .. } => {
+        Event::UnrealizedPnl {
+            items,
+            money_digits,
+            ..
+        } => {
             assert_eq!(money_digits, 2);
             // (1.08498 − 1.08707) = −209 points × $1 × 0.02 = −$4.18; net adds −$0.07 commission
             assert_eq!(items[0].1, -418);
@@ -259,7 +438,9 @@ fn sell_fills_at_bid_and_unrealized_pnl() {
         other => panic!("{other:?}"),
     }
     match h.one(c, Request::Reconcile { account_id: ACC }) {
-        Event::Reconcile { positions, orders, .. } => {
+        Event::Reconcile {
+            positions, orders, ..
+        } => {
             assert_eq!(positions.len(), 1);
             assert_eq!(positions[0].trade.side, Side::Sell);
             assert!(orders.is_empty());
@@ -270,14 +451,37 @@ fn sell_fills_at_bid_and_unrealized_pnl() {
 
 #[test]
 fn trading_errors() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     // before any tick of the replay there is a price (the last history close), so the market is open
-    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 150_000))), ErrorCode::TradingBadVolume);
-    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 50_000))), ErrorCode::TradingBadVolume);
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 150_000))),
+        ErrorCode::TradingBadVolume
+    );
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 50_000))),
+        ErrorCode::TradingBadVolume
+    );
     // 1,000 lots at 1:100 need ~$1.08M of margin; the account has $100k
-    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 10_000_000_000))), ErrorCode::NotEnoughMoney);
-    assert_eq!(code_of(&h.one(c, Request::ClosePosition { account_id: ACC, position_id: 42, volume: 100_000 })), ErrorCode::PositionNotFound);
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 10_000_000_000))),
+        ErrorCode::NotEnoughMoney
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::ClosePosition {
+                account_id: ACC,
+                position_id: 42,
+                volume: 100_000
+            }
+        )),
+        ErrorCode::PositionNotFound
+    );
     let mut o = market_order(Side::Buy, 100_000);
     if let Request::NewOrder(n) = &mut o {
         n.stop_loss = Some(1.0);
@@ -285,12 +489,19 @@ fn trading_errors() {
     assert_eq!(code_of(&h.one(c, o)), ErrorCode::TradingBadStops);
     // run the data out: MARKET_CLOSED
     while h.b.step_market(h.now) {}
-    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 100_000))), ErrorCode::MarketClosed);
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 100_000))),
+        ErrorCode::MarketClosed
+    );
 }
 
 #[test]
 fn market_range_honours_slippage_bound() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     h.step(4);
     let range = |points: i32| {
@@ -303,9 +514,28 @@ fn market_range_honours_slippage_bound() {
         o
     };
     let evs = h.req(c, range(1));
-    assert!(matches!(evs.last(), Some(Event::Execution { exec_type: ExecType::Cancelled, deal: None, .. })), "{evs:?}");
+    assert!(
+        matches!(
+            evs.last(),
+            Some(Event::Execution {
+                exec_type: ExecType::Cancelled,
+                deal: None,
+                ..
+            })
+        ),
+        "{evs:?}"
+    );
     let evs = h.req(c, range(2));
-    assert!(matches!(evs.last(), Some(Event::Execution { exec_type: ExecType::Filled, .. })), "{evs:?}");
+    assert!(
+        matches!(
+            evs.last(),
+            Some(Event::Execution {
+                exec_type: ExecType::Filled,
+                ..
+            })
+        ),
+        "{evs:?}"
+    );
 }
 
 #[test]
@@ -314,42 +544,127 @@ fn view_scope_cannot_trade() {
     cfg.tokens[0].scope = Scope::View;
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.login();
-    assert_eq!(code_of(&h.one(c, market_order(Side::Buy, 100_000))), ErrorCode::TradingNotAllowed);
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 100_000))),
+        ErrorCode::TradingNotAllowed
+    );
 }
 
 #[test]
 fn spots_carry_changed_prices_and_the_forming_bar() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     assert_eq!(
-        code_of(&h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::M15.number() })),
+        code_of(&h.one(
+            c,
+            Request::SubscribeLiveTrendbar {
+                account_id: ACC,
+                symbol_id: 1,
+                period: Period::M15.number()
+            }
+        )),
         ErrorCode::NotSubscribedToSpots
     );
-    let evs = h.req(c, Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1], with_timestamp: true });
+    let evs = h.req(
+        c,
+        Request::SubscribeSpots {
+            account_id: ACC,
+            symbol_ids: vec![1],
+            with_timestamp: true,
+        },
+    );
     assert_eq!(evs[0], Event::SubscribeSpotsRes { account_id: ACC });
     // the first spot has the latest prices: bar 3's close
-    assert!(matches!(&evs[1], Event::Spot { bid: Some(108_470), ask: Some(108_477), .. }), "{evs:?}");
-    assert_eq!(code_of(&h.one(c, Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1], with_timestamp: false })), ErrorCode::AlreadySubscribed);
-    h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::M15.number() });
-    h.one(c, Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 1, period: Period::H1.number() });
+    assert!(
+        matches!(
+            &evs[1],
+            Event::Spot {
+                bid: Some(108_470),
+                ask: Some(108_477),
+                ..
+            }
+        ),
+        "{evs:?}"
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::SubscribeSpots {
+                account_id: ACC,
+                symbol_ids: vec![1],
+                with_timestamp: false
+            }
+        )),
+        ErrorCode::AlreadySubscribed
+    );
+    h.one(
+        c,
+        Request::SubscribeLiveTrendbar {
+            account_id: ACC,
+            symbol_id: 1,
+            period: Period::M15.number(),
+        },
+    );
+    h.one(
+        c,
+        Request::SubscribeLiveTrendbar {
+            account_id: ACC,
+            symbol_id: 1,
+            period: Period::H1.number(),
+        },
+    );
     // no tick yet moves the market, and a repeated price is omitted
     h.step(1); // bar 4 opens at 1.08470 (= last bid): no bid/ask in the event
     let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
     match evs.as_slice() {
-        [Event::Spot { bid: None, ask: None, trendbars, timestamp_ms: Some(ts), .. }] => {
+        [
+            Event::Spot {
+                bid: None,
+                ask: None,
+                trendbars,
+                timestamp_ms: Some(ts),
+                ..
+            },
+        ] => {
             assert_eq!(*ts, t0() + 4 * 900_000);
             assert_eq!(trendbars.len(), 2);
-            let m15 = trendbars.iter().find(|t| t.period == Period::M15).unwrap().decode();
-            assert_eq!((m15.time_ms, m15.open, m15.close), (t0() + 4 * 900_000, 108_470, 108_470));
-            let h1 = trendbars.iter().find(|t| t.period == Period::H1).unwrap().decode();
+            let m15 = trendbars
+                .iter()
+                .find(|t| t.period == Period::M15)
+                .unwrap()
+                .decode();
+            assert_eq!(
+                (m15.time_ms, m15.open, m15.close),
+                (t0() + 4 * 900_000, 108_470, 108_470)
+            );
+            let h1 = trendbars
+                .iter()
+                .find(|t| t.period == Period::H1)
+                .unwrap()
+                .decode();
             assert_eq!(h1.time_ms, t0() + 3_600_000);
         }
         other => panic!("{other:?}"),
     }
     h.step(3);
     let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
-    let Some(Event::Spot { bid: Some(108_500), trendbars, .. }) = evs.last() else { panic!("{evs:?}") };
-    let m15 = trendbars.iter().find(|t| t.period == Period::M15).unwrap().decode();
+    let Some(Event::Spot {
+        bid: Some(108_500),
+        trendbars,
+        ..
+    }) = evs.last()
+    else {
+        panic!("{evs:?}")
+    };
+    let m15 = trendbars
+        .iter()
+        .find(|t| t.period == Period::M15)
+        .unwrap()
+        .decode();
     assert_eq!(m15, contract_eurusd().bars[4]);
 }
 
@@ -361,17 +676,34 @@ fn history_is_closed_bars_paged_from_the_end() {
     cfg.max_bars_per_response = 100;
     let mut h = H::new(cfg, vec![data], Start::AfterBars(300));
     let c = h.login();
-    let get = |h: &mut H, period: Period, from: Option<i64>, to: Option<i64>, count: Option<u32>| match {
-        h.now += 1000; // 5 historical requests per second
-        h
-    }
-    .one(
-        c,
-        Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: period.number(), from_ms: from, to_ms: to, count },
-    ) {
-        Event::Trendbars { bars, has_more, timestamp_ms, .. } => (bars.iter().map(|t| t.decode()).collect::<Vec<_>>(), has_more, timestamp_ms),
-        other => panic!("{other:?}"),
-    };
+    let get =
+        |h: &mut H, period: Period, from: Option<i64>, to: Option<i64>, count: Option<u32>| match {
+            h.now += 1000; // 5 historical requests per second
+            h
+        }
+        .one(
+            c,
+            Request::GetTrendbars {
+                account_id: ACC,
+                symbol_id: 1,
+                period: period.number(),
+                from_ms: from,
+                to_ms: to,
+                count,
+            },
+        ) {
+            Event::Trendbars {
+                bars,
+                has_more,
+                timestamp_ms,
+                ..
+            } => (
+                bars.iter().map(|t| t.decode()).collect::<Vec<_>>(),
+                has_more,
+                timestamp_ms,
+            ),
+            other => panic!("{other:?}"),
+        };
     let (bars, more, ts) = get(&mut h, Period::M15, Some(0), Some(2_147_483_646_000), None);
     assert!(more);
     assert_eq!(ts, all[300].time_ms);
@@ -382,28 +714,98 @@ fn history_is_closed_bars_paged_from_the_end() {
     let (five, _, _) = get(&mut h, Period::M15, None, None, Some(5));
     assert_eq!(five, all[295..300].to_vec());
     let (h1, _, _) = get(&mut h, Period::H1, None, None, Some(3));
-    assert_eq!(h1, oracle_sim::bars::aggregate(&all[..300], Period::H1)[..].iter().rev().take(3).rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        h1,
+        oracle_sim::bars::aggregate(&all[..300], Period::H1)[..]
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+    );
     h.now += 1000;
-    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: Period::M1.number(), from_ms: None, to_ms: None, count: None })), ErrorCode::InvalidRequest);
-    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 99, from_ms: None, to_ms: None, count: None })), ErrorCode::InvalidRequest);
-    assert_eq!(code_of(&h.one(c, Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 7, from_ms: Some(10), to_ms: Some(5), count: None })), ErrorCode::IncorrectBoundaries);
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::GetTrendbars {
+                account_id: ACC,
+                symbol_id: 1,
+                period: Period::M1.number(),
+                from_ms: None,
+                to_ms: None,
+                count: None
+            }
+        )),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::GetTrendbars {
+                account_id: ACC,
+                symbol_id: 1,
+                period: 99,
+                from_ms: None,
+                to_ms: None,
+                count: None
+            }
+        )),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::GetTrendbars {
+                account_id: ACC,
+                symbol_id: 1,
+                period: 7,
+                from_ms: Some(10),
+                to_ms: Some(5),
+                count: None
+            }
+        )),
+        ErrorCode::IncorrectBoundaries
+    );
 }
 
 #[test]
 fn rate_limits_on_a_virtual_clock() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login(); // 2 requests
     let mut refused = 0;
     for _ in 0..60 {
-        if matches!(h.one(c, Request::Version), Event::Error { code: ErrorCode::RequestFrequencyExceeded, .. }) {
+        if matches!(
+            h.one(c, Request::Version),
+            Event::Error {
+                code: ErrorCode::RequestFrequencyExceeded,
+                ..
+            }
+        ) {
             refused += 1;
         }
     }
     assert_eq!(refused, 12); // 50 per second, the auth requests included
     h.now += 1000;
-    assert!(matches!(h.one(c, Request::Version), Event::VersionRes { .. }));
-    let hist = Request::GetTrendbars { account_id: ACC, symbol_id: 1, period: 7, from_ms: None, to_ms: None, count: Some(1) };
-    let codes: Vec<bool> = (0..7).map(|_| matches!(h.one(c, hist.clone()), Event::Trendbars { .. })).collect();
+    assert!(matches!(
+        h.one(c, Request::Version),
+        Event::VersionRes { .. }
+    ));
+    let hist = Request::GetTrendbars {
+        account_id: ACC,
+        symbol_id: 1,
+        period: 7,
+        from_ms: None,
+        to_ms: None,
+        count: Some(1),
+    };
+    let codes: Vec<bool> = (0..7)
+        .map(|_| matches!(h.one(c, hist.clone()), Event::Trendbars { .. }))
+        .collect();
     assert_eq!(codes, vec![true, true, true, true, true, false, false]);
     h.now += 1000;
     assert!(matches!(h.one(c, hist), Event::Trendbars { .. }));
@@ -411,17 +813,36 @@ fn rate_limits_on_a_virtual_clock() {
 
 #[test]
 fn heartbeats_and_idle_disconnect() {
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.login();
     assert_eq!(h.b.poll_timeout(), Some(h.now + 10_000));
     h.now += 10_000;
     h.b.handle_timeout(h.now);
-    assert_eq!(h.events(c).into_iter().map(|e| e.1).collect::<Vec<_>>(), vec![Event::Heartbeat]);
+    assert_eq!(
+        h.events(c).into_iter().map(|e| e.1).collect::<Vec<_>>(),
+        vec![Event::Heartbeat]
+    );
     h.now += 20_000; // 30 s since the client's last message
     h.b.handle_timeout(h.now);
     let outs = h.drain();
-    assert!(matches!(&outs[0], Output::Send { event: Event::ClientDisconnect { .. }, .. }), "{outs:?}");
-    assert!(matches!(&outs[1], Output::Close { graceful: true, .. }), "{outs:?}");
+    assert!(
+        matches!(
+            &outs[0],
+            Output::Send {
+                event: Event::ClientDisconnect { .. },
+                ..
+            }
+        ),
+        "{outs:?}"
+    );
+    assert!(
+        matches!(&outs[1], Output::Close { graceful: true, .. }),
+        "{outs:?}"
+    );
 }
 
 #[test]
@@ -438,46 +859,91 @@ fn no_heartbeat_fault() {
 #[test]
 fn drop_after_and_silence_faults() {
     let mut cfg = BrokerConfig::default();
-    cfg.faults = vec![Fault::DropAfter { after: 3, times: Some(1) }];
+    cfg.faults = vec![Fault::DropAfter {
+        after: 3,
+        times: Some(1),
+    }];
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.login(); // 2 frames
     h.b.handle_request(h.now, c, None, Request::Version);
     let outs = h.drain();
-    assert!(matches!(outs.last(), Some(Output::Close { graceful: false, .. })), "{outs:?}");
+    assert!(
+        matches!(
+            outs.last(),
+            Some(Output::Close {
+                graceful: false,
+                ..
+            })
+        ),
+        "{outs:?}"
+    );
     // times=1: the next connection is not dropped
     let c = h.login();
     for _ in 0..5 {
-        assert!(matches!(h.one(c, Request::Version), Event::VersionRes { .. }));
+        assert!(matches!(
+            h.one(c, Request::Version),
+            Event::VersionRes { .. }
+        ));
     }
 
     let mut cfg = BrokerConfig::default();
-    cfg.faults = vec![Fault::Silence { after: 2, times: None }];
+    cfg.faults = vec![Fault::Silence {
+        after: 2,
+        times: None,
+    }];
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.login();
     assert!(h.req(c, Request::Version).is_empty());
     h.now += 15_000;
     h.b.handle_timeout(h.now);
-    assert!(h.drain().is_empty(), "a silent connection gets no heartbeat either");
+    assert!(
+        h.drain().is_empty(),
+        "a silent connection gets no heartbeat either"
+    );
 }
 
 #[test]
 fn reject_faults_every_nth_and_per_symbol() {
     let mut cfg = BrokerConfig::default();
     cfg.faults = vec![
-        Fault::Reject { code: ErrorCode::NotEnoughMoney, every: 2, symbol: Some("EURUSD".into()), times: None, via_error_res: false },
-        Fault::Reject { code: ErrorCode::MarketClosed, every: 1, symbol: Some("US500".into()), times: None, via_error_res: true },
+        Fault::Reject {
+            code: ErrorCode::NotEnoughMoney,
+            every: 2,
+            symbol: Some("EURUSD".into()),
+            times: None,
+            via_error_res: false,
+        },
+        Fault::Reject {
+            code: ErrorCode::MarketClosed,
+            every: 1,
+            symbol: Some("US500".into()),
+            times: None,
+            via_error_res: true,
+        },
     ];
     let us500 = synthetic("US500", Period::M15, 10, t0(), 1);
     let mut h = H::new(cfg, vec![contract_eurusd(), us500], Start::AfterBars(4));
     let c = h.login();
-    let r: Vec<bool> = (0..4).map(|_| matches!(h.req(c, market_order(Side::Buy, 100_000)).last(), Some(Event::Execution { .. }))).collect();
+    let r: Vec<bool> = (0..4)
+        .map(|_| {
+            matches!(
+                h.req(c, market_order(Side::Buy, 100_000)).last(),
+                Some(Event::Execution { .. })
+            )
+        })
+        .collect();
     assert_eq!(r, vec![true, false, true, false]);
     let mut o = market_order(Side::Buy, 10);
     if let Request::NewOrder(n) = &mut o {
         n.symbol_id = 2;
     }
     match h.one(c, o) {
-        Event::Error { code: ErrorCode::MarketClosed, account_id: Some(ACC), common: false, .. } => {}
+        Event::Error {
+            code: ErrorCode::MarketClosed,
+            account_id: Some(ACC),
+            common: false,
+            ..
+        } => {}
         other => panic!("{other:?}"),
     }
 }
@@ -485,25 +951,58 @@ fn reject_faults_every_nth_and_per_symbol() {
 #[test]
 fn lose_exec_fault_executes_silently() {
     let mut cfg = BrokerConfig::default();
-    cfg.faults = vec![Fault::LoseExec { every: 1, times: Some(1), filled_only: false }];
+    cfg.faults = vec![Fault::LoseExec {
+        every: 1,
+        times: Some(1),
+        filled_only: false,
+    }];
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.login();
-    assert!(h.req(c, market_order(Side::Buy, 100_000)).is_empty(), "both events lost");
+    assert!(
+        h.req(c, market_order(Side::Buy, 100_000)).is_empty(),
+        "both events lost"
+    );
     match h.one(c, Request::Reconcile { account_id: ACC }) {
         Event::Reconcile { positions, .. } => assert_eq!(positions.len(), 1),
         other => panic!("{other:?}"),
     }
-    match h.one(c, Request::DealList { account_id: ACC, from_ms: None, to_ms: None, max_rows: None }) {
-        Event::DealList { deals, has_more: false, .. } => assert_eq!(deals.len(), 1),
+    match h.one(
+        c,
+        Request::DealList {
+            account_id: ACC,
+            from_ms: None,
+            to_ms: None,
+            max_rows: None,
+        },
+    ) {
+        Event::DealList {
+            deals,
+            has_more: false,
+            ..
+        } => assert_eq!(deals.len(), 1),
         other => panic!("{other:?}"),
     }
-    assert_eq!(h.req(c, market_order(Side::Buy, 100_000)).len(), 2, "times=1: the next order is reported");
+    assert_eq!(
+        h.req(c, market_order(Side::Buy, 100_000)).len(),
+        2,
+        "times=1: the next order is reported"
+    );
 }
 
 #[test]
 fn garbage_and_oversized_faults_and_bad_client_frames() {
     let mut cfg = BrokerConfig::default();
-    cfg.faults = vec![Fault::Garbage { after: 1, times: None }, Fault::Oversized { after: 2, len: 20, times: None }];
+    cfg.faults = vec![
+        Fault::Garbage {
+            after: 1,
+            times: None,
+        },
+        Fault::Oversized {
+            after: 2,
+            len: 20,
+            times: None,
+        },
+    ];
     let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
     let c = h.b.connect(h.now);
     h.b.handle_request(h.now, c, None, Request::Version);
@@ -512,11 +1011,35 @@ fn garbage_and_oversized_faults_and_bad_client_frames() {
     assert!(matches!(outs[1], Output::Garbage { .. }));
     assert!(matches!(outs[3], Output::Oversized { len: 20, .. }));
 
-    let mut h = H::new(BrokerConfig::default(), vec![contract_eurusd()], Start::AfterBars(4));
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
     let c = h.b.connect(h.now);
-    h.b.handle_bad_frame(h.now, c, BadFrame::TooLong { len: 1 << 30, max: 15_000_000 });
+    h.b.handle_bad_frame(
+        h.now,
+        c,
+        BadFrame::TooLong {
+            len: 1 << 30,
+            max: 15_000_000,
+        },
+    );
     let outs = h.drain();
-    assert!(matches!(&outs[0], Output::Send { event: Event::Error { code: ErrorCode::FrameTooLong, common: true, .. }, .. }), "{outs:?}");
+    assert!(
+        matches!(
+            &outs[0],
+            Output::Send {
+                event: Event::Error {
+                    code: ErrorCode::FrameTooLong,
+                    common: true,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{outs:?}"
+    );
     assert!(matches!(&outs[1], Output::Close { .. }));
 }
 
@@ -525,7 +1048,10 @@ fn random_drop_is_deterministic_for_a_seed() {
     let run = |seed: u64| {
         let mut cfg = BrokerConfig::default();
         cfg.seed = seed;
-        cfg.faults = vec![Fault::DropRandom { p: 0.1, times: None }];
+        cfg.faults = vec![Fault::DropRandom {
+            p: 0.1,
+            times: None,
+        }];
         let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
         let c = h.b.connect(h.now);
         let mut n = 0;
@@ -540,7 +1066,14 @@ fn random_drop_is_deterministic_for_a_seed() {
     };
     assert_eq!(run(7), run(7));
     assert!(run(7) < 1000);
-    assert!((1..20).map(run).collect::<std::collections::BTreeSet<_>>().len() > 1, "seeds differ");
+    assert!(
+        (1..20)
+            .map(run)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1,
+        "seeds differ"
+    );
 }
 
 /// One scripted session: every output, in order, as text.
@@ -548,20 +1081,52 @@ fn script(seed: u64) -> Vec<String> {
     let mut cfg = BrokerConfig::default();
     cfg.seed = seed;
     cfg.slippage_random_points = 5;
-    cfg.accounts.push(AccountConfig { id: 1002, login: 7_001_002, balance_cents: 500_000, leverage: 30, is_live: false });
+    cfg.accounts.push(AccountConfig {
+        id: 1002,
+        login: 7_001_002,
+        balance_cents: 500_000,
+        leverage: 30,
+        is_live: false,
+    });
     cfg.tokens[0].accounts.push(1002);
     cfg.speed = Speed::Times(60.0);
-    let data = vec![synthetic("EURUSD", Period::M15, 300, t0(), seed), synthetic("US500", Period::M5, 900, t0(), seed)];
+    let data = vec![
+        synthetic("EURUSD", Period::M15, 300, t0(), seed),
+        synthetic("US500", Period::M5, 900, t0(), seed),
+    ];
     let mut h = H::new(cfg, data, Start::AfterBars(200));
     let c = h.login();
-    h.b.handle_request(h.now, c, Some("s".into()), Request::SubscribeSpots { account_id: ACC, symbol_ids: vec![1, 2], with_timestamp: true });
-    h.b.handle_request(h.now, c, Some("t".into()), Request::SubscribeLiveTrendbar { account_id: ACC, symbol_id: 2, period: Period::M15.number() });
+    h.b.handle_request(
+        h.now,
+        c,
+        Some("s".into()),
+        Request::SubscribeSpots {
+            account_id: ACC,
+            symbol_ids: vec![1, 2],
+            with_timestamp: true,
+        },
+    );
+    h.b.handle_request(
+        h.now,
+        c,
+        Some("t".into()),
+        Request::SubscribeLiveTrendbar {
+            account_id: ACC,
+            symbol_id: 2,
+            period: Period::M15.number(),
+        },
+    );
     let mut log = Vec::new();
     for i in 0..200 {
         h.now += 997;
         h.b.handle_timeout(h.now);
         if i % 10 == 0 {
-            h.b.handle_request(h.now, c, Some(format!("o{i}")), market_order(if i % 20 == 0 { Side::Buy } else { Side::Sell }, 100_000));
+            h.b.handle_request(
+                h.now,
+                c,
+                Some(format!("o{i}")),
+                market_order(if i % 20 == 0 { Side::Buy } else { Side::Sell }, 100_000),
+            );
         }
         if i % 7 == 0 {
             h.b.handle_request(h.now, c, None, Request::Heartbeat);

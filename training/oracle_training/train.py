@@ -241,7 +241,7 @@ def train_model(
     }
     extra = {
         "timesteps": timesteps,
-        "attempts": attempt + 1,
+        "attempts": min(attempt + 1, max_attempts),
         "ent_coef": ent_coef * (1 + 2 * (min(attempt, max_attempts - 1) % 3)),
         "reward": "change of equity (realised + unrealised money) / reward_scale",
         "reward_scale": scale,

@@ -4,6 +4,7 @@
 //! drift and P&L summary and an HTML report at the end. Every child is stopped on every exit path
 //! (normal end, error, Ctrl-C; and by the kernel if the demo itself is killed).
 
+mod prep;
 mod procs;
 pub mod report;
 pub mod view;
@@ -21,13 +22,15 @@ use view::State;
 /// `oracle demo` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Live bars per stream the simulator publishes after the warm-up history.
-    #[arg(long, default_value_t = 300)]
+    /// Live bars of each symbol's coarsest model timeframe (finer timeframes of the same symbol
+    /// get proportionally more).
+    #[arg(long, default_value_t = 200)]
     pub bars: u64,
-    /// Live bars per second (every stream closes a bar together).
-    #[arg(long, default_value_t = 25.0)]
-    pub speed: f64,
-    /// History bars per stream before the live replay (at least the models' window, 350).
+    /// Simulator speed: `fast` (as fast as the executor reads), `<N>x` (market time) or `<N>`
+    /// (bars per second of the coarsest period).
+    #[arg(long, default_value = "fast")]
+    pub speed: String,
+    /// History bars behind every model when the live replay starts (at least the window, 350).
     #[arg(long, default_value_t = 400)]
     pub history: u64,
     /// Output folder: report.html, summary.json, logs/, trace/, state/, executor/.
@@ -112,7 +115,10 @@ pub struct Summary {
 impl Summary {
     /// Models whose trace equals the replay.
     pub fn replay_matched(&self) -> usize {
-        self.models.values().filter(|m| m.replay_match == Some(true)).count()
+        self.models
+            .values()
+            .filter(|m| m.replay_match == Some(true))
+            .count()
     }
     /// Every model compared and equal.
     pub fn replay_ok(&self) -> bool {
@@ -246,10 +252,13 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let token = procs::random_token()?;
     let sim_port = procs::free_port()?;
     let ipc_port = procs::free_port()?;
-    let ca = out.join("run/sim-ca.pem");
-    let start_file = out.join("run/start");
+    let run = out.join("run");
+    let ca = run.join("sim-ca.pem");
+    let creds = run.join("sim-credentials.env");
     let logs = out.join("logs");
     let p = |x: &Path| x.display().to_string();
+    let history = usize::try_from(args.history)?;
+    let prepared = prep::prepare(&models, &data, &run, history, usize::try_from(args.bars)?)?;
 
     let tty = std::io::stdout().is_terminal() && !args.plain;
     let mut screen = Screen {
@@ -260,17 +269,11 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let mut state = State::new(args.bars);
     let (tx, rx) = mpsc::channel();
     let mut group = Group::default();
-    let envs = vec![
-        ("ORACLE_IPC_TOKEN", token.clone()),
-        ("ORACLE_CTRADER_CLIENT_ID", "demo".to_string()),
-        ("ORACLE_CTRADER_CLIENT_SECRET", "demo".to_string()),
-        ("ORACLE_CTRADER_ACCESS_TOKEN", "demo".to_string()),
-        ("ORACLE_CTRADER_ACCOUNT_ID", "1".to_string()),
-    ];
     screen.plain(&format!(
-        "oracle demo: models {} · bars {} · {} live bars per stream at {} bars/s · out {}",
-        models.display(),
+        "oracle demo: {} models · bars {} · live from {} · {} bars of each symbol's coarsest timeframe · speed {} · out {}",
+        prepared.models.len(),
         data.display(),
+        prepared.start,
         args.bars,
         args.speed,
         out.display()
@@ -279,46 +282,56 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     // 1. The simulator (TLS), ready when its port accepts.
     let sim_args = vec![
         "sim".to_string(),
-        "--port".into(),
-        sim_port.to_string(),
-        "--ca-out".into(),
-        p(&ca),
+        "--listen".into(),
+        format!("127.0.0.1:{sim_port}"),
         "--data".into(),
-        p(&data),
-        "--history".into(),
-        args.history.to_string(),
-        "--bars".into(),
-        args.bars.to_string(),
+        p(&prepared.data),
+        "--models".into(),
+        p(&models),
+        "--start".into(),
+        prepared.start.clone(),
         "--speed".into(),
-        args.speed.to_string(),
-        "--start-file".into(),
-        p(&start_file),
-        "--json".into(),
+        args.speed.clone(),
+        "--cert-out".into(),
+        p(&ca),
+        "--credentials-out".into(),
+        p(&creds),
     ];
     group
         .procs
-        .push(Proc::spawn(0, "sim", &exe, &sim_args, &envs, &logs, &tx)?);
-    wait_ready(&mut group, 0, sim_port, &logs)?;
+        .push(Proc::spawn(0, "sim", &exe, &sim_args, &[], &logs, &tx)?);
+    wait_ready(&mut group, 0, sim_port, &[&ca, &creds], &logs)?;
+    let mut envs = vec![("ORACLE_IPC_TOKEN".to_string(), token.clone())];
+    envs.extend(read_env_file(&creds));
+    let account = envs
+        .iter()
+        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| anyhow::anyhow!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
     // 2. The executor (trusts the simulator's CA), ready when the IPC port accepts.
     let ex_args = vec![
         "executor".to_string(),
-        "--broker".into(),
-        format!("127.0.0.1:{sim_port}"),
-        "--ca".into(),
-        p(&ca),
-        "--ipc-port".into(),
-        ipc_port.to_string(),
+        "--config".into(),
+        p(&prepared.executor_config),
         "--models".into(),
         p(&models),
-        "--out".into(),
+        "--state".into(),
         p(&out.join("executor")),
-        "--paper".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{ipc_port}"),
+        "--broker".into(),
+        format!("127.0.0.1:{sim_port}"),
+        "--account-id".into(),
+        account,
+        "--ca".into(),
+        p(&ca),
+        "--with-paper".into(),
         "--json".into(),
     ];
-    group
-        .procs
-        .push(Proc::spawn(1, "executor", &exe, &ex_args, &envs, &logs, &tx)?);
-    wait_ready(&mut group, 1, ipc_port, &logs)?;
+    group.procs.push(Proc::spawn(
+        1, "executor", &exe, &ex_args, &envs, &logs, &tx,
+    )?);
+    wait_ready(&mut group, 1, ipc_port, &[], &logs)?;
     // 3. The predictor.
     let pr_args = vec![
         "predictor".to_string(),
@@ -332,14 +345,18 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         format!("ws://127.0.0.1:{ipc_port}"),
         "--json".into(),
     ];
-    group
-        .procs
-        .push(Proc::spawn(2, "predictor", &exe, &pr_args, &envs, &logs, &tx)?);
+    group.procs.push(Proc::spawn(
+        2,
+        "predictor",
+        &exe,
+        &pr_args,
+        &envs,
+        &logs,
+        &tx,
+    )?);
 
-    let mut ledger = Follow::new(out.join("executor/ledger.jsonl"));
+    let mut ledger = Follow::new(out.join("executor/drift.jsonl"));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let predictor_started = Instant::now();
-    let mut started = false;
     let mut finished_at: Option<Instant> = None;
     let mut last_event = Instant::now();
     let mut failure: Option<String> = None;
@@ -392,15 +409,8 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
             ));
             break;
         }
-        // Start the live replay once every model has caught up with its history.
-        if !started {
-            let ready = !state.models.is_empty() && state.models.values().all(|m| m.ready);
-            if ready || predictor_started.elapsed() > Duration::from_secs(20) {
-                std::fs::write(&start_file, b"go\n")?;
-                started = true;
-            }
-        }
-        let all_bars = !state.models.is_empty() && state.progress() >= args.bars;
+        let all_bars =
+            !state.models.is_empty() && state.models.values().all(|m| m.live_bars >= args.bars);
         let quiet_after_sim = state.replay_done && last_event.elapsed() > Duration::from_secs(2);
         if (all_bars || quiet_after_sim) && finished_at.is_none() {
             finished_at = Some(Instant::now());
@@ -448,7 +458,10 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     summary.children_ok = children_ok && failure.is_none();
     summary.ok = summary.children_ok
         && summary.one_signal_per_bar
-        && summary.models.values().all(|m| m.replay_match != Some(false));
+        && summary
+            .models
+            .values()
+            .all(|m| m.replay_match != Some(false));
     let report = out.join("report.html");
     summary.report = report.display().to_string();
     std::fs::write(&report, report::html(&state, &summary))?;
@@ -467,7 +480,24 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     Ok(if summary.ok { 0 } else { 1 })
 }
 
-fn wait_ready(group: &mut Group, idx: usize, port: u16, logs: &Path) -> anyhow::Result<()> {
+/// `KEY=value` lines of an env file (comments and blanks skipped).
+fn read_env_file(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn wait_ready(
+    group: &mut Group,
+    idx: usize,
+    port: u16,
+    files: &[&Path],
+    logs: &Path,
+) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let c = &mut group.procs[idx];
@@ -479,7 +509,7 @@ fn wait_ready(group: &mut Group, idx: usize, port: u16, logs: &Path) -> anyhow::
                 tail(&logs.join(format!("{}.log", c.name)), 15)
             );
         }
-        if procs::port_open(port) {
+        if procs::port_open(port) && files.iter().all(|f| f.is_file()) {
             return Ok(());
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -523,10 +553,9 @@ fn summarize(state: &State, args: &DemoArgs, models: &Path, data: &Path, out: &P
         s.models.insert(name.clone(), ms);
     }
     s.one_signal_per_bar = !s.models.is_empty()
-        && s
-            .models
+        && s.models
             .values()
-            .all(|m| m.signals == m.live_bars && m.live_bars == args.bars);
+            .all(|m| m.signals == m.live_bars && m.live_bars >= args.bars);
     s
 }
 
@@ -575,7 +604,12 @@ fn compare_replay(
     }
     let mut got = Vec::new();
     let mut err = Vec::new();
-    match crate::deps::replay(&models.join(format!("{name}.zip")), &cut, &mut got, &mut err) {
+    match crate::deps::replay(
+        &models.join(format!("{name}.zip")),
+        &cut,
+        &mut got,
+        &mut err,
+    ) {
         Ok(()) => {
             let got = String::from_utf8_lossy(&got);
             if got == trace {
@@ -611,7 +645,10 @@ fn print_summary(s: &Summary) {
         "signals {} · orders {} · refusals {} · drift bars (real != virtual) {}",
         s.signals, s.orders, s.refusals, s.drift_bars
     );
-    println!("every model one signal per bar: {}", yn(s.one_signal_per_bar));
+    println!(
+        "every model one signal per bar: {}",
+        yn(s.one_signal_per_bar)
+    );
     println!(
         "virtual position = oracle replay: {}/{} models",
         s.replay_matched(),

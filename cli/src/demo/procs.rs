@@ -48,7 +48,7 @@ impl Proc {
         name: &str,
         exe: &Path,
         args: &[String],
-        envs: &[(&str, String)],
+        envs: &[(String, String)],
         logs: &Path,
         tx: &Sender<Line>,
     ) -> anyhow::Result<Self> {

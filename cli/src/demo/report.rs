@@ -2,8 +2,8 @@
 //! bars with refusals marked, and the equity; a summary table on top. Inline SVG, no scripts,
 //! no external resources.
 
-use super::view::{ModelView, State};
 use super::Summary;
+use super::view::{ModelView, State};
 use std::fmt::Write as _;
 
 fn esc(s: &str) -> String {
@@ -17,7 +17,11 @@ const W: f64 = 900.0;
 const PAD: f64 = 40.0;
 
 fn x_of(i: usize, n: usize) -> f64 {
-    PAD + if n <= 1 { 0.0 } else { (W - 2.0 * PAD) * i as f64 / (n - 1) as f64 }
+    PAD + if n <= 1 {
+        0.0
+    } else {
+        (W - 2.0 * PAD) * i as f64 / (n - 1) as f64
+    }
 }
 
 /// A step line through (i, value) points.
@@ -47,7 +51,13 @@ fn line_path(vals: &[Option<f64>], n: usize, y: impl Fn(f64) -> f64) -> String {
     let mut d = String::new();
     for (i, v) in vals.iter().enumerate() {
         let Some(v) = *v else { continue };
-        let _ = write!(d, "{}{:.1},{:.1}", if d.is_empty() { "M" } else { " L" }, x_of(i, n), y(v));
+        let _ = write!(
+            d,
+            "{}{:.1},{:.1}",
+            if d.is_empty() { "M" } else { " L" },
+            x_of(i, n),
+            y(v)
+        );
     }
     d
 }
@@ -84,7 +94,11 @@ fn position_chart(m: &ModelView) -> String {
             yy + 4.0
         );
     }
-    let _ = write!(s, "<path d=\"{}\" class=\"paper\"/>", step_path(&paper, n, y));
+    let _ = write!(
+        s,
+        "<path d=\"{}\" class=\"paper\"/>",
+        step_path(&paper, n, y)
+    );
     let _ = write!(s, "<path d=\"{}\" class=\"real\"/>", step_path(&real, n, y));
     let _ = write!(s, "<path d=\"{}\" class=\"virt\"/>", step_path(&virt, n, y));
     for (i, p) in m.points.iter().enumerate() {
@@ -123,15 +137,28 @@ fn equity_chart(m: &ModelView) -> String {
     let peq: Vec<Option<f64>> = m.points.iter().map(|p| p.paper_equity).collect();
     let has_eq = eq.iter().any(Option::is_some);
     let range = |v: &[Option<f64>]| {
-        v.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(*x), b.max(*x)))
+        v.iter()
+            .flatten()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(*x), b.max(*x))
+            })
     };
     let (lo, hi) = range(&virt);
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0) };
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0)
+    };
     let y = move |v: f64| 8.0 + (hi - v) / (hi - lo) * (h - 24.0);
-    let mut s = format!("<svg viewBox=\"0 0 {W} {h}\" class=\"chart\" role=\"img\" aria-label=\"equity\">");
+    let mut s =
+        format!("<svg viewBox=\"0 0 {W} {h}\" class=\"chart\" role=\"img\" aria-label=\"equity\">");
     let zero = y(0.0);
     if (8.0..=h - 16.0).contains(&zero) {
-        let _ = write!(s, "<line x1=\"{PAD}\" x2=\"{}\" y1=\"{zero:.1}\" y2=\"{zero:.1}\" class=\"axis\"/>", W - PAD);
+        let _ = write!(
+            s,
+            "<line x1=\"{PAD}\" x2=\"{}\" y1=\"{zero:.1}\" y2=\"{zero:.1}\" class=\"axis\"/>",
+            W - PAD
+        );
     }
     let _ = write!(
         s,
@@ -139,15 +166,31 @@ fn equity_chart(m: &ModelView) -> String {
         y(hi) + 8.0,
         y(lo)
     );
-    let _ = write!(s, "<path d=\"{}\" class=\"virt eq\"/>", line_path(&virt, n, y));
+    let _ = write!(
+        s,
+        "<path d=\"{}\" class=\"virt eq\"/>",
+        line_path(&virt, n, y)
+    );
     if has_eq {
         let (elo, ehi) = range(&eq);
         let (plo, phi) = range(&peq);
         let (elo, ehi) = (elo.min(plo), ehi.max(phi));
-        let (elo, ehi) = if ehi > elo { (elo, ehi) } else { (elo - 1.0, ehi + 1.0) };
+        let (elo, ehi) = if ehi > elo {
+            (elo, ehi)
+        } else {
+            (elo - 1.0, ehi + 1.0)
+        };
         let ye = move |v: f64| 8.0 + (ehi - v) / (ehi - elo) * (h - 24.0);
-        let _ = write!(s, "<path d=\"{}\" class=\"real eq\"/>", line_path(&eq, n, ye));
-        let _ = write!(s, "<path d=\"{}\" class=\"paper eq\"/>", line_path(&peq, n, ye));
+        let _ = write!(
+            s,
+            "<path d=\"{}\" class=\"real eq\"/>",
+            line_path(&eq, n, ye)
+        );
+        let _ = write!(
+            s,
+            "<path d=\"{}\" class=\"paper eq\"/>",
+            line_path(&peq, n, ye)
+        );
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">account {ehi:.0}</text><text x=\"{}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">{elo:.0}</text>",
@@ -184,7 +227,13 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         summary.target_bars,
         summary.seconds
     );
-    let verdict = |b: bool| if b { "<b class=\"ok\">yes</b>" } else { "<b class=\"bad\">no</b>" };
+    let verdict = |b: bool| {
+        if b {
+            "<b class=\"ok\">yes</b>"
+        } else {
+            "<b class=\"bad\">no</b>"
+        }
+    };
     let _ = write!(
         o,
         "<table><tr><th>check</th><th>result</th></tr>\
@@ -204,7 +253,9 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         summary.refusals,
         summary.drift_bars,
         summary.virtual_pnl,
-        summary.equity.map_or_else(|| "—".to_string(), |e| format!("{e:.2}")),
+        summary
+            .equity
+            .map_or_else(|| "—".to_string(), |e| format!("{e:.2}")),
         esc(&summary.children_exit)
     );
     if !state.refused.is_empty() {

@@ -108,6 +108,29 @@ fn signed(dir: i64, int: i64) -> i8 {
     i8::try_from(dir.signum() * int.clamp(0, 3)).unwrap_or(0)
 }
 
+/// A position word of the ledger (`FLAT`, `LONG_WEAK`, `SHORT_STRONG`…; `-` when that side is
+/// off) as signed intensity.
+pub fn position_of(word: &str) -> Option<i8> {
+    let w = word.to_ascii_uppercase();
+    let dir = if w.contains("LONG") {
+        1
+    } else if w.contains("SHORT") {
+        -1
+    } else if w.contains("FLAT") || w.contains("WAIT") {
+        return Some(0);
+    } else {
+        return None;
+    };
+    let int = if w.contains("STRONG") {
+        3
+    } else if w.contains("MODERATE") {
+        2
+    } else {
+        1
+    };
+    Some(dir * int)
+}
+
 fn s(v: &Value, k: &str) -> String {
     match v.get(k) {
         Some(Value::String(s)) => s.clone(),
@@ -186,7 +209,11 @@ impl State {
                 m.points.push(Point {
                     bar_time: s(&v, "bar_time"),
                     virt: signed(i(&v, "direction"), i(&v, "intensity")),
-                    real: if m.points.is_empty() { real.or(Some(0)) } else { None },
+                    real: if m.points.is_empty() {
+                        real.or(Some(0))
+                    } else {
+                        None
+                    },
                     virt_pnl: f(&v, "realized_pnl").unwrap_or(0.0) + f(&v, "upnl").unwrap_or(0.0),
                     ..Point::default()
                 });
@@ -203,29 +230,29 @@ impl State {
                 let m = self.models.entry(model.clone()).or_default();
                 let mut note = None;
                 if let Some(idx) = m.points.iter().rposition(|p| p.bar_time == bt) {
-                    let prev = m.points[..idx].iter().rev().find_map(|p| p.real).unwrap_or(0);
+                    let prev = m.points[..idx]
+                        .iter()
+                        .rev()
+                        .find_map(|p| p.real)
+                        .unwrap_or(0);
                     let virt = m.points[idx].virt;
                     let p = &mut m.points[idx];
                     match status.as_str() {
                         "OK" => {
-                            if p.real.is_none() {
-                                p.real = Some(virt);
-                            }
+                            p.real = Some(virt);
                             m.orders += u64::from(!s(&v, "ticket").is_empty());
                         }
                         "HOLD" => {
-                            if p.real.is_none() {
-                                p.real = Some(prev);
-                            }
+                            p.real = Some(prev);
                             m.holds += 1;
                         }
                         "FAIL" | "WAIT_SYNC" => {
-                            if p.real.is_none() {
-                                p.real = Some(0);
+                            p.real = Some(0);
+                            if p.refusal.is_none() {
+                                p.refusal = Some(format!("{status} {reason}"));
+                                m.refusals += 1;
+                                note = Some(format!("{model} {bt}: {status} {reason}"));
                             }
-                            p.refusal = Some(format!("{status} {reason}"));
-                            m.refusals += 1;
-                            note = Some(format!("{model} {bt}: {status} {reason}"));
                         }
                         _ => {}
                     }
@@ -239,36 +266,26 @@ impl State {
         }
     }
 
-    /// Reads one row of the executor's drift ledger (JSON lines; unknown keys tolerated).
+    /// Reads one row of the executor's drift ledger (`drift.jsonl`: bar_time, model,
+    /// virtual_pos, virtual_pnl, real_pos, real_pnl, paper_pos, paper_pnl, ack).
     pub fn ledger_row(&mut self, line: &str) -> Option<String> {
         let v: Value = serde_json::from_str(line).ok()?;
         self.ledger_rows += 1;
-        let sym = s(&v, "symbol");
-        let tf = s(&v, "tf");
+        let name = s(&v, "model");
         let bt = s(&v, "bar_time");
-        if let Some(e) = f(&v, "equity") {
-            self.equity = Some(e);
-        }
-        let (name, m) = self
-            .models
-            .iter_mut()
-            .find(|(_, m)| m.symbol == sym && (tf.is_empty() || m.tf == tf))?;
-        let name = name.clone();
+        let m = self.models.get_mut(&name)?;
         let p = m.points.iter_mut().rev().find(|p| p.bar_time == bt)?;
-        if v.get("real_dir").is_some() {
-            let int = if v.get("real_int").is_some() { i(&v, "real_int") } else { 1 };
-            p.real = Some(signed(i(&v, "real_dir"), int));
+        if let Some(r) = position_of(&s(&v, "real_pos")) {
+            p.real = Some(r);
         }
-        if v.get("paper_dir").is_some() {
-            let int = if v.get("paper_int").is_some() { i(&v, "paper_int") } else { 1 };
-            p.paper = Some(signed(i(&v, "paper_dir"), int));
-        }
-        p.equity = f(&v, "equity");
-        p.paper_equity = f(&v, "paper_equity");
-        let status = s(&v, "status");
-        if matches!(status.as_str(), "FAIL" | "WAIT_SYNC") && p.refusal.is_none() {
-            p.refusal = Some(format!("{status} {}", s(&v, "reason")));
-            return Some(self.note(format!("{name} {bt}: {status} {}", s(&v, "reason"))));
+        p.paper = position_of(&s(&v, "paper_pos"));
+        p.equity = f(&v, "real_pnl");
+        p.paper_equity = f(&v, "paper_pnl");
+        let ack = s(&v, "ack");
+        if (ack.starts_with("FAIL") || ack.starts_with("WAIT_SYNC")) && p.refusal.is_none() {
+            p.refusal = Some(ack.clone());
+            m.refusals += 1;
+            return Some(self.note(format!("{name} {bt}: {ack}")));
         }
         None
     }
@@ -276,7 +293,12 @@ impl State {
     /// Totals: (live bars, signals, orders, refusals).
     pub fn totals(&self) -> (u64, u64, u64, u64) {
         self.models.values().fold((0, 0, 0, 0), |a, m| {
-            (a.0 + m.live_bars, a.1 + m.signals, a.2 + m.orders, a.3 + m.refusals)
+            (
+                a.0 + m.live_bars,
+                a.1 + m.signals,
+                a.2 + m.orders,
+                a.3 + m.refusals,
+            )
         })
     }
 
@@ -289,7 +311,11 @@ impl State {
     pub fn render(&self) -> String {
         let (_, signals, orders, refusals) = self.totals();
         let mut o = String::new();
-        let kids: Vec<String> = self.children.iter().map(|(n, s)| format!("{n} {s}")).collect();
+        let kids: Vec<String> = self
+            .children
+            .iter()
+            .map(|(n, s)| format!("{n} {s}"))
+            .collect();
         let _ = writeln!(
             o,
             "\x1b[1mOracle Trader v2 — demo\x1b[0m  {:>5.1} s   {}",
@@ -302,8 +328,14 @@ impl State {
             self.progress(),
             self.target_bars,
             self.models.len(),
-            if self.refused.is_empty() { String::new() } else { format!(" ({} refused)", self.refused.len()) },
-            self.equity.map(|e| format!(" · equity {e:.2}")).unwrap_or_default()
+            if self.refused.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} refused)", self.refused.len())
+            },
+            self.equity
+                .map(|e| format!(" · equity {e:.2}"))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             o,
@@ -311,8 +343,14 @@ impl State {
             "model", "bars", "action", "virtual", "real", "refusals", "P&L virt"
         );
         for (name, m) in &self.models {
-            let real = m.real().map_or_else(|| "-".to_string(), |r| format!("{r:+}"));
-            let color = if m.real().is_some_and(|r| r != m.virt()) { "\x1b[33m" } else { "" };
+            let real = m
+                .real()
+                .map_or_else(|| "-".to_string(), |r| format!("{r:+}"));
+            let color = if m.real().is_some_and(|r| r != m.virt()) {
+                "\x1b[33m"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 o,
                 "{color}{:<16} {:>5} {:<15} {:>+7} {:>5} {:>8} {:>10.2}\x1b[0m",
@@ -341,5 +379,59 @@ impl State {
             self.target_bars,
             self.models.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_positions_from_signals_acks_and_the_ledger() {
+        let mut st = State::new(3);
+        let ev =
+            |e: &str, rest: &str| format!("{{\"event\":\"{e}\",\"model\":\"EURUSD_H1\"{rest}}}");
+        st.predictor_line(&ev("model_loaded", ",\"symbol\":\"EURUSD\",\"tf\":\"H1\""));
+        st.predictor_line(&ev("caught_up", ""));
+        let sig = |t: &str, a: &str, d: i64, i: i64| {
+            ev(
+                "signal",
+                &format!(
+                    ",\"bar_time\":\"{t}\",\"action\":\"{a}\",\"direction\":{d},\"intensity\":{i},\"realized_pnl\":1.5,\"upnl\":-0.5"
+                ),
+            )
+        };
+        st.predictor_line(&sig("2020-01-01T00:00:00Z", "LONG_WEAK", 1, 1));
+        st.predictor_line(&ev(
+            "ack",
+            ",\"status\":\"OK\",\"ticket\":\"7\",\"bar_time\":\"2020-01-01T00:00:00Z\"",
+        ));
+        st.predictor_line(&sig("2020-01-01T01:00:00Z", "SHORT_STRONG", -1, 3));
+        let note = st.predictor_line(&ev(
+            "ack",
+            ",\"status\":\"FAIL\",\"reason\":\"MARGIN\",\"bar_time\":\"2020-01-01T01:00:00Z\"",
+        ));
+        assert!(note.is_some_and(|n| n.contains("MARGIN")));
+        st.ledger_row(r#"{"bar_time":"2020-01-01T01:00:00Z","model":"EURUSD_H1","virtual_pos":"SHORT_STRONG","virtual_pnl":0.0,"real_pos":"FLAT","real_pnl":0.0,"paper_pos":"SHORT_STRONG","paper_pnl":-1.0,"ack":"FAIL|MARGIN"}"#);
+        let m = &st.models["EURUSD_H1"];
+        assert_eq!((m.live_bars, m.signals, m.orders, m.refusals), (2, 2, 1, 1));
+        assert_eq!((m.virt(), m.real()), (-3, Some(0)));
+        assert_eq!(m.points[1].paper, Some(-3));
+        assert_eq!(m.drift_bars(), 1);
+        assert!((m.pnl() - 1.0).abs() < 1e-12);
+        assert!(st.render().contains("EURUSD_H1"));
+        let summary = crate::demo::Summary::default();
+        let html = crate::demo::report::html(&st, &summary);
+        assert!(
+            html.contains("<svg") && html.contains("class=\"refusal\"") && html.contains("MARGIN")
+        );
+    }
+
+    #[test]
+    fn reads_ledger_position_words() {
+        assert_eq!(position_of("LONG_MODERATE"), Some(2));
+        assert_eq!(position_of("SHORT_WEAK"), Some(-1));
+        assert_eq!(position_of("FLAT"), Some(0));
+        assert_eq!(position_of("-"), None);
     }
 }

@@ -16,7 +16,11 @@ pub struct FakeTwin {
 
 impl FakeTwin {
     pub fn new(spec: ModelSpec) -> Self {
-        Self { spec, ring: VecDeque::new(), state: None }
+        Self {
+            spec,
+            ring: VecDeque::new(),
+            state: None,
+        }
     }
 }
 
@@ -36,7 +40,7 @@ impl Twin for FakeTwin {
     }
 
     fn handle_bar(&mut self, bar: &Bar) -> Result<Step, String> {
-        if !(bar.close > 0.0) || bar.high < bar.low {
+        if bar.close.is_nan() || bar.close <= 0.0 || bar.high < bar.low {
             return Err("bad prices".into());
         }
         let mut st = self.state.unwrap_or(TwinState {
@@ -79,8 +83,10 @@ impl Twin for FakeTwin {
         };
         if (dir, int) != (st.position_direction, st.position_intensity) {
             if st.position_direction != 0 {
-                st.realized_pnl += (bar.close - st.entry_price) * f64::from(st.position_direction)
-                    * f64::from(st.position_intensity) * 1000.0;
+                st.realized_pnl += (bar.close - st.entry_price)
+                    * f64::from(st.position_direction)
+                    * f64::from(st.position_intensity)
+                    * 1000.0;
             }
             st.position_direction = dir;
             st.position_intensity = int;
@@ -127,15 +133,23 @@ impl Loader for FakeLoader {
     fn load(&self, path: &Path) -> Result<Box<dyn Twin>, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let f: Vec<&str> = text.split_whitespace().collect();
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match f.as_slice() {
             [sym, tf, w] => Ok(Box::new(FakeTwin::new(ModelSpec {
                 name,
                 symbol: (*sym).to_string(),
                 timeframe: (*tf).to_string(),
-                window: w.parse().map_err(|_| format!("{}: bad window", path.display()))?,
+                window: w
+                    .parse()
+                    .map_err(|_| format!("{}: bad window", path.display()))?,
             }))),
-            _ => Err(format!("{}: not a model zip (no metadata comment)", path.display())),
+            _ => Err(format!(
+                "{}: not a model zip (no metadata comment)",
+                path.display()
+            )),
         }
     }
 }
@@ -153,7 +167,14 @@ pub fn bars(n: usize, start: i64, seed: f64) -> Vec<Bar> {
         .map(|i| {
             let x = i as f64;
             let c = 1.1 + 0.01 * (x / 7.0 + seed).sin() + 0.004 * (x / 2.3 + seed).cos();
-            Bar { time: start + 60 * i as i64, open: c, high: c + 0.001, low: c - 0.001, close: c, volume: 10.0 }
+            Bar {
+                time: start + 60 * i as i64,
+                open: c,
+                high: c + 0.001,
+                low: c - 0.001,
+                close: c,
+                volume: 10.0,
+            }
         })
         .collect()
 }

@@ -1,0 +1,112 @@
+//! `oracle demo` end to end with a small bar count: the built binary, real child processes, real
+//! TLS and WebSocket. Checks the summary (one signal per model per live bar; every trace equals
+//! `oracle replay` over the same bars), the report, and that nothing is left running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Processes whose command line mentions `needle` (our out dir), other than this test.
+fn leftovers(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn demo_end_to_end_small() {
+    let out = std::env::temp_dir().join(format!("oracle-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oracle"))
+        .arg("demo")
+        .args(["--bars", "30", "--timeout", "240", "--plain"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--models")
+        .arg(repo().join("models"))
+        .arg("--data")
+        .arg(repo().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oracle demo");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("oracle demo did not finish in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    let _ = child
+        .stdout
+        .take()
+        .map(|mut s| s.read_to_string(&mut stdout));
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut s| s.read_to_string(&mut stderr));
+    let needle = out.display().to_string();
+    assert!(
+        leftovers(&needle).is_empty(),
+        "left running: {:?}",
+        leftovers(&needle)
+    );
+    assert!(
+        status.success(),
+        "demo failed: {status}\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("report: "), "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary json");
+    let models = summary["models"].as_object().expect("models");
+    assert_eq!(models.len(), 20, "all bundled models ran: {stdout}");
+    for (name, m) in models {
+        let live = m["live_bars"].as_u64().unwrap_or(0);
+        assert!(live >= 30, "{name}: {live} live bars");
+        assert_eq!(
+            m["signals"].as_u64(),
+            Some(live),
+            "{name}: one signal per live bar"
+        );
+        assert_eq!(
+            m["replay_match"].as_bool(),
+            Some(true),
+            "{name}: {}",
+            m["replay_note"]
+        );
+    }
+    assert_eq!(summary["ok"].as_bool(), Some(true));
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report");
+    assert!(html.contains("<svg") && html.contains("EURUSD_H1"));
+    std::fs::remove_dir_all(&out).expect("cleanup");
+}

@@ -1,0 +1,726 @@
+//! `oracle doctor`: deployment checks for the seed's VM. One line per check:
+//!
+//! ```text
+//! OK   clock: chrony offset 0.012 ms (limit 10 ms)
+//! FAIL secrets: /etc/oracle-trader/secrets.env mode 0644 is readable by others — fix: chown root:oracle /etc/oracle-trader/secrets.env && chmod 0640 /etc/oracle-trader/secrets.env
+//! WARN clock: neither chronyc nor timedatectl found — fix: install chrony (apt install chrony) and enable it
+//! ```
+//!
+//! The exit code is non-zero when any line is `FAIL` (`WARN` does not fail). Every check is a
+//! plain function over its inputs so each OK and FAIL path is tested on temporary files; the only
+//! network access is the optional TLS handshake to `--broker` (tests use the simulator on
+//! loopback).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `oracle doctor` flags (embed with `#[command(flatten)]` or as a subcommand's args).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// Models folder: every `*.zip` must load.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// The executor configuration (`executor_config.json`) to validate.
+    #[arg(long, default_value = "executor_config.json")]
+    pub config: PathBuf,
+    /// The secrets environment file (0600, or 0640 with group `oracle`).
+    #[arg(long, default_value = "/etc/oracle-trader/secrets.env")]
+    pub secrets: PathBuf,
+    /// An IPC token file to check too (0600), when the token is not in the secrets file.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// State folders that need free disk space (journal, twin states, drift ledger);
+    /// repeatable.
+    #[arg(long = "state", default_value = "/var/lib/oracle-trader")]
+    pub state: Vec<PathBuf>,
+    /// Free space required in each state folder, MB.
+    #[arg(long, visible_alias = "min-free-mib", default_value_t = 200)]
+    pub min_free_mb: u64,
+    /// Largest clock offset accepted, milliseconds (the seed's requirement: 10).
+    #[arg(long, default_value_t = 10.0)]
+    pub max_offset_ms: f64,
+    /// Broker endpoint HOST:PORT to reach with a TLS handshake (the check is skipped without it;
+    /// cTrader: live.ctraderapi.com:5035 or demo.ctraderapi.com:5035).
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// CA (PEM) to trust for `--broker` instead of the public roots (e.g. the simulator's).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// TLS check timeout, milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Skip the clock check (containers without a clock daemon; never on the VM).
+    #[arg(long)]
+    pub skip_clock: bool,
+    /// Print only WARN and FAIL lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The verdict of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Passed.
+    Ok,
+    /// Not fatal, but a person should look.
+    Warn,
+    /// The deployment is not fit to trade.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// OK / WARN / FAIL.
+    pub status: Status,
+    /// Short check name (`clock`, `config`, `model`, `secrets`, `disk`, `broker`).
+    pub name: String,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (empty for OK).
+    pub fix: String,
+}
+
+impl Check {
+    fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Ok,
+            name: name.into(),
+            detail: detail.into(),
+            fix: String::new(),
+        }
+    }
+    fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: Status::Warn,
+            name: name.into(),
+            detail: detail.into(),
+            fix: fix.into(),
+        }
+    }
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: Status::Fail,
+            name: name.into(),
+            detail: detail.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.status {
+            Status::Ok => "OK  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        // One line, whatever the detail holds.
+        let detail = self.detail.replace('\n', " ");
+        write!(f, "{tag} {}: {detail}", self.name)?;
+        if !self.fix.is_empty() {
+            write!(f, " — fix: {}", self.fix.replace('\n', " "))?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// clock
+
+/// Parses `chronyc tracking`: the `System time` offset in ms (signed: negative = slow) and
+/// whether `Leap status` says the clock is not synchronised.
+pub fn parse_chrony(text: &str) -> Option<(f64, bool)> {
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let sys = field("System time")?;
+    let mut it = sys.split_whitespace();
+    let secs: f64 = it.next()?.parse().ok()?;
+    let _unit = it.next(); // "seconds"
+    let sign = match it.next() {
+        Some("slow") => -1.0,
+        _ => 1.0,
+    };
+    let unsynced = field("Leap status").is_some_and(|v| v.eq_ignore_ascii_case("Not synchronised"));
+    Some((sign * secs.abs() * 1000.0, unsynced))
+}
+
+/// The clock check from the tools' outputs: `chrony` = the stdout of a successful
+/// `chronyc tracking` (None: not installed or failed), `ntp_synced` = `timedatectl show -p
+/// NTPSynchronized --value` (None: not available).
+pub fn check_clock(chrony: Option<&str>, ntp_synced: Option<&str>, max_ms: f64) -> Check {
+    const N: &str = "clock";
+    if let Some(text) = chrony {
+        return match parse_chrony(text) {
+            Some((_, true)) => Check::fail(
+                N,
+                "chrony: Leap status 'Not synchronised'",
+                "check `chronyc sources -v` (reachable NTP servers? UDP 123 open?), then `chronyc makestep`",
+            ),
+            Some((ms, false)) if ms.abs() < max_ms => {
+                Check::ok(N, format!("chrony offset {ms:+.3} ms (limit {max_ms} ms)"))
+            }
+            Some((ms, false)) => Check::fail(
+                N,
+                format!("chrony offset {ms:+.3} ms is not under {max_ms} ms"),
+                "`chronyc makestep` to step the clock now; check `chronyc sources -v`",
+            ),
+            None => Check::fail(
+                N,
+                "`chronyc tracking` gave no 'System time' line",
+                "start chronyd: systemctl enable --now chrony",
+            ),
+        };
+    }
+    match ntp_synced.map(str::trim) {
+        Some("yes") => Check::warn(
+            N,
+            "timedatectl: NTP synchronized, but the offset cannot be measured without chrony",
+            "install chrony (apt install chrony) so the offset can be checked against 10 ms",
+        ),
+        Some(v) => Check::fail(
+            N,
+            format!("timedatectl: NTPSynchronized={v}"),
+            "install and enable chrony: apt install chrony && systemctl enable --now chrony",
+        ),
+        None => Check::warn(
+            N,
+            "neither chronyc nor timedatectl is available: the offset is unknown",
+            "install chrony (apt install chrony) and enable it",
+        ),
+    }
+}
+
+fn run_tool(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// executor_config.json
+
+/// Validates `executor_config.json` with the executor's own rules (`oracle_executor::config`),
+/// without rewriting it.
+pub fn check_config(path: &Path) -> Check {
+    const N: &str = "config";
+    let shown = path.display();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Check::fail(
+                N,
+                format!("{shown}: {e}"),
+                format!(
+                    "write {shown} (symbols at the top level: {{\"EURUSD\": {{\"enabled\": true, \"lot_weak\": 0.01, \"lot_moderate\": 0.03, \"lot_strong\": 0.05}}}}) or pass --config"
+                ),
+            );
+        }
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Check::fail(
+                N,
+                format!("{shown}: not valid JSON: {e}"),
+                "fix the JSON syntax at that line and column",
+            );
+        }
+    };
+    match oracle_executor::config::from_value(&v) {
+        Ok(cfg) => {
+            let enabled = cfg.symbols.values().filter(|s| s.enabled).count();
+            let status = if enabled == 0 {
+                Check::warn(
+                    N,
+                    format!(
+                        "{shown}: valid, {} symbol(s), none enabled",
+                        cfg.symbols.len()
+                    ),
+                    "set \"enabled\": true on the symbols to trade",
+                )
+            } else {
+                Check::ok(
+                    N,
+                    format!(
+                        "{shown}: valid, {} symbol(s), {enabled} enabled",
+                        cfg.symbols.len()
+                    ),
+                )
+            };
+            status
+        }
+        Err(errs) => {
+            let keys: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.key, e.msg)).collect();
+            Check::fail(
+                N,
+                format!("{shown}: {} error(s): {}", errs.len(), keys.join("; ")),
+                "correct the keys named (shell-executor/README.md, executor_config.json)",
+            )
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// models
+
+/// One line per `*.zip` in `dir`: OK with symbol, timeframe and window, or FAIL naming the file
+/// and the field (the loader's message).
+pub fn check_models(dir: &Path) -> Vec<Check> {
+    const N: &str = "model";
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return vec![Check::fail(
+                "models",
+                format!("{}: {e}", dir.display()),
+                "create the folder and copy the SYM_TF.zip models into it, or pass --models",
+            )];
+        }
+    };
+    let mut zips: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip")))
+        .collect();
+    zips.sort();
+    if zips.is_empty() {
+        return vec![Check::fail(
+            "models",
+            format!("{}: no *.zip model", dir.display()),
+            "copy the atomic model zips (SYM_TF.zip) into it",
+        )];
+    }
+    zips.iter()
+        .map(|z| match oracle_model::load_model(z) {
+            Ok(m) => Check::ok(
+                N,
+                format!(
+                    "{}: {} {} window {}",
+                    m.name,
+                    m.metadata.symbol_clean,
+                    m.metadata.timeframe,
+                    m.model.window()
+                ),
+            ),
+            Err(e) => Check::fail(
+                N,
+                e.to_string(),
+                format!(
+                    "re-export the model (python -m oracle_training export {}) or remove it from the folder",
+                    z.display()
+                ),
+            ),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// credentials
+
+/// The name of group `gid` from `/etc/group` (None if not found).
+fn group_name(gid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _pw = f.next()?;
+        let id: u32 = f.next()?.parse().ok()?;
+        (id == gid).then(|| name.to_string())
+    })
+}
+
+/// Mode rule for a secret file: `0600` (owner only) is fine; `0640` is fine when the group is
+/// `oracle` (the service's group; root owns the file); anything readable by others, writable by
+/// the group, or group-readable by another group fails.
+pub fn secret_mode_verdict(mode: u32, group: Option<&str>) -> Result<String, String> {
+    let m = mode & 0o777;
+    if m & 0o007 != 0 {
+        return Err(format!("mode {m:04o} gives access to others"));
+    }
+    if m & 0o020 != 0 {
+        return Err(format!("mode {m:04o} lets the group write"));
+    }
+    if m & 0o040 != 0 {
+        return match group {
+            Some("oracle") => Ok(format!("mode {m:04o}, group oracle")),
+            g => Err(format!(
+                "mode {m:04o} lets group {} read it (only group oracle may)",
+                g.unwrap_or("?")
+            )),
+        };
+    }
+    Ok(format!("mode {m:04o}"))
+}
+
+/// Keys a secrets file must set (names only are ever printed, never values).
+pub const REQUIRED_SECRETS: [&str; 1] = ["ORACLE_IPC_TOKEN"];
+/// Keys live trading needs (WARN when missing: a paper-only deployment runs without them).
+pub const LIVE_SECRETS: [&str; 4] = [
+    "ORACLE_CTRADER_CLIENT_ID",
+    "ORACLE_CTRADER_CLIENT_SECRET",
+    "ORACLE_CTRADER_ACCESS_TOKEN",
+    "ORACLE_CTRADER_ACCOUNT_ID",
+];
+
+/// Checks a secrets env file (`KEY=value` lines) or a token file (`env = false`): it exists, its
+/// mode follows [`secret_mode_verdict`], and (env files) the keys are set.
+pub fn check_secret_file(path: &Path, env: bool) -> Check {
+    let n = if env { "secrets" } else { "token-file" };
+    let shown = path.display();
+    let fix_mode = format!("chmod 0600 {shown} (or chown root:oracle {shown} && chmod 0640 {shown})");
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            return Check::fail(
+                n,
+                format!("{shown}: {e}"),
+                if env {
+                    format!(
+                        "install -m 0640 -o root -g oracle deploy/secrets.env.example {shown}, then fill it in"
+                    )
+                } else {
+                    format!("write the token to {shown} with mode 0600")
+                },
+            );
+        }
+    };
+    #[cfg(unix)]
+    let (mode, gid) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.mode(), meta.gid())
+    };
+    #[cfg(not(unix))]
+    let (mode, gid) = (0o600u32, 0u32);
+    let group = group_name(gid);
+    let mode_note = match secret_mode_verdict(mode, group.as_deref()) {
+        Ok(s) => s,
+        Err(why) => return Check::fail(n, format!("{shown}: {why}"), fix_mode),
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::fail(
+                n,
+                format!("{shown}: {mode_note}, but unreadable: {e}"),
+                "run doctor as root or as the oracle user",
+            );
+        }
+    };
+    if !env {
+        return if text.trim().is_empty() {
+            Check::fail(n, format!("{shown}: empty"), "write the IPC token into it")
+        } else {
+            Check::ok(n, format!("{shown}: {mode_note}"))
+        };
+    }
+    let set: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(_, v)| !v.trim().trim_matches('"').is_empty())
+        .map(|(k, _)| k.trim().trim_start_matches("export ").trim())
+        .collect();
+    let missing: Vec<&str> = REQUIRED_SECRETS
+        .iter()
+        .copied()
+        .filter(|k| !set.contains(k))
+        .collect();
+    if !missing.is_empty() {
+        return Check::fail(
+            n,
+            format!("{shown}: {mode_note}; not set: {}", missing.join(", ")),
+            format!("set them in {shown} (a long random token: openssl rand -hex 32)"),
+        );
+    }
+    let live_missing: Vec<&str> = LIVE_SECRETS
+        .iter()
+        .copied()
+        .filter(|k| !set.contains(k))
+        .collect();
+    if !live_missing.is_empty() {
+        return Check::warn(
+            n,
+            format!(
+                "{shown}: {mode_note}; live trading needs: {}",
+                live_missing.join(", ")
+            ),
+            format!("fill them in {shown} from the cTrader Open API application (paper mode runs without them)"),
+        );
+    }
+    Check::ok(n, format!("{shown}: {mode_note}, all keys set"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// disk
+
+/// Free MB available to unprivileged users on the file system holding `path`.
+pub fn free_mb(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized, writable statvfs
+    // that the call fills in; we read it only when the call reports success.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let bytes = u128::from(st.f_bavail) * u128::from(st.f_frsize);
+    Ok(u64::try_from(bytes / 1_000_000).unwrap_or(u64::MAX))
+}
+
+/// Free space for a state folder (or, if it does not exist yet, its nearest existing parent).
+pub fn check_disk(dir: &Path, min_mb: u64) -> Check {
+    const N: &str = "disk";
+    let existing = dir.ancestors().find(|p| p.exists() && !p.as_os_str().is_empty());
+    let Some(at) = existing else {
+        return Check::fail(
+            N,
+            format!("{}: no existing parent folder", dir.display()),
+            "create the state folder (systemd's StateDirectory= does it)",
+        );
+    };
+    let note = if at == dir {
+        String::new()
+    } else {
+        format!(" (not created yet; measured at {})", at.display())
+    };
+    match free_mb(at) {
+        Ok(mb) if mb >= min_mb => Check::ok(
+            N,
+            format!("{}: {mb} MB free (need {min_mb}){note}", dir.display()),
+        ),
+        Ok(mb) => Check::fail(
+            N,
+            format!(
+                "{}: {mb} MB free, under the {min_mb} MB the journal and states need{note}",
+                dir.display()
+            ),
+            "free disk space (journalctl --vacuum-size=100M, apt-get clean) or grow the volume",
+        ),
+        Err(e) => Check::fail(
+            N,
+            format!("{}: statvfs failed: {e}", dir.display()),
+            "check the mount",
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// broker TLS
+
+fn tls_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(p) => {
+            let pem = std::fs::read(p).map_err(|e| format!("--ca {}: {e}", p.display()))?;
+            let mut n = 0;
+            for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let c = c.map_err(|e| format!("--ca {}: {e}", p.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("--ca {}: {e}", p.display()))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(format!("--ca {}: no PEM certificate in it", p.display()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// A TLS handshake with `endpoint` (`HOST:PORT`), verifying its certificate against `ca` (or the
+/// public roots). Nothing is sent after the handshake.
+pub fn check_broker(endpoint: &str, ca: Option<&Path>, timeout: Duration) -> Check {
+    const N: &str = "broker";
+    let fix_net = "check the host name and port (cTrader: live.ctraderapi.com:5035 / demo.ctraderapi.com:5035), DNS, and that outbound TCP to it is allowed";
+    let Some((host, _port)) = endpoint.rsplit_once(':') else {
+        return Check::fail(
+            N,
+            format!("{endpoint}: expected HOST:PORT"),
+            "pass --broker HOST:PORT",
+        );
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let cfg = match tls_config(ca) {
+        Ok(c) => c,
+        Err(e) => return Check::fail(N, e, "give a readable PEM file to --ca"),
+    };
+    let addr = match endpoint.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        Ok(None) | Err(_) => {
+            return Check::fail(N, format!("{endpoint}: cannot resolve"), fix_net);
+        }
+    };
+    let t0 = Instant::now();
+    let mut tcp = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return Check::fail(N, format!("{endpoint} ({addr}): TCP: {e}"), fix_net),
+    };
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+        Ok(n) => n,
+        Err(e) => return Check::fail(N, format!("{host}: {e}"), "pass a DNS name or an IP"),
+    };
+    let mut conn = match rustls::ClientConnection::new(cfg, name) {
+        Ok(c) => c,
+        Err(e) => return Check::fail(N, format!("{endpoint}: {e}"), fix_net),
+    };
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            let fix = if e.to_string().contains("certificate") || e.to_string().contains("Unknown") {
+                "the server's certificate is not trusted: for the real broker use the public roots (no --ca); for the simulator pass its CA with --ca"
+            } else {
+                fix_net
+            };
+            return Check::fail(N, format!("{endpoint}: TLS handshake: {e}"), fix);
+        }
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let ver = conn
+        .protocol_version()
+        .map_or_else(|| "?".to_string(), |v| format!("{v:?}"));
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut tcp);
+    // Drain politely; the peer may close first.
+    let mut sink = [0u8; 64];
+    let _ = tcp.write(&[]);
+    let _ = tcp.read(&mut sink);
+    Check::ok(
+        N,
+        format!("{endpoint}: TLS handshake OK ({ver}, certificate verified, {ms:.1} ms)"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// the whole run
+
+/// Runs every check and returns the lines (in order).
+pub fn checks(args: &DoctorArgs) -> Vec<Check> {
+    let mut out = Vec::new();
+    if !args.skip_clock {
+        let chrony = run_tool("chronyc", &["tracking"]);
+        let ntp = if chrony.is_none() {
+            run_tool("timedatectl", &["show", "-p", "NTPSynchronized", "--value"])
+        } else {
+            None
+        };
+        out.push(check_clock(
+            chrony.as_deref(),
+            ntp.as_deref(),
+            args.max_offset_ms,
+        ));
+    }
+    out.push(check_config(&args.config));
+    out.extend(check_models(&args.models));
+    out.push(check_secret_file(&args.secrets, true));
+    if let Some(t) = &args.token_file {
+        out.push(check_secret_file(t, false));
+    }
+    for d in &args.state {
+        out.push(check_disk(d, args.min_free_mb));
+    }
+    if let Some(b) = &args.broker {
+        out.push(check_broker(
+            b,
+            args.ca.as_deref(),
+            Duration::from_millis(args.timeout_ms),
+        ));
+    }
+    out
+}
+
+/// `oracle doctor`: prints one line per check; exit code 1 if any FAIL, else 0.
+pub fn run_doctor(args: &DoctorArgs) -> ExitCode {
+    let lines = checks(args);
+    let stdout = std::io::stdout();
+    let mut o = stdout.lock();
+    for c in &lines {
+        if args.quiet && c.status == Status::Ok {
+            continue;
+        }
+        let _ = writeln!(o, "{c}");
+    }
+    let fails = lines.iter().filter(|c| c.status == Status::Fail).count();
+    let warns = lines.iter().filter(|c| c.status == Status::Warn).count();
+    let _ = writeln!(
+        o,
+        "doctor: {} check(s), {fails} FAIL, {warns} WARN",
+        lines.len()
+    );
+    if fails > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHRONY_OK: &str = "Reference ID    : A9FEA97B (169.254.169.123)\nStratum         : 4\nSystem time     : 0.000012345 seconds slow of NTP time\nLast offset     : -0.000001 seconds\nLeap status     : Normal\n";
+
+    #[test]
+    fn chrony_offsets_parse_with_sign() {
+        let (ms, unsynced) = parse_chrony(CHRONY_OK).expect("parses");
+        assert!((ms + 0.012345).abs() < 1e-9, "{ms}");
+        assert!(!unsynced);
+        let fast = CHRONY_OK.replace("0.000012345 seconds slow", "0.020000000 seconds fast");
+        assert!((parse_chrony(&fast).expect("parses").0 - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn clock_ok_fail_warn() {
+        assert_eq!(check_clock(Some(CHRONY_OK), None, 10.0).status, Status::Ok);
+        let far = CHRONY_OK.replace("0.000012345", "0.015000000");
+        let c = check_clock(Some(&far), None, 10.0);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.to_string().contains("— fix:"), "{c}");
+        let unsynced = CHRONY_OK.replace("Normal", "Not synchronised");
+        assert_eq!(check_clock(Some(&unsynced), None, 10.0).status, Status::Fail);
+        assert_eq!(check_clock(Some("garbage"), None, 10.0).status, Status::Fail);
+        assert_eq!(check_clock(None, Some("yes\n"), 10.0).status, Status::Warn);
+        assert_eq!(check_clock(None, Some("no\n"), 10.0).status, Status::Fail);
+        let none = check_clock(None, None, 10.0);
+        assert_eq!(none.status, Status::Warn);
+        assert!(none.fix.contains("install chrony"));
+    }
+
+    #[test]
+    fn secret_modes() {
+        assert!(secret_mode_verdict(0o100600, Some("root")).is_ok());
+        assert!(secret_mode_verdict(0o640, Some("oracle")).is_ok());
+        assert!(secret_mode_verdict(0o640, Some("users")).is_err());
+        assert!(secret_mode_verdict(0o644, Some("oracle")).is_err());
+        assert!(secret_mode_verdict(0o660, Some("oracle")).is_err());
+        assert!(secret_mode_verdict(0o604, Some("root")).is_err());
+    }
+
+    #[test]
+    fn line_format() {
+        let c = Check::fail("disk", "x: 1 MB free", "free space");
+        assert_eq!(c.to_string(), "FAIL disk: x: 1 MB free — fix: free space");
+        assert_eq!(Check::ok("model", "A").to_string(), "OK   model: A");
+    }
+}

@@ -1,0 +1,726 @@
+//! The live broker: [`Broker`] over `oracle-ctrader`'s Tokio driver (feature `live`).
+//!
+//! One driver connection (TLS, to the broker or to `oracle-sim` with its CA). A task consumes the
+//! session's events: `Ready` (after the first one: [`Feed::Reconnected`], so the engine reconciles
+//! before anything else), `Spot` (quotes), `BarClosed` ([`Feed::Bar`]), and execution events that
+//! complete orders whose first answer was only `ORDER_ACCEPTED`.
+//!
+//! Known approximations (see `NEEDS.md`): the schema has no `ExpectedMarginReq`, so the margin an
+//! order needs is estimated as units × price / leverage (quote currency taken as the deposit
+//! currency); positions do not carry the client order id, so reconciliation also explains a
+//! position by label, side and volume (see `engine`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
+use oracle_ctrader::proto::{
+    ProtoOaClosePositionReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
+    ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq, ProtoOaNewOrderReq,
+    ProtoOaOrderType, ProtoOaReconcileReq, ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq,
+    ProtoOaTradeSide, ProtoOaTraderReq, ProtoOaTrendbarPeriod,
+};
+use oracle_ctrader::{Event, Payload, units};
+use oracle_ipc::Timeframe;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::broker::{
+    BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+};
+use crate::risk::Account;
+use crate::shell::Feed;
+use crate::volume::SymbolSpec;
+
+/// What [`connect`] needs.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// Driver configuration (endpoint, TLS, credentials, account).
+    pub client: ClientConfig,
+    /// Symbols to trade (names as in executor_config.json).
+    pub symbols: Vec<String>,
+    /// Bar streams to subscribe.
+    pub streams: Vec<(String, Timeframe)>,
+    /// How long to wait for `ORDER_FILLED` after `ORDER_ACCEPTED`.
+    pub fill_timeout: Duration,
+    /// How long to wait for the first `Ready`.
+    pub ready_timeout: Duration,
+}
+
+/// Bid and ask in wire units (a side absent until first seen).
+type WireQuote = (Option<u64>, Option<u64>);
+
+#[derive(Default)]
+struct Shared {
+    up: AtomicBool,
+    /// Latest server time seen on a spot (Unix ms), 0 before the first.
+    server_ms: std::sync::atomic::AtomicI64,
+    /// symbol id → (bid, ask) in wire units.
+    quotes: Mutex<HashMap<i64, WireQuote>>,
+    /// symbol id → (name, digits).
+    symbols: Mutex<HashMap<i64, (String, u32)>>,
+    /// Orders waiting for their fill: client order id, or `pos:<id>` for a close.
+    fills: Mutex<HashMap<String, oneshot::Sender<OrderResult>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another task panicked while holding it; the maps stay usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The live session.
+pub struct LiveBroker {
+    client: Client,
+    account: i64,
+    shared: Arc<Shared>,
+    specs: HashMap<String, SymbolSpec>,
+    money_digits: u32,
+    leverage: f64,
+    fill_timeout: Duration,
+}
+
+impl std::fmt::Debug for LiveBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveBroker")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cTrader period of a timeframe.
+pub fn period_of(tf: Timeframe) -> ProtoOaTrendbarPeriod {
+    match tf {
+        Timeframe::M1 => ProtoOaTrendbarPeriod::M1,
+        Timeframe::M2 => ProtoOaTrendbarPeriod::M2,
+        Timeframe::M3 => ProtoOaTrendbarPeriod::M3,
+        Timeframe::M4 => ProtoOaTrendbarPeriod::M4,
+        Timeframe::M5 => ProtoOaTrendbarPeriod::M5,
+        Timeframe::M10 => ProtoOaTrendbarPeriod::M10,
+        Timeframe::M15 => ProtoOaTrendbarPeriod::M15,
+        Timeframe::M30 => ProtoOaTrendbarPeriod::M30,
+        Timeframe::H1 => ProtoOaTrendbarPeriod::H1,
+        Timeframe::H4 => ProtoOaTrendbarPeriod::H4,
+        Timeframe::H12 => ProtoOaTrendbarPeriod::H12,
+        Timeframe::D1 => ProtoOaTrendbarPeriod::D1,
+        Timeframe::W1 => ProtoOaTrendbarPeriod::W1,
+        Timeframe::MN1 => ProtoOaTrendbarPeriod::Mn1,
+    }
+}
+
+fn tf_of(p: ProtoOaTrendbarPeriod) -> Timeframe {
+    Timeframe::ALL
+        .into_iter()
+        .find(|t| period_of(*t) == p)
+        .unwrap_or(Timeframe::MN1)
+}
+
+fn utc_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn err(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError(e.to_string())
+}
+
+/// Connects, waits for the session to be ready, loads the symbols and subscribes the streams.
+pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Receiver<Feed>)> {
+    let account = cfg.client.session.account_id;
+    let (client, mut events) = driver::connect(cfg.client.clone())?;
+    // First Ready.
+    let ready = tokio::time::timeout(cfg.ready_timeout, async {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                Event::Ready => return Ok(()),
+                Event::AuthFailed { code, .. } => {
+                    anyhow::bail!("broker authentication failed: {code}")
+                }
+                _ => {}
+            }
+        }
+        anyhow::bail!("the cTrader driver stopped before the session was ready")
+    })
+    .await;
+    match ready {
+        Ok(r) => r?,
+        Err(_) => anyhow::bail!(
+            "the broker session was not ready within {:?}",
+            cfg.ready_timeout
+        ),
+    }
+    let shared = Arc::new(Shared::default());
+    shared.up.store(true, Ordering::SeqCst);
+    let mut b = LiveBroker {
+        client,
+        account,
+        shared: shared.clone(),
+        specs: HashMap::new(),
+        money_digits: 2,
+        leverage: 1.0,
+        fill_timeout: cfg.fill_timeout,
+    };
+    b.load_symbols(&cfg.symbols).await?;
+    b.load_trader().await?;
+    let (tx, rx) = mpsc::channel(4096);
+    tokio::spawn(event_task(events, shared, tx));
+    for (sym, tf) in &cfg.streams {
+        let Some(spec) = b.specs.get(sym) else {
+            warn!(symbol = %sym, "model stream for a symbol the broker does not have: not subscribed");
+            continue;
+        };
+        b.client
+            .subscribe_bars(spec.id, period_of(*tf), None)
+            .await
+            .map_err(err)?;
+    }
+    Ok((b, rx))
+}
+
+async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::Sender<Feed>) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::Ready => {
+                shared.up.store(true, Ordering::SeqCst);
+                info!("broker session ready again");
+                if tx.send(Feed::Reconnected).await.is_err() {
+                    return;
+                }
+            }
+            Event::Disconnected { reason, .. } => {
+                shared.up.store(false, Ordering::SeqCst);
+                warn!(
+                    ?reason,
+                    "broker session lost: entries refused until it is back, exits retried"
+                );
+            }
+            Event::AuthFailed { code, .. } => {
+                shared.up.store(false, Ordering::SeqCst);
+                warn!(%code, "broker authentication failed");
+            }
+            Event::Spot {
+                symbol_id,
+                bid,
+                ask,
+                ..
+            } => {
+                let mut q = lock(&shared.quotes);
+                let e = q.entry(symbol_id).or_default();
+                if bid.is_some() {
+                    e.0 = bid;
+                }
+                if ask.is_some() {
+                    e.1 = ask;
+                }
+            }
+            Event::BarClosed {
+                symbol_id,
+                period,
+                bar,
+                ..
+            } => {
+                let Some((name, digits)) = lock(&shared.symbols).get(&symbol_id).cloned() else {
+                    continue;
+                };
+                let [open, high, low, close] = bar.ohlc_f64(digits);
+                let spread = match lock(&shared.quotes).get(&symbol_id) {
+                    Some((Some(b), Some(a))) => {
+                        units::price_to_f64(*a as i64, digits)
+                            - units::price_to_f64(*b as i64, digits)
+                    }
+                    _ => 0.0,
+                };
+                let ev = Feed::Bar {
+                    symbol: name,
+                    tf: tf_of(period),
+                    bar: BarData {
+                        time: bar.open_time,
+                        open,
+                        high,
+                        low,
+                        close,
+                        volume: bar.volume.max(0) as u64,
+                    },
+                    spread,
+                };
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            Event::Execution { event, .. } => complete_fill(&shared, &event),
+            _ => {}
+        }
+    }
+    shared.up.store(false, Ordering::SeqCst);
+}
+
+fn fill_of(ev: &ProtoOaExecutionEvent) -> Option<OrderResult> {
+    let t = ProtoOaExecutionType::try_from(ev.execution_type).ok()?;
+    match t {
+        ProtoOaExecutionType::OrderFilled | ProtoOaExecutionType::OrderPartialFill => {
+            let pos = ev.position.as_ref()?;
+            let price = ev
+                .deal
+                .as_ref()
+                .and_then(|d| d.execution_price)
+                .or_else(|| ev.order.as_ref().and_then(|o| o.execution_price))
+                .or(pos.price)
+                .unwrap_or(0.0);
+            let volume = ev
+                .deal
+                .as_ref()
+                .map_or(pos.trade_data.volume, |d| d.filled_volume);
+            Some(OrderResult::Filled {
+                position_id: pos.position_id as u64,
+                price,
+                volume,
+            })
+        }
+        ProtoOaExecutionType::OrderRejected
+        | ProtoOaExecutionType::OrderCancelled
+        | ProtoOaExecutionType::OrderExpired => Some(OrderResult::Rejected {
+            code: ev
+                .error_code
+                .clone()
+                .unwrap_or_else(|| t.as_str_name().to_string()),
+            msg: t.as_str_name().to_string(),
+        }),
+        _ => None,
+    }
+}
+
+fn fill_key(ev: &ProtoOaExecutionEvent) -> Option<String> {
+    let o = ev.order.as_ref()?;
+    if o.closing_order == Some(true) {
+        return o.position_id.map(|p| format!("pos:{p}"));
+    }
+    o.client_order_id.clone()
+}
+
+fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) {
+    let (Some(key), Some(r)) = (fill_key(ev), fill_of(ev)) else {
+        return;
+    };
+    if let Some(w) = lock(&shared.fills).remove(&key) {
+        let _ = w.send(r);
+    }
+}
+
+impl LiveBroker {
+    /// The executor's clock for this session: the broker's time (latest spot timestamp; a
+    /// simulator replays history, so its time is not the wall clock), else the system clock.
+    pub fn clock(&self) -> crate::shell::Clock {
+        let shared = self.shared.clone();
+        let sys = crate::shell::system_clock();
+        Arc::new(move || {
+            let ms = shared.server_ms.load(Ordering::SeqCst);
+            if ms > 0 { ms / 1000 } else { sys() }
+        })
+    }
+
+    /// The broker's facts for a symbol.
+    pub fn spec(&self, name: &str) -> Option<SymbolSpec> {
+        self.specs.get(name).cloned()
+    }
+
+    async fn req(&self, p: impl Into<Payload>) -> Result<Payload, BrokerError> {
+        match self.client.request(p).await.map_err(err)? {
+            Outcome::Response(p) => Ok(p),
+            Outcome::Error { code, description } => Err(BrokerError(format!(
+                "{code} {}",
+                description.unwrap_or_default()
+            ))),
+            other => Err(BrokerError(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    async fn load_symbols(&mut self, names: &[String]) -> anyhow::Result<()> {
+        let list = self
+            .req(ProtoOaSymbolsListReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        let Payload::SymbolsListRes(list) = list else {
+            anyhow::bail!("SymbolsListReq: unexpected answer")
+        };
+        let mut ids = Vec::new();
+        let mut by_id = HashMap::new();
+        for s in &list.symbol {
+            if let Some(n) = &s.symbol_name
+                && names.contains(n)
+            {
+                ids.push(s.symbol_id);
+                by_id.insert(s.symbol_id, n.clone());
+            }
+        }
+        for n in names {
+            if !by_id.values().any(|v| v == n) {
+                warn!(symbol = %n, "symbol in executor_config.json is unknown to the broker: it will not trade");
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let res = self
+            .req(ProtoOaSymbolByIdReq {
+                ctid_trader_account_id: self.account,
+                symbol_id: ids,
+                ..Default::default()
+            })
+            .await?;
+        let Payload::SymbolByIdRes(res) = res else {
+            anyhow::bail!("SymbolByIdReq: unexpected answer")
+        };
+        for s in res.symbol {
+            let Some(name) = by_id.get(&s.symbol_id).cloned() else {
+                continue;
+            };
+            let spec = SymbolSpec {
+                name: name.clone(),
+                id: s.symbol_id,
+                digits: s.digits.max(0) as u32,
+                pip_position: s.pip_position.max(0) as u32,
+                lot_size: s.lot_size.unwrap_or(0),
+                min_volume: s.min_volume.unwrap_or(0),
+                step_volume: s.step_volume.unwrap_or(0),
+                max_volume: s.max_volume.unwrap_or(i64::MAX),
+            };
+            lock(&self.shared.symbols).insert(s.symbol_id, (name.clone(), spec.digits));
+            self.specs.insert(name, spec);
+        }
+        Ok(())
+    }
+
+    async fn load_trader(&mut self) -> Result<(), BrokerError> {
+        let r = self
+            .req(ProtoOaTraderReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        let Payload::TraderRes(r) = r else {
+            return Err(err("TraderReq: unexpected answer"));
+        };
+        self.money_digits = r.trader.money_digits.unwrap_or(2);
+        self.leverage = r
+            .trader
+            .leverage_in_cents
+            .map_or(1.0, |l| f64::from(l) / 100.0)
+            .max(1.0);
+        Ok(())
+    }
+
+    async fn reconcile_raw(
+        &self,
+    ) -> Result<oracle_ctrader::proto::ProtoOaReconcileRes, BrokerError> {
+        let r = self
+            .req(ProtoOaReconcileReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        match r {
+            Payload::ReconcileRes(r) => Ok(r),
+            _ => Err(err("ReconcileReq: unexpected answer")),
+        }
+    }
+
+    fn name_of(&self, id: i64) -> String {
+        lock(&self.shared.symbols)
+            .get(&id)
+            .map_or_else(|| id.to_string(), |s| s.0.clone())
+    }
+
+    /// Sends an order and waits for its fill (or learns its outcome is unknown).
+    async fn order(&self, key: String, p: impl Into<Payload>) -> OrderResult {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.fills).insert(key.clone(), tx);
+        let first = self.client.request(p).await;
+        let early = match first {
+            Ok(Outcome::Execution(ev)) => fill_of(&ev),
+            Ok(Outcome::OrderError(ev)) => Some(OrderResult::Rejected {
+                code: ev.error_code.clone(),
+                msg: ev.description.clone().unwrap_or_default(),
+            }),
+            Ok(Outcome::Error { code, description }) => Some(OrderResult::Rejected {
+                code: code.to_string(),
+                msg: description.unwrap_or_default(),
+            }),
+            // Never sent: safe to report as refused.
+            Ok(Outcome::NotSent(r)) => Some(OrderResult::Rejected {
+                code: "NOT_SENT".into(),
+                msg: format!("{r:?}"),
+            }),
+            Ok(Outcome::Unknown(_)) | Ok(Outcome::Response(_)) => None,
+            Err(e) => Some(OrderResult::Rejected {
+                code: "DRIVER_STOPPED".into(),
+                msg: e.to_string(),
+            }),
+        };
+        if let Some(r) = early {
+            lock(&self.shared.fills).remove(&key);
+            return r;
+        }
+        match tokio::time::timeout(self.fill_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            _ => {
+                lock(&self.shared.fills).remove(&key);
+                OrderResult::Unknown
+            }
+        }
+    }
+}
+
+impl Broker for LiveBroker {
+    fn connected(&self) -> bool {
+        self.shared.up.load(Ordering::SeqCst)
+    }
+
+    async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {
+        self.specs.get(name).cloned()
+    }
+
+    fn quote(&self, symbol: &str) -> Option<Quote> {
+        let spec = self.specs.get(symbol)?;
+        let q = lock(&self.shared.quotes);
+        let (Some(b), Some(a)) = q.get(&spec.id).copied()? else {
+            return None;
+        };
+        Some(Quote {
+            bid: units::price_to_f64(b as i64, spec.digits),
+            ask: units::price_to_f64(a as i64, spec.digits),
+        })
+    }
+
+    async fn account(&mut self) -> Result<Account, BrokerError> {
+        let t = self
+            .req(ProtoOaTraderReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        let Payload::TraderRes(t) = t else {
+            return Err(err("TraderReq: unexpected answer"));
+        };
+        let md = t.trader.money_digits.unwrap_or(self.money_digits);
+        let balance = units::money_to_f64(t.trader.balance, md);
+        let rec = self.reconcile_raw().await?;
+        let used: f64 = rec
+            .position
+            .iter()
+            .map(|p| {
+                units::money_to_f64(
+                    p.used_margin.unwrap_or(0) as i64,
+                    p.money_digits.unwrap_or(md),
+                )
+            })
+            .sum();
+        let pnl = self
+            .req(ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        let floating = match pnl {
+            Payload::GetPositionUnrealizedPnLRes(r) => r
+                .position_unrealized_pn_l
+                .iter()
+                .map(|p| units::money_to_f64(p.net_unrealized_pn_l, r.money_digits))
+                .sum(),
+            _ => 0.0,
+        };
+        let equity = balance + floating;
+        Ok(Account {
+            balance,
+            equity,
+            free_margin: equity - used,
+        })
+    }
+
+    async fn expected_margin(
+        &mut self,
+        symbol: &str,
+        volume: i64,
+        buy: bool,
+    ) -> Result<f64, BrokerError> {
+        let q = self.quote(symbol).ok_or_else(|| err("no price"))?;
+        let px = if buy { q.ask } else { q.bid };
+        Ok(units::volume_to_units(volume) * px / self.leverage)
+    }
+
+    async fn open(&mut self, r: &OrderReq) -> OrderResult {
+        let Some(spec) = self.specs.get(&r.symbol) else {
+            return OrderResult::Rejected {
+                code: "UNKNOWN_SYMBOL".into(),
+                msg: r.symbol.clone(),
+            };
+        };
+        let req = ProtoOaNewOrderReq {
+            ctid_trader_account_id: self.account,
+            symbol_id: spec.id,
+            order_type: ProtoOaOrderType::MarketRange as i32,
+            trade_side: if r.buy {
+                ProtoOaTradeSide::Buy
+            } else {
+                ProtoOaTradeSide::Sell
+            } as i32,
+            volume: r.volume,
+            base_slippage_price: Some(r.base_price),
+            slippage_in_points: Some(i32::try_from(r.slippage_points).unwrap_or(i32::MAX)),
+            label: Some(r.label.clone()),
+            client_order_id: Some(r.client_order_id.clone()),
+            ..Default::default()
+        };
+        self.order(r.client_order_id.clone(), req).await
+    }
+
+    async fn close(&mut self, position_id: u64, volume: i64, _coid: &str) -> OrderResult {
+        let req = ProtoOaClosePositionReq {
+            ctid_trader_account_id: self.account,
+            position_id: position_id as i64,
+            volume,
+            ..Default::default()
+        };
+        self.order(format!("pos:{position_id}"), req).await
+    }
+
+    async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        let r = self.reconcile_raw().await?;
+        Ok(r.position
+            .iter()
+            .map(|p| BrokerPosition {
+                position_id: p.position_id as u64,
+                symbol: self.name_of(p.trade_data.symbol_id),
+                label: p.trade_data.label.clone().unwrap_or_default(),
+                client_order_id: String::new(),
+                buy: p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32,
+                volume: p.trade_data.volume,
+                price: p.price.unwrap_or(0.0),
+            })
+            .collect())
+    }
+
+    async fn find_order(&mut self, o: &OrderLookup) -> Result<Option<OrderResult>, BrokerError> {
+        let positions = self.reconcile_raw().await?;
+        let deals = self
+            .req(ProtoOaDealListReq {
+                ctid_trader_account_id: self.account,
+                from_timestamp: Some(o.since * 1000),
+                to_timestamp: Some(utc_ms()),
+                max_rows: Some(1000),
+                ..Default::default()
+            })
+            .await?;
+        let Payload::DealListRes(deals) = deals else {
+            return Err(err("DealListReq: unexpected answer"));
+        };
+        if let Some(pid) = o.closes {
+            if positions
+                .position
+                .iter()
+                .any(|p| p.position_id as u64 == pid)
+            {
+                return Ok(None);
+            }
+            let price = deals
+                .deal
+                .iter()
+                .find(|d| d.position_id as u64 == pid && d.close_position_detail.is_some())
+                .and_then(|d| d.execution_price)
+                .unwrap_or(0.0);
+            return Ok(Some(OrderResult::Filled {
+                position_id: pid,
+                price,
+                volume: o.volume,
+            }));
+        }
+        let side = if o.buy {
+            ProtoOaTradeSide::Buy
+        } else {
+            ProtoOaTradeSide::Sell
+        } as i32;
+        let found = positions.position.iter().find(|p| {
+            p.trade_data.label.as_deref() == Some(o.label.as_str())
+                && p.trade_data.trade_side == side
+                && p.trade_data.volume == o.volume
+                && p.trade_data.open_timestamp.unwrap_or(0) >= o.since * 1000
+        });
+        if let Some(p) = found {
+            return Ok(Some(OrderResult::Filled {
+                position_id: p.position_id as u64,
+                price: p.price.unwrap_or(0.0),
+                volume: p.trade_data.volume,
+            }));
+        }
+        // Opened and already closed again (stop-out) since: the opening deal is in the list.
+        let opened = deals.deal.iter().find(|d| {
+            d.trade_side == side
+                && d.filled_volume == o.volume
+                && d.close_position_detail.is_none()
+                && self.name_of(d.symbol_id) == o.symbol
+        });
+        Ok(opened.map(|d| OrderResult::Filled {
+            position_id: d.position_id as u64,
+            price: d.execution_price.unwrap_or(0.0),
+            volume: d.filled_volume,
+        }))
+    }
+
+    fn position_pnl(&self, _position_id: u64) -> Option<f64> {
+        None
+    }
+
+    async fn history(
+        &mut self,
+        symbol: &str,
+        tf: Timeframe,
+        count: u32,
+    ) -> Result<Vec<BarData>, BrokerError> {
+        let spec = self
+            .specs
+            .get(symbol)
+            .ok_or_else(|| err("unknown symbol"))?
+            .clone();
+        let now = utc_ms();
+        let span = i64::from(count.max(1)) * tf.seconds() * 1000 * 3;
+        let r = self
+            .req(ProtoOaGetTrendbarsReq {
+                ctid_trader_account_id: self.account,
+                from_timestamp: Some(now - span),
+                to_timestamp: Some(now),
+                period: period_of(tf) as i32,
+                symbol_id: spec.id,
+                count: Some(count),
+                ..Default::default()
+            })
+            .await?;
+        let Payload::GetTrendbarsRes(r) = r else {
+            return Err(err("GetTrendbarsReq: unexpected answer"));
+        };
+        let mut out = Vec::new();
+        for tb in &r.trendbar {
+            let Ok(b) = units::decode_trendbar(tb) else {
+                continue;
+            };
+            // Closed bars only.
+            if (b.open_time + tf.seconds()) * 1000 > now {
+                continue;
+            }
+            let [open, high, low, close] = b.ohlc_f64(spec.digits);
+            out.push(BarData {
+                time: b.open_time,
+                open,
+                high,
+                low,
+                close,
+                volume: b.volume.max(0) as u64,
+            });
+        }
+        out.sort_by_key(|b| b.time);
+        let n = out.len().saturating_sub(count as usize);
+        Ok(out.split_off(n))
+    }
+}
