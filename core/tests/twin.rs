@@ -488,3 +488,14 @@ proptest! {
         }
     }
 }
+
+/// DESIGN.md's scale budget: 1,000 twins in < 64 MB RSS, so a twin (its 350-bar ring with the
+/// cached emissions) must stay well under 64 KB; the weights live once per model.
+#[test]
+fn twin_and_model_sizes_fit_the_budget() {
+    let twin = std::mem::size_of::<Twin<'static>>();
+    let model = std::mem::size_of::<Model>();
+    println!("size_of Twin<350> = {twin} bytes, Model = {model} bytes");
+    assert!(twin < 40_000, "{twin}");
+    assert!(1000 * twin + 20 * model < 48 << 20);
+}

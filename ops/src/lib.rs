@@ -1,1 +1,19 @@
-//! (stub, being written)
+//! Operations for Oracle Trader v2: the proof and the deployment kit.
+//!
+//! - [`doctor`]: `oracle doctor`, deployment checks, one line each (`OK|WARN|FAIL <check>: … — fix: …`);
+//! - [`bench`]: `oracle bench`, the end-to-end benchmark harness (bench.json + bench.md);
+//! - [`chaos`]: `oracle chaos`, the kill -9 crash-recovery proof;
+//! - [`procs`]: child processes with kill-on-drop guards, `/proc` memory sampling, run inputs.
+//!
+//! Each command is a `clap::Args` struct plus a `run_*` function returning an `ExitCode`, so the
+//! `oracle` binary embeds them (`ops/NEEDS.md` has the exact lines) and `oracle-ops` (this
+//! crate's binary) runs them meanwhile.
+
+pub mod bench;
+pub mod chaos;
+pub mod doctor;
+pub mod procs;
+
+pub use bench::{BenchArgs, run_bench};
+pub use chaos::{ChaosArgs, run_chaos};
+pub use doctor::{DoctorArgs, run_doctor};

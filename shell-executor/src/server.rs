@@ -134,6 +134,8 @@ pub struct Metrics {
     pub unknown_symbol: AtomicU64,
     /// BAR lines sent.
     pub bars_sent: AtomicU64,
+    /// Broker reconnects (each followed by a reconciliation).
+    pub reconnects: AtomicU64,
 }
 
 impl Metrics {
@@ -143,7 +145,7 @@ impl Metrics {
     }
 }
 
-fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -88,7 +88,7 @@ pub async fn serve<B: Broker>(
         token,
         cmd_tx,
         bar_tx.clone(),
-        metrics,
+        metrics.clone(),
     ));
     info!(%addr, "IPC server listening");
     let mut streams = Streams::new(HISTORY_RING);
@@ -104,6 +104,7 @@ pub async fn serve<B: Broker>(
             ev = feed.recv(), if feed_open => match ev {
                 None => feed_open = false,
                 Some(Feed::Reconnected) => {
+                    crate::server::bump(&metrics.reconnects);
                     info!(target: DECISION, event = "reconnected", "broker session back: reconciling before any order");
                     if let Err(e) = engine.reconcile(clock()).await {
                         warn!(target: DECISION, error = %e, "reconciliation after reconnect failed");
@@ -474,15 +475,28 @@ async fn run_live(
     token: Secret,
 ) -> anyhow::Result<()> {
     use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-    let b = rc.broker.clone().context("live trading needs --broker HOST:PORT and --account-id")?;
-    let creds = oracle_ctrader::Credentials::from_env().map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?;
+    let b = rc
+        .broker
+        .clone()
+        .context("live trading needs --broker HOST:PORT and --account-id")?;
+    let creds = oracle_ctrader::Credentials::from_env()
+        .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?;
     let tls = match (&b.ca, b.insecure_local) {
-        (Some(p), _) => TlsMode::CustomCa(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?),
+        (Some(p), _) => {
+            TlsMode::CustomCa(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?)
+        }
         (None, true) => TlsMode::InsecureLocal,
         (None, false) => TlsMode::WebPki,
     };
     let session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
-    let client = ClientConfig::new(Endpoint { host: b.host.clone(), port: b.port }, tls, session);
+    let client = ClientConfig::new(
+        Endpoint {
+            host: b.host.clone(),
+            port: b.port,
+        },
+        tls,
+        session,
+    );
     let live_cfg = crate::live::LiveConfig {
         client,
         symbols: cfg.symbols.keys().cloned().collect(),
@@ -505,12 +519,24 @@ async fn run_live(
     };
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine = Engine::new(cfg, Some(live), paper, acks, Some(drift));
-    let listener = TcpListener::bind(rc.listen).await.with_context(|| format!("bind {}", rc.listen))?;
+    let listener = TcpListener::bind(rc.listen)
+        .await
+        .with_context(|| format!("bind {}", rc.listen))?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve(&mut engine, &preload, listener, token, feed_rx, clock, metrics, shutdown).await
+    serve(
+        &mut engine,
+        &preload,
+        listener,
+        token,
+        feed_rx,
+        clock,
+        metrics,
+        shutdown,
+    )
+    .await
 }
 
 /// Where the live broker is.

@@ -193,6 +193,10 @@ struct Conn {
 }
 
 /// The broker state machine. See the module docs.
+///
+/// Invariants the code relies on (indexing and `expect`s below): an account authorized on a
+/// connection exists in `accounts` (account auth checks it; accounts are never removed), and a
+/// position id passed to `execute` as a target was looked up in that account just before.
 #[derive(Debug)]
 pub struct Broker {
     cfg: BrokerConfig,
@@ -216,6 +220,8 @@ pub struct Broker {
     /// market ms per wall ms (timed speeds)
     factor: Option<f64>,
     paused: bool,
+    /// fast speed: no step before this wall time (the bar pause)
+    hold_until_ms: Option<i64>,
     out: VecDeque<Output>,
     ticks: Vec<Tick>,
 }
@@ -306,6 +312,7 @@ impl Broker {
             replay_anchor_ms: start_ms,
             factor,
             paused: false,
+            hold_until_ms: None,
             out: VecDeque::new(),
             ticks: Vec::new(),
         })
@@ -393,7 +400,8 @@ impl Broker {
     fn market_time_at(&self, now_ms: i64) -> Option<i64> {
         let f = self.factor.filter(|_| !self.paused)?;
         let dt = (now_ms - self.wall_anchor_ms).max(0) as f64 * f;
-        Some(self.replay_anchor_ms.saturating_add(dt as i64))
+        // rounded, so the wall deadline computed by `wall_time_of` always reaches its tick
+        Some(self.replay_anchor_ms.saturating_add(dt.round() as i64))
     }
 
     fn wall_time_of(&self, market_ms: i64) -> Option<i64> {
@@ -436,6 +444,9 @@ impl Broker {
                 }
             }
         }
+        if let Some(h) = self.hold_until_ms {
+            consider(h);
+        }
         if let Some(t) = self
             .market
             .next_tick_time()
@@ -449,9 +460,10 @@ impl Broker {
     /// Fast speed only: true when the market should produce its next tick (some connection is
     /// subscribed to spots and the data is not exhausted). The shell calls [`Broker::step_market`]
     /// when this holds and every connection's queue has room.
-    pub fn wants_step(&self) -> bool {
+    pub fn wants_step(&self, now_ms: i64) -> bool {
         matches!(self.cfg.speed, Speed::Fast)
             && !self.paused
+            && self.hold_until_ms.is_none_or(|h| now_ms >= h)
             && !self.market.exhausted()
             && self
                 .conns
@@ -474,6 +486,9 @@ impl Broker {
 
     /// Timers: market ticks (timed speeds), heartbeats, idle disconnects, token expiry.
     pub fn handle_timeout(&mut self, now_ms: i64) {
+        if self.hold_until_ms.is_some_and(|h| now_ms >= h) {
+            self.hold_until_ms = None;
+        }
         self.sync_market(now_ms);
         let heartbeats = !self
             .cfg
@@ -1649,6 +1664,7 @@ impl Broker {
         let ask = s.ask_for(bid);
         let symbol_id = s.id;
         let mut sends = Vec::new();
+        let mut bar_closed_for_a_subscriber = false;
         for (cid, c) in self.conns.iter_mut() {
             if c.closed {
                 continue;
@@ -1666,6 +1682,13 @@ impl Broker {
                     .iter()
                     .filter_map(|p| s.forming.get(p).map(|b| Trendbar::encode(*p, b)))
                     .collect();
+                if sub
+                    .periods
+                    .iter()
+                    .any(|p| s.closed_by_last_tick.contains(p))
+                {
+                    bar_closed_for_a_subscriber = true;
+                }
                 if b.is_none() && a.is_none() && trendbars.is_empty() {
                     continue; // nothing changed for this subscriber
                 }
@@ -1684,6 +1707,12 @@ impl Broker {
         }
         for (cid, ev) in sends {
             self.send(now_ms, cid, None, ev, false);
+        }
+        if bar_closed_for_a_subscriber
+            && self.cfg.bar_pause_ms > 0
+            && matches!(self.cfg.speed, Speed::Fast)
+        {
+            self.hold_until_ms = Some(now_ms + self.cfg.bar_pause_ms as i64);
         }
     }
 

@@ -60,6 +60,10 @@ pub struct Args {
     /// opening tick of the next bar is still sent so the last one is seen to close.
     #[arg(long, value_name = "N")]
     pub bars: Option<usize>,
+    /// Shift all bars by whole days so the replay starts at (or just after) the current time:
+    /// server timestamps then look live.
+    #[arg(long)]
+    pub rebase_now: bool,
     /// Hold the replay until this file exists.
     #[arg(long, value_name = "FILE")]
     pub start_file: Option<PathBuf>,
@@ -101,6 +105,13 @@ pub struct Args {
     /// Disconnect a client silent for this long, seconds.
     #[arg(long, default_value_t = 30)]
     pub idle_timeout_s: u64,
+    /// Fast speed: after a tick that closes a subscribed live bar, hold the replay this many ms
+    /// so clients act on the closed bar at the next bar's opening price.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub bar_pause_ms: u64,
+    /// Fixed adverse slippage in points for every symbol (overrides the models' slippage_points).
+    #[arg(long, value_name = "POINTS")]
+    pub slippage: Option<i64>,
     /// Extra random adverse slippage per fill, 0..=N points (seeded).
     #[arg(long, default_value_t = 0)]
     pub slippage_random: i64,
@@ -169,6 +180,11 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
             }
         }
     }
+    if let Some(points) = args.slippage {
+        for s in &mut syms {
+            s.spec.slippage_points = points.max(0);
+        }
+    }
     if syms.is_empty() {
         anyhow::bail!("no symbols: give --data with bar files (SYM_TF.csv) or --synthetic N");
     }
@@ -214,6 +230,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         idle_timeout_ms: (args.idle_timeout_s.max(1) * 1000) as i64,
         speed: args.speed,
         slippage_random_points: args.slippage_random.max(0),
+        bar_pause_ms: args.bar_pause_ms,
         max_bars_per_response: args.max_bars.max(1),
         faults: args.faults.clone(),
         ..BrokerConfig::default()
@@ -230,6 +247,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         live_bars: args.bars,
         start_file: args.start_file.clone(),
         ca_out: args.cert_out.clone(),
+        rebase_to_now: args.rebase_now,
         broker,
         symbols: syms,
         start: args

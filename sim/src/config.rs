@@ -383,6 +383,10 @@ pub struct BrokerConfig {
     pub speed: Speed,
     /// Extra random adverse slippage per fill, uniform in 0..=N points (seeded).
     pub slippage_random_points: i64,
+    /// Fast speed only: after a tick that closes a bar of a period some connection subscribed
+    /// to (live trendbars), hold the replay this long (wall ms), so the clients can act on the
+    /// closed bar at the next bar's opening price. 0: no pause.
+    pub bar_pause_ms: u64,
     /// Faults.
     pub faults: Vec<Fault>,
 }
@@ -430,6 +434,7 @@ impl Default for BrokerConfig {
             max_deals_per_response: 1_000,
             speed: Speed::Fast,
             slippage_random_points: 0,
+            bar_pause_ms: 0,
             faults: Vec::new(),
         }
     }

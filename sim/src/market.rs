@@ -46,6 +46,8 @@ pub struct SymbolMarket {
     pub last_tick_ms: Option<i64>,
     /// Forming bar per period (from emitted ticks).
     pub forming: BTreeMap<Period, Bar>,
+    /// Periods whose bar the last tick closed (it opened the next one).
+    pub closed_by_last_tick: Vec<Period>,
 }
 
 impl SymbolMarket {
@@ -84,6 +86,7 @@ impl SymbolMarket {
     fn apply_tick(&mut self, time: i64, bid: i64, vol: i64) {
         self.last_bid = Some(bid);
         self.last_tick_ms = Some(time);
+        self.closed_by_last_tick.clear();
         let base = self.base;
         for p in ALL_PERIODS
             .iter()
@@ -98,7 +101,10 @@ impl SymbolMarket {
                     b.close = bid;
                     b.volume += vol;
                 }
-                _ => {
+                other => {
+                    if other.is_some() {
+                        self.closed_by_last_tick.push(p);
+                    }
                     self.forming.insert(
                         p,
                         Bar {
@@ -232,6 +238,7 @@ impl Market {
                 last_bid: None,
                 last_tick_ms: None,
                 forming: BTreeMap::new(),
+                closed_by_last_tick: Vec::new(),
             });
         }
         let start_ms = match start {

@@ -52,6 +52,10 @@ pub struct SimConfig {
     /// Write the CA PEM here before the listener is bound (so a client that sees the port
     /// open can read it).
     pub ca_out: Option<std::path::PathBuf>,
+    /// Shift every bar by whole days so the replay starts at or just after the wall clock's
+    /// now: server times then look live (a client that also closes bars by its own clock sees
+    /// market time at or ahead of it, never behind).
+    pub rebase_to_now: bool,
 }
 
 impl Default for SimConfig {
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             live_bars: None,
             start_file: None,
             ca_out: None,
+            rebase_to_now: false,
         }
     }
 }
@@ -206,6 +211,22 @@ impl Clock {
 pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
     let clock = Clock::new();
     let mut market = Market::new(config.symbols.clone(), config.start);
+    if config.rebase_to_now {
+        let day = 86_400_000;
+        let behind = (clock.now_ms() - market.start_ms).max(0);
+        let shift = (behind + day - 1) / day * day;
+        let mut symbols = config.symbols.clone();
+        for s in &mut symbols {
+            for b in &mut s.bars {
+                b.time_ms += shift;
+            }
+        }
+        tracing::info!(
+            days = shift / day,
+            "bars shifted to start at the wall clock"
+        );
+        market = Market::new(symbols, Start::At(market.start_ms + shift));
+    }
     if let Some(n) = config.live_bars {
         market.limit_live_bars(n);
     }
@@ -305,7 +326,7 @@ async fn run_actor(
         }
         let held = start_file.is_some();
         let deadline = broker.poll_timeout();
-        let wants_step = broker.wants_step();
+        let wants_step = broker.wants_step(clock.now_ms());
         let room = outs.values().all(|tx| tx.capacity() >= 64);
         let sleep_until = deadline.map(|d| clock.instant_of(d));
         tokio::select! {

@@ -1144,3 +1144,40 @@ fn same_seed_same_event_sequence() {
     assert_eq!(a, script(11));
     assert_ne!(a, script(12));
 }
+
+#[test]
+fn bar_pause_holds_fast_replay_after_a_subscribed_bar_closes() {
+    let mut cfg = BrokerConfig::default();
+    cfg.bar_pause_ms = 500;
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    h.req(
+        c,
+        Request::SubscribeSpots {
+            account_id: ACC,
+            symbol_ids: vec![1],
+            with_timestamp: false,
+        },
+    );
+    assert!(h.b.wants_step(h.now));
+    // without a live-trendbar subscription there is no pause
+    h.step(5);
+    assert!(h.b.wants_step(h.now));
+    h.drain();
+    h.one(
+        c,
+        Request::SubscribeLiveTrendbar {
+            account_id: ACC,
+            symbol_id: 1,
+            period: Period::M15.number(),
+        },
+    );
+    h.step(3); // the rest of bar 5: no bar closes
+    assert!(h.b.wants_step(h.now));
+    h.step(1); // bar 6 opens: bar 5 closed
+    assert!(!h.b.wants_step(h.now));
+    assert_eq!(h.b.poll_timeout(), Some(h.now + 500));
+    h.now += 500;
+    h.b.handle_timeout(h.now);
+    assert!(h.b.wants_step(h.now));
+}

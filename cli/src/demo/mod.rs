@@ -255,6 +255,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let run = out.join("run");
     let ca = run.join("sim-ca.pem");
     let creds = run.join("sim-credentials.env");
+    let start_file = run.join("start");
     let logs = out.join("logs");
     let p = |x: &Path| x.display().to_string();
     let history = usize::try_from(args.history)?;
@@ -296,6 +297,9 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         p(&ca),
         "--credentials-out".into(),
         p(&creds),
+        "--start-file".into(),
+        p(&start_file),
+        "--json".into(),
     ];
     group
         .procs
@@ -358,6 +362,8 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let mut ledger = Follow::new(out.join("executor/drift.jsonl"));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut finished_at: Option<Instant> = None;
+    let mut started = false;
+    let predictor_started = Instant::now();
     let mut last_event = Instant::now();
     let mut failure: Option<String> = None;
     let mut interrupted = false;

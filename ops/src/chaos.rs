@@ -1,0 +1,495 @@
+//! `oracle chaos`: the kill -9 crash-recovery proof.
+//!
+//! 1. **baseline**: executor (paper book with its bar feed) + predictor, uninterrupted, over
+//!    `350 + bars` bars of every model (re-stamped onto one grid, see [`crate::procs::prepare`]);
+//!    each model's trace must equal `oracle replay` over the bars it saw.
+//! 2. **predictor chaos**: the same run; the predictor is killed with SIGKILL at `predictor_kills`
+//!    seeded random points of progress (bars traced over all models) and restarted at once. Every
+//!    model's final per-bar trace must equal the baseline's, row for row.
+//! 3. **executor chaos**: the same with the executor killed and restarted (its journal and drift
+//!    ledger persist in its state folder). Counted: orders per client order id in the journal (a
+//!    second intent for one id is a duplicate order), traces equal to the baseline, live bars
+//!    without a drift-ledger row, models whose real position differs from the virtual one at the
+//!    end (against the baseline's count).
+//! 4. **broker disconnects**: needs the executor's live broker over the simulator; printed as
+//!    `not available` until it exists (ops/NEEDS.md).
+//!
+//! It prints the counts, writes `OUT/chaos.json`, and exits non-zero when a proof fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::procs::{self, Bins, Prepared};
+
+/// `oracle chaos` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChaosArgs {
+    /// Models folder.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Bar files folder (`NAME.csv` per model).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Output folder (chaos.json, run folders, logs).
+    #[arg(long, default_value = "out/chaos")]
+    pub out: PathBuf,
+    /// Live bars per stream (after 350 history bars; at most 1,650 so the executor's HISTORY
+    /// ring covers a predictor's downtime).
+    #[arg(long, default_value_t = 400)]
+    pub bars: usize,
+    /// Models (streams) used, at most.
+    #[arg(long, default_value_t = 20)]
+    pub max_models: usize,
+    /// kill -9 points of the predictor.
+    #[arg(long, default_value_t = 50)]
+    pub predictor_kills: usize,
+    /// kill -9 points of the executor.
+    #[arg(long, default_value_t = 10)]
+    pub executor_kills: usize,
+    /// Seed of the kill points.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pause of the executor's paper feed after each bar event, ms.
+    #[arg(long, default_value_t = 2)]
+    pub feed_interval_ms: u64,
+    /// Broker disconnect every N messages (simulator fault `drop:after=N`); needs the
+    /// executor's live broker.
+    #[arg(long, default_value_t = 200)]
+    pub disconnect_every: usize,
+    /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Give up on one run after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_s: u64,
+}
+
+/// Which process a run kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Nobody (the baseline).
+    None,
+    /// The predictor.
+    Predictor,
+    /// The executor.
+    Executor,
+}
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Kills done.
+    pub kills: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Seeded kill points: `n` progress values in `1..total`, sorted.
+pub fn kill_points(seed: u64, n: usize, total: usize) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut v: Vec<usize> = (0..n)
+        .map(|_| rng.random_range(1..total.max(2)))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Live bars traced so far over all streams (rows beyond the history).
+fn progress(p: &Prepared, trace: &Path) -> usize {
+    p.streams
+        .iter()
+        .map(|s| procs::trace_rows(&trace.join(format!("{}.csv", s.name))).saturating_sub(procs::FEED_HISTORY))
+        .sum()
+}
+
+fn complete(p: &Prepared, trace: &Path) -> bool {
+    p.streams
+        .iter()
+        .all(|s| procs::trace_rows(&trace.join(format!("{}.csv", s.name))) >= s.bars)
+}
+
+/// One pipeline run, killing `target` at `points` of progress.
+pub fn run_once(
+    bins: &Bins,
+    p: &Prepared,
+    dir: &Path,
+    target: Target,
+    points: &[usize],
+    seed: u64,
+    feed_interval_ms: u64,
+    timeout: Duration,
+) -> anyhow::Result<RunResult> {
+    procs::fresh_dir(dir)?;
+    let trace = dir.join("trace");
+    std::fs::create_dir_all(&trace)?;
+    let port = procs::free_port()?;
+    let ex_state = dir.join("executor");
+    let pr_state = dir.join("state");
+    let ex_log = dir.join("executor.log");
+    let pr_log = dir.join("predictor.log");
+    let spawn_ex = || procs::spawn_executor(bins, p, &ex_state, port, feed_interval_ms, &ex_log);
+    let spawn_pr = || procs::spawn_predictor(bins, p, &pr_state, &trace, port, &pr_log);
+    let mut ex = spawn_ex()?;
+    procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
+    let mut pr = spawn_pr()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let t0 = Instant::now();
+    let deadline = t0 + timeout;
+    let mut next = 0usize;
+    let mut kills = 0usize;
+    // A restarted process lives at least this long before the next kill (seeded, 0–150 ms), so
+    // kills land during start-up, catch-up and steady running alike.
+    let mut not_before = Instant::now();
+    loop {
+        if complete(p, &trace) {
+            break;
+        }
+        let done = progress(p, &trace);
+        if target != Target::None
+            && next < points.len()
+            && done >= points[next]
+            && Instant::now() >= not_before
+        {
+            match target {
+                Target::Predictor => {
+                    pr.kill9();
+                    pr = spawn_pr()?;
+                }
+                Target::Executor => {
+                    ex.kill9();
+                    ex = spawn_ex()?;
+                    procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
+                }
+                Target::None => {}
+            }
+            kills += 1;
+            next += 1;
+            not_before = Instant::now() + Duration::from_millis(rng.random_range(0..150));
+            continue;
+        }
+        for g in [&mut ex, &mut pr] {
+            if let Some(s) = g.exited() {
+                bail!(
+                    "{} exited on its own ({s}); log {}:\n{}",
+                    g.name,
+                    g.log.display(),
+                    procs::tail(&g.log, 15)
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "run {} timed out after {timeout:?} at {done} of {} live bars ({} kills)",
+                dir.display(),
+                p.streams.len() * p.live,
+                kills
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let the last ACKs and ledger rows land, then stop both.
+    std::thread::sleep(Duration::from_millis(300));
+    pr.stop(Duration::from_secs(3));
+    ex.stop(Duration::from_secs(3));
+    Ok(RunResult {
+        dir: dir.to_path_buf(),
+        kills,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Per-bar comparison of two runs' traces.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TraceCmp {
+    /// Rows of the reference.
+    pub bars: usize,
+    /// Rows equal, byte for byte, at the same position.
+    pub equal: usize,
+    /// Models compared.
+    pub models: usize,
+    /// Models with every row equal and the same row count.
+    pub models_equal: usize,
+}
+
+/// Compares every model's trace of `run` with `reference`'s.
+pub fn compare_traces(p: &Prepared, reference: &Path, run: &Path) -> TraceCmp {
+    let mut c = TraceCmp::default();
+    for s in &p.streams {
+        let f = format!("trace/{}.csv", s.name);
+        let a = std::fs::read_to_string(reference.join(&f)).unwrap_or_default();
+        let b = std::fs::read_to_string(run.join(&f)).unwrap_or_default();
+        let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().skip(1).collect(), b.lines().skip(1).collect());
+        let eq = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        c.bars += a.len();
+        c.equal += eq;
+        c.models += 1;
+        if eq == a.len() && a.len() == b.len() && !a.is_empty() {
+            c.models_equal += 1;
+        }
+    }
+    c
+}
+
+/// Models whose trace equals `oracle replay` over the bars the predictor saw (`NAME.bars.csv`).
+pub fn replay_matches(p: &Prepared, run: &Path) -> (usize, Vec<String>) {
+    let mut ok = 0;
+    let mut bad = Vec::new();
+    for s in &p.streams {
+        let trace = std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let r = oracle_model::replay(
+            &p.models.join(format!("{}.zip", s.name)),
+            &run.join(format!("trace/{}.bars.csv", s.name)),
+            &mut out,
+            &mut err,
+        );
+        if r.is_ok() && String::from_utf8_lossy(&out) == trace && !trace.is_empty() {
+            ok += 1;
+        } else {
+            bad.push(s.name.clone());
+        }
+    }
+    (ok, bad)
+}
+
+/// Journal facts: (orders = intents, distinct client order ids, duplicate intents).
+pub fn journal_orders(path: &Path) -> (usize, usize, usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        if v.get("t").and_then(Value::as_str) == Some("intent")
+            && let Some(c) = v.get("coid").and_then(Value::as_str)
+        {
+            *per.entry(c.to_string()).or_default() += 1;
+        }
+    }
+    let orders: usize = per.values().sum();
+    let dups: usize = per.values().map(|n| n - 1).sum();
+    (orders, per.len(), dups)
+}
+
+/// Drift-ledger facts over the live bars of the final traces: (live bars, bars without a
+/// ledger row, models whose last row has real ≠ virtual).
+pub fn ledger_facts(p: &Prepared, run: &Path) -> (usize, usize, usize) {
+    let text = std::fs::read_to_string(run.join("executor/drift.jsonl")).unwrap_or_default();
+    let mut rows: HashMap<(String, String), ()> = HashMap::new();
+    let mut last: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        rows.insert((s("model"), s("bar_time")), ());
+        // Paper-only runs have no real side ("-"): the paper book is the executor's reality.
+        let real = match s("real_pos").as_str() {
+            "-" | "" => s("paper_pos"),
+            r => r.to_string(),
+        };
+        let norm = |x: String| if x == "WAIT" { "FLAT".to_string() } else { x };
+        last.insert(s("model"), (norm(s("virtual_pos")), norm(real)));
+    }
+    let first_live = oracle_model::format_time(
+        procs::GRID_START + procs::GRID_STEP * procs::FEED_HISTORY as i64,
+    );
+    let (mut live, mut missing) = (0, 0);
+    for s in &p.streams {
+        let t = std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        for row in t.lines().skip(1) {
+            let time = row.split(',').next().unwrap_or("");
+            if time >= first_live.as_str() {
+                live += 1;
+                if !rows.contains_key(&(s.name.clone(), time.to_string())) {
+                    missing += 1;
+                }
+            }
+        }
+    }
+    let drift_end = last.values().filter(|(v, r)| v != r).count();
+    (live, missing, drift_end)
+}
+
+fn pct(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        (a as f64 * 10000.0 / b as f64).round() / 100.0
+    }
+}
+
+/// `oracle chaos`.
+pub fn run_chaos(args: &ChaosArgs) -> ExitCode {
+    match chaos(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("oracle chaos: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
+    if args.bars + procs::FEED_HISTORY > 2000 {
+        bail!("--bars {} is above 1650: the executor's HISTORY ring (2,000 bars) would not cover a predictor's downtime", args.bars);
+    }
+    let bins = Bins::locate(args.bin_dir.as_deref())?;
+    std::fs::create_dir_all(&args.out)?;
+    let p = procs::prepare(
+        &args.models,
+        &args.data,
+        &args.out.join("input"),
+        args.bars,
+        args.max_models,
+    )?;
+    let total = p.streams.len() * p.live;
+    let timeout = Duration::from_secs(args.timeout_s);
+    println!(
+        "chaos: {} models × {} live bars ({} bar closes), seed {}",
+        p.streams.len(),
+        p.live,
+        total,
+        args.seed
+    );
+    let base = run_once(
+        &bins,
+        &p,
+        &args.out.join("baseline"),
+        Target::None,
+        &[],
+        args.seed,
+        args.feed_interval_ms,
+        timeout,
+    )
+    .context("baseline run")?;
+    let (replay_ok, replay_bad) = replay_matches(&p, &base.dir);
+    let (b_orders, _, b_dups) = journal_orders(&base.dir.join("executor/paper-journal.jsonl"));
+    let (b_live, b_missing, b_drift) = ledger_facts(&p, &base.dir);
+    println!(
+        "baseline: {:.1} s; traces = oracle replay: {replay_ok}/{} models{}; orders {b_orders}, duplicates {b_dups}; live bars {b_live}, without a ledger row {b_missing}; models real≠virtual at end {b_drift}",
+        base.seconds,
+        p.streams.len(),
+        if replay_bad.is_empty() { String::new() } else { format!(" (differ: {})", replay_bad.join(", ")) }
+    );
+    let mut ok = replay_bad.is_empty() && b_dups == 0;
+
+    // Predictor chaos.
+    let pts = kill_points(args.seed, args.predictor_kills, total);
+    let pr = run_once(
+        &bins,
+        &p,
+        &args.out.join("predictor-kills"),
+        Target::Predictor,
+        &pts,
+        args.seed,
+        args.feed_interval_ms,
+        timeout,
+    )
+    .context("predictor kill run")?;
+    let pc = compare_traces(&p, &base.dir, &pr.dir);
+    let (p_orders, _, p_dups) = journal_orders(&pr.dir.join("executor/paper-journal.jsonl"));
+    let (p_live, p_missing, p_drift) = ledger_facts(&p, &pr.dir);
+    println!(
+        "predictor kill -9: {} kills in {:.1} s; virtual trace = uninterrupted: {}/{} bars ({}%), {}/{} models; orders {p_orders}, duplicate orders {p_dups}; live bars {p_live}, without a ledger row {p_missing}; models real≠virtual at end {p_drift}",
+        pr.kills, pr.seconds, pc.equal, pc.bars, pct(pc.equal, pc.bars), pc.models_equal, pc.models
+    );
+    ok &= pc.equal == pc.bars && pc.models_equal == pc.models && p_dups == 0 && pr.kills == pts.len();
+
+    // Executor chaos.
+    let pts_e = kill_points(args.seed.wrapping_add(1), args.executor_kills, total);
+    let ex = run_once(
+        &bins,
+        &p,
+        &args.out.join("executor-kills"),
+        Target::Executor,
+        &pts_e,
+        args.seed.wrapping_add(1),
+        args.feed_interval_ms,
+        timeout,
+    )
+    .context("executor kill run")?;
+    let ec = compare_traces(&p, &base.dir, &ex.dir);
+    let (e_orders, e_ids, e_dups) = journal_orders(&ex.dir.join("executor/paper-journal.jsonl"));
+    let (e_live, e_missing, e_drift) = ledger_facts(&p, &ex.dir);
+    println!(
+        "executor kill -9: {} kills in {:.1} s; orders {e_orders} for {e_ids} client order ids, duplicate orders {e_dups}; virtual trace = uninterrupted: {}/{} bars ({}%); live bars {e_live}, without a ledger row {e_missing}; models real≠virtual at end {e_drift} (baseline {b_drift})",
+        ex.kills, ex.seconds, ec.equal, ec.bars, pct(ec.equal, ec.bars)
+    );
+    ok &= e_dups == 0 && ec.equal == ec.bars && ex.kills == pts_e.len();
+
+    let disconnect = format!(
+        "not available: broker disconnect every {} messages needs the executor's live broker over oracle-sim (--broker/--ca; ops/NEEDS.md)",
+        args.disconnect_every
+    );
+    println!("broker disconnects: {disconnect}");
+
+    let result = json!({
+        "models": p.streams.len(),
+        "live_bars_per_stream": p.live,
+        "seed": args.seed,
+        "baseline": {"seconds": base.seconds, "replay_equal_models": replay_ok, "replay_differs": replay_bad,
+                     "orders": b_orders, "duplicate_orders": b_dups, "live_bars": b_live,
+                     "bars_without_ledger_row": b_missing, "models_drift_at_end": b_drift},
+        "predictor_kills": {"kills": pr.kills, "planned": pts.len(), "seconds": pr.seconds,
+                            "bars": pc.bars, "bars_equal": pc.equal, "models": pc.models,
+                            "models_equal": pc.models_equal, "orders": p_orders,
+                            "duplicate_orders": p_dups, "live_bars": p_live,
+                            "bars_without_ledger_row": p_missing, "models_drift_at_end": p_drift},
+        "executor_kills": {"kills": ex.kills, "planned": pts_e.len(), "seconds": ex.seconds,
+                           "orders": e_orders, "client_order_ids": e_ids, "duplicate_orders": e_dups,
+                           "bars": ec.bars, "bars_equal": ec.equal, "live_bars": e_live,
+                           "bars_without_ledger_row": e_missing, "models_drift_at_end": e_drift},
+        "broker_disconnects": {"error": disconnect},
+        "ok": ok,
+    });
+    std::fs::write(
+        args.out.join("chaos.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    println!(
+        "result: {} (details {})",
+        if ok { "OK" } else { "FAILED" },
+        args.out.join("chaos.json").display()
+    );
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_points_are_seeded_and_sorted() {
+        let a = kill_points(7, 50, 1000);
+        assert_eq!(a, kill_points(7, 50, 1000));
+        assert_ne!(a, kill_points(8, 50, 1000));
+        assert_eq!(a.len(), 50);
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+        assert!(a.iter().all(|&x| (1..1000).contains(&x)));
+    }
+
+    #[test]
+    fn journal_duplicates_are_counted() {
+        let d = std::env::temp_dir().join(format!("ops-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        let j = d.join("j.jsonl");
+        std::fs::write(
+            &j,
+            "{\"t\":\"intent\",\"coid\":\"a\"}\n{\"t\":\"outcome\",\"coid\":\"a\"}\n{\"t\":\"intent\",\"coid\":\"b\"}\n{\"t\":\"intent\",\"coid\":\"a\"}\ntorn{",
+        )
+        .expect("write");
+        assert_eq!(journal_orders(&j), (3, 2, 1));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

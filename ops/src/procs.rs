@@ -1,0 +1,496 @@
+//! Child processes for the bench and chaos runs: the system's binaries started with kill-on-drop
+//! guards, their logs captured to files, their memory sampled from `/proc`, and the run's
+//! inputs (bar files cut and re-stamped onto one grid, an executor configuration).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// Where the system's binaries are: `oracle SUB` when the `oracle` binary is there, else the
+/// per-crate binaries `oracle-sim`, `oracle-executor`, `oracle-predictor`.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    /// The folder holding them.
+    pub dir: PathBuf,
+    /// Use `oracle SUB` (true) or `oracle-SUB` (false).
+    pub oracle: bool,
+}
+
+impl Bins {
+    /// `dir` if given, else `$ORACLE_BIN_DIR`, else the folder of the running executable.
+    pub fn locate(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => match std::env::var_os("ORACLE_BIN_DIR") {
+                Some(d) => PathBuf::from(d),
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("executable has no folder")?
+                    .to_path_buf(),
+            },
+        };
+        // `oracle` dispatches executor/predictor only once the cli is wired; the per-crate
+        // binaries always do.
+        let split = ["oracle-executor", "oracle-predictor"]
+            .iter()
+            .all(|b| dir.join(b).is_file());
+        if split {
+            return Ok(Self { dir, oracle: false });
+        }
+        if dir.join("oracle").is_file() {
+            return Ok(Self { dir, oracle: true });
+        }
+        bail!(
+            "no oracle-executor/oracle-predictor (or oracle) binary in {}: build them (cargo build --release -p oracle-executor -p oracle-predictor) or pass --bin-dir / ORACLE_BIN_DIR",
+            dir.display()
+        )
+    }
+
+    /// The command for subcommand `sub` (`executor`, `predictor`, `sim`).
+    pub fn command(&self, sub: &str) -> Command {
+        if self.oracle {
+            let mut c = Command::new(self.dir.join("oracle"));
+            c.arg(sub);
+            c
+        } else {
+            Command::new(self.dir.join(format!("oracle-{sub}")))
+        }
+    }
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped.
+pub struct Guard {
+    /// Name for messages.
+    pub name: String,
+    child: Option<Child>,
+    /// When it was spawned.
+    pub started: Instant,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+}
+
+impl Guard {
+    /// Starts `cmd` with stdout+stderr appended to `log`, dying with its parent (Linux).
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        let out = File::options().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only prctl (async-signal-safe) runs between fork and exec; the closure
+            // touches no parent memory. The child gets SIGKILL if this process dies.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            name: name.into(),
+            child: Some(child),
+            started: Instant::now(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The pid (None once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether it has exited (reaps it).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = c.try_wait()
+            && let Ok(pid) = libc::pid_t::try_from(c.id())
+        {
+            // SAFETY: kill(2) on our own unreaped child: its pid cannot have been reused.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            let until = Instant::now() + grace;
+            while Instant::now() < until {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Waits until `127.0.0.1:port` accepts, the child exits, or `timeout`.
+pub fn wait_port(g: &mut Guard, port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(s) = g.exited() {
+            bail!(
+                "{} exited ({s}) before opening port {port}; log {}:\n{}",
+                g.name,
+                g.log.display(),
+                tail(&g.log, 20)
+            );
+        }
+        if Instant::now() > until {
+            bail!("{} did not open port {port} within {timeout:?}", g.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `VmRSS` and `VmHWM` of a process, kB.
+pub fn mem_kb(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// This process's `VmHWM`, kB.
+pub fn self_hwm_kb() -> Option<u64> {
+    mem_kb(std::process::id()).map(|(_, h)| h)
+}
+
+/// Reads the complete new lines of a growing file.
+pub struct Follow {
+    path: PathBuf,
+    pos: u64,
+    partial: String,
+}
+
+impl Follow {
+    /// Follows `path` from its start.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            pos: 0,
+            partial: String::new(),
+        }
+    }
+
+    /// New complete lines since the last call.
+    pub fn lines(&mut self) -> Vec<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.pos)).is_err() {
+            return Vec::new();
+        }
+        let mut buf = Vec::new();
+        let Ok(n) = f.read_to_end(&mut buf) else {
+            return Vec::new();
+        };
+        self.pos += n as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut out = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            out.push(self.partial[..i].to_string());
+            self.partial.drain(..=i);
+        }
+        out
+    }
+}
+
+/// One model of a prepared run.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    /// `SYM_TF` (the zip's stem).
+    pub name: String,
+    /// Symbol (metadata `symbol.clean`).
+    pub symbol: String,
+    /// Timeframe name.
+    pub tf: String,
+    /// The cut, re-stamped bar file fed to the executor.
+    pub csv: PathBuf,
+    /// Bars in it (history + live).
+    pub bars: usize,
+}
+
+/// The inputs of a pipeline run.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The models folder (only the models that have a bar file).
+    pub models: PathBuf,
+    /// The streams.
+    pub streams: Vec<Stream>,
+    /// `executor_config.json` (every symbol enabled, the model's lots, a wide stale limit).
+    pub config: PathBuf,
+    /// Live bars per stream (after the 350 history bars the executor serves).
+    pub live: usize,
+}
+
+/// History bars the executor's paper feed serves before its replay (its `--feed-csv` rule).
+pub const FEED_HISTORY: usize = 350;
+
+/// The grid every prepared bar file is re-stamped onto: one bar a week from 2001-01-01 (a
+/// Monday). The twins see only the order of bars, never the calendar, so re-stamping changes no
+/// decision; it makes every stream close on the same instants (20 symbols on the same bar), and
+/// one week is a legal gap for every timeframe.
+pub const GRID_START: i64 = 978_307_200;
+/// Grid step, seconds.
+pub const GRID_STEP: i64 = 7 * 86_400;
+
+/// Cuts the last `live + 350` bars of `data/NAME.csv` for every model in `models` (at most
+/// `max_models`), re-stamps them onto the common grid, copies the zips into `run/models`, and
+/// writes an executor configuration enabling every symbol.
+pub fn prepare(
+    models: &Path,
+    data: &Path,
+    run: &Path,
+    live: usize,
+    max_models: usize,
+) -> anyhow::Result<Prepared> {
+    let mdir = run.join("models");
+    let ddir = run.join("data");
+    std::fs::create_dir_all(&mdir)?;
+    std::fs::create_dir_all(&ddir)?;
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(models)
+        .with_context(|| format!("models folder {}", models.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    zips.sort();
+    let mut streams = Vec::new();
+    let mut lots: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    for z in zips {
+        if streams.len() >= max_models {
+            break;
+        }
+        let Ok(m) = oracle_model::load_model(&z) else {
+            continue;
+        };
+        let src = data.join(format!("{}.csv", m.name));
+        let Ok(text) = std::fs::read_to_string(&src) else {
+            continue;
+        };
+        let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        let want = live + FEED_HISTORY;
+        if rows.len() < want {
+            bail!(
+                "{}: {} bars, the run needs {want} (350 history + {live} live); lower --bars",
+                src.display(),
+                rows.len()
+            );
+        }
+        let mut out = String::from("time,open,high,low,close,volume\n");
+        for (i, r) in rows[rows.len() - want..].iter().enumerate() {
+            let rest = r.split_once(',').map_or("", |(_, x)| x);
+            out.push_str(&oracle_model::format_time(
+                GRID_START + GRID_STEP * i as i64,
+            ));
+            out.push(',');
+            out.push_str(rest);
+            out.push('\n');
+        }
+        let csv = ddir.join(format!("{}.csv", m.name));
+        std::fs::write(&csv, out)?;
+        std::fs::copy(&z, mdir.join(z.file_name().context("zip name")?))?;
+        lots.entry(m.metadata.symbol_clean.clone())
+            .or_insert(m.model.costs().lot_sizes);
+        streams.push(Stream {
+            name: m.name.clone(),
+            symbol: m.metadata.symbol_clean.clone(),
+            tf: m.metadata.timeframe.clone(),
+            csv,
+            bars: want,
+        });
+    }
+    if streams.is_empty() {
+        bail!(
+            "no model in {} has a bar file in {}",
+            models.display(),
+            data.display()
+        );
+    }
+    let mut cfg = serde_json::Map::new();
+    cfg.insert(
+        "risk".into(),
+        serde_json::json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
+    );
+    for (sym, l) in &lots {
+        cfg.insert(
+            sym.clone(),
+            serde_json::json!({"enabled": true, "lot_weak": l[1], "lot_moderate": l[2], "lot_strong": l[3]}),
+        );
+    }
+    let config = run.join("executor_config.json");
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg)?)?;
+    Ok(Prepared {
+        models: mdir,
+        streams,
+        config,
+        live,
+    })
+}
+
+/// The IPC token of runs started here (loopback only; never a real secret).
+pub const RUN_TOKEN: &str = "oracle-ops-run-token-0123456789";
+
+/// Starts the paper-mode executor on `prepared` (`--feed-csv` per stream).
+pub fn spawn_executor(
+    bins: &Bins,
+    p: &Prepared,
+    state: &Path,
+    port: u16,
+    feed_interval_ms: u64,
+    log: &Path,
+) -> anyhow::Result<Guard> {
+    let mut c = bins.command("executor");
+    c.arg("--paper")
+        .arg("--config")
+        .arg(&p.config)
+        .arg("--models")
+        .arg(&p.models)
+        .arg("--state")
+        .arg(state)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--feed-interval-ms")
+        .arg(feed_interval_ms.to_string())
+        .arg("--json")
+        .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
+        .env("RUST_LOG", "info");
+    for s in &p.streams {
+        c.arg("--feed-csv")
+            .arg(format!("{}_{}={}", s.symbol, s.tf, s.csv.display()));
+    }
+    Guard::spawn("executor", c, log)
+}
+
+/// Starts the predictor on `prepared`.
+pub fn spawn_predictor(
+    bins: &Bins,
+    p: &Prepared,
+    state: &Path,
+    trace: &Path,
+    port: u16,
+    log: &Path,
+) -> anyhow::Result<Guard> {
+    let mut c = bins.command("predictor");
+    c.arg("--models")
+        .arg(&p.models)
+        .arg("--state")
+        .arg(state)
+        .arg("--trace")
+        .arg(trace)
+        .arg("--ipc")
+        .arg(format!("ws://127.0.0.1:{port}"))
+        .arg("--json")
+        .env("ORACLE_IPC_TOKEN", RUN_TOKEN);
+    Guard::spawn("predictor", c, log)
+}
+
+/// Data rows of a trace file (header excluded); 0 when absent.
+pub fn trace_rows(path: &Path) -> usize {
+    File::open(path)
+        .map(|f| BufReader::new(f).lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Writes `text` to `path`, creating its folder.
+pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut f = File::create(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Removes and re-creates a folder.
+pub fn fresh_dir(p: &Path) -> anyhow::Result<()> {
+    if p.exists() {
+        std::fs::remove_dir_all(p)?;
+    }
+    std::fs::create_dir_all(p)?;
+    Ok(())
+}
+
+/// Parses an RFC 3339 UTC timestamp (`2025-01-01T12:00:00.123456Z`, as tracing's JSON logs
+/// write) into Unix seconds as f64.
+pub fn parse_ts(s: &str) -> Option<f64> {
+    let (date_time, frac) = match s.trim_end_matches('Z').split_once('.') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (s.trim_end_matches('Z').to_string(), String::new()),
+    };
+    let whole = oracle_model::parse_time(&format!("{date_time}Z"))?;
+    let frac: f64 = if frac.is_empty() {
+        0.0
+    } else {
+        format!("0.{}", frac.trim_end_matches(|c: char| !c.is_ascii_digit()))
+            .parse()
+            .ok()?
+    };
+    Some(whole as f64 + frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse() {
+        let t = parse_ts("2001-01-01T00:00:01.250000Z").expect("ts");
+        assert!((t - (978_307_201.25)).abs() < 1e-6);
+        assert_eq!(parse_ts("2001-01-01T00:00:00Z"), Some(978_307_200.0));
+    }
+}
