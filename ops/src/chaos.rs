@@ -110,10 +110,20 @@ fn progress(p: &Prepared, trace: &Path) -> usize {
         .sum()
 }
 
+/// The last line of a file (empty when absent).
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().last().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Every stream's trace has reached its last bar.
 fn complete(p: &Prepared, trace: &Path) -> bool {
-    p.streams
-        .iter()
-        .all(|s| procs::trace_rows(&trace.join(format!("{}.csv", s.name))) >= s.bars)
+    p.streams.iter().all(|s| {
+        let last = oracle_model::format_time(procs::GRID_START + procs::GRID_STEP * (s.bars as i64 - 1));
+        last_line(&trace.join(format!("{}.csv", s.name))).starts_with(&last)
+    })
 }
 
 /// One pipeline run, killing `target` at `points` of progress.
@@ -238,27 +248,69 @@ pub fn compare_traces(p: &Prepared, reference: &Path, run: &Path) -> TraceCmp {
     c
 }
 
-/// Models whose trace equals `oracle replay` over the bars the predictor saw (`NAME.bars.csv`).
-pub fn replay_matches(p: &Prepared, run: &Path) -> (usize, Vec<String>) {
-    let mut ok = 0;
-    let mut bad = Vec::new();
+/// A run's traces against `oracle replay` (an uninterrupted twin by construction) over the bars
+/// the predictor saw (`NAME.bars.csv`), and those bars against the stream: per model, rows equal,
+/// and live bars of the stream missing from what the predictor saw.
+#[derive(Debug, Default, Clone)]
+pub struct ReplayCmp {
+    /// Trace rows.
+    pub bars: usize,
+    /// Rows equal to the replay's, byte for byte.
+    pub equal: usize,
+    /// Bars of the stream after the first one the predictor saw that it never saw.
+    pub missed: usize,
+    /// Models whose trace equals the replay entirely.
+    pub models_equal: usize,
+    /// Models whose trace differs (name: first differing row).
+    pub differ: Vec<String>,
+}
+
+/// Compares every model's trace in `run` with `oracle replay` (see [`ReplayCmp`]).
+pub fn replay_compare(p: &Prepared, run: &Path) -> ReplayCmp {
+    let mut c = ReplayCmp::default();
     for s in &p.streams {
         let trace = std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        let bars_csv = run.join(format!("trace/{}.bars.csv", s.name));
         let mut out = Vec::new();
         let mut err = Vec::new();
         let r = oracle_model::replay(
             &p.models.join(format!("{}.zip", s.name)),
-            &run.join(format!("trace/{}.bars.csv", s.name)),
+            &bars_csv,
             &mut out,
             &mut err,
         );
-        if r.is_ok() && String::from_utf8_lossy(&out) == trace && !trace.is_empty() {
-            ok += 1;
+        let got = String::from_utf8_lossy(&out);
+        let t: Vec<&str> = trace.lines().skip(1).collect();
+        let g: Vec<&str> = got.lines().skip(1).collect();
+        let eq = t.iter().zip(&g).filter(|(a, b)| a == b).count();
+        c.bars += t.len();
+        c.equal += eq;
+        if r.is_ok() && eq == t.len() && t.len() == g.len() && !t.is_empty() {
+            c.models_equal += 1;
         } else {
-            bad.push(s.name.clone());
+            let at = t.iter().zip(&g).position(|(a, b)| a != b).map_or_else(
+                || format!("rows {} vs {}", t.len(), g.len()),
+                |i| format!("row {}", i + 1),
+            );
+            c.differ.push(format!("{}: {at}", s.name));
         }
+        // Missed bars: the stream's bars from the first one seen must all have been seen.
+        let seen: std::collections::HashSet<String> = std::fs::read_to_string(&bars_csv)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').next().map(str::to_string))
+            .collect();
+        let first = t.first().and_then(|r| r.split(',').next()).unwrap_or("");
+        let stream = std::fs::read_to_string(&s.csv).unwrap_or_default();
+        c.missed += stream
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').next())
+            .filter(|time| *time >= first && !seen.contains(*time))
+            .count();
     }
-    (ok, bad)
+    c
 }
 
 /// Journal facts: (orders = intents, distinct client order ids, duplicate intents).
@@ -373,7 +425,8 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         timeout,
     )
     .context("baseline run")?;
-    let (replay_ok, replay_bad) = replay_matches(&p, &base.dir);
+    let brc = replay_compare(&p, &base.dir);
+    let (replay_ok, replay_bad) = (brc.models_equal, brc.differ.clone());
     let (b_orders, _, b_dups) = journal_orders(&base.dir.join("executor/paper-journal.jsonl"));
     let (b_live, b_missing, b_drift) = ledger_facts(&p, &base.dir);
     println!(
@@ -382,7 +435,7 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         p.streams.len(),
         if replay_bad.is_empty() { String::new() } else { format!(" (differ: {})", replay_bad.join(", ")) }
     );
-    let mut ok = replay_bad.is_empty() && b_dups == 0;
+    let mut ok = replay_bad.is_empty() && b_dups == 0 && brc.missed == 0;
 
     // Predictor chaos.
     let pts = kill_points(args.seed, args.predictor_kills, total);
@@ -397,14 +450,22 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         timeout,
     )
     .context("predictor kill run")?;
+    let prc = replay_compare(&p, &pr.dir);
     let pc = compare_traces(&p, &base.dir, &pr.dir);
     let (p_orders, _, p_dups) = journal_orders(&pr.dir.join("executor/paper-journal.jsonl"));
     let (p_live, p_missing, p_drift) = ledger_facts(&p, &pr.dir);
     println!(
-        "predictor kill -9: {} kills in {:.1} s; virtual trace = uninterrupted: {}/{} bars ({}%), {}/{} models; orders {p_orders}, duplicate orders {p_dups}; live bars {p_live}, without a ledger row {p_missing}; models real≠virtual at end {p_drift}",
-        pr.kills, pr.seconds, pc.equal, pc.bars, pct(pc.equal, pc.bars), pc.models_equal, pc.models
+        "predictor kill -9: {} kills in {:.1} s; virtual trace = uninterrupted twin (oracle replay): {}/{} bars ({}%), {}/{} models; missed bars {}; = baseline run row for row: {}/{} bars; orders {p_orders}, duplicate orders {p_dups}; live bars {p_live}, without a ledger row {p_missing}; models real≠virtual at end {p_drift}",
+        pr.kills, pr.seconds, prc.equal, prc.bars, pct(prc.equal, prc.bars), prc.models_equal, p.streams.len(), prc.missed, pc.equal, pc.bars
     );
-    ok &= pc.equal == pc.bars && pc.models_equal == pc.models && p_dups == 0 && pr.kills == pts.len();
+    if !prc.differ.is_empty() {
+        println!("  differ: {}", prc.differ.join(", "));
+    }
+    ok &= prc.equal == prc.bars
+        && prc.models_equal == p.streams.len()
+        && prc.missed == 0
+        && p_dups == 0
+        && pr.kills == pts.len();
 
     // Executor chaos.
     let pts_e = kill_points(args.seed.wrapping_add(1), args.executor_kills, total);
@@ -419,14 +480,18 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         timeout,
     )
     .context("executor kill run")?;
+    let erc = replay_compare(&p, &ex.dir);
     let ec = compare_traces(&p, &base.dir, &ex.dir);
     let (e_orders, e_ids, e_dups) = journal_orders(&ex.dir.join("executor/paper-journal.jsonl"));
     let (e_live, e_missing, e_drift) = ledger_facts(&p, &ex.dir);
     println!(
-        "executor kill -9: {} kills in {:.1} s; orders {e_orders} for {e_ids} client order ids, duplicate orders {e_dups}; virtual trace = uninterrupted: {}/{} bars ({}%); live bars {e_live}, without a ledger row {e_missing}; models real≠virtual at end {e_drift} (baseline {b_drift})",
-        ex.kills, ex.seconds, ec.equal, ec.bars, pct(ec.equal, ec.bars)
+        "executor kill -9: {} kills in {:.1} s; orders {e_orders} for {e_ids} client order ids, duplicate orders {e_dups}; virtual trace = oracle replay: {}/{} bars ({}%), missed bars {}; = baseline row for row: {}/{}; live bars {e_live}, without a ledger row {e_missing}; models real≠virtual at end {e_drift} (baseline {b_drift})",
+        ex.kills, ex.seconds, erc.equal, erc.bars, pct(erc.equal, erc.bars), erc.missed, ec.equal, ec.bars
     );
-    ok &= e_dups == 0 && ec.equal == ec.bars && ex.kills == pts_e.len();
+    if !erc.differ.is_empty() {
+        println!("  differ: {}", erc.differ.join(", "));
+    }
+    ok &= e_dups == 0 && erc.equal == erc.bars && erc.missed == 0 && ex.kills == pts_e.len();
 
     let disconnect = format!(
         "not available: broker disconnect every {} messages needs the executor's live broker over oracle-sim (--broker/--ca; ops/NEEDS.md)",
@@ -438,17 +503,19 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         "models": p.streams.len(),
         "live_bars_per_stream": p.live,
         "seed": args.seed,
-        "baseline": {"seconds": base.seconds, "replay_equal_models": replay_ok, "replay_differs": replay_bad,
+        "baseline": {"seconds": base.seconds, "replay_equal_models": replay_ok, "replay_differs": replay_bad, "missed_bars": brc.missed,
                      "orders": b_orders, "duplicate_orders": b_dups, "live_bars": b_live,
                      "bars_without_ledger_row": b_missing, "models_drift_at_end": b_drift},
         "predictor_kills": {"kills": pr.kills, "planned": pts.len(), "seconds": pr.seconds,
-                            "bars": pc.bars, "bars_equal": pc.equal, "models": pc.models,
-                            "models_equal": pc.models_equal, "orders": p_orders,
+                            "bars": prc.bars, "bars_equal_replay": prc.equal, "models_equal_replay": prc.models_equal,
+                            "missed_bars": prc.missed, "differ": prc.differ,
+                            "bars_equal_baseline": pc.equal, "bars_baseline": pc.bars, "orders": p_orders,
                             "duplicate_orders": p_dups, "live_bars": p_live,
                             "bars_without_ledger_row": p_missing, "models_drift_at_end": p_drift},
         "executor_kills": {"kills": ex.kills, "planned": pts_e.len(), "seconds": ex.seconds,
                            "orders": e_orders, "client_order_ids": e_ids, "duplicate_orders": e_dups,
-                           "bars": ec.bars, "bars_equal": ec.equal, "live_bars": e_live,
+                           "bars": erc.bars, "bars_equal_replay": erc.equal, "missed_bars": erc.missed,
+                           "differ": erc.differ, "bars_equal_baseline": ec.equal, "bars_baseline": ec.bars, "live_bars": e_live,
                            "bars_without_ledger_row": e_missing, "models_drift_at_end": e_drift},
         "broker_disconnects": {"error": disconnect},
         "ok": ok,

@@ -26,7 +26,8 @@ pub struct DriftRow {
     pub paper_pos: String,
     /// Paper P&L.
     pub paper_pnl: f64,
-    /// The ACK's status for the real side.
+    /// The ACK's status (and reason) of the answering side: `OK`, `HOLD`, `FAIL|SPREAD`,
+    /// `WAIT_SYNC|MISSED_ENTRY`.
     pub ack: String,
 }
 

@@ -142,6 +142,24 @@ impl<B: Broker> Side<B> {
         Some(s)
     }
 
+    /// (position name, unrealised P&L) of a model for the drift ledger. The P&L comes from the
+    /// book when it knows it, else from the live quote: (exit side − entry) × units, in the quote
+    /// currency.
+    pub fn position_view(&self, key: &ModelKey) -> (String, f64) {
+        let Some(r) = self.policy.models.get(key).and_then(|m| m.real.clone()) else {
+            return ("FLAT".into(), 0.0);
+        };
+        let pnl = self.broker.position_pnl(r.position_id).unwrap_or_else(|| {
+            let units = r.volume as f64 / 100.0;
+            match self.broker.quote(&key.symbol) {
+                Some(q) if r.action.0.direction() > 0 => (q.bid - r.price) * units,
+                Some(q) => (r.price - q.ask) * units,
+                None => 0.0,
+            }
+        });
+        (r.action.0.as_str().to_string(), pnl)
+    }
+
     /// Refreshes the account and the risk guard.
     pub async fn refresh_risk(&mut self, now: i64) -> Option<crate::risk::Account> {
         let acc = self.broker.account().await.ok()?;
@@ -632,10 +650,6 @@ fn ack_line(s: &Signal<'_>, kind: &AckKind) -> String {
         .unwrap_or_else(|_| format!("ACK|{}|{}|FAIL|INTERNAL", s.symbol, s.action))
 }
 
-fn pos_name(real: Option<&crate::policy::RealPos>) -> String {
-    real.map_or("FLAT".into(), |r| r.action.0.as_str().to_string())
-}
-
 impl<B: Broker> Engine<B> {
     /// An engine. `acks` from the live (or paper-alone) journal.
     pub fn new(
@@ -756,21 +770,8 @@ impl<B: Broker> Engine<B> {
         info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
         // Drift ledger.
         if let Some(d) = &mut self.drift {
-            let real = self.live.as_ref().map(|l| {
-                let r = l.policy.models.get(&key).and_then(|m| m.real.clone());
-                let pnl = r
-                    .as_ref()
-                    .and_then(|r| l.broker.position_pnl(r.position_id))
-                    .unwrap_or(0.0);
-                (pos_name(r.as_ref()), pnl)
-            });
-            let paper = self.paper.as_ref().map(|p| {
-                let r = p.policy.models.get(&key).and_then(|m| m.real.clone());
-                let pnl = r
-                    .as_ref()
-                    .map_or(0.0, |r| p.broker.position_pnl(r.position_id));
-                (pos_name(r.as_ref()), pnl)
-            });
+            let real = self.live.as_ref().map(|l| l.position_view(&key));
+            let paper = self.paper.as_ref().map(|p| p.position_view(&key));
             let row = DriftRow {
                 bar_time: Iso(bt).to_string(),
                 model: key.to_string(),
@@ -780,7 +781,17 @@ impl<B: Broker> Engine<B> {
                 real_pnl: real.map_or(0.0, |r| r.1),
                 paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
                 paper_pnl: paper.map_or(0.0, |r| r.1),
-                ack: line.split('|').nth(3).unwrap_or("").to_string(),
+                // Status and reason: `OK`, `HOLD`, `FAIL|SPREAD`, `WAIT_SYNC|MISSED_ENTRY`.
+                ack: {
+                    let f: Vec<&str> = line.split('|').collect();
+                    match f.get(3).copied() {
+                        Some(st @ ("FAIL" | "WAIT_SYNC")) => {
+                            format!("{st}|{}", f.get(4).copied().unwrap_or(""))
+                        }
+                        Some(st) => st.to_string(),
+                        None => String::new(),
+                    }
+                },
             };
             if let Err(e) = d.write(&row) {
                 warn!(error = %e, "drift ledger write failed");

@@ -42,7 +42,7 @@ pub struct Args {
     /// Period of synthetic bars.
     #[arg(long, default_value = "M15", value_parser = parse_period)]
     pub synthetic_period: Period,
-    /// Replay speed: fast (as fast as the clients read), realtime, <N>x (N × real time), or a
+    /// Replay speed: fast (as fast as the clients read), realtime, `<N>x` (N × real time), or a
     /// bare number N (N bars per second per stream).
     #[arg(long, default_value = "fast", value_parser = Speed::parse)]
     pub speed: Speed,
@@ -93,10 +93,11 @@ pub struct Args {
     /// Write the credentials (and account id) as a 0600 env file for the executor.
     #[arg(long, value_name = "PATH")]
     pub credentials_out: Option<PathBuf>,
-    /// Fault to inject (repeatable): drop:after=N | drop:random=P | reject:code=CODE[,every=N]
-    /// [,symbol=S][,via=error] | delay:ms=D | no-heartbeat | silence:after=N | garbage:after=N |
-    /// oversized:after=N[,len=B] | lose-exec[:every=N][,only=filled] | delta-high-bug; most take
-    /// times=K to fire at most K times.
+    /// Fault to inject (repeatable): `drop:after=N` | `drop:random=P` |
+    /// `reject:code=CODE,every=N,symbol=S,via=error` (every/symbol/via optional) | `delay:ms=D` |
+    /// `no-heartbeat` | `silence:after=N` | `garbage:after=N` | `oversized:after=N,len=B` |
+    /// `lose-exec:every=N,only=filled` (both optional) | `delta-high-bug`; most take `times=K`
+    /// to fire at most K times. See sim/README.md.
     #[arg(long = "fault", value_parser = Fault::parse)]
     pub faults: Vec<Fault>,
     /// Server heartbeat interval, seconds.

@@ -22,14 +22,14 @@ use view::State;
 /// `oracle demo` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Live bars of each symbol's coarsest model timeframe (finer timeframes of the same symbol
-    /// get proportionally more).
-    #[arg(long, default_value_t = 200)]
+    /// Live market time in hours, i.e. live bars of an H1 model; every model sees
+    /// `bars × 1 h / its period` live bars (M5: 12 × bars, D1: bars / 24).
+    #[arg(long, default_value_t = 48)]
     pub bars: u64,
-    /// Simulator speed: `fast` (as fast as the executor reads), `<N>x` (market time) or `<N>`
-    /// (bars per second of the coarsest period).
-    #[arg(long, default_value = "fast")]
-    pub speed: String,
+    /// Simulator speed: `<N>x` (market time N × wall time), `<N>` (bars per second of the
+    /// coarsest source period) or `fast`; default: the live part lasts about 20 s.
+    #[arg(long)]
+    pub speed: Option<String>,
     /// History bars behind every model when the live replay starts (at least the window, 350).
     #[arg(long, default_value_t = 400)]
     pub history: u64,
@@ -57,6 +57,8 @@ pub struct ModelSummary {
     pub symbol: String,
     /// Timeframe.
     pub tf: String,
+    /// Live bars the market was to publish for it.
+    pub expected_bars: u64,
     /// Live bars the predictor ran.
     pub live_bars: u64,
     /// Signals it sent.
@@ -84,7 +86,7 @@ pub struct Summary {
     pub models: BTreeMap<String, ModelSummary>,
     /// Refused zips: (file, reason).
     pub refused: Vec<(String, String)>,
-    /// Live bars per stream asked of the simulator.
+    /// Hours of live market asked of the simulator.
     pub target_bars: u64,
     /// Wall time.
     pub seconds: f64,
@@ -259,7 +261,11 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let logs = out.join("logs");
     let p = |x: &Path| x.display().to_string();
     let history = usize::try_from(args.history)?;
-    let prepared = prep::prepare(&models, &data, &run, history, usize::try_from(args.bars)?)?;
+    let prepared = prep::prepare(&models, &data, &run, history, args.bars)?;
+    let speed = args
+        .speed
+        .clone()
+        .unwrap_or_else(|| format!("{}x", (args.bars * 3600 / 20).max(1)));
 
     let tty = std::io::stdout().is_terminal() && !args.plain;
     let mut screen = Screen {
@@ -267,16 +273,16 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         drawn: 0,
         last_plain: Instant::now(),
     };
-    let mut state = State::new(args.bars);
+    let mut state = State::new(prepared.expected.clone());
     let (tx, rx) = mpsc::channel();
     let mut group = Group::default();
     screen.plain(&format!(
-        "oracle demo: {} models · bars {} · live from {} · {} bars of each symbol's coarsest timeframe · speed {} · out {}",
+        "oracle demo: {} models · bars from {} · {} h of live market (an H1 model: {} bars) · speed {} · out {}",
         prepared.models.len(),
         data.display(),
-        prepared.start,
         args.bars,
-        args.speed,
+        args.bars,
+        speed,
         out.display()
     ));
 
@@ -292,13 +298,14 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         "--start".into(),
         prepared.start.clone(),
         "--speed".into(),
-        args.speed.clone(),
+        speed.clone(),
         "--cert-out".into(),
         p(&ca),
         "--credentials-out".into(),
         p(&creds),
         "--start-file".into(),
         p(&start_file),
+        "--rebase-now".into(),
         "--json".into(),
     ];
     group
@@ -415,8 +422,20 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
             ));
             break;
         }
-        let all_bars =
-            !state.models.is_empty() && state.models.values().all(|m| m.live_bars >= args.bars);
+        // The market opens once every model has caught up with its history.
+        if !started {
+            let ready = !state.models.is_empty() && state.models.values().all(|m| m.ready);
+            if ready || predictor_started.elapsed() > Duration::from_secs(60) {
+                std::fs::write(&start_file, b"go\n")?;
+                started = true;
+                screen.plain("all models caught up: the market opens");
+            }
+        }
+        let all_bars = !state.models.is_empty()
+            && prepared
+                .expected
+                .iter()
+                .all(|(n, e)| state.models.get(n).is_some_and(|m| m.live_bars >= *e));
         let quiet_after_sim = state.replay_done && last_event.elapsed() > Duration::from_secs(2);
         if (all_bars || quiet_after_sim) && finished_at.is_none() {
             finished_at = Some(Instant::now());
@@ -427,10 +446,10 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         }
         if Instant::now() > deadline {
             failure = Some(format!(
-                "timed out after {} s at {}/{} bars per stream",
+                "timed out after {} s at {}/{} live bars",
                 args.timeout,
-                state.progress(),
-                args.bars
+                state.progress().0,
+                state.progress().1
             ));
             break;
         }
@@ -454,7 +473,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         .map(|c| (c.name.clone(), c.status_word()))
         .collect();
     let children_ok = group.procs.iter().all(Proc::ended_well);
-    let mut summary = summarize(&state, args, &models, &data, &out);
+    let mut summary = summarize(&state, args, &prepared.expected, &models, &out);
     summary.children_exit = state
         .children
         .iter()
@@ -528,7 +547,13 @@ fn wait_ready(
     }
 }
 
-fn summarize(state: &State, args: &DemoArgs, models: &Path, data: &Path, out: &Path) -> Summary {
+fn summarize(
+    state: &State,
+    args: &DemoArgs,
+    expected: &BTreeMap<String, u64>,
+    models: &Path,
+    out: &Path,
+) -> Summary {
     let mut s = Summary {
         target_bars: args.bars,
         seconds: state.started.elapsed().as_secs_f64(),
@@ -537,8 +562,9 @@ fn summarize(state: &State, args: &DemoArgs, models: &Path, data: &Path, out: &P
         ..Summary::default()
     };
     for (name, m) in &state.models {
-        let (rows, replay_match, note) = compare_replay(name, m, models, data, out);
+        let (rows, replay_match, note) = compare_replay(name, models, out);
         let ms = ModelSummary {
+            expected_bars: expected.get(name).copied().unwrap_or(0),
             symbol: m.symbol.clone(),
             tf: m.tf.clone(),
             live_bars: m.live_bars,
@@ -561,75 +587,36 @@ fn summarize(state: &State, args: &DemoArgs, models: &Path, data: &Path, out: &P
     s.one_signal_per_bar = !s.models.is_empty()
         && s.models
             .values()
-            .all(|m| m.signals == m.live_bars && m.live_bars >= args.bars);
+            .all(|m| m.signals == m.live_bars && m.live_bars >= m.expected_bars.max(1));
     s
 }
 
-/// Runs `oracle replay` (in process) over exactly the bars the predictor's trace covers and
-/// compares it with the trace, byte for byte.
-fn compare_replay(
-    name: &str,
-    m: &view::ModelView,
-    models: &Path,
-    data: &Path,
-    out: &Path,
-) -> (usize, Option<bool>, String) {
+/// Runs `oracle replay` (in process) over exactly the bars the predictor ran (its
+/// `trace/NAME.bars.csv`) and compares the result with its trace, byte for byte.
+fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>, String) {
     let trace = std::fs::read_to_string(out.join(format!("trace/{name}.csv"))).unwrap_or_default();
-    let rows: Vec<&str> = trace.lines().skip(1).collect();
-    let (Some(first), Some(last)) = (
-        rows.first().and_then(|r| r.split(',').next()),
-        rows.last().and_then(|r| r.split(',').next()),
-    ) else {
+    let rows = trace.lines().count().saturating_sub(1);
+    if rows == 0 {
         return (0, None, "no trace".into());
-    };
-    let candidates = [
-        data.join(format!("{name}.csv")),
-        data.join(format!("{}_{}.csv", m.symbol, m.tf)),
-    ];
-    let Some(bars) = candidates.iter().find(|p| p.is_file()) else {
-        return (rows.len(), None, "no bar file".into());
-    };
-    let text = std::fs::read_to_string(bars).unwrap_or_default();
-    let mut slice = String::new();
-    let mut lines = text.lines();
-    if let Some(h) = lines.next() {
-        slice.push_str(h);
-        slice.push('\n');
     }
-    for l in lines {
-        let t = l.split(',').next().unwrap_or("");
-        // ISO-8601 UTC strings of one shape order as their times do.
-        if t >= first && t <= last {
-            slice.push_str(l);
-            slice.push('\n');
-        }
-    }
-    let cut = out.join(format!("run/replay-{name}.csv"));
-    if std::fs::write(&cut, slice).is_err() {
-        return (rows.len(), None, "cannot write the bar slice".into());
-    }
+    let bars = out.join(format!("trace/{name}.bars.csv"));
     let mut got = Vec::new();
     let mut err = Vec::new();
-    match crate::deps::replay(
-        &models.join(format!("{name}.zip")),
-        &cut,
-        &mut got,
-        &mut err,
-    ) {
+    match crate::deps::replay(&models.join(format!("{name}.zip")), &bars, &mut got, &mut err) {
         Ok(()) => {
             let got = String::from_utf8_lossy(&got);
             if got == trace {
-                (rows.len(), Some(true), String::new())
+                (rows, Some(true), String::new())
             } else {
                 let at = got
                     .lines()
                     .zip(trace.lines())
                     .position(|(a, b)| a != b)
                     .map_or_else(|| "length".to_string(), |i| format!("line {}", i + 1));
-                (rows.len(), Some(false), format!("differs at {at}"))
+                (rows, Some(false), format!("differs at {at}"))
             }
         }
-        Err(e) => (rows.len(), None, format!("replay unavailable: {e}")),
+        Err(e) => (rows, None, format!("replay unavailable: {e}")),
     }
 }
 
@@ -638,7 +625,7 @@ fn print_summary(s: &Summary) {
     println!();
     println!("== oracle demo summary ==");
     println!(
-        "models {} ({} refused) · live bars per stream {} · {:.1} s",
+        "models {} ({} refused) · {} h of live market · {:.1} s",
         s.models.len(),
         s.refused.len(),
         s.target_bars,
@@ -668,14 +655,14 @@ fn print_summary(s: &Summary) {
             .unwrap_or_default()
     );
     println!(
-        "{:<16} {:>6} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
-        "model", "bars", "signals", "orders", "refusals", "drift", "P&L virt"
+        "{:<16} {:>9} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
+        "model", "bars/exp", "signals", "orders", "refusals", "drift", "P&L virt"
     );
     for (n, m) in &s.models {
         println!(
-            "{:<16} {:>6} {:>7} {:>6} {:>8} {:>6} {:>10.2}  {}",
+            "{:<16} {:>9} {:>7} {:>6} {:>8} {:>6} {:>10.2}  {}",
             n,
-            m.live_bars,
+            format!("{}/{}", m.live_bars, m.expected_bars),
             m.signals,
             m.orders,
             m.refusals,

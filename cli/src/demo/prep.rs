@@ -1,6 +1,8 @@
 //! The demo's market: the bundled bar files cut and shifted so that every model starts live at the
-//! same market time with `history` bars of its own timeframe behind it and `bars` ahead of it, and
-//! an executor configuration that enables every bundled symbol with its model's lots.
+//! same market time `T0` with at least `history` bars of its own timeframe behind it, followed by
+//! `hours` of market time (each model sees `hours × 3600 / period` live bars: an H1 model `hours`,
+//! an M5 model 12 × `hours`, a D1 model `hours / 24`); and an executor configuration that enables
+//! every bundled symbol with its model's lots.
 //!
 //! Shifting a symbol's bars in time (by a multiple of its coarsest model's period) changes no
 //! price, so no decision: the twins only see the order of bars, never the calendar.
@@ -19,6 +21,8 @@ pub struct Prepared {
     pub executor_config: PathBuf,
     /// Models found: name → (symbol, timeframe).
     pub models: BTreeMap<String, (String, String)>,
+    /// Live bars each model should see: name → count.
+    pub expected: BTreeMap<String, u64>,
 }
 
 /// Seconds of a timeframe name (`M5`, `H1`, `D1`…).
@@ -55,8 +59,11 @@ pub fn prepare(
     data_dir: &Path,
     run: &Path,
     history: usize,
-    bars: usize,
+    hours: u64,
 ) -> anyhow::Result<Prepared> {
+    let span = i64::try_from(hours)?.max(1) * 3600;
+    // Bars after the span, so the market is still open while the last live bar's orders go out.
+    let tail = 6 * 3600;
     // Models: name, symbol, timeframe, lots.
     let mut models = BTreeMap::new();
     let mut lots: BTreeMap<String, [f64; 4]> = BTreeMap::new();
@@ -90,7 +97,6 @@ pub fn prepare(
         base_tf: String,
         base: Vec<(i64, String)>,
         t_start: i64,
-        t_end: i64,
     }
     let mut plans = BTreeMap::new();
     for (sym, tfs) in &by_sym {
@@ -117,21 +123,25 @@ pub fn prepare(
             anyhow::bail!("no bar file for {sym} in {}", data_dir.display());
         };
         let coarse_rows = read_rows(&data_dir.join(format!("{sym}_{coarse}.csv")))?;
-        if coarse_rows.len() < history + bars + 1 {
+        let Some(&(t_start, _)) = coarse_rows.get(history) else {
             anyhow::bail!(
-                "{sym}_{coarse}.csv has {} bars; the demo needs {} (history {history} + bars {bars} + 1)",
-                coarse_rows.len(),
-                history + bars + 1
+                "{sym}_{coarse}.csv has {} bars; the demo needs more than {history} of history",
+                coarse_rows.len()
+            );
+        };
+        let base = read_rows(&data_dir.join(format!("{sym}_{base_tf}.csv")))?;
+        if base.last().is_none_or(|(t, _)| *t < t_start + span + tail) {
+            anyhow::bail!(
+                "{sym}_{base_tf}.csv ends before {} h of live market after {history} bars of history: use a smaller --bars",
+                hours
             );
         }
-        let base = read_rows(&data_dir.join(format!("{sym}_{base_tf}.csv")))?;
         plans.insert(
             sym.clone(),
             Plan {
                 base_tf,
                 base,
-                t_start: coarse_rows[history].0,
-                t_end: coarse_rows[history + bars].0,
+                t_start,
             },
         );
     }
@@ -142,7 +152,7 @@ pub fn prepare(
     for (sym, p) in &plans {
         let shift = t0 - p.t_start;
         let mut out = String::from("time,open,high,low,close,volume\n");
-        let keep = p.base.partition_point(|(t, _)| *t < p.t_end) + 1;
+        let keep = p.base.partition_point(|(t, _)| *t < p.t_start + span + tail);
         for (t, rest) in p.base.iter().take(keep) {
             let _ = writeln!(
                 out,
@@ -163,7 +173,15 @@ pub fn prepare(
     }
     let executor_config = run.join("executor_config.json");
     std::fs::write(&executor_config, serde_json::to_string_pretty(&cfg)?)?;
+    let expected = models
+        .iter()
+        .map(|(name, (_, tf))| {
+            let per = period_secs(tf).unwrap_or(3600).max(1);
+            (name.clone(), u64::try_from(span / per).unwrap_or(0))
+        })
+        .collect();
     Ok(Prepared {
+        expected,
         data,
         start: oracle_predictor::isotime::format(t0),
         executor_config,

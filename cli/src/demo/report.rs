@@ -222,7 +222,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
     );
     let _ = write!(
         o,
-        "<h1>Oracle Trader v2 — demo report</h1><p class=\"muted\">simulator + executor + predictor as separate processes over TLS and the local WebSocket · {} models · {} live bars per stream · {:.1} s</p>",
+        "<h1>Oracle Trader v2 — demo report</h1><p class=\"muted\">simulator + executor + predictor as separate processes over TLS and the local WebSocket · {} models · {} h of live market · {:.1} s</p>",
         summary.models.len(),
         summary.target_bars,
         summary.seconds

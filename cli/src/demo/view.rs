@@ -92,8 +92,8 @@ pub struct State {
     pub events: VecDeque<String>,
     /// Account equity from the ledger (latest).
     pub equity: Option<f64>,
-    /// Live bars per stream the sim publishes.
-    pub target_bars: u64,
+    /// Live bars each model should see.
+    pub expected: BTreeMap<String, u64>,
     /// When the run started.
     pub started: Instant,
     /// Child status words (name, status).
@@ -157,13 +157,13 @@ fn f(v: &Value, k: &str) -> Option<f64> {
 
 impl State {
     /// An empty view.
-    pub fn new(target_bars: u64) -> Self {
+    pub fn new(expected: BTreeMap<String, u64>) -> Self {
         Self {
             models: BTreeMap::new(),
             refused: Vec::new(),
             events: VecDeque::new(),
             equity: None,
-            target_bars,
+            expected,
             started: Instant::now(),
             children: Vec::new(),
             replay_done: false,
@@ -302,9 +302,14 @@ impl State {
         })
     }
 
-    /// Fewest live bars over the models (the run's progress).
-    pub fn progress(&self) -> u64 {
-        self.models.values().map(|m| m.live_bars).min().unwrap_or(0)
+    /// The run's progress: (live bars seen, live bars expected), over all models.
+    pub fn progress(&self) -> (u64, u64) {
+        let seen = self
+            .expected
+            .iter()
+            .map(|(n, e)| self.models.get(n).map_or(0, |m| m.live_bars.min(*e)))
+            .sum();
+        (seen, self.expected.values().sum())
     }
 
     /// The live view, one string of lines.
@@ -324,9 +329,9 @@ impl State {
         );
         let _ = writeln!(
             o,
-            "bars {}/{} per stream · signals {signals} · orders {orders} · refusals {refusals} · models {}{}{}",
-            self.progress(),
-            self.target_bars,
+            "live bars {}/{} · signals {signals} · orders {orders} · refusals {refusals} · models {}{}{}",
+            self.progress().0,
+            self.progress().1,
             self.models.len(),
             if self.refused.is_empty() {
                 String::new()
@@ -339,7 +344,7 @@ impl State {
         );
         let _ = writeln!(
             o,
-            "\x1b[2m{:<16} {:>5} {:<15} {:>7} {:>5} {:>8} {:>10}\x1b[0m",
+            "\x1b[2m{:<16} {:>9} {:<15} {:>7} {:>5} {:>8} {:>10}\x1b[0m",
             "model", "bars", "action", "virtual", "real", "refusals", "P&L virt"
         );
         for (name, m) in &self.models {
@@ -353,9 +358,9 @@ impl State {
             };
             let _ = writeln!(
                 o,
-                "{color}{:<16} {:>5} {:<15} {:>+7} {:>5} {:>8} {:>10.2}\x1b[0m",
+                "{color}{:<16} {:>9} {:<15} {:>+7} {:>5} {:>8} {:>10.2}\x1b[0m",
                 name,
-                m.live_bars,
+                format!("{}/{}", m.live_bars, self.expected.get(name).copied().unwrap_or(0)),
                 if m.action.is_empty() { "-" } else { &m.action },
                 m.virt(),
                 real,
@@ -373,10 +378,10 @@ impl State {
     pub fn progress_line(&self) -> String {
         let (_, signals, orders, refusals) = self.totals();
         format!(
-            "[{:>5.1}s] bars {}/{} per stream, signals {signals}, orders {orders}, refusals {refusals}, models {}",
+            "[{:>5.1}s] live bars {}/{}, signals {signals}, orders {orders}, refusals {refusals}, models {}",
             self.started.elapsed().as_secs_f64(),
-            self.progress(),
-            self.target_bars,
+            self.progress().0,
+            self.progress().1,
             self.models.len()
         )
     }
@@ -388,7 +393,7 @@ mod tests {
 
     #[test]
     fn builds_positions_from_signals_acks_and_the_ledger() {
-        let mut st = State::new(3);
+        let mut st = State::new(BTreeMap::new());
         let ev =
             |e: &str, rest: &str| format!("{{\"event\":\"{e}\",\"model\":\"EURUSD_H1\"{rest}}}");
         st.predictor_line(&ev("model_loaded", ",\"symbol\":\"EURUSD\",\"tf\":\"H1\""));
