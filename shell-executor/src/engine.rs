@@ -39,7 +39,13 @@ pub struct Side<B> {
     filled: std::collections::HashSet<String>,
     pending: BTreeMap<String, Record>,
     name: &'static str,
+    /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
+    /// order filled since (20 signals at a bar close cost one account read, not twenty).
+    account_cache: Option<(i64, crate::risk::Account)>,
 }
+
+/// How long (executor seconds) an account read is reused.
+pub const ACCOUNT_TTL: i64 = 1;
 
 fn exec_of(r: &OrderResult) -> Option<Exec> {
     match r {
@@ -117,6 +123,7 @@ impl<B: Broker> Side<B> {
             filled,
             pending: rep.pending,
             name,
+            account_cache: None,
         }
     }
 
@@ -160,9 +167,21 @@ impl<B: Broker> Side<B> {
         (r.action.0.as_str().to_string(), pnl)
     }
 
+    /// The account, read at most once per [`ACCOUNT_TTL`] while no order fills.
+    async fn account(&mut self, now: i64) -> Option<crate::risk::Account> {
+        if let Some((t, a)) = self.account_cache
+            && (0..=ACCOUNT_TTL).contains(&(now - t))
+        {
+            return Some(a);
+        }
+        let a = self.broker.account().await.ok()?;
+        self.account_cache = Some((now, a));
+        Some(a)
+    }
+
     /// Refreshes the account and the risk guard.
     pub async fn refresh_risk(&mut self, now: i64) -> Option<crate::risk::Account> {
-        let acc = self.broker.account().await.ok()?;
+        let acc = self.account(now).await?;
         let before = self.risk.day();
         let (halt, _) = self.risk.update(now, acc);
         if let Some(h) = halt {
@@ -284,6 +303,7 @@ impl<B: Broker> Side<B> {
         });
         if result == "filled" {
             self.filled.insert(coid.clone());
+            self.account_cache = None;
         }
         if result != "unknown" {
             self.pending.remove(&coid);
@@ -348,7 +368,7 @@ impl<B: Broker> Side<B> {
             && !close_failed
             && let Some(Ok(o)) = &plan.entry
         {
-            let free = self.broker.account().await.map(|a| a.free_margin).ok();
+            let free = self.account(now).await.map(|a| a.free_margin);
             let need = self
                 .broker
                 .expected_margin(&key.symbol, o.volume, o.action.direction() > 0)

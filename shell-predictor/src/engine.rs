@@ -257,7 +257,9 @@ impl Predictor {
     fn wanted(&self, slot: &Slot) -> usize {
         let w = slot.twin.spec().window;
         match slot.phase {
-            Phase::Fresh => w,
+            // Twice the window: the executor may answer with fewer bars than asked (a window
+            // of time across a weekend); only the last `window` are used.
+            Phase::Fresh => 2 * w,
             Phase::Restored(_) => w + self.settings.history_extra,
             Phase::Running => self.settings.history_extra.max(1),
         }

@@ -220,7 +220,7 @@ fn bad_zip_is_skipped_and_new_zips_are_picked_up() {
     // Dropped in while running: loaded on the next poll, and its history asked for.
     std::fs::write(root.join("models/USDJPY_M1.zip"), "USDJPY M1 10").expect("write");
     let new = p.scan();
-    assert_eq!(new, ["HISTORY|USDJPY|M1|10"]);
+    assert_eq!(new, ["HISTORY|USDJPY|M1|20"], "twice the window");
     assert!(p.scan().is_empty(), "a file is loaded once");
     // A second model for a stream already traded is refused.
     std::fs::write(root.join("models/EURUSD_M1_v2.zip"), "EURUSD M1 20").expect("write");
@@ -238,7 +238,7 @@ fn live_bars_during_history_are_held_then_signalled() {
     let mut p = predictor(&root);
     p.scan();
     let reqs = p.on_connected();
-    assert_eq!(reqs, ["HISTORY|EURUSD|M1|20"]);
+    assert_eq!(reqs, ["HISTORY|EURUSD|M1|40"]);
     for (i, b) in a[10..30].iter().enumerate() {
         assert!(
             p.handle_line(&bar_line("EURUSD", "M1", b, 10 + i as u64, true))

@@ -431,13 +431,10 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
                 screen.plain("all models caught up: the market opens");
             }
         }
-        let all_bars = !state.models.is_empty()
-            && prepared
-                .expected
-                .iter()
-                .all(|(n, e)| state.models.get(n).is_some_and(|m| m.live_bars >= *e));
-        let quiet_after_sim = state.replay_done && last_event.elapsed() > Duration::from_secs(2);
-        if (all_bars || quiet_after_sim) && finished_at.is_none() {
+        // The end: the market has published its last bar and the predictor has gone quiet.
+        let quiet_after_sim =
+            state.replay_done && last_event.elapsed() > Duration::from_millis(1500);
+        if quiet_after_sim && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
         // Leave a moment for the last ACKs and ledger rows.

@@ -173,13 +173,17 @@ pub fn prepare(
     }
     let executor_config = run.join("executor_config.json");
     std::fs::write(&executor_config, serde_json::to_string_pretty(&cfg)?)?;
-    let expected = models
-        .iter()
-        .map(|(name, (_, tf))| {
-            let per = period_secs(tf).unwrap_or(3600).max(1);
-            (name.clone(), u64::try_from(span / per).unwrap_or(0))
-        })
-        .collect();
+    // Live bars per model: its own file's bars in the span (weekends and sessions included).
+    let mut expected = BTreeMap::new();
+    for (name, (sym, _)) in &models {
+        let Some(p) = plans.get(sym) else { continue };
+        let rows = read_rows(&data_dir.join(format!("{name}.csv"))).unwrap_or_default();
+        let n = rows
+            .iter()
+            .filter(|(t, _)| *t >= p.t_start && *t < p.t_start + span)
+            .count();
+        expected.insert(name.clone(), u64::try_from(n).unwrap_or(0));
+    }
     Ok(Prepared {
         expected,
         data,
