@@ -39,12 +39,23 @@ impl BarSlot {
 /// fits in it.
 pub fn market_features(model: &Model, w: Window<'_, BarSlot>) -> [f64; N_MARKET_FEATURES] {
     let p = &model.market;
+    let (atr, ema) = atr_and_ema(w, p.atr, p.ema);
+    market_features_with(model, w, atr, ema)
+}
+
+/// [`market_features`] given the window's last ATR and EMA values (from the window pass).
+pub(crate) fn market_features_with(
+    model: &Model,
+    w: Window<'_, BarSlot>,
+    atr: f64,
+    ema: f64,
+) -> [f64; N_MARKET_FEATURES] {
+    let p = &model.market;
     let n = w.len() - 1;
     let c = |i: usize| w.at(i).close;
     let c_n = c(n);
 
     let roc = c_n / c(n - p.roc) - 1.0;
-    let (atr, ema) = atr_and_ema(w, p.atr, p.ema);
     let atr = atr / c_n;
     let ema = c_n / ema - 1.0;
     let range = range_of(w.range(n + 1 - p.range, p.range)) / c_n;
@@ -61,8 +72,8 @@ pub fn market_features(model: &Model, w: Window<'_, BarSlot>) -> [f64; N_MARKET_
 }
 
 /// True range of window index `i ≥ 1`.
-#[inline]
-fn true_range(prev_close: f64, b: &BarSlot) -> f64 {
+#[inline(always)]
+pub(crate) fn true_range(prev_close: f64, b: &BarSlot) -> f64 {
     (b.high - b.low)
         .max(abs(b.high - prev_close))
         .max(abs(b.low - prev_close))

@@ -98,16 +98,7 @@ fn forward_k<const K: usize>(model: &Model, w: Window<'_, BarSlot>) -> [f64; MAX
     update::<K>(&start, &s0.emission, &mut alpha);
     for part in [rest_a, rest_b] {
         for slot in part {
-            let mut pred = [0.0; K];
-            for j in 0..K {
-                pred[j] = alpha[0] * t[0][j];
-            }
-            for k in 1..K {
-                let a = alpha[k];
-                for j in 0..K {
-                    pred[j] += a * t[k][j];
-                }
-            }
+            let pred = predict::<K>(&alpha, &t);
             update::<K>(&pred, &slot.emission, &mut alpha);
         }
     }
@@ -116,9 +107,25 @@ fn forward_k<const K: usize>(model: &Model, w: Window<'_, BarSlot>) -> [f64; MAX
     out
 }
 
+/// `pred_j = Σ_k α_k t_kj`, the sum sequential in `k` (from its first term, see [`forward_k`]).
+#[inline(always)]
+pub(crate) fn predict<const K: usize>(alpha: &[f64; K], t: &[[f64; K]; K]) -> [f64; K] {
+    let mut pred = [0.0; K];
+    for j in 0..K {
+        pred[j] = alpha[0] * t[0][j];
+    }
+    for k in 1..K {
+        let a = alpha[k];
+        for j in 0..K {
+            pred[j] += a * t[k][j];
+        }
+    }
+    pred
+}
+
 /// `α = u / Σu` with `u = pred ⊙ b`, or `pred / Σpred` when `Σu` is not a positive finite number.
 #[inline(always)]
-fn update<const K: usize>(pred: &[f64; K], b: &[f64; MAX_STATES], alpha: &mut [f64; K]) {
+pub(crate) fn update<const K: usize>(pred: &[f64; K], b: &[f64; MAX_STATES], alpha: &mut [f64; K]) {
     let mut u = [0.0; K];
     for j in 0..K {
         u[j] = pred[j] * b[j];

@@ -19,7 +19,7 @@
 //!
 //! Layout: [`bar`] (input validation), [`ring`] (fixed-capacity FIFO), [`model`] (validated
 //! parameters), [`features`] (§3 and the HMM features of §4), [`hmm`] (emissions and the forward
-//! filter), [`policy`] (MLP and action choice), [`position`] (actions, prices, P&L), [`twin`]
+//! filter), [`policy`] (MLP and action choice), [`tanh`] (the policy's bit-exact fast `tanh`), [`position`] (actions, prices, P&L), [`twin`]
 //! (the state machine tying them together).
 #![no_std]
 #![deny(missing_docs)]
@@ -29,10 +29,12 @@ pub mod features;
 pub mod hmm;
 mod math;
 pub mod model;
+mod pass;
 pub mod policy;
 pub mod position;
 pub mod ring;
 pub mod synthetic;
+pub mod tanh;
 pub mod twin;
 
 pub use bar::{Bar, BarError};

@@ -1,6 +1,7 @@
 //! The actor MLP (f32, as trained) and the action choice (§6).
 
 use crate::model::{Activation, Dense, Model};
+use crate::tanh::tanh_f32_in_place;
 use crate::{MAX_OBS, MAX_WIDTH, N_ACTIONS};
 
 /// Applies one dense layer to `x` (entries past `in_dim` are ignored).
@@ -11,28 +12,46 @@ use crate::{MAX_OBS, MAX_WIDTH, N_ACTIONS};
 #[inline]
 fn dense(layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
     let mut acc = [0.0f32; MAX_WIDTH];
+    // Only the first `out_dim` outputs are used: run the lanes in blocks of 8 up to it (the
+    // action layer's 7 outputs need one block, not 8).
+    let blocks = layer.out_dim.div_ceil(8).min(MAX_WIDTH / 8);
+    match blocks {
+        1 => accumulate::<8>(layer, x, &mut acc),
+        2 => accumulate::<16>(layer, x, &mut acc),
+        3 | 4 => accumulate::<32>(layer, x, &mut acc),
+        _ => accumulate::<MAX_WIDTH>(layer, x, &mut acc),
+    }
+    let mut y = [0.0f32; MAX_WIDTH];
+    let n = layer.out_dim;
+    for o in 0..n {
+        y[o] = acc[o] + layer.bias[o];
+    }
+    match layer.activation {
+        Activation::Identity => {}
+        // `tanh_f32` is `libm::tanh(f64::from(v)) as f32` bit for bit (the contract's form).
+        Activation::Tanh => tanh_f32_in_place(&mut y[..n]),
+        // Like torch and onnx2rs: NaN stays NaN.
+        Activation::Relu => {
+            for v in &mut y[..n] {
+                if *v < 0.0 {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// `acc[o] += wt[i][o] * x[i]` for `i < in_dim` (in order) and `o < W`.
+#[inline(always)]
+fn accumulate<const W: usize>(layer: &Dense, x: &[f32; MAX_WIDTH], acc: &mut [f32; MAX_WIDTH]) {
+    let mut a = [0.0f32; W];
     for (row, xi) in layer.wt.iter().zip(x.iter()).take(layer.in_dim) {
-        for (a, w) in acc.iter_mut().zip(row.iter()) {
+        for (a, w) in a.iter_mut().zip(row.iter()) {
             *a += *w * *xi;
         }
     }
-    let mut y = [0.0f32; MAX_WIDTH];
-    for o in 0..layer.out_dim {
-        let v = acc[o] + layer.bias[o];
-        y[o] = match layer.activation {
-            Activation::Identity => v,
-            Activation::Tanh => libm::tanh(f64::from(v)) as f32,
-            // Like torch and onnx2rs: NaN stays NaN.
-            Activation::Relu => {
-                if v < 0.0 {
-                    0.0
-                } else {
-                    v
-                }
-            }
-        };
-    }
-    y
+    acc[..W].copy_from_slice(&a);
 }
 
 /// The policy's logits for an observation (the first `obs_dim` entries of `obs`).

@@ -5,6 +5,7 @@ use core::fmt;
 use crate::bar::{Bar, BarError};
 use crate::features::{self, BarSlot};
 use crate::model::Model;
+use crate::pass::{self, PassOut};
 use crate::position::{self, Action, Position};
 use crate::ring::{Ring, Window};
 use crate::{
@@ -325,13 +326,66 @@ impl<'m, const N: usize> Twin<'m, N> {
     /// Handles one closed bar: rejects it (twin unchanged), or adds it to the window and, once
     /// the window is full, decides and updates the virtual position.
     pub fn handle_bar(&mut self, bar: Bar) -> Result<Step, BarError> {
+        match self.accept(&bar)? {
+            Some(warmup) => Ok(Step::WarmingUp(warmup)),
+            None => {
+                let [p] = pass::pass([self.model], [self.ring.last(self.model.window)]);
+                Ok(Step::Decision(self.decide(bar.time, &p)))
+            }
+        }
+    }
+
+    /// Hands one bar to each twin: `bars[i]` to `twins[i]`, the outcome in `out[i]`, for
+    /// `i < min(twins.len(), bars.len(), out.len())` (that count is returned; the rest is left
+    /// untouched).
+    ///
+    /// Every twin ends exactly as [`Twin::handle_bar`] would leave it and every outcome is the
+    /// same, bit for bit; the twins are independent, so their order does not matter. It is faster
+    /// than calling [`Twin::handle_bar`] on each: the window passes of up to eight twins whose
+    /// models share the window, HMM lookback, state count and ATR/EMA periods run together in
+    /// SIMD lanes, so their long chains of dependent floating-point operations overlap.
+    pub fn handle_bars(
+        twins: &mut [Twin<'m, N>],
+        bars: &[Bar],
+        out: &mut [Result<Step, BarError>],
+    ) -> usize {
+        let n = twins.len().min(bars.len()).min(out.len());
+        let mut group = [0usize; GROUP];
+        let mut len = 0;
+        for i in 0..n {
+            let bar = &bars[i];
+            match twins[i].accept(bar) {
+                Err(e) => out[i] = Err(e),
+                Ok(Some(warmup)) => out[i] = Ok(Step::WarmingUp(warmup)),
+                Ok(None) => {
+                    if len > 0 && !pass::compatible(twins[group[0]].model, twins[i].model) {
+                        decide_group(twins, bars, out, &group[..len]);
+                        len = 0;
+                    }
+                    group[len] = i;
+                    len += 1;
+                    if len == GROUP {
+                        decide_group(twins, bars, out, &group);
+                        len = 0;
+                    }
+                }
+            }
+        }
+        decide_group(twins, bars, out, &group[..len]);
+        n
+    }
+
+    /// Validates the bar, pushes it and counts it; `Some` while warming up, `None` when the
+    /// window is full and a decision is due.
+    #[inline]
+    fn accept(&mut self, bar: &Bar) -> Result<Option<Warmup>, BarError> {
         bar.validate_after(self.last_time)?;
-        self.push(&bar);
+        self.push(bar);
         self.last_time = Some(bar.time);
         self.bars_seen += 1;
         let window = self.model.window;
         if self.ring.len() < window {
-            return Ok(Step::WarmingUp(Warmup {
+            return Ok(Some(Warmup {
                 time: bar.time,
                 bars_held: self.ring.len(),
                 bars_needed: window - self.ring.len(),
@@ -339,7 +393,7 @@ impl<'m, const N: usize> Twin<'m, N> {
                 realized_pnl: self.realized_pnl,
             }));
         }
-        Ok(Step::Decision(self.decide(bar.time)))
+        Ok(None)
     }
 
     /// Appends a bar to the ring with its HMM features and emission computed on arrival.
@@ -365,14 +419,14 @@ impl<'m, const N: usize> Twin<'m, N> {
         }
     }
 
-    /// The decision on the newest bar; the ring holds at least `W` bars.
-    fn decide(&mut self, time: i64) -> Decision {
+    /// The decision on the newest bar given the window's pass; the ring holds at least `W` bars.
+    fn decide(&mut self, time: i64, p: &PassOut) -> Decision {
         let m = self.model;
         let w = self.ring.last(m.window);
         let close = w.at(w.len() - 1).close;
 
-        let raw = features::market_features(m, w);
-        let posterior = hmm::forward(m, w.skip(m.lookback));
+        let raw = features::market_features_with(m, w, p.atr, p.ema);
+        let posterior = p.posterior;
         let regime = hmm::regime(m, &posterior);
 
         let previous = self.position;
@@ -452,6 +506,54 @@ impl<'m, const N: usize> Twin<'m, N> {
     /// The newest `W` bars held (fewer while warming up), oldest first.
     pub fn window(&self) -> Window<'_, BarSlot> {
         self.ring.last(self.model.window)
+    }
+}
+
+/// Most twins whose window passes [`Twin::handle_bars`] runs together (in SIMD lanes).
+const GROUP: usize = 8;
+
+/// Decides for the twins `twins[idx]` (distinct, compatible, windows full), each on its bar.
+fn decide_group<const N: usize>(
+    twins: &mut [Twin<'_, N>],
+    bars: &[Bar],
+    out: &mut [Result<Step, BarError>],
+    idx: &[usize],
+) {
+    let mut passes = [None; GROUP];
+    {
+        let t = |l: usize| &twins[idx[l.min(idx.len() - 1)]];
+        let win = |l: usize| t(l).ring.last(t(l).model.window);
+        match idx.len() {
+            0 => {}
+            1 => {
+                let [a] = pass::pass([t(0).model], [win(0)]);
+                passes[0] = Some(a);
+            }
+            // Short groups fill their spare lanes with copies of their last twin.
+            2..=4 => {
+                let ps = pass::pass_simd::<4>(
+                    core::array::from_fn(|l| t(l).model),
+                    core::array::from_fn(win),
+                );
+                for (dst, p) in passes.iter_mut().zip(ps) {
+                    *dst = Some(p);
+                }
+            }
+            _ => {
+                let ps = pass::pass_simd::<8>(
+                    core::array::from_fn(|l| t(l).model),
+                    core::array::from_fn(win),
+                );
+                for (dst, p) in passes.iter_mut().zip(ps) {
+                    *dst = Some(p);
+                }
+            }
+        }
+    }
+    for (&i, p) in idx.iter().zip(&passes) {
+        if let Some(p) = p {
+            out[i] = Ok(Step::Decision(twins[i].decide(bars[i].time, p)));
+        }
     }
 }
 

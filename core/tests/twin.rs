@@ -224,6 +224,29 @@ fn twin_equals_naive_reference_full() {
     assert!(run_against_naive(&params, 800) > 400);
 }
 
+/// The filter's `pred / Σpred` branch: state 2 is never predicted but is often the only state
+/// whose emission does not underflow, so `Σu = 0` on many bars.
+#[test]
+fn twin_equals_naive_reference_when_observations_are_impossible() {
+    let mut params = synthetic::model_params(6, 3, false);
+    params.hmm.startprob[..3].copy_from_slice(&[0.5, 0.5, 0.0]);
+    for row in &mut params.hmm.transmat[..3] {
+        row[..3].copy_from_slice(&[0.6, 0.4, 0.0]);
+    }
+    params.hmm.means[..3].copy_from_slice(&[[0.5, 0.5, 0.5], [-0.5, 0.0, -0.5], [0.0; 3]]);
+    let mut c = [[1.0; 3]; oracle_core::MAX_STATES];
+    c[0] = [1e-4; 3];
+    c[1] = [2e-4; 3];
+    params.hmm.covars = CovarianceParams::Diag(c);
+    assert!(run_against_naive(&params, 600) > 200);
+    // Overflowing predictions: `Σu = ∞`, then NaN posteriors.
+    let mut params = synthetic::model_params(8, 2, true);
+    for row in &mut params.hmm.transmat[..2] {
+        row[..2].copy_from_slice(&[1e308, 1e308]);
+    }
+    assert!(run_against_naive(&params, 500) > 100);
+}
+
 #[test]
 fn relu_policy_runs_and_matches_naive() {
     let mut params = synthetic::model_params(5, 4, false);

@@ -7,7 +7,7 @@
 //! | [`proto`] | prost types for the Open API messages (our `.proto` files in `ctrader/proto/`, identical in names/numbers/types/labels to Spotware's release 91), [`proto::OpenApiMessage`] (payload type of each message), [`proto::Payload`] (typed decode; unknown payload types → `Payload::Unknown`), [`proto::Envelope`], [`proto::ErrorCode`] | none |
 //! | [`frame`] | 4-byte big-endian length + `ProtoMessage`; [`frame::FrameDecoder`] (feed bytes, pull frames, max frame size) and encoders | none |
 //! | [`units`] | trendbar delta encoding ([`units::decode_trendbar`]/[`units::encode_trendbar`]), prices in 1e-5 units, volumes in cents ([`units::VolumeSpec`]), money with `moneyDigits` | none |
-//! | [`creds`] | [`Secret`] / [`Credentials`]: `Debug`/`Display` print `<redacted>` | env only |
+//! | [`creds`] | [`Secret`] / [`Credentials`]: `Debug`/`Display` print `<redacted>`; from the environment or a 0600 env file | env, file |
 //! | [`session`] | the sans-IO [`Session`] (quinn-proto shape: `handle_*(now, …)`, `poll_transmit`, `poll_event`, `poll_timeout`): auth, heartbeats, dead peer, request matching/timeouts, rate limits, reconnect + backoff, resubscribe, bar streams with gap fill | none (time is a parameter) |
 //! | [`driver`] | the Tokio shell: TLS socket + clock → session; [`driver::connect`] → ([`driver::Client`], event stream) | TCP/TLS |
 //!
@@ -44,6 +44,23 @@
 //! lacks `GetTrendbarsRes.hasMore` (such a client sees one page), `ProtoOAErrorRes.retryAfter` and
 //! a few newer optional fields; `ProtoOAPositionUnrealizedPnL.netUnrealizedPnL` is `int32` there
 //! and `int64` here (same varint on the wire for values in `i32` range).
+//! Release-91 look-ups added later (same check, identical facts): `ProtoOAExpectedMarginReq/Res`
+//! (+ `ProtoOAExpectedMargin`), `ProtoOAOrderListReq/Res`, `ProtoOAOrderDetailsReq/Res`,
+//! `ProtoOADealListByPositionIdReq/Res`, `ProtoOAAccountLogoutReq/Res`.
+//!
+//! ## Credentials
+//! [`Credentials::from_env`] (`CTRADER_*`, else `ORACLE_CTRADER_*`) or [`Credentials::from_file`]
+//! (an env file that must be mode 0600: a group/world-accessible file is refused, the error names
+//! the path, never a value). The session logs frames at TRACE by payload type and id only; a test
+//! captures TRACE output through auth + token refresh + re-auth and greps it for every secret.
+//!
+//! ## Closing bars by the clock
+//! The session also closes a forming bar when its own clock (the wall clock, via
+//! `handle_utc`) passes the bar's end plus `bar_close_grace`. Against a replay in the past this
+//! fires at once, so replays are rebased to now (`oracle-sim --rebase-now`). We kept the wall
+//! clock rather than the server's time (latest spot `timestamp`): Spotware sends spot timestamps
+//! only on request and a quiet market sends no spots, which is exactly when the clock rule is
+//! needed.
 
 #![warn(missing_docs)]
 

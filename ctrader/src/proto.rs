@@ -192,6 +192,16 @@ messages! {
     RefreshTokenRes => ProtoOaRefreshTokenRes, "ProtoOARefreshTokenRes", ProtoOaPayloadType::ProtoOaRefreshTokenRes;
     GetPositionUnrealizedPnLReq => ProtoOaGetPositionUnrealizedPnLReq, "ProtoOAGetPositionUnrealizedPnLReq", ProtoOaPayloadType::ProtoOaGetPositionUnrealizedPnlReq;
     GetPositionUnrealizedPnLRes => ProtoOaGetPositionUnrealizedPnLRes, "ProtoOAGetPositionUnrealizedPnLRes", ProtoOaPayloadType::ProtoOaGetPositionUnrealizedPnlRes;
+    ExpectedMarginReq => ProtoOaExpectedMarginReq, "ProtoOAExpectedMarginReq", ProtoOaPayloadType::ProtoOaExpectedMarginReq;
+    ExpectedMarginRes => ProtoOaExpectedMarginRes, "ProtoOAExpectedMarginRes", ProtoOaPayloadType::ProtoOaExpectedMarginRes;
+    OrderListReq => ProtoOaOrderListReq, "ProtoOAOrderListReq", ProtoOaPayloadType::ProtoOaOrderListReq;
+    OrderListRes => ProtoOaOrderListRes, "ProtoOAOrderListRes", ProtoOaPayloadType::ProtoOaOrderListRes;
+    DealListByPositionIdReq => ProtoOaDealListByPositionIdReq, "ProtoOADealListByPositionIdReq", ProtoOaPayloadType::ProtoOaDealListByPositionIdReq;
+    DealListByPositionIdRes => ProtoOaDealListByPositionIdRes, "ProtoOADealListByPositionIdRes", ProtoOaPayloadType::ProtoOaDealListByPositionIdRes;
+    OrderDetailsReq => ProtoOaOrderDetailsReq, "ProtoOAOrderDetailsReq", ProtoOaPayloadType::ProtoOaOrderDetailsReq;
+    OrderDetailsRes => ProtoOaOrderDetailsRes, "ProtoOAOrderDetailsRes", ProtoOaPayloadType::ProtoOaOrderDetailsRes;
+    AccountLogoutReq => ProtoOaAccountLogoutReq, "ProtoOAAccountLogoutReq", ProtoOaPayloadType::ProtoOaAccountLogoutReq;
+    AccountLogoutRes => ProtoOaAccountLogoutRes, "ProtoOAAccountLogoutRes", ProtoOaPayloadType::ProtoOaAccountLogoutRes;
 }
 
 impl Payload {

@@ -597,6 +597,8 @@ impl Session {
             return;
         }
         self.last_recv = now;
+        // Payload type and id only: a payload may carry secrets (tokens in RefreshTokenRes).
+        tracing::trace!(payload_type = env.payload.payload_type(), client_msg_id = ?env.client_msg_id, "frame in");
         let id = env.client_msg_id.as_deref().and_then(RequestId::parse);
         let pending = id.and_then(|id| self.in_flight.remove(&id).map(|f| (id, f)));
         match env.payload {
@@ -950,6 +952,8 @@ impl Session {
 
     fn write(&mut self, now: Instant, env: Envelope) {
         self.last_send = now;
+        // Payload type and id only: auth and refresh payloads carry secrets.
+        tracing::trace!(payload_type = env.payload.payload_type(), client_msg_id = ?env.client_msg_id, "frame out");
         self.transmits
             .push_back(Transmit::Bytes(encode_frame(&env.encode_to_vec())));
     }

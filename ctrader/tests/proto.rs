@@ -105,3 +105,45 @@ fn secrets_are_redacted_in_debug() {
         assert!(!all.contains(s), "{s} leaked in {all}");
     }
 }
+
+#[test]
+fn release_91_lookups_have_their_payload_types_and_roundtrip() {
+    assert_eq!(ProtoOaExpectedMarginReq::PAYLOAD_TYPE, 2139);
+    assert_eq!(ProtoOaExpectedMarginRes::PAYLOAD_TYPE, 2140);
+    assert_eq!(ProtoOaAccountLogoutReq::PAYLOAD_TYPE, 2162);
+    assert_eq!(ProtoOaAccountLogoutRes::PAYLOAD_TYPE, 2163);
+    assert_eq!(ProtoOaOrderListReq::PAYLOAD_TYPE, 2175);
+    assert_eq!(ProtoOaOrderListRes::PAYLOAD_TYPE, 2176);
+    assert_eq!(ProtoOaDealListByPositionIdReq::PAYLOAD_TYPE, 2179);
+    assert_eq!(ProtoOaDealListByPositionIdRes::PAYLOAD_TYPE, 2180);
+    assert_eq!(ProtoOaOrderDetailsReq::PAYLOAD_TYPE, 2181);
+    assert_eq!(ProtoOaOrderDetailsRes::PAYLOAD_TYPE, 2182);
+    let res = ProtoOaExpectedMarginRes {
+        ctid_trader_account_id: 7,
+        margin: vec![ProtoOaExpectedMargin {
+            volume: 100_000,
+            buy_margin: 3_333,
+            sell_margin: 3_332,
+        }],
+        money_digits: Some(2),
+        ..Default::default()
+    };
+    let env = Envelope::new(res.clone(), Some("m".into()));
+    let back = Envelope::decode(&env.encode_to_vec()).unwrap();
+    assert_eq!(back.payload, Payload::ExpectedMarginRes(res));
+    let req = ProtoOaOrderListReq {
+        ctid_trader_account_id: 7,
+        from_timestamp: Some(0),
+        to_timestamp: Some(1),
+        ..Default::default()
+    };
+    let back = Envelope::decode(&Envelope::new(req, None).encode_to_vec()).unwrap();
+    assert_eq!(back.payload, Payload::OrderListReq(req));
+    let req = ProtoOaDealListByPositionIdReq {
+        ctid_trader_account_id: 7,
+        position_id: 9,
+        ..Default::default()
+    };
+    let back = Envelope::decode(&Envelope::new(req, None).encode_to_vec()).unwrap();
+    assert_eq!(back.payload, Payload::DealListByPositionIdReq(req));
+}

@@ -905,6 +905,61 @@ fn token_invalidated_event_refreshes_and_reauthorizes() {
     );
 }
 
+/// Every secret of a full auth + token refresh + re-auth flow stays out of the logs, at TRACE.
+#[test]
+fn no_secret_in_trace_logs_through_auth_and_refresh() {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let w = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    tracing::subscriber::with_default(sub, || {
+        let mut p = Pair::new(|_| {});
+        p.start_ready();
+        p.deliver(
+            ProtoOaAccountsTokenInvalidatedEvent {
+                payload_type: None,
+                ctid_trader_account_ids: vec![ACC],
+                reason: Some("revoked".into()),
+            },
+            None,
+        );
+        assert_eq!(p.s.state(), State::Ready);
+        assert_eq!(p.sent_of(2173).len(), 1, "refreshed");
+        assert_eq!(p.sent_of(2102).len(), 2, "re-authorized");
+        tracing::debug!(events = ?p.events, session = ?p.s, "dump");
+    });
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("frame out") && logs.contains("frame in"),
+        "{logs}"
+    );
+    assert!(logs.contains("refreshing"), "{logs}");
+    for secret in [
+        "CLIENT-ID-xyz",
+        "CLIENT-SECRET-abc",
+        "ACCESS-TOKEN-1",
+        "REFRESH-TOKEN-1",
+        "ACCESS-TOKEN-2",
+        "REFRESH-TOKEN-2",
+    ] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+    }
+}
+
 #[test]
 fn expired_token_without_refresh_token_fails_clearly() {
     let mut p = Pair::new(|c| c.credentials.refresh_token = None);

@@ -38,10 +38,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
     /// Live bars per stream in the end-to-end run (after 350 history bars).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 250)]
     pub bars: usize,
-    /// Pause the executor's paper feed makes after each bar event, ms.
-    #[arg(long, default_value_t = 1)]
+    /// Pause the executor's paper feed makes after each bar event, ms (large enough that the
+    /// pipeline is idle when a bar arrives: latency without queueing).
+    #[arg(long, default_value_t = 20)]
     pub feed_interval_ms: u64,
     /// Fleet sizes of the scale bench.
     #[arg(long, value_delimiter = ',', default_value = "1,20,200,1000")]
@@ -147,8 +148,8 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     let mut fleet = Vec::with_capacity(n);
     for k in 0..n {
         let (m, b) = &pairs[k % pairs.len()];
-        let mut twin: oracle_core::Twin<'_> = oracle_core::Twin::new(&m.model)
-            .map_err(|e| anyhow::anyhow!("{}: {e:?}", m.name))?;
+        let mut twin: oracle_core::Twin<'_> =
+            oracle_core::Twin::new(&m.model).map_err(|e| anyhow::anyhow!("{}: {e:?}", m.name))?;
         for bar in &b[..m.model.window()] {
             let _ = twin.handle_bar(*bar);
         }
@@ -206,13 +207,15 @@ fn run_scale(args: &BenchArgs) -> Value {
             .stderr(Stdio::inherit())
             .output();
         match r {
-            Ok(o) if o.status.success() => {
-                match serde_json::from_slice::<Value>(&o.stdout) {
-                    Ok(v) => out.push(v),
-                    Err(e) => out.push(json!({"twins": n, "error": format!("not available: worker output: {e}")})),
-                }
-            }
-            Ok(o) => out.push(json!({"twins": n, "error": format!("not available: worker exit {}", o.status)})),
+            Ok(o) if o.status.success() => match serde_json::from_slice::<Value>(&o.stdout) {
+                Ok(v) => out.push(v),
+                Err(e) => out.push(
+                    json!({"twins": n, "error": format!("not available: worker output: {e}")}),
+                ),
+            },
+            Ok(o) => out.push(
+                json!({"twins": n, "error": format!("not available: worker exit {}", o.status)}),
+            ),
             Err(e) => out.push(json!({"twins": n, "error": format!("not available: {e}")})),
         }
     }
@@ -231,6 +234,8 @@ pub struct LogFacts {
     pub orders: Vec<((String, i64), f64, String)>,
     /// Signal instants.
     pub signals: Vec<f64>,
+    /// First signal instant per (model, bar time).
+    pub signal_at: HashMap<(String, i64), f64>,
     /// Lines that were JSON events.
     pub events: usize,
 }
@@ -285,9 +290,63 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
                 facts.orders.push((k, ts, side.to_string()));
             }
         }
-        Some("signal") => facts.signals.push(ts),
+        Some("signal") => {
+            facts.signals.push(ts);
+            if let (Some(m), Some(bt)) = (
+                field(&v, "model").and_then(Value::as_str),
+                field(&v, "bt")
+                    .and_then(Value::as_str)
+                    .and_then(oracle_model::parse_time),
+            ) {
+                facts.signal_at.entry((m.to_string(), bt)).or_insert(ts);
+            }
+        }
         _ => {}
     }
+}
+
+/// The predictor's JSON log: first "bar" and "signal" instants per (model, bar time).
+#[derive(Debug, Default)]
+pub struct PredictorFacts {
+    /// Bar received.
+    pub bar_in: HashMap<(String, i64), f64>,
+    /// Signal sent.
+    pub signal_out: HashMap<(String, i64), f64>,
+}
+
+/// Feeds one predictor log line into `facts` (flattened JSON: `event`, `model`, `bar_time`).
+pub fn predictor_line(facts: &mut PredictorFacts, line: &str) {
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        return;
+    };
+    let (Some(ts), Some(ev), Some(m), Some(bt)) = (
+        v.get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(procs::parse_ts),
+        field(&v, "event").and_then(Value::as_str),
+        field(&v, "model").and_then(Value::as_str),
+        field(&v, "bar_time")
+            .and_then(Value::as_str)
+            .and_then(oracle_model::parse_time),
+    ) else {
+        return;
+    };
+    let map = match ev {
+        "bar" => &mut facts.bar_in,
+        "signal" => &mut facts.signal_out,
+        _ => return,
+    };
+    map.entry((m.to_string(), bt)).or_insert(ts);
+}
+
+/// Differences `b[k] - a[k]` in ms over the keys of both, for keys whose `a` is at or after `from`.
+fn hop(a: &HashMap<(String, i64), f64>, b: &HashMap<(String, i64), f64>, from: f64) -> Value {
+    let mut d: Vec<f64> = a
+        .iter()
+        .filter(|(_, t)| **t >= from)
+        .filter_map(|(k, t)| b.get(k).map(|u| (u - t) * 1000.0))
+        .collect();
+    pct_json(&mut d)
 }
 
 struct E2e {
@@ -361,6 +420,10 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let timed_out = facts.bar_out.len() < expected;
+    let mut pf = PredictorFacts::default();
+    for l in std::fs::read_to_string(&pr_log).unwrap_or_default().lines() {
+        predictor_line(&mut pf, l);
+    }
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     for l in follow.lines() {
@@ -368,7 +431,9 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     }
     // Cold start: predictor spawn → first SIGNAL handled by the executor.
     let first_signal = facts.signals.iter().copied().fold(f64::INFINITY, f64::min);
-    let cold_ms = (first_signal.is_finite()).then(|| (first_signal - pr_spawn_wall) * 1000.0);
+    let cold_ms = first_signal
+        .is_finite()
+        .then_some((first_signal - pr_spawn_wall) * 1000.0);
     // Latency per order: its bar's "bar out" → "order sent", live side only; bars whose order
     // went out after the predictor was up (after the first signal) only.
     let mut per_order = Vec::new();
@@ -390,6 +455,20 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         let e = per_bar_last.entry(k.1).or_insert((fo, *ts));
         e.1 = e.1.max(*ts);
     }
+    let mut order_first: HashMap<(String, i64), f64> = HashMap::new();
+    for (k, ts, _) in &facts.orders {
+        let e = order_first.entry(k.clone()).or_insert(*ts);
+        *e = e.min(*ts);
+    }
+    // Bar out → SIGNAL in (every bar, orders or not): the predictor's round trip.
+    let mut to_signal: Vec<f64> = facts
+        .signal_at
+        .iter()
+        .filter_map(|(k, ts)| {
+            let out = facts.bar_out.get(k)?;
+            (*out >= first_signal).then_some((ts - out) * 1000.0)
+        })
+        .collect();
     let mut per_bar: Vec<f64> = per_bar_last
         .values()
         .map(|(a, b)| (b - a) * 1000.0)
@@ -419,6 +498,13 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         "timed_out": timed_out,
         "seconds": round3(seconds),
         "bar_to_order_ms": pct_json(&mut per_order),
+        "bar_to_signal_ms": pct_json(&mut to_signal),
+        "hops_ms": {
+            "executor_bar_out_to_predictor_bar_in": hop(&facts.bar_out, &pf.bar_in, first_signal),
+            "predictor_bar_in_to_signal_out": hop(&pf.bar_in, &pf.signal_out, first_signal),
+            "predictor_signal_out_to_executor_signal_in": hop(&pf.signal_out, &facts.signal_at, first_signal),
+            "executor_signal_in_to_order_sent": hop(&facts.signal_at, &order_first, first_signal),
+        },
         "bar_close_to_last_order_ms": pct_json(&mut per_bar),
         "cold_start_to_first_signal_ms": cold_ms.map(round3),
         "rss": {
@@ -464,7 +550,11 @@ fn run_python(args: &BenchArgs, models: &Path, data: &Path) -> Value {
     match r {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
-            match text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            match text
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            {
                 Some(mut v) => {
                     v["wall_seconds"] = json!(round3(t0.elapsed().as_secs_f64()));
                     v
@@ -535,7 +625,11 @@ fn run_criterion(args: &BenchArgs) -> Value {
             .map(|d| d.as_secs());
         match v {
             Some(v) => {
-                let ns = |k: &str| v.get(k).and_then(|e| e.get("point_estimate")).and_then(Value::as_f64);
+                let ns = |k: &str| {
+                    v.get(k)
+                        .and_then(|e| e.get("point_estimate"))
+                        .and_then(Value::as_f64)
+                };
                 out.insert(
                     name.into(),
                     json!({"median_us": ns("median").map(|x| round3(x / 1000.0)),
@@ -608,10 +702,9 @@ pub fn markdown(r: &Value) -> String {
         let _ = writeln!(s, "| {what} | {got} | {budget} |");
     };
     let p3 = |v: &Value, unit: &str| match (num(v, &["p50"]), num(v, &["p99"]), num(v, &["max"])) {
-        (Some(a), Some(b), Some(c)) => format!(
-            "p50 {a:.3} / p99 {b:.3} / max {c:.3} {unit} (n={})",
-            v["n"]
-        ),
+        (Some(a), Some(b), Some(c)) => {
+            format!("p50 {a:.3} / p99 {b:.3} / max {c:.3} {unit} (n={})", v["n"])
+        }
         _ => "not available".into(),
     };
     if let Some(err) = e.get("error").and_then(Value::as_str) {
@@ -623,6 +716,32 @@ pub fn markdown(r: &Value) -> String {
             p3(&e["bar_to_order_ms"], "ms"),
             "< 100 ms (seed); < 2 ms p99 (goal)",
         );
+        row(
+            &mut s,
+            "bar out → SIGNAL in (every bar, predictor round trip)",
+            p3(&e["bar_to_signal_ms"], "ms"),
+            "",
+        );
+        for (k, label) in [
+            (
+                "executor_bar_out_to_predictor_bar_in",
+                "  hop: executor bar out → predictor bar in",
+            ),
+            (
+                "predictor_bar_in_to_signal_out",
+                "  hop: predictor bar in → SIGNAL out (20 twins' work)",
+            ),
+            (
+                "predictor_signal_out_to_executor_signal_in",
+                "  hop: predictor SIGNAL out → executor SIGNAL in",
+            ),
+            (
+                "executor_signal_in_to_order_sent",
+                "  hop: executor SIGNAL in → order written (journal fsync)",
+            ),
+        ] {
+            row(&mut s, label, p3(&e["hops_ms"][k], "ms"), "");
+        }
         row(
             &mut s,
             "bar close → last order of that bar (20 streams)",
@@ -638,7 +757,10 @@ pub fn markdown(r: &Value) -> String {
         row(
             &mut s,
             "RSS predictor + executor, steady (median, 2nd half)",
-            fmt_opt(num(e, &["rss", "steady_kb_total"]).map(|k| k / 1024.0), "MB"),
+            fmt_opt(
+                num(e, &["rss", "steady_kb_total"]).map(|k| k / 1024.0),
+                "MB",
+            ),
             "stable",
         );
         row(
@@ -671,15 +793,32 @@ pub fn markdown(r: &Value) -> String {
             20 => "< 100 µs per bar",
             _ => "",
         };
-        row(&mut s, &format!("one bar close, {n} twins (in process)"), got, budget);
+        row(
+            &mut s,
+            &format!("one bar close, {n} twins (in process)"),
+            got,
+            budget,
+        );
     }
     let c = &r["criterion"];
     for name in ["bar/one_twin", "bar/twenty_twins"] {
         let got = match num(c, &[name, "median_us"]) {
             Some(x) => format!("median {x:.3} µs"),
-            None => c[name]["error"].as_str().unwrap_or("not available").to_string(),
+            None => c[name]["error"]
+                .as_str()
+                .unwrap_or("not available")
+                .to_string(),
         };
-        row(&mut s, &format!("criterion {name}"), got, if name.ends_with("twins") { "< 100 µs" } else { "" });
+        row(
+            &mut s,
+            &format!("criterion {name}"),
+            got,
+            if name.ends_with("twins") {
+                "< 100 µs"
+            } else {
+                ""
+            },
+        );
     }
     let py = &r["python"];
     match py.get("error").and_then(Value::as_str) {
@@ -691,8 +830,10 @@ pub fn markdown(r: &Value) -> String {
                 "Python reference, one bar all models (p50)",
                 format!(
                     "{} ms → ours ×{} faster (vs 20 twins in process, p50)",
-                    num(py, &["latency_ms_per_bar_all_models", "p50"]).map_or("?".into(), |x| format!("{x:.3}")),
-                    num(r_, &["latency_python_over_ours"]).map_or("not available".into(), |x| format!("{x:.0}"))
+                    num(py, &["latency_ms_per_bar_all_models", "p50"])
+                        .map_or("?".into(), |x| format!("{x:.3}")),
+                    num(r_, &["latency_python_over_ours"])
+                        .map_or("not available".into(), |x| format!("{x:.0}"))
                 ),
                 "",
             );
@@ -702,8 +843,10 @@ pub fn markdown(r: &Value) -> String {
                 format!(
                     "{} MB → ×{} ours (predictor) / ×{} ours (predictor + executor)",
                     num(py, &["peak_rss_mb"]).map_or("?".into(), |x| format!("{x:.1}")),
-                    num(r_, &["rss_python_over_predictor"]).map_or("not available".into(), |x| format!("{x:.1}")),
-                    num(r_, &["rss_python_over_both"]).map_or("not available".into(), |x| format!("{x:.1}"))
+                    num(r_, &["rss_python_over_predictor"])
+                        .map_or("not available".into(), |x| format!("{x:.1}")),
+                    num(r_, &["rss_python_over_both"])
+                        .map_or("not available".into(), |x| format!("{x:.1}"))
                 ),
                 "",
             );
@@ -748,7 +891,10 @@ pub fn run_bench(args: &BenchArgs) -> ExitCode {
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let started = Instant::now();
-    eprintln!("bench: scale ({:?} twins × {} bar closes)…", args.twins, args.scale_bars);
+    eprintln!(
+        "bench: scale ({:?} twins × {} bar closes)…",
+        args.twins, args.scale_bars
+    );
     let scale = run_scale(args);
     eprintln!("bench: end to end ({} live bars per stream)…", args.bars);
     let e2e = match Bins::locate(args.bin_dir.as_deref()) {
@@ -810,7 +956,10 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "notes": notes,
     });
     let md = markdown(&result);
-    std::fs::write(args.out.join("bench.json"), serde_json::to_string_pretty(&result)?)?;
+    std::fs::write(
+        args.out.join("bench.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
     std::fs::write(args.out.join("bench.md"), &md)?;
     println!("{md}");
     println!(

@@ -56,7 +56,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Pause of the executor's paper feed after each bar event, ms.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     pub feed_interval_ms: u64,
     /// Broker disconnect every N messages (simulator fault `drop:after=N`); needs the
     /// executor's live broker.
@@ -95,9 +95,7 @@ pub struct RunResult {
 /// Seeded kill points: `n` progress values in `1..total`, sorted.
 pub fn kill_points(seed: u64, n: usize, total: usize) -> Vec<usize> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut v: Vec<usize> = (0..n)
-        .map(|_| rng.random_range(1..total.max(2)))
-        .collect();
+    let mut v: Vec<usize> = (0..n).map(|_| rng.random_range(1..total.max(2))).collect();
     v.sort_unstable();
     v
 }
@@ -106,7 +104,10 @@ pub fn kill_points(seed: u64, n: usize, total: usize) -> Vec<usize> {
 fn progress(p: &Prepared, trace: &Path) -> usize {
     p.streams
         .iter()
-        .map(|s| procs::trace_rows(&trace.join(format!("{}.csv", s.name))).saturating_sub(procs::FEED_HISTORY))
+        .map(|s| {
+            procs::trace_rows(&trace.join(format!("{}.csv", s.name)))
+                .saturating_sub(procs::FEED_HISTORY)
+        })
         .sum()
 }
 
@@ -121,12 +122,14 @@ fn last_line(path: &Path) -> String {
 /// Every stream's trace has reached its last bar.
 fn complete(p: &Prepared, trace: &Path) -> bool {
     p.streams.iter().all(|s| {
-        let last = oracle_model::format_time(procs::GRID_START + procs::GRID_STEP * (s.bars as i64 - 1));
+        let last =
+            oracle_model::format_time(procs::GRID_START + procs::GRID_STEP * (s.bars as i64 - 1));
         last_line(&trace.join(format!("{}.csv", s.name))).starts_with(&last)
     })
 }
 
 /// One pipeline run, killing `target` at `points` of progress.
+#[allow(clippy::too_many_arguments)]
 pub fn run_once(
     bins: &Bins,
     p: &Prepared,
@@ -158,14 +161,19 @@ pub fn run_once(
     // A restarted process lives at least this long before the next kill (seeded, 0–150 ms), so
     // kills land during start-up, catch-up and steady running alike.
     let mut not_before = Instant::now();
+    let mut last_restart = Instant::now() - Duration::from_secs(10);
     loop {
-        if complete(p, &trace) {
+        let finished = complete(p, &trace);
+        // After a restart, give the new process time to reconnect and catch up before the end.
+        if finished && next >= points.len() && last_restart.elapsed() > Duration::from_millis(1500)
+        {
             break;
         }
         let done = progress(p, &trace);
+        // Points past the traced progress (the stream ended first) fire after the last bar.
         if target != Target::None
             && next < points.len()
-            && done >= points[next]
+            && (done >= points[next] || finished)
             && Instant::now() >= not_before
         {
             match target {
@@ -182,6 +190,7 @@ pub fn run_once(
             }
             kills += 1;
             next += 1;
+            last_restart = Instant::now();
             not_before = Instant::now() + Duration::from_millis(rng.random_range(0..150));
             continue;
         }
@@ -236,7 +245,8 @@ pub fn compare_traces(p: &Prepared, reference: &Path, run: &Path) -> TraceCmp {
         let f = format!("trace/{}.csv", s.name);
         let a = std::fs::read_to_string(reference.join(&f)).unwrap_or_default();
         let b = std::fs::read_to_string(run.join(&f)).unwrap_or_default();
-        let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().skip(1).collect(), b.lines().skip(1).collect());
+        let (a, b): (Vec<&str>, Vec<&str>) =
+            (a.lines().skip(1).collect(), b.lines().skip(1).collect());
         let eq = a.iter().zip(&b).filter(|(x, y)| x == y).count();
         c.bars += a.len();
         c.equal += eq;
@@ -269,7 +279,8 @@ pub struct ReplayCmp {
 pub fn replay_compare(p: &Prepared, run: &Path) -> ReplayCmp {
     let mut c = ReplayCmp::default();
     for s in &p.streams {
-        let trace = std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        let trace =
+            std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
         let bars_csv = run.join(format!("trace/{}.bars.csv", s.name));
         let mut out = Vec::new();
         let mut err = Vec::new();
@@ -357,7 +368,8 @@ pub fn ledger_facts(p: &Prepared, run: &Path) -> (usize, usize, usize) {
     );
     let (mut live, mut missing) = (0, 0);
     for s in &p.streams {
-        let t = std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        let t =
+            std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
         for row in t.lines().skip(1) {
             let time = row.split(',').next().unwrap_or("");
             if time >= first_live.as_str() {
@@ -394,7 +406,10 @@ pub fn run_chaos(args: &ChaosArgs) -> ExitCode {
 
 fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
     if args.bars + procs::FEED_HISTORY > 2000 {
-        bail!("--bars {} is above 1650: the executor's HISTORY ring (2,000 bars) would not cover a predictor's downtime", args.bars);
+        bail!(
+            "--bars {} is above 1650: the executor's HISTORY ring (2,000 bars) would not cover a predictor's downtime",
+            args.bars
+        );
     }
     let bins = Bins::locate(args.bin_dir.as_deref())?;
     std::fs::create_dir_all(&args.out)?;
@@ -433,7 +448,11 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         "baseline: {:.1} s; traces = oracle replay: {replay_ok}/{} models{}; orders {b_orders}, duplicates {b_dups}; live bars {b_live}, without a ledger row {b_missing}; models real≠virtual at end {b_drift}",
         base.seconds,
         p.streams.len(),
-        if replay_bad.is_empty() { String::new() } else { format!(" (differ: {})", replay_bad.join(", ")) }
+        if replay_bad.is_empty() {
+            String::new()
+        } else {
+            format!(" (differ: {})", replay_bad.join(", "))
+        }
     );
     let mut ok = replay_bad.is_empty() && b_dups == 0 && brc.missed == 0;
 
@@ -456,7 +475,16 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
     let (p_live, p_missing, p_drift) = ledger_facts(&p, &pr.dir);
     println!(
         "predictor kill -9: {} kills in {:.1} s; virtual trace = uninterrupted twin (oracle replay): {}/{} bars ({}%), {}/{} models; missed bars {}; = baseline run row for row: {}/{} bars; orders {p_orders}, duplicate orders {p_dups}; live bars {p_live}, without a ledger row {p_missing}; models real≠virtual at end {p_drift}",
-        pr.kills, pr.seconds, prc.equal, prc.bars, pct(prc.equal, prc.bars), prc.models_equal, p.streams.len(), prc.missed, pc.equal, pc.bars
+        pr.kills,
+        pr.seconds,
+        prc.equal,
+        prc.bars,
+        pct(prc.equal, prc.bars),
+        prc.models_equal,
+        p.streams.len(),
+        prc.missed,
+        pc.equal,
+        pc.bars
     );
     if !prc.differ.is_empty() {
         println!("  differ: {}", prc.differ.join(", "));
@@ -486,7 +514,14 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
     let (e_live, e_missing, e_drift) = ledger_facts(&p, &ex.dir);
     println!(
         "executor kill -9: {} kills in {:.1} s; orders {e_orders} for {e_ids} client order ids, duplicate orders {e_dups}; virtual trace = oracle replay: {}/{} bars ({}%), missed bars {}; = baseline row for row: {}/{}; live bars {e_live}, without a ledger row {e_missing}; models real≠virtual at end {e_drift} (baseline {b_drift})",
-        ex.kills, ex.seconds, erc.equal, erc.bars, pct(erc.equal, erc.bars), erc.missed, ec.equal, ec.bars
+        ex.kills,
+        ex.seconds,
+        erc.equal,
+        erc.bars,
+        pct(erc.equal, erc.bars),
+        erc.missed,
+        ec.equal,
+        ec.bars
     );
     if !erc.differ.is_empty() {
         println!("  differ: {}", erc.differ.join(", "));

@@ -240,7 +240,7 @@ pub fn check_config(path: &Path) -> Check {
     match oracle_executor::config::from_value(&v) {
         Ok(cfg) => {
             let enabled = cfg.symbols.values().filter(|s| s.enabled).count();
-            let status = if enabled == 0 {
+            if enabled == 0 {
                 Check::warn(
                     N,
                     format!(
@@ -257,11 +257,13 @@ pub fn check_config(path: &Path) -> Check {
                         cfg.symbols.len()
                     ),
                 )
-            };
-            status
+            }
         }
         Err(errs) => {
-            let keys: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.key, e.msg)).collect();
+            let keys: Vec<String> = errs
+                .iter()
+                .map(|e| format!("{}: {}", e.key, e.msg))
+                .collect();
             Check::fail(
                 N,
                 format!("{shown}: {} error(s): {}", errs.len(), keys.join("; ")),
@@ -377,7 +379,8 @@ pub const LIVE_SECRETS: [&str; 4] = [
 pub fn check_secret_file(path: &Path, env: bool) -> Check {
     let n = if env { "secrets" } else { "token-file" };
     let shown = path.display();
-    let fix_mode = format!("chmod 0600 {shown} (or chown root:oracle {shown} && chmod 0640 {shown})");
+    let fix_mode =
+        format!("chmod 0600 {shown} (or chown root:oracle {shown} && chmod 0640 {shown})");
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -455,7 +458,9 @@ pub fn check_secret_file(path: &Path, env: bool) -> Check {
                 "{shown}: {mode_note}; live trading needs: {}",
                 live_missing.join(", ")
             ),
-            format!("fill them in {shown} from the cTrader Open API application (paper mode runs without them)"),
+            format!(
+                "fill them in {shown} from the cTrader Open API application (paper mode runs without them)"
+            ),
         );
     }
     Check::ok(n, format!("{shown}: {mode_note}, all keys set"))
@@ -483,7 +488,9 @@ pub fn free_mb(path: &Path) -> std::io::Result<u64> {
 /// Free space for a state folder (or, if it does not exist yet, its nearest existing parent).
 pub fn check_disk(dir: &Path, min_mb: u64) -> Check {
     const N: &str = "disk";
-    let existing = dir.ancestors().find(|p| p.exists() && !p.as_os_str().is_empty());
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists() && !p.as_os_str().is_empty());
     let Some(at) = existing else {
         return Check::fail(
             N,
@@ -560,7 +567,10 @@ pub fn check_broker(endpoint: &str, ca: Option<&Path>, timeout: Duration) -> Che
             "pass --broker HOST:PORT",
         );
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let cfg = match tls_config(ca) {
         Ok(c) => c,
         Err(e) => return Check::fail(N, e, "give a readable PEM file to --ca"),
@@ -588,7 +598,8 @@ pub fn check_broker(endpoint: &str, ca: Option<&Path>, timeout: Duration) -> Che
     };
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut tcp) {
-            let fix = if e.to_string().contains("certificate") || e.to_string().contains("Unknown") {
+            let fix = if e.to_string().contains("certificate") || e.to_string().contains("Unknown")
+            {
                 "the server's certificate is not trusted: for the real broker use the public roots (no --ca); for the simulator pass its CA with --ca"
             } else {
                 fix_net
@@ -698,8 +709,14 @@ mod tests {
         assert_eq!(c.status, Status::Fail);
         assert!(c.to_string().contains("— fix:"), "{c}");
         let unsynced = CHRONY_OK.replace("Normal", "Not synchronised");
-        assert_eq!(check_clock(Some(&unsynced), None, 10.0).status, Status::Fail);
-        assert_eq!(check_clock(Some("garbage"), None, 10.0).status, Status::Fail);
+        assert_eq!(
+            check_clock(Some(&unsynced), None, 10.0).status,
+            Status::Fail
+        );
+        assert_eq!(
+            check_clock(Some("garbage"), None, 10.0).status,
+            Status::Fail
+        );
         assert_eq!(check_clock(None, Some("yes\n"), 10.0).status, Status::Warn);
         assert_eq!(check_clock(None, Some("no\n"), 10.0).status, Status::Fail);
         let none = check_clock(None, None, 10.0);

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "oracle-ops", version, about = "Oracle Trader v2 operations: doctor, bench, chaos")]
+#[command(
+    name = "oracle-ops",
+    version,
+    about = "Oracle Trader v2 operations: doctor, bench, chaos"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

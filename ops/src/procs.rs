@@ -113,7 +113,9 @@ impl Guard {
 
     /// Whether it has exited (reaps it).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// kill -9 and reap.

@@ -26,14 +26,22 @@ pub struct DriftRow {
     pub paper_pos: String,
     /// Paper P&L.
     pub paper_pnl: f64,
+    /// Account equity after the bar (the answering side: live, else paper); `null` when the
+    /// broker did not answer.
+    pub equity: Option<f64>,
+    /// Paper book equity after the bar (`null` without a paper book).
+    pub paper_equity: Option<f64>,
+    /// Why real differs from virtual, when the executor knows (e.g. `position 7 closed outside
+    /// the executor (stop-out, manual close)`); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The ACK's status (and reason) of the answering side: `OK`, `HOLD`, `FAIL|SPREAD`,
     /// `WAIT_SYNC|MISSED_ENTRY`.
     pub ack: String,
 }
 
 /// CSV header matching [`DriftRow`].
-pub const CSV_HEADER: &str =
-    "bar_time,model,virtual_pos,virtual_pnl,real_pos,real_pnl,paper_pos,paper_pnl,ack";
+pub const CSV_HEADER: &str = "bar_time,model,virtual_pos,virtual_pnl,real_pos,real_pnl,paper_pos,paper_pnl,ack,equity,paper_equity";
 
 /// Writes rows to `<base>.jsonl` and `<base>.csv`.
 #[derive(Debug)]
@@ -62,7 +70,7 @@ impl DriftLedger {
         writeln!(self.jsonl, "{line}")?;
         writeln!(
             self.csv,
-            "{},{},{},{:.2},{},{:.2},{},{:.2},{}",
+            "{},{},{},{:.2},{},{:.2},{},{:.2},{},{},{}",
             r.bar_time,
             r.model,
             r.virtual_pos,
@@ -71,7 +79,57 @@ impl DriftLedger {
             r.real_pnl,
             r.paper_pos,
             r.paper_pnl,
-            r.ack
+            r.ack,
+            money(r.equity),
+            money(r.paper_equity)
         )
+    }
+}
+
+fn money(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.2}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_carry_equity_in_jsonl_and_csv() {
+        let dir = std::env::temp_dir().join(format!("oracle-drift-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let base = dir.join("drift");
+        let _ = std::fs::remove_file(base.with_extension("jsonl"));
+        let _ = std::fs::remove_file(base.with_extension("csv"));
+        let mut d = DriftLedger::open(&base).expect("open");
+        let row = DriftRow {
+            bar_time: "2025-01-15T10:00:00Z".into(),
+            model: "EURUSD_M15".into(),
+            virtual_pos: "LONG_WEAK".into(),
+            virtual_pnl: 1.5,
+            real_pos: "LONG_WEAK".into(),
+            real_pnl: 1.25,
+            paper_pos: "-".into(),
+            paper_pnl: 0.0,
+            ack: "OK".into(),
+            equity: Some(100_001.25),
+            paper_equity: None,
+            note: None,
+        };
+        d.write(&row).expect("write");
+        let j = std::fs::read_to_string(base.with_extension("jsonl")).expect("jsonl");
+        let v: serde_json::Value = serde_json::from_str(j.trim()).expect("json");
+        assert_eq!(v["equity"], serde_json::json!(100_001.25));
+        assert!(v["paper_equity"].is_null());
+        let c = std::fs::read_to_string(base.with_extension("csv")).expect("csv");
+        let mut lines = c.lines();
+        assert_eq!(lines.next(), Some(CSV_HEADER));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "2025-01-15T10:00:00Z,EURUSD_M15,LONG_WEAK,1.50,LONG_WEAK,1.25,-,0.00,OK,100001.25,"
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

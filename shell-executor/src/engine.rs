@@ -42,6 +42,9 @@ pub struct Side<B> {
     /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
     /// order filled since (20 signals at a bar close cost one account read, not twenty).
     account_cache: Option<(i64, crate::risk::Account)>,
+    /// Per model: why real differs from virtual since the last ledger row (e.g. a position
+    /// closed outside), written to the drift ledger's `note` once.
+    pub notes: HashMap<ModelKey, String>,
 }
 
 /// How long (executor seconds) an account read is reused.
@@ -124,6 +127,7 @@ impl<B: Broker> Side<B> {
             pending: rep.pending,
             name,
             account_cache: None,
+            notes: HashMap::new(),
         }
     }
 
@@ -526,6 +530,13 @@ impl<B: Broker> Side<B> {
                     warn!(target: DECISION, side = self.name, event = "reconciled", model = %model,
                         position_id = r.position_id,
                         "position closed outside the executor (stop-out, manual close): real is now FLAT, waiting for the next transition");
+                    self.notes.insert(
+                        model.clone(),
+                        format!(
+                            "position {} closed outside the executor (stop-out, manual close)",
+                            r.position_id
+                        ),
+                    );
                     st.real = None;
                     st.missed = st.target.is_some_and(|t| t.0 != Action::Wait);
                 }
@@ -671,6 +682,53 @@ fn ack_line(s: &Signal<'_>, kind: &AckKind) -> String {
 }
 
 impl<B: Broker> Engine<B> {
+    #[allow(clippy::too_many_arguments)]
+    fn write_drift(
+        &mut self,
+        s: &Signal<'_>,
+        key: &ModelKey,
+        bt: i64,
+        line: &str,
+        equity: Option<f64>,
+        paper_equity: Option<f64>,
+    ) {
+        let real = self.live.as_ref().map(|l| l.position_view(key));
+        let paper = self.paper.as_ref().map(|p| p.position_view(key));
+        let note = match (&mut self.live, &mut self.paper) {
+            (Some(l), _) => l.notes.remove(key),
+            (None, Some(p)) => p.notes.remove(key),
+            _ => None,
+        };
+        let Some(d) = &mut self.drift else { return };
+        let row = DriftRow {
+            bar_time: Iso(bt).to_string(),
+            model: key.to_string(),
+            virtual_pos: s.action.as_str().into(),
+            virtual_pnl: s.virtual_pnl.as_f64(),
+            real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
+            real_pnl: real.map_or(0.0, |r| r.1),
+            paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
+            paper_pnl: paper.map_or(0.0, |r| r.1),
+            equity,
+            paper_equity,
+            note,
+            // Status and reason: `OK`, `HOLD`, `FAIL|SPREAD`, `WAIT_SYNC|MISSED_ENTRY`.
+            ack: {
+                let f: Vec<&str> = line.split('|').collect();
+                match f.get(3).copied() {
+                    Some(st @ ("FAIL" | "WAIT_SYNC")) => {
+                        format!("{st}|{}", f.get(4).copied().unwrap_or(""))
+                    }
+                    Some(st) => st.to_string(),
+                    None => String::new(),
+                }
+            },
+        };
+        if let Err(e) = d.write(&row) {
+            warn!(error = %e, "drift ledger write failed");
+        }
+    }
+
     /// An engine. `acks` from the live (or paper-alone) journal.
     pub fn new(
         cfg: ExecutorConfig,
@@ -789,33 +847,17 @@ impl<B: Broker> Engine<B> {
         }
         info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
         // Drift ledger.
-        if let Some(d) = &mut self.drift {
-            let real = self.live.as_ref().map(|l| l.position_view(&key));
-            let paper = self.paper.as_ref().map(|p| p.position_view(&key));
-            let row = DriftRow {
-                bar_time: Iso(bt).to_string(),
-                model: key.to_string(),
-                virtual_pos: s.action.as_str().into(),
-                virtual_pnl: s.virtual_pnl.as_f64(),
-                real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
-                real_pnl: real.map_or(0.0, |r| r.1),
-                paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
-                paper_pnl: paper.map_or(0.0, |r| r.1),
-                // Status and reason: `OK`, `HOLD`, `FAIL|SPREAD`, `WAIT_SYNC|MISSED_ENTRY`.
-                ack: {
-                    let f: Vec<&str> = line.split('|').collect();
-                    match f.get(3).copied() {
-                        Some(st @ ("FAIL" | "WAIT_SYNC")) => {
-                            format!("{st}|{}", f.get(4).copied().unwrap_or(""))
-                        }
-                        Some(st) => st.to_string(),
-                        None => String::new(),
-                    }
-                },
+        if self.drift.is_some() {
+            let equity = match (&mut self.live, &mut self.paper) {
+                (Some(l), _) => l.account(now).await.map(|a| a.equity),
+                (None, Some(p)) => p.account(now).await.map(|a| a.equity),
+                _ => None,
             };
-            if let Err(e) = d.write(&row) {
-                warn!(error = %e, "drift ledger write failed");
-            }
+            let paper_equity = match &mut self.paper {
+                Some(p) => p.account(now).await.map(|a| a.equity),
+                None => None,
+            };
+            self.write_drift(s, &key, bt, &line, equity, paper_equity);
         }
         // Remember the answer (journal of the answering side).
         let side_journal = match (&mut self.live, &mut self.paper) {

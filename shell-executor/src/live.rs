@@ -5,10 +5,12 @@
 //! before anything else), `Spot` (quotes), `BarClosed` ([`Feed::Bar`]), and execution events that
 //! complete orders whose first answer was only `ORDER_ACCEPTED`.
 //!
-//! Known approximations (see `NEEDS.md`): the schema has no `ExpectedMarginReq`, so the margin an
-//! order needs is estimated as units × price / leverage (quote currency taken as the deposit
-//! currency); positions do not carry the client order id, so reconciliation also explains a
-//! position by label, side and volume (see `engine`).
+//! Margin: `ExpectedMarginReq` when the broker answers it, else (logged once) an estimate of
+//! units × price / leverage (quote currency taken as the deposit currency). An order whose
+//! outcome is unknown is looked up by its clientOrderId (`OrderListReq` + `OrderDetailsReq`)
+//! first; positions do not carry the client order id, so reconciliation and the fallback
+//! look-up also explain a position by label, side and volume, or by an opening deal (see
+//! `engine`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,8 @@ use std::time::Duration;
 use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
 use oracle_ctrader::proto::{
     ProtoOaClosePositionReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
-    ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq, ProtoOaNewOrderReq,
+    ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
+    ProtoOaNewOrderReq, ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus,
     ProtoOaOrderType, ProtoOaReconcileReq, ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq,
     ProtoOaTradeSide, ProtoOaTraderReq, ProtoOaTrendbarPeriod,
 };
@@ -47,6 +50,10 @@ pub struct LiveConfig {
     pub fill_timeout: Duration,
     /// How long to wait for the first `Ready`.
     pub ready_timeout: Duration,
+    /// Demo pacing (`--hold-market-until-predictor`): after handing a closed bar to the engine,
+    /// read no further market events until the engine releases it ([`LiveBroker::release_hook`])
+    /// unless a request of ours is in flight; the clock is then the broker's time.
+    pub hold_market: bool,
 }
 
 /// Bid and ask in wire units (a side absent until first seen).
@@ -63,6 +70,34 @@ struct Shared {
     symbols: Mutex<HashMap<i64, (String, u32)>>,
     /// Orders waiting for their fill: client order id, or `pos:<id>` for a close.
     fills: Mutex<HashMap<String, oneshot::Sender<OrderResult>>>,
+    /// Pacing: bars handed to the engine and not yet released.
+    unreleased: std::sync::atomic::AtomicUsize,
+    /// Pacing: the broker time (ms) at which each unreleased bar was handed over, oldest first:
+    /// the engine's clock is the front one (the bar it is handling), even while the session
+    /// reads further market events to get the answers of our requests.
+    handed_ms: Mutex<std::collections::VecDeque<i64>>,
+    /// Requests of ours in flight (their answers must be read even while the market is held).
+    busy: std::sync::atomic::AtomicUsize,
+    /// Wakes the event task (a release, a request).
+    wake: tokio::sync::Notify,
+    hold: AtomicBool,
+}
+
+/// Counts a request in flight while it lives.
+struct Busy<'a>(&'a Shared);
+
+impl<'a> Busy<'a> {
+    fn new(s: &'a Shared) -> Self {
+        s.busy.fetch_add(1, Ordering::SeqCst);
+        s.wake.notify_one();
+        Busy(s)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,6 +114,17 @@ pub struct LiveBroker {
     money_digits: u32,
     leverage: f64,
     fill_timeout: Duration,
+    /// The broker answers `ExpectedMarginReq` (false after an UNSUPPORTED answer).
+    expected_margin_ok: bool,
+    /// The broker answers `OrderListReq` / `OrderDetailsReq`.
+    order_list_ok: bool,
+}
+
+/// The largest timestamp the Open API accepts (ms).
+const MAX_TIMESTAMP_MS: i64 = 2_147_483_646_000;
+
+fn unsupported(e: &BrokerError) -> bool {
+    e.0.contains("UNSUPPORTED_MESSAGE") || e.0.contains("unexpected answer")
 }
 
 impl std::fmt::Debug for LiveBroker {
@@ -129,7 +175,12 @@ fn err(e: impl std::fmt::Display) -> BrokerError {
 /// Connects, waits for the session to be ready, loads the symbols and subscribes the streams.
 pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Receiver<Feed>)> {
     let account = cfg.client.session.account_id;
-    let (client, mut events) = driver::connect(cfg.client.clone())?;
+    let mut client_cfg = cfg.client.clone();
+    if cfg.hold_market {
+        // Few buffered events, so a held market stops the server soon (back-pressure).
+        client_cfg.event_capacity = client_cfg.event_capacity.min(32);
+    }
+    let (client, mut events) = driver::connect(client_cfg)?;
     // First Ready.
     let ready = tokio::time::timeout(cfg.ready_timeout, async {
         while let Some(ev) = events.recv().await {
@@ -153,6 +204,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
     }
     let shared = Arc::new(Shared::default());
     shared.up.store(true, Ordering::SeqCst);
+    shared.hold.store(cfg.hold_market, Ordering::SeqCst);
     let mut b = LiveBroker {
         client,
         account,
@@ -161,6 +213,8 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         money_digits: 2,
         leverage: 1.0,
         fill_timeout: cfg.fill_timeout,
+        expected_margin_ok: true,
+        order_list_ok: true,
     };
     b.load_symbols(&cfg.symbols).await?;
     b.load_trader().await?;
@@ -180,7 +234,19 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
 }
 
 async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::Sender<Feed>) {
-    while let Some(ev) = events.recv().await {
+    loop {
+        // Pacing: hold the market while a bar is with the engine, unless a request of ours
+        // needs its answer read (a fill, a reconcile).
+        while shared.hold.load(Ordering::SeqCst)
+            && shared.unreleased.load(Ordering::SeqCst) > 0
+            && shared.busy.load(Ordering::SeqCst) == 0
+        {
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        let Some(ev) = events.recv().await else { break };
         match ev {
             Event::Ready => {
                 shared.up.store(true, Ordering::SeqCst);
@@ -204,8 +270,11 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 symbol_id,
                 bid,
                 ask,
-                ..
+                timestamp,
             } => {
+                if let Some(t) = timestamp {
+                    shared.server_ms.fetch_max(t, Ordering::SeqCst);
+                }
                 let mut q = lock(&shared.quotes);
                 let e = q.entry(symbol_id).or_default();
                 if bid.is_some() {
@@ -232,9 +301,14 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     }
                     _ => 0.0,
                 };
+                let tf = tf_of(period);
+                // The broker's time is at least the end of a bar it closed.
+                shared
+                    .server_ms
+                    .fetch_max((bar.open_time + tf.seconds()) * 1000, Ordering::SeqCst);
                 let ev = Feed::Bar {
                     symbol: name,
-                    tf: tf_of(period),
+                    tf,
                     bar: BarData {
                         time: bar.open_time,
                         open,
@@ -245,11 +319,32 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     },
                     spread,
                 };
+                if shared.hold.load(Ordering::SeqCst) {
+                    lock(&shared.handed_ms).push_back(shared.server_ms.load(Ordering::SeqCst));
+                    shared.unreleased.fetch_add(1, Ordering::SeqCst);
+                }
                 if tx.send(ev).await.is_err() {
                     return;
                 }
             }
-            Event::Execution { event, .. } => complete_fill(&shared, &event),
+            Event::Execution { request, event } => {
+                complete_fill(&shared, &event);
+                // A position closed that no request of ours closed (stop-out, manual close in
+                // another terminal): the engine reconciles.
+                let outside = request.is_none()
+                    && event
+                        .order
+                        .as_ref()
+                        .is_some_and(|o| o.closing_order == Some(true))
+                    && event.execution_type == ProtoOaExecutionType::OrderFilled as i32;
+                if outside {
+                    info!(position_id = ?event.position.as_ref().map(|p| p.position_id),
+                        "a position was closed outside this session: reconciling");
+                    if tx.send(Feed::Reconcile).await.is_err() {
+                        return;
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -309,14 +404,34 @@ fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) {
 }
 
 impl LiveBroker {
-    /// The executor's clock for this session: the broker's time (latest spot timestamp; a
-    /// simulator replays history, so its time is not the wall clock), else the system clock.
+    /// The executor's clock for this session.
+    ///
+    /// Outside pacing: the system clock (a replay rebased to now, or the real broker, runs on
+    /// it). With `hold_market`: the broker's time (latest spot `timestamp`, else the end of the
+    /// latest closed bar) when the bar the engine is handling was handed over, so a fast
+    /// replay that moves on while our requests are answered does not age the signal.
     pub fn clock(&self) -> crate::shell::Clock {
         let shared = self.shared.clone();
         let sys = crate::shell::system_clock();
         Arc::new(move || {
-            let ms = shared.server_ms.load(Ordering::SeqCst);
+            if !shared.hold.load(Ordering::SeqCst) {
+                return sys();
+            }
+            let handed = lock(&shared.handed_ms).front().copied();
+            let ms = handed.unwrap_or_else(|| shared.server_ms.load(Ordering::SeqCst));
             if ms > 0 { ms / 1000 } else { sys() }
+        })
+    }
+
+    /// The engine's release of a bar (see [`crate::shell::Pacing::released`]).
+    pub fn release_hook(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || {
+            lock(&shared.handed_ms).pop_front();
+            let _ = shared
+                .unreleased
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            shared.wake.notify_one();
         })
     }
 
@@ -326,6 +441,7 @@ impl LiveBroker {
     }
 
     async fn req(&self, p: impl Into<Payload>) -> Result<Payload, BrokerError> {
+        let _busy = Busy::new(&self.shared);
         match self.client.request(p).await.map_err(err)? {
             Outcome::Response(p) => Ok(p),
             Outcome::Error { code, description } => Err(BrokerError(format!(
@@ -436,6 +552,7 @@ impl LiveBroker {
 
     /// Sends an order and waits for its fill (or learns its outcome is unknown).
     async fn order(&self, key: String, p: impl Into<Payload>) -> OrderResult {
+        let _busy = Busy::new(&self.shared);
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.fills).insert(key.clone(), tx);
         let first = self.client.request(p).await;
@@ -470,6 +587,93 @@ impl LiveBroker {
                 lock(&self.shared.fills).remove(&key);
                 OrderResult::Unknown
             }
+        }
+    }
+}
+
+impl LiveBroker {
+    /// Looks an order up by its clientOrderId (`OrderListReq`, then `OrderDetailsReq` for its
+    /// deals). `Ok(None)` when not found, pending, or the broker does not serve the look-up.
+    async fn find_by_client_order_id(
+        &mut self,
+        o: &OrderLookup,
+    ) -> Result<Option<OrderResult>, BrokerError> {
+        // A day of margin before the intent: the broker's clock may differ from ours.
+        let from = (o.since * 1000 - 86_400_000).max(0);
+        let list = match self
+            .req(ProtoOaOrderListReq {
+                ctid_trader_account_id: self.account,
+                from_timestamp: Some(from),
+                to_timestamp: Some(MAX_TIMESTAMP_MS),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(Payload::OrderListRes(l)) => l,
+            Ok(_) => {
+                self.order_list_ok = false;
+                return Ok(None);
+            }
+            Err(e) if unsupported(&e) => {
+                self.order_list_ok = false;
+                warn!(error = %e, "the broker does not answer OrderListReq: unknown orders are found by label/side/volume and deals");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(order) = list
+            .order
+            .iter()
+            .rev()
+            .find(|x| x.client_order_id.as_deref() == Some(o.client_order_id.as_str()))
+        else {
+            return Ok(None);
+        };
+        info!(coid = %o.client_order_id, order_id = order.order_id, status = order.order_status,
+            "unknown order found by its client order id");
+        let status = ProtoOaOrderStatus::try_from(order.order_status).ok();
+        match status {
+            Some(ProtoOaOrderStatus::OrderStatusFilled) => {
+                let deals = match self
+                    .req(ProtoOaOrderDetailsReq {
+                        ctid_trader_account_id: self.account,
+                        order_id: order.order_id,
+                        ..Default::default()
+                    })
+                    .await
+                {
+                    Ok(Payload::OrderDetailsRes(d)) => d.deal,
+                    _ => Vec::new(),
+                };
+                let price = deals
+                    .iter()
+                    .find_map(|d| d.execution_price)
+                    .or(order.execution_price)
+                    .unwrap_or(0.0);
+                let volume = if deals.is_empty() {
+                    order.executed_volume.unwrap_or(order.trade_data.volume)
+                } else {
+                    deals.iter().map(|d| d.filled_volume).sum()
+                };
+                let position_id = order
+                    .position_id
+                    .or_else(|| deals.first().map(|d| d.position_id))
+                    .unwrap_or(0);
+                Ok(Some(OrderResult::Filled {
+                    position_id: position_id as u64,
+                    price,
+                    volume,
+                }))
+            }
+            Some(
+                s @ (ProtoOaOrderStatus::OrderStatusRejected
+                | ProtoOaOrderStatus::OrderStatusCancelled
+                | ProtoOaOrderStatus::OrderStatusExpired),
+            ) => Ok(Some(OrderResult::Rejected {
+                code: s.as_str_name().to_string(),
+                msg: "found by client order id: not executed".into(),
+            })),
+            _ => Ok(None),
         }
     }
 }
@@ -546,6 +750,38 @@ impl Broker for LiveBroker {
         volume: i64,
         buy: bool,
     ) -> Result<f64, BrokerError> {
+        if self.expected_margin_ok
+            && let Some(spec) = self.specs.get(symbol)
+        {
+            let r = self
+                .req(ProtoOaExpectedMarginReq {
+                    ctid_trader_account_id: self.account,
+                    symbol_id: spec.id,
+                    volume: vec![volume],
+                    ..Default::default()
+                })
+                .await;
+            match r {
+                Ok(Payload::ExpectedMarginRes(m)) => {
+                    let md = m.money_digits.unwrap_or(self.money_digits);
+                    if let Some(x) = m.margin.iter().find(|x| x.volume == volume) {
+                        let cents = if buy { x.buy_margin } else { x.sell_margin };
+                        return Ok(units::money_to_f64(cents, md));
+                    }
+                }
+                Ok(_) => {
+                    self.expected_margin_ok = false;
+                    warn!(
+                        "the broker does not answer ExpectedMarginReq: estimating margin as units × price / leverage from now on"
+                    );
+                }
+                Err(e) if unsupported(&e) => {
+                    self.expected_margin_ok = false;
+                    warn!(error = %e, "the broker does not answer ExpectedMarginReq: estimating margin as units × price / leverage from now on");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let q = self.quote(symbol).ok_or_else(|| err("no price"))?;
         let px = if buy { q.ask } else { q.bid };
         Ok(units::volume_to_units(volume) * px / self.leverage)
@@ -604,6 +840,13 @@ impl Broker for LiveBroker {
     }
 
     async fn find_order(&mut self, o: &OrderLookup) -> Result<Option<OrderResult>, BrokerError> {
+        // Exact: our clientOrderId in the order list (opening orders carry it).
+        if o.closes.is_none()
+            && self.order_list_ok
+            && let Some(r) = self.find_by_client_order_id(o).await?
+        {
+            return Ok(Some(r));
+        }
         let positions = self.reconcile_raw().await?;
         let deals = self
             .req(ProtoOaDealListReq {

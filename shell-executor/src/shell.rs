@@ -1,7 +1,7 @@
 //! The Tokio shell: wires config, journal, books, the IPC server and the bar feed around the
 //! engine, which runs on one task (orders are handled one at a time, in arrival order).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,6 +57,9 @@ pub enum Feed {
     /// The broker session came back: reconcile before anything else, then the gap fill arrives
     /// as ordinary `Bar`s (already-sent bars are dropped by [`Streams::offer`]).
     Reconnected,
+    /// The broker reported a change nobody asked for (a position closed by a stop-out or by
+    /// hand elsewhere): reconcile.
+    Reconcile,
 }
 
 /// Bars kept per stream for HISTORY.
@@ -71,11 +74,158 @@ pub async fn serve<B: Broker>(
     preload: &[(String, Timeframe)],
     listener: TcpListener,
     token: Secret,
-    mut feed: mpsc::Receiver<Feed>,
+    feed: mpsc::Receiver<Feed>,
     clock: Clock,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_paced(
+        engine, preload, listener, token, feed, clock, metrics, shutdown, None,
+    )
+    .await
+}
+
+/// Demo pacing (`--hold-market-until-predictor`): the market is held back until the predictor
+/// is ready for it, then one bar at a time until its SIGNAL is in.
+#[derive(Clone)]
+pub struct Pacing {
+    /// How long to wait for a bar's SIGNAL (and, before the first live bar, how long after the
+    /// last HISTORY request the predictor counts as ready when it did not ask for every stream).
+    pub timeout: Duration,
+    /// Called once per [`Feed::Bar`] taken from the feed, when the engine is done with it (its
+    /// SIGNALs are in, it timed out, or nobody waits for it). The live broker uses it to stop
+    /// reading the market while a bar is pending (back-pressure to the server).
+    pub released: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Pacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacing")
+            .field("timeout", &self.timeout)
+            .field("released", &self.released.is_some())
+            .finish()
+    }
+}
+
+/// Pacing state of the engine loop.
+struct Pace {
+    cfg: Pacing,
+    /// Streams the executor serves (models found).
+    expected: HashSet<(String, Timeframe)>,
+    /// Streams the predictor asked HISTORY for (they wait for SIGNALs).
+    asked: HashSet<(String, Timeframe)>,
+    last_history: Option<tokio::time::Instant>,
+    /// The market flows (the predictor is ready).
+    open: bool,
+    /// The bar whose SIGNAL is awaited, and until when.
+    waiting: Option<(String, Timeframe, i64, tokio::time::Instant)>,
+}
+
+impl Pace {
+    fn new(cfg: Pacing, preload: &[(String, Timeframe)]) -> Self {
+        Pace {
+            cfg,
+            expected: preload.iter().cloned().collect(),
+            asked: HashSet::new(),
+            last_history: None,
+            open: false,
+            waiting: None,
+        }
+    }
+
+    /// Whether the next feed event may be taken.
+    fn takes(&self) -> bool {
+        self.open && self.waiting.is_none()
+    }
+
+    fn release(&self) {
+        if let Some(f) = &self.cfg.released {
+            f();
+        }
+    }
+
+    fn history_answered(&mut self, symbol: &str, tf: Timeframe) {
+        self.asked.insert((symbol.to_string(), tf));
+        self.last_history = Some(tokio::time::Instant::now());
+        if !self.open && self.expected.iter().all(|k| self.asked.contains(k)) {
+            self.open = true;
+            info!(target: DECISION, event = "market_released", streams = self.asked.len(),
+                "predictor ready (HISTORY_END sent for every stream): live bars flow, one bar at a time");
+        }
+    }
+
+    /// A bar was broadcast: wait for its SIGNAL when the predictor streams it, else release it.
+    fn bar_sent(&mut self, symbol: &str, tf: Timeframe, bt: i64) {
+        if self.asked.contains(&(symbol.to_string(), tf)) {
+            let until = tokio::time::Instant::now() + self.cfg.timeout;
+            self.waiting = Some((symbol.to_string(), tf, bt, until));
+        } else {
+            self.release();
+        }
+    }
+
+    fn signal_in(&mut self, line: &str) {
+        let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
+            return;
+        };
+        if let Some((sym, tf, bt, _)) = &self.waiting
+            && s.symbol == sym
+            && s.tf == Some(*tf)
+            && s.bar_time == Some(*bt)
+        {
+            self.waiting = None;
+            self.release();
+        }
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        match (&self.waiting, self.open, self.last_history) {
+            (Some(w), _, _) => Some(w.3),
+            (None, false, Some(t)) => Some(t + self.cfg.timeout),
+            _ => None,
+        }
+    }
+
+    fn timer(&mut self) {
+        let now = tokio::time::Instant::now();
+        if let Some((sym, tf, bt, until)) = &self.waiting {
+            if now >= *until {
+                warn!(target: DECISION, event = "pacing_timeout", symbol = %sym, tf = tf.as_str(), bt = %oracle_ipc::Iso(*bt),
+                    "no SIGNAL for this bar within {:?}: taking the next bar", self.cfg.timeout);
+                self.waiting = None;
+                self.release();
+            }
+        } else if !self.open
+            && let Some(t) = self.last_history
+            && now >= t + self.cfg.timeout
+        {
+            self.open = true;
+            let missing: Vec<String> = self
+                .expected
+                .iter()
+                .filter(|k| !self.asked.contains(*k))
+                .map(|(s, tf)| format!("{s}_{}", tf.as_str()))
+                .collect();
+            info!(target: DECISION, event = "market_released", streams = self.asked.len(), not_asked = ?missing,
+                "predictor ready (no HISTORY request for {:?}): live bars flow, one bar at a time", self.cfg.timeout);
+        }
+    }
+}
+
+/// [`serve`] with optional demo pacing (see [`Pacing`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_paced<B: Broker>(
+    engine: &mut Engine<B>,
+    preload: &[(String, Timeframe)],
+    listener: TcpListener,
+    token: Secret,
+    mut feed: mpsc::Receiver<Feed>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+    pacing: Option<Pacing>,
+) -> anyhow::Result<()> {
+    let mut pace = pacing.map(|p| Pace::new(p, preload));
     // Reconcile before anything is sent.
     if let Err(e) = engine.reconcile(clock()).await {
         warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
@@ -98,10 +248,17 @@ pub async fn serve<B: Broker>(
     tokio::pin!(shutdown);
     let mut feed_open = true;
     loop {
+        let takes = pace.as_ref().is_none_or(Pace::takes);
+        let deadline = pace.as_ref().and_then(Pace::deadline);
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            ev = feed.recv(), if feed_open => match ev {
+            () = sleep_opt(deadline), if deadline.is_some() => {
+                if let Some(p) = &mut pace {
+                    p.timer();
+                }
+            }
+            ev = feed.recv(), if feed_open && takes => match ev {
                 None => feed_open = false,
                 Some(Feed::Reconnected) => {
                     crate::server::bump(&metrics.reconnects);
@@ -110,13 +267,28 @@ pub async fn serve<B: Broker>(
                         warn!(target: DECISION, error = %e, "reconciliation after reconnect failed");
                     }
                 }
+                Some(Feed::Reconcile) => {
+                    info!(target: DECISION, event = "reconcile", "the broker reported a change we did not ask for: reconciling");
+                    if let Err(e) = engine.reconcile(clock()).await {
+                        warn!(target: DECISION, error = %e, "reconciliation failed");
+                    }
+                }
                 Some(Feed::Bar { symbol, tf, bar, spread }) => {
+                    let mut sent = false;
                     if let Some(seq) = streams.offer(&symbol, tf, bar) {
                         let key = ModelKey::new(&symbol, tf);
                         engine.on_bar(&key, bar.time, bar.close, spread);
                         if let Some(line) = bar_line(&symbol, tf, seq, &bar, false) {
                             info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
+                            sent = true;
+                        }
+                    }
+                    if let Some(p) = &mut pace {
+                        if sent {
+                            p.bar_sent(&symbol, tf, bar.time);
+                        } else {
+                            p.release();
                         }
                     }
                 }
@@ -126,16 +298,30 @@ pub async fn serve<B: Broker>(
                 Some(Cmd::Signal { line, reply }) => {
                     let out = signal(engine, &clock, &line).await;
                     let _ = reply.send(out);
+                    if let Some(p) = &mut pace {
+                        p.signal_in(&line);
+                    }
                 }
                 Some(Cmd::History { symbol, tf, count, reply }) => {
                     let out = history(engine, &mut streams, &symbol, tf, count).await;
+                    let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
                     let _ = reply.send(out);
+                    if ok && let Some(p) = &mut pace {
+                        p.history_answered(&symbol, tf);
+                    }
                 }
             },
         }
     }
     server.abort();
     Ok(())
+}
+
+async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn signal<B: Broker>(engine: &mut Engine<B>, clock: &Clock, line: &str) -> String {
@@ -256,6 +442,8 @@ pub struct RunConfig {
     /// Live broker (credentials from CTRADER_CLIENT_ID, CTRADER_CLIENT_SECRET,
     /// CTRADER_ACCESS_TOKEN, optional CTRADER_REFRESH_TOKEN).
     pub broker: Option<BrokerTarget>,
+    /// Demo pacing (`--hold-market-until-predictor`): the SIGNAL timeout per bar; `None` = off.
+    pub hold_market: Option<Duration>,
 }
 
 /// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
@@ -432,7 +620,11 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve(
+    let pacing = rc.hold_market.map(|timeout| Pacing {
+        timeout,
+        released: None,
+    });
+    serve_paced(
         &mut engine,
         &preload,
         listener,
@@ -441,6 +633,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         clock,
         metrics,
         shutdown,
+        pacing,
     )
     .await
 }
@@ -479,7 +672,7 @@ async fn run_live(
         .broker
         .clone()
         .context("live trading needs --broker HOST:PORT and --account-id")?;
-    let creds = oracle_ctrader::Credentials::from_env()
+    let creds = oracle_ctrader::Credentials::from_env_or_file(b.credentials_file.as_deref())
         .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?;
     let tls = match (&b.ca, b.insecure_local) {
         (Some(p), _) => {
@@ -503,9 +696,14 @@ async fn run_live(
         streams: preload.clone(),
         fill_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(30),
+        hold_market: rc.hold_market.is_some(),
     };
     let (broker, feed_rx) = crate::live::connect(live_cfg).await?;
     let clock = broker.clock();
+    let pacing = rc.hold_market.map(|timeout| Pacing {
+        timeout,
+        released: Some(broker.release_hook()),
+    });
     let journal = open_journal(&rc.state_dir.join("journal.jsonl"))?;
     let acks = journal.1.acks.clone();
     let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| broker.spec(s)).collect();
@@ -526,7 +724,7 @@ async fn run_live(
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve(
+    serve_paced(
         &mut engine,
         &preload,
         listener,
@@ -535,6 +733,7 @@ async fn run_live(
         clock,
         metrics,
         shutdown,
+        pacing,
     )
     .await
 }
@@ -552,6 +751,8 @@ pub struct BrokerTarget {
     pub ca: Option<PathBuf>,
     /// Skip certificate checks (loopback hosts only).
     pub insecure_local: bool,
+    /// Credentials env file (mode 0600); the environment when `None`.
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// Command line of `oracle-executor` (and `oracle executor`).
@@ -612,6 +813,18 @@ pub struct Cli {
     /// Skip TLS verification (only for a loopback broker).
     #[arg(long)]
     pub insecure_local: bool,
+    /// Broker credentials from this env file (mode 0600, CTRADER_* or ORACLE_CTRADER_* keys)
+    /// instead of the environment.
+    #[arg(long)]
+    pub credentials_file: Option<PathBuf>,
+    /// Demo pacing: take no live bar until a predictor has had HISTORY_END for its streams, then
+    /// one bar at a time, each after its SIGNAL (or --hold-timeout-ms). Live: the market is read
+    /// no further meanwhile, so a fast simulator waits; the clock is the broker's time.
+    #[arg(long)]
+    pub hold_market_until_predictor: bool,
+    /// With --hold-market-until-predictor: how long to wait for a bar's SIGNAL (ms).
+    #[arg(long, default_value_t = 2000)]
+    pub hold_timeout_ms: u64,
 }
 
 impl Cli {
@@ -639,6 +852,7 @@ impl Cli {
                     account_id,
                     ca: self.ca.clone(),
                     insecure_local: self.insecure_local,
+                    credentials_file: self.credentials_file.clone(),
                 })
             }
             (None, None) => None,
@@ -658,6 +872,9 @@ impl Cli {
             feed_csv: feed,
             feed_interval: Duration::from_millis(self.feed_interval_ms),
             check_only: self.check_config,
+            hold_market: self
+                .hold_market_until_predictor
+                .then(|| Duration::from_millis(self.hold_timeout_ms.max(1))),
         })
     }
 }

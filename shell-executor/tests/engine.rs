@@ -485,7 +485,15 @@ async fn paper_beside_live_writes_the_drift_ledger() {
         lines[2].contains(",EURUSD_M15,LONG_WEAK,0.00,FLAT,0.00,LONG_WEAK,"),
         "{csv}"
     );
-    assert!(lines[2].ends_with(",FAIL|BROKER_NOT_ENOUGH_MONEY"), "{csv}");
+    assert!(lines[2].contains(",FAIL|BROKER_NOT_ENOUGH_MONEY,"), "{csv}");
     let jsonl = std::fs::read_to_string(d.join("drift.jsonl")).expect("jsonl");
     assert_eq!(jsonl.lines().count(), 2);
+    // Equity after the bar: the answering (live) side's account, and the paper book's.
+    let row: serde_json::Value =
+        serde_json::from_str(jsonl.lines().nth(1).expect("row")).expect("json");
+    assert!(row["equity"].as_f64().is_some_and(|e| e > 0.0), "{row}");
+    assert!(
+        row["paper_equity"].as_f64().is_some_and(|e| e > 0.0),
+        "{row}"
+    );
 }

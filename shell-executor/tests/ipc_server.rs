@@ -373,3 +373,110 @@ fn the_token_never_appears_in_the_logs() {
         "token leaked into logs:\n{logs}"
     );
 }
+
+/// `--hold-market-until-predictor`: no live bar before the predictor has its HISTORY_END for
+/// every stream; then one bar at a time, each after its SIGNAL or the timeout; every bar taken
+/// from the feed is released exactly once.
+#[test]
+fn hold_market_paces_live_bars_by_the_predictors_signals() {
+    use oracle_executor::shell::{Pacing, serve_paced};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    local(async {
+        let d = tmpdir("ipc-pacing");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (feed, rx) = mpsc::channel(64);
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut b = book();
+        b.bars.insert(
+            ("EURUSD".into(), Timeframe::M15),
+            (0..5).map(|i| bar(i - 5)).collect(),
+        );
+        let mut e = engine(&d, b);
+        let released = Arc::new(AtomicUsize::new(0));
+        let r = released.clone();
+        let pacing = Pacing {
+            timeout: Duration::from_millis(800),
+            released: Some(Arc::new(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })),
+        };
+        let clock_at = Arc::new(std::sync::atomic::AtomicI64::new(now(0)));
+        let c = clock_at.clone();
+        let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+        let m = metrics.clone();
+        tokio::task::spawn_local(async move {
+            let _ = serve_paced(
+                &mut e,
+                &[("EURUSD".into(), Timeframe::M15)],
+                listener,
+                Secret::new(TOKEN),
+                rx,
+                clock,
+                m,
+                async {
+                    let _ = stopped.await;
+                },
+                Some(pacing),
+            )
+            .await;
+        });
+        let h = Harness {
+            addr,
+            feed,
+            metrics,
+            stop: Some(stop),
+        };
+        // Three live bars are ready before the predictor is.
+        for i in 0..3 {
+            h.feed
+                .send(Feed::Bar {
+                    symbol: "EURUSD".into(),
+                    tf: Timeframe::M15,
+                    bar: bar(i),
+                    spread: 0.0,
+                })
+                .await
+                .expect("feed");
+        }
+        let mut ws = authed(&h).await;
+        // Authenticated but no HISTORY yet: the market is held.
+        let early = tokio::time::timeout(Duration::from_millis(400), ws.next()).await;
+        assert!(early.is_err(), "no bar before HISTORY_END: {early:?}");
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        send(&mut ws, "HISTORY|EURUSD|M15|3").await;
+        loop {
+            let l = recv(&mut ws).await.expect("history");
+            if l.starts_with("HISTORY_END") {
+                break;
+            }
+        }
+        // Bar 0 flows, then nothing until its SIGNAL.
+        let b0 = recv(&mut ws).await.expect("bar 0");
+        assert!(
+            b0.starts_with("BAR|EURUSD|M15|") && !b0.contains("HIST"),
+            "{b0}"
+        );
+        let held = tokio::time::timeout(Duration::from_millis(400), ws.next()).await;
+        assert!(held.is_err(), "bar 1 waits for bar 0's SIGNAL: {held:?}");
+        send(&mut ws, &sig("EURUSD", "WAIT", 0)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|"), "{ack}");
+        let b1 = recv(&mut ws).await.expect("bar 1");
+        assert!(b1.starts_with("BAR|EURUSD|M15|"), "{b1}");
+        // No SIGNAL for bar 1: bar 2 comes after the timeout.
+        let t = std::time::Instant::now();
+        let b2 = recv(&mut ws).await.expect("bar 2");
+        assert!(b2.starts_with("BAR|EURUSD|M15|"), "{b2}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
+        send(&mut ws, &sig("EURUSD", "WAIT", 2)).await;
+        let _ = recv(&mut ws).await.expect("ack");
+        assert_eq!(released.load(Ordering::SeqCst), 3);
+        drop(h);
+    });
+}

@@ -92,6 +92,7 @@ async fn live(s: &SimHandle) -> (LiveBroker, mpsc::Receiver<Feed>) {
             .collect(),
         fill_timeout: Duration::from_secs(5),
         ready_timeout: Duration::from_secs(10),
+        hold_market: false,
     })
     .await
     .expect("live session")
@@ -118,6 +119,12 @@ async fn next_bar(
             .await
             .expect("a bar in time")
             .expect("feed open");
+        if ev == Feed::Reconcile {
+            // As `serve` does: the broker reported a change nobody asked for.
+            let now = e.live.as_ref().expect("live").broker.clock()();
+            e.reconcile(now).await.expect("reconcile");
+            continue;
+        }
         if let Feed::Bar {
             symbol, tf, bar, ..
         } = ev
@@ -370,8 +377,14 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
         .build()
         .expect("rt");
     rt.block_on(async {
-        // Every response is delayed: the order executes at once, its answer comes 0.8 s later.
-        let s = sim(vec![Fault::Delay { ms: 800 }]).await;
+        // The first order executes at the sim but its ExecutionEvents are never sent
+        // (`lose-exec`): the executor waits for them (fill timeout 10 s) and is killed meanwhile.
+        let s = sim(vec![Fault::LoseExec {
+            every: 1,
+            times: Some(1),
+            filled_only: false,
+        }])
+        .await;
         let d = tmpdir("sim-kill9");
         let models = d.join("models");
         std::fs::create_dir_all(&models).expect("models");
@@ -397,7 +410,9 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
                 .arg("--account-id").arg(DEFAULT_ACCOUNT_ID.to_string())
                 .arg("--ca").arg(d.join("ca.pem"))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(d.join(format!("executor-{port}.log"))).expect("log"),
+                ))
                 .spawn()
                 .expect("spawn executor")
         };
@@ -435,7 +450,7 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
         let (t1, q1) = next_live_bar(&mut ws).await;
         ws.send(WsMsg::text(sig("LONG_WEAK", t1, q1))).await.expect("send");
         // Wait until the order's intent is journaled (fsynced before the wire) and the sim has
-        // executed it, then kill -9 before its answer (delayed 0.8 s) reaches the executor.
+        // executed it, then kill -9: its execution event never came.
         let journal = d.join("state/journal.jsonl");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -453,6 +468,13 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
         drop(ws);
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
         assert!(!text.contains("\"t\":\"outcome\""), "killed between order and execution event");
+        let coid = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["t"] == "intent")
+            .and_then(|v| v["coid"].as_str().map(str::to_string))
+            .expect("intent coid");
+        assert_eq!(s.new_orders_with_client_id(&coid).await, 1);
 
         // Restart: reconciles (adopts the position), and the predictor's resent SIGNAL is a HOLD.
         let p2 = port();
@@ -470,8 +492,283 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
         assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|HOLD|"), "{ack}");
         let acc = s.account(DEFAULT_ACCOUNT_ID).await.expect("account");
         assert_eq!((acc.open_positions, acc.deals), (1, 1), "no duplicate order");
+        assert_eq!(s.new_orders_with_client_id(&coid).await, 1, "never resent: one NewOrderReq for {coid}");
+        let log = std::fs::read_to_string(d.join(format!("executor-{p2}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("unknown order found by its client order id") && log.contains("position adopted"),
+            "looked up by clientOrderId (OrderListReq) and adopted:\n{log}"
+        );
         let _ = child.kill();
         let _ = child.wait();
+        s.shutdown().await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Risk over TLS, driven by the sim's hooks and faults.
+// ---------------------------------------------------------------------------------------------
+
+/// Opens EURUSD LONG_WEAK (WAIT, then the transition); returns the next bar's (time, seq).
+async fn open_long(e: &mut Engine<LiveBroker>, feed: &mut mpsc::Receiver<Feed>) {
+    let (t0, q0) = next_bar(e, feed, "EURUSD").await;
+    assert!(signal(e, "EURUSD", "WAIT", t0, q0).await.contains("|HOLD|"));
+    let (t1, q1) = next_bar(e, feed, "EURUSD").await;
+    let ack = signal(e, "EURUSD", "LONG_WEAK", t1, q1).await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+}
+
+async fn halted_by_balance(balance_cents: i64, reason: &str) {
+    let s = sim(vec![]).await;
+    let d = tmpdir(&format!("sim-halt-{reason}"));
+    let (b, mut feed) = live(&s).await;
+    let mut e = engine(&d, b);
+    e.reconcile(0).await.expect("reconcile");
+    open_long(&mut e, &mut feed).await;
+    assert!(s.set_balance(DEFAULT_ACCOUNT_ID, balance_cents).await);
+    // The transition to SHORT: the exit runs although HALTED, the entry is refused.
+    let (t2, q2) = next_bar(&mut e, &mut feed, "EURUSD").await;
+    let ack = signal(&mut e, "EURUSD", "SHORT_WEAK", t2, q2).await;
+    assert!(ack.contains(&format!("|FAIL|{reason}|")), "{ack}");
+    let acc = s.account(DEFAULT_ACCOUNT_ID).await.expect("account");
+    assert_eq!(acc.open_positions, 0, "the exit ran while halted");
+    assert_eq!(acc.deals, 2, "open + close, no new entry");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halted_daily_loss_over_tls_refuses_entries_exits_run() {
+    // Day anchor 100,000.00 (the balance at the first start): 5 % floor = 95,000.00.
+    halted_by_balance(9_400_000, "HALTED_DAILY_LOSS").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halted_max_drawdown_over_tls_refuses_entries_exits_run() {
+    // Initial 100,000.00: 10 % drawdown floor = 90,000.00.
+    halted_by_balance(8_900_000, "HALTED_MAX_DRAWDOWN").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_fault_refuses_the_entry_with_spread() {
+    let s = sim(vec![Fault::Spread {
+        symbol: "EURUSD".into(),
+        points: 500,
+        after: 0,
+    }])
+    .await;
+    let _d = tmpdir("sim-spread");
+    let (b, mut feed) = live(&s).await;
+    let c = from_value(&serde_json::json!({
+        "risk": {"stale_after_secs": 100000, "max_margin_use": 100},
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05,
+                   "max_spread_points": 20}
+    }))
+    .expect("config");
+    let side = Side::new("live", &c, b, None);
+    let mut e = Engine::new(c, Some(side), None, Default::default(), None);
+    e.reconcile(0).await.expect("reconcile");
+    let (t0, q0) = next_bar(&mut e, &mut feed, "EURUSD").await;
+    signal(&mut e, "EURUSD", "WAIT", t0, q0).await;
+    let (t1, q1) = next_bar(&mut e, &mut feed, "EURUSD").await;
+    let ack = signal(&mut e, "EURUSD", "LONG_WEAK", t1, q1).await;
+    assert!(ack.contains("|FAIL|SPREAD|"), "{ack}");
+    assert_eq!(
+        s.account(DEFAULT_ACCOUNT_ID).await.expect("account").deals,
+        0
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn position_closed_outside_goes_flat_and_the_drift_ledger_says_why() {
+    let s = sim(vec![]).await;
+    let d = tmpdir("sim-stopout");
+    let (b, mut feed) = live(&s).await;
+    let c = cfg();
+    let side = Side::new("live", &c, b, None);
+    let drift = oracle_executor::drift::DriftLedger::open(&d.join("drift")).expect("drift");
+    let mut e = Engine::new(c, Some(side), None, Default::default(), Some(drift));
+    e.reconcile(0).await.expect("reconcile");
+    // The broker's expected margin (ExpectedMarginReq) for 0.01 lot EURUSD.
+    let want = e
+        .live
+        .as_mut()
+        .expect("live")
+        .broker
+        .expected_margin("EURUSD", 100_000, true)
+        .await
+        .expect("expected margin");
+    open_long(&mut e, &mut feed).await;
+    let used = s
+        .account(DEFAULT_ACCOUNT_ID)
+        .await
+        .expect("account")
+        .used_margin as f64
+        / 100.0;
+    assert!(
+        want > 0.0 && (used - want).abs() <= want * 0.05,
+        "expected {want}, used {used}"
+    );
+    let pid = s.position_ids(DEFAULT_ACCOUNT_ID).await;
+    assert_eq!(pid.len(), 1);
+    assert!(s.close_position_outside(DEFAULT_ACCOUNT_ID, pid[0]).await);
+    // The close arrives as an execution event nobody asked for: the engine reconciles.
+    let (t2, q2) = next_bar(&mut e, &mut feed, "EURUSD").await;
+    let ack = signal(&mut e, "EURUSD", "LONG_WEAK", t2, q2).await;
+    assert!(
+        ack.contains("|WAIT_SYNC|MISSED_ENTRY|"),
+        "never chased: {ack}"
+    );
+    assert_eq!(
+        s.account(DEFAULT_ACCOUNT_ID)
+            .await
+            .expect("account")
+            .open_positions,
+        0
+    );
+    drop(e);
+    let jsonl = std::fs::read_to_string(d.join("drift.jsonl")).expect("ledger");
+    let last: serde_json::Value =
+        serde_json::from_str(jsonl.lines().last().expect("row")).expect("json");
+    assert_eq!(last["virtual_pos"], "LONG_WEAK");
+    assert_eq!(last["real_pos"], "FLAT");
+    assert!(
+        last["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(&format!("position {} closed outside", pid[0]))),
+        "{last}"
+    );
+    assert!(last["equity"].as_f64().is_some_and(|e| e > 0.0), "{last}");
+    s.shutdown().await;
+}
+
+/// `--hold-market-until-predictor` against the sim in `fast` speed (the market steps as fast as
+/// the client reads): a slow predictor still gets every live bar in order, the next one only
+/// after its SIGNAL was answered, and no signal is STALE.
+#[test]
+fn hold_market_paces_a_fast_sim_by_a_slow_predictor() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::process::{Command, Stdio};
+    use tokio_tungstenite::tungstenite::Message as WsMsg;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let start_ms = (now_ms / 60_000 - 5) * 60_000;
+        let s = oracle_sim::spawn(SimConfig {
+            broker: BrokerConfig {
+                speed: Speed::Fast,
+                ..BrokerConfig::default()
+            },
+            symbols: vec![oracle_sim::symbols::synthetic(
+                "EURUSD",
+                Period::M1,
+                3000,
+                start_ms,
+                7,
+            )],
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let d = tmpdir("sim-hold");
+        let models = d.join("models");
+        std::fs::create_dir_all(&models).expect("models");
+        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
+        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+        std::fs::write(
+            d.join("executor_config.json"),
+            r#"{"risk": {"stale_after_secs": 60, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+        )
+        .expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
+            .env("ORACLE_IPC_TOKEN", "hold-token")
+            .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
+            .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+            .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
+            .env_remove("CTRADER_REFRESH_TOKEN")
+            .arg("--config").arg(d.join("executor_config.json"))
+            .arg("--models").arg(&models)
+            .arg("--state").arg(d.join("state"))
+            .arg("--listen").arg(format!("127.0.0.1:{port}"))
+            .arg("--broker").arg(format!("127.0.0.1:{}", s.addr.port()))
+            .arg("--account-id").arg(DEFAULT_ACCOUNT_ID.to_string())
+            .arg("--ca").arg(d.join("ca.pem"))
+            .arg("--hold-market-until-predictor")
+            .arg("--hold-timeout-ms").arg("5000")
+            .arg("--json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(d.join("executor.log")).expect("log")))
+            .spawn()
+            .expect("spawn executor");
+        let mut ws = None;
+        for _ in 0..200 {
+            if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await {
+                ws = Some(w);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut ws = ws.expect("executor listens");
+        async fn next_text(
+            ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+        ) -> String {
+            match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+                Ok(Some(Ok(WsMsg::Text(t)))) => t.to_string(),
+                other => panic!("no line: {other:?}"),
+            }
+        }
+        ws.send(WsMsg::text("HELLO|hold-token")).await.expect("send");
+        assert_eq!(next_text(&mut ws).await, "WELCOME|V:1");
+        // The predictor takes its time before asking HISTORY: the market waits.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ws.send(WsMsg::text("HISTORY|EURUSD|M1|20")).await.expect("send");
+        loop {
+            let l = next_text(&mut ws).await;
+            if l.starts_with("HISTORY_END") {
+                break;
+            }
+            assert!(l.contains("|HIST:1"), "only history before HISTORY_END: {l}");
+        }
+        let mut last: Option<(i64, u64)> = None;
+        let actions = ["WAIT", "LONG_WEAK", "LONG_WEAK", "WAIT", "SHORT_WEAK", "SHORT_WEAK"];
+        for action in actions {
+            let l = next_text(&mut ws).await;
+            let Ok(Message::Bar(b)) = parse(&l) else { panic!("expected a live BAR, got {l}") };
+            assert!(!b.hist, "{l}");
+            if let Some((t, q)) = last {
+                assert_eq!((b.time, b.seq), (t + 60, q + 1), "consecutive, none skipped: {l}");
+            }
+            last = Some((b.time, b.seq));
+            // A slow predictor: nothing else may arrive meanwhile.
+            let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+            assert!(quiet.is_err(), "the next bar waits for this bar's SIGNAL: {quiet:?}");
+            let sig = format!(
+                "SIGNAL|EURUSD|{action}|0|0.00|TF:M1|BT:{}|SEQ:{}",
+                oracle_ipc::Iso(b.time),
+                b.seq
+            );
+            ws.send(WsMsg::text(sig)).await.expect("send");
+            let ack = next_text(&mut ws).await;
+            assert!(ack.starts_with(&format!("ACK|EURUSD|{action}|")), "{ack}");
+            assert!(!ack.contains("STALE_SIGNAL"), "{ack}");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(d.join("executor.log")).unwrap_or_default();
+        assert!(log.contains("market_released"), "{log}");
+        assert!(!log.contains("STALE_SIGNAL"), "{log}");
         s.shutdown().await;
     });
 }

@@ -157,6 +157,8 @@ struct Account {
     balance_version: i64,
     positions: BTreeMap<i64, Position>,
     deals: Vec<DealInfo>,
+    /// Orders in their last state (served by OrderDetails / OrderList).
+    orders: Vec<OrderInfo>,
 }
 
 #[derive(Debug)]
@@ -224,6 +226,10 @@ pub struct Broker {
     hold_until_ms: Option<i64>,
     out: VecDeque<Output>,
     ticks: Vec<Tick>,
+    /// NewOrderReq received per clientOrderId (tests prove "never resent").
+    new_orders_by_coid: BTreeMap<String, u64>,
+    /// Market steps taken (for `spread:…,after=N`).
+    steps: u64,
 }
 
 /// Why a configuration was refused.
@@ -256,6 +262,7 @@ impl Broker {
                 balance_version: 1,
                 positions: BTreeMap::new(),
                 deals: Vec::new(),
+                orders: Vec::new(),
             };
             if accounts.insert(a.id, acc).is_some() {
                 return Err(ConfigError::DuplicateAccount(a.id));
@@ -315,6 +322,8 @@ impl Broker {
             hold_until_ms: None,
             out: VecDeque::new(),
             ticks: Vec::new(),
+            new_orders_by_coid: BTreeMap::new(),
+            steps: 0,
         })
     }
 
@@ -1176,6 +1185,162 @@ impl Broker {
                     true,
                 );
             }
+            Request::ExpectedMargin {
+                account_id,
+                symbol_id,
+                volumes,
+            } => {
+                let Some(i) = self.market.index_of(symbol_id) else {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::SymbolNotFound,
+                        Some(account_id),
+                        format!("symbol {symbol_id} not found"),
+                    );
+                };
+                let s = &self.market.symbols[i];
+                let spec = s.spec.clone();
+                let bid = s.last_bid.unwrap_or(0);
+                let ask = s.ask_for(bid);
+                let lev = self.accounts[&account_id].cfg.leverage;
+                let margins = volumes
+                    .iter()
+                    .map(|v| {
+                        (
+                            *v,
+                            margin_cents(&spec, ask, *v, lev),
+                            margin_cents(&spec, bid, *v, lev),
+                        )
+                    })
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::ExpectedMargin {
+                        account_id,
+                        margins,
+                        money_digits: 2,
+                    },
+                    true,
+                );
+            }
+            Request::OrderDetails {
+                account_id,
+                order_id,
+            } => {
+                let acc = &self.accounts[&account_id];
+                let Some(order) = acc.orders.iter().find(|o| o.id == order_id).cloned() else {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::InvalidRequest,
+                        Some(account_id),
+                        format!("order {order_id} not found"),
+                    );
+                };
+                let deals = acc
+                    .deals
+                    .iter()
+                    .filter(|d| d.order_id == order_id)
+                    .cloned()
+                    .collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::OrderDetails {
+                        account_id,
+                        order: Box::new(order),
+                        deals,
+                    },
+                    true,
+                );
+            }
+            Request::OrderList {
+                account_id,
+                from_ms,
+                to_ms,
+            } => {
+                let from = from_ms.unwrap_or(0);
+                let to = to_ms.unwrap_or(MAX_TIMESTAMP_MS);
+                if from < 0 || to < from {
+                    return self.error(
+                        now_ms,
+                        conn,
+                        cmid,
+                        ErrorCode::IncorrectBoundaries,
+                        Some(account_id),
+                        "fromTimestamp must be ≥ 0 and ≤ toTimestamp",
+                    );
+                }
+                let max = self.cfg.max_deals_per_response;
+                let all: Vec<&OrderInfo> = self.accounts[&account_id]
+                    .orders
+                    .iter()
+                    .filter(|o| o.last_update_ms >= from && o.last_update_ms <= to)
+                    .collect();
+                let has_more = all.len() > max;
+                let orders = all.into_iter().take(max).cloned().collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::OrderList {
+                        account_id,
+                        orders,
+                        has_more,
+                    },
+                    true,
+                );
+            }
+            Request::DealListByPositionId {
+                account_id,
+                position_id,
+                from_ms,
+                to_ms,
+            } => {
+                let from = from_ms.unwrap_or(0);
+                let to = to_ms.unwrap_or(MAX_TIMESTAMP_MS);
+                let max = self.cfg.max_deals_per_response;
+                let all: Vec<&DealInfo> = self.accounts[&account_id]
+                    .deals
+                    .iter()
+                    .filter(|d| {
+                        d.position_id == position_id
+                            && d.execution_ms >= from
+                            && d.execution_ms <= to
+                    })
+                    .collect();
+                let has_more = all.len() > max;
+                let deals = all.into_iter().take(max).cloned().collect();
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::DealListByPositionId {
+                        account_id,
+                        deals,
+                        has_more,
+                    },
+                    true,
+                );
+            }
+            Request::AccountLogout { account_id } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.accounts.remove(&account_id);
+                }
+                self.send(
+                    now_ms,
+                    conn,
+                    cmid,
+                    Event::AccountLogoutRes { account_id },
+                    true,
+                );
+            }
             _ => {
                 self.error(
                     now_ms,
@@ -1185,6 +1350,132 @@ impl Broker {
                     Some(account_id),
                     "unexpected request",
                 );
+            }
+        }
+    }
+
+    fn record_order(&mut self, acc_id: i64, order: &OrderInfo) {
+        if let Some(acc) = self.accounts.get_mut(&acc_id) {
+            acc.orders.retain(|o| o.id != order.id);
+            acc.orders.push(order.clone());
+        }
+    }
+
+    // ------------------------------------------------------------------ test hooks
+
+    /// How many NewOrderReq carried this clientOrderId (a resend would count twice).
+    pub fn new_orders_with_client_id(&self, client_order_id: &str) -> u64 {
+        self.new_orders_by_coid
+            .get(client_order_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets an account's balance (cents); equity follows (balance + floating P&L). Returns
+    /// false for an unknown account.
+    pub fn set_balance(&mut self, account_id: i64, balance_cents: i64) -> bool {
+        let Some(acc) = self.accounts.get_mut(&account_id) else {
+            return false;
+        };
+        acc.balance = balance_cents;
+        acc.balance_version += 1;
+        tracing::warn!(account_id, balance_cents, "test hook: balance set");
+        true
+    }
+
+    /// Open position ids of an account.
+    pub fn position_ids(&self, account_id: i64) -> Vec<i64> {
+        self.accounts
+            .get(&account_id)
+            .map(|a| a.positions.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes a position at market as a stop-out or a manual close in another terminal would:
+    /// the execution events go to every connection of the account without a clientMsgId.
+    /// Returns false when the position does not exist.
+    pub fn close_position_outside(
+        &mut self,
+        now_ms: i64,
+        account_id: i64,
+        position_id: i64,
+    ) -> bool {
+        self.sync_market(now_ms);
+        let Some(p) = self
+            .accounts
+            .get(&account_id)
+            .and_then(|a| a.positions.get(&position_id))
+            .cloned()
+        else {
+            return false;
+        };
+        let side = p.side.opposite();
+        let price = self.fill_price(p.symbol, side);
+        tracing::warn!(
+            account_id,
+            position_id,
+            "test hook: position closed outside the client (stop-out / manual)"
+        );
+        // No connection asked: `ConnId::MAX` is no connection, so every connection of the
+        // account gets the events without a clientMsgId.
+        self.execute(
+            now_ms,
+            ConnId::MAX,
+            None,
+            account_id,
+            p.symbol,
+            side,
+            p.volume,
+            price,
+            OrderExtras {
+                order_type: OrderType::Market,
+                target: Some((position_id, true)),
+                label: p.label.clone(),
+                comment: Some("stop-out".into()),
+                client_order_id: None,
+                base_slippage_price: None,
+                slippage_in_points: None,
+                relative_sl: None,
+                relative_tp: None,
+            },
+        );
+        true
+    }
+
+    /// Sets a symbol's spread in points (the next quotes carry it). Returns false for an
+    /// unknown symbol name.
+    pub fn set_spread_points(&mut self, symbol: &str, points: i64) -> bool {
+        let Some(s) = self
+            .market
+            .symbols
+            .iter_mut()
+            .find(|s| s.spec.name == symbol)
+        else {
+            return false;
+        };
+        s.spec.spread_points = points;
+        tracing::warn!(symbol, points, "spread set");
+        true
+    }
+
+    fn spread_faults(&mut self) {
+        let steps = self.steps;
+        let due: Vec<(String, i64)> = self
+            .cfg
+            .faults
+            .iter()
+            .filter_map(|f| match f {
+                crate::config::Fault::Spread {
+                    symbol,
+                    points,
+                    after,
+                } if *after == steps => Some((symbol.clone(), *points)),
+                _ => None,
+            })
+            .collect();
+        for (sym, pts) in due {
+            if !self.set_spread_points(&sym, pts) {
+                tracing::warn!(symbol = %sym, "fault spread: unknown symbol");
             }
         }
     }
@@ -1659,6 +1950,8 @@ impl Broker {
     }
 
     fn dispatch_tick(&mut self, now_ms: i64, tick: Tick) {
+        self.spread_faults();
+        self.steps += 1;
         let s = &self.market.symbols[tick.symbol];
         let bid = tick.bid;
         let ask = s.ask_for(bid);
@@ -2058,6 +2351,9 @@ impl Broker {
         o: NewOrder,
     ) {
         let acc_id = o.account_id;
+        if let Some(c) = &o.client_order_id {
+            *self.new_orders_by_coid.entry(c.clone()).or_insert(0) += 1;
+        }
         if scope != Scope::Trade {
             return self.order_error(
                 now_ms,
@@ -2456,6 +2752,7 @@ impl Broker {
                     "MARKET_RANGE price outside the slippage range: cancelled"
                 );
                 order.status = OrderStatus::Cancelled;
+                self.record_order(acc_id, &order);
                 let ev = Event::Execution {
                     account_id: acc_id,
                     exec_type: ExecType::Cancelled,
@@ -2596,6 +2893,8 @@ impl Broker {
         order.status = OrderStatus::Filled;
         order.execution_price = Some(deal.execution_price);
         order.executed_volume = volume;
+        order.last_update_ms = t;
+        self.record_order(acc_id, &order);
         tracing::info!(
             account_id = acc_id,
             order_id,

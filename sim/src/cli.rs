@@ -96,7 +96,8 @@ pub struct Args {
     /// Fault to inject (repeatable): `drop:after=N` | `drop:random=P` |
     /// `reject:code=CODE,every=N,symbol=S,via=error` (every/symbol/via optional) | `delay:ms=D` |
     /// `no-heartbeat` | `silence:after=N` | `garbage:after=N` | `oversized:after=N,len=B` |
-    /// `lose-exec:every=N,only=filled` (both optional) | `delta-high-bug`; most take `times=K`
+    /// `lose-exec:every=N,only=filled` (both optional) | `spread:symbol=S,points=P,after=N`
+    /// (after optional: market ticks before it applies) | `delta-high-bug`; most take `times=K`
     /// to fire at most K times. See sim/README.md.
     #[arg(long = "fault", value_parser = Fault::parse)]
     pub faults: Vec<Fault>,

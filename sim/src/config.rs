@@ -209,6 +209,16 @@ pub enum Fault {
         /// Lose only the ORDER_FILLED event.
         filled_only: bool,
     },
+    /// `spread:symbol=S,points=P[,after=N]` — from the (N+1)-th market tick on (N = 0 by
+    /// default: from the start) symbol S is quoted with a spread of P points.
+    Spread {
+        /// Symbol name.
+        symbol: String,
+        /// Spread in points.
+        points: i64,
+        /// Ticks before it applies.
+        after: u64,
+    },
     /// `delta-high-bug` — historical trendbars with deltaClose = 0 come back with deltaHigh = 0
     /// (the known 2026 server bug), so clients can prove they cope.
     DeltaHighBug,
@@ -341,10 +351,23 @@ impl Fault {
                 known(&[])?;
                 Fault::DeltaHighBug
             }
+            "spread" => {
+                known(&["symbol", "points", "after"])?;
+                let symbol = get("symbol")
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("fault `{s}`: needs symbol=S"))?
+                    .to_ascii_uppercase();
+                let points = need("points")? as i64;
+                Fault::Spread {
+                    symbol,
+                    points,
+                    after: num("after")?.unwrap_or(0),
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (expected drop, reject, delay, no-heartbeat, silence, garbage, \
-                     oversized, lose-exec, delta-high-bug)"
+                     oversized, lose-exec, spread, delta-high-bug)"
                 ));
             }
         };
@@ -475,6 +498,16 @@ mod tests {
             Fault::Delay { ms: 250 }
         );
         assert_eq!(Fault::parse("no-heartbeat").unwrap(), Fault::NoHeartbeat);
+        assert_eq!(
+            Fault::parse("spread:symbol=EURUSD,points=80,after=3").unwrap(),
+            Fault::Spread {
+                symbol: "EURUSD".into(),
+                points: 80,
+                after: 3
+            }
+        );
+        assert!(Fault::parse("spread:points=80").is_err());
+        assert!(Fault::parse("spread:symbol=EURUSD").is_err());
         assert_eq!(
             Fault::parse("lose-exec:only=filled").unwrap(),
             Fault::LoseExec {

@@ -290,6 +290,29 @@ pub enum Request {
     UnrealizedPnl {
         account_id: i64,
     },
+    ExpectedMargin {
+        account_id: i64,
+        symbol_id: i64,
+        volumes: Vec<i64>,
+    },
+    OrderDetails {
+        account_id: i64,
+        order_id: i64,
+    },
+    OrderList {
+        account_id: i64,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    },
+    DealListByPositionId {
+        account_id: i64,
+        position_id: i64,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    },
+    AccountLogout {
+        account_id: i64,
+    },
     /// A well-framed message of a payload type the sim does not serve.
     Unsupported {
         payload_type: u32,
@@ -329,6 +352,11 @@ impl Request {
             | GetTickData { account_id, .. }
             | ClosePosition { account_id, .. }
             | DealList { account_id, .. }
+            | ExpectedMargin { account_id, .. }
+            | OrderDetails { account_id, .. }
+            | OrderList { account_id, .. }
+            | DealListByPositionId { account_id, .. }
+            | AccountLogout { account_id }
             | UnrealizedPnl { account_id } => Some(*account_id),
             NewOrder(o) => Some(o.account_id),
             _ => None,
@@ -361,6 +389,11 @@ impl Request {
             ClosePosition { .. } => "ClosePositionReq",
             DealList { .. } => "DealListReq",
             UnrealizedPnl { .. } => "GetPositionUnrealizedPnLReq",
+            ExpectedMargin { .. } => "ExpectedMarginReq",
+            OrderDetails { .. } => "OrderDetailsReq",
+            OrderList { .. } => "OrderListReq",
+            DealListByPositionId { .. } => "DealListByPositionIdReq",
+            AccountLogout { .. } => "AccountLogoutReq",
             Unsupported { .. } => "unsupported",
             Malformed { .. } => "malformed",
         }
@@ -727,6 +760,30 @@ pub enum Event {
         items: Vec<(i64, i64, i64)>,
         money_digits: u32,
     },
+    /// (volume, buy margin, sell margin) in cents.
+    ExpectedMargin {
+        account_id: i64,
+        margins: Vec<(i64, i64, i64)>,
+        money_digits: u32,
+    },
+    OrderDetails {
+        account_id: i64,
+        order: Box<OrderInfo>,
+        deals: Vec<DealInfo>,
+    },
+    OrderList {
+        account_id: i64,
+        orders: Vec<OrderInfo>,
+        has_more: bool,
+    },
+    DealListByPositionId {
+        account_id: i64,
+        deals: Vec<DealInfo>,
+        has_more: bool,
+    },
+    AccountLogoutRes {
+        account_id: i64,
+    },
     TokenInvalidated {
         account_ids: Vec<i64>,
         reason: String,
@@ -766,6 +823,11 @@ impl Event {
             OrderError { .. } => "OrderErrorEvent",
             DealList { .. } => "DealListRes",
             UnrealizedPnl { .. } => "GetPositionUnrealizedPnLRes",
+            ExpectedMargin { .. } => "ExpectedMarginRes",
+            OrderDetails { .. } => "OrderDetailsRes",
+            OrderList { .. } => "OrderListRes",
+            DealListByPositionId { .. } => "DealListByPositionIdRes",
+            AccountLogoutRes { .. } => "AccountLogoutRes",
             TokenInvalidated { .. } => "AccountsTokenInvalidatedEvent",
             ClientDisconnect { .. } => "ClientDisconnectEvent",
         }

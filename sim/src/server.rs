@@ -111,6 +111,60 @@ impl SimHandle {
         rx.await.ok().flatten()
     }
 
+    /// Runs `f` on the broker (between two requests, with the actor's now in ms) and returns its
+    /// result: the test hooks ([`crate::broker::Broker::set_balance`],
+    /// [`crate::broker::Broker::close_position_outside`],
+    /// [`crate::broker::Broker::set_spread_points`],
+    /// [`crate::broker::Broker::new_orders_with_client_id`], …). `None` when the sim stopped.
+    pub async fn with_broker<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::broker::Broker, i64) -> R + Send + Sync + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let hook = Box::new(move |b: &mut crate::broker::Broker, now: i64| {
+            let _ = tx.send(f(b, now));
+        });
+        self.query.send(ActorMsg::Hook(Hook(hook))).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Sets an account's balance in cents (equity follows).
+    pub async fn set_balance(&self, account_id: i64, balance_cents: i64) -> bool {
+        self.with_broker(move |b, _| b.set_balance(account_id, balance_cents))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Closes a position as a stop-out or a manual close elsewhere would.
+    pub async fn close_position_outside(&self, account_id: i64, position_id: i64) -> bool {
+        self.with_broker(move |b, now| b.close_position_outside(now, account_id, position_id))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Sets a symbol's spread (points).
+    pub async fn set_spread_points(&self, symbol: &str, points: i64) -> bool {
+        let symbol = symbol.to_string();
+        self.with_broker(move |b, _| b.set_spread_points(&symbol, points))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// NewOrderReq received with this clientOrderId.
+    pub async fn new_orders_with_client_id(&self, client_order_id: &str) -> u64 {
+        let c = client_order_id.to_string();
+        self.with_broker(move |b, _| b.new_orders_with_client_id(&c))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Open position ids of an account.
+    pub async fn position_ids(&self, account_id: i64) -> Vec<i64> {
+        self.with_broker(move |b, _| b.position_ids(account_id))
+            .await
+            .unwrap_or_default()
+    }
+
     /// Waits until the replay is over (data exhausted or the live-bar limit reached).
     pub async fn replay_done(&self) {
         let mut rx = self.replay_done.clone();
@@ -140,6 +194,17 @@ impl Drop for SimHandle {
     }
 }
 
+type HookFn = Box<dyn FnOnce(&mut crate::broker::Broker, i64) + Send + Sync>;
+
+/// A test hook for the broker actor.
+struct Hook(HookFn);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // transient
 enum ActorMsg {
@@ -163,6 +228,8 @@ enum ActorMsg {
         id: i64,
         reply: oneshot::Sender<Option<crate::broker::AccountView>>,
     },
+    /// A test hook run on the broker actor (with the wall clock's now).
+    Hook(Hook),
     Connections {
         reply: oneshot::Sender<usize>,
     },
@@ -347,6 +414,7 @@ async fn run_actor(
                         outs.remove(&conn);
                     }
                     ActorMsg::Account { id, reply } => { let _ = reply.send(broker.account_view(id)); }
+                    ActorMsg::Hook(Hook(f)) => f(&mut broker, now),
                     ActorMsg::Connections { reply } => { let _ = reply.send(broker.connection_count()); }
                 }
             }

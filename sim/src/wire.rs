@@ -177,6 +177,29 @@ fn request_from_payload(pt: u32, payload: Payload) -> Request {
         Payload::GetPositionUnrealizedPnLReq(m) => Request::UnrealizedPnl {
             account_id: m.ctid_trader_account_id,
         },
+        Payload::ExpectedMarginReq(m) => Request::ExpectedMargin {
+            account_id: m.ctid_trader_account_id,
+            symbol_id: m.symbol_id,
+            volumes: m.volume,
+        },
+        Payload::OrderDetailsReq(m) => Request::OrderDetails {
+            account_id: m.ctid_trader_account_id,
+            order_id: m.order_id,
+        },
+        Payload::OrderListReq(m) => Request::OrderList {
+            account_id: m.ctid_trader_account_id,
+            from_ms: m.from_timestamp,
+            to_ms: m.to_timestamp,
+        },
+        Payload::DealListByPositionIdReq(m) => Request::DealListByPositionId {
+            account_id: m.ctid_trader_account_id,
+            position_id: m.position_id,
+            from_ms: m.from_timestamp,
+            to_ms: m.to_timestamp,
+        },
+        Payload::AccountLogoutReq(m) => Request::AccountLogout {
+            account_id: m.ctid_trader_account_id,
+        },
         Payload::Unknown { payload_type, .. } => Request::Unsupported {
             payload_type,
             name: None,
@@ -597,6 +620,62 @@ pub fn payload_for(event: &Event) -> Payload {
                 })
                 .collect(),
             money_digits: *money_digits,
+            ..Default::default()
+        }
+        .into(),
+        Event::ExpectedMargin {
+            account_id,
+            margins,
+            money_digits,
+        } => pb::ProtoOaExpectedMarginRes {
+            ctid_trader_account_id: *account_id,
+            margin: margins
+                .iter()
+                .map(|(v, b, s)| pb::ProtoOaExpectedMargin {
+                    volume: *v,
+                    buy_margin: *b,
+                    sell_margin: *s,
+                })
+                .collect(),
+            money_digits: Some(*money_digits),
+            ..Default::default()
+        }
+        .into(),
+        Event::OrderDetails {
+            account_id,
+            order: o,
+            deals,
+        } => pb::ProtoOaOrderDetailsRes {
+            ctid_trader_account_id: *account_id,
+            order: order(o),
+            deal: deals.iter().map(deal).collect(),
+            ..Default::default()
+        }
+        .into(),
+        Event::OrderList {
+            account_id,
+            orders,
+            has_more,
+        } => pb::ProtoOaOrderListRes {
+            ctid_trader_account_id: *account_id,
+            order: orders.iter().map(order).collect(),
+            has_more: *has_more,
+            ..Default::default()
+        }
+        .into(),
+        Event::DealListByPositionId {
+            account_id,
+            deals,
+            has_more,
+        } => pb::ProtoOaDealListByPositionIdRes {
+            ctid_trader_account_id: *account_id,
+            deal: deals.iter().map(deal).collect(),
+            has_more: *has_more,
+            ..Default::default()
+        }
+        .into(),
+        Event::AccountLogoutRes { account_id } => pb::ProtoOaAccountLogoutRes {
+            ctid_trader_account_id: *account_id,
             ..Default::default()
         }
         .into(),

@@ -1181,3 +1181,179 @@ fn bar_pause_holds_fast_replay_after_a_subscribed_bar_closes() {
     h.b.handle_timeout(h.now);
     assert!(h.b.wants_step(h.now));
 }
+
+#[test]
+fn lookups_expected_margin_order_details_list_and_deals_by_position() {
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
+    let c = h.login();
+    // Expected margin: buy at the ask, sell at the bid; the same model that fills use.
+    let (buy_m, sell_m) = match h.one(
+        c,
+        Request::ExpectedMargin {
+            account_id: ACC,
+            symbol_id: 1,
+            volumes: vec![100_000],
+        },
+    ) {
+        Event::ExpectedMargin {
+            margins,
+            money_digits: 2,
+            ..
+        } => {
+            assert_eq!(margins.len(), 1);
+            assert_eq!(margins[0].0, 100_000);
+            (margins[0].1, margins[0].2)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(buy_m > 0 && buy_m >= sell_m, "{buy_m} {sell_m}");
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::ExpectedMargin {
+                account_id: ACC,
+                symbol_id: 99,
+                volumes: vec![1]
+            }
+        )),
+        ErrorCode::SymbolNotFound
+    );
+    assert_eq!(h.b.new_orders_with_client_id("EURUSD-1"), 0);
+    assert_eq!(h.req(c, market_order(Side::Buy, 100_000)).len(), 2);
+    assert_eq!(h.b.new_orders_with_client_id("EURUSD-1"), 1);
+    let (order_id, position_id) = match h.one(
+        c,
+        Request::OrderList {
+            account_id: ACC,
+            from_ms: None,
+            to_ms: None,
+        },
+    ) {
+        Event::OrderList {
+            orders,
+            has_more: false,
+            ..
+        } => {
+            assert_eq!(orders.len(), 1);
+            assert_eq!(orders[0].client_order_id.as_deref(), Some("EURUSD-1"));
+            assert_eq!(orders[0].status, OrderStatus::Filled);
+            (orders[0].id, orders[0].position_id)
+        }
+        other => panic!("{other:?}"),
+    };
+    match h.one(
+        c,
+        Request::OrderDetails {
+            account_id: ACC,
+            order_id,
+        },
+    ) {
+        Event::OrderDetails { order, deals, .. } => {
+            assert_eq!(order.client_order_id.as_deref(), Some("EURUSD-1"));
+            assert_eq!(deals.len(), 1);
+            assert_eq!(deals[0].position_id, position_id);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::OrderDetails {
+                account_id: ACC,
+                order_id: 4242
+            }
+        )),
+        ErrorCode::InvalidRequest
+    );
+    // Closed outside (stop-out hook): the client gets the closing fill without its id.
+    assert!(h.b.close_position_outside(h.now, ACC, position_id));
+    assert!(!h.b.close_position_outside(h.now, ACC, position_id));
+    let evs = h.events(c);
+    assert!(
+        evs.iter().any(|(cmid, e)| cmid.is_none()
+            && matches!(e, Event::Execution { exec_type: ExecType::Filled, order: Some(o), .. } if o.closing_order)),
+        "{evs:?}"
+    );
+    assert!(h.b.position_ids(ACC).is_empty());
+    match h.one(
+        c,
+        Request::DealListByPositionId {
+            account_id: ACC,
+            position_id,
+            from_ms: None,
+            to_ms: None,
+        },
+    ) {
+        Event::DealListByPositionId {
+            deals,
+            has_more: false,
+            ..
+        } => {
+            assert_eq!(deals.len(), 2, "open and close");
+            assert!(deals[1].close.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Balance hook: equity follows.
+    assert!(h.b.set_balance(ACC, 5_000_000));
+    let v = h.b.account_view(ACC).unwrap();
+    assert_eq!((v.balance, v.equity), (5_000_000, 5_000_000));
+    assert!(!h.b.set_balance(7, 1));
+    assert_eq!(
+        h.one(c, Request::AccountLogout { account_id: ACC }),
+        Event::AccountLogoutRes { account_id: ACC }
+    );
+}
+
+#[test]
+fn spread_fault_and_hook_widen_the_quotes() {
+    let mut cfg = BrokerConfig::default();
+    cfg.faults = vec![Fault::Spread {
+        symbol: "EURUSD".into(),
+        points: 60,
+        after: 2,
+    }];
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    let first_spread = |h: &mut H| -> Option<i64> {
+        let _ = h.req(
+            c,
+            Request::UnsubscribeSpots {
+                account_id: ACC,
+                symbol_ids: vec![1],
+            },
+        );
+        let evs = h.req(
+            c,
+            Request::SubscribeSpots {
+                account_id: ACC,
+                symbol_ids: vec![1],
+                with_timestamp: false,
+            },
+        );
+        evs.iter().find_map(|e| match e {
+            Event::Spot {
+                bid: Some(b),
+                ask: Some(a),
+                ..
+            } => Some(*a as i64 - *b as i64),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        first_spread(&mut h),
+        Some(7),
+        "the symbol's own spread first"
+    );
+    h.step(2);
+    assert_eq!(first_spread(&mut h), Some(7), "not before 2 ticks");
+    h.step(1);
+    assert_eq!(first_spread(&mut h), Some(60), "the fault fired");
+    assert!(h.b.set_spread_points("EURUSD", 9));
+    assert_eq!(first_spread(&mut h), Some(9), "the hook");
+    assert!(!h.b.set_spread_points("NOPE", 9));
+}

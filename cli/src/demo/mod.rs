@@ -24,10 +24,10 @@ use view::State;
 pub struct DemoArgs {
     /// Live market time in hours, i.e. live bars of an H1 model; every model sees
     /// `bars × 1 h / its period` live bars (M5: 12 × bars, D1: bars / 24).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 24)]
     pub bars: u64,
     /// Simulator speed: `<N>x` (market time N × wall time), `<N>` (bars per second of the
-    /// coarsest source period) or `fast`; default: the live part lasts about 20 s.
+    /// coarsest source period) or `fast`; default: the live part lasts about 25 s.
     #[arg(long)]
     pub speed: Option<String>,
     /// History bars behind every model when the live replay starts (at least the window, 350).
@@ -265,7 +265,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let speed = args
         .speed
         .clone()
-        .unwrap_or_else(|| format!("{}x", (args.bars * 3600 / 20).max(1)));
+        .unwrap_or_else(|| format!("{}x", (args.bars * 3600 / 25).max(1)));
 
     let tty = std::io::stdout().is_terminal() && !args.plain;
     let mut screen = Screen {
@@ -305,7 +305,6 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         p(&creds),
         "--start-file".into(),
         p(&start_file),
-        "--rebase-now".into(),
         "--json".into(),
     ];
     group
@@ -337,6 +336,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         "--ca".into(),
         p(&ca),
         "--with-paper".into(),
+        "--hold-market-until-predictor".into(),
         "--json".into(),
     ];
     group.procs.push(Proc::spawn(

@@ -63,7 +63,7 @@ pub fn prepare(
 ) -> anyhow::Result<Prepared> {
     let span = i64::try_from(hours)?.max(1) * 3600;
     // Bars after the span, so the market is still open while the last live bar's orders go out.
-    let tail = 6 * 3600;
+    let tail = (span / 4).max(6 * 3600);
     // Models: name, symbol, timeframe, lots.
     let mut models = BTreeMap::new();
     let mut lots: BTreeMap<String, [f64; 4]> = BTreeMap::new();
@@ -145,8 +145,13 @@ pub fn prepare(
             },
         );
     }
-    let t0 = plans.values().map(|p| p.t_start).max().unwrap_or(0);
-    let t0 = (t0 + 86_399).div_euclid(86_400) * 86_400;
+    // The live market starts at today's midnight (UTC): a day boundary keeps every period's
+    // bars aligned, and being at most a day in the past, the executor's history requests (a
+    // window of wall-clock time) find every history bar, while no bar lies in the future.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let t0 = now.div_euclid(86_400) * 86_400;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
     for (sym, p) in &plans {

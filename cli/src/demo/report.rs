@@ -102,7 +102,7 @@ fn position_chart(m: &ModelView) -> String {
     let _ = write!(s, "<path d=\"{}\" class=\"real\"/>", step_path(&real, n, y));
     let _ = write!(s, "<path d=\"{}\" class=\"virt\"/>", step_path(&virt, n, y));
     for (i, p) in m.points.iter().enumerate() {
-        if let Some(r) = &p.refusal {
+        if let (Some(r), true) = (&p.refusal, p.marked) {
             let x = x_of(i, n);
             let _ = write!(
                 s,

@@ -20,6 +20,8 @@ pub struct Point {
     pub paper: Option<i8>,
     /// Refusal reason, if the executor did not follow.
     pub refusal: Option<String>,
+    /// Whether this bar starts a refusal (marked on the timeline).
+    pub marked: bool,
     /// Virtual equity of the model: realised + unrealised P&L.
     pub virt_pnl: f64,
     /// Account equity after this bar (ledger only).
@@ -236,6 +238,14 @@ impl State {
                         .find_map(|p| p.real)
                         .unwrap_or(0);
                     let virt = m.points[idx].virt;
+                    // A WAIT_SYNC after a WAIT_SYNC is the same missed entry still not chased:
+                    // drift, not a new refusal.
+                    let again = status == "WAIT_SYNC"
+                        && idx > 0
+                        && m.points[idx - 1]
+                            .refusal
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("WAIT_SYNC"));
                     let p = &mut m.points[idx];
                     match status.as_str() {
                         "OK" => {
@@ -248,8 +258,12 @@ impl State {
                         }
                         "FAIL" | "WAIT_SYNC" => {
                             p.real = Some(0);
-                            if p.refusal.is_none() {
+                            if again {
                                 p.refusal = Some(format!("{status} {reason}"));
+                                p.marked = false;
+                            } else if p.refusal.is_none() {
+                                p.refusal = Some(format!("{status} {reason}"));
+                                p.marked = true;
                                 m.refusals += 1;
                                 note = Some(format!("{model} {bt}: {status} {reason}"));
                             }
@@ -274,16 +288,28 @@ impl State {
         let name = s(&v, "model");
         let bt = s(&v, "bar_time");
         let m = self.models.get_mut(&name)?;
-        let p = m.points.iter_mut().rev().find(|p| p.bar_time == bt)?;
+        let idx = m.points.iter().rposition(|p| p.bar_time == bt)?;
+        let ack = s(&v, "ack");
+        let again = ack.starts_with("WAIT_SYNC")
+            && idx > 0
+            && m.points[idx - 1]
+                .refusal
+                .as_deref()
+                .is_some_and(|r| r.starts_with("WAIT_SYNC"));
+        let p = &mut m.points[idx];
         if let Some(r) = position_of(&s(&v, "real_pos")) {
             p.real = Some(r);
         }
         p.paper = position_of(&s(&v, "paper_pos"));
         p.equity = f(&v, "real_pnl");
         p.paper_equity = f(&v, "paper_pnl");
-        let ack = s(&v, "ack");
         if (ack.starts_with("FAIL") || ack.starts_with("WAIT_SYNC")) && p.refusal.is_none() {
+            if again {
+                p.refusal = Some(ack);
+                return None;
+            }
             p.refusal = Some(ack.clone());
+            p.marked = true;
             m.refusals += 1;
             return Some(self.note(format!("{name} {bt}: {ack}")));
         }

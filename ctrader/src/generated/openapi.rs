@@ -642,6 +642,16 @@ pub struct ProtoOaPositionUnrealizedPnL {
     #[prost(int64, required, tag = "3")]
     pub net_unrealized_pn_l: i64,
 }
+/// Release 91 (for ProtoOAExpectedMarginRes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaExpectedMargin {
+    #[prost(int64, required, tag = "1")]
+    pub volume: i64,
+    #[prost(int64, required, tag = "2")]
+    pub buy_margin: i64,
+    #[prost(int64, required, tag = "3")]
+    pub sell_margin: i64,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum ProtoOaPayloadType {
@@ -3006,4 +3016,158 @@ pub struct ProtoOaGetPositionUnrealizedPnLRes {
     pub position_unrealized_pn_l: ::prost::alloc::vec::Vec<ProtoOaPositionUnrealizedPnL>,
     #[prost(uint32, required, tag = "4")]
     pub money_digits: u32,
+}
+/// Added from Spotware release 91: expected margin, order list/details, deals by position,
+/// account logout (fields as in release 91; comments shortened).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaExpectedMarginReq {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaExpectedMarginReq"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(int64, required, tag = "3")]
+    pub symbol_id: i64,
+    #[prost(int64, repeated, packed = "false", tag = "4")]
+    pub volume: ::prost::alloc::vec::Vec<i64>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProtoOaExpectedMarginRes {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaExpectedMarginRes"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(message, repeated, tag = "3")]
+    pub margin: ::prost::alloc::vec::Vec<ProtoOaExpectedMargin>,
+    #[prost(uint32, optional, tag = "4")]
+    pub money_digits: ::core::option::Option<u32>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaOrderListReq {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaOrderListReq"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(int64, optional, tag = "3")]
+    pub from_timestamp: ::core::option::Option<i64>,
+    #[prost(int64, optional, tag = "4")]
+    pub to_timestamp: ::core::option::Option<i64>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProtoOaOrderListRes {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaOrderListRes"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(message, repeated, tag = "3")]
+    pub order: ::prost::alloc::vec::Vec<ProtoOaOrder>,
+    #[prost(bool, required, tag = "4")]
+    pub has_more: bool,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaDealListByPositionIdReq {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaDealListByPositionIdReq"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(int64, required, tag = "3")]
+    pub position_id: i64,
+    #[prost(int64, optional, tag = "4")]
+    pub from_timestamp: ::core::option::Option<i64>,
+    #[prost(int64, optional, tag = "5")]
+    pub to_timestamp: ::core::option::Option<i64>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProtoOaDealListByPositionIdRes {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaDealListByPositionIdRes"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(message, repeated, tag = "3")]
+    pub deal: ::prost::alloc::vec::Vec<ProtoOaDeal>,
+    #[prost(bool, required, tag = "4")]
+    pub has_more: bool,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaOrderDetailsReq {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaOrderDetailsReq"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(int64, required, tag = "3")]
+    pub order_id: i64,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ProtoOaOrderDetailsRes {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaOrderDetailsRes"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+    #[prost(message, required, tag = "3")]
+    pub order: ProtoOaOrder,
+    #[prost(message, repeated, tag = "4")]
+    pub deal: ::prost::alloc::vec::Vec<ProtoOaDeal>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaAccountLogoutReq {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaAccountLogoutReq"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProtoOaAccountLogoutRes {
+    #[prost(
+        enumeration = "ProtoOaPayloadType",
+        optional,
+        tag = "1",
+        default = "ProtoOaAccountLogoutRes"
+    )]
+    pub payload_type: ::core::option::Option<i32>,
+    #[prost(int64, required, tag = "2")]
+    pub ctid_trader_account_id: i64,
 }

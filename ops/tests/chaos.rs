@@ -1,0 +1,114 @@
+//! The crash-recovery proof with small counts (what CI runs): executor (paper book) + predictor
+//! as real processes on loopback, 4 models × 40 live bars; 3 predictor kills and 2 executor kills
+//! (kill -9, seeded points). Asserts: every trace equals `oracle replay` on 100% of bars, no bar
+//! missed, no duplicate order. Bounded (the run gives up after 100 s) and every process is killed
+//! on every path (kill-on-drop guards inside `oracle-ops chaos`, and this test kills `oracle-ops`
+//! itself if it overruns).
+//!
+//! Binaries: `$ORACLE_BIN_DIR` if set (a folder with `oracle-executor` and `oracle-predictor`),
+//! else the test builds them with `cargo build -p oracle-executor -p oracle-predictor` into this
+//! test's own target folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ORACLE_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/this-test → target/<profile>
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target folder")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(repo()).args([
+        "build",
+        "-q",
+        "-p",
+        "oracle-executor",
+        "-p",
+        "oracle-predictor",
+        "--bins",
+    ]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    let st = c.status().expect("cargo build");
+    assert!(st.success(), "building the executor and predictor failed");
+    dir
+}
+
+#[test]
+fn kill9_predictor_and_executor_small() {
+    let bins = bin_dir();
+    let out = std::env::temp_dir().join(format!("oracle-ops-chaos-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oracle-ops"))
+        .current_dir(repo())
+        .args([
+            "chaos",
+            "--bars",
+            "40",
+            "--max-models",
+            "4",
+            "--predictor-kills",
+            "3",
+            "--executor-kills",
+            "2",
+            "--seed",
+            "7",
+            "--timeout-s",
+            "100",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(&bins)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("oracle-ops chaos");
+    let until = Instant::now() + Duration::from_secs(110);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("oracle-ops chaos overran 110 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut text = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut text);
+    }
+    println!("{text}");
+    let json = std::fs::read_to_string(out.join("chaos.json")).expect("chaos.json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let pk = &v["predictor_kills"];
+    assert_eq!(pk["kills"], 3, "{json}");
+    assert_eq!(pk["bars_equal_replay"], pk["bars"], "{json}");
+    assert_eq!(pk["models_equal_replay"], 4, "{json}");
+    assert_eq!(pk["missed_bars"], 0, "{json}");
+    assert_eq!(pk["duplicate_orders"], 0, "{json}");
+    let ek = &v["executor_kills"];
+    assert_eq!(ek["kills"], 2, "{json}");
+    assert_eq!(ek["duplicate_orders"], 0, "{json}");
+    assert_eq!(ek["bars_equal_replay"], ek["bars"], "{json}");
+    assert_eq!(ek["missed_bars"], 0, "{json}");
+    assert_eq!(v["baseline"]["replay_equal_models"], 4, "{json}");
+    assert!(status.success(), "oracle-ops chaos failed:\n{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}

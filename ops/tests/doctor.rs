@@ -1,0 +1,221 @@
+//! `oracle doctor`'s checks, each OK and FAIL path on temporary files. The only network used is
+//! the loopback simulator (`oracle-sim`, in process) for the TLS check.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oracle_ops::doctor::{self, Status};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oracle-ops-doctor-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) {
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn config_ok_and_fail_by_key() {
+    let d = tmpdir("config");
+    let good = d.join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("write");
+    let c = doctor::check_config(&good);
+    assert_eq!(c.status, Status::Ok, "{c}");
+
+    let bad = d.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"EURUSD": {"lot_weak": -1, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("write");
+    let c = doctor::check_config(&bad);
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.detail.contains("EURUSD.lot_weak"), "{c}");
+
+    let syntax = d.join("syntax.json");
+    std::fs::write(&syntax, "{").expect("write");
+    assert_eq!(doctor::check_config(&syntax).status, Status::Fail);
+    assert_eq!(
+        doctor::check_config(&d.join("absent.json")).status,
+        Status::Fail
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn models_ok_per_zip_and_fail_naming_the_file() {
+    let ok = doctor::check_models(&repo().join("models"));
+    assert!(ok.len() >= 20, "{} lines", ok.len());
+    assert!(ok.iter().all(|c| c.status == Status::Ok), "{ok:?}");
+
+    let d = tmpdir("models");
+    std::fs::copy(repo().join("models/EURUSD_H1.zip"), d.join("EURUSD_H1.zip")).expect("copy");
+    std::fs::write(d.join("BROKEN_M5.zip"), b"not a zip").expect("write");
+    let lines = doctor::check_models(&d);
+    assert_eq!(lines.len(), 2);
+    let bad = lines
+        .iter()
+        .find(|c| c.status == Status::Fail)
+        .expect("a FAIL line");
+    assert!(bad.detail.contains("BROKEN_M5.zip"), "{bad}");
+    assert!(lines.iter().any(|c| c.status == Status::Ok));
+
+    let empty = tmpdir("models-empty");
+    assert_eq!(doctor::check_models(&empty)[0].status, Status::Fail);
+    assert_eq!(
+        doctor::check_models(&empty.join("absent"))[0].status,
+        Status::Fail
+    );
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn secrets_file_mode_and_keys() {
+    let d = tmpdir("secrets");
+    let full = "ORACLE_IPC_TOKEN=abc\nORACLE_CTRADER_CLIENT_ID=x\nORACLE_CTRADER_CLIENT_SECRET=y\nORACLE_CTRADER_ACCESS_TOKEN=z\nORACLE_CTRADER_ACCOUNT_ID=1\n";
+    let f = d.join("secrets.env");
+    write_mode(&f, full, 0o600);
+    let c = doctor::check_secret_file(&f, true);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    assert!(!c.to_string().contains("abc"), "never print a value: {c}");
+
+    write_mode(&f, full, 0o644);
+    let c = doctor::check_secret_file(&f, true);
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.fix.contains("chmod"), "{c}");
+
+    write_mode(&f, "ORACLE_IPC_TOKEN=\n", 0o600);
+    assert_eq!(doctor::check_secret_file(&f, true).status, Status::Fail);
+
+    write_mode(&f, "ORACLE_IPC_TOKEN=abc\n", 0o600);
+    assert_eq!(doctor::check_secret_file(&f, true).status, Status::Warn);
+
+    assert_eq!(
+        doctor::check_secret_file(&d.join("absent.env"), true).status,
+        Status::Fail
+    );
+
+    let t = d.join("token");
+    write_mode(&t, "tok\n", 0o600);
+    assert_eq!(doctor::check_secret_file(&t, false).status, Status::Ok);
+    write_mode(&t, "tok\n", 0o640);
+    // Group-readable is allowed only for group oracle; the test's group is not it.
+    assert_eq!(doctor::check_secret_file(&t, false).status, Status::Fail);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn disk_ok_and_fail() {
+    let d = tmpdir("disk");
+    let c = doctor::check_disk(&d, 1);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    let c = doctor::check_disk(&d, u64::MAX / 2);
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.to_string().contains("— fix:"), "{c}");
+    // A folder not created yet is measured at its nearest existing parent.
+    let c = doctor::check_disk(&d.join("not/yet"), 1);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    assert!(c.detail.contains("not created yet"), "{c}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn broker_tls_against_the_loopback_simulator() {
+    let d = tmpdir("tls");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cfg = oracle_sim::SimConfig::default(); // 127.0.0.1:0
+    cfg.symbols.push(oracle_sim::symbols::synthetic(
+        "EURUSD",
+        oracle_sim::bars::Period::M15,
+        600,
+        1_704_067_200_000,
+        1,
+    ));
+    let sim = rt.block_on(oracle_sim::spawn(cfg)).expect("sim");
+    assert!(sim.addr.ip().is_loopback());
+    let ca = d.join("ca.pem");
+    std::fs::write(&ca, &sim.ca_pem).expect("ca");
+    let endpoint = sim.addr.to_string();
+    let t = Duration::from_secs(5);
+
+    let c = doctor::check_broker(&endpoint, Some(&ca), t);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    let c = doctor::check_broker(&format!("localhost:{}", sim.addr.port()), Some(&ca), t);
+    assert_eq!(c.status, Status::Ok, "{c}");
+
+    // The public roots do not trust the simulator's CA.
+    let c = doctor::check_broker(&endpoint, None, t);
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.fix.contains("--ca"), "{c}");
+
+    // Nothing listening (a loopback port just released).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let c = doctor::check_broker(&format!("127.0.0.1:{port}"), Some(&ca), t);
+    assert_eq!(c.status, Status::Fail, "{c}");
+
+    // A bad --ca file.
+    std::fs::write(d.join("empty.pem"), "").expect("write");
+    let c = doctor::check_broker(&endpoint, Some(&d.join("empty.pem")), t);
+    assert_eq!(c.status, Status::Fail, "{c}");
+
+    rt.block_on(sim.shutdown());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn whole_run_exit_code_follows_fail_lines() {
+    let d = tmpdir("run");
+    let cfg = d.join("executor_config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("write");
+    let secrets = d.join("secrets.env");
+    write_mode(&secrets, "ORACLE_IPC_TOKEN=abc\n", 0o600);
+    let args = doctor::DoctorArgs {
+        models: repo().join("models"),
+        config: cfg,
+        secrets: secrets.clone(),
+        token_file: None,
+        state: vec![d.join("state")],
+        min_free_mb: 1,
+        max_offset_ms: 10.0,
+        broker: None,
+        ca: None,
+        timeout_ms: 1000,
+        skip_clock: true,
+        quiet: false,
+    };
+    let lines = doctor::checks(&args);
+    assert!(lines.iter().all(|c| c.status != Status::Fail), "{lines:?}");
+    write_mode(&secrets, "ORACLE_IPC_TOKEN=abc\n", 0o666);
+    let lines = doctor::checks(&args);
+    assert_eq!(
+        lines.iter().filter(|c| c.status == Status::Fail).count(),
+        1,
+        "{lines:?}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
