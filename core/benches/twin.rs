@@ -1,16 +1,18 @@
 //! Criterion benches of the core step: one bar through one twin, through a fleet of 20 twins of
-//! 20 models, and the step broken out (FIFO push, per-bar arrival work, features, HMM forward
+//! 20 models (one `handle_bar` each, and `Twin::handle_bars` for 20, 200 and 1,000 twins), and
+//! the step broken out (FIFO push, per-bar arrival work, features, HMM forward
 //! filter, MLP, action choice).
 //!
 //! `cargo bench -p oracle-core --bench twin` (add `-- --measurement-time 2` for a quick run).
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use oracle_core::features::{self, BarSlot};
 use oracle_core::ring::Ring;
 use oracle_core::synthetic::{self, Bars};
-use oracle_core::{Bar, Model, Step, Twin, hmm, observation, policy};
+use oracle_core::{Bar, BarError, Model, Step, Twin, hmm, observation, policy};
 
 const START: i64 = 1_600_000_000;
 
@@ -62,7 +64,30 @@ fn bench_twins(c: &mut Criterion) {
             })
         });
     }
+    for n in [20, 200, 1000] {
+        fleet_bench(&mut g, &ms, n);
+    }
     g.finish();
+}
+
+/// One bar through `n` twins of the 20 models with [`Twin::handle_bars`] (lockstep passes).
+fn fleet_bench(g: &mut BenchmarkGroup<'_, WallTime>, ms: &[Box<Model>], n: usize) {
+    let (mut twins, mut feeds): (Vec<Twin<'_>>, Vec<Bars>) =
+        (0..n).map(|i| warmed(&ms[i % ms.len()], i as u64)).unzip();
+    let mut bars: Vec<Bar> = Vec::with_capacity(n);
+    let mut out: Vec<Result<Step, BarError>> = vec![Err(BarError::Duplicate { time: 0 }); n];
+    let name = match n {
+        20 => "twenty_twins_handle_bars".to_string(),
+        _ => format!("{n}_twins_handle_bars"),
+    };
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            bars.clear();
+            bars.extend(feeds.iter_mut().map(|f| f.next().expect("infinite")));
+            black_box(Twin::handle_bars(&mut twins, &bars, &mut out));
+            black_box(&out);
+        })
+    });
 }
 
 fn bench_parts(c: &mut Criterion) {

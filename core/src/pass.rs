@@ -1,13 +1,19 @@
 //! The window pass: one walk over a twin's window that runs its three long recursions — Wilder's
-//! ATR and the EMA (§3) and the HMM forward filter (§4) — side by side, for one twin or for `G`
-//! twins in lockstep.
+//! ATR and the EMA (§3) and the HMM forward filter (§4) — side by side; for one twin
+//! ([`pass`], used by `Twin::handle_bar`) or for `L` twins in SIMD lanes ([`pass_simd`], used by
+//! `Twin::handle_bars`).
 //!
 //! Each recursion is a chain of dependent floating-point operations (the forward filter's step is
 //! about 50 cycles of latency and little work), so a lone chain leaves the core mostly idle.
-//! Walking several independent chains in one loop lets the processor overlap them. Every chain
-//! performs exactly the operations, in exactly the order, of [`crate::features::market_features`]
-//! and [`crate::hmm::forward`] — only the interleaving of independent chains differs — so the
-//! results are the same bits (the tests compare them, and the twin against a naive reference).
+//! Walking independent chains in one loop lets the processor overlap them, and lanes of several
+//! twins share each SIMD instruction. Every chain performs exactly the operations, in exactly the
+//! order, of [`crate::features::market_features`] and [`crate::hmm::forward`] — only the
+//! interleaving of independent chains differs, and a SIMD lane rounds exactly like the scalar
+//! instruction — so the results are the same bits (`tests/fleet.rs` compares `handle_bars` with
+//! `handle_bar`, `tests/twin.rs` the twin with a naive reference).
+
+// The lockstep loops index several per-lane arrays with one index on purpose.
+#![allow(clippy::needless_range_loop)]
 
 use crate::MAX_STATES;
 use crate::features::BarSlot;
@@ -149,8 +155,8 @@ fn for_each_run<'a, const G: usize>(
     }
 }
 
-/// The pass over `G` windows in lockstep. All windows have the same length and all models the
-/// same HMM lookback `f < len` and `K` states (the caller groups twins so).
+/// The scalar pass over `G` windows in lockstep (used with `G = 1`). All windows have the same
+/// length and all models the same HMM lookback `f < len` and `K` states.
 #[inline(never)]
 fn pass_k<const K: usize, const G: usize>(
     models: [&Model; G],

@@ -30,8 +30,8 @@ const TINY: f64 = 7.888_609_052_210_118e-31; // 2^-100
 const SATURATE: f64 = 20.0;
 const LOG2E: f64 = core::f64::consts::LOG2_E;
 /// fdlibm's split of `ln 2`: `LN2_HI` has 32 trailing zero bits, so `n * LN2_HI` is exact.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = 0.693_147_180_369_123_8; // 0x3FE6_2E42_FEE0_0000
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10; // 0x3DEA_39EF_3579_3C76
 /// `1.5 · 2^52`: adding it rounds an f64 of magnitude `< 2^51` to an integer (ties to even).
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
 
@@ -55,7 +55,7 @@ const INV_FACT: [f64; 11] = [
 #[inline(always)]
 fn fast_abs(x: f32) -> (f32, bool) {
     let a = libm::fabs(f64::from(x));
-    let in_range = a >= TINY && a <= f64::MAX; // false for NaN and infinities
+    let in_range = (TINY..=f64::MAX).contains(&a); // false for NaN and infinities
     let a = if a < SATURATE { a } else { SATURATE };
     let t = -2.0 * a; // exact
     // −2a = n·ln2 + r with n = round(−2a / ln2) ∈ [−58, 0].
@@ -112,5 +112,18 @@ pub fn tanh_f32_in_place(v: &mut [f32]) {
                 libm::tanh(f64::from(x[i])) as f32
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_are_fdlibms() {
+        assert_eq!(LN2_HI.to_bits(), 0x3FE6_2E42_FEE0_0000);
+        assert_eq!(LN2_LO.to_bits(), 0x3DEA_39EF_3579_3C76);
+        assert_eq!(TINY, libm::ldexp(1.0, -100));
+        assert_eq!(ROUND_MAGIC, 1.5 * libm::ldexp(1.0, 52));
     }
 }

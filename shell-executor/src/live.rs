@@ -72,9 +72,9 @@ struct Shared {
     fills: Mutex<HashMap<String, oneshot::Sender<OrderResult>>>,
     /// Pacing: bars handed to the engine and not yet released.
     unreleased: std::sync::atomic::AtomicUsize,
-    /// Pacing: the broker time (ms) at which each unreleased bar was handed over, oldest first:
-    /// the engine's clock is the front one (the bar it is handling), even while the session
-    /// reads further market events to get the answers of our requests.
+    /// Pacing: the close time (ms) of each unreleased bar, oldest first: the engine's clock is
+    /// the front one (the bar it is handling), even while the session reads further market
+    /// events to get the answers of our requests (a fast replay moves on meanwhile).
     handed_ms: Mutex<std::collections::VecDeque<i64>>,
     /// Requests of ours in flight (their answers must be read even while the market is held).
     busy: std::sync::atomic::AtomicUsize,
@@ -320,7 +320,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     spread,
                 };
                 if shared.hold.load(Ordering::SeqCst) {
-                    lock(&shared.handed_ms).push_back(shared.server_ms.load(Ordering::SeqCst));
+                    lock(&shared.handed_ms).push_back((bar.open_time + tf.seconds()) * 1000);
                     shared.unreleased.fetch_add(1, Ordering::SeqCst);
                 }
                 if tx.send(ev).await.is_err() {
@@ -407,9 +407,10 @@ impl LiveBroker {
     /// The executor's clock for this session.
     ///
     /// Outside pacing: the system clock (a replay rebased to now, or the real broker, runs on
-    /// it). With `hold_market`: the broker's time (latest spot `timestamp`, else the end of the
-    /// latest closed bar) when the bar the engine is handling was handed over, so a fast
-    /// replay that moves on while our requests are answered does not age the signal.
+    /// it). With `hold_market`: the close time of the bar the engine is handling (a replay's
+    /// virtual time; a fast replay that moves on while our requests are answered does not age
+    /// the signal), else the broker's time (latest spot `timestamp`, else the end of the latest
+    /// closed bar).
     pub fn clock(&self) -> crate::shell::Clock {
         let shared = self.shared.clone();
         let sys = crate::shell::system_clock();

@@ -145,17 +145,23 @@ pub fn prepare(
             },
         );
     }
-    // The live market starts at today's midnight (UTC): a day boundary keeps every period's
-    // bars aligned, and being at most a day in the past, the executor's history requests (a
-    // window of wall-clock time) find every history bar, while no bar lies in the future.
+    // The market opens now (the last 5-minute boundary): the executor takes the wall clock for
+    // the broker's until the first spot, so history must end, and live bars begin, at the
+    // present. Each symbol's first live bar starts at the first boundary of its coarsest model
+    // period after that, which keeps every period's bars on their boundaries.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    let t0 = now.div_euclid(86_400) * 86_400;
+    let t0 = now.div_euclid(300) * 300;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
     for (sym, p) in &plans {
-        let shift = t0 - p.t_start;
+        let coarse = by_sym
+            .get(sym)
+            .and_then(|tfs| tfs.iter().filter_map(|t| period_secs(t)).max())
+            .unwrap_or(300);
+        let first_live = (t0 + coarse - 1).div_euclid(coarse) * coarse;
+        let shift = first_live - p.t_start;
         let mut out = String::from("time,open,high,low,close,volume\n");
         let keep = p.base.partition_point(|(t, _)| *t < p.t_start + span + tail);
         for (t, rest) in p.base.iter().take(keep) {
