@@ -343,7 +343,9 @@ impl<'m, const N: usize> Twin<'m, N> {
     /// same, bit for bit; the twins are independent, so their order does not matter. It is faster
     /// than calling [`Twin::handle_bar`] on each: the window passes of up to eight twins whose
     /// models share the window, HMM lookback, state count and ATR/EMA periods run together in
-    /// SIMD lanes, so their long chains of dependent floating-point operations overlap.
+    /// SIMD lanes, so their long chains of dependent floating-point operations overlap. Groups
+    /// are formed in slice order, so keep twins of such models next to each other (this
+    /// project's models all qualify); a twin that does not fit the current group closes it.
     pub fn handle_bars(
         twins: &mut [Twin<'m, N>],
         bars: &[Bar],
@@ -531,7 +533,7 @@ fn decide_group<const N: usize>(
             }
             // Short groups fill their spare lanes with copies of their last twin.
             2..=4 => {
-                let ps = pass::pass_simd::<4>(
+                let ps = pass::pass_simd4(
                     core::array::from_fn(|l| t(l).model),
                     core::array::from_fn(win),
                 );
@@ -540,7 +542,7 @@ fn decide_group<const N: usize>(
                 }
             }
             _ => {
-                let ps = pass::pass_simd::<8>(
+                let ps = pass::pass_simd8(
                     core::array::from_fn(|l| t(l).model),
                     core::array::from_fn(win),
                 );

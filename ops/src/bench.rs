@@ -744,7 +744,7 @@ pub fn markdown(r: &Value) -> String {
         }
         row(
             &mut s,
-            "bar close → last order of that bar (20 streams)",
+            "bar close → last order of that bar (20 streams; includes the feed's 19 × interval spacing)",
             p3(&e["bar_close_to_last_order_ms"], "ms"),
             "< 100 ms (seed)",
         );

@@ -12,7 +12,7 @@
 //! loopback).
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -612,11 +612,8 @@ pub fn check_broker(endpoint: &str, ca: Option<&Path>, timeout: Duration) -> Che
         .protocol_version()
         .map_or_else(|| "?".to_string(), |v| format!("{v:?}"));
     conn.send_close_notify();
-    let _ = conn.complete_io(&mut tcp);
-    // Drain politely; the peer may close first.
-    let mut sink = [0u8; 64];
-    let _ = tcp.write(&[]);
-    let _ = tcp.read(&mut sink);
+    let _ = conn.write_tls(&mut tcp);
+    let _ = tcp.shutdown(std::net::Shutdown::Both);
     Check::ok(
         N,
         format!("{endpoint}: TLS handshake OK ({ver}, certificate verified, {ms:.1} ms)"),

@@ -145,26 +145,34 @@ pub fn prepare(
             },
         );
     }
-    // The market opens now (the last 5-minute boundary): the executor takes the wall clock for
-    // the broker's until the first spot, so history must end, and live bars begin, at the
-    // present. Each symbol's first live bar starts at the first boundary of its coarsest model
-    // period after that, which keeps every period's bars on their boundaries.
+    // The market opens now (the last 5-minute boundary) and runs `span`, then `tail`: the
+    // executor takes the wall clock for the broker's until the first spot, so history must end,
+    // and live bars begin, at the present. In each symbol, bar `history` of its coarsest model
+    // timeframe is the one forming at the open (a shift by whole periods keeps every bar on its
+    // period's boundaries), so every model has at least `history` closed bars behind it.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let t0 = now.div_euclid(300) * 300;
+    let end_live = t0 + span;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
+    let mut shifts = BTreeMap::new();
     for (sym, p) in &plans {
         let coarse = by_sym
             .get(sym)
             .and_then(|tfs| tfs.iter().filter_map(|t| period_secs(t)).max())
             .unwrap_or(300);
-        let first_live = (t0 + coarse - 1).div_euclid(coarse) * coarse;
-        let shift = first_live - p.t_start;
+        let shift = t0.div_euclid(coarse) * coarse - p.t_start;
+        shifts.insert(sym.clone(), shift);
+        if p.base.last().is_none_or(|(t, _)| t + shift < end_live + tail) {
+            anyhow::bail!(
+                "{sym}_{}.csv ends before {hours} h of live market after {history} bars of history: use a smaller --bars",
+                p.base_tf
+            );
+        }
         let mut out = String::from("time,open,high,low,close,volume\n");
-        let keep = p.base.partition_point(|(t, _)| *t < p.t_start + span + tail);
-        for (t, rest) in p.base.iter().take(keep) {
+        for (t, rest) in p.base.iter().take_while(|(t, _)| t + shift < end_live + tail) {
             let _ = writeln!(
                 out,
                 "{},{rest}",
@@ -184,14 +192,18 @@ pub fn prepare(
     }
     let executor_config = run.join("executor_config.json");
     std::fs::write(&executor_config, serde_json::to_string_pretty(&cfg)?)?;
-    // Live bars per model: its own file's bars in the span (weekends and sessions included).
+    // Live bars per model: its own file's bars that close after the open and by the end of the
+    // span (weekends and sessions included).
     let mut expected = BTreeMap::new();
-    for (name, (sym, _)) in &models {
-        let Some(p) = plans.get(sym) else { continue };
+    for (name, (sym, tf)) in &models {
+        let (Some(shift), Some(per)) = (shifts.get(sym), period_secs(tf)) else {
+            continue;
+        };
         let rows = read_rows(&data_dir.join(format!("{name}.csv"))).unwrap_or_default();
         let n = rows
             .iter()
-            .filter(|(t, _)| *t >= p.t_start && *t < p.t_start + span)
+            .map(|(t, _)| t + shift + per)
+            .filter(|close| *close > t0 && *close <= end_live)
             .count();
         expected.insert(name.clone(), u64::try_from(n).unwrap_or(0));
     }
