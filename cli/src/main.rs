@@ -1,11 +1,10 @@
 //! `oracle`: one binary for the whole system. `demo` runs simulator + executor + predictor as
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
-//! process each; `replay` prints a model's per-bar trace over a bar file; `doctor` checks a
-//! deployment.
+//! process each; `replay` prints a model's per-bar trace over a bar file; `doctor`, `bench` and
+//! `chaos` (package `oracle-ops`) check a deployment, measure, and prove crash recovery.
 
 mod demo;
 mod deps;
-mod doctor;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -54,14 +53,12 @@ enum Cmd {
         #[arg(long)]
         bars: PathBuf,
     },
-    /// Deployment checks, one line each: OK/FAIL with the fix.
-    Doctor(doctor::DoctorArgs),
-    /// The end-to-end benchmark (issue 8; not in this build yet).
-    #[command(disable_help_flag = true)]
-    Bench {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
+    /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
+    Doctor(oracle_ops::DoctorArgs),
+    /// The end-to-end benchmark: out/bench.json and out/bench.md.
+    Bench(oracle_ops::BenchArgs),
+    /// The kill -9 crash-recovery proof (scripts/chaos).
+    Chaos(oracle_ops::ChaosArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -100,11 +97,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Doctor(a) => code(doctor::run(&a)),
-        Cmd::Bench { args } => {
-            let _ = args;
-            eprintln!("oracle bench: not implemented yet (issue 8)");
-            ExitCode::from(2)
-        }
+        Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
+        Cmd::Bench(a) => oracle_ops::run_bench(&a),
+        Cmd::Chaos(a) => oracle_ops::run_chaos(&a),
     }
 }

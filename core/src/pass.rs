@@ -1,7 +1,7 @@
 //! The window pass: one walk over a twin's window that runs its three long recursions — Wilder's
 //! ATR and the EMA (§3) and the HMM forward filter (§4) — side by side; for one twin
-//! ([`pass`], used by `Twin::handle_bar`) or for 4 or 8 twins in SIMD lanes ([`pass_simd4`],
-//! [`pass_simd8`], used by `Twin::handle_bars`).
+//! ([`pass`], used by `Twin::handle_bar`) or for 4 twins in SIMD lanes ([`pass_simd4`], used by
+//! `Twin::handle_bars`).
 //!
 //! Each recursion is a chain of dependent floating-point operations (the forward filter's step is
 //! about 50 cycles of latency and little work), so a lone chain leaves the core mostly idle.
@@ -404,7 +404,9 @@ fn update_lanes<const K: usize, const L: usize>(
     }
 }
 
-/// The pass for 4 compatible twins with full windows, in SIMD lanes.
+/// The pass for 4 compatible twins with full windows, in SIMD lanes. (8 lanes measured a few
+/// percent faster with SSE2 but need stack frames over 4 KB, which `.cargo/config.toml` says to
+/// avoid; so do 4 lanes at 7 or 8 states, which run as scalar passes instead.)
 pub(crate) fn pass_simd4(models: [&Model; 4], ws: [Window<'_, BarSlot>; 4]) -> [PassOut; 4] {
     match models[0].hmm.k {
         1 => pass_lanes::<1, 4>(models, ws),
@@ -413,35 +415,16 @@ pub(crate) fn pass_simd4(models: [&Model; 4], ws: [Window<'_, BarSlot>; 4]) -> [
         4 => pass_lanes::<4, 4>(models, ws),
         5 => pass_lanes::<5, 4>(models, ws),
         6 => pass_lanes::<6, 4>(models, ws),
-        7 => pass_lanes::<7, 4>(models, ws),
-        _ => pass_lanes::<MAX_STATES, 4>(models, ws),
+        // 7 and 8 states would need frames over 4 KB: one scalar pass per twin instead.
+        _ => core::array::from_fn(|l| {
+            let [p] = pass([models[l]], [ws[l]]);
+            p
+        }),
     }
 }
 
-/// The pass for 8 compatible twins with full windows, in SIMD lanes. Above 5 states it runs as
-/// two passes of 4, so no frame holds more than 2 KB of lane-interleaved transition matrices
-/// (large frames are best avoided, see `.cargo/config.toml`).
-pub(crate) fn pass_simd8(models: [&Model; 8], ws: [Window<'_, BarSlot>; 8]) -> [PassOut; 8] {
-    match models[0].hmm.k {
-        1 => pass_lanes::<1, 8>(models, ws),
-        2 => pass_lanes::<2, 8>(models, ws),
-        3 => pass_lanes::<3, 8>(models, ws),
-        4 => pass_lanes::<4, 8>(models, ws),
-        5 => pass_lanes::<5, 8>(models, ws),
-        _ => {
-            let half = |h: usize| {
-                pass_simd4(
-                    core::array::from_fn(|l| models[4 * h + l]),
-                    core::array::from_fn(|l| ws[4 * h + l]),
-                )
-            };
-            let (a, b) = (half(0), half(1));
-            core::array::from_fn(|l| if l < 4 { a[l] } else { b[l - 4] })
-        }
-    }
-}
-
-/// The pass for `G` twins whose models are [`compatible`] and whose windows are full (`W` bars).
+/// The scalar pass for `G` twins whose models are [`compatible`] and whose windows are full
+/// (`W` bars); `Twin::handle_bar` uses it with `G = 1`.
 pub(crate) fn pass<const G: usize>(
     models: [&Model; G],
     ws: [Window<'_, BarSlot>; G],

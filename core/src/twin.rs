@@ -341,7 +341,7 @@ impl<'m, const N: usize> Twin<'m, N> {
     ///
     /// Every twin ends exactly as [`Twin::handle_bar`] would leave it and every outcome is the
     /// same, bit for bit; the twins are independent, so their order does not matter. It is faster
-    /// than calling [`Twin::handle_bar`] on each: the window passes of up to eight twins whose
+    /// than calling [`Twin::handle_bar`] on each: the window passes of up to four twins whose
     /// models share the window, HMM lookback, state count and ATR/EMA periods run together in
     /// SIMD lanes, so their long chains of dependent floating-point operations overlap. Groups
     /// are formed in slice order, so keep twins of such models next to each other (this
@@ -512,7 +512,7 @@ impl<'m, const N: usize> Twin<'m, N> {
 }
 
 /// Most twins whose window passes [`Twin::handle_bars`] runs together (in SIMD lanes).
-const GROUP: usize = 8;
+const GROUP: usize = 4;
 
 /// Decides for the twins `twins[idx]` (distinct, compatible, windows full), each on its bar.
 fn decide_group<const N: usize>(
@@ -531,18 +531,9 @@ fn decide_group<const N: usize>(
                 let [a] = pass::pass([t(0).model], [win(0)]);
                 passes[0] = Some(a);
             }
-            // Short groups fill their spare lanes with copies of their last twin.
-            2..=4 => {
-                let ps = pass::pass_simd4(
-                    core::array::from_fn(|l| t(l).model),
-                    core::array::from_fn(win),
-                );
-                for (dst, p) in passes.iter_mut().zip(ps) {
-                    *dst = Some(p);
-                }
-            }
+            // A short group fills its spare lanes with copies of its last twin.
             _ => {
-                let ps = pass::pass_simd8(
+                let ps = pass::pass_simd4(
                     core::array::from_fn(|l| t(l).model),
                     core::array::from_fn(win),
                 );

@@ -24,6 +24,10 @@ fn models() -> Vec<Box<Model>> {
         (3, false),
         (2, true),
         (2, false),
+        (8, false),
+        (8, true),
+        (7, false),
+        (7, true),
     ]
     .into_iter()
     .enumerate()

@@ -20,6 +20,9 @@ use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, R
 use crate::risk::RiskGuard;
 use crate::volume::SymbolSpec;
 
+/// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
+pub const NO_SIGNAL: &str = "NO_SIGNAL";
+
 /// Log target of the per-decision lines.
 pub const DECISION: &str = "oracle_executor::decision";
 
@@ -255,6 +258,9 @@ impl<B: Broker> Side<B> {
             return Exec::Refused(r);
         }
         self.intents.insert(coid.clone(), intent.clone());
+        if self.journal.is_some() {
+            crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
+        }
         info!(target: DECISION, side = self.name, event = "order_sent", model = %key, op = ?op,
             coid = %coid, buy = req.buy, volume = req.volume, base_price = req.base_price,
             slippage_points = req.slippage_points, "order sent");
@@ -266,6 +272,9 @@ impl<B: Broker> Side<B> {
                     .await
             }
         };
+        if self.journal.is_some() {
+            crate::failpoint::hit(crate::failpoint::Point::AfterFill);
+        }
         let exec = match exec_of(&res) {
             Some(e) => e,
             None => {
@@ -645,6 +654,8 @@ pub struct Engine<B> {
     pub paper: Option<Side<PaperBook>>,
     drift: Option<DriftLedger>,
     acks: HashMap<(ModelKey, i64), String>,
+    /// Per model: streamed bars without a drift-ledger row yet (oldest first).
+    unexplained: HashMap<ModelKey, std::collections::VecDeque<i64>>,
     /// Counters.
     pub counters: Counters,
 }
@@ -729,6 +740,79 @@ impl<B: Broker> Engine<B> {
         }
     }
 
+    /// A `NO_SIGNAL` ledger row: the bar was streamed but no SIGNAL was handled for it in time.
+    /// No I/O besides the ledger: equities are the last ones read (`null` when none).
+    fn write_no_signal(&mut self, key: &ModelKey, bt: i64) {
+        let real = self.live.as_ref().map(|l| l.position_view(key));
+        let paper = self.paper.as_ref().map(|p| p.position_view(key));
+        let equity = match (&self.live, &self.paper) {
+            (Some(l), _) => l.account_cache.map(|(_, a)| a.equity),
+            (None, Some(p)) => p.account_cache.map(|(_, a)| a.equity),
+            _ => None,
+        };
+        let paper_equity = self
+            .paper
+            .as_ref()
+            .and_then(|p| p.account_cache.map(|(_, a)| a.equity));
+        let Some(d) = &mut self.drift else { return };
+        let row = DriftRow {
+            bar_time: Iso(bt).to_string(),
+            model: key.to_string(),
+            virtual_pos: "-".into(),
+            virtual_pnl: 0.0,
+            real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
+            real_pnl: real.map_or(0.0, |r| r.1),
+            paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
+            paper_pnl: paper.map_or(0.0, |r| r.1),
+            equity,
+            paper_equity,
+            note: Some(
+                "no SIGNAL for this streamed bar (predictor down, not connected, or late)".into(),
+            ),
+            ack: NO_SIGNAL.into(),
+        };
+        if let Err(e) = d.write(&row) {
+            warn!(error = %e, "drift ledger write failed");
+        }
+    }
+
+    /// A bar was streamed to the predictor (broadcast as a live BAR): it will get a ledger row.
+    /// A bar with no SIGNAL handled by the time its stream's next bar but one is streamed gets a
+    /// `NO_SIGNAL` row (one bar of grace, so a slow but present predictor is never reported).
+    pub fn bar_streamed(&mut self, key: &ModelKey, bt: i64) {
+        if self.drift.is_none() {
+            return;
+        }
+        let q = self.unexplained.entry(key.clone()).or_default();
+        q.push_back(bt);
+        let mut due = Vec::new();
+        while q.len() > 2 {
+            due.extend(q.pop_front());
+        }
+        for t in due {
+            self.write_no_signal(key, t);
+        }
+    }
+
+    /// Writes `NO_SIGNAL` rows for every streamed bar still without one (clean shutdown).
+    pub fn flush_unexplained(&mut self) {
+        let mut all: Vec<(ModelKey, i64)> = self
+            .unexplained
+            .drain()
+            .flat_map(|(k, q)| q.into_iter().map(move |t| (k.clone(), t)))
+            .collect();
+        all.sort_by_key(|(k, t)| (*t, k.to_string()));
+        for (k, t) in all {
+            self.write_no_signal(&k, t);
+        }
+    }
+
+    fn explained(&mut self, key: &ModelKey, bt: i64) {
+        if let Some(q) = self.unexplained.get_mut(key) {
+            q.retain(|&t| t != bt);
+        }
+    }
+
     /// An engine. `acks` from the live (or paper-alone) journal.
     pub fn new(
         cfg: ExecutorConfig,
@@ -743,6 +827,7 @@ impl<B: Broker> Engine<B> {
             paper,
             drift,
             acks,
+            unexplained: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -797,8 +882,11 @@ impl<B: Broker> Engine<B> {
             }
             info!(target: DECISION, event = "duplicate", model = %key, bt = %Iso(bt), ack = %line,
                 "duplicate SIGNAL: same ACK again, not re-executed");
+            let line = line.clone();
+            // Its row was written when it was first answered (possibly before a restart).
+            self.explained(&key, bt);
             return SignalAnswer {
-                line: line.clone(),
+                line,
                 duplicate: true,
             };
         }
@@ -858,6 +946,7 @@ impl<B: Broker> Engine<B> {
                 None => None,
             };
             self.write_drift(s, &key, bt, &line, equity, paper_equity);
+            self.explained(&key, bt);
         }
         // Remember the answer (journal of the answering side).
         let side_journal = match (&mut self.live, &mut self.paper) {

@@ -9,6 +9,7 @@
 //! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
 //!   internal simulated book that implements it (paper mode and tests);
 //! - [`engine`]: policy + risk + journal + broker + drift ledger, one signal at a time;
+//! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod config;
 pub mod drift;
 pub mod engine;
+pub mod failpoint;
 pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;

@@ -289,6 +289,8 @@ pub async fn accept_loop(
             warn!(%peer, "refused a non-loopback IPC connection");
             continue;
         }
+        // Small frames (a BAR, an ACK) must not wait for Nagle + delayed ACK.
+        let _ = stream.set_nodelay(true);
         bump(&metrics.connections);
         let (token, cmds, rx, metrics) = (
             token.clone(),
@@ -364,25 +366,65 @@ async fn connection(
             }
         }
     }
+    // Authenticated: a reader task (frames in → engine → replies out) and this task as the
+    // writer (bars from the broadcast, replies from the reader), so a bar is written the moment
+    // it is broadcast instead of waiting behind the engine's turn on earlier SIGNALs.
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
+    let reader = tokio::spawn(read_frames(rx, out_tx, cmds, metrics.clone()));
+    let res = write_frames(&mut tx, &mut out_rx, &mut bars, &metrics).await;
+    reader.abort();
+    // A read error ended the reader (and so the writer): report it.
+    if let Ok(Err(e)) = reader.await {
+        return Err(e);
+    }
+    res
+}
+
+type WsRead = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<TcpStream>>;
+type WsWrite =
+    futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, WsMsg>;
+
+/// The reader half: each frame is answered in order (one engine turn at a time per
+/// connection); the answers go to the writer. Ends when the socket or the writer ends.
+async fn read_frames(
+    mut rx: WsRead,
+    out: mpsc::Sender<String>,
+    cmds: mpsc::Sender<Cmd>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    while let Some(frame) = rx.next().await {
+        let text = match frame? {
+            WsMsg::Text(t) => t.to_string(),
+            WsMsg::Binary(_) => {
+                bump(&metrics.malformed);
+                out.send(err_line(ErrCode::Malformed, "binary frame"))
+                    .await?;
+                continue;
+            }
+            WsMsg::Close(_) => return Ok(()),
+            _ => continue,
+        };
+        for line in handle_line(&text, &cmds, &metrics).await {
+            out.send(line).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The writer half: bars and replies, whichever comes first. Ends when the reader has ended
+/// (its sender dropped), the socket fails, or the client lags behind the bar stream.
+async fn write_frames(
+    tx: &mut WsWrite,
+    out: &mut mpsc::Receiver<String>,
+    bars: &mut broadcast::Receiver<Arc<str>>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
     loop {
         tokio::select! {
-            biased;
-            frame = rx.next() => {
-                let Some(frame) = frame else { return Ok(()) };
-                let text = match frame? {
-                    WsMsg::Text(t) => t.to_string(),
-                    WsMsg::Binary(_) => {
-                        bump(&metrics.malformed);
-                        tx.send(WsMsg::text(err_line(ErrCode::Malformed, "binary frame"))).await?;
-                        continue;
-                    }
-                    WsMsg::Close(_) => return Ok(()),
-                    _ => continue,
-                };
-                for out in handle_line(&text, &cmds, &metrics).await {
-                    tx.send(WsMsg::text(out)).await?;
-                }
-            }
+            line = out.recv() => match line {
+                Some(l) => tx.send(WsMsg::text(l)).await?,
+                None => return Ok(()),
+            },
             bar = bars.recv() => match bar {
                 Ok(line) => {
                     bump(&metrics.bars_sent);

@@ -281,6 +281,7 @@ pub async fn serve_paced<B: Broker>(
                         if let Some(line) = bar_line(&symbol, tf, seq, &bar, false) {
                             info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
+                            engine.bar_streamed(&key, bar.time);
                             sent = true;
                         }
                     }
@@ -314,6 +315,7 @@ pub async fn serve_paced<B: Broker>(
         }
     }
     server.abort();
+    engine.flush_unexplained();
     Ok(())
 }
 

@@ -216,3 +216,150 @@ fn paper_mode_end_to_end_over_websocket() {
     let drift = std::fs::read_to_string(d.join("state/drift.csv")).expect("drift");
     assert_eq!(drift.lines().count(), 3, "{drift}");
 }
+
+/// A paper executor over 353 replayed bars (350 history), held until the predictor is ready.
+fn spawn_paper(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ORACLE_IPC_TOKEN", "fp-token")
+        .env_remove("ORACLE_FAILPOINT")
+        .args([
+            "--paper",
+            "--json",
+            "--hold-market-until-predictor",
+            "--feed-interval-ms",
+            "20",
+            "--config",
+        ])
+        .arg(d.join("executor_config.json"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--feed-csv")
+        .arg(format!("EURUSD_M15={}", d.join("bars.csv").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(f) = failpoint {
+        cmd.env("ORACLE_FAILPOINT", f);
+    }
+    cmd.spawn().expect("spawn")
+}
+
+/// Connects, asks HISTORY, and answers WAIT for the last history bar and LONG_WEAK for the
+/// first live one (a seen transition: an entry). Returns the ACKs received (fewer when the
+/// executor died).
+async fn predictor_once(port: u16) -> Vec<String> {
+    let mut ws = None;
+    for _ in 0..100 {
+        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+        {
+            ws = Some(w);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(mut ws) = ws else { return vec![] };
+    let mut next = async move |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
+            _ => None,
+        }
+    };
+    let mut acks = Vec::new();
+    let _ = ws.send(WsMsg::text("HELLO|fp-token")).await;
+    let _ = ws.send(WsMsg::text("HISTORY|EURUSD|M15|350")).await;
+    let mut last_hist = None;
+    while let Some(l) = next(&mut ws).await {
+        if l.starts_with("HISTORY_END") {
+            break;
+        }
+        if l.ends_with("|HIST:1") {
+            last_hist = Some(l);
+        }
+    }
+    let mut bars = vec![last_hist.unwrap_or_default()];
+    while let Some(l) = next(&mut ws).await {
+        if l.starts_with("BAR|") {
+            bars.push(l);
+            break;
+        }
+    }
+    for (l, a) in bars.iter().zip(["WAIT", "LONG_WEAK"]) {
+        let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(l) else {
+            return acks;
+        };
+        let s = format!(
+            "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
+            oracle_ipc::Iso(b.time),
+            b.seq
+        );
+        if ws.send(WsMsg::text(s)).await.is_err() {
+            return acks;
+        }
+        loop {
+            match next(&mut ws).await {
+                Some(l) if l.starts_with("ACK|") => {
+                    acks.push(l);
+                    break;
+                }
+                Some(_) => continue,
+                None => return acks,
+            }
+        }
+    }
+    acks
+}
+
+/// `ORACLE_FAILPOINT`: the executor aborts exactly between the journal and the execution event;
+/// after a restart the same SIGNAL again is never a second order (the intent is looked up, the
+/// entry counts as missed, not chased).
+#[test]
+fn failpoint_kill_then_restart_sends_no_duplicate_order() {
+    for fp in ["after_intent:1", "after_fill:1"] {
+        let d = tmpdir(&format!("cli-fp-{}", fp.replace(':', "-")));
+        std::fs::write(d.join("executor_config.json"), r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
+        let mut csv = String::from("time,open,high,low,close,volume\n");
+        for i in 0..353i64 {
+            let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+            let c = 1.1 + (i % 7) as f64 * 0.0001;
+            csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
+        }
+        std::fs::write(d.join("bars.csv"), csv).expect("csv");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        // Run 1: dies at the failpoint while entering.
+        let child = spawn_paper(&d, port, Some(fp));
+        let acks1 = rt.block_on(predictor_once(port));
+        let out = child.wait_with_output().expect("wait");
+        let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{fp}: aborted\n{logs1}");
+        assert!(logs1.contains("ORACLE_FAILPOINT: aborting"), "{logs1}");
+        assert_eq!(acks1.len(), 1, "{fp}: only the WAIT was answered: {acks1:?}");
+        // Run 2: same signals again.
+        let mut child = spawn_paper(&d, port, None);
+        let acks2 = rt.block_on(predictor_once(port));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        let logs2 = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(acks2.len(), 2, "{fp}: {acks2:?}\n{logs2}");
+        assert_eq!(acks2[0], acks1[0], "duplicate WAIT answered from the journal");
+        assert!(
+            !acks2[1].contains("|OK|"),
+            "{fp}: the entry is not chased after the crash: {acks2:?}"
+        );
+        let journal =
+            std::fs::read_to_string(d.join("state/paper-journal.jsonl")).expect("journal");
+        let intents = journal
+            .lines()
+            .filter(|l| l.contains(r#""t":"intent""#) && l.contains("-O\""))
+            .count();
+        assert_eq!(intents, 1, "{fp}: exactly one order intent:\n{journal}");
+    }
+}

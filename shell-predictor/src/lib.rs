@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// The executor's IPC WebSocket.
-    #[arg(long, default_value = "ws://127.0.0.1:7878")]
+    #[arg(long, default_value = "ws://127.0.0.1:8765")]
     pub ipc: String,
     /// A 0600 file holding the IPC token (otherwise ORACLE_IPC_TOKEN).
     #[arg(long)]

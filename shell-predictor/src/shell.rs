@@ -36,17 +36,14 @@ pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     p.scan();
     loop {
-        let attempt = timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(cfg.url.as_str()),
-        );
+        let attempt = timeout(Duration::from_secs(5), connect(&cfg.url));
         let conn = tokio::select! {
             biased;
             _ = &mut shutdown => { finish(&mut p); return Ok(()); }
             r = attempt => r,
         };
         match conn {
-            Ok(Ok((ws, _))) => {
+            Ok(Ok(ws)) => {
                 info!(event = "connected", url = %cfg.url);
                 match session(&cfg, &mut p, ws, &mut poll, &mut shutdown, &mut backoff).await {
                     Ok(Ended::Shutdown) => {
@@ -162,6 +159,21 @@ where
             }
         }
     }
+}
+
+/// Opens the WebSocket with `TCP_NODELAY` set: signals are small frames that must not wait
+/// for Nagle's algorithm.
+async fn connect(
+    url: &str,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| anyhow::anyhow!("{url}: only ws:// on loopback is supported"))?;
+    let addr = rest.split('/').next().unwrap_or(rest);
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    Ok(ws)
 }
 
 fn finish(p: &mut Predictor) {

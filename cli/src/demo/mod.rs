@@ -90,7 +90,7 @@ pub struct Summary {
     pub target_bars: u64,
     /// Wall time.
     pub seconds: f64,
-    /// Every model sent exactly one signal per live bar, and saw every bar.
+    /// Every model sent exactly one signal per live bar it received.
     pub one_signal_per_bar: bool,
     /// Totals.
     pub signals: u64,
@@ -581,9 +581,8 @@ fn summarize(
         s.models.insert(name.clone(), ms);
     }
     s.one_signal_per_bar = !s.models.is_empty()
-        && s.models
-            .values()
-            .all(|m| m.signals == m.live_bars && m.live_bars > 0);
+        && s.models.values().all(|m| m.signals == m.live_bars)
+        && s.signals > 0;
     s
 }
 
@@ -598,7 +597,12 @@ fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>
     let bars = out.join(format!("trace/{name}.bars.csv"));
     let mut got = Vec::new();
     let mut err = Vec::new();
-    match crate::deps::replay(&models.join(format!("{name}.zip")), &bars, &mut got, &mut err) {
+    match crate::deps::replay(
+        &models.join(format!("{name}.zip")),
+        &bars,
+        &mut got,
+        &mut err,
+    ) {
         Ok(()) => {
             let got = String::from_utf8_lossy(&got);
             if got == trace {

@@ -165,14 +165,21 @@ pub fn prepare(
             .unwrap_or(300);
         let shift = t0.div_euclid(coarse) * coarse - p.t_start;
         shifts.insert(sym.clone(), shift);
-        if p.base.last().is_none_or(|(t, _)| t + shift < end_live + tail) {
+        if p.base
+            .last()
+            .is_none_or(|(t, _)| t + shift < end_live + tail)
+        {
             anyhow::bail!(
                 "{sym}_{}.csv ends before {hours} h of live market after {history} bars of history: use a smaller --bars",
                 p.base_tf
             );
         }
         let mut out = String::from("time,open,high,low,close,volume\n");
-        for (t, rest) in p.base.iter().take_while(|(t, _)| t + shift < end_live + tail) {
+        for (t, rest) in p
+            .base
+            .iter()
+            .take_while(|(t, _)| t + shift < end_live + tail)
+        {
             let _ = writeln!(
                 out,
                 "{},{rest}",

@@ -386,7 +386,11 @@ impl State {
                 o,
                 "{color}{:<16} {:>9} {:<15} {:>+7} {:>5} {:>8} {:>10.2}\x1b[0m",
                 name,
-                format!("{}/{}", m.live_bars, self.expected.get(name).copied().unwrap_or(0)),
+                format!(
+                    "{}/{}",
+                    m.live_bars,
+                    self.expected.get(name).copied().unwrap_or(0)
+                ),
                 if m.action.is_empty() { "-" } else { &m.action },
                 m.virt(),
                 real,

@@ -1,0 +1,73 @@
+//! Crash failpoints for the chaos proof: `ORACLE_FAILPOINT=after_intent:N` aborts the process
+//! right after the N-th order intent is fsynced in a journal (before the broker call);
+//! `after_fill:N` right after the broker's N-th answer, before its outcome is journaled.
+//! Several may be given, comma separated. Unset (the default): no effect.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a failpoint sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// After the intent's fsync, before the broker call.
+    AfterIntent,
+    /// After the broker's answer, before the outcome is journaled.
+    AfterFill,
+}
+
+/// The environment variable read (once) by [`hit`].
+pub const ENV: &str = "ORACLE_FAILPOINT";
+
+/// Parses `after_intent:N[,after_fill:M]`; unknown or malformed items are ignored.
+pub fn parse(spec: &str) -> Vec<(Point, u64)> {
+    spec.split(',')
+        .filter_map(|item| {
+            let (name, n) = item.trim().split_once(':')?;
+            let p = match name {
+                "after_intent" => Point::AfterIntent,
+                "after_fill" => Point::AfterFill,
+                _ => return None,
+            };
+            Some((p, n.trim().parse().ok().filter(|&n| n > 0)?))
+        })
+        .collect()
+}
+
+static ARMED: OnceLock<Vec<(Point, u64)>> = OnceLock::new();
+static INTENTS: AtomicU64 = AtomicU64::new(0);
+static FILLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one passage through `p`; aborts the process (no unwinding, no flush: a `kill -9`)
+/// when it is the armed N-th.
+pub fn hit(p: Point) {
+    let armed = ARMED.get_or_init(|| std::env::var(ENV).map(|s| parse(&s)).unwrap_or_default());
+    if armed.is_empty() {
+        return;
+    }
+    let n = match p {
+        Point::AfterIntent => &INTENTS,
+        Point::AfterFill => &FILLS,
+    }
+    .fetch_add(1, Ordering::SeqCst)
+        + 1;
+    if armed.contains(&(p, n)) {
+        eprintln!("{ENV}: aborting at {p:?} #{n}");
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_points() {
+        assert_eq!(parse("after_intent:3"), vec![(Point::AfterIntent, 3)]);
+        assert_eq!(
+            parse("after_fill:1, after_intent:2"),
+            vec![(Point::AfterFill, 1), (Point::AfterIntent, 2)]
+        );
+        assert!(parse("").is_empty());
+        assert!(parse("after_intent:0,bogus:1,after_fill:x").is_empty());
+    }
+}
