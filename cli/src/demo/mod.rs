@@ -642,6 +642,18 @@ fn print_summary(s: &Summary) {
         "every model one signal per bar: {}",
         yn(s.one_signal_per_bar)
     );
+    let short: Vec<String> = s
+        .models
+        .iter()
+        .filter(|(_, m)| m.live_bars < m.expected_bars)
+        .map(|(n, m)| format!("{n} {}/{}", m.live_bars, m.expected_bars))
+        .collect();
+    if !short.is_empty() {
+        println!(
+            "note: fewer live bars reached the predictor than the market closed for: {}",
+            short.join(", ")
+        );
+    }
     println!(
         "virtual position = oracle replay: {}/{} models",
         s.replay_matched(),
