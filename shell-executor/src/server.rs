@@ -136,6 +136,8 @@ pub struct Metrics {
     pub bars_sent: AtomicU64,
     /// Broker reconnects (each followed by a reconciliation).
     pub reconnects: AtomicU64,
+    /// HISTORY requests answered with HISTORY_END.
+    pub histories: AtomicU64,
 }
 
 impl Metrics {
@@ -369,7 +371,7 @@ async fn connection(
     // Authenticated: a reader task (frames in → engine → replies out) and this task as the
     // writer (bars from the broadcast, replies from the reader), so a bar is written the moment
     // it is broadcast instead of waiting behind the engine's turn on earlier SIGNALs.
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(1024);
     let reader = tokio::spawn(read_frames(rx, out_tx, cmds, metrics.clone()));
     let res = write_frames(&mut tx, &mut out_rx, &mut bars, &metrics).await;
     reader.abort();
@@ -380,6 +382,18 @@ async fn connection(
     res
 }
 
+/// What the reader hands the writer, in order.
+#[derive(Debug)]
+enum Out {
+    /// A line to send.
+    Line(String),
+    /// A HISTORY request goes to the engine: send no bar until its answer is written (a bar
+    /// broadcast after the engine answered must not overtake the BAR…|HIST:1 lines).
+    HoldBars,
+    /// The HISTORY answer is written: bars flow again.
+    ReleaseBars,
+}
+
 type WsRead = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<TcpStream>>;
 type WsWrite =
     futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, WsMsg>;
@@ -388,7 +402,7 @@ type WsWrite =
 /// connection); the answers go to the writer. Ends when the socket or the writer ends.
 async fn read_frames(
     mut rx: WsRead,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Out>,
     cmds: mpsc::Sender<Cmd>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
@@ -397,15 +411,22 @@ async fn read_frames(
             WsMsg::Text(t) => t.to_string(),
             WsMsg::Binary(_) => {
                 bump(&metrics.malformed);
-                out.send(err_line(ErrCode::Malformed, "binary frame"))
+                out.send(Out::Line(err_line(ErrCode::Malformed, "binary frame")))
                     .await?;
                 continue;
             }
             WsMsg::Close(_) => return Ok(()),
             _ => continue,
         };
+        let history = text.starts_with("HISTORY|");
+        if history {
+            out.send(Out::HoldBars).await?;
+        }
         for line in handle_line(&text, &cmds, &metrics).await {
-            out.send(line).await?;
+            out.send(Out::Line(line)).await?;
+        }
+        if history {
+            out.send(Out::ReleaseBars).await?;
         }
     }
     Ok(())
@@ -415,17 +436,22 @@ async fn read_frames(
 /// (its sender dropped), the socket fails, or the client lags behind the bar stream.
 async fn write_frames(
     tx: &mut WsWrite,
-    out: &mut mpsc::Receiver<String>,
+    out: &mut mpsc::Receiver<Out>,
     bars: &mut broadcast::Receiver<Arc<str>>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
+    let mut hold = false;
     loop {
         tokio::select! {
+            // Biased: a HoldBars queued before a bar was broadcast is seen before that bar.
+            biased;
             line = out.recv() => match line {
-                Some(l) => tx.send(WsMsg::text(l)).await?,
+                Some(Out::Line(l)) => tx.send(WsMsg::text(l)).await?,
+                Some(Out::HoldBars) => hold = true,
+                Some(Out::ReleaseBars) => hold = false,
                 None => return Ok(()),
             },
-            bar = bars.recv() => match bar {
+            bar = bars.recv(), if !hold => match bar {
                 Ok(line) => {
                     bump(&metrics.bars_sent);
                     tx.send(WsMsg::text(line.to_string())).await?;

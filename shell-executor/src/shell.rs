@@ -1,7 +1,7 @@
 //! The Tokio shell: wires config, journal, books, the IPC server and the bar feed around the
 //! engine, which runs on one task (orders are handled one at a time, in arrival order).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -307,6 +307,9 @@ pub async fn serve_paced<B: Broker>(
                     let out = history(engine, &mut streams, &symbol, tf, count).await;
                     let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
                     let _ = reply.send(out);
+                    if ok {
+                        crate::server::bump(&metrics.histories);
+                    }
                     if ok && let Some(p) = &mut pace {
                         p.history_answered(&symbol, tf);
                     }
@@ -437,8 +440,12 @@ pub struct RunConfig {
     pub paper_specs: Option<PathBuf>,
     /// Bar replays for the paper book (`SYM_TF` → CSV), paced by `feed_interval`.
     pub feed_csv: Vec<(String, Timeframe, PathBuf)>,
-    /// Pause between replayed bars.
+    /// Pause between replayed bar times (every stream's bar of one instant goes out together).
     pub feed_interval: Duration,
+    /// Hold the replay until this file exists (`--feed-start-file`).
+    pub feed_start_file: Option<PathBuf>,
+    /// Hold the replay until an IPC client has been answered HISTORY (`--feed-wait-client`).
+    pub feed_wait_client: bool,
     /// Stop after validating the configuration.
     pub check_only: bool,
     /// Live broker (credentials from CTRADER_CLIENT_ID, CTRADER_CLIENT_SECRET,
@@ -586,31 +593,39 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     };
     let (feed_tx, feed_rx) = mpsc::channel(1024);
     let interval = rc.feed_interval;
+    let metrics = Arc::new(Metrics::default());
+    let gate = FeedGate {
+        start_file: rc.feed_start_file.clone(),
+        wait_client: rc
+            .feed_wait_client
+            .then(|| (metrics.clone(), replays.len() as u64)),
+    };
     tokio::spawn(async move {
-        let mut idx: HashMap<usize, usize> = HashMap::new();
-        loop {
-            let mut next: Option<(usize, i64)> = None;
-            for (i, (_, _, bars)) in replays.iter().enumerate() {
-                if let Some(b) = bars.get(*idx.get(&i).unwrap_or(&0))
-                    && next.is_none_or(|(_, t)| b.time < t)
-                {
-                    next = Some((i, b.time));
+        gate.wait().await;
+        let mut idx = vec![0usize; replays.len()];
+        // Every stream's bar of the earliest pending instant goes out together ("20 symbols
+        // closing on the same bar"), then one pause.
+        while let Some(t) = replays
+            .iter()
+            .zip(&idx)
+            .filter_map(|((_, _, bars), &k)| bars.get(k).map(|b| b.time))
+            .min()
+        {
+            for (i, (sym, tf, bars)) in replays.iter().enumerate() {
+                let Some(bar) = bars.get(idx[i]).copied().filter(|b| b.time == t) else {
+                    continue;
+                };
+                idx[i] += 1;
+                vclock.fetch_max(bar.time + tf.seconds() + 1, Ordering::SeqCst);
+                let ev = Feed::Bar {
+                    symbol: sym.clone(),
+                    tf: *tf,
+                    bar,
+                    spread: 0.0,
+                };
+                if feed_tx.send(ev).await.is_err() {
+                    return;
                 }
-            }
-            let Some((i, _)) = next else { break };
-            let k = idx.entry(i).or_insert(0);
-            let (sym, tf, bars) = &replays[i];
-            let bar = bars[*k];
-            *k += 1;
-            vclock.store(bar.time + tf.seconds() + 1, Ordering::SeqCst);
-            let ev = Feed::Bar {
-                symbol: sym.clone(),
-                tf: *tf,
-                bar,
-                spread: 0.0,
-            };
-            if feed_tx.send(ev).await.is_err() {
-                break;
             }
             tokio::time::sleep(interval).await;
         }
@@ -618,7 +633,6 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
-    let metrics = Arc::new(Metrics::default());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -638,6 +652,45 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         pacing,
     )
     .await
+}
+
+/// Start gate of a paper replay (`--feed-start-file`, `--feed-wait-client`).
+struct FeedGate {
+    start_file: Option<PathBuf>,
+    /// The server's counters and the number of replayed streams.
+    wait_client: Option<(Arc<Metrics>, u64)>,
+}
+
+impl FeedGate {
+    /// Returns when the file exists and, with `wait_client`, once HISTORY_END was sent for
+    /// every replayed stream (or 2 s after the first one: a model the predictor could not load
+    /// does not hold the replay).
+    async fn wait(&self) {
+        let tick = Duration::from_millis(10);
+        if let Some(f) = &self.start_file {
+            info!(file = %f.display(), "replay held until this file exists");
+            while !f.exists() {
+                tokio::time::sleep(tick).await;
+            }
+        }
+        if let Some((m, streams)) = &self.wait_client {
+            info!("replay held until an IPC client has been answered HISTORY");
+            let mut first: Option<tokio::time::Instant> = None;
+            loop {
+                let n = Metrics::get(&m.histories);
+                if n >= *streams {
+                    break;
+                }
+                if n > 0 {
+                    let t = *first.get_or_insert_with(tokio::time::Instant::now);
+                    if t.elapsed() >= Duration::from_secs(2) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(tick).await;
+            }
+        }
+    }
 }
 
 fn open_journal(path: &Path) -> anyhow::Result<(Journal, crate::journal::Replayed)> {
@@ -794,9 +847,16 @@ pub struct Cli {
     /// Replay bars to the paper book: SYM_TF=bars.csv (repeatable).
     #[arg(long = "feed-csv")]
     pub feed_csv: Vec<String>,
-    /// Milliseconds between replayed bars.
+    /// Milliseconds between replayed bar times (all streams' bars of one instant go together).
     #[arg(long, default_value_t = 1000)]
     pub feed_interval_ms: u64,
+    /// Hold the --feed-csv replay until this file exists.
+    #[arg(long)]
+    pub feed_start_file: Option<PathBuf>,
+    /// Hold the --feed-csv replay until an IPC client has been answered HISTORY for every
+    /// replayed stream (or 2 s after its first HISTORY).
+    #[arg(long)]
+    pub feed_wait_client: bool,
     /// JSON log lines.
     #[arg(long)]
     pub json: bool,
@@ -873,6 +933,8 @@ impl Cli {
             paper_specs: self.paper_specs.clone(),
             feed_csv: feed,
             feed_interval: Duration::from_millis(self.feed_interval_ms),
+            feed_start_file: self.feed_start_file.clone(),
+            feed_wait_client: self.feed_wait_client,
             check_only: self.check_config,
             hold_market: self
                 .hold_market_until_predictor

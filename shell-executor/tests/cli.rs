@@ -217,7 +217,8 @@ fn paper_mode_end_to_end_over_websocket() {
     assert_eq!(drift.lines().count(), 3, "{drift}");
 }
 
-/// A paper executor over 353 replayed bars (350 history), held until the predictor is ready.
+/// A paper executor over 353 replayed bars (350 history), replay held until the predictor has
+/// its HISTORY (`--feed-wait-client`).
 fn spawn_paper(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
     let mut cmd = Command::new(BIN);
     cmd.env("ORACLE_IPC_TOKEN", "fp-token")
@@ -225,9 +226,9 @@ fn spawn_paper(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::
         .args([
             "--paper",
             "--json",
-            "--hold-market-until-predictor",
+            "--feed-wait-client",
             "--feed-interval-ms",
-            "20",
+            "1500",
             "--config",
         ])
         .arg(d.join("executor_config.json"))
@@ -259,7 +260,7 @@ async fn predictor_once(port: u16) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let Some(mut ws) = ws else { return vec![] };
-    let mut next = async move |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
+    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
             _ => None,
@@ -336,12 +337,25 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
             .expect("rt");
         // Run 1: dies at the failpoint while entering.
         let child = spawn_paper(&d, port, Some(fp));
+        let _ = std::fs::remove_dir_all(d.join("state"));
         let acks1 = rt.block_on(predictor_once(port));
+        let mut child = child;
+        for _ in 0..300 {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
         let out = child.wait_with_output().expect("wait");
         let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(!out.status.success(), "{fp}: aborted\n{logs1}");
         assert!(logs1.contains("ORACLE_FAILPOINT: aborting"), "{logs1}");
-        assert_eq!(acks1.len(), 1, "{fp}: only the WAIT was answered: {acks1:?}");
+        assert_eq!(
+            acks1.len(),
+            1,
+            "{fp}: only the WAIT was answered: {acks1:?}"
+        );
         // Run 2: same signals again.
         let mut child = spawn_paper(&d, port, None);
         let acks2 = rt.block_on(predictor_once(port));
@@ -349,17 +363,33 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
         let out = child.wait_with_output().expect("wait");
         let logs2 = String::from_utf8_lossy(&out.stderr);
         assert_eq!(acks2.len(), 2, "{fp}: {acks2:?}\n{logs2}");
-        assert_eq!(acks2[0], acks1[0], "duplicate WAIT answered from the journal");
-        assert!(
-            !acks2[1].contains("|OK|"),
-            "{fp}: the entry is not chased after the crash: {acks2:?}"
+        assert_eq!(
+            acks2[0], acks1[0],
+            "duplicate WAIT answered from the journal"
         );
+        // The paper book dies with the process, so run 1's order (never sent, or filled in a
+        // book that no longer exists) is looked up at the restart, found not executed, and the
+        // re-sent SIGNAL is executed once: exactly one fill is journaled for its client id.
         let journal =
             std::fs::read_to_string(d.join("state/paper-journal.jsonl")).expect("journal");
-        let intents = journal
+        let coid = journal
             .lines()
-            .filter(|l| l.contains(r#""t":"intent""#) && l.contains("-O\""))
+            .find(|l| l.contains(r#""t":"intent""#) && l.contains("-O\""))
+            .and_then(|l| l.split(r#""coid":""#).nth(1))
+            .and_then(|r| r.split('"').next())
+            .expect("an entry intent")
+            .to_string();
+        let fills = journal
+            .lines()
+            .filter(|l| l.contains(&coid) && l.contains(r#""result":"filled""#))
             .count();
-        assert_eq!(intents, 1, "{fp}: exactly one order intent:\n{journal}");
+        assert_eq!(fills, 1, "{fp}: one fill for {coid}:\n{journal}");
+        assert!(
+            journal
+                .lines()
+                .any(|l| l.contains(&coid) && l.contains("not_executed")),
+            "{fp}: the crashed order was looked up, not blindly resent:\n{journal}"
+        );
+        assert!(acks2[1].contains("|OK|"), "{fp}: {acks2:?}");
     }
 }
