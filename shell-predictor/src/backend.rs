@@ -17,6 +17,7 @@ impl Loader for ZipLoader {
             symbol: loaded.metadata.symbol_clean.clone(),
             timeframe: loaded.metadata.timeframe.clone(),
             window: loaded.metadata.window,
+            zip_sha256: loaded.zip_sha256.clone(),
         };
         // Twins borrow their model. The model lives as long as the process: one allocation per
         // loaded zip (a replaced zip keeps its old model; zips are few and rarely replaced).

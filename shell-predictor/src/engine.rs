@@ -223,6 +223,17 @@ impl Predictor {
                 "model file changed: the twin restarts from FLAT");
             self.saved.models.remove(&spec.name);
         }
+        if let Some(saved) = self.saved.models.get(&spec.name) {
+            if !saved.model_sha256.is_empty()
+                && !spec.zip_sha256.is_empty()
+                && saved.model_sha256 != spec.zip_sha256
+            {
+                warn!(event = "model_changed", model = %spec.name, file = %file,
+                    saved = %saved.model_sha256, now = %spec.zip_sha256,
+                    "model file changed while the predictor was stopped: its saved position belongs to the old model; the twin restarts from FLAT");
+                self.saved.models.remove(&spec.name);
+            }
+        }
         let restored = self.saved.models.get(&spec.name).map(|e| e.state);
         let trace = match &self.settings.trace_dir {
             Some(dir) => match Trace::open(dir, &spec.name, restored.map(|s| s.last_bar_time)) {
@@ -554,6 +565,7 @@ impl Predictor {
                         symbol: spec.symbol.clone(),
                         timeframe: spec.timeframe.clone(),
                         state,
+                        model_sha256: spec.zip_sha256.clone(),
                     },
                 );
             }

@@ -81,6 +81,9 @@ pub struct ModelSpec {
     pub timeframe: String,
     /// Bars in the window (350 by default).
     pub window: usize,
+    /// sha256 of the model zip (hex), so a saved state is only restored into the model that
+    /// produced it; empty when unknown (test twins).
+    pub zip_sha256: String,
 }
 
 /// One digital twin behind the seam.

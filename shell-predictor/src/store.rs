@@ -27,6 +27,9 @@ pub struct Entry {
     pub timeframe: String,
     /// The twin's state.
     pub state: TwinState,
+    /// sha256 of the model zip the state was produced with (absent in older files).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model_sha256: String,
 }
 
 /// The whole state file.
@@ -203,6 +206,7 @@ mod tests {
                     realized_pnl: -3.25,
                     trades: 4,
                 },
+                model_sha256: "ab12".into(),
             },
         );
         s.save(&d).expect("save");

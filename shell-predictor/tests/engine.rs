@@ -208,6 +208,42 @@ fn restart_from_state_equals_the_uninterrupted_run() {
 }
 
 #[test]
+fn a_model_replaced_while_stopped_restarts_from_flat() {
+    let (a, c) = (bars(200, 1_600_000_000, 0.3), bars(200, 1_600_000_000, 2.2));
+    let streams: [(&str, &str, &[Bar]); 2] = [("EURUSD", "M1", &a), ("GBPUSD", "M1", &c)];
+    let root = tmpdir("replaced");
+    std::fs::create_dir_all(root.join("models")).expect("dir");
+    std::fs::write(root.join("models/EURUSD_M1.zip"), "EURUSD M1 20").expect("write");
+    std::fs::write(root.join("models/GBPUSD_M1.zip"), "GBPUSD M1 15").expect("write");
+    let (_, p) = run(&root, &streams, 30, 90);
+    drop(p);
+    // A new EURUSD model lands while the predictor is down; GBPUSD is untouched.
+    std::fs::write(root.join("models/EURUSD_M1.zip"), "EURUSD M1 20 v2").expect("write");
+    let mut p = predictor(&root);
+    p.scan();
+    let reqs = p.on_connected();
+    serve_history(&mut p, &reqs, &streams, 130);
+    p.persist().expect("persist");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("state/predictor-state.json")).expect("state"),
+    )
+    .expect("json");
+    let seen = |m: &str| state["models"][m]["state"]["bars_seen"].as_u64().expect(m);
+    // Restored: it goes on counting from the 90 bars it had seen. Replaced: a fresh warm-up
+    // from FLAT over its 20-bar window, as with no state at all.
+    assert!(
+        seen("GBPUSD_M1") > 90,
+        "unchanged model continues from its state"
+    );
+    assert_eq!(seen("EURUSD_M1"), 20, "replaced model warms up from FLAT");
+    assert_eq!(
+        state["models"]["EURUSD_M1"]["model_sha256"], "EURUSD M1 20 v2",
+        "the state now belongs to the new file"
+    );
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[test]
 fn bad_zip_is_skipped_and_new_zips_are_picked_up() {
     let root = tmpdir("scan");
     setup(&root);

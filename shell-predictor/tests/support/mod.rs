@@ -138,13 +138,16 @@ impl Loader for FakeLoader {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         match f.as_slice() {
-            [sym, tf, w] => Ok(Box::new(FakeTwin::new(ModelSpec {
+            // An optional fourth word is a "version": it changes the file's identity (its
+            // stand-in sha256 is the whole text) without changing the twin.
+            [sym, tf, w] | [sym, tf, w, _] => Ok(Box::new(FakeTwin::new(ModelSpec {
                 name,
                 symbol: (*sym).to_string(),
                 timeframe: (*tf).to_string(),
                 window: w
                     .parse()
                     .map_err(|_| format!("{}: bad window", path.display()))?,
+                zip_sha256: text.trim().to_string(),
             }))),
             _ => Err(format!(
                 "{}: not a model zip (no metadata comment)",
