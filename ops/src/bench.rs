@@ -145,28 +145,40 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         bail!("no model with enough bars in {}", data.display());
     }
     let rss_models = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
-    let mut fleet = Vec::with_capacity(n);
-    for k in 0..n {
-        let (m, b) = &pairs[k % pairs.len()];
+    // Twins of one model sit next to each other (sorted by model), so `Twin::handle_bars` can
+    // run the window passes of neighbouring twins in lockstep, as the core's fleet API expects.
+    let mut order: Vec<usize> = (0..n).map(|k| k % pairs.len()).collect();
+    order.sort_unstable();
+    let mut twins: Vec<oracle_core::Twin<'_>> = Vec::with_capacity(n);
+    for &i in &order {
+        let (m, b) = &pairs[i];
         let mut twin: oracle_core::Twin<'_> =
             oracle_core::Twin::new(&m.model).map_err(|e| anyhow::anyhow!("{}: {e:?}", m.name))?;
         for bar in &b[..m.model.window()] {
             let _ = twin.handle_bar(*bar);
         }
-        fleet.push((twin, k % pairs.len()));
+        twins.push(twin);
     }
     let rss_fleet = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
     let mut lat_us = Vec::with_capacity(bars);
     let mut decisions = 0u64;
+    let mut closes: Vec<oracle_core::Bar> = Vec::with_capacity(n);
+    let mut outcomes: Vec<Result<oracle_core::Step, oracle_core::BarError>> = (0..n)
+        .map(|_| Err(oracle_core::BarError::Duplicate { time: 0 }))
+        .collect();
     for j in 0..bars {
+        closes.clear();
+        closes.extend(order.iter().map(|&i| {
+            let (m, b) = &pairs[i];
+            b[m.model.window() + j]
+        }));
         let t0 = Instant::now();
-        for (twin, i) in fleet.iter_mut() {
-            let (m, b) = &pairs[*i];
-            if let Ok(oracle_core::Step::Decision(_)) = twin.handle_bar(b[m.model.window() + j]) {
-                decisions += 1;
-            }
-        }
+        oracle_core::Twin::handle_bars(&mut twins, &closes, &mut outcomes);
         lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        decisions += outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(oracle_core::Step::Decision(_))))
+            .count() as u64;
     }
     std::hint::black_box(decisions);
     let (rss, hwm) = procs::mem_kb(std::process::id()).unwrap_or((0, 0));

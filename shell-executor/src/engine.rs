@@ -421,11 +421,14 @@ impl<B: Broker> Side<B> {
             _ => None,
         };
         let ack = self.policy.complete(&plan, close, open);
-        if let Some(state) = self.policy.models.get(key).cloned() {
-            let _ = self.journal(&Record::Model {
+        if let Some(state) = self.policy.models.get(key).cloned()
+            && let Some(j) = &mut self.journal
+            && let Err(e) = j.append_unsynced(&Record::Model {
                 model: key.clone(),
                 state,
-            });
+            })
+        {
+            warn!(target: DECISION, side = self.name, error = %e, "journal write failed (model state)");
         }
         (ack, plan, refusal)
     }
@@ -955,7 +958,7 @@ impl<B: Broker> Engine<B> {
             _ => None,
         };
         if let Some(j) = side_journal {
-            let _ = j.append(&Record::Ack {
+            let _ = j.append_unsynced(&Record::Ack {
                 model: key.clone(),
                 bt,
                 line: line.clone(),

@@ -151,12 +151,24 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one record and fsyncs it.
+    /// Appends one record and fsyncs it: for the records an order's safety rests on
+    /// (`Intent` before the order goes on the wire, `Outcome`, `Risk`).
     pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
+        self.append_unsynced(r)?;
+        self.file.sync_data()
+    }
+
+    /// Appends one record without an fsync: for the per-signal bookkeeping (`Ack`, `Model`),
+    /// so twenty signals closing on one bar do not queue behind forty fsyncs. The write is in
+    /// the kernel when this returns, so a killed process loses nothing; only a power loss can
+    /// drop the last such records, and the next [`Journal::append`] (fsync of the whole file)
+    /// makes them durable too. Losing them is safe: a model whose state is unknown after a
+    /// restart is treated as a missed entry (never chased), and a re-sent SIGNAL is
+    /// re-evaluated against the reconciled broker state, never blindly re-ordered.
+    pub fn append_unsynced(&mut self, r: &Record) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.file.write_all(&line)
     }
 }
 
