@@ -926,7 +926,14 @@ fn no_secret_in_trace_logs_through_auth_and_refresh() {
         .with_ansi(false)
         .with_writer(move || w.clone())
         .finish();
-    tracing::subscriber::with_default(sub, || {
+    // A global default, not `with_default`: tracing caches each callsite's interest globally,
+    // and a callsite first hit by another test thread while only a thread-local subscriber
+    // existed could stay disabled for this one (seen under `cargo test --workspace`). Setting the
+    // global default rebuilds every callsite's interest; it is the only test in this binary
+    // that installs a subscriber, and the other tests' logs landing in the buffer only make the
+    // secret check stricter.
+    tracing::subscriber::set_global_default(sub).expect("the only global subscriber here");
+    {
         let mut p = Pair::new(|_| {});
         p.start_ready();
         p.deliver(
@@ -941,7 +948,7 @@ fn no_secret_in_trace_logs_through_auth_and_refresh() {
         assert_eq!(p.sent_of(2173).len(), 1, "refreshed");
         assert_eq!(p.sent_of(2102).len(), 2, "re-authorized");
         tracing::debug!(events = ?p.events, session = ?p.s, "dump");
-    });
+    }
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
         logs.contains("frame out") && logs.contains("frame in"),

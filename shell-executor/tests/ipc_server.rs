@@ -345,7 +345,10 @@ fn the_token_never_appears_in_the_logs() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || c2.clone())
         .finish();
-    let _g = tracing::subscriber::set_default(sub);
+    // Global, not thread-local: tracing caches callsite interest globally, and a callsite first
+    // hit on another test thread could otherwise stay disabled here. The only subscriber in
+    // this binary; other tests' logs in the capture only make the check stricter.
+    tracing::subscriber::set_global_default(sub).expect("the only global subscriber here");
     local(async {
         let d = tmpdir("ipc-secret");
         let h = start(&d, Arc::new(now(1).into())).await;
