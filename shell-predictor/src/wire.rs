@@ -73,83 +73,60 @@ fn bad(line: &str) -> Malformed {
     Malformed(line.chars().take(64).collect())
 }
 
-fn tag<'a>(field: &'a str, key: &str) -> Option<&'a str> {
-    field.strip_prefix(key)?.strip_prefix(':')
-}
-
-/// Parses one line from the executor.
+/// Parses one line from the executor with the shared codec (`oracle-ipc`), which both shells
+/// use, so the predictor reads exactly what the executor writes; any line the codec refuses,
+/// and any line an executor never sends, is `Malformed`.
 pub fn parse(line: &str) -> Result<Incoming, Malformed> {
-    let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split('|').collect();
-    match f[0] {
-        "WELCOME" => Ok(Incoming::Welcome),
-        "ERR" if f.len() >= 2 => Ok(Incoming::Err {
-            code: f[1].to_string(),
-            detail: f[2..].join("|"),
-        }),
-        "HISTORY_END" if f.len() == 4 => Ok(Incoming::HistoryEnd {
-            symbol: f[1].to_string(),
-            timeframe: f[2].to_string(),
-            count: f[3].parse().map_err(|_| bad(line))?,
-        }),
-        "BAR" if f.len() >= 10 => {
-            let time = isotime::parse(f[3]).ok_or_else(|| bad(line))?;
-            let num = |s: &str| s.parse::<f64>().map_err(|_| bad(line));
-            let bar = Bar {
-                time,
-                open: num(f[4])?,
-                high: num(f[5])?,
-                low: num(f[6])?,
-                close: num(f[7])?,
-                volume: num(f[8])?,
-            };
-            let mut seq = None;
-            let mut history = false;
-            for t in &f[9..] {
-                if let Some(v) = tag(t, "SEQ") {
-                    seq = Some(v.parse().map_err(|_| bad(line))?);
-                } else if let Some(v) = tag(t, "HIST") {
-                    history = v == "1";
+    use oracle_ipc::{Message, Outcome};
+    let msg = oracle_ipc::parse(line.trim_end_matches(['\r', '\n'])).map_err(|_| bad(line))?;
+    Ok(match msg {
+        Message::Welcome(_) => Incoming::Welcome,
+        Message::Err(e) => Incoming::Err {
+            code: e.code.as_str().to_string(),
+            detail: e.detail.to_string(),
+        },
+        Message::HistoryEnd(h) => Incoming::HistoryEnd {
+            symbol: h.symbol.to_string(),
+            timeframe: h.tf.as_str().to_string(),
+            count: u64::from(h.count),
+        },
+        Message::Bar(b) => Incoming::Bar {
+            symbol: b.symbol.to_string(),
+            timeframe: b.tf.as_str().to_string(),
+            bar: Bar {
+                time: b.time,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume as f64,
+            },
+            seq: b.seq,
+            history: b.hist,
+        },
+        Message::Ack(a) => {
+            let (status, reason, ticket, price) = match a.outcome {
+                Outcome::Ok { ticket, price } => {
+                    ("OK", None, Some(ticket.to_string()), Some(price))
                 }
-            }
-            Ok(Incoming::Bar {
-                symbol: f[1].to_string(),
-                timeframe: f[2].to_string(),
-                bar,
-                seq: seq.ok_or_else(|| bad(line))?,
-                history,
+                Outcome::Fail { reason } => ("FAIL", Some(reason.to_string()), None, None),
+                Outcome::WaitSync { reason } => ("WAIT_SYNC", Some(reason.to_string()), None, None),
+                Outcome::Hold => ("HOLD", None, None, None),
+            };
+            Incoming::Ack(Ack {
+                symbol: a.symbol.to_string(),
+                action: a.action.as_str().to_string(),
+                status: status.to_string(),
+                reason,
+                ticket,
+                price,
+                bar_time: a.bar_time,
+                seq: a.seq,
+                timeframe: a.tf.map(|t| t.as_str().to_string()),
             })
         }
-        "ACK" if f.len() >= 4 => {
-            let mut ack = Ack {
-                symbol: f[1].to_string(),
-                action: f[2].to_string(),
-                status: f[3].to_string(),
-                reason: None,
-                ticket: None,
-                price: None,
-                bar_time: None,
-                seq: None,
-                timeframe: None,
-            };
-            for t in &f[4..] {
-                if let Some(v) = tag(t, "T") {
-                    ack.ticket = Some(v.to_string());
-                } else if let Some(v) = tag(t, "P") {
-                    ack.price = v.parse().ok();
-                } else if let Some(v) = tag(t, "BT") {
-                    ack.bar_time = Some(isotime::parse(v).ok_or_else(|| bad(line))?);
-                } else if let Some(v) = tag(t, "SEQ") {
-                    ack.seq = Some(v.parse().map_err(|_| bad(line))?);
-                } else if let Some(v) = tag(t, "TF") {
-                    ack.timeframe = Some(v.to_string());
-                } else if !t.contains(':') && ack.reason.is_none() {
-                    ack.reason = Some((*t).to_string());
-                }
-            }
-            Ok(Incoming::Ack(ack))
-        }
-        _ => Err(bad(line)),
-    }
+        Message::Hello(_) | Message::History(_) | Message::Signal(_) => return Err(bad(line)),
+    })
 }
 
 /// `HELLO|token`
