@@ -418,14 +418,18 @@ async fn read_frames(
             WsMsg::Close(_) => return Ok(()),
             _ => continue,
         };
-        let history = text.starts_with("HISTORY|");
-        if history {
+        // While a HISTORY or a SIGNAL is with the engine, no live bar is written: history lines
+        // must not be overtaken by a live bar, and a signal's ACK goes out before any bar the
+        // engine releases while answering it (the demo pacing releases the next bar right
+        // after the ACK). Bars broadcast meanwhile wait only for this one engine turn.
+        let hold = text.starts_with("HISTORY|") || text.starts_with("SIGNAL|");
+        if hold {
             out.send(Out::HoldBars).await?;
         }
         for line in handle_line(&text, &cmds, &metrics).await {
             out.send(Out::Line(line)).await?;
         }
-        if history {
+        if hold {
             out.send(Out::ReleaseBars).await?;
         }
     }
