@@ -11,8 +11,13 @@
 //!    second intent for one id is a duplicate order), traces equal to the baseline, live bars
 //!    without a drift-ledger row, models whose real position differs from the virtual one at the
 //!    end (against the baseline's count).
-//! 4. **broker disconnects**: needs the executor's live broker over the simulator; printed as
-//!    `not available` until it exists (ops/NEEDS.md).
+//! 4. **broker disconnects**: simulator (TLS, a market shifted to start now, see
+//!    [`crate::market`]) + executor (live broker over the simulator, paper book beside it; the fast
+//!    simulator runs as fast as the executor reads) + predictor; the simulator resets the executor's
+//!    connection after every `--disconnect-every` frames (at most `--disconnects` times).
+//!    Counted: disconnects (the simulator's timing file), live bars the simulator closed that the
+//!    predictor never saw, traces against `oracle replay`, `NewOrderReq`s per client order id as
+//!    the broker received them (a second one is a duplicate order) and intents in the journal.
 //!
 //! It prints the counts, writes `OUT/chaos.json`, and exits non-zero when a proof fails.
 
@@ -25,7 +30,8 @@ use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::procs::{self, Bins, Prepared};
+use crate::market::{self, MarketSpec};
+use crate::procs::{self, Bins, Guard, Prepared};
 
 /// `oracle chaos` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -58,10 +64,20 @@ pub struct ChaosArgs {
     /// Pause of the executor's paper feed after each bar event, ms.
     #[arg(long, default_value_t = 5)]
     pub feed_interval_ms: u64,
-    /// Broker disconnect every N messages (simulator fault `drop:after=N`); needs the
-    /// executor's live broker.
-    #[arg(long, default_value_t = 200)]
+    /// Broker disconnects: the simulator resets the executor's connection after every N frames
+    /// it sent on it (fault `drop:after=N`).
+    #[arg(long, default_value_t = 3000)]
     pub disconnect_every: usize,
+    /// Broker disconnects: at most this many (0: skip the scenario).
+    #[arg(long, default_value_t = 10)]
+    pub disconnects: usize,
+    /// Broker disconnects: hours of simulated live market (an H1 model sees this many bars,
+    /// an M5 model 12 × as many).
+    #[arg(long, default_value_t = 48)]
+    pub sim_hours: u64,
+    /// Broker disconnects: the simulator's speed (`<N>x`: market time N × wall time).
+    #[arg(long, default_value = "3600x")]
+    pub sim_speed: String,
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -528,11 +544,14 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
     }
     ok &= e_dups == 0 && erc.equal == erc.bars && erc.missed == 0 && ex.kills == pts_e.len();
 
-    let disconnect = format!(
-        "not available: broker disconnect every {} messages needs the executor's live broker over oracle-sim (--broker/--ca; ops/NEEDS.md)",
-        args.disconnect_every
-    );
-    println!("broker disconnects: {disconnect}");
+    let disconnect = if args.disconnects == 0 {
+        json!({"skipped": "--disconnects 0"})
+    } else {
+        let d = disconnect_run(args, &bins).context("broker disconnect run")?;
+        ok &= d.ok();
+        println!("{}", d.line());
+        d.json()
+    };
 
     let result = json!({
         "models": p.streams.len(),
@@ -552,7 +571,7 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
                            "bars": erc.bars, "bars_equal_replay": erc.equal, "missed_bars": erc.missed,
                            "differ": erc.differ, "bars_equal_baseline": ec.equal, "bars_baseline": ec.bars, "live_bars": e_live,
                            "bars_without_ledger_row": e_missing, "models_drift_at_end": e_drift},
-        "broker_disconnects": {"error": disconnect},
+        "broker_disconnects": disconnect,
         "ok": ok,
     });
     std::fs::write(
@@ -565,6 +584,365 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
         args.out.join("chaos.json").display()
     );
     Ok(ok)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broker disconnects (simulator + live executor + predictor)
+
+/// What the broker disconnect run produced.
+#[derive(Debug, Default)]
+pub struct DisconnectResult {
+    /// Frames between resets.
+    pub every: usize,
+    /// Resets planned at most.
+    pub planned: usize,
+    /// Resets the simulator made (its timing file).
+    pub disconnects: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// Models.
+    pub models: usize,
+    /// Live bars the simulator closed for the models.
+    pub live_bars: usize,
+    /// Of those, never seen by the predictor.
+    pub missed: usize,
+    /// Trace rows, and rows equal to `oracle replay`'s.
+    pub rows: usize,
+    /// Rows equal to `oracle replay`'s.
+    pub rows_equal: usize,
+    /// Models whose trace differs (name: where).
+    pub differ: Vec<String>,
+    /// `NewOrderReq`s the broker received, distinct client order ids, duplicates.
+    pub broker_orders: (usize, usize, usize),
+    /// Intents in the executor's journal, distinct ids, duplicates.
+    pub journal_orders: (usize, usize, usize),
+    /// Whether the simulator's timing file was there (its `--timing-out`).
+    pub timing: bool,
+}
+
+impl DisconnectResult {
+    /// The proof holds.
+    pub fn ok(&self) -> bool {
+        self.timing
+            && self.disconnects > 0
+            && self.missed == 0
+            && self.rows > 0
+            && self.rows_equal == self.rows
+            && self.differ.is_empty()
+            && self.broker_orders.2 == 0
+            && self.journal_orders.2 == 0
+    }
+
+    /// The printed line.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "broker disconnects (sim drop:after={}): {} disconnects in {:.1} s; {} models, live bars {} closed by the broker, missed {}; virtual trace = oracle replay: {}/{} bars ({}%); orders at the broker {} for {} client order ids, duplicate orders {}; journal intents {}, duplicates {}",
+            self.every,
+            self.disconnects,
+            self.seconds,
+            self.models,
+            self.live_bars,
+            self.missed,
+            self.rows_equal,
+            self.rows,
+            pct(self.rows_equal, self.rows),
+            self.broker_orders.0,
+            self.broker_orders.1,
+            self.broker_orders.2,
+            self.journal_orders.0,
+            self.journal_orders.2,
+        );
+        if !self.differ.is_empty() {
+            s.push_str(&format!("\n  differ: {}", self.differ.join(", ")));
+        }
+        if !self.timing {
+            s.push_str("\n  the simulator wrote no timing file (--timing-out): nothing counted");
+        }
+        s
+    }
+
+    /// chaos.json's section.
+    pub fn json(&self) -> Value {
+        json!({"every_frames": self.every, "planned_at_most": self.planned,
+               "disconnects": self.disconnects, "seconds": self.seconds, "models": self.models,
+               "live_bars": self.live_bars, "missed_bars": self.missed, "bars": self.rows,
+               "bars_equal_replay": self.rows_equal, "differ": self.differ,
+               "broker_orders": self.broker_orders.0, "broker_client_order_ids": self.broker_orders.1,
+               "duplicate_orders": self.broker_orders.2, "journal_intents": self.journal_orders.0,
+               "journal_duplicate_intents": self.journal_orders.2, "ok": self.ok()})
+    }
+}
+
+fn env_file(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `(orders, distinct client order ids, duplicates)` of the simulator's `new_order` lines, and
+/// its disconnects caused by a fault.
+fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut per: HashMap<String, usize> = HashMap::new();
+    let mut drops = 0;
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        match v.get("ev").and_then(Value::as_str) {
+            Some("new_order") => {
+                let c = v
+                    .get("client_order_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                *per.entry(c.to_string()).or_default() += 1;
+            }
+            Some("disconnect")
+                if v.get("reason")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r.starts_with("fault")) =>
+            {
+                drops += 1;
+            }
+            _ => {}
+        }
+    }
+    let orders: usize = per.values().sum();
+    let dups: usize = per.values().map(|n| n - 1).sum();
+    Some(((orders, per.len(), dups), drops))
+}
+
+/// Starts the simulator, the live executor and the predictor on `m` in `dir`; returns them
+/// (sim, executor, predictor) with the market started.
+fn spawn_live_system(
+    bins: &Bins,
+    m: &market::Market,
+    dir: &Path,
+    speed: &str,
+    faults: &[String],
+) -> anyhow::Result<(Guard, Guard, Guard)> {
+    let sim_port = procs::free_port()?;
+    let ipc_port = procs::free_port()?;
+    let ca = dir.join("sim-ca.pem");
+    let creds = dir.join("sim-credentials.env");
+    let start = dir.join("start");
+    let mut c = bins.command("sim");
+    c.arg("--listen")
+        .arg(format!("127.0.0.1:{sim_port}"))
+        .arg("--data")
+        .arg(&m.data)
+        .arg("--models")
+        .arg(&m.models_dir)
+        .arg("--start")
+        .arg(&m.start)
+        .arg("--speed")
+        .arg(speed)
+        .arg("--cert-out")
+        .arg(&ca)
+        .arg("--credentials-out")
+        .arg(&creds)
+        .arg("--start-file")
+        .arg(&start)
+        .arg("--timing-out")
+        .arg(dir.join("sim-timing.jsonl"))
+        .arg("--json");
+    for f in faults {
+        c.arg("--fault").arg(f);
+    }
+    let mut sim = Guard::spawn("sim", c, &dir.join("sim.log"))?;
+    procs::wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
+    let until = Instant::now() + Duration::from_secs(10);
+    while !(ca.is_file() && creds.is_file()) {
+        if Instant::now() > until {
+            bail!(
+                "the simulator wrote no {} / {}",
+                ca.display(),
+                creds.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let envs = env_file(&creds);
+    let account = envs
+        .iter()
+        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
+        .map(|(_, v)| v.clone())
+        .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
+    let mut c = bins.command("executor");
+    c.arg("--config")
+        .arg(&m.executor_config)
+        .arg("--models")
+        .arg(&m.models_dir)
+        .arg("--state")
+        .arg(dir.join("executor"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{ipc_port}"))
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{sim_port}"))
+        .arg("--account-id")
+        .arg(account)
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--with-paper")
+        .arg("--json")
+        .env("ORACLE_IPC_TOKEN", procs::RUN_TOKEN)
+        .env("RUST_LOG", "info");
+    for (k, v) in &envs {
+        c.env(k, v);
+    }
+    let mut ex = Guard::spawn("executor", c, &dir.join("executor.log"))?;
+    procs::wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
+    let mut c = bins.command("predictor");
+    c.arg("--models")
+        .arg(&m.models_dir)
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg("--trace")
+        .arg(dir.join("trace"))
+        .arg("--ipc")
+        .arg(format!("ws://127.0.0.1:{ipc_port}"))
+        .arg("--json")
+        .env("ORACLE_IPC_TOKEN", procs::RUN_TOKEN);
+    let pr = Guard::spawn("predictor", c, &dir.join("predictor.log"))?;
+    std::fs::write(&start, b"go\n")?;
+    Ok((sim, ex, pr))
+}
+
+/// The broker disconnect scenario (see the module header).
+pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
+    let input = args.out.join("sim-input");
+    procs::fresh_dir(&input)?;
+    let spec = MarketSpec {
+        history: 400,
+        hours: args.sim_hours,
+        max_models: args.max_models,
+        copy_models: true,
+        risk: Some(
+            json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
+        ),
+    };
+    let m = market::prepare(&args.models, &args.data, &input, &spec)?;
+    let dir = args.out.join("broker-disconnects");
+    procs::fresh_dir(&dir)?;
+    let fault = format!(
+        "drop:after={},times={}",
+        args.disconnect_every, args.disconnects
+    );
+    let t0 = Instant::now();
+    let (mut sim, mut ex, mut pr) = spawn_live_system(bins, &m, &dir, &args.sim_speed, &[fault])?;
+    let deadline = t0 + Duration::from_secs(args.timeout_s);
+    let last: BTreeMap<String, String> = m
+        .live_bars
+        .iter()
+        .filter_map(|(n, b)| b.last().map(|t| (n.clone(), oracle_model::format_time(*t))))
+        .collect();
+    loop {
+        // Done when every model has seen its last expected bar (it may see more: the bars the
+        // file's last row closes).
+        let done = last
+            .iter()
+            .all(|(n, t)| seen_times(&dir.join(format!("trace/{n}.bars.csv"))).contains(t));
+        if done {
+            break;
+        }
+        for g in [&mut sim, &mut ex, &mut pr] {
+            if let Some(s) = g.exited() {
+                bail!(
+                    "{} exited on its own ({s}); log {}:\n{}",
+                    g.name,
+                    g.log.display(),
+                    procs::tail(&g.log, 15)
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            let seen: usize = m
+                .live_bars
+                .keys()
+                .map(|n| procs::trace_rows(&dir.join(format!("trace/{n}.csv"))))
+                .sum();
+            bail!(
+                "broker disconnect run timed out after {} s ({seen} trace rows); logs in {}",
+                args.timeout_s,
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    pr.stop(Duration::from_secs(3));
+    ex.stop(Duration::from_secs(3));
+    sim.stop(Duration::from_secs(3));
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut r = DisconnectResult {
+        every: args.disconnect_every,
+        planned: args.disconnects,
+        seconds,
+        models: m.models.len(),
+        ..Default::default()
+    };
+    if let Some((orders, drops)) = sim_timing(&dir.join("sim-timing.jsonl")) {
+        r.timing = true;
+        r.broker_orders = orders;
+        r.disconnects = drops;
+    }
+    r.journal_orders = journal_orders(&dir.join("executor/journal.jsonl"));
+    for (name, bars) in &m.live_bars {
+        let c = trace_vs_replay(&m.models_dir, name, &dir);
+        r.rows += c.0;
+        r.rows_equal += c.1;
+        if let Some(d) = c.2 {
+            r.differ.push(format!("{name}: {d}"));
+        }
+        let seen = seen_times(&dir.join(format!("trace/{name}.bars.csv")));
+        r.live_bars += bars.len();
+        r.missed += bars
+            .iter()
+            .filter(|t| !seen.contains(&oracle_model::format_time(**t)))
+            .count();
+    }
+    Ok(r)
+}
+
+/// Bar times the predictor saw (`NAME.bars.csv`).
+fn seen_times(path: &Path) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect()
+}
+
+/// A model's trace in `run` against `oracle replay` over the bars it saw: (rows, rows equal,
+/// where it differs).
+fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Option<String>) {
+    let trace = std::fs::read_to_string(run.join(format!("trace/{name}.csv"))).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let r = oracle_model::replay(
+        &models.join(format!("{name}.zip")),
+        &run.join(format!("trace/{name}.bars.csv")),
+        &mut out,
+        &mut err,
+    );
+    let got = String::from_utf8_lossy(&out);
+    let t: Vec<&str> = trace.lines().skip(1).collect();
+    let g: Vec<&str> = got.lines().skip(1).collect();
+    let eq = t.iter().zip(&g).filter(|(a, b)| a == b).count();
+    if r.is_ok() && eq == t.len() && t.len() == g.len() && !t.is_empty() {
+        (t.len(), eq, None)
+    } else {
+        let at = t.iter().zip(&g).position(|(a, b)| a != b).map_or_else(
+            || format!("rows {} vs {}", t.len(), g.len()),
+            |i| format!("row {}", i + 1),
+        );
+        (t.len(), eq, Some(at))
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! - [`doctor`]: `oracle doctor`, deployment checks, one line each (`OK|WARN|FAIL <check>: … — fix: …`);
 //! - [`bench`]: `oracle bench`, the end-to-end benchmark harness (bench.json + bench.md);
 //! - [`chaos`]: `oracle chaos`, the kill -9 crash-recovery proof;
+//! - [`market`]: a simulator market (bar files shifted to start live now) for whole-system runs;
 //! - [`procs`]: child processes with kill-on-drop guards, `/proc` memory sampling, run inputs.
 //!
 //! Each command is a `clap::Args` struct plus a `run_*` function returning an `ExitCode`, so the
@@ -12,6 +13,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod doctor;
+pub mod market;
 pub mod procs;
 
 pub use bench::{BenchArgs, run_bench};

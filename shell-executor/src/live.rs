@@ -11,6 +11,12 @@
 //! first; positions do not carry the client order id, so reconciliation and the fallback
 //! look-up also explain a position by label, side and volume, or by an opening deal (see
 //! `engine`).
+//!
+//! History (`Broker::history`, the seed of a stream's first HISTORY) ends at the broker's time,
+//! not the wall clock: the window ends at the later of the wall clock and the latest server time
+//! seen; when the answer's `timestamp` (the server's time) is more than a bar away from that end
+//! (a simulator replaying ahead of the wall clock, or a replay of the past), the request is made
+//! once more for the window ending at the broker's time (logged once), and bars are closed by it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +27,9 @@ use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
 use oracle_ctrader::proto::{
     ProtoOaClosePositionReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
     ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
-    ProtoOaNewOrderReq, ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus,
-    ProtoOaOrderType, ProtoOaReconcileReq, ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq,
-    ProtoOaTradeSide, ProtoOaTraderReq, ProtoOaTrendbarPeriod,
+    ProtoOaGetTrendbarsRes, ProtoOaNewOrderReq, ProtoOaOrderDetailsReq, ProtoOaOrderListReq,
+    ProtoOaOrderStatus, ProtoOaOrderType, ProtoOaReconcileReq, ProtoOaSymbolByIdReq,
+    ProtoOaSymbolsListReq, ProtoOaTradeSide, ProtoOaTraderReq, ProtoOaTrendbarPeriod,
 };
 use oracle_ctrader::{Event, Payload, units};
 use oracle_ipc::Timeframe;
@@ -118,6 +124,8 @@ pub struct LiveBroker {
     expected_margin_ok: bool,
     /// The broker answers `OrderListReq` / `OrderDetailsReq`.
     order_list_ok: bool,
+    /// `history` found the broker's clock more than a bar away from ours (a replay; said once).
+    replay_clock: bool,
 }
 
 /// The largest timestamp the Open API accepts (ms).
@@ -215,6 +223,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         fill_timeout: cfg.fill_timeout,
         expected_margin_ok: true,
         order_list_ok: true,
+        replay_clock: false,
     };
     b.load_symbols(&cfg.symbols).await?;
     b.load_trader().await?;
@@ -592,7 +601,90 @@ impl LiveBroker {
     }
 }
 
+/// What the first `GetTrendbarsRes` of [`LiveBroker::history`] says about the broker's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BrokerTime {
+    /// Keep the answer; bars are closed by `end` (ms). `broker_ms`: the answer's timestamp when
+    /// it is the broker's time (it updates `server_ms`).
+    Agrees { end: i64, broker_ms: Option<i64> },
+    /// The broker's time (`broker_ms`) is more than a bar away from the window's end: ask again
+    /// for the window ending there.
+    Differs { broker_ms: i64 },
+}
+
+/// The server time of a `GetTrendbarsRes` (a field deprecated in schema 91 that servers still
+/// send: the Python SDK 0.9.2 requires it).
+#[allow(deprecated)]
+fn answer_time(r: &ProtoOaGetTrendbarsRes) -> Option<i64> {
+    r.timestamp
+}
+
+/// Decides from the first answer to a history window ending at `to` (ms): its `timestamp` (the
+/// server time of the answer; deprecated, so possibly absent), the bar period, and the latest
+/// open time (ms) among the bars it returned.
+///
+/// - No timestamp, or one within a period of `to` (the real broker: server time ≈ ours): keep
+///   the answer, closed by the later of both times.
+/// - A timestamp more than a period ahead (a `fast` replay ran ahead of the wall clock): ask again.
+/// - More than a period behind (a replay of the past): ask again, unless the answer holds a bar
+///   opened at or after that time: then the timestamp is not the broker's clock (whatever a
+///   server puts in the deprecated field), and the answer is kept as it is.
+fn broker_time(
+    to: i64,
+    timestamp: Option<i64>,
+    period_ms: i64,
+    latest_open_ms: Option<i64>,
+) -> BrokerTime {
+    let Some(ts) = timestamp.filter(|t| (1..=MAX_TIMESTAMP_MS).contains(t)) else {
+        return BrokerTime::Agrees {
+            end: to,
+            broker_ms: None,
+        };
+    };
+    if (ts - to).abs() <= period_ms {
+        return BrokerTime::Agrees {
+            end: to.max(ts),
+            broker_ms: Some(ts),
+        };
+    }
+    if ts < to && latest_open_ms.is_some_and(|o| o >= ts) {
+        return BrokerTime::Agrees {
+            end: to,
+            broker_ms: None,
+        };
+    }
+    BrokerTime::Differs { broker_ms: ts }
+}
+
 impl LiveBroker {
+    /// One `GetTrendbarsReq`: the latest `count` bars opened before `to` (ms), in a window
+    /// three times their span (bars are missing where a market was closed).
+    async fn trendbars(
+        &self,
+        symbol_id: i64,
+        tf: Timeframe,
+        to: i64,
+        count: u32,
+    ) -> Result<ProtoOaGetTrendbarsRes, BrokerError> {
+        let to = to.clamp(0, MAX_TIMESTAMP_MS);
+        let span = i64::from(count.max(1)) * tf.seconds() * 1000 * 3;
+        let r = self
+            .req(ProtoOaGetTrendbarsReq {
+                ctid_trader_account_id: self.account,
+                from_timestamp: Some((to - span).max(0)),
+                to_timestamp: Some(to),
+                period: period_of(tf) as i32,
+                symbol_id,
+                count: Some(count),
+                ..Default::default()
+            })
+            .await?;
+        match r {
+            Payload::GetTrendbarsRes(r) => Ok(r),
+            _ => Err(err("GetTrendbarsReq: unexpected answer")),
+        }
+    }
+
     /// Looks an order up by its clientOrderId (`OrderListReq`, then `OrderDetailsReq` for its
     /// deals). `Ok(None)` when not found, pending, or the broker does not serve the look-up.
     async fn find_by_client_order_id(
@@ -928,29 +1020,61 @@ impl Broker for LiveBroker {
             .get(symbol)
             .ok_or_else(|| err("unknown symbol"))?
             .clone();
-        let now = utc_ms();
-        let span = i64::from(count.max(1)) * tf.seconds() * 1000 * 3;
-        let r = self
-            .req(ProtoOaGetTrendbarsReq {
-                ctid_trader_account_id: self.account,
-                from_timestamp: Some(now - span),
-                to_timestamp: Some(now),
-                period: period_of(tf) as i32,
-                symbol_id: spec.id,
-                count: Some(count),
-                ..Default::default()
-            })
-            .await?;
-        let Payload::GetTrendbarsRes(r) = r else {
-            return Err(err("GetTrendbarsReq: unexpected answer"));
+        let period_ms = tf.seconds() * 1000;
+        // The broker's time, as far as we know it: the real broker runs on the wall clock; a
+        // simulator replaying `fast` runs ahead of it (spot times and bar ends tell). Once the
+        // broker was found to be a replay, its latest time seen (which may be in the past) is
+        // the better guess.
+        let wall = utc_ms();
+        let server = self.shared.server_ms.load(Ordering::SeqCst);
+        let to = if self.replay_clock && server > 0 {
+            server
+        } else {
+            wall.max(server)
+        };
+        let first = self.trendbars(spec.id, tf, to, count).await?;
+        let latest_open_ms = first
+            .trendbar
+            .iter()
+            .filter_map(|tb| units::decode_trendbar(tb).ok())
+            .map(|b| b.open_time * 1000)
+            .max();
+        let (bars, end) = match broker_time(to, answer_time(&first), period_ms, latest_open_ms) {
+            BrokerTime::Agrees { end, broker_ms } => {
+                if let Some(t) = broker_ms {
+                    self.shared.server_ms.fetch_max(t, Ordering::SeqCst);
+                }
+                (first.trendbar, end)
+            }
+            BrokerTime::Differs { broker_ms } => {
+                // A replay: its clock is not ours. Ask again for the window ending at its time
+                // (at most two historical requests per stream: within the 5/s limit).
+                if !self.replay_clock {
+                    self.replay_clock = true;
+                    info!(
+                        wall_clock = %oracle_ipc::Iso(wall.div_euclid(1000)),
+                        broker_time = %oracle_ipc::Iso(broker_ms.div_euclid(1000)),
+                        "the broker's clock differs from ours by more than a bar (a replay): history ends at the broker's time"
+                    );
+                }
+                self.shared.server_ms.fetch_max(broker_ms, Ordering::SeqCst);
+                let again = self.trendbars(spec.id, tf, broker_ms, count).await?;
+                // Its own timestamp: the broker's time a moment later.
+                if let Some(t) =
+                    answer_time(&again).filter(|t| (broker_ms..=MAX_TIMESTAMP_MS).contains(t))
+                {
+                    self.shared.server_ms.fetch_max(t, Ordering::SeqCst);
+                }
+                (again.trendbar, broker_ms)
+            }
         };
         let mut out = Vec::new();
-        for tb in &r.trendbar {
+        for tb in &bars {
             let Ok(b) = units::decode_trendbar(tb) else {
                 continue;
             };
-            // Closed bars only.
-            if (b.open_time + tf.seconds()) * 1000 > now {
+            // Closed bars only: closed by the broker's time.
+            if (b.open_time + tf.seconds()) * 1000 > end {
                 continue;
             }
             let [open, high, low, close] = b.ohlc_f64(spec.digits);
@@ -966,5 +1090,88 @@ impl Broker for LiveBroker {
         out.sort_by_key(|b| b.time);
         let n = out.len().saturating_sub(count as usize);
         Ok(out.split_off(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BrokerTime, broker_time};
+
+    const M15: i64 = 900_000;
+    /// 2025-01-15T10:00:00Z.
+    const NOW: i64 = 1_736_935_200_000;
+
+    #[test]
+    fn the_real_broker_keeps_its_single_answer() {
+        // No timestamp (a server that drops the deprecated field): the window's end.
+        assert_eq!(
+            broker_time(NOW, None, M15, Some(NOW - M15)),
+            BrokerTime::Agrees {
+                end: NOW,
+                broker_ms: None
+            }
+        );
+        // Server time a little behind or ahead of ours: one request, closed by the later.
+        assert_eq!(
+            broker_time(NOW, Some(NOW - 2_000), M15, Some(NOW - M15)),
+            BrokerTime::Agrees {
+                end: NOW,
+                broker_ms: Some(NOW - 2_000)
+            }
+        );
+        assert_eq!(
+            broker_time(NOW, Some(NOW + M15), M15, Some(NOW)),
+            BrokerTime::Agrees {
+                end: NOW + M15,
+                broker_ms: Some(NOW + M15)
+            }
+        );
+        // Nonsense in the deprecated field is ignored.
+        for ts in [0, -5, i64::MAX] {
+            assert_eq!(
+                broker_time(NOW, Some(ts), M15, None),
+                BrokerTime::Agrees {
+                    end: NOW,
+                    broker_ms: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_replay_ahead_or_behind_is_asked_again_at_its_time() {
+        let ahead = NOW + 40 * M15;
+        assert_eq!(
+            broker_time(NOW, Some(ahead), M15, Some(NOW - M15)),
+            BrokerTime::Differs { broker_ms: ahead }
+        );
+        // 2001: the window ending at our clock held nothing.
+        let past = 983_750_400_000;
+        assert_eq!(
+            broker_time(NOW, Some(past), M15, None),
+            BrokerTime::Differs { broker_ms: past }
+        );
+        // Behind by a few bars, the answer's bars all before its time: asked again too.
+        assert_eq!(
+            broker_time(NOW, Some(NOW - 3 * M15), M15, Some(NOW - 5 * M15)),
+            BrokerTime::Differs {
+                broker_ms: NOW - 3 * M15
+            }
+        );
+    }
+
+    #[test]
+    fn a_timestamp_older_than_the_bars_it_came_with_is_not_the_brokers_clock() {
+        // E.g. the time of a bar, or of the last tick before a weekend: the answer stays.
+        let ts = NOW - 8 * M15;
+        for latest in [ts, NOW - M15] {
+            assert_eq!(
+                broker_time(NOW, Some(ts), M15, Some(latest)),
+                BrokerTime::Agrees {
+                    end: NOW,
+                    broker_ms: None
+                }
+            );
+        }
     }
 }

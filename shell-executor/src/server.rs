@@ -181,10 +181,12 @@ pub struct Streams {
     cap: usize,
 }
 
+/// One stream: the SEQ of its last bar and its recent bars, oldest first (their SEQs are
+/// consecutive, so the ring does not store them).
 #[derive(Debug, Default)]
 struct Stream {
     seq: u64,
-    ring: VecDeque<(u64, BarData)>,
+    ring: VecDeque<BarData>,
 }
 
 impl Streams {
@@ -200,14 +202,14 @@ impl Streams {
     /// gap fill after a reconnect that overlaps what was already sent emits nothing twice.
     pub fn offer(&mut self, symbol: &str, tf: Timeframe, bar: BarData) -> Option<u64> {
         let s = self.streams.entry((symbol.to_string(), tf)).or_default();
-        if s.ring.back().is_some_and(|(_, b)| bar.time <= b.time) {
+        if s.ring.back().is_some_and(|b| bar.time <= b.time) {
             return None;
         }
         s.seq += 1;
-        s.ring.push_back((s.seq, bar));
-        if s.ring.len() > self.cap {
+        if s.ring.len() == self.cap {
             s.ring.pop_front();
         }
+        s.ring.push_back(bar);
         Some(s.seq)
     }
 
@@ -217,7 +219,7 @@ impl Streams {
             .get(&(symbol.to_string(), tf))?
             .ring
             .back()
-            .map(|(_, b)| b.time)
+            .map(|b| b.time)
     }
 
     /// The last `count` bars with their SEQ.
@@ -226,7 +228,14 @@ impl Streams {
             return Vec::new();
         };
         let n = s.ring.len().saturating_sub(count as usize);
-        s.ring.iter().skip(n).copied().collect()
+        // The ring's first bar has SEQ `seq - len + 1`.
+        let first = s.seq + 1 - s.ring.len() as u64;
+        s.ring
+            .iter()
+            .enumerate()
+            .skip(n)
+            .map(|(i, b)| (first + i as u64, *b))
+            .collect()
     }
 }
 
@@ -315,10 +324,7 @@ async fn connection(
     mut bars: broadcast::Receiver<Arc<str>>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
-    let mut cfg = WebSocketConfig::default();
-    cfg.max_message_size = Some(MAX_FRAME);
-    cfg.max_frame_size = Some(MAX_FRAME);
-    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(cfg)).await?;
+    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())).await?;
     let (mut tx, mut rx) = ws.split();
     // Authentication: the first text frame must be HELLO|<token>, within 10 s; three wrong
     // frames before it close the connection.
@@ -368,9 +374,10 @@ async fn connection(
             }
         }
     }
-    // Authenticated: a reader task (frames in → engine → replies out) and this task as the
-    // writer (bars from the broadcast, replies from the reader), so a bar is written the moment
-    // it is broadcast instead of waiting behind the engine's turn on earlier SIGNALs.
+    // Authenticated: a reader task (frames in → engine, without waiting for the answers) and
+    // this task as the writer (bars from the broadcast, the engine's answers in the order of the
+    // frames). A bar is written as soon as it is broadcast, except while answers of this
+    // connection are pending: then it follows them (see `Out`).
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(1024);
     let reader = tokio::spawn(read_frames(rx, out_tx, cmds, metrics.clone()));
     let res = write_frames(&mut tx, &mut out_rx, &mut bars, &metrics).await;
@@ -382,24 +389,41 @@ async fn connection(
     res
 }
 
-/// What the reader hands the writer, in order.
+/// The WebSocket buffers of an IPC connection. Lines are short (< 1 KiB) and a bar close is a
+/// few KiB, so tungstenite's 128 KiB defaults (its read buffer is zero-filled to capacity on
+/// every read) only cost memory; a HISTORY burst just takes a few more reads and writes.
+fn ws_config() -> WebSocketConfig {
+    let mut cfg = WebSocketConfig::default();
+    cfg.max_message_size = Some(MAX_FRAME);
+    cfg.max_frame_size = Some(MAX_FRAME);
+    cfg.read_buffer_size = 8 * 1024;
+    cfg.write_buffer_size = 16 * 1024;
+    cfg
+}
+
+/// What the reader hands the writer, in the order of the frames.
 #[derive(Debug)]
 enum Out {
     /// A line to send.
     Line(String),
-    /// A HISTORY request goes to the engine: send no bar until its answer is written (a bar
-    /// broadcast after the engine answered must not overtake the BAR…|HIST:1 lines).
-    HoldBars,
-    /// The HISTORY answer is written: bars flow again.
-    ReleaseBars,
+    /// A SIGNAL is with the engine: its answer (ACK or ERR) is written next, and no bar is
+    /// written before it (a signal's ACK goes out before any bar the engine releases while
+    /// answering it: the demo pacing releases the next bar right after the ACK).
+    Signal(oneshot::Receiver<String>),
+    /// A HISTORY request is with the engine: its answer (BAR…|HIST:1 lines, HISTORY_END) is
+    /// written next, and no live bar overtakes it.
+    History(oneshot::Receiver<Vec<String>>),
 }
 
 type WsRead = futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<TcpStream>>;
 type WsWrite =
     futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, WsMsg>;
 
-/// The reader half: each frame is answered in order (one engine turn at a time per
-/// connection); the answers go to the writer. Ends when the socket or the writer ends.
+/// The reader half: each frame is parsed and, for a SIGNAL or a HISTORY, handed to the engine
+/// loop without waiting for its answer (the engine answers one command at a time, in order);
+/// the writer writes the answers in the order of the frames. So the SIGNALs of one bar close
+/// queue at the engine back to back instead of one socket round of the reader per signal.
+/// Ends when the socket or the writer ends.
 async fn read_frames(
     mut rx: WsRead,
     out: mpsc::Sender<Out>,
@@ -408,7 +432,7 @@ async fn read_frames(
 ) -> anyhow::Result<()> {
     while let Some(frame) = rx.next().await {
         let text = match frame? {
-            WsMsg::Text(t) => t.to_string(),
+            WsMsg::Text(t) => t,
             WsMsg::Binary(_) => {
                 bump(&metrics.malformed);
                 out.send(Out::Line(err_line(ErrCode::Malformed, "binary frame")))
@@ -418,25 +442,95 @@ async fn read_frames(
             WsMsg::Close(_) => return Ok(()),
             _ => continue,
         };
-        // While a HISTORY or a SIGNAL is with the engine, no live bar is written: history lines
-        // must not be overtaken by a live bar, and a signal's ACK goes out before any bar the
-        // engine releases while answering it (the demo pacing releases the next bar right
-        // after the ACK). Bars broadcast meanwhile wait only for this one engine turn.
-        let hold = text.starts_with("HISTORY|") || text.starts_with("SIGNAL|");
-        if hold {
-            out.send(Out::HoldBars).await?;
-        }
-        for line in handle_line(&text, &cmds, &metrics).await {
-            out.send(Out::Line(line)).await?;
-        }
-        if hold {
-            out.send(Out::ReleaseBars).await?;
-        }
+        handle_line(text.as_str(), &out, &cmds, &metrics).await?;
     }
     Ok(())
 }
 
-/// The writer half: bars and replies, whichever comes first. Ends when the reader has ended
+/// Writes one frame into the sink's buffer (written out by the next flush, or when the buffer
+/// passes [`ws_config`]'s write size).
+async fn feed(tx: &mut WsWrite, line: String) -> anyhow::Result<()> {
+    tx.feed(WsMsg::text(line)).await?;
+    Ok(())
+}
+
+/// Writes one item from the reader (awaiting the engine's answer where it is one).
+async fn write_out(tx: &mut WsWrite, item: Out, metrics: &Metrics) -> anyhow::Result<()> {
+    match item {
+        Out::Line(l) => feed(tx, l).await,
+        Out::Signal(reply) => {
+            // What is buffered goes out now, not after the engine's turn.
+            tx.flush().await?;
+            match reply.await {
+                Ok(l) => {
+                    if l.starts_with("ERR|UNKNOWN_SYMBOL") {
+                        bump(&metrics.unknown_symbol);
+                    } else if l.starts_with("ERR|") {
+                        bump(&metrics.malformed);
+                    }
+                    feed(tx, l).await
+                }
+                // The engine loop is gone: nothing to answer.
+                Err(_) => Ok(()),
+            }
+        }
+        Out::History(reply) => {
+            tx.flush().await?;
+            let lines = reply.await.unwrap_or_default();
+            if lines
+                .first()
+                .is_some_and(|l| l.starts_with("ERR|UNKNOWN_SYMBOL"))
+            {
+                bump(&metrics.unknown_symbol);
+            }
+            for l in lines {
+                feed(tx, l).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What the writer does with a bar from the broadcast.
+enum BarStep {
+    /// Written (buffered).
+    Sent,
+    /// The connection ends (the client lagged behind the stream, or the stream closed).
+    End,
+}
+
+/// Writes a bar from the broadcast, or ends the connection when the client lagged behind the
+/// stream (it resynchronises with HISTORY) or the stream closed.
+async fn write_bar(
+    tx: &mut WsWrite,
+    bar: Result<Arc<str>, broadcast::error::RecvError>,
+    metrics: &Metrics,
+) -> anyhow::Result<BarStep> {
+    match bar {
+        Ok(line) => {
+            bump(&metrics.bars_sent);
+            feed(tx, line.to_string()).await?;
+            Ok(BarStep::Sent)
+        }
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            // Never a silent gap: close, the predictor reconnects and asks HISTORY.
+            warn!(
+                missed = n,
+                "IPC client too slow for the bar stream: closing it so it resynchronises with HISTORY"
+            );
+            let _ = tx.close().await;
+            Ok(BarStep::End)
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            let _ = tx.flush().await;
+            Ok(BarStep::End)
+        }
+    }
+}
+
+/// The writer half: the reader's items (answers in frame order) and bars, whichever comes
+/// first; everything already waiting is written with one flush (the 20 bars of one close go
+/// out in one write, so the predictor reads them as one batch). Ends when the reader has ended
 /// (its sender dropped), the socket fails, or the client lags behind the bar stream.
 async fn write_frames(
     tx: &mut WsWrite,
@@ -444,35 +538,60 @@ async fn write_frames(
     bars: &mut broadcast::Receiver<Arc<str>>,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
-    let mut hold = false;
+    use broadcast::error::TryRecvError;
     loop {
         tokio::select! {
-            // Biased: a HoldBars queued before a bar was broadcast is seen before that bar.
+            // Biased: an answer queued before a bar was broadcast is written before that bar
+            // (the engine answers a SIGNAL before it releases the next bar).
             biased;
-            line = out.recv() => match line {
-                Some(Out::Line(l)) => tx.send(WsMsg::text(l)).await?,
-                Some(Out::HoldBars) => hold = true,
-                Some(Out::ReleaseBars) => hold = false,
-                None => return Ok(()),
-            },
-            bar = bars.recv(), if !hold => match bar {
-                Ok(line) => {
-                    bump(&metrics.bars_sent);
-                    tx.send(WsMsg::text(line.to_string())).await?;
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    // Never a silent gap: close, the predictor reconnects and asks HISTORY.
-                    warn!(missed = n, "IPC client too slow for the bar stream: closing it so it resynchronises with HISTORY");
-                    let _ = tx.close().await;
+            item = out.recv() => match item {
+                Some(item) => write_out(tx, item, metrics).await?,
+                None => {
+                    tx.flush().await?;
                     return Ok(());
                 }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
+            bar = bars.recv() => {
+                if let BarStep::End = write_bar(tx, bar, metrics).await? {
+                    return Ok(());
+                }
+            }
         }
+        // Whatever else is ready, in the same priority, then one flush.
+        loop {
+            match out.try_recv() {
+                Ok(item) => {
+                    write_out(tx, item, metrics).await?;
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    tx.flush().await?;
+                    return Ok(());
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let bar = match bars.try_recv() {
+                Ok(line) => Ok(line),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => Err(broadcast::error::RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
+            };
+            if let BarStep::End = write_bar(tx, bar, metrics).await? {
+                return Ok(());
+            }
+        }
+        tx.flush().await?;
     }
 }
 
-async fn handle_line(text: &str, cmds: &mpsc::Sender<Cmd>, metrics: &Metrics) -> Vec<String> {
+/// Parses one line and queues what answers it: an ERR line at once, a SIGNAL or HISTORY to the
+/// engine (its answer slot queued to the writer first, so that no bar overtakes the answer).
+async fn handle_line(
+    text: &str,
+    out: &mpsc::Sender<Out>,
+    cmds: &mpsc::Sender<Cmd>,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
     let msg = match oracle_ipc::parse(text) {
         Ok(m) => m,
         Err(e) => {
@@ -483,72 +602,129 @@ async fn handle_line(text: &str, cmds: &mpsc::Sender<Cmd>, metrics: &Metrics) ->
                 &metrics.malformed
             });
             warn!(error = %e, len = text.len(), "IPC line refused");
-            return vec![err_line(
+            out.send(Out::Line(err_line(
                 code,
                 if code == ErrCode::TooLong { "" } else { text },
-            )];
+            )))
+            .await?;
+            return Ok(());
         }
     };
     match msg {
         Message::Signal(_) => {
             let (reply, rx) = oneshot::channel();
-            if cmds
+            out.send(Out::Signal(rx)).await?;
+            // An engine loop that is gone drops `reply`: the writer answers nothing.
+            let _ = cmds
                 .send(Cmd::Signal {
                     line: text.to_string(),
                     reply,
                 })
-                .await
-                .is_err()
-            {
-                return vec![];
-            }
-            match rx.await {
-                Ok(l) => {
-                    if l.starts_with("ERR|UNKNOWN_SYMBOL") {
-                        bump(&metrics.unknown_symbol);
-                    } else if l.starts_with("ERR|") {
-                        bump(&metrics.malformed);
-                    }
-                    vec![l]
-                }
-                Err(_) => vec![],
-            }
+                .await;
         }
         Message::History(h) => {
             let (reply, rx) = oneshot::channel();
-            let cmd = Cmd::History {
-                symbol: h.symbol.to_string(),
-                tf: h.tf,
-                count: h.count,
-                reply,
-            };
-            if cmds.send(cmd).await.is_err() {
-                return vec![];
-            }
-            let lines = rx.await.unwrap_or_default();
-            if lines
-                .first()
-                .is_some_and(|l| l.starts_with("ERR|UNKNOWN_SYMBOL"))
-            {
-                bump(&metrics.unknown_symbol);
-            }
-            lines
+            out.send(Out::History(rx)).await?;
+            let _ = cmds
+                .send(Cmd::History {
+                    symbol: h.symbol.to_string(),
+                    tf: h.tf,
+                    count: h.count,
+                    reply,
+                })
+                .await;
         }
-        Message::Hello(_) => vec![],
+        Message::Hello(_) => {}
         other => {
             bump(&metrics.malformed);
             warn!(
                 kind = other.kind().as_str(),
                 "IPC line of a kind the executor does not accept"
             );
-            vec![err_line(ErrCode::Malformed, text)]
+            out.send(Out::Line(err_line(ErrCode::Malformed, text)))
+                .await?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SIGNALs are handed to the engine without waiting for each answer; the answers go out in
+    /// the order of the frames, and a bar broadcast while answers are pending waits for them.
+    #[test]
+    fn signals_are_pipelined_and_answered_in_order_before_a_later_bar() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(16);
+            let (bar_tx, _) = broadcast::channel::<Arc<str>>(16);
+            let metrics = Arc::new(Metrics::default());
+            tokio::spawn(accept_loop(
+                listener,
+                Secret::new("tok"),
+                cmd_tx,
+                bar_tx.clone(),
+                metrics.clone(),
+            ));
+            // The engine: answers only once all three SIGNALs are queued (a reader that waited
+            // for each answer would never send the second), after broadcasting a bar.
+            let bars = bar_tx.clone();
+            let engine = tokio::spawn(async move {
+                let mut pending = Vec::new();
+                while pending.len() < 3 {
+                    match cmd_rx.recv().await {
+                        Some(Cmd::Signal { line, reply }) => pending.push((line, reply)),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                let _ = bars.send(Arc::from("BAR|LATER"));
+                for (i, (line, reply)) in pending.into_iter().enumerate() {
+                    let seq = line
+                        .split('|')
+                        .find_map(|f| f.strip_prefix("SEQ:"))
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = reply.send(format!("ACK-{i}-{seq}"));
+                }
+            });
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
+                .await
+                .expect("ws");
+            ws.send(WsMsg::text("HELLO|tok")).await.expect("hello");
+            match ws.next().await {
+                Some(Ok(WsMsg::Text(t))) => assert_eq!(t.as_str(), "WELCOME|V:1"),
+                other => panic!("{other:?}"),
+            }
+            for seq in 1..=3 {
+                ws.feed(WsMsg::text(format!(
+                    "SIGNAL|EURUSD|WAIT|1|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:{seq}|DIR:0|INT:0"
+                )))
+                .await
+                .expect("feed");
+            }
+            ws.feed(WsMsg::text("NOPE")).await.expect("feed");
+            ws.flush().await.expect("flush");
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                    Ok(Some(Ok(WsMsg::Text(t)))) => got.push(t.to_string()),
+                    other => panic!("after {got:?}: {other:?}"),
+                }
+            }
+            assert_eq!(&got[..3], ["ACK-0-1", "ACK-1-2", "ACK-2-3"]);
+            assert!(got[3].starts_with("ERR|"), "{got:?}");
+            assert_eq!(got[4], "BAR|LATER");
+            engine.await.expect("engine");
+        });
+    }
 
     #[test]
     fn streams_never_repeat_or_go_back() {

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod engine;
 pub mod isotime;
+pub mod resident;
 pub mod seam;
 pub mod shell;
 pub mod store;
@@ -133,6 +134,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    resident::limit_arenas();
+    resident::trim();
     let args = match Args::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {

@@ -34,7 +34,11 @@ pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
+    // Arguments, logs, state file and runtime are set up: trimmed before the models load, so
+    // the code that set them up does not add to the load's peak; and again once they are loaded.
+    crate::resident::trim();
     p.scan();
+    crate::resident::trim();
     loop {
         let attempt = timeout(Duration::from_secs(5), connect(&cfg.url));
         let conn = tokio::select! {
@@ -172,8 +176,18 @@ async fn connect(
     let addr = rest.split('/').next().unwrap_or(rest);
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config())).await?;
     Ok(ws)
+}
+
+/// The WebSocket buffers: lines are short (< 1 KiB) and a bar close is a few KiB, so
+/// tungstenite's 128 KiB defaults (its read buffer is zero-filled to capacity on every read) only
+/// cost memory; a HISTORY answer just takes a few more reads.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let mut cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    cfg.read_buffer_size = 8 * 1024;
+    cfg.write_buffer_size = 16 * 1024;
+    cfg
 }
 
 fn finish(p: &mut Predictor) {

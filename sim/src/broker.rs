@@ -88,6 +88,14 @@ pub enum Output {
         /// Announced length.
         len: u32,
     },
+    /// The `silence` fault fired: nothing more is sent on `conn`, but the socket stays open
+    /// (for the shell's timing hook; nothing to do on the wire).
+    Silenced {
+        /// Connection.
+        conn: ConnId,
+        /// Why (for logs and the timing hook).
+        reason: String,
+    },
     /// Close the connection: `graceful` flushes queued frames and sends TLS close_notify; else
     /// the socket is dropped at once (a "connection reset" for the client).
     Close {
@@ -176,7 +184,8 @@ struct SpotSub {
     with_timestamp: bool,
     last_bid: Option<i64>,
     last_ask: Option<i64>,
-    periods: BTreeSet<Period>,
+    /// Subscribed live-trendbar periods → open time (Unix ms) of the forming bar last sent.
+    periods: BTreeMap<Period, Option<i64>>,
 }
 
 #[derive(Debug)]
@@ -228,6 +237,8 @@ pub struct Broker {
     ticks: Vec<Tick>,
     /// NewOrderReq received per clientOrderId (tests prove "never resent").
     new_orders_by_coid: BTreeMap<String, u64>,
+    /// Connections reset (`drop:*`) or silenced (`silence:*`) by a fault.
+    fault_disconnects: u64,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
 }
@@ -323,6 +334,7 @@ impl Broker {
             out: VecDeque::new(),
             ticks: Vec::new(),
             new_orders_by_coid: BTreeMap::new(),
+            fault_disconnects: 0,
             steps: 0,
         })
     }
@@ -651,12 +663,18 @@ impl Broker {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.silenced = true;
                     }
+                    self.fault_disconnects += 1;
+                    self.out.push_back(Output::Silenced {
+                        conn,
+                        reason: format!("fault: silence after {sent} frames (socket kept open)"),
+                    });
                 }
                 Fault::DropAfter { after, times }
                     if after == sent && self.fault_may_fire(i, times) =>
                 {
                     self.fault_fired[i] += 1;
                     tracing::warn!(conn, "fault: dropping the connection after {sent} frames");
+                    self.fault_disconnects += 1;
                     self.close(conn, false, format!("fault: drop after {sent} frames"));
                 }
                 Fault::DropRandom { p, times }
@@ -664,6 +682,7 @@ impl Broker {
                 {
                     self.fault_fired[i] += 1;
                     tracing::warn!(conn, "fault: random drop after {sent} frames");
+                    self.fault_disconnects += 1;
                     self.close(
                         conn,
                         false,
@@ -1371,6 +1390,17 @@ impl Broker {
             .unwrap_or(0)
     }
 
+    /// NewOrderReq received per clientOrderId, every id seen (a resend counts twice).
+    pub fn new_orders_by_client_id(&self) -> &BTreeMap<String, u64> {
+        &self.new_orders_by_coid
+    }
+
+    /// Connections the sim reset (`drop:after`, `drop:random`) or silenced (`silence:after`)
+    /// because of a fault, since it started.
+    pub fn fault_disconnects(&self) -> u64 {
+        self.fault_disconnects
+    }
+
     /// Sets an account's balance (cents); equity follows (balance + floating P&L). Returns
     /// false for an unknown account.
     pub fn set_balance(&mut self, account_id: i64, balance_cents: i64) -> bool {
@@ -1865,6 +1895,7 @@ impl Broker {
                 ask: Some(ask as u64),
                 trendbars: Vec::new(),
                 timestamp_ms: with_timestamp.then_some(ts),
+                closed_bars: Vec::new(),
             };
             self.send(now_ms, conn, None, ev, false);
         }
@@ -1929,7 +1960,7 @@ impl Broker {
             );
         };
         if subscribe {
-            sub.periods.insert(p);
+            sub.periods.entry(p).or_insert(None);
             self.send(
                 now_ms,
                 conn,
@@ -1970,14 +2001,21 @@ impl Broker {
                 let a = (sub.last_ask != Some(ask)).then_some(ask as u64);
                 sub.last_bid = Some(bid);
                 sub.last_ask = Some(ask);
-                let trendbars: Vec<Trendbar> = sub
-                    .periods
-                    .iter()
-                    .filter_map(|p| s.forming.get(p).map(|b| Trendbar::encode(*p, b)))
-                    .collect();
+                let mut closed_bars = Vec::new();
+                let mut trendbars = Vec::with_capacity(sub.periods.len());
+                for (p, last_sent) in sub.periods.iter_mut() {
+                    let Some(b) = s.forming.get(p) else { continue };
+                    if let Some(t) = *last_sent {
+                        if t != b.time_ms {
+                            closed_bars.push((*p, t));
+                        }
+                    }
+                    *last_sent = Some(b.time_ms);
+                    trendbars.push(Trendbar::encode(*p, b));
+                }
                 if sub
                     .periods
-                    .iter()
+                    .keys()
                     .any(|p| s.closed_by_last_tick.contains(p))
                 {
                     bar_closed_for_a_subscriber = true;
@@ -1994,6 +2032,7 @@ impl Broker {
                         ask: a,
                         trendbars,
                         timestamp_ms: sub.with_timestamp.then_some(tick.time_ms),
+                        closed_bars,
                     },
                 ));
             }

@@ -123,6 +123,12 @@ pub struct Args {
     /// Largest frame accepted from a client, bytes.
     #[arg(long, default_value_t = oracle_ctrader::frame::DEFAULT_MAX_FRAME_LEN)]
     pub max_frame: usize,
+    /// Timing hook for the end-to-end benchmark and the chaos proof: create (truncate) FILE and
+    /// append JSONL lines, flushed one by one, with the wall clock in µs (`t_us`): `bar_close`
+    /// (a live bar's close written to a client), `new_order` (a NewOrderReq decoded),
+    /// `disconnect` (a connection ended, or went silent by fault). Off by default.
+    #[arg(long, value_name = "FILE")]
+    pub timing_out: Option<PathBuf>,
     /// Allow a non-loopback --listen address.
     #[arg(long)]
     pub allow_non_loopback: bool,
@@ -257,6 +263,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
             .map_or(Start::AfterBars(args.history_bars), Start::At),
         tls,
         max_frame_len: args.max_frame,
+        timing_out: args.timing_out.clone(),
         ..SimConfig::default()
     })
 }

@@ -13,6 +13,7 @@
 //! - [`server`]: the thin Tokio/rustls shell; [`spawn`] starts an in-process sim on an ephemeral
 //!   loopback port and returns its address and CA PEM.
 //! - [`cli`]: the `oracle-sim` command ([`run_cli`] is what `oracle sim` calls).
+//! - `timing`: the `--timing-out` JSONL hook ([`SimConfig::timing_out`]), shell only.
 //!
 //! ## In-process use
 //! ```no_run
@@ -36,6 +37,7 @@ pub mod market;
 pub mod msg;
 pub mod server;
 pub mod symbols;
+mod timing;
 pub mod tls;
 pub mod wire;
 

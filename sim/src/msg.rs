@@ -720,6 +720,11 @@ pub enum Event {
         ask: Option<u64>,
         trendbars: Vec<Trendbar>,
         timestamp_ms: Option<i64>,
+        /// Not on the wire: the subscribed live-trendbar periods whose stream this event moves
+        /// into a new period, each with the open time (Unix ms) of the bar that thereby closed
+        /// (the forming bar this subscription was last sent for that period). The shell's
+        /// timing hook (`--timing-out`) stamps them once the frame is written.
+        closed_bars: Vec<(Period, i64)>,
     },
     Trendbars {
         account_id: i64,

@@ -20,11 +20,13 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::bars::Period;
 use crate::broker::{BadFrame, Broker, Output};
 use crate::config::BrokerConfig;
 use crate::market::{Market, Start};
-use crate::msg::{ConnId, Request};
+use crate::msg::{ConnId, Event, Request};
 use crate::symbols::SymbolData;
+use crate::timing::Timing;
 use crate::tls::{self, TlsSource};
 use crate::wire;
 
@@ -56,6 +58,11 @@ pub struct SimConfig {
     /// now: server times then look live (a client that also closes bars by its own clock sees
     /// market time at or ahead of it, never behind).
     pub rebase_to_now: bool,
+    /// The timing hook (`--timing-out`): when set, this file is created (truncated) and gets one
+    /// JSONL line per closed live bar written to a client (`bar_close`), per `NewOrderReq`
+    /// decoded (`new_order`) and per connection end or fault silence (`disconnect`), each with
+    /// the wall clock in µs (`t_us`). See the crate's README, "Timing hook". Off by default.
+    pub timing_out: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -72,6 +79,7 @@ impl Default for SimConfig {
             start_file: None,
             ca_out: None,
             rebase_to_now: false,
+            timing_out: None,
         }
     }
 }
@@ -154,6 +162,22 @@ impl SimHandle {
     pub async fn new_orders_with_client_id(&self, client_order_id: &str) -> u64 {
         let c = client_order_id.to_string();
         self.with_broker(move |b, _| b.new_orders_with_client_id(&c))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// NewOrderReq received per clientOrderId, for every id seen (a resend counts twice; the
+    /// chaos proof's "no order twice").
+    pub async fn new_orders_by_client_id(&self) -> BTreeMap<String, u64> {
+        self.with_broker(|b, _| b.new_orders_by_client_id().clone())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Connections the sim reset (`drop:after`, `drop:random`) or silenced (`silence:after`)
+    /// because of a fault, since it started.
+    pub async fn fault_disconnects(&self) -> u64 {
+        self.with_broker(|b, _| b.fault_disconnects())
             .await
             .unwrap_or(0)
     }
@@ -241,9 +265,17 @@ enum OutFrame {
         bytes: Vec<u8>,
         delay_ms: u64,
         kind: &'static str,
+        /// Timing hook only (else empty): (symbol id, period, open time ms) of the live bars
+        /// this frame shows closed.
+        closes: Vec<(i64, Period, i64)>,
+    },
+    /// Timing hook only: the `silence` fault fired on this connection.
+    Silenced {
+        reason: String,
     },
     Close {
         graceful: bool,
+        reason: String,
     },
 }
 
@@ -298,6 +330,20 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
         market.limit_live_bars(n);
     }
     let mut broker = Broker::new(config.broker.clone(), market, clock.now_ms())?;
+    let timing = match &config.timing_out {
+        Some(path) => {
+            let names = broker
+                .market()
+                .symbols
+                .iter()
+                .map(|s| (s.id, s.spec.name.clone()))
+                .collect();
+            let t = Timing::create(path, names)?;
+            tracing::info!(path = %path.display(), "timing hook on");
+            Some(Arc::new(t))
+        }
+        None => None,
+    };
     if config.start_file.is_some() {
         broker.set_paused(clock.now_ms(), true);
     }
@@ -329,6 +375,7 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
         drained.clone(),
         config.start_file.clone(),
         done_tx,
+        timing.is_some(),
     ));
     let accept_tx = actor_tx.clone();
     let task = tokio::spawn(async move {
@@ -343,8 +390,9 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
                         let acceptor = acceptor.clone();
                         let tx = accept_tx.clone();
                         let drained = drained.clone();
+                        let timing = timing.clone();
                         conns.spawn(async move {
-                            if let Err(e) = run_connection(tcp, peer, acceptor, tx, drained, max_frame, queue_len).await {
+                            if let Err(e) = run_connection(tcp, peer, acceptor, tx, drained, max_frame, queue_len, timing).await {
                                 tracing::debug!(%peer, "connection ended: {e:#}");
                             }
                         });
@@ -357,7 +405,8 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-        conns.abort_all();
+        // aborted at their next await: no frame and no timing line after this returns
+        conns.shutdown().await;
         drop(accept_tx);
         actor.abort();
         let _ = actor.await;
@@ -380,13 +429,14 @@ async fn run_actor(
     drained: Arc<Notify>,
     mut start_file: Option<std::path::PathBuf>,
     done: watch::Sender<bool>,
+    timing: bool,
 ) {
     let mut outs: BTreeMap<ConnId, mpsc::Sender<OutFrame>> = BTreeMap::new();
     if let Some(f) = &start_file {
         tracing::info!(file = %f.display(), "replay held until the start file exists");
     }
     loop {
-        route_outputs(&mut broker, &mut outs, &clock);
+        route_outputs(&mut broker, &mut outs, &clock, timing);
         if start_file.is_none() && !*done.borrow() && broker.replay_done() {
             tracing::info!(market_time = %crate::bars::format_iso_utc(broker.market().now_ms), "replay done");
             let _ = done.send(true);
@@ -442,6 +492,7 @@ fn route_outputs(
     broker: &mut Broker,
     outs: &mut BTreeMap<ConnId, mpsc::Sender<OutFrame>>,
     clock: &Clock,
+    timing: bool,
 ) {
     while let Some(o) = broker.poll_output() {
         let (conn, frame) = match o {
@@ -452,14 +503,32 @@ fn route_outputs(
                 delay_ms,
             } => {
                 let kind = event.kind();
+                let closes = match &event {
+                    Event::Spot {
+                        symbol_id,
+                        closed_bars,
+                        ..
+                    } if timing && !closed_bars.is_empty() => closed_bars
+                        .iter()
+                        .map(|(p, t)| (*symbol_id, *p, *t))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 (
                     conn,
                     OutFrame::Bytes {
                         bytes: wire::encode_event(client_msg_id, &event),
                         delay_ms,
                         kind,
+                        closes,
                     },
                 )
+            }
+            Output::Silenced { conn, reason } => {
+                if !timing {
+                    continue;
+                }
+                (conn, OutFrame::Silenced { reason })
             }
             Output::Garbage { conn, bytes } => (
                 conn,
@@ -467,6 +536,7 @@ fn route_outputs(
                     bytes: oracle_ctrader::frame::encode_frame(&bytes),
                     delay_ms: 0,
                     kind: "garbage",
+                    closes: Vec::new(),
                 },
             ),
             Output::Oversized { conn, len } => {
@@ -479,6 +549,7 @@ fn route_outputs(
                         bytes,
                         delay_ms: 0,
                         kind: "oversized",
+                        closes: Vec::new(),
                     },
                 )
             }
@@ -491,7 +562,7 @@ fn route_outputs(
                 if let Some(tx) = outs.remove(&conn) {
                     // Ok or Full: either the writer sees Close, or the channel closes when `tx`
                     // drops; both end the connection.
-                    let _ = tx.try_send(OutFrame::Close { graceful });
+                    let _ = tx.try_send(OutFrame::Close { graceful, reason });
                 }
                 continue;
             }
@@ -508,6 +579,15 @@ fn route_outputs(
     }
 }
 
+/// One client: the TLS handshake, then a loop that writes the actor's frames and feeds the
+/// client's frames to the actor.
+///
+/// Timing hook (`timing` set): a `bar_close` line is stamped after the frame that shows the bar
+/// closed was written to the TLS stream **and flushed to the socket** (not when it was queued);
+/// a `new_order` line as soon as a `NewOrderReq` is decoded, before the actor sees it; a
+/// `disconnect` line when the connection ends (after the sim's reset or close, or when the
+/// peer's EOF or an I/O error is seen) and when the `silence` fault fires.
+#[allow(clippy::too_many_arguments)]
 async fn run_connection(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -516,6 +596,7 @@ async fn run_connection(
     drained: Arc<Notify>,
     max_frame: usize,
     queue_len: usize,
+    timing: Option<Arc<Timing>>,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
     let mut stream = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
@@ -536,43 +617,77 @@ async fn run_connection(
     let mut decoder = oracle_ctrader::FrameDecoder::new(max_frame);
     let mut buf = vec![0u8; 64 * 1024];
     let mut reading = true;
-    let result: anyhow::Result<()> = async {
+    // timing hook: the last closed bar stamped per (symbol, period), so a symbol subscribed
+    // under two accounts of this connection gives one line per closed bar
+    let mut stamped: BTreeMap<(i64, Period), i64> = BTreeMap::new();
+    let mut heads: Vec<String> = Vec::new();
+    // Ok(why) when the connection ended normally (for the timing hook)
+    let result: anyhow::Result<String> = async {
         loop {
             tokio::select! {
                 biased;
                 frame = out_rx.recv() => match frame {
-                    Some(OutFrame::Bytes { bytes, delay_ms, kind }) => {
+                    Some(OutFrame::Bytes { bytes, delay_ms, kind, closes }) => {
                         if delay_ms > 0 {
                             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                         }
                         tracing::trace!(conn, kind, len = bytes.len(), "send");
-                        stream.write_all(&bytes).await.context("write")?;
-                        if out_rx.is_empty() {
+                        if let Some(t) = timing.as_deref().filter(|_| !closes.is_empty()) {
+                            heads.clear();
+                            for (sym, p, bar_ms) in closes {
+                                let last = stamped.entry((sym, p)).or_insert(i64::MIN);
+                                if bar_ms > *last {
+                                    *last = bar_ms;
+                                    heads.push(t.bar_close_head(conn, sym, p, bar_ms));
+                                }
+                            }
+                            stream.write_all(&bytes).await.context("write")?;
                             stream.flush().await.context("flush")?;
+                            for h in &heads {
+                                t.stamp(h);
+                            }
+                        } else {
+                            stream.write_all(&bytes).await.context("write")?;
+                            if out_rx.is_empty() {
+                                stream.flush().await.context("flush")?;
+                            }
                         }
                         drained.notify_one();
                     }
-                    Some(OutFrame::Close { graceful: true }) => {
+                    Some(OutFrame::Silenced { reason }) => {
+                        let _ = stream.flush().await;
+                        if let Some(t) = &timing {
+                            t.disconnect(conn, &reason);
+                        }
+                    }
+                    Some(OutFrame::Close { graceful: true, reason }) => {
                         let _ = stream.flush().await;
                         let _ = stream.shutdown().await;
-                        return Ok(());
+                        return Ok(reason);
                     }
-                    Some(OutFrame::Close { graceful: false }) | None => {
+                    Some(OutFrame::Close { graceful: false, reason }) => {
                         // an abrupt close: the client sees a reset, not a TLS close_notify
                         let _ = stream.get_ref().0.set_zero_linger();
-                        return Ok(());
+                        return Ok(reason);
+                    }
+                    None => {
+                        let _ = stream.get_ref().0.set_zero_linger();
+                        return Ok("closed by the sim: outbound queue full (slow consumer) or stopping".into());
                     }
                 },
                 n = stream.read(&mut buf), if reading => {
                     let n = n.context("read")?;
                     if n == 0 {
-                        return Ok(());
+                        return Ok("peer closed".into());
                     }
                     decoder.feed(&buf[..n]);
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(body)) => match wire::decode_request(&body) {
                                 Ok((cmid, req)) => {
+                                    if let (Some(t), Request::NewOrder(o)) = (&timing, &req) {
+                                        t.new_order(conn, o);
+                                    }
                                     actor.send(ActorMsg::Request { conn, cmid, req }).await.context("sim stopping")?;
                                 }
                                 Err(e) => {
@@ -596,7 +711,13 @@ async fn run_connection(
         }
     }
     .await;
+    if let Some(t) = &timing {
+        match &result {
+            Ok(reason) => t.disconnect(conn, reason),
+            Err(e) => t.disconnect(conn, &format!("{e:#}")),
+        }
+    }
     let _ = actor.send(ActorMsg::Closed { conn }).await;
     tracing::info!(conn, %peer, "client disconnected");
-    result
+    result.map(|_| ())
 }

@@ -518,6 +518,7 @@ pub fn payload_for(event: &Event) -> Payload {
             ask,
             trendbars,
             timestamp_ms,
+            closed_bars: _,
         } => pb::ProtoOaSpotEvent {
             ctid_trader_account_id: *account_id,
             symbol_id: *symbol_id,

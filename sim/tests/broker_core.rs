@@ -666,6 +666,21 @@ fn spots_carry_changed_prices_and_the_forming_bar() {
         .unwrap()
         .decode();
     assert_eq!(m15, contract_eurusd().bars[4]);
+    // no tick so far moved a stream this connection had already seen into a new period
+    assert!(
+        evs.iter()
+            .all(|e| matches!(e, Event::Spot { closed_bars, .. } if closed_bars.is_empty())),
+        "{evs:?}"
+    );
+    // bar 5 opens: the event says (off the wire) which bar it closed, for the timing hook
+    h.step(1);
+    let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
+    match evs.as_slice() {
+        [Event::Spot { closed_bars, .. }] => {
+            assert_eq!(*closed_bars, vec![(Period::M15, t0() + 4 * 900_000)]);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

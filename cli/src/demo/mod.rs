@@ -4,7 +4,6 @@
 //! drift and P&L summary and an HTML report at the end. Every child is stopped on every exit path
 //! (normal end, error, Ctrl-C; and by the kernel if the demo itself is killed).
 
-mod prep;
 mod procs;
 pub mod report;
 pub mod view;
@@ -261,7 +260,12 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let logs = out.join("logs");
     let p = |x: &Path| x.display().to_string();
     let history = usize::try_from(args.history)?;
-    let prepared = prep::prepare(&models, &data, &run, history, args.bars)?;
+    let prepared = oracle_ops::market::prepare(
+        &models,
+        &data,
+        &run,
+        &oracle_ops::market::MarketSpec::new(history, args.bars),
+    )?;
     let speed = args
         .speed
         .clone()
