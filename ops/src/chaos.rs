@@ -66,17 +66,17 @@ pub struct ChaosArgs {
     pub feed_interval_ms: u64,
     /// Broker disconnects: the simulator resets the executor's connection after every N frames
     /// it sent on it (fault `drop:after=N`).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 1500)]
     pub disconnect_every: usize,
     /// Broker disconnects: at most this many (0: skip the scenario).
     #[arg(long, default_value_t = 10)]
     pub disconnects: usize,
     /// Broker disconnects: hours of simulated live market (an H1 model sees this many bars,
     /// an M5 model 12 × as many).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 3)]
     pub sim_hours: u64,
     /// Broker disconnects: the simulator's speed (`<N>x`: market time N × wall time).
-    #[arg(long, default_value = "3600x")]
+    #[arg(long, default_value = "300x")]
     pub sim_speed: String,
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
