@@ -384,7 +384,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     let pr_spawn_wall = wall_now();
     let mut pr = procs::spawn_predictor(
         bins,
-        &p,
+        &p.models,
         &run.join("state"),
         &run.join("trace"),
         port,

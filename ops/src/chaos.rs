@@ -165,7 +165,7 @@ pub fn run_once(
     let ex_log = dir.join("executor.log");
     let pr_log = dir.join("predictor.log");
     let spawn_ex = || procs::spawn_executor(bins, p, &ex_state, port, feed_interval_ms, &ex_log);
-    let spawn_pr = || procs::spawn_predictor(bins, p, &pr_state, &trace, port, &pr_log);
+    let spawn_pr = || procs::spawn_predictor(bins, &p.models, &pr_state, &trace, port, &pr_log);
     let mut ex = spawn_ex()?;
     procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
     let mut pr = spawn_pr()?;
@@ -210,16 +210,7 @@ pub fn run_once(
             not_before = Instant::now() + Duration::from_millis(rng.random_range(0..150));
             continue;
         }
-        for g in [&mut ex, &mut pr] {
-            if let Some(s) = g.exited() {
-                bail!(
-                    "{} exited on its own ({s}); log {}:\n{}",
-                    g.name,
-                    g.log.display(),
-                    procs::tail(&g.log, 15)
-                );
-            }
-        }
+        procs::all_alive(&mut [&mut ex, &mut pr])?;
         if Instant::now() > deadline {
             bail!(
                 "run {} timed out after {timeout:?} at {done} of {} live bars ({} kills)",
@@ -295,40 +286,22 @@ pub struct ReplayCmp {
 pub fn replay_compare(p: &Prepared, run: &Path) -> ReplayCmp {
     let mut c = ReplayCmp::default();
     for s in &p.streams {
-        let trace =
-            std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
-        let bars_csv = run.join(format!("trace/{}.bars.csv", s.name));
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let r = oracle_model::replay(
-            &p.models.join(format!("{}.zip", s.name)),
-            &bars_csv,
-            &mut out,
-            &mut err,
-        );
-        let got = String::from_utf8_lossy(&out);
-        let t: Vec<&str> = trace.lines().skip(1).collect();
-        let g: Vec<&str> = got.lines().skip(1).collect();
-        let eq = t.iter().zip(&g).filter(|(a, b)| a == b).count();
-        c.bars += t.len();
-        c.equal += eq;
-        if r.is_ok() && eq == t.len() && t.len() == g.len() && !t.is_empty() {
-            c.models_equal += 1;
-        } else {
-            let at = t.iter().zip(&g).position(|(a, b)| a != b).map_or_else(
-                || format!("rows {} vs {}", t.len(), g.len()),
-                |i| format!("row {}", i + 1),
-            );
-            c.differ.push(format!("{}: {at}", s.name));
+        let (rows, equal, differ) = trace_vs_replay(&p.models, &s.name, run);
+        c.bars += rows;
+        c.equal += equal;
+        match differ {
+            None => c.models_equal += 1,
+            Some(at) => c.differ.push(format!("{}: {at}", s.name)),
         }
         // Missed bars: the stream's bars from the first one seen must all have been seen.
-        let seen: std::collections::HashSet<String> = std::fs::read_to_string(&bars_csv)
-            .unwrap_or_default()
+        let seen = seen_times(&run.join(format!("trace/{}.bars.csv", s.name)));
+        let trace =
+            std::fs::read_to_string(run.join(format!("trace/{}.csv", s.name))).unwrap_or_default();
+        let first = trace
             .lines()
-            .skip(1)
-            .filter_map(|l| l.split(',').next().map(str::to_string))
-            .collect();
-        let first = t.first().and_then(|r| r.split(',').next()).unwrap_or("");
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("");
         let stream = std::fs::read_to_string(&s.csv).unwrap_or_default();
         c.missed += stream
             .lines()
@@ -673,16 +646,6 @@ impl DisconnectResult {
     }
 }
 
-fn env_file(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 /// `(orders, distinct client order ids, duplicates)` of the simulator's `new_order` lines, and
 /// its disconnects caused by a fault.
 fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
@@ -766,7 +729,7 @@ fn spawn_live_system(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let envs = env_file(&creds);
+    let envs = procs::read_env_file(&creds);
     let account = envs
         .iter()
         .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
@@ -796,18 +759,14 @@ fn spawn_live_system(
     }
     let mut ex = Guard::spawn("executor", c, &dir.join("executor.log"))?;
     procs::wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
-    let mut c = bins.command("predictor");
-    c.arg("--models")
-        .arg(&m.models_dir)
-        .arg("--state")
-        .arg(dir.join("state"))
-        .arg("--trace")
-        .arg(dir.join("trace"))
-        .arg("--ipc")
-        .arg(format!("ws://127.0.0.1:{ipc_port}"))
-        .arg("--json")
-        .env("ORACLE_IPC_TOKEN", procs::RUN_TOKEN);
-    let pr = Guard::spawn("predictor", c, &dir.join("predictor.log"))?;
+    let pr = procs::spawn_predictor(
+        bins,
+        &m.models_dir,
+        &dir.join("state"),
+        &dir.join("trace"),
+        ipc_port,
+        &dir.join("predictor.log"),
+    )?;
     std::fs::write(&start, b"go\n")?;
     Ok((sim, ex, pr))
 }
@@ -841,24 +800,19 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         .filter_map(|(n, b)| b.last().map(|t| (n.clone(), oracle_model::format_time(*t))))
         .collect();
     loop {
-        // Done when every model has seen its last expected bar (it may see more: the bars the
-        // file's last row closes).
-        let done = last
-            .iter()
-            .all(|(n, t)| seen_times(&dir.join(format!("trace/{n}.bars.csv"))).contains(t));
+        // Done when every model's trace has reached its last expected bar (it may go one bar
+        // further: the bar the file's last row closes); ISO times order as strings. Bars
+        // skipped on the way are counted below.
+        let done = last.iter().all(|(n, t)| {
+            let row = last_line(&dir.join(format!("trace/{n}.csv")));
+            // The header (or nothing yet) is not a bar.
+            row.starts_with(|c: char| c.is_ascii_digit())
+                && row.split(',').next() >= Some(t.as_str())
+        });
         if done {
             break;
         }
-        for g in [&mut sim, &mut ex, &mut pr] {
-            if let Some(s) = g.exited() {
-                bail!(
-                    "{} exited on its own ({s}); log {}:\n{}",
-                    g.name,
-                    g.log.display(),
-                    procs::tail(&g.log, 15)
-                );
-            }
-        }
+        procs::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
         if Instant::now() > deadline {
             let seen: usize = m
                 .live_bars

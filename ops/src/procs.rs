@@ -418,10 +418,10 @@ pub fn spawn_executor(
     Guard::spawn("executor", c, log)
 }
 
-/// Starts the predictor on `prepared`.
+/// Starts the predictor on the models in `models`.
 pub fn spawn_predictor(
     bins: &Bins,
-    p: &Prepared,
+    models: &Path,
     state: &Path,
     trace: &Path,
     port: u16,
@@ -429,7 +429,7 @@ pub fn spawn_predictor(
 ) -> anyhow::Result<Guard> {
     let mut c = bins.command("predictor");
     c.arg("--models")
-        .arg(&p.models)
+        .arg(models)
         .arg("--state")
         .arg(state)
         .arg("--trace")
@@ -439,6 +439,32 @@ pub fn spawn_predictor(
         .arg("--json")
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN);
     Guard::spawn("predictor", c, log)
+}
+
+/// Fails, naming the process and showing its log's tail, when one of `guards` has exited.
+pub fn all_alive(guards: &mut [&mut Guard]) -> anyhow::Result<()> {
+    for g in guards.iter_mut() {
+        if let Some(s) = g.exited() {
+            bail!(
+                "{} exited on its own ({s}); log {}:\n{}",
+                g.name,
+                g.log.display(),
+                tail(&g.log, 15)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` lines of an env file (the simulator's `--credentials-out`); `#` lines skipped.
+pub fn read_env_file(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// Data rows of a trace file (header excluded); 0 when absent.

@@ -7,13 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::tmpdir;
-use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-use oracle_ctrader::{Credentials, SessionConfig};
 use oracle_executor::broker::Broker;
 use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::Journal;
-use oracle_executor::live::{LiveBroker, LiveConfig, connect};
+use oracle_executor::live::LiveBroker;
 use oracle_executor::policy::ModelKey;
 use oracle_executor::shell::Feed;
 use oracle_ipc::{Message, Timeframe, parse};
@@ -67,35 +65,7 @@ fn cfg() -> ExecutorConfig {
 }
 
 async fn live(s: &SimHandle) -> (LiveBroker, mpsc::Receiver<Feed>) {
-    let creds = Credentials {
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: None,
-    };
-    let session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
-    let ep = Endpoint {
-        host: "127.0.0.1".into(),
-        port: s.addr.port(),
-    };
-    let client = ClientConfig::new(
-        ep,
-        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-        session,
-    );
-    connect(LiveConfig {
-        client,
-        symbols: SYMS.iter().map(|s| s.to_string()).collect(),
-        streams: SYMS
-            .iter()
-            .map(|s| (s.to_string(), Timeframe::M1))
-            .collect(),
-        fill_timeout: Duration::from_secs(5),
-        ready_timeout: Duration::from_secs(10),
-        hold_market: false,
-    })
-    .await
-    .expect("live session")
+    common::live_session(s, &SYMS).await
 }
 
 fn engine(dir: &std::path::Path, b: LiveBroker) -> Engine<LiveBroker> {

@@ -7,18 +7,15 @@
 //! `fast` replay started at now) or lies in the past (a replay of 2001).
 #![cfg(feature = "live")]
 
+mod common;
+
 use std::time::Duration;
 
-use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-use oracle_ctrader::{Credentials, SessionConfig};
 use oracle_executor::broker::{BarData, Broker};
-use oracle_executor::live::{LiveBroker, LiveConfig, connect};
+use oracle_executor::live::LiveBroker;
 use oracle_executor::shell::Feed;
 use oracle_ipc::Timeframe;
 use oracle_sim::bars::{Bar, Period, parse_iso_utc};
-use oracle_sim::config::{
-    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
 use oracle_sim::market::Start;
 use oracle_sim::symbols::SymbolData;
 use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
@@ -66,32 +63,7 @@ fn wall_ms() -> i64 {
 
 /// A session like the executor's: EURUSD, its M1 bar stream subscribed.
 async fn live(s: &SimHandle) -> (LiveBroker, mpsc::Receiver<Feed>) {
-    let creds = Credentials {
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: None,
-    };
-    let session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
-    let ep = Endpoint {
-        host: "127.0.0.1".into(),
-        port: s.addr.port(),
-    };
-    let client = ClientConfig::new(
-        ep,
-        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-        session,
-    );
-    connect(LiveConfig {
-        client,
-        symbols: vec!["EURUSD".into()],
-        streams: vec![("EURUSD".into(), Timeframe::M1)],
-        fill_timeout: Duration::from_secs(5),
-        ready_timeout: Duration::from_secs(10),
-        hold_market: false,
-    })
-    .await
-    .expect("live session")
+    common::live_session(s, &["EURUSD"]).await
 }
 
 async fn spawn(data: &SymbolData, speed: Speed, live_bars: Option<usize>) -> SimHandle {

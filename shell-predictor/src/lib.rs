@@ -10,7 +10,6 @@
 pub mod backend;
 pub mod engine;
 pub mod isotime;
-pub mod resident;
 pub mod seam;
 pub mod shell;
 pub mod store;
@@ -134,8 +133,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    resident::limit_arenas();
-    resident::trim();
+    oracle_resident::limit_arenas();
+    oracle_resident::trim();
     let args = match Args::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {

@@ -36,9 +36,9 @@ pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     // Arguments, logs, state file and runtime are set up: trimmed before the models load, so
     // the code that set them up does not add to the load's peak; and again once they are loaded.
-    crate::resident::trim();
+    oracle_resident::trim();
     p.scan();
-    crate::resident::trim();
+    oracle_resident::trim();
     loop {
         let attempt = timeout(Duration::from_secs(5), connect(&cfg.url));
         let conn = tokio::select! {

@@ -316,7 +316,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         .push(Proc::spawn(0, "sim", &exe, &sim_args, &[], &logs, &tx)?);
     wait_ready(&mut group, 0, sim_port, &[&ca, &creds], &logs)?;
     let mut envs = vec![("ORACLE_IPC_TOKEN".to_string(), token.clone())];
-    envs.extend(read_env_file(&creds));
+    envs.extend(oracle_ops::procs::read_env_file(&creds));
     let account = envs
         .iter()
         .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
@@ -506,16 +506,6 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
 }
 
 /// `KEY=value` lines of an env file (comments and blanks skipped).
-fn read_env_file(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 fn wait_ready(
     group: &mut Group,
     idx: usize,

@@ -107,3 +107,49 @@ pub fn sig(sym: &str, action: &str, i: i64) -> String {
 pub fn now(i: i64) -> i64 {
     T0 + (i + 1) * M15 + 1
 }
+
+/// A live session to `oracle-sim` `s` (its default credentials and account, trusting its CA)
+/// with an M1 bar stream per symbol, connected (as the executor connects).
+#[cfg(feature = "live")]
+pub async fn live_session(
+    s: &oracle_sim::SimHandle,
+    symbols: &[&str],
+) -> (
+    oracle_executor::live::LiveBroker,
+    tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+) {
+    use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
+    use oracle_ctrader::{Credentials, SessionConfig};
+    use oracle_sim::config::{
+        DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    };
+    let creds = Credentials {
+        client_id: DEFAULT_CLIENT_ID.into(),
+        client_secret: DEFAULT_CLIENT_SECRET.into(),
+        access_token: DEFAULT_ACCESS_TOKEN.into(),
+        refresh_token: None,
+    };
+    let session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
+    let ep = Endpoint {
+        host: "127.0.0.1".into(),
+        port: s.addr.port(),
+    };
+    let client = ClientConfig::new(
+        ep,
+        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
+        session,
+    );
+    oracle_executor::live::connect(oracle_executor::live::LiveConfig {
+        client,
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        streams: symbols
+            .iter()
+            .map(|s| (s.to_string(), oracle_ipc::Timeframe::M1))
+            .collect(),
+        fill_timeout: std::time::Duration::from_secs(5),
+        ready_timeout: std::time::Duration::from_secs(10),
+        hold_market: false,
+    })
+    .await
+    .expect("live session")
+}

@@ -13,16 +13,7 @@
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
-    use std::ffi::{c_int, c_void};
-
-    unsafe extern "C" {
-        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
-        fn mallopt(param: c_int, value: c_int) -> c_int;
-        fn malloc_trim(pad: usize) -> c_int;
-    }
-
-    const MADV_DONTNEED: c_int = 4;
-    const M_ARENA_MAX: c_int = -8;
+    use libc::{M_ARENA_MAX, MADV_DONTNEED, c_void, madvise, malloc_trim, mallopt};
 
     pub fn limit_arenas() {
         // SAFETY: mallopt only changes the allocator's tuning; it is called before the
