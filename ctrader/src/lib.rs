@@ -55,12 +55,15 @@
 //! captures TRACE output through auth + token refresh + re-auth and greps it for every secret.
 //!
 //! ## Closing bars by the clock
-//! The session also closes a forming bar when its own clock (the wall clock, via
-//! `handle_utc`) passes the bar's end plus `bar_close_grace`. Against a replay in the past this
-//! fires at once, so replays are rebased to now (`oracle-sim --rebase-now`). We kept the wall
-//! clock rather than the server's time (latest spot `timestamp`): Spotware sends spot timestamps
-//! only on request and a quiet market sends no spots, which is exactly when the clock rule is
-//! needed.
+//! The session also closes a forming bar when its own clock passes the bar's end plus
+//! `bar_close_grace`. Its clock is the wall clock (via `handle_utc`) or, when later, the
+//! server's time as the latest spot `timestamp` shows it (the session subscribes with
+//! timestamps): a tick stamped `t` exists, so the server's clock is at least `t`. The wall clock
+//! alone keeps closing bars of a quiet market (no spots, which is exactly when the clock rule is
+//! needed); the server's time closes them when a replay runs ahead of the wall clock, including
+//! the last bar of a symbol whose ticks stopped while the connection was down (the gap fill
+//! after a reconnect is bounded by the same clock). Against a replay in the past the wall clock
+//! closes everything at once, so replays are rebased to now (`oracle-sim --rebase-now`).
 
 #![warn(missing_docs)]
 

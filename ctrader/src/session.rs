@@ -28,7 +28,8 @@
 //! - **Requests**: each request gets a `clientMsgId` (`"c<n>"`, unique per session). Requests
 //!   submitted while not `Ready` or over the rate limit wait in a queue; one still unsent after its
 //!   timeout is dropped with [`Event::RequestNotSent`] (it never reached the server: safe to
-//!   retry). A request sent without a response within its timeout, or in flight when the connection
+//!   retry). The session's own subscriptions are asked again instead (a dropped one would leave
+//!   a stream without live bars until the next reconnect). A request sent without a response within its timeout, or in flight when the connection
 //!   drops, yields [`Event::RequestOutcomeUnknown`]: the caller must look the outcome up
 //!   (reconcile, deal list) and never blindly resend. A response that arrives after that is
 //!   delivered as [`Event::LateResponse`].
@@ -49,8 +50,10 @@
 //!   `ALREADY_LOGGED_IN` at account auth counts as success.
 //! - **Bars**: one stream per (symbol, period) however many models use it (reference counted).
 //!   A bar is *known closed* when the live trendbar of its stream moves to a later open time, when
-//!   the wall clock passes its end plus [`SessionConfig::bar_close_grace`] (so a quiet market does
-//!   not delay the close), or, after a (re)connect, when it ended before "now". Closed bars are
+//!   the session's clock passes its end plus [`SessionConfig::bar_close_grace`] (so a quiet market
+//!   does not delay the close), or, after a (re)connect, when it ended before "now". The session's
+//!   clock is the wall clock, or the latest spot `timestamp` when that is later (a replay ahead of
+//!   the wall clock). Closed bars are
 //!   always taken from history (`GetTrendbarsReq`) and emitted in open-time order, each exactly
 //!   once ([`Event::BarClosed`]; the stream's watermark only moves forward). If history does not
 //!   yet hold a bar the live stream showed, the session retries
@@ -452,6 +455,8 @@ pub struct Session {
     backoff: Duration,
     streams: BTreeMap<StreamKey, BarStream>,
     spot_subscribed: HashMap<i64, bool>,
+    /// The latest spot `timestamp` seen (Unix ms): a lower bound of the server's clock.
+    server_ms: i64,
 }
 
 const HISTORY_TYPES: [u32; 3] = [2137, 2145, 2133];
@@ -483,6 +488,7 @@ impl Session {
             backoff,
             streams: BTreeMap::new(),
             spot_subscribed: HashMap::new(),
+            server_ms: 0,
         }
     }
 
@@ -903,6 +909,9 @@ impl Session {
         )
     }
 
+    /// The session's UTC (Unix s): the wall clock, or the server's time when a spot timestamp
+    /// showed it to be later (a replay running ahead of the wall clock): a tick stamped `t`
+    /// exists, so the server's clock is at least `t`.
     fn utc_s(&self, now: Instant) -> i64 {
         let (i, ms) = self.utc_anchor;
         let delta = if now >= i {
@@ -910,7 +919,7 @@ impl Session {
         } else {
             -(i.duration_since(now).as_millis() as i64)
         };
-        (ms + delta).div_euclid(1000)
+        (ms + delta).max(self.server_ms).div_euclid(1000)
     }
 
     fn instant_at_utc(&self, utc_s: i64) -> Instant {
@@ -1081,6 +1090,7 @@ impl Session {
     }
 
     fn expire_queued(&mut self, now: Instant) {
+        let mut resubscribe = false;
         for hist in [false, true] {
             let queue = if hist {
                 &mut self.history_queue
@@ -1108,9 +1118,36 @@ impl Session {
                             s.fetching = false;
                         }
                     }
+                    // A subscription that waited in the queue past its timeout was never sent:
+                    // ask again (dropping it would leave the stream without live bars until
+                    // the next reconnect).
+                    Purpose::SubscribeSpots(symbols) => {
+                        tracing::warn!(
+                            ?symbols,
+                            "spot subscription waited too long in the queue; asking again"
+                        );
+                        for s in symbols {
+                            self.spot_subscribed.remove(&s);
+                        }
+                        resubscribe = true;
+                    }
+                    Purpose::SubscribeTrendbar(sym, period) => {
+                        tracing::warn!(
+                            symbol_id = sym,
+                            ?period,
+                            "live trendbar subscription waited too long in the queue; asking again"
+                        );
+                        if let Some(s) = self.streams.get_mut(&(sym, period)) {
+                            s.live_subscribed = false;
+                        }
+                        resubscribe = true;
+                    }
                     _ => {}
                 }
             }
+        }
+        if resubscribe && self.state == State::Ready {
+            self.resubscribe(now);
         }
     }
 
@@ -1449,6 +1486,7 @@ impl Session {
                         self.subscribe_live(now, s);
                     }
                 } else {
+                    tracing::warn!(%code, ?symbols, ?description, "spot subscription refused");
                     for s in symbols {
                         self.spot_subscribed.remove(&s);
                         self.events.push_back(Event::SubscriptionFailed {
@@ -1461,6 +1499,7 @@ impl Session {
             }
             Purpose::SubscribeTrendbar(sym, period) => {
                 if !matches!(code, ErrorCode::OpenApi(E::AlreadySubscribed)) {
+                    tracing::warn!(%code, symbol_id = sym, ?period, ?description, "live trendbar subscription refused");
                     if let Some(s) = self.streams.get_mut(&(sym, period)) {
                         s.live_subscribed = false;
                     }
@@ -1529,6 +1568,16 @@ impl Session {
                 }
                 for tb in &ev.trendbar {
                     self.on_live_bar(ev.symbol_id, tb);
+                }
+                if let Some(t) = ev.timestamp
+                    && t > self.server_ms
+                {
+                    self.server_ms = t;
+                    if self.state == State::Ready {
+                        // The server's time moved: bars it ended are closed (also those of a
+                        // symbol whose own ticks stopped).
+                        self.clock_bar_closes(now);
+                    }
                 }
                 self.events.push_back(Event::Spot {
                     symbol_id: ev.symbol_id,

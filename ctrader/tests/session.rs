@@ -59,6 +59,10 @@ struct Pair {
     server_heartbeats: bool,
     last_server_hb: Duration,
     account_auth_error: Option<&'static str>,
+    /// The server's clock runs this far ahead of the client's (a replay).
+    ahead_s: i64,
+    /// The latest time the server stamped a spot with (see [`server_tick`]).
+    server_clock: i64,
 }
 
 impl Pair {
@@ -85,6 +89,8 @@ impl Pair {
             server_heartbeats: true,
             last_server_hb: Duration::ZERO,
             account_auth_error: None,
+            ahead_s: 0,
+            server_clock: 0,
         }
     }
 
@@ -94,6 +100,11 @@ impl Pair {
 
     fn utc_s(&self) -> i64 {
         T0_UTC_MS / 1000 + self.el().as_secs() as i64
+    }
+
+    /// The server's clock.
+    fn server_utc_s(&self) -> i64 {
+        (self.utc_s() + self.ahead_s).max(self.server_clock)
     }
 
     /// Delivers a server message.
@@ -226,7 +237,7 @@ impl Pair {
                 }
                 let from = r.from_timestamp.unwrap() / 1000;
                 let to = r.to_timestamp.unwrap() / 1000;
-                let now = self.utc_s();
+                let now = self.server_utc_s();
                 // Inclusive of both ends on purpose (the client must filter); never the bar
                 // still forming at the server's "now".
                 let bars: Vec<ProtoOaTrendbar> = self
@@ -342,7 +353,7 @@ impl Pair {
                 ask: Some(b.close as u64 + 2),
                 trendbar: vec![tb],
                 session_close: None,
-                timestamp: Some(self.utc_s() * 1000),
+                timestamp: Some(self.server_utc_s() * 1000),
             },
             None,
         );
@@ -594,6 +605,70 @@ fn quiet_market_bar_closes_by_clock_and_history_lag_is_retried() {
     p.advance_to(Duration::from_secs(200));
     let times: Vec<i64> = p.closed_bars().iter().map(|b| b.0).collect();
     assert_eq!(times, vec![t, t + 60, t + 120]);
+}
+
+/// A spot of another symbol stamped `utc_s` (server time), no trendbar.
+fn server_tick(p: &mut Pair, utc_s: i64) {
+    p.server_clock = p.server_clock.max(utc_s);
+    p.deliver(
+        ProtoOaSpotEvent {
+            payload_type: None,
+            ctid_trader_account_id: ACC,
+            symbol_id: SYM + 1,
+            bid: Some(100_000),
+            ask: Some(100_002),
+            trendbar: vec![],
+            session_close: None,
+            timestamp: Some(utc_s * 1000),
+        },
+        None,
+    );
+}
+
+#[test]
+fn a_server_clock_ahead_of_ours_closes_bars_of_a_symbol_that_stopped_ticking() {
+    // A replay running ahead of the wall clock: the server's time (spot timestamps of any
+    // symbol) closes bars the wall clock would not close for hours; also after a reconnect,
+    // when the stream's own symbol has no more ticks (its data ended) and only the gap fill
+    // can bring its last bar.
+    let mut p = Pair::new(|_| {});
+    p.ahead_s = 3600; // the server is an hour ahead
+    p.start_ready();
+    let t = p.server_utc_s();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.drive();
+    p.advance_to(Duration::from_secs(1));
+    p.live(bar(t, 100_000));
+    p.advance_to(Duration::from_secs(61));
+    p.live(bar(t + 60, 100_001)); // the stream moved on: bar t closed
+    p.advance_to(Duration::from_secs(62));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::History)]);
+    // Bar t+60 is forming; its symbol goes quiet. Another symbol ticks past its end + grace.
+    server_tick(&mut p, t + 120 + 3);
+    p.advance_to(Duration::from_secs(63));
+    assert_eq!(
+        p.closed_bars().iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![t, t + 60],
+        "closed by the server's time, not by the wall clock (an hour away)"
+    );
+    // The same across a reconnect: bar t+120 forms, the connection drops, the symbol's data
+    // ends (no more ticks of it); after the reconnect the server's clock alone closes it.
+    p.live(bar(t + 120, 100_002));
+    p.s.handle_disconnected(p.now, "reset".into());
+    p.connected = false;
+    p.advance_to(Duration::from_secs(65));
+    assert_eq!(p.s.state(), State::Ready);
+    server_tick(&mut p, t + 180 + 3);
+    p.advance_to(Duration::from_secs(66));
+    assert_eq!(
+        p.closed_bars().iter().map(|b| b.0).collect::<Vec<_>>(),
+        vec![t, t + 60, t + 120]
+    );
+    // A stamp behind our clock changes nothing (the wall clock still rules a quiet market).
+    server_tick(&mut p, 0);
+    p.advance_to(Duration::from_secs(67));
+    assert_eq!(p.closed_bars().len(), 3);
 }
 
 #[test]

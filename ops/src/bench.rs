@@ -7,6 +7,13 @@
 //!   real loopback WebSocket, 20 models on one bar grid: bar out (executor) → order written
 //!   (executor, after the predictor's SIGNAL), p50/p99/max; RSS of both processes sampled from
 //!   `/proc` (peak, steady, slope); cold start of the predictor to its first signal;
+//! - **simulator → executor**: `oracle-sim` (TLS, a market shifted to start now, see
+//!   [`crate::market`]) + executor (live broker over the simulator, paper book beside it) +
+//!   predictor, 20 models, no faults, `--sim-hours` of market at `--sim-speed`: per
+//!   `NewOrderReq`, the simulator's `new_order` instant − the `bar_close` instant of the bar its
+//!   client order id names, both from the simulator's `--timing-out` file (its clock, so exact),
+//!   p50/p99/max; per close instant (the streams that closed together) its first bar → its last
+//!   order; hops through the executor's log; RSS of executor + predictor;
 //! - **Python reference**: `python -m oracle_training reference --bench` over the same bar files
 //!   and models: RSS and per-bar latency, printed as ratios against ours;
 //! - **criterion**: the core step's estimates (`target/criterion/bar/*/new/estimates.json`),
@@ -14,7 +21,7 @@
 //!
 //! Everything that cannot be measured prints `not available: <what>` instead of a number.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -23,6 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::market::{self, MarketSpec};
 use crate::procs::{self, Bins, Follow};
 
 /// `oracle bench` flags.
@@ -40,8 +48,9 @@ pub struct BenchArgs {
     /// Live bars per stream in the end-to-end run (after 350 history bars).
     #[arg(long, default_value_t = 250)]
     pub bars: usize,
-    /// Pause the executor's paper feed makes after each bar event, ms (large enough that the
-    /// pipeline is idle when a bar arrives: latency without queueing).
+    /// Pause the executor's paper feed makes after each bar instant (every stream's bar of one
+    /// instant goes out together), ms (large enough that the pipeline is idle when the next
+    /// instant arrives: latency without queueing from the previous one).
     #[arg(long, default_value_t = 20)]
     pub feed_interval_ms: u64,
     /// Fleet sizes of the scale bench.
@@ -69,9 +78,23 @@ pub struct BenchArgs {
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-    /// Give up on the end-to-end run after this many seconds.
+    /// Give up on the end-to-end run after this many seconds (the simulator run: this many
+    /// seconds after its market span's wall time).
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
+    /// Simulator → executor run: hours of live market (an M5 model sees 12 bars per hour, an H1
+    /// model one, a D1 model one per UTC midnight crossed). Raise it for a longer run.
+    #[arg(long, default_value_t = 4)]
+    pub sim_hours: u64,
+    /// Simulator → executor run: the simulator's speed, `<N>x` (market time N × wall time). The
+    /// default leaves the pipeline idle between two close instants (5 s apart at the least; the
+    /// report checks it), so a close's latency carries no queue from the previous one: the
+    /// executor confirms every closed bar from history, at most 5 requests per second.
+    #[arg(long, default_value = "60x")]
+    pub sim_speed: String,
+    /// Skip the simulator → executor run.
+    #[arg(long)]
+    pub no_sim: bool,
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
     pub scale_worker: Option<usize>,
@@ -256,13 +279,19 @@ fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
     v.get("fields").and_then(|f| f.get(k)).or_else(|| v.get(k))
 }
 
-/// Bar time and model of a client order id `ot-SYM-TF-<bar time>-O|C`.
-pub fn coid_bar(coid: &str) -> Option<(String, i64)> {
+/// Symbol, timeframe and bar time of a client order id `ot-SYM-TF-<bar time>-O|C`.
+pub fn coid_parts(coid: &str) -> Option<(&str, &str, i64)> {
     let mut it = coid.rsplitn(3, '-');
     let _op = it.next()?;
     let bt: i64 = it.next()?.parse().ok()?;
     let rest = it.next()?.strip_prefix("ot-")?;
     let (sym, tf) = rest.rsplit_once('-')?;
+    Some((sym, tf, bt))
+}
+
+/// Bar time and model of a client order id `ot-SYM-TF-<bar time>-O|C`.
+pub fn coid_bar(coid: &str) -> Option<(String, i64)> {
+    let (sym, tf, bt) = coid_parts(coid)?;
     Some((format!("{sym}_{tf}"), bt))
 }
 
@@ -365,6 +394,55 @@ struct E2e {
     json: Value,
 }
 
+/// RSS of the executor and the predictor sampled from `/proc` during a run.
+#[derive(Debug, Default)]
+struct RssSampler {
+    /// (s since the run's start, VmRSS ex+pr, VmHWM ex+pr), kB.
+    samples: Vec<(f64, u64, u64)>,
+    /// The predictor's VmRSS, kB.
+    pr: Vec<u64>,
+    /// Peak VmHWM (executor, predictor), kB.
+    hwm: (u64, u64),
+}
+
+impl RssSampler {
+    /// One sample at `t` s (none when either process is gone).
+    fn sample(&mut self, t: f64, ex: &procs::Guard, pr: &procs::Guard) {
+        if let (Some(a), Some(b)) = (
+            ex.pid().and_then(procs::mem_kb),
+            pr.pid().and_then(procs::mem_kb),
+        ) {
+            self.samples.push((t, a.0 + b.0, a.1 + b.1));
+            self.pr.push(b.0);
+            self.hwm = (self.hwm.0.max(a.1), self.hwm.1.max(b.1));
+        }
+    }
+
+    /// Peak (VmHWM); steady = median of the second half; slope over the second half.
+    fn json(&self) -> Value {
+        let tail = &self.samples[self.samples.len() / 2..];
+        let mut rss_tail: Vec<f64> = tail.iter().map(|s| s.1 as f64).collect();
+        let steady = percentiles(&mut rss_tail).map(|p| p.0);
+        let xs: Vec<f64> = tail.iter().map(|s| s.0 / 60.0).collect();
+        let ys: Vec<f64> = tail.iter().map(|s| s.1 as f64).collect();
+        let kb_per_min = slope(&xs, &ys);
+        let mut pr_tail: Vec<f64> = self.pr[self.pr.len() / 2..]
+            .iter()
+            .map(|&k| k as f64)
+            .collect();
+        let pr_steady = percentiles(&mut pr_tail).map(|p| p.0);
+        json!({
+            "samples": self.samples.len(),
+            "peak_kb_executor": self.hwm.0,
+            "peak_kb_predictor": self.hwm.1,
+            "peak_kb_total": self.hwm.0 + self.hwm.1,
+            "steady_kb_total": steady,
+            "steady_kb_predictor": pr_steady,
+            "slope_kb_per_min_second_half": kb_per_min.map(round3),
+        })
+    }
+}
+
 fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     let run = args.out.join("run");
     procs::fresh_dir(&run)?;
@@ -392,26 +470,17 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     )?;
     let mut follow = Follow::new(&ex_log);
     let mut facts = LogFacts::default();
-    let mut samples: Vec<(f64, u64, u64)> = Vec::new(); // (s since start, rss ex+pr, hwm ex+pr)
-    let mut pr_samples: Vec<u64> = Vec::new();
+    let mut rss = RssSampler::default();
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(args.timeout_s);
     let expected = p.streams.len() * p.live;
     let mut last_growth = Instant::now();
     let mut last_bars = 0usize;
-    let mut hwm = (0u64, 0u64);
     loop {
         for l in follow.lines() {
             log_line(&mut facts, &l);
         }
-        if let (Some(a), Some(b)) = (
-            ex.pid().and_then(procs::mem_kb),
-            pr.pid().and_then(procs::mem_kb),
-        ) {
-            samples.push((t0.elapsed().as_secs_f64(), a.0 + b.0, a.1 + b.1));
-            pr_samples.push(b.0);
-            hwm = (hwm.0.max(a.1), hwm.1.max(b.1));
-        }
+        rss.sample(t0.elapsed().as_secs_f64(), &ex, &pr);
         let live_bars = facts.bar_out.len();
         if live_bars != last_bars {
             last_bars = live_bars;
@@ -485,20 +554,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         .values()
         .map(|(a, b)| (b - a) * 1000.0)
         .collect();
-    // RSS: steady = median of the second half; slope over the second half.
-    let half = samples.len() / 2;
-    let tail = &samples[half..];
-    let mut rss_tail: Vec<f64> = tail.iter().map(|s| s.1 as f64).collect();
-    let steady = percentiles(&mut rss_tail).map(|p| p.0);
-    let xs: Vec<f64> = tail.iter().map(|s| s.0 / 60.0).collect();
-    let ys: Vec<f64> = tail.iter().map(|s| s.1 as f64).collect();
-    let kb_per_min = slope(&xs, &ys);
     let seconds = t0.elapsed().as_secs_f64();
-    let mut pr_tail: Vec<f64> = pr_samples[pr_samples.len() / 2..]
-        .iter()
-        .map(|&k| k as f64)
-        .collect();
-    let pr_steady = percentiles(&mut pr_tail).map(|p| p.0);
     let json = json!({
         "mode": "executor --paper (bar feed inside the executor) + predictor, separate processes, loopback WebSocket",
         "streams": p.streams.len(),
@@ -519,15 +575,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         },
         "bar_close_to_last_order_ms": pct_json(&mut per_bar),
         "cold_start_to_first_signal_ms": cold_ms.map(round3),
-        "rss": {
-            "samples": samples.len(),
-            "peak_kb_executor": hwm.0,
-            "peak_kb_predictor": hwm.1,
-            "peak_kb_total": hwm.0 + hwm.1,
-            "steady_kb_total": steady,
-            "steady_kb_predictor": pr_steady,
-            "slope_kb_per_min_second_half": kb_per_min.map(round3),
-        },
+        "rss": rss.json(),
         "logs": run.display().to_string(),
     });
     Ok(E2e { json })
@@ -537,6 +585,349 @@ fn wall_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// end to end over the simulator
+
+/// The simulator's timing file (`--timing-out`; sim/README.md, "Timing hook"), as the bench
+/// reads it. Instants are the simulator's wall clock, integer µs since the Unix epoch.
+#[derive(Debug, Default)]
+pub struct SimTiming {
+    /// First `bar_close` instant per (symbol, period, bar open time in Unix s): the spot event
+    /// that closed that bar was written and flushed to the client's socket.
+    pub bar_close: HashMap<(String, String, i64), i64>,
+    /// `new_order` lines in file order: (client order id, instant when the `NewOrderReq` was
+    /// decoded).
+    pub new_orders: Vec<(String, i64)>,
+    /// `disconnect` instants.
+    pub disconnects: Vec<i64>,
+    /// Lines that were not a complete known event (a torn last line, an unknown `ev`).
+    pub other: usize,
+}
+
+/// Feeds one line of the simulator's timing file into `t`.
+pub fn sim_timing_line(t: &mut SimTiming, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        t.other += 1;
+        return;
+    };
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let i = |k: &str| v.get(k).and_then(Value::as_i64);
+    match (s("ev"), i("t_us")) {
+        (Some("bar_close"), Some(at)) => {
+            let (Some(sym), Some(per), Some(bt)) = (s("symbol"), s("period"), i("bar_time")) else {
+                t.other += 1;
+                return;
+            };
+            // One line per connection: the first one is the close the system saw first.
+            let e = t
+                .bar_close
+                .entry((sym.to_string(), per.to_string(), bt))
+                .or_insert(at);
+            *e = (*e).min(at);
+        }
+        (Some("new_order"), Some(at)) => {
+            let c = s("client_order_id").unwrap_or("");
+            t.new_orders.push((c.to_string(), at));
+        }
+        (Some("disconnect"), Some(at)) => t.disconnects.push(at),
+        _ => t.other += 1,
+    }
+}
+
+/// Parses a whole timing file's text.
+pub fn parse_sim_timing(text: &str) -> SimTiming {
+    let mut t = SimTiming::default();
+    for l in text.lines() {
+        sim_timing_line(&mut t, l);
+    }
+    t
+}
+
+/// Bar close → `NewOrderReq`, both instants on the simulator's clock.
+#[derive(Debug, Default)]
+pub struct SimLatency {
+    /// Per `NewOrderReq`: its `new_order` instant − the `bar_close` instant of the bar its client
+    /// order id names (symbol, timeframe, bar time), ms.
+    pub per_order_ms: Vec<f64>,
+    /// Per close instant (market time) with orders: its first `bar_close` → its last
+    /// `NewOrderReq`, ms (all the orders of the streams that closed together).
+    pub per_instant_ms: Vec<f64>,
+    /// Per close instant: how many streams closed on it.
+    pub streams_per_instant: Vec<usize>,
+    /// Smallest wall gap between the first `bar_close`s of two consecutive close instants, ms.
+    pub min_gap_ms: Option<f64>,
+    /// Close instant (market time, Unix s) → its first `bar_close` (µs).
+    pub instant_first: BTreeMap<i64, i64>,
+    /// `NewOrderReq`s whose client order id is not `ot-SYM-TF-<bar time>-O|C` or names a bar the
+    /// file never closed.
+    pub unmatched: usize,
+    /// `NewOrderReq`s for bars that closed before the measurement's start (warm-up; left out).
+    pub warm_up: usize,
+    /// The matched orders: ((`SYM_TF`, bar time), `bar_close` µs, `new_order` µs).
+    pub matched: Vec<((String, i64), i64, i64)>,
+}
+
+/// Matches every `NewOrderReq` of `t` to the `bar_close` of the bar its client order id names
+/// (same symbol, timeframe = period, bar time) and measures the difference. Bars that closed
+/// before `from_us` are left out (warm-up). A close instant is the bar's open time + its
+/// period (market time); `streams`, when given, restricts the count of streams closing on an
+/// instant to those (symbol, timeframe) pairs.
+pub fn sim_latency(
+    t: &SimTiming,
+    streams: Option<&HashSet<(String, String)>>,
+    from_us: i64,
+) -> SimLatency {
+    let mut r = SimLatency::default();
+    // Close instant (market s) → (first bar_close µs, streams).
+    let mut instants: BTreeMap<i64, (i64, usize)> = BTreeMap::new();
+    for ((sym, per, bt), &at) in &t.bar_close {
+        let Some(p) = crate::market::period_secs(per) else {
+            continue;
+        };
+        if at < from_us {
+            continue;
+        }
+        let e = instants.entry(bt + p).or_insert((at, 0));
+        e.0 = e.0.min(at);
+        if streams.is_none_or(|s| s.contains(&(sym.clone(), per.clone()))) {
+            e.1 += 1;
+        }
+    }
+    r.streams_per_instant = instants.values().map(|v| v.1).filter(|&n| n > 0).collect();
+    r.instant_first = instants.iter().map(|(i, v)| (*i, v.0)).collect();
+    let firsts: Vec<i64> = instants.values().map(|v| v.0).collect();
+    r.min_gap_ms = firsts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1000.0)
+        .min_by(f64::total_cmp);
+    // Close instant → last NewOrderReq.
+    let mut last: BTreeMap<i64, i64> = BTreeMap::new();
+    for (coid, at) in &t.new_orders {
+        let Some((sym, tf, bt)) = coid_parts(coid) else {
+            r.unmatched += 1;
+            continue;
+        };
+        let Some(&closed) = t.bar_close.get(&(sym.to_string(), tf.to_string(), bt)) else {
+            r.unmatched += 1;
+            continue;
+        };
+        if closed < from_us {
+            r.warm_up += 1;
+            continue;
+        }
+        r.per_order_ms.push((at - closed) as f64 / 1000.0);
+        r.matched.push(((format!("{sym}_{tf}"), bt), closed, *at));
+        if let Some(p) = crate::market::period_secs(tf) {
+            let e = last.entry(bt + p).or_insert(*at);
+            *e = (*e).max(*at);
+        }
+    }
+    r.per_instant_ms = last
+        .iter()
+        .filter_map(|(i, l)| instants.get(i).map(|f| (l - f.0) as f64 / 1000.0))
+        .collect();
+    r
+}
+
+/// Whether the simulator run is over: the market has reached `end` (a bar of one of `streams`
+/// closed at or after it, market time) and every bar of `streams` that closed before it has
+/// reached the executor as a SIGNAL (`signals`, keyed `(SYM_TF, bar time)`).
+pub fn sim_run_done(
+    t: &SimTiming,
+    streams: &HashSet<(String, String)>,
+    signals: &HashMap<(String, i64), f64>,
+    end: i64,
+) -> bool {
+    let mut past_end = false;
+    for (sym, per, bt) in t.bar_close.keys() {
+        let Some(p) = crate::market::period_secs(per) else {
+            continue;
+        };
+        if !streams.contains(&(sym.clone(), per.clone())) {
+            continue;
+        }
+        if bt + p >= end {
+            past_end = true;
+        } else if !signals.contains_key(&(format!("{sym}_{per}"), *bt)) {
+            return false;
+        }
+    }
+    past_end
+}
+
+/// The factor of a timed simulator speed `<N>x`.
+pub fn speed_factor(speed: &str) -> Option<f64> {
+    let f: f64 = speed.strip_suffix('x')?.parse().ok()?;
+    (f.is_finite() && f > 0.0).then_some(f)
+}
+
+/// The simulator → executor leg: simulator (TLS, the market shifted to start now) + executor
+/// (live broker over the simulator, paper book beside it) + predictor, 20 models, no faults,
+/// `--sim-hours` of market at `--sim-speed`. Latency per `NewOrderReq` from the simulator's
+/// timing file (both instants on its clock); the executor's log splits it in two hops (two
+/// processes' readings of the same wall clock); RSS of executor + predictor from `/proc`.
+fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
+    if !bins.has("sim") {
+        bail!(
+            "no simulator binary in {} (cargo build --release -p oracle-sim)",
+            bins.dir.display()
+        );
+    }
+    let Some(factor) = speed_factor(&args.sim_speed) else {
+        bail!(
+            "--sim-speed {}: the bench needs a timed speed <N>x",
+            args.sim_speed
+        );
+    };
+    let input = args.out.join("sim-input");
+    procs::fresh_dir(&input)?;
+    let spec = MarketSpec {
+        history: 400,
+        hours: args.sim_hours,
+        max_models: 20,
+        copy_models: true,
+        risk: Some(
+            json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
+        ),
+    };
+    let m = market::prepare(&args.models, &args.data, &input, &spec)?;
+    let dir = args.out.join("sim-run");
+    procs::fresh_dir(&dir)?;
+    // The market's end: the run is over once the simulator has closed a bar at or after it and
+    // every bar closed before it has reached the executor as a SIGNAL.
+    let end_live = m.t0 + i64::try_from(args.sim_hours)? * 3600;
+    let streams: HashSet<(String, String)> = m.models.values().cloned().collect();
+    let span_wall = args.sim_hours as f64 * 3600.0 / factor;
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(span_wall + args.timeout_s as f64);
+    let (mut sim, mut ex, mut pr) = procs::spawn_live_system(bins, &m, &dir, &args.sim_speed, &[])?;
+    let mut follow = Follow::new(&dir.join("executor.log"));
+    let mut facts = LogFacts::default();
+    let mut rss = RssSampler::default();
+    let timing_path = dir.join("sim-timing.jsonl");
+    let mut follow_timing = Follow::new(&timing_path);
+    let mut so_far = SimTiming::default();
+    let mut timed_out = false;
+    loop {
+        for l in follow.lines() {
+            log_line(&mut facts, &l);
+        }
+        for l in follow_timing.lines() {
+            sim_timing_line(&mut so_far, &l);
+        }
+        rss.sample(t0.elapsed().as_secs_f64(), &ex, &pr);
+        if sim_run_done(&so_far, &streams, &facts.signal_at, end_live) {
+            break;
+        }
+        procs::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
+        if Instant::now() > deadline {
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last bars' orders (a close, then an open after its fill) are on their way.
+    std::thread::sleep(Duration::from_millis(1000));
+    let stop_us = (wall_now() * 1e6) as i64;
+    pr.stop(Duration::from_secs(3));
+    ex.stop(Duration::from_secs(3));
+    sim.stop(Duration::from_secs(3));
+    let seconds = t0.elapsed().as_secs_f64();
+    for l in follow.lines() {
+        log_line(&mut facts, &l);
+    }
+    let text = std::fs::read_to_string(&timing_path)
+        .with_context(|| format!("the simulator's timing file {}", timing_path.display()))?;
+    let t = parse_sim_timing(&text);
+    // Warm-up: bars that closed before the first SIGNAL reached the executor (the predictor was
+    // still starting: their orders would carry its start-up).
+    let first_signal = facts.signals.iter().copied().fold(f64::INFINITY, f64::min);
+    let from_us = if first_signal.is_finite() {
+        (first_signal * 1e6) as i64
+    } else {
+        0
+    };
+    let mut lat = sim_latency(&t, Some(&streams), from_us);
+    // Every bar (orders or not), through the executor's log (its reading of the wall clock):
+    // bar written → executor bar out, → executor SIGNAL in; per close instant, its first bar
+    // written → the last SIGNAL in of its bars.
+    let (mut to_out, mut to_signal) = (Vec::new(), Vec::new());
+    let mut last_signal: BTreeMap<i64, f64> = BTreeMap::new();
+    for ((sym, per, bt), &closed) in &t.bar_close {
+        if closed < from_us || !streams.contains(&(sym.clone(), per.clone())) {
+            continue;
+        }
+        let k = (format!("{sym}_{per}"), *bt);
+        let closed_s = closed as f64 / 1e6;
+        if let Some(out) = facts.bar_out.get(&k) {
+            to_out.push((out - closed_s) * 1000.0);
+        }
+        if let Some(sig) = facts.signal_at.get(&k) {
+            to_signal.push((sig - closed_s) * 1000.0);
+            if let Some(p) = market::period_secs(per) {
+                let e = last_signal.entry(bt + p).or_insert(*sig);
+                *e = e.max(*sig);
+            }
+        }
+    }
+    let mut instant_signal: Vec<f64> = last_signal
+        .iter()
+        .filter_map(|(i, sig)| {
+            let first = *lat.instant_first.get(i)? as f64 / 1e6;
+            Some((sig - first) * 1000.0)
+        })
+        .collect();
+    // Per order: executor bar out → NewOrderReq at the simulator.
+    let mut ex_to_order = Vec::new();
+    for (k, _, at) in &lat.matched {
+        if let Some(out) = facts.bar_out.get(k) {
+            ex_to_order.push((*at as f64 / 1e6 - out) * 1000.0);
+        }
+    }
+    // The slowest close instant (to its last SIGNAL, or its last order).
+    let max_instant = lat
+        .per_instant_ms
+        .iter()
+        .chain(&instant_signal)
+        .copied()
+        .fold(f64::NAN, f64::max);
+    let mut per_stream: Vec<f64> = lat.streams_per_instant.iter().map(|&n| n as f64).collect();
+    let streams_median = percentiles(&mut per_stream).map(|p| p.0);
+    Ok(json!({
+        "mode": format!("oracle-sim (TLS, --speed {}, market shifted to start now) + executor (live broker over the simulator, paper book beside it) + predictor, separate processes, loopback", args.sim_speed),
+        "speed": args.sim_speed,
+        "market_hours": args.sim_hours,
+        "models": m.models.len(),
+        "seconds": round3(seconds),
+        "timed_out": timed_out,
+        "bar_closes": t.bar_close.len(),
+        "new_orders": t.new_orders.len(),
+        "unmatched_orders": lat.unmatched,
+        "warm_up_orders": lat.warm_up,
+        "disconnects_before_stop": t.disconnects.iter().filter(|&&d| d < stop_us).count(),
+        "bar_close_to_new_order_ms": pct_json(&mut lat.per_order_ms),
+        "close_instant_to_last_new_order_ms": pct_json(&mut lat.per_instant_ms),
+        "close_instant_to_last_signal_in_ms": pct_json(&mut instant_signal),
+        "streams_per_close_instant": {
+            "instants": lat.streams_per_instant.len(),
+            "max": lat.streams_per_instant.iter().max(),
+            "median": streams_median,
+        },
+        "min_gap_between_close_instants_ms": lat.min_gap_ms.map(round3),
+        "idle_between_closes": lat.min_gap_ms.map(|g| max_instant.is_nan() || max_instant < g),
+        "hops_ms": {
+            "sim_bar_close_to_executor_bar_out": pct_json(&mut to_out),
+            "sim_bar_close_to_executor_signal_in": pct_json(&mut to_signal),
+            "executor_bar_out_to_sim_new_order": pct_json(&mut ex_to_order),
+        },
+        "rss": rss.json(),
+        "logs": dir.display().to_string(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -756,7 +1147,7 @@ pub fn markdown(r: &Value) -> String {
         }
         row(
             &mut s,
-            "bar close → last order of that bar (20 streams; includes the feed's 19 × interval spacing)",
+            "bar close → last order of that bar (20 streams closing together, paper book)",
             p3(&e["bar_close_to_last_order_ms"], "ms"),
             "< 100 ms (seed)",
         );
@@ -786,6 +1177,67 @@ pub fn markdown(r: &Value) -> String {
             "cold start → first signal, 20 models",
             fmt_opt(num(e, &["cold_start_to_first_signal_ms"]), "ms"),
             "< 1 s (goal)",
+        );
+    }
+    let sim = &r["sim_e2e"];
+    if let Some(err) = sim.get("error").and_then(Value::as_str) {
+        row(&mut s, "simulator bar → NewOrderReq", err.to_string(), "");
+    } else if !sim.is_null() {
+        let closing = &sim["streams_per_close_instant"];
+        row(
+            &mut s,
+            &format!(
+                "simulator bar written → NewOrderReq at the simulator, per order ({} streams, live broker over TLS, {} h of market at {}; sim's clock)",
+                sim["models"],
+                sim["market_hours"],
+                sim["speed"].as_str().unwrap_or("?")
+            ),
+            p3(&sim["bar_close_to_new_order_ms"], "ms"),
+            "< 100 ms (seed); < 2 ms p99 (goal)",
+        );
+        row(
+            &mut s,
+            "  hop: simulator bar written → executor bar out (every bar; the closed bar confirmed from history)",
+            p3(&sim["hops_ms"]["sim_bar_close_to_executor_bar_out"], "ms"),
+            "",
+        );
+        row(
+            &mut s,
+            "  hop: executor bar out → NewOrderReq at the simulator (per order)",
+            p3(&sim["hops_ms"]["executor_bar_out_to_sim_new_order"], "ms"),
+            "",
+        );
+        row(
+            &mut s,
+            "simulator bar written → executor SIGNAL in (every bar)",
+            p3(&sim["hops_ms"]["sim_bar_close_to_executor_signal_in"], "ms"),
+            "",
+        );
+        let together = format!(
+            "streams closing together: median {}, max {}",
+            num(closing, &["median"]).map_or("?".into(), |x| format!("{x:.0}")),
+            closing["max"]
+        );
+        row(
+            &mut s,
+            &format!("simulator close instant → last SIGNAL in of it ({together})"),
+            p3(&sim["close_instant_to_last_signal_in_ms"], "ms"),
+            "",
+        );
+        row(
+            &mut s,
+            "simulator close instant → last NewOrderReq of it",
+            p3(&sim["close_instant_to_last_new_order_ms"], "ms"),
+            "< 100 ms (seed)",
+        );
+        row(
+            &mut s,
+            "RSS predictor + executor over the simulator (live + paper), peak (VmHWM)",
+            fmt_opt(
+                num(sim, &["rss", "peak_kb_total"]).map(|k| k / 1024.0),
+                "MB",
+            ),
+            "< 600 MB (seed); < 16 MB (goal)",
         );
     }
     for f in r["scale"].as_array().into_iter().flatten() {
@@ -869,6 +1321,18 @@ pub fn markdown(r: &Value) -> String {
         "\nEnd to end: {}",
         e["mode"].as_str().unwrap_or("not available")
     );
+    if let Some(mode) = sim["mode"].as_str() {
+        let _ = writeln!(
+            s,
+            "\nSimulator leg: {mode}; {} s; {} NewOrderReqs ({} for bars closed during start-up left out, {} unmatched); smallest gap between two close instants {} ms; idle between closes: {}",
+            sim["seconds"],
+            sim["new_orders"],
+            sim["warm_up_orders"],
+            sim["unmatched_orders"],
+            sim["min_gap_between_close_instants_ms"],
+            sim["idle_between_closes"]
+        );
+    }
     if let Some(n) = r["notes"].as_array() {
         for x in n {
             let _ = writeln!(s, "- {}", x.as_str().unwrap_or(""));
@@ -916,6 +1380,21 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         },
         Err(e) => json!({"error": format!("not available: {e:#}")}),
     };
+    let sim = if args.no_sim {
+        json!({"error": "not available: --no-sim"})
+    } else {
+        eprintln!(
+            "bench: simulator → executor ({} h of market at {})…",
+            args.sim_hours, args.sim_speed
+        );
+        match Bins::locate(args.bin_dir.as_deref()) {
+            Ok(bins) => match run_sim(args, &bins) {
+                Ok(v) => v,
+                Err(e) => json!({"error": format!("not available: {e:#}")}),
+            },
+            Err(e) => json!({"error": format!("not available: {e:#}")}),
+        }
+    };
     eprintln!("bench: python reference…");
     let run = args.out.join("run");
     let (pm, pd) = if run.join("models").is_dir() {
@@ -950,8 +1429,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         oracle_model::format_time(now)
     };
     let notes = vec![
-        "bar → order is measured inside the executor's JSON log (its 'bar out' instant to its 'order sent' instant, the predictor's round trip over the loopback WebSocket in between); the simulator → executor leg is not in it (see ops/NEEDS.md: the executor's live broker and the sim's send/receive instants).",
-        "the executor's paper feed sleeps --feed-interval-ms after every bar event, so the 20 streams of one bar arrive that far apart, not at once; 'bar close → last order' includes that spacing.",
+        "paper book: bar → order is measured inside the executor's JSON log (its 'bar out' instant to its 'order sent' instant, the predictor's round trip over the loopback WebSocket in between); no broker in it.",
+        "simulator: bar → NewOrderReq is measured on the simulator's clock from its --timing-out file: the spot event that closed the bar written to the executor's TLS socket → the NewOrderReq decoded, matched per order by the client order id's symbol, timeframe and bar time; bars that closed before the executor's first SIGNAL (start-up) are left out. Only opens are NewOrderReqs (a close is a ClosePositionReq, which the timing file does not stamp). The executor confirms every closed bar from the broker's history before it goes out (GetTrendbarsReq, at most 5 per second under cTrader's limit): when more than 5 streams close together the later ones wait whole seconds, which is most of the simulator figures' p99. The market is sped up (--sim-speed), so the streams of one close instant still close together; the speed leaves the pipeline idle between two close instants ('idle between closes' in bench.json compares the slowest instant with the smallest gap). Its two hops go through the executor's 'bar out' log line (another process's reading of the same wall clock).",
+        "the executor's paper feed sends every stream's bar of one instant together (20 symbols closing on the same bar), then sleeps --feed-interval-ms; 'bar close → last order' is the first bar out of an instant → its last order.",
         "bar files are the bundled ones, cut to 350 + N bars and re-stamped onto one weekly grid (the twins see only the order of bars), so every stream closes on the same instants.",
         "Python reference: the same models and bar files; its latency is compute only (no IPC), so it is compared with our in-process 20-twin bar close.",
     ];
@@ -962,6 +1442,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "seconds": round3(started.elapsed().as_secs_f64()),
         "scale": scale,
         "e2e": e2e,
+        "sim_e2e": sim,
         "python": python,
         "criterion": criterion,
         "ratios": ratios,
@@ -1007,6 +1488,160 @@ mod tests {
             Some(("EURUSD_H1".to_string(), 978_307_200))
         );
         assert_eq!(coid_bar("nonsense"), None);
+    }
+
+    #[test]
+    fn coid_parts_split_symbol_timeframe_and_bar() {
+        assert_eq!(
+            coid_parts("ot-EURUSD-M15-1614557700-C"),
+            Some(("EURUSD", "M15", 1_614_557_700))
+        );
+        assert_eq!(coid_parts("ot-EURUSD-M15-x-C"), None);
+        assert_eq!(coid_parts(""), None);
+    }
+
+    #[test]
+    fn sim_timing_lines_are_read() {
+        let t = parse_sim_timing(concat!(
+            r#"{"ev":"bar_close","conn":1,"symbol":"EURUSD","period":"M15","bar_time":1704067200,"t_us":1732460000123456}"#,
+            "\n",
+            // The same bar on a later connection: the first instant is kept.
+            r#"{"ev":"bar_close","conn":2,"symbol":"EURUSD","period":"M15","bar_time":1704067200,"t_us":1732460000200000}"#,
+            "\n",
+            r#"{"ev":"new_order","conn":1,"client_order_id":"ot-EURUSD-M15-1704067200-O","symbol":"EURUSD","side":"BUY","volume":100000,"t_us":1732460000124001}"#,
+            "\n",
+            r#"{"ev":"disconnect","conn":1,"reason":"peer closed","t_us":1732460000125000}"#,
+            "\n\n",
+            r#"{"ev":"bar_close","conn":1,"symbol":"EURUSD","period":"H1","t_us":1}"#,
+            "\n",
+            r#"{"ev":"new_order","conn":1,"client_order_id":"ot-EUR"#,
+        ));
+        assert_eq!(
+            t.bar_close
+                .get(&("EURUSD".into(), "M15".into(), 1_704_067_200))
+                .copied(),
+            Some(1_732_460_000_123_456)
+        );
+        assert_eq!(t.bar_close.len(), 1);
+        assert_eq!(
+            t.new_orders,
+            vec![(
+                "ot-EURUSD-M15-1704067200-O".to_string(),
+                1_732_460_000_124_001
+            )]
+        );
+        assert_eq!(t.disconnects, vec![1_732_460_000_125_000]);
+        // The bar_close without a bar time and the torn last line.
+        assert_eq!(t.other, 2);
+    }
+
+    #[test]
+    fn sim_orders_match_their_own_bar_close() {
+        // EURUSD H1 and M15 and SYNFX01 H1 close together at market 7200; EURUSD M15 again at
+        // 8100; a bar closed during the warm-up (before 6 s).
+        let line = |sym: &str, per: &str, bt: i64, at: i64| {
+            format!(
+                r#"{{"ev":"bar_close","conn":1,"symbol":"{sym}","period":"{per}","bar_time":{bt},"t_us":{at}}}"#
+            )
+        };
+        let order = |coid: &str, at: i64| {
+            format!(r#"{{"ev":"new_order","conn":1,"client_order_id":"{coid}","t_us":{at}}}"#)
+        };
+        let text = [
+            line("EURUSD", "H1", 0, 5_000_000),
+            order("ot-EURUSD-H1-0-O", 5_001_000),
+            line("EURUSD", "M15", 6300, 10_000_000),
+            line("EURUSD", "H1", 3600, 10_000_100),
+            line("SYNFX01", "H1", 3600, 10_000_050),
+            // H1 must match the H1 bar (10_000_100), not the M15 one of the same symbol.
+            order("ot-EURUSD-H1-3600-O", 10_001_600),
+            order("ot-EURUSD-M15-6300-C", 10_002_250),
+            order("ot-SYNFX01-H1-3600-O", 10_003_050),
+            order("ot-EURUSD-H1-99-O", 10_004_000),
+            order("", 10_004_000),
+            line("EURUSD", "M15", 7200, 12_000_000),
+            order("ot-EURUSD-M15-7200-O", 12_000_500),
+        ]
+        .join("\n");
+        let t = parse_sim_timing(&text);
+        let ours: HashSet<(String, String)> = [("EURUSD", "H1"), ("EURUSD", "M15")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let r = sim_latency(&t, Some(&ours), 6_000_000);
+        assert_eq!(r.per_order_ms, vec![1.5, 2.25, 3.0, 0.5]);
+        assert_eq!((r.unmatched, r.warm_up), (2, 1));
+        // Instant 7200: first close 10_000_000 → last order 10_003_050; instant 8100: 0.5 ms.
+        assert_eq!(r.per_instant_ms, vec![3.05, 0.5]);
+        assert_eq!(r.streams_per_instant, vec![2, 1]);
+        assert_eq!(r.min_gap_ms, Some(2000.0));
+        assert_eq!(r.matched[0].0, ("EURUSD_H1".to_string(), 3600));
+        // Without a stream filter every stream counts; without a start the warm-up bar counts.
+        let all = sim_latency(&t, None, 0);
+        assert_eq!(all.streams_per_instant, vec![1, 3, 1]);
+        assert_eq!(all.warm_up, 0);
+        assert_eq!(all.per_order_ms.len(), 5);
+    }
+
+    #[test]
+    fn sim_run_ends_past_the_market_end_with_every_bar_signalled() {
+        let close = |sym: &str, per: &str, bt: i64, at: i64| {
+            format!(
+                r#"{{"ev":"bar_close","conn":1,"symbol":"{sym}","period":"{per}","bar_time":{bt},"t_us":{at}}}"#
+            )
+        };
+        let ours: HashSet<(String, String)> = [("EURUSD".to_string(), "H1".to_string())].into();
+        let mut sig: HashMap<(String, i64), f64> = HashMap::new();
+        // End at 7200: the bar 0–3600 closed before it, nothing at or after it yet.
+        let mut t = parse_sim_timing(&close("EURUSD", "H1", 0, 1));
+        assert!(!sim_run_done(&t, &ours, &sig, 7200));
+        // A stream that is not ours past the end does not count.
+        sim_timing_line(&mut t, &close("US500", "H1", 7200, 2));
+        assert!(!sim_run_done(&t, &ours, &sig, 7200));
+        // Ours closes 3600–7200 (at the end): past it, but bar 0 has no SIGNAL yet.
+        sim_timing_line(&mut t, &close("EURUSD", "H1", 3600, 3));
+        assert!(!sim_run_done(&t, &ours, &sig, 7200));
+        sig.insert(("EURUSD_H1".into(), 0), 1.0);
+        assert!(sim_run_done(&t, &ours, &sig, 7200));
+    }
+
+    #[test]
+    fn sim_speed_is_a_factor() {
+        assert_eq!(speed_factor("60x"), Some(60.0));
+        assert_eq!(speed_factor("2.5x"), Some(2.5));
+        assert_eq!(speed_factor("0x"), None);
+        assert_eq!(speed_factor("fast"), None);
+        assert_eq!(speed_factor("60"), None);
+    }
+
+    #[test]
+    fn markdown_shows_the_simulator_leg() {
+        let pct = json!({"n": 12, "p50": 3.0, "p99": 2004.5, "max": 2004.5});
+        let mut r = json!({
+            "command": "oracle bench", "machine": "m", "date": "d",
+            "e2e": {"error": "not available: x"},
+            "sim_e2e": {
+                "mode": "sim", "speed": "60x", "market_hours": 4, "models": 20,
+                "bar_close_to_new_order_ms": pct.clone(),
+                "close_instant_to_last_new_order_ms": pct.clone(),
+                "close_instant_to_last_signal_in_ms": pct.clone(),
+                "streams_per_close_instant": {"instants": 3, "max": 14, "median": 2.0},
+                "hops_ms": {"sim_bar_close_to_executor_bar_out": pct.clone(),
+                            "sim_bar_close_to_executor_signal_in": pct.clone(),
+                            "executor_bar_out_to_sim_new_order": pct},
+                "rss": {"peak_kb_total": 2048.0},
+            },
+            "criterion": {}, "python": {"error": "not available: --no-python"},
+        });
+        let md = markdown(&r);
+        assert!(md.contains("| simulator bar written → NewOrderReq at the simulator, per order (20 streams, live broker over TLS, 4 h of market at 60x; sim's clock) | p50 3.000 / p99 2004.500 / max 2004.500 ms (n=12) |"), "{md}");
+        assert!(
+            md.contains("streams closing together: median 2, max 14"),
+            "{md}"
+        );
+        assert!(md.contains("peak (VmHWM) | 2.000 MB"), "{md}");
+        r["sim_e2e"] = json!({"error": "not available: --no-sim"});
+        assert!(markdown(&r).contains("| simulator bar → NewOrderReq | not available: --no-sim |"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::market::{self, MarketSpec};
-use crate::procs::{self, Bins, Guard, Prepared};
+use crate::procs::{self, Bins, Prepared, spawn_live_system};
 
 /// `oracle chaos` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -66,7 +66,7 @@ pub struct ChaosArgs {
     pub feed_interval_ms: u64,
     /// Broker disconnects: the simulator resets the executor's connection after every N frames
     /// it sent on it (fault `drop:after=N`).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 250)]
     pub disconnect_every: usize,
     /// Broker disconnects: at most this many (0: skip the scenario).
     #[arg(long, default_value_t = 10)]
@@ -75,8 +75,12 @@ pub struct ChaosArgs {
     /// an M5 model 12 × as many).
     #[arg(long, default_value_t = 3)]
     pub sim_hours: u64,
-    /// Broker disconnects: the simulator's speed (`<N>x`: market time N × wall time).
-    #[arg(long, default_value = "300x")]
+    /// Broker disconnects: the simulator's speed (`<N>x`: market time N × wall time), or `auto`:
+    /// the fastest speed at which the models' bar closes use at most 40% of the broker's 5
+    /// historical requests a second (the session confirms every closed bar from history; a
+    /// replay beyond that budget falls behind, and the bars stall behind the budget rather
+    /// than behind a fault).
+    #[arg(long, default_value = "auto")]
     pub sim_speed: String,
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
@@ -591,6 +595,10 @@ pub struct DisconnectResult {
     pub journal_orders: (usize, usize, usize),
     /// Whether the simulator's timing file was there (its `--timing-out`).
     pub timing: bool,
+    /// The simulator's speed (`<N>x`).
+    pub speed: String,
+    /// Historical requests a second the bar closes needed at that speed.
+    pub history_load: f64,
 }
 
 impl DisconnectResult {
@@ -609,8 +617,9 @@ impl DisconnectResult {
     /// The printed line.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "broker disconnects (sim drop:after={}): {} disconnects in {:.1} s; {} models, live bars {} closed by the broker, missed {}; virtual trace = oracle replay: {}/{} bars ({}%); orders at the broker {} for {} client order ids, duplicate orders {}; journal intents {}, duplicates {}",
+            "broker disconnects (sim drop:after={}, {}): {} disconnects in {:.1} s; {} models, live bars {} closed by the broker, missed {}; virtual trace = oracle replay: {}/{} bars ({}%); orders at the broker {} for {} client order ids, duplicate orders {}; journal intents {}, duplicates {}",
             self.every,
+            self.speed,
             self.disconnects,
             self.seconds,
             self.models,
@@ -637,6 +646,7 @@ impl DisconnectResult {
     /// chaos.json's section.
     pub fn json(&self) -> Value {
         json!({"every_frames": self.every, "planned_at_most": self.planned,
+               "speed": self.speed, "history_requests_per_s": self.history_load,
                "disconnects": self.disconnects, "seconds": self.seconds, "models": self.models,
                "live_bars": self.live_bars, "missed_bars": self.missed, "bars": self.rows,
                "bars_equal_replay": self.rows_equal, "differ": self.differ,
@@ -679,99 +689,41 @@ fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
     Some(((orders, per.len(), dups), drops))
 }
 
-/// Starts the simulator, the live executor and the predictor on `m` in `dir`; returns them
-/// (sim, executor, predictor) with the market started.
-fn spawn_live_system(
-    bins: &Bins,
-    m: &market::Market,
-    dir: &Path,
-    speed: &str,
-    faults: &[String],
-) -> anyhow::Result<(Guard, Guard, Guard)> {
-    let sim_port = procs::free_port()?;
-    let ipc_port = procs::free_port()?;
-    let ca = dir.join("sim-ca.pem");
-    let creds = dir.join("sim-credentials.env");
-    let start = dir.join("start");
-    let mut c = bins.command("sim");
-    c.arg("--listen")
-        .arg(format!("127.0.0.1:{sim_port}"))
-        .arg("--data")
-        .arg(&m.data)
-        .arg("--models")
-        .arg(&m.models_dir)
-        .arg("--start")
-        .arg(&m.start)
-        .arg("--speed")
-        .arg(speed)
-        .arg("--cert-out")
-        .arg(&ca)
-        .arg("--credentials-out")
-        .arg(&creds)
-        .arg("--start-file")
-        .arg(&start)
-        .arg("--timing-out")
-        .arg(dir.join("sim-timing.jsonl"))
-        .arg("--json");
-    for f in faults {
-        c.arg("--fault").arg(f);
-    }
-    let mut sim = Guard::spawn("sim", c, &dir.join("sim.log"))?;
-    procs::wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
-    let until = Instant::now() + Duration::from_secs(10);
-    while !(ca.is_file() && creds.is_file()) {
-        if Instant::now() > until {
-            bail!(
-                "the simulator wrote no {} / {}",
-                ca.display(),
-                creds.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let envs = procs::read_env_file(&creds);
-    let account = envs
-        .iter()
-        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
-        .map(|(_, v)| v.clone())
-        .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
-    let mut c = bins.command("executor");
-    c.arg("--config")
-        .arg(&m.executor_config)
-        .arg("--models")
-        .arg(&m.models_dir)
-        .arg("--state")
-        .arg(dir.join("executor"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{ipc_port}"))
-        .arg("--broker")
-        .arg(format!("127.0.0.1:{sim_port}"))
-        .arg("--account-id")
-        .arg(account)
-        .arg("--ca")
-        .arg(&ca)
-        .arg("--with-paper")
-        .arg("--json")
-        .env("ORACLE_IPC_TOKEN", procs::RUN_TOKEN)
-        .env("RUST_LOG", "info");
-    for (k, v) in &envs {
-        c.env(k, v);
-    }
-    let mut ex = Guard::spawn("executor", c, &dir.join("executor.log"))?;
-    procs::wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
-    let pr = procs::spawn_predictor(
-        bins,
-        &m.models_dir,
-        &dir.join("state"),
-        &dir.join("trace"),
-        ipc_port,
-        &dir.join("predictor.log"),
-    )?;
-    std::fs::write(&start, b"go\n")?;
-    Ok((sim, ex, pr))
+/// The broker disconnect scenario (see the module header).
+/// The broker's historical requests a second (cTrader Open API: 5).
+pub const HISTORY_PER_S: f64 = 5.0;
+
+/// Share of [`HISTORY_PER_S`] the `auto` speed lets bar confirmations use.
+pub const HISTORY_SHARE: f64 = 0.4;
+
+/// Historical requests a second the models' bar closes need at `speed` (one per stream close:
+/// the session confirms each closed bar from history).
+pub fn history_load<'a>(timeframes: impl IntoIterator<Item = &'a str>, speed: f64) -> f64 {
+    let closes: f64 = timeframes
+        .into_iter()
+        .filter_map(market::period_secs)
+        .map(|p| 1.0 / p as f64)
+        .sum();
+    closes * speed
 }
 
-/// The broker disconnect scenario (see the module header).
+/// The `auto` speed: the largest whole speed (1–3,600×) whose [`history_load`] stays within
+/// [`HISTORY_SHARE`] of [`HISTORY_PER_S`].
+pub fn auto_speed<'a>(timeframes: impl IntoIterator<Item = &'a str> + Clone) -> u64 {
+    let per_x = history_load(timeframes, 1.0);
+    if per_x <= 0.0 {
+        return 1;
+    }
+    ((HISTORY_SHARE * HISTORY_PER_S / per_x).floor() as u64).clamp(1, 3600)
+}
+
+/// `<N>x` → N.
+fn parse_speed(s: &str) -> Option<f64> {
+    s.strip_suffix('x')
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|n| *n > 0.0)
+}
+
 pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
     let input = args.out.join("sim-input");
     procs::fresh_dir(&input)?;
@@ -791,18 +743,54 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         "drop:after={},times={}",
         args.disconnect_every, args.disconnects
     );
-    let t0 = Instant::now();
-    let (mut sim, mut ex, mut pr) = spawn_live_system(bins, &m, &dir, &args.sim_speed, &[fault])?;
-    let deadline = t0 + Duration::from_secs(args.timeout_s);
-    let last: BTreeMap<String, String> = m
+    let tfs = || m.models.values().map(|(_, tf)| tf.as_str());
+    let speed = if args.sim_speed == "auto" {
+        format!("{}x", auto_speed(tfs()))
+    } else {
+        args.sim_speed.clone()
+    };
+    let x = parse_speed(&speed)
+        .with_context(|| format!("--sim-speed {speed}: expected auto or <N>x, e.g. 120x"))?;
+    let load = history_load(tfs(), x);
+    println!(
+        "broker disconnects: {} models at {speed}: bar confirmations need {load:.2} of the broker's {HISTORY_PER_S} historical requests/s{}",
+        m.models.len(),
+        if load > HISTORY_PER_S * 0.8 {
+            " (near or over the budget: bars will fall behind the replay)"
+        } else {
+            ""
+        }
+    );
+    // The live bars counted: those closing within the span (the market runs on for a tail, so
+    // the last orders find it open; bars of the tail are not waited for).
+    let end_live = m.t0 + i64::try_from(args.sim_hours)?.max(1) * 3600;
+    let counted: BTreeMap<String, Vec<i64>> = m
         .live_bars
+        .iter()
+        .map(|(n, bars)| {
+            let per = m
+                .models
+                .get(n)
+                .and_then(|(_, tf)| market::period_secs(tf))
+                .unwrap_or(0);
+            let b: Vec<i64> = bars
+                .iter()
+                .copied()
+                .filter(|t| t + per <= end_live)
+                .collect();
+            (n.clone(), b)
+        })
+        .collect();
+    let t0 = Instant::now();
+    let (mut sim, mut ex, mut pr) = spawn_live_system(bins, &m, &dir, &speed, &[fault])?;
+    let deadline = t0 + Duration::from_secs(args.timeout_s);
+    let last: BTreeMap<String, String> = counted
         .iter()
         .filter_map(|(n, b)| b.last().map(|t| (n.clone(), oracle_model::format_time(*t))))
         .collect();
     loop {
-        // Done when every model's trace has reached its last expected bar (it may go one bar
-        // further: the bar the file's last row closes); ISO times order as strings. Bars
-        // skipped on the way are counted below.
+        // Done when every model's trace has reached its last counted bar (it may go further:
+        // the tail); ISO times order as strings. Bars skipped on the way are counted below.
         let done = last.iter().all(|(n, t)| {
             let row = last_line(&dir.join(format!("trace/{n}.csv")));
             // The header (or nothing yet) is not a bar.
@@ -845,7 +833,9 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         r.disconnects = drops;
     }
     r.journal_orders = journal_orders(&dir.join("executor/journal.jsonl"));
-    for (name, bars) in &m.live_bars {
+    r.speed = speed;
+    r.history_load = load;
+    for (name, bars) in &counted {
         let c = trace_vs_replay(&m.models_dir, name, &dir);
         r.rows += c.0;
         r.rows_equal += c.1;
@@ -911,6 +901,24 @@ mod tests {
         assert_eq!(a.len(), 50);
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
         assert!(a.iter().all(|&x| (1..1000).contains(&x)));
+    }
+
+    #[test]
+    fn auto_speed_keeps_bar_confirmations_within_the_history_budget() {
+        // One M5 stream closes 1/300 bars a second: 2 requests/s (40% of 5) at 600x.
+        assert_eq!(auto_speed(["M5"]), 600);
+        assert!((history_load(["M5"], 600.0) - 2.0).abs() < 1e-9);
+        // More streams, slower replay; the load at the auto speed never exceeds the share.
+        let tfs = ["M5", "M5", "M15", "H1", "H1", "D1", "junk"];
+        let x = auto_speed(tfs);
+        assert!(history_load(tfs, x as f64) <= HISTORY_SHARE * HISTORY_PER_S);
+        assert!(history_load(tfs, (x + 1) as f64) > HISTORY_SHARE * HISTORY_PER_S);
+        // Bounds: nothing known → 1x; a lone D1 model is capped at 3,600x.
+        assert_eq!(auto_speed(["junk"]), 1);
+        assert_eq!(auto_speed(["D1"]), 3600);
+        assert_eq!(parse_speed("120x"), Some(120.0));
+        assert_eq!(parse_speed("fast"), None);
+        assert_eq!(parse_speed("0x"), None);
     }
 
     #[test]

@@ -62,6 +62,15 @@ impl Bins {
             Command::new(self.dir.join(format!("oracle-{sub}")))
         }
     }
+
+    /// Whether the binary for subcommand `sub` is there (`oracle`, or `oracle-SUB`).
+    pub fn has(&self, sub: &str) -> bool {
+        if self.oracle {
+            self.dir.join("oracle").is_file()
+        } else {
+            self.dir.join(format!("oracle-{sub}")).is_file()
+        }
+    }
 }
 
 /// A child process that is killed (SIGKILL) and reaped when dropped.
@@ -408,6 +417,9 @@ pub fn spawn_executor(
         .arg(format!("127.0.0.1:{port}"))
         .arg("--feed-interval-ms")
         .arg(feed_interval_ms.to_string())
+        // The replay starts once the predictor has its history: every run's traces start at
+        // the same bar (a run is comparable row for row with another).
+        .arg("--feed-wait-client")
         .arg("--json")
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
         .env("RUST_LOG", "info");
@@ -439,6 +451,105 @@ pub fn spawn_predictor(
         .arg("--json")
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN);
     Guard::spawn("predictor", c, log)
+}
+
+/// Starts the simulator, the live executor and the predictor on `m` in `dir`; returns them
+/// (sim, executor, predictor) with the market started. Used by the chaos proof (broker
+/// disconnects) and the bench (the simulator → executor leg).
+///
+/// In `dir`: the simulator at `speed` with `faults` (`--fault` each), its CA, credentials and
+/// timing file (`sim-timing.jsonl`, its `--timing-out`), `sim.log`; the executor (live broker
+/// over the simulator, paper book beside it) with its state in `executor/` and `executor.log`;
+/// the predictor (`state/`, `trace/`, `predictor.log`). The replay is held until all three are
+/// started (the simulator's `--start-file`, `dir/start`).
+pub fn spawn_live_system(
+    bins: &Bins,
+    m: &crate::market::Market,
+    dir: &Path,
+    speed: &str,
+    faults: &[String],
+) -> anyhow::Result<(Guard, Guard, Guard)> {
+    let sim_port = free_port()?;
+    let ipc_port = free_port()?;
+    let ca = dir.join("sim-ca.pem");
+    let creds = dir.join("sim-credentials.env");
+    let start = dir.join("start");
+    let mut c = bins.command("sim");
+    c.arg("--listen")
+        .arg(format!("127.0.0.1:{sim_port}"))
+        .arg("--data")
+        .arg(&m.data)
+        .arg("--models")
+        .arg(&m.models_dir)
+        .arg("--start")
+        .arg(&m.start)
+        .arg("--speed")
+        .arg(speed)
+        .arg("--cert-out")
+        .arg(&ca)
+        .arg("--credentials-out")
+        .arg(&creds)
+        .arg("--start-file")
+        .arg(&start)
+        .arg("--timing-out")
+        .arg(dir.join("sim-timing.jsonl"))
+        .arg("--json");
+    for f in faults {
+        c.arg("--fault").arg(f);
+    }
+    let mut sim = Guard::spawn("sim", c, &dir.join("sim.log"))?;
+    wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
+    let until = Instant::now() + Duration::from_secs(10);
+    while !(ca.is_file() && creds.is_file()) {
+        if Instant::now() > until {
+            bail!(
+                "the simulator wrote no {} / {}",
+                ca.display(),
+                creds.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let envs = read_env_file(&creds);
+    let account = envs
+        .iter()
+        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
+        .map(|(_, v)| v.clone())
+        .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
+    let mut c = bins.command("executor");
+    c.arg("--config")
+        .arg(&m.executor_config)
+        .arg("--models")
+        .arg(&m.models_dir)
+        .arg("--state")
+        .arg(dir.join("executor"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{ipc_port}"))
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{sim_port}"))
+        .arg("--account-id")
+        .arg(account)
+        .arg("--ca")
+        .arg(&ca)
+        .arg("--with-paper")
+        .arg("--json")
+        .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
+        .env("RUST_LOG", "info");
+    for (k, v) in &envs {
+        c.env(k, v);
+    }
+    let mut ex = Guard::spawn("executor", c, &dir.join("executor.log"))?;
+    wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
+    let pr = spawn_predictor(
+        bins,
+        &m.models_dir,
+        &dir.join("state"),
+        &dir.join("trace"),
+        ipc_port,
+        &dir.join("predictor.log"),
+    )?;
+    std::fs::write(&start, b"go\n")?;
+    Ok((sim, ex, pr))
 }
 
 /// Fails, naming the process and showing its log's tail, when one of `guards` has exited.

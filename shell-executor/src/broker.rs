@@ -3,8 +3,8 @@
 //! Implemented by [`crate::paper::PaperBook`] (paper mode and tests). The live implementation over
 //! `oracle-ctrader`'s driver maps each method to Open API requests (see `NEEDS.md`):
 //! `symbol` → `SymbolByIdReq`, `account` → `TraderReq`, `expected_margin` → `ExpectedMarginReq`,
-//! `open` → `NewOrderReq(MARKET_RANGE, slippageInPoints, baseSlippagePrice, clientOrderId, label)`,
-//! `close` → `ClosePositionReq`, `reconcile` → `ReconcileReq`, `find_order` → `DealListReq` /
+//! `submit_open` → `NewOrderReq(MARKET_RANGE, slippageInPoints, baseSlippagePrice, clientOrderId,
+//! label)`, `submit_close` → `ClosePositionReq`, `answers` → their execution events, `reconcile` → `ReconcileReq`, `find_order` → `DealListReq` /
 //! `OrderListReq`, `history` → `GetTrendbarsReq`.
 
 use crate::risk::Account;
@@ -122,8 +122,16 @@ pub struct OrderLookup {
 pub struct BrokerError(pub String);
 
 /// What the engine needs from a broker session.
+///
+/// Orders are split in two steps so that a batch of them can be in flight together: `submit_*`
+/// puts one order on the wire and returns at once with a [`Broker::Ticket`]; [`Broker::answers`]
+/// awaits the answers of a set of tickets (all of them concurrently). The engine journals (and
+/// fsyncs) an order's intent before its `submit_*`, and never submits the same client order id
+/// twice.
 #[allow(async_fn_in_trait)]
 pub trait Broker {
+    /// An order on the wire whose answer has not been read yet.
+    type Ticket;
     /// Session up (authenticated, reconciled).
     fn connected(&self) -> bool;
     /// Symbol facts.
@@ -139,10 +147,36 @@ pub trait Broker {
         volume: i64,
         buy: bool,
     ) -> Result<f64, BrokerError>;
-    /// Sends a MARKET_RANGE order.
-    async fn open(&mut self, req: &OrderReq) -> OrderResult;
-    /// Closes a position fully.
-    async fn close(&mut self, position_id: u64, volume: i64, client_order_id: &str) -> OrderResult;
+    /// Puts a MARKET_RANGE order on the wire; its answer comes from [`Broker::answers`].
+    async fn submit_open(&mut self, req: &OrderReq) -> Self::Ticket;
+    /// Puts the full close of a position on the wire; its answer comes from [`Broker::answers`].
+    async fn submit_close(
+        &mut self,
+        position_id: u64,
+        volume: i64,
+        client_order_id: &str,
+    ) -> Self::Ticket;
+    /// The answers of submitted orders, in the order of `tickets`, awaited concurrently.
+    /// [`OrderResult::Unknown`] where no answer came in time (the order may have executed).
+    async fn answers(&mut self, tickets: Vec<Self::Ticket>) -> Vec<OrderResult>;
+    /// Sends a MARKET_RANGE order and awaits its answer.
+    async fn open(&mut self, req: &OrderReq) -> OrderResult {
+        let t = self.submit_open(req).await;
+        self.answers(vec![t])
+            .await
+            .pop()
+            .unwrap_or(OrderResult::Unknown)
+    }
+    /// Closes a position fully and awaits the answer.
+    async fn close(&mut self, position_id: u64, volume: i64, client_order_id: &str) -> OrderResult {
+        let t = self
+            .submit_close(position_id, volume, client_order_id)
+            .await;
+        self.answers(vec![t])
+            .await
+            .pop()
+            .unwrap_or(OrderResult::Unknown)
+    }
     /// Open positions.
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError>;
     /// Looks up what became of an order whose outcome is unknown (reconcile / deal list).

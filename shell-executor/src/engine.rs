@@ -1,12 +1,25 @@
-//! The engine: policy + risk guard + journal + broker + drift ledger, one signal at a time.
+//! The engine: policy + risk guard + journal + broker + drift ledger.
 //!
 //! It is async only because the broker is; it reads no clock (`now` is a parameter) so tests
 //! drive it with a virtual clock against [`crate::paper::PaperBook`].
 //!
+//! SIGNALs that wait together are handled as one batch ([`Engine::on_signals`]; the shell takes
+//! every SIGNAL already queued after the first): every model's plan is decided, then the batch's
+//! exits go out together (all intents written with one fsync, all orders on the wire, then all
+//! answers awaited), then its entries the same way (an entry whose model's exit failed is not
+//! sent). Two SIGNALs of one model never share a batch (the second waits for the first's
+//! answer), so every model sees exactly the sequence of decisions a one-at-a-time engine makes;
+//! ACKs come back in arrival order. A batch of one is the one-signal path.
+//!
+//! Memory is flat over a long run: per model, the ACKs of the last [`ACK_MEMORY`] answered bars
+//! (a re-sent SIGNAL for an older bar than the model's latest is refused `STALE_SIGNAL`, never
+//! executed) and the last [`INTENT_MEMORY`] intents (plus every intent whose outcome is still
+//! unknown, until it is resolved).
+//!
 //! One log line per decision (target `oracle_executor::decision`): `signal` in, `order_sent`,
 //! `order_result`, `refusal` with its reason, `ack`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use oracle_ipc::{Ack, Action, Iso, Message, Outcome, Signal, Timeframe};
 use tracing::{info, warn};
@@ -14,7 +27,9 @@ use tracing::{info, warn};
 use crate::broker::{Broker, OrderLookup, OrderReq, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
-use crate::journal::{Journal, Op, Record, Replayed, client_order_id};
+use crate::journal::{
+    ACK_MEMORY, INTENT_MEMORY, Journal, Op, Record, Replayed, client_order_id, intent_rank,
+};
 use crate::paper::PaperBook;
 use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, Refusal};
 use crate::risk::RiskGuard;
@@ -37,9 +52,15 @@ pub struct Side<B> {
     pub broker: B,
     journal: Option<Journal>,
     specs: HashMap<String, SymbolSpec>,
-    /// Intents journaled, by client order id (to explain positions at reconcile).
+    /// Intents journaled, by client order id (to explain positions at reconcile): the last
+    /// [`INTENT_MEMORY`] per model, and every pending one.
     intents: HashMap<String, Record>,
-    filled: std::collections::HashSet<String>,
+    /// Per model, the client order ids in `intents`, oldest first.
+    intent_order: HashMap<ModelKey, VecDeque<String>>,
+    /// Client order ids in `intents` whose outcome is `filled`.
+    filled: HashSet<String>,
+    /// Intents whose outcome is not known yet (in flight, or unknown and not yet found):
+    /// reconciliation looks them up. Never trimmed; an entry leaves when its outcome is known.
     pending: BTreeMap<String, Record>,
     name: &'static str,
     /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
@@ -48,6 +69,46 @@ pub struct Side<B> {
     /// Per model: why real differs from virtual since the last ledger row (e.g. a position
     /// closed outside), written to the drift ledger's `note` once.
     pub notes: HashMap<ModelKey, String>,
+}
+
+/// What a [`Side`] keeps per order and per model (see [`Side::retained`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Intents remembered.
+    pub intents: usize,
+    /// Filled client order ids remembered.
+    pub filled: usize,
+    /// Intents whose outcome is not known yet.
+    pub pending: usize,
+    /// Model states.
+    pub models: usize,
+    /// Drift notes not yet written.
+    pub notes: usize,
+}
+
+/// One SIGNAL of a batch, as a side sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// The model.
+    pub key: ModelKey,
+    /// Its timeframe.
+    pub tf: Timeframe,
+    /// The virtual target.
+    pub target: Action,
+    /// The signal's bar time.
+    pub bt: i64,
+}
+
+/// An order of a batch, ready for the journal and the wire.
+struct Order {
+    /// Index of its signal in the batch.
+    idx: usize,
+    key: ModelKey,
+    bt: i64,
+    op: Op,
+    action: Action,
+    req: OrderReq,
+    position_id: Option<u64>,
 }
 
 /// How long (executor seconds) an account read is reused.
@@ -117,21 +178,69 @@ impl<B: Broker> Side<B> {
         if let Some((_, ds, anchor)) = rep.risk {
             risk.restore_day(ds, anchor);
         }
-        let intents = rep.intents.clone();
-        let filled = rep.filled.clone();
-        Side {
+        let mut order: Vec<(&String, &Record)> = rep.intents.iter().collect();
+        order.sort_by_key(|(_, r)| intent_rank(r));
+        let mut side = Side {
             policy,
             risk,
             broker,
             journal,
             specs: HashMap::new(),
-            intents,
-            filled,
-            pending: rep.pending,
+            intents: HashMap::new(),
+            intent_order: HashMap::new(),
+            filled: HashSet::new(),
+            pending: rep.pending.clone(),
             name,
             account_cache: None,
             notes: HashMap::new(),
+        };
+        for (coid, r) in order {
+            side.remember_intent(coid, r.clone());
         }
+        side.filled = rep
+            .filled
+            .iter()
+            .filter(|c| side.intents.contains_key(*c))
+            .cloned()
+            .collect();
+        side
+    }
+
+    /// Remembers an intent; forgets the model's oldest beyond [`INTENT_MEMORY`] that are not
+    /// pending.
+    fn remember_intent(&mut self, coid: &str, r: Record) {
+        let Record::Intent { model, .. } = &r else {
+            return;
+        };
+        let q = self.intent_order.entry(model.clone()).or_default();
+        if self.intents.insert(coid.to_string(), r).is_none() {
+            q.push_back(coid.to_string());
+        }
+        while q.len() > INTENT_MEMORY {
+            let Some(i) = q.iter().position(|c| !self.pending.contains_key(c)) else {
+                break;
+            };
+            if let Some(c) = q.remove(i) {
+                self.intents.remove(&c);
+                self.filled.remove(&c);
+            }
+        }
+    }
+
+    /// Sizes of what this side keeps per order (tests: memory stays flat over a long run).
+    pub fn retained(&self) -> Retained {
+        Retained {
+            intents: self.intents.len(),
+            filled: self.filled.len(),
+            pending: self.pending.len(),
+            models: self.policy.models.len(),
+            notes: self.notes.len(),
+        }
+    }
+
+    /// fsyncs of this side's journal (0 without one): a test-visible metric.
+    pub fn journal_syncs(&self) -> u64 {
+        self.journal.as_ref().map_or(0, Journal::syncs)
     }
 
     fn journal(&mut self, r: &Record) -> Result<(), Refusal> {
@@ -209,7 +318,12 @@ impl<B: Broker> Side<B> {
 
     /// Resolves an order whose answer never came: looks it up, never resends.
     async fn resolve_unknown(&mut self, coid: &str) -> Exec {
-        let Some(lookup) = self.intents.get(coid).and_then(lookup_of) else {
+        let Some(lookup) = self
+            .intents
+            .get(coid)
+            .or_else(|| self.pending.get(coid))
+            .and_then(lookup_of)
+        else {
             return Exec::Refused(Refusal::OutcomeUnknown);
         };
         let symbol = lookup.symbol.clone();
@@ -229,56 +343,85 @@ impl<B: Broker> Side<B> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &mut self,
-        now: i64,
-        key: &ModelKey,
-        bt: i64,
-        op: Op,
-        action: Action,
-        req: OrderReq,
-        position_id: Option<u64>,
-    ) -> Exec {
-        let coid = req.client_order_id.clone();
-        let intent = Record::Intent {
-            ts: now,
-            coid: coid.clone(),
-            model: key.clone(),
-            op,
-            symbol: key.symbol.clone(),
-            buy: req.buy,
-            action: ActionName(action),
-            volume: req.volume,
-            position_id,
-            bt,
-        };
-        // fsync BEFORE the wire.
-        if let Err(r) = self.journal(&intent) {
-            return Exec::Refused(r);
+    /// Sends one batch of orders (all exits, or all entries, of a batch of signals): every
+    /// intent is written and fsynced at once (group commit) BEFORE the first order goes on the
+    /// wire; then every order is submitted; then all answers are awaited together; then each
+    /// outcome is journaled (unsynced, see [`Journal::append_unsynced`]). An unknown outcome is
+    /// looked up, never resent. Returns the outcomes in the orders' order.
+    async fn send_batch(&mut self, now: i64, orders: &[Order]) -> Vec<Exec> {
+        if orders.is_empty() {
+            return Vec::new();
         }
-        self.intents.insert(coid.clone(), intent.clone());
-        if self.journal.is_some() {
-            crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
+        let intents: Vec<Record> = orders
+            .iter()
+            .map(|o| Record::Intent {
+                ts: now,
+                coid: o.req.client_order_id.clone(),
+                model: o.key.clone(),
+                op: o.op,
+                symbol: o.key.symbol.clone(),
+                buy: o.req.buy,
+                action: ActionName(o.action),
+                volume: o.req.volume,
+                position_id: o.position_id,
+                bt: o.bt,
+            })
+            .collect();
+        // fsync BEFORE the wire: the whole batch's intents, one fsync.
+        if let Some(j) = &mut self.journal
+            && let Err(e) = j.append_batch(&intents)
+        {
+            warn!(target: DECISION, side = self.name, error = %e, orders = orders.len(),
+                "journal write failed: orders not sent");
+            let r = Refusal::Broker {
+                code: "JOURNAL".into(),
+                msg: e.to_string(),
+            };
+            return orders.iter().map(|_| Exec::Refused(r.clone())).collect();
         }
-        info!(target: DECISION, side = self.name, event = "order_sent", model = %key, op = ?op,
-            coid = %coid, buy = req.buy, volume = req.volume, base_price = req.base_price,
-            slippage_points = req.slippage_points, "order sent");
-        let res = match op {
-            Op::Open => self.broker.open(&req).await,
-            Op::Close => {
-                self.broker
-                    .close(position_id.unwrap_or(0), req.volume, &coid)
-                    .await
+        for (o, r) in orders.iter().zip(intents) {
+            let coid = &o.req.client_order_id;
+            self.pending.insert(coid.clone(), r.clone());
+            self.remember_intent(coid, r);
+        }
+        let mut tickets = Vec::with_capacity(orders.len());
+        for o in orders {
+            if self.journal.is_some() {
+                // The N-th intent is durable and its order not yet on the wire.
+                crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
             }
-        };
-        if self.journal.is_some() {
-            crate::failpoint::hit(crate::failpoint::Point::AfterFill);
+            let req = &o.req;
+            info!(target: DECISION, side = self.name, event = "order_sent", model = %o.key, op = ?o.op,
+                coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
+                slippage_points = req.slippage_points, batch = orders.len(), "order sent");
+            tickets.push(match o.op {
+                Op::Open => self.broker.submit_open(req).await,
+                Op::Close => {
+                    self.broker
+                        .submit_close(o.position_id.unwrap_or(0), req.volume, &req.client_order_id)
+                        .await
+                }
+            });
         }
+        let results = self.broker.answers(tickets).await;
+        let mut out = Vec::with_capacity(orders.len());
+        for (o, res) in orders.iter().zip(results) {
+            if self.journal.is_some() {
+                crate::failpoint::hit(crate::failpoint::Point::AfterFill);
+            }
+            out.push(self.settle(o, res).await);
+        }
+        out
+    }
+
+    /// Journals the outcome of one answered order (looking it up when the answer is unknown).
+    async fn settle(&mut self, o: &Order, res: OrderResult) -> Exec {
+        let coid = &o.req.client_order_id;
+        let key = &o.key;
         let exec = match exec_of(&res) {
             Some(e) => e,
             None => {
-                let _ = self.journal(&Record::Outcome {
+                self.journal_outcome(Record::Outcome {
                     coid: coid.clone(),
                     result: "unknown".into(),
                     position_id: None,
@@ -288,7 +431,7 @@ impl<B: Broker> Side<B> {
                 });
                 warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key,
                     coid = %coid, "no answer from the broker: looking the order up (never resent)");
-                self.resolve_unknown(&coid).await
+                self.resolve_unknown(coid).await
             }
         };
         let (result, pid, price, vol, code) = match &exec {
@@ -306,7 +449,7 @@ impl<B: Broker> Side<B> {
             Exec::Refused(Refusal::OutcomeUnknown) => ("unknown", None, None, None, None),
             Exec::Refused(r) => ("rejected", None, None, None, Some(r.code())),
         };
-        let _ = self.journal(&Record::Outcome {
+        self.journal_outcome(Record::Outcome {
             coid: coid.clone(),
             result: result.into(),
             position_id: pid,
@@ -315,15 +458,27 @@ impl<B: Broker> Side<B> {
             code,
         });
         if result == "filled" {
-            self.filled.insert(coid.clone());
+            if self.intents.contains_key(coid) {
+                self.filled.insert(coid.clone());
+            }
             self.account_cache = None;
         }
         if result != "unknown" {
-            self.pending.remove(&coid);
+            self.pending.remove(coid);
         }
         info!(target: DECISION, side = self.name, event = "order_result", model = %key, coid = %coid,
             result, position_id = pid, price, "order result");
         exec
+    }
+
+    /// An order outcome, unsynced (the next batch's fsync makes it durable; see
+    /// [`Journal::append_unsynced`] for why losing it to a power cut is safe).
+    fn journal_outcome(&mut self, r: Record) {
+        if let Some(j) = &mut self.journal
+            && let Err(e) = j.append_unsynced(&r)
+        {
+            warn!(target: DECISION, side = self.name, error = %e, "journal write failed (order outcome)");
+        }
     }
 
     /// Runs one signal through policy and book. Returns the ACK and the plan.
@@ -336,101 +491,204 @@ impl<B: Broker> Side<B> {
         target: Action,
         bt: i64,
     ) -> (AckKind, Plan, Option<Refusal>) {
+        let item = Item {
+            key: key.clone(),
+            tf,
+            target,
+            bt,
+        };
+        let mut v = self
+            .handle_batch(cfg, now, std::slice::from_ref(&item))
+            .await;
+        v.pop().unwrap_or_else(|| {
+            (
+                AckKind::Fail("INTERNAL".into()),
+                Plan {
+                    key: key.clone(),
+                    close: None,
+                    entry: None,
+                    missed: false,
+                    target,
+                    bar_time: bt,
+                    check_margin: false,
+                },
+                None,
+            )
+        })
+    }
+
+    /// Runs a batch of signals (at most one per model) through policy and book; returns each
+    /// one's ACK, plan and refusal, in the items' order.
+    ///
+    /// 1. Every plan is decided against one account read (as the one-signal path would, since
+    ///    no order of the batch has been sent yet).
+    /// 2. The exits go out as one batch ([`Side::send_batch`]).
+    /// 3. With more than one signal: the risk guard is refreshed (the account is read again when
+    ///    an exit filled), and an entry is refused when the guard is now HALTED or its symbol
+    ///    became unreconciled (conservative: a one-at-a-time engine would have seen that before
+    ///    deciding the later models).
+    /// 4. Margin: each entry, in arrival order, must fit in the free margin less the expected
+    ///    margin of the entries before it in the batch.
+    /// 5. The entries (those whose model's exit did not fail) go out as one batch.
+    /// 6. Each model's outcome is applied and its state journaled, in the items' order.
+    pub async fn handle_batch(
+        &mut self,
+        cfg: &ExecutorConfig,
+        now: i64,
+        items: &[Item],
+    ) -> Vec<(AckKind, Plan, Option<Refusal>)> {
+        let n = items.len();
         let acc = self.refresh_risk(now).await;
-        let spec = self.spec(&key.symbol).await;
-        let quote = self.broker.quote(&key.symbol).map(|q| (q.bid, q.ask));
-        let market = Market {
-            now,
-            spec: spec.as_ref(),
-            quote,
-            free_margin: acc.map(|a| a.free_margin),
-            halt: self.risk.halt(),
-            connected: self.broker.connected(),
-        };
-        let mut plan = self.policy.decide(cfg, key, tf, target, bt, &market);
-        // Exit first.
-        let close = match plan.close.clone() {
-            Some(r) => {
-                let req = OrderReq {
-                    symbol: key.symbol.clone(),
-                    client_order_id: client_order_id(key, bt, Op::Close),
-                    label: key.label(),
-                    buy: r.action.0.direction() < 0,
-                    volume: r.volume,
-                    base_price: 0.0,
-                    slippage_points: 0,
+        let mut plans = Vec::with_capacity(n);
+        for it in items {
+            let spec = self.spec(&it.key.symbol).await;
+            let quote = self.broker.quote(&it.key.symbol).map(|q| (q.bid, q.ask));
+            let market = Market {
+                now,
+                spec: spec.as_ref(),
+                quote,
+                free_margin: acc.map(|a| a.free_margin),
+                halt: self.risk.halt(),
+                connected: self.broker.connected(),
+            };
+            plans.push(
+                self.policy
+                    .decide(cfg, &it.key, it.tf, it.target, it.bt, &market),
+            );
+        }
+        // Exits first, all together.
+        let closes: Vec<Order> = plans
+            .iter()
+            .enumerate()
+            .filter_map(|(k, p)| {
+                let r = p.close.as_ref()?;
+                let key = &items[k].key;
+                Some(Order {
+                    idx: k,
+                    key: key.clone(),
+                    bt: items[k].bt,
+                    op: Op::Close,
+                    action: r.action.0,
+                    req: OrderReq {
+                        symbol: key.symbol.clone(),
+                        client_order_id: client_order_id(key, items[k].bt, Op::Close),
+                        label: key.label(),
+                        buy: r.action.0.direction() < 0,
+                        volume: r.volume,
+                        base_price: 0.0,
+                        slippage_points: 0,
+                    },
+                    position_id: Some(r.position_id),
+                })
+            })
+            .collect();
+        let mut close_exec: Vec<Option<Exec>> = vec![None; n];
+        for (o, e) in closes.iter().zip(self.send_batch(now, &closes).await) {
+            close_exec[o.idx] = Some(e);
+        }
+        let close_failed: Vec<bool> = close_exec
+            .iter()
+            .map(|c| matches!(c, Some(Exec::Refused(_))))
+            .collect();
+        // What the exits changed, for the entries of the other models (see step 3).
+        if n > 1 {
+            let _ = self.refresh_risk(now).await;
+            let halt = self.risk.halt();
+            for (k, plan) in plans.iter_mut().enumerate() {
+                if close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
+                    continue;
+                }
+                let refused = match (halt, self.policy.unreconciled.get(&items[k].key.symbol)) {
+                    (Some(h), _) => Some(Refusal::Halted(h)),
+                    (None, Some(why)) => Some(Refusal::Unreconciled(why.clone())),
+                    (None, None) => None,
                 };
-                Some(
-                    self.send(
-                        now,
-                        key,
-                        bt,
-                        Op::Close,
-                        r.action.0,
-                        req,
-                        Some(r.position_id),
-                    )
-                    .await,
-                )
+                if let Some(r) = refused {
+                    plan.entry = Some(Err(r));
+                    plan.check_margin = false;
+                }
             }
-            None => None,
-        };
-        let close_failed = matches!(close, Some(Exec::Refused(_)));
-        // Margin for the entry.
-        if plan.check_margin
-            && !close_failed
-            && let Some(Ok(o)) = &plan.entry
-        {
+        }
+        // Margin for the entries, each counting the batch's earlier entries as used.
+        let mut committed = 0.0;
+        for (k, plan) in plans.iter_mut().enumerate() {
+            if !plan.check_margin || close_failed[k] {
+                continue;
+            }
+            let Some(Ok(o)) = &plan.entry else { continue };
+            let (volume, buy) = (o.volume, o.action.direction() > 0);
             let free = self.account(now).await.map(|a| a.free_margin);
             let need = self
                 .broker
-                .expected_margin(&key.symbol, o.volume, o.action.direction() > 0)
+                .expected_margin(&items[k].key.symbol, volume, buy)
                 .await
                 .ok();
             match (need, free) {
                 (Some(need), Some(free)) => {
-                    if let Err(r) = Policy::margin_check(cfg, need, free) {
-                        plan.entry = Some(Err(r));
+                    match Policy::margin_check(cfg, need, free - committed) {
+                        Ok(()) => committed += need,
+                        Err(r) => plan.entry = Some(Err(r)),
                     }
                 }
                 _ => plan.entry = Some(Err(Refusal::BrokerDown)),
             }
         }
-        let mut refusal = match (&close, &plan.entry) {
-            (Some(Exec::Refused(r)), _) => Some(r.clone()),
-            (_, Some(Err(r))) => Some(r.clone()),
-            _ => None,
-        };
-        let open = match (&plan.entry, close_failed) {
-            (Some(Ok(o)), false) => {
-                let req = OrderReq {
-                    symbol: key.symbol.clone(),
-                    client_order_id: client_order_id(key, bt, Op::Open),
-                    label: key.label(),
-                    buy: o.action.direction() > 0,
-                    volume: o.volume,
-                    base_price: o.base_price,
-                    slippage_points: o.slippage_points,
-                };
-                let e = self.send(now, key, bt, Op::Open, o.action, req, None).await;
-                if let Exec::Refused(r) = &e {
-                    refusal = Some(r.clone());
-                }
-                Some(e)
-            }
-            _ => None,
-        };
-        let ack = self.policy.complete(&plan, close, open);
-        if let Some(state) = self.policy.models.get(key).cloned()
-            && let Some(j) = &mut self.journal
-            && let Err(e) = j.append_unsynced(&Record::Model {
-                model: key.clone(),
-                state,
+        // Then the entries, all together (not for a model whose exit failed).
+        let opens: Vec<Order> = plans
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !close_failed[*k])
+            .filter_map(|(k, p)| {
+                let Some(Ok(o)) = &p.entry else { return None };
+                let key = &items[k].key;
+                Some(Order {
+                    idx: k,
+                    key: key.clone(),
+                    bt: items[k].bt,
+                    op: Op::Open,
+                    action: o.action,
+                    req: OrderReq {
+                        symbol: key.symbol.clone(),
+                        client_order_id: client_order_id(key, items[k].bt, Op::Open),
+                        label: key.label(),
+                        buy: o.action.direction() > 0,
+                        volume: o.volume,
+                        base_price: o.base_price,
+                        slippage_points: o.slippage_points,
+                    },
+                    position_id: None,
+                })
             })
-        {
-            warn!(target: DECISION, side = self.name, error = %e, "journal write failed (model state)");
+            .collect();
+        let mut open_exec: Vec<Option<Exec>> = vec![None; n];
+        for (o, e) in opens.iter().zip(self.send_batch(now, &opens).await) {
+            open_exec[o.idx] = Some(e);
         }
-        (ack, plan, refusal)
+        let mut out = Vec::with_capacity(n);
+        for (k, plan) in plans.into_iter().enumerate() {
+            let key = &items[k].key;
+            let (close, open) = (close_exec[k].take(), open_exec[k].take());
+            let mut refusal = match (&close, &plan.entry) {
+                (Some(Exec::Refused(r)), _) => Some(r.clone()),
+                (_, Some(Err(r))) => Some(r.clone()),
+                _ => None,
+            };
+            if let Some(Exec::Refused(r)) = &open {
+                refusal = Some(r.clone());
+            }
+            let ack = self.policy.complete(&plan, close, open);
+            if let Some(state) = self.policy.models.get(key).cloned()
+                && let Some(j) = &mut self.journal
+                && let Err(e) = j.append_unsynced(&Record::Model {
+                    model: key.clone(),
+                    state,
+                })
+            {
+                warn!(target: DECISION, side = self.name, error = %e, "journal write failed (model state)");
+            }
+            out.push((ack, plan, refusal));
+        }
+        out
     }
 
     /// Reconciles the journal's view with the broker's positions. Run at start and after every
@@ -656,7 +914,8 @@ pub struct Engine<B> {
     /// Paper side (alone or beside live).
     pub paper: Option<Side<PaperBook>>,
     drift: Option<DriftLedger>,
-    acks: HashMap<(ModelKey, i64), String>,
+    /// Per model, the ACK lines of its last [`ACK_MEMORY`] answered bars, by bar time.
+    acks: HashMap<ModelKey, BTreeMap<i64, String>>,
     /// Per model: streamed bars without a drift-ledger row yet (oldest first).
     unexplained: HashMap<ModelKey, std::collections::VecDeque<i64>>,
     /// Counters.
@@ -824,15 +1083,38 @@ impl<B: Broker> Engine<B> {
         acks: HashMap<(ModelKey, i64), String>,
         drift: Option<DriftLedger>,
     ) -> Self {
-        Engine {
+        let mut e = Engine {
             cfg,
             live,
             paper,
             drift,
-            acks,
+            acks: HashMap::new(),
             unexplained: HashMap::new(),
             counters: Counters::default(),
+        };
+        for ((key, bt), line) in acks {
+            e.remember_ack(key, bt, line);
         }
+        e
+    }
+
+    /// Remembers an answered bar's ACK; forgets the model's oldest beyond [`ACK_MEMORY`].
+    fn remember_ack(&mut self, key: ModelKey, bt: i64, line: String) {
+        let m = self.acks.entry(key).or_default();
+        m.insert(bt, line);
+        while m.len() > ACK_MEMORY {
+            m.pop_first();
+        }
+    }
+
+    /// ACK lines remembered, over all models (tests: memory stays flat over a long run).
+    pub fn acks_len(&self) -> usize {
+        self.acks.values().map(BTreeMap::len).sum()
+    }
+
+    /// Streamed bars waiting for their drift-ledger row, over all models.
+    pub fn unexplained_len(&self) -> usize {
+        self.unexplained.values().map(VecDeque::len).sum()
     }
 
     /// Is this symbol served (in the config)?
@@ -865,18 +1147,69 @@ impl<B: Broker> Engine<B> {
     }
 
     /// Handles one SIGNAL (TF and BT required, checked by the caller). Logs one line per step.
+    /// A batch of one: see [`Engine::on_signals`].
     pub async fn on_signal(&mut self, now: i64, s: &Signal<'_>) -> SignalAnswer {
+        let mut v = self.on_signals(now, std::slice::from_ref(s)).await;
+        v.pop().unwrap_or_else(|| SignalAnswer {
+            line: ack_line(s, &AckKind::Fail("INTERNAL".into())),
+            duplicate: false,
+        })
+    }
+
+    /// Handles the SIGNALs that were waiting together, in arrival order; returns one answer per
+    /// signal, in the same order, each the line the one-at-a-time path gives for the same broker
+    /// answers.
+    ///
+    /// A signal answered without the broker (no bar time, a duplicate, a stale re-send) is
+    /// answered at once; the others are executed as batches ([`Side::handle_batch`]) holding at
+    /// most one signal per model: a second signal of a model already in the batch first waits
+    /// for the batch to complete (its duplicate check and its policy see the first one's result).
+    pub async fn on_signals(&mut self, now: i64, signals: &[Signal<'_>]) -> Vec<SignalAnswer> {
+        let mut answers: Vec<Option<SignalAnswer>> = vec![None; signals.len()];
+        let mut group: Vec<(usize, ModelKey, Timeframe, i64)> = Vec::new();
+        for (i, s) in signals.iter().enumerate() {
+            if let (Some(tf), Some(_)) = (s.tf, s.bar_time) {
+                let key = ModelKey::new(s.symbol, tf);
+                if group.iter().any(|g| g.1 == key) {
+                    let g = std::mem::take(&mut group);
+                    self.run_group(now, signals, &g, &mut answers).await;
+                }
+            }
+            match self.answer_at_once(s) {
+                Ok(a) => answers[i] = Some(a),
+                Err((key, tf, bt)) => group.push((i, key, tf, bt)),
+            }
+        }
+        self.run_group(now, signals, &group, &mut answers).await;
+        answers
+            .into_iter()
+            .zip(signals)
+            .map(|(a, s)| {
+                a.unwrap_or_else(|| SignalAnswer {
+                    line: ack_line(s, &AckKind::Fail("INTERNAL".into())),
+                    duplicate: false,
+                })
+            })
+            .collect()
+    }
+
+    /// The answer of a signal that needs no order (`Ok`), else its model, timeframe and bar
+    /// time (`Err`: it goes to the broker).
+    fn answer_at_once(
+        &mut self,
+        s: &Signal<'_>,
+    ) -> Result<SignalAnswer, (ModelKey, Timeframe, i64)> {
         self.counters.signals += 1;
         let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
-            return SignalAnswer {
+            return Ok(SignalAnswer {
                 line: ack_line(s, &AckKind::Fail("NO_BAR_TIME".into())),
                 duplicate: false,
-            };
+            });
         };
         let key = ModelKey::new(s.symbol, tf);
         info!(target: DECISION, event = "signal", model = %key, action = %s.action, regime = s.regime,
             virtual_pnl = %s.virtual_pnl, bt = %Iso(bt), seq = s.seq, "signal in");
-        if let Some(line) = self.acks.get(&(key.clone(), bt)) {
+        if let Some(line) = self.acks.get(&key).and_then(|m| m.get(&bt)) {
             self.counters.duplicates += 1;
             if line.split('|').nth(2) != Some(s.action.as_str()) {
                 warn!(target: DECISION, event = "conflicting_duplicate", model = %key, bt = %Iso(bt),
@@ -888,93 +1221,127 @@ impl<B: Broker> Engine<B> {
             let line = line.clone();
             // Its row was written when it was first answered (possibly before a restart).
             self.explained(&key, bt);
-            return SignalAnswer {
+            return Ok(SignalAnswer {
                 line,
                 duplicate: true,
-            };
-        }
-        // Paper beside live sees the live prices.
-        if let (Some(l), Some(p)) = (&self.live, &mut self.paper)
-            && let Some(q) = l.broker.quote(s.symbol)
-        {
-            p.broker.set_quote(s.symbol, q.bid, q.ask);
-        }
-        // Live first (latency), then the paper book.
-        let live = match &mut self.live {
-            Some(l) => Some(l.handle(&self.cfg, now, &key, tf, s.action, bt).await),
-            None => None,
-        };
-        let paper = match &mut self.paper {
-            Some(p) => Some(p.handle(&self.cfg, now, &key, tf, s.action, bt).await),
-            None => None,
-        };
-        let (ack, _plan, refusal) = match (&live, &paper) {
-            (Some(l), _) => l.clone(),
-            (None, Some(p)) => p.clone(),
-            // Neither side: nothing to trade with.
-            (None, None) => (
-                AckKind::Fail("BROKER_DOWN".into()),
-                Plan {
-                    key: key.clone(),
-                    close: None,
-                    entry: None,
-                    missed: false,
-                    target: s.action,
-                    bar_time: bt,
-                    check_margin: false,
-                },
-                Some(Refusal::BrokerDown),
-            ),
-        };
-        let line = ack_line(s, &ack);
-        if let Some(r) = &refusal {
-            self.counters.refusals += 1;
-            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = %r.code(),
-                bt = %Iso(bt), "{}: {} refused: {r}", key, s.action);
-        }
-        if let AckKind::WaitSync(reason) = &ack {
-            info!(target: DECISION, event = "wait_sync", model = %key, action = %s.action, reason = %reason,
-                "{}: {} not entered: the entry at the transition was missed or refused; waiting for the next transition (never chased)", key, s.action);
-        }
-        info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
-        // Drift ledger.
-        if self.drift.is_some() {
-            let equity = match (&mut self.live, &mut self.paper) {
-                (Some(l), _) => l.account(now).await.map(|a| a.equity),
-                (None, Some(p)) => p.account(now).await.map(|a| a.equity),
-                _ => None,
-            };
-            let paper_equity = match &mut self.paper {
-                Some(p) => p.account(now).await.map(|a| a.equity),
-                None => None,
-            };
-            self.write_drift(s, &key, bt, &line, equity, paper_equity);
-            self.explained(&key, bt);
-        }
-        // Remember the answer (journal of the answering side).
-        let side_journal = match (&mut self.live, &mut self.paper) {
-            (Some(l), _) => l.journal.as_mut(),
-            (None, Some(p)) => p.journal.as_mut(),
-            _ => None,
-        };
-        if let Some(j) = side_journal {
-            let _ = j.append_unsynced(&Record::Ack {
-                model: key.clone(),
-                bt,
-                line: line.clone(),
             });
         }
-        self.acks.insert((key, bt), line.clone());
-        if self.acks.len() > 100_000 {
-            // Bounded: forget the oldest bar times.
-            let mut keys: Vec<_> = self.acks.keys().map(|k| k.1).collect();
-            keys.sort_unstable();
-            let cut = keys[keys.len() / 2];
-            self.acks.retain(|k, _| k.1 > cut);
+        // Older than the model's latest handled bar and no longer remembered: a re-send of an
+        // old bar (or an out-of-order one). The newer signal governs the position; this one is
+        // refused and changes nothing (its bar's ledger row was written back then).
+        let last = match (&self.live, &self.paper) {
+            (Some(l), _) => l.policy.models.get(&key).and_then(|m| m.last_bt),
+            (None, Some(p)) => p.policy.models.get(&key).and_then(|m| m.last_bt),
+            _ => None,
+        };
+        if let Some(last) = last.filter(|&l| bt < l) {
+            self.counters.refusals += 1;
+            let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));
+            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "STALE_SIGNAL",
+                bt = %Iso(bt), last_bt = %Iso(last),
+                "{}: {} refused: signal for a bar older than the model's latest handled one ({}) and no longer remembered: not executed", key, s.action, Iso(last));
+            info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
+            return Ok(SignalAnswer {
+                line,
+                duplicate: false,
+            });
         }
-        SignalAnswer {
-            line,
-            duplicate: false,
+        Err((key, tf, bt))
+    }
+
+    /// Executes a group of signals (at most one per model) as one batch on each side, then
+    /// writes their ledger rows, journals and remembers their ACKs, in arrival order.
+    async fn run_group(
+        &mut self,
+        now: i64,
+        signals: &[Signal<'_>],
+        group: &[(usize, ModelKey, Timeframe, i64)],
+        answers: &mut [Option<SignalAnswer>],
+    ) {
+        if group.is_empty() {
+            return;
+        }
+        let items: Vec<Item> = group
+            .iter()
+            .map(|(i, key, tf, bt)| Item {
+                key: key.clone(),
+                tf: *tf,
+                target: signals[*i].action,
+                bt: *bt,
+            })
+            .collect();
+        // Paper beside live sees the live prices.
+        if let (Some(l), Some(p)) = (&self.live, &mut self.paper) {
+            for it in &items {
+                if let Some(q) = l.broker.quote(&it.key.symbol) {
+                    p.broker.set_quote(&it.key.symbol, q.bid, q.ask);
+                }
+            }
+        }
+        // Live first (latency), then the paper book.
+        let mut live = match &mut self.live {
+            Some(l) => Some(l.handle_batch(&self.cfg, now, &items).await),
+            None => None,
+        };
+        let mut paper = match &mut self.paper {
+            Some(p) => Some(p.handle_batch(&self.cfg, now, &items).await),
+            None => None,
+        };
+        for (k, (i, key, _, bt)) in group.iter().enumerate() {
+            let (s, bt) = (&signals[*i], *bt);
+            let answered = match (&mut live, &mut paper) {
+                (Some(l), _) => l.get_mut(k).map(|x| (x.0.clone(), x.2.take())),
+                (None, Some(p)) => p.get_mut(k).map(|x| (x.0.clone(), x.2.take())),
+                (None, None) => None,
+            };
+            // Neither side: nothing to trade with.
+            let (ack, refusal) = answered.unwrap_or((
+                AckKind::Fail("BROKER_DOWN".into()),
+                Some(Refusal::BrokerDown),
+            ));
+            let line = ack_line(s, &ack);
+            if let Some(r) = &refusal {
+                self.counters.refusals += 1;
+                warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = %r.code(),
+                    bt = %Iso(bt), "{}: {} refused: {r}", key, s.action);
+            }
+            if let AckKind::WaitSync(reason) = &ack {
+                info!(target: DECISION, event = "wait_sync", model = %key, action = %s.action, reason = %reason,
+                    "{}: {} not entered: the entry at the transition was missed or refused; waiting for the next transition (never chased)", key, s.action);
+            }
+            info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
+            // Drift ledger.
+            if self.drift.is_some() {
+                let equity = match (&mut self.live, &mut self.paper) {
+                    (Some(l), _) => l.account(now).await.map(|a| a.equity),
+                    (None, Some(p)) => p.account(now).await.map(|a| a.equity),
+                    _ => None,
+                };
+                let paper_equity = match &mut self.paper {
+                    Some(p) => p.account(now).await.map(|a| a.equity),
+                    None => None,
+                };
+                self.write_drift(s, key, bt, &line, equity, paper_equity);
+                self.explained(key, bt);
+            }
+            // Remember the answer (journal of the answering side).
+            let side_journal = match (&mut self.live, &mut self.paper) {
+                (Some(l), _) => l.journal.as_mut(),
+                (None, Some(p)) => p.journal.as_mut(),
+                _ => None,
+            };
+            if let Some(j) = side_journal {
+                let _ = j.append_unsynced(&Record::Ack {
+                    model: key.clone(),
+                    bt,
+                    line: line.clone(),
+                });
+            }
+            self.remember_ack(key.clone(), bt, line.clone());
+            answers[*i] = Some(SignalAnswer {
+                line,
+                duplicate: false,
+            });
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Crash failpoints for the chaos proof: `ORACLE_FAILPOINT=after_intent:N` aborts the process
-//! right after the N-th order intent is fsynced in a journal (before the broker call);
-//! `after_fill:N` right after the broker's N-th answer, before its outcome is journaled.
+//! after the N-th order intent is fsynced in a journal and before that order is put on the wire
+//! (a batch's intents are fsynced together, then its orders submitted one by one: the orders
+//! before the N-th are on the wire); `after_fill:N` right after the broker's N-th answer,
+//! before its outcome is journaled.
 //! Several may be given, comma separated. Unset (the default): no effect.
 
 use std::sync::OnceLock;
@@ -9,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Where a failpoint sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
-    /// After the intent's fsync, before the broker call.
+    /// After the intent's fsync, before its order is put on the wire.
     AfterIntent,
     /// After the broker's answer, before the outcome is journaled.
     AfterFill,

@@ -5,6 +5,16 @@
 //! whose fate is unknown: it is looked up at the broker (reconcile / deal list), never resent.
 //! Model states and answered ACKs are journaled too, so a restarted executor neither chases a
 //! missed entry nor re-executes a duplicate SIGNAL.
+//!
+//! Group commit: the intents of one batch of orders (the exits, then the entries, of the SIGNALs
+//! that were waiting together) are written with one write and one fsync
+//! ([`Journal::append_batch`]) before the first of them goes on the wire. Outcomes, model
+//! states and ACKs are written without an fsync ([`Journal::append_unsynced`]): see there why
+//! that is safe.
+//!
+//! The file is append-only; what a replay keeps in memory is bounded ([`Replayed::trim`]): the
+//! last [`ACK_MEMORY`] answered bars and [`INTENT_MEMORY`] intents per model, and every intent
+//! whose outcome is still unknown.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -94,6 +104,29 @@ pub enum Record {
     },
 }
 
+/// Answered bars remembered per model (re-sent SIGNALs are answered with the same ACK, and never
+/// re-executed, within this many of a model's latest answered bars; an older one is refused
+/// `STALE_SIGNAL`).
+pub const ACK_MEMORY: usize = 16;
+
+/// Intents remembered per model (about [`ACK_MEMORY`] / 2 bars of exit + entry) to explain
+/// positions at reconciliation; an intent whose outcome is unknown is kept until it is resolved.
+pub const INTENT_MEMORY: usize = 16;
+
+/// Replay lines between two [`Replayed::trim`]s while a journal is read (bounds the peak).
+const TRIM_EVERY: usize = 1 << 16;
+
+/// Sort key of an intent within its model (see [`intent_rank`]).
+pub type IntentRank = (i64, u8, i64);
+
+/// Order of intents within a model: bar time, then exit before entry, then write time.
+pub fn intent_rank(r: &Record) -> IntentRank {
+    match r {
+        Record::Intent { bt, op, ts, .. } => (*bt, u8::from(*op == Op::Open), *ts),
+        _ => (i64::MIN, 0, i64::MIN),
+    }
+}
+
 /// What a journal said at open.
 #[derive(Debug, Default)]
 pub struct Replayed {
@@ -113,11 +146,64 @@ pub struct Replayed {
     pub bad_lines: usize,
 }
 
+impl Replayed {
+    /// Forgets what the engine would have forgotten: per model, ACKs older than its latest
+    /// [`ACK_MEMORY`] answered bars and intents beyond its latest [`INTENT_MEMORY`] (pending ones
+    /// are always kept); `filled` only for the intents kept.
+    pub fn trim(&mut self) {
+        let mut bts: HashMap<&ModelKey, Vec<i64>> = HashMap::new();
+        for (m, bt) in self.acks.keys() {
+            bts.entry(m).or_default().push(*bt);
+        }
+        let cut: HashMap<ModelKey, i64> = bts
+            .into_iter()
+            .filter(|(_, v)| v.len() > ACK_MEMORY)
+            .map(|(m, mut v)| {
+                v.sort_unstable_by(|a, b| b.cmp(a));
+                (m.clone(), v[ACK_MEMORY - 1])
+            })
+            .collect();
+        if !cut.is_empty() {
+            self.acks
+                .retain(|(m, bt), _| cut.get(m).is_none_or(|c| bt >= c));
+        }
+        let mut per: HashMap<ModelKey, Vec<(&String, IntentRank)>> = HashMap::new();
+        for (coid, r) in &self.intents {
+            if let Record::Intent { model, .. } = r {
+                per.entry(model.clone())
+                    .or_default()
+                    .push((coid, intent_rank(r)));
+            }
+        }
+        let mut drop: Vec<String> = Vec::new();
+        for (_, mut v) in per {
+            if v.len() <= INTENT_MEMORY {
+                continue;
+            }
+            v.sort_unstable_by_key(|x| std::cmp::Reverse(x.1));
+            drop.extend(
+                v[INTENT_MEMORY..]
+                    .iter()
+                    .filter(|(c, _)| !self.pending.contains_key(*c))
+                    .map(|(c, _)| (*c).clone()),
+            );
+        }
+        for c in &drop {
+            self.intents.remove(c);
+        }
+        let intents = &self.intents;
+        self.filled.retain(|c| intents.contains_key(c));
+    }
+}
+
 /// The journal file.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// fsyncs done (a test-visible metric: one per [`Journal::append`] or
+    /// [`Journal::append_batch`]).
+    syncs: u64,
 }
 
 impl Journal {
@@ -125,8 +211,11 @@ impl Journal {
     pub fn open(path: &Path) -> std::io::Result<(Journal, Replayed)> {
         let mut rep = Replayed::default();
         if let Ok(f) = File::open(path) {
-            for line in BufReader::new(f).lines() {
+            for (n, line) in BufReader::new(f).lines().enumerate() {
                 let line = line?;
+                if n % TRIM_EVERY == TRIM_EVERY - 1 {
+                    rep.trim();
+                }
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -136,11 +225,13 @@ impl Journal {
                 }
             }
         }
+        rep.trim();
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok((
             Journal {
                 file,
                 path: path.to_path_buf(),
+                syncs: 0,
             },
             rep,
         ))
@@ -151,20 +242,44 @@ impl Journal {
         &self.path
     }
 
+    /// fsyncs done so far (each [`Journal::append`] and [`Journal::append_batch`] is one).
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
     /// Appends one record and fsyncs it: for the records an order's safety rests on
-    /// (`Intent` before the order goes on the wire, `Outcome`, `Risk`).
+    /// (`Intent` before the order goes on the wire, `Risk`, and the outcomes reconciliation
+    /// learns).
     pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
-        self.append_unsynced(r)?;
+        self.append_batch(std::slice::from_ref(r))
+    }
+
+    /// Group commit: appends the records with one write and one fsync (the intents of one
+    /// batch of orders, before the first of them goes on the wire). Nothing is written when a
+    /// record cannot be encoded.
+    pub fn append_batch(&mut self, rs: &[Record]) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(rs.len() * 256);
+        for r in rs {
+            serde_json::to_writer(&mut buf, r).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf)?;
+        self.syncs += 1;
         self.file.sync_data()
     }
 
-    /// Appends one record without an fsync: for the per-signal bookkeeping (`Ack`, `Model`),
-    /// so twenty signals closing on one bar do not queue behind forty fsyncs. The write is in
-    /// the kernel when this returns, so a killed process loses nothing; only a power loss can
-    /// drop the last such records, and the next [`Journal::append`] (fsync of the whole file)
-    /// makes them durable too. Losing them is safe: a model whose state is unknown after a
-    /// restart is treated as a missed entry (never chased), and a re-sent SIGNAL is
-    /// re-evaluated against the reconciled broker state, never blindly re-ordered.
+    /// Appends one record without an fsync: for the per-signal bookkeeping (`Ack`, `Model`)
+    /// and for order outcomes, so twenty signals closing on one bar do not queue behind
+    /// forty fsyncs. The write is in the kernel when this returns, so a killed process loses
+    /// nothing; only a power loss can drop the last such records, and the next fsync of the
+    /// file (the next batch's intents) makes them durable too. Losing them is safe:
+    /// - an `Outcome`: its intent is then pending after the restart, and reconciliation looks
+    ///   the order up at the broker (by client order id, then label/side/volume and the deal
+    ///   list) and adopts what it finds, never resending; that is the same state as a kill
+    ///   between the broker's answer and the outcome (failpoint `after_fill`);
+    /// - a `Model` state: the model is treated as a missed entry (never chased);
+    /// - an `Ack`: a re-sent SIGNAL is re-evaluated against the reconciled broker state, never
+    ///   blindly re-ordered.
     pub fn append_unsynced(&mut self, r: &Record) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -242,6 +357,72 @@ mod tests {
         assert_eq!(a, client_order_id(&long, 253_402_300_799, Op::Close));
         let long2 = ModelKey::new(&format!("{}Y", "X".repeat(31)), Timeframe::MN1);
         assert_ne!(a, client_order_id(&long2, 253_402_300_799, Op::Close));
+    }
+
+    fn intent(k: &ModelKey, coid: &str, bt: i64) -> Record {
+        Record::Intent {
+            ts: bt + 901,
+            coid: coid.into(),
+            model: k.clone(),
+            op: Op::Open,
+            symbol: k.symbol.clone(),
+            buy: true,
+            action: crate::policy::ActionName(oracle_ipc::Action::LongWeak),
+            volume: 100_000,
+            position_id: None,
+            bt,
+        }
+    }
+
+    #[test]
+    fn group_commit_is_one_fsync_and_the_replay_is_bounded_keeping_pending() {
+        let p =
+            std::env::temp_dir().join(format!("oracle-journal-trim-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        let k = ModelKey::new("EURUSD", Timeframe::M15);
+        let n = 3 * INTENT_MEMORY.max(ACK_MEMORY) as i64;
+        {
+            let (mut j, _) = Journal::open(&p).unwrap();
+            // The oldest intent never got an outcome (pending); the others filled.
+            let all: Vec<Record> = (0..n)
+                .map(|i| intent(&k, &format!("c{i}"), i * 900))
+                .collect();
+            j.append_batch(&all).unwrap();
+            assert_eq!(j.syncs(), 1, "one fsync for the whole batch");
+            for i in 1..n {
+                j.append_unsynced(&Record::Outcome {
+                    coid: format!("c{i}"),
+                    result: "filled".into(),
+                    position_id: Some(i as u64),
+                    price: Some(1.1),
+                    volume: Some(100_000),
+                    code: None,
+                })
+                .unwrap();
+                j.append_unsynced(&Record::Ack {
+                    model: k.clone(),
+                    bt: i * 900,
+                    line: format!("ACK {i}"),
+                })
+                .unwrap();
+            }
+            assert_eq!(j.syncs(), 1);
+        }
+        let (_, rep) = Journal::open(&p).unwrap();
+        assert_eq!(rep.pending.keys().collect::<Vec<_>>(), vec!["c0"]);
+        assert_eq!(
+            rep.intents.len(),
+            INTENT_MEMORY + 1,
+            "the latest, and the pending one"
+        );
+        assert!(rep.intents.contains_key("c0"));
+        assert!(rep.intents.contains_key(&format!("c{}", n - 1)));
+        assert!(rep.filled.iter().all(|c| rep.intents.contains_key(c)));
+        assert_eq!(rep.filled.len(), INTENT_MEMORY);
+        assert_eq!(rep.acks.len(), ACK_MEMORY);
+        assert!(rep.acks.contains_key(&(k.clone(), (n - 1) * 900)));
+        assert!(!rep.acks.contains_key(&(k, 900)));
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]

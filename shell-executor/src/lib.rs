@@ -8,7 +8,8 @@
 //! - [`journal`]: the append-only, fsynced order journal and client order ids;
 //! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
 //!   internal simulated book that implements it (paper mode and tests);
-//! - [`engine`]: policy + risk + journal + broker + drift ledger, one signal at a time;
+//! - [`engine`]: policy + risk + journal + broker + drift ledger, the signals waiting together as
+//!   one batch;
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
 //! - [`run`] / [`run_cli`]: the Tokio shell.

@@ -89,6 +89,29 @@ struct Shared {
     hold: AtomicBool,
 }
 
+/// Counts an order in flight while it lives (owned: it travels with a [`LiveTicket`]).
+struct BusyOwned(Arc<Shared>);
+
+impl BusyOwned {
+    fn new(s: Arc<Shared>) -> Self {
+        s.busy.fetch_add(1, Ordering::SeqCst);
+        s.wake.notify_one();
+        BusyOwned(s)
+    }
+}
+
+impl Drop for BusyOwned {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for BusyOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BusyOwned")
+    }
+}
+
 /// Counts a request in flight while it lives.
 struct Busy<'a>(&'a Shared);
 
@@ -337,10 +360,13 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 }
             }
             Event::Execution { request, event } => {
-                complete_fill(&shared, &event);
+                let ours = complete_fill(&shared, &event);
                 // A position closed that no request of ours closed (stop-out, manual close in
-                // another terminal): the engine reconciles.
-                let outside = request.is_none()
+                // another terminal): the engine reconciles. The fill of our own close comes
+                // after its ORDER_ACCEPTED completed the request (so without a request id): the
+                // close waiting for it makes it ours.
+                let outside = !ours
+                    && request.is_none()
                     && event
                         .order
                         .as_ref()
@@ -403,12 +429,18 @@ fn fill_key(ev: &ProtoOaExecutionEvent) -> Option<String> {
     o.client_order_id.clone()
 }
 
-fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) {
+/// Hands a fill (or a final refusal) to the order waiting for it. `true` when one was waiting:
+/// the event answers an order of ours.
+fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) -> bool {
     let (Some(key), Some(r)) = (fill_key(ev), fill_of(ev)) else {
-        return;
+        return false;
     };
-    if let Some(w) = lock(&shared.fills).remove(&key) {
-        let _ = w.send(r);
+    match lock(&shared.fills).remove(&key) {
+        Some(w) => {
+            let _ = w.send(r);
+            true
+        }
+        None => false,
     }
 }
 
@@ -560,43 +592,89 @@ impl LiveBroker {
             .map_or_else(|| id.to_string(), |s| s.0.clone())
     }
 
-    /// Sends an order and waits for its fill (or learns its outcome is unknown).
-    async fn order(&self, key: String, p: impl Into<Payload>) -> OrderResult {
-        let _busy = Busy::new(&self.shared);
-        let (tx, rx) = oneshot::channel();
+    /// Puts an order on the wire: registers the wait for its fill (keyed by client order id,
+    /// or `pos:<id>` for a close, so concurrent orders are told apart; the session correlates
+    /// each request's first answer by its own `clientMsgId`), then queues the request in the
+    /// driver without awaiting the answer.
+    async fn submit(&self, key: String, p: impl Into<Payload>) -> LiveTicket {
+        let busy = BusyOwned::new(self.shared.clone());
+        let (tx, fill) = oneshot::channel();
         lock(&self.shared.fills).insert(key.clone(), tx);
-        let first = self.client.request(p).await;
-        let early = match first {
-            Ok(Outcome::Execution(ev)) => fill_of(&ev),
-            Ok(Outcome::OrderError(ev)) => Some(OrderResult::Rejected {
-                code: ev.error_code.clone(),
-                msg: ev.description.clone().unwrap_or_default(),
-            }),
-            Ok(Outcome::Error { code, description }) => Some(OrderResult::Rejected {
-                code: code.to_string(),
-                msg: description.unwrap_or_default(),
-            }),
-            // Never sent: safe to report as refused.
-            Ok(Outcome::NotSent(r)) => Some(OrderResult::Rejected {
-                code: "NOT_SENT".into(),
-                msg: format!("{r:?}"),
-            }),
-            Ok(Outcome::Unknown(_)) | Ok(Outcome::Response(_)) => None,
-            Err(e) => Some(OrderResult::Rejected {
-                code: "DRIVER_STOPPED".into(),
-                msg: e.to_string(),
-            }),
-        };
-        if let Some(r) = early {
-            lock(&self.shared.fills).remove(&key);
-            return r;
-        }
-        match tokio::time::timeout(self.fill_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            _ => {
+        let state = match self.client.submit(p).await {
+            Ok((_, first)) => TicketState::Sent { first, fill },
+            // Never sent (the driver stopped, or the session refused it): safe to report refused.
+            Err(e) => {
                 lock(&self.shared.fills).remove(&key);
-                OrderResult::Unknown
+                TicketState::Answered(OrderResult::Rejected {
+                    code: "DRIVER_STOPPED".into(),
+                    msg: e.to_string(),
+                })
             }
+        };
+        LiveTicket {
+            key,
+            state,
+            _busy: busy,
+        }
+    }
+}
+
+/// An order of [`LiveBroker`] on the wire (see [`Broker::answers`]).
+#[derive(Debug)]
+pub struct LiveTicket {
+    key: String,
+    state: TicketState,
+    /// Keeps the event task reading while the answer is awaited (pacing).
+    _busy: BusyOwned,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    /// Known without waiting (never sent).
+    Answered(OrderResult),
+    /// Sent: the request's first answer, then (after `ORDER_ACCEPTED`) its fill.
+    Sent {
+        first: oneshot::Receiver<Outcome>,
+        fill: oneshot::Receiver<OrderResult>,
+    },
+}
+
+/// Awaits one ticket's answer: the request's outcome, then, when that was only an acceptance
+/// (or no answer), the fill event for up to `fill_timeout`.
+async fn settle(shared: &Shared, fill_timeout: Duration, t: LiveTicket) -> OrderResult {
+    let (first, fill) = match t.state {
+        TicketState::Answered(r) => return r,
+        TicketState::Sent { first, fill } => (first, fill),
+    };
+    let early = match first.await {
+        Ok(Outcome::Execution(ev)) => fill_of(&ev),
+        Ok(Outcome::OrderError(ev)) => Some(OrderResult::Rejected {
+            code: ev.error_code.clone(),
+            msg: ev.description.clone().unwrap_or_default(),
+        }),
+        Ok(Outcome::Error { code, description }) => Some(OrderResult::Rejected {
+            code: code.to_string(),
+            msg: description.unwrap_or_default(),
+        }),
+        // Never sent: safe to report as refused.
+        Ok(Outcome::NotSent(r)) => Some(OrderResult::Rejected {
+            code: "NOT_SENT".into(),
+            msg: format!("{r:?}"),
+        }),
+        // Sent (or queued) and no answer: wait for the fill event, else unknown.
+        Ok(Outcome::Unknown(_)) | Ok(Outcome::Response(_)) => None,
+        // The driver stopped after the request was queued: it may be on the wire.
+        Err(_) => Some(OrderResult::Unknown),
+    };
+    if let Some(r) = early {
+        lock(&shared.fills).remove(&t.key);
+        return r;
+    }
+    match tokio::time::timeout(fill_timeout, fill).await {
+        Ok(Ok(r)) => r,
+        _ => {
+            lock(&shared.fills).remove(&t.key);
+            OrderResult::Unknown
         }
     }
 }
@@ -880,11 +958,17 @@ impl Broker for LiveBroker {
         Ok(units::volume_to_units(volume) * px / self.leverage)
     }
 
-    async fn open(&mut self, r: &OrderReq) -> OrderResult {
+    type Ticket = LiveTicket;
+
+    async fn submit_open(&mut self, r: &OrderReq) -> LiveTicket {
         let Some(spec) = self.specs.get(&r.symbol) else {
-            return OrderResult::Rejected {
-                code: "UNKNOWN_SYMBOL".into(),
-                msg: r.symbol.clone(),
+            return LiveTicket {
+                key: r.client_order_id.clone(),
+                state: TicketState::Answered(OrderResult::Rejected {
+                    code: "UNKNOWN_SYMBOL".into(),
+                    msg: r.symbol.clone(),
+                }),
+                _busy: BusyOwned::new(self.shared.clone()),
             };
         };
         let req = ProtoOaNewOrderReq {
@@ -903,17 +987,24 @@ impl Broker for LiveBroker {
             client_order_id: Some(r.client_order_id.clone()),
             ..Default::default()
         };
-        self.order(r.client_order_id.clone(), req).await
+        self.submit(r.client_order_id.clone(), req).await
     }
 
-    async fn close(&mut self, position_id: u64, volume: i64, _coid: &str) -> OrderResult {
+    async fn submit_close(&mut self, position_id: u64, volume: i64, _coid: &str) -> LiveTicket {
         let req = ProtoOaClosePositionReq {
             ctid_trader_account_id: self.account,
             position_id: position_id as i64,
             volume,
             ..Default::default()
         };
-        self.order(format!("pos:{position_id}"), req).await
+        self.submit(format!("pos:{position_id}"), req).await
+    }
+
+    async fn answers(&mut self, tickets: Vec<LiveTicket>) -> Vec<OrderResult> {
+        let shared = &*self.shared;
+        let timeout = self.fill_timeout;
+        futures_util::future::join_all(tickets.into_iter().map(|t| settle(shared, timeout, t)))
+            .await
     }
 
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {

@@ -14,9 +14,18 @@ use crate::broker::{
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
 
+/// Deals kept for `find_order` (the most recent ones; an order is looked up right after its
+/// answer was lost, or at a reconcile: the book is in memory only, so nothing older matters).
+pub const DEAL_MEMORY: usize = 256;
+
+/// Client order ids kept in [`PaperBook::orders_seen`] (the most recent ones).
+pub const ORDERS_SEEN_MEMORY: usize = 1024;
+
 /// A scripted fault for the next order request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
+    /// No fault: this request is answered normally (to place a fault later in a batch).
+    Pass,
     /// Refuse with this error code.
     Reject(String),
     /// Execute (or not) and answer nothing: the outcome is unknown to the caller.
@@ -42,7 +51,8 @@ pub struct PaperBook {
     pub specs: HashMap<String, SymbolSpec>,
     quotes: HashMap<String, Quote>,
     positions: BTreeMap<u64, BrokerPosition>,
-    deals: Vec<Deal>,
+    /// The last [`DEAL_MEMORY`] deals.
+    deals: VecDeque<Deal>,
     balance: f64,
     next_id: u64,
     /// Account leverage (margin = notional / leverage).
@@ -53,8 +63,11 @@ pub struct PaperBook {
     pub up: bool,
     /// Bars per (symbol, tf) for `history`.
     pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<BarData>>,
-    /// Orders received (for tests: no duplicate order).
-    pub orders_seen: Vec<String>,
+    /// Client order ids of the orders received, oldest first: the last [`ORDERS_SEEN_MEMORY`]
+    /// (for tests: no duplicate order). [`PaperBook::orders_total`] counts them all.
+    pub orders_seen: VecDeque<String>,
+    /// Orders received since the book was made.
+    pub orders_total: u64,
     /// When false, behaves like a broker that links nothing to client order ids: positions come
     /// back without it and `find_order` finds nothing (tests the label-based reconciliation).
     pub echo_client_order_id: bool,
@@ -67,14 +80,15 @@ impl PaperBook {
             specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
             quotes: HashMap::new(),
             positions: BTreeMap::new(),
-            deals: Vec::new(),
+            deals: VecDeque::new(),
             balance,
             next_id: 1,
             leverage: 30.0,
             faults: VecDeque::new(),
             up: true,
             bars: HashMap::new(),
-            orders_seen: Vec::new(),
+            orders_seen: VecDeque::new(),
+            orders_total: 0,
             echo_client_order_id: true,
         }
     }
@@ -82,6 +96,18 @@ impl PaperBook {
     /// Feeds a live price.
     pub fn set_quote(&mut self, symbol: &str, bid: f64, ask: f64) {
         self.quotes.insert(symbol.to_string(), Quote { bid, ask });
+    }
+
+    /// Deals remembered for `find_order` (at most [`DEAL_MEMORY`]).
+    pub fn deals_len(&self) -> usize {
+        self.deals.len()
+    }
+
+    fn push_deal(&mut self, d: Deal) {
+        self.deals.push_back(d);
+        while self.deals.len() > DEAL_MEMORY {
+            self.deals.pop_front();
+        }
     }
 
     /// Position ids open now.
@@ -173,7 +199,7 @@ impl PaperBook {
                 price,
             },
         );
-        self.deals.push(Deal {
+        self.push_deal(Deal {
             client_order_id: req.client_order_id.clone(),
             position_id: id,
             price,
@@ -202,7 +228,7 @@ impl PaperBook {
         let price = if p.buy { q.bid } else { q.ask };
         self.balance += self.pnl(&p);
         self.positions.remove(&position_id);
-        self.deals.push(Deal {
+        self.push_deal(Deal {
             client_order_id: coid.to_string(),
             position_id,
             price,
@@ -231,7 +257,11 @@ impl PaperBook {
     }
 
     fn faulted(&mut self, coid: &str, run: impl FnOnce(&mut Self) -> OrderResult) -> OrderResult {
-        self.orders_seen.push(coid.to_string());
+        self.orders_seen.push_back(coid.to_string());
+        self.orders_total += 1;
+        while self.orders_seen.len() > ORDERS_SEEN_MEMORY {
+            self.orders_seen.pop_front();
+        }
         if !self.up {
             return OrderResult::Rejected {
                 code: "NOT_CONNECTED".into(),
@@ -249,7 +279,7 @@ impl PaperBook {
                 }
                 OrderResult::Unknown
             }
-            None => run(self),
+            None | Some(Fault::Pass) => run(self),
         }
     }
 }
@@ -275,13 +305,19 @@ impl Broker for PaperBook {
     ) -> Result<f64, BrokerError> {
         Ok(self.margin_of(symbol, volume))
     }
-    async fn open(&mut self, req: &OrderReq) -> OrderResult {
+    /// The paper book executes an order when it is submitted (the "wire" is a function call):
+    /// the ticket is the answer.
+    type Ticket = OrderResult;
+    async fn submit_open(&mut self, req: &OrderReq) -> OrderResult {
         let r = req.clone();
         self.faulted(&req.client_order_id, move |b| b.execute_open(&r))
     }
-    async fn close(&mut self, position_id: u64, _volume: i64, coid: &str) -> OrderResult {
+    async fn submit_close(&mut self, position_id: u64, _volume: i64, coid: &str) -> OrderResult {
         let c = coid.to_string();
         self.faulted(coid, move |b| b.execute_close(position_id, &c))
+    }
+    async fn answers(&mut self, tickets: Vec<OrderResult>) -> Vec<OrderResult> {
+        tickets
     }
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {
         if !self.up {

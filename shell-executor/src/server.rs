@@ -420,7 +420,8 @@ type WsWrite =
     futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, WsMsg>;
 
 /// The reader half: each frame is parsed and, for a SIGNAL or a HISTORY, handed to the engine
-/// loop without waiting for its answer (the engine answers one command at a time, in order);
+/// loop without waiting for its answer (the engine answers in order; the SIGNALs queued
+/// together are handled as one batch);
 /// the writer writes the answers in the order of the frames. So the SIGNALs of one bar close
 /// queue at the engine back to back instead of one socket round of the reader per signal.
 /// Ends when the socket or the writer ends.

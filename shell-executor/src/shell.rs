@@ -1,5 +1,7 @@
 //! The Tokio shell: wires config, journal, books, the IPC server and the bar feed around the
-//! engine, which runs on one task (orders are handled one at a time, in arrival order).
+//! engine, which runs on one task. The SIGNALs waiting when the engine takes one are handled
+//! with it as one batch ([`Engine::on_signals`]: orders of different models in flight together,
+//! one fsync per batch of intents); answers go back in arrival order.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -294,25 +296,49 @@ pub async fn serve_paced<B: Broker>(
                     }
                 }
             },
-            cmd = cmd_rx.recv() => match cmd {
-                None => break,
-                Some(Cmd::Signal { line, reply }) => {
-                    let out = signal(engine, &clock, &line).await;
-                    let _ = reply.send(out);
-                    if let Some(p) = &mut pace {
-                        p.signal_in(&line);
-                    }
-                }
-                Some(Cmd::History { symbol, tf, count, reply }) => {
-                    let out = history(engine, &mut streams, &symbol, tf, count).await;
-                    let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
-                    let _ = reply.send(out);
-                    if ok {
-                        crate::server::bump(&metrics.histories);
-                    }
-                    if ok && let Some(p) = &mut pace {
-                        p.history_answered(&symbol, tf);
-                    }
+            cmd = cmd_rx.recv() => {
+                let Some(first) = cmd else { break };
+                let mut next = Some(first);
+                while let Some(c) = next.take() {
+                    next = match c {
+                        Cmd::Signal { line, reply } => {
+                            // Every SIGNAL already waiting goes with this one, as one batch
+                            // (a HISTORY behind them is answered after them, in order).
+                            let mut batch = vec![(line, reply)];
+                            let mut after = None;
+                            while batch.len() < MAX_BATCH {
+                                match cmd_rx.try_recv() {
+                                    Ok(Cmd::Signal { line, reply }) => batch.push((line, reply)),
+                                    Ok(other) => {
+                                        after = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            let lines: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
+                            let outs = signals(engine, &clock, &lines).await;
+                            for ((line, reply), out) in batch.into_iter().zip(outs) {
+                                let _ = reply.send(out);
+                                if let Some(p) = &mut pace {
+                                    p.signal_in(&line);
+                                }
+                            }
+                            after
+                        }
+                        Cmd::History { symbol, tf, count, reply } => {
+                            let out = history(engine, &mut streams, &symbol, tf, count).await;
+                            let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
+                            let _ = reply.send(out);
+                            if ok {
+                                crate::server::bump(&metrics.histories);
+                            }
+                            if ok && let Some(p) = &mut pace {
+                                p.history_answered(&symbol, tf);
+                            }
+                            None
+                        }
+                    };
                 }
             },
         }
@@ -329,21 +355,42 @@ async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-async fn signal<B: Broker>(engine: &mut Engine<B>, clock: &Clock, line: &str) -> String {
-    let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
-        return err_line(ErrCode::Malformed, line);
-    };
-    if !engine.knows(s.symbol) {
-        warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "UNKNOWN_SYMBOL",
-            "SIGNAL for {} refused: symbol not in executor_config.json", s.symbol);
-        return err_line(ErrCode::UnknownSymbol, s.symbol);
+/// SIGNALs handled as one batch at most (the rest wait for the next turn).
+pub const MAX_BATCH: usize = 64;
+
+/// Answers a batch of SIGNAL lines, in order: ERR lines for malformed ones and unknown symbols,
+/// the engine's ACKs (one batch, [`Engine::on_signals`]) for the others.
+async fn signals<B: Broker>(engine: &mut Engine<B>, clock: &Clock, lines: &[&str]) -> Vec<String> {
+    let mut out: Vec<Option<String>> = vec![None; lines.len()];
+    let mut valid = Vec::with_capacity(lines.len());
+    let mut at = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
+            out[i] = Some(err_line(ErrCode::Malformed, line));
+            continue;
+        };
+        if !engine.knows(s.symbol) {
+            warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "UNKNOWN_SYMBOL",
+                "SIGNAL for {} refused: symbol not in executor_config.json", s.symbol);
+            out[i] = Some(err_line(ErrCode::UnknownSymbol, s.symbol));
+            continue;
+        }
+        if s.tf.is_none() || s.bar_time.is_none() {
+            warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "MALFORMED",
+                "SIGNAL without TF/BT tags refused: the executor needs them to deduplicate");
+            out[i] = Some(err_line(ErrCode::Malformed, line));
+            continue;
+        }
+        valid.push(s);
+        at.push(i);
     }
-    if s.tf.is_none() || s.bar_time.is_none() {
-        warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "MALFORMED",
-            "SIGNAL without TF/BT tags refused: the executor needs them to deduplicate");
-        return err_line(ErrCode::Malformed, line);
+    if !valid.is_empty() {
+        let answers = engine.on_signals(clock(), &valid).await;
+        for (i, a) in at.into_iter().zip(answers) {
+            out[i] = Some(a.line);
+        }
     }
-    engine.on_signal(clock(), &s).await.line
+    out.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// Fills an empty stream's ring from the broker (live side, else paper).
@@ -989,7 +1036,7 @@ where
             return ExitCode::from(2);
         }
     };
-    // One thread: the engine handles one signal at a time and the connections only move short
+    // One thread: the engine handles one batch at a time and the connections only move short
     // lines, so worker threads would add wake-ups between threads (and their stacks and malloc
     // arenas) without running anything in parallel that matters.
     let rt = match tokio::runtime::Builder::new_current_thread()

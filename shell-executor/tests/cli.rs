@@ -335,9 +335,10 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
             .enable_all()
             .build()
             .expect("rt");
-        // Run 1: dies at the failpoint while entering.
-        let child = spawn_paper(&d, port, Some(fp));
+        // Run 1: dies at the failpoint while entering. (The state folder is removed before the
+        // spawn: removed after it, it raced the executor creating its journal there.)
         let _ = std::fs::remove_dir_all(d.join("state"));
+        let child = spawn_paper(&d, port, Some(fp));
         let acks1 = rt.block_on(predictor_once(port));
         let mut child = child;
         for _ in 0..300 {
@@ -391,5 +392,236 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
             "{fp}: the crashed order was looked up, not blindly resent:\n{journal}"
         );
         assert!(acks2[1].contains("|OK|"), "{fp}: {acks2:?}");
+    }
+}
+
+const FP_SYMS: [&str; 3] = ["EURUSD", "GBPUSD", "AUDUSD"];
+
+/// A paper executor over 353 replayed bars (350 history) for each of `FP_SYMS`, all closing at
+/// the same times.
+fn spawn_paper3(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.env("ORACLE_IPC_TOKEN", "fp-token")
+        .env_remove("ORACLE_FAILPOINT")
+        .args([
+            "--paper",
+            "--json",
+            "--feed-wait-client",
+            "--feed-interval-ms",
+            "1500",
+            "--config",
+        ])
+        .arg(d.join("executor_config.json"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for s in FP_SYMS {
+        cmd.arg("--feed-csv")
+            .arg(format!("{s}_M15={}", d.join("bars.csv").display()));
+    }
+    if let Some(f) = failpoint {
+        cmd.env("ORACLE_FAILPOINT", f);
+    }
+    cmd.spawn().expect("spawn")
+}
+
+/// The predictor of `FP_SYMS`: HISTORY for each, then (once the first live bars are out) the
+/// three WAITs for the last history bars in one write, their ACKs, and the three LONG_WEAKs for
+/// the live bars in one write (so the executor takes them as one batch). Returns the ACKs
+/// received (fewer when the executor died).
+async fn predictor3(port: u16) -> Vec<String> {
+    let mut ws = None;
+    for _ in 0..100 {
+        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+        {
+            ws = Some(w);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(mut ws) = ws else { return vec![] };
+    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
+            _ => None,
+        }
+    };
+    let bar = |l: &str| match oracle_ipc::parse(l) {
+        Ok(oracle_ipc::Message::Bar(b)) => Some((b.symbol.to_string(), b.time, b.seq, b.hist)),
+        _ => None,
+    };
+    let _ = ws.send(WsMsg::text("HELLO|fp-token")).await;
+    let mut last_hist = std::collections::HashMap::new();
+    let mut live = std::collections::HashMap::new();
+    for s in FP_SYMS {
+        let _ = ws.send(WsMsg::text(format!("HISTORY|{s}|M15|350"))).await;
+        while let Some(l) = next(&mut ws).await {
+            if l.starts_with("HISTORY_END") {
+                break;
+            }
+            if let Some((sym, t, q, hist)) = bar(&l) {
+                if hist {
+                    last_hist.insert(sym, (t, q));
+                } else {
+                    live.insert(sym, (t, q));
+                }
+            }
+        }
+    }
+    while live.len() < FP_SYMS.len() {
+        let Some(l) = next(&mut ws).await else {
+            return vec![];
+        };
+        if let Some((sym, t, q, false)) = bar(&l) {
+            live.insert(sym, (t, q));
+        }
+    }
+    let mut acks = Vec::new();
+    for (bars, a) in [(&last_hist, "WAIT"), (&live, "LONG_WEAK")] {
+        for s in FP_SYMS {
+            let Some((t, q)) = bars.get(s) else {
+                return acks;
+            };
+            let line = format!(
+                "SIGNAL|{s}|{a}|1|0.00|TF:M15|BT:{}|SEQ:{q}",
+                oracle_ipc::Iso(*t)
+            );
+            if ws.feed(WsMsg::text(line)).await.is_err() {
+                return acks;
+            }
+        }
+        if ws.flush().await.is_err() {
+            return acks;
+        }
+        let mut got = 0;
+        while got < FP_SYMS.len() {
+            match next(&mut ws).await {
+                Some(l) if l.starts_with("ACK|") => {
+                    acks.push(l);
+                    got += 1;
+                }
+                Some(_) => continue,
+                None => return acks,
+            }
+        }
+    }
+    acks
+}
+
+/// `ORACLE_FAILPOINT=after_intent:2` inside a batch of three entries: the three intents are
+/// durable together (one write, one fsync) before the first order is on the wire, and the
+/// executor dies after the first order went out and before the second did. After a restart
+/// every one of them is looked up (never resent blindly); the re-sent SIGNALs execute each
+/// entry once.
+#[test]
+fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
+    let d = tmpdir("cli-fp-batch");
+    let mut cfg = serde_json::Map::new();
+    for s in FP_SYMS {
+        cfg.insert(
+            s.into(),
+            serde_json::json!({"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}),
+        );
+    }
+    std::fs::write(
+        d.join("executor_config.json"),
+        serde_json::Value::Object(cfg).to_string(),
+    )
+    .expect("write");
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    for i in 0..353i64 {
+        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+        let c = 1.1 + (i % 7) as f64 * 0.0001;
+        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
+    }
+    std::fs::write(d.join("bars.csv"), csv).expect("csv");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let _ = std::fs::remove_dir_all(d.join("state"));
+    let mut child = spawn_paper3(&d, port, Some("after_intent:2"));
+    let acks1 = rt.block_on(predictor3(port));
+    for _ in 0..300 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "aborted\n{logs1}");
+    assert!(
+        logs1.contains("ORACLE_FAILPOINT: aborting at AfterIntent #2"),
+        "{logs1}"
+    );
+    assert_eq!(acks1.len(), 3, "only the WAITs were answered: {acks1:?}");
+    let journal_path = d.join("state/paper-journal.jsonl");
+    let journal = std::fs::read_to_string(&journal_path).expect("journal");
+    let records: Vec<serde_json::Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .filter_map(|v| v["t"].as_str())
+        .filter(|t| *t == "intent" || *t == "outcome")
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["intent"; 3],
+        "the batch's three intents, durable before its first order, no outcome:\n{journal}"
+    );
+    let coids: Vec<String> = records
+        .iter()
+        .filter(|v| v["t"] == "intent")
+        .filter_map(|v| v["coid"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        logs1.contains("order sent") && logs1.matches("\"event\":\"order_sent\"").count() == 1,
+        "one order on the wire before the abort:\n{logs1}"
+    );
+    // Run 2: the same signals again.
+    let mut child = spawn_paper3(&d, port, None);
+    let acks2 = rt.block_on(predictor3(port));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs2 = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(acks2.len(), 6, "{acks2:?}\n{logs2}");
+    assert_eq!(
+        acks2[..3],
+        acks1[..],
+        "duplicate WAITs answered from the journal"
+    );
+    for a in &acks2[3..] {
+        assert!(a.contains("|LONG_WEAK|OK|"), "{acks2:?}\n{logs2}");
+    }
+    let journal = std::fs::read_to_string(&journal_path).expect("journal");
+    for coid in &coids {
+        let of = |what: &str| {
+            journal
+                .lines()
+                .filter(|l| l.contains(coid.as_str()) && l.contains(what))
+                .count()
+        };
+        assert_eq!(
+            of(r#""result":"filled""#),
+            1,
+            "one fill for {coid}:\n{journal}"
+        );
+        assert_eq!(
+            of("not_executed"),
+            1,
+            "the crashed order {coid} was looked up, not blindly resent:\n{journal}"
+        );
     }
 }

@@ -549,6 +549,38 @@ async fn spread_fault_refuses_the_entry_with_spread() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_own_close_is_not_taken_for_a_close_outside() {
+    // The fill of our ClosePositionReq arrives after its ORDER_ACCEPTED completed the request,
+    // so without a request id: the close waiting for it makes it ours (no reconcile, no
+    // "closed outside" note).
+    let s = sim(vec![]).await;
+    let d = tmpdir("sim-own-close");
+    let (b, mut feed) = live(&s).await;
+    let mut e = engine(&d, b);
+    e.reconcile(0).await.expect("reconcile");
+    open_long(&mut e, &mut feed).await;
+    let (t2, q2) = next_bar(&mut e, &mut feed, "EURUSD").await;
+    let ack = signal(&mut e, "EURUSD", "WAIT", t2, q2).await;
+    assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|"), "{ack}");
+    assert!(s.position_ids(DEFAULT_ACCOUNT_ID).await.is_empty());
+    // Everything the session reports until the next EURUSD bar: no Reconcile among it.
+    let mut reconciles = 0;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), feed.recv())
+            .await
+            .expect("a bar in time")
+            .expect("feed open");
+        match ev {
+            Feed::Reconcile => reconciles += 1,
+            Feed::Bar { symbol, .. } if symbol == "EURUSD" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(reconciles, 0, "our own close was taken for one outside");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn position_closed_outside_goes_flat_and_the_drift_ledger_says_why() {
     let s = sim(vec![]).await;
     let d = tmpdir("sim-stopout");
@@ -741,4 +773,189 @@ fn hold_market_paces_a_fast_sim_by_a_slow_predictor() {
         assert!(!log.contains("STALE_SIGNAL"), "{log}");
         s.shutdown().await;
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A batch of SIGNALs: the orders of all models in flight together over TLS.
+// ---------------------------------------------------------------------------------------------
+
+/// Bars fed to the engine, per symbol, and the bar each symbol's last signal was for.
+#[derive(Default)]
+struct Bars {
+    seen: std::collections::HashMap<String, std::collections::BTreeSet<i64>>,
+    signaled: std::collections::HashMap<String, i64>,
+}
+
+impl Bars {
+    /// For every symbol, the first streamed bar after the one its last signal was for (the
+    /// latest streamed one before any signal), waiting for the market where needed.
+    async fn next(
+        &mut self,
+        e: &mut Engine<LiveBroker>,
+        feed: &mut mpsc::Receiver<Feed>,
+    ) -> Vec<i64> {
+        loop {
+            let pick: Vec<Option<i64>> = SYMS
+                .iter()
+                .map(|s| {
+                    let seen = self.seen.get(*s)?;
+                    match self.signaled.get(*s) {
+                        Some(l) => seen.range(l + 1..).next().copied(),
+                        None => seen.last().copied(),
+                    }
+                })
+                .collect();
+            if pick.iter().all(Option::is_some) {
+                let v: Vec<i64> = pick.into_iter().flatten().collect();
+                for (s, t) in SYMS.iter().zip(&v) {
+                    self.signaled.insert(s.to_string(), *t);
+                }
+                return v;
+            }
+            let ev = tokio::time::timeout(Duration::from_secs(20), feed.recv())
+                .await
+                .expect("a bar in time")
+                .expect("feed open");
+            match ev {
+                Feed::Reconcile => {
+                    let now = e.live.as_ref().expect("live").broker.clock()();
+                    e.reconcile(now).await.expect("reconcile");
+                }
+                Feed::Bar {
+                    symbol, tf, bar, ..
+                } => {
+                    e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+                    self.seen.entry(symbol).or_default().insert(bar.time);
+                }
+                Feed::Reconnected => {}
+            }
+        }
+    }
+}
+
+/// One SIGNAL per symbol of `SYMS` (bar times `bts`), handled as one batch.
+async fn batch_of(e: &mut Engine<LiveBroker>, action: &str, bts: &[i64]) -> Vec<String> {
+    let lines: Vec<String> = SYMS
+        .iter()
+        .zip(bts)
+        .enumerate()
+        .map(|(k, (sym, bt))| {
+            format!(
+                "SIGNAL|{sym}|{action}|0|0.00|TF:M1|BT:{}|SEQ:{k}",
+                oracle_ipc::Iso(*bt)
+            )
+        })
+        .collect();
+    let sigs: Vec<oracle_ipc::Signal<'_>> = lines
+        .iter()
+        .map(|l| match parse(l) {
+            Ok(Message::Signal(s)) => s,
+            _ => panic!("{l}"),
+        })
+        .collect();
+    let now = e.live.as_ref().expect("live").broker.clock()();
+    e.on_signals(now, &sigs)
+        .await
+        .into_iter()
+        .map(|a| a.line)
+        .collect()
+}
+
+fn ticket(ack: &str) -> u64 {
+    ack.split('|')
+        .find_map(|f| f.strip_prefix("T:"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no ticket in {ack}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_orders_over_the_sim_is_filled_and_correlated_with_a_rejection_inside() {
+    // The first US500 order is refused: the middle one of the first batch.
+    let s = sim(vec![Fault::Reject {
+        code: oracle_sim::msg::ErrorCode::NotEnoughMoney,
+        every: 1,
+        symbol: Some("US500".into()),
+        times: Some(1),
+        via_error_res: false,
+    }])
+    .await;
+    let d = tmpdir("sim-batch");
+    let (b, mut feed) = live(&s).await;
+    let mut e = engine(&d, b);
+    e.reconcile(0).await.expect("reconcile");
+    let mut bars = Bars::default();
+    let t0 = bars.next(&mut e, &mut feed).await;
+    let acks = batch_of(&mut e, "WAIT", &t0).await;
+    assert!(acks.iter().all(|a| a.contains("|HOLD|")), "{acks:?}");
+    // Three entries at once.
+    let t1 = bars.next(&mut e, &mut feed).await;
+    let acks = batch_of(&mut e, "LONG_STRONG", &t1).await;
+    assert!(
+        acks[0].starts_with("ACK|EURUSD|LONG_STRONG|OK|T:"),
+        "{acks:?}"
+    );
+    assert!(
+        acks[1].starts_with("ACK|US500|LONG_STRONG|FAIL|BROKER_NOT_ENOUGH_MONEY|"),
+        "{acks:?}"
+    );
+    assert!(
+        acks[2].starts_with("ACK|AAPL|LONG_STRONG|OK|T:"),
+        "{acks:?}"
+    );
+    let pos = positions(&mut e).await;
+    assert_eq!(pos.len(), 2);
+    for (ack, sym, vol) in [(&acks[0], "EURUSD", 500_000), (&acks[2], "AAPL", 500)] {
+        let p = pos
+            .iter()
+            .find(|p| p.position_id == ticket(ack))
+            .unwrap_or_else(|| panic!("no position for {ack}"));
+        assert_eq!(
+            (p.symbol.as_str(), p.volume, p.buy),
+            (sym, vol, true),
+            "{ack}"
+        );
+    }
+    // Exits and entries at once: EURUSD and AAPL close and reverse, US500 enters.
+    let t2 = bars.next(&mut e, &mut feed).await;
+    let acks = batch_of(&mut e, "SHORT_WEAK", &t2).await;
+    assert!(acks.iter().all(|a| a.contains("|OK|T:")), "{acks:?}");
+    let pos = positions(&mut e).await;
+    assert_eq!(pos.len(), 3);
+    let mut tickets = std::collections::HashSet::new();
+    for ((ack, sym), vol) in acks.iter().zip(SYMS).zip([100_000, 10, 100]) {
+        let t = ticket(ack);
+        assert!(tickets.insert(t), "distinct tickets: {acks:?}");
+        let p = pos
+            .iter()
+            .find(|p| p.position_id == t)
+            .unwrap_or_else(|| panic!("no position for {ack}"));
+        assert_eq!(
+            (p.symbol.as_str(), p.volume, p.buy),
+            (sym, vol, false),
+            "{ack}"
+        );
+    }
+    // Each order reached the broker once.
+    for (sym, bt) in SYMS.iter().zip(&t2) {
+        let key = ModelKey::new(sym, Timeframe::M1);
+        let coid = oracle_executor::journal::client_order_id(
+            &key,
+            *bt,
+            oracle_executor::journal::Op::Open,
+        );
+        assert_eq!(s.new_orders_with_client_id(&coid).await, 1, "{coid}");
+    }
+    let acc = s.account(DEFAULT_ACCOUNT_ID).await.expect("account");
+    assert_eq!(acc.open_positions, 3);
+    assert_eq!(
+        acc.deals,
+        2 + 2 + 3,
+        "2 entries, then 2 exits and 3 entries"
+    );
+    s.shutdown().await;
+}
+
+async fn positions(e: &mut Engine<LiveBroker>) -> Vec<oracle_executor::broker::BrokerPosition> {
+    let b = &mut e.live.as_mut().expect("live").broker;
+    b.reconcile().await.expect("positions")
 }
