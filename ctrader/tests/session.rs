@@ -672,6 +672,151 @@ fn a_server_clock_ahead_of_ours_closes_bars_of_a_symbol_that_stopped_ticking() {
 }
 
 #[test]
+fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
+    let mut p = Pair::new(|c| c.live_close = true);
+    p.start_ready();
+    let t = p.utc_s();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.drive();
+    // The first bar: earlier bars are not accounted for yet → history, as without the option.
+    p.advance_to(Duration::from_secs(5));
+    p.live(bar(t, 100_000));
+    p.advance_to(Duration::from_secs(61));
+    p.live(bar(t + 60, 100_001));
+    p.advance_to(Duration::from_secs(62));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::History)]);
+    // Then each bar goes out the moment the stream moves on, before any history request.
+    p.advance_to(Duration::from_secs(100));
+    let asked = p.sent_of(2137).len();
+    p.live(bar(t + 60, 100_011));
+    p.advance_to(Duration::from_secs(121));
+    p.live(bar(t + 120, 100_002));
+    assert_eq!(
+        p.closed_bars(),
+        vec![(t, BarSource::History), (t + 60, BarSource::Live)]
+    );
+    // The only history request is the confirmation that follows it (for exactly that bar).
+    let reqs = p.sent_of(2137);
+    assert_eq!(reqs.len(), asked + 1);
+    match &reqs.last().unwrap().1.payload {
+        Payload::GetTrendbarsReq(r) => {
+            assert_eq!(r.from_timestamp, Some((t + 60) * 1000));
+            assert_eq!(r.to_timestamp, Some((t + 120) * 1000));
+        }
+        other => panic!("{other:?}"),
+    }
+    let emitted = p.events.iter().find_map(|(_, e)| match e {
+        Event::BarClosed {
+            bar,
+            source: BarSource::Live,
+            ..
+        } => Some(*bar),
+        _ => None,
+    });
+    assert_eq!(emitted, Some(bar(t + 60, 100_011)), "the last snapshot");
+    // History confirms it afterwards: one request, equal, no revision.
+    p.advance_to(Duration::from_secs(125));
+    assert_eq!(
+        p.sent_of(2137).len(),
+        asked + 1,
+        "confirmed at the first answer"
+    );
+    assert!(
+        !p.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::BarRevised { .. })),
+        "{:?}",
+        p.events
+    );
+    // History disagrees with the snapshot (a tick the live stream never showed): revised.
+    p.live(bar(t + 120, 100_012));
+    p.history
+        .get_mut(&(SYM, 1))
+        .unwrap()
+        .last_mut()
+        .unwrap()
+        .close = 100_020;
+    p.advance_to(Duration::from_secs(181));
+    p.live(bar(t + 180, 100_003));
+    p.advance_to(Duration::from_secs(185));
+    let revised: Vec<(i64, i64)> = p
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::BarRevised { live, history, .. } => Some((live.close, history.close)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(revised, vec![(100_017, 100_020)]);
+    // After a reconnect the forming bar's snapshot may miss ticks of the outage: history again.
+    p.s.handle_disconnected(p.now, "reset".into());
+    p.connected = false;
+    p.advance_to(Duration::from_secs(200));
+    assert_eq!(p.s.state(), State::Ready);
+    // The outage hid the bar's last ticks from the live stream: history has the final bar.
+    *p.history.get_mut(&(SYM, 1)).unwrap().last_mut().unwrap() = bar(t + 180, 100_013);
+    p.advance_to(Duration::from_secs(241));
+    p.live(bar(t + 240, 100_004));
+    p.advance_to(Duration::from_secs(245));
+    let tail: Vec<(i64, BarSource)> = p.closed_bars().into_iter().skip(3).collect();
+    assert_eq!(tail, vec![(t + 180, BarSource::History)]);
+    let b = p.events.iter().rev().find_map(|(_, e)| match e {
+        Event::BarClosed { bar, .. } => Some(*bar),
+        _ => None,
+    });
+    assert_eq!(
+        b,
+        Some(bar(t + 180, 100_013)),
+        "history's bar, not the stale snapshot"
+    );
+}
+
+#[test]
+fn a_bar_closed_while_its_history_request_is_in_flight_is_fetched_next_not_skipped() {
+    // The stream moves on while a history request is out: the answer covers only the range it
+    // asked for; the bar closed meanwhile is fetched next (it used to be marked checked by the
+    // answer and never emitted).
+    let mut p = Pair::new(|c| c.request_timeout = Duration::from_secs(300));
+    p.start_ready();
+    let t = p.utc_s();
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.drive();
+    p.advance_to(Duration::from_secs(5));
+    p.live(bar(t, 100_000));
+    p.silent.insert(2137); // history answers held back
+    p.advance_to(Duration::from_secs(61));
+    p.live(bar(t + 60, 100_001)); // bar t closed: history asked for [.., t + 60)
+    let first = p.sent_of(2137).last().cloned().expect("history request");
+    p.advance_to(Duration::from_secs(62));
+    p.live(bar(t + 60, 100_011));
+    p.advance_to(Duration::from_secs(121));
+    p.live(bar(t + 120, 100_002)); // bar t + 60 closed while the request is out
+    // The answer to the first request: bar t only (what it asked for).
+    p.silent.remove(&2137);
+    let Payload::GetTrendbarsReq(r) = &first.1.payload else {
+        panic!("{first:?}")
+    };
+    assert_eq!(r.to_timestamp, Some((t + 60) * 1000));
+    p.deliver(
+        ProtoOaGetTrendbarsRes {
+            payload_type: None,
+            ctid_trader_account_id: ACC,
+            period: r.period,
+            timestamp: Some((t + 121) * 1000),
+            trendbar: vec![encode_trendbar(&bar(t, 100_000), ProtoOaTrendbarPeriod::M1).unwrap()],
+            symbol_id: Some(SYM),
+            has_more: Some(false),
+        },
+        first.1.client_msg_id.clone(),
+    );
+    p.advance_to(Duration::from_secs(130));
+    let times: Vec<i64> = p.closed_bars().iter().map(|b| b.0).collect();
+    assert_eq!(times, vec![t, t + 60], "every closed bar once, in order");
+}
+
+#[test]
 fn streams_are_shared_per_symbol_and_period() {
     let mut p = Pair::new(|_| {});
     p.start_ready();

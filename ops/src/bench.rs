@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// Skip the simulator → executor run.
     #[arg(long)]
     pub no_sim: bool,
+    /// Simulator → executor run: the executor's `--bar-close` (`history`: every closed bar
+    /// fetched from history first; `live`: the live stream's final snapshot, history confirming
+    /// it afterwards).
+    #[arg(long, default_value = "history")]
+    pub sim_bar_close: String,
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
     pub scale_worker: Option<usize>,
@@ -805,7 +810,14 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     let span_wall = args.sim_hours as f64 * 3600.0 / factor;
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs_f64(span_wall + args.timeout_s as f64);
-    let (mut sim, mut ex, mut pr) = procs::spawn_live_system(bins, &m, &dir, &args.sim_speed, &[])?;
+    let (mut sim, mut ex, mut pr) = procs::spawn_live_system(
+        bins,
+        &m,
+        &dir,
+        &args.sim_speed,
+        &[],
+        &["--bar-close".to_string(), args.sim_bar_close.clone()],
+    )?;
     let mut follow = Follow::new(&dir.join("executor.log"));
     let mut facts = LogFacts::default();
     let mut rss = RssSampler::default();
@@ -899,7 +911,8 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     let mut per_stream: Vec<f64> = lat.streams_per_instant.iter().map(|&n| n as f64).collect();
     let streams_median = percentiles(&mut per_stream).map(|p| p.0);
     Ok(json!({
-        "mode": format!("oracle-sim (TLS, --speed {}, market shifted to start now) + executor (live broker over the simulator, paper book beside it) + predictor, separate processes, loopback", args.sim_speed),
+        "mode": format!("oracle-sim (TLS, --speed {}, market shifted to start now) + executor (live broker over the simulator, --bar-close {}, paper book beside it) + predictor, separate processes, loopback", args.sim_speed, args.sim_bar_close),
+        "bar_close": args.sim_bar_close,
         "speed": args.sim_speed,
         "market_hours": args.sim_hours,
         "models": m.models.len(),

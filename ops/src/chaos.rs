@@ -82,6 +82,9 @@ pub struct ChaosArgs {
     /// than behind a fault).
     #[arg(long, default_value = "auto")]
     pub sim_speed: String,
+    /// Broker disconnects: the executor's `--bar-close` (`history` or `live`).
+    #[arg(long, default_value = "history")]
+    pub bar_close: String,
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -782,7 +785,14 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         })
         .collect();
     let t0 = Instant::now();
-    let (mut sim, mut ex, mut pr) = spawn_live_system(bins, &m, &dir, &speed, &[fault])?;
+    let (mut sim, mut ex, mut pr) = spawn_live_system(
+        bins,
+        &m,
+        &dir,
+        &speed,
+        &[fault],
+        &["--bar-close".to_string(), args.bar_close.clone()],
+    )?;
     let deadline = t0 + Duration::from_secs(args.timeout_s);
     let last: BTreeMap<String, String> = counted
         .iter()

@@ -468,6 +468,7 @@ pub fn spawn_live_system(
     dir: &Path,
     speed: &str,
     faults: &[String],
+    executor_args: &[String],
 ) -> anyhow::Result<(Guard, Guard, Guard)> {
     let sim_port = free_port()?;
     let ipc_port = free_port()?;
@@ -532,6 +533,7 @@ pub fn spawn_live_system(
         .arg("--ca")
         .arg(&ca)
         .arg("--with-paper")
+        .args(executor_args)
         .arg("--json")
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
         .env("RUST_LOG", "info");

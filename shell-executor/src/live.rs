@@ -359,6 +359,22 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     return;
                 }
             }
+            Event::BarRevised {
+                symbol_id,
+                period,
+                live,
+                history,
+            } => {
+                // `--bar-close live`: the bar that went out differs from history's. The twin
+                // has acted on it; say so loudly (the drift report reads the log).
+                let name = lock(&shared.symbols)
+                    .get(&symbol_id)
+                    .map_or_else(|| symbol_id.to_string(), |(n, _)| n.clone());
+                warn!(target: crate::engine::DECISION, event = "bar_revised", symbol = %name,
+                    tf = tf_of(period).as_str(), bt = %oracle_ipc::Iso(live.open_time),
+                    ?live, ?history,
+                    "a bar sent from the live stream differs from the broker's history");
+            }
             Event::Execution { request, event } => {
                 let ours = complete_fill(&shared, &event);
                 // A position closed that no request of ours closed (stop-out, manual close in

@@ -500,6 +500,9 @@ pub struct RunConfig {
     pub broker: Option<BrokerTarget>,
     /// Demo pacing (`--hold-market-until-predictor`): the SIGNAL timeout per bar; `None` = off.
     pub hold_market: Option<Duration>,
+    /// `--bar-close live`: a closed bar goes out from the live stream's final snapshot, history
+    /// confirms it afterwards (see [`oracle_ctrader::SessionConfig::live_close`]).
+    pub live_close: bool,
 }
 
 /// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
@@ -787,7 +790,13 @@ async fn run_live(
         (None, true) => TlsMode::InsecureLocal,
         (None, false) => TlsMode::WebPki,
     };
-    let session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
+    let mut session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
+    session.live_close = rc.live_close;
+    if rc.live_close {
+        info!(
+            "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is logged as bar_revised)"
+        );
+    }
     let client = ClientConfig::new(
         Endpoint {
             host: b.host.clone(),
@@ -939,6 +948,23 @@ pub struct Cli {
     /// With --hold-market-until-predictor: how long to wait for a bar's SIGNAL (ms).
     #[arg(long, default_value_t = 2000)]
     pub hold_timeout_ms: u64,
+    /// Where a closed bar comes from. `history` (default): every closed bar is fetched from the
+    /// broker's history before it goes out — with K streams closing together the last waits
+    /// about ⌈K/5⌉ − 1 s (5 historical requests a second). `live`: the live stream's final
+    /// snapshot goes out the moment the stream moves into the next period (when nothing could
+    /// have been missed: no reconnect since its last update); history confirms it afterwards
+    /// and a difference is logged (`bar_revised`).
+    #[arg(long, value_enum, default_value_t = BarClose::History)]
+    pub bar_close: BarClose,
+}
+
+/// `--bar-close`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BarClose {
+    /// Every closed bar from the broker's history.
+    History,
+    /// The live stream's final snapshot, confirmed by history afterwards.
+    Live,
 }
 
 impl Cli {
@@ -991,6 +1017,7 @@ impl Cli {
             hold_market: self
                 .hold_market_until_predictor
                 .then(|| Duration::from_millis(self.hold_timeout_ms.max(1))),
+            live_close: self.bar_close == BarClose::Live,
         })
     }
 }
