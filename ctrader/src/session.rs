@@ -1833,7 +1833,6 @@ impl Session {
     }
 
     fn start_fetches(&mut self, now: Instant) {
-        let acc = self.cfg.account_id;
         let keys: Vec<StreamKey> = self
             .streams
             .iter()
@@ -1851,23 +1850,8 @@ impl Session {
             s.fetching = true;
             s.fetch_to = s.bound;
             let from = s.page_from.unwrap_or(s.emit_after + 1);
-            let req = ProtoOaGetTrendbarsReq {
-                payload_type: None,
-                ctid_trader_account_id: acc,
-                from_timestamp: Some(from * 1000),
-                to_timestamp: Some(s.bound * 1000),
-                period: key.1 as i32,
-                symbol_id: key.0,
-                count: None,
-            };
-            let id = self.alloc_id();
-            self.enqueue(
-                now,
-                id,
-                req.into(),
-                Purpose::History(key),
-                self.cfg.request_timeout,
-            );
+            let to = s.bound;
+            self.ask_trendbars(now, key, from, to, Purpose::History(key));
         }
         // Confirmation of live-emitted bars (off the bars' path: they are out already).
         let keys: Vec<StreamKey> = self
@@ -1883,25 +1867,32 @@ impl Session {
             let (Some(first), Some(last)) = (s.unconfirmed.front(), s.unconfirmed.back()) else {
                 continue;
             };
+            let (from, to) = (first.open_time, last.open_time + s.secs);
             s.confirming = true;
-            let req = ProtoOaGetTrendbarsReq {
-                payload_type: None,
-                ctid_trader_account_id: acc,
-                from_timestamp: Some(first.open_time * 1000),
-                to_timestamp: Some((last.open_time + s.secs) * 1000),
-                period: key.1 as i32,
-                symbol_id: key.0,
-                count: None,
-            };
-            let id = self.alloc_id();
-            self.enqueue(
-                now,
-                id,
-                req.into(),
-                Purpose::Confirm(key),
-                self.cfg.request_timeout,
-            );
+            self.ask_trendbars(now, key, from, to, Purpose::Confirm(key));
         }
+    }
+
+    /// Queues a `GetTrendbarsReq` for `key`'s bars opening in `[from, to)` (Unix s).
+    fn ask_trendbars(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        from: i64,
+        to: i64,
+        purpose: Purpose,
+    ) {
+        let req = ProtoOaGetTrendbarsReq {
+            payload_type: None,
+            ctid_trader_account_id: self.cfg.account_id,
+            from_timestamp: Some(from * 1000),
+            to_timestamp: Some(to * 1000),
+            period: key.1 as i32,
+            symbol_id: key.0,
+            count: None,
+        };
+        let id = self.alloc_id();
+        self.enqueue(now, id, req.into(), purpose, self.cfg.request_timeout);
     }
 
     /// History's answer for live-emitted bars: equal → confirmed; different →

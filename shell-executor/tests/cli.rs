@@ -220,6 +220,17 @@ fn paper_mode_end_to_end_over_websocket() {
 /// A paper executor over 353 replayed bars (350 history), replay held until the predictor has
 /// its HISTORY (`--feed-wait-client`).
 fn spawn_paper(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
+    spawn_paper_on(d, port, failpoint, &["EURUSD"])
+}
+
+/// [`spawn_paper`] with one M15 replay of the same bars per symbol in `syms` (all closing at the
+/// same times).
+fn spawn_paper_on(
+    d: &std::path::Path,
+    port: u16,
+    failpoint: Option<&str>,
+    syms: &[&str],
+) -> std::process::Child {
     let mut cmd = Command::new(BIN);
     cmd.env("ORACLE_IPC_TOKEN", "fp-token")
         .env_remove("ORACLE_FAILPOINT")
@@ -236,30 +247,42 @@ fn spawn_paper(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::
         .arg(d.join("state"))
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
-        .arg("--feed-csv")
-        .arg(format!("EURUSD_M15={}", d.join("bars.csv").display()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    for s in syms {
+        cmd.arg("--feed-csv")
+            .arg(format!("{s}_M15={}", d.join("bars.csv").display()));
+    }
     if let Some(f) = failpoint {
         cmd.env("ORACLE_FAILPOINT", f);
     }
     cmd.spawn().expect("spawn")
 }
 
+/// The predictor's WebSocket to the executor on `port` (retried while it starts), and a reader
+/// of its next text line (10 s at most).
+async fn ws_connect(
+    port: u16,
+) -> Option<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    for _ in 0..100 {
+        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+        {
+            return Some(w);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// Connects, asks HISTORY, and answers WAIT for the last history bar and LONG_WEAK for the
 /// first live one (a seen transition: an entry). Returns the ACKs received (fewer when the
 /// executor died).
 async fn predictor_once(port: u16) -> Vec<String> {
-    let mut ws = None;
-    for _ in 0..100 {
-        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
-        {
-            ws = Some(w);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(mut ws) = ws else { return vec![] };
+    let Some(mut ws) = ws_connect(port).await else {
+        return vec![];
+    };
     let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
@@ -397,52 +420,14 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
 
 const FP_SYMS: [&str; 3] = ["EURUSD", "GBPUSD", "AUDUSD"];
 
-/// A paper executor over 353 replayed bars (350 history) for each of `FP_SYMS`, all closing at
-/// the same times.
-fn spawn_paper3(d: &std::path::Path, port: u16, failpoint: Option<&str>) -> std::process::Child {
-    let mut cmd = Command::new(BIN);
-    cmd.env("ORACLE_IPC_TOKEN", "fp-token")
-        .env_remove("ORACLE_FAILPOINT")
-        .args([
-            "--paper",
-            "--json",
-            "--feed-wait-client",
-            "--feed-interval-ms",
-            "1500",
-            "--config",
-        ])
-        .arg(d.join("executor_config.json"))
-        .arg("--state")
-        .arg(d.join("state"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for s in FP_SYMS {
-        cmd.arg("--feed-csv")
-            .arg(format!("{s}_M15={}", d.join("bars.csv").display()));
-    }
-    if let Some(f) = failpoint {
-        cmd.env("ORACLE_FAILPOINT", f);
-    }
-    cmd.spawn().expect("spawn")
-}
-
 /// The predictor of `FP_SYMS`: HISTORY for each, then (once the first live bars are out) the
 /// three WAITs for the last history bars in one write, their ACKs, and the three LONG_WEAKs for
 /// the live bars in one write (so the executor takes them as one batch). Returns the ACKs
 /// received (fewer when the executor died).
 async fn predictor3(port: u16) -> Vec<String> {
-    let mut ws = None;
-    for _ in 0..100 {
-        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
-        {
-            ws = Some(w);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(mut ws) = ws else { return vec![] };
+    let Some(mut ws) = ws_connect(port).await else {
+        return vec![];
+    };
     let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
@@ -548,7 +533,7 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
         .build()
         .expect("rt");
     let _ = std::fs::remove_dir_all(d.join("state"));
-    let mut child = spawn_paper3(&d, port, Some("after_intent:2"));
+    let mut child = spawn_paper_on(&d, port, Some("after_intent:2"), &FP_SYMS);
     let acks1 = rt.block_on(predictor3(port));
     for _ in 0..300 {
         if child.try_wait().ok().flatten().is_some() {
@@ -591,7 +576,7 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
         "one order on the wire before the abort:\n{logs1}"
     );
     // Run 2: the same signals again.
-    let mut child = spawn_paper3(&d, port, None);
+    let mut child = spawn_paper_on(&d, port, None, &FP_SYMS);
     let acks2 = rt.block_on(predictor3(port));
     let _ = child.kill();
     let out = child.wait_with_output().expect("wait");
