@@ -607,6 +607,8 @@ pub struct SimTiming {
     pub new_orders: Vec<(String, i64)>,
     /// `disconnect` instants.
     pub disconnects: Vec<i64>,
+    /// Of those, the ones a fault caused (reason `fault: …`).
+    pub fault_disconnects: usize,
     /// Lines that were not a complete known event (a torn last line, an unknown `ev`).
     pub other: usize,
 }
@@ -639,7 +641,12 @@ pub fn sim_timing_line(t: &mut SimTiming, line: &str) {
             let c = s("client_order_id").unwrap_or("");
             t.new_orders.push((c.to_string(), at));
         }
-        (Some("disconnect"), Some(at)) => t.disconnects.push(at),
+        (Some("disconnect"), Some(at)) => {
+            t.disconnects.push(at);
+            if s("reason").is_some_and(|r| r.starts_with("fault")) {
+                t.fault_disconnects += 1;
+            }
+        }
         _ => t.other += 1,
     }
 }
@@ -1544,6 +1551,11 @@ mod tests {
             )]
         );
         assert_eq!(t.disconnects, vec![1_732_460_000_125_000]);
+        assert_eq!(t.fault_disconnects, 0, "a peer close is not a fault");
+        let f = parse_sim_timing(
+            r#"{"ev":"disconnect","conn":1,"reason":"fault: drop after 40 frames","t_us":2}"#,
+        );
+        assert_eq!((f.disconnects.len(), f.fault_disconnects), (1, 1));
         // The bar_close without a bar time and the torn last line.
         assert_eq!(t.other, 2);
     }

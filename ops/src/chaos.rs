@@ -662,34 +662,14 @@ impl DisconnectResult {
 /// `(orders, distinct client order ids, duplicates)` of the simulator's `new_order` lines, and
 /// its disconnects caused by a fault.
 fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut per: HashMap<String, usize> = HashMap::new();
-    let mut drops = 0;
-    for l in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
-            continue;
-        };
-        match v.get("ev").and_then(Value::as_str) {
-            Some("new_order") => {
-                let c = v
-                    .get("client_order_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                *per.entry(c.to_string()).or_default() += 1;
-            }
-            Some("disconnect")
-                if v.get("reason")
-                    .and_then(Value::as_str)
-                    .is_some_and(|r| r.starts_with("fault")) =>
-            {
-                drops += 1;
-            }
-            _ => {}
-        }
+    let t = crate::bench::parse_sim_timing(&std::fs::read_to_string(path).ok()?);
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for (c, _) in &t.new_orders {
+        *per.entry(c.as_str()).or_default() += 1;
     }
     let orders: usize = per.values().sum();
     let dups: usize = per.values().map(|n| n - 1).sum();
-    Some(((orders, per.len(), dups), drops))
+    Some(((orders, per.len(), dups), t.fault_disconnects))
 }
 
 /// The broker disconnect scenario (see the module header).
@@ -720,13 +700,6 @@ pub fn auto_speed<'a>(timeframes: impl IntoIterator<Item = &'a str> + Clone) -> 
     ((HISTORY_SHARE * HISTORY_PER_S / per_x).floor() as u64).clamp(1, 3600)
 }
 
-/// `<N>x` → N.
-fn parse_speed(s: &str) -> Option<f64> {
-    s.strip_suffix('x')
-        .and_then(|n| n.parse::<f64>().ok())
-        .filter(|n| *n > 0.0)
-}
-
 pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
     let input = args.out.join("sim-input");
     procs::fresh_dir(&input)?;
@@ -752,7 +725,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
     } else {
         args.sim_speed.clone()
     };
-    let x = parse_speed(&speed)
+    let x = crate::bench::speed_factor(&speed)
         .with_context(|| format!("--sim-speed {speed}: expected auto or <N>x, e.g. 120x"))?;
     let load = history_load(tfs(), x);
     println!(
@@ -764,24 +737,15 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
             ""
         }
     );
-    // The live bars counted: those closing within the span (the market runs on for a tail, so
-    // the last orders find it open; bars of the tail are not waited for).
-    let end_live = m.t0 + i64::try_from(args.sim_hours)?.max(1) * 3600;
+    // The live bars counted: those closing within the span (`Market::expected`, the first of
+    // each model's live bars; the market runs on for a tail, so the last orders find it open;
+    // bars of the tail are not waited for).
     let counted: BTreeMap<String, Vec<i64>> = m
         .live_bars
         .iter()
         .map(|(n, bars)| {
-            let per = m
-                .models
-                .get(n)
-                .and_then(|(_, tf)| market::period_secs(tf))
-                .unwrap_or(0);
-            let b: Vec<i64> = bars
-                .iter()
-                .copied()
-                .filter(|t| t + per <= end_live)
-                .collect();
-            (n.clone(), b)
+            let k = m.expected.get(n).map_or(0, |&k| k as usize).min(bars.len());
+            (n.clone(), bars[..k].to_vec())
         })
         .collect();
     let t0 = Instant::now();
@@ -926,9 +890,9 @@ mod tests {
         // Bounds: nothing known → 1x; a lone D1 model is capped at 3,600x.
         assert_eq!(auto_speed(["junk"]), 1);
         assert_eq!(auto_speed(["D1"]), 3600);
-        assert_eq!(parse_speed("120x"), Some(120.0));
-        assert_eq!(parse_speed("fast"), None);
-        assert_eq!(parse_speed("0x"), None);
+        assert_eq!(crate::bench::speed_factor("120x"), Some(120.0));
+        assert_eq!(crate::bench::speed_factor("fast"), None);
+        assert_eq!(crate::bench::speed_factor("0x"), None);
     }
 
     #[test]

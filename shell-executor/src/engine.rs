@@ -503,15 +503,7 @@ impl<B: Broker> Side<B> {
         v.pop().unwrap_or_else(|| {
             (
                 AckKind::Fail("INTERNAL".into()),
-                Plan {
-                    key: key.clone(),
-                    close: None,
-                    entry: None,
-                    missed: false,
-                    target,
-                    bar_time: bt,
-                    check_margin: false,
-                },
+                Plan::nothing(key, target, bt),
                 None,
             )
         })

@@ -288,6 +288,21 @@ pub struct Plan {
     pub check_margin: bool,
 }
 
+impl Plan {
+    /// A plan that does nothing (no exit, no entry) for `key`'s signal `target` at `bar_time`.
+    pub fn nothing(key: &ModelKey, target: Action, bar_time: i64) -> Self {
+        Plan {
+            key: key.clone(),
+            close: None,
+            entry: None,
+            missed: false,
+            target,
+            bar_time,
+            check_margin: false,
+        }
+    }
+}
+
 /// What happened to one broker request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Exec {
@@ -375,15 +390,7 @@ impl Policy {
         m: &Market<'_>,
     ) -> Plan {
         let st = self.models.get(key).cloned().unwrap_or_default();
-        let mut plan = Plan {
-            key: key.clone(),
-            close: None,
-            entry: None,
-            missed: false,
-            target,
-            bar_time: bt,
-            check_margin: false,
-        };
+        let mut plan = Plan::nothing(key, target, bt);
         if let Some(r) = &st.real
             && r.action.0 != target
         {

@@ -5,10 +5,10 @@ mod common;
 use common::*;
 use oracle_executor::broker::Broker;
 use oracle_executor::engine::Engine;
-use oracle_executor::journal::{Journal, Op, Record, client_order_id};
+use oracle_executor::journal::{Journal, Op, client_order_id};
 use oracle_executor::paper::{Fault, PaperBook};
-use oracle_executor::policy::{ActionName, ModelKey};
-use oracle_ipc::{Action, Message, Timeframe, parse};
+use oracle_executor::policy::ModelKey;
+use oracle_ipc::{Message, Timeframe, parse};
 
 /// Feeds bar i to the engine (freshness), then the signal; returns the ACK line.
 async fn step(e: &mut Engine<PaperBook>, sym: &str, action: &str, i: i64) -> String {
@@ -288,19 +288,8 @@ async fn crash_between_order_and_execution_then_restart_no_duplicate() {
     let coid = client_order_id(&key, bt, Op::Open);
     {
         let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
-        j.append(&Record::Intent {
-            ts: now(2),
-            coid: coid.clone(),
-            model: key.clone(),
-            op: Op::Open,
-            symbol: "EURUSD".into(),
-            buy: true,
-            action: ActionName(Action::LongWeak),
-            volume: 100_000,
-            position_id: None,
-            bt,
-        })
-        .expect("append");
+        j.append(&long_weak_intent(&key, bt, now(2)))
+            .expect("append");
         let req = oracle_executor::broker::OrderReq {
             symbol: "EURUSD".into(),
             client_order_id: coid.clone(),
@@ -354,19 +343,8 @@ async fn crash_then_restart_adopts_by_label_when_coid_is_not_echoed() {
     let coid = client_order_id(&key, bt, Op::Open);
     {
         let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
-        j.append(&Record::Intent {
-            ts: now(2),
-            coid: coid.clone(),
-            model: key.clone(),
-            op: Op::Open,
-            symbol: "EURUSD".into(),
-            buy: true,
-            action: ActionName(Action::LongWeak),
-            volume: 100_000,
-            position_id: None,
-            bt,
-        })
-        .expect("append");
+        j.append(&long_weak_intent(&key, bt, now(2)))
+            .expect("append");
         let req = oracle_executor::broker::OrderReq {
             symbol: "EURUSD".into(),
             client_order_id: coid.clone(),

@@ -7,10 +7,10 @@ mod common;
 use common::*;
 use oracle_executor::broker::{Broker, OrderLookup, OrderReq, OrderResult};
 use oracle_executor::engine::Engine;
-use oracle_executor::journal::{ACK_MEMORY, INTENT_MEMORY, Journal, Op, Record, client_order_id};
+use oracle_executor::journal::{ACK_MEMORY, INTENT_MEMORY, Journal, Op, client_order_id};
 use oracle_executor::paper::{DEAL_MEMORY, ORDERS_SEEN_MEMORY, PaperBook};
-use oracle_executor::policy::{ActionName, ModelKey};
-use oracle_ipc::{Action, Message, Timeframe, parse};
+use oracle_executor::policy::ModelKey;
+use oracle_ipc::{Message, Timeframe, parse};
 
 const SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
 /// Bars of the long run (each one a transition for every model: exit + entry).
@@ -151,19 +151,8 @@ async fn a_pending_intent_is_kept_until_resolved() {
     {
         // A crash after the intent (no outcome).
         let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
-        j.append(&Record::Intent {
-            ts: T0 + 901,
-            coid: coid.clone(),
-            model: key.clone(),
-            op: Op::Open,
-            symbol: "EURUSD".into(),
-            buy: true,
-            action: ActionName(Action::LongWeak),
-            volume: 100_000,
-            position_id: None,
-            bt: T0,
-        })
-        .expect("append");
+        j.append(&long_weak_intent(&key, T0, T0 + 901))
+            .expect("append");
     }
     let mut b = book();
     b.up = false;

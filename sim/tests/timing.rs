@@ -157,17 +157,26 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timing_hook_records_fault_disconnects() {
-    let path = timing_path("drop");
+/// A simulator with `fault` and the timing hook on: (sim, timing file, the instant before).
+async fn with_fault(name: &str, fault: Fault) -> (oracle_sim::SimHandle, PathBuf, i64) {
+    let path = timing_path(name);
     let from = now_us();
     let mut cfg = config();
-    cfg.broker.faults = vec![Fault::DropAfter {
-        after: 4,
-        times: Some(1),
-    }];
+    cfg.broker.faults = vec![fault];
     cfg.timing_out = Some(path.clone());
-    let sim = start(cfg).await;
+    (start(cfg).await, path, from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timing_hook_records_fault_disconnects() {
+    let (sim, path, from) = with_fault(
+        "drop",
+        Fault::DropAfter {
+            after: 4,
+            times: Some(1),
+        },
+    )
+    .await;
     let mut c = Client::connect(&sim).await;
     c.login().await; // 2 frames
     c.request(pb::ProtoOaVersionReq::default()).await; // 3
@@ -207,15 +216,14 @@ async fn timing_hook_records_fault_disconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timing_hook_records_a_silence_fault() {
-    let path = timing_path("silence");
-    let from = now_us();
-    let mut cfg = config();
-    cfg.broker.faults = vec![Fault::Silence {
-        after: 2,
-        times: Some(1),
-    }];
-    cfg.timing_out = Some(path.clone());
-    let sim = start(cfg).await;
+    let (sim, path, from) = with_fault(
+        "silence",
+        Fault::Silence {
+            after: 2,
+            times: Some(1),
+        },
+    )
+    .await;
     let mut c = Client::connect(&sim).await;
     c.login().await; // 2 frames, then nothing more
     c.send(pb::ProtoOaVersionReq::default()).await;

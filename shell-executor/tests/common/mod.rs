@@ -153,3 +153,25 @@ pub async fn live_session(
     .await
     .expect("live session")
 }
+
+/// The journal record of an entry order (EURUSD, LONG_WEAK, 0.01 lot) for `key`'s bar `bt`,
+/// written at `ts`: what a crash right after the intent leaves behind.
+pub fn long_weak_intent(
+    key: &oracle_executor::policy::ModelKey,
+    bt: i64,
+    ts: i64,
+) -> oracle_executor::journal::Record {
+    use oracle_executor::journal::Op;
+    oracle_executor::journal::Record::Intent {
+        ts,
+        coid: oracle_executor::journal::client_order_id(key, bt, Op::Open),
+        model: key.clone(),
+        op: Op::Open,
+        symbol: "EURUSD".into(),
+        buy: true,
+        action: oracle_executor::policy::ActionName(oracle_ipc::Action::LongWeak),
+        volume: 100_000,
+        position_id: None,
+        bt,
+    }
+}
