@@ -481,6 +481,13 @@ impl BarStream {
     /// to there. Returns the bar to emit.
     fn close_live(&mut self, f: Bar, next_open: i64) -> Option<Bar> {
         if !self.fresh || self.checked_until < f.open_time {
+            tracing::debug!(
+                open_time = f.open_time,
+                fresh = self.fresh,
+                checked_until = self.checked_until,
+                emit_after = self.emit_after,
+                "closed bar not sent from the live stream: history first"
+            );
             return None;
         }
         self.checked_until = self.checked_until.max(next_open);
@@ -1786,10 +1793,16 @@ impl Session {
                 s.clock_closed = false;
             }
             None => {
-                // The bar before this one is at or before the last emitted one (or the
-                // subscription's start): no bar lies between, history has nothing to add.
                 if bar.open_time - s.secs <= s.emit_after {
+                    // The bar before this one is at or before the last emitted one (or the
+                    // subscription's start): no bar lies between, history has nothing to add.
                     s.checked_until = s.checked_until.max(bar.open_time);
+                } else {
+                    // Bars may have closed between the last emitted one and this one (a
+                    // server clock ahead of ours, a subscription answered late): they are
+                    // closed, so fetch them now, not when this bar closes; once history has
+                    // them, this bar is accounted for and can go out live at its close.
+                    s.bound = s.bound.max(bar.open_time);
                 }
                 s.forming = Some(bar);
                 s.fresh = true;

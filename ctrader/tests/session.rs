@@ -679,13 +679,27 @@ fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
     p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
         .unwrap();
     p.drive();
-    // The first bar: earlier bars are not accounted for yet → history, as without the option.
+    // The first snapshot: bars between the subscription's start and it are not accounted for
+    // → history is asked for them at once (not when this bar closes), so that when this bar
+    // closes it can go out live.
     p.advance_to(Duration::from_secs(5));
+    let before = p.sent_of(2137).len();
     p.live(bar(t, 100_000));
+    p.advance_to(Duration::from_secs(6));
+    let reqs = p.sent_of(2137);
+    assert_eq!(
+        reqs.len(),
+        before + 1,
+        "the gap before the first bar, asked at once"
+    );
+    match &reqs.last().unwrap().1.payload {
+        Payload::GetTrendbarsReq(r) => assert_eq!(r.to_timestamp, Some(t * 1000)),
+        other => panic!("{other:?}"),
+    }
     p.advance_to(Duration::from_secs(61));
     p.live(bar(t + 60, 100_001));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::Live)]);
     p.advance_to(Duration::from_secs(62));
-    assert_eq!(p.closed_bars(), vec![(t, BarSource::History)]);
     // Then each bar goes out the moment the stream moves on, before any history request.
     p.advance_to(Duration::from_secs(100));
     let asked = p.sent_of(2137).len();
@@ -694,7 +708,7 @@ fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
     p.live(bar(t + 120, 100_002));
     assert_eq!(
         p.closed_bars(),
-        vec![(t, BarSource::History), (t + 60, BarSource::Live)]
+        vec![(t, BarSource::Live), (t + 60, BarSource::Live)]
     );
     // The only history request is the confirmation that follows it (for exactly that bar).
     let reqs = p.sent_of(2137);
@@ -711,7 +725,7 @@ fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
             bar,
             source: BarSource::Live,
             ..
-        } => Some(*bar),
+        } if bar.open_time == t + 60 => Some(*bar),
         _ => None,
     });
     assert_eq!(emitted, Some(bar(t + 60, 100_011)), "the last snapshot");

@@ -342,7 +342,8 @@ pub struct HistoryReq<'a> {
     pub count: u32,
 }
 
-/// `BAR|<SYM>|<TF>|<time>|<o>|<h>|<l>|<c>|<volume>|SEQ:<n>[|HIST:1]` (E → P): a closed bid bar.
+/// `BAR|<SYM>|<TF>|<time>|<o>|<h>|<l>|<c>|<volume>|SEQ:<n>[|HIST:1][|REV:1]` (E → P): a closed
+/// bid bar.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bar<'a> {
     /// Symbol.
@@ -365,6 +366,9 @@ pub struct Bar<'a> {
     pub seq: u64,
     /// Part of a `HISTORY` answer rather than the live stream.
     pub hist: bool,
+    /// A correction: the broker's history differs from the bar sent earlier with this time and
+    /// `seq` (sent from the live stream's final snapshot); this is the bar that counts.
+    pub rev: bool,
 }
 
 /// `HISTORY_END|<SYM>|<TF>|<count sent>` (E → P).
@@ -585,6 +589,9 @@ impl fmt::Display for Message<'_> {
                 )?;
                 if m.hist {
                     f.write_str("|HIST:1")?;
+                }
+                if m.rev {
+                    f.write_str("|REV:1")?;
                 }
                 Ok(())
             }
@@ -882,10 +889,11 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
             let low = p.field("low", parse_price)?;
             let close = p.field("close", parse_price)?;
             let volume = p.field("volume", parse_u64)?;
-            let (mut seq, mut hist) = (None, None);
+            let (mut seq, mut hist, mut rev) = (None, None, None);
             p.tags(|p, k, v| match k {
                 "SEQ" => p.set(&mut seq, "SEQ", v, parse_u64),
                 "HIST" => p.set(&mut hist, "HIST", v, parse_flag),
+                "REV" => p.set(&mut rev, "REV", v, parse_flag),
                 _ => Ok(()),
             })?;
             Message::Bar(Bar {
@@ -899,6 +907,7 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
                 volume,
                 seq: p.required(seq, "SEQ")?,
                 hist: hist.unwrap_or(false),
+                rev: rev.unwrap_or(false),
             })
         }
         Kind::Signal => {

@@ -30,7 +30,7 @@ enum Owned {
     Hello(String),
     Welcome(u32),
     History(String, Timeframe, u32),
-    Bar(String, Timeframe, i64, [f64; 4], u64, u64, bool),
+    Bar(String, Timeframe, i64, [f64; 4], u64, u64, (bool, bool)),
     HistoryEnd(String, Timeframe, u32),
     Signal(
         String,
@@ -65,7 +65,7 @@ impl Owned {
                 tf: *tf,
                 count: *c,
             }),
-            Owned::Bar(s, tf, t, p, v, seq, hist) => Message::Bar(Bar {
+            Owned::Bar(s, tf, t, p, v, seq, (hist, rev)) => Message::Bar(Bar {
                 symbol: s,
                 tf: *tf,
                 time: *t,
@@ -76,6 +76,7 @@ impl Owned {
                 volume: *v,
                 seq: *seq,
                 hist: *hist,
+                rev: *rev,
             }),
             Owned::HistoryEnd(s, tf, c) => Message::HistoryEnd(HistoryEnd {
                 symbol: s,
@@ -127,7 +128,7 @@ fn owned() -> impl Strategy<Value = Owned> {
             prop::array::uniform4(price()),
             any::<u64>(),
             any::<u64>(),
-            any::<bool>()
+            any::<(bool, bool)>()
         )
             .prop_map(|(s, t, ti, p, v, q, h)| Owned::Bar(s, t, ti, p, v, q, h)),
         (symbol(), tf(), 0..=MAX_HISTORY).prop_map(|(s, t, c)| Owned::HistoryEnd(s, t, c)),

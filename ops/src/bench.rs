@@ -95,10 +95,10 @@ pub struct BenchArgs {
     /// Skip the simulator → executor run.
     #[arg(long)]
     pub no_sim: bool,
-    /// Simulator → executor run: the executor's `--bar-close` (`history`: every closed bar
-    /// fetched from history first; `live`: the live stream's final snapshot, history confirming
-    /// it afterwards).
-    #[arg(long, default_value = "history")]
+    /// Simulator → executor run: the executor's `--bar-close` (`live`, its default: the live
+    /// stream's final snapshot, history confirming it afterwards; `history`: every closed bar
+    /// fetched from history first).
+    #[arg(long, default_value = "live")]
     pub sim_bar_close: String,
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
@@ -1217,7 +1217,7 @@ pub fn markdown(r: &Value) -> String {
         );
         row(
             &mut s,
-            "  hop: simulator bar written → executor bar out (every bar; the closed bar confirmed from history)",
+            "  hop: simulator bar written → executor bar out (every bar)",
             p3(&sim["hops_ms"]["sim_bar_close_to_executor_bar_out"], "ms"),
             "",
         );
@@ -1450,7 +1450,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let notes = vec![
         "paper book: bar → order is measured inside the executor's JSON log (its 'bar out' instant to its 'order sent' instant, the predictor's round trip over the loopback WebSocket in between); no broker in it.",
-        "simulator: bar → NewOrderReq is measured on the simulator's clock from its --timing-out file: the spot event that closed the bar written to the executor's TLS socket → the NewOrderReq decoded, matched per order by the client order id's symbol, timeframe and bar time; bars that closed before the executor's first SIGNAL (start-up) are left out. Only opens are NewOrderReqs (a close is a ClosePositionReq, which the timing file does not stamp). The executor confirms every closed bar from the broker's history before it goes out (GetTrendbarsReq, at most 5 per second under cTrader's limit): when more than 5 streams close together the later ones wait whole seconds, which is most of the simulator figures' p99. The market is sped up (--sim-speed), so the streams of one close instant still close together; the speed leaves the pipeline idle between two close instants ('idle between closes' in bench.json compares the slowest instant with the smallest gap). Its two hops go through the executor's 'bar out' log line (another process's reading of the same wall clock).",
+        "simulator: bar → NewOrderReq is measured on the simulator's clock from its --timing-out file: the spot event that closed the bar written to the executor's TLS socket → the NewOrderReq decoded, matched per order by the client order id's symbol, timeframe and bar time; bars that closed before the executor's first SIGNAL (start-up) are left out. Only opens are NewOrderReqs (a close is a ClosePositionReq, which the timing file does not stamp). With the executor's --bar-close live (its default; 'mode' says which ran) a closed bar goes out from the live stream's final snapshot and the broker's history confirms it afterwards, off the bar's path; with --bar-close history every closed bar is fetched from history first (GetTrendbarsReq, at most 5 per second under cTrader's limit), so when more than 5 streams close together the later ones wait whole seconds. The market is sped up (--sim-speed), so the streams of one close instant still close together; the speed leaves the pipeline idle between two close instants ('idle between closes' in bench.json compares the slowest instant with the smallest gap). Its two hops go through the executor's 'bar out' log line (another process's reading of the same wall clock).",
         "the executor's paper feed sends every stream's bar of one instant together (20 symbols closing on the same bar), then sleeps --feed-interval-ms; 'bar close → last order' is the first bar out of an instant → its last order.",
         "bar files are the bundled ones, cut to 350 + N bars and re-stamped onto one weekly grid (the twins see only the order of bars), so every stream closes on the same instants.",
         "Python reference: the same models and bar files; its latency is compute only (no IPC), so it is compared with our in-process 20-twin bar close.",

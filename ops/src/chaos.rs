@@ -82,9 +82,15 @@ pub struct ChaosArgs {
     /// than behind a fault).
     #[arg(long, default_value = "auto")]
     pub sim_speed: String,
-    /// Broker disconnects: the executor's `--bar-close` (`history` or `live`).
-    #[arg(long, default_value = "history")]
+    /// Broker disconnects: the executor's `--bar-close` (`live`, its default, or `history`).
+    #[arg(long, default_value = "live")]
     pub bar_close: String,
+    /// Broker disconnects: the simulator's history carries the known server bug (fault
+    /// `delta-high-bug`: a bar closing at its low comes back with its high at max(open, close)),
+    /// so history differs from the live snapshot sent at such bars: every one must be revised
+    /// (`REV:1`), and the traces must equal `oracle replay` over history's bars.
+    #[arg(long)]
+    pub delta_high_bug: bool,
     /// Folder of the system's binaries (default: $ORACLE_BIN_DIR, else beside this one).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -259,8 +265,7 @@ pub fn compare_traces(p: &Prepared, reference: &Path, run: &Path) -> TraceCmp {
         let f = format!("trace/{}.csv", s.name);
         let a = std::fs::read_to_string(reference.join(&f)).unwrap_or_default();
         let b = std::fs::read_to_string(run.join(&f)).unwrap_or_default();
-        let (a, b): (Vec<&str>, Vec<&str>) =
-            (a.lines().skip(1).collect(), b.lines().skip(1).collect());
+        let (a, b) = (procs::final_rows(&a), procs::final_rows(&b));
         let eq = a.iter().zip(&b).filter(|(x, y)| x == y).count();
         c.bars += a.len();
         c.equal += eq;
@@ -602,6 +607,15 @@ pub struct DisconnectResult {
     pub speed: String,
     /// Historical requests a second the bar closes needed at that speed.
     pub history_load: f64,
+    /// The simulator's history had the `delta-high-bug` fault.
+    pub delta_high_bug: bool,
+    /// `REV:1` bars the executor sent (history differed from the live snapshot sent).
+    pub revisions_sent: usize,
+    /// Rewinds the predictor made for them.
+    pub rewinds: usize,
+    /// With `delta_high_bug`: bars the predictor finally holds that are not history's (a live
+    /// snapshot that history contradicted and that was not revised); 0 without it.
+    pub bars_not_history: usize,
 }
 
 impl DisconnectResult {
@@ -615,6 +629,7 @@ impl DisconnectResult {
             && self.differ.is_empty()
             && self.broker_orders.2 == 0
             && self.journal_orders.2 == 0
+            && self.bars_not_history == 0
     }
 
     /// The printed line.
@@ -637,6 +652,12 @@ impl DisconnectResult {
             self.journal_orders.0,
             self.journal_orders.2,
         );
+        if self.delta_high_bug {
+            s.push_str(&format!(
+                "\n  history ≠ live snapshot (sim delta-high-bug): {} bars revised (REV:1), {} twin rewinds; bars held that are not history's: {}",
+                self.revisions_sent, self.rewinds, self.bars_not_history
+            ));
+        }
         if !self.differ.is_empty() {
             s.push_str(&format!("\n  differ: {}", self.differ.join(", ")));
         }
@@ -655,7 +676,10 @@ impl DisconnectResult {
                "bars_equal_replay": self.rows_equal, "differ": self.differ,
                "broker_orders": self.broker_orders.0, "broker_client_order_ids": self.broker_orders.1,
                "duplicate_orders": self.broker_orders.2, "journal_intents": self.journal_orders.0,
-               "journal_duplicate_intents": self.journal_orders.2, "ok": self.ok()})
+               "journal_duplicate_intents": self.journal_orders.2,
+               "delta_high_bug": self.delta_high_bug, "revisions_sent": self.revisions_sent,
+               "rewinds": self.rewinds, "bars_not_history": self.bars_not_history,
+               "ok": self.ok()})
     }
 }
 
@@ -749,12 +773,16 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         })
         .collect();
     let t0 = Instant::now();
+    let mut faults = vec![fault];
+    if args.delta_high_bug {
+        faults.push("delta-high-bug".to_string());
+    }
     let (mut sim, mut ex, mut pr) = spawn_live_system(
         bins,
         &m,
         &dir,
         &speed,
-        &[fault],
+        &faults,
         &["--bar-close".to_string(), args.bar_close.clone()],
     )?;
     let deadline = t0 + Duration::from_secs(args.timeout_s);
@@ -807,6 +835,9 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         r.disconnects = drops;
     }
     r.journal_orders = journal_orders(&dir.join("executor/journal.jsonl"));
+    r.delta_high_bug = args.delta_high_bug;
+    r.revisions_sent = log_count(&dir.join("executor.log"), "REV:1");
+    r.rewinds = log_count(&dir.join("predictor.log"), "\"event\":\"revised\"");
     r.speed = speed;
     r.history_load = load;
     for (name, bars) in &counted {
@@ -816,6 +847,14 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         if let Some(d) = c.2 {
             r.differ.push(format!("{name}: {d}"));
         }
+        let held =
+            std::fs::read_to_string(dir.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
+        if args.delta_high_bug {
+            r.bars_not_history += procs::final_rows(&held)
+                .into_iter()
+                .filter(|row| !history_shaped(row))
+                .count();
+        }
         let seen = seen_times(&dir.join(format!("trace/{name}.bars.csv")));
         r.live_bars += bars.len();
         r.missed += bars
@@ -824,6 +863,30 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
             .count();
     }
     Ok(r)
+}
+
+/// Lines of a log file that contain `needle` (0 when absent).
+fn log_count(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+/// Whether a bar row (`time,open,high,low,close,volume`) looks as the simulator's history with
+/// the `delta-high-bug` fault sends it: a bar closing at its low has its high at max(open, close).
+fn history_shaped(row: &str) -> bool {
+    let f: Vec<f64> = row
+        .split(',')
+        .skip(1)
+        .take(4)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    match f[..] {
+        [open, high, low, close] => close != low || high == open.max(close),
+        _ => false,
+    }
 }
 
 /// Bar times the predictor saw (`NAME.bars.csv`).
@@ -840,16 +903,23 @@ fn seen_times(path: &Path) -> std::collections::HashSet<String> {
 /// where it differs).
 fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Option<String>) {
     let trace = std::fs::read_to_string(run.join(format!("trace/{name}.csv"))).unwrap_or_default();
+    // The bars as they finally stand (a revision replaces a bar), replayed from scratch.
+    let bars =
+        std::fs::read_to_string(run.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
+    let final_bars = run.join(format!("trace/{name}.bars.final.csv"));
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let r = oracle_model::replay(
-        &models.join(format!("{name}.zip")),
-        &run.join(format!("trace/{name}.bars.csv")),
-        &mut out,
-        &mut err,
-    );
+    let r = procs::write_file(&final_bars, &procs::final_csv(&bars)).and_then(|()| {
+        oracle_model::replay(
+            &models.join(format!("{name}.zip")),
+            &final_bars,
+            &mut out,
+            &mut err,
+        )
+        .map_err(anyhow::Error::from)
+    });
     let got = String::from_utf8_lossy(&out);
-    let t: Vec<&str> = trace.lines().skip(1).collect();
+    let t = procs::final_rows(&trace);
     let g: Vec<&str> = got.lines().skip(1).collect();
     let eq = t.iter().zip(&g).filter(|(a, b)| a == b).count();
     if r.is_ok() && eq == t.len() && t.len() == g.len() && !t.is_empty() {

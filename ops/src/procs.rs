@@ -587,6 +587,27 @@ pub fn trace_rows(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// The rows of a trace or bar file (header excluded) as they finally stand: a later row for a
+/// time replaces an earlier one (a revised bar and the bars stepped again after it are appended,
+/// docs/ipc.md "Revisions"), in time order (ISO-8601 times order as strings).
+pub fn final_rows(text: &str) -> Vec<&str> {
+    let mut by_time = BTreeMap::new();
+    for row in text.lines().skip(1) {
+        by_time.insert(row.split(',').next().unwrap_or_default(), row);
+    }
+    by_time.into_values().collect()
+}
+
+/// `text` (a trace or bar file) with its header and its [`final_rows`], one per line.
+pub fn final_csv(text: &str) -> String {
+    let mut out = format!("{}\n", text.lines().next().unwrap_or_default());
+    for row in final_rows(text) {
+        out.push_str(row);
+        out.push('\n');
+    }
+    out
+}
+
 /// Writes `text` to `path`, creating its folder.
 pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(d) = path.parent() {

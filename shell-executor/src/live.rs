@@ -365,15 +365,31 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 live,
                 history,
             } => {
-                // `--bar-close live`: the bar that went out differs from history's. The twin
-                // has acted on it; say so loudly (the drift report reads the log).
-                let name = lock(&shared.symbols)
-                    .get(&symbol_id)
-                    .map_or_else(|| symbol_id.to_string(), |(n, _)| n.clone());
-                warn!(target: crate::engine::DECISION, event = "bar_revised", symbol = %name,
-                    tf = tf_of(period).as_str(), bt = %oracle_ipc::Iso(live.open_time),
-                    ?live, ?history,
-                    "a bar sent from the live stream differs from the broker's history");
+                // `--bar-close live`: the bar that went out differs from history's. History
+                // counts: the engine loop sends it again (REV:1) and the predictor rewinds.
+                let Some((name, digits)) = lock(&shared.symbols).get(&symbol_id).cloned() else {
+                    continue;
+                };
+                let data = |b: &oracle_ctrader::units::Bar| {
+                    let [open, high, low, close] = b.ohlc_f64(digits);
+                    BarData {
+                        time: b.open_time,
+                        open,
+                        high,
+                        low,
+                        close,
+                        volume: b.volume.max(0) as u64,
+                    }
+                };
+                let ev = Feed::BarRevised {
+                    symbol: name,
+                    tf: tf_of(period),
+                    bar: data(&history),
+                    sent: data(&live),
+                };
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
             }
             Event::Execution { request, event } => {
                 let ours = complete_fill(&shared, &event);

@@ -138,6 +138,8 @@ pub struct Metrics {
     pub reconnects: AtomicU64,
     /// HISTORY requests answered with HISTORY_END.
     pub histories: AtomicU64,
+    /// Bars sent again with `REV:1` (history differed from the live snapshot sent).
+    pub revisions: AtomicU64,
 }
 
 impl Metrics {
@@ -213,6 +215,21 @@ impl Streams {
         Some(s.seq)
     }
 
+    /// Replaces a bar already sent with the broker's history version (`--bar-close live`: history
+    /// differs from the live snapshot). Returns the bar's SEQ when it was held and differs (the
+    /// `REV:1` line to send), `None` when it is not held (older than the ring, or never sent) or
+    /// already equal.
+    pub fn revise(&mut self, symbol: &str, tf: Timeframe, bar: BarData) -> Option<u64> {
+        let s = self.streams.get_mut(&(symbol.to_string(), tf))?;
+        let first = s.seq + 1 - s.ring.len() as u64;
+        let i = s.ring.iter().position(|b| b.time == bar.time)?;
+        if s.ring[i] == bar {
+            return None;
+        }
+        s.ring[i] = bar;
+        Some(first + i as u64)
+    }
+
     /// Time of the last bar of a stream.
     pub fn last_time(&self, symbol: &str, tf: Timeframe) -> Option<i64> {
         self.streams
@@ -240,7 +257,14 @@ impl Streams {
 }
 
 /// A BAR line.
-pub fn bar_line(symbol: &str, tf: Timeframe, seq: u64, b: &BarData, hist: bool) -> Option<String> {
+pub fn bar_line(
+    symbol: &str,
+    tf: Timeframe,
+    seq: u64,
+    b: &BarData,
+    hist: bool,
+    rev: bool,
+) -> Option<String> {
     Message::Bar(oracle_ipc::Bar {
         symbol,
         tf,
@@ -252,6 +276,7 @@ pub fn bar_line(symbol: &str, tf: Timeframe, seq: u64, b: &BarData, hist: bool) 
         volume: b.volume,
         seq,
         hist,
+        rev,
     })
     .to_line()
     .ok()
@@ -747,6 +772,17 @@ mod tests {
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(3600)), Some(4));
         let l = s.last("EURUSD", Timeframe::M15, 10);
         assert_eq!(l.iter().map(|x| x.0).collect::<Vec<_>>(), vec![2, 3, 4]);
+        // A revision replaces a held bar in place (same SEQ), HISTORY then serves it; an equal
+        // bar, one no longer held, or an unknown stream is not a revision.
+        let mut r = b(2700);
+        r.high = 2.0;
+        assert_eq!(s.revise("EURUSD", Timeframe::M15, r), Some(3));
+        assert_eq!(s.revise("EURUSD", Timeframe::M15, r), None);
+        assert_eq!(s.revise("EURUSD", Timeframe::M15, b(900)), None);
+        assert_eq!(s.revise("US500", Timeframe::M15, r), None);
+        let l = s.last("EURUSD", Timeframe::M15, 10);
+        assert_eq!(l[1], (3, r));
+        assert_eq!(s.offer("EURUSD", Timeframe::M15, b(4500)), Some(5));
     }
 
     #[test]

@@ -56,6 +56,19 @@ pub enum Feed {
         /// Spread (price units) for the paper book's ask when it runs alone.
         spread: f64,
     },
+    /// `--bar-close live`: the broker's history differs from a bar already sent from the live
+    /// stream's final snapshot. History counts: the bar is replaced in what HISTORY serves and
+    /// sent again to the predictor with `REV:1` (docs/ipc.md "Revisions").
+    BarRevised {
+        /// Symbol.
+        symbol: String,
+        /// Timeframe.
+        tf: Timeframe,
+        /// History's bar (same open time as the one sent).
+        bar: BarData,
+        /// The bar that was sent.
+        sent: BarData,
+    },
     /// The broker session came back: reconcile before anything else, then the gap fill arrives
     /// as ordinary `Bar`s (already-sent bars are dropped by [`Streams::offer`]).
     Reconnected,
@@ -275,12 +288,31 @@ pub async fn serve_paced<B: Broker>(
                         warn!(target: DECISION, error = %e, "reconciliation failed");
                     }
                 }
+                Some(Feed::BarRevised { symbol, tf, bar, sent }) => {
+                    let key = ModelKey::new(&symbol, tf);
+                    match streams.revise(&symbol, tf, bar) {
+                        Some(seq) => {
+                            crate::server::bump(&metrics.revisions);
+                            if let Some(line) = bar_line(&symbol, tf, seq, &bar, false, true) {
+                                warn!(target: DECISION, event = "bar_revised", stream = %key, seq,
+                                    bt = %oracle_ipc::Iso(bar.time), ?sent, line = %line,
+                                    "history differs from the bar sent from the live stream: the predictor gets history's bar (REV:1) and rewinds to it");
+                                let _ = bar_tx.send(Arc::from(line));
+                            }
+                        }
+                        None => {
+                            info!(target: DECISION, event = "bar_revised_not_held", stream = %key,
+                                bt = %oracle_ipc::Iso(bar.time), ?sent, ?bar,
+                                "history differs from a bar sent from the live stream that is no longer held (or already revised)");
+                        }
+                    }
+                }
                 Some(Feed::Bar { symbol, tf, bar, spread }) => {
                     let mut sent = false;
                     if let Some(seq) = streams.offer(&symbol, tf, bar) {
                         let key = ModelKey::new(&symbol, tf);
                         engine.on_bar(&key, bar.time, bar.close, spread);
-                        if let Some(line) = bar_line(&symbol, tf, seq, &bar, false) {
+                        if let Some(line) = bar_line(&symbol, tf, seq, &bar, false, false) {
                             info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
                             engine.bar_streamed(&key, bar.time);
@@ -452,7 +484,7 @@ async fn history<B: Broker>(
     let bars = streams.last(symbol, tf, count);
     let mut out: Vec<String> = bars
         .iter()
-        .filter_map(|(seq, b)| bar_line(symbol, tf, *seq, b, true))
+        .filter_map(|(seq, b)| bar_line(symbol, tf, *seq, b, true, false))
         .collect();
     let end = Message::HistoryEnd(HistoryEnd {
         symbol,
@@ -794,7 +826,7 @@ async fn run_live(
     session.live_close = rc.live_close;
     if rc.live_close {
         info!(
-            "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is logged as bar_revised)"
+            "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is sent again as a revision, bar_revised)"
         );
     }
     let client = ClientConfig::new(
@@ -948,13 +980,15 @@ pub struct Cli {
     /// With --hold-market-until-predictor: how long to wait for a bar's SIGNAL (ms).
     #[arg(long, default_value_t = 2000)]
     pub hold_timeout_ms: u64,
-    /// Where a closed bar comes from. `history` (default): every closed bar is fetched from the
-    /// broker's history before it goes out — with K streams closing together the last waits
-    /// about ⌈K/5⌉ − 1 s (5 historical requests a second). `live`: the live stream's final
-    /// snapshot goes out the moment the stream moves into the next period (when nothing could
-    /// have been missed: no reconnect since its last update); history confirms it afterwards
-    /// and a difference is logged (`bar_revised`).
-    #[arg(long, value_enum, default_value_t = BarClose::History)]
+    /// Where a closed bar comes from. `live` (default): the live stream's final snapshot goes
+    /// out the moment the stream moves into the next period, when nothing could have been missed
+    /// (every earlier bar accounted for, no reconnect since its last update; otherwise history);
+    /// history confirms each bar afterwards, off the bar → order path, and a difference is sent
+    /// again as a revision (`REV:1`) that the predictor rewinds to (docs/ipc.md "Revisions").
+    /// `history`: every closed bar is fetched from the broker's history before it goes out —
+    /// with K streams closing together the last waits about ⌈K/5⌉ − 1 s (5 historical requests
+    /// a second), beyond the seed's 100 ms for 20 symbols.
+    #[arg(long, value_enum, default_value_t = BarClose::Live)]
     pub bar_close: BarClose,
 }
 
@@ -963,7 +997,8 @@ pub struct Cli {
 pub enum BarClose {
     /// Every closed bar from the broker's history.
     History,
-    /// The live stream's final snapshot, confirmed by history afterwards.
+    /// The live stream's final snapshot, confirmed by history afterwards (revised on a
+    /// difference).
     Live,
 }
 

@@ -827,7 +827,7 @@ impl Bars {
                     e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
                     self.seen.entry(symbol).or_default().insert(bar.time);
                 }
-                Feed::Reconnected => {}
+                Feed::Reconnected | Feed::BarRevised { .. } => {}
             }
         }
     }
@@ -958,4 +958,83 @@ async fn a_batch_of_orders_over_the_sim_is_filled_and_correlated_with_a_rejectio
 async fn positions(e: &mut Engine<LiveBroker>) -> Vec<oracle_executor::broker::BrokerPosition> {
     let b = &mut e.live.as_mut().expect("live").broker;
     b.reconcile().await.expect("positions")
+}
+
+/// `--bar-close live` against a broker whose history differs from its live stream (the known
+/// server bug: a bar closing at its low comes back from history with its high at
+/// max(open, close)): every bar sent from the live stream's final snapshot that history
+/// contradicts comes back as `Feed::BarRevised` carrying history's bar, and never a bar that
+/// history confirms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_that_differs_from_a_live_bar_comes_back_as_a_revision() {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let start_ms = (now_ms / 60_000 - 500) * 60_000;
+    let mut data = oracle_sim::symbols::synthetic("EURUSD", Period::M1, 3000, start_ms, 11);
+    // Every other bar closes at its low with its high above its open: history (with the bug)
+    // says high = open for those.
+    for (i, b) in data.bars.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            b.close = b.low;
+            b.high = b.high.max(b.open + 5);
+        }
+    }
+    let sim = oracle_sim::spawn(SimConfig {
+        broker: BrokerConfig {
+            speed: Speed::Times(240.0),
+            faults: vec![Fault::DeltaHighBug],
+            ..BrokerConfig::default()
+        },
+        symbols: vec![data],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let (_b, mut feed) = common::live_session_with(&sim, &["EURUSD"], true).await;
+    let mut sent: std::collections::HashMap<i64, oracle_executor::broker::BarData> =
+        Default::default();
+    let mut revised = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while revised.len() < 4 && tokio::time::Instant::now() < until {
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await else {
+            break;
+        };
+        match ev {
+            Feed::Bar { bar, .. } => {
+                sent.insert(bar.time, bar);
+            }
+            Feed::BarRevised {
+                symbol,
+                tf,
+                bar,
+                sent: was,
+            } => {
+                assert_eq!((symbol.as_str(), tf), ("EURUSD", Timeframe::M1));
+                // It revises a bar that went out, as it went out.
+                assert_eq!(sent.get(&bar.time), Some(&was), "{bar:?}");
+                // History's version: the bug's shape, everything else the same.
+                assert_eq!(was.close, was.low, "{was:?}");
+                assert!(was.high > was.open.max(was.close), "{was:?}");
+                assert_eq!(bar.high, bar.open.max(bar.close), "{bar:?}");
+                assert_eq!(
+                    (bar.time, bar.open, bar.low, bar.close, bar.volume),
+                    (was.time, was.open, was.low, was.close, was.volume)
+                );
+                revised.push(bar.time);
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        revised.len() >= 4,
+        "revisions {revised:?} of {} bars sent",
+        sent.len()
+    );
+    // Bars that history confirms are never revised.
+    for t in &revised {
+        let b = sent[t];
+        assert!(b.close == b.low && b.high > b.open, "{b:?}");
+    }
 }

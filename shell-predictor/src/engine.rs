@@ -7,10 +7,22 @@
 //! - a bar whose time is not after a twin's last bar is ignored (idempotent replay);
 //! - an `ACK` is logged and counted, and never touches a virtual position;
 //! - after every bar the traces are flushed and then all states are written atomically, so a
-//!   restart (restore, prime with the window, replay the missed bars) continues exactly.
+//!   restart (restore, prime with the window, replay the missed bars) continues exactly;
+//! - revisions (docs/ipc.md, "Revisions"): each twin remembers the last [`REMEMBERED`] bars it
+//!   took and its state before each. A `REV:1` bar that differs from a bar the twin took rewinds
+//!   it to the state before that bar: that state is written to the state file at once, `HISTORY`
+//!   is asked, and on `HISTORY_END` the twin is restored (primed with the window ending there)
+//!   and the history bars from the revised one on are stepped again, without signals; live bars
+//!   that arrive meanwhile are held and signalled after it, so the next `SIGNAL` carries the
+//!   corrected target. A `HISTORY` answer, or the priming bars after a restart (the state file
+//!   keeps the last bar and the state before it), that differs from a remembered bar rewinds the
+//!   same way from the bars at hand. A `REV:1` bar still held in a pending request's buffers
+//!   replaces the held bar; one equal to the bar taken changes nothing; one older than the
+//!   remembered bars is logged (`revision_unapplied`) and counted. Trace rows of re-stepped bars
+//!   are appended (a later row for a time replaces the earlier one).
 
 use crate::seam::{Bar, Loader, Step, Twin, TwinState};
-use crate::store::{Entry, StateFile, Trace};
+use crate::store::{Entry, LastBar, StateFile, Trace};
 use crate::wire::{self, Incoming};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -54,13 +66,41 @@ pub struct Counters {
     pub ack_wait_sync: u64,
     /// Acks after which the real position no longer follows the virtual one (FAIL, WAIT_SYNC).
     pub drift: u64,
+    /// Rewinds done: a bar the twin took was revised (`REV:1`, a `HISTORY` answer, or the
+    /// priming bars after a restart) and the twin went back to its state before it.
+    pub revised: u64,
+    /// Revisions not applied (a bar older than the remembered ones, or one the twin skipped).
+    pub revision_unapplied: u64,
+}
+
+/// How many of its last bars a twin remembers (with its state before each) for revisions.
+pub const REMEMBERED: usize = 8;
+
+/// A bar a twin took, as taken, and the twin's state just before it (`None`: its first bar).
+#[derive(Clone, Copy, Debug)]
+struct Taken {
+    bar: Bar,
+    before: Option<TwinState>,
+}
+
+/// A state to restore from, with the bars up to its last bar as priming.
+struct Resume {
+    state: TwinState,
+    /// Set for a rewind: the revised bar's time and the twin's state before the rewind (for
+    /// the log).
+    revised: Option<(i64, Option<TwinState>)>,
+    /// Set for a rewind on a `REV:1` bar: the twin's last bar before it. Only the history bars
+    /// up to it are stepped again; later bars come live (held meanwhile) and get their
+    /// `SIGNAL`s. Cleared when the connection drops (the answer after a reconnect then catches
+    /// the twin up as any other).
+    live_after: Option<i64>,
 }
 
 enum Phase {
     /// No state: warm up from FLAT over the window.
     Fresh,
-    /// A persisted state waiting for its priming bars.
-    Restored(TwinState),
+    /// A persisted state, or a rewind, waiting for its priming bars.
+    Restored(Box<Resume>),
     /// Up to date in memory.
     Running,
 }
@@ -73,6 +113,8 @@ struct Slot {
     last_time: Option<i64>,
     counters: Counters,
     recent: VecDeque<(i64, u64)>,
+    /// The last [`REMEMBERED`] bars the twin took, oldest first.
+    taken: VecDeque<Taken>,
 }
 
 #[derive(Default)]
@@ -234,7 +276,20 @@ impl Predictor {
                 self.saved.models.remove(&spec.name);
             }
         }
-        let restored = self.saved.models.get(&spec.name).map(|e| e.state);
+        let entry = self.saved.models.get(&spec.name);
+        let restored = entry.map(|e| e.state);
+        // The saved last bar is remembered as taken, so the priming history (or a `REV:1`)
+        // that differs from it rewinds the twin to the state before it.
+        let mut taken = VecDeque::with_capacity(REMEMBERED);
+        if let Some(last) = entry
+            .and_then(|e| e.last_bar)
+            .filter(|l| Some(l.time) == restored.map(|s| s.last_bar_time))
+        {
+            taken.push_back(Taken {
+                bar: last.bar(),
+                before: Some(last.before),
+            });
+        }
         let trace = match &self.settings.trace_dir {
             Some(dir) => match Trace::open(dir, &spec.name, restored.map(|s| s.last_bar_time)) {
                 Ok(t) => Some(t),
@@ -250,11 +305,18 @@ impl Predictor {
         let slot = Slot {
             twin,
             path,
-            phase: restored.map_or(Phase::Fresh, Phase::Restored),
+            phase: restored.map_or(Phase::Fresh, |state| {
+                Phase::Restored(Box::new(Resume {
+                    state,
+                    revised: None,
+                    live_after: None,
+                }))
+            }),
             trace,
             last_time: None,
             counters: Counters::default(),
             recent: VecDeque::new(),
+            taken,
         };
         let name = spec.name.clone();
         self.slots.insert(name.clone(), slot);
@@ -271,7 +333,8 @@ impl Predictor {
             // Twice the window: the executor may answer with fewer bars than asked (a window
             // of time across a weekend); only the last `window` are used.
             Phase::Fresh => 2 * w,
-            Phase::Restored(_) => w + self.settings.history_extra,
+            // The extra bars cover at least the remembered ones (a rewind steps them again).
+            Phase::Restored(_) => w + self.settings.history_extra.max(2 * REMEMBERED),
             Phase::Running => self.settings.history_extra.max(1),
         }
     }
@@ -303,6 +366,7 @@ impl Predictor {
     pub fn on_connected(&mut self) -> Vec<String> {
         self.connected = true;
         self.pending.clear();
+        self.forget_live_holds();
         let names = self.model_names();
         self.request_history(&names)
     }
@@ -311,6 +375,17 @@ impl Predictor {
     pub fn on_disconnected(&mut self) {
         self.connected = false;
         self.pending.clear();
+        self.forget_live_holds();
+    }
+
+    /// The live bars a rewound twin waited for were lost with the connection: the next
+    /// `HISTORY` answer steps all its bars.
+    fn forget_live_holds(&mut self) {
+        for s in self.slots.values_mut() {
+            if let Phase::Restored(r) = &mut s.phase {
+                r.live_after = None;
+            }
+        }
     }
 
     /// Handles one line from the executor; returns the lines to send.
@@ -336,9 +411,14 @@ impl Predictor {
                 bar,
                 seq,
                 history,
+                revised,
             } => {
                 let key = (symbol, timeframe);
-                if let Some(p) = self.pending.get_mut(&key) {
+                if revised {
+                    let out = self.revision(&key, &bar, seq, history);
+                    self.flush_traces();
+                    out
+                } else if let Some(p) = self.pending.get_mut(&key) {
                     if history {
                         p.history.insert(bar.time, bar);
                     } else {
@@ -375,12 +455,25 @@ impl Predictor {
                 };
                 info!(event = "history_end", symbol = %key.0, tf = %key.1, count, received = p.history.len());
                 let bars: Vec<Bar> = p.history.into_values().collect();
+                let mut again = Vec::new();
                 for name in &p.waiting {
-                    self.catch_up(name, &bars);
+                    if self.catch_up(name, &bars) {
+                        again.push(name.clone());
+                    }
                 }
                 let mut out = Vec::new();
-                for (bar, seq) in p.live {
-                    out.extend(self.live_bar(&key, &bar, seq));
+                if again.is_empty() {
+                    for (bar, seq) in p.live {
+                        out.extend(self.live_bar(&key, &bar, seq));
+                    }
+                } else {
+                    // Rewound, but this answer does not reach a window back: save the rewound
+                    // state, ask again, and hold the live bars until that answer is in.
+                    self.save_rewound(&again);
+                    out.extend(self.request_history(&again));
+                    if let Some(next) = self.pending.get_mut(&key) {
+                        next.live.extend(p.live);
+                    }
                 }
                 self.flush_traces();
                 self.dirty = true;
@@ -393,52 +486,238 @@ impl Predictor {
         }
     }
 
-    fn catch_up(&mut self, name: &str, bars: &[Bar]) {
+    /// Brings one twin up to date with a `HISTORY` answer (`bars`, sorted by time): a fresh
+    /// warm-up, a restore (saved state or rewind) primed with the window, or the bars after its
+    /// last one. A remembered bar that the answer gives with other values rewinds the twin to
+    /// its state before that bar first. Returns `true` when the twin was rewound but the answer
+    /// does not reach a window back: the twin waits (`Restored`) for a longer answer.
+    fn catch_up(&mut self, name: &str, bars: &[Bar]) -> bool {
         let Some(slot) = self.slots.get_mut(name) else {
-            return;
+            return false;
         };
         let w = slot.twin.spec().window;
         let phase = std::mem::replace(&mut slot.phase, Phase::Running);
-        let to_step: &[Bar] = match phase {
-            Phase::Fresh => &bars[bars.len().saturating_sub(w)..],
-            Phase::Restored(st) => {
-                let split = bars.partition_point(|b| b.time <= st.last_bar_time);
-                let priming = &bars[split.saturating_sub(w)..split];
-                let need = usize::try_from(st.bars_seen).map_or(w, |b| b.min(w));
-                if priming.len() < need {
-                    warn!(event = "priming_short", model = %name, have = priming.len(), need,
-                        "history does not reach back a whole window before the saved state");
+        let (resume, from_running) = match phase {
+            Phase::Fresh => {
+                slot.taken.clear();
+                let stepped = step_all(name, slot, &bars[bars.len().saturating_sub(w)..]);
+                log_caught_up(name, slot, stepped);
+                return false;
+            }
+            Phase::Running => match diverged(name, slot, bars, slot.twin.state()) {
+                Some(r) => (r, true),
+                None => {
+                    let from = slot
+                        .last_time
+                        .map_or(0, |t| bars.partition_point(|b| b.time <= t));
+                    let stepped = step_all(name, slot, &bars[from..]);
+                    log_caught_up(name, slot, stepped);
+                    return false;
                 }
-                if let Err(e) = slot.twin.restore(&st, priming) {
-                    error!(event = "restore_failed", model = %name, error = %e,
-                        "cannot restore the saved state: warming up from FLAT");
-                    if let Some(dir) = &self.settings.trace_dir {
-                        slot.trace = Trace::open(dir, name, None).ok();
+            },
+            Phase::Restored(r) => {
+                // Before a rewind, the twin's position was the one before the first rewind.
+                let old = r.revised.map_or(Some(r.state), |(_, old)| old);
+                match diverged(name, slot, bars, old) {
+                    Some(mut d) => {
+                        d.live_after = r.live_after;
+                        (d, false)
                     }
-                    &bars[bars.len().saturating_sub(w)..]
-                } else {
-                    slot.last_time = Some(st.last_bar_time);
-                    info!(event = "restored", model = %name, primed = priming.len(),
-                        last_bar_time = %crate::isotime::format(st.last_bar_time),
-                        missed = bars.len() - split);
-                    &bars[split..]
+                    None => (r, false),
                 }
             }
-            Phase::Running => {
+        };
+        let st = resume.state;
+        // After a `REV:1` rewind, the bars newer than the twin's last one come live.
+        let bars = match resume.live_after {
+            Some(after) => &bars[..bars.partition_point(|b| b.time <= after)],
+            None => bars,
+        };
+        let split = bars.partition_point(|b| b.time <= st.last_bar_time);
+        let priming = &bars[split.saturating_sub(w)..split];
+        let need = usize::try_from(st.bars_seen).map_or(w, |b| b.min(w));
+        if priming.len() < need {
+            if from_running {
+                info!(event = "rewind_history", model = %name, have = priming.len(), need,
+                    "the history answer does not reach a window before the revised bar: asking again");
+                slot.last_time = Some(st.last_bar_time);
+                slot.phase = Phase::Restored(resume);
+                return true;
+            }
+            warn!(event = "priming_short", model = %name, have = priming.len(), need,
+                "history does not reach back a whole window before the saved state");
+        }
+        let to_step: &[Bar] = match slot.twin.restore(&st, priming) {
+            Ok(()) => {
+                slot.last_time = Some(st.last_bar_time);
+                info!(event = "restored", model = %name, primed = priming.len(),
+                    last_bar_time = %crate::isotime::format(st.last_bar_time),
+                    missed = bars.len() - split);
+                &bars[split..]
+            }
+            Err(e) if resume.revised.is_some() && slot.twin.state().is_some() => {
+                // A rewind in a running process: the twin is still as it was; keep it.
+                slot.counters.revision_unapplied += 1;
+                let (t, _) = resume.revised.unwrap_or_default();
+                warn!(event = "revision_unapplied", model = %name,
+                    bar_time = %crate::isotime::format(t), reason = "restore_failed", error = %e,
+                    "cannot restore the state before the revised bar: the twin goes on as it was");
+                slot.taken.clear();
+                slot.last_time = slot.twin.state().map(|s| s.last_bar_time);
                 let from = slot
                     .last_time
                     .map_or(0, |t| bars.partition_point(|b| b.time <= t));
-                &bars[from..]
+                let stepped = step_all(name, slot, &bars[from..]);
+                log_caught_up(name, slot, stepped);
+                return false;
+            }
+            Err(e) => {
+                error!(event = "restore_failed", model = %name, error = %e,
+                    "cannot restore the saved state: warming up from FLAT");
+                if let Some(dir) = &self.settings.trace_dir {
+                    slot.trace = Trace::open(dir, name, None).ok();
+                }
+                slot.taken.clear();
+                &bars[bars.len().saturating_sub(w)..]
             }
         };
-        let mut stepped = 0usize;
-        for bar in to_step {
-            if step_slot(name, slot, bar).is_some() {
-                stepped += 1;
+        let stepped = step_all(name, slot, to_step);
+        if let Some((t, old)) = resume.revised {
+            let now = slot.twin.state();
+            let pos = |s: Option<TwinState>| {
+                s.map_or((0, 0), |s| (s.position_direction, s.position_intensity))
+            };
+            let ((d0, i0), (d1, i1)) = (pos(old), pos(now));
+            info!(event = "revised", model = %name, bar_time = %crate::isotime::format(t),
+                restepped = stepped, direction_before = d0, intensity_before = i0,
+                direction = d1, intensity = i1, revised = slot.counters.revised);
+        }
+        log_caught_up(name, slot, stepped);
+        false
+    }
+
+    /// A `REV:1` bar: replaces the bar with its time in a pending request's buffers, rewinds
+    /// every up-to-date twin of the stream that took the bar with other values (saving the
+    /// rewound state at once, then asking `HISTORY`), and is an ordinary bar for a twin that has
+    /// not seen its time.
+    fn revision(&mut self, key: &Stream, bar: &Bar, seq: u64, history: bool) -> Vec<String> {
+        let bt = crate::isotime::format(bar.time);
+        let mut handled = false;
+        if let Some(p) = self.pending.get_mut(key) {
+            if let Some(h) = p.history.get_mut(&bar.time) {
+                *h = *bar;
+                handled = true;
+            }
+            for (b, _) in p.live.iter_mut().filter(|(b, _)| b.time == bar.time) {
+                *b = *bar;
+                handled = true;
+            }
+            if handled {
+                info!(event = "revision_buffered", symbol = %key.0, tf = %key.1, bar_time = %bt, seq,
+                    "a revised bar replaces the one held for a pending history request");
             }
         }
-        info!(event = "caught_up", model = %name, bars = stepped,
-            last_bar_time = %slot.last_time.map(crate::isotime::format).unwrap_or_default());
+        let mut rewound = Vec::new();
+        for (name, slot) in self.slots.iter_mut() {
+            let spec = slot.twin.spec();
+            if spec.symbol != key.0 || spec.timeframe != key.1 {
+                continue;
+            }
+            // A twin waiting for history takes the bar from the buffers or the answer (which
+            // is compared with the bars it took).
+            if !matches!(slot.phase, Phase::Running) {
+                handled |= slot.last_time.is_some_and(|t| bar.time <= t);
+                continue;
+            }
+            if slot.last_time.is_none_or(|t| bar.time > t) {
+                continue; // not seen yet: an ordinary bar for it (below)
+            }
+            handled = true;
+            let Some(i) = slot.taken.iter().position(|x| x.bar.time == bar.time) else {
+                let reason = if slot.taken.front().is_none_or(|f| bar.time < f.bar.time) {
+                    "older_than_remembered"
+                } else {
+                    "not_taken"
+                };
+                slot.counters.revision_unapplied += 1;
+                warn!(event = "revision_unapplied", model = %name, bar_time = %bt, seq, reason,
+                    unapplied = slot.counters.revision_unapplied,
+                    "a revised bar the twin cannot go back to: not applied");
+                continue;
+            };
+            let taken = slot.taken[i];
+            if taken.bar == *bar {
+                debug!(event = "revision_same", model = %name, bar_time = %bt, seq);
+                continue;
+            }
+            let Some(before) = taken.before else {
+                slot.counters.revision_unapplied += 1;
+                warn!(event = "revision_unapplied", model = %name, bar_time = %bt, seq,
+                    reason = "first_bar", unapplied = slot.counters.revision_unapplied,
+                    "the revised bar is the twin's first: no state before it");
+                continue;
+            };
+            slot.counters.revised += 1;
+            info!(event = "rewind", model = %name, bar_time = %bt, seq,
+                to = %crate::isotime::format(before.last_bar_time),
+                close_taken = taken.bar.close, close = bar.close,
+                "a bar the twin took was revised: back to the state before it");
+            let old = slot.twin.state();
+            slot.taken.truncate(i);
+            slot.last_time = Some(before.last_bar_time);
+            slot.phase = Phase::Restored(Box::new(Resume {
+                state: before,
+                revised: Some((bar.time, old)),
+                live_after: old.map(|s| s.last_bar_time),
+            }));
+            rewound.push(name.clone());
+        }
+        let mut out = Vec::new();
+        if !rewound.is_empty() {
+            self.save_rewound(&rewound);
+            out.extend(self.request_history(&rewound));
+        }
+        if !handled {
+            // No twin took this time and nothing holds it: the first copy seen here.
+            if let Some(p) = self.pending.get_mut(key) {
+                if history {
+                    p.history.insert(bar.time, *bar);
+                } else {
+                    p.live.push((*bar, seq));
+                }
+            } else if !history {
+                out.extend(self.live_bar(key, bar, seq));
+            }
+        }
+        out
+    }
+
+    /// Writes the state file at once with the rewound twins' states (the others keep what was
+    /// last written), so a crash before the catch-up restarts from before the revised bar.
+    fn save_rewound(&mut self, names: &[String]) {
+        for name in names {
+            let Some(s) = self.slots.get(name) else {
+                continue;
+            };
+            let Phase::Restored(r) = &s.phase else {
+                continue;
+            };
+            let spec = s.twin.spec();
+            self.saved.models.insert(
+                name.clone(),
+                Entry {
+                    symbol: spec.symbol.clone(),
+                    timeframe: spec.timeframe.clone(),
+                    state: r.state,
+                    model_sha256: spec.zip_sha256.clone(),
+                    last_bar: last_bar(&s.taken, r.state.last_bar_time),
+                },
+            );
+        }
+        self.saved.version = 1;
+        if let Err(e) = self.saved.save(&self.settings.state_dir) {
+            error!(event = "state_unwritable", error = %e);
+        }
     }
 
     fn live_bar(&mut self, key: &Stream, bar: &Bar, seq: u64) -> Vec<String> {
@@ -566,6 +845,7 @@ impl Predictor {
                         timeframe: spec.timeframe.clone(),
                         state,
                         model_sha256: spec.zip_sha256.clone(),
+                        last_bar: last_bar(&s.taken, state.last_bar_time),
                     },
                 );
             }
@@ -582,12 +862,69 @@ impl Predictor {
     }
 }
 
+/// The remembered bar at `time` (a twin's last bar) with the state before it, for the file.
+fn last_bar(taken: &VecDeque<Taken>, time: i64) -> Option<LastBar> {
+    let t = taken.back().filter(|t| t.bar.time == time)?;
+    Some(LastBar::new(&t.bar, t.before?))
+}
+
+/// The earliest remembered bar that `bars` (a history answer, sorted by time) gives with other
+/// values: the twin's memory is cut before it and the state before it is returned to restore
+/// (`old`: the twin's state before this rewind, for the log). `None` when nothing differs (or
+/// the bar is the twin's first, counted as unapplied).
+fn diverged(
+    name: &str,
+    slot: &mut Slot,
+    bars: &[Bar],
+    old: Option<TwinState>,
+) -> Option<Box<Resume>> {
+    let i = slot.taken.iter().position(|t| {
+        bars.binary_search_by_key(&t.bar.time, |b| b.time)
+            .is_ok_and(|j| bars[j] != t.bar)
+    })?;
+    let taken = slot.taken[i];
+    let bt = crate::isotime::format(taken.bar.time);
+    let Some(before) = taken.before else {
+        slot.counters.revision_unapplied += 1;
+        warn!(event = "revision_unapplied", model = %name, bar_time = %bt, reason = "first_bar",
+            unapplied = slot.counters.revision_unapplied,
+            "history differs from the twin's first bar: no state before it");
+        return None;
+    };
+    slot.counters.revised += 1;
+    info!(event = "rewind", model = %name, bar_time = %bt,
+        to = %crate::isotime::format(before.last_bar_time),
+        "history differs from a bar the twin took: back to the state before it");
+    slot.taken.truncate(i);
+    Some(Box::new(Resume {
+        state: before,
+        revised: Some((taken.bar.time, old)),
+        live_after: None,
+    }))
+}
+
+fn step_all(name: &str, slot: &mut Slot, bars: &[Bar]) -> usize {
+    bars.iter()
+        .filter(|b| step_slot(name, slot, b).is_some())
+        .count()
+}
+
+fn log_caught_up(name: &str, slot: &Slot, stepped: usize) {
+    info!(event = "caught_up", model = %name, bars = stepped,
+        last_bar_time = %slot.last_time.map(crate::isotime::format).unwrap_or_default());
+}
+
 /// Runs one bar through a slot's twin and its trace; `None` when the twin rejected the bar.
 fn step_slot(name: &str, slot: &mut Slot, bar: &Bar) -> Option<Step> {
+    let before = slot.twin.state();
     match slot.twin.handle_bar(bar) {
         Ok(step) => {
             slot.last_time = Some(bar.time);
             slot.counters.bars += 1;
+            if slot.taken.len() >= REMEMBERED {
+                slot.taken.pop_front();
+            }
+            slot.taken.push_back(Taken { bar: *bar, before });
             let action = match &step {
                 Step::Warmup => "WARMUP",
                 Step::Decision(d) => d.action.as_str(),

@@ -30,6 +30,56 @@ pub struct Entry {
     /// sha256 of the model zip the state was produced with (absent in older files).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model_sha256: String,
+    /// The bar at `state.last_bar_time` and the state before it, so that a revision of that bar
+    /// the predictor missed while it was down is applied on a restart (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bar: Option<LastBar>,
+}
+
+/// The last bar a twin took (its values as taken) and the twin's state just before it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastBar {
+    /// Open time (Unix seconds).
+    pub time: i64,
+    /// Open price.
+    pub open: f64,
+    /// High price.
+    pub high: f64,
+    /// Low price.
+    pub low: f64,
+    /// Close price.
+    pub close: f64,
+    /// Tick volume.
+    pub volume: f64,
+    /// The twin's state before this bar.
+    pub before: TwinState,
+}
+
+impl LastBar {
+    /// The bar `bar`, taken by a twin in state `before`.
+    pub fn new(bar: &Bar, before: TwinState) -> Self {
+        Self {
+            time: bar.time,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            before,
+        }
+    }
+
+    /// The bar's values.
+    pub fn bar(&self) -> Bar {
+        Bar {
+            time: self.time,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+        }
+    }
 }
 
 /// The whole state file.
@@ -214,11 +264,57 @@ mod tests {
                     trades: 4,
                 },
                 model_sha256: "ab12".into(),
+                last_bar: None,
             },
         );
         s.save(&d).expect("save");
         assert_eq!(StateFile::load(&d).expect("load"), s);
         assert!(!d.join(format!("{STATE_FILE}.tmp")).exists());
+        let text = fs::read_to_string(d.join(STATE_FILE)).expect("read");
+        assert!(!text.contains("\"last_bar\""), "absent when empty: {text}");
+        // With the last bar and the state before it.
+        let e = s.models.get_mut("EURUSD_M15").expect("entry");
+        let before = TwinState {
+            last_bar_time: e.state.last_bar_time - 900,
+            bars_seen: 399,
+            position_direction: 0,
+            position_intensity: 0,
+            entry_price: 0.0,
+            realized_pnl: -3.25,
+            trades: 3,
+        };
+        let bar = Bar {
+            time: e.state.last_bar_time,
+            open: 1.085,
+            high: 1.086 + 1e-15,
+            low: 1.084,
+            close: 1.085_09,
+            volume: 42.0,
+        };
+        e.last_bar = Some(LastBar::new(&bar, before));
+        s.save(&d).expect("save");
+        let back = StateFile::load(&d).expect("load");
+        assert_eq!(back, s);
+        assert_eq!(
+            back.models["EURUSD_M15"].last_bar.map(|l| l.bar()),
+            Some(bar)
+        );
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
+    fn an_older_state_file_loads() {
+        let d = tmpdir("old");
+        fs::write(
+            d.join(STATE_FILE),
+            r#"{"version":1,"models":{"X":{"symbol":"EURUSD","timeframe":"H1","state":{
+                "last_bar_time":3600,"bars_seen":2,"position_direction":0,
+                "position_intensity":0,"entry_price":0.0,"realized_pnl":0.0,"trades":0}}}}"#,
+        )
+        .expect("write");
+        let s = StateFile::load(&d).expect("load");
+        assert_eq!(s.models["X"].last_bar, None);
+        assert_eq!(s.models["X"].model_sha256, "");
         fs::remove_dir_all(&d).expect("cleanup");
     }
 

@@ -9,7 +9,7 @@ use crate::seam::Bar;
 pub enum Incoming {
     /// `WELCOME|V:1`
     Welcome,
-    /// `BAR|SYM|TF|time|o|h|l|c|v|SEQ:n[|HIST:1]`
+    /// `BAR|SYM|TF|time|o|h|l|c|v|SEQ:n[|HIST:1][|REV:1]`
     Bar {
         /// Symbol.
         symbol: String,
@@ -21,6 +21,9 @@ pub enum Incoming {
         seq: u64,
         /// Sent as history (warm-up), not live.
         history: bool,
+        /// A revision (`REV:1`): the broker's history differs from the bar sent earlier with
+        /// this time and `SEQ`; this one counts (docs/ipc.md, "Revisions").
+        revised: bool,
     },
     /// `HISTORY_END|SYM|TF|count`
     HistoryEnd {
@@ -103,6 +106,7 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
             },
             seq: b.seq,
             history: b.hist,
+            revised: b.rev,
         },
         Message::Ack(a) => {
             let (status, reason, ticket, price) = match a.outcome {
@@ -187,14 +191,18 @@ mod tests {
         assert_eq!(parse("WELCOME|V:1"), Ok(Incoming::Welcome));
         let b = parse("BAR|EURUSD|M15|2021-03-01T00:15:00Z|1.2|1.3|1.1|1.25|42|SEQ:7|HIST:1");
         let Ok(Incoming::Bar {
-            bar, seq, history, ..
+            bar,
+            seq,
+            history,
+            revised,
+            ..
         }) = b
         else {
             panic!("{b:?}")
         };
         assert_eq!(
-            (bar.time, bar.close, seq, history),
-            (1_614_557_700, 1.25, 7, true)
+            (bar.time, bar.close, seq, history, revised),
+            (1_614_557_700, 1.25, 7, true, false)
         );
         let a = parse("ACK|EURUSD|LONG_WEAK|OK|T:12345|P:1.08542|BT:2021-03-01T00:15:00Z|SEQ:7");
         let Ok(Incoming::Ack(a)) = a else {
@@ -210,6 +218,28 @@ mod tests {
         assert_eq!(a.reason.as_deref(), Some("MISSED_ENTRY"));
         assert!(parse("BAR|EURUSD|M15|yesterday|1|1|1|1|1|SEQ:1").is_err());
         assert!(parse("NOPE").is_err());
+    }
+
+    #[test]
+    fn parses_a_revision() {
+        let b = parse("BAR|EURUSD|M15|2021-03-01T00:15:00Z|1.2|1.3|1.1|1.24|40|SEQ:7|REV:1");
+        let Ok(Incoming::Bar {
+            bar,
+            seq,
+            history,
+            revised,
+            ..
+        }) = b
+        else {
+            panic!("{b:?}")
+        };
+        assert_eq!(
+            (bar.time, bar.close, bar.volume, seq, history, revised),
+            (1_614_557_700, 1.24, 40.0, 7, false, true)
+        );
+        assert!(
+            parse("BAR|EURUSD|M15|2021-03-01T00:15:00Z|1.2|1.3|1.1|1.24|40|SEQ:7|REV:2").is_err()
+        );
     }
 
     #[test]

@@ -581,14 +581,21 @@ fn summarize(
 }
 
 /// Runs `oracle replay` (in process) over exactly the bars the predictor ran (its
-/// `trace/NAME.bars.csv`) and compares the result with its trace, byte for byte.
+/// `trace/NAME.bars.csv`, as they finally stand: a revised bar replaces the one taken first) and
+/// compares the result with its trace (likewise), byte for byte.
 fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>, String) {
     let trace = std::fs::read_to_string(out.join(format!("trace/{name}.csv"))).unwrap_or_default();
+    let trace = oracle_ops::procs::final_csv(&trace);
     let rows = trace.lines().count().saturating_sub(1);
     if rows == 0 {
         return (0, None, "no trace".into());
     }
-    let bars = out.join(format!("trace/{name}.bars.csv"));
+    let taken =
+        std::fs::read_to_string(out.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
+    let bars = out.join(format!("trace/{name}.bars.final.csv"));
+    if let Err(e) = std::fs::write(&bars, oracle_ops::procs::final_csv(&taken)) {
+        return (rows, None, format!("cannot write {}: {e}", bars.display()));
+    }
     let mut got = Vec::new();
     let mut err = Vec::new();
     match crate::deps::replay(

@@ -118,6 +118,18 @@ pub async fn live_session(
     oracle_executor::live::LiveBroker,
     tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
 ) {
+    live_session_with(s, symbols, false).await
+}
+
+/// [`live_session`] with the session's `live_close` (`--bar-close live`) chosen.
+pub async fn live_session_with(
+    s: &oracle_sim::SimHandle,
+    symbols: &[&str],
+    live_close: bool,
+) -> (
+    oracle_executor::live::LiveBroker,
+    tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+) {
     use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
     use oracle_ctrader::{Credentials, SessionConfig};
     use oracle_sim::config::{
@@ -129,7 +141,8 @@ pub async fn live_session(
         access_token: DEFAULT_ACCESS_TOKEN.into(),
         refresh_token: None,
     };
-    let session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
+    let mut session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
+    session.live_close = live_close;
     let ep = Endpoint {
         host: "127.0.0.1".into(),
         port: s.addr.port(),

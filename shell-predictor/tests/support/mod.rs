@@ -194,3 +194,25 @@ pub fn bar_line(sym: &str, tf: &str, b: &Bar, seq: u64, hist: bool) -> String {
         if hist { "|HIST:1" } else { "" }
     )
 }
+
+/// A revision of `b` (`REV:1`), as the executor sends it when history differs from the bar it
+/// sent live.
+pub fn rev_line(sym: &str, tf: &str, b: &Bar, seq: u64) -> String {
+    format!("{}|REV:1", bar_line(sym, tf, b, seq, false))
+}
+
+/// A trace with a later row for a time replacing the earlier one (docs/ipc.md, "Revisions").
+pub fn dedup_trace(text: &str) -> String {
+    let mut rows: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let time = line.split(',').next().unwrap_or_default();
+        match rows
+            .iter()
+            .position(|r| r.split(',').next().unwrap_or_default() == time)
+        {
+            Some(at) => rows[at] = line,
+            None => rows.push(line),
+        }
+    }
+    rows.iter().map(|r| format!("{r}\n")).collect()
+}
