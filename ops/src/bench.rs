@@ -436,6 +436,20 @@ impl RssSampler {
             .map(|&k| k as f64)
             .collect();
         let pr_steady = percentiles(&mut pr_tail).map(|p| p.0);
+        // Growth: the median of the last quarter − the median of the second (medians shrug off
+        // a sample caught mid-allocation; the first quarter is start-up).
+        let n = self.samples.len();
+        let quarter = |k: usize| {
+            let mut v: Vec<f64> = self.samples[k * n / 4..(k + 1) * n / 4]
+                .iter()
+                .map(|s| s.1 as f64)
+                .collect();
+            percentiles(&mut v).map(|p| p.0)
+        };
+        let growth = match (quarter(1), quarter(3)) {
+            (Some(a), Some(b)) if n >= 8 => Some(b - a),
+            _ => None,
+        };
         json!({
             "samples": self.samples.len(),
             "peak_kb_executor": self.hwm.0,
@@ -444,6 +458,8 @@ impl RssSampler {
             "steady_kb_total": steady,
             "steady_kb_predictor": pr_steady,
             "slope_kb_per_min_second_half": kb_per_min.map(round3),
+            "growth_kb_q2_to_q4": growth.map(round3),
+            "seconds": self.samples.last().map(|s| round3(s.0)),
         })
     }
 }
@@ -1188,7 +1204,17 @@ pub fn markdown(r: &Value) -> String {
         );
         row(
             &mut s,
-            "RSS slope, 2nd half of the run",
+            &format!(
+                "RSS growth over the run: median of its last quarter − of its second ({} s, {} live bars per stream)",
+                num(e, &["rss", "seconds"]).map_or(0.0, |x| x.round()),
+                e["live_bars_per_stream"]
+            ),
+            fmt_opt(num(e, &["rss", "growth_kb_q2_to_q4"]), "kB"),
+            "≈ 0 (stable)",
+        );
+        row(
+            &mut s,
+            "RSS slope, 2nd half of the run (least squares)",
             fmt_opt(num(e, &["rss", "slope_kb_per_min_second_half"]), "kB/min"),
             "≈ 0",
         );

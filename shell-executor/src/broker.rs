@@ -2,7 +2,8 @@
 //!
 //! Implemented by [`crate::paper::PaperBook`] (paper mode and tests). The live implementation over
 //! `oracle-ctrader`'s driver maps each method to Open API requests (see `NEEDS.md`):
-//! `symbol` → `SymbolByIdReq`, `account` → `TraderReq`, `expected_margin` → `ExpectedMarginReq`,
+//! `symbol` → `SymbolByIdReq`, `account` → `TraderReq`, `expected_margin` → `ExpectedMarginReq`
+//! (`expected_margins`: one per symbol, all in flight together),
 //! `submit_open` → `NewOrderReq(MARKET_RANGE, slippageInPoints, baseSlippagePrice, clientOrderId,
 //! label)`, `submit_close` → `ClosePositionReq`, `answers` → their execution events, `reconcile` → `ReconcileReq`, `find_order` → `DealListReq` /
 //! `OrderListReq`, `history` → `GetTrendbarsReq`.
@@ -147,6 +148,20 @@ pub trait Broker {
         volume: i64,
         buy: bool,
     ) -> Result<f64, BrokerError>;
+    /// The margins of several new orders, one answer per ask in the asks' order: each ask is
+    /// (symbol, volume, buy) and its answer means what [`Broker::expected_margin`]'s does.
+    /// A broker with a network round trip asks them all at once (requests in flight together);
+    /// this default asks them one after the other.
+    async fn expected_margins(
+        &mut self,
+        asks: &[(String, i64, bool)],
+    ) -> Vec<Result<f64, BrokerError>> {
+        let mut out = Vec::with_capacity(asks.len());
+        for (symbol, volume, buy) in asks {
+            out.push(self.expected_margin(symbol, *volume, *buy).await);
+        }
+        out
+    }
     /// Puts a MARKET_RANGE order on the wire; its answer comes from [`Broker::answers`].
     async fn submit_open(&mut self, req: &OrderReq) -> Self::Ticket;
     /// Puts the full close of a position on the wire; its answer comes from [`Broker::answers`].

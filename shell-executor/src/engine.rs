@@ -6,10 +6,11 @@
 //! SIGNALs that wait together are handled as one batch ([`Engine::on_signals`]; the shell takes
 //! every SIGNAL already queued after the first): every model's plan is decided, then the batch's
 //! exits go out together (all intents written with one fsync, all orders on the wire, then all
-//! answers awaited), then its entries the same way (an entry whose model's exit failed is not
-//! sent). Two SIGNALs of one model never share a batch (the second waits for the first's
-//! answer), so every model sees exactly the sequence of decisions a one-at-a-time engine makes;
-//! ACKs come back in arrival order. A batch of one is the one-signal path.
+//! answers awaited; the entries' expected margins are asked together meanwhile), then its
+//! entries the same way (an entry whose model's exit failed is not sent). Two SIGNALs of one
+//! model never share a batch (the second waits for the first's answer), so every model sees
+//! exactly the sequence of decisions a one-at-a-time engine makes; ACKs come back in arrival
+//! order. A batch of one is the one-signal path.
 //!
 //! Memory is flat over a long run: per model, the ACKs of the last [`ACK_MEMORY`] answered bars
 //! (a re-sent SIGNAL for an older bar than the model's latest is refused `STALE_SIGNAL`, never
@@ -349,8 +350,19 @@ impl<B: Broker> Side<B> {
     /// outcome is journaled (unsynced, see [`Journal::append_unsynced`]). An unknown outcome is
     /// looked up, never resent. Returns the outcomes in the orders' order.
     async fn send_batch(&mut self, now: i64, orders: &[Order]) -> Vec<Exec> {
+        let sent = self.submit_batch(now, orders).await;
+        self.finish_batch(orders, sent).await
+    }
+
+    /// The first half of [`Side::send_batch`]: the intents fsynced, then the orders on the wire.
+    /// `Err`: the journal write failed, nothing was sent (the orders' outcomes).
+    async fn submit_batch(
+        &mut self,
+        now: i64,
+        orders: &[Order],
+    ) -> Result<Vec<B::Ticket>, Vec<Exec>> {
         if orders.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let intents: Vec<Record> = orders
             .iter()
@@ -377,7 +389,7 @@ impl<B: Broker> Side<B> {
                 code: "JOURNAL".into(),
                 msg: e.to_string(),
             };
-            return orders.iter().map(|_| Exec::Refused(r.clone())).collect();
+            return Err(orders.iter().map(|_| Exec::Refused(r.clone())).collect());
         }
         for (o, r) in orders.iter().zip(intents) {
             let coid = &o.req.client_order_id;
@@ -402,6 +414,23 @@ impl<B: Broker> Side<B> {
                         .await
                 }
             });
+        }
+        Ok(tickets)
+    }
+
+    /// The second half of [`Side::send_batch`]: all answers awaited together, then each outcome
+    /// journaled (looked up when unknown).
+    async fn finish_batch(
+        &mut self,
+        orders: &[Order],
+        sent: Result<Vec<B::Ticket>, Vec<Exec>>,
+    ) -> Vec<Exec> {
+        let tickets = match sent {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        };
+        if orders.is_empty() {
+            return Vec::new();
         }
         let results = self.broker.answers(tickets).await;
         let mut out = Vec::with_capacity(orders.len());
@@ -514,13 +543,19 @@ impl<B: Broker> Side<B> {
     ///
     /// 1. Every plan is decided against one account read (as the one-signal path would, since
     ///    no order of the batch has been sent yet).
-    /// 2. The exits go out as one batch ([`Side::send_batch`]).
+    /// 2. The exits go out as one batch ([`Side::send_batch`]); while they are on the wire, the
+    ///    expected margins of the entries are asked, all together (see step 4).
     /// 3. With more than one signal: the risk guard is refreshed (the account is read again when
     ///    an exit filled), and an entry is refused when the guard is now HALTED or its symbol
     ///    became unreconciled (conservative: a one-at-a-time engine would have seen that before
     ///    deciding the later models).
     /// 4. Margin: each entry, in arrival order, must fit in the free margin less the expected
-    ///    margin of the entries before it in the batch.
+    ///    margin of the entries before it in the batch. The expected margins are asked together
+    ///    ([`Broker::expected_margins`]: one round trip, not one per entry), for every entry the
+    ///    plans of step 1 left to check, while the exits of step 2 are on the wire (intents
+    ///    fsynced, orders submitted, answers not yet awaited): the margin an entry needs does not
+    ///    depend on the exits; the free margin does, and is read after them. An entry whose
+    ///    margin the broker did not give is refused `BROKER_DOWN`.
     /// 5. The entries (those whose model's exit did not fail) go out as one batch.
     /// 6. Each model's outcome is applied and its state journaled, in the items' order.
     pub async fn handle_batch(
@@ -574,8 +609,35 @@ impl<B: Broker> Side<B> {
                 })
             })
             .collect();
+        // The entries' margins, asked together while the exits are on the wire: the margin an
+        // entry needs does not depend on the exits (only the free margin does, read after them).
+        let asked: Vec<(usize, (String, i64, bool))> = plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.check_margin)
+            .filter_map(|(k, p)| {
+                let Some(Ok(o)) = &p.entry else { return None };
+                Some((
+                    k,
+                    (
+                        items[k].key.symbol.clone(),
+                        o.volume,
+                        o.action.direction() > 0,
+                    ),
+                ))
+            })
+            .collect();
+        let sent = self.submit_batch(now, &closes).await;
+        let mut margins: Vec<Option<f64>> = vec![None; n];
+        if !asked.is_empty() {
+            let asks: Vec<(String, i64, bool)> = asked.iter().map(|(_, a)| a.clone()).collect();
+            let answers = self.broker.expected_margins(&asks).await;
+            for ((k, _), a) in asked.iter().zip(answers) {
+                margins[*k] = a.ok();
+            }
+        }
         let mut close_exec: Vec<Option<Exec>> = vec![None; n];
-        for (o, e) in closes.iter().zip(self.send_batch(now, &closes).await) {
+        for (o, e) in closes.iter().zip(self.finish_batch(&closes, sent).await) {
             close_exec[o.idx] = Some(e);
         }
         let close_failed: Vec<bool> = close_exec
@@ -604,18 +666,11 @@ impl<B: Broker> Side<B> {
         // Margin for the entries, each counting the batch's earlier entries as used.
         let mut committed = 0.0;
         for (k, plan) in plans.iter_mut().enumerate() {
-            if !plan.check_margin || close_failed[k] {
+            if !plan.check_margin || close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
                 continue;
             }
-            let Some(Ok(o)) = &plan.entry else { continue };
-            let (volume, buy) = (o.volume, o.action.direction() > 0);
             let free = self.account(now).await.map(|a| a.free_margin);
-            let need = self
-                .broker
-                .expected_margin(&items[k].key.symbol, volume, buy)
-                .await
-                .ok();
-            match (need, free) {
+            match (margins[k], free) {
                 (Some(need), Some(free)) => {
                     match Policy::margin_check(cfg, need, free - committed) {
                         Ok(()) => committed += need,

@@ -5,12 +5,12 @@
 //! before anything else), `Spot` (quotes), `BarClosed` ([`Feed::Bar`]), and execution events that
 //! complete orders whose first answer was only `ORDER_ACCEPTED`.
 //!
-//! Margin: `ExpectedMarginReq` when the broker answers it, else (logged once) an estimate of
-//! units × price / leverage (quote currency taken as the deposit currency). An order whose
-//! outcome is unknown is looked up by its clientOrderId (`OrderListReq` + `OrderDetailsReq`)
-//! first; positions do not carry the client order id, so reconciliation and the fallback
-//! look-up also explain a position by label, side and volume, or by an opening deal (see
-//! `engine`).
+//! Margin: `ExpectedMarginReq` when the broker answers it (a batch's asks: one request per
+//! symbol, all in flight together), else (logged once) an estimate of units × price / leverage
+//! (quote currency taken as the deposit currency). An order whose outcome is unknown is looked
+//! up by its clientOrderId (`OrderListReq` + `OrderDetailsReq`) first; positions do not carry
+//! the client order id, so reconciliation and the fallback look-up also explain a position by
+//! label, side and volume, or by an opening deal (see `engine`).
 //!
 //! History (`Broker::history`, the seed of a stream's first HISTORY) ends at the broker's time,
 //! not the wall clock: the window ends at the later of the wall clock and the latest server time
@@ -514,6 +514,14 @@ impl LiveBroker {
         self.specs.get(name).cloned()
     }
 
+    /// The margin estimate when the broker does not say: units × price / leverage (quote
+    /// currency taken as the deposit currency).
+    fn estimate_margin(&self, symbol: &str, volume: i64, buy: bool) -> Result<f64, BrokerError> {
+        let q = self.quote(symbol).ok_or_else(|| err("no price"))?;
+        let px = if buy { q.ask } else { q.bid };
+        Ok(units::volume_to_units(volume) * px / self.leverage)
+    }
+
     async fn req(&self, p: impl Into<Payload>) -> Result<Payload, BrokerError> {
         let _busy = Busy::new(&self.shared);
         match self.client.request(p).await.map_err(err)? {
@@ -903,18 +911,24 @@ impl Broker for LiveBroker {
     }
 
     async fn account(&mut self) -> Result<Account, BrokerError> {
-        let t = self
-            .req(ProtoOaTraderReq {
+        // The three reads are in flight together (one round trip, not three).
+        let (t, rec, pnl) = tokio::join!(
+            self.req(ProtoOaTraderReq {
                 ctid_trader_account_id: self.account,
                 ..Default::default()
-            })
-            .await?;
-        let Payload::TraderRes(t) = t else {
+            }),
+            self.reconcile_raw(),
+            self.req(ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            }),
+        );
+        let Payload::TraderRes(t) = t? else {
             return Err(err("TraderReq: unexpected answer"));
         };
         let md = t.trader.money_digits.unwrap_or(self.money_digits);
         let balance = units::money_to_f64(t.trader.balance, md);
-        let rec = self.reconcile_raw().await?;
+        let rec = rec?;
         let used: f64 = rec
             .position
             .iter()
@@ -925,13 +939,7 @@ impl Broker for LiveBroker {
                 )
             })
             .sum();
-        let pnl = self
-            .req(ProtoOaGetPositionUnrealizedPnLReq {
-                ctid_trader_account_id: self.account,
-                ..Default::default()
-            })
-            .await?;
-        let floating = match pnl {
+        let floating = match pnl? {
             Payload::GetPositionUnrealizedPnLRes(r) => r
                 .position_unrealized_pn_l
                 .iter()
@@ -953,41 +961,82 @@ impl Broker for LiveBroker {
         volume: i64,
         buy: bool,
     ) -> Result<f64, BrokerError> {
-        if self.expected_margin_ok
-            && let Some(spec) = self.specs.get(symbol)
-        {
-            let r = self
-                .req(ProtoOaExpectedMarginReq {
-                    ctid_trader_account_id: self.account,
-                    symbol_id: spec.id,
-                    volume: vec![volume],
-                    ..Default::default()
-                })
-                .await;
-            match r {
-                Ok(Payload::ExpectedMarginRes(m)) => {
-                    let md = m.money_digits.unwrap_or(self.money_digits);
-                    if let Some(x) = m.margin.iter().find(|x| x.volume == volume) {
-                        let cents = if buy { x.buy_margin } else { x.sell_margin };
-                        return Ok(units::money_to_f64(cents, md));
+        self.expected_margins(&[(symbol.to_string(), volume, buy)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(err("ExpectedMarginReq: no answer")))
+    }
+
+    /// One `ExpectedMarginReq` per symbol (carrying every volume asked for it), all in flight
+    /// together: a batch of entries waits one round trip, not one per entry. An ask for a
+    /// symbol the broker does not list, a volume missing from the answer, and every ask once the
+    /// broker is found not to answer the request: the estimate (units × price / leverage).
+    async fn expected_margins(
+        &mut self,
+        asks: &[(String, i64, bool)],
+    ) -> Vec<Result<f64, BrokerError>> {
+        // (symbol id, volumes) per request, and the request of each ask.
+        let mut reqs: Vec<(i64, Vec<i64>)> = Vec::new();
+        let mut req_of: Vec<Option<usize>> = vec![None; asks.len()];
+        if self.expected_margin_ok {
+            for ((symbol, volume, _), r) in asks.iter().zip(&mut req_of) {
+                let Some(spec) = self.specs.get(symbol) else {
+                    continue;
+                };
+                let i = match reqs.iter().position(|(id, _)| *id == spec.id) {
+                    Some(i) => i,
+                    None => {
+                        reqs.push((spec.id, Vec::new()));
+                        reqs.len() - 1
                     }
+                };
+                if !reqs[i].1.contains(volume) {
+                    reqs[i].1.push(*volume);
                 }
-                Ok(_) => {
-                    self.expected_margin_ok = false;
-                    warn!(
-                        "the broker does not answer ExpectedMarginReq: estimating margin as units × price / leverage from now on"
-                    );
-                }
-                Err(e) if unsupported(&e) => {
-                    self.expected_margin_ok = false;
-                    warn!(error = %e, "the broker does not answer ExpectedMarginReq: estimating margin as units × price / leverage from now on");
-                }
-                Err(e) => return Err(e),
+                *r = Some(i);
             }
         }
-        let q = self.quote(symbol).ok_or_else(|| err("no price"))?;
-        let px = if buy { q.ask } else { q.bid };
-        Ok(units::volume_to_units(volume) * px / self.leverage)
+        let account = self.account;
+        let answers = futures_util::future::join_all(reqs.iter().map(|(symbol_id, volumes)| {
+            self.req(ProtoOaExpectedMarginReq {
+                ctid_trader_account_id: account,
+                symbol_id: *symbol_id,
+                volume: volumes.clone(),
+                ..Default::default()
+            })
+        }))
+        .await;
+        for a in &answers {
+            let not_served = match a {
+                Ok(Payload::ExpectedMarginRes(_)) => None,
+                Ok(_) => Some("unexpected answer".to_string()),
+                Err(e) if unsupported(e) => Some(e.to_string()),
+                Err(_) => None,
+            };
+            if let Some(e) = not_served
+                && self.expected_margin_ok
+            {
+                self.expected_margin_ok = false;
+                warn!(error = %e, "the broker does not answer ExpectedMarginReq: estimating margin as units × price / leverage from now on");
+            }
+        }
+        asks.iter()
+            .zip(req_of)
+            .map(|((symbol, volume, buy), r)| {
+                match r.map(|i| &answers[i]) {
+                    Some(Ok(Payload::ExpectedMarginRes(m))) => {
+                        let md = m.money_digits.unwrap_or(self.money_digits);
+                        if let Some(x) = m.margin.iter().find(|x| x.volume == *volume) {
+                            let cents = if *buy { x.buy_margin } else { x.sell_margin };
+                            return Ok(units::money_to_f64(cents, md));
+                        }
+                    }
+                    Some(Err(e)) if !unsupported(e) => return Err(e.clone()),
+                    _ => {}
+                }
+                self.estimate_margin(symbol, *volume, *buy)
+            })
+            .collect()
     }
 
     type Ticket = LiveTicket;
