@@ -112,6 +112,11 @@ pub struct SessionConfig {
     /// With K streams closing together, history alone brings the last of them ⌈K/5⌉ − 1 s late
     /// (5 historical requests a second).
     pub live_close: bool,
+    /// With [`Self::live_close`]: how long after a live bar goes out history is asked to confirm
+    /// it. Off the bar's path either way; waiting keeps the confirmations out of the request
+    /// burst of the orders the bar causes (they share the 50 requests a second) and gives the
+    /// server's history time to hold the bar.
+    pub confirm_delay: Duration,
     /// Maximum frame body accepted from the server.
     pub max_frame_len: usize,
 }
@@ -134,6 +139,7 @@ impl SessionConfig {
             history_retries: 3,
             history_retry_delay: Duration::from_secs(1),
             live_close: false,
+            confirm_delay: Duration::from_secs(2),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
         }
     }
@@ -479,6 +485,14 @@ impl BarStream {
     /// stream's every earlier bar accounted for) and not emitted yet. No bar can lie between `f`
     /// and `next_open` (a tick would have shown it on this connection), so history is known up
     /// to there. Returns the bar to emit.
+    /// Asks history to confirm the live-emitted bars at `at` (not at once), unless a
+    /// confirmation is already in flight or scheduled.
+    fn confirm_later(&mut self, at: Instant) {
+        if !self.confirming && self.confirm_at.is_none() {
+            self.confirm_at = Some(at);
+        }
+    }
+
     fn close_live(&mut self, f: Bar, next_open: i64) -> Option<Bar> {
         if !self.fresh || self.checked_until < f.open_time {
             tracing::debug!(
@@ -1680,7 +1694,7 @@ impl Session {
                     return;
                 }
                 for tb in &ev.trendbar {
-                    self.on_live_bar(ev.symbol_id, tb);
+                    self.on_live_bar(now, ev.symbol_id, tb);
                 }
                 if let Some(t) = ev.timestamp
                     && t > self.server_ms
@@ -1759,7 +1773,7 @@ impl Session {
         // In-flight internal requests will be answered with errors or time out harmlessly.
     }
 
-    fn on_live_bar(&mut self, symbol_id: i64, tb: &crate::proto::ProtoOaTrendbar) {
+    fn on_live_bar(&mut self, now: Instant, symbol_id: i64, tb: &crate::proto::ProtoOaTrendbar) {
         // An absent `period` is the schema default (M1); an unknown value is skipped.
         let Some(period) =
             ProtoOaTrendbarPeriod::try_from(tb.period.unwrap_or(ProtoOaTrendbarPeriod::M1 as i32))
@@ -1769,6 +1783,7 @@ impl Session {
         };
         let Ok(bar) = decode_trendbar(tb) else { return };
         let live_close = self.cfg.live_close;
+        let confirm_at = now + self.cfg.confirm_delay;
         let Some(s) = self.streams.get_mut(&(symbol_id, period)) else {
             return;
         };
@@ -1787,6 +1802,9 @@ impl Session {
                 s.bound = s.bound.max(bar.open_time);
                 if live_close {
                     emitted = s.close_live(f, bar.open_time);
+                    if emitted.is_some() {
+                        s.confirm_later(confirm_at);
+                    }
                 }
                 s.forming = Some(bar);
                 s.fresh = true;
@@ -1822,6 +1840,7 @@ impl Session {
     fn clock_bar_closes(&mut self, now: Instant) {
         let utc = self.utc_s(now) - self.cfg.bar_close_grace.as_secs() as i64;
         let live_close = self.cfg.live_close;
+        let confirm_delay = self.cfg.confirm_delay;
         let mut emitted = Vec::new();
         for (key, s) in self.streams.iter_mut() {
             if let Some(f) = s.forming
@@ -1831,6 +1850,7 @@ impl Session {
                 s.clock_closed = true;
                 s.bound = s.bound.max(f.open_time + s.secs);
                 if live_close && let Some(b) = s.close_live(f, f.open_time + s.secs) {
+                    s.confirm_later(now + confirm_delay);
                     emitted.push((*key, b));
                 }
             }

@@ -710,7 +710,12 @@ fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
         p.closed_bars(),
         vec![(t, BarSource::Live), (t + 60, BarSource::Live)]
     );
-    // The only history request is the confirmation that follows it (for exactly that bar).
+    // No history request on the bar's path; the confirmation follows `confirm_delay` (2 s)
+    // later, out of the burst of orders the bar causes, for exactly that bar.
+    assert_eq!(p.sent_of(2137).len(), asked, "nothing asked at the close");
+    p.advance_to(Duration::from_secs(122));
+    assert_eq!(p.sent_of(2137).len(), asked, "not before confirm_delay");
+    p.advance_to(Duration::from_secs(124));
     let reqs = p.sent_of(2137);
     assert_eq!(reqs.len(), asked + 1);
     match &reqs.last().unwrap().1.payload {

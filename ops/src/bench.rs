@@ -100,6 +100,12 @@ pub struct BenchArgs {
     /// fetched from history first).
     #[arg(long, default_value = "live")]
     pub sim_bar_close: String,
+    /// Simulator → executor run: the models. `SYM_TF` (default `SYNFX02_M5`): 20 copies of that
+    /// model and its bar file under the symbols CLONE01…CLONE20, so 20 symbols close on the same
+    /// bar at every close (the "20 symbols closing on the same bar"); `bundled`: the 20
+    /// bundled models as they are (mixed timeframes: a few streams close together at a time).
+    #[arg(long, default_value = "SYNFX02_M5")]
+    pub sim_models: String,
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
     pub scale_worker: Option<usize>,
@@ -823,7 +829,13 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
         ),
     };
-    let m = market::prepare(&args.models, &args.data, &input, &spec)?;
+    let m = if args.sim_models == "bundled" {
+        market::prepare(&args.models, &args.data, &input, &spec)?
+    } else {
+        let (models, data) =
+            market::clone_models(&args.models, &args.data, &args.sim_models, 20, &args.out)?;
+        market::prepare(&models, &data, &input, &spec)?
+    };
     let dir = args.out.join("sim-run");
     procs::fresh_dir(&dir)?;
     // The market's end: the run is over once the simulator has closed a bar at or after it and
@@ -934,7 +946,8 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     let mut per_stream: Vec<f64> = lat.streams_per_instant.iter().map(|&n| n as f64).collect();
     let streams_median = percentiles(&mut per_stream).map(|p| p.0);
     Ok(json!({
-        "mode": format!("oracle-sim (TLS, --speed {}, market shifted to start now) + executor (live broker over the simulator, --bar-close {}, paper book beside it) + predictor, separate processes, loopback", args.sim_speed, args.sim_bar_close),
+        "mode": format!("oracle-sim (TLS, --speed {}, market shifted to start now) + executor (live broker over the simulator, --bar-close {}, paper book beside it) + predictor, separate processes, loopback; models: {}", args.sim_speed, args.sim_bar_close, if args.sim_models == "bundled" { "the 20 bundled ones".to_string() } else { format!("20 copies of {} (CLONE01…CLONE20, same bars: every close is 20 symbols closing together)", args.sim_models) }),
+        "models_source": args.sim_models,
         "bar_close": args.sim_bar_close,
         "speed": args.sim_speed,
         "market_hours": args.sim_hours,

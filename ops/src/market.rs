@@ -295,6 +295,55 @@ pub fn prepare(
     })
 }
 
+/// Writes `n` copies of the model `source` (`SYM_TF`) and its bar file under the symbols
+/// `CLONE01`…: zips `models/CLONEkk_TF.zip` (members renamed, the metadata in the zip comment
+/// naming the new symbol; member bytes and hashes unchanged) and bar files `data/CLONEkk_TF.csv`
+/// (the same bars). Every copy's stream then closes on the same instants as the others: the
+/// simulator leg's "20 symbols closing on the same bar". Returns the two folders.
+pub fn clone_models(
+    models_dir: &Path,
+    data_dir: &Path,
+    source: &str,
+    n: usize,
+    out: &Path,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use std::io::{Read, Write};
+    let (sym, tf) = source
+        .rsplit_once('_')
+        .ok_or_else(|| anyhow::anyhow!("--sim-clones {source}: expected SYM_TF"))?;
+    let zip_path = models_dir.join(format!("{source}.zip"));
+    let bars = data_dir.join(format!("{source}.csv"));
+    let (models, data) = (out.join("clone-models"), out.join("clone-data"));
+    std::fs::create_dir_all(&models)?;
+    std::fs::create_dir_all(&data)?;
+    let bytes =
+        std::fs::read(&zip_path).map_err(|e| anyhow::anyhow!("{}: {e}", zip_path.display()))?;
+    for k in 1..=n {
+        let name = format!("CLONE{k:02}");
+        let mut src = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", zip_path.display()))?;
+        let comment = String::from_utf8(src.comment().to_vec())
+            .map_err(|e| anyhow::anyhow!("{}: zip comment: {e}", zip_path.display()))?;
+        let path = models.join(format!("{name}_{tf}.zip"));
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&path)?);
+        for i in 0..src.len() {
+            let mut f = src.by_index(i)?;
+            let renamed = f.name().replacen(sym, &name, 1);
+            let mut body = Vec::new();
+            f.read_to_end(&mut body)?;
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file(renamed, opts)?;
+            w.write_all(&body)?;
+        }
+        w.set_comment(comment.replace(sym, &name));
+        w.finish()?;
+        std::fs::copy(&bars, data.join(format!("{name}_{tf}.csv")))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", bars.display()))?;
+    }
+    Ok((models, data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +363,36 @@ mod tests {
         assert_eq!(period_secs("M15"), Some(900));
         assert_eq!(period_secs("D1"), Some(86_400));
         assert_eq!(period_secs("X1"), None);
+    }
+
+    #[test]
+    fn clones_load_as_their_own_symbol_with_the_same_policy_and_bars() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::env::temp_dir().join(format!("oracle-clones-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let (models, data) = clone_models(
+            &root.join("models"),
+            &root.join("data"),
+            "SYNFX02_M5",
+            2,
+            &out,
+        )
+        .expect("clones");
+        let orig = oracle_model::load_model(&root.join("models/SYNFX02_M5.zip")).expect("orig");
+        for k in ["CLONE01", "CLONE02"] {
+            let m = oracle_model::load_model(&models.join(format!("{k}_M5.zip"))).expect(k);
+            assert_eq!(m.metadata.symbol_clean, k);
+            assert_eq!(m.metadata.timeframe, "M5");
+            assert_eq!(m.model.window(), orig.model.window());
+            let a = std::fs::read(data.join(format!("{k}_M5.csv"))).expect("bars");
+            assert_eq!(
+                a,
+                std::fs::read(root.join("data/SYNFX02_M5.csv")).expect("bars")
+            );
+        }
+        assert!(
+            clone_models(&root.join("models"), &root.join("data"), "NOPE_M5", 1, &out).is_err()
+        );
+        let _ = std::fs::remove_dir_all(&out);
     }
 }

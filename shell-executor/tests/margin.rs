@@ -571,7 +571,8 @@ mod over_the_sim {
     }
 
     /// A live session to the sim through `port` (no bar stream: only requests).
-    async fn session(s: &SimHandle, port: u16) -> LiveBroker {
+    /// A live session through `port`; with `streams`, M1 bars (and so quotes) of every symbol.
+    async fn session(s: &SimHandle, port: u16, streams: bool) -> LiveBroker {
         use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
         use oracle_ctrader::{Credentials, SessionConfig};
         use oracle_sim::config::{
@@ -595,7 +596,13 @@ mod over_the_sim {
         let (b, _feed) = oracle_executor::live::connect(oracle_executor::live::LiveConfig {
             client,
             symbols: SYMS.iter().map(|s| s.to_string()).collect(),
-            streams: Vec::new(),
+            streams: if streams {
+                SYMS.iter()
+                    .map(|s| (s.to_string(), oracle_ipc::Timeframe::M1))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             fill_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(10),
             hold_market: false,
@@ -610,7 +617,7 @@ mod over_the_sim {
         let s = sim().await;
         let delay = Arc::new(AtomicU64::new(0));
         let port = proxy(s.addr, delay.clone()).await;
-        let mut b = session(&s, port).await;
+        let mut b = session(&s, port, false).await;
         // The market holds still: both ways of asking see the same prices.
         s.with_broker(|b, now| b.set_paused(now, true))
             .await
@@ -654,6 +661,61 @@ mod over_the_sim {
             "{} asks in {together:?} (round trip {rtt:?}; one at a time: {apart:?})",
             asks.len()
         );
+        drop(b);
+        s.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_margin_the_broker_gave_is_reused_at_the_current_price_without_asking() {
+        let s = sim().await;
+        let delay = Arc::new(AtomicU64::new(0));
+        let port = proxy(s.addr, delay.clone()).await;
+        let mut b = session(&s, port, true).await;
+        let until = Instant::now() + Duration::from_secs(10);
+        while SYMS.iter().any(|s| b.quote(s).is_none()) {
+            assert!(Instant::now() < until, "no quotes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s.with_broker(|b, now| b.set_paused(now, true))
+            .await
+            .expect("sim up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut asks: Vec<(String, i64, bool)> = Vec::new();
+        for sym in SYMS {
+            let spec = b.spec(sym).expect("symbol");
+            for buy in [true, false] {
+                asks.push((sym.to_string(), spec.min_volume, buy));
+            }
+        }
+        delay.store(ONE_WAY_MS, Ordering::SeqCst);
+        let rtt = Duration::from_millis(2 * ONE_WAY_MS);
+        let t = Instant::now();
+        let first = b.expected_margins(&asks).await;
+        let asked = t.elapsed();
+        let t = Instant::now();
+        let again = b.expected_margins(&asks).await;
+        let reused = t.elapsed();
+        // A volume not asked before goes to the broker.
+        let other = vec![(
+            SYMS[0].to_string(),
+            3 * b.spec(SYMS[0]).expect("s").min_volume,
+            true,
+        )];
+        let t = Instant::now();
+        let fresh = b.expected_margins(&other).await;
+        let new_volume = t.elapsed();
+        delay.store(0, Ordering::SeqCst);
+        assert!(
+            asked >= rtt,
+            "the first answers come from the broker: {asked:?}"
+        );
+        assert!(reused < rtt / 2, "reused without a request: {reused:?}");
+        assert!(new_volume >= rtt, "a new volume is asked: {new_volume:?}");
+        assert!(fresh[0].as_ref().is_ok_and(|m| *m > 0.0), "{fresh:?}");
+        for ((a, x), y) in asks.iter().zip(&first).zip(&again) {
+            let (x, y) = (x.as_ref().expect("margin"), y.as_ref().expect("margin"));
+            assert!((x - y).abs() <= 1e-9 * x.abs(), "{a:?}: {x} then {y}");
+        }
         drop(b);
         s.shutdown().await;
     }
