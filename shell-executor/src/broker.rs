@@ -162,6 +162,10 @@ pub trait Broker {
         }
         out
     }
+    /// Asks, off the orders' path, the margins of entries a later batch may make (symbol,
+    /// volume, buy), where a broker that reuses its answers ([`Broker::expected_margins`]) holds
+    /// none fresh enough, so those entries need no request on their own path. Default: nothing.
+    async fn prefetch_margins(&mut self, _asks: &[(String, i64, bool)]) {}
     /// Puts a MARKET_RANGE order on the wire; its answer comes from [`Broker::answers`].
     async fn submit_open(&mut self, req: &OrderReq) -> Self::Ticket;
     /// Puts the full close of a position on the wire; its answer comes from [`Broker::answers`].

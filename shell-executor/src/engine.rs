@@ -735,6 +735,30 @@ impl<B: Broker> Side<B> {
             }
             out.push((ack, plan, refusal));
         }
+        // The orders are out: ask now the margins of the entries these models could make at
+        // their next transition (every intensity, both sides), so a reversal's entries find
+        // the broker's answers fresh and their batch fits the 50 requests a second.
+        let mut next: Vec<(String, i64, bool)> = Vec::new();
+        for it in items {
+            let (Some(sc), Some(spec)) = (
+                cfg.symbols.get(&it.key.symbol),
+                self.spec(&it.key.symbol).await,
+            ) else {
+                continue;
+            };
+            for lots in sc.lots {
+                let Ok(v) = crate::volume::lots_to_volume(lots, &spec) else {
+                    continue;
+                };
+                for buy in [true, false] {
+                    let ask = (it.key.symbol.clone(), v, buy);
+                    if !next.contains(&ask) {
+                        next.push(ask);
+                    }
+                }
+            }
+        }
+        self.broker.prefetch_margins(&next).await;
         out
     }
 

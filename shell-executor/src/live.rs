@@ -1086,6 +1086,32 @@ impl Broker for LiveBroker {
         out
     }
 
+    async fn prefetch_margins(&mut self, asks: &[(String, i64, bool)]) {
+        // Refreshed at half their life, so a reversal finds them fresh.
+        let stale: Vec<(String, i64, bool)> = asks
+            .iter()
+            .filter(|(symbol, volume, buy)| {
+                self.quote(symbol).is_some()
+                    && self
+                        .margin_rates
+                        .get(&(symbol.clone(), *volume, *buy))
+                        .is_none_or(|(_, at)| at.elapsed() >= MARGIN_RATE_TTL / 2)
+            })
+            .cloned()
+            .collect();
+        if stale.is_empty() || !self.expected_margin_ok {
+            return;
+        }
+        for (symbol, volume, buy) in &stale {
+            self.margin_rates.remove(&(symbol.clone(), *volume, *buy));
+        }
+        for (a, r) in stale.iter().zip(self.expected_margins(&stale).await) {
+            if let Err(e) = r {
+                info!(symbol = %a.0, volume = a.1, error = %e, "margin prefetch failed (asked again at the entry)");
+            }
+        }
+    }
+
     type Ticket = LiveTicket;
 
     async fn submit_open(&mut self, r: &OrderReq) -> LiveTicket {

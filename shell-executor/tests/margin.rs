@@ -704,7 +704,30 @@ mod over_the_sim {
         let t = Instant::now();
         let fresh = b.expected_margins(&other).await;
         let new_volume = t.elapsed();
+        // Prefetched off an entry's path: that entry's margin then needs no request.
+        let pre = vec![(
+            SYMS[1].to_string(),
+            3 * b.spec(SYMS[1]).expect("s").min_volume,
+            false,
+        )];
+        b.prefetch_margins(&pre).await;
+        let t = Instant::now();
+        let prefetched = b.expected_margins(&pre).await;
+        let after_prefetch = t.elapsed();
+        // A prefetch of fresh answers asks nothing.
+        let t = Instant::now();
+        b.prefetch_margins(&asks).await;
+        let fresh_prefetch = t.elapsed();
         delay.store(0, Ordering::SeqCst);
+        assert!(after_prefetch < rtt / 2, "prefetched: {after_prefetch:?}");
+        assert!(
+            prefetched[0].as_ref().is_ok_and(|m| *m > 0.0),
+            "{prefetched:?}"
+        );
+        assert!(
+            fresh_prefetch < rtt / 2,
+            "nothing to prefetch: {fresh_prefetch:?}"
+        );
         assert!(
             asked >= rtt,
             "the first answers come from the broker: {asked:?}"
