@@ -84,13 +84,15 @@ pub struct BenchArgs {
     pub timeout_s: u64,
     /// Simulator → executor run: hours of live market (an M5 model sees 12 bars per hour, an H1
     /// model one, a D1 model one per UTC midnight crossed). Raise it for a longer run.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     pub sim_hours: u64,
     /// Simulator → executor run: the simulator's speed, `<N>x` (market time N × wall time). The
-    /// default leaves the pipeline idle between two close instants (5 s apart at the least; the
-    /// report checks it), so a close's latency carries no queue from the previous one: the
-    /// executor confirms every closed bar from history, at most 5 requests per second.
-    #[arg(long, default_value = "60x")]
+    /// default leaves the broker's request budget idle between two close instants, as real time
+    /// does: at 40x an M5 close comes every 7.5 s, after the previous close's 20 history
+    /// confirmations (2 s later, 5 a second: done 6 s after it). Faster, they spill into the
+    /// next close's burst of orders and share its 50 requests a second (an artifact of the
+    /// compressed time: at 1x they are minutes apart).
+    #[arg(long, default_value = "40x")]
     pub sim_speed: String,
     /// Skip the simulator → executor run.
     #[arg(long)]
