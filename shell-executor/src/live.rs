@@ -164,6 +164,19 @@ pub struct LiveBroker {
 /// move with the price); the broker's own check (`NOT_ENOUGH_MONEY`) still stands behind it.
 pub const MARGIN_RATE_TTL: Duration = Duration::from_secs(900);
 
+/// A decoded trendbar as the engine's bar, prices rounded to the symbol's `digits`.
+fn bar_data(b: &units::Bar, digits: u32) -> BarData {
+    let [open, high, low, close] = b.ohlc_f64(digits);
+    BarData {
+        time: b.open_time,
+        open,
+        high,
+        low,
+        close,
+        volume: b.volume.max(0) as u64,
+    }
+}
+
 /// The largest timestamp the Open API accepts (ms).
 const MAX_TIMESTAMP_MS: i64 = 2_147_483_646_000;
 
@@ -339,7 +352,6 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 let Some((name, digits)) = lock(&shared.symbols).get(&symbol_id).cloned() else {
                     continue;
                 };
-                let [open, high, low, close] = bar.ohlc_f64(digits);
                 let spread = match lock(&shared.quotes).get(&symbol_id) {
                     Some((Some(b), Some(a))) => {
                         units::price_to_f64(*a as i64, digits)
@@ -355,14 +367,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 let ev = Feed::Bar {
                     symbol: name,
                     tf,
-                    bar: BarData {
-                        time: bar.open_time,
-                        open,
-                        high,
-                        low,
-                        close,
-                        volume: bar.volume.max(0) as u64,
-                    },
+                    bar: bar_data(&bar, digits),
                     spread,
                 };
                 if shared.hold.load(Ordering::SeqCst) {
@@ -384,22 +389,11 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 let Some((name, digits)) = lock(&shared.symbols).get(&symbol_id).cloned() else {
                     continue;
                 };
-                let data = |b: &oracle_ctrader::units::Bar| {
-                    let [open, high, low, close] = b.ohlc_f64(digits);
-                    BarData {
-                        time: b.open_time,
-                        open,
-                        high,
-                        low,
-                        close,
-                        volume: b.volume.max(0) as u64,
-                    }
-                };
                 let ev = Feed::BarRevised {
                     symbol: name,
                     tf: tf_of(period),
-                    bar: data(&history),
-                    sent: data(&live),
+                    bar: bar_data(&history, digits),
+                    sent: bar_data(&live, digits),
                 };
                 if tx.send(ev).await.is_err() {
                     return;
@@ -1322,15 +1316,7 @@ impl Broker for LiveBroker {
             if (b.open_time + tf.seconds()) * 1000 > end {
                 continue;
             }
-            let [open, high, low, close] = b.ohlc_f64(spec.digits);
-            out.push(BarData {
-                time: b.open_time,
-                open,
-                high,
-                low,
-                close,
-                volume: b.volume.max(0) as u64,
-            });
+            out.push(bar_data(&b, spec.digits));
         }
         out.sort_by_key(|b| b.time);
         let n = out.len().saturating_sub(count as usize);
