@@ -817,7 +817,11 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The executor confirms each live-emitted bar from history 2 s after it went out, 5 requests
+    // a second: wait for the last bars' confirmations (and the revisions they bring) before
+    // counting what the twins hold.
+    let confirmations = Duration::from_millis(3000 + 200 * m.models.len() as u64);
+    std::thread::sleep(confirmations);
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     sim.stop(Duration::from_secs(3));
