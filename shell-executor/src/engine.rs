@@ -735,9 +735,14 @@ impl<B: Broker> Side<B> {
             }
             out.push((ack, plan, refusal));
         }
-        // The orders are out: ask now the margins of the entries these models could make at
-        // their next transition (every intensity, both sides), so a reversal's entries find
-        // the broker's answers fresh and their batch fits the 50 requests a second.
+        out
+    }
+
+    /// Asks, off the orders' path, the margins of the entries `items`' models could make at
+    /// their next transition (every intensity, both sides), so a reversal's entries find the
+    /// broker's answers fresh and their batch fits the 50 requests a second
+    /// ([`Broker::prefetch_margins`]: only stale ones are asked).
+    pub async fn prefetch_next_entries(&mut self, cfg: &ExecutorConfig, items: &[Item]) {
         let mut next: Vec<(String, i64, bool)> = Vec::new();
         for it in items {
             let (Some(sc), Some(spec)) = (
@@ -759,7 +764,6 @@ impl<B: Broker> Side<B> {
             }
         }
         self.broker.prefetch_margins(&next).await;
-        out
     }
 
     /// Reconciles the journal's view with the broker's positions. Run at start and after every
@@ -1413,6 +1417,10 @@ impl<B: Broker> Engine<B> {
                 line,
                 duplicate: false,
             });
+        }
+        // Both sides' orders are out and answered: prepare the next transitions' margins.
+        if let Some(l) = &mut self.live {
+            l.prefetch_next_entries(&self.cfg, &items).await;
         }
     }
 }

@@ -5,12 +5,10 @@ mod common;
 
 use common::*;
 use oracle_executor::broker::Broker;
-use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::{Journal, Op, client_order_id};
 use oracle_executor::paper::{Fault, PaperBook};
 use oracle_executor::policy::ModelKey;
-use oracle_executor::volume::SymbolSpec;
 use oracle_ipc::{Message, Signal, Timeframe, parse};
 
 /// (symbol, action, bar index).
@@ -180,30 +178,6 @@ async fn a_batch_gives_the_same_acks_journal_and_book_as_one_at_a_time() {
     assert_eq!(ra.models, rb.models);
     assert_eq!(ra.acks, rb.acks);
     assert!(ra.pending.is_empty() && rb.pending.is_empty());
-}
-
-/// 20 models closing on the same bar: the symbols FX00..FX19 (EURUSD-like).
-fn fleet() -> (ExecutorConfig, PaperBook, Vec<String>) {
-    let names: Vec<String> = (0..20).map(|k| format!("FX{k:02}")).collect();
-    let mut json = serde_json::Map::new();
-    for n in &names {
-        json.insert(
-            n.clone(),
-            serde_json::json!({"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}),
-        );
-    }
-    let cfg = from_value(&serde_json::Value::Object(json)).expect("config");
-    let mut b = PaperBook::new(
-        100_000.0,
-        names.iter().map(|n| SymbolSpec {
-            name: n.clone(),
-            ..eurusd()
-        }),
-    );
-    for n in &names {
-        b.set_quote(n, 1.10000, 1.10008);
-    }
-    (cfg, b, names)
 }
 
 fn fleet_engine(dir: &std::path::Path) -> (Engine<PaperBook>, Vec<String>) {

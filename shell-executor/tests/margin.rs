@@ -10,7 +10,7 @@ use common::*;
 use oracle_executor::broker::{
     BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
 };
-use oracle_executor::config::{ExecutorConfig, from_value};
+use oracle_executor::config::ExecutorConfig;
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::Journal;
 use oracle_executor::paper::{Fault, PaperBook};
@@ -224,30 +224,6 @@ fn sorted_lines(path: &std::path::Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// 20 models closing on the same bar: FX00..FX19 (EURUSD-like).
-fn fleet() -> (ExecutorConfig, PaperBook, Vec<String>) {
-    let names: Vec<String> = (0..20).map(|k| format!("FX{k:02}")).collect();
-    let mut json = serde_json::Map::new();
-    for n in &names {
-        json.insert(
-            n.clone(),
-            serde_json::json!({"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}),
-        );
-    }
-    let cfg = from_value(&serde_json::Value::Object(json)).expect("config");
-    let mut b = PaperBook::new(
-        100_000.0,
-        names.iter().map(|n| SymbolSpec {
-            name: n.clone(),
-            ..eurusd()
-        }),
-    );
-    for n in &names {
-        b.set_quote(n, 1.10000, 1.10008);
-    }
-    (cfg, b, names)
 }
 
 #[tokio::test]
@@ -488,39 +464,17 @@ mod over_the_sim {
 
     use oracle_executor::broker::Broker;
     use oracle_executor::live::LiveBroker;
-    use oracle_sim::bars::Period;
-    use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
+    use oracle_sim::SimHandle;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
     use tokio::net::{TcpListener, TcpStream};
 
-    const SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
+    const SYMS: [&str; 3] = super::common::SIM_SYMS;
     /// One way; a round trip is twice that.
     const ONE_WAY_MS: u64 = 75;
 
     async fn sim() -> SimHandle {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis() as i64;
-        let start_ms = (now_ms / 60_000 - 500) * 60_000;
-        let symbols = SYMS
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                oracle_sim::symbols::synthetic(s, Period::M1, 3000, start_ms, 7 + i as u64)
-            })
-            .collect();
-        oracle_sim::spawn(SimConfig {
-            broker: BrokerConfig {
-                speed: Speed::Times(240.0),
-                ..BrokerConfig::default()
-            },
-            symbols,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("sim")
+        super::common::sim3(Vec::new()).await
     }
 
     /// Copies `r` to `w`, each chunk written `delay` ms after it was read, in order (requests
@@ -573,43 +527,9 @@ mod over_the_sim {
     /// A live session to the sim through `port` (no bar stream: only requests).
     /// A live session through `port`; with `streams`, M1 bars (and so quotes) of every symbol.
     async fn session(s: &SimHandle, port: u16, streams: bool) -> LiveBroker {
-        use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-        use oracle_ctrader::{Credentials, SessionConfig};
-        use oracle_sim::config::{
-            DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-        };
-        let creds = Credentials {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: DEFAULT_CLIENT_SECRET.into(),
-            access_token: DEFAULT_ACCESS_TOKEN.into(),
-            refresh_token: None,
-        };
-        let ep = Endpoint {
-            host: "127.0.0.1".into(),
-            port,
-        };
-        let client = ClientConfig::new(
-            ep,
-            TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-            SessionConfig::new(creds, DEFAULT_ACCOUNT_ID),
-        );
-        let (b, _feed) = oracle_executor::live::connect(oracle_executor::live::LiveConfig {
-            client,
-            symbols: SYMS.iter().map(|s| s.to_string()).collect(),
-            streams: if streams {
-                SYMS.iter()
-                    .map(|s| (s.to_string(), oracle_ipc::Timeframe::M1))
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            fill_timeout: Duration::from_secs(5),
-            ready_timeout: Duration::from_secs(10),
-            hold_market: false,
-        })
-        .await
-        .expect("live session");
-        b
+        super::common::live_session_at(s, port, &SYMS, streams, false)
+            .await
+            .0
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,36 +22,14 @@ use oracle_sim::config::{
 use oracle_sim::{BrokerConfig, Fault, SimConfig, SimHandle, Speed};
 use tokio::sync::mpsc;
 
-const SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
+const SYMS: [&str; 3] = common::SIM_SYMS;
 
 thread_local! {
     static LAST: std::cell::RefCell<std::collections::HashMap<String, i64>> = Default::default();
 }
 
 async fn sim(faults: Vec<Fault>) -> SimHandle {
-    // Market time near the wall clock (the session closes bars by the live stream and the clock).
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let start_ms = (now_ms / 60_000 - 500) * 60_000;
-    let symbols = SYMS
-        .iter()
-        .enumerate()
-        .map(|(i, s)| oracle_sim::symbols::synthetic(s, Period::M1, 3000, start_ms, 7 + i as u64))
-        .collect();
-    let broker = BrokerConfig {
-        speed: Speed::Times(240.0),
-        faults,
-        ..BrokerConfig::default()
-    };
-    oracle_sim::spawn(SimConfig {
-        broker,
-        symbols,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim")
+    common::sim3(faults).await
 }
 
 fn cfg() -> ExecutorConfig {
@@ -967,12 +945,8 @@ async fn positions(e: &mut Engine<LiveBroker>) -> Vec<oracle_executor::broker::B
 /// history confirms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_that_differs_from_a_live_bar_comes_back_as_a_revision() {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let start_ms = (now_ms / 60_000 - 500) * 60_000;
-    let mut data = oracle_sim::symbols::synthetic("EURUSD", Period::M1, 3000, start_ms, 11);
+    let mut data =
+        oracle_sim::symbols::synthetic("EURUSD", Period::M1, 3000, common::market_start_ms(), 11);
     // Every other bar closes at its low with its high above its open: history (with the bug)
     // says high = open for those.
     for (i, b) in data.bars.iter_mut().enumerate() {
@@ -981,17 +955,7 @@ async fn history_that_differs_from_a_live_bar_comes_back_as_a_revision() {
             b.high = b.high.max(b.open + 5);
         }
     }
-    let sim = oracle_sim::spawn(SimConfig {
-        broker: BrokerConfig {
-            speed: Speed::Times(240.0),
-            faults: vec![Fault::DeltaHighBug],
-            ..BrokerConfig::default()
-        },
-        symbols: vec![data],
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim");
+    let sim = common::spawn_sim(vec![data], vec![Fault::DeltaHighBug]).await;
     let (_b, mut feed) = common::live_session_with(&sim, &["EURUSD"], true).await;
     let mut sent: std::collections::HashMap<i64, oracle_executor::broker::BarData> =
         Default::default();

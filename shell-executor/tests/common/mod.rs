@@ -13,6 +13,31 @@ pub const M15: i64 = 900;
 /// 2025-01-15T00:00:00Z, a Wednesday.
 pub const T0: i64 = 1_736_899_200;
 
+/// 20 models closing on the same bar: the symbols FX00..FX19 (EURUSD-like), quoted, with their
+/// configuration.
+pub fn fleet() -> (ExecutorConfig, PaperBook, Vec<String>) {
+    let names: Vec<String> = (0..20).map(|k| format!("FX{k:02}")).collect();
+    let mut json = serde_json::Map::new();
+    for n in &names {
+        json.insert(
+            n.clone(),
+            serde_json::json!({"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}),
+        );
+    }
+    let cfg = from_value(&serde_json::Value::Object(json)).expect("config");
+    let mut b = PaperBook::new(
+        100_000.0,
+        names.iter().map(|n| SymbolSpec {
+            name: n.clone(),
+            ..eurusd()
+        }),
+    );
+    for n in &names {
+        b.set_quote(n, 1.10000, 1.10008);
+    }
+    (cfg, b, names)
+}
+
 pub fn eurusd() -> SymbolSpec {
     SymbolSpec {
         name: "EURUSD".into(),
@@ -121,10 +146,77 @@ pub async fn live_session(
     live_session_with(s, symbols, false).await
 }
 
+/// The three symbols the simulator tests trade.
+pub const SIM_SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
+
+/// Market time near the wall clock (the session closes bars by the live stream and the clock):
+/// the minute 500 minutes ago, Unix ms.
+pub fn market_start_ms() -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    (now_ms / 60_000 - 500) * 60_000
+}
+
+/// A simulator at 240x over `symbols` with `faults`.
+pub async fn spawn_sim(
+    symbols: Vec<oracle_sim::symbols::SymbolData>,
+    faults: Vec<oracle_sim::Fault>,
+) -> oracle_sim::SimHandle {
+    oracle_sim::spawn(oracle_sim::SimConfig {
+        broker: oracle_sim::BrokerConfig {
+            speed: oracle_sim::Speed::Times(240.0),
+            faults,
+            ..oracle_sim::BrokerConfig::default()
+        },
+        symbols,
+        ..oracle_sim::SimConfig::default()
+    })
+    .await
+    .expect("sim")
+}
+
+/// [`spawn_sim`] over synthetic M1 bars of [`SIM_SYMS`] starting at [`market_start_ms`].
+pub async fn sim3(faults: Vec<oracle_sim::Fault>) -> oracle_sim::SimHandle {
+    let start_ms = market_start_ms();
+    let symbols = SIM_SYMS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            oracle_sim::symbols::synthetic(
+                s,
+                oracle_sim::bars::Period::M1,
+                3000,
+                start_ms,
+                7 + i as u64,
+            )
+        })
+        .collect();
+    spawn_sim(symbols, faults).await
+}
+
 /// [`live_session`] with the session's `live_close` (`--bar-close live`) chosen.
+#[cfg(feature = "live")]
 pub async fn live_session_with(
     s: &oracle_sim::SimHandle,
     symbols: &[&str],
+    live_close: bool,
+) -> (
+    oracle_executor::live::LiveBroker,
+    tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+) {
+    live_session_at(s, s.addr.port(), symbols, true, live_close).await
+}
+
+/// A live session to `s`'s simulator through `port` (its own, or a proxy's); with `streams`,
+/// M1 bars (and so quotes) of every symbol.
+#[cfg(feature = "live")]
+pub async fn live_session_at(
+    s: &oracle_sim::SimHandle,
+    port: u16,
+    symbols: &[&str],
+    streams: bool,
     live_close: bool,
 ) -> (
     oracle_executor::live::LiveBroker,
@@ -145,7 +237,7 @@ pub async fn live_session_with(
     session.live_close = live_close;
     let ep = Endpoint {
         host: "127.0.0.1".into(),
-        port: s.addr.port(),
+        port,
     };
     let client = ClientConfig::new(
         ep,
@@ -155,10 +247,14 @@ pub async fn live_session_with(
     oracle_executor::live::connect(oracle_executor::live::LiveConfig {
         client,
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
-        streams: symbols
-            .iter()
-            .map(|s| (s.to_string(), oracle_ipc::Timeframe::M1))
-            .collect(),
+        streams: if streams {
+            symbols
+                .iter()
+                .map(|s| (s.to_string(), oracle_ipc::Timeframe::M1))
+                .collect()
+        } else {
+            Vec::new()
+        },
         fill_timeout: std::time::Duration::from_secs(5),
         ready_timeout: std::time::Duration::from_secs(10),
         hold_market: false,
