@@ -484,16 +484,9 @@ impl BarStream {
     /// emitted at once when it is final as far as this connection can tell (updated on it, the
     /// stream's every earlier bar accounted for) and not emitted yet. No bar can lie between `f`
     /// and `next_open` (a tick would have shown it on this connection), so history is known up
-    /// to there. Returns the bar to emit.
-    /// Asks history to confirm the live-emitted bars at `at` (not at once), unless a
-    /// confirmation is already in flight or scheduled.
-    fn confirm_later(&mut self, at: Instant) {
-        if !self.confirming && self.confirm_at.is_none() {
-            self.confirm_at = Some(at);
-        }
-    }
-
-    fn close_live(&mut self, f: Bar, next_open: i64) -> Option<Bar> {
+    /// to there. Returns the bar to emit; history is asked to confirm it at `confirm_at` (not at
+    /// once), unless a confirmation is already in flight or scheduled.
+    fn close_live(&mut self, f: Bar, next_open: i64, confirm_at: Instant) -> Option<Bar> {
         if !self.fresh || self.checked_until < f.open_time {
             tracing::debug!(
                 open_time = f.open_time,
@@ -519,6 +512,9 @@ impl BarStream {
             }
         }
         self.unconfirmed.push_back(f);
+        if !self.confirming && self.confirm_at.is_none() {
+            self.confirm_at = Some(confirm_at);
+        }
         Some(f)
     }
 }
@@ -1801,10 +1797,7 @@ impl Session {
                 // The stream moved into a new period: everything before it is closed.
                 s.bound = s.bound.max(bar.open_time);
                 if live_close {
-                    emitted = s.close_live(f, bar.open_time);
-                    if emitted.is_some() {
-                        s.confirm_later(confirm_at);
-                    }
+                    emitted = s.close_live(f, bar.open_time, confirm_at);
                 }
                 s.forming = Some(bar);
                 s.fresh = true;
@@ -1849,8 +1842,9 @@ impl Session {
             {
                 s.clock_closed = true;
                 s.bound = s.bound.max(f.open_time + s.secs);
-                if live_close && let Some(b) = s.close_live(f, f.open_time + s.secs) {
-                    s.confirm_later(now + confirm_delay);
+                if live_close
+                    && let Some(b) = s.close_live(f, f.open_time + s.secs, now + confirm_delay)
+                {
                     emitted.push((*key, b));
                 }
             }

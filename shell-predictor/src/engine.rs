@@ -702,17 +702,7 @@ impl Predictor {
             let Phase::Restored(r) = &s.phase else {
                 continue;
             };
-            let spec = s.twin.spec();
-            self.saved.models.insert(
-                name.clone(),
-                Entry {
-                    symbol: spec.symbol.clone(),
-                    timeframe: spec.timeframe.clone(),
-                    state: r.state,
-                    model_sha256: spec.zip_sha256.clone(),
-                    last_bar: last_bar(&s.taken, r.state.last_bar_time),
-                },
-            );
+            self.saved.models.insert(name.clone(), entry(s, r.state));
         }
         self.saved.version = 1;
         if let Err(e) = self.saved.save(&self.settings.state_dir) {
@@ -837,17 +827,7 @@ impl Predictor {
                 continue;
             }
             if let Some(state) = s.twin.state() {
-                let spec = s.twin.spec();
-                self.saved.models.insert(
-                    name.clone(),
-                    Entry {
-                        symbol: spec.symbol.clone(),
-                        timeframe: spec.timeframe.clone(),
-                        state,
-                        model_sha256: spec.zip_sha256.clone(),
-                        last_bar: last_bar(&s.taken, state.last_bar_time),
-                    },
-                );
+                self.saved.models.insert(name.clone(), entry(s, state));
             }
         }
         self.saved.version = 1;
@@ -863,6 +843,18 @@ impl Predictor {
 }
 
 /// The remembered bar at `time` (a twin's last bar) with the state before it, for the file.
+/// A slot's state-file entry for `state` (with the last bar taken, when it is `state`'s).
+fn entry(s: &Slot, state: TwinState) -> Entry {
+    let spec = s.twin.spec();
+    Entry {
+        symbol: spec.symbol.clone(),
+        timeframe: spec.timeframe.clone(),
+        state,
+        model_sha256: spec.zip_sha256.clone(),
+        last_bar: last_bar(&s.taken, state.last_bar_time),
+    }
+}
+
 fn last_bar(taken: &VecDeque<Taken>, time: i64) -> Option<LastBar> {
     let t = taken.back().filter(|t| t.bar.time == time)?;
     Some(LastBar::new(&t.bar, t.before?))
