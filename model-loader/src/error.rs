@@ -97,6 +97,35 @@ pub enum LoadErrorKind {
         #[source]
         source: std::io::Error,
     },
+    /// The zip file is larger than the loader reads.
+    #[error("the file is {size} bytes, more than the {cap}-byte cap on a model zip")]
+    ZipTooLarge {
+        /// The size found (or read so far).
+        size: u64,
+        /// The cap ([`crate::MAX_ZIP_BYTES`] by default).
+        cap: u64,
+    },
+    /// A member is larger, declared or read, than the loader reads.
+    #[error("member '{member}' is larger than the {cap}-byte cap on a member; not read")]
+    MemberTooLarge {
+        /// The member's file name.
+        member: String,
+        /// The cap ([`crate::MAX_MEMBER_BYTES`] by default).
+        cap: u64,
+    },
+    /// The zip's file name is not `<symbol.name>_<timeframe>.zip` of its metadata.
+    #[error(
+        "the file name must be {expected:?}: its metadata says symbol.name {symbol:?}, \
+         symbol.timeframe {timeframe:?}"
+    )]
+    WrongFileName {
+        /// `symbol.name`.
+        symbol: String,
+        /// `symbol.timeframe`.
+        timeframe: String,
+        /// `<symbol.name>_<timeframe>.zip`.
+        expected: String,
+    },
     /// A member's sha256 differs from the metadata's.
     #[error("member '{member}' sha256 mismatch: metadata {expected}, file {actual}")]
     HashMismatch {

@@ -25,7 +25,8 @@ pub use bars::{
 pub use dir::{FolderLoad, load_dir};
 pub use error::{LoadError, LoadErrorKind};
 pub use load::{
-    CovarianceType, FORMAT_VERSION, LoadedModel, Metadata, load_model, load_model_bytes,
-    parse_metadata,
+    CovarianceType, FORMAT_VERSION, LoadLimits, LoadedModel, MAX_MEMBER_BYTES, MAX_ZIP_BYTES,
+    Metadata, SUPPORTED_TIMEFRAMES, load_model, load_model_bytes, load_model_bytes_limited,
+    load_model_limited, parse_metadata,
 };
 pub use replay::{ReplayError, ReplaySummary, TRACE_HEADER, replay};

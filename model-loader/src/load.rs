@@ -23,6 +23,45 @@ use crate::json::{
 /// The only metadata version this loader reads.
 pub const FORMAT_VERSION: &str = "2.0";
 
+/// The largest uncompressed size of one zip member the loader will read (16 MiB; the shipped
+/// models' largest member, the SB3 `_ppo.zip`, is about 160 KB). Members are hashed as streams:
+/// the declared size is checked before reading and the bytes are counted while reading (a zip
+/// header can understate the size), so a refused member never sits in memory.
+pub const MAX_MEMBER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The largest model zip file the loader will read (64 MiB), checked before reading it.
+pub const MAX_ZIP_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The timeframes a model may have: the cTrader trendbar periods with a fixed length, which the
+/// executor can stream (`oracle_ipc::Timeframe` less `MN1`, which the cTrader session refuses
+/// for bar streams). Anything else (`H2`, `MN1`, …) would load and then never get a bar.
+pub const SUPPORTED_TIMEFRAMES: [&str; 13] = [
+    "M1", "M2", "M3", "M4", "M5", "M10", "M15", "M30", "H1", "H4", "H12", "D1", "W1",
+];
+
+/// Size limits of a load; [`LoadLimits::DEFAULT`] is what [`load_model`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// The largest zip file, in bytes.
+    pub max_zip_bytes: u64,
+    /// The largest uncompressed member, in bytes.
+    pub max_member_bytes: u64,
+}
+
+impl LoadLimits {
+    /// [`MAX_ZIP_BYTES`] and [`MAX_MEMBER_BYTES`].
+    pub const DEFAULT: LoadLimits = LoadLimits {
+        max_zip_bytes: MAX_ZIP_BYTES,
+        max_member_bytes: MAX_MEMBER_BYTES,
+    };
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits::DEFAULT
+    }
+}
+
 /// The HMM's covariance type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CovarianceType {
@@ -95,24 +134,70 @@ pub struct LoadedModel {
     pub model: Box<Model>,
 }
 
-/// Loads and validates one model zip.
+/// Loads and validates one model zip. Its file name must be `<symbol.name>_<timeframe>.zip` as
+/// the metadata says.
 pub fn load_model(path: &Path) -> Result<LoadedModel, LoadError> {
+    load_model_limited(path, &LoadLimits::DEFAULT)
+}
+
+/// [`load_model`] with other size limits.
+pub fn load_model_limited(path: &Path, limits: &LoadLimits) -> Result<LoadedModel, LoadError> {
     let label = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let bytes = std::fs::read(path).map_err(|e| LoadError {
+    let fail = |kind| LoadError {
         file: label.clone(),
-        kind: LoadErrorKind::Io(e),
-    })?;
-    let mut loaded = load_model_bytes(&label, &bytes)?;
+        kind,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(LoadErrorKind::Io(e)))?;
+    let size = file
+        .metadata()
+        .map_err(|e| fail(LoadErrorKind::Io(e)))?
+        .len();
+    if size > limits.max_zip_bytes {
+        return Err(fail(LoadErrorKind::ZipTooLarge {
+            size,
+            cap: limits.max_zip_bytes,
+        }));
+    }
+    // The file may grow between the check and the read: read at most one byte past the cap.
+    let mut bytes = Vec::new();
+    file.take(limits.max_zip_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(LoadErrorKind::Io(e)))?;
+    if bytes.len() as u64 > limits.max_zip_bytes {
+        return Err(fail(LoadErrorKind::ZipTooLarge {
+            size: bytes.len() as u64,
+            cap: limits.max_zip_bytes,
+        }));
+    }
+    let mut loaded = load_model_bytes_limited(&label, &bytes, limits)?;
+    let want = format!("{}.zip", loaded.name);
+    if label != want {
+        return Err(fail(LoadErrorKind::WrongFileName {
+            symbol: loaded.metadata.symbol.clone(),
+            timeframe: loaded.metadata.timeframe.clone(),
+            expected: want,
+        }));
+    }
     loaded.path = path.to_path_buf();
     Ok(loaded)
 }
 
-/// Loads and validates a model zip held in memory; `label` names it in errors.
+/// Loads and validates a model zip held in memory; `label` names it in errors. There is no file
+/// name here, so the name check of [`load_model`] is not made.
 pub fn load_model_bytes(label: &str, bytes: &[u8]) -> Result<LoadedModel, LoadError> {
-    load_inner(bytes)
+    load_model_bytes_limited(label, bytes, &LoadLimits::DEFAULT)
+}
+
+/// [`load_model_bytes`] with other size limits.
+pub fn load_model_bytes_limited(
+    label: &str,
+    bytes: &[u8],
+    limits: &LoadLimits,
+) -> Result<LoadedModel, LoadError> {
+    load_inner(bytes, limits.max_member_bytes)
         .map_err(|kind| LoadError {
             file: label.to_owned(),
             kind,
@@ -126,7 +211,45 @@ pub fn load_model_bytes(label: &str, bytes: &[u8]) -> Result<LoadedModel, LoadEr
         })
 }
 
-fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
+/// Hashes one member as a stream, refusing it once more than `cap` bytes come out (whatever its
+/// header declared); keeps the bytes only when `keep`.
+fn hash_member(
+    member: &str,
+    file: &mut dyn Read,
+    cap: u64,
+    keep: bool,
+) -> Result<(String, Vec<u8>), LoadErrorKind> {
+    let too_large = || LoadErrorKind::MemberTooLarge {
+        member: member.to_owned(),
+        cap,
+    };
+    let mut hasher = Sha256::new();
+    let mut kept = Vec::new();
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|source| LoadErrorKind::ReadMember {
+                member: member.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > cap {
+            return Err(too_large());
+        }
+        hasher.update(&buf[..n]);
+        if keep {
+            kept.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok((hex::encode(hasher.finalize()), kept))
+}
+
+fn load_inner(bytes: &[u8], max_member: u64) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(LoadErrorKind::NotZip)?;
     let comment = archive.comment();
     if comment.iter().all(u8::is_ascii_whitespace) {
@@ -166,13 +289,14 @@ fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
             }
             Err(e) => return Err(LoadErrorKind::NotZip(e)),
         };
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|source| LoadErrorKind::ReadMember {
+        if file.size() > max_member {
+            return Err(LoadErrorKind::MemberTooLarge {
                 member: member.clone(),
-                source,
-            })?;
-        let actual = hex::encode(Sha256::digest(&data));
+                cap: max_member,
+            });
+        }
+        let keep = *member == hmm_member || *member == onnx_member;
+        let (actual, data) = hash_member(member, &mut file, max_member, keep)?;
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(LoadErrorKind::HashMismatch {
                 member: member.clone(),
@@ -180,7 +304,7 @@ fn load_inner(bytes: &[u8]) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
                 actual,
             });
         }
-        if *member == hmm_member || *member == onnx_member {
+        if keep {
             contents.insert(member.clone(), data);
         }
     }
@@ -233,6 +357,15 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
     let symbol = str_at(&raw, "symbol.name")?.to_owned();
     let symbol_clean = str_at(&raw, "symbol.clean")?.to_owned();
     let timeframe = str_at(&raw, "symbol.timeframe")?.to_owned();
+    if !SUPPORTED_TIMEFRAMES.contains(&timeframe.as_str()) {
+        return Err(invalid(
+            "symbol.timeframe",
+            format!(
+                "{timeframe:?} is not a timeframe the system streams ({})",
+                SUPPORTED_TIMEFRAMES.join(", ")
+            ),
+        ));
+    }
     for (field, value) in [("symbol.name", &symbol), ("symbol.timeframe", &timeframe)] {
         if value.is_empty() || value.contains(['/', '\\']) {
             return Err(invalid(field, format!("{value:?} cannot name a model")));

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oracle_model::{LoadErrorKind, TRACE_HEADER, load_dir, load_model, load_model_bytes, replay};
+use oracle_model::{
+    LoadErrorKind, LoadLimits, MAX_MEMBER_BYTES, SUPPORTED_TIMEFRAMES, TRACE_HEADER, load_dir,
+    load_model, load_model_bytes, load_model_bytes_limited, load_model_limited, replay,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -287,5 +290,174 @@ fn replay_trace_format_and_rejections() {
         assert_eq!(f[4].split('.').nth(1).unwrap().len(), 10);
         assert_eq!(f[5].split('.').nth(1).unwrap().len(), 6);
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The byte range of `name`'s (compressed) data in a zip, from its local header.
+fn member_data(bytes: &[u8], name: &str) -> (usize, std::ops::Range<usize>) {
+    let sig = b"PK\x03\x04";
+    let at = (0..bytes.len() - 30)
+        .find(|&i| {
+            bytes[i..i + 4] == sig[..] && {
+                let n = u16::from_le_bytes([bytes[i + 26], bytes[i + 27]]) as usize;
+                bytes.get(i + 30..i + 30 + n) == Some(name.as_bytes())
+            }
+        })
+        .expect("local header");
+    let n = u16::from_le_bytes([bytes[at + 26], bytes[at + 27]]) as usize;
+    let extra = u16::from_le_bytes([bytes[at + 28], bytes[at + 29]]) as usize;
+    let csize = u32::from_le_bytes(bytes[at + 18..at + 22].try_into().unwrap()) as usize;
+    let start = at + 30 + n + extra;
+    (at, start..start + csize)
+}
+
+/// Sets `name`'s declared uncompressed size, in its local header and the central directory.
+fn declare_size(bytes: &mut [u8], name: &str, size: u32) {
+    let (local, _) = member_data(bytes, name);
+    bytes[local + 22..local + 26].copy_from_slice(&size.to_le_bytes());
+    let sig = b"PK\x01\x02";
+    let central = (0..bytes.len() - 46)
+        .find(|&i| {
+            bytes[i..i + 4] == sig[..] && {
+                let n = u16::from_le_bytes([bytes[i + 28], bytes[i + 29]]) as usize;
+                bytes.get(i + 46..i + 46 + n) == Some(name.as_bytes())
+            }
+        })
+        .expect("central header");
+    bytes[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+}
+
+/// The sample zip with its `_hmm.pkl` replaced by `size` zero bytes (hashes updated): a 1 GiB
+/// member compresses to about 1 MB, so the zip stays small.
+fn zip_with_big_member(size: usize) -> Option<(Vec<u8>, &'static str)> {
+    let path = sample_zip()?;
+    let (mut members, mut meta) = unpack(&std::fs::read(path).unwrap());
+    let big = "EURUSD_H1_hmm.pkl";
+    members.insert(big.into(), vec![0u8; size]);
+    rehash(&members, &mut meta);
+    Some((pack(&members, &meta), big))
+}
+
+#[test]
+fn a_member_over_the_cap_is_refused_by_its_declared_size_without_being_read() {
+    let Some((mut bytes, big)) = zip_with_big_member(4 << 20) else {
+        return;
+    };
+    assert!(bytes.len() < 200_000, "the test zip stays small");
+    let limits = LoadLimits {
+        max_member_bytes: 1 << 20,
+        ..LoadLimits::DEFAULT
+    };
+    // Corrupt the member's compressed data: reading it would fail (or hash wrong), so a refusal
+    // for its size proves the loader never read it.
+    let (_, data) = member_data(&bytes, big);
+    for b in &mut bytes[data.start + 4..data.end - 4] {
+        *b = 0xA5;
+    }
+    let e = load_model_bytes_limited("BIG.zip", &bytes, &limits).expect_err("refused");
+    assert!(
+        matches!(&e.kind, LoadErrorKind::MemberTooLarge { member, cap } if member == big && *cap == 1 << 20),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.starts_with("BIG.zip: ") && text.contains(big) && text.contains("1048576"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_member_whose_header_understates_its_size_is_refused_while_streaming() {
+    let Some((mut bytes, big)) = zip_with_big_member(4 << 20) else {
+        return;
+    };
+    // The header says 1000 bytes; the data inflates to 4 MiB.
+    declare_size(&mut bytes, big, 1000);
+    let limits = LoadLimits {
+        max_member_bytes: 1 << 20,
+        ..LoadLimits::DEFAULT
+    };
+    let e = load_model_bytes_limited("LIAR.zip", &bytes, &limits).expect_err("refused");
+    assert!(
+        matches!(&e.kind, LoadErrorKind::MemberTooLarge { member, .. } if member == big),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_member_over_the_default_cap_is_refused_by_load_model() {
+    let Some((bytes, big)) = zip_with_big_member(MAX_MEMBER_BYTES as usize + 1) else {
+        return;
+    };
+    let dir = temp_dir("cap");
+    let path = dir.join("EURUSD_H1.zip");
+    std::fs::write(&path, &bytes).unwrap();
+    let e = load_model(&path).expect_err("refused");
+    assert_eq!(e.file, "EURUSD_H1.zip");
+    assert!(
+        matches!(&e.kind, LoadErrorKind::MemberTooLarge { member, cap } if member == big && *cap == MAX_MEMBER_BYTES),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_zip_file_over_the_cap_is_refused_before_it_is_read() {
+    let Some(path) = sample_zip() else { return };
+    let limits = LoadLimits {
+        max_zip_bytes: 1000,
+        ..LoadLimits::DEFAULT
+    };
+    let e = load_model_limited(&path, &limits).expect_err("refused");
+    assert!(
+        matches!(e.kind, LoadErrorKind::ZipTooLarge { cap: 1000, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("EURUSD_H1.zip: "), "{e}");
+}
+
+#[test]
+fn a_timeframe_the_system_cannot_stream_is_refused_with_the_supported_list() {
+    let Some(path) = sample_zip() else { return };
+    let (members, meta) = unpack(&std::fs::read(path).unwrap());
+    for tf in ["H2", "MN1", "m15", ""] {
+        let mut m = meta.clone();
+        m["symbol"]["timeframe"] = Value::String(tf.into());
+        let e = refuse(&pack(&members, &m));
+        assert!(
+            matches!(&e.kind, LoadErrorKind::InvalidField { field, .. } if field == "symbol.timeframe"),
+            "{tf}: {e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(&SUPPORTED_TIMEFRAMES.join(", ")), "{text}");
+    }
+    assert!(!SUPPORTED_TIMEFRAMES.contains(&"MN1"));
+}
+
+#[test]
+fn a_zip_named_for_another_symbol_or_timeframe_is_refused() {
+    let Some(path) = sample_zip() else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let dir = temp_dir("names");
+    for wrong in [
+        "SYNFX02_M5.zip",
+        "EURUSD_M15.zip",
+        "SYNFX99_H1.zip",
+        "eurusd_H1.zip",
+    ] {
+        let p = dir.join(wrong);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = load_model(&p).expect_err(wrong);
+        assert_eq!(e.file, wrong);
+        assert!(
+            matches!(&e.kind, LoadErrorKind::WrongFileName { symbol, timeframe, expected }
+                if symbol == "EURUSD" && timeframe == "H1" && expected == "EURUSD_H1.zip"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("EURUSD_H1.zip"), "{e}");
+    }
+    let out = load_dir(&dir).unwrap();
+    assert!(out.models.is_empty());
+    assert_eq!(out.errors.len(), 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
