@@ -235,16 +235,24 @@ pub enum ErrCode {
     Auth,
     /// A line other than `HELLO` before authentication.
     NotAuthenticated,
+    /// A `SIGNAL` for a model (symbol, timeframe) the executor does not stream: no model of
+    /// that timeframe is loaded for the symbol (detail: `<SYM>_<TF>`).
+    UnknownModel,
+    /// A `SIGNAL` whose bar time is not a bar the executor has streamed on that model's stream
+    /// (not closed yet, in the future, or not a bar time at all; detail: `<SYM>_<TF>|<time>`).
+    UnknownBar,
 }
 
 impl ErrCode {
     /// Every code.
-    pub const ALL: [ErrCode; 5] = [
+    pub const ALL: [ErrCode; 7] = [
         ErrCode::Malformed,
         ErrCode::UnknownSymbol,
         ErrCode::TooLong,
         ErrCode::Auth,
         ErrCode::NotAuthenticated,
+        ErrCode::UnknownModel,
+        ErrCode::UnknownBar,
     ];
 
     /// The name on the wire.
@@ -255,6 +263,8 @@ impl ErrCode {
             ErrCode::TooLong => "TOO_LONG",
             ErrCode::Auth => "AUTH",
             ErrCode::NotAuthenticated => "NOT_AUTHENTICATED",
+            ErrCode::UnknownModel => "UNKNOWN_MODEL",
+            ErrCode::UnknownBar => "UNKNOWN_BAR",
         }
     }
 
@@ -704,6 +714,8 @@ pub enum Reason {
     UnexpectedField,
     /// Not a non-negative integer.
     NotAnInteger,
+    /// An integer written with a leading zero (`01`): integers have one spelling.
+    LeadingZero,
     /// Integer too large or otherwise out of its range.
     OutOfRange,
     /// Not a decimal number (`-?digits[.digits]`).
@@ -750,6 +762,7 @@ impl Reason {
             Reason::Missing => "missing",
             Reason::UnexpectedField => "unexpected field (extra fields must be KEY:value tags)",
             Reason::NotAnInteger => "not a non-negative integer",
+            Reason::LeadingZero => "integer with a leading zero (write 1, not 01)",
             Reason::OutOfRange => "out of range",
             Reason::NotADecimal => "not a decimal number",
             Reason::TooManyDecimals => "too many decimals",
@@ -1137,9 +1150,14 @@ fn parse_reason(s: &str) -> Result<&str, Reason> {
     }
 }
 
+/// A canonical decimal integer: `0`, or ASCII digits not starting with `0` (`INT:01`, `SEQ:007`
+/// are malformed: every integer has one spelling on the wire, the one the codec writes).
 fn parse_u64(s: &str) -> Result<u64, Reason> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Reason::NotAnInteger);
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(Reason::LeadingZero);
     }
     s.parse::<u64>().map_err(|_| Reason::OutOfRange)
 }

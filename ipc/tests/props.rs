@@ -198,3 +198,51 @@ proptest! {
         let _ = parse(&line[..at]);
     }
 }
+
+/// Integers are canonical decimals: `0`, or digits without a leading zero. `INT:01`, `SEQ:007`,
+/// a regime `03`, a HISTORY count `010` are malformed (each names its field), so every integer
+/// has exactly one spelling on the wire (a line that parses re-encodes to itself).
+#[test]
+fn integers_with_a_leading_zero_are_malformed() {
+    let ok = "SIGNAL|EURUSD|LONG_WEAK|0|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:10|DIR:1|INT:1";
+    assert!(parse(ok).is_ok());
+    for (line, field) in [
+        (
+            "SIGNAL|EURUSD|LONG_WEAK|3|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:1|DIR:1|INT:01",
+            "INT",
+        ),
+        (
+            "SIGNAL|EURUSD|LONG_WEAK|3|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:007",
+            "SEQ",
+        ),
+        ("SIGNAL|EURUSD|LONG_WEAK|03|0.00", "regime"),
+        ("SIGNAL|EURUSD|LONG_WEAK|00|0.00", "regime"),
+        ("HISTORY|EURUSD|M15|010", "count"),
+        (
+            "BAR|EURUSD|M15|2021-03-01T00:15:00Z|1|1|1|1|05|SEQ:1",
+            "volume",
+        ),
+        (
+            "BAR|EURUSD|M15|2021-03-01T00:15:00Z|1|1|1|1|5|SEQ:01",
+            "SEQ",
+        ),
+        ("ACK|EURUSD|LONG_WEAK|OK|T:012|P:1.1", "T"),
+    ] {
+        let e = parse(line).expect_err(line);
+        assert_eq!(e.field, field, "{line}: {e}");
+        assert_eq!(e.err_code(), ErrCode::Malformed, "{line}");
+    }
+}
+
+proptest! {
+    /// Whatever integer spelling parses is the one the codec writes.
+    #[test]
+    fn an_integer_that_parses_is_written_back_the_same(n in "[0-9]{1,6}") {
+        let line = format!("SIGNAL|EURUSD|WAIT|0|0.00|SEQ:{n}");
+        if let Ok(m) = parse(&line) {
+            let out = m.to_line().unwrap();
+            let seq = out.split("|SEQ:").nth(1).unwrap().split('|').next().unwrap();
+            prop_assert_eq!(seq, n.as_str());
+        }
+    }
+}
