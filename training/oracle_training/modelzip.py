@@ -10,11 +10,22 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 from oracle_training.util import atomic_write_bytes, sha256_bytes
 
 FORMAT_VERSION = "2.0"
+
+# The largest uncompressed member and zip file a load reads (oracle_model's MAX_MEMBER_BYTES and
+# MAX_ZIP_BYTES): the declared size is checked before reading and the bytes are counted while
+# reading, since a zip header can understate the size.
+MAX_MEMBER_BYTES = 16 * 1024 * 1024
+MAX_ZIP_BYTES = 64 * 1024 * 1024
+
+# The timeframes a model may have: the cTrader periods with a fixed length, which the executor
+# streams (oracle_model's SUPPORTED_TIMEFRAMES).
+TIMEFRAMES = ("M1", "M2", "M3", "M4", "M5", "M10", "M15", "M30", "H1", "H4", "H12", "D1", "W1")
 
 SEED_FIELDS = {
     "format_version": str,
@@ -114,6 +125,12 @@ def validate_metadata(meta: dict, where: str = "model", members: set | None = No
             raise ModelZipError(f"{where}: metadata field 'observation.rl_norm.{sub}' is missing")
         if sub not in meta["hmm"]["feature_norm"]:
             raise ModelZipError(f"{where}: metadata field 'hmm.feature_norm.{sub}' is missing")
+    tf = meta["symbol"]["timeframe"]
+    if tf not in TIMEFRAMES:
+        raise ModelZipError(
+            f"{where}: metadata field 'symbol.timeframe' is invalid: {tf!r} is not a timeframe "
+            f"the system streams ({', '.join(TIMEFRAMES)})"
+        )
     name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
     want = set(member_names(name).values())
     have = set(meta["members"])
@@ -131,12 +148,47 @@ def validate_metadata(meta: dict, where: str = "model", members: set | None = No
         raise ModelZipError(f"{where}: metadata field 'observation.dim' != 5 + n_states + 3")
 
 
-class ModelZip:
-    """A loaded, validated model zip: metadata and member bytes (sha256 checked)."""
+def _read_member(zf: zipfile.ZipFile, fn: str, where: str, cap: int) -> bytes:
+    """A member's bytes, refused once its declared size or the bytes read pass ``cap``."""
+    too_large = ModelZipError(
+        f"{where}: member '{fn}' is larger than the {cap}-byte cap on a member; not read"
+    )
+    if zf.getinfo(fn).file_size > cap:
+        raise too_large
+    chunks, total = [], 0
+    try:
+        with zf.open(fn) as f:
+            while chunk := f.read(64 * 1024):
+                total += len(chunk)
+                if total > cap:
+                    raise too_large
+                chunks.append(chunk)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ModelZipError(f"{where}: member '{fn}' cannot be read: {e}") from e
+    return b"".join(chunks)
 
-    def __init__(self, path: str | Path):
+
+class ModelZip:
+    """A loaded, validated model zip: metadata and member bytes (sha256 checked). The file name
+    must be ``<symbol.name>_<timeframe>.zip`` as the metadata says."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_member_bytes: int = MAX_MEMBER_BYTES,
+        max_zip_bytes: int = MAX_ZIP_BYTES,
+    ):
         self.path = Path(path)
         where = self.path.name
+        try:
+            size = self.path.stat().st_size
+        except OSError as e:
+            raise ModelZipError(f"{where}: cannot read the file ({e})") from e
+        if size > max_zip_bytes:
+            raise ModelZipError(
+                f"{where}: the file is {size} bytes, more than the {max_zip_bytes}-byte cap "
+                "on a model zip"
+            )
         try:
             zf = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as e:
@@ -152,7 +204,7 @@ class ModelZip:
             for fn, info in meta["members"].items():
                 if fn not in names:
                     raise ModelZipError(f"{where}: member '{fn}' is missing from the zip")
-                data = zf.read(fn)
+                data = _read_member(zf, fn, where, max_member_bytes)
                 if sha256_bytes(data) != info["sha256"]:
                     raise ModelZipError(
                         f"{where}: member '{fn}' sha256 mismatch "
@@ -162,6 +214,12 @@ class ModelZip:
         self.meta = meta
         self.name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
         self.names = member_names(self.name)
+        if where != f"{self.name}.zip":
+            raise ModelZipError(
+                f"{where}: the file name must be '{self.name}.zip': its metadata says "
+                f"symbol.name {meta['symbol']['name']!r}, symbol.timeframe "
+                f"{meta['symbol']['timeframe']!r}"
+            )
 
     def member(self, key: str) -> bytes:
         return self.members[self.names[key]]

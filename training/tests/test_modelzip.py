@@ -124,3 +124,93 @@ def test_export_rewrites_portable_members(tmp_path):
     assert a.member("hmm_json") == b.member("hmm_json")
     assert a.member("ppo") == b.member("ppo")
     assert export_zip(dst, rewrite=False, data_dir=DATA)["rewritten"] is False
+
+
+def zip_with_big_member(dst, size):
+    """The sample zip with its ``_hmm.pkl`` replaced by ``size`` zero bytes (hash updated);
+    zeros deflate to almost nothing, so the test zip stays small."""
+    big = "EURUSD_H1_hmm.pkl"
+    with zipfile.ZipFile(ZIP) as zf:
+        meta = json.loads(zf.comment)
+        members = {fn: zf.read(fn) for fn in zf.namelist()}
+    members[big] = bytes(size)
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf:
+        for fn, data in members.items():
+            zf.writestr(fn, data)
+        meta["members"][big] = {"sha256": __import__("hashlib").sha256(members[big]).hexdigest()}
+        zf.comment = json.dumps(meta).encode()
+    return big
+
+
+def test_a_member_over_the_cap_is_refused_by_its_declared_size_without_being_read(tmp_path):
+    dst = tmp_path / "EURUSD_H1.zip"
+    big = zip_with_big_member(dst, 4 << 20)
+    assert dst.stat().st_size < 200_000
+    ModelZip(dst)  # under the default cap it loads
+    # Corrupt the member's compressed data: reading it would fail, so a refusal for its size
+    # proves it was not read.
+    raw = bytearray(dst.read_bytes())
+    with zipfile.ZipFile(dst) as zf:
+        info = zf.getinfo(big)
+    start = info.header_offset + 30 + len(big.encode()) + len(info.extra)
+    raw[start + 4 : start + info.compress_size - 4] = b"\xa5" * (info.compress_size - 8)
+    dst.write_bytes(bytes(raw))
+    with pytest.raises(ModelZipError) as e:
+        ModelZip(dst, max_member_bytes=1 << 20)
+    msg = str(e.value)
+    assert msg.startswith("EURUSD_H1.zip: ") and big in msg and "1048576-byte cap" in msg, msg
+
+
+def test_a_member_over_the_default_cap_is_refused(tmp_path):
+    from oracle_training.modelzip import MAX_MEMBER_BYTES
+
+    dst = tmp_path / "EURUSD_H1.zip"
+    big = zip_with_big_member(dst, MAX_MEMBER_BYTES + 1)
+    with pytest.raises(ModelZipError, match=f"member '{big}' is larger than the"):
+        ModelZip(dst)
+
+
+def test_a_zip_file_over_the_cap_is_refused(tmp_path):
+    with pytest.raises(ModelZipError, match="more than the 1000-byte cap on a model zip"):
+        ModelZip(ZIP, max_zip_bytes=1000)
+
+
+@pytest.mark.parametrize("tf", ["H2", "MN1", "m15"])
+def test_a_timeframe_the_system_cannot_stream_is_refused_with_the_supported_list(tmp_path, tf):
+    from oracle_training.modelzip import TIMEFRAMES
+
+    bad = tmp_path / "EURUSD_H1.zip"
+    rewrite_comment(ZIP, bad, lambda m: m["symbol"].update(timeframe=tf))
+    with pytest.raises(ModelZipError) as e:
+        ModelZip(bad)
+    msg = str(e.value)
+    assert "'symbol.timeframe'" in msg and ", ".join(TIMEFRAMES) in msg, msg
+    assert "MN1" not in TIMEFRAMES
+
+
+@pytest.mark.parametrize(
+    "wrong", ["SYNFX02_M5.zip", "EURUSD_M15.zip", "SYNFX99_H1.zip", "eurusd_H1.zip"]
+)
+def test_a_zip_named_for_another_symbol_or_timeframe_is_refused(tmp_path, wrong):
+    bad = tmp_path / wrong
+    shutil.copy(ZIP, bad)
+    with pytest.raises(ModelZipError) as e:
+        ModelZip(bad)
+    assert str(e.value).startswith(f"{wrong}: the file name must be 'EURUSD_H1.zip'"), e.value
+
+
+def test_a_member_whose_header_understates_its_size_is_refused(tmp_path):
+    dst = tmp_path / "EURUSD_H1.zip"
+    big = zip_with_big_member(dst, 4 << 20)
+    raw = bytearray(dst.read_bytes())
+    with zipfile.ZipFile(dst) as zf:
+        info = zf.getinfo(big)
+    local = info.header_offset
+    raw[local + 22 : local + 26] = (1000).to_bytes(4, "little")
+    central = raw.index(b"PK\x01\x02")
+    while raw[central + 46 : central + 46 + len(big)] != big.encode():
+        central = raw.index(b"PK\x01\x02", central + 4)
+    raw[central + 24 : central + 28] = (1000).to_bytes(4, "little")
+    dst.write_bytes(bytes(raw))
+    with pytest.raises(ModelZipError, match=f"member '{big}'"):
+        ModelZip(dst, max_member_bytes=1 << 20)
