@@ -292,7 +292,21 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
     Ok((b, rx))
 }
 
+/// Hands `ev` to whoever reads the broker's feed (the engine loop). When nobody reads it any
+/// more (the receiver was dropped), the feed is closed once, with a log line, and the event task
+/// goes on: quotes, fills and the connection state must keep flowing to the requests that wait
+/// for them (an order's fill, a reconcile) — a reader gone must never take the driver down.
+async fn forward(tx: &mpsc::Sender<Feed>, open: &mut bool, ev: Feed) {
+    if *open && tx.send(ev).await.is_err() {
+        *open = false;
+        warn!(
+            "nobody reads the broker feed any more: bars are no longer forwarded, quotes and fills go on"
+        );
+    }
+}
+
 async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::Sender<Feed>) {
+    let mut open = true;
     loop {
         // Pacing: hold the market while a bar is with the engine, unless a request of ours
         // needs its answer read (a fill, a reconcile).
@@ -310,9 +324,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
             Event::Ready => {
                 shared.up.store(true, Ordering::SeqCst);
                 info!("broker session ready again");
-                if tx.send(Feed::Reconnected).await.is_err() {
-                    return;
-                }
+                forward(&tx, &mut open, Feed::Reconnected).await;
             }
             Event::Disconnected { reason, .. } => {
                 shared.up.store(false, Ordering::SeqCst);
@@ -374,9 +386,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     lock(&shared.handed_ms).push_back((bar.open_time + tf.seconds()) * 1000);
                     shared.unreleased.fetch_add(1, Ordering::SeqCst);
                 }
-                if tx.send(ev).await.is_err() {
-                    return;
-                }
+                forward(&tx, &mut open, ev).await;
             }
             Event::BarRevised {
                 symbol_id,
@@ -395,9 +405,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     bar: bar_data(&history, digits),
                     sent: bar_data(&live, digits),
                 };
-                if tx.send(ev).await.is_err() {
-                    return;
-                }
+                forward(&tx, &mut open, ev).await;
             }
             Event::Execution { request, event } => {
                 let ours = complete_fill(&shared, &event);
@@ -415,9 +423,7 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                 if outside {
                     info!(position_id = ?event.position.as_ref().map(|p| p.position_id),
                         "a position was closed outside this session: reconciling");
-                    if tx.send(Feed::Reconcile).await.is_err() {
-                        return;
-                    }
+                    forward(&tx, &mut open, Feed::Reconcile).await;
                 }
             }
             _ => {}

@@ -524,12 +524,18 @@ mod over_the_sim {
         port
     }
 
-    /// A live session to the sim through `port` (no bar stream: only requests).
     /// A live session through `port`; with `streams`, M1 bars (and so quotes) of every symbol.
-    async fn session(s: &SimHandle, port: u16, streams: bool) -> LiveBroker {
-        super::common::live_session_at(s, port, &SYMS, streams, false)
-            .await
-            .0
+    /// The bar feed's receiver comes back with it: the caller keeps it for as long as it uses
+    /// the session (what the executor's engine loop does).
+    async fn session(
+        s: &SimHandle,
+        port: u16,
+        streams: bool,
+    ) -> (
+        LiveBroker,
+        tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+    ) {
+        super::common::live_session_at(s, port, &SYMS, streams, false).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +543,7 @@ mod over_the_sim {
         let s = sim().await;
         let delay = Arc::new(AtomicU64::new(0));
         let port = proxy(s.addr, delay.clone()).await;
-        let mut b = session(&s, port, false).await;
+        let (mut b, _feed) = session(&s, port, false).await;
         // The market holds still: both ways of asking see the same prices.
         s.with_broker(|b, now| b.set_paused(now, true))
             .await
@@ -590,7 +596,7 @@ mod over_the_sim {
         let s = sim().await;
         let delay = Arc::new(AtomicU64::new(0));
         let port = proxy(s.addr, delay.clone()).await;
-        let mut b = session(&s, port, true).await;
+        let (mut b, _feed) = session(&s, port, true).await;
         let until = Instant::now() + Duration::from_secs(10);
         while SYMS.iter().any(|s| b.quote(s).is_none()) {
             assert!(Instant::now() < until, "no quotes");

@@ -640,7 +640,7 @@ fn hold_market_paces_a_fast_sim_by_a_slow_predictor() {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_millis() as i64;
-        let start_ms = (now_ms / 60_000 - 5) * 60_000;
+        let start_ms = common::weekday_minutes_before(now_ms, 5);
         let s = oracle_sim::spawn(SimConfig {
             broker: BrokerConfig {
                 speed: Speed::Fast,
@@ -1001,4 +1001,50 @@ async fn history_that_differs_from_a_live_bar_comes_back_as_a_revision() {
         let b = sent[t];
         assert!(b.close == b.low && b.high > b.open, "{b:?}");
     }
+}
+
+/// Nobody reads the broker feed (its receiver dropped) while bars keep closing: the event task
+/// goes on, so quotes still move and an order still gets its fill (before: the first bar it
+/// could not hand over ended the event task, and with it the cTrader driver).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_bar_feed_leaves_quotes_and_fills_flowing() {
+    use oracle_executor::broker::{OrderReq, OrderResult};
+    let s = sim(vec![]).await;
+    let (mut b, feed) = live(&s).await;
+    drop(feed);
+    // At 240x an M1 bar closes every 250 ms: let several go by with nobody to take them.
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while b.quote("EURUSD").is_none() {
+        assert!(tokio::time::Instant::now() < until, "no quote");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = b.quote("EURUSD").expect("quote");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut moved = false;
+    while tokio::time::Instant::now() < until {
+        if b.quote("EURUSD").expect("quote") != first {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(moved, "quotes stopped once nobody read the bars");
+    assert!(
+        b.connected(),
+        "the session went down with the feed's reader"
+    );
+    let q = b.quote("EURUSD").expect("quote");
+    let r = b
+        .open(&OrderReq {
+            symbol: "EURUSD".into(),
+            client_order_id: "feed-gone-1".into(),
+            label: "EURUSD_M1".into(),
+            buy: true,
+            volume: 100_000,
+            base_price: q.ask,
+            slippage_points: 1000,
+        })
+        .await;
+    assert!(matches!(r, OrderResult::Filled { .. }), "{r:?}");
+    s.shutdown().await;
 }

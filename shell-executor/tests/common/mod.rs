@@ -150,13 +150,56 @@ pub async fn live_session(
 pub const SIM_SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
 
 /// Market time near the wall clock (the session closes bars by the live stream and the clock):
-/// the minute 500 minutes ago, Unix ms.
+/// the minute 500 *weekday* minutes before now, Unix ms. The synthetic market leaves Saturdays
+/// and Sundays out, so on a weekend its 500th bar is the next Monday's first minute (the replay
+/// starts there, ahead of the wall clock, with no bar between the clock and it), and on a weekday
+/// it is now.
 pub fn market_start_ms() -> i64 {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
-    (now_ms / 60_000 - 500) * 60_000
+    weekday_minutes_before(now_ms, 500)
+}
+
+/// The start of the minute `n` weekday (Monday to Friday, UTC) minutes before `now_ms`'s minute:
+/// the synthetic market's bars from there reach `now_ms` after `n` bars.
+pub fn weekday_minutes_before(now_ms: i64, n: i64) -> i64 {
+    let weekend = |m: i64| {
+        let dow = (m.div_euclid(1440) + 4).rem_euclid(7); // 0 = Sunday
+        dow == 0 || dow == 6
+    };
+    let mut m = now_ms.div_euclid(60_000);
+    // On a weekend, count from the end of Friday.
+    while weekend(m) {
+        m -= 1;
+    }
+    let mut left = n - 1;
+    while left > 0 {
+        m -= 1;
+        if !weekend(m) {
+            left -= 1;
+        }
+    }
+    m * 60_000
+}
+
+#[test]
+fn weekday_minutes_skip_weekends() {
+    // Wednesday 2025-01-15 12:00 UTC: 500 minutes back is the same day.
+    let wed = T0 * 1000 + 12 * 3_600_000;
+    assert_eq!(weekday_minutes_before(wed, 500), wed - 499 * 60_000);
+    // Sunday 2026-12-06 12:52 UTC: 500 weekday minutes end on Friday 23:59, so they start on
+    // Friday 2026-12-04 at 15:40.
+    let sun = 1_796_561_520_000; // 2026-12-06T12:52:00Z
+    let fri_1540 = 1_796_398_800_000; // 2026-12-04T15:40:00Z
+    assert_eq!(weekday_minutes_before(sun, 500), fri_1540);
+    // Monday 00:05: five minutes on Monday, the rest on Friday.
+    let mon = 1_796_601_900_000; // 2026-12-07T00:05:00Z
+    assert_eq!(
+        weekday_minutes_before(mon, 500),
+        1_796_428_800_000 - 494 * 60_000 // Friday 24:00 minus 494 minutes
+    );
 }
 
 /// A simulator at 240x over `symbols` with `faults`.
