@@ -14,7 +14,8 @@
 //! its key and the executor refuses to start rather than guess. Symbols found in the models folder
 //! without an entry are added with `enabled: false` and the default lots, and the file is rewritten
 //! atomically (temp file, fsync, rename, fsync of the folder) keeping what the user wrote (key order
-//! and values; JSON has no comments to keep).
+//! and values; JSON has no comments to keep). `--check-config` ([`check`]) only says what it would
+//! add: a check writes nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -327,6 +328,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Loads the file (an absent file starts empty), adds the symbols seen in the models folder,
 /// rewrites it atomically if anything was added, and validates it.
 pub fn load(path: &Path, seen: &[String]) -> Result<(ExecutorConfig, Vec<String>), ConfigError> {
+    load_with(path, seen, true)
+}
+
+/// [`load`] without writing anything (`--check-config`): the configuration as the executor
+/// would run it, and the symbols it would add; the file is left as it is (absent stays absent).
+pub fn check(path: &Path, seen: &[String]) -> Result<(ExecutorConfig, Vec<String>), ConfigError> {
+    load_with(path, seen, false)
+}
+
+fn load_with(
+    path: &Path,
+    seen: &[String],
+    write: bool,
+) -> Result<(ExecutorConfig, Vec<String>), ConfigError> {
     let mut doc = match fs::read(path) {
         Ok(b) => serde_json::from_slice::<Value>(&b).map_err(|source| ConfigError::Json {
             path: path.into(),
@@ -346,7 +361,7 @@ pub fn load(path: &Path, seen: &[String]) -> Result<(ExecutorConfig, Vec<String>
         errors,
     })?;
     let added = add_missing(&mut doc, seen);
-    if !added.is_empty() {
+    if write && !added.is_empty() {
         let mut text = serde_json::to_vec_pretty(&doc).map_err(|source| ConfigError::Json {
             path: path.into(),
             source,
@@ -447,6 +462,29 @@ mod tests {
         assert!(keys.contains(&"US500"), "{errs:?}");
         assert!(keys.contains(&"AAPL.lot_strong"), "{errs:?}");
         assert!(keys.contains(&"risk.daily_loss"), "{errs:?}");
+    }
+
+    #[test]
+    fn check_names_what_it_would_add_and_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("oracle-cfg-check-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("executor_config.json");
+        let text = r#"{"US500": {"lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5}}"#;
+        fs::write(&p, text).unwrap();
+        let (c, added) = check(&p, &["EURUSD".into(), "US500".into()]).unwrap();
+        assert_eq!(added, vec!["EURUSD".to_string()]);
+        assert!(!c.symbols["EURUSD"].enabled);
+        assert_eq!(fs::read_to_string(&p).unwrap(), text);
+        let absent = dir.join("absent.json");
+        let (_, added) = check(&absent, &["EURUSD".into()]).unwrap();
+        assert_eq!(added, vec!["EURUSD".to_string()]);
+        assert!(!absent.exists());
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temp file left either: {names:?}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`engine`]: policy + risk + journal + broker + drift ledger, the signals waiting together as
 //!   one batch;
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
+//! - [`secrets`]: the secrets file (name, mode rule, keys) shared with `oracle doctor`;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
@@ -28,6 +29,7 @@ pub mod live;
 pub mod paper;
 pub mod policy;
 pub mod risk;
+pub mod secrets;
 pub mod server;
 pub mod shell;
 pub mod volume;

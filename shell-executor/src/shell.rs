@@ -27,6 +27,7 @@ use crate::engine::{DECISION, Engine, Side};
 use crate::journal::Journal;
 use crate::paper::PaperBook;
 use crate::policy::ModelKey;
+use crate::secrets::SecretsFile;
 use crate::server::{Cmd, Metrics, Secret, Streams, accept_loop, bar_line, err_line, load_token};
 use crate::volume::SymbolSpec;
 
@@ -503,6 +504,9 @@ pub struct RunConfig {
     pub listen: SocketAddr,
     /// Token file (used when `ORACLE_IPC_TOKEN` is not set).
     pub token_file: Option<PathBuf>,
+    /// The `--secrets` file, read and mode-checked: broker credentials, account id and, after
+    /// the environment and the token file, the IPC token.
+    pub secrets: Option<SecretsFile>,
     /// executor_config.json.
     pub config: PathBuf,
     /// Models folder (SYM_TF.zip).
@@ -527,8 +531,9 @@ pub struct RunConfig {
     pub feed_wait_client: bool,
     /// Stop after validating the configuration.
     pub check_only: bool,
-    /// Live broker (credentials from CTRADER_CLIENT_ID, CTRADER_CLIENT_SECRET,
-    /// CTRADER_ACCESS_TOKEN, optional CTRADER_REFRESH_TOKEN).
+    /// Live broker (credentials from the secrets file, else the environment: CTRADER_CLIENT_ID,
+    /// CTRADER_CLIENT_SECRET, CTRADER_ACCESS_TOKEN, optional CTRADER_REFRESH_TOKEN, each also as
+    /// ORACLE_CTRADER_*).
     pub broker: Option<BrokerTarget>,
     /// Demo pacing (`--hold-market-until-predictor`): the SIGNAL timeout per bar; `None` = off.
     pub hold_market: Option<Duration>,
@@ -615,6 +620,20 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     };
     let mut seen: Vec<String> = models.iter().map(|m| m.symbol.clone()).collect();
     seen.dedup();
+    if rc.check_only {
+        // A check writes nothing: say what a start would add.
+        let (cfg, added) = config::check(&rc.config, &seen)?;
+        for s in &added {
+            warn!(symbol = %s, "{s}: found in the models folder but not in {}; a start adds it with enabled=false and lots 0.01/0.03/0.05 (--check-config leaves the file as it is)", rc.config.display());
+        }
+        info!(
+            symbols = cfg.symbols.len(),
+            models = models.len(),
+            would_add = added.len(),
+            "configuration valid"
+        );
+        return Ok(());
+    }
     let (cfg, added) = config::load(&rc.config, &seen)?;
     for s in &added {
         warn!(symbol = %s, "{s}: found in the models folder but not in {}; added with enabled=false and lots 0.01/0.03/0.05 (edit the file to trade it)", rc.config.display());
@@ -624,13 +643,15 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         models = models.len(),
         "configuration valid"
     );
-    if rc.check_only {
-        return Ok(());
-    }
-    let token = load_token(
-        std::env::var("ORACLE_IPC_TOKEN").ok(),
-        rc.token_file.as_deref(),
-    )?;
+    // The IPC token: the environment, else --token-file, else the secrets file.
+    let env_token = std::env::var(crate::secrets::IPC_TOKEN_KEY)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let file_token = match (&env_token, &rc.token_file, &rc.secrets) {
+        (None, None, Some(f)) => f.get(crate::secrets::IPC_TOKEN_KEY).map(str::to_string),
+        _ => None,
+    };
+    let token = load_token(env_token.or(file_token), rc.token_file.as_deref())?;
     std::fs::create_dir_all(&rc.state_dir)?;
     let mut preload: Vec<(String, Timeframe)> =
         models.iter().map(|m| (m.symbol.clone(), m.tf)).collect();
@@ -813,8 +834,11 @@ async fn run_live(
         .broker
         .clone()
         .context("live trading needs --broker HOST:PORT and --account-id")?;
-    let creds = oracle_ctrader::Credentials::from_env_or_file(b.credentials_file.as_deref())
-        .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?;
+    let creds = match &rc.secrets {
+        Some(f) => credentials_from(f)?,
+        None => oracle_ctrader::Credentials::from_env()
+            .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?,
+    };
     let tls = match (&b.ca, b.insecure_local) {
         (Some(p), _) => {
             TlsMode::CustomCa(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?)
@@ -886,6 +910,26 @@ async fn run_live(
     .await
 }
 
+/// Broker credentials from a secrets file (either key spelling); the error names the key only.
+#[cfg(feature = "live")]
+fn credentials_from(f: &SecretsFile) -> anyhow::Result<oracle_ctrader::Credentials> {
+    use oracle_ctrader::Secret as S;
+    let need = |name: &str| {
+        f.ctrader(name).map(S::new).with_context(|| {
+            format!(
+                "broker credentials: secrets file {}: neither CTRADER_{name} nor ORACLE_CTRADER_{name} is set",
+                f.path.display()
+            )
+        })
+    };
+    Ok(oracle_ctrader::Credentials {
+        client_id: need("CLIENT_ID")?,
+        client_secret: need("CLIENT_SECRET")?,
+        access_token: need("ACCESS_TOKEN")?,
+        refresh_token: f.ctrader("REFRESH_TOKEN").map(S::new),
+    })
+}
+
 /// Where the live broker is.
 #[derive(Clone, Debug)]
 pub struct BrokerTarget {
@@ -899,14 +943,13 @@ pub struct BrokerTarget {
     pub ca: Option<PathBuf>,
     /// Skip certificate checks (loopback hosts only).
     pub insecure_local: bool,
-    /// Credentials env file (mode 0600); the environment when `None`.
-    pub credentials_file: Option<PathBuf>,
 }
 
 /// Command line of `oracle-executor` (and `oracle executor`).
 #[derive(Parser, Debug)]
 #[command(
     name = "oracle-executor",
+    version,
     about = "Oracle Trader executor: broker session, risk guard, IPC server"
 )]
 pub struct Cli {
@@ -950,16 +993,23 @@ pub struct Cli {
     /// replayed stream (or 2 s after its first HISTORY).
     #[arg(long)]
     pub feed_wait_client: bool,
-    /// JSON log lines.
+    /// JSON log lines, one flat object each (`timestamp`, `level`, `message` and the event's
+    /// fields at the top level: the predictor's shape).
     #[arg(long)]
     pub json: bool,
-    /// Validate the configuration (and add new symbols) and exit.
+    /// Log filter (tracing EnvFilter syntax: `info`, `debug`, `oracle_executor=debug,info`).
+    /// Default: RUST_LOG, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Validate the configuration and the models folder, say which symbols a start would add,
+    /// and exit. Writes nothing.
     #[arg(long)]
     pub check_config: bool,
     /// Live broker HOST:PORT (e.g. demo.ctraderapi.com:5035, or the simulator's address).
     #[arg(long)]
     pub broker: Option<String>,
-    /// Trading account id (ctidTraderAccountId).
+    /// Trading account id (ctidTraderAccountId). Default: the secrets file's
+    /// `ORACLE_CTRADER_ACCOUNT_ID` (or `CTRADER_ACCOUNT_ID`), else the environment's.
     #[arg(long)]
     pub account_id: Option<i64>,
     /// CA certificate (PEM) to trust for the broker (the simulator's).
@@ -968,10 +1018,13 @@ pub struct Cli {
     /// Skip TLS verification (only for a loopback broker).
     #[arg(long)]
     pub insecure_local: bool,
-    /// Broker credentials from this env file (mode 0600, CTRADER_* or ORACLE_CTRADER_* keys)
-    /// instead of the environment.
-    #[arg(long)]
-    pub credentials_file: Option<PathBuf>,
+    /// The secrets env file, as `oracle doctor --secrets` checks it (deployments:
+    /// /etc/oracle-trader/secrets.env). Default: none, the environment. Mode 0600 or 0640 (the
+    /// group may read it, nobody else, nobody but the owner writes); keys `CTRADER_<NAME>` or
+    /// `ORACLE_CTRADER_<NAME>` (CLIENT_ID, CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN,
+    /// ACCOUNT_ID) and ORACLE_IPC_TOKEN (used when the environment and --token-file give none).
+    #[arg(long, visible_alias = "credentials-file", value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
     /// Demo pacing: take no live bar until a predictor has had HISTORY_END for its streams, then
     /// one bar at a time, each after its SIGNAL (or --hold-timeout-ms). Live: the market is read
     /// no further meanwhile, so a fast simulator waits; the clock is the broker's time.
@@ -1017,23 +1070,36 @@ impl Cli {
                 .with_context(|| format!("--feed-csv {k}: unknown timeframe"))?;
             feed.push((s.to_string(), tf, PathBuf::from(p)));
         }
-        let broker = match (&self.broker, self.account_id) {
-            (Some(b), Some(account_id)) => {
+        let secrets = match &self.secrets {
+            Some(p) => Some(SecretsFile::read(p).map_err(|e| anyhow::anyhow!("--secrets: {e}"))?),
+            None => None,
+        };
+        let broker = match &self.broker {
+            Some(b) => {
                 let (host, port) = b.rsplit_once(':').context("--broker wants HOST:PORT")?;
                 let port = port.parse().context("--broker: bad port")?;
+                let account_id = crate::secrets::account_id(
+                    self.account_id,
+                    secrets.as_ref(),
+                    &|k| std::env::var(k).ok(),
+                )
+                .map_err(|e| anyhow::anyhow!("account id: {e}"))?
+                .context(
+                    "--broker needs the trading account id: --account-id, or ORACLE_CTRADER_ACCOUNT_ID in the --secrets file or the environment",
+                )?;
                 Some(BrokerTarget {
                     host: host.to_string(),
                     port,
                     account_id,
                     ca: self.ca.clone(),
                     insecure_local: self.insecure_local,
-                    credentials_file: self.credentials_file.clone(),
                 })
             }
-            (None, None) => None,
-            _ => bail!("--broker and --account-id go together"),
+            None if self.account_id.is_some() => bail!("--account-id needs --broker HOST:PORT"),
+            None => None,
         };
         Ok(RunConfig {
+            secrets,
             broker,
             listen: self.listen,
             token_file: self.token_file.clone(),
@@ -1057,15 +1123,32 @@ impl Cli {
     }
 }
 
-/// Installs the log subscriber (`RUST_LOG` filter, default `info`; `--json` for JSON lines).
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The log filter: `--log`, else `RUST_LOG`, else `info`; a filter that does not parse is an
+/// error naming where it came from.
+pub fn log_filter(flag: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
+    let (text, from) = match flag {
+        Some(f) => (f.to_string(), "--log"),
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => (v, "RUST_LOG"),
+            _ => ("info".to_string(), "default"),
+        },
+    };
+    tracing_subscriber::EnvFilter::try_new(&text).map_err(|e| {
+        format!("{from} {text:?}: not a log filter (e.g. info, debug, oracle_executor=debug): {e}")
+    })
+}
+
+/// Installs the log subscriber on stderr: text (colours only when stderr is a terminal) or, with
+/// `json`, one flat JSON object per line (the event's fields at the top level, as the
+/// predictor writes them).
+pub fn init_logging(json: bool, filter: tracing_subscriber::EnvFilter) {
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
-        b.json().try_init()
+        b.json().flatten_event(true).with_target(false).try_init()
     } else {
         b.try_init()
     };
@@ -1090,7 +1173,14 @@ where
             };
         }
     };
-    init_logging(cli.json);
+    let filter = match log_filter(cli.log.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("oracle-executor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.json, filter);
     let rc = match cli.run_config() {
         Ok(r) => r,
         Err(e) => {

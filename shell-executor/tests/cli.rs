@@ -43,9 +43,8 @@ fn bad_config_refuses_to_start_naming_the_keys() {
     assert!(err.contains("EURUSD.lots: unknown key"), "{err}");
 }
 
-#[test]
-fn models_folder_symbols_are_added_disabled() {
-    let d = tmpdir("cli-models");
+/// A models folder with EURUSD and US500 and a config naming US500 only.
+fn models_and_config(d: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let models = d.join("models");
     std::fs::create_dir_all(&models).expect("dir");
     model_zip(&models.join("EURUSD_M15.zip"), "EURUSD");
@@ -56,18 +55,30 @@ fn models_folder_symbols_are_added_disabled() {
         r#"{"US500": {"enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5}}"#,
     )
     .expect("write");
+    (models, cfg)
+}
+
+#[test]
+fn models_folder_symbols_are_added_disabled() {
+    // A start adds them (here a start that then stops for want of an IPC token: the
+    // configuration step has run). `--check-config` does not: see `check_config_writes_nothing`.
+    let d = tmpdir("cli-models");
+    let (models, cfg) = models_and_config(&d);
     let out = Command::new(BIN)
-        .args(["--check-config", "--config"])
+        .env_remove("ORACLE_IPC_TOKEN")
+        .args(["--paper", "--config"])
         .arg(&cfg)
         .arg("--models")
         .arg(&models)
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg("127.0.0.1:1")
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("ORACLE_IPC_TOKEN"), "{err}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg).expect("read")).expect("json");
     assert_eq!(
@@ -75,6 +86,215 @@ fn models_folder_symbols_are_added_disabled() {
         serde_json::json!({"enabled": false, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05})
     );
     assert_eq!(v["US500"]["enabled"], serde_json::json!(true));
+}
+
+#[test]
+fn check_config_writes_nothing() {
+    let d = tmpdir("cli-check");
+    let (models, cfg) = models_and_config(&d);
+    let before = std::fs::read(&cfg).expect("read");
+    let mtime = std::fs::metadata(&cfg)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&cfg)
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // It says what a start would add…
+    assert!(
+        err.contains("EURUSD") && err.contains("a start adds it"),
+        "{err}"
+    );
+    // …and writes nothing: same bytes, same mtime, no new file beside it.
+    assert_eq!(std::fs::read(&cfg).expect("read"), before);
+    assert_eq!(
+        std::fs::metadata(&cfg)
+            .and_then(|m| m.modified())
+            .expect("mtime"),
+        mtime
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&d)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["executor_config.json", "models"]);
+    // An absent file stays absent.
+    let absent = d.join("absent.json");
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&absent)
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(!absent.exists());
+}
+
+#[test]
+fn logs_to_a_file_or_pipe_have_no_ansi_escapes() {
+    let d = tmpdir("cli-ansi");
+    let (models, cfg) = models_and_config(&d);
+    let log = d.join("executor.log");
+    // stderr to a file, stdout to a pipe; a WARN and an INFO line at least.
+    let status = Command::new(BIN)
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .args(["--check-config", "--config"])
+        .arg(&cfg)
+        .arg("--models")
+        .arg(&models)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("WARN") && text.contains("INFO"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape in a log file: {text:?}"
+    );
+}
+
+#[test]
+fn executor_json_lines_are_flat_like_the_predictors() {
+    let d = tmpdir("cli-json");
+    let (models, cfg) = models_and_config(&d);
+    let out = Command::new(BIN)
+        .args(["--check-config", "--json", "--log", "info", "--config"])
+        .arg(&cfg)
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    for v in &lines {
+        let o = v.as_object().expect("object");
+        // The predictor's shape: timestamp, level, message and the fields at the top level.
+        for k in ["timestamp", "level", "message"] {
+            assert!(o.contains_key(k), "{k} missing: {v}");
+        }
+        for k in ["fields", "target", "span", "spans"] {
+            assert!(!o.contains_key(k), "nested/extra {k}: {v}");
+        }
+    }
+    let warn = lines
+        .iter()
+        .find(|v| v["level"] == "WARN")
+        .expect("a WARN line");
+    assert_eq!(warn["symbol"], "EURUSD", "{warn}");
+    let done = lines
+        .iter()
+        .find(|v| v["message"] == "configuration valid")
+        .expect("the summary line");
+    assert_eq!(done["would_add"], 1, "{done}");
+}
+
+#[test]
+fn log_flag_sets_the_filter_and_a_bad_one_is_refused() {
+    let d = tmpdir("cli-log");
+    let (models, cfg) = models_and_config(&d);
+    let run = |log: &str| {
+        Command::new(BIN)
+            .env("RUST_LOG", "info")
+            .args(["--check-config", "--log", log, "--config"])
+            .arg(&cfg)
+            .arg("--models")
+            .arg(&models)
+            .output()
+            .expect("run")
+    };
+    // --log wins over RUST_LOG: `error` hides the WARN and INFO lines.
+    let out = run("error");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let out = run("info");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration valid"));
+    let out = run("info,[=");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--log") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn executor_prints_its_version() {
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("oracle-executor {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn secrets_file_0640_gives_the_executor_its_token_and_account() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmpdir("cli-secrets");
+    let f = d.join("secrets.env");
+    std::fs::write(
+        &f,
+        "ORACLE_IPC_TOKEN=tok-SECRET\nCTRADER_CLIENT_ID=id-SECRET\nORACLE_CTRADER_ACCOUNT_ID=4242\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let cli = <oracle_executor::shell::Cli as clap::Parser>::try_parse_from([
+        "oracle-executor".as_ref(),
+        "--broker".as_ref(),
+        "127.0.0.1:1".as_ref(),
+        "--secrets".as_ref(),
+        f.as_os_str(),
+    ])
+    .expect("parses");
+    let rc = cli.run_config().expect("0640 is accepted");
+    assert_eq!(rc.broker.as_ref().map(|b| b.account_id), Some(4242));
+    assert!(!format!("{rc:?}").contains("SECRET"), "{rc:?}");
+    // The binary takes the IPC token from it: with none in the environment it goes past the
+    // token to the listen address (taken here, so it stops there).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    std::fs::write(
+        d.join("executor_config.json"),
+        r#"{"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .env_remove("ORACLE_IPC_TOKEN")
+        .args(["--paper", "--secrets"])
+        .arg(&f)
+        .arg("--config")
+        .arg(d.join("executor_config.json"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("bind 127.0.0.1:{port}")) && !err.contains("token"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET"), "{err}");
+    drop(taken);
+    // Readable by others: refused, naming the file and the fix, never a value.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let e = cli.run_config().expect_err("0644 is refused").to_string();
+    assert!(e.contains("secrets.env") && e.contains("chmod 0600"), "{e}");
+    assert!(!e.contains("SECRET"), "{e}");
 }
 
 #[test]

@@ -1,0 +1,266 @@
+//! The secrets file: one name, one mode rule and one grammar for the executor (`--secrets`) and
+//! `oracle doctor` (`--secrets`).
+//!
+//! - **Name**: [`DEFAULT_SECRETS`] (`/etc/oracle-trader/secrets.env`), the file the deploy kit
+//!   installs and doctor checks by default. The executor reads it when given `--secrets FILE`
+//!   (without it: the environment, e.g. systemd's `EnvironmentFile=` of the same file).
+//! - **Mode** ([`mode_verdict`]): the owner may read and write; the group may read (`0640`, the
+//!   deploy kit's `root:oracle`) but not write; others get nothing. `0600`, `0400`, `0640` and
+//!   `0440` are accepted; `0644`, `0660`, `0604`, … are refused with the `chmod` that fixes it.
+//! - **Grammar**: `KEY=VALUE` lines, `#` comments and blank lines skipped, an optional
+//!   `export `, a value optionally in `"…"` or `'…'` quotes (e.g. the file
+//!   `oracle sim --credentials-out` writes).
+//! - **Keys** ([`CTRADER_KEYS`]): each broker key is read as `CTRADER_<NAME>` or
+//!   `ORACLE_CTRADER_<NAME>` (the deploy kit's spelling), the first that is set and non-empty;
+//!   [`IPC_TOKEN_KEY`] holds the IPC token.
+//!
+//! No error, `Debug` output or log line carries a value: only paths, line numbers and key names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The secrets file of a deployment (`deploy/secrets.env.example` installed).
+pub const DEFAULT_SECRETS: &str = "/etc/oracle-trader/secrets.env";
+
+/// The IPC token's key.
+pub const IPC_TOKEN_KEY: &str = "ORACLE_IPC_TOKEN";
+
+/// The broker keys, each read as `CTRADER_<NAME>` or `ORACLE_CTRADER_<NAME>`.
+pub const CTRADER_KEYS: [&str; 5] = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "ACCESS_TOKEN",
+    "REFRESH_TOKEN",
+    "ACCOUNT_ID",
+];
+
+/// The broker keys live trading cannot do without (the refresh token is optional).
+pub const LIVE_REQUIRED: [&str; 4] = ["CLIENT_ID", "CLIENT_SECRET", "ACCESS_TOKEN", "ACCOUNT_ID"];
+
+/// The mode rule of a secret file (module doc): `Ok` with a note, or why it is refused. Only
+/// the permission bits (`0o777`) count.
+pub fn mode_verdict(mode: u32) -> Result<String, String> {
+    let m = mode & 0o777;
+    if m & 0o007 != 0 {
+        return Err(format!("mode {m:04o} gives access to others"));
+    }
+    if m & 0o020 != 0 {
+        return Err(format!("mode {m:04o} lets the group write"));
+    }
+    Ok(format!("mode {m:04o}"))
+}
+
+/// The `chmod` that fixes a refused mode.
+pub fn mode_fix(path: &Path) -> String {
+    let p = path.display();
+    format!("chmod 0600 {p} (or chown root:oracle {p} && chmod 0640 {p})")
+}
+
+/// A parsed secrets file. Its `Debug` shows the path and the key names, never a value.
+#[derive(Clone, Default)]
+pub struct SecretsFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Mode note (`mode 0640`).
+    pub mode_note: String,
+    vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsFile")
+            .field("path", &self.path)
+            .field("keys", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Parses the grammar of the module doc. Errors name the line, never its text.
+pub fn parse(text: &str, shown: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("{shown}:{}: expected KEY=VALUE", i + 1));
+        };
+        let k = k.trim();
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "{shown}:{}: the key before '=' must be letters, digits and _",
+                i + 1
+            ));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Ok(vars)
+}
+
+impl SecretsFile {
+    /// Reads `path`: it must exist, follow [`mode_verdict`] and parse. Errors name the path and
+    /// the fix.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| format!("secrets file {shown}: {e}"))?;
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode()
+        };
+        #[cfg(not(unix))]
+        let mode = {
+            let _ = meta;
+            0o600
+        };
+        let mode_note = mode_verdict(mode).map_err(|why| {
+            format!(
+                "secrets file {shown}: {why}; refusing it: run `{}`",
+                mode_fix(path)
+            )
+        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("secrets file {shown}: {e}"))?;
+        let vars = parse(&text, &shown)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            mode_note,
+            vars,
+        })
+    }
+
+    /// A file's contents without a file (tests; the environment's view).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            path: PathBuf::new(),
+            mode_note: String::new(),
+            vars: vars.into_iter().collect(),
+        }
+    }
+
+    /// The value of `key` exactly as spelled, when set and non-empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// The broker key `name` (`CLIENT_ID`, …): `CTRADER_<name>`, else `ORACLE_CTRADER_<name>`.
+    pub fn ctrader(&self, name: &str) -> Option<&str> {
+        self.get(&format!("CTRADER_{name}"))
+            .or_else(|| self.get(&format!("ORACLE_CTRADER_{name}")))
+    }
+
+    /// The [`LIVE_REQUIRED`] keys set under neither spelling (as `ORACLE_CTRADER_<NAME>`).
+    pub fn live_missing(&self) -> Vec<String> {
+        LIVE_REQUIRED
+            .iter()
+            .filter(|k| self.ctrader(k).is_none())
+            .map(|k| format!("ORACLE_CTRADER_{k}"))
+            .collect()
+    }
+
+    /// Keys that look like broker keys but are none of [`CTRADER_KEYS`] (a typo the executor
+    /// would silently ignore).
+    pub fn unknown_ctrader_keys(&self) -> Vec<String> {
+        self.vars
+            .keys()
+            .filter(|k| {
+                let name = k
+                    .strip_prefix("ORACLE_CTRADER_")
+                    .or_else(|| k.strip_prefix("CTRADER_"));
+                name.is_some_and(|n| !CTRADER_KEYS.contains(&n))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The trading account id: `--account-id`, else the secrets file's (`CTRADER_ACCOUNT_ID` or
+/// `ORACLE_CTRADER_ACCOUNT_ID`), else the environment's. `Ok(None)` when none is set.
+pub fn account_id(
+    flag: Option<i64>,
+    file: Option<&SecretsFile>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<i64>, String> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    let (raw, from) = match file {
+        Some(f) => (
+            f.ctrader("ACCOUNT_ID").map(str::to_string),
+            format!("secrets file {}", f.path.display()),
+        ),
+        None => (
+            env("CTRADER_ACCOUNT_ID")
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| env("ORACLE_CTRADER_ACCOUNT_ID"))
+                .filter(|v| !v.trim().is_empty()),
+            "the environment".to_string(),
+        ),
+    };
+    match raw {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("{from}: ORACLE_CTRADER_ACCOUNT_ID is not a positive integer (ctidTraderAccountId)")
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_mode_rule_owner_rw_group_read_only() {
+        for ok in [0o600, 0o400, 0o640, 0o440, 0o100640] {
+            assert!(mode_verdict(ok).is_ok(), "{ok:o}");
+        }
+        for bad in [0o644, 0o660, 0o604, 0o666, 0o620, 0o601] {
+            assert!(mode_verdict(bad).is_err(), "{bad:o}");
+        }
+    }
+
+    #[test]
+    fn grammar_and_both_key_spellings_never_showing_values() {
+        let v = parse(
+            "# c\n\nexport CTRADER_CLIENT_ID=\"id-SECRET\"\nORACLE_CTRADER_ACCESS_TOKEN='t-SECRET'\nORACLE_CTRADER_ACCOUNT_ID=42\n",
+            "f",
+        )
+        .unwrap();
+        let f = SecretsFile::from_vars(v);
+        assert_eq!(f.ctrader("CLIENT_ID"), Some("id-SECRET"));
+        assert_eq!(f.ctrader("ACCESS_TOKEN"), Some("t-SECRET"));
+        assert_eq!(f.live_missing(), vec!["ORACLE_CTRADER_CLIENT_SECRET"]);
+        let dbg = format!("{f:?}");
+        assert!(
+            dbg.contains("CTRADER_CLIENT_ID") && !dbg.contains("SECRET"),
+            "{dbg}"
+        );
+        let e = parse("A=1\nno-equals-SECRET\n", "f").unwrap_err();
+        assert!(e.contains("f:2") && !e.contains("SECRET"), "{e}");
+        assert_eq!(account_id(None, Some(&f), &|_| None), Ok(Some(42)));
+        assert_eq!(account_id(Some(7), Some(&f), &|_| None), Ok(Some(7)));
+        let env = |k: &str| (k == "ORACLE_CTRADER_ACCOUNT_ID").then(|| "9".to_string());
+        assert_eq!(account_id(None, None, &env), Ok(Some(9)));
+        let bad = SecretsFile::from_vars([("CTRADER_ACCOUNT_ID".into(), "x1".into())]);
+        assert!(account_id(None, Some(&bad), &|_| None).is_err());
+        let typo = SecretsFile::from_vars([("ORACLE_CTRADER_CLIENTID".into(), "x".into())]);
+        assert_eq!(typo.unknown_ctrader_keys(), vec!["ORACLE_CTRADER_CLIENTID"]);
+    }
+}
