@@ -15,6 +15,7 @@ use std::process::ExitCode;
 #[command(
     name = "oracle",
     version,
+    propagate_version = true,
     about = "Oracle Trader v2: live trading runtime for RL models"
 )]
 struct Cli {
@@ -27,19 +28,19 @@ enum Cmd {
     /// The whole system on the bundled models and bars, with a live view and an HTML report.
     Demo(demo::DemoArgs),
     /// The cTrader Open API simulator (`oracle sim --help`).
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Sim {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
     /// The executor: broker session, risk guard, journal, paper book (`oracle executor --help`).
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Executor {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
     /// The predictor: digital twins, one signal per model per bar (`oracle predictor --help`).
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Predictor {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 #[command(
     name = "oracle-ops",
     version,
+    propagate_version = true,
     about = "Oracle Trader v2 operations: doctor, bench, chaos"
 )]
 struct Cli {

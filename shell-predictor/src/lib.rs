@@ -24,7 +24,8 @@ use std::time::Duration;
 /// Command line of the predictor.
 #[derive(Parser, Debug, Clone)]
 #[command(
-    name = "oracle predictor",
+    name = "oracle-predictor",
+    version,
     about = "The predictor: digital twins of the models, one SIGNAL per model per closed bar"
 )]
 pub struct Args {
@@ -55,9 +56,10 @@ pub struct Args {
     /// Exit when the executor closes the connection instead of reconnecting.
     #[arg(long)]
     pub once: bool,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `debug`.
-    #[arg(long, default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `debug`. Default: RUST_LOG, else
+    /// `info`.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
 }
 
 /// Reads the IPC token: the file (which must not be readable by group or others) or
@@ -90,12 +92,28 @@ pub fn read_token(file: Option<&Path>) -> anyhow::Result<String> {
     }
 }
 
-/// Installs the tracing subscriber (text or JSON, to stdout). Safe to call once per process.
-pub fn init_logs(json: bool, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The log filter: `--log`, else `RUST_LOG`, else `info` (the executor's and the simulator's
+/// rule); one that does not parse is an error naming where it came from.
+pub fn log_filter(flag: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
+    let (text, from) = match flag {
+        Some(f) => (f.to_string(), "--log"),
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => (v, "RUST_LOG"),
+            _ => ("info".to_string(), "default"),
+        },
+    };
+    tracing_subscriber::EnvFilter::try_new(&text).map_err(|e| {
+        format!("{from} {text:?}: not a log filter (e.g. info, debug, oracle_predictor=debug): {e}")
+    })
+}
+
+/// Installs the tracing subscriber (text or flat JSON lines, to stdout; colours only when stdout
+/// is a terminal). Safe to call once per process.
+pub fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_target(false);
     let _ = if json {
         b.json().flatten_event(true).try_init()
@@ -142,7 +160,14 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    init_logs(args.json, &args.log);
+    let filter = match log_filter(args.log.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("oracle predictor: {e}");
+            return 2;
+        }
+    };
+    init_logs(args.json, filter);
     match run_with(args, Arc::new(backend::ZipLoader)) {
         Ok(()) => 0,
         Err(e) => {

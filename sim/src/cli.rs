@@ -132,9 +132,10 @@ pub struct Args {
     /// Allow a non-loopback --listen address.
     #[arg(long)]
     pub allow_non_loopback: bool,
-    /// Log filter (RUST_LOG syntax).
-    #[arg(long, default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax: `info`, `debug`, `oracle_sim=debug`). Default:
+    /// RUST_LOG, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
@@ -334,17 +335,41 @@ where
     }
 }
 
-fn init_tracing(args: &Args) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
+/// The log filter: `--log`, else `RUST_LOG`, else `info` (the executor's and the predictor's
+/// rule); one that does not parse is an error naming where it came from.
+fn log_filter(flag: Option<&str>) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    let (text, from) = match flag {
+        Some(f) => (f.to_string(), "--log"),
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => (v, "RUST_LOG"),
+            _ => ("info".to_string(), "default"),
+        },
+    };
+    tracing_subscriber::EnvFilter::try_new(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{from} {text:?}: not a log filter (e.g. info, debug, oracle_sim=debug): {e}"
+        )
+    })
+}
+
+/// Logs on stderr: text (colours only when stderr is a terminal) or flat JSON lines (the
+/// executor's and the predictor's shape).
+fn init_tracing(args: &Args) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(args.log.as_deref())?)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if args.json {
-        builder.json().try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .try_init()
     } else {
         builder.try_init()
     };
+    Ok(())
 }
 
 async fn terminated() -> anyhow::Result<()> {
@@ -365,7 +390,7 @@ async fn terminated() -> anyhow::Result<()> {
 }
 
 fn try_run(args: Args) -> anyhow::Result<()> {
-    init_tracing(&args);
+    init_tracing(&args)?;
     let cfg = sim_config(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
