@@ -88,9 +88,12 @@ pub struct Metadata {
     pub format_version: String,
     /// `generated_at`.
     pub generated_at: String,
-    /// `symbol.name`, e.g. `EURUSD`.
+    /// `symbol.name`, e.g. `EURUSD` or `GER40.cash`: the model's symbol everywhere in the
+    /// system (zip file name, IPC lines, streams, the executor's configuration keys, the broker
+    /// symbol unless the configuration maps it); see docs/contract.md, "Symbol identity".
     pub symbol: String,
-    /// `symbol.clean`.
+    /// `symbol.clean`, e.g. `GER40` for `GER40.cash`: the instrument's plain name, for people
+    /// (reports, doctor). Nothing is looked up by it.
     pub symbol_clean: String,
     /// `symbol.timeframe`, e.g. `M15`.
     pub timeframe: String,

@@ -266,7 +266,7 @@ impl Follow {
 pub struct Stream {
     /// `SYM_TF` (the zip's stem).
     pub name: String,
-    /// Symbol (metadata `symbol.clean`).
+    /// Symbol (metadata `symbol.name`, the system's one symbol identity).
     pub symbol: String,
     /// Timeframe name.
     pub tf: String,
@@ -355,11 +355,11 @@ pub fn prepare(
         let csv = ddir.join(format!("{}.csv", m.name));
         std::fs::write(&csv, out)?;
         std::fs::copy(&z, mdir.join(z.file_name().context("zip name")?))?;
-        lots.entry(m.metadata.symbol_clean.clone())
+        lots.entry(m.metadata.symbol.clone())
             .or_insert(m.model.costs().lot_sizes);
         streams.push(Stream {
             name: m.name.clone(),
-            symbol: m.metadata.symbol_clean.clone(),
+            symbol: m.metadata.symbol.clone(),
             tf: m.metadata.timeframe.clone(),
             csv,
             bars: want,

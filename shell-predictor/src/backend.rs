@@ -14,7 +14,7 @@ impl Loader for ZipLoader {
             name: path
                 .file_stem()
                 .map_or_else(|| loaded.name.clone(), |s| s.to_string_lossy().into_owned()),
-            symbol: loaded.metadata.symbol_clean.clone(),
+            symbol: loaded.metadata.symbol.clone(),
             timeframe: loaded.metadata.timeframe.clone(),
             window: loaded.metadata.window,
             zip_sha256: loaded.zip_sha256.clone(),

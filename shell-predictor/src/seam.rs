@@ -75,7 +75,8 @@ pub struct TwinState {
 pub struct ModelSpec {
     /// File stem of the zip, e.g. `EURUSD_M15`; the key in the state file and the trace name.
     pub name: String,
-    /// Symbol as traded (`symbol.clean`).
+    /// The model's symbol (`symbol.name`): the one name IPC lines, streams, the executor's
+    /// configuration and the broker use (docs/contract.md, "Symbol identity").
     pub symbol: String,
     /// Timeframe (`M15`, `H1`, …).
     pub timeframe: String,
