@@ -113,7 +113,12 @@ fn secrets_file_mode_and_keys() {
     write_mode(&t, "tok\n", 0o600);
     assert_eq!(doctor::check_secret_file(&t, false).status, Status::Ok);
     write_mode(&t, "tok\n", 0o640);
-    // Group-readable is allowed only for group oracle; the test's group is not it.
+    // Group-readable: accepted as the executor accepts it (was FAIL, which the executor and
+    // doctor disagreed on); a WARN because the test's group is not the deploy kit's `oracle`.
+    let c = doctor::check_secret_file(&t, false);
+    assert_eq!(c.status, Status::Warn, "{c}");
+    assert!(c.detail.contains("can read it"), "{c}");
+    write_mode(&t, "tok\n", 0o660);
     assert_eq!(doctor::check_secret_file(&t, false).status, Status::Fail);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -130,6 +135,11 @@ fn disk_ok_and_fail() {
     let c = doctor::check_disk(&d.join("not/yet"), 1);
     assert_eq!(c.status, Status::Ok, "{c}");
     assert!(c.detail.contains("not created yet"), "{c}");
+    // The default `--state` is relative (`state`): not created yet, it is measured at the
+    // working directory.
+    let c = doctor::check_disk(Path::new("state-not-created-yet/x"), 1);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    assert!(c.detail.contains("measured at ."), "{c}");
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -218,4 +228,210 @@ fn whole_run_exit_code_follows_fail_lines() {
         "{lines:?}"
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+fn doctor_args(d: &Path, config: PathBuf, secrets: PathBuf) -> doctor::DoctorArgs {
+    doctor::DoctorArgs {
+        models: repo().join("models"),
+        config,
+        secrets,
+        token_file: None,
+        state: vec![d.join("state")],
+        min_free_mb: 1,
+        max_offset_ms: 10.0,
+        broker: None,
+        ca: None,
+        timeout_ms: 1000,
+        skip_clock: true,
+        quiet: false,
+    }
+}
+
+#[test]
+fn doctor_says_skip_for_the_broker_check_without_broker() {
+    let d = tmpdir("skip");
+    let cfg = d.join("executor_config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("write");
+    let secrets = d.join("secrets.env");
+    write_mode(&secrets, "ORACLE_IPC_TOKEN=abc\n", 0o600);
+    let lines = doctor::checks(&doctor_args(&d, cfg, secrets));
+    let line = |name: &str| {
+        lines
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} line: {lines:?}"))
+            .to_string()
+    };
+    let broker = line("broker");
+    assert!(
+        broker.starts_with("SKIP broker: not checked (no --broker)")
+            && broker.contains("--broker HOST:PORT"),
+        "{broker}"
+    );
+    assert!(line("clock").starts_with("SKIP clock: not checked (--skip-clock)"));
+    // A SKIP is not a failure.
+    assert!(lines.iter().all(|c| c.status != Status::Fail), "{lines:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn doctor_finds_enabled_symbols_without_a_model() {
+    let d = tmpdir("cross");
+    let models = d.join("models");
+    std::fs::create_dir_all(&models).expect("dir");
+    std::fs::copy(
+        repo().join("models/EURUSD_H1.zip"),
+        models.join("EURUSD_H1.zip"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        repo().join("models/SYNIDX01_M15.zip"),
+        models.join("SYNIDX01_M15.zip"),
+    )
+    .expect("copy");
+    let cfg = d.join("executor_config.json");
+    // GER40 enabled without a model; AAPL disabled without one (fine); SYNIDX01 has a model but
+    // no entry.
+    std::fs::write(
+        &cfg,
+        r#"{"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+            "GER40": {"enabled": true, "lot_weak": 0.1, "lot_moderate": 0.2, "lot_strong": 0.3},
+            "AAPL": {"enabled": false, "lot_weak": 1, "lot_moderate": 2, "lot_strong": 3}}"#,
+    )
+    .expect("write");
+    let c = doctor::check_config_models(&cfg, &models);
+    assert_eq!(c.status, Status::Warn, "{c}");
+    assert!(
+        c.detail.contains("enabled with no model") && c.detail.contains("GER40"),
+        "{c}"
+    );
+    assert!(!c.detail.contains("AAPL"), "{c}");
+    assert!(
+        c.detail.contains("models with no entry") && c.detail.contains("SYNIDX01"),
+        "{c}"
+    );
+    assert!(c.to_string().contains("— fix:"), "{c}");
+    // Both sides agree: OK.
+    std::fs::write(
+        &cfg,
+        r#"{"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+            "SYNIDX01": {"enabled": false, "lot_weak": 0.1, "lot_moderate": 0.2, "lot_strong": 0.3}}"#,
+    )
+    .expect("write");
+    assert_eq!(
+        doctor::check_config_models(&cfg, &models).status,
+        Status::Ok
+    );
+    // A config that does not load: SKIP (its own line says why), not a second FAIL.
+    std::fs::write(&cfg, "{").expect("write");
+    assert_eq!(
+        doctor::check_config_models(&cfg, &models).status,
+        Status::Skip
+    );
+    // The whole run carries the line.
+    let secrets = d.join("secrets.env");
+    write_mode(&secrets, "ORACLE_IPC_TOKEN=abc\n", 0o600);
+    let mut args = doctor_args(&d, d.join("absent.json"), secrets);
+    args.models = models;
+    assert!(
+        doctor::checks(&args)
+            .iter()
+            .any(|c| c.name == "config-models")
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn doctor_accepts_the_ctrader_keys_the_executor_accepts() {
+    let d = tmpdir("keys");
+    let f = d.join("secrets.env");
+    // The executor reads CTRADER_<NAME> as well as ORACLE_CTRADER_<NAME>.
+    write_mode(
+        &f,
+        "ORACLE_IPC_TOKEN=abc\nexport CTRADER_CLIENT_ID=x\nCTRADER_CLIENT_SECRET='y'\nCTRADER_ACCESS_TOKEN=\"z\"\nORACLE_CTRADER_ACCOUNT_ID=1\n",
+        0o600,
+    );
+    let c = doctor::check_secret_file(&f, true);
+    assert_eq!(c.status, Status::Ok, "{c}");
+    // A key the executor would not read is named (a typo), never its value.
+    write_mode(
+        &f,
+        "ORACLE_IPC_TOKEN=abc\nCTRADER_CLIENT_ID=x\nCTRADER_CLIENT_SECRET=y\nCTRADER_ACCESS_TOKEN=z\nCTRADER_ACCOUNT_ID=1\nCTRADER_CLIENTSECRET=val-SECRET\n",
+        0o600,
+    );
+    let c = doctor::check_secret_file(&f, true);
+    assert_eq!(c.status, Status::Warn, "{c}");
+    assert!(
+        c.detail.contains("CTRADER_CLIENTSECRET") && !c.to_string().contains("val-SECRET"),
+        "{c}"
+    );
+    // A line the executor cannot parse fails here too, by line number.
+    write_mode(&f, "ORACLE_IPC_TOKEN=abc\nnot a pair SECRET\n", 0o600);
+    let c = doctor::check_secret_file(&f, true);
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(
+        c.detail.contains("secrets.env:2") && !c.to_string().contains("SECRET"),
+        "{c}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn secrets_file_0640_is_accepted_by_executor_and_doctor() {
+    let d = tmpdir("0640");
+    let f = d.join("secrets.env");
+    let text = "ORACLE_IPC_TOKEN=abc\nORACLE_CTRADER_CLIENT_ID=x\nORACLE_CTRADER_CLIENT_SECRET=y\nORACLE_CTRADER_ACCESS_TOKEN=z\nORACLE_CTRADER_ACCOUNT_ID=77\n";
+    for (mode, accepted) in [
+        (0o600, true),
+        (0o640, true),
+        (0o400, true),
+        (0o644, false),
+        (0o660, false),
+    ] {
+        write_mode(&f, text, mode);
+        let executor = oracle_executor::secrets::SecretsFile::read(&f);
+        let doctor = doctor::check_secret_file(&f, true);
+        assert_eq!(
+            executor.is_ok(),
+            accepted,
+            "{mode:o}: executor {executor:?}"
+        );
+        assert_eq!(
+            doctor.status != Status::Fail,
+            accepted,
+            "{mode:o}: doctor {doctor}"
+        );
+        if accepted {
+            let cli = <oracle_executor::shell::Cli as clap::Parser>::try_parse_from([
+                "oracle-executor".as_ref(),
+                "--broker".as_ref(),
+                "127.0.0.1:1".as_ref(),
+                "--secrets".as_ref(),
+                f.as_os_str(),
+            ])
+            .expect("parses");
+            let rc = cli.run_config().expect("the executor starts on it");
+            assert_eq!(rc.broker.map(|b| b.account_id), Some(77));
+        }
+    }
+    // One default file name: doctor's default is the executor's documented secrets file.
+    let args = <DoctorCli as clap::Parser>::parse_from(["doctor"]);
+    assert_eq!(
+        args.a.secrets,
+        Path::new(oracle_executor::secrets::DEFAULT_SECRETS)
+    );
+    // `--state` has the executor's default.
+    let ex = <oracle_executor::shell::Cli as clap::Parser>::parse_from(["oracle-executor"]);
+    assert_eq!(args.a.state, vec![ex.state]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[derive(clap::Parser)]
+struct DoctorCli {
+    #[command(flatten)]
+    a: doctor::DoctorArgs,
 }
