@@ -110,53 +110,126 @@ def cmd_replay(args):
         sys.stdout.write(text)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m oracle_training")
-    p.add_argument("--data-dir", default=str(REPO / "data"))
-    p.add_argument("--models-dir", default=str(REPO / "models"))
-    p.add_argument("--golden-dir", default=str(REPO / "tests" / "golden"))
-    sub = p.add_subparsers(dest="cmd", required=True)
+class CliError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit code 2."""
 
-    s = sub.add_parser("data", help="write the bundled bar CSVs into data/")
-    s.add_argument("names", nargs="*")
+
+def _known_names(names, known, what, hint):
+    """Refuses a model name that is not in ``known`` (one line naming it and the known ones)."""
+    bad = [n for n in names or [] if n not in known]
+    if bad:
+        listed = ", ".join(sorted(known)) or "none"
+        raise CliError(f"unknown model name {', '.join(bad)} ({what}: {listed}; {hint})")
+
+
+def _check_names(args):
+    """Model names are SYM_TF: the 20 of the sample universe for data/train/train-all, the zips in
+    --models-dir for goldens/reference."""
+    from oracle_training.universe import BY_NAME
+
+    if args.cmd in ("data", "train", "train-all"):
+        names = [args.name] if args.cmd == "train" else args.names
+        _known_names(names, BY_NAME, "the sample universe", "see oracle_training/universe.py")
+    elif args.cmd in ("goldens", "reference"):
+        zips = {z.stem for z in Path(args.models_dir).glob("*.zip")}
+        _known_names(args.names, zips, f"zips in {args.models_dir}", "pass --models-dir")
+    elif args.cmd == "replay":
+        for what, f in (("model zip", args.model), ("bar file", args.bars)):
+            if not Path(f).is_file():
+                raise CliError(f"{what} {f}: no such file")
+    elif args.cmd == "export":
+        for z in args.zips:
+            if not Path(z).is_file():
+                raise CliError(f"model zip {z}: no such file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every option's help shows its default."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="python -m oracle_training",
+        description="Train, export and check the Oracle Trader models (training/README.md).",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--data-dir", default=str(REPO / "data"), help="folder of the bar CSVs (SYM_TF.csv)"
+    )
+    p.add_argument(
+        "--models-dir", default=str(REPO / "models"), help="folder of the model zips (SYM_TF.zip)"
+    )
+    p.add_argument(
+        "--golden-dir",
+        default=str(REPO / "tests" / "golden"),
+        help="folder of the golden decision files and manifest.json",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    names_help = "model names (SYM_TF); none = all"
+
+    s = sub.add_parser("data", help="write the bundled bar CSVs into data/", formatter_class=fmt)
+    s.add_argument("names", nargs="*", help=names_help)
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("train", help="train one model (SYM_TF) into models/SYM_TF.zip")
-    s.add_argument("name")
-    s.add_argument("--timesteps", type=int, default=50_000)
+    s = sub.add_parser(
+        "train", help="train one model (SYM_TF) into models/SYM_TF.zip", formatter_class=fmt
+    )
+    s.add_argument("name", help="the model to train (SYM_TF, one of the sample universe)")
+    s.add_argument("--timesteps", type=int, default=50_000, help="PPO training timesteps")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("train-all", help="train the 20 sample models in parallel processes")
-    s.add_argument("names", nargs="*")
-    s.add_argument("--timesteps", type=int, default=50_000)
-    s.add_argument("--jobs", type=int, default=2)
+    s = sub.add_parser(
+        "train-all", help="train the 20 sample models in parallel processes", formatter_class=fmt
+    )
+    s.add_argument("names", nargs="*", help=names_help)
+    s.add_argument("--timesteps", type=int, default=50_000, help="PPO training timesteps per model")
+    s.add_argument("--jobs", type=int, default=2, help="models trained at the same time")
     s.set_defaults(func=cmd_train_all)
 
-    s = sub.add_parser("export", help="write and verify the portable members of model zips")
-    s.add_argument("zips", nargs="+")
-    s.add_argument("--verify-only", action="store_true")
+    s = sub.add_parser(
+        "export", help="write and verify the portable members of model zips", formatter_class=fmt
+    )
+    s.add_argument("zips", nargs="+", help="model zips to export")
+    s.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="verify the existing portable members instead of rewriting them",
+    )
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("goldens", help="write tests/golden/ (files, manifest, restart)")
-    s.add_argument("names", nargs="*")
+    s = sub.add_parser(
+        "goldens", help="write tests/golden/ (files, manifest, restart)", formatter_class=fmt
+    )
+    s.add_argument("names", nargs="*", help="models (zips in --models-dir); none = all")
     s.set_defaults(func=cmd_goldens)
 
-    s = sub.add_parser("reference", help="reference predictor: SIGNAL lines, or --bench")
-    s.add_argument("names", nargs="*")
-    s.add_argument("--tail", type=int, default=None, help="feed only the last N bars per model")
+    s = sub.add_parser(
+        "reference", help="reference predictor: SIGNAL lines, or --bench", formatter_class=fmt
+    )
+    s.add_argument("names", nargs="*", help="models (zips in --models-dir); none = all")
+    s.add_argument(
+        "--tail", type=int, default=None, help="feed only the last N bars per model (None = all)"
+    )
     s.add_argument("--bench", action="store_true", help="print RSS and latency JSON")
-    s.add_argument("--bench-bars", type=int, default=100)
+    s.add_argument("--bench-bars", type=int, default=100, help="bars per model timed by --bench")
     s.set_defaults(func=cmd_reference)
 
-    s = sub.add_parser("replay", help="replay trace of one model zip over a bar CSV")
-    s.add_argument("model")
-    s.add_argument("bars")
-    s.add_argument("--out")
+    s = sub.add_parser(
+        "replay", help="replay trace of one model zip over a bar CSV", formatter_class=fmt
+    )
+    s.add_argument("model", help="the model zip")
+    s.add_argument("bars", help="the bar CSV")
+    s.add_argument("--out", default=None, help="write the trace to this file (None = stdout)")
     s.set_defaults(func=cmd_replay)
+    return p
 
-    args = p.parse_args(argv)
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     args.names = getattr(args, "names", None)
     try:
+        _check_names(args)
         args.func(args)
+    except CliError as e:
+        print(f"python -m oracle_training {args.cmd}: {e}", file=sys.stderr)
+        sys.exit(2)
     except BrokenPipeError:  # e.g. `reference | head`
         sys.stderr.close()
