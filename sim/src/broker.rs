@@ -1784,6 +1784,7 @@ impl Broker {
             step_volume: s.spec.step_volume,
             max_volume: s.spec.max_volume,
             precise_commission_rate: (s.spec.commission_per_lot / 2.0 * 1e8).round() as i64,
+            tradable: !self.market.is_closed(i),
         }
     }
 

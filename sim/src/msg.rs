@@ -458,6 +458,10 @@ pub struct SymbolInfo {
     pub max_volume: i64,
     /// Commission per lot per side, USD, × 10^8 (`preciseTradingCommissionRate`, USD_PER_LOT).
     pub precise_commission_rate: i64,
+    /// Orders are taken now: the symbol has a price and data left. A symbol whose data is
+    /// exhausted is listed with trading disabled and no trading hours (its orders get
+    /// MARKET_CLOSED).
+    pub tradable: bool,
 }
 
 /// The account (`ProtoOATrader`).

@@ -322,6 +322,25 @@ fn light(s: &LightSymbol) -> pb::ProtoOaLightSymbol {
     }
 }
 
+/// Trading hours of a symbol: around the clock while it has data (the data decides when there
+/// are prices); none once its data is exhausted.
+fn schedule(tradable: bool) -> Vec<pb::ProtoOaInterval> {
+    if tradable {
+        vec![pb::ProtoOaInterval {
+            start_second: 0,
+            end_second: 604_800,
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `ProtoOATradingMode`: ENABLED (0) while the symbol has data, else
+/// DISABLED_WITHOUT_PENDINGS_EXECUTION (1).
+fn trading_mode(tradable: bool) -> i32 {
+    if tradable { 0 } else { 1 }
+}
+
 /// The Open API payload for an event.
 #[allow(deprecated)] // GetTrendbarsRes.timestamp: deprecated in 91, required by the Python SDK 0.9.2
 pub fn payload_for(event: &Event) -> Payload {
@@ -431,14 +450,10 @@ pub fn payload_for(event: &Event) -> Payload {
                     max_volume: Some(s.max_volume),
                     min_volume: Some(s.min_volume),
                     step_volume: Some(s.step_volume),
-                    // trades around the clock; the data decides when there are prices
-                    schedule: vec![pb::ProtoOaInterval {
-                        start_second: 0,
-                        end_second: 604_800,
-                    }],
+                    schedule: schedule(s.tradable),
                     commission_type: Some(2), // USD_PER_LOT
                     schedule_time_zone: Some("UTC".into()),
-                    trading_mode: Some(0), // ENABLED
+                    trading_mode: Some(trading_mode(s.tradable)),
                     lot_size: Some(s.lot_size),
                     precise_trading_commission_rate: Some(s.precise_commission_rate),
                     swap_long: Some(0.0),
@@ -784,5 +799,40 @@ mod tests {
         });
         assert_eq!(oa.payload_type(), 2142);
         assert_eq!(oa.error_code().unwrap().as_str(), "CH_CLIENT_AUTH_FAILURE");
+    }
+
+    #[test]
+    fn a_symbol_with_no_data_left_has_no_trading_hours_and_trading_disabled() {
+        let info = |tradable| SymbolInfo {
+            id: 1,
+            digits: 5,
+            pip_position: 4,
+            lot_size: 10_000_000,
+            min_volume: 100_000,
+            step_volume: 100_000,
+            max_volume: 10_000_000_000,
+            precise_commission_rate: 350_000_000,
+            tradable,
+        };
+        let sym = |tradable| {
+            let p = payload_for(&Event::SymbolById {
+                account_id: 1001,
+                symbols: vec![info(tradable)],
+            });
+            let Payload::SymbolByIdRes(res) = p else {
+                panic!("not a SymbolByIdRes: {p:?}")
+            };
+            res.symbol.into_iter().next().expect("one symbol")
+        };
+        let open = sym(true);
+        assert_eq!(open.trading_mode, Some(0));
+        assert_eq!(open.schedule.len(), 1);
+        let closed = sym(false);
+        assert_eq!(
+            closed.trading_mode,
+            Some(1),
+            "DISABLED_WITHOUT_PENDINGS_EXECUTION"
+        );
+        assert!(closed.schedule.is_empty(), "no trading hours");
     }
 }

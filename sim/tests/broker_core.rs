@@ -496,6 +496,36 @@ fn trading_errors() {
 }
 
 #[test]
+fn a_symbol_with_no_data_left_is_listed_as_not_tradable() {
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
+    let c = h.login();
+    let tradable = |h: &mut H| match h.one(
+        c,
+        Request::SymbolById {
+            account_id: ACC,
+            symbol_ids: vec![1],
+        },
+    ) {
+        Event::SymbolById { symbols, .. } => symbols[0].tradable,
+        other => panic!("{other:?}"),
+    };
+    assert!(tradable(&mut h), "a price and data left: tradable");
+    h.step(1);
+    assert!(tradable(&mut h), "still data left");
+    // run the data out: the symbol is listed as closed, as its orders are refused
+    while h.b.step_market(h.now) {}
+    assert!(!tradable(&mut h), "no data left: not tradable");
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 100_000))),
+        ErrorCode::MarketClosed
+    );
+}
+
+#[test]
 fn market_range_honours_slippage_bound() {
     let mut h = H::new(
         BrokerConfig::default(),
