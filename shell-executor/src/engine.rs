@@ -17,12 +17,16 @@
 //! executed) and the last [`INTENT_MEMORY`] intents (plus every intent whose outcome is still
 //! unknown, until it is resolved).
 //!
+//! A SIGNAL for a bar later than the latest one streamed on its model's stream (not closed yet,
+//! in the future) is answered `ERR|UNKNOWN_BAR` before the policy sees it: it changes no state
+//! and is not journaled, so it can never make the model's later signals stale (docs/ipc.md).
+//!
 //! One log line per decision (target `oracle_executor::decision`): `signal` in, `order_sent`,
 //! `order_result`, `refusal` with its reason, `ack`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use oracle_ipc::{Ack, Action, Iso, Message, Outcome, Signal, Timeframe};
+use oracle_ipc::{Ack, Action, ErrCode, Iso, Message, Outcome, Signal, Timeframe};
 use tracing::{info, warn};
 
 use crate::broker::{Broker, OrderLookup, OrderReq, OrderResult};
@@ -34,6 +38,7 @@ use crate::journal::{
 use crate::paper::PaperBook;
 use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, Refusal};
 use crate::risk::RiskGuard;
+use crate::server::err_line;
 use crate::volume::SymbolSpec;
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
@@ -41,6 +46,12 @@ pub const NO_SIGNAL: &str = "NO_SIGNAL";
 
 /// Log target of the per-decision lines.
 pub const DECISION: &str = "oracle_executor::decision";
+
+/// A model's journaled last bar this far (seconds) after the executor's clock, and later than
+/// every bar streamed, is not a bar that was ever streamed (a future-dated SIGNAL journaled by
+/// an executor before bar times were checked): it is ignored rather than refusing every later
+/// signal of the model `STALE_SIGNAL`. A week: far beyond any broker clock running ahead.
+pub const FUTURE_LAST_BAR: i64 = 7 * 86_400;
 
 /// One side of the engine: a policy trading one book (live broker or paper).
 #[derive(Debug)]
@@ -1250,7 +1261,7 @@ impl<B: Broker> Engine<B> {
                     self.run_group(now, signals, &g, &mut answers).await;
                 }
             }
-            match self.answer_at_once(s) {
+            match self.answer_at_once(now, s) {
                 Ok(a) => answers[i] = Some(a),
                 Err((key, tf, bt)) => group.push((i, key, tf, bt)),
             }
@@ -1272,6 +1283,7 @@ impl<B: Broker> Engine<B> {
     /// time (`Err`: it goes to the broker).
     fn answer_at_once(
         &mut self,
+        now: i64,
         s: &Signal<'_>,
     ) -> Result<SignalAnswer, (ModelKey, Timeframe, i64)> {
         self.counters.signals += 1;
@@ -1301,14 +1313,47 @@ impl<B: Broker> Engine<B> {
                 duplicate: true,
             });
         }
+        let (last, streamed) = match (&self.live, &self.paper) {
+            (Some(l), _) => (
+                l.policy.models.get(&key).and_then(|m| m.last_bt),
+                l.policy.last_bar(&key),
+            ),
+            (None, Some(p)) => (
+                p.policy.models.get(&key).and_then(|m| m.last_bt),
+                p.policy.last_bar(&key),
+            ),
+            _ => (None, None),
+        };
+        // A bar later than the latest one streamed on the model's stream (not closed yet, in the
+        // future): refused before the policy, so it changes nothing and is not journaled (a
+        // future bar time kept as the model's last would refuse every later signal).
+        if streamed.is_none_or(|t| bt > t) {
+            self.counters.refusals += 1;
+            let line = err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt)));
+            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "UNKNOWN_BAR",
+                bt = %Iso(bt), last_streamed = ?streamed.map(Iso),
+                "{}: {} refused: its bar time is not a bar streamed on this model's stream (not closed yet, or in the future): not executed, not journaled", key, s.action);
+            return Ok(SignalAnswer {
+                line,
+                duplicate: false,
+            });
+        }
+        // A model's last bar later than every bar streamed and more than [`FUTURE_LAST_BAR`]
+        // after the executor's clock was never a streamed bar: a future-dated SIGNAL an older
+        // executor journaled. It must not refuse the model's signals (exits are never
+        // refused): ignored here, replaced by this signal's bar.
+        let last = match (last, streamed) {
+            (Some(l), Some(t)) if l > t && l > now.saturating_add(FUTURE_LAST_BAR) => {
+                warn!(target: DECISION, event = "future_last_bar_ignored", model = %key, last_bt = %Iso(l),
+                    last_streamed = %Iso(t),
+                    "{}: the journaled last bar {} is later than any bar streamed: ignored (a future-dated SIGNAL journaled by an older executor)", key, Iso(l));
+                None
+            }
+            (l, _) => l,
+        };
         // Older than the model's latest handled bar and no longer remembered: a re-send of an
         // old bar (or an out-of-order one). The newer signal governs the position; this one is
         // refused and changes nothing (its bar's ledger row was written back then).
-        let last = match (&self.live, &self.paper) {
-            (Some(l), _) => l.policy.models.get(&key).and_then(|m| m.last_bt),
-            (None, Some(p)) => p.policy.models.get(&key).and_then(|m| m.last_bt),
-            _ => None,
-        };
         if let Some(last) = last.filter(|&l| bt < l) {
             self.counters.refusals += 1;
             let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));

@@ -367,16 +367,24 @@ impl Policy {
         }
     }
 
-    /// Is `bt` the bar right after `last`? Uses the streamed bars when known (weekends and gaps
-    /// are then handled), else exactly one timeframe later.
+    /// The open time of the latest bar streamed on `key`'s stream (`None`: none yet).
+    pub fn last_bar(&self, key: &ModelKey) -> Option<i64> {
+        self.bars.get(key).and_then(|q| q.back().copied())
+    }
+
+    /// Is `bt` the bar right after `last`? Only a bar that was streamed can be: its predecessor
+    /// is the streamed bar before it (weekends and gaps are then handled); when `bt` is the
+    /// oldest bar remembered, exactly one timeframe later. A bar not streamed (not closed yet,
+    /// in the future, or no bar time at all) is never consecutive: no entry is made on it.
     fn consecutive(&self, key: &ModelKey, tf: Timeframe, last: i64, bt: i64) -> bool {
-        if let Some(q) = self.bars.get(key)
-            && let Some(i) = q.iter().position(|&b| b == bt)
-            && i > 0
-        {
-            return q[i - 1] == last;
+        let Some(q) = self.bars.get(key) else {
+            return false;
+        };
+        match q.iter().position(|&b| b == bt) {
+            Some(0) => bt - last == tf.seconds(),
+            Some(i) => q[i - 1] == last,
+            None => false,
         }
-        bt - last == tf.seconds()
     }
 
     /// Decides what to do for a signal (`tf`, `bt` from its tags).
@@ -752,6 +760,31 @@ mod tests {
             p.entry,
             Some(Err(Refusal::Stale { age: 600, .. }))
         ));
+    }
+
+    /// A signal for a bar that was never streamed is not a seen transition, even exactly one
+    /// period after the model's last bar: no entry (the old fallback guessed "consecutive").
+    #[test]
+    fn a_bar_not_streamed_is_never_a_fresh_transition() {
+        let mut h = H::new();
+        h.sig(1, Action::Wait);
+        let bt = 2 * M15;
+        let m = Market {
+            now: bt + M15 + 1,
+            spec: Some(&h.spec),
+            quote: Some((1.1, 1.1001)),
+            free_margin: None,
+            halt: None,
+            connected: true,
+        };
+        let p =
+            h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongWeak, bt, &m);
+        assert!(p.entry.is_none() && p.missed, "{p:?}");
+        // Once streamed, the same signal is a fresh transition.
+        h.p.handle_bar(&h.k, bt);
+        let p =
+            h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongWeak, bt, &m);
+        assert!(matches!(p.entry, Some(Ok(_))), "{p:?}");
     }
 
     #[test]

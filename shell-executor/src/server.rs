@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use oracle_ipc::{ErrCode, ErrLine, MAX_ERR_DETAIL, Message, Timeframe, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
@@ -132,6 +133,10 @@ pub struct Metrics {
     pub too_long: AtomicU64,
     /// Unknown symbols.
     pub unknown_symbol: AtomicU64,
+    /// SIGNALs for a model (symbol, timeframe) the executor does not stream (`UNKNOWN_MODEL`).
+    pub unknown_model: AtomicU64,
+    /// SIGNALs for a bar the executor has not streamed (`UNKNOWN_BAR`).
+    pub unknown_bar: AtomicU64,
     /// BAR lines sent.
     pub bars_sent: AtomicU64,
     /// Broker reconnects (each followed by a reconciliation).
@@ -140,6 +145,11 @@ pub struct Metrics {
     pub histories: AtomicU64,
     /// Bars sent again with `REV:1` (history differed from the live snapshot sent).
     pub revisions: AtomicU64,
+    /// Connections closed at once because [`Limits::max_connections`] were open.
+    pub refused_connections: AtomicU64,
+    /// Connections closed because their WebSocket handshake did not finish within
+    /// [`Limits::handshake_timeout`].
+    pub handshake_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -189,6 +199,29 @@ pub struct Streams {
 struct Stream {
     seq: u64,
     ring: VecDeque<BarData>,
+    /// A model's stream: SIGNALs are taken for it (see [`Streams::serve`]).
+    served: bool,
+}
+
+/// Why a SIGNAL's (symbol, timeframe, bar time) is not one the executor trades on
+/// ([`Streams::check_signal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStreamed {
+    /// No model of that (symbol, timeframe) is loaded: the executor does not stream it.
+    Model,
+    /// The model is loaded but the bar time is not a bar of its stream (not closed yet, in the
+    /// future, or no bar's open time).
+    Bar,
+}
+
+impl NotStreamed {
+    /// The ERR code answering such a SIGNAL.
+    pub fn code(self) -> ErrCode {
+        match self {
+            NotStreamed::Model => ErrCode::UnknownModel,
+            NotStreamed::Bar => ErrCode::UnknownBar,
+        }
+    }
 }
 
 impl Streams {
@@ -198,6 +231,32 @@ impl Streams {
             streams: HashMap::new(),
             cap: cap.max(1),
         }
+    }
+
+    /// Marks `(symbol, tf)` as a loaded model's stream: the executor streams its bars and takes
+    /// SIGNALs for it. The streams of the models found at start (`--models`), of the replays
+    /// (`--feed-csv`) and of every bar that comes from the feed are served; a stream filled only
+    /// to answer a HISTORY request is not.
+    pub fn serve(&mut self, symbol: &str, tf: Timeframe) {
+        self.streams
+            .entry((symbol.to_string(), tf))
+            .or_default()
+            .served = true;
+    }
+
+    /// May a SIGNAL for `(symbol, tf)` at bar time `bt` be traded? Only for a served stream
+    /// ([`Streams::serve`]) and a bar it holds (streamed live, or served for HISTORY): a bar
+    /// not closed yet, a time in the future, or a time that is no bar's open time is refused.
+    pub fn check_signal(&self, symbol: &str, tf: Timeframe, bt: i64) -> Result<(), NotStreamed> {
+        let s = self
+            .streams
+            .get(&(symbol.to_string(), tf))
+            .filter(|s| s.served)
+            .ok_or(NotStreamed::Model)?;
+        s.ring
+            .binary_search_by_key(&bt, |b| b.time)
+            .map(|_| ())
+            .map_err(|_| NotStreamed::Bar)
     }
 
     /// Offers a closed bar: accepted (with its new SEQ) only if it is after the last one, so a
@@ -304,7 +363,39 @@ pub fn err_line(code: ErrCode, detail: &str) -> String {
 /// `ERR|TOO_LONG`, larger ones close the connection.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Accepts connections until the listener fails. Each connection is its own task.
+/// How long a connection may take to finish its WebSocket handshake before it is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after the handshake `HELLO|<token>` may take before the connection is closed.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once (authenticated or not); one more is closed at once. The predictor
+/// needs one; a socket that never authenticates holds a place for at most
+/// [`HANDSHAKE_TIMEOUT`] + [`HELLO_TIMEOUT`].
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// The IPC server's limits against connections that never authenticate (defaults: the
+/// constants above; tests shorten them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The WebSocket handshake must be done within this, else the socket is closed.
+    pub handshake_timeout: Duration,
+    /// `HELLO|<token>` must come within this after the handshake, else the connection is closed.
+    pub hello_timeout: Duration,
+    /// Connections open at once; a connection over it is closed as soon as it is accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            hello_timeout: HELLO_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Accepts connections until the listener fails, with the default [`Limits`]. Each connection
+/// is its own task.
 pub async fn accept_loop(
     listener: TcpListener,
     token: Secret,
@@ -312,6 +403,23 @@ pub async fn accept_loop(
     bars: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
 ) {
+    accept_loop_with(listener, token, cmds, bars, metrics, Limits::default()).await;
+}
+
+/// [`accept_loop`] with explicit [`Limits`]: at most `max_connections` connections at once
+/// (one more is closed as soon as it is accepted, so half-open sockets cannot exhaust the
+/// process's file descriptors), each closed when its handshake or its HELLO is late.
+pub async fn accept_loop_with(
+    listener: TcpListener,
+    token: Secret,
+    cmds: mpsc::Sender<Cmd>,
+    bars: broadcast::Sender<Arc<str>>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Said once per run of refusals, not once per socket of a flood.
+    let mut full = false;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -325,6 +433,18 @@ pub async fn accept_loop(
             warn!(%peer, "refused a non-loopback IPC connection");
             continue;
         }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            bump(&metrics.refused_connections);
+            if !full {
+                warn!(%peer, max = limits.max_connections,
+                    "IPC connection refused: {} connections are open (one that does not authenticate is closed after {:?} + {:?})",
+                    limits.max_connections, limits.handshake_timeout, limits.hello_timeout);
+                full = true;
+            }
+            drop(stream);
+            continue;
+        };
+        full = false;
         // Small frames (a BAR, an ACK) must not wait for Nagle + delayed ACK.
         let _ = stream.set_nodelay(true);
         bump(&metrics.connections);
@@ -335,12 +455,17 @@ pub async fn accept_loop(
             metrics.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, token, cmds, rx, metrics).await {
+            // The slot is freed when the connection ends.
+            let _slot = slot;
+            if let Err(e) = connection(stream, token, cmds, rx, metrics, limits).await {
                 info!(%peer, reason = %e, "IPC connection closed");
             }
         });
     }
 }
+
+/// The ERR detail answering a text frame that is not UTF-8.
+const NOT_UTF8: &str = "text frame is not UTF-8";
 
 async fn connection(
     stream: TcpStream,
@@ -348,32 +473,46 @@ async fn connection(
     cmds: mpsc::Sender<Cmd>,
     mut bars: broadcast::Receiver<Arc<str>>,
     metrics: Arc<Metrics>,
+    limits: Limits,
 ) -> anyhow::Result<()> {
-    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())).await?;
+    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
+    let ws = match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+        Ok(ws) => ws?,
+        Err(_) => {
+            bump(&metrics.handshake_timeouts);
+            anyhow::bail!(
+                "no WebSocket handshake within {:?}: closed",
+                limits.handshake_timeout
+            );
+        }
+    };
     let (mut tx, mut rx) = ws.split();
-    // Authentication: the first text frame must be HELLO|<token>, within 10 s; three wrong
-    // frames before it close the connection.
+    // Authentication: the first text frame must be HELLO|<token>, within the HELLO timeout;
+    // three wrong frames before it close the connection.
     let mut tries = 0;
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), rx.next())
+        let frame = tokio::time::timeout(limits.hello_timeout, rx.next())
             .await
-            .map_err(|_| anyhow::anyhow!("no HELLO within 10 s"))?;
+            .map_err(|_| anyhow::anyhow!("no HELLO within {:?}", limits.hello_timeout))?;
         let Some(frame) = frame else { return Ok(()) };
-        let text = match frame? {
-            WsMsg::Text(t) => t.to_string(),
-            WsMsg::Close(_) => return Ok(()),
-            WsMsg::Ping(_) | WsMsg::Pong(_) => continue,
-            _ => String::new(),
+        let text = match frame {
+            Ok(WsMsg::Text(t)) => t.to_string(),
+            Ok(WsMsg::Close(_)) => return Ok(()),
+            Ok(WsMsg::Ping(_) | WsMsg::Pong(_)) => continue,
+            Ok(_) => String::new(),
+            Err(WsError::Utf8(_)) => {
+                // The WebSocket protocol fails the connection on it: ERR first, then the close.
+                bump(&metrics.malformed);
+                tx.send(WsMsg::text(err_line(ErrCode::Malformed, NOT_UTF8)))
+                    .await?;
+                let _ = tx.close().await;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         };
         match oracle_ipc::parse(&text) {
             Ok(Message::Hello(h)) if token.matches(h.token) => {
-                tx.send(WsMsg::text(
-                    Message::Welcome(Welcome {
-                        version: oracle_ipc::PROTOCOL_VERSION,
-                    })
-                    .to_string(),
-                ))
-                .await?;
+                tx.send(WsMsg::text(welcome_line())).await?;
                 info!("IPC client authenticated");
                 break;
             }
@@ -404,9 +543,11 @@ async fn connection(
     // frames). A bar is written as soon as it is broadcast, except while answers of this
     // connection are pending: then it follows them (see `Out`).
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(1024);
-    let reader = tokio::spawn(read_frames(rx, out_tx, cmds, metrics.clone()));
+    let reader = tokio::spawn(read_frames(rx, out_tx, cmds, metrics.clone(), token));
     let res = write_frames(&mut tx, &mut out_rx, &mut bars, &metrics).await;
     reader.abort();
+    // Whatever ended it, the client gets a close frame after the last line written.
+    let _ = tx.close().await;
     // A read error ended the reader (and so the writer): report it.
     if let Ok(Err(e)) = reader.await {
         return Err(e);
@@ -455,20 +596,33 @@ async fn read_frames(
     out: mpsc::Sender<Out>,
     cmds: mpsc::Sender<Cmd>,
     metrics: Arc<Metrics>,
+    token: Secret,
 ) -> anyhow::Result<()> {
     while let Some(frame) = rx.next().await {
-        let text = match frame? {
-            WsMsg::Text(t) => t,
-            WsMsg::Binary(_) => {
+        let text = match frame {
+            Ok(WsMsg::Text(t)) => t,
+            Ok(WsMsg::Binary(_)) => {
                 bump(&metrics.malformed);
                 out.send(Out::Line(err_line(ErrCode::Malformed, "binary frame")))
                     .await?;
                 continue;
             }
-            WsMsg::Close(_) => return Ok(()),
-            _ => continue,
+            Ok(WsMsg::Close(_)) => return Ok(()),
+            Ok(_) => continue,
+            Err(WsError::Utf8(_)) => {
+                // The WebSocket protocol fails the connection on it (the stream ends here):
+                // the ERR goes out first, then the writer closes.
+                bump(&metrics.malformed);
+                warn!("IPC text frame that is not UTF-8: ERR|MALFORMED, connection closed");
+                out.send(Out::Line(err_line(ErrCode::Malformed, NOT_UTF8)))
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         };
-        handle_line(text.as_str(), &out, &cmds, &metrics).await?;
+        if !handle_line(text.as_str(), &out, &cmds, &metrics, &token).await? {
+            return Ok(());
+        }
     }
     Ok(())
 }
@@ -491,6 +645,10 @@ async fn write_out(tx: &mut WsWrite, item: Out, metrics: &Metrics) -> anyhow::Re
                 Ok(l) => {
                     if l.starts_with("ERR|UNKNOWN_SYMBOL") {
                         bump(&metrics.unknown_symbol);
+                    } else if l.starts_with("ERR|UNKNOWN_MODEL") {
+                        bump(&metrics.unknown_model);
+                    } else if l.starts_with("ERR|UNKNOWN_BAR") {
+                        bump(&metrics.unknown_bar);
                     } else if l.starts_with("ERR|") {
                         bump(&metrics.malformed);
                     }
@@ -612,12 +770,14 @@ async fn write_frames(
 
 /// Parses one line and queues what answers it: an ERR line at once, a SIGNAL or HISTORY to the
 /// engine (its answer slot queued to the writer first, so that no bar overtakes the answer).
+/// `Ok(false)`: the connection ends after the answer (a second HELLO with a wrong token).
 async fn handle_line(
     text: &str,
     out: &mpsc::Sender<Out>,
     cmds: &mpsc::Sender<Cmd>,
     metrics: &Metrics,
-) -> anyhow::Result<()> {
+    token: &Secret,
+) -> anyhow::Result<bool> {
     let msg = match oracle_ipc::parse(text) {
         Ok(m) => m,
         Err(e) => {
@@ -633,7 +793,7 @@ async fn handle_line(
                 if code == ErrCode::TooLong { "" } else { text },
             )))
             .await?;
-            return Ok(());
+            return Ok(true);
         }
     };
     match msg {
@@ -660,7 +820,17 @@ async fn handle_line(
                 })
                 .await;
         }
-        Message::Hello(_) => {}
+        // Already authenticated: answered as the first HELLO is (WELCOME again, or ERR|AUTH
+        // and the close for a wrong token).
+        Message::Hello(h) if token.matches(h.token) => {
+            out.send(Out::Line(welcome_line())).await?;
+        }
+        Message::Hello(_) => {
+            bump(&metrics.auth_failures);
+            warn!("IPC client sent a wrong token in a second HELLO: ERR|AUTH, connection closed");
+            out.send(Out::Line(err_line(ErrCode::Auth, ""))).await?;
+            return Ok(false);
+        }
         other => {
             bump(&metrics.malformed);
             warn!(
@@ -671,7 +841,15 @@ async fn handle_line(
                 .await?;
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// `WELCOME|V:<protocol version>`.
+fn welcome_line() -> String {
+    Message::Welcome(Welcome {
+        version: oracle_ipc::PROTOCOL_VERSION,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use crate::journal::Journal;
 use crate::paper::PaperBook;
 use crate::policy::ModelKey;
 use crate::secrets::SecretsFile;
-use crate::server::{Cmd, Metrics, Secret, Streams, accept_loop, bar_line, err_line, load_token};
+use crate::server::{
+    Cmd, Metrics, NotStreamed, Secret, Streams, accept_loop, bar_line, err_line, load_token,
+};
 use crate::volume::SymbolSpec;
 
 /// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
@@ -259,6 +261,7 @@ pub async fn serve_paced<B: Broker>(
     info!(%addr, "IPC server listening");
     let mut streams = Streams::new(HISTORY_RING);
     for (symbol, tf) in preload {
+        streams.serve(symbol, *tf);
         seed_stream(engine, &mut streams, symbol, *tf).await;
     }
     tokio::pin!(shutdown);
@@ -310,6 +313,7 @@ pub async fn serve_paced<B: Broker>(
                 }
                 Some(Feed::Bar { symbol, tf, bar, spread }) => {
                     let mut sent = false;
+                    streams.serve(&symbol, tf);
                     if let Some(seq) = streams.offer(&symbol, tf, bar) {
                         let key = ModelKey::new(&symbol, tf);
                         engine.on_bar(&key, bar.time, bar.close, spread);
@@ -350,7 +354,7 @@ pub async fn serve_paced<B: Broker>(
                                 }
                             }
                             let lines: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
-                            let outs = signals(engine, &clock, &lines).await;
+                            let outs = signals(engine, &streams, &clock, &lines).await;
                             for ((line, reply), out) in batch.into_iter().zip(outs) {
                                 let _ = reply.send(out);
                                 if let Some(p) = &mut pace {
@@ -391,9 +395,15 @@ async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
 /// SIGNALs handled as one batch at most (the rest wait for the next turn).
 pub const MAX_BATCH: usize = 64;
 
-/// Answers a batch of SIGNAL lines, in order: ERR lines for malformed ones and unknown symbols,
-/// the engine's ACKs (one batch, [`Engine::on_signals`]) for the others.
-async fn signals<B: Broker>(engine: &mut Engine<B>, clock: &Clock, lines: &[&str]) -> Vec<String> {
+/// Answers a batch of SIGNAL lines, in order: ERR lines for malformed ones, unknown symbols,
+/// models not loaded and bars not streamed ([`Streams::check_signal`]), the engine's ACKs (one
+/// batch, [`Engine::on_signals`]) for the others.
+async fn signals<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &Streams,
+    clock: &Clock,
+    lines: &[&str],
+) -> Vec<String> {
     let mut out: Vec<Option<String>> = vec![None; lines.len()];
     let mut valid = Vec::with_capacity(lines.len());
     let mut at = Vec::with_capacity(lines.len());
@@ -408,10 +418,27 @@ async fn signals<B: Broker>(engine: &mut Engine<B>, clock: &Clock, lines: &[&str
             out[i] = Some(err_line(ErrCode::UnknownSymbol, s.symbol));
             continue;
         }
-        if s.tf.is_none() || s.bar_time.is_none() {
+        let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
             warn!(target: DECISION, event = "refusal", symbol = s.symbol, reason = "MALFORMED",
                 "SIGNAL without TF/BT tags refused: the executor needs them to deduplicate");
             out[i] = Some(err_line(ErrCode::Malformed, line));
+            continue;
+        };
+        if let Err(why) = streams.check_signal(s.symbol, tf, bt) {
+            let key = ModelKey::new(s.symbol, tf);
+            let code = why.code();
+            let detail = match why {
+                NotStreamed::Model => key.to_string(),
+                NotStreamed::Bar => format!("{key}|{}", oracle_ipc::Iso(bt)),
+            };
+            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = code.as_str(),
+            bt = %oracle_ipc::Iso(bt),
+            "SIGNAL for {key} at {} refused: {}; not executed, not journaled", oracle_ipc::Iso(bt),
+            match why {
+                NotStreamed::Model => "no model of this symbol and timeframe is loaded (the executor does not stream it)",
+                NotStreamed::Bar => "not a bar the executor has streamed for this model (not closed yet, in the future, or no bar's open time)",
+            });
+            out[i] = Some(err_line(code, &detail));
             continue;
         }
         valid.push(s);

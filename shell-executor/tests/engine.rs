@@ -475,3 +475,88 @@ async fn paper_beside_live_writes_the_drift_ledger() {
         "{row}"
     );
 }
+
+fn parsed(line: &str) -> oracle_ipc::Signal<'_> {
+    let Ok(Message::Signal(s)) = parse(line) else {
+        panic!("bad test line {line}")
+    };
+    s
+}
+
+fn journal_text(d: &std::path::Path) -> String {
+    std::fs::read_to_string(d.join("journal.jsonl")).expect("journal")
+}
+
+/// A transition signalled for bar 3 before bar 3 was streamed (one period after the model's
+/// last bar, so the old "one period later" guess called it fresh): `ERR|UNKNOWN_BAR`, no order,
+/// nothing journaled; once bar 3 is streamed the same SIGNAL is handled.
+#[tokio::test]
+async fn a_signal_for_a_bar_not_streamed_gets_an_error_no_order_and_no_journal_line() {
+    let d = tmpdir("unstreamed");
+    let mut e = engine(&d, book());
+    step(&mut e, "EURUSD", "WAIT", 1).await;
+    let ack = step(&mut e, "EURUSD", "LONG_WEAK", 2).await;
+    assert!(ack.contains("|OK|T:1|"), "{ack}");
+    let orders = book_of(&e).orders_total;
+    let journal = journal_text(&d);
+    let line = sig("EURUSD", "SHORT_WEAK", 3);
+    let got = e.on_signal(now(3), &parsed(&line)).await.line;
+    assert_eq!(
+        got,
+        format!(
+            "ERR|UNKNOWN_BAR|EURUSD_M15|{}",
+            oracle_ipc::Iso(T0 + 3 * M15)
+        )
+    );
+    assert_eq!(book_of(&e).orders_total, orders, "no order");
+    assert_eq!(book_of(&e).open_positions().len(), 1);
+    assert_eq!(journal_text(&d), journal, "nothing journaled");
+    // Streamed now: handled (exit and entry), not answered from a cache.
+    let ack = step(&mut e, "EURUSD", "SHORT_WEAK", 3).await;
+    assert!(ack.contains("|SHORT_WEAK|OK|"), "{ack}");
+}
+
+/// `BT:9999-12-31T23:00:00Z` is refused and leaves the model as it was: the next bar's exit
+/// and the next transition run. A journal in which an older executor recorded such a bar as the
+/// model's last one does not block it after a restart either (exits are never refused).
+#[tokio::test]
+async fn a_future_dated_signal_never_blocks_later_exits_even_from_an_older_journal() {
+    use oracle_executor::journal::Record;
+    let d = tmpdir("future");
+    let mut e = engine(&d, book());
+    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    step(&mut e, "EURUSD", "WAIT", 1).await;
+    assert!(
+        step(&mut e, "EURUSD", "LONG_WEAK", 2)
+            .await
+            .contains("|OK|")
+    );
+    let future = sig("EURUSD", "LONG_WEAK", 2).replace(
+        &oracle_ipc::Iso(T0 + 2 * M15).to_string(),
+        "9999-12-31T23:00:00Z",
+    );
+    let got = e.on_signal(now(2), &parsed(&future)).await.line;
+    assert!(got.starts_with("ERR|UNKNOWN_BAR|EURUSD_M15|9999-"), "{got}");
+    let ack = step(&mut e, "EURUSD", "WAIT", 3).await;
+    assert!(ack.contains("|WAIT|OK|T:1|"), "{ack}");
+    let ack = step(&mut e, "EURUSD", "SHORT_WEAK", 4).await;
+    assert!(ack.contains("|SHORT_WEAK|OK|"), "{ack}");
+    // An older executor journaled the future bar as the model's last one.
+    let mut state = e.live.as_ref().expect("live").policy.models[&key].clone();
+    state.last_bt = oracle_ipc::parse_time("9999-12-31T23:00:00Z");
+    let b = std::mem::replace(&mut e.live.as_mut().expect("live").broker, book());
+    drop(e);
+    {
+        let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
+        j.append(&Record::Model {
+            model: key.clone(),
+            state,
+        })
+        .expect("append");
+    }
+    let mut e = engine(&d, b);
+    e.reconcile(now(4) + 5).await.expect("reconcile");
+    let ack = step(&mut e, "EURUSD", "WAIT", 5).await;
+    assert!(ack.contains("|WAIT|OK|"), "the exit runs: {ack}");
+    assert!(book_of(&e).open_positions().is_empty());
+}

@@ -27,6 +27,18 @@ struct Harness {
     feed: mpsc::Sender<Feed>,
     metrics: Arc<Metrics>,
     stop: Option<oneshot::Sender<()>>,
+    /// The `serve` task (ends after `stop`; the engine and its journal are dropped then).
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Stops `serve` and waits until its engine (and journal) are gone: a restart may follow.
+    async fn shut_down(mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.task.take() {
+            t.await.expect("serve task");
+        }
+    }
 }
 
 /// Starts `serve` on a LocalSet task with a virtual clock set to `now(i)` by `clock_at`.
@@ -44,7 +56,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
     let mut e = engine(dir, b);
     let m = metrics.clone();
     let clock: Clock = Arc::new(move || clock_at.load(std::sync::atomic::Ordering::SeqCst));
-    tokio::task::spawn_local(async move {
+    let task = tokio::task::spawn_local(async move {
         let _ = serve(
             &mut e,
             &[],
@@ -64,6 +76,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
         feed,
         metrics,
         stop: Some(stop),
+        task: Some(task),
     }
 }
 
@@ -430,6 +443,7 @@ fn hold_market_paces_live_bars_by_the_predictors_signals() {
             feed,
             metrics,
             stop: Some(stop),
+            task: None,
         };
         // Three live bars are ready before the predictor is.
         for i in 0..3 {
@@ -481,5 +495,326 @@ fn hold_market_paces_live_bars_by_the_predictors_signals() {
         let _ = recv(&mut ws).await.expect("ack");
         assert_eq!(released.load(Ordering::SeqCst), 3);
         drop(h);
+    });
+}
+
+/// Streams bar `i` of EURUSD M15 and reads its BAR line.
+async fn stream_bar(h: &Harness, ws: &mut Ws, i: i64) {
+    h.feed
+        .send(Feed::Bar {
+            symbol: "EURUSD".into(),
+            tf: Timeframe::M15,
+            bar: bar(i),
+            spread: 0.0,
+        })
+        .await
+        .expect("feed");
+    let l = recv(ws).await.expect("bar");
+    assert!(l.starts_with("BAR|EURUSD|M15|"), "{l}");
+}
+
+/// The journal's lines (the executor writes each record as it goes).
+fn journal_lines(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Only `EURUSD_M15` is loaded (streamed): a signalled transition on `EURUSD` `TF:M5`, whose
+/// bar times line up with the M15 stream's bars, is answered `ERR|UNKNOWN_MODEL`, never traded.
+#[test]
+fn a_signal_for_a_model_not_loaded_gets_an_error_and_no_order() {
+    local(async {
+        let d = tmpdir("ipc-unknown-model");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(2)));
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        for i in 1..=2 {
+            stream_bar(&h, &mut ws, i).await;
+        }
+        let m5 = |action: &str, i: i64| sig("EURUSD", action, i).replace("TF:M15", "TF:M5");
+        for (action, i) in [("WAIT", 1), ("LONG_WEAK", 2), ("LONG_WEAK", 2)] {
+            send(&mut ws, &m5(action, i)).await;
+            assert_eq!(
+                recv(&mut ws).await.as_deref(),
+                Some("ERR|UNKNOWN_MODEL|EURUSD_M5"),
+                "{action} at bar {i}"
+            );
+        }
+        let journal = journal_lines(&d);
+        assert!(
+            !journal.iter().any(|l| l.contains("\"M5\"")),
+            "nothing of EURUSD_M5 is journaled: {journal:?}"
+        );
+        // The loaded model still trades.
+        send(&mut ws, &sig("EURUSD", "WAIT", 1)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|TF:M15|"), "{ack}");
+        assert_eq!(Metrics::get(&h.metrics.unknown_model), 3);
+    });
+}
+
+/// Bars 1 and 2 were streamed. A SIGNAL for bar 3 (not streamed yet), for a time that is no
+/// bar (7 minutes into bar 2), or for 9999-12-31 is answered `ERR|UNKNOWN_BAR`, changes nothing
+/// and is not journaled; once bar 3 is streamed its SIGNAL is handled as usual.
+#[test]
+fn a_signal_for_a_bar_not_streamed_yet_or_in_the_future_is_refused_and_not_journaled() {
+    local(async {
+        let d = tmpdir("ipc-unknown-bar");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(2)));
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        for i in 1..=2 {
+            stream_bar(&h, &mut ws, i).await;
+        }
+        send(&mut ws, &sig("EURUSD", "WAIT", 1)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|"), "{ack}");
+        let before = journal_lines(&d);
+        let bar3 = oracle_ipc::Iso(T0 + 3 * M15).to_string();
+        let odd = oracle_ipc::Iso(T0 + 2 * M15 + 420).to_string();
+        let bar2 = oracle_ipc::Iso(T0 + 2 * M15).to_string();
+        for (bt, want) in [
+            (bar3.as_str(), format!("ERR|UNKNOWN_BAR|EURUSD_M15|{bar3}")),
+            (odd.as_str(), format!("ERR|UNKNOWN_BAR|EURUSD_M15|{odd}")),
+            (
+                "9999-12-31T23:00:00Z",
+                "ERR|UNKNOWN_BAR|EURUSD_M15|9999-12-31T23:00:00Z".to_string(),
+            ),
+        ] {
+            // A transition (WAIT → LONG_WEAK) that would be an entry on a streamed bar.
+            let line = sig("EURUSD", "LONG_WEAK", 2).replace(&bar2, bt);
+            send(&mut ws, &line).await;
+            assert_eq!(
+                recv(&mut ws).await.as_deref(),
+                Some(want.as_str()),
+                "{line}"
+            );
+        }
+        assert_eq!(journal_lines(&d), before, "nothing journaled");
+        assert_eq!(Metrics::get(&h.metrics.unknown_bar), 3);
+        // Bar 2, streamed: the transition is seen and traded.
+        send(&mut ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack}");
+        // Bar 3 once streamed: handled (an exit), no longer refused.
+        stream_bar(&h, &mut ws, 3).await;
+        clock.store(now(3), std::sync::atomic::Ordering::SeqCst);
+        send(&mut ws, &sig("EURUSD", "WAIT", 3)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|"), "{ack}");
+    });
+}
+
+/// One future-dated SIGNAL (`BT:9999-12-31T23:00:00Z`) never blocks the model: the next bar's
+/// exit runs, and after a restart on the same journal a WAIT is answered, not `STALE_SIGNAL`.
+#[test]
+fn a_future_dated_signal_never_blocks_the_models_later_exits_also_after_a_restart() {
+    local(async {
+        let d = tmpdir("ipc-future");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(2)));
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        for i in 1..=2 {
+            stream_bar(&h, &mut ws, i).await;
+        }
+        send(&mut ws, &sig("EURUSD", "WAIT", 1)).await;
+        let _ = recv(&mut ws).await.expect("ack");
+        send(&mut ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:1|"), "{ack}");
+        let future = sig("EURUSD", "LONG_WEAK", 2).replace(
+            &oracle_ipc::Iso(T0 + 2 * M15).to_string(),
+            "9999-12-31T23:00:00Z",
+        );
+        send(&mut ws, &future).await;
+        let err = recv(&mut ws).await.expect("answer");
+        assert!(err.starts_with("ERR|UNKNOWN_BAR|"), "{err}");
+        // The next bar's exit runs.
+        stream_bar(&h, &mut ws, 3).await;
+        clock.store(now(3), std::sync::atomic::Ordering::SeqCst);
+        send(&mut ws, &sig("EURUSD", "WAIT", 3)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|T:1|"), "{ack}");
+        send(&mut ws, &future).await;
+        let _ = recv(&mut ws).await.expect("answer");
+        drop(ws);
+        h.shut_down().await;
+        // Restarted on the same journal: the model's next signals are answered.
+        clock.store(now(4), std::sync::atomic::Ordering::SeqCst);
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        stream_bar(&h, &mut ws, 4).await;
+        send(&mut ws, &sig("EURUSD", "WAIT", 4)).await;
+        let ack = recv(&mut ws).await.expect("ack");
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|"), "{ack}");
+    });
+}
+
+/// A text frame that is not UTF-8 gets `ERR|MALFORMED` (docs/ipc.md: every bad line gets an
+/// ERR) before the connection is closed (RFC 6455 fails the connection on it); the server
+/// serves the next client.
+#[test]
+fn an_invalid_utf8_text_frame_gets_an_err_line_before_the_close() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    local(async {
+        let d = tmpdir("ipc-utf8");
+        let h = start(&d, Arc::new(0.into())).await;
+        for authenticated in [true, false] {
+            let mut ws = if authenticated {
+                authed(&h).await
+            } else {
+                connect(&h).await
+            };
+            let frame =
+                Frame::message(vec![b'S', 0xff, 0xfe, b'X'], OpCode::Data(Data::Text), true);
+            ws.send(WsMsg::Frame(frame)).await.expect("send");
+            let got = recv(&mut ws).await;
+            assert!(
+                got.as_deref()
+                    .is_some_and(|l| l.starts_with("ERR|MALFORMED|")),
+                "authenticated {authenticated}: {got:?}"
+            );
+            assert_eq!(recv(&mut ws).await, None, "closed after it");
+        }
+        let _ = authed(&h).await;
+    });
+}
+
+/// A second HELLO on an authenticated connection is answered: `WELCOME` again for the right
+/// token, `ERR|AUTH` and the close for a wrong one.
+#[test]
+fn a_second_hello_gets_an_answer() {
+    local(async {
+        let d = tmpdir("ipc-hello2");
+        let h = start(&d, Arc::new(0.into())).await;
+        let mut ws = authed(&h).await;
+        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+        send(&mut ws, "HELLO|not-the-token").await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("ERR|AUTH"));
+        assert_eq!(recv(&mut ws).await, None, "closed after ERR|AUTH");
+        assert_eq!(Metrics::get(&h.metrics.auth_failures), 1);
+    });
+}
+
+/// Waits (10 s at most) until the server closes a raw socket that never sent anything; true
+/// when it did (EOF or reset).
+async fn closed_by_server(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// `accept_loop_with` on a fresh loopback port with `limits`.
+async fn limited_server(
+    limits: oracle_executor::server::Limits,
+) -> (std::net::SocketAddr, Arc<Metrics>) {
+    use oracle_executor::server::{Cmd, accept_loop_with};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(16);
+    // No engine: nothing is asked of it here.
+    tokio::task::spawn_local(async move { while cmd_rx.recv().await.is_some() {} });
+    let (bar_tx, _) = tokio::sync::broadcast::channel::<Arc<str>>(16);
+    let metrics = Arc::new(Metrics::default());
+    tokio::task::spawn_local(accept_loop_with(
+        listener,
+        Secret::new(TOKEN),
+        cmd_tx,
+        bar_tx,
+        metrics.clone(),
+        limits,
+    ));
+    (addr, metrics)
+}
+
+/// A valid client: connects, HELLO, WELCOME; retried (10 s at most) while the server refuses it.
+async fn welcome_within_bounded_wait(addr: std::net::SocketAddr) -> bool {
+    for _ in 0..200 {
+        if let Ok(Ok((mut ws, _))) = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio_tungstenite::connect_async(format!("ws://{addr}")),
+        )
+        .await
+            && ws.send(WsMsg::text(format!("HELLO|{TOKEN}"))).await.is_ok()
+            && recv(&mut ws).await.as_deref() == Some("WELCOME|V:1")
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// N raw TCP sockets that never start the WebSocket handshake hold the N places; the N+1th is
+/// closed at once (the handshake timeout is a minute here: only the cap can close it).
+#[test]
+fn connections_over_the_cap_are_closed_at_once() {
+    use oracle_executor::server::Limits;
+    local(async {
+        let limits = Limits {
+            handshake_timeout: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(60),
+            max_connections: 4,
+        };
+        let (addr, metrics) = limited_server(limits).await;
+        let mut silent = Vec::new();
+        for _ in 0..limits.max_connections {
+            silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        for _ in 0..200 {
+            if Metrics::get(&metrics.connections) == limits.max_connections as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(Metrics::get(&metrics.connections), 4);
+        let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            closed_by_server(&mut extra).await,
+            "the N+1th socket is closed"
+        );
+        assert_eq!(Metrics::get(&metrics.refused_connections), 1);
+        assert_eq!(Metrics::get(&metrics.handshake_timeouts), 0);
+        drop(silent);
+    });
+}
+
+/// N+1 raw TCP sockets that never finish the WebSocket handshake (the seed's probe opened 260
+/// and locked a valid client out): each is closed once the handshake timeout passes, and a
+/// valid client then gets WELCOME.
+#[test]
+fn half_open_connections_are_closed_after_the_handshake_timeout_and_a_valid_client_gets_in() {
+    use oracle_executor::server::Limits;
+    local(async {
+        let limits = Limits {
+            handshake_timeout: Duration::from_millis(200),
+            hello_timeout: Duration::from_secs(60),
+            max_connections: 4,
+        };
+        let (addr, metrics) = limited_server(limits).await;
+        let mut silent = Vec::new();
+        for _ in 0..=limits.max_connections {
+            silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        for s in &mut silent {
+            assert!(closed_by_server(s).await, "a silent socket is closed");
+        }
+        assert_eq!(
+            Metrics::get(&metrics.handshake_timeouts) + Metrics::get(&metrics.refused_connections),
+            limits.max_connections as u64 + 1
+        );
+        assert!(Metrics::get(&metrics.handshake_timeouts) >= 1);
+        assert!(
+            welcome_within_bounded_wait(addr).await,
+            "a valid client gets WELCOME"
+        );
     });
 }
