@@ -35,8 +35,9 @@ pub struct DoctorArgs {
     /// ORACLE_IPC_TOKEN and CTRADER_* or ORACLE_CTRADER_*.
     #[arg(long, default_value = oracle_executor::secrets::DEFAULT_SECRETS)]
     pub secrets: PathBuf,
-    /// An IPC token file to check too (the secrets file's mode rule), when the token is not in
-    /// the secrets file.
+    /// An IPC token file to check too (mode 0600: the executor's and the predictor's
+    /// `--token-file` refuse any group or other access), when the token is not in the secrets
+    /// file.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// State folders that need free disk space (journal, twin states, drift ledger);
@@ -497,6 +498,18 @@ pub fn check_secret_file(path: &Path, env: bool) -> Check {
     let (mode, gid) = (0o600u32, 0u32);
     let group = group_name(gid);
     let (mode_note, group_warning) = match secret_mode_verdict(mode, group.as_deref()) {
+        Ok(_) if !env && mode & 0o077 != 0 => {
+            // The token file's readers (the executor's and the predictor's --token-file) take
+            // it private to its owner only.
+            return Check::fail(
+                n,
+                format!(
+                    "{shown}: mode {:04o}: a token file must be private to its owner (the executor and the predictor refuse it)",
+                    mode & 0o777
+                ),
+                format!("chmod 0600 {shown} (or put ORACLE_IPC_TOKEN in the secrets file)"),
+            );
+        }
         Ok(v) => v,
         Err(why) => return Check::fail(n, format!("{shown}: {why}"), mode_fix(path)),
     };

@@ -113,11 +113,11 @@ fn secrets_file_mode_and_keys() {
     write_mode(&t, "tok\n", 0o600);
     assert_eq!(doctor::check_secret_file(&t, false).status, Status::Ok);
     write_mode(&t, "tok\n", 0o640);
-    // Group-readable: accepted as the executor accepts it (was FAIL, which the executor and
-    // doctor disagreed on); a WARN because the test's group is not the deploy kit's `oracle`.
+    // A token file is private to its owner: the executor's and the predictor's --token-file
+    // refuse a group-readable one, so doctor does too (whatever the group).
     let c = doctor::check_secret_file(&t, false);
-    assert_eq!(c.status, Status::Warn, "{c}");
-    assert!(c.detail.contains("can read it"), "{c}");
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.fix.contains("chmod 0600"), "{c}");
     write_mode(&t, "tok\n", 0o660);
     assert_eq!(doctor::check_secret_file(&t, false).status, Status::Fail);
     let _ = std::fs::remove_dir_all(&d);
