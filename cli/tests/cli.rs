@@ -172,3 +172,34 @@ fn executor_json_lines_are_flat_like_the_predictors() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The `--state` line of `oracle SUB --help` and the help text that follows it, up to the next
+/// option.
+fn state_help(sub: &str) -> String {
+    let out = oracle(&[sub, "--help"]);
+    assert!(out.status.success(), "oracle {sub} --help");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = text
+        .find("--state")
+        .unwrap_or_else(|| panic!("oracle {sub} --help has no --state:\n{text}"));
+    let rest = &text[start..];
+    let end = rest[2..].find("\n  -").map_or(rest.len(), |i| i + 2);
+    rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn state_has_the_same_default_everywhere() {
+    for sub in ["executor", "predictor", "doctor"] {
+        let h = state_help(sub);
+        assert!(h.contains("[default: state]"), "oracle {sub}: {h}");
+    }
+}
+
+#[test]
+fn one_secrets_flag_for_executor_and_doctor() {
+    for sub in ["executor", "doctor"] {
+        let out = oracle(&[sub, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--secrets <"), "oracle {sub} --help: {text}");
+    }
+}
