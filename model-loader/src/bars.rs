@@ -1,5 +1,9 @@
-//! The bar CSV (DESIGN.md "Bar files"): header `time,open,high,low,close,volume`, one bar per
-//! line, `time` as ISO-8601 UTC `YYYY-MM-DDTHH:MM:SSZ`. Bad lines are reported by line number.
+//! The bar CSV (DESIGN.md "Bar files"; the grammar is `docs/contract.md` §1 "Bar files", shared
+//! with the Python reader `oracle_training.bars`): header `time,open,high,low,close,volume`, one
+//! bar per line, `time` as ISO-8601 UTC `YYYY-MM-DDTHH:MM:SSZ`, numbers in ASCII decimal
+//! (`-?[0-9]+(\.[0-9]+)?`), no whitespace, no byte-order mark; `\n` or `\r\n` ends a line and an
+//! empty line is skipped. A line that breaks the grammar or the contract's bar rules (§1) is
+//! reported by line number with the same message the Python reader gives, and skipped.
 
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -9,11 +13,15 @@ use oracle_core::Bar;
 /// The required header line.
 pub const BAR_HEADER: &str = "time,open,high,low,close,volume";
 
-/// A line of a bar CSV that could not be read as a bar.
+/// The data columns after `time`, in order.
+const COLUMNS: [&str; 5] = ["open", "high", "low", "close", "volume"];
+
+/// A line of a bar CSV that could not be read as a bar. The `Display` text is the reason alone
+/// (the contract's wording); [`CsvError::line`] gives the line.
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
     /// Reading failed (the reader stops after this).
-    #[error("line {line}: read error: {source}")]
+    #[error("read error: {source}")]
     Io {
         /// Line being read (1 = header).
         line: usize,
@@ -22,13 +30,17 @@ pub enum CsvError {
         source: std::io::Error,
     },
     /// The first line is not [`BAR_HEADER`].
-    #[error("line 1: header must be {BAR_HEADER:?}, found {found:?}")]
+    #[error(
+        "header must be \"{BAR_HEADER}\", found {}{}",
+        quote(found),
+        bom_hint(found)
+    )]
     BadHeader {
         /// What the first line holds.
         found: String,
     },
     /// A data line does not have 6 comma-separated fields.
-    #[error("line {line}: expected 6 comma-separated fields, found {found}")]
+    #[error("expected 6 comma-separated fields, found {found}")]
     FieldCount {
         /// Line number (1-based, header = 1).
         line: usize,
@@ -36,15 +48,15 @@ pub enum CsvError {
         found: usize,
     },
     /// The time is not `YYYY-MM-DDTHH:MM:SSZ`.
-    #[error("line {line}: time {value:?} is not ISO-8601 UTC YYYY-MM-DDTHH:MM:SSZ")]
+    #[error("time {} is not ISO-8601 UTC YYYY-MM-DDTHH:MM:SSZ", quote(value))]
     BadTime {
         /// Line number.
         line: usize,
         /// The text found.
         value: String,
     },
-    /// A price or the volume is not a number.
-    #[error("line {line}: {field} {value:?} is not a number")]
+    /// A price or the volume is not an ASCII decimal number.
+    #[error("{field} {} is not a decimal number", quote(value))]
     BadNumber {
         /// Line number.
         line: usize,
@@ -52,6 +64,58 @@ pub enum CsvError {
         field: &'static str,
         /// The text found.
         value: String,
+    },
+    /// A price or the volume is too large for an f64.
+    #[error("{field} {} is not a finite number", quote(value))]
+    NotFinite {
+        /// Line number.
+        line: usize,
+        /// The column.
+        field: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A price is zero or negative.
+    #[error("{field} {} is not positive", quote(value))]
+    NotPositive {
+        /// Line number.
+        line: usize,
+        /// The column.
+        field: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// `high < low`.
+    #[error("high {} is below low {}", quote(high), quote(low))]
+    HighBelowLow {
+        /// Line number.
+        line: usize,
+        /// The high as written.
+        high: String,
+        /// The low as written.
+        low: String,
+    },
+    /// The volume is negative.
+    #[error("volume {} is negative", quote(value))]
+    NegativeVolume {
+        /// Line number.
+        line: usize,
+        /// The text found.
+        value: String,
+    },
+    /// The time is not after the previous accepted bar's (a duplicate or out of order).
+    #[error(
+        "time {} is not after the previous bar's time {}",
+        format_time(*time),
+        format_time(*previous)
+    )]
+    NotAfter {
+        /// Line number.
+        line: usize,
+        /// The bar's time.
+        time: i64,
+        /// The previous accepted bar's time.
+        previous: i64,
     },
 }
 
@@ -63,8 +127,41 @@ impl CsvError {
             CsvError::Io { line, .. }
             | CsvError::FieldCount { line, .. }
             | CsvError::BadTime { line, .. }
-            | CsvError::BadNumber { line, .. } => *line,
+            | CsvError::BadNumber { line, .. }
+            | CsvError::NotFinite { line, .. }
+            | CsvError::NotPositive { line, .. }
+            | CsvError::HighBelowLow { line, .. }
+            | CsvError::NegativeVolume { line, .. }
+            | CsvError::NotAfter { line, .. } => *line,
         }
+    }
+}
+
+/// `s` in double quotes, as the bar-file messages print a field (contract §1): printable ASCII
+/// as is, `"` and `\` escaped with `\`, any other character as `\u{HEX}` (lower-case hex).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn bom_hint(found: &str) -> &'static str {
+    if found.starts_with('\u{feff}') {
+        " (the file starts with a UTF-8 byte-order mark; save it without one)"
+    } else {
+        ""
     }
 }
 
@@ -73,37 +170,53 @@ impl CsvError {
 pub struct BarLine {
     /// 1-based line number (the header is line 1).
     pub line: usize,
-    /// The parsed bar (not yet validated: the twin does that).
+    /// The parsed bar, checked against the contract's bar rules (§1).
     pub bar: Bar,
 }
 
-/// Streams the bars of a CSV; blank lines are skipped.
+/// Streams the bars of a CSV: each line that breaks the grammar or the bar rules (including a
+/// time not after the previous accepted bar's) is an error naming its line; empty lines are
+/// skipped.
 #[derive(Debug)]
 pub struct BarReader<R> {
     input: R,
     line: usize,
-    buf: String,
+    buf: Vec<u8>,
+    last: Option<i64>,
     done: bool,
+}
+
+/// Reads one line into `buf` without its `\n` or `\r\n`; `Ok(false)` at the end of the input.
+fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    if input.read_until(b'\n', buf)? == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(true)
 }
 
 impl<R: BufRead> BarReader<R> {
     /// Reads and checks the header.
     pub fn new(mut input: R) -> Result<Self, CsvError> {
-        let mut header = String::new();
-        input
-            .read_line(&mut header)
-            .map_err(|source| CsvError::Io { line: 1, source })?;
-        let header = header.trim();
-        let header = header.strip_prefix('\u{feff}').unwrap_or(header);
+        let mut buf = Vec::new();
+        read_line(&mut input, &mut buf).map_err(|source| CsvError::Io { line: 1, source })?;
+        let header = String::from_utf8_lossy(&buf);
         if header != BAR_HEADER {
             return Err(CsvError::BadHeader {
-                found: header.to_owned(),
+                found: header.into_owned(),
             });
         }
         Ok(BarReader {
             input,
             line: 1,
-            buf: String::new(),
+            buf,
+            last: None,
             done: false,
         })
     }
@@ -114,16 +227,26 @@ impl<R: BufRead> Iterator for BarReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            self.buf.clear();
             self.line += 1;
-            match self.input.read_line(&mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    let text = self.buf.trim();
-                    if text.is_empty() {
+            match read_line(&mut self.input, &mut self.buf) {
+                Ok(false) => self.done = true,
+                Ok(true) => {
+                    if self.buf.is_empty() {
                         continue;
                     }
-                    return Some(parse_line(self.line, text));
+                    let text = String::from_utf8_lossy(&self.buf);
+                    let item = parse_line(self.line, &text).and_then(|b| match self.last {
+                        Some(previous) if b.bar.time <= previous => Err(CsvError::NotAfter {
+                            line: b.line,
+                            time: b.bar.time,
+                            previous,
+                        }),
+                        _ => Ok(b),
+                    });
+                    if let Ok(b) = &item {
+                        self.last = Some(b.bar.time);
+                    }
+                    return Some(item);
                 }
                 Err(source) => {
                     self.done = true;
@@ -138,7 +261,22 @@ impl<R: BufRead> Iterator for BarReader<R> {
     }
 }
 
-/// Parses one data line (already trimmed).
+/// Parses an ASCII decimal `-?[0-9]+(\.[0-9]+)?` (contract §1); `None` for anything else.
+pub fn parse_decimal(s: &str) -> Option<f64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || !frac.is_none_or(all_digits) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses one data line (without its line end) and checks the bar on its own (prices, volume;
+/// not its time against the previous bar, which [`BarReader`] does).
 pub fn parse_line(line: usize, text: &str) -> Result<BarLine, CsvError> {
     let fields: Vec<&str> = text.split(',').collect();
     let [time, open, high, low, close, volume] = fields[..] else {
@@ -147,26 +285,60 @@ pub fn parse_line(line: usize, text: &str) -> Result<BarLine, CsvError> {
             found: fields.len(),
         });
     };
-    let time = parse_time(time.trim()).ok_or_else(|| CsvError::BadTime {
+    let time = parse_time(time).ok_or_else(|| CsvError::BadTime {
         line,
         value: time.to_owned(),
     })?;
-    let num = |field: &'static str, s: &str| -> Result<f64, CsvError> {
-        s.trim().parse::<f64>().map_err(|_| CsvError::BadNumber {
+    let texts = [open, high, low, close, volume];
+    let mut v = [0.0; 5];
+    for ((slot, field), text) in v.iter_mut().zip(COLUMNS).zip(texts) {
+        *slot = parse_decimal(text).ok_or_else(|| CsvError::BadNumber {
             line,
             field,
-            value: s.to_owned(),
-        })
-    };
+            value: text.to_owned(),
+        })?;
+    }
+    for ((x, field), text) in v.iter().zip(COLUMNS).zip(texts) {
+        if !x.is_finite() {
+            return Err(CsvError::NotFinite {
+                line,
+                field,
+                value: text.to_owned(),
+            });
+        }
+    }
+    for ((x, field), text) in v.iter().zip(COLUMNS).zip(texts).take(4) {
+        if *x <= 0.0 {
+            return Err(CsvError::NotPositive {
+                line,
+                field,
+                value: text.to_owned(),
+            });
+        }
+    }
+    if v[1] < v[2] {
+        return Err(CsvError::HighBelowLow {
+            line,
+            high: high.to_owned(),
+            low: low.to_owned(),
+        });
+    }
+    if v[4] < 0.0 {
+        return Err(CsvError::NegativeVolume {
+            line,
+            value: volume.to_owned(),
+        });
+    }
+    let [open, high, low, close, volume] = v;
     Ok(BarLine {
         line,
         bar: Bar {
             time,
-            open: num("open", open)?,
-            high: num("high", high)?,
-            low: num("low", low)?,
-            close: num("close", close)?,
-            volume: num("volume", volume)?,
+            open,
+            high,
+            low,
+            close,
+            volume,
         },
     })
 }
@@ -296,9 +468,10 @@ mod tests {
                    2021-03-01T00:30:00Z,1.1,1.2,1.0\n\
                    2021-03-01T00:45:00Z,1.1,abc,1.0,1.15,10\n\
                    yesterday,1.1,1.2,1.0,1.15,10\n\
-                   2021-03-01T01:00:00Z,1.1,1.2,1.0,nan,10\n";
+                   2021-03-01T01:00:00Z,1.1,1.2,1.0,nan,10\n\
+                   2021-03-01T00:15:00Z,1.1,1.2,1.0,1.15,10\n";
         let items: Vec<_> = BarReader::new(csv.as_bytes()).unwrap().collect();
-        assert_eq!(items.len(), 5);
+        assert_eq!(items.len(), 6);
         assert_eq!(items[0].as_ref().unwrap().line, 2);
         assert!(matches!(
             items[1],
@@ -313,13 +486,57 @@ mod tests {
             })
         ));
         assert!(matches!(items[3], Err(CsvError::BadTime { line: 6, .. })));
-        // NaN parses; the twin rejects it.
-        assert!(items[4].as_ref().unwrap().bar.close.is_nan());
+        // `nan` is not an ASCII decimal.
+        assert!(matches!(
+            items[4],
+            Err(CsvError::BadNumber {
+                line: 7,
+                field: "close",
+                ..
+            })
+        ));
+        let e = items[5].as_ref().unwrap_err();
+        assert_eq!(e.line(), 8);
+        assert_eq!(
+            e.to_string(),
+            "time 2021-03-01T00:15:00Z is not after the previous bar's time 2021-03-01T00:15:00Z"
+        );
     }
 
     #[test]
     fn reader_refuses_a_wrong_header() {
         let err = BarReader::new("time,o,h,l,c,v\n".as_bytes()).unwrap_err();
         assert!(matches!(err, CsvError::BadHeader { .. }));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_refused_and_named() {
+        let err =
+            BarReader::new("\u{feff}time,open,high,low,close,volume\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "header must be \"time,open,high,low,close,volume\", found \
+             \"\\u{feff}time,open,high,low,close,volume\" (the file starts with a UTF-8 \
+             byte-order mark; save it without one)"
+        );
+    }
+
+    #[test]
+    fn decimals_are_ascii_digits_only() {
+        for ok in ["0", "1", "1.5", "-1.25", "007", "1.000"] {
+            assert!(parse_decimal(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "", "1_1", "1_000", "\u{ff11}", "+1.0", "1e3", ".5", "1.", "nan", "inf", " 1", "1 ",
+            "-", "--1", "1.2.3", "0x10",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quote_escapes_everything_but_printable_ascii() {
+        assert_eq!(quote("a b"), "\"a b\"");
+        assert_eq!(quote("\t\"\\\u{ff11}"), "\"\\u{9}\\\"\\\\\\u{ff11}\"");
     }
 }

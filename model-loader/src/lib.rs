@@ -20,7 +20,8 @@ mod load;
 mod replay;
 
 pub use bars::{
-    BAR_HEADER, BarLine, BarReader, CsvError, format_time, parse_line, parse_time, write_time,
+    BAR_HEADER, BarLine, BarReader, CsvError, format_time, parse_decimal, parse_line, parse_time,
+    quote, write_time,
 };
 pub use dir::{FolderLoad, load_dir};
 pub use error::{LoadError, LoadErrorKind};

@@ -21,23 +21,23 @@ pub enum ReplayError {
     /// The model's window does not fit the replay twin.
     #[error("{0}")]
     Twin(#[from] TwinError),
-    /// The bar file could not be opened.
-    #[error("{path}: cannot open: {source}")]
+    /// The bar file could not be opened. (The cause is in the message, not chained as a
+    /// source: `oracle replay` prints the chain, which would repeat it.)
+    #[error("{path}: cannot open: {io}")]
     OpenBars {
         /// The bar file.
         path: String,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        io: std::io::Error,
     },
-    /// The bar file's header is wrong, or reading it failed.
-    #[error("{path}: {source}")]
+    /// The bar file's header is wrong, or reading it failed (`PATH:LINE: REASON`, as the
+    /// Python reader words it).
+    #[error("{path}:{}: {csv}", csv.line())]
     Bars {
         /// The bar file.
         path: String,
         /// The CSV error.
-        #[source]
-        source: CsvError,
+        csv: CsvError,
     },
     /// Writing the trace (or the report) failed.
     #[error("cannot write the replay output: {0}")]
@@ -66,13 +66,13 @@ pub fn replay(
     let loaded = load_model(model_zip)?;
     let mut twin: Twin<'_> = Twin::new(&loaded.model)?;
     let shown = bars_csv.display().to_string();
-    let file = std::fs::File::open(bars_csv).map_err(|source| ReplayError::OpenBars {
+    let file = std::fs::File::open(bars_csv).map_err(|io| ReplayError::OpenBars {
         path: shown.clone(),
-        source,
+        io,
     })?;
-    let reader = BarReader::new(BufReader::new(file)).map_err(|source| ReplayError::Bars {
+    let reader = BarReader::new(BufReader::new(file)).map_err(|csv| ReplayError::Bars {
         path: shown.clone(),
-        source,
+        csv,
     })?;
 
     let mut summary = ReplaySummary::default();
@@ -86,15 +86,17 @@ pub fn replay(
             Err(e @ CsvError::Io { .. }) => {
                 return Err(ReplayError::Bars {
                     path: shown,
-                    source: e,
+                    csv: e,
                 });
             }
             Err(e) => {
                 summary.rejected += 1;
-                writeln!(err, "{shown}:{}: bar rejected: {}", e.line(), CsvReason(&e))?;
+                writeln!(err, "{shown}:{}: bar rejected: {e}", e.line())?;
                 continue;
             }
         };
+        // The reader applied the contract's bar rules (the same as the twin's), so the twin's
+        // own check can only fail if the two disagree: reported the same way.
         let step = match twin.handle_bar(bar_line.bar) {
             Ok(step) => step,
             Err(e) => {
@@ -128,17 +130,4 @@ pub fn replay(
     }
     out.flush()?;
     Ok(summary)
-}
-
-/// A CSV error's reason without its `line N:` prefix (the report adds `PATH:LINE:`).
-struct CsvReason<'a>(&'a CsvError);
-
-impl std::fmt::Display for CsvReason<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let full = self.0.to_string();
-        let reason = full
-            .split_once(": ")
-            .map_or(full.as_str(), |(_, rest)| rest);
-        f.write_str(reason)
-    }
 }

@@ -100,10 +100,16 @@ def cmd_reference(args):
 
 
 def cmd_replay(args):
+    from oracle_training.bars import BarError
+    from oracle_training.modelzip import ModelZipError
     from oracle_training.reference import replay_trace
 
     _threads()
-    text = replay_trace(Path(args.model), Path(args.bars))
+    try:
+        text = replay_trace(Path(args.model), Path(args.bars))
+    except (BarError, ModelZipError) as e:
+        # One line, as `oracle replay: REASON` (the reason is the same text on both sides).
+        sys.exit(f"python -m oracle_training replay: {e}")
     if args.out:
         Path(args.out).write_text(text)
     else:
