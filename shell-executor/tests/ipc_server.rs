@@ -818,3 +818,39 @@ fn half_open_connections_are_closed_after_the_handshake_timeout_and_a_valid_clie
         );
     });
 }
+
+/// A HISTORY request alone does not load a model: the executor answers it from the broker's
+/// bars, but a SIGNAL for that stream, whose bars it neither loaded at start nor streams, is
+/// `ERR|UNKNOWN_MODEL` until its live bars come from the feed.
+#[test]
+fn a_history_request_alone_does_not_load_a_model() {
+    local(async {
+        let d = tmpdir("ipc-history-model");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(-1)));
+        let h = start(&d, clock.clone()).await;
+        let mut ws = authed(&h).await;
+        send(&mut ws, "HISTORY|EURUSD|M15|5").await;
+        loop {
+            let l = recv(&mut ws).await.expect("history");
+            if l.starts_with("HISTORY_END") {
+                assert_eq!(l, "HISTORY_END|EURUSD|M15|5");
+                break;
+            }
+        }
+        // Bar -1 was served for HISTORY.
+        let sig = |a: &str, i: i64| sig("EURUSD", a, i).replace("SEQ:-1", "SEQ:1");
+        send(&mut ws, &sig("WAIT", -1)).await;
+        assert_eq!(
+            recv(&mut ws).await.as_deref(),
+            Some("ERR|UNKNOWN_MODEL|EURUSD_M15")
+        );
+        // Its live bars come from the feed: the model is streamed, and the bars held are its.
+        stream_bar(&h, &mut ws, 0).await;
+        clock.store(now(0), std::sync::atomic::Ordering::SeqCst);
+        for i in [-1, 0] {
+            send(&mut ws, &sig("WAIT", i)).await;
+            let ack = recv(&mut ws).await.expect("ack");
+            assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|"), "bar {i}: {ack}");
+        }
+    });
+}
