@@ -113,14 +113,62 @@ pub fn closed_bars(times: &[i64], per: i64, t0: i64) -> Vec<i64> {
     out
 }
 
-/// Builds `run/data/`, `run/executor_config.json` (and `run/models/` when copying).
+/// The coarse row at which a symbol's live replay starts: an index `k ≥ history` of `coarse`
+/// (the open times of its coarsest model timeframe) whose live span (from `coarse[k] + lead`,
+/// `span` long; `lead`: how far into the start bar the market opens) ends where the symbol has
+/// data: the first `k` with a row of `base` (its source rows' open times, ascending) at or after
+/// the span's end and before the end of the tail, else the first `k` with any row at or after
+/// the span's end (the cut then keeps that row: see [`cut_len`]). A start whose span ends in a
+/// gap of the data (a weekend, a stock's night, the end of the file) would leave the symbol
+/// without prices, its orders refused MARKET_CLOSED, inside the live span. None: no start fits.
+pub fn live_start(
+    coarse: &[i64],
+    base: &[i64],
+    history: usize,
+    lead: i64,
+    span: i64,
+    tail: i64,
+) -> Option<usize> {
+    let first_at_or_after = |t: i64| base.get(base.partition_point(|&r| r < t)).copied();
+    let ends = |k: usize| coarse[k] + lead + span;
+    (history..coarse.len())
+        .find(|&k| first_at_or_after(ends(k)).is_some_and(|r| r < ends(k) + tail))
+        .or_else(|| (history..coarse.len()).find(|&k| first_at_or_after(ends(k)).is_some()))
+}
+
+/// How many of the rows `base` (open times, ascending, shifted onto the market's clock) a cut
+/// keeps: those before `end` (the end of the tail), and at least up to the first at or after
+/// `span_end`, so the symbol has prices past the live span.
+pub fn cut_len(base: &[i64], span_end: i64, end: i64) -> usize {
+    let before_end = base.partition_point(|&t| t < end);
+    let past_span = (base.partition_point(|&t| t < span_end) + 1).min(base.len());
+    before_end.max(past_span)
+}
+
+/// Builds `run/data/`, `run/executor_config.json` (and `run/models/` when copying); the market
+/// opens at the wall clock's present.
 pub fn prepare(
     models_dir: &Path,
     data_dir: &Path,
     run: &Path,
     spec: &MarketSpec,
 ) -> anyhow::Result<Market> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    prepare_at(models_dir, data_dir, run, spec, now)
+}
+
+/// [`prepare`] with the market opening at `now` (Unix seconds; the last 5-minute boundary).
+pub fn prepare_at(
+    models_dir: &Path,
+    data_dir: &Path,
+    run: &Path,
+    spec: &MarketSpec,
+    now: i64,
+) -> anyhow::Result<Market> {
     let (history, hours) = (spec.history, spec.hours);
+    let t0 = now.div_euclid(300) * 300;
     let span = i64::try_from(hours)?.max(1) * 3600;
     // Bars after the span, so the market is still open while the last live bar's orders go out.
     let tail = (span / 4).max(6 * 3600);
@@ -204,18 +252,24 @@ pub fn prepare(
             anyhow::bail!("no bar file for {sym} in {}", data_dir.display());
         };
         let coarse_rows = read_rows(&data_dir.join(format!("{sym}_{coarse}.csv")))?;
-        let Some(&(t_start, _)) = coarse_rows.get(history) else {
+        if coarse_rows.len() <= history {
             anyhow::bail!(
                 "{sym}_{coarse}.csv has {} bars; the run needs more than {history} of history",
                 coarse_rows.len()
             );
-        };
-        let base = read_rows(&data_dir.join(format!("{sym}_{base_tf}.csv")))?;
-        if base.last().is_none_or(|(t, _)| *t < t_start + span + tail) {
-            anyhow::bail!(
-                "{sym}_{base_tf}.csv ends before {hours} h of live market after {history} bars of history: use fewer hours"
-            );
         }
+        let base = read_rows(&data_dir.join(format!("{sym}_{base_tf}.csv")))?;
+        // The start: at least `history` bars behind, and data to the end of the replay.
+        let coarse_len = period_secs(&coarse).unwrap_or(300);
+        let coarse_times: Vec<i64> = coarse_rows.iter().map(|r| r.0).collect();
+        let base_times: Vec<i64> = base.iter().map(|r| r.0).collect();
+        let lead = t0 - t0.div_euclid(coarse_len) * coarse_len;
+        let Some(k) = live_start(&coarse_times, &base_times, history, lead, span, tail) else {
+            anyhow::bail!(
+                "{sym}_{base_tf}.csv has no data {hours} h after {history} bars of history: use fewer hours"
+            );
+        };
+        let t_start = coarse_times[k];
         plans.insert(
             sym.clone(),
             Plan {
@@ -227,13 +281,10 @@ pub fn prepare(
     }
     // The market opens now (the last 5-minute boundary) and runs `span`, then `tail`: the
     // executor takes the wall clock for the broker's until the first spot, so history must end,
-    // and live bars begin, at the present. In each symbol, bar `history` of its coarsest model
-    // timeframe is the one forming at the open (a shift by whole periods keeps every bar on its
-    // period's boundaries), so every model has at least `history` closed bars behind it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    let t0 = now.div_euclid(300) * 300;
+    // and live bars begin, at the present. In each symbol, bar `k ≥ history` of its coarsest
+    // model timeframe ([`live_start`]) is the one forming at the open (a shift by whole periods
+    // keeps every bar on its period's boundaries), so every model has at least `history` closed
+    // bars behind it, and the symbol has prices to the end of the replay.
     let end_live = t0 + span;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
@@ -246,11 +297,9 @@ pub fn prepare(
         let shift = t0.div_euclid(coarse) * coarse - p.t_start;
         let mut out = String::from("time,open,high,low,close,volume\n");
         let mut times = Vec::new();
-        for (t, rest) in p
-            .base
-            .iter()
-            .take_while(|(t, _)| t + shift < end_live + tail)
-        {
+        let shifted: Vec<i64> = p.base.iter().map(|(t, _)| t + shift).collect();
+        let keep = cut_len(&shifted, end_live, end_live + tail);
+        for (t, rest) in &p.base[..keep] {
             let _ = writeln!(out, "{},{rest}", oracle_model::format_time(t + shift));
             times.push(t + shift);
         }
@@ -363,6 +412,94 @@ mod tests {
         assert_eq!(period_secs("M15"), Some(900));
         assert_eq!(period_secs("D1"), Some(86_400));
         assert_eq!(period_secs("X1"), None);
+    }
+
+    #[test]
+    fn the_live_start_moves_past_a_gap_that_would_end_the_data_inside_the_run() {
+        let h = 3600;
+        // Hourly rows 00:00–05:00, nothing until 20:00 (a night, a weekend), then 20:00–40:00.
+        let rows: Vec<i64> = (0..=5).chain(20..=40).map(|i| i * h).collect();
+        // 2 bars of history, 6 h of span, 2 h of tail: from 02:00 the span would end at 08:00,
+        // in the gap, and the symbol's last tick (05:45) would come 4 h into the span.
+        let k = live_start(&rows, &rows, 2, 0, 6 * h, 2 * h).expect("a start");
+        assert_eq!(
+            rows[k],
+            20 * h,
+            "the first start whose span the data covers"
+        );
+        assert_eq!(
+            cut_len(&rows, rows[k] + 6 * h, rows[k] + 8 * h),
+            14,
+            "rows to 27:00"
+        );
+        // Without a gap the start is the history bar itself.
+        let plain: Vec<i64> = (0..40).map(|i| i * h).collect();
+        assert_eq!(live_start(&plain, &plain, 2, 0, 6 * h, 2 * h), Some(2));
+        // Where every start's span ends in a gap (a 4 h session, a 6 h span, a 1 h tail), the
+        // first with data after it; the cut keeps rows to the first one after the span.
+        let sessions: Vec<i64> = (0..10)
+            .flat_map(|d| (0..4).map(move |i| d * 24 * h + (15 + i) * h))
+            .collect();
+        let k = live_start(&sessions, &sessions, 1, 0, 6 * h, h).expect("a start");
+        assert_eq!(k, 1);
+        let span_end = sessions[k] + 6 * h;
+        let n = cut_len(&sessions, span_end, span_end + h);
+        assert_eq!(
+            sessions[n - 1],
+            24 * h + 15 * h,
+            "the next session's first row"
+        );
+        // Data too short for the run: no start.
+        assert_eq!(live_start(&rows, &rows, 2, 0, 50 * h, 2 * h), None);
+    }
+
+    #[test]
+    fn no_symbol_of_the_bundled_market_runs_out_of_data_before_the_replay_ends() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let run = std::env::temp_dir().join(format!("oracle-market-cut-{}", std::process::id()));
+        // The demo's defaults (24 h, 400 bars of history) and 6 h, opening on several days and
+        // hours of a week (the bundled files have weekends and stock sessions in different
+        // places), among them the Sunday afternoon the demo once ran out of data on.
+        let sunday = 1_796_568_000; // 2026-12-06T14:40:00Z
+        for hours in [24u64, 6] {
+            for step in 0..8 {
+                let now = sunday + step * 21 * 3600 + step * 7 * 60;
+                let _ = std::fs::remove_dir_all(&run);
+                let m = prepare_at(
+                    &root.join("models"),
+                    &root.join("data"),
+                    &run,
+                    &MarketSpec::new(400, hours),
+                    now,
+                )
+                .expect("market");
+                let span = i64::try_from(hours).expect("hours") * 3600;
+                let end = m.t0 + span + (span / 4).max(6 * 3600);
+                for f in std::fs::read_dir(&m.data).expect("data").flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let rows = read_rows(&f.path()).expect("rows");
+                    let last = rows.last().expect("a row").0;
+                    // Prices past the live span: the symbol's last row opens at or after its end
+                    // (the simulator's last tick of it comes ¾ of a period later).
+                    assert!(
+                        last >= m.t0 + span,
+                        "{name} (market opening {}, {hours} h): its data ends at {}, the live span at {}",
+                        oracle_model::format_time(m.t0),
+                        oracle_model::format_time(last),
+                        oracle_model::format_time(m.t0 + span),
+                    );
+                    // And the data stops with the tail, or right after the span's end.
+                    let past_span = rows.iter().filter(|r| r.0 >= m.t0 + span).count();
+                    assert!(
+                        last < end || past_span == 1,
+                        "{name}: data up to {} for a run ending {}",
+                        oracle_model::format_time(last),
+                        oracle_model::format_time(end)
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&run);
     }
 
     #[test]
