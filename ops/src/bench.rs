@@ -629,6 +629,9 @@ pub struct SimTiming {
     /// `new_order` lines in file order: (client order id, instant when the `NewOrderReq` was
     /// decoded).
     pub new_orders: Vec<(String, i64)>,
+    /// `request` lines in file order: (kind, instant when the request was decoded): every
+    /// client request other than `NewOrderReq` and heartbeats.
+    pub requests: Vec<(String, i64)>,
     /// `disconnect` instants.
     pub disconnects: Vec<i64>,
     /// Of those, the ones a fault caused (reason `fault: …`).
@@ -664,6 +667,9 @@ pub fn sim_timing_line(t: &mut SimTiming, line: &str) {
         (Some("new_order"), Some(at)) => {
             let c = s("client_order_id").unwrap_or("");
             t.new_orders.push((c.to_string(), at));
+        }
+        (Some("request"), Some(at)) => {
+            t.requests.push((s("kind").unwrap_or("").to_string(), at));
         }
         (Some("disconnect"), Some(at)) => {
             t.disconnects.push(at);
@@ -706,6 +712,18 @@ pub struct SimLatency {
     pub warm_up: usize,
     /// The matched orders: ((`SYM_TF`, bar time), `bar_close` µs, `new_order` µs).
     pub matched: Vec<((String, i64), i64, i64)>,
+    /// Per close instant with orders (as `per_instant_ms`): the requests the clients sent
+    /// (`NewOrderReq`s and every other request, heartbeats left out) from its first `bar_close`
+    /// to 1 s after it — what shares cTrader's 50 requests a second with its orders.
+    pub requests_first_second: Vec<usize>,
+    /// The same, from its first `bar_close` to the next instant's (or the end of the file).
+    pub requests_per_instant: Vec<usize>,
+}
+
+/// Requests (orders and the others) at `[from, to)` µs.
+fn requests_between(t: &SimTiming, from: i64, to: i64) -> usize {
+    let n = |v: &[(String, i64)]| v.iter().filter(|(_, at)| (from..to).contains(at)).count();
+    n(&t.new_orders) + n(&t.requests)
 }
 
 /// Matches every `NewOrderReq` of `t` to the `bar_close` of the bar its client order id names
@@ -767,6 +785,19 @@ pub fn sim_latency(
         .iter()
         .filter_map(|(i, l)| instants.get(i).map(|f| (l - f.0) as f64 / 1000.0))
         .collect();
+    for i in last.keys() {
+        let Some(&(first, _)) = instants.get(i) else {
+            continue;
+        };
+        let next = instants
+            .range(i + 1..)
+            .next()
+            .map_or(i64::MAX, |(_, v)| v.0);
+        r.requests_first_second
+            .push(requests_between(t, first, first + 1_000_000));
+        r.requests_per_instant
+            .push(requests_between(t, first, next));
+    }
     r
 }
 
@@ -964,6 +995,11 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         "bar_close_to_new_order_ms": pct_json(&mut lat.per_order_ms),
         "close_instant_to_last_new_order_ms": pct_json(&mut lat.per_instant_ms),
         "close_instant_to_last_signal_in_ms": pct_json(&mut instant_signal),
+        "requests_per_close_instant": {
+            "first_second": lat.requests_first_second,
+            "until_next_instant": lat.requests_per_instant,
+            "first_second_max": lat.requests_first_second.iter().max(),
+        },
         "streams_per_close_instant": {
             "instants": lat.streams_per_instant.len(),
             "max": lat.streams_per_instant.iter().max(),
@@ -1290,6 +1326,21 @@ pub fn markdown(r: &Value) -> String {
             "simulator close instant → last NewOrderReq of it",
             p3(&sim["close_instant_to_last_new_order_ms"], "ms"),
             "< 100 ms (seed)",
+        );
+        let reqs = &sim["requests_per_close_instant"];
+        let list = |k: &str| {
+            reqs[k].as_array().map_or("?".to_string(), |v| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        row(
+            &mut s,
+            "requests the executor sent per close instant with orders, in its first second (until the next instant)",
+            format!("{} ({})", list("first_second"), list("until_next_instant")),
+            "≤ 50 in the first second (cTrader's rate)",
         );
         row(
             &mut s,
@@ -1647,6 +1698,42 @@ mod tests {
         assert_eq!(all.streams_per_instant, vec![1, 3, 1]);
         assert_eq!(all.warm_up, 0);
         assert_eq!(all.per_order_ms.len(), 5);
+    }
+
+    #[test]
+    fn requests_are_counted_per_close_instant_and_in_its_first_second() {
+        let close = |bt: i64, at: i64| {
+            format!(
+                r#"{{"ev":"bar_close","conn":1,"symbol":"A","period":"M5","bar_time":{bt},"t_us":{at}}}"#
+            )
+        };
+        let order = |bt: i64, at: i64| {
+            format!(
+                r#"{{"ev":"new_order","conn":1,"client_order_id":"ot-A-M5-{bt}-O","t_us":{at}}}"#
+            )
+        };
+        let req = |kind: &str, at: i64| {
+            format!(r#"{{"ev":"request","conn":1,"kind":"{kind}","t_us":{at}}}"#)
+        };
+        let text = [
+            req("ApplicationAuthReq", 500_000),
+            close(0, 1_000_000),
+            req("ExpectedMarginReq", 1_000_100),
+            req("TraderReq", 1_000_200),
+            order(0, 1_000_300),
+            // after the first second: counted for the instant, not in its burst
+            req("GetTrendbarsReq", 3_000_000),
+            close(300, 10_000_000),
+            order(300, 10_000_400),
+            req("ExpectedMarginReq", 10_500_000),
+        ]
+        .join("\n");
+        let t = parse_sim_timing(&text);
+        assert_eq!(t.requests.len(), 5);
+        assert_eq!(t.requests[1], ("ExpectedMarginReq".to_string(), 1_000_100));
+        let r = sim_latency(&t, None, 0);
+        assert_eq!(r.requests_first_second, vec![3, 2]);
+        assert_eq!(r.requests_per_instant, vec![4, 2]);
     }
 
     #[test]

@@ -685,8 +685,10 @@ async fn run_connection(
                         match decoder.next_frame() {
                             Ok(Some(body)) => match wire::decode_request(&body) {
                                 Ok((cmid, req)) => {
-                                    if let (Some(t), Request::NewOrder(o)) = (&timing, &req) {
-                                        t.new_order(conn, o);
+                                    match (&timing, &req) {
+                                        (Some(t), Request::NewOrder(o)) => t.new_order(conn, o),
+                                        (Some(_), Request::Heartbeat) | (None, _) => {}
+                                        (Some(t), r) => t.request(conn, r.kind()),
                                     }
                                     actor.send(ActorMsg::Request { conn, cmid, req }).await.context("sim stopping")?;
                                 }

@@ -5,8 +5,12 @@
 //! ```json
 //! {"ev":"bar_close","conn":3,"symbol":"EURUSD","period":"M15","bar_time":1704067200,"t_us":1732460000123456}
 //! {"ev":"new_order","conn":3,"client_order_id":"ot-EURUSD-M15-1704067200-O","symbol":"EURUSD","side":"BUY","volume":100000,"t_us":1732460000124001}
+//! {"ev":"request","conn":3,"kind":"ExpectedMarginReq","t_us":1732460000124100}
 //! {"ev":"disconnect","conn":3,"reason":"fault: drop after 200 frames","t_us":1732460000125000}
 //! ```
+//!
+//! `request` is every client request other than `NewOrderReq` (heartbeats left out), so a reader
+//! can count what a client sent around an instant (the bench: requests per close instant).
 //!
 //! This is I/O of the shell only: the broker core never reads a clock. The clock is read under the
 //! file's lock, right before the line is written, so within the file `t_us` never goes backwards
@@ -114,6 +118,15 @@ impl Timing {
             o.volume
         );
         self.line(&head);
+    }
+
+    /// A `request` line, now: a client request other than `NewOrderReq` (`kind` as
+    /// [`crate::msg::Request::kind`]).
+    pub(crate) fn request(&self, conn: u64, kind: &str) {
+        self.line(&format!(
+            "\"ev\":\"request\",\"conn\":{conn},\"kind\":{}",
+            js(kind)
+        ));
     }
 
     /// A `disconnect` line, now.

@@ -154,6 +154,20 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
         .find(|l| l["bar_time"] == *seen_closed.last().unwrap())
         .unwrap();
     assert!(last_seen["t_us"].as_i64() <= o["t_us"].as_i64());
+    // every other request is a `request` line naming its kind, in the order sent (the login's
+    // application and account auth first, then the two subscriptions); no heartbeats
+    let kinds: Vec<&str> = of(&lines, "request")
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().rev().take(2).rev().copied().collect::<Vec<_>>(),
+        ["SubscribeSpotsReq", "SubscribeLiveTrendbarReq"],
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"ApplicationAuthReq"), "{kinds:?}");
+    assert!(kinds.contains(&"AccountAuthReq"), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k.contains("Heartbeat")), "{kinds:?}");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
