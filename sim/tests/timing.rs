@@ -161,7 +161,13 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
     assert_eq!(
-        kinds.iter().rev().take(2).rev().copied().collect::<Vec<_>>(),
+        kinds
+            .iter()
+            .rev()
+            .take(2)
+            .rev()
+            .copied()
+            .collect::<Vec<_>>(),
         ["SubscribeSpotsReq", "SubscribeLiveTrendbarReq"],
         "{kinds:?}"
     );
