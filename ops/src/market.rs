@@ -194,7 +194,7 @@ pub fn prepare_at(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sym = m.metadata.symbol_clean.clone();
+        let sym = m.metadata.symbol.clone();
         lots.entry(sym.clone()).or_insert(m.model.costs().lot_sizes);
         models.insert(name, (sym, m.metadata.timeframe.clone()));
         chosen.push(z);
@@ -518,7 +518,7 @@ mod tests {
         let orig = oracle_model::load_model(&root.join("models/SYNFX02_M5.zip")).expect("orig");
         for k in ["CLONE01", "CLONE02"] {
             let m = oracle_model::load_model(&models.join(format!("{k}_M5.zip"))).expect(k);
-            assert_eq!(m.metadata.symbol_clean, k);
+            assert_eq!(m.metadata.symbol, k);
             assert_eq!(m.metadata.timeframe, "M5");
             assert_eq!(m.model.window(), orig.model.window());
             let a = std::fs::read(data.join(format!("{k}_M5.csv"))).expect("bars");
