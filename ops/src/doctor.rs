@@ -410,14 +410,18 @@ pub fn check_models(dir: &Path) -> Vec<Check> {
                     m.model.window()
                 ),
             ),
-            Err(e) => Check::fail(
-                N,
-                e.to_string(),
-                format!(
-                    "re-export the model (python -m oracle_training export {}) or remove it from the folder",
-                    z.display()
-                ),
-            ),
+            Err(e) => {
+                let hint = match &e.kind {
+                    oracle_model::LoadErrorKind::WrongFileName { expected, .. } => format!(
+                        "rename it to {expected} (check it is the model you meant) or remove it from the folder"
+                    ),
+                    _ => format!(
+                        "re-export the model (python -m oracle_training export {}) or remove it from the folder",
+                        z.display()
+                    ),
+                };
+                Check::fail(N, e.to_string(), hint)
+            }
         })
         .collect()
 }

@@ -56,6 +56,26 @@ fn config_ok_and_fail_by_key() {
 }
 
 #[test]
+fn a_zip_named_for_another_model_fails_with_a_rename_hint() {
+    let d = tmpdir("models-misnamed");
+    std::fs::copy(
+        repo().join("models/EURUSD_H1.zip"),
+        d.join("SYNFX02_M5.zip"),
+    )
+    .expect("copy");
+    let lines = doctor::check_models(&d);
+    assert_eq!(lines.len(), 1);
+    let c = &lines[0];
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(
+        c.detail.starts_with("SYNFX02_M5.zip: ") && c.detail.contains("EURUSD_H1.zip"),
+        "{c}"
+    );
+    assert!(c.fix.starts_with("rename it to EURUSD_H1.zip"), "{c}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn models_ok_per_zip_and_fail_naming_the_file() {
     let ok = doctor::check_models(&repo().join("models"));
     assert!(ok.len() >= 20, "{} lines", ok.len());
