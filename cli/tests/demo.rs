@@ -39,7 +39,9 @@ fn demo_end_to_end_small() {
     let _ = std::fs::remove_dir_all(&out);
     let mut child = Command::new(env!("CARGO_BIN_EXE_oracle"))
         .arg("demo")
-        .args(["--bars", "6", "--timeout", "240", "--plain"])
+        // The market's tail after the 6 h span is not waited for: the run ends when its bars
+        // are done (it used to time out at 90 s with every bar done, the simulator going on).
+        .args(["--bars", "6", "--timeout", "90", "--plain"])
         .arg("--out")
         .arg(&out)
         .arg("--models")
@@ -104,6 +106,22 @@ fn demo_end_to_end_small() {
             "{name}: {}",
             m["replay_note"]
         );
+        assert_eq!(
+            m["span_bars"].as_u64(),
+            Some(expected),
+            "{name}: every bar of the span reached the predictor (no symbol ran out of data)"
+        );
+        let causes: u64 = m["drift_causes"]
+            .as_object()
+            .expect("drift causes")
+            .values()
+            .filter_map(serde_json::Value::as_u64)
+            .sum();
+        assert_eq!(
+            Some(causes),
+            m["drift_bars"].as_u64(),
+            "{name}: every drift bar has its cause"
+        );
         if expected >= 4 {
             assert!(
                 live > 0,
@@ -112,6 +130,14 @@ fn demo_end_to_end_small() {
         }
     }
     assert_eq!(summary["ok"].as_bool(), Some(true));
+    assert!(
+        summary["equity"].as_f64().is_some(),
+        "the account equity from the ledger"
+    );
+    assert!(
+        !stdout.contains("BROKER_MARKET_CLOSED"),
+        "no symbol runs out of data inside the run: {stdout}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).expect("report");
     assert!(html.contains("<svg") && html.contains("EURUSD_H1"));
     std::fs::remove_dir_all(&out).expect("cleanup");

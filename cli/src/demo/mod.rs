@@ -56,10 +56,12 @@ pub struct ModelSummary {
     pub symbol: String,
     /// Timeframe.
     pub tf: String,
-    /// Live bars the market was to publish for it.
+    /// Live bars the market was to publish for it inside the run's span (`--bars` hours).
     pub expected_bars: u64,
-    /// Live bars the predictor ran.
+    /// Live bars the predictor ran (the span's and the tail's).
     pub live_bars: u64,
+    /// Of those, bars inside the span: `span_bars/expected_bars` is the run's progress.
+    pub span_bars: u64,
     /// Signals it sent.
     pub signals: u64,
     /// Orders the executor placed.
@@ -68,6 +70,8 @@ pub struct ModelSummary {
     pub refusals: u64,
     /// Live bars where the real position differed from the virtual one.
     pub drift_bars: usize,
+    /// The same by cause (`MISSED_ENTRY_AT_GO_LIVE`, `BROKER_MARKET_CLOSED`, `UNANSWERED`…).
+    pub drift_causes: BTreeMap<String, usize>,
     /// Virtual P&L at the end (realised + unrealised).
     pub virtual_pnl: f64,
     /// Trace rows (history and live).
@@ -99,6 +103,8 @@ pub struct Summary {
     pub refusals: u64,
     /// Drift bars over all models.
     pub drift_bars: usize,
+    /// The same by cause, over all models.
+    pub drift_causes: BTreeMap<String, usize>,
     /// Virtual P&L over all models.
     pub virtual_pnl: f64,
     /// Last account equity from the executor's ledger.
@@ -278,6 +284,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         last_plain: Instant::now(),
     };
     let mut state = State::new(prepared.expected.clone());
+    state.span = span_bar_times(&prepared.live_bars, &prepared.expected);
     let (tx, rx) = mpsc::channel();
     let mut group = Group::default();
     screen.plain(&format!(
@@ -434,10 +441,12 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
                 screen.plain("all models caught up: the market opens");
             }
         }
-        // The end: the market has published its last bar and the predictor has gone quiet.
+        // The end: every live bar of the span has its signal and its answer (the tail after
+        // it, there so that the last orders meet an open market, is not waited for); or the
+        // market has published its last bar and the predictor has gone quiet.
         let quiet_after_sim =
             state.replay_done && last_event.elapsed() > Duration::from_millis(1500);
-        if quiet_after_sim && finished_at.is_none() {
+        if (state.span_done() || quiet_after_sim) && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
         // Leave a moment for the last ACKs and ledger rows.
@@ -537,6 +546,28 @@ fn wait_ready(
     }
 }
 
+/// Per model, the open times of the live bars inside the span: the first `expected` of the
+/// bars the market closes (ascending), as the predictor prints them.
+pub fn span_bar_times(
+    live_bars: &BTreeMap<String, Vec<i64>>,
+    expected: &BTreeMap<String, u64>,
+) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    live_bars
+        .iter()
+        .map(|(name, opens)| {
+            let n = usize::try_from(expected.get(name).copied().unwrap_or(0)).unwrap_or(0);
+            (
+                name.clone(),
+                opens
+                    .iter()
+                    .take(n)
+                    .map(|&t| oracle_model::format_time(t))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 fn summarize(
     state: &State,
     args: &DemoArgs,
@@ -558,6 +589,8 @@ fn summarize(
             symbol: m.symbol.clone(),
             tf: m.tf.clone(),
             live_bars: m.live_bars,
+            span_bars: state.span_bars(name),
+            drift_causes: m.drift_causes(),
             signals: m.signals,
             orders: m.orders,
             refusals: m.refusals,
@@ -571,6 +604,9 @@ fn summarize(
         s.orders += ms.orders;
         s.refusals += ms.refusals;
         s.drift_bars += ms.drift_bars;
+        for (c, n) in &ms.drift_causes {
+            *s.drift_causes.entry(c.clone()).or_insert(0) += n;
+        }
         s.virtual_pnl += ms.virtual_pnl;
         s.models.insert(name.clone(), ms);
     }
@@ -621,6 +657,21 @@ fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>
     }
 }
 
+/// The drift line of the summary: the total and, per cause, how many bars and why.
+pub fn drift_lines(s: &Summary) -> Vec<String> {
+    let mut out = vec![format!(
+        "drift bars (real position != virtual) {}{}",
+        s.drift_bars,
+        if s.drift_bars == 0 { "" } else { ", by cause:" }
+    )];
+    let mut causes: Vec<(&String, &usize)> = s.drift_causes.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (c, n) in causes {
+        out.push(format!("  {n:>5}  {c}: {}", view::drift_cause_text(c)));
+    }
+    out
+}
+
 fn print_summary(s: &Summary) {
     let yn = |b: bool| if b { "yes" } else { "NO" };
     println!();
@@ -636,9 +687,12 @@ fn print_summary(s: &Summary) {
         println!("refused model {f}: {r}");
     }
     println!(
-        "signals {} · orders {} · refusals {} · drift bars (real != virtual) {}",
-        s.signals, s.orders, s.refusals, s.drift_bars
+        "signals {} · orders {} · refusals {} (FAIL|REASON or WAIT_SYNC|MISSED_ENTRY at a transition)",
+        s.signals, s.orders, s.refusals
     );
+    for l in drift_lines(s) {
+        println!("{l}");
+    }
     println!(
         "every model one signal per bar: {}",
         yn(s.one_signal_per_bar)
@@ -646,8 +700,8 @@ fn print_summary(s: &Summary) {
     let short: Vec<String> = s
         .models
         .iter()
-        .filter(|(_, m)| m.live_bars < m.expected_bars)
-        .map(|(n, m)| format!("{n} {}/{}", m.live_bars, m.expected_bars))
+        .filter(|(_, m)| m.span_bars < m.expected_bars)
+        .map(|(n, m)| format!("{n} {}/{}", m.span_bars, m.expected_bars))
         .collect();
     if !short.is_empty() {
         println!(
@@ -668,14 +722,19 @@ fn print_summary(s: &Summary) {
             .unwrap_or_default()
     );
     println!(
-        "{:<16} {:>9} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
-        "model", "bars/exp", "signals", "orders", "refusals", "drift", "P&L virt"
+        "span: live bars inside the {} h asked for / bars the market closed in them; tail: live bars after it (the market stays open for the last orders)",
+        s.target_bars
+    );
+    println!(
+        "{:<16} {:>9} {:>4} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
+        "model", "span", "tail", "signals", "orders", "refusals", "drift", "P&L virt"
     );
     for (n, m) in &s.models {
         println!(
-            "{:<16} {:>9} {:>7} {:>6} {:>8} {:>6} {:>10.2}  {}",
+            "{:<16} {:>9} {:>4} {:>7} {:>6} {:>8} {:>6} {:>10.2}  {}",
             n,
-            format!("{}/{}", m.live_bars, m.expected_bars),
+            format!("{}/{}", m.span_bars, m.expected_bars),
+            m.live_bars.saturating_sub(m.span_bars),
             m.signals,
             m.orders,
             m.refusals,

@@ -4,6 +4,7 @@
 
 use super::Summary;
 use super::view::{ModelView, State};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 fn esc(s: &str) -> String {
@@ -129,79 +130,200 @@ fn position_chart(m: &ModelView) -> String {
     s
 }
 
-fn equity_chart(m: &ModelView) -> String {
-    let n = m.points.len();
-    let h = 110.0;
-    let virt: Vec<Option<f64>> = m.points.iter().map(|p| Some(p.virt_pnl)).collect();
-    let eq: Vec<Option<f64>> = m.points.iter().map(|p| p.equity).collect();
-    let peq: Vec<Option<f64>> = m.points.iter().map(|p| p.paper_equity).collect();
-    let has_eq = eq.iter().any(Option::is_some);
-    let range = |v: &[Option<f64>]| {
-        v.iter()
-            .flatten()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                (a.min(*x), b.max(*x))
-            })
-    };
-    let (lo, hi) = range(&virt);
-    let (lo, hi) = if lo.is_finite() && hi > lo {
+/// One P&L series of a chart: CSS class, legend label, values (None: no value at that x).
+pub struct Series<'a> {
+    /// CSS class of the line (`virt`, `real`, `paper`).
+    pub class: &'a str,
+    /// Legend label.
+    pub label: &'a str,
+    /// One value per x, in account money.
+    pub values: Vec<Option<f64>>,
+}
+
+/// A P&L chart: every series on one scale, in `unit` (account money), with a labelled zero,
+/// top and bottom, and a legend.
+pub fn pnl_chart(
+    title: &str,
+    unit: &str,
+    series: &[Series<'_>],
+    first: &str,
+    last: &str,
+) -> String {
+    let n = series.iter().map(|s| s.values.len()).max().unwrap_or(0);
+    let h = 130.0;
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .fold((0.0f64, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+    let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
-        (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0)
+        (lo - 1.0, hi + 1.0)
     };
-    let y = move |v: f64| 8.0 + (hi - v) / (hi - lo) * (h - 24.0);
-    let mut s =
-        format!("<svg viewBox=\"0 0 {W} {h}\" class=\"chart\" role=\"img\" aria-label=\"equity\">");
-    let zero = y(0.0);
-    if (8.0..=h - 16.0).contains(&zero) {
+    let y = move |v: f64| 18.0 + (hi - v) / (hi - lo) * (h - 36.0);
+    let mut s = format!(
+        "<svg viewBox=\"0 0 {W} {h}\" class=\"chart\" role=\"img\" aria-label=\"{}\">",
+        esc(title)
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{PAD}\" y=\"11\" class=\"lbl\">{} ({})</text>",
+        esc(title),
+        esc(unit)
+    );
+    let mut lx = W - PAD;
+    for sr in series.iter().rev() {
         let _ = write!(
             s,
-            "<line x1=\"{PAD}\" x2=\"{}\" y1=\"{zero:.1}\" y2=\"{zero:.1}\" class=\"axis\"/>",
-            W - PAD
+            "<text x=\"{lx:.1}\" y=\"11\" class=\"lbl\" text-anchor=\"end\">{}</text><line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"8\" y2=\"8\" class=\"{} eq\"/>",
+            esc(sr.label),
+            lx - 6.5 * sr.label.chars().count() as f64 - 22.0,
+            lx - 6.5 * sr.label.chars().count() as f64 - 6.0,
+            sr.class
+        );
+        lx -= 6.5 * sr.label.chars().count() as f64 + 34.0;
+    }
+    for v in [hi, 0.0, lo] {
+        let yy = y(v);
+        let _ = write!(
+            s,
+            "<line x1=\"{PAD}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"{}\"/><text x=\"{}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">{v:+.2}</text>",
+            W - PAD,
+            if v == 0.0 { "axis" } else { "grid" },
+            PAD - 3.0,
+            yy + 3.0
+        );
+    }
+    for sr in series {
+        let _ = write!(
+            s,
+            "<path d=\"{}\" class=\"{} eq\"/>",
+            line_path(&sr.values, n, y),
+            sr.class
         );
     }
     let _ = write!(
         s,
-        "<text x=\"2\" y=\"{:.1}\" class=\"lbl\">{hi:.0}</text><text x=\"2\" y=\"{:.1}\" class=\"lbl\">{lo:.0}</text>",
-        y(hi) + 8.0,
-        y(lo)
+        "<text x=\"{PAD}\" y=\"{}\" class=\"lbl\">{}</text><text x=\"{}\" y=\"{}\" class=\"lbl\" text-anchor=\"end\">{}</text>",
+        h - 2.0,
+        esc(first),
+        W - PAD,
+        h - 2.0,
+        esc(last)
     );
-    let _ = write!(
-        s,
-        "<path d=\"{}\" class=\"virt eq\"/>",
-        line_path(&virt, n, y)
-    );
-    if has_eq {
-        let (elo, ehi) = range(&eq);
-        let (plo, phi) = range(&peq);
-        let (elo, ehi) = (elo.min(plo), ehi.max(phi));
-        let (elo, ehi) = if ehi > elo {
-            (elo, ehi)
-        } else {
-            (elo - 1.0, ehi + 1.0)
-        };
-        let ye = move |v: f64| 8.0 + (ehi - v) / (ehi - elo) * (h - 24.0);
-        let _ = write!(
-            s,
-            "<path d=\"{}\" class=\"real eq\"/>",
-            line_path(&eq, n, ye)
-        );
-        let _ = write!(
-            s,
-            "<path d=\"{}\" class=\"paper eq\"/>",
-            line_path(&peq, n, ye)
-        );
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">account {ehi:.0}</text><text x=\"{}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">{elo:.0}</text>",
-            W - 2.0,
-            ye(ehi) + 8.0,
-            W - 2.0,
-            ye(elo)
-        );
-    }
     s.push_str("</svg>");
     s
+}
+
+/// A model's virtual P&L since its first live bar.
+fn model_pnl_chart(m: &ModelView) -> String {
+    let base = m.points.first().map_or(0.0, |p| p.virt_pnl);
+    let virt = m.points.iter().map(|p| Some(p.virt_pnl - base)).collect();
+    pnl_chart(
+        "virtual P&L since the first live bar",
+        "account money, USD",
+        &[Series {
+            class: "virt",
+            label: "virtual (twin)",
+            values: virt,
+        }],
+        m.points.first().map_or("", |p| &p.bar_time),
+        m.points.last().map_or("", |p| &p.bar_time),
+    )
+}
+
+/// The account over the run, by bar time: the ledger's account equity and paper equity, and
+/// the virtual P&L of all models, each as its change since the first live bar, on one scale.
+pub fn account_chart(state: &State) -> String {
+    let mut times: Vec<&str> = state
+        .models
+        .values()
+        .flat_map(|m| m.points.iter().map(|p| p.bar_time.as_str()))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    if times.is_empty() {
+        return String::new();
+    }
+    // Per time: the equities of the latest ledger row at or before it; each model's virtual
+    // P&L at or before it.
+    let mut eq_at: BTreeMap<&str, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for m in state.models.values() {
+        for p in &m.points {
+            let e = eq_at.entry(p.bar_time.as_str()).or_default();
+            e.0 = p.equity.or(e.0);
+            e.1 = p.paper_equity.or(e.1);
+        }
+    }
+    let (mut eq, mut peq) = (None, None);
+    let (mut eq0, mut peq0) = (None, None);
+    let mut account = Vec::new();
+    let mut paper = Vec::new();
+    let mut virt = Vec::new();
+    let mut idx: Vec<usize> = vec![0; state.models.len()];
+    let mut last: Vec<Option<f64>> = vec![None; state.models.len()];
+    for t in &times {
+        if let Some((e, pe)) = eq_at.get(t) {
+            eq = e.or(eq);
+            peq = pe.or(peq);
+        }
+        eq0 = eq0.or(eq);
+        peq0 = peq0.or(peq);
+        account.push(eq.zip(eq0).map(|(a, b)| a - b));
+        paper.push(peq.zip(peq0).map(|(a, b)| a - b));
+        let mut total = 0.0;
+        for (k, m) in state.models.values().enumerate() {
+            while idx[k] < m.points.len() && m.points[idx[k]].bar_time.as_str() <= *t {
+                last[k] = Some(m.points[idx[k]].virt_pnl);
+                idx[k] += 1;
+            }
+            let base = m.points.first().map_or(0.0, |p| p.virt_pnl);
+            total += last[k].map_or(0.0, |v| v - base);
+        }
+        virt.push(Some(total));
+    }
+    let mut series = vec![Series {
+        class: "virt",
+        label: "virtual, all models",
+        values: virt,
+    }];
+    if account.iter().any(Option::is_some) {
+        series.push(Series {
+            class: "real",
+            label: "account equity",
+            values: account,
+        });
+    }
+    if paper.iter().any(Option::is_some) {
+        series.push(Series {
+            class: "paper",
+            label: "paper equity",
+            values: paper,
+        });
+    }
+    pnl_chart(
+        "P&L since the first live bar",
+        "account money, USD",
+        &series,
+        times[0],
+        times[times.len() - 1],
+    )
+}
+
+/// The drift causes as rows of the check table, most bars first.
+fn drift_rows(summary: &Summary) -> String {
+    let mut causes: Vec<(&String, &usize)> = summary.drift_causes.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    causes
+        .into_iter()
+        .map(|(c, n)| {
+            format!(
+                "<tr><td class=\"muted\">&nbsp;&nbsp;of which <code>{}</code>: {}</td><td>{n}</td></tr>",
+                esc(c),
+                esc(super::view::drift_cause_text(c))
+            )
+        })
+        .collect()
 }
 
 /// The whole report.
@@ -240,7 +362,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
 <tr><td>every model sent one signal per live bar</td><td>{}</td></tr>\
 <tr><td>virtual position = <code>oracle replay</code> (models compared)</td><td>{} ({}/{})</td></tr>\
 <tr><td>signals · orders · refusals</td><td>{} · {} · {}</td></tr>\
-<tr><td>bars where real ≠ virtual (drift)</td><td>{}</td></tr>\
+<tr><td>bars where real ≠ virtual (drift)</td><td>{}</td></tr>{}\
 <tr><td>virtual P&amp;L, all models</td><td>{:.2}</td></tr>\
 <tr><td>account equity (executor ledger)</td><td>{}</td></tr>\
 <tr><td>children exit</td><td>{}</td></tr></table>",
@@ -252,12 +374,15 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         summary.orders,
         summary.refusals,
         summary.drift_bars,
+        drift_rows(summary),
         summary.virtual_pnl,
         summary
             .equity
+            .or(state.equity)
             .map_or_else(|| "—".to_string(), |e| format!("{e:.2}")),
         esc(&summary.children_exit)
     );
+    o.push_str(&account_chart(state));
     if !state.refused.is_empty() {
         o.push_str("<h2>Refused model files</h2><ul>");
         for (f, r) in &state.refused {
@@ -265,12 +390,14 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         }
         o.push_str("</ul>");
     }
-    o.push_str("<h2>Per model</h2><table><tr><th>model</th><th>live bars</th><th>signals</th><th>orders</th><th>refusals</th><th>drift bars</th><th>virtual P&amp;L</th><th>= replay</th></tr>");
+    o.push_str("<h2>Per model</h2><p class=\"muted\">span: live bars inside the hours asked for / bars the market closed in them · tail: live bars after them (the market stays open for the last orders)</p><table><tr><th>model</th><th>span</th><th>tail</th><th>signals</th><th>orders</th><th>refusals</th><th>drift bars</th><th>virtual P&amp;L</th><th>= replay</th></tr>");
     for (name, m) in &summary.models {
         let _ = write!(
             o,
-            "<tr><td><a href=\"#{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
-            m.live_bars,
+            "<tr><td><a href=\"#{n}\">{n}</a></td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
+            m.span_bars,
+            m.expected_bars,
+            m.live_bars.saturating_sub(m.span_bars),
             m.signals,
             m.orders,
             m.refusals,
@@ -294,7 +421,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
             m.points.len(),
             m.refusals,
             position_chart(m),
-            equity_chart(m),
+            model_pnl_chart(m),
             n = esc(name)
         );
     }

@@ -18,13 +18,16 @@ pub struct Point {
     pub real: Option<i8>,
     /// Paper position as signed intensity (ledger only).
     pub paper: Option<i8>,
-    /// Refusal reason, if the executor did not follow.
+    /// Refusal, if the executor did not follow: `STATUS|REASON` as the ledger writes it
+    /// (`WAIT_SYNC|MISSED_ENTRY`, `FAIL|MARGIN`).
     pub refusal: Option<String>,
+    /// The executor answered this bar (ACK or ledger row).
+    pub answered: bool,
     /// Whether this bar starts a refusal (marked on the timeline).
     pub marked: bool,
-    /// Virtual equity of the model: realised + unrealised P&L.
+    /// Virtual equity of the model: realised + unrealised P&L (account money).
     pub virt_pnl: f64,
-    /// Account equity after this bar (ledger only).
+    /// Account equity after this bar (the ledger's `equity`).
     pub equity: Option<f64>,
     /// Paper equity after this bar (ledger only).
     pub paper_equity: Option<f64>,
@@ -70,17 +73,71 @@ impl ModelView {
     }
     /// Bars where real ≠ virtual.
     pub fn drift_bars(&self) -> usize {
+        self.drift_causes().values().sum()
+    }
+
+    /// Bars where real ≠ virtual, by cause: the refusal that started each stretch of drift
+    /// ([`drift_cause`]), or `UNANSWERED` where no refusal explains it (an ACK not seen yet).
+    pub fn drift_causes(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
         let mut real = 0i8;
-        let mut n = 0;
-        for p in &self.points {
+        let mut cause: Option<String> = None;
+        let mut virt = None;
+        for (i, p) in self.points.iter().enumerate() {
             if let Some(r) = p.real {
                 real = r;
             }
-            if real != p.virt {
-                n += 1;
+            // A new transition gets a new answer: the cause of earlier drift no longer holds.
+            if virt.replace(p.virt) != Some(p.virt) {
+                cause = None;
             }
+            if real == p.virt {
+                cause = None;
+                continue;
+            }
+            if let Some(r) = &p.refusal
+                && (p.marked || cause.is_none())
+            {
+                cause = Some(drift_cause(r, i == 0));
+            }
+            *out.entry(cause.clone().unwrap_or_else(|| "UNANSWERED".into()))
+                .or_insert(0) += 1;
         }
-        n
+        out
+    }
+}
+
+/// The cause of drift a refusal stands for: its reason (`FAIL|MARGIN` → `MARGIN`), and for a
+/// missed entry on the model's first live bar `MISSED_ENTRY_AT_GO_LIVE` (the twin held a position
+/// from history that the executor does not chase).
+pub fn drift_cause(refusal: &str, first_bar: bool) -> String {
+    let reason = refusal
+        .split_once('|')
+        .map_or(refusal, |(_, r)| r)
+        .to_string();
+    if reason == "MISSED_ENTRY" && first_bar {
+        "MISSED_ENTRY_AT_GO_LIVE".into()
+    } else {
+        reason
+    }
+}
+
+/// What a drift cause means, for the summary and the report.
+pub fn drift_cause_text(cause: &str) -> &'static str {
+    match cause {
+        "MISSED_ENTRY_AT_GO_LIVE" => {
+            "the twin was already in a position when the market opened: never chased (by design)"
+        }
+        "MISSED_ENTRY" => {
+            "an entry the executor could not take on its bar: never chased (by design)"
+        }
+        "BROKER_MARKET_CLOSED" => "the broker's market was closed for the symbol",
+        "UNANSWERED" => "no refusal recorded (the order's answer not seen)",
+        "STALE_SIGNAL" => "the signal came too late for its bar",
+        "MARGIN" | "BROKER_NOT_ENOUGH_MONEY" => "not enough free margin",
+        "SPREAD" => "spread above the limit",
+        "OUTCOME_UNKNOWN" | "BROKER_NO_ANSWER" => "the broker did not answer the order",
+        _ => "refused by the executor's risk guard or the broker",
     }
 }
 
@@ -94,6 +151,9 @@ pub struct State {
     pub events: VecDeque<String>,
     /// Account equity from the ledger (latest).
     pub equity: Option<f64>,
+    /// Per model, the open times (ISO-8601) of the live bars inside the run's span: the bars
+    /// the market was to publish, as against those of the tail after it.
+    pub span: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Live bars each model should see.
     pub expected: BTreeMap<String, u64>,
     /// When the run started.
@@ -165,6 +225,7 @@ impl State {
             refused: Vec::new(),
             events: VecDeque::new(),
             equity: None,
+            span: BTreeMap::new(),
             expected,
             started: Instant::now(),
             children: Vec::new(),
@@ -238,15 +299,14 @@ impl State {
                         .find_map(|p| p.real)
                         .unwrap_or(0);
                     let virt = m.points[idx].virt;
-                    // A WAIT_SYNC after a WAIT_SYNC is the same missed entry still not chased:
-                    // drift, not a new refusal.
-                    let again = status == "WAIT_SYNC"
-                        && idx > 0
-                        && m.points[idx - 1]
-                            .refusal
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with("WAIT_SYNC"));
+                    // A WAIT_SYNC after a refusal is the same entry still not chased (a FAIL at
+                    // the transition, then WAIT_SYNC|MISSED_ENTRY until the next one): drift, not
+                    // a new refusal.
+                    let again =
+                        status == "WAIT_SYNC" && idx > 0 && m.points[idx - 1].refusal.is_some();
+                    let refusal = format!("{status}|{reason}");
                     let p = &mut m.points[idx];
+                    p.answered = true;
                     match status.as_str() {
                         "OK" => {
                             p.real = Some(virt);
@@ -259,13 +319,13 @@ impl State {
                         "FAIL" | "WAIT_SYNC" => {
                             p.real = Some(0);
                             if again {
-                                p.refusal = Some(format!("{status} {reason}"));
+                                p.refusal = Some(refusal);
                                 p.marked = false;
                             } else if p.refusal.is_none() {
-                                p.refusal = Some(format!("{status} {reason}"));
+                                p.refusal = Some(refusal.clone());
                                 p.marked = true;
                                 m.refusals += 1;
-                                note = Some(format!("{model} {bt}: {status} {reason}"));
+                                note = Some(format!("{model} {bt}: {refusal}"));
                             }
                         }
                         _ => {}
@@ -281,7 +341,8 @@ impl State {
     }
 
     /// Reads one row of the executor's drift ledger (`drift.jsonl`: bar_time, model,
-    /// virtual_pos, virtual_pnl, real_pos, real_pnl, paper_pos, paper_pnl, ack).
+    /// virtual_pos, virtual_pnl, real_pos, real_pnl, paper_pos, paper_pnl, equity, paper_equity,
+    /// ack). `NO_SIGNAL` rows are skipped.
     pub fn ledger_row(&mut self, line: &str) -> Option<String> {
         let v: Value = serde_json::from_str(line).ok()?;
         self.ledger_rows += 1;
@@ -290,19 +351,23 @@ impl State {
         let m = self.models.get_mut(&name)?;
         let idx = m.points.iter().rposition(|p| p.bar_time == bt)?;
         let ack = s(&v, "ack");
-        let again = ack.starts_with("WAIT_SYNC")
-            && idx > 0
-            && m.points[idx - 1]
-                .refusal
-                .as_deref()
-                .is_some_and(|r| r.starts_with("WAIT_SYNC"));
+        if ack == "NO_SIGNAL" {
+            // The executor's note that no signal came for a streamed bar: nothing to chart.
+            return None;
+        }
+        let again = ack.starts_with("WAIT_SYNC") && idx > 0 && m.points[idx - 1].refusal.is_some();
+        let equity = f(&v, "equity");
         let p = &mut m.points[idx];
+        p.answered = true;
         if let Some(r) = position_of(&s(&v, "real_pos")) {
             p.real = Some(r);
         }
         p.paper = position_of(&s(&v, "paper_pos"));
-        p.equity = f(&v, "real_pnl");
-        p.paper_equity = f(&v, "paper_pnl");
+        p.equity = equity;
+        p.paper_equity = f(&v, "paper_equity");
+        if equity.is_some() {
+            self.equity = equity;
+        }
         if (ack.starts_with("FAIL") || ack.starts_with("WAIT_SYNC")) && p.refusal.is_none() {
             if again {
                 p.refusal = Some(ack);
@@ -314,6 +379,48 @@ impl State {
             return Some(self.note(format!("{name} {bt}: {ack}")));
         }
         None
+    }
+
+    /// Live bars of a model inside the run's span (its points whose bar is one of
+    /// [`State::span`]'s); all of them when the span is not known.
+    pub fn span_bars(&self, name: &str) -> u64 {
+        let Some(m) = self.models.get(name) else {
+            return 0;
+        };
+        let n = match self.span.get(name) {
+            Some(set) => m
+                .points
+                .iter()
+                .filter(|p| set.contains(&p.bar_time))
+                .count(),
+            None => m.points.len(),
+        };
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// The run's bars are done: every model the market published bars for has a signal and the
+    /// executor's answer for each live bar of the span. The tail after the span (there so that
+    /// the last bars' orders meet an open market) need not be waited for.
+    pub fn span_done(&self) -> bool {
+        let mut any = false;
+        for (name, m) in &self.models {
+            let Some(&want) = self.expected.get(name) else {
+                continue;
+            };
+            let answered = match self.span.get(name) {
+                Some(set) => m
+                    .points
+                    .iter()
+                    .filter(|p| p.answered && set.contains(&p.bar_time))
+                    .count(),
+                None => m.points.iter().filter(|p| p.answered).count(),
+            };
+            if u64::try_from(answered).unwrap_or(0) < want {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     /// Totals: (live bars, signals, orders, refusals).
@@ -468,5 +575,176 @@ mod tests {
         assert_eq!(position_of("SHORT_WEAK"), Some(-1));
         assert_eq!(position_of("FLAT"), Some(0));
         assert_eq!(position_of("-"), None);
+    }
+
+    fn ev(e: &str, rest: &str) -> String {
+        format!("{{\"event\":\"{e}\",\"model\":\"EURUSD_H1\"{rest}}}")
+    }
+
+    fn signal(t: &str, d: i64, i: i64, pnl: f64) -> String {
+        ev(
+            "signal",
+            &format!(
+                ",\"bar_time\":\"{t}\",\"action\":\"X\",\"direction\":{d},\"intensity\":{i},\"realized_pnl\":{pnl},\"upnl\":0.0"
+            ),
+        )
+    }
+
+    fn ack(t: &str, status: &str, reason: &str) -> String {
+        ev(
+            "ack",
+            &format!(
+                ",\"status\":\"{status}\",\"reason\":\"{reason}\",\"ticket\":\"\",\"bar_time\":\"{t}\""
+            ),
+        )
+    }
+
+    fn ledger(t: &str, real: &str, equity: f64, ack: &str) -> String {
+        format!(
+            r#"{{"bar_time":"{t}","model":"EURUSD_H1","virtual_pos":"FLAT","virtual_pnl":0.0,"real_pos":"{real}","real_pnl":0.0,"paper_pos":"{real}","paper_pnl":0.0,"equity":{equity},"paper_equity":{equity},"ack":"{ack}"}}"#
+        )
+    }
+
+    fn hour(h: u32) -> String {
+        format!("2020-01-01T{h:02}:00:00Z")
+    }
+
+    fn loaded() -> State {
+        let mut st = State::new(BTreeMap::from([("EURUSD_H1".to_string(), 3)]));
+        st.predictor_line(&ev("model_loaded", ",\"symbol\":\"EURUSD\",\"tf\":\"H1\""));
+        st
+    }
+
+    #[test]
+    fn refusals_from_acks_are_spelled_as_in_the_ledger() {
+        let mut st = loaded();
+        st.predictor_line(&signal(&hour(0), 1, 1, 0.0));
+        let note = st.predictor_line(&ack(&hour(0), "WAIT_SYNC", "MISSED_ENTRY"));
+        assert_eq!(
+            st.models["EURUSD_H1"].points[0].refusal.as_deref(),
+            Some("WAIT_SYNC|MISSED_ENTRY")
+        );
+        assert!(
+            note.is_some_and(|n| n.ends_with("WAIT_SYNC|MISSED_ENTRY")),
+            "one spelling in the live notes too"
+        );
+    }
+
+    #[test]
+    fn drift_is_counted_by_its_cause_and_a_wait_sync_after_a_fail_is_no_new_refusal() {
+        let mut st = loaded();
+        // Go-live: the twin is long from history; the executor does not chase it (2 bars).
+        st.predictor_line(&signal(&hour(0), 1, 1, 0.0));
+        st.predictor_line(&ack(&hour(0), "WAIT_SYNC", "MISSED_ENTRY"));
+        st.predictor_line(&signal(&hour(1), 1, 1, 0.0));
+        st.predictor_line(&ack(&hour(1), "WAIT_SYNC", "MISSED_ENTRY"));
+        // Flat together.
+        st.predictor_line(&signal(&hour(2), 0, 0, 0.0));
+        st.predictor_line(&ack(&hour(2), "HOLD", ""));
+        // A new entry refused: market closed, then not chased (3 bars).
+        st.predictor_line(&signal(&hour(3), -1, 2, 0.0));
+        st.predictor_line(&ack(&hour(3), "FAIL", "BROKER_MARKET_CLOSED"));
+        for h in 4..6 {
+            st.predictor_line(&signal(&hour(h), -1, 2, 0.0));
+            st.predictor_line(&ack(&hour(h), "WAIT_SYNC", "MISSED_ENTRY"));
+        }
+        // A bar whose answer is not seen: no refusal explains it.
+        st.predictor_line(&signal(&hour(6), 1, 3, 0.0));
+        let m = &st.models["EURUSD_H1"];
+        assert_eq!(
+            m.drift_causes(),
+            BTreeMap::from([
+                ("MISSED_ENTRY_AT_GO_LIVE".to_string(), 2),
+                ("BROKER_MARKET_CLOSED".to_string(), 3),
+                ("UNANSWERED".to_string(), 1),
+            ])
+        );
+        assert_eq!(m.drift_bars(), 6);
+        assert_eq!(
+            m.refusals, 2,
+            "the go-live missed entry and the market closed"
+        );
+    }
+
+    #[test]
+    fn the_ledger_equity_is_the_account_equity_of_the_view_and_the_report() {
+        let mut st = loaded();
+        st.predictor_line(&signal(&hour(0), 0, 0, 0.0));
+        st.ledger_row(&ledger(&hour(0), "FLAT", 100_012.5, "HOLD"));
+        assert_eq!(st.equity, Some(100_012.5));
+        assert_eq!(st.models["EURUSD_H1"].points[0].equity, Some(100_012.5));
+        let html = crate::demo::report::html(&st, &crate::demo::Summary::default());
+        assert!(
+            html.contains("<tr><td>account equity (executor ledger)</td><td>100012.50</td></tr>"),
+            "{html}"
+        );
+    }
+
+    /// The y of the last point of the path with class `class` in an SVG.
+    fn last_y(svg: &str, class: &str) -> f64 {
+        let end = svg
+            .rfind(&format!("\" class=\"{class} eq\""))
+            .unwrap_or_else(|| panic!("no {class} path in {svg}"));
+        let d = &svg[..end];
+        let last = d.rsplit(' ').next().expect("a point");
+        last.trim_start_matches(['M', 'L'])
+            .split(',')
+            .nth(1)
+            .expect("x,y")
+            .parse()
+            .expect("y")
+    }
+
+    #[test]
+    fn virtual_and_account_pnl_are_drawn_on_one_scale_with_units() {
+        let mut st = loaded();
+        // Virtual P&L: +0 → +25; account equity 100,000 → 100,025: the same change.
+        st.predictor_line(&signal(&hour(0), 1, 1, 0.0));
+        st.ledger_row(&ledger(&hour(0), "LONG_WEAK", 100_000.0, "OK"));
+        st.predictor_line(&signal(&hour(1), 1, 1, 25.0));
+        st.ledger_row(&ledger(&hour(1), "LONG_WEAK", 100_025.0, "HOLD"));
+        let svg = crate::demo::report::account_chart(&st);
+        assert!(svg.contains("USD"), "a unit: {svg}");
+        let (v, a) = (last_y(&svg, "virt"), last_y(&svg, "real"));
+        assert!(
+            (v - a).abs() < 0.05,
+            "the same money is drawn at the same height: virtual {v}, account {a}"
+        );
+        let html = crate::demo::report::html(&st, &crate::demo::Summary::default());
+        assert!(html.contains(&svg));
+    }
+
+    #[test]
+    fn the_run_is_done_when_every_bar_of_the_span_is_answered() {
+        let mut st = loaded();
+        st.span = BTreeMap::from([("EURUSD_H1".to_string(), (0..3).map(hour).collect())]);
+        assert!(!st.span_done());
+        for h in 0..3 {
+            st.predictor_line(&signal(&hour(h), 0, 0, 0.0));
+        }
+        assert!(!st.span_done(), "signals without answers");
+        st.predictor_line(&ack(&hour(0), "HOLD", ""));
+        st.predictor_line(&ack(&hour(1), "HOLD", ""));
+        assert!(!st.span_done(), "the last bar not answered");
+        st.ledger_row(&ledger(&hour(2), "FLAT", 100_000.0, "HOLD"));
+        assert!(
+            st.span_done(),
+            "every bar of the span answered; the tail is not waited for"
+        );
+        // A tail bar counts as a live bar, not as a span bar.
+        st.predictor_line(&signal(&hour(3), 0, 0, 0.0));
+        assert_eq!(
+            (st.models["EURUSD_H1"].live_bars, st.span_bars("EURUSD_H1")),
+            (4, 3)
+        );
+    }
+
+    #[test]
+    fn no_signal_rows_of_the_ledger_leave_the_bars_alone() {
+        let mut st = loaded();
+        st.predictor_line(&signal(&hour(0), 1, 1, 0.0));
+        st.predictor_line(&ack(&hour(0), "OK", ""));
+        st.ledger_row(&ledger(&hour(0), "FLAT", 100_000.0, "NO_SIGNAL"));
+        assert_eq!(st.models["EURUSD_H1"].points[0].real, Some(1));
     }
 }
