@@ -72,8 +72,10 @@ pub struct ModelSummary {
     pub drift_bars: usize,
     /// The same by cause (`MISSED_ENTRY_AT_GO_LIVE`, `BROKER_MARKET_CLOSED`, `UNANSWERED`…).
     pub drift_causes: BTreeMap<String, usize>,
-    /// Virtual P&L at the end (realised + unrealised).
+    /// Virtual P&L at the end (the twin's: realised since its history began + unrealised).
     pub virtual_pnl: f64,
+    /// Virtual P&L over the live bars (its change since the first live bar).
+    pub virtual_pnl_live: f64,
     /// Trace rows (history and live).
     pub trace_rows: usize,
     /// Whether the trace equals `oracle replay` over the same bars (None: not compared).
@@ -107,8 +109,12 @@ pub struct Summary {
     pub drift_causes: BTreeMap<String, usize>,
     /// Virtual P&L over all models.
     pub virtual_pnl: f64,
+    /// Virtual P&L over the live bars, all models.
+    pub virtual_pnl_live: f64,
     /// Last account equity from the executor's ledger.
     pub equity: Option<f64>,
+    /// Its change since the ledger's first row (the first live bar).
+    pub equity_change: Option<f64>,
     /// How each child ended, e.g. `sim stopped · executor stopped · predictor exit 0`.
     pub children_exit: String,
     /// Every child ended well.
@@ -580,6 +586,7 @@ fn summarize(
         seconds: state.started.elapsed().as_secs_f64(),
         refused: state.refused.clone(),
         equity: state.equity,
+        equity_change: state.equity.zip(state.equity_first).map(|(a, b)| a - b),
         ..Summary::default()
     };
     for (name, m) in &state.models {
@@ -596,6 +603,7 @@ fn summarize(
             refusals: m.refusals,
             drift_bars: m.drift_bars(),
             virtual_pnl: m.pnl(),
+            virtual_pnl_live: m.pnl_live(),
             trace_rows: rows,
             replay_match,
             replay_note: note,
@@ -608,6 +616,7 @@ fn summarize(
             *s.drift_causes.entry(c.clone()).or_insert(0) += n;
         }
         s.virtual_pnl += ms.virtual_pnl;
+        s.virtual_pnl_live += ms.virtual_pnl_live;
         s.models.insert(name.clone(), ms);
     }
     s.one_signal_per_bar = !s.models.is_empty()
@@ -715,11 +724,16 @@ fn print_summary(s: &Summary) {
         s.models.len()
     );
     println!(
-        "virtual P&L (all models): {:.2}{}",
-        s.virtual_pnl,
-        s.equity
-            .map(|e| format!(" · account equity {e:.2}"))
+        "P&L over the live bars (USD): virtual {:+.2} (all models){}",
+        s.virtual_pnl_live,
+        s.equity_change
+            .zip(s.equity)
+            .map(|(c, e)| format!(" · account {c:+.2} (equity {e:.2})"))
             .unwrap_or_default()
+    );
+    println!(
+        "virtual P&L of the twins (realised since their history began + open): {:.2}",
+        s.virtual_pnl
     );
     println!(
         "span: live bars inside the {} h asked for / bars the market closed in them; tail: live bars after it (the market stays open for the last orders)",
@@ -727,7 +741,7 @@ fn print_summary(s: &Summary) {
     );
     println!(
         "{:<16} {:>9} {:>4} {:>7} {:>6} {:>8} {:>6} {:>10}  replay",
-        "model", "span", "tail", "signals", "orders", "refusals", "drift", "P&L virt"
+        "model", "span", "tail", "signals", "orders", "refusals", "drift", "P&L live"
     );
     for (n, m) in &s.models {
         println!(
@@ -739,7 +753,7 @@ fn print_summary(s: &Summary) {
             m.orders,
             m.refusals,
             m.drift_bars,
-            m.virtual_pnl,
+            m.virtual_pnl_live,
             match m.replay_match {
                 Some(true) => "equal".to_string(),
                 Some(false) => format!("DIFFERENT ({})", m.replay_note),

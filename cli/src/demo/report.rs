@@ -363,7 +363,8 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
 <tr><td>virtual position = <code>oracle replay</code> (models compared)</td><td>{} ({}/{})</td></tr>\
 <tr><td>signals · orders · refusals</td><td>{} · {} · {}</td></tr>\
 <tr><td>bars where real ≠ virtual (drift)</td><td>{}</td></tr>{}\
-<tr><td>virtual P&amp;L, all models</td><td>{:.2}</td></tr>\
+<tr><td>P&amp;L over the live bars, USD: virtual (all models) · account (executor ledger)</td><td>{:+.2} · {}</td></tr>\
+<tr><td>virtual P&amp;L of the twins (realised since their history began + open)</td><td>{:.2}</td></tr>\
 <tr><td>account equity (executor ledger)</td><td>{}</td></tr>\
 <tr><td>children exit</td><td>{}</td></tr></table>",
         verdict(summary.one_signal_per_bar),
@@ -375,6 +376,11 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         summary.refusals,
         summary.drift_bars,
         drift_rows(summary),
+        summary.virtual_pnl_live,
+        summary
+            .equity_change
+            .or(state.equity.zip(state.equity_first).map(|(a, b)| a - b))
+            .map_or_else(|| "—".to_string(), |e| format!("{e:+.2}")),
         summary.virtual_pnl,
         summary
             .equity
@@ -390,7 +396,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         }
         o.push_str("</ul>");
     }
-    o.push_str("<h2>Per model</h2><p class=\"muted\">span: live bars inside the hours asked for / bars the market closed in them · tail: live bars after them (the market stays open for the last orders)</p><table><tr><th>model</th><th>span</th><th>tail</th><th>signals</th><th>orders</th><th>refusals</th><th>drift bars</th><th>virtual P&amp;L</th><th>= replay</th></tr>");
+    o.push_str("<h2>Per model</h2><p class=\"muted\">span: live bars inside the hours asked for / bars the market closed in them · tail: live bars after them (the market stays open for the last orders)</p><table><tr><th>model</th><th>span</th><th>tail</th><th>signals</th><th>orders</th><th>refusals</th><th>drift bars</th><th>virtual P&amp;L, live bars</th><th>= replay</th></tr>");
     for (name, m) in &summary.models {
         let _ = write!(
             o,
@@ -402,7 +408,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
             m.orders,
             m.refusals,
             m.drift_bars,
-            m.virtual_pnl,
+            m.virtual_pnl_live,
             match m.replay_match {
                 Some(true) => "<span class=\"ok\">✓</span>".to_string(),
                 Some(false) => "<span class=\"bad\">✗</span>".to_string(),

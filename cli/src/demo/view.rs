@@ -67,9 +67,16 @@ impl ModelView {
     pub fn real(&self) -> Option<i8> {
         self.points.iter().rev().find_map(|p| p.real)
     }
-    /// Current virtual P&L.
+    /// Current virtual P&L (the twin's: realised since its history began, plus open).
     pub fn pnl(&self) -> f64 {
         self.points.last().map_or(0.0, |p| p.virt_pnl)
+    }
+    /// Virtual P&L over the live bars: its change since the first live bar.
+    pub fn pnl_live(&self) -> f64 {
+        match (self.points.first(), self.points.last()) {
+            (Some(a), Some(b)) => b.virt_pnl - a.virt_pnl,
+            _ => 0.0,
+        }
     }
     /// Bars where real ≠ virtual.
     pub fn drift_bars(&self) -> usize {
@@ -151,6 +158,8 @@ pub struct State {
     pub events: VecDeque<String>,
     /// Account equity from the ledger (latest).
     pub equity: Option<f64>,
+    /// Account equity of the ledger's first row (after the first live bar).
+    pub equity_first: Option<f64>,
     /// Per model, the open times (ISO-8601) of the live bars inside the run's span: the bars
     /// the market was to publish, as against those of the tail after it.
     pub span: BTreeMap<String, std::collections::BTreeSet<String>>,
@@ -225,6 +234,7 @@ impl State {
             refused: Vec::new(),
             events: VecDeque::new(),
             equity: None,
+            equity_first: None,
             span: BTreeMap::new(),
             expected,
             started: Instant::now(),
@@ -367,6 +377,7 @@ impl State {
         p.paper_equity = f(&v, "paper_equity");
         if equity.is_some() {
             self.equity = equity;
+            self.equity_first = self.equity_first.or(equity);
         }
         if (ack.starts_with("FAIL") || ack.starts_with("WAIT_SYNC")) && p.refusal.is_none() {
             if again {
@@ -672,6 +683,7 @@ mod tests {
         st.predictor_line(&signal(&hour(0), 0, 0, 0.0));
         st.ledger_row(&ledger(&hour(0), "FLAT", 100_012.5, "HOLD"));
         assert_eq!(st.equity, Some(100_012.5));
+        assert_eq!(st.equity_first, Some(100_012.5));
         assert_eq!(st.models["EURUSD_H1"].points[0].equity, Some(100_012.5));
         let html = crate::demo::report::html(&st, &crate::demo::Summary::default());
         assert!(
