@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from paths import DATA, GOLDEN, MODELS
+from paths import DATA, GOLDEN, MODELS, posteriors_close
 
 from oracle_training.reference import TRACE_HEADER, ReferenceTwin, replay_trace, signal_line
 from oracle_training.twin import ACTIONS, TwinState
@@ -100,7 +100,7 @@ def test_reference_predictor_matches_golden(tmp_path):
         assert tw.state.entry_price == float(g["entry_price"])
         assert tw.state.realized_pnl == float(g["realized_pnl"])
         assert upnl == float(g["unrealized_pnl"])
-        assert [float(g[f"post_{k}"]) for k in range(5)] == list(post)
+        assert posteriors_close(list(post), [float(g[f"post_{k}"]) for k in range(5)])
         line = signal_line(tw.spec, action, regime, upnl, bars[j][0], j + 1, tw.state)
         assert line.startswith(f"SIGNAL|EURUSD|{ACTIONS[action][0]}|{regime}|")
     # restart: persisted state + last W bars, then continue
