@@ -114,13 +114,14 @@ pub fn closed_bars(times: &[i64], per: i64, t0: i64) -> Vec<i64> {
 }
 
 /// The coarse row at which a symbol's live replay starts: an index `k ≥ history` of `coarse`
-/// (the open times of its coarsest model timeframe) whose live span (from `coarse[k] + lead`,
-/// `span` long; `lead`: how far into the start bar the market opens) ends where the symbol has
-/// data: the first `k` with a row of `base` (its source rows' open times, ascending) at or after
-/// the span's end and before the end of the tail, else the first `k` with any row at or after
-/// the span's end (the cut then keeps that row: see [`cut_len`]). A start whose span ends in a
-/// gap of the data (a weekend, a stock's night, the end of the file) would leave the symbol
-/// without prices, its orders refused MARKET_CLOSED, inside the live span. None: no start fits.
+/// (the open times of its coarsest model timeframe) such that the symbol has data to the end of
+/// the run (a row of `base`, its source rows' open times, ascending, at or after the end of the
+/// tail; [`cut_len`] keeps it), preferring the first whose live span also ends where it has data
+/// (a row at or after the span's end and before the tail's). The span starts at
+/// `coarse[k] + lead` (`lead`: how far into the start bar the market opens) and lasts `span`, the
+/// tail `tail`. A cut that ended in a gap of the data (a weekend, a stock's night, the end of the
+/// file) would leave the symbol without prices, its orders refused MARKET_CLOSED, inside the run.
+/// None: the data is too short for the run.
 pub fn live_start(
     coarse: &[i64],
     base: &[i64],
@@ -130,19 +131,20 @@ pub fn live_start(
     tail: i64,
 ) -> Option<usize> {
     let first_at_or_after = |t: i64| base.get(base.partition_point(|&r| r < t)).copied();
-    let ends = |k: usize| coarse[k] + lead + span;
+    let span_end = |k: usize| coarse[k] + lead + span;
+    let covered = |k: usize| first_at_or_after(span_end(k) + tail).is_some();
     (history..coarse.len())
-        .find(|&k| first_at_or_after(ends(k)).is_some_and(|r| r < ends(k) + tail))
-        .or_else(|| (history..coarse.len()).find(|&k| first_at_or_after(ends(k)).is_some()))
+        .find(|&k| {
+            covered(k) && first_at_or_after(span_end(k)).is_some_and(|r| r < span_end(k) + tail)
+        })
+        .or_else(|| (history..coarse.len()).find(|&k| covered(k)))
 }
 
 /// How many of the rows `base` (open times, ascending, shifted onto the market's clock) a cut
-/// keeps: those before `end` (the end of the tail), and at least up to the first at or after
-/// `span_end`, so the symbol has prices past the live span.
-pub fn cut_len(base: &[i64], span_end: i64, end: i64) -> usize {
-    let before_end = base.partition_point(|&t| t < end);
-    let past_span = (base.partition_point(|&t| t < span_end) + 1).min(base.len());
-    before_end.max(past_span)
+/// for a run ending at `end` keeps: those before `end` and the first at or after it, so the
+/// symbol has prices (the last row's ticks) until the run's end, whatever gap comes before it.
+pub fn cut_len(base: &[i64], end: i64) -> usize {
+    (base.partition_point(|&t| t < end) + 1).min(base.len())
 }
 
 /// Builds `run/data/`, `run/executor_config.json` (and `run/models/` when copying); the market
@@ -298,7 +300,7 @@ pub fn prepare_at(
         let mut out = String::from("time,open,high,low,close,volume\n");
         let mut times = Vec::new();
         let shifted: Vec<i64> = p.base.iter().map(|(t, _)| t + shift).collect();
-        let keep = cut_len(&shifted, end_live, end_live + tail);
+        let keep = cut_len(&shifted, end_live + tail);
         for (t, rest) in &p.base[..keep] {
             let _ = writeln!(out, "{},{rest}", oracle_model::format_time(t + shift));
             times.push(t + shift);
@@ -420,30 +422,27 @@ mod tests {
         // Hourly rows 00:00–05:00, nothing until 20:00 (a night, a weekend), then 20:00–40:00.
         let rows: Vec<i64> = (0..=5).chain(20..=40).map(|i| i * h).collect();
         // 2 bars of history, 6 h of span, 2 h of tail: from 02:00 the span would end at 08:00,
-        // in the gap, and the symbol's last tick (05:45) would come 4 h into the span.
+        // in the gap; the first start whose span ends in data is 20:00.
         let k = live_start(&rows, &rows, 2, 0, 6 * h, 2 * h).expect("a start");
         assert_eq!(
             rows[k],
             20 * h,
             "the first start whose span the data covers"
         );
-        assert_eq!(
-            cut_len(&rows, rows[k] + 6 * h, rows[k] + 8 * h),
-            14,
-            "rows to 27:00"
-        );
+        // The cut keeps the rows before 28:00 and the one of 28:00: prices to the end.
+        assert_eq!(rows[cut_len(&rows, rows[k] + 8 * h) - 1], 28 * h);
         // Without a gap the start is the history bar itself.
         let plain: Vec<i64> = (0..40).map(|i| i * h).collect();
         assert_eq!(live_start(&plain, &plain, 2, 0, 6 * h, 2 * h), Some(2));
-        // Where every start's span ends in a gap (a 4 h session, a 6 h span, a 1 h tail), the
-        // first with data after it; the cut keeps rows to the first one after the span.
+        // Where every start's span ends in a gap (4 h sessions, a 6 h span, a 1 h tail), the
+        // first with data after the run; the cut keeps rows through the night to the next
+        // session's first.
         let sessions: Vec<i64> = (0..10)
             .flat_map(|d| (0..4).map(move |i| d * 24 * h + (15 + i) * h))
             .collect();
         let k = live_start(&sessions, &sessions, 1, 0, 6 * h, h).expect("a start");
         assert_eq!(k, 1);
-        let span_end = sessions[k] + 6 * h;
-        let n = cut_len(&sessions, span_end, span_end + h);
+        let n = cut_len(&sessions, sessions[k] + 7 * h);
         assert_eq!(
             sessions[n - 1],
             24 * h + 15 * h,
@@ -451,6 +450,11 @@ mod tests {
         );
         // Data too short for the run: no start.
         assert_eq!(live_start(&rows, &rows, 2, 0, 50 * h, 2 * h), None);
+        assert_eq!(
+            live_start(&rows, &rows, 2, 0, 37 * h, 2 * h),
+            None,
+            "no row after the tail"
+        );
     }
 
     #[test]
@@ -479,23 +483,17 @@ mod tests {
                     let name = f.file_name().to_string_lossy().into_owned();
                     let rows = read_rows(&f.path()).expect("rows");
                     let last = rows.last().expect("a row").0;
-                    // Prices past the live span: the symbol's last row opens at or after its end
-                    // (the simulator's last tick of it comes ¾ of a period later).
+                    // Prices to the end of the run: the symbol's last row opens at or after it
+                    // (its first tick then), and it is the only one there.
                     assert!(
-                        last >= m.t0 + span,
-                        "{name} (market opening {}, {hours} h): its data ends at {}, the live span at {}",
+                        last >= end,
+                        "{name} (market opening {}, {hours} h): its data ends at {}, the run at {}",
                         oracle_model::format_time(m.t0),
                         oracle_model::format_time(last),
-                        oracle_model::format_time(m.t0 + span),
+                        oracle_model::format_time(end),
                     );
-                    // And the data stops with the tail, or right after the span's end.
-                    let past_span = rows.iter().filter(|r| r.0 >= m.t0 + span).count();
-                    assert!(
-                        last < end || past_span == 1,
-                        "{name}: data up to {} for a run ending {}",
-                        oracle_model::format_time(last),
-                        oracle_model::format_time(end)
-                    );
+                    let past_end = rows.iter().filter(|r| r.0 >= end).count();
+                    assert_eq!(past_end, 1, "{name}: one row at or after the run's end");
                 }
             }
         }

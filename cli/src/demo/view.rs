@@ -139,6 +139,9 @@ pub fn drift_cause_text(cause: &str) -> &'static str {
             "an entry the executor could not take on its bar: never chased (by design)"
         }
         "BROKER_MARKET_CLOSED" => "the broker's market was closed for the symbol",
+        "BROKER_ORDER_CANCELLED" => {
+            "the broker cancelled the order: the price moved past its slippage range"
+        }
         "UNANSWERED" => "no refusal recorded (the order's answer not seen)",
         "STALE_SIGNAL" => "the signal came too late for its bar",
         "MARGIN" | "BROKER_NOT_ENOUGH_MONEY" => "not enough free margin",
