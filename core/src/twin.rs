@@ -1,5 +1,6 @@
 //! The twin: one model's rolling window, regime, policy and virtual position, fed bar by bar.
 
+use core::borrow::BorrowMut;
 use core::fmt;
 
 use crate::bar::{Bar, BarError};
@@ -351,30 +352,18 @@ impl<'m, const N: usize> Twin<'m, N> {
         bars: &[Bar],
         out: &mut [Result<Step, BarError>],
     ) -> usize {
-        let n = twins.len().min(bars.len()).min(out.len());
-        let mut group = [0usize; GROUP];
-        let mut len = 0;
-        for i in 0..n {
-            let bar = &bars[i];
-            match twins[i].accept(bar) {
-                Err(e) => out[i] = Err(e),
-                Ok(Some(warmup)) => out[i] = Ok(Step::WarmingUp(warmup)),
-                Ok(None) => {
-                    if len > 0 && !pass::compatible(twins[group[0]].model, twins[i].model) {
-                        decide_group(twins, bars, out, &group[..len]);
-                        len = 0;
-                    }
-                    group[len] = i;
-                    len += 1;
-                    if len == GROUP {
-                        decide_group(twins, bars, out, &group);
-                        len = 0;
-                    }
-                }
-            }
-        }
-        decide_group(twins, bars, out, &group[..len]);
-        n
+        fleet(twins, bars, out)
+    }
+
+    /// [`Twin::handle_bars`] over twins held apart (each in its own box, as a shell keeps them
+    /// beside their files and counters): `bars[i]` to `*twins[i]`, the same outcomes and the same
+    /// lanes, bit for bit.
+    pub fn handle_bars_mut(
+        twins: &mut [&mut Twin<'m, N>],
+        bars: &[Bar],
+        out: &mut [Result<Step, BarError>],
+    ) -> usize {
+        fleet(twins, bars, out)
     }
 
     /// Validates the bar, pushes it and counts it; `Some` while warming up, `None` when the
@@ -514,16 +503,50 @@ impl<'m, const N: usize> Twin<'m, N> {
 /// Most twins whose window passes [`Twin::handle_bars`] runs together (in SIMD lanes).
 const GROUP: usize = 4;
 
+/// [`Twin::handle_bars`] over any slice of twins or of borrows of them.
+fn fleet<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
+    twins: &mut [T],
+    bars: &[Bar],
+    out: &mut [Result<Step, BarError>],
+) -> usize {
+    let n = twins.len().min(bars.len()).min(out.len());
+    let mut group = [0usize; GROUP];
+    let mut len = 0;
+    for i in 0..n {
+        let bar = &bars[i];
+        match twins[i].borrow_mut().accept(bar) {
+            Err(e) => out[i] = Err(e),
+            Ok(Some(warmup)) => out[i] = Ok(Step::WarmingUp(warmup)),
+            Ok(None) => {
+                if len > 0
+                    && !pass::compatible(twins[group[0]].borrow().model, twins[i].borrow().model)
+                {
+                    decide_group(twins, bars, out, &group[..len]);
+                    len = 0;
+                }
+                group[len] = i;
+                len += 1;
+                if len == GROUP {
+                    decide_group(twins, bars, out, &group);
+                    len = 0;
+                }
+            }
+        }
+    }
+    decide_group(twins, bars, out, &group[..len]);
+    n
+}
+
 /// Decides for the twins `twins[idx]` (distinct, compatible, windows full), each on its bar.
-fn decide_group<const N: usize>(
-    twins: &mut [Twin<'_, N>],
+fn decide_group<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
+    twins: &mut [T],
     bars: &[Bar],
     out: &mut [Result<Step, BarError>],
     idx: &[usize],
 ) {
     let mut passes = [None; GROUP];
     {
-        let t = |l: usize| &twins[idx[l.min(idx.len() - 1)]];
+        let t = |l: usize| twins[idx[l.min(idx.len() - 1)]].borrow();
         let win = |l: usize| t(l).ring.last(t(l).model.window);
         match idx.len() {
             0 => {}
@@ -545,7 +568,9 @@ fn decide_group<const N: usize>(
     }
     for (&i, p) in idx.iter().zip(&passes) {
         if let Some(p) = p {
-            out[i] = Ok(Step::Decision(twins[i].decide(bars[i].time, p)));
+            out[i] = Ok(Step::Decision(
+                twins[i].borrow_mut().decide(bars[i].time, p),
+            ));
         }
     }
 }

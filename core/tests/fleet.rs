@@ -152,3 +152,45 @@ fn dummy_decision() -> oracle_core::Decision {
         }
     }
 }
+
+/// The shell keeps each twin in its own box beside its files; `handle_bars_mut` runs those
+/// borrowed twins through the same lanes, bit for bit as `handle_bar` on each.
+#[test]
+fn handle_bars_mut_over_boxed_twins_equals_handle_bar_on_each_twin() {
+    let ms = models();
+    let mut solo: Vec<Twin<'_>> = Vec::new();
+    let mut feeds: Vec<Bars> = Vec::new();
+    for (i, m) in ms.iter().chain(ms.iter()).enumerate() {
+        let mut t: Twin<'_> = Twin::new(m).expect("twin");
+        let mut bars = Bars::new(300 + i as u64, 1_600_000_000);
+        for _ in 0..(i * 29) % 400 {
+            let _ = t.handle_bar(bars.next().expect("infinite"));
+        }
+        solo.push(t);
+        feeds.push(bars);
+    }
+    let mut boxed: Vec<Box<Twin<'_>>> = solo.iter().cloned().map(Box::new).collect();
+    let n = solo.len();
+    let mut out = vec![Err(BarError::Duplicate { time: 0 }); n];
+    let mut decisions = 0;
+    for round in 0..200 {
+        let bars: Vec<Bar> = feeds
+            .iter_mut()
+            .map(|f| f.next().expect("infinite"))
+            .collect();
+        let mut refs: Vec<&mut Twin<'_>> = boxed.iter_mut().map(|b| &mut **b).collect();
+        assert_eq!(Twin::handle_bars_mut(&mut refs, &bars, &mut out), n);
+        for i in 0..n {
+            let want = solo[i].handle_bar(bars[i]);
+            assert!(same(&want, &out[i]), "round {round}, twin {i}");
+            assert_eq!(
+                format!("{:?}", solo[i].state()),
+                format!("{:?}", boxed[i].state())
+            );
+            if matches!(want, Ok(Step::Decision(_))) {
+                decisions += 1;
+            }
+        }
+    }
+    assert!(decisions > 2_000, "{decisions}");
+}
