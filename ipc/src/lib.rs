@@ -21,7 +21,7 @@ pub mod time;
 
 use core::fmt;
 
-pub use time::{Iso, parse_time};
+pub use time::{Iso, IsoUtc, parse_iso, parse_time};
 
 /// Maximum length of one line in bytes (a longer frame is refused with `ERR|TOO_LONG`).
 pub const MAX_LINE: usize = 1024;

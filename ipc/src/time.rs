@@ -1,68 +1,66 @@
-//! ISO-8601 UTC timestamps (`2021-03-01T00:15:00Z`) <-> Unix seconds, without std.
+//! The workspace's one UTC calendar: ISO-8601 timestamps (`2021-03-01T00:15:00Z`) <-> Unix
+//! seconds, and civil dates (weekday, month starts), without std or alloc.
 //!
-//! Only the one form the protocol uses is accepted: `YYYY-MM-DDTHH:MM:SSZ`, years 1970..=9999.
+//! The calendar itself (month lengths, leap years, day counts, weekdays) is `jiff`'s; this module
+//! only owns the one text form the system writes and accepts: exactly `YYYY-MM-DDTHH:MM:SSZ`, ASCII
+//! digits, no leap second. The wire ([`parse_time`]) takes years 1970..=9999; the bar files and
+//! traces ([`parse_iso`]) any four-digit year.
 
 use core::fmt;
 
-/// Smallest accepted time (1970-01-01T00:00:00Z).
+pub use jiff::civil::{Date, DateTime, Weekday};
+use jiff::{SignedDuration, civil};
+
+/// Smallest time on the wire (1970-01-01T00:00:00Z).
 pub const MIN_TIME: i64 = 0;
 /// Largest accepted time (9999-12-31T23:59:59Z).
 pub const MAX_TIME: i64 = 253_402_300_799;
+/// Smallest time the text form can write (0000-01-01T00:00:00Z).
+pub const MIN_ISO_TIME: i64 = -62_167_219_200;
+/// Seconds in a UTC day (no leap seconds).
+pub const DAY: i64 = 86_400;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let d = i64::from(d);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+
+/// The UTC date and time of Unix seconds `t`, clamped to [`MIN_ISO_TIME`]..=[`MAX_TIME`].
+pub fn datetime(t: i64) -> DateTime {
+    let t = t.clamp(MIN_ISO_TIME, MAX_TIME);
+    // In range by the clamp: 0000-01-01 ..= 9999-12-31 is inside jiff's civil range.
+    EPOCH
+        .checked_add(SignedDuration::from_secs(t))
+        .unwrap_or(EPOCH)
 }
 
-/// The date (year, month, day) of a day count since 1970-01-01 (`civil_from_days`).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The UTC date of Unix seconds `t` (clamped like [`datetime`]).
+pub fn date(t: i64) -> Date {
+    datetime(t).date()
 }
 
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+/// Unix seconds of a UTC date and time.
+pub fn unix(dt: DateTime) -> i64 {
+    dt.duration_since(EPOCH).as_secs()
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
+/// Unix seconds of midnight UTC starting `d`.
+pub fn unix_day(d: Date) -> i64 {
+    unix(d.to_datetime(civil::Time::midnight()))
 }
 
-fn digits(s: &[u8]) -> Option<u32> {
-    let mut v: u32 = 0;
+fn digits(s: &[u8]) -> Option<u16> {
+    let mut v: u16 = 0;
     for &b in s {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v * 10 + u32::from(b - b'0');
+        v = v * 10 + u16::from(b - b'0');
     }
     Some(v)
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SSZ` into Unix seconds. `None` if the text is not exactly that form or
-/// names an impossible date/time (month 13, 30 February, hour 24, leap second 60).
-pub fn parse_time(s: &str) -> Option<i64> {
+/// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (ASCII digits, any four-digit year) into Unix seconds.
+/// `None` if the text is not exactly that form or names an impossible date/time (month 13,
+/// 30 February, hour 24, leap second 60).
+pub fn parse_iso(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 20
         || b[4] != b'-'
@@ -74,47 +72,55 @@ pub fn parse_time(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let y = i64::from(digits(&b[0..4])?);
-    let mo = digits(&b[5..7])?;
-    let d = digits(&b[8..10])?;
-    let h = digits(&b[11..13])?;
-    let mi = digits(&b[14..16])?;
-    let se = digits(&b[17..19])?;
-    if y < 1970 || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) {
-        return None;
-    }
-    if h > 23 || mi > 59 || se > 59 {
-        return None;
-    }
-    Some(
-        days_from_civil(y, mo, d) * 86_400
-            + i64::from(h) * 3600
-            + i64::from(mi) * 60
-            + i64::from(se),
+    // At most 9999 / 99: every field fits the narrower jiff types, which validate the ranges.
+    let y = i16::try_from(digits(&b[0..4])?).ok()?;
+    let field = |r: core::ops::Range<usize>| digits(&b[r]).and_then(|v| i8::try_from(v).ok());
+    let (mo, d) = (field(5..7)?, field(8..10)?);
+    let (h, mi, se) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    let date = Date::new(y, mo, d).ok()?;
+    let time = civil::Time::new(h, mi, se, 0).ok()?;
+    Some(unix(date.to_datetime(time)))
+}
+
+/// Parses a wire time: exactly `YYYY-MM-DDTHH:MM:SSZ`, years 1970..=9999 (see [`parse_iso`]).
+pub fn parse_time(s: &str) -> Option<i64> {
+    parse_iso(s).filter(|t| *t >= MIN_TIME)
+}
+
+fn write_iso(f: &mut fmt::Formatter<'_>, t: i64) -> fmt::Result {
+    let dt = datetime(t);
+    write!(
+        f,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
     )
 }
 
-/// Display adapter: writes Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`. Times outside
+/// Display adapter for the wire: writes Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`. Times outside
 /// [`MIN_TIME`]..=[`MAX_TIME`] are clamped (they cannot be produced by [`parse_time`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Iso(pub i64);
 
 impl fmt::Display for Iso {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0.clamp(MIN_TIME, MAX_TIME);
-        let days = t.div_euclid(86_400);
-        let secs = t.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            y,
-            m,
-            d,
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        )
+        write_iso(f, self.0.clamp(MIN_TIME, MAX_TIME))
+    }
+}
+
+/// Display adapter for files and traces: writes Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, any
+/// four-digit year; times outside [`MIN_ISO_TIME`]..=[`MAX_TIME`] are clamped (the text form
+/// cannot hold them, and [`parse_iso`] cannot produce them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsoUtc(pub i64);
+
+impl fmt::Display for IsoUtc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_iso(f, self.0)
     }
 }
 
@@ -122,18 +128,43 @@ impl fmt::Display for Iso {
 mod tests {
     use super::*;
 
+    fn s(t: impl fmt::Display, out: &mut [u8; 32]) -> &str {
+        crate::fmt_buf::write(out, format_args!("{t}")).unwrap()
+    }
+
     #[test]
     fn known_times() {
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_time("2021-03-01T00:15:00Z"), Some(1_614_557_700));
         assert_eq!(parse_time("2024-02-29T23:59:59Z"), Some(1_709_251_199));
+        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Some(951_782_400));
         assert_eq!(parse_time("9999-12-31T23:59:59Z"), Some(MAX_TIME));
         assert_eq!(parse_time("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_time("1900-02-29T00:00:00Z"), None);
+        assert_eq!(parse_time("2021-04-31T00:00:00Z"), None);
+        assert_eq!(parse_time("2021-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time("2021-00-01T00:00:00Z"), None);
+        assert_eq!(parse_time("2021-03-00T00:00:00Z"), None);
         assert_eq!(parse_time("2021-03-01T24:00:00Z"), None);
+        assert_eq!(parse_time("2021-03-01T23:60:00Z"), None);
+        assert_eq!(parse_time("2016-12-31T23:59:60Z"), None);
         assert_eq!(parse_time("2021-03-01 00:15:00Z"), None);
         assert_eq!(parse_time("2021-03-01T00:15:00"), None);
         assert_eq!(parse_time("1969-12-31T23:59:59Z"), None);
         assert_eq!(parse_time("+021-03-01T00:15:00Z"), None);
+        assert_eq!(parse_time("2021-03-01T00:15:0\u{663}Z"), None);
+    }
+
+    #[test]
+    fn files_take_any_four_digit_year_the_wire_only_from_1970() {
+        assert_eq!(parse_iso("1969-12-31T23:59:59Z"), Some(-1));
+        assert_eq!(parse_iso("0000-01-01T00:00:00Z"), Some(MIN_ISO_TIME));
+        assert_eq!(parse_time("1969-12-31T23:59:59Z"), None);
+        let mut b = [0u8; 32];
+        assert_eq!(s(IsoUtc(-1), &mut b), "1969-12-31T23:59:59Z");
+        assert_eq!(s(Iso(-1), &mut b), "1970-01-01T00:00:00Z");
+        assert_eq!(s(IsoUtc(MAX_TIME + 1), &mut b), "9999-12-31T23:59:59Z");
+        assert_eq!(s(IsoUtc(MIN_ISO_TIME - 1), &mut b), "0000-01-01T00:00:00Z");
     }
 
     #[test]
@@ -145,11 +176,31 @@ mod tests {
             86_400,
             1_614_557_700,
             951_782_400,
+            1_709_251_199,
             MAX_TIME,
         ] {
-            let mut buf = [0u8; 32];
-            let s = crate::fmt_buf::write(&mut buf, format_args!("{}", Iso(t))).unwrap();
-            assert_eq!(parse_time(s), Some(t), "{s}");
+            let mut b = [0u8; 32];
+            assert_eq!(parse_time(s(Iso(t), &mut b)), Some(t), "{t}");
         }
+        for t in [MIN_ISO_TIME, -86_400, -1, 4_102_444_799] {
+            let mut b = [0u8; 32];
+            assert_eq!(parse_iso(s(IsoUtc(t), &mut b)), Some(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn calendar_helpers() {
+        // 1970-01-01 was a Thursday; 2024-03-04 a Monday.
+        assert_eq!(date(0).weekday(), Weekday::Thursday);
+        assert_eq!(
+            date(parse_time("2024-03-04T12:00:00Z").unwrap()).weekday(),
+            Weekday::Monday
+        );
+        let d = date(parse_time("2024-02-29T23:59:59Z").unwrap());
+        assert_eq!(unix_day(d), parse_time("2024-02-29T00:00:00Z").unwrap());
+        assert_eq!(
+            unix_day(d.last_of_month().tomorrow().unwrap()),
+            parse_time("2024-03-01T00:00:00Z").unwrap()
+        );
     }
 }
