@@ -1,7 +1,8 @@
 //! `oracle`: one binary for the whole system. `demo` runs simulator + executor + predictor as
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
-//! process each; `replay` prints a model's per-bar trace over a bar file; `doctor`, `bench` and
-//! `chaos` (package `oracle-ops`) check a deployment, measure, and prove crash recovery.
+//! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
+//! statistics and trade list; `doctor`, `bench` and `chaos` (package `oracle-ops`) check a
+//! deployment, measure, and prove crash recovery.
 
 mod demo;
 mod deps;
@@ -54,6 +55,21 @@ enum Cmd {
         #[arg(long)]
         bars: PathBuf,
     },
+    /// Backtest statistics and the trade list of one model over a bar file (docs/backtest.md).
+    Backtest {
+        /// The model zip.
+        #[arg(long)]
+        model: PathBuf,
+        /// The bar CSV.
+        #[arg(long)]
+        bars: PathBuf,
+        /// The initial capital the returns and drawdown are relative to (account currency).
+        #[arg(long, default_value_t = oracle_model::DEFAULT_CAPITAL)]
+        capital: f64,
+        /// Where to write the trade list (CSV) [default: out/backtest/SYM_TF.trades.csv].
+        #[arg(long)]
+        trades: Option<PathBuf>,
+    },
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
     /// The end-to-end benchmark: out/bench.json and out/bench.md.
@@ -98,8 +114,51 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Backtest {
+            model,
+            bars,
+            capital,
+            trades,
+        } => match run_backtest(&model, &bars, capital, trades) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("oracle backtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
         Cmd::Bench(a) => oracle_ops::run_bench(&a),
         Cmd::Chaos(a) => oracle_ops::run_chaos(&a),
     }
+}
+
+/// `oracle backtest`: the summary on stdout, the trade list to `trades` (or
+/// `out/backtest/SYM_TF.trades.csv`), rejected bar lines and where the list went on stderr.
+fn run_backtest(
+    model: &std::path::Path,
+    bars: &std::path::Path,
+    capital: f64,
+    trades: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let stderr = std::io::stderr();
+    let b = oracle_model::backtest(model, bars, capital, &mut stderr.lock())?;
+    let path = trades
+        .unwrap_or_else(|| PathBuf::from("out/backtest").join(format!("{}.trades.csv", b.name)));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+    }
+    std::fs::write(&path, b.trades_csv())
+        .with_context(|| format!("{}: cannot write the trade list", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(b.summary().as_bytes())?;
+    out.flush()?;
+    eprintln!(
+        "trade list: {} ({} closed trades)",
+        path.display(),
+        b.stats.trades
+    );
+    Ok(())
 }

@@ -7,11 +7,13 @@
 //! of zips loads with [`load_dir`]: a bad zip is reported by name and the others still load.
 //!
 //! Also here, because every tool shares them: the bar CSV reader ([`BarReader`], bad lines by
-//! line number) and [`replay`], the contract §8 replay trace behind `oracle replay`.
+//! line number), [`replay`], the contract §8 replay trace behind `oracle replay`, and
+//! [`backtest`], the statistics and trade list behind `oracle backtest` (docs/backtest.md).
 //!
 //! - **Architecture Invariant:** the loader hands the core plain fixed-size parameters; the core
 //!   never sees JSON, zip or ONNX.
 
+mod backtest;
 mod bars;
 mod dir;
 mod error;
@@ -19,6 +21,10 @@ mod json;
 mod load;
 mod replay;
 
+pub use backtest::{
+    Backtest, BacktestError, BarRecord, DEFAULT_CAPITAL, Ledger, OpenTrade, Stats, TRADES_HEADER,
+    Trade, backtest, bars_per_year, statistics, summary_text, trades_csv,
+};
 pub use bars::{
     BAR_HEADER, BarLine, BarReader, CsvError, format_time, parse_decimal, parse_line, parse_time,
     quote, write_time,

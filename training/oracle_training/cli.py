@@ -116,6 +116,23 @@ def cmd_replay(args):
         sys.stdout.write(text)
 
 
+def cmd_backtest(args):
+    from oracle_training.backtest import run_backtest
+    from oracle_training.bars import BarError
+    from oracle_training.modelzip import ModelZipError
+
+    _threads()
+    try:
+        b = run_backtest(Path(args.model), Path(args.bars), args.capital)
+    except (BarError, ModelZipError, ValueError) as e:
+        sys.exit(f"python -m oracle_training backtest: {e}")
+    trades = Path(args.trades) if args.trades else Path("out/backtest") / f"{b.name}.trades.csv"
+    trades.parent.mkdir(parents=True, exist_ok=True)
+    trades.write_text(b.trades_csv())
+    sys.stdout.write(b.summary())
+    print(f"trade list: {trades} ({b.stats.trades} closed trades)", file=sys.stderr)
+
+
 class CliError(Exception):
     """A mistake in the command line or its inputs: printed as one line, exit code 2."""
 
@@ -139,7 +156,7 @@ def _check_names(args):
     elif args.cmd in ("goldens", "reference"):
         zips = {z.stem for z in Path(args.models_dir).glob("*.zip")}
         _known_names(args.names, zips, f"zips in {args.models_dir}", "pass --models-dir")
-    elif args.cmd == "replay":
+    elif args.cmd in ("replay", "backtest"):
         for what, f in (("model zip", args.model), ("bar file", args.bars)):
             if not Path(f).is_file():
                 raise CliError(f"{what} {f}: no such file")
@@ -225,6 +242,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("bars", help="the bar CSV")
     s.add_argument("--out", default=None, help="write the trace to this file (None = stdout)")
     s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser(
+        "backtest",
+        help="backtest statistics and trade list of one model zip over a bar CSV",
+        description="The same text and trade list as `oracle backtest` (docs/backtest.md).",
+        formatter_class=fmt,
+    )
+    s.add_argument("--model", required=True, help="the model zip")
+    s.add_argument("--bars", required=True, help="the bar CSV")
+    s.add_argument(
+        "--capital",
+        type=float,
+        default=10_000.0,
+        help="initial capital the returns and drawdown are relative to (account currency)",
+    )
+    s.add_argument(
+        "--trades",
+        default=None,
+        help="write the trade list (CSV) here (None = out/backtest/SYM_TF.trades.csv)",
+    )
+    s.set_defaults(func=cmd_backtest)
     return p
 
 
