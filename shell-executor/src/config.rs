@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! {
-//!   "risk": { "daily_loss_pct": 5.0, "max_drawdown_pct": 10.0, "day_start": "CET" },
+//!   "risk": { "daily_loss_pct": 5.0, "max_drawdown_pct": 10.0, "day_start": "Europe/Prague" },
 //!   "EURUSD": { "enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05 },
 //!   "US500":  { "enabled": true, "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50,
 //!               "max_spread_points": 150, "slippage_points": 50 },
@@ -159,11 +159,17 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                             ),
                         },
                     },
-                    "day_start" => match rv.as_str().and_then(DayStart::parse) {
-                        Some(d) => risk.day_start = d,
-                        None => e(
+                    "day_start" => match rv.as_str().map(DayStart::parse) {
+                        Some(Ok(d)) => risk.day_start = d,
+                        why => e(
                             key,
-                            "must be \"CET\" (midnight Europe/Prague, DST aware), \"UTC\" or \"UTC+HH:MM\"/\"UTC-HH:MM\"",
+                            &format!(
+                                "{}must be an IANA time zone name (\"Europe/Prague\": FTMO's midnight, DST included; \"CET\" means the same), \"UTC\" or \"UTC+HH:MM\"/\"UTC-HH:MM\"",
+                                match why {
+                                    Some(Err(why)) => format!("{why}: "),
+                                    _ => String::new(),
+                                }
+                            ),
                         ),
                     },
                     "daily_anchor" => match rv.as_str() {
@@ -462,6 +468,25 @@ mod tests {
         assert!(keys.contains(&"US500"), "{errs:?}");
         assert!(keys.contains(&"AAPL.lot_strong"), "{errs:?}");
         assert!(keys.contains(&"risk.daily_loss"), "{errs:?}");
+    }
+
+    #[test]
+    fn day_start_takes_an_iana_zone_and_refuses_an_unknown_one_naming_the_key() {
+        let day = |z: &str| from_value(&json!({"risk": {"day_start": z}}));
+        let ny = day("America/New_York").unwrap().risk.day_start;
+        assert_eq!(ny.name(), "America/New_York");
+        // The old spelling stays valid: CET is FTMO's Prague midnight, the default.
+        assert_eq!(day("CET").unwrap().risk, RiskConfig::default());
+        assert_eq!(day("Europe/Prague").unwrap().risk, RiskConfig::default());
+        for bad in ["Europe/Pragu", "UTC+25:00"] {
+            let errs = day(bad).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].key, "risk.day_start");
+            assert!(errs[0].msg.contains(bad), "{errs:?}");
+            assert!(errs[0].msg.contains("IANA"), "{errs:?}");
+        }
+        let errs = from_value(&json!({"risk": {"day_start": 1}})).unwrap_err();
+        assert_eq!(errs[0].key, "risk.day_start");
     }
 
     #[test]

@@ -5,75 +5,104 @@
 //! Exits are never refused by the guard.
 //!
 //! Prop-firm defaults are FTMO 2-Step: equity must stay above (balance at the broker day's start
-//! − 5% of the initial balance), the day starting at midnight CE(S)T; and equity must never go below
-//! 90% of the initial balance (static). Breaching either moves to HALTED: entries are refused with
+//! − 5% of the initial balance), the day starting at midnight Europe/Prague (from the IANA time-zone
+//! database compiled into the binary, DST included); and equity must never go below 90% of the
+//! initial balance (static). Breaching either moves to HALTED: entries are refused with
 //! `FAIL|HALTED_DAILY_LOSS` / `FAIL|HALTED_MAX_DRAWDOWN` until the next broker day (daily loss) or
 //! until a person restarts with a new `initial_balance` (max drawdown).
 
-use oracle_ipc::time::{civil_from_days, days_from_civil};
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
 
-/// When the broker day starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DayStart {
-    /// Midnight Europe/Prague (CET, CEST in summer; EU rules: last Sunday of March / October
-    /// at 01:00 UTC). FTMO's day.
-    Cet,
-    /// Midnight at a fixed offset from UTC, in seconds.
-    Fixed(i32),
+/// The zone of FTMO's day (and the default).
+pub const PRAGUE: &str = "Europe/Prague";
+
+/// When the broker day starts: midnight in a time zone of the IANA database bundled into the
+/// binary (no tzdata is read at run time), or at a fixed offset from UTC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayStart {
+    name: String,
+    tz: TimeZone,
+}
+
+impl Default for DayStart {
+    fn default() -> Self {
+        DayStart::parse(PRAGUE).expect("Europe/Prague is in the bundled time-zone database")
+    }
 }
 
 impl DayStart {
-    /// `CET`, `UTC`, `UTC+HH:MM`, `UTC-HH:MM`.
-    pub fn parse(s: &str) -> Option<DayStart> {
+    /// An IANA zone name (`Europe/Prague`, `America/New_York`, …), `CET`/`CEST` (the setting's
+    /// old spelling: Europe/Prague), `UTC`, or a fixed `UTC+HH:MM` / `UTC-HH:MM` (up to 14 h).
+    /// The error says why the text is not one.
+    pub fn parse(s: &str) -> Result<DayStart, String> {
+        let named = |name: &str, tz| DayStart {
+            name: name.to_string(),
+            tz,
+        };
         match s {
-            "CET" | "CEST" | "Europe/Prague" => return Some(DayStart::Cet),
-            "UTC" => return Some(DayStart::Fixed(0)),
+            "CET" | "CEST" => return DayStart::parse(PRAGUE),
+            "UTC" => return Ok(named("UTC", TimeZone::UTC)),
             _ => {}
         }
-        let rest = s.strip_prefix("UTC")?;
-        let (sign, hm) = match rest.as_bytes().first()? {
-            b'+' => (1, &rest[1..]),
-            b'-' => (-1, &rest[1..]),
-            _ => return None,
-        };
-        let (h, m) = hm.split_once(':')?;
-        let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-        if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-            return None;
+        if let Some(rest) = s.strip_prefix("UTC") {
+            return fixed_offset(rest)
+                .map(|o| named(s, TimeZone::fixed(o)))
+                .ok_or_else(|| format!("{s:?} is not UTC+HH:MM or UTC-HH:MM (HH ≤ 14, MM < 60)"));
         }
-        Some(DayStart::Fixed(sign * (h * 3600 + m * 60)))
-    }
-
-    /// Offset from UTC (seconds) in force at `t`.
-    pub fn offset_at(self, t: i64) -> i64 {
-        match self {
-            DayStart::Fixed(o) => i64::from(o),
-            DayStart::Cet => {
-                let (y, _, _) = civil_from_days(t.div_euclid(86_400));
-                let start = last_sunday(y, 3) * 86_400 + 3600;
-                let end = last_sunday(y, 10) * 86_400 + 3600;
-                if t >= start && t < end { 7200 } else { 3600 }
-            }
+        match jiff::tz::db().get(s) {
+            Ok(tz) => Ok(DayStart {
+                name: tz.iana_name().unwrap_or(s).to_string(),
+                tz,
+            }),
+            Err(_) => Err(format!("{s:?} is not a time zone of the IANA database")),
         }
     }
 
-    /// Start (UTC seconds) of the broker day containing `t`.
-    pub fn day_start(self, t: i64) -> i64 {
-        let off = self.offset_at(t);
-        let local = t + off;
-        let midnight_local = local - local.rem_euclid(86_400);
-        let cand = midnight_local - off;
-        // The offset at midnight may differ from the one now (a switch during the night).
-        midnight_local - self.offset_at(cand)
+    /// The zone's name (`Europe/Prague`, `UTC`, `UTC+02:00`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Start (UTC seconds) of the broker day containing `t`: the zone's last midnight at or before
+    /// `t` (where a DST switch skips midnight, the day starts at the first instant after it).
+    pub fn day_start(&self, t: i64) -> i64 {
+        let ts = Timestamp::from_second(t).unwrap_or(if t < 0 {
+            Timestamp::MIN
+        } else {
+            Timestamp::MAX
+        });
+        // Only fails at the ends of jiff's range (years ±9999): the UTC day then.
+        ts.to_zoned_datetime(self.tz.clone())
+            .start_of_day()
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or(t - t.rem_euclid(86_400))
     }
 }
 
-/// Day count of the last Sunday of `month` in `year`.
-fn last_sunday(year: i64, month: u32) -> i64 {
-    let last = days_from_civil(year, month, 31);
-    // 1970-01-01 was a Thursday: weekday 0 = Sunday → (days + 4) mod 7.
-    let wd = (last + 4).rem_euclid(7);
-    last - wd
+/// `+HH:MM` / `-HH:MM` (ASCII digits, HH ≤ 14, MM < 60) as an offset.
+fn fixed_offset(s: &str) -> Option<Offset> {
+    let b = s.as_bytes();
+    if b.len() != 6
+        || b[3] != b':'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 0 || i == 3 || c.is_ascii_digit())
+    {
+        return None;
+    }
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let n = |i: usize| i32::from(b[i] - b'0') * 10 + i32::from(b[i + 1] - b'0');
+    let (h, m) = (n(1), n(4));
+    if h > 14 || m > 59 {
+        return None;
+    }
+    Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
 }
 
 /// What the daily-loss limit is measured from at the day's start.
@@ -96,7 +125,7 @@ pub struct RiskConfig {
     pub max_drawdown_pct: f64,
     /// Initial balance; `None` = the balance seen at the first start (kept in the journal).
     pub initial_balance: Option<f64>,
-    /// Broker day boundary (CET).
+    /// Broker day boundary (midnight Europe/Prague).
     pub day_start: DayStart,
     /// Daily anchor (balance).
     pub daily_anchor: DailyAnchor,
@@ -116,7 +145,7 @@ impl Default for RiskConfig {
             daily_loss_pct: 5.0,
             max_drawdown_pct: 10.0,
             initial_balance: None,
-            day_start: DayStart::Cet,
+            day_start: DayStart::default(),
             daily_anchor: DailyAnchor::Balance,
             stale_after_secs: 60,
             slippage_points: 20,
@@ -269,43 +298,138 @@ mod tests {
         parse_time(s).unwrap()
     }
 
+    fn zone(s: &str) -> DayStart {
+        DayStart::parse(s).unwrap()
+    }
+
+    /// The broker day of `at` starts at `start` in `d`.
+    #[track_caller]
+    fn starts(d: &DayStart, at: &str, start: &str) {
+        assert_eq!(
+            oracle_ipc::Iso(d.day_start(t(at))).to_string(),
+            start,
+            "day of {at} in {}",
+            d.name()
+        );
+    }
+
     #[test]
-    fn cet_day_start_winter_and_summer() {
-        let d = DayStart::Cet;
+    fn prague_midnight_in_winter_and_summer() {
+        let d = DayStart::default();
+        assert_eq!(d.name(), "Europe/Prague");
         // Winter: midnight CET = 23:00 UTC the day before.
-        assert_eq!(
-            d.day_start(t("2025-01-15T12:00:00Z")),
-            t("2025-01-14T23:00:00Z")
-        );
-        assert_eq!(
-            d.day_start(t("2025-01-15T22:59:59Z")),
-            t("2025-01-14T23:00:00Z")
-        );
-        assert_eq!(
-            d.day_start(t("2025-01-15T23:00:00Z")),
-            t("2025-01-15T23:00:00Z")
-        );
+        starts(&d, "2025-01-15T12:00:00Z", "2025-01-14T23:00:00Z");
+        starts(&d, "2025-01-15T22:59:59Z", "2025-01-14T23:00:00Z");
+        starts(&d, "2025-01-15T23:00:00Z", "2025-01-15T23:00:00Z");
         // Summer: midnight CEST = 22:00 UTC.
-        assert_eq!(
-            d.day_start(t("2025-07-01T10:00:00Z")),
-            t("2025-06-30T22:00:00Z")
-        );
+        starts(&d, "2025-07-01T10:00:00Z", "2025-06-30T22:00:00Z");
         // DST switch day 2025-03-30 (01:00 UTC): the day began at 23:00 UTC on the 29th.
-        assert_eq!(
-            d.day_start(t("2025-03-30T12:00:00Z")),
-            t("2025-03-29T23:00:00Z")
-        );
+        starts(&d, "2025-03-30T12:00:00Z", "2025-03-29T23:00:00Z");
         // 2025-10-26: the day began at 22:00 UTC on the 25th (still CEST at midnight).
-        assert_eq!(
-            d.day_start(t("2025-10-26T12:00:00Z")),
-            t("2025-10-25T22:00:00Z")
+        starts(&d, "2025-10-26T12:00:00Z", "2025-10-25T22:00:00Z");
+    }
+
+    #[test]
+    fn the_march_switch_night_and_the_evening_after_it() {
+        let d = DayStart::default();
+        // Sunday 2025-03-30, the last of March: 02:00 CET becomes 03:00 CEST at 01:00 UTC.
+        starts(&d, "2025-03-30T00:59:59Z", "2025-03-29T23:00:00Z");
+        starts(&d, "2025-03-30T01:00:00Z", "2025-03-29T23:00:00Z");
+        // The evening after: midnight is now 22:00 UTC, so that day had 23 hours.
+        starts(&d, "2025-03-30T21:59:59Z", "2025-03-29T23:00:00Z");
+        starts(&d, "2025-03-30T22:00:00Z", "2025-03-30T22:00:00Z");
+        starts(&d, "2025-03-30T22:30:00Z", "2025-03-30T22:00:00Z");
+        // A week earlier is not the switch: still CET, midnight at 23:00 UTC.
+        starts(&d, "2025-03-23T22:30:00Z", "2025-03-22T23:00:00Z");
+        starts(&d, "2025-03-23T23:00:00Z", "2025-03-23T23:00:00Z");
+        // Another year, another date: Sunday 2024-03-31.
+        starts(&d, "2024-03-31T22:30:00Z", "2024-03-31T22:00:00Z");
+        starts(&d, "2024-03-30T22:30:00Z", "2024-03-29T23:00:00Z");
+    }
+
+    #[test]
+    fn the_october_switch_night_and_the_evening_after_it() {
+        let d = DayStart::default();
+        // Sunday 2025-10-26, the last of October: 03:00 CEST becomes 02:00 CET at 01:00 UTC.
+        starts(&d, "2025-10-26T00:59:59Z", "2025-10-25T22:00:00Z");
+        starts(&d, "2025-10-26T01:00:00Z", "2025-10-25T22:00:00Z");
+        // The evening after: 22:30 UTC is 23:30 CET, still the 26th (a 25-hour day).
+        starts(&d, "2025-10-26T22:30:00Z", "2025-10-25T22:00:00Z");
+        starts(&d, "2025-10-26T22:59:59Z", "2025-10-25T22:00:00Z");
+        starts(&d, "2025-10-26T23:00:00Z", "2025-10-26T23:00:00Z");
+        // A week earlier is not the switch: still CEST, 22:30 UTC is already the next day.
+        starts(&d, "2025-10-19T22:30:00Z", "2025-10-19T22:00:00Z");
+    }
+
+    #[test]
+    fn a_winter_date_after_october_starts_at_23_utc() {
+        let d = DayStart::default();
+        starts(&d, "2025-11-15T12:00:00Z", "2025-11-14T23:00:00Z");
+        starts(&d, "2025-11-15T22:30:00Z", "2025-11-14T23:00:00Z");
+        starts(&d, "2025-12-31T23:30:00Z", "2025-12-31T23:00:00Z");
+    }
+
+    #[test]
+    fn other_iana_zones_and_fixed_offsets_with_minutes() {
+        // New York: EST (−5) until Sunday 2025-03-09, EDT (−4) after: its own rules, not the EU's.
+        let ny = zone("America/New_York");
+        starts(&ny, "2025-03-09T12:00:00Z", "2025-03-09T05:00:00Z");
+        starts(&ny, "2025-03-10T12:00:00Z", "2025-03-10T04:00:00Z");
+        starts(&ny, "2025-03-30T12:00:00Z", "2025-03-30T04:00:00Z");
+        starts(&zone("UTC"), "2025-01-15T12:00:00Z", "2025-01-15T00:00:00Z");
+        starts(
+            &zone("UTC+02:00"),
+            "2025-07-15T12:00:00Z",
+            "2025-07-14T22:00:00Z",
         );
-        assert_eq!(DayStart::parse("UTC+02:00"), Some(DayStart::Fixed(7200)));
-        assert_eq!(DayStart::parse("UTC-05:00"), Some(DayStart::Fixed(-18000)));
-        assert_eq!(
-            DayStart::Fixed(0).day_start(t("2025-01-15T12:00:00Z")),
-            t("2025-01-15T00:00:00Z")
+        starts(
+            &zone("UTC-05:00"),
+            "2025-07-15T12:00:00Z",
+            "2025-07-15T05:00:00Z",
         );
+        starts(
+            &zone("UTC+05:30"),
+            "2025-01-15T12:00:00Z",
+            "2025-01-14T18:30:00Z",
+        );
+        starts(
+            &zone("UTC+05:30"),
+            "2025-01-15T18:29:59Z",
+            "2025-01-14T18:30:00Z",
+        );
+        starts(
+            &zone("UTC+05:30"),
+            "2025-01-15T18:30:00Z",
+            "2025-01-15T18:30:00Z",
+        );
+        starts(
+            &zone("UTC-03:30"),
+            "2025-01-15T02:00:00Z",
+            "2025-01-14T03:30:00Z",
+        );
+    }
+
+    #[test]
+    fn day_start_names_parse_and_unknown_ones_are_refused() {
+        for old in ["CET", "CEST", "Europe/Prague"] {
+            assert_eq!(zone(old), DayStart::default(), "{old}");
+            assert_eq!(zone(old).name(), "Europe/Prague");
+        }
+        assert_eq!(zone("UTC+05:30").name(), "UTC+05:30");
+        assert_eq!(zone("Asia/Kolkata").name(), "Asia/Kolkata");
+        for bad in [
+            "Mars/Olympus",
+            "",
+            "UTC+15:00",
+            "UTC+02:60",
+            "UTC+2:00",
+            "UTC02:00",
+            "UTC+02:00:00",
+            "UTC+0a:00",
+        ] {
+            let why = DayStart::parse(bad).expect_err(bad);
+            assert!(why.contains(&format!("{bad:?}")), "{why}");
+        }
     }
 
     #[test]
@@ -335,6 +459,73 @@ mod tests {
         // Drawdown halt survives the day change.
         g.update(t("2025-01-17T10:00:00Z"), acc(95_000.0, 95_000.0));
         assert_eq!(g.halt().map(|h| h.code()), Some("HALTED_MAX_DRAWDOWN"));
+    }
+
+    fn acc(balance: f64, equity: f64) -> Account {
+        Account {
+            balance,
+            equity,
+            free_margin: equity,
+        }
+    }
+
+    #[test]
+    fn a_restart_during_the_day_keeps_the_days_anchor() {
+        // Before the restart: the day (Prague) started with 100,000; 4,000 lost and realised since.
+        let cfg = RiskConfig::default();
+        let mut before = RiskGuard::new(cfg.clone(), Some(100_000.0));
+        before.update(t("2025-01-15T08:00:00Z"), acc(100_000.0, 100_000.0));
+        before.update(t("2025-01-15T10:00:00Z"), acc(96_000.0, 96_000.0));
+        let (ds, anchor) = before.day().unwrap();
+        assert_eq!(anchor, 100_000.0);
+        // After: the journal's day is restored; the floor stays 100,000 − 5,000 = 95,000, so
+        // 1,001 more lost halts (no second full allowance on the reduced 96,000).
+        let mut after = RiskGuard::new(cfg, Some(100_000.0));
+        after.restore_day(ds, anchor);
+        let (h, new_day) = after.update(t("2025-01-15T11:00:00Z"), acc(96_000.0, 94_999.0));
+        assert!(!new_day);
+        assert_eq!(h.map(|h| h.code()), Some("HALTED_DAILY_LOSS"));
+        assert_eq!(after.day(), Some((ds, 100_000.0)));
+    }
+
+    #[test]
+    fn a_day_restored_from_yesterday_is_replaced_by_todays_balance() {
+        let mut g = RiskGuard::new(RiskConfig::default(), Some(100_000.0));
+        // The journal's day began 2025-01-14 (Prague) with 100,000; the restart is on the 15th.
+        g.restore_day(t("2025-01-13T23:00:00Z"), 100_000.0);
+        let (h, new_day) = g.update(t("2025-01-15T11:00:00Z"), acc(96_000.0, 94_999.0));
+        assert!(new_day && h.is_none());
+        assert_eq!(g.day(), Some((t("2025-01-14T23:00:00Z"), 96_000.0)));
+    }
+
+    #[test]
+    fn a_loss_carried_over_midnight_counts_against_the_new_day() {
+        let mut g = RiskGuard::new(RiskConfig::default(), Some(100_000.0));
+        // 23:30 in Prague: balance 100,000, an open position 4,000 down: within the day's 5,000.
+        let (h, _) = g.update(t("2025-01-15T22:30:00Z"), acc(100_000.0, 96_000.0));
+        assert!(h.is_none());
+        // 00:10 in Prague: a new day anchored on the balance at midnight (100,000, not the
+        // equity), so the floating 4,000 still counts: 1,001 more halts.
+        let (h, new_day) = g.update(t("2025-01-15T23:10:00Z"), acc(100_000.0, 95_500.0));
+        assert!(new_day && h.is_none());
+        assert_eq!(g.day(), Some((t("2025-01-15T23:00:00Z"), 100_000.0)));
+        let (h, _) = g.update(t("2025-01-15T23:20:00Z"), acc(100_000.0, 94_999.0));
+        assert_eq!(h.map(|h| h.code()), Some("HALTED_DAILY_LOSS"));
+    }
+
+    #[test]
+    fn a_daily_halt_lifts_at_prague_midnight_not_utc_midnight() {
+        let mut g = RiskGuard::new(RiskConfig::default(), Some(100_000.0));
+        g.update(t("2025-07-15T08:00:00Z"), acc(100_000.0, 100_000.0));
+        let (h, _) = g.update(t("2025-07-15T21:00:00Z"), acc(100_000.0, 94_000.0));
+        assert_eq!(h.map(|h| h.code()), Some("HALTED_DAILY_LOSS"));
+        // 23:59 CEST: still halted.
+        g.update(t("2025-07-15T21:59:00Z"), acc(94_000.0, 94_000.0));
+        assert!(g.halt().is_some());
+        // 00:00 CEST = 22:00 UTC: a new day, lifted, anchored on 94,000.
+        let (h, new_day) = g.update(t("2025-07-15T22:00:00Z"), acc(94_000.0, 94_000.0));
+        assert!(new_day && h.is_none() && g.halt().is_none());
+        assert_eq!(g.day(), Some((t("2025-07-15T22:00:00Z"), 94_000.0)));
     }
 
     #[test]
