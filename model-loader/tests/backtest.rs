@@ -1,0 +1,131 @@
+//! Backtest parity: `oracle backtest` (`oracle_model::backtest`) and `python -m oracle_training
+//! backtest` (`oracle_training.backtest.run_backtest`, the Python twin of the training
+//! environment) print the same summary and write the same trade list, byte for byte, for every
+//! bundled model over its bundled bar file (docs/backtest.md).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use oracle_model::{DEFAULT_CAPITAL, backtest};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const PYTHON: &str = r#"
+import io, json, sys
+from pathlib import Path
+from oracle_training.backtest import run_backtest
+
+results = []
+args = sys.argv[1:]
+for zip_path, bars, capital in zip(args[0::3], args[1::3], args[2::3]):
+    err = io.StringIO()
+    b = run_backtest(Path(zip_path), Path(bars), float(capital), err=err)
+    results.append({"summary": b.summary(), "trades": b.trades_csv(), "rejected": err.getvalue()})
+print(json.dumps(results))
+"#;
+
+/// Every bundled model with its bar file and the capital it is run with (two capitals, so the
+/// per-capital figures are compared too).
+fn cases(root: &Path) -> Vec<(PathBuf, PathBuf, f64)> {
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(root.join("models"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+                .collect()
+        })
+        .unwrap_or_default();
+    zips.sort();
+    zips.into_iter()
+        .enumerate()
+        .map(|(i, z)| {
+            let name = z.file_stem().unwrap().to_string_lossy().into_owned();
+            let bars = root.join("data").join(format!("{name}.csv"));
+            let capital = if i % 2 == 0 { DEFAULT_CAPITAL } else { 2_500.0 };
+            (z, bars, capital)
+        })
+        .collect()
+}
+
+#[test]
+fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled_model() {
+    let root = repo();
+    let python = root.join(".venv/bin/python");
+    let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    let cases = cases(&root);
+    if cases.is_empty() || !python.exists() {
+        assert!(
+            !under_ci,
+            "models/*.zip or .venv/bin/python is missing: the backtest parity test cannot run"
+        );
+        println!("no models or no .venv/bin/python: the backtest parity test is skipped");
+        return;
+    }
+    let mut cmd = Command::new(&python);
+    cmd.arg("-c").arg(PYTHON);
+    for (z, b, c) in &cases {
+        cmd.arg(z).arg(b).arg(c.to_string());
+    }
+    let out = cmd.output().expect("run the Python backtest");
+    assert!(
+        out.status.success(),
+        "the Python backtest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py: Value = serde_json::from_slice(&out.stdout).expect("JSON from the Python backtest");
+    let py = py.as_array().expect("a list");
+    assert_eq!(py.len(), cases.len());
+
+    let mut problems = Vec::new();
+    let mut trades = 0;
+    for ((zip, bars, capital), p) in cases.iter().zip(py) {
+        let mut err = Vec::new();
+        let b = backtest(zip, bars, *capital, &mut err)
+            .unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
+        let name = &b.name;
+        // Every bundled model trades over its file: a parity of empty lists would prove little.
+        if b.stats.trades == 0 || b.stats.sharpe.is_none() {
+            problems.push(format!("{name}: no trades or no Sharpe:\n{}", b.summary()));
+        }
+        trades += b.stats.trades;
+        for (what, rust, python) in [
+            ("summary", b.summary(), &p["summary"]),
+            ("trade list", b.trades_csv(), &p["trades"]),
+            (
+                "rejected lines",
+                String::from_utf8(err).unwrap(),
+                &p["rejected"],
+            ),
+        ] {
+            let python = python.as_str().unwrap_or_default();
+            if rust != python {
+                let first = rust
+                    .lines()
+                    .zip(python.lines())
+                    .enumerate()
+                    .find(|(_, (a, b))| a != b)
+                    .map(|(i, (a, b))| format!("line {}: Rust {a:?}, Python {b:?}", i + 1))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{} lines in Rust, {} in Python",
+                            rust.lines().count(),
+                            python.lines().count()
+                        )
+                    });
+                problems.push(format!("{name} ({capital}): the {what} differs: {first}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    println!(
+        "{} models, {trades} closed trades: Rust and Python print the same backtest",
+        cases.len()
+    );
+}
