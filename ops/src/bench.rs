@@ -165,11 +165,45 @@ fn read_bars(path: &Path) -> anyhow::Result<Vec<oracle_core::Bar>> {
     Ok(r.filter_map(Result::ok).map(|l| l.bar).collect())
 }
 
-/// The scale worker: loads the models, builds `n` twins (model `k % models`), warms each up
-/// over its window, then times `bars` bar closes over the whole fleet. Prints JSON.
+/// The scale worker: loads the models, runs a predictor engine (`Predictor`, the code the
+/// predictor process runs, without its socket) with `n` twins (model `k % models`), each on its
+/// own stream, warms each up over its window through a `HISTORY` answer, then times `bars` bar
+/// closes: every stream's `BAR` line of one instant handed to `Predictor::handle_lines`
+/// together, as the predictor's shell hands over the frames received together, to the
+/// `SIGNAL` lines back (its twins step through the core's fleet path,
+/// `Twin::handle_bars_mut`). Prints JSON.
 pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow::Result<Value> {
+    use oracle_predictor::engine::{Predictor, Settings};
+    use oracle_predictor::seam::{self, Loader, ModelSpec};
+
+    /// Twins of the models loaded once, one per (empty) zip file named for its stream.
+    struct FleetLoader(HashMap<String, (ModelSpec, &'static oracle_core::Model)>);
+    impl Loader for FleetLoader {
+        fn load(&self, path: &Path) -> Result<Box<dyn seam::Twin>, String> {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (spec, model) = self
+                .0
+                .get(&stem)
+                .ok_or(format!("{stem}: not in the fleet"))?;
+            oracle_predictor::backend::core_twin(spec.clone(), model)
+        }
+        fn handle_bars(
+            &self,
+            twins: &mut [&mut (dyn seam::Twin + 'static)],
+            bars: &[seam::Bar],
+        ) -> Vec<Result<seam::Step, String>> {
+            oracle_predictor::backend::ZipLoader.handle_bars(twins, bars)
+        }
+    }
+
     let rss_start = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
-    let loaded = oracle_model::load_dir(models).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The models live as long as the worker, as in the predictor (one per loaded zip).
+    let loaded: &'static oracle_model::FolderLoad = Box::leak(Box::new(
+        oracle_model::load_dir(models).map_err(|e| anyhow::anyhow!("{e}"))?,
+    ));
     let mut pairs = Vec::new();
     for m in &loaded.models {
         let b = read_bars(&data.join(format!("{}.csv", m.name)))?;
@@ -181,48 +215,102 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         bail!("no model with enough bars in {}", data.display());
     }
     let rss_models = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
-    // Twins of one model sit next to each other (sorted by model), so `Twin::handle_bars` can
-    // run the window passes of neighbouring twins in lockstep, as the core's fleet API expects.
+    // Twins of one model sit next to each other (streams named in model order, the engine
+    // steps them in the order of the lines), so the core's fleet path runs the window passes
+    // of neighbouring twins in lockstep.
     let mut order: Vec<usize> = (0..n).map(|k| k % pairs.len()).collect();
     order.sort_unstable();
-    let mut twins: Vec<oracle_core::Twin<'_>> = Vec::with_capacity(n);
-    for &i in &order {
-        let (m, b) = &pairs[i];
-        let mut twin: oracle_core::Twin<'_> =
-            oracle_core::Twin::new(&m.model).map_err(|e| anyhow::anyhow!("{}: {e:?}", m.name))?;
-        for bar in &b[..m.model.window()] {
-            let _ = twin.handle_bar(*bar);
-        }
-        twins.push(twin);
+    let root = std::env::temp_dir().join(format!("oracle-bench-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("models"))
+        .with_context(|| root.join("models").display().to_string())?;
+    // (symbol, timeframe, model index) per stream, in line order.
+    let mut streams = Vec::with_capacity(n);
+    let mut fleet = HashMap::with_capacity(n);
+    for (k, &i) in order.iter().enumerate() {
+        let m = pairs[i].0;
+        let (symbol, timeframe) = (format!("T{k:05}"), m.metadata.timeframe.clone());
+        let name = format!("{symbol}_{timeframe}");
+        std::fs::write(root.join(format!("models/{name}.zip")), b"")
+            .with_context(|| root.display().to_string())?;
+        let spec = ModelSpec {
+            name: name.clone(),
+            symbol: symbol.clone(),
+            timeframe: timeframe.clone(),
+            window: m.model.window(),
+            zip_sha256: String::new(),
+        };
+        fleet.insert(name, (spec, &*m.model));
+        streams.push((symbol, timeframe, i));
+    }
+    let line = |(sym, tf, _): &(String, String, usize), b: &oracle_core::Bar, seq: usize| {
+        format!(
+            "BAR|{sym}|{tf}|{}|{}|{}|{}|{}|{}|SEQ:{seq}",
+            oracle_model::format_time(b.time),
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume
+        )
+    };
+    let mut p = Predictor::new(
+        Settings {
+            models_dir: root.join("models"),
+            state_dir: root.join("state"),
+            trace_dir: None,
+            history_extra: 1,
+        },
+        std::sync::Arc::new(FleetLoader(fleet)),
+    )
+    .with_context(|| root.display().to_string())?;
+    p.scan();
+    if p.model_names().len() != n {
+        bail!("{} of {n} twins loaded", p.model_names().len());
+    }
+    let _ = p.on_connected();
+    for s in &streams {
+        let (m, b) = &pairs[s.2];
+        let w = m.model.window();
+        let mut lines: Vec<String> = b[..w]
+            .iter()
+            .enumerate()
+            .map(|(j, bar)| line(s, bar, j) + "|HIST:1")
+            .collect();
+        lines.push(format!("HISTORY_END|{}|{}|{w}", s.0, s.1));
+        let _ = p.handle_lines(&lines);
     }
     let rss_fleet = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
     let mut lat_us = Vec::with_capacity(bars);
     let mut decisions = 0u64;
-    let mut closes: Vec<oracle_core::Bar> = Vec::with_capacity(n);
-    let mut outcomes: Vec<Result<oracle_core::Step, oracle_core::BarError>> = (0..n)
-        .map(|_| Err(oracle_core::BarError::Duplicate { time: 0 }))
-        .collect();
     for j in 0..bars {
-        closes.clear();
-        closes.extend(order.iter().map(|&i| {
-            let (m, b) = &pairs[i];
-            b[m.model.window() + j]
-        }));
-        let t0 = Instant::now();
-        oracle_core::Twin::handle_bars(&mut twins, &closes, &mut outcomes);
-        lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
-        decisions += outcomes
+        let lines: Vec<String> = streams
             .iter()
-            .filter(|o| matches!(o, Ok(oracle_core::Step::Decision(_))))
-            .count() as u64;
+            .map(|s| {
+                let (m, b) = &pairs[s.2];
+                let w = m.model.window();
+                line(s, &b[w + j], w + j)
+            })
+            .collect();
+        let t0 = Instant::now();
+        let out = p.handle_lines(&lines);
+        lat_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        decisions += out.iter().filter(|l| l.starts_with("SIGNAL|")).count() as u64;
     }
     std::hint::black_box(decisions);
     let (rss, hwm) = procs::mem_kb(std::process::id()).unwrap_or((0, 0));
+    let stats = oracle_predictor::backend::fleet_stats();
+    drop(p);
+    let _ = std::fs::remove_dir_all(&root);
     let mean = lat_us.iter().sum::<f64>() / lat_us.len().max(1) as f64;
     Ok(json!({
         "twins": n,
         "models": pairs.len(),
         "bar_closes": bars,
+        "path": "predictor engine: BAR lines of one instant -> Predictor::handle_lines -> Twin::handle_bars_mut -> SIGNAL lines",
+        "decisions": decisions,
+        "fleet_calls": stats.calls,
+        "fleet_widest": stats.widest,
         "bar_close_us": pct_json(&mut lat_us),
         "mean_us_per_twin": round3(mean / n.max(1) as f64),
         "twin_bytes": std::mem::size_of::<oracle_core::Twin<'static>>(),

@@ -390,14 +390,67 @@ impl Predictor {
 
     /// Handles one line from the executor; returns the lines to send.
     pub fn handle_line(&mut self, line: &str) -> Vec<String> {
-        let msg = match wire::parse(line) {
-            Ok(m) => m,
-            Err(m) => {
-                self.malformed += 1;
-                warn!(event = "malformed", line = %m.0);
-                return Vec::new();
+        self.handle_lines(&[line])
+    }
+
+    /// Handles lines received together, in order; returns the lines to send. The live bars of
+    /// one close arrive together: consecutive live bars of distinct streams that no history
+    /// request holds are stepped at once, every twin of those streams in one call of the
+    /// loader's fleet path ([`Loader::handle_bars`]: the core's SIMD lanes). The outcome, the
+    /// `SIGNAL`s and their order are those of the lines handled one by one.
+    pub fn handle_lines<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut close: Vec<(Stream, Bar, u64)> = Vec::new();
+        for line in lines {
+            let msg = match wire::parse(line.as_ref()) {
+                Ok(m) => m,
+                Err(m) => {
+                    self.malformed += 1;
+                    warn!(event = "malformed", line = %m.0);
+                    continue;
+                }
+            };
+            match msg {
+                Incoming::Bar {
+                    symbol,
+                    timeframe,
+                    bar,
+                    seq,
+                    history: false,
+                    revised: false,
+                } if !self.holds(&symbol, &timeframe) => {
+                    let key = (symbol, timeframe);
+                    if close.iter().any(|(k, _, _)| *k == key) {
+                        // A second bar of a stream: the first is stepped before it.
+                        out.extend(self.live_close(&close));
+                        close.clear();
+                    }
+                    close.push((key, bar, seq));
+                }
+                msg => {
+                    if !close.is_empty() {
+                        out.extend(self.live_close(&close));
+                        close.clear();
+                    }
+                    out.extend(self.handle_msg(msg));
+                }
             }
-        };
+        }
+        if !close.is_empty() {
+            out.extend(self.live_close(&close));
+        }
+        out
+    }
+
+    /// Whether a pending history request holds the stream's bars.
+    fn holds(&self, symbol: &str, timeframe: &str) -> bool {
+        self.pending
+            .keys()
+            .any(|(s, t)| s == symbol && t == timeframe)
+    }
+
+    /// Handles one parsed line; returns the lines to send.
+    fn handle_msg(&mut self, msg: Incoming) -> Vec<String> {
         match msg {
             Incoming::Welcome => Vec::new(),
             Incoming::Err { code, detail } => {
@@ -711,12 +764,25 @@ impl Predictor {
     }
 
     fn live_bar(&mut self, key: &Stream, bar: &Bar, seq: u64) -> Vec<String> {
-        let mut out = Vec::new();
+        self.live_close(&[(key.clone(), *bar, seq)])
+    }
+
+    /// Live bars of distinct streams, at the same instant: every up-to-date twin of those
+    /// streams that has not seen its bar's time takes it, all in one call of the loader's fleet
+    /// path, and each decision is one `SIGNAL` (in the order of the bars, then of the models).
+    fn live_close(&mut self, close: &[(Stream, Bar, u64)]) -> Vec<String> {
+        let index: BTreeMap<(&str, &str), usize> = close
+            .iter()
+            .enumerate()
+            .map(|(i, ((sym, tf), _, _))| ((sym.as_str(), tf.as_str()), i))
+            .collect();
+        let mut due: Vec<(usize, &String, &mut Slot)> = Vec::new();
         for (name, slot) in self.slots.iter_mut() {
             let spec = slot.twin.spec();
-            if spec.symbol != key.0 || spec.timeframe != key.1 {
+            let Some(&k) = index.get(&(spec.symbol.as_str(), spec.timeframe.as_str())) else {
                 continue;
-            }
+            };
+            let ((sym, tf), bar, seq) = &close[k];
             if !matches!(slot.phase, Phase::Running) {
                 debug!(event = "bar_before_history", model = %name);
                 continue;
@@ -726,9 +792,23 @@ impl Predictor {
                 debug!(event = "bar_ignored", model = %name, bar_time = %crate::isotime::format(bar.time), seq);
                 continue;
             }
-            info!(event = "bar", model = %name, symbol = %key.0, tf = %key.1,
+            info!(event = "bar", model = %name, symbol = %sym, tf = %tf,
                 bar_time = %crate::isotime::format(bar.time), seq, close = bar.close);
-            let Some(step) = step_slot(name, slot, bar) else {
+            due.push((k, name, slot));
+        }
+        // Stable: the models of one stream stay in name order.
+        due.sort_by_key(|d| d.0);
+        let bars: Vec<Bar> = due.iter().map(|d| close[d.0].1).collect();
+        let before: Vec<Option<TwinState>> = due.iter().map(|d| d.2.twin.state()).collect();
+        let steps = {
+            let mut twins: Vec<&mut (dyn Twin + 'static)> =
+                due.iter_mut().map(|d| d.2.twin.as_mut()).collect();
+            self.loader.handle_bars(&mut twins, &bars)
+        };
+        let mut out = Vec::new();
+        for (((k, name, slot), before), step) in due.into_iter().zip(before).zip(steps) {
+            let (_, bar, seq) = &close[k];
+            let Some(step) = took(name, slot, bar, before, step) else {
                 continue;
             };
             slot.counters.live_bars += 1;
@@ -745,12 +825,12 @@ impl Predictor {
                         upnl: d.unrealized_pnl,
                         timeframe: &spec.timeframe,
                         bar_time: bar.time,
-                        seq,
+                        seq: *seq,
                         direction: d.direction,
                         intensity: d.intensity,
                     }));
                     slot.counters.signals += 1;
-                    slot.recent.push_back((bar.time, seq));
+                    slot.recent.push_back((bar.time, *seq));
                     if slot.recent.len() > 64 {
                         slot.recent.pop_front();
                     }
@@ -762,6 +842,9 @@ impl Predictor {
                 }
             }
             self.dirty = true;
+        }
+        if !close.is_empty() {
+            self.flush_traces();
         }
         out
     }
@@ -909,7 +992,20 @@ fn log_caught_up(name: &str, slot: &Slot, stepped: usize) {
 /// Runs one bar through a slot's twin and its trace; `None` when the twin rejected the bar.
 fn step_slot(name: &str, slot: &mut Slot, bar: &Bar) -> Option<Step> {
     let before = slot.twin.state();
-    match slot.twin.handle_bar(bar) {
+    let step = slot.twin.handle_bar(bar);
+    took(name, slot, bar, before, step)
+}
+
+/// Records what one bar did to a slot's twin (`before`: its state before the bar): the bar is
+/// remembered and traced, or counted as rejected (`None`).
+fn took(
+    name: &str,
+    slot: &mut Slot,
+    bar: &Bar,
+    before: Option<TwinState>,
+    step: Result<Step, String>,
+) -> Option<Step> {
+    match step {
         Ok(step) => {
             slot.last_time = Some(bar.time);
             slot.counters.bars += 1;

@@ -4,6 +4,7 @@
 //! (STYLE.md: serialization lives at the edge), so [`TwinState`] is the shell's own copy.
 
 use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::path::Path;
 
 /// One closed bar (docs/contract.md §1): open time in Unix seconds, bid prices.
@@ -98,10 +99,30 @@ pub trait Twin: Send {
     /// Restores a persisted state and primes the window with the bars ending at
     /// `state.last_bar_time` (at most `window` of them), without decisions.
     fn restore(&mut self, state: &TwinState, priming: &[Bar]) -> Result<(), String>;
+    /// The twin as `Any`, so the loader that made it can reach its own type in
+    /// [`Loader::handle_bars`]; `None` (the default) steps it alone there.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 /// Loads model zips into twins.
 pub trait Loader: Send + Sync {
     /// Loads one zip; the error names the file and what is wrong with it.
     fn load(&self, path: &Path) -> Result<Box<dyn Twin>, String>;
+    /// Feeds `bars[i]` to `twins[i]`, all at the same instant (the bars of one close), and
+    /// returns each outcome, exactly as [`Twin::handle_bar`] on each would. The default steps
+    /// them one by one; a loader whose twins share a pass overrides it (the core's fleet path:
+    /// window passes in SIMD lanes).
+    fn handle_bars(
+        &self,
+        twins: &mut [&mut (dyn Twin + 'static)],
+        bars: &[Bar],
+    ) -> Vec<Result<Step, String>> {
+        twins
+            .iter_mut()
+            .zip(bars)
+            .map(|(t, b)| t.handle_bar(b))
+            .collect()
+    }
 }

@@ -126,25 +126,28 @@ where
             }
             msg = rx.next() => {
                 let Some(msg) = msg else { return Ok(Ended::Closed) };
-                // Handle this frame and every frame already received (the bars of one close
-                // arrive together), send the signals, then write the states once.
-                let mut out = Vec::new();
+                // Handle this frame and every frame already received together (the bars of
+                // one close arrive together: their twins step in one fleet call), send the
+                // signals, then write the states once.
+                let mut lines = Vec::new();
                 let mut next = Some(msg);
                 let mut closed = false;
                 while let Some(m) = next.take() {
                     match m? {
-                        Message::Text(t) => out.extend(p.handle_line(t.as_str())),
+                        Message::Text(t) => lines.push(t),
                         Message::Close(_) => {
                             closed = true;
                             break;
                         }
                         _ => {}
                     }
-                    if out.len() >= 256 {
+                    if lines.len() >= 1024 {
                         break;
                     }
                     next = rx.next().now_or_never().flatten();
                 }
+                let lines: Vec<&str> = lines.iter().map(|t| t.as_str()).collect();
+                let out = p.handle_lines(&lines);
                 for line in out {
                     tx.feed(Message::text(line)).await?;
                 }
