@@ -334,9 +334,10 @@ def ledger_of_stream(steps, bars, costs) -> Ledger:
 
 
 def run_backtest(
-    zip_path: Path, bar_csv: Path, capital: float = DEFAULT_CAPITAL, err=sys.stderr
+    zip_path: Path, bar_csv: Path, capital: float = DEFAULT_CAPITAL, err=None
 ) -> Backtest:
-    """The twin over ``bar_csv`` (rejected lines reported on ``err`` and skipped)."""
+    """The twin over ``bar_csv`` (rejected lines reported on ``err``, default stderr, and
+    skipped)."""
     from oracle_training.bars import Bars
     from oracle_training.modelzip import ModelZip
     from oracle_training.reference import read_ok_bars
@@ -357,7 +358,7 @@ def run_backtest(
             "(docs/backtest.md)"
         )
     model = mz.load_ppo()
-    bars = Bars.from_rows(read_ok_bars(bar_csv, err))
+    bars = Bars.from_rows(read_ok_bars(bar_csv, sys.stderr if err is None else err))
     ledger = Ledger()
     if len(bars):
         steps = run_stream(spec, precompute(bars, spec), model)
