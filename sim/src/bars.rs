@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::Path;
 
+use oracle_ipc::time::{self, Date, IsoUtc};
+
 /// One bar: open time (Unix ms, UTC), bid OHLC in 1e-5 units, tick volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bar {
@@ -142,14 +144,11 @@ impl Period {
     pub fn bucket_start(self, t_ms: i64) -> i64 {
         match self {
             Period::W1 => {
-                // 1970-01-01 was a Thursday; Monday 1970-01-05 is day 4.
-                let monday0 = 4 * DAY_MS;
-                monday0 + (t_ms - monday0).div_euclid(7 * DAY_MS) * 7 * DAY_MS
+                // Weeks start on Monday 00:00 UTC.
+                let d = date_of(t_ms);
+                day_ms(d) - i64::from(d.weekday().to_monday_zero_offset()) * DAY_MS
             }
-            Period::MN1 => {
-                let (y, m, _) = civil_from_days(t_ms.div_euclid(DAY_MS));
-                days_from_civil(y, m, 1) * DAY_MS
-            }
+            Period::MN1 => day_ms(date_of(t_ms).first_of_month()),
             p => {
                 // Fixed periods other than W1 divide a day, so UTC-aligned buckets.
                 let len = p.fixed_ms().unwrap_or(MINUTE_MS);
@@ -162,11 +161,11 @@ impl Period {
     pub fn bucket_end(self, start_ms: i64) -> i64 {
         match self.fixed_ms() {
             Some(len) => start_ms + len,
-            None => {
-                let (y, m, _) = civil_from_days(start_ms.div_euclid(DAY_MS));
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                days_from_civil(ny, nm, 1) * DAY_MS
-            }
+            None => match date_of(start_ms).last_of_month().tomorrow() {
+                Ok(next) => day_ms(next),
+                // December 9999: the calendar's end.
+                Err(_) => (time::MAX_TIME + 1) * 1000,
+            },
         }
     }
 
@@ -454,12 +453,14 @@ pub fn parse_iso_utc(s: &str) -> Option<i64> {
         .unwrap_or(s);
     let (date, time) = s.split_once(['T', ' '])?;
     let mut d = date.split('-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let m: u32 = d.next()?.parse().ok()?;
-    let day: u32 = d.next()?.parse().ok()?;
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    let y: i16 = d.next()?.parse().ok()?;
+    let m: i8 = d.next()?.parse().ok()?;
+    let day: i8 = d.next()?.parse().ok()?;
+    if d.next().is_some() {
         return None;
     }
+    // The calendar checks the day against the month (no 30 February).
+    let date = Date::new(y, m, day).ok()?;
     let mut t = time.split(':');
     let hh: i64 = t.next()?.parse().ok()?;
     let mm: i64 = t.next()?.parse().ok()?;
@@ -476,46 +477,22 @@ pub fn parse_iso_utc(s: &str) -> Option<i64> {
     if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    let days = days_from_civil(y, m, day);
-    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+    Some(day_ms(date) + (hh * 60 + mm) * 60_000 + ss * 1000 + ms)
 }
 
-/// Formats Unix ms as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Formats Unix ms as `YYYY-MM-DDTHH:MM:SSZ` (the workspace's one writer, [`oracle_ipc::time`]).
 pub fn format_iso_utc(t_ms: i64) -> String {
-    let days = t_ms.div_euclid(DAY_MS);
-    let rem = t_ms.rem_euclid(DAY_MS) / 1000;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    IsoUtc(t_ms.div_euclid(1000)).to_string()
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The UTC date of Unix ms `t_ms`.
+pub fn date_of(t_ms: i64) -> Date {
+    time::date(t_ms.div_euclid(1000))
 }
 
-/// The date (y, m, d) of a day number since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Unix ms of midnight UTC starting `d`.
+pub fn day_ms(d: Date) -> i64 {
+    time::unix_day(d) * 1000
 }
 
 /// Aggregates bars of a finer period into `period` buckets. Each output bar is stamped with the
@@ -575,6 +552,45 @@ mod tests {
         assert_eq!(parse_iso_utc("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_iso_utc("2024-02-29 23:59"), Some(1_709_251_140_000));
         assert!(parse_iso_utc("2021-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn a_day_past_the_months_end_is_not_a_time() {
+        // Was read as 2 March (only 1..=31 was checked).
+        assert!(parse_iso_utc("2021-02-30T00:00:00Z").is_none());
+        assert!(parse_iso_utc("2021-04-31 00:00").is_none());
+        assert!(parse_iso_utc("2023-02-29T00:00:00Z").is_none());
+        assert_eq!(
+            parse_iso_utc("2024-02-29T00:00:00.250Z"),
+            Some(1_709_164_800_250)
+        );
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_months_end_on_the_next_first() {
+        let at = |s: &str| parse_iso_utc(s).unwrap();
+        let w1 = |s: &str| format_iso_utc(Period::W1.bucket_start(at(s)));
+        // Sunday night belongs to the week that began the Monday before; Monday 00:00 starts one.
+        assert_eq!(w1("2024-03-10T23:59:59Z"), "2024-03-04T00:00:00Z");
+        assert_eq!(w1("2024-03-11T00:00:00Z"), "2024-03-11T00:00:00Z");
+        assert_eq!(w1("2024-03-09T12:00:00Z"), "2024-03-04T00:00:00Z");
+        // Across a month and a year.
+        assert_eq!(w1("2025-01-01T08:00:00Z"), "2024-12-30T00:00:00Z");
+        let mn = |s: &str| {
+            let start = Period::MN1.bucket_start(at(s));
+            (
+                format_iso_utc(start),
+                format_iso_utc(Period::MN1.bucket_end(start)),
+            )
+        };
+        assert_eq!(
+            mn("2024-12-31T23:59:59Z"),
+            ("2024-12-01T00:00:00Z".into(), "2025-01-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            mn("2024-02-29T12:00:00Z"),
+            ("2024-02-01T00:00:00Z".into(), "2024-03-01T00:00:00Z".into())
+        );
     }
 
     #[test]

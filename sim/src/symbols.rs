@@ -524,8 +524,10 @@ pub fn synthetic(name: &str, period: Period, n: usize, start_ms: i64, seed: u64)
     let mut t = period.bucket_start(start_ms);
     let mut bars = Vec::with_capacity(n);
     while bars.len() < n {
-        let dow = (t.div_euclid(86_400_000) + 4).rem_euclid(7); // 0 = Sunday
-        if dow == 0 || dow == 6 {
+        if matches!(
+            bars::date_of(t).weekday(),
+            oracle_ipc::time::Weekday::Saturday | oracle_ipc::time::Weekday::Sunday
+        ) {
             t += len;
             continue;
         }
@@ -638,6 +640,18 @@ mod tests {
                 .iter()
                 .all(|b| b.low % 1000 == 0 && b.high % 1000 == 0)
         );
+    }
+
+    #[test]
+    fn synthetic_bars_leave_out_saturday_and_sunday_utc_only() {
+        // From Friday 2021-03-05 20:00 UTC: the Friday evening, then Monday 00:00, nothing between.
+        let t0 = bars::parse_iso_utc("2021-03-05T20:00:00Z").unwrap();
+        let a = synthetic("EURUSD", Period::M15, 40, t0, 7);
+        let at = |i: usize| bars::format_iso_utc(a.bars[i].time_ms);
+        assert_eq!(at(0), "2021-03-05T20:00:00Z");
+        assert_eq!(at(15), "2021-03-05T23:45:00Z");
+        assert_eq!(at(16), "2021-03-08T00:00:00Z");
+        assert_eq!(at(39), "2021-03-08T05:45:00Z");
     }
 
     #[test]
