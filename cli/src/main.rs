@@ -69,6 +69,9 @@ enum Cmd {
         /// Where to write the trade list (CSV) [default: out/backtest/SYM_TF.trades.csv].
         #[arg(long)]
         trades: Option<PathBuf>,
+        /// Print the figures as JSON (full precision) instead of the text summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
@@ -119,7 +122,8 @@ fn main() -> ExitCode {
             bars,
             capital,
             trades,
-        } => match run_backtest(&model, &bars, capital, trades) {
+            json,
+        } => match run_backtest(&model, &bars, capital, trades, json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("oracle backtest: {e:#}");
@@ -139,6 +143,7 @@ fn run_backtest(
     bars: &std::path::Path,
     capital: f64,
     trades: Option<PathBuf>,
+    json: bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
@@ -153,7 +158,13 @@ fn run_backtest(
     std::fs::write(&path, b.trades_csv())
         .with_context(|| format!("{}: cannot write the trade list", path.display()))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(b.summary().as_bytes())?;
+    if json {
+        let mut text = serde_json::to_string_pretty(&b.to_json())?;
+        text.push('\n');
+        out.write_all(text.as_bytes())?;
+    } else {
+        out.write_all(b.summary().as_bytes())?;
+    }
     out.flush()?;
     eprintln!(
         "trade list: {} ({} closed trades)",

@@ -207,6 +207,10 @@ pub struct Stats {
     pub max_drawdown: f64,
     /// Largest fall from the running peak as a share of the account at that peak (`C + peak`).
     pub max_drawdown_pct: f64,
+    /// Sum of the P&L of the winning closed trades.
+    pub gross_profit: f64,
+    /// Sum of the losses of the losing closed trades (positive).
+    pub gross_loss: f64,
     /// Gross profit / gross loss of closed trades (`f64::INFINITY` with no loss).
     pub profit_factor: Option<f64>,
     /// Winning closed trades (P&L > 0), percent.
@@ -309,6 +313,8 @@ pub fn statistics(
         sortino,
         max_drawdown: max_dd,
         max_drawdown_pct: max_dd_pct,
+        gross_profit,
+        gross_loss,
         profit_factor,
         win_rate_pct: per_trade(wins as f64 * 100.0),
         wins,
@@ -391,7 +397,16 @@ pub fn summary_text(name: &str, accepted: usize, ledger: &Ledger, stats: &Stats)
             fixed(Some(stats.max_drawdown_pct), 4)
         ),
     );
-    line(&mut s, "profit factor", &fixed(stats.profit_factor, 4));
+    line(
+        &mut s,
+        "profit factor",
+        &format!(
+            "{} (gross profit {}, gross loss {})",
+            fixed(stats.profit_factor, 4),
+            fixed(Some(stats.gross_profit), 2),
+            fixed(Some(stats.gross_loss), 2)
+        ),
+    );
     let pct = |x: Option<f64>| match x {
         None => "n/a".to_owned(),
         v => format!("{}%", fixed(v, 2)),
@@ -514,6 +529,49 @@ impl Backtest {
     /// The trade list as CSV.
     pub fn trades_csv(&self) -> String {
         trades_csv(&self.ledger.trades)
+    }
+
+    /// The figures as JSON (`oracle backtest --json`, docs/backtest.md): full precision, `null`
+    /// for "n/a" (and for an infinite profit factor: `gross_loss` is then 0).
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        let (first, last) = match self.ledger.span {
+            Some((a, b)) => (Some(time_text(a)), Some(time_text(b))),
+            None => (None, None),
+        };
+        let open = self.ledger.open.map(|o| {
+            serde_json::json!({
+                "position": position_name(o.direction, o.intensity),
+                "since": time_text(o.entry_time),
+                "entry_price": o.entry_price,
+                "unrealized_pnl": self.ledger.open_unrealized,
+            })
+        });
+        serde_json::json!({
+            "model": self.name,
+            "bars": self.bars,
+            "warmup_bars": self.bars.saturating_sub(s.decisions),
+            "decided_bars": s.decisions,
+            "first_decided": first,
+            "last_decided": last,
+            "capital": s.capital,
+            "bars_per_year": s.bars_per_year,
+            "net_profit": s.net_profit,
+            "total_return_pct": s.total_return_pct,
+            "sharpe": s.sharpe,
+            "sortino": s.sortino,
+            "max_drawdown": s.max_drawdown,
+            "max_drawdown_pct": s.max_drawdown_pct,
+            "gross_profit": s.gross_profit,
+            "gross_loss": s.gross_loss,
+            "profit_factor": s.profit_factor.filter(|x| x.is_finite()),
+            "win_rate_pct": s.win_rate_pct,
+            "wins": s.wins,
+            "trades": s.trades,
+            "avg_trade_bars": s.avg_trade_bars,
+            "exposure_pct": s.exposure_pct,
+            "open_at_end": open,
+        })
     }
 }
 
@@ -673,6 +731,7 @@ mod tests {
         ];
         let s = statistics(&[0.0; 10], 6, &trades, 1000.0, 260.0);
         assert!(close(s.profit_factor.unwrap(), 50.0 / 30.0));
+        assert_eq!((s.gross_profit, s.gross_loss), (50.0, 30.0));
         assert_eq!((s.wins, s.trades), (2, 5));
         assert_eq!(s.win_rate_pct, Some(40.0));
         assert_eq!(s.avg_trade_bars, Some(2.0));
@@ -695,7 +754,10 @@ mod tests {
         assert_eq!(only_wins.sortino, None);
         let text = summary_text("X_H1", 0, &Ledger::new(), &s);
         assert!(text.contains("\nsharpe           n/a (annualised, 6240 bars a year)\n"));
-        assert!(text.contains("\nprofit factor    n/a\n"), "{text}");
+        assert!(
+            text.contains("\nprofit factor    n/a (gross profit 0.00, gross loss 0.00)\n"),
+            "{text}"
+        );
         assert!(text.contains("\nwin rate         n/a (0 of 0)\n"), "{text}");
         assert_eq!(fixed(only_wins.profit_factor, 4), "inf");
         assert_eq!(fixed(Some(-0.0), 2), "0.00");

@@ -23,7 +23,10 @@ args = sys.argv[1:]
 for zip_path, bars, capital in zip(args[0::3], args[1::3], args[2::3]):
     err = io.StringIO()
     b = run_backtest(Path(zip_path), Path(bars), float(capital), err=err)
-    results.append({"summary": b.summary(), "trades": b.trades_csv(), "rejected": err.getvalue()})
+    results.append({
+        "summary": b.summary(), "trades": b.trades_csv(), "rejected": err.getvalue(),
+        "json": b.to_json(),
+    })
 print(json.dumps(results))
 "#;
 
@@ -90,6 +93,15 @@ fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled
             problems.push(format!("{name}: no trades or no Sharpe:\n{}", b.summary()));
         }
         trades += b.stats.trades;
+        // The full-precision figures (JSON, parsed back exactly: serde_json's float_roundtrip)
+        // are equal too, not only their printed decimals.
+        if b.to_json() != p["json"] {
+            problems.push(format!(
+                "{name} ({capital}): the JSON figures differ: Rust {}, Python {}",
+                b.to_json(),
+                p["json"]
+            ));
+        }
         for (what, rust, python) in [
             ("summary", b.summary(), &p["summary"]),
             ("trade list", b.trades_csv(), &p["trades"]),

@@ -136,6 +136,8 @@ class Stats:
     sortino: float | None
     max_drawdown: float
     max_drawdown_pct: float
+    gross_profit: float
+    gross_loss: float
     profit_factor: float | None
     win_rate_pct: float | None
     wins: int
@@ -211,6 +213,8 @@ def statistics(equity, exposed: int, trades, capital: float, per_year: float) ->
         sortino=sortino,
         max_drawdown=max_dd,
         max_drawdown_pct=max_dd_pct,
+        gross_profit=gross_profit,
+        gross_loss=gross_loss,
         profit_factor=pf,
         win_rate_pct=float(wins) * 100.0 / float(count) if count else None,
         wins=wins,
@@ -256,7 +260,11 @@ def summary_text(name: str, accepted: int, ledger: Ledger, s: Stats) -> str:
     line("sharpe", f"{fixed(s.sharpe, 4)} (annualised, {fixed(s.bars_per_year, 0)} bars a year)")
     line("sortino", fixed(s.sortino, 4))
     line("max drawdown", f"{fixed(s.max_drawdown, 2)} ({fixed(s.max_drawdown_pct, 4)}%)")
-    line("profit factor", fixed(s.profit_factor, 4))
+    line(
+        "profit factor",
+        f"{fixed(s.profit_factor, 4)} (gross profit {fixed(s.gross_profit, 2)}, "
+        f"gross loss {fixed(s.gross_loss, 2)})",
+    )
     line("win rate", f"{pct(s.win_rate_pct)} ({s.wins} of {s.trades})")
     line("trades", f"{s.trades} closed")
     line("avg trade", f"{fixed(s.avg_trade_bars, 2)} bars")
@@ -297,6 +305,45 @@ class Backtest:
 
     def trades_csv(self) -> str:
         return trades_csv(self.ledger.trades)
+
+    def to_json(self) -> dict:
+        """The figures as JSON (``--json``): full precision, None for n/a (and for an infinite
+        profit factor: ``gross_loss`` is then 0). The same keys and values as the Rust side."""
+        s, ledger = self.stats, self.ledger
+        span = ledger.span
+        o = ledger.open
+        return {
+            "model": self.name,
+            "bars": self.bars,
+            "warmup_bars": max(self.bars - s.decisions, 0),
+            "decided_bars": s.decisions,
+            "first_decided": None if span is None else format_time(span[0]),
+            "last_decided": None if span is None else format_time(span[1]),
+            "capital": s.capital,
+            "bars_per_year": s.bars_per_year,
+            "net_profit": s.net_profit,
+            "total_return_pct": s.total_return_pct,
+            "sharpe": s.sharpe,
+            "sortino": s.sortino,
+            "max_drawdown": s.max_drawdown,
+            "max_drawdown_pct": s.max_drawdown_pct,
+            "gross_profit": s.gross_profit,
+            "gross_loss": s.gross_loss,
+            "profit_factor": s.profit_factor if s.profit_factor != math.inf else None,
+            "win_rate_pct": s.win_rate_pct,
+            "wins": s.wins,
+            "trades": s.trades,
+            "avg_trade_bars": s.avg_trade_bars,
+            "exposure_pct": s.exposure_pct,
+            "open_at_end": None
+            if o is None
+            else {
+                "position": _position_name(o.direction, o.intensity),
+                "since": format_time(o.entry_time),
+                "entry_price": o.entry_price,
+                "unrealized_pnl": ledger.open_unrealized,
+            },
+        }
 
 
 def ledger_of_stream(steps, bars, costs) -> Ledger:

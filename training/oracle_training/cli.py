@@ -129,7 +129,7 @@ def cmd_backtest(args):
     trades = Path(args.trades) if args.trades else Path("out/backtest") / f"{b.name}.trades.csv"
     trades.parent.mkdir(parents=True, exist_ok=True)
     trades.write_text(b.trades_csv())
-    sys.stdout.write(b.summary())
+    sys.stdout.write(json.dumps(b.to_json(), indent=2) + "\n" if args.json else b.summary())
     print(f"trade list: {trades} ({b.stats.trades} closed trades)", file=sys.stderr)
 
 
@@ -261,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trades",
         default=None,
         help="write the trade list (CSV) here (None = out/backtest/SYM_TF.trades.csv)",
+    )
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="print the figures as JSON (full precision) instead of the text summary",
     )
     s.set_defaults(func=cmd_backtest)
     return p

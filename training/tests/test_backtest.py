@@ -62,6 +62,7 @@ def test_profit_factor_win_rate_and_length_of_closed_trades():
     trades = [trade(30.0, 2), trade(-10.0, 1), trade(0.0, 1), trade(20.0, 4), trade(-20.0, 2)]
     s = statistics([0.0] * 10, 6, trades, 1000.0, 260.0)
     assert close(s.profit_factor, 50.0 / 30.0)
+    assert (s.gross_profit, s.gross_loss) == (50.0, 30.0)
     assert (s.wins, s.trades, s.win_rate_pct) == (2, 5, 40.0)
     assert s.avg_trade_bars == 2.0 and s.exposure_pct == 60.0
     assert (s.sharpe, s.sortino) == (None, None)  # a flat curve has no spread
@@ -74,7 +75,8 @@ def test_undefined_figures_print_as_n_a_and_inf():
     assert wins_only.profit_factor == math.inf and wins_only.sortino is None
     text = summary_text("X_H1", 0, Ledger(), s)
     assert "\nsharpe           n/a (annualised, 6240 bars a year)\n" in text
-    assert "\nprofit factor    n/a\n" in text and "\nwin rate         n/a (0 of 0)\n" in text
+    assert "\nprofit factor    n/a (gross profit 0.00, gross loss 0.00)\n" in text
+    assert "\nwin rate         n/a (0 of 0)\n" in text
     assert fixed(math.inf, 4) == "inf" and fixed(-0.0, 2) == "0.00"
 
 
