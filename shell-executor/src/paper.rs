@@ -71,6 +71,10 @@ pub struct PaperBook {
     /// When false, behaves like a broker that links nothing to client order ids: positions come
     /// back without it and `find_order` finds nothing (tests the label-based reconciliation).
     pub echo_client_order_id: bool,
+    /// Account reads asked of the book (what a broker answers with three requests: trader,
+    /// positions, unrealised P&L); shared, so a test can count them after the book has moved
+    /// into an engine.
+    pub account_reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PaperBook {
@@ -90,6 +94,7 @@ impl PaperBook {
             orders_seen: VecDeque::new(),
             orders_total: 0,
             echo_client_order_id: true,
+            account_reads: std::sync::Arc::default(),
         }
     }
 
@@ -295,6 +300,8 @@ impl Broker for PaperBook {
         self.quotes.get(symbol).copied()
     }
     async fn account(&mut self) -> Result<Account, BrokerError> {
+        self.account_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.account_now())
     }
     async fn expected_margin(

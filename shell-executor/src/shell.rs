@@ -244,6 +244,7 @@ pub async fn serve_paced<B: Broker>(
     pacing: Option<Pacing>,
 ) -> anyhow::Result<()> {
     let mut pace = pacing.map(|p| Pace::new(p, preload));
+    let mut awaiting = Awaiting::default();
     // Reconcile before anything is sent.
     if let Err(e) = engine.reconcile(clock()).await {
         warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
@@ -321,6 +322,7 @@ pub async fn serve_paced<B: Broker>(
                             info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
                             engine.bar_streamed(&key, bar.time);
+                            awaiting.bar_out(&symbol, tf, bar.time);
                             sent = true;
                         }
                     }
@@ -352,6 +354,37 @@ pub async fn serve_paced<B: Broker>(
                                     }
                                     Err(_) => break,
                                 }
+                            }
+                            // The other models of the same close instant whose bars went out
+                            // and whose SIGNALs are on their way join the batch (waited for
+                            // GATHER_WAIT at most): one batch per close instant, so one set of
+                            // account reads for all its orders (split in two, a 20-symbol
+                            // reversal's requests passed cTrader's 50 a second).
+                            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+                            while after.is_none() && batch.len() < MAX_BATCH {
+                                for (l, _) in &batch {
+                                    awaiting.signal_in(l);
+                                }
+                                let instants: Vec<i64> = batch.iter().filter_map(|(l, _)| close_instant(l)).collect();
+                                if !instants.iter().any(|i| awaiting.expects(*i)) {
+                                    break;
+                                }
+                                match tokio::time::timeout_at(deadline, cmd_rx.recv()).await {
+                                    Ok(Some(Cmd::Signal { line, reply })) => batch.push((line, reply)),
+                                    Ok(Some(other)) => after = Some(other),
+                                    Ok(None) => break,
+                                    Err(_) => {
+                                        // Not answered in time: those models are not waited
+                                        // for again until a SIGNAL of theirs comes in.
+                                        for i in &instants {
+                                            awaiting.late(*i);
+                                        }
+                                        break;
+                                    }
+                                }
+                            }
+                            for (l, _) in &batch {
+                                awaiting.signal_in(l);
                             }
                             let lines: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
                             let outs = signals(engine, &streams, &clock, &lines).await;
@@ -394,6 +427,76 @@ async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
 
 /// SIGNALs handled as one batch at most (the rest wait for the next turn).
 pub const MAX_BATCH: usize = 64;
+
+/// How long a batch waits for the SIGNALs of the other models of its close instant (their bars
+/// went out together; the predictor answers them together, microseconds apart). A bound, not a
+/// pace: the batch goes as soon as every expected SIGNAL is in.
+pub const GATHER_WAIT: Duration = Duration::from_millis(5);
+
+/// The close instant (bar open time + period, Unix s) of a SIGNAL line, if it parses.
+fn close_instant(line: &str) -> Option<i64> {
+    let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
+        return None;
+    };
+    Some(s.bar_time? + s.tf?.seconds())
+}
+
+/// The live bars sent to the predictor whose SIGNAL has not come yet: (symbol, timeframe) →
+/// the bar's open time. A batch of SIGNALs waits for the others of its close instant.
+#[derive(Debug, Default)]
+pub struct Awaiting {
+    open: std::collections::HashMap<(String, Timeframe), i64>,
+    /// Models whose SIGNAL did not come within [`GATHER_WAIT`] (a model the predictor did not
+    /// load, a predictor down): not waited for until a SIGNAL of theirs comes in, so a missing
+    /// model costs one wait, not one per bar.
+    late: HashSet<(String, Timeframe)>,
+}
+
+impl Awaiting {
+    /// A live bar of `(symbol, tf)` opened at `bt` went out.
+    pub fn bar_out(&mut self, symbol: &str, tf: Timeframe, bt: i64) {
+        let key = (symbol.to_string(), tf);
+        if !self.late.contains(&key) {
+            self.open.insert(key, bt);
+        }
+    }
+
+    /// The wait for `instant`'s SIGNALs ran out: the models still awaited for it are late.
+    pub fn late(&mut self, instant: i64) {
+        let late: Vec<(String, Timeframe)> = self
+            .open
+            .iter()
+            .filter(|((_, tf), bt)| *bt + tf.seconds() == instant)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in late {
+            self.open.remove(&k);
+            self.late.insert(k);
+        }
+    }
+
+    /// A SIGNAL line came in: its model's bar (and any older one) is no longer awaited.
+    pub fn signal_in(&mut self, line: &str) {
+        let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
+            return;
+        };
+        let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
+            return;
+        };
+        let key = (s.symbol.to_string(), tf);
+        self.late.remove(&key);
+        if self.open.get(&key).is_some_and(|b| *b <= bt) {
+            self.open.remove(&key);
+        }
+    }
+
+    /// Is a SIGNAL awaited for a bar closing at `instant`?
+    pub fn expects(&self, instant: i64) -> bool {
+        self.open
+            .iter()
+            .any(|((_, tf), bt)| bt + tf.seconds() == instant)
+    }
+}
 
 /// Answers a batch of SIGNAL lines, in order: ERR lines for malformed ones, unknown symbols,
 /// models not loaded and bars not streamed ([`Streams::check_signal`]), the engine's ACKs (one
@@ -1234,5 +1337,47 @@ where
             tracing::error!("executor stopped: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(sym: &str, bt: i64) -> String {
+        format!(
+            "SIGNAL|{sym}|WAIT|0|0.00|TF:M15|BT:{}|SEQ:1",
+            oracle_ipc::Iso(bt)
+        )
+    }
+
+    #[test]
+    fn a_close_instant_is_awaited_until_each_of_its_signals_is_in() {
+        let mut a = Awaiting::default();
+        let bt = 1_736_899_200;
+        a.bar_out("EURUSD", Timeframe::M15, bt);
+        a.bar_out("US500", Timeframe::M15, bt);
+        assert_eq!(close_instant(&signal("EURUSD", bt)), Some(bt + 900));
+        a.signal_in(&signal("EURUSD", bt));
+        assert!(a.expects(bt + 900), "US500's signal is still on its way");
+        assert!(!a.expects(bt + 1800), "another instant is not");
+        a.signal_in(&signal("US500", bt));
+        assert!(!a.expects(bt + 900));
+    }
+
+    #[test]
+    fn a_model_late_once_is_not_waited_for_until_it_signals_again() {
+        let mut a = Awaiting::default();
+        let bt = 1_736_899_200;
+        a.bar_out("US500", Timeframe::M15, bt);
+        a.late(bt + 900);
+        assert!(!a.expects(bt + 900));
+        // Its next bar is not awaited either: the predictor may not have it at all.
+        a.bar_out("US500", Timeframe::M15, bt + 900);
+        assert!(!a.expects(bt + 1800));
+        // A signal of it comes in: awaited again from its next bar on.
+        a.signal_in(&signal("US500", bt + 900));
+        a.bar_out("US500", Timeframe::M15, bt + 1800);
+        assert!(a.expects(bt + 2700));
     }
 }

@@ -24,6 +24,8 @@ type Ws =
 
 struct Harness {
     addr: std::net::SocketAddr,
+    /// The paper book's account reads (the live side's broker here).
+    account_reads: Arc<std::sync::atomic::AtomicU64>,
     feed: mpsc::Sender<Feed>,
     metrics: Arc<Metrics>,
     stop: Option<oneshot::Sender<()>>,
@@ -53,6 +55,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
         ("EURUSD".into(), Timeframe::M15),
         (0..5).map(|i| bar(i - 5)).collect(),
     );
+    let account_reads = b.account_reads.clone();
     let mut e = engine(dir, b);
     let m = metrics.clone();
     let clock: Clock = Arc::new(move || clock_at.load(std::sync::atomic::Ordering::SeqCst));
@@ -73,6 +76,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
     });
     Harness {
         addr,
+        account_reads,
         feed,
         metrics,
         stop: Some(stop),
@@ -440,6 +444,7 @@ fn hold_market_paces_live_bars_by_the_predictors_signals() {
         });
         let h = Harness {
             addr,
+            account_reads: Arc::default(),
             feed,
             metrics,
             stop: Some(stop),
@@ -853,4 +858,79 @@ fn a_history_request_alone_does_not_load_a_model() {
             assert!(ack.starts_with("ACK|EURUSD|WAIT|HOLD|"), "bar {i}: {ack}");
         }
     });
+}
+
+/// Two models' bars of one close instant go out together; their SIGNALs come in 1 ms apart (the
+/// predictor writes them together, the socket may split them): the second joins the first's
+/// batch, so the close instant costs one account read, not one per arrival (a 20-symbol reversal
+/// split in two passed cTrader's 50 requests a second and its last entries waited a second).
+#[test]
+fn signals_of_one_close_instant_arriving_apart_are_handled_as_one_batch() {
+    local(async {
+        let d = tmpdir("ipc-gather");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(1)));
+        let h = start(&d, clock.clone()).await;
+        // TCP_NODELAY, as the predictor's socket: the second SIGNAL leaves when it is written
+        // (without it, Nagle holds it back until the first one's ACK, 40 ms later).
+        let tcp = tokio::net::TcpStream::connect(h.addr)
+            .await
+            .expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}", h.addr), tcp)
+            .await
+            .expect("ws");
+        let ws = &mut ws;
+        ws.send(WsMsg::text(format!("HELLO|{TOKEN}")))
+            .await
+            .expect("hello");
+        assert!(matches!(ws.next().await, Some(Ok(WsMsg::Text(t))) if t.as_str() == "WELCOME|V:1"));
+        // Bar 1: both models say WAIT (their first signal); bar 2: both enter.
+        for i in 1..=2 {
+            for sym in ["EURUSD", "US500"] {
+                h.feed
+                    .send(Feed::Bar {
+                        symbol: sym.into(),
+                        tf: Timeframe::M15,
+                        bar: bar(i),
+                        spread: 0.0,
+                    })
+                    .await
+                    .expect("feed");
+                let l = next_text(ws).await.expect("bar");
+                assert!(l.starts_with(&format!("BAR|{sym}|M15|")), "{l}");
+            }
+            if i == 1 {
+                for sym in ["EURUSD", "US500"] {
+                    ws_send(ws, &sig(sym, "WAIT", 1)).await;
+                    let a = next_text(ws).await.expect("ack");
+                    assert!(a.starts_with(&format!("ACK|{sym}|WAIT|HOLD|")), "{a}");
+                }
+            }
+        }
+        clock.store(now(2), std::sync::atomic::Ordering::SeqCst);
+        let before = h.account_reads.load(std::sync::atomic::Ordering::SeqCst);
+        ws_send(ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        ws_send(ws, &sig("US500", "LONG_WEAK", 2)).await;
+        let a = next_text(ws).await.expect("ack");
+        let b = next_text(ws).await.expect("ack");
+        assert!(a.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{a}");
+        assert!(b.starts_with("ACK|US500|LONG_WEAK|OK|"), "{b}");
+        let reads = h.account_reads.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(reads, 1, "one batch, one account read for both entries");
+        h.shut_down().await;
+    });
+}
+
+async fn next_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+async fn ws_send(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, s: &str) {
+    ws.send(WsMsg::text(s.to_string())).await.expect("send");
 }
