@@ -173,3 +173,38 @@ def test_a_capital_that_is_not_positive_is_refused():
         ValueError, match="--capital 0.0: the initial capital must be a positive amount"
     ):
         run_backtest(ZIP, DATA / "EURUSD_H1.csv", 0.0)
+
+
+@needs_models
+def test_backtest_command_json_has_the_figures_at_full_precision(tmp_path, capsys):
+    import json
+
+    from oracle_training.cli import main
+
+    lines = (DATA / "EURUSD_H1.csv").read_text().splitlines()
+    bars = tmp_path / "bars.csv"
+    bars.write_text("\n".join([lines[0], *lines[-700:]]) + "\n")
+    trades = tmp_path / "trades.csv"
+    args = ["--model", str(ZIP), "--bars", str(bars), "--trades", str(trades)]
+    main(["backtest", *args, "--capital", "2500", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    b = run_backtest(ZIP, bars, 2500.0)
+    assert out == b.to_json()
+    assert out["capital"] == 2500.0 and out["trades"] == b.stats.trades > 0
+    assert out["net_profit"] == b.ledger.equity[-1] and out["sharpe"] == b.stats.sharpe
+
+
+@needs_models
+def test_a_missing_bar_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "oracle_training", "backtest", "--model", str(ZIP)]
+        + ["--bars", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0 and "nope.csv: no such file" in r.stderr, r.stderr
