@@ -422,15 +422,22 @@ pub fn summary_text(name: &str, accepted: usize, ledger: &Ledger, stats: &Stats)
         ),
     );
     line(&mut s, "trades", &format!("{} closed", stats.trades));
+    let or_na = |x: Option<f64>, text: String| x.map_or("n/a".to_owned(), |_| text);
     line(
         &mut s,
         "avg trade",
-        &format!("{} bars", fixed(stats.avg_trade_bars, 2)),
+        &or_na(
+            stats.avg_trade_bars,
+            format!("{} bars", fixed(stats.avg_trade_bars, 2)),
+        ),
     );
     line(
         &mut s,
         "exposure",
-        &format!("{} of decided bars", pct(stats.exposure_pct)),
+        &or_na(
+            stats.exposure_pct,
+            format!("{} of decided bars", pct(stats.exposure_pct)),
+        ),
     );
     let open = ledger.open.map_or("none".to_owned(), |o| {
         format!(
@@ -759,6 +766,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\nwin rate         n/a (0 of 0)\n"), "{text}");
+        assert!(
+            text.contains("\navg trade        n/a\nexposure         n/a\n"),
+            "{text}"
+        );
         assert_eq!(fixed(only_wins.profit_factor, 4), "inf");
         assert_eq!(fixed(Some(-0.0), 2), "0.00");
     }

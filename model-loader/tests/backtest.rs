@@ -31,8 +31,9 @@ print(json.dumps(results))
 "#;
 
 /// Every bundled model with its bar file and the capital it is run with (two capitals, so the
-/// per-capital figures are compared too).
-fn cases(root: &Path) -> Vec<(PathBuf, PathBuf, f64)> {
+/// per-capital figures are compared too); and EURUSD_H1 over a file shorter than its window
+/// (nothing decided: every "n/a") and over a short tail with rejected lines, written to `tmp`.
+fn cases(root: &Path, tmp: &Path) -> Vec<(PathBuf, PathBuf, f64)> {
     let mut zips: Vec<PathBuf> = std::fs::read_dir(root.join("models"))
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -41,6 +42,25 @@ fn cases(root: &Path) -> Vec<(PathBuf, PathBuf, f64)> {
         })
         .unwrap_or_default();
     zips.sort();
+    let mut extra = Vec::new();
+    let eurusd = root.join("models/EURUSD_H1.zip");
+    if let (true, Ok(text)) = (
+        eurusd.exists(),
+        std::fs::read_to_string(root.join("data/EURUSD_H1.csv")),
+    ) {
+        let lines: Vec<&str> = text.lines().collect();
+        let short = tmp.join("short.csv");
+        std::fs::write(&short, lines[..101].join("\n") + "\n").unwrap();
+        let mut odd = vec![lines[0]];
+        odd.extend(&lines[lines.len() - 420..lines.len() - 10]);
+        odd.push("2030-01-01T00:00:00Z,1,1,1,x,1");
+        odd.extend(&lines[lines.len() - 10..]);
+        odd.push(lines[lines.len() - 3]);
+        let rejects = tmp.join("rejects.csv");
+        std::fs::write(&rejects, odd.join("\n") + "\n").unwrap();
+        extra.push((eurusd.clone(), short, DEFAULT_CAPITAL));
+        extra.push((eurusd, rejects, 1_000.0));
+    }
     zips.into_iter()
         .enumerate()
         .map(|(i, z)| {
@@ -49,6 +69,7 @@ fn cases(root: &Path) -> Vec<(PathBuf, PathBuf, f64)> {
             let capital = if i % 2 == 0 { DEFAULT_CAPITAL } else { 2_500.0 };
             (z, bars, capital)
         })
+        .chain(extra)
         .collect()
 }
 
@@ -57,7 +78,10 @@ fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled
     let root = repo();
     let python = root.join(".venv/bin/python");
     let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
-    let cases = cases(&root);
+    let tmp = std::env::temp_dir().join(format!("oracle-backtest-parity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let cases = cases(&root, &tmp);
     if cases.is_empty() || !python.exists() {
         assert!(
             !under_ci,
@@ -87,10 +111,18 @@ fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled
         let mut err = Vec::new();
         let b = backtest(zip, bars, *capital, &mut err)
             .unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
-        let name = &b.name;
+        let name = format!(
+            "{} over {}",
+            b.name,
+            bars.file_name().unwrap().to_string_lossy()
+        );
         // Every bundled model trades over its file: a parity of empty lists would prove little.
-        if b.stats.trades == 0 || b.stats.sharpe.is_none() {
+        let short = bars.ends_with("short.csv");
+        if short != (b.stats.trades == 0 || b.stats.sharpe.is_none()) {
             problems.push(format!("{name}: no trades or no Sharpe:\n{}", b.summary()));
+        }
+        if bars.ends_with("rejects.csv") && b.rejected != 2 {
+            problems.push(format!("{name}: {} lines rejected, not 2", b.rejected));
         }
         trades += b.stats.trades;
         // The full-precision figures (JSON, parsed back exactly: serde_json's float_roundtrip)
@@ -130,6 +162,7 @@ fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&tmp);
     assert!(
         problems.is_empty(),
         "{} problem(s):\n{}",
@@ -137,7 +170,7 @@ fn rust_and_python_backtests_print_the_same_figures_and_trades_for_every_bundled
         problems.join("\n")
     );
     println!(
-        "{} models, {trades} closed trades: Rust and Python print the same backtest",
+        "{} runs, {trades} closed trades: Rust and Python print the same backtest",
         cases.len()
     );
 }

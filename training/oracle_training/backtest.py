@@ -267,8 +267,9 @@ def summary_text(name: str, accepted: int, ledger: Ledger, s: Stats) -> str:
     )
     line("win rate", f"{pct(s.win_rate_pct)} ({s.wins} of {s.trades})")
     line("trades", f"{s.trades} closed")
-    line("avg trade", f"{fixed(s.avg_trade_bars, 2)} bars")
-    line("exposure", f"{pct(s.exposure_pct)} of decided bars")
+    a, e = s.avg_trade_bars, s.exposure_pct
+    line("avg trade", "n/a" if a is None else f"{fixed(a, 2)} bars")
+    line("exposure", "n/a" if e is None else f"{pct(e)} of decided bars")
     o = ledger.open
     if o is None:
         line("open at end", "none")

@@ -76,6 +76,7 @@ def test_undefined_figures_print_as_n_a_and_inf():
     text = summary_text("X_H1", 0, Ledger(), s)
     assert "\nsharpe           n/a (annualised, 6240 bars a year)\n" in text
     assert "\nprofit factor    n/a (gross profit 0.00, gross loss 0.00)\n" in text
+    assert "\navg trade        n/a\nexposure         n/a\n" in text
     assert "\nwin rate         n/a (0 of 0)\n" in text
     assert fixed(math.inf, 4) == "inf" and fixed(-0.0, 2) == "0.00"
 
