@@ -24,7 +24,8 @@
 use crate::seam::{Bar, Loader, Step, Twin, TwinState};
 use crate::store::{Entry, LastBar, StateFile, Trace};
 use crate::wire::{self, Incoming};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -401,6 +402,7 @@ impl Predictor {
     pub fn handle_lines<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
         let mut out = Vec::new();
         let mut close: Vec<(Stream, Bar, u64)> = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
         for line in lines {
             let msg = match wire::parse(line.as_ref()) {
                 Ok(m) => m,
@@ -420,10 +422,14 @@ impl Predictor {
                     revised: false,
                 } if !self.holds(&symbol, &timeframe) => {
                     let key = (symbol, timeframe);
-                    if close.iter().any(|(k, _, _)| *k == key) {
-                        // A second bar of a stream: the first is stepped before it.
+                    // A second bar of a stream: the first is stepped before it (the hashes
+                    // keep a close of many streams linear; equal hashes are compared).
+                    let h = hash(&key);
+                    if !seen.insert(h) && close.iter().any(|(k, _, _)| *k == key) {
                         out.extend(self.live_close(&close));
                         close.clear();
+                        seen.clear();
+                        seen.insert(h);
                     }
                     close.push((key, bar, seq));
                 }
@@ -431,6 +437,7 @@ impl Predictor {
                     if !close.is_empty() {
                         out.extend(self.live_close(&close));
                         close.clear();
+                        seen.clear();
                     }
                     out.extend(self.handle_msg(msg));
                 }
@@ -976,6 +983,11 @@ fn diverged(
         revised: Some((taken.bar.time, old)),
         live_after: None,
     }))
+}
+
+/// A stream key's hash (fixed keys: the same in every run).
+fn hash(key: &Stream) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
 }
 
 fn step_all(name: &str, slot: &mut Slot, bars: &[Bar]) -> usize {
