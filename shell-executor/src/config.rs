@@ -396,8 +396,10 @@ pub struct ModelFile {
     pub path: PathBuf,
 }
 
-/// Lists `SYM_TF.zip` models. The metadata JSON in the zip comment wins over the file name when
-/// it names the symbol; a file whose name is not `SYM_TF.zip` is skipped with a warning.
+/// Lists `SYM_TF.zip` models, by the loader's naming rule (docs/contract.md §9): the file is
+/// `<symbol.name>_<symbol.timeframe>.zip` of the metadata in its zip comment, and the timeframe
+/// one the system streams (not `MN1`). A zip that breaks the rule is skipped with a warning: the
+/// predictor refuses it, so the executor must not stream it and wait for its signals.
 pub fn scan_models(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -408,15 +410,23 @@ pub fn scan_models(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        let Some((sym, tf)) = stem.rsplit_once('_') else {
+        let Some((sym, tf_name)) = stem.rsplit_once('_') else {
             tracing::warn!(file = %path.display(), "model file name is not SYM_TF.zip; skipped");
             continue;
         };
-        let Some(tf) = oracle_ipc::Timeframe::from_name(tf) else {
-            tracing::warn!(file = %path.display(), "model file name has no known timeframe; skipped");
+        let Some(tf) =
+            oracle_ipc::Timeframe::from_name(tf_name).filter(|t| *t != oracle_ipc::Timeframe::MN1)
+        else {
+            tracing::warn!(file = %path.display(), "model file name has no timeframe the system streams; skipped");
             continue;
         };
-        let symbol = zip_comment_symbol(&path).unwrap_or_else(|| sym.to_string());
+        let (symbol, meta_tf) =
+            zip_comment_symbol(&path).unwrap_or_else(|| (sym.to_string(), None));
+        if symbol != sym || meta_tf.as_deref().is_some_and(|t| t != tf_name) {
+            tracing::warn!(file = %path.display(), %symbol, timeframe = ?meta_tf,
+                "model zip is not named <symbol.name>_<symbol.timeframe>.zip of its metadata; skipped (the predictor refuses it)");
+            continue;
+        }
         if !oracle_ipc::valid_symbol(&symbol) {
             tracing::warn!(file = %path.display(), "model symbol name is not valid; skipped");
             continue;
@@ -427,21 +437,43 @@ pub fn scan_models(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
     Ok(out)
 }
 
-fn zip_comment_symbol(path: &Path) -> Option<String> {
+/// `symbol.name` and `symbol.timeframe` of a zip's metadata.
+fn zip_comment_symbol(path: &Path) -> Option<(String, Option<String>)> {
     let f = fs::File::open(path).ok()?;
     let z = zip::ZipArchive::new(f).ok()?;
     let meta: Value = serde_json::from_slice(z.comment()).ok()?;
     let sym = meta.get("symbol")?;
-    sym.get("name")
-        .or_else(|| sym.get("clean"))?
-        .as_str()
-        .map(str::to_string)
+    let name = sym.get("name")?.as_str()?.to_string();
+    let tf = sym
+        .get("timeframe")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some((name, tf))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scan_models_skips_what_the_loader_refuses_misnamed_zips_and_mn1() {
+        let dir = std::env::temp_dir().join(format!("oracle-scan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/EURUSD_H1.zip");
+        // The bundled model under its own name, an M15 name and another symbol's name.
+        for name in ["EURUSD_H1", "EURUSD_M15", "GBPUSD_H1", "EURUSD_MN1"] {
+            fs::copy(&model, dir.join(format!("{name}.zip"))).unwrap();
+        }
+        let found = scan_models(&dir).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|m| format!("{}_{}", m.symbol, m.tf.as_str()))
+            .collect();
+        assert_eq!(names, vec!["EURUSD_H1".to_string()]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn seed_example_is_valid() {
