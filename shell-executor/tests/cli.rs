@@ -13,10 +13,17 @@ use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oracle-executor");
 
+/// A stand-in model zip: metadata naming `symbol` and the timeframe of the file's name.
 fn model_zip(path: &std::path::Path, symbol: &str) {
+    let tf = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit_once('_'))
+        .map_or("M15", |(_, tf)| tf)
+        .to_string();
     let f = std::fs::File::create(path).expect("zip file");
     let mut z = zip::ZipWriter::new(f);
-    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"M15"}}}}"#));
+    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
     z.start_file("x.txt", zip::write::SimpleFileOptions::default())
         .expect("member");
     z.write_all(b"x").expect("write");
