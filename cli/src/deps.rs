@@ -1,5 +1,4 @@
-//! The seam to the crates `oracle` delegates to. Each function is what the subcommand calls;
-//! until the crate behind it is wired, it says so and fails (cli/NEEDS.md lists the exact calls).
+//! The seam to the crates `oracle` delegates to. Each function is what the subcommand calls.
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -53,8 +53,10 @@
 //!   the session's clock passes its end plus [`SessionConfig::bar_close_grace`] (so a quiet market
 //!   does not delay the close), or, after a (re)connect, when it ended before "now". The session's
 //!   clock is the wall clock, or the latest spot `timestamp` when that is later (a replay ahead of
-//!   the wall clock). Closed bars are
-//!   always taken from history (`GetTrendbarsReq`) and emitted in open-time order, each exactly
+//!   the wall clock). Closed bars are taken from history (`GetTrendbarsReq`), or with
+//!   [`SessionConfig::live_close`] from the live stream's final snapshot when nothing can have been
+//!   missed, history confirming it afterwards ([`Event::BarRevised`] on a difference); either way
+//!   emitted in open-time order, each exactly
 //!   once ([`Event::BarClosed`]; the stream's watermark only moves forward). If history does not
 //!   yet hold a bar the live stream showed, the session retries
 //!   ([`SessionConfig::history_retries`] × [`SessionConfig::history_retry_delay`]) and then emits

@@ -6,9 +6,9 @@
 //! - [`market`]: a simulator market (bar files shifted to start live now) for whole-system runs;
 //! - [`procs`]: child processes with kill-on-drop guards, `/proc` memory sampling, run inputs.
 //!
-//! Each command is a `clap::Args` struct plus a `run_*` function returning an `ExitCode`, so the
-//! `oracle` binary embeds them (`ops/NEEDS.md` has the exact lines) and `oracle-ops` (this
-//! crate's binary) runs them meanwhile.
+//! Each command is a `clap::Args` struct plus a `run_*` function returning an `ExitCode`: the
+//! `oracle` binary embeds them (`oracle doctor|bench|chaos`), and `oracle-ops` (this crate's
+//! binary) runs the same code.
 
 pub mod bench;
 pub mod chaos;

@@ -35,8 +35,8 @@ impl Bins {
                     .to_path_buf(),
             },
         };
-        // `oracle` dispatches executor/predictor only once the cli is wired; the per-crate
-        // binaries always do.
+        // The per-crate binaries when both are there (what scripts/bench and scripts/chaos
+        // build), else `oracle <subcommand>`.
         let split = ["oracle-executor", "oracle-predictor"]
             .iter()
             .all(|b| dir.join(b).is_file());

@@ -1,7 +1,7 @@
 //! The broker seam: what the engine needs from a cTrader session.
 //!
-//! Implemented by [`crate::paper::PaperBook`] (paper mode and tests). The live implementation over
-//! `oracle-ctrader`'s driver maps each method to Open API requests (see `NEEDS.md`):
+//! Implemented by [`crate::paper::PaperBook`] (paper mode and tests) and by `LiveBroker`
+//! (`live.rs`, feature `live`), which maps each method to Open API requests over `oracle-ctrader`:
 //! `symbol` → `SymbolByIdReq`, `account` → `TraderReq`, `expected_margin` → `ExpectedMarginReq`
 //! (`expected_margins`: one per symbol, all in flight together),
 //! `submit_open` → `NewOrderReq(MARKET_RANGE, slippageInPoints, baseSlippagePrice, clientOrderId,

@@ -733,8 +733,8 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<BarData>> {
     Ok(out)
 }
 
-/// Runs the executor until Ctrl-C. Live trading needs the `oracle-ctrader` driver (see
-/// `NEEDS.md`); until it lands, `--paper` runs the whole policy against the paper book.
+/// Runs the executor until Ctrl-C: live over `oracle-ctrader`'s driver (feature `live`), or with
+/// `--paper` the whole policy against the paper book alone.
 pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     if !rc.listen.ip().is_loopback() {
         bail!(
