@@ -245,6 +245,7 @@ pub async fn serve_paced<B: Broker>(
 ) -> anyhow::Result<()> {
     let mut pace = pacing.map(|p| Pace::new(p, preload));
     let mut awaiting = Awaiting::default();
+    let mut gather = Gather::default();
     // Reconcile before anything is sent.
     if let Err(e) = engine.reconcile(clock()).await {
         warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
@@ -335,19 +336,25 @@ pub async fn serve_paced<B: Broker>(
                     }
                 }
             },
+            () = sleep_opt(gather.deadline), if gather.deadline.is_some() => {
+                // The wait for the rest of the close instant ran out: those models are not
+                // waited for again until a SIGNAL of theirs comes in; the batch goes.
+                gather.ran_out(&mut awaiting);
+                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+            }
             cmd = cmd_rx.recv() => {
                 let Some(first) = cmd else { break };
                 let mut next = Some(first);
                 while let Some(c) = next.take() {
                     next = match c {
                         Cmd::Signal { line, reply } => {
-                            // Every SIGNAL already waiting goes with this one, as one batch
-                            // (a HISTORY behind them is answered after them, in order).
-                            let mut batch = vec![(line, reply)];
+                            // Every SIGNAL already waiting joins the pending batch (a HISTORY
+                            // behind them is answered after them, in order).
+                            gather.push(line, reply, &mut awaiting);
                             let mut after = None;
-                            while batch.len() < MAX_BATCH {
+                            while gather.len() < MAX_BATCH {
                                 match cmd_rx.try_recv() {
-                                    Ok(Cmd::Signal { line, reply }) => batch.push((line, reply)),
+                                    Ok(Cmd::Signal { line, reply }) => gather.push(line, reply, &mut awaiting),
                                     Ok(other) => {
                                         after = Some(other);
                                         break;
@@ -356,47 +363,27 @@ pub async fn serve_paced<B: Broker>(
                                 }
                             }
                             // The other models of the same close instant whose bars went out
-                            // and whose SIGNALs are on their way join the batch (waited for
-                            // GATHER_WAIT at most): one batch per close instant, so one set of
-                            // account reads for all its orders (split in two, a 20-symbol
-                            // reversal's requests passed cTrader's 50 a second).
-                            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
-                            while after.is_none() && batch.len() < MAX_BATCH {
-                                for (l, _) in &batch {
-                                    awaiting.signal_in(l);
-                                }
-                                let instants: Vec<i64> = batch.iter().filter_map(|(l, _)| close_instant(l)).collect();
-                                if !instants.iter().any(|i| awaiting.expects(*i)) {
-                                    break;
-                                }
-                                match tokio::time::timeout_at(deadline, cmd_rx.recv()).await {
-                                    Ok(Some(Cmd::Signal { line, reply })) => batch.push((line, reply)),
-                                    Ok(Some(other)) => after = Some(other),
-                                    Ok(None) => break,
-                                    Err(_) => {
-                                        // Not answered in time: those models are not waited
-                                        // for again until a SIGNAL of theirs comes in.
-                                        for i in &instants {
-                                            awaiting.late(*i);
-                                        }
-                                        break;
-                                    }
-                                }
-                            }
-                            for (l, _) in &batch {
-                                awaiting.signal_in(l);
-                            }
-                            let lines: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
-                            let outs = signals(engine, &streams, &clock, &lines).await;
-                            for ((line, reply), out) in batch.into_iter().zip(outs) {
-                                let _ = reply.send(out);
-                                if let Some(p) = &mut pace {
-                                    p.signal_in(&line);
-                                }
+                            // and whose SIGNALs are on their way join it (the loop goes on
+                            // forwarding bars meanwhile; GATHER_WAIT at most): one batch per
+                            // close instant, so one set of account reads for all its orders
+                            // (split in two, a 20-symbol reversal passed cTrader's 50 a second).
+                            // Paced (--hold-market-until-predictor), bars go one at a time:
+                            // nothing to gather.
+                            if after.is_some()
+                                || pace.is_some()
+                                || gather.len() >= MAX_BATCH
+                                || !gather.expects_more(&awaiting)
+                            {
+                                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+                            } else {
+                                gather.arm();
                             }
                             after
                         }
                         Cmd::History { symbol, tf, count, reply } => {
+                            if gather.len() > 0 {
+                                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+                            }
                             let out = history(engine, &mut streams, &symbol, tf, count).await;
                             let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
                             let _ = reply.send(out);
@@ -412,6 +399,9 @@ pub async fn serve_paced<B: Broker>(
                 }
             },
         }
+    }
+    if gather.len() > 0 {
+        run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
     }
     server.abort();
     engine.flush_unexplained();
@@ -429,9 +419,84 @@ async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
 pub const MAX_BATCH: usize = 64;
 
 /// How long a batch waits for the SIGNALs of the other models of its close instant (their bars
-/// went out together; the predictor answers them together, microseconds apart). A bound, not a
-/// pace: the batch goes as soon as every expected SIGNAL is in.
-pub const GATHER_WAIT: Duration = Duration::from_millis(5);
+/// went out together). The predictor answers the bars it read together in one write, but the
+/// first bar of an instant often reaches it alone: its SIGNAL comes first, then the others after
+/// the predictor's state write (an fsync: milliseconds on a cloud disk). A bound, not a pace: the
+/// batch goes as soon as every expected SIGNAL is in; a model that misses it once is not waited
+/// for again until it signals.
+pub const GATHER_WAIT: Duration = Duration::from_millis(25);
+
+/// Answers a batch of SIGNALs ([`signals`]) and tells the pacing.
+async fn run_signals<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &Streams,
+    clock: &Clock,
+    batch: Vec<(String, tokio::sync::oneshot::Sender<String>)>,
+    pace: &mut Option<Pace>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let lines: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
+    let outs = signals(engine, streams, clock, &lines).await;
+    for ((line, reply), out) in batch.into_iter().zip(outs) {
+        let _ = reply.send(out);
+        if let Some(p) = pace {
+            p.signal_in(&line);
+        }
+    }
+}
+
+/// The SIGNALs taken in and not yet answered, waiting for the rest of their close instant.
+#[derive(Default)]
+struct Gather {
+    batch: Vec<(String, tokio::sync::oneshot::Sender<String>)>,
+    /// When the batch goes even if SIGNALs are still awaited.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Gather {
+    fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    fn push(
+        &mut self,
+        line: String,
+        reply: tokio::sync::oneshot::Sender<String>,
+        awaiting: &mut Awaiting,
+    ) {
+        awaiting.signal_in(&line);
+        self.batch.push((line, reply));
+    }
+
+    /// Is a SIGNAL of the batch's close instants still on its way?
+    fn expects_more(&self, awaiting: &Awaiting) -> bool {
+        self.batch
+            .iter()
+            .filter_map(|(l, _)| close_instant(l))
+            .any(|i| awaiting.expects(i))
+    }
+
+    /// Starts the wait (once per batch).
+    fn arm(&mut self) {
+        if self.deadline.is_none() {
+            self.deadline = Some(tokio::time::Instant::now() + GATHER_WAIT);
+        }
+    }
+
+    /// The wait ran out: the models still awaited for the batch's instants are late.
+    fn ran_out(&self, awaiting: &mut Awaiting) {
+        for i in self.batch.iter().filter_map(|(l, _)| close_instant(l)) {
+            awaiting.late(i);
+        }
+    }
+
+    fn take(&mut self) -> Vec<(String, tokio::sync::oneshot::Sender<String>)> {
+        self.deadline = None;
+        std::mem::take(&mut self.batch)
+    }
+}
 
 /// The close instant (bar open time + period, Unix s) of a SIGNAL line, if it parses.
 fn close_instant(line: &str) -> Option<i64> {
