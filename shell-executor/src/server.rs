@@ -572,9 +572,11 @@ fn ws_config() -> WebSocketConfig {
 enum Out {
     /// A line to send.
     Line(String),
-    /// A SIGNAL is with the engine: its answer (ACK or ERR) is written next, and no bar is
-    /// written before it (a signal's ACK goes out before any bar the engine releases while
-    /// answering it: the demo pacing releases the next bar right after the ACK).
+    /// A SIGNAL is with the engine: its answer (ACK or ERR) is the next line of this
+    /// connection's answers. Bars the engine broadcast before answering still go out while it
+    /// is held (the engine may be gathering the close instant's other SIGNALs); once the answer
+    /// is there it goes first, so a bar the engine releases as it answers (the demo pacing
+    /// releases the next bar right after the ACK) follows it.
     Signal(oneshot::Receiver<String>),
     /// A HISTORY request is with the engine: its answer (BAR…|HIST:1 lines, HISTORY_END) is
     /// written next, and no live bar overtakes it.
@@ -635,13 +637,35 @@ async fn feed(tx: &mut WsWrite, line: String) -> anyhow::Result<()> {
 }
 
 /// Writes one item from the reader (awaiting the engine's answer where it is one).
-async fn write_out(tx: &mut WsWrite, item: Out, metrics: &Metrics) -> anyhow::Result<()> {
+async fn write_out(
+    tx: &mut WsWrite,
+    item: Out,
+    bars: &mut broadcast::Receiver<Arc<str>>,
+    metrics: &Metrics,
+) -> anyhow::Result<BarStep> {
     match item {
-        Out::Line(l) => feed(tx, l).await,
-        Out::Signal(reply) => {
+        Out::Line(l) => feed(tx, l).await.map(|()| BarStep::Sent),
+        Out::Signal(mut reply) => {
             // What is buffered goes out now, not after the engine's turn.
             tx.flush().await?;
-            match reply.await {
+            // While the engine has not answered, the bars it already broadcast still go out:
+            // the engine may be gathering the SIGNALs of the other models of this close instant
+            // (shell::GATHER_WAIT), whose bars these are. Once the answer is there it goes first
+            // (biased), so a bar the engine releases while or after answering (the demo pacing)
+            // never overtakes it.
+            let answer = loop {
+                tokio::select! {
+                    biased;
+                    r = &mut reply => break r,
+                    bar = bars.recv() => {
+                        if let BarStep::End = write_bar(tx, bar, metrics).await? {
+                            return Ok(BarStep::End);
+                        }
+                        tx.flush().await?;
+                    }
+                }
+            };
+            match answer {
                 Ok(l) => {
                     if l.starts_with("ERR|UNKNOWN_SYMBOL") {
                         bump(&metrics.unknown_symbol);
@@ -652,10 +676,10 @@ async fn write_out(tx: &mut WsWrite, item: Out, metrics: &Metrics) -> anyhow::Re
                     } else if l.starts_with("ERR|") {
                         bump(&metrics.malformed);
                     }
-                    feed(tx, l).await
+                    feed(tx, l).await.map(|()| BarStep::Sent)
                 }
                 // The engine loop is gone: nothing to answer.
-                Err(_) => Ok(()),
+                Err(_) => Ok(BarStep::Sent),
             }
         }
         Out::History(reply) => {
@@ -670,7 +694,7 @@ async fn write_out(tx: &mut WsWrite, item: Out, metrics: &Metrics) -> anyhow::Re
             for l in lines {
                 feed(tx, l).await?;
             }
-            Ok(())
+            Ok(BarStep::Sent)
         }
     }
 }
@@ -729,7 +753,11 @@ async fn write_frames(
             // (the engine answers a SIGNAL before it releases the next bar).
             biased;
             item = out.recv() => match item {
-                Some(item) => write_out(tx, item, metrics).await?,
+                Some(item) => {
+                    if let BarStep::End = write_out(tx, item, bars, metrics).await? {
+                        return Ok(());
+                    }
+                }
                 None => {
                     tx.flush().await?;
                     return Ok(());
@@ -745,7 +773,9 @@ async fn write_frames(
         loop {
             match out.try_recv() {
                 Ok(item) => {
-                    write_out(tx, item, metrics).await?;
+                    if let BarStep::End = write_out(tx, item, bars, metrics).await? {
+                        return Ok(());
+                    }
                     continue;
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -857,7 +887,8 @@ mod tests {
     use super::*;
 
     /// SIGNALs are handed to the engine without waiting for each answer; the answers go out in
-    /// the order of the frames, and a bar broadcast while answers are pending waits for them.
+    /// the order of the frames, and a bar broadcast as the answers are given (the demo pacing's
+    /// release) follows them.
     #[test]
     fn signals_are_pipelined_and_answered_in_order_before_a_later_bar() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -926,6 +957,67 @@ mod tests {
             assert_eq!(&got[..3], ["ACK-0-1", "ACK-1-2", "ACK-2-3"]);
             assert!(got[3].starts_with("ERR|"), "{got:?}");
             assert_eq!(got[4], "BAR|LATER");
+            engine.await.expect("engine");
+        });
+    }
+
+    /// The engine holds a SIGNAL's answer while it gathers the other SIGNALs of the close
+    /// instant, whose bars it broadcast: those bars still reach the client (before, the writer
+    /// held every bar behind the pending answer, so the other SIGNALs could not come and the
+    /// batch waited for its whole gathering bound).
+    #[test]
+    fn bars_broadcast_while_an_answer_is_held_still_go_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(16);
+            let (bar_tx, _) = broadcast::channel::<Arc<str>>(16);
+            tokio::spawn(accept_loop(
+                listener,
+                Secret::new("tok"),
+                cmd_tx,
+                bar_tx.clone(),
+                Arc::new(Metrics::default()),
+            ));
+            let (seen_tx, seen_rx) = oneshot::channel::<()>();
+            let bars = bar_tx.clone();
+            let engine = tokio::spawn(async move {
+                let Some(Cmd::Signal { reply, .. }) = cmd_rx.recv().await else {
+                    panic!("a SIGNAL first");
+                };
+                let _ = bars.send(Arc::from("BAR|OTHER"));
+                // The answer waits until the client has the other bar.
+                seen_rx.await.expect("the client saw the bar");
+                let _ = reply.send("ACK-0".to_string());
+            });
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
+                .await
+                .expect("ws");
+            ws.send(WsMsg::text("HELLO|tok")).await.expect("hello");
+            match ws.next().await {
+                Some(Ok(WsMsg::Text(t))) => assert_eq!(t.as_str(), "WELCOME|V:1"),
+                other => panic!("{other:?}"),
+            }
+            ws.send(WsMsg::text(
+                "SIGNAL|EURUSD|WAIT|1|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:1|DIR:0|INT:0",
+            ))
+            .await
+            .expect("signal");
+            let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+            match first {
+                Ok(Some(Ok(WsMsg::Text(t)))) => assert_eq!(t.as_str(), "BAR|OTHER"),
+                other => panic!("the bar did not come while the answer was held: {other:?}"),
+            }
+            seen_tx.send(()).expect("engine waits");
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                Ok(Some(Ok(WsMsg::Text(t)))) => assert_eq!(t.as_str(), "ACK-0"),
+                other => panic!("{other:?}"),
+            }
             engine.await.expect("engine");
         });
     }
