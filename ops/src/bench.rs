@@ -2,7 +2,9 @@
 //! asserts nothing about time). One invocation measures, on this machine:
 //!
 //! - **scale**: one bar close through 1/20/200/1,000 twins of the 20 models, in a fresh child
-//!   process each (so its peak RSS is the fleet's), p50/p99/max per bar close;
+//!   process each (so its peak RSS is the fleet's), p50/p99/max per bar close: the bar lines go
+//!   through the predictor's own engine (`Predictor::handle_lines`, the core's fleet path
+//!   `Twin::handle_bars_mut`) until its SIGNAL lines come back, as production runs it;
 //! - **end to end**: executor (paper book, bar feed) + predictor as separate processes over the
 //!   real loopback WebSocket, 20 models on one bar grid: bar out (executor) → order written
 //!   (executor, after the predictor's SIGNAL), p50/p99/max; RSS of both processes sampled from
