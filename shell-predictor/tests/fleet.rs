@@ -3,9 +3,10 @@
 //! and what they decide is what one twin at a time decides, bit for bit: the same `SIGNAL`s, the
 //! same traces (which equal `oracle replay`), the same state file.
 
+mod renamed;
+
 use oracle_predictor::backend::{FleetStats, ZipLoader, fleet_stats};
 use oracle_predictor::engine::{Predictor, Settings};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,32 +21,6 @@ fn tmpdir(tag: &str) -> PathBuf {
     d
 }
 
-/// `models/EURUSD_H1.zip` re-packed as `<name>_H1.zip` with `symbol.name = name` (members
-/// renamed, weights and hashes unchanged): a second copy of one model on its own stream.
-fn copied_model(dir: &Path, name: &str) {
-    let src = std::fs::read(repo().join("models/EURUSD_H1.zip")).expect("bundled model");
-    let mut z = zip::ZipArchive::new(std::io::Cursor::new(&src)).expect("zip");
-    let comment = String::from_utf8(z.comment().to_vec()).expect("utf8 comment");
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&comment.replace("EURUSD_H1_", &format!("{name}_H1_"))).expect("json");
-    meta["symbol"]["name"] = name.into();
-    meta["symbol"]["clean"] = name.into();
-    let mut w = zip::ZipWriter::new(
-        std::fs::File::create(dir.join(format!("{name}_H1.zip"))).expect("create"),
-    );
-    for i in 0..z.len() {
-        let mut f = z.by_index(i).expect("member");
-        let renamed = f.name().replacen("EURUSD_H1_", &format!("{name}_H1_"), 1);
-        let mut body = Vec::new();
-        f.read_to_end(&mut body).expect("read");
-        w.start_file(renamed, zip::write::SimpleFileOptions::default())
-            .expect("start");
-        w.write_all(&body).expect("write");
-    }
-    w.set_comment(meta.to_string());
-    w.finish().expect("finish");
-}
-
 /// (model name, stream symbol, bar file): three bundled H1 models and a copy of EURUSD_H1 on
 /// the stream `COPYA`, fed EURUSD's bars.
 const MODELS: [(&str, &str, &str); 4] = [
@@ -58,7 +33,7 @@ const MODELS: [(&str, &str, &str); 4] = [
 fn setup(root: &Path) {
     for (name, _, _) in MODELS {
         if name == "COPYA_H1" {
-            copied_model(&root.join("models"), "COPYA");
+            renamed::renamed_model(&root.join("models"), "COPYA", "COPYA");
         } else {
             std::fs::copy(
                 repo().join(format!("models/{name}.zip")),

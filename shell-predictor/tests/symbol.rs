@@ -2,9 +2,10 @@
 //! `GER40.cash` for the instrument `GER40`) is asked for, streamed and signalled under
 //! `symbol.name` — the name the executor streams it under (docs/contract.md, "Symbol identity").
 
+mod renamed;
+
 use oracle_predictor::backend::ZipLoader;
 use oracle_predictor::engine::{Predictor, Settings};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,38 +13,12 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `models/EURUSD_H1.zip` re-packed as `<name>_H1.zip` with `symbol.name = name` and
-/// `symbol.clean = clean` (members renamed, bytes and hashes unchanged).
-fn renamed_model(dir: &Path, name: &str, clean: &str) -> PathBuf {
-    let src = std::fs::read(repo().join("models/EURUSD_H1.zip")).expect("bundled model");
-    let mut z = zip::ZipArchive::new(std::io::Cursor::new(&src)).expect("zip");
-    let comment = String::from_utf8(z.comment().to_vec()).expect("utf8 comment");
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&comment.replace("EURUSD_H1_", &format!("{name}_H1_"))).expect("json");
-    meta["symbol"]["name"] = name.into();
-    meta["symbol"]["clean"] = clean.into();
-    let path = dir.join(format!("{name}_H1.zip"));
-    let mut w = zip::ZipWriter::new(std::fs::File::create(&path).expect("create"));
-    for i in 0..z.len() {
-        let mut f = z.by_index(i).expect("member");
-        let renamed = f.name().replacen("EURUSD_H1_", &format!("{name}_H1_"), 1);
-        let mut body = Vec::new();
-        f.read_to_end(&mut body).expect("read");
-        w.start_file(renamed, zip::write::SimpleFileOptions::default())
-            .expect("start");
-        w.write_all(&body).expect("write");
-    }
-    w.set_comment(meta.to_string());
-    w.finish().expect("finish");
-    path
-}
-
 #[test]
 fn a_model_whose_name_and_clean_differ_is_asked_for_under_its_name() {
     let root = std::env::temp_dir().join(format!("oracle-pred-symbol-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("models")).expect("dir");
-    renamed_model(&root.join("models"), "GER40.cash", "GER40");
+    renamed::renamed_model(&root.join("models"), "GER40.cash", "GER40");
     let mut p = Predictor::new(
         Settings {
             models_dir: root.join("models"),
