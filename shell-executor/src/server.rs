@@ -886,6 +886,22 @@ fn welcome_line() -> String {
 mod tests {
     use super::*;
 
+    /// A client of the server at `addr`, signed in with the token `tok`.
+    async fn signed_in(
+        addr: std::net::SocketAddr,
+    ) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
+            .await
+            .expect("ws");
+        ws.send(WsMsg::text("HELLO|tok")).await.expect("hello");
+        match ws.next().await {
+            Some(Ok(WsMsg::Text(t))) => assert_eq!(t.as_str(), "WELCOME|V:1"),
+            other => panic!("{other:?}"),
+        }
+        ws
+    }
+
     /// SIGNALs are handed to the engine without waiting for each answer; the answers go out in
     /// the order of the frames, and a bar broadcast as the answers are given (the demo pacing's
     /// release) follows them.
@@ -929,15 +945,7 @@ mod tests {
                     let _ = reply.send(format!("ACK-{i}-{seq}"));
                 }
             });
-            let tcp = TcpStream::connect(addr).await.expect("connect");
-            let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
-                .await
-                .expect("ws");
-            ws.send(WsMsg::text("HELLO|tok")).await.expect("hello");
-            match ws.next().await {
-                Some(Ok(WsMsg::Text(t))) => assert_eq!(t.as_str(), "WELCOME|V:1"),
-                other => panic!("{other:?}"),
-            }
+            let mut ws = signed_in(addr).await;
             for seq in 1..=3 {
                 ws.feed(WsMsg::text(format!(
                     "SIGNAL|EURUSD|WAIT|1|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:{seq}|DIR:0|INT:0"
@@ -994,15 +1002,7 @@ mod tests {
                 seen_rx.await.expect("the client saw the bar");
                 let _ = reply.send("ACK-0".to_string());
             });
-            let tcp = TcpStream::connect(addr).await.expect("connect");
-            let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}"), tcp)
-                .await
-                .expect("ws");
-            ws.send(WsMsg::text("HELLO|tok")).await.expect("hello");
-            match ws.next().await {
-                Some(Ok(WsMsg::Text(t))) => assert_eq!(t.as_str(), "WELCOME|V:1"),
-                other => panic!("{other:?}"),
-            }
+            let mut ws = signed_in(addr).await;
             ws.send(WsMsg::text(
                 "SIGNAL|EURUSD|WAIT|1|0.00|TF:M15|BT:2021-03-01T00:15:00Z|SEQ:1|DIR:0|INT:0",
             ))
