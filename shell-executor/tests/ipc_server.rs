@@ -876,14 +876,14 @@ fn signals_of_one_close_instant_arriving_apart_are_handled_as_one_batch() {
             .await
             .expect("connect");
         tcp.set_nodelay(true).expect("nodelay");
-        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}", h.addr), tcp)
-            .await
-            .expect("ws");
-        let ws = &mut ws;
-        ws.send(WsMsg::text(format!("HELLO|{TOKEN}")))
-            .await
-            .expect("hello");
-        assert!(matches!(ws.next().await, Some(Ok(WsMsg::Text(t))) if t.as_str() == "WELCOME|V:1"));
+        let (mut ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{}", h.addr),
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        )
+        .await
+        .expect("ws");
+        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
         // Bar 1: both models say WAIT (their first signal); bar 2: both enter.
         for i in 1..=2 {
             for sym in ["EURUSD", "US500"] {
@@ -896,41 +896,28 @@ fn signals_of_one_close_instant_arriving_apart_are_handled_as_one_batch() {
                     })
                     .await
                     .expect("feed");
-                let l = next_text(ws).await.expect("bar");
+                let l = recv(&mut ws).await.expect("bar");
                 assert!(l.starts_with(&format!("BAR|{sym}|M15|")), "{l}");
             }
             if i == 1 {
                 for sym in ["EURUSD", "US500"] {
-                    ws_send(ws, &sig(sym, "WAIT", 1)).await;
-                    let a = next_text(ws).await.expect("ack");
+                    send(&mut ws, &sig(sym, "WAIT", 1)).await;
+                    let a = recv(&mut ws).await.expect("ack");
                     assert!(a.starts_with(&format!("ACK|{sym}|WAIT|HOLD|")), "{a}");
                 }
             }
         }
         clock.store(now(2), std::sync::atomic::Ordering::SeqCst);
         let before = h.account_reads.load(std::sync::atomic::Ordering::SeqCst);
-        ws_send(ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
+        send(&mut ws, &sig("EURUSD", "LONG_WEAK", 2)).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
-        ws_send(ws, &sig("US500", "LONG_WEAK", 2)).await;
-        let a = next_text(ws).await.expect("ack");
-        let b = next_text(ws).await.expect("ack");
+        send(&mut ws, &sig("US500", "LONG_WEAK", 2)).await;
+        let a = recv(&mut ws).await.expect("ack");
+        let b = recv(&mut ws).await.expect("ack");
         assert!(a.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{a}");
         assert!(b.starts_with("ACK|US500|LONG_WEAK|OK|"), "{b}");
         let reads = h.account_reads.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(reads, 1, "one batch, one account read for both entries");
         h.shut_down().await;
     });
-}
-
-async fn next_text(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) -> Option<String> {
-    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-        Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
-        _ => None,
-    }
-}
-
-async fn ws_send(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, s: &str) {
-    ws.send(WsMsg::text(s.to_string())).await.expect("send");
 }
