@@ -1,4 +1,6 @@
-//! `executor_config.json`: lots per symbol and the global risk block.
+//! `executor_config.json` on disk: load (adding the symbols of the models folder), check, atomic
+//! rewrite, and the models folder scan. The values and their validation are the core's
+//! ([`oracle_executor_core::config`], re-exported here).
 //!
 //! ```json
 //! {
@@ -17,56 +19,15 @@
 //! and values; JSON has no comments to keep). `--check-config` ([`check`]) only says what it would
 //! add: a check writes nothing.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::risk::{DailyAnchor, DayStart, RiskConfig};
-
-/// Default lots for a symbol added automatically (seed table, "Default" column).
-pub const DEFAULT_LOTS: [f64; 3] = [0.01, 0.03, 0.05];
-
-/// Per-symbol settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SymbolConfig {
-    /// Trade this symbol (entries). Exits are always allowed.
-    pub enabled: bool,
-    /// Lots for intensity 1, 2, 3.
-    pub lots: [f64; 3],
-    /// Largest spread accepted for an entry, in points (None = the risk block's default).
-    pub max_spread_points: Option<f64>,
-    /// `slippageInPoints` of entries (None = the risk block's default).
-    pub slippage_points: Option<u32>,
-}
-
-/// The whole file, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExecutorConfig {
-    /// Risk limits.
-    pub risk: RiskConfig,
-    /// Symbols by name.
-    pub symbols: BTreeMap<String, SymbolConfig>,
-}
-
-impl ExecutorConfig {
-    /// Lots for an intensity 1..=3.
-    pub fn lots(&self, symbol: &str, intensity: u8) -> Option<f64> {
-        let s = self.symbols.get(symbol)?;
-        s.lots.get(usize::from(intensity).checked_sub(1)?).copied()
-    }
-}
-
-/// One problem in the file, by key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyError {
-    /// Dotted path (`EURUSD.lot_weak`).
-    pub key: String,
-    /// What is wrong.
-    pub msg: String,
-}
+pub use oracle_executor_core::config::{
+    DEFAULT_LOTS, ExecutorConfig, KeyError, SymbolConfig, add_missing, from_value,
+};
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -95,219 +56,6 @@ pub enum ConfigError {
         /// Each problem.
         errors: Vec<KeyError>,
     },
-}
-
-const SYMBOL_KEYS: [&str; 6] = [
-    "enabled",
-    "lot_weak",
-    "lot_moderate",
-    "lot_strong",
-    "max_spread_points",
-    "slippage_points",
-];
-const RISK_KEYS: [&str; 9] = [
-    "daily_loss_pct",
-    "max_drawdown_pct",
-    "initial_balance",
-    "day_start",
-    "daily_anchor",
-    "stale_after_secs",
-    "slippage_points",
-    "max_spread_points",
-    "max_margin_use",
-];
-
-/// Validates a parsed document.
-pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
-    let mut errs = Vec::new();
-    let mut e = |key: String, msg: &str| {
-        errs.push(KeyError {
-            key,
-            msg: msg.to_string(),
-        })
-    };
-    let Some(top) = v.as_object() else {
-        e("(top)".into(), "must be a JSON object");
-        return Err(errs);
-    };
-    let mut risk = RiskConfig::default();
-    let mut symbols = BTreeMap::new();
-    for (k, val) in top {
-        if k == "risk" {
-            let Some(r) = val.as_object() else {
-                e("risk".into(), "must be an object");
-                continue;
-            };
-            for (rk, rv) in r {
-                let key = format!("risk.{rk}");
-                match rk.as_str() {
-                    "daily_loss_pct" | "max_drawdown_pct" | "max_margin_use" => match rv.as_f64() {
-                        Some(x) if (0.0..=100.0).contains(&x) && x > 0.0 => match rk.as_str() {
-                            "daily_loss_pct" => risk.daily_loss_pct = x,
-                            "max_drawdown_pct" => risk.max_drawdown_pct = x,
-                            _ => risk.max_margin_use_pct = x,
-                        },
-                        _ => e(key, "must be a number in (0, 100] (percent)"),
-                    },
-                    "initial_balance" => match rv {
-                        Value::Null => risk.initial_balance = None,
-                        _ => match rv.as_f64() {
-                            Some(x) if x > 0.0 => risk.initial_balance = Some(x),
-                            _ => e(
-                                key,
-                                "must be a positive number or null (null = the balance at first start)",
-                            ),
-                        },
-                    },
-                    "day_start" => match rv.as_str().map(DayStart::parse) {
-                        Some(Ok(d)) => risk.day_start = d,
-                        why => e(
-                            key,
-                            &format!(
-                                "{}must be an IANA time zone name (\"Europe/Prague\": FTMO's midnight, DST included; \"CET\" means the same), \"UTC\" or \"UTC+HH:MM\"/\"UTC-HH:MM\"",
-                                match why {
-                                    Some(Err(why)) => format!("{why}: "),
-                                    _ => String::new(),
-                                }
-                            ),
-                        ),
-                    },
-                    "daily_anchor" => match rv.as_str() {
-                        Some("balance") => risk.daily_anchor = DailyAnchor::Balance,
-                        Some("equity") => risk.daily_anchor = DailyAnchor::Equity,
-                        Some("max") => risk.daily_anchor = DailyAnchor::MaxOfBalanceEquity,
-                        _ => e(key, "must be \"balance\", \"equity\" or \"max\""),
-                    },
-                    "stale_after_secs" => match rv.as_u64() {
-                        Some(x) if x > 0 => risk.stale_after_secs = x as i64,
-                        _ => e(
-                            key,
-                            "must be a positive integer (seconds after the bar's close)",
-                        ),
-                    },
-                    "slippage_points" => match rv.as_u64() {
-                        Some(x) if x <= u64::from(u32::MAX) => risk.slippage_points = x as u32,
-                        _ => e(key, "must be a non-negative integer (points)"),
-                    },
-                    "max_spread_points" => match rv {
-                        Value::Null => risk.max_spread_points = None,
-                        _ => match rv.as_f64() {
-                            Some(x) if x >= 0.0 => risk.max_spread_points = Some(x),
-                            _ => e(key, "must be a non-negative number or null"),
-                        },
-                    },
-                    _ => e(
-                        key,
-                        &format!("unknown key (known: {})", RISK_KEYS.join(", ")),
-                    ),
-                }
-            }
-            continue;
-        }
-        if !oracle_ipc::valid_symbol(k) {
-            e(
-                k.clone(),
-                "not a symbol name (1-32 of A-Z a-z 0-9 . _ - #) nor \"risk\"",
-            );
-            continue;
-        }
-        let Some(s) = val.as_object() else {
-            e(
-                k.clone(),
-                "must be an object {enabled, lot_weak, lot_moderate, lot_strong}",
-            );
-            continue;
-        };
-        let mut sc = SymbolConfig {
-            enabled: true,
-            lots: [f64::NAN; 3],
-            max_spread_points: None,
-            slippage_points: None,
-        };
-        for (sk, sv) in s {
-            let key = format!("{k}.{sk}");
-            match sk.as_str() {
-                "enabled" => match sv.as_bool() {
-                    Some(b) => sc.enabled = b,
-                    None => e(key, "must be true or false"),
-                },
-                "lot_weak" | "lot_moderate" | "lot_strong" => {
-                    let i = match sk.as_str() {
-                        "lot_weak" => 0,
-                        "lot_moderate" => 1,
-                        _ => 2,
-                    };
-                    match sv.as_f64() {
-                        Some(x) if x > 0.0 && x.is_finite() => sc.lots[i] = x,
-                        Some(_) => e(key, "must be > 0 lots (negative or zero lots are refused)"),
-                        None => e(key, "must be a number (lots)"),
-                    }
-                }
-                "max_spread_points" => match sv {
-                    Value::Null => {}
-                    _ => match sv.as_f64() {
-                        Some(x) if x >= 0.0 => sc.max_spread_points = Some(x),
-                        _ => e(key, "must be a non-negative number (points) or null"),
-                    },
-                },
-                "slippage_points" => match sv.as_u64() {
-                    Some(x) if x <= u64::from(u32::MAX) => sc.slippage_points = Some(x as u32),
-                    _ => e(key, "must be a non-negative integer (points)"),
-                },
-                _ => e(
-                    key,
-                    &format!("unknown key (known: {})", SYMBOL_KEYS.join(", ")),
-                ),
-            }
-        }
-        for (i, name) in ["lot_weak", "lot_moderate", "lot_strong"]
-            .iter()
-            .enumerate()
-        {
-            if sc.lots[i].is_nan() && s.get(*name).is_none() {
-                e(format!("{k}.{name}"), "missing");
-            }
-        }
-        let [w, m, st] = sc.lots;
-        if w.is_finite() && m.is_finite() && st.is_finite() && !(w <= m && m <= st) {
-            e(
-                k.clone(),
-                &format!(
-                    "lots must not decrease: lot_weak {w} <= lot_moderate {m} <= lot_strong {st}"
-                ),
-            );
-        }
-        symbols.insert(k.clone(), sc);
-    }
-    if errs.is_empty() {
-        Ok(ExecutorConfig { risk, symbols })
-    } else {
-        Err(errs)
-    }
-}
-
-/// Adds `enabled: false` + default lots for each symbol of `seen` missing from `doc`; returns the
-/// names added. Existing entries and their order are left as they are.
-pub fn add_missing(doc: &mut Value, seen: &[String]) -> Vec<String> {
-    let Some(top) = doc.as_object_mut() else {
-        return Vec::new();
-    };
-    let mut added = Vec::new();
-    for s in seen {
-        if s != "risk" && !top.contains_key(s) {
-            let mut m = Map::new();
-            m.insert("enabled".into(), Value::Bool(false));
-            for (k, v) in ["lot_weak", "lot_moderate", "lot_strong"]
-                .iter()
-                .zip(DEFAULT_LOTS)
-            {
-                m.insert((*k).into(), serde_json::json!(v));
-            }
-            top.insert(s.clone(), Value::Object(m));
-            added.push(s.clone());
-        }
-    }
-    added
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
@@ -454,7 +202,6 @@ fn zip_comment_symbol(path: &Path) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn scan_models_skips_what_the_loader_refuses_misnamed_zips_and_mn1() {
@@ -473,52 +220,6 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["EURUSD_H1".to_string()]);
         fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn seed_example_is_valid() {
-        let v = json!({"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}, "US500": {"lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50}, "AAPL": {"lot_weak": 1, "lot_moderate": 3, "lot_strong": 5}});
-        let c = from_value(&v).unwrap();
-        assert_eq!(c.lots("AAPL", 3), Some(5.0));
-        assert_eq!(c.lots("US500", 1), Some(0.10));
-        assert!(c.symbols["EURUSD"].enabled);
-        assert_eq!(c.risk, RiskConfig::default());
-    }
-
-    #[test]
-    fn errors_by_key() {
-        let v = json!({
-            "EURUSD": {"lot_weak": -0.01, "lot_moderate": 0.03, "lot_strong": 0.05, "lot_wek": 1},
-            "US500": {"lot_weak": 0.5, "lot_moderate": 0.3, "lot_strong": 0.5},
-            "AAPL": {"lot_weak": 1, "lot_moderate": 3},
-            "risk": {"daily_loss": 5},
-        });
-        let errs = from_value(&v).unwrap_err();
-        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
-        assert!(keys.contains(&"EURUSD.lot_weak"), "{errs:?}");
-        assert!(keys.contains(&"EURUSD.lot_wek"), "{errs:?}");
-        assert!(keys.contains(&"US500"), "{errs:?}");
-        assert!(keys.contains(&"AAPL.lot_strong"), "{errs:?}");
-        assert!(keys.contains(&"risk.daily_loss"), "{errs:?}");
-    }
-
-    #[test]
-    fn day_start_takes_an_iana_zone_and_refuses_an_unknown_one_naming_the_key() {
-        let day = |z: &str| from_value(&json!({"risk": {"day_start": z}}));
-        let ny = day("America/New_York").unwrap().risk.day_start;
-        assert_eq!(ny.name(), "America/New_York");
-        // The old spelling stays valid: CET is FTMO's Prague midnight, the default.
-        assert_eq!(day("CET").unwrap().risk, RiskConfig::default());
-        assert_eq!(day("Europe/Prague").unwrap().risk, RiskConfig::default());
-        for bad in ["Europe/Pragu", "UTC+25:00"] {
-            let errs = day(bad).unwrap_err();
-            assert_eq!(errs.len(), 1, "{errs:?}");
-            assert_eq!(errs[0].key, "risk.day_start");
-            assert!(errs[0].msg.contains(bad), "{errs:?}");
-            assert!(errs[0].msg.contains("IANA"), "{errs:?}");
-        }
-        let errs = from_value(&json!({"risk": {"day_start": 1}})).unwrap_err();
-        assert_eq!(errs[0].key, "risk.day_start");
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! The executor ("the hands"): the only process that talks to the broker.
 //!
-//! - [`policy`]: the sans-IO policy core (virtual target vs real position, transitions, no
-//!   chasing), tested without sockets;
-//! - [`risk`]: the risk guard (daily loss / drawdown, broker day), sans-IO;
-//! - [`volume`]: lots → cTrader volume in cents;
-//! - [`config`] — `executor_config.json`;
+//! - [`policy`], [`risk`], [`volume`]: re-exported from `oracle-executor-core` (the sans-IO
+//!   decisions: policy core, risk guard, lots → volume);
+//! - [`config`] — `executor_config.json` on disk (the values: `oracle_executor_core::config`);
 //! - [`journal`]: the append-only, fsynced order journal and client order ids;
 //! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
 //!   internal simulated book that implements it (paper mode and tests);
@@ -27,11 +25,10 @@ pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod paper;
-pub mod policy;
-pub mod risk;
 pub mod secrets;
 pub mod server;
 pub mod shell;
-pub mod volume;
+
+pub use oracle_executor_core::{policy, risk, volume};
 
 pub use shell::{RunConfig, run, run_cli};

@@ -1,0 +1,14 @@
+//! The executor's core ("the hands" without hands): every decision the executor makes, sans-IO.
+//!
+//! - [`policy`]: virtual target vs real position, transitions, no chasing;
+//! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
+//! - [`volume`]: lots → cTrader volume in cents;
+//! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's).
+//!
+//! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
+//! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
+
+pub mod config;
+pub mod policy;
+pub mod risk;
+pub mod volume;
