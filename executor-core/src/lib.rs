@@ -3,12 +3,17 @@
 //! - [`policy`]: virtual target vs real position, transitions, no chasing;
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
 //! - [`volume`]: lots → cTrader volume in cents;
-//! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's).
+//! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
+//! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
+//!   file and its fsyncs are the shell's);
+//! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes).
 //!
 //! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
 //! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
 
+pub mod broker;
 pub mod config;
+pub mod journal;
 pub mod policy;
 pub mod risk;
 pub mod volume;
