@@ -164,6 +164,32 @@ pub enum LoadErrorKind {
         #[source]
         source: Box<onnx2rs::Error>,
     },
+    /// A seed-format zip (the seed's SB3 and hmmlearn members, metadata without the runtime
+    /// fields): it has no runtime members; `command` packs it.
+    #[error(
+        "a seed-format model zip ({}, no runtime members or runtime metadata): pack it into a \
+         runtime zip, in its place, with `{command}` (training/README.md)",
+        members.join(", ")
+    )]
+    SeedFormat {
+        /// The seed members found (`SYM_TF_ppo.zip`, `SYM_TF_hmm.pkl`).
+        members: Vec<String>,
+        /// The `python -m oracle_training pack` command line.
+        command: String,
+    },
+    /// The metadata declares features (or an observation layout) this loader does not
+    /// implement.
+    #[error(
+        "the metadata declares features this loader does not implement: {} \
+         (it implements {implemented})",
+        features.join(", ")
+    )]
+    UnsupportedFeatures {
+        /// Each feature not implemented, with where it was declared and its period.
+        features: Vec<String>,
+        /// What the loader implements.
+        implemented: String,
+    },
     /// The core refused the assembled parameters (the error names the parameter).
     #[error("model refused by the core: {0}")]
     Model(#[source] oracle_core::ModelError),

@@ -17,6 +17,7 @@ mod backtest;
 mod bars;
 mod dir;
 mod error;
+mod features;
 mod json;
 mod load;
 mod replay;
@@ -31,6 +32,10 @@ pub use bars::{
 };
 pub use dir::{FolderLoad, load_dir};
 pub use error::{LoadError, LoadErrorKind};
+pub use features::{
+    FEATURE_SET, FEATURE_SET_VERSION, HMM_FEATURES, MARKET_FEATURES, POSITION_FEATURES,
+    pack_command, v1_layout,
+};
 pub use load::{
     CovarianceType, FORMAT_VERSION, LoadLimits, LoadedModel, MAX_MEMBER_BYTES, MAX_ZIP_BYTES,
     Metadata, SUPPORTED_TIMEFRAMES, load_model, load_model_bytes, load_model_bytes_limited,

@@ -200,7 +200,7 @@ pub fn load_model_bytes_limited(
     bytes: &[u8],
     limits: &LoadLimits,
 ) -> Result<LoadedModel, LoadError> {
-    load_inner(bytes, limits.max_member_bytes)
+    load_inner(label, bytes, limits.max_member_bytes)
         .map_err(|kind| LoadError {
             file: label.to_owned(),
             kind,
@@ -252,17 +252,24 @@ fn hash_member(
     Ok((hex::encode(hasher.finalize()), kept))
 }
 
-fn load_inner(bytes: &[u8], max_member: u64) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
+fn load_inner(
+    label: &str,
+    bytes: &[u8],
+    max_member: u64,
+) -> Result<(Metadata, Box<Model>), LoadErrorKind> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(LoadErrorKind::NotZip)?;
     let comment = archive.comment();
     if comment.iter().all(u8::is_ascii_whitespace) {
         return Err(LoadErrorKind::NoMetadata);
     }
     let raw: Value = serde_json::from_slice(comment).map_err(LoadErrorKind::MetadataJson)?;
+    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    if let Some(seed) = crate::features::seed_format(&raw, &names, label) {
+        return Err(seed);
+    }
     let meta = parse_metadata(raw)?;
 
     // Members: every zip member listed, every listed member present, every hash right.
-    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
     for name in &names {
         if !meta.members.contains_key(name) {
             return Err(LoadErrorKind::UnlistedMember {
@@ -445,6 +452,7 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
             format!("{} names", layout.len()),
         ));
     }
+    crate::features::check_declared_features(&raw, n_states)?;
     if policy_obs_dim != obs_dim {
         return Err(shape("policy.obs_dim", obs_dim, policy_obs_dim));
     }
