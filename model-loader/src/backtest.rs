@@ -12,7 +12,7 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use oracle_core::position::{close_price, lots};
-use oracle_core::{Action, Position, Step, Twin, TwinError};
+use oracle_core::{Action, CostParams, Position, Step, Twin, TwinError};
 
 use crate::bars::{BarReader, CsvError, write_time};
 use crate::error::LoadError;
@@ -25,6 +25,61 @@ pub const DEFAULT_CAPITAL: f64 = 10_000.0;
 /// The trade list's header (`docs/backtest.md`).
 pub const TRADES_HEADER: &str =
     "entry_time,exit_time,side,intensity,lots,entry_price,exit_price,bars,pnl";
+
+/// Trading costs (money, positive = paid), as the training environment charges them (contract
+/// §6): the spread and the slippage in the fill prices, measured against the bar's close (bars
+/// are bid: a long pays the spread when it opens, a short when it closes; every fill pays the
+/// slippage), and the commission charged at each close.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Costs {
+    /// `spread_points × money_per_point × lots` of the fills that cross the spread.
+    pub spread: f64,
+    /// `slippage_points × money_per_point × lots` of every fill.
+    pub slippage: f64,
+    /// `commission_per_lot × lots` of every close (the amount `realized_pnl` subtracts).
+    pub commission: f64,
+}
+
+impl Costs {
+    /// The costs of one fill: opening (`opening`) or closing a position of `direction` and
+    /// `intensity`.
+    pub fn of_fill(
+        costs: &CostParams,
+        money_per_point: f64,
+        direction: i8,
+        intensity: u8,
+        opening: bool,
+    ) -> Costs {
+        let lots = lots(costs, intensity);
+        Costs {
+            spread: if (direction > 0) == opening {
+                costs.spread_points * money_per_point * lots
+            } else {
+                0.0
+            },
+            slippage: costs.slippage_points * money_per_point * lots,
+            commission: if opening {
+                0.0
+            } else {
+                costs.commission_per_lot * lots
+            },
+        }
+    }
+
+    /// Spread + slippage + commission.
+    pub fn total(&self) -> f64 {
+        self.spread + self.slippage + self.commission
+    }
+
+    /// The sum of two, field by field.
+    pub fn plus(&self, other: &Costs) -> Costs {
+        Costs {
+            spread: self.spread + other.spread,
+            slippage: self.slippage + other.slippage,
+            commission: self.commission + other.commission,
+        }
+    }
+}
 
 /// Bars a year for a timeframe: a market open 24 hours on 260 weekdays a year, so
 /// `260 × (1440 / minutes of a bar)`; `W1` is 52. `None` for a timeframe the loader does not
@@ -71,6 +126,9 @@ pub struct Trade {
     pub bars: usize,
     /// Realised P&L, commission included (money).
     pub pnl: f64,
+    /// The costs of its two fills (the commission is in `pnl` too, the spread and slippage in
+    /// its prices).
+    pub costs: Costs,
 }
 
 /// The position open after the last bar (not a closed trade: its unrealised P&L is in the
@@ -89,6 +147,8 @@ pub struct OpenTrade {
     pub entry_price: f64,
     /// Index of the opening bar among the decided bars.
     pub entry_index: usize,
+    /// The costs of its opening fill.
+    pub open_costs: Costs,
 }
 
 /// What one decided bar did, as the ledger needs it.
@@ -106,6 +166,10 @@ pub struct BarRecord {
     pub closed: Option<(f64, f64)>,
     /// Whether a position was opened on this bar.
     pub opened: bool,
+    /// The costs of this bar's closing fill (zero without one).
+    pub close_costs: Costs,
+    /// The costs of this bar's opening fill (zero without one).
+    pub open_costs: Costs,
     /// Equity after the action: realised P&L so far plus the open position's unrealised P&L
     /// marked at this bar's close (money, from 0).
     pub equity: f64,
@@ -118,6 +182,10 @@ pub struct BarRecord {
 pub struct Ledger {
     /// Equity after each decided bar (`E_1 … E_N`; `E_0 = 0` is implied).
     pub equity: Vec<f64>,
+    /// The time of each decided bar (beside `equity`).
+    pub times: Vec<i64>,
+    /// The costs of each decided bar's fills (beside `equity`).
+    pub costs: Vec<Costs>,
     /// Decided bars after whose action a position was open.
     pub exposed: usize,
     /// Closed trades, in the order they closed.
@@ -151,6 +219,7 @@ impl Ledger {
                 exit_price,
                 bars: index - open.entry_index,
                 pnl,
+                costs: open.open_costs.plus(&bar.close_costs),
             });
         }
         if bar.opened {
@@ -161,6 +230,7 @@ impl Ledger {
                 lots: bar.lots,
                 entry_price: bar.position.entry_price,
                 entry_index: index,
+                open_costs: bar.open_costs,
             });
         }
         if !bar.position.is_flat() {
@@ -168,10 +238,21 @@ impl Ledger {
         }
         self.open_unrealized = bar.unrealized;
         self.equity.push(bar.equity);
+        self.times.push(bar.time);
+        self.costs.push(bar.close_costs.plus(&bar.open_costs));
         self.span = Some(match self.span {
             None => (bar.time, bar.time),
             Some((first, _)) => (first, bar.time),
         });
+    }
+
+    /// The costs of all fills, summed in bar order.
+    pub fn total_costs(&self) -> Costs {
+        let mut sum = Costs::default();
+        for c in &self.costs {
+            sum = sum.plus(c);
+        }
+        sum
     }
 
     /// The statistics of this ledger (`docs/backtest.md`).
@@ -270,16 +351,11 @@ pub fn statistics(
         }
     }
     let net_profit = equity.last().copied().unwrap_or(0.0);
-    let (mut peak, mut max_dd, mut max_dd_pct) = (0.0_f64, 0.0_f64, 0.0_f64);
-    for &e in equity {
-        if e > peak {
-            peak = e;
-        }
-        let dd = peak - e;
+    let (mut max_dd, mut max_dd_pct) = (0.0_f64, 0.0_f64);
+    for (dd, pct) in drawdowns(equity, capital) {
         if dd > max_dd {
             max_dd = dd;
         }
-        let pct = dd / (capital + peak) * 100.0;
         if pct > max_dd_pct {
             max_dd_pct = pct;
         }
@@ -324,8 +400,90 @@ pub fn statistics(
     }
 }
 
-/// `x` with `decimals`, `-0.0` as `0.0`; `n/a` for `None`, `inf` for +∞.
-fn fixed(x: Option<f64>, decimals: usize) -> String {
+/// The drawdown after each bar of an equity curve `E_1 … E_N` (money, `E_0 = 0`) for an account
+/// of `capital`: `(P_j − E_j, (P_j − E_j) / (C + P_j) × 100)`, money and percent, with the running
+/// peak `P_j = max(E_0 … E_j)` (`docs/backtest.md`; the maximum of each is the max drawdown, the
+/// series is the tearsheet's underwater chart).
+pub fn drawdowns(equity: &[f64], capital: f64) -> impl Iterator<Item = (f64, f64)> + '_ {
+    let mut peak = 0.0_f64;
+    equity.iter().map(move |&e| {
+        if e > peak {
+            peak = e;
+        }
+        let dd = peak - e;
+        (dd, dd / (capital + peak) * 100.0)
+    })
+}
+
+/// One calendar month (UTC) of a run's decided bars (`docs/backtest.md` "Months").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Month {
+    /// Year (UTC).
+    pub year: i16,
+    /// Month 1–12 (UTC).
+    pub month: i8,
+    /// Decided bars in it.
+    pub bars: usize,
+    /// The change of the equity over it: its last `E_j` minus the last one before it (`E_0 = 0`
+    /// before the first), money.
+    pub net_profit: f64,
+    /// `net_profit / C × 100`: the month's return on the initial capital, percent (not
+    /// compounded, like the per-bar returns).
+    pub return_pct: f64,
+    /// Trades closed in it.
+    pub trades: usize,
+    /// The costs of its fills.
+    pub costs: Costs,
+}
+
+fn year_month(t: i64) -> (i16, i8) {
+    let d = oracle_ipc::time::date(t);
+    (d.year(), d.month())
+}
+
+/// The decided bars of `ledger` by calendar month (UTC), in time order: only months with a
+/// decided bar.
+pub fn months(ledger: &Ledger, capital: f64) -> Vec<Month> {
+    let mut out: Vec<Month> = Vec::new();
+    let (mut before, mut previous) = (0.0, 0.0);
+    for (j, (&t, &e)) in ledger.times.iter().zip(&ledger.equity).enumerate() {
+        let (year, month) = year_month(t);
+        let fresh = out
+            .last()
+            .is_none_or(|m| (m.year, m.month) != (year, month));
+        if fresh {
+            before = previous;
+            out.push(Month {
+                year,
+                month,
+                bars: 0,
+                net_profit: 0.0,
+                return_pct: 0.0,
+                trades: 0,
+                costs: Costs::default(),
+            });
+        }
+        let m = out.last_mut().expect("pushed above");
+        m.bars += 1;
+        m.net_profit = e - before;
+        m.return_pct = m.net_profit / capital * 100.0;
+        if let Some(c) = ledger.costs.get(j) {
+            m.costs = m.costs.plus(c);
+        }
+        previous = e;
+    }
+    for t in &ledger.trades {
+        let ym = year_month(t.exit_time);
+        if let Some(m) = out.iter_mut().find(|m| (m.year, m.month) == ym) {
+            m.trades += 1;
+        }
+    }
+    out
+}
+
+/// `x` with `decimals`, `-0.0` as `0.0`; `n/a` for `None`, `inf` for +∞ (the summary's
+/// number format).
+pub fn fixed(x: Option<f64>, decimals: usize) -> String {
     match x {
         None => "n/a".to_owned(),
         Some(v) if v == f64::INFINITY => "inf".to_owned(),
@@ -334,7 +492,7 @@ fn fixed(x: Option<f64>, decimals: usize) -> String {
 }
 
 /// The action name of a position (`LONG_WEAK`, …; `WAIT` when flat).
-fn position_name(direction: i8, intensity: u8) -> &'static str {
+pub fn position_name(direction: i8, intensity: u8) -> &'static str {
     Action::ALL
         .iter()
         .find(|a| a.direction() == direction && a.intensity() == intensity)
@@ -598,6 +756,7 @@ pub fn backtest(
     let per_year =
         bars_per_year(timeframe).ok_or_else(|| BacktestError::Timeframe(timeframe.clone()))?;
     let costs = *loaded.model.costs();
+    let money_per_point = loaded.model.money_per_point();
     let mut twin: Twin<'_> = Twin::new(&loaded.model)?;
     let shown = bars_csv.display().to_string();
     let file = std::fs::File::open(bars_csv).map_err(|io| BacktestError::OpenBars {
@@ -641,6 +800,9 @@ pub fn backtest(
                     pnl,
                 )
             });
+            let fill = |p: &Position, opening: bool| {
+                Costs::of_fill(&costs, money_per_point, p.direction, p.intensity, opening)
+            };
             ledger.record(&BarRecord {
                 time: d.time,
                 previous: d.previous,
@@ -648,6 +810,16 @@ pub fn backtest(
                 lots: lots(&costs, d.position.intensity),
                 closed,
                 opened: d.opened,
+                close_costs: if closed.is_some() {
+                    fill(&d.previous, false)
+                } else {
+                    Costs::default()
+                },
+                open_costs: if d.opened {
+                    fill(&d.position, true)
+                } else {
+                    Costs::default()
+                },
                 equity: d.realized_pnl + d.unrealized_pnl,
                 unrealized: d.unrealized_pnl,
             });
@@ -678,6 +850,7 @@ mod tests {
             exit_price: 1.0,
             bars,
             pnl,
+            costs: Costs::default(),
         }
     }
 
@@ -806,6 +979,8 @@ mod tests {
                 lots: [0.0, 0.01, 0.03, 0.05][usize::from(position.intensity)],
                 closed,
                 opened,
+                close_costs: Costs::default(),
+                open_costs: Costs::default(),
                 equity,
                 unrealized: 0.0,
             });
@@ -839,6 +1014,153 @@ mod tests {
              1970-01-01T00:00:00Z,1970-01-01T02:00:00Z,LONG,1,0.01,1.1000000000,1.1900000000,2,0.800000\n\
              1970-01-01T02:00:00Z,1970-01-01T04:00:00Z,SHORT,3,0.05,1.2000000000,1.2500000000,2,-2.000000\n"
         );
+    }
+
+    /// The contract's worked example (EURUSD, spread 7, slippage 2, commission 7.0 a lot, money
+    /// per point 1.0) at 0.01 lots: a long opens 9 points above the close (spread 0.07 +
+    /// slippage 0.02) and closes 2 below it (slippage 0.02) with commission 0.07; a short pays
+    /// the spread when it closes. A round turn costs 0.18 either way.
+    #[test]
+    fn a_fill_pays_the_spread_on_the_ask_side_slippage_always_and_commission_at_the_close() {
+        let c = CostParams {
+            point: 0.00001,
+            pip_value: 10.0,
+            spread_points: 7.0,
+            slippage_points: 2.0,
+            commission_per_lot: 7.0,
+            digits: 5,
+            lot_sizes: [0.0, 0.01, 0.03, 0.05],
+        };
+        let of = |dir, opening| Costs::of_fill(&c, 1.0, dir, 1, opening);
+        let near = |a: Costs, (s, l, k): (f64, f64, f64)| {
+            close(a.spread, s) && close(a.slippage, l) && close(a.commission, k)
+        };
+        assert!(near(of(1, true), (0.07, 0.02, 0.0)), "{:?}", of(1, true));
+        assert!(near(of(1, false), (0.0, 0.02, 0.07)), "{:?}", of(1, false));
+        assert!(near(of(-1, true), (0.0, 0.02, 0.0)), "{:?}", of(-1, true));
+        assert!(
+            near(of(-1, false), (0.07, 0.02, 0.07)),
+            "{:?}",
+            of(-1, false)
+        );
+        for dir in [1, -1] {
+            assert!(close(of(dir, true).plus(&of(dir, false)).total(), 0.18));
+        }
+        // The commission is the amount realized_pnl subtracts.
+        let long = pos(1, 2, 1.0);
+        let gross = oracle_core::position::gross_pnl(&c, 1.0, &long, 1.001);
+        let realized = oracle_core::position::realized_pnl(&c, 1.0, &long, 1.001);
+        assert_eq!(
+            gross - Costs::of_fill(&c, 1.0, 1, 2, false).commission,
+            realized
+        );
+    }
+
+    /// A trade carries the costs of its opening and closing fills; the ledger keeps each bar's.
+    #[test]
+    fn a_trade_carries_the_costs_of_its_two_fills_and_each_bar_its_own() {
+        let open = Costs {
+            spread: 0.7,
+            slippage: 0.2,
+            commission: 0.0,
+        };
+        let shut = Costs {
+            spread: 0.0,
+            slippage: 0.2,
+            commission: 0.7,
+        };
+        let long = pos(1, 1, 1.1);
+        let mut ledger = Ledger::new();
+        let bars = [
+            (Position::FLAT, long, None, true, Costs::default(), open),
+            (long, long, None, false, Costs::default(), Costs::default()),
+            (
+                long,
+                Position::FLAT,
+                Some((1.2, 5.0)),
+                false,
+                shut,
+                Costs::default(),
+            ),
+        ];
+        for (i, &(previous, position, closed, opened, close_costs, open_costs)) in
+            bars.iter().enumerate()
+        {
+            ledger.record(&BarRecord {
+                time: 60 * i as i64,
+                previous,
+                position,
+                lots: 0.1,
+                closed,
+                opened,
+                close_costs,
+                open_costs,
+                equity: 0.0,
+                unrealized: 0.0,
+            });
+        }
+        assert_eq!(ledger.trades.len(), 1);
+        assert_eq!(ledger.trades[0].costs, open.plus(&shut));
+        assert_eq!(ledger.costs, vec![open, Costs::default(), shut]);
+        assert_eq!(ledger.times, vec![0, 60, 120]);
+    }
+
+    /// Peak 100 → 50 → 150 → 120 on C = 1000: under water by 0, 50 (4.545…%), 0, 30 (2.61%);
+    /// the largest of each is the statistics' max drawdown.
+    #[test]
+    fn the_underwater_series_is_the_fall_from_the_running_peak_after_each_bar() {
+        let equity = [100.0, 50.0, 150.0, 120.0];
+        let got: Vec<(f64, f64)> = drawdowns(&equity, 1000.0).collect();
+        assert_eq!(got[0], (0.0, 0.0));
+        assert_eq!(got[1].0, 50.0);
+        assert!(close(got[1].1, 50.0 / 1100.0 * 100.0));
+        assert_eq!(got[2], (0.0, 0.0));
+        assert_eq!(got[3].0, 30.0);
+        assert!(close(got[3].1, 30.0 / 1150.0 * 100.0));
+        let s = statistics(&equity, 0, &[], 1000.0, 260.0);
+        assert_eq!(s.max_drawdown, got[1].0);
+        assert_eq!(s.max_drawdown_pct, got[1].1);
+    }
+
+    /// Bars on 30 and 31 Jan, 1 and 2 Feb and 5 Mar 2024 with equity 10, −5, 20, 15, 40 on
+    /// C = 1000: January −5 (−0.5%), February +20 (2%), March +25 (2.5%); a trade closed on
+    /// 2 Feb counts in February; each bar's costs in its month.
+    #[test]
+    fn months_split_the_equity_change_trades_and_costs_by_calendar_month() {
+        let day = |d: i64| 1_706_572_800 + (d - 30) * 86_400; // 2024-01-30T00:00:00Z + …
+        let times = [day(30), day(31), day(32), day(33), day(65)];
+        let equity = [10.0, -5.0, 20.0, 15.0, 40.0];
+        let cost = |x: f64| Costs {
+            spread: x,
+            slippage: x / 2.0,
+            commission: x / 4.0,
+        };
+        let ledger = Ledger {
+            equity: equity.to_vec(),
+            times: times.to_vec(),
+            costs: vec![cost(4.0), cost(0.0), cost(8.0), cost(4.0), cost(0.0)],
+            trades: vec![Trade {
+                entry_time: day(31),
+                exit_time: day(33),
+                ..trade(1.0, 2)
+            }],
+            ..Ledger::default()
+        };
+        let m = months(&ledger, 1000.0);
+        let ym: Vec<(i16, i8, usize, usize)> = m
+            .iter()
+            .map(|m| (m.year, m.month, m.bars, m.trades))
+            .collect();
+        assert_eq!(ym, vec![(2024, 1, 2, 0), (2024, 2, 2, 1), (2024, 3, 1, 0)]);
+        let profit: Vec<f64> = m.iter().map(|m| m.net_profit).collect();
+        assert_eq!(profit, vec![-5.0, 20.0, 25.0]);
+        assert!(close(m[0].return_pct, -0.5));
+        assert!(close(m[1].return_pct, 2.0));
+        assert!(close(m[2].return_pct, 2.5));
+        assert_eq!(m[0].costs, cost(4.0));
+        assert_eq!(m[1].costs, cost(12.0));
+        assert_eq!(m[2].costs, cost(0.0));
+        assert!(months(&Ledger::new(), 1000.0).is_empty());
     }
 
     #[test]

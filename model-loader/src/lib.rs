@@ -23,8 +23,9 @@ mod load;
 mod replay;
 
 pub use backtest::{
-    Backtest, BacktestError, BarRecord, DEFAULT_CAPITAL, Ledger, OpenTrade, Stats, TRADES_HEADER,
-    Trade, backtest, bars_per_year, statistics, summary_text, trades_csv,
+    Backtest, BacktestError, BarRecord, Costs, DEFAULT_CAPITAL, Ledger, Month, OpenTrade, Stats,
+    TRADES_HEADER, Trade, backtest, bars_per_year, drawdowns, fixed, months, position_name,
+    statistics, summary_text, trades_csv,
 };
 pub use bars::{
     BAR_HEADER, BarLine, BarReader, CsvError, format_time, parse_decimal, parse_line, parse_time,
