@@ -326,7 +326,10 @@ fn utc_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn tls_connector(endpoint: &Endpoint, mode: &TlsMode) -> Result<TlsConnector, ConfigError> {
+pub(crate) fn tls_connector(
+    endpoint: &Endpoint,
+    mode: &TlsMode,
+) -> Result<TlsConnector, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;

@@ -10,6 +10,9 @@
 //! | [`creds`] | [`Secret`] / [`Credentials`]: `Debug`/`Display` print `<redacted>`; from the environment or a 0600 env file | env, file |
 //! | [`session`] | the sans-IO [`Session`] (quinn-proto shape: `handle_*(now, …)`, `poll_transmit`, `poll_event`, `poll_timeout`): auth, heartbeats, dead peer, request matching/timeouts, rate limits, reconnect + backoff, resubscribe, bar streams with gap fill | none (time is a parameter) |
 //! | [`driver`] | the Tokio shell: TLS socket + clock → session; [`driver::connect`] → ([`driver::Client`], event stream) | TCP/TLS |
+//! | [`oauth`] | the OAuth authorization-code flow: the authorization URL, the code → token pair exchange and the refresh at the token endpoint (`oracle auth`) | HTTPS |
+//! | [`tokenfile`] | the token pair with its expiry on disk: 0600, temp + fsync + rename; the newest pair of several | file |
+//! | [`accounts`] | the accounts an access token grants, with balance and currency (`oracle accounts`) | TCP/TLS |
 //!
 //! ## Using the client (executor)
 //! ```text
@@ -67,11 +70,14 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod creds;
 pub mod driver;
 pub mod frame;
+pub mod oauth;
 pub mod proto;
 pub mod session;
+pub mod tokenfile;
 pub mod units;
 
 pub use creds::{Credentials, Secret};

@@ -241,7 +241,22 @@ pub struct Broker {
     fault_disconnects: u64,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
+    /// OAuth authorization codes not yet exchanged (`crate::oauth`).
+    codes: Vec<AuthCode>,
 }
+
+/// An OAuth authorization code (`crate::oauth`): lives 60 s, works once.
+#[derive(Debug)]
+struct AuthCode {
+    code: String,
+    client_id: String,
+    redirect_uri: String,
+    scope: Scope,
+    expires_ms: i64,
+}
+
+/// How long an OAuth authorization code lives (cTrader: one minute).
+pub const AUTH_CODE_TTL_MS: i64 = 60_000;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +351,7 @@ impl Broker {
             new_orders_by_coid: BTreeMap::new(),
             fault_disconnects: 0,
             steps: 0,
+            codes: Vec::new(),
         })
     }
 
@@ -1668,11 +1684,7 @@ impl Broker {
     }
 
     fn refresh(&mut self, now_ms: i64, conn: ConnId, cmid: Option<String>, refresh_token: String) {
-        let Some(i) = self
-            .tokens
-            .iter()
-            .position(|t| t.refresh.as_deref() == Some(refresh_token.as_str()))
-        else {
+        let Some((i, access, refresh)) = self.rotate(now_ms, &refresh_token) else {
             return self.error(
                 now_ms,
                 conn,
@@ -1682,6 +1694,28 @@ impl Broker {
                 "refresh token is invalid or was already used",
             );
         };
+        tracing::info!(conn, "tokens refreshed; the old access token is revoked");
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::RefreshTokenRes {
+                access_token: access,
+                refresh_token: refresh,
+                expires_in_s: self.cfg.token_ttl_s,
+            },
+            true,
+        );
+        self.invalidate_sessions_of(now_ms, i);
+    }
+
+    /// Spends `refresh_token`: the old pair is revoked, a new one (living `token_ttl_s`) issued.
+    /// `Some((old token index, access, refresh))`, `None` for an unknown or used refresh token.
+    fn rotate(&mut self, now_ms: i64, refresh_token: &str) -> Option<(usize, String, String)> {
+        let i = self
+            .tokens
+            .iter()
+            .position(|t| t.refresh.as_deref() == Some(refresh_token))?;
         let access = self.gen_token("at");
         let refresh = self.gen_token("rt");
         let old = &mut self.tokens[i];
@@ -1696,19 +1730,11 @@ impl Broker {
             revoked: false,
         };
         self.tokens.push(new);
-        tracing::info!(conn, "tokens refreshed; the old access token is revoked");
-        self.send(
-            now_ms,
-            conn,
-            cmid,
-            Event::RefreshTokenRes {
-                access_token: access,
-                refresh_token: refresh,
-                expires_in_s: self.cfg.token_ttl_s,
-            },
-            true,
-        );
-        // sessions that used the old token lose their accounts
+        Some((i, access, refresh))
+    }
+
+    /// Sessions that used token `i` lose their accounts (`ProtoOAAccountsTokenInvalidatedEvent`).
+    fn invalidate_sessions_of(&mut self, now_ms: i64, i: usize) {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             let accs: Vec<i64> = self.conns[&id]
@@ -1731,6 +1757,137 @@ impl Broker {
                 );
             }
         }
+    }
+
+    // ------------------------------------------------------------------ OAuth (crate::oauth)
+
+    fn oauth_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<(), crate::oauth::Refusal> {
+        if self
+            .cfg
+            .apps
+            .iter()
+            .any(|a| a.client_id == client_id && a.client_secret == client_secret)
+        {
+            Ok(())
+        } else {
+            Err(crate::oauth::Refusal::new(
+                "ACCESS_DENIED",
+                "wrong client_id or client_secret",
+            ))
+        }
+    }
+
+    /// The authorization page (`/apps/auth`): the sim's one cTrader ID allows `client_id` at
+    /// once; a code for all configured accounts with `scope`, living [`AUTH_CODE_TTL_MS`].
+    pub fn oauth_authorize(
+        &mut self,
+        now_ms: i64,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: Scope,
+    ) -> Result<String, crate::oauth::Refusal> {
+        if !self.cfg.apps.iter().any(|a| a.client_id == client_id) {
+            return Err(crate::oauth::Refusal::new(
+                "ACCESS_DENIED",
+                "unknown client_id",
+            ));
+        }
+        if redirect_uri.is_empty() {
+            return Err(crate::oauth::Refusal::new(
+                "INVALID_REQUEST",
+                "redirect_uri is missing",
+            ));
+        }
+        self.codes.retain(|c| c.expires_ms > now_ms);
+        let code = self.gen_token("code");
+        self.codes.push(AuthCode {
+            code: code.clone(),
+            client_id: client_id.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            scope,
+            expires_ms: now_ms.saturating_add(AUTH_CODE_TTL_MS),
+        });
+        tracing::info!("oauth: authorization code issued");
+        Ok(code)
+    }
+
+    /// The token endpoint's `authorization_code` grant: the code (once, within its life, with
+    /// the client and redirect URI it was issued for) for a new token pair over every
+    /// configured account, living `token_ttl_s`.
+    pub fn oauth_exchange_code(
+        &mut self,
+        now_ms: i64,
+        client_id: &str,
+        client_secret: &str,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<crate::oauth::Issued, crate::oauth::Refusal> {
+        use crate::oauth::Refusal;
+        self.oauth_client(client_id, client_secret)?;
+        let Some(i) = self.codes.iter().position(|c| c.code == code) else {
+            return Err(Refusal::new(
+                "INVALID_GRANT",
+                "authorization code is unknown or was already used",
+            ));
+        };
+        let c = self.codes.swap_remove(i);
+        if c.expires_ms <= now_ms {
+            return Err(Refusal::new(
+                "INVALID_GRANT",
+                "authorization code expired (codes live 60 s)",
+            ));
+        }
+        if c.client_id != client_id || c.redirect_uri != redirect_uri {
+            return Err(Refusal::new(
+                "INVALID_GRANT",
+                "authorization code was issued for another client_id or redirect_uri",
+            ));
+        }
+        let access = self.gen_token("at");
+        let refresh = self.gen_token("rt");
+        self.tokens.push(Token {
+            access: access.clone(),
+            refresh: Some(refresh.clone()),
+            scope: c.scope,
+            accounts: self.accounts.keys().copied().collect(),
+            expires_ms: now_ms.saturating_add(self.cfg.token_ttl_s.saturating_mul(1000)),
+            revoked: false,
+        });
+        tracing::info!("oauth: authorization code exchanged for a token pair");
+        Ok(crate::oauth::Issued {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in_s: self.cfg.token_ttl_s,
+        })
+    }
+
+    /// The token endpoint's `refresh_token` grant: as `RefreshTokenReq` (the refresh token
+    /// works once; the old access token is revoked and its sessions are told).
+    pub fn oauth_refresh(
+        &mut self,
+        now_ms: i64,
+        client_id: &str,
+        client_secret: &str,
+        refresh_token: &str,
+    ) -> Result<crate::oauth::Issued, crate::oauth::Refusal> {
+        self.oauth_client(client_id, client_secret)?;
+        let Some((i, access, refresh)) = self.rotate(now_ms, refresh_token) else {
+            return Err(crate::oauth::Refusal::new(
+                "INVALID_GRANT",
+                "refresh token is invalid or was already used",
+            ));
+        };
+        tracing::info!("oauth: tokens refreshed; the old access token is revoked");
+        self.invalidate_sessions_of(now_ms, i);
+        Ok(crate::oauth::Issued {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in_s: self.cfg.token_ttl_s,
+        })
     }
 
     fn gen_token(&mut self, prefix: &str) -> String {

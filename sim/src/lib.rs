@@ -12,6 +12,8 @@
 //! - [`wire`]: protobuf ⇄ [`msg`] at the edge.
 //! - [`server`]: the thin Tokio/rustls shell; [`spawn`] starts an in-process sim on an ephemeral
 //!   loopback port and returns its address and CA PEM.
+//! - [`oauth`]: the OAuth authorization page and token endpoint (`/apps/auth`, `/apps/token`)
+//!   on the same TLS listener: a connection that starts with an HTTP request line is HTTP.
 //! - [`cli`]: the `oracle-sim` command ([`run_cli`] is what `oracle sim` calls).
 //! - `timing`: the `--timing-out` JSONL hook ([`SimConfig::timing_out`]), shell only.
 //!
@@ -35,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod market;
 pub mod msg;
+pub mod oauth;
 pub mod server;
 pub mod symbols;
 mod timing;

@@ -621,6 +621,9 @@ async fn run_connection(
     // under two accounts of this connection gives one line per closed bar
     let mut stamped: BTreeMap<(i64, Period), i64> = BTreeMap::new();
     let mut heads: Vec<String> = Vec::new();
+    // the first bytes of a connection that turned out to be HTTP (crate::oauth)
+    let mut first_read = true;
+    let mut http: Option<Vec<u8>> = None;
     // Ok(why) when the connection ended normally (for the timing hook)
     let result: anyhow::Result<String> = async {
         loop {
@@ -680,6 +683,10 @@ async fn run_connection(
                     if n == 0 {
                         return Ok("peer closed".into());
                     }
+                    if std::mem::take(&mut first_read) && crate::oauth::is_http(&buf[..n]) {
+                        http = Some(buf[..n].to_vec());
+                        return Ok("HTTP request (OAuth endpoint)".into());
+                    }
                     decoder.feed(&buf[..n]);
                     loop {
                         match decoder.next_frame() {
@@ -720,6 +727,60 @@ async fn run_connection(
         }
     }
     let _ = actor.send(ActorMsg::Closed { conn }).await;
+    if let Some(first) = http {
+        tracing::info!(conn, %peer, "HTTPS request (OAuth endpoint)");
+        return serve_http(stream, first, actor).await;
+    }
     tracing::info!(conn, %peer, "client disconnected");
     result.map(|_| ())
+}
+
+/// One HTTP request on a TLS connection (`crate::oauth`): read it whole (10 s, 16 KiB at
+/// most), answer it on the broker actor, close.
+async fn serve_http(
+    mut stream: tokio_rustls::server::TlsStream<TcpStream>,
+    mut buf: Vec<u8>,
+    actor: mpsc::Sender<ActorMsg>,
+) -> anyhow::Result<()> {
+    let mut chunk = vec![0u8; 4096];
+    let parsed: anyhow::Result<Result<crate::oauth::HttpRequest, crate::oauth::HttpResponse>> =
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match crate::oauth::parse_request(&buf) {
+                    Ok(Some(req)) => return Ok(Ok(req)),
+                    Ok(None) => {}
+                    Err(bad) => return Ok(Err(bad.0)),
+                }
+                let n = stream.read(&mut chunk).await.context("read")?;
+                if n == 0 {
+                    anyhow::bail!("peer closed before the request was whole");
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .context("HTTP request timed out")?;
+    let answer = match parsed {
+        Ok(Ok(req)) => {
+            let (tx, rx) = oneshot::channel();
+            let hook = Box::new(move |b: &mut Broker, now: i64| {
+                let _ = tx.send(crate::oauth::handle(b, now, &req));
+            });
+            actor
+                .send(ActorMsg::Hook(Hook(hook)))
+                .await
+                .context("sim stopping")?;
+            rx.await.context("sim stopping")?
+        }
+        Ok(Err(bad)) => bad,
+        Err(e) => return Err(e),
+    };
+    tracing::info!(status = answer.status, "HTTP answer (OAuth endpoint)");
+    stream
+        .write_all(&answer.to_bytes())
+        .await
+        .context("write")?;
+    stream.flush().await.context("flush")?;
+    let _ = stream.shutdown().await;
+    Ok(())
 }

@@ -1,0 +1,261 @@
+//! The accounts an access token can trade (`oracle accounts`).
+//!
+//! One short connection: `ApplicationAuthReq`, then `GetAccountListByAccessTokenReq` (each
+//! account's `ctidTraderAccountId` — not the login the cTrader UI shows —, `isLive`,
+//! `traderLogin`, `brokerTitleShort`, and the token's `permissionScope`). With balances asked
+//! for, each account is then authorized on the same connection (`AccountAuthReq`) and read
+//! (`TraderReq`: balance in `moneyDigits`, deposit asset; `AssetListReq`: the asset's name). A
+//! live account authorizes only on the live host and a demo one only on the demo host: an
+//! account the host refuses keeps its list entry with the refusal as its note.
+//!
+//! The access token and client secret go on the wire only inside their requests; no error of
+//! this module carries them.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::creds::Secret;
+use crate::driver::{Endpoint, TlsMode};
+use crate::frame::{FrameDecoder, encode_envelope};
+use crate::proto::{self as pb, Envelope, Payload};
+
+/// One account the token grants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountInfo {
+    /// `ctidTraderAccountId`: what the executor's `--account-id` wants.
+    pub ctid_trader_account_id: i64,
+    /// Live (`true`) or demo; `None` when the server did not say.
+    pub is_live: Option<bool>,
+    /// The login the cTrader UI shows.
+    pub trader_login: Option<i64>,
+    /// The broker (`brokerTitleShort`, else the trader's `brokerName`).
+    pub broker: Option<String>,
+    /// Balance in the deposit currency (when read).
+    pub balance: Option<f64>,
+    /// The deposit currency (when read).
+    pub currency: Option<String>,
+    /// Why the balance is missing (the host refused the account), if it is.
+    pub note: Option<String>,
+}
+
+/// What the token may do and the accounts it grants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountList {
+    /// `view` or `trade` (`permissionScope`), when the server said.
+    pub scope: Option<&'static str>,
+    /// The accounts, in the server's order.
+    pub accounts: Vec<AccountInfo>,
+}
+
+struct Conn {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    dec: FrameDecoder,
+    buf: Vec<u8>,
+    next: u64,
+    timeout: Duration,
+}
+
+impl Conn {
+    async fn ask(&mut self, payload: impl Into<Payload>) -> Result<Payload, String> {
+        self.next += 1;
+        let id = format!("accounts-{}", self.next);
+        let env = Envelope::new(payload, Some(id.clone()));
+        let name = env.payload.name();
+        self.stream
+            .write_all(&encode_envelope(&env))
+            .await
+            .map_err(|e| format!("sending {name}: {e}"))?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|e| format!("sending {name}: {e}"))?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            while let Some(body) = self
+                .dec
+                .next_frame()
+                .map_err(|e| format!("waiting for the answer to {name}: {e}"))?
+            {
+                let got = Envelope::decode(&body)
+                    .map_err(|e| format!("waiting for the answer to {name}: {e}"))?;
+                let mine = got.client_msg_id.as_deref() == Some(id.as_str());
+                let error = matches!(got.payload, Payload::ErrorRes(_));
+                if mine || error {
+                    return Ok(got.payload);
+                }
+            }
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf))
+                .await
+                .map_err(|_| format!("no answer to {name} within {:?}", self.timeout))?
+                .map_err(|e| format!("waiting for the answer to {name}: {e}"))?;
+            if n == 0 {
+                return Err(format!(
+                    "the server closed the connection before answering {name}"
+                ));
+            }
+            self.dec.feed(&self.buf[..n]);
+        }
+    }
+}
+
+fn refusal(p: &Payload) -> Option<String> {
+    match p {
+        Payload::OaErrorRes(e) => Some(match &e.description {
+            Some(d) if !d.is_empty() => format!("{} ({d})", e.error_code),
+            _ => e.error_code.clone(),
+        }),
+        Payload::ErrorRes(e) => Some(match &e.description {
+            Some(d) if !d.is_empty() => format!("{} ({d})", e.error_code),
+            _ => e.error_code.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Lists the accounts `access_token` grants, on `endpoint` as application `client_id`; with
+/// `balances`, also each account's balance and currency where the host serves the account.
+/// `timeout` bounds the connect and each answer.
+pub async fn list_accounts(
+    endpoint: &Endpoint,
+    tls: &TlsMode,
+    client_id: &Secret,
+    client_secret: &Secret,
+    access_token: &Secret,
+    balances: bool,
+    timeout: Duration,
+) -> Result<AccountList, String> {
+    let at = format!("{}:{}", endpoint.host, endpoint.port);
+    let connector =
+        crate::driver::tls_connector(endpoint, tls).map_err(|e| format!("{at}: {e}"))?;
+    let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| format!("{at}: {e}"))?;
+    let stream = tokio::time::timeout(timeout, async {
+        let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| format!("{at}: connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| format!("{at}: TLS: {e}"))
+    })
+    .await
+    .map_err(|_| format!("{at}: no connection within {timeout:?}"))??;
+    let mut c = Conn {
+        stream,
+        dec: FrameDecoder::new(crate::DEFAULT_MAX_FRAME_LEN),
+        buf: vec![0; 64 * 1024],
+        next: 0,
+        timeout,
+    };
+    let app = c
+        .ask(pb::ProtoOaApplicationAuthReq {
+            client_id: client_id.expose().to_string(),
+            client_secret: client_secret.expose().to_string(),
+            ..Default::default()
+        })
+        .await?;
+    if let Some(why) = refusal(&app) {
+        return Err(format!(
+            "{at}: application auth refused: {why} (check CTRADER_CLIENT_ID / CTRADER_CLIENT_SECRET)"
+        ));
+    }
+    let list = c
+        .ask(pb::ProtoOaGetAccountListByAccessTokenReq {
+            access_token: access_token.expose().to_string(),
+            ..Default::default()
+        })
+        .await?;
+    let res = match list {
+        Payload::GetAccountListByAccessTokenRes(r) => r,
+        other => {
+            let why = refusal(&other).unwrap_or_else(|| format!("unexpected {}", other.name()));
+            return Err(format!(
+                "{at}: the account list was refused: {why} (an expired or refreshed token: run `oracle auth --refresh`)"
+            ));
+        }
+    };
+    let scope = res.permission_scope.map(|s| {
+        if s == pb::ProtoOaClientPermissionScope::ScopeTrade as i32 {
+            "trade"
+        } else {
+            "view"
+        }
+    });
+    let mut accounts = Vec::new();
+    for a in &res.ctid_trader_account {
+        let mut info = AccountInfo {
+            ctid_trader_account_id: i64::try_from(a.ctid_trader_account_id).unwrap_or(i64::MAX),
+            is_live: a.is_live,
+            trader_login: a.trader_login,
+            broker: a.broker_title_short.clone().filter(|b| !b.is_empty()),
+            balance: None,
+            currency: None,
+            note: None,
+        };
+        if balances {
+            read_balance(&mut c, access_token, &mut info).await?;
+        }
+        accounts.push(info);
+    }
+    let _ = c.stream.shutdown().await;
+    Ok(AccountList { scope, accounts })
+}
+
+async fn read_balance(
+    c: &mut Conn,
+    access_token: &Secret,
+    info: &mut AccountInfo,
+) -> Result<(), String> {
+    let id = info.ctid_trader_account_id;
+    let auth = c
+        .ask(pb::ProtoOaAccountAuthReq {
+            ctid_trader_account_id: id,
+            access_token: access_token.expose().to_string(),
+            ..Default::default()
+        })
+        .await?;
+    if let Some(why) = refusal(&auth) {
+        info.note = Some(format!("not authorized on this host: {why}"));
+        return Ok(());
+    }
+    let trader = match c
+        .ask(pb::ProtoOaTraderReq {
+            ctid_trader_account_id: id,
+            ..Default::default()
+        })
+        .await?
+    {
+        Payload::TraderRes(r) => r.trader,
+        other => {
+            info.note = Some(format!(
+                "no balance: {}",
+                refusal(&other).unwrap_or_else(|| other.name().to_string())
+            ));
+            return Ok(());
+        }
+    };
+    let digits = i32::try_from(trader.money_digits.unwrap_or(2)).unwrap_or(2);
+    info.balance = Some(trader.balance as f64 / 10f64.powi(digits));
+    if info.broker.is_none() {
+        info.broker = trader.broker_name.clone().filter(|b| !b.is_empty());
+    }
+    if info.trader_login.is_none() {
+        info.trader_login = trader.trader_login;
+    }
+    if let Payload::AssetListRes(r) = c
+        .ask(pb::ProtoOaAssetListReq {
+            ctid_trader_account_id: id,
+            ..Default::default()
+        })
+        .await?
+    {
+        info.currency = r
+            .asset
+            .iter()
+            .find(|a| a.asset_id == trader.deposit_asset_id)
+            .map(|a| a.name.clone());
+    }
+    Ok(())
+}
