@@ -133,6 +133,19 @@ def cmd_backtest(args):
     print(f"trade list: {trades} ({b.stats.trades} closed trades)", file=sys.stderr)
 
 
+def cmd_pack(args):
+    from oracle_training.bars import BarError
+    from oracle_training.modelzip import ModelZipError
+    from oracle_training.pack import PackError, run
+    from oracle_training.policy import ExportError
+
+    _threads()
+    try:
+        run(args)
+    except (PackError, BarError, ModelZipError, ExportError) as e:
+        sys.exit(f"python -m oracle_training pack: {e}")
+
+
 class CliError(Exception):
     """A mistake in the command line or its inputs: printed as one line, exit code 2."""
 
@@ -268,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the figures as JSON (full precision) instead of the text summary",
     )
     s.set_defaults(func=cmd_backtest)
+
+    from oracle_training.pack import add_arguments as pack_arguments
+
+    s = sub.add_parser(
+        "pack",
+        help="pack an SB3 PPO zip and an hmmlearn pickle (or a seed-format zip) into a runtime zip",
+        description="Checks the policy and the HMM against the contract, exports and checks the "
+        "ONNX policy and writes the atomic SYM_TF.zip (training/README.md).",
+        formatter_class=fmt,
+    )
+    pack_arguments(s)
+    s.set_defaults(func=cmd_pack)
     return p
 
 

@@ -229,3 +229,133 @@ def normalise_rl_scalar(raw: list[float], mean, std, clip: float) -> list[float]
         z = (raw[k] - float(mean[k])) / float(std[k])
         out.append(min(max(z, -clip), clip))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the declared feature set (contract section 9) and the notebook entry point
+
+FEATURE_SET = "oracle"
+FEATURE_SET_VERSION = 1
+POSITION_FEATURES = ("position_direction", "position_intensity", "upnl_norm")
+# each feature's period field in rl_config / hmm_config
+MARKET_PERIODS = dict(
+    zip(MARKET_FEATURES, ("roc", "atr", "ema", "range", "volume_ma"), strict=True)
+)
+
+
+def declaration(rl: RLConfig | None = None, hc: HMMConfig | None = None) -> dict:
+    """The metadata's ``features``: the set, its version, and each feature with its period, in
+    observation (market) and HMM-input (hmm) order. What the Rust loader checks."""
+    rl, hc = rl or RLConfig(), hc or HMMConfig()
+    return {
+        "set": FEATURE_SET,
+        "version": FEATURE_SET_VERSION,
+        "market": [
+            {"name": n, "period": getattr(rl, f"{MARKET_PERIODS[n]}_period")}
+            for n in MARKET_FEATURES
+        ],
+        "hmm": [{"name": n, "period": getattr(hc, f"{n}_period")} for n in HMM_FEATURES],
+    }
+
+
+def observation_layout(n_states: int) -> list[str]:
+    """The names of the observation's elements (contract section 5), ``observation.layout``."""
+    return [*MARKET_FEATURES, *(f"regime_{k}" for k in range(n_states)), *POSITION_FEATURES]
+
+
+def _std(x: np.ndarray) -> list[float]:
+    s = np.std(x, axis=0)
+    return [float(v) if v > 0 else 1.0 for v in s]
+
+
+def fit_normalisation(
+    train: Bars, window: int = 350, rl: RLConfig | None = None, hc: HMMConfig | None = None
+) -> dict:
+    """Mean and std (0 read as 1.0) of the raw market features over the decision bars of the
+    training bars, and of the raw HMM features over their valid bars: what ``train`` stores as
+    ``observation.rl_norm`` and ``hmm.feature_norm``. Fit it on the training split only."""
+    rl, hc = rl or RLConfig(), hc or HMMConfig()
+    raw = series_market_features(train, window, rl)[window - 1 :]
+    hraw = series_hmm_features(train, hc)[hc.lookback :]
+    if len(raw) == 0 or len(hraw) == 0:
+        raise ValueError(
+            f"fit_normalisation: {len(train)} bars; at least the window ({window}) are needed"
+        )
+    return {
+        "rl_norm": {"mean": [float(v) for v in raw.mean(axis=0)], "std": _std(raw)},
+        "hmm_norm": {"mean": [float(v) for v in hraw.mean(axis=0)], "std": _std(hraw)},
+    }
+
+
+def hmm_inputs(bars: Bars, norm: dict, hc: HMMConfig | None = None) -> np.ndarray:
+    """The normalised HMM features ``[N - L, 3]`` of every valid bar: what a GaussianHMM is
+    fitted on (``GaussianHMM(n_components=K, covariance_type="diag" or "full").fit(x)``)."""
+    hc = hc or HMMConfig()
+    raw = series_hmm_features(bars, hc)[hc.lookback :]
+    mean = np.asarray(norm["hmm_norm"]["mean"], dtype=np.float64)
+    return (raw - mean) / np.asarray(norm["hmm_norm"]["std"], dtype=np.float64)
+
+
+def observe(
+    bars: Bars,
+    hmm,
+    norm: dict,
+    *,
+    rl: RLConfig | None = None,
+    hc: HMMConfig | None = None,
+    window: int = 350,
+    clip: float = 10.0,
+) -> np.ndarray:
+    """The contract's observation (section 5) of every bar, float32 ``[N, 5 + K + 3]``, with the
+    position FLAT (its three columns 0.0); rows before the window fills are NaN. ``hmm`` is a
+    fitted hmmlearn ``GaussianHMM`` (or a ``PortableHMM``); ``norm`` is ``fit_normalisation`` of
+    the training bars. An environment that holds a position writes its three columns with
+    ``position_columns``. These are exactly the numbers the Rust twin feeds the policy."""
+    from oracle_training.hmm import PortableHMM
+    from oracle_training.spec import TwinSpec, precompute
+
+    portable = hmm if isinstance(hmm, PortableHMM) else PortableHMM.from_hmmlearn(hmm)
+    spec = TwinSpec(
+        symbol="",
+        timeframe="",
+        training_config={},
+        hmm=portable,
+        hmm_norm_mean=norm["hmm_norm"]["mean"],
+        hmm_norm_std=norm["hmm_norm"]["std"],
+        rl_norm_mean=norm["rl_norm"]["mean"],
+        rl_norm_std=norm["rl_norm"]["std"],
+        window=window,
+        clip=clip,
+        rl_config=rl or RLConfig(),
+        hmm_config=hc or HMMConfig(),
+    )
+    data = precompute(bars, spec)
+    k = portable.n_states
+    obs = np.full((len(bars), 5 + k + 3), np.nan)
+    ready = data.regime >= 0
+    obs[ready] = 0.0
+    obs[ready, 0:5] = data.z[ready]
+    obs[np.nonzero(ready)[0], 5 + data.regime[ready]] = 1.0
+    return obs.astype(np.float32)
+
+
+def position_columns(
+    direction: int,
+    intensity: int,
+    entry_price: float,
+    close: float,
+    training_config: dict,
+    clip=10.0,
+) -> np.ndarray:
+    """The observation's last three elements for a position (contract section 5): direction,
+    intensity / 3, and the unrealised move marked at this bar's close price (float32)."""
+    from oracle_training.twin import Costs, TwinState, upnl_norm
+
+    st = TwinState()
+    st.position_direction, st.position_intensity = int(direction), int(intensity)
+    st.entry_price = float(entry_price)
+    costs = Costs.from_config(training_config)
+    upnl = upnl_norm(st, costs, float(close), float(clip))
+    return np.array([float(direction), float(intensity) / 3.0, upnl], dtype=np.float64).astype(
+        np.float32
+    )

@@ -67,6 +67,120 @@ class ModelZipError(ValueError):
     """A model zip that must be refused; the message names the zip and the field or member."""
 
 
+# The runtime fields a seed-format zip (seed section 3) has none of.
+RUNTIME_FIELDS = ("window", "observation", "hmm", "policy", "members")
+
+
+def pack_command(file: str) -> str:
+    """The command that packs a seed-format zip into a runtime zip, in its place (the same text
+    as the Rust loader's ``oracle_model::pack_command``)."""
+    return f"python -m oracle_training pack --from {file} --bars TRAINING_BARS.csv"
+
+
+def seed_format_error(meta, names, where: str) -> ModelZipError | None:
+    """The refusal of a seed-format zip (no runtime field, a seed member), naming ``pack``."""
+    if not isinstance(meta, dict) or any(f in meta for f in RUNTIME_FIELDS):
+        return None
+    seed = sorted(n for n in names if n.endswith("_ppo.zip") or n.endswith("_hmm.pkl"))
+    if not seed:
+        return None
+    return ModelZipError(
+        f"{where}: a seed-format model zip ({', '.join(seed)}, no runtime members or runtime "
+        f"metadata): pack it into a runtime zip, in its place, with `{pack_command(where)}` "
+        "(training/README.md)"
+    )
+
+
+def check_features(meta: dict, where: str) -> None:
+    """``observation.layout`` and, when present, the ``features`` declaration against the one
+    feature set the twin implements (contract section 9; the Rust loader's same rules). No
+    declaration means the v1 set."""
+    from oracle_training.features import (
+        FEATURE_SET,
+        FEATURE_SET_VERSION,
+        HMM_FEATURES,
+        MARKET_FEATURES,
+        MARKET_PERIODS,
+        observation_layout,
+    )
+
+    want_layout = observation_layout(int(meta["hmm"]["n_states"]))
+    layout = meta["observation"]["layout"]
+    if not isinstance(layout, list):
+        raise ModelZipError(f"{where}: metadata field 'observation.layout' must be a list")
+    if len(layout) != len(want_layout):
+        raise ModelZipError(
+            f"{where}: shape mismatch in 'observation.layout': expected {len(want_layout)} "
+            f"names, found {len(layout)} names"
+        )
+    unknown = [
+        f"observation.layout[{i}] {json.dumps(n)}"
+        for i, n in enumerate(layout)
+        if n not in want_layout
+    ]
+    decl = meta.get("features")
+    if decl is not None:
+        if not isinstance(decl, dict):
+            raise ModelZipError(f"{where}: metadata field 'features' must be dict")
+        if decl.get("set") != FEATURE_SET:
+            raise ModelZipError(
+                f"{where}: metadata field 'features.set' is invalid: {decl.get('set')!r} is not "
+                f"a feature set this loader implements ({FEATURE_SET!r})"
+            )
+        if decl.get("version") != FEATURE_SET_VERSION:
+            raise ModelZipError(
+                f"{where}: metadata field 'features.version' is invalid: {decl.get('version')!r} "
+                f"is not a version of feature set {FEATURE_SET!r} this loader implements "
+                f"({FEATURE_SET_VERSION})"
+            )
+        groups = (
+            ("market", MARKET_FEATURES, lambda n: f"rl_config.{MARKET_PERIODS[n]}_period"),
+            ("hmm", HMM_FEATURES, lambda n: f"hmm_config.{n}_period"),
+        )
+        for group, names, config in groups:
+            declared = decl.get(group)
+            if not isinstance(declared, list):
+                raise ModelZipError(f"{where}: metadata field 'features.{group}' must be list")
+            seen = []
+            for i, f in enumerate(declared):
+                name, period = (f.get("name"), f.get("period")) if isinstance(f, dict) else (0, 0)
+                if not isinstance(name, str) or not isinstance(period, int):
+                    raise ModelZipError(
+                        f"{where}: metadata field 'features.{group}.{i}' must be "
+                        '{"name": str, "period": int}'
+                    )
+                if name not in names:
+                    unknown.append(f"{group} {name}({period})")
+                    continue
+                field = config(name)
+                section, key = field.split(".")
+                if meta[section][key] != period:
+                    raise ModelZipError(
+                        f"{where}: shape mismatch in 'features.{group}.{i} ({name}) period': "
+                        f"expected {field} = {meta[section][key]}, found {period}"
+                    )
+                seen.append(name)
+            if not unknown and seen != list(names):
+                raise ModelZipError(
+                    f"{where}: metadata field 'features.{group}' is invalid: declares "
+                    f"[{', '.join(seen)}]; the set's {group} features are [{', '.join(names)}], "
+                    "each once, in this order"
+                )
+    if unknown:
+        raise ModelZipError(
+            f"{where}: the metadata declares features this loader does not implement: "
+            f"{', '.join(unknown)} (it implements feature set {FEATURE_SET} "
+            f"v{FEATURE_SET_VERSION}: market {', '.join(MARKET_FEATURES)}; hmm "
+            f"{', '.join(HMM_FEATURES)}; docs/contract.md §3-5)"
+        )
+    for i, (found, want) in enumerate(zip(layout, want_layout, strict=False)):
+        if found != want:
+            raise ModelZipError(
+                f"{where}: metadata field 'observation.layout' is invalid: entry {i} is "
+                f"{json.dumps(found)}, the contract's observation has {json.dumps(want)} there"
+            )
+
+
 def member_names(name: str) -> dict[str, str]:
     return {
         "hmm_pkl": f"{name}_hmm.pkl",
@@ -85,6 +199,12 @@ def write_model_zip(path: str | Path, meta: dict, members: dict[str, bytes]) -> 
     """Write the zip atomically. ``meta['members']`` is (re)filled with each member's sha256.
     Returns the metadata written."""
     meta = dict(meta)
+    if "features" not in meta:
+        from oracle_training.features import HMMConfig, RLConfig, declaration
+
+        meta["features"] = declaration(
+            RLConfig(**meta["rl_config"]), HMMConfig(**meta["hmm_config"])
+        )
     meta["members"] = {fn: {"sha256": sha256_bytes(data)} for fn, data in members.items()}
     validate_metadata(meta, Path(path).name, members=set(members))
     buf = io.BytesIO()
@@ -146,6 +266,7 @@ def validate_metadata(meta: dict, where: str = "model", members: set | None = No
         raise ModelZipError(f"{where}: metadata field 'actions' must have 7 entries")
     if meta["observation"]["dim"] != 5 + meta["hmm"]["n_states"] + 3:
         raise ModelZipError(f"{where}: metadata field 'observation.dim' != 5 + n_states + 3")
+    check_features(meta, where)
 
 
 def _read_member(zf: zipfile.ZipFile, fn: str, where: str, cap: int) -> bytes:
@@ -199,6 +320,9 @@ class ModelZip:
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise ModelZipError(f"{where}: the zip comment is not metadata JSON ({e})") from e
             names = set(zf.namelist())
+            seed = seed_format_error(meta, names, where)
+            if seed is not None:
+                raise seed
             validate_metadata(meta, where, members=names)
             self.members = {}
             for fn, info in meta["members"].items():
