@@ -1,8 +1,8 @@
 //! `oracle`: one binary for the whole system. `demo` runs simulator + executor + predictor as
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
-//! statistics and trade list; `doctor`, `bench` and `chaos` (package `oracle-ops`) check a
-//! deployment, measure, and prove crash recovery.
+//! statistics and trade list; `doctor` (package `oracle-ops`) checks a deployment. The
+//! development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
 
 mod demo;
 mod deps;
@@ -75,10 +75,6 @@ enum Cmd {
     },
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
-    /// The end-to-end benchmark: out/bench.json and out/bench.md.
-    Bench(oracle_ops::BenchArgs),
-    /// The kill -9 crash-recovery proof (scripts/chaos).
-    Chaos(oracle_ops::ChaosArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -131,8 +127,6 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
-        Cmd::Bench(a) => oracle_ops::run_bench(&a),
-        Cmd::Chaos(a) => oracle_ops::run_chaos(&a),
     }
 }
 

@@ -39,16 +39,7 @@ fn every_subcommand_prints_its_version() {
         String::from_utf8_lossy(&top.stdout).trim(),
         format!("oracle {v}")
     );
-    for sub in [
-        "demo",
-        "sim",
-        "executor",
-        "predictor",
-        "replay",
-        "doctor",
-        "bench",
-        "chaos",
-    ] {
+    for sub in ["demo", "sim", "executor", "predictor", "replay", "doctor"] {
         let out = oracle(&[sub, "--version"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -62,6 +53,42 @@ fn every_subcommand_prints_its_version() {
         assert!(
             text.starts_with("oracle") && text.trim().ends_with(&format!(" {v}")),
             "oracle {sub} --version: {text}"
+        );
+    }
+}
+
+/// The product binary is the product: the development harness (bench, chaos) is `oracle-dev`
+/// (package `oracle-xtask`), not a subcommand of `oracle`.
+#[test]
+fn the_product_binary_has_no_bench_or_chaos_subcommand() {
+    let help = oracle(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for sub in [
+        "demo",
+        "sim",
+        "executor",
+        "predictor",
+        "replay",
+        "backtest",
+        "doctor",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(sub)),
+            "oracle --help lists {sub}:\n{text}"
+        );
+    }
+    for sub in ["bench", "chaos"] {
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with(sub)),
+            "oracle --help lists no {sub}:\n{text}"
+        );
+        let out = oracle(&[sub, "--help"]);
+        assert!(!out.status.success(), "oracle {sub} is not a subcommand");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("unrecognized subcommand '{sub}'")),
+            "oracle {sub}: {err}"
         );
     }
 }

@@ -4,14 +4,15 @@
 //! drift and P&L summary and an HTML report at the end. Every child is stopped on every exit path
 //! (normal end, error, Ctrl-C; and by the kernel if the demo itself is killed).
 
-mod procs;
 pub mod report;
 pub mod view;
 
-use procs::{Group, INTERRUPTED, Proc};
+use oracle_procs::files::{Follow, fresh_dir, tail};
+use oracle_procs::market::{self, MarketSpec};
+use oracle_procs::supervisor::{self as procs, Group, INTERRUPTED, Output, Proc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Seek, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -159,55 +160,25 @@ fn find_dir(given: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     anyhow::bail!("no {name}/ folder here or above the oracle binary; pass --{name} DIR")
 }
 
-fn fresh_dir(p: &Path) -> anyhow::Result<()> {
-    if p.exists() {
-        std::fs::remove_dir_all(p)?;
-    }
-    std::fs::create_dir_all(p)?;
-    Ok(())
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Reads the complete new lines of a growing file.
-struct Follow {
-    path: PathBuf,
-    pos: u64,
-    partial: String,
-}
-
-impl Follow {
-    fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            pos: 0,
-            partial: String::new(),
-        }
-    }
-    fn lines(&mut self) -> Vec<String> {
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
-            return Vec::new();
-        };
-        if f.seek(std::io::SeekFrom::Start(self.pos)).is_err() {
-            return Vec::new();
-        }
-        let mut buf = String::new();
-        let Ok(n) = f.read_to_string(&mut buf) else {
-            return Vec::new();
-        };
-        self.pos += n as u64;
-        self.partial.push_str(&buf);
-        let mut out = Vec::new();
-        while let Some(i) = self.partial.find('\n') {
-            out.push(self.partial[..i].to_string());
-            self.partial.drain(..=i);
-        }
-        out
-    }
+/// Child `idx` of the demo: this binary re-executed with `args` and `envs`, its output in
+/// `logs/NAME.log` and on `tx` (the live view), under the one supervisor.
+fn spawn(
+    idx: usize,
+    name: &str,
+    exe: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    logs: &Path,
+    tx: &mpsc::Sender<procs::Line>,
+) -> anyhow::Result<Proc> {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args).envs(envs.iter().map(|(k, v)| (k, v)));
+    Proc::spawn(
+        name,
+        cmd,
+        &logs.join(format!("{name}.log")),
+        Output::Lines { idx, tx },
+    )
 }
 
 struct Screen {
@@ -272,12 +243,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     let logs = out.join("logs");
     let p = |x: &Path| x.display().to_string();
     let history = usize::try_from(args.history)?;
-    let prepared = oracle_ops::market::prepare(
-        &models,
-        &data,
-        &run,
-        &oracle_ops::market::MarketSpec::new(history, args.bars),
-    )?;
+    let prepared = market::prepare(&models, &data, &run, &MarketSpec::new(history, args.bars))?;
     let speed = args
         .speed
         .clone()
@@ -326,10 +292,10 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
     ];
     group
         .procs
-        .push(Proc::spawn(0, "sim", &exe, &sim_args, &[], &logs, &tx)?);
+        .push(spawn(0, "sim", &exe, &sim_args, &[], &logs, &tx)?);
     wait_ready(&mut group, 0, sim_port, &[&ca, &creds], &logs)?;
     let mut envs = vec![("ORACLE_IPC_TOKEN".to_string(), token.clone())];
-    envs.extend(oracle_ops::procs::read_env_file(&creds));
+    envs.extend(oracle_procs::files::read_env_file(&creds));
     let account = envs
         .iter()
         .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
@@ -355,9 +321,9 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         "--with-paper".into(),
         "--json".into(),
     ];
-    group.procs.push(Proc::spawn(
-        1, "executor", &exe, &ex_args, &envs, &logs, &tx,
-    )?);
+    group
+        .procs
+        .push(spawn(1, "executor", &exe, &ex_args, &envs, &logs, &tx)?);
     wait_ready(&mut group, 1, ipc_port, &[], &logs)?;
     // 3. The predictor.
     let pr_args = vec![
@@ -372,17 +338,11 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
         format!("ws://127.0.0.1:{ipc_port}"),
         "--json".into(),
     ];
-    group.procs.push(Proc::spawn(
-        2,
-        "predictor",
-        &exe,
-        &pr_args,
-        &envs,
-        &logs,
-        &tx,
-    )?);
+    group
+        .procs
+        .push(spawn(2, "predictor", &exe, &pr_args, &envs, &logs, &tx)?);
 
-    let mut ledger = Follow::new(out.join("executor/drift.jsonl"));
+    let mut ledger = Follow::new(&out.join("executor/drift.jsonl"));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut finished_at: Option<Instant> = None;
     let mut started = false;
@@ -428,7 +388,7 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
             interrupted = true;
             break;
         }
-        if let Some(c) = group.procs.iter().find(|c| c.status.is_some()) {
+        if let Some(c) = group.procs.iter().find(|c| c.status().is_some()) {
             failure = Some(format!(
                 "{} ended early ({}); last lines of {}:\n{}",
                 c.name,
@@ -630,7 +590,7 @@ fn summarize(
 /// compares the result with its trace (likewise), byte for byte.
 fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>, String) {
     let trace = std::fs::read_to_string(out.join(format!("trace/{name}.csv"))).unwrap_or_default();
-    let trace = oracle_ops::procs::final_csv(&trace);
+    let trace = oracle_procs::files::final_csv(&trace);
     let rows = trace.lines().count().saturating_sub(1);
     if rows == 0 {
         return (0, None, "no trace".into());
@@ -638,7 +598,7 @@ fn compare_replay(name: &str, models: &Path, out: &Path) -> (usize, Option<bool>
     let taken =
         std::fs::read_to_string(out.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
     let bars = out.join(format!("trace/{name}.bars.final.csv"));
-    if let Err(e) = std::fs::write(&bars, oracle_ops::procs::final_csv(&taken)) {
+    if let Err(e) = std::fs::write(&bars, oracle_procs::files::final_csv(&taken)) {
         return (rows, None, format!("cannot write {}: {e}", bars.display()));
     }
     let mut got = Vec::new();

@@ -1,7 +1,7 @@
-//! `oracle chaos`: the kill -9 crash-recovery proof.
+//! `oracle-dev chaos`: the kill -9 crash-recovery proof.
 //!
 //! 1. **baseline**: executor (paper book with its bar feed) + predictor, uninterrupted, over
-//!    `350 + bars` bars of every model (re-stamped onto one grid, see [`crate::procs::prepare`]);
+//!    `350 + bars` bars of every model (re-stamped onto one grid, see [`crate::run::prepare`]);
 //!    each model's trace must equal `oracle replay` over the bars it saw.
 //! 2. **predictor chaos**: the same run; the predictor is killed with SIGKILL at `predictor_kills`
 //!    seeded random points of progress (bars traced over all models) and restarted at once. Every
@@ -12,7 +12,7 @@
 //!    without a drift-ledger row, models whose real position differs from the virtual one at the
 //!    end (against the baseline's count).
 //! 4. **broker disconnects**: simulator (TLS, a market shifted to start now, see
-//!    [`crate::market`]) + executor (live broker over the simulator, paper book beside it; the fast
+//!    [`oracle_procs::market`]) + executor (live broker over the simulator, paper book beside it; the fast
 //!    simulator runs as fast as the executor reads) + predictor; the simulator resets the executor's
 //!    connection after every `--disconnect-every` frames (at most `--disconnects` times).
 //!    Counted: disconnects (the simulator's timing file), live bars the simulator closed that the
@@ -30,10 +30,12 @@ use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::market::{self, MarketSpec};
-use crate::procs::{self, Bins, Prepared, spawn_live_system};
+use crate::run::{self, Bins, Prepared, spawn_live_system};
+use oracle_procs::files;
+use oracle_procs::market::{self, MarketSpec};
+use oracle_procs::supervisor;
 
-/// `oracle chaos` flags.
+/// `oracle-dev chaos` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ChaosArgs {
     /// Models folder.
@@ -134,8 +136,8 @@ fn progress(p: &Prepared, trace: &Path) -> usize {
     p.streams
         .iter()
         .map(|s| {
-            procs::trace_rows(&trace.join(format!("{}.csv", s.name)))
-                .saturating_sub(procs::FEED_HISTORY)
+            run::trace_rows(&trace.join(format!("{}.csv", s.name)))
+                .saturating_sub(run::FEED_HISTORY)
         })
         .sum()
 }
@@ -152,7 +154,7 @@ fn last_line(path: &Path) -> String {
 fn complete(p: &Prepared, trace: &Path) -> bool {
     p.streams.iter().all(|s| {
         let last =
-            oracle_model::format_time(procs::GRID_START + procs::GRID_STEP * (s.bars as i64 - 1));
+            oracle_model::format_time(run::GRID_START + run::GRID_STEP * (s.bars as i64 - 1));
         last_line(&trace.join(format!("{}.csv", s.name))).starts_with(&last)
     })
 }
@@ -169,18 +171,18 @@ pub fn run_once(
     feed_interval_ms: u64,
     timeout: Duration,
 ) -> anyhow::Result<RunResult> {
-    procs::fresh_dir(dir)?;
+    files::fresh_dir(dir)?;
     let trace = dir.join("trace");
     std::fs::create_dir_all(&trace)?;
-    let port = procs::free_port()?;
+    let port = supervisor::free_port()?;
     let ex_state = dir.join("executor");
     let pr_state = dir.join("state");
     let ex_log = dir.join("executor.log");
     let pr_log = dir.join("predictor.log");
-    let spawn_ex = || procs::spawn_executor(bins, p, &ex_state, port, feed_interval_ms, &ex_log);
-    let spawn_pr = || procs::spawn_predictor(bins, &p.models, &pr_state, &trace, port, &pr_log);
+    let spawn_ex = || run::spawn_executor(bins, p, &ex_state, port, feed_interval_ms, &ex_log);
+    let spawn_pr = || run::spawn_predictor(bins, &p.models, &pr_state, &trace, port, &pr_log);
     let mut ex = spawn_ex()?;
-    procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
+    supervisor::wait_port(&mut ex, port, Duration::from_secs(30))?;
     let mut pr = spawn_pr()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let t0 = Instant::now();
@@ -213,7 +215,7 @@ pub fn run_once(
                 Target::Executor => {
                     ex.kill9();
                     ex = spawn_ex()?;
-                    procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
+                    supervisor::wait_port(&mut ex, port, Duration::from_secs(30))?;
                 }
                 Target::None => {}
             }
@@ -223,7 +225,7 @@ pub fn run_once(
             not_before = Instant::now() + Duration::from_millis(rng.random_range(0..150));
             continue;
         }
-        procs::all_alive(&mut [&mut ex, &mut pr])?;
+        supervisor::all_alive(&mut [&mut ex, &mut pr])?;
         if Instant::now() > deadline {
             bail!(
                 "run {} timed out after {timeout:?} at {done} of {} live bars ({} kills)",
@@ -265,7 +267,7 @@ pub fn compare_traces(p: &Prepared, reference: &Path, run: &Path) -> TraceCmp {
         let f = format!("trace/{}.csv", s.name);
         let a = std::fs::read_to_string(reference.join(&f)).unwrap_or_default();
         let b = std::fs::read_to_string(run.join(&f)).unwrap_or_default();
-        let (a, b) = (procs::final_rows(&a), procs::final_rows(&b));
+        let (a, b) = (files::final_rows(&a), files::final_rows(&b));
         let eq = a.iter().zip(&b).filter(|(x, y)| x == y).count();
         c.bars += a.len();
         c.equal += eq;
@@ -364,9 +366,8 @@ pub fn ledger_facts(p: &Prepared, run: &Path) -> (usize, usize, usize) {
         let norm = |x: String| if x == "WAIT" { "FLAT".to_string() } else { x };
         last.insert(s("model"), (norm(s("virtual_pos")), norm(real)));
     }
-    let first_live = oracle_model::format_time(
-        procs::GRID_START + procs::GRID_STEP * procs::FEED_HISTORY as i64,
-    );
+    let first_live =
+        oracle_model::format_time(run::GRID_START + run::GRID_STEP * run::FEED_HISTORY as i64);
     let (mut live, mut missing) = (0, 0);
     for s in &p.streams {
         let t =
@@ -393,20 +394,20 @@ fn pct(a: usize, b: usize) -> f64 {
     }
 }
 
-/// `oracle chaos`.
+/// `oracle-dev chaos`.
 pub fn run_chaos(args: &ChaosArgs) -> ExitCode {
     match chaos(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("oracle chaos: {e:#}");
+            eprintln!("oracle-dev chaos: {e:#}");
             ExitCode::from(2)
         }
     }
 }
 
 fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
-    if args.bars + procs::FEED_HISTORY > 2000 {
+    if args.bars + run::FEED_HISTORY > 2000 {
         bail!(
             "--bars {} is above 1650: the executor's HISTORY ring (2,000 bars) would not cover a predictor's downtime",
             args.bars
@@ -414,7 +415,7 @@ fn chaos(args: &ChaosArgs) -> anyhow::Result<bool> {
     }
     let bins = Bins::locate(args.bin_dir.as_deref())?;
     std::fs::create_dir_all(&args.out)?;
-    let p = procs::prepare(
+    let p = run::prepare(
         &args.models,
         &args.data,
         &args.out.join("input"),
@@ -726,7 +727,7 @@ pub fn auto_speed<'a>(timeframes: impl IntoIterator<Item = &'a str> + Clone) -> 
 
 pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
     let input = args.out.join("sim-input");
-    procs::fresh_dir(&input)?;
+    files::fresh_dir(&input)?;
     let spec = MarketSpec {
         history: 400,
         hours: args.sim_hours,
@@ -738,7 +739,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
     };
     let m = market::prepare(&args.models, &args.data, &input, &spec)?;
     let dir = args.out.join("broker-disconnects");
-    procs::fresh_dir(&dir)?;
+    files::fresh_dir(&dir)?;
     let fault = format!(
         "drop:after={},times={}",
         args.disconnect_every, args.disconnects
@@ -802,12 +803,12 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         if done {
             break;
         }
-        procs::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
+        supervisor::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
         if Instant::now() > deadline {
             let seen: usize = m
                 .live_bars
                 .keys()
-                .map(|n| procs::trace_rows(&dir.join(format!("trace/{n}.csv"))))
+                .map(|n| run::trace_rows(&dir.join(format!("trace/{n}.csv"))))
                 .sum();
             bail!(
                 "broker disconnect run timed out after {} s ({seen} trace rows); logs in {}",
@@ -854,7 +855,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         let held =
             std::fs::read_to_string(dir.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
         if args.delta_high_bug {
-            r.bars_not_history += procs::final_rows(&held)
+            r.bars_not_history += files::final_rows(&held)
                 .into_iter()
                 .filter(|row| !history_shaped(row))
                 .count();
@@ -913,7 +914,7 @@ fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Opti
     let final_bars = run.join(format!("trace/{name}.bars.final.csv"));
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let r = procs::write_file(&final_bars, &procs::final_csv(&bars)).and_then(|()| {
+    let r = files::write_file(&final_bars, &files::final_csv(&bars)).and_then(|()| {
         oracle_model::replay(
             &models.join(format!("{name}.zip")),
             &final_bars,
@@ -923,7 +924,7 @@ fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Opti
         .map_err(anyhow::Error::from)
     });
     let got = String::from_utf8_lossy(&out);
-    let t = procs::final_rows(&trace);
+    let t = files::final_rows(&trace);
     let g: Vec<&str> = got.lines().skip(1).collect();
     let eq = t.iter().zip(&g).filter(|(a, b)| a == b).count();
     if r.is_ok() && eq == t.len() && t.len() == g.len() && !t.is_empty() {

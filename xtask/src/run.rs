@@ -1,16 +1,18 @@
-//! Child processes for the bench and chaos runs: the system's binaries started with kill-on-drop
-//! guards, their logs captured to files, their memory sampled from `/proc`, and the run's
-//! inputs (bar files cut and re-stamped onto one grid, an executor configuration).
+//! The bench and chaos runs' processes and inputs: where the system's binaries are, the
+//! executor, predictor and simulator started under the one supervisor
+//! ([`oracle_procs::supervisor`]), their memory sampled from `/proc`, and the run's inputs (bar
+//! files cut and re-stamped onto one grid, an executor configuration).
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use oracle_procs::files::read_env_file;
+use oracle_procs::supervisor::{Output, Proc, free_port, wait_port};
 
 /// Where the system's binaries are: `oracle SUB` when the `oracle` binary is there, else the
 /// per-crate binaries `oracle-sim`, `oracle-executor`, `oracle-predictor`.
@@ -73,134 +75,6 @@ impl Bins {
     }
 }
 
-/// A child process that is killed (SIGKILL) and reaped when dropped.
-pub struct Guard {
-    /// Name for messages.
-    pub name: String,
-    child: Option<Child>,
-    /// When it was spawned.
-    pub started: Instant,
-    /// Its log file (stdout and stderr).
-    pub log: PathBuf,
-}
-
-impl Guard {
-    /// Starts `cmd` with stdout+stderr appended to `log`, dying with its parent (Linux).
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
-        let out = File::options().create(true).append(true).open(log)?;
-        let err = out.try_clone()?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: only prctl (async-signal-safe) runs between fork and exec; the closure
-            // touches no parent memory. The child gets SIGKILL if this process dies.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Self {
-            name: name.into(),
-            child: Some(child),
-            started: Instant::now(),
-            log: log.to_path_buf(),
-        })
-    }
-
-    /// The pid (None once reaped).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Whether it has exited (reaps it).
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// kill -9 and reap.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after `grace`.
-    pub fn stop(&mut self, grace: Duration) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        if let Ok(None) = c.try_wait()
-            && let Ok(pid) = libc::pid_t::try_from(c.id())
-        {
-            // SAFETY: kill(2) on our own unreaped child: its pid cannot have been reused.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-            let until = Instant::now() + grace;
-            while Instant::now() < until {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// A free loopback TCP port (bound, then released).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// Waits until `127.0.0.1:port` accepts, the child exits, or `timeout`.
-pub fn wait_port(g: &mut Guard, port: u16, timeout: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + timeout;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        if let Some(s) = g.exited() {
-            bail!(
-                "{} exited ({s}) before opening port {port}; log {}:\n{}",
-                g.name,
-                g.log.display(),
-                tail(&g.log, 20)
-            );
-        }
-        if Instant::now() > until {
-            bail!("{} did not open port {port} within {timeout:?}", g.name);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// `VmRSS` and `VmHWM` of a process, kB.
 pub fn mem_kb(pid: u32) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -218,47 +92,6 @@ pub fn mem_kb(pid: u32) -> Option<(u64, u64)> {
 /// This process's `VmHWM`, kB.
 pub fn self_hwm_kb() -> Option<u64> {
     mem_kb(std::process::id()).map(|(_, h)| h)
-}
-
-/// Reads the complete new lines of a growing file.
-pub struct Follow {
-    path: PathBuf,
-    pos: u64,
-    partial: String,
-}
-
-impl Follow {
-    /// Follows `path` from its start.
-    pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            pos: 0,
-            partial: String::new(),
-        }
-    }
-
-    /// New complete lines since the last call.
-    pub fn lines(&mut self) -> Vec<String> {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = File::open(&self.path) else {
-            return Vec::new();
-        };
-        if f.seek(SeekFrom::Start(self.pos)).is_err() {
-            return Vec::new();
-        }
-        let mut buf = Vec::new();
-        let Ok(n) = f.read_to_end(&mut buf) else {
-            return Vec::new();
-        };
-        self.pos += n as u64;
-        self.partial.push_str(&String::from_utf8_lossy(&buf));
-        let mut out = Vec::new();
-        while let Some(i) = self.partial.find('\n') {
-            out.push(self.partial[..i].to_string());
-            self.partial.drain(..=i);
-        }
-        out
-    }
 }
 
 /// One model of a prepared run.
@@ -394,7 +227,7 @@ pub fn prepare(
 }
 
 /// The IPC token of runs started here (loopback only; never a real secret).
-pub const RUN_TOKEN: &str = "oracle-ops-run-token-0123456789";
+pub const RUN_TOKEN: &str = "oracle-dev-run-token-0123456789";
 
 /// Starts the paper-mode executor on `prepared` (`--feed-csv` per stream).
 pub fn spawn_executor(
@@ -404,7 +237,7 @@ pub fn spawn_executor(
     port: u16,
     feed_interval_ms: u64,
     log: &Path,
-) -> anyhow::Result<Guard> {
+) -> anyhow::Result<Proc> {
     let mut c = bins.command("executor");
     c.arg("--paper")
         .arg("--config")
@@ -427,7 +260,7 @@ pub fn spawn_executor(
         c.arg("--feed-csv")
             .arg(format!("{}_{}={}", s.symbol, s.tf, s.csv.display()));
     }
-    Guard::spawn("executor", c, log)
+    Proc::spawn("executor", c, log, Output::Log)
 }
 
 /// Starts the predictor on the models in `models`.
@@ -438,7 +271,7 @@ pub fn spawn_predictor(
     trace: &Path,
     port: u16,
     log: &Path,
-) -> anyhow::Result<Guard> {
+) -> anyhow::Result<Proc> {
     let mut c = bins.command("predictor");
     c.arg("--models")
         .arg(models)
@@ -450,7 +283,7 @@ pub fn spawn_predictor(
         .arg(format!("ws://127.0.0.1:{port}"))
         .arg("--json")
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN);
-    Guard::spawn("predictor", c, log)
+    Proc::spawn("predictor", c, log, Output::Log)
 }
 
 /// Starts the simulator, the live executor and the predictor on `m` in `dir`; returns them
@@ -464,12 +297,12 @@ pub fn spawn_predictor(
 /// started (the simulator's `--start-file`, `dir/start`).
 pub fn spawn_live_system(
     bins: &Bins,
-    m: &crate::market::Market,
+    m: &oracle_procs::market::Market,
     dir: &Path,
     speed: &str,
     faults: &[String],
     executor_args: &[String],
-) -> anyhow::Result<(Guard, Guard, Guard)> {
+) -> anyhow::Result<(Proc, Proc, Proc)> {
     let sim_port = free_port()?;
     let ipc_port = free_port()?;
     let ca = dir.join("sim-ca.pem");
@@ -498,7 +331,7 @@ pub fn spawn_live_system(
     for f in faults {
         c.arg("--fault").arg(f);
     }
-    let mut sim = Guard::spawn("sim", c, &dir.join("sim.log"))?;
+    let mut sim = Proc::spawn("sim", c, &dir.join("sim.log"), Output::Log)?;
     wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
     let until = Instant::now() + Duration::from_secs(10);
     while !(ca.is_file() && creds.is_file()) {
@@ -540,7 +373,7 @@ pub fn spawn_live_system(
     for (k, v) in &envs {
         c.env(k, v);
     }
-    let mut ex = Guard::spawn("executor", c, &dir.join("executor.log"))?;
+    let mut ex = Proc::spawn("executor", c, &dir.join("executor.log"), Output::Log)?;
     wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
     let pr = spawn_predictor(
         bins,
@@ -554,77 +387,11 @@ pub fn spawn_live_system(
     Ok((sim, ex, pr))
 }
 
-/// Fails, naming the process and showing its log's tail, when one of `guards` has exited.
-pub fn all_alive(guards: &mut [&mut Guard]) -> anyhow::Result<()> {
-    for g in guards.iter_mut() {
-        if let Some(s) = g.exited() {
-            bail!(
-                "{} exited on its own ({s}); log {}:\n{}",
-                g.name,
-                g.log.display(),
-                tail(&g.log, 15)
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `KEY=VALUE` lines of an env file (the simulator's `--credentials-out`); `#` lines skipped.
-pub fn read_env_file(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 /// Data rows of a trace file (header excluded); 0 when absent.
 pub fn trace_rows(path: &Path) -> usize {
     File::open(path)
         .map(|f| BufReader::new(f).lines().count().saturating_sub(1))
         .unwrap_or(0)
-}
-
-/// The rows of a trace or bar file (header excluded) as they finally stand: a later row for a
-/// time replaces an earlier one (a revised bar and the bars stepped again after it are appended,
-/// docs/ipc.md "Revisions"), in time order (ISO-8601 times order as strings).
-pub fn final_rows(text: &str) -> Vec<&str> {
-    let mut by_time = BTreeMap::new();
-    for row in text.lines().skip(1) {
-        by_time.insert(row.split(',').next().unwrap_or_default(), row);
-    }
-    by_time.into_values().collect()
-}
-
-/// `text` (a trace or bar file) with its header and its [`final_rows`], one per line.
-pub fn final_csv(text: &str) -> String {
-    let mut out = format!("{}\n", text.lines().next().unwrap_or_default());
-    for row in final_rows(text) {
-        out.push_str(row);
-        out.push('\n');
-    }
-    out
-}
-
-/// Writes `text` to `path`, creating its folder.
-pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let mut f = File::create(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-/// Removes and re-creates a folder.
-pub fn fresh_dir(p: &Path) -> anyhow::Result<()> {
-    if p.exists() {
-        std::fs::remove_dir_all(p)?;
-    }
-    std::fs::create_dir_all(p)?;
-    Ok(())
 }
 
 /// Parses an RFC 3339 UTC timestamp (`2025-01-01T12:00:00.123456Z`, as tracing's JSON logs

@@ -11,7 +11,7 @@ fn repo() -> PathBuf {
 #[test]
 fn the_scale_leg_steps_the_fleet_through_the_predictor_engine() {
     let (twins, closes) = (25, 4);
-    let v = oracle_ops::bench::scale_worker(
+    let v = oracle_xtask::bench::scale_worker(
         &repo().join("models"),
         &repo().join("data"),
         twins,

@@ -1,4 +1,4 @@
-//! `oracle bench`: the end-to-end benchmark harness (not a test: it measures and reports, it
+//! `oracle-dev bench`: the end-to-end benchmark harness (not a test: it measures and reports, it
 //! asserts nothing about time). One invocation measures, on this machine:
 //!
 //! - **scale**: one bar close through 1/20/200/1,000 twins of the 20 models, in a fresh child
@@ -10,7 +10,7 @@
 //!   (executor, after the predictor's SIGNAL), p50/p99/max; RSS of both processes sampled from
 //!   `/proc` (peak, steady, slope); cold start of the predictor to its first signal;
 //! - **simulator → executor**: `oracle-sim` (TLS, a market shifted to start now, see
-//!   [`crate::market`]) + executor (live broker over the simulator, paper book beside it) +
+//!   [`oracle_procs::market`]) + executor (live broker over the simulator, paper book beside it) +
 //!   predictor, 20 models, no faults, `--sim-hours` of market at `--sim-speed`: per
 //!   `NewOrderReq`, the simulator's `new_order` instant − the `bar_close` instant of the bar its
 //!   client order id names, both from the simulator's `--timing-out` file (its clock, so exact),
@@ -32,10 +32,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::market::{self, MarketSpec};
-use crate::procs::{self, Bins, Follow};
+use crate::run::{self, Bins};
+use oracle_procs::files::{self, Follow};
+use oracle_procs::market::{self, MarketSpec};
+use oracle_procs::supervisor::{self, Proc};
 
-/// `oracle bench` flags.
+/// `oracle-dev bench` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Models folder.
@@ -201,7 +203,7 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         }
     }
 
-    let rss_start = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
+    let rss_start = run::mem_kb(std::process::id()).map_or(0, |m| m.0);
     // The models live as long as the worker, as in the predictor (one per loaded zip).
     let loaded: &'static oracle_model::FolderLoad = Box::leak(Box::new(
         oracle_model::load_dir(models).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -216,7 +218,7 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     if pairs.is_empty() {
         bail!("no model with enough bars in {}", data.display());
     }
-    let rss_models = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
+    let rss_models = run::mem_kb(std::process::id()).map_or(0, |m| m.0);
     // Twins of one model sit next to each other (streams named in model order, the engine
     // steps them in the order of the lines), so the core's fleet path runs the window passes
     // of neighbouring twins in lockstep.
@@ -282,7 +284,7 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         lines.push(format!("HISTORY_END|{}|{}|{w}", s.0, s.1));
         let _ = p.handle_lines(&lines);
     }
-    let rss_fleet = procs::mem_kb(std::process::id()).map_or(0, |m| m.0);
+    let rss_fleet = run::mem_kb(std::process::id()).map_or(0, |m| m.0);
     let mut lat_us = Vec::with_capacity(bars);
     let mut decisions = 0u64;
     for j in 0..bars {
@@ -300,7 +302,7 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         decisions += out.iter().filter(|l| l.starts_with("SIGNAL|")).count() as u64;
     }
     std::hint::black_box(decisions);
-    let (rss, hwm) = procs::mem_kb(std::process::id()).unwrap_or((0, 0));
+    let (rss, hwm) = run::mem_kb(std::process::id()).unwrap_or((0, 0));
     let stats = oracle_predictor::backend::fleet_stats();
     drop(p);
     let _ = std::fs::remove_dir_all(&root);
@@ -328,7 +330,7 @@ fn run_scale(args: &BenchArgs) -> Value {
     let Ok(exe) = std::env::current_exe() else {
         return json!({"error": "not available: current executable"});
     };
-    // `oracle bench …` or `oracle-ops bench …`: the subcommand word is argv[1].
+    // `oracle-dev bench …`: the subcommand word is argv[1].
     let sub = std::env::args().nth(1).unwrap_or_else(|| "bench".into());
     let mut out = Vec::new();
     for &n in &args.twins {
@@ -406,7 +408,7 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
     let Some(ts) = v
         .get("timestamp")
         .and_then(Value::as_str)
-        .and_then(procs::parse_ts)
+        .and_then(run::parse_ts)
     else {
         return;
     };
@@ -466,7 +468,7 @@ pub fn predictor_line(facts: &mut PredictorFacts, line: &str) {
     let (Some(ts), Some(ev), Some(m), Some(bt)) = (
         v.get("timestamp")
             .and_then(Value::as_str)
-            .and_then(procs::parse_ts),
+            .and_then(run::parse_ts),
         field(&v, "event").and_then(Value::as_str),
         field(&v, "model").and_then(Value::as_str),
         field(&v, "bar_time")
@@ -510,10 +512,10 @@ struct RssSampler {
 
 impl RssSampler {
     /// One sample at `t` s (none when either process is gone).
-    fn sample(&mut self, t: f64, ex: &procs::Guard, pr: &procs::Guard) {
+    fn sample(&mut self, t: f64, ex: &Proc, pr: &Proc) {
         if let (Some(a), Some(b)) = (
-            ex.pid().and_then(procs::mem_kb),
-            pr.pid().and_then(procs::mem_kb),
+            ex.pid().and_then(run::mem_kb),
+            pr.pid().and_then(run::mem_kb),
         ) {
             self.samples.push((t, a.0 + b.0, a.1 + b.1));
             self.pr.push(b.0);
@@ -564,12 +566,12 @@ impl RssSampler {
 
 fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     let run = args.out.join("run");
-    procs::fresh_dir(&run)?;
-    let p = procs::prepare(&args.models, &args.data, &run, args.bars, 20)?;
-    let port = procs::free_port()?;
+    files::fresh_dir(&run)?;
+    let p = run::prepare(&args.models, &args.data, &run, args.bars, 20)?;
+    let port = supervisor::free_port()?;
     let ex_log = run.join("executor.log");
     let pr_log = run.join("predictor.log");
-    let mut ex = procs::spawn_executor(
+    let mut ex = run::spawn_executor(
         bins,
         &p,
         &run.join("executor"),
@@ -577,9 +579,9 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         args.feed_interval_ms,
         &ex_log,
     )?;
-    procs::wait_port(&mut ex, port, Duration::from_secs(30))?;
+    supervisor::wait_port(&mut ex, port, Duration::from_secs(30))?;
     let pr_spawn_wall = wall_now();
-    let mut pr = procs::spawn_predictor(
+    let mut pr = run::spawn_predictor(
         bins,
         &p.models,
         &run.join("state"),
@@ -608,10 +610,10 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         if live_bars >= expected && last_growth.elapsed() > Duration::from_millis(800) {
             break;
         }
-        if let Some(s) = ex.exited() {
+        if let Some(s) = ex.poll() {
             bail!("executor exited early ({s}); log {}", ex_log.display());
         }
-        if let Some(s) = pr.exited() {
+        if let Some(s) = pr.poll() {
             bail!("predictor exited early ({s}); log {}", pr_log.display());
         }
         if Instant::now() > deadline {
@@ -830,7 +832,7 @@ pub fn sim_latency(
     // Close instant (market s) → (first bar_close µs, streams).
     let mut instants: BTreeMap<i64, (i64, usize)> = BTreeMap::new();
     for ((sym, per, bt), &at) in &t.bar_close {
-        let Some(p) = crate::market::period_secs(per) else {
+        let Some(p) = market::period_secs(per) else {
             continue;
         };
         if at < from_us {
@@ -866,7 +868,7 @@ pub fn sim_latency(
         }
         r.per_order_ms.push((at - closed) as f64 / 1000.0);
         r.matched.push(((format!("{sym}_{tf}"), bt), closed, *at));
-        if let Some(p) = crate::market::period_secs(tf) {
+        if let Some(p) = market::period_secs(tf) {
             let e = last.entry(bt + p).or_insert(*at);
             *e = (*e).max(*at);
         }
@@ -902,7 +904,7 @@ pub fn sim_run_done(
 ) -> bool {
     let mut past_end = false;
     for (sym, per, bt) in t.bar_close.keys() {
-        let Some(p) = crate::market::period_secs(per) else {
+        let Some(p) = market::period_secs(per) else {
             continue;
         };
         if !streams.contains(&(sym.clone(), per.clone())) {
@@ -942,7 +944,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         );
     };
     let input = args.out.join("sim-input");
-    procs::fresh_dir(&input)?;
+    files::fresh_dir(&input)?;
     let spec = MarketSpec {
         history: 400,
         hours: args.sim_hours,
@@ -960,7 +962,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         market::prepare(&models, &data, &input, &spec)?
     };
     let dir = args.out.join("sim-run");
-    procs::fresh_dir(&dir)?;
+    files::fresh_dir(&dir)?;
     // The market's end: the run is over once the simulator has closed a bar at or after it and
     // every bar closed before it has reached the executor as a SIGNAL.
     let end_live = m.t0 + i64::try_from(args.sim_hours)? * 3600;
@@ -968,7 +970,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     let span_wall = args.sim_hours as f64 * 3600.0 / factor;
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs_f64(span_wall + args.timeout_s as f64);
-    let (mut sim, mut ex, mut pr) = procs::spawn_live_system(
+    let (mut sim, mut ex, mut pr) = run::spawn_live_system(
         bins,
         &m,
         &dir,
@@ -994,7 +996,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         if sim_run_done(&so_far, &streams, &facts.signal_at, end_live) {
             break;
         }
-        procs::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
+        supervisor::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
         if Instant::now() > deadline {
             timed_out = true;
             break;
@@ -1543,7 +1545,7 @@ pub fn markdown(r: &Value) -> String {
     s
 }
 
-/// `oracle bench`.
+/// `oracle-dev bench`.
 pub fn run_bench(args: &BenchArgs) -> ExitCode {
     if let Some(n) = args.scale_worker {
         return match scale_worker(&args.models, &args.data, n, args.scale_bars) {
@@ -1560,7 +1562,7 @@ pub fn run_bench(args: &BenchArgs) -> ExitCode {
     match bench(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("oracle bench: {e:#}");
+            eprintln!("oracle-dev bench: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -4,8 +4,8 @@
 //! connection reset every 40 frames (at most 6 times). Asserts: every trace equals `oracle replay`
 //! on 100% of bars, no bar missed, no duplicate order (in the journal and at the broker).
 //! Bounded (each run gives up after 100 s) and every process is killed
-//! on every path (kill-on-drop guards inside `oracle-ops chaos`, and this test kills `oracle-ops`
-//! itself if it overruns).
+//! on every path (the supervisor's kill-on-drop inside `oracle-dev chaos`, and this test kills
+//! `oracle-dev` itself if it overruns).
 //!
 //! Binaries: `$ORACLE_BIN_DIR` if set (a folder with `oracle-executor`, `oracle-predictor`, `oracle-sim`),
 //! else the test builds them (`cargo build -p oracle-executor -p oracle-predictor -p oracle-sim`) into this
@@ -54,9 +54,9 @@ fn bin_dir() -> PathBuf {
 #[test]
 fn kill9_predictor_and_executor_small() {
     let bins = bin_dir();
-    let out = std::env::temp_dir().join(format!("oracle-ops-chaos-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("oracle-dev-chaos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oracle-ops"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oracle-dev"))
         .current_dir(repo())
         .args([
             "chaos",
@@ -87,7 +87,7 @@ fn kill9_predictor_and_executor_small() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("oracle-ops chaos");
+        .expect("oracle-dev chaos");
     let until = Instant::now() + Duration::from_secs(300);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -96,7 +96,7 @@ fn kill9_predictor_and_executor_small() {
         if Instant::now() > until {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("oracle-ops chaos overran 300 s");
+            panic!("oracle-dev chaos overran 300 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -138,6 +138,6 @@ fn kill9_predictor_and_executor_small() {
     // revised); the traces equal `oracle replay` over those bars (above).
     assert_eq!(bd["bars_not_history"], 0, "{json}");
     assert_eq!(bd["ok"], true, "{json}");
-    assert!(status.success(), "oracle-ops chaos failed:\n{text}");
+    assert!(status.success(), "oracle-dev chaos failed:\n{text}");
     let _ = std::fs::remove_dir_all(&out);
 }
