@@ -72,11 +72,13 @@ impl DayStart {
         } else {
             Timestamp::MAX
         });
-        // Only fails at the ends of jiff's range (years ±9999): the UTC day then.
+        // Only fails at the ends of jiff's range (years ±9999): the UTC day of the clamped
+        // instant then (of `t` itself, `i64::MIN` would overflow).
+        let s = ts.as_second();
         ts.to_zoned_datetime(self.tz.clone())
             .start_of_day()
             .map(|z| z.timestamp().as_second())
-            .unwrap_or(t - t.rem_euclid(86_400))
+            .unwrap_or(s - s.rem_euclid(86_400))
     }
 }
 
