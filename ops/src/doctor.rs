@@ -415,10 +415,15 @@ pub fn check_models(dir: &Path) -> Vec<Check> {
                     oracle_model::LoadErrorKind::WrongFileName { expected, .. } => format!(
                         "rename it to {expected} (check it is the model you meant) or remove it from the folder"
                     ),
-                    _ => format!(
-                        "re-export the model (python -m oracle_training export {}) or remove it from the folder",
-                        z.display()
+                    // A seed-format zip is packed, in its place, by the command the loader
+                    // names; `export` reads runtime zips only and would fail the same way.
+                    oracle_model::LoadErrorKind::SeedFormat { .. } => format!(
+                        "pack it: {} (training/README.md), or remove it from the folder",
+                        oracle_model::pack_command(&z.display().to_string())
                     ),
+                    _ => "replace it with a zip written by python -m oracle_training train or \
+                          pack (training/README.md), or remove it from the folder"
+                        .to_owned(),
                 };
                 Check::fail(N, e.to_string(), hint)
             }

@@ -455,3 +455,50 @@ struct DoctorCli {
     #[command(flatten)]
     a: doctor::DoctorArgs,
 }
+
+#[test]
+fn a_seed_format_zip_fails_with_the_pack_command_for_its_path() {
+    // The seed's format: its SB3 and hmmlearn members, the seed's metadata fields only.
+    use std::io::{Read, Write};
+    let bytes = std::fs::read(repo().join("models/EURUSD_H1.zip")).expect("models/EURUSD_H1.zip");
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut meta: serde_json::Value = serde_json::from_slice(src.comment()).expect("metadata");
+    meta.as_object_mut().expect("object").retain(|k, _| {
+        [
+            "format_version",
+            "generated_at",
+            "symbol",
+            "training_config",
+            "hmm_config",
+            "rl_config",
+            "actions",
+        ]
+        .contains(&k.as_str())
+    });
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for name in ["EURUSD_H1_hmm.pkl", "EURUSD_H1_ppo.zip"] {
+        let mut data = Vec::new();
+        src.by_name(name)
+            .expect("seed member")
+            .read_to_end(&mut data)
+            .expect("read");
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        w.write_all(&data).expect("write");
+    }
+    w.set_comment(meta.to_string());
+    let d = tmpdir("models-seed");
+    let path = d.join("EURUSD_H1.zip");
+    std::fs::write(&path, w.finish().expect("finish").into_inner()).expect("write");
+    let lines = doctor::check_models(&d);
+    let c = &lines[0];
+    assert_eq!(c.status, Status::Fail, "{c}");
+    assert!(c.detail.contains("seed-format model zip"), "{c}");
+    let command = format!(
+        "python -m oracle_training pack --from {} --bars TRAINING_BARS.csv",
+        path.display()
+    );
+    assert!(c.fix.contains(&command), "{c}");
+    assert!(!c.fix.contains("oracle_training export"), "{c}");
+    let _ = std::fs::remove_dir_all(&d);
+}
