@@ -57,9 +57,15 @@ pub const N_HMM_FEATURES: usize = 3;
 pub const MAX_STATES: usize = 8;
 /// Largest observation dimension (`5 + K + 3`).
 pub const MAX_OBS: usize = N_MARKET_FEATURES + MAX_STATES + 3;
-/// Largest width of any policy layer (inputs and outputs).
-pub const MAX_WIDTH: usize = 64;
+/// Largest width of any policy layer (inputs and outputs): SB3's `net_arch` up to `[256, 256]`.
+pub const MAX_WIDTH: usize = 256;
 /// Largest number of dense layers in the policy (hidden layers plus the action layer).
 pub const MAX_LAYERS: usize = 4;
+/// Policy weights a [`Model`] holds (f32), counted as [`model::policy_weights`] counts them (each
+/// layer's outputs padded to its SIMD block): exactly a `[256, 256]` actor on the largest
+/// observation (`16·256 + 256·256 + 256·8`). Any `net_arch` of at most `MAX_LAYERS − 1` hidden
+/// layers of `1..=MAX_WIDTH` units that fits is accepted (e.g. `[128, 128, 128]`), a larger one
+/// is refused by name ([`ModelError::PolicyTooLarge`]).
+pub const MAX_POLICY_WEIGHTS: usize = MAX_OBS * MAX_WIDTH + MAX_WIDTH * MAX_WIDTH + MAX_WIDTH * 8;
 /// Number of discrete actions (§6).
 pub const N_ACTIONS: usize = 7;

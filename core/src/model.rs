@@ -8,7 +8,10 @@
 use core::fmt;
 
 use crate::math::seq_sum;
-use crate::{MAX_LAYERS, MAX_STATES, MAX_WIDTH, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES};
+use crate::{
+    MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, N_ACTIONS, N_HMM_FEATURES,
+    N_MARKET_FEATURES,
+};
 
 /// `D`, the number of HMM features.
 const D: usize = N_HMM_FEATURES;
@@ -116,15 +119,14 @@ pub enum Activation {
     Relu,
 }
 
-/// One dense layer `y = act(W·x + b)` as exported (weights `out × in`, row-major).
+/// One dense layer `y = act(W·x + b)` as exported; its weights `W` are in
+/// [`ModelParams::weights`] ([`ModelParams::layer_weights`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerParams {
     /// Number of inputs.
     pub in_dim: usize,
     /// Number of outputs.
     pub out_dim: usize,
-    /// `weights[o][i]` for `o < out_dim`, `i < in_dim`; the rest is ignored.
-    pub weights: [[f32; MAX_WIDTH]; MAX_WIDTH],
     /// `bias[o]` for `o < out_dim`.
     pub bias: [f32; MAX_WIDTH],
     /// Applied after the bias.
@@ -136,10 +138,35 @@ impl LayerParams {
     pub const ZERO: LayerParams = LayerParams {
         in_dim: 0,
         out_dim: 0,
-        weights: [[0.0; MAX_WIDTH]; MAX_WIDTH],
         bias: [0.0; MAX_WIDTH],
         activation: Activation::Identity,
     };
+}
+
+/// The SIMD block a layer of `out_dim` outputs runs in (8, 16, 32, 64, 128 or 256 lanes): its
+/// transposed weights are stored with this stride.
+pub const fn block_width(out_dim: usize) -> usize {
+    match out_dim.div_ceil(8) {
+        0 | 1 => 8,
+        2 => 16,
+        3 | 4 => 32,
+        5..=8 => 64,
+        9..=16 => 128,
+        _ => MAX_WIDTH,
+    }
+}
+
+/// Weights a policy with these hidden layer widths takes in a [`Model`] (each layer's `in_dim`
+/// times its outputs padded to [`block_width`]); a policy is accepted when this is at most
+/// [`MAX_POLICY_WEIGHTS`].
+pub fn policy_weights(obs_dim: usize, hidden: &[usize]) -> usize {
+    let mut in_dim = obs_dim;
+    let mut total = 0usize;
+    for out_dim in hidden.iter().copied().chain([N_ACTIONS]) {
+        total = total.saturating_add(in_dim.saturating_mul(block_width(out_dim)));
+        in_dim = out_dim;
+    }
+    total
 }
 
 /// Everything a model is made of, before validation.
@@ -165,6 +192,36 @@ pub struct ModelParams {
     pub layers: [LayerParams; MAX_LAYERS],
     /// How many of `layers` are used.
     pub n_layers: usize,
+    /// Every used layer's `W` (`out_dim × in_dim`, row-major: `W[o][i]` at `o·in_dim + i`), one
+    /// layer after the other, input layer first; the rest is ignored.
+    pub weights: [f32; MAX_POLICY_WEIGHTS],
+}
+
+impl ModelParams {
+    /// Where layer `layer`'s weights start in [`ModelParams::weights`] (the `in·out` of the
+    /// layers before it).
+    fn weights_offset(&self, layer: usize) -> usize {
+        self.layers[..layer].iter().fold(0usize, |acc, l| {
+            acc.saturating_add(l.in_dim.saturating_mul(l.out_dim))
+        })
+    }
+
+    /// Layer `layer`'s weights (`out_dim × in_dim`, row-major), after its and the earlier layers'
+    /// `in_dim`/`out_dim` are set; `None` past [`MAX_LAYERS`] or [`MAX_POLICY_WEIGHTS`].
+    pub fn layer_weights(&self, layer: usize) -> Option<&[f32]> {
+        let l = self.layers.get(layer)?;
+        let start = self.weights_offset(layer);
+        self.weights
+            .get(start..start.checked_add(l.in_dim.checked_mul(l.out_dim)?)?)
+    }
+
+    /// Mutable [`ModelParams::layer_weights`], to fill a layer in.
+    pub fn layer_weights_mut(&mut self, layer: usize) -> Option<&mut [f32]> {
+        let l = *self.layers.get(layer)?;
+        let start = self.weights_offset(layer);
+        self.weights
+            .get_mut(start..start.checked_add(l.in_dim.checked_mul(l.out_dim)?)?)
+    }
 }
 
 /// Why a [`ModelParams`] was refused. Each names the offending parameter.
@@ -236,6 +293,11 @@ pub enum ModelError {
         /// Outputs the last layer has.
         found: usize,
     },
+    /// The policy's layers need more weights than a [`Model`] holds ([`policy_weights`]).
+    PolicyTooLarge {
+        /// Weights the layers need.
+        weights: usize,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -282,6 +344,11 @@ impl fmt::Display for ModelError {
             ModelError::BadActionCount { found } => {
                 write!(f, "policy outputs {found} logits, expected {N_ACTIONS}")
             }
+            ModelError::PolicyTooLarge { weights } => write!(
+                f,
+                "policy needs {weights} weights, at most {MAX_POLICY_WEIGHTS} fit \
+                 (a [{MAX_WIDTH}, {MAX_WIDTH}] actor)"
+            ),
         }
     }
 }
@@ -312,13 +379,16 @@ pub(crate) struct Hmm {
     pub(crate) feature_std: [f64; D],
 }
 
-/// A validated dense layer with its weights transposed (`wt[in][out]`) so that every output's
-/// sequential dot product can run in SIMD lanes beside the others without reordering its terms.
+/// A validated dense layer. Its weights are transposed in [`Model::wt`] (`W[o][i]` at
+/// `wt[offset + i·stride + o]`, `stride` = [`block_width`]`(out_dim)`, padding zero) so that
+/// every output's sequential dot product can run in SIMD lanes beside the others without
+/// reordering its terms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Dense {
     pub(crate) in_dim: usize,
     pub(crate) out_dim: usize,
-    pub(crate) wt: [[f32; MAX_WIDTH]; MAX_WIDTH],
+    pub(crate) stride: usize,
+    pub(crate) offset: usize,
     pub(crate) bias: [f32; MAX_WIDTH],
     pub(crate) activation: Activation,
 }
@@ -327,7 +397,8 @@ impl Dense {
     const ZERO: Dense = Dense {
         in_dim: 0,
         out_dim: 0,
-        wt: [[0.0; MAX_WIDTH]; MAX_WIDTH],
+        stride: 8,
+        offset: 0,
         bias: [0.0; MAX_WIDTH],
         activation: Activation::Identity,
     };
@@ -355,6 +426,8 @@ pub struct Model {
     pub(crate) hmm: Hmm,
     pub(crate) layers: [Dense; MAX_LAYERS],
     pub(crate) n_layers: usize,
+    /// Every layer's transposed, padded weights (see [`Dense`]).
+    pub(crate) wt: [f32; MAX_POLICY_WEIGHTS],
 }
 
 fn finite(values: &[f64], name: &'static str) -> Result<(), ModelError> {
@@ -404,9 +477,86 @@ pub(crate) fn cholesky(sigma: &[[f64; D]; D], jitter: f64) -> Option<[[f64; D]; 
 }
 
 impl Model {
+    /// A valid stand-in model (one HMM state, the default periods, an all-zero one-layer policy:
+    /// always action 0), the slot to [`Model::rebuild`] a real model into in place, e.g.
+    /// `let mut m = Box::new(Model::PLACEHOLDER); m.rebuild(&params)?;`. A `Model` is about
+    /// 290 KB (the weights of a `[256, 256]` actor): a debug build copies every by-value move of
+    /// it on the stack, which [`Model::new`] makes several of.
+    pub const PLACEHOLDER: Model = Model {
+        window: crate::DEFAULT_WINDOW,
+        market: MarketPeriods {
+            roc: 10,
+            atr: 14,
+            ema: 200,
+            range: 20,
+            volume_ma: 20,
+        },
+        hmm_periods: HmmPeriods {
+            momentum: 12,
+            consistency: 12,
+            range: 20,
+        },
+        lookback: 19,
+        rl_mean: [0.0; N_MARKET_FEATURES],
+        rl_std: [1.0; N_MARKET_FEATURES],
+        clip: 10.0,
+        costs: CostParams {
+            point: 0.00001,
+            pip_value: 10.0,
+            spread_points: 0.0,
+            slippage_points: 0.0,
+            commission_per_lot: 0.0,
+            digits: 5,
+            lot_sizes: [0.0, 0.01, 0.03, 0.05],
+        },
+        money_per_point: 1.0,
+        hmm: Hmm {
+            k: 1,
+            startprob: {
+                let mut p = [0.0; MAX_STATES];
+                p[0] = 1.0;
+                p
+            },
+            transmat: {
+                let mut t = [[0.0; MAX_STATES]; MAX_STATES];
+                t[0][0] = 1.0;
+                t
+            },
+            means: [[0.0; D]; MAX_STATES],
+            emission: Emission::Diag {
+                c: [[1.0; D]; MAX_STATES],
+            },
+            // `D·ln(2π) + Σ ln 1`, as `validate_hmm` computes it.
+            ll_const: {
+                let mut c = [0.0; MAX_STATES];
+                c[0] = D as f64 * LOG_2PI + 0.0;
+                c
+            },
+            feature_mean: [0.0; D],
+            feature_std: [1.0; D],
+        },
+        layers: {
+            let mut l = [Dense::ZERO; MAX_LAYERS];
+            l[0].in_dim = N_MARKET_FEATURES + 1 + 3;
+            l[0].out_dim = N_ACTIONS;
+            l[0].stride = block_width(N_ACTIONS);
+            l
+        },
+        n_layers: 1,
+        wt: [0.0; MAX_POLICY_WEIGHTS],
+    };
+
+    /// Validates `params` and replaces this model with it in place (nothing large moves through
+    /// the stack); on an error the model is unchanged.
+    pub fn rebuild(&mut self, params: &ModelParams) -> Result<(), ModelError> {
+        let checked = Self::validate(params)?;
+        self.install(params, checked);
+        Ok(())
+    }
+
     /// Validates `params` and precomputes the per-model constants.
     pub fn new(params: &ModelParams) -> Result<Model, ModelError> {
-        // Checks run in small stack frames first; the 68 KB model is then built by a function
+        // Checks run in small stack frames first; the 290 KB model is then built by a function
         // with no early exit. A large frame whose prologue LLVM shrink-wraps past a fallible
         // early exit gets its inline stack probe placed there, and LLVM 22's x86-64 probe
         // clobbers a live R11 (seen with rustc 1.95: a garbage `needed` in this function).
@@ -473,37 +623,61 @@ impl Model {
     /// Builds the validated model (never fails; see [`Model::new`] for why it is separate).
     #[inline(never)]
     fn build(params: &ModelParams, checked: Checked) -> Result<Model, ModelError> {
-        let mut model = Model {
-            window: params.window,
-            market: params.market,
-            hmm_periods: params.hmm_periods,
-            lookback: checked.lookback,
-            rl_mean: params.rl_mean,
-            rl_std: params.rl_std,
-            clip: params.clip,
-            costs: params.costs,
-            money_per_point: checked.money_per_point,
-            hmm: checked.hmm,
-            layers: [Dense::ZERO; MAX_LAYERS],
-            n_layers: params.n_layers,
-        };
+        let mut out = Ok(Model::PLACEHOLDER);
+        if let Ok(model) = &mut out {
+            model.install(params, checked);
+        }
+        out
+    }
+
+    /// Writes the validated `params` over every field, in place.
+    #[inline(never)]
+    fn install(&mut self, params: &ModelParams, checked: Checked) {
+        self.window = params.window;
+        self.market = params.market;
+        self.hmm_periods = params.hmm_periods;
+        self.lookback = checked.lookback;
+        self.rl_mean = params.rl_mean;
+        self.rl_std = params.rl_std;
+        self.clip = params.clip;
+        self.costs = params.costs;
+        self.money_per_point = checked.money_per_point;
+        self.hmm = checked.hmm;
+        self.n_layers = params.n_layers;
+        for dense in &mut self.layers {
+            *dense = Dense::ZERO;
+        }
+        // The padding lanes must be zero.
+        self.wt.fill(0.0);
+        self.fill_policy(params);
+    }
+
+    /// Copies the validated policy into `layers` and the transposed, padded `wt`.
+    #[inline(never)]
+    fn fill_policy(&mut self, params: &ModelParams) {
+        let mut src = 0;
+        let mut offset = 0;
         for (p, dense) in params
             .layers
             .iter()
-            .zip(model.layers.iter_mut())
+            .zip(self.layers.iter_mut())
             .take(params.n_layers)
         {
+            let stride = block_width(p.out_dim);
             for o in 0..p.out_dim {
-                for (i_in, row) in dense.wt.iter_mut().enumerate().take(p.in_dim) {
-                    row[o] = p.weights[o][i_in];
+                for i_in in 0..p.in_dim {
+                    self.wt[offset + i_in * stride + o] = params.weights[src + o * p.in_dim + i_in];
                 }
                 dense.bias[o] = p.bias[o];
             }
             dense.in_dim = p.in_dim;
             dense.out_dim = p.out_dim;
+            dense.stride = stride;
+            dense.offset = offset;
             dense.activation = p.activation;
+            src += p.in_dim * p.out_dim;
+            offset += p.in_dim * stride;
         }
-        Ok(model)
     }
 
     fn validate_hmm(p: &HmmParams) -> Result<Hmm, ModelError> {
@@ -595,6 +769,7 @@ impl Model {
             return Err(ModelError::BadLayerCount { n_layers: n });
         }
         let mut expected_in = N_MARKET_FEATURES + k + 3;
+        let mut needed = 0usize;
         for (i, p) in params.layers.iter().take(n).enumerate() {
             if p.in_dim == 0 || p.out_dim == 0 || p.in_dim > MAX_WIDTH || p.out_dim > MAX_WIDTH {
                 return Err(ModelError::BadLayerShape {
@@ -610,22 +785,29 @@ impl Model {
                     found: p.in_dim,
                 });
             }
-            for o in 0..p.out_dim {
-                if !p.weights[o][..p.in_dim].iter().all(|w| w.is_finite()) {
-                    return Err(ModelError::NonFinite {
-                        name: "policy weights",
-                    });
-                }
-                if !p.bias[o].is_finite() {
-                    return Err(ModelError::NonFinite {
-                        name: "policy bias",
-                    });
-                }
+            needed += p.in_dim * block_width(p.out_dim);
+            if !p.bias[..p.out_dim].iter().all(|b| b.is_finite()) {
+                return Err(ModelError::NonFinite {
+                    name: "policy bias",
+                });
             }
             expected_in = p.out_dim;
         }
         if expected_in != N_ACTIONS {
             return Err(ModelError::BadActionCount { found: expected_in });
+        }
+        // `in·out ≤ in·block_width(out)`: the unpadded weights fit whenever the padded ones do.
+        if needed > MAX_POLICY_WEIGHTS {
+            return Err(ModelError::PolicyTooLarge { weights: needed });
+        }
+        let used: usize = params.layers[..n]
+            .iter()
+            .map(|p| p.in_dim * p.out_dim)
+            .sum();
+        if !params.weights[..used].iter().all(|w| w.is_finite()) {
+            return Err(ModelError::NonFinite {
+                name: "policy weights",
+            });
         }
         Ok(())
     }

@@ -4,22 +4,25 @@ use crate::model::{Activation, Dense, Model};
 use crate::tanh::tanh_f32_in_place;
 use crate::{MAX_OBS, MAX_WIDTH, N_ACTIONS};
 
-/// Applies one dense layer to `x` (entries past `in_dim` are ignored).
+/// Applies one dense layer (weights in `wt`, see [`Dense`]) to `x` (entries past `in_dim` are
+/// ignored).
 ///
 /// Each output is `act(s + b)` with `s = 0.0; for i: s = s + w[o][i] * x[i]`: the sum for one
 /// output runs in input order; the outputs advance side by side, which lets the compiler use
 /// SIMD lanes without reordering any output's terms (Rust never fuses `*` and `+`).
 #[inline]
-fn dense(layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
+fn dense(wt: &[f32], layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
     let mut acc = [0.0f32; MAX_WIDTH];
-    // Only the first `out_dim` outputs are used: run the lanes in blocks of 8 up to it (the
-    // action layer's 7 outputs need one block, not 8).
-    let blocks = layer.out_dim.div_ceil(8).min(MAX_WIDTH / 8);
-    match blocks {
-        1 => accumulate::<8>(layer, x, &mut acc),
-        2 => accumulate::<16>(layer, x, &mut acc),
-        3 | 4 => accumulate::<32>(layer, x, &mut acc),
-        _ => accumulate::<MAX_WIDTH>(layer, x, &mut acc),
+    // Only the first `out_dim` outputs are used: the lanes run in the layer's block (the action
+    // layer's 7 outputs need one block of 8, a 64-wide layer 64, not 256).
+    let wt = &wt[layer.offset..layer.offset + layer.in_dim * layer.stride];
+    match layer.stride {
+        8 => accumulate::<8>(wt, x, &mut acc),
+        16 => accumulate::<16>(wt, x, &mut acc),
+        32 => accumulate::<32>(wt, x, &mut acc),
+        64 => accumulate::<64>(wt, x, &mut acc),
+        128 => accumulate::<128>(wt, x, &mut acc),
+        _ => accumulate::<MAX_WIDTH>(wt, x, &mut acc),
     }
     let mut y = [0.0f32; MAX_WIDTH];
     let n = layer.out_dim;
@@ -42,11 +45,11 @@ fn dense(layer: &Dense, x: &[f32; MAX_WIDTH]) -> [f32; MAX_WIDTH] {
     y
 }
 
-/// `acc[o] += wt[i][o] * x[i]` for `i < in_dim` (in order) and `o < W`.
+/// `acc[o] += wt[i·W + o] * x[i]` for every row `i` of `wt` (in order) and `o < W`.
 #[inline(always)]
-fn accumulate<const W: usize>(layer: &Dense, x: &[f32; MAX_WIDTH], acc: &mut [f32; MAX_WIDTH]) {
+fn accumulate<const W: usize>(wt: &[f32], x: &[f32; MAX_WIDTH], acc: &mut [f32; MAX_WIDTH]) {
     let mut a = [0.0f32; W];
-    for (row, xi) in layer.wt.iter().zip(x.iter()).take(layer.in_dim) {
+    for (row, xi) in wt.chunks_exact(W).zip(x.iter()) {
         for (a, w) in a.iter_mut().zip(row.iter()) {
             *a += *w * *xi;
         }
@@ -59,7 +62,7 @@ pub fn logits(model: &Model, obs: &[f32; MAX_OBS]) -> [f32; N_ACTIONS] {
     let mut x = [0.0f32; MAX_WIDTH];
     x[..MAX_OBS].copy_from_slice(obs);
     for layer in model.layers.iter().take(model.n_layers) {
-        x = dense(layer, &x);
+        x = dense(&model.wt, layer, &x);
     }
     let mut out = [0.0f32; N_ACTIONS];
     out.copy_from_slice(&x[..N_ACTIONS]);

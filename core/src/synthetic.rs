@@ -8,7 +8,9 @@ use crate::model::{
     Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, LayerParams, MarketPeriods,
     ModelParams,
 };
-use crate::{MAX_LAYERS, MAX_STATES, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES};
+use crate::{
+    MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES,
+};
 
 /// A small deterministic pseudo-random generator (xorshift64*).
 #[derive(Debug, Clone)]
@@ -55,6 +57,18 @@ pub const EURUSD_COSTS: CostParams = CostParams {
 /// A model shaped like the project's (window 350, the seed's periods, `n_states` states, a
 /// 64-64 tanh actor), with random but plausible parameters.
 pub fn model_params(seed: u64, n_states: usize, full_covariance: bool) -> ModelParams {
+    model_params_with(seed, n_states, full_covariance, &[64, 64], Activation::Tanh)
+}
+
+/// Like [`model_params`], with the actor's hidden layer widths (`net_arch`, at most
+/// `MAX_LAYERS − 1` of them) and their activation; the same seed gives the same HMM.
+pub fn model_params_with(
+    seed: u64,
+    n_states: usize,
+    full_covariance: bool,
+    hidden: &[usize],
+    activation: Activation,
+) -> ModelParams {
     let mut rng = Rng::new(seed);
     let k = n_states.clamp(1, MAX_STATES);
     let mut startprob = [0.0; MAX_STATES];
@@ -114,28 +128,9 @@ pub fn model_params(seed: u64, n_states: usize, full_covariance: bool) -> ModelP
     };
 
     let obs_dim = N_MARKET_FEATURES + k + 3;
-    let dims = [(obs_dim, 64), (64, 64), (64, N_ACTIONS)];
-    let mut layers = [LayerParams::ZERO; MAX_LAYERS];
-    for (layer, (in_dim, out_dim)) in layers.iter_mut().zip(dims) {
-        layer.in_dim = in_dim;
-        layer.out_dim = out_dim;
-        let scale = 1.5 / libm::sqrt(in_dim as f64);
-        for row in layer.weights.iter_mut().take(out_dim) {
-            for w in row.iter_mut().take(in_dim) {
-                *w = rng.range(-scale, scale) as f32;
-            }
-        }
-        for b in layer.bias.iter_mut().take(out_dim) {
-            *b = rng.range(-0.1, 0.1) as f32;
-        }
-        layer.activation = if out_dim == N_ACTIONS {
-            Activation::Identity
-        } else {
-            Activation::Tanh
-        };
-    }
-
-    ModelParams {
+    let n_layers = (hidden.len() + 1).min(MAX_LAYERS);
+    // Built once and filled in place (a debug build copies every ~290 KB move on the stack).
+    let mut p = ModelParams {
         window: crate::DEFAULT_WINDOW,
         market: MarketPeriods {
             roc: 10,
@@ -162,9 +157,34 @@ pub fn model_params(seed: u64, n_states: usize, full_covariance: bool) -> ModelP
             feature_mean: [0.0, 0.5, 0.004],
             feature_std: [0.002, 0.15, 0.002],
         },
-        layers,
-        n_layers: 3,
+        layers: [LayerParams::ZERO; MAX_LAYERS],
+        n_layers,
+        weights: [0.0; MAX_POLICY_WEIGHTS],
+    };
+    let mut in_dim = obs_dim;
+    let mut offset = 0;
+    for (i, layer) in p.layers.iter_mut().take(n_layers).enumerate() {
+        let last = i + 1 == n_layers;
+        let out_dim = if last { N_ACTIONS } else { hidden[i] };
+        layer.in_dim = in_dim;
+        layer.out_dim = out_dim;
+        let scale = 1.5 / libm::sqrt(in_dim as f64);
+        let n = (in_dim * out_dim).min(MAX_POLICY_WEIGHTS.saturating_sub(offset));
+        for w in &mut p.weights[offset..offset + n] {
+            *w = rng.range(-scale, scale) as f32;
+        }
+        offset += n;
+        for b in layer.bias.iter_mut().take(out_dim) {
+            *b = rng.range(-0.1, 0.1) as f32;
+        }
+        layer.activation = if last {
+            Activation::Identity
+        } else {
+            activation
+        };
+        in_dim = out_dim;
     }
+    p
 }
 
 /// A random-walk bar stream around 1.1 (EURUSD-like, 5 digits), one bar every 15 minutes from

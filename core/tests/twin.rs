@@ -161,12 +161,13 @@ fn naive(p: &ModelParams, w: &[Bar]) -> Naive {
 /// Row-major, one output at a time: the plain textbook forward pass.
 fn naive_logits(p: &ModelParams, obs: &[f32]) -> Vec<f32> {
     let mut x = obs.to_vec();
-    for layer in &p.layers[..p.n_layers] {
+    for (l, layer) in p.layers[..p.n_layers].iter().enumerate() {
+        let w = p.layer_weights(l).expect("layer weights");
         x = (0..layer.out_dim)
             .map(|o| {
                 let mut s = 0.0f32;
                 for (i, xi) in x.iter().enumerate() {
-                    s += layer.weights[o][i] * xi;
+                    s += w[o * layer.in_dim + i] * xi;
                 }
                 let v = s + layer.bias[o];
                 match layer.activation {
@@ -228,7 +229,7 @@ fn twin_equals_naive_reference_full() {
 /// whose emission does not underflow, so `Σu = 0` on many bars.
 #[test]
 fn twin_equals_naive_reference_when_observations_are_impossible() {
-    let mut params = synthetic::model_params(6, 3, false);
+    let mut params = Box::new(synthetic::model_params(6, 3, false));
     params.hmm.startprob[..3].copy_from_slice(&[0.5, 0.5, 0.0]);
     for row in &mut params.hmm.transmat[..3] {
         row[..3].copy_from_slice(&[0.6, 0.4, 0.0]);
@@ -240,7 +241,7 @@ fn twin_equals_naive_reference_when_observations_are_impossible() {
     params.hmm.covars = CovarianceParams::Diag(c);
     assert!(run_against_naive(&params, 600) > 200);
     // Overflowing predictions: `Σu = ∞`, then NaN posteriors.
-    let mut params = synthetic::model_params(8, 2, true);
+    let mut params = Box::new(synthetic::model_params(8, 2, true));
     for row in &mut params.hmm.transmat[..2] {
         row[..2].copy_from_slice(&[1e308, 1e308]);
     }
@@ -254,6 +255,97 @@ fn relu_policy_runs_and_matches_naive() {
         layer.activation = Activation::Relu;
     }
     assert!(run_against_naive(&params, 500) > 100);
+}
+
+/// SB3's `net_arch=[256, 256]` with relu (the widest the core holds) and `[128, 128, 128]` with
+/// tanh run bit for bit like the textbook forward pass; a 100-wide layer exercises the padded
+/// 128-lane block.
+#[test]
+fn wide_policies_up_to_256_256_match_naive() {
+    let params = synthetic::model_params_with(9, 8, false, &[256, 256], Activation::Relu);
+    assert!(run_against_naive(&params, 450) > 50);
+    let params = synthetic::model_params_with(10, 5, true, &[128, 128, 128], Activation::Tanh);
+    assert!(run_against_naive(&params, 450) > 50);
+    let params = synthetic::model_params_with(11, 3, false, &[100, 33], Activation::Tanh);
+    assert!(run_against_naive(&params, 450) > 50);
+}
+
+/// A policy wider than the core holds is refused, naming the weight count (not a panic).
+#[test]
+fn a_policy_beyond_256_256_is_refused_by_size() {
+    let needed = oracle_core::model::policy_weights(16, &[256, 256, 256]);
+    assert!(needed > oracle_core::MAX_POLICY_WEIGHTS);
+    let p = Box::new(synthetic::model_params_with(
+        12,
+        8,
+        false,
+        &[256, 256, 256],
+        Activation::Relu,
+    ));
+    assert_eq!(
+        Model::new(&p).err(),
+        Some(oracle_core::ModelError::PolicyTooLarge { weights: needed })
+    );
+    assert!(matches!(
+        refusal(12, 5, false, |p| p.layers[1].out_dim = 257),
+        Some(oracle_core::ModelError::BadLayerShape {
+            layer: 1,
+            out_dim: 257,
+            ..
+        })
+    ));
+}
+
+/// `rebuild` in place gives exactly `Model::new`'s model, also over a wider model (the padding
+/// of the wider one's weights is cleared), and leaves the model unchanged on a refusal.
+/// `Model::new(p)` equals `m` (in its own frame: debug builds keep every temporary).
+fn equals_new(m: &Model, p: &ModelParams) -> bool {
+    *m == Model::new(p).expect("model")
+}
+
+#[test]
+fn rebuild_in_place_equals_new_and_keeps_the_model_on_error() {
+    let wide = Box::new(synthetic::model_params_with(
+        13,
+        8,
+        true,
+        &[256, 256],
+        Activation::Relu,
+    ));
+    let narrow = Box::new(synthetic::model_params(14, 3, false));
+    let mut slot = Box::new(Model::PLACEHOLDER);
+    slot.rebuild(&wide).expect("wide");
+    assert!(equals_new(&slot, &wide));
+    slot.rebuild(&narrow).expect("narrow");
+    assert!(equals_new(&slot, &narrow));
+    let mut bad = narrow.clone();
+    bad.hmm.transmat[0][0] = -1.0;
+    assert!(slot.rebuild(&bad).is_err());
+    assert!(equals_new(&slot, &narrow));
+}
+
+/// The placeholder is a model `Model::new` would build: one state, default periods, a zero
+/// 9 → 7 policy.
+#[test]
+fn the_placeholder_is_a_valid_model() {
+    let mut p = Box::new(synthetic::model_params(15, 1, false));
+    p.rl_mean = [0.0; 5];
+    p.rl_std = [1.0; 5];
+    p.costs.spread_points = 0.0;
+    p.costs.slippage_points = 0.0;
+    p.costs.commission_per_lot = 0.0;
+    p.hmm.startprob[0] = 1.0;
+    p.hmm.transmat[0][0] = 1.0;
+    p.hmm.means[0] = [0.0; 3];
+    p.hmm.covars = CovarianceParams::Diag([[1.0; 3]; oracle_core::MAX_STATES]);
+    p.hmm.feature_mean = [0.0; 3];
+    p.hmm.feature_std = [1.0; 3];
+    p.n_layers = 1;
+    p.layers[0] = oracle_core::LayerParams::ZERO;
+    p.layers[0].in_dim = 9;
+    p.layers[0].out_dim = 7;
+    p.weights.fill(0.0);
+    assert!(equals_new(&Model::PLACEHOLDER, &p));
 }
 
 #[test]
@@ -382,36 +474,44 @@ fn window_larger_than_capacity_is_refused() {
     assert!(Twin::<'_, 400>::new(&model).is_ok());
 }
 
+/// The refusal of a synthetic model after `edit` (each model in its own frame: a debug build
+/// keeps every ~290 KB `ModelParams` and `Model` temporary of one function on the stack).
+fn refusal(
+    seed: u64,
+    n_states: usize,
+    full: bool,
+    edit: impl FnOnce(&mut ModelParams),
+) -> Option<oracle_core::ModelError> {
+    let mut p = Box::new(synthetic::model_params(seed, n_states, full));
+    edit(&mut p);
+    Model::new(&p).err()
+}
+
 #[test]
 fn model_validation_names_the_parameter() {
-    let mut p = synthetic::model_params(1, 5, false);
-    p.window = 100;
     assert!(matches!(
-        Model::new(&p),
-        Err(oracle_core::ModelError::WindowTooShort {
+        refusal(1, 5, false, |p| p.window = 100),
+        Some(oracle_core::ModelError::WindowTooShort {
             window: 100,
             needed: 200
         })
     ));
-    let mut p = synthetic::model_params(1, 5, true);
-    if let CovarianceParams::Full(c) = &mut p.hmm.covars {
-        c[2] = [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    }
+    let edit = |p: &mut ModelParams| {
+        if let CovarianceParams::Full(c) = &mut p.hmm.covars {
+            c[2] = [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        }
+    };
     assert!(matches!(
-        Model::new(&p),
-        Err(oracle_core::ModelError::CovarianceNotPositiveDefinite { state: 2 })
+        refusal(1, 5, true, edit),
+        Some(oracle_core::ModelError::CovarianceNotPositiveDefinite { state: 2 })
     ));
-    let mut p = synthetic::model_params(1, 5, false);
-    p.layers[0].in_dim = 12;
     assert!(matches!(
-        Model::new(&p),
-        Err(oracle_core::ModelError::LayerInputMismatch { layer: 0, .. })
+        refusal(1, 5, false, |p| p.layers[0].in_dim = 12),
+        Some(oracle_core::ModelError::LayerInputMismatch { layer: 0, .. })
     ));
-    let mut p = synthetic::model_params(1, 5, false);
-    p.hmm.transmat[1][1] = -0.5;
     assert!(matches!(
-        Model::new(&p),
-        Err(oracle_core::ModelError::NegativeProbability { .. })
+        refusal(1, 5, false, |p| p.hmm.transmat[1][1] = -0.5),
+        Some(oracle_core::ModelError::NegativeProbability { .. })
     ));
 }
 

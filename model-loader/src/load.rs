@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use oracle_core::model::{
     Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, LayerParams, MarketPeriods,
-    ModelParams,
+    ModelParams, policy_weights,
 };
 use oracle_core::{
-    Action, MAX_LAYERS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES,
+    Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS,
+    N_HMM_FEATURES, N_MARKET_FEATURES,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -326,11 +327,14 @@ fn load_inner(
         member: onnx_member.clone(),
         source: Box::new(source),
     })?;
-    let (layers, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
+    let (layers, weights, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
 
-    let params = build_params(&meta, hmm, layers, n_layers)?;
-    let model = Model::new(&params).map_err(LoadErrorKind::Model)?;
-    Ok((meta, Box::new(model)))
+    let params = build_params(&meta, hmm, layers, weights, n_layers)?;
+    // Built in place on the heap: a `Model` is ~290 KB, and a debug build copies every by-value
+    // move of it on the stack (test threads have 2 MB).
+    let mut model = Box::new(Model::PLACEHOLDER);
+    model.rebuild(&params).map_err(LoadErrorKind::Model)?;
+    Ok((meta, model))
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> LoadErrorKind {
@@ -459,11 +463,15 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
     if n_actions != N_ACTIONS {
         return Err(shape("policy.n_actions", N_ACTIONS, n_actions));
     }
-    if net_arch.len() + 1 > MAX_LAYERS || net_arch.iter().any(|w| *w == 0 || *w > MAX_WIDTH) {
+    if net_arch.len() + 1 > MAX_LAYERS
+        || net_arch.iter().any(|w| *w == 0 || *w > MAX_WIDTH)
+        || policy_weights(obs_dim, &net_arch) > MAX_POLICY_WEIGHTS
+    {
         return Err(invalid(
             "policy.net_arch",
             format!(
-                "{net_arch:?}: at most {} hidden layers of 1..={MAX_WIDTH} units",
+                "{net_arch:?}: at most {} hidden layers of 1..={MAX_WIDTH} units, \
+                 no larger than [{MAX_WIDTH}, {MAX_WIDTH}] in all",
                 MAX_LAYERS - 1
             ),
         ));
@@ -680,7 +688,7 @@ fn convert_layers(
     meta: &Metadata,
     member: &str,
     mlp: &onnx2rs::Mlp,
-) -> Result<(Vec<LayerParams>, usize), LoadErrorKind> {
+) -> Result<(Vec<LayerParams>, Vec<f32>, usize), LoadErrorKind> {
     let n = mlp.layers.len();
     let want_layers = meta.net_arch.len() + 1;
     if n != want_layers {
@@ -698,6 +706,7 @@ fn convert_layers(
         _ => Activation::Tanh,
     };
     let mut out = Vec::with_capacity(n);
+    let mut weights = Vec::new();
     let mut in_dim = meta.obs_dim;
     for (i, layer) in mlp.layers.iter().enumerate() {
         let last = i + 1 == n;
@@ -740,20 +749,19 @@ fn convert_layers(
         p.in_dim = in_dim;
         p.out_dim = out_dim;
         p.activation = act;
-        for (row, src) in p.weights.iter_mut().zip(layer.weights.chunks_exact(in_dim)) {
-            row[..in_dim].copy_from_slice(src);
-        }
+        weights.extend_from_slice(&layer.weights);
         p.bias[..out_dim].copy_from_slice(&layer.bias);
         out.push(p);
         in_dim = out_dim;
     }
-    Ok((out, n))
+    Ok((out, weights, n))
 }
 
 fn build_params(
     meta: &Metadata,
     hmm: HmmParams,
     layers: Vec<LayerParams>,
+    weights: Vec<f32>,
     n_layers: usize,
 ) -> Result<Box<ModelParams>, LoadErrorKind> {
     let raw = &meta.raw;
@@ -778,9 +786,13 @@ fn build_params(
         hmm,
         layers: [LayerParams::ZERO; MAX_LAYERS],
         n_layers,
+        weights: [0.0; MAX_POLICY_WEIGHTS],
     });
     for (dst, src) in params.layers.iter_mut().zip(layers) {
         *dst = src;
     }
+    // `parse_metadata` kept `net_arch` within `MAX_POLICY_WEIGHTS`, and `convert_layers` held
+    // every layer to it.
+    params.weights[..weights.len()].copy_from_slice(&weights);
     Ok(params)
 }
