@@ -107,6 +107,15 @@ fn money_per_point_other_than_one_scales_gross_realized_and_unrealized_pnl() {
 }
 
 #[test]
+fn a_flat_position_has_no_gross_pnl_whatever_the_price() {
+    let c = eurusd();
+    for exit in [0.0, 1.08, 150.0] {
+        assert_eq!(gross_pnl(&c, 1.0, &Position::FLAT, exit), 0.0, "{exit}");
+        assert_eq!(gross_pnl(&c, 2.5, &Position::FLAT, exit), 0.0, "{exit}");
+    }
+}
+
+#[test]
 fn lots_of_an_intensity_past_three_are_zero() {
     let c = eurusd();
     assert_eq!(lots(&c, 0), 0.0);
