@@ -4,6 +4,7 @@
 //! statistics and trade list; `doctor` (package `oracle-ops`) checks a deployment. The
 //! development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
 
+mod auth;
 mod demo;
 mod deps;
 
@@ -75,6 +76,10 @@ enum Cmd {
     },
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
+    /// OAuth for a cTrader application: the token pair in the token file (`--refresh`: a new one).
+    Auth(auth::AuthArgs),
+    /// The accounts the access token can trade: ctidTraderAccountId, live/demo, broker, balance.
+    Accounts(auth::AccountsArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -127,6 +132,8 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
+        Cmd::Auth(a) => auth::run_auth(&a),
+        Cmd::Accounts(a) => auth::run_accounts(&a),
     }
 }
 
