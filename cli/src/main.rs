@@ -73,6 +73,14 @@ enum Cmd {
         /// Print the figures as JSON (full precision) instead of the text summary.
         #[arg(long)]
         json: bool,
+        /// Also write the tearsheet: one self-contained HTML page (equity, drawdown, statistics,
+        /// monthly returns and costs, trade list; docs/report.md).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// The account currency's name on the tearsheet (money is in the currency of the
+        /// model's pip_value).
+        #[arg(long, default_value = "account currency", value_name = "CODE")]
+        currency: String,
     },
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
@@ -124,7 +132,17 @@ fn main() -> ExitCode {
             capital,
             trades,
             json,
-        } => match run_backtest(&model, &bars, capital, trades, json) {
+            html,
+            currency,
+        } => match run_backtest(
+            &model,
+            &bars,
+            capital,
+            trades,
+            json,
+            html.as_deref(),
+            &currency,
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("oracle backtest: {e:#}");
@@ -145,6 +163,8 @@ fn run_backtest(
     capital: f64,
     trades: Option<PathBuf>,
     json: bool,
+    html: Option<&std::path::Path>,
+    currency: &str,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
@@ -158,6 +178,20 @@ fn run_backtest(
     }
     std::fs::write(&path, b.trades_csv())
         .with_context(|| format!("{}: cannot write the trade list", path.display()))?;
+    if let Some(page) = html {
+        if let Some(dir) = page.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+        }
+        let text = oracle_report::page(
+            &b,
+            &model.display().to_string(),
+            &bars.display().to_string(),
+            currency,
+        );
+        std::fs::write(page, text)
+            .with_context(|| format!("{}: cannot write the tearsheet", page.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let mut text = serde_json::to_string_pretty(&b.to_json())?;
@@ -172,5 +206,8 @@ fn run_backtest(
         path.display(),
         b.stats.trades
     );
+    if let Some(page) = html {
+        eprintln!("tearsheet: {}", page.display());
+    }
     Ok(())
 }

@@ -464,7 +464,8 @@ fn run_inner(args: &DemoArgs) -> anyhow::Result<i32> {
             .all(|m| m.replay_match != Some(false));
     let report = out.join("report.html");
     summary.report = report.display().to_string();
-    std::fs::write(&report, report::html(&state, &summary))?;
+    let backtests = report::backtests(&state, &models, &out);
+    std::fs::write(&report, report::html(&state, &summary, &backtests))?;
     std::fs::write(
         out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,

@@ -1,17 +1,108 @@
-//! The self-contained HTML report: per model, virtual vs real vs paper position over the live
-//! bars with refusals marked, and the equity; a summary table on top. Inline SVG, no scripts,
-//! no external resources.
+//! The self-contained HTML report: the run's checks; the account equity of the executor's
+//! ledger and its drawdown; per-model statistics; per model, virtual vs real vs paper position
+//! over the live bars with refusals marked, and its tearsheet (`oracle-report`, docs/report.md).
+//! Inline SVG and CSS, no scripts, no external resources.
 
 use super::Summary;
 use super::view::{ModelView, State};
+use oracle_model::Backtest;
+use oracle_report::{Curve, esc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Each model's backtest, or why there is none.
+pub type Backtests = BTreeMap<String, Result<Backtest, String>>;
+
+/// Per model, `oracle backtest` (the same code) over exactly the bars its twin ran in the demo:
+/// `trace/NAME.bars.final.csv`, written by the replay comparison (history from the first
+/// decision on, then the live bars), with the default capital.
+pub fn backtests(state: &State, models: &Path, out: &Path) -> Backtests {
+    state
+        .models
+        .keys()
+        .map(|name| {
+            let bars = out.join(format!("trace/{name}.bars.final.csv"));
+            let zip = models.join(format!("{name}.zip"));
+            let run = if bars.is_file() {
+                oracle_model::backtest(
+                    &zip,
+                    &bars,
+                    oracle_model::DEFAULT_CAPITAL,
+                    &mut std::io::sink(),
+                )
+                .map_err(|e| e.to_string())
+            } else {
+                Err(format!("{}: no bars (no trace)", bars.display()))
+            };
+            (name.clone(), run)
+        })
+        .collect()
+}
+
+/// The account equity of the executor's ledger by bar time: per time the latest ledger row at
+/// or before it, from the first row on.
+pub fn account_equity(state: &State) -> Curve {
+    let mut at: BTreeMap<&str, f64> = BTreeMap::new();
+    for m in state.models.values() {
+        for p in &m.points {
+            if let Some(e) = p.equity {
+                at.insert(p.bar_time.as_str(), e);
+            }
+        }
+    }
+    let (labels, values) = at.into_iter().map(|(t, e)| (t.to_owned(), e)).unzip();
+    Curve::new(labels, values)
+}
+
+/// The account's equity chart and its drawdown under the running peak (the backtest's
+/// drawdown series, `oracle_model::drawdowns`, with the first row's equity as the capital).
+fn account_sheet(state: &State) -> String {
+    let eq = account_equity(state);
+    let Some(&first) = eq.values.first() else {
+        return String::new();
+    };
+    let from_first: Vec<f64> = eq.values.iter().map(|e| e - first).collect();
+    let under = Curve::new(
+        eq.labels.clone(),
+        oracle_model::drawdowns(&from_first, first)
+            .map(|(_, pct)| pct)
+            .collect(),
+    );
+    format!(
+        "<h2>Account</h2>{}{}",
+        oracle_report::equity_chart(
+            "Account equity (executor ledger; dashed: its first row)",
+            "USD",
+            &eq,
+            first
+        ),
+        oracle_report::underwater_chart("Account drawdown (underwater)", &under)
+    )
+}
+
+/// The per-model statistics table and the models without one.
+fn stats_sheet(backtests: &Backtests) -> String {
+    let rows: Vec<(&str, &Backtest)> = backtests
+        .iter()
+        .filter_map(|(n, b)| b.as_ref().ok().map(|b| (n.as_str(), b)))
+        .collect();
+    let mut s = format!(
+        "<h2>Per-model statistics</h2><p class=\"muted\">each model's twin over the bars it ran here (its history from the first decision, then the live bars), as <code>oracle backtest</code> computes them (docs/backtest.md, docs/report.md): initial capital {} USD per model, Sharpe and Sortino annualised, money in USD</p>",
+        oracle_model::fixed(Some(oracle_model::DEFAULT_CAPITAL), 2)
+    );
+    s.push_str(&oracle_report::stats_table(&rows, "USD"));
+    for (n, b) in backtests {
+        if let Err(e) = b {
+            let _ = write!(
+                s,
+                "<p class=\"bad\">{}: no statistics: {}</p>",
+                esc(n),
+                esc(e)
+            );
+        }
+    }
+    s
 }
 
 const W: f64 = 900.0;
@@ -326,8 +417,8 @@ fn drift_rows(summary: &Summary) -> String {
         .collect()
 }
 
-/// The whole report.
-pub fn html(state: &State, summary: &Summary) -> String {
+/// The whole report; `backtests` from [`backtests`].
+pub fn html(state: &State, summary: &Summary, backtests: &Backtests) -> String {
     let mut o = String::new();
     o.push_str(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Oracle Trader v2 — demo report</title><style>\
@@ -340,8 +431,10 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
 .real{stroke:#fb8500;stroke-width:1.6;stroke-dasharray:5 2}.paper{stroke:#2da44e;stroke-width:1.4;stroke-dasharray:2 2}\
 .eq{stroke-dasharray:none}.refusal path{fill:#cf222e}.refusal line{stroke:#cf222e;stroke-opacity:.25}\
 .key span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}\
-</style></head><body>",
+",
     );
+    o.push_str(oracle_report::STYLE);
+    o.push_str("</style></head><body>");
     let _ = write!(
         o,
         "<h1>Oracle Trader v2 — demo report</h1><p class=\"muted\">simulator + executor + predictor as separate processes over TLS and the local WebSocket · {} models · {} h of live market · {:.1} s</p>",
@@ -389,6 +482,8 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         esc(&summary.children_exit)
     );
     o.push_str(&account_chart(state));
+    o.push_str(&account_sheet(state));
+    o.push_str(&stats_sheet(backtests));
     if !state.refused.is_empty() {
         o.push_str("<h2>Refused model files</h2><ul>");
         for (f, r) in &state.refused {
@@ -430,7 +525,135 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
             model_pnl_chart(m),
             n = esc(name)
         );
+        if let Some(Ok(b)) = backtests.get(name) {
+            let _ = write!(
+                o,
+                "<details><summary>tearsheet of {n}: equity, drawdown, statistics, months, costs, {} trades</summary>{}</details>",
+                b.stats.trades,
+                oracle_report::section(b, "USD", &format!("{name}-tearsheet")),
+                n = esc(name)
+            );
+        }
     }
     o.push_str("<p class=\"muted\">Written by <code>oracle demo</code> from the predictor's decision log and trace and the executor's drift ledger.</p></body></html>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oracle_core::Position;
+    use oracle_model::{BarRecord, Costs, Ledger};
+
+    /// A state with one model whose ledger rows put the account at 100,000, 99,900, 100,050.
+    fn state() -> State {
+        let mut st = State::new(BTreeMap::new());
+        let ev =
+            |e: &str, rest: &str| format!("{{\"event\":\"{e}\",\"model\":\"EURUSD_H1\"{rest}}}");
+        st.predictor_line(&ev("model_loaded", ",\"symbol\":\"EURUSD\",\"tf\":\"H1\""));
+        for (h, equity) in [(0, 100_000.0), (1, 99_900.0), (2, 100_050.0)] {
+            let t = format!("2020-01-01T{h:02}:00:00Z");
+            st.predictor_line(&ev(
+                "signal",
+                &format!(",\"bar_time\":\"{t}\",\"action\":\"WAIT\",\"direction\":0,\"intensity\":0,\"realized_pnl\":0.0,\"upnl\":0.0"),
+            ));
+            st.ledger_row(&format!(
+                r#"{{"bar_time":"{t}","model":"EURUSD_H1","virtual_pos":"FLAT","virtual_pnl":0.0,"real_pos":"FLAT","real_pnl":0.0,"paper_pos":"FLAT","paper_pnl":0.0,"equity":{equity},"paper_equity":{equity},"ack":"HOLD"}}"#
+            ));
+        }
+        st
+    }
+
+    /// One long trade of +12.5 closed on the second of two bars.
+    fn backtest() -> Backtest {
+        let long = Position {
+            direction: 1,
+            intensity: 1,
+            entry_price: 1.1,
+        };
+        let fill = Costs {
+            spread: 0.07,
+            slippage: 0.02,
+            commission: 0.0,
+        };
+        let mut ledger = Ledger::new();
+        ledger.record(&BarRecord {
+            time: 1_577_836_800,
+            previous: Position::FLAT,
+            position: long,
+            lots: 0.01,
+            closed: None,
+            opened: true,
+            close_costs: Costs::default(),
+            open_costs: fill,
+            equity: -0.09,
+            unrealized: -0.09,
+        });
+        ledger.record(&BarRecord {
+            time: 1_577_840_400,
+            previous: long,
+            position: Position::FLAT,
+            lots: 0.0,
+            closed: Some((1.2, 12.5)),
+            opened: false,
+            close_costs: Costs::default(),
+            open_costs: Costs::default(),
+            equity: 12.5,
+            unrealized: 0.0,
+        });
+        let stats = ledger.statistics(10_000.0, 6240.0);
+        Backtest {
+            name: "EURUSD_H1".into(),
+            bars: 351,
+            rejected: 0,
+            ledger,
+            stats,
+        }
+    }
+
+    #[test]
+    fn the_demo_report_has_the_account_drawdown_per_model_statistics_and_each_tearsheet() {
+        let st = state();
+        let backtests = Backtests::from([
+            ("EURUSD_H1".to_string(), Ok(backtest())),
+            (
+                "BROKEN_H1".to_string(),
+                Err("no bars (no trace)".to_string()),
+            ),
+        ]);
+        let html = html(&st, &Summary::default(), &backtests);
+        // The account: its equity in USD and its drawdown under the running peak (100 of
+        // 100,000 = 0.1% at the second row).
+        let eq = account_equity(&st);
+        assert_eq!(eq.values, vec![100_000.0, 99_900.0, 100_050.0]);
+        assert!(html.contains("Account equity (executor ledger"), "{html}");
+        assert!(html.contains("Account drawdown (underwater)"));
+        assert!(html.contains("class=\"under\""));
+        // The per-model statistics: the backtest's figures, linked to the model's section.
+        let table = html
+            .split("<table class=\"stats\">")
+            .nth(1)
+            .expect("the statistics table");
+        assert!(
+            table.contains("<a href=\"#EURUSD_H1\">EURUSD_H1</a>"),
+            "{table}"
+        );
+        assert!(table.contains(">12.50</td>"), "net profit: {table}");
+        // No losing trade: an infinite profit factor; 1 of 1 won; in a position 1 bar of 2;
+        // costs 0.07 + 0.02.
+        for cell in [
+            "<td>inf</td>",
+            "<td>100.00</td>",
+            "<td>50.00</td>",
+            "<td>0.09</td>",
+        ] {
+            assert!(table.contains(cell), "{cell}: {table}");
+        }
+        assert!(html.contains("BROKEN_H1: no statistics: no bars (no trace)"));
+        // The model's tearsheet, folded under its positions.
+        assert!(html.contains("<details><summary>tearsheet of EURUSD_H1"));
+        assert!(html.contains("id=\"EURUSD_H1-tearsheet\""));
+        assert!(html.contains("Monthly returns") && html.contains("<table class=\"trades\">"));
+        assert!(!html.contains("<script") && !html.contains("http"));
+    }
 }

@@ -577,7 +577,7 @@ mod tests {
         assert!((m.pnl() - 1.0).abs() < 1e-12);
         assert!(st.render().contains("EURUSD_H1"));
         let summary = crate::demo::Summary::default();
-        let html = crate::demo::report::html(&st, &summary);
+        let html = crate::demo::report::html(&st, &summary, &BTreeMap::new());
         assert!(
             html.contains("<svg") && html.contains("class=\"refusal\"") && html.contains("MARGIN")
         );
@@ -688,7 +688,8 @@ mod tests {
         assert_eq!(st.equity, Some(100_012.5));
         assert_eq!(st.equity_first, Some(100_012.5));
         assert_eq!(st.models["EURUSD_H1"].points[0].equity, Some(100_012.5));
-        let html = crate::demo::report::html(&st, &crate::demo::Summary::default());
+        let html =
+            crate::demo::report::html(&st, &crate::demo::Summary::default(), &BTreeMap::new());
         assert!(
             html.contains("<tr><td>account equity (executor ledger)</td><td>100012.50</td></tr>"),
             "{html}"
@@ -725,7 +726,8 @@ mod tests {
             (v - a).abs() < 0.05,
             "the same money is drawn at the same height: virtual {v}, account {a}"
         );
-        let html = crate::demo::report::html(&st, &crate::demo::Summary::default());
+        let html =
+            crate::demo::report::html(&st, &crate::demo::Summary::default(), &BTreeMap::new());
         assert!(html.contains(&svg));
     }
 
