@@ -196,9 +196,12 @@ fn auth(a: &AuthArgs, input: &mut dyn std::io::BufRead) -> Result<(), String> {
                 );
                 let _ = std::io::stderr().flush();
                 let mut line = String::new();
-                input
+                let n = input
                     .read_line(&mut line)
                     .map_err(|e| format!("reading the code: {e}"))?;
+                if n == 0 {
+                    eprintln!();
+                }
                 oauth::code_from(&line)?
             }
         };
