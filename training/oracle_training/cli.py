@@ -33,7 +33,19 @@ def _train_one(name, timesteps, data_dir, models_dir):
 
 
 def cmd_train(args):
-    _train_one(args.name, args.timesteps, args.data_dir, args.models_dir)
+    if args.bars is None:
+        _train_one(args.name, args.timesteps or 50_000, args.data_dir, args.models_dir)
+        return
+    from oracle_training.bars import BarError
+    from oracle_training.policy import ExportError
+    from oracle_training.train import TrainError, config_from_args, train_on_bars
+
+    _threads()
+    try:
+        cfg = config_from_args(args)
+        train_on_bars(Path(args.bars), cfg, Path(args.out_dir or args.models_dir), args.capital)
+    except (TrainError, BarError, ExportError) as e:
+        sys.exit(f"python -m oracle_training train: {e}")
 
 
 def cmd_train_all(args):
@@ -164,7 +176,11 @@ def _check_names(args):
     from oracle_training.universe import BY_NAME
 
     if args.cmd in ("data", "train", "train-all"):
-        names = [args.name] if args.cmd == "train" else args.names
+        if args.cmd == "train" and (args.name is None) == (args.bars is None):
+            raise CliError("give a sample model NAME or --bars FILE (with --symbol, --timeframe)")
+        if args.cmd == "train" and args.bars is not None and not Path(args.bars).is_file():
+            raise CliError(f"bar file {args.bars}: no such file")
+        names = ([args.name] if args.name else []) if args.cmd == "train" else args.names
         _known_names(names, BY_NAME, "the sample universe", "see oracle_training/universe.py")
     elif args.cmd in ("goldens", "reference"):
         zips = {z.stem for z in Path(args.models_dir).glob("*.zip")}
@@ -206,10 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser(
-        "train", help="train one model (SYM_TF) into models/SYM_TF.zip", formatter_class=fmt
+        "train",
+        help="train one model (SYM_TF, or any bar file with --bars) into SYM_TF.zip",
+        formatter_class=fmt,
     )
-    s.add_argument("name", help="the model to train (SYM_TF, one of the sample universe)")
-    s.add_argument("--timesteps", type=int, default=50_000, help="PPO training timesteps")
+    s.add_argument(
+        "name", nargs="?", help="the sample model to train (SYM_TF, one of the sample universe)"
+    )
+    s.add_argument(
+        "--timesteps", type=int, default=None, help="PPO training timesteps (None = 50,000)"
+    )
+    from oracle_training.train import add_bars_arguments
+
+    add_bars_arguments(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser(
