@@ -6,7 +6,9 @@
 //! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
 //!   file and its fsyncs are the shell's);
-//! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes).
+//! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes);
+//! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
+//!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
 //! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
 //! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
@@ -16,4 +18,5 @@ pub mod config;
 pub mod journal;
 pub mod policy;
 pub mod risk;
+pub mod side;
 pub mod volume;

@@ -24,28 +24,25 @@
 //! One log line per decision (target `oracle_executor::decision`): `signal` in, `order_sent`,
 //! `order_result`, `refusal` with its reason, `ack`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use oracle_ipc::{Ack, Action, ErrCode, Iso, Message, Outcome, Signal, Timeframe};
 use tracing::{info, warn};
 
-use crate::broker::{Broker, OrderLookup, OrderReq, OrderResult};
+pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
+use oracle_executor_core::side::{SideAction, SideCore, lookup_of};
+
+use crate::broker::{Broker, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
-use crate::journal::{
-    ACK_MEMORY, INTENT_MEMORY, Journal, Op, Record, Replayed, client_order_id, intent_rank,
-};
+use crate::journal::{ACK_MEMORY, Journal, Op, Record, Replayed};
 use crate::paper::PaperBook;
-use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, Refusal};
-use crate::risk::RiskGuard;
+use crate::policy::{AckKind, ModelKey, Plan, Refusal};
 use crate::server::err_line;
 use crate::volume::SymbolSpec;
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
 pub const NO_SIGNAL: &str = "NO_SIGNAL";
-
-/// Log target of the per-decision lines.
-pub const DECISION: &str = "oracle_executor::decision";
 
 /// A model's journaled last bar this far (seconds) after the executor's clock, and later than
 /// every bar streamed, is not a bar that was ever streamed (a future-dated SIGNAL journaled by
@@ -53,123 +50,30 @@ pub const DECISION: &str = "oracle_executor::decision";
 /// signal of the model `STALE_SIGNAL`. A week: far beyond any broker clock running ahead.
 pub const FUTURE_LAST_BAR: i64 = 7 * 86_400;
 
-/// One side of the engine: a policy trading one book (live broker or paper).
+/// One side of the engine: a policy trading one book (live broker or paper). The decisions are
+/// the core's ([`SideCore`], reached through `Deref`: `side.policy`, `side.risk`…); this drives
+/// it: it does the I/O the core asks for (broker requests, journal writes) and feeds the results
+/// back. Live and paper are the same core behind the same [`Broker`] interface.
 #[derive(Debug)]
 pub struct Side<B> {
-    /// Policy state.
-    pub policy: Policy,
-    /// Risk guard.
-    pub risk: RiskGuard,
+    /// The decisions and what they rest on.
+    pub core: SideCore,
     /// The book.
     pub broker: B,
     journal: Option<Journal>,
-    specs: HashMap<String, SymbolSpec>,
-    /// Intents journaled, by client order id (to explain positions at reconcile): the last
-    /// [`INTENT_MEMORY`] per model, and every pending one.
-    intents: HashMap<String, Record>,
-    /// Per model, the client order ids in `intents`, oldest first.
-    intent_order: HashMap<ModelKey, VecDeque<String>>,
-    /// Client order ids in `intents` whose outcome is `filled`.
-    filled: HashSet<String>,
-    /// Intents whose outcome is not known yet (in flight, or unknown and not yet found):
-    /// reconciliation looks them up. Never trimmed; an entry leaves when its outcome is known.
-    pending: BTreeMap<String, Record>,
-    name: &'static str,
-    /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
-    /// order filled since (20 signals at a bar close cost one account read, not twenty).
-    account_cache: Option<(i64, crate::risk::Account)>,
-    /// Per model: why real differs from virtual since the last ledger row (e.g. a position
-    /// closed outside), written to the drift ledger's `note` once.
-    pub notes: HashMap<ModelKey, String>,
 }
 
-/// What a [`Side`] keeps per order and per model (see [`Side::retained`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Retained {
-    /// Intents remembered.
-    pub intents: usize,
-    /// Filled client order ids remembered.
-    pub filled: usize,
-    /// Intents whose outcome is not known yet.
-    pub pending: usize,
-    /// Model states.
-    pub models: usize,
-    /// Drift notes not yet written.
-    pub notes: usize,
-}
-
-/// One SIGNAL of a batch, as a side sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Item {
-    /// The model.
-    pub key: ModelKey,
-    /// Its timeframe.
-    pub tf: Timeframe,
-    /// The virtual target.
-    pub target: Action,
-    /// The signal's bar time.
-    pub bt: i64,
-}
-
-/// An order of a batch, ready for the journal and the wire.
-struct Order {
-    /// Index of its signal in the batch.
-    idx: usize,
-    key: ModelKey,
-    bt: i64,
-    op: Op,
-    action: Action,
-    req: OrderReq,
-    position_id: Option<u64>,
-}
-
-/// How long (executor seconds) an account read is reused.
-pub const ACCOUNT_TTL: i64 = 1;
-
-fn exec_of(r: &OrderResult) -> Option<Exec> {
-    match r {
-        OrderResult::Filled {
-            position_id,
-            price,
-            volume,
-        } => Some(Exec::Filled {
-            position_id: *position_id,
-            price: *price,
-            volume: *volume,
-        }),
-        OrderResult::Rejected { code, msg } => Some(Exec::Refused(Refusal::Broker {
-            code: code.clone(),
-            msg: msg.clone(),
-        })),
-        OrderResult::Unknown => None,
+impl<B> std::ops::Deref for Side<B> {
+    type Target = SideCore;
+    fn deref(&self) -> &SideCore {
+        &self.core
     }
 }
 
-/// The lookup of a journaled intent.
-fn lookup_of(r: &Record) -> Option<OrderLookup> {
-    let Record::Intent {
-        ts,
-        coid,
-        model,
-        symbol,
-        buy,
-        volume,
-        position_id,
-        op,
-        ..
-    } = r
-    else {
-        return None;
-    };
-    Some(OrderLookup {
-        client_order_id: coid.clone(),
-        label: model.label(),
-        symbol: symbol.clone(),
-        buy: *buy,
-        volume: *volume,
-        closes: if *op == Op::Close { *position_id } else { None },
-        since: ts - 60,
-    })
+impl<B> std::ops::DerefMut for Side<B> {
+    fn deref_mut(&mut self) -> &mut SideCore {
+        &mut self.core
+    }
 }
 
 impl<B: Broker> Side<B> {
@@ -184,69 +88,10 @@ impl<B: Broker> Side<B> {
             Some((j, r)) => (Some(j), r),
             None => (None, Replayed::default()),
         };
-        let mut policy = Policy::new();
-        policy.models = rep.models.clone();
-        let mut risk = RiskGuard::new(cfg.risk.clone(), rep.risk.map(|r| r.0));
-        if let Some((_, ds, anchor)) = rep.risk {
-            risk.restore_day(ds, anchor);
-        }
-        let mut order: Vec<(&String, &Record)> = rep.intents.iter().collect();
-        order.sort_by_key(|(_, r)| intent_rank(r));
-        let mut side = Side {
-            policy,
-            risk,
+        Side {
+            core: SideCore::new(name, cfg, &rep),
             broker,
             journal,
-            specs: HashMap::new(),
-            intents: HashMap::new(),
-            intent_order: HashMap::new(),
-            filled: HashSet::new(),
-            pending: rep.pending.clone(),
-            name,
-            account_cache: None,
-            notes: HashMap::new(),
-        };
-        for (coid, r) in order {
-            side.remember_intent(coid, r.clone());
-        }
-        side.filled = rep
-            .filled
-            .iter()
-            .filter(|c| side.intents.contains_key(*c))
-            .cloned()
-            .collect();
-        side
-    }
-
-    /// Remembers an intent; forgets the model's oldest beyond [`INTENT_MEMORY`] that are not
-    /// pending.
-    fn remember_intent(&mut self, coid: &str, r: Record) {
-        let Record::Intent { model, .. } = &r else {
-            return;
-        };
-        let q = self.intent_order.entry(model.clone()).or_default();
-        if self.intents.insert(coid.to_string(), r).is_none() {
-            q.push_back(coid.to_string());
-        }
-        while q.len() > INTENT_MEMORY {
-            let Some(i) = q.iter().position(|c| !self.pending.contains_key(c)) else {
-                break;
-            };
-            if let Some(c) = q.remove(i) {
-                self.intents.remove(&c);
-                self.filled.remove(&c);
-            }
-        }
-    }
-
-    /// Sizes of what this side keeps per order (tests: memory stays flat over a long run).
-    pub fn retained(&self) -> Retained {
-        Retained {
-            intents: self.intents.len(),
-            filled: self.filled.len(),
-            pending: self.pending.len(),
-            models: self.policy.models.len(),
-            notes: self.notes.len(),
         }
     }
 
@@ -259,7 +104,7 @@ impl<B: Broker> Side<B> {
         if let Some(j) = &mut self.journal
             && let Err(e) = j.append(r)
         {
-            warn!(target: DECISION, side = self.name, error = %e, "journal write failed: order not sent");
+            warn!(target: DECISION, side = self.core.name, error = %e, "journal write failed: order not sent");
             return Err(Refusal::Broker {
                 code: "JOURNAL".into(),
                 msg: e.to_string(),
@@ -269,11 +114,11 @@ impl<B: Broker> Side<B> {
     }
 
     async fn spec(&mut self, symbol: &str) -> Option<SymbolSpec> {
-        if let Some(s) = self.specs.get(symbol) {
+        if let Some(s) = self.core.specs.get(symbol) {
             return Some(s.clone());
         }
         let s = self.broker.symbol(symbol).await?;
-        self.specs.insert(symbol.to_string(), s.clone());
+        self.core.specs.insert(symbol.to_string(), s.clone());
         Some(s)
     }
 
@@ -281,7 +126,13 @@ impl<B: Broker> Side<B> {
     /// book when it knows it, else from the live quote: (exit side − entry) × units, in the quote
     /// currency.
     pub fn position_view(&self, key: &ModelKey) -> (String, f64) {
-        let Some(r) = self.policy.models.get(key).and_then(|m| m.real.clone()) else {
+        let Some(r) = self
+            .core
+            .policy
+            .models
+            .get(key)
+            .and_then(|m| m.real.clone())
+        else {
             return ("FLAT".into(), 0.0);
         };
         let pnl = self.broker.position_pnl(r.position_id).unwrap_or_else(|| {
@@ -297,227 +148,128 @@ impl<B: Broker> Side<B> {
 
     /// The account, read at most once per [`ACCOUNT_TTL`] while no order fills.
     async fn account(&mut self, now: i64) -> Option<crate::risk::Account> {
-        if let Some((t, a)) = self.account_cache
-            && (0..=ACCOUNT_TTL).contains(&(now - t))
-        {
+        if let Some(a) = self.core.cached_account(now) {
             return Some(a);
         }
         let a = self.broker.account().await.ok()?;
-        self.account_cache = Some((now, a));
+        self.core.store_account(now, a);
         Some(a)
     }
 
     /// Refreshes the account and the risk guard.
     pub async fn refresh_risk(&mut self, now: i64) -> Option<crate::risk::Account> {
         let acc = self.account(now).await?;
-        let before = self.risk.day();
-        let (halt, _) = self.risk.update(now, acc);
-        if let Some(h) = halt {
-            warn!(target: DECISION, side = self.name, event = "halted", reason = h.code(),
-                equity = acc.equity, "{}", Refusal::Halted(h));
-        }
-        if self.risk.day() != before
-            && let (Some(initial), Some((ds, anchor))) = (self.risk.initial(), self.risk.day())
-        {
-            let _ = self.journal(&Record::Risk {
-                initial,
-                day_start: ds,
-                anchor,
-            });
-        }
+        self.core.apply_risk(now, acc);
+        self.drive(now).await;
         Some(acc)
     }
 
-    /// Resolves an order whose answer never came: looks it up, never resends.
-    async fn resolve_unknown(&mut self, coid: &str) -> Exec {
-        let Some(lookup) = self
-            .intents
-            .get(coid)
-            .or_else(|| self.pending.get(coid))
-            .and_then(lookup_of)
-        else {
-            return Exec::Refused(Refusal::OutcomeUnknown);
-        };
-        let symbol = lookup.symbol.clone();
-        match self.broker.find_order(&lookup).await {
-            Ok(Some(r)) => exec_of(&r).unwrap_or(Exec::Refused(Refusal::OutcomeUnknown)),
-            Ok(None) => Exec::Refused(Refusal::Broker {
-                code: "NO_ANSWER".into(),
-                msg: "no answer and no trace in the deal list: not executed".into(),
-            }),
-            Err(e) => {
-                self.policy.unreconciled.insert(
-                    symbol,
-                    format!("order {coid} outcome unknown and the lookup failed: {e}"),
-                );
-                Exec::Refused(Refusal::OutcomeUnknown)
+    /// Does the I/O the core asks for, feeding each result back, until it waits for nothing.
+    /// Order answers are fed one at a time, each one's actions done before the next (a crash at
+    /// the `after_fill` failpoint leaves the earlier outcomes written).
+    async fn drive(&mut self, now: i64) {
+        let mut tickets: Vec<(String, B::Ticket)> = Vec::new();
+        let mut answers: VecDeque<(String, OrderResult)> = VecDeque::new();
+        loop {
+            while let Some(a) = self.core.poll_action() {
+                self.perform(now, a, &mut tickets, &mut answers).await;
             }
-        }
-    }
-
-    /// Sends one batch of orders (all exits, or all entries, of a batch of signals): every
-    /// intent is written and fsynced at once (group commit) BEFORE the first order goes on the
-    /// wire; then every order is submitted; then all answers are awaited together; then each
-    /// outcome is journaled (unsynced, see [`Journal::append_unsynced`]). An unknown outcome is
-    /// looked up, never resent. Returns the outcomes in the orders' order.
-    async fn send_batch(&mut self, now: i64, orders: &[Order]) -> Vec<Exec> {
-        let sent = self.submit_batch(now, orders).await;
-        self.finish_batch(orders, sent).await
-    }
-
-    /// The first half of [`Side::send_batch`]: the intents fsynced, then the orders on the wire.
-    /// `Err`: the journal write failed, nothing was sent (the orders' outcomes).
-    async fn submit_batch(
-        &mut self,
-        now: i64,
-        orders: &[Order],
-    ) -> Result<Vec<B::Ticket>, Vec<Exec>> {
-        if orders.is_empty() {
-            return Ok(Vec::new());
-        }
-        let intents: Vec<Record> = orders
-            .iter()
-            .map(|o| Record::Intent {
-                ts: now,
-                coid: o.req.client_order_id.clone(),
-                model: o.key.clone(),
-                op: o.op,
-                symbol: o.key.symbol.clone(),
-                buy: o.req.buy,
-                action: ActionName(o.action),
-                volume: o.req.volume,
-                position_id: o.position_id,
-                bt: o.bt,
-            })
-            .collect();
-        // fsync BEFORE the wire: the whole batch's intents, one fsync.
-        if let Some(j) = &mut self.journal
-            && let Err(e) = j.append_batch(&intents)
-        {
-            warn!(target: DECISION, side = self.name, error = %e, orders = orders.len(),
-                "journal write failed: orders not sent");
-            let r = Refusal::Broker {
-                code: "JOURNAL".into(),
-                msg: e.to_string(),
+            let Some((coid, r)) = answers.pop_front() else {
+                break;
             };
-            return Err(orders.iter().map(|_| Exec::Refused(r.clone())).collect());
-        }
-        for (o, r) in orders.iter().zip(intents) {
-            let coid = &o.req.client_order_id;
-            self.pending.insert(coid.clone(), r.clone());
-            self.remember_intent(coid, r);
-        }
-        let mut tickets = Vec::with_capacity(orders.len());
-        for o in orders {
-            if self.journal.is_some() {
-                // The N-th intent is durable and its order not yet on the wire.
-                crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
-            }
-            let req = &o.req;
-            info!(target: DECISION, side = self.name, event = "order_sent", model = %o.key, op = ?o.op,
-                coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
-                slippage_points = req.slippage_points, batch = orders.len(), "order sent");
-            tickets.push(match o.op {
-                Op::Open => self.broker.submit_open(req).await,
-                Op::Close => {
-                    self.broker
-                        .submit_close(o.position_id.unwrap_or(0), req.volume, &req.client_order_id)
-                        .await
-                }
-            });
-        }
-        Ok(tickets)
-    }
-
-    /// The second half of [`Side::send_batch`]: all answers awaited together, then each outcome
-    /// journaled (looked up when unknown).
-    async fn finish_batch(
-        &mut self,
-        orders: &[Order],
-        sent: Result<Vec<B::Ticket>, Vec<Exec>>,
-    ) -> Vec<Exec> {
-        let tickets = match sent {
-            Ok(t) => t,
-            Err(refused) => return refused,
-        };
-        if orders.is_empty() {
-            return Vec::new();
-        }
-        let results = self.broker.answers(tickets).await;
-        let mut out = Vec::with_capacity(orders.len());
-        for (o, res) in orders.iter().zip(results) {
             if self.journal.is_some() {
                 crate::failpoint::hit(crate::failpoint::Point::AfterFill);
             }
-            out.push(self.settle(o, res).await);
+            self.core.handle_order_outcome(now, &coid, r);
         }
-        out
     }
 
-    /// Journals the outcome of one answered order (looking it up when the answer is unknown).
-    async fn settle(&mut self, o: &Order, res: OrderResult) -> Exec {
-        let coid = &o.req.client_order_id;
-        let key = &o.key;
-        let exec = match exec_of(&res) {
-            Some(e) => e,
-            None => {
-                self.journal_outcome(Record::Outcome {
-                    coid: coid.clone(),
-                    result: "unknown".into(),
-                    position_id: None,
-                    price: None,
-                    volume: None,
-                    code: None,
-                });
-                warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key,
-                    coid = %coid, "no answer from the broker: looking the order up (never resent)");
-                self.resolve_unknown(coid).await
+    async fn perform(
+        &mut self,
+        now: i64,
+        a: SideAction,
+        tickets: &mut Vec<(String, B::Ticket)>,
+        answers: &mut VecDeque<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => {
+                let acc = self.broker.account().await.ok();
+                self.core.handle_account(now, acc);
             }
-        };
-        let (result, pid, price, vol, code) = match &exec {
-            Exec::Filled {
-                position_id,
-                price,
-                volume,
-            } => (
-                "filled",
-                Some(*position_id),
-                Some(*price),
-                Some(*volume),
-                None,
-            ),
-            Exec::Refused(Refusal::OutcomeUnknown) => ("unknown", None, None, None, None),
-            Exec::Refused(r) => ("rejected", None, None, None, Some(r.code())),
-        };
-        self.journal_outcome(Record::Outcome {
-            coid: coid.clone(),
-            result: result.into(),
-            position_id: pid,
-            price,
-            volume: vol,
-            code,
-        });
-        if result == "filled" {
-            if self.intents.contains_key(coid) {
-                self.filled.insert(coid.clone());
+            SideAction::AskSpec { symbol } => {
+                let s = self.broker.symbol(&symbol).await;
+                self.core.handle_spec(&symbol, s);
             }
-            self.account_cache = None;
-        }
-        if result != "unknown" {
-            self.pending.remove(coid);
-        }
-        info!(target: DECISION, side = self.name, event = "order_result", model = %key, coid = %coid,
-            result, position_id = pid, price, "order result");
-        exec
-    }
-
-    /// An order outcome, unsynced (the next batch's fsync makes it durable; see
-    /// [`Journal::append_unsynced`] for why losing it to a power cut is safe).
-    fn journal_outcome(&mut self, r: Record) {
-        if let Some(j) = &mut self.journal
-            && let Err(e) = j.append_unsynced(&r)
-        {
-            warn!(target: DECISION, side = self.name, error = %e, "journal write failed (order outcome)");
+            SideAction::AskMarket { symbols } => {
+                let quotes: Vec<_> = symbols.iter().map(|s| self.broker.quote(s)).collect();
+                let connected = self.broker.connected();
+                self.core.handle_market(&quotes, connected);
+            }
+            SideAction::JournalIntents { records } => {
+                // fsync BEFORE the wire: the whole batch's intents, one fsync.
+                let r = match &mut self.journal {
+                    Some(j) => j.append_batch(&records).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                };
+                self.core.handle_journaled(r);
+            }
+            SideAction::Journal { record, sync } => {
+                if let Some(j) = &mut self.journal {
+                    let r = if sync {
+                        j.append(&record)
+                    } else {
+                        j.append_unsynced(&record)
+                    };
+                    if let Err(e) = r {
+                        warn!(target: DECISION, side = self.core.name, error = %e, "journal write failed");
+                    }
+                }
+            }
+            SideAction::Submit(o) => {
+                if self.journal.is_some() {
+                    // The N-th intent is durable and its order not yet on the wire.
+                    crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
+                }
+                let req = &o.req;
+                info!(target: DECISION, side = self.core.name, event = "order_sent", model = %o.key, op = ?o.op,
+                    coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
+                    slippage_points = req.slippage_points, batch = o.batch, "order sent");
+                let t = match o.op {
+                    Op::Open => self.broker.submit_open(req).await,
+                    Op::Close => {
+                        self.broker
+                            .submit_close(
+                                o.position_id.unwrap_or(0),
+                                req.volume,
+                                &req.client_order_id,
+                            )
+                            .await
+                    }
+                };
+                tickets.push((req.client_order_id.clone(), t));
+            }
+            SideAction::AskMargins { asks } => {
+                let got = self.broker.expected_margins(&asks).await;
+                let margins: Vec<Option<f64>> = got.into_iter().map(Result::ok).collect();
+                self.core.handle_margins(&margins);
+            }
+            SideAction::AwaitAnswers => {
+                let (coids, ts): (Vec<String>, Vec<B::Ticket>) =
+                    std::mem::take(tickets).into_iter().unzip();
+                let results = self.broker.answers(ts).await;
+                let mut results = results.into_iter();
+                for c in coids {
+                    answers.push_back((c, results.next().unwrap_or(OrderResult::Unknown)));
+                }
+            }
+            SideAction::LookUp(lookup) => {
+                let r = self
+                    .broker
+                    .find_order(&lookup)
+                    .await
+                    .map_err(|e| e.to_string());
+                self.core.handle_lookup(r);
+            }
         }
     }
 
@@ -550,203 +302,28 @@ impl<B: Broker> Side<B> {
     }
 
     /// Runs a batch of signals (at most one per model) through policy and book; returns each
-    /// one's ACK, plan and refusal, in the items' order.
-    ///
-    /// 1. Every plan is decided against one account read (as the one-signal path would, since
-    ///    no order of the batch has been sent yet).
-    /// 2. The exits go out as one batch ([`Side::send_batch`]); while they are on the wire, the
-    ///    expected margins of the entries are asked, all together (see step 4).
-    /// 3. With more than one signal: the risk guard is refreshed (the account is read again when
-    ///    an exit filled), and an entry is refused when the guard is now HALTED or its symbol
-    ///    became unreconciled (conservative: a one-at-a-time engine would have seen that before
-    ///    deciding the later models).
-    /// 4. Margin: each entry, in arrival order, must fit in the free margin less the expected
-    ///    margin of the entries before it in the batch. The expected margins are asked together
-    ///    ([`Broker::expected_margins`]: one round trip, not one per entry), for every entry the
-    ///    plans of step 1 left to check, while the exits of step 2 are on the wire (intents
-    ///    fsynced, orders submitted, answers not yet awaited): the margin an entry needs does not
-    ///    depend on the exits; the free margin does, and is read after them. An entry whose
-    ///    margin the broker did not give is refused `BROKER_DOWN`.
-    /// 5. The entries (those whose model's exit did not fail) go out as one batch.
-    /// 6. Each model's outcome is applied and its state journaled, in the items' order.
+    /// one's ACK, plan and refusal, in the items' order. The steps are the core's
+    /// ([`oracle_executor_core::side`]); this does their I/O.
     pub async fn handle_batch(
         &mut self,
         cfg: &ExecutorConfig,
         now: i64,
         items: &[Item],
     ) -> Vec<(AckKind, Plan, Option<Refusal>)> {
-        let n = items.len();
-        let acc = self.refresh_risk(now).await;
-        let mut plans = Vec::with_capacity(n);
-        for it in items {
-            let spec = self.spec(&it.key.symbol).await;
-            let quote = self.broker.quote(&it.key.symbol).map(|q| (q.bid, q.ask));
-            let market = Market {
-                now,
-                spec: spec.as_ref(),
-                quote,
-                free_margin: acc.map(|a| a.free_margin),
-                halt: self.risk.halt(),
-                connected: self.broker.connected(),
-            };
-            plans.push(
-                self.policy
-                    .decide(cfg, &it.key, it.tf, it.target, it.bt, &market),
-            );
-        }
-        // Exits first, all together.
-        let closes: Vec<Order> = plans
-            .iter()
-            .enumerate()
-            .filter_map(|(k, p)| {
-                let r = p.close.as_ref()?;
-                let key = &items[k].key;
-                Some(Order {
-                    idx: k,
-                    key: key.clone(),
-                    bt: items[k].bt,
-                    op: Op::Close,
-                    action: r.action.0,
-                    req: OrderReq {
-                        symbol: key.symbol.clone(),
-                        client_order_id: client_order_id(key, items[k].bt, Op::Close),
-                        label: key.label(),
-                        buy: r.action.0.direction() < 0,
-                        volume: r.volume,
-                        base_price: 0.0,
-                        slippage_points: 0,
-                    },
-                    position_id: Some(r.position_id),
-                })
-            })
-            .collect();
-        // The entries' margins, asked together while the exits are on the wire: the margin an
-        // entry needs does not depend on the exits (only the free margin does, read after them).
-        let asked: Vec<(usize, (String, i64, bool))> = plans
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.check_margin)
-            .filter_map(|(k, p)| {
-                let Some(Ok(o)) = &p.entry else { return None };
-                Some((
-                    k,
+        self.core.handle_signals(now, cfg, items);
+        self.drive(now).await;
+        self.core.take_batch_result().unwrap_or_else(|| {
+            items
+                .iter()
+                .map(|it| {
                     (
-                        items[k].key.symbol.clone(),
-                        o.volume,
-                        o.action.direction() > 0,
-                    ),
-                ))
-            })
-            .collect();
-        let sent = self.submit_batch(now, &closes).await;
-        let mut margins: Vec<Option<f64>> = vec![None; n];
-        if !asked.is_empty() {
-            let asks: Vec<(String, i64, bool)> = asked.iter().map(|(_, a)| a.clone()).collect();
-            let answers = self.broker.expected_margins(&asks).await;
-            for ((k, _), a) in asked.iter().zip(answers) {
-                margins[*k] = a.ok();
-            }
-        }
-        let mut close_exec: Vec<Option<Exec>> = vec![None; n];
-        for (o, e) in closes.iter().zip(self.finish_batch(&closes, sent).await) {
-            close_exec[o.idx] = Some(e);
-        }
-        let close_failed: Vec<bool> = close_exec
-            .iter()
-            .map(|c| matches!(c, Some(Exec::Refused(_))))
-            .collect();
-        // What the exits changed, for the entries of the other models (see step 3).
-        if n > 1 {
-            let _ = self.refresh_risk(now).await;
-            let halt = self.risk.halt();
-            for (k, plan) in plans.iter_mut().enumerate() {
-                if close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
-                    continue;
-                }
-                let refused = match (halt, self.policy.unreconciled.get(&items[k].key.symbol)) {
-                    (Some(h), _) => Some(Refusal::Halted(h)),
-                    (None, Some(why)) => Some(Refusal::Unreconciled(why.clone())),
-                    (None, None) => None,
-                };
-                if let Some(r) = refused {
-                    plan.entry = Some(Err(r));
-                    plan.check_margin = false;
-                }
-            }
-        }
-        // Margin for the entries, each counting the batch's earlier entries as used.
-        let mut committed = 0.0;
-        for (k, plan) in plans.iter_mut().enumerate() {
-            if !plan.check_margin || close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
-                continue;
-            }
-            let free = self.account(now).await.map(|a| a.free_margin);
-            match (margins[k], free) {
-                (Some(need), Some(free)) => {
-                    match Policy::margin_check(cfg, need, free - committed) {
-                        Ok(()) => committed += need,
-                        Err(r) => plan.entry = Some(Err(r)),
-                    }
-                }
-                _ => plan.entry = Some(Err(Refusal::BrokerDown)),
-            }
-        }
-        // Then the entries, all together (not for a model whose exit failed).
-        let opens: Vec<Order> = plans
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| !close_failed[*k])
-            .filter_map(|(k, p)| {
-                let Some(Ok(o)) = &p.entry else { return None };
-                let key = &items[k].key;
-                Some(Order {
-                    idx: k,
-                    key: key.clone(),
-                    bt: items[k].bt,
-                    op: Op::Open,
-                    action: o.action,
-                    req: OrderReq {
-                        symbol: key.symbol.clone(),
-                        client_order_id: client_order_id(key, items[k].bt, Op::Open),
-                        label: key.label(),
-                        buy: o.action.direction() > 0,
-                        volume: o.volume,
-                        base_price: o.base_price,
-                        slippage_points: o.slippage_points,
-                    },
-                    position_id: None,
+                        AckKind::Fail("INTERNAL".into()),
+                        Plan::nothing(&it.key, it.target, it.bt),
+                        None,
+                    )
                 })
-            })
-            .collect();
-        let mut open_exec: Vec<Option<Exec>> = vec![None; n];
-        for (o, e) in opens.iter().zip(self.send_batch(now, &opens).await) {
-            open_exec[o.idx] = Some(e);
-        }
-        let mut out = Vec::with_capacity(n);
-        for (k, plan) in plans.into_iter().enumerate() {
-            let key = &items[k].key;
-            let (close, open) = (close_exec[k].take(), open_exec[k].take());
-            let mut refusal = match (&close, &plan.entry) {
-                (Some(Exec::Refused(r)), _) => Some(r.clone()),
-                (_, Some(Err(r))) => Some(r.clone()),
-                _ => None,
-            };
-            if let Some(Exec::Refused(r)) = &open {
-                refusal = Some(r.clone());
-            }
-            let ack = self.policy.complete(&plan, close, open);
-            if let Some(state) = self.policy.models.get(key).cloned()
-                && let Some(j) = &mut self.journal
-                && let Err(e) = j.append_unsynced(&Record::Model {
-                    model: key.clone(),
-                    state,
-                })
-            {
-                warn!(target: DECISION, side = self.name, error = %e, "journal write failed (model state)");
-            }
-            out.push((ack, plan, refusal));
-        }
-        out
+                .collect()
+        })
     }
 
     /// Asks, off the orders' path, the margins of the entries `items`' models could make at
@@ -782,9 +359,9 @@ impl<B: Broker> Side<B> {
     /// in `policy.unreconciled`); the others go on.
     pub async fn reconcile(&mut self, _now: i64) -> Result<(), crate::broker::BrokerError> {
         let positions = self.broker.reconcile().await?;
-        self.policy.unreconciled.clear();
+        self.core.policy.unreconciled.clear();
         // 1. Orders whose outcome is unknown: look them up.
-        let pending: Vec<Record> = self.pending.values().cloned().collect();
+        let pending: Vec<Record> = self.core.pending.values().cloned().collect();
         for r in pending {
             let Some(lookup) = lookup_of(&r) else {
                 continue;
@@ -804,16 +381,16 @@ impl<B: Broker> Side<B> {
             let found = match self.broker.find_order(&lookup).await {
                 Ok(f) => f,
                 Err(e) => {
-                    warn!(target: DECISION, side = self.name, event = "unreconciled", symbol = %symbol,
+                    warn!(target: DECISION, side = self.core.name, event = "unreconciled", symbol = %symbol,
                         coid = %coid, "order outcome unknown and the lookup failed ({e}): symbol not traded");
-                    self.policy.unreconciled.insert(
+                    self.core.policy.unreconciled.insert(
                         symbol.clone(),
                         format!("lookup of order {coid} failed: {e}"),
                     );
                     continue;
                 }
             };
-            let st = self.policy.models.entry(model.clone()).or_default();
+            let st = self.core.policy.models.entry(model.clone()).or_default();
             match (op, found) {
                 (
                     Op::Open,
@@ -823,7 +400,7 @@ impl<B: Broker> Side<B> {
                         volume,
                     }),
                 ) => {
-                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model, coid = %coid,
                         position_id = pid, "order sent before the restart was filled: position adopted (not resent)");
                     if st.real.is_none() {
                         st.real = Some(crate::policy::RealPos {
@@ -857,7 +434,7 @@ impl<B: Broker> Side<B> {
                     });
                 }
                 _ => {
-                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model, coid = %coid,
                         "order sent before the restart never executed: not resent (entry missed)");
                     if op == Op::Open {
                         st.missed = true;
@@ -872,21 +449,21 @@ impl<B: Broker> Side<B> {
                     });
                 }
             }
-            self.pending.remove(&coid);
+            self.core.pending.remove(&coid);
         }
         // 2. Positions the journal says we hold.
         let by_id: HashMap<u64, &crate::broker::BrokerPosition> =
             positions.iter().map(|p| (p.position_id, p)).collect();
         let mut known = std::collections::HashSet::new();
-        for (model, st) in self.policy.models.iter_mut() {
+        for (model, st) in self.core.policy.models.iter_mut() {
             if let Some(r) = &st.real {
                 if by_id.contains_key(&r.position_id) {
                     known.insert(r.position_id);
                 } else {
-                    warn!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                    warn!(target: DECISION, side = self.core.name, event = "reconciled", model = %model,
                         position_id = r.position_id,
                         "position closed outside the executor (stop-out, manual close): real is now FLAT, waiting for the next transition");
-                    self.notes.insert(
+                    self.core.notes.insert(
                         model.clone(),
                         format!(
                             "position {} closed outside the executor (stop-out, manual close)",
@@ -905,11 +482,12 @@ impl<B: Broker> Side<B> {
             }
             // Explained by its client order id, or (brokers that do not echo it on positions) by
             // label, side and volume against an Open intent whose fill was never recorded.
-            let by_coid = self.intents.get(&p.client_order_id).cloned();
+            let by_coid = self.core.intents.get(&p.client_order_id).cloned();
             let by_label = || {
-                self.intents
+                self.core
+                    .intents
                     .iter()
-                    .filter(|(c, _)| !self.filled.contains(*c))
+                    .filter(|(c, _)| !self.core.filled.contains(*c))
                     .filter_map(|(_, r)| match r {
                         Record::Intent {
                             model,
@@ -940,7 +518,7 @@ impl<B: Broker> Side<B> {
                     .get(&model)
                     .is_none_or(|s| s.real.is_none()) =>
                 {
-                    let st = self.policy.models.entry(model.clone()).or_default();
+                    let st = self.core.policy.models.entry(model.clone()).or_default();
                     st.real = Some(crate::policy::RealPos {
                         position_id: p.position_id,
                         action,
@@ -948,8 +526,8 @@ impl<B: Broker> Side<B> {
                         price: p.price,
                     });
                     st.missed = false;
-                    self.filled.insert(coid.clone());
-                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                    self.core.filled.insert(coid.clone());
+                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model,
                         position_id = p.position_id, coid = %coid, "position of a journaled order adopted");
                 }
                 _ => {
@@ -961,13 +539,13 @@ impl<B: Broker> Side<B> {
                         p.volume,
                         p.label
                     );
-                    warn!(target: DECISION, side = self.name, event = "unreconciled", symbol = %p.symbol,
+                    warn!(target: DECISION, side = self.core.name, event = "unreconciled", symbol = %p.symbol,
                         "symbol not traded: {why}");
-                    self.policy.unreconciled.insert(p.symbol.clone(), why);
+                    self.core.policy.unreconciled.insert(p.symbol.clone(), why);
                 }
             }
         }
-        for (model, st) in &self.policy.models {
+        for (model, st) in &self.core.policy.models {
             if let Some(j) = &mut self.journal {
                 let _ = j.append(&Record::Model {
                     model: model.clone(),
@@ -1094,14 +672,14 @@ impl<B: Broker> Engine<B> {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
         let equity = match (&self.live, &self.paper) {
-            (Some(l), _) => l.account_cache.map(|(_, a)| a.equity),
-            (None, Some(p)) => p.account_cache.map(|(_, a)| a.equity),
+            (Some(l), _) => l.last_account().map(|a| a.equity),
+            (None, Some(p)) => p.last_account().map(|a| a.equity),
             _ => None,
         };
         let paper_equity = self
             .paper
             .as_ref()
-            .and_then(|p| p.account_cache.map(|(_, a)| a.equity));
+            .and_then(|p| p.last_account().map(|a| a.equity));
         let Some(d) = &mut self.drift else { return };
         let row = DriftRow {
             bar_time: Iso(bt).to_string(),

@@ -1,0 +1,1044 @@
+//! One book's decisions (live or paper: the same core), sans-IO: the six steps of a batch of
+//! SIGNALs as a state machine.
+//!
+//! [`SideCore`] holds what a side knows (policy, risk guard, symbol facts, the intents it
+//! journaled and their outcomes, the last account read). A batch starts with
+//! [`SideCore::handle_signals`]; from then on the shell loops: [`SideCore::poll_action`] says what
+//! I/O to do ([`SideAction`]), the shell does it and feeds the result back through the matching
+//! `handle_*` method, until [`SideCore::poll_action`] returns `None`; then
+//! [`SideCore::take_batch_result`] gives each signal's ACK, plan and refusal. Time is a
+//! parameter (`now`, Unix seconds): the core reads no clock, does no I/O and never awaits.
+//!
+//! The steps of a batch (the one-signal path is a batch of one):
+//!
+//! 1. The account (reused within [`ACCOUNT_TTL`] while no order filled) feeds the risk guard;
+//!    symbol facts are asked once per symbol; every plan is decided against that one read.
+//! 2. The exits: every intent is journaled and synced together ([`SideAction::JournalIntents`],
+//!    one fsync) BEFORE the first order is submitted; then every exit is submitted; while they
+//!    are on the wire the entries' expected margins are asked together
+//!    ([`SideAction::AskMargins`]); then the answers are awaited ([`SideAction::AwaitAnswers`]).
+//!    An unknown outcome is looked up ([`SideAction::LookUp`]), never submitted again.
+//! 3. With more than one signal, the risk guard is refreshed and an entry is refused when the
+//!    guard is now halted or its symbol became unreconciled.
+//! 4. Each entry must fit in the free margin less the expected margins of the batch's earlier
+//!    entries.
+//! 5. The entries (not for a model whose exit failed) go out as the exits did.
+//! 6. Each model's outcome is applied and its state journaled, in the items' order.
+//!
+//! **Invariant:** an order is submitted only after its intent's journal write was confirmed,
+//! and a client order id is submitted at most once.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use oracle_ipc::{Action, Timeframe};
+use tracing::{info, warn};
+
+use crate::broker::{OrderLookup, OrderReq, OrderResult, Quote};
+use crate::config::ExecutorConfig;
+use crate::journal::{INTENT_MEMORY, Op, Record, Replayed, client_order_id, intent_rank};
+use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, Refusal};
+use crate::risk::{Account, RiskGuard};
+use crate::volume::SymbolSpec;
+
+/// Log target of the per-decision lines.
+pub const DECISION: &str = "oracle_executor::decision";
+
+/// How long (executor seconds) an account read is reused.
+pub const ACCOUNT_TTL: i64 = 1;
+
+/// One SIGNAL of a batch, as a side sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// The model.
+    pub key: ModelKey,
+    /// Its timeframe.
+    pub tf: Timeframe,
+    /// The virtual target.
+    pub target: Action,
+    /// The signal's bar time.
+    pub bt: i64,
+}
+
+/// What a side keeps per order and per model (see [`SideCore::retained`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Intents remembered.
+    pub intents: usize,
+    /// Filled client order ids remembered.
+    pub filled: usize,
+    /// Intents whose outcome is not known yet.
+    pub pending: usize,
+    /// Model states.
+    pub models: usize,
+    /// Drift notes not yet written.
+    pub notes: usize,
+}
+
+/// An order of a batch, ready for the wire (its intent is journaled).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Order {
+    /// Index of its signal in the batch.
+    idx: usize,
+    /// The model.
+    pub key: ModelKey,
+    /// The signal's bar time.
+    pub bt: i64,
+    /// Entry or exit.
+    pub op: Op,
+    /// The target action of the signal.
+    pub action: Action,
+    /// The request (`client_order_id` identifies the order).
+    pub req: OrderReq,
+    /// For an exit: the position it closes.
+    pub position_id: Option<u64>,
+    /// Orders in its phase (the batch's exits, or its entries), for the `order_sent` line.
+    pub batch: usize,
+}
+
+/// The I/O a side asks the shell to do. Each one that needs an answer names the `handle_*`
+/// method that takes it; until then [`SideCore::poll_action`] returns `None`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SideAction {
+    /// Read balance, equity and free margin → [`SideCore::handle_account`].
+    AskAccount,
+    /// Read a symbol's facts → [`SideCore::handle_spec`].
+    AskSpec {
+        /// Symbol.
+        symbol: String,
+    },
+    /// Read the latest quote of each symbol and whether the session is up (no round trip) →
+    /// [`SideCore::handle_market`].
+    AskMarket {
+        /// Symbols, one quote each in this order.
+        symbols: Vec<String>,
+    },
+    /// Append these intents with one write and ONE fsync, before any of their orders is
+    /// submitted → [`SideCore::handle_journaled`].
+    JournalIntents {
+        /// The intents.
+        records: Vec<Record>,
+    },
+    /// Append one record (`sync`: fsynced). No answer: a failed write is logged by the shell.
+    Journal {
+        /// The record.
+        record: Record,
+        /// fsync after the write.
+        sync: bool,
+    },
+    /// Put this order on the wire (its intent is durable) and log it (`order_sent`, target
+    /// [`DECISION`]: the line says it is on the wire). Its answer comes with
+    /// [`SideAction::AwaitAnswers`].
+    Submit(Order),
+    /// The expected margins of these new orders (symbol, volume, buy), all in flight together
+    /// → [`SideCore::handle_margins`].
+    AskMargins {
+        /// The asks.
+        asks: Vec<(String, i64, bool)>,
+    },
+    /// Every order submitted since the last `AwaitAnswers` is on the wire: await their answers
+    /// and feed each, in submission order, to [`SideCore::handle_order_outcome`] (draining the
+    /// actions after each).
+    AwaitAnswers,
+    /// Look up what became of an order whose answer never came (never resend it) →
+    /// [`SideCore::handle_lookup`].
+    LookUp(OrderLookup),
+}
+
+/// Each signal's ACK, plan and refusal, in the batch's order.
+pub type BatchResult = Vec<(AckKind, Plan, Option<Refusal>)>;
+
+/// What a side knows, and the batch it is running.
+#[derive(Debug)]
+pub struct SideCore {
+    /// Policy state.
+    pub policy: Policy,
+    /// Risk guard.
+    pub risk: RiskGuard,
+    /// Per model: why real differs from virtual since the last ledger row (e.g. a position
+    /// closed outside), written to the drift ledger's `note` once.
+    pub notes: HashMap<ModelKey, String>,
+    /// Symbol facts known.
+    pub specs: HashMap<String, SymbolSpec>,
+    /// Intents journaled, by client order id (to explain positions at reconcile): the last
+    /// [`INTENT_MEMORY`] per model, and every pending one.
+    pub intents: HashMap<String, Record>,
+    /// Per model, the client order ids in `intents`, oldest first.
+    intent_order: HashMap<ModelKey, VecDeque<String>>,
+    /// Client order ids in `intents` whose outcome is `filled`.
+    pub filled: HashSet<String>,
+    /// Intents whose outcome is not known yet (in flight, or unknown and not yet found):
+    /// reconciliation looks them up. Never trimmed; an entry leaves when its outcome is known.
+    pub pending: BTreeMap<String, Record>,
+    /// `live` or `paper` (log lines).
+    pub name: &'static str,
+    /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
+    /// order filled since (20 signals at a bar close cost one account read, not twenty).
+    account_cache: Option<(i64, Account)>,
+    actions: VecDeque<SideAction>,
+    batch: Option<Batch>,
+}
+
+/// The result of an order request as the policy sees it (`None`: unknown).
+pub fn exec_of(r: &OrderResult) -> Option<Exec> {
+    match r {
+        OrderResult::Filled {
+            position_id,
+            price,
+            volume,
+        } => Some(Exec::Filled {
+            position_id: *position_id,
+            price: *price,
+            volume: *volume,
+        }),
+        OrderResult::Rejected { code, msg } => Some(Exec::Refused(Refusal::Broker {
+            code: code.clone(),
+            msg: msg.clone(),
+        })),
+        OrderResult::Unknown => None,
+    }
+}
+
+/// The lookup of a journaled intent.
+pub fn lookup_of(r: &Record) -> Option<OrderLookup> {
+    let Record::Intent {
+        ts,
+        coid,
+        model,
+        symbol,
+        buy,
+        volume,
+        position_id,
+        op,
+        ..
+    } = r
+    else {
+        return None;
+    };
+    Some(OrderLookup {
+        client_order_id: coid.clone(),
+        label: model.label(),
+        symbol: symbol.clone(),
+        buy: *buy,
+        volume: *volume,
+        closes: if *op == Op::Close { *position_id } else { None },
+        since: ts - 60,
+    })
+}
+
+/// Where a batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Account,
+    Specs,
+    Market,
+    Decide,
+    Exits,
+    ExitMargins,
+    ExitAnswers,
+    Recheck,
+    Margins,
+    Entries,
+    EntryAnswers,
+    Complete,
+    Done,
+}
+
+/// The input a batch waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Account,
+    Spec,
+    Market,
+    Journaled,
+    Margins,
+    Outcomes,
+    LookUp,
+}
+
+/// The orders of one phase (the exits, or the entries).
+#[derive(Debug, Default)]
+struct Phase {
+    orders: Vec<Order>,
+    /// The journal refused the intents: nothing was sent, these are the outcomes.
+    refused: Option<Exec>,
+    awaited: bool,
+    outcomes: VecDeque<(String, OrderResult)>,
+    execs: Vec<Exec>,
+}
+
+#[derive(Debug)]
+struct Batch {
+    now: i64,
+    cfg: ExecutorConfig,
+    items: Vec<Item>,
+    stage: Stage,
+    wait: Option<Wait>,
+    /// An account answer not yet consumed by the stage that asked (`Some(None)`: it failed).
+    fresh: Option<Option<Account>>,
+    acc: Option<Account>,
+    item_specs: Vec<Option<SymbolSpec>>,
+    quotes: Vec<Option<(f64, f64)>>,
+    connected: bool,
+    plans: Vec<Plan>,
+    asked: Vec<(usize, (String, i64, bool))>,
+    margins: Vec<Option<f64>>,
+    phase: Phase,
+    close_exec: Vec<Option<Exec>>,
+    open_exec: Vec<Option<Exec>>,
+    close_failed: Vec<bool>,
+    committed: f64,
+    cursor: usize,
+    result: Option<BatchResult>,
+}
+
+impl SideCore {
+    /// A side; its state from a journal's replay (`Replayed::default()` without one).
+    pub fn new(name: &'static str, cfg: &ExecutorConfig, rep: &Replayed) -> Self {
+        let mut policy = Policy::new();
+        policy.models = rep.models.clone();
+        let mut risk = RiskGuard::new(cfg.risk.clone(), rep.risk.map(|r| r.0));
+        if let Some((_, ds, anchor)) = rep.risk {
+            risk.restore_day(ds, anchor);
+        }
+        let mut order: Vec<(&String, &Record)> = rep.intents.iter().collect();
+        order.sort_by_key(|(_, r)| intent_rank(r));
+        let mut side = SideCore {
+            policy,
+            risk,
+            notes: HashMap::new(),
+            specs: HashMap::new(),
+            intents: HashMap::new(),
+            intent_order: HashMap::new(),
+            filled: HashSet::new(),
+            pending: rep.pending.clone(),
+            name,
+            account_cache: None,
+            actions: VecDeque::new(),
+            batch: None,
+        };
+        for (coid, r) in order {
+            side.remember_intent(coid, r.clone());
+        }
+        side.filled = rep
+            .filled
+            .iter()
+            .filter(|c| side.intents.contains_key(*c))
+            .cloned()
+            .collect();
+        side
+    }
+
+    /// Remembers an intent; forgets the model's oldest beyond [`INTENT_MEMORY`] that are not
+    /// pending.
+    pub fn remember_intent(&mut self, coid: &str, r: Record) {
+        let Record::Intent { model, .. } = &r else {
+            return;
+        };
+        let q = self.intent_order.entry(model.clone()).or_default();
+        if self.intents.insert(coid.to_string(), r).is_none() {
+            q.push_back(coid.to_string());
+        }
+        while q.len() > INTENT_MEMORY {
+            let Some(i) = q.iter().position(|c| !self.pending.contains_key(c)) else {
+                break;
+            };
+            if let Some(c) = q.remove(i) {
+                self.intents.remove(&c);
+                self.filled.remove(&c);
+            }
+        }
+    }
+
+    /// Sizes of what this side keeps per order (tests: memory stays flat over a long run).
+    pub fn retained(&self) -> Retained {
+        Retained {
+            intents: self.intents.len(),
+            filled: self.filled.len(),
+            pending: self.pending.len(),
+            models: self.policy.models.len(),
+            notes: self.notes.len(),
+        }
+    }
+
+    /// The account read within [`ACCOUNT_TTL`] of `now`, if any (no order filled since).
+    pub fn cached_account(&self, now: i64) -> Option<Account> {
+        self.account_cache
+            .filter(|(t, _)| (0..=ACCOUNT_TTL).contains(&(now - t)))
+            .map(|(_, a)| a)
+    }
+
+    /// The last account read, however old (`None` after an order filled: it is stale).
+    pub fn last_account(&self) -> Option<Account> {
+        self.account_cache.map(|(_, a)| a)
+    }
+
+    /// An account read at `now`: remembered for [`ACCOUNT_TTL`].
+    pub fn store_account(&mut self, now: i64, a: Account) {
+        self.account_cache = Some((now, a));
+    }
+
+    /// Feeds an account read to the risk guard; a new broker day's anchors are journaled
+    /// (queued as a [`SideAction::Journal`], synced).
+    pub fn apply_risk(&mut self, now: i64, acc: Account) {
+        let before = self.risk.day();
+        let (halt, _) = self.risk.update(now, acc);
+        if let Some(h) = halt {
+            warn!(target: DECISION, side = self.name, event = "halted", reason = h.code(),
+                equity = acc.equity, "{}", Refusal::Halted(h));
+        }
+        if self.risk.day() != before
+            && let (Some(initial), Some((ds, anchor))) = (self.risk.initial(), self.risk.day())
+        {
+            self.actions.push_back(SideAction::Journal {
+                record: Record::Risk {
+                    initial,
+                    day_start: ds,
+                    anchor,
+                },
+                sync: true,
+            });
+        }
+    }
+
+    /// Starts a batch of signals (at most one per model; see the module's steps). Any action
+    /// still queued is kept before the batch's.
+    ///
+    /// # Panics
+    /// Never; a batch started while another runs replaces it (the shell drives one at a time).
+    pub fn handle_signals(&mut self, now: i64, cfg: &ExecutorConfig, items: &[Item]) {
+        let n = items.len();
+        self.batch = Some(Batch {
+            now,
+            cfg: cfg.clone(),
+            items: items.to_vec(),
+            stage: Stage::Account,
+            wait: None,
+            fresh: None,
+            acc: None,
+            item_specs: Vec::with_capacity(n),
+            quotes: Vec::new(),
+            connected: false,
+            plans: Vec::with_capacity(n),
+            asked: Vec::new(),
+            margins: vec![None; n],
+            phase: Phase::default(),
+            close_exec: vec![None; n],
+            open_exec: vec![None; n],
+            close_failed: vec![false; n],
+            committed: 0.0,
+            cursor: 0,
+            result: None,
+        });
+        self.advance();
+    }
+
+    /// The next I/O to do, or `None` while the core waits for an input (or has nothing to do).
+    pub fn poll_action(&mut self) -> Option<SideAction> {
+        self.actions.pop_front()
+    }
+
+    /// The batch's result once it is complete (then the batch is over).
+    pub fn take_batch_result(&mut self) -> Option<BatchResult> {
+        if self.batch.as_ref()?.stage != Stage::Done || !self.actions.is_empty() {
+            return None;
+        }
+        self.batch.take()?.result
+    }
+
+    /// The answer of [`SideAction::AskAccount`] (`None`: the read failed).
+    pub fn handle_account(&mut self, now: i64, acc: Option<Account>) {
+        if let Some(a) = acc {
+            self.store_account(now, a);
+        }
+        if let Some(b) = &mut self.batch
+            && b.wait == Some(Wait::Account)
+        {
+            b.wait = None;
+            b.fresh = Some(acc);
+            self.advance();
+        }
+    }
+
+    /// The answer of [`SideAction::AskSpec`] (`None`: unknown symbol or the read failed).
+    pub fn handle_spec(&mut self, symbol: &str, spec: Option<SymbolSpec>) {
+        if let Some(s) = &spec {
+            self.specs.insert(symbol.to_string(), s.clone());
+        }
+        if let Some(b) = &mut self.batch
+            && b.wait == Some(Wait::Spec)
+        {
+            b.wait = None;
+            b.item_specs.push(spec);
+            self.advance();
+        }
+    }
+
+    /// The answer of [`SideAction::AskMarket`]: one quote per symbol asked, and whether the
+    /// session is up.
+    pub fn handle_market(&mut self, quotes: &[Option<Quote>], connected: bool) {
+        if let Some(b) = &mut self.batch
+            && b.wait == Some(Wait::Market)
+        {
+            b.wait = None;
+            b.quotes = (0..b.items.len())
+                .map(|k| quotes.get(k).copied().flatten().map(|q| (q.bid, q.ask)))
+                .collect();
+            b.connected = connected;
+            self.advance();
+        }
+    }
+
+    /// The answer of [`SideAction::JournalIntents`]: `Err(why)` when the write or its fsync
+    /// failed (then none of the orders is submitted: each is refused `JOURNAL`).
+    pub fn handle_journaled(&mut self, result: Result<(), String>) {
+        let Some(b) = &mut self.batch else { return };
+        if b.wait != Some(Wait::Journaled) {
+            return;
+        }
+        b.wait = None;
+        let orders = b.phase.orders.clone();
+        match result {
+            Ok(()) => {
+                for o in &orders {
+                    let coid = &o.req.client_order_id;
+                    if let Some(r) = self.intent_of(o) {
+                        self.pending.insert(coid.clone(), r.clone());
+                        self.remember_intent(coid, r);
+                    }
+                }
+                let n = orders.len();
+                for mut o in orders {
+                    o.batch = n;
+                    self.actions.push_back(SideAction::Submit(o));
+                }
+            }
+            Err(e) => {
+                warn!(target: DECISION, side = self.name, error = %e, orders = orders.len(),
+                    "journal write failed: orders not sent");
+                if let Some(b) = &mut self.batch {
+                    b.phase.refused = Some(Exec::Refused(Refusal::Broker {
+                        code: "JOURNAL".into(),
+                        msg: e,
+                    }));
+                }
+            }
+        }
+        self.advance();
+    }
+
+    /// The answer of [`SideAction::AskMargins`], one per ask in the asks' order (`None`: the
+    /// broker did not give it).
+    pub fn handle_margins(&mut self, margins: &[Option<f64>]) {
+        if let Some(b) = &mut self.batch
+            && b.wait == Some(Wait::Margins)
+        {
+            b.wait = None;
+            for ((k, _), m) in b.asked.iter().zip(margins) {
+                b.margins[*k] = *m;
+            }
+            self.advance();
+        }
+    }
+
+    /// The answer of one submitted order ([`OrderResult::Unknown`]: none came in time).
+    pub fn handle_order_outcome(&mut self, _now: i64, client_order_id: &str, result: OrderResult) {
+        if let Some(b) = &mut self.batch {
+            b.phase
+                .outcomes
+                .push_back((client_order_id.to_string(), result));
+            if b.wait == Some(Wait::Outcomes) {
+                b.wait = None;
+                self.advance();
+            }
+        }
+    }
+
+    /// The answer of [`SideAction::LookUp`]: `Ok(None)` when the broker has no trace of the
+    /// order (it never executed), `Err(why)` when the lookup failed.
+    pub fn handle_lookup(&mut self, result: Result<Option<OrderResult>, String>) {
+        let Some(b) = &mut self.batch else { return };
+        if b.wait != Some(Wait::LookUp) {
+            return;
+        }
+        b.wait = None;
+        let k = b.phase.execs.len();
+        let Some(o) = b.phase.orders.get(k) else {
+            return;
+        };
+        let (coid, symbol) = (o.req.client_order_id.clone(), o.key.symbol.clone());
+        let exec = match result {
+            Ok(Some(r)) => exec_of(&r).unwrap_or(Exec::Refused(Refusal::OutcomeUnknown)),
+            Ok(None) => Exec::Refused(Refusal::Broker {
+                code: "NO_ANSWER".into(),
+                msg: "no answer and no trace in the deal list: not executed".into(),
+            }),
+            Err(e) => {
+                self.policy.unreconciled.insert(
+                    symbol,
+                    format!("order {coid} outcome unknown and the lookup failed: {e}"),
+                );
+                Exec::Refused(Refusal::OutcomeUnknown)
+            }
+        };
+        self.finish_order(exec);
+        self.advance();
+    }
+
+    fn intent_of(&self, o: &Order) -> Option<Record> {
+        let now = self.batch.as_ref()?.now;
+        Some(Record::Intent {
+            ts: now,
+            coid: o.req.client_order_id.clone(),
+            model: o.key.clone(),
+            op: o.op,
+            symbol: o.key.symbol.clone(),
+            buy: o.req.buy,
+            action: ActionName(o.action),
+            volume: o.req.volume,
+            position_id: o.position_id,
+            bt: o.bt,
+        })
+    }
+
+    /// The account for the current stage: cached, just answered, or asked (`None` = waiting).
+    fn batch_account(&mut self) -> Option<Option<Account>> {
+        let b = self.batch.as_mut()?;
+        if let Some(a) = b.fresh.take() {
+            return Some(a);
+        }
+        if let Some((t, a)) = self.account_cache
+            && (0..=ACCOUNT_TTL).contains(&(b.now - t))
+        {
+            return Some(Some(a));
+        }
+        b.wait = Some(Wait::Account);
+        self.actions.push_back(SideAction::AskAccount);
+        None
+    }
+
+    /// Runs the batch until it needs an input or is done.
+    fn advance(&mut self) {
+        loop {
+            let Some(b) = &self.batch else { return };
+            if b.wait.is_some() {
+                return;
+            }
+            match b.stage {
+                Stage::Account => {
+                    let Some(acc) = self.batch_account() else {
+                        return;
+                    };
+                    let now = self.batch.as_ref().map_or(0, |b| b.now);
+                    if let Some(a) = acc {
+                        self.apply_risk(now, a);
+                    }
+                    let b = self.batch.as_mut().expect("batch");
+                    b.acc = acc;
+                    b.stage = Stage::Specs;
+                }
+                Stage::Specs => {
+                    let b = self.batch.as_mut().expect("batch");
+                    let k = b.item_specs.len();
+                    if k == b.items.len() {
+                        b.stage = Stage::Market;
+                        continue;
+                    }
+                    let symbol = &b.items[k].key.symbol;
+                    if let Some(s) = self.specs.get(symbol) {
+                        b.item_specs.push(Some(s.clone()));
+                    } else {
+                        b.wait = Some(Wait::Spec);
+                        self.actions.push_back(SideAction::AskSpec {
+                            symbol: symbol.clone(),
+                        });
+                    }
+                }
+                Stage::Market => {
+                    let b = self.batch.as_mut().expect("batch");
+                    b.wait = Some(Wait::Market);
+                    b.stage = Stage::Decide;
+                    let symbols = b.items.iter().map(|i| i.key.symbol.clone()).collect();
+                    self.actions.push_back(SideAction::AskMarket { symbols });
+                }
+                Stage::Decide => self.decide(),
+                Stage::Exits | Stage::Entries => self.journal_phase(),
+                Stage::ExitMargins => {
+                    let b = self.batch.as_mut().expect("batch");
+                    b.stage = Stage::ExitAnswers;
+                    if !b.asked.is_empty() {
+                        b.wait = Some(Wait::Margins);
+                        let asks = b.asked.iter().map(|(_, a)| a.clone()).collect();
+                        self.actions.push_back(SideAction::AskMargins { asks });
+                    }
+                }
+                Stage::ExitAnswers | Stage::EntryAnswers => {
+                    if !self.settle_phase() {
+                        return;
+                    }
+                    let b = self.batch.as_mut().expect("batch");
+                    let phase = std::mem::take(&mut b.phase);
+                    let exits = b.stage == Stage::ExitAnswers;
+                    for (o, e) in phase.orders.iter().zip(phase.execs) {
+                        if exits {
+                            b.close_exec[o.idx] = Some(e);
+                        } else {
+                            b.open_exec[o.idx] = Some(e);
+                        }
+                    }
+                    if exits {
+                        b.close_failed = b
+                            .close_exec
+                            .iter()
+                            .map(|c| matches!(c, Some(Exec::Refused(_))))
+                            .collect();
+                        b.stage = Stage::Recheck;
+                    } else {
+                        b.stage = Stage::Complete;
+                    }
+                }
+                Stage::Recheck => {
+                    if b.items.len() > 1 {
+                        let Some(acc) = self.batch_account() else {
+                            return;
+                        };
+                        let now = self.batch.as_ref().map_or(0, |b| b.now);
+                        if let Some(a) = acc {
+                            self.apply_risk(now, a);
+                        }
+                        let halt = self.risk.halt();
+                        let b = self.batch.as_mut().expect("batch");
+                        for (k, plan) in b.plans.iter_mut().enumerate() {
+                            if b.close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
+                                continue;
+                            }
+                            let refused = match (
+                                halt,
+                                self.policy.unreconciled.get(&b.items[k].key.symbol),
+                            ) {
+                                (Some(h), _) => Some(Refusal::Halted(h)),
+                                (None, Some(why)) => Some(Refusal::Unreconciled(why.clone())),
+                                (None, None) => None,
+                            };
+                            if let Some(r) = refused {
+                                plan.entry = Some(Err(r));
+                                plan.check_margin = false;
+                            }
+                        }
+                    }
+                    let b = self.batch.as_mut().expect("batch");
+                    b.stage = Stage::Margins;
+                    b.cursor = 0;
+                }
+                Stage::Margins => {
+                    let k = b.cursor;
+                    if k == b.items.len() {
+                        self.build_entries();
+                        continue;
+                    }
+                    let plan = &b.plans[k];
+                    if !plan.check_margin || b.close_failed[k] || !matches!(plan.entry, Some(Ok(_)))
+                    {
+                        self.batch.as_mut().expect("batch").cursor += 1;
+                        continue;
+                    }
+                    let Some(acc) = self.batch_account() else {
+                        return;
+                    };
+                    let b = self.batch.as_mut().expect("batch");
+                    let plan = &mut b.plans[k];
+                    match (b.margins[k], acc.map(|a| a.free_margin)) {
+                        (Some(need), Some(free)) => {
+                            match Policy::margin_check(&b.cfg, need, free - b.committed) {
+                                Ok(()) => b.committed += need,
+                                Err(r) => plan.entry = Some(Err(r)),
+                            }
+                        }
+                        _ => plan.entry = Some(Err(Refusal::BrokerDown)),
+                    }
+                    b.cursor += 1;
+                }
+                Stage::Complete => self.complete(),
+                Stage::Done => return,
+            }
+        }
+    }
+
+    /// Step 1's plans, and the exits to send.
+    fn decide(&mut self) {
+        let Some(b) = &mut self.batch else { return };
+        let now = b.now;
+        for (k, it) in b.items.iter().enumerate() {
+            let market = Market {
+                now,
+                spec: b.item_specs.get(k).and_then(Option::as_ref),
+                quote: b.quotes.get(k).copied().flatten(),
+                free_margin: b.acc.map(|a| a.free_margin),
+                halt: self.risk.halt(),
+                connected: b.connected,
+            };
+            b.plans.push(
+                self.policy
+                    .decide(&b.cfg, &it.key, it.tf, it.target, it.bt, &market),
+            );
+        }
+        let items = &b.items;
+        let closes: Vec<Order> = b
+            .plans
+            .iter()
+            .enumerate()
+            .filter_map(|(k, p)| {
+                let r = p.close.as_ref()?;
+                let key = &items[k].key;
+                Some(Order {
+                    idx: k,
+                    key: key.clone(),
+                    bt: items[k].bt,
+                    op: Op::Close,
+                    action: r.action.0,
+                    req: OrderReq {
+                        symbol: key.symbol.clone(),
+                        client_order_id: client_order_id(key, items[k].bt, Op::Close),
+                        label: key.label(),
+                        buy: r.action.0.direction() < 0,
+                        volume: r.volume,
+                        base_price: 0.0,
+                        slippage_points: 0,
+                    },
+                    position_id: Some(r.position_id),
+                    batch: 0,
+                })
+            })
+            .collect();
+        // The entries' margins, asked together while the exits are on the wire: the margin an
+        // entry needs does not depend on the exits (only the free margin does, read after them).
+        b.asked = b
+            .plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.check_margin)
+            .filter_map(|(k, p)| {
+                let Some(Ok(o)) = &p.entry else { return None };
+                Some((
+                    k,
+                    (
+                        items[k].key.symbol.clone(),
+                        o.volume,
+                        o.action.direction() > 0,
+                    ),
+                ))
+            })
+            .collect();
+        b.phase = Phase {
+            orders: closes,
+            ..Phase::default()
+        };
+        b.stage = Stage::Exits;
+    }
+
+    /// Step 5's entries (not for a model whose exit failed).
+    fn build_entries(&mut self) {
+        let Some(b) = &mut self.batch else { return };
+        let items = &b.items;
+        let opens: Vec<Order> = b
+            .plans
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !b.close_failed[*k])
+            .filter_map(|(k, p)| {
+                let Some(Ok(o)) = &p.entry else { return None };
+                let key = &items[k].key;
+                Some(Order {
+                    idx: k,
+                    key: key.clone(),
+                    bt: items[k].bt,
+                    op: Op::Open,
+                    action: o.action,
+                    req: OrderReq {
+                        symbol: key.symbol.clone(),
+                        client_order_id: client_order_id(key, items[k].bt, Op::Open),
+                        label: key.label(),
+                        buy: o.action.direction() > 0,
+                        volume: o.volume,
+                        base_price: o.base_price,
+                        slippage_points: o.slippage_points,
+                    },
+                    position_id: None,
+                    batch: 0,
+                })
+            })
+            .collect();
+        b.phase = Phase {
+            orders: opens,
+            ..Phase::default()
+        };
+        b.stage = Stage::Entries;
+    }
+
+    /// The phase's intents, all in one synced write, before any of its orders goes out.
+    fn journal_phase(&mut self) {
+        let Some(intents) = self.batch.as_ref().map(|b| {
+            b.phase
+                .orders
+                .iter()
+                .filter_map(|o| self.intent_of(o))
+                .collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        let b = self.batch.as_mut().expect("batch");
+        b.stage = if b.stage == Stage::Exits {
+            Stage::ExitMargins
+        } else {
+            Stage::EntryAnswers
+        };
+        if !intents.is_empty() {
+            b.wait = Some(Wait::Journaled);
+            self.actions
+                .push_back(SideAction::JournalIntents { records: intents });
+        }
+    }
+
+    /// Settles the phase's answers in submission order; `true` when every order has its
+    /// outcome.
+    fn settle_phase(&mut self) -> bool {
+        loop {
+            let Some(b) = &mut self.batch else {
+                return false;
+            };
+            let p = &mut b.phase;
+            if let Some(r) = &p.refused {
+                p.execs = p.orders.iter().map(|_| r.clone()).collect();
+                return true;
+            }
+            let k = p.execs.len();
+            if k == p.orders.len() {
+                return true;
+            }
+            if !p.awaited {
+                p.awaited = true;
+                b.wait = Some(Wait::Outcomes);
+                self.actions.push_back(SideAction::AwaitAnswers);
+                return false;
+            }
+            let coid = p.orders[k].req.client_order_id.clone();
+            let Some(i) = p.outcomes.iter().position(|(c, _)| *c == coid) else {
+                b.wait = Some(Wait::Outcomes);
+                return false;
+            };
+            let (_, res) = p.outcomes.remove(i).expect("present");
+            match exec_of(&res) {
+                Some(e) => self.finish_order(e),
+                None => {
+                    let key = p.orders[k].key.clone();
+                    self.actions.push_back(SideAction::Journal {
+                        record: Record::Outcome {
+                            coid: coid.clone(),
+                            result: "unknown".into(),
+                            position_id: None,
+                            price: None,
+                            volume: None,
+                            code: None,
+                        },
+                        sync: false,
+                    });
+                    warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key,
+                        coid = %coid, "no answer from the broker: looking the order up (never resent)");
+                    match self
+                        .intents
+                        .get(&coid)
+                        .or_else(|| self.pending.get(&coid))
+                        .and_then(lookup_of)
+                    {
+                        Some(lookup) => {
+                            let b = self.batch.as_mut().expect("batch");
+                            b.wait = Some(Wait::LookUp);
+                            self.actions.push_back(SideAction::LookUp(lookup));
+                            return false;
+                        }
+                        None => self.finish_order(Exec::Refused(Refusal::OutcomeUnknown)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Journals the outcome of the phase's next order and records it.
+    fn finish_order(&mut self, exec: Exec) {
+        let Some(b) = &mut self.batch else { return };
+        let k = b.phase.execs.len();
+        let Some(o) = b.phase.orders.get(k) else {
+            return;
+        };
+        let (coid, key) = (o.req.client_order_id.clone(), o.key.clone());
+        let (result, pid, price, vol, code) = match &exec {
+            Exec::Filled {
+                position_id,
+                price,
+                volume,
+            } => (
+                "filled",
+                Some(*position_id),
+                Some(*price),
+                Some(*volume),
+                None,
+            ),
+            Exec::Refused(Refusal::OutcomeUnknown) => ("unknown", None, None, None, None),
+            Exec::Refused(r) => ("rejected", None, None, None, Some(r.code())),
+        };
+        b.phase.execs.push(exec);
+        self.actions.push_back(SideAction::Journal {
+            record: Record::Outcome {
+                coid: coid.clone(),
+                result: result.into(),
+                position_id: pid,
+                price,
+                volume: vol,
+                code,
+            },
+            sync: false,
+        });
+        if result == "filled" {
+            if self.intents.contains_key(&coid) {
+                self.filled.insert(coid.clone());
+            }
+            self.account_cache = None;
+        }
+        if result != "unknown" {
+            self.pending.remove(&coid);
+        }
+        info!(target: DECISION, side = self.name, event = "order_result", model = %key, coid = %coid,
+            result, position_id = pid, price, "order result");
+    }
+
+    /// Step 6: each model's outcome applied and its state journaled, in the items' order.
+    fn complete(&mut self) {
+        let Some(b) = &mut self.batch else { return };
+        let plans = std::mem::take(&mut b.plans);
+        let mut out = Vec::with_capacity(plans.len());
+        for (k, plan) in plans.into_iter().enumerate() {
+            let key = &b.items[k].key;
+            let (close, open) = (b.close_exec[k].take(), b.open_exec[k].take());
+            let mut refusal = match (&close, &plan.entry) {
+                (Some(Exec::Refused(r)), _) => Some(r.clone()),
+                (_, Some(Err(r))) => Some(r.clone()),
+                _ => None,
+            };
+            if let Some(Exec::Refused(r)) = &open {
+                refusal = Some(r.clone());
+            }
+            let ack = self.policy.complete(&plan, close, open);
+            if let Some(state) = self.policy.models.get(key).cloned() {
+                self.actions.push_back(SideAction::Journal {
+                    record: Record::Model {
+                        model: key.clone(),
+                        state,
+                    },
+                    sync: false,
+                });
+            }
+            out.push((ack, plan, refusal));
+        }
+        b.result = Some(out);
+        b.stage = Stage::Done;
+    }
+}

@@ -1,0 +1,451 @@
+//! The side core driven with no runtime at all: a scripted book answers its actions on a plain
+//! integer clock, and the trace of actions is what the tests check.
+
+use std::collections::BTreeSet;
+
+use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::policy::{
+    AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
+};
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
+
+/// A bar open time (a Monday, 2021-03-01 00:00 UTC); bars are M15.
+const T0: i64 = 1_614_556_800;
+const M15: i64 = 900;
+
+fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+    }
+}
+
+fn cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("valid config")
+}
+
+/// A scripted book: what it was asked, in order, and the journal bytes it wrote.
+#[derive(Default)]
+struct Book {
+    trace: Vec<String>,
+    journal: Vec<u8>,
+    account: Account,
+    /// Client order ids whose answer never comes (`Unknown`).
+    silent: BTreeSet<String>,
+    /// What a lookup finds.
+    found: Option<OrderResult>,
+    /// The journal's fsync fails.
+    journal_broken: bool,
+    next_position: u64,
+    submitted: Vec<String>,
+}
+
+impl Book {
+    fn new() -> Self {
+        Book {
+            account: Account {
+                balance: 10_000.0,
+                equity: 10_000.0,
+                free_margin: 10_000.0,
+            },
+            next_position: 100,
+            ..Book::default()
+        }
+    }
+
+    fn answer(&mut self, coid: &str) -> OrderResult {
+        if self.silent.contains(coid) {
+            return OrderResult::Unknown;
+        }
+        self.next_position += 1;
+        OrderResult::Filled {
+            position_id: self.next_position,
+            price: 1.1,
+            volume: 100_000,
+        }
+    }
+
+    /// Runs a batch: the same loop as the shell's driver (answers fed one at a time).
+    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
+        core.handle_signals(now, &cfg(), items);
+        let mut wire: Vec<String> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                self.perform(core, now, a, &mut wire, &mut answers);
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            core.handle_order_outcome(now, &coid, r);
+        }
+        core.take_batch_result().expect("the batch completes")
+    }
+
+    fn perform(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        a: SideAction,
+        wire: &mut Vec<String>,
+        answers: &mut Vec<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => {
+                self.trace.push("account".into());
+                core.handle_account(now, Some(self.account));
+            }
+            SideAction::AskSpec { symbol } => {
+                self.trace.push(format!("spec {symbol}"));
+                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
+            }
+            SideAction::AskMarket { symbols } => {
+                let q: Vec<Option<Quote>> = symbols
+                    .iter()
+                    .map(|_| {
+                        Some(Quote {
+                            bid: 1.1,
+                            ask: 1.10002,
+                        })
+                    })
+                    .collect();
+                core.handle_market(&q, true);
+            }
+            SideAction::JournalIntents { records } => {
+                let coids: Vec<String> = records.iter().map(coid_of).collect();
+                if self.journal_broken {
+                    self.trace.push(format!("sync failed {}", coids.join(",")));
+                    core.handle_journaled(Err("disk full".into()));
+                } else {
+                    self.journal
+                        .extend(encode_lines(&records).expect("encodable"));
+                    self.trace.push(format!("sync {}", coids.join(",")));
+                    core.handle_journaled(Ok(()));
+                }
+            }
+            SideAction::Journal { record, .. } => {
+                self.journal
+                    .extend(encode_lines(&[record]).expect("encodable"));
+            }
+            SideAction::Submit(o) => {
+                let coid = o.req.client_order_id.clone();
+                self.trace.push(format!("submit {coid}"));
+                self.submitted.push(coid.clone());
+                wire.push(coid);
+            }
+            SideAction::AskMargins { asks } => {
+                self.trace.push(format!("margins {}", asks.len()));
+                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
+                core.handle_margins(&m);
+            }
+            SideAction::AwaitAnswers => {
+                self.trace.push("await".into());
+                for c in std::mem::take(wire) {
+                    let r = self.answer(&c);
+                    answers.push((c, r));
+                }
+            }
+            SideAction::LookUp(OrderLookup {
+                client_order_id, ..
+            }) => {
+                self.trace.push(format!("lookup {client_order_id}"));
+                core.handle_lookup(Ok(self.found.clone()));
+            }
+        }
+    }
+}
+
+fn coid_of(r: &Record) -> String {
+    match r {
+        Record::Intent { coid, .. } => coid.clone(),
+        _ => String::new(),
+    }
+}
+
+fn key(tf: Timeframe) -> ModelKey {
+    ModelKey::new("EURUSD", tf)
+}
+
+fn long_held(position_id: u64, last_bt: i64) -> ModelState {
+    ModelState {
+        target: Some(ActionName(Action::LongWeak)),
+        last_bt: Some(last_bt),
+        real: Some(RealPos {
+            position_id,
+            action: ActionName(Action::LongWeak),
+            volume: 100_000,
+            price: 1.1,
+        }),
+        missed: false,
+    }
+}
+
+/// A core whose models are `states`, with bars `T0` and `T0 + M15` streamed on each.
+fn core_with(states: &[(ModelKey, ModelState)]) -> SideCore {
+    let mut rep = Replayed::default();
+    for (k, s) in states {
+        rep.models.insert(k.clone(), s.clone());
+    }
+    core_from(&rep, states.iter().map(|(k, _)| k.clone()).collect())
+}
+
+fn core_from(rep: &Replayed, keys: Vec<ModelKey>) -> SideCore {
+    let mut core = SideCore::new("live", &cfg(), rep);
+    for k in keys {
+        core.policy.handle_bar(&k, T0);
+        core.policy.handle_bar(&k, T0 + M15);
+    }
+    core
+}
+
+fn item(k: &ModelKey, target: Action, bt: i64) -> Item {
+    Item {
+        key: k.clone(),
+        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
+        target,
+        bt,
+    }
+}
+
+/// Executor time just after the signal's bar closed.
+fn now_for(bt: i64) -> i64 {
+    bt + M15 + 2
+}
+
+fn pos(trace: &[String], what: &str) -> usize {
+    trace
+        .iter()
+        .position(|t| t == what)
+        .unwrap_or_else(|| panic!("{what:?} not in {trace:?}"))
+}
+
+#[test]
+fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after_every_exit_answered()
+ {
+    // Two models (two timeframes of one symbol), each long, both reversing to short.
+    let (m1, m2) = (key(Timeframe::M15), key(Timeframe::H1));
+    let bt = T0 + M15;
+    let mut core = core_with(&[
+        (m1.clone(), long_held(7, T0)),
+        (m2.clone(), long_held(8, T0)),
+    ]);
+    // H1 bars: the model's last bar is T0, the signal's is the next streamed one.
+    let mut book = Book::new();
+    let out = book.run(
+        &mut core,
+        now_for(bt),
+        &[
+            item(&m1, Action::ShortWeak, bt),
+            item(&m2, Action::ShortWeak, bt),
+        ],
+    );
+    let t = &book.trace;
+    let (c1, c2) = (
+        format!("ot-EURUSD-M15-{bt}-C"),
+        format!("ot-EURUSD-H1-{bt}-C"),
+    );
+    let (o1, o2) = (
+        format!("ot-EURUSD-M15-{bt}-O"),
+        format!("ot-EURUSD-H1-{bt}-O"),
+    );
+    // The exits: one synced write for both, before either is on the wire.
+    let sync_exits = pos(t, &format!("sync {c1},{c2}"));
+    assert!(sync_exits < pos(t, &format!("submit {c1}")), "{t:?}");
+    assert!(sync_exits < pos(t, &format!("submit {c2}")), "{t:?}");
+    // Both exits answered before the entries' intents are written or sent.
+    let awaited = pos(t, "await");
+    assert!(pos(t, &format!("submit {c2}")) < awaited, "{t:?}");
+    let sync_entries = pos(t, &format!("sync {o1},{o2}"));
+    assert!(awaited < sync_entries, "{t:?}");
+    assert!(sync_entries < pos(t, &format!("submit {o1}")), "{t:?}");
+    // The entries' margins were asked while the exits were on the wire.
+    assert!(pos(t, "margins 2") < awaited, "{t:?}");
+    for (ack, _, refusal) in &out {
+        assert!(matches!(ack, AckKind::Ok { .. }), "{out:?}");
+        assert_eq!(refusal, &None);
+    }
+    for m in [&m1, &m2] {
+        let real = core.policy.models[m].real.clone().expect("entered");
+        assert_eq!(real.action.0, Action::ShortWeak);
+    }
+    assert_eq!(core.retained().pending, 0);
+}
+
+#[test]
+fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut book = Book::new();
+    let close = format!("ot-EURUSD-M15-{bt}-C");
+    book.silent.insert(close.clone());
+    book.found = Some(OrderResult::Filled {
+        position_id: 7,
+        price: 1.1,
+        volume: 100_000,
+    });
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let t = &book.trace;
+    assert!(
+        pos(t, "await") < pos(t, &format!("lookup {close}")),
+        "{t:?}"
+    );
+    let sent: Vec<_> = book.submitted.iter().filter(|c| **c == close).collect();
+    assert_eq!(sent.len(), 1, "submitted once: {t:?}");
+    // The exit was found filled: the entry goes on.
+    assert!(pos(t, &format!("lookup {close}")) < pos(t, &format!("submit ot-EURUSD-M15-{bt}-O")));
+    assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
+    // The journal says: unknown first, then filled (what a restart reads).
+    let rep = Replayed::from_bytes(&book.journal);
+    assert!(rep.filled.contains(&close), "{rep:?}");
+    assert!(rep.pending.is_empty(), "{rep:?}");
+    let text = String::from_utf8(book.journal.clone()).expect("utf8");
+    let unknown = text
+        .find("\"result\":\"unknown\"")
+        .expect("unknown outcome journaled");
+    assert!(unknown < text.find("\"result\":\"filled\"").expect("filled"));
+
+    // No trace at the broker either: not executed, and still never resent.
+    let m = key(Timeframe::M15);
+    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut book = Book::new();
+    book.silent.insert(close.clone());
+    book.found = None;
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    assert_eq!(book.submitted, vec![close.clone()], "{:?}", book.trace);
+    assert_eq!(
+        out[0].2.as_ref().map(Refusal::code).as_deref(),
+        Some("BROKER_NO_ANSWER")
+    );
+}
+
+#[test]
+fn exits_are_never_refused_while_halted_and_entries_are() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut book = Book::new();
+    // 20 % below the initial balance: the drawdown limit (10 %) halts trading.
+    let mut rep = Replayed {
+        risk: Some((12_500.0, T0 - 3_600, 12_500.0)),
+        ..Replayed::default()
+    };
+    rep.models.insert(m.clone(), long_held(7, T0));
+    let mut core_halted = core_from(&rep, vec![m.clone()]);
+    let out = book.run(
+        &mut core_halted,
+        now_for(bt),
+        &[item(&m, Action::ShortWeak, bt)],
+    );
+    assert!(core_halted.risk.halt().is_some(), "halted");
+    let t = &book.trace;
+    let close = format!("ot-EURUSD-M15-{bt}-C");
+    assert!(pos(t, &format!("sync {close}")) < pos(t, &format!("submit {close}")));
+    assert_eq!(book.submitted, vec![close], "the exit only: {t:?}");
+    assert_eq!(
+        out[0].2.as_ref().map(Refusal::code).as_deref(),
+        Some("HALTED_MAX_DRAWDOWN")
+    );
+    assert!(core_halted.policy.models[&m].real.is_none(), "closed");
+    // The same signal, not halted, enters.
+    let out = Book::new().run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
+}
+
+#[test]
+fn a_missed_entry_is_never_chased() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    // The entry at the transition to SHORT was missed: flat, waiting for the next transition.
+    let missed = ModelState {
+        target: Some(ActionName(Action::ShortWeak)),
+        last_bt: Some(T0),
+        real: None,
+        missed: true,
+    };
+    let mut core = core_with(&[(m.clone(), missed)]);
+    let mut book = Book::new();
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    assert!(book.submitted.is_empty(), "{:?}", book.trace);
+    assert!(matches!(out[0].0, AckKind::WaitSync(_)), "{out:?}");
+    // A model seen for the first time on a non-WAIT target: the transition was not seen.
+    let fresh = key(Timeframe::H1);
+    let mut core = core_with(&[]);
+    core.policy.handle_bar(&fresh, T0);
+    let out = book.run(
+        &mut core,
+        now_for(T0),
+        &[item(&fresh, Action::LongStrong, T0)],
+    );
+    assert!(book.submitted.is_empty(), "{:?}", book.trace);
+    assert!(matches!(out[0].0, AckKind::WaitSync(_)), "{out:?}");
+}
+
+#[test]
+fn a_failed_journal_write_sends_nothing() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut book = Book::new();
+    book.journal_broken = true;
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    assert!(book.submitted.is_empty(), "{:?}", book.trace);
+    assert_eq!(
+        out[0].2.as_ref().map(Refusal::code).as_deref(),
+        Some("BROKER_JOURNAL")
+    );
+    assert!(core.policy.models[&m].real.is_some(), "still held");
+}
+
+/// Two batches on one core, or the first batch, a restart from the journal's bytes, and the
+/// second: the second batch's I/O and answers are the same.
+#[test]
+fn a_restart_from_the_journal_bytes_resumes_the_same_decisions() {
+    let m = key(Timeframe::M15);
+    let (bt1, bt2) = (T0 + M15, T0 + 2 * M15);
+    let start = [(m.clone(), long_held(7, T0))];
+    let second = |core: &mut SideCore, book: &mut Book| {
+        core.policy.handle_bar(&m, bt2);
+        book.trace.clear();
+        book.submitted.clear();
+        let out = book.run(core, now_for(bt2), &[item(&m, Action::LongStrong, bt2)]);
+        (book.trace.clone(), out)
+    };
+    let mut on = core_with(&start);
+    let mut book = Book::new();
+    book.run(&mut on, now_for(bt1), &[item(&m, Action::ShortWeak, bt1)]);
+    let journal = book.journal.clone();
+    let uninterrupted = second(&mut on, &mut book);
+
+    let mut restarted = core_from(&Replayed::from_bytes(&journal), vec![m.clone()]);
+    let mut book2 = Book::new();
+    book2.next_position = 102;
+    let resumed = second(&mut restarted, &mut book2);
+    // Symbol facts are not journaled: the restarted core asks them once more, nothing else.
+    let resumed_io: Vec<&String> = resumed
+        .0
+        .iter()
+        .filter(|t| !t.starts_with("spec"))
+        .collect();
+    assert_eq!(uninterrupted.0.iter().collect::<Vec<_>>(), resumed_io);
+    let acks = |o: &BatchResult| o.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    let plans = |o: &BatchResult| o.iter().map(|x| x.1.clone()).collect::<Vec<Plan>>();
+    assert_eq!(acks(&uninterrupted.1), acks(&resumed.1));
+    assert_eq!(plans(&uninterrupted.1), plans(&resumed.1));
+    assert_eq!(on.policy.models, restarted.policy.models);
+}
