@@ -73,6 +73,10 @@ fn fixed_offsets_up_to_14_hours_and_59_minutes_are_accepted() {
         "UTC*02:00",
         "UTC+02-00",
         "UTC+02:0x",
+        // Not digits, though they would make a valid-looking offset if read as digits
+        // (':' − '0' = 10) or underflow ('/' < '0').
+        "UTC+0::00",
+        "UTC+0/:00",
     ] {
         let why = DayStart::parse(bad).expect_err(bad);
         assert!(why.contains(bad), "{why}");
