@@ -259,3 +259,163 @@ async fn read_balance(
     }
     Ok(())
 }
+
+/// Which environment `host` serves: `Some(true)` for Spotware's live host, `Some(false)` for the
+/// demo host, `None` for any other (a simulator, a proxy: no rule applies).
+pub fn host_is_live(host: &str) -> Option<bool> {
+    let h = host.trim_end_matches('.');
+    if h.eq_ignore_ascii_case(crate::driver::LIVE_HOST) {
+        Some(true)
+    } else if h.eq_ignore_ascii_case(crate::driver::DEMO_HOST) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The host an account of this kind trades on (`isLive`).
+pub fn host_for(is_live: bool) -> Endpoint {
+    if is_live {
+        Endpoint::live()
+    } else {
+        Endpoint::demo()
+    }
+}
+
+/// Whether `account_id` can trade on a host of kind `host_is_live` ([`host_is_live`]), by the
+/// token's list: an account the token does not grant, or a live account on the demo host (or
+/// the reverse), is refused with the host to use. Any account passes a host of no known kind.
+pub fn host_verdict(
+    host_is_live: Option<bool>,
+    account_id: i64,
+    list: &AccountList,
+) -> Result<(), String> {
+    let Some(a) = list
+        .accounts
+        .iter()
+        .find(|a| a.ctid_trader_account_id == account_id)
+    else {
+        let granted: Vec<String> = list
+            .accounts
+            .iter()
+            .map(|a| {
+                let kind = match a.is_live {
+                    Some(true) => "live",
+                    Some(false) => "demo",
+                    None => "?",
+                };
+                format!("{} {kind}", a.ctid_trader_account_id)
+            })
+            .collect();
+        return Err(format!(
+            "account {account_id} is not among the accounts the access token grants ({}): the account id is the ctidTraderAccountId `oracle accounts` lists, not the trader login",
+            if granted.is_empty() {
+                "none".to_string()
+            } else {
+                granted.join(", ")
+            }
+        ));
+    };
+    match (host_is_live, a.is_live) {
+        (Some(host), Some(acc)) if host != acc => {
+            let (kind, other) = if acc {
+                ("live", "demo")
+            } else {
+                ("demo", "live")
+            };
+            let want = host_for(acc);
+            Err(format!(
+                "account {account_id} is a {kind} account and the broker host is the {other} one: use --broker {}:{}",
+                want.host, want.port
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What [`check_account_host`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostCheck {
+    /// The account trades on this host (or the host is of no known kind).
+    Ok,
+    /// The account cannot trade here: why, and the host to use.
+    Refused(String),
+    /// The list could not be read (network, an expired token): why. Not a verdict.
+    Unchecked(String),
+}
+
+/// Reads the token's account list on `endpoint` (application auth and the list only) and
+/// applies [`host_verdict`] for a host of kind `host_is_live`.
+#[allow(clippy::too_many_arguments)]
+pub async fn check_account_host(
+    endpoint: &Endpoint,
+    tls: &TlsMode,
+    client_id: &Secret,
+    client_secret: &Secret,
+    access_token: &Secret,
+    account_id: i64,
+    host_is_live: Option<bool>,
+    timeout: Duration,
+) -> HostCheck {
+    match list_accounts(
+        endpoint,
+        tls,
+        client_id,
+        client_secret,
+        access_token,
+        false,
+        timeout,
+    )
+    .await
+    {
+        Err(why) => HostCheck::Unchecked(why),
+        Ok(list) => match host_verdict(host_is_live, account_id, &list) {
+            Ok(()) => HostCheck::Ok,
+            Err(why) => HostCheck::Refused(why),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> AccountList {
+        let acc = |id, live| AccountInfo {
+            ctid_trader_account_id: id,
+            is_live: Some(live),
+            trader_login: None,
+            broker: None,
+            balance: None,
+            currency: None,
+            note: None,
+        };
+        AccountList {
+            scope: Some("trade"),
+            accounts: vec![acc(1, true), acc(2, false)],
+        }
+    }
+
+    #[test]
+    fn a_live_account_on_the_demo_host_is_refused_naming_the_live_host_and_the_reverse() {
+        let l = list();
+        assert_eq!(host_is_live("live.ctraderapi.com"), Some(true));
+        assert_eq!(host_is_live("DEMO.ctraderapi.com."), Some(false));
+        assert_eq!(host_is_live("127.0.0.1"), None);
+        assert_eq!(host_verdict(Some(true), 1, &l), Ok(()));
+        assert_eq!(host_verdict(Some(false), 2, &l), Ok(()));
+        let e = host_verdict(Some(false), 1, &l).unwrap_err();
+        assert!(
+            e.contains("live account") && e.contains("--broker live.ctraderapi.com:5035"),
+            "{e}"
+        );
+        let e = host_verdict(Some(true), 2, &l).unwrap_err();
+        assert!(e.contains("--broker demo.ctraderapi.com:5035"), "{e}");
+        assert_eq!(host_verdict(None, 2, &l), Ok(()));
+        let e = host_verdict(None, 7001001, &l).unwrap_err();
+        assert!(
+            e.contains("7001001") && e.contains("1 live, 2 demo") && e.contains("oracle accounts"),
+            "{e}"
+        );
+    }
+}

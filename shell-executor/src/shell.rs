@@ -1041,6 +1041,33 @@ async fn run_live(
         (None, true) => TlsMode::InsecureLocal,
         (None, false) => TlsMode::WebPki,
     };
+    // On Spotware's hosts the account must be of the host's kind (isLive): else stop, naming
+    // the host to use (docs/auth.md). A list that cannot be read is no verdict.
+    if let Some(live) = oracle_ctrader::accounts::host_is_live(&b.host) {
+        use oracle_ctrader::accounts::{HostCheck, check_account_host};
+        let at = Endpoint {
+            host: b.host.clone(),
+            port: b.port,
+        };
+        let (id, secret, access) = (&creds.client_id, &creds.client_secret, &creds.access_token);
+        let timeout = Duration::from_secs(15);
+        match check_account_host(
+            &at,
+            &tls,
+            id,
+            secret,
+            access,
+            b.account_id,
+            Some(live),
+            timeout,
+        )
+        .await
+        {
+            HostCheck::Refused(why) => bail!("{why}"),
+            HostCheck::Unchecked(why) => warn!("the account's live/demo kind not checked: {why}"),
+            HostCheck::Ok => {}
+        }
+    }
     let mut session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
     session.live_close = rc.live_close;
     if rc.live_close {

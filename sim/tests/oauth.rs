@@ -345,3 +345,54 @@ fn a_code_lives_one_minute_and_an_issued_access_token_expires_after_the_ttl() {
         "INVALID_GRANT"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_list_over_tls_refuses_a_demo_account_on_the_live_host_naming_the_demo_host() {
+    use oracle_ctrader::accounts::{HostCheck, check_account_host};
+    let sim = start(config()).await;
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: sim.addr.port(),
+    };
+    let tls = TlsMode::CustomCa(sim.ca_pem.clone().into_bytes());
+    let (id, secret) = (
+        Secret::new(DEFAULT_CLIENT_ID),
+        Secret::new(DEFAULT_CLIENT_SECRET),
+    );
+    let token = Secret::new(oracle_sim::config::DEFAULT_ACCESS_TOKEN);
+    let check = |account, live, token: Secret| {
+        let (endpoint, tls, id, secret) =
+            (endpoint.clone(), tls.clone(), id.clone(), secret.clone());
+        async move {
+            check_account_host(
+                &endpoint,
+                &tls,
+                &id,
+                &secret,
+                &token,
+                account,
+                live,
+                Duration::from_secs(10),
+            )
+            .await
+        }
+    };
+    // the sim's account 1001 is demo: refused as if this were the live host
+    match check(ACC, Some(true), token.clone()).await {
+        HostCheck::Refused(why) => {
+            assert!(why.contains("--broker demo.ctraderapi.com:5035"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(check(ACC, Some(false), token.clone()).await, HostCheck::Ok);
+    assert_eq!(check(ACC, None, token.clone()).await, HostCheck::Ok);
+    match check(7_001_001, None, token.clone()).await {
+        HostCheck::Refused(why) => assert!(why.contains("1001 demo"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match check(ACC, Some(true), Secret::new("not-a-token")).await {
+        HostCheck::Unchecked(why) => assert!(why.contains("CH_ACCESS_TOKEN_INVALID"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    sim.shutdown().await;
+}
