@@ -57,7 +57,9 @@ model.save(buf)
 (d / "SYNPACK_H1_ppo.zip").write_bytes(buf.getvalue())
 (d / "SYNPACK_H1_hmm.pkl").write_bytes(pickle.dumps(hmm))
 main(["pack", "--ppo", str(d / "SYNPACK_H1_ppo.zip"), "--hmm", str(d / "SYNPACK_H1_hmm.pkl"),
-      "--symbol", "SYNPACK", "--timeframe", "H1", "--costs", json.dumps(FX5),
+      "--symbol", "SYNPACK", "--timeframe", "H1", "--point", "0.00001", "--pip-value", "10",
+      "--spread-points", "7", "--slippage-points", "2", "--commission-per-lot", "7",
+      "--digits", "5", "--lot-sizes", "0,0.01,0.03,0.05", "--n-states", "3",
       "--bars", str(csv), "--train-to", format_time(int(train.time[-1])),
       "--out", str(d / "out")])
 (d / "trace.csv").write_text(replay_trace(d / "out" / "SYNPACK_H1.zip", csv))

@@ -2,8 +2,9 @@
 atomic runtime zip.
 
 Inputs: an SB3 PPO save (``model.save(...)``), an hmmlearn ``GaussianHMM`` pickle, the symbol,
-timeframe, costs (``training_config``) and periods (``rl_config``, ``hmm_config``) — or a
-seed-format zip holding all of them (``--from``) — and the training bar file, on which the
+timeframe, costs (``training_config``) and periods (``rl_config``, ``hmm_config``), named as
+``train --bars`` names them (options or its ``--config`` JSON) — or a seed-format zip holding
+all of them (``--from``) — and the training bar file, on which the
 normalisation is fitted (unless given) and the ONNX export is checked. Before anything is
 written, the policy (observation size, network, action space) and the HMM (states, covariance
 type, features) are checked against the contract; a misfit is one line: the reason and the fix.
@@ -41,12 +42,9 @@ from oracle_training.modelzip import (
 )
 from oracle_training.twin import N_ACTIONS, actions_metadata
 
-# The Rust core's fixed sizes (core/src/lib.rs): MAX_STATES regimes, MAX_LAYERS layers in all
-# (hidden layers + the action layer), MAX_WIDTH units per hidden layer.
+# The Rust core's number of regimes (core/src/lib.rs MAX_STATES); the network's limits are
+# oracle_training.policy's (net_arch_problem), shared with train and the ONNX check.
 MAX_STATES = 8
-MAX_LAYERS = 4
-MAX_WIDTH = 256
-ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu"}
 COST_FIELDS = (
     "point",
     "pip_value",
@@ -101,7 +99,6 @@ def load_ppo(data: bytes, where: str):
 def policy_shape(model, where: str) -> PolicyShape:
     """The policy's observation size, hidden layers, activation and action count, refused when
     the twin cannot run it (contract sections 5-6)."""
-    import torch
     from gymnasium import spaces
     from stable_baselines3.common.policies import ActorCriticPolicy
     from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -128,30 +125,20 @@ def policy_shape(model, where: str) -> PolicyShape:
             f"{where}: the features extractor is {type(policy.pi_features_extractor).__name__}; "
             "the twin runs FlattenExtractor + MLP only (MlpPolicy's default)"
         )
-    layers = list(policy.mlp_extractor.policy_net)
-    widths, acts = [], set()
-    for i, layer in enumerate(layers):
-        if isinstance(layer, torch.nn.Linear):
-            widths.append(int(layer.out_features))
-        elif type(layer).__name__ in ACTIVATIONS:
-            acts.add(ACTIVATIONS[type(layer).__name__])
-        else:
-            raise PackError(
-                f"{where}: layer {i} of the policy network is {type(layer).__name__}; the twin "
-                "runs Linear layers with tanh or relu (policy_kwargs activation_fn=torch.nn.Tanh "
-                "or torch.nn.ReLU)"
-            )
-    if len(acts) > 1:
-        raise PackError(f"{where}: the policy network mixes activations {sorted(acts)}; use one")
-    if len(widths) + 1 > MAX_LAYERS or any(w < 1 or w > MAX_WIDTH for w in widths):
+    from oracle_training.policy import ExportError, actor_shape, net_arch_problem
+
+    try:
+        widths, act = actor_shape(model)
+    except ExportError as e:
         raise PackError(
-            f"{where}: the policy network net_arch pi={widths} is larger than the twin runs "
-            f"(at most {MAX_LAYERS - 1} hidden layers of 1..{MAX_WIDTH} units); retrain with "
-            "e.g. net_arch=dict(pi=[64, 64], vf=[64, 64])"
+            f"{where}: {e} (policy_kwargs activation_fn=torch.nn.Tanh or torch.nn.ReLU)"
+        ) from e
+    problem = net_arch_problem(int(obs_space.shape[0]), widths)
+    if problem:
+        raise PackError(
+            f"{where}: the policy network: {problem}; retrain with a smaller net_arch, e.g. "
+            "dict(pi=[64, 64], vf=[64, 64])"
         )
-    if widths and not acts:
-        raise PackError(f"{where}: the policy's hidden layers have no activation")
-    act = acts.pop() if acts else "tanh"
     return PolicyShape(int(obs_space.shape[0]), int(act_space.n), widths, act)
 
 
@@ -222,10 +209,14 @@ def check_costs(tc: dict, where: str) -> dict:
     missing = [f for f in COST_FIELDS if f not in tc]
     if missing:
         raise PackError(
-            f"{where}: the costs lack {', '.join(missing)}; give all of {', '.join(COST_FIELDS)} "
-            '(e.g. --costs \'{"point": 0.00001, "pip_value": 10.0, "spread_points": 7, '
-            '"slippage_points": 2, "commission_per_lot": 7.0, "digits": 5, '
-            '"lot_sizes": [0, 0.01, 0.03, 0.05]}\')'
+            f"{where}: the costs lack {', '.join(missing)}; give all of them: --point "
+            "--pip-value --spread-points --slippage-points --commission-per-lot --digits "
+            "--lot-sizes, or training_config in --config"
+        )
+    unknown = sorted(set(tc) - set(COST_FIELDS))
+    if unknown:
+        raise PackError(
+            f"{where}: training_config.{unknown[0]} is not a cost field ({', '.join(COST_FIELDS)})"
         )
     out = {}
     for f in COST_FIELDS[:5]:
@@ -536,6 +527,13 @@ def read_seed_zip(path: Path) -> tuple[dict, bytes, bytes]:
 # the command line
 
 
+# The cost and period options, named as `train --bars` names them (oracle_training.train).
+def _options():
+    from oracle_training.train import _OPTIONS
+
+    return [o for o in _OPTIONS if o[1] in ("training_config", "rl_config", "hmm_config")]
+
+
 def add_arguments(s) -> None:
     """The options of ``python -m oracle_training pack``."""
     s.add_argument(
@@ -544,7 +542,7 @@ def add_arguments(s) -> None:
         default=None,
         help="a seed-format zip (SYM_TF_ppo.zip + SYM_TF_hmm.pkl, the seed's metadata in the "
         "zip comment) or a runtime zip to re-pack; its metadata gives symbol, timeframe, costs "
-        "and periods unless the options below are given",
+        "and periods (--config and the options below win over it)",
     )
     s.add_argument("--ppo", default=None, help="the SB3 PPO save (model.save)")
     s.add_argument("--hmm", default=None, help="the hmmlearn GaussianHMM pickle")
@@ -552,15 +550,10 @@ def add_arguments(s) -> None:
     s.add_argument("--clean", default=None, help="the plain symbol name (None = --symbol)")
     s.add_argument("--timeframe", default=None, help=f"one of {', '.join(TIMEFRAMES)}")
     s.add_argument(
-        "--costs",
+        "--config",
         default=None,
-        help="training_config as JSON or a JSON file: " + ", ".join(COST_FIELDS),
-    )
-    s.add_argument(
-        "--periods",
-        default=None,
-        help='JSON or a JSON file: {"rl_config": {...}, "hmm_config": {...}} (missing periods: '
-        "the v1 defaults 10/14/200/20/20 and 12/12/20)",
+        help="train --bars's JSON file: symbol, timeframe, training_config, rl_config, "
+        "hmm_config and window are read (the training-only keys are ignored)",
     )
     s.add_argument(
         "--bars",
@@ -576,34 +569,35 @@ def add_arguments(s) -> None:
     s.add_argument(
         "--norm",
         default=None,
-        help="the normalisation the policy was trained with, JSON or a JSON file as "
+        help="the normalisation the policy was trained with: a JSON file as "
         "oracle_training.features.fit_normalisation returns (None = fitted on --bars)",
     )
-    s.add_argument("--window", type=int, default=350, help="bars per decision window")
+    s.add_argument("--window", type=int, default=None, help="bars per decision window (350)")
     s.add_argument(
         "--out",
         default=None,
         help="a folder or SYM_TF.zip (None = the --from zip itself, else --models-dir)",
     )
+    g = s.add_argument_group(
+        "costs and periods",
+        "As train --bars names them; an option wins over --config, which wins over --from.",
+    )
+    for opt, section, name, typ in _options():
+        g.add_argument(opt, type=typ, default=None, help=f"{section}.{name}")
+    g.add_argument("--lot-sizes", help="training_config.lot_sizes: 0,WEAK,MODERATE,STRONG lots")
 
 
-def _json_arg(value: str | None, what: str):
-    if value is None:
+def _json_file(path: str | None, what: str):
+    if path is None:
         return None
-    text = value
-    if not value.lstrip().startswith("{"):
-        try:
-            text = Path(value).read_text()
-        except OSError as e:
-            raise PackError(
-                f"{what} {value}: not JSON and not a readable file ({e.strerror})"
-            ) from e
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PackError(f"{what}: not valid JSON ({e})") from e
+        obj = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise PackError(f"{what} {path}: {e.strerror}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PackError(f"{what} {path}: not JSON ({e})") from e
     if not isinstance(obj, dict):
-        raise PackError(f"{what}: must be a JSON object")
+        raise PackError(f"{what} {path}: must be a JSON object")
     return obj
 
 
@@ -626,9 +620,31 @@ def run(args) -> dict:
         ppo = _read(args.ppo, "--ppo")
     if args.hmm:
         hmm = _read(args.hmm, "--hmm")
+    # --from < --config < options
+    cfg = _json_file(args.config, "--config") or {}
+    d = {
+        "training_config": dict(seed.get("training_config") or {}),
+        "rl_config": dict(seed.get("rl_config") or {}),
+        "hmm_config": dict(seed.get("hmm_config") or {}),
+    }
+    for key in d:
+        part = cfg.get(key) or {}
+        if not isinstance(part, dict):
+            raise PackError(f"--config {args.config}: {key} must be a JSON object")
+        d[key].update(part)
+    for opt, section, name, _ in _options():
+        v = getattr(args, opt[2:].replace("-", "_"))
+        if v is not None:
+            d[section][name] = v
+    if args.lot_sizes is not None:
+        try:
+            d["training_config"]["lot_sizes"] = [float(v) for v in args.lot_sizes.split(",")]
+        except ValueError:
+            raise PackError(f"--lot-sizes {args.lot_sizes!r} must be numbers") from None
     sym = seed.get("symbol", {})
-    symbol = args.symbol or sym.get("name")
-    timeframe = args.timeframe or sym.get("timeframe")
+    symbol = args.symbol or cfg.get("symbol") or sym.get("name")
+    timeframe = args.timeframe or cfg.get("timeframe") or sym.get("timeframe")
+    window = args.window or cfg.get("window") or 350
     missing = [
         opt
         for opt, v in (
@@ -639,17 +655,13 @@ def run(args) -> dict:
         )
         if v is None
     ]
-    costs = _json_arg(args.costs, "--costs") or seed.get("training_config")
-    if costs is None:
-        missing.append("--costs")
     if missing:
         raise PackError(
             f"{', '.join(missing)} missing: give them, or --from a seed-format zip that holds them"
         )
-    periods = _json_arg(args.periods, "--periods")
-    if periods is None:
-        periods = {k: seed[k] for k in ("rl_config", "hmm_config") if k in seed}
-    norm = _json_arg(args.norm, "--norm")
+    costs = d["training_config"]
+    periods = {"rl_config": d["rl_config"], "hmm_config": d["hmm_config"]}
+    norm = _json_file(args.norm, "--norm")
     train_to = None
     if args.train_to:
         try:
@@ -678,7 +690,7 @@ def run(args) -> dict:
         out=out,
         norm=norm,
         train_to=train_to,
-        window=args.window,
+        window=int(window),
         clean=args.clean or sym.get("clean"),
         generated_at=seed.get("generated_at"),
         source=f"packed from {Path(args.from_zip).name}" if args.from_zip else "",

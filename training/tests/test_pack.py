@@ -120,6 +120,8 @@ def notebook(tmp_path_factory):
         "norm": norm,
         "bars": bars,
     }
+    files["config"] = d / "config.json"
+    files["config"].write_text(json.dumps({"symbol": SYM, "timeframe": TF, "training_config": FX5}))
     files["ppo"].write_bytes(_ppo_bytes(model))
     files["hmm"].write_bytes(pickle.dumps(hmm))
     return files
@@ -129,9 +131,7 @@ def _pack_args(nb, out, **over) -> list[str]:
     opts = {
         "--ppo": str(nb["ppo"]),
         "--hmm": str(nb["hmm"]),
-        "--symbol": SYM,
-        "--timeframe": TF,
-        "--costs": json.dumps(FX5),
+        "--config": str(nb["config"]),
         "--bars": str(nb["csv"]),
         "--train-to": nb["train_to"],
         "--out": str(out),
@@ -253,6 +253,21 @@ def _hmm_pickle(notebook, n_states=4, cov="diag", n_features=3, fit=True) -> byt
     return pickle.dumps(hmm)
 
 
+def _config(**sections) -> bytes:
+    """train --bars's config JSON for the notebook's model, with sections changed (None drops
+    a field)."""
+    cfg = {"symbol": SYM, "timeframe": TF, "training_config": dict(FX5)}
+    for key, fields in sections.items():
+        part = dict(cfg.get(key) or {})
+        for k, v in fields.items():
+            if v is None:
+                part.pop(k, None)
+            else:
+                part[k] = v
+        cfg[key] = part
+    return json.dumps(cfg).encode()
+
+
 MISFITS = {
     # name: (what to write over the notebook's files / options, words the one line must hold)
     "policy observes another size": (
@@ -265,11 +280,15 @@ MISFITS = {
     ),
     "network too wide": (
         {"ppo": lambda nb: _untrained_ppo(12, net_arch=(512,))},
-        ["pi=[512]", "at most 3 hidden layers of 1..256 units", "retrain with"],
+        ["net_arch [512] is not at most 3 hidden layers of 1..256 units", "retrain with"],
     ),
     "network too deep": (
         {"ppo": lambda nb: _untrained_ppo(12, net_arch=(16, 16, 16, 16))},
-        ["pi=[16, 16, 16, 16]", "at most 3 hidden layers"],
+        ["net_arch [16, 16, 16, 16] is not at most 3 hidden layers"],
+    ),
+    "network over the twin's weights": (
+        {"ppo": lambda nb: _untrained_ppo(12, net_arch=(256, 256, 256))},
+        ["net_arch [256, 256, 256] needs", "a [256, 256] actor"],
     ),
     "activation": (
         {"ppo": lambda nb: _untrained_ppo(12, activation=__import__("torch").nn.ELU)},
@@ -290,15 +309,19 @@ MISFITS = {
     "not a pickle": ({"hmm": lambda nb: b"not a pickle"}, ["not a pickle", "pickle.dump"]),
     "not a PPO save": ({"ppo": lambda nb: b"PK not a zip"}, ["not a stable-baselines3 PPO save"]),
     "costs lack a field": (
-        {"--costs": json.dumps({k: v for k, v in FX5.items() if k != "pip_value"})},
-        ["costs lack pip_value", "--costs"],
+        {"config": lambda nb: _config(training_config={"pip_value": None})},
+        ["costs lack pip_value", "--pip-value", "training_config in --config"],
+    ),
+    "a cost field the twin does not have": (
+        {"config": lambda nb: _config(training_config={"swap_long": -1.2})},
+        ["training_config.swap_long is not a cost field"],
     ),
     "states differ from hmm_config": (
-        {"--periods": json.dumps({"hmm_config": {"n_states": 5}})},
+        {"--n-states": "5"},
         ["hmm_config.n_states is 5", "HMM has 4 states"],
     ),
     "a period the set does not have": (
-        {"--periods": json.dumps({"rl_config": {"rsi_period": 14}})},
+        {"config": lambda nb: _config(rl_config={"rsi_period": 14})},
         ["rl_config.rsi_period is not a period of the feature set"],
     ),
 }
