@@ -140,5 +140,27 @@ fn demo_end_to_end_small() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).expect("report");
     assert!(html.contains("<svg") && html.contains("EURUSD_H1"));
+    // The tearsheet part (docs/report.md): the account's drawdown, and per model a statistics
+    // row and a tearsheet from `oracle backtest` over the bars its twin ran.
+    assert!(html.contains("Account drawdown (underwater)"));
+    let stats = html
+        .split("<table class=\"stats\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("the per-model statistics table");
+    for name in models.keys() {
+        assert!(
+            stats.contains(&format!("<a href=\"#{name}\">{name}</a>")),
+            "{name}: no statistics row"
+        );
+        assert!(
+            html.contains(&format!("id=\"{name}-tearsheet\"")),
+            "{name}: no tearsheet"
+        );
+    }
+    assert!(
+        !html.contains("no statistics:"),
+        "every model's backtest ran"
+    );
     std::fs::remove_dir_all(&out).expect("cleanup");
 }

@@ -177,7 +177,21 @@ pub fn underwater_chart(title: &str, curve: &Curve) -> String {
     let worst = vals.iter().fold(0.0_f64, |a, &v| a.max(v));
     let depth = if worst > 1e-12 { worst * 1.08 } else { 1.0 };
     let y = move |v: f64| TOP + v / depth * (h - TOP - BOTTOM);
-    let fmt = |v: f64| format!("−{v:.2}%").replace("−0.00%", "0%");
+    // Enough decimals that the five ticks differ (a shallow drawdown is a few hundredths).
+    let decimals = if depth >= 1.0 {
+        2
+    } else if depth >= 0.1 {
+        3
+    } else {
+        4
+    };
+    let fmt = move |v: f64| {
+        if v == 0.0 {
+            "0%".to_owned()
+        } else {
+            format!("−{v:.decimals$}%")
+        }
+    };
     let mut s = frame(
         title,
         "% below the running peak",
@@ -216,6 +230,30 @@ mod tests {
         assert_eq!((kept[0], *kept.last().unwrap()), (0, 9_999));
         assert!(kept.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(thinned(&[1.0, 2.0]), vec![0, 1]);
+    }
+
+    /// The y-axis labels of a chart (the `text-anchor="end"` texts).
+    fn y_labels(svg: &str) -> Vec<String> {
+        svg.split("text-anchor=\"end\">")
+            .skip(1)
+            .map(|t| t.split('<').next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// A drawdown of 0.025% at most: five different tick labels (two decimals printed
+    /// −0.01% three times).
+    #[test]
+    fn a_shallow_drawdown_gets_ticks_that_differ() {
+        let c = Curve::new(
+            (0..4).map(|i| format!("2020-01-01T0{i}:00:00Z")).collect(),
+            vec![0.0, 0.01, 0.025, 0.0],
+        );
+        let labels = y_labels(&underwater_chart("drawdown", &c));
+        let mut ticks: Vec<&String> = labels.iter().filter(|l| l.ends_with('%')).collect();
+        assert_eq!(ticks.len(), 5, "{labels:?}");
+        ticks.dedup();
+        assert_eq!(ticks.len(), 5, "{labels:?}");
+        assert_eq!(ticks[0], "0%");
     }
 
     #[test]

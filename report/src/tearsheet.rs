@@ -24,7 +24,7 @@ td:first-child,th:first-child{text-align:left}th{font-weight:600;vertical-align:
 .lbl{font-size:10px;fill:#6e7781}.ttl{font-size:12px;fill:#1b1f24}path{fill:none}\
 .equity{stroke:#0969da;stroke-width:1.6}.under{fill:#cf222e;fill-opacity:.28;stroke:#cf222e;stroke-width:1}\
 .figs td:nth-child(3){text-align:left;color:#6e7781}.figs th:nth-child(3){text-align:left}.months td.cell{min-width:44px}\
-.trades{font-size:12px}details{margin:8px 0}summary{cursor:pointer;color:#0969da}\
+.trades{font-size:12px}.stats{font-size:12px}.stats td,.stats th{padding:3px 6px}details{margin:8px 0}summary{cursor:pointer;color:#0969da}\
 .sheet{max-width:1100px}";
 
 const MONTHS: [&str; 12] = [
