@@ -461,3 +461,33 @@ fn a_zip_named_for_another_symbol_or_timeframe_is_refused() {
     assert_eq!(out.errors.len(), 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The loader takes `net_arch` up to what the core holds (`[256, 256]`, or e.g.
+/// `[128, 128, 128]`) and refuses more by name before converting the policy.
+#[test]
+fn a_net_arch_beyond_256_256_is_refused_naming_policy_net_arch() {
+    let Some(path) = sample_zip() else { return };
+    let (members, meta) = unpack(&std::fs::read(path).unwrap());
+    for arch in [
+        serde_json::json!([256, 256, 256]),
+        serde_json::json!([512]),
+        serde_json::json!([64, 64, 64, 64]),
+    ] {
+        let mut m = meta.clone();
+        m["policy"]["net_arch"] = arch.clone();
+        let e = refuse(&pack(&members, &m));
+        assert!(
+            matches!(&e.kind, LoadErrorKind::InvalidField { field, .. } if field == "policy.net_arch"),
+            "{arch}: {e}"
+        );
+        assert!(e.to_string().contains("[256, 256]"), "{e}");
+    }
+    // Within the limit the metadata passes and the (64, 64) policy's shape is what is refused.
+    let mut m = meta.clone();
+    m["policy"]["net_arch"] = serde_json::json!([128, 128, 128]);
+    let e = refuse(&pack(&members, &m));
+    assert!(
+        matches!(&e.kind, LoadErrorKind::ShapeMismatch { .. }),
+        "{e}"
+    );
+}

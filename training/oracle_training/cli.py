@@ -23,18 +23,32 @@ def cmd_data(args):
     write_all(Path(args.data_dir), names=args.names or None)
 
 
-def _train_one(name, timesteps, data_dir, models_dir):
-    from oracle_training.train import train_model
+def _train_one(name, timesteps, data_dir, models_dir, net_arch=None, activation=None):
+    from oracle_training.train import ppo_with, train_model
 
     _threads()
     t0 = time.time()
-    train_model(name, timesteps=timesteps, data_dir=Path(data_dir), models_dir=Path(models_dir))
+    train_model(
+        name,
+        timesteps=timesteps,
+        data_dir=Path(data_dir),
+        models_dir=Path(models_dir),
+        ppo=ppo_with(net_arch, activation),
+    )
     return name, time.time() - t0
 
 
 def cmd_train(args):
     if args.bars is None:
-        _train_one(args.name, args.timesteps or 50_000, args.data_dir, args.models_dir)
+        out = args.out_dir or args.models_dir
+        Path(out).mkdir(parents=True, exist_ok=True)
+        from oracle_training.train import TrainError
+
+        try:
+            net, act = args.net_arch, args.activation
+            _train_one(args.name, args.timesteps or 50_000, args.data_dir, out, net, act)
+        except TrainError as e:
+            sys.exit(f"python -m oracle_training train: {e}")
         return
     from oracle_training.bars import BarError
     from oracle_training.policy import ExportError
@@ -57,7 +71,16 @@ def cmd_train_all(args):
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
         futs = [
-            ex.submit(_train_one, n, args.timesteps, args.data_dir, args.models_dir) for n in names
+            ex.submit(
+                _train_one,
+                n,
+                args.timesteps,
+                args.data_dir,
+                args.models_dir,
+                args.net_arch,
+                args.activation,
+            )
+            for n in names
         ]
         for f in as_completed(futs):
             name, secs = f.result()
@@ -243,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", help=names_help)
     s.add_argument("--timesteps", type=int, default=50_000, help="PPO training timesteps per model")
     s.add_argument("--jobs", type=int, default=2, help="models trained at the same time")
+    s.add_argument(
+        "--net-arch",
+        default=None,
+        help="hidden layers, e.g. 256,256 or pi=256,256/vf=64,64 (None = the bundled 64,64)",
+    )
+    s.add_argument(
+        "--activation", choices=["tanh", "relu"], default=None, help="None = tanh (bundled)"
+    )
     s.set_defaults(func=cmd_train_all)
 
     s = sub.add_parser(

@@ -105,6 +105,12 @@ def gz(data: bytes) -> bytes:
     return buf.getvalue()
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository (as the manifest names zips), else as given."""
+    p = Path(path).resolve()
+    return p.relative_to(REPO).as_posix() if p.is_relative_to(REPO) else str(path)
+
+
 def golden_for_model(zip_path: Path, data_dir: Path = DATA_DIR):
     """``(spec, data, steps, csv_bytes)`` for one model over its golden stream."""
     mz = ModelZip(zip_path)
@@ -164,7 +170,7 @@ def generate_all(
         atomic_write_bytes(golden_dir / fn, gz(csv))
         files[name] = {
             "model": name,
-            "zip": f"models/{zp.name}",
+            "zip": repo_relative(zp),
             "zip_sha256": sha256_file(zp),
             "file": fn,
             "csv_sha256": sha256_bytes(csv),

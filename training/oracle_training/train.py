@@ -875,3 +875,20 @@ def config_from_args(args) -> TrainConfig:
     if not d["training_config"]:
         d["training_config"] = None
     return config_from_dict(d, where="train --bars")
+
+
+def ppo_with(net_arch: str | None, activation: str | None) -> PPOConfig | None:
+    """The bundled models' PPO with ``--net-arch`` / ``--activation`` (None when neither)."""
+    if net_arch is None and activation is None:
+        return None
+    ppo = PPOConfig()
+    if net_arch is not None:
+        ppo.net_arch = parse_net_arch(net_arch)
+    if activation is not None:
+        ppo.activation = activation
+    from oracle_training.policy import net_arch_problem
+
+    problem = net_arch_problem(5 + HMMConfig().n_states + 3, ppo.pi)
+    if problem or ppo.activation not in ACTIVATION_FNS:
+        raise TrainError(f"--net-arch/--activation: {problem or ppo.activation}")
+    return ppo

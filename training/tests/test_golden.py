@@ -105,3 +105,29 @@ def test_golden_comparison_allows_ulps_on_posteriors_only():
         assert_golden_text_equal(f"{head}\n0,1,{far},0.75", f"{head}\n0,1,{p},0.75", "far")
     with pytest.raises(AssertionError, match="regime"):
         assert_golden_text_equal(f"{head}\n0,0,{p},0.75", f"{head}\n0,1,{p},0.75", "regime")
+
+
+WIDE = GOLDEN / "wide"
+
+
+def test_the_wide_golden_is_a_256_256_relu_model_and_reproducible_from_its_zip():
+    """tests/golden/wide: EURUSD_H1 trained with net_arch [256, 256] and relu (not one of the
+    20 bundled models): its zip and golden file match the manifest, the golden regenerates from
+    the zip, and the coverage thresholds hold."""
+    from paths import REPO
+
+    from oracle_training.modelzip import ModelZip
+
+    m = json.loads((WIDE / "manifest.json").read_text())
+    assert [f["model"] for f in m["files"]] == ["EURUSD_H1"]
+    f = m["files"][0]
+    zp = REPO / f["zip"]
+    assert zp.parent == WIDE and sha256_file(zp) == f["zip_sha256"]
+    policy = ModelZip(zp).meta["policy"]
+    assert (policy["net_arch"], policy["activation"]) == ([256, 256], "relu")
+    assert sha256_file(MODELS / "EURUSD_H1.zip") != f["zip_sha256"]  # the bundled one is apart
+    text = gzip.decompress((WIDE / f["file"]).read_bytes()).decode()
+    assert sha256_bytes(text.encode()) == f["csv_sha256"]
+    _, _, _, _, _, csv = golden_for_model(zp, DATA)
+    assert_golden_text_equal(csv.decode(), text, "wide EURUSD_H1")
+    assert not coverage_problems(m), coverage_problems(m)

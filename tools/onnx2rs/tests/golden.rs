@@ -211,3 +211,42 @@ fn golden_logits_match_every_model() {
         ));
     }
 }
+
+/// The wide golden (`tests/golden/wide/`): an SB3 `net_arch=[256, 256]` relu actor converts to
+/// `Gemm-Relu-Gemm-Relu-Gemm` dense layers whose logits match the training side's.
+#[test]
+fn wide_relu_golden_logits_match() {
+    let root = workspace_root();
+    let dir = root.join("tests/golden/wide");
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("wide manifest.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("wide manifest.json parses");
+    let files = v["files"].as_array().expect("wide manifest: files[]");
+    assert!(!files.is_empty(), "the wide manifest lists no files");
+    for f in files {
+        let zip = root.join(f["zip"].as_str().expect("files[].zip"));
+        let mlp = load(&zip);
+        let shape: Vec<(usize, usize, onnx2rs::Activation)> = mlp
+            .layers
+            .iter()
+            .map(|l| (l.in_dim, l.out_dim, l.activation))
+            .collect();
+        let relu = onnx2rs::Activation::Relu;
+        let k = mlp.input_dim();
+        assert_eq!(
+            shape,
+            vec![
+                (k, 256, relu),
+                (256, 256, relu),
+                (256, 7, onnx2rs::Activation::Identity)
+            ]
+        );
+        let o = check_golden(&mlp, &dir.join(f["file"].as_str().expect("files[].file")));
+        assert_eq!(Some(o.rows as u64), f["decision_rows"].as_u64());
+        note(&format!(
+            "wide golden {}: {} rows, max |Δlogit| = {:e}",
+            zip.display(),
+            o.rows,
+            o.max_delta
+        ));
+    }
+}
