@@ -322,3 +322,99 @@ fn oracle_auth_then_refresh_then_accounts_against_the_simulator() {
     drop(sim);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn oracle_auth_and_accounts_name_what_is_missing() {
+    let d = tmpdir("auth-missing");
+    let s = |v: &str| v.to_string();
+    let token_file = d.join("ctrader-token.json").display().to_string();
+    // no client id anywhere
+    let empty = d.join("empty.env");
+    std::fs::write(&empty, "# nothing\n").unwrap();
+    chmod(&empty, 0o600);
+    let out = oracle(
+        &[
+            s("auth"),
+            s("--secrets"),
+            empty.display().to_string(),
+            s("--token-file"),
+            token_file.clone(),
+        ],
+        "",
+    );
+    let all = text(&out);
+    assert!(
+        !out.status.success() && all.contains("CTRADER_CLIENT_ID") && all.contains("empty.env"),
+        "{all}"
+    );
+    // no redirect URI for the code flow
+    let secrets = secrets_file(&d);
+    let out = oracle(
+        &[
+            s("auth"),
+            s("--secrets"),
+            secrets.display().to_string(),
+            s("--token-file"),
+            token_file.clone(),
+        ],
+        "",
+    );
+    let all = text(&out);
+    assert!(
+        !out.status.success() && all.contains("--redirect-uri"),
+        "{all}"
+    );
+    // a plain-HTTP token endpoint
+    let out = oracle(
+        &[
+            s("auth"),
+            s("--refresh"),
+            s("--secrets"),
+            secrets.display().to_string(),
+            s("--token-file"),
+            token_file.clone(),
+            s("--token-url"),
+            s("http://127.0.0.1:1/apps/token"),
+        ],
+        "",
+    );
+    let all = text(&out);
+    assert!(!out.status.success() && all.contains("https://"), "{all}");
+    // --refresh with nothing to refresh
+    let out = oracle(
+        &[
+            s("auth"),
+            s("--refresh"),
+            s("--secrets"),
+            secrets.display().to_string(),
+            s("--token-file"),
+            token_file.clone(),
+        ],
+        "",
+    );
+    let all = text(&out);
+    assert!(
+        !out.status.success()
+            && all.contains("CTRADER_REFRESH_TOKEN")
+            && all.contains("oracle auth"),
+        "{all}"
+    );
+    // accounts without any access token
+    let out = oracle(
+        &[
+            s("accounts"),
+            s("--secrets"),
+            secrets.display().to_string(),
+            s("--token-file"),
+            token_file,
+        ],
+        "",
+    );
+    let all = text(&out);
+    assert!(
+        !out.status.success() && all.contains("CTRADER_ACCESS_TOKEN"),
+        "{all}"
+    );
+    no_secret(&all, &[CLIENT_SECRET]);
+    let _ = std::fs::remove_dir_all(&d);
+}
