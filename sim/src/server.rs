@@ -720,7 +720,8 @@ async fn run_connection(
         }
     }
     .await;
-    if let Some(t) = &timing {
+    // an HTTP request is no Open API client: the timing hook counts no disconnect for it
+    if let Some(t) = timing.as_ref().filter(|_| http.is_none()) {
         match &result {
             Ok(reason) => t.disconnect(conn, reason),
             Err(e) => t.disconnect(conn, &format!("{e:#}")),

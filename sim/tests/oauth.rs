@@ -396,3 +396,36 @@ async fn the_account_list_over_tls_refuses_a_demo_account_on_the_live_host_namin
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_request_is_no_disconnect_for_the_timing_hook() {
+    let dir = private_dir("timing");
+    let file = dir.join("timing.jsonl");
+    let mut cfg = config();
+    cfg.timing_out = Some(file.clone());
+    let sim = start(cfg).await;
+    let a = https_get(&sim, "/apps/token?grant_type=refresh_token&refresh_token=x").await;
+    assert!(a.starts_with("HTTP/1.1 400"), "{a}");
+    let mut c = Client::connect(&sim).await;
+    c.login().await;
+    drop(c);
+    // the Open API client's disconnect is stamped, the HTTP request's is not
+    let deadline = std::time::Instant::now() + WAIT;
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let client = text
+            .lines()
+            .any(|l| l.contains("\"disconnect\"") && !l.contains("OAuth"));
+        if client || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sim.shutdown().await;
+    let disconnects: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("\"disconnect\""))
+        .collect();
+    assert_eq!(disconnects.len(), 1, "{lines}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
