@@ -193,3 +193,59 @@ fn backtest_prints_its_version() {
         "{text}"
     );
 }
+
+#[test]
+fn html_writes_the_tearsheet_of_the_same_run_and_an_unwritable_page_is_one_line_naming_it() {
+    let dir = tmpdir("html");
+    let Some((zip, bars)) = inputs(&dir, 600) else {
+        return;
+    };
+    let model = zip.to_str().unwrap();
+    let out = oracle(
+        &dir,
+        &[
+            "backtest",
+            "--model",
+            model,
+            "--bars",
+            "bars.csv",
+            "--html",
+            "pages/t.html",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tearsheet: pages/t.html"), "{stderr}");
+    let page = std::fs::read_to_string(dir.join("pages/t.html")).expect("the tearsheet");
+    let want = oracle_model::backtest(&zip, &bars, oracle_model::DEFAULT_CAPITAL, &mut Vec::new())
+        .expect("backtest");
+    assert_eq!(
+        page,
+        oracle_report::page(&want, model, "bars.csv", "account currency"),
+        "the page of the run the summary printed, money named 'account currency' by default"
+    );
+    // The summary on stdout is unchanged by --html.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want.summary());
+    // A page whose folder cannot be made (bars.csv is a file): one line naming it, exit 1.
+    let out = oracle(
+        &dir,
+        &[
+            "backtest",
+            "--model",
+            model,
+            "--bars",
+            "bars.csv",
+            "--html",
+            "bars.csv/t.html",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Two lines: the bad bar line of the input (reported and skipped), then the refusal.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[1].starts_with("oracle backtest: bars.csv: cannot create the folder"),
+        "{stderr}"
+    );
+}
