@@ -33,10 +33,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use oracle_ipc::{Action, Timeframe};
 use tracing::{info, warn};
 
-use crate::broker::{OrderLookup, OrderReq, OrderResult, Quote};
+use crate::broker::{BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote};
 use crate::config::ExecutorConfig;
 use crate::journal::{INTENT_MEMORY, Op, Record, Replayed, client_order_id, intent_rank};
-use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, Refusal};
+use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal};
 use crate::risk::{Account, RiskGuard};
 use crate::volume::SymbolSpec;
 
@@ -139,8 +139,8 @@ pub enum SideAction {
     /// and feed each, in submission order, to [`SideCore::handle_order_outcome`] (draining the
     /// actions after each).
     AwaitAnswers,
-    /// Look up what became of an order whose answer never came (never resend it) →
-    /// [`SideCore::handle_lookup`].
+    /// Look up what became of an order whose answer never came, or that was in flight at a
+    /// restart (never resend it) → [`SideCore::handle_lookup`].
     LookUp(OrderLookup),
 }
 
@@ -176,6 +176,7 @@ pub struct SideCore {
     account_cache: Option<(i64, Account)>,
     actions: VecDeque<SideAction>,
     batch: Option<Batch>,
+    reconcile: Option<Reconcile>,
 }
 
 /// The result of an order request as the policy sees it (`None`: unknown).
@@ -315,6 +316,7 @@ impl SideCore {
             account_cache: None,
             actions: VecDeque::new(),
             batch: None,
+            reconcile: None,
         };
         for (coid, r) in order {
             side.remember_intent(coid, r.clone());
@@ -556,6 +558,13 @@ impl SideCore {
     /// The answer of [`SideAction::LookUp`]: `Ok(None)` when the broker has no trace of the
     /// order (it never executed), `Err(why)` when the lookup failed.
     pub fn handle_lookup(&mut self, result: Result<Option<OrderResult>, String>) {
+        if self
+            .reconcile
+            .as_ref()
+            .is_some_and(|rc| rc.current.is_some())
+        {
+            return self.reconciled_lookup(result);
+        }
         let Some(b) = &mut self.batch else { return };
         if b.wait != Some(Wait::LookUp) {
             return;
@@ -1040,5 +1049,266 @@ impl SideCore {
         }
         b.result = Some(out);
         b.stage = Stage::Done;
+    }
+}
+
+/// A reconciliation under way: the pending intents still to look up, then the positions.
+#[derive(Debug)]
+struct Reconcile {
+    positions: Vec<BrokerPosition>,
+    queue: VecDeque<Record>,
+    /// The intent whose lookup is in flight.
+    current: Option<Record>,
+}
+
+impl SideCore {
+    /// The broker's open positions (at start and after every reconnect, before any order):
+    /// reconciles the journal's view with them. Each intent whose outcome is unknown is looked
+    /// up first ([`SideAction::LookUp`] → [`SideCore::handle_lookup`], one at a time), never
+    /// resent; then positions the journal says we hold and positions with our label are
+    /// explained. A symbol whose state cannot be explained is refused (listed in
+    /// `policy.unreconciled`); the others go on. Done when [`SideCore::reconciling`] is false.
+    pub fn handle_reconciled(&mut self, positions: Vec<BrokerPosition>) {
+        self.policy.unreconciled.clear();
+        self.reconcile = Some(Reconcile {
+            positions,
+            queue: self.pending.values().cloned().collect(),
+            current: None,
+        });
+        self.advance_reconcile();
+    }
+
+    /// A reconciliation is under way (waiting for a lookup).
+    pub fn reconciling(&self) -> bool {
+        self.reconcile.is_some()
+    }
+
+    fn advance_reconcile(&mut self) {
+        loop {
+            let Some(rc) = &mut self.reconcile else {
+                return;
+            };
+            if rc.current.is_some() {
+                return;
+            }
+            match rc.queue.pop_front() {
+                Some(r) => {
+                    if let Some(lookup) = lookup_of(&r) {
+                        rc.current = Some(r);
+                        self.actions.push_back(SideAction::LookUp(lookup));
+                        return;
+                    }
+                }
+                None => {
+                    if let Some(rc) = self.reconcile.take() {
+                        self.reconcile_positions(&rc.positions);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Step 1: what became of an order sent before a restart or a disconnect.
+    fn reconciled_lookup(&mut self, found: Result<Option<OrderResult>, String>) {
+        let Some(r) = self.reconcile.as_mut().and_then(|rc| rc.current.take()) else {
+            return;
+        };
+        let Record::Intent {
+            coid,
+            model,
+            op,
+            action,
+            position_id,
+            symbol,
+            ..
+        } = r
+        else {
+            return self.advance_reconcile();
+        };
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(target: DECISION, side = self.name, event = "unreconciled", symbol = %symbol,
+                    coid = %coid, "order outcome unknown and the lookup failed ({e}): symbol not traded");
+                self.policy.unreconciled.insert(
+                    symbol.clone(),
+                    format!("lookup of order {coid} failed: {e}"),
+                );
+                return self.advance_reconcile();
+            }
+        };
+        let st = self.policy.models.entry(model.clone()).or_default();
+        let outcome = match (op, found) {
+            (
+                Op::Open,
+                Some(OrderResult::Filled {
+                    position_id: pid,
+                    price,
+                    volume,
+                }),
+            ) => {
+                info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                    position_id = pid, "order sent before the restart was filled: position adopted (not resent)");
+                if st.real.is_none() {
+                    st.real = Some(RealPos {
+                        position_id: pid,
+                        action,
+                        volume,
+                        price,
+                    });
+                    st.missed = false;
+                }
+                Record::Outcome {
+                    coid: coid.clone(),
+                    result: "filled".into(),
+                    position_id: Some(pid),
+                    price: Some(price),
+                    volume: Some(volume),
+                    code: None,
+                }
+            }
+            (Op::Close, Some(OrderResult::Filled { .. })) => {
+                if st.real.as_ref().map(|r| r.position_id) == position_id {
+                    st.real = None;
+                }
+                Record::Outcome {
+                    coid: coid.clone(),
+                    result: "filled".into(),
+                    position_id,
+                    price: None,
+                    volume: None,
+                    code: None,
+                }
+            }
+            _ => {
+                info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                    "order sent before the restart never executed: not resent (entry missed)");
+                if op == Op::Open {
+                    st.missed = true;
+                }
+                Record::Outcome {
+                    coid: coid.clone(),
+                    result: "not_executed".into(),
+                    position_id: None,
+                    price: None,
+                    volume: None,
+                    code: None,
+                }
+            }
+        };
+        self.actions.push_back(SideAction::Journal {
+            record: outcome,
+            sync: true,
+        });
+        self.pending.remove(&coid);
+        self.advance_reconcile();
+    }
+
+    /// Steps 2 and 3: positions the journal says we hold, then positions with our label that
+    /// nothing explains; then every model's state is journaled.
+    fn reconcile_positions(&mut self, positions: &[BrokerPosition]) {
+        // 2. Positions the journal says we hold.
+        let by_id: HashMap<u64, &BrokerPosition> =
+            positions.iter().map(|p| (p.position_id, p)).collect();
+        let mut known = HashSet::new();
+        for (model, st) in self.policy.models.iter_mut() {
+            if let Some(r) = &st.real {
+                if by_id.contains_key(&r.position_id) {
+                    known.insert(r.position_id);
+                } else {
+                    warn!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                        position_id = r.position_id,
+                        "position closed outside the executor (stop-out, manual close): real is now FLAT, waiting for the next transition");
+                    self.notes.insert(
+                        model.clone(),
+                        format!(
+                            "position {} closed outside the executor (stop-out, manual close)",
+                            r.position_id
+                        ),
+                    );
+                    st.real = None;
+                    st.missed = st.target.is_some_and(|t| t.0 != Action::Wait);
+                }
+            }
+        }
+        // 3. Positions with our label that nothing explains.
+        for p in positions {
+            if !p.label.starts_with("oracle:") || known.contains(&p.position_id) {
+                continue;
+            }
+            // Explained by its client order id, or (brokers that do not echo it on positions) by
+            // label, side and volume against an Open intent whose fill was never recorded.
+            let by_coid = self.intents.get(&p.client_order_id).cloned();
+            let by_label = || {
+                self.intents
+                    .iter()
+                    .filter(|(c, _)| !self.filled.contains(*c))
+                    .filter_map(|(_, r)| match r {
+                        Record::Intent {
+                            model,
+                            op: Op::Open,
+                            buy,
+                            volume,
+                            ts,
+                            ..
+                        } if model.label() == p.label && *buy == p.buy && *volume == p.volume => {
+                            Some((*ts, r.clone()))
+                        }
+                        _ => None,
+                    })
+                    .max_by_key(|(ts, _)| *ts)
+                    .map(|(_, r)| r)
+            };
+            let adopt = by_coid.or_else(by_label);
+            match adopt {
+                Some(Record::Intent {
+                    model,
+                    op: Op::Open,
+                    action,
+                    coid,
+                    ..
+                }) if self
+                    .policy
+                    .models
+                    .get(&model)
+                    .is_none_or(|s| s.real.is_none()) =>
+                {
+                    let st = self.policy.models.entry(model.clone()).or_default();
+                    st.real = Some(RealPos {
+                        position_id: p.position_id,
+                        action,
+                        volume: p.volume,
+                        price: p.price,
+                    });
+                    st.missed = false;
+                    self.filled.insert(coid.clone());
+                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                        position_id = p.position_id, coid = %coid, "position of a journaled order adopted");
+                }
+                _ => {
+                    let why = format!(
+                        "position {} ({} {} volume {}) carries our label {} but no journaled order explains it",
+                        p.position_id,
+                        p.symbol,
+                        if p.buy { "BUY" } else { "SELL" },
+                        p.volume,
+                        p.label
+                    );
+                    warn!(target: DECISION, side = self.name, event = "unreconciled", symbol = %p.symbol,
+                        "symbol not traded: {why}");
+                    self.policy.unreconciled.insert(p.symbol.clone(), why);
+                }
+            }
+        }
+        for (model, st) in &self.policy.models {
+            self.actions.push_back(SideAction::Journal {
+                record: Record::Model {
+                    model: model.clone(),
+                    state: st.clone(),
+                },
+                sync: true,
+            });
+        }
     }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
+use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
-use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{
     AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
 };
@@ -448,4 +448,114 @@ fn a_restart_from_the_journal_bytes_resumes_the_same_decisions() {
     assert_eq!(acks(&uninterrupted.1), acks(&resumed.1));
     assert_eq!(plans(&uninterrupted.1), plans(&resumed.1));
     assert_eq!(on.policy.models, restarted.policy.models);
+}
+
+impl Book {
+    /// Reconciles: the broker holds `positions`.
+    fn reconcile(&mut self, core: &mut SideCore, positions: Vec<BrokerPosition>) {
+        core.handle_reconciled(positions);
+        let (mut wire, mut answers) = (Vec::new(), Vec::new());
+        while let Some(a) = core.poll_action() {
+            self.perform(core, T0, a, &mut wire, &mut answers);
+        }
+        assert!(!core.reconciling(), "done: {:?}", self.trace);
+    }
+}
+
+/// The journal of an executor killed after its entry's intent was synced, before any answer.
+fn killed_after_intent(m: &ModelKey, bt: i64) -> Vec<u8> {
+    let intent = Record::Intent {
+        ts: now_for(bt),
+        coid: format!("ot-EURUSD-M15-{bt}-O"),
+        model: m.clone(),
+        op: Op::Open,
+        symbol: "EURUSD".into(),
+        buy: true,
+        action: ActionName(Action::LongWeak),
+        volume: 100_000,
+        position_id: None,
+        bt,
+    };
+    let model = Record::Model {
+        model: m.clone(),
+        state: ModelState {
+            target: Some(ActionName(Action::Wait)),
+            last_bt: Some(T0),
+            real: None,
+            missed: false,
+        },
+    };
+    encode_lines(&[model, intent]).expect("encodable")
+}
+
+#[test]
+fn a_restart_looks_up_the_order_in_flight_adopts_its_fill_and_never_resends_it() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let coid = format!("ot-EURUSD-M15-{bt}-O");
+    let rep = Replayed::from_bytes(&killed_after_intent(&m, bt));
+    assert!(rep.pending.contains_key(&coid), "{rep:?}");
+    let mut core = core_from(&rep, vec![m.clone()]);
+    let mut book = Book::new();
+    book.found = Some(OrderResult::Filled {
+        position_id: 55,
+        price: 1.1,
+        volume: 100_000,
+    });
+    let held = BrokerPosition {
+        position_id: 55,
+        symbol: "EURUSD".into(),
+        label: m.label(),
+        client_order_id: coid.clone(),
+        buy: true,
+        volume: 100_000,
+        price: 1.1,
+    };
+    book.reconcile(&mut core, vec![held]);
+    assert_eq!(book.trace, vec![format!("lookup {coid}")]);
+    assert_eq!(core.retained().pending, 0);
+    assert_eq!(
+        core.policy.models[&m].real.as_ref().map(|r| r.position_id),
+        Some(55)
+    );
+    assert!(core.policy.unreconciled.is_empty());
+    // The re-sent SIGNAL for the same bar holds the adopted position: nothing is resent.
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
+    assert!(book.submitted.is_empty(), "{:?}", book.trace);
+    assert!(matches!(out[0].0, AckKind::Hold), "{out:?}");
+    // The restart's findings are in the journal: a second restart finds nothing pending.
+    let mut bytes = killed_after_intent(&m, bt);
+    bytes.extend(&book.journal);
+    assert!(Replayed::from_bytes(&bytes).pending.is_empty());
+}
+
+#[test]
+fn a_labelled_position_nothing_explains_stops_entries_on_its_symbol() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let flat = ModelState {
+        target: Some(ActionName(Action::Wait)),
+        last_bt: Some(T0),
+        real: None,
+        missed: false,
+    };
+    let mut core = core_with(&[(m.clone(), flat)]);
+    let mut book = Book::new();
+    let stranger = BrokerPosition {
+        position_id: 9,
+        symbol: "EURUSD".into(),
+        label: m.label(),
+        client_order_id: "someone-else".into(),
+        buy: false,
+        volume: 300_000,
+        price: 1.2,
+    };
+    book.reconcile(&mut core, vec![stranger]);
+    assert!(core.policy.unreconciled.contains_key("EURUSD"));
+    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
+    assert!(book.submitted.is_empty(), "{:?}", book.trace);
+    assert_eq!(
+        out[0].2.as_ref().map(Refusal::code).as_deref(),
+        Some("SYMBOL_UNRECONCILED")
+    );
 }

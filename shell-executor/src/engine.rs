@@ -30,7 +30,7 @@ use oracle_ipc::{Ack, Action, ErrCode, Iso, Message, Outcome, Signal, Timeframe}
 use tracing::{info, warn};
 
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
-use oracle_executor_core::side::{SideAction, SideCore, lookup_of};
+use oracle_executor_core::side::{SideAction, SideCore};
 
 use crate::broker::{Broker, OrderResult};
 use crate::config::ExecutorConfig;
@@ -98,19 +98,6 @@ impl<B: Broker> Side<B> {
     /// fsyncs of this side's journal (0 without one): a test-visible metric.
     pub fn journal_syncs(&self) -> u64 {
         self.journal.as_ref().map_or(0, Journal::syncs)
-    }
-
-    fn journal(&mut self, r: &Record) -> Result<(), Refusal> {
-        if let Some(j) = &mut self.journal
-            && let Err(e) = j.append(r)
-        {
-            warn!(target: DECISION, side = self.core.name, error = %e, "journal write failed: order not sent");
-            return Err(Refusal::Broker {
-                code: "JOURNAL".into(),
-                msg: e.to_string(),
-            });
-        }
-        Ok(())
     }
 
     async fn spec(&mut self, symbol: &str) -> Option<SymbolSpec> {
@@ -356,203 +343,12 @@ impl<B: Broker> Side<B> {
 
     /// Reconciles the journal's view with the broker's positions. Run at start and after every
     /// reconnect, before any order. Symbols whose state cannot be explained are refused (listed
-    /// in `policy.unreconciled`); the others go on.
-    pub async fn reconcile(&mut self, _now: i64) -> Result<(), crate::broker::BrokerError> {
+    /// in `policy.unreconciled`); the others go on. The decisions are the core's
+    /// ([`SideCore::handle_reconciled`]).
+    pub async fn reconcile(&mut self, now: i64) -> Result<(), crate::broker::BrokerError> {
         let positions = self.broker.reconcile().await?;
-        self.core.policy.unreconciled.clear();
-        // 1. Orders whose outcome is unknown: look them up.
-        let pending: Vec<Record> = self.core.pending.values().cloned().collect();
-        for r in pending {
-            let Some(lookup) = lookup_of(&r) else {
-                continue;
-            };
-            let Record::Intent {
-                coid,
-                model,
-                op,
-                action,
-                position_id,
-                symbol,
-                ..
-            } = r
-            else {
-                continue;
-            };
-            let found = match self.broker.find_order(&lookup).await {
-                Ok(f) => f,
-                Err(e) => {
-                    warn!(target: DECISION, side = self.core.name, event = "unreconciled", symbol = %symbol,
-                        coid = %coid, "order outcome unknown and the lookup failed ({e}): symbol not traded");
-                    self.core.policy.unreconciled.insert(
-                        symbol.clone(),
-                        format!("lookup of order {coid} failed: {e}"),
-                    );
-                    continue;
-                }
-            };
-            let st = self.core.policy.models.entry(model.clone()).or_default();
-            match (op, found) {
-                (
-                    Op::Open,
-                    Some(OrderResult::Filled {
-                        position_id: pid,
-                        price,
-                        volume,
-                    }),
-                ) => {
-                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model, coid = %coid,
-                        position_id = pid, "order sent before the restart was filled: position adopted (not resent)");
-                    if st.real.is_none() {
-                        st.real = Some(crate::policy::RealPos {
-                            position_id: pid,
-                            action,
-                            volume,
-                            price,
-                        });
-                        st.missed = false;
-                    }
-                    let _ = self.journal(&Record::Outcome {
-                        coid: coid.clone(),
-                        result: "filled".into(),
-                        position_id: Some(pid),
-                        price: Some(price),
-                        volume: Some(volume),
-                        code: None,
-                    });
-                }
-                (Op::Close, Some(OrderResult::Filled { .. })) => {
-                    if st.real.as_ref().map(|r| r.position_id) == position_id {
-                        st.real = None;
-                    }
-                    let _ = self.journal(&Record::Outcome {
-                        coid: coid.clone(),
-                        result: "filled".into(),
-                        position_id,
-                        price: None,
-                        volume: None,
-                        code: None,
-                    });
-                }
-                _ => {
-                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model, coid = %coid,
-                        "order sent before the restart never executed: not resent (entry missed)");
-                    if op == Op::Open {
-                        st.missed = true;
-                    }
-                    let _ = self.journal(&Record::Outcome {
-                        coid: coid.clone(),
-                        result: "not_executed".into(),
-                        position_id: None,
-                        price: None,
-                        volume: None,
-                        code: None,
-                    });
-                }
-            }
-            self.core.pending.remove(&coid);
-        }
-        // 2. Positions the journal says we hold.
-        let by_id: HashMap<u64, &crate::broker::BrokerPosition> =
-            positions.iter().map(|p| (p.position_id, p)).collect();
-        let mut known = std::collections::HashSet::new();
-        for (model, st) in self.core.policy.models.iter_mut() {
-            if let Some(r) = &st.real {
-                if by_id.contains_key(&r.position_id) {
-                    known.insert(r.position_id);
-                } else {
-                    warn!(target: DECISION, side = self.core.name, event = "reconciled", model = %model,
-                        position_id = r.position_id,
-                        "position closed outside the executor (stop-out, manual close): real is now FLAT, waiting for the next transition");
-                    self.core.notes.insert(
-                        model.clone(),
-                        format!(
-                            "position {} closed outside the executor (stop-out, manual close)",
-                            r.position_id
-                        ),
-                    );
-                    st.real = None;
-                    st.missed = st.target.is_some_and(|t| t.0 != Action::Wait);
-                }
-            }
-        }
-        // 3. Positions with our label that nothing explains.
-        for p in &positions {
-            if !p.label.starts_with("oracle:") || known.contains(&p.position_id) {
-                continue;
-            }
-            // Explained by its client order id, or (brokers that do not echo it on positions) by
-            // label, side and volume against an Open intent whose fill was never recorded.
-            let by_coid = self.core.intents.get(&p.client_order_id).cloned();
-            let by_label = || {
-                self.core
-                    .intents
-                    .iter()
-                    .filter(|(c, _)| !self.core.filled.contains(*c))
-                    .filter_map(|(_, r)| match r {
-                        Record::Intent {
-                            model,
-                            op: Op::Open,
-                            buy,
-                            volume,
-                            ts,
-                            ..
-                        } if model.label() == p.label && *buy == p.buy && *volume == p.volume => {
-                            Some((*ts, r.clone()))
-                        }
-                        _ => None,
-                    })
-                    .max_by_key(|(ts, _)| *ts)
-                    .map(|(_, r)| r)
-            };
-            let adopt = by_coid.or_else(by_label);
-            match adopt {
-                Some(Record::Intent {
-                    model,
-                    op: Op::Open,
-                    action,
-                    coid,
-                    ..
-                }) if self
-                    .policy
-                    .models
-                    .get(&model)
-                    .is_none_or(|s| s.real.is_none()) =>
-                {
-                    let st = self.core.policy.models.entry(model.clone()).or_default();
-                    st.real = Some(crate::policy::RealPos {
-                        position_id: p.position_id,
-                        action,
-                        volume: p.volume,
-                        price: p.price,
-                    });
-                    st.missed = false;
-                    self.core.filled.insert(coid.clone());
-                    info!(target: DECISION, side = self.core.name, event = "reconciled", model = %model,
-                        position_id = p.position_id, coid = %coid, "position of a journaled order adopted");
-                }
-                _ => {
-                    let why = format!(
-                        "position {} ({} {} volume {}) carries our label {} but no journaled order explains it",
-                        p.position_id,
-                        p.symbol,
-                        if p.buy { "BUY" } else { "SELL" },
-                        p.volume,
-                        p.label
-                    );
-                    warn!(target: DECISION, side = self.core.name, event = "unreconciled", symbol = %p.symbol,
-                        "symbol not traded: {why}");
-                    self.core.policy.unreconciled.insert(p.symbol.clone(), why);
-                }
-            }
-        }
-        for (model, st) in &self.core.policy.models {
-            if let Some(j) = &mut self.journal {
-                let _ = j.append(&Record::Model {
-                    model: model.clone(),
-                    state: st.clone(),
-                });
-            }
-        }
+        self.core.handle_reconciled(positions);
+        self.drive(now).await;
         Ok(())
     }
 }
