@@ -5,6 +5,9 @@
 //!
 //! Every refusal names the zip file and the field or member at fault ([`LoadError`]). A folder
 //! of zips loads with [`load_dir`]: a bad zip is reported by name and the others still load.
+//! A zip declaring features the twin does not implement is refused, naming them (contract §9
+//! "Declared features": the one set is [`FEATURE_SET`] v[`FEATURE_SET_VERSION`], and no
+//! declaration means it); a seed-format zip is refused with the [`pack_command`] that packs it.
 //!
 //! Also here, because every tool shares them: the bar CSV reader ([`BarReader`], bad lines by
 //! line number), [`replay`], the contract §8 replay trace behind `oracle replay`, and
