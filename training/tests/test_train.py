@@ -279,3 +279,20 @@ def test_the_check_observations_cover_a_short_file(small_bars):
     data = precompute(read_bars(small_bars), spec)
     obs = observations_for_check(spec, data, None, 2500, 1)
     assert obs.shape == (2500, spec.obs_dim) and np.isfinite(obs).all()
+
+
+def test_the_sample_models_train_wide_with_net_arch_and_activation():
+    """``train NAME`` / ``train-all`` stay one call; --net-arch/--activation widen them (how the
+    wide golden and a wide fleet for the bench are made), refused beyond the twin's limit."""
+    from oracle_training.train import ppo_with
+
+    assert ppo_with(None, None) is None  # the bundled [64, 64] tanh
+    ppo = ppo_with("256,256", "relu")
+    assert (ppo.pi, ppo.vf, ppo.activation) == ([256, 256], [256, 256], "relu")
+    assert ppo.policy_kwargs()["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+    with pytest.raises(TrainError, match="not at most 3 hidden layers of 1..256 units"):
+        ppo_with("512", None)
+    args = build_parser().parse_args(
+        ["train-all", "--net-arch", "256,256", "--activation", "relu", "--timesteps", "4096"]
+    )
+    assert (args.net_arch, args.activation, args.timesteps) == ("256,256", "relu", 4096)
