@@ -7,12 +7,15 @@
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
 //!   file and its fsyncs are the shell's);
 //! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes);
+//! - [`answers`]: what a SIGNAL is answered with before the broker (duplicates, bars not
+//!   streamed, stale re-sends) and the ACKs remembered;
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
 //! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
 //! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
 
+pub mod answers;
 pub mod broker;
 pub mod config;
 pub mod journal;

@@ -1,41 +1,32 @@
-//! The engine: policy + risk guard + journal + broker + drift ledger.
+//! The engine: the driver of the executor core's decisions ([`oracle_executor_core`]) over a
+//! live and/or a paper book, plus the drift ledger.
 //!
 //! It is async only because the broker is; it reads no clock (`now` is a parameter) so tests
-//! drive it with a virtual clock against [`crate::paper::PaperBook`].
-//!
-//! SIGNALs that wait together are handled as one batch ([`Engine::on_signals`]; the shell takes
-//! every SIGNAL already queued after the first): every model's plan is decided, then the batch's
-//! exits go out together (all intents written with one fsync, all orders on the wire, then all
-//! answers awaited; the entries' expected margins are asked together meanwhile), then its
-//! entries the same way (an entry whose model's exit failed is not sent). Two SIGNALs of one
-//! model never share a batch (the second waits for the first's answer), so every model sees
-//! exactly the sequence of decisions a one-at-a-time engine makes; ACKs come back in arrival
-//! order. A batch of one is the one-signal path.
-//!
-//! Memory is flat over a long run: per model, the ACKs of the last [`ACK_MEMORY`] answered bars
-//! (a re-sent SIGNAL for an older bar than the model's latest is refused `STALE_SIGNAL`, never
-//! executed) and the last [`INTENT_MEMORY`] intents (plus every intent whose outcome is still
-//! unknown, until it is resolved).
-//!
-//! A SIGNAL for a bar later than the latest one streamed on its model's stream (not closed yet,
-//! in the future) is answered `ERR|UNKNOWN_BAR` before the policy sees it: it changes no state
-//! and is not journaled, so it can never make the model's later signals stale (docs/ipc.md).
+//! drive it with a virtual clock against [`crate::paper::PaperBook`]. What it decides itself is
+//! only the grouping: the SIGNALs that wait together are one batch ([`Engine::on_signals`]),
+//! two SIGNALs of one model never share a batch (the second waits for the first's answer), so
+//! every model sees exactly the decisions a one-at-a-time engine makes; ACKs come back in
+//! arrival order. A SIGNAL's verdict before the broker (duplicate, bar not streamed, stale
+//! re-send) is `oracle_executor_core::answers`'; a batch's steps are
+//! `oracle_executor_core::side`'s ([`Side`] does their I/O). Live and paper are the same core.
 //!
 //! One log line per decision (target `oracle_executor::decision`): `signal` in, `order_sent`,
 //! `order_result`, `refusal` with its reason, `ack`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use oracle_ipc::{Ack, Action, ErrCode, Iso, Message, Outcome, Signal, Timeframe};
 use tracing::{info, warn};
 
+pub use oracle_executor_core::answers::FUTURE_LAST_BAR;
+use oracle_executor_core::answers::{Answers, Verdict};
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
 use oracle_executor_core::side::{SideAction, SideCore};
 
 use crate::broker::{Broker, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
-use crate::journal::{ACK_MEMORY, Journal, Op, Record, Replayed};
+use crate::journal::{Journal, Op, Record, Replayed};
 use crate::paper::PaperBook;
 use crate::policy::{AckKind, ModelKey, Plan, Refusal};
 use crate::server::err_line;
@@ -43,12 +34,6 @@ use crate::volume::SymbolSpec;
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
 pub const NO_SIGNAL: &str = "NO_SIGNAL";
-
-/// A model's journaled last bar this far (seconds) after the executor's clock, and later than
-/// every bar streamed, is not a bar that was ever streamed (a future-dated SIGNAL journaled by
-/// an executor before bar times were checked): it is ignored rather than refusing every later
-/// signal of the model `STALE_SIGNAL`. A week: far beyond any broker clock running ahead.
-pub const FUTURE_LAST_BAR: i64 = 7 * 86_400;
 
 /// One side of the engine: a policy trading one book (live broker or paper). The decisions are
 /// the core's ([`SideCore`], reached through `Deref`: `side.policy`, `side.risk`…); this drives
@@ -374,10 +359,8 @@ pub struct Engine<B> {
     /// Paper side (alone or beside live).
     pub paper: Option<Side<PaperBook>>,
     drift: Option<DriftLedger>,
-    /// Per model, the ACK lines of its last [`ACK_MEMORY`] answered bars, by bar time.
-    acks: HashMap<ModelKey, BTreeMap<i64, String>>,
-    /// Per model: streamed bars without a drift-ledger row yet (oldest first).
-    unexplained: HashMap<ModelKey, std::collections::VecDeque<i64>>,
+    /// The ACKs remembered and the streamed bars waiting for their ledger row (the core's).
+    answers: Answers,
     /// Counters.
     pub counters: Counters,
 }
@@ -467,11 +450,9 @@ impl<B: Broker> Engine<B> {
     fn write_no_signal(&mut self, key: &ModelKey, bt: i64) {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
-        let equity = match (&self.live, &self.paper) {
-            (Some(l), _) => l.last_account().map(|a| a.equity),
-            (None, Some(p)) => p.last_account().map(|a| a.equity),
-            _ => None,
-        };
+        let equity = self
+            .answering()
+            .and_then(|c| c.last_account().map(|a| a.equity));
         let paper_equity = self
             .paper
             .as_ref()
@@ -505,33 +486,15 @@ impl<B: Broker> Engine<B> {
         if self.drift.is_none() {
             return;
         }
-        let q = self.unexplained.entry(key.clone()).or_default();
-        q.push_back(bt);
-        let mut due = Vec::new();
-        while q.len() > 2 {
-            due.extend(q.pop_front());
-        }
-        for t in due {
+        for t in self.answers.bar_streamed(key, bt) {
             self.write_no_signal(key, t);
         }
     }
 
     /// Writes `NO_SIGNAL` rows for every streamed bar still without one (clean shutdown).
     pub fn flush_unexplained(&mut self) {
-        let mut all: Vec<(ModelKey, i64)> = self
-            .unexplained
-            .drain()
-            .flat_map(|(k, q)| q.into_iter().map(move |t| (k.clone(), t)))
-            .collect();
-        all.sort_by_key(|(k, t)| (*t, k.to_string()));
-        for (k, t) in all {
+        for (k, t) in self.answers.flush_unexplained() {
             self.write_no_signal(&k, t);
-        }
-    }
-
-    fn explained(&mut self, key: &ModelKey, bt: i64) {
-        if let Some(q) = self.unexplained.get_mut(key) {
-            q.retain(|&t| t != bt);
         }
     }
 
@@ -543,38 +506,32 @@ impl<B: Broker> Engine<B> {
         acks: HashMap<(ModelKey, i64), String>,
         drift: Option<DriftLedger>,
     ) -> Self {
-        let mut e = Engine {
+        Engine {
             cfg,
             live,
             paper,
             drift,
-            acks: HashMap::new(),
-            unexplained: HashMap::new(),
+            answers: Answers::new(acks),
             counters: Counters::default(),
-        };
-        for ((key, bt), line) in acks {
-            e.remember_ack(key, bt, line);
-        }
-        e
-    }
-
-    /// Remembers an answered bar's ACK; forgets the model's oldest beyond [`ACK_MEMORY`].
-    fn remember_ack(&mut self, key: ModelKey, bt: i64, line: String) {
-        let m = self.acks.entry(key).or_default();
-        m.insert(bt, line);
-        while m.len() > ACK_MEMORY {
-            m.pop_first();
         }
     }
 
     /// ACK lines remembered, over all models (tests: memory stays flat over a long run).
     pub fn acks_len(&self) -> usize {
-        self.acks.values().map(BTreeMap::len).sum()
+        self.answers.acks_len()
     }
 
     /// Streamed bars waiting for their drift-ledger row, over all models.
     pub fn unexplained_len(&self) -> usize {
-        self.unexplained.values().map(VecDeque::len).sum()
+        self.answers.unexplained_len()
+    }
+
+    /// The side whose answers the predictor gets: live, else paper (the same core either way).
+    fn answering(&self) -> Option<&SideCore> {
+        match &self.live {
+            Some(l) => Some(&l.core),
+            None => self.paper.as_ref().map(|p| &p.core),
+        }
     }
 
     /// Is this symbol served (in the config)?
@@ -654,93 +611,40 @@ impl<B: Broker> Engine<B> {
     }
 
     /// The answer of a signal that needs no order (`Ok`), else its model, timeframe and bar
-    /// time (`Err`: it goes to the broker).
+    /// time (`Err`: it goes to the broker). The verdict is the core's ([`Answers::admit`]);
+    /// this formats its line.
     fn answer_at_once(
         &mut self,
         now: i64,
         s: &Signal<'_>,
     ) -> Result<SignalAnswer, (ModelKey, Timeframe, i64)> {
         self.counters.signals += 1;
-        let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
-            return Ok(SignalAnswer {
-                line: ack_line(s, &AckKind::Fail("NO_BAR_TIME".into())),
-                duplicate: false,
-            });
+        let answering = match &self.live {
+            Some(l) => Some(&l.core),
+            None => self.paper.as_ref().map(|p| &p.core),
         };
-        let key = ModelKey::new(s.symbol, tf);
-        info!(target: DECISION, event = "signal", model = %key, action = %s.action, regime = s.regime,
-            virtual_pnl = %s.virtual_pnl, bt = %Iso(bt), seq = s.seq, "signal in");
-        if let Some(line) = self.acks.get(&key).and_then(|m| m.get(&bt)) {
-            self.counters.duplicates += 1;
-            if line.split('|').nth(2) != Some(s.action.as_str()) {
-                warn!(target: DECISION, event = "conflicting_duplicate", model = %key, bt = %Iso(bt),
-                    action = %s.action, ack = %line,
-                    "SIGNAL for an already answered bar with a different action: answered with the first ACK, not executed (predictor inconsistency)");
+        let (line, duplicate) = match self.answers.admit(now, s, answering) {
+            Verdict::Execute { key, tf, bt } => return Err((key, tf, bt)),
+            Verdict::NoBarTime => (ack_line(s, &AckKind::Fail("NO_BAR_TIME".into())), false),
+            Verdict::Duplicate(line) => {
+                self.counters.duplicates += 1;
+                (line, true)
             }
-            info!(target: DECISION, event = "duplicate", model = %key, bt = %Iso(bt), ack = %line,
-                "duplicate SIGNAL: same ACK again, not re-executed");
-            let line = line.clone();
-            // Its row was written when it was first answered (possibly before a restart).
-            self.explained(&key, bt);
-            return Ok(SignalAnswer {
-                line,
-                duplicate: true,
-            });
-        }
-        let (last, streamed) = match (&self.live, &self.paper) {
-            (Some(l), _) => (
-                l.policy.models.get(&key).and_then(|m| m.last_bt),
-                l.policy.last_bar(&key),
-            ),
-            (None, Some(p)) => (
-                p.policy.models.get(&key).and_then(|m| m.last_bt),
-                p.policy.last_bar(&key),
-            ),
-            _ => (None, None),
-        };
-        // A bar later than the latest one streamed on the model's stream (not closed yet, in the
-        // future): refused before the policy, so it changes nothing and is not journaled (a
-        // future bar time kept as the model's last would refuse every later signal).
-        if streamed.is_none_or(|t| bt > t) {
-            self.counters.refusals += 1;
-            let line = err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt)));
-            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "UNKNOWN_BAR",
-                bt = %Iso(bt), last_streamed = ?streamed.map(Iso),
-                "{}: {} refused: its bar time is not a bar streamed on this model's stream (not closed yet, or in the future): not executed, not journaled", key, s.action);
-            return Ok(SignalAnswer {
-                line,
-                duplicate: false,
-            });
-        }
-        // A model's last bar later than every bar streamed and more than [`FUTURE_LAST_BAR`]
-        // after the executor's clock was never a streamed bar: a future-dated SIGNAL an older
-        // executor journaled. It must not refuse the model's signals (exits are never
-        // refused): ignored here, replaced by this signal's bar.
-        let last = match (last, streamed) {
-            (Some(l), Some(t)) if l > t && l > now.saturating_add(FUTURE_LAST_BAR) => {
-                warn!(target: DECISION, event = "future_last_bar_ignored", model = %key, last_bt = %Iso(l),
-                    last_streamed = %Iso(t),
-                    "{}: the journaled last bar {} is later than any bar streamed: ignored (a future-dated SIGNAL journaled by an older executor)", key, Iso(l));
-                None
+            Verdict::UnknownBar { key, bt } => {
+                self.counters.refusals += 1;
+                let line = err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt)));
+                (line, false)
             }
-            (l, _) => l,
+            Verdict::Stale => {
+                self.counters.refusals += 1;
+                let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));
+                if let Some(tf) = s.tf {
+                    info!(target: DECISION, event = "ack", model = %ModelKey::new(s.symbol, tf), ack = %line, "ack out");
+                }
+                (line, false)
+            }
         };
-        // Older than the model's latest handled bar and no longer remembered: a re-send of an
-        // old bar (or an out-of-order one). The newer signal governs the position; this one is
-        // refused and changes nothing (its bar's ledger row was written back then).
-        if let Some(last) = last.filter(|&l| bt < l) {
-            self.counters.refusals += 1;
-            let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));
-            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "STALE_SIGNAL",
-                bt = %Iso(bt), last_bt = %Iso(last),
-                "{}: {} refused: signal for a bar older than the model's latest handled one ({}) and no longer remembered: not executed", key, s.action, Iso(last));
-            info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
-            return Ok(SignalAnswer {
-                line,
-                duplicate: false,
-            });
-        }
-        Err((key, tf, bt))
+        Ok(SignalAnswer { line, duplicate })
     }
 
     /// Executes a group of signals (at most one per model) as one batch on each side, then
@@ -816,7 +720,7 @@ impl<B: Broker> Engine<B> {
                     None => None,
                 };
                 self.write_drift(s, key, bt, &line, equity, paper_equity);
-                self.explained(key, bt);
+                self.answers.explained(key, bt);
             }
             // Remember the answer (journal of the answering side).
             let side_journal = match (&mut self.live, &mut self.paper) {
@@ -831,7 +735,7 @@ impl<B: Broker> Engine<B> {
                     line: line.clone(),
                 });
             }
-            self.remember_ack(key.clone(), bt, line.clone());
+            self.answers.remember(key.clone(), bt, line.clone());
             answers[*i] = Some(SignalAnswer {
                 line,
                 duplicate: false,
