@@ -52,7 +52,8 @@ pub struct AuthArgs {
     /// environment).
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
-    /// Where the token pair is written [default: /var/lib/oracle-trader/ctrader-token.json].
+    /// Where the token pair is written; its folder is created 0700 when missing and must be
+    /// private [default: /var/lib/oracle-trader/tokens/ctrader-token.json].
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// The authorization page.
@@ -76,7 +77,7 @@ pub struct AccountsArgs {
     /// The secrets file (client id and secret; its access token when there is no token file).
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
-    /// The token file [default: /var/lib/oracle-trader/ctrader-token.json]; its access token is
+    /// The token file [default: /var/lib/oracle-trader/tokens/ctrader-token.json]; its access token is
     /// used when it exists.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -155,11 +156,7 @@ fn auth(a: &AuthArgs, input: &mut dyn std::io::BufRead) -> Result<(), String> {
     let (client_id, client_secret) = app(&file)?;
     let token_file = a.token_file.clone().unwrap_or_else(default_token_file);
     // the new pair must be storable before a code or a refresh token is spent for it
-    let dir = match token_file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    tokenfile::folder_verdict(&dir)?;
+    tokenfile::prepare_folder(&token_file)?;
     let ca = read_ca(a.ca.as_deref())?;
     let endpoint = TokenEndpoint::new(&a.token_url, ca.as_deref()).map_err(|e| e.to_string())?;
     let pair = if a.refresh {

@@ -161,7 +161,7 @@ fn oracle_auth_then_refresh_then_accounts_against_the_simulator() {
     let state = d.join("state");
     std::fs::create_dir(&state).unwrap();
     chmod(&state, 0o750);
-    let token_file = state.join("ctrader-token.json");
+    let token_file = oracle_ctrader::tokenfile::path_in(&state);
     let s = |v: &str| v.to_string();
     let common = |extra: &[String]| {
         let mut v = vec![
@@ -196,10 +196,13 @@ fn oracle_auth_then_refresh_then_accounts_against_the_simulator() {
     );
     assert!(all.contains("token pair written to"), "{all}");
     let first = tokenfile::load(&token_file).unwrap().expect("a token file");
+    let tokens = token_file.parent().unwrap().to_path_buf();
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(&tokens).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "oracle auth made a private folder");
     }
     no_secret(
         &all,
@@ -233,15 +236,15 @@ fn oracle_auth_then_refresh_then_accounts_against_the_simulator() {
     let second = tokenfile::load(&token_file).unwrap().unwrap();
     assert_ne!(second, first);
 
-    // a folder others may enter: refused before the refresh token is spent
-    chmod(&state, 0o755);
+    // a folder the group may read: refused before the refresh token is spent
+    chmod(&tokens, 0o750);
     let out = oracle(&common(&[s("--refresh")]), "");
     let all = text(&out);
     assert!(
-        !out.status.success() && all.contains("refusing") && all.contains("0755"),
+        !out.status.success() && all.contains("refusing") && all.contains("0750"),
         "{all}"
     );
-    chmod(&state, 0o750);
+    chmod(&tokens, 0o700);
 
     // --refresh: a new pair in the file
     let out = oracle(&common(&[s("--refresh")]), "");

@@ -12,8 +12,10 @@
 //!
 //! Permissions: the file is `0600`; a token file that group or others may access is refused on
 //! [`load`] with the `chmod` that fixes it. [`store`] refuses a folder that group or others may
-//! write (they could swap the file) or that others may enter or list; a group-readable folder
-//! (`0750`, the deploy kit's `StateDirectoryMode`) is accepted, since the file itself is `0600`.
+//! write (they could swap the file) or read (list, enter), naming the mode and the `chmod`. The
+//! token file's home is therefore its own folder, `tokens/` in the state folder ([`path_in`]):
+//! the state folder itself is `0750` (the units' `StateDirectoryMode`), and [`prepare_folder`]
+//! creates `tokens/` as `0700`.
 //!
 //! No error or `Debug` output carries a token: only paths, field names and modes.
 
@@ -22,8 +24,10 @@ use std::path::{Path, PathBuf};
 
 use crate::creds::Secret;
 
-/// The token file's name in the state folder.
+/// The token file's name.
 pub const TOKEN_FILE_NAME: &str = "ctrader-token.json";
+/// The token file's private folder in the state folder.
+pub const TOKEN_DIR_NAME: &str = "tokens";
 
 /// An access token and the refresh token that replaces it, with their times.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,9 +107,35 @@ impl TokenPair {
     }
 }
 
-/// The token file in the state folder `state`.
+/// The token file of the state folder `state`: `state/tokens/ctrader-token.json`.
 pub fn path_in(state: &Path) -> PathBuf {
-    state.join(TOKEN_FILE_NAME)
+    state.join(TOKEN_DIR_NAME).join(TOKEN_FILE_NAME)
+}
+
+/// The folder `path` is written in (`.` for a bare name).
+pub fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Makes the token file's folder ready: created `0700` when missing (its parent must exist),
+/// then [`folder_verdict`]. Call it before spending a code or a refresh token, so that the pair
+/// they give can be stored.
+pub fn prepare_folder(path: &Path) -> Result<(), String> {
+    let dir = folder_of(path);
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(&dir)
+            .map_err(|e| format!("token folder {}: cannot create it: {e}", dir.display()))?;
+    }
+    folder_verdict(&dir)
 }
 
 /// The pair in `path`: `Ok(None)` when there is no such file; an error (naming the path and the
@@ -149,9 +179,9 @@ pub fn folder_verdict(dir: &Path) -> Result<(), String> {
                 "token folder {shown}: mode {mode:04o} lets group or others write there (they could replace the token file); refusing to write the tokens: run `chmod 0700 {shown}` or choose a private folder"
             ));
         }
-        if mode & 0o007 != 0 {
+        if mode & 0o055 != 0 {
             return Err(format!(
-                "token folder {shown}: mode {mode:04o} lets others list and enter it; refusing to write the tokens: run `chmod 0700 {shown}` (or 0750 for the service's group) or choose a private folder"
+                "token folder {shown}: mode {mode:04o} lets group or others read it; refusing to write the tokens: run `chmod 0700 {shown}` or choose a private folder"
             ));
         }
     }
@@ -162,10 +192,7 @@ pub fn folder_verdict(dir: &Path) -> Result<(), String> {
 /// rename over `path`, fsync the folder. Refuses a folder [`folder_verdict`] refuses.
 pub fn store(path: &Path, pair: &TokenPair) -> Result<(), String> {
     let shown = path.display().to_string();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = folder_of(path);
     folder_verdict(&dir)?;
     let name = path
         .file_name()
@@ -206,6 +233,7 @@ pub fn newest<'a>(pairs: impl IntoIterator<Item = &'a TokenPair>) -> Option<&'a 
 mod tests {
     use super::*;
 
+    /// A state folder (0750, as the units make it) whose token file's folder is not made yet.
     fn dir(name: &str) -> PathBuf {
         let d =
             std::env::temp_dir().join(format!("oracle-tokenfile-{name}-{}", std::process::id()));
@@ -214,7 +242,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o750)).unwrap();
         }
         d
     }
@@ -230,9 +258,18 @@ mod tests {
 
     #[test]
     fn a_stored_pair_loads_back_whole_with_mode_0600_and_replaces_the_old_one() {
-        let d = dir("roundtrip");
-        let p = path_in(&d);
+        let state = dir("roundtrip");
+        let p = path_in(&state);
+        let d = folder_of(&p);
         assert_eq!(load(&p).unwrap(), None);
+        assert!(store(&p, &pair(1)).is_err(), "no folder yet");
+        prepare_folder(&p).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
         store(&p, &pair(1)).unwrap();
         store(&p, &pair(2)).unwrap();
         assert_eq!(load(&p).unwrap(), Some(pair(2)));
@@ -247,35 +284,54 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from(TOKEN_FILE_NAME)]);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&state);
     }
 
     #[cfg(unix)]
     #[test]
     fn a_token_file_or_folder_open_to_others_is_refused_with_the_fix_and_no_value() {
         use std::os::unix::fs::PermissionsExt;
-        let d = dir("modes");
-        let p = path_in(&d);
+        let state = dir("modes");
+        let p = path_in(&state);
+        let d = folder_of(&p);
+        prepare_folder(&p).unwrap();
         store(&p, &pair(1)).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
         let e = load(&p).unwrap_err();
         assert!(e.contains("0640") && e.contains("chmod 0600"), "{e}");
         assert!(!e.contains("SECRET"), "{e}");
-        for (mode, why) in [(0o770, "write"), (0o755, "others"), (0o702, "write")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for (mode, why) in [
+            (0o770, "write"),
+            (0o702, "write"),
+            (0o750, "read"),
+            (0o705, "read"),
+            (0o710, "read"),
+        ] {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
             let e = store(&p, &pair(2)).unwrap_err();
-            assert!(e.contains(why) && e.contains("refusing"), "{mode:o}: {e}");
+            assert!(
+                e.contains(why) && e.contains("refusing") && e.contains(&format!("{mode:04o}")),
+                "{mode:o}: {e}"
+            );
+            assert!(prepare_folder(&p).is_err(), "{mode:o}");
         }
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(
+            load(&p).unwrap(),
+            Some(pair(1)),
+            "a refused store leaves the old pair"
+        );
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
         store(&p, &pair(3)).unwrap();
         assert_eq!(load(&p).unwrap(), Some(pair(3)));
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&state);
     }
 
     #[test]
     fn a_damaged_token_file_is_an_error_naming_the_field_not_the_value() {
-        let d = dir("damaged");
-        let p = path_in(&d);
+        let state = dir("damaged");
+        let p = path_in(&state);
+        prepare_folder(&p).unwrap();
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true);
         #[cfg(unix)]
@@ -292,7 +348,7 @@ mod tests {
         std::fs::write(&p, "{not json SECRET").unwrap();
         let e = load(&p).unwrap_err();
         assert!(e.contains("not JSON") && !e.contains("SECRET"), "{e}");
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(&state);
     }
 
     #[test]

@@ -119,6 +119,7 @@ async fn code_to_pair_to_file_to_refresh_old_refresh_refused_and_the_new_access_
     // pair → file
     let dir = private_dir("flow");
     let file = tokenfile::path_in(&dir);
+    tokenfile::prepare_folder(&file).unwrap();
     tokenfile::store(&file, &first).unwrap();
     assert_eq!(tokenfile::load(&file).unwrap().as_ref(), Some(&first));
 
