@@ -17,6 +17,12 @@
 //! the state folder itself is `0750` (the units' `StateDirectoryMode`), and [`prepare_folder`]
 //! creates `tokens/` as `0700`.
 //!
+//! For a process that rotates the pair (the executor, issue 17 item 2): at start take
+//! [`newest`] of the token file's pair and the secrets file's (stamped `obtained_at_ms` 0, so a
+//! pair `oracle auth` or a refresh wrote wins); before a refresh, [`prepare_folder`]; after the
+//! answer, [`store`] **then** use the new pair — a store that fails after a refresh is fatal and
+//! loud, since the old pair is already dead.
+//!
 //! No error or `Debug` output carries a token: only paths, field names and modes.
 
 use std::io::Write as _;
