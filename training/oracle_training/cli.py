@@ -89,11 +89,18 @@ def cmd_train_all(args):
 
 
 def cmd_export(args):
+    from oracle_training.bars import BarError
     from oracle_training.export import export_zip
+    from oracle_training.modelzip import ModelZipError
+    from oracle_training.policy import ExportError
 
     _threads()
     for z in args.zips:
-        print(json.dumps(export_zip(Path(z), rewrite=not args.verify_only)))
+        try:
+            print(json.dumps(export_zip(Path(z), rewrite=not args.verify_only)))
+        except (ModelZipError, ExportError, BarError) as e:
+            # One line; a seed-format zip's names the pack command (export reads runtime zips).
+            sys.exit(f"python -m oracle_training export: {e}")
 
 
 def cmd_goldens(args):

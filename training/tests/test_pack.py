@@ -434,3 +434,25 @@ def test_fit_normalisation_is_what_training_stores(small_bars):
         "rl_norm": {"mean": rl_mean, "std": rl_std},
         "hmm_norm": {"mean": h_mean, "std": h_std},
     }
+
+
+def test_export_of_a_seed_format_zip_is_one_line_naming_pack_not_a_traceback(notebook, tmp_path):
+    seed = tmp_path / f"{NAME}.zip"
+    members = {
+        n: (notebook["dir"] / n).read_bytes() for n in (f"{NAME}_hmm.pkl", f"{NAME}_ppo.zip")
+    }
+    meta = {
+        "format_version": "2.0",
+        "generated_at": "2026-02-03T10:30:00Z",
+        "symbol": {"name": SYM, "clean": SYM, "timeframe": TF},
+        "training_config": dict(FX5),
+        "hmm_config": {**HMMConfig().as_dict(), "n_states": 4},
+        "rl_config": RLConfig().as_dict(),
+        "actions": {},
+    }
+    _seed_zip(seed, members, meta)
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(seed)])
+    msg = str(e.value.code)
+    assert msg.startswith("python -m oracle_training export: ") and "\n" not in msg, msg
+    assert f"`{pack_command(seed.name)}`" in msg, msg
