@@ -410,11 +410,7 @@ impl<B: Broker> Engine<B> {
     ) {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
-        let note = match (&mut self.live, &mut self.paper) {
-            (Some(l), _) => l.notes.remove(key),
-            (None, Some(p)) => p.notes.remove(key),
-            _ => None,
-        };
+        let note = self.answering_mut().and_then(|c| c.notes.remove(key));
         let Some(d) = &mut self.drift else { return };
         let row = DriftRow {
             bar_time: Iso(bt).to_string(),
@@ -531,6 +527,22 @@ impl<B: Broker> Engine<B> {
         match &self.live {
             Some(l) => Some(&l.core),
             None => self.paper.as_ref().map(|p| &p.core),
+        }
+    }
+
+    /// [`Engine::answering`], to change.
+    fn answering_mut(&mut self) -> Option<&mut SideCore> {
+        match &mut self.live {
+            Some(l) => Some(&mut l.core),
+            None => self.paper.as_mut().map(|p| &mut p.core),
+        }
+    }
+
+    /// The answering side's journal (where its ACKs are remembered across a restart).
+    fn answering_journal(&mut self) -> Option<&mut Journal> {
+        match &mut self.live {
+            Some(l) => l.journal.as_mut(),
+            None => self.paper.as_mut().and_then(|p| p.journal.as_mut()),
         }
     }
 
@@ -677,21 +689,22 @@ impl<B: Broker> Engine<B> {
             }
         }
         // Live first (latency), then the paper book.
-        let mut live = match &mut self.live {
+        let live = match &mut self.live {
             Some(l) => Some(l.handle_batch(&self.cfg, now, &items).await),
             None => None,
         };
-        let mut paper = match &mut self.paper {
+        let paper = match &mut self.paper {
             Some(p) => Some(p.handle_batch(&self.cfg, now, &items).await),
             None => None,
         };
+        // The predictor gets the answering side's ACKs: live, else paper.
+        let mut answered_by = live.or(paper);
         for (k, (i, key, _, bt)) in group.iter().enumerate() {
             let (s, bt) = (&signals[*i], *bt);
-            let answered = match (&mut live, &mut paper) {
-                (Some(l), _) => l.get_mut(k).map(|x| (x.0.clone(), x.2.take())),
-                (None, Some(p)) => p.get_mut(k).map(|x| (x.0.clone(), x.2.take())),
-                (None, None) => None,
-            };
+            let answered = answered_by
+                .as_mut()
+                .and_then(|v| v.get_mut(k))
+                .map(|x| (x.0.clone(), x.2.take()));
             // Neither side: nothing to trade with.
             let (ack, refusal) = answered.unwrap_or((
                 AckKind::Fail("BROKER_DOWN".into()),
@@ -710,25 +723,24 @@ impl<B: Broker> Engine<B> {
             info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
             // Drift ledger.
             if self.drift.is_some() {
-                let equity = match (&mut self.live, &mut self.paper) {
-                    (Some(l), _) => l.account(now).await.map(|a| a.equity),
-                    (None, Some(p)) => p.account(now).await.map(|a| a.equity),
-                    _ => None,
+                let live_equity = match &mut self.live {
+                    Some(l) => l.account(now).await.map(|a| a.equity),
+                    None => None,
                 };
                 let paper_equity = match &mut self.paper {
                     Some(p) => p.account(now).await.map(|a| a.equity),
                     None => None,
                 };
+                let equity = if self.live.is_some() {
+                    live_equity
+                } else {
+                    paper_equity
+                };
                 self.write_drift(s, key, bt, &line, equity, paper_equity);
                 self.answers.explained(key, bt);
             }
             // Remember the answer (journal of the answering side).
-            let side_journal = match (&mut self.live, &mut self.paper) {
-                (Some(l), _) => l.journal.as_mut(),
-                (None, Some(p)) => p.journal.as_mut(),
-                _ => None,
-            };
-            if let Some(j) = side_journal {
+            if let Some(j) = self.answering_journal() {
                 let _ = j.append_unsynced(&Record::Ack {
                     model: key.clone(),
                     bt,
