@@ -319,6 +319,8 @@ def pack(
     generated_at: str | None = None,
     source: str = "",
     actions: dict | None = None,
+    norm_source: str | None = None,
+    data_train: dict | None = None,
 ) -> dict:
     """Checks the inputs against the contract, exports and checks the ONNX policy, and writes the
     zip atomically to ``out`` (a file named ``SYM_TF.zip``). Returns the metadata written."""
@@ -379,8 +381,13 @@ def pack(
             )
         norm = fit_normalisation(train, window, rl, hc)
         norm_source = "fitted by pack on data.train"
+        data_train = {
+            "from": format_time(int(train.time[0])),
+            "to": format_time(int(train.time[-1])),
+            "bars": len(train),
+        }
     else:
-        norm_source = "given to pack (--norm)"
+        norm_source = norm_source or "given to pack (--norm)"
     norm = check_norm(norm)
     portable = PortableHMM.from_hmmlearn(hmm)
     spec = TwinSpec(
@@ -438,11 +445,7 @@ def pack(
         "data": {
             "source": source or "packed by python -m oracle_training pack",
             "file": bars_label,
-            "train": {
-                "from": format_time(int(train.time[0])),
-                "to": format_time(int(train.time[-1])),
-                "bars": len(train),
-            },
+            **({"train": data_train} if data_train else {}),
             "normalisation": norm_source,
         },
         "training": {"packed": True, "export_check": check},
@@ -520,7 +523,17 @@ def read_seed_zip(path: Path) -> tuple[dict, bytes, bytes]:
                     f"{names['hmm_pkl']} and {names['ppo']})"
                 ) from e
     seed = {k: meta[k] for k in SEED_FIELDS if k in meta}
-    return seed, blobs[0], blobs[1]
+    # A runtime zip's own normalisation, window and training range: re-packing keeps them.
+    obs, hmm_meta, data = (
+        meta.get(k) if isinstance(meta.get(k), dict) else {} for k in ("observation", "hmm", "data")
+    )
+    kept = {}
+    if isinstance(obs.get("rl_norm"), dict) and isinstance(hmm_meta.get("feature_norm"), dict):
+        kept["norm"] = {"rl_norm": obs["rl_norm"], "hmm_norm": hmm_meta["feature_norm"]}
+        kept["train"] = data.get("train") if isinstance(data.get("train"), dict) else None
+        if isinstance(meta.get("window"), int):
+            kept["window"] = meta["window"]
+    return seed, blobs[0], blobs[1], kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +583,8 @@ def add_arguments(s) -> None:
         "--norm",
         default=None,
         help="the normalisation the policy was trained with: a JSON file as "
-        "oracle_training.features.fit_normalisation returns (None = fitted on --bars)",
+        "oracle_training.features.fit_normalisation returns (None = a --from runtime zip's own "
+        "unless --train-to is given, else fitted on --bars up to --train-to)",
     )
     s.add_argument("--window", type=int, default=None, help="bars per decision window (350)")
     s.add_argument(
@@ -613,9 +627,10 @@ def run(args) -> dict:
     from oracle_training.bars import parse_time, read_bars
 
     seed: dict = {}
+    kept: dict = {}
     ppo = hmm = None
     if args.from_zip:
-        seed, ppo, hmm = read_seed_zip(Path(args.from_zip))
+        seed, ppo, hmm, kept = read_seed_zip(Path(args.from_zip))
     if args.ppo:
         ppo = _read(args.ppo, "--ppo")
     if args.hmm:
@@ -644,7 +659,7 @@ def run(args) -> dict:
     sym = seed.get("symbol", {})
     symbol = args.symbol or cfg.get("symbol") or sym.get("name")
     timeframe = args.timeframe or cfg.get("timeframe") or sym.get("timeframe")
-    window = args.window or cfg.get("window") or 350
+    window = args.window or cfg.get("window") or kept.get("window") or 350
     missing = [
         opt
         for opt, v in (
@@ -662,6 +677,11 @@ def run(args) -> dict:
     costs = d["training_config"]
     periods = {"rl_config": d["rl_config"], "hmm_config": d["hmm_config"]}
     norm = _json_file(args.norm, "--norm")
+    norm_source = data_train = None
+    if norm is None and args.train_to is None and "norm" in kept:
+        # re-packing a runtime zip: its normalisation, not one refitted on the whole file
+        norm, data_train = kept["norm"], kept["train"]
+        norm_source = f"kept from {Path(args.from_zip).name}"
     train_to = None
     if args.train_to:
         try:
@@ -695,6 +715,8 @@ def run(args) -> dict:
         generated_at=seed.get("generated_at"),
         source=f"packed from {Path(args.from_zip).name}" if args.from_zip else "",
         actions=seed.get("actions"),
+        norm_source=norm_source,
+        data_train=data_train,
     )
     p, h = meta["policy"], meta["hmm"]
     print(

@@ -456,3 +456,21 @@ def test_export_of_a_seed_format_zip_is_one_line_naming_pack_not_a_traceback(not
     msg = str(e.value.code)
     assert msg.startswith("python -m oracle_training export: ") and "\n" not in msg, msg
     assert f"`{pack_command(seed.name)}`" in msg, msg
+
+
+@pytest.mark.skipif(not (MODELS / "EURUSD_H1.zip").exists(), reason="models not built")
+def test_re_packing_a_runtime_zip_keeps_its_normalisation_window_and_training_range(tmp_path):
+    src = ModelZip(MODELS / "EURUSD_H1.zip")
+    copy = tmp_path / "EURUSD_H1.zip"
+    copy.write_bytes((MODELS / "EURUSD_H1.zip").read_bytes())
+    # no --train-to: the zip's own normalisation, not one refitted on the whole bar file
+    main(["pack", "--from", str(copy), "--bars", str(DATA / "EURUSD_H1.csv")])
+    packed = ModelZip(copy)
+    assert packed.meta["observation"]["rl_norm"] == src.meta["observation"]["rl_norm"]
+    assert packed.meta["hmm"]["feature_norm"] == src.meta["hmm"]["feature_norm"]
+    assert packed.meta["window"] == src.meta["window"]
+    assert packed.meta["data"]["train"] == src.meta["data"]["train"]
+    assert packed.meta["data"]["normalisation"] == "kept from EURUSD_H1.zip"
+    assert packed.meta["features"] == declaration(RLConfig(), HMMConfig())
+    for key in ("ppo", "hmm_pkl", "hmm_json"):
+        assert packed.member(key) == src.member(key), key
