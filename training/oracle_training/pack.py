@@ -4,8 +4,8 @@ atomic runtime zip.
 Inputs: an SB3 PPO save (``model.save(...)``), an hmmlearn ``GaussianHMM`` pickle, the symbol,
 timeframe, costs (``training_config``) and periods (``rl_config``, ``hmm_config``), named as
 ``train --bars`` names them (options or its ``--config`` JSON) — or a seed-format zip holding
-all of them (``--from``) — and the training bar file, on which the
-normalisation is fitted (unless given) and the ONNX export is checked. Before anything is
+all of them (``--from``) — and the training bar file, on which the normalisation is fitted
+(unless given, or kept from a runtime zip) and the ONNX export is checked. Before anything is
 written, the policy (observation size, network, action space) and the HMM (states, covariance
 type, features) are checked against the contract; a misfit is one line: the reason and the fix.
 The zip holds the seed's two members unchanged, the runtime members (``SYM_TF_policy.onnx``,
