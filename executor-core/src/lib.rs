@@ -2,6 +2,7 @@
 //!
 //! - [`policy`]: virtual target vs real position, transitions, no chasing;
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
+//! - [`propfirm`]: a prop firm's limits computed exactly (FTMO presets, equity, Prague day);
 //! - [`volume`]: lots → cTrader volume in cents;
 //! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
@@ -20,6 +21,7 @@ pub mod broker;
 pub mod config;
 pub mod journal;
 pub mod policy;
+pub mod propfirm;
 pub mod risk;
 pub mod side;
 pub mod volume;
