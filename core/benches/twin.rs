@@ -125,6 +125,19 @@ fn bench_parts(c: &mut Criterion) {
     g.bench_function("mlp_logits", |b| {
         b.iter(|| black_box(policy::logits(model, black_box(&obs))))
     });
+    // The widest actor the core holds: SB3 net_arch [256, 256], relu (issue 16 item 4).
+    let wide = Box::new(synthetic::model_params_with(
+        100,
+        5,
+        false,
+        &[256, 256],
+        oracle_core::Activation::Relu,
+    ));
+    let mut wide_model = Box::new(Model::PLACEHOLDER);
+    wide_model.rebuild(&wide).expect("wide synthetic model");
+    g.bench_function("mlp_logits_256_256_relu", |b| {
+        b.iter(|| black_box(policy::logits(&wide_model, black_box(&obs))))
+    });
     let logits = policy::logits(model, &obs);
     g.bench_function("choose_action", |b| {
         b.iter(|| black_box(policy::choose(black_box(&logits))))
