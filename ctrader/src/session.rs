@@ -42,6 +42,11 @@
 //!   history request counts in both). A `REQUEST_FREQUENCY_EXCEEDED` or `BLOCKED_PAYLOAD_TYPE`
 //!   error for a request means it was refused, not executed, so the session re-queues it after
 //!   `retryAfter` (or 1 s) — the only case where a request is resent.
+//! - **Maintenance**: `SERVER_IS_UNDER_MAINTENANCE` for any request (application auth included)
+//!   ends the connection until its `maintenanceEndTimestamp` (the backoff when it has none):
+//!   [`DisconnectReason::Maintenance`]; a caller's request gets [`Event::RequestError`] (refused,
+//!   not executed, never resent). `CONNECTIONS_LIMIT_EXCEEDED` at application auth is logged as
+//!   such and retried after the backoff. `ProtoOAClientDisconnectEvent` → reconnect.
 //! - **Auth errors**: `CH_CLIENT_AUTH_FAILURE` (wrong id/secret) is fatal ([`Event::AuthFailed`],
 //!   state `Failed`, no reconnect loop). `OA_AUTH_TOKEN_EXPIRED`/`CH_ACCESS_TOKEN_INVALID` at account
 //!   auth, or `ProtoOAAccountsTokenInvalidatedEvent` for our account, → `RefreshTokenReq` when a
@@ -223,6 +228,12 @@ pub enum DisconnectReason {
     AuthTimeout,
     /// The server refused to continue (error code during auth, not fatal).
     AuthError(ErrorCode),
+    /// `SERVER_IS_UNDER_MAINTENANCE`: the session reconnects when the maintenance ends
+    /// (`maintenanceEndTimestamp`, Unix ms), or after its backoff when the server gave no end.
+    Maintenance {
+        /// The end the server announced (Unix ms).
+        until_ms: Option<i64>,
+    },
 }
 
 /// Where an emitted closed bar comes from.
@@ -1022,6 +1033,16 @@ impl Session {
         (ms + delta).max(self.server_ms).div_euclid(1000)
     }
 
+    /// The wall clock (Unix ms) at `now`, from the anchor (not the server's spot time).
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let (i, ms) = self.utc_anchor;
+        if now >= i {
+            ms + now.duration_since(i).as_millis() as i64
+        } else {
+            ms - i.duration_since(now).as_millis() as i64
+        }
+    }
+
     fn instant_at_utc(&self, utc_s: i64) -> Instant {
         let (i, ms) = self.utc_anchor;
         let d = utc_s * 1000 - ms;
@@ -1469,11 +1490,27 @@ impl Session {
 
     fn on_response(&mut self, now: Instant, id: RequestId, f: InFlight, payload: Payload) {
         if let Some(code) = payload.error_code() {
-            let (description, retry_after) = match &payload {
-                Payload::ErrorRes(e) => (e.description.clone(), None),
-                Payload::OaErrorRes(e) => (e.description.clone(), e.retry_after),
-                _ => (None, None),
+            let (description, retry_after, maintenance_end) = match &payload {
+                Payload::ErrorRes(e) => (
+                    e.description.clone(),
+                    None,
+                    e.maintenance_end_timestamp
+                        .and_then(|t| i64::try_from(t).ok()),
+                ),
+                Payload::OaErrorRes(e) => (
+                    e.description.clone(),
+                    e.retry_after,
+                    e.maintenance_end_timestamp,
+                ),
+                _ => (None, None, None),
             };
+            if matches!(
+                code,
+                ErrorCode::OpenApi(ProtoOaErrorCode::ServerIsUnderMaintenance)
+            ) {
+                self.on_maintenance(now, id, f, code, description, maintenance_end);
+                return;
+            }
             self.on_error_response(now, id, f, code, description, retry_after);
             return;
         }
@@ -1527,6 +1564,47 @@ impl Session {
         }
     }
 
+    /// `SERVER_IS_UNDER_MAINTENANCE` for any request: it was refused, not executed (a caller's
+    /// request gets [`Event::RequestError`], never a resend), and the connection is given up
+    /// until the announced end (the wall clock's reading of `maintenanceEndTimestamp`), or
+    /// the backoff when no end came. Queued requests wait (their own timeouts apply).
+    fn on_maintenance(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        f: InFlight,
+        code: ErrorCode,
+        description: Option<String>,
+        until_ms: Option<i64>,
+    ) {
+        match f.purpose {
+            Purpose::User => self.events.push_back(Event::RequestError {
+                id,
+                code,
+                description,
+            }),
+            Purpose::Refresh(rt) => self.restore_refresh(rt),
+            _ => {}
+        }
+        let wall_ms = self.wall_ms(now);
+        let delay = match until_ms {
+            Some(end) if end > wall_ms => Duration::from_millis((end - wall_ms) as u64),
+            _ => self.backoff,
+        };
+        tracing::warn!(
+            maintenance_end_ms = ?until_ms,
+            delay_ms = delay.as_millis() as u64,
+            "ctrader server under maintenance (SERVER_IS_UNDER_MAINTENANCE); reconnecting when it ends"
+        );
+        self.end_connection(now, true);
+        self.state = State::Disconnected;
+        self.reconnect_at = Some(now + delay);
+        self.events.push_back(Event::Disconnected {
+            reason: DisconnectReason::Maintenance { until_ms },
+            reconnect_in: Some(delay),
+        });
+    }
+
     fn on_error_response(
         &mut self,
         now: Instant,
@@ -1576,6 +1654,13 @@ impl Session {
                 ErrorCode::OpenApi(E::ChClientAlreadyAuthenticated) => self.send_account_auth(now),
                 ErrorCode::OpenApi(E::ChClientAuthFailure | E::ChOaClientNotFound) => {
                     self.fail(now, code, description)
+                }
+                ErrorCode::OpenApi(E::ConnectionsLimitExceeded) => {
+                    tracing::warn!(
+                        %code,
+                        "ctrader refused the connection: too many open connections for this application (another process of it still connected?); reconnecting after the backoff"
+                    );
+                    self.lose_connection(now, DisconnectReason::AuthError(code), true)
                 }
                 other => self.lose_connection(now, DisconnectReason::AuthError(other), true),
             },

@@ -59,6 +59,11 @@ struct Pair {
     server_heartbeats: bool,
     last_server_hb: Duration,
     account_auth_error: Option<&'static str>,
+    /// Answers to the next ApplicationAuthReqs, in order (then the normal answer).
+    app_auth_errors: std::collections::VecDeque<ProtoOaErrorRes>,
+    /// Answer NewOrderReqs: the next errors in order, then ORDER_FILLED (else: no answer).
+    answer_orders: bool,
+    order_errors: std::collections::VecDeque<ProtoOaErrorRes>,
     /// The server's clock runs this far ahead of the client's (a replay).
     ahead_s: i64,
     /// The latest time the server stamped a spot with (see [`server_tick`]).
@@ -89,6 +94,9 @@ impl Pair {
             server_heartbeats: true,
             last_server_hb: Duration::ZERO,
             account_auth_error: None,
+            app_auth_errors: Default::default(),
+            answer_orders: false,
+            order_errors: Default::default(),
             ahead_s: 0,
             server_clock: 0,
         }
@@ -166,6 +174,36 @@ impl Pair {
             return;
         }
         match env.payload {
+            Payload::ApplicationAuthReq(_)
+                if self.auto_auth && !self.app_auth_errors.is_empty() =>
+            {
+                let e = self.app_auth_errors.pop_front().unwrap();
+                self.deliver(e, id);
+            }
+            Payload::NewOrderReq(r) if self.answer_orders => {
+                if let Some(e) = self.order_errors.pop_front() {
+                    self.deliver(e, id);
+                } else {
+                    self.deliver(
+                        ProtoOaExecutionEvent {
+                            ctid_trader_account_id: ACC,
+                            execution_type: ProtoOaExecutionType::OrderFilled as i32,
+                            order: Some(ProtoOaOrder {
+                                trade_data: ProtoOaTradeData {
+                                    symbol_id: r.symbol_id,
+                                    volume: r.volume,
+                                    trade_side: r.trade_side,
+                                    ..Default::default()
+                                },
+                                client_order_id: r.client_order_id,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        id,
+                    );
+                }
+            }
             Payload::ApplicationAuthReq(r) if self.auto_auth => {
                 if self.wrong_secret || r.client_secret != "CLIENT-SECRET-abc" {
                     self.deliver(oa_error("CH_CLIENT_AUTH_FAILURE"), id);
@@ -1279,4 +1317,178 @@ fn client_disconnect_event_reconnects() {
     p.advance(Duration::from_secs(1));
     assert_eq!(p.s.state(), State::Ready);
     assert_eq!(p.connects.len(), 2);
+}
+
+fn market_order(coid: &str) -> ProtoOaNewOrderReq {
+    ProtoOaNewOrderReq {
+        ctid_trader_account_id: ACC,
+        symbol_id: SYM,
+        order_type: ProtoOaOrderType::Market as i32,
+        trade_side: ProtoOaTradeSide::Buy as i32,
+        volume: 100_000,
+        client_order_id: Some(coid.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn maintenance_at_app_auth_waits_for_its_announced_end_then_reconnects() {
+    let mut p = Pair::new(|_| {});
+    let mut e = oa_error("SERVER_IS_UNDER_MAINTENANCE");
+    let end_ms = T0_UTC_MS + 7_200_000; // two hours from now
+    e.maintenance_end_timestamp = Some(end_ms);
+    p.app_auth_errors.push_back(e);
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(p.s.state(), State::Disconnected);
+    assert!(
+        p.events.iter().any(|(_, e)| *e
+            == Event::Disconnected {
+                reason: DisconnectReason::Maintenance {
+                    until_ms: Some(end_ms)
+                },
+                reconnect_in: Some(Duration::from_secs(7200)),
+            }),
+        "{:?}",
+        p.events
+    );
+    p.advance(Duration::from_secs(7199));
+    assert_eq!(
+        p.connects,
+        vec![Duration::ZERO],
+        "no attempt during maintenance"
+    );
+    p.advance(Duration::from_secs(2));
+    assert_eq!(
+        p.connects,
+        vec![Duration::ZERO, Duration::from_secs(7200)],
+        "one attempt at its end"
+    );
+    assert_eq!(p.s.state(), State::Ready);
+}
+
+#[test]
+fn maintenance_without_an_end_reconnects_after_the_backoff() {
+    let mut p = Pair::new(|_| {});
+    p.app_auth_errors
+        .push_back(oa_error("SERVER_IS_UNDER_MAINTENANCE"));
+    p.s.start(p.now);
+    p.drive();
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.connects, vec![Duration::ZERO, Duration::from_secs(1)]);
+    assert_eq!(p.s.state(), State::Ready);
+}
+
+#[test]
+fn an_order_refused_for_maintenance_is_an_error_never_resent_and_the_session_waits_for_the_end() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.answer_orders = true;
+    let mut e = oa_error("SERVER_IS_UNDER_MAINTENANCE");
+    let end_ms = T0_UTC_MS + 600_000;
+    e.maintenance_end_timestamp = Some(end_ms);
+    p.order_errors.push_back(e);
+    let id = p.s.send_request(p.now, market_order("EURUSD-1")).unwrap();
+    p.drive();
+    assert!(p.events.iter().any(|(_, e)| matches!(e,
+        Event::RequestError { id: i, code, .. }
+            if *i == id && code.as_str() == "SERVER_IS_UNDER_MAINTENANCE")));
+    assert_eq!(p.s.state(), State::Disconnected);
+    p.advance(Duration::from_secs(900));
+    assert_eq!(p.s.state(), State::Ready);
+    assert_eq!(p.connects, vec![Duration::ZERO, Duration::from_secs(600)]);
+    assert_eq!(
+        p.sent_of(2106).len(),
+        1,
+        "the refused order is never resent"
+    );
+}
+
+#[test]
+fn blocked_payload_type_with_retry_after_resends_the_order_once_after_it_and_fills_once() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.answer_orders = true;
+    let mut e = oa_error("BLOCKED_PAYLOAD_TYPE");
+    e.retry_after = Some(3);
+    p.order_errors.push_back(e);
+    let id = p.s.send_request(p.now, market_order("EURUSD-2")).unwrap();
+    p.drive();
+    p.advance(Duration::from_secs(5));
+    let sends: Vec<Duration> = p.sent_of(2106).iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        sends,
+        vec![Duration::ZERO, Duration::from_secs(3)],
+        "refused, so resent once, after retryAfter"
+    );
+    let fills = p
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Execution { request: Some(i), .. } if *i == id))
+        .count();
+    assert_eq!(fills, 1);
+    assert!(
+        !p.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::RequestError { .. }))
+    );
+}
+
+#[test]
+fn connections_limit_exceeded_at_app_auth_backs_off_then_connects() {
+    let mut p = Pair::new(|_| {});
+    p.app_auth_errors
+        .push_back(oa_error("CONNECTIONS_LIMIT_EXCEEDED"));
+    p.app_auth_errors
+        .push_back(oa_error("CONNECTIONS_LIMIT_EXCEEDED"));
+    p.s.start(p.now);
+    p.drive();
+    p.advance(Duration::from_secs(4));
+    assert_eq!(
+        p.connects,
+        vec![
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(3)
+        ],
+        "exponential backoff, no tight loop"
+    );
+    assert_eq!(p.s.state(), State::Ready);
+    assert!(p.events.iter().any(|(_, e)| matches!(e,
+        Event::Disconnected { reason: DisconnectReason::AuthError(c), .. }
+            if c.as_str() == "CONNECTIONS_LIMIT_EXCEEDED")));
+}
+
+#[test]
+fn a_history_answer_that_never_comes_is_asked_again_and_no_bar_is_missed() {
+    let mut p = Pair::new(|c| c.request_timeout = Duration::from_secs(5));
+    p.start_ready();
+    let t = p.utc_s();
+    let bars: Vec<Bar> = (0..3).map(|i| bar(t + 60 * i, 110_000 + i)).collect();
+    p.history
+        .insert((SYM, ProtoOaTrendbarPeriod::M1 as i32), bars.clone());
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, None)
+        .unwrap();
+    p.drive();
+    p.silent.insert(2137);
+    for (i, b) in bars.iter().enumerate() {
+        p.advance_to(Duration::from_secs(60 * i as u64 + 10));
+        p.live(*b);
+    }
+    p.advance_to(Duration::from_secs(190));
+    assert!(p.closed_bars().is_empty(), "nothing answered yet");
+    let asked = p.sent_of(2137).len();
+    assert!(
+        asked >= 2,
+        "asked again after each unanswered request ({asked})"
+    );
+    p.silent.remove(&2137);
+    p.advance(Duration::from_secs(10));
+    assert_eq!(
+        p.closed_bars(),
+        bars.iter()
+            .map(|b| (b.open_time, BarSource::History))
+            .collect::<Vec<_>>(),
+        "every bar, once, in order, from history"
+    );
 }
