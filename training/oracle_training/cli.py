@@ -97,7 +97,8 @@ def cmd_export(args):
     _threads()
     for z in args.zips:
         try:
-            print(json.dumps(export_zip(Path(z), rewrite=not args.verify_only)))
+            bars = Path(args.bars) if args.bars else None
+            print(json.dumps(export_zip(Path(z), rewrite=not args.verify_only, bars=bars)))
         except (ModelZipError, ExportError, BarError) as e:
             # One line; a seed-format zip's names the pack command (export reads runtime zips).
             sys.exit(f"python -m oracle_training export: {e}")
@@ -291,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify-only",
         action="store_true",
         help="verify the existing portable members instead of rewriting them",
+    )
+    s.add_argument(
+        "--bars",
+        default=None,
+        help="bar CSV for the check's observations (None = --data-dir/SYM_TF.csv)",
     )
     s.set_defaults(func=cmd_export)
 

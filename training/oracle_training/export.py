@@ -11,11 +11,16 @@ from oracle_training.modelzip import ModelZip, write_model_zip
 from oracle_training.policy import ExportError, export_onnx, verify_onnx
 
 
-def export_zip(path: Path, rewrite: bool = True, data_dir: Path | None = None) -> dict:
+def export_zip(
+    path: Path, rewrite: bool = True, data_dir: Path | None = None, bars: Path | None = None
+) -> dict:
     """Rebuild ``SYM_TF_policy.onnx`` and ``SYM_TF_hmm.json`` from the SB3 and hmmlearn members,
-    check ONNX argmax == SB3 predict on >= 2,000 observations, and rewrite the zip atomically
-    (unless ``rewrite`` is False: then the existing members are verified)."""
-    from oracle_training.data import DATA_DIR, load_series
+    check ONNX argmax == SB3 predict on >= 2,000 observations (drawn from ``bars``, default
+    ``data_dir/SYM_TF.csv``), and rewrite the zip atomically (unless ``rewrite`` is False: then
+    the existing members are verified). Any actor the twin holds (tanh or relu, up to
+    ``[256, 256]``) is accepted."""
+    from oracle_training.bars import read_bars
+    from oracle_training.data import DATA_DIR, data_path
     from oracle_training.hmm import PortableHMM
     from oracle_training.spec import precompute
     from oracle_training.train import observations_for_check
@@ -25,8 +30,14 @@ def export_zip(path: Path, rewrite: bool = True, data_dir: Path | None = None) -
     model = mz.load_ppo()
     hmm_model = mz.load_hmm_pickle()
     hmm_json = json.dumps(PortableHMM.from_hmmlearn(hmm_model).to_dict()).encode()
-    bars = load_series(mz.name, data_dir or DATA_DIR)
-    data = precompute(bars, spec)
+    if bars is None:
+        bars = data_path(mz.name, data_dir or DATA_DIR)
+        if not bars.is_file():
+            raise ExportError(
+                f"{mz.name}: no bar file {bars} to draw the check's observations from; pass "
+                "--bars FILE (the bars the model was trained on)"
+            )
+    data = precompute(read_bars(bars), spec)
     obs = observations_for_check(spec, data, None, 2500, 7)
     if rewrite:
         onnx_bytes = export_onnx(model, spec.obs_dim)

@@ -296,3 +296,26 @@ def test_the_sample_models_train_wide_with_net_arch_and_activation():
         ["train-all", "--net-arch", "256,256", "--activation", "relu", "--timesteps", "4096"]
     )
     assert (args.net_arch, args.activation, args.timesteps) == ("256,256", "relu", 4096)
+
+
+def test_export_rechecks_a_wide_zip_from_its_own_bar_file(wide_zip, small_bars, tmp_path):
+    """`export` of a zip trained on a user's file: without the bars a one-line refusal naming
+    --bars (was a FileNotFoundError traceback); with them the [256, 256] relu actor re-exports
+    and passes the check."""
+    import shutil
+
+    from oracle_training.export import export_zip
+    from oracle_training.policy import ExportError
+
+    z = tmp_path / "EURUSD_H1.zip"
+    shutil.copy(wide_zip, z)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    with pytest.raises(ExportError, match="no bar file .* pass --bars FILE"):
+        export_zip(z, rewrite=False, data_dir=empty)
+    r = export_zip(z, rewrite=True, data_dir=empty, bars=small_bars)
+    assert r["rewritten"] and r["n_obs"] >= 2000 and r["obs_finite"]
+    assert ModelZip(z).meta["policy"]["net_arch"] == [256, 256]
+    r = _run("export", str(z), "--bars", str(small_bars), "--verify-only")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rewritten"] is False
