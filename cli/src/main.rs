@@ -1,12 +1,13 @@
 //! `oracle`: one binary for the whole system. `demo` runs simulator + executor + predictor as
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
-//! statistics and trade list; `doctor` (package `oracle-ops`) checks a deployment. The
-//! development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
+//! statistics and trade list; `history` downloads a broker's closed bars into a bar file;
+//! `doctor` (package `oracle-ops`) checks a deployment. The development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
 
 mod auth;
 mod demo;
 mod deps;
+mod history;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -88,6 +89,8 @@ enum Cmd {
     Auth(auth::AuthArgs),
     /// The accounts the access token can trade: ctidTraderAccountId, live/demo, broker, balance.
     Accounts(auth::AccountsArgs),
+    /// The broker's own closed bars of a symbol and timeframe over a span, as a bar file.
+    History(history::HistoryArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
         Cmd::Auth(a) => auth::run_auth(&a),
         Cmd::Accounts(a) => auth::run_accounts(&a),
+        Cmd::History(a) => history::run_history(&a),
     }
 }
 

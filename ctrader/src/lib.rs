@@ -12,6 +12,7 @@
 //! | [`driver`] | the Tokio shell: TLS socket + clock → session; [`driver::connect`] → ([`driver::Client`], event stream) | TCP/TLS |
 //! | [`oauth`] | the OAuth authorization-code flow: the authorization URL, the code → token pair exchange and the refresh at the token endpoint (`oracle auth`) | HTTPS |
 //! | [`tokenfile`] | the token pair with its expiry on disk: 0600, temp + fsync + rename; the newest pair of several | file |
+//! | [`history`] | a symbol's closed bars over a span, paced at 5 history requests a second, as a bar file (`oracle history`) | TCP/TLS, file |
 //! | [`accounts`] | the accounts an access token grants, with balance and currency (`oracle accounts`) | TCP/TLS |
 //!
 //! ## Using the client (executor)
@@ -75,6 +76,7 @@ pub mod calendar;
 pub mod creds;
 pub mod driver;
 pub mod frame;
+pub mod history;
 pub mod oauth;
 pub mod proto;
 pub mod session;

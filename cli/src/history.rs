@@ -1,0 +1,309 @@
+//! `oracle history`: the broker's own closed bars of one symbol and timeframe over a span, as a
+//! bar file (`docs/contract.md` §1), so a model is trained on what it will trade. The download
+//! is `oracle_ctrader::history` (paced at 5 history requests a second); this is its command line:
+//! the refusals that need no broker (timeframe, dates), the credentials (the executor's secrets
+//! rule and the token file's newest pair) and the summary line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oracle_ctrader::Secret;
+use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
+use oracle_ctrader::history;
+use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
+use oracle_ctrader::tokenfile::{self, TokenPair};
+use oracle_executor::secrets::SecretsFile;
+
+/// `oracle history`.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Downloads the broker's own closed bars of one symbol and timeframe \
+into a bar file (time,open,high,low,close,volume; docs/contract.md §1), the file `train --bars`, \
+`oracle backtest --bars` and `oracle replay` read. Bars that opened at or after --from and ended \
+by --to; the bar still forming at --to (or at the broker's clock) is left out. At most 5 \
+history requests a second (cTrader's limit). The file is written whole or not at all (a \
+temporary file renamed over --out).\n\nCredentials as the executor's: --secrets FILE, else the \
+environment (CTRADER_<NAME> or ORACLE_CTRADER_<NAME>), with the token file's access token when \
+it is the newest pair. The refresh token is never spent here: after `oracle auth --refresh` run \
+it again."
+)]
+pub struct HistoryArgs {
+    /// The broker's symbol name (as in its symbol list: EURUSD, US500.cash, …).
+    #[arg(long)]
+    pub symbol: String,
+    /// The timeframe (M1 M2 M3 M4 M5 M10 M15 M30 H1 H4 H12 D1 W1).
+    #[arg(long)]
+    pub timeframe: String,
+    /// The span's start: YYYY-MM-DD (midnight UTC) or YYYY-MM-DDTHH:MM:SSZ.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// The span's end (exclusive; bars that ended by then): YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// The bar file to write (its folder is created).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The broker HOST:PORT, as the executor's --broker (demo.ctraderapi.com:5035,
+    /// live.ctraderapi.com:5035, or the simulator's address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: String,
+    /// The account (ctidTraderAccountId). Default: the secrets file's or the environment's
+    /// ORACLE_CTRADER_ACCOUNT_ID (`oracle accounts` lists them).
+    #[arg(long)]
+    pub account_id: Option<i64>,
+    /// The secrets env file (client id and secret; tokens when there is no token file). Default:
+    /// the environment.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// The token file [default: /var/lib/oracle-trader/tokens/ctrader-token.json]; its pair is
+    /// used when it is newer than the secrets file's.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Trust exactly this CA (PEM) for the broker (the simulator's --ca-out).
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Skip TLS verification (loopback brokers only).
+    #[arg(long)]
+    pub insecure_local: bool,
+}
+
+/// `oracle history`.
+pub fn run_history(a: &HistoryArgs) -> ExitCode {
+    match history_cmd(a) {
+        Ok(line) => {
+            eprintln!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("oracle history: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The timeframe as a trendbar period: one of the loader's `SUPPORTED_TIMEFRAMES`.
+pub fn period_of(tf: &str) -> Result<ProtoOaTrendbarPeriod, String> {
+    let refuse = || {
+        format!(
+            "--timeframe {tf:?} is not one a model may have: one of {}",
+            oracle_model::SUPPORTED_TIMEFRAMES.join(", ")
+        )
+    };
+    if !oracle_model::SUPPORTED_TIMEFRAMES.contains(&tf) {
+        return Err(refuse());
+    }
+    ProtoOaTrendbarPeriod::from_str_name(tf)
+        .filter(|p| history::period_secs(*p).is_some())
+        .ok_or_else(refuse)
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` → Unix seconds.
+pub fn parse_date(flag: &str, s: &str) -> Result<i64, String> {
+    let t = if s.len() == 10 {
+        oracle_model::parse_time(&format!("{s}T00:00:00Z"))
+    } else {
+        oracle_model::parse_time(s)
+    };
+    t.ok_or_else(|| format!("{flag} {s:?} is not a date: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)"))
+}
+
+/// `--from`/`--to` checked: the start strictly before the end.
+pub fn span(from: &str, to: &str) -> Result<(i64, i64), String> {
+    let (f, t) = (parse_date("--from", from)?, parse_date("--to", to)?);
+    if f >= t {
+        return Err(format!(
+            "--from {from} is not before --to {to}: the span is empty"
+        ));
+    }
+    Ok((f, t))
+}
+
+fn endpoint_of(broker: &str) -> Result<Endpoint, String> {
+    let (host, port) = broker.rsplit_once(':').ok_or_else(|| {
+        format!("--broker {broker:?}: expected HOST:PORT (e.g. demo.ctraderapi.com:5035)")
+    })?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("--broker {broker:?}: the port is not a number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("--broker {broker:?}: no host"));
+    }
+    Ok(Endpoint {
+        host: host.to_string(),
+        port,
+    })
+}
+
+fn where_from(file: &SecretsFile) -> String {
+    if file.path.as_os_str().is_empty() {
+        "the environment".into()
+    } else {
+        format!("secrets file {}", file.path.display())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The credentials: the application's from the secrets (file or environment), the access token
+/// of the newest pair (token file, else the secrets' — stamped as obtained at 0).
+fn credentials(
+    file: &SecretsFile,
+    token_file: &Path,
+) -> Result<oracle_ctrader::Credentials, String> {
+    let need = |k: &str| {
+        file.ctrader(k).map(Secret::new).ok_or_else(|| {
+            format!(
+                "{}: CTRADER_{k} (or ORACLE_CTRADER_{k}) is not set",
+                where_from(file)
+            )
+        })
+    };
+    let (client_id, client_secret) = (need("CLIENT_ID")?, need("CLIENT_SECRET")?);
+    let stored = tokenfile::load(token_file)?;
+    let from_secrets = file.ctrader("ACCESS_TOKEN").map(|a| TokenPair {
+        access_token: Secret::new(a),
+        refresh_token: Secret::new(file.ctrader("REFRESH_TOKEN").unwrap_or_default()),
+        obtained_at_ms: 0,
+        expires_at_ms: i64::MAX,
+    });
+    let pair = tokenfile::newest(stored.iter().chain(from_secrets.iter())).ok_or_else(|| {
+        format!(
+            "no token file at {} and no CTRADER_ACCESS_TOKEN in {}: run `oracle auth` first",
+            token_file.display(),
+            where_from(file)
+        )
+    })?;
+    if !pair.is_valid_at(now_ms()) {
+        return Err(format!(
+            "the access token of the token file {} expired: run `oracle auth --refresh`",
+            token_file.display()
+        ));
+    }
+    Ok(oracle_ctrader::Credentials {
+        client_id,
+        client_secret,
+        access_token: pair.access_token.clone(),
+        refresh_token: None,
+    })
+}
+
+fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
+    // What needs no broker first, one line each.
+    let period = period_of(&a.timeframe)?;
+    let (from, to) = span(&a.from, &a.to)?;
+    let endpoint = endpoint_of(&a.broker)?;
+    let file = match &a.secrets {
+        Some(p) => SecretsFile::read(p)?,
+        None => SecretsFile::from_vars(std::env::vars()),
+    };
+    let token_file = a
+        .token_file
+        .clone()
+        .unwrap_or_else(|| tokenfile::path_in(Path::new(crate::auth::DEFAULT_STATE)));
+    let creds = credentials(&file, &token_file)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let account = oracle_executor::secrets::account_id(a.account_id, a.secrets.as_ref().map(|_| &file), &env)?
+        .ok_or_else(|| {
+            format!(
+                "no account: --account-id, or ORACLE_CTRADER_ACCOUNT_ID in {} (`oracle accounts` lists them)",
+                where_from(&file)
+            )
+        })?;
+    let tls = match (&a.ca, a.insecure_local) {
+        (Some(p), _) => {
+            TlsMode::CustomCa(std::fs::read(p).map_err(|e| format!("--ca {}: {e}", p.display()))?)
+        }
+        (None, true) => TlsMode::InsecureLocal,
+        (None, false) => TlsMode::WebPki,
+    };
+    let shown = format!("{}:{}", endpoint.host, endpoint.port);
+    let cfg = ClientConfig::new(endpoint, tls, history::session_config(creds, account));
+    let per_second = cfg.session.max_history_per_window;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let got = rt.block_on(async {
+        let client = history::connect_ready(cfg, Duration::from_secs(30)).await?;
+        let r = async {
+            let sym = history::find_symbol(&client, account, &a.symbol).await?;
+            let d = history::download(
+                &client,
+                account,
+                sym.id,
+                period,
+                from,
+                to,
+                now_ms().div_euclid(1000),
+            )
+            .await?;
+            Ok::<_, history::HistoryError>((sym, d))
+        }
+        .await;
+        client.close().await;
+        r
+    });
+    let (sym, d) = got.map_err(|e| format!("{shown}: {e}"))?;
+    let (Some(first), Some(last)) = (d.bars.first(), d.bars.last()) else {
+        return Err(format!(
+            "{shown} has no closed {} {} bar between {} and {} (its clock: {}); nothing written",
+            sym.name,
+            a.timeframe,
+            history::iso(from),
+            history::iso(to),
+            history::iso(d.server_time)
+        ));
+    };
+    history::write_atomic(&a.out, &history::bar_file(&d.bars, sym.digits))?;
+    Ok(format!(
+        "{} {}: {} closed bars {} … {} from {shown} written to {} ({} GetTrendbarsReq, at most {} a second)",
+        sym.name,
+        a.timeframe,
+        d.bars.len(),
+        history::iso(first.open_time),
+        history::iso(last.open_time),
+        a.out.display(),
+        d.requests,
+        per_second
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_whose_start_is_not_before_its_end_is_refused() {
+        let e = span("2024-03-01", "2024-02-01").unwrap_err();
+        assert_eq!(
+            e,
+            "--from 2024-03-01 is not before --to 2024-02-01: the span is empty"
+        );
+        assert!(span("2024-02-01", "2024-02-01").is_err());
+        assert_eq!(
+            span("2024-02-01", "2024-02-01T01:00:00Z"),
+            Ok((1_706_745_600, 1_706_749_200))
+        );
+        assert!(
+            parse_date("--to", "2024-02-30")
+                .unwrap_err()
+                .contains("--to")
+        );
+    }
+
+    #[test]
+    fn a_timeframe_no_model_may_have_is_refused() {
+        assert_eq!(period_of("H1"), Ok(ProtoOaTrendbarPeriod::H1));
+        for bad in ["MN1", "H2", "h1", ""] {
+            let e = period_of(bad).unwrap_err();
+            assert!(e.starts_with(&format!("--timeframe {bad:?}")), "{e}");
+            assert!(e.contains("M1, M2"), "{e}");
+        }
+    }
+}

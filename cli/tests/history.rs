@@ -1,0 +1,321 @@
+//! `oracle history` end to end against `oracle sim` over TLS: the bar file written is the
+//! simulator's bars of the span byte for byte (they come from data/EURUSD_H1.csv), without the
+//! bar still forming at the simulator's clock; it loads through `oracle_model`'s bar reader and
+//! `oracle backtest --bars` takes it; a span of several requests stays within the simulator's
+//! 5 history requests a second (every request the command sent was answered, none refused and
+//! sent again: counted in the simulator's timing file); and the refusals, one line each.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oracle");
+
+/// The simulator's market clock: 10:30 on a Thursday, so the bar of 10:00 is forming.
+const MARKET_NOW: &str = "2017-06-15T10:30:00Z";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oracle-history-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("data")).expect("tmp dir");
+    d
+}
+
+struct Sim {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `oracle sim` on EURUSD H1 only, its market held at [`MARKET_NOW`] (the start file never
+/// appears), 100 bars a response at most, the timing file on.
+fn start_sim(d: &Path) -> Sim {
+    std::fs::copy(
+        repo().join("data/EURUSD_H1.csv"),
+        d.join("data/EURUSD_H1.csv"),
+    )
+    .expect("bar file");
+    let mut child = Command::new(BIN)
+        .args([
+            "sim",
+            "--port",
+            "0",
+            "--json",
+            "--start",
+            MARKET_NOW,
+            "--max-bars",
+            "100",
+        ])
+        .arg("--data")
+        .arg(d.join("data"))
+        .arg("--start-file")
+        .arg(d.join("never"))
+        .arg("--timing-out")
+        .arg(d.join("timing.jsonl"))
+        .arg("--ca-out")
+        .arg(d.join("ca.pem"))
+        .arg("--credentials-out")
+        .arg(d.join("creds.env"))
+        .env_remove("ORACLE_CTRADER_ACCOUNT_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("oracle sim starts");
+    let out = child.stdout.take().unwrap();
+    let mut port = None;
+    for line in BufReader::new(out).lines() {
+        let line = line.unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["event"] == "listening"
+        {
+            let addr: std::net::SocketAddr = v["addr"].as_str().unwrap().parse().unwrap();
+            port = Some(addr.port());
+            break;
+        }
+    }
+    Sim {
+        child,
+        port: port.expect("the sim says where it listens"),
+    }
+}
+
+fn history(d: &Path, sim: &Sim, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("history")
+        .args(args)
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{}", sim.port))
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .arg("--secrets")
+        .arg(d.join("creds.env"))
+        .arg("--token-file")
+        .arg(d.join("no-token-file.json"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run oracle history")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `GetTrendbarsReq` lines of the sim's timing file, per connection.
+fn trendbar_requests(d: &Path) -> std::collections::BTreeMap<u64, usize> {
+    let text = std::fs::read_to_string(d.join("timing.jsonl")).unwrap_or_default();
+    let mut per = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if v["ev"] == "request" && v["kind"] == "GetTrendbarsReq" {
+            *per.entry(v["conn"].as_u64().unwrap()).or_insert(0) += 1;
+        }
+    }
+    per
+}
+
+#[test]
+fn history_writes_the_simulators_closed_bars_byte_for_byte_within_five_requests_a_second() {
+    let d = tmpdir("bars");
+    let sim = start_sim(&d);
+    let out = d.join("bars/EURUSD_H1.csv");
+    // A file there already: replaced whole.
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, "old\n").unwrap();
+    let o = history(
+        &d,
+        &sim,
+        &[
+            "--symbol",
+            "EURUSD",
+            "--timeframe",
+            "H1",
+            "--from",
+            "2017-05-01",
+            "--to",
+            "2017-07-01T00:00:00Z",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+
+    // The simulator's bars of the span are data/EURUSD_H1.csv's lines from 2017-05-01 up to the
+    // last bar closed at its clock (09:00, closed at 10:00); the 10:00 bar is forming there.
+    let source = std::fs::read_to_string(repo().join("data/EURUSD_H1.csv")).unwrap();
+    let forming = "2017-06-15T10:00:00Z,";
+    assert!(
+        source.lines().any(|l| l.starts_with(forming)),
+        "the source has the bar forming at the sim's clock"
+    );
+    let mut want = String::from("time,open,high,low,close,volume\n");
+    for l in source.lines().skip(1) {
+        let t = &l[..20];
+        if ("2017-05-01T00:00:00Z".."2017-06-15T10:00:00Z").contains(&t) {
+            want.push_str(l);
+            want.push('\n');
+        }
+    }
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(got, want, "the file is the simulator's bars, byte for byte");
+    assert!(!got.contains(forming), "the forming bar is not written");
+    let n = want.lines().count() - 1;
+    assert!(n > 500, "{n} bars");
+
+    // Written through a temporary file, none left behind.
+    let names: Vec<String> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["EURUSD_H1.csv"]);
+
+    // It loads through the loader's bar reader, every line accepted.
+    let reader =
+        oracle_model::BarReader::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()))
+            .expect("header");
+    let read: Vec<_> = reader.collect::<Result<_, _>>().expect("every line a bar");
+    assert_eq!(read.len(), n);
+
+    // Several requests (100 bars a response), paced: the simulator answers a sixth history
+    // request within its second with REQUEST_FREQUENCY_EXCEEDED, which the session would send
+    // again, so the simulator would count more requests than the command reports.
+    let reported: usize = err
+        .split(" GetTrendbarsReq")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the summary names the requests: {err}"));
+    assert!(reported > 5, "more than one second's worth: {reported}");
+    assert_eq!(reported, n.div_ceil(100), "{err}");
+    let per_conn = trendbar_requests(&d);
+    assert_eq!(
+        per_conn.values().copied().collect::<Vec<_>>(),
+        vec![reported],
+        "the simulator saw each request once (none refused for its rate): {per_conn:?}"
+    );
+    assert!(
+        err.contains(&format!(
+            "EURUSD H1: {n} closed bars 2017-05-01T00:00:00Z … 2017-06-15T09:00:00Z"
+        )),
+        "{err}"
+    );
+
+    // `oracle backtest --bars` takes it.
+    let zip = repo().join("models/EURUSD_H1.zip");
+    if zip.exists() {
+        let b = Command::new(BIN)
+            .args(["backtest", "--model"])
+            .arg(&zip)
+            .arg("--bars")
+            .arg(&out)
+            .arg("--trades")
+            .arg(d.join("trades.csv"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(b.status.success(), "{}", stderr(&b));
+        assert!(
+            !stderr(&b).contains("rejected"),
+            "no bar rejected: {}",
+            stderr(&b)
+        );
+    }
+    drop(sim);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn history_refuses_an_unknown_symbol_naming_the_close_ones_and_leaves_the_file_as_it_was() {
+    let d = tmpdir("unknown");
+    let sim = start_sim(&d);
+    let out = d.join("EURUSD_H1.csv");
+    std::fs::write(&out, "kept\n").unwrap();
+    let o = history(
+        &d,
+        &sim,
+        &[
+            "--symbol",
+            "eurusd",
+            "--timeframe",
+            "H1",
+            "--from",
+            "2017-05-01",
+            "--to",
+            "2017-06-01",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(
+        err,
+        format!(
+            "oracle history: 127.0.0.1:{}: symbol \"eurusd\" is not in the broker's symbol list (close matches: EURUSD)\n",
+            sim.port
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept\n");
+    drop(sim);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn history_refuses_a_reversed_span_and_a_timeframe_no_model_may_have_in_one_line() {
+    let d = tmpdir("refusals");
+    let out = d.join("x.csv");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("history")
+            .args(args)
+            .args(["--symbol", "EURUSD", "--broker", "127.0.0.1:9"])
+            .arg("--out")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "--timeframe",
+        "H1",
+        "--from",
+        "2024-03-01",
+        "--to",
+        "2024-02-01",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o),
+        "oracle history: --from 2024-03-01 is not before --to 2024-02-01: the span is empty\n"
+    );
+    for tf in ["MN1", "H2"] {
+        let o = run(&[
+            "--timeframe",
+            tf,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-01",
+        ]);
+        assert!(!o.status.success());
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "oracle history: --timeframe \"{tf}\" is not one a model may have: one of M1, M2, M3, M4, M5, M10, M15, M30, H1, H4, H12, D1, W1\n"
+            )
+        );
+    }
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
