@@ -403,10 +403,8 @@ impl SideCore {
     }
 
     /// Starts a batch of signals (at most one per model; see the module's steps). Any action
-    /// still queued is kept before the batch's.
-    ///
-    /// # Panics
-    /// Never; a batch started while another runs replaces it (the shell drives one at a time).
+    /// still queued is kept before the batch's. The shell drives one batch at a time: a batch
+    /// started while another is still waiting for an input replaces it.
     pub fn handle_signals(&mut self, now: i64, cfg: &ExecutorConfig, items: &[Item]) {
         let n = items.len();
         self.batch = Some(Batch {
@@ -626,6 +624,9 @@ impl SideCore {
     }
 
     /// Runs the batch until it needs an input or is done.
+    ///
+    /// Each arm below runs right after the loop's head found `self.batch` to be `Some`, and
+    /// nothing in between takes it, so their `expect("batch")` cannot fire.
     fn advance(&mut self) {
         loop {
             let Some(b) = &self.batch else { return };
@@ -930,11 +931,15 @@ impl SideCore {
                 return false;
             }
             let coid = p.orders[k].req.client_order_id.clone();
-            let Some(i) = p.outcomes.iter().position(|(c, _)| *c == coid) else {
+            let Some((_, res)) = p
+                .outcomes
+                .iter()
+                .position(|(c, _)| *c == coid)
+                .and_then(|i| p.outcomes.remove(i))
+            else {
                 b.wait = Some(Wait::Outcomes);
                 return false;
             };
-            let (_, res) = p.outcomes.remove(i).expect("present");
             match exec_of(&res) {
                 Some(e) => self.finish_order(e),
                 None => {
