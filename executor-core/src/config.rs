@@ -11,6 +11,9 @@
 //! }
 //! ```
 //!
+//! `"risk": {"preset": "ftmo-1step"}` (or `ftmo-2step`, `custom`) names a prop firm's rules
+//! ([`crate::propfirm`], `docs/propfirm.md`): a firm's preset fixes the percents and the day's zone.
+//!
 //! Symbols sit at the top level as in the seed; `risk` is the one reserved key. Every error names
 //! its key ([`KeyError`]). [`add_missing`] adds the symbols found in the models folder without an
 //! entry (`enabled: false`, the default lots) keeping what the user wrote. Reading and writing the
@@ -20,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::propfirm::{PRESET_NAMES, Preset, Rules};
 use crate::risk::{DailyAnchor, DayStart, RiskConfig};
 
 /// Default lots for a symbol added automatically (seed table, "Default" column).
@@ -72,7 +76,8 @@ const SYMBOL_KEYS: [&str; 6] = [
     "max_spread_points",
     "slippage_points",
 ];
-const RISK_KEYS: [&str; 9] = [
+const RISK_KEYS: [&str; 10] = [
+    "preset",
     "daily_loss_pct",
     "max_drawdown_pct",
     "initial_balance",
@@ -163,11 +168,22 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                             _ => e(key, "must be a non-negative number or null"),
                         },
                     },
+                    "preset" => match rv.as_str().map(Preset::parse) {
+                        Some(Ok(p)) => risk.preset = Some(p),
+                        Some(Err(why)) => e(key, &why),
+                        None => e(
+                            key,
+                            &format!("must be one of {} (a string)", PRESET_NAMES.join(", ")),
+                        ),
+                    },
                     _ => e(
                         key,
                         &format!("unknown key (known: {})", RISK_KEYS.join(", ")),
                     ),
                 }
+            }
+            for (key, why) in preset_conflicts(&mut risk, r) {
+                e(format!("risk.{key}"), &why);
             }
             continue;
         }
@@ -251,6 +267,67 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
     } else {
         Err(errs)
     }
+}
+
+/// A firm's preset fixes its limits: sets them in `risk` and names each key the file sets to
+/// another value (`custom` keeps the file's). Every preset anchors the day on the balance.
+fn preset_conflicts(
+    risk: &mut RiskConfig,
+    block: &Map<String, Value>,
+) -> Vec<(&'static str, String)> {
+    let Some(p) = risk.preset else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if risk.daily_anchor != DailyAnchor::Balance {
+        out.push((
+            "daily_anchor",
+            format!(
+                "must be \"balance\" (or absent) with preset {:?}: the prop-firm guard anchors the day on the balance at midnight",
+                p.name()
+            ),
+        ));
+    }
+    if p == Preset::Custom {
+        return out;
+    }
+    let rules = Rules::preset(p);
+    let fixed = |name: &str, given: String, want: String| {
+        format!(
+            "is {given} but preset {:?} fixes it at {want}; leave it out, or set \"preset\": \"custom\" to choose {name}",
+            p.name()
+        )
+    };
+    // The file's own values (one that is no percent or no zone has its error already).
+    for (key, want) in [
+        ("daily_loss_pct", rules.daily_loss_pct),
+        ("max_drawdown_pct", rules.max_loss_pct),
+    ] {
+        if let Some(given) = block.get(key).and_then(Value::as_f64)
+            && given != want
+        {
+            out.push((key, fixed(key, given.to_string(), want.to_string())));
+        }
+    }
+    if let Some(given) = block
+        .get("day_start")
+        .and_then(Value::as_str)
+        .and_then(|z| DayStart::parse(z).ok())
+        && given != rules.day_start
+    {
+        out.push((
+            "day_start",
+            fixed(
+                "day_start",
+                format!("{:?}", given.name()),
+                format!("{:?}", rules.day_start.name()),
+            ),
+        ));
+    }
+    risk.daily_loss_pct = rules.daily_loss_pct;
+    risk.max_drawdown_pct = rules.max_loss_pct;
+    risk.day_start = rules.day_start;
+    out
 }
 
 /// Adds `enabled: false` + default lots for each symbol of `seen` missing from `doc`; returns the

@@ -36,7 +36,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::risk::DayStart;
+use crate::risk::{DayStart, RiskConfig};
 
 /// A firm's rule set by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +154,19 @@ impl Rules {
                 ..two
             },
         }
+    }
+
+    /// The rules of a config's `risk` block: `None` without `risk.preset` (then the
+    /// [`crate::risk::RiskGuard`]'s limits apply, as before presets). The percents and the day's
+    /// zone are the block's (which a firm's preset has fixed to its own when parsed).
+    pub fn from_risk(cfg: &RiskConfig) -> Option<Rules> {
+        let p = cfg.preset?;
+        Some(Rules {
+            daily_loss_pct: cfg.daily_loss_pct,
+            max_loss_pct: cfg.max_drawdown_pct,
+            day_start: cfg.day_start.clone(),
+            ..Rules::preset(p)
+        })
     }
 
     /// Checks the numbers; the error names the field at fault.

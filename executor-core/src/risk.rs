@@ -139,6 +139,9 @@ pub struct RiskConfig {
     pub max_spread_points: Option<f64>,
     /// An entry may use at most this percent of the free margin (90).
     pub max_margin_use_pct: f64,
+    /// `risk.preset`: a prop firm's rules ([`crate::propfirm`]); `None` = this guard's limits
+    /// above (daily loss and static drawdown), as before presets existed.
+    pub preset: Option<crate::propfirm::Preset>,
 }
 
 impl Default for RiskConfig {
@@ -153,6 +156,7 @@ impl Default for RiskConfig {
             slippage_points: 20,
             max_spread_points: None,
             max_margin_use_pct: 90.0,
+            preset: None,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! over midnight, a breach by floating P&L alone, the 1-Step's trailing maximum loss, restarts,
 //! trading days, the best-day share and the headroom of each limit. Time is a parameter (UTC ms).
 
+use oracle_executor_core::config::{KeyError, from_value};
 use oracle_executor_core::propfirm::{
     Guard, GuardError, GuardState, Limit, Preset, Progress, Rules, Verdict,
 };
+use oracle_executor_core::risk::RiskConfig;
 use oracle_ipc::parse_time;
 
 /// UTC ms of an ISO time.
@@ -400,4 +402,76 @@ fn bad_input_is_refused_naming_the_thing_at_fault() {
     for p in [Preset::Ftmo2Step, Preset::Ftmo1Step, Preset::Custom] {
         assert_eq!(Preset::parse(p.name()), Ok(p));
     }
+}
+
+fn risk_of(block: serde_json::Value) -> Result<RiskConfig, Vec<KeyError>> {
+    from_value(&serde_json::json!({ "risk": block })).map(|c| c.risk)
+}
+
+#[test]
+fn without_a_preset_the_config_keeps_todays_risk_guard() {
+    let r = risk_of(serde_json::json!({"daily_loss_pct": 4.0})).unwrap();
+    assert_eq!((r.preset, r.daily_loss_pct), (None, 4.0));
+    assert_eq!(Rules::from_risk(&r), None);
+    assert_eq!(Rules::from_risk(&RiskConfig::default()), None);
+}
+
+#[test]
+fn risk_preset_ftmo_1step_gives_the_1step_rules_and_sets_the_old_guards_percents() {
+    let r = risk_of(serde_json::json!({"preset": "ftmo-1step"})).unwrap();
+    assert_eq!(r.preset, Some(Preset::Ftmo1Step));
+    // The RiskGuard still in use gets the 3% daily loss too.
+    assert_eq!((r.daily_loss_pct, r.max_drawdown_pct), (3.0, 10.0));
+    let rules = Rules::from_risk(&r).expect("a preset");
+    assert_eq!(rules, Rules::preset(Preset::Ftmo1Step));
+    // Its guard trails the maximum loss.
+    let mut g = Guard::new(rules, 100_000.0, ms("2025-01-13T08:00:00Z")).unwrap();
+    upd(&mut g, "2025-01-13T08:00:00Z", 100_000.0, 100_000.0);
+    upd(&mut g, "2025-01-13T12:00:00Z", 105_000.0, 105_000.0);
+    let v = upd(&mut g, "2025-01-14T08:00:00Z", 105_000.0, 105_000.0);
+    assert_eq!((v.daily.floor, v.max_loss.floor), (102_000.0, 95_000.0));
+}
+
+#[test]
+fn risk_preset_custom_takes_the_files_numbers() {
+    let r = risk_of(serde_json::json!({
+        "preset": "custom", "daily_loss_pct": 4.0, "max_drawdown_pct": 8.0,
+        "day_start": "America/New_York"
+    }))
+    .unwrap();
+    let rules = Rules::from_risk(&r).expect("a preset");
+    assert_eq!(rules.preset, Preset::Custom);
+    assert_eq!((rules.daily_loss_pct, rules.max_loss_pct), (4.0, 8.0));
+    assert_eq!(rules.day_start.name(), "America/New_York");
+}
+
+#[test]
+fn risk_preset_conflicts_and_unknown_names_are_refused_by_key() {
+    let keys = |block| {
+        let errs = risk_of(block).unwrap_err();
+        errs.into_iter().map(|e| (e.key, e.msg)).collect::<Vec<_>>()
+    };
+    let errs = keys(serde_json::json!({"preset": "ftmo-3step"}));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].0, "risk.preset");
+    assert!(
+        errs[0].1.contains("ftmo-3step") && errs[0].1.contains("ftmo-1step"),
+        "{errs:?}"
+    );
+    assert_eq!(keys(serde_json::json!({"preset": 2}))[0].0, "risk.preset");
+    // A firm's preset fixes its percents and its zone; the same value written out is fine.
+    let errs = keys(serde_json::json!({
+        "daily_loss_pct": 5.0, "max_drawdown_pct": 10.0, "day_start": "UTC", "preset": "ftmo-1step"
+    }));
+    let named: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(named, ["risk.daily_loss_pct", "risk.day_start"], "{errs:?}");
+    assert!(
+        errs[0].1.contains("custom") && errs[0].1.contains('3'),
+        "{errs:?}"
+    );
+    let r = risk_of(serde_json::json!({"preset": "ftmo-2step", "daily_loss_pct": 5})).unwrap();
+    assert_eq!(r.preset, Some(Preset::Ftmo2Step));
+    // Every preset anchors the day on the balance.
+    let errs = keys(serde_json::json!({"preset": "custom", "daily_anchor": "equity"}));
+    assert_eq!(errs[0].0, "risk.daily_anchor");
 }
