@@ -2,7 +2,8 @@
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
 //! statistics and trade list; `history` downloads a broker's closed bars into a bar file;
-//! `doctor` (package `oracle-ops`) checks a deployment. The development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
+//! `doctor` (package `oracle-ops`) checks a deployment. The development harness (bench, chaos)
+//! is not here: it is `oracle-dev` (package `oracle-xtask`).
 
 mod auth;
 mod demo;
