@@ -239,6 +239,8 @@ pub struct Broker {
     new_orders_by_coid: BTreeMap<String, u64>,
     /// Connections reset (`drop:*`) or silenced (`silence:*`) by a fault.
     fault_disconnects: u64,
+    /// `now` at [`Broker::new`]: the `maintenance` fault's origin.
+    started_ms: i64,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
     /// OAuth authorization codes not yet exchanged (`crate::oauth`).
@@ -350,6 +352,7 @@ impl Broker {
             ticks: Vec::new(),
             new_orders_by_coid: BTreeMap::new(),
             fault_disconnects: 0,
+            started_ms: now_ms,
             steps: 0,
             codes: Vec::new(),
         })
@@ -484,6 +487,13 @@ impl Broker {
         if let Some(h) = self.hold_until_ms {
             consider(h);
         }
+        for (i, f) in self.cfg.faults.iter().enumerate() {
+            if let Fault::Maintenance { after_s, .. } = f
+                && self.fault_fired[i] == 0
+            {
+                consider(self.started_ms + (*after_s as i64) * 1000);
+            }
+        }
         if let Some(t) = self
             .market
             .next_tick_time()
@@ -527,6 +537,7 @@ impl Broker {
             self.hold_until_ms = None;
         }
         self.sync_market(now_ms);
+        self.maintenance_start(now_ms);
         let heartbeats = !self
             .cfg
             .faults
@@ -607,6 +618,59 @@ impl Broker {
                     graceful,
                     reason,
                 });
+            }
+        }
+    }
+
+    /// Queues a `ProtoOAClientDisconnectEvent` on `conn` (outside `send`: no fault fires on it).
+    fn push_client_disconnect(&mut self, now_ms: i64, conn: ConnId, reason: String) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && !c.closed
+            && !c.silenced
+        {
+            c.sent += 1;
+            c.last_sent_ms = now_ms;
+            self.out.push_back(Output::Send {
+                conn,
+                client_msg_id: None,
+                event: Event::ClientDisconnect { reason },
+                delay_ms: 0,
+            });
+        }
+    }
+
+    /// The `maintenance` fault's start: every open connection is told and closed (once).
+    fn maintenance_start(&mut self, now_ms: i64) {
+        for i in 0..self.cfg.faults.len() {
+            if let Fault::Maintenance { after_s, for_s } = self.cfg.faults[i]
+                && self.fault_fired[i] == 0
+            {
+                let start = self.started_ms + (after_s as i64) * 1000;
+                let end = start + (for_s as i64) * 1000;
+                if now_ms < start {
+                    continue;
+                }
+                self.fault_fired[i] = 1;
+                if now_ms >= end {
+                    continue;
+                }
+                let ids: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.closed)
+                    .map(|(id, _)| *id)
+                    .collect();
+                tracing::warn!(
+                    connections = ids.len(),
+                    maintenance_end_ms = end,
+                    "fault: server maintenance begins: disconnecting every client"
+                );
+                for id in ids {
+                    let reason = format!("server maintenance until {end} (Unix ms)");
+                    self.push_client_disconnect(now_ms, id, reason.clone());
+                    self.fault_disconnects += 1;
+                    self.close(id, true, reason);
+                }
             }
         }
     }
@@ -692,6 +756,19 @@ impl Broker {
                     tracing::warn!(conn, "fault: dropping the connection after {sent} frames");
                     self.fault_disconnects += 1;
                     self.close(conn, false, format!("fault: drop after {sent} frames"));
+                }
+                Fault::ClientDisconnect { after, times }
+                    if after == sent && self.fault_may_fire(i, times) =>
+                {
+                    self.fault_fired[i] += 1;
+                    tracing::warn!(
+                        conn,
+                        "fault: ProtoOAClientDisconnectEvent after {sent} frames, then closing"
+                    );
+                    self.fault_disconnects += 1;
+                    let reason = format!("fault: client disconnect after {sent} frames");
+                    self.push_client_disconnect(now_ms, conn, reason.clone());
+                    self.close(conn, true, reason);
                 }
                 Fault::DropRandom { p, times }
                     if self.fault_may_fire(i, times) && self.rng_fault.random::<f64>() < p =>
@@ -825,7 +902,188 @@ impl Broker {
             c.hist_window.push_back(now_ms);
         }
         tracing::debug!(conn, req = req.kind(), "request");
+        if self.request_fault(now_ms, conn, &cmid, &req) {
+            return;
+        }
+        if self.no_answer_fault(req.kind()) {
+            let mark = self.out.len();
+            let kind = req.kind();
+            self.dispatch_request(now_ms, conn, cmid.clone(), req);
+            let before = self.out.len();
+            let mut i = 0usize;
+            self.out.retain(|o| {
+                i += 1;
+                !(i > mark
+                    && matches!(o, Output::Send { conn: c, client_msg_id, .. }
+                        if *c == conn && cmid.is_some() && *client_msg_id == cmid))
+            });
+            tracing::warn!(
+                conn,
+                req = kind,
+                dropped = before - self.out.len(),
+                "fault: request executed, its answer never sent"
+            );
+            return;
+        }
+        self.dispatch_request(now_ms, conn, cmid, req);
+    }
 
+    /// The `blocked`, `maintenance` and `connections-limit` faults for a request: true when
+    /// one refused it (answered, not executed).
+    fn request_fault(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: &Option<String>,
+        req: &Request,
+    ) -> bool {
+        let is_auth = matches!(
+            req,
+            Request::ApplicationAuth { .. } | Request::AccountAuth { .. }
+        );
+        for i in 0..self.cfg.faults.len() {
+            match self.cfg.faults[i].clone() {
+                Fault::Maintenance { after_s, for_s } => {
+                    let start = self.started_ms + (after_s as i64) * 1000;
+                    let end = start + (for_s as i64) * 1000;
+                    if (start..end).contains(&now_ms) {
+                        tracing::warn!(
+                            conn,
+                            req = req.kind(),
+                            maintenance_end_ms = end,
+                            "fault: server under maintenance: request refused, connection closed"
+                        );
+                        self.refuse(
+                            now_ms,
+                            conn,
+                            cmid.clone(),
+                            ErrorCode::ServerIsUnderMaintenance,
+                            req.account_id(),
+                            "server is under maintenance".into(),
+                            None,
+                            Some(end),
+                        );
+                        self.close(conn, true, "server under maintenance".into());
+                        return true;
+                    }
+                }
+                Fault::ConnectionsLimit { max, times }
+                    if matches!(req, Request::ApplicationAuth { .. })
+                        && self.fault_may_fire(i, times) =>
+                {
+                    let others = self
+                        .conns
+                        .iter()
+                        .filter(|(id, c)| **id != conn && !c.closed && c.app.is_some())
+                        .count() as u64;
+                    if others >= max {
+                        self.fault_fired[i] += 1;
+                        tracing::warn!(
+                            conn,
+                            others,
+                            "fault: connections limit ({max}) exceeded: application auth refused, connection closed"
+                        );
+                        self.refuse(
+                            now_ms,
+                            conn,
+                            cmid.clone(),
+                            ErrorCode::ConnectionsLimitExceeded,
+                            None,
+                            format!("more than {max} connections for this application"),
+                            None,
+                            None,
+                        );
+                        self.close(conn, true, "connections limit exceeded".into());
+                        return true;
+                    }
+                }
+                Fault::Blocked {
+                    kind,
+                    retry_after_s,
+                    every,
+                    times,
+                } if !is_auth
+                    && kind
+                        .as_deref()
+                        .is_none_or(|k| k.eq_ignore_ascii_case(req.kind())) =>
+                {
+                    self.fault_matches[i] += 1;
+                    if self.fault_matches[i] % every == 0 && self.fault_may_fire(i, times) {
+                        self.fault_fired[i] += 1;
+                        tracing::warn!(
+                            conn,
+                            req = req.kind(),
+                            retry_after_s,
+                            "fault: BLOCKED_PAYLOAD_TYPE (request refused, not executed)"
+                        );
+                        self.refuse(
+                            now_ms,
+                            conn,
+                            cmid.clone(),
+                            ErrorCode::BlockedPayloadType,
+                            req.account_id(),
+                            format!("{} is blocked for {retry_after_s} s", req.kind()),
+                            Some(retry_after_s),
+                            None,
+                        );
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// The `no-answer` fault: true when this request's answer is to be dropped.
+    fn no_answer_fault(&mut self, kind: &str) -> bool {
+        for i in 0..self.cfg.faults.len() {
+            if let Fault::NoAnswer {
+                kind: k,
+                every,
+                times,
+            } = self.cfg.faults[i].clone()
+                && k.eq_ignore_ascii_case(kind)
+            {
+                self.fault_matches[i] += 1;
+                if self.fault_matches[i] % every == 0 && self.fault_may_fire(i, times) {
+                    self.fault_fired[i] += 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: Option<String>,
+        code: ErrorCode,
+        account_id: Option<i64>,
+        description: String,
+        retry_after_s: Option<u64>,
+        maintenance_end_ms: Option<i64>,
+    ) {
+        self.send(
+            now_ms,
+            conn,
+            cmid,
+            Event::Refused {
+                code,
+                description,
+                account_id,
+                retry_after_s,
+                maintenance_end_ms,
+            },
+            true,
+        );
+    }
+
+    /// A request past the rate limits and the request faults.
+    fn dispatch_request(&mut self, now_ms: i64, conn: ConnId, cmid: Option<String>, req: Request) {
         // application-level requests
         match req {
             Request::Unsupported { payload_type, name } => {

@@ -97,7 +97,11 @@ pub struct Args {
     /// `reject:code=CODE,every=N,symbol=S,via=error` (every/symbol/via optional) | `delay:ms=D` |
     /// `no-heartbeat` | `silence:after=N` | `garbage:after=N` | `oversized:after=N,len=B` |
     /// `lose-exec:every=N,only=filled` (both optional) | `spread:symbol=S,points=P,after=N`
-    /// (after optional: market ticks before it applies) | `delta-high-bug`; most take `times=K`
+    /// (after optional: market ticks before it applies) | `delta-high-bug` |
+    /// `blocked:retry-after=S,kind=REQ,every=N` (kind/every optional: BLOCKED_PAYLOAD_TYPE) |
+    /// `maintenance:after=S,for=D` (wall seconds from start: SERVER_IS_UNDER_MAINTENANCE) |
+    /// `client-disconnect:after=N` | `connections-limit:max=N` |
+    /// `no-answer:kind=REQ,every=N` (executed, never answered); most take `times=K`
     /// to fire at most K times. See sim/README.md.
     #[arg(long = "fault", value_parser = Fault::parse)]
     pub faults: Vec<Fault>,

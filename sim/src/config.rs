@@ -222,6 +222,55 @@ pub enum Fault {
     /// `delta-high-bug` — historical trendbars with deltaClose = 0 come back with deltaHigh = 0
     /// (the known 2026 server bug), so clients can prove they cope.
     DeltaHighBug,
+    /// `blocked:retry-after=S[,kind=REQ][,every=N][,times=K]` — refuse every N-th request (of
+    /// payload kind REQ, e.g. `NewOrderReq`; any request but auth by default) with
+    /// `ProtoOAErrorRes BLOCKED_PAYLOAD_TYPE` and `retryAfter` S seconds; it is not executed.
+    Blocked {
+        /// The request kind (`Request::kind`), None: any request but auth.
+        kind: Option<String>,
+        /// retryAfter, seconds.
+        retry_after_s: u64,
+        /// Every N-th matching request.
+        every: u64,
+        /// Fire at most K times.
+        times: Option<u64>,
+    },
+    /// `maintenance:after=S,for=D` — from S seconds after the simulator started, for D seconds
+    /// (wall clock): every open connection gets `ProtoOAClientDisconnectEvent` and is closed,
+    /// and every request meanwhile gets `SERVER_IS_UNDER_MAINTENANCE` with its
+    /// `maintenanceEndTimestamp`, then the connection is closed.
+    Maintenance {
+        /// Start, seconds after the simulator started.
+        after_s: u64,
+        /// Length, seconds.
+        for_s: u64,
+    },
+    /// `client-disconnect:after=N[,times=K]` — after N server frames on a connection, send
+    /// `ProtoOAClientDisconnectEvent` and close it.
+    ClientDisconnect {
+        /// Frames.
+        after: u64,
+        /// Fire at most K times.
+        times: Option<u64>,
+    },
+    /// `connections-limit:max=N[,times=K]` — an `ApplicationAuthReq` while N other connections
+    /// are application-authorized gets `CONNECTIONS_LIMIT_EXCEEDED` and the connection is closed.
+    ConnectionsLimit {
+        /// Connections allowed besides the new one.
+        max: u64,
+        /// Fire at most K times.
+        times: Option<u64>,
+    },
+    /// `no-answer:kind=REQ[,every=N][,times=K]` — every N-th request of kind REQ (e.g.
+    /// `GetTrendbarsReq`, `NewOrderReq`) is executed but nothing answering it is ever sent.
+    NoAnswer {
+        /// The request kind (`Request::kind`).
+        kind: String,
+        /// Every N-th matching request.
+        every: u64,
+        /// Fire at most K times.
+        times: Option<u64>,
+    },
 }
 
 impl Fault {
@@ -364,10 +413,57 @@ impl Fault {
                     after: num("after")?.unwrap_or(0),
                 }
             }
+            "blocked" => {
+                known(&["retry-after", "kind", "every", "times"])?;
+                Fault::Blocked {
+                    kind: get("kind").filter(|v| !v.is_empty()).map(str::to_string),
+                    retry_after_s: need("retry-after")?,
+                    every: num("every")?.unwrap_or(1).max(1),
+                    times,
+                }
+            }
+            "maintenance" => {
+                known(&["after", "for"])?;
+                let for_s = need("for")?;
+                if for_s == 0 {
+                    return Err(format!("fault `{s}`: for=D needs D > 0 seconds"));
+                }
+                Fault::Maintenance {
+                    after_s: need("after")?,
+                    for_s,
+                }
+            }
+            "client-disconnect" => {
+                known(&["after", "times"])?;
+                Fault::ClientDisconnect {
+                    after: need("after")?,
+                    times,
+                }
+            }
+            "connections-limit" => {
+                known(&["max", "times"])?;
+                Fault::ConnectionsLimit {
+                    max: need("max")?,
+                    times,
+                }
+            }
+            "no-answer" => {
+                known(&["kind", "every", "times"])?;
+                let kind = get("kind")
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("fault `{s}`: needs kind=REQ (e.g. GetTrendbarsReq)"))?
+                    .to_string();
+                Fault::NoAnswer {
+                    kind,
+                    every: num("every")?.unwrap_or(1).max(1),
+                    times,
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown fault `{other}` (expected drop, reject, delay, no-heartbeat, silence, garbage, \
-                     oversized, lose-exec, spread, delta-high-bug)"
+                     oversized, lose-exec, spread, delta-high-bug, blocked, maintenance, \
+                     client-disconnect, connections-limit, no-answer)"
                 ));
             }
         };

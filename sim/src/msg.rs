@@ -17,6 +17,7 @@ pub enum ErrorCode {
     InvalidRequest,
     FrameTooLong,
     MarketClosed,
+    BlockedPayloadType,
     // ProtoOAErrorCode
     OaAuthTokenExpired,
     AccountNotAuthorized,
@@ -37,6 +38,8 @@ pub enum ErrorCode {
     TradingBadStops,
     TradingBadPrices,
     TradingNotAllowed,
+    ServerIsUnderMaintenance,
+    ConnectionsLimitExceeded,
 }
 
 impl ErrorCode {
@@ -49,6 +52,7 @@ impl ErrorCode {
             InvalidRequest => "INVALID_REQUEST",
             FrameTooLong => "FRAME_TOO_LONG",
             MarketClosed => "MARKET_CLOSED",
+            BlockedPayloadType => "BLOCKED_PAYLOAD_TYPE",
             OaAuthTokenExpired => "OA_AUTH_TOKEN_EXPIRED",
             AccountNotAuthorized => "ACCOUNT_NOT_AUTHORIZED",
             AlreadyLoggedIn => "ALREADY_LOGGED_IN",
@@ -68,6 +72,8 @@ impl ErrorCode {
             TradingBadStops => "TRADING_BAD_STOPS",
             TradingBadPrices => "TRADING_BAD_PRICES",
             TradingNotAllowed => "TRADING_NOT_ALLOWED",
+            ServerIsUnderMaintenance => "SERVER_IS_UNDER_MAINTENANCE",
+            ConnectionsLimitExceeded => "CONNECTIONS_LIMIT_EXCEEDED",
         }
     }
 
@@ -80,6 +86,7 @@ impl ErrorCode {
             InvalidRequest,
             FrameTooLong,
             MarketClosed,
+            BlockedPayloadType,
             OaAuthTokenExpired,
             AccountNotAuthorized,
             AlreadyLoggedIn,
@@ -99,6 +106,8 @@ impl ErrorCode {
             TradingBadStops,
             TradingBadPrices,
             TradingNotAllowed,
+            ServerIsUnderMaintenance,
+            ConnectionsLimitExceeded,
         ]
         .into_iter()
         .find(|c| c.name().eq_ignore_ascii_case(s))
@@ -110,7 +119,12 @@ impl ErrorCode {
         use ErrorCode::*;
         matches!(
             self,
-            UnknownError | UnsupportedMessage | InvalidRequest | FrameTooLong | MarketClosed
+            UnknownError
+                | UnsupportedMessage
+                | InvalidRequest
+                | FrameTooLong
+                | MarketClosed
+                | BlockedPayloadType
         )
     }
 }
@@ -662,6 +676,15 @@ pub enum Event {
         account_id: Option<i64>,
         common: bool,
     },
+    /// `ProtoOAErrorRes` (2142) with `retryAfter` (seconds) or `maintenanceEndTimestamp` (Unix ms):
+    /// the `blocked`, `maintenance` and `connections-limit` faults.
+    Refused {
+        code: ErrorCode,
+        description: String,
+        account_id: Option<i64>,
+        retry_after_s: Option<u64>,
+        maintenance_end_ms: Option<i64>,
+    },
     ApplicationAuthRes,
     AccountAuthRes {
         account_id: i64,
@@ -810,6 +833,7 @@ impl Event {
             Heartbeat => "HeartbeatEvent",
             Error { common: true, .. } => "ErrorRes",
             Error { .. } => "OAErrorRes",
+            Refused { .. } => "OAErrorRes",
             ApplicationAuthRes => "ApplicationAuthRes",
             AccountAuthRes { .. } => "AccountAuthRes",
             AccountList { .. } => "GetAccountListByAccessTokenRes",

@@ -369,6 +369,21 @@ pub fn payload_for(event: &Event) -> Payload {
                 .into()
             }
         }
+        Event::Refused {
+            code,
+            description,
+            account_id,
+            retry_after_s,
+            maintenance_end_ms,
+        } => pb::ProtoOaErrorRes {
+            ctid_trader_account_id: *account_id,
+            error_code: code.name().into(),
+            description: Some(description.clone()),
+            maintenance_end_timestamp: *maintenance_end_ms,
+            retry_after: *retry_after_s,
+            ..Default::default()
+        }
+        .into(),
         Event::ApplicationAuthRes => pb::ProtoOaApplicationAuthRes::default().into(),
         Event::AccountAuthRes { account_id } => pb::ProtoOaAccountAuthRes {
             ctid_trader_account_id: *account_id,
