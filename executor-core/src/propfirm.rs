@@ -86,8 +86,11 @@ pub enum MaxLoss {
     /// initial × (1 − max%): never moves (FTMO 2-Step).
     Static,
     /// highest end-of-day balance − initial × max%, rising with it until it reaches the initial
-    /// balance, then fixed there (FTMO 1-Step).
+    /// balance, then fixed there (FTMO 1-Step as issue 18 and PROPFIRM.md state it).
     TrailingEodToInitial,
+    /// highest end-of-day balance − initial × max%, rising with it without end (FTMO's 1-Step page
+    /// states the formula with no lock; the stricter reading, for a `custom` rule set).
+    TrailingEod,
 }
 
 /// A limit the guard measures.
@@ -100,11 +103,12 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// The reason code (`HALTED_DAILY_LOSS`, `HALTED_MAX_LOSS`).
+    /// The ACK reason code: the same as [`crate::risk::Halt::code`]'s (`HALTED_DAILY_LOSS`,
+    /// `HALTED_MAX_DRAWDOWN`), so switching guards changes no reason on the wire.
     pub fn code(self) -> &'static str {
         match self {
             Limit::DailyLoss => "HALTED_DAILY_LOSS",
-            Limit::MaxLoss => "HALTED_MAX_LOSS",
+            Limit::MaxLoss => "HALTED_MAX_DRAWDOWN",
         }
     }
 }
@@ -467,6 +471,7 @@ impl Guard {
             MaxLoss::TrailingEodToInitial => {
                 (self.st.highest_eod_balance - self.max_allowance).min(initial)
             }
+            MaxLoss::TrailingEod => self.st.highest_eod_balance - self.max_allowance,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use oracle_executor_core::config::{KeyError, from_value};
 use oracle_executor_core::propfirm::{
-    Guard, GuardError, GuardState, Limit, Preset, Progress, Rules, Verdict,
+    Guard, GuardError, GuardState, Limit, MaxLoss, Preset, Progress, Rules, Verdict,
 };
 use oracle_executor_core::risk::RiskConfig;
 use oracle_ipc::parse_time;
@@ -187,6 +187,21 @@ fn the_1step_max_loss_trails_the_highest_end_of_day_balance_and_stops_at_the_ini
 }
 
 #[test]
+fn a_trailing_max_loss_without_the_lock_keeps_rising_past_the_initial() {
+    let rules = Rules {
+        max_loss: MaxLoss::TrailingEod,
+        ..Rules::preset(Preset::Ftmo1Step)
+    };
+    let mut g = Guard::new(rules, 100_000.0, ms("2025-01-13T08:00:00Z")).unwrap();
+    upd(&mut g, "2025-01-13T08:00:00Z", 100_000.0, 100_000.0);
+    upd(&mut g, "2025-01-13T12:00:00Z", 112_000.0, 112_000.0);
+    let v = upd(&mut g, "2025-01-14T08:00:00Z", 112_000.0, 102_000.5);
+    assert_eq!((v.max_loss.floor, v.breach.is_some()), (102_000.0, true));
+    let v = upd(&mut g, "2025-01-14T08:00:01Z", 112_000.0, 102_000.0);
+    assert_eq!(v.breach, Some(Limit::MaxLoss));
+}
+
+#[test]
 fn the_2step_max_loss_stays_static_after_profitable_days() {
     let mut g = guard(Preset::Ftmo2Step, 100_000.0, "2025-01-13T08:00:00Z");
     upd(&mut g, "2025-01-13T10:00:00Z", 108_000.0, 108_000.0);
@@ -276,6 +291,9 @@ fn a_daily_halt_lifts_at_prague_midnight_and_a_max_loss_halt_only_by_resume() {
     assert_eq!(v.halted.map(|h| h.limit), Some(Limit::MaxLoss));
     assert_eq!(g.resume().map(|h| h.limit), Some(Limit::MaxLoss));
     assert_eq!(g.halted(), None);
+    // The refusal reasons are the ones the executor's ACKs already carry.
+    assert_eq!(Limit::DailyLoss.code(), "HALTED_DAILY_LOSS");
+    assert_eq!(Limit::MaxLoss.code(), "HALTED_MAX_DRAWDOWN");
 }
 
 #[test]
