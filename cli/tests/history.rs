@@ -211,6 +211,35 @@ fn history_writes_the_simulators_closed_bars_byte_for_byte_within_five_requests_
         "{err}"
     );
 
+    // A `--to` inside a bar: the simulator lists that bar (it opened before `--to` and closed at
+    // its clock), but it was still open at `--to`: not written.
+    let cut = d.join("cut.csv");
+    let o = history(
+        &d,
+        &sim,
+        &[
+            "--symbol",
+            "EURUSD",
+            "--timeframe",
+            "H1",
+            "--from",
+            "2017-06-01",
+            "--to",
+            "2017-06-01T10:30:00Z",
+            "--out",
+            cut.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cut_text = std::fs::read_to_string(&cut).unwrap();
+    let open_at_to = "2017-06-01T10:00:00Z,";
+    assert!(source.lines().any(|l| l.starts_with(open_at_to)));
+    assert!(!cut_text.contains(open_at_to), "{cut_text}");
+    assert_eq!(
+        cut_text.lines().last().map(|l| &l[..20]),
+        Some("2017-06-01T09:00:00Z")
+    );
+
     // `oracle backtest --bars` takes it.
     let zip = repo().join("models/EURUSD_H1.zip");
     if zip.exists() {
