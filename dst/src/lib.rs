@@ -1,0 +1,32 @@
+//! `oracle-dst`: deterministic simulation testing of the whole system on one virtual clock.
+//!
+//! One seed (`u64`) draws a [`Plan`]: which bundled models trade, how many bars, and a fault
+//! schedule. [`run`] then drives, in one thread, with no sockets, no sleeps and no clock:
+//!
+//! - the simulator's sans-IO broker core (`oracle_sim::Broker`, time a parameter) behind its
+//!   protobuf edge (`oracle_sim::wire`): every request and answer is a real encoded frame;
+//! - `oracle_ctrader`'s sans-IO `Session` (auth, heartbeats, rate limits, reconnect, gap fill,
+//!   closed-bar detection), connected to the broker core by an in-memory [`pipe::Pipe`] whose
+//!   fault wrapper resets connections, kills them silently (lost answers) and delays frames;
+//! - the executor side ([`exec::Exec`]: bars to the predictor, HISTORY, orders through the
+//!   session, reconciliation), until `ExecutorCore` can be driven here;
+//! - the predictor's engine (`oracle_predictor::engine::Predictor`, lines in, lines out) with the
+//!   bundled models, its state file and traces in a scratch folder. "kill -9" drops every
+//!   in-memory object without flushing anything (`mem::forget`) and restarts from the bytes
+//!   written so far.
+//!
+//! Faults also come from the broker core's own injectors (order rejections, lost execution
+//! events), its token expiry (the session refreshes), and a history rate limit below the
+//! session's (`REQUEST_FREQUENCY_EXCEEDED`: the session waits `retryAfter` and asks again).
+//!
+//! Invariants are checked after every step (see [`Failure`]); a failing seed prints the one
+//! command that replays it ([`replay_command`]).
+
+#![warn(missing_docs)]
+
+pub mod exec;
+pub mod fixtures;
+pub mod pipe;
+mod world;
+
+pub use world::{Defect, Failure, Plan, Summary, replay_command, run, run_seed};

@@ -1,0 +1,918 @@
+//! The simulated world of one seed and its invariants.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
+use oracle_ctrader::session::{Session, SessionConfig, Transmit};
+use oracle_ctrader::{Credentials, FrameDecoder, Secret};
+use oracle_predictor::engine::{Predictor, Settings};
+use oracle_sim::bars::{Period, format_iso_utc, format_price};
+use oracle_sim::broker::{BadFrame, Broker, Output};
+use oracle_sim::config::{
+    BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, Fault, Speed,
+};
+use oracle_sim::market::{Market, Start};
+use oracle_sim::msg::ErrorCode as SimErrorCode;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::exec::{Exec, ModelSide, Stream};
+use crate::fixtures;
+use crate::pipe::{Delivery, Pipe, PipeFaults, Wrote};
+
+/// Where in the predictor's handling of a batch of lines a kill -9 lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillPoint {
+    /// Before the lines are handled: they are lost.
+    BeforeLines,
+    /// After the lines were handled and the answers sent, before the states were written.
+    BeforePersist,
+    /// After the states were written.
+    AfterPersist,
+}
+
+/// Everything one seed decides.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The seed.
+    pub seed: u64,
+    /// Bundled models that trade (file stems).
+    pub models: Vec<String>,
+    /// Live bars (of the coarsest stream) the market replays.
+    pub live_bars: usize,
+    /// Virtual seconds per bar of the coarsest stream (sets the replay speed).
+    pub bar_wall_s: i64,
+    /// The session's `live_close`.
+    pub live_close: bool,
+    /// Faults of the broker connection.
+    pub pipe: PipeFaults,
+    /// Every N-th new order is refused (`NOT_ENOUGH_MONEY`).
+    pub reject_every: Option<u64>,
+    /// Every N-th order's execution events are lost.
+    pub lose_exec_every: Option<u64>,
+    /// The access token expires this many virtual seconds after the start.
+    pub token_expires_s: Option<i64>,
+    /// The broker's history requests per second (below the session's 5: throttling).
+    pub history_rate_limit: usize,
+    /// Predictor kills: at its N-th batch of lines, where.
+    pub kills: Vec<(u64, KillPoint)>,
+    /// Virtual ms from a kill to the restart.
+    pub restart_after_ms: i64,
+}
+
+/// A known defect injected to prove the harness catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Defect {
+    /// None: the system as it is.
+    None,
+    /// The executor does not send the predictor its n-th live bar.
+    ExecutorDropsBar(u64),
+    /// The pipe delivers every `NewOrderReq` frame twice.
+    PipeDuplicatesOrders,
+    /// The executor sends the predictor its n-th live bar with another close.
+    ExecutorAltersBar(u64),
+}
+
+/// Why a seed failed: the first invariant broken, where, and how to replay it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// Virtual time (Unix ms) of the step that broke it.
+    pub at_ms: i64,
+    /// Steps taken.
+    pub step: u64,
+    /// What broke.
+    pub what: String,
+    /// The seed's scratch folder (state file, traces), kept for a look.
+    pub scratch: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} failed at step {} ({}): {}\n  replay: {}",
+            self.seed,
+            self.step,
+            format_iso_utc(self.at_ms),
+            self.what,
+            replay_command(self.seed)
+        )
+    }
+}
+
+/// The one command that replays `seed`.
+pub fn replay_command(seed: u64) -> String {
+    format!("DST_SEED={seed} cargo test -p oracle-dst --release --test dst -- one_seed --nocapture")
+}
+
+/// What a passing seed did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Steps taken.
+    pub steps: u64,
+    /// Live bars the predictor got over all streams.
+    pub bars: u64,
+    /// Orders sent.
+    pub orders: u64,
+    /// Connection resets injected by the pipe.
+    pub resets: u64,
+    /// Connections that went dead.
+    pub deaths: u64,
+    /// Predictor kills.
+    pub kills: u64,
+    /// Session connects.
+    pub connects: u64,
+    /// Trace rows checked against `oracle replay`.
+    pub rows_checked: u64,
+}
+
+impl Plan {
+    /// The plan of `seed`.
+    pub fn from_seed(seed: u64) -> Plan {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        let symbols = fixtures::symbols();
+        // Models whose stream is their symbol's source series (no aggregation): every
+        // bundled model but the coarser of a symbol with two.
+        let names: Vec<&String> = fixtures::models()
+            .iter()
+            .filter(|(_, b)| {
+                symbols
+                    .get(&b.spec.symbol)
+                    .is_some_and(|d| d.period.name() == b.spec.timeframe)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let n = if r.random_bool(0.3) { 2 } else { 1 };
+        let mut models: Vec<String> = Vec::new();
+        while models.len() < n {
+            let m = names[r.random_range(0..names.len())].clone();
+            if !models.contains(&m) {
+                models.push(m);
+            }
+        }
+        let p = |r: &mut ChaCha8Rng, x: f64| r.random_bool(x);
+        let pipe = PipeFaults {
+            reset: if p(&mut r, 0.4) { 0.004 } else { 0.0 },
+            dead: if p(&mut r, 0.25) { 0.002 } else { 0.0 },
+            delay: if p(&mut r, 0.4) { 0.2 } else { 0.0 },
+            max_delay_ms: 3_000,
+            duplicate_client_frames_with: None,
+        };
+        let kills = if p(&mut r, 0.5) {
+            let k = r.random_range(1..=2);
+            let mut v: Vec<(u64, KillPoint)> = (0..k)
+                .map(|_| {
+                    let at = r.random_range(1..30);
+                    let pt = match r.random_range(0..3) {
+                        0 => KillPoint::BeforeLines,
+                        1 => KillPoint::BeforePersist,
+                        _ => KillPoint::AfterPersist,
+                    };
+                    (at, pt)
+                })
+                .collect();
+            v.sort_by_key(|x| x.0);
+            v.dedup_by_key(|x| x.0);
+            v
+        } else {
+            Vec::new()
+        };
+        Plan {
+            seed,
+            models,
+            live_bars: r.random_range(8..=30),
+            bar_wall_s: [20, 60, 120][r.random_range(0..3)],
+            live_close: p(&mut r, 0.5),
+            pipe,
+            reject_every: p(&mut r, 0.3).then(|| r.random_range(2..5)),
+            lose_exec_every: p(&mut r, 0.2).then(|| r.random_range(2..6)),
+            token_expires_s: p(&mut r, 0.3).then(|| r.random_range(60..1_200)),
+            history_rate_limit: if p(&mut r, 0.3) { 1 } else { 5 },
+            kills,
+            restart_after_ms: r.random_range(0..90_000),
+        }
+    }
+}
+
+/// Runs `seed`'s plan with no defect.
+pub fn run_seed(seed: u64) -> Result<Summary, Failure> {
+    run(&Plan::from_seed(seed), Defect::None)
+}
+
+/// Extra bars beyond the window the predictor asks for when it has a state to catch up from.
+const HISTORY_EXTRA: usize = 60;
+
+fn period_of(tf: &str) -> Option<(Period, ProtoOaTrendbarPeriod)> {
+    let p = Period::from_name(tf)?;
+    let q = ProtoOaTrendbarPeriod::from_str_name(tf)?;
+    Some((p, q))
+}
+
+struct World {
+    plan: Plan,
+    defect: Defect,
+    t0: i64,
+    base: Instant,
+    now: i64,
+    step: u64,
+    broker: Broker,
+    session: Session,
+    pipe: Pipe,
+    conn: Option<u64>,
+    server_decoder: FrameDecoder,
+    exec: Exec,
+    pred: Option<Predictor>,
+    pred_batches: u64,
+    restart_at: Option<i64>,
+    ever_connected: bool,
+    settings: Settings,
+    scratch: PathBuf,
+    summary: Summary,
+    /// End of the replay (market ms): the last bar of every stream closes by it.
+    end_ms: i64,
+}
+
+fn scratch_root() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Runs one plan. The scratch folder is removed when the seed passes and kept (and named in
+/// the failure) when it fails.
+pub fn run(plan: &Plan, defect: Defect) -> Result<Summary, Failure> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let scratch = scratch_root().join(format!(
+        "oracle-dst-{}-{}-{}",
+        std::process::id(),
+        plan.seed,
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let fail = |what: String| Failure {
+        seed: plan.seed,
+        at_ms: 0,
+        step: 0,
+        what,
+        scratch: None,
+    };
+    let mut w = World::new(plan.clone(), defect, scratch.clone()).map_err(fail)?;
+    let r = w.run_to_end();
+    if r.is_ok() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    r.map_err(|mut f| {
+        f.what = format!("{} (scratch folder: {})", f.what, scratch.display());
+        f.scratch = Some(scratch.clone());
+        f
+    })
+}
+
+impl World {
+    fn new(plan: Plan, defect: Defect, scratch: PathBuf) -> Result<World, String> {
+        let models = fixtures::models();
+        let symbols = fixtures::symbols();
+        let mut data = Vec::new();
+        let mut need_hist = 0usize;
+        let mut coarsest = 0i64;
+        for name in &plan.models {
+            let b = models.get(name).ok_or(format!("{name}: not bundled"))?;
+            let d = symbols
+                .get(&b.spec.symbol)
+                .ok_or(format!("{}: no bar file", b.spec.symbol))?;
+            need_hist = need_hist.max(b.spec.window + HISTORY_EXTRA + 5);
+            coarsest = coarsest.max(d.period.fixed_ms().unwrap_or(60_000));
+            if !data
+                .iter()
+                .any(|x: &oracle_sim::symbols::SymbolData| x.spec.name == d.spec.name)
+            {
+                data.push(d.clone());
+            }
+        }
+        // Start after enough bars of the coarsest stream (finer ones get more).
+        let mut market = Market::new(data, Start::AfterBars(need_hist));
+        // `live_bars` bars of the coarsest stream (whatever its trading hours): the replay ends
+        // at the open of the bar after them, whose first tick closes the last one.
+        market.end_ms = market
+            .symbols
+            .iter()
+            .filter(|s| s.base.fixed_ms() == Some(coarsest))
+            .filter_map(|s| {
+                let bars = s.series.get(&s.base)?;
+                let i = bars.iter().position(|b| b.time_ms >= market.start_ms)?;
+                bars.get(i + plan.live_bars).map(|b| b.time_ms)
+            })
+            .max()
+            .or(Some(market.start_ms + coarsest * plan.live_bars as i64));
+        let start_ms = market.start_ms;
+        let end_ms = market.end_ms.unwrap_or(i64::MAX);
+        // Times speed: a bar of the coarsest stream lasts `bar_wall_s` virtual seconds.
+        let factor = coarsest as f64 / (plan.bar_wall_s as f64 * 1000.0);
+        let mut faults = Vec::new();
+        if let Some(every) = plan.reject_every {
+            faults.push(Fault::Reject {
+                code: SimErrorCode::NotEnoughMoney,
+                every,
+                symbol: None,
+                times: None,
+                via_error_res: false,
+            });
+        }
+        if let Some(every) = plan.lose_exec_every {
+            faults.push(Fault::LoseExec {
+                every,
+                times: None,
+                filled_only: false,
+            });
+        }
+        let mut cfg = BrokerConfig {
+            seed: plan.seed,
+            speed: Speed::Times(factor),
+            history_rate_limit: plan.history_rate_limit,
+            faults,
+            ..BrokerConfig::default()
+        };
+        if let Some(s) = plan.token_expires_s {
+            cfg.tokens[0].expires_in_s = s;
+        }
+        let t0 = start_ms;
+        let broker = Broker::new(cfg, market, t0).map_err(|e| e.to_string())?;
+
+        // Streams: what the broker's history holds, and the models on each.
+        let mut streams: BTreeMap<(i64, i32), Stream> = BTreeMap::new();
+        let mut sides = Vec::new();
+        for name in &plan.models {
+            let b = &models[name];
+            let (period, pq) = period_of(&b.spec.timeframe)
+                .ok_or(format!("{name}: timeframe {}", b.spec.timeframe))?;
+            let sm = broker
+                .market()
+                .symbols
+                .iter()
+                .find(|s| s.spec.name == b.spec.symbol)
+                .ok_or(format!("{}: not in the market", b.spec.symbol))?;
+            let len = period.fixed_ms().ok_or("fixed period")?;
+            let series = sm.series.get(&period).ok_or("series")?;
+            let expected: Vec<i64> = series
+                .iter()
+                .filter(|x| x.time_ms + len <= end_ms)
+                .map(|x| x.time_ms / 1000)
+                .collect();
+            let key = (sm.id, pq as i32);
+            streams.entry(key).or_insert_with(|| Stream {
+                symbol_id: sm.id,
+                period: pq,
+                symbol: b.spec.symbol.clone(),
+                tf: oracle_ipc::Timeframe::from_name(&b.spec.timeframe).expect("a supported tf"),
+                digits: sm.spec.digits,
+                bars: Vec::new(),
+                expected,
+                warm_until: None,
+            });
+            sides.push(ModelSide {
+                name: name.clone(),
+                stream: key,
+                volume: sm.spec.min_volume.max(1),
+                last_target: None,
+                handled: Default::default(),
+                in_flight: 0,
+                entry_after_exit: None,
+                expect_sync: false,
+                ack: None,
+            });
+        }
+        let mut exec = Exec::new(DEFAULT_ACCOUNT_ID, streams.into_values().collect(), sides);
+        match defect {
+            Defect::ExecutorDropsBar(n) => exec.drop_live_nth = Some(n),
+            Defect::ExecutorAltersBar(n) => exec.alter_live_nth = Some(n),
+            _ => {}
+        }
+
+        let base = Instant::now();
+        let creds = Credentials {
+            client_id: Secret::new(DEFAULT_CLIENT_ID),
+            client_secret: Secret::new(DEFAULT_CLIENT_SECRET),
+            access_token: Secret::new(DEFAULT_ACCESS_TOKEN),
+            refresh_token: Some(Secret::new(DEFAULT_REFRESH_TOKEN)),
+        };
+        let mut scfg = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
+        scfg.live_close = plan.live_close;
+        let mut session = Session::new(scfg, base, t0);
+        // Subscribe every stream with a gap to fill: the bars from `need_hist` bars before the
+        // start are fetched from history, exactly once each.
+        let keys: Vec<(i64, i32)> = exec.streams.keys().copied().collect();
+        for key in keys {
+            let st = &exec.streams[&key];
+            let before: Vec<i64> = st
+                .expected
+                .iter()
+                .copied()
+                .filter(|t| *t * 1000 + st.period.seconds().unwrap_or(0) * 1000 <= start_ms)
+                .collect();
+            let want = models
+                .values()
+                .filter(|b| b.spec.symbol == st.symbol && b.spec.timeframe == st.tf.as_str())
+                .map(|b| b.spec.window + HISTORY_EXTRA)
+                .max()
+                .unwrap_or(0);
+            let from = before.len().saturating_sub(want + 1);
+            let last_closed = before.get(from).copied();
+            session
+                .subscribe_bars(base, st.symbol_id, st.period, last_closed)
+                .map_err(|e| e.to_string())?;
+            let first = before.get(from + 1).copied();
+            let stm = exec.streams.get_mut(&key).expect("key");
+            // The stream's expected bars begin after `last_closed`.
+            stm.expected.retain(|t| first.is_some_and(|f| *t >= f));
+            stm.warm_until = before.last().copied();
+        }
+        session.start(base);
+
+        let models_dir = scratch.join("models");
+        std::fs::create_dir_all(&models_dir).map_err(|e| e.to_string())?;
+        for name in &plan.models {
+            // The loader looks models up by file stem; the file only has to exist for the scan.
+            std::fs::write(models_dir.join(format!("{name}.zip")), b"")
+                .map_err(|e| e.to_string())?;
+        }
+        let settings = Settings {
+            models_dir,
+            state_dir: scratch.join("state"),
+            trace_dir: Some(scratch.join("trace")),
+            history_extra: HISTORY_EXTRA,
+        };
+        let mut pipe_faults = plan.pipe.clone();
+        if defect == Defect::PipeDuplicatesOrders {
+            // Every NewOrderReq frame carries its client order id, `dst-…`.
+            pipe_faults.duplicate_client_frames_with = Some(b"dst-".to_vec());
+        }
+        let pipe = Pipe::new(pipe_faults, plan.seed);
+        Ok(World {
+            plan,
+            defect,
+            t0,
+            base,
+            now: t0,
+            step: 0,
+            broker,
+            session,
+            pipe,
+            conn: None,
+            server_decoder: FrameDecoder::default(),
+            exec,
+            pred: None,
+            pred_batches: 0,
+            restart_at: None,
+            ever_connected: false,
+            settings,
+            scratch,
+            summary: Summary::default(),
+            end_ms,
+        })
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_millis((self.now - self.t0).max(0) as u64)
+    }
+
+    fn ms_of(&self, t: Instant) -> i64 {
+        let d = t.saturating_duration_since(self.base);
+        // Rounded up: a deadline is never reached early.
+        self.t0 + d.as_nanos().div_ceil(1_000_000) as i64
+    }
+
+    fn fail(&self, what: impl Into<String>) -> Failure {
+        Failure {
+            seed: self.plan.seed,
+            at_ms: self.now,
+            step: self.step,
+            what: what.into(),
+            scratch: None,
+        }
+    }
+
+    fn reset_connection(&mut self, why: &str) {
+        if let Some(c) = self.conn.take() {
+            self.broker.disconnect(c, self.now);
+        }
+        self.pipe.close();
+        self.server_decoder = FrameDecoder::default();
+        let now = self.instant();
+        self.session.handle_disconnected(now, why.to_string());
+    }
+
+    /// Moves everything that can move at `now`; true when something did.
+    fn settle(&mut self) -> Result<bool, Failure> {
+        let mut any = false;
+        loop {
+            let mut progressed = false;
+            let inst = self.instant();
+            while let Some(t) = self.session.poll_transmit() {
+                progressed = true;
+                match t {
+                    Transmit::Connect => {
+                        self.summary.connects += 1;
+                        self.pipe.open();
+                        self.server_decoder = FrameDecoder::default();
+                        self.conn = Some(self.broker.connect(self.now));
+                        self.session.handle_connected(inst);
+                    }
+                    Transmit::Bytes(b) => {
+                        if self.conn.is_some()
+                            && self.pipe.client_write(self.now, b) == Wrote::Reset
+                        {
+                            self.reset_connection("reset by the pipe");
+                        }
+                    }
+                    Transmit::Close => {
+                        if let Some(c) = self.conn.take() {
+                            self.broker.disconnect(c, self.now);
+                        }
+                        self.pipe.close();
+                    }
+                }
+            }
+            while let Some(d) = self.pipe.poll(self.now) {
+                progressed = true;
+                match d {
+                    Delivery::ToServer(bytes) => {
+                        let Some(conn) = self.conn else { continue };
+                        self.server_decoder.feed(&bytes);
+                        loop {
+                            match self.server_decoder.next_frame() {
+                                Ok(Some(body)) => match oracle_sim::wire::decode_request(&body) {
+                                    Ok((cmid, req)) => {
+                                        self.broker.handle_request(self.now, conn, cmid, req)
+                                    }
+                                    Err(e) => self.broker.handle_bad_frame(
+                                        self.now,
+                                        conn,
+                                        BadFrame::Garbage { reason: e.0 },
+                                    ),
+                                },
+                                Ok(None) => break,
+                                Err(e) => return Err(self.fail(format!("client framing: {e}"))),
+                            }
+                        }
+                    }
+                    Delivery::ToClient(bytes) => self.session.handle_bytes(inst, &bytes),
+                }
+            }
+            while let Some(o) = self.broker.poll_output() {
+                progressed = true;
+                match o {
+                    Output::Send {
+                        conn,
+                        client_msg_id,
+                        event,
+                        delay_ms,
+                    } => {
+                        if Some(conn) != self.conn {
+                            continue;
+                        }
+                        let bytes = oracle_sim::wire::encode_event(client_msg_id, &event);
+                        if self.pipe.server_write(self.now, bytes, delay_ms as i64) == Wrote::Reset
+                        {
+                            self.reset_connection("reset by the pipe");
+                        }
+                    }
+                    Output::Close { conn, graceful, .. } => {
+                        if Some(conn) != self.conn {
+                            continue;
+                        }
+                        if graceful {
+                            for b in self.pipe.take_to_client() {
+                                self.session.handle_bytes(inst, &b);
+                            }
+                        }
+                        self.reset_connection("closed by the server");
+                    }
+                    Output::Garbage { .. } | Output::Oversized { .. } | Output::Silenced { .. } => {
+                    }
+                }
+            }
+            while let Some(ev) = self.session.poll_event() {
+                progressed = true;
+                self.exec.handle_event(inst, &mut self.session, ev);
+            }
+            // The predictor connects once every stream holds its history.
+            if self.pred.is_none()
+                && self.restart_at.is_none()
+                && !self.ever_connected
+                && self.exec.warm()
+            {
+                self.start_predictor()?;
+                progressed = true;
+            }
+            if self.pred.is_some() && !self.exec.to_predictor.is_empty() {
+                progressed = true;
+                self.feed_predictor()?;
+            }
+            self.check()?;
+            if !progressed {
+                return Ok(any);
+            }
+            any = true;
+        }
+    }
+
+    fn start_predictor(&mut self) -> Result<(), Failure> {
+        if std::env::var_os("DST_VERBOSE").is_some() {
+            eprintln!(
+                "{} predictor starts; bars kept {:?}",
+                format_iso_utc(self.now),
+                self.exec
+                    .streams
+                    .values()
+                    .map(|s| (
+                        s.bars.len(),
+                        s.bars.last().map(|b| b.time),
+                        s.expected.last()
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let mut p = Predictor::new(self.settings.clone(), fixtures::loader())
+            .map_err(|e| self.fail(format!("the predictor cannot start: {e}")))?;
+        let _ = p.scan();
+        let lines = p.on_connected();
+        self.pred = Some(p);
+        self.ever_connected = true;
+        self.exec.handle_predictor_connected();
+        let inst = self.instant();
+        self.exec
+            .handle_predictor_lines(inst, &mut self.session, &lines);
+        Ok(())
+    }
+
+    fn kill_predictor(&mut self) -> Result<(), Failure> {
+        if let Some(p) = self.pred.take() {
+            // kill -9: nothing is flushed, nothing is dropped in order.
+            std::mem::forget(p);
+        }
+        self.summary.kills += 1;
+        self.exec.handle_predictor_gone();
+        self.restart_at = Some(self.now + self.plan.restart_after_ms);
+        // What the dead predictor wrote so far must already be right.
+        self.check_traces(false)
+    }
+
+    fn feed_predictor(&mut self) -> Result<(), Failure> {
+        let lines = std::mem::take(&mut self.exec.to_predictor);
+        self.pred_batches += 1;
+        let kill = self
+            .plan
+            .kills
+            .iter()
+            .find(|(n, _)| *n == self.pred_batches)
+            .map(|(_, k)| *k);
+        if kill == Some(KillPoint::BeforeLines) {
+            return self.kill_predictor();
+        }
+        let p = self.pred.as_mut().expect("a predictor to feed");
+        self.summary.bars += lines
+            .iter()
+            .filter(|l| l.starts_with("BAR|") && !l.contains("|HIST:1"))
+            .count() as u64;
+        let out = p.handle_lines(&lines);
+        if std::env::var_os("DST_VERBOSE").is_some() {
+            eprintln!(
+                "{} lines {} -> {}: {:?} -> {:?}",
+                format_iso_utc(self.now),
+                lines.len(),
+                out.len(),
+                lines.last(),
+                out.last()
+            );
+        }
+        let inst = self.instant();
+        self.exec
+            .handle_predictor_lines(inst, &mut self.session, &out);
+        if kill == Some(KillPoint::BeforePersist) {
+            return self.kill_predictor();
+        }
+        let p = self.pred.as_mut().expect("a predictor to feed");
+        p.persist()
+            .map_err(|e| self.fail(format!("the predictor cannot write its state: {e}")))?;
+        if kill == Some(KillPoint::AfterPersist) {
+            return self.kill_predictor();
+        }
+        Ok(())
+    }
+
+    /// Invariants after every step.
+    fn check(&mut self) -> Result<(), Failure> {
+        if let Some(v) = self.exec.violations.first() {
+            return Err(self.fail(v.clone()));
+        }
+        if let Some((coid, n)) = self
+            .broker
+            .new_orders_by_client_id()
+            .iter()
+            .find(|(_, n)| **n > 1)
+        {
+            return Err(self.fail(format!(
+                "client order id {coid} reached the broker {n} times"
+            )));
+        }
+        if !self.broker.replay_done()
+            && let Some(r) = self.exec.exit_refusals.first()
+        {
+            return Err(self.fail(format!("an exit was refused: {r}")));
+        }
+        Ok(())
+    }
+
+    /// Every model's trace (the rows it has written) equals `oracle replay` over history's
+    /// bars from its first bar; with `complete`, up to the stream's last bar.
+    fn check_traces(&mut self, complete: bool) -> Result<(), Failure> {
+        let names: Vec<String> = self.plan.models.clone();
+        for name in names {
+            let path = self.scratch.join("trace").join(format!("{name}.csv"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // A later row for a time replaces an earlier one (re-stepped after a rewind).
+            let mut rows: BTreeMap<String, String> = BTreeMap::new();
+            for l in text.lines().skip(1) {
+                if let Some((t, _)) = l.split_once(',') {
+                    rows.insert(t.to_string(), l.to_string());
+                }
+            }
+            let rows: Vec<String> = rows.into_values().collect();
+            if rows.is_empty() {
+                if complete {
+                    return Err(self.fail(format!("{name}: the twin traced no bar")));
+                }
+                continue;
+            }
+            let first_time = rows[0].split(',').next().unwrap_or("").to_string();
+            // From the twin's first bar: a twin that never wrote a state starts again from FLAT
+            // after a kill, over the window then at hand (its trace starts again too).
+            let replay = self.replay_for(&name, &first_time)?;
+            for (i, row) in rows.iter().enumerate() {
+                let Some(want) = replay.get(i) else {
+                    return Err(self.fail(format!(
+                        "{name}: the twin traced {} rows, more than history's {} bars from {first_time}",
+                        rows.len(),
+                        replay.len()
+                    )));
+                };
+                if row != want {
+                    return Err(self.fail(format!(
+                        "{name}: trace row {} differs from oracle replay over history's bars: got {row:?}, replay {want:?} (a bar missed, duplicated or altered on its way to the twin)",
+                        i + 1
+                    )));
+                }
+            }
+            if complete && rows.len() != replay.len() {
+                return Err(self.fail(format!(
+                    "{name}: the twin traced {} bars, history holds {} from {first_time}: a bar never reached it",
+                    rows.len(),
+                    replay.len()
+                )));
+            }
+            self.summary.rows_checked += rows.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// `oracle replay` of `name` over history's bars from `first_time` to the stream's end.
+    fn replay_for(
+        &self,
+        name: &str,
+        first_time: &str,
+    ) -> Result<std::sync::Arc<Vec<String>>, Failure> {
+        let b = &fixtures::models()[name];
+        let sm = self
+            .broker
+            .market()
+            .symbols
+            .iter()
+            .find(|s| s.spec.name == b.spec.symbol)
+            .ok_or_else(|| self.fail("symbol"))?;
+        let (period, _) = period_of(&b.spec.timeframe).ok_or_else(|| self.fail("period"))?;
+        let len = period.fixed_ms().unwrap_or(0);
+        let digits = sm.spec.digits;
+        let mut csv = String::from("time,open,high,low,close,volume\n");
+        let mut started = false;
+        for x in sm.series.get(&period).map(Vec::as_slice).unwrap_or(&[]) {
+            if x.time_ms + len > self.end_ms {
+                break;
+            }
+            let t = format_iso_utc(x.time_ms);
+            if !started && t != first_time {
+                continue;
+            }
+            started = true;
+            csv.push_str(&format!(
+                "{t},{},{},{},{},{}\n",
+                format_price(x.open, digits),
+                format_price(x.high, digits),
+                format_price(x.low, digits),
+                format_price(x.close, digits),
+                x.volume
+            ));
+        }
+        if !started {
+            return Err(self.fail(format!(
+                "{name}: the twin's first bar {first_time} is not a bar of history"
+            )));
+        }
+        fixtures::replay_rows(name, &csv, &self.scratch).map_err(|e| self.fail(e))
+    }
+
+    fn done(&self) -> bool {
+        self.broker.replay_done()
+            && self.pred.is_some()
+            && self.exec.in_flight() == 0
+            && self
+                .exec
+                .streams
+                .values()
+                .all(|s| s.bars.last().map(|b| b.time) == s.expected.last().copied())
+            && self.exec.to_predictor.is_empty()
+    }
+
+    fn run_to_end(&mut self) -> Result<Summary, Failure> {
+        // Generous: the replay plus backoffs and timeouts after it.
+        let cap = self.end_ms.max(self.t0)
+            + (self.plan.live_bars as i64 + 10) * self.plan.bar_wall_s * 1000
+            + 30 * 60_000;
+        loop {
+            self.step += 1;
+            self.settle()?;
+            if self.done() {
+                break;
+            }
+            let mut next: Option<i64> = None;
+            let mut at = |t: i64| next = Some(next.map_or(t, |n: i64| n.min(t)));
+            if let Some(t) = self.session.poll_timeout() {
+                at(self.ms_of(t));
+            }
+            if let Some(t) = self.broker.poll_timeout() {
+                at(t);
+            }
+            if let Some(t) = self.pipe.next_at() {
+                at(t);
+            }
+            if let Some(t) = self.restart_at {
+                at(t);
+            }
+            let Some(t) = next else {
+                return Err(self.fail("nothing left to happen, and the run is not done"));
+            };
+            if t > cap {
+                let lag: Vec<String> = self
+                    .exec
+                    .streams
+                    .values()
+                    .map(|s| {
+                        format!(
+                            "{} {}: last bar {:?} of {:?}",
+                            s.symbol,
+                            s.tf.as_str(),
+                            s.bars.last().map(|b| b.time),
+                            s.expected.last()
+                        )
+                    })
+                    .collect();
+                return Err(self.fail(format!(
+                    "not done by the end of the run (virtual {}): {} ; in flight {}; predictor up {}",
+                    format_iso_utc(cap),
+                    lag.join(", "),
+                    self.exec.in_flight(),
+                    self.pred.is_some()
+                )));
+            }
+            self.now = self.now.max(t);
+            let inst = self.instant();
+            if self.session.poll_timeout().is_some_and(|x| x <= inst) {
+                self.session.handle_timeout(inst);
+            }
+            if self.broker.poll_timeout().is_some_and(|x| x <= self.now) {
+                self.broker.handle_timeout(self.now);
+            }
+            if self.restart_at.is_some_and(|r| r <= self.now) {
+                self.restart_at = None;
+                self.start_predictor()?;
+            }
+            if self.step > 5_000_000 {
+                return Err(self.fail("more than 5,000,000 steps: a livelock"));
+            }
+        }
+        // Let the predictor's last batch settle, then the final checks.
+        self.check_traces(true)?;
+        self.summary.steps = self.step;
+        self.summary.orders = self.exec.orders;
+        self.summary.resets = self.pipe.resets;
+        self.summary.deaths = self.pipe.deaths;
+        let _ = self.defect;
+        Ok(self.summary.clone())
+    }
+}
