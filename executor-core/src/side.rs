@@ -402,6 +402,38 @@ impl SideCore {
         }
     }
 
+    /// The margins the entries of `items`' models could ask at their next transition (every
+    /// intensity, both sides; symbol, volume, buy), deduplicated, for the symbols whose facts
+    /// are known: asked off the orders' path, a reversal's entries then find the broker's
+    /// answers fresh.
+    pub fn next_entry_asks(
+        &self,
+        cfg: &ExecutorConfig,
+        items: &[Item],
+    ) -> Vec<(String, i64, bool)> {
+        let mut next: Vec<(String, i64, bool)> = Vec::new();
+        for it in items {
+            let (Some(sc), Some(spec)) = (
+                cfg.symbols.get(&it.key.symbol),
+                self.specs.get(&it.key.symbol),
+            ) else {
+                continue;
+            };
+            for lots in sc.lots {
+                let Ok(v) = crate::volume::lots_to_volume(lots, spec) else {
+                    continue;
+                };
+                for buy in [true, false] {
+                    let ask = (it.key.symbol.clone(), v, buy);
+                    if !next.contains(&ask) {
+                        next.push(ask);
+                    }
+                }
+            }
+        }
+        next
+    }
+
     /// Starts a batch of signals (at most one per model; see the module's steps). Any action
     /// still queued is kept before the batch's. The shell drives one batch at a time: a batch
     /// started while another is still waiting for an input replaces it.

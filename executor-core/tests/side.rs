@@ -559,3 +559,26 @@ fn a_labelled_position_nothing_explains_stops_entries_on_its_symbol() {
         Some("SYMBOL_UNRECONCILED")
     );
 }
+
+#[test]
+fn the_next_transitions_margins_cover_every_intensity_and_side_once_per_symbol() {
+    let (m1, m2) = (key(Timeframe::M15), key(Timeframe::H1));
+    let mut core = core_with(&[]);
+    let items = [item(&m1, Action::LongWeak, T0), item(&m2, Action::Wait, T0)];
+    // Symbol facts not known yet: nothing to ask.
+    assert!(core.next_entry_asks(&cfg(), &items).is_empty());
+    core.handle_spec("EURUSD", Some(eurusd()));
+    let asks = core.next_entry_asks(&cfg(), &items);
+    // 0.01, 0.03, 0.05 lots → 100,000, 300,000, 500,000 cents; buy and sell; both models
+    // share the symbol's asks.
+    let want: Vec<(String, i64, bool)> = [100_000, 300_000, 500_000]
+        .into_iter()
+        .flat_map(|v| {
+            [
+                ("EURUSD".to_string(), v, true),
+                ("EURUSD".to_string(), v, false),
+            ]
+        })
+        .collect();
+    assert_eq!(asks, want);
+}

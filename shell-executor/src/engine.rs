@@ -303,26 +303,10 @@ impl<B: Broker> Side<B> {
     /// broker's answers fresh and their batch fits the 50 requests a second
     /// ([`Broker::prefetch_margins`]: only stale ones are asked).
     pub async fn prefetch_next_entries(&mut self, cfg: &ExecutorConfig, items: &[Item]) {
-        let mut next: Vec<(String, i64, bool)> = Vec::new();
         for it in items {
-            let (Some(sc), Some(spec)) = (
-                cfg.symbols.get(&it.key.symbol),
-                self.spec(&it.key.symbol).await,
-            ) else {
-                continue;
-            };
-            for lots in sc.lots {
-                let Ok(v) = crate::volume::lots_to_volume(lots, &spec) else {
-                    continue;
-                };
-                for buy in [true, false] {
-                    let ask = (it.key.symbol.clone(), v, buy);
-                    if !next.contains(&ask) {
-                        next.push(ask);
-                    }
-                }
-            }
+            let _ = self.spec(&it.key.symbol).await;
         }
+        let next = self.core.next_entry_asks(cfg, items);
         self.broker.prefetch_margins(&next).await;
     }
 
