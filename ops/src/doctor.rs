@@ -403,11 +403,12 @@ pub fn check_models(dir: &Path) -> Vec<Check> {
             Ok(m) => Check::ok(
                 N,
                 format!(
-                    "{}: {} {} window {}",
+                    "{}: {} {} window {}; {}",
                     m.name,
                     m.metadata.symbol,
                     m.metadata.timeframe,
-                    m.model.window()
+                    m.model.window(),
+                    out_of_sample(&m.metadata.raw)
                 ),
             ),
             Err(e) => {
@@ -429,6 +430,36 @@ pub fn check_models(dir: &Path) -> Vec<Check> {
             }
         })
         .collect()
+}
+
+/// The model's out-of-sample figures as its metadata records them (`training.test`: the test
+/// split's backtest, written by `python -m oracle_training train --bars`, docs/backtest.md's
+/// JSON keys), or that it records none.
+pub fn out_of_sample(meta: &serde_json::Value) -> String {
+    let t = &meta["training"]["test"];
+    if !t.is_object() {
+        return "out-of-sample: none recorded (python -m oracle_training train --bars records the \
+                test split's figures; oracle backtest on bars after its training range measures them)"
+            .to_owned();
+    }
+    let num = |k: &str, digits: usize| match t[k].as_f64() {
+        Some(v) => format!("{v:.digits$}"),
+        None => "n/a".to_owned(),
+    };
+    let span = match (t["first_decided"].as_str(), t["last_decided"].as_str()) {
+        (Some(a), Some(b)) => format!("{a} to {b}"),
+        _ => "no decided bar".to_owned(),
+    };
+    format!(
+        "out-of-sample (test split, {span}, {} bars decided): return {}%, Sharpe {}, \
+         max drawdown {}%, profit factor {}, {} trades",
+        t["decided_bars"].as_u64().unwrap_or(0),
+        num("total_return_pct", 2),
+        num("sharpe", 2),
+        num("max_drawdown_pct", 2),
+        num("profit_factor", 2),
+        t["trades"].as_u64().unwrap_or(0),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

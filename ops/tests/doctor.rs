@@ -502,3 +502,30 @@ fn a_seed_format_zip_fails_with_the_pack_command_for_its_path() {
     assert!(!c.fix.contains("oracle_training export"), "{c}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_models_line_gives_its_out_of_sample_figures_or_says_it_records_none() {
+    // A bundled model was trained before the split existed: its line says so.
+    let bundled = doctor::check_models(&repo().join("models"));
+    let eurusd = bundled
+        .iter()
+        .find(|c| c.detail.starts_with("EURUSD_H1"))
+        .expect("EURUSD_H1 line");
+    assert!(
+        eurusd.detail.contains("out-of-sample: none recorded"),
+        "{eurusd}"
+    );
+
+    // A model trained by `train --bars` keeps its test split's backtest under training.test
+    // (docs/backtest.md's JSON keys).
+    let meta = serde_json::json!({"training": {"test": {
+        "decided_bars": 812, "first_decided": "2024-03-01T00:00:00Z",
+        "last_decided": "2024-06-28T20:00:00Z", "total_return_pct": 3.456,
+        "sharpe": 1.234, "max_drawdown_pct": 2.5, "profit_factor": null, "trades": 41
+    }}});
+    assert_eq!(
+        doctor::out_of_sample(&meta),
+        "out-of-sample (test split, 2024-03-01T00:00:00Z to 2024-06-28T20:00:00Z, 812 bars \
+         decided): return 3.46%, Sharpe 1.23, max drawdown 2.50%, profit factor n/a, 41 trades"
+    );
+}
