@@ -348,3 +348,52 @@ fn history_refuses_a_reversed_span_and_a_timeframe_no_model_may_have_in_one_line
     assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn history_with_an_expired_access_token_in_the_token_file_names_oracle_auth_refresh() {
+    use oracle_ctrader::Secret;
+    use oracle_ctrader::tokenfile::{self, TokenPair};
+    use std::os::unix::fs::PermissionsExt as _;
+    let d = tmpdir("expired");
+    let secrets = d.join("secrets.env");
+    std::fs::write(
+        &secrets,
+        "CTRADER_CLIENT_ID=id\nCTRADER_CLIENT_SECRET=secret-SECRET\nCTRADER_ACCESS_TOKEN=older-SECRET\nCTRADER_ACCOUNT_ID=1001\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The token file's pair is newer than the secrets' (a refresh killed theirs) and expired in
+    // 1970: whatever today is, it is refused before any connection.
+    let token_file = tokenfile::path_in(&d);
+    tokenfile::prepare_folder(&token_file).unwrap();
+    let pair = TokenPair {
+        access_token: Secret::new("expired-SECRET"),
+        refresh_token: Secret::new("refresh-SECRET"),
+        obtained_at_ms: 1,
+        expires_at_ms: 2,
+    };
+    tokenfile::store(&token_file, &pair).unwrap();
+    let o = Command::new(BIN)
+        .args(["history", "--symbol", "EURUSD", "--timeframe", "H1"])
+        .args(["--from", "2024-01-01", "--to", "2024-02-01"])
+        .args(["--broker", "127.0.0.1:9"])
+        .arg("--out")
+        .arg(d.join("x.csv"))
+        .arg("--secrets")
+        .arg(&secrets)
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "oracle history: the access token of the token file {} expired: run `oracle auth --refresh`\n",
+            token_file.display()
+        )
+    );
+    assert!(!stderr(&o).contains("SECRET"));
+    let _ = std::fs::remove_dir_all(&d);
+}
