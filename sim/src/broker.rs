@@ -33,7 +33,9 @@
 //! - **Commission:** `commission_per_lot` is per round turn; a position carries half of it as
 //!   unrealised `commission`; the closing deal realises the whole round turn for the closed volume
 //!   (so a closed trade's net equals the training environment's). No swaps.
-//! - **Market closed:** an order for a symbol with no price yet, or whose data is exhausted.
+//! - **Market closed:** an order for a symbol with no price yet, or whose data is exhausted, or
+//!   (`--calendar realistic`, [`crate::calendar`]) outside its trading hours at market time; in
+//!   closed hours no spot is sent and history holds no bar lying wholly in them.
 //! - **Tokens:** refreshing invalidates the old access token at once (every connection using it
 //!   gets `ProtoOAAccountsTokenInvalidatedEvent`); a refresh token works once. An access token that
 //!   expires while in use gets the same event.
@@ -54,10 +56,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::bars::{Period, Trendbar, price_from_f64, price_to_f64};
+use crate::calendar::{CalendarMode, SymbolHours};
 use crate::config::{BrokerConfig, Fault, Speed};
 use crate::market::{Market, Tick};
 use crate::msg::*;
 use crate::symbols::SymbolSpec;
+use oracle_ctrader::calendar::TradingCalendar;
 
 /// Something the shell must do.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,6 +245,10 @@ pub struct Broker {
     fault_disconnects: u64,
     /// `now` at [`Broker::new`]: the `maintenance` fault's origin.
     started_ms: i64,
+    /// Each symbol's trading hours as served (by index in `market.symbols`).
+    hours: Vec<SymbolHours>,
+    /// Each symbol's calendar, enforced on market time (empty: `--calendar always-open`).
+    calendars: Vec<TradingCalendar>,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
     /// OAuth authorization codes not yet exchanged (`crate::oauth`).
@@ -321,6 +329,15 @@ impl Broker {
         let seed = cfg.seed;
         let nf = cfg.faults.len();
         let start_ms = market.now_ms;
+        let hours: Vec<SymbolHours> = market
+            .symbols
+            .iter()
+            .map(|s| SymbolHours::for_symbol(&s.spec.name, cfg.calendar))
+            .collect();
+        let calendars = match cfg.calendar {
+            CalendarMode::AlwaysOpen => Vec::new(),
+            CalendarMode::Realistic => hours.iter().map(SymbolHours::calendar).collect(),
+        };
         let factor = match cfg.speed {
             Speed::Fast => None,
             Speed::Times(f) => Some(f),
@@ -353,6 +370,8 @@ impl Broker {
             new_orders_by_coid: BTreeMap::new(),
             fault_disconnects: 0,
             started_ms: now_ms,
+            hours,
+            calendars,
             steps: 0,
             codes: Vec::new(),
         })
@@ -2200,7 +2219,37 @@ impl Broker {
             max_volume: s.spec.max_volume,
             precise_commission_rate: (s.spec.commission_per_lot / 2.0 * 1e8).round() as i64,
             tradable: !self.market.is_closed(i),
+            hours: self.hours[i].clone(),
         }
+    }
+
+    /// Whether symbol `i` trades at market time `t_ms` by its calendar (always, without one).
+    fn in_hours(&self, i: usize, t_ms: i64) -> bool {
+        self.calendars.get(i).is_none_or(|c| c.is_open(t_ms))
+    }
+
+    /// Whether a bar of symbol `i` opening at `open_ms` and lasting `len_ms` had any open
+    /// instant (a bar wholly in closed hours has no tick, so it does not exist).
+    fn bar_in_hours(&self, i: usize, open_ms: i64, len_ms: i64) -> bool {
+        self.calendars
+            .get(i)
+            .is_none_or(|c| c.next_open(open_ms).is_some_and(|t| t < open_ms + len_ms))
+    }
+
+    /// MARKET_CLOSED's description when symbol `i` is outside its hours now (market time).
+    fn closed_by_calendar(&self, i: usize) -> Option<String> {
+        let now = self.market.now_ms;
+        if self.in_hours(i, now) {
+            return None;
+        }
+        let next = self.calendars.get(i).and_then(|c| c.next_open(now));
+        Some(format!(
+            "market is closed for {} (trading hours, {}){}",
+            self.market.symbols[i].spec.name,
+            self.hours[i].time_zone,
+            next.map(|t| format!(": opens at {}", crate::bars::format_iso_utc(t)))
+                .unwrap_or_default()
+        ))
     }
 
     fn trader_info(&self, account_id: i64) -> TraderInfo {
@@ -2399,6 +2448,9 @@ impl Broker {
     fn dispatch_tick(&mut self, now_ms: i64, tick: Tick) {
         self.spread_faults();
         self.steps += 1;
+        if !self.in_hours(tick.symbol, tick.time_ms) {
+            return; // closed hours: no tick reaches a client (its bar does not exist for them)
+        }
         let s = &self.market.symbols[tick.symbol];
         let bid = tick.bid;
         let ask = s.ask_for(bid);
@@ -2527,6 +2579,18 @@ impl Broker {
             );
         }
         let bars = s.closed_bars(p, from, to, self.market.now_ms);
+        let len_ms = p.fixed_ms().unwrap_or(86_400_000);
+        let kept: Vec<crate::bars::Bar>;
+        let bars: &[crate::bars::Bar] = if self.calendars.is_empty() {
+            bars
+        } else {
+            kept = bars
+                .iter()
+                .filter(|b| self.bar_in_hours(i, b.time_ms, len_ms))
+                .copied()
+                .collect();
+            &kept
+        };
         let limit = match count {
             Some(c) if c > 0 => (c as usize).min(self.cfg.max_bars_per_response),
             _ => self.cfg.max_bars_per_response,
@@ -2961,6 +3025,19 @@ impl Broker {
                 format!("market is closed for {}", spec.name),
             );
         }
+        if let Some(d) = self.closed_by_calendar(sym) {
+            tracing::info!(conn, symbol = %spec.name, "order refused: {d}");
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::MarketClosed,
+                None,
+                false,
+                d,
+            );
+        }
         let price = self.fill_price(sym, o.side);
         let closing = matches!(target, Some((_, true)));
         if !closing {
@@ -3072,6 +3149,19 @@ impl Broker {
                 Some(position_id),
                 false,
                 format!("market is closed for {}", spec.name),
+            );
+        }
+        if let Some(d) = self.closed_by_calendar(p.symbol) {
+            tracing::info!(conn, symbol = %spec.name, "close refused: {d}");
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::MarketClosed,
+                Some(position_id),
+                false,
+                d,
             );
         }
         let side = p.side.opposite();

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use crate::bars::{self, Period};
+use crate::calendar::CalendarMode;
 use crate::config::{AccountConfig, AppConfig, BrokerConfig, Fault, Speed, TokenConfig};
 use crate::market::Start;
 use crate::msg::Scope;
@@ -105,6 +106,12 @@ pub struct Args {
     /// to fire at most K times. See sim/README.md.
     #[arg(long = "fault", value_parser = Fault::parse)]
     pub faults: Vec<Fault>,
+    /// Trading hours: `always-open` (default: around the clock, UTC, no holidays) or
+    /// `realistic` (FX Sunday 22:00 – Friday 22:00 UTC, indices New York hours with a daily
+    /// break, stocks 09:30–16:00 New York, Christmas closed), served in SymbolByIdRes and
+    /// enforced on market time (MARKET_CLOSED, no spots, no bars). See sim/README.md.
+    #[arg(long, default_value = "always-open", value_parser = CalendarMode::parse)]
+    pub calendar: CalendarMode,
     /// Server heartbeat interval, seconds.
     #[arg(long, default_value_t = 10)]
     pub heartbeat_s: u64,
@@ -246,6 +253,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         bar_pause_ms: args.bar_pause_ms,
         max_bars_per_response: args.max_bars.max(1),
         faults: args.faults.clone(),
+        calendar: args.calendar,
         ..BrokerConfig::default()
     };
     let tls = match (&args.cert, &args.key) {

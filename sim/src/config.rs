@@ -508,6 +508,8 @@ pub struct BrokerConfig {
     pub bar_pause_ms: u64,
     /// Faults.
     pub faults: Vec<Fault>,
+    /// Trading hours served and enforced (`--calendar`; default: open around the clock).
+    pub calendar: crate::calendar::CalendarMode,
 }
 
 /// Default client id of the sim's application.
@@ -555,6 +557,7 @@ impl Default for BrokerConfig {
             slippage_random_points: 0,
             bar_pause_ms: 0,
             faults: Vec::new(),
+            calendar: crate::calendar::CalendarMode::AlwaysOpen,
         }
     }
 }

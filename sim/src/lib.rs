@@ -33,6 +33,7 @@
 
 pub mod bars;
 pub mod broker;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod market;

@@ -476,6 +476,8 @@ pub struct SymbolInfo {
     /// exhausted is listed with trading disabled and no trading hours (its orders get
     /// MARKET_CLOSED).
     pub tradable: bool,
+    /// Trading hours (`schedule`, `scheduleTimeZone`, `holiday[]`), served while `tradable`.
+    pub hours: crate::calendar::SymbolHours,
 }
 
 /// The account (`ProtoOATrader`).

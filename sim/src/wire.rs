@@ -322,17 +322,40 @@ fn light(s: &LightSymbol) -> pb::ProtoOaLightSymbol {
     }
 }
 
-/// Trading hours of a symbol: around the clock while it has data (the data decides when there
-/// are prices); none once its data is exhausted.
-fn schedule(tradable: bool) -> Vec<pb::ProtoOaInterval> {
-    if tradable {
-        vec![pb::ProtoOaInterval {
-            start_second: 0,
-            end_second: 604_800,
-        }]
+/// Trading hours of a symbol: its hours (`--calendar`; around the clock by default) while it
+/// has data; none once its data is exhausted.
+fn schedule(s: &SymbolInfo) -> Vec<pb::ProtoOaInterval> {
+    if s.tradable {
+        s.hours
+            .schedule
+            .iter()
+            .map(|&(start_second, end_second)| pb::ProtoOaInterval {
+                start_second,
+                end_second,
+            })
+            .collect()
     } else {
         Vec::new()
     }
+}
+
+/// A symbol's holidays (`ProtoOAHoliday`).
+fn holidays(s: &SymbolInfo) -> Vec<pb::ProtoOaHoliday> {
+    s.hours
+        .holidays
+        .iter()
+        .enumerate()
+        .map(|(i, h)| pb::ProtoOaHoliday {
+            holiday_id: i as i64 + 1,
+            name: h.name.clone(),
+            description: None,
+            schedule_time_zone: h.time_zone.clone(),
+            holiday_date: h.date_days,
+            is_recurring: h.recurring,
+            start_second: h.start_second,
+            end_second: h.end_second,
+        })
+        .collect()
 }
 
 /// `ProtoOATradingMode`: ENABLED (0) while the symbol has data, else
@@ -465,9 +488,10 @@ pub fn payload_for(event: &Event) -> Payload {
                     max_volume: Some(s.max_volume),
                     min_volume: Some(s.min_volume),
                     step_volume: Some(s.step_volume),
-                    schedule: schedule(s.tradable),
+                    schedule: schedule(s),
+                    holiday: holidays(s),
                     commission_type: Some(2), // USD_PER_LOT
-                    schedule_time_zone: Some("UTC".into()),
+                    schedule_time_zone: Some(s.hours.time_zone.clone()),
                     trading_mode: Some(trading_mode(s.tradable)),
                     lot_size: Some(s.lot_size),
                     precise_trading_commission_rate: Some(s.precise_commission_rate),
@@ -828,6 +852,7 @@ mod tests {
             max_volume: 10_000_000_000,
             precise_commission_rate: 350_000_000,
             tradable,
+            hours: crate::calendar::SymbolHours::always_open(),
         };
         let sym = |tradable| {
             let p = payload_for(&Event::SymbolById {

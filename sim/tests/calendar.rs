@@ -1,0 +1,252 @@
+//! `--calendar realistic` on the broker core's virtual clock: the hours served in SymbolByIdRes,
+//! MARKET_CLOSED (and no fill) for an order in closed hours, no spot and no history bar for
+//! closed hours; and the default (open around the clock) unchanged.
+#![allow(clippy::field_reassign_with_default)] // tests tweak one knob of the defaults
+
+use oracle_ctrader::calendar::TradingCalendar;
+use oracle_ctrader::proto::Payload;
+use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::broker::{Broker, Output};
+use oracle_sim::calendar::{CalendarMode, SymbolHours};
+use oracle_sim::config::{
+    BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+};
+use oracle_sim::market::{Market, Start};
+use oracle_sim::msg::*;
+use oracle_sim::symbols::{SymbolData, SymbolSpec};
+use oracle_sim::wire::payload_for;
+
+const ACC: i64 = 1001;
+const M15: i64 = 900_000;
+
+fn t(s: &str) -> i64 {
+    parse_iso_utc(s).unwrap()
+}
+
+/// EURUSD M15 bars from Friday 2024-03-08 18:00 UTC to Monday 18:00, through the weekend
+/// (as the bundled bar files are).
+fn eurusd_over_a_weekend() -> SymbolData {
+    let t0 = t("2024-03-08T18:00:00Z");
+    let bars = (0..288)
+        .map(|i| Bar {
+            time_ms: t0 + i * M15,
+            open: 108_400 + i,
+            high: 108_450 + i,
+            low: 108_380 + i,
+            close: 108_420 + i,
+            volume: 4,
+        })
+        .collect();
+    SymbolData {
+        spec: SymbolSpec::builtin("EURUSD").unwrap(),
+        period: Period::M15,
+        bars,
+    }
+}
+
+struct H {
+    b: Broker,
+    now: i64,
+    c: ConnId,
+}
+
+impl H {
+    fn new(mode: CalendarMode, start: &str) -> Self {
+        let mut cfg = BrokerConfig::default();
+        cfg.calendar = mode;
+        let now = 1_700_000_000_000;
+        let market = Market::new(vec![eurusd_over_a_weekend()], Start::At(t(start)));
+        let mut h = H {
+            b: Broker::new(cfg, market, now).unwrap(),
+            now,
+            c: 0,
+        };
+        h.c = h.b.connect(now);
+        h.req(Request::ApplicationAuth {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
+        });
+        h.req(Request::AccountAuth {
+            account_id: ACC,
+            access_token: DEFAULT_ACCESS_TOKEN.into(),
+        });
+        h
+    }
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.b.poll_output())
+            .filter_map(|o| match o {
+                Output::Send { conn, event, .. } if conn == self.c => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+    fn req(&mut self, r: Request) -> Vec<Event> {
+        self.b.handle_request(self.now, self.c, Some("m".into()), r);
+        self.events()
+    }
+    /// Steps the replay until market time reaches `until`; the spots sent on the way, with the
+    /// market time each came at.
+    fn step_until(&mut self, until: i64) -> Vec<i64> {
+        let mut spots = Vec::new();
+        while self.b.market().now_ms < until {
+            assert!(self.b.step_market(self.now), "data left");
+            let at = self.b.market().now_ms;
+            spots.extend(
+                self.events()
+                    .iter()
+                    .filter(|e| matches!(e, Event::Spot { .. }))
+                    .map(|_| at),
+            );
+        }
+        spots
+    }
+    fn buy(&mut self) -> Vec<Event> {
+        self.req(Request::NewOrder(NewOrder {
+            account_id: ACC,
+            symbol_id: 1,
+            order_type: OrderType::Market,
+            side: Side::Buy,
+            volume: 100_000,
+            stop_loss: None,
+            take_profit: None,
+            relative_stop_loss: None,
+            relative_take_profit: None,
+            comment: None,
+            base_slippage_price: None,
+            slippage_in_points: None,
+            label: None,
+            position_id: None,
+            client_order_id: Some("EURUSD-1".into()),
+        }))
+    }
+    fn positions(&self) -> usize {
+        self.b.account_view(ACC).unwrap().open_positions
+    }
+}
+
+fn fx_calendar() -> TradingCalendar {
+    SymbolHours::for_symbol("EURUSD", CalendarMode::Realistic).calendar()
+}
+
+#[test]
+fn an_order_on_saturday_gets_market_closed_and_no_fill_then_fills_after_sunday_22_utc() {
+    let mut h = H::new(CalendarMode::Realistic, "2024-03-09T12:00:00Z");
+    let evs = h.buy();
+    assert!(
+        matches!(&evs[..], [Event::OrderError { code: ErrorCode::MarketClosed, description, .. }]
+            if description.contains("opens at 2024-03-10T22:00:00Z")),
+        "{evs:?}"
+    );
+    assert_eq!(h.positions(), 0, "no fill");
+    h.req(Request::SubscribeSpots {
+        account_id: ACC,
+        symbol_ids: vec![1],
+        with_timestamp: true,
+    });
+    h.step_until(t("2024-03-10T22:30:00Z"));
+    let evs = h.buy();
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Execution { .. })),
+        "{evs:?}"
+    );
+    assert_eq!(h.positions(), 1);
+}
+
+#[test]
+fn no_spot_is_sent_in_closed_hours() {
+    let mut h = H::new(CalendarMode::Realistic, "2024-03-08T21:00:00Z");
+    h.req(Request::SubscribeSpots {
+        account_id: ACC,
+        symbol_ids: vec![1],
+        with_timestamp: true,
+    });
+    let spots = h.step_until(t("2024-03-11T00:00:00Z"));
+    let cal = fx_calendar();
+    assert!(
+        spots.iter().any(|&s| s < t("2024-03-08T22:00:00Z")),
+        "spots on Friday evening"
+    );
+    assert!(
+        spots.iter().any(|&s| s >= t("2024-03-10T22:00:00Z")),
+        "spots after Sunday's open"
+    );
+    let closed: Vec<&i64> = spots.iter().filter(|&&s| !cal.is_open(s)).collect();
+    assert!(closed.is_empty(), "spots in closed hours at {closed:?}");
+}
+
+#[test]
+fn history_has_no_bar_wholly_in_closed_hours() {
+    let mut h = H::new(CalendarMode::Realistic, "2024-03-11T12:00:00Z");
+    let evs = h.req(Request::GetTrendbars {
+        account_id: ACC,
+        symbol_id: 1,
+        period: Period::M15.number(),
+        from_ms: Some(t("2024-03-08T18:00:00Z")),
+        to_ms: Some(t("2024-03-11T12:00:00Z")),
+        count: None,
+    });
+    let [Event::Trendbars { bars, .. }] = &evs[..] else {
+        panic!("{evs:?}")
+    };
+    let opens: Vec<i64> = bars
+        .iter()
+        .map(|b| i64::from(b.utc_minutes) * 60_000)
+        .collect();
+    // Friday 18:00–22:00 (16 bars) and Sunday 22:00 – Monday 12:00 (56 bars).
+    assert_eq!(opens.len(), 16 + 56, "{opens:?}");
+    assert_eq!(opens[15], t("2024-03-08T21:45:00Z"));
+    assert_eq!(opens[16], t("2024-03-10T22:00:00Z"));
+    let cal = fx_calendar();
+    assert!(opens.iter().all(|&o| cal.is_open(o)));
+}
+
+#[test]
+fn symbol_by_id_serves_the_realistic_hours_holiday_and_zone() {
+    let mut h = H::new(CalendarMode::Realistic, "2024-03-11T12:00:00Z");
+    let evs = h.req(Request::SymbolById {
+        account_id: ACC,
+        symbol_ids: vec![1],
+    });
+    let Payload::SymbolByIdRes(res) = payload_for(&evs[0]) else {
+        panic!("{evs:?}")
+    };
+    let sym = &res.symbol[0];
+    assert_eq!(sym.schedule_time_zone.as_deref(), Some("UTC"));
+    assert_eq!(sym.schedule.len(), 1);
+    assert_eq!(
+        (sym.schedule[0].start_second, sym.schedule[0].end_second),
+        (79_200, 511_200),
+        "Sunday 22:00 – Friday 22:00"
+    );
+    assert_eq!(sym.holiday.len(), 1);
+    assert!(sym.holiday[0].is_recurring);
+    // The client's calendar from the wire agrees with the broker's.
+    let cal = TradingCalendar::from_symbol(sym).unwrap();
+    assert!(!cal.is_open(t("2024-12-25T12:00:00Z")), "Christmas");
+    assert!(cal.is_open(t("2024-12-24T12:00:00Z")));
+    assert!(!cal.is_open(t("2024-03-09T12:00:00Z")), "Saturday");
+}
+
+#[test]
+fn the_default_calendar_stays_open_around_the_clock() {
+    let mut h = H::new(CalendarMode::AlwaysOpen, "2024-03-09T12:00:00Z");
+    let evs = h.buy();
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Execution { .. })),
+        "{evs:?}"
+    );
+    let evs = h.req(Request::SymbolById {
+        account_id: ACC,
+        symbol_ids: vec![1],
+    });
+    let Payload::SymbolByIdRes(res) = payload_for(&evs[0]) else {
+        panic!("{evs:?}")
+    };
+    let sym = &res.symbol[0];
+    assert_eq!(sym.schedule_time_zone.as_deref(), Some("UTC"));
+    assert_eq!(
+        (sym.schedule[0].start_second, sym.schedule[0].end_second),
+        (0, 604_800)
+    );
+    assert!(sym.holiday.is_empty());
+}
