@@ -317,8 +317,9 @@ impl Alerts {
         }
     }
 
-    /// Stops taking events and lets the worker send what is queued (one try each from now on),
-    /// waiting for it at most `grace`. Returns the counters then.
+    /// Stops taking events and lets the worker send what is queued (with its retries), waiting
+    /// for it at most `grace` (a process then exits; the worker goes with it). Returns the
+    /// counters then.
     pub fn close(&self, grace: Duration) -> Stats {
         let mut st = self.shared.lock();
         st.closed = true;
@@ -377,21 +378,10 @@ impl Worker {
         self.shared.finished.notify_all();
     }
 
-    fn closed(&self) -> bool {
-        self.shared.lock().closed
-    }
-
     fn wait(&mut self, d: Duration) {
         match &mut self.pause {
             Some(p) => p(d),
-            None => {
-                let st = self.shared.lock();
-                let _ = self
-                    .shared
-                    .wake
-                    .wait_timeout_while(st, d, |s| !s.closed)
-                    .unwrap_or_else(|p| p.into_inner());
-            }
+            None => std::thread::sleep(d),
         }
     }
 
@@ -433,7 +423,7 @@ impl Worker {
                     return false;
                 }
                 Outcome::Retry { after, why } => {
-                    if attempt >= self.max_attempts || self.closed() {
+                    if attempt >= self.max_attempts {
                         tracing::warn!(target: "oracle_alerts", channel = %name, attempts = attempt, "alert given up: {why}");
                         return false;
                     }
