@@ -582,3 +582,86 @@ fn the_next_transitions_margins_cover_every_intensity_and_side_once_per_symbol()
         .collect();
     assert_eq!(asks, want);
 }
+
+proptest::proptest! {
+    /// Any batch of models (held long, short or flat, reversing or not) with any answers
+    /// (filled, rejected, unknown then found or not): every order is submitted at most once and
+    /// only after a confirmed sync holding its intent, and no entry goes out before every exit
+    /// of its batch was answered.
+    #[test]
+    fn every_order_is_synced_before_it_is_submitted_and_submitted_once(
+        models in proptest::collection::vec((0usize..3, 0usize..4, 0usize..3), 1..5),
+        found in proptest::option::of(proptest::bool::ANY),
+    ) {
+        let tfs = [Timeframe::M1, Timeframe::M5, Timeframe::M15, Timeframe::H1, Timeframe::H4];
+        let actions = [Action::LongWeak, Action::ShortModerate, Action::Wait, Action::LongStrong];
+        let mut states = Vec::new();
+        let mut items = Vec::new();
+        let mut book = Book::new();
+        for (k, (held, target, answer)) in models.iter().enumerate() {
+            let m = key(tfs[k]);
+            let st = match held {
+                0 => long_held(10 + k as u64, T0),
+                1 => ModelState {
+                    target: Some(ActionName(Action::ShortWeak)),
+                    last_bt: Some(T0),
+                    real: Some(RealPos {
+                        position_id: 10 + k as u64,
+                        action: ActionName(Action::ShortWeak),
+                        volume: 100_000,
+                        price: 1.1,
+                    }),
+                    missed: false,
+                },
+                _ => ModelState {
+                    target: Some(ActionName(Action::Wait)),
+                    last_bt: Some(T0),
+                    real: None,
+                    missed: false,
+                },
+            };
+            states.push((m.clone(), st));
+            items.push(item(&m, actions[*target], T0 + M15));
+            if *answer == 1 {
+                for op in ["C", "O"] {
+                    book.silent.insert(format!("ot-{}-{}-{}-{op}", m.symbol, m.tf, T0 + M15));
+                }
+            }
+        }
+        book.found = found.map(|f| if f {
+            OrderResult::Filled { position_id: 99, price: 1.1, volume: 100_000 }
+        } else {
+            OrderResult::Rejected { code: "X".into(), msg: "no".into() }
+        });
+        let mut core = core_with(&states);
+        let out = book.run(&mut core, now_for(T0 + M15), &items);
+        proptest::prop_assert_eq!(out.len(), items.len());
+        let t = &book.trace;
+        let mut synced: Vec<String> = Vec::new();
+        let mut sent: Vec<String> = Vec::new();
+        let mut exits_awaited = false;
+        let mut exits_out = 0;
+        for line in t {
+            if let Some(c) = line.strip_prefix("sync ") {
+                synced.extend(c.split(',').map(str::to_string));
+            } else if let Some(c) = line.strip_prefix("submit ") {
+                proptest::prop_assert!(synced.iter().any(|s| s == c), "{c} not synced first: {t:?}");
+                proptest::prop_assert!(!sent.iter().any(|s| s == c), "{c} submitted twice: {t:?}");
+                sent.push(c.to_string());
+                if c.ends_with("-C") {
+                    exits_out += 1;
+                    proptest::prop_assert!(!exits_awaited, "an exit after the exits' answers: {t:?}");
+                } else {
+                    proptest::prop_assert!(exits_out == 0 || exits_awaited, "an entry before the exits were answered: {t:?}");
+                }
+            } else if line == "await" && exits_out > 0 {
+                exits_awaited = true;
+            }
+        }
+        // Whatever happened, nothing stays in flight once the batch is over, unless its lookup
+        // found nothing certain.
+        if found.is_some() {
+            proptest::prop_assert_eq!(core.retained().pending, 0);
+        }
+    }
+}
