@@ -12,7 +12,8 @@
 //!   `oracle sim --credentials-out` writes).
 //! - **Keys** ([`CTRADER_KEYS`]): each broker key is read as `CTRADER_<NAME>` or
 //!   `ORACLE_CTRADER_<NAME>` (the deploy kit's spelling), the first that is set and non-empty;
-//!   [`IPC_TOKEN_KEY`] holds the IPC token.
+//!   [`IPC_TOKEN_KEY`] holds the IPC token; [`TELEGRAM_BOT_TOKEN_KEY`] and [`TELEGRAM_CHAT_ID_KEY`]
+//!   the alerts' Telegram bot (`oracle-alerts`, `docs/alerts.md`).
 //!
 //! No error, `Debug` output or log line carries a value: only paths, line numbers and key names.
 
@@ -24,6 +25,11 @@ pub const DEFAULT_SECRETS: &str = "/etc/oracle-trader/secrets.env";
 
 /// The IPC token's key.
 pub const IPC_TOKEN_KEY: &str = "ORACLE_IPC_TOKEN";
+
+/// The alerts' Telegram bot token (`@BotFather`'s `<digits>:<key>`; `oracle_alerts::config`).
+pub const TELEGRAM_BOT_TOKEN_KEY: &str = "ORACLE_TELEGRAM_BOT_TOKEN";
+/// The chat the alerts go to (a number such as `-1001234567890`, or `@channel`).
+pub const TELEGRAM_CHAT_ID_KEY: &str = "ORACLE_TELEGRAM_CHAT_ID";
 
 /// The broker keys, each read as `CTRADER_<NAME>` or `ORACLE_CTRADER_<NAME>`.
 pub const CTRADER_KEYS: [&str; 5] = [
