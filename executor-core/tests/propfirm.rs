@@ -202,6 +202,23 @@ fn a_trailing_max_loss_without_the_lock_keeps_rising_past_the_initial() {
 }
 
 #[test]
+fn a_weekend_without_updates_closes_fridays_day_with_its_last_balance() {
+    let mut g = guard(Preset::Ftmo1Step, 100_000.0, "2025-01-17T08:00:00Z");
+    upd(&mut g, "2025-01-17T08:00:00Z", 100_000.0, 100_000.0);
+    let v = upd(&mut g, "2025-01-17T20:00:00Z", 102_000.0, 97_500.0);
+    assert_eq!(v.halted.map(|h| h.limit), Some(Limit::DailyLoss));
+    // Monday 09:00 in Prague: Friday's day closes at 102,000; the days between made nothing.
+    let v = upd(&mut g, "2025-01-20T08:00:00Z", 102_000.0, 102_000.0);
+    let closed = v.day_closed.expect("midnights passed");
+    assert_eq!(closed.day_start_ms, ms("2025-01-16T23:00:00Z"));
+    assert_eq!((closed.eod_balance, closed.profit), (102_000.0, 2_000.0));
+    assert_eq!(g.next_day_start(), ms("2025-01-20T23:00:00Z"));
+    assert_eq!((v.daily.floor, v.max_loss.floor), (99_000.0, 92_000.0));
+    assert_eq!(v.halted, None);
+    assert_eq!(g.progress().best_day_profit, 2_000.0);
+}
+
+#[test]
 fn the_2step_max_loss_stays_static_after_profitable_days() {
     let mut g = guard(Preset::Ftmo2Step, 100_000.0, "2025-01-13T08:00:00Z");
     upd(&mut g, "2025-01-13T10:00:00Z", 108_000.0, 108_000.0);
