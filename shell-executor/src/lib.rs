@@ -6,15 +6,16 @@
 //! - [`journal`]: the append-only, fsynced order journal and client order ids;
 //! - [`broker`]: the broker seam the engine drives ([`broker::Broker`]), and [`paper`], an
 //!   internal simulated book that implements it (paper mode and tests);
-//! - [`engine`]: policy + risk + journal + broker + drift ledger, the signals waiting together as
-//!   one batch;
+//! - [`engine`]: the driver of the core's decisions (`oracle_executor_core::side`'s batch and
+//!   reconciliation, `oracle_executor_core::answers`' verdicts) over a live and/or a paper book,
+//!   the signals waiting together as one batch, and the drift ledger;
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
 //! - [`secrets`]: the secrets file (name, mode rule, keys) shared with `oracle doctor`;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
-//! **Architecture invariant:** only `broker` implementations know the wire protocol; the policy
-//! and the risk guard never read a clock.
+//! **Architecture invariant:** only `broker` implementations know the wire protocol; the
+//! decisions (`oracle-executor-core`) never read a clock nor do I/O: this crate does it for them.
 
 pub mod broker;
 pub mod config;
