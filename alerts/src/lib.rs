@@ -102,7 +102,11 @@ struct State {
     closed: bool,
     done: bool,
     stats: Stats,
+    failures: VecDeque<String>,
 }
+
+/// How many failure lines [`Alerts::recent_failures`] keeps.
+pub const FAILURES_KEPT: usize = 16;
 
 struct Shared {
     state: Mutex<State>,
@@ -236,6 +240,7 @@ impl AlertsBuilder {
                 closed: false,
                 done: targets.is_empty(),
                 stats: Stats::default(),
+                failures: VecDeque::new(),
             }),
             wake: Condvar::new(),
             finished: Condvar::new(),
@@ -315,6 +320,12 @@ impl Alerts {
             pending: st.queue.len(),
             ..st.stats
         }
+    }
+
+    /// The last [`FAILURES_KEPT`] alerts a channel never took, oldest first: `channel: why`
+    /// (redacted; the channel named by its host).
+    pub fn recent_failures(&self) -> Vec<String> {
+        self.shared.lock().failures.iter().cloned().collect()
     }
 
     /// Stops taking events and lets the worker send what is queued (with its retries), waiting
@@ -402,30 +413,42 @@ impl Worker {
         let json = self.redactor.redact_json(json);
         for i in 0..self.targets.len() {
             let target = self.targets[i].clone();
-            let sent = self.try_target(&target, &text, &json);
+            let result = self.try_target(&target, &text, &json);
             let mut st = self.shared.lock();
-            if sent {
-                st.stats.sent += 1;
-            } else {
-                st.stats.failed += 1;
+            match result {
+                Ok(()) => st.stats.sent += 1,
+                Err(why) => {
+                    st.stats.failed += 1;
+                    if st.failures.len() == FAILURES_KEPT {
+                        st.failures.pop_front();
+                    }
+                    st.failures.push_back(format!("{}: {why}", target.name()));
+                }
             }
         }
     }
 
-    fn try_target(&mut self, target: &Target, text: &str, json: &serde_json::Value) -> bool {
+    fn try_target(
+        &mut self,
+        target: &Target,
+        text: &str,
+        json: &serde_json::Value,
+    ) -> Result<(), String> {
         let name = target.name();
         let mut attempt = 1;
         loop {
             match self.client.send(target, text, json, &self.redactor) {
-                Outcome::Sent => return true,
+                Outcome::Sent => return Ok(()),
                 Outcome::GiveUp { why } => {
-                    tracing::warn!(target: "oracle_alerts", channel = %name, "alert not sent: {why}");
-                    return false;
+                    let why = format!("not sent: {why}");
+                    tracing::warn!(target: "oracle_alerts", channel = %name, "alert {why}");
+                    return Err(why);
                 }
                 Outcome::Retry { after, why } => {
                     if attempt >= self.max_attempts {
-                        tracing::warn!(target: "oracle_alerts", channel = %name, attempts = attempt, "alert given up: {why}");
-                        return false;
+                        let why = format!("given up after {attempt} tries: {why}");
+                        tracing::warn!(target: "oracle_alerts", channel = %name, "alert {why}");
+                        return Err(why);
                     }
                     let wait = after.unwrap_or_else(|| {
                         self.backoff
@@ -433,8 +456,12 @@ impl Worker {
                             .min(self.max_backoff)
                     });
                     if wait > self.max_backoff {
-                        tracing::warn!(target: "oracle_alerts", channel = %name, "alert given up: the server asks to wait {} s, above alerts.max_backoff_s ({why})", wait.as_secs());
-                        return false;
+                        let why = format!(
+                            "given up: the server asks to wait {} s, above alerts.max_backoff_s ({why})",
+                            wait.as_secs()
+                        );
+                        tracing::warn!(target: "oracle_alerts", channel = %name, "alert {why}");
+                        return Err(why);
                     }
                     tracing::debug!(target: "oracle_alerts", channel = %name, attempt, "alert retried in {} s: {why}", wait.as_secs());
                     self.wait(wait);

@@ -426,6 +426,11 @@ fn a_token_in_an_events_text_is_redacted_and_the_bot_token_is_in_no_log_line_or_
         (1, 1),
         "Telegram gave up on its 400"
     );
+    assert_eq!(
+        alerts.recent_failures(),
+        vec!["telegram: not sent: HTTP 400: Bad Request: bot<redacted> chat not found"],
+        "the error says why, without the token"
+    );
     for r in server.requests() {
         let body = r.body.to_string();
         assert!(!body.contains(TOKEN), "{body}");
