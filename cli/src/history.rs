@@ -82,6 +82,25 @@ pub fn run_history(a: &HistoryArgs) -> ExitCode {
     }
 }
 
+/// The bar file (docs/contract.md §1): the header, then one line per bar, prices with `digits`
+/// decimals.
+pub fn bar_file(bars: &[oracle_ctrader::Bar], digits: u32) -> String {
+    let mut s = String::with_capacity(oracle_model::BAR_HEADER.len() + 1 + bars.len() * 56);
+    s.push_str(oracle_model::BAR_HEADER);
+    s.push('\n');
+    for b in bars {
+        oracle_model::write_time(&mut s, b.open_time);
+        for p in [b.open, b.high, b.low, b.close] {
+            s.push(',');
+            s.push_str(&history::format_price(p, digits));
+        }
+        s.push(',');
+        s.push_str(&b.volume.to_string());
+        s.push('\n');
+    }
+    s
+}
+
 /// The timeframe as a trendbar period: one of the loader's `SUPPORTED_TIMEFRAMES`.
 pub fn period_of(tf: &str) -> Result<ProtoOaTrendbarPeriod, String> {
     let refuse = || {
@@ -255,19 +274,19 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
             "{shown} has no closed {} {} bar between {} and {} (its clock: {}); nothing written",
             sym.name,
             a.timeframe,
-            history::iso(from),
-            history::iso(to),
-            history::iso(d.server_time)
+            oracle_model::format_time(from),
+            oracle_model::format_time(to),
+            oracle_model::format_time(d.server_time)
         ));
     };
-    history::write_atomic(&a.out, &history::bar_file(&d.bars, sym.digits))?;
+    history::write_atomic(&a.out, &bar_file(&d.bars, sym.digits))?;
     Ok(format!(
         "{} {}: {} closed bars {} … {} from {shown} written to {} ({} GetTrendbarsReq, at most {} a second)",
         sym.name,
         a.timeframe,
         d.bars.len(),
-        history::iso(first.open_time),
-        history::iso(last.open_time),
+        oracle_model::format_time(first.open_time),
+        oracle_model::format_time(last.open_time),
         a.out.display(),
         d.requests,
         per_second
@@ -294,6 +313,22 @@ mod tests {
             parse_date("--to", "2024-02-30")
                 .unwrap_err()
                 .contains("--to")
+        );
+    }
+
+    #[test]
+    fn the_bar_file_is_the_contracts_grammar() {
+        let bar = oracle_ctrader::Bar {
+            open_time: 1_492_592_400,
+            open: 107_160,
+            high: 107_220,
+            low: 107_083,
+            close: 107_219,
+            volume: 1413,
+        };
+        assert_eq!(
+            bar_file(&[bar], 5),
+            "time,open,high,low,close,volume\n2017-04-19T09:00:00Z,1.07160,1.07220,1.07083,1.07219,1413\n"
         );
     }
 

@@ -17,9 +17,10 @@
 //!   before both `to` and the server's time (`GetTrendbarsRes.timestamp`; without it, the caller's
 //!   `now`): the bar forming at `to` or at the server's clock is left out ([`closed_in_span`]).
 //!   Bars listed twice count once; the output is in open-time order.
-//! - **Output**: the bar-file grammar of `docs/contract.md` §1 ([`bar_file`]), prices with the
-//!   symbol's digits, written to a temporary file in the target's folder, fsynced and renamed
-//!   over the target ([`write_atomic`]): a reader sees the old file or the whole new one.
+//! - **Output**: prices with the symbol's digits ([`format_price`]; the caller writes the bar-file
+//!   grammar of `docs/contract.md` §1 with the workspace's one calendar, `oracle_ipc::time`), to a
+//!   temporary file in the target's folder, fsynced and renamed over the target
+//!   ([`write_atomic`]): a reader sees the old file or the whole new one.
 //! - **Tokens**: [`session_config`] gives the session no refresh token: this command never spends
 //!   it (a refresh kills the access token a running executor is using); an expired access token
 //!   is an error that names `oracle auth --refresh`.
@@ -35,9 +36,6 @@ use crate::proto::{
 };
 use crate::session::{Event, SessionConfig};
 use crate::units::{Bar, decode_trendbar};
-
-/// The bar file's header (`docs/contract.md` §1).
-pub const BAR_HEADER: &str = "time,open,high,low,close,volume";
 
 /// The extra time on top of the server's one-second rate window (see the module doc).
 pub const RATE_MARGIN: Duration = Duration::from_millis(100);
@@ -164,46 +162,6 @@ pub fn format_price(units: i64, digits: u32) -> String {
         }
     }
     s
-}
-
-/// The bar file (`docs/contract.md` §1): the header, then one line per bar.
-pub fn bar_file(bars: &[Bar], digits: u32) -> String {
-    let mut s = String::with_capacity(BAR_HEADER.len() + 1 + bars.len() * 56);
-    s.push_str(BAR_HEADER);
-    s.push('\n');
-    for b in bars {
-        s.push_str(&iso(b.open_time));
-        for p in [b.open, b.high, b.low, b.close] {
-            s.push(',');
-            s.push_str(&format_price(p, digits));
-        }
-        s.push(',');
-        s.push_str(&b.volume.to_string());
-        s.push('\n');
-    }
-    s
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (proleptic Gregorian, UTC).
-pub fn iso(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 /// The broker's names closest to `name`, best first, at most five: the same name in another
@@ -558,17 +516,6 @@ mod tests {
         assert_eq!(format_price(450_000_000, 2), "4500.00");
         assert_eq!(format_price(450_050_000, 0), "4501");
         assert_eq!(format_price(107_160, 6), "1.071600");
-    }
-
-    #[test]
-    fn the_bar_file_is_the_contracts_grammar() {
-        let text = bar_file(&[bar(1_492_592_400)], 5);
-        assert_eq!(
-            text,
-            "time,open,high,low,close,volume\n2017-04-19T09:00:00Z,1.07160,1.07220,1.07083,1.07219,1413\n"
-        );
-        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]
