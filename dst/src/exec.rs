@@ -140,6 +140,12 @@ pub struct Exec {
     pub missed_entries: u64,
     /// Orders sent.
     pub orders: u64,
+    /// Orders the broker refused.
+    pub refused: u64,
+    /// Requests whose outcome was unknown (looked up by reconciling).
+    pub unknown: u64,
+    /// Token refreshes the session did.
+    pub refreshes: u64,
     /// Live bars sent to predictors so far.
     pub live_sent: u64,
     /// Defect injection for the harness's own test: the n-th live bar is not sent to the
@@ -170,6 +176,9 @@ impl Exec {
             duplicate_signals: 0,
             missed_entries: 0,
             orders: 0,
+            refused: 0,
+            unknown: 0,
+            refreshes: 0,
             live_sent: 0,
             drop_live_nth: None,
             alter_live_nth: None,
@@ -322,16 +331,21 @@ impl Exec {
                 self.on_execution(now, s, answered.map(|(_, r)| r), &event);
             }
             Event::OrderError { request, event } => {
+                self.refused += 1;
                 if let Some(r) = request.and_then(|id| self.requests.remove(&id)) {
                     self.on_refused(now, s, r, &event.error_code);
                 }
             }
             Event::RequestError { id, code, .. } => {
+                if self.requests.contains_key(&id) {
+                    self.refused += 1;
+                }
                 if let Some(r) = self.requests.remove(&id) {
                     self.on_refused(now, s, r, code.as_str());
                 }
             }
             Event::RequestOutcomeUnknown { id, .. } => {
+                self.unknown += 1;
                 if let Some(r) = self.requests.remove(&id) {
                     // Never resent: looked up by reconciling.
                     if let Some(m) = self.model_of(&r) {
@@ -390,6 +404,7 @@ impl Exec {
                 }
             }
             Event::LateResponse { .. } => {}
+            Event::TokensRefreshed { .. } => self.refreshes += 1,
             _ => {}
         }
     }

@@ -129,6 +129,14 @@ pub struct Summary {
     pub connects: u64,
     /// Trace rows checked against `oracle replay`.
     pub rows_checked: u64,
+    /// Orders the broker refused.
+    pub refused: u64,
+    /// Requests whose outcome was unknown.
+    pub unknown: u64,
+    /// Token refreshes.
+    pub refreshes: u64,
+    /// Entries not chased.
+    pub missed_entries: u64,
 }
 
 impl Plan {
@@ -910,6 +918,10 @@ impl World {
         self.check_traces(true)?;
         self.summary.steps = self.step;
         self.summary.orders = self.exec.orders;
+        self.summary.refused = self.exec.refused;
+        self.summary.unknown = self.exec.unknown;
+        self.summary.refreshes = self.exec.refreshes;
+        self.summary.missed_entries = self.exec.missed_entries;
         self.summary.resets = self.pipe.resets;
         self.summary.deaths = self.pipe.deaths;
         let _ = self.defect;

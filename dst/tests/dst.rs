@@ -58,6 +58,10 @@ fn seed_sweep() {
                             t.kills += r.kills;
                             t.connects += r.connects;
                             t.rows_checked += r.rows_checked;
+                            t.refused += r.refused;
+                            t.unknown += r.unknown;
+                            t.refreshes += r.refreshes;
+                            t.missed_entries += r.missed_entries;
                         }
                         Err(f) => failures.lock().unwrap().push(f),
                     }
@@ -70,12 +74,16 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {}, resets {}, dead connections {}, predictor kills {}, connects {}, trace rows checked {}",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, connects {}, trace rows checked {}",
         failures.len(),
         t.bars,
         t.orders,
+        t.refused,
+        t.unknown,
+        t.missed_entries,
         t.resets,
         t.deaths,
+        t.refreshes,
         t.kills,
         t.connects,
         t.rows_checked
@@ -88,6 +96,25 @@ fn seed_sweep() {
             "{} of {count} seeds failed; the first:\n{f}",
             failures.len()
         );
+    }
+    // A full sweep must have exercised every fault it draws (a schedule that never fires
+    // proves nothing).
+    if count >= 500 {
+        for (what, n) in [
+            ("orders", t.orders),
+            ("refused orders", t.refused),
+            ("unknown outcomes", t.unknown),
+            ("entries not chased", t.missed_entries),
+            ("connection resets", t.resets),
+            ("dead connections", t.deaths),
+            ("token refreshes", t.refreshes),
+            ("predictor kills", t.kills),
+        ] {
+            assert!(
+                n > 0,
+                "{count} seeds and no {what}: the fault schedule is broken"
+            );
+        }
     }
 }
 
