@@ -8,6 +8,7 @@
 //! | [`frame`] | 4-byte big-endian length + `ProtoMessage`; [`frame::FrameDecoder`] (feed bytes, pull frames, max frame size) and encoders | none |
 //! | [`units`] | trendbar delta encoding ([`units::decode_trendbar`]/[`units::encode_trendbar`]), prices in 1e-5 units, volumes in cents ([`units::VolumeSpec`]), money with `moneyDigits` | none |
 //! | [`creds`] | [`Secret`] / [`Credentials`]: `Debug`/`Display` print `<redacted>`; from the environment or a 0600 env file | env, file |
+//! | [`calendar`] | [`TradingCalendar`]: a symbol's trading hours from `ProtoOASymbol` (`schedule`, `holiday[]`, `scheduleTimeZone`, over jiff's tzdb): `is_open`, `next_open`, `next_close` | none (time is a parameter) |
 //! | [`session`] | the sans-IO [`Session`] (quinn-proto shape: `handle_*(now, …)`, `poll_transmit`, `poll_event`, `poll_timeout`): auth, heartbeats, dead peer, request matching/timeouts, rate limits, reconnect + backoff, resubscribe, bar streams with gap fill | none (time is a parameter) |
 //! | [`driver`] | the Tokio shell: TLS socket + clock → session; [`driver::connect`] → ([`driver::Client`], event stream) | TCP/TLS |
 //! | [`oauth`] | the OAuth authorization-code flow: the authorization URL, the code → token pair exchange and the refresh at the token endpoint (`oracle auth`) | HTTPS |
