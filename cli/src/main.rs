@@ -2,9 +2,11 @@
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
 //! statistics and trade list; `history` downloads a broker's closed bars into a bar file;
-//! `doctor` (package `oracle-ops`) checks a deployment. The development harness (bench, chaos)
-//! is not here: it is `oracle-dev` (package `oracle-xtask`).
+//! `doctor` (package `oracle-ops`) checks a deployment; `alert-test` sends one test alert to each
+//! channel (package `oracle-alerts`). The development harness (bench, chaos) is not here: it is
+//! `oracle-dev` (package `oracle-xtask`).
 
+mod alert_test;
 mod auth;
 mod demo;
 mod deps;
@@ -92,6 +94,8 @@ enum Cmd {
     Accounts(auth::AccountsArgs),
     /// The broker's own closed bars of a symbol and timeframe over a span, as a bar file.
     History(history::HistoryArgs),
+    /// One test message to each configured alert channel (Telegram, the webhook).
+    AlertTest(alert_test::AlertTestArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Cmd::Auth(a) => auth::run_auth(&a),
         Cmd::Accounts(a) => auth::run_accounts(&a),
         Cmd::History(a) => history::run_history(&a),
+        Cmd::AlertTest(a) => alert_test::run_alert_test(&a),
     }
 }
 
