@@ -199,6 +199,7 @@ enum Command {
         ProtoOaTrendbarPeriod,
         oneshot::Sender<Result<(), SessionError>>,
     ),
+    TokensStored(Result<(), String>),
     Close,
 }
 
@@ -282,6 +283,13 @@ impl Client {
             .await
             .map_err(|_| ClientError::Stopped)?;
         Ok(rx.await.map_err(|_| ClientError::Stopped)??)
+    }
+
+    /// With [`SessionConfig::confirm_token_store`]: the pair of the last
+    /// [`Event::TokensRefreshed`] is stored (`Ok`: the session may use it now) or could not be
+    /// (`Err(reason)`: the session fails, [`Event::AuthFailed`]).
+    pub async fn tokens_stored(&self, result: Result<(), String>) {
+        let _ = self.tx.send(Command::TokensStored(result)).await;
     }
 
     /// Closes the session and stops the driver.
@@ -539,6 +547,10 @@ impl Driver {
             }
             Command::Unsubscribe(sym, period, reply) => {
                 let _ = reply.send(self.session.unsubscribe_bars(t, sym, period));
+            }
+            Command::TokensStored(Ok(())) => self.session.handle_tokens_stored(t),
+            Command::TokensStored(Err(reason)) => {
+                self.session.handle_tokens_store_failed(t, reason);
             }
             Command::Close => {
                 self.session.close(t);

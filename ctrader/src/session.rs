@@ -52,6 +52,8 @@
 //!   auth, or `ProtoOAAccountsTokenInvalidatedEvent` for our account, → `RefreshTokenReq` when a
 //!   refresh token is held ([`Event::TokensRefreshed`] carries both new tokens: persist them
 //!   atomically), then account auth again; with no refresh token, or if the refresh fails, fatal.
+//!   With [`SessionConfig::confirm_token_store`] the new access token is not used (account auth
+//!   waits, across reconnects too) until [`Session::handle_tokens_stored`]: store before use.
 //!   `ALREADY_LOGGED_IN` at account auth counts as success.
 //! - **Bars**: one stream per (symbol, period) however many models use it (reference counted).
 //!   A bar is *known closed* when the live trendbar of its stream moves to a later open time, when
@@ -126,6 +128,13 @@ pub struct SessionConfig {
     pub confirm_delay: Duration,
     /// Maximum frame body accepted from the server.
     pub max_frame_len: usize,
+    /// Store before use: after `RefreshTokenRes` the new access token is not sent (no account
+    /// auth, on this connection or a later one) until the caller has stored the pair
+    /// ([`Event::TokensRefreshed`], then [`Session::handle_tokens_stored`]; a failed store is
+    /// [`Session::handle_tokens_store_failed`]). A refresh token works once, so a process that
+    /// rotates the pair must have it on disk before anything depends on it. Default `false`:
+    /// the new token is used at once (the caller persists it afterwards, or not at all).
+    pub confirm_token_store: bool,
 }
 
 impl SessionConfig {
@@ -148,6 +157,7 @@ impl SessionConfig {
             live_close: false,
             confirm_delay: Duration::from_secs(2),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            confirm_token_store: false,
         }
     }
 }
@@ -556,6 +566,11 @@ pub struct Session {
     spot_subscribed: HashMap<i64, bool>,
     /// The latest spot `timestamp` seen (Unix ms): a lower bound of the server's clock.
     server_ms: i64,
+    /// With [`SessionConfig::confirm_token_store`]: a refreshed pair the caller has not yet
+    /// said is stored (its access token is not used meanwhile).
+    tokens_unstored: bool,
+    /// Account auth is due on this connection once the pair is stored.
+    account_auth_held: bool,
 }
 
 const HISTORY_TYPES: [u32; 3] = [2137, 2145, 2133];
@@ -588,6 +603,8 @@ impl Session {
             streams: BTreeMap::new(),
             spot_subscribed: HashMap::new(),
             server_ms: 0,
+            tokens_unstored: false,
+            account_auth_held: false,
         }
     }
 
@@ -604,6 +621,40 @@ impl Session {
     /// The access token currently held (after refreshes).
     pub fn credentials(&self) -> &Credentials {
         &self.cfg.credentials
+    }
+
+    /// Whether a refreshed pair waits for [`Self::handle_tokens_stored`] (only with
+    /// [`SessionConfig::confirm_token_store`]).
+    pub fn tokens_unstored(&self) -> bool {
+        self.tokens_unstored
+    }
+
+    /// The caller stored the pair of the last [`Event::TokensRefreshed`] durably: the new access
+    /// token may be used now (account auth goes out if it was waiting for this).
+    pub fn handle_tokens_stored(&mut self, now: Instant) {
+        if !self.tokens_unstored {
+            return;
+        }
+        self.tokens_unstored = false;
+        if std::mem::take(&mut self.account_auth_held) && self.state == State::AccountAuth {
+            self.send_account_auth(now);
+        }
+    }
+
+    /// The caller could not store the refreshed pair: fatal ([`Event::AuthFailed`] with
+    /// [`ErrorCode::Other`]`("TOKEN_STORE_FAILED")` and `reason`), since the old refresh token
+    /// is spent and the new pair would be lost at the next restart.
+    pub fn handle_tokens_store_failed(&mut self, now: Instant, reason: String) {
+        if !self.tokens_unstored {
+            return;
+        }
+        self.tokens_unstored = false;
+        self.account_auth_held = false;
+        self.fail(
+            now,
+            ErrorCode::Other("TOKEN_STORE_FAILED".into()),
+            Some(reason),
+        );
     }
 
     /// Begins connecting (emits [`Transmit::Connect`]).
@@ -638,6 +689,7 @@ impl Session {
         self.decoder = FrameDecoder::new(self.cfg.max_frame_len);
         self.last_recv = now;
         self.last_send = now;
+        self.account_auth_held = false;
         self.state = State::AppAuth;
         let req = ProtoOaApplicationAuthReq {
             payload_type: None,
@@ -1368,6 +1420,11 @@ impl Session {
 
     fn send_account_auth(&mut self, now: Instant) {
         self.state = State::AccountAuth;
+        if self.tokens_unstored {
+            // Store before use: the new access token goes out once the caller stored it.
+            self.account_auth_held = true;
+            return;
+        }
         let req = ProtoOaAccountAuthReq {
             payload_type: None,
             ctid_trader_account_id: self.cfg.account_id,
@@ -1532,6 +1589,7 @@ impl Session {
                     let refresh = Secret::new(r.refresh_token);
                     self.cfg.credentials.access_token = access.clone();
                     self.cfg.credentials.refresh_token = Some(refresh.clone());
+                    self.tokens_unstored = self.cfg.confirm_token_store;
                     self.events.push_back(Event::TokensRefreshed {
                         access_token: access,
                         refresh_token: refresh,

@@ -1492,3 +1492,95 @@ fn a_history_answer_that_never_comes_is_asked_again_and_no_bar_is_missed() {
         "every bar, once, in order, from history"
     );
 }
+
+/// The access tokens sent in `AccountAuthReq`s so far, in order.
+fn auth_tokens(p: &Pair) -> Vec<String> {
+    p.sent_of(2102)
+        .into_iter()
+        .map(|(_, e)| match e.payload {
+            Payload::AccountAuthReq(r) => r.access_token,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Store before use: with `confirm_token_store`, the refreshed access token goes out only after
+/// the caller said the pair is stored (a crash in between restarts on the stored or the old pair,
+/// never on a pair nobody kept).
+#[test]
+fn with_confirm_token_store_the_new_token_is_used_only_after_the_pair_is_stored() {
+    let mut p = Pair::new(|c| c.confirm_token_store = true);
+    p.account_auth_error = Some("CH_ACCESS_TOKEN_INVALID");
+    p.s.start(p.now);
+    p.drive();
+    assert!(
+        p.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::TokensRefreshed { .. }))
+    );
+    assert_eq!(
+        auth_tokens(&p),
+        vec!["ACCESS-TOKEN-1"],
+        "no auth before the store"
+    );
+    assert!(p.s.tokens_unstored());
+    assert_eq!(p.s.state(), State::AccountAuth);
+    // Time passes (heartbeats), still nothing uses the new token.
+    p.advance(Duration::from_secs(5));
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1"]);
+    p.s.handle_tokens_stored(p.now);
+    p.drive();
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
+    assert_eq!(p.s.state(), State::Ready);
+    assert!(!p.s.tokens_unstored());
+}
+
+/// A reconnect while the pair is not yet stored does not use it either: account auth waits for
+/// the store on the new connection.
+#[test]
+fn a_reconnect_before_the_store_does_not_use_the_new_token() {
+    let mut p = Pair::new(|c| c.confirm_token_store = true);
+    p.account_auth_error = Some("CH_ACCESS_TOKEN_INVALID");
+    p.s.start(p.now);
+    p.drive();
+    p.s.handle_disconnected(p.now, "reset by peer".into());
+    p.connected = false;
+    p.drive();
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.connects.len(), 2, "reconnected");
+    assert_eq!(p.sent_of(2100).len(), 2, "application auth again");
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1"]);
+    p.s.handle_tokens_stored(p.now);
+    p.drive();
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
+    assert_eq!(p.s.state(), State::Ready);
+}
+
+/// A store that failed is fatal and says so: the old refresh token is spent, a session that went
+/// on would be lost at the next restart.
+#[test]
+fn a_failed_token_store_is_a_fatal_auth_failure_naming_the_store() {
+    let mut p = Pair::new(|c| c.confirm_token_store = true);
+    p.account_auth_error = Some("CH_ACCESS_TOKEN_INVALID");
+    p.s.start(p.now);
+    p.drive();
+    p.s.handle_tokens_store_failed(p.now, "token folder /x: read-only file system".into());
+    p.drive();
+    assert_eq!(p.s.state(), State::Failed);
+    assert!(p.events.iter().any(|(_, e)| matches!(e,
+        Event::AuthFailed { code: ErrorCode::Other(c), description: Some(d) }
+            if c == "TOKEN_STORE_FAILED" && d.contains("read-only"))));
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1"]);
+}
+
+/// Without the flag (the default, for callers that do not rotate a stored pair) the new token is
+/// used at once, as before.
+#[test]
+fn without_confirm_token_store_the_new_token_is_used_at_once() {
+    let mut p = Pair::new(|_| {});
+    p.account_auth_error = Some("CH_ACCESS_TOKEN_INVALID");
+    p.s.start(p.now);
+    p.drive();
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
+    assert!(!p.s.tokens_unstored());
+}
