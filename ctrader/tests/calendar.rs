@@ -214,3 +214,53 @@ fn the_calendar_of_a_symbol_by_id_res_is_its_schedule_holidays_and_zone() {
     let e = TradingCalendar::from_symbol(&bad).unwrap_err();
     assert!(e.to_string().contains("Nowhere/Else"), "{e}");
 }
+
+#[test]
+fn in_the_repeated_hour_of_a_fall_back_both_readings_follow_the_wall_clock() {
+    // New York falls back on Sunday 2026-11-01 at 02:00 EDT → 01:00 EST. An index break
+    // 01:00-02:00 local on Sundays (made up) closes both occurrences of 01:xx.
+    let c = TradingCalendar::new("America/New_York", &[(0, H), (2 * H, 6 * D)], &[]).unwrap();
+    assert!(c.is_open(ms("2026-11-01T04:30:00Z")), "00:30 EDT");
+    assert!(!c.is_open(ms("2026-11-01T05:30:00Z")), "01:30 EDT");
+    assert!(!c.is_open(ms("2026-11-01T06:30:00Z")), "01:30 EST");
+    assert_eq!(
+        c.next_open(ms("2026-11-01T05:00:00Z")),
+        Some(ms("2026-11-01T07:00:00Z")),
+        "02:00 EST"
+    );
+}
+
+/// The first minute at or after `t` (minute aligned) whose state is `open`, by brute force.
+fn scan(c: &TradingCalendar, t: i64, open: bool, minutes: i64) -> Option<i64> {
+    (0..minutes)
+        .map(|m| t + m * 60_000)
+        .find(|&x| c.is_open(x) == open)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    #[test]
+    fn next_open_and_next_close_are_the_first_such_minute(
+        minute in 28_401_120i64..30_504_960, // 2024-01-01 .. 2028-01-01, in minutes
+        which in 0usize..3,
+    ) {
+        let xmas = Holiday {
+            name: "Christmas".into(),
+            time_zone: "Europe/Berlin".into(),
+            date_days: days("2026-12-25"),
+            recurring: true,
+            start_second: None,
+            end_second: None,
+        };
+        let c = match which {
+            0 => fx(),
+            1 => index_ny(),
+            _ => stock_berlin(&[xmas]),
+        };
+        let t = minute * 60_000;
+        // Within 6 days every one of these calendars opens and closes.
+        let horizon = 6 * 24 * 60;
+        proptest::prop_assert_eq!(c.next_open(t), scan(&c, t, true, horizon));
+        proptest::prop_assert_eq!(c.next_close(t), scan(&c, t, false, horizon));
+    }
+}
