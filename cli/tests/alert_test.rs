@@ -10,13 +10,16 @@ use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "7412589630:AAF3kQz9_xWmLp2RtYv8NbHc5JdGs1EoUiK";
 
+/// The (path, JSON body) of each request the server read.
+type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
 /// Serves HTTPS on 127.0.0.1, answering 200 `{"ok":true}`; returns its base URL, CA PEM and
 /// the (path, JSON body) of each request.
-fn server() -> (String, String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+fn server() -> (String, String, Seen) {
     let tls = oracle_sim::tls::generate().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("https://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let (config, log) = (tls.server_config.clone(), seen.clone());
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
