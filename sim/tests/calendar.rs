@@ -250,3 +250,40 @@ fn the_default_calendar_stays_open_around_the_clock() {
     );
     assert!(sym.holiday.is_empty());
 }
+
+#[test]
+fn the_calendar_flag_defaults_to_always_open_and_a_bad_value_is_named() {
+    use clap::Parser as _;
+    let args = oracle_sim::cli::Args::try_parse_from(["oracle-sim"]).unwrap();
+    assert_eq!(args.calendar, CalendarMode::AlwaysOpen);
+    let args =
+        oracle_sim::cli::Args::try_parse_from(["oracle-sim", "--calendar", "realistic"]).unwrap();
+    assert_eq!(args.calendar, CalendarMode::Realistic);
+    let e = oracle_sim::cli::Args::try_parse_from(["oracle-sim", "--calendar", "weekdays"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("weekdays") && e.contains("realistic"), "{e}");
+}
+
+#[test]
+fn realistic_index_and_stock_hours_are_new_york_time() {
+    let us500 = SymbolHours::for_symbol("US500", CalendarMode::Realistic);
+    assert_eq!(us500.time_zone, "America/New_York");
+    let c = us500.calendar();
+    // Tuesday 2024-03-12, two days after New York went to EDT (UTC-4).
+    assert!(c.is_open(t("2024-03-12T20:59:00Z")), "16:59 EDT");
+    assert!(!c.is_open(t("2024-03-12T21:30:00Z")), "the daily break");
+    assert_eq!(
+        c.next_open(t("2024-03-12T21:30:00Z")),
+        Some(t("2024-03-12T22:00:00Z"))
+    );
+    let aapl = SymbolHours::for_symbol("AAPL", CalendarMode::Realistic).calendar();
+    assert!(!aapl.is_open(t("2024-03-12T13:29:00Z")), "09:29 EDT");
+    assert!(aapl.is_open(t("2024-03-12T13:30:00Z")), "09:30 EDT");
+    assert_eq!(
+        aapl.next_close(t("2024-03-12T13:30:00Z")),
+        Some(t("2024-03-12T20:00:00Z")),
+        "16:00 EDT"
+    );
+    assert!(!aapl.is_open(t("2024-03-16T15:00:00Z")), "Saturday");
+}
