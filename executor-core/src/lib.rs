@@ -10,6 +10,8 @@
 //! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes);
 //! - [`answers`]: what a SIGNAL is answered with before the broker (duplicates, bars not
 //!   streamed, stale re-sends) and the ACKs remembered;
+//! - [`exec`]: [`exec::ExecutorCore`], both sides' cores and the answers: the grouping of a
+//!   batch's SIGNALs, which side answers (data: live, else paper), the ACK values;
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
@@ -19,6 +21,7 @@
 pub mod answers;
 pub mod broker;
 pub mod config;
+pub mod exec;
 pub mod journal;
 pub mod policy;
 pub mod propfirm;

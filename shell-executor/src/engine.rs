@@ -15,11 +15,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use oracle_ipc::{Ack, Action, ErrCode, Iso, Message, Outcome, Signal, Timeframe};
+use oracle_ipc::{Action, ErrCode, Iso, Signal, Timeframe};
 use tracing::{info, warn};
 
 pub use oracle_executor_core::answers::FUTURE_LAST_BAR;
-use oracle_executor_core::answers::{Answers, Verdict};
+use oracle_executor_core::exec::{Answered, ExecAction, ExecutorCore, Reply, SideId, ack_line};
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
 use oracle_executor_core::side::{SideAction, SideCore};
 
@@ -322,31 +322,41 @@ impl<B: Broker> Side<B> {
     }
 }
 
-/// Counters exposed for tests and the status line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Signals received.
-    pub signals: u64,
-    /// Duplicate signals answered from the cache.
-    pub duplicates: u64,
-    /// Signals whose entry or exit was refused (a `refusal` log line each).
-    pub refusals: u64,
-}
+pub use oracle_executor_core::exec::Counters;
 
-/// The engine.
+/// The engine: the executor core ([`ExecutorCore`]: both sides, the answers, the grouping)
+/// driven over the sides' brokers and journals, plus the drift ledger. Reached through `Deref`:
+/// `engine.cfg`, `engine.live`, `engine.paper`, `engine.counters` are the core's.
 #[derive(Debug)]
 pub struct Engine<B> {
-    /// Configuration.
-    pub cfg: ExecutorConfig,
-    /// Live side (None in `--paper` alone).
-    pub live: Option<Side<B>>,
-    /// Paper side (alone or beside live).
-    pub paper: Option<Side<PaperBook>>,
+    /// The decisions: both sides (each a core, a broker and a journal), the answers.
+    pub core: ExecutorCore<Side<B>, Side<PaperBook>>,
     drift: Option<DriftLedger>,
-    /// The ACKs remembered and the streamed bars waiting for their ledger row (the core's).
-    answers: Answers,
-    /// Counters.
-    pub counters: Counters,
+}
+
+impl<B> std::ops::Deref for Engine<B> {
+    type Target = ExecutorCore<Side<B>, Side<PaperBook>>;
+    fn deref(&self) -> &Self::Target {
+        &self.core
+    }
+}
+
+impl<B> std::ops::DerefMut for Engine<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.core
+    }
+}
+
+impl<B> AsRef<SideCore> for Side<B> {
+    fn as_ref(&self) -> &SideCore {
+        &self.core
+    }
+}
+
+impl<B> AsMut<SideCore> for Side<B> {
+    fn as_mut(&mut self) -> &mut SideCore {
+        &mut self.core
+    }
 }
 
 /// Answer to a SIGNAL.
@@ -356,29 +366,6 @@ pub struct SignalAnswer {
     pub line: String,
     /// Answered from the duplicate cache.
     pub duplicate: bool,
-}
-
-fn ack_line(s: &Signal<'_>, kind: &AckKind) -> String {
-    let outcome = match kind {
-        AckKind::Ok { ticket, price } => Outcome::Ok {
-            ticket: *ticket,
-            price: *price,
-        },
-        AckKind::Fail(r) => Outcome::Fail { reason: r },
-        AckKind::WaitSync(r) => Outcome::WaitSync { reason: r },
-        AckKind::Hold => Outcome::Hold,
-    };
-    let m = Message::Ack(Ack {
-        symbol: s.symbol,
-        action: s.action,
-        outcome,
-        tf: s.tf,
-        bar_time: s.bar_time,
-        seq: s.seq,
-    });
-    // A reason code or price that would not encode is a bug; fall back to a plain FAIL.
-    m.to_line()
-        .unwrap_or_else(|_| format!("ACK|{}|{}|FAIL|INTERNAL", s.symbol, s.action))
 }
 
 impl<B: Broker> Engine<B> {
@@ -394,7 +381,7 @@ impl<B: Broker> Engine<B> {
     ) {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
-        let note = self.answering_mut().and_then(|c| c.notes.remove(key));
+        let note = self.core.answering_mut().and_then(|c| c.notes.remove(key));
         let Some(d) = &mut self.drift else { return };
         let row = DriftRow {
             bar_time: Iso(bt).to_string(),
@@ -431,6 +418,7 @@ impl<B: Broker> Engine<B> {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
         let equity = self
+            .core
             .answering()
             .and_then(|c| c.last_account().map(|a| a.equity));
         let paper_equity = self
@@ -466,14 +454,14 @@ impl<B: Broker> Engine<B> {
         if self.drift.is_none() {
             return;
         }
-        for t in self.answers.bar_streamed(key, bt) {
+        for t in self.core.answers.bar_streamed(key, bt) {
             self.write_no_signal(key, t);
         }
     }
 
     /// Writes `NO_SIGNAL` rows for every streamed bar still without one (clean shutdown).
     pub fn flush_unexplained(&mut self) {
-        for (k, t) in self.answers.flush_unexplained() {
+        for (k, t) in self.core.answers.flush_unexplained() {
             self.write_no_signal(&k, t);
         }
     }
@@ -487,46 +475,26 @@ impl<B: Broker> Engine<B> {
         drift: Option<DriftLedger>,
     ) -> Self {
         Engine {
-            cfg,
-            live,
-            paper,
+            core: ExecutorCore::new(cfg, live, paper, acks),
             drift,
-            answers: Answers::new(acks),
-            counters: Counters::default(),
         }
     }
 
     /// ACK lines remembered, over all models (tests: memory stays flat over a long run).
     pub fn acks_len(&self) -> usize {
-        self.answers.acks_len()
+        self.core.answers.acks_len()
     }
 
     /// Streamed bars waiting for their drift-ledger row, over all models.
     pub fn unexplained_len(&self) -> usize {
-        self.answers.unexplained_len()
-    }
-
-    /// The side whose answers the predictor gets: live, else paper (the same core either way).
-    fn answering(&self) -> Option<&SideCore> {
-        match &self.live {
-            Some(l) => Some(&l.core),
-            None => self.paper.as_ref().map(|p| &p.core),
-        }
-    }
-
-    /// [`Engine::answering`], to change.
-    fn answering_mut(&mut self) -> Option<&mut SideCore> {
-        match &mut self.live {
-            Some(l) => Some(&mut l.core),
-            None => self.paper.as_mut().map(|p| &mut p.core),
-        }
+        self.core.answers.unexplained_len()
     }
 
     /// The answering side's journal (where its ACKs are remembered across a restart).
     fn answering_journal(&mut self) -> Option<&mut Journal> {
-        match &mut self.live {
-            Some(l) => l.journal.as_mut(),
-            None => self.paper.as_mut().and_then(|p| p.journal.as_mut()),
+        match self.core.answering_id()? {
+            SideId::Live => self.core.live.as_mut().and_then(|l| l.journal.as_mut()),
+            SideId::Paper => self.core.paper.as_mut().and_then(|p| p.journal.as_mut()),
         }
     }
 
@@ -537,10 +505,10 @@ impl<B: Broker> Engine<B> {
 
     /// Reconciles both sides (start, reconnect).
     pub async fn reconcile(&mut self, now: i64) -> Result<(), crate::broker::BrokerError> {
-        if let Some(p) = &mut self.paper {
+        if let Some(p) = &mut self.core.paper {
             p.reconcile(now).await?;
         }
-        if let Some(l) = &mut self.live {
+        if let Some(l) = &mut self.core.live {
             l.reconcile(now).await?;
         }
         Ok(())
@@ -548,12 +516,12 @@ impl<B: Broker> Engine<B> {
 
     /// A closed bar was streamed: feeds freshness tracking and the paper prices (paper alone).
     pub fn on_bar(&mut self, key: &ModelKey, time: i64, close: f64, spread: f64) {
-        if let Some(l) = &mut self.live {
+        if let Some(l) = &mut self.core.live {
             l.policy.handle_bar(key, time);
         }
-        if let Some(p) = &mut self.paper {
+        if let Some(p) = &mut self.core.paper {
             p.policy.handle_bar(key, time);
-            if self.live.is_none() {
+            if self.core.live.is_none() {
                 p.broker.set_quote(&key.symbol, close, close + spread);
             }
         }
@@ -573,173 +541,101 @@ impl<B: Broker> Engine<B> {
     /// signal, in the same order, each the line the one-at-a-time path gives for the same broker
     /// answers.
     ///
-    /// A signal answered without the broker (no bar time, a duplicate, a stale re-send) is
-    /// answered at once; the others are executed as batches ([`Side::handle_batch`]) holding at
-    /// most one signal per model: a second signal of a model already in the batch first waits
-    /// for the batch to complete (its duplicate check and its policy see the first one's result).
+    /// The grouping and the answers are the core's ([`ExecutorCore::poll_action`]): a signal
+    /// answered without the broker (no bar time, a duplicate, a stale re-send) is answered at
+    /// once; the others are executed as batches ([`Side::handle_batch`]) holding at most one
+    /// signal per model. This does the I/O: the sides' batches, the ledger rows, the ACKs
+    /// journaled, the margins prefetched.
     pub async fn on_signals(&mut self, now: i64, signals: &[Signal<'_>]) -> Vec<SignalAnswer> {
-        let mut answers: Vec<Option<SignalAnswer>> = vec![None; signals.len()];
-        let mut group: Vec<(usize, ModelKey, Timeframe, i64)> = Vec::new();
-        for (i, s) in signals.iter().enumerate() {
-            if let (Some(tf), Some(_)) = (s.tf, s.bar_time) {
-                let key = ModelKey::new(s.symbol, tf);
-                if group.iter().any(|g| g.1 == key) {
-                    let g = std::mem::take(&mut group);
-                    self.run_group(now, signals, &g, &mut answers).await;
+        self.core.handle_signals(signals.len());
+        while let Some(a) = self.core.poll_action(now, signals) {
+            match a {
+                ExecAction::RunBatch { items, sides } => {
+                    self.run_batch(now, signals, &items, &sides).await;
+                }
+                ExecAction::Answered(a) => self.answered(now, &signals[a.index], a).await,
+                ExecAction::PrefetchNextEntries { items } => {
+                    if let Some(l) = &mut self.core.live {
+                        l.prefetch_next_entries(&self.core.cfg, &items).await;
+                    }
                 }
             }
-            match self.answer_at_once(now, s) {
-                Ok(a) => answers[i] = Some(a),
-                Err((key, tf, bt)) => group.push((i, key, tf, bt)),
-            }
         }
-        self.run_group(now, signals, &group, &mut answers).await;
-        answers
+        self.core
+            .take_replies(signals)
             .into_iter()
-            .zip(signals)
-            .map(|(a, s)| {
-                a.unwrap_or_else(|| SignalAnswer {
-                    line: ack_line(s, &AckKind::Fail("INTERNAL".into())),
+            .map(|r| match r {
+                Reply::Line { line, duplicate } => SignalAnswer { line, duplicate },
+                Reply::UnknownBar { key, bt } => SignalAnswer {
+                    line: err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt))),
                     duplicate: false,
-                })
+                },
             })
             .collect()
     }
 
-    /// The answer of a signal that needs no order (`Ok`), else its model, timeframe and bar
-    /// time (`Err`: it goes to the broker). The verdict is the core's ([`Answers::admit`]);
-    /// this formats its line.
-    fn answer_at_once(
-        &mut self,
-        now: i64,
-        s: &Signal<'_>,
-    ) -> Result<SignalAnswer, (ModelKey, Timeframe, i64)> {
-        self.counters.signals += 1;
-        let answering = match &self.live {
-            Some(l) => Some(&l.core),
-            None => self.paper.as_ref().map(|p| &p.core),
-        };
-        let (line, duplicate) = match self.answers.admit(now, s, answering) {
-            Verdict::Execute { key, tf, bt } => return Err((key, tf, bt)),
-            Verdict::NoBarTime => (ack_line(s, &AckKind::Fail("NO_BAR_TIME".into())), false),
-            Verdict::Duplicate(line) => {
-                self.counters.duplicates += 1;
-                (line, true)
-            }
-            Verdict::UnknownBar { key, bt } => {
-                self.counters.refusals += 1;
-                let line = err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt)));
-                (line, false)
-            }
-            Verdict::Stale => {
-                self.counters.refusals += 1;
-                let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));
-                if let Some(tf) = s.tf {
-                    info!(target: DECISION, event = "ack", model = %ModelKey::new(s.symbol, tf), ack = %line, "ack out");
-                }
-                (line, false)
-            }
-        };
-        Ok(SignalAnswer { line, duplicate })
-    }
-
-    /// Executes a group of signals (at most one per model) as one batch on each side, then
-    /// writes their ledger rows, journals and remembers their ACKs, in arrival order.
-    async fn run_group(
+    /// Runs a batch on the sides the core names (live first, latency; then the paper book) and
+    /// feeds their results back.
+    async fn run_batch(
         &mut self,
         now: i64,
         signals: &[Signal<'_>],
-        group: &[(usize, ModelKey, Timeframe, i64)],
-        answers: &mut [Option<SignalAnswer>],
+        items: &[Item],
+        sides: &[SideId],
     ) {
-        if group.is_empty() {
-            return;
-        }
-        let items: Vec<Item> = group
-            .iter()
-            .map(|(i, key, tf, bt)| Item {
-                key: key.clone(),
-                tf: *tf,
-                target: signals[*i].action,
-                bt: *bt,
-            })
-            .collect();
         // Paper beside live sees the live prices.
-        if let (Some(l), Some(p)) = (&self.live, &mut self.paper) {
-            for it in &items {
+        if let (Some(l), Some(p)) = (&self.core.live, &mut self.core.paper) {
+            for it in items {
                 if let Some(q) = l.broker.quote(&it.key.symbol) {
                     p.broker.set_quote(&it.key.symbol, q.bid, q.ask);
                 }
             }
         }
-        // Live first (latency), then the paper book.
-        let live = match &mut self.live {
-            Some(l) => Some(l.handle_batch(&self.cfg, now, &items).await),
-            None => None,
-        };
-        let paper = match &mut self.paper {
-            Some(p) => Some(p.handle_batch(&self.cfg, now, &items).await),
-            None => None,
-        };
-        // The predictor gets the answering side's ACKs: live, else paper.
-        let mut answered_by = live.or(paper);
-        for (k, (i, key, _, bt)) in group.iter().enumerate() {
-            let (s, bt) = (&signals[*i], *bt);
-            let answered = answered_by
-                .as_mut()
-                .and_then(|v| v.get_mut(k))
-                .map(|x| (x.0.clone(), x.2.take()));
-            // Neither side: nothing to trade with.
-            let (ack, refusal) = answered.unwrap_or((
-                AckKind::Fail("BROKER_DOWN".into()),
-                Some(Refusal::BrokerDown),
-            ));
-            let line = ack_line(s, &ack);
-            if let Some(r) = &refusal {
-                self.counters.refusals += 1;
-                warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = %r.code(),
-                    bt = %Iso(bt), "{}: {} refused: {r}", key, s.action);
+        let (mut live, mut paper) = (None, None);
+        for id in sides {
+            match id {
+                SideId::Live => {
+                    if let Some(l) = &mut self.core.live {
+                        live = Some(l.handle_batch(&self.core.cfg, now, items).await);
+                    }
+                }
+                SideId::Paper => {
+                    if let Some(p) = &mut self.core.paper {
+                        paper = Some(p.handle_batch(&self.core.cfg, now, items).await);
+                    }
+                }
             }
-            if let AckKind::WaitSync(reason) = &ack {
-                info!(target: DECISION, event = "wait_sync", model = %key, action = %s.action, reason = %reason,
-                    "{}: {} not entered: the entry at the transition was missed or refused; waiting for the next transition (never chased)", key, s.action);
-            }
-            info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
-            // Drift ledger.
-            if self.drift.is_some() {
-                let live_equity = match &mut self.live {
-                    Some(l) => l.account(now).await.map(|a| a.equity),
-                    None => None,
-                };
-                let paper_equity = match &mut self.paper {
-                    Some(p) => p.account(now).await.map(|a| a.equity),
-                    None => None,
-                };
-                let equity = if self.live.is_some() {
-                    live_equity
-                } else {
-                    paper_equity
-                };
-                self.write_drift(s, key, bt, &line, equity, paper_equity);
-                self.answers.explained(key, bt);
-            }
-            // Remember the answer (journal of the answering side).
-            if let Some(j) = self.answering_journal() {
-                let _ = j.append_unsynced(&Record::Ack {
-                    model: key.clone(),
-                    bt,
-                    line: line.clone(),
-                });
-            }
-            self.answers.remember(key.clone(), bt, line.clone());
-            answers[*i] = Some(SignalAnswer {
-                line,
-                duplicate: false,
-            });
         }
-        // Both sides' orders are out and answered: prepare the next transitions' margins.
-        if let Some(l) = &mut self.live {
-            l.prefetch_next_entries(&self.cfg, &items).await;
+        self.core.handle_batch_results(signals, live, paper);
+    }
+
+    /// A signal its batch answered: its drift-ledger row, its ACK journaled on the answering
+    /// side (the core remembered it).
+    async fn answered(&mut self, now: i64, s: &Signal<'_>, a: Answered) {
+        let (key, bt, line) = (&a.key, a.bt, &a.line);
+        if self.drift.is_some() {
+            let live_equity = match &mut self.core.live {
+                Some(l) => l.account(now).await.map(|a| a.equity),
+                None => None,
+            };
+            let paper_equity = match &mut self.core.paper {
+                Some(p) => p.account(now).await.map(|a| a.equity),
+                None => None,
+            };
+            let equity = if self.core.live.is_some() {
+                live_equity
+            } else {
+                paper_equity
+            };
+            self.write_drift(s, key, bt, line, equity, paper_equity);
+            self.core.answers.explained(key, bt);
+        }
+        if let Some(j) = self.answering_journal() {
+            let _ = j.append_unsynced(&Record::Ack {
+                model: key.clone(),
+                bt,
+                line: line.clone(),
+            });
         }
     }
 }

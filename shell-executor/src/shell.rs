@@ -628,7 +628,7 @@ async fn seed_stream<B: Broker>(
     symbol: &str,
     tf: Timeframe,
 ) {
-    let got = match (&mut engine.live, &mut engine.paper) {
+    let got = match (&mut engine.core.live, &mut engine.core.paper) {
         (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
         (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
         _ => Ok(Vec::new()),
@@ -659,7 +659,7 @@ async fn history<B: Broker>(
     }
     if streams.last_time(symbol, tf).is_none() {
         // Seed the ring from the broker (live side, else paper).
-        let got = match (&mut engine.live, &mut engine.paper) {
+        let got = match (&mut engine.core.live, &mut engine.core.paper) {
             (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
             (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
             _ => Ok(Vec::new()),
