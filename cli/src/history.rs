@@ -66,6 +66,11 @@ pub struct HistoryArgs {
     /// Skip TLS verification (loopback brokers only).
     #[arg(long)]
     pub insecure_local: bool,
+    /// Keep the bars of the span already in --out and download only what lies before and after
+    /// them (an interrupted or extended download); the broker's bars at both ends must equal the
+    /// file's, else the span is downloaded whole.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `oracle history`.
@@ -82,23 +87,134 @@ pub fn run_history(a: &HistoryArgs) -> ExitCode {
     }
 }
 
-/// The bar file (docs/contract.md §1): the header, then one line per bar, prices with `digits`
-/// decimals.
-pub fn bar_file(bars: &[oracle_ctrader::Bar], digits: u32) -> String {
-    let mut s = String::with_capacity(oracle_model::BAR_HEADER.len() + 1 + bars.len() * 56);
-    s.push_str(oracle_model::BAR_HEADER);
-    s.push('\n');
-    for b in bars {
-        oracle_model::write_time(&mut s, b.open_time);
-        for p in [b.open, b.high, b.low, b.close] {
-            s.push(',');
-            s.push_str(&history::format_price(p, digits));
-        }
+/// One bar as a line of the bar file (docs/contract.md §1), prices with `digits` decimals, no
+/// newline.
+pub fn line_of(b: &oracle_ctrader::Bar, digits: u32) -> String {
+    let mut s = String::with_capacity(56);
+    oracle_model::write_time(&mut s, b.open_time);
+    for p in [b.open, b.high, b.low, b.close] {
         s.push(',');
-        s.push_str(&b.volume.to_string());
+        s.push_str(&history::format_price(p, digits));
+    }
+    s.push(',');
+    s.push_str(&b.volume.to_string());
+    s
+}
+
+/// The bar file: the header, then one line each.
+fn file_of(lines: impl IntoIterator<Item = String>) -> String {
+    let mut s = String::from(oracle_model::BAR_HEADER);
+    s.push('\n');
+    for l in lines {
+        s.push_str(&l);
         s.push('\n');
     }
     s
+}
+
+/// `--resume`: the lines of the bar file already at `path` that lie in the span (opened at or
+/// after `from`, ended by `to`), with their times. `None` when there is no such file, or it is
+/// not a bar file every line of which the grammar accepts (then it is downloaded whole).
+fn kept_lines(path: &Path, len: i64, from: i64, to: i64) -> Option<Vec<(i64, String)>> {
+    let bytes = std::fs::read(path).ok()?;
+    let reader = oracle_model::BarReader::new(bytes.as_slice()).ok()?;
+    let bars: Vec<_> = reader.collect::<Result<_, _>>().ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let lines = text
+        .lines()
+        .skip(1)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.is_empty());
+    let kept: Vec<(i64, String)> = bars
+        .iter()
+        .zip(lines)
+        .map(|(b, l)| (b.bar.time, l.to_string()))
+        .filter(|(t, _)| *t >= from && t + len <= to)
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// What the download brought: the file's lines, the requests, the server's time, how many lines
+/// were kept from the file already there, and why it was not resumed.
+struct Fetched {
+    lines: Vec<(i64, String)>,
+    requests: usize,
+    server_time: i64,
+    kept: usize,
+    not_resumed: Option<String>,
+}
+
+/// The span's lines: with `kept` (`--resume`), only what lies before its first and after its
+/// last line is downloaded, and the broker's bars at those two must equal the kept lines (the
+/// same symbol, digits and prices), else the whole span is downloaded.
+#[allow(clippy::too_many_arguments)]
+async fn fetch(
+    client: &oracle_ctrader::driver::Client,
+    account: i64,
+    sym: &history::BrokerSymbol,
+    period: ProtoOaTrendbarPeriod,
+    len: i64,
+    (from, to): (i64, i64),
+    kept: Option<Vec<(i64, String)>>,
+    now: i64,
+) -> Result<Fetched, history::HistoryError> {
+    let lines = |bars: &[oracle_ctrader::Bar]| -> Vec<(i64, String)> {
+        bars.iter()
+            .map(|b| (b.open_time, line_of(b, sym.digits)))
+            .collect()
+    };
+    if let Some(k) = kept {
+        let (t0, l0) = k[0].clone();
+        let (t1, l1) = k[k.len() - 1].clone();
+        let mut requests = 0;
+        let head = if t0 > from {
+            let d = history::download(client, account, sym.id, period, from, t0 + len, now).await?;
+            requests += d.requests;
+            lines(&d.bars)
+        } else {
+            vec![(t0, l0.clone())]
+        };
+        let d = history::download(client, account, sym.id, period, t1, to, now).await?;
+        requests += d.requests;
+        let tail = lines(&d.bars);
+        let same = |part: &[(i64, String)], t: i64, l: &str| {
+            part.iter().find(|(x, _)| *x == t).map(|(_, x)| x.as_str()) == Some(l)
+        };
+        if same(&head, t0, &l0) && same(&tail, t1, &l1) {
+            let n = k.len();
+            let mut all: Vec<(i64, String)> = head.into_iter().filter(|(t, _)| *t < t0).collect();
+            all.extend(k);
+            all.extend(tail.into_iter().filter(|(t, _)| *t > t1));
+            return Ok(Fetched {
+                lines: all,
+                requests,
+                server_time: d.server_time,
+                kept: n,
+                not_resumed: None,
+            });
+        }
+        let not_resumed = Some(format!(
+            "the file there differs from the broker's bars at {} or {}: downloaded whole",
+            oracle_model::format_time(t0),
+            oracle_model::format_time(t1)
+        ));
+        let d = history::download(client, account, sym.id, period, from, to, now).await?;
+        return Ok(Fetched {
+            lines: lines(&d.bars),
+            requests: requests + d.requests,
+            server_time: d.server_time,
+            kept: 0,
+            not_resumed,
+        });
+    }
+    let d = history::download(client, account, sym.id, period, from, to, now).await?;
+    Ok(Fetched {
+        lines: lines(&d.bars),
+        requests: d.requests,
+        server_time: d.server_time,
+        kept: 0,
+        not_resumed: None,
+    })
 }
 
 /// The timeframe as a trendbar period: one of the loader's `SUPPORTED_TIMEFRAMES`.
@@ -244,6 +360,13 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
     let shown = format!("{}:{}", endpoint.host, endpoint.port);
     let cfg = ClientConfig::new(endpoint, tls, history::session_config(creds, account));
     let per_second = cfg.session.max_history_per_window;
+    let len = history::period_secs(period)
+        .ok_or_else(|| format!("--timeframe {}: no fixed length", a.timeframe))?;
+    let kept = if a.resume {
+        kept_lines(&a.out, len, from, to)
+    } else {
+        None
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -252,44 +375,55 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
         let client = history::connect_ready(cfg, Duration::from_secs(30)).await?;
         let r = async {
             let sym = history::find_symbol(&client, account, &a.symbol).await?;
-            let d = history::download(
+            let f = fetch(
                 &client,
                 account,
-                sym.id,
+                &sym,
                 period,
-                from,
-                to,
+                len,
+                (from, to),
+                kept,
                 now_ms().div_euclid(1000),
             )
             .await?;
-            Ok::<_, history::HistoryError>((sym, d))
+            Ok::<_, history::HistoryError>((sym, f))
         }
         .await;
         client.close().await;
         r
     });
-    let (sym, d) = got.map_err(|e| format!("{shown}: {e}"))?;
-    let (Some(first), Some(last)) = (d.bars.first(), d.bars.last()) else {
+    let (sym, f) = got.map_err(|e| format!("{shown}: {e}"))?;
+    if let Some(why) = &f.not_resumed {
+        eprintln!("oracle history: {}: {why}", a.out.display());
+    }
+    let (Some(first), Some(last)) = (f.lines.first(), f.lines.last()) else {
         return Err(format!(
             "{shown} has no closed {} {} bar between {} and {} (its clock: {}); nothing written",
             sym.name,
             a.timeframe,
             oracle_model::format_time(from),
             oracle_model::format_time(to),
-            oracle_model::format_time(d.server_time)
+            oracle_model::format_time(f.server_time)
         ));
     };
-    history::write_atomic(&a.out, &bar_file(&d.bars, sym.digits))?;
+    let (first, last) = (first.0, last.0);
+    let n = f.lines.len();
+    history::write_atomic(&a.out, &file_of(f.lines.into_iter().map(|(_, l)| l)))?;
+    let kept = if f.kept > 0 {
+        format!(", {} kept from the file there", f.kept)
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "{} {}: {} closed bars {} … {} from {shown} written to {} ({} GetTrendbarsReq, at most {} a second)",
+        "{} {}: {} closed bars {} … {} from {shown} written to {} ({} GetTrendbarsReq, at most {} a second{kept})",
         sym.name,
         a.timeframe,
-        d.bars.len(),
-        oracle_model::format_time(first.open_time),
-        oracle_model::format_time(last.open_time),
+        n,
+        oracle_model::format_time(first),
+        oracle_model::format_time(last),
         a.out.display(),
-        d.requests,
-        per_second
+        f.requests,
+        per_second,
     ))
 }
 
@@ -327,7 +461,7 @@ mod tests {
             volume: 1413,
         };
         assert_eq!(
-            bar_file(&[bar], 5),
+            file_of([line_of(&bar, 5)]),
             "time,open,high,low,close,volume\n2017-04-19T09:00:00Z,1.07160,1.07220,1.07083,1.07219,1413\n"
         );
     }

@@ -397,3 +397,64 @@ fn history_with_an_expired_access_token_in_the_token_file_names_oracle_auth_refr
     assert!(!stderr(&o).contains("SECRET"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn history_resume_keeps_the_files_bars_and_downloads_only_the_rest_and_a_file_that_differs_whole() {
+    let d = tmpdir("resume");
+    let sim = start_sim(&d);
+    let out = d.join("EURUSD_H1.csv");
+    let args = |from: &str, extra: &[&'static str]| {
+        let mut v = vec![
+            "--symbol".to_string(),
+            "EURUSD".into(),
+            "--timeframe".into(),
+            "H1".into(),
+            "--from".into(),
+            from.into(),
+            "--to".into(),
+            "2017-07-01".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |v: Vec<String>| {
+        let v: Vec<&str> = v.iter().map(String::as_str).collect();
+        let o = history(&d, &sim, &v);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    // The whole span once, for the bytes it must come to.
+    run(args("2017-05-01", &[]));
+    let whole = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    // An interrupted download: the middle of the span is there (line 200 to 600).
+    let mut part = String::from("time,open,high,low,close,volume\n");
+    for l in &lines[200..600] {
+        part.push_str(l);
+        part.push('\n');
+    }
+    std::fs::write(&out, &part).unwrap();
+    let err = run(args("2017-05-01", &["--resume"]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), whole, "{err}");
+    assert!(err.contains(", 400 kept from the file there)"), "{err}");
+    let per_conn = trendbar_requests(&d);
+    let counts: Vec<usize> = per_conn.values().copied().collect();
+    assert_eq!(counts.len(), 2, "{per_conn:?}");
+    assert!(
+        counts[1] < counts[0],
+        "resuming asked for less than the whole span: {per_conn:?}"
+    );
+
+    // A file whose last kept bar differs from the broker's: downloaded whole, and said so.
+    let last = lines[599];
+    let bad = part.replace(last, &format!("{last}0")); // ten times its volume
+    std::fs::write(&out, &bad).unwrap();
+    let err = run(args("2017-05-01", &["--resume"]));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), whole);
+    assert!(err.contains("differs from the broker's bars"), "{err}");
+    assert!(!err.contains("kept from the file there"), "{err}");
+    drop(sim);
+    let _ = std::fs::remove_dir_all(&d);
+}
