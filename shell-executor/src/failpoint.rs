@@ -2,7 +2,9 @@
 //! after the N-th order intent is fsynced in a journal and before that order is put on the wire
 //! (a batch's intents are fsynced together, then its orders submitted one by one: the orders
 //! before the N-th are on the wire); `after_fill:N` right after the broker's N-th answer,
-//! before its outcome is journaled.
+//! before its outcome is journaled; `after_refresh_answer:N` when the N-th refreshed token pair
+//! has come from the broker, before it is stored (the old refresh token is spent);
+//! `after_token_write:N` when it is stored, before the session is told to use it.
 //! Several may be given, comma separated. Unset (the default): no effect.
 
 use std::sync::OnceLock;
@@ -15,6 +17,10 @@ pub enum Point {
     AfterIntent,
     /// After the broker's answer, before the outcome is journaled.
     AfterFill,
+    /// A refreshed token pair received, not yet stored.
+    AfterRefreshAnswer,
+    /// A refreshed token pair stored, the session not yet told.
+    AfterTokenWrite,
 }
 
 /// The environment variable read (once) by [`hit`].
@@ -28,6 +34,8 @@ pub fn parse(spec: &str) -> Vec<(Point, u64)> {
             let p = match name {
                 "after_intent" => Point::AfterIntent,
                 "after_fill" => Point::AfterFill,
+                "after_refresh_answer" => Point::AfterRefreshAnswer,
+                "after_token_write" => Point::AfterTokenWrite,
                 _ => return None,
             };
             Some((p, n.trim().parse().ok().filter(|&n| n > 0)?))
@@ -38,6 +46,8 @@ pub fn parse(spec: &str) -> Vec<(Point, u64)> {
 static ARMED: OnceLock<Vec<(Point, u64)>> = OnceLock::new();
 static INTENTS: AtomicU64 = AtomicU64::new(0);
 static FILLS: AtomicU64 = AtomicU64::new(0);
+static REFRESHES: AtomicU64 = AtomicU64::new(0);
+static TOKEN_WRITES: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one passage through `p`; aborts the process (no unwinding, no flush: a `kill -9`)
 /// when it is the armed N-th.
@@ -49,6 +59,8 @@ pub fn hit(p: Point) {
     let n = match p {
         Point::AfterIntent => &INTENTS,
         Point::AfterFill => &FILLS,
+        Point::AfterRefreshAnswer => &REFRESHES,
+        Point::AfterTokenWrite => &TOKEN_WRITES,
     }
     .fetch_add(1, Ordering::SeqCst)
         + 1;
@@ -68,6 +80,10 @@ mod tests {
         assert_eq!(
             parse("after_fill:1, after_intent:2"),
             vec![(Point::AfterFill, 1), (Point::AfterIntent, 2)]
+        );
+        assert_eq!(
+            parse("after_refresh_answer:1,after_token_write:2"),
+            vec![(Point::AfterRefreshAnswer, 1), (Point::AfterTokenWrite, 2)]
         );
         assert!(parse("").is_empty());
         assert!(parse("after_intent:0,bogus:1,after_fill:x").is_empty());

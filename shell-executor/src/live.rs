@@ -60,6 +60,116 @@ pub struct LiveConfig {
     /// read no further market events until the engine releases it ([`LiveBroker::release_hook`])
     /// unless a request of ours is in flight; the clock is then the broker's time.
     pub hold_market: bool,
+    /// Where the rotated token pair lives (the state folder's `tokens/ctrader-token.json`,
+    /// [`oracle_ctrader::tokenfile::path_in`]). With a path the session stores before use: a
+    /// refreshed pair is written there ([`oracle_ctrader::tokenfile::store`]) and only then is
+    /// the new access token sent; a store that fails stops the executor ([`AuthStop`]).
+    /// `None`: the refreshed pair is used in memory only (lost at the next restart).
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+/// The executor's exit status when authentication failed for good (a refresh refused, a
+/// refreshed pair that could not be stored, a wrong client secret): a restart cannot help, so
+/// the units name it in `RestartPreventExitStatus=` (no restart loop) and a person is needed
+/// (`oracle auth`, docs/auth.md). 78 is `EX_CONFIG` of sysexits.h.
+pub const EXIT_AUTH_STOP: u8 = 78;
+
+/// Authentication failed for good (see [`EXIT_AUTH_STOP`]).
+#[derive(Debug)]
+pub struct AuthStop(pub String);
+
+impl std::fmt::Display for AuthStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "broker authentication failed for good: {}; a restart cannot fix this: get a new token pair with `oracle auth` (docs/auth.md), then start the executor",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for AuthStop {}
+
+/// The pair to start with: the newest of the token file's (`token_file`, written by
+/// `oracle auth` or by a refresh) and the one in `creds` (secrets file or environment, stamped
+/// obtained at 0 so that a stored pair wins: every refresh kills the pair before it). Logged
+/// without secrets: which source, and the days the access token has left at `now_ms` when known.
+/// Returns the credentials and the access token's expiry (Unix ms) when known.
+pub fn startup_credentials(
+    mut creds: oracle_ctrader::Credentials,
+    token_file: &std::path::Path,
+    now_ms: i64,
+) -> anyhow::Result<(oracle_ctrader::Credentials, Option<i64>)> {
+    use oracle_ctrader::tokenfile::{self, TokenPair};
+    let stored = tokenfile::load(token_file).map_err(anyhow::Error::msg)?;
+    let from_secrets = creds.refresh_token.clone().map(|rt| TokenPair {
+        access_token: creds.access_token.clone(),
+        refresh_token: rt,
+        obtained_at_ms: 0,
+        expires_at_ms: 0,
+    });
+    let pairs: Vec<&TokenPair> = stored.iter().chain(from_secrets.iter()).collect();
+    match tokenfile::newest(pairs) {
+        Some(p) if p.obtained_at_ms > 0 => {
+            let days = p.seconds_left(now_ms) as f64 / 86_400.0;
+            info!(
+                source = "token file",
+                path = %token_file.display(),
+                expires_in_days = format!("{days:.1}"),
+                "broker tokens: the token file's pair is the newest"
+            );
+            creds.access_token = p.access_token.clone();
+            creds.refresh_token = Some(p.refresh_token.clone());
+            Ok((creds, Some(p.expires_at_ms)))
+        }
+        _ => {
+            info!(
+                source = "secrets",
+                token_file = %token_file.display(),
+                "broker tokens: the secrets file's (or environment's) pair, no token file yet; its expiry is unknown until the first refresh stores one"
+            );
+            Ok((creds, None))
+        }
+    }
+}
+
+/// Stores a refreshed pair before the session may use it, then tells the session. Failpoints:
+/// `after_refresh_answer` (the pair received, not stored: the old pair is spent), and
+/// `after_token_write` (stored, the session not told). Returns the error of a store that failed
+/// (the session is told and fails: [`AuthStop`]).
+async fn store_refreshed(
+    client: &Client,
+    path: &std::path::Path,
+    access_token: oracle_ctrader::Secret,
+    refresh_token: oracle_ctrader::Secret,
+    expires_in: i64,
+) -> Result<(), String> {
+    use crate::failpoint::{Point, hit};
+    hit(Point::AfterRefreshAnswer);
+    let now = utc_ms();
+    let pair = oracle_ctrader::tokenfile::TokenPair {
+        access_token,
+        refresh_token,
+        obtained_at_ms: now,
+        expires_at_ms: now.saturating_add(expires_in.saturating_mul(1000)),
+    };
+    let stored = oracle_ctrader::tokenfile::prepare_folder(path)
+        .and_then(|()| oracle_ctrader::tokenfile::store(path, &pair));
+    match &stored {
+        Ok(()) => {
+            hit(Point::AfterTokenWrite);
+            info!(
+                path = %path.display(),
+                expires_in_days = format!("{:.1}", expires_in as f64 / 86_400.0),
+                "broker tokens refreshed and stored; the new access token is used from now on"
+            );
+        }
+        Err(e) => tracing::error!(
+            "broker tokens refreshed but NOT stored ({e}): the old refresh token is spent, stopping (a restart would have no valid pair)"
+        ),
+    }
+    client.tokens_stored(stored.clone()).await;
+    stored
 }
 
 /// Bid and ask in wire units (a side absent until first seen).
@@ -219,7 +329,8 @@ fn tf_of(p: ProtoOaTrendbarPeriod) -> Timeframe {
         .unwrap_or(Timeframe::MN1)
 }
 
-fn utc_ms() -> i64 {
+/// The wall clock, Unix ms.
+pub(crate) fn utc_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -233,6 +344,11 @@ fn err(e: impl std::fmt::Display) -> BrokerError {
 pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Receiver<Feed>)> {
     let account = cfg.client.session.account_id;
     let mut client_cfg = cfg.client.clone();
+    if let Some(path) = &cfg.token_file {
+        // Before any refresh token can be spent, the folder its pair goes to must take it.
+        oracle_ctrader::tokenfile::prepare_folder(path).map_err(anyhow::Error::msg)?;
+        client_cfg.session.confirm_token_store = true;
+    }
     if cfg.hold_market {
         // Few buffered events, so a held market stops the server soon (back-pressure).
         client_cfg.event_capacity = client_cfg.event_capacity.min(32);
@@ -243,8 +359,24 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         while let Some(ev) = events.recv().await {
             match ev {
                 Event::Ready => return Ok(()),
-                Event::AuthFailed { code, .. } => {
-                    anyhow::bail!("broker authentication failed: {code}")
+                Event::AuthFailed { code, description } => {
+                    let why = match description {
+                        Some(d) => format!("{code} ({d})"),
+                        None => code.to_string(),
+                    };
+                    return Err(AuthStop(why).into());
+                }
+                Event::TokensRefreshed {
+                    access_token,
+                    refresh_token,
+                    expires_in,
+                } => {
+                    if let Some(path) = &cfg.token_file {
+                        // A failed store fails the session: AuthFailed follows.
+                        let _ =
+                            store_refreshed(&client, path, access_token, refresh_token, expires_in)
+                                .await;
+                    }
                 }
                 _ => {}
             }
@@ -278,7 +410,13 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
     b.load_symbols(&cfg.symbols).await?;
     b.load_trader().await?;
     let (tx, rx) = mpsc::channel(4096);
-    tokio::spawn(event_task(events, shared, tx));
+    tokio::spawn(event_task(
+        events,
+        shared,
+        tx,
+        b.client.clone(),
+        cfg.token_file.clone(),
+    ));
     for (sym, tf) in &cfg.streams {
         let Some(spec) = b.specs.get(sym) else {
             warn!(symbol = %sym, "model stream for a symbol the broker does not have: not subscribed");
@@ -305,7 +443,13 @@ async fn forward(tx: &mpsc::Sender<Feed>, open: &mut bool, ev: Feed) {
     }
 }
 
-async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::Sender<Feed>) {
+async fn event_task(
+    mut events: driver::Events,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Feed>,
+    client: Client,
+    token_file: Option<std::path::PathBuf>,
+) {
     let mut open = true;
     loop {
         // Pacing: hold the market while a bar is with the engine, unless a request of ours
@@ -333,9 +477,27 @@ async fn event_task(mut events: driver::Events, shared: Arc<Shared>, tx: mpsc::S
                     "broker session lost: entries refused until it is back, exits retried"
                 );
             }
-            Event::AuthFailed { code, .. } => {
+            Event::AuthFailed { code, description } => {
                 shared.up.store(false, Ordering::SeqCst);
-                warn!(%code, "broker authentication failed");
+                // The session does nothing more: a loud stop with its own status, never a
+                // process that stays up unauthenticated (positions unmanaged) or a restart loop.
+                let why = match description {
+                    Some(d) => format!("{code} ({d})"),
+                    None => code.to_string(),
+                };
+                tracing::error!("{}", AuthStop(why));
+                std::process::exit(i32::from(EXIT_AUTH_STOP));
+            }
+            Event::TokensRefreshed {
+                access_token,
+                refresh_token,
+                expires_in,
+            } => {
+                if let Some(path) = &token_file {
+                    // A failed store fails the session: AuthFailed follows, and the stop.
+                    let _ = store_refreshed(&client, path, access_token, refresh_token, expires_in)
+                        .await;
+                }
             }
             Event::Spot {
                 symbol_id,

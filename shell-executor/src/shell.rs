@@ -1034,6 +1034,10 @@ async fn run_live(
         None => oracle_ctrader::Credentials::from_env()
             .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?,
     };
+    // Issue 17 item 2: the newest pair (token file in the state folder vs secrets) wins.
+    let token_file = oracle_ctrader::tokenfile::path_in(&rc.state_dir);
+    let (creds, _expires_at_ms) =
+        crate::live::startup_credentials(creds, &token_file, crate::live::utc_ms())?;
     let tls = match (&b.ca, b.insecure_local) {
         (Some(p), _) => {
             TlsMode::CustomCa(std::fs::read(p).with_context(|| format!("--ca {}", p.display()))?)
@@ -1090,6 +1094,7 @@ async fn run_live(
         fill_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(30),
         hold_market: rc.hold_market.is_some(),
+        token_file: Some(token_file),
     };
     let (broker, feed_rx) = crate::live::connect(live_cfg).await?;
     let clock = broker.clock();
@@ -1427,6 +1432,10 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("executor stopped: {e:#}");
+            #[cfg(feature = "live")]
+            if e.downcast_ref::<crate::live::AuthStop>().is_some() {
+                return ExitCode::from(crate::live::EXIT_AUTH_STOP);
+            }
             ExitCode::FAILURE
         }
     }

@@ -249,6 +249,11 @@ pub struct Broker {
     hours: Vec<SymbolHours>,
     /// Each symbol's calendar, enforced on market time (empty: `--calendar always-open`).
     calendars: Vec<TradingCalendar>,
+    /// `--calendar realistic`, timed speeds: the weekly maintenance window (market time; "open"
+    /// = under maintenance).
+    maintenance_cal: Option<TradingCalendar>,
+    /// The window (by its wall end) whose start already disconnected everyone.
+    maintenance_window_closed: Option<i64>,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
     /// OAuth authorization codes not yet exchanged (`crate::oauth`).
@@ -343,6 +348,8 @@ impl Broker {
             Speed::Times(f) => Some(f),
             Speed::BarsPerSecond(b) => Some(b * market.coarsest_base_ms() as f64 / 1000.0),
         };
+        let maintenance_cal = (cfg.calendar == CalendarMode::Realistic && factor.is_some())
+            .then(crate::calendar::weekly_maintenance);
         Ok(Broker {
             cfg,
             market,
@@ -372,6 +379,8 @@ impl Broker {
             started_ms: now_ms,
             hours,
             calendars,
+            maintenance_cal,
+            maintenance_window_closed: None,
             steps: 0,
             codes: Vec::new(),
         })
@@ -506,6 +515,12 @@ impl Broker {
         if let Some(h) = self.hold_until_ms {
             consider(h);
         }
+        if let Some(mc) = &self.maintenance_cal
+            && let Some(start) = mc.next_open(self.market.now_ms)
+            && let Some(w) = self.wall_time_of(start)
+        {
+            consider(w);
+        }
         for (i, f) in self.cfg.faults.iter().enumerate() {
             if let Fault::Maintenance { after_s, .. } = f
                 && self.fault_fired[i] == 0
@@ -557,6 +572,7 @@ impl Broker {
         }
         self.sync_market(now_ms);
         self.maintenance_start(now_ms);
+        self.weekly_maintenance_start(now_ms);
         let heartbeats = !self
             .cfg
             .faults
@@ -655,6 +671,46 @@ impl Broker {
                 event: Event::ClientDisconnect { reason },
                 delay_ms: 0,
             });
+        }
+    }
+
+    /// `--calendar realistic` with a timed speed: the wall time (Unix ms) the weekly Saturday
+    /// maintenance window ends, while market time is inside it. None outside it, at the fast
+    /// speed (the market only moves while a client is subscribed, so a window would never end)
+    /// or while paused.
+    fn weekly_maintenance_end_wall(&self) -> Option<i64> {
+        let mc = self.maintenance_cal.as_ref()?;
+        let t = self.market.now_ms;
+        if !mc.is_open(t) {
+            return None;
+        }
+        self.wall_time_of(mc.next_close(t)?)
+    }
+
+    /// The weekly window's start: every open connection is told and closed (once a window).
+    fn weekly_maintenance_start(&mut self, now_ms: i64) {
+        let Some(end) = self.weekly_maintenance_end_wall() else {
+            return;
+        };
+        if self.maintenance_window_closed == Some(end) {
+            return;
+        }
+        self.maintenance_window_closed = Some(end);
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        tracing::warn!(
+            connections = ids.len(),
+            maintenance_end_ms = end,
+            "Saturday maintenance begins (--calendar realistic): disconnecting every client"
+        );
+        for id in ids {
+            let reason = format!("server maintenance until {end} (Unix ms)");
+            self.push_client_disconnect(now_ms, id, reason.clone());
+            self.close(id, true, reason);
         }
     }
 
@@ -956,6 +1012,26 @@ impl Broker {
         cmid: &Option<String>,
         req: &Request,
     ) -> bool {
+        if let Some(end) = self.weekly_maintenance_end_wall() {
+            tracing::warn!(
+                conn,
+                req = req.kind(),
+                maintenance_end_ms = end,
+                "Saturday maintenance (--calendar realistic): request refused, connection closed"
+            );
+            self.refuse(
+                now_ms,
+                conn,
+                cmid.clone(),
+                ErrorCode::ServerIsUnderMaintenance,
+                req.account_id(),
+                "server is under maintenance".into(),
+                None,
+                Some(end),
+            );
+            self.close(conn, true, "server under maintenance".into());
+            return true;
+        }
         let is_auth = matches!(
             req,
             Request::ApplicationAuth { .. } | Request::AccountAuth { .. }

@@ -15,8 +15,12 @@
 //! the symbol's zone). The broker then enforces them on market time: an order (new or close)
 //! while the symbol is closed gets `MARKET_CLOSED` and no fill; no spot (so no live trendbar) is
 //! sent for a tick in closed hours; history holds no bar that lies wholly in closed hours
-//! (trendbars exist only where ticks occurred). The Saturday maintenance window is the
-//! `maintenance` fault (wall clock).
+//! (trendbars exist only where ticks occurred). At a timed speed (`--speed Nx`, bars per
+//! second) Saturday 06:00–08:00 UTC market time is a maintenance window: its start disconnects
+//! every client (`ProtoOAClientDisconnectEvent`), and every request in it gets
+//! `SERVER_IS_UNDER_MAINTENANCE` with `maintenanceEndTimestamp` (the wall time the replay reaches
+//! 08:00), then the connection is closed. Not at the fast speed (the market moves only while a
+//! client is subscribed there, so the window would never end): use the `maintenance` fault.
 //!
 //! The calendar arithmetic is the client's own [`TradingCalendar`], so the simulator and the
 //! executor cannot disagree about an instant.
@@ -25,6 +29,12 @@ use oracle_ctrader::calendar::{Holiday, TradingCalendar, WEEK_SECONDS};
 
 const H: u32 = 3600;
 const D: u32 = 86_400;
+
+/// The weekly maintenance window of `--calendar realistic` (market time, timed speeds):
+/// Saturday 06:00–08:00 UTC. As a calendar whose "open" hours are the window.
+pub fn weekly_maintenance() -> TradingCalendar {
+    TradingCalendar::new("UTC", &[(6 * D + 6 * H, 6 * D + 8 * H)], &[]).expect("a valid window")
+}
 
 /// Which hours the simulator serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -287,3 +287,77 @@ fn realistic_index_and_stock_hours_are_new_york_time() {
     );
     assert!(!aapl.is_open(t("2024-03-16T15:00:00Z")), "Saturday");
 }
+
+#[test]
+fn saturday_maintenance_at_a_timed_speed_disconnects_then_refuses_with_its_wall_end() {
+    let mut cfg = BrokerConfig::default();
+    cfg.calendar = CalendarMode::Realistic;
+    cfg.speed = oracle_sim::Speed::Times(3600.0); // one market hour per wall second
+    let now0 = 1_700_000_000_000;
+    let market = Market::new(
+        vec![eurusd_over_a_weekend()],
+        Start::At(t("2024-03-09T05:30:00Z")),
+    );
+    let mut b = Broker::new(cfg, market, now0).unwrap();
+    let auth = |b: &mut Broker, c: ConnId, now: i64| -> Vec<Output> {
+        b.handle_request(
+            now,
+            c,
+            Some("app".into()),
+            Request::ApplicationAuth {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                client_secret: DEFAULT_CLIENT_SECRET.into(),
+            },
+        );
+        std::iter::from_fn(|| b.poll_output()).collect()
+    };
+    let c = b.connect(now0);
+    let outs = auth(&mut b, c, now0);
+    assert!(
+        matches!(
+            &outs[..],
+            [Output::Send {
+                event: Event::ApplicationAuthRes,
+                ..
+            }]
+        ),
+        "{outs:?}"
+    );
+    // 06:00 market time is half a wall second away, and a timer.
+    assert!(b.poll_timeout().is_some_and(|w| w <= now0 + 500));
+    b.handle_timeout(now0 + 500);
+    let outs: Vec<Output> = std::iter::from_fn(|| b.poll_output()).collect();
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Send { conn, event: Event::ClientDisconnect { .. }, .. } if *conn == c)),
+        "{outs:?}"
+    );
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Close { conn, .. } if *conn == c))
+    );
+    b.disconnect(c, now0 + 500);
+    // Inside the window: refused with the wall time the replay reaches 08:00.
+    let c2 = b.connect(now0 + 1_000);
+    let outs = auth(&mut b, c2, now0 + 1_000);
+    assert!(
+        matches!(&outs[..], [
+            Output::Send { event: Event::Refused { code: ErrorCode::ServerIsUnderMaintenance, maintenance_end_ms: Some(end), .. }, .. },
+            Output::Close { .. },
+        ] if *end == now0 + 2_500),
+        "{outs:?}"
+    );
+    b.disconnect(c2, now0 + 1_000);
+    // After it: business as usual.
+    let c3 = b.connect(now0 + 2_500);
+    let outs = auth(&mut b, c3, now0 + 2_500);
+    assert!(
+        matches!(
+            &outs[..],
+            [Output::Send {
+                event: Event::ApplicationAuthRes,
+                ..
+            }]
+        ),
+        "{outs:?}"
+    );
+}

@@ -301,6 +301,7 @@ pub async fn live_session_at(
         fill_timeout: std::time::Duration::from_secs(5),
         ready_timeout: std::time::Duration::from_secs(10),
         hold_market: false,
+        token_file: None,
     })
     .await
     .expect("live session")
