@@ -127,6 +127,9 @@ fn quiet(seed: u64) -> Plan {
         token_expires_s: None,
         history_rate_limit: 5,
         kills: Vec::new(),
+        blocked: None,
+        maintenance: None,
+        no_answer_every: None,
         ..Plan::from_seed(seed)
     }
 }
