@@ -21,7 +21,7 @@ fn models(n: usize) -> Vec<Box<Model>> {
         .map(|i| {
             // The project's shape: 5 states; half diag, half full covariances.
             let p = synthetic::model_params(100 + i as u64, 5, i % 2 == 1);
-            Box::new(Model::new(&p).expect("synthetic model"))
+            Box::new(Model::new(&p).expect("synthetic model")) as Box<Model>
         })
         .collect()
 }
@@ -133,7 +133,7 @@ fn bench_parts(c: &mut Criterion) {
         &[256, 256],
         oracle_core::Activation::Relu,
     ));
-    let mut wide_model = Box::new(Model::PLACEHOLDER);
+    let mut wide_model: Box<Model> = Box::new(Model::PLACEHOLDER);
     wide_model.rebuild(&wide).expect("wide synthetic model");
     g.bench_function("mlp_logits_256_256_relu", |b| {
         b.iter(|| black_box(policy::logits(&wide_model, black_box(&obs))))

@@ -15,7 +15,8 @@
 //!   ([`Twin`]'s bar ring is `N` slots, the model's arrays are sized by the `MAX_*` constants).
 //! - **Architecture Invariant:** a rejected bar leaves the twin exactly as it was.
 //! - **Architecture Invariant:** weights live in a [`Model`] that twins borrow, so a thousand twins
-//!   of twenty models share twenty copies of the weights.
+//!   of twenty models share twenty copies of the weights; a model's weight storage is its
+//!   owner's ([`ModelOf`]: inline for the largest policy, or sized to the policy by a loader).
 //!
 //! Layout: [`bar`] (input validation), [`ring`] (fixed-capacity FIFO), [`model`] (validated
 //! parameters), [`features`] (§3 and the HMM features of §4), [`hmm`] (emissions and the forward
@@ -39,8 +40,8 @@ pub mod twin;
 
 pub use bar::{Bar, BarError};
 pub use model::{
-    Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, LayerParams, MarketPeriods,
-    Model, ModelError, ModelParams,
+    Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, InlineModel, LayerParams,
+    MarketPeriods, Model, ModelError, ModelOf, ModelParams, Weights,
 };
 pub use position::{Action, Position};
 pub use twin::{

@@ -215,6 +215,17 @@ impl ModelParams {
             .get(start..start.checked_add(l.in_dim.checked_mul(l.out_dim)?)?)
     }
 
+    /// The transposed, padded weights this policy takes in a model ([`policy_weights`] of its
+    /// first `n_layers` layers; saturating): the least storage [`ModelOf::with_weights`] takes.
+    pub fn policy_weights(&self) -> usize {
+        self.layers
+            .iter()
+            .take(self.n_layers)
+            .fold(0usize, |acc, l| {
+                acc.saturating_add(l.in_dim.saturating_mul(block_width(l.out_dim)))
+            })
+    }
+
     /// Mutable [`ModelParams::layer_weights`], to fill a layer in.
     pub fn layer_weights_mut(&mut self, layer: usize) -> Option<&mut [f32]> {
         let l = *self.layers.get(layer)?;
@@ -298,6 +309,14 @@ pub enum ModelError {
         /// Weights the layers need.
         weights: usize,
     },
+    /// The policy's layers need more weights than the storage given to this model holds
+    /// ([`ModelOf::with_weights`], [`ModelOf::rebuild`]).
+    WeightsDoNotFit {
+        /// Weights the layers need ([`policy_weights`]).
+        weights: usize,
+        /// Weights the storage holds.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -349,6 +368,10 @@ impl fmt::Display for ModelError {
                 "policy needs {weights} weights, at most {MAX_POLICY_WEIGHTS} fit \
                  (a [{MAX_WIDTH}, {MAX_WIDTH}] actor)"
             ),
+            ModelError::WeightsDoNotFit { weights, capacity } => write!(
+                f,
+                "policy needs {weights} weights, the model's weight storage holds {capacity}"
+            ),
         }
     }
 }
@@ -379,7 +402,7 @@ pub(crate) struct Hmm {
     pub(crate) feature_std: [f64; D],
 }
 
-/// A validated dense layer. Its weights are transposed in [`Model::wt`] (`W[o][i]` at
+/// A validated dense layer. Its weights are transposed in [`ModelOf::wt`] (`W[o][i]` at
 /// `wt[offset + i·stride + o]`, `stride` = [`block_width`]`(out_dim)`, padding zero) so that
 /// every output's sequential dot product can run in SIMD lanes beside the others without
 /// reordering its terms.
@@ -409,11 +432,52 @@ struct Checked {
     lookback: usize,
     money_per_point: f64,
     hmm: Hmm,
+    /// The policy's transposed, padded weights ([`policy_weights`]).
+    weights: usize,
 }
 
-/// A validated model, borrowed read-only by every [`crate::Twin`] that runs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Model {
+/// Where a model's policy weights are kept: a slice of f32 the model owns. A model's
+/// [`ModelOf::weight_capacity`] is its storage's length, which must hold the policy's
+/// [`policy_weights`]; the core fills the storage and only reads it afterwards.
+///
+/// Implemented for every owner of a `[f32]` (`[f32; N]`, and in `std` a `Box<[f32]>` or a
+/// `Vec<f32>`): the core allocates nothing, the owner's allocation is the caller's.
+pub trait Weights: fmt::Debug + Send + Sync {
+    /// The stored weights.
+    fn weights(&self) -> &[f32];
+    /// The stored weights, to fill.
+    fn weights_mut(&mut self) -> &mut [f32];
+}
+
+impl<T> Weights for T
+where
+    T: AsRef<[f32]> + AsMut<[f32]> + fmt::Debug + Send + Sync + ?Sized,
+{
+    fn weights(&self) -> &[f32] {
+        self.as_ref()
+    }
+
+    fn weights_mut(&mut self) -> &mut [f32] {
+        self.as_mut()
+    }
+}
+
+/// A validated model, borrowed read-only by every [`crate::Twin`] that runs it: [`ModelOf`]
+/// with its weights behind [`Weights`], whatever their storage. A `&Model` is taken from a
+/// `&ModelOf<W>` (and a `Box<Model>` from a `Box<ModelOf<W>>`) by the usual unsizing coercion.
+pub type Model = ModelOf<dyn Weights>;
+
+/// A model with room for the largest policy inline ([`MAX_POLICY_WEIGHTS`] f32, about 280 KB):
+/// what [`Model::new`] and [`Model::PLACEHOLDER`] give, for a caller without a heap. A loader
+/// with one sizes the storage to the policy instead ([`ModelOf::with_weights`]), so a model
+/// holds (and keeps resident) only the weights it uses.
+pub type InlineModel = ModelOf<[f32; MAX_POLICY_WEIGHTS]>;
+
+/// A validated model whose policy weights are kept in `W` (see [`Model`], [`InlineModel`]).
+/// Two models are equal when every field and every stored weight are, whatever their storage
+/// types and lengths: past the shorter storage, the longer one must hold only `+0.0`.
+#[derive(Debug, Clone)]
+pub struct ModelOf<W: ?Sized> {
     pub(crate) window: usize,
     pub(crate) market: MarketPeriods,
     pub(crate) hmm_periods: HmmPeriods,
@@ -426,8 +490,50 @@ pub struct Model {
     pub(crate) hmm: Hmm,
     pub(crate) layers: [Dense; MAX_LAYERS],
     pub(crate) n_layers: usize,
-    /// Every layer's transposed, padded weights (see [`Dense`]).
-    pub(crate) wt: [f32; MAX_POLICY_WEIGHTS],
+    /// Every layer's transposed, padded weights (see [`Dense`]); past the policy's
+    /// [`policy_weights`] the storage is zero.
+    pub(crate) wt: W,
+}
+
+impl<A: Weights + ?Sized, B: Weights + ?Sized> PartialEq<ModelOf<B>> for ModelOf<A> {
+    fn eq(&self, other: &ModelOf<B>) -> bool {
+        // Every field by name: a field added to `ModelOf` must be added here.
+        let ModelOf {
+            window,
+            market,
+            hmm_periods,
+            lookback,
+            rl_mean,
+            rl_std,
+            clip,
+            costs,
+            money_per_point,
+            hmm,
+            layers,
+            n_layers,
+            wt,
+        } = self;
+        *window == other.window
+            && *market == other.market
+            && *hmm_periods == other.hmm_periods
+            && *lookback == other.lookback
+            && rl_mean == &other.rl_mean
+            && rl_std == &other.rl_std
+            && *clip == other.clip
+            && *costs == other.costs
+            && *money_per_point == other.money_per_point
+            && *hmm == other.hmm
+            && layers == &other.layers
+            && *n_layers == other.n_layers
+            && same_weights(wt.weights(), other.wt.weights())
+    }
+}
+
+/// `a` and `b` equal over the shorter one's length, the rest of the longer one `+0.0`.
+fn same_weights(a: &[f32], b: &[f32]) -> bool {
+    let n = a.len().min(b.len());
+    let zero = |rest: &[f32]| rest.iter().all(|w| w.to_bits() == 0);
+    a[..n] == b[..n] && zero(&a[n..]) && zero(&b[n..])
 }
 
 fn finite(values: &[f64], name: &'static str) -> Result<(), ModelError> {
@@ -476,86 +582,106 @@ pub(crate) fn cholesky(sigma: &[[f64; D]; D], jitter: f64) -> Option<[[f64; D]; 
     Some(l)
 }
 
-impl Model {
+impl<W: Weights> ModelOf<W> {
     /// A valid stand-in model (one HMM state, the default periods, an all-zero one-layer policy:
-    /// always action 0), the slot to [`Model::rebuild`] a real model into in place, e.g.
-    /// `let mut m = Box::new(Model::PLACEHOLDER); m.rebuild(&params)?;`. A `Model` is about
-    /// 290 KB (the weights of a `[256, 256]` actor): a debug build copies every by-value move of
-    /// it on the stack, which [`Model::new`] makes several of.
-    pub const PLACEHOLDER: Model = Model {
-        window: crate::DEFAULT_WINDOW,
-        market: MarketPeriods {
-            roc: 10,
-            atr: 14,
-            ema: 200,
-            range: 20,
-            volume_ma: 20,
-        },
-        hmm_periods: HmmPeriods {
-            momentum: 12,
-            consistency: 12,
-            range: 20,
-        },
-        lookback: 19,
-        rl_mean: [0.0; N_MARKET_FEATURES],
-        rl_std: [1.0; N_MARKET_FEATURES],
-        clip: 10.0,
-        costs: CostParams {
-            point: 0.00001,
-            pip_value: 10.0,
-            spread_points: 0.0,
-            slippage_points: 0.0,
-            commission_per_lot: 0.0,
-            digits: 5,
-            lot_sizes: [0.0, 0.01, 0.03, 0.05],
-        },
-        money_per_point: 1.0,
-        hmm: Hmm {
-            k: 1,
-            startprob: {
-                let mut p = [0.0; MAX_STATES];
-                p[0] = 1.0;
-                p
+    /// always action 0) over the storage `wt`, which must be all zero (the placeholder's
+    /// policy reads its first `9 × 8` weights).
+    pub const fn placeholder_with(wt: W) -> Self {
+        ModelOf {
+            window: crate::DEFAULT_WINDOW,
+            market: MarketPeriods {
+                roc: 10,
+                atr: 14,
+                ema: 200,
+                range: 20,
+                volume_ma: 20,
             },
-            transmat: {
-                let mut t = [[0.0; MAX_STATES]; MAX_STATES];
-                t[0][0] = 1.0;
-                t
+            hmm_periods: HmmPeriods {
+                momentum: 12,
+                consistency: 12,
+                range: 20,
             },
-            means: [[0.0; D]; MAX_STATES],
-            emission: Emission::Diag {
-                c: [[1.0; D]; MAX_STATES],
+            lookback: 19,
+            rl_mean: [0.0; N_MARKET_FEATURES],
+            rl_std: [1.0; N_MARKET_FEATURES],
+            clip: 10.0,
+            costs: CostParams {
+                point: 0.00001,
+                pip_value: 10.0,
+                spread_points: 0.0,
+                slippage_points: 0.0,
+                commission_per_lot: 0.0,
+                digits: 5,
+                lot_sizes: [0.0, 0.01, 0.03, 0.05],
             },
-            // `D·ln(2π) + Σ ln 1`, as `validate_hmm` computes it.
-            ll_const: {
-                let mut c = [0.0; MAX_STATES];
-                c[0] = D as f64 * LOG_2PI + 0.0;
-                c
+            money_per_point: 1.0,
+            hmm: Hmm {
+                k: 1,
+                startprob: {
+                    let mut p = [0.0; MAX_STATES];
+                    p[0] = 1.0;
+                    p
+                },
+                transmat: {
+                    let mut t = [[0.0; MAX_STATES]; MAX_STATES];
+                    t[0][0] = 1.0;
+                    t
+                },
+                means: [[0.0; D]; MAX_STATES],
+                emission: Emission::Diag {
+                    c: [[1.0; D]; MAX_STATES],
+                },
+                // `D·ln(2π) + Σ ln 1`, as `validate_hmm` computes it.
+                ll_const: {
+                    let mut c = [0.0; MAX_STATES];
+                    c[0] = D as f64 * LOG_2PI + 0.0;
+                    c
+                },
+                feature_mean: [0.0; D],
+                feature_std: [1.0; D],
             },
-            feature_mean: [0.0; D],
-            feature_std: [1.0; D],
-        },
-        layers: {
-            let mut l = [Dense::ZERO; MAX_LAYERS];
-            l[0].in_dim = N_MARKET_FEATURES + 1 + 3;
-            l[0].out_dim = N_ACTIONS;
-            l[0].stride = block_width(N_ACTIONS);
-            l
-        },
-        n_layers: 1,
-        wt: [0.0; MAX_POLICY_WEIGHTS],
-    };
-
-    /// Validates `params` and replaces this model with it in place (nothing large moves through
-    /// the stack); on an error the model is unchanged.
-    pub fn rebuild(&mut self, params: &ModelParams) -> Result<(), ModelError> {
-        let checked = Self::validate(params)?;
-        self.install(params, checked);
-        Ok(())
+            layers: {
+                let mut l = [Dense::ZERO; MAX_LAYERS];
+                l[0].in_dim = N_MARKET_FEATURES + 1 + 3;
+                l[0].out_dim = N_ACTIONS;
+                l[0].stride = block_width(N_ACTIONS);
+                l
+            },
+            n_layers: 1,
+            wt,
+        }
     }
 
-    /// Validates `params` and precomputes the per-model constants.
-    pub fn new(params: &ModelParams) -> Result<Model, ModelError> {
+    /// Validates `params` and builds the model over the storage `wt`, whose length must be at
+    /// least the policy's [`policy_weights`] (e.g. exactly that:
+    /// `vec![0.0; p.policy_weights()].into_boxed_slice()`); every stored weight is written.
+    /// The result is as large as the model's other fields (a few KB) and `W`.
+    pub fn with_weights(params: &ModelParams, wt: W) -> Result<Self, ModelError> {
+        let checked = Model::validate(params)?;
+        let capacity = wt.weights().len();
+        if checked.weights > capacity {
+            return Err(ModelError::WeightsDoNotFit {
+                weights: checked.weights,
+                capacity,
+            });
+        }
+        let mut model = Self::placeholder_with(wt);
+        model.install(params, checked);
+        Ok(model)
+    }
+}
+
+impl Model {
+    /// [`ModelOf::placeholder_with`] zero inline weights: the slot to [`ModelOf::rebuild`] a
+    /// real model into in place, e.g.
+    /// `let mut m = Box::new(Model::PLACEHOLDER); m.rebuild(&params)?;`. An [`InlineModel`] is
+    /// about 290 KB (the weights of a `[256, 256]` actor): a debug build copies every by-value
+    /// move of it on the stack, which [`Model::new`] makes several of.
+    pub const PLACEHOLDER: InlineModel = ModelOf::placeholder_with([0.0; MAX_POLICY_WEIGHTS]);
+
+    /// Validates `params` and precomputes the per-model constants, into an [`InlineModel`]
+    /// (room for the largest policy; [`ModelOf::with_weights`] sizes the storage instead).
+    pub fn new(params: &ModelParams) -> Result<InlineModel, ModelError> {
         // Checks run in small stack frames first; the 290 KB model is then built by a function
         // with no early exit. A large frame whose prologue LLVM shrink-wraps past a fallible
         // early exit gets its inline stack probe placed there, and LLVM 22's x86-64 probe
@@ -612,25 +738,46 @@ impl Model {
         let money_per_point = c.pip_value / points_per_pip;
 
         let hmm = Self::validate_hmm(&params.hmm)?;
-        Self::validate_policy(params, hmm.k)?;
+        let weights = Self::validate_policy(params, hmm.k)?;
         Ok(Checked {
             lookback,
             money_per_point,
             hmm,
+            weights,
         })
     }
 
-    /// Builds the validated model (never fails; see [`Model::new`] for why it is separate).
+    /// Builds the validated model (never fails: the inline storage holds every policy
+    /// `validate` accepts; see [`Model::new`] for why it is separate).
     #[inline(never)]
-    fn build(params: &ModelParams, checked: Checked) -> Result<Model, ModelError> {
+    fn build(params: &ModelParams, checked: Checked) -> Result<InlineModel, ModelError> {
         let mut out = Ok(Model::PLACEHOLDER);
         if let Ok(model) = &mut out {
             model.install(params, checked);
         }
         out
     }
+}
 
-    /// Writes the validated `params` over every field, in place.
+impl<W: Weights + ?Sized> ModelOf<W> {
+    /// Validates `params` and replaces this model with it in place (nothing large moves through
+    /// the stack); on an error (also [`ModelError::WeightsDoNotFit`] when this model's storage
+    /// is too short for the policy) the model is unchanged.
+    pub fn rebuild(&mut self, params: &ModelParams) -> Result<(), ModelError> {
+        let checked = Model::validate(params)?;
+        let capacity = self.weight_capacity();
+        if checked.weights > capacity {
+            return Err(ModelError::WeightsDoNotFit {
+                weights: checked.weights,
+                capacity,
+            });
+        }
+        self.install(params, checked);
+        Ok(())
+    }
+
+    /// Writes the validated `params` over every field, in place (the storage holds the
+    /// policy's weights: checked by the caller).
     #[inline(never)]
     fn install(&mut self, params: &ModelParams, checked: Checked) {
         self.window = params.window;
@@ -647,14 +794,15 @@ impl Model {
         for dense in &mut self.layers {
             *dense = Dense::ZERO;
         }
-        // The padding lanes must be zero.
-        self.wt.fill(0.0);
+        // The padding lanes must be zero (and, for equality, the unused tail).
+        self.wt.weights_mut().fill(0.0);
         self.fill_policy(params);
     }
 
     /// Copies the validated policy into `layers` and the transposed, padded `wt`.
     #[inline(never)]
     fn fill_policy(&mut self, params: &ModelParams) {
+        let wt = self.wt.weights_mut();
         let mut src = 0;
         let mut offset = 0;
         for (p, dense) in params
@@ -666,7 +814,7 @@ impl Model {
             let stride = block_width(p.out_dim);
             for o in 0..p.out_dim {
                 for i_in in 0..p.in_dim {
-                    self.wt[offset + i_in * stride + o] = params.weights[src + o * p.in_dim + i_in];
+                    wt[offset + i_in * stride + o] = params.weights[src + o * p.in_dim + i_in];
                 }
                 dense.bias[o] = p.bias[o];
             }
@@ -680,6 +828,24 @@ impl Model {
         }
     }
 
+    /// How many f32 this model's weight storage holds (at least its policy's
+    /// [`policy_weights`]; [`MAX_POLICY_WEIGHTS`] for an [`InlineModel`]).
+    pub fn weight_capacity(&self) -> usize {
+        self.wt.weights().len()
+    }
+
+    /// The policy's transposed, padded weights ([`policy_weights`]): the part of the storage
+    /// the policy reads.
+    pub fn policy_weights(&self) -> usize {
+        self.layers
+            .iter()
+            .take(self.n_layers)
+            .map(|l| l.in_dim * l.stride)
+            .sum()
+    }
+}
+
+impl Model {
     fn validate_hmm(p: &HmmParams) -> Result<Hmm, ModelError> {
         let k = p.n_states;
         if k == 0 || k > MAX_STATES {
@@ -763,7 +929,8 @@ impl Model {
         })
     }
 
-    fn validate_policy(params: &ModelParams, k: usize) -> Result<(), ModelError> {
+    /// Checks the policy; returns its [`policy_weights`].
+    fn validate_policy(params: &ModelParams, k: usize) -> Result<usize, ModelError> {
         let n = params.n_layers;
         if n == 0 || n > MAX_LAYERS {
             return Err(ModelError::BadLayerCount { n_layers: n });
@@ -809,9 +976,11 @@ impl Model {
                 name: "policy weights",
             });
         }
-        Ok(())
+        Ok(needed)
     }
+}
 
+impl<W: Weights + ?Sized> ModelOf<W> {
     /// The window `W`.
     pub fn window(&self) -> usize {
         self.window

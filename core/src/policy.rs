@@ -61,8 +61,9 @@ fn accumulate<const W: usize>(wt: &[f32], x: &[f32; MAX_WIDTH], acc: &mut [f32; 
 pub fn logits(model: &Model, obs: &[f32; MAX_OBS]) -> [f32; N_ACTIONS] {
     let mut x = [0.0f32; MAX_WIDTH];
     x[..MAX_OBS].copy_from_slice(obs);
+    let wt = model.wt.weights();
     for layer in model.layers.iter().take(model.n_layers) {
-        x = dense(&model.wt, layer, &x);
+        x = dense(wt, layer, &x);
     }
     let mut out = [0.0f32; N_ACTIONS];
     out.copy_from_slice(&x[..N_ACTIONS]);

@@ -7,7 +7,7 @@ use oracle_core::synthetic::{self, Bars};
 use oracle_core::{Bar, BarError, Model, Step, Twin};
 
 fn models() -> Vec<Box<Model>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Box<Model>> = Vec::new();
     for (i, (k, full)) in [
         (5, false),
         (5, true),

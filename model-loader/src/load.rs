@@ -10,7 +10,7 @@ use oracle_core::model::{
     ModelParams, policy_weights,
 };
 use oracle_core::{
-    Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, Model, N_ACTIONS,
+    Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, Model, ModelOf, N_ACTIONS,
     N_HMM_FEATURES, N_MARKET_FEATURES,
 };
 use serde_json::Value;
@@ -134,7 +134,7 @@ pub struct LoadedModel {
     pub zip_sha256: String,
     /// The validated metadata.
     pub metadata: Metadata,
-    /// The core model.
+    /// The core model, its weight storage sized to its policy.
     pub model: Box<Model>,
 }
 
@@ -330,11 +330,13 @@ fn load_inner(
     let (layers, weights, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
 
     let params = build_params(&meta, hmm, layers, weights, n_layers)?;
-    // Built in place on the heap: a `Model` is ~290 KB, and a debug build copies every by-value
-    // move of it on the stack (test threads have 2 MB).
-    let mut model = Box::new(Model::PLACEHOLDER);
-    model.rebuild(&params).map_err(LoadErrorKind::Model)?;
-    Ok((meta, model))
+    // The weights are stored exactly as the policy needs them (a `[64, 64]` policy ~21 KB, not
+    // the ~280 KB of the largest policy a model may hold): a model keeps resident only the
+    // weights it uses. Capped: a policy over the cap is refused by name when validated.
+    let storage = vec![0.0f32; params.policy_weights().min(MAX_POLICY_WEIGHTS)];
+    let model =
+        ModelOf::with_weights(&params, storage.into_boxed_slice()).map_err(LoadErrorKind::Model)?;
+    Ok((meta, Box::new(model)))
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> LoadErrorKind {
