@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::answers::{Answers, Verdict};
 use crate::config::ExecutorConfig;
+use crate::gather::{Gather, Timer};
 use crate::policy::{AckKind, ModelKey, Plan, Refusal};
 use crate::side::{DECISION, Item, SideCore};
 
@@ -142,6 +143,8 @@ pub struct ExecutorCore<L = SideCore, P = SideCore> {
     pub answers: Answers,
     /// Counters.
     pub counters: Counters,
+    /// The close instant's SIGNALs gathered into one batch, and the timer table.
+    pub gather: Gather,
     signals: Option<Signals>,
 }
 
@@ -185,8 +188,20 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             paper,
             answers: Answers::new(acks),
             counters: Counters::default(),
+            gather: Gather::default(),
             signals: None,
         }
+    }
+
+    /// The earliest timer deadline (milliseconds, see [`crate::gather`]): the shell sleeps
+    /// until it, then calls [`ExecutorCore::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<i64> {
+        self.gather.poll_timeout()
+    }
+
+    /// The timers due at `now_ms` ([`Gather::handle_timeout`]).
+    pub fn handle_timeout(&mut self, now_ms: i64) -> Vec<Timer> {
+        self.gather.handle_timeout(now_ms)
     }
 
     /// The sides present, live first.

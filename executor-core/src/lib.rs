@@ -12,6 +12,8 @@
 //!   streamed, stale re-sends) and the ACKs remembered;
 //! - [`exec`]: [`exec::ExecutorCore`], both sides' cores and the answers: the grouping of a
 //!   batch's SIGNALs, which side answers (data: live, else paper), the ACK values;
+//! - [`gather`]: a close instant's SIGNALs gathered into one batch, the timer table
+//!   (`poll_timeout`/`handle_timeout`, milliseconds);
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
@@ -22,6 +24,7 @@ pub mod answers;
 pub mod broker;
 pub mod config;
 pub mod exec;
+pub mod gather;
 pub mod journal;
 pub mod policy;
 pub mod propfirm;

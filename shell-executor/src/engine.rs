@@ -2,13 +2,14 @@
 //! live and/or a paper book, plus the drift ledger.
 //!
 //! It is async only because the broker is; it reads no clock (`now` is a parameter) so tests
-//! drive it with a virtual clock against [`crate::paper::PaperBook`]. What it decides itself is
-//! only the grouping: the SIGNALs that wait together are one batch ([`Engine::on_signals`]),
-//! two SIGNALs of one model never share a batch (the second waits for the first's answer), so
-//! every model sees exactly the decisions a one-at-a-time engine makes; ACKs come back in
-//! arrival order. A SIGNAL's verdict before the broker (duplicate, bar not streamed, stale
-//! re-send) is `oracle_executor_core::answers`'; a batch's steps are
-//! `oracle_executor_core::side`'s ([`Side`] does their I/O). Live and paper are the same core.
+//! drive it with a virtual clock against [`crate::paper::PaperBook`]. It decides nothing
+//! itself: [`Engine`] holds one [`ExecutorCore`] over its two [`Side`]s, whose actions say which
+//! SIGNALs form a batch (at most one per model: a model's second SIGNAL waits for the first's
+//! answer, so every model sees exactly the decisions a one-at-a-time engine makes), on which
+//! sides it runs and which side answers; ACKs come back in arrival order. A SIGNAL's verdict
+//! before the broker (duplicate, bar not streamed, stale re-send) is
+//! `oracle_executor_core::answers`'; a batch's steps are `oracle_executor_core::side`'s
+//! ([`Side`] does their I/O). Live and paper are the same core.
 //!
 //! One log line per decision (target `oracle_executor::decision`): `signal` in, `order_sent`,
 //! `order_result`, `refusal` with its reason, `ack`.

@@ -32,6 +32,8 @@ use crate::server::{
     Cmd, Metrics, NotStreamed, Secret, Streams, accept_loop, bar_line, err_line, load_token,
 };
 use crate::volume::SymbolSpec;
+pub use oracle_executor_core::gather::Awaiting;
+use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 
 /// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -244,8 +246,11 @@ pub async fn serve_paced<B: Broker>(
     pacing: Option<Pacing>,
 ) -> anyhow::Result<()> {
     let mut pace = pacing.map(|p| Pace::new(p, preload));
-    let mut awaiting = Awaiting::default();
     let mut gather = Gather::default();
+    // The core's timers run on milliseconds since this instant (monotonic; the paused clock of
+    // tokio's tests too).
+    let origin = tokio::time::Instant::now();
+    let now_ms = move || i64::try_from(origin.elapsed().as_millis()).unwrap_or(i64::MAX);
     // Reconcile before anything is sent.
     if let Err(e) = engine.reconcile(clock()).await {
         warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
@@ -271,6 +276,10 @@ pub async fn serve_paced<B: Broker>(
     loop {
         let takes = pace.as_ref().is_none_or(Pace::takes);
         let deadline = pace.as_ref().and_then(Pace::deadline);
+        let timeout = engine
+            .core
+            .poll_timeout()
+            .map(|ms| origin + Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -323,7 +332,7 @@ pub async fn serve_paced<B: Broker>(
                             info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
                             engine.bar_streamed(&key, bar.time);
-                            awaiting.bar_out(&symbol, tf, bar.time);
+                            engine.core.gather.bar_out(&symbol, tf, bar.time);
                             sent = true;
                         }
                     }
@@ -336,11 +345,14 @@ pub async fn serve_paced<B: Broker>(
                     }
                 }
             },
-            () = sleep_opt(gather.deadline), if gather.deadline.is_some() => {
-                // The wait for the rest of the close instant ran out: those models are not
-                // waited for again until a SIGNAL of theirs comes in; the batch goes.
-                gather.ran_out(&mut awaiting);
-                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+            () = sleep_opt(timeout), if timeout.is_some() => {
+                // The wait for the rest of the close instant ran out (the core's gather timer):
+                // those models are not waited for again until a SIGNAL of theirs comes in; the
+                // batch goes.
+                let due = engine.core.handle_timeout(now_ms());
+                if due.contains(&Timer::Gather) {
+                    run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
+                }
             }
             cmd = cmd_rx.recv() => {
                 let Some(first) = cmd else { break };
@@ -350,11 +362,11 @@ pub async fn serve_paced<B: Broker>(
                         Cmd::Signal { line, reply } => {
                             // Every SIGNAL already waiting joins the pending batch (a HISTORY
                             // behind them is answered after them, in order).
-                            gather.push(line, reply, &mut awaiting);
+                            gather.push(engine, line, reply);
                             let mut after = None;
                             while gather.len() < MAX_BATCH {
                                 match cmd_rx.try_recv() {
-                                    Ok(Cmd::Signal { line, reply }) => gather.push(line, reply, &mut awaiting),
+                                    Ok(Cmd::Signal { line, reply }) => gather.push(engine, line, reply),
                                     Ok(other) => {
                                         after = Some(other);
                                         break;
@@ -372,17 +384,17 @@ pub async fn serve_paced<B: Broker>(
                             if after.is_some()
                                 || pace.is_some()
                                 || gather.len() >= MAX_BATCH
-                                || !gather.expects_more(&awaiting)
+                                || !engine.core.gather.expects_more()
                             {
-                                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+                                run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
                             } else {
-                                gather.arm();
+                                engine.core.gather.arm(now_ms());
                             }
                             after
                         }
                         Cmd::History { symbol, tf, count, reply } => {
                             if gather.len() > 0 {
-                                run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+                                run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
                             }
                             let out = history(engine, &mut streams, &symbol, tf, count).await;
                             let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
@@ -401,7 +413,7 @@ pub async fn serve_paced<B: Broker>(
         }
     }
     if gather.len() > 0 {
-        run_signals(engine, &streams, &clock, gather.take(), &mut pace).await;
+        run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
     }
     server.abort();
     engine.flush_unexplained();
@@ -424,16 +436,18 @@ pub const MAX_BATCH: usize = 64;
 /// the predictor's state write (an fsync: milliseconds on a cloud disk). A bound, not a pace: the
 /// batch goes as soon as every expected SIGNAL is in; a model that misses it once is not waited
 /// for again until it signals.
-pub const GATHER_WAIT: Duration = Duration::from_millis(25);
+/// The core's [`GATHER_WAIT_MS`] ([`Timer::Gather`]).
+pub const GATHER_WAIT: Duration = Duration::from_millis(GATHER_WAIT_MS as u64);
 
 /// Answers a batch of SIGNALs ([`signals`]) and tells the pacing.
 async fn run_signals<B: Broker>(
     engine: &mut Engine<B>,
     streams: &Streams,
     clock: &Clock,
-    batch: Vec<(String, tokio::sync::oneshot::Sender<String>)>,
+    gather: &mut Gather,
     pace: &mut Option<Pace>,
 ) {
+    let batch = gather.take(engine);
     if batch.is_empty() {
         return;
     }
@@ -447,12 +461,12 @@ async fn run_signals<B: Broker>(
     }
 }
 
-/// The SIGNALs taken in and not yet answered, waiting for the rest of their close instant.
+/// The SIGNALs taken in and not yet answered, waiting for the rest of their close instant
+/// (what is awaited and the wait's timer are the core's
+/// [`oracle_executor_core::gather::Gather`]).
 #[derive(Default)]
 struct Gather {
     batch: Vec<(String, tokio::sync::oneshot::Sender<String>)>,
-    /// When the batch goes even if SIGNALs are still awaited.
-    deadline: Option<tokio::time::Instant>,
 }
 
 impl Gather {
@@ -460,106 +474,22 @@ impl Gather {
         self.batch.len()
     }
 
-    fn push(
+    fn push<B>(
         &mut self,
+        engine: &mut Engine<B>,
         line: String,
         reply: tokio::sync::oneshot::Sender<String>,
-        awaiting: &mut Awaiting,
     ) {
-        awaiting.signal_in(&line);
+        engine.core.gather.signal_in(&line);
         self.batch.push((line, reply));
     }
 
-    /// Is a SIGNAL of the batch's close instants still on its way?
-    fn expects_more(&self, awaiting: &Awaiting) -> bool {
-        self.batch
-            .iter()
-            .filter_map(|(l, _)| close_instant(l))
-            .any(|i| awaiting.expects(i))
-    }
-
-    /// Starts the wait (once per batch).
-    fn arm(&mut self) {
-        if self.deadline.is_none() {
-            self.deadline = Some(tokio::time::Instant::now() + GATHER_WAIT);
-        }
-    }
-
-    /// The wait ran out: the models still awaited for the batch's instants are late.
-    fn ran_out(&self, awaiting: &mut Awaiting) {
-        for i in self.batch.iter().filter_map(|(l, _)| close_instant(l)) {
-            awaiting.late(i);
-        }
-    }
-
-    fn take(&mut self) -> Vec<(String, tokio::sync::oneshot::Sender<String>)> {
-        self.deadline = None;
+    fn take<B>(
+        &mut self,
+        engine: &mut Engine<B>,
+    ) -> Vec<(String, tokio::sync::oneshot::Sender<String>)> {
+        engine.core.gather.taken();
         std::mem::take(&mut self.batch)
-    }
-}
-
-/// The close instant (bar open time + period, Unix s) of a SIGNAL line, if it parses.
-fn close_instant(line: &str) -> Option<i64> {
-    let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
-        return None;
-    };
-    Some(s.bar_time? + s.tf?.seconds())
-}
-
-/// The live bars sent to the predictor whose SIGNAL has not come yet: (symbol, timeframe) →
-/// the bar's open time. A batch of SIGNALs waits for the others of its close instant.
-#[derive(Debug, Default)]
-pub struct Awaiting {
-    open: std::collections::HashMap<(String, Timeframe), i64>,
-    /// Models whose SIGNAL did not come within [`GATHER_WAIT`] (a model the predictor did not
-    /// load, a predictor down): not waited for until a SIGNAL of theirs comes in, so a missing
-    /// model costs one wait, not one per bar.
-    late: HashSet<(String, Timeframe)>,
-}
-
-impl Awaiting {
-    /// A live bar of `(symbol, tf)` opened at `bt` went out.
-    pub fn bar_out(&mut self, symbol: &str, tf: Timeframe, bt: i64) {
-        let key = (symbol.to_string(), tf);
-        if !self.late.contains(&key) {
-            self.open.insert(key, bt);
-        }
-    }
-
-    /// The wait for `instant`'s SIGNALs ran out: the models still awaited for it are late.
-    pub fn late(&mut self, instant: i64) {
-        let late: Vec<(String, Timeframe)> = self
-            .open
-            .iter()
-            .filter(|((_, tf), bt)| *bt + tf.seconds() == instant)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in late {
-            self.open.remove(&k);
-            self.late.insert(k);
-        }
-    }
-
-    /// A SIGNAL line came in: its model's bar (and any older one) is no longer awaited.
-    pub fn signal_in(&mut self, line: &str) {
-        let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
-            return;
-        };
-        let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
-            return;
-        };
-        let key = (s.symbol.to_string(), tf);
-        self.late.remove(&key);
-        if self.open.get(&key).is_some_and(|b| *b <= bt) {
-            self.open.remove(&key);
-        }
-    }
-
-    /// Is a SIGNAL awaited for a bar closing at `instant`?
-    pub fn expects(&self, instant: i64) -> bool {
-        self.open
-            .iter()
-            .any(|((_, tf), bt)| bt + tf.seconds() == instant)
     }
 }
 
@@ -1444,6 +1374,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oracle_executor_core::gather::close_instant;
 
     fn signal(sym: &str, bt: i64) -> String {
         format!(
