@@ -17,10 +17,12 @@ use oracle_ctrader::oauth::{self, Scope, TokenEndpoint};
 use oracle_ctrader::tokenfile::{self, TokenPair};
 use oracle_executor::secrets::SecretsFile;
 
-/// The deploy kit's state folder (`StateDirectory=oracle-trader`).
-pub const DEFAULT_STATE: &str = "/var/lib/oracle-trader";
+/// The deploy kit's executor state folder (its `--state`, in `StateDirectory=oracle-trader`):
+/// the token file lives there, where the executor stores each pair it rotates to.
+pub const DEFAULT_STATE: &str = "/var/lib/oracle-trader/executor";
 
-fn default_token_file() -> PathBuf {
+/// The token file `oracle auth`, `oracle history` and the deployed executor share.
+pub fn default_token_file() -> PathBuf {
     tokenfile::path_in(Path::new(DEFAULT_STATE))
 }
 
@@ -53,7 +55,7 @@ pub struct AuthArgs {
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
     /// Where the token pair is written; its folder is created 0700 when missing and must be
-    /// private [default: /var/lib/oracle-trader/tokens/ctrader-token.json].
+    /// private [default: /var/lib/oracle-trader/executor/tokens/ctrader-token.json].
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// The authorization page.
@@ -77,7 +79,7 @@ pub struct AccountsArgs {
     /// The secrets file (client id and secret; its access token when there is no token file).
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
-    /// The token file [default: /var/lib/oracle-trader/tokens/ctrader-token.json]; its access token is
+    /// The token file [default: /var/lib/oracle-trader/executor/tokens/ctrader-token.json]; its access token is
     /// used when it exists.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,

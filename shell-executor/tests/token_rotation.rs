@@ -195,3 +195,34 @@ fn at_start_the_token_files_pair_wins_over_the_secrets_and_its_expiry_is_known()
     assert_eq!(expires, Some(pair.expires_at_ms));
     assert_eq!(creds.client_id.expose(), DEFAULT_CLIENT_ID, "app keys kept");
 }
+
+/// The deployed units do not restart an executor whose authentication failed for good (its own
+/// exit status), and limit restarts: no endless loop while positions stay open unmanaged.
+#[test]
+fn the_units_never_restart_an_auth_stop_and_limit_restarts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for unit in ["oracle-executor.service", "oracle-predictor.service"] {
+        let text = std::fs::read_to_string(dir.join(unit)).unwrap();
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("{unit}: no {key}="))
+                .to_string()
+        };
+        let prevented = value("RestartPreventExitStatus");
+        assert!(
+            prevented
+                .split_whitespace()
+                .any(|s| s == live::EXIT_AUTH_STOP.to_string()),
+            "{unit}: RestartPreventExitStatus={prevented} lacks {}",
+            live::EXIT_AUTH_STOP
+        );
+        let interval: u64 = value("StartLimitIntervalSec").parse().unwrap();
+        let burst: u64 = value("StartLimitBurst").parse().unwrap();
+        assert!(
+            interval > 0 && burst > 0,
+            "{unit}: restarts unlimited ({interval} s, {burst})"
+        );
+    }
+}
