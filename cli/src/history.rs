@@ -180,7 +180,7 @@ async fn fetch(
         let same = |part: &[(i64, String)], t: i64, l: &str| {
             part.iter().find(|(x, _)| *x == t).map(|(_, x)| x.as_str()) == Some(l)
         };
-        if true || same(&head, t0, &l0) && same(&tail, t1, &l1) { // EXPERIMENT
+        if same(&head, t0, &l0) && same(&tail, t1, &l1) {
             let n = k.len();
             let mut all: Vec<(i64, String)> = head.into_iter().filter(|(t, _)| *t < t0).collect();
             all.extend(k);
