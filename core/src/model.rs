@@ -1032,6 +1032,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn weights_of_different_lengths_are_the_same_only_with_a_positive_zero_tail() {
+        assert!(same_weights(&[1.0, 2.0], &[1.0, 2.0]));
+        assert!(same_weights(&[1.0, 2.0], &[1.0, 2.0, 0.0, 0.0]));
+        assert!(same_weights(&[1.0, 2.0, 0.0], &[1.0, 2.0]));
+        assert!(!same_weights(&[1.0, 2.0], &[1.0, 3.0, 0.0]));
+        assert!(!same_weights(&[1.0, 2.0], &[1.0, 2.0, 0.0, 5.0]));
+        assert!(!same_weights(&[1.0, 2.0, 5.0], &[1.0, 2.0]));
+        assert!(!same_weights(&[1.0, 2.0, -0.0], &[1.0, 2.0]));
+    }
+
+    #[test]
     fn cholesky_of_a_known_matrix() {
         // [[4, 2, 0.4], [2, 2, 0.5], [0.4, 0.5, 3]]: L = [[2], [1, 1], [0.2, 0.3, sqrt(2.87)]]
         let s = [[4.0, 2.0, 0.4], [2.0, 2.0, 0.5], [0.4, 0.5, 3.0]];
