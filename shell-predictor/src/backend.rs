@@ -49,8 +49,9 @@ impl Loader for ZipLoader {
             window: loaded.metadata.window,
             zip_sha256: loaded.zip_sha256.clone(),
         };
-        // Twins borrow their model. The model lives as long as the process: one allocation per
-        // loaded zip (a replaced zip keeps its old model; zips are few and rarely replaced).
+        // Twins borrow their model. The model lives as long as the process: per loaded zip, a
+        // few KB of fields and its policy's weights, sized to the policy by the loader (a
+        // replaced zip keeps its old model; zips are few and rarely replaced).
         let model: &'static Model = Box::leak(loaded.model);
         core_twin(spec, model)
     }
