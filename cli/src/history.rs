@@ -56,8 +56,8 @@ pub struct HistoryArgs {
     /// the environment.
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
-    /// The token file [default: /var/lib/oracle-trader/executor/tokens/ctrader-token.json]; its pair is
-    /// used when it is newer than the secrets file's.
+    /// The token file [default: /var/lib/oracle-trader/executor/tokens/ctrader-token.json]; its
+    /// pair is used when it is newer than the secrets file's.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Trust exactly this CA (PEM) for the broker (the simulator's --ca-out).
