@@ -8,6 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use oracle_dst::pipe::PipeFaults;
 use oracle_dst::{Defect, Failure, Plan, Summary, replay_command, run, run_seed};
 
+/// The plan of `seed`, with what is drawn but not yet on by default turned on by
+/// `DST_MAINTENANCE=1` (maintenance windows) and `DST_MARKET_UTC=1` (the session's UTC follows
+/// the market's clock).
+fn plan(seed: u64) -> Plan {
+    let on = |k: &str| std::env::var(k).is_ok_and(|v| v == "1");
+    Plan {
+        with_maintenance: on("DST_MAINTENANCE"),
+        market_utc: on("DST_MARKET_UTC"),
+        ..Plan::from_seed(seed)
+    }
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -18,9 +30,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 fn one_seed() {
     let seed = env_u64("DST_SEED", 1);
-    let plan = Plan::from_seed(seed);
+    let plan = plan(seed);
     eprintln!("{plan:#?}");
-    match run_seed(seed) {
+    match run(&plan, Defect::None) {
         Ok(s) => eprintln!("seed {seed} passed: {s:?}"),
         Err(f) => panic!("{f}"),
     }
@@ -47,7 +59,7 @@ fn seed_sweep() {
                     if i >= count {
                         break;
                     }
-                    match run_seed(base + i) {
+                    match run(&plan(base + i), Defect::None) {
                         Ok(r) => {
                             let mut t = totals.lock().unwrap();
                             t.steps += r.steps;
