@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::answers::{Answers, Verdict};
 use crate::config::ExecutorConfig;
 use crate::gather::{Gather, Timer};
+use crate::pace::Pace;
 use crate::policy::{AckKind, ModelKey, Plan, Refusal};
 use crate::side::{DECISION, Item, SideCore};
 
@@ -145,6 +146,8 @@ pub struct ExecutorCore<L = SideCore, P = SideCore> {
     pub counters: Counters,
     /// The close instant's SIGNALs gathered into one batch, and the timer table.
     pub gather: Gather,
+    /// Demo pacing (`--hold-market-until-predictor`), if on.
+    pub pace: Option<Pace>,
     signals: Option<Signals>,
 }
 
@@ -189,6 +192,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             answers: Answers::new(acks),
             counters: Counters::default(),
             gather: Gather::default(),
+            pace: None,
             signals: None,
         }
     }
@@ -196,12 +200,20 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     /// The earliest timer deadline (milliseconds, see [`crate::gather`]): the shell sleeps
     /// until it, then calls [`ExecutorCore::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<i64> {
-        self.gather.poll_timeout()
+        let pace = self.pace.as_ref().and_then(Pace::poll_timeout);
+        match (self.gather.poll_timeout(), pace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The timers due at `now_ms` ([`Gather::handle_timeout`]).
+    /// The timers due at `now_ms` ([`Gather::handle_timeout`], [`Pace::handle_timeout`]).
     pub fn handle_timeout(&mut self, now_ms: i64) -> Vec<Timer> {
-        self.gather.handle_timeout(now_ms)
+        let mut due = self.gather.handle_timeout(now_ms);
+        if let Some(p) = &mut self.pace {
+            due.extend(p.handle_timeout(now_ms));
+        }
+        due
     }
 
     /// The sides present, live first.

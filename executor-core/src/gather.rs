@@ -28,15 +28,21 @@ pub const GATHER_WAIT_MS: i64 = 25;
 pub enum Timer {
     /// The pending batch stops waiting for the rest of its close instant.
     Gather,
+    /// Demo pacing: the bar whose SIGNAL is awaited is released without it.
+    PaceSignal,
+    /// Demo pacing: no HISTORY request for the pacing timeout: the market is released.
+    PaceReady,
 }
 
 impl Timer {
     /// Every timer, in the table's order.
-    pub const ALL: [Timer; 1] = [Timer::Gather];
+    pub const ALL: [Timer; 3] = [Timer::Gather, Timer::PaceSignal, Timer::PaceReady];
 
     fn slot(self) -> usize {
         match self {
             Timer::Gather => 0,
+            Timer::PaceSignal => 1,
+            Timer::PaceReady => 2,
         }
     }
 }

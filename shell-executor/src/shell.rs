@@ -3,7 +3,6 @@
 //! with it as one batch ([`Engine::on_signals`]: orders of different models in flight together,
 //! one fsync per batch of intents); answers go back in arrival order.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +33,7 @@ use crate::server::{
 use crate::volume::SymbolSpec;
 pub use oracle_executor_core::gather::Awaiting;
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
+use oracle_executor_core::pace::Pace;
 
 /// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -127,111 +127,6 @@ impl std::fmt::Debug for Pacing {
     }
 }
 
-/// Pacing state of the engine loop.
-struct Pace {
-    cfg: Pacing,
-    /// Streams the executor serves (models found).
-    expected: HashSet<(String, Timeframe)>,
-    /// Streams the predictor asked HISTORY for (they wait for SIGNALs).
-    asked: HashSet<(String, Timeframe)>,
-    last_history: Option<tokio::time::Instant>,
-    /// The market flows (the predictor is ready).
-    open: bool,
-    /// The bar whose SIGNAL is awaited, and until when.
-    waiting: Option<(String, Timeframe, i64, tokio::time::Instant)>,
-}
-
-impl Pace {
-    fn new(cfg: Pacing, preload: &[(String, Timeframe)]) -> Self {
-        Pace {
-            cfg,
-            expected: preload.iter().cloned().collect(),
-            asked: HashSet::new(),
-            last_history: None,
-            open: false,
-            waiting: None,
-        }
-    }
-
-    /// Whether the next feed event may be taken.
-    fn takes(&self) -> bool {
-        self.open && self.waiting.is_none()
-    }
-
-    fn release(&self) {
-        if let Some(f) = &self.cfg.released {
-            f();
-        }
-    }
-
-    fn history_answered(&mut self, symbol: &str, tf: Timeframe) {
-        self.asked.insert((symbol.to_string(), tf));
-        self.last_history = Some(tokio::time::Instant::now());
-        if !self.open && self.expected.iter().all(|k| self.asked.contains(k)) {
-            self.open = true;
-            info!(target: DECISION, event = "market_released", streams = self.asked.len(),
-                "predictor ready (HISTORY_END sent for every stream): live bars flow, one bar at a time");
-        }
-    }
-
-    /// A bar was broadcast: wait for its SIGNAL when the predictor streams it, else release it.
-    fn bar_sent(&mut self, symbol: &str, tf: Timeframe, bt: i64) {
-        if self.asked.contains(&(symbol.to_string(), tf)) {
-            let until = tokio::time::Instant::now() + self.cfg.timeout;
-            self.waiting = Some((symbol.to_string(), tf, bt, until));
-        } else {
-            self.release();
-        }
-    }
-
-    fn signal_in(&mut self, line: &str) {
-        let Ok(Message::Signal(s)) = oracle_ipc::parse(line) else {
-            return;
-        };
-        if let Some((sym, tf, bt, _)) = &self.waiting
-            && s.symbol == sym
-            && s.tf == Some(*tf)
-            && s.bar_time == Some(*bt)
-        {
-            self.waiting = None;
-            self.release();
-        }
-    }
-
-    fn deadline(&self) -> Option<tokio::time::Instant> {
-        match (&self.waiting, self.open, self.last_history) {
-            (Some(w), _, _) => Some(w.3),
-            (None, false, Some(t)) => Some(t + self.cfg.timeout),
-            _ => None,
-        }
-    }
-
-    fn timer(&mut self) {
-        let now = tokio::time::Instant::now();
-        if let Some((sym, tf, bt, until)) = &self.waiting {
-            if now >= *until {
-                warn!(target: DECISION, event = "pacing_timeout", symbol = %sym, tf = tf.as_str(), bt = %oracle_ipc::Iso(*bt),
-                    "no SIGNAL for this bar within {:?}: taking the next bar", self.cfg.timeout);
-                self.waiting = None;
-                self.release();
-            }
-        } else if !self.open
-            && let Some(t) = self.last_history
-            && now >= t + self.cfg.timeout
-        {
-            self.open = true;
-            let missing: Vec<String> = self
-                .expected
-                .iter()
-                .filter(|k| !self.asked.contains(*k))
-                .map(|(s, tf)| format!("{s}_{}", tf.as_str()))
-                .collect();
-            info!(target: DECISION, event = "market_released", streams = self.asked.len(), not_asked = ?missing,
-                "predictor ready (no HISTORY request for {:?}): live bars flow, one bar at a time", self.cfg.timeout);
-        }
-    }
-}
-
 /// [`serve`] with optional demo pacing (see [`Pacing`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_paced<B: Broker>(
@@ -245,12 +140,22 @@ pub async fn serve_paced<B: Broker>(
     shutdown: impl Future<Output = ()>,
     pacing: Option<Pacing>,
 ) -> anyhow::Result<()> {
-    let mut pace = pacing.map(|p| Pace::new(p, preload));
-    let mut gather = Gather::default();
     // The core's timers run on milliseconds since this instant (monotonic; the paused clock of
     // tokio's tests too).
     let origin = tokio::time::Instant::now();
     let now_ms = move || i64::try_from(origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+    // Demo pacing is the core's (`oracle_executor_core::pace`); the release is the shell's.
+    let released = pacing.as_ref().and_then(|p| p.released.clone());
+    let release = move || {
+        if let Some(f) = &released {
+            f();
+        }
+    };
+    engine.core.pace = pacing.map(|p| {
+        let ms = i64::try_from(p.timeout.as_millis()).unwrap_or(i64::MAX);
+        Pace::new(ms, preload)
+    });
+    let mut gather = Gather::default();
     // Reconcile before anything is sent.
     if let Err(e) = engine.reconcile(clock()).await {
         warn!(target: DECISION, error = %e, "reconciliation at start failed: entries wait until the broker answers");
@@ -274,8 +179,7 @@ pub async fn serve_paced<B: Broker>(
     tokio::pin!(shutdown);
     let mut feed_open = true;
     loop {
-        let takes = pace.as_ref().is_none_or(Pace::takes);
-        let deadline = pace.as_ref().and_then(Pace::deadline);
+        let takes = engine.core.pace.as_ref().is_none_or(Pace::takes);
         let timeout = engine
             .core
             .poll_timeout()
@@ -283,11 +187,6 @@ pub async fn serve_paced<B: Broker>(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = sleep_opt(deadline), if deadline.is_some() => {
-                if let Some(p) = &mut pace {
-                    p.timer();
-                }
-            }
             ev = feed.recv(), if feed_open && takes => match ev {
                 None => feed_open = false,
                 Some(Feed::Reconnected) => {
@@ -336,22 +235,23 @@ pub async fn serve_paced<B: Broker>(
                             sent = true;
                         }
                     }
-                    if let Some(p) = &mut pace {
-                        if sent {
-                            p.bar_sent(&symbol, tf, bar.time);
-                        } else {
-                            p.release();
-                        }
+                    if let Some(p) = &mut engine.core.pace
+                        && (!sent || p.bar_sent(now_ms(), &symbol, tf, bar.time))
+                    {
+                        release();
                     }
                 }
             },
             () = sleep_opt(timeout), if timeout.is_some() => {
-                // The wait for the rest of the close instant ran out (the core's gather timer):
-                // those models are not waited for again until a SIGNAL of theirs comes in; the
-                // batch goes.
+                // The core's timers. Gather: the wait for the rest of the close instant ran
+                // out: those models are not waited for again until a SIGNAL of theirs comes in;
+                // the batch goes. PaceSignal: the paced bar goes without its SIGNAL.
                 let due = engine.core.handle_timeout(now_ms());
+                if due.contains(&Timer::PaceSignal) {
+                    release();
+                }
                 if due.contains(&Timer::Gather) {
-                    run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
+                    run_signals(engine, &streams, &clock, &mut gather, &release).await;
                 }
             }
             cmd = cmd_rx.recv() => {
@@ -382,11 +282,11 @@ pub async fn serve_paced<B: Broker>(
                             // Paced (--hold-market-until-predictor), bars go one at a time:
                             // nothing to gather.
                             if after.is_some()
-                                || pace.is_some()
+                                || engine.core.pace.is_some()
                                 || gather.len() >= MAX_BATCH
                                 || !engine.core.gather.expects_more()
                             {
-                                run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
+                                run_signals(engine, &streams, &clock, &mut gather, &release).await;
                             } else {
                                 engine.core.gather.arm(now_ms());
                             }
@@ -394,7 +294,7 @@ pub async fn serve_paced<B: Broker>(
                         }
                         Cmd::History { symbol, tf, count, reply } => {
                             if gather.len() > 0 {
-                                run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
+                                run_signals(engine, &streams, &clock, &mut gather, &release).await;
                             }
                             let out = history(engine, &mut streams, &symbol, tf, count).await;
                             let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
@@ -402,8 +302,8 @@ pub async fn serve_paced<B: Broker>(
                             if ok {
                                 crate::server::bump(&metrics.histories);
                             }
-                            if ok && let Some(p) = &mut pace {
-                                p.history_answered(&symbol, tf);
+                            if ok && let Some(p) = &mut engine.core.pace {
+                                p.history_answered(now_ms(), &symbol, tf);
                             }
                             None
                         }
@@ -413,7 +313,7 @@ pub async fn serve_paced<B: Broker>(
         }
     }
     if gather.len() > 0 {
-        run_signals(engine, &streams, &clock, &mut gather, &mut pace).await;
+        run_signals(engine, &streams, &clock, &mut gather, &release).await;
     }
     server.abort();
     engine.flush_unexplained();
@@ -445,7 +345,7 @@ async fn run_signals<B: Broker>(
     streams: &Streams,
     clock: &Clock,
     gather: &mut Gather,
-    pace: &mut Option<Pace>,
+    release: &dyn Fn(),
 ) {
     let batch = gather.take(engine);
     if batch.is_empty() {
@@ -455,8 +355,10 @@ async fn run_signals<B: Broker>(
     let outs = signals(engine, streams, clock, &lines).await;
     for ((line, reply), out) in batch.into_iter().zip(outs) {
         let _ = reply.send(out);
-        if let Some(p) = pace {
-            p.signal_in(&line);
+        if let Some(p) = &mut engine.core.pace
+            && p.signal_in(&line)
+        {
+            release();
         }
     }
 }
