@@ -58,6 +58,8 @@ pub struct Stream {
     /// The last bar closed before the replay started: the predictor connects once every
     /// stream holds it.
     pub warm_until: Option<i64>,
+    /// Open times of bars sent again as revisions (`REV:1`).
+    pub revised: BTreeSet<i64>,
 }
 
 /// What the executor knows of one model.
@@ -320,6 +322,7 @@ impl Exec {
                     && let Some(i) = st.bars.iter().position(|b| b.time == history.open_time)
                 {
                     st.bars[i].ohlc = history.ohlc_f64(st.digits);
+                    st.revised.insert(history.open_time);
                     st.bars[i].volume = history.volume.max(0) as u64;
                     if self.connected {
                         self.send_bar(key, i, false, true);

@@ -432,6 +432,7 @@ impl World {
                 bars: Vec::new(),
                 expected,
                 warm_until: None,
+                revised: Default::default(),
             });
             sides.push(ModelSide {
                 name: name.clone(),
@@ -816,7 +817,16 @@ impl World {
                     rows.insert(t.to_string(), l.to_string());
                 }
             }
-            let rows: Vec<String> = rows.into_values().collect();
+            let mut rows: Vec<String> = rows.into_values().collect();
+            if !complete {
+                // Mid-run (a kill), a revision sent may not be applied yet: only the rows
+                // before the first revised bar are final.
+                let m = &self.exec.models[&name];
+                if let Some(t) = self.exec.streams[&m.stream].revised.first() {
+                    let cut = format_iso_utc(t * 1000);
+                    rows.retain(|r| r.split(',').next().is_some_and(|x| x < cut.as_str()));
+                }
+            }
             if rows.is_empty() {
                 if complete {
                     return Err(self.fail(format!("{name}: the twin traced no bar")));
