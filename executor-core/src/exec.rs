@@ -118,6 +118,27 @@ pub enum ExecAction {
     },
 }
 
+/// What a bar asks of the shell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BarAction {
+    /// Paper alone: the paper book's price is the bar's close (bid) and close + spread (ask).
+    PaperQuote {
+        /// The symbol.
+        symbol: String,
+        /// Bid.
+        bid: f64,
+        /// Ask.
+        ask: f64,
+    },
+    /// A streamed bar no SIGNAL was handled for in time: its `NO_SIGNAL` ledger row.
+    LedgerRow {
+        /// The model.
+        key: ModelKey,
+        /// The bar's open time.
+        bt: i64,
+    },
+}
+
 /// The signals handed in and where their answering stands.
 #[derive(Debug, Default)]
 struct Signals {
@@ -214,6 +235,45 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             due.extend(p.handle_timeout(now_ms));
         }
         due
+    }
+
+    /// A closed bar of `key`'s stream (live or from history): both sides' freshness; with
+    /// paper alone, the paper book's price ([`BarAction::PaperQuote`]).
+    pub fn handle_bar(
+        &mut self,
+        key: &ModelKey,
+        time: i64,
+        close: f64,
+        spread: f64,
+    ) -> Option<BarAction> {
+        if let Some(l) = &mut self.live {
+            l.as_mut().policy.handle_bar(key, time);
+        }
+        let p = self.paper.as_mut()?;
+        p.as_mut().policy.handle_bar(key, time);
+        self.live.is_none().then(|| BarAction::PaperQuote {
+            symbol: key.symbol.clone(),
+            bid: close,
+            ask: close + spread,
+        })
+    }
+
+    /// The bar `bt` of `key` went out to the predictor as a live BAR (its SIGNAL is awaited:
+    /// [`Gather::bar_out`]). With a drift ledger (`ledger`) it will get a row: the model's bars
+    /// now due a `NO_SIGNAL` row are returned ([`BarAction::LedgerRow`]; one bar of grace, so a
+    /// slow but present predictor is never reported).
+    pub fn handle_bar_streamed(&mut self, key: &ModelKey, bt: i64, ledger: bool) -> Vec<BarAction> {
+        if !ledger {
+            return Vec::new();
+        }
+        self.answers
+            .bar_streamed(key, bt)
+            .into_iter()
+            .map(|bt| BarAction::LedgerRow {
+                key: key.clone(),
+                bt,
+            })
+            .collect()
     }
 
     /// The sides present, live first.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use oracle_executor_core::config::from_value;
 use oracle_executor_core::exec::{
-    Answered, BatchResult, ExecAction, ExecutorCore, Reply, SideId, ack_line,
+    Answered, BarAction, BatchResult, ExecAction, ExecutorCore, Reply, SideId, ack_line,
 };
 use oracle_executor_core::journal::Replayed;
 use oracle_executor_core::policy::{AckKind, ModelKey, Plan, Refusal};
@@ -242,4 +242,51 @@ fn a_bar_not_streamed_is_replied_unknown_bar_without_a_batch() {
             bt: T0 + M15
         }]
     );
+}
+
+#[test]
+fn a_bar_prices_the_paper_book_only_when_paper_is_alone_and_feeds_both_sides_freshness() {
+    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let mut paper = exec(false, true);
+    assert_eq!(
+        paper.handle_bar(&key, T0 + M15, 1.1, 0.0002),
+        Some(BarAction::PaperQuote {
+            symbol: "EURUSD".into(),
+            bid: 1.1,
+            ask: 1.1 + 0.0002
+        })
+    );
+    assert_eq!(
+        paper.paper.as_ref().expect("paper").policy.last_bar(&key),
+        Some(T0 + M15)
+    );
+    let mut both = exec(true, true);
+    assert_eq!(both.handle_bar(&key, T0 + M15, 1.1, 0.0002), None);
+    for side in [both.live.as_ref(), both.paper.as_ref()] {
+        assert_eq!(side.expect("side").policy.last_bar(&key), Some(T0 + M15));
+    }
+}
+
+#[test]
+fn a_streamed_bar_with_no_signal_is_due_its_ledger_row_after_one_bar_of_grace() {
+    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let mut core = exec(true, false);
+    assert!(core.handle_bar_streamed(&key, T0, true).is_empty());
+    assert!(core.handle_bar_streamed(&key, T0 + M15, true).is_empty());
+    assert_eq!(
+        core.handle_bar_streamed(&key, T0 + 2 * M15, true),
+        vec![BarAction::LedgerRow {
+            key: key.clone(),
+            bt: T0
+        }]
+    );
+    // Without a ledger nothing is tracked.
+    let mut bare = exec(true, false);
+    for i in 0..4 {
+        assert!(
+            bare.handle_bar_streamed(&key, T0 + i * M15, false)
+                .is_empty()
+        );
+    }
+    assert_eq!(bare.answers.unexplained_len(), 0);
 }

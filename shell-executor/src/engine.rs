@@ -20,7 +20,9 @@ use oracle_ipc::{Action, ErrCode, Iso, Signal, Timeframe};
 use tracing::{info, warn};
 
 pub use oracle_executor_core::answers::FUTURE_LAST_BAR;
-use oracle_executor_core::exec::{Answered, ExecAction, ExecutorCore, Reply, SideId, ack_line};
+use oracle_executor_core::exec::{
+    Answered, BarAction, ExecAction, ExecutorCore, Reply, SideId, ack_line,
+};
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
 use oracle_executor_core::side::{SideAction, SideCore};
 
@@ -448,15 +450,15 @@ impl<B: Broker> Engine<B> {
         }
     }
 
-    /// A bar was streamed to the predictor (broadcast as a live BAR): it will get a ledger row.
-    /// A bar with no SIGNAL handled by the time its stream's next bar but one is streamed gets a
-    /// `NO_SIGNAL` row (one bar of grace, so a slow but present predictor is never reported).
+    /// A bar was streamed to the predictor (broadcast as a live BAR): it will get a ledger row;
+    /// writes the `NO_SIGNAL` rows the core says are due
+    /// ([`ExecutorCore::handle_bar_streamed`]).
     pub fn bar_streamed(&mut self, key: &ModelKey, bt: i64) {
-        if self.drift.is_none() {
-            return;
-        }
-        for t in self.core.answers.bar_streamed(key, bt) {
-            self.write_no_signal(key, t);
+        let ledger = self.drift.is_some();
+        for a in self.core.handle_bar_streamed(key, bt, ledger) {
+            if let BarAction::LedgerRow { key, bt } = a {
+                self.write_no_signal(&key, bt);
+            }
         }
     }
 
@@ -515,16 +517,14 @@ impl<B: Broker> Engine<B> {
         Ok(())
     }
 
-    /// A closed bar was streamed: feeds freshness tracking and the paper prices (paper alone).
+    /// A closed bar was streamed: feeds freshness tracking and the paper prices (paper alone):
+    /// the core's [`ExecutorCore::handle_bar`].
     pub fn on_bar(&mut self, key: &ModelKey, time: i64, close: f64, spread: f64) {
-        if let Some(l) = &mut self.core.live {
-            l.policy.handle_bar(key, time);
-        }
-        if let Some(p) = &mut self.core.paper {
-            p.policy.handle_bar(key, time);
-            if self.core.live.is_none() {
-                p.broker.set_quote(&key.symbol, close, close + spread);
-            }
+        if let Some(BarAction::PaperQuote { symbol, bid, ask }) =
+            self.core.handle_bar(key, time, close, spread)
+            && let Some(p) = &mut self.core.paper
+        {
+            p.broker.set_quote(&symbol, bid, ask);
         }
     }
 
