@@ -135,6 +135,16 @@ pub struct SessionConfig {
     /// rotates the pair must have it on disk before anything depends on it. Default `false`:
     /// the new token is used at once (the caller persists it afterwards, or not at all).
     pub confirm_token_store: bool,
+    /// When the access token expires (Unix ms), when known (the token file's `expires_at_ms`):
+    /// the session refreshes [`Self::refresh_margin`] before it, while `Ready` and holding a
+    /// refresh token, instead of waiting for the server to refuse the token. After each
+    /// refresh the expiry is the answer's `expiresIn`. `None` (default): no refresh ahead of
+    /// time until a refresh has told the lifetime.
+    pub access_expires_at_ms: Option<i64>,
+    /// How long before the access token's expiry the session refreshes (at most half the
+    /// lifetime a refresh reported, so a short-lived token is not refreshed in a loop).
+    /// Default 1 day (tokens live about 30 days).
+    pub refresh_margin: Duration,
 }
 
 impl SessionConfig {
@@ -158,6 +168,8 @@ impl SessionConfig {
             confirm_delay: Duration::from_secs(2),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             confirm_token_store: false,
+            access_expires_at_ms: None,
+            refresh_margin: Duration::from_secs(86_400),
         }
     }
 }
@@ -571,6 +583,8 @@ pub struct Session {
     tokens_unstored: bool,
     /// Account auth is due on this connection once the pair is stored.
     account_auth_held: bool,
+    /// When to refresh ahead of the access token's expiry (Unix ms), when known.
+    refresh_due_ms: Option<i64>,
 }
 
 const HISTORY_TYPES: [u32; 3] = [2137, 2145, 2133];
@@ -581,6 +595,10 @@ impl Session {
     pub fn new(cfg: SessionConfig, now: Instant, utc_ms: i64) -> Self {
         let decoder = FrameDecoder::new(cfg.max_frame_len);
         let backoff = cfg.backoff_initial;
+        let margin_ms = cfg.refresh_margin.as_millis() as i64;
+        let refresh_due_ms = cfg
+            .access_expires_at_ms
+            .map(|e| e.saturating_sub(margin_ms));
         Self {
             cfg,
             state: State::Disconnected,
@@ -605,6 +623,7 @@ impl Session {
             server_ms: 0,
             tokens_unstored: false,
             account_auth_held: false,
+            refresh_due_ms,
         }
     }
 
@@ -817,6 +836,12 @@ impl Session {
             }
         }
         self.expire_queued(now);
+        if self.refresh_ahead_due(now) {
+            tracing::info!("access token expires within the refresh margin; refreshing ahead");
+            let code = ErrorCode::Other("ACCESS_TOKEN_EXPIRING".into());
+            self.requeue_for_reauth();
+            self.refresh_or_fail(now, code, None);
+        }
         if self.state == State::Ready {
             self.clock_bar_closes(now);
             for s in self.streams.values_mut() {
@@ -858,6 +883,13 @@ impl Session {
             if let Some(nb) = q.not_before {
                 at(nb);
             }
+        }
+        if self.state == State::Ready
+            && !self.tokens_unstored
+            && self.cfg.credentials.refresh_token.is_some()
+            && let Some(due) = self.refresh_due_ms
+        {
+            at(self.instant_of_wall(due));
         }
         if self.state == State::Ready {
             if !self.queue.is_empty()
@@ -1086,6 +1118,26 @@ impl Session {
     }
 
     /// The wall clock (Unix ms) at `now`, from the anchor (not the server's spot time).
+    /// Whether it is time to refresh ahead of the access token's expiry.
+    fn refresh_ahead_due(&self, now: Instant) -> bool {
+        self.state == State::Ready
+            && !self.tokens_unstored
+            && self.cfg.credentials.refresh_token.is_some()
+            && self
+                .refresh_due_ms
+                .is_some_and(|due| self.wall_ms(now) >= due)
+    }
+
+    /// The instant the wall clock reads `ms` (now-ish when that is past).
+    fn instant_of_wall(&self, ms: i64) -> Instant {
+        let (i, at) = self.utc_anchor;
+        if ms > at {
+            i + Duration::from_millis((ms - at) as u64)
+        } else {
+            i
+        }
+    }
+
     fn wall_ms(&self, now: Instant) -> i64 {
         let (i, ms) = self.utc_anchor;
         if now >= i {
@@ -1590,6 +1642,13 @@ impl Session {
                     self.cfg.credentials.access_token = access.clone();
                     self.cfg.credentials.refresh_token = Some(refresh.clone());
                     self.tokens_unstored = self.cfg.confirm_token_store;
+                    let life_ms = r.expires_in.max(0).saturating_mul(1000);
+                    let margin_ms = (self.cfg.refresh_margin.as_millis() as i64).min(life_ms / 2);
+                    self.refresh_due_ms = Some(
+                        self.wall_ms(now)
+                            .saturating_add(life_ms)
+                            .saturating_sub(margin_ms),
+                    );
                     self.events.push_back(Event::TokensRefreshed {
                         access_token: access,
                         refresh_token: refresh,

@@ -1584,3 +1584,56 @@ fn without_confirm_token_store_the_new_token_is_used_at_once() {
     assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
     assert!(!p.s.tokens_unstored());
 }
+
+/// Refresh ahead of expiry: with the access token's expiry known, the session refreshes
+/// `refresh_margin` before it (not earlier, once), re-authorizes with the new token, and then
+/// waits for the new token's own margin.
+#[test]
+fn a_known_expiry_is_refreshed_a_margin_ahead_once_then_the_new_lifetime_counts() {
+    let expires = T0_UTC_MS + 3_600_000;
+    let mut p = Pair::new(|c| {
+        c.access_expires_at_ms = Some(expires);
+        c.refresh_margin = Duration::from_secs(600);
+    });
+    p.start_ready();
+    p.advance_to(Duration::from_secs(3_000 - 1));
+    assert!(p.sent_of(2173).is_empty(), "not before the margin");
+    p.advance_to(Duration::from_secs(3_000 + 1));
+    assert_eq!(
+        p.sent_of(2173).len(),
+        1,
+        "refreshed at expiry minus the margin"
+    );
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
+    assert_eq!(p.s.state(), State::Ready);
+    // The new token lives 2,628,000 s: two hours later, still no second refresh.
+    p.advance(Duration::from_secs(7_200));
+    assert_eq!(p.sent_of(2173).len(), 1, "once");
+}
+
+/// With no known expiry (the default) the session never refreshes on its own.
+#[test]
+fn without_a_known_expiry_the_session_refreshes_only_when_told() {
+    let mut p = Pair::new(|c| c.refresh_margin = Duration::from_secs(600));
+    p.start_ready();
+    p.advance(Duration::from_secs(7_200));
+    assert!(p.sent_of(2173).is_empty());
+}
+
+/// A refresh ahead of time follows store before use too.
+#[test]
+fn a_refresh_ahead_waits_for_the_store_before_using_the_new_token() {
+    let mut p = Pair::new(|c| {
+        c.access_expires_at_ms = Some(T0_UTC_MS + 60_000);
+        c.refresh_margin = Duration::from_secs(30);
+        c.confirm_token_store = true;
+    });
+    p.start_ready();
+    p.advance_to(Duration::from_secs(31));
+    assert_eq!(p.sent_of(2173).len(), 1);
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1"]);
+    p.s.handle_tokens_stored(p.now);
+    p.drive();
+    assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
+    assert_eq!(p.s.state(), State::Ready);
+}
