@@ -348,6 +348,12 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         // Before any refresh token can be spent, the folder its pair goes to must take it.
         oracle_ctrader::tokenfile::prepare_folder(path).map_err(anyhow::Error::msg)?;
         client_cfg.session.confirm_token_store = true;
+        // The stored pair's expiry, when the session starts on it: refresh ahead of it.
+        if let Ok(Some(p)) = oracle_ctrader::tokenfile::load(path)
+            && p.access_token == client_cfg.session.credentials.access_token
+        {
+            client_cfg.session.access_expires_at_ms = Some(p.expires_at_ms);
+        }
     }
     if cfg.hold_market {
         // Few buffered events, so a held market stops the server soon (back-pressure).

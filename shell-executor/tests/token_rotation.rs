@@ -226,3 +226,43 @@ fn the_units_never_restart_an_auth_stop_and_limit_restarts() {
         );
     }
 }
+
+/// A stored pair whose access token expires within the refresh margin is refreshed ahead, at
+/// start, though the broker still accepts it (the simulator's token lives 30 days here), and
+/// the new pair is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_pair_near_its_expiry_is_refreshed_ahead_and_the_new_pair_stored() {
+    let sim = sim_expiring(2_628_000).await;
+    let state = state_dir("token-rotation-ahead");
+    let path = tokenfile::path_in(&state);
+    tokenfile::prepare_folder(&path).unwrap();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let near = tokenfile::TokenPair {
+        access_token: DEFAULT_ACCESS_TOKEN.into(),
+        refresh_token: DEFAULT_REFRESH_TOKEN.into(),
+        obtained_at_ms: wall - 1_000,
+        expires_at_ms: wall + 3_600_000, // within the default margin (1 day)
+    };
+    tokenfile::store(&path, &near).unwrap();
+    let (creds, expires) = live::startup_credentials(secrets_creds(), &path, wall).unwrap();
+    assert_eq!(expires, Some(near.expires_at_ms));
+    let (_broker, _feed) = live::connect(live_cfg(&sim, creds, &path))
+        .await
+        .expect("start");
+    let mut refreshed = None;
+    for _ in 0..200 {
+        if let Some(p) = tokenfile::load(&path).unwrap()
+            && p.refresh_token.expose() != DEFAULT_REFRESH_TOKEN
+        {
+            refreshed = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = refreshed.expect("refreshed ahead of the expiry and stored");
+    assert!(p.expires_at_ms > near.expires_at_ms);
+    sim.shutdown().await;
+}
