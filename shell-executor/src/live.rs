@@ -413,8 +413,10 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         order_list_ok: true,
         replay_clock: false,
     };
-    b.load_symbols(&cfg.symbols).await?;
-    b.load_trader().await?;
+    // The event task runs before the start-up requests: a refresh ahead of a stored pair's
+    // expiry can begin as soon as the session is ready, and the session holds every request
+    // until the new pair is stored, which only the event task confirms (started after them,
+    // the start-up requests waited for it until their queue timeout).
     let (tx, rx) = mpsc::channel(4096);
     tokio::spawn(event_task(
         events,
@@ -423,6 +425,8 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         b.client.clone(),
         cfg.token_file.clone(),
     ));
+    b.load_symbols(&cfg.symbols).await?;
+    b.load_trader().await?;
     for (sym, tf) in &cfg.streams {
         let Some(spec) = b.specs.get(sym) else {
             warn!(symbol = %sym, "model stream for a symbol the broker does not have: not subscribed");
