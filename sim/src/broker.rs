@@ -1003,6 +1003,29 @@ impl Broker {
         self.dispatch_request(now_ms, conn, cmid, req);
     }
 
+    /// Refuses `req` with `SERVER_IS_UNDER_MAINTENANCE` (its end, `end_ms`) and closes the
+    /// connection: the Saturday window of `--calendar realistic` and the `maintenance` fault alike.
+    fn refuse_for_maintenance(
+        &mut self,
+        now_ms: i64,
+        conn: ConnId,
+        cmid: &Option<String>,
+        req: &Request,
+        end_ms: i64,
+    ) {
+        self.refuse(
+            now_ms,
+            conn,
+            cmid.clone(),
+            ErrorCode::ServerIsUnderMaintenance,
+            req.account_id(),
+            "server is under maintenance".into(),
+            None,
+            Some(end_ms),
+        );
+        self.close(conn, true, "server under maintenance".into());
+    }
+
     /// The `blocked`, `maintenance` and `connections-limit` faults for a request: true when
     /// one refused it (answered, not executed).
     fn request_fault(
@@ -1019,17 +1042,7 @@ impl Broker {
                 maintenance_end_ms = end,
                 "Saturday maintenance (--calendar realistic): request refused, connection closed"
             );
-            self.refuse(
-                now_ms,
-                conn,
-                cmid.clone(),
-                ErrorCode::ServerIsUnderMaintenance,
-                req.account_id(),
-                "server is under maintenance".into(),
-                None,
-                Some(end),
-            );
-            self.close(conn, true, "server under maintenance".into());
+            self.refuse_for_maintenance(now_ms, conn, cmid, req, end);
             return true;
         }
         let is_auth = matches!(
@@ -1048,17 +1061,7 @@ impl Broker {
                             maintenance_end_ms = end,
                             "fault: server under maintenance: request refused, connection closed"
                         );
-                        self.refuse(
-                            now_ms,
-                            conn,
-                            cmid.clone(),
-                            ErrorCode::ServerIsUnderMaintenance,
-                            req.account_id(),
-                            "server is under maintenance".into(),
-                            None,
-                            Some(end),
-                        );
-                        self.close(conn, true, "server under maintenance".into());
+                        self.refuse_for_maintenance(now_ms, conn, cmid, req, end);
                         return true;
                     }
                 }
