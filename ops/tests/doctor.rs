@@ -505,15 +505,33 @@ fn a_seed_format_zip_fails_with_the_pack_command_for_its_path() {
 
 #[test]
 fn a_models_line_gives_its_out_of_sample_figures_or_says_it_records_none() {
-    // A bundled model was trained before the split existed: its line says so.
+    // Every bundled model records its test split (the bars after data.train, never trained
+    // on; `python -m oracle_training annotate-test`): its line gives the figures.
     let bundled = doctor::check_models(&repo().join("models"));
+    assert_eq!(bundled.len(), 20);
+    for c in &bundled {
+        assert_eq!(c.status, Status::Ok, "{c}");
+        assert!(
+            c.detail.contains("; out-of-sample (test split, ")
+                && c.detail.contains(" 2050 bars decided): return "),
+            "{c}"
+        );
+    }
     let eurusd = bundled
         .iter()
         .find(|c| c.detail.starts_with("EURUSD_H1"))
         .expect("EURUSD_H1 line");
+    let zip = std::fs::File::open(repo().join("models/EURUSD_H1.zip")).expect("zip");
+    let zip = zip::ZipArchive::new(zip).expect("readable zip");
+    let meta: serde_json::Value = serde_json::from_slice(zip.comment()).expect("metadata");
     assert!(
-        eurusd.detail.contains("out-of-sample: none recorded"),
+        eurusd.detail.ends_with(&doctor::out_of_sample(&meta)),
         "{eurusd}"
+    );
+    // A model that records none says so.
+    assert!(
+        doctor::out_of_sample(&serde_json::json!({"training": {}}))
+            .starts_with("out-of-sample: none recorded")
     );
 
     // A model trained by `train --bars` keeps its test split's backtest under training.test

@@ -176,6 +176,30 @@ def cmd_backtest(args):
     print(f"trade list: {trades} ({b.stats.trades} closed trades)", file=sys.stderr)
 
 
+def cmd_annotate_test(args):
+    from oracle_training.annotate import AnnotateError, annotate_zip
+    from oracle_training.backtest import fixed
+    from oracle_training.bars import BarError
+    from oracle_training.modelzip import ModelZipError
+
+    _threads()
+    golden = Path(args.golden_dir)
+    dirs = [golden, *sorted(p for p in golden.iterdir() if p.is_dir())] if golden.is_dir() else []
+    for z in args.zips:
+        z = Path(z)
+        bars = Path(args.bars) if args.bars else Path(args.data_dir) / f"{z.stem}.csv"
+        try:
+            t = annotate_zip(z, bars, args.capital, args.test_from, dirs)
+        except (AnnotateError, ModelZipError, BarError, OSError, ValueError) as e:
+            sys.exit(f"python -m oracle_training annotate-test: {e}")
+        print(
+            f"{z.name}: test split {t['first_decided']} to {t['last_decided']} "
+            f"({t['decided_bars']} bars decided): return {fixed(t['total_return_pct'], 2)}%, "
+            f"Sharpe {fixed(t['sharpe'], 2)}, {t['trades']} trades",
+            flush=True,
+        )
+
+
 def cmd_pack(args):
     from oracle_training.bars import BarError
     from oracle_training.modelzip import ModelZipError
@@ -220,7 +244,7 @@ def _check_names(args):
         for what, f in (("model zip", args.model), ("bar file", args.bars)):
             if not Path(f).is_file():
                 raise CliError(f"{what} {f}: no such file")
-    elif args.cmd == "export":
+    elif args.cmd in ("export", "annotate-test"):
         for z in args.zips:
             if not Path(z).is_file():
                 raise CliError(f"model zip {z}: no such file")
@@ -350,6 +374,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the figures as JSON (full precision) instead of the text summary",
     )
     s.set_defaults(func=cmd_backtest)
+
+    s = sub.add_parser(
+        "annotate-test",
+        help="write the test split's backtest figures into model zips' metadata (no retraining)",
+        description="Runs each model, as it is, over the bars after its training range "
+        "(data.train), never trained on, and writes the figures into its metadata "
+        "(training.test, data.test; what `oracle doctor --models` prints). Only the zip comment "
+        "changes: the members (weights) stay byte-identical; the golden manifests' zip_sha256 "
+        "under --golden-dir follow.",
+        formatter_class=fmt,
+    )
+    s.add_argument("zips", nargs="+", help="model zips (e.g. models/*.zip)")
+    s.add_argument(
+        "--bars", default=None, help="the bar CSV it was trained on (None = --data-dir/SYM_TF.csv)"
+    )
+    s.add_argument(
+        "--test-from",
+        default=None,
+        help="open time of the first test bar (None = the bar after data.train.to); refused "
+        "if it is not after the training range",
+    )
+    s.add_argument("--capital", type=float, default=10_000.0, help="capital of the test figures")
+    s.set_defaults(func=cmd_annotate_test)
 
     from oracle_training.pack import add_arguments as pack_arguments
 

@@ -50,6 +50,12 @@ COST_FIELDS = (
     "lot_sizes",
 )
 ACTIVATION_FNS = ("tanh", "relu")
+# data.split of a bundled model (``train NAME``; ``annotate-test`` writes it into older zips)
+SPLIT_NOTE = (
+    "by time: normalisers, HMM and PPO fitted on data.train; test = every bar after it, never "
+    "trained on, run once by the model as shipped; the attempt kept was chosen by its trade and "
+    "action counts on those bars (the golden coverage gate), not by their profit"
+)
 
 
 class TrainError(ValueError):
@@ -508,10 +514,13 @@ def train_model(
     max_attempts: int = 6,
     verbose: bool = True,
     ppo: PPOConfig | None = None,
+    capital: float = 10_000.0,
 ) -> Path:
     """One of the 20 bundled sample models (``train NAME``): trained on every bar before its
     golden stream, attempts until the golden stream's coverage is reached. ``ppo`` changes the
-    hyperparameters (e.g. a wider ``net_arch``; the bundled models use the defaults)."""
+    hyperparameters (e.g. a wider ``net_arch``; the bundled models use the defaults). The bars
+    after the training part (the golden stream's decisions, never trained on) are the test
+    split: its figures (:func:`test_split`, for ``capital``) go into the metadata."""
     import torch
 
     from oracle_training.policy import export_onnx, verify_onnx
@@ -570,6 +579,7 @@ def train_model(
     check_obs = observations_for_check(spec, data, train_range, CHECK_OBSERVATIONS, md.seed)
     check = verify_onnx(model, onnx_bytes, check_obs, where=name)
     blobs = _members(name, hmm_model, model, onnx_bytes, spec)
+    data_test, test = test_split(spec, bars, train_range[1], len(bars), model, capital)
     extra = {
         "timesteps": timesteps,
         "attempts": min(attempt + 1, max_attempts),
@@ -583,6 +593,8 @@ def train_model(
         "golden_coverage": {k: cov[k] for k in ("transitions", "actions", "regimes")},
         "versions": library_versions(),
         "seconds": round(time.time() - t0, 1),
+        "capital": capital,
+        "test": test,
     }
     data_meta = {
         "source": "real: backtesting 0.6.6 test/EURUSD.csv"
@@ -593,6 +605,8 @@ def train_model(
         "sha256": sha256_bytes(path.read_bytes()),
         "train": _range(bars, train_range),
         "golden": _range(bars, golden_range),
+        "split": SPLIT_NOTE,
+        "test": data_test,
     }
     meta = make_metadata(md.symbol, md.timeframe, spec, data_meta, extra, ppo)
     out = Path(models_dir) / f"{name}.zip"
@@ -623,6 +637,13 @@ def _evaluate(spec, bars: Bars, lo: int, hi: int, model, capital: float) -> dict
         k: v for k, v in coverage(steps, spec.n_states).items() if k in ("actions", "transitions")
     }
     return out
+
+
+def test_split(spec, bars: Bars, lo: int, hi: int, model, capital: float) -> tuple[dict, dict]:
+    """``(data.test, training.test)`` of the test split, decisions on bars ``[lo, hi)`` the model
+    was never trained on: the range and its backtest figures (:func:`_evaluate`). The one
+    function ``train``, ``train --bars`` and ``annotate-test`` record the split with."""
+    return _range(bars, (lo, hi)), _evaluate(spec, bars, lo, hi, model, capital)
 
 
 def train_on_bars(
@@ -678,7 +699,7 @@ def train_on_bars(
         if best is None or val["net_profit"] > best[2]["net_profit"]:
             best = (model, seed, val)
     model, seed, val = best
-    test = _evaluate(spec, bars, b, n, model, capital)
+    data_test, test = test_split(spec, bars, b, n, model, capital)
 
     onnx_bytes = export_onnx(model, spec.obs_dim)
     check_obs = observations_for_check(spec, train_data, None, CHECK_OBSERVATIONS, cfg.seed)
@@ -710,7 +731,7 @@ def train_on_bars(
         "only; validation picks among attempts; test run once by the kept model",
         "train": _range(bars, (0, a)),
         "validation": _range(bars, (a, b)),
-        "test": _range(bars, (b, n)),
+        "test": data_test,
     }
     meta = make_metadata(
         cfg.symbol,
