@@ -1,5 +1,6 @@
 //! Criterion benches of the core step: one bar through one twin, through a fleet of 20 twins of
-//! 20 models (one `handle_bar` each, and `Twin::handle_bars` for 20, 200 and 1,000 twins), and
+//! 20 models (one `handle_bar` each, and `Twin::handle_bars` for 20, 200 and 1,000 twins), through
+//! 20 twins of 20 models with `[256, 256]` relu actors (`bar/twenty_wide_twins`), and
 //! the step broken out (FIFO push, per-bar arrival work, features, HMM forward
 //! filter, MLP, action choice).
 //!
@@ -22,6 +23,25 @@ fn models(n: usize) -> Vec<Box<Model>> {
             // The project's shape: 5 states; half diag, half full covariances.
             let p = synthetic::model_params(100 + i as u64, 5, i % 2 == 1);
             Box::new(Model::new(&p).expect("synthetic model")) as Box<Model>
+        })
+        .collect()
+}
+
+/// `n` models of the same shape with the widest actor the core holds: SB3 `net_arch`
+/// `[256, 256]`, relu (issue 16 item 4; tests/golden/wide's policy).
+fn wide_models(n: usize) -> Vec<Box<Model>> {
+    (0..n)
+        .map(|i| {
+            let p = synthetic::model_params_with(
+                100 + i as u64,
+                5,
+                i % 2 == 1,
+                &[256, 256],
+                oracle_core::Activation::Relu,
+            );
+            let mut m: Box<Model> = Box::new(Model::PLACEHOLDER);
+            m.rebuild(&p).expect("wide synthetic model");
+            m
         })
         .collect()
 }
@@ -57,6 +77,22 @@ fn bench_twins(c: &mut Criterion) {
             .map(|(i, m)| warmed(m, i as u64))
             .collect();
         g.bench_function("twenty_twins", |b| {
+            b.iter(|| {
+                for (twin, bars) in fleet.iter_mut() {
+                    black_box(step(twin, bars));
+                }
+            })
+        });
+    }
+    // The same 20 twins with [256, 256] relu actors (compare with twenty_twins).
+    let wide = wide_models(20);
+    {
+        let mut fleet: Vec<(Twin<'_>, Bars)> = wide
+            .iter()
+            .enumerate()
+            .map(|(i, m)| warmed(m, i as u64))
+            .collect();
+        g.bench_function("twenty_wide_twins", |b| {
             b.iter(|| {
                 for (twin, bars) in fleet.iter_mut() {
                     black_box(step(twin, bars));

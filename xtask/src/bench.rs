@@ -115,6 +115,17 @@ pub struct BenchArgs {
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
     pub scale_worker: Option<usize>,
+    /// The scale bench's wide row: `--wide-twins` twins over the bundled streams, each with its
+    /// own copy of this model (its policy and HMM; default the `[256, 256]` relu model of
+    /// tests/golden/wide), beside the bundled `[64, 64]` twins' rows of the same run.
+    #[arg(long, default_value = "tests/golden/wide/EURUSD_H1.zip")]
+    pub wide_model: PathBuf,
+    /// Twins in the wide row (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    pub wide_twins: usize,
+    /// Internal: the scale worker runs `--wide-model` on every stream.
+    #[arg(long, hide = true)]
+    pub scale_wide: bool,
 }
 
 /// Percentiles of a sample (nearest rank), in the sample's unit.
@@ -177,6 +188,20 @@ fn read_bars(path: &Path) -> anyhow::Result<Vec<oracle_core::Bar>> {
 /// `SIGNAL` lines back (its twins step through the core's fleet path,
 /// `Twin::handle_bars_mut`). Prints JSON.
 pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow::Result<Value> {
+    scale_worker_with(models, data, None, n, bars)
+}
+
+/// [`scale_worker`], the twins of stream `k` running `wide` (a model zip) instead of the
+/// bundled model `k % models`: one copy of it loaded per bundled stream (as many models in
+/// memory as the bundled row has), over the same bar streams, so the two rows differ only in
+/// the model (the wide row of the bench: 20 `[256, 256]` twins beside the 20 `[64, 64]` ones).
+pub fn scale_worker_with(
+    models: &Path,
+    data: &Path,
+    wide: Option<&Path>,
+    n: usize,
+    bars: usize,
+) -> anyhow::Result<Value> {
     use oracle_predictor::engine::{Predictor, Settings};
     use oracle_predictor::seam::{self, Loader, ModelSpec};
 
@@ -208,11 +233,28 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     let loaded: &'static oracle_model::FolderLoad = Box::leak(Box::new(
         oracle_model::load_dir(models).map_err(|e| anyhow::anyhow!("{e}"))?,
     ));
-    let mut pairs = Vec::new();
+    // (the model a stream's twins run, its timeframe, its bars) per bundled stream
+    let mut pairs: Vec<(&'static oracle_core::Model, String, Vec<oracle_core::Bar>)> = Vec::new();
+    let mut policy = "each bundled model's own".to_owned();
     for m in &loaded.models {
         let b = read_bars(&data.join(format!("{}.csv", m.name)))?;
-        if b.len() >= m.model.window() + bars {
-            pairs.push((m, b));
+        let model: &'static oracle_core::Model = match wide {
+            None => &*m.model,
+            Some(zip) => {
+                let w = oracle_model::load_model(zip)
+                    .map_err(|e| anyhow::anyhow!("--wide-model {}: {e}", zip.display()))?;
+                let p = &w.metadata.raw["policy"];
+                policy = format!(
+                    "{} {} ({}, one copy per stream)",
+                    p["net_arch"],
+                    p["activation"].as_str().unwrap_or("?"),
+                    zip.display()
+                );
+                Box::leak(w.model)
+            }
+        };
+        if b.len() >= model.window() + bars {
+            pairs.push((model, m.metadata.timeframe.clone(), b));
         }
     }
     if pairs.is_empty() {
@@ -232,8 +274,8 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     let mut streams = Vec::with_capacity(n);
     let mut fleet = HashMap::with_capacity(n);
     for (k, &i) in order.iter().enumerate() {
-        let m = pairs[i].0;
-        let (symbol, timeframe) = (format!("T{k:05}"), m.metadata.timeframe.clone());
+        let (model, tf, _) = &pairs[i];
+        let (symbol, timeframe) = (format!("T{k:05}"), tf.clone());
         let name = format!("{symbol}_{timeframe}");
         std::fs::write(root.join(format!("models/{name}.zip")), b"")
             .with_context(|| root.display().to_string())?;
@@ -241,10 +283,10 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
             name: name.clone(),
             symbol: symbol.clone(),
             timeframe: timeframe.clone(),
-            window: m.model.window(),
+            window: model.window(),
             zip_sha256: String::new(),
         };
-        fleet.insert(name, (spec, &*m.model));
+        fleet.insert(name, (spec, *model));
         streams.push((symbol, timeframe, i));
     }
     let line = |(sym, tf, _): &(String, String, usize), b: &oracle_core::Bar, seq: usize| {
@@ -274,8 +316,8 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     }
     let _ = p.on_connected();
     for s in &streams {
-        let (m, b) = &pairs[s.2];
-        let w = m.model.window();
+        let (m, _, b) = &pairs[s.2];
+        let w = m.window();
         let mut lines: Vec<String> = b[..w]
             .iter()
             .enumerate()
@@ -291,8 +333,8 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
         let lines: Vec<String> = streams
             .iter()
             .map(|s| {
-                let (m, b) = &pairs[s.2];
-                let w = m.model.window();
+                let (m, _, b) = &pairs[s.2];
+                let w = m.window();
                 line(s, &b[w + j], w + j)
             })
             .collect();
@@ -310,6 +352,7 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
     Ok(json!({
         "twins": n,
         "models": pairs.len(),
+        "policy": policy,
         "bar_closes": bars,
         "path": "predictor engine: BAR lines of one instant -> Predictor::handle_lines -> Twin::handle_bars_mut -> SIGNAL lines",
         "decisions": decisions,
@@ -327,39 +370,54 @@ pub fn scale_worker(models: &Path, data: &Path, n: usize, bars: usize) -> anyhow
 }
 
 fn run_scale(args: &BenchArgs) -> Value {
+    Value::Array(
+        args.twins
+            .iter()
+            .map(|&n| scale_child(args, n, None))
+            .collect(),
+    )
+}
+
+/// The wide row: `--wide-twins` twins of `--wide-model` over the bundled streams, in a fresh
+/// child process as the other rows (its peak RSS is that fleet's).
+fn run_scale_wide(args: &BenchArgs) -> Value {
+    if args.wide_twins == 0 {
+        return json!({"error": "not available: --wide-twins 0"});
+    }
+    if !args.wide_model.is_file() {
+        return json!({"twins": args.wide_twins, "error": format!("not available: --wide-model {}: no such file", args.wide_model.display())});
+    }
+    scale_child(args, args.wide_twins, Some(&args.wide_model))
+}
+
+/// One scale row: `oracle-dev bench --scale-worker N` in a child process, its JSON.
+fn scale_child(args: &BenchArgs, n: usize, wide: Option<&Path>) -> Value {
     let Ok(exe) = std::env::current_exe() else {
-        return json!({"error": "not available: current executable"});
+        return json!({"twins": n, "error": "not available: current executable"});
     };
     // `oracle-dev bench …`: the subcommand word is argv[1].
     let sub = std::env::args().nth(1).unwrap_or_else(|| "bench".into());
-    let mut out = Vec::new();
-    for &n in &args.twins {
-        let r = Command::new(&exe)
-            .arg(&sub)
-            .arg("--scale-worker")
-            .arg(n.to_string())
-            .arg("--scale-bars")
-            .arg(args.scale_bars.to_string())
-            .arg("--models")
-            .arg(&args.models)
-            .arg("--data")
-            .arg(&args.data)
-            .stderr(Stdio::inherit())
-            .output();
-        match r {
-            Ok(o) if o.status.success() => match serde_json::from_slice::<Value>(&o.stdout) {
-                Ok(v) => out.push(v),
-                Err(e) => out.push(
-                    json!({"twins": n, "error": format!("not available: worker output: {e}")}),
-                ),
-            },
-            Ok(o) => out.push(
-                json!({"twins": n, "error": format!("not available: worker exit {}", o.status)}),
-            ),
-            Err(e) => out.push(json!({"twins": n, "error": format!("not available: {e}")})),
-        }
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&sub)
+        .arg("--scale-worker")
+        .arg(n.to_string())
+        .arg("--scale-bars")
+        .arg(args.scale_bars.to_string())
+        .arg("--models")
+        .arg(&args.models)
+        .arg("--data")
+        .arg(&args.data);
+    if let Some(w) = wide {
+        cmd.arg("--scale-wide").arg("--wide-model").arg(w);
     }
-    Value::Array(out)
+    match cmd.stderr(Stdio::inherit()).output() {
+        Ok(o) if o.status.success() => match serde_json::from_slice::<Value>(&o.stdout) {
+            Ok(v) => v,
+            Err(e) => json!({"twins": n, "error": format!("not available: worker output: {e}")}),
+        },
+        Ok(o) => json!({"twins": n, "error": format!("not available: worker exit {}", o.status)}),
+        Err(e) => json!({"twins": n, "error": format!("not available: {e}")}),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1168,6 +1226,9 @@ fn criterion_dir(args: &BenchArgs) -> PathBuf {
     }
 }
 
+/// The criterion estimates the report reads (core/benches/twin.rs, group `bar`).
+const CRITERION_BARS: [&str; 3] = ["bar/one_twin", "bar/twenty_twins", "bar/twenty_wide_twins"];
+
 fn run_criterion(args: &BenchArgs) -> Value {
     let dir = criterion_dir(args);
     let mut note = String::new();
@@ -1195,7 +1256,7 @@ fn run_criterion(args: &BenchArgs) -> Value {
         }
     }
     let mut out = serde_json::Map::new();
-    for name in ["bar/one_twin", "bar/twenty_twins"] {
+    for name in CRITERION_BARS {
         let f = dir.join(name).join("new/estimates.json");
         let v = std::fs::read(&f)
             .ok()
@@ -1468,8 +1529,34 @@ pub fn markdown(r: &Value) -> String {
             budget,
         );
     }
+    let w = &r["scale_wide"];
+    if w.is_object() {
+        let n = w["twins"].as_u64().unwrap_or(0);
+        let got = if let Some(err) = w.get("error").and_then(Value::as_str) {
+            err.to_string()
+        } else {
+            let x = &r["ratios"]["wide"];
+            let ratio = |k: &str| num(x, &[k]).map_or("?".into(), |v| format!("×{v:.2}"));
+            format!(
+                "{}; {:.3} µs/twin; peak RSS {:.1} MB ({} p50, {} p99, {} peak RSS of the {n} twins' row above)",
+                p3(&w["bar_close_us"], "µs"),
+                num(w, &["mean_us_per_twin"]).unwrap_or(f64::NAN),
+                num(w, &["hwm_kb"]).unwrap_or(f64::NAN) / 1024.0,
+                ratio("p50"),
+                ratio("p99"),
+                ratio("hwm_rss"),
+            )
+        };
+        let policy = w["policy"].as_str().unwrap_or("wide");
+        row(
+            &mut s,
+            &format!("one bar close, {n} wide twins, {policy} (in process)"),
+            got,
+            "",
+        );
+    }
     let c = &r["criterion"];
-    for name in ["bar/one_twin", "bar/twenty_twins"] {
+    for name in CRITERION_BARS {
         let got = match num(c, &[name, "median_us"]) {
             Some(x) => format!("median {x:.3} µs"),
             None => c[name]["error"]
@@ -1481,7 +1568,7 @@ pub fn markdown(r: &Value) -> String {
             &mut s,
             &format!("criterion {name}"),
             got,
-            if name.ends_with("twins") {
+            if name == "bar/twenty_twins" {
                 "< 100 µs"
             } else {
                 ""
@@ -1545,10 +1632,30 @@ pub fn markdown(r: &Value) -> String {
     s
 }
 
+/// The wide row against the bundled row of as many twins in the same run: p50, p99 and peak
+/// RSS ratios (wide / bundled), when both rows were measured.
+pub fn wide_ratios(wide: &Value, bundled: Option<&Value>) -> Value {
+    let Some(b) = bundled.filter(|b| b["twins"] == wide["twins"] && b.get("error").is_none())
+    else {
+        return json!({"error": "not available: no bundled row of as many twins"});
+    };
+    let r = |path: &[&str]| match (num(wide, path), num(b, path)) {
+        (Some(w), Some(b)) if b > 0.0 => Some(round3(w / b)),
+        _ => None,
+    };
+    json!({
+        "twins": wide["twins"],
+        "p50": r(&["bar_close_us", "p50"]),
+        "p99": r(&["bar_close_us", "p99"]),
+        "hwm_rss": r(&["hwm_kb"]),
+    })
+}
+
 /// `oracle-dev bench`.
 pub fn run_bench(args: &BenchArgs) -> ExitCode {
     if let Some(n) = args.scale_worker {
-        return match scale_worker(&args.models, &args.data, n, args.scale_bars) {
+        let wide = args.scale_wide.then_some(args.wide_model.as_path());
+        return match scale_worker_with(&args.models, &args.data, wide, n, args.scale_bars) {
             Ok(v) => {
                 println!("{v}");
                 ExitCode::SUCCESS
@@ -1576,6 +1683,12 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.twins, args.scale_bars
     );
     let scale = run_scale(args);
+    eprintln!(
+        "bench: scale, wide row ({} twins of {})…",
+        args.wide_twins,
+        args.wide_model.display()
+    );
+    let scale_wide = run_scale_wide(args);
     eprintln!("bench: end to end ({} live bars per stream)…", args.bars);
     let e2e = match Bins::locate(args.bin_dir.as_deref()) {
         Ok(bins) => match run_e2e(args, &bins) {
@@ -1609,9 +1722,10 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let python = run_python(args, &pm, &pd);
     eprintln!("bench: criterion…");
     let criterion = run_criterion(args);
-    let ours_20_ms = scale
+    let ours_20 = scale
         .as_array()
-        .and_then(|a| a.iter().find(|f| f["twins"] == 20))
+        .and_then(|a| a.iter().find(|f| f["twins"] == 20));
+    let ours_20_ms = ours_20
         .and_then(|f| num(f, &["bar_close_us", "p50"]))
         .map(|us| us / 1000.0);
     let py_ms = num(&python, &["latency_ms_per_bar_all_models", "p50"]);
@@ -1626,6 +1740,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "latency_python_over_ours": ratio(py_ms, ours_20_ms),
         "rss_python_over_predictor": ratio(py_rss, pr_mb),
         "rss_python_over_both": ratio(py_rss, both_mb),
+        "wide": wide_ratios(&scale_wide, ours_20),
     });
     let cmd: Vec<String> = std::env::args().collect();
     let date = {
@@ -1645,6 +1760,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "date": date,
         "seconds": round3(started.elapsed().as_secs_f64()),
         "scale": scale,
+        "scale_wide": scale_wide,
         "e2e": e2e,
         "sim_e2e": sim,
         "python": python,
