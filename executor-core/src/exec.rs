@@ -170,7 +170,13 @@ pub struct ExecutorCore<L = SideCore, P = SideCore> {
     /// Demo pacing (`--hold-market-until-predictor`), if on.
     pub pace: Option<Pace>,
     signals: Option<Signals>,
+    /// When the held exits were last released (timer milliseconds).
+    released_ms: Option<i64>,
 }
+
+/// The held exits are not released again sooner than this after a release (milliseconds): a
+/// broker that answers `MARKET_CLOSED` while its calendar says open is asked once a minute.
+pub const HELD_EXIT_RETRY_MS: i64 = 60_000;
 
 /// The `ACK` line of a signal answered `kind`.
 pub fn ack_line(s: &Signal<'_>, kind: &AckKind) -> String {
@@ -215,7 +221,54 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             gather: Gather::default(),
             pace: None,
             signals: None,
+            released_ms: None,
         }
+    }
+
+    /// The symbols where an exit is held on some side ([`SideCore::held_exits`]), each once:
+    /// the shell asks their calendars for the next open instant
+    /// ([`ExecutorCore::arm_held_exits`]).
+    pub fn held_symbols(&self) -> Vec<String> {
+        let mut v: Vec<String> = [SideId::Live, SideId::Paper]
+            .into_iter()
+            .filter_map(|id| self.side(id))
+            .flat_map(|s| s.held_exits().into_iter().map(|(_, sym)| sym))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Arms [`Timer::HeldExit`] for the first open instant of a market where an exit is held:
+    /// `next_open_ms` (UTC Unix ms, the earliest over [`ExecutorCore::held_symbols`]; `None`:
+    /// nothing held or no open known: disarmed), `now_utc_ms` the executor's clock and `now_ms`
+    /// the timers' clock, both now. Not sooner than [`HELD_EXIT_RETRY_MS`] after the last
+    /// release.
+    pub fn arm_held_exits(&mut self, now_utc_ms: i64, now_ms: i64, next_open_ms: Option<i64>) {
+        let at = next_open_ms.map(|open| {
+            let at = now_ms.saturating_add(open.saturating_sub(now_utc_ms).max(0));
+            match self.released_ms {
+                Some(r) => at.max(r.saturating_add(HELD_EXIT_RETRY_MS)),
+                None => at,
+            }
+        });
+        self.gather.set_held_exit(at);
+    }
+
+    /// [`Timer::HeldExit`] fired at `now_ms` (executor time `now`, Unix s): each side holding
+    /// exits starts their release ([`SideCore::handle_held_exits`]). Returns the sides whose
+    /// batch the shell drives now (and whose result it drops: no SIGNAL waits for it); then it
+    /// arms the timer again ([`ExecutorCore::arm_held_exits`]).
+    pub fn release_held_exits(&mut self, now: i64, now_ms: i64) -> Vec<SideId> {
+        self.released_ms = Some(now_ms);
+        let cfg = self.cfg.clone();
+        [SideId::Live, SideId::Paper]
+            .into_iter()
+            .filter(|&id| {
+                self.side_mut(id)
+                    .is_some_and(|s| s.handle_held_exits(now, &cfg))
+            })
+            .collect()
     }
 
     /// The earliest timer deadline (milliseconds, see [`crate::gather`]): the shell sleeps

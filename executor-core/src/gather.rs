@@ -32,17 +32,26 @@ pub enum Timer {
     PaceSignal,
     /// Demo pacing: no HISTORY request for the pacing timeout: the market is released.
     PaceReady,
+    /// The first open instant of a market where an exit is held: the held exits go
+    /// ([`crate::exec::ExecutorCore::arm_held_exits`]).
+    HeldExit,
 }
 
 impl Timer {
     /// Every timer, in the table's order.
-    pub const ALL: [Timer; 3] = [Timer::Gather, Timer::PaceSignal, Timer::PaceReady];
+    pub const ALL: [Timer; 4] = [
+        Timer::Gather,
+        Timer::PaceSignal,
+        Timer::PaceReady,
+        Timer::HeldExit,
+    ];
 
     fn slot(self) -> usize {
         match self {
             Timer::Gather => 0,
             Timer::PaceSignal => 1,
             Timer::PaceReady => 2,
+            Timer::HeldExit => 3,
         }
     }
 }
@@ -186,6 +195,19 @@ impl Gather {
             self.timers
                 .set(Timer::Gather, now_ms.saturating_add(GATHER_WAIT_MS));
         }
+    }
+
+    /// Arms [`Timer::HeldExit`] at `at_ms` (`None`: disarmed: nothing held).
+    pub fn set_held_exit(&mut self, at_ms: Option<i64>) {
+        match at_ms {
+            Some(at) => self.timers.set(Timer::HeldExit, at),
+            None => self.timers.stop(Timer::HeldExit),
+        }
+    }
+
+    /// [`Timer::HeldExit`]'s deadline.
+    pub fn held_exit_at(&self) -> Option<i64> {
+        self.timers.get(Timer::HeldExit)
     }
 
     /// The earliest timer deadline (ms), for the shell to sleep until.

@@ -149,6 +149,33 @@ pub enum Refusal {
     },
     /// The order's outcome is unknown; the symbol waits for reconciliation.
     OutcomeUnknown,
+    /// The symbol's market is closed (its broker calendar, or the broker's `MARKET_CLOSED`):
+    /// an entry is missed, never chased; an exit is held until the open.
+    MarketClosed {
+        /// When it opens, UTC Unix milliseconds (None: not known).
+        until_ms: Option<i64>,
+    },
+}
+
+/// The symbol's market is closed at the decision's instant (from the broker's trading calendar,
+/// computed by the shell: the core reads no calendar and no clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// The first open instant, UTC Unix milliseconds (None: not within the calendar's reach).
+    pub until_ms: Option<i64>,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.until_ms {
+            Some(ms) => write!(
+                f,
+                "market closed until {}",
+                oracle_ipc::Iso(ms.div_euclid(1000))
+            ),
+            None => write!(f, "market closed (no open instant known)"),
+        }
+    }
 }
 
 impl Refusal {
@@ -182,6 +209,7 @@ impl Refusal {
                 format!("BROKER_{c}")
             }
             Refusal::OutcomeUnknown => "OUTCOME_UNKNOWN".into(),
+            Refusal::MarketClosed { .. } => "MARKET_CLOSED".into(),
         }
     }
 }
@@ -233,6 +261,13 @@ impl fmt::Display for Refusal {
                 f,
                 "order outcome unknown (no answer from the broker); symbol paused until reconciliation"
             ),
+            Refusal::MarketClosed { until_ms } => write!(
+                f,
+                "{}; entry missed, not chased",
+                Closed {
+                    until_ms: *until_ms
+                }
+            ),
         }
     }
 }
@@ -252,6 +287,8 @@ pub struct Market<'a> {
     pub halt: Option<Halt>,
     /// Broker session up.
     pub connected: bool,
+    /// The symbol's market is closed now (None: open, or no calendar known).
+    pub closed: Option<Closed>,
 }
 
 /// An order to open, ready for the wire.
@@ -286,6 +323,8 @@ pub struct Plan {
     pub bar_time: i64,
     /// Margin check still to do for the entry (needs the broker's expected margin).
     pub check_margin: bool,
+    /// An exit was due but the market is closed: it is held (not sent) until the open.
+    pub held: Option<Closed>,
 }
 
 impl Plan {
@@ -299,6 +338,7 @@ impl Plan {
             target,
             bar_time,
             check_margin: false,
+            held: None,
         }
     }
 }
@@ -402,7 +442,11 @@ impl Policy {
         if let Some(r) = &st.real
             && r.action.0 != target
         {
-            plan.close = Some(r.clone());
+            match m.closed {
+                // Held, not refused: the shell's timer sends it at the first open instant.
+                Some(c) => plan.held = Some(c),
+                None => plan.close = Some(r.clone()),
+            }
         }
         if target == Action::Wait || st.real.as_ref().is_some_and(|r| r.action.0 == target) {
             return plan;
@@ -442,6 +486,11 @@ impl Policy {
         }
         if let Some(h) = m.halt {
             return Err(Refusal::Halted(h));
+        }
+        if let Some(c) = m.closed {
+            return Err(Refusal::MarketClosed {
+                until_ms: c.until_ms,
+            });
         }
         let age = m.now - (bt + tf.seconds());
         if age > cfg.risk.stale_after_secs {
@@ -515,6 +564,8 @@ impl Policy {
             st.missed = false;
             return match closed {
                 Some((ticket, price)) => AckKind::Ok { ticket, price },
+                // Real differs from virtual until the held exit goes at the open.
+                None if plan.held.is_some() => AckKind::WaitSync("MARKET_CLOSED".into()),
                 None => AckKind::Hold,
             };
         }
@@ -614,6 +665,7 @@ mod tests {
                 free_margin: Some(1e6),
                 halt: self.halt,
                 connected: true,
+                closed: None,
             };
             let plan = self.p.decide(&self.c, &self.k, Timeframe::M15, a, bt, &m);
             let close = plan.close.as_ref().map(|_| Exec::Filled {
@@ -753,6 +805,7 @@ mod tests {
             free_margin: None,
             halt: None,
             connected: true,
+            closed: None,
         };
         let p =
             h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongStrong, 6 * M15, &m);
@@ -776,6 +829,7 @@ mod tests {
             free_margin: None,
             halt: None,
             connected: true,
+            closed: None,
         };
         let p =
             h.p.decide(&h.c, &h.k, Timeframe::M15, Action::LongWeak, bt, &m);
@@ -810,6 +864,7 @@ mod tests {
             free_margin: None,
             halt: None,
             connected: true,
+            closed: None,
         };
         let plan = h.p.decide(&h.c, &h.k, Timeframe::M15, Action::Wait, bt, &m);
         let a =
@@ -844,7 +899,7 @@ mod tests {
                 h.spread = if wide { 0.0005 } else { 0.0001 };
                 let bt = i * M15;
                 h.p.handle_bar(&h.k, bt);
-                let m = Market { now: bt + M15 + 1, spec: Some(&h.spec), quote: Some((1.1, 1.1 + h.spread)), free_margin: None, halt: None, connected: true };
+                let m = Market { now: bt + M15 + 1, spec: Some(&h.spec), quote: Some((1.1, 1.1 + h.spread)), free_margin: None, halt: None, connected: true, closed: None };
                 let plan = h.p.decide(&h.c, &h.k, Timeframe::M15, a, bt, &m);
                 let close = plan.close.as_ref().map(|_| Exec::Filled { position_id: 0, price: 1.2, volume: 0 });
                 let open = match &plan.entry {

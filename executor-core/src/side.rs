@@ -36,7 +36,9 @@ use tracing::{info, warn};
 use crate::broker::{BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote};
 use crate::config::ExecutorConfig;
 use crate::journal::{INTENT_MEMORY, Op, Record, Replayed, client_order_id, intent_rank};
-use crate::policy::{AckKind, ActionName, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal};
+use crate::policy::{
+    AckKind, ActionName, Closed, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal,
+};
 use crate::risk::{Account, RiskGuard};
 use crate::volume::SymbolSpec;
 
@@ -191,6 +193,11 @@ pub fn exec_of(r: &OrderResult) -> Option<Exec> {
             price: *price,
             volume: *volume,
         }),
+        // The broker's calendar said no: counted as the calendar's refusal (a missed entry,
+        // never chased; an exit stays held until the open).
+        OrderResult::Rejected { code, .. } if code == "MARKET_CLOSED" => {
+            Some(Exec::Refused(Refusal::MarketClosed { until_ms: None }))
+        }
         OrderResult::Rejected { code, msg } => Some(Exec::Refused(Refusal::Broker {
             code: code.clone(),
             msg: msg.clone(),
@@ -280,6 +287,10 @@ struct Batch {
     item_specs: Vec<Option<SymbolSpec>>,
     quotes: Vec<Option<(f64, f64)>>,
     connected: bool,
+    /// Per item: its market closed now (from the shell's calendars).
+    closed: Vec<Option<Closed>>,
+    /// The held exits' release at the open (not SIGNALs): closes only, a fresh order id.
+    release: bool,
     plans: Vec<Plan>,
     asked: Vec<(usize, (String, i64, bool))>,
     margins: Vec<Option<f64>>,
@@ -450,6 +461,8 @@ impl SideCore {
             item_specs: Vec::with_capacity(n),
             quotes: Vec::new(),
             connected: false,
+            closed: Vec::new(),
+            release: false,
             plans: Vec::with_capacity(n),
             asked: Vec::new(),
             margins: vec![None; n],
@@ -506,8 +519,23 @@ impl SideCore {
     }
 
     /// The answer of [`SideAction::AskMarket`]: one quote per symbol asked, and whether the
-    /// session is up.
+    /// session is up (every market open: no calendar known; see
+    /// [`SideCore::handle_market_hours`]).
     pub fn handle_market(&mut self, quotes: &[Option<Quote>], connected: bool) {
+        self.handle_market_hours(quotes, connected, &[]);
+    }
+
+    /// The answer of [`SideAction::AskMarket`] with the trading calendar: one quote per symbol
+    /// asked, whether the session is up, and per symbol whether its market is closed at the
+    /// batch's `now` (`None` or missing: open), as the shell computed it from the broker's
+    /// schedule and holidays. An entry into a closed market is not sent (missed, never chased);
+    /// an exit is held until the open ([`SideCore::held_exits`]).
+    pub fn handle_market_hours(
+        &mut self,
+        quotes: &[Option<Quote>],
+        connected: bool,
+        closed: &[Option<Closed>],
+    ) {
         if let Some(b) = &mut self.batch
             && b.wait == Some(Wait::Market)
         {
@@ -515,9 +543,61 @@ impl SideCore {
             b.quotes = (0..b.items.len())
                 .map(|k| quotes.get(k).copied().flatten().map(|q| (q.bid, q.ask)))
                 .collect();
+            b.closed = (0..b.items.len())
+                .map(|k| closed.get(k).copied().flatten())
+                .collect();
             b.connected = connected;
             self.advance();
         }
+    }
+
+    /// The models whose real position differs from their virtual target with no order on the
+    /// way: an exit held while the market was closed (or refused by the broker), still due.
+    /// Derived from the journaled model states, so a restart finds them too.
+    pub fn held_exits(&self) -> Vec<(ModelKey, String)> {
+        self.policy
+            .models
+            .iter()
+            .filter(|(_, st)| matches!((&st.real, st.target), (Some(r), Some(t)) if r.action != t))
+            .filter(|(k, _)| {
+                !self
+                    .pending
+                    .values()
+                    .any(|r| matches!(r, Record::Intent { model, .. } if model == *k))
+            })
+            .map(|(k, _)| (k.clone(), k.symbol.clone()))
+            .collect()
+    }
+
+    /// Starts the release of the held exits ([`SideCore::held_exits`]) at `now` (the market's
+    /// open): a batch of closes only, driven like a SIGNALs' batch (its result is not an ACK:
+    /// take it with [`SideCore::take_batch_result`] and drop it). A market still closed holds
+    /// them again. Each close gets a client order id of its own instant (never one used).
+    /// Returns false when nothing is held (no batch started).
+    pub fn handle_held_exits(&mut self, now: i64, cfg: &ExecutorConfig) -> bool {
+        let items: Vec<Item> = self
+            .held_exits()
+            .into_iter()
+            .filter_map(|(key, _)| {
+                let st = self.policy.models.get(&key)?;
+                Some(Item {
+                    tf: Timeframe::from_name(&key.tf)?,
+                    target: st.target?.0,
+                    bt: st.last_bt?,
+                    key,
+                })
+            })
+            .collect();
+        if items.is_empty() {
+            return false;
+        }
+        info!(target: DECISION, side = self.name, event = "held_exits_release", exits = items.len(),
+            "market open: sending the exits held while it was closed");
+        self.handle_signals(now, cfg, &items);
+        if let Some(b) = &mut self.batch {
+            b.release = true;
+        }
+        true
     }
 
     /// The answer of [`SideAction::JournalIntents`]: `Err(why)` when the write or its fsync
@@ -817,13 +897,29 @@ impl SideCore {
                 free_margin: b.acc.map(|a| a.free_margin),
                 halt: self.risk.halt(),
                 connected: b.connected,
+                closed: b.closed.get(k).copied().flatten(),
             };
-            b.plans.push(
-                self.policy
-                    .decide(&b.cfg, &it.key, it.tf, it.target, it.bt, &market),
-            );
+            let plan = self
+                .policy
+                .decide(&b.cfg, &it.key, it.tf, it.target, it.bt, &market);
+            let mut why = Vec::new();
+            if let Some(c) = plan.held {
+                why.push(format!("exit held: {c}"));
+                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
+                    until_ms = c.until_ms, "exit held: {c}; sent at the first open instant");
+            }
+            if let Some(Err(Refusal::MarketClosed { until_ms })) = &plan.entry {
+                let c = Closed {
+                    until_ms: *until_ms,
+                };
+                why.push(format!("entry missed: {c} (never chased)"));
+            }
+            if !why.is_empty() {
+                self.notes.insert(it.key.clone(), why.join("; "));
+            }
+            b.plans.push(plan);
         }
-        let items = &b.items;
+        let (items, release) = (&b.items, b.release);
         let closes: Vec<Order> = b
             .plans
             .iter()
@@ -839,7 +935,13 @@ impl SideCore {
                     action: r.action.0,
                     req: OrderReq {
                         symbol: key.symbol.clone(),
-                        client_order_id: client_order_id(key, items[k].bt, Op::Close),
+                        // A held exit's release: an id of its own instant (the signal's
+                        // close id may have gone out and been refused MARKET_CLOSED).
+                        client_order_id: client_order_id(
+                            key,
+                            if release { now } else { items[k].bt },
+                            Op::Close,
+                        ),
                         label: key.label(),
                         buy: r.action.0.direction() < 0,
                         volume: r.volume,

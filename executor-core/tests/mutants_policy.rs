@@ -58,6 +58,7 @@ fn market(spec: &SymbolSpec, bt: i64, after: i64, bid: f64, ask: f64) -> Market<
         free_margin: Some(1e6),
         halt: None,
         connected: true,
+        closed: None,
     }
 }
 

@@ -1,0 +1,460 @@
+//! Market hours in the executor core, on a virtual clock: the broker's trading calendar (the
+//! shell computes "closed until …" from `oracle-ctrader`'s `TradingCalendar` and hands it in with
+//! the quotes) decides when orders go. No entry into a closed market (a missed entry, never
+//! chased); an exit due while closed is held and sent once at the first open instant, by the
+//! core's `Timer::HeldExit`, also after a restart. Time is a parameter everywhere.
+
+use oracle_ctrader::calendar::{Holiday, TradingCalendar};
+use oracle_executor_core::broker::{OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::exec::{ExecutorCore, HELD_EXIT_RETRY_MS, SideId};
+use oracle_executor_core::gather::Timer;
+use oracle_executor_core::journal::{Replayed, encode_lines};
+use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
+
+const M1: i64 = 60;
+const H: u32 = 3600;
+const D: u32 = 86_400;
+/// Friday 2026-12-04 21:58 UTC (a bar open time).
+const FRI_2158: i64 = 1_796_421_480;
+/// Friday 2026-12-04 22:00 UTC: the FX week closes.
+const FRI_2200: i64 = 1_796_421_600;
+/// Saturday 2026-12-05 12:00 UTC.
+const SAT_NOON: i64 = 1_796_472_000;
+/// Sunday 2026-12-06 22:00 UTC: the FX week opens.
+const SUN_2200: i64 = 1_796_594_400;
+
+fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
+    }
+}
+
+fn cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("valid config")
+}
+
+/// FX hours: Sunday 22:00 – Friday 22:00 UTC, Christmas Day closed.
+fn fx() -> TradingCalendar {
+    TradingCalendar::new(
+        "UTC",
+        &[(22 * H, 5 * D + 22 * H)],
+        &[Holiday {
+            name: "Christmas Day".into(),
+            time_zone: "UTC".into(),
+            // 2000-12-25, recurring.
+            date_days: 11_316,
+            recurring: true,
+            start_second: None,
+            end_second: None,
+        }],
+    )
+    .expect("valid calendar")
+}
+
+/// An index: New York 18:00 – 17:00 next day, Sunday to Friday (a daily hour's break).
+fn index() -> TradingCalendar {
+    let s: Vec<(u32, u32)> = (0..5)
+        .map(|d| (d * D + 18 * H, (d + 1) * D + 17 * H))
+        .collect();
+    TradingCalendar::new("America/New_York", &s, &[]).expect("valid calendar")
+}
+
+/// A scripted book with a trading calendar: the market is closed where the calendar says.
+struct Book {
+    cal: TradingCalendar,
+    /// The broker answers every order `MARKET_CLOSED` (its own view of the hours).
+    refuses_closed: bool,
+    submitted: Vec<String>,
+    journal: Vec<u8>,
+    next_position: u64,
+}
+
+impl Book {
+    fn new(cal: TradingCalendar) -> Self {
+        Book {
+            cal,
+            refuses_closed: false,
+            submitted: Vec::new(),
+            journal: Vec::new(),
+            next_position: 100,
+        }
+    }
+
+    fn closed(&self, now: i64) -> Option<Closed> {
+        let ms = now * 1000;
+        (!self.cal.is_open(ms)).then(|| Closed {
+            until_ms: self.cal.next_open(ms),
+        })
+    }
+
+    /// Answers the core's actions until it waits for nothing; the batch's result, if any.
+    fn drive(&mut self, core: &mut SideCore, now: i64) -> Option<BatchResult> {
+        let mut wire: Vec<String> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                self.perform(core, now, a, &mut wire, &mut answers);
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            core.handle_order_outcome(now, &coid, r);
+        }
+        core.take_batch_result()
+    }
+
+    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
+        core.handle_signals(now, &cfg(), items);
+        self.drive(core, now).expect("the batch completes")
+    }
+
+    fn perform(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        a: SideAction,
+        wire: &mut Vec<String>,
+        answers: &mut Vec<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => core.handle_account(
+                now,
+                Some(Account {
+                    balance: 10_000.0,
+                    equity: 10_000.0,
+                    free_margin: 10_000.0,
+                }),
+            ),
+            SideAction::AskSpec { symbol } => core.handle_spec(&symbol, Some(eurusd())),
+            SideAction::AskMarket { symbols } => {
+                let q: Vec<Option<Quote>> = symbols
+                    .iter()
+                    .map(|_| {
+                        Some(Quote {
+                            bid: 1.1,
+                            ask: 1.10002,
+                        })
+                    })
+                    .collect();
+                let c: Vec<Option<Closed>> = symbols.iter().map(|_| self.closed(now)).collect();
+                core.handle_market_hours(&q, true, &c);
+            }
+            SideAction::JournalIntents { records } => {
+                self.journal
+                    .extend(encode_lines(&records).expect("encodable"));
+                core.handle_journaled(Ok(()));
+            }
+            SideAction::Journal { record, .. } => {
+                self.journal
+                    .extend(encode_lines(&[record]).expect("encodable"));
+            }
+            SideAction::Submit(o) => {
+                self.submitted.push(o.req.client_order_id.clone());
+                wire.push(o.req.client_order_id);
+            }
+            SideAction::AskMargins { asks } => {
+                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
+                core.handle_margins(&m);
+            }
+            SideAction::AwaitAnswers => {
+                for c in std::mem::take(wire) {
+                    let r = if self.refuses_closed {
+                        OrderResult::Rejected {
+                            code: "MARKET_CLOSED".into(),
+                            msg: "Market is closed".into(),
+                        }
+                    } else {
+                        self.next_position += 1;
+                        OrderResult::Filled {
+                            position_id: self.next_position,
+                            price: 1.1,
+                            volume: 100_000,
+                        }
+                    };
+                    answers.push((c, r));
+                }
+            }
+            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+        }
+    }
+}
+
+fn key() -> ModelKey {
+    ModelKey::new("EURUSD", Timeframe::M1)
+}
+
+fn item(target: Action, bt: i64) -> Item {
+    Item {
+        key: key(),
+        tf: Timeframe::M1,
+        target,
+        bt,
+    }
+}
+
+/// A core whose model's last signal was `target` at `bt - M1` holding `real`, with the bars
+/// `bt - M1` and `bt` streamed (a signal at `bt` is a fresh transition).
+fn core_at(target: Action, real: Option<Action>, bt: i64) -> SideCore {
+    let mut rep = Replayed::default();
+    rep.models.insert(
+        key(),
+        ModelState {
+            target: Some(ActionName(target)),
+            last_bt: Some(bt - M1),
+            real: real.map(|a| RealPos {
+                position_id: 7,
+                action: ActionName(a),
+                volume: 100_000,
+                price: 1.1,
+            }),
+            missed: false,
+        },
+    );
+    let mut core = SideCore::new("live", &cfg(), &rep);
+    core.policy.handle_bar(&key(), bt - M1);
+    core.policy.handle_bar(&key(), bt);
+    core
+}
+
+#[test]
+fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_never_chased() {
+    // 21:59: the bar 21:58 closed, the market is open: the entry goes.
+    let mut core = core_at(Action::Wait, None, FRI_2158);
+    let mut book = Book::new(fx());
+    let out = book.run(
+        &mut core,
+        FRI_2158 + M1,
+        &[item(Action::LongWeak, FRI_2158)],
+    );
+    assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
+    assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{FRI_2158}-O")]);
+
+    // 22:00: the bar 21:59 closed as the week did: nothing is sent, FAIL|MARKET_CLOSED.
+    let bt = FRI_2158 + M1;
+    let mut core = core_at(Action::Wait, None, bt);
+    let mut book = Book::new(fx());
+    let out = book.run(&mut core, FRI_2200, &[item(Action::LongWeak, bt)]);
+    assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
+    assert_eq!(
+        out[0].2.as_ref().map(|r| r.code()),
+        Some("MARKET_CLOSED".into())
+    );
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    let st = &core.policy.models[&key()];
+    assert!(st.missed && st.real.is_none(), "{st:?}");
+    // The drift ledger's note says why.
+    let note = core.notes.get(&key()).expect("a note for the ledger");
+    assert!(
+        note.contains("entry missed: market closed until 2026-12-06T22:00:00"),
+        "{note}"
+    );
+    // Sunday's first bar with the same target: never chased.
+    core.policy.handle_bar(&key(), SUN_2200);
+    let out = book.run(
+        &mut core,
+        SUN_2200 + M1,
+        &[item(Action::LongWeak, SUN_2200)],
+    );
+    assert_eq!(
+        out[0].0,
+        AckKind::WaitSync("MISSED_ENTRY".into()),
+        "{out:?}"
+    );
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+}
+
+#[test]
+fn a_market_closed_answer_from_the_broker_is_a_missed_entry_and_holds_an_exit() {
+    // The calendar says open, the broker says MARKET_CLOSED.
+    let mut core = core_at(Action::Wait, None, FRI_2158);
+    let mut book = Book::new(TradingCalendar::always_open());
+    book.refuses_closed = true;
+    let out = book.run(
+        &mut core,
+        FRI_2158 + M1,
+        &[item(Action::LongWeak, FRI_2158)],
+    );
+    assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
+    assert!(core.policy.models[&key()].missed);
+    assert!(core.held_exits().is_empty());
+
+    // An exit refused MARKET_CLOSED stays due: held for the release at the open.
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), FRI_2158);
+    let out = book.run(&mut core, FRI_2158 + M1, &[item(Action::Wait, FRI_2158)]);
+    assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
+    assert_eq!(core.held_exits(), [(key(), "EURUSD".to_string())]);
+}
+
+/// The core over one live side; `now_ms` of the timers is `now * 1000 - origin`.
+fn exec_core(side: SideCore) -> ExecutorCore {
+    ExecutorCore::new(cfg(), Some(side), None, Default::default())
+}
+
+#[test]
+fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
+    let bt = SAT_NOON - 2 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
+    let mut book = Book::new(fx());
+    let out = book.run(&mut core, SAT_NOON, &[item(Action::Wait, bt)]);
+    // Held, not refused and not sent: real stays LONG until the open.
+    assert_eq!(
+        out[0].0,
+        AckKind::WaitSync("MARKET_CLOSED".into()),
+        "{out:?}"
+    );
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    assert_eq!(
+        out[0].1.held.and_then(|c| c.until_ms),
+        Some(SUN_2200 * 1000)
+    );
+    let note = core.notes.get(&key()).expect("a note for the ledger");
+    assert!(
+        note.contains("exit held: market closed until 2026-12-06T22:00:00"),
+        "{note}"
+    );
+    let journal = book.journal.clone();
+
+    // The timer: the timers' clock started 5 s before Saturday noon.
+    let origin_ms = SAT_NOON * 1000 - 5_000;
+    let mono = |t: i64| t * 1000 - origin_ms;
+    let mut ex = exec_core(core);
+    assert_eq!(ex.held_symbols(), ["EURUSD"]);
+    let open = book.closed(SAT_NOON).and_then(|c| c.until_ms);
+    ex.arm_held_exits(SAT_NOON * 1000, mono(SAT_NOON), open);
+    assert_eq!(ex.poll_timeout(), Some(mono(SUN_2200)));
+    assert!(ex.handle_timeout(mono(SUN_2200) - 1).is_empty());
+    assert_eq!(ex.handle_timeout(mono(SUN_2200)), [Timer::HeldExit]);
+    assert_eq!(
+        ex.release_held_exits(SUN_2200, mono(SUN_2200)),
+        [SideId::Live]
+    );
+    let side = ex.side_mut(SideId::Live).expect("live");
+    let _ = book.drive(side, SUN_2200);
+    assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{SUN_2200}-C")]);
+    let st = &side.policy.models[&key()];
+    assert!(st.real.is_none(), "{st:?}");
+    assert_eq!(st.last_bt, Some(bt), "the release is no signal");
+    // Exactly once: nothing held, the timer disarmed, a second release sends nothing.
+    assert!(ex.held_symbols().is_empty());
+    ex.arm_held_exits(SUN_2200 * 1000, mono(SUN_2200), None);
+    assert_eq!(ex.poll_timeout(), None);
+    assert!(
+        ex.release_held_exits(SUN_2200 + 1, mono(SUN_2200) + 1000)
+            .is_empty()
+    );
+    assert_eq!(book.submitted.len(), 1);
+
+    // A restart while the exit was held (Saturday's journal): still sent at the open.
+    let rep = Replayed::from_bytes(&journal);
+    let mut ex = exec_core(SideCore::new("live", &cfg(), &rep));
+    assert_eq!(ex.held_symbols(), ["EURUSD"]);
+    let mut book = Book::new(fx());
+    assert_eq!(ex.release_held_exits(SUN_2200, 0), [SideId::Live]);
+    let side = ex.side_mut(SideId::Live).expect("live");
+    let _ = book.drive(side, SUN_2200);
+    assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{SUN_2200}-C")]);
+    let rep = Replayed::from_bytes(&book.journal);
+    assert!(rep.models[&key()].real.is_none(), "{rep:?}");
+    assert!(
+        book.journal
+            .windows(b"\"filled\"".len())
+            .any(|w| w == b"\"filled\""),
+        "the close's fill is journaled"
+    );
+}
+
+#[test]
+fn a_release_while_the_market_is_still_closed_holds_again_and_the_timer_waits_a_retry() {
+    let bt = SAT_NOON - 2 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
+    let mut book = Book::new(fx());
+    book.run(&mut core, SAT_NOON, &[item(Action::Wait, bt)]);
+    let mut ex = exec_core(core);
+    // Released too early (a calendar that disagrees): nothing sent, still held.
+    assert_eq!(ex.release_held_exits(SAT_NOON + 60, 60_000), [SideId::Live]);
+    let side = ex.side_mut(SideId::Live).expect("live");
+    let _ = book.drive(side, SAT_NOON + 60);
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    assert_eq!(ex.held_symbols(), ["EURUSD"]);
+    // An open instant "now" is not released again before the retry delay.
+    ex.arm_held_exits((SAT_NOON + 60) * 1000, 60_000, Some((SAT_NOON + 60) * 1000));
+    assert_eq!(ex.poll_timeout(), Some(60_000 + HELD_EXIT_RETRY_MS));
+}
+
+#[test]
+fn a_reversal_on_a_holiday_holds_the_exit_and_misses_the_entry() {
+    // Christmas Day, Friday 2026-12-25 10:00 UTC: closed all day, then the weekend.
+    let now = 1_798_192_800;
+    let bt = now - 2 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
+    let mut book = Book::new(fx());
+    let out = book.run(&mut core, now, &[item(Action::ShortWeak, bt)]);
+    assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    // Held until Sunday 2026-12-27 22:00 UTC; the short entry is missed, never chased.
+    assert_eq!(
+        out[0].1.held.and_then(|c| c.until_ms),
+        Some(1_798_408_800 * 1000)
+    );
+    let st = &core.policy.models[&key()];
+    assert!(st.missed, "{st:?}");
+    assert_eq!(core.held_exits().len(), 1);
+    let note = core.notes.get(&key()).expect("note");
+    assert!(
+        note.contains("exit held") && note.contains("entry missed"),
+        "{note}"
+    );
+    // At the open the release closes the long and enters nothing.
+    let mut ex = exec_core(core);
+    let open = 1_798_408_800;
+    ex.release_held_exits(open, 0);
+    let side = ex.side_mut(SideId::Live).expect("live");
+    let _ = book.drive(side, open);
+    assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{open}-C")]);
+    let st = &side.policy.models[&key()];
+    assert!(st.real.is_none() && st.missed, "{st:?}");
+}
+
+#[test]
+fn an_exit_in_the_index_daily_break_is_held_until_the_break_ends() {
+    // Tuesday 2026-12-08 22:30 UTC = 17:30 New York: the daily break (17:00–18:00).
+    let now = 1_796_769_000;
+    let bt = now - 2 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
+    let mut book = Book::new(index());
+    let out = book.run(&mut core, now, &[item(Action::Wait, bt)]);
+    assert_eq!(
+        out[0].0,
+        AckKind::WaitSync("MARKET_CLOSED".into()),
+        "{out:?}"
+    );
+    // 18:00 New York = 23:00 UTC.
+    assert_eq!(
+        out[0].1.held.and_then(|c| c.until_ms),
+        Some(1_796_770_800 * 1000)
+    );
+    assert!(book.submitted.is_empty());
+    // Before the break (22:15 UTC = 17:15 NY is in it too; 21:59 UTC = 16:59 NY is open).
+    let open_bt = now - 32 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), open_bt);
+    let out = book.run(&mut core, open_bt + M1, &[item(Action::Wait, open_bt)]);
+    assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
+    assert_eq!(book.submitted.len(), 1);
+}
