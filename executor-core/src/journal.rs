@@ -89,6 +89,24 @@ pub enum Record {
         /// Day anchor.
         anchor: f64,
     },
+    /// The prop-firm guard's state after a change (its day, anchor, halt): a restart restores it.
+    Guard {
+        /// The state.
+        state: crate::propfirm::GuardState,
+    },
+    /// An operator command (`oracle halt|flatten|resume`), who gave it and what it did.
+    Operator {
+        /// When (UTC ms).
+        ts_ms: i64,
+        /// Who gave it (the channel and user).
+        origin: String,
+        /// The command.
+        command: crate::operator::OperatorCommand,
+        /// Done (`true`) or refused.
+        ok: bool,
+        /// What was done, or why it was refused.
+        result: String,
+    },
 }
 
 /// Answered bars remembered per model (re-sent SIGNALs are answered with the same ACK, and never
@@ -129,6 +147,10 @@ pub struct Replayed {
     pub acks: HashMap<(ModelKey, i64), String>,
     /// Risk anchors (initial, day start, anchor).
     pub risk: Option<(f64, i64, f64)>,
+    /// The prop-firm guard's last state.
+    pub guard: Option<crate::propfirm::GuardState>,
+    /// A person's halt in force (`oracle halt` not followed by `oracle resume`).
+    pub operator_halt: Option<crate::operator::OperatorHalt>,
     /// Lines that could not be read (a torn last line after a crash).
     pub bad_lines: usize,
 }
@@ -261,6 +283,24 @@ fn apply(rep: &mut Replayed, r: Record) {
             day_start,
             anchor,
         } => rep.risk = Some((*initial, *day_start, *anchor)),
+        Record::Guard { state } => rep.guard = Some(state.clone()),
+        Record::Operator {
+            ts_ms,
+            origin,
+            command,
+            ok: true,
+            ..
+        } => match command {
+            crate::operator::OperatorCommand::Halt { .. } => {
+                rep.operator_halt = Some(crate::operator::OperatorHalt {
+                    at_ms: *ts_ms,
+                    origin: origin.clone(),
+                });
+            }
+            crate::operator::OperatorCommand::Resume => rep.operator_halt = None,
+            crate::operator::OperatorCommand::Flatten { .. } => {}
+        },
+        Record::Operator { .. } => {}
     }
 }
 
@@ -272,6 +312,16 @@ pub fn client_order_id(key: &ModelKey, bt: i64, op: Op) -> String {
         Op::Open => 'O',
         Op::Close => 'C',
     };
+    order_id(key, bt, op)
+}
+
+/// Client order id of a close by a flatten (the guard's or a person's) at `now` (Unix s):
+/// `…-<now>-F`, never the id of a signal's order (`O`/`C`), one per model and second.
+pub fn flatten_order_id(key: &ModelKey, now: i64) -> String {
+    order_id(key, now, 'F')
+}
+
+fn order_id(key: &ModelKey, bt: i64, op: char) -> String {
     let id = format!("ot-{}-{}-{}-{}", key.symbol, key.tf, bt, op);
     if id.len() <= 50 {
         return id;

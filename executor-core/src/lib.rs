@@ -15,6 +15,7 @@
 //! - [`gather`]: a close instant's SIGNALs gathered into one batch, the timer table
 //!   (`poll_timeout`/`handle_timeout`, milliseconds);
 //! - [`pace`]: the demo pacing (market held until the predictor is ready, one bar at a time);
+//! - [`operator`]: a person's commands (halt, flatten, resume) and the guard's status;
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
@@ -28,6 +29,7 @@ pub mod exec;
 pub mod gather;
 pub mod journal;
 pub mod pace;
+pub mod operator;
 pub mod policy;
 pub mod propfirm;
 pub mod risk;

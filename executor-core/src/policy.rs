@@ -240,6 +240,10 @@ impl fmt::Display for Refusal {
                 "HALTED by the maximum drawdown limit: equity {equity:.2} fell to/below {floor:.2}; entries stay refused until a person intervenes, exits still run"
             ),
             Refusal::Stale { age, limit } => write!(
+            Refusal::Halted(Halt::Operator { .. }) => write!(
+                f,
+                "HALTED by a person (oracle halt): entries stay refused until oracle resume, exits still run"
+            ),
                 f,
                 "signal is stale: its bar closed {age}s ago (limit {limit}s); entry skipped, not chased"
             ),

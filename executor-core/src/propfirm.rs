@@ -245,7 +245,7 @@ pub struct Halt {
 }
 
 /// Headroom to one limit.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Headroom {
     /// The equity at or below which the limit is breached (account currency).
     pub floor: f64,

@@ -191,6 +191,11 @@ pub enum Halt {
         /// The floor it went below.
         floor: f64,
     },
+    /// A person halted trading (`oracle halt`); lifted only by `oracle resume`.
+    Operator {
+        /// When (UTC ms).
+        at_ms: i64,
+    },
 }
 
 impl Halt {
@@ -199,6 +204,7 @@ impl Halt {
         match self {
             Halt::DailyLoss { .. } => "HALTED_DAILY_LOSS",
             Halt::MaxDrawdown { .. } => "HALTED_MAX_DRAWDOWN",
+            Halt::Operator { .. } => "HALTED_OPERATOR",
         }
     }
 }
@@ -239,6 +245,12 @@ impl RiskGuard {
     /// The current halt, if any.
     pub fn halt(&self) -> Option<Halt> {
         self.halt
+    }
+
+    /// A person lifts the halt (`oracle resume`); it trips again at the next update that is
+    /// still past a floor.
+    pub fn clear_halt(&mut self) {
+        self.halt = None;
     }
 
     /// Restores the day anchor (from the journal after a restart within the same day).

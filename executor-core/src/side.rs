@@ -36,11 +36,15 @@ use tracing::{info, warn};
 use crate::broker::{BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote};
 use crate::config::ExecutorConfig;
 use crate::journal::{INTENT_MEMORY, Op, Record, Replayed, client_order_id, intent_rank};
+use crate::operator::OperatorHalt;
 use crate::policy::{
     AckKind, ActionName, Closed, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal,
 };
+use crate::propfirm::{Guard, Verdict};
 use crate::risk::{Account, RiskGuard};
 use crate::volume::SymbolSpec;
+
+mod guard;
 
 /// Log target of the per-decision lines.
 pub const DECISION: &str = "oracle_executor::decision";
@@ -154,8 +158,17 @@ pub type BatchResult = Vec<(AckKind, Plan, Option<Refusal>)>;
 pub struct SideCore {
     /// Policy state.
     pub policy: Policy,
-    /// Risk guard.
+    /// Risk guard (its limits unused with a `risk.preset`: then `guard` decides).
     pub risk: RiskGuard,
+    /// The prop-firm guard, with a `risk.preset` (created at the first account read, or restored
+    /// from the journal): evaluated on every account read and on every quote of a symbol with an
+    /// open position; at its action share it closes every position and halts (`side/guard.rs`).
+    pub guard: Option<Guard>,
+    /// A person's halt (`oracle halt`): entries refused until `oracle resume`.
+    pub operator_halt: Option<OperatorHalt>,
+    /// The guard's last verdict.
+    pub last_verdict: Option<Verdict>,
+    gs: guard::GuardSide,
     /// Per model: why real differs from virtual since the last ledger row (e.g. a position
     /// closed outside), written to the drift ledger's `note` once.
     pub notes: HashMap<ModelKey, String>,
@@ -301,6 +314,40 @@ struct Batch {
     committed: f64,
     cursor: usize,
     result: Option<BatchResult>,
+    /// A flatten (not a batch of signals): why (the guard's limit, a person's command).
+    flatten: Option<String>,
+}
+
+impl Batch {
+    /// A batch of `items` at its first stage.
+    fn new(now: i64, cfg: &ExecutorConfig, items: &[Item]) -> Batch {
+        let n = items.len();
+        Batch {
+            now,
+            cfg: cfg.clone(),
+            items: items.to_vec(),
+            stage: Stage::Account,
+            wait: None,
+            fresh: None,
+            acc: None,
+            item_specs: Vec::with_capacity(n),
+            quotes: Vec::new(),
+            connected: false,
+            closed: Vec::new(),
+            release: false,
+            plans: Vec::with_capacity(n),
+            asked: Vec::new(),
+            margins: vec![None; n],
+            phase: Phase::default(),
+            close_exec: vec![None; n],
+            open_exec: vec![None; n],
+            close_failed: vec![false; n],
+            committed: 0.0,
+            cursor: 0,
+            result: None,
+            flatten: None,
+        }
+    }
 }
 
 impl SideCore {
@@ -314,9 +361,14 @@ impl SideCore {
         }
         let mut order: Vec<(&String, &Record)> = rep.intents.iter().collect();
         order.sort_by_key(|(_, r)| intent_rank(r));
+        let (guard, gs) = guard::GuardSide::new(name, cfg, rep);
         let mut side = SideCore {
             policy,
             risk,
+            guard,
+            operator_halt: rep.operator_halt.clone(),
+            last_verdict: None,
+            gs,
             notes: HashMap::new(),
             specs: HashMap::new(),
             intents: HashMap::new(),
@@ -393,6 +445,9 @@ impl SideCore {
     /// Feeds an account read to the risk guard; a new broker day's anchors are journaled
     /// (queued as a [`SideAction::Journal`], synced).
     pub fn apply_risk(&mut self, now: i64, acc: Account) {
+        if self.gs.rules.is_some() {
+            return self.apply_guard_account(now, acc);
+        }
         let before = self.risk.day();
         let (halt, _) = self.risk.update(now, acc);
         if let Some(h) = halt {
@@ -449,31 +504,7 @@ impl SideCore {
     /// still queued is kept before the batch's. The shell drives one batch at a time: a batch
     /// started while another is still waiting for an input replaces it.
     pub fn handle_signals(&mut self, now: i64, cfg: &ExecutorConfig, items: &[Item]) {
-        let n = items.len();
-        self.batch = Some(Batch {
-            now,
-            cfg: cfg.clone(),
-            items: items.to_vec(),
-            stage: Stage::Account,
-            wait: None,
-            fresh: None,
-            acc: None,
-            item_specs: Vec::with_capacity(n),
-            quotes: Vec::new(),
-            connected: false,
-            closed: Vec::new(),
-            release: false,
-            plans: Vec::with_capacity(n),
-            asked: Vec::new(),
-            margins: vec![None; n],
-            phase: Phase::default(),
-            close_exec: vec![None; n],
-            open_exec: vec![None; n],
-            close_failed: vec![false; n],
-            committed: 0.0,
-            cursor: 0,
-            result: None,
-        });
+        self.batch = Some(Batch::new(now, cfg, items));
         self.advance();
     }
 
@@ -487,7 +518,10 @@ impl SideCore {
         if self.batch.as_ref()?.stage != Stage::Done || !self.actions.is_empty() {
             return None;
         }
-        self.batch.take()?.result
+        let b = self.batch.take()?;
+        // A flatten asked while the batch ran starts now (the shell drives the side again).
+        self.start_pending_flatten(b.now);
+        b.result
     }
 
     /// The answer of [`SideAction::AskAccount`] (`None`: the read failed).
@@ -501,6 +535,9 @@ impl SideCore {
             b.wait = None;
             b.fresh = Some(acc);
             self.advance();
+        } else if let Some(a) = acc {
+            // Asked outside a batch (after a flatten): the prop-firm guard's update.
+            self.apply_guard_read(now, a);
         }
     }
 
@@ -797,6 +834,9 @@ impl SideCore {
                     if !self.settle_phase() {
                         return;
                     }
+                    if self.batch.as_ref().is_some_and(|b| b.flatten.is_some()) {
+                        return self.finish_flatten();
+                    }
                     let b = self.batch.as_mut().expect("batch");
                     let phase = std::mem::take(&mut b.phase);
                     let exits = b.stage == Stage::ExitAnswers;
@@ -827,7 +867,7 @@ impl SideCore {
                         if let Some(a) = acc {
                             self.apply_risk(now, a);
                         }
-                        let halt = self.risk.halt();
+                        let halt = self.halt_now();
                         let b = self.batch.as_mut().expect("batch");
                         for (k, plan) in b.plans.iter_mut().enumerate() {
                             if b.close_failed[k] || !matches!(plan.entry, Some(Ok(_))) {
@@ -887,6 +927,7 @@ impl SideCore {
 
     /// Step 1's plans, and the exits to send.
     fn decide(&mut self) {
+        let halt = self.halt_now();
         let Some(b) = &mut self.batch else { return };
         let now = b.now;
         for (k, it) in b.items.iter().enumerate() {
@@ -895,7 +936,7 @@ impl SideCore {
                 spec: b.item_specs.get(k).and_then(Option::as_ref),
                 quote: b.quotes.get(k).copied().flatten(),
                 free_margin: b.acc.map(|a| a.free_margin),
-                halt: self.risk.halt(),
+                halt,
                 connected: b.connected,
                 closed: b.closed.get(k).copied().flatten(),
             };
@@ -1118,6 +1159,12 @@ impl SideCore {
             return;
         };
         let (coid, key) = (o.req.client_order_id.clone(), o.key.clone());
+        if o.op == Op::Open
+            && matches!(exec, Exec::Filled { .. })
+            && let Some(g) = &mut self.guard
+        {
+            g.on_open(b.now.saturating_mul(1000));
+        }
         let (result, pid, price, vol, code) = match &exec {
             Exec::Filled {
                 position_id,

@@ -1,0 +1,287 @@
+//! A person's commands to the running executor (`oracle halt [--flatten]`, `oracle flatten
+//! SYMBOL|all`, `oracle resume`) and the guard's status (`oracle status`), sans-IO.
+//!
+//! The shell's operator channel parses a command into an [`OperatorCommand`] and hands it to
+//! [`ExecutorCore::handle_operator`] with its origin (who asked, over what): the answer is one line
+//! saying what was done (`Ok`) or why it was refused (`Err`). Every command, done or refused, is
+//! journaled on each side present ([`Record::Operator`], synced) with its origin, so a restart
+//! sees a halt in force. The closes a command asks for come out of each side's
+//! [`SideCore::poll_action`] like a batch's orders (intents journaled and synced before the
+//! wire): the shell drives each side after the command as it does after a batch.
+//!
+//! - `Halt { flatten }`: entries are refused on every side (reason `HALTED_OPERATOR`), exits go
+//!   on; with `flatten`, every position is closed too. Ends only by `Resume`.
+//! - `Flatten { symbol }`: closes every position (of `symbol`, or all), never refused by a halt;
+//!   each model then waits for its next transition (never chased). Does not halt.
+//! - `Resume`: lifts a person's halt and the prop-firm guard's (a maximum-loss halt ends only
+//!   so; a daily one also ends by itself at the next midnight).
+//!
+//! [`ExecutorCore::guard_status`] is the read-only view for `oracle status`: the halt and its
+//! reason, the headroom to each limit in money and percent, trading days, best-day share.
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{ExecutorCore, SideId};
+use crate::journal::Record;
+use crate::propfirm::Headroom;
+use crate::side::{SideAction, SideCore};
+
+/// A person's command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum OperatorCommand {
+    /// Refuse every entry until `Resume`; with `flatten`, close every position too.
+    Halt {
+        /// Close every position as well.
+        flatten: bool,
+    },
+    /// Close every position of `symbol` (`None`: all); exits are never refused.
+    Flatten {
+        /// The symbol (as in `executor_config.json`), or all.
+        symbol: Option<String>,
+    },
+    /// Lift a halt (a person's, or the guard's).
+    Resume,
+}
+
+impl std::fmt::Display for OperatorCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OperatorCommand::Halt { flatten: false } => write!(f, "halt"),
+            OperatorCommand::Halt { flatten: true } => write!(f, "halt --flatten"),
+            OperatorCommand::Flatten { symbol: Some(s) } => write!(f, "flatten {s}"),
+            OperatorCommand::Flatten { symbol: None } => write!(f, "flatten all"),
+            OperatorCommand::Resume => write!(f, "resume"),
+        }
+    }
+}
+
+/// A person's halt in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorHalt {
+    /// When (UTC ms).
+    pub at_ms: i64,
+    /// Who halted (the command's origin).
+    pub origin: String,
+}
+
+/// The halt in force on a side, as `oracle status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HaltStatus {
+    /// The ACK reason entries are refused with (`HALTED_DAILY_LOSS`, `HALTED_MAX_DRAWDOWN`,
+    /// `HALTED_OPERATOR`).
+    pub reason: String,
+    /// Since (UTC ms).
+    pub since_ms: i64,
+    /// Who: `guard`, `risk`, or the operator command's origin.
+    pub by: String,
+    /// When it ends by itself (UTC ms: the next midnight for a daily halt), `None`: only by
+    /// `oracle resume`.
+    pub ends_ms: Option<i64>,
+}
+
+/// The guard as `oracle status` shows it (the answering side: live, else paper).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardStatus {
+    /// `live` or `paper`.
+    pub side: String,
+    /// The `risk.preset` (`None`: the plain risk guard).
+    pub preset: Option<String>,
+    /// The halt in force (entries refused, exits go on).
+    pub halted: Option<HaltStatus>,
+    /// The last balance the guard saw.
+    pub balance: Option<f64>,
+    /// The last equity the guard saw (the broker's, or estimated from quotes since).
+    pub equity: Option<f64>,
+    /// Headroom to the daily loss limit (money, percent of the initial balance, share used).
+    pub daily: Option<Headroom>,
+    /// Headroom to the maximum loss limit.
+    pub max_loss: Option<Headroom>,
+    /// The share of a limit at which the guard closes everything and halts (0.8).
+    pub act_at_share: Option<f64>,
+    /// When the guard's day ends (UTC ms, the next midnight Europe/Prague).
+    pub next_day_start_ms: Option<i64>,
+    /// Trading days counted (days with a position opened).
+    pub trading_days: Option<u32>,
+    /// Trading days needed (0: no minimum).
+    pub min_trading_days: Option<u32>,
+    /// Best day's profit / total profit (`None` while the total is not positive).
+    pub best_day_share: Option<f64>,
+    /// The preset's largest best-day share.
+    pub best_day_max_share: Option<f64>,
+    /// Open positions on this side.
+    pub open_positions: usize,
+}
+
+fn side_name(id: SideId) -> &'static str {
+    match id {
+        SideId::Live => "live",
+        SideId::Paper => "paper",
+    }
+}
+
+impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
+    ExecutorCore<L, P>
+{
+    /// A person's command at `now_ms` (UTC ms) from `origin`: `Ok` = what was done, `Err` = why
+    /// it was refused. Journaled on each side with its origin; the closes it asks for come out
+    /// of each side's [`SideCore::poll_action`] (drive every side after this).
+    pub fn handle_operator(
+        &mut self,
+        now_ms: i64,
+        cmd: &OperatorCommand,
+        origin: &str,
+    ) -> Result<String, String> {
+        let sides = self.sides();
+        let res = if sides.is_empty() {
+            Err(format!(
+                "{cmd}: refused: no side (neither live nor paper) is running"
+            ))
+        } else {
+            self.apply_operator(now_ms, cmd, origin, &sides)
+        };
+        let (ok, result) = match &res {
+            Ok(s) => (true, s.clone()),
+            Err(s) => (false, s.clone()),
+        };
+        for id in sides {
+            if let Some(s) = self.side_mut(id) {
+                s.journal_now(Record::Operator {
+                    ts_ms: now_ms,
+                    origin: origin.to_string(),
+                    command: cmd.clone(),
+                    ok,
+                    result: result.clone(),
+                });
+            }
+        }
+        res
+    }
+
+    fn apply_operator(
+        &mut self,
+        now_ms: i64,
+        cmd: &OperatorCommand,
+        origin: &str,
+        sides: &[SideId],
+    ) -> Result<String, String> {
+        let cfg = self.cfg.clone();
+        let now = now_ms.div_euclid(1000);
+        match cmd {
+            OperatorCommand::Halt { flatten } => {
+                let mut parts = Vec::new();
+                for &id in sides {
+                    let Some(s) = self.side_mut(id) else { continue };
+                    if s.operator_halt.is_none() {
+                        s.operator_halt = Some(OperatorHalt {
+                            at_ms: now_ms,
+                            origin: origin.to_string(),
+                        });
+                    }
+                    let closing = if *flatten {
+                        s.start_flatten(now, None, &format!("{cmd} by {origin}"))
+                    } else {
+                        0
+                    };
+                    parts.push(if *flatten {
+                        format!("{}: halted, closing {closing} position(s)", side_name(id))
+                    } else {
+                        format!(
+                            "{}: halted ({} position(s) left open)",
+                            side_name(id),
+                            s.open_positions(None)
+                        )
+                    });
+                }
+                Ok(format!(
+                    "halted: entries refused (HALTED_OPERATOR) until oracle resume, exits go on; {}",
+                    parts.join("; ")
+                ))
+            }
+            OperatorCommand::Flatten { symbol } => {
+                if let Some(sym) = symbol {
+                    let held = sides.iter().any(|&id| {
+                        self.side(id)
+                            .is_some_and(|s| s.open_positions(Some(sym.as_str())) > 0)
+                    });
+                    if !cfg.symbols.contains_key(sym) && !held {
+                        return Err(format!(
+                            "{cmd}: refused: symbol {sym:?} is not in executor_config.json and no position is open on it"
+                        ));
+                    }
+                }
+                let mut parts = Vec::new();
+                for &id in sides {
+                    let Some(s) = self.side_mut(id) else { continue };
+                    let n = s.start_flatten(now, symbol.as_deref(), &format!("{cmd} by {origin}"));
+                    parts.push(format!("{}: closing {n} position(s)", side_name(id)));
+                }
+                Ok(format!("{cmd}: {}", parts.join("; ")))
+            }
+            OperatorCommand::Resume => {
+                let mut parts = Vec::new();
+                for &id in sides {
+                    let Some(s) = self.side_mut(id) else { continue };
+                    let lifted = s.resume(now_ms);
+                    if !lifted.is_empty() {
+                        parts.push(format!("{}: lifted {}", side_name(id), lifted.join(", ")));
+                    }
+                }
+                if parts.is_empty() {
+                    Err(format!("{cmd}: refused: nothing is halted"))
+                } else {
+                    Ok(format!(
+                        "resumed: entries allowed again; {}",
+                        parts.join("; ")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A quote (spot event) of `symbol` at `now_ms` (UTC ms), fed to each side: with a
+    /// `risk.preset`, a side with an open position on the symbol evaluates its guard, which may
+    /// halt and close every position (drive every side after this).
+    pub fn handle_quote(&mut self, now_ms: i64, symbol: &str, bid: f64, ask: f64) {
+        for id in self.sides() {
+            if let Some(s) = self.side_mut(id) {
+                s.handle_quote(now_ms, symbol, bid, ask);
+            }
+        }
+    }
+
+    /// The earliest end of a guard's day (UTC ms, the next midnight Europe/Prague): the shell
+    /// calls [`ExecutorCore::handle_guard_day_end`] then (converting to its timers' clock).
+    pub fn guard_day_deadline(&self) -> Option<i64> {
+        [SideId::Live, SideId::Paper]
+            .into_iter()
+            .filter_map(|id| self.side(id)?.guard.as_ref().map(|g| g.next_day_start()))
+            .min()
+    }
+
+    /// Midnight of the guards' day at `now_ms` (UTC ms): each side's guard closes its day (a
+    /// daily halt ends); journaled.
+    pub fn handle_guard_day_end(&mut self, now_ms: i64) {
+        for id in self.sides() {
+            if let Some(s) = self.side_mut(id) {
+                s.handle_guard_day_end(now_ms);
+            }
+        }
+    }
+
+    /// The guard as `oracle status` shows it, for the answering side (live, else paper);
+    /// `None` with no side.
+    pub fn guard_status(&self) -> Option<GuardStatus> {
+        let id = self.answering_id()?;
+        let s = self.side(id)?;
+        Some(s.guard_status(side_name(id)))
+    }
+}
+
+impl SideCore {
+    /// Queues a synced journal write of `record` (no answer; a failed write is logged by the
+    /// shell).
+    pub fn journal_now(&mut self, record: Record) {
+        self.push_action(SideAction::Journal { record, sync: true });
+    }
+}

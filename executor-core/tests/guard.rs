@@ -1,0 +1,651 @@
+//! The prop-firm guard and a person's commands in the executor core, with no runtime: a
+//! scripted book answers the side's actions on a plain integer clock (UTC), quotes move the
+//! equity between two bars, and the trace of actions is what the tests check.
+
+use std::collections::HashMap;
+
+use oracle_executor_core::broker::{OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::exec::ExecutorCore;
+use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::operator::OperatorCommand;
+use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::propfirm::{Guard, Preset, Rules};
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
+
+/// A bar open time (a Monday, 2021-03-01 00:00 UTC, 01:00 in Prague); bars are M15.
+const T0: i64 = 1_614_556_800;
+const M15: i64 = 900;
+/// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
+const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
+/// One lot of EURUSD in cTrader volume (cents of units): a pip's move is 10 money.
+const LOT: i64 = 10_000_000;
+
+fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
+    }
+}
+
+/// FTMO 2-Step on a 100 000 account: daily 5 000, maximum 10 000, acting at 80%.
+fn cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
+    }))
+    .expect("valid config")
+}
+
+/// A scripted book.
+struct Book {
+    trace: Vec<String>,
+    journal: Vec<u8>,
+    account: Account,
+    quote: (f64, f64),
+    next_position: u64,
+    submitted: Vec<String>,
+    /// Close orders the broker refuses.
+    refuse_closes: bool,
+}
+
+impl Book {
+    fn new() -> Self {
+        Book {
+            trace: Vec::new(),
+            journal: Vec::new(),
+            account: Account {
+                balance: 100_000.0,
+                equity: 100_000.0,
+                free_margin: 100_000.0,
+            },
+            quote: (1.1, 1.10002),
+            next_position: 100,
+            submitted: Vec::new(),
+            refuse_closes: false,
+        }
+    }
+
+    /// Does every action the side asks, feeding the answers back, until it waits for nothing.
+    fn drive(&mut self, core: &mut SideCore, now: i64) {
+        let mut wire: Vec<String> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                self.perform(core, now, a, &mut wire, &mut answers);
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            core.handle_order_outcome(now, &coid, r);
+        }
+    }
+
+    /// A batch of signals.
+    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
+        core.handle_signals(now, &cfg(), items);
+        self.drive(core, now);
+        let out = core.take_batch_result().expect("the batch completes");
+        // A flatten asked while the batch ran starts when it ends.
+        self.drive(core, now);
+        out
+    }
+
+    fn perform(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        a: SideAction,
+        wire: &mut Vec<String>,
+        answers: &mut Vec<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => {
+                self.trace.push("account".into());
+                core.handle_account(now, Some(self.account));
+            }
+            SideAction::AskSpec { symbol } => {
+                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
+            }
+            SideAction::AskMarket { symbols } => {
+                let q: Vec<Option<Quote>> = symbols
+                    .iter()
+                    .map(|_| {
+                        Some(Quote {
+                            bid: self.quote.0,
+                            ask: self.quote.1,
+                        })
+                    })
+                    .collect();
+                core.handle_market(&q, true);
+            }
+            SideAction::JournalIntents { records } => {
+                let coids: Vec<String> = records.iter().map(coid_of).collect();
+                self.journal
+                    .extend(encode_lines(&records).expect("encodable"));
+                self.trace.push(format!("sync {}", coids.join(",")));
+                core.handle_journaled(Ok(()));
+            }
+            SideAction::Journal { record, .. } => {
+                self.journal
+                    .extend(encode_lines(&[record]).expect("encodable"));
+            }
+            SideAction::Submit(o) => {
+                let coid = o.req.client_order_id.clone();
+                self.trace.push(format!("submit {coid}"));
+                self.submitted.push(coid.clone());
+                wire.push(coid);
+            }
+            SideAction::AskMargins { asks } => {
+                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
+                core.handle_margins(&m);
+            }
+            SideAction::AwaitAnswers => {
+                self.trace.push("await".into());
+                for c in std::mem::take(wire) {
+                    let r = if self.refuse_closes && !c.ends_with("-O") {
+                        OrderResult::Rejected {
+                            code: "MARKET_MOVED".into(),
+                            msg: "no".into(),
+                        }
+                    } else {
+                        self.next_position += 1;
+                        OrderResult::Filled {
+                            position_id: self.next_position,
+                            price: self.quote.0,
+                            volume: LOT,
+                        }
+                    };
+                    answers.push((c, r));
+                }
+            }
+            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        String::from_utf8(self.journal.clone())
+            .expect("utf-8")
+            .lines()
+            .map(|l| Record::from_line(l).expect("a record"))
+            .collect()
+    }
+}
+
+fn coid_of(r: &Record) -> String {
+    match r {
+        Record::Intent { coid, .. } => coid.clone(),
+        _ => String::new(),
+    }
+}
+
+fn key(tf: Timeframe) -> ModelKey {
+    ModelKey::new("EURUSD", tf)
+}
+
+/// Long one lot at 1.1.
+fn long_held(position_id: u64) -> ModelState {
+    ModelState {
+        target: Some(ActionName(Action::LongWeak)),
+        last_bt: Some(T0),
+        real: Some(RealPos {
+            position_id,
+            action: ActionName(Action::LongWeak),
+            volume: LOT,
+            price: 1.1,
+        }),
+        missed: false,
+    }
+}
+
+fn core_from(rep: &Replayed) -> SideCore {
+    let mut core = SideCore::new("live", &cfg(), rep);
+    for k in [key(Timeframe::M15), key(Timeframe::H1)] {
+        core.policy.handle_bar(&k, T0);
+        core.policy.handle_bar(&k, T0 + M15);
+    }
+    core
+}
+
+/// Two models (M15 and H1), each long one lot of EURUSD at 1.1.
+fn two_longs() -> SideCore {
+    let mut rep = Replayed::default();
+    rep.models.insert(key(Timeframe::M15), long_held(7));
+    rep.models.insert(key(Timeframe::H1), long_held(8));
+    core_from(&rep)
+}
+
+fn item(k: &ModelKey, target: Action, bt: i64) -> Item {
+    Item {
+        key: k.clone(),
+        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
+        target,
+        bt,
+    }
+}
+
+fn reason(out: &BatchResult) -> Option<String> {
+    out[0].2.as_ref().map(|r| r.code())
+}
+
+fn replay(book: &Book) -> Replayed {
+    Replayed::from_bytes(&book.journal)
+}
+
+#[test]
+fn a_floating_loss_between_two_bars_past_80_percent_closes_every_position_and_halts() {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    // The bar's account read: the guard starts (anchor 100 000, daily floor 95 000).
+    core.apply_risk(now, book.account);
+    book.drive(&mut core, now);
+    assert!(core.halt_now().is_none());
+    // Between two bars: 2 lots × 100 pips = −2 000 (40% of the daily allowance): nothing.
+    let v = core
+        .handle_quote((now + 10) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated: a position is open on EURUSD");
+    assert!((v.daily.money - 3_000.0).abs() < 1e-6, "{v:?}");
+    assert!(
+        v.act.is_none() && core.poll_action().is_none(),
+        "no order at 40%"
+    );
+    // A quote of a symbol without a position does not evaluate the guard.
+    assert!(
+        core.handle_quote((now + 15) * 1000, "GBPUSD", 0.5, 0.6)
+            .is_none()
+    );
+    // 2 lots × 210 pips = −4 200: 84% of the 5 000 allowance, past the 80% share.
+    let at = now + 20;
+    let v = core
+        .handle_quote(at * 1000, "EURUSD", 1.079, 1.07902)
+        .expect("evaluated");
+    assert_eq!(v.act.map(|l| l.code()), Some("HALTED_DAILY_LOSS"));
+    book.quote = (1.079, 1.07902);
+    book.drive(&mut core, at);
+    let (f1, f2) = (
+        format!("ot-EURUSD-H1-{at}-F"),
+        format!("ot-EURUSD-M15-{at}-F"),
+    );
+    let t = &book.trace;
+    assert_eq!(
+        t.as_slice(),
+        [
+            format!("sync {f1},{f2}"),
+            format!("submit {f1}"),
+            format!("submit {f2}"),
+            "await".to_string(),
+            "account".to_string()
+        ],
+        "every position closed, its intent synced first, then the account read: {t:?}"
+    );
+    assert_eq!(core.open_positions(None), 0, "flat");
+    for k in [key(Timeframe::M15), key(Timeframe::H1)] {
+        let st = &core.policy.models[&k];
+        assert!(
+            st.real.is_none() && st.missed,
+            "{k}: flat, waits for its next transition"
+        );
+    }
+    assert_eq!(
+        core.halt_now().map(|h| h.code()),
+        Some("HALTED_DAILY_LOSS"),
+        "halted"
+    );
+    // The halt and the flat models are in the journal.
+    let rep = replay(&book);
+    assert!(rep.guard.as_ref().and_then(|g| g.halted).is_some());
+    assert!(rep.models.values().all(|m| m.real.is_none()));
+    assert!(rep.pending.is_empty(), "every close has its outcome");
+}
+
+#[test]
+fn entries_are_refused_while_halted_and_exits_go_on() {
+    // A guard halted by the daily loss an hour ago (restored), with both models still long
+    // (their flatten was refused by the broker).
+    let now = T0 + M15 + 60;
+    let rules = Rules::from_risk(&cfg().risk).expect("a preset");
+    let mut g = Guard::new(rules, 100_000.0, (now - 3600) * 1000).expect("guard");
+    g.on_equity((now - 3600) * 1000, 100_000.0, 95_500.0)
+        .expect("update");
+    assert!(g.halted().is_some());
+    let mut rep = Replayed {
+        guard: Some(g.state().clone()),
+        ..Replayed::default()
+    };
+    rep.models.insert(key(Timeframe::M15), long_held(7));
+    let mut core = core_from(&rep);
+    let mut book = Book::new();
+    book.account.equity = 95_500.0;
+    book.refuse_closes = true;
+    let bt = T0 + M15;
+    let m = key(Timeframe::M15);
+    // A reversal: the exit goes out (and the guard's flatten after the batch), the entry is
+    // refused with the limit's code.
+    let out = book.run(&mut core, now, &[item(&m, Action::ShortWeak, bt)]);
+    assert_eq!(reason(&out).as_deref(), Some("BROKER_MARKET_MOVED"));
+    let close = format!("ot-EURUSD-M15-{bt}-C");
+    assert!(
+        book.submitted.contains(&close),
+        "the exit went out: {:?}",
+        book.trace
+    );
+    assert!(
+        book.submitted.contains(&format!("ot-EURUSD-M15-{now}-F")),
+        "the guard's flatten went out after the batch: {:?}",
+        book.trace
+    );
+    assert!(
+        !book.submitted.iter().any(|c| c.ends_with("-O")),
+        "no entry while halted: {:?}",
+        book.submitted
+    );
+    // The closes are filled now: the reversal's exit fills, its entry is refused.
+    book.refuse_closes = false;
+    book.submitted.clear();
+    let bt2 = bt + M15;
+    core.policy.handle_bar(&m, bt2);
+    let out = book.run(
+        &mut core,
+        bt2 + M15 + 2,
+        &[item(&m, Action::ShortStrong, bt2)],
+    );
+    assert!(
+        book.submitted.iter().any(|c| c.ends_with("-C")),
+        "the exit: {:?}",
+        book.submitted
+    );
+    assert_eq!(reason(&out).as_deref(), Some("HALTED_DAILY_LOSS"));
+    assert!(!book.submitted.iter().any(|c| c.ends_with("-O")));
+    assert_eq!(core.open_positions(None), 0);
+}
+
+#[test]
+fn a_daily_halt_ends_at_the_next_prague_midnight() {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    core.apply_risk(now, book.account);
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    book.drive(&mut core, now + 1);
+    assert_eq!(core.halt_now().map(|h| h.code()), Some("HALTED_DAILY_LOSS"));
+    let g = core.guard.as_ref().expect("guard");
+    assert_eq!(
+        g.next_day_start(),
+        PRAGUE_MIDNIGHT * 1000,
+        "23:00 UTC in winter"
+    );
+    // The flatten realised the loss: the account is 4 400 down.
+    book.account = Account {
+        balance: 95_600.0,
+        equity: 95_600.0,
+        free_margin: 95_600.0,
+    };
+    // A second before midnight: still halted; a fresh transition's entry is refused.
+    core.apply_risk(PRAGUE_MIDNIGHT - 1, book.account);
+    assert!(core.halt_now().is_some(), "halted until midnight");
+    let m = key(Timeframe::M15);
+    let bt = PRAGUE_MIDNIGHT - 2 * M15;
+    core.policy.handle_bar(&m, bt - M15);
+    core.policy.handle_bar(&m, bt);
+    if let Some(st) = core.policy.models.get_mut(&m) {
+        st.last_bt = Some(bt - M15);
+    }
+    let out = book.run(&mut core, bt + M15 + 2, &[item(&m, Action::ShortWeak, bt)]);
+    assert_eq!(
+        reason(&out).as_deref(),
+        Some("HALTED_DAILY_LOSS"),
+        "{out:?}"
+    );
+    // Midnight in Prague (the core's day-end input): the halt ends, the day's anchor is the
+    // balance then, and it is journaled.
+    assert!(core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000));
+    assert!(core.halt_now().is_none(), "the daily halt ends at midnight");
+    book.drive(&mut core, PRAGUE_MIDNIGHT);
+    let rep = replay(&book);
+    let st = rep.guard.expect("journaled");
+    assert_eq!(st.halted, None);
+    assert_eq!(st.day_anchor, Some(95_600.0));
+    assert_eq!(st.day_start_ms, PRAGUE_MIDNIGHT * 1000);
+    // The next transition enters.
+    let bt = bt + M15;
+    core.policy.handle_bar(&m, bt);
+    book.submitted.clear();
+    let out = book.run(&mut core, bt + M15 + 2, &[item(&m, Action::LongStrong, bt)]);
+    assert_eq!(reason(&out), None, "{out:?}");
+    assert!(
+        book.submitted.iter().any(|c| c.ends_with("-O")),
+        "{:?}",
+        book.trace
+    );
+}
+
+#[test]
+fn a_daily_halt_also_ends_at_the_first_account_read_after_midnight() {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    core.apply_risk(now, book.account);
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    // The broker's account once the flatten's closes filled: the loss realised. The side asks
+    // it right after the flatten, so the guard's balance at midnight is this one.
+    book.account.balance = 95_600.0;
+    book.account.equity = 95_600.0;
+    book.drive(&mut core, now + 1);
+    assert_eq!(
+        book.trace.last().map(String::as_str),
+        Some("account"),
+        "{:?}",
+        book.trace
+    );
+    assert!(core.halt_now().is_some());
+    core.apply_risk(PRAGUE_MIDNIGHT, book.account);
+    assert!(
+        core.halt_now().is_none(),
+        "lifted by the first read of the new day"
+    );
+}
+
+#[test]
+fn a_max_loss_halt_survives_a_restart_and_ends_only_by_resume() {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    core.apply_risk(now, book.account);
+    // 2 lots × 410 pips = −8 200: 82% of the maximum loss's 10 000 (and past the daily floor).
+    let v = core
+        .handle_quote((now + 5) * 1000, "EURUSD", 1.059, 1.05902)
+        .expect("evaluated");
+    assert_eq!(v.act.map(|l| l.code()), Some("HALTED_MAX_DRAWDOWN"));
+    book.drive(&mut core, now + 5);
+    assert_eq!(core.open_positions(None), 0, "flattened");
+    // Restart: the journal's replay brings the halt back.
+    let rep = replay(&book);
+    let mut core = core_from(&rep);
+    assert_eq!(
+        core.halt_now().map(|h| h.code()),
+        Some("HALTED_MAX_DRAWDOWN"),
+        "the halt survives the restart"
+    );
+    // Midnight does not end it, nor does an account back above the floors.
+    book.account = Account {
+        balance: 99_000.0,
+        equity: 99_000.0,
+        free_margin: 99_000.0,
+    };
+    core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000);
+    core.apply_risk(PRAGUE_MIDNIGHT + 60, book.account);
+    assert_eq!(
+        core.halt_now().map(|h| h.code()),
+        Some("HALTED_MAX_DRAWDOWN")
+    );
+    book.drive(&mut core, PRAGUE_MIDNIGHT + 60);
+    // A person resumes: lifted, journaled (a restart then is not halted).
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    let said = exec
+        .handle_operator(
+            (PRAGUE_MIDNIGHT + 120) * 1000,
+            &OperatorCommand::Resume,
+            "unix:alice",
+        )
+        .expect("resumed");
+    assert!(said.contains("HALTED_MAX_DRAWDOWN"), "{said}");
+    let core = exec.live.as_mut().expect("live");
+    assert!(core.halt_now().is_none());
+    book.drive(core, PRAGUE_MIDNIGHT + 120);
+    let rep = replay(&book);
+    assert_eq!(rep.guard.as_ref().and_then(|g| g.halted), None);
+    assert!(
+        core_from(&rep).halt_now().is_none(),
+        "a restart after resume"
+    );
+}
+
+#[test]
+fn an_operator_halt_refuses_entries_is_journaled_with_its_origin_and_survives_a_restart() {
+    let mut rep = Replayed::default();
+    rep.models.insert(key(Timeframe::M15), long_held(7));
+    let core = core_from(&rep);
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    let now = T0 + M15 + 60;
+    let said = exec
+        .handle_operator(
+            now * 1000,
+            &OperatorCommand::Halt { flatten: false },
+            "unix:alice",
+        )
+        .expect("halted");
+    assert!(
+        said.contains("HALTED_OPERATOR") && said.contains("1 position(s) left open"),
+        "{said}"
+    );
+    let mut book = Book::new();
+    let core = exec.live.as_mut().expect("live");
+    book.drive(core, now);
+    assert!(
+        book.submitted.is_empty(),
+        "a halt without --flatten closes nothing"
+    );
+    let recs = book.records();
+    assert!(
+        recs.iter().any(|r| matches!(r, Record::Operator { origin, ok: true, command: OperatorCommand::Halt { flatten: false }, .. } if origin == "unix:alice")),
+        "journaled with its origin: {recs:?}"
+    );
+    // A restart: still halted; a reversal's exit goes out, its entry is refused.
+    let mut rep = replay(&book);
+    assert!(rep.operator_halt.is_some(), "the replay has the halt");
+    rep.models.insert(key(Timeframe::M15), long_held(7));
+    let mut core = core_from(&rep);
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let out = book.run(&mut core, bt + M15 + 2, &[item(&m, Action::ShortWeak, bt)]);
+    assert_eq!(reason(&out).as_deref(), Some("HALTED_OPERATOR"), "{out:?}");
+    assert_eq!(book.submitted, vec![format!("ot-EURUSD-M15-{bt}-C")]);
+    // Resume: the next transition enters.
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    exec.handle_operator((now + 60) * 1000, &OperatorCommand::Resume, "unix:bob")
+        .expect("resumed");
+    let core = exec.live.as_mut().expect("live");
+    book.drive(core, now + 60);
+    let bt2 = bt + M15;
+    core.policy.handle_bar(&m, bt2);
+    book.submitted.clear();
+    let out = book.run(core, bt2 + M15 + 2, &[item(&m, Action::LongWeak, bt2)]);
+    assert_eq!(reason(&out), None);
+    assert_eq!(book.submitted, vec![format!("ot-EURUSD-M15-{bt2}-O")]);
+    // Nothing halted: a second resume is refused, and says so.
+    let err = exec
+        .handle_operator((now + 90) * 1000, &OperatorCommand::Resume, "unix:bob")
+        .expect_err("nothing to resume");
+    assert!(err.contains("nothing is halted"), "{err}");
+}
+
+#[test]
+fn flatten_closes_the_positions_through_poll_action_and_refuses_an_unknown_symbol() {
+    let core = two_longs();
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    let now = T0 + M15 + 60;
+    let err = exec
+        .handle_operator(
+            now * 1000,
+            &OperatorCommand::Flatten {
+                symbol: Some("XAUUSD".into()),
+            },
+            "unix:alice",
+        )
+        .expect_err("not a symbol of the config");
+    assert!(err.contains("\"XAUUSD\""), "names the symbol: {err}");
+    let said = exec
+        .handle_operator(
+            now * 1000,
+            &OperatorCommand::Flatten { symbol: None },
+            "unix:alice",
+        )
+        .expect("flattened");
+    assert!(said.contains("closing 2 position(s)"), "{said}");
+    let mut book = Book::new();
+    let core = exec.live.as_mut().expect("live");
+    book.drive(core, now);
+    assert_eq!(
+        book.submitted,
+        vec![
+            format!("ot-EURUSD-H1-{now}-F"),
+            format!("ot-EURUSD-M15-{now}-F")
+        ]
+    );
+    assert_eq!(core.open_positions(None), 0);
+    assert!(core.halt_now().is_none(), "a flatten does not halt");
+    let recs = book.records();
+    let ops: Vec<bool> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Operator { ok, .. } => Some(*ok),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        vec![false, true],
+        "the refused command is journaled too"
+    );
+    let st = exec.guard_status().expect("a side");
+    assert_eq!(st.preset.as_deref(), Some("ftmo-2step"));
+    assert_eq!(st.open_positions, 0);
+}
+
+#[test]
+fn the_status_shows_the_headroom_to_each_limit_in_money_and_percent() {
+    let core = two_longs();
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    let now = T0 + M15 + 60;
+    let acc = Account {
+        balance: 100_000.0,
+        equity: 100_000.0,
+        free_margin: 100_000.0,
+    };
+    exec.live.as_mut().expect("live").apply_risk(now, acc);
+    exec.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002);
+    let st = exec.guard_status().expect("status");
+    let d = st.daily.expect("daily");
+    assert!((d.money - 3_000.0).abs() < 1e-6 && (d.pct_of_initial - 3.0).abs() < 1e-9);
+    assert!((d.share_used - 0.4).abs() < 1e-9);
+    let m = st.max_loss.expect("max");
+    assert!((m.money - 8_000.0).abs() < 1e-6 && (m.pct_of_initial - 8.0).abs() < 1e-9);
+    assert_eq!(st.equity, Some(98_000.0));
+    assert_eq!(st.trading_days, Some(0));
+    assert_eq!(st.min_trading_days, Some(4));
+    assert_eq!(st.next_day_start_ms, Some(PRAGUE_MIDNIGHT * 1000));
+    assert!(st.halted.is_none());
+    let _ = Preset::Ftmo2Step;
+}
