@@ -50,10 +50,31 @@ pub struct DoctorArgs {
     /// Largest clock offset accepted, milliseconds (the seed's requirement: 10).
     #[arg(long, default_value_t = 10.0)]
     pub max_offset_ms: f64,
-    /// Broker endpoint HOST:PORT to reach with a TLS handshake (without it the check says SKIP;
-    /// cTrader: live.ctraderapi.com:5035 or demo.ctraderapi.com:5035).
+    /// The broker: HOST:PORT, `live`, `demo`, or `auto` (the account's host by its `isLive`, as
+    /// the executor's `--broker auto`). A TLS handshake, then, when the secrets hold the
+    /// application's credentials, a login as the executor's: application auth, the account
+    /// (granted, of the host's kind, authorized), every enabled symbol at the broker, the access
+    /// token's expiry and days left. Without it the checks say SKIP.
     #[arg(long)]
     pub broker: Option<String>,
+    /// The cTrader token file the executor starts on [default: `tokens/ctrader-token.json` in
+    /// the first --state folder]; the newest pair (it or the secrets') is the one checked.
+    #[arg(long, value_name = "FILE")]
+    pub ctrader_token_file: Option<PathBuf>,
+    /// The live host `--broker live|auto` means.
+    #[arg(
+        long,
+        default_value = "live.ctraderapi.com:5035",
+        value_name = "HOST:PORT"
+    )]
+    pub live_host: String,
+    /// The demo host `--broker demo|auto` means (`auto` reads the account list there).
+    #[arg(
+        long,
+        default_value = "demo.ctraderapi.com:5035",
+        value_name = "HOST:PORT"
+    )]
+    pub demo_host: String,
     /// CA (PEM) to trust for `--broker` instead of the public roots (e.g. the simulator's).
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -96,7 +117,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(name: &str, detail: impl Into<String>) -> Self {
         Self {
             status: Status::Ok,
             name: name.into(),
@@ -104,7 +125,7 @@ impl Check {
             fix: String::new(),
         }
     }
-    fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Warn,
             name: name.into(),
@@ -112,7 +133,7 @@ impl Check {
             fix: fix.into(),
         }
     }
-    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Fail,
             name: name.into(),
@@ -120,7 +141,7 @@ impl Check {
             fix: fix.into(),
         }
     }
-    fn skip(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn skip(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: Status::Skip,
             name: name.into(),
@@ -822,17 +843,175 @@ pub fn checks(args: &DoctorArgs) -> Vec<Check> {
         out.push(check_disk(d, args.min_free_mb));
     }
     match &args.broker {
-        Some(b) => out.push(check_broker(
-            b,
-            args.ca.as_deref(),
-            Duration::from_millis(args.timeout_ms),
-        )),
+        Some(b) => out.extend(broker_checks(args, b)),
         None => out.push(Check::skip(
             "broker",
             "not checked (no --broker)",
             "pass --broker HOST:PORT (cTrader: live.ctraderapi.com:5035 or demo.ctraderapi.com:5035)",
         )),
     }
+    out
+}
+
+/// The cTrader token file doctor checks: `--ctrader-token-file`, else the one in the first
+/// `--state` folder (the executor's, in the deploy kit).
+pub fn ctrader_token_file(args: &DoctorArgs) -> PathBuf {
+    args.ctrader_token_file.clone().unwrap_or_else(|| {
+        oracle_ctrader::tokenfile::path_in(
+            args.state
+                .first()
+                .map_or(Path::new("state"), PathBuf::as_path),
+        )
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `--broker`: the TLS handshake, then the login lines and the token line (see
+/// [`crate::login`]).
+fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
+    use crate::login;
+    use oracle_executor::secrets::SecretsFile;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let mut out = Vec::new();
+    let secrets = SecretsFile::read(&args.secrets).ok();
+    let get = |k: &str| {
+        secrets
+            .as_ref()
+            .and_then(|f| f.ctrader(k))
+            .map(str::to_string)
+    };
+    let token_file = ctrader_token_file(args);
+    let stored = oracle_ctrader::tokenfile::load(&token_file);
+    let secrets_pair = get("ACCESS_TOKEN").is_some() && get("REFRESH_TOKEN").is_some();
+    let access = match &stored {
+        Ok(Some(p)) => Some(p.access_token.expose().to_string()),
+        _ => get("ACCESS_TOKEN"),
+    };
+    let account_id = secrets.as_ref().and_then(|f| {
+        oracle_executor::secrets::account_id(None, Some(f), &|k| std::env::var(k).ok())
+            .ok()
+            .flatten()
+    });
+    let app = get("CLIENT_ID").zip(get("CLIENT_SECRET"));
+    let tls = tls_config(args.ca.as_deref());
+    // The endpoint, and the kind of host it is.
+    let (endpoint, host_is_live) = match broker {
+        "live" => (args.live_host.clone(), Some(true)),
+        "demo" => (args.demo_host.clone(), Some(false)),
+        "auto" => {
+            let (Some((id, secret)), Some(access), Some(account), Ok(tls)) =
+                (&app, &access, account_id, &tls)
+            else {
+                out.push(Check::fail(
+                    "broker-host",
+                    "--broker auto needs the application's credentials, an access token and the account id (secrets file or token file)",
+                    "fill CTRADER_CLIENT_ID, CTRADER_CLIENT_SECRET and ORACLE_CTRADER_ACCOUNT_ID in the secrets file and run `oracle auth`, or pass --broker HOST:PORT",
+                ));
+                return out;
+            };
+            match login::account_is_live(
+                &args.demo_host,
+                tls.clone(),
+                id,
+                secret,
+                access,
+                account,
+                timeout,
+            ) {
+                Ok(live) => {
+                    let ep = if live {
+                        &args.live_host
+                    } else {
+                        &args.demo_host
+                    };
+                    out.push(Check::ok(
+                        "broker-host",
+                        format!(
+                            "auto: account {account} is a {} account (isLive, read at {}): {ep}",
+                            if live { "live" } else { "demo" },
+                            args.demo_host
+                        ),
+                    ));
+                    (ep.clone(), Some(live))
+                }
+                Err(e) => {
+                    out.push(Check::fail(
+                        "broker-host",
+                        format!("auto: the account's kind could not be read: {e}"),
+                        "fix the credentials (the lines below say which), or pass --broker HOST:PORT",
+                    ));
+                    return out;
+                }
+            }
+        }
+        other => (
+            other.to_string(),
+            other
+                .rsplit_once(':')
+                .and_then(|(h, _)| oracle_ctrader::accounts::host_is_live(h)),
+        ),
+    };
+    let tls_line = check_broker(&endpoint, args.ca.as_deref(), timeout);
+    let tls_ok = tls_line.status == Status::Ok;
+    out.push(tls_line);
+    let Some((id, secret)) = app else {
+        out.push(Check::skip(
+            "broker-login",
+            format!(
+                "not checked: no CTRADER_CLIENT_ID / CTRADER_CLIENT_SECRET in {} (paper mode needs none)",
+                args.secrets.display()
+            ),
+            "set the application's credentials in the secrets file",
+        ));
+        return out;
+    };
+    out.push(match &stored {
+        Ok(s) => login::check_token(s.as_ref(), &token_file, secrets_pair, now_ms()),
+        Err(e) => Check::fail(
+            "broker-token",
+            e.clone(),
+            format!(
+                "chown oracle {} && chmod 0600 it (or remove it and run `oracle auth`)",
+                token_file.display()
+            ),
+        ),
+    });
+    let (Some(access), true, Ok(tls)) = (access, tls_ok, tls) else {
+        out.push(Check::skip(
+            "broker-login",
+            "not checked (no access token, or the TLS handshake failed)",
+            "fix the lines above",
+        ));
+        return out;
+    };
+    let symbols: Vec<String> = std::fs::read(&args.config)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| oracle_executor::config::from_value(&v).ok())
+        .map(|cfg| {
+            cfg.symbols
+                .iter()
+                .filter(|(_, c)| c.enabled)
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.extend(login::check_login(&login::Login {
+        endpoint: &endpoint,
+        host_is_live,
+        tls,
+        client_id: &id,
+        client_secret: &secret,
+        access_token: &access,
+        account_id,
+        symbols,
+        timeout,
+    }));
     out
 }
 

@@ -233,6 +233,9 @@ fn whole_run_exit_code_follows_fail_lines() {
         min_free_mb: 1,
         max_offset_ms: 10.0,
         broker: None,
+        ctrader_token_file: None,
+        live_host: "live.ctraderapi.com:5035".into(),
+        demo_host: "demo.ctraderapi.com:5035".into(),
         ca: None,
         timeout_ms: 1000,
         skip_clock: true,
@@ -260,6 +263,9 @@ fn doctor_args(d: &Path, config: PathBuf, secrets: PathBuf) -> doctor::DoctorArg
         min_free_mb: 1,
         max_offset_ms: 10.0,
         broker: None,
+        ctrader_token_file: None,
+        live_host: "live.ctraderapi.com:5035".into(),
+        demo_host: "demo.ctraderapi.com:5035".into(),
         ca: None,
         timeout_ms: 1000,
         skip_clock: true,
@@ -546,4 +552,263 @@ fn a_models_line_gives_its_out_of_sample_figures_or_says_it_records_none() {
         "out-of-sample (test split, 2024-03-01T00:00:00Z to 2024-06-28T20:00:00Z, 812 bars \
          decided): return 3.46%, Sharpe 1.23, max drawdown 2.50%, profit factor n/a, 41 trades"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// doctor --broker: the login over the simulator (TLS)
+
+use oracle_sim::config::{
+    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+};
+
+/// A simulator with `symbols`, its one account live or demo; the runtime holding it.
+fn sim_with(symbols: &[&str], live: bool) -> (tokio::runtime::Runtime, oracle_sim::SimHandle) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cfg = oracle_sim::SimConfig::default();
+    for s in symbols {
+        cfg.symbols.push(oracle_sim::symbols::synthetic(
+            s,
+            oracle_sim::bars::Period::M15,
+            600,
+            1_704_067_200_000,
+            1,
+        ));
+    }
+    for a in &mut cfg.broker.accounts {
+        a.is_live = live;
+    }
+    let sim = rt.block_on(oracle_sim::spawn(cfg)).expect("sim");
+    (rt, sim)
+}
+
+/// A deployment folder for the simulator: config with `enabled`, secrets (client id and secret
+/// `secret`, account id, the sim's pair), CA, state folder; doctor's arguments with `--broker`.
+fn broker_deployment(
+    tag: &str,
+    sim: &oracle_sim::SimHandle,
+    enabled: &[&str],
+    client_secret: &str,
+    account: i64,
+) -> (PathBuf, doctor::DoctorArgs) {
+    let d = tmpdir(tag);
+    let cfg = d.join("executor_config.json");
+    let entries: Vec<String> = enabled
+        .iter()
+        .map(|s| {
+            format!(
+                r#""{s}": {{"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&cfg, format!("{{{}}}", entries.join(", "))).expect("write");
+    let secrets = d.join("secrets.env");
+    write_mode(
+        &secrets,
+        &format!(
+            "ORACLE_IPC_TOKEN=abc\nORACLE_CTRADER_CLIENT_ID={DEFAULT_CLIENT_ID}\nORACLE_CTRADER_CLIENT_SECRET={client_secret}\nORACLE_CTRADER_ACCESS_TOKEN={DEFAULT_ACCESS_TOKEN}\nORACLE_CTRADER_REFRESH_TOKEN={DEFAULT_REFRESH_TOKEN}\nORACLE_CTRADER_ACCOUNT_ID={account}\n"
+        ),
+        0o600,
+    );
+    let ca = d.join("ca.pem");
+    std::fs::write(&ca, &sim.ca_pem).expect("ca");
+    let state = d.join("state");
+    std::fs::create_dir_all(&state).expect("state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    let mut args = doctor_args(&d, cfg, secrets);
+    args.state = vec![state];
+    args.broker = Some(sim.addr.to_string());
+    args.ca = Some(ca);
+    args.timeout_ms = 5000;
+    (d, args)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+fn line(lines: &[doctor::Check], name: &str) -> doctor::Check {
+    lines
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} line: {lines:#?}"))
+        .clone()
+}
+
+#[test]
+fn doctor_broker_logs_in_checks_the_symbols_and_says_the_token_days_left_over_the_simulator() {
+    let (rt, sim) = sim_with(&["EURUSD", "XAUUSD"], false);
+    let (d, args) = broker_deployment(
+        "login-ok",
+        &sim,
+        &["EURUSD", "XAUUSD"],
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_ACCOUNT_ID,
+    );
+    // The token file the executor starts on: the sim's pair, 12.5 days left.
+    let pair = oracle_ctrader::tokenfile::TokenPair {
+        access_token: oracle_ctrader::Secret::new(DEFAULT_ACCESS_TOKEN),
+        refresh_token: oracle_ctrader::Secret::new(DEFAULT_REFRESH_TOKEN),
+        obtained_at_ms: now_ms() - 1000,
+        expires_at_ms: now_ms() + 12 * 86_400_000 + 43_200_000,
+    };
+    let tokens = doctor::ctrader_token_file(&args);
+    oracle_ctrader::tokenfile::prepare_folder(&tokens).expect("tokens folder");
+    oracle_ctrader::tokenfile::store(&tokens, &pair).expect("store");
+    let lines = doctor::checks(&args);
+    for name in [
+        "broker",
+        "broker-app",
+        "broker-account",
+        "broker-symbols",
+        "broker-token",
+    ] {
+        let c = line(&lines, name);
+        assert_eq!(c.status, Status::Ok, "{c}");
+    }
+    let acc = line(&lines, "broker-account").to_string();
+    assert!(
+        acc.contains(&format!("account {DEFAULT_ACCOUNT_ID} authorized"))
+            && acc.contains("a demo account"),
+        "{acc}"
+    );
+    let tok = line(&lines, "broker-token").to_string();
+    assert!(tok.contains("12 days left"), "{tok}");
+    // No secret on any line.
+    let all: String = lines.iter().map(|c| c.to_string()).collect();
+    for secret in [
+        DEFAULT_ACCESS_TOKEN,
+        DEFAULT_REFRESH_TOKEN,
+        DEFAULT_CLIENT_SECRET,
+    ] {
+        assert!(!all.contains(secret), "a secret printed: {all}");
+    }
+    rt.block_on(sim.shutdown());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn doctor_broker_names_the_failing_step_with_its_fix() {
+    let (rt, sim) = sim_with(&["EURUSD", "US500.cash"], false);
+    // A wrong client secret: application auth fails, the steps after it say SKIP.
+    let (d, args) = broker_deployment(
+        "login-app",
+        &sim,
+        &["EURUSD"],
+        "not-the-secret",
+        DEFAULT_ACCOUNT_ID,
+    );
+    let lines = doctor::checks(&args);
+    let app = line(&lines, "broker-app");
+    assert_eq!(app.status, Status::Fail, "{app}");
+    assert!(app.fix.contains("CTRADER_CLIENT_SECRET"), "{app}");
+    assert_eq!(line(&lines, "broker-account").status, Status::Skip);
+    assert_eq!(line(&lines, "broker-symbols").status, Status::Skip);
+    // No token file: the secrets' pair, expiry unknown (WARN, not FAIL).
+    let tok = line(&lines, "broker-token");
+    assert_eq!(tok.status, Status::Warn, "{tok}");
+    assert!(tok.fix.contains("oracle auth"), "{tok}");
+    let _ = std::fs::remove_dir_all(&d);
+
+    // An account the token does not grant: named, with the granted ones.
+    let (d, args) = broker_deployment(
+        "login-account",
+        &sim,
+        &["EURUSD"],
+        DEFAULT_CLIENT_SECRET,
+        4242,
+    );
+    let lines = doctor::checks(&args);
+    assert_eq!(line(&lines, "broker-app").status, Status::Ok);
+    let acc = line(&lines, "broker-account");
+    assert_eq!(acc.status, Status::Fail, "{acc}");
+    assert!(
+        acc.detail.contains("account 4242 is not among")
+            && acc.detail.contains(&format!("{DEFAULT_ACCOUNT_ID} demo")),
+        "{acc}"
+    );
+    assert!(acc.fix.contains("oracle accounts"), "{acc}");
+    let _ = std::fs::remove_dir_all(&d);
+
+    // FTMO's index names: `US500` is not at the broker, `US500.cash` is named as the close one.
+    let (d, args) = broker_deployment(
+        "login-symbols",
+        &sim,
+        &["EURUSD", "US500"],
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_ACCOUNT_ID,
+    );
+    let lines = doctor::checks(&args);
+    assert_eq!(line(&lines, "broker-account").status, Status::Ok);
+    let sym = line(&lines, "broker-symbols");
+    assert_eq!(sym.status, Status::Fail, "{sym}");
+    assert!(
+        sym.detail
+            .to_ascii_lowercase()
+            .contains("us500 (close: us500.cash)")
+            && !sym.detail.contains("EURUSD"),
+        "{sym}"
+    );
+    assert!(sym.fix.contains("broker_symbol"), "{sym}");
+    let _ = std::fs::remove_dir_all(&d);
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn doctor_broker_refuses_a_live_account_on_the_demo_host_naming_the_live_host_and_auto_picks_it() {
+    let (rt, sim) = sim_with(&["EURUSD"], true);
+    let (d, args) = broker_deployment(
+        "login-live",
+        &sim,
+        &["EURUSD"],
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_ACCOUNT_ID,
+    );
+    // The simulator standing in for the demo host (`--broker demo` with --demo-host at it).
+    let mut demo = args.clone();
+    demo.broker = Some("demo".into());
+    demo.demo_host = sim.addr.to_string();
+    let lines = doctor::checks(&demo);
+    let acc = line(&lines, "broker-account");
+    assert_eq!(acc.status, Status::Fail, "{acc}");
+    assert!(
+        acc.detail.contains("is a live account") && acc.detail.contains("demo host"),
+        "{acc}"
+    );
+    assert!(
+        acc.fix.contains("--broker live.ctraderapi.com:5035"),
+        "{acc}"
+    );
+    // `--broker auto`: the account list (read at the demo host) says live: the live host.
+    let mut auto = args.clone();
+    auto.broker = Some("auto".into());
+    auto.demo_host = sim.addr.to_string();
+    auto.live_host = format!("localhost:{}", sim.addr.port());
+    let lines = doctor::checks(&auto);
+    let host = line(&lines, "broker-host");
+    assert_eq!(host.status, Status::Ok, "{host}");
+    assert!(
+        host.detail.contains("is a live account")
+            && host
+                .detail
+                .ends_with(&format!("localhost:{}", sim.addr.port())),
+        "{host}"
+    );
+    for name in ["broker", "broker-app", "broker-account", "broker-symbols"] {
+        let c = line(&lines, name);
+        assert_eq!(c.status, Status::Ok, "{c}");
+    }
+    assert!(
+        line(&lines, "broker").detail.starts_with("localhost:"),
+        "{lines:#?}"
+    );
+    rt.block_on(sim.shutdown());
+    let _ = std::fs::remove_dir_all(&d);
 }
