@@ -109,8 +109,9 @@ fn load_with(
             });
         }
     };
-    // Validate what the user wrote first: never rewrite a file we would refuse.
-    from_value(&doc).map_err(|errors| ConfigError::Keys {
+    // Validate what the user wrote first: never rewrite a file we would refuse. The shell's
+    // sections (`alerts`, `metrics`: crate::alerting) are not symbols.
+    from_value(&symbols_and_risk(&doc)).map_err(|errors| ConfigError::Keys {
         path: path.into(),
         errors,
     })?;
@@ -126,11 +127,25 @@ fn load_with(
             source,
         })?;
     }
-    let cfg = from_value(&doc).map_err(|errors| ConfigError::Keys {
+    let cfg = from_value(&symbols_and_risk(&doc)).map_err(|errors| ConfigError::Keys {
         path: path.into(),
         errors,
     })?;
     Ok((cfg, added))
+}
+
+/// The document without the shell's own sections ([`crate::alerting::SECTIONS`]: `alerts`,
+/// `metrics`), which the core would take for symbols.
+pub fn symbols_and_risk(doc: &Value) -> Value {
+    match doc {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !crate::alerting::SECTIONS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// A model found in the models folder.

@@ -15,6 +15,7 @@
 //! `order_result`, `refusal` with its reason, `ack`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use oracle_ipc::{Action, ErrCode, Iso, Signal, Timeframe};
 use tracing::{info, warn};
@@ -26,6 +27,7 @@ use oracle_executor_core::exec::{
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
 use oracle_executor_core::side::{SideAction, SideCore};
 
+use crate::alerting::Telemetry;
 use crate::broker::{Broker, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
@@ -49,6 +51,8 @@ pub struct Side<B> {
     /// The book.
     pub broker: B,
     journal: Option<Journal>,
+    /// Orders counted and timed ([`Engine::set_telemetry`]).
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl<B> std::ops::Deref for Side<B> {
@@ -80,6 +84,7 @@ impl<B: Broker> Side<B> {
             core: SideCore::new(name, cfg, &rep),
             broker,
             journal,
+            telemetry: None,
         }
     }
 
@@ -209,6 +214,9 @@ impl<B: Broker> Side<B> {
                 info!(target: DECISION, side = self.core.name, event = "order_sent", model = %o.key, op = ?o.op,
                     coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
                     slippage_points = req.slippage_points, batch = o.batch, "order sent");
+                if let Some(t) = &self.telemetry {
+                    t.metrics.order_sent(self.core.name);
+                }
                 let t = match o.op {
                     Op::Open => self.broker.submit_open(req).await,
                     Op::Close => {
@@ -335,6 +343,8 @@ pub struct Engine<B> {
     /// The decisions: both sides (each a core, a broker and a journal), the answers.
     pub core: ExecutorCore<Side<B>, Side<PaperBook>>,
     drift: Option<DriftLedger>,
+    /// Metrics and alerts ([`Engine::set_telemetry`]; none in tests that do not ask).
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl<B> std::ops::Deref for Engine<B> {
@@ -454,6 +464,9 @@ impl<B: Broker> Engine<B> {
     /// writes the `NO_SIGNAL` rows the core says are due
     /// ([`ExecutorCore::handle_bar_streamed`]).
     pub fn bar_streamed(&mut self, key: &ModelKey, bt: i64) {
+        if let Some(t) = &self.telemetry {
+            t.metrics.bar_out();
+        }
         let ledger = self.drift.is_some();
         for a in self.core.handle_bar_streamed(key, bt, ledger) {
             if let BarAction::LedgerRow { key, bt } = a {
@@ -480,7 +493,25 @@ impl<B: Broker> Engine<B> {
         Engine {
             core: ExecutorCore::new(cfg, live, paper, acks),
             drift,
+            telemetry: None,
         }
+    }
+
+    /// Counts bars, signals, orders and refusals into `t`'s metrics and tells its alerts of each
+    /// refusal (after the batch is answered: never on the order path).
+    pub fn set_telemetry(&mut self, t: Arc<Telemetry>) {
+        if let Some(l) = &mut self.core.live {
+            l.telemetry = Some(t.clone());
+        }
+        if let Some(p) = &mut self.core.paper {
+            p.telemetry = Some(t.clone());
+        }
+        self.telemetry = Some(t);
+    }
+
+    /// The telemetry set, if any.
+    pub fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
     }
 
     /// ACK lines remembered, over all models (tests: memory stays flat over a long run).
@@ -549,6 +580,9 @@ impl<B: Broker> Engine<B> {
     /// journaled, the margins prefetched.
     pub async fn on_signals(&mut self, now: i64, signals: &[Signal<'_>]) -> Vec<SignalAnswer> {
         self.core.handle_signals(signals.len());
+        if let Some(t) = &self.telemetry {
+            t.metrics.signals_in(signals.len());
+        }
         while let Some(a) = self.core.poll_action(now, signals) {
             match a {
                 ExecAction::RunBatch { items, sides } => {
@@ -562,7 +596,8 @@ impl<B: Broker> Engine<B> {
                 }
             }
         }
-        self.core
+        let answers: Vec<SignalAnswer> = self
+            .core
             .take_replies(signals)
             .into_iter()
             .map(|r| match r {
@@ -572,7 +607,11 @@ impl<B: Broker> Engine<B> {
                     duplicate: false,
                 },
             })
-            .collect()
+            .collect();
+        if let Some(t) = &self.telemetry {
+            crate::alerting::after_batch(t, &self.core, signals, &answers);
+        }
+        answers
     }
 
     /// Runs a batch on the sides the core names (live first, latency; then the paper book) and

@@ -12,11 +12,14 @@
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
 //! - [`secrets`]: the secrets file (name, mode rule, keys) shared with `oracle doctor`;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
+//! - [`alerting`] / [`metrics`]: the operator's alerts (Telegram, webhook) and the loopback
+//!   Prometheus endpoint;
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
 //! **Architecture invariant:** only `broker` implementations know the wire protocol; the
 //! decisions (`oracle-executor-core`) never read a clock nor do I/O: this crate does it for them.
 
+pub mod alerting;
 pub mod broker;
 pub mod config;
 pub mod drift;
@@ -25,6 +28,7 @@ pub mod failpoint;
 pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod metrics;
 pub mod paper;
 pub mod secrets;
 pub mod server;

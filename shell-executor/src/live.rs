@@ -178,6 +178,9 @@ type WireQuote = (Option<u64>, Option<u64>);
 #[derive(Default)]
 struct Shared {
     up: AtomicBool,
+    /// Alerts and metrics ([`LiveBroker::set_telemetry`]): the event task tells them of a
+    /// loss, a reconnect, a refresh and an authentication failure.
+    telemetry: std::sync::OnceLock<Arc<crate::alerting::Telemetry>>,
     /// Latest server time seen on a spot (Unix ms), 0 before the first.
     server_ms: std::sync::atomic::AtomicI64,
     /// symbol id → (bid, ask) in wire units.
@@ -477,11 +480,17 @@ async fn event_task(
         match ev {
             Event::Ready => {
                 shared.up.store(true, Ordering::SeqCst);
+                if let Some(t) = shared.telemetry.get() {
+                    t.broker_up(utc_ms() / 1000);
+                }
                 info!("broker session ready again");
                 forward(&tx, &mut open, Feed::Reconnected).await;
             }
             Event::Disconnected { reason, .. } => {
                 shared.up.store(false, Ordering::SeqCst);
+                if let Some(t) = shared.telemetry.get() {
+                    t.broker_down(utc_ms() / 1000);
+                }
                 warn!(
                     ?reason,
                     "broker session lost: entries refused until it is back, exits retried"
@@ -495,6 +504,9 @@ async fn event_task(
                     Some(d) => format!("{code} ({d})"),
                     None => code.to_string(),
                 };
+                if let Some(t) = shared.telemetry.get() {
+                    t.auth_failed_for_good(&why, crate::alerting::STOP_GRACE);
+                }
                 tracing::error!("{}", AuthStop(why));
                 std::process::exit(i32::from(EXIT_AUTH_STOP));
             }
@@ -503,6 +515,9 @@ async fn event_task(
                 refresh_token,
                 expires_in,
             } => {
+                if let Some(t) = shared.telemetry.get() {
+                    t.metrics.token_refreshed();
+                }
                 if let Some(path) = &token_file {
                     // A failed store fails the session: AuthFailed follows, and the stop.
                     let _ = store_refreshed(&client, path, access_token, refresh_token, expires_in)
@@ -663,6 +678,12 @@ fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) -> bool {
 }
 
 impl LiveBroker {
+    /// The event task tells `t` of a loss, a reconnect, a token refresh and an authentication
+    /// failed for good (then the process stops).
+    pub fn set_telemetry(&self, t: Arc<crate::alerting::Telemetry>) {
+        let _ = self.shared.telemetry.set(t);
+    }
+
     /// The executor's clock for this session.
     ///
     /// Outside pacing: the system clock (a replay rebased to now, or the real broker, runs on

@@ -444,6 +444,14 @@ async fn signals<B: Broker>(
         valid.push(s);
         at.push(i);
     }
+    if let Some(t) = engine.telemetry() {
+        // The refusals before the engine (malformed, unknown symbol, model or bar).
+        for (line, o) in lines.iter().zip(&out) {
+            if let Some(o) = o {
+                t.answered(&line.split('|').nth(1).unwrap_or("?"), o);
+            }
+        }
+    }
     if !valid.is_empty() {
         let answers = engine.on_signals(clock(), &valid).await;
         for (i, a) in at.into_iter().zip(answers) {
@@ -633,6 +641,22 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<BarData>> {
 /// Runs the executor until Ctrl-C: live over `oracle-ctrader`'s driver (feature `live`), or with
 /// `--paper` the whole policy against the paper book alone.
 pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
+    if rc.check_only {
+        // The shell's own sections (alerts, metrics) are checked too.
+        crate::alerting::sections(&rc.config).map_err(anyhow::Error::msg)?;
+        return run_inner(rc, Arc::new(crate::alerting::Telemetry::off())).await;
+    }
+    // Alerts and metrics first, so a start that fails (the broker refusing the account) is told.
+    let (tel, metrics_cfg) = crate::alerting::Telemetry::start(&rc.config, rc.secrets.as_ref())?;
+    let r = match crate::metrics::start(&metrics_cfg, tel.metrics.clone()).await {
+        Ok(_) => run_inner(rc, tel.clone()).await,
+        Err(e) => Err(e),
+    };
+    crate::alerting::stopped(&tel, &r);
+    r
+}
+
+async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyhow::Result<()> {
     if !rc.listen.ip().is_loopback() {
         bail!(
             "--listen {}: the IPC server binds to loopback only (127.0.0.1)",
@@ -686,7 +710,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     preload.sort();
     preload.dedup();
     if !rc.paper {
-        return run_live(rc, cfg, preload, token).await;
+        return run_live(rc, cfg, preload, token, tel).await;
     }
     let mut specs: Vec<SymbolSpec> = match &rc.paper_specs {
         Some(p) => serde_json::from_slice(&std::fs::read(p)?)?,
@@ -714,6 +738,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     let side = Side::new("paper", &cfg, book, Some(journal));
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
+    engine.set_telemetry(tel.clone());
     // Clock: the replay's virtual time (bar close + 1 s) when replaying, else the system clock.
     let vclock = Arc::new(AtomicI64::new(0));
     let clock: Clock = if replays.is_empty() {
@@ -725,6 +750,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     let (feed_tx, feed_rx) = mpsc::channel(1024);
     let interval = rc.feed_interval;
     let metrics = Arc::new(Metrics::default());
+    tel.metrics.attach_ipc(metrics.clone());
     let gate = FeedGate {
         start_file: rc.feed_start_file.clone(),
         wait_client: rc
@@ -771,6 +797,11 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
         timeout,
         released: None,
     });
+    tel.started(&format!(
+        "paper, {}",
+        crate::alerting::streams(preload.len())
+    ));
+    tel.spawn_ticker(clock.clone());
     // Start-up is done (configuration, bar files, journal): from here on only what serving
     // touches stays resident.
     oracle_resident::trim();
@@ -844,6 +875,7 @@ async fn run_live(
     _cfg: config::ExecutorConfig,
     _preload: Vec<(String, Timeframe)>,
     _token: Secret,
+    _tel: Arc<crate::alerting::Telemetry>,
 ) -> anyhow::Result<()> {
     bail!("this build has no live broker (build with --features live); run with --paper")
 }
@@ -855,6 +887,7 @@ async fn run_live(
     cfg: config::ExecutorConfig,
     preload: Vec<(String, Timeframe)>,
     token: Secret,
+    tel: Arc<crate::alerting::Telemetry>,
 ) -> anyhow::Result<()> {
     use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
     let b = rc
@@ -937,6 +970,7 @@ async fn run_live(
     let journal = open_journal(&rc.state_dir.join("journal.jsonl"))?;
     let acks = journal.1.acks.clone();
     let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| broker.spec(s)).collect();
+    broker.set_telemetry(tel.clone());
     let live = Side::new("live", &cfg, broker, Some(journal));
     let paper = if rc.with_paper {
         let book = PaperBook::new(rc.paper_balance, specs);
@@ -947,13 +981,21 @@ async fn run_live(
     };
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine = Engine::new(cfg, Some(live), paper, acks, Some(drift));
+    engine.set_telemetry(tel.clone());
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
     let metrics = Arc::new(Metrics::default());
+    tel.metrics.attach_ipc(metrics.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    tel.started(&format!(
+        "live, account {}, {}",
+        b.account_id,
+        crate::alerting::streams(preload.len())
+    ));
+    tel.spawn_ticker(clock.clone());
     oracle_resident::trim();
     serve_paced(
         &mut engine,
