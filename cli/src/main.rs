@@ -3,14 +3,16 @@
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
 //! statistics and trade list; `history` downloads a broker's closed bars into a bar file;
 //! `doctor` (package `oracle-ops`) checks a deployment; `alert-test` sends one test alert to each
-//! channel (package `oracle-alerts`). The development harness (bench, chaos) is not here: it is
-//! `oracle-dev` (package `oracle-xtask`).
+//! channel (package `oracle-alerts`); `status`, `halt`, `flatten`, `resume`, `enable` and
+//! `disable` command the running executor over its operator channel (docs/operator.md). The
+//! development harness (bench, chaos) is not here: it is `oracle-dev` (package `oracle-xtask`).
 
 mod alert_test;
 mod auth;
 mod demo;
 mod deps;
 mod history;
+mod operator;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -96,6 +98,21 @@ enum Cmd {
     History(history::HistoryArgs),
     /// One test message to each configured alert channel (Telegram, the webhook).
     AlertTest(alert_test::AlertTestArgs),
+    /// The running executor's status: per model the virtual, real and paper positions, the
+    /// accounts, the guard's headroom, the broker connection and the token's expiry.
+    Status(operator::StatusArgs),
+    /// Halt the running executor: entries refused until `oracle resume`, exits go on
+    /// (`--flatten`: close every position too).
+    Halt(operator::HaltArgs),
+    /// Close the positions of one symbol, or of every symbol (`all`), in the running executor.
+    Flatten(operator::FlattenArgs),
+    /// Lift a halt of the running executor.
+    Resume(operator::ResumeArgs),
+    /// Trade a symbol again: applied now and written to executor_config.json.
+    Enable(operator::SymbolArgs),
+    /// Take no new entry for a symbol (exits go on): applied now and written to
+    /// executor_config.json.
+    Disable(operator::SymbolArgs),
 }
 
 fn with_name(name: &str, args: Vec<OsString>) -> Vec<OsString> {
@@ -162,6 +179,12 @@ fn main() -> ExitCode {
         Cmd::Accounts(a) => auth::run_accounts(&a),
         Cmd::History(a) => history::run_history(&a),
         Cmd::AlertTest(a) => alert_test::run_alert_test(&a),
+        Cmd::Status(a) => operator::run_status(&a),
+        Cmd::Halt(a) => operator::run_halt(&a),
+        Cmd::Flatten(a) => operator::run_flatten(&a),
+        Cmd::Resume(a) => operator::run_resume(&a),
+        Cmd::Enable(a) => operator::run_enable(&a, true),
+        Cmd::Disable(a) => operator::run_enable(&a, false),
     }
 }
 

@@ -59,6 +59,8 @@ pub enum ConfigError {
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
+/// A file that exists keeps its mode (`oracle enable|disable` rewrite a file someone may have
+/// made 0600 or 0640).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -68,6 +70,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     {
         let mut f = fs::File::create(&tmp)?;
+        if let Ok(m) = fs::metadata(path) {
+            f.set_permissions(m.permissions())?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -257,6 +262,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left either: {names:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_atomic_rewrite_keeps_the_files_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oracle-cfg-mode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("executor_config.json");
+        for mode in [0o600, 0o640] {
+            fs::write(&p, "{}").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            write_atomic(&p, b"{\"risk\": {}}\n").unwrap();
+            assert_eq!(fs::read_to_string(&p).unwrap(), "{\"risk\": {}}\n");
+            let got = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, mode, "mode {mode:o} kept, got {got:o}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -537,6 +537,17 @@ impl<B: Broker> Engine<B> {
         self.cfg.symbols.contains_key(symbol)
     }
 
+    /// Does the I/O both sides' cores ask for outside a batch (an operator command's closes and
+    /// journal records), at `now` (Unix s).
+    pub async fn drive_sides(&mut self, now: i64) {
+        if let Some(l) = &mut self.core.live {
+            l.drive(now).await;
+        }
+        if let Some(p) = &mut self.core.paper {
+            p.drive(now).await;
+        }
+    }
+
     /// Reconciles both sides (start, reconnect).
     pub async fn reconcile(&mut self, now: i64) -> Result<(), crate::broker::BrokerError> {
         if let Some(p) = &mut self.core.paper {

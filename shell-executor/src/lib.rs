@@ -14,6 +14,8 @@
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
 //! - [`alerting`] / [`metrics`]: the operator's alerts (Telegram, webhook) and the loopback
 //!   Prometheus endpoint;
+//! - [`operator`]: the operator channel (`operator.sock`: `oracle status|halt|flatten|resume|
+//!   enable|disable`);
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
 //! **Architecture invariant:** only `broker` implementations know the wire protocol; the
@@ -29,6 +31,7 @@ pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod metrics;
+pub mod operator;
 pub mod paper;
 pub mod secrets;
 pub mod server;

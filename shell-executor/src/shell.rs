@@ -134,11 +134,32 @@ pub async fn serve_paced<B: Broker>(
     preload: &[(String, Timeframe)],
     listener: TcpListener,
     token: Secret,
+    feed: mpsc::Receiver<Feed>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+    pacing: Option<Pacing>,
+) -> anyhow::Result<()> {
+    serve_with(
+        engine, preload, listener, token, feed, clock, metrics, shutdown, pacing, None,
+    )
+    .await
+}
+
+/// [`serve_paced`] that also answers the operator channel's requests
+/// ([`crate::operator`]), on this loop: the engine is touched by nobody else.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_with<B: Broker>(
+    engine: &mut Engine<B>,
+    preload: &[(String, Timeframe)],
+    listener: TcpListener,
+    token: Secret,
     mut feed: mpsc::Receiver<Feed>,
     clock: Clock,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
     pacing: Option<Pacing>,
+    mut operator: Option<crate::operator::Operator>,
 ) -> anyhow::Result<()> {
     // The core's timers run on milliseconds since this instant (monotonic; the paused clock of
     // tokio's tests too).
@@ -254,6 +275,18 @@ pub async fn serve_paced<B: Broker>(
                     run_signals(engine, &streams, &clock, &mut gather, &release).await;
                 }
             }
+            call = operator_call(&mut operator) => {
+                if gather.len() > 0 {
+                    run_signals(engine, &streams, &clock, &mut gather, &release).await;
+                }
+                match (&operator, call) {
+                    (Some(op), Some(call)) => {
+                        let answer = crate::operator::handle(engine, op, clock(), &call.req, &call.origin).await;
+                        let _ = call.reply.send(answer);
+                    }
+                    _ => operator = None,
+                }
+            }
             cmd = cmd_rx.recv() => {
                 let Some(first) = cmd else { break };
                 let mut next = Some(first);
@@ -318,6 +351,16 @@ pub async fn serve_paced<B: Broker>(
     server.abort();
     engine.flush_unexplained();
     Ok(())
+}
+
+/// The next operator request (pending forever without the channel).
+async fn operator_call(
+    op: &mut Option<crate::operator::Operator>,
+) -> Option<crate::operator::OperatorCall> {
+    match op {
+        Some(o) => o.rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_opt(deadline: Option<tokio::time::Instant>) {
@@ -805,7 +848,8 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     // Start-up is done (configuration, bar files, journal): from here on only what serving
     // touches stays resident.
     oracle_resident::trim();
-    serve_paced(
+    let operator = open_operator(&rc, &preload)?;
+    serve_with(
         &mut engine,
         &preload,
         listener,
@@ -815,8 +859,22 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
         metrics,
         shutdown,
         pacing,
+        Some(operator),
     )
     .await
+}
+
+/// The operator channel in the state folder (`operator.sock`), its status rows the streamed
+/// models.
+fn open_operator(
+    rc: &RunConfig,
+    preload: &[(String, Timeframe)],
+) -> anyhow::Result<crate::operator::Operator> {
+    let models = preload
+        .iter()
+        .map(|(s, tf)| ModelKey::new(s, *tf))
+        .collect();
+    crate::operator::open(&rc.state_dir, &rc.config, models)
 }
 
 /// Start gate of a paper replay (`--feed-start-file`, `--feed-wait-client`).
@@ -997,7 +1055,8 @@ async fn run_live(
     ));
     tel.spawn_ticker(clock.clone());
     oracle_resident::trim();
-    serve_paced(
+    let operator = open_operator(&rc, &preload)?;
+    serve_with(
         &mut engine,
         &preload,
         listener,
@@ -1007,6 +1066,7 @@ async fn run_live(
         metrics,
         shutdown,
         pacing,
+        Some(operator),
     )
     .await
 }
