@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// Skip the simulator → executor run.
     #[arg(long)]
     pub no_sim: bool,
+    /// Skip the paper end-to-end run (with --no-sim and --no-python: the in-process scale rows,
+    /// the wide row and criterion only, no product binary needed).
+    #[arg(long)]
+    pub no_e2e: bool,
     /// Simulator → executor run: the executor's `--bar-close` (`live`, its default: the live
     /// stream's final snapshot, history confirming it afterwards; `history`: every closed bar
     /// fetched from history first).
@@ -1691,6 +1695,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let scale_wide = run_scale_wide(args);
     eprintln!("bench: end to end ({} live bars per stream)…", args.bars);
     let e2e = match Bins::locate(args.bin_dir.as_deref()) {
+        _ if args.no_e2e => json!({"error": "not available: --no-e2e"}),
         Ok(bins) => match run_e2e(args, &bins) {
             Ok(e) => e.json,
             Err(e) => json!({"error": format!("not available: {e:#}")}),
