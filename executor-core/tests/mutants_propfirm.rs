@@ -26,3 +26,59 @@ fn the_1step_preset_has_no_minimum_trading_days_and_the_2step_has_four() {
     .expect("valid rules");
     assert!(!g.progress().min_days_met());
 }
+
+#[test]
+fn a_rules_share_must_be_above_zero_and_at_most_one_and_a_percent_at_most_100() {
+    let base = || Rules::preset(Preset::Custom);
+    let at = ms("2025-01-15T08:00:00Z");
+    // The edges that are allowed: a share of exactly 1, a percent of exactly 100.
+    let edges = Rules {
+        act_at_share: 1.0,
+        best_day_max_share: Some(1.0),
+        daily_loss_pct: 100.0,
+        max_loss_pct: 100.0,
+        ..base()
+    };
+    assert_eq!(edges.validate(), Ok(()));
+    // A zero share is refused, naming the field.
+    for (key, rules) in [
+        (
+            "act_at_share",
+            Rules {
+                act_at_share: 0.0,
+                ..base()
+            },
+        ),
+        (
+            "best_day_max_share",
+            Rules {
+                best_day_max_share: Some(0.0),
+                ..base()
+            },
+        ),
+        (
+            "best_day_max_share",
+            Rules {
+                best_day_max_share: Some(1.01),
+                ..base()
+            },
+        ),
+        (
+            "max_loss_pct",
+            Rules {
+                max_loss_pct: 0.0,
+                ..base()
+            },
+        ),
+        (
+            "max_loss_pct",
+            Rules {
+                max_loss_pct: 100.5,
+                ..base()
+            },
+        ),
+    ] {
+        let e = Guard::new(rules, 100_000.0, at).expect_err(key);
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    }
+}
