@@ -256,6 +256,8 @@ pub struct Broker {
     maintenance_window_closed: Option<i64>,
     /// Market steps taken (for `spread:…,after=N`).
     steps: u64,
+    /// Each symbol's `tradingMode` set by [`Broker::set_trading_mode`] (None: by its data).
+    trading_modes: Vec<Option<i32>>,
     /// OAuth authorization codes not yet exchanged (`crate::oauth`).
     codes: Vec<AuthCode>,
 }
@@ -343,6 +345,15 @@ impl Broker {
             CalendarMode::AlwaysOpen => Vec::new(),
             CalendarMode::Realistic => hours.iter().map(SymbolHours::calendar).collect(),
         };
+        // The broker's names (hours above were chosen by the model's name).
+        let mut market = market;
+        for s in &mut market.symbols {
+            if let Some(b) = cfg.broker_names.get(&s.spec.name) {
+                tracing::info!(symbol = %s.spec.name, broker_symbol = %b, "symbol listed under the broker's name");
+                s.spec.name = b.clone();
+            }
+        }
+        let trading_modes = vec![None; market.symbols.len()];
         let factor = match cfg.speed {
             Speed::Fast => None,
             Speed::Times(f) => Some(f),
@@ -382,6 +393,7 @@ impl Broker {
             maintenance_cal,
             maintenance_window_closed: None,
             steps: 0,
+            trading_modes,
             codes: Vec::new(),
         })
     }
@@ -431,6 +443,16 @@ impl Broker {
     /// Next output for the shell.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// An account's open positions as (symbol name as listed, volume in cents), by position id.
+    pub fn open_positions(&self, account_id: i64) -> Vec<(String, i64)> {
+        self.accounts.get(&account_id).map_or_else(Vec::new, |a| {
+            a.positions
+                .values()
+                .map(|p| (self.market.symbols[p.symbol].spec.name.clone(), p.volume))
+                .collect()
+        })
     }
 
     /// Figures of an account.
@@ -1860,6 +1882,81 @@ impl Broker {
         true
     }
 
+    /// Sets a symbol's `tradingMode` (`ProtoOATradingMode`: 0 ENABLED, 1 and 2 disabled,
+    /// 3 CLOSE_ONLY_MODE) and sends every authorized account a `SymbolChangedEvent` for it.
+    /// Returns false for an unknown symbol name (the broker's).
+    pub fn set_trading_mode(&mut self, now_ms: i64, symbol: &str, mode: i32) -> bool {
+        let Some(i) = self
+            .market
+            .symbols
+            .iter()
+            .position(|s| s.spec.name == symbol)
+        else {
+            return false;
+        };
+        self.trading_modes[i] = Some(mode);
+        let symbol_id = self.market.symbols[i].id;
+        tracing::warn!(symbol, mode, "trading mode set");
+        let to: Vec<(ConnId, i64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.closed)
+            .flat_map(|(id, c)| c.accounts.keys().map(move |a| (*id, *a)))
+            .collect();
+        for (conn, account_id) in to {
+            self.send(
+                now_ms,
+                conn,
+                None,
+                Event::SymbolChanged {
+                    account_id,
+                    symbol_ids: vec![symbol_id],
+                },
+                false,
+            );
+        }
+        true
+    }
+
+    /// TRADING_DISABLED's description when symbol `i`'s trading mode refuses the order (a
+    /// close passes in close-only mode).
+    fn refused_by_mode(&self, i: usize, closing: bool) -> Option<String> {
+        let mode = self.trading_modes.get(i).copied().flatten()?;
+        let name = match mode {
+            0 => return None,
+            3 if closing => return None,
+            3 => "CLOSE_ONLY_MODE",
+            2 => "DISABLED_WITH_PENDINGS_EXECUTION",
+            _ => "DISABLED_WITHOUT_PENDINGS_EXECUTION",
+        };
+        Some(format!(
+            "trading mode of {} is {name}",
+            self.market.symbols[i].spec.name
+        ))
+    }
+
+    fn mode_faults(&mut self, now_ms: i64) {
+        let steps = self.steps;
+        let due: Vec<(String, i32)> = self
+            .cfg
+            .faults
+            .iter()
+            .filter_map(|f| match f {
+                crate::config::Fault::TradingMode {
+                    symbol,
+                    mode,
+                    after,
+                } if *after == steps => Some((symbol.clone(), *mode)),
+                _ => None,
+            })
+            .collect();
+        for (sym, mode) in due {
+            if !self.set_trading_mode(now_ms, &sym, mode) {
+                tracing::warn!(symbol = %sym, "fault trading-mode: unknown symbol");
+            }
+        }
+    }
+
     fn spread_faults(&mut self) {
         let steps = self.steps;
         let due: Vec<(String, i64)> = self
@@ -2298,6 +2395,7 @@ impl Broker {
             max_volume: s.spec.max_volume,
             precise_commission_rate: (s.spec.commission_per_lot / 2.0 * 1e8).round() as i64,
             tradable: !self.market.is_closed(i),
+            trading_mode: self.trading_modes[i],
             hours: self.hours[i].clone(),
         }
     }
@@ -2526,6 +2624,7 @@ impl Broker {
 
     fn dispatch_tick(&mut self, now_ms: i64, tick: Tick) {
         self.spread_faults();
+        self.mode_faults(now_ms);
         self.steps += 1;
         if !self.in_hours(tick.symbol, tick.time_ms) {
             return; // closed hours: no tick reaches a client (its bar does not exist for them)
@@ -3104,6 +3203,19 @@ impl Broker {
                 format!("market is closed for {}", spec.name),
             );
         }
+        if let Some(d) = self.refused_by_mode(sym, false) {
+            tracing::info!(conn, symbol = %spec.name, "order refused: {d}");
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingDisabled,
+                None,
+                false,
+                d,
+            );
+        }
         if let Some(d) = self.closed_by_calendar(sym) {
             tracing::info!(conn, symbol = %spec.name, "order refused: {d}");
             return self.order_error(
@@ -3228,6 +3340,19 @@ impl Broker {
                 Some(position_id),
                 false,
                 format!("market is closed for {}", spec.name),
+            );
+        }
+        if let Some(d) = self.refused_by_mode(p.symbol, true) {
+            tracing::info!(conn, symbol = %spec.name, "close refused: {d}");
+            return self.order_error(
+                now_ms,
+                conn,
+                cmid,
+                acc_id,
+                ErrorCode::TradingDisabled,
+                Some(position_id),
+                false,
+                d,
             );
         }
         if let Some(d) = self.closed_by_calendar(p.symbol) {

@@ -112,6 +112,10 @@ pub struct Args {
     /// enforced on market time (MARKET_CLOSED, no spots, no bars). See sim/README.md.
     #[arg(long, default_value = "always-open", value_parser = CalendarMode::parse)]
     pub calendar: CalendarMode,
+    /// List a symbol under the broker's name (repeatable): `US500=US500.cash` (FTMO-style; the
+    /// bar files keep the model's name). Faults name symbols by the broker's name.
+    #[arg(long = "broker-symbol", value_name = "MODEL=BROKER", value_parser = parse_broker_symbol)]
+    pub broker_symbols: Vec<(String, String)>,
     /// Server heartbeat interval, seconds.
     #[arg(long, default_value_t = 10)]
     pub heartbeat_s: u64,
@@ -147,6 +151,18 @@ pub struct Args {
     /// RUST_LOG, else `info`.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+}
+
+/// `MODEL=BROKER` of `--broker-symbol`.
+fn parse_broker_symbol(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((m, b)) if !m.trim().is_empty() && !b.trim().is_empty() => {
+            Ok((m.trim().to_string(), b.trim().to_string()))
+        }
+        _ => Err(format!(
+            "--broker-symbol {s}: expected MODEL=BROKER, e.g. US500=US500.cash"
+        )),
+    }
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
@@ -254,6 +270,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         max_bars_per_response: args.max_bars.max(1),
         faults: args.faults.clone(),
         calendar: args.calendar,
+        broker_names: args.broker_symbols.iter().cloned().collect(),
         ..BrokerConfig::default()
     };
     let tls = match (&args.cert, &args.key) {

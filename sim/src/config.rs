@@ -261,6 +261,18 @@ pub enum Fault {
         /// Fire at most K times.
         times: Option<u64>,
     },
+    /// `trading-mode:symbol=S,mode=M[,after=N]` — from the (N+1)-th market tick on (N = 0 by
+    /// default) symbol S has `tradingMode` M (`enabled`, `close-only`, `disabled`,
+    /// `disabled-with-pendings`), announced with a `SymbolChangedEvent`; new orders on a symbol
+    /// not enabled get TRADING_DISABLED, closes too unless it is close-only.
+    TradingMode {
+        /// Symbol name (the broker's).
+        symbol: String,
+        /// `ProtoOATradingMode` value.
+        mode: i32,
+        /// Ticks before it applies.
+        after: u64,
+    },
     /// `no-answer:kind=REQ[,every=N][,times=K]` — every N-th request of kind REQ (e.g.
     /// `GetTrendbarsReq`, `NewOrderReq`) is executed but nothing answering it is ever sent.
     NoAnswer {
@@ -413,6 +425,29 @@ impl Fault {
                     after: num("after")?.unwrap_or(0),
                 }
             }
+            "trading-mode" => {
+                known(&["symbol", "mode", "after"])?;
+                let symbol = get("symbol")
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("fault `{s}`: needs symbol=S"))?
+                    .to_string();
+                let mode = match get("mode").map(str::to_ascii_lowercase).as_deref() {
+                    Some("enabled") => 0,
+                    Some("disabled") => 1,
+                    Some("disabled-with-pendings") => 2,
+                    Some("close-only") => 3,
+                    _ => {
+                        return Err(format!(
+                            "fault `{s}`: needs mode=enabled|close-only|disabled|disabled-with-pendings"
+                        ));
+                    }
+                };
+                Fault::TradingMode {
+                    symbol,
+                    mode,
+                    after: num("after")?.unwrap_or(0),
+                }
+            }
             "blocked" => {
                 known(&["retry-after", "kind", "every", "times"])?;
                 Fault::Blocked {
@@ -510,6 +545,10 @@ pub struct BrokerConfig {
     pub faults: Vec<Fault>,
     /// Trading hours served and enforced (`--calendar`; default: open around the clock).
     pub calendar: crate::calendar::CalendarMode,
+    /// The broker's names of symbols whose bar files carry the model's name
+    /// (`--broker-symbol US500=US500.cash`, FTMO-style): model name → broker name. The sim
+    /// lists, quotes and matches faults by the broker's name.
+    pub broker_names: std::collections::BTreeMap<String, String>,
 }
 
 /// Default client id of the sim's application.
@@ -558,6 +597,7 @@ impl Default for BrokerConfig {
             bar_pause_ms: 0,
             faults: Vec::new(),
             calendar: crate::calendar::CalendarMode::AlwaysOpen,
+            broker_names: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -627,6 +667,32 @@ mod tests {
         assert!(Fault::parse("reject:code=NOPE").is_err());
         assert!(Fault::parse("drop:after=1,bogus=2").is_err());
         assert!(Fault::parse("explode").is_err());
+    }
+
+    #[test]
+    fn trading_mode_fault_parses_the_mode_and_keeps_the_brokers_symbol_name() {
+        assert_eq!(
+            Fault::parse("trading-mode:symbol=US500.cash,mode=close-only,after=40").unwrap(),
+            Fault::TradingMode {
+                symbol: "US500.cash".into(),
+                mode: 3,
+                after: 40
+            }
+        );
+        for (m, v) in [
+            ("enabled", 0),
+            ("disabled", 1),
+            ("disabled-with-pendings", 2),
+        ] {
+            let f = Fault::parse(&format!("trading-mode:symbol=EURUSD,mode={m}")).unwrap();
+            assert!(
+                matches!(f, Fault::TradingMode { mode, after: 0, .. } if mode == v),
+                "{m}"
+            );
+        }
+        let e = Fault::parse("trading-mode:symbol=EURUSD,mode=sleepy").unwrap_err();
+        assert!(e.contains("close-only"), "{e}");
+        assert!(Fault::parse("trading-mode:mode=close-only").is_err());
     }
 
     #[test]

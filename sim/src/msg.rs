@@ -38,6 +38,7 @@ pub enum ErrorCode {
     TradingBadStops,
     TradingBadPrices,
     TradingNotAllowed,
+    TradingDisabled,
     ServerIsUnderMaintenance,
     ConnectionsLimitExceeded,
 }
@@ -72,6 +73,7 @@ impl ErrorCode {
             TradingBadStops => "TRADING_BAD_STOPS",
             TradingBadPrices => "TRADING_BAD_PRICES",
             TradingNotAllowed => "TRADING_NOT_ALLOWED",
+            TradingDisabled => "TRADING_DISABLED",
             ServerIsUnderMaintenance => "SERVER_IS_UNDER_MAINTENANCE",
             ConnectionsLimitExceeded => "CONNECTIONS_LIMIT_EXCEEDED",
         }
@@ -106,6 +108,7 @@ impl ErrorCode {
             TradingBadStops,
             TradingBadPrices,
             TradingNotAllowed,
+            TradingDisabled,
             ServerIsUnderMaintenance,
             ConnectionsLimitExceeded,
         ]
@@ -476,6 +479,9 @@ pub struct SymbolInfo {
     /// exhausted is listed with trading disabled and no trading hours (its orders get
     /// MARKET_CLOSED).
     pub tradable: bool,
+    /// `tradingMode` set by a test hook or a `trading-mode` fault
+    /// ([`crate::broker::Broker::set_trading_mode`]); `None`: ENABLED while `tradable`.
+    pub trading_mode: Option<i32>,
     /// Trading hours (`schedule`, `scheduleTimeZone`, `holiday[]`), served while `tradable`.
     pub hours: crate::calendar::SymbolHours,
 }
@@ -716,6 +722,11 @@ pub enum Event {
         account_id: i64,
         symbols: Vec<SymbolInfo>,
     },
+    /// `ProtoOASymbolChangedEvent` (2120): these symbols' facts changed (their trading mode).
+    SymbolChanged {
+        account_id: i64,
+        symbol_ids: Vec<i64>,
+    },
     SymbolsForConversion {
         account_id: i64,
         symbols: Vec<LightSymbol>,
@@ -844,6 +855,7 @@ impl Event {
             AssetList { .. } => "AssetListRes",
             SymbolsList { .. } => "SymbolsListRes",
             SymbolById { .. } => "SymbolByIdRes",
+            SymbolChanged { .. } => "SymbolChangedEvent",
             SymbolsForConversion { .. } => "SymbolsForConversionRes",
             Trader { .. } => "TraderRes",
             Reconcile { .. } => "ReconcileRes",

@@ -158,6 +158,15 @@ impl SimHandle {
             .unwrap_or(false)
     }
 
+    /// Sets a symbol's `tradingMode` (0 ENABLED, 1/2 disabled, 3 CLOSE_ONLY_MODE) and announces
+    /// it (`SymbolChangedEvent`). False for an unknown symbol (the broker's name).
+    pub async fn set_trading_mode(&self, symbol: &str, mode: i32) -> bool {
+        let symbol = symbol.to_string();
+        self.with_broker(move |b, now| b.set_trading_mode(now, &symbol, mode))
+            .await
+            .unwrap_or(false)
+    }
+
     /// NewOrderReq received with this clientOrderId.
     pub async fn new_orders_with_client_id(&self, client_order_id: &str) -> u64 {
         let c = client_order_id.to_string();

@@ -358,6 +358,9 @@ fn holidays(s: &SymbolInfo) -> Vec<pb::ProtoOaHoliday> {
         .collect()
 }
 
+/// `ProtoOASymbolChangedEvent`'s payload type.
+pub const SYMBOL_CHANGED_EVENT: u32 = 2120;
+
 /// `ProtoOATradingMode`: ENABLED (0) while the symbol has data, else
 /// DISABLED_WITHOUT_PENDINGS_EXECUTION (1).
 fn trading_mode(tradable: bool) -> i32 {
@@ -492,7 +495,7 @@ pub fn payload_for(event: &Event) -> Payload {
                     holiday: holidays(s),
                     commission_type: Some(2), // USD_PER_LOT
                     schedule_time_zone: Some(s.hours.time_zone.clone()),
-                    trading_mode: Some(trading_mode(s.tradable)),
+                    trading_mode: Some(s.trading_mode.unwrap_or_else(|| trading_mode(s.tradable))),
                     lot_size: Some(s.lot_size),
                     precise_trading_commission_rate: Some(s.precise_commission_rate),
                     swap_long: Some(0.0),
@@ -503,6 +506,20 @@ pub fn payload_for(event: &Event) -> Payload {
             ..Default::default()
         }
         .into(),
+        Event::SymbolChanged {
+            account_id,
+            symbol_ids,
+        } => {
+            // No message type for it in the generated code (release 91): encoded by hand,
+            // `ctidTraderAccountId` = 2, `repeated int64 symbolId` = 3.
+            let mut payload = Vec::new();
+            prost::encoding::int64::encode(2, account_id, &mut payload);
+            prost::encoding::int64::encode_repeated(3, symbol_ids, &mut payload);
+            Payload::Unknown {
+                payload_type: SYMBOL_CHANGED_EVENT,
+                payload,
+            }
+        }
         Event::SymbolsForConversion {
             account_id,
             symbols,
@@ -852,6 +869,7 @@ mod tests {
             max_volume: 10_000_000_000,
             precise_commission_rate: 350_000_000,
             tradable,
+            trading_mode: None,
             hours: crate::calendar::SymbolHours::always_open(),
         };
         let sym = |tradable| {
@@ -874,5 +892,34 @@ mod tests {
             "DISABLED_WITHOUT_PENDINGS_EXECUTION"
         );
         assert!(closed.schedule.is_empty(), "no trading hours");
+        // A mode set by the test hook or the fault wins over the data's.
+        let p = payload_for(&Event::SymbolById {
+            account_id: 1001,
+            symbols: vec![SymbolInfo {
+                trading_mode: Some(3),
+                ..info(true)
+            }],
+        });
+        let Payload::SymbolByIdRes(res) = p else {
+            panic!("not a SymbolByIdRes: {p:?}")
+        };
+        assert_eq!(res.symbol[0].trading_mode, Some(3), "CLOSE_ONLY_MODE");
+    }
+
+    #[test]
+    fn symbol_changed_event_is_payload_2120_with_the_account_and_symbol_ids() {
+        let p = payload_for(&Event::SymbolChanged {
+            account_id: 1001,
+            symbol_ids: vec![2, 3],
+        });
+        assert_eq!(p.payload_type(), 2120);
+        let bytes = p.encode_payload();
+        let mut buf = bytes.as_slice();
+        let mut fields = Vec::new();
+        while !buf.is_empty() {
+            let (tag, _) = prost::encoding::decode_key(&mut buf).unwrap();
+            fields.push((tag, prost::encoding::decode_varint(&mut buf).unwrap()));
+        }
+        assert_eq!(fields, [(2, 1001), (3, 2), (3, 3)]);
     }
 }
