@@ -142,6 +142,8 @@ pub struct Predictor {
     pub malformed: u64,
     /// `ERR` lines received.
     pub errors: u64,
+    /// Where a model refused at load is told (`--alerts-config`; off by default).
+    alerts: oracle_alerts::Alerts,
 }
 
 impl Predictor {
@@ -166,7 +168,20 @@ impl Predictor {
             dirty: false,
             malformed: 0,
             errors: 0,
+            alerts: oracle_alerts::Alerts::off(),
         })
+    }
+
+    /// Tells `alerts` of each model refused at load (a push into its bounded queue: never waits).
+    pub fn set_alerts(&mut self, alerts: oracle_alerts::Alerts) {
+        self.alerts = alerts;
+    }
+
+    fn refused(&self, file: &str, reason: &str) {
+        self.alerts.push(oracle_alerts::Event::ModelRefused {
+            file: file.to_string(),
+            reason: reason.to_string(),
+        });
     }
 
     /// Names of the loaded models.
@@ -243,6 +258,7 @@ impl Predictor {
                 }
                 Err(reason) => {
                     error!(event = "model_refused", file = %file, reason = %reason, "model {file} refused: {reason}");
+                    self.refused(&file, &reason);
                 }
             }
         }
@@ -259,6 +275,14 @@ impl Predictor {
         }) {
             error!(event = "model_refused", file = %file, reason = "duplicate stream", other = %other,
                 "model {file} refused: {} {} is already traded by {other}", spec.symbol, spec.timeframe);
+            let why = format!(
+                "{} {} is already traded by {other}",
+                spec.symbol, spec.timeframe
+            );
+            let name = path
+                .file_name()
+                .map_or_else(|| file.clone(), |f| f.to_string_lossy().into_owned());
+            self.refused(&name, &why);
             return None;
         }
         if self.slots.remove(&spec.name).is_some() {

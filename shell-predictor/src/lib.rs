@@ -60,6 +60,49 @@ pub struct Args {
     /// `info`.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// A configuration file whose `alerts` section names the alert channels (the executor's
+    /// executor_config.json, docs/alerts.md): a model refused at load, the start and the stop
+    /// are told there. The Telegram bot token and chat id come from the environment (the
+    /// secrets file the unit loads: ORACLE_TELEGRAM_BOT_TOKEN, ORACLE_TELEGRAM_CHAT_ID).
+    #[arg(long, value_name = "FILE")]
+    pub alerts_config: Option<PathBuf>,
+}
+
+/// The alert sender of `--alerts-config` (off without it, or without an `alerts` section). The
+/// error names the file, the field or the missing secret; `ORACLE_ALERTS_CA` (a PEM file) makes
+/// it trust exactly that CA (a relay, a test server).
+pub fn alerts_from(
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<oracle_alerts::Alerts> {
+    let Some(path) = path else {
+        return Ok(oracle_alerts::Alerts::off());
+    };
+    let shown = path.display();
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(path).map_err(|e| anyhow::anyhow!("--alerts-config {shown}: {e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("--alerts-config {shown}: not valid JSON: {e}"))?;
+    let Some(section) = doc.get("alerts") else {
+        anyhow::bail!("--alerts-config {shown}: no `alerts` section (docs/alerts.md)");
+    };
+    let cfg: oracle_alerts::AlertsConfig = serde_json::from_value(section.clone())
+        .map_err(|e| anyhow::anyhow!("--alerts-config {shown}: alerts: {e}"))?;
+    let mut b = oracle_alerts::AlertsBuilder::new(cfg.clone());
+    if cfg.telegram {
+        b = b.telegram(
+            oracle_alerts::TelegramSecrets::from_lookup(env).map_err(anyhow::Error::msg)?,
+        );
+    }
+    if let Some(ca) = env("ORACLE_ALERTS_CA") {
+        let pem = std::fs::read(&ca).map_err(|e| anyhow::anyhow!("ORACLE_ALERTS_CA={ca}: {e}"))?;
+        b = b.ca_pem(&pem);
+    }
+    if let Some(t) = env("ORACLE_IPC_TOKEN") {
+        b = b.redact(&t);
+    }
+    b.start()
+        .map_err(|e| anyhow::anyhow!("--alerts-config {shown}: {e}"))
 }
 
 /// Reads the IPC token: the file (which must not be readable by group or others) or
@@ -125,13 +168,15 @@ pub fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
 /// Runs the predictor with a given loader (tests plug their own here).
 pub fn run_with(args: Args, loader: Arc<dyn seam::Loader>) -> anyhow::Result<()> {
     let token = read_token(args.token_file.as_deref())?;
+    let alerts = alerts_from(args.alerts_config.as_deref(), &|k| std::env::var(k).ok())?;
     let settings = engine::Settings {
         models_dir: args.models.clone(),
         state_dir: args.state.clone(),
         trace_dir: args.trace.clone(),
         history_extra: args.history_extra,
     };
-    let p = engine::Predictor::new(settings, loader)?;
+    let mut p = engine::Predictor::new(settings, loader)?;
+    p.set_alerts(alerts.clone());
     let cfg = shell::ShellConfig {
         url: args.ipc.clone(),
         token,
@@ -141,7 +186,20 @@ pub fn run_with(args: Args, loader: Arc<dyn seam::Loader>) -> anyhow::Result<()>
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(shell::run(cfg, p))
+    alerts.push(oracle_alerts::Event::Started {
+        process: "oracle-predictor".into(),
+        detail: format!("models {}", args.models.display()),
+    });
+    let r = rt.block_on(shell::run(cfg, p));
+    alerts.push(oracle_alerts::Event::Stopping {
+        process: "oracle-predictor".into(),
+        reason: match &r {
+            Ok(()) => "shutdown".to_string(),
+            Err(e) => format!("error: {e:#}"),
+        },
+    });
+    alerts.close(Duration::from_secs(10));
+    r
 }
 
 /// `oracle predictor …`: parses `args` (the first is the program name), runs, returns the exit
