@@ -38,3 +38,10 @@ def test_train_one_model_end_to_end(tmp_path):
     assert mz.meta["symbol"] == {"name": "SYNFX04", "clean": "SYNFX04", "timeframe": "H4"}
     assert mz.meta["training"]["export_check"]["n_obs"] >= 2000
     assert mz.meta["hmm"]["covariance_type"] == "diag"
+    # the test split: every bar after the training part, run once, its figures recorded
+    from oracle_training.bars import parse_time
+
+    data, figures = mz.meta["data"], mz.meta["training"]["test"]
+    assert parse_time(data["test"]["from"]) > parse_time(data["train"]["to"])
+    assert figures["decided_bars"] == data["test"]["bars"] > 0
+    assert figures["first_decided"] == data["test"]["from"]
