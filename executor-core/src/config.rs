@@ -40,6 +40,9 @@ pub struct SymbolConfig {
     pub max_spread_points: Option<f64>,
     /// `slippageInPoints` of entries (None = the risk block's default).
     pub slippage_points: Option<u32>,
+    /// The broker's name of the symbol (`US500.cash` at FTMO); default: the model's symbol.
+    /// Only the broker's symbol list sees it: journal, IPC and ledger use the model's name.
+    pub broker_symbol: String,
 }
 
 /// The whole file, validated.
@@ -68,8 +71,9 @@ pub struct KeyError {
     pub msg: String,
 }
 
-const SYMBOL_KEYS: [&str; 6] = [
+const SYMBOL_KEYS: [&str; 7] = [
     "enabled",
+    "broker_symbol",
     "lot_weak",
     "lot_moderate",
     "lot_strong",
@@ -206,6 +210,7 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
             lots: [f64::NAN; 3],
             max_spread_points: None,
             slippage_points: None,
+            broker_symbol: k.clone(),
         };
         for (sk, sv) in s {
             let key = format!("{k}.{sk}");
@@ -237,6 +242,13 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                     Some(x) if x <= u64::from(u32::MAX) => sc.slippage_points = Some(x as u32),
                     _ => e(key, "must be a non-negative integer (points)"),
                 },
+                "broker_symbol" => match sv.as_str() {
+                    Some(b) if oracle_ipc::valid_symbol(b) => sc.broker_symbol = b.to_string(),
+                    _ => e(
+                        key,
+                        "must be the broker's symbol name, a string (1-32 of A-Z a-z 0-9 . _ - #), e.g. \"US500.cash\"",
+                    ),
+                },
                 _ => e(
                     key,
                     &format!("unknown key (known: {})", SYMBOL_KEYS.join(", ")),
@@ -261,6 +273,26 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
             );
         }
         symbols.insert(k.clone(), sc);
+    }
+    // Two model symbols on one broker symbol would trade one instrument twice.
+    let mut by_broker: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, sc) in &symbols {
+        by_broker.entry(&sc.broker_symbol).or_default().push(name);
+    }
+    for (broker, models) in by_broker {
+        if models.len() > 1 {
+            errs.push(KeyError {
+                key: models
+                    .iter()
+                    .map(|m| format!("{m}.broker_symbol"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                msg: format!(
+                    "{} are all mapped to the broker symbol {broker:?}: one broker symbol per model symbol",
+                    models.join(" and ")
+                ),
+            });
+        }
     }
     if errs.is_empty() {
         Ok(ExecutorConfig { risk, symbols })
@@ -367,6 +399,39 @@ mod tests {
         assert_eq!(c.lots("US500", 1), Some(0.10));
         assert!(c.symbols["EURUSD"].enabled);
         assert_eq!(c.risk, RiskConfig::default());
+    }
+
+    #[test]
+    fn broker_symbol_defaults_to_the_model_symbol_and_takes_the_brokers_name() {
+        let v = json!({
+            "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+            "US500": {"broker_symbol": "US500.cash", "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5},
+        });
+        let c = from_value(&v).unwrap();
+        assert_eq!(c.symbols["EURUSD"].broker_symbol, "EURUSD");
+        assert_eq!(c.symbols["US500"].broker_symbol, "US500.cash");
+        let bad = json!({"US500": {"broker_symbol": 500, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5}});
+        let errs = from_value(&bad).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "US500.broker_symbol");
+    }
+
+    #[test]
+    fn two_model_symbols_on_one_broker_symbol_is_an_error_naming_both() {
+        let lots = |b: &str| json!({"broker_symbol": b, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5});
+        let v = json!({"US500": lots("US500.cash"), "SPX": lots("US500.cash"), "US30": lots("US30.cash")});
+        let errs = from_value(&v).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "SPX.broker_symbol, US500.broker_symbol");
+        assert!(errs[0].msg.contains("SPX and US500"), "{}", errs[0].msg);
+        assert!(errs[0].msg.contains("\"US500.cash\""), "{}", errs[0].msg);
+        // A model symbol left on its own name collides with another mapped onto that name.
+        let v = json!({"US500": lots("US500"), "SPX": lots("US500")});
+        let errs = from_value(&v).unwrap_err();
+        assert!(
+            errs[0].key.contains("SPX") && errs[0].key.contains("US500"),
+            "{errs:?}"
+        );
     }
 
     #[test]

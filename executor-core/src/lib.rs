@@ -4,6 +4,7 @@
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
 //! - [`propfirm`]: a prop firm's limits computed exactly (FTMO presets, equity, Prague day);
 //! - [`volume`]: lots → cTrader volume in cents;
+//! - [`symbols`]: model ↔ broker symbol names (close matches for a missing one), `tradingMode`;
 //! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
 //!   file and its fsyncs are the shell's);
@@ -34,4 +35,5 @@ pub mod policy;
 pub mod propfirm;
 pub mod risk;
 pub mod side;
+pub mod symbols;
 pub mod volume;

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ExecutorConfig;
 use crate::risk::Halt;
+use crate::symbols::TradingMode;
 use crate::volume::{SymbolSpec, VolumeError, lots_to_volume};
 
 /// A model: (symbol, timeframe).
@@ -149,6 +150,9 @@ pub enum Refusal {
     },
     /// The order's outcome is unknown; the symbol waits for reconciliation.
     OutcomeUnknown,
+    /// The broker's `tradingMode` of the symbol is not ENABLED (close-only or disabled): no
+    /// entry, exits go on.
+    TradingMode(TradingMode),
     /// The symbol's market is closed (its broker calendar, or the broker's `MARKET_CLOSED`):
     /// an entry is missed, never chased; an exit is held until the open.
     MarketClosed {
@@ -209,6 +213,7 @@ impl Refusal {
                 format!("BROKER_{c}")
             }
             Refusal::OutcomeUnknown => "OUTCOME_UNKNOWN".into(),
+            Refusal::TradingMode(m) => format!("TRADING_MODE_{}", m.name()),
             Refusal::MarketClosed { .. } => "MARKET_CLOSED".into(),
         }
     }
@@ -235,15 +240,15 @@ impl fmt::Display for Refusal {
                 f,
                 "HALTED by the daily loss limit: equity {equity:.2} fell to/below the day's floor {floor:.2}; entries resume at the next broker day, exits still run"
             ),
+            Refusal::Halted(Halt::Operator { .. }) => write!(
+                f,
+                "HALTED by a person (oracle halt): entries stay refused until oracle resume, exits still run"
+            ),
             Refusal::Halted(Halt::MaxDrawdown { equity, floor }) => write!(
                 f,
                 "HALTED by the maximum drawdown limit: equity {equity:.2} fell to/below {floor:.2}; entries stay refused until a person intervenes, exits still run"
             ),
             Refusal::Stale { age, limit } => write!(
-            Refusal::Halted(Halt::Operator { .. }) => write!(
-                f,
-                "HALTED by a person (oracle halt): entries stay refused until oracle resume, exits still run"
-            ),
                 f,
                 "signal is stale: its bar closed {age}s ago (limit {limit}s); entry skipped, not chased"
             ),
@@ -264,6 +269,10 @@ impl fmt::Display for Refusal {
             Refusal::OutcomeUnknown => write!(
                 f,
                 "order outcome unknown (no answer from the broker); symbol paused until reconciliation"
+            ),
+            Refusal::TradingMode(m) => write!(
+                f,
+                "the broker has the symbol in trading mode {m} (not ENABLED): entry missed, not chased; exits still run"
             ),
             Refusal::MarketClosed { until_ms } => write!(
                 f,
@@ -509,6 +518,9 @@ impl Policy {
         let Some(spec) = m.spec else {
             return Err(Refusal::UnknownSymbol);
         };
+        if !spec.trading_mode.allows_entries() {
+            return Err(Refusal::TradingMode(spec.trading_mode));
+        }
         let Some((bid, ask)) = m.quote else {
             return Err(Refusal::NoPrice);
         };
@@ -631,6 +643,7 @@ mod tests {
                 lots: [0.01, 0.03, 0.05],
                 max_spread_points: Some(20.0),
                 slippage_points: None,
+                broker_symbol: "EURUSD".into(),
             },
         );
         c
@@ -696,6 +709,37 @@ mod tests {
                 .models
                 .get(&self.k)
                 .and_then(|s| s.real.as_ref().map(|r| r.action.0))
+        }
+    }
+
+    #[test]
+    fn an_entry_on_a_symbol_not_enabled_by_the_broker_is_refused_naming_the_mode_and_exits_go_on() {
+        for mode in [
+            TradingMode::CloseOnly,
+            TradingMode::DisabledWithPendingsExecution,
+            TradingMode::DisabledWithoutPendingsExecution,
+        ] {
+            let mut h = H::new();
+            h.sig(1, Action::Wait);
+            assert!(matches!(h.sig(2, Action::LongWeak).1, AckKind::Ok { .. }));
+            h.spec.trading_mode = mode;
+            // The exit goes on; the new entry is refused with the mode in its reason.
+            let (p, a) = h.sig(3, Action::ShortWeak);
+            assert!(p.close.is_some(), "{mode}: the exit must go on");
+            assert_eq!(p.entry, Some(Err(Refusal::TradingMode(mode))));
+            let code = format!("TRADING_MODE_{}", mode.name());
+            assert!(oracle_ipc::valid_reason(&code), "{code}");
+            assert_eq!(a, AckKind::Fail(code));
+            assert!(Refusal::TradingMode(mode).to_string().contains(mode.name()));
+            assert_eq!(h.real(), None);
+            // Enabled again: the missed entry is not chased, the next transition trades.
+            h.spec.trading_mode = TradingMode::Enabled;
+            assert_eq!(
+                h.sig(4, Action::ShortWeak).1,
+                AckKind::WaitSync("MISSED_ENTRY".into())
+            );
+            assert_eq!(h.real(), None);
+            assert!(matches!(h.sig(5, Action::LongWeak).1, AckKind::Ok { .. }));
         }
     }
 

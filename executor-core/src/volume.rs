@@ -27,6 +27,9 @@ pub struct SymbolSpec {
     pub step_volume: i64,
     /// Largest order volume (cents).
     pub max_volume: i64,
+    /// `tradingMode`: entries need ENABLED, exits go on in every mode.
+    #[serde(default)]
+    pub trading_mode: crate::symbols::TradingMode,
 }
 
 impl SymbolSpec {
@@ -135,6 +138,7 @@ pub(crate) mod tests {
             min_volume: 100_000,
             step_volume: 100_000,
             max_volume: 10_000_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     }
     /// An index CFD: 1 lot = 1 contract (100 cents), min 0.1, step 0.1.
@@ -148,6 +152,7 @@ pub(crate) mod tests {
             min_volume: 10,
             step_volume: 10,
             max_volume: 1_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     }
     /// A stock CFD: 1 lot = 1 share (100 cents), min 1 share, step 1 share.
@@ -161,6 +166,7 @@ pub(crate) mod tests {
             min_volume: 100,
             step_volume: 100,
             max_volume: 500_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     }
 

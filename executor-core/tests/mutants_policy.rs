@@ -27,6 +27,7 @@ fn cfg() -> ExecutorConfig {
             lots: [0.01, 0.03, 0.05],
             max_spread_points: Some(20.0),
             slippage_points: None,
+            broker_symbol: "EURUSD".into(),
         },
     );
     c
@@ -42,6 +43,7 @@ fn eurusd() -> SymbolSpec {
         min_volume: 100_000,
         step_volume: 100_000,
         max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
     }
 }
 

@@ -28,6 +28,7 @@ fn eurusd() -> SymbolSpec {
         min_volume: 100_000,
         step_volume: 100_000,
         max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
     }
 }
 

@@ -30,6 +30,12 @@ pub trait Broker {
     fn connected(&self) -> bool;
     /// Symbol facts.
     async fn symbol(&mut self, name: &str) -> Option<SymbolSpec>;
+    /// The facts of symbols given before by [`Broker::symbol`] that the broker changed since
+    /// (read again after a reconnect or a `SymbolChangedEvent`: a `tradingMode` now close-only,
+    /// say). Default: none.
+    async fn changed_specs(&mut self) -> Vec<SymbolSpec> {
+        Vec::new()
+    }
     /// Latest quote.
     fn quote(&self, symbol: &str) -> Option<Quote>;
     /// Balance, equity, free margin.

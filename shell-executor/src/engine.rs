@@ -544,6 +544,52 @@ impl<B: Broker> Engine<B> {
             l.drive(now).await;
         }
         if let Some(p) = &mut self.core.paper {
+    /// Arms the core's [`oracle_executor_core::gather::Timer::HeldExit`] for the first open
+    /// instant of a market where an exit is held (either side), `now` the executor's clock
+    /// (Unix s) and `now_ms` the timers' clock. Called after every batch, reconciliation and
+    /// release.
+    pub fn arm_held_exits(&mut self, now: i64, now_ms: i64) {
+        let open_too = self.core.held_release_open;
+        let live = self
+            .core
+            .live
+            .as_ref()
+            .and_then(|l| l.next_held_open(now, open_too));
+        let paper = self
+            .core
+            .paper
+            .as_ref()
+            .and_then(|p| p.next_held_open(now, open_too));
+        let next = match (live, paper) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.core
+            .arm_held_exits(now.saturating_mul(1000), now_ms, next);
+    }
+
+    /// [`oracle_executor_core::gather::Timer::HeldExit`] fired: each side sends its held exits
+    /// (a market still closed holds them again), then the timer is armed again.
+    pub async fn release_held_exits(&mut self, now: i64, now_ms: i64) {
+        for id in self.core.release_held_exits(now, now_ms) {
+            match id {
+                SideId::Live => {
+                    if let Some(l) = &mut self.core.live {
+                        l.drive(now).await;
+                        let _ = l.core.take_batch_result();
+                    }
+                }
+                SideId::Paper => {
+                    if let Some(p) = &mut self.core.paper {
+                        p.drive(now).await;
+                        let _ = p.core.take_batch_result();
+                    }
+                }
+            }
+        }
+        self.arm_held_exits(now, now_ms);
+    }
+
             p.drive(now).await;
         }
     }

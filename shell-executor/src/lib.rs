@@ -37,6 +37,6 @@ pub mod secrets;
 pub mod server;
 pub mod shell;
 
-pub use oracle_executor_core::{policy, risk, volume};
+pub use oracle_executor_core::{policy, risk, symbols, volume};
 
 pub use shell::{RunConfig, run, run_cli};

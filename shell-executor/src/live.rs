@@ -41,6 +41,7 @@ use crate::broker::{
 };
 use crate::risk::Account;
 use crate::shell::Feed;
+use crate::symbols::{self, TradingMode};
 use crate::volume::SymbolSpec;
 
 /// What [`connect`] needs.
@@ -50,6 +51,9 @@ pub struct LiveConfig {
     pub client: ClientConfig,
     /// Symbols to trade (names as in executor_config.json).
     pub symbols: Vec<String>,
+    /// executor_config.json: each symbol's broker name (`broker_symbol`) and whether it is
+    /// enabled. `None`: every name of `symbols` is the broker's and enabled.
+    pub symbol_config: Option<crate::config::ExecutorConfig>,
     /// Bar streams to subscribe.
     pub streams: Vec<(String, Timeframe)>,
     /// How long to wait for `ORDER_FILLED` after `ORDER_ACCEPTED`.
@@ -185,8 +189,11 @@ struct Shared {
     server_ms: std::sync::atomic::AtomicI64,
     /// symbol id → (bid, ask) in wire units.
     quotes: Mutex<HashMap<i64, WireQuote>>,
-    /// symbol id → (name, digits).
+    /// symbol id → (model name, digits).
     symbols: Mutex<HashMap<i64, (String, u32)>>,
+    /// The broker's symbol facts may have changed (a reconnect, a `SymbolChangedEvent`): read
+    /// them again before the next decision ([`Broker::changed_specs`]).
+    specs_stale: AtomicBool,
     /// Orders waiting for their fill: client order id, or `pos:<id>` for a close.
     fills: Mutex<HashMap<String, oneshot::Sender<OrderResult>>>,
     /// Pacing: bars handed to the engine and not yet released.
@@ -265,6 +272,8 @@ pub struct LiveBroker {
     order_list_ok: bool,
     /// `history` found the broker's clock more than a bar away from ours (a replay; said once).
     replay_clock: bool,
+    /// Broker symbol id → model symbol name, mapped at start.
+    symbol_ids: HashMap<i64, String>,
 }
 
 /// How long the broker's margin for a (symbol, volume, side) is reused, scaled to the current
@@ -343,6 +352,29 @@ fn err(e: impl std::fmt::Display) -> BrokerError {
     BrokerError(e.to_string())
 }
 
+/// The config's symbols [`connect`] loads: `config`'s entries for `names` (a name without one,
+/// or no config: enabled, traded under its own name).
+fn wanted_symbols(
+    names: &[String],
+    config: Option<&crate::config::ExecutorConfig>,
+) -> crate::config::ExecutorConfig {
+    let mut out = crate::config::from_value(&serde_json::json!({}))
+        .expect("an empty executor_config.json is valid");
+    for n in names {
+        let sc = config
+            .and_then(|c| c.symbols.get(n).cloned())
+            .unwrap_or_else(|| crate::config::SymbolConfig {
+                enabled: true,
+                lots: oracle_executor_core::config::DEFAULT_LOTS,
+                max_spread_points: None,
+                slippage_points: None,
+                broker_symbol: n.clone(),
+            });
+        out.symbols.insert(n.clone(), sc);
+    }
+    out
+}
+
 /// Connects, waits for the session to be ready, loads the symbols and subscribes the streams.
 pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Receiver<Feed>)> {
     let account = cfg.client.session.account_id;
@@ -415,6 +447,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         margin_rates: HashMap::new(),
         order_list_ok: true,
         replay_clock: false,
+        symbol_ids: HashMap::new(),
     };
     // The event task runs before the start-up requests: a refresh ahead of a stored pair's
     // expiry can begin as soon as the session is ready, and the session holds every request
@@ -428,7 +461,8 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         b.client.clone(),
         cfg.token_file.clone(),
     ));
-    b.load_symbols(&cfg.symbols).await?;
+    b.load_symbols(&cfg.symbols, cfg.symbol_config.as_ref())
+        .await?;
     b.load_trader().await?;
     for (sym, tf) in &cfg.streams {
         let Some(spec) = b.specs.get(sym) else {
@@ -483,6 +517,8 @@ async fn event_task(
                 if let Some(t) = shared.telemetry.get() {
                     t.broker_up(utc_ms() / 1000);
                 }
+                // A symbol may have changed its trading mode (or name) while we were away.
+                shared.specs_stale.store(true, Ordering::SeqCst);
                 info!("broker session ready again");
                 forward(&tx, &mut open, Feed::Reconnected).await;
             }
@@ -613,10 +649,50 @@ async fn event_task(
                     forward(&tx, &mut open, Feed::Reconcile).await;
                 }
             }
+            Event::Message(p) if p.payload_type() == SYMBOL_CHANGED_EVENT => {
+                info!(
+                    "the broker changed a symbol (SymbolChangedEvent): its facts and trading mode are read again"
+                );
+                shared.specs_stale.store(true, Ordering::SeqCst);
+            }
             _ => {}
         }
     }
     shared.up.store(false, Ordering::SeqCst);
+}
+
+/// `ProtoOASymbolChangedEvent`'s payload type (no message type in the generated code: it
+/// arrives as [`Payload::Unknown`]; only its arrival matters).
+pub const SYMBOL_CHANGED_EVENT: u32 = 2120;
+
+/// The executor's facts of a broker symbol, under its model name.
+fn spec_of(name: &str, s: &oracle_ctrader::proto::ProtoOaSymbol) -> SymbolSpec {
+    SymbolSpec {
+        name: name.to_string(),
+        id: s.symbol_id,
+        digits: s.digits.max(0) as u32,
+        pip_position: s.pip_position.max(0) as u32,
+        lot_size: s.lot_size.unwrap_or(0),
+        min_volume: s.min_volume.unwrap_or(0),
+        step_volume: s.step_volume.unwrap_or(0),
+        max_volume: s.max_volume.unwrap_or(i64::MAX),
+        trading_mode: TradingMode::from_wire(s.trading_mode),
+    }
+}
+
+/// One log line per symbol whose trading mode is not ENABLED (or changed): entries on it are
+/// refused, exits go on.
+fn report_mode(spec: &SymbolSpec, before: Option<TradingMode>) {
+    if before == Some(spec.trading_mode) {
+        return;
+    }
+    if spec.trading_mode.allows_entries() {
+        if before.is_some() {
+            info!(symbol = %spec.name, mode = %spec.trading_mode, "the broker enabled the symbol again: entries allowed");
+        }
+    } else {
+        warn!(symbol = %spec.name, mode = %spec.trading_mode, "the broker has the symbol in trading mode {}: entries refused, exits go on", spec.trading_mode);
+    }
 }
 
 fn fill_of(ev: &ProtoOaExecutionEvent) -> Option<OrderResult> {
@@ -716,6 +792,12 @@ impl LiveBroker {
         })
     }
 
+    /// The broker announced a change of symbols (a `SymbolChangedEvent`, a reconnect) that
+    /// [`Broker::changed_specs`] has not read yet.
+    pub fn symbols_stale(&self) -> bool {
+        self.shared.specs_stale.load(Ordering::SeqCst)
+    }
+
     /// The broker's facts for a symbol.
     pub fn spec(&self, name: &str) -> Option<SymbolSpec> {
         self.specs.get(name).cloned()
@@ -741,7 +823,14 @@ impl LiveBroker {
         }
     }
 
-    async fn load_symbols(&mut self, names: &[String]) -> anyhow::Result<()> {
+    /// Reads the broker's symbol list, maps the config's symbols to it
+    /// ([`oracle_executor_core::symbols::resolve`]: an enabled symbol the broker does not list
+    /// stops the start, named with its close matches) and loads their facts.
+    async fn load_symbols(
+        &mut self,
+        names: &[String],
+        config: Option<&crate::config::ExecutorConfig>,
+    ) -> anyhow::Result<()> {
         let list = self
             .req(ProtoOaSymbolsListReq {
                 ctid_trader_account_id: self.account,
@@ -751,52 +840,78 @@ impl LiveBroker {
         let Payload::SymbolsListRes(list) = list else {
             anyhow::bail!("SymbolsListReq: unexpected answer")
         };
-        let mut ids = Vec::new();
+        let broker_names: Vec<String> = list
+            .symbol
+            .iter()
+            .filter_map(|s| s.symbol_name.clone())
+            .collect();
+        let wanted = wanted_symbols(names, config);
+        let map = symbols::resolve(&wanted, &broker_names)?;
+        for m in &map.disabled_missing {
+            warn!(symbol = %m.model, "disabled symbol not at the broker (it does not trade): {m}");
+        }
         let mut by_id = HashMap::new();
         for s in &list.symbol {
-            if let Some(n) = &s.symbol_name
-                && names.contains(n)
-            {
-                ids.push(s.symbol_id);
-                by_id.insert(s.symbol_id, n.clone());
+            if let Some(model) = s.symbol_name.as_deref().and_then(|n| map.model(n)) {
+                if Some(model) != s.symbol_name.as_deref() {
+                    info!(symbol = %model, broker_symbol = ?s.symbol_name, "symbol traded under the broker's name");
+                }
+                by_id.insert(s.symbol_id, model.to_string());
             }
         }
-        for n in names {
-            if !by_id.values().any(|v| v == n) {
-                warn!(symbol = %n, "symbol in executor_config.json is unknown to the broker: it will not trade");
-            }
-        }
+        self.symbol_ids = by_id;
+        self.read_specs().await?;
+        Ok(())
+    }
+
+    /// Reads the facts (`SymbolByIdReq`) of the symbols mapped at start, trading mode included;
+    /// returns the specs that changed. A symbol the broker no longer answers for keeps its
+    /// facts with trading disabled (entries refused, exits tried).
+    async fn read_specs(&mut self) -> Result<Vec<SymbolSpec>, BrokerError> {
+        let mut ids: Vec<i64> = self.symbol_ids.keys().copied().collect();
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        ids.sort_unstable();
         let res = self
             .req(ProtoOaSymbolByIdReq {
                 ctid_trader_account_id: self.account,
-                symbol_id: ids,
+                symbol_id: ids.clone(),
                 ..Default::default()
             })
             .await?;
         let Payload::SymbolByIdRes(res) = res else {
-            anyhow::bail!("SymbolByIdReq: unexpected answer")
+            return Err(err("SymbolByIdReq: unexpected answer"));
         };
-        for s in res.symbol {
-            let Some(name) = by_id.get(&s.symbol_id).cloned() else {
+        let mut changed = Vec::new();
+        let mut seen = Vec::new();
+        for s in &res.symbol {
+            let Some(name) = self.symbol_ids.get(&s.symbol_id).cloned() else {
                 continue;
             };
-            let spec = SymbolSpec {
-                name: name.clone(),
-                id: s.symbol_id,
-                digits: s.digits.max(0) as u32,
-                pip_position: s.pip_position.max(0) as u32,
-                lot_size: s.lot_size.unwrap_or(0),
-                min_volume: s.min_volume.unwrap_or(0),
-                step_volume: s.step_volume.unwrap_or(0),
-                max_volume: s.max_volume.unwrap_or(i64::MAX),
-            };
+            seen.push(s.symbol_id);
+            let spec = spec_of(&name, s);
+            let before = self.specs.get(&name).map(|b| b.trading_mode);
+            report_mode(&spec, before);
             lock(&self.shared.symbols).insert(s.symbol_id, (name.clone(), spec.digits));
+            if self.specs.get(&name) != Some(&spec) {
+                changed.push(spec.clone());
+            }
             self.specs.insert(name, spec);
         }
-        Ok(())
+        for id in ids.iter().filter(|i| !seen.contains(i)) {
+            let Some(name) = self.symbol_ids.get(id) else {
+                continue;
+            };
+            if let Some(spec) = self.specs.get_mut(name)
+                && spec.trading_mode.allows_entries()
+            {
+                tracing::error!(symbol = %name, symbol_id = id, "the broker no longer answers for the symbol (renamed or removed?): entries refused, exits tried; check executor_config.json's broker_symbol and restart");
+                spec.trading_mode = TradingMode::DisabledWithoutPendingsExecution;
+                changed.push(spec.clone());
+            }
+        }
+        Ok(changed)
     }
 
     async fn load_trader(&mut self) -> Result<(), BrokerError> {
@@ -1103,6 +1218,21 @@ impl Broker for LiveBroker {
 
     async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {
         self.specs.get(name).cloned()
+    }
+
+    async fn changed_specs(&mut self) -> Vec<SymbolSpec> {
+        if !self.shared.specs_stale.swap(false, Ordering::SeqCst) {
+            return Vec::new();
+        }
+        match self.read_specs().await {
+            Ok(changed) => changed,
+            Err(e) => {
+                // Asked again before the next decision.
+                self.shared.specs_stale.store(true, Ordering::SeqCst);
+                warn!(error = %e, "symbol facts not read again (trading mode unknown): asked again at the next signal");
+                Vec::new()
+            }
+        }
     }
 
     fn quote(&self, symbol: &str) -> Option<Quote> {

@@ -64,6 +64,7 @@ fn live_cfg(s: &oracle_sim::SimHandle, creds: Credentials, token_file: &Path) ->
     LiveConfig {
         client,
         symbols: vec!["EURUSD".into()],
+        symbol_config: None,
         streams: Vec::new(),
         fill_timeout: Duration::from_secs(5),
         ready_timeout: Duration::from_secs(10),

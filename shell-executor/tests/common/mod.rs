@@ -48,6 +48,7 @@ pub fn eurusd() -> SymbolSpec {
         min_volume: 100_000,
         step_volume: 100_000,
         max_volume: 10_000_000_000,
+        trading_mode: oracle_executor::symbols::TradingMode::Enabled,
     }
 }
 pub fn us500() -> SymbolSpec {
@@ -60,6 +61,7 @@ pub fn us500() -> SymbolSpec {
         min_volume: 10,
         step_volume: 10,
         max_volume: 1_000_000,
+        trading_mode: oracle_executor::symbols::TradingMode::Enabled,
     }
 }
 pub fn aapl() -> SymbolSpec {
@@ -72,6 +74,7 @@ pub fn aapl() -> SymbolSpec {
         min_volume: 100,
         step_volume: 100,
         max_volume: 500_000,
+        trading_mode: oracle_executor::symbols::TradingMode::Enabled,
     }
 }
 
@@ -290,6 +293,7 @@ pub async fn live_session_at(
     oracle_executor::live::connect(oracle_executor::live::LiveConfig {
         client,
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        symbol_config: None,
         streams: if streams {
             symbols
                 .iter()
