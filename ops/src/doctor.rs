@@ -454,13 +454,15 @@ pub fn check_models(dir: &Path) -> Vec<Check> {
 }
 
 /// The model's out-of-sample figures as its metadata records them (`training.test`: the test
-/// split's backtest, written by `python -m oracle_training train --bars`, docs/backtest.md's
-/// JSON keys), or that it records none.
+/// split's backtest, written by `python -m oracle_training train` and `train --bars`, or by
+/// `annotate-test` for a model trained before, docs/backtest.md's JSON keys), or that it records
+/// none.
 pub fn out_of_sample(meta: &serde_json::Value) -> String {
     let t = &meta["training"]["test"];
     if !t.is_object() {
-        return "out-of-sample: none recorded (python -m oracle_training train --bars records the \
-                test split's figures; oracle backtest on bars after its training range measures them)"
+        return "out-of-sample: none recorded (python -m oracle_training annotate-test ZIP records the \
+                test split's figures, the bars after its training range, without retraining; \
+                oracle backtest on those bars measures them)"
             .to_owned();
     }
     let num = |k: &str, digits: usize| match t[k].as_f64() {

@@ -534,10 +534,11 @@ fn a_models_line_gives_its_out_of_sample_figures_or_says_it_records_none() {
         eurusd.detail.ends_with(&doctor::out_of_sample(&meta)),
         "{eurusd}"
     );
-    // A model that records none says so.
+    // A model that records none says so, and how to record them without retraining.
+    let none = doctor::out_of_sample(&serde_json::json!({"training": {}}));
     assert!(
-        doctor::out_of_sample(&serde_json::json!({"training": {}}))
-            .starts_with("out-of-sample: none recorded")
+        none.starts_with("out-of-sample: none recorded (python -m oracle_training annotate-test "),
+        "{none}"
     );
 
     // A model trained by `train --bars` keeps its test split's backtest under training.test
