@@ -333,6 +333,49 @@ pub fn host_verdict(
     }
 }
 
+/// `--broker auto`: the host `account_id` trades on, by its `isLive` in the token's account list
+/// read at `list_at` (the list is the same on both hosts): `live` or `demo`. An account the token
+/// does not grant, or one the server does not say live or demo for, is an error naming it; so is
+/// a list that cannot be read (no host can be chosen without it).
+#[allow(clippy::too_many_arguments)]
+pub async fn pick_host(
+    list_at: &Endpoint,
+    live: &Endpoint,
+    demo: &Endpoint,
+    tls: &TlsMode,
+    client_id: &Secret,
+    client_secret: &Secret,
+    access_token: &Secret,
+    account_id: i64,
+    timeout: Duration,
+) -> Result<(Endpoint, bool), String> {
+    let list = list_accounts(
+        list_at,
+        tls,
+        client_id,
+        client_secret,
+        access_token,
+        false,
+        timeout,
+    )
+    .await
+    .map_err(|e| {
+        format!("--broker auto: the account list could not be read ({e}); or name the host: --broker live.ctraderapi.com:5035 / demo.ctraderapi.com:5035")
+    })?;
+    host_verdict(None, account_id, &list)?;
+    let is_live = list
+        .accounts
+        .iter()
+        .find(|a| a.ctid_trader_account_id == account_id)
+        .and_then(|a| a.is_live)
+        .ok_or_else(|| {
+            format!(
+                "--broker auto: the server does not say whether account {account_id} is live or demo: name the host with --broker HOST:PORT"
+            )
+        })?;
+    Ok((if is_live { live.clone() } else { demo.clone() }, is_live))
+}
+
 /// What [`check_account_host`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostCheck {

@@ -145,6 +145,9 @@ pub struct SessionConfig {
     /// lifetime a refresh reported, so a short-lived token is not refreshed in a loop).
     /// Default 1 day (tokens live about 30 days).
     pub refresh_margin: Duration,
+    /// Called just before a `RefreshTokenReq` is queued, before anything of it is on the wire
+    /// (the executor's `before_refresh_request` crash failpoint). `None` (default): nothing.
+    pub before_refresh_request: Option<fn()>,
 }
 
 impl SessionConfig {
@@ -170,6 +173,7 @@ impl SessionConfig {
             confirm_token_store: false,
             access_expires_at_ms: None,
             refresh_margin: Duration::from_secs(86_400),
+            before_refresh_request: None,
         }
     }
 }
@@ -1494,6 +1498,9 @@ impl Session {
     fn refresh_or_fail(&mut self, now: Instant, code: ErrorCode, description: Option<String>) {
         match self.cfg.credentials.refresh_token.take() {
             Some(rt) => {
+                if let Some(hook) = self.cfg.before_refresh_request {
+                    hook();
+                }
                 self.state = State::AccountAuth;
                 let req = ProtoOaRefreshTokenReq {
                     payload_type: None,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use oracle_alerts::watch::{DisconnectWatch, HeadroomWatch, SummaryClock};
 use oracle_alerts::{Alerts, AlertsBuilder, AlertsConfig, DailySummary, Event, TelegramSecrets};
 use oracle_executor_core::exec::ExecutorCore;
+use oracle_executor_core::operator::GuardStatus;
 use oracle_executor_core::side::SideCore;
 use oracle_ipc::Signal;
 use serde_json::Value;
@@ -128,6 +129,8 @@ struct Watches {
     day_refusals: u64,
     /// The highest daily-loss share used this day.
     day_loss_used: Option<f64>,
+    /// The halt in force as last told (its reason code), so each halt is told once.
+    halt: Option<String>,
 }
 
 /// The process's alerts and metrics, shared (`Arc`) by the engine, the live broker's event task,
@@ -177,6 +180,7 @@ impl Telemetry {
                 day_orders: 0,
                 day_refusals: 0,
                 day_loss_used: None,
+                halt: None,
             }),
             currency: String::new(),
         }
@@ -270,6 +274,46 @@ impl Telemetry {
                 left,
                 currency: self.currency.clone(),
             });
+        }
+    }
+
+    /// The answering side's guard after its orders were answered: the account into the gauges,
+    /// each limit's used share ([`Telemetry::limit`]: 50%/80% crossings), and a halt newly in
+    /// force (told once; a later halt after a resume is told again).
+    pub fn guard(&self, g: &GuardStatus) {
+        if let (Some(balance), Some(equity)) = (g.balance, g.equity) {
+            self.metrics.account(balance, equity);
+        }
+        self.metrics.positions(g.open_positions);
+        if let Some(d) = &g.daily {
+            self.limit("daily loss", d.share_used * 100.0, d.money);
+        }
+        if let Some(m) = &g.max_loss {
+            self.limit("max loss", m.share_used * 100.0, m.money);
+        }
+        let newly = {
+            let mut w = self.watches();
+            match &g.halted {
+                Some(h) if w.halt.as_deref() != Some(h.reason.as_str()) => {
+                    w.halt = Some(h.reason.clone());
+                    Some(h)
+                }
+                Some(_) => None,
+                None => {
+                    w.halt = None;
+                    None
+                }
+            }
+        };
+        if let Some(h) = newly {
+            let until = match h.ends_ms {
+                Some(_) => "until midnight Europe/Prague",
+                None => "until `oracle resume`",
+            };
+            self.halted(
+                &format!("{} by {}, {until}", h.reason, h.by),
+                g.open_positions == 0,
+            );
         }
     }
 
@@ -542,6 +586,78 @@ mod tests {
         assert_eq!(t.watches().disconnect.deadline(), None, "told once");
         t.broker_up(1_300);
         assert_eq!(t.watches().disconnect.deadline(), None);
+    }
+
+    fn status(daily_used: f64, halted: Option<&str>, open: usize) -> GuardStatus {
+        use oracle_executor_core::operator::HaltStatus;
+        use oracle_executor_core::propfirm::Headroom;
+        let room = |used: f64| Headroom {
+            floor: 95_000.0,
+            money: 5_000.0 * (1.0 - used),
+            pct_of_initial: 5.0 * (1.0 - used),
+            share_used: used,
+        };
+        GuardStatus {
+            side: "live".into(),
+            preset: Some("ftmo-2step".into()),
+            halted: halted.map(|r| HaltStatus {
+                reason: r.into(),
+                since_ms: 0,
+                by: "guard".into(),
+                ends_ms: Some(1),
+            }),
+            balance: Some(100_000.0),
+            equity: Some(100_000.0 - 5_000.0 * daily_used),
+            daily: Some(room(daily_used)),
+            max_loss: Some(room(daily_used / 2.0)),
+            act_at_share: Some(0.8),
+            next_day_start_ms: None,
+            trading_days: None,
+            min_trading_days: None,
+            best_day_share: None,
+            best_day_max_share: None,
+            open_positions: open,
+        }
+    }
+
+    /// A telemetry whose alerts go nowhere but are counted (a webhook on a closed port: each
+    /// event pushed is counted as `pushed`, none filtered).
+    fn counting() -> Telemetry {
+        let cfg = AlertsConfig {
+            webhook_url: Some("https://127.0.0.1:9/hook".into()),
+            max_attempts: 1,
+            timeout_s: 1,
+            ..AlertsConfig::default()
+        };
+        let alerts = AlertsBuilder::new(cfg.clone()).start().unwrap();
+        Telemetry::new(alerts, &cfg)
+    }
+
+    #[test]
+    fn the_guards_crossings_and_its_halt_are_each_told_once() {
+        let t = counting();
+        t.guard(&status(0.3, None, 2));
+        assert_eq!(t.alerts().stats().pushed, 0, "30% crosses nothing");
+        t.guard(&status(0.55, None, 2));
+        assert_eq!(t.alerts().stats().pushed, 1, "50% crossed");
+        t.guard(&status(0.6, None, 2));
+        assert_eq!(t.alerts().stats().pushed, 1, "once per crossing");
+        t.guard(&status(0.81, Some("HALTED_DAILY_LOSS"), 0));
+        // 80% crossed, and the halt.
+        assert_eq!(t.alerts().stats().pushed, 3);
+        t.guard(&status(0.82, Some("HALTED_DAILY_LOSS"), 0));
+        assert_eq!(t.alerts().stats().pushed, 3, "a halt in force is told once");
+        assert_eq!(t.watches().day_loss_used, Some(82.0));
+        let text = t.metrics.render();
+        assert!(
+            text.contains("oracle_limit_used_percent{limit=\"daily loss\"} 82.0"),
+            "{text}"
+        );
+        assert!(text.contains("oracle_open_positions 0"), "{text}");
+        // Resumed, then halted again: told again.
+        t.guard(&status(0.0, None, 0));
+        t.guard(&status(0.0, Some("HALTED_OPERATOR"), 0));
+        assert_eq!(t.alerts().stats().pushed, 4);
     }
 
     #[test]

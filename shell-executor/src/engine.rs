@@ -53,6 +53,8 @@ pub struct Side<B> {
     journal: Option<Journal>,
     /// Orders counted and timed ([`Engine::set_telemetry`]).
     telemetry: Option<Arc<Telemetry>>,
+    /// This side answers the SIGNALs (live, else paper): its guard's halts and limits are told.
+    tells_guard: bool,
 }
 
 impl<B> std::ops::Deref for Side<B> {
@@ -85,6 +87,7 @@ impl<B: Broker> Side<B> {
             broker,
             journal,
             telemetry: None,
+            tells_guard: false,
         }
     }
 
@@ -161,6 +164,12 @@ impl<B: Broker> Side<B> {
                 crate::failpoint::hit(crate::failpoint::Point::AfterFill);
             }
             self.core.handle_order_outcome(now, &coid, r);
+        }
+        // The orders are answered: the guard's halt and limits to the alerts and gauges.
+        if self.tells_guard
+            && let Some(t) = &self.telemetry
+        {
+            t.guard(&self.core.guard_status(self.core.name));
         }
     }
 
@@ -500,11 +509,14 @@ impl<B: Broker> Engine<B> {
     /// Counts bars, signals, orders and refusals into `t`'s metrics and tells its alerts of each
     /// refusal (after the batch is answered: never on the order path).
     pub fn set_telemetry(&mut self, t: Arc<Telemetry>) {
+        let live = self.core.live.is_some();
         if let Some(l) = &mut self.core.live {
             l.telemetry = Some(t.clone());
+            l.tells_guard = true;
         }
         if let Some(p) = &mut self.core.paper {
             p.telemetry = Some(t.clone());
+            p.tells_guard = !live;
         }
         self.telemetry = Some(t);
     }
@@ -544,52 +556,6 @@ impl<B: Broker> Engine<B> {
             l.drive(now).await;
         }
         if let Some(p) = &mut self.core.paper {
-    /// Arms the core's [`oracle_executor_core::gather::Timer::HeldExit`] for the first open
-    /// instant of a market where an exit is held (either side), `now` the executor's clock
-    /// (Unix s) and `now_ms` the timers' clock. Called after every batch, reconciliation and
-    /// release.
-    pub fn arm_held_exits(&mut self, now: i64, now_ms: i64) {
-        let open_too = self.core.held_release_open;
-        let live = self
-            .core
-            .live
-            .as_ref()
-            .and_then(|l| l.next_held_open(now, open_too));
-        let paper = self
-            .core
-            .paper
-            .as_ref()
-            .and_then(|p| p.next_held_open(now, open_too));
-        let next = match (live, paper) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.core
-            .arm_held_exits(now.saturating_mul(1000), now_ms, next);
-    }
-
-    /// [`oracle_executor_core::gather::Timer::HeldExit`] fired: each side sends its held exits
-    /// (a market still closed holds them again), then the timer is armed again.
-    pub async fn release_held_exits(&mut self, now: i64, now_ms: i64) {
-        for id in self.core.release_held_exits(now, now_ms) {
-            match id {
-                SideId::Live => {
-                    if let Some(l) = &mut self.core.live {
-                        l.drive(now).await;
-                        let _ = l.core.take_batch_result();
-                    }
-                }
-                SideId::Paper => {
-                    if let Some(p) = &mut self.core.paper {
-                        p.drive(now).await;
-                        let _ = p.core.take_batch_result();
-                    }
-                }
-            }
-        }
-        self.arm_held_exits(now, now_ms);
-    }
-
             p.drive(now).await;
         }
     }

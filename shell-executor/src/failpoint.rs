@@ -2,8 +2,10 @@
 //! after the N-th order intent is fsynced in a journal and before that order is put on the wire
 //! (a batch's intents are fsynced together, then its orders submitted one by one: the orders
 //! before the N-th are on the wire); `after_fill:N` right after the broker's N-th answer,
-//! before its outcome is journaled; `after_refresh_answer:N` when the N-th refreshed token pair
-//! has come from the broker, before it is stored (the old refresh token is spent);
+//! before its outcome is journaled; `before_refresh_request:N` just before the N-th
+//! `RefreshTokenReq` is queued (the old pair not spent); `after_refresh_answer:N` when the N-th
+//! refreshed token pair has come from the broker, before it is stored (the old refresh token is
+//! spent);
 //! `after_token_write:N` when it is stored, before the session is told to use it.
 //! Several may be given, comma separated. Unset (the default): no effect.
 
@@ -17,6 +19,8 @@ pub enum Point {
     AfterIntent,
     /// After the broker's answer, before the outcome is journaled.
     AfterFill,
+    /// A refresh about to be requested (nothing on the wire yet: the old pair is not spent).
+    BeforeRefreshRequest,
     /// A refreshed token pair received, not yet stored.
     AfterRefreshAnswer,
     /// A refreshed token pair stored, the session not yet told.
@@ -34,6 +38,7 @@ pub fn parse(spec: &str) -> Vec<(Point, u64)> {
             let p = match name {
                 "after_intent" => Point::AfterIntent,
                 "after_fill" => Point::AfterFill,
+                "before_refresh_request" => Point::BeforeRefreshRequest,
                 "after_refresh_answer" => Point::AfterRefreshAnswer,
                 "after_token_write" => Point::AfterTokenWrite,
                 _ => return None,
@@ -46,6 +51,7 @@ pub fn parse(spec: &str) -> Vec<(Point, u64)> {
 static ARMED: OnceLock<Vec<(Point, u64)>> = OnceLock::new();
 static INTENTS: AtomicU64 = AtomicU64::new(0);
 static FILLS: AtomicU64 = AtomicU64::new(0);
+static REFRESH_REQUESTS: AtomicU64 = AtomicU64::new(0);
 static REFRESHES: AtomicU64 = AtomicU64::new(0);
 static TOKEN_WRITES: AtomicU64 = AtomicU64::new(0);
 
@@ -59,6 +65,7 @@ pub fn hit(p: Point) {
     let n = match p {
         Point::AfterIntent => &INTENTS,
         Point::AfterFill => &FILLS,
+        Point::BeforeRefreshRequest => &REFRESH_REQUESTS,
         Point::AfterRefreshAnswer => &REFRESHES,
         Point::AfterTokenWrite => &TOKEN_WRITES,
     }
@@ -84,6 +91,10 @@ mod tests {
         assert_eq!(
             parse("after_refresh_answer:1,after_token_write:2"),
             vec![(Point::AfterRefreshAnswer, 1), (Point::AfterTokenWrite, 2)]
+        );
+        assert_eq!(
+            parse("before_refresh_request:1"),
+            vec![(Point::BeforeRefreshRequest, 1)]
         );
         assert!(parse("").is_empty());
         assert!(parse("after_intent:0,bogus:1,after_fill:x").is_empty());

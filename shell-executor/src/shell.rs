@@ -637,7 +637,6 @@ pub fn default_spec(name: &str) -> SymbolSpec {
             min_volume: 100_000,
             step_volume: 100_000,
             max_volume: 10_000_000_000,
-            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     } else {
         SymbolSpec {
@@ -649,7 +648,6 @@ pub fn default_spec(name: &str) -> SymbolSpec {
             min_volume: 1,
             step_volume: 1,
             max_volume: 100_000_000,
-            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     }
 }
@@ -950,7 +948,7 @@ async fn run_live(
     tel: Arc<crate::alerting::Telemetry>,
 ) -> anyhow::Result<()> {
     use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-    let b = rc
+    let mut b = rc
         .broker
         .clone()
         .context("live trading needs --broker HOST:PORT and --account-id")?;
@@ -970,9 +968,45 @@ async fn run_live(
         (None, true) => TlsMode::InsecureLocal,
         (None, false) => TlsMode::WebPki,
     };
+    // `--broker auto`: the account's host by its isLive (issue 17 item 3).
+    if let Some((live_host, demo_host)) = &b.auto {
+        let ep = |s: &str| -> anyhow::Result<Endpoint> {
+            let (h, p) = s
+                .rsplit_once(':')
+                .context("--live-host/--demo-host want HOST:PORT")?;
+            Ok(Endpoint {
+                host: h.to_string(),
+                port: p.parse().context("--live-host/--demo-host: bad port")?,
+            })
+        };
+        let (live_ep, demo_ep) = (ep(live_host)?, ep(demo_host)?);
+        let (at, is_live) = oracle_ctrader::accounts::pick_host(
+            &demo_ep,
+            &live_ep,
+            &demo_ep,
+            &tls,
+            &creds.client_id,
+            &creds.client_secret,
+            &creds.access_token,
+            b.account_id,
+            Duration::from_secs(15),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let kind = if is_live { "live" } else { "demo" };
+        info!(
+            account = b.account_id,
+            kind = %kind,
+            host = %format!("{}:{}", at.host, at.port),
+            "--broker auto: the account's host by its isLive"
+        );
+        b.host = at.host;
+        b.port = at.port;
+    }
     // On Spotware's hosts the account must be of the host's kind (isLive): else stop, naming
     // the host to use (docs/auth.md). A list that cannot be read is no verdict.
-    if let Some(live) = oracle_ctrader::accounts::host_is_live(&b.host) {
+    if let Some(live) = oracle_ctrader::accounts::host_is_live(&b.host).filter(|_| b.auto.is_none())
+    {
         use oracle_ctrader::accounts::{HostCheck, check_account_host};
         let at = Endpoint {
             host: b.host.clone(),
@@ -998,6 +1032,8 @@ async fn run_live(
         }
     }
     let mut session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
+    session.before_refresh_request =
+        Some(|| crate::failpoint::hit(crate::failpoint::Point::BeforeRefreshRequest));
     session.live_close = rc.live_close;
     if rc.live_close {
         info!(
@@ -1015,7 +1051,6 @@ async fn run_live(
     let live_cfg = crate::live::LiveConfig {
         client,
         symbols: cfg.symbols.keys().cloned().collect(),
-        symbol_config: Some(cfg.clone()),
         streams: preload.clone(),
         fill_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(30),
@@ -1107,6 +1142,9 @@ pub struct BrokerTarget {
     pub ca: Option<PathBuf>,
     /// Skip certificate checks (loopback hosts only).
     pub insecure_local: bool,
+    /// `--broker auto`: the live and the demo host (`HOST:PORT` each) to choose from by the
+    /// account's `isLive` (the list is read at the demo one); `host`/`port` are then set at start.
+    pub auto: Option<(String, String)>,
 }
 
 /// Command line of `oracle-executor` (and `oracle executor`).
@@ -1169,9 +1207,26 @@ pub struct Cli {
     /// and exit. Writes nothing.
     #[arg(long)]
     pub check_config: bool,
-    /// Live broker HOST:PORT (e.g. demo.ctraderapi.com:5035, or the simulator's address).
+    /// Live broker: HOST:PORT (e.g. demo.ctraderapi.com:5035, or the simulator's address), or
+    /// `auto`: the account's host by its `isLive` in the token's account list (--live-host for a
+    /// live account, --demo-host for a demo one). A Spotware host of the wrong kind is refused,
+    /// naming the right one.
     #[arg(long)]
     pub broker: Option<String>,
+    /// The host `--broker auto` uses for a live account.
+    #[arg(
+        long,
+        default_value = "live.ctraderapi.com:5035",
+        value_name = "HOST:PORT"
+    )]
+    pub live_host: String,
+    /// The host `--broker auto` uses for a demo account (and reads the account list at).
+    #[arg(
+        long,
+        default_value = "demo.ctraderapi.com:5035",
+        value_name = "HOST:PORT"
+    )]
+    pub demo_host: String,
     /// Trading account id (ctidTraderAccountId). Default: the secrets file's
     /// `ORACLE_CTRADER_ACCOUNT_ID` (or `CTRADER_ACCOUNT_ID`), else the environment's.
     #[arg(long)]
@@ -1240,7 +1295,15 @@ impl Cli {
         };
         let broker = match &self.broker {
             Some(b) => {
-                let (host, port) = b.rsplit_once(':').context("--broker wants HOST:PORT")?;
+                let auto = b == "auto";
+                let b = if auto {
+                    self.demo_host.as_str()
+                } else {
+                    b.as_str()
+                };
+                let (host, port) = b
+                    .rsplit_once(':')
+                    .context("--broker wants HOST:PORT or auto")?;
                 let port = port.parse().context("--broker: bad port")?;
                 let account_id = crate::secrets::account_id(
                     self.account_id,
@@ -1257,6 +1320,7 @@ impl Cli {
                     account_id,
                     ca: self.ca.clone(),
                     insecure_local: self.insecure_local,
+                    auto: auto.then(|| (self.live_host.clone(), self.demo_host.clone())),
                 })
             }
             None if self.account_id.is_some() => bail!("--account-id needs --broker HOST:PORT"),
