@@ -135,7 +135,7 @@ fn demo_end_to_end_small() {
         "the account equity from the ledger"
     );
     assert!(
-        !stdout.contains("BROKER_MARKET_CLOSED"),
+        !stdout.contains("MARKET_CLOSED"),
         "no symbol runs out of data inside the run: {stdout}"
     );
     let html = std::fs::read_to_string(out.join("report.html")).expect("report");

@@ -172,6 +172,10 @@ pub struct ExecutorCore<L = SideCore, P = SideCore> {
     signals: Option<Signals>,
     /// When the held exits were last released (timer milliseconds).
     released_ms: Option<i64>,
+    /// Release the held exits whose market is open now, too, at the next
+    /// [`Timer::HeldExit`] (set by the shell after a reconciliation: a restart or reconnect
+    /// while an exit was held finds its market open; cleared by the release).
+    pub held_release_open: bool,
 }
 
 /// The held exits are not released again sooner than this after a release (milliseconds): a
@@ -222,6 +226,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             pace: None,
             signals: None,
             released_ms: None,
+            held_release_open: false,
         }
     }
 
@@ -261,6 +266,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     /// arms the timer again ([`ExecutorCore::arm_held_exits`]).
     pub fn release_held_exits(&mut self, now: i64, now_ms: i64) -> Vec<SideId> {
         self.released_ms = Some(now_ms);
+        self.held_release_open = false;
         let cfg = self.cfg.clone();
         [SideId::Live, SideId::Paper]
             .into_iter()

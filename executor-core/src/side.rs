@@ -28,7 +28,7 @@
 //! **Invariant:** an order is submitted only after its intent's journal write was confirmed,
 //! and a client order id is submitted at most once.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use oracle_ipc::{Action, Timeframe};
 use tracing::{info, warn};
@@ -181,6 +181,10 @@ pub struct SideCore {
     intent_order: HashMap<ModelKey, VecDeque<String>>,
     /// Client order ids in `intents` whose outcome is `filled`.
     pub filled: HashSet<String>,
+    /// Models whose exit was held (or refused `MARKET_CLOSED`) while their market was closed:
+    /// [`SideCore::held_exits`]. After a restart: those whose last ACK journaled said
+    /// `MARKET_CLOSED` (a position adopted at reconciliation is not one).
+    held: BTreeSet<ModelKey>,
     /// Intents whose outcome is not known yet (in flight, or unknown and not yet found):
     /// reconciliation looks them up. Never trimmed; an entry leaves when its outcome is known.
     pub pending: BTreeMap<String, Record>,
@@ -374,6 +378,7 @@ impl SideCore {
             intents: HashMap::new(),
             intent_order: HashMap::new(),
             filled: HashSet::new(),
+            held: BTreeSet::new(),
             pending: rep.pending.clone(),
             name,
             account_cache: None,
@@ -389,6 +394,18 @@ impl SideCore {
             .iter()
             .filter(|c| side.intents.contains_key(*c))
             .cloned()
+            .collect();
+        side.held = rep
+            .models
+            .iter()
+            .filter(|(k, st)| {
+                st.last_bt.is_some_and(|bt| {
+                    rep.acks
+                        .get(&((*k).clone(), bt))
+                        .is_some_and(|l| l.contains("|MARKET_CLOSED"))
+                })
+            })
+            .map(|(k, _)| k.clone())
             .collect();
         side
     }
@@ -595,6 +612,7 @@ impl SideCore {
         self.policy
             .models
             .iter()
+            .filter(|(k, _)| self.held.contains(*k))
             .filter(|(_, st)| matches!((&st.real, st.target), (Some(r), Some(t)) if r.action != t))
             .filter(|(k, _)| {
                 !self
@@ -945,6 +963,7 @@ impl SideCore {
                 .decide(&b.cfg, &it.key, it.tf, it.target, it.bt, &market);
             let mut why = Vec::new();
             if let Some(c) = plan.held {
+                self.held.insert(it.key.clone());
                 why.push(format!("exit held: {c}"));
                 info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
                     until_ms = c.until_ms, "exit held: {c}; sent at the first open instant");
@@ -1213,6 +1232,10 @@ impl SideCore {
         for (k, plan) in plans.into_iter().enumerate() {
             let key = &b.items[k].key;
             let (close, open) = (b.close_exec[k].take(), b.open_exec[k].take());
+            if matches!(close, Some(Exec::Refused(Refusal::MarketClosed { .. }))) {
+                // The broker's hours said no: held for the open like the calendar's.
+                self.held.insert(key.clone());
+            }
             let mut refusal = match (&close, &plan.entry) {
                 (Some(Exec::Refused(r)), _) => Some(r.clone()),
                 (_, Some(Err(r))) => Some(r.clone()),

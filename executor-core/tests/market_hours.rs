@@ -9,7 +9,7 @@ use oracle_executor_core::broker::{OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::{ExecutorCore, HELD_EXIT_RETRY_MS, SideId};
 use oracle_executor_core::gather::Timer;
-use oracle_executor_core::journal::{Replayed, encode_lines};
+use oracle_executor_core::journal::{Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
@@ -302,6 +302,20 @@ fn a_market_closed_answer_from_the_broker_is_a_missed_entry_and_holds_an_exit() 
     assert_eq!(core.held_exits(), [(key(), "EURUSD".to_string())]);
 }
 
+/// The journal line of the ACK the shell writes for the signal `action` at `bt`.
+fn ack_record(bt: i64, action: &str, outcome: &str) -> Vec<u8> {
+    let line = format!(
+        "ACK|EURUSD|{action}|{outcome}|TF:M1|BT:{}",
+        oracle_ipc::Iso(bt)
+    );
+    encode_lines(&[Record::Ack {
+        model: key(),
+        bt,
+        line,
+    }])
+    .expect("encodable")
+}
+
 /// The core over one live side; `now_ms` of the timers is `now * 1000 - origin`.
 fn exec_core(side: SideCore) -> ExecutorCore {
     ExecutorCore::new(cfg(), Some(side), None, Default::default())
@@ -329,7 +343,9 @@ fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
         note.contains("exit held: market closed until 2026-12-06T22:00:00"),
         "{note}"
     );
-    let journal = book.journal.clone();
+    // The shell journals the ACK after the batch (what a restart reads).
+    let mut journal = book.journal.clone();
+    journal.extend(ack_record(bt, "WAIT", "WAIT_SYNC|MARKET_CLOSED"));
 
     // The timer: the timers' clock started 5 s before Saturday noon.
     let origin_ms = SAT_NOON * 1000 - 5_000;
@@ -457,4 +473,44 @@ fn an_exit_in_the_index_daily_break_is_held_until_the_break_ends() {
     let out = book.run(&mut core, open_bt + M1, &[item(Action::Wait, open_bt)]);
     assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
     assert_eq!(book.submitted.len(), 1);
+}
+
+#[test]
+fn a_position_adopted_at_reconciliation_is_not_taken_for_a_held_exit() {
+    // Killed between an entry's order and its answer: the journal's model state is still the
+    // last signal's (WAIT, answered HOLD); reconciliation adopts the position. Real differs from
+    // that state, but nothing was held: nothing is closed at start (the resent SIGNAL is a HOLD).
+    let bt = SAT_NOON - 2 * M1;
+    let mut rep = Replayed::default();
+    rep.models.insert(
+        key(),
+        ModelState {
+            target: Some(ActionName(Action::Wait)),
+            last_bt: Some(bt),
+            real: Some(RealPos {
+                position_id: 7,
+                action: ActionName(Action::LongWeak),
+                volume: 100_000,
+                price: 1.1,
+            }),
+            missed: false,
+        },
+    );
+    rep.acks.insert(
+        (key(), bt),
+        format!("ACK|EURUSD|WAIT|HOLD|TF:M1|BT:{}", oracle_ipc::Iso(bt)),
+    );
+    let mut ex = exec_core(SideCore::new("live", &cfg(), &rep));
+    assert!(ex.held_symbols().is_empty());
+    assert!(ex.release_held_exits(SUN_2200, 0).is_empty());
+    // The same state with the held exit's ACK journaled is one.
+    rep.acks.insert(
+        (key(), bt),
+        format!(
+            "ACK|EURUSD|WAIT|WAIT_SYNC|MARKET_CLOSED|TF:M1|BT:{}",
+            oracle_ipc::Iso(bt)
+        ),
+    );
+    let ex = exec_core(SideCore::new("live", &cfg(), &rep));
+    assert_eq!(ex.held_symbols(), ["EURUSD"]);
 }

@@ -12,6 +12,8 @@ pub use oracle_executor_core::broker::{
     BarData, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
 };
 
+pub use oracle_executor_core::policy::Closed;
+
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
 
@@ -38,6 +40,12 @@ pub trait Broker {
     }
     /// Latest quote.
     fn quote(&self, symbol: &str) -> Option<Quote>;
+    /// Whether `symbol`'s market is closed at `utc_ms` (UTC Unix ms), and until when, from the
+    /// broker's trading calendar (`schedule`, `holiday`, `scheduleTimeZone`). Default: `None`,
+    /// open (no calendar known: the paper book, a broker that states none).
+    fn closed(&self, _symbol: &str, _utc_ms: i64) -> Option<Closed> {
+        None
+    }
     /// Balance, equity, free margin.
     async fn account(&mut self) -> Result<Account, BrokerError>;
     /// Margin a new order would use.

@@ -192,7 +192,14 @@ impl<B: Broker> Side<B> {
             SideAction::AskMarket { symbols } => {
                 let quotes: Vec<_> = symbols.iter().map(|s| self.broker.quote(s)).collect();
                 let connected = self.broker.connected();
-                self.core.handle_market(&quotes, connected);
+                // The trading calendar at the batch's instant: no entry into a closed market,
+                // an exit held until the open.
+                let utc_ms = now.saturating_mul(1000);
+                let closed: Vec<_> = symbols
+                    .iter()
+                    .map(|s| self.broker.closed(s, utc_ms))
+                    .collect();
+                self.core.handle_market_hours(&quotes, connected, &closed);
             }
             SideAction::JournalIntents { records } => {
                 // fsync BEFORE the wire: the whole batch's intents, one fsync.
@@ -316,6 +323,22 @@ impl<B: Broker> Side<B> {
                 })
                 .collect()
         })
+    }
+
+    /// The first open instant (UTC ms) of a market closed at `now` (Unix s) where this side
+    /// holds an exit; with `open_too`, `now` itself when such a market is open already (at start
+    /// and after a reconnect). `None`: nothing held, or no calendar knows an open (an exit
+    /// refused in open hours is retried at the next signal, as before).
+    pub fn next_held_open(&self, now: i64, open_too: bool) -> Option<i64> {
+        let utc_ms = now.saturating_mul(1000);
+        self.core
+            .held_exits()
+            .iter()
+            .filter_map(|(_, symbol)| match self.broker.closed(symbol, utc_ms) {
+                None => open_too.then_some(utc_ms),
+                Some(c) => c.until_ms,
+            })
+            .min()
     }
 
     /// Asks, off the orders' path, the margins of the entries `items`' models could make at
@@ -544,6 +567,52 @@ impl<B: Broker> Engine<B> {
         }
     }
 
+    /// Arms the core's [`oracle_executor_core::gather::Timer::HeldExit`] for the first open
+    /// instant of a market where an exit is held (either side), `now` the executor's clock
+    /// (Unix s) and `now_ms` the timers' clock. Called after every batch, reconciliation and
+    /// release.
+    pub fn arm_held_exits(&mut self, now: i64, now_ms: i64) {
+        let open_too = self.core.held_release_open;
+        let live = self
+            .core
+            .live
+            .as_ref()
+            .and_then(|l| l.next_held_open(now, open_too));
+        let paper = self
+            .core
+            .paper
+            .as_ref()
+            .and_then(|p| p.next_held_open(now, open_too));
+        let next = match (live, paper) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.core
+            .arm_held_exits(now.saturating_mul(1000), now_ms, next);
+    }
+
+    /// [`oracle_executor_core::gather::Timer::HeldExit`] fired: each side sends its held exits
+    /// (a market still closed holds them again), then the timer is armed again.
+    pub async fn release_held_exits(&mut self, now: i64, now_ms: i64) {
+        for id in self.core.release_held_exits(now, now_ms) {
+            match id {
+                SideId::Live => {
+                    if let Some(l) = &mut self.core.live {
+                        l.drive(now).await;
+                        let _ = l.core.take_batch_result();
+                    }
+                }
+                SideId::Paper => {
+                    if let Some(p) = &mut self.core.paper {
+                        p.drive(now).await;
+                        let _ = p.core.take_batch_result();
+                    }
+                }
+            }
+        }
+        self.arm_held_exits(now, now_ms);
+    }
+
     /// Is this symbol served (in the config)?
     pub fn knows(&self, symbol: &str) -> bool {
         self.cfg.symbols.contains_key(symbol)
@@ -568,6 +637,8 @@ impl<B: Broker> Engine<B> {
         if let Some(l) = &mut self.core.live {
             l.reconcile(now).await?;
         }
+        // An exit held across a restart or a disconnect goes at once if its market is open.
+        self.core.held_release_open = true;
         Ok(())
     }
 

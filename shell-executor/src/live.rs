@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
 use oracle_ctrader::proto::{
     ProtoOaClosePositionReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
@@ -272,6 +273,10 @@ pub struct LiveBroker {
     order_list_ok: bool,
     /// `history` found the broker's clock more than a bar away from ours (a replay; said once).
     replay_clock: bool,
+    /// Each symbol's trading hours as the broker states them (`schedule`, `holiday`,
+    /// `scheduleTimeZone` of `SymbolByIdRes`), read with its facts at start and after a
+    /// reconnect. A symbol without one (unusable: logged) is taken as open.
+    calendars: HashMap<String, TradingCalendar>,
     /// Broker symbol id → model symbol name, mapped at start.
     symbol_ids: HashMap<i64, String>,
 }
@@ -447,6 +452,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         margin_rates: HashMap::new(),
         order_list_ok: true,
         replay_clock: false,
+        calendars: HashMap::new(),
         symbol_ids: HashMap::new(),
     };
     // The event task runs before the start-up requests: a refresh ahead of a stored pair's
@@ -891,6 +897,7 @@ impl LiveBroker {
             };
             seen.push(s.symbol_id);
             let spec = spec_of(&name, s);
+            self.load_calendar(&name, s);
             let before = self.specs.get(&name).map(|b| b.trading_mode);
             report_mode(&spec, before);
             lock(&self.shared.symbols).insert(s.symbol_id, (name.clone(), spec.digits));
@@ -1097,6 +1104,32 @@ fn broker_time(
 }
 
 impl LiveBroker {
+    /// Reads a symbol's trading calendar from its `SymbolByIdRes` entry ([`TradingCalendar`]:
+    /// the broker's schedule and holidays in their zones, jiff's tzdb). One the executor cannot
+    /// use is named in the log and the symbol taken as open (the broker then refuses orders in
+    /// closed hours itself: `MARKET_CLOSED`, a missed entry or a held exit).
+    fn load_calendar(&mut self, name: &str, s: &oracle_ctrader::proto::ProtoOaSymbol) {
+        match TradingCalendar::from_symbol(s) {
+            Ok(c) => {
+                if self
+                    .calendars
+                    .get(name)
+                    .is_none_or(|old| old.time_zone() != c.time_zone())
+                {
+                    info!(symbol = %name, time_zone = %c.time_zone(), intervals = s.schedule.len(),
+                        holidays = s.holiday.len(), "trading hours loaded from the broker");
+                }
+                self.calendars.insert(name.to_string(), c);
+            }
+            Err(e) => {
+                warn!(symbol = %name, error = %e, "the broker's trading hours for the symbol are unusable: taken as open (the broker still refuses orders in closed hours)");
+                self.calendars.remove(name);
+            }
+        }
+    }
+}
+
+impl LiveBroker {
     /// One `GetTrendbarsReq`: the latest `count` bars opened before `to` (ms), in a window
     /// three times their span (bars are missing where a market was closed).
     async fn trendbars(
@@ -1233,6 +1266,13 @@ impl Broker for LiveBroker {
                 Vec::new()
             }
         }
+    }
+
+    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
+        let cal = self.calendars.get(symbol)?;
+        (!cal.is_open(utc_ms)).then(|| crate::broker::Closed {
+            until_ms: cal.next_open(utc_ms),
+        })
     }
 
     fn quote(&self, symbol: &str) -> Option<Quote> {

@@ -201,6 +201,8 @@ pub async fn serve_with<B: Broker>(
     let mut feed_open = true;
     loop {
         let takes = engine.core.pace.as_ref().is_none_or(Pace::takes);
+        // An exit held while its market was closed goes at the first open instant.
+        engine.arm_held_exits(clock(), now_ms());
         let timeout = engine
             .core
             .poll_timeout()
@@ -273,6 +275,9 @@ pub async fn serve_with<B: Broker>(
                 }
                 if due.contains(&Timer::Gather) {
                     run_signals(engine, &streams, &clock, &mut gather, &release).await;
+                }
+                if due.contains(&Timer::HeldExit) {
+                    engine.release_held_exits(clock(), now_ms()).await;
                 }
             }
             call = operator_call(&mut operator) => {

@@ -335,7 +335,7 @@ async fn a_rejected_exit_in_the_middle_of_a_batch_holds_back_only_its_entry() {
     let seen = book_of(&e).orders_seen.len();
     let b = batch(&mut e, 3, &s3).await;
     assert!(b[0].contains("|OK|"), "{b:?}");
-    assert!(b[1].contains("|FAIL|BROKER_MARKET_CLOSED|"), "{b:?}");
+    assert!(b[1].contains("|FAIL|MARKET_CLOSED|"), "{b:?}");
     assert!(b[2].contains("|OK|"), "{b:?}");
     // 3 exits, 2 entries: US500's entry was not sent (its long position is still open).
     let sent: Vec<&String> = book_of(&e).orders_seen.iter().skip(seen).collect();

@@ -424,7 +424,7 @@ async fn a_failed_exit_holds_back_its_entry_whose_margin_was_asked_with_the_othe
     let b = batch(&mut seq, 3, &s3).await;
     assert_eq!(a, b);
     assert!(a[0].contains("|OK|"), "{a:?}");
-    assert!(a[1].contains("|FAIL|BROKER_MARKET_CLOSED|"), "{a:?}");
+    assert!(a[1].contains("|FAIL|MARKET_CLOSED|"), "{a:?}");
     assert!(a[2].contains("|OK|"), "{a:?}");
     assert_eq!(
         remote(&mut bat).book.open_positions(),

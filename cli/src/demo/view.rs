@@ -138,7 +138,9 @@ pub fn drift_cause_text(cause: &str) -> &'static str {
         "MISSED_ENTRY" => {
             "an entry the executor could not take on its bar: never chased (by design)"
         }
-        "BROKER_MARKET_CLOSED" => "the broker's market was closed for the symbol",
+        "MARKET_CLOSED" | "BROKER_MARKET_CLOSED" => {
+            "the market was closed for the symbol (its trading hours): entry missed, exit held until the open"
+        }
         "BROKER_ORDER_CANCELLED" => {
             "the broker cancelled the order: the price moved past its slippage range"
         }
