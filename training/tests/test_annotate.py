@@ -137,3 +137,25 @@ def test_the_bundled_figures_are_what_annotate_test_computes():
     """Recomputed from the zip as shipped: the stored figures are not stale."""
     z = MODELS / f"{NAME}.zip"
     assert annotated_metadata(z, DATA / f"{NAME}.csv") == ModelZip(z).meta
+
+
+def test_the_annotate_test_command_refuses_an_overlap_in_one_line_and_writes_nothing(
+    tmp_path, capsys
+):
+    from oracle_training.cli import main
+
+    z = strip_test(MODELS / f"{NAME}.zip", tmp_path / f"{NAME}.zip")
+    raw = z.read_bytes()
+    train_to = ModelZip(z).meta["data"]["train"]["to"]
+    argv = ["--golden-dir", str(tmp_path), "annotate-test", str(z), "--test-from", train_to]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    msg = str(e.value.code)
+    assert msg.startswith("python -m oracle_training annotate-test: ") and "\n" not in msg
+    assert "overlaps the training part" in msg
+    assert z.read_bytes() == raw
+    # without --test-from: the bars after the training part, one summary line per zip
+    main(argv[:-2])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{NAME}.zip: test split ") and "2050 bars decided" in out
+    assert "test" in ModelZip(z).meta["training"]
