@@ -169,7 +169,7 @@ pub fn resolve(
     let mut map = SymbolMap::default();
     let mut missing = Vec::new();
     for (model, sc) in &config.symbols {
-        if broker_names.iter().any(|b| *b == sc.broker_symbol) {
+        if broker_names.contains(&sc.broker_symbol) {
             map.to_broker
                 .insert(model.clone(), sc.broker_symbol.clone());
             map.to_model.insert(sc.broker_symbol.clone(), model.clone());
