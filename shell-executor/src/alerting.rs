@@ -310,8 +310,14 @@ impl Telemetry {
                 Some(_) => "until midnight Europe/Prague",
                 None => "until `oracle resume`",
             };
+            let what = h
+                .reason
+                .strip_prefix("HALTED_")
+                .unwrap_or(&h.reason)
+                .to_lowercase()
+                .replace('_', " ");
             self.halted(
-                &format!("{} by {}, {until}", h.reason, h.by),
+                &format!("{what} ({}) by {}, {until}", h.reason, h.by),
                 g.open_positions == 0,
             );
         }
