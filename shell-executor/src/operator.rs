@@ -33,6 +33,7 @@ use crate::config::{ExecutorConfig, write_atomic};
 use crate::engine::{DECISION, Engine};
 use crate::policy::ModelKey;
 use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
+use oracle_executor_core::propfirm::Headroom;
 
 /// The socket's file name in the state folder.
 pub const SOCKET_NAME: &str = "operator.sock";
@@ -88,7 +89,7 @@ impl Request {
 /// Parses one request line; the error quotes the line (cut at 200 characters) and says why.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     serde_json::from_str(line.trim()).map_err(|e| {
-        let shown: String = line.chars().take(200).collect();
+        let shown: String = line.trim_end().chars().take(200).collect();
         format!(
             "malformed operator request {shown:?}: {e} (one JSON object per line: {{\"cmd\":\"status\"}}, {{\"cmd\":\"halt\",\"flatten\":true}}, {{\"cmd\":\"flatten\",\"symbol\":\"EURUSD\"|\"all\"}}, {{\"cmd\":\"resume\"}}, {{\"cmd\":\"enable\"|\"disable\",\"symbol\":\"EURUSD\"}})"
         )
@@ -134,6 +135,18 @@ pub struct Operator {
     pub state_dir: PathBuf,
     /// The models streamed (rows of the status even before their first SIGNAL).
     pub models: Vec<ModelKey>,
+    /// The socket's accept loop and its file: stopped and removed when this is dropped (the
+    /// executor stops serving), so a later start on the same folder finds no one answering.
+    served: Option<(tokio::task::JoinHandle<()>, PathBuf)>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some((task, path)) = self.served.take() {
+            task.abort();
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Binds `operator.sock` in `state` (folder made 0700, socket 0600) and starts serving it: the
@@ -157,8 +170,12 @@ pub fn open(state: &Path, config_path: &Path, models: Vec<ModelKey>) -> anyhow::
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("{}: stale socket", path.display())),
     }
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("{}: cannot bind", path.display()))?;
+    let listener = UnixListener::bind(&path).with_context(|| {
+        format!(
+            "{}: cannot bind the operator socket (a Unix socket's path is at most 107 bytes)",
+            path.display()
+        )
+    })?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("{}: cannot make it 0600", path.display()))?;
     // The socket file is ours: its owner is the uid the executor runs as.
@@ -166,13 +183,14 @@ pub fn open(state: &Path, config_path: &Path, models: Vec<ModelKey>) -> anyhow::
         .with_context(|| format!("{}", path.display()))?
         .uid();
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(accept_loop(listener, own_uid, tx));
+    let task = tokio::spawn(accept_loop(listener, own_uid, tx));
     info!(socket = %path.display(), "operator channel listening (oracle status|halt|flatten|resume|enable|disable)");
     Ok(Operator {
         rx,
         config_path: config_path.to_path_buf(),
         state_dir: state.to_path_buf(),
         models,
+        served: Some((task, path)),
     })
 }
 
@@ -464,6 +482,54 @@ fn side_status<B: Broker>(name: &str, side: &crate::engine::Side<B>, now: i64) -
     }
 }
 
+/// Headroom to the plain risk guard's two limits (no `risk.preset`: the core's guard status
+/// leaves them out) at `equity`, by the guard's own floors (`RiskGuard::update`): daily, below
+/// the day's anchor, and the static drawdown, both sized on the initial balance. `None` for one
+/// the guard cannot size yet (no initial balance, no day begun).
+pub fn risk_headroom(
+    risk: &crate::risk::RiskGuard,
+    equity: f64,
+) -> (Option<Headroom>, Option<Headroom>) {
+    let Some(initial) = risk.initial().filter(|i| *i > 0.0) else {
+        return (None, None);
+    };
+    let cfg = risk.config();
+    let head = |floor: f64, allowance: f64| Headroom {
+        floor,
+        money: equity - floor,
+        pct_of_initial: (equity - floor) / initial * 100.0,
+        share_used: if allowance > 0.0 {
+            ((floor + allowance - equity) / allowance).max(0.0)
+        } else {
+            0.0
+        },
+    };
+    let daily = risk.day().map(|(_, anchor)| {
+        let allowance = initial * cfg.daily_loss_pct / 100.0;
+        head(anchor - allowance, allowance)
+    });
+    let allowance = initial * cfg.max_drawdown_pct / 100.0;
+    (daily, Some(head(initial - allowance, allowance)))
+}
+
+/// The core's guard status, with the plain risk guard's headroom filled in from the answering
+/// side's guard and last account.
+fn guard<B: Broker>(engine: &Engine<B>, now: i64) -> Option<GuardStatus> {
+    let mut g = engine.core.guard_status()?;
+    if g.preset.is_none() && g.daily.is_none() && g.max_loss.is_none() {
+        let side = match &engine.core.live {
+            Some(l) => &l.core,
+            None => &engine.core.paper.as_ref()?.core,
+        };
+        if let Some(acc) = side.cached_account(now) {
+            (g.daily, g.max_loss) = risk_headroom(&side.risk, acc.equity);
+            g.balance = g.balance.or(Some(acc.balance));
+            g.equity = g.equity.or(Some(acc.equity));
+        }
+    }
+    Some(g)
+}
+
 fn model_state(
     cfg: &ExecutorConfig,
     key: &ModelKey,
@@ -553,7 +619,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
         at: oracle_ipc::Iso(now).to_string(),
         models,
         sides,
-        guard: engine.core.guard_status(),
+        guard: guard(engine, now),
         symbols,
         token: token_status(&op.state_dir, now),
     }
@@ -812,6 +878,41 @@ mod tests {
             "lists the configured ones: {e}"
         );
         assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn the_plain_guards_headroom_is_money_and_percent_above_each_floor() {
+        use crate::risk::{Account, RiskConfig, RiskGuard};
+        let mut r = RiskGuard::new(
+            RiskConfig {
+                daily_loss_pct: 5.0,
+                max_drawdown_pct: 10.0,
+                ..RiskConfig::default()
+            },
+            Some(100_000.0),
+        );
+        // Before the day begins only the drawdown is sized.
+        let (d, m) = risk_headroom(&r, 100_000.0);
+        assert!(d.is_none());
+        assert_eq!(m.map(|m| m.floor), Some(90_000.0));
+        let now = 1_736_899_200;
+        let acc = |equity| Account {
+            balance: 100_000.0,
+            equity,
+            free_margin: equity,
+        };
+        r.update(now, acc(100_000.0));
+        let (d, m) = risk_headroom(&r, 98_000.0);
+        let (d, m) = (d.expect("daily"), m.expect("max"));
+        assert_eq!((d.floor, d.money), (95_000.0, 3_000.0));
+        assert!((d.pct_of_initial - 3.0).abs() < 1e-9, "{d:?}");
+        assert!((d.share_used - 0.4).abs() < 1e-9, "{d:?}");
+        assert_eq!((m.floor, m.money), (90_000.0, 8_000.0));
+        assert!((m.pct_of_initial - 8.0).abs() < 1e-9, "{m:?}");
+        assert!((m.share_used - 0.2).abs() < 1e-9, "{m:?}");
+        // Above the anchor nothing of the allowance is used.
+        let (d, _) = risk_headroom(&r, 101_000.0);
+        assert_eq!(d.map(|d| d.share_used), Some(0.0));
     }
 
     #[test]

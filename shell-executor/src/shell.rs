@@ -286,7 +286,8 @@ pub async fn serve_with<B: Broker>(
                 }
                 match (&operator, call) {
                     (Some(op), Some(call)) => {
-                        let answer = crate::operator::handle(engine, op, clock(), &call.req, &call.origin).await;
+                        let (req, origin) = (&call.req, &call.origin);
+                        let answer = crate::operator::handle(engine, op, clock(), req, origin).await;
                         let _ = call.reply.send(answer);
                     }
                     _ => operator = None,
