@@ -1,0 +1,200 @@
+//! Market hours over TLS: the executor's engine with its live broker against `oracle-sim
+//! --calendar realistic` (FX: Sunday 22:00 – Friday 22:00 UTC), whose market clock is held
+//! (the replay waits for a start file that never comes) and stepped by the test. The trading
+//! hours come from the sim's `SymbolByIdRes`; the executor's time is a parameter.
+//! Needs the default `live` feature: `cargo test -p oracle-executor --test market_hours`.
+#![cfg(feature = "live")]
+
+mod common;
+
+use std::collections::HashMap;
+
+use oracle_executor::engine::{Engine, Side};
+use oracle_executor::live::LiveBroker;
+use oracle_executor::policy::ModelKey;
+use oracle_ipc::{Iso, Message, Timeframe, parse};
+use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::calendar::CalendarMode;
+use oracle_sim::config::DEFAULT_ACCOUNT_ID;
+use oracle_sim::market::Start;
+use oracle_sim::symbols::{SymbolData, SymbolSpec};
+use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
+
+fn t(s: &str) -> i64 {
+    parse_iso_utc(s).expect("time") / 1000
+}
+
+/// EURUSD M1 bars from Friday 2024-03-08 20:00 UTC to Monday 00:00, through the weekend.
+fn eurusd_over_a_weekend() -> SymbolData {
+    let t0 = t("2024-03-08T20:00:00Z") * 1000;
+    let bars = (0..3 * 1440 - 20 * 60)
+        .map(|i| Bar {
+            time_ms: t0 + i * 60_000,
+            open: 108_400,
+            high: 108_450,
+            low: 108_380,
+            close: 108_420,
+            volume: 4,
+        })
+        .collect();
+    SymbolData {
+        spec: SymbolSpec::builtin("EURUSD").expect("builtin"),
+        period: Period::M1,
+        bars,
+    }
+}
+
+async fn sim() -> SimHandle {
+    let mut broker = BrokerConfig::default();
+    broker.calendar = CalendarMode::Realistic;
+    broker.speed = Speed::Fast;
+    oracle_sim::spawn(SimConfig {
+        broker,
+        symbols: vec![eurusd_over_a_weekend()],
+        start: Start::At(t("2024-03-08T21:00:00Z") * 1000),
+        // The replay never starts on its own: the test steps the market clock.
+        start_file: Some(common::tmpdir("hours-hold").join("never")),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim")
+}
+
+/// Steps the sim's market until its clock reaches `until_s` (Unix s).
+async fn step_until(s: &SimHandle, until_s: i64) {
+    s.with_broker(move |b, now| {
+        while b.market().now_ms < until_s * 1000 {
+            if !b.step_market(now) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("sim running");
+}
+
+async fn open_positions(s: &SimHandle) -> usize {
+    s.account(DEFAULT_ACCOUNT_ID)
+        .await
+        .expect("account")
+        .open_positions
+}
+
+/// One SIGNAL for (EURUSD, `tf`) at bar `bt`, answered by the engine at `now`.
+async fn signal(
+    e: &mut Engine<LiveBroker>,
+    now: i64,
+    tf: Timeframe,
+    action: &str,
+    bt: i64,
+) -> String {
+    let line = format!(
+        "SIGNAL|EURUSD|{action}|0|0.00|TF:{}|BT:{}|SEQ:1",
+        tf.as_str(),
+        Iso(bt)
+    );
+    let Ok(Message::Signal(s)) = parse(&line) else {
+        panic!("bad test line {line}")
+    };
+    e.on_signal(now, &s).await.line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never_sent() {
+    let s = sim().await;
+    let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let live = Side::new("live", &cfg, broker, None);
+    let mut e = Engine::new(cfg, Some(live), None, HashMap::new(), None);
+    // A spot for the Friday entry's price.
+    step_until(&s, t("2024-03-08T21:01:00Z")).await;
+
+    // Friday evening, open: the M15 model goes long.
+    let (m15, h1) = (
+        ModelKey::new("EURUSD", Timeframe::M15),
+        ModelKey::new("EURUSD", Timeframe::H1),
+    );
+    for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
+        e.on_bar(&m15, t(bt), 1.0842, 0.0);
+    }
+    for bt in ["2024-03-08T19:00:00Z", "2024-03-08T20:00:00Z"] {
+        e.on_bar(&h1, t(bt), 1.0842, 0.0);
+    }
+    let fri = t("2024-03-08T21:00:02Z");
+    signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T20:30:00Z"),
+    )
+    .await;
+    let ack = signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "LONG_WEAK",
+        t("2024-03-08T20:45:00Z"),
+    )
+    .await;
+    assert!(ack.contains("|OK|"), "{ack}");
+    let ack = signal(
+        &mut e,
+        fri,
+        Timeframe::H1,
+        "WAIT",
+        t("2024-03-08T19:00:00Z"),
+    )
+    .await;
+    assert!(ack.contains("|HOLD"), "{ack}");
+    assert_eq!(open_positions(&s).await, 1);
+
+    // Saturday noon (market time too): the M15 model exits, the H1 model enters.
+    let sat = t("2024-03-09T12:00:00Z");
+    step_until(&s, sat).await;
+    e.on_bar(&m15, t("2024-03-08T21:00:00Z"), 1.0842, 0.0);
+    let exit = signal(
+        &mut e,
+        sat,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T21:00:00Z"),
+    )
+    .await;
+    assert!(exit.contains("|WAIT_SYNC|MARKET_CLOSED|"), "{exit}");
+    let entry_bt = t("2024-03-08T20:00:00Z");
+    let entry = signal(&mut e, sat, Timeframe::H1, "LONG_WEAK", entry_bt).await;
+    assert!(entry.contains("|FAIL|MARKET_CLOSED|"), "{entry}");
+    assert_eq!(
+        open_positions(&s).await,
+        1,
+        "the exit is held, nothing sent"
+    );
+    let entry_coid = format!("ot-EURUSD-H1-{entry_bt}-O");
+    assert_eq!(s.new_orders_with_client_id(&entry_coid).await, 0);
+
+    // The timer is armed for Sunday 22:00 UTC, from the sim's own hours.
+    let sun = t("2024-03-10T22:00:00Z");
+    e.arm_held_exits(sat, 0);
+    assert_eq!(e.core.poll_timeout(), Some((sun - sat) * 1000));
+
+    // Sunday 22:00: the held exit goes, once; the entry is never chased.
+    step_until(&s, sun + 60).await;
+    let due = e.core.handle_timeout((sun - sat) * 1000);
+    assert_eq!(due, [oracle_executor_core::gather::Timer::HeldExit]);
+    e.release_held_exits(sun, (sun - sat) * 1000).await;
+    assert_eq!(
+        open_positions(&s).await,
+        0,
+        "the held exit was sent and filled"
+    );
+    assert_eq!(e.core.poll_timeout(), None, "nothing held any more");
+    e.on_bar(&h1, entry_bt + 3600, 1.0842, 0.0);
+    let later = signal(&mut e, sun + 2, Timeframe::H1, "LONG_WEAK", entry_bt + 3600).await;
+    assert!(later.contains("|WAIT_SYNC|MISSED_ENTRY|"), "{later}");
+    assert_eq!(s.new_orders_with_client_id(&entry_coid).await, 0);
+    assert_eq!(open_positions(&s).await, 0);
+}
