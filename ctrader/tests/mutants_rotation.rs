@@ -13,6 +13,8 @@ use oracle_ctrader::{Credentials, Secret};
 const ACC: i64 = 4242;
 /// `ProtoOARefreshTokenReq`'s payload type.
 const REFRESH_TOKEN_REQ: u32 = 2173;
+/// `ProtoOAAccountAuthReq`'s payload type.
+const ACCOUNT_AUTH_REQ: u32 = 2102;
 /// The wall clock at the start (Unix ms, a whole minute).
 const T0_UTC_MS: i64 = 1_700_000_040_000;
 
@@ -23,7 +25,8 @@ struct Server {
     now: Instant,
     connected: bool,
     decoder: FrameDecoder,
-    /// Every client message: (seconds since t0, payload type, the access token of an auth).
+    /// Every client message: (seconds since t0, payload type, the token an auth or a refresh
+    /// carries).
     sent: Vec<(u64, u32, Option<String>)>,
     events: Vec<Event>,
     /// Errors for the next account auths, in order (then success).
@@ -33,6 +36,8 @@ struct Server {
     refreshes: u32,
     /// Answer refreshes (else they stay unanswered).
     answer_refresh: bool,
+    /// Refuse the next refresh with this common error.
+    refresh_refusal: Option<ProtoErrorRes>,
 }
 
 impl Server {
@@ -58,6 +63,7 @@ impl Server {
             expires_in: 2_628_000,
             refreshes: 0,
             answer_refresh: true,
+            refresh_refusal: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl Server {
         let pt = env.payload.payload_type();
         let token = match &env.payload {
             Payload::AccountAuthReq(r) => Some(r.access_token.clone()),
+            Payload::RefreshTokenReq(r) => Some(r.refresh_token.clone()),
             _ => None,
         };
         self.sent.push((self.el(), pt, token));
@@ -135,6 +142,10 @@ impl Server {
                     id,
                 ),
             },
+            Payload::RefreshTokenReq(_) if self.refresh_refusal.is_some() => {
+                let e = self.refresh_refusal.take().expect("a refusal");
+                self.deliver(e, id);
+            }
             Payload::RefreshTokenReq(_) if self.answer_refresh => {
                 self.refreshes += 1;
                 let n = self.refreshes + 1;
@@ -183,7 +194,15 @@ impl Server {
 
     /// The access tokens sent in account auths, in order.
     fn auth_tokens(&self) -> Vec<String> {
-        self.sent.iter().filter_map(|(_, _, t)| t.clone()).collect()
+        self.tokens_of(ACCOUNT_AUTH_REQ)
+    }
+
+    fn tokens_of(&self, payload_type: u32) -> Vec<String> {
+        self.sent
+            .iter()
+            .filter(|(_, pt, _)| *pt == payload_type)
+            .filter_map(|(_, _, t)| t.clone())
+            .collect()
     }
 
     /// When (seconds since the start) a refresh request went out.
@@ -286,5 +305,62 @@ fn no_refresh_ahead_while_the_refreshed_pair_waits_for_its_store() {
         p.refresh_times(),
         vec![10, 60],
         "due since 20 s: refreshed once stored"
+    );
+}
+
+/// A refresh whose answer is lost with the connection leaves the refresh token in place: the
+/// reconnect can refresh again with it (if the server did not spend it, that works; if it did,
+/// the refusal is clean), instead of failing for want of a refresh token.
+#[test]
+fn a_refresh_lost_with_the_connection_keeps_the_refresh_token_for_the_reconnect() {
+    let mut p = Server::new(|_| {});
+    p.answer_refresh = false;
+    p.account_auth_errors.push_back("CH_ACCESS_TOKEN_INVALID");
+    p.start();
+    assert_eq!(p.tokens_of(REFRESH_TOKEN_REQ), vec!["REFRESH-TOKEN-1"]);
+    p.s.handle_disconnected(p.now, "reset by peer".into());
+    p.connected = false;
+    p.drive();
+    // The reconnect's account auth is refused again: the session refreshes with the same token.
+    p.answer_refresh = true;
+    p.account_auth_errors.push_back("CH_ACCESS_TOKEN_INVALID");
+    p.advance_to(5);
+    assert_eq!(
+        p.tokens_of(REFRESH_TOKEN_REQ),
+        vec!["REFRESH-TOKEN-1", "REFRESH-TOKEN-1"]
+    );
+    assert!(
+        !p.events
+            .iter()
+            .any(|e| matches!(e, Event::AuthFailed { .. })),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(p.s.state(), State::Ready);
+    assert_eq!(
+        p.auth_tokens(),
+        vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]
+    );
+}
+
+/// A refresh the server refuses with a common error is a fatal auth failure that carries the
+/// server's description (what the operator reads), not a bare code.
+#[test]
+fn a_refresh_refused_with_a_common_error_fails_with_the_servers_description() {
+    let mut p = Server::new(|_| {});
+    p.account_auth_errors.push_back("CH_ACCESS_TOKEN_INVALID");
+    p.refresh_refusal = Some(ProtoErrorRes {
+        payload_type: None,
+        error_code: "INVALID_REQUEST".into(),
+        description: Some("refresh token revoked by the user".into()),
+        maintenance_end_timestamp: None,
+    });
+    p.start();
+    assert_eq!(p.s.state(), State::Failed);
+    assert!(
+        p.events.iter().any(|e| matches!(e,
+            Event::AuthFailed { description: Some(d), .. } if d.contains("revoked"))),
+        "{:?}",
+        p.events
     );
 }
