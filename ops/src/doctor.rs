@@ -991,18 +991,10 @@ fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
         ));
         return out;
     };
-    let symbols: Vec<String> = std::fs::read(&args.config)
+    let config = std::fs::read(&args.config)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| oracle_executor::config::from_value(&v).ok())
-        .map(|cfg| {
-            cfg.symbols
-                .iter()
-                .filter(|(_, c)| c.enabled)
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+        .and_then(|v| oracle_executor::config::from_value(&v).ok());
     out.extend(login::check_login(&login::Login {
         endpoint: &endpoint,
         host_is_live,
@@ -1011,7 +1003,7 @@ fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
         client_secret: &secret,
         access_token: &access,
         account_id,
-        symbols,
+        config,
         timeout,
     }));
     out

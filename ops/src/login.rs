@@ -7,7 +7,8 @@
 //!   (`GetAccountListByAccessTokenReq`), of the host's kind (`isLive`: a live account on the demo
 //!   host, or the reverse, fails naming the host to use), and `AccountAuthReq` passes;
 //! - `broker-symbols`: every enabled symbol of `executor_config.json` is in the account's
-//!   `SymbolsListReq` (a missing one is named with the broker's close names, e.g. `US500` →
+//!   `SymbolsListReq` under its `broker_symbol` (`oracle_executor::symbols::resolve`, the
+//!   executor's rule: a missing one is named with the broker's close names, e.g. `US500` →
 //!   `US500.cash`).
 //!
 //! `broker-token` (no network): the access token's expiry and the days it has left, from the token
@@ -44,8 +45,9 @@ pub struct Login<'a> {
     pub access_token: &'a str,
     /// The trading account (`ctidTraderAccountId`); `None`: the account steps say SKIP.
     pub account_id: Option<i64>,
-    /// The broker's names of the enabled symbols (`broker_symbol`, else the config's name).
-    pub symbols: Vec<String>,
+    /// The executor's configuration (its symbols and their `broker_symbol`); `None`: unreadable
+    /// (its own line says why), the symbols are not checked.
+    pub config: Option<oracle_executor::config::ExecutorConfig>,
     /// Connect and per-answer timeout.
     pub timeout: Duration,
 }
@@ -144,49 +146,6 @@ fn refusal(p: &Payload) -> Option<String> {
         Some(d) if !d.is_empty() => format!("{code} ({d})"),
         _ => code.clone(),
     })
-}
-
-/// The broker's names closest to `want`: the ones that start with it or that it starts with
-/// once a suffix like `.cash` is set aside (FTMO's `US500.cash` for `US500`), case-insensitive,
-/// else those within an edit distance of 2 (the nearest); at most three.
-pub fn close_names<'a>(want: &str, names: &'a [String]) -> Vec<&'a str> {
-    let w = want.to_ascii_lowercase();
-    let stem = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
-    let w_stem = stem(&w);
-    let mut out: Vec<(usize, &str)> = names
-        .iter()
-        .filter_map(|n| {
-            let l = n.to_ascii_lowercase();
-            if stem(&l) == w_stem || l.starts_with(&w) || w.starts_with(&l) {
-                Some((0, n.as_str()))
-            } else {
-                let d = edit_distance(&w_stem, &stem(&l));
-                (d <= 2).then_some((d, n.as_str()))
-            }
-        })
-        .collect();
-    out.sort();
-    // Same stem (`US500` / `US500.cash`): those alone; else the near spellings.
-    let best = out.first().map_or(0, |(d, _)| *d);
-    out.into_iter()
-        .filter(|(d, _)| *d == best)
-        .take(3)
-        .map(|(_, n)| n)
-        .collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn kind(live: bool) -> &'static str {
@@ -463,46 +422,60 @@ pub fn check_login(l: &Login<'_>) -> Vec<Check> {
         .collect();
     c.tls.conn.send_close_notify();
     let _ = c.tls.flush();
-    out.push(symbols_verdict(&l.symbols, &names));
+    out.push(match &l.config {
+        Some(cfg) => symbols_verdict(cfg, &names),
+        None => Check::skip(
+            "broker-symbols",
+            format!(
+                "not checked: the config could not be read ({} symbols at the broker)",
+                names.len()
+            ),
+            "fix the config line above",
+        ),
+    });
     out
 }
 
-/// `broker-symbols`: every wanted name at the broker, or FAIL naming the missing ones with close
-/// names.
-pub fn symbols_verdict(wanted: &[String], broker: &[String]) -> Check {
+/// `broker-symbols`: every enabled symbol's broker name (`broker_symbol`, default the model's)
+/// at the broker (`oracle_executor::symbols::resolve`, the executor's own rule), or FAIL naming
+/// the missing ones with their close matches.
+pub fn symbols_verdict(cfg: &oracle_executor::config::ExecutorConfig, broker: &[String]) -> Check {
     const N: &str = "broker-symbols";
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|w| !broker.iter().any(|b| b == *w))
-        .map(|w| {
-            let close = close_names(w, broker);
-            if close.is_empty() {
-                format!("{w} (nothing close)")
+    let enabled = cfg.symbols.values().filter(|s| s.enabled).count();
+    match oracle_executor::symbols::resolve(cfg, broker) {
+        Ok(map) => {
+            let renamed: Vec<String> = map
+                .to_broker
+                .iter()
+                .filter(|(m, b)| m != b && cfg.symbols.get(*m).is_some_and(|s| s.enabled))
+                .map(|(m, b)| format!("{m} as {b}"))
+                .collect();
+            let note = if renamed.is_empty() {
+                String::new()
             } else {
-                format!("{w} (close: {})", close.join(", "))
-            }
-        })
-        .collect();
-    if missing.is_empty() {
-        Check::ok(
+                format!("; {}", renamed.join(", "))
+            };
+            Check::ok(
+                N,
+                format!(
+                    "{enabled} enabled symbol(s), every one at the broker ({} symbols listed){note}",
+                    broker.len()
+                ),
+            )
+        }
+        Err(e) => Check::fail(
             N,
             format!(
-                "{} enabled symbol(s), every one at the broker ({} symbols listed)",
-                wanted.len(),
-                broker.len()
+                "{} of {enabled} enabled symbol(s) not at the broker: {}",
+                e.missing.len(),
+                e.missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
-        )
-    } else {
-        Check::fail(
-            N,
-            format!(
-                "{} of {} enabled symbol(s) not at the broker: {}",
-                missing.len(),
-                wanted.len(),
-                missing.join("; ")
-            ),
-            "set \"broker_symbol\" on the symbol in executor_config.json to the broker's name (FTMO: \"US500.cash\"), or set \"enabled\": false",
-        )
+            "set \"broker_symbol\" on the symbol in executor_config.json to the broker's name (FTMO: \"US500\": {\"broker_symbol\": \"US500.cash\", …}), or set \"enabled\": false",
+        ),
     }
 }
 
@@ -581,18 +554,6 @@ pub fn format_utc(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn close_names_find_the_ftmo_suffix_and_near_spellings() {
-        let names: Vec<String> = ["US500.cash", "US30.cash", "EURUSD", "XAUUSD", "GER40.cash"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(close_names("US500", &names), vec!["US500.cash"]);
-        assert_eq!(close_names("EURUSDm", &names), vec!["EURUSD"]);
-        assert_eq!(close_names("XAGUSD", &names), vec!["XAUUSD"]);
-        assert!(close_names("BTCJPY", &names).is_empty());
-    }
 
     #[test]
     fn utc_dates_format() {

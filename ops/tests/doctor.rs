@@ -572,6 +572,16 @@ fn sim_with(symbols: &[&str], live: bool) -> (tokio::runtime::Runtime, oracle_si
         .expect("runtime");
     let mut cfg = oracle_sim::SimConfig::default();
     for s in symbols {
+        // `US500=US500.cash`: the bars under the model's name, listed under the broker's.
+        let s = match s.split_once('=') {
+            Some((model, broker)) => {
+                cfg.broker
+                    .broker_names
+                    .insert(model.to_string(), broker.to_string());
+                model
+            }
+            None => s,
+        };
         cfg.symbols.push(oracle_sim::symbols::synthetic(
             s,
             oracle_sim::bars::Period::M15,
@@ -600,10 +610,13 @@ fn broker_deployment(
     let cfg = d.join("executor_config.json");
     let entries: Vec<String> = enabled
         .iter()
-        .map(|s| {
-            format!(
+        .map(|s| match s.split_once('=') {
+            Some((model, broker)) => format!(
+                r#""{model}": {{"enabled": true, "broker_symbol": "{broker}", "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#
+            ),
+            None => format!(
                 r#""{s}": {{"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#
-            )
+            ),
         })
         .collect();
     std::fs::write(&cfg, format!("{{{}}}", entries.join(", "))).expect("write");
@@ -645,11 +658,12 @@ fn line(lines: &[doctor::Check], name: &str) -> doctor::Check {
 
 #[test]
 fn doctor_broker_logs_in_checks_the_symbols_and_says_the_token_days_left_over_the_simulator() {
-    let (rt, sim) = sim_with(&["EURUSD", "XAUUSD"], false);
+    // FTMO's names: US500 is listed as `US500.cash`; the config says so with broker_symbol.
+    let (rt, sim) = sim_with(&["EURUSD", "US500=US500.cash"], false);
     let (d, args) = broker_deployment(
         "login-ok",
         &sim,
-        &["EURUSD", "XAUUSD"],
+        &["EURUSD", "US500=US500.cash"],
         DEFAULT_CLIENT_SECRET,
         DEFAULT_ACCOUNT_ID,
     );
@@ -680,6 +694,8 @@ fn doctor_broker_logs_in_checks_the_symbols_and_says_the_token_days_left_over_th
             && acc.contains("a demo account"),
         "{acc}"
     );
+    let sym = line(&lines, "broker-symbols").to_string();
+    assert!(sym.contains("US500 as US500.cash"), "{sym}");
     let tok = line(&lines, "broker-token").to_string();
     assert!(tok.contains("12 days left"), "{tok}");
     // No secret on any line.
@@ -697,7 +713,7 @@ fn doctor_broker_logs_in_checks_the_symbols_and_says_the_token_days_left_over_th
 
 #[test]
 fn doctor_broker_names_the_failing_step_with_its_fix() {
-    let (rt, sim) = sim_with(&["EURUSD", "US500.cash"], false);
+    let (rt, sim) = sim_with(&["EURUSD", "US500=US500.cash"], false);
     // A wrong client secret: application auth fails, the steps after it say SKIP.
     let (d, args) = broker_deployment(
         "login-app",
@@ -738,7 +754,8 @@ fn doctor_broker_names_the_failing_step_with_its_fix() {
     assert!(acc.fix.contains("oracle accounts"), "{acc}");
     let _ = std::fs::remove_dir_all(&d);
 
-    // FTMO's index names: `US500` is not at the broker, `US500.cash` is named as the close one.
+    // FTMO's index names: `US500` (no broker_symbol) is not at the broker, `US500.cash` is named
+    // as the close match.
     let (d, args) = broker_deployment(
         "login-symbols",
         &sim,
@@ -752,8 +769,7 @@ fn doctor_broker_names_the_failing_step_with_its_fix() {
     assert_eq!(sym.status, Status::Fail, "{sym}");
     assert!(
         sym.detail
-            .to_ascii_lowercase()
-            .contains("us500 (close: us500.cash)")
+            .contains("US500: not at the broker; close matches: US500.cash")
             && !sym.detail.contains("EURUSD"),
         "{sym}"
     );
