@@ -19,6 +19,9 @@
 //! events), its token expiry (the session refreshes), and a history rate limit below the
 //! session's (`REQUEST_FREQUENCY_EXCEEDED`: the session waits `retryAfter` and asks again).
 //!
+//! [`guard`] is the prop-firm guard's own simulation: the executor's side core with a preset,
+//! quotes every minute and a crash between two bars (a seed must end flat and halted).
+//!
 //! Invariants are checked after every step (see [`Failure`]); a failing seed prints the one
 //! command that replays it ([`replay_command`]).
 
@@ -26,6 +29,7 @@
 
 pub mod exec;
 pub mod fixtures;
+pub mod guard;
 pub mod pipe;
 mod world;
 

@@ -200,3 +200,42 @@ fn a_seed_replays_identically() {
     assert_eq!(a, b);
     assert!(a.bars > 0 && a.rows_checked > 0, "{a:?}");
 }
+
+/// The prop-firm guard's seeds ([`oracle_dst::guard`]): the side core with a preset, driven
+/// through a crash between two bars, must end flat and halted; no entry while halted; the halt
+/// survives a restart. Pure in-memory (no predictor, no sockets): milliseconds a seed.
+#[test]
+fn guard_seed_sweep() {
+    let base = env_u64("DST_SEED_BASE", 0);
+    let count = env_u64(
+        "DST_SEEDS",
+        if cfg!(debug_assertions) { 200 } else { 2_000 },
+    );
+    let (mut crashed, mut halted, mut restarts, mut refused) = (0u64, 0u64, 0u64, 0u64);
+    let mut failures = Vec::new();
+    for seed in base..base + count {
+        match oracle_dst::guard::run_guard_seed(seed) {
+            Ok(s) => {
+                crashed += u64::from(s.crashed);
+                halted += u64::from(s.halted);
+                restarts += s.restarts;
+                refused += s.refused;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    eprintln!(
+        "guard seeds {base}..{}: {crashed} crashed, {halted} ended halted, {restarts} restarts, {refused} closes refused",
+        base + count
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        crashed > 0 && restarts > 0 && refused > 0,
+        "the seeds exercise the crash, the restart and refused closes"
+    );
+}

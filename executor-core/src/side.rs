@@ -1178,12 +1178,7 @@ impl SideCore {
             return;
         };
         let (coid, key) = (o.req.client_order_id.clone(), o.key.clone());
-        if o.op == Op::Open
-            && matches!(exec, Exec::Filled { .. })
-            && let Some(g) = &mut self.guard
-        {
-            g.on_open(b.now.saturating_mul(1000));
-        }
+        let fill = (o.op, o.position_id, b.now, exec.clone());
         let (result, pid, price, vol, code) = match &exec {
             Exec::Filled {
                 position_id,
@@ -1222,6 +1217,8 @@ impl SideCore {
         }
         info!(target: DECISION, side = self.name, event = "order_result", model = %key, coid = %coid,
             result, position_id = pid, price, "order result");
+        let (op, position_id, now, exec) = fill;
+        self.guard_on_fill(now, op, &key, position_id, &exec);
     }
 
     /// Step 6: each model's outcome applied and its state journaled, in the items' order.

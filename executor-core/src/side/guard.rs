@@ -46,6 +46,9 @@ pub(super) struct GuardSide {
     marks: HashMap<u64, f64>,
     /// Latest quote (bid, ask) per symbol.
     quotes: HashMap<String, (f64, f64)>,
+    /// Positions closed (filled) whose model still holds them until its batch completes: their
+    /// P&L is in the balance now, not in the equity's floating part.
+    closed: HashSet<u64>,
     /// The balance and equity the guard last saw.
     seen: Option<(f64, f64)>,
     /// Flattens asked while a batch ran (symbol filter, why): started when it ends.
@@ -87,6 +90,7 @@ impl GuardSide {
                 mark: None,
                 marks: HashMap::new(),
                 quotes: HashMap::new(),
+                closed: HashSet::new(),
                 seen: None,
                 pending: Vec::new(),
                 flattened: (i64::MIN, HashSet::new()),
@@ -158,6 +162,9 @@ impl SideCore {
             .iter()
             .filter_map(|(k, st)| {
                 let r = st.real.as_ref()?;
+                if self.gs.closed.contains(&r.position_id) {
+                    return None;
+                }
                 let q = self.gs.quotes.get(&k.symbol)?;
                 Some((r.position_id, pnl(r, *q)))
             })
@@ -167,11 +174,19 @@ impl SideCore {
     /// An account read at `now` (Unix s) with a preset: the guard's base for the quotes, then
     /// the guard.
     pub(super) fn apply_guard_account(&mut self, now: i64, acc: Account) {
+        let held: HashSet<u64> = self
+            .policy
+            .models
+            .values()
+            .filter_map(|st| st.real.as_ref().map(|r| r.position_id))
+            .collect();
+        self.gs.closed.retain(|id| held.contains(id));
+        let open = held.len() - self.gs.closed.len();
         let marks = self.position_pnls();
         // What the broker's equity has beyond the positions' P&L at the quotes known
         // (commissions, swaps, conversion): kept while the quotes move, when every position
         // had a quote at the read.
-        let residual = if marks.len() == self.open_positions(None) {
+        let residual = if marks.len() == open {
             acc.equity - acc.balance - marks.values().sum::<f64>()
         } else {
             0.0
@@ -179,6 +194,45 @@ impl SideCore {
         self.gs.mark = Some((acc.balance, residual));
         self.gs.marks = marks;
         self.apply_guard(now.saturating_mul(1000), acc.balance, acc.equity);
+    }
+
+    /// An order of this side filled: an entry is a trading day; an exit's realised P&L moves
+    /// the guard's balance until the next account read (the quotes no longer carry it).
+    pub(super) fn guard_on_fill(
+        &mut self,
+        now: i64,
+        op: Op,
+        key: &ModelKey,
+        position_id: Option<u64>,
+        exec: &Exec,
+    ) {
+        let Exec::Filled { price, .. } = exec else {
+            return;
+        };
+        match op {
+            Op::Open => {
+                if let Some(g) = &mut self.guard {
+                    g.on_open(now.saturating_mul(1000));
+                }
+            }
+            Op::Close => {
+                let Some(r) = self
+                    .policy
+                    .models
+                    .get(key)
+                    .and_then(|st| st.real.as_ref())
+                    .filter(|r| Some(r.position_id) == position_id)
+                else {
+                    return;
+                };
+                let (realised, id) = (pnl(r, (*price, *price)), r.position_id);
+                if let Some((balance, _)) = &mut self.gs.mark {
+                    *balance += realised;
+                }
+                self.gs.marks.remove(&id);
+                self.gs.closed.insert(id);
+            }
+        }
     }
 
     /// An account read outside a batch (asked after a flatten): the guard's, with a preset.
@@ -190,15 +244,20 @@ impl SideCore {
 
     /// Balance and equity now: the last account read's balance and residual (see
     /// [`SideCore::apply_guard_account`]) plus each open position's floating P&L at its latest
-    /// quote (at the read's quote, or none, for a symbol without one).
+    /// quote; `None` while a position has had no quote at all (just after a restart).
     fn estimate(&self) -> Option<(f64, f64)> {
         let (balance, residual) = self.gs.mark?;
         let mut equity = balance + residual;
         for (k, st) in &self.policy.models {
             let Some(r) = &st.real else { continue };
+            if self.gs.closed.contains(&r.position_id) {
+                continue;
+            }
             equity += match self.gs.quotes.get(&k.symbol) {
                 Some(q) => pnl(r, *q),
-                None => self.gs.marks.get(&r.position_id).copied().unwrap_or(0.0),
+                // Not quoted since the read: its P&L then; never quoted (just after a restart):
+                // not known, the guard waits for its quote or the next account read.
+                None => *self.gs.marks.get(&r.position_id)?,
             };
         }
         Some((balance, equity))

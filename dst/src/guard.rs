@@ -1,0 +1,518 @@
+//! The prop-firm guard in a deterministic simulation: the executor's side core
+//! (`oracle_executor_core::side::SideCore`, the product's decisions) with a `risk.preset`, driven
+//! from a seed on one virtual clock against an in-memory book whose prices move every minute.
+//!
+//! A seed ([`GuardPlan::from_seed`]) draws the preset (FTMO 2-Step or 1-Step), the models'
+//! signals at each M15 bar close, the quotes' random walk, a crash between two bars (an adverse
+//! move of every held position, sized to take the equity past the daily limit), closes the book
+//! refuses (the flatten retries them), and a "kill -9" (the side rebuilt from its journal's bytes
+//! and the book's positions). The core is fed as the shell feeds it: an account read at each
+//! batch, a quote of each symbol every minute ([`SideCore::handle_quote`]), and every action it
+//! asks done by the book.
+//!
+//! Checked after every step ([`run_guard`]'s `Err` names the seed, the minute and what broke):
+//! - no entry is sent while the side is halted;
+//! - the guard's equity (estimated between account reads from the quotes) is the book's;
+//! - a halt survives the restart;
+//! - a seed whose crash took the equity past 80% of the daily allowance ends **flat and
+//!   halted**, with no position opened after the halt.
+
+use std::collections::BTreeMap;
+
+use oracle_executor_core::broker::{BrokerPosition, OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::journal::{Op, Replayed, encode_lines};
+use oracle_executor_core::policy::ModelKey;
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// 2021-03-01 08:00 UTC, a Monday (09:00 in Prague): the run ends before the Prague midnight.
+const START: i64 = 1_614_585_600;
+const M15: i64 = 900;
+/// Quotes per bar (one a minute).
+const TICKS: i64 = 15;
+/// One lot (cTrader volume, cents of units): a pip is 10 in the account's currency.
+const LOT: i64 = 10_000_000;
+const SYMBOLS: [&str; 2] = ["EURUSD", "GBPUSD"];
+const INITIAL: f64 = 100_000.0;
+
+/// What a seed draws.
+#[derive(Clone, Debug)]
+pub struct GuardPlan {
+    /// The seed.
+    pub seed: u64,
+    /// `ftmo-2step` or `ftmo-1step`.
+    pub preset: &'static str,
+    /// Bars (M15) run.
+    pub bars: usize,
+    /// The first bar after which the crash comes (the first one with a position held).
+    pub crash_bar: usize,
+    /// The crash's size: a share of the daily allowance lost (above 0.8: the guard must act).
+    pub crash_share: f64,
+    /// The bar before whose batch the executor is killed and restarted (from its journal).
+    pub kill_bar: Option<usize>,
+    /// Probability that the book refuses a close.
+    pub refuse_close: f64,
+}
+
+impl GuardPlan {
+    /// The plan of `seed`.
+    pub fn from_seed(seed: u64) -> GuardPlan {
+        let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let bars = r.random_range(12..28);
+        GuardPlan {
+            seed,
+            preset: if r.random_bool(0.5) {
+                "ftmo-2step"
+            } else {
+                "ftmo-1step"
+            },
+            bars,
+            crash_bar: r.random_range(2..bars - 4),
+            crash_share: r.random_range(0.85..1.6),
+            kill_bar: r.random_bool(0.5).then(|| r.random_range(1..bars)),
+            refuse_close: if r.random_bool(0.3) { 0.3 } else { 0.0 },
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GuardSummary {
+    /// Orders sent (entries and exits).
+    pub orders: u64,
+    /// Closes the book refused.
+    pub refused: u64,
+    /// The crash came (a position was held after `crash_bar`).
+    pub crashed: bool,
+    /// The side ended halted.
+    pub halted: bool,
+    /// Restarts.
+    pub restarts: u64,
+}
+
+struct Pos {
+    symbol: String,
+    label: String,
+    coid: String,
+    buy: bool,
+    volume: i64,
+    price: f64,
+}
+
+struct Book {
+    rng: ChaCha8Rng,
+    refuse_close: f64,
+    balance: f64,
+    mid: BTreeMap<&'static str, f64>,
+    positions: BTreeMap<u64, Pos>,
+    next_id: u64,
+    journal: Vec<u8>,
+    orders: u64,
+    refused: u64,
+    /// The minute an entry went out while halted, if one did.
+    entry_while_halted: Option<String>,
+    opened_after_halt: bool,
+}
+
+const SPREAD: f64 = 0.00002;
+
+/// An order on the wire: id, operation, position closed, symbol, buy, volume, label.
+type Wired = (String, Op, Option<u64>, String, bool, i64, String);
+
+impl Book {
+    fn quote(&self, symbol: &str) -> (f64, f64) {
+        let m = self.mid.get(symbol).copied().unwrap_or(1.0);
+        (m, m + SPREAD)
+    }
+
+    fn pnl(&self, p: &Pos) -> f64 {
+        let (bid, ask) = self.quote(&p.symbol);
+        let units = p.volume as f64 / 100.0;
+        if p.buy {
+            (bid - p.price) * units
+        } else {
+            (p.price - ask) * units
+        }
+    }
+
+    fn equity(&self) -> f64 {
+        self.balance + self.positions.values().map(|p| self.pnl(p)).sum::<f64>()
+    }
+
+    fn account(&self) -> Account {
+        let e = self.equity();
+        Account {
+            balance: self.balance,
+            equity: e,
+            free_margin: e,
+        }
+    }
+
+    fn positions(&self) -> Vec<BrokerPosition> {
+        self.positions
+            .iter()
+            .map(|(id, p)| BrokerPosition {
+                position_id: *id,
+                symbol: p.symbol.clone(),
+                label: p.label.clone(),
+                client_order_id: p.coid.clone(),
+                buy: p.buy,
+                volume: p.volume,
+                price: p.price,
+            })
+            .collect()
+    }
+
+    /// Every action the side asks, until it waits for nothing.
+    fn drive(&mut self, core: &mut SideCore, now: i64) {
+        let mut wire: Vec<Wired> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                match a {
+                    SideAction::AskAccount => core.handle_account(now, Some(self.account())),
+                    SideAction::AskSpec { symbol } => {
+                        let spec = SYMBOLS.contains(&symbol.as_str()).then(|| spec(&symbol));
+                        core.handle_spec(&symbol, spec);
+                    }
+                    SideAction::AskMarket { symbols } => {
+                        let q: Vec<Option<Quote>> = symbols
+                            .iter()
+                            .map(|s| {
+                                let (bid, ask) = self.quote(s);
+                                Some(Quote { bid, ask })
+                            })
+                            .collect();
+                        core.handle_market(&q, true);
+                    }
+                    SideAction::JournalIntents { records } => {
+                        self.journal
+                            .extend(encode_lines(&records).expect("encodable"));
+                        core.handle_journaled(Ok(()));
+                    }
+                    SideAction::Journal { record, .. } => {
+                        self.journal
+                            .extend(encode_lines(&[record]).expect("encodable"));
+                    }
+                    SideAction::Submit(o) => {
+                        self.orders += 1;
+                        if o.op == Op::Open && core.halt_now().is_some() {
+                            self.entry_while_halted = Some(o.req.client_order_id.clone());
+                        }
+                        wire.push((
+                            o.req.client_order_id.clone(),
+                            o.op,
+                            o.position_id,
+                            o.req.symbol.clone(),
+                            o.req.buy,
+                            o.req.volume,
+                            o.req.label.clone(),
+                        ));
+                    }
+                    SideAction::AskMargins { asks } => {
+                        let m: Vec<Option<f64>> = asks.iter().map(|_| Some(100.0)).collect();
+                        core.handle_margins(&m);
+                    }
+                    SideAction::AwaitAnswers => {
+                        for (coid, op, pid, symbol, buy, volume, label) in std::mem::take(&mut wire)
+                        {
+                            let r = self.execute(&coid, op, pid, &symbol, buy, volume, &label);
+                            answers.push((coid, r));
+                        }
+                    }
+                    SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+                }
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            core.handle_order_outcome(now, &coid, r);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        coid: &str,
+        op: Op,
+        pid: Option<u64>,
+        symbol: &str,
+        buy: bool,
+        volume: i64,
+        label: &str,
+    ) -> OrderResult {
+        match op {
+            Op::Open => {
+                self.next_id += 1;
+                let (bid, ask) = self.quote(symbol);
+                let price = if buy { ask } else { bid };
+                self.positions.insert(
+                    self.next_id,
+                    Pos {
+                        symbol: symbol.to_string(),
+                        label: label.to_string(),
+                        coid: coid.to_string(),
+                        buy,
+                        volume,
+                        price,
+                    },
+                );
+                OrderResult::Filled {
+                    position_id: self.next_id,
+                    price,
+                    volume,
+                }
+            }
+            Op::Close => {
+                if self.refuse_close > 0.0 && self.rng.random_bool(self.refuse_close) {
+                    self.refused += 1;
+                    return OrderResult::Rejected {
+                        code: "TRADING_BAD_VOLUME".into(),
+                        msg: "refused by the seed".into(),
+                    };
+                }
+                let Some(p) = pid.and_then(|id| self.positions.remove(&id)) else {
+                    return OrderResult::Rejected {
+                        code: "POSITION_NOT_FOUND".into(),
+                        msg: "no such position".into(),
+                    };
+                };
+                self.balance += self.pnl(&p);
+                let (bid, ask) = self.quote(&p.symbol);
+                OrderResult::Filled {
+                    position_id: pid.unwrap_or(0),
+                    price: if p.buy { bid } else { ask },
+                    volume,
+                }
+            }
+        }
+    }
+}
+
+fn spec(symbol: &str) -> SymbolSpec {
+    SymbolSpec {
+        name: symbol.into(),
+        id: if symbol == "EURUSD" { 1 } else { 2 },
+        digits: 5,
+        pip_position: 4,
+        lot_size: LOT,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
+    }
+}
+
+fn config(preset: &str) -> ExecutorConfig {
+    let sym = serde_json::json!({"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0});
+    from_value(&serde_json::json!({
+        "EURUSD": sym, "GBPUSD": sym,
+        "risk": {"preset": preset, "initial_balance": INITIAL}
+    }))
+    .expect("a valid config")
+}
+
+/// Runs `plan`; `Err` names the seed, the minute and the invariant broken.
+pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
+    let cfg = config(plan.preset);
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let mut book = Book {
+        rng: ChaCha8Rng::seed_from_u64(plan.seed.wrapping_add(1)),
+        refuse_close: plan.refuse_close,
+        balance: INITIAL,
+        mid: SYMBOLS.iter().map(|s| (*s, 1.2)).collect(),
+        positions: BTreeMap::new(),
+        next_id: 1000,
+        journal: Vec::new(),
+        orders: 0,
+        refused: 0,
+        entry_while_halted: None,
+        opened_after_halt: false,
+    };
+    let keys: Vec<ModelKey> = SYMBOLS
+        .iter()
+        .map(|s| ModelKey::new(s, Timeframe::M15))
+        .collect();
+    let mut core = SideCore::new("live", &cfg, &Replayed::default());
+    let mut targets: Vec<Action> = vec![Action::Wait; keys.len()];
+    let mut sum = GuardSummary::default();
+    let mut crash: Option<(f64, i64)> = None; // (pips per tick per position's direction, ticks left)
+    let mut crash_done = false;
+    let mut halted_at: Option<i64> = None;
+    let fail = |now: i64, what: String| {
+        format!(
+            "guard seed {} at {}s after the start: {what}",
+            plan.seed,
+            now - START
+        )
+    };
+    let allowance = INITIAL
+        * if plan.preset == "ftmo-2step" {
+            0.05
+        } else {
+            0.03
+        };
+    for bar in 0..plan.bars {
+        let bt = START + bar as i64 * M15;
+        let now = bt + M15 + 2;
+        for k in &keys {
+            core.policy.handle_bar(k, bt);
+        }
+        if plan.kill_bar == Some(bar) {
+            // kill -9: the side from its journal's bytes and the book's positions.
+            let was = core.halt_now().map(|h| h.code());
+            let rep = Replayed::from_bytes(&book.journal);
+            core = SideCore::new("live", &cfg, &rep);
+            for k in &keys {
+                core.policy.handle_bar(k, bt);
+            }
+            core.handle_reconciled(book.positions());
+            book.drive(&mut core, now);
+            sum.restarts += 1;
+            if core.halt_now().map(|h| h.code()) != was {
+                return Err(fail(
+                    now,
+                    format!(
+                        "the halt did not survive the restart: {was:?} before, {:?} after",
+                        core.halt_now().map(|h| h.code())
+                    ),
+                ));
+            }
+        }
+        // The bar's signals: each model keeps its target or moves to another.
+        let items: Vec<Item> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if rng.random_bool(0.35) {
+                    targets[i] =
+                        [Action::LongWeak, Action::ShortWeak, Action::Wait][rng.random_range(0..3)];
+                }
+                Item {
+                    key: k.clone(),
+                    tf: Timeframe::M15,
+                    target: targets[i],
+                    bt,
+                }
+            })
+            .collect();
+        let before = book.positions.len();
+        core.handle_signals(now, &cfg, &items);
+        book.drive(&mut core, now);
+        if core.take_batch_result().is_none() {
+            return Err(fail(now, "the batch did not complete".into()));
+        }
+        book.drive(&mut core, now);
+        if halted_at.is_some() && book.positions.len() > before {
+            book.opened_after_halt = true;
+        }
+        // Between this bar and the next: a quote a minute; the crash when it is due.
+        if !crash_done && bar >= plan.crash_bar && !book.positions.is_empty() {
+            let units: f64 = book
+                .positions
+                .values()
+                .map(|p| p.volume as f64 / 100.0)
+                .sum();
+            let ticks = TICKS - 3;
+            // Down to crash_share of the daily allowance below the day's anchor over `ticks`
+            // minutes, every position adverse.
+            let anchor = core
+                .guard
+                .as_ref()
+                .and_then(|g| g.daily_floor())
+                .map_or(INITIAL, |f| f + allowance);
+            let loss = (book.equity() - (anchor - plan.crash_share * allowance)).max(0.0);
+            crash = Some((loss / units / ticks as f64, ticks));
+            crash_done = true;
+            sum.crashed = true;
+        }
+        for t in 1..TICKS {
+            let at = now + t * 60;
+            for s in SYMBOLS {
+                let noise = (rng.random::<f64>() - 0.5) * 0.0004;
+                let step = match crash {
+                    Some((d, _)) => {
+                        // Adverse for what is held on the symbol (long: down, short: up).
+                        let long = book
+                            .positions
+                            .values()
+                            .filter(|p| p.symbol == s)
+                            .map(|p| if p.buy { 1.0 } else { -1.0 })
+                            .sum::<f64>();
+                        -d * long.signum()
+                    }
+                    None => noise,
+                };
+                if let Some(m) = book.mid.get_mut(s) {
+                    *m = (*m + step).max(0.1);
+                }
+                let (bid, ask) = book.quote(s);
+                // The guard evaluated on this quote: its equity (the last account read's, moved
+                // by the positions' P&L since) is the book's.
+                if let Some(v) = core.handle_quote(at * 1000, s, bid, ask) {
+                    let e = v.daily.floor + v.daily.money;
+                    if (e - book.equity()).abs() > 0.01 {
+                        return Err(fail(
+                            at,
+                            format!(
+                                "the guard's equity {e:.2} is not the book's {:.2}",
+                                book.equity()
+                            ),
+                        ));
+                    }
+                }
+                book.drive(&mut core, at);
+                if halted_at.is_none() && core.halt_now().is_some() {
+                    halted_at = Some(at);
+                }
+            }
+            if let Some((_, left)) = &mut crash {
+                *left -= 1;
+                if *left == 0 {
+                    crash = None;
+                }
+            }
+            if let Some(c) = &book.entry_while_halted {
+                return Err(fail(at, format!("entry {c} sent while halted")));
+            }
+        }
+    }
+    let end = START + plan.bars as i64 * M15 + M15;
+    if let Some(c) = &book.entry_while_halted {
+        return Err(fail(end, format!("entry {c} sent while halted")));
+    }
+    if book.opened_after_halt {
+        return Err(fail(end, "a position was opened after the halt".into()));
+    }
+    sum.halted = core.halt_now().is_some();
+    if sum.crashed && !(sum.halted && book.positions.is_empty()) {
+        return Err(fail(
+            end,
+            format!(
+                "the crash took the equity through the daily limit but the run ends {} and {} (equity {:.2}, {} position(s))",
+                if sum.halted { "halted" } else { "NOT halted" },
+                if book.positions.is_empty() {
+                    "flat"
+                } else {
+                    "NOT flat"
+                },
+                book.equity(),
+                book.positions.len()
+            ),
+        ));
+    }
+    sum.orders = book.orders;
+    sum.refused = book.refused;
+    Ok(sum)
+}
+
+/// The run of `seed`'s plan.
+pub fn run_guard_seed(seed: u64) -> Result<GuardSummary, String> {
+    run_guard(&GuardPlan::from_seed(seed))
+}
