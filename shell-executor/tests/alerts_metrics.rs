@@ -508,3 +508,81 @@ fn the_executor_tells_its_start_the_prague_midnight_summary_and_its_stop() {
         assert!(!b.to_string().contains("T0KEY"), "{b}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The prop-firm guard, through the engine over a paper book.
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_guards_halt_and_its_limit_crossings_reach_the_webhook_once() {
+    use oracle_alerts::AlertsConfig;
+    use oracle_executor::alerting::{Telemetry, alerts_from};
+    use oracle_executor::engine::{Engine, Side};
+    use oracle_executor::paper::PaperBook;
+    use oracle_ipc::Message;
+
+    let hook = Hook::start();
+    let alerts_cfg = AlertsConfig {
+        webhook_url: Some(hook.url()),
+        ..AlertsConfig::default()
+    };
+    let alerts = alerts_from(
+        Some(alerts_cfg.clone()),
+        None,
+        Some(material().ca_pem.as_bytes()),
+    )
+    .expect("alerts");
+    let tel = Arc::new(Telemetry::new(alerts, &alerts_cfg));
+    // FTMO 2-Step on 100 000: a daily allowance of 5 000, the guard acting at 80%.
+    let c = oracle_executor::config::from_value(&serde_json::json!({
+        "EURUSD": {"enabled": true, "lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0, "stale_after_secs": 100000}
+    }))
+    .expect("config");
+    let mut book = PaperBook::new(100_000.0, [common::eurusd()]);
+    book.set_quote("EURUSD", 1.10000, 1.10008);
+    let side = Side::new("live", &c, book, None);
+    let mut e = Engine::new(c, Some(side), None, Default::default(), None);
+    e.set_telemetry(tel.clone());
+    let signal = async |e: &mut Engine<PaperBook>, action: &str, i: i64| {
+        let line = common::sig("EURUSD", action, i);
+        let Ok(Message::Signal(s)) = oracle_ipc::parse(&line) else {
+            panic!("{line}")
+        };
+        let key = oracle_executor::policy::ModelKey::new("EURUSD", oracle_ipc::Timeframe::M15);
+        let bt = common::T0 + i * common::M15;
+        e.on_bar(&key, bt, 1.1, 0.0);
+        e.bar_streamed(&key, bt);
+        e.on_signal(common::now(i), &s).await.line
+    };
+    assert!(signal(&mut e, "WAIT", 0).await.contains("|HOLD|"));
+    let ack = signal(&mut e, "LONG_STRONG", 1).await;
+    assert!(ack.contains("|OK|"), "{ack}");
+    // 1 lot, 420.8 pips down: -4 208, 84% of the daily allowance.
+    e.live
+        .as_mut()
+        .expect("live")
+        .broker
+        .set_quote("EURUSD", 1.05800, 1.05808);
+    let ack = signal(&mut e, "LONG_STRONG", 2).await;
+    assert!(ack.contains("|HOLD|") || ack.contains("|FAIL|"), "{ack}");
+    // The guard's closes driven (as the shell drives a side's actions): the halt in force is
+    // not told again.
+    e.drive_sides(common::now(2)).await;
+    tel.stopping("test over", Duration::from_secs(10));
+    let halted = hook.of("halted");
+    assert_eq!(halted.len(), 1, "{:?}", hook.bodies());
+    assert!(
+        halted[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("daily loss (HALTED_DAILY_LOSS) by guard")),
+        "{halted:?}"
+    );
+    let crossings = hook.of("headroom");
+    assert_eq!(
+        crossings.len(),
+        1,
+        "a jump past 80% reports 80% once: {crossings:?}"
+    );
+    assert_eq!(crossings[0]["limit"], "daily loss");
+    assert_eq!(crossings[0]["threshold_pct"], 80);
+}
