@@ -829,3 +829,72 @@ fn doctor_broker_refuses_a_live_account_on_the_demo_host_naming_the_live_host_an
     rt.block_on(sim.shutdown());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+// ---------------------------------------------------------------------------------------------
+// the deploy kit
+
+/// `KEY=` lines of a unit, continuation lines (`\`) joined, each split into words.
+fn unit_commands(text: &str, key: &str) -> Vec<Vec<String>> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The executor's unit: its doctor checks the executor's own state folder (the token file the
+/// executor starts on and stores refreshed pairs in) and the account's host (`--broker auto`,
+/// as the executor); the token file lies under a path the service may write under
+/// `ProtectSystem=strict`.
+#[test]
+fn the_executor_unit_doctors_its_token_file_and_host_and_may_write_the_token_file() {
+    #[derive(clap::Parser)]
+    struct Doctor {
+        #[command(flatten)]
+        args: doctor::DoctorArgs,
+    }
+    use clap::Parser as _;
+    let text =
+        std::fs::read_to_string(repo().join("deploy/oracle-executor.service")).expect("unit");
+    let pre = unit_commands(&text, "ExecStartPre");
+    let doctor_cmd = pre
+        .iter()
+        .find(|c| c.get(1).map(String::as_str) == Some("doctor"))
+        .expect("an ExecStartPre runs oracle doctor");
+    let d = Doctor::try_parse_from(doctor_cmd.iter().skip(1)).expect("doctor's flags parse");
+    let start = unit_commands(&text, "ExecStart");
+    let exec = &start[0];
+    assert_eq!(
+        exec.get(1).map(String::as_str),
+        Some("executor"),
+        "{exec:?}"
+    );
+    let cli = oracle_executor::shell::Cli::try_parse_from(exec.iter().skip(1))
+        .expect("the executor's flags parse");
+    // The token file doctor checks is the executor's.
+    assert_eq!(
+        doctor::ctrader_token_file(&d.args),
+        oracle_ctrader::tokenfile::path_in(&cli.state)
+    );
+    // Both pick the host by the account.
+    assert_eq!(d.args.broker.as_deref(), Some("auto"));
+    assert_eq!(cli.broker.as_deref(), Some("auto"));
+    // Every state folder doctor measures is one the services write.
+    let writable: Vec<PathBuf> = unit_commands(&text, "ReadWritePaths")
+        .concat()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    assert!(text.contains("ProtectSystem=strict"));
+    let token_file = oracle_ctrader::tokenfile::path_in(&cli.state);
+    for p in d.args.state.iter().chain([&token_file]) {
+        assert!(
+            writable.iter().any(|w| p.starts_with(w)),
+            "{} is not under ReadWritePaths {writable:?}",
+            p.display()
+        );
+    }
+    // And the config doctor validates is the executor's.
+    assert_eq!(d.args.config, cli.config);
+}
