@@ -309,6 +309,10 @@ impl<B: Broker> Side<B> {
         now: i64,
         items: &[Item],
     ) -> Vec<(AckKind, Plan, Option<Refusal>)> {
+        // A symbol's facts the broker changed (its trading mode) count from this batch on.
+        for s in self.broker.changed_specs().await {
+            self.core.specs.insert(s.name.clone(), s);
+        }
         self.core.handle_signals(now, cfg, items);
         self.drive(now).await;
         self.core.take_batch_result().unwrap_or_else(|| {

@@ -277,8 +277,11 @@ pub struct LiveBroker {
     /// `scheduleTimeZone` of `SymbolByIdRes`), read with its facts at start and after a
     /// reconnect. A symbol without one (unusable: logged) is taken as open.
     calendars: HashMap<String, TradingCalendar>,
-    /// Broker symbol id → model symbol name, mapped at start.
+    /// Broker symbol id → model symbol name, mapped at start (a symbol the broker stopped
+    /// listing under its name is taken out: its facts stay, with trading disabled).
     symbol_ids: HashMap<i64, String>,
+    /// Broker symbol id → the broker's name it was mapped by at start.
+    listed_as: HashMap<i64, String>,
 }
 
 /// How long the broker's margin for a (symbol, volume, side) is reused, scaled to the current
@@ -454,6 +457,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         replay_clock: false,
         calendars: HashMap::new(),
         symbol_ids: HashMap::new(),
+        listed_as: HashMap::new(),
     };
     // The event task runs before the start-up requests: a refresh ahead of a stored pair's
     // expiry can begin as soon as the session is ready, and the session holds every request
@@ -863,6 +867,9 @@ impl LiveBroker {
                     info!(symbol = %model, broker_symbol = ?s.symbol_name, "symbol traded under the broker's name");
                 }
                 by_id.insert(s.symbol_id, model.to_string());
+                if let Some(n) = &s.symbol_name {
+                    self.listed_as.insert(s.symbol_id, n.clone());
+                }
             }
         }
         self.symbol_ids = by_id;
@@ -914,6 +921,61 @@ impl LiveBroker {
                 && spec.trading_mode.allows_entries()
             {
                 tracing::error!(symbol = %name, symbol_id = id, "the broker no longer answers for the symbol (renamed or removed?): entries refused, exits tried; check executor_config.json's broker_symbol and restart");
+                spec.trading_mode = TradingMode::DisabledWithoutPendingsExecution;
+                changed.push(spec.clone());
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Reads the broker's symbol list again (after a reconnect or a `SymbolChangedEvent`): a
+    /// symbol no longer listed under the name it was mapped by (renamed or removed by the
+    /// broker) is reported, naming the new name or the close matches, and taken as disabled:
+    /// entries refused, exits tried. Returns the specs that changed.
+    async fn relist(&mut self) -> Result<Vec<SymbolSpec>, BrokerError> {
+        let list = self
+            .req(ProtoOaSymbolsListReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await?;
+        let Payload::SymbolsListRes(list) = list else {
+            return Err(err("SymbolsListReq: unexpected answer"));
+        };
+        let names: Vec<String> = list
+            .symbol
+            .iter()
+            .filter_map(|s| s.symbol_name.clone())
+            .collect();
+        let mut gone: Vec<(i64, String)> = Vec::new();
+        for (id, model) in &self.symbol_ids {
+            let was = self.listed_as.get(id).cloned().unwrap_or_default();
+            let now = list
+                .symbol
+                .iter()
+                .find(|s| s.symbol_id == *id)
+                .and_then(|s| s.symbol_name.clone());
+            if now.as_deref() == Some(was.as_str()) {
+                continue;
+            }
+            let missing = symbols::Missing {
+                model: model.clone(),
+                broker: was.clone(),
+                close: match &now {
+                    Some(n) => vec![n.clone()],
+                    None => symbols::close_matches(&was, &names),
+                },
+            };
+            tracing::error!(symbol = %model, broker_symbol = %was, now_listed_as = ?now,
+                "the broker renamed or removed the symbol: {missing}; entries refused, exits tried until executor_config.json names the broker's symbol and the executor restarts");
+            gone.push((*id, model.clone()));
+        }
+        let mut changed = Vec::new();
+        for (id, model) in gone {
+            self.symbol_ids.remove(&id);
+            if let Some(spec) = self.specs.get_mut(&model)
+                && spec.trading_mode.allows_entries()
+            {
                 spec.trading_mode = TradingMode::DisabledWithoutPendingsExecution;
                 changed.push(spec.clone());
             }
@@ -1257,13 +1319,24 @@ impl Broker for LiveBroker {
         if !self.shared.specs_stale.swap(false, Ordering::SeqCst) {
             return Vec::new();
         }
+        let gone = match self.relist().await {
+            Ok(gone) => gone,
+            Err(e) => {
+                self.shared.specs_stale.store(true, Ordering::SeqCst);
+                warn!(error = %e, "the broker's symbol list not read again: asked again at the next signal");
+                return Vec::new();
+            }
+        };
         match self.read_specs().await {
-            Ok(changed) => changed,
+            Ok(mut changed) => {
+                changed.extend(gone);
+                changed
+            }
             Err(e) => {
                 // Asked again before the next decision.
                 self.shared.specs_stale.store(true, Ordering::SeqCst);
                 warn!(error = %e, "symbol facts not read again (trading mode unknown): asked again at the next signal");
-                Vec::new()
+                gone
             }
         }
     }

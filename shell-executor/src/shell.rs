@@ -643,6 +643,7 @@ pub fn default_spec(name: &str) -> SymbolSpec {
             min_volume: 100_000,
             step_volume: 100_000,
             max_volume: 10_000_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     } else {
         SymbolSpec {
@@ -654,6 +655,7 @@ pub fn default_spec(name: &str) -> SymbolSpec {
             min_volume: 1,
             step_volume: 1,
             max_volume: 100_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
         }
     }
 }
@@ -1057,6 +1059,7 @@ async fn run_live(
     let live_cfg = crate::live::LiveConfig {
         client,
         symbols: cfg.symbols.keys().cloned().collect(),
+        symbol_config: Some(cfg.clone()),
         streams: preload.clone(),
         fill_timeout: Duration::from_secs(10),
         ready_timeout: Duration::from_secs(30),

@@ -303,3 +303,51 @@ async fn close_only_between_two_bars_refuses_the_entry_naming_the_mode_and_the_e
     assert!(positions(&s).await.is_empty());
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbol_the_broker_renames_while_running_is_reported_and_takes_no_entry_but_exits() {
+    let s = sim(&[]).await;
+    let d = tmpdir("broker-symbols-renamed");
+    let c = cfg(serde_json::json!({}));
+    let (b, mut feed) = connect(&s, &["EURUSD"], &c).await.expect("connect");
+    let mut e = engine(&d, &c, b);
+    e.reconcile(0).await.expect("reconcile");
+    let mut bars = Bars {
+        last: BTreeMap::new(),
+    };
+    let mut seq = 0;
+    let (t0, _) = bars.next(&mut e, &mut feed, "EURUSD").await;
+    seq += 1;
+    signal(&mut e, "EURUSD", "WAIT", t0, seq).await;
+    let (t1, _) = bars.next(&mut e, &mut feed, "EURUSD").await;
+    seq += 1;
+    let ack = signal(&mut e, "EURUSD", "LONG_WEAK", t1, seq).await;
+    assert!(ack.contains("|OK|T:"), "{ack}");
+
+    // FTMO-style: the broker lists EURUSD under another name from now on.
+    assert!(s.rename_symbol("EURUSD", "EURUSD.x").await);
+    let seen = async {
+        while !e.live.as_ref().expect("live").broker.symbols_stale() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), seen)
+        .await
+        .expect("the SymbolChangedEvent reaches the executor");
+    while let Ok(ev) = feed.try_recv() {
+        if let Some((t, _)) = bars.take(&mut e, ev, "EURUSD").await {
+            seq += 1;
+            let ack = signal(&mut e, "EURUSD", "LONG_WEAK", t, seq).await;
+            assert!(ack.contains("|HOLD|"), "{ack}");
+        }
+    }
+    let (t2, _) = bars.next(&mut e, &mut feed, "EURUSD").await;
+    seq += 1;
+    let ack = signal(&mut e, "EURUSD", "SHORT_WEAK", t2, seq).await;
+    assert!(
+        ack.contains("|FAIL|TRADING_MODE_DISABLED_WITHOUT_PENDINGS_EXECUTION|"),
+        "{ack}"
+    );
+    assert!(positions(&s).await.is_empty(), "the exit went on");
+    s.shutdown().await;
+}

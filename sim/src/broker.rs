@@ -1918,6 +1918,27 @@ impl Broker {
         true
     }
 
+    /// Lists symbol `symbol` under the name `to` from now on (a broker renaming it: FTMO does),
+    /// announced with a `SymbolChangedEvent`. Its id, positions and data stay. False for an
+    /// unknown symbol name.
+    pub fn rename_symbol(&mut self, now_ms: i64, symbol: &str, to: &str) -> bool {
+        let Some(i) = self
+            .market
+            .symbols
+            .iter()
+            .position(|s| s.spec.name == symbol)
+        else {
+            return false;
+        };
+        self.market.symbols[i].spec.name = to.to_string();
+        tracing::warn!(symbol, to, "symbol renamed");
+        // The announcement only: the mode stays as it was.
+        let mode = self.trading_modes[i];
+        let announced = self.set_trading_mode(now_ms, to, mode.unwrap_or(0));
+        self.trading_modes[i] = mode;
+        announced
+    }
+
     /// TRADING_DISABLED's description when symbol `i`'s trading mode refuses the order (a
     /// close passes in close-only mode).
     fn refused_by_mode(&self, i: usize, closing: bool) -> Option<String> {

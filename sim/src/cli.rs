@@ -98,7 +98,9 @@ pub struct Args {
     /// `reject:code=CODE,every=N,symbol=S,via=error` (every/symbol/via optional) | `delay:ms=D` |
     /// `no-heartbeat` | `silence:after=N` | `garbage:after=N` | `oversized:after=N,len=B` |
     /// `lose-exec:every=N,only=filled` (both optional) | `spread:symbol=S,points=P,after=N`
-    /// (after optional: market ticks before it applies) | `delta-high-bug` |
+    /// (after optional: market ticks before it applies) |
+    /// `trading-mode:symbol=S,mode=close-only|disabled|disabled-with-pendings|enabled,after=N`
+    /// (after optional; announced by SymbolChangedEvent) | `delta-high-bug` |
     /// `blocked:retry-after=S,kind=REQ,every=N` (kind/every optional: BLOCKED_PAYLOAD_TYPE) |
     /// `maintenance:after=S,for=D` (wall seconds from start: SERVER_IS_UNDER_MAINTENANCE) |
     /// `client-disconnect:after=N` | `connections-limit:max=N` |

@@ -167,6 +167,15 @@ impl SimHandle {
             .unwrap_or(false)
     }
 
+    /// Renames a symbol (the broker's name) and announces it (`SymbolChangedEvent`). False for
+    /// an unknown symbol.
+    pub async fn rename_symbol(&self, symbol: &str, to: &str) -> bool {
+        let (symbol, to) = (symbol.to_string(), to.to_string());
+        self.with_broker(move |b, now| b.rename_symbol(now, &symbol, &to))
+            .await
+            .unwrap_or(false)
+    }
+
     /// NewOrderReq received with this clientOrderId.
     pub async fn new_orders_with_client_id(&self, client_order_id: &str) -> u64 {
         let c = client_order_id.to_string();
