@@ -45,11 +45,12 @@ fn eurusd_over_a_weekend() -> SymbolData {
 }
 
 async fn sim() -> SimHandle {
-    let mut broker = BrokerConfig::default();
-    broker.calendar = CalendarMode::Realistic;
-    broker.speed = Speed::Fast;
     oracle_sim::spawn(SimConfig {
-        broker,
+        broker: BrokerConfig {
+            calendar: CalendarMode::Realistic,
+            speed: Speed::Fast,
+            ..BrokerConfig::default()
+        },
         symbols: vec![eurusd_over_a_weekend()],
         start: Start::At(t("2024-03-08T21:00:00Z") * 1000),
         // The replay never starts on its own: the test steps the market clock.
