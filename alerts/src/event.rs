@@ -205,8 +205,9 @@ impl Event {
                 left,
                 currency,
             } => format!(
-                "{limit} limit {used_pct:.1}% used (crossed {threshold_pct}%): {} {currency} left",
-                money(*left)
+                "{limit} limit {used_pct:.1}% used (crossed {threshold_pct}%): {}{} left",
+                money(*left),
+                spaced(currency)
             ),
             Event::AuthFailed { what } => format!("authentication failed: {what}"),
             Event::Disconnected { for_s } => {
@@ -219,17 +220,17 @@ impl Event {
                 model,
                 order,
                 reason,
-            } => format!("order refused: {model} {order}: {reason}"),
+            } => format!("order refused: {model}{}: {reason}", spaced(order)),
             Event::ModelRefused { file, reason } => {
                 format!("model refused at load: {file}: {reason}")
             }
             Event::DailySummary(s) => {
                 let mut t = format!(
-                    "daily summary {} (day ending at midnight Europe/Prague): balance {} -> {} {} ({}), equity {}, {} orders ({} refused), {} positions open",
+                    "daily summary {} (day ending at midnight Europe/Prague): balance {} -> {}{} ({}), equity {}, {} orders ({} refused), {} positions open",
                     s.day,
                     money(s.balance_start),
                     money(s.balance_end),
-                    s.currency,
+                    spaced(&s.currency),
                     signed(s.balance_end - s.balance_start),
                     money(s.equity),
                     s.orders,
@@ -243,6 +244,16 @@ impl Event {
             }
             Event::Test { from } => format!("test message from {from}: alerts reach this channel"),
         }
+    }
+}
+
+/// ` USD` (a word after a space), or nothing for an empty one (a currency or an order the
+/// process does not know).
+fn spaced(word: &str) -> String {
+    if word.is_empty() {
+        String::new()
+    } else {
+        format!(" {word}")
     }
 }
 
@@ -339,6 +350,39 @@ mod tests {
             "daily summary 2026-12-05 (day ending at midnight Europe/Prague): balance 100000.00 -> 99750.50 EUR (-249.50), equity 99800.00, 12 orders (1 refused), 3 positions open, daily-loss limit at most 12.0% used"
         );
         assert_eq!(dropped_text(3), "3 alerts dropped (alert queue full)");
+        // What the process does not know is left out, not shown as a double space.
+        let unknown = Event::DailySummary(DailySummary {
+            currency: String::new(),
+            daily_loss_used_pct: None,
+            ..match s {
+                Event::DailySummary(d) => d,
+                _ => unreachable!(),
+            }
+        });
+        assert!(
+            unknown
+                .text()
+                .contains("balance 100000.00 -> 99750.50 (-249.50), equity 99800.00"),
+            "{}",
+            unknown.text()
+        );
+        let e = Event::OrderRefused {
+            model: "XAUUSD".into(),
+            order: String::new(),
+            reason: "UNKNOWN_SYMBOL".into(),
+        };
+        assert_eq!(e.text(), "order refused: XAUUSD: UNKNOWN_SYMBOL");
+        let h = Event::Headroom {
+            limit: "max loss".into(),
+            used_pct: 50.0,
+            threshold_pct: 50,
+            left: 5_000.0,
+            currency: String::new(),
+        };
+        assert_eq!(
+            h.text(),
+            "max loss limit 50.0% used (crossed 50%): 5000.00 left"
+        );
         assert_eq!(dropped_text(1), "1 alert dropped (alert queue full)");
     }
 
