@@ -207,20 +207,15 @@ fn write_bars(d: &Path) {
     std::fs::write(d.join("bars.csv"), csv).expect("csv");
 }
 
-#[test]
-fn a_halt_over_the_socket_refuses_the_next_entry_until_resume() {
-    let d = tmpdir("op-halt");
-    write_config(&d);
-    write_bars(&d);
-    let state = d.join("state");
-    let port = free_port();
-    let mut child = spawn(&d, port, true);
-    let mut ch = Channel::open(&state, &mut child);
+/// The predictor's side over the WebSocket on `port`: HISTORY, then WAIT on the last history
+/// bar and LONG_WEAK (a transition: an entry) on the first live bar, `between` called before
+/// the second. Returns the two ACKs.
+fn predict(port: u16, mut between: impl FnMut()) -> Result<Vec<String>, &'static str> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let result = rt.block_on(async {
+    rt.block_on(async {
         let mut ws = None;
         for _ in 0..100 {
             if let Ok((w, _)) =
@@ -263,18 +258,13 @@ fn a_halt_over_the_socket_refuses_the_next_entry_until_resume() {
                 break;
             }
         }
-        // WAIT on the last history bar; then the halt; then LONG_WEAK (a transition: an
-        // entry) on the live bar.
         let mut acks = Vec::new();
         for (i, (l, a)) in bars.iter().zip(["WAIT", "LONG_WEAK"]).enumerate() {
             let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(l) else {
                 return Err("bad bar");
             };
             if i == 1 {
-                let h = ch.ask(r#"{"cmd":"halt"}"#);
-                if h["ok"] != true {
-                    panic!("halt refused: {h}");
-                }
+                between();
             }
             let s = format!(
                 "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
@@ -290,7 +280,30 @@ fn a_halt_over_the_socket_refuses_the_next_entry_until_resume() {
                 }
             }
         }
-        Ok::<_, &'static str>(acks)
+        Ok(acks)
+    })
+}
+
+fn model_row<'a>(status: &'a Value, model: &str) -> &'a Value {
+    status["status"]["models"]
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["model"] == model))
+        .unwrap_or_else(|| panic!("no {model} row: {status}"))
+}
+
+#[test]
+fn a_halt_over_the_socket_refuses_the_next_entry_until_resume() {
+    let d = tmpdir("op-halt");
+    write_config(&d);
+    write_bars(&d);
+    let state = d.join("state");
+    let port = free_port();
+    let mut child = spawn(&d, port, true);
+    let mut ch = Channel::open(&state, &mut child);
+    // WAIT; the halt; LONG_WEAK (an entry).
+    let result = predict(port, || {
+        let h = ch.ask(r#"{"cmd":"halt"}"#);
+        assert_eq!(h["ok"], true, "halt refused: {h}");
     });
     let status = ch.ask(r#"{"cmd":"status"}"#);
     let resumed = ch.ask(r#"{"cmd":"resume"}"#);
@@ -317,4 +330,58 @@ fn a_halt_over_the_socket_refuses_the_next_entry_until_resume() {
             .any(|l| l.contains("\"t\":\"operator\"") && l.contains("operator uid=")),
         "{journal}"
     );
+}
+
+#[test]
+fn a_flatten_over_the_socket_closes_the_position_and_the_status_shows_it() {
+    let d = tmpdir("op-flatten");
+    write_config(&d);
+    write_bars(&d);
+    let state = d.join("state");
+    let port = free_port();
+    let mut child = spawn(&d, port, true);
+    let mut ch = Channel::open(&state, &mut child);
+    let result = predict(port, || {});
+    let before = ch.ask(r#"{"cmd":"status"}"#);
+    let unknown = ch.ask(r#"{"cmd":"flatten","symbol":"GBPUSD"}"#);
+    let flat = ch.ask(r#"{"cmd":"flatten","symbol":"all"}"#);
+    // Answered once done: the close is journaled and filled before the answer (nothing else
+    // asked the engine anything since).
+    let journal = std::fs::read_to_string(state.join("paper-journal.jsonl")).expect("journal");
+    let after = ch.ask(r#"{"cmd":"status"}"#);
+    drop(ch);
+    let logs = stop(child);
+    let acks = result.unwrap_or_else(|e| panic!("{e}\n{logs}"));
+    assert!(
+        acks[1].starts_with("ACK|EURUSD|LONG_WEAK|OK|"),
+        "{acks:?}\n{logs}"
+    );
+    let row = model_row(&before, "EURUSD_M15");
+    assert_eq!(row["virtual_position"], "LONG_WEAK", "{before}");
+    assert_eq!(row["paper_position"], "LONG_WEAK", "{before}");
+    assert_eq!(row["state"], "in_sync", "{before}");
+    assert_eq!(before["status"]["guard"]["open_positions"], 1, "{before}");
+    assert_eq!(unknown["ok"], false, "{unknown}");
+    assert_eq!(flat["ok"], true, "{flat}\n{logs}");
+    let close = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["t"] == "intent" && r["op"] == "close")
+        .unwrap_or_else(|| panic!("no close intent before the answer: {journal}"));
+    let coid = close["coid"].as_str().unwrap_or_default();
+    assert!(coid.ends_with("-F"), "a flatten's order id: {coid}");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(coid) && l.contains("\"filled\"")),
+        "{journal}"
+    );
+    let row = model_row(&after, "EURUSD_M15");
+    assert_eq!(row["paper_position"], "FLAT", "{after}\n{logs}");
+    assert_eq!(
+        row["virtual_position"], "LONG_WEAK",
+        "the twin's is unchanged: {after}"
+    );
+    assert_ne!(row["state"], "in_sync", "{after}");
+    assert_eq!(after["status"]["guard"]["open_positions"], 0, "{after}");
 }
