@@ -960,13 +960,37 @@ async fn run_live(
         .broker
         .clone()
         .context("live trading needs --broker HOST:PORT and --account-id")?;
-    let creds = match &rc.secrets {
-        Some(f) => credentials_from(f)?,
-        None => oracle_ctrader::Credentials::from_env()
-            .map_err(|e| anyhow::anyhow!("broker credentials: {e}"))?,
-    };
     // Issue 17 item 2: the newest pair (token file in the state folder vs secrets) wins.
     let token_file = oracle_ctrader::tokenfile::path_in(&rc.state_dir);
+    let creds = match &rc.secrets {
+        Some(f) => credentials_from(f),
+        None => oracle_ctrader::Credentials::from_env()
+            .map_err(|e| anyhow::anyhow!("broker credentials: {e}")),
+    };
+    // `oracle auth` wrote the pair to the token file: the secrets need only the application's
+    // keys then (the runbook's path), not tokens copied from it.
+    let creds = match (creds, oracle_ctrader::tokenfile::load(&token_file)) {
+        (Ok(c), _) => c,
+        (Err(e), Ok(Some(pair))) => {
+            let app = |k: &str| match &rc.secrets {
+                Some(f) => f.ctrader(k).map(oracle_ctrader::Secret::new),
+                None => [format!("CTRADER_{k}"), format!("ORACLE_CTRADER_{k}")]
+                    .iter()
+                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+                    .map(oracle_ctrader::Secret::new),
+            };
+            match (app("CLIENT_ID"), app("CLIENT_SECRET")) {
+                (Some(client_id), Some(client_secret)) => oracle_ctrader::Credentials {
+                    client_id,
+                    client_secret,
+                    access_token: pair.access_token,
+                    refresh_token: Some(pair.refresh_token),
+                },
+                _ => return Err(e),
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
     let (creds, _expires_at_ms) =
         crate::live::startup_credentials(creds, &token_file, crate::live::utc_ms())?;
     let tls = match (&b.ca, b.insecure_local) {

@@ -293,3 +293,67 @@ fn broker_auto_connects_to_the_host_of_the_accounts_kind() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// The runbook's path: `oracle auth` wrote the token pair to the state folder's token file and
+/// the secrets hold only the application's keys (no access or refresh token): the executor
+/// starts on the file's pair.
+#[test]
+fn the_token_file_alone_gives_the_executor_its_tokens_without_tokens_in_the_secrets() {
+    let rt = rt();
+    let s = rt.block_on(sim(2_628_000, false));
+    let d = deployment("token-file-only", &s);
+    let token_file = tokenfile::path_in(&d.join("state"));
+    tokenfile::prepare_folder(&token_file).expect("tokens folder");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    tokenfile::store(
+        &token_file,
+        &tokenfile::TokenPair {
+            access_token: DEFAULT_ACCESS_TOKEN.into(),
+            refresh_token: DEFAULT_REFRESH_TOKEN.into(),
+            obtained_at_ms: now_ms - 1000,
+            expires_at_ms: now_ms + 20 * 86_400_000,
+        },
+    )
+    .expect("store");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("ORACLE_IPC_TOKEN", "refresh-kill-token")
+        .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env_remove("CTRADER_ACCESS_TOKEN")
+        .env_remove("CTRADER_REFRESH_TOKEN")
+        .env_remove("ORACLE_CTRADER_ACCESS_TOKEN")
+        .env_remove("ORACLE_CTRADER_REFRESH_TOKEN")
+        .env_remove("ORACLE_FAILPOINT")
+        .arg("--config")
+        .arg(d.join("executor_config.json"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(sim_broker(&s))
+        .arg("--account-id")
+        .arg(DEFAULT_ACCOUNT_ID.to_string())
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(d.join("executor.log")).expect("log"),
+        ))
+        .spawn()
+        .expect("spawn executor");
+    let ok = serves(&mut child, port, Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(d.join("executor.log")).unwrap_or_default();
+    assert!(
+        ok,
+        "the executor did not start on the token file's pair: {log}"
+    );
+    assert!(log.contains("the token file's pair is the newest"), "{log}");
+    rt.block_on(s.shutdown());
+    let _ = std::fs::remove_dir_all(&d);
+}
