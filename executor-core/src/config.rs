@@ -14,7 +14,8 @@
 //! `"risk": {"preset": "ftmo-1step"}` (or `ftmo-2step`, `custom`) names a prop firm's rules
 //! ([`crate::propfirm`], `docs/propfirm.md`): a firm's preset fixes the percents and the day's zone.
 //!
-//! Symbols sit at the top level as in the seed; `risk` is the one reserved key. Every error names
+//! Symbols sit at the top level as in the seed; `risk` is reserved, and so are the shell's
+//! sections [`SHELL_SECTIONS`] (`alerts`, `metrics`). Every error names
 //! its key ([`KeyError`]). [`add_missing`] adds the symbols found in the models folder without an
 //! entry (`enabled: false`, the default lots) keeping what the user wrote. Reading and writing the
 //! file is the shell's (`oracle_executor::config`): this module reads no file.
@@ -25,6 +26,10 @@ use serde_json::{Map, Value};
 
 use crate::propfirm::{PRESET_NAMES, Preset, Rules};
 use crate::risk::{DailyAnchor, DayStart, RiskConfig};
+
+/// Top-level keys that are the shell's sections, not symbols: `alerts` (docs/alerts.md) and
+/// `metrics` (docs/metrics.md). The shell reads and checks them; here they are skipped.
+pub const SHELL_SECTIONS: [&str; 2] = ["alerts", "metrics"];
 
 /// Default lots for a symbol added automatically (seed table, "Default" column).
 pub const DEFAULT_LOTS: [f64; 3] = [0.01, 0.03, 0.05];
@@ -109,6 +114,10 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
     let mut risk = RiskConfig::default();
     let mut symbols = BTreeMap::new();
     for (k, val) in top {
+        if SHELL_SECTIONS.contains(&k.as_str()) {
+            // The shell's own settings (`oracle_executor::alerting`, `::metrics`): not symbols.
+            continue;
+        }
         if k == "risk" {
             let Some(r) = val.as_object() else {
                 e("risk".into(), "must be an object");
@@ -432,6 +441,21 @@ mod tests {
             errs[0].key.contains("SPX") && errs[0].key.contains("US500"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn the_shells_alerts_and_metrics_sections_are_not_symbols() {
+        // `oracle doctor` and the executor read the same file: a section is no symbol to refuse.
+        let v = json!({
+            "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+            "alerts": {"webhook_url": "https://hooks.example.com/x", "events": ["halt"]},
+            "metrics": {"listen": "127.0.0.1:9464"}
+        });
+        let c = from_value(&v).expect("the sections are skipped");
+        assert_eq!(c.symbols.keys().collect::<Vec<_>>(), ["EURUSD"]);
+        // A symbol is still checked as one.
+        let errs = from_value(&json!({"alertz": {"enabled": 1}})).unwrap_err();
+        assert!(errs.iter().any(|e| e.key.starts_with("alertz")), "{errs:?}");
     }
 
     #[test]
