@@ -1,7 +1,7 @@
 //! The prop-firm guard's presets and edges that `scripts/mutants --area propfirm` found
 //! unpinned by `tests/propfirm.rs`. Time is a parameter (UTC ms).
 
-use oracle_executor_core::propfirm::{Guard, MaxLoss, Preset, Rules};
+use oracle_executor_core::propfirm::{Guard, Halt, Limit, MaxLoss, Preset, Rules};
 use oracle_ipc::parse_time;
 
 fn ms(s: &str) -> i64 {
@@ -81,4 +81,24 @@ fn a_rules_share_must_be_above_zero_and_at_most_one_and_a_percent_at_most_100() 
         let e = Guard::new(rules, 100_000.0, at).expect_err(key);
         assert!(e.to_string().contains(key), "{key}: {e}");
     }
+}
+
+#[test]
+fn the_guard_reports_the_halt_in_force_with_its_limit_time_and_equity() {
+    let at = ms("2025-01-15T09:00:00Z");
+    let mut g = Guard::new(Rules::preset(Preset::Ftmo2Step), 100_000.0, at).expect("valid rules");
+    g.on_equity(at, 100_000.0, 100_000.0).expect("finite");
+    assert_eq!(g.halted(), None);
+    // 4,100 of the 5,000 daily allowance used: 82%, past the 80% at which the guard acts.
+    let v = g
+        .on_equity(at + 60_000, 100_000.0, 95_900.0)
+        .expect("finite");
+    let want = Halt {
+        limit: Limit::DailyLoss,
+        at_ms: at + 60_000,
+        equity: 95_900.0,
+    };
+    assert_eq!(v.halted, Some(want));
+    assert_eq!(g.halted(), Some(want));
+    assert_eq!(g.state().halted, Some(want));
 }
