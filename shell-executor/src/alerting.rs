@@ -35,8 +35,9 @@ use crate::secrets::SecretsFile;
 /// The process name alerts carry.
 pub const PROCESS: &str = "oracle-executor";
 
-/// The keys of `executor_config.json` that are sections of the shell, not symbols.
-pub const SECTIONS: [&str; 2] = ["alerts", "metrics"];
+/// The keys of `executor_config.json` that are sections of the shell, not symbols (the core
+/// skips them too).
+pub const SECTIONS: [&str; 2] = oracle_executor_core::config::SHELL_SECTIONS;
 
 /// An environment variable naming a PEM file whose certificates the alert sender trusts instead
 /// of the public roots (a relay with a private CA, a test server).
@@ -637,6 +638,21 @@ mod tests {
         };
         let alerts = AlertsBuilder::new(cfg.clone()).start().unwrap();
         Telemetry::new(alerts, &cfg)
+    }
+
+    #[cfg(feature = "live")]
+    #[test]
+    fn a_start_the_broker_refuses_is_told_as_an_authentication_failure_then_the_stop() {
+        let t = counting();
+        let r: anyhow::Result<()> =
+            Err(crate::live::AuthStop("CH_CLIENT_AUTH_FAILURE".into()).into());
+        stopped(&t, &r);
+        // AuthFailed and Stopping; the sender closed after them.
+        let st = t.alerts().stats();
+        assert_eq!((st.pushed, st.filtered), (2, 0), "{st:?}");
+        let t = counting();
+        stopped(&t, &Ok(()));
+        assert_eq!(t.alerts().stats().pushed, 1, "the stop only");
     }
 
     #[test]
