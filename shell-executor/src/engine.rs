@@ -315,7 +315,10 @@ impl<B: Broker> Side<B> {
         }
         self.core.handle_signals(now, cfg, items);
         self.drive(now).await;
-        self.core.take_batch_result().unwrap_or_else(|| {
+        let result = self.core.take_batch_result();
+        // A flatten the guard asked while the batch ran starts when it ends: its closes now.
+        self.drive(now).await;
+        result.unwrap_or_else(|| {
             items
                 .iter()
                 .map(|it| {
@@ -620,6 +623,15 @@ impl<B: Broker> Engine<B> {
     /// Is this symbol served (in the config)?
     pub fn knows(&self, symbol: &str) -> bool {
         self.cfg.symbols.contains_key(symbol)
+    }
+
+    /// A quote of `symbol` at `now` (Unix s): with a `risk.preset`, each side with a position
+    /// open on the symbol evaluates its prop-firm guard, which may close every position and
+    /// halt; the closes go out now ([`Engine::drive_sides`]).
+    pub async fn on_quote(&mut self, now: i64, symbol: &str, bid: f64, ask: f64) {
+        self.core
+            .handle_quote(now.saturating_mul(1000), symbol, bid, ask);
+        self.drive_sides(now).await;
     }
 
     /// Does the I/O both sides' cores ask for outside a batch (an operator command's closes and

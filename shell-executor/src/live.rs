@@ -508,6 +508,8 @@ async fn event_task(
     token_file: Option<std::path::PathBuf>,
 ) {
     let mut open = true;
+    // When each symbol's last quote went to the engine (UTC ms).
+    let mut last_quote: HashMap<i64, i64> = HashMap::new();
     loop {
         // Pacing: hold the market while a bar is with the engine, unless a request of ours
         // needs its answer read (a fill, a reconcile).
@@ -579,13 +581,34 @@ async fn event_task(
                 if let Some(t) = timestamp {
                     shared.server_ms.fetch_max(t, Ordering::SeqCst);
                 }
-                let mut q = lock(&shared.quotes);
-                let e = q.entry(symbol_id).or_default();
-                if bid.is_some() {
-                    e.0 = bid;
-                }
-                if ask.is_some() {
-                    e.1 = ask;
+                let both = {
+                    let mut q = lock(&shared.quotes);
+                    let e = q.entry(symbol_id).or_default();
+                    if bid.is_some() {
+                        e.0 = bid;
+                    }
+                    if ask.is_some() {
+                        e.1 = ask;
+                    }
+                    match *e {
+                        (Some(b), Some(a)) => Some((b, a)),
+                        _ => None,
+                    }
+                };
+                // The prop-firm guard's intra-bar input: at most one quote a second per symbol,
+                // dropped (never waited for) when the engine is behind; bars keep their order.
+                let at = utc_ms();
+                if let Some((b, a)) = both
+                    && open
+                    && last_quote.get(&symbol_id).is_none_or(|t| at - t >= 1000)
+                    && let Some((name, digits)) = lock(&shared.symbols).get(&symbol_id).cloned()
+                {
+                    last_quote.insert(symbol_id, at);
+                    let _ = tx.try_send(Feed::Quote {
+                        symbol: name,
+                        bid: units::price_to_f64(b as i64, digits),
+                        ask: units::price_to_f64(a as i64, digits),
+                    });
                 }
             }
             Event::BarClosed {

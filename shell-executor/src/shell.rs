@@ -80,6 +80,16 @@ pub enum Feed {
     /// The broker reported a change nobody asked for (a position closed by a stop-out or by
     /// hand elsewhere): reconcile.
     Reconcile,
+    /// A symbol's quote (a spot event, at most one a second per symbol): the prop-firm guard is
+    /// evaluated on it when a position is open on the symbol (it may close everything and halt).
+    Quote {
+        /// Symbol (as in executor_config.json).
+        symbol: String,
+        /// Bid.
+        bid: f64,
+        /// Ask.
+        ask: f64,
+    },
 }
 
 /// Bars kept per stream for HISTORY.
@@ -218,6 +228,10 @@ pub async fn serve_with<B: Broker>(
                     if let Err(e) = engine.reconcile(clock()).await {
                         warn!(target: DECISION, error = %e, "reconciliation after reconnect failed");
                     }
+                }
+                Some(Feed::Quote { symbol, bid, ask }) => {
+                    // Intra-bar: the guard on the quote; its flatten's closes go out now.
+                    engine.on_quote(clock(), &symbol, bid, ask).await;
                 }
                 Some(Feed::Reconcile) => {
                     info!(target: DECISION, event = "reconcile", "the broker reported a change we did not ask for: reconciling");

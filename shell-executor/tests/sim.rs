@@ -805,7 +805,7 @@ impl Bars {
                     e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
                     self.seen.entry(symbol).or_default().insert(bar.time);
                 }
-                Feed::Reconnected | Feed::BarRevised { .. } => {}
+                Feed::Reconnected | Feed::BarRevised { .. } | Feed::Quote { .. } => {}
             }
         }
     }
