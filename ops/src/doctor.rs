@@ -533,6 +533,13 @@ pub const REQUIRED_SECRETS: [&str; 1] = [oracle_executor::secrets::IPC_TOKEN_KEY
 /// the keys are set, broker keys under either spelling the executor accepts (`CTRADER_<NAME>`
 /// or `ORACLE_CTRADER_<NAME>`).
 pub fn check_secret_file(path: &Path, env: bool) -> Check {
+    check_secret_file_beside(path, env, None)
+}
+
+/// [`check_secret_file`], with the cTrader token file the executor starts on (`oracle auth`
+/// wrote it): when it holds a pair, the secrets need no access token (the executor takes the
+/// file's pair).
+pub fn check_secret_file_beside(path: &Path, env: bool, ctrader_tokens: Option<&Path>) -> Check {
     use oracle_executor::secrets::{SecretsFile, mode_fix, parse};
     let n = if env { "secrets" } else { "token-file" };
     let shown = path.display();
@@ -633,7 +640,13 @@ pub fn check_secret_file(path: &Path, env: bool) -> Check {
             ),
         );
     }
-    let live_missing = file.live_missing();
+    let stored_pair =
+        ctrader_tokens.is_some_and(|t| matches!(oracle_ctrader::tokenfile::load(t), Ok(Some(_))));
+    let live_missing: Vec<String> = file
+        .live_missing()
+        .into_iter()
+        .filter(|k| !(stored_pair && k == "ORACLE_CTRADER_ACCESS_TOKEN"))
+        .collect();
     if !live_missing.is_empty() {
         return Check::warn(
             n,
@@ -837,7 +850,11 @@ pub fn checks(args: &DoctorArgs) -> Vec<Check> {
     out.push(check_config(&args.config));
     out.extend(check_models(&args.models));
     out.push(check_config_models(&args.config, &args.models));
-    out.push(check_secret_file(&args.secrets, true));
+    out.push(check_secret_file_beside(
+        &args.secrets,
+        true,
+        Some(&ctrader_token_file(args)),
+    ));
     if let Some(t) = &args.token_file {
         out.push(check_secret_file(t, false));
     }

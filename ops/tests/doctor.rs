@@ -898,3 +898,39 @@ fn the_executor_unit_doctors_its_token_file_and_host_and_may_write_the_token_fil
     // And the config doctor validates is the executor's.
     assert_eq!(d.args.config, cli.config);
 }
+
+/// After `oracle auth` the token pair is in the executor's token file: the secrets then need no
+/// access token (the executor starts on the file's pair), and doctor does not ask for one.
+#[test]
+fn secrets_without_tokens_are_enough_when_the_token_file_holds_a_pair() {
+    let d = tmpdir("secrets-token-file");
+    let secrets = d.join("secrets.env");
+    write_mode(
+        &secrets,
+        "ORACLE_IPC_TOKEN=abc\nORACLE_CTRADER_CLIENT_ID=id\nORACLE_CTRADER_CLIENT_SECRET=s\nORACLE_CTRADER_ACCOUNT_ID=7\n",
+        0o600,
+    );
+    let tokens = oracle_ctrader::tokenfile::path_in(&d.join("state"));
+    // No token file yet: live trading needs the access token.
+    let c = doctor::check_secret_file_beside(&secrets, true, Some(&tokens));
+    assert_eq!(c.status, Status::Warn, "{c}");
+    assert!(c.detail.contains("ORACLE_CTRADER_ACCESS_TOKEN"), "{c}");
+    // `oracle auth` stored a pair: the secrets are complete.
+    std::fs::create_dir_all(d.join("state")).expect("state");
+    std::fs::set_permissions(d.join("state"), std::fs::Permissions::from_mode(0o750))
+        .expect("chmod");
+    oracle_ctrader::tokenfile::prepare_folder(&tokens).expect("tokens folder");
+    oracle_ctrader::tokenfile::store(
+        &tokens,
+        &oracle_ctrader::tokenfile::TokenPair {
+            access_token: oracle_ctrader::Secret::new("a"),
+            refresh_token: oracle_ctrader::Secret::new("r"),
+            obtained_at_ms: 1,
+            expires_at_ms: 2,
+        },
+    )
+    .expect("store");
+    let c = doctor::check_secret_file_beside(&secrets, true, Some(&tokens));
+    assert_eq!(c.status, Status::Ok, "{c}");
+    let _ = std::fs::remove_dir_all(&d);
+}
