@@ -384,6 +384,8 @@ pub struct Engine<B> {
     drift: Option<DriftLedger>,
     /// Metrics and alerts ([`Engine::set_telemetry`]; none in tests that do not ask).
     telemetry: Option<Arc<Telemetry>>,
+    /// Each model's virtual unrealised P&L from its last SIGNAL handled (`oracle status`).
+    virtual_pnl: HashMap<ModelKey, f64>,
 }
 
 impl<B> std::ops::Deref for Engine<B> {
@@ -431,6 +433,7 @@ impl<B: Broker> Engine<B> {
         equity: Option<f64>,
         paper_equity: Option<f64>,
     ) {
+        self.virtual_pnl.insert(key.clone(), s.virtual_pnl.as_f64());
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
         let note = self.core.answering_mut().and_then(|c| c.notes.remove(key));
@@ -533,6 +536,7 @@ impl<B: Broker> Engine<B> {
             core: ExecutorCore::new(cfg, live, paper, acks),
             drift,
             telemetry: None,
+            virtual_pnl: HashMap::new(),
         }
     }
 
@@ -632,6 +636,11 @@ impl<B: Broker> Engine<B> {
         self.core
             .handle_quote(now.saturating_mul(1000), symbol, bid, ask);
         self.drive_sides(now).await;
+    }
+
+    /// A model's virtual unrealised P&L from its last SIGNAL handled (`None`: none yet).
+    pub fn virtual_pnl(&self, key: &ModelKey) -> Option<f64> {
+        self.virtual_pnl.get(key).copied()
     }
 
     /// Does the I/O both sides' cores ask for outside a batch (an operator command's closes and

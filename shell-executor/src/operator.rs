@@ -299,6 +299,8 @@ pub struct ModelRow {
     pub model: String,
     /// The last virtual target the predictor signalled (`LONG_WEAK`…), if any.
     pub virtual_position: Option<String>,
+    /// Its unrealised P&L, as the predictor's last SIGNAL said (since this executor started).
+    pub virtual_pnl: Option<f64>,
     /// The live position (`FLAT` when none; absent without a live side).
     pub real_position: Option<String>,
     /// Its unrealised P&L (account currency, as the drift ledger reads it).
@@ -380,14 +382,23 @@ impl Status {
     pub fn table(&self) -> String {
         let mut out = format!("executor status at {}\n\nMODELS\n", self.at);
         out.push_str(&format!(
-            "{:<14} {:<14} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
-            "model", "virtual", "real", "real P&L", "paper", "paper P&L", "last bar", "state"
+            "{:<14} {:<14} {:>10} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
+            "model",
+            "virtual",
+            "virt P&L",
+            "real",
+            "real P&L",
+            "paper",
+            "paper P&L",
+            "last bar",
+            "state"
         ));
         for m in &self.models {
             out.push_str(&format!(
-                "{:<14} {:<14} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
+                "{:<14} {:<14} {:>10} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
                 m.model,
                 m.virtual_position.as_deref().unwrap_or("-"),
+                money(m.virtual_pnl),
                 m.real_position.as_deref().unwrap_or("-"),
                 money(m.real_pnl),
                 m.paper_position.as_deref().unwrap_or("-"),
@@ -471,7 +482,11 @@ impl Status {
 }
 
 fn side_status<B: Broker>(name: &str, side: &crate::engine::Side<B>, now: i64) -> SideStatus {
-    let acc = side.core.cached_account(now);
+    // The last account read when the broker did not answer now.
+    let acc = side
+        .core
+        .cached_account(now)
+        .or_else(|| side.core.last_account());
     SideStatus {
         side: name.to_string(),
         balance: acc.map(|a| a.balance),
@@ -587,6 +602,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
             ModelRow {
                 model: k.to_string(),
                 virtual_position: m.and_then(|m| m.target).map(|t| t.0.as_str().to_string()),
+                virtual_pnl: engine.virtual_pnl(k),
                 real_position: live.as_ref().map(|(p, _)| p.clone()),
                 real_pnl: live.as_ref().map(|(_, v)| *v),
                 paper_position: paper.as_ref().map(|(p, _)| p.clone()),

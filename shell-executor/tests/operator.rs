@@ -196,11 +196,12 @@ fn disable_over_the_socket_is_applied_written_journaled_and_survives_a_restart()
     stop(child);
 }
 
-/// 352 M15 bars: 350 serve HISTORY, 2 are replayed live.
+/// 352 M15 bars from Monday 2025-01-13 00:00 UTC to Thursday 15:45 (all in a trading week):
+/// 350 serve HISTORY, 2 are replayed live.
 fn write_bars(d: &Path) {
     let mut csv = String::from("time,open,high,low,close,volume\n");
     for i in 0..352i64 {
-        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+        let t = oracle_ipc::Iso(1_736_726_400 + i * 900);
         let c = 1.1 + (i % 7) as f64 * 0.0001;
         csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
     }
@@ -266,8 +267,10 @@ fn predict(port: u16, mut between: impl FnMut()) -> Result<Vec<String>, &'static
             if i == 1 {
                 between();
             }
+            // The virtual P&L: 12.50 on the entry's SIGNAL.
+            let pnl = if i == 1 { "12.50" } else { "0.00" };
             let s = format!(
-                "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
+                "SIGNAL|EURUSD|{a}|1|{pnl}|TF:M15|BT:{}|SEQ:{}",
                 oracle_ipc::Iso(b.time),
                 b.seq
             );
@@ -358,6 +361,7 @@ fn a_flatten_over_the_socket_closes_the_position_and_the_status_shows_it() {
     );
     let row = model_row(&before, "EURUSD_M15");
     assert_eq!(row["virtual_position"], "LONG_WEAK", "{before}");
+    assert_eq!(row["virtual_pnl"], 12.5, "{before}");
     assert_eq!(row["paper_position"], "LONG_WEAK", "{before}");
     assert_eq!(row["state"], "in_sync", "{before}");
     assert_eq!(before["status"]["guard"]["open_positions"], 1, "{before}");
