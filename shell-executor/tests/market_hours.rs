@@ -10,6 +10,7 @@ mod common;
 use std::collections::HashMap;
 
 use oracle_executor::engine::{Engine, Side};
+use oracle_executor::journal::Journal;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::policy::ModelKey;
 use oracle_ipc::{Iso, Message, Timeframe, parse};
@@ -74,6 +75,24 @@ async fn step_until(s: &SimHandle, until_s: i64) {
     .expect("sim running");
 }
 
+/// Waits until the live broker has read a spot of EURUSD (the sim sent it when stepped).
+async fn wait_quote(e: &Engine<LiveBroker>) {
+    use oracle_executor::broker::Broker;
+    for _ in 0..500 {
+        if e.live
+            .as_ref()
+            .expect("live")
+            .broker
+            .quote("EURUSD")
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no EURUSD spot from the sim");
+}
+
 async fn open_positions(s: &SimHandle) -> usize {
     s.account(DEFAULT_ACCOUNT_ID)
         .await
@@ -112,6 +131,7 @@ async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never
     let mut e = Engine::new(cfg, Some(live), None, HashMap::new(), None);
     // A spot for the Friday entry's price.
     step_until(&s, t("2024-03-08T21:01:00Z")).await;
+    wait_quote(&e).await;
 
     // Friday evening, open: the M15 model goes long.
     let (m15, h1) = (
@@ -198,4 +218,92 @@ async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never
     assert!(later.contains("|WAIT_SYNC|MISSED_ENTRY|"), "{later}");
     assert_eq!(s.new_orders_with_client_id(&entry_coid).await, 0);
     assert_eq!(open_positions(&s).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_held_on_saturday_survives_a_restart_and_goes_at_sunday_2200_utc() {
+    let s = sim().await;
+    let dir = common::tmpdir("hours-restart");
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let engine = |broker: LiveBroker| {
+        let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
+        let acks = j.1.acks.clone();
+        let live = Side::new("live", &cfg, broker, Some(j));
+        Engine::new(cfg.clone(), Some(live), None, acks, None)
+    };
+    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let sat = t("2024-03-09T12:00:00Z");
+    let sun = t("2024-03-10T22:00:00Z");
+    {
+        let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+        let mut e = engine(broker);
+        step_until(&s, t("2024-03-08T21:01:00Z")).await;
+        wait_quote(&e).await;
+        for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
+            e.on_bar(&m15, t(bt), 1.0842, 0.0);
+        }
+        let fri = t("2024-03-08T21:00:02Z");
+        signal(
+            &mut e,
+            fri,
+            Timeframe::M15,
+            "WAIT",
+            t("2024-03-08T20:30:00Z"),
+        )
+        .await;
+        let ack = signal(
+            &mut e,
+            fri,
+            Timeframe::M15,
+            "LONG_WEAK",
+            t("2024-03-08T20:45:00Z"),
+        )
+        .await;
+        assert!(ack.contains("|OK|"), "{ack}");
+        step_until(&s, sat).await;
+        e.on_bar(&m15, t("2024-03-08T21:00:00Z"), 1.0842, 0.0);
+        let exit = signal(
+            &mut e,
+            sat,
+            Timeframe::M15,
+            "WAIT",
+            t("2024-03-08T21:00:00Z"),
+        )
+        .await;
+        assert!(exit.contains("|WAIT_SYNC|MARKET_CLOSED|"), "{exit}");
+    }
+    // Restarted on Saturday: a new session, the state from the journal, reconciled.
+    let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+    let mut e = engine(broker);
+    e.reconcile(sat + 60).await.expect("reconcile");
+    assert_eq!(open_positions(&s).await, 1);
+    e.arm_held_exits(sat + 60, 0);
+    assert_eq!(
+        e.core.poll_timeout(),
+        Some((sun - sat - 60) * 1000),
+        "still held, for Sunday 22:00 UTC"
+    );
+    step_until(&s, sun + 60).await;
+    let at = (sun - sat - 60) * 1000;
+    assert_eq!(
+        e.core.handle_timeout(at),
+        [oracle_executor_core::gather::Timer::HeldExit]
+    );
+    e.release_held_exits(sun, at).await;
+    assert_eq!(
+        open_positions(&s).await,
+        0,
+        "sent at the open after the restart"
+    );
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).expect("journal");
+    let close = format!("ot-EURUSD-M15-{sun}-C");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(&close) && l.contains("\"filled\"")),
+        "the release's close is journaled filled: {journal}"
+    );
 }
