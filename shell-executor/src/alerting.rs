@@ -27,7 +27,6 @@ use oracle_executor_core::operator::GuardStatus;
 use oracle_executor_core::side::SideCore;
 use oracle_ipc::Signal;
 use serde_json::Value;
-use tracing::warn;
 
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::secrets::SecretsFile;
@@ -141,6 +140,7 @@ pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     alerts: Alerts,
     watches: Mutex<Watches>,
+    /// The deposit currency in the texts (empty: not known to the executor, left out).
     currency: String,
 }
 
@@ -492,9 +492,6 @@ pub fn stopped(t: &Telemetry, r: &anyhow::Result<()>) {
             format!("error: {e:#}")
         }
     };
-    if r.is_err() {
-        warn!("stopping after an error: alerting");
-    }
     t.stopping(&reason, STOP_GRACE);
 }
 
