@@ -974,6 +974,12 @@ impl SideCore {
                 };
                 why.push(format!("entry missed: {c} (never chased)"));
             }
+            if b.release && plan.close.is_some() {
+                why.push(format!(
+                    "exit held while the market was closed, sent at the open ({})",
+                    oracle_ipc::Iso(now)
+                ));
+            }
             if !why.is_empty() {
                 self.notes.insert(it.key.clone(), why.join("; "));
             }

@@ -367,6 +367,14 @@ fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
     let st = &side.policy.models[&key()];
     assert!(st.real.is_none(), "{st:?}");
     assert_eq!(st.last_bt, Some(bt), "the release is no signal");
+    let note = side
+        .notes
+        .get(&key())
+        .expect("a note for the next ledger row");
+    assert!(
+        note.contains("sent at the open (2026-12-06T22:00:00"),
+        "{note}"
+    );
     // Exactly once: nothing held, the timer disarmed, a second release sends nothing.
     assert!(ex.held_symbols().is_empty());
     ex.arm_held_exits(SUN_2200 * 1000, mono(SUN_2200), None);
