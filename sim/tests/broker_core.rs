@@ -1402,3 +1402,96 @@ fn spread_fault_and_hook_widen_the_quotes() {
     assert_eq!(first_spread(&mut h), Some(9), "the hook");
     assert!(!h.b.set_spread_points("NOPE", 9));
 }
+
+#[test]
+fn trading_mode_is_announced_served_and_enforced_close_only_lets_closes_through() {
+    let mut h = H::new(
+        BrokerConfig::default(),
+        vec![contract_eurusd()],
+        Start::AfterBars(4),
+    );
+    let c = h.login();
+    let filled = |evs: &[Event]| {
+        evs.iter().find_map(|e| match e {
+            Event::Execution {
+                exec_type: ExecType::Filled,
+                position: Some(p),
+                ..
+            } => Some(p.id),
+            _ => None,
+        })
+    };
+    let pos = filled(&h.req(c, market_order(Side::Buy, 100_000))).expect("a fill");
+    let mode = |h: &mut H| match h.one(
+        c,
+        Request::SymbolById {
+            account_id: ACC,
+            symbol_ids: vec![1],
+        },
+    ) {
+        Event::SymbolById { symbols, .. } => symbols[0].trading_mode,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(mode(&mut h), None, "by its data: ENABLED");
+    assert!(!h.b.set_trading_mode(h.now, "GBPUSD", 3), "unknown symbol");
+    assert!(h.b.set_trading_mode(h.now, "EURUSD", 3));
+    assert_eq!(
+        h.events(c).into_iter().map(|e| e.1).collect::<Vec<_>>(),
+        [Event::SymbolChanged {
+            account_id: ACC,
+            symbol_ids: vec![1]
+        }]
+    );
+    assert_eq!(mode(&mut h), Some(3));
+    // Close-only: no new order, the close goes through.
+    assert_eq!(
+        code_of(&h.one(c, market_order(Side::Buy, 100_000))),
+        ErrorCode::TradingDisabled
+    );
+    let close = Request::ClosePosition {
+        account_id: ACC,
+        position_id: pos,
+        volume: 100_000,
+    };
+    assert!(filled(&h.req(c, close.clone())).is_some(), "closed");
+    // Disabled: closes refused too.
+    let pos = {
+        h.b.set_trading_mode(h.now, "EURUSD", 0);
+        h.drain();
+        filled(&h.req(c, market_order(Side::Sell, 100_000))).expect("a fill")
+    };
+    h.b.set_trading_mode(h.now, "EURUSD", 1);
+    h.drain();
+    assert_eq!(
+        code_of(&h.one(
+            c,
+            Request::ClosePosition {
+                account_id: ACC,
+                position_id: pos,
+                volume: 100_000,
+            }
+        )),
+        ErrorCode::TradingDisabled
+    );
+}
+
+#[test]
+fn broker_names_list_a_symbol_under_the_brokers_name() {
+    let mut cfg = BrokerConfig::default();
+    cfg.broker_names.insert("EURUSD".into(), "EURUSD.x".into());
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    match h.one(c, Request::SymbolsList { account_id: ACC }) {
+        Event::SymbolsList { symbols, .. } => {
+            let names: Vec<_> = symbols.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["EURUSD.x"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.b.rename_symbol(h.now, "EURUSD.x", "EURUSD.y"));
+    h.drain();
+    match h.one(c, Request::SymbolsList { account_id: ACC }) {
+        Event::SymbolsList { symbols, .. } => assert_eq!(symbols[0].name, "EURUSD.y"),
+        other => panic!("{other:?}"),
+    }
+}
