@@ -215,7 +215,7 @@ impl SideCore {
                     g.on_open(now.saturating_mul(1000));
                 }
             }
-            Op::Close => {
+            Op::Close if self.gs.rules.is_some() => {
                 let Some(r) = self
                     .policy
                     .models
@@ -232,6 +232,7 @@ impl SideCore {
                 self.gs.marks.remove(&id);
                 self.gs.closed.insert(id);
             }
+            Op::Close => {}
         }
     }
 
