@@ -102,3 +102,44 @@ fn the_guard_reports_the_halt_in_force_with_its_limit_time_and_equity() {
     assert_eq!(g.halted(), Some(want));
     assert_eq!(g.state().halted, Some(want));
 }
+
+#[test]
+fn a_daily_halt_escalates_to_a_max_loss_halt_and_a_halt_is_never_restamped_by_the_same_limit() {
+    let at = ms("2025-01-15T09:00:00Z");
+    let mut g = Guard::new(Rules::preset(Preset::Ftmo2Step), 100_000.0, at).expect("valid rules");
+    g.on_equity(at, 100_000.0, 100_000.0).expect("finite");
+    let daily = Halt {
+        limit: Limit::DailyLoss,
+        at_ms: at + 1_000,
+        equity: 95_900.0,
+    };
+    g.on_equity(at + 1_000, 100_000.0, 95_900.0)
+        .expect("finite");
+    assert_eq!(g.halted(), Some(daily));
+    // Deeper into the daily limit: the halt in force is the first one, not restamped.
+    let v = g
+        .on_equity(at + 2_000, 100_000.0, 95_800.0)
+        .expect("finite");
+    assert_eq!(v.act, Some(Limit::DailyLoss));
+    assert_eq!(g.halted(), Some(daily));
+    // 81% of the maximum loss while the daily halt holds: it escalates to a max-loss halt.
+    let max = Halt {
+        limit: Limit::MaxLoss,
+        at_ms: at + 3_000,
+        equity: 91_900.0,
+    };
+    let v = g
+        .on_equity(at + 3_000, 100_000.0, 91_900.0)
+        .expect("finite");
+    assert_eq!(v.act, Some(Limit::MaxLoss));
+    assert_eq!(g.halted(), Some(max));
+    // Deeper still, and back to a daily-only act: the max-loss halt stays as it was.
+    g.on_equity(at + 4_000, 100_000.0, 91_800.0)
+        .expect("finite");
+    assert_eq!(g.halted(), Some(max));
+    let v = g
+        .on_equity(at + 5_000, 100_000.0, 95_900.0)
+        .expect("finite");
+    assert_eq!(v.act, Some(Limit::DailyLoss));
+    assert_eq!(g.halted(), Some(max));
+}
