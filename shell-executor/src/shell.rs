@@ -1026,7 +1026,7 @@ async fn run_live(
             })
         };
         let (live_ep, demo_ep) = (ep(live_host)?, ep(demo_host)?);
-        let (at, is_live) = oracle_ctrader::accounts::pick_host(
+        let picked = oracle_ctrader::accounts::pick_host(
             &demo_ep,
             &live_ep,
             &demo_ep,
@@ -1037,8 +1037,40 @@ async fn run_live(
             b.account_id,
             Duration::from_secs(15),
         )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await;
+        // The choice is kept in the state folder: an access token that expired while the
+        // executor was down cannot read the list, and only the session (on the right host)
+        // refreshes it. An account's kind does not change.
+        let cache = rc.state_dir.join("broker-host");
+        let (at, is_live) = match picked {
+            Ok((at, is_live)) => {
+                let line = format!("{} {} {}:{}\n", b.account_id, is_live, at.host, at.port);
+                let tmp = cache.with_extension("tmp");
+                if let Err(e) = std::fs::create_dir_all(&rc.state_dir)
+                    .and_then(|()| std::fs::write(&tmp, line))
+                    .and_then(|()| std::fs::rename(&tmp, &cache))
+                {
+                    warn!(path = %cache.display(), "--broker auto: the host chosen is not kept: {e}");
+                }
+                (at, is_live)
+            }
+            Err(e) => {
+                let kept = std::fs::read_to_string(&cache).ok().and_then(|t| {
+                    let mut f = t.split_whitespace();
+                    let (acc, live) = (f.next()?.parse::<i64>().ok()?, f.next()?.parse().ok()?);
+                    let want = if live { &live_ep } else { &demo_ep };
+                    (acc == b.account_id && f.next()? == format!("{}:{}", want.host, want.port))
+                        .then(|| (want.clone(), live))
+                });
+                match kept {
+                    Some(v) => {
+                        warn!("{e}; the host chosen at the last start is used");
+                        v
+                    }
+                    None => bail!("{e}"),
+                }
+            }
+        };
         let kind = if is_live { "live" } else { "demo" };
         info!(
             account = b.account_id,

@@ -357,3 +357,48 @@ fn the_token_file_alone_gives_the_executor_its_tokens_without_tokens_in_the_secr
     rt.block_on(s.shutdown());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `--broker auto` (the units') and a kill before the refresh request with the access token
+/// expired meanwhile: the restart cannot read the account list with it, takes the host chosen at
+/// the last start (kept in the state folder), refreshes there and is authenticated.
+#[test]
+fn with_broker_auto_a_kill_before_the_refresh_request_restarts_authenticated_on_the_kept_host() {
+    let rt = rt();
+    // 3 s: the first start reads the list while the token is still valid.
+    let s = rt.block_on(sim(3, true));
+    let d = deployment("auto-before-request", &s);
+    let live_host = format!("localhost:{}", s.addr.port());
+    let args = vec![
+        "--broker".to_string(),
+        "auto".into(),
+        "--live-host".into(),
+        live_host.clone(),
+        "--demo-host".into(),
+        format!("127.0.0.1:{}", s.addr.port()),
+    ];
+    let (mut child, _) = spawn(
+        &d,
+        &args,
+        Some("before_refresh_request:1"),
+        "executor-1.log",
+    );
+    let st = wait_exit(&mut child, Duration::from_secs(60)).expect("died at the failpoint");
+    let log = std::fs::read_to_string(d.join("executor-1.log")).unwrap_or_default();
+    assert_eq!(st.signal(), Some(libc_sigabrt()), "{log}");
+    assert!(log.contains("kind=live"), "{log}");
+    // The access token has expired by now (the refresh came on its expiry): the list is refused.
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut child, port) = spawn(&d, &args, None, "executor-2.log");
+    let ok = serves(&mut child, port, Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(d.join("executor-2.log")).unwrap_or_default();
+    assert!(ok, "the restart is not authenticated: {log}");
+    assert!(
+        log.contains("the host chosen at the last start is used")
+            && log.contains(&format!("host={live_host}")),
+        "{log}"
+    );
+    rt.block_on(s.shutdown());
+    let _ = std::fs::remove_dir_all(&d);
+}
