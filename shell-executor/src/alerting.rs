@@ -326,6 +326,7 @@ impl Telemetry {
 
     /// The broker session was lost at `now` (UTC seconds).
     pub fn broker_down(&self, now: i64) {
+        self.metrics.broker_lost();
         self.watches().disconnect.disconnected(now);
     }
 

@@ -91,6 +91,7 @@ pub struct Metrics {
     refusals: Family<ReasonLabel, Counter>,
     refused_all: AtomicU64,
     reconnects: Counter,
+    disconnects: Counter,
     token_refreshes: Counter,
     equity: Gauge<f64, AtomicU64>,
     balance: Gauge<f64, AtomicU64>,
@@ -148,6 +149,12 @@ impl Metrics {
             "Broker sessions back after a loss (each reconciled)",
             reconnects.clone(),
         );
+        let disconnects = Counter::default();
+        r.register(
+            "broker_disconnects",
+            "Broker sessions lost (each followed by reconnection attempts)",
+            disconnects.clone(),
+        );
         let token_refreshes = Counter::default();
         r.register(
             "token_refreshes",
@@ -200,6 +207,7 @@ impl Metrics {
             refusals,
             refused_all: AtomicU64::new(0),
             reconnects,
+            disconnects,
             token_refreshes,
             equity,
             balance,
@@ -253,6 +261,11 @@ impl Metrics {
             })
             .inc();
         self.refused_all.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The broker session was lost.
+    pub fn broker_lost(&self) {
+        self.disconnects.inc();
     }
 
     /// Broker tokens refreshed.
@@ -449,6 +462,7 @@ mod tests {
         m.refused("SPREAD");
         m.refused("BROKER_NOT_ENOUGH_MONEY");
         m.token_refreshed();
+        m.broker_lost();
         m.account(100_000.5, 99_990.25);
         m.positions(4);
         m.limit_used("daily loss", 12.5);
@@ -462,6 +476,7 @@ mod tests {
             "oracle_refusals_total{reason=\"BROKER_NOT_ENOUGH_MONEY\"} 1\n",
             "oracle_token_refreshes_total 1\n",
             "oracle_broker_reconnects_total 0\n",
+            "oracle_broker_disconnects_total 1\n",
             "oracle_balance 100000.5\n",
             "oracle_equity 99990.25\n",
             "oracle_open_positions 4\n",

@@ -586,3 +586,37 @@ async fn the_guards_halt_and_its_limit_crossings_reach_the_webhook_once() {
     assert_eq!(crossings[0]["limit"], "daily loss");
     assert_eq!(crossings[0]["threshold_pct"], 80);
 }
+
+#[cfg(feature = "live")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_session_lost_and_back_is_counted_by_the_live_event_task() {
+    use oracle_executor::alerting::Telemetry;
+    use oracle_executor::shell::Feed;
+    // The sim drops the connection once, after its 600th frame; the session comes back.
+    let s = common::sim3(vec![oracle_sim::Fault::DropAfter {
+        after: 600,
+        times: Some(1),
+    }])
+    .await;
+    let tel = Arc::new(Telemetry::off());
+    let (b, mut feed) = common::live_session(&s, &common::SIM_SYMS).await;
+    b.set_telemetry(tel.clone());
+    let back = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(ev) = feed.recv().await {
+            if ev == Feed::Reconnected {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(back, Ok(true), "the session came back");
+    let text = tel.metrics.render();
+    assert_eq!(
+        sample(&text, "oracle_broker_disconnects_total"),
+        1.0,
+        "{text}"
+    );
+    drop(b);
+    s.shutdown().await;
+}
