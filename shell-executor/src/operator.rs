@@ -931,6 +931,34 @@ mod tests {
         assert_eq!(d.map(|d| d.share_used), Some(0.0));
     }
 
+    #[cfg(feature = "live")]
+    #[test]
+    fn the_token_expiry_is_read_from_the_state_folders_token_file() {
+        let dir = std::env::temp_dir().join(format!("oracle-op-token-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = 1_736_899_200;
+        assert_eq!(token_status(&dir, now), None, "no token file: none");
+        let path = oracle_ctrader::tokenfile::path_in(&dir);
+        oracle_ctrader::tokenfile::prepare_folder(&path).unwrap();
+        let pair = oracle_ctrader::tokenfile::TokenPair {
+            access_token: oracle_ctrader::Secret::new("access-secret"),
+            refresh_token: oracle_ctrader::Secret::new("refresh-secret"),
+            obtained_at_ms: now * 1000,
+            expires_at_ms: (now + 3600) * 1000,
+        };
+        oracle_ctrader::tokenfile::store(&path, &pair).unwrap();
+        let t = token_status(&dir, now + 600).expect("a token");
+        assert_eq!(t.seconds_left, 3000);
+        assert_eq!(t.expires_at, oracle_ipc::Iso(now + 3600).to_string());
+        let shown = serde_json::to_string(&t).unwrap();
+        assert!(
+            !shown.contains("secret"),
+            "no token value in the status: {shown}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn requests_parse_and_a_malformed_line_is_named() {
         assert_eq!(parse_request(r#"{"cmd":"status"}"#), Ok(Request::Status));
