@@ -188,3 +188,20 @@ fn no_day_is_known_before_the_first_update_or_restore() {
     r.restore_day(t("2025-01-14T23:00:00Z"), 101_000.0);
     assert_eq!(r.day(), Some((t("2025-01-14T23:00:00Z"), 101_000.0)));
 }
+
+#[test]
+fn a_person_lifting_a_halt_clears_it_until_the_next_update_still_past_a_floor() {
+    let mut g = RiskGuard::new(RiskConfig::default(), Some(100_000.0));
+    let (h, _) = g.update(t("2025-01-15T09:00:00Z"), acc(100_000.0, 89_000.0));
+    let tripped = Halt::MaxDrawdown {
+        equity: 89_000.0,
+        floor: 90_000.0,
+    };
+    assert_eq!(h, Some(tripped));
+    g.clear_halt();
+    assert_eq!(g.halt(), None, "lifted");
+    // Still past the floor at the next update: it trips again.
+    let (h, _) = g.update(t("2025-01-15T09:01:00Z"), acc(100_000.0, 89_000.0));
+    assert_eq!(h, Some(tripped));
+    assert_eq!(g.halt(), Some(tripped));
+}
