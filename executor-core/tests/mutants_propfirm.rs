@@ -143,3 +143,21 @@ fn a_daily_halt_escalates_to_a_max_loss_halt_and_a_halt_is_never_restamped_by_th
     assert_eq!(v.act, Some(Limit::DailyLoss));
     assert_eq!(g.halted(), Some(max));
 }
+
+#[test]
+fn a_balance_back_at_the_initial_has_no_best_day_share() {
+    let at = ms("2025-01-13T08:00:00Z");
+    let mut g = Guard::new(Rules::preset(Preset::Ftmo1Step), 100_000.0, at).expect("valid rules");
+    // Nothing yet: no profit, no share.
+    assert_eq!(g.progress().best_day_share, None);
+    // A winning day, then a losing one back to the initial balance: the total profit is 0.
+    g.on_equity(at, 100_000.0, 100_000.0).expect("finite");
+    g.on_equity(ms("2025-01-13T12:00:00Z"), 101_000.0, 101_000.0)
+        .expect("finite");
+    g.on_equity(ms("2025-01-14T12:00:00Z"), 100_000.0, 100_000.0)
+        .expect("finite");
+    let p = g.progress();
+    assert_eq!((p.best_day_profit, p.total_profit), (1_000.0, 0.0));
+    assert_eq!(p.best_day_share, None);
+    assert_eq!(p.best_day_ok(), Some(false));
+}
