@@ -351,3 +351,109 @@ async fn a_symbol_the_broker_renames_while_running_is_reported_and_takes_no_entr
     assert!(positions(&s).await.is_empty(), "the exit went on");
     s.shutdown().await;
 }
+
+/// A stand-in model zip: metadata naming `symbol` and `tf`.
+fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
+    use std::io::Write as _;
+    let f = std::fs::File::create(path).expect("zip file");
+    let mut z = zip::ZipWriter::new(f);
+    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
+    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
+        .expect("member");
+    z.write_all(b"x").expect("write");
+    z.finish().expect("finish");
+}
+
+/// The binary: an enabled symbol the broker lists under another name stops the start with exit
+/// status 1 (as any config error), naming it and the broker's close match; with `broker_symbol`
+/// set it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_refuses_to_start_on_a_missing_symbol_naming_its_close_matches() {
+    use std::process::{Command, Stdio};
+    let s = sim(&[("US500", "US500.cash")]).await;
+    let d = tmpdir("broker-symbols-bin");
+    let models = d.join("models");
+    std::fs::create_dir_all(&models).expect("models");
+    model_zip(&models.join("US500_M1.zip"), "US500", "M1");
+    std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+    let run = |config: &str, name: &str| {
+        std::fs::write(d.join("executor_config.json"), config).expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let log = d.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
+            .env("ORACLE_IPC_TOKEN", "symbols-token")
+            .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
+            .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+            .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
+            .env_remove("CTRADER_REFRESH_TOKEN")
+            .arg("--config")
+            .arg(d.join("executor_config.json"))
+            .arg("--models")
+            .arg(&models)
+            .arg("--state")
+            .arg(d.join(format!("state-{name}")))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--broker")
+            .arg(format!("127.0.0.1:{}", s.addr.port()))
+            .arg("--account-id")
+            .arg(DEFAULT_ACCOUNT_ID.to_string())
+            .arg("--ca")
+            .arg(d.join("ca.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .spawn()
+            .expect("spawn executor");
+        (child, log, port)
+    };
+    let lots = r#""lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5"#;
+    let risk = r#""risk": {"stale_after_secs": 100000, "max_margin_use": 100}"#;
+    let (mut child, log, _) = run(&format!(r#"{{{risk}, "US500": {{{lots}}}}}"#), "missing");
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(st) = child.try_wait().expect("wait") {
+            status = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&log).expect("log");
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the executor did not stop: {text}")
+    };
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("US500: not at the broker; close matches: US500.cash"),
+        "{text}"
+    );
+    // Mapped: it starts and listens.
+    let (mut child, log, port) = run(
+        &format!(r#"{{{risk}, "US500": {{"broker_symbol": "US500.cash", {lots}}}}}"#),
+        "mapped",
+    );
+    let mut up = false;
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(up, "the mapped executor listens: {text}");
+    assert!(!text.contains("not at the broker"), "{text}");
+    s.shutdown().await;
+}
