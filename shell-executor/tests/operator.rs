@@ -389,3 +389,26 @@ fn a_flatten_over_the_socket_closes_the_position_and_the_status_shows_it() {
     assert_ne!(row["state"], "in_sync", "{after}");
     assert_eq!(after["status"]["guard"]["open_positions"], 0, "{after}");
 }
+
+#[test]
+fn a_disable_over_the_socket_refuses_the_next_entry_without_a_restart() {
+    let d = tmpdir("op-disable-entry");
+    write_config(&d);
+    write_bars(&d);
+    let state = d.join("state");
+    let port = free_port();
+    let mut child = spawn(&d, port, true);
+    let mut ch = Channel::open(&state, &mut child);
+    // WAIT; EURUSD disabled; LONG_WEAK (an entry).
+    let result = predict(port, || {
+        let a = ch.ask(r#"{"cmd":"disable","symbol":"EURUSD"}"#);
+        assert_eq!(a["ok"], true, "disable refused: {a}");
+    });
+    drop(ch);
+    let logs = stop(child);
+    let acks = result.unwrap_or_else(|e| panic!("{e}\n{logs}"));
+    assert!(
+        acks[1].starts_with("ACK|EURUSD|LONG_WEAK|FAIL|SYMBOL_DISABLED"),
+        "the entry after the disable is refused: {acks:?}\n{logs}"
+    );
+}
