@@ -35,15 +35,19 @@ pub enum Timer {
     /// The first open instant of a market where an exit is held: the held exits go
     /// ([`crate::exec::ExecutorCore::arm_held_exits`]).
     HeldExit,
+    /// Midnight of the prop-firm guards' day (Europe/Prague): the day closes, a daily halt
+    /// ends ([`crate::exec::ExecutorCore::arm_guard_day`]).
+    GuardDay,
 }
 
 impl Timer {
     /// Every timer, in the table's order.
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Gather,
         Timer::PaceSignal,
         Timer::PaceReady,
         Timer::HeldExit,
+        Timer::GuardDay,
     ];
 
     fn slot(self) -> usize {
@@ -52,6 +56,7 @@ impl Timer {
             Timer::PaceSignal => 1,
             Timer::PaceReady => 2,
             Timer::HeldExit => 3,
+            Timer::GuardDay => 4,
         }
     }
 }
@@ -202,6 +207,14 @@ impl Gather {
         match at_ms {
             Some(at) => self.timers.set(Timer::HeldExit, at),
             None => self.timers.stop(Timer::HeldExit),
+        }
+    }
+
+    /// Arms [`Timer::GuardDay`] at `at_ms` (`None`: disarmed).
+    pub fn set_guard_day(&mut self, at_ms: Option<i64>) {
+        match at_ms {
+            Some(at) => self.timers.set(Timer::GuardDay, at),
+            None => self.timers.stop(Timer::GuardDay),
         }
     }
 

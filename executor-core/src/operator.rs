@@ -259,6 +259,16 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             .min()
     }
 
+    /// Arms [`crate::gather::Timer::GuardDay`] for [`ExecutorCore::guard_day_deadline`]:
+    /// `now_utc_ms` the executor's clock and `now_ms` the timers' clock, both now (disarmed
+    /// without a guard). When it fires: [`ExecutorCore::handle_guard_day_end`].
+    pub fn arm_guard_day(&mut self, now_utc_ms: i64, now_ms: i64) {
+        let at = self
+            .guard_day_deadline()
+            .map(|d| now_ms.saturating_add(d.saturating_sub(now_utc_ms).max(0)));
+        self.gather.set_guard_day(at);
+    }
+
     /// Midnight of the guards' day at `now_ms` (UTC ms): each side's guard closes its day (a
     /// daily halt ends); journaled.
     pub fn handle_guard_day_end(&mut self, now_ms: i64) {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use oracle_executor_core::broker::{OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::ExecutorCore;
+use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
 use oracle_executor_core::operator::OperatorCommand;
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
@@ -648,4 +649,30 @@ fn the_status_shows_the_headroom_to_each_limit_in_money_and_percent() {
     assert_eq!(st.next_day_start_ms, Some(PRAGUE_MIDNIGHT * 1000));
     assert!(st.halted.is_none());
     let _ = Preset::Ftmo2Step;
+}
+
+#[test]
+fn the_guard_day_timer_fires_at_the_prague_midnight_and_ends_a_daily_halt() {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    core.apply_risk(now, book.account);
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    book.drive(&mut core, now + 1);
+    assert!(core.halt_now().is_some());
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
+    // The timers' clock is the run's own (here 5 000 ms at `now + 2`): the deadline is the
+    // Prague midnight on it.
+    let mono = 5_000;
+    exec.arm_guard_day((now + 2) * 1000, mono);
+    let at = mono + (PRAGUE_MIDNIGHT - now - 2) * 1000;
+    assert_eq!(exec.poll_timeout(), Some(at));
+    assert!(exec.handle_timeout(at - 1).is_empty());
+    assert_eq!(exec.handle_timeout(at), [Timer::GuardDay]);
+    exec.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000);
+    let core = exec.live.as_mut().expect("live");
+    assert!(core.halt_now().is_none(), "the daily halt ends at midnight");
+    // The next day's deadline.
+    exec.arm_guard_day(PRAGUE_MIDNIGHT * 1000, at);
+    assert_eq!(exec.poll_timeout(), Some(at + 24 * 3600 * 1000));
 }

@@ -213,6 +213,7 @@ pub async fn serve_with<B: Broker>(
         let takes = engine.core.pace.as_ref().is_none_or(Pace::takes);
         // An exit held while its market was closed goes at the first open instant.
         engine.arm_held_exits(clock(), now_ms());
+        engine.core.arm_guard_day(clock().saturating_mul(1000), now_ms());
         let timeout = engine
             .core
             .poll_timeout()
@@ -292,6 +293,11 @@ pub async fn serve_with<B: Broker>(
                 }
                 if due.contains(&Timer::HeldExit) {
                     engine.release_held_exits(clock(), now_ms()).await;
+                }
+                if due.contains(&Timer::GuardDay) {
+                    // Midnight in Prague: the guards close their day (a daily halt ends).
+                    engine.core.handle_guard_day_end(clock().saturating_mul(1000));
+                    engine.drive_sides(clock()).await;
                 }
             }
             call = operator_call(&mut operator) => {
