@@ -213,7 +213,9 @@ pub async fn serve_with<B: Broker>(
         let takes = engine.core.pace.as_ref().is_none_or(Pace::takes);
         // An exit held while its market was closed goes at the first open instant.
         engine.arm_held_exits(clock(), now_ms());
-        engine.core.arm_guard_day(clock().saturating_mul(1000), now_ms());
+        engine
+            .core
+            .arm_guard_day(clock().saturating_mul(1000), now_ms());
         let timeout = engine
             .core
             .poll_timeout()
