@@ -890,6 +890,25 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The host `oracle executor --broker auto` chose at its last start for `account`
+/// (`broker-host` in its state folder, the first `--state`): `(HOST:PORT, live)`, when it is one
+/// of `--live-host`/`--demo-host`.
+fn kept_host(args: &DoctorArgs, account: i64) -> Option<(String, bool)> {
+    let dir = args.state.first()?;
+    let text = std::fs::read_to_string(dir.join("broker-host")).ok()?;
+    let mut f = text.split_whitespace();
+    let (acc, live) = (
+        f.next()?.parse::<i64>().ok()?,
+        f.next()?.parse::<bool>().ok()?,
+    );
+    let want = if live {
+        &args.live_host
+    } else {
+        &args.demo_host
+    };
+    (acc == account && f.next()? == want).then(|| (want.clone(), live))
+}
+
 /// `--broker`: the TLS handshake, then the login lines and the token line (see
 /// [`crate::login`]).
 fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
@@ -958,14 +977,29 @@ fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
                     ));
                     (ep.clone(), Some(live))
                 }
-                Err(e) => {
-                    out.push(Check::fail(
-                        "broker-host",
-                        format!("auto: the account's kind could not be read: {e}"),
-                        "fix the credentials (the lines below say which), or pass --broker HOST:PORT",
-                    ));
-                    return out;
-                }
+                Err(e) => match kept_host(args, account) {
+                    // The executor does the same (an access token that expired while it was
+                    // down: only its session refreshes it).
+                    Some((ep, live)) => {
+                        out.push(Check::warn(
+                            "broker-host",
+                            format!(
+                                "auto: the account list could not be read ({e}); the host the executor chose at its last start: {ep} ({})",
+                                if live { "live" } else { "demo" }
+                            ),
+                            "none if the lines below are OK (the executor uses the same host)",
+                        ));
+                        (ep, Some(live))
+                    }
+                    None => {
+                        out.push(Check::fail(
+                            "broker-host",
+                            format!("auto: the account's kind could not be read: {e}"),
+                            "fix the credentials (the lines below say which), or pass --broker HOST:PORT",
+                        ));
+                        return out;
+                    }
+                },
             }
         }
         other => (
@@ -1019,6 +1053,7 @@ fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
         client_id: &id,
         client_secret: &secret,
         access_token: &access,
+        refreshable: matches!(stored, Ok(Some(_))) || get("REFRESH_TOKEN").is_some(),
         account_id,
         config,
         timeout,

@@ -43,6 +43,9 @@ pub struct Login<'a> {
     pub client_secret: &'a str,
     /// The access token the executor would start on.
     pub access_token: &'a str,
+    /// Whether a refresh token goes with it: an access token the broker reports expired is
+    /// then no failure (the executor refreshes it at start), a WARN.
+    pub refreshable: bool,
     /// The trading account (`ctidTraderAccountId`); `None`: the account steps say SKIP.
     pub account_id: Option<i64>,
     /// The executor's configuration (its symbols and their `broker_symbol`); `None`: unreadable
@@ -286,9 +289,10 @@ pub fn check_login(l: &Login<'_>) -> Vec<Check> {
         Ok(Payload::GetAccountListByAccessTokenRes(r)) => r,
         Ok(other) => {
             let why = refusal(&other).unwrap_or_else(|| format!("unexpected {}", other.name()));
-            out.push(Check::fail(
-                "broker-account",
+            out.push(token_refused(
+                l,
                 format!("{at}: the account list was refused: {why}"),
+                &why,
                 token_fix,
             ));
             out.push(skip_after("broker-symbols", "the account"));
@@ -358,12 +362,11 @@ pub fn check_login(l: &Login<'_>) -> Vec<Check> {
     }) {
         Ok(p) if refusal(&p).is_none() => {}
         Ok(p) => {
-            out.push(Check::fail(
-                "broker-account",
-                format!(
-                    "{at}: account {account} auth refused: {}",
-                    refusal(&p).unwrap_or_default()
-                ),
+            let why = refusal(&p).unwrap_or_default();
+            out.push(token_refused(
+                l,
+                format!("{at}: account {account} auth refused: {why}"),
+                &why,
                 token_fix,
             ));
             out.push(skip_after("broker-symbols", "account auth"));
@@ -434,6 +437,23 @@ pub fn check_login(l: &Login<'_>) -> Vec<Check> {
         ),
     });
     out
+}
+
+/// The broker refused the access token: FAIL, except an expired one with a refresh token held,
+/// which the executor's start refreshes (WARN: a kill -9 around a refresh restarts with no person
+/// involved, and this check must not stop that start).
+fn token_refused(l: &Login<'_>, detail: String, why: &str, fix: &str) -> Check {
+    if l.refreshable && why.starts_with("OA_AUTH_TOKEN_EXPIRED") {
+        Check::warn(
+            "broker-account",
+            format!(
+                "{detail}: the access token has expired; the executor spends the refresh token at start and stores the new pair (the account and symbols are checked then)"
+            ),
+            "none: the executor refreshes it; if its start then fails with exit status 78, `oracle auth` (docs/auth.md)",
+        )
+    } else {
+        Check::fail("broker-account", detail, fix)
+    }
 }
 
 /// `broker-symbols`: every enabled symbol's broker name (`broker_symbol`, default the model's)

@@ -565,6 +565,15 @@ use oracle_sim::config::{
 
 /// A simulator with `symbols`, its one account live or demo; the runtime holding it.
 fn sim_with(symbols: &[&str], live: bool) -> (tokio::runtime::Runtime, oracle_sim::SimHandle) {
+    sim_with_token(symbols, live, 2_628_000)
+}
+
+/// [`sim_with`], its access token expiring `expires_in_s` after the start (negative: expired).
+fn sim_with_token(
+    symbols: &[&str],
+    live: bool,
+    expires_in_s: i64,
+) -> (tokio::runtime::Runtime, oracle_sim::SimHandle) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -593,6 +602,7 @@ fn sim_with(symbols: &[&str], live: bool) -> (tokio::runtime::Runtime, oracle_si
     for a in &mut cfg.broker.accounts {
         a.is_live = live;
     }
+    cfg.broker.tokens[0].expires_in_s = expires_in_s;
     let sim = rt.block_on(oracle_sim::spawn(cfg)).expect("sim");
     (rt, sim)
 }
@@ -932,5 +942,55 @@ fn secrets_without_tokens_are_enough_when_the_token_file_holds_a_pair() {
     .expect("store");
     let c = doctor::check_secret_file_beside(&secrets, true, Some(&tokens));
     assert_eq!(c.status, Status::Ok, "{c}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// An access token expired while the executor was down (a kill -9 before its refresh request):
+/// the executor's start refreshes it, so the doctor the unit runs before that start must not
+/// stop it. The login says WARN; `--broker auto` takes the host the executor chose at its last
+/// start (it cannot read the list either).
+#[test]
+fn doctor_broker_warns_not_fails_on_an_expired_access_token_the_executor_refreshes() {
+    let (rt, sim) = sim_with_token(&["EURUSD"], true, -60);
+    let (d, args) = broker_deployment(
+        "login-expired",
+        &sim,
+        &["EURUSD"],
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_ACCOUNT_ID,
+    );
+    let lines = doctor::checks(&args);
+    let acc = line(&lines, "broker-account");
+    assert_eq!(acc.status, Status::Warn, "{acc}");
+    assert!(acc.detail.contains("OA_AUTH_TOKEN_EXPIRED"), "{acc}");
+    assert!(lines.iter().all(|c| c.status != Status::Fail), "{lines:#?}");
+    // --broker auto: the list cannot be read; with no host kept, FAIL.
+    let live_host = format!("localhost:{}", sim.addr.port());
+    let mut auto = args.clone();
+    auto.broker = Some("auto".into());
+    auto.demo_host = sim.addr.to_string();
+    auto.live_host = live_host.clone();
+    let lines = doctor::checks(&auto);
+    assert_eq!(
+        line(&lines, "broker-host").status,
+        Status::Fail,
+        "{lines:#?}"
+    );
+    // The host the executor kept at its last start: used, WARN, the login goes on there.
+    std::fs::write(
+        auto.state[0].join("broker-host"),
+        format!("{DEFAULT_ACCOUNT_ID} true {live_host}\n"),
+    )
+    .expect("write");
+    let lines = doctor::checks(&auto);
+    let host = line(&lines, "broker-host");
+    assert_eq!(host.status, Status::Warn, "{host}");
+    assert!(host.detail.contains(&live_host), "{host}");
+    assert!(
+        line(&lines, "broker").detail.starts_with(&live_host),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().all(|c| c.status != Status::Fail), "{lines:#?}");
+    rt.block_on(sim.shutdown());
     let _ = std::fs::remove_dir_all(&d);
 }
