@@ -1,4 +1,8 @@
-//! The process's resident memory, kept to what it uses (Linux with glibc; a no-op elsewhere).
+//! What a long-running shell process (executor, predictor) needs from its host:
+//!
+//! - [`shutdown_signal`]: the stop request, SIGTERM (what systemd sends) or SIGINT (Ctrl-C);
+//!
+//! and its resident memory, kept to what it uses (Linux with glibc; a no-op elsewhere):
 //!
 //! - [`limit_arenas`]: one malloc arena for all threads (glibc gives each thread that allocates
 //!   an arena of its own, whose pages stay resident);
@@ -133,4 +137,29 @@ pub fn limit_arenas() {
 /// Trims the resident set to what the process uses from now on (see the module).
 pub fn trim() {
     imp::trim();
+}
+
+/// Resolves when the process is asked to stop: SIGTERM (`systemctl stop`, `kill`) or SIGINT
+/// (Ctrl-C). A shell that awaits only Ctrl-C dies on SIGTERM without its stop path (journal
+/// flush, stop alert, socket removal).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -863,9 +863,7 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = oracle_resident::shutdown_signal();
     let pacing = rc.hold_market.map(|timeout| Pacing {
         timeout,
         released: None,
@@ -1170,9 +1168,7 @@ async fn run_live(
         .with_context(|| format!("bind {}", rc.listen))?;
     let metrics = Arc::new(Metrics::default());
     tel.metrics.attach_ipc(metrics.clone());
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = oracle_resident::shutdown_signal();
     tel.started(&format!(
         "live, account {}, {}",
         b.account_id,

@@ -6,7 +6,7 @@
 //!   and is counted by reason; the bar, signal and order counters and the latency histogram move
 //!   by what happened; the stop arrives;
 //! - the real binary replaying bars across midnight Europe/Prague (paper): `started`, the
-//!   `daily_summary` of the day that ended, and `stopping` after SIGINT arrive, and the bar
+//!   `daily_summary` of the day that ended, and `stopping` after SIGTERM (what systemd sends) arrive, and the bar
 //!   counter says how many bars went out;
 //! - an `alerts` / `metrics` section in `executor_config.json` is not taken for a symbol.
 
@@ -472,7 +472,7 @@ fn the_executor_tells_its_start_the_prague_midnight_summary_and_its_stop() {
         .expect("spawn");
     let stop = |child: std::process::Child| {
         let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args(["-TERM", &child.id().to_string()])
             .status();
         let out = child.wait_with_output().expect("wait");
         String::from_utf8_lossy(&out.stderr).to_string()

@@ -31,7 +31,7 @@ enum Ended {
 pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
     let mut poll = interval(cfg.poll);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
+    let shutdown = oracle_resident::shutdown_signal();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(100);
     // Arguments, logs, state file and runtime are set up: trimmed before the models load, so
@@ -207,26 +207,4 @@ fn finish(p: &mut Predictor) {
         malformed = p.malformed,
         errors = p.errors
     );
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
