@@ -2,6 +2,7 @@
 //! separate processes with a live view and a report; `sim`, `executor` and `predictor` run one
 //! process each; `replay` prints a model's per-bar trace over a bar file and `backtest` its
 //! statistics and trade list; `history` downloads a broker's closed bars into a bar file;
+//! `report --state` renders an executor's state folder as HTML;
 //! `doctor` (package `oracle-ops`) checks a deployment; `alert-test` sends one test alert to each
 //! channel (package `oracle-alerts`); `status`, `halt`, `flatten`, `resume`, `enable` and
 //! `disable` command the running executor over its operator channel (docs/operator.md). The
@@ -13,6 +14,7 @@ mod demo;
 mod deps;
 mod history;
 mod operator;
+mod state_report;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -88,6 +90,9 @@ enum Cmd {
         #[arg(long, default_value = "account currency", value_name = "CODE")]
         currency: String,
     },
+    /// The HTML report of an executor's state folder (live and/or paper): equity, drawdown,
+    /// per-model statistics, fills, monthly returns, the prop-firm guard's day-by-day headroom.
+    Report(state_report::ReportArgs),
     /// Deployment checks, one line each: OK/WARN/FAIL with the fix.
     Doctor(oracle_ops::DoctorArgs),
     /// OAuth for a cTrader application: the token pair in the token file (`--refresh`: a new one).
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Report(a) => state_report::run_report(&a),
         Cmd::Doctor(a) => oracle_ops::run_doctor(&a),
         Cmd::Auth(a) => auth::run_auth(&a),
         Cmd::Accounts(a) => auth::run_accounts(&a),
