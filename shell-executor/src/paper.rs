@@ -137,6 +137,12 @@ impl PaperBook {
         }
     }
 
+    /// New positions are numbered after `last` (a book resumed from its journal does not reuse
+    /// the ids of its earlier positions).
+    pub fn reserve_ids(&mut self, last: u64) {
+        self.next_id = self.next_id.max(last + 1);
+    }
+
     /// Sets the balance (tests: drive the daily-loss limit).
     pub fn set_balance(&mut self, b: f64) {
         self.balance = b;

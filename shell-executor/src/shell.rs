@@ -233,6 +233,13 @@ pub async fn serve_with<B: Broker>(
                     }
                 }
                 Some(Feed::Quote { symbol, bid, ask }) => {
+                    // The paper book alone on a live feed (--dry-run) fills at the live
+                    // quotes (beside live it takes them at each batch).
+                    if engine.core.live.is_none()
+                        && let Some(p) = &mut engine.core.paper
+                    {
+                        p.broker.set_quote(&symbol, bid, ask);
+                    }
                     // Intra-bar: the guard on the quote; its flatten's closes go out now.
                     engine.on_quote(clock(), &symbol, bid, ask).await;
                 }
@@ -309,7 +316,10 @@ pub async fn serve_with<B: Broker>(
                 match (&operator, call) {
                     (Some(op), Some(call)) => {
                         let (req, origin) = (&call.req, &call.origin);
-                        let answer = crate::operator::handle(engine, op, clock(), req, origin).await;
+                        let mut answer = crate::operator::handle(engine, op, clock(), req, origin).await;
+                        if engine.core.live.is_none() {
+                            paper_only_note(req, &mut answer);
+                        }
                         let _ = call.reply.send(answer);
                     }
                     _ => operator = None,
@@ -379,6 +389,25 @@ pub async fn serve_with<B: Broker>(
     server.abort();
     engine.flush_unexplained();
     Ok(())
+}
+
+/// Without a live side (`--paper`, `--dry-run`), the answer to an operator command that would
+/// trade (flatten, halt with flatten) says that it acted on the paper book only.
+fn paper_only_note(req: &crate::operator::Request, answer: &mut serde_json::Value) {
+    use crate::operator::Request;
+    if !matches!(
+        req,
+        Request::Flatten { .. } | Request::Halt { flatten: true }
+    ) {
+        return;
+    }
+    if let Some(m) = answer.get_mut("message")
+        && let Some(text) = m.as_str()
+    {
+        *m = serde_json::Value::from(format!(
+            "{text} (paper book only: this executor sends no order to the broker)"
+        ));
+    }
 }
 
 /// The next operator request (pending forever without the channel).
@@ -623,6 +652,10 @@ pub struct RunConfig {
     pub paper: bool,
     /// Paper book beside live.
     pub with_paper: bool,
+    /// `--dry-run` (with `--broker`): the paper book alone on the live broker's feed (bars,
+    /// quotes, history, specs); the engine has no live side, so no order of any kind reaches
+    /// the broker.
+    pub dry_run: bool,
     /// Paper starting balance.
     pub paper_balance: f64,
     /// Symbol specs for the paper book (JSON list of SymbolSpec); defaults are used otherwise.
@@ -1148,6 +1181,16 @@ async fn run_live(
         timeout,
         released: Some(broker.release_hook()),
     });
+    if rc.dry_run {
+        let dry = DrySession {
+            session: broker,
+            feed: feed_rx,
+            clock,
+            pacing,
+            account_id: b.account_id,
+        };
+        return run_dry(rc, cfg, preload, token, tel, dry).await;
+    }
     let journal = open_journal(&rc.state_dir.join("journal.jsonl"))?;
     let acks = journal.1.acks.clone();
     let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| broker.spec(s)).collect();
@@ -1190,6 +1233,233 @@ async fn run_live(
         Some(operator),
     )
     .await
+}
+
+/// Puts back into a fresh paper book the positions its journal says the models hold (the book
+/// lives in memory; a restart would otherwise find them gone and take them as closed outside).
+/// Returns how many.
+pub fn resume_paper_book(book: &mut PaperBook, rep: &crate::journal::Replayed) -> usize {
+    let mut n = 0;
+    for (key, st) in &rep.models {
+        let Some(r) = &st.real else { continue };
+        book.inject_position(crate::broker::BrokerPosition {
+            position_id: r.position_id,
+            symbol: key.symbol.clone(),
+            label: key.label(),
+            client_order_id: String::new(),
+            buy: r.action.0.direction() > 0,
+            volume: r.volume,
+            price: r.price,
+        });
+        n += 1;
+    }
+    n
+}
+
+/// What a paper journal's closed trades add up to ([`paper_closed_trades`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClosedTrades {
+    /// Closes filled.
+    pub trades: u64,
+    /// Their realised P&L, as the paper book counts it: (exit − entry) × units for a long,
+    /// (entry − exit) × units for a short.
+    pub realized: f64,
+    /// The highest position id the journal names (a resumed book numbers after it).
+    pub last_position_id: u64,
+}
+
+/// The closed trades of the paper journal at `path` (nothing when there is none): the
+/// balance a resumed paper book starts from is the starting balance plus their P&L.
+pub fn paper_closed_trades(path: &Path) -> ClosedTrades {
+    use crate::journal::{Op, Record};
+    use std::collections::HashMap;
+    let mut out = ClosedTrades::default();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    // Intents by client order id; entries (price, buy) by position id.
+    let mut intents: HashMap<String, (Op, bool, Option<u64>)> = HashMap::new();
+    let mut entries: HashMap<u64, (f64, bool)> = HashMap::new();
+    for line in text.lines() {
+        match serde_json::from_str::<Record>(line) {
+            Ok(Record::Intent {
+                coid,
+                op,
+                buy,
+                position_id,
+                ..
+            }) => {
+                intents.insert(coid, (op, buy, position_id));
+            }
+            Ok(Record::Outcome {
+                coid,
+                result,
+                position_id,
+                price,
+                volume,
+                ..
+            }) if result == "filled" => {
+                let (Some(pid), Some(price)) = (position_id, price) else {
+                    continue;
+                };
+                out.last_position_id = out.last_position_id.max(pid);
+                match intents.get(&coid) {
+                    Some((Op::Open, buy, _)) => {
+                        entries.insert(pid, (price, *buy));
+                    }
+                    Some((Op::Close, _, closed)) => {
+                        let pid = closed.unwrap_or(pid);
+                        if let (Some((entry, buy)), Some(v)) = (entries.remove(&pid), volume) {
+                            let units = v as f64 / 100.0;
+                            out.realized += if buy {
+                                (price - entry) * units
+                            } else {
+                                (entry - price) * units
+                            };
+                            out.trades += 1;
+                        }
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The live session a `--dry-run` reads.
+#[cfg(feature = "live")]
+struct DrySession {
+    session: crate::live::LiveBroker,
+    feed: mpsc::Receiver<Feed>,
+    clock: Clock,
+    pacing: Option<Pacing>,
+    account_id: i64,
+}
+
+/// `--dry-run`: the paper book alone on the live session's feed. The session reads symbols,
+/// history, bars, spots and the account; it is not given to the engine, which has no live side,
+/// so nothing can send it an order (no NewOrderReq, ClosePositionReq or amend). The broker's
+/// open positions are listed and left alone. Journal (`paper-journal.jsonl`) and drift ledger
+/// as `--paper` keeps them: a restart resumes the paper book.
+#[cfg(feature = "live")]
+async fn run_dry(
+    rc: RunConfig,
+    cfg: config::ExecutorConfig,
+    preload: Vec<(String, Timeframe)>,
+    token: Secret,
+    tel: Arc<crate::alerting::Telemetry>,
+    dry: DrySession,
+) -> anyhow::Result<()> {
+    let DrySession {
+        mut session,
+        feed,
+        clock,
+        pacing,
+        account_id,
+    } = dry;
+    info!(
+        account = account_id,
+        "dry run: the live feed drives the paper book; no order of any kind is sent to the broker"
+    );
+    match session.account().await {
+        Ok(a) => info!(
+            account = account_id,
+            balance = a.balance,
+            equity = a.equity,
+            paper_balance = rc.paper_balance,
+            "dry run: the broker account as read (the paper book trades its own balance, --paper-balance)"
+        ),
+        Err(e) => {
+            warn!(account = account_id, error = %e, "dry run: the broker account could not be read")
+        }
+    }
+    match session.reconcile().await {
+        Ok(open) => {
+            for p in &open {
+                info!(
+                    account = account_id,
+                    position_id = p.position_id,
+                    symbol = %p.symbol,
+                    side = if p.buy { "BUY" } else { "SELL" },
+                    volume = p.volume,
+                    label = %p.label,
+                    "dry run: a position open on the broker account, left alone"
+                );
+            }
+            info!(
+                account = account_id,
+                positions = open.len(),
+                "dry run: {} position(s) open on the broker account are left alone (the paper book trades, not the account)",
+                open.len()
+            );
+        }
+        Err(e) => {
+            warn!(account = account_id, error = %e, "dry run: the broker account's open positions could not be listed (they are left alone)")
+        }
+    }
+    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| session.spec(s)).collect();
+    let mut book = PaperBook::new(rc.paper_balance, specs);
+    // The streams' history comes from the broker: the paper book serves it (HISTORY, the seed).
+    for (sym, tf) in &preload {
+        match session.history(sym, *tf, HISTORY_RING as u32).await {
+            Ok(bars) => {
+                book.bars.insert((sym.clone(), *tf), bars);
+            }
+            Err(e) => {
+                warn!(symbol = %sym, tf = tf.as_str(), error = %e, "dry run: history request to the broker failed")
+            }
+        }
+    }
+    session.set_telemetry(tel.clone());
+    let journal = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
+    let resumed = resume_paper_book(&mut book, &journal.1);
+    let closed = paper_closed_trades(&rc.state_dir.join("paper-journal.jsonl"));
+    book.set_balance(rc.paper_balance + closed.realized);
+    book.reserve_ids(closed.last_position_id);
+    if resumed > 0 || closed.trades > 0 {
+        info!(
+            positions = resumed,
+            closed_trades = closed.trades,
+            balance = rc.paper_balance + closed.realized,
+            "dry run: the paper book resumed from its journal (open positions, and the balance: --paper-balance plus the closed trades' P&L)"
+        );
+    }
+    let acks = journal.1.acks.clone();
+    let side = Side::new("paper", &cfg, book, Some(journal));
+    let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
+    let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
+    engine.set_telemetry(tel.clone());
+    let listener = TcpListener::bind(rc.listen)
+        .await
+        .with_context(|| format!("bind {}", rc.listen))?;
+    let metrics = Arc::new(Metrics::default());
+    tel.metrics.attach_ipc(metrics.clone());
+    let shutdown = oracle_resident::shutdown_signal();
+    tel.started(&format!(
+        "dry run (paper book on the live feed, no orders), account {account_id}, {}",
+        crate::alerting::streams(preload.len())
+    ));
+    tel.spawn_ticker(clock.clone());
+    oracle_resident::trim();
+    let operator = open_operator(&rc, &preload)?;
+    let r = serve_with(
+        &mut engine,
+        &preload,
+        listener,
+        token,
+        feed,
+        clock,
+        metrics,
+        shutdown,
+        pacing,
+        Some(operator),
+    )
+    .await;
+    // The session lives as long as the serving: it is the feed.
+    drop(session);
+    r
 }
 
 /// Broker credentials from a secrets file (either key spelling); the error names the key only.
@@ -1259,6 +1529,12 @@ pub struct Cli {
     /// Run the paper book beside live (drift ledger).
     #[arg(long)]
     pub with_paper: bool,
+    /// Live dry run (with --broker): connect and read the live feed (bars, quotes, history,
+    /// symbols, account) and trade the paper book only: no order of any kind is sent to the
+    /// broker. The paper journal and the drift ledger are kept as --paper keeps them, so new
+    /// models can run on the real market for weeks before they are enabled.
+    #[arg(long, conflicts_with_all = ["paper", "with_paper", "feed_csv", "paper_specs"])]
+    pub dry_run: bool,
     /// Paper starting balance.
     #[arg(long, default_value_t = 100_000.0)]
     pub paper_balance: f64,
@@ -1407,6 +1683,9 @@ impl Cli {
                 })
             }
             None if self.account_id.is_some() => bail!("--account-id needs --broker HOST:PORT"),
+            None if self.dry_run => bail!(
+                "--dry-run needs --broker HOST:PORT (or auto): it reads the live feed and trades the paper book only; without a broker use --paper"
+            ),
             None => None,
         };
         Ok(RunConfig {
@@ -1419,6 +1698,7 @@ impl Cli {
             state_dir: self.state.clone(),
             paper: self.paper,
             with_paper: self.with_paper,
+            dry_run: self.dry_run,
             paper_balance: self.paper_balance,
             paper_specs: self.paper_specs.clone(),
             feed_csv: feed,
@@ -1565,5 +1845,67 @@ mod tests {
         a.signal_in(&signal("US500", bt + 900));
         a.bar_out("US500", Timeframe::M15, bt + 1800);
         assert!(a.expects(bt + 2700));
+    }
+
+    #[test]
+    fn dry_run_without_a_broker_is_refused_naming_the_flag() {
+        let cli = Cli::try_parse_from(["oracle-executor", "--dry-run"]).expect("parses");
+        let e = cli.run_config().expect_err("no broker").to_string();
+        assert!(e.contains("--dry-run needs --broker"), "{e}");
+    }
+
+    #[test]
+    fn dry_run_is_refused_beside_paper_with_paper_and_a_bar_replay() {
+        let base = ["oracle-executor", "--dry-run", "--broker", "127.0.0.1:5035"];
+        for extra in [
+            &["--paper"][..],
+            &["--with-paper"][..],
+            &["--feed-csv", "EURUSD_M1=x.csv"][..],
+        ] {
+            let args = base.iter().chain(extra);
+            let e = Cli::try_parse_from(args).expect_err("conflict").to_string();
+            assert!(e.contains("--dry-run"), "{extra:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn dry_run_with_a_broker_runs_live_without_the_paper_flags() {
+        let cli = Cli::try_parse_from([
+            "oracle-executor",
+            "--dry-run",
+            "--broker",
+            "127.0.0.1:5035",
+            "--account-id",
+            "7",
+        ])
+        .expect("parses");
+        let rc = cli.run_config().expect("config");
+        assert!(rc.dry_run && !rc.paper && !rc.with_paper);
+        assert_eq!(rc.broker.map(|b| b.account_id), Some(7));
+    }
+
+    #[test]
+    fn without_a_live_side_a_flatten_answer_says_paper_book_only() {
+        use crate::operator::Request;
+        let answer = || serde_json::json!({"ok": true, "message": "flattened 1 position"});
+        for req in [
+            Request::Flatten {
+                symbol: "all".into(),
+            },
+            Request::Halt { flatten: true },
+        ] {
+            let mut a = answer();
+            paper_only_note(&req, &mut a);
+            let m = a["message"].as_str().unwrap_or_default();
+            assert!(
+                m.starts_with("flattened 1 position (paper book only"),
+                "{m}"
+            );
+        }
+        for req in [Request::Halt { flatten: false }, Request::Resume] {
+            let mut a = answer();
+            paper_only_note(&req, &mut a);
+            assert_eq!(a, answer(), "{req:?}");
+        }
     }
 }

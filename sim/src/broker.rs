@@ -241,6 +241,9 @@ pub struct Broker {
     ticks: Vec<Tick>,
     /// NewOrderReq received per clientOrderId (tests prove "never resent").
     new_orders_by_coid: BTreeMap<String, u64>,
+    /// Trading requests received, of any kind (NewOrderReq, ClosePositionReq, cancel, amend):
+    /// tests of a dry run prove none came.
+    trading_requests: u64,
     /// Connections reset (`drop:*`) or silenced (`silence:*`) by a fault.
     fault_disconnects: u64,
     /// `now` at [`Broker::new`]: the `maintenance` fault's origin.
@@ -386,6 +389,7 @@ impl Broker {
             out: VecDeque::new(),
             ticks: Vec::new(),
             new_orders_by_coid: BTreeMap::new(),
+            trading_requests: 0,
             fault_disconnects: 0,
             started_ms: now_ms,
             hours,
@@ -961,6 +965,19 @@ impl Broker {
         c.last_recv_ms = now_ms;
         if matches!(req, Request::Heartbeat) {
             return;
+        }
+        // NewOrderReq, ClosePositionReq, and CancelOrderReq (2108), AmendOrderReq (2109),
+        // AmendPositionSLTPReq (2110), which the sim does not serve: counted all the same.
+        if matches!(
+            req,
+            Request::NewOrder(_)
+                | Request::ClosePosition { .. }
+                | Request::Unsupported {
+                    payload_type: 2108..=2110,
+                    ..
+                }
+        ) {
+            self.trading_requests += 1;
         }
         // rate limits (sliding 1 s windows; refused requests do not count)
         while c.req_window.front().is_some_and(|t| *t <= now_ms - 1000) {
@@ -1787,6 +1804,12 @@ impl Broker {
     /// NewOrderReq received per clientOrderId, every id seen (a resend counts twice).
     pub fn new_orders_by_client_id(&self) -> &BTreeMap<String, u64> {
         &self.new_orders_by_coid
+    }
+
+    /// Trading requests received since the start, of any kind (NewOrderReq, ClosePositionReq,
+    /// CancelOrderReq, AmendOrderReq, AmendPositionSLTPReq), answered or refused.
+    pub fn trading_requests(&self) -> u64 {
+        self.trading_requests
     }
 
     /// Connections the sim reset (`drop:after`, `drop:random`) or silenced (`silence:after`)

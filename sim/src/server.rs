@@ -200,6 +200,14 @@ impl SimHandle {
             .unwrap_or(0)
     }
 
+    /// Trading requests received of any kind (orders, closes, cancels, amends): a dry run's
+    /// proof that none was sent.
+    pub async fn trading_requests(&self) -> u64 {
+        self.with_broker(|b, _| b.trading_requests())
+            .await
+            .unwrap_or(0)
+    }
+
     /// Open position ids of an account.
     pub async fn position_ids(&self, account_id: i64) -> Vec<i64> {
         self.with_broker(move |b, _| b.position_ids(account_id))

@@ -1,0 +1,280 @@
+//! `--dry-run`: the executor on the live broker feed (the simulator, over TLS) trading the paper
+//! book only. `cargo test -p oracle-executor --test dry_run`.
+#![cfg(feature = "live")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::tmpdir;
+use futures_util::{SinkExt, StreamExt};
+use oracle_executor::broker::{Broker, OrderReq, OrderResult};
+use oracle_ipc::{Message, parse};
+use oracle_sim::config::{
+    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+};
+use tokio_tungstenite::tungstenite::Message as WsMsg;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const TOKEN: &str = "dry-run-token";
+
+fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
+    use std::io::Write as _;
+    let f = std::fs::File::create(path).expect("zip file");
+    let mut z = zip::ZipWriter::new(f);
+    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
+    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
+        .expect("member");
+    z.write_all(b"x").expect("write");
+    z.finish().expect("finish");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The executor binary with `--dry-run` on the sim at `broker_port`, its state in `d/state`,
+/// its log in `d/executor-<port>.log`.
+fn spawn_dry_run(d: &std::path::Path, broker_port: u16, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
+        .env("ORACLE_IPC_TOKEN", TOKEN)
+        .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
+        .env_remove("CTRADER_REFRESH_TOKEN")
+        .arg("--config")
+        .arg(d.join("executor_config.json"))
+        .arg("--models")
+        .arg(d.join("models"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{broker_port}"))
+        .arg("--account-id")
+        .arg(DEFAULT_ACCOUNT_ID.to_string())
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .arg("--dry-run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(d.join(format!("executor-{port}.log"))).expect("log"),
+        ))
+        .spawn()
+        .expect("spawn executor")
+}
+
+async fn attach(port: u16) -> Ws {
+    for _ in 0..300 {
+        if let Ok((mut ws, _)) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+        {
+            ws.send(WsMsg::text(format!("HELLO|{TOKEN}")))
+                .await
+                .expect("send");
+            return ws;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("executor did not listen");
+}
+
+/// The next live (not history) EURUSD bar: (time, seq).
+async fn next_live_bar(ws: &mut Ws) -> (i64, u64) {
+    loop {
+        let Ok(Some(Ok(WsMsg::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(60), ws.next()).await
+        else {
+            panic!("no bar")
+        };
+        if let Ok(Message::Bar(b)) = parse(&t)
+            && !b.hist
+            && b.symbol == "EURUSD"
+        {
+            return (b.time, b.seq);
+        }
+    }
+}
+
+/// Sends the SIGNAL `action` for bar (t, q) and returns its ACK.
+async fn signal(ws: &mut Ws, action: &str, t: i64, q: u64) -> String {
+    let line = format!(
+        "SIGNAL|EURUSD|{action}|0|0.00|TF:M1|BT:{}|SEQ:{q}",
+        oracle_ipc::Iso(t)
+    );
+    ws.send(WsMsg::text(line)).await.expect("send");
+    loop {
+        let Ok(Some(Ok(WsMsg::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(60), ws.next()).await
+        else {
+            panic!("no ACK for {action}")
+        };
+        if t.starts_with("ACK|") || t.starts_with("ERR|") {
+            return t.to_string();
+        }
+    }
+}
+
+/// The journal's records of type `t`.
+fn records(path: &std::path::Path, t: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["t"] == t)
+        .collect()
+}
+
+/// A position opened on the sim account by hand (not the executor's): the dry run must list it
+/// and leave it alone.
+async fn manual_position(s: &oracle_sim::SimHandle) -> u64 {
+    let (mut b, _feed) = common::live_session(s, &["EURUSD"]).await;
+    let mut ask = None;
+    for _ in 0..200 {
+        ask = b.quote("EURUSD").map(|q| q.ask);
+        if ask.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let req = OrderReq {
+        symbol: "EURUSD".into(),
+        client_order_id: "manual-1".into(),
+        label: "manual".into(),
+        buy: true,
+        volume: 100_000,
+        base_price: ask.expect("a EURUSD quote"),
+        slippage_points: 1_000_000,
+    };
+    match b.open(&req).await {
+        OrderResult::Filled { position_id, .. } => position_id,
+        other => panic!("manual order: {other:?}"),
+    }
+}
+
+#[test]
+fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_after_a_restart() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let s = common::sim3(vec![]).await;
+        let d = tmpdir("dry-run");
+        let models = d.join("models");
+        std::fs::create_dir_all(&models).expect("models");
+        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
+        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+        std::fs::write(
+            d.join("executor_config.json"),
+            r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+        )
+        .expect("config");
+        let manual = manual_position(&s).await;
+        let before = s.trading_requests().await;
+        assert_eq!(before, 1, "the manual order only");
+
+        // First run: WAIT, then LONG_WEAK (an entry), then SHORT_WEAK (a reversal).
+        let p1 = free_port();
+        let mut child = spawn_dry_run(&d, s.addr.port(), p1);
+        let mut ws = attach(p1).await;
+        let (t0, q0) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "WAIT", t0, q0).await;
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
+        let (t1, q1) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "LONG_WEAK", t1, q1).await;
+        assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+        let (t2, q2) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "SHORT_WEAK", t2, q2).await;
+        assert!(ack.starts_with("ACK|EURUSD|SHORT_WEAK|OK|T:"), "{ack}");
+        let journal = d.join("state/paper-journal.jsonl");
+        let filled = |j: &std::path::Path| {
+            records(j, "outcome")
+                .into_iter()
+                .filter(|o| o["result"] == "filled")
+                .count()
+        };
+        // The entry, then the reversal's close and entry: filled in the paper book.
+        assert_eq!(filled(&journal), 3, "paper fills journaled");
+        let short_pid = records(&journal, "outcome")
+            .last()
+            .and_then(|o| o["position_id"].as_u64())
+            .expect("the short's position id");
+        // Kill -9: the paper book (in memory) is gone; its journal is not.
+        child.kill().expect("kill");
+        let _ = child.wait();
+        drop(ws);
+        let log1 = std::fs::read_to_string(d.join(format!("executor-{p1}.log"))).unwrap_or_default();
+        assert!(
+            log1.contains("1 position(s) open on the broker account are left alone"),
+            "the broker's open position is listed and left alone:\n{log1}"
+        );
+
+        // Restart: the paper book resumes the short from its journal; WAIT closes it there.
+        let p2 = free_port();
+        let mut child = spawn_dry_run(&d, s.addr.port(), p2);
+        let mut ws = attach(p2).await;
+        let (t3, q3) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "WAIT", t3, q3).await;
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|T:"), "{ack}");
+        let closes: Vec<_> = records(&journal, "intent")
+            .into_iter()
+            .filter(|i| i["op"] == "close")
+            .collect();
+        assert_eq!(
+            closes.last().and_then(|c| c["position_id"].as_u64()),
+            Some(short_pid),
+            "the resumed short is the one closed: {closes:?}"
+        );
+        assert_eq!(filled(&journal), 4, "the close filled in the paper book");
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // The ledger has the transitions' rows, on the paper side.
+        let ledger = std::fs::read_to_string(d.join("state/drift.jsonl")).expect("drift ledger");
+        let rows: Vec<serde_json::Value> = ledger
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| r["ack"] == "OK")
+            .collect();
+        assert_eq!(rows.len(), 3, "{ledger}");
+        assert_eq!(rows[0]["paper_pos"], "LONG_WEAK", "{ledger}");
+        assert_eq!(rows[1]["paper_pos"], "SHORT_WEAK", "{ledger}");
+        assert_eq!(rows[2]["paper_pos"], "FLAT", "{ledger}");
+        // The resumed book's balance carries the first run's closed trade: flat at the end, its
+        // equity is the starting balance plus both trades' P&L (1,000 units each).
+        let fills: Vec<(u64, f64)> = records(&journal, "outcome")
+            .into_iter()
+            .filter(|o| o["result"] == "filled")
+            .map(|o| (o["position_id"].as_u64().expect("id"), o["price"].as_f64().expect("price")))
+            .collect();
+        let prices = |pid: u64| -> Vec<f64> {
+            fills.iter().filter(|f| f.0 == pid).map(|f| f.1).collect()
+        };
+        let long = prices(fills[0].0);
+        let short = prices(short_pid);
+        assert_ne!(fills[0].0, short_pid, "a resumed book does not reuse a position id");
+        assert_eq!((long.len(), short.len()), (2, 2), "{fills:?}");
+        let want = 100_000.0 + (long[1] - long[0]) * 1000.0 + (short[0] - short[1]) * 1000.0;
+        let got = rows[2]["paper_equity"].as_f64().expect("paper equity");
+        assert!((got - want).abs() < 1e-6, "paper equity {got}, want {want}: {ledger}");
+
+        // The broker got no order request of any kind, and its position is untouched.
+        assert_eq!(
+            s.trading_requests().await,
+            before,
+            "no NewOrderReq, ClosePositionReq or amend from the dry run"
+        );
+        assert_eq!(s.position_ids(DEFAULT_ACCOUNT_ID).await, vec![manual as i64]);
+        s.shutdown().await;
+    });
+}
