@@ -1,7 +1,8 @@
 //! `oracle backtest --html` in a real headless browser (Debian's `chromium`): the tearsheet is
 //! rendered to a screenshot that must exist and not be blank, with no console message (an
 //! uncaught error, a resource that failed to load). The check itself is proven to catch a script
-//! error injected into the page and a blank page.
+//! error injected into the page and a blank page. `oracle report --state`'s page (a state folder
+//! written by hand, `common/state_fixture.rs`) passes the same check.
 //!
 //! Without chromium the tests say so and pass, unless `ORACLE_REQUIRE_BROWSER` is set (non-empty,
 //! not `0`): `scripts/test`, which CI runs after `scripts/setup` has installed chromium, sets it.
@@ -11,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+#[path = "common/state_fixture.rs"]
+mod state_fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oracle");
 
@@ -329,5 +333,36 @@ fn the_browser_check_catches_a_blank_page() {
     let shot = render(&chromium, &blank, &dir);
     let err = check(&shot).expect_err("a blank page must fail the check");
     assert!(err.contains("blank"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_state_folder_report_renders_in_a_headless_browser_without_console_errors() {
+    let Some(chromium) = chromium_or_skip("state report in chromium") else {
+        return;
+    };
+    let dir = tmpdir("state");
+    let state = dir.join("state");
+    state_fixture::write(&state);
+    let page = dir.join("state-report.html");
+    let out = Command::new(BIN)
+        .args(["report", "--currency", "USD", "--state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&page)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run oracle report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(html.contains("<table class=\"guard\">") && html.contains("<svg"));
+    let shot = render(&chromium, &page, &dir);
+    if let Err(e) = check(&shot) {
+        panic!("the state report fails the browser check: {e}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
