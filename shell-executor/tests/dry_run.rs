@@ -278,3 +278,52 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
         s.shutdown().await;
     });
 }
+
+/// The `ExecStart=` command of a unit file (continuation lines joined; the empty reset of a
+/// drop-in skipped), split into words.
+fn exec_start(text: &str) -> Vec<String> {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .rfind(|v| !v.trim().is_empty())
+        .expect("an ExecStart=")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The runbook's dry run is the deployed unit with `--dry-run` in place of `--with-paper`, and
+/// nothing else changed: same binary, broker, config, models, state folder (the token file)
+/// and listen address (the predictor unchanged).
+#[test]
+fn the_dry_run_drop_in_is_the_executor_unit_with_dry_run_in_place_of_with_paper() {
+    use clap::Parser as _;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let unit = std::fs::read_to_string(dir.join("oracle-executor.service")).expect("unit");
+    let drop_in = std::fs::read_to_string(dir.join("oracle-executor.service.d/dry-run.conf"))
+        .expect("drop-in");
+    assert!(
+        drop_in.lines().any(|l| l.trim() == "ExecStart="),
+        "a drop-in must reset ExecStart= before setting it"
+    );
+    let live = exec_start(&unit);
+    let dry = exec_start(&drop_in);
+    let want: Vec<String> = live
+        .iter()
+        .map(|w| {
+            if w == "--with-paper" {
+                "--dry-run".to_string()
+            } else {
+                w.clone()
+            }
+        })
+        .collect();
+    assert!(live.iter().any(|w| w == "--with-paper"), "{live:?}");
+    assert_eq!(dry, want);
+    // `oracle executor ARGS`: the executor's own parser takes them as a dry run.
+    let args = std::iter::once("oracle executor".to_string()).chain(dry[2..].iter().cloned());
+    let cli = oracle_executor::shell::Cli::try_parse_from(args).expect("the executor's flags");
+    assert!(cli.dry_run && !cli.paper && !cli.with_paper);
+    assert_eq!(cli.broker.as_deref(), Some("auto"));
+}
