@@ -162,5 +162,53 @@ fn demo_end_to_end_small() {
         !html.contains("no statistics:"),
         "every model's backtest ran"
     );
+    state_report_of_the_run(&out);
     std::fs::remove_dir_all(&out).expect("cleanup");
+}
+
+/// `oracle report --state` over the executor's state folder of a demo run (live on the
+/// simulator, with the paper book): both sides on the page, each with as many fills as its
+/// journal has `filled` outcomes, and the account's equity charted from the drift ledger.
+fn state_report_of_the_run(out: &std::path::Path) {
+    let state = out.join("executor");
+    let page = out.join("state-report.html");
+    let r = Command::new(env!("CARGO_BIN_EXE_oracle"))
+        .args(["report", "--state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&page)
+        .output()
+        .expect("run oracle report");
+    assert!(
+        r.status.success(),
+        "oracle report --state: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("the state report");
+    for (side, file) in [("live", "journal.jsonl"), ("paper", "paper-journal.jsonl")] {
+        let journal = std::fs::read_to_string(state.join(file)).expect(file);
+        let filled = journal
+            .lines()
+            .filter(|l| l.contains(r#""t":"outcome""#) && l.contains(r#""result":"filled""#))
+            .count();
+        let part = html
+            .split(&format!("<h2 id=\"side-{side}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {side} side on the page"));
+        let part = part.split("<h2 ").next().unwrap_or(part);
+        assert!(
+            part.contains(&format!("<span class=\"fills\">{filled}</span> fills")),
+            "{side}: {filled} fills in {file}"
+        );
+        let rows = part
+            .split("<table class=\"trades\">")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .map_or(0, |t| t.matches("<tr>").count().saturating_sub(1));
+        assert_eq!(rows, filled, "{side}: one fill row per filled outcome");
+        assert!(
+            part.contains("equity (drift ledger)") && part.contains("<svg"),
+            "{side}: the equity chart"
+        );
+    }
 }
