@@ -94,6 +94,23 @@ pub enum Record {
         /// The state.
         state: crate::propfirm::GuardState,
     },
+    /// One day of the prop-firm guard, written once at its end (the midnight of its zone, by the
+    /// day-end timer or the first update past it): what `oracle report --state` shows day by day
+    /// and the `guard` records do not hold, the lowest equity the guard saw (a report only; a
+    /// restart restores nothing from it).
+    GuardDay {
+        /// The day's start (UTC ms).
+        day_start_ms: i64,
+        /// Its anchor: the balance at its midnight (`None` when no balance was seen).
+        anchor: Option<f64>,
+        /// Its daily floor: the anchor − the daily allowance (`None` without an anchor).
+        floor: Option<f64>,
+        /// The lowest equity the guard saw in the day (since the process started, after a
+        /// restart in the day; `None` when it saw none).
+        low_equity: Option<f64>,
+        /// The balance at its end (the next day's anchor).
+        eod_balance: f64,
+    },
     /// An operator command (`oracle halt|flatten|resume`), who gave it and what it did.
     Operator {
         /// When (UTC ms).
@@ -300,7 +317,7 @@ fn apply(rep: &mut Replayed, r: Record) {
             crate::operator::OperatorCommand::Resume => rep.operator_halt = None,
             crate::operator::OperatorCommand::Flatten { .. } => {}
         },
-        Record::Operator { .. } => {}
+        Record::Operator { .. } | Record::GuardDay { .. } => {}
     }
 }
 

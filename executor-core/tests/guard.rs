@@ -676,3 +676,83 @@ fn the_guard_day_timer_fires_at_the_prague_midnight_and_ends_a_daily_halt() {
     exec.arm_guard_day(PRAGUE_MIDNIGHT * 1000, at);
     assert_eq!(exec.poll_timeout(), Some(at + 24 * 3600 * 1000));
 }
+
+/// The guard's closed days in the journal (`Record::GuardDay`).
+fn guard_days(book: &Book) -> Vec<Record> {
+    book.records()
+        .into_iter()
+        .filter(|r| matches!(r, Record::GuardDay { .. }))
+        .collect()
+}
+
+/// Halted by a floating loss (two lots down 4 400), flattened at a balance of 95 600, then
+/// 95 700 a minute before midnight: the halt's equity, the day's lowest.
+fn a_halted_day() -> (SideCore, Book, f64) {
+    let mut core = two_longs();
+    let mut book = Book::new();
+    let now = T0 + M15 + 60;
+    core.apply_risk(now, book.account);
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    book.account.balance = 95_600.0;
+    book.account.equity = 95_600.0;
+    book.drive(&mut core, now + 1);
+    let halt = core
+        .guard
+        .as_ref()
+        .and_then(|g| g.state().halted)
+        .expect("halted");
+    assert!(halt.equity < 96_000.0, "{halt:?}");
+    book.account.equity = 95_700.0;
+    core.apply_risk(PRAGUE_MIDNIGHT - 60, book.account);
+    book.drive(&mut core, PRAGUE_MIDNIGHT - 60);
+    assert!(
+        guard_days(&book).is_empty(),
+        "no day closed before midnight"
+    );
+    (core, book, halt.equity.min(95_600.0))
+}
+
+/// The day of T0 in Prague: 2021-02-28T23:00Z.
+const DAY0_MS: i64 = (T0 - 3600) * 1000;
+
+#[test]
+fn the_guard_day_end_journals_the_day_once_with_its_floor_and_lowest_equity() {
+    let (mut core, mut book, low) = a_halted_day();
+    assert!(core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000));
+    book.drive(&mut core, PRAGUE_MIDNIGHT);
+    // The new day's lower equity is the new day's, not the closed one's.
+    book.account.equity = 95_500.0;
+    core.apply_risk(PRAGUE_MIDNIGHT + 60, book.account);
+    book.drive(&mut core, PRAGUE_MIDNIGHT + 60);
+    assert_eq!(
+        guard_days(&book),
+        [Record::GuardDay {
+            day_start_ms: DAY0_MS,
+            anchor: Some(100_000.0),
+            floor: Some(95_000.0),
+            low_equity: Some(low),
+            eod_balance: 95_600.0,
+        }]
+    );
+}
+
+#[test]
+fn the_first_update_past_midnight_journals_the_closed_day_when_no_timer_fired() {
+    let (mut core, mut book, low) = a_halted_day();
+    book.account.equity = 95_500.0;
+    core.apply_risk(PRAGUE_MIDNIGHT + 60, book.account);
+    book.drive(&mut core, PRAGUE_MIDNIGHT + 60);
+    // The timer firing late closes nothing more.
+    assert!(!core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000 + 61_000));
+    book.drive(&mut core, PRAGUE_MIDNIGHT + 61);
+    assert_eq!(
+        guard_days(&book),
+        [Record::GuardDay {
+            day_start_ms: DAY0_MS,
+            anchor: Some(100_000.0),
+            floor: Some(95_000.0),
+            low_equity: Some(low),
+            eod_balance: 95_600.0,
+        }]
+    );
+}

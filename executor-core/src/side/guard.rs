@@ -51,6 +51,9 @@ pub(super) struct GuardSide {
     closed: HashSet<u64>,
     /// The balance and equity the guard last saw.
     seen: Option<(f64, f64)>,
+    /// The guard's day (its start, UTC ms) and the lowest equity it saw in it: the day's
+    /// [`Record::GuardDay`] at its end.
+    low: Option<(i64, f64)>,
     /// Flattens asked while a batch ran (symbol filter, why): started when it ends.
     pending: Vec<(Option<String>, String)>,
     /// The second of the last flatten and the models it closed (their ids are per second).
@@ -92,6 +95,7 @@ impl GuardSide {
                 quotes: HashMap::new(),
                 closed: HashSet::new(),
                 seen: None,
+                low: None,
                 pending: Vec::new(),
                 flattened: (i64::MIN, HashSet::new()),
             },
@@ -304,6 +308,7 @@ impl SideCore {
         }
         let g = self.guard.as_mut()?;
         let before = g.state().clone();
+        let floor_before = g.daily_floor();
         let v = match g.on_equity(now_ms, balance, equity) {
             Ok(v) => v,
             Err(e) => {
@@ -314,6 +319,13 @@ impl SideCore {
         let after = g.state().clone();
         self.gs.seen = Some((balance, equity));
         self.last_verdict = Some(v);
+        if let Some(dc) = v.day_closed {
+            self.journal_guard_day(dc, before.day_anchor, floor_before);
+        }
+        self.gs.low = Some(match self.gs.low {
+            Some((day, low)) if day == after.day_start_ms => (day, low.min(equity)),
+            _ => (after.day_start_ms, equity),
+        });
         if changed(&before, &after) {
             self.push_action(SideAction::Journal {
                 record: Record::Guard { state: after },
@@ -357,11 +369,14 @@ impl SideCore {
             .or(g.state().last_balance)
             .unwrap_or(g.state().initial);
         let before = g.state().halted;
-        match g.on_day_end(now_ms, balance) {
-            Ok(Some(_)) => {}
+        let anchor = g.state().day_anchor;
+        let floor = g.daily_floor();
+        let dc = match g.on_day_end(now_ms, balance) {
+            Ok(Some(dc)) => dc,
             _ => return false,
-        }
+        };
         let state = g.state().clone();
+        self.journal_guard_day(dc, anchor, floor);
         if let (Some(h), None) = (before, state.halted) {
             info!(target: DECISION, side = self.name, event = "halt_lifted", reason = h.limit.code(),
                 "prop-firm guard: midnight, its daily halt is lifted");
@@ -371,6 +386,31 @@ impl SideCore {
             sync: true,
         });
         true
+    }
+
+    /// The day `dc` closed as one [`Record::GuardDay`] (its anchor and floor as they were in
+    /// it, the lowest equity seen in it).
+    fn journal_guard_day(
+        &mut self,
+        dc: crate::propfirm::DayClosed,
+        anchor: Option<f64>,
+        floor: Option<f64>,
+    ) {
+        let low_equity = self
+            .gs
+            .low
+            .filter(|(day, _)| *day == dc.day_start_ms)
+            .map(|(_, low)| low);
+        self.push_action(SideAction::Journal {
+            record: Record::GuardDay {
+                day_start_ms: dc.day_start_ms,
+                anchor,
+                floor,
+                low_equity,
+                eod_balance: dc.eod_balance,
+            },
+            sync: true,
+        });
     }
 
     /// Lifts a person's halt and the guard's (journaled); the codes lifted.
