@@ -15,8 +15,8 @@
 //!   batch's SIGNALs, which side answers (data: live, else paper), the ACK values;
 //! - [`gather`]: a close instant's SIGNALs gathered into one batch, the timer table
 //!   (`poll_timeout`/`handle_timeout`, milliseconds);
-//! - [`pace`]: the demo pacing (market held until the predictor is ready, one bar at a time);
 //! - [`operator`]: a person's commands (halt, flatten, resume) and the guard's status;
+//! - [`pace`]: the demo pacing (market held until the predictor is ready, one bar at a time);
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
 //!
@@ -29,8 +29,8 @@ pub mod config;
 pub mod exec;
 pub mod gather;
 pub mod journal;
-pub mod pace;
 pub mod operator;
+pub mod pace;
 pub mod policy;
 pub mod propfirm;
 pub mod risk;
