@@ -95,8 +95,25 @@ pub struct Side {
     pub fills: Vec<Fill>,
     /// Its guard records, in journal order.
     pub guards: Vec<GuardState>,
+    /// Its closed guard days (`guard_day` records), in journal order.
+    pub days: Vec<DayRecord>,
     /// A torn last line (no newline, not a record: a crash mid-write) was skipped.
     pub torn_tail: bool,
+}
+
+/// A `guard_day` record: a closed day of the guard as the executor saw it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DayRecord {
+    /// The day's start (UTC ms).
+    pub start_ms: i64,
+    /// Its anchor.
+    pub anchor: Option<f64>,
+    /// Its daily floor.
+    pub floor: Option<f64>,
+    /// The lowest equity the guard saw in it.
+    pub low: Option<f64>,
+    /// The balance at its end.
+    pub eod_balance: f64,
 }
 
 /// One row of the drift ledger, as the report uses it.
@@ -212,6 +229,19 @@ pub fn read_side(name: &'static str, path: &Path) -> anyhow::Result<Side> {
                 });
             }
             Record::Guard { state } => side.guards.push(state),
+            Record::GuardDay {
+                day_start_ms,
+                anchor,
+                floor,
+                low_equity,
+                eod_balance,
+            } => side.days.push(DayRecord {
+                start_ms: day_start_ms,
+                anchor,
+                floor,
+                low: low_equity,
+                eod_balance,
+            }),
             _ => {}
         }
     }
@@ -341,6 +371,8 @@ pub struct GuardDay {
     pub low: Option<f64>,
     /// The last equity of the day (ledger).
     pub end: Option<f64>,
+    /// The balance at its end (its `guard_day` record; `None` while the day is open).
+    pub eod_balance: Option<f64>,
     /// low − floor (money).
     pub headroom: Option<f64>,
     /// headroom / initial balance × 100.
@@ -349,11 +381,14 @@ pub struct GuardDay {
     pub halts: Vec<&'static str>,
 }
 
-/// The guard's days from its records and an equity series (UTC seconds, equity): one row per
-/// day the guard recorded, in time order. `daily_pct`: the daily allowance, percent of the
-/// initial balance.
+/// The guard's days from its records (`guard` states and closed `guard_day`s) and an equity
+/// series (UTC seconds, equity): one row per day the guard recorded, in time order. A closed
+/// day's floor is its record's; an open day's is its anchor − `daily_pct` % of the initial
+/// balance. The lowest equity is the lowest of the record's, the ledger's in the day and a
+/// halt's.
 pub fn guard_days(
     guards: &[GuardState],
+    closed: &[DayRecord],
     equity: &[(i64, f64)],
     daily_pct: Option<f64>,
     zone: &DayStart,
@@ -368,6 +403,7 @@ pub fn guard_days(
             floor: None,
             low: None,
             end: None,
+            eod_balance: None,
             headroom: None,
             headroom_pct: None,
             halts: Vec::new(),
@@ -383,6 +419,10 @@ pub fn guard_days(
             }
         }
     }
+    let lower = |l: Option<f64>, e: Option<f64>| match (l, e) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     for &(t, e) in equity {
         if let Some(d) = days.get_mut(&zone.day_start(t)) {
             d.low = Some(d.low.map_or(e, |l| l.min(e)));
@@ -393,6 +433,16 @@ pub fn guard_days(
         d.floor = daily_pct
             .zip(d.anchor)
             .map(|(p, a)| a - p / 100.0 * initial);
+        if let Some(r) = closed
+            .iter()
+            .rev()
+            .find(|r| r.start_ms.div_euclid(1000) == d.start)
+        {
+            d.anchor = r.anchor.or(d.anchor);
+            d.floor = r.floor.or(d.floor);
+            d.low = lower(d.low, r.low);
+            d.eod_balance = Some(r.eod_balance);
+        }
         d.headroom = d.floor.zip(d.low).map(|(f, l)| l - f);
         d.headroom_pct = d
             .headroom
@@ -578,20 +628,21 @@ fn guard_table(days: &[GuardDay], zone: &DayStart, currency: &str, has_pct: bool
     let cur = esc(currency);
     let mut s = format!(
         "<table class=\"guard\"><tr><th>day ({})</th><th>starts (UTC)</th><th>anchor, {cur}</th><th>daily floor, {cur}</th>\
-<th>lowest equity, {cur}</th><th>day-end equity, {cur}</th><th>headroom, {cur}</th><th>headroom, % of initial</th><th>halts</th></tr>",
+<th>lowest equity, {cur}</th><th>day-end equity, {cur}</th><th>end balance, {cur}</th><th>headroom, {cur}</th><th>headroom, % of initial</th><th>halts</th></tr>",
         esc(zone.name())
     );
     for d in days {
         let local = format_time(d.start + 12 * 3600);
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
             &local[..10],
             format_time(d.start),
             opt_money(d.anchor),
             opt_money(d.floor),
             opt_money(d.low),
             opt_money(d.end),
+            d.eod_balance.map_or("open".to_owned(), money),
             class(d.headroom.unwrap_or(0.0)),
             opt_money(d.headroom),
             fixed(d.headroom_pct, 2),
@@ -681,7 +732,7 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
                 "<p class=\"muted\">no guard record in the journal (no risk.preset, or no account read yet)</p>",
             );
         } else {
-            let days = guard_days(&side.guards, &eq, pct, &zone);
+            let days = guard_days(&side.guards, &side.days, &eq, pct, &zone);
             h.push_str(&guard_table(&days, &zone, currency, pct.is_some()));
         }
         let _ = write!(
@@ -775,7 +826,7 @@ mod tests {
             (t("2026-01-14T23:15:00Z"), 96_000.0),
             (t("2026-01-15T12:00:00Z"), 96_800.0),
         ];
-        let days = guard_days(&guards, &equity, Some(5.0), &DayStart::default());
+        let days = guard_days(&guards, &[], &equity, Some(5.0), &DayStart::default());
         assert_eq!(days.len(), 2, "{days:?}");
         let (a, b) = (&days[0], &days[1]);
         assert_eq!(a.start, t("2026-01-13T23:00:00Z"));
@@ -817,6 +868,7 @@ mod tests {
     fn the_guard_floor_is_na_without_the_config() {
         let days = guard_days(
             &[guard("2026-01-13T23:00:00Z", 100_000.0, None)],
+            &[],
             &[(t("2026-01-14T10:00:00Z"), 99_000.0)],
             None,
             &DayStart::default(),
@@ -824,6 +876,33 @@ mod tests {
         assert_eq!(days[0].floor, None);
         assert_eq!(days[0].headroom, None);
         assert_eq!(days[0].low, Some(99_000.0));
+    }
+
+    #[test]
+    fn a_closed_days_record_gives_its_floor_end_balance_and_the_lowest_equity_between_bars() {
+        let closed = [DayRecord {
+            start_ms: t("2026-01-13T23:00:00Z") * 1000,
+            anchor: Some(100_000.0),
+            floor: Some(96_000.0),
+            low: Some(97_500.0),
+            eod_balance: 98_800.0,
+        }];
+        let days = guard_days(
+            &[guard("2026-01-13T23:00:00Z", 100_000.0, None)],
+            &closed,
+            &[(t("2026-01-14T10:00:00Z"), 99_000.0)],
+            None,
+            &DayStart::default(),
+        );
+        assert_eq!(
+            days[0].floor,
+            Some(96_000.0),
+            "no config: the record's floor"
+        );
+        assert_eq!(days[0].low, Some(97_500.0), "lower than the ledger's rows");
+        assert_eq!(days[0].headroom, Some(1_500.0));
+        assert_eq!(days[0].eod_balance, Some(98_800.0));
+        assert_eq!(days[0].end, Some(99_000.0));
     }
 
     #[test]

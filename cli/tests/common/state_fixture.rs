@@ -1,7 +1,8 @@
 //! A paper state folder written by hand in the executor's formats (`paper-journal.jsonl`,
 //! `drift.jsonl`, `executor_config.json`): one EURUSD_M15 round trip and the prop-firm guard's
 //! records across a Prague midnight (winter: 2026-01-14T23:00:00Z), a daily-loss halt on the
-//! first day. `oracle report` refuses a line that is not a record, so a typo here fails loudly.
+//! first day, which the guard closed with its `guard_day` record (lowest equity 95 900, between
+//! two ledger rows). `oracle report` refuses a line that is not a record, so a typo here fails loudly.
 
 use std::path::Path;
 
@@ -43,7 +44,8 @@ fn row(bar_time: &str, equity: f64) -> String {
 }
 
 /// Writes the folder into `dir` (created): 2 fills (one closed trade, +10.00), guard days
-/// 2026-01-14 (anchor 100000, halted at 96100) and 2026-01-15 (anchor 96500), ledger equity
+/// 2026-01-14 (anchor 100000, halted at 96100, closed: floor 95000, lowest 95900, end balance
+/// 96500) and 2026-01-15 (anchor 96500, open), ledger equity
 /// 99000, 96500 | 96000, 96800; `executor_config.json` with a 5% daily loss.
 pub fn write(dir: &Path) {
     std::fs::create_dir_all(dir).expect("state folder");
@@ -58,6 +60,10 @@ pub fn write(dir: &Path) {
         intent(1_768_388_400, "P-2-C", "close", false, "7"),
         filled("P-2-C", 1.101),
         guard(DAY1_MS, 100_000.0, &halt),
+        format!(
+            "{{\"t\":\"guard_day\",\"day_start_ms\":{DAY1_MS},\"anchor\":100000.0,\"floor\":95000.0,\
+\"low_equity\":95900.0,\"eod_balance\":96500.0}}"
+        ),
         guard(DAY2_MS, 96_500.0, "null"),
     ];
     std::fs::write(dir.join("paper-journal.jsonl"), journal.join("\n") + "\n").expect("journal");
