@@ -563,15 +563,14 @@ fn account_charts(title: &str, eq: &[(i64, f64)], currency: &str) -> String {
     )
 }
 
-fn models_table(side: &Side, trades: &[Closed], ledger: &[LedgerRow], currency: &str) -> String {
-    let cur = esc(currency);
+fn models_table(side: &Side, trades: &[Closed], ledger: &[LedgerRow]) -> String {
     let mut names: Vec<&str> = side.fills.iter().map(|f| f.model.as_str()).collect();
     names.extend(ledger.iter().map(|r| r.model.as_str()));
     names.sort_unstable();
     names.dedup();
-    let mut s = format!(
+    let mut s = String::from(
         "<table class=\"stats\"><tr><th>model</th><th>fills</th><th>closed trades</th><th>wins</th>\
-<th>win rate, %</th><th>net P&amp;L, {cur}</th><th>ledger bars</th><th>refusals</th></tr>"
+<th>win rate, %</th><th title=\"(exit − entry) × units, in the symbol's quote currency\">closed P&amp;L, quote currency</th><th>ledger bars</th><th>refusals</th></tr>",
     );
     for n in names {
         let fills = side.fills.iter().filter(|f| f.model == n).count();
@@ -717,7 +716,7 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
             currency,
         ));
         h.push_str("<h3>Per model</h3>");
-        h.push_str(&models_table(side, &trades, &s.ledger, currency));
+        h.push_str(&models_table(side, &trades, &s.ledger));
         let months = months_of(&eq, &trades);
         if !months.is_empty() {
             let capital = eq.first().map_or(1.0, |p| p.1);
