@@ -122,3 +122,166 @@ fn an_empty_state_folder_is_a_report_saying_no_trades_yet() {
     assert!(html.contains("no trades yet"), "{html}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A free loopback port (bound, then released for the child).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Kills the children on drop (a failed assertion leaves nothing running).
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_real_paper_run_over_a_bar_file_renders_its_fills_and_the_guard_across_a_prague_midnight() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let zip = repo.join("models/SYNIDX03_M5.zip");
+    let d = tmpdir("paper-run");
+    std::fs::create_dir_all(d.join("models")).expect("models");
+    std::fs::copy(&zip, d.join("models/SYNIDX03_M5.zip")).expect("the bundled model");
+    // 350 bars of HISTORY, then 100 live M5 bars from 2019-01-22T19:45Z to 03:00Z: across
+    // Prague's midnight (23:00Z in winter).
+    let text = std::fs::read_to_string(repo.join("data/SYNIDX03_M5.csv")).expect("bar file");
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("2019-01-23T03:00:00Z"))
+        .expect("the bar at 03:00Z");
+    let mut csv = format!("{}\n", lines[0]);
+    for l in &lines[end + 1 - 450..=end] {
+        csv.push_str(l);
+        csv.push('\n');
+    }
+    std::fs::write(d.join("bars.csv"), csv).expect("bars");
+    std::fs::write(
+        d.join("executor_config.json"),
+        r#"{"SYNIDX03": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}, "risk": {"preset": "ftmo-2step"}}"#,
+    )
+    .expect("config");
+    let port = free_port();
+    let spawn = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&d)
+            .env("ORACLE_IPC_TOKEN", "report-test-token")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut kids = Children(vec![spawn(&[
+        "executor",
+        "--paper",
+        "--json",
+        "--feed-wait-client",
+        "--feed-interval-ms",
+        "30",
+        "--config",
+        "executor_config.json",
+        "--state",
+        "state",
+        "--listen",
+        &listen,
+        "--models",
+        "models",
+        "--feed-csv",
+        "SYNIDX03_M5=bars.csv",
+    ])]);
+    let ipc = format!("ws://{listen}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    kids.0.push(spawn(&[
+        "predictor",
+        "--models",
+        "models",
+        "--state",
+        "pstate",
+        "--ipc",
+        &ipc,
+        "--json",
+    ]));
+    let ledger = d.join("state/drift.jsonl");
+    let rows = || {
+        std::fs::read_to_string(&ledger)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while rows() < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the paper run wrote {} ledger rows of 100 in 180 s",
+            rows()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(kids);
+    let out = report(&["--state".as_ref(), d.join("state").as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(d.join("state/report.html")).expect("DIR/report.html");
+    let journal = std::fs::read_to_string(d.join("state/paper-journal.jsonl")).expect("journal");
+    let filled = journal
+        .lines()
+        .filter(|l| l.contains(r#""t":"outcome""#) && l.contains(r#""result":"filled""#))
+        .count();
+    assert!(filled > 0, "the model traded: {journal}");
+    assert!(
+        html.contains(&format!("<span class=\"fills\">{filled}</span> fills")),
+        "{filled} fills"
+    );
+    let fill_rows = html
+        .split("<table class=\"trades\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .map_or(0, |t| t.matches("<tr>").count() - 1);
+    assert_eq!(fill_rows, filled, "one row per filled outcome");
+    let ledger_rows = rows();
+    assert!(
+        html.contains(&format!("<td>{ledger_rows}</td><td>")),
+        "the model's ledger bars: {ledger_rows}"
+    );
+    // The guard (ftmo-2step; the replay's clock is its bars'): two Prague days, the first closed
+    // by the guard with its `guard_day` record, the second open.
+    assert_eq!(
+        journal.matches(r#""t":"guard_day""#).count(),
+        1,
+        "{journal}"
+    );
+    let guard = html
+        .split("<table class=\"guard\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("the guard's table");
+    let days: Vec<&str> = guard.split("<tr>").skip(2).collect();
+    assert_eq!(days.len(), 2, "{guard}");
+    assert!(
+        days[0].starts_with("<td>2019-01-22</td><td>2019-01-21T23:00:00Z</td>"),
+        "{guard}"
+    );
+    assert!(
+        days[1].starts_with("<td>2019-01-23</td><td>2019-01-22T23:00:00Z</td>"),
+        "{guard}"
+    );
+    assert!(!days[0].contains("<td>open</td>"), "closed: {guard}");
+    assert!(days[1].contains("<td>open</td>"), "{guard}");
+    assert!(
+        !guard.contains("n/a"),
+        "the config beside the folder gives the floor: {guard}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
