@@ -97,6 +97,8 @@ pub struct Side {
     pub guards: Vec<GuardState>,
     /// Its closed guard days (`guard_day` records), in journal order.
     pub days: Vec<DayRecord>,
+    /// A person's commands (`operator` records): when (UTC ms), who, what, done, the result.
+    pub operator: Vec<(i64, String, String, bool, String)>,
     /// A torn last line (no newline, not a record: a crash mid-write) was skipped.
     pub torn_tail: bool,
 }
@@ -229,6 +231,15 @@ pub fn read_side(name: &'static str, path: &Path) -> anyhow::Result<Side> {
                 });
             }
             Record::Guard { state } => side.guards.push(state),
+            Record::Operator {
+                ts_ms,
+                origin,
+                command,
+                ok,
+                result,
+            } => side
+                .operator
+                .push((ts_ms, origin, command.to_string(), ok, result)),
             Record::GuardDay {
                 day_start_ms,
                 anchor,
@@ -659,6 +670,26 @@ fn guard_table(days: &[GuardDay], zone: &DayStart, currency: &str, has_pct: bool
     s
 }
 
+fn operator_table(rows: &[(i64, String, String, bool, String)]) -> String {
+    let mut s = String::from(
+        "<table class=\"operator\"><tr><th>time (UTC)</th><th>origin</th><th>command</th><th>done</th><th>result</th></tr>",
+    );
+    for (ts_ms, origin, command, ok, result) in rows {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            format_time(ts_ms.div_euclid(1000)),
+            esc(origin),
+            esc(command),
+            if *ok { "ok" } else { "bad" },
+            if *ok { "yes" } else { "refused" },
+            esc(result)
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
 /// The report's HTML (one self-contained page).
 pub fn html(s: &StateFolder, currency: &str) -> String {
     let zone = s
@@ -733,6 +764,10 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
         } else {
             let days = guard_days(&side.guards, &side.days, &eq, pct, &zone);
             h.push_str(&guard_table(&days, &zone, currency, pct.is_some()));
+        }
+        if !side.operator.is_empty() {
+            h.push_str("<h3>Operator commands</h3>");
+            h.push_str(&operator_table(&side.operator));
         }
         let _ = write!(
             h,

@@ -71,6 +71,11 @@ fn a_paper_state_folder_renders_its_fills_and_the_guard_day_by_day() {
     assert_eq!(rows.len(), 2, "one row per Prague day: {guard}");
     assert!(rows[0].starts_with("<td>2026-01-14</td><td>2026-01-13T23:00:00Z</td><td>100000.00</td><td>95000.00</td><td>95900.00</td><td>96500.00</td><td>96500.00</td><td class=\"pos\">900.00</td><td>0.90</td><td>HALTED_DAILY_LOSS</td>"), "{guard}");
     assert!(rows[1].starts_with("<td>2026-01-15</td><td>2026-01-14T23:00:00Z</td><td>96500.00</td><td>91500.00</td><td>96000.00</td><td>96800.00</td><td>open</td><td class=\"pos\">4500.00</td><td>4.50</td><td>none</td>"), "{guard}");
+    // A person's command, with its origin (escaped).
+    assert!(
+        html.contains("<tr><td>2026-01-15T00:00:00Z</td><td>unix:alice&lt;ops&gt;</td><td>halt --flatten</td><td class=\"ok\">yes</td><td>halted; 0 positions to close</td></tr>"),
+        "{html}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 

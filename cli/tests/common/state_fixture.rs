@@ -45,7 +45,8 @@ fn row(bar_time: &str, equity: f64) -> String {
 
 /// Writes the folder into `dir` (created): 2 fills (one closed trade, +10.00), guard days
 /// 2026-01-14 (anchor 100000, halted at 96100, closed: floor 95000, lowest 95900, end balance
-/// 96500) and 2026-01-15 (anchor 96500, open), ledger equity
+/// 96500) and 2026-01-15 (anchor 96500, open; `oracle halt --flatten` by `unix:alice<ops>` at
+/// 00:00Z), ledger equity
 /// 99000, 96500 | 96000, 96800; `executor_config.json` with a 5% daily loss.
 pub fn write(dir: &Path) {
     std::fs::create_dir_all(dir).expect("state folder");
@@ -65,6 +66,11 @@ pub fn write(dir: &Path) {
 \"low_equity\":95900.0,\"eod_balance\":96500.0}}"
         ),
         guard(DAY2_MS, 96_500.0, "null"),
+        format!(
+            "{{\"t\":\"operator\",\"ts_ms\":{},\"origin\":\"unix:alice<ops>\",\"command\":{{\"cmd\":\"halt\",\"flatten\":true}},\
+\"ok\":true,\"result\":\"halted; 0 positions to close\"}}",
+            DAY2_MS + 3_600_000
+        ),
     ];
     std::fs::write(dir.join("paper-journal.jsonl"), journal.join("\n") + "\n").expect("journal");
     let ledger = [
