@@ -39,7 +39,15 @@ fn every_subcommand_prints_its_version() {
         String::from_utf8_lossy(&top.stdout).trim(),
         format!("oracle {v}")
     );
-    for sub in ["demo", "sim", "executor", "predictor", "replay", "doctor"] {
+    for sub in [
+        "demo",
+        "sim",
+        "executor",
+        "predictor",
+        "replay",
+        "report",
+        "doctor",
+    ] {
         let out = oracle(&[sub, "--version"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -71,6 +79,7 @@ fn the_product_binary_has_no_bench_or_chaos_subcommand() {
         "predictor",
         "replay",
         "backtest",
+        "report",
         "doctor",
     ] {
         assert!(
