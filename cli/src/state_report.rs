@@ -84,6 +84,9 @@ pub struct Closed {
     pub pnl: f64,
 }
 
+/// A person's command as the report lists it: when, who, the command, done, the result.
+pub type Command = (i64, String, String, bool, String);
+
 /// One book's journal.
 #[derive(Clone, Debug, Default)]
 pub struct Side {
@@ -98,7 +101,7 @@ pub struct Side {
     /// Its closed guard days (`guard_day` records), in journal order.
     pub days: Vec<DayRecord>,
     /// A person's commands (`operator` records): when (UTC ms), who, what, done, the result.
-    pub operator: Vec<(i64, String, String, bool, String)>,
+    pub operator: Vec<Command>,
     /// A torn last line (no newline, not a record: a crash mid-write) was skipped.
     pub torn_tail: bool,
 }
@@ -144,6 +147,9 @@ pub struct StateFolder {
     pub ledger: Vec<LedgerRow>,
     /// The config, when found.
     pub config: Option<(PathBuf, ExecutorConfig)>,
+    /// The operator journal's `enable`/`disable` requests (the side journals hold the halts,
+    /// flattens and resumes): when (UTC seconds), who, the command, done, the result.
+    pub switches: Vec<Command>,
 }
 
 /// Numbered lines (from 1) and a last line without its newline.
@@ -287,6 +293,35 @@ pub fn read_ledger(path: &Path) -> anyhow::Result<Vec<LedgerRow>> {
     Ok(out)
 }
 
+/// The `enable`/`disable` requests of the operator journal (`operator-journal.jsonl`); a line
+/// that is not a record names the file and line.
+pub fn read_switches(path: &Path) -> anyhow::Result<Vec<Command>> {
+    let (rows, _torn) = lines(path)?;
+    let mut out = Vec::new();
+    for (n, l) in &rows {
+        let v: serde_json::Value = serde_json::from_str(l)
+            .ok()
+            .filter(|v: &serde_json::Value| v["request"]["cmd"].is_string())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: line {n}: not an operator record (ts, origin, request…)",
+                    path.display()
+                )
+            })?;
+        let cmd = v["request"]["cmd"].as_str().unwrap_or("");
+        if cmd == "enable" || cmd == "disable" {
+            out.push((
+                v["ts"].as_i64().unwrap_or(0),
+                v["origin"].as_str().unwrap_or("").to_owned(),
+                format!("{cmd} {}", v["request"]["symbol"].as_str().unwrap_or("?")),
+                v["ok"].as_bool().unwrap_or(false),
+                v["result"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads a state folder: the journals present, the ledger, the config (`config`, else
 /// `executor_config.json` in the folder or beside it).
 pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<StateFolder> {
@@ -303,6 +338,12 @@ pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<StateFolder> {
             sides.push(read_side(name, &p)?);
         }
     }
+    let op = dir.join("operator-journal.jsonl");
+    let switches = if op.is_file() {
+        read_switches(&op)?
+    } else {
+        Vec::new()
+    };
     let lp = dir.join("drift.jsonl");
     let ledger = if lp.is_file() {
         read_ledger(&lp)?
@@ -340,6 +381,7 @@ pub fn load(dir: &Path, config: Option<&Path>) -> anyhow::Result<StateFolder> {
         sides,
         ledger,
         config,
+        switches,
     })
 }
 
@@ -670,7 +712,8 @@ fn guard_table(days: &[GuardDay], zone: &DayStart, currency: &str, has_pct: bool
     s
 }
 
-fn operator_table(rows: &[(i64, String, String, bool, String)]) -> String {
+/// Rows of (time in UTC units of `per_second`, origin, command, done, result).
+fn operator_table(rows: &[Command], per_second: i64) -> String {
     let mut s = String::from(
         "<table class=\"operator\"><tr><th>time (UTC)</th><th>origin</th><th>command</th><th>done</th><th>result</th></tr>",
     );
@@ -678,7 +721,7 @@ fn operator_table(rows: &[(i64, String, String, bool, String)]) -> String {
         let _ = write!(
             s,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-            format_time(ts_ms.div_euclid(1000)),
+            format_time(ts_ms.div_euclid(per_second)),
             esc(origin),
             esc(command),
             if *ok { "ok" } else { "bad" },
@@ -767,7 +810,7 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
         }
         if !side.operator.is_empty() {
             h.push_str("<h3>Operator commands</h3>");
-            h.push_str(&operator_table(&side.operator));
+            h.push_str(&operator_table(&side.operator, 1000));
         }
         let _ = write!(
             h,
@@ -775,6 +818,10 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
             side.fills.len(),
             fills_table(side)
         );
+    }
+    if !s.switches.is_empty() {
+        h.push_str("<h2 id=\"switches\">Symbols enabled and disabled (operator journal)</h2>");
+        h.push_str(&operator_table(&s.switches, 1));
     }
     h.push_str("</div></body></html>\n");
     h
@@ -953,6 +1000,18 @@ mod tests {
         std::fs::write(d.join("paper-journal.jsonl"), text).expect("write");
         let e = format!("{:#}", load(&d, None).expect_err("corrupt"));
         assert!(e.contains("paper-journal.jsonl: line 3:"), "{e}");
+    }
+
+    #[test]
+    fn a_corrupt_operator_journal_line_is_an_error_naming_the_file_and_its_line() {
+        let d = tmp("corrupt-operator");
+        std::fs::write(
+            d.join("operator-journal.jsonl"),
+            "{\"ts\":1,\"origin\":\"unix:a\",\"request\":{\"cmd\":\"status\"},\"ok\":true,\"result\":\"\"}\nnot json\n",
+        )
+        .expect("write");
+        let e = format!("{:#}", load(&d, None).expect_err("corrupt"));
+        assert!(e.contains("operator-journal.jsonl: line 2:"), "{e}");
     }
 
     #[test]

@@ -76,6 +76,16 @@ fn a_paper_state_folder_renders_its_fills_and_the_guard_day_by_day() {
         html.contains("<tr><td>2026-01-15T00:00:00Z</td><td>unix:alice&lt;ops&gt;</td><td>halt --flatten</td><td class=\"ok\">yes</td><td>halted; 0 positions to close</td></tr>"),
         "{html}"
     );
+    // The operator journal's symbol switches (a status query is not one).
+    let switches = html
+        .split("<h2 id=\"switches\">")
+        .nth(1)
+        .expect("the switches");
+    assert!(
+        switches.contains("<tr><td>2026-01-15T01:00:00Z</td><td>unix:alice</td><td>disable EURUSD</td><td class=\"ok\">yes</td><td>EURUSD disabled</td></tr>"),
+        "{switches}"
+    );
+    assert!(!switches.contains(">status<"), "{switches}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

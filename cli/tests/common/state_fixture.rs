@@ -46,7 +46,7 @@ fn row(bar_time: &str, equity: f64) -> String {
 /// Writes the folder into `dir` (created): 2 fills (one closed trade, +10.00), guard days
 /// 2026-01-14 (anchor 100000, halted at 96100, closed: floor 95000, lowest 95900, end balance
 /// 96500) and 2026-01-15 (anchor 96500, open; `oracle halt --flatten` by `unix:alice<ops>` at
-/// 00:00Z), ledger equity
+/// 00:00Z; `oracle disable EURUSD` at 01:00Z in the operator journal), ledger equity
 /// 99000, 96500 | 96000, 96800; `executor_config.json` with a 5% daily loss.
 pub fn write(dir: &Path) {
     std::fs::create_dir_all(dir).expect("state folder");
@@ -80,6 +80,15 @@ pub fn write(dir: &Path) {
         row("2026-01-15T12:00:00Z", 96_800.0),
     ];
     std::fs::write(dir.join("drift.jsonl"), ledger.join("\n") + "\n").expect("ledger");
+    let operator = [
+        r#"{"ts":1768435200,"origin":"unix:alice","request":{"cmd":"status"},"ok":true,"result":"status"}"#,
+        r#"{"ts":1768438800,"origin":"unix:alice","request":{"cmd":"disable","symbol":"EURUSD"},"ok":true,"result":"EURUSD disabled"}"#,
+    ];
+    std::fs::write(
+        dir.join("operator-journal.jsonl"),
+        operator.join("\n") + "\n",
+    )
+    .expect("operator journal");
     std::fs::write(
         dir.join("executor_config.json"),
         r#"{"EURUSD": {"enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5}, "risk": {"daily_loss_pct": 5}}"#,
