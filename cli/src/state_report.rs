@@ -448,19 +448,24 @@ pub fn guard_days(
 ) -> Vec<GuardDay> {
     let mut days: BTreeMap<i64, GuardDay> = BTreeMap::new();
     let initial = guards.last().map_or(0.0, |g| g.initial);
+    let empty = |start| GuardDay {
+        start,
+        anchor: None,
+        floor: None,
+        low: None,
+        end: None,
+        eod_balance: None,
+        headroom: None,
+        headroom_pct: None,
+        halts: Vec::new(),
+    };
+    for r in closed {
+        let start = r.start_ms.div_euclid(1000);
+        days.entry(start).or_insert_with(|| empty(start));
+    }
     for g in guards {
         let start = g.day_start_ms.div_euclid(1000);
-        let d = days.entry(start).or_insert_with(|| GuardDay {
-            start,
-            anchor: None,
-            floor: None,
-            low: None,
-            end: None,
-            eod_balance: None,
-            headroom: None,
-            headroom_pct: None,
-            halts: Vec::new(),
-        });
+        let d = days.entry(start).or_insert_with(|| empty(start));
         if d.anchor.is_none() {
             d.anchor = g.day_anchor;
         }
@@ -984,6 +989,29 @@ mod tests {
         assert_eq!(days[0].headroom, Some(1_500.0));
         assert_eq!(days[0].eod_balance, Some(98_800.0));
         assert_eq!(days[0].end, Some(99_000.0));
+    }
+
+    #[test]
+    fn a_closed_day_without_a_guard_state_record_still_has_its_row() {
+        let closed = [DayRecord {
+            start_ms: t("2026-01-12T23:00:00Z") * 1000,
+            anchor: Some(100_000.0),
+            floor: Some(95_000.0),
+            low: Some(99_100.0),
+            eod_balance: 99_500.0,
+        }];
+        let days = guard_days(
+            &[guard("2026-01-13T23:00:00Z", 99_500.0, None)],
+            &closed,
+            &[],
+            Some(5.0),
+            &DayStart::default(),
+        );
+        assert_eq!(days.len(), 2, "{days:?}");
+        assert_eq!(days[0].start, t("2026-01-12T23:00:00Z"));
+        assert_eq!(days[0].headroom, Some(4_100.0));
+        assert_eq!(days[0].eod_balance, Some(99_500.0));
+        assert_eq!(days[1].floor, Some(94_500.0));
     }
 
     #[test]
