@@ -1,0 +1,433 @@
+//! The side core's prop-firm guard (`side/guard.rs`): the behaviours that
+//! `scripts/mutants --area guard` found unpinned by `tests/guard.rs` and `tests/side.rs`.
+//! No runtime: a scripted book answers the side's actions; time is a parameter (UTC s, on a
+//! Monday, 2021-03-01).
+
+use oracle_executor_core::broker::{OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
+
+/// A bar open time (2021-03-01 00:00 UTC); bars are M15.
+const T0: i64 = 1_614_556_800;
+const M15: i64 = 900;
+/// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
+const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
+/// One lot of EURUSD in cTrader volume: 100 000 units, a pip's move is 10 money.
+const LOT: i64 = 10_000_000;
+const NOW: i64 = T0 + M15 + 60;
+
+fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
+    }
+}
+
+/// FTMO 2-Step on a 100 000 account: daily 5 000, maximum 10 000, acting at 80%.
+fn cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
+    }))
+    .expect("valid config")
+}
+
+fn account(balance: f64, equity: f64) -> Account {
+    Account {
+        balance,
+        equity,
+        free_margin: equity,
+    }
+}
+
+/// A scripted book: fills every order at its bid (or refuses the closes), keeps the journal.
+struct Book {
+    journal: Vec<u8>,
+    account: Account,
+    quote: (f64, f64),
+    next_position: u64,
+    /// Each order sent: its client order id and whether it buys.
+    submitted: Vec<(String, bool)>,
+    refuse_closes: bool,
+}
+
+impl Book {
+    fn new() -> Self {
+        Book {
+            journal: Vec::new(),
+            account: account(100_000.0, 100_000.0),
+            quote: (1.1, 1.10002),
+            next_position: 100,
+            submitted: Vec::new(),
+            refuse_closes: false,
+        }
+    }
+
+    /// Does every action the side asks until it waits for nothing; `step` runs after each
+    /// order outcome fed back.
+    fn drive_with(&mut self, core: &mut SideCore, now: i64, step: &mut dyn FnMut(&mut SideCore)) {
+        let mut wire: Vec<String> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                self.perform(core, now, a, &mut wire, &mut answers);
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            core.handle_order_outcome(now, &coid, r);
+            step(core);
+        }
+    }
+
+    fn drive(&mut self, core: &mut SideCore, now: i64) {
+        self.drive_with(core, now, &mut |_| {});
+    }
+
+    fn perform(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        a: SideAction,
+        wire: &mut Vec<String>,
+        answers: &mut Vec<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => core.handle_account(now, Some(self.account)),
+            SideAction::AskSpec { symbol } => {
+                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
+            }
+            SideAction::AskMarket { symbols } => {
+                let q: Vec<Option<Quote>> = symbols
+                    .iter()
+                    .map(|_| {
+                        Some(Quote {
+                            bid: self.quote.0,
+                            ask: self.quote.1,
+                        })
+                    })
+                    .collect();
+                core.handle_market(&q, true);
+            }
+            SideAction::JournalIntents { records } => {
+                self.journal
+                    .extend(encode_lines(&records).expect("encodable"));
+                core.handle_journaled(Ok(()));
+            }
+            SideAction::Journal { record, .. } => {
+                self.journal
+                    .extend(encode_lines(&[record]).expect("encodable"));
+            }
+            SideAction::Submit(o) => {
+                let coid = o.req.client_order_id.clone();
+                self.submitted.push((coid.clone(), o.req.buy));
+                wire.push(coid);
+            }
+            SideAction::AskMargins { asks } => {
+                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
+                core.handle_margins(&m);
+            }
+            SideAction::AwaitAnswers => {
+                for c in std::mem::take(wire) {
+                    let r = if self.refuse_closes && !c.ends_with("-O") {
+                        OrderResult::Rejected {
+                            code: "MARKET_MOVED".into(),
+                            msg: "no".into(),
+                        }
+                    } else {
+                        self.next_position += 1;
+                        OrderResult::Filled {
+                            position_id: self.next_position,
+                            price: self.quote.0,
+                            volume: LOT,
+                        }
+                    };
+                    answers.push((c, r));
+                }
+            }
+            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        String::from_utf8(self.journal.clone())
+            .expect("utf-8")
+            .lines()
+            .map(|l| Record::from_line(l).expect("a record"))
+            .collect()
+    }
+
+    fn coids(&self) -> Vec<String> {
+        self.submitted.iter().map(|(c, _)| c.clone()).collect()
+    }
+}
+
+fn key(tf: Timeframe) -> ModelKey {
+    ModelKey::new("EURUSD", tf)
+}
+
+/// One lot of EURUSD at 1.1 in `action`'s direction, the model's target `target`.
+fn held(position_id: u64, action: Action, target: Action) -> ModelState {
+    ModelState {
+        target: Some(ActionName(target)),
+        last_bt: Some(T0),
+        real: Some(RealPos {
+            position_id,
+            action: ActionName(action),
+            volume: LOT,
+            price: 1.1,
+        }),
+        missed: false,
+    }
+}
+
+/// A side whose M15 model holds `m15` and whose H1 model holds `h1` (when given).
+fn core_with(m15: Option<ModelState>, h1: Option<ModelState>) -> SideCore {
+    let mut rep = Replayed::default();
+    if let Some(st) = m15 {
+        rep.models.insert(key(Timeframe::M15), st);
+    }
+    if let Some(st) = h1 {
+        rep.models.insert(key(Timeframe::H1), st);
+    }
+    let mut core = SideCore::new("live", &cfg(), &rep);
+    for k in [key(Timeframe::M15), key(Timeframe::H1)] {
+        core.policy.handle_bar(&k, T0);
+        core.policy.handle_bar(&k, T0 + M15);
+    }
+    core
+}
+
+fn long(id: u64) -> Option<ModelState> {
+    Some(held(id, Action::LongWeak, Action::LongWeak))
+}
+
+fn short(id: u64) -> Option<ModelState> {
+    Some(held(id, Action::ShortWeak, Action::ShortWeak))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+#[test]
+fn a_short_positions_floating_loss_is_its_entry_less_the_ask() {
+    let mut core = core_with(short(7), None);
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    book.drive(&mut core, NOW);
+    // Short one lot at 1.1, the ask at 1.11 (the bid far below): −1 000, not the bid's −500.
+    let v = core
+        .handle_quote((NOW + 1) * 1000, "EURUSD", 1.105, 1.11)
+        .expect("evaluated: a position is open");
+    assert!(close(v.daily.money, 4_000.0), "{v:?}");
+    let st = core.guard_status("live");
+    assert!(close(st.equity.expect("seen"), 99_000.0), "{st:?}");
+    // Below the entry the short gains: ask 1.09 → +1 000.
+    core.handle_quote((NOW + 2) * 1000, "EURUSD", 1.0899, 1.09);
+    let st = core.guard_status("live");
+    assert!(close(st.equity.expect("seen"), 101_000.0), "{st:?}");
+}
+
+#[test]
+fn a_flatten_sells_a_long_and_buys_back_a_short() {
+    let mut core = core_with(long(7), short(8));
+    let mut book = Book::new();
+    assert_eq!(core.start_flatten(NOW, None, "test"), 2);
+    book.drive(&mut core, NOW);
+    let mut sent = book.submitted.clone();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            (format!("ot-EURUSD-H1-{NOW}-F"), true),
+            (format!("ot-EURUSD-M15-{NOW}-F"), false),
+        ],
+        "the short (H1) is bought back, the long (M15) sold"
+    );
+    assert_eq!(core.open_positions(None), 0);
+}
+
+#[test]
+fn the_equity_between_reads_keeps_the_accounts_commissions_and_swaps() {
+    let mut core = core_with(long(7), None);
+    let mut book = Book::new();
+    // A quote known before the read: the long is 10 pips down (−100).
+    assert!(
+        core.handle_quote(NOW * 1000, "EURUSD", 1.099, 1.09902)
+            .is_none(),
+        "no account read yet: nothing to estimate from"
+    );
+    // The broker's equity has 50 of swaps beyond the position's P&L.
+    core.apply_risk(NOW, account(100_000.0, 99_850.0));
+    book.drive(&mut core, NOW);
+    let st = core.guard_status("live");
+    assert_eq!(st.equity, Some(99_850.0), "the read's equity as it is");
+    // 20 pips down: the equity moves by the P&L's change, the swaps stay.
+    core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.098, 1.09802)
+        .expect("evaluated");
+    let st = core.guard_status("live");
+    assert!(close(st.balance.expect("seen"), 100_000.0), "{st:?}");
+    assert!(close(st.equity.expect("seen"), 99_750.0), "{st:?}");
+}
+
+#[test]
+fn a_close_filled_between_reads_moves_the_guards_balance_by_its_realised_pnl() {
+    // M15 exits (long at 1.1, filled at 1.09: −1 000 realised); H1 stays long.
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    book.drive(&mut core, NOW);
+    book.quote = (1.09, 1.09002);
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    core.handle_signals(
+        NOW + 1,
+        &cfg(),
+        &[Item {
+            key: m.clone(),
+            tf: Timeframe::M15,
+            target: Action::Wait,
+            bt,
+        }],
+    );
+    book.drive(&mut core, NOW + 1);
+    core.take_batch_result().expect("the batch completes");
+    assert_eq!(book.coids(), vec![format!("ot-EURUSD-M15-{bt}-C")]);
+    assert_eq!(core.open_positions(None), 1);
+    // The H1 long at the same quote: −1 000 floating on a balance 1 000 lower.
+    core.handle_quote((NOW + 2) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated");
+    let st = core.guard_status("live");
+    assert!(close(st.balance.expect("seen"), 99_000.0), "{st:?}");
+    assert!(close(st.equity.expect("seen"), 98_000.0), "{st:?}");
+}
+
+#[test]
+fn a_quote_that_is_not_a_price_is_ignored() {
+    let mut core = core_with(long(7), None);
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    book.drive(&mut core, NOW);
+    for (bid, ask) in [
+        (0.0, 1.1),
+        (1.1, 0.0),
+        (-1.0, 1.1),
+        (f64::INFINITY, 1.1),
+        (1.1, f64::INFINITY),
+        (f64::NAN, 1.1),
+        (1.1, f64::NAN),
+    ] {
+        assert!(
+            core.handle_quote((NOW + 1) * 1000, "EURUSD", bid, ask)
+                .is_none(),
+            "({bid}, {ask}) is not a price"
+        );
+    }
+    assert!(core.halt_now().is_none() && core.open_positions(None) == 1);
+    assert!(
+        core.handle_quote((NOW + 2) * 1000, "EURUSD", 1.1, 1.10002)
+            .is_some(),
+        "a price is evaluated"
+    );
+}
+
+#[test]
+fn the_status_says_a_daily_halt_ends_at_midnight_and_a_max_loss_one_never_by_itself() {
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    // 2 lots × 220 pips = −4 400: 88% of the daily allowance.
+    core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    book.drive(&mut core, NOW + 1);
+    let h = core.guard_status("live").halted.expect("halted");
+    assert_eq!(h.reason, "HALTED_DAILY_LOSS");
+    assert_eq!(h.by, "guard");
+    assert_eq!(h.ends_ms, Some(PRAGUE_MIDNIGHT * 1000));
+
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    // 2 lots × 410 pips = −8 200: 82% of the maximum loss.
+    core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.059, 1.05902);
+    book.drive(&mut core, NOW + 1);
+    let h = core.guard_status("live").halted.expect("halted");
+    assert_eq!(h.reason, "HALTED_MAX_DRAWDOWN");
+    assert_eq!(h.ends_ms, None, "only a person's resume ends it");
+}
+
+fn guard_records(book: &Book) -> usize {
+    book.records()
+        .iter()
+        .filter(|r| matches!(r, Record::Guard { .. }))
+        .count()
+}
+
+#[test]
+fn a_read_that_only_moves_the_balance_journals_no_guard_state() {
+    let mut core = core_with(None, None);
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    book.drive(&mut core, NOW);
+    assert_eq!(guard_records(&book), 1, "the new guard is journaled");
+    // Later the same day: a higher balance, no halt, no new day: nothing to journal.
+    core.apply_risk(NOW + 60, account(100_100.0, 100_100.0));
+    book.drive(&mut core, NOW + 60);
+    assert_eq!(guard_records(&book), 1, "{:?}", book.records());
+}
+
+#[test]
+fn a_flatten_sends_each_models_close_once_per_second_and_again_the_next_second() {
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    book.refuse_closes = true;
+    assert_eq!(core.start_flatten(NOW, None, "test"), 2);
+    book.drive(&mut core, NOW);
+    assert_eq!(core.open_positions(None), 2, "the closes were refused");
+    // The same second: their ids were sent, nothing goes out again.
+    assert_eq!(core.start_flatten(NOW, None, "test"), 0);
+    book.drive(&mut core, NOW);
+    assert_eq!(book.submitted.len(), 2, "{:?}", book.submitted);
+    // The next second: both closes again, with the new second's ids.
+    book.refuse_closes = false;
+    assert_eq!(core.start_flatten(NOW + 1, None, "test"), 2);
+    book.drive(&mut core, NOW + 1);
+    let mut sent = book.coids();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            format!("ot-EURUSD-H1-{NOW}-F"),
+            format!("ot-EURUSD-H1-{}-F", NOW + 1),
+            format!("ot-EURUSD-M15-{NOW}-F"),
+            format!("ot-EURUSD-M15-{}-F", NOW + 1),
+        ]
+    );
+    assert_eq!(core.open_positions(None), 0);
+}
+
+#[test]
+fn a_model_whose_target_was_wait_is_not_missed_after_a_flatten() {
+    // M15 wanted out already (its exit refused); H1 wants its long.
+    let mut core = core_with(Some(held(7, Action::LongWeak, Action::Wait)), long(8));
+    let mut book = Book::new();
+    assert_eq!(core.start_flatten(NOW, None, "test"), 2);
+    book.drive(&mut core, NOW);
+    let m15 = &core.policy.models[&key(Timeframe::M15)];
+    assert!(m15.real.is_none() && !m15.missed, "{m15:?}");
+    let h1 = &core.policy.models[&key(Timeframe::H1)];
+    assert!(h1.real.is_none() && h1.missed, "{h1:?}");
+}
