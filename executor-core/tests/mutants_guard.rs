@@ -75,9 +75,14 @@ impl Book {
         }
     }
 
-    /// Does every action the side asks until it waits for nothing; `step` runs after each
-    /// order outcome fed back.
-    fn drive_with(&mut self, core: &mut SideCore, now: i64, step: &mut dyn FnMut(&mut SideCore)) {
+    /// Does every action the side asks until it waits for nothing; `step` runs before each
+    /// order outcome is fed back (it may change the broker's account).
+    fn drive_with(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        step: &mut dyn FnMut(&mut SideCore, &mut Account),
+    ) {
         let mut wire: Vec<String> = Vec::new();
         let mut answers: Vec<(String, OrderResult)> = Vec::new();
         loop {
@@ -88,13 +93,13 @@ impl Book {
                 break;
             }
             let (coid, r) = answers.remove(0);
+            step(core, &mut self.account);
             core.handle_order_outcome(now, &coid, r);
-            step(core);
         }
     }
 
     fn drive(&mut self, core: &mut SideCore, now: i64) {
-        self.drive_with(core, now, &mut |_| {});
+        self.drive_with(core, now, &mut |_, _| {});
     }
 
     fn perform(
@@ -430,4 +435,49 @@ fn a_model_whose_target_was_wait_is_not_missed_after_a_flatten() {
     assert!(m15.real.is_none() && !m15.missed, "{m15:?}");
     let h1 = &core.policy.models[&key(Timeframe::H1)];
     assert!(h1.real.is_none() && h1.missed, "{h1:?}");
+}
+
+#[test]
+fn a_read_between_a_batchs_exits_and_entries_counts_only_the_positions_still_open() {
+    // M15 reverses (long → short), H1 stays long; the quotes are known (both −1 000).
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    book.quote = (1.09, 1.09002);
+    core.handle_quote(NOW * 1000, "EURUSD", 1.09, 1.09002);
+    // The broker's equity: the two positions' −2 000 and 30 of swaps.
+    book.account = account(100_000.0, 97_970.0);
+    let bt = T0 + M15;
+    let items = [
+        Item {
+            key: key(Timeframe::M15),
+            tf: Timeframe::M15,
+            target: Action::ShortWeak,
+            bt,
+        },
+        Item {
+            key: key(Timeframe::H1),
+            tf: Timeframe::H1,
+            target: Action::LongWeak,
+            bt,
+        },
+    ];
+    core.handle_signals(NOW + 1, &cfg(), &items);
+    // Once the exit filled (−1 000 realised), the broker's account is read again before the
+    // entry: M15's position is closed though its model holds it until the batch completes.
+    let fresh = account(99_000.0, 97_970.0);
+    book.drive_with(&mut core, NOW + 1, &mut |_, acc: &mut Account| *acc = fresh);
+    core.take_batch_result().expect("the batch completes");
+    assert_eq!(
+        book.coids(),
+        vec![
+            format!("ot-EURUSD-M15-{bt}-C"),
+            format!("ot-EURUSD-M15-{bt}-O")
+        ]
+    );
+    // At the same quote: 99 000, the swaps (−30), H1's −1 000, the new short's spread (−2).
+    core.handle_quote((NOW + 2) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated");
+    let st = core.guard_status("live");
+    assert!(close(st.balance.expect("seen"), 99_000.0), "{st:?}");
+    assert!(close(st.equity.expect("seen"), 97_968.0), "{st:?}");
 }
