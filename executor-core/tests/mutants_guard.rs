@@ -481,3 +481,74 @@ fn a_read_between_a_batchs_exits_and_entries_counts_only_the_positions_still_ope
     assert!(close(st.balance.expect("seen"), 99_000.0), "{st:?}");
     assert!(close(st.equity.expect("seen"), 97_968.0), "{st:?}");
 }
+
+#[test]
+fn the_account_read_after_a_flatten_is_the_guards_balance() {
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    core.apply_risk(NOW, book.account);
+    book.drive(&mut core, NOW);
+    // Halted (2 lots × 220 pips = −4 400): the flatten, then the account read it asks, with
+    // the loss realised and 10 of commissions.
+    core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.078, 1.07802)
+        .expect("evaluated");
+    book.quote = (1.078, 1.07802);
+    book.account = account(95_590.0, 95_590.0);
+    book.drive(&mut core, NOW + 1);
+    assert_eq!(core.open_positions(None), 0, "flattened");
+    let st = core.guard_status("live");
+    assert_eq!(st.balance, Some(95_590.0), "{st:?}");
+    assert_eq!(st.equity, Some(95_590.0), "{st:?}");
+}
+
+fn guard_day_lows(book: &Book) -> Vec<(i64, Option<f64>)> {
+    book.records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::GuardDay {
+                day_start_ms,
+                low_equity,
+                ..
+            } => Some((day_start_ms, low_equity)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_closed_guard_day_has_its_own_lowest_equity() {
+    let mut core = core_with(None, None);
+    let mut book = Book::new();
+    core.apply_risk(NOW, account(100_000.0, 100_000.0));
+    core.apply_risk(NOW + 60, account(100_000.0, 99_500.0));
+    core.apply_risk(NOW + 120, account(100_000.0, 99_800.0));
+    assert!(core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000));
+    book.drive(&mut core, PRAGUE_MIDNIGHT);
+    let next = core.guard.as_ref().expect("guard").next_day_start();
+    assert_eq!(next, (PRAGUE_MIDNIGHT + 24 * 3600) * 1000);
+    // The next day: 99 700, then 99 900.
+    core.apply_risk(PRAGUE_MIDNIGHT + 60, account(100_000.0, 99_700.0));
+    core.apply_risk(PRAGUE_MIDNIGHT + 120, account(100_000.0, 99_900.0));
+    assert!(core.handle_guard_day_end(next));
+    book.drive(&mut core, next / 1000);
+    assert_eq!(
+        guard_day_lows(&book),
+        vec![
+            ((T0 - 3600) * 1000, Some(99_500.0)),
+            (PRAGUE_MIDNIGHT * 1000, Some(99_700.0)),
+        ]
+    );
+}
+
+#[test]
+fn a_flatten_of_one_symbol_closes_only_that_symbols_positions() {
+    let mut core = core_with(long(7), long(8));
+    let mut book = Book::new();
+    assert_eq!(core.start_flatten(NOW, Some("GBPUSD"), "test"), 0);
+    book.drive(&mut core, NOW);
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    assert_eq!(core.start_flatten(NOW, Some("EURUSD"), "test"), 2);
+    book.drive(&mut core, NOW);
+    assert_eq!(book.submitted.len(), 2, "{:?}", book.submitted);
+    assert_eq!(core.open_positions(Some("EURUSD")), 0);
+}
