@@ -5,7 +5,9 @@
 
 use oracle_executor_core::broker::{OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::operator::OperatorCommand;
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{Item, SideAction, SideCore};
@@ -551,4 +553,115 @@ fn a_flatten_of_one_symbol_closes_only_that_symbols_positions() {
     book.drive(&mut core, NOW);
     assert_eq!(book.submitted.len(), 2, "{:?}", book.submitted);
     assert_eq!(core.open_positions(Some("EURUSD")), 0);
+}
+
+// The operator's commands (`operator.rs`).
+
+#[test]
+fn each_operator_command_reads_as_the_cli_spells_it() {
+    let said: Vec<String> = [
+        OperatorCommand::Halt { flatten: false },
+        OperatorCommand::Halt { flatten: true },
+        OperatorCommand::Flatten {
+            symbol: Some("EURUSD".into()),
+        },
+        OperatorCommand::Flatten { symbol: None },
+        OperatorCommand::Resume,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        said,
+        [
+            "halt",
+            "halt --flatten",
+            "flatten EURUSD",
+            "flatten all",
+            "resume"
+        ]
+    );
+}
+
+#[test]
+fn an_operator_answer_names_the_side_and_a_refusal_names_the_command() {
+    let mut exec: ExecutorCore = ExecutorCore::new(
+        cfg(),
+        Some(core_with(long(7), None)),
+        None,
+        Default::default(),
+    );
+    let said = exec
+        .handle_operator(
+            NOW * 1000,
+            &OperatorCommand::Halt { flatten: false },
+            "unix:alice",
+        )
+        .expect("halted");
+    assert!(
+        said.contains("live: halted (1 position(s) left open)"),
+        "{said}"
+    );
+    assert_eq!(exec.guard_status().expect("a side").side, "live");
+    let err = exec
+        .handle_operator(
+            NOW * 1000,
+            &OperatorCommand::Flatten {
+                symbol: Some("XAUUSD".into()),
+            },
+            "unix:alice",
+        )
+        .expect_err("not a symbol of the config");
+    assert!(err.starts_with("flatten XAUUSD: refused"), "{err}");
+
+    let mut exec: ExecutorCore = ExecutorCore::new(
+        cfg(),
+        None,
+        Some(core_with(long(7), None)),
+        Default::default(),
+    );
+    let said = exec
+        .handle_operator(
+            NOW * 1000,
+            &OperatorCommand::Flatten { symbol: None },
+            "unix:bob",
+        )
+        .expect("flattened");
+    assert_eq!(said, "flatten all: paper: closing 1 position(s)");
+    assert_eq!(exec.guard_status().expect("a side").side, "paper");
+}
+
+#[test]
+fn a_flatten_of_a_configured_symbol_without_positions_or_of_a_held_unconfigured_one_is_done() {
+    // EURUSD is configured: nothing open on it is no refusal.
+    let mut exec: ExecutorCore =
+        ExecutorCore::new(cfg(), Some(core_with(None, None)), None, Default::default());
+    let said = exec
+        .handle_operator(
+            NOW * 1000,
+            &OperatorCommand::Flatten {
+                symbol: Some("EURUSD".into()),
+            },
+            "unix:alice",
+        )
+        .expect("nothing to close is not a refusal");
+    assert_eq!(said, "flatten EURUSD: live: closing 0 position(s)");
+    // GBPUSD is not configured (any more) but a model still holds it: it can be closed.
+    let mut rep = Replayed::default();
+    rep.models.insert(
+        ModelKey::new("GBPUSD", Timeframe::M15),
+        held(9, Action::LongWeak, Action::LongWeak),
+    );
+    let core = SideCore::new("live", &cfg(), &rep);
+    let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, Default::default());
+    let said = exec
+        .handle_operator(
+            NOW * 1000,
+            &OperatorCommand::Flatten {
+                symbol: Some("GBPUSD".into()),
+            },
+            "unix:alice",
+        )
+        .expect("a held symbol can be flattened");
+    assert_eq!(said, "flatten GBPUSD: live: closing 1 position(s)");
 }
