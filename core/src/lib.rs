@@ -21,7 +21,8 @@
 //! Layout: [`bar`] (input validation), [`ring`] (fixed-capacity FIFO), [`model`] (validated
 //! parameters), [`features`] (§3 and the HMM features of §4), [`hmm`] (emissions and the forward
 //! filter), [`policy`] (MLP and action choice), [`tanh`] (the policy's bit-exact fast `tanh`), [`position`] (actions, prices, P&L), [`twin`]
-//! (the state machine tying them together).
+//! (the state machine tying them together), [`stream`] (the shared vocabulary of which bars:
+//! [`Timeframe`], [`Symbol`], [`StreamKey`]).
 #![no_std]
 #![deny(missing_docs)]
 
@@ -34,6 +35,7 @@ mod pass;
 pub mod policy;
 pub mod position;
 pub mod ring;
+pub mod stream;
 pub mod synthetic;
 pub mod tanh;
 pub mod twin;
@@ -44,6 +46,7 @@ pub use model::{
     MarketPeriods, Model, ModelError, ModelOf, ModelParams, Weights,
 };
 pub use position::{Action, Position};
+pub use stream::{MAX_SYMBOL, StreamKey, StreamKeyError, Symbol, Timeframe};
 pub use twin::{
     Decision, PrimeError, RestoreError, Step, Twin, TwinError, TwinState, Warmup, observation,
 };

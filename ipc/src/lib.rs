@@ -31,8 +31,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_ERR_DETAIL: usize = 64;
 /// Maximum bar count of one `HISTORY` request.
 pub const MAX_HISTORY: u32 = 100_000;
-/// Maximum length of a symbol name.
-pub const MAX_SYMBOL: usize = 32;
+/// Maximum length of a symbol name (`oracle_core::MAX_SYMBOL`).
+pub const MAX_SYMBOL: usize = oracle_core::MAX_SYMBOL;
 /// Maximum length of the `HELLO` token.
 pub const MAX_TOKEN: usize = 256;
 /// Maximum length of an ACK reason code (`MISSED_ENTRY`, `HALTED_DAILY_LOSS`…).
@@ -131,96 +131,11 @@ impl fmt::Display for Action {
     }
 }
 
-/// Bar timeframes (the cTrader trendbar periods).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
-pub enum Timeframe {
-    M1,
-    M2,
-    M3,
-    M4,
-    M5,
-    M10,
-    M15,
-    M30,
-    H1,
-    H4,
-    H12,
-    D1,
-    W1,
-    MN1,
-}
-
-impl Timeframe {
-    /// Every timeframe, shortest first.
-    pub const ALL: [Timeframe; 14] = [
-        Timeframe::M1,
-        Timeframe::M2,
-        Timeframe::M3,
-        Timeframe::M4,
-        Timeframe::M5,
-        Timeframe::M10,
-        Timeframe::M15,
-        Timeframe::M30,
-        Timeframe::H1,
-        Timeframe::H4,
-        Timeframe::H12,
-        Timeframe::D1,
-        Timeframe::W1,
-        Timeframe::MN1,
-    ];
-
-    /// The name on the wire (`M15`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Timeframe::M1 => "M1",
-            Timeframe::M2 => "M2",
-            Timeframe::M3 => "M3",
-            Timeframe::M4 => "M4",
-            Timeframe::M5 => "M5",
-            Timeframe::M10 => "M10",
-            Timeframe::M15 => "M15",
-            Timeframe::M30 => "M30",
-            Timeframe::H1 => "H1",
-            Timeframe::H4 => "H4",
-            Timeframe::H12 => "H12",
-            Timeframe::D1 => "D1",
-            Timeframe::W1 => "W1",
-            Timeframe::MN1 => "MN1",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn from_name(s: &str) -> Option<Timeframe> {
-        Timeframe::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// Nominal length in seconds (MN1 counted as 31 days: an upper bound, used for staleness).
-    pub const fn seconds(self) -> i64 {
-        match self {
-            Timeframe::M1 => 60,
-            Timeframe::M2 => 120,
-            Timeframe::M3 => 180,
-            Timeframe::M4 => 240,
-            Timeframe::M5 => 300,
-            Timeframe::M10 => 600,
-            Timeframe::M15 => 900,
-            Timeframe::M30 => 1800,
-            Timeframe::H1 => 3600,
-            Timeframe::H4 => 14_400,
-            Timeframe::H12 => 43_200,
-            Timeframe::D1 => 86_400,
-            Timeframe::W1 => 604_800,
-            Timeframe::MN1 => 2_678_400,
-        }
-    }
-}
-
-impl fmt::Display for Timeframe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Bar timeframes: the one type of the whole system, defined in `oracle-core` (the codec parses
+/// the wire name once into it).
+pub use oracle_core::Timeframe;
+/// The typed stream key (symbol + timeframe) and its symbol, from `oracle-core`.
+pub use oracle_core::{StreamKey, StreamKeyError, Symbol};
 
 /// `ERR` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1125,13 +1040,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// True for 1–32 bytes of `A-Z a-z 0-9 . _ - #`.
-pub fn valid_symbol(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SYMBOL
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'#'))
-}
+/// True for 1–32 bytes of `A-Z a-z 0-9 . _ - #` (the rule of `oracle_core::Symbol`).
+pub use oracle_core::stream::valid_symbol;
 
 /// True for a reason code: `[A-Z][A-Z0-9_]*`, at most [`MAX_REASON`] bytes.
 pub fn valid_reason(s: &str) -> bool {
