@@ -85,8 +85,10 @@ const SYMBOL_KEYS: [&str; 7] = [
     "max_spread_points",
     "slippage_points",
 ];
-const RISK_KEYS: [&str; 10] = [
+const RISK_KEYS: [&str; 12] = [
     "preset",
+    "flat_before_weekend",
+    "news",
     "daily_loss_pct",
     "max_drawdown_pct",
     "initial_balance",
@@ -188,6 +190,14 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
                             key,
                             &format!("must be one of {} (a string)", PRESET_NAMES.join(", ")),
                         ),
+                    },
+                    "flat_before_weekend" => match flat_before_weekend(rv) {
+                        Ok(m) => risk.flat_before_weekend_minutes = m,
+                        Err((sub, why)) => e(format!("{key}{sub}"), &why),
+                    },
+                    "news" => match news_rule(rv) {
+                        Ok(n) => risk.news = n,
+                        Err((sub, why)) => e(format!("{key}{sub}"), &why),
                     },
                     _ => e(
                         key,
@@ -307,6 +317,79 @@ pub fn from_value(v: &Value) -> Result<ExecutorConfig, Vec<KeyError>> {
         Ok(ExecutorConfig { risk, symbols })
     } else {
         Err(errs)
+    }
+}
+
+/// The longest window either optional rule takes, minutes (a day).
+const MAX_RULE_MINUTES: u64 = 1440;
+
+/// `minutes` of an optional rule's block: an integer in `lo..=1440`.
+fn rule_minutes(v: Option<&Value>, lo: u64) -> Result<u32, (String, String)> {
+    match v.map(Value::as_u64) {
+        Some(Some(m)) if (lo..=MAX_RULE_MINUTES).contains(&m) => Ok(m as u32),
+        Some(_) => Err((
+            ".minutes".into(),
+            format!("must be an integer from {lo} to {MAX_RULE_MINUTES} (minutes)"),
+        )),
+        None => Err((".minutes".into(), "missing".into())),
+    }
+}
+
+/// The keys of an optional rule's block other than `known`: the first one, as an error.
+fn unknown_subkey(o: &Map<String, Value>, known: &[&str]) -> Result<(), (String, String)> {
+    match o.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err((
+            format!(".{k}"),
+            format!("unknown key (known: {})", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `risk.flat_before_weekend`: `{"minutes": N}` (1..=1440), or `null`/`false` (off). Errors
+/// name the sub-key (appended to `risk.flat_before_weekend`).
+fn flat_before_weekend(v: &Value) -> Result<Option<u32>, (String, String)> {
+    match v {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::Object(o) => {
+            unknown_subkey(o, &["minutes"])?;
+            rule_minutes(o.get("minutes"), 1).map(Some)
+        }
+        _ => Err((
+            String::new(),
+            "must be an object {\"minutes\": N} (close every position N minutes before the symbol's last close of the week), or null".into(),
+        )),
+    }
+}
+
+/// `risk.news`: `{"file": "news.csv", "minutes": N}` (minutes 0..=1440, default 2), or
+/// `null`/`false` (off).
+fn news_rule(v: &Value) -> Result<Option<crate::risk::NewsRule>, (String, String)> {
+    match v {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::Object(o) => {
+            unknown_subkey(o, &["file", "minutes"])?;
+            let file = match o.get("file").map(Value::as_str) {
+                Some(Some(f)) if !f.trim().is_empty() => f.to_string(),
+                Some(_) => {
+                    return Err((
+                        ".file".into(),
+                        "must be the news calendar's path, a non-empty string (docs/propfirm.md)"
+                            .into(),
+                    ));
+                }
+                None => return Err((".file".into(), "missing".into())),
+            };
+            let minutes = match o.get("minutes") {
+                None => 2,
+                m => rule_minutes(m, 0)?,
+            };
+            Ok(Some(crate::risk::NewsRule { file, minutes }))
+        }
+        _ => Err((
+            String::new(),
+            "must be an object {\"file\": \"news.csv\", \"minutes\": 2}, or null".into(),
+        )),
     }
 }
 

@@ -3,6 +3,8 @@
 //! - [`policy`]: virtual target vs real position, transitions, no chasing;
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
 //! - [`propfirm`]: a prop firm's limits computed exactly (FTMO presets, equity, Prague day);
+//! - [`restrictions`]: a funded account's optional rules (flat before the weekend, news
+//!   windows) as values;
 //! - [`volume`]: lots → cTrader volume in cents;
 //! - [`symbols`]: model ↔ broker symbol names (close matches for a missing one), `tradingMode`;
 //! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
@@ -33,6 +35,7 @@ pub mod operator;
 pub mod pace;
 pub mod policy;
 pub mod propfirm;
+pub mod restrictions;
 pub mod risk;
 pub mod side;
 pub mod symbols;

@@ -159,6 +159,22 @@ pub enum Refusal {
         /// When it opens, UTC Unix milliseconds (None: not known).
         until_ms: Option<i64>,
     },
+    /// `risk.flat_before_weekend`: the symbol's weekend is near (or under way): no entry until
+    /// its market opens after it (missed, never chased).
+    Weekend {
+        /// The week's last close, UTC Unix ms.
+        close_ms: i64,
+        /// The open after the weekend, UTC Unix ms.
+        until_ms: i64,
+    },
+    /// `risk.news`: within ±N minutes of a news event targeting the symbol: no entry (missed,
+    /// never chased); an exit is held until the window's end.
+    NewsWindow {
+        /// The event's title.
+        title: String,
+        /// The first instant after the window, UTC Unix ms.
+        until_ms: i64,
+    },
 }
 
 /// The symbol's market is closed at the decision's instant (from the broker's trading calendar,
@@ -215,6 +231,8 @@ impl Refusal {
             Refusal::OutcomeUnknown => "OUTCOME_UNKNOWN".into(),
             Refusal::TradingMode(m) => format!("TRADING_MODE_{}", m.name()),
             Refusal::MarketClosed { .. } => "MARKET_CLOSED".into(),
+            Refusal::Weekend { .. } => "WEEKEND".into(),
+            Refusal::NewsWindow { .. } => "NEWS_WINDOW".into(),
         }
     }
 }
@@ -280,6 +298,17 @@ impl fmt::Display for Refusal {
                 Closed {
                     until_ms: *until_ms
                 }
+            ),
+            Refusal::Weekend { close_ms, until_ms } => write!(
+                f,
+                "flat before the weekend (risk.flat_before_weekend): the market closes for the weekend at {} and opens at {}; entry missed, not chased",
+                oracle_ipc::Iso(close_ms.div_euclid(1000)),
+                oracle_ipc::Iso(until_ms.div_euclid(1000))
+            ),
+            Refusal::NewsWindow { title, until_ms } => write!(
+                f,
+                "news window (risk.news): \"{title}\" targets the symbol; no order until {}; entry missed, not chased",
+                oracle_ipc::Iso(until_ms.div_euclid(1000))
             ),
         }
     }

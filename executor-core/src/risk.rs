@@ -142,6 +142,22 @@ pub struct RiskConfig {
     /// `risk.preset`: a prop firm's rules ([`crate::propfirm`]); `None` = this guard's limits
     /// above (daily loss and static drawdown), as before presets existed.
     pub preset: Option<crate::propfirm::Preset>,
+    /// `risk.flat_before_weekend.minutes`: every position on a symbol closed this many minutes
+    /// before its trading week's last close, entries refused until it opens again
+    /// ([`crate::restrictions`]); `None`: off.
+    pub flat_before_weekend_minutes: Option<u32>,
+    /// `risk.news`: no order within ±`minutes` of a news event of the file ([`crate::restrictions`]);
+    /// `None`: off.
+    pub news: Option<NewsRule>,
+}
+
+/// `risk.news`: the news calendar file (read by the shell) and the window's half-width.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewsRule {
+    /// The calendar file (relative: to the config file's folder).
+    pub file: String,
+    /// Minutes before and after each event.
+    pub minutes: u32,
 }
 
 impl Default for RiskConfig {
@@ -157,6 +173,8 @@ impl Default for RiskConfig {
             max_spread_points: None,
             max_margin_use_pct: 90.0,
             preset: None,
+            flat_before_weekend_minutes: None,
+            news: None,
         }
     }
 }
