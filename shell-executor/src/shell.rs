@@ -839,9 +839,7 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
         book.bars.insert((sym.clone(), *tf), hist);
         bars.shrink_to_fit();
     }
-    let journal = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
-    let acks = journal.1.acks.clone();
-    let side = Side::new("paper", &cfg, book, Some(journal));
+    let (side, acks) = paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?;
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
     engine.set_telemetry(tel.clone());
@@ -1193,15 +1191,14 @@ async fn run_live(
     }
     let journal = open_journal(&rc.state_dir.join("journal.jsonl"))?;
     let acks = journal.1.acks.clone();
-    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| broker.spec(s)).collect();
     broker.set_telemetry(tel.clone());
+    let book = rc
+        .with_paper
+        .then(|| paper_beside(&broker, &cfg, rc.paper_balance));
     let live = Side::new("live", &cfg, broker, Some(journal));
-    let paper = if rc.with_paper {
-        let book = PaperBook::new(rc.paper_balance, specs);
-        let pj = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
-        Some(Side::new("paper", &cfg, book, Some(pj)))
-    } else {
-        None
+    let paper = match book {
+        Some(book) => Some(paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?.0),
+        None => None,
     };
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine = Engine::new(cfg, Some(live), paper, acks, Some(drift));
@@ -1233,6 +1230,51 @@ async fn run_live(
         Some(operator),
     )
     .await
+}
+
+/// The paper book beside a live session (`--with-paper`): the session's symbols' facts.
+#[cfg(feature = "live")]
+pub fn paper_beside(
+    live: &crate::live::LiveBroker,
+    cfg: &config::ExecutorConfig,
+    balance: f64,
+) -> PaperBook {
+    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| live.spec(s)).collect();
+    PaperBook::new(balance, specs)
+}
+
+/// The paper side of every mode (`--paper`, `--with-paper`, `--dry-run`): `book` rebuilt from
+/// the paper journal in `state_dir` (`paper-journal.jsonl`) before anything trades: the
+/// positions the models hold ([`resume_paper_book`]), the balance (`balance`, the
+/// `--paper-balance`, plus the closed trades' P&L: [`paper_closed_trades`]) and new position
+/// ids after the journal's. One path, so a restart in any mode, or a state folder taken from one
+/// mode to another (a dry run going live), finds the paper positions held, never closed
+/// outside. Returns the side and the ACKs its journal remembers.
+pub fn paper_side(
+    cfg: &config::ExecutorConfig,
+    mut book: PaperBook,
+    state_dir: &Path,
+    balance: f64,
+) -> anyhow::Result<(
+    Side<PaperBook>,
+    std::collections::HashMap<(ModelKey, i64), String>,
+)> {
+    let path = state_dir.join("paper-journal.jsonl");
+    let journal = open_journal(&path)?;
+    let resumed = resume_paper_book(&mut book, &journal.1);
+    let closed = paper_closed_trades(&path);
+    book.set_balance(balance + closed.realized);
+    book.reserve_ids(closed.last_position_id);
+    if resumed > 0 || closed.trades > 0 {
+        info!(
+            positions = resumed,
+            closed_trades = closed.trades,
+            balance = balance + closed.realized,
+            "the paper book resumed from its journal (open positions, and the balance: --paper-balance plus the closed trades' P&L)"
+        );
+    }
+    let acks = journal.1.acks.clone();
+    Ok((Side::new("paper", cfg, book, Some(journal)), acks))
 }
 
 /// Puts back into a fresh paper book the positions its journal says the models hold (the book
@@ -1413,21 +1455,7 @@ async fn run_dry(
         }
     }
     session.set_telemetry(tel.clone());
-    let journal = open_journal(&rc.state_dir.join("paper-journal.jsonl"))?;
-    let resumed = resume_paper_book(&mut book, &journal.1);
-    let closed = paper_closed_trades(&rc.state_dir.join("paper-journal.jsonl"));
-    book.set_balance(rc.paper_balance + closed.realized);
-    book.reserve_ids(closed.last_position_id);
-    if resumed > 0 || closed.trades > 0 {
-        info!(
-            positions = resumed,
-            closed_trades = closed.trades,
-            balance = rc.paper_balance + closed.realized,
-            "dry run: the paper book resumed from its journal (open positions, and the balance: --paper-balance plus the closed trades' P&L)"
-        );
-    }
-    let acks = journal.1.acks.clone();
-    let side = Side::new("paper", &cfg, book, Some(journal));
+    let (side, acks) = paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?;
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
     engine.set_telemetry(tel.clone());

@@ -837,3 +837,147 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
         );
     }
 }
+
+/// The first `n` live (not history) bars of EURUSD M15 after a HISTORY request, as (time, seq).
+async fn live_bars(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    n: usize,
+) -> Vec<(i64, u64)> {
+    let _ = ws.send(WsMsg::text("HELLO|fp-token")).await;
+    let _ = ws.send(WsMsg::text("HISTORY|EURUSD|M15|350")).await;
+    let mut out: Vec<(i64, u64)> = Vec::new();
+    let mut last_hist = 0;
+    while out.len() < n {
+        let Ok(Some(Ok(WsMsg::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+        else {
+            break;
+        };
+        if let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(&t) {
+            if b.hist {
+                last_hist = last_hist.max(b.time);
+            } else if b.time > last_hist && !out.iter().any(|o| o.0 == b.time) {
+                out.push((b.time, b.seq));
+            }
+        }
+    }
+    out
+}
+
+/// Sends one EURUSD M15 SIGNAL and returns its ACK (`None`: no answer in 10 s).
+async fn signal_ack(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    action: &str,
+    (t, q): (i64, u64),
+) -> Option<String> {
+    let line = format!(
+        "SIGNAL|EURUSD|{action}|1|0.00|TF:M15|BT:{}|SEQ:{q}",
+        oracle_ipc::Iso(t)
+    );
+    ws.send(WsMsg::text(line)).await.ok()?;
+    loop {
+        let Ok(Some(Ok(WsMsg::Text(l)))) =
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+        else {
+            return None;
+        };
+        if l.starts_with("ACK|") || l.starts_with("ERR|") {
+            return Some(l.to_string());
+        }
+    }
+}
+
+/// `--paper` keeps its book across a kill -9: the restart rebuilds it from the paper journal
+/// (as `--dry-run` and `--with-paper` do), so the position opened before the kill is held, not
+/// taken as closed outside, and the next transition closes that very position.
+#[test]
+fn a_paper_run_killed_with_an_open_position_restarts_holding_it() {
+    let d = tmpdir("cli-paper-resume");
+    std::fs::write(d.join("executor_config.json"), r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    for i in 0..354i64 {
+        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+        let c = 1.1 + (i % 7) as f64 * 0.0001;
+        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
+    }
+    std::fs::write(d.join("bars.csv"), csv).expect("csv");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let _ = std::fs::remove_dir_all(d.join("state"));
+    // Run 1: WAIT, then LONG_WEAK: a long in the paper book; then kill -9.
+    let mut child = spawn_paper(&d, port, None);
+    let (bars, acks) = rt.block_on(async {
+        let mut ws = ws_connect(port).await.expect("executor listening");
+        let bars = live_bars(&mut ws, 2).await;
+        let mut acks = Vec::new();
+        for (b, a) in bars.iter().zip(["WAIT", "LONG_WEAK"]) {
+            acks.push(signal_ack(&mut ws, a, *b).await);
+        }
+        (bars, acks)
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(bars.len(), 2, "two live bars:\n{logs1}");
+    assert!(
+        acks[1]
+            .as_deref()
+            .is_some_and(|a| a.starts_with("ACK|EURUSD|LONG_WEAK|OK|")),
+        "{acks:?}\n{logs1}"
+    );
+    let journal_path = d.join("state/paper-journal.jsonl");
+    let outcome = |j: &str| -> Vec<serde_json::Value> {
+        j.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["t"] == "outcome" && v["result"] == "filled")
+            .collect()
+    };
+    let journal = std::fs::read_to_string(&journal_path).expect("journal");
+    let long_pid = outcome(&journal)
+        .first()
+        .and_then(|o| o["position_id"].as_u64())
+        .expect("the long's fill journaled");
+
+    // Run 2 (same replay): the third live bar's WAIT closes the long held since run 1.
+    let mut child = spawn_paper(&d, port, None);
+    let ack = rt.block_on(async {
+        let mut ws = ws_connect(port).await.expect("executor listening");
+        let bars = live_bars(&mut ws, 3).await;
+        match bars.get(2) {
+            Some(b) => signal_ack(&mut ws, "WAIT", *b).await,
+            None => None,
+        }
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs2 = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !logs2.contains("closed outside the executor"),
+        "the resumed long is not taken as closed outside:\n{logs2}"
+    );
+    assert!(
+        ack.as_deref()
+            .is_some_and(|a| a.starts_with("ACK|EURUSD|WAIT|OK|")),
+        "the WAIT closes the long: {ack:?}\n{logs2}"
+    );
+    let journal = std::fs::read_to_string(&journal_path).expect("journal");
+    let closed: Vec<u64> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["t"] == "intent" && v["op"] == "close")
+        .filter_map(|v| v["position_id"].as_u64())
+        .collect();
+    assert_eq!(closed, vec![long_pid], "{journal}");
+    assert_eq!(outcome(&journal).len(), 2, "the close filled:\n{journal}");
+}

@@ -43,6 +43,12 @@ fn free_port() -> u16 {
 /// The executor binary with `--dry-run` on the sim at `broker_port`, its state in `d/state`,
 /// its log in `d/executor-<port>.log`.
 fn spawn_dry_run(d: &std::path::Path, broker_port: u16, port: u16) -> Child {
+    spawn_executor(d, broker_port, port, "--dry-run")
+}
+
+/// The executor binary on the sim at `broker_port` in `mode` (`--dry-run`, `--with-paper`), its
+/// state in `d/state`, its log in `d/executor-<port>.log`.
+fn spawn_executor(d: &std::path::Path, broker_port: u16, port: u16, mode: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
         .env("ORACLE_IPC_TOKEN", TOKEN)
         .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
@@ -63,7 +69,7 @@ fn spawn_dry_run(d: &std::path::Path, broker_port: u16, port: u16) -> Child {
         .arg(DEFAULT_ACCOUNT_ID.to_string())
         .arg("--ca")
         .arg(d.join("ca.pem"))
-        .arg("--dry-run")
+        .arg(mode)
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(d.join(format!("executor-{port}.log"))).expect("log"),
@@ -275,6 +281,86 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
             "no NewOrderReq, ClosePositionReq or amend from the dry run"
         );
         assert_eq!(s.position_ids(DEFAULT_ACCOUNT_ID).await, vec![manual as i64]);
+        s.shutdown().await;
+    });
+}
+
+/// A dry run's state folder taken live (`--with-paper` in place of `--dry-run`, the runbook's
+/// "go live"): the paper book is rebuilt from its journal at that start too, so the paper long
+/// of the dry run is held beside live, no "closed outside" drift is reported for it, and the
+/// next transition closes it in the paper book.
+#[test]
+fn a_dry_run_state_folder_started_with_paper_keeps_the_paper_positions_and_reports_no_closed_outside_drift()
+ {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let s = common::sim3(vec![]).await;
+        let d = tmpdir("dry-then-live");
+        let models = d.join("models");
+        std::fs::create_dir_all(&models).expect("models");
+        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
+        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+        std::fs::write(
+            d.join("executor_config.json"),
+            r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+        )
+        .expect("config");
+
+        // The dry run: WAIT, then LONG_WEAK: a long in the paper book.
+        let p1 = free_port();
+        let mut child = spawn_executor(&d, s.addr.port(), p1, "--dry-run");
+        let mut ws = attach(p1).await;
+        let (t0, q0) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "WAIT", t0, q0).await;
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
+        let (t1, q1) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "LONG_WEAK", t1, q1).await;
+        assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+        child.kill().expect("kill");
+        let _ = child.wait();
+        drop(ws);
+        let journal = d.join("state/paper-journal.jsonl");
+        let long_pid = records(&journal, "outcome")
+            .iter()
+            .find(|o| o["result"] == "filled")
+            .and_then(|o| o["position_id"].as_u64())
+            .expect("the paper long's fill");
+
+        // Live, with the paper book beside it: the model is flat live (nothing was sent), long
+        // on paper. WAIT: live holds, the paper book closes its long.
+        let p2 = free_port();
+        let mut child = spawn_executor(&d, s.addr.port(), p2, "--with-paper");
+        let mut ws = attach(p2).await;
+        let (t2, q2) = next_live_bar(&mut ws).await;
+        let ack = signal(&mut ws, "WAIT", t2, q2).await;
+        assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
+        let _ = child.kill();
+        let _ = child.wait();
+        let log2 = std::fs::read_to_string(d.join(format!("executor-{p2}.log"))).unwrap_or_default();
+        assert!(
+            !log2.contains("closed outside the executor"),
+            "the dry run's paper long is not taken as closed outside:\n{log2}"
+        );
+        let ledger = std::fs::read_to_string(d.join("state/drift.jsonl")).expect("drift ledger");
+        assert!(
+            !ledger.contains("closed outside"),
+            "no closed-outside drift for the paper book:\n{ledger}"
+        );
+        let closes: Vec<u64> = records(&journal, "intent")
+            .into_iter()
+            .filter(|i| i["op"] == "close")
+            .filter_map(|i| i["position_id"].as_u64())
+            .collect();
+        assert_eq!(closes, vec![long_pid], "the paper book closes the dry run's long");
+        let filled = records(&journal, "outcome")
+            .into_iter()
+            .filter(|o| o["result"] == "filled")
+            .count();
+        assert_eq!(filled, 2, "the close filled in the paper book");
         s.shutdown().await;
     });
 }
