@@ -61,7 +61,7 @@ use crate::config::{BrokerConfig, Fault, Speed};
 use crate::market::{Market, Tick};
 use crate::msg::*;
 use crate::symbols::SymbolSpec;
-use oracle_ctrader::calendar::TradingCalendar;
+use oracle_ctrader::calendar::{Holiday, TradingCalendar};
 
 /// Something the shell must do.
 #[derive(Clone, Debug, PartialEq)]
@@ -342,7 +342,21 @@ impl Broker {
         let hours: Vec<SymbolHours> = market
             .symbols
             .iter()
-            .map(|s| SymbolHours::for_symbol(&s.spec.name, cfg.calendar))
+            .map(|s| {
+                let mut h = SymbolHours::for_symbol(&s.spec.name, cfg.calendar);
+                if cfg.calendar == CalendarMode::Realistic {
+                    h.holidays
+                        .extend(cfg.holidays.iter().map(|(name, days)| Holiday {
+                            name: name.clone(),
+                            time_zone: h.time_zone.clone(),
+                            date_days: *days,
+                            recurring: false,
+                            start_second: None,
+                            end_second: None,
+                        }));
+                }
+                h
+            })
             .collect();
         let calendars = match cfg.calendar {
             CalendarMode::AlwaysOpen => Vec::new(),
@@ -400,6 +414,11 @@ impl Broker {
             trading_modes,
             codes: Vec::new(),
         })
+    }
+
+    /// How many times each configured fault (`BrokerConfig::faults`, in its order) has fired.
+    pub fn faults_fired(&self) -> &[u64] {
+        &self.fault_fired
     }
 
     /// The market (read-only).
@@ -1979,46 +1998,38 @@ impl Broker {
         ))
     }
 
-    fn mode_faults(&mut self, now_ms: i64) {
+    /// The tick-triggered faults (`spread`, `trading-mode`) due at this market step: those whose
+    /// `after` is the number of steps taken, in the order they were given.
+    fn tick_faults_due(&self) -> Vec<crate::config::Fault> {
         let steps = self.steps;
-        let due: Vec<(String, i32)> = self
-            .cfg
+        self.cfg
             .faults
             .iter()
-            .filter_map(|f| match f {
-                crate::config::Fault::TradingMode {
-                    symbol,
-                    mode,
-                    after,
-                } if *after == steps => Some((symbol.clone(), *mode)),
-                _ => None,
+            .filter(|f| match f {
+                crate::config::Fault::Spread { after, .. }
+                | crate::config::Fault::TradingMode { after, .. } => *after == steps,
+                _ => false,
             })
-            .collect();
-        for (sym, mode) in due {
-            if !self.set_trading_mode(now_ms, &sym, mode) {
-                tracing::warn!(symbol = %sym, "fault trading-mode: unknown symbol");
-            }
-        }
+            .cloned()
+            .collect()
     }
 
-    fn spread_faults(&mut self) {
-        let steps = self.steps;
-        let due: Vec<(String, i64)> = self
-            .cfg
-            .faults
-            .iter()
-            .filter_map(|f| match f {
-                crate::config::Fault::Spread {
-                    symbol,
-                    points,
-                    after,
-                } if *after == steps => Some((symbol.clone(), *points)),
-                _ => None,
-            })
-            .collect();
-        for (sym, pts) in due {
-            if !self.set_spread_points(&sym, pts) {
-                tracing::warn!(symbol = %sym, "fault spread: unknown symbol");
+    /// Applies the `spread` and `trading-mode` faults due at this step (spreads first, then
+    /// trading modes, as before).
+    fn tick_faults(&mut self, now_ms: i64) {
+        let due = self.tick_faults_due();
+        for f in &due {
+            if let crate::config::Fault::Spread { symbol, points, .. } = f
+                && !self.set_spread_points(symbol, *points)
+            {
+                tracing::warn!(symbol = %symbol, "fault spread: unknown symbol");
+            }
+        }
+        for f in &due {
+            if let crate::config::Fault::TradingMode { symbol, mode, .. } = f
+                && !self.set_trading_mode(now_ms, symbol, *mode)
+            {
+                tracing::warn!(symbol = %symbol, "fault trading-mode: unknown symbol");
             }
         }
     }
@@ -2449,9 +2460,10 @@ impl Broker {
         self.calendars.get(i).is_none_or(|c| c.is_open(t_ms))
     }
 
-    /// Whether a bar of symbol `i` opening at `open_ms` and lasting `len_ms` had any open
-    /// instant (a bar wholly in closed hours has no tick, so it does not exist).
-    fn bar_in_hours(&self, i: usize, open_ms: i64, len_ms: i64) -> bool {
+    /// Whether a bar of symbol `i` (its index in [`Market::symbols`]) opening at `open_ms` and
+    /// lasting `len_ms` had any open instant: a bar wholly in closed hours has no tick, so it
+    /// does not exist and history never serves it (always true without a calendar).
+    pub fn bar_in_hours(&self, i: usize, open_ms: i64, len_ms: i64) -> bool {
         self.calendars
             .get(i)
             .is_none_or(|c| c.next_open(open_ms).is_some_and(|t| t < open_ms + len_ms))
@@ -2667,8 +2679,7 @@ impl Broker {
     }
 
     fn dispatch_tick(&mut self, now_ms: i64, tick: Tick) {
-        self.spread_faults();
-        self.mode_faults(now_ms);
+        self.tick_faults(now_ms);
         self.steps += 1;
         if !self.in_hours(tick.symbol, tick.time_ms) {
             return; // closed hours: no tick reaches a client (its bar does not exist for them)

@@ -91,6 +91,10 @@ pub struct Args {
     /// The access token expires this many seconds after start (negative: already expired).
     #[arg(long, default_value_t = 2_628_000, allow_negative_numbers = true)]
     pub token_expires_in: i64,
+    /// Lifetime, in seconds, of every access token a refresh issues (cTrader: 2,628,000): with
+    /// `--token-expires-in` the same, the token expires again and again at that period.
+    #[arg(long, default_value_t = 2_628_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub token_ttl: i64,
     /// Write the credentials (and account id) as a 0600 env file for the executor.
     #[arg(long, value_name = "PATH")]
     pub credentials_out: Option<PathBuf>,
@@ -272,6 +276,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         max_bars_per_response: args.max_bars.max(1),
         faults: args.faults.clone(),
         calendar: args.calendar,
+        token_ttl_s: args.token_ttl,
         broker_names: args.broker_symbols.iter().cloned().collect(),
         ..BrokerConfig::default()
     };

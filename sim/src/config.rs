@@ -549,6 +549,10 @@ pub struct BrokerConfig {
     /// (`--broker-symbol US500=US500.cash`, FTMO-style): model name → broker name. The sim
     /// lists, quotes and matches faults by the broker's name.
     pub broker_names: std::collections::BTreeMap<String, String>,
+    /// Whole-day holidays every symbol observes under `--calendar realistic`, besides Christmas
+    /// Day: (name, date as days since 1970-01-01), each in the symbol's own zone, not recurring
+    /// (`--holiday`). Ignored when always open.
+    pub holidays: Vec<(String, i64)>,
 }
 
 /// Default client id of the sim's application.
@@ -598,6 +602,7 @@ impl Default for BrokerConfig {
             faults: Vec::new(),
             calendar: crate::calendar::CalendarMode::AlwaysOpen,
             broker_names: std::collections::BTreeMap::new(),
+            holidays: Vec::new(),
         }
     }
 }

@@ -322,6 +322,65 @@ fn token_expiry_while_connected_invalidates_the_session() {
     assert!(evs.iter().any(|e| matches!(e, Event::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACC])), "{evs:?}");
 }
 
+/// A soak's repeating token lifetime: the first token and every refreshed one live
+/// `token_ttl_s`, so the token expires again at that period while connected.
+#[test]
+fn a_refreshed_token_expires_again_after_token_ttl() {
+    let mut cfg = BrokerConfig::default();
+    cfg.tokens[0].expires_in_s = 60;
+    cfg.token_ttl_s = 60;
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    let mut refresh = DEFAULT_REFRESH_TOKEN.to_string();
+    for round in 0..3 {
+        // The client stays active (heartbeats within the idle timeout) for one lifetime.
+        for _ in 0..3 {
+            h.now += 20_000;
+            h.b.handle_request(h.now, c, None, Request::Heartbeat);
+        }
+        h.b.handle_timeout(h.now);
+        let evs: Vec<Event> = h.events(c).into_iter().map(|e| e.1).collect();
+        assert!(
+            evs.iter().any(|e| matches!(e, Event::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACC])),
+            "round {round}: {evs:?}"
+        );
+        let access = match h
+            .req(
+                c,
+                Request::RefreshToken {
+                    refresh_token: refresh.clone(),
+                },
+            )
+            .as_slice()
+        {
+            [
+                Event::RefreshTokenRes {
+                    access_token,
+                    refresh_token,
+                    expires_in_s,
+                },
+                ..,
+            ] => {
+                assert_eq!(*expires_in_s, 60, "round {round}");
+                refresh = refresh_token.clone();
+                access_token.clone()
+            }
+            other => panic!("round {round}: {other:?}"),
+        };
+        assert_eq!(
+            h.one(
+                c,
+                Request::AccountAuth {
+                    account_id: ACC,
+                    access_token: access
+                }
+            ),
+            Event::AccountAuthRes { account_id: ACC },
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn contract_worked_example_fill_and_close() {
     let mut h = H::new(

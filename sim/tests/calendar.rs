@@ -266,6 +266,91 @@ fn the_calendar_flag_defaults_to_always_open_and_a_bad_value_is_named() {
 }
 
 #[test]
+fn the_token_ttl_flag_sets_the_lifetime_of_refreshed_tokens() {
+    use clap::Parser as _;
+    let args = oracle_sim::cli::Args::try_parse_from(["oracle-sim", "--synthetic", "10"]).unwrap();
+    assert_eq!(
+        oracle_sim::cli::sim_config(&args)
+            .unwrap()
+            .broker
+            .token_ttl_s,
+        2_628_000
+    );
+    let args = oracle_sim::cli::Args::try_parse_from([
+        "oracle-sim",
+        "--synthetic",
+        "10",
+        "--token-expires-in",
+        "600",
+        "--token-ttl",
+        "600",
+    ])
+    .unwrap();
+    let b = oracle_sim::cli::sim_config(&args).unwrap().broker;
+    assert_eq!((b.tokens[0].expires_in_s, b.token_ttl_s), (600, 600));
+    let e = oracle_sim::cli::Args::try_parse_from(["oracle-sim", "--token-ttl", "0"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--token-ttl"), "{e}");
+}
+
+/// An extra holiday (a soak's Good Friday) closes every symbol for that day in its own zone:
+/// MARKET_CLOSED, no history bar; the days around it trade; always-open ignores it.
+#[test]
+fn an_extra_holiday_closes_the_market_for_that_day_only() {
+    let good_friday = t("2024-03-08T00:00:00Z") / 86_400_000;
+    let broker = |mode: CalendarMode| {
+        let mut cfg = BrokerConfig::default();
+        cfg.calendar = mode;
+        cfg.holidays = vec![("Good Friday".into(), good_friday)];
+        let market = Market::new(
+            vec![eurusd_over_a_weekend()],
+            Start::At(t("2024-03-08T18:00:00Z")),
+        );
+        Broker::new(cfg, market, 1_700_000_000_000).unwrap()
+    };
+    let b = broker(CalendarMode::Realistic);
+    assert!(
+        !b.bar_in_hours(0, t("2024-03-08T18:00:00Z"), M15),
+        "the holiday"
+    );
+    assert!(
+        !b.bar_in_hours(0, t("2024-03-09T12:00:00Z"), M15),
+        "Saturday"
+    );
+    assert!(
+        b.bar_in_hours(0, t("2024-03-07T18:00:00Z"), M15),
+        "the day before"
+    );
+    assert!(b.bar_in_hours(0, t("2024-03-11T12:00:00Z"), M15), "Monday");
+    let open = broker(CalendarMode::AlwaysOpen);
+    assert!(open.bar_in_hours(0, t("2024-03-08T18:00:00Z"), M15));
+    let mut h = H::new(CalendarMode::Realistic, "2024-03-08T18:00:00Z");
+    h.b = b;
+    h.c = h.b.connect(h.now);
+    h.req(Request::ApplicationAuth {
+        client_id: DEFAULT_CLIENT_ID.into(),
+        client_secret: DEFAULT_CLIENT_SECRET.into(),
+    });
+    h.req(Request::AccountAuth {
+        account_id: ACC,
+        access_token: DEFAULT_ACCESS_TOKEN.into(),
+    });
+    let evs = h.buy();
+    assert!(
+        matches!(
+            &evs[..],
+            [Event::OrderError {
+                code: ErrorCode::MarketClosed,
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    assert_eq!(h.positions(), 0, "no fill on the holiday");
+}
+
+#[test]
 fn realistic_index_and_stock_hours_are_new_york_time() {
     let us500 = SymbolHours::for_symbol("US500", CalendarMode::Realistic);
     assert_eq!(us500.time_zone, "America/New_York");
