@@ -155,14 +155,26 @@ pub enum LoadErrorKind {
         /// What is wrong.
         reason: String,
     },
-    /// The ONNX policy graph cannot be represented (onnx2rs refused it).
-    #[error("member '{member}': unsupported policy graph: {source}")]
-    UnsupportedGraph {
+    /// The zip has no plain policy weights member (`SYM_TF_policy.weights`): the ONNX policy is
+    /// imported when a model is packed, never at load; `command` adds the member.
+    #[error(
+        "lacks the plain policy weights member '{member}' (the ONNX policy is imported when a \
+         model is packed, not at load): add it with `{command}`"
+    )]
+    MissingWeights {
         /// The member's file name.
         member: String,
-        /// onnx2rs's error, naming the node and op (boxed: it is large).
+        /// The `python -m oracle_training pack-weights` command line.
+        command: String,
+    },
+    /// The policy weights member cannot be decoded (the error names the header field).
+    #[error("member '{member}': {source}")]
+    BadWeights {
+        /// The member's file name.
+        member: String,
+        /// The field at fault.
         #[source]
-        source: Box<onnx2rs::Error>,
+        source: crate::weights::WeightsError,
     },
     /// A seed-format zip (the seed's SB3 and hmmlearn members, metadata without the runtime
     /// fields): it has no runtime members; `command` packs it.

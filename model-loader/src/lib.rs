@@ -1,7 +1,9 @@
 //! The model loader: opens an atomic model zip (`SYM_TF.zip`), validates its metadata (the zip
 //! comment, `docs/contract.md` §9) and member hashes, reads the portable members
-//! (`SYM_TF_hmm.json`, `SYM_TF_policy.onnx` through `onnx2rs`) and builds the core's fixed-size
-//! [`oracle_core::Model`].
+//! (`SYM_TF_hmm.json`, and `SYM_TF_policy.weights`, the plain weights written from the ONNX policy
+//! when the model was packed: no protobuf is parsed at load) and builds the core's fixed-size
+//! [`oracle_core::Model`]. A zip without the weights member is refused with the
+//! [`pack_weights_command`] that adds it.
 //!
 //! Every refusal names the zip file and the field or member at fault ([`LoadError`]). A folder
 //! of zips loads with [`load_dir`]: a bad zip is reported by name and the others still load.
@@ -24,6 +26,7 @@ mod features;
 mod json;
 mod load;
 mod replay;
+mod weights;
 
 pub use backtest::{
     Backtest, BacktestError, BarRecord, Costs, DEFAULT_CAPITAL, Ledger, Month, OpenTrade, Stats,
@@ -46,3 +49,7 @@ pub use load::{
     load_model_limited, parse_metadata,
 };
 pub use replay::{ReplayError, ReplaySummary, TRACE_HEADER, replay};
+pub use weights::{
+    DenseLayer, PolicyWeights, WEIGHTS_DTYPE_F32_LE, WEIGHTS_MAGIC, WEIGHTS_SUFFIX,
+    WEIGHTS_VERSION, WeightsError, decode_weights, encode_weights, pack_weights_command,
+};

@@ -1,5 +1,6 @@
-//! Opening one `SYM_TF.zip`: metadata, member hashes, the portable HMM and ONNX members, and the
-//! core's fixed-size [`Model`].
+//! Opening one `SYM_TF.zip`: metadata, member hashes, the portable HMM member, the plain policy
+//! weights member (no ONNX parsing here: the ONNX policy is imported when the model is packed),
+//! and the core's fixed-size [`Model`].
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -20,6 +21,7 @@ use crate::error::{LoadError, LoadErrorKind};
 use crate::json::{
     array_at, f64_array, f64_at, f64_tensor, i64_at, object_at, str_at, usize_at, usize_vec,
 };
+use crate::weights::{PolicyWeights, WEIGHTS_SUFFIX, decode_weights, pack_weights_command};
 
 /// The only metadata version this loader reads.
 pub const FORMAT_VERSION: &str = "2.0";
@@ -176,7 +178,13 @@ pub fn load_model_limited(path: &Path, limits: &LoadLimits) -> Result<LoadedMode
             cap: limits.max_zip_bytes,
         }));
     }
-    let mut loaded = load_model_bytes_limited(&label, &bytes, limits)?;
+    let mut loaded = load_model_bytes_limited(&label, &bytes, limits).map_err(|mut e| {
+        // The command that adds the weights member names the zip as given, not only its name.
+        if let LoadErrorKind::MissingWeights { command, .. } = &mut e.kind {
+            *command = pack_weights_command(&path.display().to_string());
+        }
+        e
+    })?;
     let want = format!("{}.zip", loaded.name);
     if label != want {
         return Err(fail(LoadErrorKind::WrongFileName {
@@ -281,6 +289,7 @@ fn load_inner(
     let prefix = meta.name();
     let hmm_member = format!("{prefix}_hmm.json");
     let onnx_member = format!("{prefix}_policy.onnx");
+    let weights_member = format!("{prefix}{WEIGHTS_SUFFIX}");
     for required in [&hmm_member, &onnx_member] {
         if !meta.members.contains_key(required) {
             return Err(LoadErrorKind::InvalidField {
@@ -288,6 +297,12 @@ fn load_inner(
                 reason: format!("lacks the portable member '{required}'"),
             });
         }
+    }
+    if !meta.members.contains_key(&weights_member) {
+        return Err(LoadErrorKind::MissingWeights {
+            member: weights_member,
+            command: pack_weights_command(label),
+        });
     }
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (member, expected) in &meta.members {
@@ -306,7 +321,7 @@ fn load_inner(
                 cap: max_member,
             });
         }
-        let keep = *member == hmm_member || *member == onnx_member;
+        let keep = *member == hmm_member || *member == weights_member;
         let (actual, data) = hash_member(member, &mut file, max_member, keep)?;
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(LoadErrorKind::HashMismatch {
@@ -321,13 +336,26 @@ fn load_inner(
     }
 
     let hmm_bytes = contents.remove(&hmm_member).unwrap_or_default();
-    let onnx_bytes = contents.remove(&onnx_member).unwrap_or_default();
+    let weights_bytes = contents.remove(&weights_member).unwrap_or_default();
     let hmm = parse_hmm(&meta, &hmm_member, &hmm_bytes)?;
-    let mlp = onnx2rs::convert(&onnx_bytes).map_err(|source| LoadErrorKind::UnsupportedGraph {
-        member: onnx_member.clone(),
-        source: Box::new(source),
+    let policy = decode_weights(&weights_bytes).map_err(|source| LoadErrorKind::BadWeights {
+        member: weights_member.clone(),
+        source,
     })?;
-    let (layers, weights, n_layers) = convert_layers(&meta, &onnx_member, &mlp)?;
+    // The weights must be the ONNX member's (listed, hence hashed above): a member written from
+    // another export is refused, not run.
+    let onnx_sha = hex::encode(policy.onnx_sha256);
+    if meta.members.get(&onnx_member) != Some(&onnx_sha) {
+        return Err(shape(
+            &format!("{weights_member}: onnx_sha256"),
+            format!(
+                "the sha256 of {onnx_member}, {}",
+                meta.members.get(&onnx_member).map_or("", String::as_str)
+            ),
+            onnx_sha,
+        ));
+    }
+    let (layers, weights, n_layers) = convert_layers(&meta, &weights_member, &policy)?;
 
     let params = build_params(&meta, hmm, layers, weights, n_layers)?;
     // The weights are stored exactly as the policy needs them (a `[64, 64]` policy ~21 KB, not
@@ -685,11 +713,12 @@ fn parse_hmm(meta: &Metadata, member: &str, bytes: &[u8]) -> Result<HmmParams, L
     })
 }
 
-/// Checks onnx2rs's MLP against the metadata and copies it into fixed-size layers.
+/// Checks the weights member's layers against the metadata and copies them into fixed-size
+/// layers.
 fn convert_layers(
     meta: &Metadata,
     member: &str,
-    mlp: &onnx2rs::Mlp,
+    mlp: &PolicyWeights,
 ) -> Result<(Vec<LayerParams>, Vec<f32>, usize), LoadErrorKind> {
     let n = mlp.layers.len();
     let want_layers = meta.net_arch.len() + 1;
@@ -731,11 +760,7 @@ fn convert_layers(
                 ),
             ));
         }
-        let act = match layer.activation {
-            onnx2rs::Activation::Tanh => Activation::Tanh,
-            onnx2rs::Activation::Relu => Activation::Relu,
-            onnx2rs::Activation::Identity => Activation::Identity,
-        };
+        let act = layer.activation;
         let want_act = if last {
             Activation::Identity
         } else {

@@ -171,14 +171,15 @@ fn refusals_name_the_file_and_the_field() {
         "{e}"
     );
 
-    // An ONNX member onnx2rs cannot read.
+    // An ONNX member other than the one the weights member was read from (the loader never
+    // parses the ONNX: the weights member records its sha256, and that must match).
     let mut mem = members.clone();
     mem.insert(onnx_name.into(), b"not an onnx graph".to_vec());
     let mut m = meta.clone();
     rehash(&mem, &mut m);
     let e = refuse(&pack(&mem, &m));
     assert!(
-        matches!(&e.kind, LoadErrorKind::UnsupportedGraph { member, .. } if member == onnx_name),
+        matches!(&e.kind, LoadErrorKind::ShapeMismatch { field, .. } if field == "EURUSD_H1_policy.weights: onnx_sha256"),
         "{e}"
     );
 

@@ -200,6 +200,19 @@ def cmd_annotate_test(args):
         )
 
 
+def cmd_pack_weights(args):
+    from oracle_training.weights import WeightsError, pack_weights
+
+    golden = Path(args.golden_dir)
+    dirs = [golden, *sorted(p for p in golden.iterdir() if p.is_dir())] if golden.is_dir() else []
+    for z in args.zips:
+        try:
+            changed = pack_weights(Path(z), dirs)
+        except WeightsError as e:
+            sys.exit(f"python -m oracle_training pack-weights: {e}")
+        print(f"{Path(z).name}: {'weights written' if changed else 'weights already there'}")
+
+
 def cmd_pack(args):
     from oracle_training.bars import BarError
     from oracle_training.modelzip import ModelZipError
@@ -244,7 +257,7 @@ def _check_names(args):
         for what, f in (("model zip", args.model), ("bar file", args.bars)):
             if not Path(f).is_file():
                 raise CliError(f"{what} {f}: no such file")
-    elif args.cmd in ("export", "annotate-test"):
+    elif args.cmd in ("export", "annotate-test", "pack-weights"):
         for z in args.zips:
             if not Path(z).is_file():
                 raise CliError(f"model zip {z}: no such file")
@@ -397,6 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--capital", type=float, default=10_000.0, help="capital of the test figures")
     s.set_defaults(func=cmd_annotate_test)
+
+    s = sub.add_parser(
+        "pack-weights",
+        help="write the plain policy weights member (SYM_TF_policy.weights) into model zips",
+        description="Reads each zip's ONNX policy once and writes its dense layers as the plain "
+        "weights member the Rust loader reads (docs/contract.md section 9). Only that member and "
+        "the metadata's members change; a zip already holding the right member is left as it "
+        "is. The golden manifests' zip_sha256 under --golden-dir follow.",
+        formatter_class=fmt,
+    )
+    s.add_argument("zips", nargs="+", help="model zips (e.g. models/*.zip)")
+    s.set_defaults(func=cmd_pack_weights)
 
     from oracle_training.pack import add_arguments as pack_arguments
 

@@ -1,8 +1,9 @@
 """The atomic model zip ``SYM_TF.zip`` (seed section 3, contract section 9).
 
 Members: ``SYM_TF_hmm.pkl`` (hmmlearn pickle), ``SYM_TF_ppo.zip`` (SB3 save),
-``SYM_TF_policy.onnx`` (actor logits), ``SYM_TF_hmm.json`` (portable HMM parameters). The zip
-comment is the metadata JSON.
+``SYM_TF_policy.onnx`` (actor logits), ``SYM_TF_hmm.json`` (portable HMM parameters),
+``SYM_TF_policy.weights`` (the ONNX actor's plain weights, :mod:`oracle_training.weights`, written
+from the ONNX member whenever a zip is written). The zip comment is the metadata JSON.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ def member_names(name: str) -> dict[str, str]:
         "ppo": f"{name}_ppo.zip",
         "onnx": f"{name}_policy.onnx",
         "hmm_json": f"{name}_hmm.json",
+        "weights": f"{name}_policy.weights",
     }
 
 
@@ -196,9 +198,18 @@ def dumps_json(obj) -> str:
 
 
 def write_model_zip(path: str | Path, meta: dict, members: dict[str, bytes]) -> dict:
-    """Write the zip atomically. ``meta['members']`` is (re)filled with each member's sha256.
-    Returns the metadata written."""
+    """Write the zip atomically. The plain weights member is (re)written from the ONNX member,
+    and ``meta['members']`` is (re)filled with each member's sha256. Returns the metadata
+    written."""
+    from oracle_training.weights import weights_member
+
     meta = dict(meta)
+    names = member_names(f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}")
+    if names["onnx"] in members:
+        members = dict(members)
+        members[names["weights"]] = weights_member(
+            members[names["onnx"]], f"{Path(path).name}: member '{names['onnx']}'"
+        )
     if "features" not in meta:
         from oracle_training.features import HMMConfig, RLConfig, declaration
 
@@ -254,6 +265,15 @@ def validate_metadata(meta: dict, where: str = "model", members: set | None = No
     name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
     want = set(member_names(name).values())
     have = set(meta["members"])
+    weights = member_names(name)["weights"]
+    if weights not in have and not (want - {weights}) - have:
+        from oracle_training.weights import pack_weights_command
+
+        raise ModelZipError(
+            f"{where}: lacks the plain policy weights member '{weights}' (the ONNX policy is "
+            f"imported when a model is packed, not at load): add it with "
+            f"`{pack_weights_command(where)}`"
+        )
     for fn in sorted(want - have):
         raise ModelZipError(f"{where}: metadata field 'members' lacks member '{fn}'")
     for fn, info in meta["members"].items():
@@ -335,6 +355,19 @@ class ModelZip:
                         f"(metadata {info['sha256'][:12]}…, file {sha256_bytes(data)[:12]}…)"
                     )
                 self.members[fn] = data
+        from oracle_training.weights import WeightsError, check_weights
+
+        names = member_names(f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}")
+        try:
+            check_weights(
+                meta,
+                self.members[names["weights"]],
+                meta["members"][names["onnx"]]["sha256"],
+                names["weights"],
+                where,
+            )
+        except WeightsError as e:
+            raise ModelZipError(str(e)) from None
         self.meta = meta
         self.name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
         self.names = member_names(self.name)
