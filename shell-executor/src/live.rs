@@ -26,11 +26,10 @@ use std::time::Duration;
 use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
 use oracle_ctrader::proto::{
-    ProtoOaClosePositionReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
-    ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
-    ProtoOaGetTrendbarsRes, ProtoOaNewOrderReq, ProtoOaOrderDetailsReq, ProtoOaOrderListReq,
-    ProtoOaOrderStatus, ProtoOaOrderType, ProtoOaReconcileReq, ProtoOaSymbolByIdReq,
-    ProtoOaSymbolsListReq, ProtoOaTradeSide, ProtoOaTraderReq, ProtoOaTrendbarPeriod,
+    ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType, ProtoOaExpectedMarginReq,
+    ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq, ProtoOaGetTrendbarsRes,
+    ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus, ProtoOaReconcileReq,
+    ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq, ProtoOaTraderReq,
 };
 use oracle_ctrader::{Event, Payload, units};
 use oracle_ipc::Timeframe;
@@ -322,32 +321,13 @@ impl std::fmt::Debug for LiveBroker {
     }
 }
 
-/// The cTrader period of a timeframe.
-pub fn period_of(tf: Timeframe) -> ProtoOaTrendbarPeriod {
-    match tf {
-        Timeframe::M1 => ProtoOaTrendbarPeriod::M1,
-        Timeframe::M2 => ProtoOaTrendbarPeriod::M2,
-        Timeframe::M3 => ProtoOaTrendbarPeriod::M3,
-        Timeframe::M4 => ProtoOaTrendbarPeriod::M4,
-        Timeframe::M5 => ProtoOaTrendbarPeriod::M5,
-        Timeframe::M10 => ProtoOaTrendbarPeriod::M10,
-        Timeframe::M15 => ProtoOaTrendbarPeriod::M15,
-        Timeframe::M30 => ProtoOaTrendbarPeriod::M30,
-        Timeframe::H1 => ProtoOaTrendbarPeriod::H1,
-        Timeframe::H4 => ProtoOaTrendbarPeriod::H4,
-        Timeframe::H12 => ProtoOaTrendbarPeriod::H12,
-        Timeframe::D1 => ProtoOaTrendbarPeriod::D1,
-        Timeframe::W1 => ProtoOaTrendbarPeriod::W1,
-        Timeframe::MN1 => ProtoOaTrendbarPeriod::Mn1,
-    }
-}
-
-fn tf_of(p: ProtoOaTrendbarPeriod) -> Timeframe {
-    Timeframe::ALL
-        .into_iter()
-        .find(|t| period_of(*t) == p)
-        .unwrap_or(Timeframe::MN1)
-}
+/// The cTrader period of a timeframe (the adapter's, `oracle_executor_ctrader::wire`).
+pub use oracle_executor_ctrader::wire::period_of;
+use oracle_executor_ctrader::wire::{
+    account_of, close_key, close_position_req, fill_key, fill_of, lookup_in_positions_and_deals,
+    margin_of, new_order_req, order_error_result, order_outcome, order_with_coid, positions_of,
+    spec_of, tf_of,
+};
 
 /// The wall clock, Unix ms.
 pub(crate) fn utc_ms() -> i64 {
@@ -698,21 +678,6 @@ async fn event_task(
 /// arrives as [`Payload::Unknown`]; only its arrival matters).
 pub const SYMBOL_CHANGED_EVENT: u32 = 2120;
 
-/// The executor's facts of a broker symbol, under its model name.
-fn spec_of(name: &str, s: &oracle_ctrader::proto::ProtoOaSymbol) -> SymbolSpec {
-    SymbolSpec {
-        name: name.to_string(),
-        id: s.symbol_id,
-        digits: s.digits.max(0) as u32,
-        pip_position: s.pip_position.max(0) as u32,
-        lot_size: s.lot_size.unwrap_or(0),
-        min_volume: s.min_volume.unwrap_or(0),
-        step_volume: s.step_volume.unwrap_or(0),
-        max_volume: s.max_volume.unwrap_or(i64::MAX),
-        trading_mode: TradingMode::from_wire(s.trading_mode),
-    }
-}
-
 /// One log line per symbol whose trading mode is not ENABLED (or changed): entries on it are
 /// refused, exits go on.
 fn report_mode(spec: &SymbolSpec, before: Option<TradingMode>) {
@@ -726,49 +691,6 @@ fn report_mode(spec: &SymbolSpec, before: Option<TradingMode>) {
     } else {
         warn!(symbol = %spec.name, mode = %spec.trading_mode, "the broker has the symbol in trading mode {}: entries refused, exits go on", spec.trading_mode);
     }
-}
-
-fn fill_of(ev: &ProtoOaExecutionEvent) -> Option<OrderResult> {
-    let t = ProtoOaExecutionType::try_from(ev.execution_type).ok()?;
-    match t {
-        ProtoOaExecutionType::OrderFilled | ProtoOaExecutionType::OrderPartialFill => {
-            let pos = ev.position.as_ref()?;
-            let price = ev
-                .deal
-                .as_ref()
-                .and_then(|d| d.execution_price)
-                .or_else(|| ev.order.as_ref().and_then(|o| o.execution_price))
-                .or(pos.price)
-                .unwrap_or(0.0);
-            let volume = ev
-                .deal
-                .as_ref()
-                .map_or(pos.trade_data.volume, |d| d.filled_volume);
-            Some(OrderResult::Filled {
-                position_id: pos.position_id as u64,
-                price,
-                volume,
-            })
-        }
-        ProtoOaExecutionType::OrderRejected
-        | ProtoOaExecutionType::OrderCancelled
-        | ProtoOaExecutionType::OrderExpired => Some(OrderResult::Rejected {
-            code: ev
-                .error_code
-                .clone()
-                .unwrap_or_else(|| t.as_str_name().to_string()),
-            msg: t.as_str_name().to_string(),
-        }),
-        _ => None,
-    }
-}
-
-fn fill_key(ev: &ProtoOaExecutionEvent) -> Option<String> {
-    let o = ev.order.as_ref()?;
-    if o.closing_order == Some(true) {
-        return o.position_id.map(|p| format!("pos:{p}"));
-    }
-    o.client_order_id.clone()
 }
 
 /// Hands a fill (or a final refusal) to the order waiting for it. `true` when one was waiting:
@@ -1102,10 +1024,7 @@ async fn settle(shared: &Shared, fill_timeout: Duration, t: LiveTicket) -> Order
     };
     let early = match first.await {
         Ok(Outcome::Execution(ev)) => fill_of(&ev),
-        Ok(Outcome::OrderError(ev)) => Some(OrderResult::Rejected {
-            code: ev.error_code.clone(),
-            msg: ev.description.clone().unwrap_or_default(),
-        }),
+        Ok(Outcome::OrderError(ev)) => Some(order_error_result(&ev)),
         Ok(Outcome::Error { code, description }) => Some(OrderResult::Rejected {
             code: code.to_string(),
             msg: description.unwrap_or_default(),
@@ -1272,60 +1191,29 @@ impl LiveBroker {
             }
             Err(e) => return Err(e),
         };
-        let Some(order) = list
-            .order
-            .iter()
-            .rev()
-            .find(|x| x.client_order_id.as_deref() == Some(o.client_order_id.as_str()))
-        else {
+        let Some(order) = order_with_coid(&list.order, &o.client_order_id) else {
             return Ok(None);
         };
         info!(coid = %o.client_order_id, order_id = order.order_id, status = order.order_status,
             "unknown order found by its client order id");
-        let status = ProtoOaOrderStatus::try_from(order.order_status).ok();
-        match status {
-            Some(ProtoOaOrderStatus::OrderStatusFilled) => {
-                let deals = match self
-                    .req(ProtoOaOrderDetailsReq {
-                        ctid_trader_account_id: self.account,
-                        order_id: order.order_id,
-                        ..Default::default()
-                    })
-                    .await
-                {
-                    Ok(Payload::OrderDetailsRes(d)) => d.deal,
-                    _ => Vec::new(),
-                };
-                let price = deals
-                    .iter()
-                    .find_map(|d| d.execution_price)
-                    .or(order.execution_price)
-                    .unwrap_or(0.0);
-                let volume = if deals.is_empty() {
-                    order.executed_volume.unwrap_or(order.trade_data.volume)
-                } else {
-                    deals.iter().map(|d| d.filled_volume).sum()
-                };
-                let position_id = order
-                    .position_id
-                    .or_else(|| deals.first().map(|d| d.position_id))
-                    .unwrap_or(0);
-                Ok(Some(OrderResult::Filled {
-                    position_id: position_id as u64,
-                    price,
-                    volume,
-                }))
+        let deals = if ProtoOaOrderStatus::try_from(order.order_status).ok()
+            == Some(ProtoOaOrderStatus::OrderStatusFilled)
+        {
+            match self
+                .req(ProtoOaOrderDetailsReq {
+                    ctid_trader_account_id: self.account,
+                    order_id: order.order_id,
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(Payload::OrderDetailsRes(d)) => d.deal,
+                _ => Vec::new(),
             }
-            Some(
-                s @ (ProtoOaOrderStatus::OrderStatusRejected
-                | ProtoOaOrderStatus::OrderStatusCancelled
-                | ProtoOaOrderStatus::OrderStatusExpired),
-            ) => Ok(Some(OrderResult::Rejected {
-                code: s.as_str_name().to_string(),
-                msg: "found by client order id: not executed".into(),
-            })),
-            _ => Ok(None),
-        }
+        } else {
+            Vec::new()
+        };
+        Ok(order_outcome(order, &deals))
     }
 }
 
@@ -1399,33 +1287,12 @@ impl Broker for LiveBroker {
         let Payload::TraderRes(t) = t? else {
             return Err(err("TraderReq: unexpected answer"));
         };
-        let md = t.trader.money_digits.unwrap_or(self.money_digits);
-        let balance = units::money_to_f64(t.trader.balance, md);
         let rec = rec?;
-        let used: f64 = rec
-            .position
-            .iter()
-            .map(|p| {
-                units::money_to_f64(
-                    p.used_margin.unwrap_or(0) as i64,
-                    p.money_digits.unwrap_or(md),
-                )
-            })
-            .sum();
-        let floating = match pnl? {
-            Payload::GetPositionUnrealizedPnLRes(r) => r
-                .position_unrealized_pn_l
-                .iter()
-                .map(|p| units::money_to_f64(p.net_unrealized_pn_l, r.money_digits))
-                .sum(),
-            _ => 0.0,
+        let pnl = match pnl? {
+            Payload::GetPositionUnrealizedPnLRes(r) => Some(r),
+            _ => None,
         };
-        let equity = balance + floating;
-        Ok(Account {
-            balance,
-            equity,
-            free_margin: equity - used,
-        })
+        Ok(account_of(&t, &rec, pnl.as_ref(), self.money_digits))
     }
 
     async fn expected_margin(
@@ -1520,10 +1387,7 @@ impl Broker for LiveBroker {
             }
             match r.map(|i| &answers[i]) {
                 Some(Ok(Payload::ExpectedMarginRes(m))) => {
-                    let md = m.money_digits.unwrap_or(self.money_digits);
-                    if let Some(x) = m.margin.iter().find(|x| x.volume == *volume) {
-                        let cents = if *buy { x.buy_margin } else { x.sell_margin };
-                        let margin = units::money_to_f64(cents, md);
+                    if let Some(margin) = margin_of(m, *volume, *buy, self.money_digits) {
                         if let Some(p) = price(self, symbol, *buy) {
                             self.margin_rates.insert(
                                 (symbol.clone(), *volume, *buy),
@@ -1584,33 +1448,13 @@ impl Broker for LiveBroker {
                 _busy: BusyOwned::new(self.shared.clone()),
             };
         };
-        let req = ProtoOaNewOrderReq {
-            ctid_trader_account_id: self.account,
-            symbol_id: spec.id,
-            order_type: ProtoOaOrderType::MarketRange as i32,
-            trade_side: if r.buy {
-                ProtoOaTradeSide::Buy
-            } else {
-                ProtoOaTradeSide::Sell
-            } as i32,
-            volume: r.volume,
-            base_slippage_price: Some(r.base_price),
-            slippage_in_points: Some(i32::try_from(r.slippage_points).unwrap_or(i32::MAX)),
-            label: Some(r.label.clone()),
-            client_order_id: Some(r.client_order_id.clone()),
-            ..Default::default()
-        };
+        let req = new_order_req(self.account, spec.id, r);
         self.submit(r.client_order_id.clone(), req).await
     }
 
     async fn submit_close(&mut self, position_id: u64, volume: i64, _coid: &str) -> LiveTicket {
-        let req = ProtoOaClosePositionReq {
-            ctid_trader_account_id: self.account,
-            position_id: position_id as i64,
-            volume,
-            ..Default::default()
-        };
-        self.submit(format!("pos:{position_id}"), req).await
+        let req = close_position_req(self.account, position_id, volume);
+        self.submit(close_key(position_id), req).await
     }
 
     async fn answers(&mut self, tickets: Vec<LiveTicket>) -> Vec<OrderResult> {
@@ -1622,18 +1466,7 @@ impl Broker for LiveBroker {
 
     async fn reconcile(&mut self) -> Result<Vec<BrokerPosition>, BrokerError> {
         let r = self.reconcile_raw().await?;
-        Ok(r.position
-            .iter()
-            .map(|p| BrokerPosition {
-                position_id: p.position_id as u64,
-                symbol: self.name_of(p.trade_data.symbol_id),
-                label: p.trade_data.label.clone().unwrap_or_default(),
-                client_order_id: String::new(),
-                buy: p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32,
-                volume: p.trade_data.volume,
-                price: p.price.unwrap_or(0.0),
-            })
-            .collect())
+        Ok(positions_of(&r, |id| self.name_of(id)))
     }
 
     async fn find_order(&mut self, o: &OrderLookup) -> Result<Option<OrderResult>, BrokerError> {
@@ -1657,55 +1490,8 @@ impl Broker for LiveBroker {
         let Payload::DealListRes(deals) = deals else {
             return Err(err("DealListReq: unexpected answer"));
         };
-        if let Some(pid) = o.closes {
-            if positions
-                .position
-                .iter()
-                .any(|p| p.position_id as u64 == pid)
-            {
-                return Ok(None);
-            }
-            let price = deals
-                .deal
-                .iter()
-                .find(|d| d.position_id as u64 == pid && d.close_position_detail.is_some())
-                .and_then(|d| d.execution_price)
-                .unwrap_or(0.0);
-            return Ok(Some(OrderResult::Filled {
-                position_id: pid,
-                price,
-                volume: o.volume,
-            }));
-        }
-        let side = if o.buy {
-            ProtoOaTradeSide::Buy
-        } else {
-            ProtoOaTradeSide::Sell
-        } as i32;
-        let found = positions.position.iter().find(|p| {
-            p.trade_data.label.as_deref() == Some(o.label.as_str())
-                && p.trade_data.trade_side == side
-                && p.trade_data.volume == o.volume
-                && p.trade_data.open_timestamp.unwrap_or(0) >= o.since * 1000
-        });
-        if let Some(p) = found {
-            return Ok(Some(OrderResult::Filled {
-                position_id: p.position_id as u64,
-                price: p.price.unwrap_or(0.0),
-                volume: p.trade_data.volume,
-            }));
-        }
-        // Opened and already closed again (stop-out) since: the opening deal is in the list.
-        let opened = deals.deal.iter().find(|d| {
-            d.trade_side == side
-                && d.filled_volume == o.volume
-                && d.close_position_detail.is_none()
-                && self.name_of(d.symbol_id) == o.symbol
-        });
-        Ok(opened.map(|d| OrderResult::Filled {
-            position_id: d.position_id as u64,
-            price: d.execution_price.unwrap_or(0.0),
-            volume: d.filled_volume,
+        Ok(lookup_in_positions_and_deals(o, &positions, &deals, |id| {
+            self.name_of(id)
         }))
     }
 
