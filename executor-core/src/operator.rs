@@ -17,13 +17,15 @@
 //!   so; a daily one also ends by itself at the next midnight).
 //!
 //! [`ExecutorCore::guard_status`] is the read-only view for `oracle status`: the halt and its
-//! reason, the headroom to each limit in money and percent, trading days, best-day share.
+//! reason, the headroom to each limit in money and percent (the prop-firm guard's, or the plain
+//! risk guard's by [`risk_headroom`] at the last account read), trading days, best-day share.
 
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{ExecutorCore, SideId};
 use crate::journal::Record;
 use crate::propfirm::Headroom;
+use crate::risk::RiskGuard;
 use crate::side::{SideAction, SideCore};
 
 /// A person's command.
@@ -288,10 +290,119 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     }
 }
 
+/// Headroom to the plain risk guard's two limits (no `risk.preset`) at `equity`, by the guard's
+/// own floors ([`RiskGuard::update`]): daily, below the day's anchor, and the static drawdown,
+/// both sized on the initial balance. `None` for one the guard cannot size yet (no initial
+/// balance, no day begun).
+pub fn risk_headroom(risk: &RiskGuard, equity: f64) -> (Option<Headroom>, Option<Headroom>) {
+    let Some(initial) = risk.initial().filter(|i| *i > 0.0) else {
+        return (None, None);
+    };
+    let cfg = risk.config();
+    let head = |floor: f64, allowance: f64| Headroom {
+        floor,
+        money: equity - floor,
+        pct_of_initial: (equity - floor) / initial * 100.0,
+        share_used: if allowance > 0.0 {
+            ((floor + allowance - equity) / allowance).max(0.0)
+        } else {
+            0.0
+        },
+    };
+    let daily = risk.day().map(|(_, anchor)| {
+        let allowance = initial * cfg.daily_loss_pct / 100.0;
+        head(anchor - allowance, allowance)
+    });
+    let allowance = initial * cfg.max_drawdown_pct / 100.0;
+    (daily, Some(head(initial - allowance, allowance)))
+}
+
 impl SideCore {
     /// Queues a synced journal write of `record` (no answer; a failed write is logged by the
     /// shell).
     pub fn journal_now(&mut self, record: Record) {
         self.push_action(SideAction::Journal { record, sync: true });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Replayed;
+    use crate::risk::{Account, RiskConfig};
+
+    const NOW: i64 = 1_736_899_200;
+
+    fn acc(balance: f64, equity: f64) -> Account {
+        Account {
+            balance,
+            equity,
+            free_margin: equity,
+        }
+    }
+
+    #[test]
+    fn the_plain_guards_headroom_is_money_and_percent_above_each_floor() {
+        let mut r = RiskGuard::new(
+            RiskConfig {
+                daily_loss_pct: 5.0,
+                max_drawdown_pct: 10.0,
+                ..RiskConfig::default()
+            },
+            Some(100_000.0),
+        );
+        // Before the day begins only the drawdown is sized.
+        let (d, m) = risk_headroom(&r, 100_000.0);
+        assert!(d.is_none());
+        assert_eq!(m.map(|m| m.floor), Some(90_000.0));
+        r.update(NOW, acc(100_000.0, 100_000.0));
+        let (d, m) = risk_headroom(&r, 98_000.0);
+        let (d, m) = (d.expect("daily"), m.expect("max"));
+        assert_eq!((d.floor, d.money), (95_000.0, 3_000.0));
+        assert!((d.pct_of_initial - 3.0).abs() < 1e-9, "{d:?}");
+        assert!((d.share_used - 0.4).abs() < 1e-9, "{d:?}");
+        assert_eq!((m.floor, m.money), (90_000.0, 8_000.0));
+        assert!((m.pct_of_initial - 8.0).abs() < 1e-9, "{m:?}");
+        assert!((m.share_used - 0.2).abs() < 1e-9, "{m:?}");
+        // Above the anchor nothing of the allowance is used.
+        let (d, _) = risk_headroom(&r, 101_000.0);
+        assert_eq!(d.map(|d| d.share_used), Some(0.0));
+    }
+
+    #[test]
+    fn the_plain_guard_without_an_initial_balance_sizes_no_limit() {
+        let r = RiskGuard::new(RiskConfig::default(), None);
+        assert_eq!(risk_headroom(&r, 100_000.0), (None, None));
+    }
+
+    #[test]
+    fn the_plain_guards_status_has_the_headroom_and_account_of_the_last_read() {
+        let cfg = crate::config::from_value(&serde_json::json!({
+            "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+            "risk": {"daily_loss_pct": 4, "max_drawdown_pct": 8, "initial_balance": 50000.0}
+        }))
+        .expect("valid config");
+        let mut core = SideCore::new("live", &cfg, &Replayed::default());
+        let st = core.guard_status("live");
+        assert_eq!(st.preset, None);
+        assert_eq!((st.balance, st.equity), (None, None), "nothing read yet");
+        assert!(st.daily.is_none(), "no day begun: {st:?}");
+        // The day's anchor 50 000 (daily floor 48 000), the drawdown's floor 46 000.
+        let first = acc(50_000.0, 50_000.0);
+        core.store_account(NOW, first);
+        core.apply_risk(NOW, first);
+        let later = acc(50_000.0, 49_000.0);
+        core.store_account(NOW + 60, later);
+        core.apply_risk(NOW + 60, later);
+        let st = core.guard_status("live");
+        assert_eq!((st.balance, st.equity), (Some(50_000.0), Some(49_000.0)));
+        let d = st.daily.expect("the daily limit is sized");
+        assert_eq!((d.floor, d.money), (48_000.0, 1_000.0));
+        assert!((d.pct_of_initial - 2.0).abs() < 1e-9, "{d:?}");
+        assert!((d.share_used - 0.5).abs() < 1e-9, "{d:?}");
+        let m = st.max_loss.expect("the drawdown is sized");
+        assert_eq!((m.floor, m.money), (46_000.0, 3_000.0));
+        assert!((m.share_used - 0.25).abs() < 1e-9, "{m:?}");
+        assert!(st.halted.is_none());
     }
 }

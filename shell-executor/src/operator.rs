@@ -33,7 +33,6 @@ use crate::config::{ExecutorConfig, write_atomic};
 use crate::engine::{DECISION, Engine};
 use crate::policy::ModelKey;
 use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
-use oracle_executor_core::propfirm::Headroom;
 
 /// The socket's file name in the state folder.
 pub const SOCKET_NAME: &str = "operator.sock";
@@ -497,54 +496,6 @@ fn side_status<B: Broker>(name: &str, side: &crate::engine::Side<B>, now: i64) -
     }
 }
 
-/// Headroom to the plain risk guard's two limits (no `risk.preset`: the core's guard status
-/// leaves them out) at `equity`, by the guard's own floors (`RiskGuard::update`): daily, below
-/// the day's anchor, and the static drawdown, both sized on the initial balance. `None` for one
-/// the guard cannot size yet (no initial balance, no day begun).
-pub fn risk_headroom(
-    risk: &crate::risk::RiskGuard,
-    equity: f64,
-) -> (Option<Headroom>, Option<Headroom>) {
-    let Some(initial) = risk.initial().filter(|i| *i > 0.0) else {
-        return (None, None);
-    };
-    let cfg = risk.config();
-    let head = |floor: f64, allowance: f64| Headroom {
-        floor,
-        money: equity - floor,
-        pct_of_initial: (equity - floor) / initial * 100.0,
-        share_used: if allowance > 0.0 {
-            ((floor + allowance - equity) / allowance).max(0.0)
-        } else {
-            0.0
-        },
-    };
-    let daily = risk.day().map(|(_, anchor)| {
-        let allowance = initial * cfg.daily_loss_pct / 100.0;
-        head(anchor - allowance, allowance)
-    });
-    let allowance = initial * cfg.max_drawdown_pct / 100.0;
-    (daily, Some(head(initial - allowance, allowance)))
-}
-
-/// The core's guard status, with the plain risk guard's headroom filled in from the answering
-/// side's guard and last account.
-fn guard<B: Broker>(engine: &Engine<B>, now: i64) -> Option<GuardStatus> {
-    let mut g = engine.core.guard_status()?;
-    if g.preset.is_none() && g.daily.is_none() && g.max_loss.is_none() {
-        let side = match &engine.core.live {
-            Some(l) => &l.core,
-            None => &engine.core.paper.as_ref()?.core,
-        };
-        if let Some(acc) = side.cached_account(now) {
-            (g.daily, g.max_loss) = risk_headroom(&side.risk, acc.equity);
-            g.balance = g.balance.or(Some(acc.balance));
-            g.equity = g.equity.or(Some(acc.equity));
-        }
-    }
-    Some(g)
-}
-
 fn model_state(
     cfg: &ExecutorConfig,
     key: &ModelKey,
@@ -635,7 +586,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
         at: oracle_ipc::Iso(now).to_string(),
         models,
         sides,
-        guard: guard(engine, now),
+        guard: engine.core.guard_status(),
         symbols,
         token: token_status(&op.state_dir, now),
     }
@@ -894,41 +845,6 @@ mod tests {
             "lists the configured ones: {e}"
         );
         assert_eq!(std::fs::read(&p).unwrap(), before);
-    }
-
-    #[test]
-    fn the_plain_guards_headroom_is_money_and_percent_above_each_floor() {
-        use crate::risk::{Account, RiskConfig, RiskGuard};
-        let mut r = RiskGuard::new(
-            RiskConfig {
-                daily_loss_pct: 5.0,
-                max_drawdown_pct: 10.0,
-                ..RiskConfig::default()
-            },
-            Some(100_000.0),
-        );
-        // Before the day begins only the drawdown is sized.
-        let (d, m) = risk_headroom(&r, 100_000.0);
-        assert!(d.is_none());
-        assert_eq!(m.map(|m| m.floor), Some(90_000.0));
-        let now = 1_736_899_200;
-        let acc = |equity| Account {
-            balance: 100_000.0,
-            equity,
-            free_margin: equity,
-        };
-        r.update(now, acc(100_000.0));
-        let (d, m) = risk_headroom(&r, 98_000.0);
-        let (d, m) = (d.expect("daily"), m.expect("max"));
-        assert_eq!((d.floor, d.money), (95_000.0, 3_000.0));
-        assert!((d.pct_of_initial - 3.0).abs() < 1e-9, "{d:?}");
-        assert!((d.share_used - 0.4).abs() < 1e-9, "{d:?}");
-        assert_eq!((m.floor, m.money), (90_000.0, 8_000.0));
-        assert!((m.pct_of_initial - 8.0).abs() < 1e-9, "{m:?}");
-        assert!((m.share_used - 0.2).abs() < 1e-9, "{m:?}");
-        // Above the anchor nothing of the allowance is used.
-        let (d, _) = risk_headroom(&r, 101_000.0);
-        assert_eq!(d.map(|d| d.share_used), Some(0.0));
     }
 
     #[cfg(feature = "live")]

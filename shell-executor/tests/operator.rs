@@ -133,6 +133,13 @@ fn disable_over_the_socket_is_applied_written_journaled_and_survives_a_restart()
         "the executor goes on after a malformed line: {a}"
     );
     assert_eq!(enabled_in(&a, "EURUSD"), Some(true));
+    // The plain risk guard's headroom (the core's, at the account just read): the day's floor
+    // 4% and the drawdown's 10% below the paper book's 100 000.00.
+    let g = &a["status"]["guard"];
+    assert_eq!(g["preset"], Value::Null, "{g}");
+    assert_eq!(g["daily"]["floor"], 96_000.0, "{g}");
+    assert_eq!(g["max_loss"]["floor"], 90_000.0, "{g}");
+    assert_eq!(g["balance"], 100_000.0, "{g}");
 
     // An unknown symbol: named, with the configured ones.
     let a = ch.ask(r#"{"cmd":"disable","symbol":"GBPUSD"}"#);

@@ -25,7 +25,7 @@ use super::{Batch, DECISION, Order, Phase, SideAction, SideCore, Stage};
 use crate::broker::OrderReq;
 use crate::config::ExecutorConfig;
 use crate::journal::{Op, Record, Replayed, flatten_order_id};
-use crate::operator::{GuardStatus, HaltStatus};
+use crate::operator::{GuardStatus, HaltStatus, risk_headroom};
 use crate::policy::{Exec, ModelKey, RealPos};
 use crate::propfirm::{Guard, GuardState, Limit, Rules, Verdict};
 use crate::risk::{Account, Halt};
@@ -586,14 +586,25 @@ impl SideCore {
                 ends_ms: None,
             })
         };
+        // Without a preset: the plain risk guard's headroom at the last account read.
+        let plain = self
+            .gs
+            .rules
+            .is_none()
+            .then(|| self.last_account())
+            .flatten();
+        let (daily, max_loss) = match plain {
+            Some(acc) => risk_headroom(&self.risk, acc.equity),
+            None => (v.map(|v| v.daily), v.map(|v| v.max_loss)),
+        };
         GuardStatus {
             side: side.to_string(),
             preset: self.gs.rules.as_ref().map(|r| r.preset.name().to_string()),
             halted,
-            balance: self.gs.seen.map(|s| s.0),
-            equity: self.gs.seen.map(|s| s.1),
-            daily: v.map(|v| v.daily),
-            max_loss: v.map(|v| v.max_loss),
+            balance: self.gs.seen.map(|s| s.0).or(plain.map(|a| a.balance)),
+            equity: self.gs.seen.map(|s| s.1).or(plain.map(|a| a.equity)),
+            daily,
+            max_loss,
             act_at_share: self.gs.rules.as_ref().map(|r| r.act_at_share),
             next_day_start_ms: g.map(Guard::next_day_start),
             trading_days: progress.map(|p| p.trading_days),
