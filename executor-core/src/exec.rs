@@ -28,6 +28,7 @@ use crate::config::ExecutorConfig;
 use crate::gather::{Gather, Timer};
 use crate::pace::Pace;
 use crate::policy::{AckKind, ModelKey, Plan, Refusal};
+use crate::restrictions::{Restrictions, WeekEnd};
 use crate::side::{DECISION, Item, SideCore};
 
 impl AsRef<SideCore> for SideCore {
@@ -176,6 +177,8 @@ pub struct ExecutorCore<L = SideCore, P = SideCore> {
     /// [`Timer::HeldExit`] (set by the shell after a reconciliation: a restart or reconnect
     /// while an exit was held finds its market open; cleared by the release).
     pub held_release_open: bool,
+    /// When [`Timer::Weekend`] last fired (timer milliseconds).
+    weekend_ms: Option<i64>,
 }
 
 /// The held exits are not released again sooner than this after a release (milliseconds): a
@@ -227,7 +230,70 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             signals: None,
             released_ms: None,
             held_release_open: false,
+            weekend_ms: None,
         }
+    }
+
+    /// The funded account's optional rules (`risk.flat_before_weekend`, `risk.news`: the news
+    /// file's events read by the shell), on both sides.
+    pub fn set_restrictions(&mut self, r: &Restrictions) {
+        for id in [SideId::Live, SideId::Paper] {
+            if let Some(s) = self.side_mut(id) {
+                s.restrict = r.clone();
+            }
+        }
+    }
+
+    /// The configured symbols whose weekend the shell must ask its calendars for at `now_ms`
+    /// (UTC ms; [`Restrictions::week_ends_due`]); then [`ExecutorCore::set_week_end`].
+    pub fn week_ends_due(&self, now_ms: i64) -> Vec<String> {
+        self.answering().map_or_else(Vec::new, |s| {
+            s.restrict.week_ends_due(now_ms, self.cfg.symbols.keys())
+        })
+    }
+
+    /// `symbol`'s next weekend as its calendar states it at `now_ms` (UTC ms; `None`: none
+    /// known), on both sides. Recomputed from the schedule at each start (nothing journaled).
+    pub fn set_week_end(&mut self, symbol: &str, now_ms: i64, we: Option<WeekEnd>) {
+        for id in [SideId::Live, SideId::Paper] {
+            if let Some(s) = self.side_mut(id) {
+                s.restrict.set_week_end(symbol, now_ms, we);
+            }
+        }
+    }
+
+    /// Arms [`Timer::Weekend`] for the first flat instant of a symbol with an open position
+    /// (either side; [`SideCore::weekend_deadline`]): `now_utc_ms` the executor's clock and
+    /// `now_ms` the timers' clock, both now. Not sooner than [`HELD_EXIT_RETRY_MS`] after the
+    /// last time it fired (a close the broker refused is tried again once a minute until the
+    /// market closes).
+    pub fn arm_weekend(&mut self, now_utc_ms: i64, now_ms: i64) {
+        let due = [SideId::Live, SideId::Paper]
+            .into_iter()
+            .filter_map(|id| self.side(id)?.weekend_deadline(now_utc_ms))
+            .min();
+        let at = due.map(|d| {
+            let at = now_ms.saturating_add(d.saturating_sub(now_utc_ms).max(0));
+            match self.weekend_ms {
+                Some(r) => at.max(r.saturating_add(HELD_EXIT_RETRY_MS)),
+                None => at,
+            }
+        });
+        self.gather.set_weekend(at);
+    }
+
+    /// [`Timer::Weekend`] fired at `now_ms` (executor time `now_utc_ms`, UTC ms): each side
+    /// closes its positions on the symbols in their flat window ([`SideCore::handle_weekend`]).
+    /// Returns the sides with closes to drive; then arm the timer again.
+    pub fn handle_weekend(&mut self, now_utc_ms: i64, now_ms: i64) -> Vec<SideId> {
+        self.weekend_ms = Some(now_ms);
+        [SideId::Live, SideId::Paper]
+            .into_iter()
+            .filter(|&id| {
+                self.side_mut(id)
+                    .is_some_and(|s| s.handle_weekend(now_utc_ms) > 0)
+            })
+            .collect()
     }
 
     /// The symbols where an exit is held on some side ([`SideCore::held_exits`]), each once:

@@ -38,16 +38,21 @@ pub enum Timer {
     /// Midnight of the prop-firm guards' day (Europe/Prague): the day closes, a daily halt
     /// ends ([`crate::exec::ExecutorCore::arm_guard_day`]).
     GuardDay,
+    /// `risk.flat_before_weekend`: a symbol with an open position reached its flat instant
+    /// (minutes before its trading week's last close): its positions are closed
+    /// ([`crate::exec::ExecutorCore::arm_weekend`]).
+    Weekend,
 }
 
 impl Timer {
     /// Every timer, in the table's order.
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 6] = [
         Timer::Gather,
         Timer::PaceSignal,
         Timer::PaceReady,
         Timer::HeldExit,
         Timer::GuardDay,
+        Timer::Weekend,
     ];
 
     fn slot(self) -> usize {
@@ -57,6 +62,7 @@ impl Timer {
             Timer::PaceReady => 2,
             Timer::HeldExit => 3,
             Timer::GuardDay => 4,
+            Timer::Weekend => 5,
         }
     }
 }
@@ -216,6 +222,19 @@ impl Gather {
             Some(at) => self.timers.set(Timer::GuardDay, at),
             None => self.timers.stop(Timer::GuardDay),
         }
+    }
+
+    /// Arms [`Timer::Weekend`] at `at_ms` (`None`: disarmed).
+    pub fn set_weekend(&mut self, at_ms: Option<i64>) {
+        match at_ms {
+            Some(at) => self.timers.set(Timer::Weekend, at),
+            None => self.timers.stop(Timer::Weekend),
+        }
+    }
+
+    /// [`Timer::Weekend`]'s deadline.
+    pub fn weekend_at(&self) -> Option<i64> {
+        self.timers.get(Timer::Weekend)
     }
 
     /// [`Timer::HeldExit`]'s deadline.

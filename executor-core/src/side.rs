@@ -41,6 +41,7 @@ use crate::policy::{
     AckKind, ActionName, Closed, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal,
 };
 use crate::propfirm::{Guard, Verdict};
+use crate::restrictions::Restrictions;
 use crate::risk::{Account, RiskGuard};
 use crate::volume::SymbolSpec;
 
@@ -185,6 +186,12 @@ pub struct SideCore {
     /// [`SideCore::held_exits`]. After a restart: those whose last ACK journaled said
     /// `MARKET_CLOSED` (a position adopted at reconciliation is not one).
     held: BTreeSet<ModelKey>,
+    /// Of `held`, the models whose exit a news window held (`risk.news`): sent at the window's
+    /// end ([`SideCore::news_hold_until`]).
+    news_held: BTreeSet<ModelKey>,
+    /// The funded account's optional rules (`risk.flat_before_weekend`, `risk.news`) as values:
+    /// set by [`crate::exec::ExecutorCore::set_restrictions`].
+    pub restrict: Restrictions,
     /// Intents whose outcome is not known yet (in flight, or unknown and not yet found):
     /// reconciliation looks them up. Never trimmed; an entry leaves when its outcome is known.
     pub pending: BTreeMap<String, Record>,
@@ -379,6 +386,8 @@ impl SideCore {
             intent_order: HashMap::new(),
             filled: HashSet::new(),
             held: BTreeSet::new(),
+            news_held: BTreeSet::new(),
+            restrict: Restrictions::default(),
             pending: rep.pending.clone(),
             name,
             account_cache: None,
@@ -400,9 +409,11 @@ impl SideCore {
             .iter()
             .filter(|(k, st)| {
                 st.last_bt.is_some_and(|bt| {
-                    rep.acks
-                        .get(&((*k).clone(), bt))
-                        .is_some_and(|l| l.contains("|MARKET_CLOSED"))
+                    rep.acks.get(&((*k).clone(), bt)).is_some_and(|l| {
+                        ["|MARKET_CLOSED", "|NEWS_WINDOW", "|WEEKEND"]
+                            .iter()
+                            .any(|r| l.contains(r))
+                    })
                 })
             })
             .map(|(k, _)| k.clone())
@@ -624,6 +635,71 @@ impl SideCore {
             .collect()
     }
 
+    /// `risk.flat_before_weekend` at `now_ms` (UTC ms): every open position on a symbol in its
+    /// flat window, before its week's last close, is closed (a flatten: never held, never
+    /// refused by a halt); the models then wait for their next transition (never chased).
+    /// Returns the positions it closes.
+    pub fn handle_weekend(&mut self, now_ms: i64) -> usize {
+        let symbols: BTreeSet<String> = self
+            .policy
+            .models
+            .iter()
+            .filter(|(_, st)| st.real.is_some())
+            .map(|(k, _)| k.symbol.clone())
+            .collect();
+        let mut n = 0;
+        for sym in symbols {
+            let Some(we) = self.restrict.weekend(&sym, now_ms) else {
+                continue;
+            };
+            if now_ms >= we.close_ms {
+                warn!(target: DECISION, side = self.name, event = "weekend_open_position", symbol = %sym,
+                    "flat before the weekend: a position on {sym} is still open and its market closed at {}: it is held over the weekend", oracle_ipc::Iso(we.close_ms.div_euclid(1000)));
+                continue;
+            }
+            let why = format!(
+                "flat before the weekend: {sym} closes at {}, opens at {} (risk.flat_before_weekend)",
+                oracle_ipc::Iso(we.close_ms.div_euclid(1000)),
+                oracle_ipc::Iso(we.open_ms.div_euclid(1000))
+            );
+            n += self.start_flatten(now_ms.div_euclid(1000), Some(&sym), &why);
+        }
+        n
+    }
+
+    /// The first instant (UTC ms, `now_ms` at the earliest) at which
+    /// [`SideCore::handle_weekend`] has a position to close: a symbol with an open position at
+    /// its flat instant, before its week's last close. `None`: nothing to close (rule off, no
+    /// position, no weekend known).
+    pub fn weekend_deadline(&self, now_ms: i64) -> Option<i64> {
+        self.policy
+            .models
+            .iter()
+            .filter(|(_, st)| st.real.is_some())
+            .filter_map(|(k, _)| {
+                let (at, we) = self.restrict.flat_at(&k.symbol)?;
+                (now_ms < we.close_ms).then_some(at.max(now_ms))
+            })
+            .min()
+    }
+
+    /// When the exits a news window held on `symbol` go (UTC ms): the window's end, or
+    /// `utc_ms` when it has ended; `None` when no exit on it is held by a news window.
+    pub fn news_hold_until(&self, symbol: &str, utc_ms: i64) -> Option<i64> {
+        if !self
+            .held_exits()
+            .iter()
+            .any(|(k, s)| s == symbol && self.news_held.contains(k))
+        {
+            return None;
+        }
+        Some(
+            self.restrict
+                .news_window(symbol, utc_ms.div_euclid(1000))
+                .map_or(utc_ms, |w| w.until_ms()),
+        )
+    }
+
     /// Starts the release of the held exits ([`SideCore::held_exits`]) at `now` (the market's
     /// open): a batch of closes only, driven like a SIGNALs' batch (its result is not an ACK:
     /// take it with [`SideCore::take_batch_result`] and drop it). A market still closed holds
@@ -645,6 +721,10 @@ impl SideCore {
             .collect();
         if items.is_empty() {
             return false;
+        }
+        for it in &items {
+            // Held again at the decision if its news window has not ended.
+            self.news_held.remove(&it.key);
         }
         info!(target: DECISION, side = self.name, event = "held_exits_release", exits = items.len(),
             "market open: sending the exits held while it was closed");
@@ -958,11 +1038,45 @@ impl SideCore {
                 connected: b.connected,
                 closed: b.closed.get(k).copied().flatten(),
             };
-            let plan = self
+            let mut plan = self
                 .policy
                 .decide(&b.cfg, &it.key, it.tf, it.target, it.bt, &market);
             let mut why = Vec::new();
-            if let Some(c) = plan.held {
+            let mut news_hold = false;
+            // The funded account's optional rules: a news window holds an exit until its end;
+            // the weekend or a news window refuses an entry (a closed market's included).
+            if plan.close.is_some()
+                && let Some(w) = self.restrict.news_window(&it.key.symbol, now)
+            {
+                plan.close = None;
+                plan.held = Some(Closed {
+                    until_ms: Some(w.until_ms()),
+                });
+                self.held.insert(it.key.clone());
+                self.news_held.insert(it.key.clone());
+                news_hold = true;
+                why.push(format!(
+                    "exit held: news window of \"{}\" until {}",
+                    w.title,
+                    oracle_ipc::Iso(w.end + 1)
+                ));
+                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
+                    until_ms = w.until_ms(), reason = "NEWS_WINDOW",
+                    "exit held: news window of \"{}\"; sent at its end", w.title);
+            }
+            if matches!(
+                plan.entry,
+                Some(Ok(_)) | Some(Err(Refusal::MarketClosed { .. }))
+            ) && let Some(r) = self.restrict.entry_refusal(&it.key.symbol, now)
+            {
+                why.push(format!("entry missed: {r}"));
+                plan.entry = Some(Err(r));
+                plan.check_margin = false;
+            }
+            if let Some(c) = plan.held
+                && !news_hold
+            {
+                self.news_held.remove(&it.key);
                 self.held.insert(it.key.clone());
                 why.push(format!("exit held: {c}"));
                 info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
@@ -1247,7 +1361,17 @@ impl SideCore {
             if let Some(Exec::Refused(r)) = &open {
                 refusal = Some(r.clone());
             }
-            let ack = self.policy.complete(&plan, close, open);
+            let ack = match self.policy.complete(&plan, close, open) {
+                // Held by a news window, not by a closed market.
+                AckKind::WaitSync(r)
+                    if r == "MARKET_CLOSED"
+                        && plan.held.is_some()
+                        && self.news_held.contains(key) =>
+                {
+                    AckKind::WaitSync("NEWS_WINDOW".into())
+                }
+                a => a,
+            };
             if let Some(state) = self.policy.models.get(key).cloned() {
                 self.actions.push_back(SideAction::Journal {
                     record: Record::Model {
