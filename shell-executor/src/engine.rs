@@ -583,6 +583,7 @@ impl<B: Broker> Engine<B> {
     /// (Unix s) and `now_ms` the timers' clock. Called after every batch, reconciliation and
     /// release.
     pub fn arm_held_exits(&mut self, now: i64, now_ms: i64) {
+        self.paper_sees_held_markets(now);
         let open_too = self.core.held_release_open;
         let live = self
             .core
@@ -605,6 +606,7 @@ impl<B: Broker> Engine<B> {
     /// [`oracle_executor_core::gather::Timer::HeldExit`] fired: each side sends its held exits
     /// (a market still closed holds them again), then the timer is armed again.
     pub async fn release_held_exits(&mut self, now: i64, now_ms: i64) {
+        self.paper_sees_held_markets(now);
         for id in self.core.release_held_exits(now, now_ms) {
             match id {
                 SideId::Live => {
@@ -622,6 +624,46 @@ impl<B: Broker> Engine<B> {
             }
         }
         self.arm_held_exits(now, now_ms);
+    }
+
+    /// The paper book beside live (`--with-paper`) obeys the live broker's market: for each of
+    /// `symbols`, whether live's calendar has its market closed at `now` (Unix s), and until
+    /// when ([`PaperBook::set_hours`]), and every symbol's trading mode as live's side holds it
+    /// (a close-only symbol refuses entries on paper too). The decisions stay the side core's:
+    /// the book is only told the same facts. Nothing without a live side (`--paper`,
+    /// `--dry-run`: that book follows its session itself, [`PaperBook::follow`]).
+    fn paper_sees_live_market<'a>(&mut self, now: i64, symbols: impl Iterator<Item = &'a str>) {
+        let (Some(l), Some(p)) = (&self.core.live, &mut self.core.paper) else {
+            return;
+        };
+        let utc_ms = now.saturating_mul(1000);
+        for s in symbols {
+            p.broker.set_hours(s, utc_ms, l.broker.closed(s, utc_ms));
+        }
+        for (name, spec) in &l.core.specs {
+            let mode = spec.trading_mode;
+            if let Some(b) = p.broker.specs.get_mut(name)
+                && b.trading_mode != mode
+            {
+                b.trading_mode = mode;
+            }
+            if let Some(c) = p.core.specs.get_mut(name)
+                && c.trading_mode != mode
+            {
+                c.trading_mode = mode;
+            }
+        }
+    }
+
+    /// [`Engine::paper_sees_live_market`] for the symbols where the paper side holds an exit.
+    fn paper_sees_held_markets(&mut self, now: i64) {
+        if self.core.live.is_none() {
+            return;
+        }
+        let held: Vec<String> = self.core.paper.as_ref().map_or_else(Vec::new, |p| {
+            p.held_exits().into_iter().map(|(_, s)| s).collect()
+        });
+        self.paper_sees_live_market(now, held.iter().map(String::as_str));
     }
 
     /// Is this symbol served (in the config)?
@@ -646,6 +688,25 @@ impl<B: Broker> Engine<B> {
     /// Does the I/O both sides' cores ask for outside a batch (an operator command's closes and
     /// journal records), at `now` (Unix s).
     pub async fn drive_sides(&mut self, now: i64) {
+        // A flatten's closes on paper meet the markets live sees.
+        let paper = self
+            .core
+            .paper
+            .as_ref()
+            .filter(|_| self.core.live.is_some());
+        let held: Vec<String> = paper.map_or_else(Vec::new, |p| {
+            let mut v: Vec<String> = p
+                .policy
+                .models
+                .iter()
+                .filter(|(_, st)| st.real.is_some())
+                .map(|(k, _)| k.symbol.clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        });
+        self.paper_sees_live_market(now, held.iter().map(String::as_str));
         if let Some(l) = &mut self.core.live {
             l.drive(now).await;
         }
@@ -759,6 +820,8 @@ impl<B: Broker> Engine<B> {
                     }
                 }
                 SideId::Paper => {
+                    // After live's batch: the facts it read for it (a trading mode changed).
+                    self.paper_sees_live_market(now, items.iter().map(|it| it.key.symbol.as_str()));
                     if let Some(p) = &mut self.core.paper {
                         paper = Some(p.handle_batch(&self.core.cfg, now, items).await);
                     }

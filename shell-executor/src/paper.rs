@@ -8,8 +8,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::broker::{
-    BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+    BarData, Broker, BrokerError, BrokerPosition, Closed, OrderLookup, OrderReq, OrderResult, Quote,
 };
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
@@ -33,6 +36,27 @@ pub enum Fault {
         /// Whether the order really executed.
         executed: bool,
     },
+}
+
+/// A live broker's market facts that a paper book follows (`--dry-run`: the live session the
+/// book trades on, [`PaperBook::follow`]): its trading hours and its symbols' trading modes, so
+/// the side's core refuses and holds on paper what it refuses and holds live. Only these two
+/// are reachable through it: the book sends no order anywhere.
+pub trait Market {
+    /// Whether `symbol`'s market is closed at `utc_ms` and until when ([`Broker::closed`]).
+    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<Closed>;
+    /// The symbols' facts the broker changed since last asked (a trading mode now close-only,
+    /// say: [`Broker::changed_specs`]).
+    fn changed_specs(&mut self) -> Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>>;
+}
+
+/// The market a book follows ([`PaperBook::follow`]).
+struct Follows(Box<dyn Market>);
+
+impl std::fmt::Debug for Follows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Follows(market)")
+    }
 }
 
 /// One executed order, kept for `find_order` (the deal list).
@@ -75,6 +99,11 @@ pub struct PaperBook {
     /// positions, unrealised P&L); shared, so a test can count them after the book has moved
     /// into an engine.
     pub account_reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The live market followed (`--dry-run`), if any.
+    market: Option<Follows>,
+    /// Per symbol, the live broker's calendar as the engine last read it for the book beside
+    /// live (`--with-paper`, [`PaperBook::set_hours`]): (at, closed then).
+    hours: HashMap<String, (i64, Option<Closed>)>,
 }
 
 impl PaperBook {
@@ -95,7 +124,25 @@ impl PaperBook {
             orders_total: 0,
             echo_client_order_id: true,
             account_reads: std::sync::Arc::default(),
+            market: None,
+            hours: HashMap::new(),
         }
+    }
+
+    /// Follows a live broker's market facts (`--dry-run`: the session itself): its calendar
+    /// answers [`Broker::closed`], its changed symbol facts [`Broker::changed_specs`]. Without
+    /// one (and without [`PaperBook::set_hours`]) every market is open and no mode changes:
+    /// `--paper` on replayed bars.
+    pub fn follow(&mut self, market: impl Market + 'static) {
+        self.market = Some(Follows(Box::new(market)));
+    }
+
+    /// The live broker beside the book (`--with-paper`) says `symbol`'s market is `closed` (or
+    /// open: `None`) at `utc_ms`: [`Broker::closed`] answers from it at that instant and
+    /// after, a closed market opening at its `until_ms`. The engine sets it before the book's
+    /// side asks ([`crate::engine::Engine`]).
+    pub fn set_hours(&mut self, symbol: &str, utc_ms: i64, closed: Option<Closed>) {
+        self.hours.insert(symbol.to_string(), (utc_ms, closed));
     }
 
     /// Feeds a live price.
@@ -298,6 +345,31 @@ impl PaperBook {
 impl Broker for PaperBook {
     fn connected(&self) -> bool {
         self.up
+    }
+    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<Closed> {
+        if let Some(m) = &self.market {
+            return m.0.closed(symbol, utc_ms);
+        }
+        match self.hours.get(symbol) {
+            Some(&(at, Some(c))) if utc_ms >= at && c.until_ms.is_none_or(|u| utc_ms < u) => {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+    async fn changed_specs(&mut self) -> Vec<SymbolSpec> {
+        let got = match &mut self.market {
+            Some(m) => m.0.changed_specs().await,
+            None => return Vec::new(),
+        };
+        let mut changed = Vec::new();
+        for s in got {
+            if self.specs.get(&s.name).is_some_and(|have| *have != s) {
+                self.specs.insert(s.name.clone(), s.clone());
+                changed.push(s);
+            }
+        }
+        changed
     }
     async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {
         self.specs.get(name).cloned()

@@ -1232,7 +1232,9 @@ async fn run_live(
     .await
 }
 
-/// The paper book beside a live session (`--with-paper`): the session's symbols' facts.
+/// The paper book beside a live session (`--with-paper`): the session's symbols' facts; the
+/// engine then tells it live's trading hours and symbol modes before each of its decisions
+/// (`Engine::paper_sees_live_market`).
 #[cfg(feature = "live")]
 pub fn paper_beside(
     live: &crate::live::LiveBroker,
@@ -1242,6 +1244,9 @@ pub fn paper_beside(
     let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| live.spec(s)).collect();
     PaperBook::new(balance, specs)
 }
+
+/// The ACK lines a journal remembers, by (model, bar time) ([`crate::journal::Replayed`]).
+pub type JournaledAcks = std::collections::HashMap<(ModelKey, i64), String>;
 
 /// The paper side of every mode (`--paper`, `--with-paper`, `--dry-run`): `book` rebuilt from
 /// the paper journal in `state_dir` (`paper-journal.jsonl`) before anything trades: the
@@ -1255,10 +1260,7 @@ pub fn paper_side(
     mut book: PaperBook,
     state_dir: &Path,
     balance: f64,
-) -> anyhow::Result<(
-    Side<PaperBook>,
-    std::collections::HashMap<(ModelKey, i64), String>,
-)> {
+) -> anyhow::Result<(Side<PaperBook>, JournaledAcks)> {
     let path = state_dir.join("paper-journal.jsonl");
     let journal = open_journal(&path)?;
     let resumed = resume_paper_book(&mut book, &journal.1);
@@ -1381,10 +1383,13 @@ struct DrySession {
 }
 
 /// `--dry-run`: the paper book alone on the live session's feed. The session reads symbols,
-/// history, bars, spots and the account; it is not given to the engine, which has no live side,
-/// so nothing can send it an order (no NewOrderReq, ClosePositionReq or amend). The broker's
-/// open positions are listed and left alone. Journal (`paper-journal.jsonl`) and drift ledger
-/// as `--paper` keeps them: a restart resumes the paper book.
+/// history, bars, spots and the account; the engine has no live side, and the book holds the
+/// session only as its [`crate::paper::Market`] (trading hours and symbol modes: the paper side
+/// refuses an entry into a closed market or a close-only symbol and holds an exit to the open,
+/// as live would), so nothing can send it an order (no NewOrderReq, ClosePositionReq or
+/// amend). The broker's open positions are listed and left alone. Journal
+/// (`paper-journal.jsonl`) and drift ledger as `--paper` keeps them: a restart resumes the
+/// paper book ([`paper_side`], the same path as every mode).
 #[cfg(feature = "live")]
 async fn run_dry(
     rc: RunConfig,
@@ -1455,10 +1460,15 @@ async fn run_dry(
         }
     }
     session.set_telemetry(tel.clone());
+    // The book obeys the session's trading hours and symbol modes, as live would.
+    book.follow(session);
     let (side, acks) = paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?;
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
     engine.set_telemetry(tel.clone());
+    engine
+        .core
+        .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
@@ -1485,9 +1495,21 @@ async fn run_dry(
         Some(operator),
     )
     .await;
-    // The session lives as long as the serving: it is the feed.
-    drop(session);
+    // The session (in the book) lives as long as the serving: it is the feed.
+    drop(engine);
     r
+}
+
+/// `--dry-run`: the paper book follows the live session's market (its calendar and symbol
+/// modes); the session is reachable through nothing else, so it gets no order.
+#[cfg(feature = "live")]
+impl crate::paper::Market for crate::live::LiveBroker {
+    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
+        Broker::closed(self, symbol, utc_ms)
+    }
+    fn changed_specs(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>> {
+        Box::pin(Broker::changed_specs(self))
+    }
 }
 
 /// Broker credentials from a secrets file (either key spelling); the error names the key only.

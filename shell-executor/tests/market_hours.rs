@@ -307,3 +307,112 @@ async fn an_exit_held_on_saturday_survives_a_restart_and_goes_at_sunday_2200_utc
         "the release's close is journaled filled: {journal}"
     );
 }
+
+/// The paper book's open positions and the orders it received.
+fn paper_book(e: &Engine<LiveBroker>) -> (usize, u64) {
+    let p = &e.paper.as_ref().expect("paper").broker;
+    (p.open_positions().len(), p.orders_total)
+}
+
+/// `--with-paper`: the paper book beside live takes the live broker's trading hours (as the
+/// shell wires it, [`oracle_executor::shell::paper_beside`]): on Saturday its entry is refused
+/// and its exit held like live's, and the held exit goes at Sunday 22:00 UTC, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paper_book_beside_live_refuses_a_saturday_entry_and_sends_its_held_exit_at_sunday_2200_utc()
+ {
+    let s = sim().await;
+    let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let book = oracle_executor::shell::paper_beside(&broker, &cfg, 100_000.0);
+    let paper = Side::new("paper", &cfg, book, None);
+    let live = Side::new("live", &cfg, broker, None);
+    let mut e = Engine::new(cfg, Some(live), Some(paper), HashMap::new(), None);
+    step_until(&s, t("2024-03-08T21:01:00Z")).await;
+    wait_quote(&e).await;
+
+    let (m15, h1) = (
+        ModelKey::new("EURUSD", Timeframe::M15),
+        ModelKey::new("EURUSD", Timeframe::H1),
+    );
+    for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
+        e.on_bar(&m15, t(bt), 1.0842, 0.0);
+    }
+    for bt in ["2024-03-08T19:00:00Z", "2024-03-08T20:00:00Z"] {
+        e.on_bar(&h1, t(bt), 1.0842, 0.0);
+    }
+    // Friday evening, open: the M15 model goes long, live and paper.
+    let fri = t("2024-03-08T21:00:02Z");
+    signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T20:30:00Z"),
+    )
+    .await;
+    let ack = signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "LONG_WEAK",
+        t("2024-03-08T20:45:00Z"),
+    )
+    .await;
+    assert!(ack.contains("|OK|"), "{ack}");
+    signal(
+        &mut e,
+        fri,
+        Timeframe::H1,
+        "WAIT",
+        t("2024-03-08T19:00:00Z"),
+    )
+    .await;
+    assert_eq!(paper_book(&e), (1, 1), "the paper long");
+
+    // Saturday noon: the M15 exit is held and the H1 entry refused, on paper too.
+    let sat = t("2024-03-09T12:00:00Z");
+    step_until(&s, sat).await;
+    e.on_bar(&m15, t("2024-03-08T21:00:00Z"), 1.0842, 0.0);
+    let exit = signal(
+        &mut e,
+        sat,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T21:00:00Z"),
+    )
+    .await;
+    assert!(exit.contains("|WAIT_SYNC|MARKET_CLOSED|"), "{exit}");
+    let entry_bt = t("2024-03-08T20:00:00Z");
+    let entry = signal(&mut e, sat, Timeframe::H1, "LONG_WEAK", entry_bt).await;
+    assert!(entry.contains("|FAIL|MARKET_CLOSED|"), "{entry}");
+    assert_eq!(
+        paper_book(&e),
+        (1, 1),
+        "on Saturday the paper book got no order: its exit held, its entry refused"
+    );
+    let paper_exits = e.paper.as_ref().expect("paper").held_exits();
+    assert_eq!(paper_exits, vec![(m15.clone(), "EURUSD".to_string())]);
+
+    // The timer is armed for Sunday 22:00 UTC; there both held exits go.
+    let sun = t("2024-03-10T22:00:00Z");
+    e.arm_held_exits(sat, 0);
+    assert_eq!(e.core.poll_timeout(), Some((sun - sat) * 1000));
+    step_until(&s, sun + 60).await;
+    let due = e.core.handle_timeout((sun - sat) * 1000);
+    assert_eq!(due, [oracle_executor_core::gather::Timer::HeldExit]);
+    e.release_held_exits(sun, (sun - sat) * 1000).await;
+    assert_eq!(open_positions(&s).await, 0, "live's held exit filled");
+    assert_eq!(
+        paper_book(&e),
+        (0, 2),
+        "the paper book's held exit filled at the open"
+    );
+    // The refused entry is never chased, on paper either.
+    e.on_bar(&h1, entry_bt + 3600, 1.0842, 0.0);
+    let later = signal(&mut e, sun + 2, Timeframe::H1, "LONG_WEAK", entry_bt + 3600).await;
+    assert!(later.contains("|WAIT_SYNC|MISSED_ENTRY|"), "{later}");
+    assert_eq!(paper_book(&e), (0, 2));
+}
