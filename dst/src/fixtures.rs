@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use oracle_core::Model;
-use oracle_predictor::backend::{ZipLoader, core_twin};
-use oracle_predictor::seam::{Bar, Loader, ModelSpec, Step, Twin};
+use oracle_core::{Bar, Model, Step};
+use oracle_predictor::twins::{Loader, ModelSpec, Twin, ZipLoader, core_twin};
 use oracle_sim::symbols::SymbolData;
 
 /// The workspace's `models/` folder.
@@ -23,12 +22,28 @@ pub fn data_dir() -> PathBuf {
 
 /// One bundled model, loaded once.
 pub struct Bundled {
-    /// Its seam spec (name = file stem).
-    pub spec: ModelSpec,
+    /// Its names as the world's text reads them (name = file stem).
+    pub spec: BundledSpec,
+    /// The predictor's spec of it (the typed stream key).
+    pub model_spec: ModelSpec,
     /// The core model (leaked: lives as long as the process, as in the predictor).
     pub model: &'static Model,
     /// The zip's path.
     pub path: PathBuf,
+}
+
+/// A bundled model's names and window, as text (the world matches them against the
+/// simulator's symbol files). The typed form is [`Bundled::model_spec`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundledSpec {
+    /// File stem of the zip (`EURUSD_M15`).
+    pub name: String,
+    /// The model's symbol.
+    pub symbol: String,
+    /// The model's timeframe name.
+    pub timeframe: String,
+    /// Bars in the window.
+    pub window: usize,
 }
 
 /// Every bundled model by name (`SYM_TF`).
@@ -49,15 +64,24 @@ pub fn models() -> &'static BTreeMap<String, Bundled> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let spec = ModelSpec {
+            let model_spec = ModelSpec::from_loaded(name.clone(), &loaded)
+                .unwrap_or_else(|e| panic!("bundled model {}: {e}", path.display()));
+            let spec = BundledSpec {
                 name: name.clone(),
-                symbol: loaded.metadata.symbol.clone(),
-                timeframe: loaded.metadata.timeframe.clone(),
-                window: loaded.metadata.window,
-                zip_sha256: loaded.zip_sha256.clone(),
+                symbol: model_spec.stream.symbol.to_string(),
+                timeframe: model_spec.stream.timeframe.to_string(),
+                window: model_spec.window,
             };
             let model: &'static Model = Box::leak(loaded.model);
-            out.insert(name, Bundled { spec, model, path });
+            out.insert(
+                name,
+                Bundled {
+                    spec,
+                    model_spec,
+                    model,
+                    path,
+                },
+            );
         }
         out
     })
@@ -77,7 +101,7 @@ pub fn symbols() -> &'static BTreeMap<String, SymbolData> {
 
 /// The predictor's loader over [`models`]: a zip is looked up by file stem instead of being
 /// read, unzipped and hashed again at every (re)start of every seed. Twins are the real
-/// core twins (`oracle_predictor::backend::core_twin`) and the fleet path is the real one.
+/// core twins (`oracle_predictor::twins::core_twin`) and the fleet path is the real one.
 pub struct CachedLoader;
 
 impl Loader for CachedLoader {
@@ -89,7 +113,7 @@ impl Loader for CachedLoader {
         let b = models()
             .get(&name)
             .ok_or_else(|| format!("{}: not a bundled model", path.display()))?;
-        core_twin(b.spec.clone(), b.model)
+        core_twin(b.model_spec.clone(), b.model)
     }
 
     fn handle_bars(

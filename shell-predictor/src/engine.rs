@@ -21,11 +21,11 @@
 //!   remembered bars is logged (`revision_unapplied`) and counted. Trace rows of re-stepped bars
 //!   are appended (a later row for a time replaces the earlier one).
 
-use crate::seam::{Bar, Loader, Step, Twin, TwinState};
-use crate::store::{Entry, LastBar, StateFile, Trace};
+use crate::store::{Entry, LastBar, SavedState, StateFile, Trace};
+use crate::twins::{Loader, Twin};
 use crate::wire::{self, Incoming};
+use oracle_core::{Bar, Step, StreamKey};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -81,15 +81,15 @@ pub const REMEMBERED: usize = 8;
 #[derive(Clone, Copy, Debug)]
 struct Taken {
     bar: Bar,
-    before: Option<TwinState>,
+    before: Option<SavedState>,
 }
 
 /// A state to restore from, with the bars up to its last bar as priming.
 struct Resume {
-    state: TwinState,
+    state: SavedState,
     /// Set for a rewind: the revised bar's time and the twin's state before the rewind (for
     /// the log).
-    revised: Option<(i64, Option<TwinState>)>,
+    revised: Option<(i64, Option<SavedState>)>,
     /// Set for a rewind on a `REV:1` bar: the twin's last bar before it. Only the history bars
     /// up to it are stepped again; later bars come live (held meanwhile) and get their
     /// `SIGNAL`s. Cleared when the connection drops (the answer after a reconnect then catches
@@ -126,8 +126,6 @@ struct Pending {
     waiting: BTreeSet<String>,
 }
 
-type Stream = (String, String);
-
 /// The predictor: all twins of one process.
 pub struct Predictor {
     settings: Settings,
@@ -135,7 +133,7 @@ pub struct Predictor {
     slots: BTreeMap<String, Slot>,
     saved: StateFile,
     seen_files: BTreeMap<PathBuf, (Option<SystemTime>, u64)>,
-    pending: BTreeMap<Stream, Pending>,
+    pending: BTreeMap<StreamKey, Pending>,
     connected: bool,
     dirty: bool,
     /// Lines from the executor that could not be parsed.
@@ -268,17 +266,14 @@ impl Predictor {
     fn add(&mut self, path: PathBuf, twin: Box<dyn Twin>) -> Option<Vec<String>> {
         let spec = twin.spec().clone();
         let file = path.display().to_string();
-        if let Some((other, _)) = self.slots.iter().find(|(n, s)| {
-            **n != spec.name
-                && s.twin.spec().symbol == spec.symbol
-                && s.twin.spec().timeframe == spec.timeframe
-        }) {
+        if let Some((other, _)) = self
+            .slots
+            .iter()
+            .find(|(n, s)| **n != spec.name && s.twin.spec().stream == spec.stream)
+        {
             error!(event = "model_refused", file = %file, reason = "duplicate stream", other = %other,
-                "model {file} refused: {} {} is already traded by {other}", spec.symbol, spec.timeframe);
-            let why = format!(
-                "{} {} is already traded by {other}",
-                spec.symbol, spec.timeframe
-            );
+                "model {file} refused: {} is already traded by {other}", spec.stream);
+            let why = format!("{} is already traded by {other}", spec.stream);
             let name = path
                 .file_name()
                 .map_or_else(|| file.clone(), |f| f.to_string_lossy().into_owned());
@@ -325,7 +320,7 @@ impl Predictor {
             },
             None => None,
         };
-        info!(event = "model_loaded", model = %spec.name, symbol = %spec.symbol, tf = %spec.timeframe,
+        info!(event = "model_loaded", model = %spec.name, symbol = %spec.stream.symbol, tf = %spec.stream.timeframe,
             window = spec.window, restored = restored.is_some(), file = %file);
         let slot = Slot {
             twin,
@@ -365,22 +360,19 @@ impl Predictor {
     }
 
     fn request_history(&mut self, names: &[String]) -> Vec<String> {
-        let mut per_stream: BTreeMap<Stream, (usize, Vec<String>)> = BTreeMap::new();
+        let mut per_stream: BTreeMap<StreamKey, (usize, Vec<String>)> = BTreeMap::new();
         for n in names {
             if let Some(s) = self.slots.get(n) {
-                let spec = s.twin.spec();
-                let e = per_stream
-                    .entry((spec.symbol.clone(), spec.timeframe.clone()))
-                    .or_default();
+                let e = per_stream.entry(s.twin.spec().stream).or_default();
                 e.0 = e.0.max(self.wanted(s));
                 e.1.push(n.clone());
             }
         }
         let mut out = Vec::new();
-        for ((sym, tf), (count, models)) in per_stream {
-            out.push(wire::history(&sym, &tf, count));
-            info!(event = "history_request", symbol = %sym, tf = %tf, count, models = models.len());
-            let p = self.pending.entry((sym, tf)).or_default();
+        for (key, (count, models)) in per_stream {
+            out.push(wire::history(&key, count));
+            info!(event = "history_request", symbol = %key.symbol, tf = %key.timeframe, count, models = models.len());
+            let p = self.pending.entry(key).or_default();
             p.outstanding += 1;
             p.waiting.extend(models);
         }
@@ -425,8 +417,8 @@ impl Predictor {
     /// `SIGNAL`s and their order are those of the lines handled one by one.
     pub fn handle_lines<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
         let mut out = Vec::new();
-        let mut close: Vec<(Stream, Bar, u64)> = Vec::new();
-        let mut seen: HashSet<u64> = HashSet::new();
+        let mut close: Vec<(StreamKey, Bar, u64)> = Vec::new();
+        let mut seen: HashSet<StreamKey> = HashSet::new();
         for line in lines {
             let msg = match wire::parse(line.as_ref()) {
                 Ok(m) => m,
@@ -438,22 +430,19 @@ impl Predictor {
             };
             match msg {
                 Incoming::Bar {
-                    symbol,
-                    timeframe,
+                    key,
                     bar,
                     seq,
                     history: false,
                     revised: false,
-                } if !self.holds(&symbol, &timeframe) => {
-                    let key = (symbol, timeframe);
-                    // A second bar of a stream: the first is stepped before it (the hashes
-                    // keep a close of many streams linear; equal hashes are compared).
-                    let h = hash(&key);
-                    if !seen.insert(h) && close.iter().any(|(k, _, _)| *k == key) {
+                } if !self.pending.contains_key(&key) => {
+                    // A second bar of a stream: the first is stepped before it (the set keeps
+                    // a close of many streams linear).
+                    if !seen.insert(key) {
                         out.extend(self.live_close(&close));
                         close.clear();
                         seen.clear();
-                        seen.insert(h);
+                        seen.insert(key);
                     }
                     close.push((key, bar, seq));
                 }
@@ -473,13 +462,6 @@ impl Predictor {
         out
     }
 
-    /// Whether a pending history request holds the stream's bars.
-    fn holds(&self, symbol: &str, timeframe: &str) -> bool {
-        self.pending
-            .keys()
-            .any(|(s, t)| s == symbol && t == timeframe)
-    }
-
     /// Handles one parsed line; returns the lines to send.
     fn handle_msg(&mut self, msg: Incoming) -> Vec<String> {
         match msg {
@@ -490,14 +472,12 @@ impl Predictor {
                 Vec::new()
             }
             Incoming::Bar {
-                symbol,
-                timeframe,
+                key,
                 bar,
                 seq,
                 history,
                 revised,
             } => {
-                let key = (symbol, timeframe);
                 if revised {
                     let out = self.revision(&key, &bar, seq, history);
                     self.flush_traces();
@@ -510,7 +490,7 @@ impl Predictor {
                     }
                     Vec::new()
                 } else if history {
-                    debug!(event = "history_bar_unrequested", symbol = %key.0, tf = %key.1);
+                    debug!(event = "history_bar_unrequested", symbol = %key.symbol, tf = %key.timeframe);
                     Vec::new()
                 } else {
                     let out = self.live_bar(&key, &bar, seq);
@@ -518,12 +498,7 @@ impl Predictor {
                     out
                 }
             }
-            Incoming::HistoryEnd {
-                symbol,
-                timeframe,
-                count,
-            } => {
-                let key = (symbol, timeframe);
+            Incoming::HistoryEnd { key, count } => {
                 let done = match self.pending.get_mut(&key) {
                     Some(p) => {
                         p.outstanding = p.outstanding.saturating_sub(1);
@@ -537,7 +512,7 @@ impl Predictor {
                 let Some(p) = self.pending.remove(&key) else {
                     return Vec::new();
                 };
-                info!(event = "history_end", symbol = %key.0, tf = %key.1, count, received = p.history.len());
+                info!(event = "history_end", symbol = %key.symbol, tf = %key.timeframe, count, received = p.history.len());
                 let bars: Vec<Bar> = p.history.into_values().collect();
                 let mut again = Vec::new();
                 for name in &p.waiting {
@@ -668,7 +643,7 @@ impl Predictor {
         let stepped = step_all(name, slot, to_step);
         if let Some((t, old)) = resume.revised {
             let now = slot.twin.state();
-            let pos = |s: Option<TwinState>| {
+            let pos = |s: Option<SavedState>| {
                 s.map_or((0, 0), |s| (s.position_direction, s.position_intensity))
             };
             let ((d0, i0), (d1, i1)) = (pos(old), pos(now));
@@ -684,7 +659,7 @@ impl Predictor {
     /// every up-to-date twin of the stream that took the bar with other values (saving the
     /// rewound state at once, then asking `HISTORY`), and is an ordinary bar for a twin that has
     /// not seen its time.
-    fn revision(&mut self, key: &Stream, bar: &Bar, seq: u64, history: bool) -> Vec<String> {
+    fn revision(&mut self, key: &StreamKey, bar: &Bar, seq: u64, history: bool) -> Vec<String> {
         let bt = crate::isotime::format(bar.time);
         let mut handled = false;
         if let Some(p) = self.pending.get_mut(key) {
@@ -697,14 +672,13 @@ impl Predictor {
                 handled = true;
             }
             if handled {
-                info!(event = "revision_buffered", symbol = %key.0, tf = %key.1, bar_time = %bt, seq,
+                info!(event = "revision_buffered", symbol = %key.symbol, tf = %key.timeframe, bar_time = %bt, seq,
                     "a revised bar replaces the one held for a pending history request");
             }
         }
         let mut rewound = Vec::new();
         for (name, slot) in self.slots.iter_mut() {
-            let spec = slot.twin.spec();
-            if spec.symbol != key.0 || spec.timeframe != key.1 {
+            if slot.twin.spec().stream != *key {
                 continue;
             }
             // A twin waiting for history takes the bar from the buffers or the answer (which
@@ -794,26 +768,25 @@ impl Predictor {
         }
     }
 
-    fn live_bar(&mut self, key: &Stream, bar: &Bar, seq: u64) -> Vec<String> {
-        self.live_close(&[(key.clone(), *bar, seq)])
+    fn live_bar(&mut self, key: &StreamKey, bar: &Bar, seq: u64) -> Vec<String> {
+        self.live_close(&[(*key, *bar, seq)])
     }
 
     /// Live bars of distinct streams, at the same instant: every up-to-date twin of those
     /// streams that has not seen its bar's time takes it, all in one call of the loader's fleet
     /// path, and each decision is one `SIGNAL` (in the order of the bars, then of the models).
-    fn live_close(&mut self, close: &[(Stream, Bar, u64)]) -> Vec<String> {
-        let index: BTreeMap<(&str, &str), usize> = close
+    fn live_close(&mut self, close: &[(StreamKey, Bar, u64)]) -> Vec<String> {
+        let index: BTreeMap<StreamKey, usize> = close
             .iter()
             .enumerate()
-            .map(|(i, ((sym, tf), _, _))| ((sym.as_str(), tf.as_str()), i))
+            .map(|(i, (key, _, _))| (*key, i))
             .collect();
         let mut due: Vec<(usize, &String, &mut Slot)> = Vec::new();
         for (name, slot) in self.slots.iter_mut() {
-            let spec = slot.twin.spec();
-            let Some(&k) = index.get(&(spec.symbol.as_str(), spec.timeframe.as_str())) else {
+            let Some(&k) = index.get(&slot.twin.spec().stream) else {
                 continue;
             };
-            let ((sym, tf), bar, seq) = &close[k];
+            let (key, bar, seq) = &close[k];
             if !matches!(slot.phase, Phase::Running) {
                 debug!(event = "bar_before_history", model = %name);
                 continue;
@@ -823,14 +796,14 @@ impl Predictor {
                 debug!(event = "bar_ignored", model = %name, bar_time = %crate::isotime::format(bar.time), seq);
                 continue;
             }
-            info!(event = "bar", model = %name, symbol = %sym, tf = %tf,
+            info!(event = "bar", model = %name, symbol = %key.symbol, tf = %key.timeframe,
                 bar_time = %crate::isotime::format(bar.time), seq, close = bar.close);
             due.push((k, name, slot));
         }
         // Stable: the models of one stream stay in name order.
         due.sort_by_key(|d| d.0);
         let bars: Vec<Bar> = due.iter().map(|d| close[d.0].1).collect();
-        let before: Vec<Option<TwinState>> = due.iter().map(|d| d.2.twin.state()).collect();
+        let before: Vec<Option<SavedState>> = due.iter().map(|d| d.2.twin.state()).collect();
         let steps = {
             let mut twins: Vec<&mut (dyn Twin + 'static)> =
                 due.iter_mut().map(|d| d.2.twin.as_mut()).collect();
@@ -844,31 +817,30 @@ impl Predictor {
             };
             slot.counters.live_bars += 1;
             match step {
-                Step::Warmup => {
+                Step::WarmingUp(_) => {
                     info!(event = "warmup", model = %name, bar_time = %crate::isotime::format(bar.time));
                 }
                 Step::Decision(d) => {
-                    let spec = slot.twin.spec();
+                    let stream = slot.twin.spec().stream;
                     out.push(wire::signal(&wire::Signal {
-                        symbol: &spec.symbol,
-                        action: &d.action,
+                        key: stream,
+                        action: d.action,
                         regime: d.regime,
                         upnl: d.unrealized_pnl,
-                        timeframe: &spec.timeframe,
                         bar_time: bar.time,
                         seq: *seq,
-                        direction: d.direction,
-                        intensity: d.intensity,
+                        direction: d.position.direction,
+                        intensity: d.position.intensity,
                     }));
                     slot.counters.signals += 1;
                     slot.recent.push_back((bar.time, *seq));
                     if slot.recent.len() > 64 {
                         slot.recent.pop_front();
                     }
-                    info!(event = "signal", model = %name, symbol = %spec.symbol, tf = %spec.timeframe,
-                        bar_time = %crate::isotime::format(bar.time), seq, action = %d.action,
-                        direction = d.direction, intensity = d.intensity, regime = d.regime,
-                        entry_price = d.entry_price, realized_pnl = d.realized_pnl,
+                    info!(event = "signal", model = %name, symbol = %stream.symbol, tf = %stream.timeframe,
+                        bar_time = %crate::isotime::format(bar.time), seq, action = %d.action.name(),
+                        direction = d.position.direction, intensity = d.position.intensity, regime = d.regime,
+                        entry_price = d.position.entry_price, realized_pnl = d.realized_pnl,
                         upnl = d.unrealized_pnl);
                 }
             }
@@ -882,12 +854,9 @@ impl Predictor {
 
     fn ack(&mut self, ack: &wire::Ack) {
         let found = self.slots.iter_mut().find(|(_, s)| {
-            let spec = s.twin.spec();
-            spec.symbol == ack.symbol
-                && ack
-                    .timeframe
-                    .as_ref()
-                    .is_none_or(|tf| *tf == spec.timeframe)
+            let stream = s.twin.spec().stream;
+            stream.symbol == ack.symbol
+                && ack.timeframe.is_none_or(|tf| tf == stream.timeframe)
                 && ack.bar_time.is_none_or(|bt| {
                     s.recent
                         .iter()
@@ -958,11 +927,11 @@ impl Predictor {
 
 /// The remembered bar at `time` (a twin's last bar) with the state before it, for the file.
 /// A slot's state-file entry for `state` (with the last bar taken, when it is `state`'s).
-fn entry(s: &Slot, state: TwinState) -> Entry {
+fn entry(s: &Slot, state: SavedState) -> Entry {
     let spec = s.twin.spec();
     Entry {
-        symbol: spec.symbol.clone(),
-        timeframe: spec.timeframe.clone(),
+        symbol: spec.stream.symbol.to_string(),
+        timeframe: spec.stream.timeframe.as_str().to_string(),
         state,
         model_sha256: spec.zip_sha256.clone(),
         last_bar: last_bar(&s.taken, state.last_bar_time),
@@ -982,7 +951,7 @@ fn diverged(
     name: &str,
     slot: &mut Slot,
     bars: &[Bar],
-    old: Option<TwinState>,
+    old: Option<SavedState>,
 ) -> Option<Box<Resume>> {
     let i = slot.taken.iter().position(|t| {
         bars.binary_search_by_key(&t.bar.time, |b| b.time)
@@ -1009,11 +978,6 @@ fn diverged(
     }))
 }
 
-/// A stream key's hash (fixed keys: the same in every run).
-fn hash(key: &Stream) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
-}
-
 fn step_all(name: &str, slot: &mut Slot, bars: &[Bar]) -> usize {
     bars.iter()
         .filter(|b| step_slot(name, slot, b).is_some())
@@ -1038,7 +1002,7 @@ fn took(
     name: &str,
     slot: &mut Slot,
     bar: &Bar,
-    before: Option<TwinState>,
+    before: Option<SavedState>,
     step: Result<Step, String>,
 ) -> Option<Step> {
     match step {
@@ -1050,8 +1014,8 @@ fn took(
             }
             slot.taken.push_back(Taken { bar: *bar, before });
             let action = match &step {
-                Step::Warmup => "WARMUP",
-                Step::Decision(d) => d.action.as_str(),
+                Step::WarmingUp(_) => "WARMUP",
+                Step::Decision(d) => d.action.name(),
             };
             if let (Some(t), Some(st)) = (&mut slot.trace, slot.twin.state()) {
                 if let Err(e) = t.push(bar, action, &st) {

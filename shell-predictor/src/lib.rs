@@ -7,12 +7,11 @@
 //! Entry points: [`run_cli`] (what `oracle predictor` and the `oracle-predictor` binary call) and
 //! [`engine::Predictor`] (the logic without sockets, for tests and embedding).
 
-pub mod backend;
 pub mod engine;
 pub mod isotime;
-pub mod seam;
 pub mod shell;
 pub mod store;
+pub mod twins;
 pub mod wire;
 
 use clap::Parser;
@@ -166,7 +165,7 @@ pub fn init_logs(json: bool, filter: tracing_subscriber::EnvFilter) {
 }
 
 /// Runs the predictor with a given loader (tests plug their own here).
-pub fn run_with(args: Args, loader: Arc<dyn seam::Loader>) -> anyhow::Result<()> {
+pub fn run_with(args: Args, loader: Arc<dyn twins::Loader>) -> anyhow::Result<()> {
     let token = read_token(args.token_file.as_deref())?;
     let alerts = alerts_from(args.alerts_config.as_deref(), &|k| std::env::var(k).ok())?;
     let settings = engine::Settings {
@@ -226,7 +225,7 @@ where
         }
     };
     init_logs(args.json, filter);
-    match run_with(args, Arc::new(backend::ZipLoader)) {
+    match run_with(args, Arc::new(twins::ZipLoader)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(event = "fatal", error = %e, "predictor failed: {e:#}");

@@ -2,7 +2,7 @@
 //! every bar) and one trace file per model in the replay trace format (docs/contract.md §8).
 
 use crate::isotime;
-use crate::seam::{Bar, TwinState};
+use oracle_core::Bar;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +18,54 @@ pub const TRACE_HEADER: &str = "time,action,direction,intensity,entry_price,real
 /// The bar CSV header (DESIGN.md).
 pub const BAR_HEADER: &str = "time,open,high,low,close,volume";
 
+/// The persisted state of one twin (docs/contract.md §7): the state file's serde form of the
+/// core's `oracle_core::TwinState` after at least one bar (serialization lives at the edge).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// Open time of the last accepted bar (Unix seconds).
+    pub last_bar_time: i64,
+    /// Bars accepted since the twin started from FLAT.
+    pub bars_seen: u64,
+    /// Position direction (−1, 0, 1).
+    pub position_direction: i8,
+    /// Position intensity (0..=3).
+    pub position_intensity: u8,
+    /// Entry price (0.0 when FLAT).
+    pub entry_price: f64,
+    /// Realised P&L, account money.
+    pub realized_pnl: f64,
+    /// Number of opens.
+    pub trades: u64,
+}
+
+impl SavedState {
+    /// The core's state to persist; `None` before the twin's first bar (nothing to save).
+    pub fn of_core(s: &oracle_core::TwinState) -> Option<Self> {
+        Some(Self {
+            last_bar_time: s.last_bar_time?,
+            bars_seen: s.bars_seen,
+            position_direction: s.position_direction,
+            position_intensity: s.position_intensity,
+            entry_price: s.entry_price,
+            realized_pnl: s.realized_pnl,
+            trades: s.trades,
+        })
+    }
+
+    /// The core's state to restore from.
+    pub fn to_core(&self) -> oracle_core::TwinState {
+        oracle_core::TwinState {
+            last_bar_time: Some(self.last_bar_time),
+            bars_seen: self.bars_seen,
+            position_direction: self.position_direction,
+            position_intensity: self.position_intensity,
+            entry_price: self.entry_price,
+            realized_pnl: self.realized_pnl,
+            trades: self.trades,
+        }
+    }
+}
+
 /// One model's entry in the state file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -26,7 +74,7 @@ pub struct Entry {
     /// Timeframe, for a human reading the file.
     pub timeframe: String,
     /// The twin's state.
-    pub state: TwinState,
+    pub state: SavedState,
     /// sha256 of the model zip the state was produced with (absent in older files).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model_sha256: String,
@@ -52,12 +100,12 @@ pub struct LastBar {
     /// Tick volume.
     pub volume: f64,
     /// The twin's state before this bar.
-    pub before: TwinState,
+    pub before: SavedState,
 }
 
 impl LastBar {
     /// The bar `bar`, taken by a twin in state `before`.
-    pub fn new(bar: &Bar, before: TwinState) -> Self {
+    pub fn new(bar: &Bar, before: SavedState) -> Self {
         Self {
             time: bar.time,
             open: bar.open,
@@ -132,7 +180,7 @@ impl StateFile {
 
 /// Formats one trace row: the bar's time, the action (`WARMUP` while warming up) and the
 /// position and realised P&L after the bar, exactly as `oracle replay` prints them.
-pub fn trace_row(time: i64, action: &str, st: &TwinState) -> String {
+pub fn trace_row(time: i64, action: &str, st: &SavedState) -> String {
     format!(
         "{},{},{},{},{:.10},{:.6}",
         isotime::format(time),
@@ -203,7 +251,7 @@ impl Trace {
     }
 
     /// Appends the rows of one bar (buffered until [`Trace::flush`]).
-    pub fn push(&mut self, bar: &Bar, action: &str, st: &TwinState) -> io::Result<()> {
+    pub fn push(&mut self, bar: &Bar, action: &str, st: &SavedState) -> io::Result<()> {
         writeln!(self.out, "{}", trace_row(bar.time, action, st))?;
         writeln!(
             self.bars,
@@ -242,6 +290,27 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_state_is_the_core_state_after_a_bar_and_nothing_before() {
+        assert_eq!(SavedState::of_core(&oracle_core::TwinState::FRESH), None);
+        let core = oracle_core::TwinState {
+            last_bar_time: Some(1_614_557_700),
+            bars_seen: 351,
+            position_direction: -1,
+            position_intensity: 3,
+            entry_price: 1.085_09,
+            realized_pnl: -12.5,
+            trades: 2,
+        };
+        let saved = SavedState::of_core(&core).expect("after a bar");
+        assert_eq!(saved.last_bar_time, 1_614_557_700);
+        assert_eq!(
+            (saved.position_direction, saved.position_intensity),
+            (-1, 3)
+        );
+        assert_eq!(saved.to_core(), core);
+    }
+
+    #[test]
     fn state_round_trips_atomically() {
         let d = tmpdir("state");
         assert!(StateFile::load(&d).expect("empty").models.is_empty());
@@ -254,7 +323,7 @@ mod tests {
             Entry {
                 symbol: "EURUSD".into(),
                 timeframe: "M15".into(),
-                state: TwinState {
+                state: SavedState {
                     last_bar_time: 1_614_557_700,
                     bars_seen: 400,
                     position_direction: -1,
@@ -274,7 +343,7 @@ mod tests {
         assert!(!text.contains("\"last_bar\""), "absent when empty: {text}");
         // With the last bar and the state before it.
         let e = s.models.get_mut("EURUSD_M15").expect("entry");
-        let before = TwinState {
+        let before = SavedState {
             last_bar_time: e.state.last_bar_time - 900,
             bars_seen: 399,
             position_direction: 0,
@@ -329,7 +398,7 @@ mod tests {
             close: 1.0,
             volume: 0.0,
         };
-        let flat = TwinState {
+        let flat = SavedState {
             last_bar_time: 0,
             bars_seen: 1,
             position_direction: 0,
@@ -338,7 +407,7 @@ mod tests {
             realized_pnl: -0.0,
             trades: 0,
         };
-        let long = TwinState {
+        let long = SavedState {
             position_direction: 1,
             position_intensity: 1,
             entry_price: 1.08509,

@@ -2,7 +2,7 @@
 //! shared codec (`oracle-ipc`); it parses exactly the documented shapes and nothing looser.
 
 use crate::isotime;
-use crate::seam::Bar;
+use oracle_core::{Action, Bar, StreamKey, Symbol, Timeframe};
 
 /// A line from the executor.
 #[derive(Clone, Debug, PartialEq)]
@@ -11,10 +11,8 @@ pub enum Incoming {
     Welcome,
     /// `BAR|SYM|TF|time|o|h|l|c|v|SEQ:n[|HIST:1][|REV:1]`
     Bar {
-        /// Symbol.
-        symbol: String,
-        /// Timeframe.
-        timeframe: String,
+        /// The stream (symbol and timeframe, parsed here once).
+        key: StreamKey,
         /// The bar.
         bar: Bar,
         /// Executor's per-stream sequence.
@@ -27,10 +25,8 @@ pub enum Incoming {
     },
     /// `HISTORY_END|SYM|TF|count`
     HistoryEnd {
-        /// Symbol.
-        symbol: String,
-        /// Timeframe.
-        timeframe: String,
+        /// The stream.
+        key: StreamKey,
         /// Bars sent.
         count: u64,
     },
@@ -49,7 +45,7 @@ pub enum Incoming {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ack {
     /// Symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Action named in the signal.
     pub action: String,
     /// `OK`, `FAIL`, `WAIT_SYNC` or `HOLD`.
@@ -65,7 +61,7 @@ pub struct Ack {
     /// Sequence tag.
     pub seq: Option<u64>,
     /// Timeframe tag, when the executor sends one.
-    pub timeframe: Option<String>,
+    pub timeframe: Option<Timeframe>,
 }
 
 /// Why a line could not be read.
@@ -89,13 +85,11 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
             detail: e.detail.to_string(),
         },
         Message::HistoryEnd(h) => Incoming::HistoryEnd {
-            symbol: h.symbol.to_string(),
-            timeframe: h.tf.as_str().to_string(),
+            key: key(h.symbol, h.tf, line)?,
             count: u64::from(h.count),
         },
         Message::Bar(b) => Incoming::Bar {
-            symbol: b.symbol.to_string(),
-            timeframe: b.tf.as_str().to_string(),
+            key: key(b.symbol, b.tf, line)?,
             bar: Bar {
                 time: b.time,
                 open: b.open,
@@ -118,7 +112,7 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
                 Outcome::Hold => ("HOLD", None, None, None),
             };
             Incoming::Ack(Ack {
-                symbol: a.symbol.to_string(),
+                symbol: Symbol::new(a.symbol).map_err(|_| bad(line))?,
                 action: a.action.as_str().to_string(),
                 status: status.to_string(),
                 reason,
@@ -126,7 +120,7 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
                 price,
                 bar_time: a.bar_time,
                 seq: a.seq,
-                timeframe: a.tf.map(|t| t.as_str().to_string()),
+                timeframe: a.tf,
             })
         }
         Message::Hello(_) | Message::History(_) | Message::Signal(_) => return Err(bad(line)),
@@ -138,24 +132,30 @@ pub fn hello(token: &str) -> String {
     format!("HELLO|{token}")
 }
 
+/// The stream of a parsed line (the codec checked the symbol already; a refusal is malformed).
+fn key(symbol: &str, tf: Timeframe, line: &str) -> Result<StreamKey, Malformed> {
+    Ok(StreamKey::new(
+        Symbol::new(symbol).map_err(|_| bad(line))?,
+        tf,
+    ))
+}
+
 /// `HISTORY|SYM|TF|count`
-pub fn history(symbol: &str, timeframe: &str, count: usize) -> String {
-    format!("HISTORY|{symbol}|{timeframe}|{count}")
+pub fn history(key: &StreamKey, count: usize) -> String {
+    format!("HISTORY|{}|{}|{count}", key.symbol, key.timeframe)
 }
 
 /// Everything a `SIGNAL` line carries.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Signal<'a> {
-    /// Symbol.
-    pub symbol: &'a str,
-    /// Action name.
-    pub action: &'a str,
+pub struct Signal {
+    /// The model's stream.
+    pub key: StreamKey,
+    /// The action.
+    pub action: Action,
     /// HMM regime.
-    pub regime: u32,
+    pub regime: usize,
     /// Virtual unrealised P&L, account money.
     pub upnl: f64,
-    /// Timeframe.
-    pub timeframe: &'a str,
     /// Bar open time (Unix seconds).
     pub bar_time: i64,
     /// The bar's sequence number.
@@ -167,14 +167,14 @@ pub struct Signal<'a> {
 }
 
 /// `SIGNAL|SYM|ACTION|regime|upnl|TF:tf|BT:time|SEQ:n|DIR:d|INT:i`
-pub fn signal(s: &Signal<'_>) -> String {
+pub fn signal(s: &Signal) -> String {
     format!(
         "SIGNAL|{}|{}|{}|{:.2}|TF:{}|BT:{}|SEQ:{}|DIR:{}|INT:{}",
-        s.symbol,
-        s.action,
+        s.key.symbol,
+        s.action.name(),
         s.regime,
         s.upnl + 0.0,
-        s.timeframe,
+        s.key.timeframe,
         isotime::format(s.bar_time),
         s.seq,
         s.direction,
@@ -243,13 +243,30 @@ mod tests {
     }
 
     #[test]
+    fn a_bar_line_is_parsed_once_into_its_stream_key() {
+        let b = parse("BAR|GER40.cash|H4|2021-03-01T00:00:00Z|1.2|1.3|1.1|1.25|42|SEQ:7");
+        let Ok(Incoming::Bar { key, .. }) = b else {
+            panic!("{b:?}")
+        };
+        assert_eq!(key.symbol, "GER40.cash");
+        assert_eq!(key.timeframe, Timeframe::H4);
+        let h = parse("HISTORY_END|GER40.cash|H4|350");
+        assert_eq!(h, Ok(Incoming::HistoryEnd { key, count: 350 }));
+        let a = parse("ACK|GER40.cash|WAIT|HOLD|TF:H4|BT:2021-03-01T00:00:00Z|SEQ:7");
+        let Ok(Incoming::Ack(a)) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!((a.symbol, a.timeframe), (key.symbol, Some(Timeframe::H4)));
+        assert_eq!(history(&key, 400), "HISTORY|GER40.cash|H4|400");
+    }
+
+    #[test]
     fn formats_a_signal() {
         let s = Signal {
-            symbol: "EURUSD",
-            action: "WAIT",
+            key: StreamKey::parse("EURUSD", "M15").expect("key"),
+            action: Action::Wait,
             regime: 2,
             upnl: -0.0,
-            timeframe: "M15",
             bar_time: 1_614_557_700,
             seq: 9,
             direction: 0,

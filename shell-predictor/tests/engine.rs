@@ -3,8 +3,8 @@
 
 mod support;
 
+use oracle_core::Bar;
 use oracle_predictor::engine::{Predictor, Settings};
-use oracle_predictor::seam::Bar;
 use std::path::Path;
 use std::sync::Arc;
 use support::*;

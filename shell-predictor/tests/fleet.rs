@@ -5,8 +5,8 @@
 
 mod renamed;
 
-use oracle_predictor::backend::{FleetStats, ZipLoader, fleet_stats};
 use oracle_predictor::engine::{Predictor, Settings};
+use oracle_predictor::twins::{FleetStats, ZipLoader, fleet_stats};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

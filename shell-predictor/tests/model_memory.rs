@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
-use oracle_predictor::backend::ZipLoader;
-use oracle_predictor::seam::Loader;
+use oracle_predictor::twins::Loader;
+use oracle_predictor::twins::ZipLoader;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -4,9 +4,10 @@
 
 mod support;
 
-use oracle_predictor::backend::ZipLoader;
+use oracle_core::{Bar, Step};
 use oracle_predictor::engine::{Predictor, REMEMBERED, Settings};
-use oracle_predictor::seam::{Bar, Loader, Step};
+use oracle_predictor::twins::Loader;
+use oracle_predictor::twins::ZipLoader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use support::*;
@@ -314,8 +315,8 @@ fn real_revision(series: &[Bar], from: usize) -> (usize, Vec<Bar>) {
     let mut twin = ZipLoader.load(&path).expect("model");
     let w = twin.spec().window;
     let target = |s: Step| match s {
-        Step::Decision(d) => (d.direction, d.intensity),
-        Step::Warmup => panic!("warming up"),
+        Step::Decision(d) => (d.position.direction, d.position.intensity),
+        Step::WarmingUp(_) => panic!("warming up"),
     };
     for b in &series[from - w..from + 5] {
         twin.handle_bar(b).expect("bar");

@@ -4,8 +4,8 @@
 
 mod renamed;
 
-use oracle_predictor::backend::ZipLoader;
 use oracle_predictor::engine::{Predictor, Settings};
+use oracle_predictor::twins::ZipLoader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,4 +68,52 @@ fn a_model_whose_name_and_clean_differ_is_asked_for_under_its_name() {
         "one SIGNAL under symbol.name for the live bar: {out:?}"
     );
     std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[test]
+fn a_model_whose_symbol_cannot_be_streamed_is_refused_at_load_naming_it() {
+    let root = std::env::temp_dir().join(format!("oracle-pred-badsym-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("models")).expect("dir");
+    // The loader takes the zip (its file name matches its metadata), but no IPC line can carry
+    // a symbol with a space: the predictor refuses it once, at load, instead of asking
+    // `HISTORY|EUR USD|…` for ever.
+    let path = renamed::renamed_model(&root.join("models"), "EUR USD", "EURUSD");
+    assert!(
+        oracle_model::load_model(&path).is_ok(),
+        "the zip itself loads"
+    );
+    let err = oracle_predictor::twins::Loader::load(&ZipLoader, &path)
+        .err()
+        .expect("refused");
+    assert!(
+        err.contains("EUR USD") && err.contains("symbol"),
+        "names the symbol: {err}"
+    );
+    let mut p = Predictor::new(
+        Settings {
+            models_dir: root.join("models"),
+            state_dir: root.join("state"),
+            trace_dir: None,
+            history_extra: 50,
+        },
+        Arc::new(ZipLoader),
+    )
+    .expect("predictor");
+    assert!(p.scan().is_empty());
+    assert!(p.model_names().is_empty(), "not loaded");
+    assert!(p.on_connected().is_empty(), "no HISTORY for it");
+}
+
+#[test]
+fn a_loaded_model_carries_its_typed_stream_key() {
+    let path = repo().join("models/SYNFX01_M15.zip");
+    let twin = oracle_predictor::twins::Loader::load(&ZipLoader, &path).expect("bundled model");
+    let spec = twin.spec();
+    assert_eq!(spec.name, "SYNFX01_M15");
+    assert_eq!(
+        spec.stream,
+        oracle_core::StreamKey::parse("SYNFX01", "M15").expect("key")
+    );
+    assert_eq!(spec.stream.timeframe.seconds(), 900);
 }

@@ -2,7 +2,12 @@
 //! restore + priming), so the shell is tested on its own.
 #![allow(dead_code)]
 
-use oracle_predictor::seam::{Bar, Decision, Loader, ModelSpec, Step, Twin, TwinState};
+use oracle_core::{
+    Action, Bar, Decision, MAX_OBS, MAX_STATES, N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES,
+    Position, Step, StreamKey, Warmup,
+};
+use oracle_predictor::store::SavedState;
+use oracle_predictor::twins::{Loader, ModelSpec, Twin};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub struct FakeTwin {
     spec: ModelSpec,
     ring: VecDeque<Bar>,
-    state: Option<TwinState>,
+    state: Option<SavedState>,
 }
 
 impl FakeTwin {
@@ -24,15 +29,40 @@ impl FakeTwin {
     }
 }
 
-const NAMES: [&str; 7] = [
-    "WAIT",
-    "LONG_WEAK",
-    "LONG_MODERATE",
-    "LONG_STRONG",
-    "SHORT_WEAK",
-    "SHORT_MODERATE",
-    "SHORT_STRONG",
-];
+/// The core's decision of one bar with the stand-in's action, position, regime and P&L (the
+/// fields the engine reads); the model's internals (features, posterior, logits) are zero.
+fn decision(
+    time: i64,
+    action: usize,
+    previous: Position,
+    st: &SavedState,
+    regime: usize,
+    upnl: f64,
+) -> Decision {
+    Decision {
+        time,
+        action: Action::from_index(action).expect("0..7"),
+        market_features: [0.0; N_MARKET_FEATURES],
+        hmm_features: [0.0; N_HMM_FEATURES],
+        posterior: [0.0; MAX_STATES],
+        n_states: 0,
+        regime,
+        obs: [0.0; MAX_OBS],
+        obs_dim: 0,
+        logits: [0.0; N_ACTIONS],
+        margin: 0.0,
+        previous,
+        position: Position {
+            direction: st.position_direction,
+            intensity: st.position_intensity,
+            entry_price: st.entry_price,
+        },
+        closed_pnl: None,
+        opened: false,
+        realized_pnl: st.realized_pnl,
+        unrealized_pnl: upnl,
+    }
+}
 
 impl Twin for FakeTwin {
     fn spec(&self) -> &ModelSpec {
@@ -43,7 +73,7 @@ impl Twin for FakeTwin {
         if bar.close.is_nan() || bar.close <= 0.0 || bar.high < bar.low {
             return Err("bad prices".into());
         }
-        let mut st = self.state.unwrap_or(TwinState {
+        let mut st = self.state.unwrap_or(SavedState {
             last_bar_time: i64::MIN,
             bars_seen: 0,
             position_direction: 0,
@@ -63,7 +93,13 @@ impl Twin for FakeTwin {
         st.bars_seen += 1;
         if self.ring.len() < self.spec.window {
             self.state = Some(st);
-            return Ok(Step::Warmup);
+            return Ok(Step::WarmingUp(Warmup {
+                time: bar.time,
+                bars_held: self.ring.len(),
+                bars_needed: self.spec.window - self.ring.len(),
+                position: Position::FLAT,
+                realized_pnl: st.realized_pnl,
+            }));
         }
         let mean = self.ring.iter().map(|b| b.close).sum::<f64>() / self.ring.len() as f64;
         let d = (bar.close - mean) / mean * 1000.0;
@@ -80,6 +116,11 @@ impl Twin for FakeTwin {
             0 => (0i8, 0u8),
             1..=3 => (1, a as u8),
             _ => (-1, (a - 3) as u8),
+        };
+        let previous = Position {
+            direction: st.position_direction,
+            intensity: st.position_intensity,
+            entry_price: st.entry_price,
         };
         if (dir, int) != (st.position_direction, st.position_intensity) {
             if st.position_direction != 0 {
@@ -101,22 +142,21 @@ impl Twin for FakeTwin {
             (bar.close - st.entry_price) * f64::from(dir) * f64::from(int) * 1000.0
         };
         self.state = Some(st);
-        Ok(Step::Decision(Decision {
-            action: NAMES[a].to_string(),
-            direction: st.position_direction,
-            intensity: st.position_intensity,
-            regime: (bar.time / 60 % 3) as u32,
-            entry_price: st.entry_price,
-            realized_pnl: st.realized_pnl,
-            unrealized_pnl: upnl,
-        }))
+        Ok(Step::Decision(decision(
+            bar.time,
+            a,
+            previous,
+            &st,
+            (bar.time / 60 % 3) as usize,
+            upnl,
+        )))
     }
 
-    fn state(&self) -> Option<TwinState> {
+    fn state(&self) -> Option<SavedState> {
         self.state
     }
 
-    fn restore(&mut self, state: &TwinState, priming: &[Bar]) -> Result<(), String> {
+    fn restore(&mut self, state: &SavedState, priming: &[Bar]) -> Result<(), String> {
         self.ring = priming.iter().copied().collect();
         while self.ring.len() > self.spec.window {
             self.ring.pop_front();
@@ -141,9 +181,9 @@ impl Loader for FakeLoader {
             // An optional fourth word is a "version": it changes the file's identity (its
             // stand-in sha256 is the whole text) without changing the twin.
             [sym, tf, w] | [sym, tf, w, _] => Ok(Box::new(FakeTwin::new(ModelSpec {
+                stream: StreamKey::parse(sym, tf)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
                 name,
-                symbol: (*sym).to_string(),
-                timeframe: (*tf).to_string(),
                 window: w
                     .parse()
                     .map_err(|_| format!("{}: bad window", path.display()))?,
