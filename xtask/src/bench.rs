@@ -207,12 +207,12 @@ pub fn scale_worker_with(
     bars: usize,
 ) -> anyhow::Result<Value> {
     use oracle_predictor::engine::{Predictor, Settings};
-    use oracle_predictor::seam::{self, Loader, ModelSpec};
+    use oracle_predictor::twins::{self, Loader, ModelSpec};
 
     /// Twins of the models loaded once, one per (empty) zip file named for its stream.
     struct FleetLoader(HashMap<String, (ModelSpec, &'static oracle_core::Model)>);
     impl Loader for FleetLoader {
-        fn load(&self, path: &Path) -> Result<Box<dyn seam::Twin>, String> {
+        fn load(&self, path: &Path) -> Result<Box<dyn twins::Twin>, String> {
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -221,14 +221,14 @@ pub fn scale_worker_with(
                 .0
                 .get(&stem)
                 .ok_or(format!("{stem}: not in the fleet"))?;
-            oracle_predictor::backend::core_twin(spec.clone(), model)
+            twins::core_twin(spec.clone(), model)
         }
         fn handle_bars(
             &self,
-            twins: &mut [&mut (dyn seam::Twin + 'static)],
-            bars: &[seam::Bar],
-        ) -> Vec<Result<seam::Step, String>> {
-            oracle_predictor::backend::ZipLoader.handle_bars(twins, bars)
+            twins: &mut [&mut (dyn twins::Twin + 'static)],
+            bars: &[oracle_core::Bar],
+        ) -> Vec<Result<oracle_core::Step, String>> {
+            twins::ZipLoader.handle_bars(twins, bars)
         }
     }
 
@@ -285,8 +285,8 @@ pub fn scale_worker_with(
             .with_context(|| root.display().to_string())?;
         let spec = ModelSpec {
             name: name.clone(),
-            symbol: symbol.clone(),
-            timeframe: timeframe.clone(),
+            stream: oracle_core::StreamKey::parse(&symbol, &timeframe)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?,
             window: model.window(),
             zip_sha256: String::new(),
         };
@@ -349,7 +349,7 @@ pub fn scale_worker_with(
     }
     std::hint::black_box(decisions);
     let (rss, hwm) = run::mem_kb(std::process::id()).unwrap_or((0, 0));
-    let stats = oracle_predictor::backend::fleet_stats();
+    let stats = oracle_predictor::twins::fleet_stats();
     drop(p);
     let _ = std::fs::remove_dir_all(&root);
     let mean = lat_us.iter().sum::<f64>() / lat_us.len().max(1) as f64;
