@@ -165,13 +165,23 @@ pub enum Error {
     #[error("the graph contains no dense layer (Gemm or MatMul)")]
     NoLayers,
 
-    /// `Mlp::try_forward` got an input of the wrong length.
-    #[error("input has {found} values, the MLP expects {expected}")]
-    InputLength {
-        /// `Mlp::input_dim()`.
-        expected: usize,
-        /// The given length.
-        found: usize,
+    /// A model zip has no plain weights member beside its ONNX policy.
+    #[error(
+        "no plain weights member '{member}' (add it with `python -m oracle_training \
+         pack-weights ZIP`)"
+    )]
+    NoWeightsMember {
+        /// The member's expected name.
+        member: String,
+    },
+
+    /// A model zip's plain weights member is not this crate's import of its ONNX policy.
+    #[error("member '{member}' is not the import of the ONNX policy: {detail}")]
+    WeightsDiffer {
+        /// The weights member.
+        member: String,
+        /// The first difference (field, layer, index).
+        detail: String,
     },
 
     /// A hand-made `Mlp` whose vectors do not match its dims.

@@ -11,17 +11,23 @@
 //! tensors (two all-zero biases become one initializer plus an `Identity` node), so each layer's
 //! weights and bias are found by following the node's input edges, through `Identity` aliases.
 //!
+//! A development tool since the ONNX import moved to pack time (issue 15 item 4): the model zip
+//! carries the plain weights member `SYM_TF_policy.weights` that `oracle_model` loads with no
+//! protobuf; [`check_zip_weights`] (`onnx2rs weights ZIP…`) proves that member is this crate's
+//! import of the zip's ONNX policy, bit for bit. There is no forward pass here: the policy runs
+//! in one place, the core (`oracle_core::policy`), which the tests compare against.
+//!
 //! ```no_run
 //! let bytes = std::fs::read("EURUSD_M15_policy.onnx").unwrap();
 //! let mlp = onnx2rs::convert(&bytes).unwrap();
-//! let logits = mlp.forward(&vec![0.0; mlp.input_dim()]);
-//! assert_eq!(logits.len(), mlp.output_dim());
+//! print!("{}", mlp.summary());
 //! ```
 
 mod convert;
 mod emit;
 mod error;
 mod model_zip;
+mod weights;
 
 /// Prost types for the subset of `onnx.proto` that onnx2rs reads (generated, committed).
 ///
@@ -38,11 +44,12 @@ pub use convert::{convert, convert_model};
 pub use emit::{EMIT_HEADER, emit_rust, sha256_hex};
 pub use error::{Error, NodeRef};
 pub use model_zip::{POLICY_SUFFIX, policy_from_zip};
+pub use weights::{check_zip_weights, policy_weights, weights_member};
 
 /// Activation applied after a dense layer's affine map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
-    /// `tanh`, computed as `libm::tanh` in f64 and cast to f32 (effectively correctly rounded).
+    /// `tanh` (the core computes it as `libm::tanh` in f64 cast to f32).
     Tanh,
     /// `max(x, 0)`.
     Relu,
@@ -51,23 +58,6 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation to one value.
-    #[inline]
-    pub fn apply(self, v: f32) -> f32 {
-        match self {
-            Activation::Tanh => libm::tanh(f64::from(v)) as f32,
-            // Keeps NaN as NaN (like torch), unlike `f32::max`.
-            Activation::Relu => {
-                if v < 0.0 {
-                    0.0
-                } else {
-                    v
-                }
-            }
-            Activation::Identity => v,
-        }
-    }
-
     /// Lower-case name, as printed by the CLI (`tanh`, `relu`, `identity`).
     pub fn name(self) -> &'static str {
         match self {
@@ -99,41 +89,6 @@ pub struct Dense {
     pub activation: Activation,
 }
 
-impl Dense {
-    /// Reference forward pass of this layer: each output is a sequential f32 dot product
-    /// (`acc += w·x` in index order), then `+ b`, then the activation.
-    ///
-    /// # Panics
-    /// If `x.len() != self.in_dim` or the layer's vectors do not have the sizes its dims claim.
-    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        assert_eq!(x.len(), self.in_dim, "Dense::forward: input length");
-        assert_eq!(
-            self.weights.len(),
-            self.in_dim * self.out_dim,
-            "Dense::forward: weights"
-        );
-        assert_eq!(self.bias.len(), self.out_dim, "Dense::forward: bias");
-        if self.in_dim == 0 {
-            return self
-                .bias
-                .iter()
-                .map(|&b| self.activation.apply(b))
-                .collect();
-        }
-        self.weights
-            .chunks_exact(self.in_dim)
-            .zip(&self.bias)
-            .map(|(row, &b)| {
-                let mut acc = 0.0f32;
-                for (&w, &xi) in row.iter().zip(x) {
-                    acc += w * xi;
-                }
-                self.activation.apply(acc + b)
-            })
-            .collect()
-    }
-}
-
 /// The actor MLP: dense layers applied in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
@@ -150,31 +105,6 @@ impl Mlp {
     /// Output width (7 logits for the trading actor); 0 for an MLP without layers.
     pub fn output_dim(&self) -> usize {
         self.layers.last().map_or(0, |l| l.out_dim)
-    }
-
-    /// Reference forward pass: sequential f32 dot products, `tanh` via `libm::tanh` f64 → f32.
-    ///
-    /// # Panics
-    /// If `x.len() != self.input_dim()` (use [`Mlp::try_forward`] for a checked call) or the
-    /// layers are inconsistent (never the case for an `Mlp` made by [`convert`]).
-    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut v = x.to_vec();
-        for layer in &self.layers {
-            v = layer.forward(&v);
-        }
-        v
-    }
-
-    /// Like [`Mlp::forward`], but refuses an input of the wrong length instead of panicking.
-    pub fn try_forward(&self, x: &[f32]) -> Result<Vec<f32>, Error> {
-        if x.len() != self.input_dim() {
-            return Err(Error::InputLength {
-                expected: self.input_dim(),
-                found: x.len(),
-            });
-        }
-        self.validate()?;
-        Ok(self.forward(x))
     }
 
     /// Checks that every layer's vectors match its dims and that consecutive dims chain.

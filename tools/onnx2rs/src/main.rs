@@ -1,15 +1,39 @@
-//! `onnx2rs <policy.onnx | SYM_TF.zip> [--emit-rust out.rs]`
+//! `onnx2rs <policy.onnx | SYM_TF.zip> [--emit-rust out.rs]`, `onnx2rs weights SYM_TF.zip…`
 //!
 //! Prints a summary of the actor MLP (layers, dims, activations). With `--emit-rust`, also
-//! writes Rust source with the weights as consts (see `onnx2rs::emit_rust`).
+//! writes Rust source with the weights as consts (see `onnx2rs::emit_rust`). `weights` checks
+//! that each model zip's plain weights member is this tool's import of its ONNX policy, bit for
+//! bit (see `onnx2rs::check_zip_weights`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: onnx2rs <policy.onnx | SYM_TF.zip> [--emit-rust OUT.rs]
+       onnx2rs weights SYM_TF.zip...
 
 Converts the SB3 actor MLP in an ONNX file (or the *_policy.onnx member of a model zip) and
-prints its layers. --emit-rust writes Rust source with the weights as consts.";
+prints its layers. --emit-rust writes Rust source with the weights as consts.
+`weights` checks that each zip's *_policy.weights member (what the loader reads; written by
+`python -m oracle_training pack-weights`) is this tool's import of its ONNX policy, bit for bit.";
+
+/// `onnx2rs weights ZIP…`: one line per zip; fails on the first zip that is not right.
+fn check_weights(zips: &[std::ffi::OsString]) -> Result<(), String> {
+    if zips.is_empty() {
+        return Err("weights: give at least one model zip".into());
+    }
+    for z in zips {
+        let path = Path::new(z);
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let (member, floats) =
+            onnx2rs::check_zip_weights(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!(
+            "{}: {member} is the ONNX policy's import, bit for bit ({floats} floats)",
+            path.display()
+        );
+    }
+    Ok(())
+}
 
 struct Args {
     input: PathBuf,
@@ -78,6 +102,16 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.first().and_then(|a| a.to_str()) == Some("weights") {
+        return match check_weights(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("onnx2rs: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match parse_args() {
         Ok(None) => {
             println!("{USAGE}");

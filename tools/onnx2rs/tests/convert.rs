@@ -1,11 +1,12 @@
-//! convert + forward on hand-made ONNX graphs, and the errors for everything else.
+//! convert on hand-made ONNX graphs, its layers run by the loader's forward pass (the core's,
+//! the one implementation of the policy), and the errors for everything else.
 
 mod common;
 
 use common::*;
 use onnx2rs::{Activation, Error, convert};
 
-/// Forward results are compared with values computed by hand in f64.
+/// The loader's logits are compared with values computed by hand in f64.
 const HAND_TOLERANCE: f64 = 1e-6;
 
 const X: [f32; 2] = [0.5, -0.25];
@@ -90,7 +91,7 @@ fn gemm_tanh_chain_trans_b_1() {
     );
     assert_eq!(l1.weights, W2);
     assert_eq!(l1.bias, B2);
-    assert_close(&mlp.forward(&X), &expected_tanh());
+    assert_close(&loader_logits(&mlp, &X), &expected_tanh());
 }
 
 #[test]
@@ -98,7 +99,7 @@ fn gemm_trans_b_0_is_normalised_to_out_by_in() {
     let a = convert(&gemm_model(0)).expect("converts");
     let b = convert(&gemm_model(1)).expect("converts");
     assert_eq!(a, b);
-    assert_close(&a.forward(&X), &expected_tanh());
+    assert_close(&loader_logits(&a, &X), &expected_tanh());
 }
 
 #[test]
@@ -126,7 +127,7 @@ fn matmul_add_relu() {
     assert_eq!(mlp.layers[0].weights, W1);
     assert_eq!(mlp.layers[1].bias, B2);
     // z1 = [0.5, 0.25, −0.75] → relu [0.5, 0.25, 0]; y = [0.5 + 0.5 + 0 + 0.25, −0.5 + 0].
-    assert_close(&mlp.forward(&X), &[1.25, -0.5]);
+    assert_close(&loader_logits(&mlp, &X), &[1.25, -0.5]);
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn matmul_without_add_has_zero_bias() {
     ));
     let mlp = convert(&bytes).expect("converts");
     assert_eq!(mlp.layers[0].bias, vec![0.0; 3]);
-    assert_close(&mlp.forward(&X), &[0.5, -0.25, 0.25]);
+    assert_close(&loader_logits(&mlp, &X), &[0.5, -0.25, 0.25]);
 }
 
 /// The exporter's trap: two identical all-zero biases become one initializer plus an Identity
@@ -208,7 +209,7 @@ fn identity_deduplicated_bias_and_flatten() {
                 + [0.5, -0.5][o]
         })
         .collect();
-    assert_close(&mlp.forward(&X), &y);
+    assert_close(&loader_logits(&mlp, &X), &y);
 }
 
 #[test]
@@ -628,19 +629,6 @@ fn dangling_chain_is_refused() {
         msg.contains("'h' is not consumed") && msg.contains("'y'"),
         "{msg}"
     );
-}
-
-#[test]
-fn try_forward_checks_length() {
-    let mlp = convert(&gemm_model(1)).expect("converts");
-    assert!(matches!(
-        mlp.try_forward(&[1.0]),
-        Err(Error::InputLength {
-            expected: 2,
-            found: 1
-        })
-    ));
-    assert_eq!(mlp.try_forward(&X).expect("ok"), mlp.forward(&X));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 use common::*;
 use onnx2rs::{Activation, Error, convert, emit_rust, policy_from_zip};
 
-/// torch / onnxruntime vs the sequential f32 reference on this small net (PARITY.md: ≈1e-8
+/// torch / onnxruntime vs the loader's forward pass (the core's) on this small net (PARITY.md: ≈1e-8
 /// to 1e-6 depending on logit size).
 const FIXTURE_TOLERANCE: Tolerance = Tolerance::Abs(1e-6);
 const FIXTURE: &str = "tests/fixtures/tiny_policy.onnx";
@@ -89,7 +89,7 @@ fn torch_export_with_dedup_identity_converts() {
         let want = rows(&expected, reference);
         assert_eq!(want.len(), inputs.len());
         for (i, (x, w)) in inputs.iter().zip(&want).enumerate() {
-            let got = mlp.forward(x);
+            let got = loader_logits(&mlp, x);
             for (j, (g, r)) in got.iter().zip(w).enumerate() {
                 max_delta = max_delta.max((f64::from(*g) - f64::from(*r)).abs());
                 assert!(

@@ -1,7 +1,8 @@
-//! Golden parity: every `models/*.zip` policy, converted and run through `Mlp::forward`, must
-//! reproduce the logits the training side recorded in `tests/golden/<SYM_TF>.csv.gz`
-//! (contract §8: columns `obs_*` and `logit_*`, empty on warm-up rows) within
-//! `LOGIT_TOLERANCE`.
+//! Golden parity: every `models/*.zip` holds, as its plain weights member, exactly this crate's
+//! import of its ONNX policy (bit for bit: the Python side's translation at pack time and this
+//! one agree), and the loader's forward pass over that member (the core's) reproduces the logits
+//! the training side recorded in `tests/golden/<SYM_TF>.csv.gz` (contract §8: columns `obs_*`
+//! and `logit_*`, empty on warm-up rows) within `LOGIT_TOLERANCE`.
 //!
 //! Until the training side has produced models, this test prints a SKIPPED note on the real
 //! stderr (visible in every run) and passes.
@@ -40,7 +41,7 @@ struct Outcome {
     min_margin: f32,
 }
 
-fn check_golden(mlp: &onnx2rs::Mlp, golden: &Path) -> Outcome {
+fn check_golden(model: &oracle_model::LoadedModel, golden: &Path) -> Outcome {
     let gz = std::fs::read(golden).expect("read golden");
     let mut text = String::new();
     flate2::read::GzDecoder::new(&gz[..])
@@ -70,13 +71,13 @@ fn check_golden(mlp: &onnx2rs::Mlp, golden: &Path) -> Outcome {
     let logit_cols = col("logit_");
     assert_eq!(
         obs_cols.len(),
-        mlp.input_dim(),
+        model.model.obs_dim(),
         "{}: obs width",
         golden.display()
     );
     assert_eq!(
         logit_cols.len(),
-        mlp.output_dim(),
+        oracle_core::N_ACTIONS,
         "{}: logit width",
         golden.display()
     );
@@ -105,7 +106,9 @@ fn check_golden(mlp: &onnx2rs::Mlp, golden: &Path) -> Outcome {
         };
         let obs: Vec<f32> = obs_cols.iter().map(|&i| parse(i)).collect();
         let want: Vec<f32> = logit_cols.iter().map(|&i| parse(i)).collect();
-        let got = mlp.forward(&obs);
+        let mut x = [0.0f32; oracle_core::MAX_OBS];
+        x[..obs.len()].copy_from_slice(&obs);
+        let got = oracle_core::policy::logits(&model.model, &x);
         for (j, (g, w)) in got.iter().zip(&want).enumerate() {
             let d = (f64::from(*g) - f64::from(*w)).abs();
             out.max_delta = out.max_delta.max(d);
@@ -155,11 +158,17 @@ fn pairs(root: &Path, models: &[PathBuf]) -> Vec<(PathBuf, PathBuf, Option<usize
         .collect()
 }
 
-fn load(zip: &Path) -> onnx2rs::Mlp {
+/// The zip's ONNX policy as this crate imports it, after checking that the zip's plain weights
+/// member is that import bit for bit; and the model as the loader loads it.
+fn load(zip: &Path) -> (onnx2rs::Mlp, oracle_model::LoadedModel) {
     let bytes = std::fs::read(zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
     let (member, onnx) =
         onnx2rs::policy_from_zip(&bytes).unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
-    onnx2rs::convert(&onnx).unwrap_or_else(|e| panic!("{}:{member}: {e}", zip.display()))
+    let mlp = onnx2rs::convert(&onnx).unwrap_or_else(|e| panic!("{}:{member}: {e}", zip.display()));
+    onnx2rs::check_zip_weights(&bytes).unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
+    let loaded = oracle_model::load_model_bytes(&zip.display().to_string(), &bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (mlp, loaded)
 }
 
 #[test]
@@ -175,7 +184,7 @@ fn golden_logits_match_every_model() {
     }
     // Every model's policy must convert, golden or not.
     for zip in &models {
-        let mlp = load(zip);
+        let (mlp, _) = load(zip);
         note(&format!(
             "converted {}: {} layers, {} -> {}",
             zip.display(),
@@ -190,8 +199,8 @@ fn golden_logits_match_every_model() {
         return;
     }
     for (zip, golden, rows) in &pairs {
-        let mlp = load(zip);
-        let o = check_golden(&mlp, golden);
+        let (_, model) = load(zip);
+        let o = check_golden(&model, golden);
         assert!(o.rows > 0, "{}: no decision rows", golden.display());
         if let Some(rows) = rows {
             assert_eq!(
@@ -224,7 +233,7 @@ fn wide_relu_golden_logits_match() {
     assert!(!files.is_empty(), "the wide manifest lists no files");
     for f in files {
         let zip = root.join(f["zip"].as_str().expect("files[].zip"));
-        let mlp = load(&zip);
+        let (mlp, model) = load(&zip);
         let shape: Vec<(usize, usize, onnx2rs::Activation)> = mlp
             .layers
             .iter()
@@ -240,7 +249,7 @@ fn wide_relu_golden_logits_match() {
                 (256, 7, onnx2rs::Activation::Identity)
             ]
         );
-        let o = check_golden(&mlp, &dir.join(f["file"].as_str().expect("files[].file")));
+        let o = check_golden(&model, &dir.join(f["file"].as_str().expect("files[].file")));
         assert_eq!(Some(o.rows as u64), f["decision_rows"].as_u64());
         note(&format!(
             "wide golden {}: {} rows, max |Δlogit| = {:e}",
