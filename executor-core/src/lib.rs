@@ -28,6 +28,7 @@
 pub mod answers;
 pub mod broker;
 pub mod config;
+pub mod currency;
 pub mod exec;
 pub mod gather;
 pub mod journal;

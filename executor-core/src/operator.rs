@@ -113,6 +113,14 @@ pub struct GuardStatus {
     pub best_day_max_share: Option<f64>,
     /// Open positions on this side.
     pub open_positions: usize,
+    /// The account's deposit currency (the broker's; `None`: not read, as on paper).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Traded symbols quoted in another currency than the deposit currency with no conversion
+    /// symbol quoted: the equity between two account reads moves by their P&L as quoted
+    /// (approximate; the next read corrects it).
+    #[serde(default)]
+    pub approximate: Vec<String>,
 }
 
 fn side_name(id: SideId) -> &'static str {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use oracle_executor_core::broker::{OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
@@ -755,4 +756,63 @@ fn the_first_update_past_midnight_journals_the_closed_day_when_no_timer_fired() 
             eod_balance: 95_600.0,
         }]
     );
+}
+
+fn currencies(deposit: &str) -> Currencies {
+    Currencies {
+        deposit: deposit.into(),
+        assets: [("EURUSD".to_string(), ("EUR".to_string(), "USD".to_string()))].into(),
+    }
+}
+
+#[test]
+fn on_a_eur_account_a_eurusd_loss_between_reads_is_converted_at_the_eurusd_quote() {
+    let mut core = two_longs();
+    core.set_currencies(Some(currencies("EUR")));
+    let now = T0 + M15 + 60;
+    core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
+    core.apply_risk(
+        now,
+        Account {
+            balance: 100_000.0,
+            equity: 100_000.0,
+            free_margin: 100_000.0,
+        },
+    );
+    // 2 lots × −100 pips: −2 000 USD, in euros at EURUSD's mid 1.09001.
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated");
+    let st = core.guard_status("live");
+    let want = 100_000.0 - 2_000.0 / 1.09001;
+    let equity = st.equity.expect("estimated");
+    assert!((equity - want).abs() < 1e-6, "{equity} != {want}");
+    assert_eq!(st.currency.as_deref(), Some("EUR"));
+    assert!(st.approximate.is_empty(), "{st:?}");
+}
+
+#[test]
+fn without_a_conversion_quote_the_loss_moves_the_equity_as_quoted_and_the_status_says_approximate()
+{
+    let mut core = two_longs();
+    // A GBP account: no traded symbol converts dollars to pounds.
+    core.set_currencies(Some(currencies("GBP")));
+    let now = T0 + M15 + 60;
+    core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
+    core.apply_risk(
+        now,
+        Account {
+            balance: 100_000.0,
+            equity: 100_000.0,
+            free_margin: 100_000.0,
+        },
+    );
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated");
+    let st = core.guard_status("live");
+    assert!(
+        (st.equity.expect("estimated") - 98_000.0).abs() < 1e-6,
+        "{st:?}"
+    );
+    assert_eq!(st.currency.as_deref(), Some("GBP"));
+    assert_eq!(st.approximate, vec!["EURUSD".to_string()]);
 }

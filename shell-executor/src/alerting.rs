@@ -131,6 +131,9 @@ struct Watches {
     day_loss_used: Option<f64>,
     /// The halt in force as last told (its reason code), so each halt is told once.
     halt: Option<String>,
+    /// The deposit currency in the texts, as the guard's status last gave it (the broker's;
+    /// empty: not known to the executor, as on paper, left out).
+    currency: String,
 }
 
 /// The process's alerts and metrics, shared (`Arc`) by the engine, the live broker's event task,
@@ -140,8 +143,6 @@ pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     alerts: Alerts,
     watches: Mutex<Watches>,
-    /// The deposit currency in the texts (empty: not known to the executor, left out).
-    currency: String,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -182,8 +183,8 @@ impl Telemetry {
                 day_refusals: 0,
                 day_loss_used: None,
                 halt: None,
+                currency: String::new(),
             }),
-            currency: String::new(),
         }
     }
 
@@ -265,15 +266,17 @@ impl Telemetry {
             if limit == "daily loss" {
                 w.day_loss_used = Some(w.day_loss_used.map_or(used_pct, |u| u.max(used_pct)));
             }
-            w.headroom.observe(limit, used_pct)
+            w.headroom
+                .observe(limit, used_pct)
+                .map(|t| (t, w.currency.clone()))
         };
-        if let Some(threshold_pct) = crossed {
+        if let Some((threshold_pct, currency)) = crossed {
             self.push(Event::Headroom {
                 limit: limit.into(),
                 used_pct,
                 threshold_pct,
                 left,
-                currency: self.currency.clone(),
+                currency,
             });
         }
     }
@@ -282,6 +285,12 @@ impl Telemetry {
     /// each limit's used share ([`Telemetry::limit`]: 50%/80% crossings), and a halt newly in
     /// force (told once; a later halt after a resume is told again).
     pub fn guard(&self, g: &GuardStatus) {
+        if let Some(c) = &g.currency {
+            let mut w = self.watches();
+            if w.currency != *c {
+                w.currency.clone_from(c);
+            }
+        }
         if let (Some(balance), Some(equity)) = (g.balance, g.equity) {
             self.metrics.account(balance, equity);
         }
@@ -359,6 +368,13 @@ impl Telemetry {
     /// The timers, once a second: the disconnect alert at `wall` (UTC seconds), the daily
     /// summary at `clock` (the engine's clock, UTC seconds).
     pub fn tick(&self, wall: i64, clock: i64) {
+        for e in self.due(wall, clock) {
+            self.push(e);
+        }
+    }
+
+    /// The events [`Telemetry::tick`] sends at `wall` and `clock`.
+    fn due(&self, wall: i64, clock: i64) -> Vec<Event> {
         let mut out = Vec::new();
         {
             let mut w = self.watches();
@@ -382,7 +398,7 @@ impl Telemetry {
                     let refused = self.metrics.refusals_total();
                     out.push(Event::DailySummary(DailySummary {
                         day,
-                        currency: self.currency.clone(),
+                        currency: w.currency.clone(),
                         balance_start: w.day_balance.unwrap_or(balance),
                         balance_end: balance,
                         equity,
@@ -398,9 +414,7 @@ impl Telemetry {
                 }
             }
         }
-        for e in out {
-            self.push(e);
-        }
+        out
     }
 
     /// Runs [`Telemetry::tick`] every second on Tokio (the wall clock, and `clock`) until the
@@ -622,6 +636,8 @@ mod tests {
             best_day_share: None,
             best_day_max_share: None,
             open_positions: open,
+            currency: None,
+            approximate: Vec::new(),
         }
     }
 
@@ -678,6 +694,26 @@ mod tests {
         t.guard(&status(0.0, None, 0));
         t.guard(&status(0.0, Some("HALTED_OPERATOR"), 0));
         assert_eq!(t.alerts().stats().pushed, 4);
+    }
+
+    #[test]
+    fn the_daily_summary_names_the_deposit_currency_the_guards_status_gave() {
+        let t = Telemetry::off();
+        t.metrics.account(100_000.0, 100_000.0);
+        t.tick(0, utc("2026-12-04T20:00:00Z"));
+        t.guard(&GuardStatus {
+            currency: Some("EUR".into()),
+            ..status(0.0, None, 0)
+        });
+        let out = t.due(0, utc("2026-12-04T23:00:00Z"));
+        let Some(Event::DailySummary(d)) = out.first() else {
+            panic!("a summary at the Prague midnight: {out:?}");
+        };
+        assert_eq!(d.currency, "EUR");
+        assert!(
+            Event::DailySummary(d.clone()).text().contains("EUR"),
+            "{d:?}"
+        );
     }
 
     #[test]

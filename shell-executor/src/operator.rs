@@ -406,7 +406,12 @@ impl Status {
                 m.state
             ));
         }
-        out.push_str("\nACCOUNTS\n");
+        let cur = self
+            .guard
+            .as_ref()
+            .and_then(|g| g.currency.as_deref())
+            .map_or(String::new(), |c| format!(" ({c})"));
+        out.push_str(&format!("\nACCOUNTS{cur}\n"));
         for s in &self.sides {
             out.push_str(&format!(
                 "  {:<6} balance {} equity {} margin used {} free margin {} | broker {}\n",
@@ -459,6 +464,13 @@ impl Status {
                     }
                 }
                 out.push_str(&format!("  open positions {}\n", g.open_positions));
+                if !g.approximate.is_empty() {
+                    out.push_str(&format!(
+                        "  equity between account reads is approximate for {}: quoted in another currency than the deposit currency{}, with no conversion symbol quoted (the next account read corrects it)\n",
+                        g.approximate.join(", "),
+                        g.currency.as_deref().map_or(String::new(), |c| format!(" {c}"))
+                    ));
+                }
             }
         }
         out.push_str("\nSYMBOLS\n");
@@ -873,6 +885,55 @@ mod tests {
             "no token value in the status: {shown}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_status_table_names_the_deposit_currency_and_the_symbols_approximate_between_reads() {
+        let guard = |currency: Option<&str>, approximate: Vec<String>| GuardStatus {
+            side: "live".into(),
+            preset: Some("ftmo-2step".into()),
+            halted: None,
+            balance: Some(100_000.0),
+            equity: Some(99_000.0),
+            daily: None,
+            max_loss: None,
+            act_at_share: Some(0.8),
+            next_day_start_ms: None,
+            trading_days: None,
+            min_trading_days: None,
+            best_day_share: None,
+            best_day_max_share: None,
+            open_positions: 1,
+            currency: currency.map(String::from),
+            approximate,
+        };
+        let mut st = Status {
+            at: "2026-12-07T00:00:00Z".into(),
+            models: Vec::new(),
+            sides: vec![SideStatus {
+                side: "live".into(),
+                balance: Some(100_000.0),
+                equity: Some(99_000.0),
+                free_margin: Some(98_000.0),
+                margin_used: Some(1_000.0),
+                connected: true,
+            }],
+            guard: Some(guard(Some("EUR"), vec!["USDJPY".into()])),
+            symbols: Vec::new(),
+            token: None,
+        };
+        let t = st.table();
+        assert!(t.contains("\nACCOUNTS (EUR)\n"), "{t}");
+        assert!(
+            t.contains("equity between account reads is approximate for USDJPY")
+                && t.contains("deposit currency EUR"),
+            "{t}"
+        );
+        // Every symbol converted (or none to convert), the currency not read: neither is said.
+        st.guard = Some(guard(None, Vec::new()));
+        let t = st.table();
+        assert!(t.contains("\nACCOUNTS\n"), "{t}");
+        assert!(!t.contains("approximate"), "{t}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use super::{Batch, DECISION, Order, Phase, SideAction, SideCore, Stage};
 use crate::broker::OrderReq;
 use crate::config::ExecutorConfig;
+use crate::currency::Currencies;
 use crate::journal::{Op, Record, Replayed, flatten_order_id};
 use crate::operator::{GuardStatus, HaltStatus, risk_headroom};
 use crate::policy::{Exec, ModelKey, RealPos};
@@ -46,6 +47,9 @@ pub(super) struct GuardSide {
     marks: HashMap<u64, f64>,
     /// Latest quote (bid, ask) per symbol.
     quotes: HashMap<String, (f64, f64)>,
+    /// The deposit currency and the symbols' assets (live: the broker's), to convert a
+    /// position's P&L from its quote currency ([`SideCore::set_currencies`]); `None`: as quoted.
+    currencies: Option<Currencies>,
     /// Positions closed (filled) whose model still holds them until its batch completes: their
     /// P&L is in the balance now, not in the equity's floating part.
     closed: HashSet<u64>,
@@ -93,6 +97,7 @@ impl GuardSide {
                 mark: None,
                 marks: HashMap::new(),
                 quotes: HashMap::new(),
+                currencies: None,
                 closed: HashSet::new(),
                 seen: None,
                 low: None,
@@ -124,6 +129,30 @@ impl SideCore {
     /// Queues an action (for the operator's commands).
     pub(crate) fn push_action(&mut self, a: SideAction) {
         self.actions.push_back(a);
+    }
+
+    /// The account's deposit currency and the traded symbols' assets (the live broker's, read at
+    /// start): the guard then converts each position's P&L between two account reads from its
+    /// quote currency at a conversion symbol's quote ([`Currencies::to_deposit`]). `None` (paper,
+    /// not read): the P&L as quoted.
+    pub fn set_currencies(&mut self, c: Option<Currencies>) {
+        self.gs.currencies = c;
+    }
+
+    /// What [`SideCore::set_currencies`] gave.
+    pub fn currencies(&self) -> Option<&Currencies> {
+        self.gs.currencies.as_ref()
+    }
+
+    /// `r`'s P&L at quote `q` in the deposit currency when it can be converted (see
+    /// [`Currencies`]), else in `symbol`'s quote currency (the next account read corrects it).
+    fn deposit_pnl(&self, symbol: &str, r: &RealPos, q: (f64, f64)) -> f64 {
+        let p = pnl(r, q);
+        self.gs
+            .currencies
+            .as_ref()
+            .and_then(|c| c.to_deposit(symbol, p, &self.gs.quotes))
+            .unwrap_or(p)
     }
 
     /// Open positions on this side (of `symbol`, or all).
@@ -170,7 +199,7 @@ impl SideCore {
                     return None;
                 }
                 let q = self.gs.quotes.get(&k.symbol)?;
-                Some((r.position_id, pnl(r, *q)))
+                Some((r.position_id, self.deposit_pnl(&k.symbol, r, *q)))
             })
             .collect()
     }
@@ -229,7 +258,8 @@ impl SideCore {
                 else {
                     return;
                 };
-                let (realised, id) = (pnl(r, (*price, *price)), r.position_id);
+                let realised = self.deposit_pnl(&key.symbol, r, (*price, *price));
+                let id = r.position_id;
                 if let Some((balance, _)) = &mut self.gs.mark {
                     *balance += realised;
                 }
@@ -259,7 +289,7 @@ impl SideCore {
                 continue;
             }
             equity += match self.gs.quotes.get(&k.symbol) {
-                Some(q) => pnl(r, *q),
+                Some(q) => self.deposit_pnl(&k.symbol, r, *q),
                 // Not quoted since the read: its P&L then; never quoted (just after a restart):
                 // not known, the guard waits for its quote or the next account read.
                 None => *self.gs.marks.get(&r.position_id)?,
@@ -612,6 +642,13 @@ impl SideCore {
             best_day_share: progress.and_then(|p| p.best_day_share),
             best_day_max_share: progress.and_then(|p| p.best_day_max_share),
             open_positions: self.open_positions(None),
+            currency: self.gs.currencies.as_ref().map(|c| c.deposit.clone()),
+            approximate: self
+                .gs
+                .currencies
+                .as_ref()
+                .map(|c| c.approximate(&self.gs.quotes))
+                .unwrap_or_default(),
         }
     }
 }
