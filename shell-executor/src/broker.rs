@@ -13,6 +13,7 @@ pub use oracle_executor_core::broker::{
 };
 
 pub use oracle_executor_core::policy::Closed;
+pub use oracle_executor_core::restrictions::WeekEnd;
 
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
@@ -44,6 +45,12 @@ pub trait Broker {
     /// broker's trading calendar (`schedule`, `holiday`, `scheduleTimeZone`). Default: `None`,
     /// open (no calendar known: the paper book, a broker that states none).
     fn closed(&self, _symbol: &str, _utc_ms: i64) -> Option<Closed> {
+        None
+    }
+    /// `symbol`'s next weekend at `utc_ms` (the last close of its trading week and the open
+    /// after it), from the broker's trading calendar
+    /// ([`oracle_executor_core::restrictions::week_end`]). Default: `None` (no calendar).
+    fn week_end(&self, _symbol: &str, _utc_ms: i64) -> Option<WeekEnd> {
         None
     }
     /// Balance, equity, free margin.

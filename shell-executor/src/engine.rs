@@ -341,9 +341,15 @@ impl<B: Broker> Side<B> {
         self.core
             .held_exits()
             .iter()
-            .filter_map(|(_, symbol)| match self.broker.closed(symbol, utc_ms) {
-                None => open_too.then_some(utc_ms),
-                Some(c) => c.until_ms,
+            .filter_map(|(_, symbol)| {
+                // An exit a news window held goes at the window's end (at once once past it).
+                if let Some(at) = self.core.news_hold_until(symbol, utc_ms) {
+                    return Some(at);
+                }
+                match self.broker.closed(symbol, utc_ms) {
+                    None => open_too.then_some(utc_ms),
+                    Some(c) => c.until_ms,
+                }
             })
             .min()
     }

@@ -9,6 +9,8 @@
 //! - [`engine`]: the driver of the core's decisions (`oracle_executor_core::side`'s batch and
 //!   reconciliation, `oracle_executor_core::answers`' verdicts) over a live and/or a paper book,
 //!   the signals waiting together as one batch, and the drift ledger;
+//! - [`funded`]: a funded account's optional rules, the shell's part (the news file, each
+//!   symbol's weekend from the broker's calendar, `Timer::Weekend`'s closes);
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
 //! - [`secrets`]: the secrets file (name, mode rule, keys) shared with `oracle doctor`;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
@@ -27,6 +29,7 @@ pub mod config;
 pub mod drift;
 pub mod engine;
 pub mod failpoint;
+pub mod funded;
 pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;

@@ -1252,6 +1252,15 @@ impl Broker for LiveBroker {
         }
     }
 
+    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
+        let cal = self.calendars.get(symbol)?;
+        oracle_executor_core::restrictions::week_end(
+            utc_ms,
+            |t| cal.next_close(t),
+            |t| cal.next_open(t),
+        )
+    }
+
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
         let cal = self.calendars.get(symbol)?;
         (!cal.is_open(utc_ms)).then(|| crate::broker::Closed {

@@ -216,6 +216,9 @@ pub async fn serve_with<B: Broker>(
         engine
             .core
             .arm_guard_day(clock().saturating_mul(1000), now_ms());
+        // risk.flat_before_weekend: each symbol's flat instant (its schedule's last close of
+        // the week less N minutes) while it holds a position.
+        engine.arm_weekend(clock(), now_ms());
         let timeout = engine
             .core
             .poll_timeout()
@@ -302,6 +305,10 @@ pub async fn serve_with<B: Broker>(
                 }
                 if due.contains(&Timer::HeldExit) {
                     engine.release_held_exits(clock(), now_ms()).await;
+                }
+                if due.contains(&Timer::Weekend) {
+                    // Flat before the weekend: the symbols' closes go out now.
+                    engine.on_weekend(clock(), now_ms()).await;
                 }
                 if due.contains(&Timer::GuardDay) {
                     // Midnight in Prague: the guards close their day (a daily halt ends).
@@ -780,6 +787,8 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     if rc.check_only {
         // A check writes nothing: say what a start would add.
         let (cfg, added) = config::check(&rc.config, &seen)?;
+        // The news calendar's lines are checked too.
+        crate::funded::restrictions(&cfg, &rc.config)?;
         for s in &added {
             warn!(symbol = %s, "{s}: found in the models folder but not in {}; a start adds it with enabled=false and lots 0.01/0.03/0.05 (--check-config leaves the file as it is)", rc.config.display());
         }
@@ -843,6 +852,9 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
     engine.set_telemetry(tel.clone());
+    engine
+        .core
+        .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
     // Clock: the replay's virtual time (bar close + 1 s) when replaying, else the system clock.
     let vclock = Arc::new(AtomicI64::new(0));
     let clock: Clock = if replays.is_empty() {
@@ -1203,6 +1215,9 @@ async fn run_live(
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine = Engine::new(cfg, Some(live), paper, acks, Some(drift));
     engine.set_telemetry(tel.clone());
+    engine
+        .core
+        .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
@@ -1466,6 +1481,9 @@ async fn run_dry(
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));
     engine.set_telemetry(tel.clone());
+    engine
+        .core
+        .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
     engine
         .core
         .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);

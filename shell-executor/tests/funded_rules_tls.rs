@@ -1,0 +1,194 @@
+//! Flat before the weekend over TLS: the executor's engine with its live broker against
+//! `oracle-sim --calendar realistic` (FX: Sunday 22:00 - Friday 22:00 UTC), the sim's market
+//! clock held and stepped by the test (as in `market_hours.rs`). The weekend comes from the
+//! sim's `SymbolByIdRes` schedule; the executor's time is a parameter.
+//! Needs the default `live` feature: `cargo test -p oracle-executor --test funded_rules_tls`.
+#![cfg(feature = "live")]
+
+mod common;
+
+use std::collections::HashMap;
+
+use oracle_executor::engine::{Engine, Side};
+use oracle_executor::live::LiveBroker;
+use oracle_executor::policy::ModelKey;
+use oracle_executor_core::gather::Timer;
+use oracle_executor_core::restrictions::Restrictions;
+use oracle_ipc::{Iso, Message, Timeframe, parse};
+use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::calendar::CalendarMode;
+use oracle_sim::config::DEFAULT_ACCOUNT_ID;
+use oracle_sim::market::Start;
+use oracle_sim::symbols::{SymbolData, SymbolSpec};
+use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
+
+fn t(s: &str) -> i64 {
+    parse_iso_utc(s).expect("time") / 1000
+}
+
+/// EURUSD M1 bars from Friday 2024-03-08 20:00 UTC to Monday 00:00, through the weekend.
+fn eurusd_over_a_weekend() -> SymbolData {
+    let t0 = t("2024-03-08T20:00:00Z") * 1000;
+    let bars = (0..3 * 1440 - 20 * 60)
+        .map(|i| Bar {
+            time_ms: t0 + i * 60_000,
+            open: 108_400,
+            high: 108_450,
+            low: 108_380,
+            close: 108_420,
+            volume: 4,
+        })
+        .collect();
+    SymbolData {
+        spec: SymbolSpec::builtin("EURUSD").expect("builtin"),
+        period: Period::M1,
+        bars,
+    }
+}
+
+async fn sim() -> SimHandle {
+    oracle_sim::spawn(SimConfig {
+        broker: BrokerConfig {
+            calendar: CalendarMode::Realistic,
+            speed: Speed::Fast,
+            ..BrokerConfig::default()
+        },
+        symbols: vec![eurusd_over_a_weekend()],
+        start: Start::At(t("2024-03-08T21:00:00Z") * 1000),
+        // The replay never starts on its own: the test steps the market clock.
+        start_file: Some(common::tmpdir("weekend-hold").join("never")),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim")
+}
+
+/// Steps the sim's market until its clock reaches `until_s` (Unix s).
+async fn step_until(s: &SimHandle, until_s: i64) {
+    s.with_broker(move |b, now| {
+        while b.market().now_ms < until_s * 1000 {
+            if !b.step_market(now) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("sim running");
+}
+
+/// Waits until the live broker has read a spot of EURUSD (the sim sent it when stepped).
+async fn wait_quote(e: &Engine<LiveBroker>) {
+    use oracle_executor::broker::Broker;
+    for _ in 0..500 {
+        if e.live
+            .as_ref()
+            .expect("live")
+            .broker
+            .quote("EURUSD")
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no EURUSD spot from the sim");
+}
+
+async fn open_positions(s: &SimHandle) -> usize {
+    s.account(DEFAULT_ACCOUNT_ID)
+        .await
+        .expect("account")
+        .open_positions
+}
+
+/// One SIGNAL for (EURUSD, `tf`) at bar `bt`, answered by the engine at `now`.
+async fn signal(
+    e: &mut Engine<LiveBroker>,
+    now: i64,
+    tf: Timeframe,
+    action: &str,
+    bt: i64,
+) -> String {
+    let line = format!(
+        "SIGNAL|EURUSD|{action}|0|0.00|TF:{}|BT:{}|SEQ:1",
+        tf.as_str(),
+        Iso(bt)
+    );
+    let Ok(Message::Signal(s)) = parse(&line) else {
+        panic!("bad test line {line}")
+    };
+    e.on_signal(now, &s).await.line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_and_entries_fail_weekend()
+ {
+    let s = sim().await;
+    let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "risk": {"flat_before_weekend": {"minutes": 15}},
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let rules = Restrictions::new(&cfg.risk, Vec::new());
+    let live = Side::new("live", &cfg, broker, None);
+    let mut e = Engine::new(cfg, Some(live), None, HashMap::new(), None);
+    e.core.set_restrictions(&rules);
+    step_until(&s, t("2024-03-08T21:01:00Z")).await;
+    wait_quote(&e).await;
+
+    // Friday 21:00, open: the M15 model goes long.
+    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
+        e.on_bar(&m15, t(bt), 1.0842, 0.0);
+    }
+    let fri = t("2024-03-08T21:00:02Z");
+    signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T20:30:00Z"),
+    )
+    .await;
+    let ack = signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "LONG_WEAK",
+        t("2024-03-08T20:45:00Z"),
+    )
+    .await;
+    assert!(ack.contains("|OK|"), "{ack}");
+    assert_eq!(open_positions(&s).await, 1);
+
+    // The week's last close from the sim's schedule (Friday 22:00 UTC): the timer is armed
+    // for 21:45.
+    let flat = t("2024-03-08T21:45:00Z");
+    e.arm_weekend(fri, 0);
+    assert_eq!(e.core.poll_timeout(), Some((flat - fri) * 1000));
+
+    // 21:45: the position is closed, once.
+    step_until(&s, flat).await;
+    assert_eq!(e.core.handle_timeout((flat - fri) * 1000), [Timer::Weekend]);
+    e.on_weekend(flat, (flat - fri) * 1000).await;
+    assert_eq!(open_positions(&s).await, 0, "flat before the weekend");
+    let st = &e.live.as_ref().expect("live").core.policy.models[&m15];
+    assert!(st.real.is_none(), "{st:?}");
+    e.arm_weekend(flat, (flat - fri) * 1000);
+    assert_eq!(e.core.poll_timeout(), None, "nothing left to close");
+
+    // 21:46, the market still open: a fresh transition's entry is FAIL|WEEKEND, never sent.
+    let m1 = ModelKey::new("EURUSD", Timeframe::M1);
+    let (b1, b2) = (t("2024-03-08T21:44:00Z"), t("2024-03-08T21:45:00Z"));
+    e.on_bar(&m1, b1, 1.0842, 0.0);
+    step_until(&s, b2 + 60).await;
+    let ack = signal(&mut e, b2 + 1, Timeframe::M1, "WAIT", b1).await;
+    assert!(ack.contains("|HOLD"), "{ack}");
+    e.on_bar(&m1, b2, 1.0842, 0.0);
+    let entry = signal(&mut e, b2 + 61, Timeframe::M1, "SHORT_WEAK", b2).await;
+    assert!(entry.contains("|FAIL|WEEKEND|"), "{entry}");
+    let coid = format!("ot-EURUSD-M1-{b2}-O");
+    assert_eq!(s.new_orders_with_client_id(&coid).await, 0);
+    assert_eq!(open_positions(&s).await, 0);
+}
