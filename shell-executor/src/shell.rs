@@ -1484,9 +1484,6 @@ async fn run_dry(
     engine
         .core
         .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
-    engine
-        .core
-        .set_restrictions(&crate::funded::restrictions(&engine.core.cfg, &rc.config)?);
     let listener = TcpListener::bind(rc.listen)
         .await
         .with_context(|| format!("bind {}", rc.listen))?;
