@@ -53,6 +53,12 @@ pub trait Broker {
     fn week_end(&self, _symbol: &str, _utc_ms: i64) -> Option<WeekEnd> {
         None
     }
+    /// The account's deposit currency and the traded symbols' assets (the live broker's, read
+    /// at start): the guard converts P&L between account reads with them. Default: `None`
+    /// (P&L taken as in the deposit currency).
+    fn currencies(&self) -> Option<oracle_executor_core::currency::Currencies> {
+        None
+    }
     /// Balance, equity, free margin.
     async fn account(&mut self) -> Result<Account, BrokerError>;
     /// Margin a new order would use.

@@ -82,8 +82,10 @@ impl<B: Broker> Side<B> {
             Some((j, r)) => (Some(j), r),
             None => (None, Replayed::default()),
         };
+        let mut core = SideCore::new(name, cfg, &rep);
+        core.set_currencies(broker.currencies());
         Side {
-            core: SideCore::new(name, cfg, &rep),
+            core,
             broker,
             journal,
             telemetry: None,

@@ -26,12 +26,13 @@ use std::time::Duration;
 use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
 use oracle_ctrader::proto::{
-    ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType, ProtoOaExpectedMarginReq,
-    ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq, ProtoOaGetTrendbarsRes,
-    ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus, ProtoOaReconcileReq,
-    ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq, ProtoOaTraderReq,
+    ProtoOaAssetListReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
+    ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
+    ProtoOaGetTrendbarsRes, ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus,
+    ProtoOaReconcileReq, ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq, ProtoOaTraderReq,
 };
 use oracle_ctrader::{Event, Payload, units};
+use oracle_executor_core::currency::Currencies;
 use oracle_ipc::Timeframe;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -281,6 +282,10 @@ pub struct LiveBroker {
     symbol_ids: HashMap<i64, String>,
     /// Broker symbol id → the broker's name it was mapped by at start.
     listed_as: HashMap<i64, String>,
+    /// Model symbol → (base asset id, quote asset id), from the symbol list at start.
+    asset_ids: HashMap<String, (i64, i64)>,
+    /// The deposit currency and the symbols' assets by name ([`currencies_of`]), read at start.
+    currencies: Option<Currencies>,
 }
 
 /// How long the broker's margin for a (symbol, volume, side) is reused, scaled to the current
@@ -438,6 +443,8 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         calendars: HashMap::new(),
         symbol_ids: HashMap::new(),
         listed_as: HashMap::new(),
+        asset_ids: HashMap::new(),
+        currencies: None,
     };
     // The event task runs before the start-up requests: a refresh ahead of a stored pair's
     // expiry can begin as soon as the session is ready, and the session holds every request
@@ -465,6 +472,30 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
             .map_err(err)?;
     }
     Ok((b, rx))
+}
+
+/// The account's deposit currency (the asset `deposit_asset_id` of `assets`, the broker's
+/// `AssetListRes`) and each symbol's (base, quote) asset names from its ids (`symbols`: model
+/// symbol → ids of the `SymbolsListRes`); a symbol whose assets are not listed is left out.
+/// `None` when the deposit asset is not listed.
+pub fn currencies_of(
+    deposit_asset_id: i64,
+    assets: &[oracle_ctrader::proto::ProtoOaAsset],
+    symbols: &HashMap<String, (i64, i64)>,
+) -> Option<Currencies> {
+    let name = |id: i64| {
+        assets
+            .iter()
+            .find(|a| a.asset_id == id)
+            .map(|a| a.name.clone())
+    };
+    Some(Currencies {
+        deposit: name(deposit_asset_id)?,
+        assets: symbols
+            .iter()
+            .filter_map(|(s, (b, q))| Some((s.clone(), (name(*b)?, name(*q)?))))
+            .collect(),
+    })
 }
 
 /// Hands `ev` to whoever reads the broker's feed (the engine loop). When nobody reads it any
@@ -812,6 +843,9 @@ impl LiveBroker {
                     info!(symbol = %model, broker_symbol = ?s.symbol_name, "symbol traded under the broker's name");
                 }
                 by_id.insert(s.symbol_id, model.to_string());
+                if let (Some(b), Some(q)) = (s.base_asset_id, s.quote_asset_id) {
+                    self.asset_ids.insert(model.to_string(), (b, q));
+                }
                 if let Some(n) = &s.symbol_name {
                     self.listed_as.insert(s.symbol_id, n.clone());
                 }
@@ -944,6 +978,36 @@ impl LiveBroker {
             .leverage_in_cents
             .map_or(1.0, |l| f64::from(l) / 100.0)
             .max(1.0);
+        // The deposit currency (`depositAssetId` named by `AssetListRes`): the guard converts
+        // a position's P&L between two account reads into it. Not fatal when unread.
+        let assets = match self
+            .req(ProtoOaAssetListReq {
+                ctid_trader_account_id: self.account,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(Payload::AssetListRes(a)) => a.asset,
+            Ok(other) => {
+                warn!(
+                    answer = other.name(),
+                    "AssetListReq: unexpected answer; the deposit currency is not known (P&L between account reads taken as in it)"
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                warn!(error = %e, "AssetListReq failed; the deposit currency is not known (P&L between account reads taken as in it)");
+                Vec::new()
+            }
+        };
+        self.currencies = currencies_of(r.trader.deposit_asset_id, &assets, &self.asset_ids);
+        match &self.currencies {
+            Some(c) => info!(currency = %c.deposit, "account deposit currency"),
+            None => warn!(
+                deposit_asset_id = r.trader.deposit_asset_id,
+                "the account's deposit asset is not in the broker's asset list"
+            ),
+        }
         Ok(())
     }
 
@@ -1220,6 +1284,10 @@ impl LiveBroker {
 impl Broker for LiveBroker {
     fn connected(&self) -> bool {
         self.shared.up.load(Ordering::SeqCst)
+    }
+
+    fn currencies(&self) -> Option<Currencies> {
+        self.currencies.clone()
     }
 
     async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {
@@ -1587,6 +1655,30 @@ impl Broker for LiveBroker {
 #[cfg(test)]
 mod tests {
     use super::{BrokerTime, broker_time};
+
+    #[test]
+    fn the_deposit_currency_and_the_symbols_assets_are_named_from_the_asset_list() {
+        use oracle_ctrader::proto::ProtoOaAsset;
+        let asset = |asset_id: i64, name: &str| ProtoOaAsset {
+            asset_id,
+            name: name.into(),
+            ..Default::default()
+        };
+        let assets = [asset(1, "USD"), asset(2, "EUR"), asset(3, "JPY")];
+        let ids = [
+            ("EURJPY".to_string(), (2, 3)),
+            ("USDJPY".to_string(), (1, 3)),
+            // An asset the list does not have: the symbol is left out.
+            ("XAUUSD".to_string(), (9, 1)),
+        ]
+        .into();
+        let c = super::currencies_of(2, &assets, &ids).expect("the deposit asset is listed");
+        assert_eq!(c.deposit, "EUR");
+        assert_eq!(c.assets.len(), 2, "{c:?}");
+        assert_eq!(c.assets["EURJPY"], ("EUR".to_string(), "JPY".to_string()));
+        assert_eq!(c.assets["USDJPY"], ("USD".to_string(), "JPY".to_string()));
+        assert_eq!(super::currencies_of(7, &assets, &ids), None);
+    }
 
     const M15: i64 = 900_000;
     /// 2025-01-15T10:00:00Z.

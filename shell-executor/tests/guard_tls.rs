@@ -242,6 +242,10 @@ async fn the_sim_drives_equity_through_the_max_loss_between_two_bars_and_only_or
     let (b, mut feed) = common::live_session(&s, &common::SIM_SYMS).await;
     let mut e = engine_with(&d, c.clone(), b);
     e.reconcile(0).await.expect("reconcile");
+    // The account's deposit currency, read from the broker (the sim's accounts are in USD).
+    let g = e.core.guard_status().expect("a side");
+    assert_eq!(g.currency.as_deref(), Some("USD"));
+    assert!(g.approximate.is_empty(), "every symbol is quoted in USD");
     let (mut last, mut seq) = (0, 0);
     let (t0, q0) = next_bar(&mut e, &mut feed, &mut last, &mut seq).await;
     assert!(signal(&mut e, "WAIT", t0, q0).await.contains("|HOLD|"));
