@@ -9,6 +9,7 @@ import numpy as np
 
 from oracle_training.modelzip import ModelZip, write_model_zip
 from oracle_training.policy import ExportError, export_onnx, verify_onnx
+from oracle_training.weights import pack_weights_command, weights_member
 
 
 def export_zip(
@@ -16,8 +17,9 @@ def export_zip(
 ) -> dict:
     """Rebuild ``SYM_TF_policy.onnx`` and ``SYM_TF_hmm.json`` from the SB3 and hmmlearn members,
     check ONNX argmax == SB3 predict on >= 2,000 observations (drawn from ``bars``, default
-    ``data_dir/SYM_TF.csv``), and rewrite the zip atomically (unless ``rewrite`` is False: then
-    the existing members are verified). Any actor the twin holds (tanh or relu, up to
+    ``data_dir/SYM_TF.csv``), and rewrite the zip atomically, the plain weights member with them
+    (unless ``rewrite`` is False: then the existing members are verified, the weights member
+    against its ONNX member bit for bit). Any actor the twin holds (tanh or relu, up to
     ``[256, 256]``) is accepted."""
     from oracle_training.bars import read_bars
     from oracle_training.data import DATA_DIR, data_path
@@ -48,6 +50,11 @@ def export_zip(
             if not same:
                 raise ExportError(f"{mz.name}: hmm.json differs from the pickled HMM")
     check = verify_onnx(model, onnx_bytes, obs, where=mz.name)
+    if not rewrite and mz.member("weights") != weights_member(onnx_bytes, mz.name):
+        raise ExportError(
+            f"{mz.name}: {mz.names['weights']} is not the import of {mz.names['onnx']} (the "
+            f"loader runs it): rewrite it with `{pack_weights_command(path.name)}`"
+        )
     if rewrite:
         blobs = dict(mz.members)
         blobs[mz.names["onnx"]] = onnx_bytes

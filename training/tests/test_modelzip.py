@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zipfile
@@ -124,6 +125,42 @@ def test_export_rewrites_portable_members(tmp_path):
     assert a.member("hmm_json") == b.member("hmm_json")
     assert a.member("ppo") == b.member("ppo")
     assert export_zip(dst, rewrite=False, data_dir=DATA)["rewritten"] is False
+
+
+def test_export_verify_only_refuses_weights_that_are_not_the_onnx_import(tmp_path):
+    """A weights member whose floats are not the ONNX member's (one bit flipped, hashes
+    updated) passes every hash and shape check; `export --verify-only` refuses it naming
+    pack-weights, and `export` rewrites it."""
+    from paths import DATA
+
+    from oracle_training.export import export_zip
+    from oracle_training.policy import ExportError
+
+    name = "EURUSD_H1_policy.weights"
+    with zipfile.ZipFile(ZIP) as zf:
+        meta = json.loads(zf.comment)
+        members = {fn: zf.read(fn) for fn in zf.namelist()}
+    good = members[name]
+    bad = bytearray(good)
+    bad[-1] ^= 0x01  # the last bias's lowest mantissa byte
+    members[name] = bytes(bad)
+    dst = tmp_path / "EURUSD_H1.zip"
+    write_model_zip_raw(dst, meta, members)
+    assert ModelZip(dst).member("weights") == bytes(bad)
+    with pytest.raises(ExportError, match=f"{name} is not the import.*pack-weights"):
+        export_zip(dst, rewrite=False, data_dir=DATA)
+    export_zip(dst, rewrite=True, data_dir=DATA)
+    assert ModelZip(dst).member("weights") == good
+
+
+def write_model_zip_raw(path, meta, members):
+    """A zip of exactly these members (no member recomputed), the metadata's hashes following."""
+    meta = dict(meta)
+    meta["members"] = {fn: {"sha256": hashlib.sha256(d).hexdigest()} for fn, d in members.items()}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for fn, d in members.items():
+            zf.writestr(fn, d)
+        zf.comment = json.dumps(meta).encode()
 
 
 def zip_with_big_member(dst, size):
