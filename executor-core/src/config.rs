@@ -13,6 +13,8 @@
 //!
 //! `"risk": {"preset": "ftmo-1step"}` (or `ftmo-2step`, `custom`) names a prop firm's rules
 //! ([`crate::propfirm`], `docs/propfirm.md`): a firm's preset fixes the percents and the day's zone.
+//! `"flat_before_weekend": {"minutes": 15}` and `"news": {"file": "news.csv", "minutes": 2}` switch
+//! on a funded account's optional rules ([`crate::restrictions`]); both are off by default.
 //!
 //! Symbols sit at the top level as in the seed; `risk` is reserved, and so are the shell's
 //! sections [`SHELL_SECTIONS`] (`alerts`, `metrics`). Every error names

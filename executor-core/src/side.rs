@@ -722,10 +722,6 @@ impl SideCore {
         if items.is_empty() {
             return false;
         }
-        for it in &items {
-            // Held again at the decision if its news window has not ended.
-            self.news_held.remove(&it.key);
-        }
         info!(target: DECISION, side = self.name, event = "held_exits_release", exits = items.len(),
             "market open: sending the exits held while it was closed");
         self.handle_signals(now, cfg, &items);
@@ -1089,10 +1085,17 @@ impl SideCore {
                 why.push(format!("entry missed: {c} (never chased)"));
             }
             if b.release && plan.close.is_some() {
-                why.push(format!(
-                    "exit held while the market was closed, sent at the open ({})",
-                    oracle_ipc::Iso(now)
-                ));
+                why.push(if self.news_held.remove(&it.key) {
+                    format!(
+                        "exit held by a news window, sent at its end ({})",
+                        oracle_ipc::Iso(now)
+                    )
+                } else {
+                    format!(
+                        "exit held while the market was closed, sent at the open ({})",
+                        oracle_ipc::Iso(now)
+                    )
+                });
             }
             if !why.is_empty() {
                 self.notes.insert(it.key.clone(), why.join("; "));

@@ -609,6 +609,14 @@ fn an_exit_inside_a_news_window_is_held_and_sent_once_at_its_end() {
     let _ = book.drive(side, end);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{end}-C")]);
     assert!(side.policy.models[&key()].real.is_none());
+    let note = side
+        .notes
+        .get(&key())
+        .expect("a note for the next ledger row");
+    assert!(
+        note.contains("exit held by a news window, sent at its end"),
+        "{note}"
+    );
     assert!(ex.held_symbols().is_empty());
 
     // Past the window with the exit still held (the timer missed): due now, never dropped.
