@@ -560,8 +560,12 @@ impl Broker {
         if let Some(h) = self.hold_until_ms {
             consider(h);
         }
+        // The next Saturday window's start, while the replay can still reach it (a start the
+        // market clock is already at, or one after the replay's end, would be due forever).
         if let Some(mc) = &self.maintenance_cal
+            && !self.market.exhausted()
             && let Some(start) = mc.next_open(self.market.now_ms)
+            && start > self.market.now_ms
             && let Some(w) = self.wall_time_of(start)
         {
             consider(w);

@@ -5,7 +5,7 @@
 
 use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::proto::Payload;
-use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::bars::{Bar, Period, PeriodExt, parse_iso_utc};
 use oracle_sim::broker::{Broker, Output};
 use oracle_sim::calendar::{CalendarMode, SymbolHours};
 use oracle_sim::config::{
@@ -348,6 +348,45 @@ fn an_extra_holiday_closes_the_market_for_that_day_only() {
         "{evs:?}"
     );
     assert_eq!(h.positions(), 0, "no fill on the holiday");
+}
+
+/// A timed broker (the DST's) steps to each `poll_timeout`; it must never ask for a time not
+/// after the one it was just given, or a driver that waits for it spins forever.
+fn timeouts_move_on(start: &str, live_bars: usize) {
+    let mut cfg = BrokerConfig::default();
+    cfg.calendar = CalendarMode::Realistic;
+    cfg.speed = oracle_sim::config::Speed::Times(3_600.0);
+    let mut market = Market::new(vec![eurusd_over_a_weekend()], Start::At(t(start)));
+    market.limit_live_bars(live_bars);
+    let mut now = 1_700_000_000_000;
+    let mut b = Broker::new(cfg, market, now).unwrap();
+    for step in 0..10_000 {
+        let Some(next) = b.poll_timeout() else {
+            return;
+        };
+        assert!(
+            next > now || step == 0,
+            "{start}: step {step}: timeout {next} not after {now} (market at {})",
+            b.market().now_ms
+        );
+        now = now.max(next);
+        b.handle_timeout(now);
+        while b.poll_output().is_some() {}
+    }
+    panic!("{start}: still asking for timeouts after 10,000 steps");
+}
+
+#[test]
+fn a_timed_realistic_replay_that_ends_before_saturday_maintenance_asks_for_no_timeout_due_forever()
+{
+    // Friday 18:00 – 20:00 UTC: the next Saturday window is after the replay's end.
+    timeouts_move_on("2024-03-08T18:00:00Z", 8);
+}
+
+#[test]
+fn a_timed_realistic_replay_inside_saturday_maintenance_asks_for_no_timeout_due_forever() {
+    // Saturday 06:30 UTC: the market clock is inside the window.
+    timeouts_move_on("2024-03-09T06:30:00Z", 8);
 }
 
 #[test]
