@@ -35,9 +35,10 @@ pub struct ReportArgs {
     /// executor_config.json in DIR, else beside DIR].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The account currency's name on the report.
-    #[arg(long, default_value = "account currency", value_name = "CODE")]
-    pub currency: String,
+    /// The account currency's name on the report [default: the deposit currency the live
+    /// executor read from the broker (DIR/deposit-currency), else "account currency"].
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
 }
 
 /// One filled order of a journal.
@@ -832,6 +833,16 @@ pub fn html(s: &StateFolder, currency: &str) -> String {
     h
 }
 
+/// The deposit currency a live executor recorded in the state folder (`deposit-currency`), else
+/// "account currency" (a paper-only folder, or one from before it was recorded).
+pub fn recorded_currency(state: &Path) -> String {
+    std::fs::read_to_string(state.join("deposit-currency"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "account currency".to_string())
+}
+
 /// `oracle report --state DIR [--out FILE]`.
 pub fn run_report(a: &ReportArgs) -> ExitCode {
     match report(a) {
@@ -853,7 +864,11 @@ fn report(a: &ReportArgs) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
     }
-    std::fs::write(&out, html(&s, &a.currency))
+    let currency = a
+        .currency
+        .clone()
+        .unwrap_or_else(|| recorded_currency(&a.state));
+    std::fs::write(&out, html(&s, &currency))
         .with_context(|| format!("{}: cannot write the report", out.display()))?;
     Ok(out)
 }

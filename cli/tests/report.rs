@@ -90,6 +90,40 @@ fn a_paper_state_folder_renders_its_fills_and_the_guard_day_by_day() {
 }
 
 #[test]
+fn money_is_in_the_deposit_currency_the_live_executor_recorded_unless_one_is_given() {
+    let d = tmpdir("currency");
+    let state = d.join("state");
+    state_fixture::write(&state);
+    let page = d.join("report.html");
+    let args = [
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--out".as_ref(),
+        page.as_os_str(),
+    ];
+    let render = |extra: &[&std::ffi::OsStr]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(extra);
+        let out = report(&a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&page).expect("page")
+    };
+    // Nothing recorded (a paper-only folder): the generic name.
+    assert!(render(&[]).contains("money in account currency"));
+    // Recorded by the live executor at its start.
+    std::fs::write(state.join("deposit-currency"), "EUR\n").expect("write");
+    let html = render(&[]);
+    assert!(html.contains("money in EUR;"), "{html}");
+    // A name given wins.
+    let html = render(&["--currency".as_ref(), "CHF".as_ref()]);
+    assert!(html.contains("money in CHF;") && !html.contains("money in EUR"));
+}
+
+#[test]
 fn a_missing_state_folder_is_an_error_naming_it() {
     let d = tmpdir("missing").join("no-such-state");
     let out = report(&["--state".as_ref(), d.as_os_str()]);

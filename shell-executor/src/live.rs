@@ -498,6 +498,20 @@ pub fn currencies_of(
     })
 }
 
+/// The state folder's file naming the account's deposit currency (`USD`), written at each live
+/// start: `oracle report --state` shows money in it.
+pub const CURRENCY_FILE: &str = "deposit-currency";
+
+/// Writes the deposit currency `b` read at start to `state`'s [`CURRENCY_FILE`] (a failure is
+/// logged: the report then says "account currency").
+pub fn record_currency(state: &std::path::Path, b: &LiveBroker) {
+    let Some(c) = &b.currencies else { return };
+    let path = state.join(CURRENCY_FILE);
+    if let Err(e) = std::fs::write(&path, format!("{}\n", c.deposit)) {
+        warn!(path = %path.display(), error = %e, "the deposit currency could not be recorded for the report");
+    }
+}
+
 /// Hands `ev` to whoever reads the broker's feed (the engine loop). When nobody reads it any
 /// more (the receiver was dropped), the feed is closed once, with a log line, and the event task
 /// goes on: quotes, fills and the connection state must keep flowing to the requests that wait

@@ -1186,6 +1186,7 @@ async fn run_live(
         token_file: Some(token_file),
     };
     let (broker, feed_rx) = crate::live::connect(live_cfg).await?;
+    crate::live::record_currency(&rc.state_dir, &broker);
     let clock = broker.clock();
     let pacing = rc.hold_market.map(|timeout| Pacing {
         timeout,

@@ -354,6 +354,12 @@ fn the_token_file_alone_gives_the_executor_its_tokens_without_tokens_in_the_secr
         "the executor did not start on the token file's pair: {log}"
     );
     assert!(log.contains("the token file's pair is the newest"), "{log}");
+    // The account's deposit currency, read from the broker, recorded for `oracle report`.
+    assert_eq!(
+        std::fs::read_to_string(d.join("state").join("deposit-currency")).ok(),
+        Some("USD\n".to_string()),
+        "{log}"
+    );
     rt.block_on(s.shutdown());
     let _ = std::fs::remove_dir_all(&d);
 }
