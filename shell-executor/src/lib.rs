@@ -36,6 +36,7 @@ pub mod live;
 pub mod metrics;
 pub mod operator;
 pub mod paper;
+pub mod replay;
 pub mod secrets;
 pub mod server;
 pub mod shell;

@@ -722,35 +722,6 @@ pub fn default_spec(name: &str) -> SymbolSpec {
     }
 }
 
-fn read_csv(path: &Path) -> anyhow::Result<Vec<BarData>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || {
-            anyhow::anyhow!(
-                "{}:{}: expected time,open,high,low,close,volume",
-                path.display(),
-                i + 1
-            )
-        };
-        if f.len() != 6 {
-            return Err(bad());
-        }
-        let time = oracle_ipc::parse_time(f[0]).ok_or_else(bad)?;
-        let p = |s: &str| s.parse::<f64>().map_err(|_| bad());
-        out.push(BarData {
-            time,
-            open: p(f[1])?,
-            high: p(f[2])?,
-            low: p(f[3])?,
-            close: p(f[4])?,
-            volume: f[5].parse::<f64>().map_err(|_| bad())? as u64,
-        });
-    }
-    Ok(out)
-}
-
 /// Runs the executor until Ctrl-C: live over `oracle-ctrader`'s driver (feature `live`), or with
 /// `--paper` the whole policy against the paper book alone.
 pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
@@ -837,16 +808,13 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
         }
     }
     let mut book = PaperBook::new(rc.paper_balance, specs);
+    // Each replay is checked whole here, then read as the feed goes (crate::replay). Bars
+    // older than the replayed ones serve HISTORY: the first 350 of each replay are history.
     let mut replays = Vec::new();
     for (sym, tf, path) in &rc.feed_csv {
-        replays.push((sym.clone(), *tf, read_csv(path)?));
-    }
-    // Bars older than the replayed ones serve HISTORY: the first 350 of each replay are history.
-    for (sym, tf, bars) in &mut replays {
-        let warm = bars.len().min(350);
-        let hist: Vec<BarData> = bars.drain(..warm).collect();
-        book.bars.insert((sym.clone(), *tf), hist);
-        bars.shrink_to_fit();
+        let mut r = crate::replay::Replay::open(path)?;
+        book.bars.insert((sym.clone(), *tf), r.take(350));
+        replays.push((sym.clone(), *tf, r));
     }
     let (side, acks) = paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?;
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
@@ -875,20 +843,18 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     };
     tokio::spawn(async move {
         gate.wait().await;
-        let mut idx = vec![0usize; replays.len()];
         // Every stream's bar of the earliest pending instant goes out together ("20 symbols
         // closing on the same bar"), then one pause.
         while let Some(t) = replays
             .iter()
-            .zip(&idx)
-            .filter_map(|((_, _, bars), &k)| bars.get(k).map(|b| b.time))
+            .filter_map(|(_, _, r)| r.peek().map(|b| b.time))
             .min()
         {
-            for (i, (sym, tf, bars)) in replays.iter().enumerate() {
-                let Some(bar) = bars.get(idx[i]).copied().filter(|b| b.time == t) else {
+            for (sym, tf, r) in replays.iter_mut() {
+                if r.peek().is_none_or(|b| b.time != t) {
                     continue;
-                };
-                idx[i] += 1;
+                }
+                let Some(bar) = r.advance() else { continue };
                 vclock.fetch_max(bar.time + tf.seconds() + 1, Ordering::SeqCst);
                 let ev = Feed::Bar {
                     symbol: sym.clone(),
