@@ -192,3 +192,75 @@ async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_a
     assert_eq!(s.new_orders_with_client_id(&coid).await, 0);
     assert_eq!(open_positions(&s).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_inside_a_news_window_is_held_and_the_engine_sends_it_at_the_windows_end() {
+    let s = sim().await;
+    let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "risk": {"news": {"file": "news.csv", "minutes": 2}},
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let events = oracle_executor_core::restrictions::parse_news(
+        "news.csv",
+        "2024-03-08T21:15:00Z,USD,US data\n",
+    )
+    .expect("news");
+    let rules = Restrictions::new(&cfg.risk, events);
+    let live = Side::new("live", &cfg, broker, None);
+    let mut e = Engine::new(cfg, Some(live), None, HashMap::new(), None);
+    e.core.set_restrictions(&rules);
+    step_until(&s, t("2024-03-08T21:01:00Z")).await;
+    wait_quote(&e).await;
+
+    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
+        e.on_bar(&m15, t(bt), 1.0842, 0.0);
+    }
+    let fri = t("2024-03-08T21:00:02Z");
+    signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T20:30:00Z"),
+    )
+    .await;
+    let ack = signal(
+        &mut e,
+        fri,
+        Timeframe::M15,
+        "LONG_WEAK",
+        t("2024-03-08T20:45:00Z"),
+    )
+    .await;
+    assert!(ack.contains("|OK|"), "{ack}");
+    assert_eq!(open_positions(&s).await, 1);
+
+    // 21:15:02, inside 21:13:00-21:17:00: the exit is held, nothing sent.
+    let now = t("2024-03-08T21:15:02Z");
+    step_until(&s, now).await;
+    e.on_bar(&m15, t("2024-03-08T21:00:00Z"), 1.0842, 0.0);
+    let exit = signal(
+        &mut e,
+        now,
+        Timeframe::M15,
+        "WAIT",
+        t("2024-03-08T21:00:00Z"),
+    )
+    .await;
+    assert!(exit.contains("|WAIT_SYNC|NEWS_WINDOW|"), "{exit}");
+    assert_eq!(open_positions(&s).await, 1, "held, not sent");
+
+    // The held-exit timer: the window's end (21:17:01), the market being open.
+    let end = t("2024-03-08T21:17:01Z");
+    e.arm_held_exits(now, 0);
+    assert_eq!(e.core.poll_timeout(), Some((end - now) * 1000));
+    step_until(&s, end).await;
+    assert_eq!(e.core.handle_timeout((end - now) * 1000), [Timer::HeldExit]);
+    e.release_held_exits(end, (end - now) * 1000).await;
+    assert_eq!(open_positions(&s).await, 0, "sent at the window's end");
+    e.arm_held_exits(end, (end - now) * 1000);
+    assert_eq!(e.core.poll_timeout(), None, "nothing held any more");
+}
