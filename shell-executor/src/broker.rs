@@ -43,7 +43,7 @@ pub trait Broker {
     fn quote(&self, symbol: &str) -> Option<Quote>;
     /// Whether `symbol`'s market is closed at `utc_ms` (UTC Unix ms), and until when, from the
     /// broker's trading calendar (`schedule`, `holiday`, `scheduleTimeZone`). Default: `None`,
-    /// open (no calendar known: the paper book, a broker that states none).
+    /// open (no calendar known: a paper book on replayed bars, a broker that states none).
     fn closed(&self, _symbol: &str, _utc_ms: i64) -> Option<Closed> {
         None
     }

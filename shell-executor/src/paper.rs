@@ -5,6 +5,11 @@
 //! Fills: a buy at the ask, a sell at the bid, whole volume, no slippage beyond the quote.
 //! P&L: price difference × units (volume / 100), in the quote currency, taken as the account
 //! currency (no conversion); margin: notional / leverage.
+//!
+//! Market hours and symbol modes: the book answers [`Broker::closed`] and
+//! [`Broker::changed_specs`] with the live broker's facts (beside live, told by the engine before
+//! each of its decisions; in a dry run, from the session it follows: [`PaperBook::follow`]), so
+//! its side refuses and holds what live's does. Alone on replayed bars every market is open.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
