@@ -309,3 +309,36 @@ fn every_bundled_weights_member_decodes_and_reencodes_to_the_same_bytes() {
     }
     assert_eq!(n, 20, "the bundled models");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any prefix of a valid member, or a valid member with any one byte changed, decodes to an
+    /// error naming a field or to layers whose sizes chain; it never panics or over-allocates.
+    #[test]
+    fn a_cut_or_corrupted_member_is_refused_by_a_field_or_decodes_consistently(
+        cut in 0usize..22_200,
+        at in 0usize..22_200,
+        byte in 0u8..=255,
+    ) {
+        let good = encode_weights(&sample_weights());
+        let cut = cut.min(good.len() - 1);
+        let e = decode_weights(&good[..cut]).expect_err("a strict prefix never decodes");
+        proptest::prop_assert!(!e.field.is_empty());
+        let mut bad = good.clone();
+        let at = at % good.len();
+        bad[at] = byte;
+        match decode_weights(&bad) {
+            Err(e) => proptest::prop_assert!(!e.field.is_empty()),
+            Ok(w) => {
+                for pair in w.layers.windows(2) {
+                    proptest::prop_assert_eq!(pair[0].out_dim, pair[1].in_dim);
+                }
+                for l in &w.layers {
+                    proptest::prop_assert_eq!(l.weights.len(), l.in_dim * l.out_dim);
+                    proptest::prop_assert_eq!(l.bias.len(), l.out_dim);
+                }
+            }
+        }
+    }
+}
