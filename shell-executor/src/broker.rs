@@ -59,6 +59,11 @@ pub trait Broker {
     fn currencies(&self) -> Option<oracle_executor_core::currency::Currencies> {
         None
     }
+    /// When the session's current access token expires (Unix ms): the stored pair's at start,
+    /// then each refresh's. Default: `None` (no token, or not known).
+    fn token_expires_at_ms(&self) -> Option<i64> {
+        None
+    }
     /// Balance, equity, free margin.
     async fn account(&mut self) -> Result<Account, BrokerError>;
     /// Margin a new order would use.

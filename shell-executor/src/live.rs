@@ -186,6 +186,13 @@ struct Shared {
     /// Alerts and metrics ([`LiveBroker::set_telemetry`]): the event task tells them of a
     /// loss, a reconnect, a refresh and an authentication failure.
     telemetry: std::sync::OnceLock<Arc<crate::alerting::Telemetry>>,
+    /// Token refreshes not yet counted in the metrics (those before [`LiveBroker::set_telemetry`]:
+    /// inside [`connect`], or in the event task meanwhile); whoever sees the telemetry set adds
+    /// them ([`Shared::count_refreshes`]).
+    refreshes_uncounted: std::sync::atomic::AtomicU64,
+    /// When the session's current access token expires (Unix ms; 0: not known): the stored
+    /// pair's at start, then each refresh's.
+    token_expires_ms: std::sync::atomic::AtomicI64,
     /// Latest server time seen on a spot (Unix ms), 0 before the first.
     server_ms: std::sync::atomic::AtomicI64,
     /// symbol id → (bid, ask) in wire units.
@@ -208,6 +215,30 @@ struct Shared {
     /// Wakes the event task (a release, a request).
     wake: tokio::sync::Notify,
     hold: AtomicBool,
+}
+
+impl Shared {
+    /// A token refresh the session made at `now_ms` (Unix ms), its access token living
+    /// `expires_in` seconds: its expiry kept, and counted in the metrics (now, or when they
+    /// are attached).
+    fn refreshed(&self, now_ms: i64, expires_in: i64) {
+        self.token_expires_ms.store(
+            now_ms.saturating_add(expires_in.saturating_mul(1000)),
+            Ordering::SeqCst,
+        );
+        self.refreshes_uncounted.fetch_add(1, Ordering::SeqCst);
+        self.count_refreshes();
+    }
+
+    /// Adds the refreshes not yet counted to the metrics, once they are attached.
+    fn count_refreshes(&self) {
+        if let Some(t) = self.telemetry.get() {
+            let n = self.refreshes_uncounted.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                t.metrics.tokens_refreshed(n);
+            }
+        }
+    }
 }
 
 /// Counts an order in flight while it lives (owned: it travels with a [`LiveTicket`]).
@@ -387,6 +418,10 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
         // Few buffered events, so a held market stops the server soon (back-pressure).
         client_cfg.event_capacity = client_cfg.event_capacity.min(32);
     }
+    let shared = Arc::new(Shared::default());
+    if let Some(e) = client_cfg.session.access_expires_at_ms {
+        shared.token_expires_ms.store(e, Ordering::SeqCst);
+    }
     let (client, mut events) = driver::connect(client_cfg)?;
     // First Ready.
     let ready = tokio::time::timeout(cfg.ready_timeout, async {
@@ -405,6 +440,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
                     refresh_token,
                     expires_in,
                 } => {
+                    shared.refreshed(utc_ms(), expires_in);
                     if let Some(path) = &cfg.token_file {
                         // A failed store fails the session: AuthFailed follows.
                         let _ =
@@ -425,7 +461,6 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
             cfg.ready_timeout
         ),
     }
-    let shared = Arc::new(Shared::default());
     shared.up.store(true, Ordering::SeqCst);
     shared.hold.store(cfg.hold_market, Ordering::SeqCst);
     let mut b = LiveBroker {
@@ -588,9 +623,7 @@ async fn event_task(
                 refresh_token,
                 expires_in,
             } => {
-                if let Some(t) = shared.telemetry.get() {
-                    t.metrics.token_refreshed();
-                }
+                shared.refreshed(utc_ms(), expires_in);
                 if let Some(path) = &token_file {
                     // A failed store fails the session: AuthFailed follows, and the stop.
                     let _ = store_refreshed(&client, path, access_token, refresh_token, expires_in)
@@ -758,6 +791,8 @@ impl LiveBroker {
     /// failed for good (then the process stops).
     pub fn set_telemetry(&self, t: Arc<crate::alerting::Telemetry>) {
         let _ = self.shared.telemetry.set(t);
+        // The refreshes made before (inside `connect`, or since).
+        self.shared.count_refreshes();
     }
 
     /// The executor's clock for this session.
@@ -1302,6 +1337,10 @@ impl Broker for LiveBroker {
 
     fn currencies(&self) -> Option<Currencies> {
         self.currencies.clone()
+    }
+
+    fn token_expires_at_ms(&self) -> Option<i64> {
+        Some(self.shared.token_expires_ms.load(Ordering::SeqCst)).filter(|e| *e > 0)
     }
 
     async fn symbol(&mut self, name: &str) -> Option<SymbolSpec> {

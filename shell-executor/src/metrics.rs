@@ -270,7 +270,12 @@ impl Metrics {
 
     /// Broker tokens refreshed.
     pub fn token_refreshed(&self) {
-        self.token_refreshes.inc();
+        self.tokens_refreshed(1);
+    }
+
+    /// `n` broker access tokens refreshed (those made before the metrics were attached).
+    pub fn tokens_refreshed(&self, n: u64) {
+        self.token_refreshes.inc_by(n);
     }
 
     /// The account as last read.

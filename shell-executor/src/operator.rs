@@ -348,6 +348,23 @@ pub struct TokenStatus {
     pub expires_at: String,
     /// Seconds left (negative: expired).
     pub seconds_left: i64,
+    /// Where the expiry comes from: `session` (the running session's current token, refreshed
+    /// or not) or `token file` (no live session, or it does not know).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl TokenStatus {
+    /// The token expiring at `expires_at_ms`, seen at `now` (Unix s), known from `source`.
+    fn at(expires_at_ms: i64, now: i64, source: &str) -> TokenStatus {
+        TokenStatus {
+            expires_at: oracle_ipc::Iso(expires_at_ms.div_euclid(1000)).to_string(),
+            seconds_left: expires_at_ms
+                .saturating_sub(now.saturating_mul(1000))
+                .div_euclid(1000),
+            source: source.to_string(),
+        }
+    }
 }
 
 /// `oracle status`.
@@ -364,7 +381,8 @@ pub struct Status {
     pub guard: Option<GuardStatus>,
     /// The configuration as running.
     pub symbols: Vec<SymbolRow>,
-    /// The access token's expiry (live, from the token file), if known.
+    /// The access token's expiry (live: the session's current token, else the token file's),
+    /// if known.
     pub token: Option<TokenStatus>,
 }
 
@@ -483,8 +501,14 @@ impl Status {
         }
         out.push_str(&match &self.token {
             Some(t) => format!(
-                "\nTOKEN\n  access token expires {} ({} s left)\n",
-                t.expires_at, t.seconds_left
+                "\nTOKEN\n  access token expires {} ({} s left{})\n",
+                t.expires_at,
+                t.seconds_left,
+                if t.source.is_empty() {
+                    String::new()
+                } else {
+                    format!(", from the {}", t.source)
+                }
             ),
             None => "\nTOKEN\n  none (paper, or no token file in the state folder)\n".to_string(),
         });
@@ -600,7 +624,13 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
         sides,
         guard: engine.core.guard_status(),
         symbols,
-        token: token_status(&op.state_dir, now),
+        token: engine
+            .core
+            .live
+            .as_ref()
+            .and_then(|l| l.broker.token_expires_at_ms())
+            .map(|e| TokenStatus::at(e, now, "session"))
+            .or_else(|| token_status(&op.state_dir, now)),
     }
 }
 
@@ -608,10 +638,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
 fn token_status(state: &Path, now: i64) -> Option<TokenStatus> {
     let path = oracle_ctrader::tokenfile::path_in(state);
     let pair = oracle_ctrader::tokenfile::load(&path).ok()??;
-    Some(TokenStatus {
-        expires_at: oracle_ipc::Iso(pair.expires_at_ms.div_euclid(1000)).to_string(),
-        seconds_left: pair.seconds_left(now.saturating_mul(1000)),
-    })
+    Some(TokenStatus::at(pair.expires_at_ms, now, "token file"))
 }
 
 #[cfg(not(feature = "live"))]

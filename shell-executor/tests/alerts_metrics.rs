@@ -620,3 +620,81 @@ async fn a_broker_session_lost_and_back_is_counted_by_the_live_event_task() {
     drop(b);
     s.shutdown().await;
 }
+
+#[cfg(feature = "live")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refresh_inside_connect_is_counted_and_the_sessions_expiry_is_the_new_tokens() {
+    use oracle_executor::alerting::Telemetry;
+    use oracle_executor::broker::Broker;
+    // The access token expired a minute before the start: the session refreshes before it is
+    // ready, inside `live::connect`, before the metrics are attached.
+    let mut broker = oracle_sim::BrokerConfig::default();
+    broker.tokens[0].expires_in_s = -60;
+    let ttl_s = broker.token_ttl_s;
+    let start_ms = common::market_start_ms();
+    let s = oracle_sim::spawn(oracle_sim::SimConfig {
+        broker,
+        symbols: vec![oracle_sim::symbols::synthetic(
+            "EURUSD",
+            oracle_sim::bars::Period::M1,
+            3000,
+            start_ms,
+            7,
+        )],
+        ..oracle_sim::SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64
+    };
+    let before = wall_ms();
+    let (b, _feed) = common::live_session_refreshing(&s, &["EURUSD"]).await;
+    let after = wall_ms();
+    let tel = Arc::new(Telemetry::off());
+    b.set_telemetry(tel.clone());
+    let text = tel.metrics.render();
+    assert_eq!(sample(&text, "oracle_token_refreshes_total"), 1.0, "{text}");
+    // The session's token is the refreshed one: it lives the sim's token lifetime from then.
+    let e = b
+        .token_expires_at_ms()
+        .expect("the session knows its token's expiry");
+    assert!(
+        (before + ttl_s * 1000..=after + ttl_s * 1000).contains(&e),
+        "{e} not within [{before}, {after}] + {ttl_s} s"
+    );
+    // `oracle status` shows that expiry, from the session (the state folder has no token file).
+    let cfg = oracle_executor::config::from_value(&serde_json::json!({
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let side = oracle_executor::engine::Side::new("live", &cfg, b, None);
+    let engine =
+        oracle_executor::engine::Engine::new(cfg, Some(side), None, Default::default(), None);
+    let d = common::tmpdir("token-status");
+    let op = oracle_executor::operator::open(
+        &d.join("state"),
+        &d.join("executor_config.json"),
+        Vec::new(),
+    )
+    .expect("operator channel");
+    let now = after.div_euclid(1000);
+    let st = oracle_executor::operator::status(&engine, &op, now);
+    let t = st.token.clone().expect("the session's token");
+    assert_eq!(t.source, "session");
+    assert_eq!(
+        t.expires_at,
+        oracle_ipc::Iso(e.div_euclid(1000)).to_string()
+    );
+    assert!(
+        st.table().contains("s left, from the session)"),
+        "{}",
+        st.table()
+    );
+    drop(op);
+    drop(engine);
+    s.shutdown().await;
+}

@@ -268,6 +268,36 @@ pub async fn live_session_at(
     oracle_executor::live::LiveBroker,
     tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
 ) {
+    live_session_tokens(s, port, symbols, streams, live_close, None).await
+}
+
+/// A live session to `s`'s simulator over `symbols` (M1 bars of each) that holds the sim's
+/// refresh token: it refreshes when its access token is refused as expired.
+#[cfg(feature = "live")]
+pub async fn live_session_refreshing(
+    s: &oracle_sim::SimHandle,
+    symbols: &[&str],
+) -> (
+    oracle_executor::live::LiveBroker,
+    tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+) {
+    let refresh = Some(oracle_sim::config::DEFAULT_REFRESH_TOKEN);
+    live_session_tokens(s, s.addr.port(), symbols, true, false, refresh).await
+}
+
+/// [`live_session_at`] with the sim's default access token and `refresh_token` (if any).
+#[cfg(feature = "live")]
+async fn live_session_tokens(
+    s: &oracle_sim::SimHandle,
+    port: u16,
+    symbols: &[&str],
+    streams: bool,
+    live_close: bool,
+    refresh_token: Option<&str>,
+) -> (
+    oracle_executor::live::LiveBroker,
+    tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
+) {
     use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
     use oracle_ctrader::{Credentials, SessionConfig};
     use oracle_sim::config::{
@@ -277,7 +307,7 @@ pub async fn live_session_at(
         client_id: DEFAULT_CLIENT_ID.into(),
         client_secret: DEFAULT_CLIENT_SECRET.into(),
         access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: None,
+        refresh_token: refresh_token.map(Into::into),
     };
     let mut session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
     session.live_close = live_close;
