@@ -89,6 +89,11 @@ impl Timeframe {
         }
     }
 
+    /// The same name as [`Timeframe::as_str`], under the name the simulator's periods had.
+    pub const fn name(self) -> &'static str {
+        self.as_str()
+    }
+
     /// Parses the exact name (`M15`; case matters, as on the wire).
     pub fn from_name(s: &str) -> Option<Timeframe> {
         Timeframe::ALL.into_iter().find(|t| t.as_str() == s)
@@ -119,6 +124,14 @@ impl Timeframe {
         match self {
             Timeframe::MN1 => None,
             t => Some(t.seconds()),
+        }
+    }
+
+    /// Fixed length in milliseconds (the Open API's time unit); `None` for `MN1`.
+    pub const fn fixed_ms(self) -> Option<i64> {
+        match self.fixed_seconds() {
+            Some(s) => Some(s * 1000),
+            None => None,
         }
     }
 
@@ -304,8 +317,11 @@ mod tests {
         assert_eq!(fixed, Timeframe::STREAMED.len());
         for t in Timeframe::STREAMED {
             assert_eq!(t.fixed_seconds(), Some(t.seconds()));
+            assert_eq!(t.fixed_ms(), Some(t.seconds() * 1000));
+            assert_eq!(t.name(), t.as_str());
         }
         assert_eq!(Timeframe::MN1.fixed_seconds(), None);
+        assert_eq!(Timeframe::MN1.fixed_ms(), None);
         assert!(!Timeframe::STREAMED.contains(&Timeframe::MN1));
     }
 

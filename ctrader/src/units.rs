@@ -15,6 +15,7 @@
 //! `high` up to `max(open, close)` so every decoded bar satisfies `low <= open, close <= high`.
 
 use crate::proto::{ProtoOaTrendbar, ProtoOaTrendbarPeriod};
+use oracle_core::Timeframe;
 
 /// Wire prices are integers × 10⁵.
 pub const PRICE_SCALE: i64 = 100_000;
@@ -240,9 +241,73 @@ pub fn period_seconds(period: ProtoOaTrendbarPeriod) -> Option<i64> {
     period.seconds()
 }
 
+/// The Open API's trendbar period of a timeframe (the edge between the system's one
+/// [`Timeframe`] and the protobuf enum; the two sets are the same).
+impl From<Timeframe> for ProtoOaTrendbarPeriod {
+    fn from(tf: Timeframe) -> Self {
+        match tf {
+            Timeframe::M1 => ProtoOaTrendbarPeriod::M1,
+            Timeframe::M2 => ProtoOaTrendbarPeriod::M2,
+            Timeframe::M3 => ProtoOaTrendbarPeriod::M3,
+            Timeframe::M4 => ProtoOaTrendbarPeriod::M4,
+            Timeframe::M5 => ProtoOaTrendbarPeriod::M5,
+            Timeframe::M10 => ProtoOaTrendbarPeriod::M10,
+            Timeframe::M15 => ProtoOaTrendbarPeriod::M15,
+            Timeframe::M30 => ProtoOaTrendbarPeriod::M30,
+            Timeframe::H1 => ProtoOaTrendbarPeriod::H1,
+            Timeframe::H4 => ProtoOaTrendbarPeriod::H4,
+            Timeframe::H12 => ProtoOaTrendbarPeriod::H12,
+            Timeframe::D1 => ProtoOaTrendbarPeriod::D1,
+            Timeframe::W1 => ProtoOaTrendbarPeriod::W1,
+            Timeframe::MN1 => ProtoOaTrendbarPeriod::Mn1,
+        }
+    }
+}
+
+/// The timeframe of an Open API trendbar period (every period is one).
+impl From<ProtoOaTrendbarPeriod> for Timeframe {
+    fn from(p: ProtoOaTrendbarPeriod) -> Self {
+        match p {
+            ProtoOaTrendbarPeriod::M1 => Timeframe::M1,
+            ProtoOaTrendbarPeriod::M2 => Timeframe::M2,
+            ProtoOaTrendbarPeriod::M3 => Timeframe::M3,
+            ProtoOaTrendbarPeriod::M4 => Timeframe::M4,
+            ProtoOaTrendbarPeriod::M5 => Timeframe::M5,
+            ProtoOaTrendbarPeriod::M10 => Timeframe::M10,
+            ProtoOaTrendbarPeriod::M15 => Timeframe::M15,
+            ProtoOaTrendbarPeriod::M30 => Timeframe::M30,
+            ProtoOaTrendbarPeriod::H1 => Timeframe::H1,
+            ProtoOaTrendbarPeriod::H4 => Timeframe::H4,
+            ProtoOaTrendbarPeriod::H12 => Timeframe::H12,
+            ProtoOaTrendbarPeriod::D1 => Timeframe::D1,
+            ProtoOaTrendbarPeriod::W1 => Timeframe::W1,
+            ProtoOaTrendbarPeriod::Mn1 => Timeframe::MN1,
+        }
+    }
+}
+
+/// The timeframe of a `ProtoOATrendbarPeriod` number on the wire; `None` for a number the
+/// enum does not have.
+pub fn timeframe_of_period_number(n: i32) -> Option<Timeframe> {
+    ProtoOaTrendbarPeriod::try_from(n).ok().map(Timeframe::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_timeframe_is_one_trendbar_period_and_back_with_the_same_length() {
+        for tf in Timeframe::ALL {
+            let p = ProtoOaTrendbarPeriod::from(tf);
+            assert_eq!(Timeframe::from(p), tf);
+            assert_eq!(timeframe_of_period_number(p as i32), Some(tf));
+            assert_eq!(p.seconds(), tf.fixed_seconds(), "{tf}");
+            assert!(p.as_str_name().eq_ignore_ascii_case(tf.as_str()), "{tf}");
+        }
+        assert_eq!(timeframe_of_period_number(0), None);
+        assert_eq!(timeframe_of_period_number(15), None);
+    }
     use proptest::prelude::*;
 
     #[test]

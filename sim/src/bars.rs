@@ -5,7 +5,6 @@
 //! symbol's `digits`; they are parsed from the CSV's decimal text exactly (no float round trip).
 //! Times are Unix milliseconds (UTC).
 
-use std::fmt;
 use std::path::Path;
 
 use oracle_ipc::time::{self, Date, IsoUtc};
@@ -27,121 +26,53 @@ pub struct Bar {
     pub volume: i64,
 }
 
-/// A trendbar period, numbered as `ProtoOATrendbarPeriod`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Period {
-    /// 1 minute.
-    M1 = 1,
-    /// 2 minutes.
-    M2 = 2,
-    /// 3 minutes.
-    M3 = 3,
-    /// 4 minutes.
-    M4 = 4,
-    /// 5 minutes.
-    M5 = 5,
-    /// 10 minutes.
-    M10 = 6,
-    /// 15 minutes.
-    M15 = 7,
-    /// 30 minutes.
-    M30 = 8,
-    /// 1 hour.
-    H1 = 9,
-    /// 4 hours.
-    H4 = 10,
-    /// 12 hours.
-    H12 = 11,
-    /// 1 day (UTC midnight to midnight).
-    D1 = 12,
-    /// 1 week (the sim starts weeks on Monday 00:00 UTC; Spotware does not document it).
-    W1 = 13,
-    /// 1 calendar month (UTC).
-    MN1 = 14,
-}
+/// A trendbar period: the system's one [`oracle_ipc::Timeframe`] (defined in `oracle-core`), with
+/// the simulator's calendar arithmetic in [`PeriodExt`]. `W1` buckets start on Monday 00:00 UTC
+/// (Spotware does not document it); `MN1` is a calendar month (UTC).
+pub type Period = oracle_ipc::Timeframe;
 
 /// Every period, shortest first.
-pub const ALL_PERIODS: [Period; 14] = [
-    Period::M1,
-    Period::M2,
-    Period::M3,
-    Period::M4,
-    Period::M5,
-    Period::M10,
-    Period::M15,
-    Period::M30,
-    Period::H1,
-    Period::H4,
-    Period::H12,
-    Period::D1,
-    Period::W1,
-    Period::MN1,
-];
+pub const ALL_PERIODS: [Period; 14] = Period::ALL;
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
-impl Period {
+/// What the simulator computes with a [`Period`]: its `ProtoOATrendbarPeriod` number, its name
+/// in any case, and its buckets on the UTC calendar (its name and fixed length are the
+/// timeframe's own: `name()`, `fixed_ms()`).
+pub trait PeriodExt: Sized {
     /// The `ProtoOATrendbarPeriod` number.
-    pub fn number(self) -> i32 {
-        self as i32
-    }
-
+    fn number(self) -> i32;
     /// The period for a `ProtoOATrendbarPeriod` number.
-    pub fn from_number(n: i32) -> Option<Self> {
-        ALL_PERIODS.iter().copied().find(|p| p.number() == n)
+    fn from_number(n: i32) -> Option<Self>;
+    /// Parses a period name in any case (`m15`, `H1`): the simulator's command line and file
+    /// names. The wire's exact-case parse is `Timeframe::from_name`.
+    fn parse_name(s: &str) -> Option<Self>;
+    /// Start of the bucket (bar open time) that contains `t_ms`.
+    fn bucket_start(self, t_ms: i64) -> i64;
+    /// End (exclusive) of the bucket that starts at `start_ms`.
+    fn bucket_end(self, start_ms: i64) -> i64;
+    /// True when every bucket of `self` is a union of whole buckets of `finer`.
+    fn is_multiple_of(&self, finer: Self) -> bool;
+}
+
+impl PeriodExt for Period {
+    fn number(self) -> i32 {
+        oracle_ctrader::proto::ProtoOaTrendbarPeriod::from(self) as i32
     }
 
-    /// The period's name (`"M15"`, `"H1"`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            Period::M1 => "M1",
-            Period::M2 => "M2",
-            Period::M3 => "M3",
-            Period::M4 => "M4",
-            Period::M5 => "M5",
-            Period::M10 => "M10",
-            Period::M15 => "M15",
-            Period::M30 => "M30",
-            Period::H1 => "H1",
-            Period::H4 => "H4",
-            Period::H12 => "H12",
-            Period::D1 => "D1",
-            Period::W1 => "W1",
-            Period::MN1 => "MN1",
-        }
+    fn from_number(n: i32) -> Option<Self> {
+        oracle_ctrader::units::timeframe_of_period_number(n)
     }
 
-    /// Parses a period name (case-insensitive).
-    pub fn from_name(s: &str) -> Option<Self> {
+    fn parse_name(s: &str) -> Option<Self> {
         ALL_PERIODS
             .iter()
             .copied()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 
-    /// Fixed length in ms (`None` for MN1).
-    pub fn fixed_ms(self) -> Option<i64> {
-        Some(match self {
-            Period::M1 => MINUTE_MS,
-            Period::M2 => 2 * MINUTE_MS,
-            Period::M3 => 3 * MINUTE_MS,
-            Period::M4 => 4 * MINUTE_MS,
-            Period::M5 => 5 * MINUTE_MS,
-            Period::M10 => 10 * MINUTE_MS,
-            Period::M15 => 15 * MINUTE_MS,
-            Period::M30 => 30 * MINUTE_MS,
-            Period::H1 => 60 * MINUTE_MS,
-            Period::H4 => 240 * MINUTE_MS,
-            Period::H12 => 720 * MINUTE_MS,
-            Period::D1 => DAY_MS,
-            Period::W1 => 7 * DAY_MS,
-            Period::MN1 => return None,
-        })
-    }
-
-    /// Start of the bucket (bar open time) that contains `t_ms`.
-    pub fn bucket_start(self, t_ms: i64) -> i64 {
+    fn bucket_start(self, t_ms: i64) -> i64 {
         match self {
             Period::W1 => {
                 // Weeks start on Monday 00:00 UTC.
@@ -157,8 +88,7 @@ impl Period {
         }
     }
 
-    /// End (exclusive) of the bucket that starts at `start_ms`.
-    pub fn bucket_end(self, start_ms: i64) -> i64 {
+    fn bucket_end(self, start_ms: i64) -> i64 {
         match self.fixed_ms() {
             Some(len) => start_ms + len,
             None => match date_of(start_ms).last_of_month().tomorrow() {
@@ -169,28 +99,21 @@ impl Period {
         }
     }
 
-    /// True when every bucket of `self` is a union of whole buckets of `finer`.
-    pub fn is_multiple_of(self, finer: Period) -> bool {
-        if self == finer {
+    fn is_multiple_of(&self, finer: Period) -> bool {
+        if *self == finer {
             return true;
         }
         match (self.fixed_ms(), finer.fixed_ms()) {
             (_, None) => false,
             (None, Some(f)) => DAY_MS % f == 0,
             (Some(s), Some(f)) => {
-                if self == Period::W1 {
+                if *self == Period::W1 {
                     DAY_MS % f == 0
                 } else {
                     s % f == 0 && finer != Period::W1
                 }
             }
         }
-    }
-}
-
-impl fmt::Display for Period {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -529,6 +452,22 @@ pub fn infer_period(bars: &[Bar]) -> Option<Period> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_is_the_system_timeframe_numbered_as_the_open_api() {
+        // The one Timeframe: what the IPC codec parses is what the simulator buckets.
+        let tf: oracle_ipc::Timeframe = Period::M15;
+        assert_eq!(oracle_ipc::Timeframe::from_name("M15"), Some(tf));
+        for (i, p) in ALL_PERIODS.into_iter().enumerate() {
+            // ProtoOATrendbarPeriod: M1 = 1 … MN1 = 14, in the order of the periods.
+            assert_eq!(p.number(), i as i32 + 1, "{p}");
+            assert_eq!(Period::from_number(p.number()), Some(p));
+            assert_eq!(Period::parse_name(&p.name().to_ascii_lowercase()), Some(p));
+            assert_eq!(Period::parse_name(p.name()), Some(p));
+        }
+        assert_eq!(Period::from_number(0), None);
+        assert_eq!(Period::parse_name("H2"), None);
+    }
 
     #[test]
     fn prices_parse_exactly() {

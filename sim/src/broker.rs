@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bars::{Period, Trendbar, price_from_f64, price_to_f64};
+use crate::bars::{Period, PeriodExt, Trendbar, price_from_f64, price_to_f64};
 use crate::calendar::{CalendarMode, SymbolHours};
 use crate::config::{BrokerConfig, Fault, Speed};
 use crate::market::{Market, Tick};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 
-use crate::bars::{self, Period};
+use crate::bars::{self, Period, PeriodExt};
 use crate::calendar::CalendarMode;
 use crate::config::{AccountConfig, AppConfig, BrokerConfig, Fault, Speed, TokenConfig};
 use crate::market::Start;
@@ -172,7 +172,7 @@ fn parse_broker_symbol(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_period(s: &str) -> Result<Period, String> {
-    Period::from_name(s).ok_or_else(|| format!("unknown period `{s}` (M1 … MN1)"))
+    Period::parse_name(s).ok_or_else(|| format!("unknown period `{s}` (M1 … MN1)"))
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {

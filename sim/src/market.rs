@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bars::{self, ALL_PERIODS, Bar, Period};
+use crate::bars::{self, ALL_PERIODS, Bar, Period, PeriodExt};
 use crate::symbols::{SymbolData, SymbolSpec};
 
 /// One bid tick of one symbol.

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::bars::{self, Bar, Period};
+use crate::bars::{self, Bar, Period, PeriodExt};
 
 /// The trading specification of one symbol.
 #[derive(Clone, Debug, PartialEq)]
@@ -332,7 +332,7 @@ fn model_info_from_comment(path: &Path, comment: &str) -> Result<ModelInfo, Stri
         .to_ascii_uppercase();
     let timeframe = sym
         .and_then(|s| s.timeframe.as_deref())
-        .and_then(Period::from_name)
+        .and_then(Period::parse_name)
         .or(file_tf);
     let training = meta
         .training_config
@@ -347,7 +347,7 @@ fn model_info_from_comment(path: &Path, comment: &str) -> Result<ModelInfo, Stri
 /// Splits `EURUSD_M15` into (`EURUSD`, Some(M15)); a name without a period suffix gives None.
 pub fn split_sym_tf(stem: &str) -> (String, Option<Period>) {
     if let Some((s, tf)) = stem.rsplit_once('_') {
-        if let Some(p) = Period::from_name(tf) {
+        if let Some(p) = Period::parse_name(tf) {
             return (s.to_ascii_uppercase(), Some(p));
         }
     }

@@ -3,7 +3,7 @@
 
 use oracle_ctrader::proto::{self as pb, Envelope, Payload};
 
-use crate::bars::Trendbar;
+use crate::bars::{PeriodExt, Trendbar};
 use crate::msg::*;
 
 /// A frame body that is not a `ProtoMessage` at all (the connection must be reset).

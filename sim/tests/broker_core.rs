@@ -1,7 +1,7 @@
 //! Broker-core tests: no sockets, no sleeps — a virtual clock and the sans-IO API.
 #![allow(clippy::field_reassign_with_default)] // tests tweak one knob of the defaults
 
-use oracle_sim::bars::{Bar, Period, parse_iso_utc};
+use oracle_sim::bars::{Bar, Period, PeriodExt, parse_iso_utc};
 use oracle_sim::broker::{BadFrame, Broker, Output};
 use oracle_sim::config::{
     AccountConfig, BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,

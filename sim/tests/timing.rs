@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
 use oracle_ctrader::proto::{self as pb, Payload};
-use oracle_sim::bars::Period;
+use oracle_sim::bars::{Period, PeriodExt};
 use oracle_sim::config::Fault;
 use serde_json::Value;
 use support::*;

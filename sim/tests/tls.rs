@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use oracle_ctrader::proto::{self as pb, Payload};
-use oracle_sim::bars::{Bar, Period, aggregate};
+use oracle_sim::bars::{Bar, Period, PeriodExt, aggregate};
 use oracle_sim::config::{DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, Fault};
 use oracle_sim::msg::ErrorCode;
 use support::*;
