@@ -626,6 +626,56 @@ impl RssSampler {
     }
 }
 
+/// Where a process's resident memory is, from its `/proc/PID/smaps` text: kB of `Rss` per kind
+/// of mapping. `heap` is the `[heap]` (malloc's main arena, below its mmap threshold), `anon`
+/// the anonymous mappings (malloc's large blocks and other arenas, thread stacks), `stack` the
+/// main thread's, `binary` the mappings of `exe` (the executable's code and data), `libs` the
+/// other files' (shared libraries), `other` the kernel's (`[vdso]`, `[vvar]`…).
+pub fn smaps_breakdown(smaps: &str, exe: &str) -> BTreeMap<&'static str, u64> {
+    let mut out: BTreeMap<&'static str, u64> = ["heap", "anon", "stack", "binary", "libs", "other"]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
+    let mut kind = "other";
+    for line in smaps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(first) = f.next() else { continue };
+        if first.contains('-') && !first.ends_with(':') {
+            // "start-end perms offset dev inode [path]": a new mapping.
+            let path = f.nth(4).unwrap_or("");
+            kind = match path {
+                "" => "anon",
+                "[heap]" => "heap",
+                "[stack]" => "stack",
+                p if p == exe => "binary",
+                p if p.starts_with('/') => "libs",
+                _ => "other",
+            };
+        } else if first == "Rss:"
+            && let Some(kb) = f.next().and_then(|v| v.parse::<u64>().ok())
+        {
+            *out.entry(kind).or_default() += kb;
+        }
+    }
+    out
+}
+
+/// [`smaps_breakdown`] of a running process, with its thread count; `None` when it is gone.
+fn rss_breakdown(p: &Proc) -> Option<Value> {
+    let pid = p.pid()?;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut v = json!(smaps_breakdown(&smaps, &exe.to_string_lossy()));
+    v["threads"] = json!(threads);
+    v["vm_rss_kb"] = json!(run::mem_kb(pid).map(|m| m.0));
+    Some(v)
+}
+
 fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     let run = args.out.join("run");
     files::fresh_dir(&run)?;
@@ -688,6 +738,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
     for l in std::fs::read_to_string(&pr_log).unwrap_or_default().lines() {
         predictor_line(&mut pf, l);
     }
+    let breakdown = json!({"executor": rss_breakdown(&ex), "predictor": rss_breakdown(&pr)});
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     for l in follow.lines() {
@@ -759,6 +810,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         "bar_close_to_last_order_ms": pct_json(&mut per_bar),
         "cold_start_to_first_signal_ms": cold_ms.map(round3),
         "rss": rss.json(),
+        "rss_breakdown_kb_at_end": breakdown,
         "logs": run.display().to_string(),
     });
     Ok(E2e { json })
@@ -1068,6 +1120,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     // The last bars' orders (a close, then an open after its fill) are on their way.
     std::thread::sleep(Duration::from_millis(1000));
     let stop_us = (wall_now() * 1e6) as i64;
+    let breakdown = json!({"executor": rss_breakdown(&ex), "predictor": rss_breakdown(&pr)});
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     sim.stop(Duration::from_secs(3));
@@ -1167,6 +1220,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             "executor_bar_out_to_sim_new_order": pct_json(&mut ex_to_order),
         },
         "rss": rss.json(),
+        "rss_breakdown_kb_at_end": breakdown,
         "logs": dir.display().to_string(),
     }))
 }
@@ -1337,6 +1391,27 @@ fn fmt_opt(x: Option<f64>, unit: &str) -> String {
 }
 
 /// The markdown table of a result (what the README's performance section shows).
+/// One process's peak and its [`smaps_breakdown`] at the end of a run, in MB.
+fn breakdown_text(e: &Value, who: &str) -> String {
+    let peak = fmt_opt(
+        num(e, &["rss", &format!("peak_kb_{who}")]).map(|k| k / 1024.0),
+        "MB",
+    );
+    let Some(b) = e
+        .get("rss_breakdown_kb_at_end")
+        .and_then(|b| b.get(who))
+        .filter(|b| b.is_object())
+    else {
+        return format!("{peak}; not available: its smaps");
+    };
+    let parts: Vec<String> = ["heap", "anon", "binary", "libs", "stack", "other"]
+        .iter()
+        .filter_map(|k| Some(format!("{k} {:.2}", num(b, &[k])? / 1024.0)))
+        .collect();
+    let threads = num(b, &["threads"]).map_or("?".into(), |t| t.to_string());
+    format!("{peak}; {} MB; {threads} threads", parts.join(", "))
+}
+
 pub fn markdown(r: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Command: `{}`  ", r["command"].as_str().unwrap_or("?"));
@@ -1401,6 +1476,14 @@ pub fn markdown(r: &Value) -> String {
             fmt_opt(num(e, &["rss", "peak_kb_total"]).map(|k| k / 1024.0), "MB"),
             "< 600 MB (seed); < 16 MB (goal)",
         );
+        for who in ["executor", "predictor"] {
+            row(
+                &mut s,
+                &format!("  {who}: peak (VmHWM); where its RSS is at the end (smaps)"),
+                breakdown_text(e, who),
+                "",
+            );
+        }
         row(
             &mut s,
             "RSS predictor + executor, steady (median, 2nd half)",
@@ -1508,6 +1591,14 @@ pub fn markdown(r: &Value) -> String {
             ),
             "< 600 MB (seed); < 16 MB (goal)",
         );
+        for who in ["executor", "predictor"] {
+            row(
+                &mut s,
+                &format!("  {who}: peak (VmHWM); where its RSS is at the end (smaps)"),
+                breakdown_text(sim, who),
+                "",
+            );
+        }
     }
     for f in r["scale"].as_array().into_iter().flatten() {
         let n = f["twins"].as_u64().unwrap_or(0);
@@ -1793,6 +1884,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn smaps_rss_is_summed_per_kind_of_mapping() {
+        let smaps = "\
+55d0c0000000-55d0c0100000 r--p 00000000 fd:01 42 /opt/bin/oracle-executor
+Size:               1024 kB
+Rss:                 300 kB
+55d0c0100000-55d0c0200000 r-xp 00100000 fd:01 42 /opt/bin/oracle-executor
+Rss:                 200 kB
+55d0c1000000-55d0c1400000 rw-p 00000000 00:00 0 [heap]
+Rss:                4000 kB
+Anonymous:          4000 kB
+7f0000000000-7f0000200000 rw-p 00000000 00:00 0 
+Rss:                 150 kB
+7f0000400000-7f0000500000 r-xp 00000000 fd:01 7 /usr/lib/libc.so.6
+Rss:                 900 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+Rss:                  40 kB
+7ffd00100000-7ffd00102000 r-xp 00000000 00:00 0 [vdso]
+Rss:                   8 kB
+";
+        let b = smaps_breakdown(smaps, "/opt/bin/oracle-executor");
+        assert_eq!(b["binary"], 500);
+        assert_eq!(b["heap"], 4000);
+        assert_eq!(b["anon"], 150);
+        assert_eq!(b["libs"], 900);
+        assert_eq!(b["stack"], 40);
+        assert_eq!(b["other"], 8);
+    }
+
+    #[test]
     fn percentiles_nearest_rank() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentiles(&mut v), Some((50.0, 99.0, 100.0)));
@@ -2008,6 +2128,31 @@ mod tests {
         assert!(md.contains("peak (VmHWM) | 2.000 MB"), "{md}");
         r["sim_e2e"] = json!({"error": "not available: --no-sim"});
         assert!(markdown(&r).contains("| simulator bar → NewOrderReq | not available: --no-sim |"));
+    }
+
+    #[test]
+    fn markdown_shows_where_each_process_rss_is() {
+        let r = json!({
+            "command": "oracle bench", "machine": "m", "date": "d",
+            "e2e": {
+                "rss": {"peak_kb_total": 3072.0, "peak_kb_executor": 2048.0, "peak_kb_predictor": 1024.0},
+                "rss_breakdown_kb_at_end": {
+                    "executor": {"heap": 1024, "anon": 0, "binary": 512, "libs": 256, "stack": 128, "other": 0, "threads": 1},
+                    "predictor": null,
+                },
+            },
+            "sim_e2e": {"error": "not available: --no-sim"},
+            "criterion": {}, "python": {"error": "not available: --no-python"},
+        });
+        let md = markdown(&r);
+        assert!(
+            md.contains("executor: peak (VmHWM); where its RSS is at the end (smaps) | 2.000 MB; heap 1.00, anon 0.00, binary 0.50, libs 0.25, stack 0.12, other 0.00 MB; 1 threads |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("predictor: peak (VmHWM); where its RSS is at the end (smaps) | 1.000 MB; not available: its smaps |"),
+            "{md}"
+        );
     }
 
     #[test]
