@@ -31,6 +31,7 @@ pub mod exec;
 pub mod fixtures;
 pub mod guard;
 pub mod pipe;
+pub mod soak;
 mod world;
 
-pub use world::{Defect, Failure, Plan, Summary, replay_command, run, run_seed};
+pub use world::{Defect, Failure, KillPoint, Plan, Summary, replay_command, run, run_seed};

@@ -10,6 +10,7 @@ use oracle_ctrader::{Credentials, FrameDecoder, Secret};
 use oracle_predictor::engine::{Predictor, Settings};
 use oracle_sim::bars::{Period, format_iso_utc, format_price};
 use oracle_sim::broker::{BadFrame, Broker, Output};
+use oracle_sim::calendar::CalendarMode;
 use oracle_sim::config::{
     BrokerConfig, DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, Fault, Speed,
@@ -76,6 +77,17 @@ pub struct Plan {
     /// plans for now: with it, some seeds' traces differ from `oracle replay`
     /// (`DST_MARKET_UTC=1` in the tests turns it on).
     pub market_utc: bool,
+    /// Trading hours the broker serves and enforces (the soak: realistic, with its weekly
+    /// Saturday maintenance window at a timed speed); drawn plans: always open.
+    pub calendar: CalendarMode,
+    /// Lifetime (virtual s) of every token a refresh issues (None: the broker's default):
+    /// with `token_expires_s` the same, the token expires again and again.
+    pub token_ttl_s: Option<i64>,
+    /// Extra whole-day holidays under the realistic calendar: (name, days since 1970-01-01).
+    pub holidays: Vec<(String, i64)>,
+    /// More broker faults, appended to the drawn ones (the soak's seeded connection drops and
+    /// maintenance windows).
+    pub extra_faults: Vec<Fault>,
 }
 
 /// A known defect injected to prove the harness catches it.
@@ -152,6 +164,24 @@ pub struct Summary {
     pub refreshes: u64,
     /// Entries not chased.
     pub missed_entries: u64,
+    /// Market time (Unix ms) the live replay started at.
+    pub start_ms: i64,
+    /// Market time (Unix ms) the replay ended at.
+    pub end_ms: i64,
+    /// Connections the broker closed (its faults, maintenance, token or idle rules).
+    pub server_closes: u64,
+    /// Fatal authentication failures of the session (each would need a person).
+    pub fatal_auth: u64,
+    /// Each broker fault of the run (its kind, `DropRandom`, `Maintenance`, …, in the broker
+    /// configuration's order) and how many times it fired.
+    pub faults_fired: Vec<(String, u64)>,
+    /// Expected live bars (every stream's history bars after its warm-up) that never reached
+    /// the executor's streams.
+    pub missed_bars: u64,
+    /// Client order ids that reached the broker more than once, counted once per extra time.
+    pub duplicate_orders: u64,
+    /// Batches of lines the predictor was given.
+    pub batches: u64,
 }
 
 impl Plan {
@@ -234,6 +264,10 @@ impl Plan {
             with_maintenance: false,
             no_answer_every: p(&mut r, 0.15).then(|| r.random_range(2..=6)),
             market_utc: false,
+            calendar: CalendarMode::AlwaysOpen,
+            token_ttl_s: None,
+            holidays: Vec::new(),
+            extra_faults: Vec::new(),
         }
     }
 }
@@ -382,6 +416,7 @@ impl World {
         if let Some((after_s, for_s)) = plan.maintenance.filter(|_| plan.with_maintenance) {
             faults.push(Fault::Maintenance { after_s, for_s });
         }
+        faults.extend(plan.extra_faults.iter().cloned());
         if let Some(every) = plan.no_answer_every {
             faults.push(Fault::NoAnswer {
                 kind: "NewOrderReq".into(),
@@ -399,6 +434,11 @@ impl World {
         if let Some(s) = plan.token_expires_s {
             cfg.tokens[0].expires_in_s = s;
         }
+        if let Some(s) = plan.token_ttl_s {
+            cfg.token_ttl_s = s;
+        }
+        cfg.calendar = plan.calendar;
+        cfg.holidays = plan.holidays.clone();
         let t0 = start_ms;
         let broker = Broker::new(cfg, market, t0).map_err(|e| e.to_string())?;
 
@@ -409,17 +449,20 @@ impl World {
             let b = &models[name];
             let (period, pq) = period_of(&b.spec.timeframe)
                 .ok_or(format!("{name}: timeframe {}", b.spec.timeframe))?;
-            let sm = broker
+            let (si, sm) = broker
                 .market()
                 .symbols
                 .iter()
-                .find(|s| s.spec.name == b.spec.symbol)
+                .enumerate()
+                .find(|(_, s)| s.spec.name == b.spec.symbol)
                 .ok_or(format!("{}: not in the market", b.spec.symbol))?;
             let len = period.fixed_ms().ok_or("fixed period")?;
             let series = sm.series.get(&period).ok_or("series")?;
+            // History's bars: a bar wholly in closed hours (the realistic calendar) has no tick.
             let expected: Vec<i64> = series
                 .iter()
                 .filter(|x| x.time_ms + len <= end_ms)
+                .filter(|x| broker.bar_in_hours(si, x.time_ms, len))
                 .map(|x| x.time_ms / 1000)
                 .collect();
             let key = (sm.id, pq as i32);
@@ -660,6 +703,7 @@ impl World {
                         if Some(conn) != self.conn {
                             continue;
                         }
+                        self.summary.server_closes += 1;
                         if graceful {
                             for b in self.pipe.take_to_client() {
                                 self.session.handle_bytes(inst, &b);
@@ -673,6 +717,9 @@ impl World {
             }
             while let Some(ev) = self.session.poll_event() {
                 progressed = true;
+                if matches!(ev, oracle_ctrader::session::Event::AuthFailed { .. }) {
+                    self.summary.fatal_auth += 1;
+                }
                 self.exec.handle_event(inst, &mut self.session, ev);
             }
             // The predictor connects once every stream holds its history.
@@ -871,12 +918,13 @@ impl World {
         first_time: &str,
     ) -> Result<std::sync::Arc<Vec<String>>, Failure> {
         let b = &fixtures::models()[name];
-        let sm = self
+        let (si, sm) = self
             .broker
             .market()
             .symbols
             .iter()
-            .find(|s| s.spec.name == b.spec.symbol)
+            .enumerate()
+            .find(|(_, s)| s.spec.name == b.spec.symbol)
             .ok_or_else(|| self.fail("symbol"))?;
         let (period, _) = period_of(&b.spec.timeframe).ok_or_else(|| self.fail("period"))?;
         let len = period.fixed_ms().unwrap_or(0);
@@ -886,6 +934,9 @@ impl World {
         for x in sm.series.get(&period).map(Vec::as_slice).unwrap_or(&[]) {
             if x.time_ms + len > self.end_ms {
                 break;
+            }
+            if !self.broker.bar_in_hours(si, x.time_ms, len) {
+                continue;
             }
             let t = format_iso_utc(x.time_ms);
             if !started && t != first_time {
@@ -999,6 +1050,40 @@ impl World {
         self.summary.missed_entries = self.exec.missed_entries;
         self.summary.resets = self.pipe.resets;
         self.summary.deaths = self.pipe.deaths;
+        self.summary.start_ms = self.t0;
+        self.summary.end_ms = self.end_ms;
+        self.summary.batches = self.pred_batches;
+        self.summary.faults_fired = self
+            .broker
+            .config()
+            .faults
+            .iter()
+            .zip(self.broker.faults_fired())
+            .map(|(f, n)| {
+                let d = format!("{f:?}");
+                let kind = d.split([' ', '{']).next().unwrap_or("").to_string();
+                (kind, *n)
+            })
+            .collect();
+        self.summary.duplicate_orders = self
+            .broker
+            .new_orders_by_client_id()
+            .values()
+            .map(|n| n.saturating_sub(1))
+            .sum();
+        self.summary.missed_bars = self
+            .exec
+            .streams
+            .values()
+            .map(|s| {
+                let got: std::collections::BTreeSet<i64> = s.bars.iter().map(|b| b.time).collect();
+                s.expected
+                    .iter()
+                    .filter(|t| s.warm_until.is_none_or(|w| **t > w))
+                    .filter(|t| !got.contains(t))
+                    .count() as u64
+            })
+            .sum();
         let _ = self.defect;
         Ok(self.summary.clone())
     }
