@@ -4,8 +4,9 @@ use core::fmt;
 
 use crate::model::CostParams;
 
-/// The seven discrete actions (the metadata's `actions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The seven discrete actions (the metadata's `actions`, seed §3): the one `Action` of the whole
+/// system (`oracle_ipc::Action` is this type), ordered by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Action {
     /// Close any position, stay flat.
@@ -46,8 +47,13 @@ impl Action {
         self as usize
     }
 
-    /// Its metadata name (`WAIT`, `LONG_WEAK`, …).
-    pub fn name(self) -> &'static str {
+    /// Its metadata name (`WAIT`, `LONG_WEAK`, …), the same as [`Action::as_str`].
+    pub const fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The seed's name on the wire and in files (`WAIT`, `LONG_WEAK`, …).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Action::Wait => "WAIT",
             Action::LongWeak => "LONG_WEAK",
@@ -59,8 +65,27 @@ impl Action {
         }
     }
 
+    /// Parses the seed's name (exact case).
+    pub fn from_name(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The action of a (direction, intensity) pair; `None` for an impossible pair.
+    pub const fn from_dir_int(direction: i8, intensity: u8) -> Option<Action> {
+        Some(match (direction, intensity) {
+            (0, 0) => Action::Wait,
+            (1, 1) => Action::LongWeak,
+            (1, 2) => Action::LongModerate,
+            (1, 3) => Action::LongStrong,
+            (-1, 1) => Action::ShortWeak,
+            (-1, 2) => Action::ShortModerate,
+            (-1, 3) => Action::ShortStrong,
+            _ => return None,
+        })
+    }
+
     /// Target direction −1, 0 or 1.
-    pub fn direction(self) -> i8 {
+    pub const fn direction(self) -> i8 {
         match self {
             Action::Wait => 0,
             Action::LongWeak | Action::LongModerate | Action::LongStrong => 1,
@@ -69,7 +94,7 @@ impl Action {
     }
 
     /// Target intensity 0..=3.
-    pub fn intensity(self) -> u8 {
+    pub const fn intensity(self) -> u8 {
         match self {
             Action::Wait => 0,
             Action::LongWeak | Action::ShortWeak => 1,
@@ -81,7 +106,7 @@ impl Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.as_str())
     }
 }
 
@@ -233,6 +258,23 @@ pub fn unrealized_pnl(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_parses_back_from_its_name_and_from_its_direction_and_intensity() {
+        for (i, a) in Action::ALL.into_iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(Action::from_name(a.as_str()), Some(a));
+            assert_eq!(a.name(), a.as_str());
+            assert_eq!(Action::from_dir_int(a.direction(), a.intensity()), Some(a));
+        }
+        for bad in ["", "wait", "LONG", "LONG_WEAK "] {
+            assert_eq!(Action::from_name(bad), None, "{bad:?}");
+        }
+        assert_eq!(Action::from_dir_int(0, 1), None);
+        assert_eq!(Action::from_dir_int(1, 0), None);
+        assert_eq!(Action::from_dir_int(2, 1), None);
+        assert!(Action::Wait < Action::LongWeak && Action::LongStrong < Action::ShortWeak);
+    }
 
     /// The EURUSD costs of the contract's worked example.
     pub(crate) fn eurusd() -> CostParams {

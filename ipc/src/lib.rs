@@ -42,94 +42,9 @@ pub const MAX_REASON: usize = 48;
 // Vocabulary
 // ---------------------------------------------------------------------------------------------
 
-/// The seven actions of the model (seed §3), by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    /// Stay out (direction 0).
-    Wait,
-    /// Long, intensity 1.
-    LongWeak,
-    /// Long, intensity 2.
-    LongModerate,
-    /// Long, intensity 3.
-    LongStrong,
-    /// Short, intensity 1.
-    ShortWeak,
-    /// Short, intensity 2.
-    ShortModerate,
-    /// Short, intensity 3.
-    ShortStrong,
-}
-
-impl Action {
-    /// All actions in the seed's index order (0..=6).
-    pub const ALL: [Action; 7] = [
-        Action::Wait,
-        Action::LongWeak,
-        Action::LongModerate,
-        Action::LongStrong,
-        Action::ShortWeak,
-        Action::ShortModerate,
-        Action::ShortStrong,
-    ];
-
-    /// The seed's name (`LONG_WEAK`…).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Action::Wait => "WAIT",
-            Action::LongWeak => "LONG_WEAK",
-            Action::LongModerate => "LONG_MODERATE",
-            Action::LongStrong => "LONG_STRONG",
-            Action::ShortWeak => "SHORT_WEAK",
-            Action::ShortModerate => "SHORT_MODERATE",
-            Action::ShortStrong => "SHORT_STRONG",
-        }
-    }
-
-    /// Parses the seed's name.
-    pub fn from_name(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
-    /// Direction: 1 long, −1 short, 0 wait.
-    pub const fn direction(self) -> i8 {
-        match self {
-            Action::Wait => 0,
-            Action::LongWeak | Action::LongModerate | Action::LongStrong => 1,
-            Action::ShortWeak | Action::ShortModerate | Action::ShortStrong => -1,
-        }
-    }
-
-    /// Intensity: 0 wait, 1 weak, 2 moderate, 3 strong.
-    pub const fn intensity(self) -> u8 {
-        match self {
-            Action::Wait => 0,
-            Action::LongWeak | Action::ShortWeak => 1,
-            Action::LongModerate | Action::ShortModerate => 2,
-            Action::LongStrong | Action::ShortStrong => 3,
-        }
-    }
-
-    /// The action of a (direction, intensity) pair; `None` for an impossible pair.
-    pub const fn from_dir_int(direction: i8, intensity: u8) -> Option<Action> {
-        Some(match (direction, intensity) {
-            (0, 0) => Action::Wait,
-            (1, 1) => Action::LongWeak,
-            (1, 2) => Action::LongModerate,
-            (1, 3) => Action::LongStrong,
-            (-1, 1) => Action::ShortWeak,
-            (-1, 2) => Action::ShortModerate,
-            (-1, 3) => Action::ShortStrong,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The seven actions of the model (seed §3), by name: the one type of the whole system, defined in
+/// `oracle-core` (the codec parses the wire name once into it).
+pub use oracle_core::Action;
 
 /// Bar timeframes: the one type of the whole system, defined in `oracle-core` (the codec parses
 /// the wire name once into it).
