@@ -23,6 +23,8 @@ pub mod channel;
 pub mod config;
 pub mod event;
 pub mod redact;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod watch;
 
 use std::collections::VecDeque;

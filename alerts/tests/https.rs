@@ -3,13 +3,13 @@
 //! hangs or is down (the queue bounded, nothing blocked, the drops counted and said), and the bot
 //! token in no message, log line or error.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use oracle_alerts::test_support::{Server, ca_pem};
 use oracle_alerts::{Alerts, AlertsBuilder, AlertsConfig, Event, TelegramSecrets};
 use serde_json::{Value, json};
 
@@ -17,147 +17,7 @@ const TOKEN: &str = "7412589630:AAF3kQz9_xWmLp2RtYv8NbHc5JdGs1EoUiK";
 const CHAT: &str = "-1001234567890";
 
 // ---------------------------------------------------------------------------------------------
-// The test server.
-
-struct Material {
-    config: Arc<rustls::ServerConfig>,
-    ca_pem: String,
-}
-
-fn material() -> &'static Material {
-    static M: OnceLock<Material> = OnceLock::new();
-    M.get_or_init(|| {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "alerts test CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let mut leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        );
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .unwrap();
-        Material {
-            config: Arc::new(config),
-            ca_pem: ca.pem(),
-        }
-    })
-}
-
-#[derive(Clone, Debug)]
-struct Request {
-    path: String,
-    content_type: String,
-    body: Value,
-}
-
-/// Scripted answers: (status, body); an empty script answers 200 `{"ok":true}`.
-#[derive(Clone, Default)]
-struct Server {
-    addr: Option<SocketAddr>,
-    requests: Arc<Mutex<Vec<Request>>>,
-    script: Arc<Mutex<VecDeque<(u16, String)>>>,
-    /// While set, a request is read and recorded, then its answer waits for a message here.
-    hold: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = Server {
-            addr: Some(listener.local_addr().unwrap()),
-            ..Server::default()
-        };
-        let me = s.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let me = me.clone();
-                std::thread::spawn(move || me.serve(conn));
-            }
-        });
-        s
-    }
-
-    fn base(&self) -> String {
-        format!("https://{}", self.addr.unwrap())
-    }
-
-    fn answer(&self, status: u16, body: &str) {
-        self.script
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_string()));
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn serve(&self, tcp: TcpStream) {
-        let conn = rustls::ServerConnection::new(material().config.clone()).unwrap();
-        let mut r = BufReader::new(rustls::StreamOwned::new(conn, tcp));
-        let mut line = String::new();
-        if r.read_line(&mut line).is_err() || line.is_empty() {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
-        let (mut len, mut content_type) = (0usize, String::new());
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => len = v.trim().parse().unwrap(),
-                "content-type" => content_type = v.trim().to_string(),
-                _ => {}
-            }
-        }
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).unwrap();
-        self.requests.lock().unwrap().push(Request {
-            path,
-            content_type,
-            body: serde_json::from_slice(&body).unwrap(),
-        });
-        let held = self.hold.lock().unwrap().take();
-        if let Some(rx) = held {
-            let _ = rx.recv();
-        }
-        let (status, answer) = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((200, r#"{"ok":true,"result":{}}"#.to_string()));
-        let out = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        let s = r.get_mut();
-        let _ = s.write_all(out.as_bytes());
-        s.conn.send_close_notify();
-        let _ = s.flush();
-    }
-}
+// The test server: `oracle_alerts::test_support::Server` (feature `test-support`).
 
 // ---------------------------------------------------------------------------------------------
 // Logs: every tracing event and every `log` record (ureq's) of this test binary, at TRACE.
@@ -210,7 +70,7 @@ fn start(c: AlertsConfig, waits: Option<Arc<Mutex<Vec<Duration>>>>) -> Alerts {
     logs();
     let mut b = AlertsBuilder::new(c)
         .telegram(secrets())
-        .ca_pem(material().ca_pem.as_bytes());
+        .ca_pem(ca_pem().as_bytes());
     // Tests never sleep: a wait is recorded (or skipped).
     let waits = waits.unwrap_or_default();
     b = b.pause_with(move |d| waits.lock().unwrap().push(d));
@@ -318,7 +178,7 @@ fn a_429_is_waited_out_for_its_retry_after_and_a_502_for_the_backoff_then_sent()
 fn a_hung_server_blocks_no_push_the_queue_drops_its_oldest_and_says_how_many() {
     let server = Server::start();
     let (release, held) = mpsc::channel();
-    *server.hold.lock().unwrap() = Some(held);
+    server.hold(held);
     let c = AlertsConfig {
         queue_capacity: 8,
         ..config(&server)
@@ -411,7 +271,7 @@ fn a_token_in_an_events_text_is_redacted_and_the_bot_token_is_in_no_log_line_or_
     };
     let alerts = AlertsBuilder::new(c)
         .telegram(secrets())
-        .ca_pem(material().ca_pem.as_bytes())
+        .ca_pem(ca_pem().as_bytes())
         .redact("broker-client-secret-42")
         .pause_with(|_| {});
     logs();

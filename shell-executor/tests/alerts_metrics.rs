@@ -12,89 +12,34 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use oracle_alerts::test_support::{Server, ca_pem};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // The stand-in webhook (HTTPS, answers 200 to every POST, records the JSON bodies).
 
-struct Material {
-    config: Arc<rustls::ServerConfig>,
-    ca_pem: String,
-}
-
-fn material() -> &'static Material {
-    static M: OnceLock<Material> = OnceLock::new();
-    M.get_or_init(|| {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "executor alerts test CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let mut leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        );
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .unwrap();
-        Material {
-            config: Arc::new(config),
-            ca_pem: ca.pem(),
-        }
-    })
-}
-
+/// The webhook: `oracle_alerts::test_support::Server` (what the alerts crate's own tests use).
 #[derive(Clone)]
-struct Hook {
-    addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
+struct Hook(Server);
 
 impl Hook {
     fn start() -> Hook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let h = Hook {
-            addr: listener.local_addr().unwrap(),
-            bodies: Arc::default(),
-        };
-        let me = h.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let me = me.clone();
-                std::thread::spawn(move || me.serve(conn));
-            }
-        });
-        h
+        Hook(Server::start())
     }
 
     /// The webhook URL; its path carries a key, as Slack's do.
     fn url(&self) -> String {
-        format!("https://{}/hook/T0KEY", self.addr)
+        format!("{}/hook/T0KEY", self.0.base())
     }
 
     fn bodies(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
+        self.0.bodies()
     }
 
     /// The bodies whose `event` is `kind`.
@@ -115,41 +60,6 @@ impl Hook {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("no {kind} alert arrived; got {:?}", self.bodies());
-    }
-
-    fn serve(&self, tcp: TcpStream) {
-        let conn = rustls::ServerConnection::new(material().config.clone()).unwrap();
-        let mut r = BufReader::new(rustls::StreamOwned::new(conn, tcp));
-        let mut line = String::new();
-        if r.read_line(&mut line).is_err() || line.is_empty() {
-            return;
-        }
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).unwrap();
-        if let Ok(v) = serde_json::from_slice(&body) {
-            self.bodies.lock().unwrap().push(v);
-        }
-        let answer = "{}";
-        let out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        let s = r.get_mut();
-        let _ = s.write_all(out.as_bytes());
-        s.conn.send_close_notify();
-        let _ = s.flush();
     }
 }
 
@@ -307,12 +217,8 @@ mod over_the_sim {
             label: Some("sim".into()),
             ..AlertsConfig::default()
         };
-        let alerts = alerts_from(
-            Some(alerts_cfg.clone()),
-            None,
-            Some(material().ca_pem.as_bytes()),
-        )
-        .expect("alerts");
+        let alerts =
+            alerts_from(Some(alerts_cfg.clone()), None, Some(ca_pem().as_bytes())).expect("alerts");
         let tel = Arc::new(Telemetry::new(alerts, &alerts_cfg));
         let endpoint = oracle_executor::metrics::start(
             &MetricsConfig {
@@ -414,7 +320,7 @@ fn the_executor_tells_its_start_the_prague_midnight_summary_and_its_stop() {
     let hook = Hook::start();
     let d = common::tmpdir("alerts-bin");
     let ca = d.join("alerts-ca.pem");
-    std::fs::write(&ca, &material().ca_pem).unwrap();
+    std::fs::write(&ca, &ca_pem()).unwrap();
     let metrics_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -525,12 +431,8 @@ async fn the_guards_halt_and_its_limit_crossings_reach_the_webhook_once() {
         webhook_url: Some(hook.url()),
         ..AlertsConfig::default()
     };
-    let alerts = alerts_from(
-        Some(alerts_cfg.clone()),
-        None,
-        Some(material().ca_pem.as_bytes()),
-    )
-    .expect("alerts");
+    let alerts =
+        alerts_from(Some(alerts_cfg.clone()), None, Some(ca_pem().as_bytes())).expect("alerts");
     let tel = Arc::new(Telemetry::new(alerts, &alerts_cfg));
     // FTMO 2-Step on 100 000: a daily allowance of 5 000, the guard acting at 80%.
     let c = oracle_executor::config::from_value(&serde_json::json!({
