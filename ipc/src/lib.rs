@@ -211,6 +211,40 @@ pub struct Bar<'a> {
     pub rev: bool,
 }
 
+impl Bar<'_> {
+    /// The bar as the twins take it (`oracle_core::Bar`: open time in seconds, bid prices, the
+    /// tick volume as f64).
+    pub fn bar(&self) -> oracle_core::Bar {
+        oracle_core::Bar {
+            time: self.time,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume as f64,
+        }
+    }
+
+    /// The bar's stream; an error only for a symbol the codec would not have parsed.
+    pub fn key(&self) -> Result<StreamKey, StreamKeyError> {
+        Ok(StreamKey::new(Symbol::new(self.symbol)?, self.tf))
+    }
+}
+
+impl HistoryReq<'_> {
+    /// The stream asked for; an error only for a symbol the codec would not have parsed.
+    pub fn key(&self) -> Result<StreamKey, StreamKeyError> {
+        Ok(StreamKey::new(Symbol::new(self.symbol)?, self.tf))
+    }
+}
+
+impl HistoryEnd<'_> {
+    /// The stream answered; an error only for a symbol the codec would not have parsed.
+    pub fn key(&self) -> Result<StreamKey, StreamKeyError> {
+        Ok(StreamKey::new(Symbol::new(self.symbol)?, self.tf))
+    }
+}
+
 /// `HISTORY_END|<SYM>|<TF>|<count sent>` (E → P).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryEnd<'a> {
@@ -1062,6 +1096,43 @@ fn parse_cents(s: &str) -> Result<Cents, Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parsed_bar_gives_the_core_bar_and_its_stream_key() {
+        let line = "BAR|US500.cash|M5|2021-03-01T00:05:00Z|3900.5|3901|3899.25|3900|17|SEQ:4";
+        let Ok(Message::Bar(b)) = parse(line) else {
+            panic!("{line}")
+        };
+        assert_eq!(
+            b.bar(),
+            oracle_core::Bar {
+                time: 1_614_557_100,
+                open: 3900.5,
+                high: 3901.0,
+                low: 3899.25,
+                close: 3900.0,
+                volume: 17.0,
+            }
+        );
+        let key = b.key().expect("key");
+        assert_eq!(
+            (key.symbol.as_str(), key.timeframe),
+            ("US500.cash", Timeframe::M5)
+        );
+        let Ok(Message::HistoryEnd(h)) = parse("HISTORY_END|US500.cash|M5|350") else {
+            panic!("history end")
+        };
+        assert_eq!(h.key(), Ok(key));
+        let Ok(Message::History(r)) = parse("HISTORY|US500.cash|M5|350") else {
+            panic!("history")
+        };
+        assert_eq!(r.key(), Ok(key));
+        let made = Bar {
+            symbol: "BAD SYMBOL",
+            ..b
+        };
+        assert_eq!(made.key(), Err(StreamKeyError::Symbol));
+    }
 
     #[test]
     fn seed_lines_parse() {

@@ -85,19 +85,12 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
             detail: e.detail.to_string(),
         },
         Message::HistoryEnd(h) => Incoming::HistoryEnd {
-            key: key(h.symbol, h.tf, line)?,
+            key: h.key().map_err(|_| bad(line))?,
             count: u64::from(h.count),
         },
         Message::Bar(b) => Incoming::Bar {
-            key: key(b.symbol, b.tf, line)?,
-            bar: Bar {
-                time: b.time,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                volume: b.volume as f64,
-            },
+            key: b.key().map_err(|_| bad(line))?,
+            bar: b.bar(),
             seq: b.seq,
             history: b.hist,
             revised: b.rev,
@@ -130,14 +123,6 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
 /// `HELLO|token`
 pub fn hello(token: &str) -> String {
     format!("HELLO|{token}")
-}
-
-/// The stream of a parsed line (the codec checked the symbol already; a refusal is malformed).
-fn key(symbol: &str, tf: Timeframe, line: &str) -> Result<StreamKey, Malformed> {
-    Ok(StreamKey::new(
-        Symbol::new(symbol).map_err(|_| bad(line))?,
-        tf,
-    ))
 }
 
 /// `HISTORY|SYM|TF|count`
