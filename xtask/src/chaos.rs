@@ -143,7 +143,7 @@ fn progress(p: &Prepared, trace: &Path) -> usize {
 }
 
 /// The last line of a file (empty when absent).
-fn last_line(path: &Path) -> String {
+pub fn last_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| t.lines().last().map(str::to_string))
@@ -686,7 +686,7 @@ impl DisconnectResult {
 
 /// `(orders, distinct client order ids, duplicates)` of the simulator's `new_order` lines, and
 /// its disconnects caused by a fault.
-fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
+pub fn sim_timing(path: &Path) -> Option<((usize, usize, usize), usize)> {
     let t = crate::bench::parse_sim_timing(&std::fs::read_to_string(path).ok()?);
     let mut per: HashMap<&str, usize> = HashMap::new();
     for (c, _) in &t.new_orders {
@@ -895,7 +895,7 @@ fn history_shaped(row: &str) -> bool {
 }
 
 /// Bar times the predictor saw (`NAME.bars.csv`).
-fn seen_times(path: &Path) -> std::collections::HashSet<String> {
+pub fn seen_times(path: &Path) -> std::collections::HashSet<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -906,7 +906,7 @@ fn seen_times(path: &Path) -> std::collections::HashSet<String> {
 
 /// A model's trace in `run` against `oracle replay` over the bars it saw: (rows, rows equal,
 /// where it differs).
-fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Option<String>) {
+pub fn trace_vs_replay(models: &Path, name: &str, run: &Path) -> (usize, usize, Option<String>) {
     let trace = std::fs::read_to_string(run.join(format!("trace/{name}.csv"))).unwrap_or_default();
     // The bars as they finally stand (a revision replaces a bar), replayed from scratch.
     let bars =

@@ -21,11 +21,14 @@ enum Cmd {
     Bench(oracle_xtask::BenchArgs),
     /// The kill -9 crash-recovery proof.
     Chaos(oracle_xtask::ChaosArgs),
+    /// The 30-day soak: the DST's virtual clock, then real processes over TLS.
+    Soak(oracle_xtask::SoakArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Bench(a) => oracle_xtask::run_bench(&a),
         Cmd::Chaos(a) => oracle_xtask::run_chaos(&a),
+        Cmd::Soak(a) => oracle_xtask::run_soak(&a),
     }
 }
