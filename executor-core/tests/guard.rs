@@ -2,20 +2,21 @@
 //! scripted book answers the side's actions on a plain integer clock (UTC), quotes move the
 //! equity between two bars, and the trace of actions is what the tests check.
 
+mod common;
+
 use std::collections::HashMap;
 
-use oracle_executor_core::broker::{OrderResult, Quote};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
+use common::{Book, LOT, ftmo_cfg as cfg};
+
 use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
-use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::journal::{Record, Replayed};
 use oracle_executor_core::operator::OperatorCommand;
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::propfirm::{Guard, Preset, Rules};
 use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
-use oracle_executor_core::volume::SymbolSpec;
+use oracle_executor_core::side::{BatchResult, Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (a Monday, 2021-03-01 00:00 UTC, 01:00 in Prague); bars are M15.
@@ -23,174 +24,6 @@ const T0: i64 = 1_614_556_800;
 const M15: i64 = 900;
 /// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
 const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
-/// One lot of EURUSD in cTrader volume (cents of units): a pip's move is 10 money.
-const LOT: i64 = 10_000_000;
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
-
-/// FTMO 2-Step on a 100 000 account: daily 5 000, maximum 10 000, acting at 80%.
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
-        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
-    }))
-    .expect("valid config")
-}
-
-/// A scripted book.
-struct Book {
-    trace: Vec<String>,
-    journal: Vec<u8>,
-    account: Account,
-    quote: (f64, f64),
-    next_position: u64,
-    submitted: Vec<String>,
-    /// Close orders the broker refuses.
-    refuse_closes: bool,
-}
-
-impl Book {
-    fn new() -> Self {
-        Book {
-            trace: Vec::new(),
-            journal: Vec::new(),
-            account: Account {
-                balance: 100_000.0,
-                equity: 100_000.0,
-                free_margin: 100_000.0,
-            },
-            quote: (1.1, 1.10002),
-            next_position: 100,
-            submitted: Vec::new(),
-            refuse_closes: false,
-        }
-    }
-
-    /// Does every action the side asks, feeding the answers back, until it waits for nothing.
-    fn drive(&mut self, core: &mut SideCore, now: i64) {
-        let mut wire: Vec<String> = Vec::new();
-        let mut answers: Vec<(String, OrderResult)> = Vec::new();
-        loop {
-            while let Some(a) = core.poll_action() {
-                self.perform(core, now, a, &mut wire, &mut answers);
-            }
-            if answers.is_empty() {
-                break;
-            }
-            let (coid, r) = answers.remove(0);
-            core.handle_order_outcome(now, &coid, r);
-        }
-    }
-
-    /// A batch of signals.
-    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
-        core.handle_signals(now, &cfg(), items);
-        self.drive(core, now);
-        let out = core.take_batch_result().expect("the batch completes");
-        // A flatten asked while the batch ran starts when it ends.
-        self.drive(core, now);
-        out
-    }
-
-    fn perform(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        a: SideAction,
-        wire: &mut Vec<String>,
-        answers: &mut Vec<(String, OrderResult)>,
-    ) {
-        match a {
-            SideAction::AskAccount => {
-                self.trace.push("account".into());
-                core.handle_account(now, Some(self.account));
-            }
-            SideAction::AskSpec { symbol } => {
-                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
-            }
-            SideAction::AskMarket { symbols } => {
-                let q: Vec<Option<Quote>> = symbols
-                    .iter()
-                    .map(|_| {
-                        Some(Quote {
-                            bid: self.quote.0,
-                            ask: self.quote.1,
-                        })
-                    })
-                    .collect();
-                core.handle_market(&q, true);
-            }
-            SideAction::JournalIntents { records } => {
-                let coids: Vec<String> = records.iter().map(coid_of).collect();
-                self.journal
-                    .extend(encode_lines(&records).expect("encodable"));
-                self.trace.push(format!("sync {}", coids.join(",")));
-                core.handle_journaled(Ok(()));
-            }
-            SideAction::Journal { record, .. } => {
-                self.journal
-                    .extend(encode_lines(&[record]).expect("encodable"));
-            }
-            SideAction::Submit(o) => {
-                let coid = o.req.client_order_id.clone();
-                self.trace.push(format!("submit {coid}"));
-                self.submitted.push(coid.clone());
-                wire.push(coid);
-            }
-            SideAction::AskMargins { asks } => {
-                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
-                core.handle_margins(&m);
-            }
-            SideAction::AwaitAnswers => {
-                self.trace.push("await".into());
-                for c in std::mem::take(wire) {
-                    let r = if self.refuse_closes && !c.ends_with("-O") {
-                        OrderResult::Rejected {
-                            code: "MARKET_MOVED".into(),
-                            msg: "no".into(),
-                        }
-                    } else {
-                        self.next_position += 1;
-                        OrderResult::Filled {
-                            position_id: self.next_position,
-                            price: self.quote.0,
-                            volume: LOT,
-                        }
-                    };
-                    answers.push((c, r));
-                }
-            }
-            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
-        }
-    }
-
-    fn records(&self) -> Vec<Record> {
-        String::from_utf8(self.journal.clone())
-            .expect("utf-8")
-            .lines()
-            .map(|l| Record::from_line(l).expect("a record"))
-            .collect()
-    }
-}
-
-fn coid_of(r: &Record) -> String {
-    match r {
-        Record::Intent { coid, .. } => coid.clone(),
-        _ => String::new(),
-    }
-}
 
 fn key(tf: Timeframe) -> ModelKey {
     ModelKey::new("EURUSD", tf)
@@ -248,7 +81,7 @@ fn replay(book: &Book) -> Replayed {
 #[test]
 fn a_floating_loss_between_two_bars_past_80_percent_closes_every_position_and_halts() {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     // The bar's account read: the guard starts (anchor 100 000, daily floor 95 000).
     core.apply_risk(now, book.account);
@@ -328,7 +161,7 @@ fn entries_are_refused_while_halted_and_exits_go_on() {
     };
     rep.models.insert(key(Timeframe::M15), long_held(7));
     let mut core = core_from(&rep);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     book.account.equity = 95_500.0;
     book.refuse_closes = true;
     let bt = T0 + M15;
@@ -355,7 +188,7 @@ fn entries_are_refused_while_halted_and_exits_go_on() {
     );
     // The closes are filled now: the reversal's exit fills, its entry is refused.
     book.refuse_closes = false;
-    book.submitted.clear();
+    book.clear_sent();
     let bt2 = bt + M15;
     core.policy.handle_bar(&m, bt2);
     let out = book.run(
@@ -376,7 +209,7 @@ fn entries_are_refused_while_halted_and_exits_go_on() {
 #[test]
 fn a_daily_halt_ends_at_the_next_prague_midnight() {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     core.apply_risk(now, book.account);
     core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
@@ -423,7 +256,7 @@ fn a_daily_halt_ends_at_the_next_prague_midnight() {
     // The next transition enters.
     let bt = bt + M15;
     core.policy.handle_bar(&m, bt);
-    book.submitted.clear();
+    book.clear_sent();
     let out = book.run(&mut core, bt + M15 + 2, &[item(&m, Action::LongStrong, bt)]);
     assert_eq!(reason(&out), None, "{out:?}");
     assert!(
@@ -436,7 +269,7 @@ fn a_daily_halt_ends_at_the_next_prague_midnight() {
 #[test]
 fn a_daily_halt_also_ends_at_the_first_account_read_after_midnight() {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     core.apply_risk(now, book.account);
     core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
@@ -462,7 +295,7 @@ fn a_daily_halt_also_ends_at_the_first_account_read_after_midnight() {
 #[test]
 fn a_max_loss_halt_survives_a_restart_and_ends_only_by_resume() {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     core.apply_risk(now, book.account);
     // 2 lots × 410 pips = −8 200: 82% of the maximum loss's 10 000 (and past the daily floor).
@@ -532,7 +365,7 @@ fn an_operator_halt_refuses_entries_is_journaled_with_its_origin_and_survives_a_
         said.contains("HALTED_OPERATOR") && said.contains("1 position(s) left open"),
         "{said}"
     );
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let core = exec.live.as_mut().expect("live");
     book.drive(core, now);
     assert!(
@@ -562,7 +395,7 @@ fn an_operator_halt_refuses_entries_is_journaled_with_its_origin_and_survives_a_
     book.drive(core, now + 60);
     let bt2 = bt + M15;
     core.policy.handle_bar(&m, bt2);
-    book.submitted.clear();
+    book.clear_sent();
     let out = book.run(core, bt2 + M15 + 2, &[item(&m, Action::LongWeak, bt2)]);
     assert_eq!(reason(&out), None);
     assert_eq!(book.submitted, vec![format!("ot-EURUSD-M15-{bt2}-O")]);
@@ -596,7 +429,7 @@ fn flatten_closes_the_positions_through_poll_action_and_refuses_an_unknown_symbo
         )
         .expect("flattened");
     assert!(said.contains("closing 2 position(s)"), "{said}");
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let core = exec.live.as_mut().expect("live");
     book.drive(core, now);
     assert_eq!(
@@ -655,7 +488,7 @@ fn the_status_shows_the_headroom_to_each_limit_in_money_and_percent() {
 #[test]
 fn the_guard_day_timer_fires_at_the_prague_midnight_and_ends_a_daily_halt() {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     core.apply_risk(now, book.account);
     core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
@@ -690,7 +523,7 @@ fn guard_days(book: &Book) -> Vec<Record> {
 /// 95 700 a minute before midnight: the halt's equity, the day's lowest.
 fn a_halted_day() -> (SideCore, Book, f64) {
     let mut core = two_longs();
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     let now = T0 + M15 + 60;
     core.apply_risk(now, book.account);
     core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);

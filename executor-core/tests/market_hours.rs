@@ -4,16 +4,15 @@
 //! chased); an exit due while closed is held and sent once at the first open instant, by the
 //! core's `Timer::HeldExit`, also after a restart. Time is a parameter everywhere.
 
+mod common;
+
+use common::{Book, plain_cfg as cfg};
 use oracle_ctrader::calendar::{Holiday, TradingCalendar};
-use oracle_executor_core::broker::{OrderResult, Quote};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::{ExecutorCore, HELD_EXIT_RETRY_MS, SideId};
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
-use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
-use oracle_executor_core::volume::SymbolSpec;
+use oracle_executor_core::policy::{AckKind, ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::side::{Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 const M1: i64 = 60;
@@ -27,27 +26,6 @@ const FRI_2200: i64 = 1_796_421_600;
 const SAT_NOON: i64 = 1_796_472_000;
 /// Sunday 2026-12-06 22:00 UTC: the FX week opens.
 const SUN_2200: i64 = 1_796_594_400;
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
-
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
-    }))
-    .expect("valid config")
-}
 
 /// FX hours: Sunday 22:00 – Friday 22:00 UTC, Christmas Day closed.
 fn fx() -> TradingCalendar {
@@ -75,125 +53,14 @@ fn index() -> TradingCalendar {
     TradingCalendar::new("America/New_York", &s, &[]).expect("valid calendar")
 }
 
-/// A scripted book with a trading calendar: the market is closed where the calendar says.
-struct Book {
-    cal: TradingCalendar,
-    /// The broker answers every order `MARKET_CLOSED` (its own view of the hours).
-    refuses_closed: bool,
-    submitted: Vec<String>,
-    journal: Vec<u8>,
-    next_position: u64,
-}
-
-impl Book {
-    fn new(cal: TradingCalendar) -> Self {
-        Book {
-            cal,
-            refuses_closed: false,
-            submitted: Vec::new(),
-            journal: Vec::new(),
-            next_position: 100,
-        }
-    }
-
-    fn closed(&self, now: i64) -> Option<Closed> {
-        let ms = now * 1000;
-        (!self.cal.is_open(ms)).then(|| Closed {
-            until_ms: self.cal.next_open(ms),
-        })
-    }
-
-    /// Answers the core's actions until it waits for nothing; the batch's result, if any.
-    fn drive(&mut self, core: &mut SideCore, now: i64) -> Option<BatchResult> {
-        let mut wire: Vec<String> = Vec::new();
-        let mut answers: Vec<(String, OrderResult)> = Vec::new();
-        loop {
-            while let Some(a) = core.poll_action() {
-                self.perform(core, now, a, &mut wire, &mut answers);
-            }
-            if answers.is_empty() {
-                break;
-            }
-            let (coid, r) = answers.remove(0);
-            core.handle_order_outcome(now, &coid, r);
-        }
-        core.take_batch_result()
-    }
-
-    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
-        core.handle_signals(now, &cfg(), items);
-        self.drive(core, now).expect("the batch completes")
-    }
-
-    fn perform(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        a: SideAction,
-        wire: &mut Vec<String>,
-        answers: &mut Vec<(String, OrderResult)>,
-    ) {
-        match a {
-            SideAction::AskAccount => core.handle_account(
-                now,
-                Some(Account {
-                    balance: 10_000.0,
-                    equity: 10_000.0,
-                    free_margin: 10_000.0,
-                }),
-            ),
-            SideAction::AskSpec { symbol } => core.handle_spec(&symbol, Some(eurusd())),
-            SideAction::AskMarket { symbols } => {
-                let q: Vec<Option<Quote>> = symbols
-                    .iter()
-                    .map(|_| {
-                        Some(Quote {
-                            bid: 1.1,
-                            ask: 1.10002,
-                        })
-                    })
-                    .collect();
-                let c: Vec<Option<Closed>> = symbols.iter().map(|_| self.closed(now)).collect();
-                core.handle_market_hours(&q, true, &c);
-            }
-            SideAction::JournalIntents { records } => {
-                self.journal
-                    .extend(encode_lines(&records).expect("encodable"));
-                core.handle_journaled(Ok(()));
-            }
-            SideAction::Journal { record, .. } => {
-                self.journal
-                    .extend(encode_lines(&[record]).expect("encodable"));
-            }
-            SideAction::Submit(o) => {
-                self.submitted.push(o.req.client_order_id.clone());
-                wire.push(o.req.client_order_id);
-            }
-            SideAction::AskMargins { asks } => {
-                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
-                core.handle_margins(&m);
-            }
-            SideAction::AwaitAnswers => {
-                for c in std::mem::take(wire) {
-                    let r = if self.refuses_closed {
-                        OrderResult::Rejected {
-                            code: "MARKET_CLOSED".into(),
-                            msg: "Market is closed".into(),
-                        }
-                    } else {
-                        self.next_position += 1;
-                        OrderResult::Filled {
-                            position_id: self.next_position,
-                            price: 1.1,
-                            volume: 100_000,
-                        }
-                    };
-                    answers.push((c, r));
-                }
-            }
-            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
-        }
-    }
+/// A scripted book with a trading calendar (the market is closed where it says): 10 000 of
+/// balance, fills of 100 000 units at 1.1.
+fn hours_book(cal: TradingCalendar) -> Book {
+    let mut b = Book::new(cfg());
+    b.hours = Some(cal);
+    b.account = common::account(10_000.0, 10_000.0);
+    b.fill_volume = 100_000;
+    b
 }
 
 fn key() -> ModelKey {
@@ -237,7 +104,7 @@ fn core_at(target: Action, real: Option<Action>, bt: i64) -> SideCore {
 fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_never_chased() {
     // 21:59: the bar 21:58 closed, the market is open: the entry goes.
     let mut core = core_at(Action::Wait, None, FRI_2158);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(
         &mut core,
         FRI_2158 + M1,
@@ -249,7 +116,7 @@ fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_n
     // 22:00: the bar 21:59 closed as the week did: nothing is sent, FAIL|MARKET_CLOSED.
     let bt = FRI_2158 + M1;
     let mut core = core_at(Action::Wait, None, bt);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, FRI_2200, &[item(Action::LongWeak, bt)]);
     assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
     assert_eq!(
@@ -284,8 +151,8 @@ fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_n
 fn a_market_closed_answer_from_the_broker_is_a_missed_entry_and_holds_an_exit() {
     // The calendar says open, the broker says MARKET_CLOSED.
     let mut core = core_at(Action::Wait, None, FRI_2158);
-    let mut book = Book::new(TradingCalendar::always_open());
-    book.refuses_closed = true;
+    let mut book = hours_book(TradingCalendar::always_open());
+    book.refuse_all = Some(("MARKET_CLOSED", "Market is closed"));
     let out = book.run(
         &mut core,
         FRI_2158 + M1,
@@ -325,7 +192,7 @@ fn exec_core(side: SideCore) -> ExecutorCore {
 fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
     let bt = SAT_NOON - 2 * M1;
     let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, SAT_NOON, &[item(Action::Wait, bt)]);
     // Held, not refused and not sent: real stays LONG until the open.
     assert_eq!(
@@ -362,7 +229,7 @@ fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
         [SideId::Live]
     );
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, SUN_2200);
+    book.drive(side, SUN_2200);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{SUN_2200}-C")]);
     let st = &side.policy.models[&key()];
     assert!(st.real.is_none(), "{st:?}");
@@ -389,10 +256,10 @@ fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
     let rep = Replayed::from_bytes(&journal);
     let mut ex = exec_core(SideCore::new("live", &cfg(), &rep));
     assert_eq!(ex.held_symbols(), ["EURUSD"]);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     assert_eq!(ex.release_held_exits(SUN_2200, 0), [SideId::Live]);
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, SUN_2200);
+    book.drive(side, SUN_2200);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{SUN_2200}-C")]);
     let rep = Replayed::from_bytes(&book.journal);
     assert!(rep.models[&key()].real.is_none(), "{rep:?}");
@@ -408,13 +275,13 @@ fn an_exit_signalled_on_saturday_is_held_then_sent_once_at_sunday_2200_utc() {
 fn a_release_while_the_market_is_still_closed_holds_again_and_the_timer_waits_a_retry() {
     let bt = SAT_NOON - 2 * M1;
     let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     book.run(&mut core, SAT_NOON, &[item(Action::Wait, bt)]);
     let mut ex = exec_core(core);
     // Released too early (a calendar that disagrees): nothing sent, still held.
     assert_eq!(ex.release_held_exits(SAT_NOON + 60, 60_000), [SideId::Live]);
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, SAT_NOON + 60);
+    book.drive(side, SAT_NOON + 60);
     assert!(book.submitted.is_empty(), "{:?}", book.submitted);
     assert_eq!(ex.held_symbols(), ["EURUSD"]);
     // An open instant "now" is not released again before the retry delay.
@@ -428,7 +295,7 @@ fn a_reversal_on_a_holiday_holds_the_exit_and_misses_the_entry() {
     let now = 1_798_192_800;
     let bt = now - 2 * M1;
     let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, now, &[item(Action::ShortWeak, bt)]);
     assert_eq!(out[0].0, AckKind::Fail("MARKET_CLOSED".into()), "{out:?}");
     assert!(book.submitted.is_empty(), "{:?}", book.submitted);
@@ -450,7 +317,7 @@ fn a_reversal_on_a_holiday_holds_the_exit_and_misses_the_entry() {
     let open = 1_798_408_800;
     ex.release_held_exits(open, 0);
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, open);
+    book.drive(side, open);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{open}-C")]);
     let st = &side.policy.models[&key()];
     assert!(st.real.is_none() && st.missed, "{st:?}");
@@ -462,7 +329,7 @@ fn an_exit_in_the_index_daily_break_is_held_until_the_break_ends() {
     let now = 1_796_769_000;
     let bt = now - 2 * M1;
     let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
-    let mut book = Book::new(index());
+    let mut book = hours_book(index());
     let out = book.run(&mut core, now, &[item(Action::Wait, bt)]);
     assert_eq!(
         out[0].0,

@@ -3,15 +3,15 @@
 //! No runtime: a scripted book answers the side's actions; time is a parameter (UTC s, on a
 //! Monday, 2021-03-01).
 
-use oracle_executor_core::broker::{OrderResult, Quote};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
+mod common;
+
+use common::{Book, LOT, account, ftmo_cfg as cfg};
 use oracle_executor_core::exec::ExecutorCore;
-use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::journal::{Record, Replayed};
 use oracle_executor_core::operator::OperatorCommand;
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{Item, SideAction, SideCore};
-use oracle_executor_core::volume::SymbolSpec;
+use oracle_executor_core::side::{Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (2021-03-01 00:00 UTC); bars are M15.
@@ -19,168 +19,7 @@ const T0: i64 = 1_614_556_800;
 const M15: i64 = 900;
 /// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
 const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
-/// One lot of EURUSD in cTrader volume: 100 000 units, a pip's move is 10 money.
-const LOT: i64 = 10_000_000;
 const NOW: i64 = T0 + M15 + 60;
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
-
-/// FTMO 2-Step on a 100 000 account: daily 5 000, maximum 10 000, acting at 80%.
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
-        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
-    }))
-    .expect("valid config")
-}
-
-fn account(balance: f64, equity: f64) -> Account {
-    Account {
-        balance,
-        equity,
-        free_margin: equity,
-    }
-}
-
-/// A scripted book: fills every order at its bid (or refuses the closes), keeps the journal.
-struct Book {
-    journal: Vec<u8>,
-    account: Account,
-    quote: (f64, f64),
-    next_position: u64,
-    /// Each order sent: its client order id and whether it buys.
-    submitted: Vec<(String, bool)>,
-    refuse_closes: bool,
-}
-
-impl Book {
-    fn new() -> Self {
-        Book {
-            journal: Vec::new(),
-            account: account(100_000.0, 100_000.0),
-            quote: (1.1, 1.10002),
-            next_position: 100,
-            submitted: Vec::new(),
-            refuse_closes: false,
-        }
-    }
-
-    /// Does every action the side asks until it waits for nothing; `step` runs before each
-    /// order outcome is fed back (it may change the broker's account).
-    fn drive_with(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        step: &mut dyn FnMut(&mut SideCore, &mut Account),
-    ) {
-        let mut wire: Vec<String> = Vec::new();
-        let mut answers: Vec<(String, OrderResult)> = Vec::new();
-        loop {
-            while let Some(a) = core.poll_action() {
-                self.perform(core, now, a, &mut wire, &mut answers);
-            }
-            if answers.is_empty() {
-                break;
-            }
-            let (coid, r) = answers.remove(0);
-            step(core, &mut self.account);
-            core.handle_order_outcome(now, &coid, r);
-        }
-    }
-
-    fn drive(&mut self, core: &mut SideCore, now: i64) {
-        self.drive_with(core, now, &mut |_, _| {});
-    }
-
-    fn perform(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        a: SideAction,
-        wire: &mut Vec<String>,
-        answers: &mut Vec<(String, OrderResult)>,
-    ) {
-        match a {
-            SideAction::AskAccount => core.handle_account(now, Some(self.account)),
-            SideAction::AskSpec { symbol } => {
-                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
-            }
-            SideAction::AskMarket { symbols } => {
-                let q: Vec<Option<Quote>> = symbols
-                    .iter()
-                    .map(|_| {
-                        Some(Quote {
-                            bid: self.quote.0,
-                            ask: self.quote.1,
-                        })
-                    })
-                    .collect();
-                core.handle_market(&q, true);
-            }
-            SideAction::JournalIntents { records } => {
-                self.journal
-                    .extend(encode_lines(&records).expect("encodable"));
-                core.handle_journaled(Ok(()));
-            }
-            SideAction::Journal { record, .. } => {
-                self.journal
-                    .extend(encode_lines(&[record]).expect("encodable"));
-            }
-            SideAction::Submit(o) => {
-                let coid = o.req.client_order_id.clone();
-                self.submitted.push((coid.clone(), o.req.buy));
-                wire.push(coid);
-            }
-            SideAction::AskMargins { asks } => {
-                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
-                core.handle_margins(&m);
-            }
-            SideAction::AwaitAnswers => {
-                for c in std::mem::take(wire) {
-                    let r = if self.refuse_closes && !c.ends_with("-O") {
-                        OrderResult::Rejected {
-                            code: "MARKET_MOVED".into(),
-                            msg: "no".into(),
-                        }
-                    } else {
-                        self.next_position += 1;
-                        OrderResult::Filled {
-                            position_id: self.next_position,
-                            price: self.quote.0,
-                            volume: LOT,
-                        }
-                    };
-                    answers.push((c, r));
-                }
-            }
-            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
-        }
-    }
-
-    fn records(&self) -> Vec<Record> {
-        String::from_utf8(self.journal.clone())
-            .expect("utf-8")
-            .lines()
-            .map(|l| Record::from_line(l).expect("a record"))
-            .collect()
-    }
-
-    fn coids(&self) -> Vec<String> {
-        self.submitted.iter().map(|(c, _)| c.clone()).collect()
-    }
-}
 
 fn key(tf: Timeframe) -> ModelKey {
     ModelKey::new("EURUSD", tf)
@@ -233,7 +72,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn a_short_positions_floating_loss_is_its_entry_less_the_ask() {
     let mut core = core_with(short(7), None);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     book.drive(&mut core, NOW);
     // Short one lot at 1.1, the ask at 1.11 (the bid far below): −1 000, not the bid's −500.
@@ -252,10 +91,10 @@ fn a_short_positions_floating_loss_is_its_entry_less_the_ask() {
 #[test]
 fn a_flatten_sells_a_long_and_buys_back_a_short() {
     let mut core = core_with(long(7), short(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     assert_eq!(core.start_flatten(NOW, None, "test"), 2);
     book.drive(&mut core, NOW);
-    let mut sent = book.submitted.clone();
+    let mut sent = book.sent();
     sent.sort();
     assert_eq!(
         sent,
@@ -271,7 +110,7 @@ fn a_flatten_sells_a_long_and_buys_back_a_short() {
 #[test]
 fn the_equity_between_reads_keeps_the_accounts_commissions_and_swaps() {
     let mut core = core_with(long(7), None);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     // A quote known before the read: the long is 10 pips down (−100).
     assert!(
         core.handle_quote(NOW * 1000, "EURUSD", 1.099, 1.09902)
@@ -295,7 +134,7 @@ fn the_equity_between_reads_keeps_the_accounts_commissions_and_swaps() {
 fn a_close_filled_between_reads_moves_the_guards_balance_by_its_realised_pnl() {
     // M15 exits (long at 1.1, filled at 1.09: −1 000 realised); H1 stays long.
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     book.drive(&mut core, NOW);
     book.quote = (1.09, 1.09002);
@@ -326,7 +165,7 @@ fn a_close_filled_between_reads_moves_the_guards_balance_by_its_realised_pnl() {
 #[test]
 fn a_quote_that_is_not_a_price_is_ignored() {
     let mut core = core_with(long(7), None);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     book.drive(&mut core, NOW);
     for (bid, ask) in [
@@ -355,7 +194,7 @@ fn a_quote_that_is_not_a_price_is_ignored() {
 #[test]
 fn the_status_says_a_daily_halt_ends_at_midnight_and_a_max_loss_one_never_by_itself() {
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     // 2 lots × 220 pips = −4 400: 88% of the daily allowance.
     core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.078, 1.07802);
@@ -366,7 +205,7 @@ fn the_status_says_a_daily_halt_ends_at_midnight_and_a_max_loss_one_never_by_its
     assert_eq!(h.ends_ms, Some(PRAGUE_MIDNIGHT * 1000));
 
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     // 2 lots × 410 pips = −8 200: 82% of the maximum loss.
     core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.059, 1.05902);
@@ -386,7 +225,7 @@ fn guard_records(book: &Book) -> usize {
 #[test]
 fn a_read_that_only_moves_the_balance_journals_no_guard_state() {
     let mut core = core_with(None, None);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     book.drive(&mut core, NOW);
     assert_eq!(guard_records(&book), 1, "the new guard is journaled");
@@ -399,7 +238,7 @@ fn a_read_that_only_moves_the_balance_journals_no_guard_state() {
 #[test]
 fn a_flatten_sends_each_models_close_once_per_second_and_again_the_next_second() {
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     book.refuse_closes = true;
     assert_eq!(core.start_flatten(NOW, None, "test"), 2);
     book.drive(&mut core, NOW);
@@ -430,7 +269,7 @@ fn a_flatten_sends_each_models_close_once_per_second_and_again_the_next_second()
 fn a_model_whose_target_was_wait_is_not_missed_after_a_flatten() {
     // M15 wanted out already (its exit refused); H1 wants its long.
     let mut core = core_with(Some(held(7, Action::LongWeak, Action::Wait)), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     assert_eq!(core.start_flatten(NOW, None, "test"), 2);
     book.drive(&mut core, NOW);
     let m15 = &core.policy.models[&key(Timeframe::M15)];
@@ -443,7 +282,7 @@ fn a_model_whose_target_was_wait_is_not_missed_after_a_flatten() {
 fn a_read_between_a_batchs_exits_and_entries_counts_only_the_positions_still_open() {
     // M15 reverses (long → short), H1 stays long; the quotes are known (both −1 000).
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     book.quote = (1.09, 1.09002);
     core.handle_quote(NOW * 1000, "EURUSD", 1.09, 1.09002);
     // The broker's equity: the two positions' −2 000 and 30 of swaps.
@@ -487,7 +326,7 @@ fn a_read_between_a_batchs_exits_and_entries_counts_only_the_positions_still_ope
 #[test]
 fn the_account_read_after_a_flatten_is_the_guards_balance() {
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, book.account);
     book.drive(&mut core, NOW);
     // Halted (2 lots × 220 pips = −4 400): the flatten, then the account read it asks, with
@@ -520,7 +359,7 @@ fn guard_day_lows(book: &Book) -> Vec<(i64, Option<f64>)> {
 #[test]
 fn each_closed_guard_day_has_its_own_lowest_equity() {
     let mut core = core_with(None, None);
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     core.apply_risk(NOW, account(100_000.0, 100_000.0));
     core.apply_risk(NOW + 60, account(100_000.0, 99_500.0));
     core.apply_risk(NOW + 120, account(100_000.0, 99_800.0));
@@ -545,7 +384,7 @@ fn each_closed_guard_day_has_its_own_lowest_equity() {
 #[test]
 fn a_flatten_of_one_symbol_closes_only_that_symbols_positions() {
     let mut core = core_with(long(7), long(8));
-    let mut book = Book::new();
+    let mut book = Book::new(cfg());
     assert_eq!(core.start_flatten(NOW, Some("GBPUSD"), "test"), 0);
     book.drive(&mut core, NOW);
     assert!(book.submitted.is_empty(), "{:?}", book.submitted);

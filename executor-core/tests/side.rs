@@ -1,43 +1,24 @@
 //! The side core driven with no runtime at all: a scripted book answers its actions on a plain
 //! integer clock, and the trace of actions is what the tests check.
 
+mod common;
+
 use std::collections::BTreeSet;
 
+use common::{eurusd, plain_cfg as cfg};
+
 use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderResult, Quote};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{
     AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
 };
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
-use oracle_executor_core::volume::SymbolSpec;
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (a Monday, 2021-03-01 00:00 UTC); bars are M15.
 const T0: i64 = 1_614_556_800;
 const M15: i64 = 900;
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
-
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
-    }))
-    .expect("valid config")
-}
 
 /// A scripted book: what it was asked, in order, and the journal bytes it wrote.
 #[derive(Default)]

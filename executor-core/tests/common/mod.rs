@@ -1,0 +1,265 @@
+//! What the side-core tests share (`tests/{guard,mutants_guard,market_hours,side}.rs`): EURUSD's
+//! facts, the configs, and a scripted book that answers a side's actions on a plain integer
+//! clock (UTC s) with no runtime. Each test file sets the knobs it needs (the account, the
+//! quote, refusals, a trading calendar).
+#![allow(dead_code)]
+
+use oracle_ctrader::calendar::TradingCalendar;
+use oracle_executor_core::broker::{OrderResult, Quote};
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::journal::{Record, encode_lines};
+use oracle_executor_core::policy::Closed;
+use oracle_executor_core::risk::Account;
+use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
+use oracle_executor_core::volume::SymbolSpec;
+
+/// One lot of EURUSD in cTrader volume (cents of units): 100 000 units, a pip's move is 10.
+pub const LOT: i64 = 10_000_000;
+
+pub fn eurusd() -> SymbolSpec {
+    SymbolSpec {
+        name: "EURUSD".into(),
+        id: 1,
+        digits: 5,
+        pip_position: 4,
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
+    }
+}
+
+/// EURUSD at 0.01 / 0.03 / 0.05 lot, the plain risk guard.
+pub fn plain_cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("valid config")
+}
+
+/// FTMO 2-Step on a 100 000 account: daily 5 000, maximum 10 000, acting at 80%; one lot of
+/// EURUSD for every strength.
+pub fn ftmo_cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+        "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
+    }))
+    .expect("valid config")
+}
+
+pub fn account(balance: f64, equity: f64) -> Account {
+    Account {
+        balance,
+        equity,
+        free_margin: equity,
+    }
+}
+
+/// A scripted book: answers every action of a side, fills every order at its bid (or refuses
+/// it), keeps the journal bytes and a trace of what it was asked.
+pub struct Book {
+    /// `account`, `sync <coids>`, `submit <coid>`, `await`, in order.
+    pub trace: Vec<String>,
+    pub journal: Vec<u8>,
+    pub account: Account,
+    /// (bid, ask) of every symbol; orders fill at the bid.
+    pub quote: (f64, f64),
+    pub next_position: u64,
+    /// Each order sent (client order id), and whether it bought ([`Book::sent`]).
+    pub submitted: Vec<String>,
+    buys: Vec<bool>,
+    /// Close orders the broker refuses (`MARKET_MOVED`).
+    pub refuse_closes: bool,
+    /// Every order refused with (code, message).
+    pub refuse_all: Option<(&'static str, &'static str)>,
+    /// The volume of a fill.
+    pub fill_volume: i64,
+    /// The market is closed where this calendar says (none: always open).
+    pub hours: Option<TradingCalendar>,
+    /// The config a batch of [`Book::run`] is decided with.
+    pub cfg: ExecutorConfig,
+}
+
+impl Book {
+    /// 100 000 of balance and equity, EURUSD at 1.1 / 1.10002, one-lot fills, `cfg`'s batches.
+    pub fn new(cfg: ExecutorConfig) -> Self {
+        Book {
+            trace: Vec::new(),
+            journal: Vec::new(),
+            account: account(100_000.0, 100_000.0),
+            quote: (1.1, 1.10002),
+            next_position: 100,
+            submitted: Vec::new(),
+            buys: Vec::new(),
+            refuse_closes: false,
+            refuse_all: None,
+            fill_volume: LOT,
+            hours: None,
+            cfg,
+        }
+    }
+
+    /// The market at `now` (UTC s) by [`Book::hours`]: closed until its next open, or open.
+    pub fn closed(&self, now: i64) -> Option<Closed> {
+        let cal = self.hours.as_ref()?;
+        let ms = now * 1000;
+        (!cal.is_open(ms)).then(|| Closed {
+            until_ms: cal.next_open(ms),
+        })
+    }
+
+    /// Does every action the side asks until it waits for nothing; `step` runs before each
+    /// order outcome is fed back (it may change the broker's account).
+    pub fn drive_with(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        step: &mut dyn FnMut(&mut SideCore, &mut Account),
+    ) {
+        let mut wire: Vec<String> = Vec::new();
+        let mut answers: Vec<(String, OrderResult)> = Vec::new();
+        loop {
+            while let Some(a) = core.poll_action() {
+                self.perform(core, now, a, &mut wire, &mut answers);
+            }
+            if answers.is_empty() {
+                break;
+            }
+            let (coid, r) = answers.remove(0);
+            step(core, &mut self.account);
+            core.handle_order_outcome(now, &coid, r);
+        }
+    }
+
+    /// Does every action the side asks until it waits for nothing.
+    pub fn drive(&mut self, core: &mut SideCore, now: i64) {
+        self.drive_with(core, now, &mut |_, _| {});
+    }
+
+    /// A batch of signals at `now`, decided with [`Book::cfg`]: its result (then a flatten asked
+    /// while it ran starts).
+    pub fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
+        core.handle_signals(now, &self.cfg, items);
+        self.drive(core, now);
+        let out = core.take_batch_result().expect("the batch completes");
+        self.drive(core, now);
+        out
+    }
+
+    fn perform(
+        &mut self,
+        core: &mut SideCore,
+        now: i64,
+        a: SideAction,
+        wire: &mut Vec<String>,
+        answers: &mut Vec<(String, OrderResult)>,
+    ) {
+        match a {
+            SideAction::AskAccount => {
+                self.trace.push("account".into());
+                core.handle_account(now, Some(self.account));
+            }
+            SideAction::AskSpec { symbol } => {
+                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
+            }
+            SideAction::AskMarket { symbols } => {
+                let q: Vec<Option<Quote>> = symbols
+                    .iter()
+                    .map(|_| {
+                        Some(Quote {
+                            bid: self.quote.0,
+                            ask: self.quote.1,
+                        })
+                    })
+                    .collect();
+                let c: Vec<Option<Closed>> = symbols.iter().map(|_| self.closed(now)).collect();
+                core.handle_market_hours(&q, true, &c);
+            }
+            SideAction::JournalIntents { records } => {
+                let coids: Vec<String> = records.iter().map(coid_of).collect();
+                self.journal
+                    .extend(encode_lines(&records).expect("encodable"));
+                self.trace.push(format!("sync {}", coids.join(",")));
+                core.handle_journaled(Ok(()));
+            }
+            SideAction::Journal { record, .. } => {
+                self.journal
+                    .extend(encode_lines(&[record]).expect("encodable"));
+            }
+            SideAction::Submit(o) => {
+                let coid = o.req.client_order_id.clone();
+                self.trace.push(format!("submit {coid}"));
+                self.submitted.push(coid.clone());
+                self.buys.push(o.req.buy);
+                wire.push(coid);
+            }
+            SideAction::AskMargins { asks } => {
+                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
+                core.handle_margins(&m);
+            }
+            SideAction::AwaitAnswers => {
+                self.trace.push("await".into());
+                for c in std::mem::take(wire) {
+                    let r = if let Some((code, msg)) = self.refuse_all {
+                        OrderResult::Rejected {
+                            code: code.into(),
+                            msg: msg.into(),
+                        }
+                    } else if self.refuse_closes && !c.ends_with("-O") {
+                        OrderResult::Rejected {
+                            code: "MARKET_MOVED".into(),
+                            msg: "no".into(),
+                        }
+                    } else {
+                        self.next_position += 1;
+                        OrderResult::Filled {
+                            position_id: self.next_position,
+                            price: self.quote.0,
+                            volume: self.fill_volume,
+                        }
+                    };
+                    answers.push((c, r));
+                }
+            }
+            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+        }
+    }
+
+    /// The journal's records.
+    pub fn records(&self) -> Vec<Record> {
+        String::from_utf8(self.journal.clone())
+            .expect("utf-8")
+            .lines()
+            .map(|l| Record::from_line(l).expect("a record"))
+            .collect()
+    }
+
+    /// Each order sent: its client order id and whether it bought.
+    pub fn sent(&self) -> Vec<(String, bool)> {
+        self.submitted
+            .iter()
+            .cloned()
+            .zip(self.buys.iter().copied())
+            .collect()
+    }
+
+    /// The client order ids sent.
+    pub fn coids(&self) -> Vec<String> {
+        self.submitted.clone()
+    }
+
+    /// Forgets the orders sent so far.
+    pub fn clear_sent(&mut self) {
+        self.submitted.clear();
+        self.buys.clear();
+    }
+}
+
+/// An intent's client order id (empty for another record).
+pub fn coid_of(r: &Record) -> String {
+    match r {
+        Record::Intent { coid, .. } => coid.clone(),
+        _ => String::new(),
+    }
+}
