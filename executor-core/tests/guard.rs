@@ -12,7 +12,7 @@ use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed};
-use oracle_executor_core::operator::OperatorCommand;
+use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::propfirm::{Guard, Preset, Rules};
 use oracle_executor_core::risk::Account;
@@ -591,31 +591,26 @@ fn the_first_update_past_midnight_journals_the_closed_day_when_no_timer_fired() 
     );
 }
 
-fn currencies(deposit: &str) -> Currencies {
-    Currencies {
+/// [`two_longs`] on an account in `deposit`, read at the entry's quote, then EURUSD 100 pips
+/// down (1.09 / 1.09002: 2 lots × −1 000 USD): the guard's status.
+fn two_longs_100_pips_down_on_an_account_in(deposit: &str) -> GuardStatus {
+    let mut core = two_longs();
+    core.set_currencies(Some(Currencies {
         deposit: deposit.into(),
         assets: [("EURUSD".to_string(), ("EUR".to_string(), "USD".to_string()))].into(),
-    }
+    }));
+    let now = T0 + M15 + 60;
+    core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
+    core.apply_risk(now, common::account(100_000.0, 100_000.0));
+    core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)
+        .expect("evaluated");
+    core.guard_status("live")
 }
 
 #[test]
 fn on_a_eur_account_a_eurusd_loss_between_reads_is_converted_at_the_eurusd_quote() {
-    let mut core = two_longs();
-    core.set_currencies(Some(currencies("EUR")));
-    let now = T0 + M15 + 60;
-    core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
-    core.apply_risk(
-        now,
-        Account {
-            balance: 100_000.0,
-            equity: 100_000.0,
-            free_margin: 100_000.0,
-        },
-    );
-    // 2 lots × −100 pips: −2 000 USD, in euros at EURUSD's mid 1.09001.
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)
-        .expect("evaluated");
-    let st = core.guard_status("live");
+    let st = two_longs_100_pips_down_on_an_account_in("EUR");
+    // −2 000 USD in euros at EURUSD's mid 1.09001.
     let want = 100_000.0 - 2_000.0 / 1.09001;
     let equity = st.equity.expect("estimated");
     assert!((equity - want).abs() < 1e-6, "{equity} != {want}");
@@ -626,22 +621,8 @@ fn on_a_eur_account_a_eurusd_loss_between_reads_is_converted_at_the_eurusd_quote
 #[test]
 fn without_a_conversion_quote_the_loss_moves_the_equity_as_quoted_and_the_status_says_approximate()
 {
-    let mut core = two_longs();
     // A GBP account: no traded symbol converts dollars to pounds.
-    core.set_currencies(Some(currencies("GBP")));
-    let now = T0 + M15 + 60;
-    core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
-    core.apply_risk(
-        now,
-        Account {
-            balance: 100_000.0,
-            equity: 100_000.0,
-            free_margin: 100_000.0,
-        },
-    );
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)
-        .expect("evaluated");
-    let st = core.guard_status("live");
+    let st = two_longs_100_pips_down_on_an_account_in("GBP");
     assert!(
         (st.equity.expect("estimated") - 98_000.0).abs() < 1e-6,
         "{st:?}"
