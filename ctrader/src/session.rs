@@ -840,6 +840,13 @@ impl Session {
             }
         }
         self.expire_queued(now);
+        // A retry time reached is spent: the request waits for a rate slot or the connection
+        // from now on, and a past `not_before` must not hold `poll_timeout` at it.
+        for q in self.queue.iter_mut().chain(self.history_queue.iter_mut()) {
+            if q.not_before.is_some_and(|t| now >= t) {
+                q.not_before = None;
+            }
+        }
         if self.refresh_ahead_due(now) {
             tracing::info!("access token expires within the refresh margin; refreshing ahead");
             let code = ErrorCode::Other("ACCESS_TOKEN_EXPIRING".into());

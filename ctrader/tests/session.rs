@@ -1637,3 +1637,38 @@ fn a_refresh_ahead_waits_for_the_store_before_using_the_new_token() {
     assert_eq!(auth_tokens(&p), vec!["ACCESS-TOKEN-1", "ACCESS-TOKEN-2"]);
     assert_eq!(p.s.state(), State::Ready);
 }
+
+/// A request refused for its rate (re-queued with `retryAfter`) whose retry time passes while
+/// it cannot go out (here: the connection is down) must not hold the session's timer at that
+/// time: a caller sleeping until `poll_timeout` would spin there forever (the DST's livelock
+/// with the real executor's traffic and a history rate limit).
+#[test]
+fn a_retry_time_passed_while_disconnected_does_not_hold_the_timer_there() {
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    p.freq_errors = 1;
+    let req = ProtoOaGetTrendbarsReq {
+        ctid_trader_account_id: ACC,
+        from_timestamp: Some(0),
+        to_timestamp: Some(60_000),
+        period: ProtoOaTrendbarPeriod::M1 as i32,
+        symbol_id: SYM,
+        ..Default::default()
+    };
+    p.s.send_request(p.now, req).unwrap();
+    p.drive();
+    // Refused, re-queued for +2 s; then the connection drops and stays down past it.
+    p.accept_connect = false;
+    p.s.handle_disconnected(p.now, "test".into());
+    p.drive();
+    p.now = p.t0 + Duration::from_secs(2);
+    p.s.handle_timeout(p.now);
+    p.drive();
+    let next = p.s.poll_timeout().expect("a timer (the reconnect)");
+    assert!(
+        next > p.now,
+        "the timer stays at {:?} after handling it at {:?}",
+        next - p.t0,
+        p.now - p.t0
+    );
+}
