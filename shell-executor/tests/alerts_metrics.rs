@@ -320,7 +320,7 @@ fn the_executor_tells_its_start_the_prague_midnight_summary_and_its_stop() {
     let hook = Hook::start();
     let d = common::tmpdir("alerts-bin");
     let ca = d.join("alerts-ca.pem");
-    std::fs::write(&ca, &ca_pem()).unwrap();
+    std::fs::write(&ca, ca_pem()).unwrap();
     let metrics_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
