@@ -23,7 +23,7 @@
 
 use crate::store::{Entry, LastBar, SavedState, StateFile, Trace};
 use crate::twins::{Loader, Twin};
-use crate::wire::{self, Incoming};
+use crate::wire::{self, AckStatus, Incoming};
 use oracle_core::{Bar, Step, StreamKey};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -869,18 +869,17 @@ impl Predictor {
             return;
         };
         let c = &mut slot.counters;
-        match ack.status.as_str() {
-            "OK" => c.ack_ok += 1,
-            "HOLD" => c.ack_hold += 1,
-            "FAIL" => c.ack_fail += 1,
-            "WAIT_SYNC" => c.ack_wait_sync += 1,
-            _ => {}
+        match ack.status {
+            AckStatus::Ok => c.ack_ok += 1,
+            AckStatus::Hold => c.ack_hold += 1,
+            AckStatus::Fail => c.ack_fail += 1,
+            AckStatus::WaitSync => c.ack_wait_sync += 1,
         }
         info!(event = "ack", model = %name, symbol = %ack.symbol, action = %ack.action,
             status = %ack.status, reason = %ack.reason.clone().unwrap_or_default(),
             ticket = %ack.ticket.clone().unwrap_or_default(), price = ack.price.unwrap_or(0.0),
             bar_time = %bt, seq = ack.seq.unwrap_or(0));
-        if matches!(ack.status.as_str(), "FAIL" | "WAIT_SYNC") {
+        if ack.status.drifts() {
             c.drift += 1;
             warn!(event = "drift", model = %name, symbol = %ack.symbol, action = %ack.action,
                 status = %ack.status, reason = %ack.reason.clone().unwrap_or_default(),

@@ -47,9 +47,9 @@ pub struct Ack {
     /// Symbol.
     pub symbol: Symbol,
     /// Action named in the signal.
-    pub action: String,
+    pub action: Action,
     /// `OK`, `FAIL`, `WAIT_SYNC` or `HOLD`.
-    pub status: String,
+    pub status: AckStatus,
     /// Refusal reason for `FAIL`/`WAIT_SYNC` (e.g. `MARGIN`, `MISSED_ENTRY`).
     pub reason: Option<String>,
     /// Broker ticket for `OK`.
@@ -62,6 +62,42 @@ pub struct Ack {
     pub seq: Option<u64>,
     /// Timeframe tag, when the executor sends one.
     pub timeframe: Option<Timeframe>,
+}
+
+/// What the executor did with a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckStatus {
+    /// `OK`: the order was filled.
+    Ok,
+    /// `FAIL`: the order was refused.
+    Fail,
+    /// `WAIT_SYNC`: the real position waits for the next sync.
+    WaitSync,
+    /// `HOLD`: nothing to do (the position already matches).
+    Hold,
+}
+
+impl AckStatus {
+    /// The name on the line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AckStatus::Ok => "OK",
+            AckStatus::Fail => "FAIL",
+            AckStatus::WaitSync => "WAIT_SYNC",
+            AckStatus::Hold => "HOLD",
+        }
+    }
+
+    /// After this status the real position no longer follows the virtual one.
+    pub const fn drifts(self) -> bool {
+        matches!(self, AckStatus::Fail | AckStatus::WaitSync)
+    }
+}
+
+impl std::fmt::Display for AckStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a line could not be read.
@@ -98,16 +134,18 @@ pub fn parse(line: &str) -> Result<Incoming, Malformed> {
         Message::Ack(a) => {
             let (status, reason, ticket, price) = match a.outcome {
                 Outcome::Ok { ticket, price } => {
-                    ("OK", None, Some(ticket.to_string()), Some(price))
+                    (AckStatus::Ok, None, Some(ticket.to_string()), Some(price))
                 }
-                Outcome::Fail { reason } => ("FAIL", Some(reason.to_string()), None, None),
-                Outcome::WaitSync { reason } => ("WAIT_SYNC", Some(reason.to_string()), None, None),
-                Outcome::Hold => ("HOLD", None, None, None),
+                Outcome::Fail { reason } => (AckStatus::Fail, Some(reason.to_string()), None, None),
+                Outcome::WaitSync { reason } => {
+                    (AckStatus::WaitSync, Some(reason.to_string()), None, None)
+                }
+                Outcome::Hold => (AckStatus::Hold, None, None, None),
             };
             Incoming::Ack(Ack {
                 symbol: Symbol::new(a.symbol).map_err(|_| bad(line))?,
-                action: a.action.as_str().to_string(),
-                status: status.to_string(),
+                action: a.action,
+                status,
                 reason,
                 ticket,
                 price,
@@ -243,6 +281,50 @@ mod tests {
         };
         assert_eq!((a.symbol, a.timeframe), (key.symbol, Some(Timeframe::H4)));
         assert_eq!(history(&key, 400), "HISTORY|GER40.cash|H4|400");
+    }
+
+    #[test]
+    fn an_ack_is_parsed_into_its_action_and_status() {
+        let cases = [
+            (
+                "ACK|EURUSD|LONG_WEAK|OK|T:1|P:1.1|BT:2021-03-01T00:15:00Z|SEQ:7",
+                Action::LongWeak,
+                AckStatus::Ok,
+                false,
+            ),
+            (
+                "ACK|EURUSD|WAIT|HOLD|BT:2021-03-01T00:15:00Z|SEQ:7",
+                Action::Wait,
+                AckStatus::Hold,
+                false,
+            ),
+            (
+                "ACK|EURUSD|SHORT_STRONG|FAIL|MARGIN|BT:2021-03-01T00:15:00Z|SEQ:7",
+                Action::ShortStrong,
+                AckStatus::Fail,
+                true,
+            ),
+            (
+                "ACK|EURUSD|LONG_STRONG|WAIT_SYNC|MISSED_ENTRY|BT:2021-03-01T00:15:00Z|SEQ:7",
+                Action::LongStrong,
+                AckStatus::WaitSync,
+                true,
+            ),
+        ];
+        for (line, action, status, drifts) in cases {
+            let Ok(Incoming::Ack(a)) = parse(line) else {
+                panic!("{line}")
+            };
+            assert_eq!(
+                (a.action, a.status, a.status.drifts()),
+                (action, status, drifts),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!("|{}|{}|", action.as_str(), status)),
+                "{line}"
+            );
+        }
     }
 
     #[test]
