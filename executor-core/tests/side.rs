@@ -3,160 +3,28 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use common::{Book, eurusd, plain_cfg as cfg};
 
-use common::{eurusd, plain_cfg as cfg};
-
-use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderResult, Quote};
+use oracle_executor_core::broker::{BrokerPosition, OrderResult};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{
     AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
 };
-use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
+use oracle_executor_core::side::{BatchResult, Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (a Monday, 2021-03-01 00:00 UTC); bars are M15.
 const T0: i64 = 1_614_556_800;
 const M15: i64 = 900;
 
-/// A scripted book: what it was asked, in order, and the journal bytes it wrote.
-#[derive(Default)]
-struct Book {
-    trace: Vec<String>,
-    journal: Vec<u8>,
-    account: Account,
-    /// Client order ids whose answer never comes (`Unknown`).
-    silent: BTreeSet<String>,
-    /// What a lookup finds.
-    found: Option<OrderResult>,
-    /// The journal's fsync fails.
-    journal_broken: bool,
-    next_position: u64,
-    submitted: Vec<String>,
-}
-
-impl Book {
-    fn new() -> Self {
-        Book {
-            account: Account {
-                balance: 10_000.0,
-                equity: 10_000.0,
-                free_margin: 10_000.0,
-            },
-            next_position: 100,
-            ..Book::default()
-        }
-    }
-
-    fn answer(&mut self, coid: &str) -> OrderResult {
-        if self.silent.contains(coid) {
-            return OrderResult::Unknown;
-        }
-        self.next_position += 1;
-        OrderResult::Filled {
-            position_id: self.next_position,
-            price: 1.1,
-            volume: 100_000,
-        }
-    }
-
-    /// Runs a batch: the same loop as the shell's driver (answers fed one at a time).
-    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
-        core.handle_signals(now, &cfg(), items);
-        let mut wire: Vec<String> = Vec::new();
-        let mut answers: Vec<(String, OrderResult)> = Vec::new();
-        loop {
-            while let Some(a) = core.poll_action() {
-                self.perform(core, now, a, &mut wire, &mut answers);
-            }
-            if answers.is_empty() {
-                break;
-            }
-            let (coid, r) = answers.remove(0);
-            core.handle_order_outcome(now, &coid, r);
-        }
-        core.take_batch_result().expect("the batch completes")
-    }
-
-    fn perform(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        a: SideAction,
-        wire: &mut Vec<String>,
-        answers: &mut Vec<(String, OrderResult)>,
-    ) {
-        match a {
-            SideAction::AskAccount => {
-                self.trace.push("account".into());
-                core.handle_account(now, Some(self.account));
-            }
-            SideAction::AskSpec { symbol } => {
-                self.trace.push(format!("spec {symbol}"));
-                core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
-            }
-            SideAction::AskMarket { symbols } => {
-                let q: Vec<Option<Quote>> = symbols
-                    .iter()
-                    .map(|_| {
-                        Some(Quote {
-                            bid: 1.1,
-                            ask: 1.10002,
-                        })
-                    })
-                    .collect();
-                core.handle_market(&q, true);
-            }
-            SideAction::JournalIntents { records } => {
-                let coids: Vec<String> = records.iter().map(coid_of).collect();
-                if self.journal_broken {
-                    self.trace.push(format!("sync failed {}", coids.join(",")));
-                    core.handle_journaled(Err("disk full".into()));
-                } else {
-                    self.journal
-                        .extend(encode_lines(&records).expect("encodable"));
-                    self.trace.push(format!("sync {}", coids.join(",")));
-                    core.handle_journaled(Ok(()));
-                }
-            }
-            SideAction::Journal { record, .. } => {
-                self.journal
-                    .extend(encode_lines(&[record]).expect("encodable"));
-            }
-            SideAction::Submit(o) => {
-                let coid = o.req.client_order_id.clone();
-                self.trace.push(format!("submit {coid}"));
-                self.submitted.push(coid.clone());
-                wire.push(coid);
-            }
-            SideAction::AskMargins { asks } => {
-                self.trace.push(format!("margins {}", asks.len()));
-                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
-                core.handle_margins(&m);
-            }
-            SideAction::AwaitAnswers => {
-                self.trace.push("await".into());
-                for c in std::mem::take(wire) {
-                    let r = self.answer(&c);
-                    answers.push((c, r));
-                }
-            }
-            SideAction::LookUp(OrderLookup {
-                client_order_id, ..
-            }) => {
-                self.trace.push(format!("lookup {client_order_id}"));
-                core.handle_lookup(Ok(self.found.clone()));
-            }
-        }
-    }
-}
-
-fn coid_of(r: &Record) -> String {
-    match r {
-        Record::Intent { coid, .. } => coid.clone(),
-        _ => String::new(),
-    }
+/// The scripted book of `tests/common` (what it was asked, in order, and the journal bytes it
+/// wrote): 10 000 of balance, fills of 100 000 units at 1.1, a batch answered as the shell's
+/// driver does.
+fn side_book() -> Book {
+    let mut b = Book::new(cfg());
+    b.account = common::account(10_000.0, 10_000.0);
+    b.fill_volume = 100_000;
+    b
 }
 
 fn key(tf: Timeframe) -> ModelKey {
@@ -227,8 +95,8 @@ fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after
         (m2.clone(), long_held(8, T0)),
     ]);
     // H1 bars: the model's last bar is T0, the signal's is the next streamed one.
-    let mut book = Book::new();
-    let out = book.run(
+    let mut book = side_book();
+    let out = book.batch(
         &mut core,
         now_for(bt),
         &[
@@ -273,7 +141,7 @@ fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
     let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
-    let mut book = Book::new();
+    let mut book = side_book();
     let close = format!("ot-EURUSD-M15-{bt}-C");
     book.silent.insert(close.clone());
     book.found = Some(OrderResult::Filled {
@@ -281,7 +149,7 @@ fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
         price: 1.1,
         volume: 100_000,
     });
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     let t = &book.trace;
     assert!(
         pos(t, "await") < pos(t, &format!("lookup {close}")),
@@ -305,10 +173,10 @@ fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
     // No trace at the broker either: not executed, and still never resent.
     let m = key(Timeframe::M15);
     let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
-    let mut book = Book::new();
+    let mut book = side_book();
     book.silent.insert(close.clone());
     book.found = None;
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     assert_eq!(book.submitted, vec![close.clone()], "{:?}", book.trace);
     assert_eq!(
         out[0].2.as_ref().map(Refusal::code).as_deref(),
@@ -321,7 +189,7 @@ fn exits_are_never_refused_while_halted_and_entries_are() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
     let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
-    let mut book = Book::new();
+    let mut book = side_book();
     // 20 % below the initial balance: the drawdown limit (10 %) halts trading.
     let mut rep = Replayed {
         risk: Some((12_500.0, T0 - 3_600, 12_500.0)),
@@ -329,7 +197,7 @@ fn exits_are_never_refused_while_halted_and_entries_are() {
     };
     rep.models.insert(m.clone(), long_held(7, T0));
     let mut core_halted = core_from(&rep, vec![m.clone()]);
-    let out = book.run(
+    let out = book.batch(
         &mut core_halted,
         now_for(bt),
         &[item(&m, Action::ShortWeak, bt)],
@@ -345,7 +213,7 @@ fn exits_are_never_refused_while_halted_and_entries_are() {
     );
     assert!(core_halted.policy.models[&m].real.is_none(), "closed");
     // The same signal, not halted, enters.
-    let out = Book::new().run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let out = side_book().batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
 }
 
@@ -361,15 +229,15 @@ fn a_missed_entry_is_never_chased() {
         missed: true,
     };
     let mut core = core_with(&[(m.clone(), missed)]);
-    let mut book = Book::new();
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let mut book = side_book();
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     assert!(book.submitted.is_empty(), "{:?}", book.trace);
     assert!(matches!(out[0].0, AckKind::WaitSync(_)), "{out:?}");
     // A model seen for the first time on a non-WAIT target: the transition was not seen.
     let fresh = key(Timeframe::H1);
     let mut core = core_with(&[]);
     core.policy.handle_bar(&fresh, T0);
-    let out = book.run(
+    let out = book.batch(
         &mut core,
         now_for(T0),
         &[item(&fresh, Action::LongStrong, T0)],
@@ -383,9 +251,9 @@ fn a_failed_journal_write_sends_nothing() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
     let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
-    let mut book = Book::new();
+    let mut book = side_book();
     book.journal_broken = true;
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     assert!(book.submitted.is_empty(), "{:?}", book.trace);
     assert_eq!(
         out[0].2.as_ref().map(Refusal::code).as_deref(),
@@ -405,17 +273,17 @@ fn a_restart_from_the_journal_bytes_resumes_the_same_decisions() {
         core.policy.handle_bar(&m, bt2);
         book.trace.clear();
         book.submitted.clear();
-        let out = book.run(core, now_for(bt2), &[item(&m, Action::LongStrong, bt2)]);
+        let out = book.batch(core, now_for(bt2), &[item(&m, Action::LongStrong, bt2)]);
         (book.trace.clone(), out)
     };
     let mut on = core_with(&start);
-    let mut book = Book::new();
-    book.run(&mut on, now_for(bt1), &[item(&m, Action::ShortWeak, bt1)]);
+    let mut book = side_book();
+    book.batch(&mut on, now_for(bt1), &[item(&m, Action::ShortWeak, bt1)]);
     let journal = book.journal.clone();
     let uninterrupted = second(&mut on, &mut book);
 
     let mut restarted = core_from(&Replayed::from_bytes(&journal), vec![m.clone()]);
-    let mut book2 = Book::new();
+    let mut book2 = side_book();
     book2.next_position = 102;
     let resumed = second(&mut restarted, &mut book2);
     // Symbol facts are not journaled: the restarted core asks them once more, nothing else.
@@ -478,7 +346,7 @@ fn a_restart_looks_up_the_order_in_flight_adopts_its_fill_and_never_resends_it()
     let rep = Replayed::from_bytes(&killed_after_intent(&m, bt));
     assert!(rep.pending.contains_key(&coid), "{rep:?}");
     let mut core = core_from(&rep, vec![m.clone()]);
-    let mut book = Book::new();
+    let mut book = side_book();
     book.found = Some(OrderResult::Filled {
         position_id: 55,
         price: 1.1,
@@ -502,7 +370,7 @@ fn a_restart_looks_up_the_order_in_flight_adopts_its_fill_and_never_resends_it()
     );
     assert!(core.policy.unreconciled.is_empty());
     // The re-sent SIGNAL for the same bar holds the adopted position: nothing is resent.
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
     assert!(book.submitted.is_empty(), "{:?}", book.trace);
     assert!(matches!(out[0].0, AckKind::Hold), "{out:?}");
     // The restart's findings are in the journal: a second restart finds nothing pending.
@@ -522,7 +390,7 @@ fn a_labelled_position_nothing_explains_stops_entries_on_its_symbol() {
         missed: false,
     };
     let mut core = core_with(&[(m.clone(), flat)]);
-    let mut book = Book::new();
+    let mut book = side_book();
     let stranger = BrokerPosition {
         position_id: 9,
         symbol: "EURUSD".into(),
@@ -534,7 +402,7 @@ fn a_labelled_position_nothing_explains_stops_entries_on_its_symbol() {
     };
     book.reconcile(&mut core, vec![stranger]);
     assert!(core.policy.unreconciled.contains_key("EURUSD"));
-    let out = book.run(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::LongWeak, bt)]);
     assert!(book.submitted.is_empty(), "{:?}", book.trace);
     assert_eq!(
         out[0].2.as_ref().map(Refusal::code).as_deref(),
@@ -579,7 +447,7 @@ proptest::proptest! {
         let actions = [Action::LongWeak, Action::ShortModerate, Action::Wait, Action::LongStrong];
         let mut states = Vec::new();
         let mut items = Vec::new();
-        let mut book = Book::new();
+        let mut book = side_book();
         for (k, (held, target, answer)) in models.iter().enumerate() {
             let m = key(tfs[k]);
             let st = match held {
@@ -616,7 +484,7 @@ proptest::proptest! {
             OrderResult::Rejected { code: "X".into(), msg: "no".into() }
         });
         let mut core = core_with(&states);
-        let out = book.run(&mut core, now_for(T0 + M15), &items);
+        let out = book.batch(&mut core, now_for(T0 + M15), &items);
         proptest::prop_assert_eq!(out.len(), items.len());
         let t = &book.trace;
         let mut synced: Vec<String> = Vec::new();

@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 use oracle_ctrader::calendar::TradingCalendar;
-use oracle_executor_core::broker::{OrderResult, Quote};
+use std::collections::BTreeSet;
+
+use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::journal::{Record, encode_lines};
 use oracle_executor_core::policy::Closed;
@@ -59,7 +61,8 @@ pub fn account(balance: f64, equity: f64) -> Account {
 /// A scripted book: answers every action of a side, fills every order at its bid (or refuses
 /// it), keeps the journal bytes and a trace of what it was asked.
 pub struct Book {
-    /// `account`, `sync <coids>`, `submit <coid>`, `await`, in order.
+    /// `account`, `spec <symbol>`, `sync <coids>` (`sync failed …`), `submit <coid>`,
+    /// `margins <n>`, `await`, `lookup <coid>`, in order.
     pub trace: Vec<String>,
     pub journal: Vec<u8>,
     pub account: Account,
@@ -79,6 +82,12 @@ pub struct Book {
     pub hours: Option<TradingCalendar>,
     /// The config a batch of [`Book::run`] is decided with.
     pub cfg: ExecutorConfig,
+    /// Client order ids whose answer never comes (`Unknown`).
+    pub silent: BTreeSet<String>,
+    /// What a lookup finds.
+    pub found: Option<OrderResult>,
+    /// The journal's fsync fails.
+    pub journal_broken: bool,
 }
 
 impl Book {
@@ -97,6 +106,9 @@ impl Book {
             fill_volume: LOT,
             hours: None,
             cfg,
+            silent: BTreeSet::new(),
+            found: None,
+            journal_broken: false,
         }
     }
 
@@ -140,14 +152,20 @@ impl Book {
     /// A batch of signals at `now`, decided with [`Book::cfg`]: its result (then a flatten asked
     /// while it ran starts).
     pub fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
-        core.handle_signals(now, &self.cfg, items);
-        self.drive(core, now);
-        let out = core.take_batch_result().expect("the batch completes");
+        let out = self.batch(core, now, items);
         self.drive(core, now);
         out
     }
 
-    fn perform(
+    /// [`Book::run`] up to the batch's result only (the same loop as the shell's driver).
+    pub fn batch(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
+        core.handle_signals(now, &self.cfg, items);
+        self.drive(core, now);
+        core.take_batch_result().expect("the batch completes")
+    }
+
+    /// Answers one action (an order's answer goes to `answers`, fed back by the caller).
+    pub fn perform(
         &mut self,
         core: &mut SideCore,
         now: i64,
@@ -161,6 +179,7 @@ impl Book {
                 core.handle_account(now, Some(self.account));
             }
             SideAction::AskSpec { symbol } => {
+                self.trace.push(format!("spec {symbol}"));
                 core.handle_spec(&symbol, (symbol == "EURUSD").then(eurusd));
             }
             SideAction::AskMarket { symbols } => {
@@ -178,10 +197,15 @@ impl Book {
             }
             SideAction::JournalIntents { records } => {
                 let coids: Vec<String> = records.iter().map(coid_of).collect();
-                self.journal
-                    .extend(encode_lines(&records).expect("encodable"));
-                self.trace.push(format!("sync {}", coids.join(",")));
-                core.handle_journaled(Ok(()));
+                if self.journal_broken {
+                    self.trace.push(format!("sync failed {}", coids.join(",")));
+                    core.handle_journaled(Err("disk full".into()));
+                } else {
+                    self.journal
+                        .extend(encode_lines(&records).expect("encodable"));
+                    self.trace.push(format!("sync {}", coids.join(",")));
+                    core.handle_journaled(Ok(()));
+                }
             }
             SideAction::Journal { record, .. } => {
                 self.journal
@@ -195,6 +219,7 @@ impl Book {
                 wire.push(coid);
             }
             SideAction::AskMargins { asks } => {
+                self.trace.push(format!("margins {}", asks.len()));
                 let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
                 core.handle_margins(&m);
             }
@@ -206,6 +231,8 @@ impl Book {
                             code: code.into(),
                             msg: msg.into(),
                         }
+                    } else if self.silent.contains(&c) {
+                        OrderResult::Unknown
                     } else if self.refuse_closes && !c.ends_with("-O") {
                         OrderResult::Rejected {
                             code: "MARKET_MOVED".into(),
@@ -222,7 +249,12 @@ impl Book {
                     answers.push((c, r));
                 }
             }
-            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
+            SideAction::LookUp(OrderLookup {
+                client_order_id, ..
+            }) => {
+                self.trace.push(format!("lookup {client_order_id}"));
+                core.handle_lookup(Ok(self.found.clone()));
+            }
         }
     }
 
