@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use oracle_ipc::{Action, ErrCode, Iso, Signal, Timeframe};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use oracle_executor_core::answers::FUTURE_LAST_BAR;
 use oracle_executor_core::exec::{
@@ -39,6 +39,12 @@ use crate::volume::SymbolSpec;
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
 pub const NO_SIGNAL: &str = "NO_SIGNAL";
+
+/// Log target of a batch's I/O steps, at debug level (`RUST_LOG=info,oracle_executor::timing=debug`;
+/// off, they cost a level check): `account_read`, `intents_synced`, `order_handed` (to the
+/// broker's writer), `margins_read`, `answers_in`. Their timestamps split a batch's time between
+/// the broker's round trips and the journal's fsync (`oracle-dev bench`'s simulator leg).
+pub const TIMING: &str = "oracle_executor::timing";
 
 /// One side of the engine: a policy trading one book (live broker or paper). The decisions are
 /// the core's ([`SideCore`], reached through `Deref`: `side.policy`, `side.risk`…); this drives
@@ -185,6 +191,7 @@ impl<B: Broker> Side<B> {
         match a {
             SideAction::AskAccount => {
                 let acc = self.broker.account().await.ok();
+                debug!(target: TIMING, side = self.core.name, event = "account_read", ok = acc.is_some());
                 self.core.handle_account(now, acc);
             }
             SideAction::AskSpec { symbol } => {
@@ -209,6 +216,7 @@ impl<B: Broker> Side<B> {
                     Some(j) => j.append_batch(&records).map_err(|e| e.to_string()),
                     None => Ok(()),
                 };
+                debug!(target: TIMING, side = self.core.name, event = "intents_synced", records = records.len());
                 self.core.handle_journaled(r);
             }
             SideAction::Journal { record, sync } => {
@@ -247,10 +255,12 @@ impl<B: Broker> Side<B> {
                             .await
                     }
                 };
+                debug!(target: TIMING, side = self.core.name, event = "order_handed", coid = %req.client_order_id);
                 tickets.push((req.client_order_id.clone(), t));
             }
             SideAction::AskMargins { asks } => {
                 let got = self.broker.expected_margins(&asks).await;
+                debug!(target: TIMING, side = self.core.name, event = "margins_read", asks = asks.len());
                 let margins: Vec<Option<f64>> = got.into_iter().map(Result::ok).collect();
                 self.core.handle_margins(&margins);
             }
@@ -258,6 +268,7 @@ impl<B: Broker> Side<B> {
                 let (coids, ts): (Vec<String>, Vec<B::Ticket>) =
                     std::mem::take(tickets).into_iter().unzip();
                 let results = self.broker.answers(ts).await;
+                debug!(target: TIMING, side = self.core.name, event = "answers_in", orders = results.len());
                 let mut results = results.into_iter();
                 for c in coids {
                     answers.push_back((c, results.next().unwrap_or(OrderResult::Unknown)));

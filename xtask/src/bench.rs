@@ -440,6 +440,9 @@ pub struct LogFacts {
     pub signal_at: HashMap<(String, i64), f64>,
     /// Lines that were JSON events.
     pub events: usize,
+    /// The live side's batch steps (target `oracle_executor::timing`, debug level): instant and
+    /// event (`account_read`, `intents_synced`, `order_handed`, `margins_read`, `answers_in`).
+    pub live_steps: Vec<(f64, String)>,
 }
 
 fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
@@ -509,8 +512,65 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
                 facts.signal_at.entry((m.to_string(), bt)).or_insert(ts);
             }
         }
+        Some(
+            e
+            @ ("account_read" | "intents_synced" | "order_handed" | "margins_read" | "answers_in"),
+        ) if field(&v, "side").and_then(Value::as_str) == Some("live") => {
+            facts.live_steps.push((ts, e.to_string()));
+        }
         _ => {}
     }
+}
+
+/// A live batch's time split by its steps (ms), one sample per batch that journaled intents:
+/// the last SIGNAL in before it → its account read answered (the gathering of the close
+/// instant's SIGNALs, then the account's round trip; none when the read was cached), that read →
+/// its intents synced (the decisions, the entries' margins round trip, the journal's fsync), of
+/// which the margins answered → the intents synced (the journal's fsync and the decisions after
+/// the margins), synced → the last order handed to the broker's writer.
+pub fn batch_steps(facts: &LogFacts) -> Value {
+    let mut steps = facts.live_steps.clone();
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut signals = facts.signals.clone();
+    signals.sort_by(f64::total_cmp);
+    let (mut to_account, mut to_synced, mut handing) = (Vec::new(), Vec::new(), Vec::new());
+    let mut margins_to_synced = Vec::new();
+    let mut account: Option<f64> = None;
+    let mut margins: Option<f64> = None;
+    for (i, (t, e)) in steps.iter().enumerate() {
+        match e.as_str() {
+            "account_read" => account = Some(*t),
+            "margins_read" => margins = Some(*t),
+            "answers_in" => account = None,
+            "intents_synced" => {
+                if let Some(m) = margins.take() {
+                    margins_to_synced.push((t - m) * 1000.0);
+                }
+                if let Some(a) = account.take() {
+                    let k = signals.partition_point(|s| *s <= a);
+                    if k > 0 {
+                        to_account.push((a - signals[k - 1]) * 1000.0);
+                    }
+                    to_synced.push((t - a) * 1000.0);
+                }
+                let last = steps[i + 1..]
+                    .iter()
+                    .take_while(|(_, e)| e == "order_handed")
+                    .last();
+                if let Some((h, _)) = last {
+                    handing.push((h - t) * 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    json!({
+        "batches": handing.len(),
+        "last_signal_in_to_account_read_ms": pct_json(&mut to_account),
+        "account_read_to_intents_synced_ms": pct_json(&mut to_synced),
+        "margins_read_to_intents_synced_ms": pct_json(&mut margins_to_synced),
+        "intents_synced_to_last_order_handed_ms": pct_json(&mut handing),
+    })
 }
 
 /// The predictor's JSON log: first "bar" and "signal" instants per (model, bar time).
@@ -1090,7 +1150,13 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         &dir,
         &args.sim_speed,
         &[],
-        &["--bar-close".to_string(), args.sim_bar_close.clone()],
+        &[
+            "--bar-close".to_string(),
+            args.sim_bar_close.clone(),
+            // The batch steps' lines (engine::TIMING), for `batch_steps_ms`.
+            "--log".to_string(),
+            "info,oracle_executor::timing=debug".to_string(),
+        ],
     )?;
     let mut follow = Follow::new(&dir.join("executor.log"));
     let mut facts = LogFacts::default();
@@ -1219,6 +1285,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             "sim_bar_close_to_executor_signal_in": pct_json(&mut to_signal),
             "executor_bar_out_to_sim_new_order": pct_json(&mut ex_to_order),
         },
+        "batch_steps_ms": batch_steps(&facts),
         "rss": rss.json(),
         "rss_breakdown_kb_at_end": breakdown,
         "logs": dir.display().to_string(),
@@ -1544,6 +1611,26 @@ pub fn markdown(r: &Value) -> String {
             p3(&sim["hops_ms"]["executor_bar_out_to_sim_new_order"], "ms"),
             "",
         );
+        for (what, k) in [
+            (
+                "    live batch: last SIGNAL in → account read answered (gathering + round trip)",
+                "last_signal_in_to_account_read_ms",
+            ),
+            (
+                "    live batch: account read → intents synced (decisions, entries' margins, fsync)",
+                "account_read_to_intents_synced_ms",
+            ),
+            (
+                "    live batch: entries' margins answered → intents synced (journal fsync)",
+                "margins_read_to_intents_synced_ms",
+            ),
+            (
+                "    live batch: intents synced → last order handed to the broker's writer",
+                "intents_synced_to_last_order_handed_ms",
+            ),
+        ] {
+            row(&mut s, what, p3(&sim["batch_steps_ms"][k], "ms"), "");
+        }
         row(
             &mut s,
             "simulator bar written → executor SIGNAL in (every bar)",
@@ -2152,6 +2239,55 @@ Rss:                   8 kB
         assert!(
             md.contains("predictor: peak (VmHWM); where its RSS is at the end (smaps) | 1.000 MB; not available: its smaps |"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn a_live_batch_is_split_by_its_steps() {
+        let mut f = LogFacts::default();
+        let line = |ms: u32, event: &str, side: &str| {
+            format!(
+                r#"{{"timestamp":"2026-12-07T00:00:00.{:06}Z","level":"DEBUG","event":"{event}","side":"{side}"}}"#,
+                ms * 1000
+            )
+        };
+        // Two SIGNALs (at 1 and 2 ms), the account at 4, intents synced at 7, two orders handed
+        // at 8 and 9; then the answers, a fresh read at 20, the entries synced at 21, one order
+        // at 25. The paper side's steps are not the live batch's.
+        for (ms, e, side) in [
+            (1, "signal", "live"),
+            (2, "signal", "live"),
+            (3, "account_read", "paper"),
+            (4, "account_read", "live"),
+            (7, "intents_synced", "live"),
+            (8, "order_handed", "live"),
+            (9, "order_handed", "live"),
+            (15, "answers_in", "live"),
+            (20, "account_read", "live"),
+            (20, "margins_read", "live"),
+            (21, "intents_synced", "live"),
+            (25, "order_handed", "live"),
+            (26, "answers_in", "live"),
+        ] {
+            log_line(&mut f, &line(ms, e, side));
+        }
+        let b = batch_steps(&f);
+        assert_eq!(b["batches"], 2, "{b}");
+        let ms = |k: &str, p: &str| num(&b, &[k, p]).map(|x| (x * 1000.0).round() / 1000.0);
+        assert_eq!(ms("last_signal_in_to_account_read_ms", "n"), Some(2.0));
+        assert_eq!(ms("last_signal_in_to_account_read_ms", "p50"), Some(2.0));
+        assert_eq!(ms("last_signal_in_to_account_read_ms", "max"), Some(18.0));
+        assert_eq!(ms("account_read_to_intents_synced_ms", "max"), Some(3.0));
+        assert_eq!(ms("account_read_to_intents_synced_ms", "p50"), Some(1.0));
+        assert_eq!(ms("margins_read_to_intents_synced_ms", "n"), Some(1.0));
+        assert_eq!(ms("margins_read_to_intents_synced_ms", "p50"), Some(1.0));
+        assert_eq!(
+            ms("intents_synced_to_last_order_handed_ms", "p50"),
+            Some(2.0)
+        );
+        assert_eq!(
+            ms("intents_synced_to_last_order_handed_ms", "max"),
+            Some(4.0)
         );
     }
 
