@@ -1,28 +1,38 @@
-//! The executor side of the simulation, until `ExecutorCore` (issue 15 item 2) can be driven
-//! here: a small sans-IO loop over `oracle_ctrader`'s `Session` events and the predictor's
-//! lines, with the executor's rules that the invariants need.
+//! The executor side of the simulation: the REAL executor core
+//! (`oracle_executor_core::exec::ExecutorCore` with its live `SideCore`) driven through the
+//! sans-IO Open API adapter (`oracle_executor_ctrader::Link`) over `oracle_ctrader`'s `Session`,
+//! plus the executor's bar feed to the predictor.
 //!
 //! - Bars: every closed bar the session emits is kept (the `HISTORY` a predictor asks for is
-//!   served from them) and, while a predictor is connected, sent to it as a live `BAR` with the
-//!   stream's next `SEQ`.
-//! - Orders follow the executor's policy at its coarsest: the real position follows the virtual
-//!   one only at transitions; an exit is always sent (never refused here); an entry is sent only
-//!   for a transition seen live (no chasing a missed one); a client order id is journaled before
-//!   its order goes out and never used again; an order whose outcome is unknown is never resent
-//!   (the positions are reconciled instead: `ReconcileReq`, also after every `Ready`).
-//! - `ACK`s: `HOLD` with nothing to do, `WAIT_SYNC|MISSED_ENTRY` for an entry not chased, `OK`
-//!   when the last order of the transition filled, `FAIL` when the broker refused one.
+//!   served from them), handed to the core (`handle_bar`: the bar is streamed on the model's
+//!   stream) and, while a predictor is connected, sent to it as a live `BAR` with the stream's
+//!   next `SEQ`.
+//! - SIGNALs: the lines one predictor batch answered with are one group handed to the core
+//!   (`handle_signals`); its `RunBatch` runs on the live side through the adapter (the account,
+//!   symbol facts, the journal, orders, margins, lookups as Open API requests on the session);
+//!   the core's replies are the `ACK` lines sent back. Groups wait while a batch or a
+//!   reconciliation runs.
+//! - The journal is an in-memory byte buffer ([`MemJournal`], the "disk"): every record the core
+//!   asks is appended; a synced write marks everything so far durable. A kill -9
+//!   ([`Exec::kill_and_restart`]) drops the core, the adapter and the unsynced tail, and starts
+//!   again from the durable bytes (`Replayed::from_bytes` → `SideCore::new` →
+//!   `ExecutorCore::new`); the positions are reconciled at the next `Ready`.
+//! - Reconciliation (`ReconcileReq` → `handle_reconciled`, lookups of the intents whose outcome
+//!   is unknown) after every `Ready`, between batches.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
-use oracle_ctrader::proto::{
-    ProtoOaClosePositionReq, ProtoOaExecutionEvent, ProtoOaExecutionType, ProtoOaNewOrderReq,
-    ProtoOaOrderType, ProtoOaPositionStatus, ProtoOaReconcileReq, ProtoOaTradeSide,
-    ProtoOaTrendbarPeriod,
-};
-use oracle_ctrader::session::{Event, RequestId};
-use oracle_ctrader::{Payload, Session};
-use oracle_ipc::{Ack, Action, HistoryEnd, Message, Outcome, Timeframe};
+use oracle_ctrader::Session;
+use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
+use oracle_ctrader::session::Event;
+use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::exec::{ExecAction, ExecutorCore, Reply};
+use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
+use oracle_executor_core::policy::{AckKind, ModelKey};
+use oracle_executor_core::side::SideCore;
+use oracle_executor_ctrader::{JournalSink, Link};
+use oracle_ipc::{HistoryEnd, Message, Timeframe};
 
 /// A bar as the executor keeps it (decimal prices, as sent on the IPC line).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,48 +79,34 @@ pub struct ModelSide {
     pub name: String,
     /// Stream key.
     pub stream: (i64, i32),
-    /// Volume of one entry, broker units.
-    pub volume: i64,
-    /// The virtual direction of the last SIGNAL (None: no SIGNAL since this executor started).
-    pub last_target: Option<i8>,
-    /// SEQs of SIGNALs handled.
-    pub handled: BTreeSet<u64>,
-    /// Orders of the current transition in flight.
-    pub in_flight: u32,
-    /// An entry waiting for the exits of its transition to fill.
-    pub entry_after_exit: Option<(i8, String)>,
-    /// The current transition was allowed and every order of it filled so far: when the last
-    /// one fills, the real direction must equal `last_target`.
-    pub expect_sync: bool,
-    /// The ACK to send when the transition completes.
-    pub ack: Option<(Action, i64, u64)>,
+    /// Lots of every entry (the symbol's minimum volume).
+    pub lot: f64,
 }
 
-/// An order (or a reconcile) the executor has sent.
-#[derive(Debug, Clone, PartialEq)]
-enum Req {
-    Entry {
-        model: String,
-        coid: String,
-    },
-    Exit {
-        model: String,
-        position: i64,
-        volume: i64,
-    },
-    Reconcile,
+/// The journal's bytes in memory: what was written, and how much of it is durable (synced).
+#[derive(Clone, Debug, Default)]
+pub struct MemJournal {
+    /// Every byte written.
+    pub bytes: Vec<u8>,
+    /// Bytes durable: the length at the last synced write.
+    pub durable: usize,
+    /// Writes so far (over restarts: the kill points count them).
+    pub appends: u64,
 }
 
-/// A real position as the executor sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RealPos {
-    /// Model label.
-    pub model: String,
-    /// +1 buy, −1 sell.
-    pub dir: i8,
-    /// Volume.
-    pub volume: i64,
+impl JournalSink for MemJournal {
+    fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), String> {
+        self.bytes.extend_from_slice(bytes);
+        self.appends += 1;
+        if sync {
+            self.durable = self.bytes.len();
+        }
+        Ok(())
+    }
 }
+
+/// How long a fill is awaited after `ORDER_ACCEPTED` (virtual time).
+const FILL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The executor side.
 #[derive(Debug)]
@@ -120,34 +116,49 @@ pub struct Exec {
     pub streams: BTreeMap<(i64, i32), Stream>,
     /// Models by name.
     pub models: BTreeMap<String, ModelSide>,
-    /// Real positions by position id.
-    pub positions: BTreeMap<i64, RealPos>,
-    /// The order journal: client order ids, written before the order goes out.
-    pub journal: BTreeSet<String>,
-    requests: BTreeMap<RequestId, Req>,
-    /// Orders accepted, waiting for their fill (or cancel).
-    accepted: Vec<Req>,
+    /// The executor's configuration (one symbol entry per model's symbol).
+    pub cfg: ExecutorConfig,
+    /// The executor's decisions (live side only).
+    pub core: ExecutorCore,
+    /// The side core ↔ Open API adapter.
+    pub link: Link,
+    /// The journal (the "disk": survives a kill up to `durable`).
+    pub journal: MemJournal,
+    /// Signal groups waiting for the core, oldest first.
+    queue: VecDeque<Vec<String>>,
+    /// The group handed to the core, and whether its batch is on the side.
+    running: Option<(Vec<String>, bool)>,
+    /// A `Ready` came: reconcile before the next batch (and nothing is traded before the
+    /// first reconciliation since the executor started).
+    need_reconcile: bool,
+    /// Clock: the session's `Instant` base and the virtual Unix ms at it.
+    clock: (Instant, i64),
+    /// Journal bytes already checked, and the client order ids of closes seen there.
+    checked: usize,
+    closes: BTreeSet<String>,
     /// Lines for the predictor (sent while it is connected).
     pub to_predictor: Vec<String>,
     /// A predictor is connected.
     pub connected: bool,
     /// Invariant violations seen (the harness fails the seed on the first).
     pub violations: Vec<String>,
-    /// Refusals of exits by the broker other than `MARKET_CLOSED` (a market shut for the
-    /// night): allowed only once the replay is over.
+    /// Refusals of exits by the broker other than a market shut or a position already closed
+    /// (and exits never sent or never answered): allowed only once the replay is over.
     pub exit_refusals: Vec<String>,
-    /// SIGNALs seen twice for one bar (after a predictor restart): ignored.
+    /// SIGNALs answered from the ACKs remembered (after a predictor restart).
     pub duplicate_signals: u64,
-    /// Entries not chased.
+    /// Entries not chased (`WAIT_SYNC`).
     pub missed_entries: u64,
-    /// Orders sent.
+    /// Orders sent (over restarts).
     pub orders: u64,
     /// Orders the broker refused.
     pub refused: u64,
-    /// Requests whose outcome was unknown (looked up by reconciling).
+    /// Orders whose outcome was unknown (looked up).
     pub unknown: u64,
     /// Token refreshes the session did.
     pub refreshes: u64,
+    /// Executor kills (restarts from the journal).
+    pub kills: u64,
     /// Live bars sent to predictors so far.
     pub live_sent: u64,
     /// Defect injection for the harness's own test: the n-th live bar is not sent to the
@@ -155,22 +166,55 @@ pub struct Exec {
     pub drop_live_nth: Option<u64>,
     /// Defect injection: the n-th live bar goes to the predictor with another close.
     pub alter_live_nth: Option<u64>,
+    /// Defect injection: a killed executor starts again with an empty journal (its durable
+    /// bytes lost).
+    pub lose_journal_on_kill: bool,
+}
+
+/// The executor's configuration for these models: each symbol enabled at its lots; spreads
+/// never refuse an entry (the simulator's spreads are not the subject).
+fn config_for(
+    models: &BTreeMap<String, ModelSide>,
+    streams: &BTreeMap<(i64, i32), Stream>,
+) -> ExecutorConfig {
+    let mut v = serde_json::Map::new();
+    for m in models.values() {
+        let lot = m.lot;
+        v.insert(
+            streams[&m.stream].symbol.clone(),
+            serde_json::json!({"enabled": true, "lot_weak": lot, "lot_moderate": lot,
+                "lot_strong": lot, "max_spread_points": 1.0e9}),
+        );
+    }
+    from_value(&serde_json::Value::Object(v)).expect("the DST's executor configuration is valid")
 }
 
 impl Exec {
-    /// An executor for `account_id` with these streams and models.
+    /// An executor for `account_id` with these streams and models, from an empty journal.
     pub fn new(account_id: i64, streams: Vec<Stream>, models: Vec<ModelSide>) -> Self {
+        let streams: BTreeMap<(i64, i32), Stream> = streams
+            .into_iter()
+            .map(|s| ((s.symbol_id, s.period as i32), s))
+            .collect();
+        let models: BTreeMap<String, ModelSide> =
+            models.into_iter().map(|m| (m.name.clone(), m)).collect();
+        let cfg = config_for(&models, &streams);
+        let journal = MemJournal::default();
+        let (core, link) = Self::boot(account_id, &cfg, &streams, &journal);
         Exec {
             account_id,
-            streams: streams
-                .into_iter()
-                .map(|s| ((s.symbol_id, s.period as i32), s))
-                .collect(),
-            models: models.into_iter().map(|m| (m.name.clone(), m)).collect(),
-            positions: BTreeMap::new(),
-            journal: BTreeSet::new(),
-            requests: BTreeMap::new(),
-            accepted: Vec::new(),
+            streams,
+            models,
+            cfg,
+            core,
+            link,
+            journal,
+            queue: VecDeque::new(),
+            running: None,
+            need_reconcile: false,
+            clock: (Instant::now(), 0),
+            checked: 0,
+            closes: BTreeSet::new(),
             to_predictor: Vec::new(),
             connected: false,
             violations: Vec::new(),
@@ -181,10 +225,121 @@ impl Exec {
             refused: 0,
             unknown: 0,
             refreshes: 0,
+            kills: 0,
             live_sent: 0,
             drop_live_nth: None,
             alter_live_nth: None,
+            lose_journal_on_kill: false,
         }
+    }
+
+    /// The core (from the journal's durable bytes) and a fresh adapter; the bars already kept
+    /// are streamed again to the core (a restarted executor reads them from history).
+    fn boot(
+        account_id: i64,
+        cfg: &ExecutorConfig,
+        streams: &BTreeMap<(i64, i32), Stream>,
+        journal: &MemJournal,
+    ) -> (ExecutorCore, Link) {
+        let rep = Replayed::from_bytes(&journal.bytes[..journal.durable]);
+        let side = SideCore::new("live", cfg, &rep);
+        let mut core = ExecutorCore::new(cfg.clone(), Some(side), None, rep.acks.clone());
+        for st in streams.values() {
+            if let Some(b) = st.bars.last() {
+                core.handle_bar(&ModelKey::new(&st.symbol, st.tf), b.time, b.ohlc[3], 0.0);
+            }
+        }
+        let symbols = streams.values().map(|s| (s.symbol.clone(), s.symbol_id));
+        (core, Link::new(account_id, symbols, FILL_TIMEOUT))
+    }
+
+    /// The session's `Instant` base and the virtual Unix ms at it (the executor's clock).
+    pub fn set_clock(&mut self, base: Instant, t0_ms: i64) {
+        self.clock = (base, t0_ms);
+    }
+
+    fn now_ms(&self, inst: Instant) -> i64 {
+        self.clock.1 + inst.saturating_duration_since(self.clock.0).as_millis() as i64
+    }
+
+    /// kill -9: the core, the adapter and the journal's unsynced tail are gone; the executor
+    /// starts again from the durable bytes and reconciles at the next `Ready` (the caller drops
+    /// the connection: the process's socket died with it). Signal groups not yet answered are
+    /// lost (the predictor's connection died too; it re-sends nothing: the bars go on).
+    pub fn kill_and_restart(&mut self) {
+        self.kills += 1;
+        if self.lose_journal_on_kill {
+            self.journal.durable = 0;
+        }
+        self.journal.bytes.truncate(self.journal.durable);
+        self.checked = self.checked.min(self.journal.durable);
+        let (core, link) = Self::boot(self.account_id, &self.cfg, &self.streams, &self.journal);
+        let old = std::mem::replace(&mut self.link, link);
+        self.tally(&old);
+        std::mem::forget(std::mem::replace(&mut self.core, core));
+        std::mem::forget(old);
+        self.queue.clear();
+        self.running = None;
+        // Reconciled at the next `Ready` (the connection died with the process).
+        self.need_reconcile = false;
+    }
+
+    fn tally(&mut self, link: &Link) {
+        self.orders += link.counters.orders;
+        self.refused += link.counters.refused;
+        self.unknown += link.counters.unknown;
+    }
+
+    /// Orders and requests in flight, signal groups waiting or running, a reconciliation due.
+    pub fn in_flight(&self) -> usize {
+        self.link.in_flight()
+            + self.queue.len()
+            + usize::from(self.running.is_some())
+            + usize::from(self.need_reconcile)
+            + usize::from(self.link.counters.reconciles == 0)
+            + usize::from(self.core.live.as_ref().is_some_and(SideCore::reconciling))
+    }
+
+    /// Where the executor stands (for a failure's message).
+    pub fn describe(&self) -> String {
+        format!(
+            "executor: link in flight {}, groups waiting {}, group running {:?}, reconcile due {}, reconciling {}/{}, reconciled {}, session ready {}",
+            self.link.in_flight(),
+            self.queue.len(),
+            self.running
+                .as_ref()
+                .map(|r| if r.1 { "on the side" } else { "in the core" }),
+            self.need_reconcile,
+            self.link.reconciling(),
+            self.core.live.as_ref().is_some_and(SideCore::reconciling),
+            self.link.counters.reconciles,
+            self.link.ready()
+        )
+    }
+
+    /// Counters of the run so far (orders, refused, unknown), over restarts.
+    pub fn order_counts(&self) -> (u64, u64, u64) {
+        let c = &self.link.counters;
+        (
+            self.orders + c.orders,
+            self.refused + c.refused,
+            self.unknown + c.unknown,
+        )
+    }
+
+    /// The adapter's next deadline (a fill awaited).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.link.poll_timeout()
+    }
+
+    /// The adapter's deadlines due at `inst`.
+    pub fn handle_timeout(&mut self, inst: Instant, s: &mut Session) {
+        let now = self.now_ms(inst);
+        if let Some(side) = self.core.live.as_mut() {
+            self.link
+                .handle_timeout(inst, now, side, s, &mut self.journal);
+        }
+        self.pump(inst, s);
     }
 
     /// Every stream holds the bars closed before the replay started.
@@ -195,18 +350,21 @@ impl Exec {
         })
     }
 
-    /// The real direction of a model's positions (0: none).
-    pub fn real_dir(&self, model: &str) -> i8 {
-        let mut d = 0i64;
-        for p in self.positions.values().filter(|p| p.model == model) {
-            d += i64::from(p.dir);
-        }
-        d.signum() as i8
-    }
-
-    /// Orders in flight, over every model.
-    pub fn in_flight(&self) -> usize {
-        self.requests.len() + self.accepted.len()
+    /// A model's real position as the core holds it: (position id, volume).
+    pub fn real_position(&self, model: &str) -> Option<(u64, i64)> {
+        let m = self.models.get(model)?;
+        let st = &self.streams[&m.stream];
+        let key = ModelKey::new(&st.symbol, st.tf);
+        let r = self
+            .core
+            .live
+            .as_ref()?
+            .policy
+            .models
+            .get(&key)?
+            .real
+            .as_ref()?;
+        Some((r.position_id, r.volume))
     }
 
     fn line(&mut self, m: Message<'_>) {
@@ -262,10 +420,24 @@ impl Exec {
         self.to_predictor.clear();
     }
 
-    /// One session event.
-    pub fn handle_event(&mut self, now: std::time::Instant, s: &mut Session, ev: Event) {
+    /// One session event: the adapter's first (answers, executions, spots), then the bars.
+    pub fn handle_event(&mut self, inst: Instant, s: &mut Session, ev: Event) {
+        let now = self.now_ms(inst);
+        let rest = match self.core.live.as_mut() {
+            Some(side) => self
+                .link
+                .handle_event(inst, now, side, s, &mut self.journal, ev),
+            None => Some(ev),
+        };
+        if let Some(ev) = rest {
+            self.on_event(ev);
+        }
+        self.pump(inst, s);
+    }
+
+    fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Ready => self.reconcile(now, s),
+            Event::Ready => self.need_reconcile = true,
             Event::BarClosed {
                 symbol_id,
                 period,
@@ -307,6 +479,8 @@ impl Exec {
                     seq,
                 });
                 let i = st.bars.len() - 1;
+                let (key_m, close) = (ModelKey::new(&st.symbol, st.tf), st.bars[i].ohlc[3]);
+                self.core.handle_bar(&key_m, bar.open_time, close, 0.0);
                 if self.connected {
                     self.send_bar(key, i, false, false);
                 }
@@ -329,368 +503,189 @@ impl Exec {
                     }
                 }
             }
-            Event::Execution { request, event } => {
-                let answered = request.and_then(|id| self.requests.remove(&id).map(|r| (id, r)));
-                self.on_execution(now, s, answered.map(|(_, r)| r), &event);
-            }
-            Event::OrderError { request, event } => {
-                self.refused += 1;
-                if let Some(r) = request.and_then(|id| self.requests.remove(&id)) {
-                    self.on_refused(now, s, r, &event.error_code);
-                }
-            }
-            Event::RequestError { id, code, .. } => {
-                if self.requests.contains_key(&id) {
-                    self.refused += 1;
-                }
-                if let Some(r) = self.requests.remove(&id) {
-                    self.on_refused(now, s, r, code.as_str());
-                }
-            }
-            Event::RequestOutcomeUnknown { id, .. } => {
-                self.unknown += 1;
-                if let Some(r) = self.requests.remove(&id) {
-                    // Never resent: looked up by reconciling.
-                    if let Some(m) = self.model_of(&r) {
-                        let m = self.models.get_mut(&m).expect("model of a request");
-                        m.expect_sync = false;
-                        m.in_flight = m.in_flight.saturating_sub(1);
-                        m.entry_after_exit = None;
-                        if m.in_flight == 0 {
-                            m.ack = None;
-                        }
-                    }
-                    self.reconcile(now, s);
-                }
-            }
-            Event::RequestNotSent { id, .. } => {
-                if let Some(r) = self.requests.remove(&id) {
-                    match r {
-                        // It never reached the broker: an exit is sent again (exits are never
-                        // given up), an entry is given up (no chasing).
-                        Req::Exit {
-                            model,
-                            position,
-                            volume,
-                        } => self.send_exit(now, s, &model, position, volume, false),
-                        Req::Entry { model, .. } => {
-                            let m = self.models.get_mut(&model).expect("model of a request");
-                            m.expect_sync = false;
-                            m.in_flight = m.in_flight.saturating_sub(1);
-                        }
-                        Req::Reconcile => self.reconcile(now, s),
-                    }
-                }
-            }
-            Event::Response { id, payload } => {
-                if let Some(Req::Reconcile) = self.requests.remove(&id)
-                    && let Payload::ReconcileRes(res) = payload
-                {
-                    let mut fresh = BTreeMap::new();
-                    for p in res.position {
-                        let Some(label) = p.trade_data.label.clone() else {
-                            continue;
-                        };
-                        if !self.models.contains_key(&label) {
-                            continue;
-                        }
-                        fresh.insert(
-                            p.position_id,
-                            RealPos {
-                                model: label,
-                                dir: side_dir(p.trade_data.trade_side),
-                                volume: p.trade_data.volume,
-                            },
-                        );
-                    }
-                    self.positions = fresh;
-                }
-            }
-            Event::LateResponse { .. } => {}
             Event::TokensRefreshed { .. } => self.refreshes += 1,
             _ => {}
         }
     }
 
-    fn model_of(&self, r: &Req) -> Option<String> {
-        match r {
-            Req::Entry { model, .. } | Req::Exit { model, .. } => Some(model.clone()),
-            Req::Reconcile => None,
-        }
-    }
-
-    fn reconcile(&mut self, now: std::time::Instant, s: &mut Session) {
-        if self.requests.values().any(|r| matches!(r, Req::Reconcile)) {
-            return;
-        }
-        let req = ProtoOaReconcileReq {
-            payload_type: None,
-            ctid_trader_account_id: self.account_id,
-            return_protection_orders: None,
-        };
-        if let Ok(id) = s.send_request(now, req) {
-            self.requests.insert(id, Req::Reconcile);
-        }
-    }
-
-    fn on_execution(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        answered: Option<Req>,
-        ev: &ProtoOaExecutionEvent,
-    ) {
-        if let Some(r) = answered {
-            self.accepted.push(r);
-        }
-        // Positions follow every fill, answered or not (a late fill of an order whose outcome
-        // was unknown counts too).
-        let filled = ev.execution_type == ProtoOaExecutionType::OrderFilled as i32;
-        let cancelled = ev.execution_type == ProtoOaExecutionType::OrderCancelled as i32;
-        if filled && let Some(p) = &ev.position {
-            let label = p.trade_data.label.clone().unwrap_or_default();
-            if p.position_status == ProtoOaPositionStatus::PositionStatusClosed as i32
-                || p.trade_data.volume == 0
-            {
-                self.positions.remove(&p.position_id);
-            } else if self.models.contains_key(&label) {
-                self.positions.insert(
-                    p.position_id,
-                    RealPos {
-                        model: label,
-                        dir: side_dir(p.trade_data.trade_side),
-                        volume: p.trade_data.volume,
-                    },
-                );
+    /// Moves the core on as far as it goes now: the side's actions, a reconciliation due, the
+    /// running group's batch and replies, the next group.
+    fn pump(&mut self, inst: Instant, s: &mut Session) {
+        let now = self.now_ms(inst);
+        loop {
+            if let Some(side) = self.core.live.as_mut() {
+                self.link.drive(inst, now, side, s, &mut self.journal);
             }
-        }
-        if !(filled || cancelled) {
-            return;
-        }
-        let Some(o) = &ev.order else { return };
-        let at = self.accepted.iter().position(|r| match r {
-            Req::Entry { coid, .. } => o.client_order_id.as_deref() == Some(coid.as_str()),
-            Req::Exit { position, .. } => {
-                o.closing_order == Some(true)
-                    && ev.position.as_ref().map(|p| p.position_id) == Some(*position)
-            }
-            Req::Reconcile => false,
-        });
-        let Some(at) = at else { return };
-        let r = self.accepted.remove(at);
-        let price = o.execution_price.unwrap_or(0.0);
-        let ticket = ev
-            .position
-            .as_ref()
-            .map_or(0, |p| p.position_id.max(0) as u64);
-        match r {
-            Req::Exit { model, .. } => {
-                if cancelled {
-                    self.exit_refusals.push(format!("{model}: exit cancelled"));
+            self.check_journal();
+            if self.running.is_some() {
+                if self.advance_group(now) {
+                    continue;
                 }
-                self.leg_done(now, s, &model, !cancelled, ticket, price, "CANCELLED");
+                return;
             }
-            Req::Entry { model, .. } => {
-                self.leg_done(now, s, &model, !cancelled, ticket, price, "CANCELLED");
+            let reconciling = self.link.reconciling()
+                || self.core.live.as_ref().is_some_and(SideCore::reconciling);
+            if reconciling {
+                return;
             }
-            Req::Reconcile => {}
+            if self.need_reconcile && self.link.ready() {
+                self.need_reconcile = false;
+                self.link.reconcile(inst, s);
+                continue;
+            }
+            // No order before the positions were reconciled since this executor started.
+            if self.link.counters.reconciles == 0 {
+                return;
+            }
+            let Some(g) = self.queue.pop_front() else {
+                return;
+            };
+            self.core.handle_signals(g.len());
+            self.running = Some((g, false));
         }
     }
 
-    fn on_refused(&mut self, now: std::time::Instant, s: &mut Session, r: Req, code: &str) {
-        match r {
-            Req::Exit {
-                model, position, ..
-            } => {
-                if code == "POSITION_NOT_FOUND" {
-                    // Already closed (its fill was lost, or reconciling had not caught up):
-                    // the exit's goal holds.
-                    self.positions.remove(&position);
-                    self.leg_done(now, s, &model, true, position.max(0) as u64, 0.0, code);
-                } else {
-                    // The broker's refusal (a market shut for the night is the only one
-                    // expected); the position stays and the next SIGNAL exits again.
-                    if code != "MARKET_CLOSED" {
-                        self.exit_refusals
-                            .push(format!("{model}: exit refused: {code}"));
+    /// The running group one step on; `true` when something moved.
+    fn advance_group(&mut self, now_ms: i64) -> bool {
+        let Some((lines, on_side)) = self.running.take() else {
+            return false;
+        };
+        let sigs: Vec<oracle_ipc::Signal<'_>> = lines
+            .iter()
+            .filter_map(|l| match oracle_ipc::parse(l) {
+                Ok(Message::Signal(sig)) => Some(sig),
+                _ => None,
+            })
+            .collect();
+        let now = now_ms / 1000;
+        if on_side {
+            let Some(side) = self.core.live.as_mut() else {
+                return false;
+            };
+            let Some(result) = side.take_batch_result() else {
+                self.running = Some((lines, true));
+                return false;
+            };
+            self.missed_entries += result
+                .iter()
+                .filter(|(ack, _, _)| matches!(ack, AckKind::WaitSync(_)))
+                .count() as u64;
+            self.core.handle_batch_results(&sigs, Some(result), None);
+        }
+        while let Some(a) = self.core.poll_action(now, &sigs) {
+            match a {
+                ExecAction::RunBatch { items, .. } => {
+                    let cfg = self.cfg.clone();
+                    if let Some(side) = self.core.live.as_mut() {
+                        side.handle_signals(now, &cfg, &items);
                     }
-                    self.leg_done(now, s, &model, false, 0, 0.0, code);
+                    self.running = Some((lines, true));
+                    return true;
                 }
-                self.reconcile(now, s);
+                ExecAction::Answered(a) => {
+                    self.check_synced(&a.key, &a.line);
+                    let r = Record::Ack {
+                        model: a.key,
+                        bt: a.bt,
+                        line: a.line,
+                    };
+                    if let Ok(b) = encode_lines(&[r]) {
+                        let _ = self.journal.append(&b, false);
+                    }
+                }
+                ExecAction::PrefetchNextEntries { .. } => {}
             }
-            Req::Entry { model, .. } => {
-                self.leg_done(now, s, &model, false, 0, 0.0, code);
-            }
-            Req::Reconcile => {}
         }
+        self.duplicate_signals = self.core.counters.duplicates;
+        for r in self.core.take_replies(&sigs) {
+            match r {
+                Reply::Line { line, .. } => {
+                    if self.connected {
+                        self.to_predictor.push(line);
+                    }
+                }
+                Reply::UnknownBar { key, bt } => self.violations.push(format!(
+                    "{key}: a SIGNAL for bar {bt} refused UNKNOWN_BAR: the executor had streamed it"
+                )),
+            }
+        }
+        true
     }
 
-    /// One order of a model's transition finished (`ok`: filled).
-    #[allow(clippy::too_many_arguments)]
-    fn leg_done(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        model: &str,
-        ok: bool,
-        ticket: u64,
-        price: f64,
-        code: &str,
-    ) {
-        let real = self.real_dir(model);
-        let Some(m) = self.models.get_mut(model) else {
+    /// An `OK` ACK: the transition filled, so the core's real direction is the target's.
+    fn check_synced(&mut self, key: &ModelKey, line: &str) {
+        let Ok(Message::Ack(ack)) = oracle_ipc::parse(line) else {
             return;
         };
-        m.in_flight = m.in_flight.saturating_sub(1);
-        if !ok {
-            m.expect_sync = false;
-            m.entry_after_exit = None;
-        }
-        if m.in_flight == 0
-            && let Some((dir, coid)) = m.entry_after_exit.take()
-        {
-            self.send_entry(now, s, model, dir, coid);
+        if !matches!(ack.outcome, oracle_ipc::Outcome::Ok { .. }) {
             return;
         }
-        if m.in_flight > 0 {
-            return;
-        }
-        if m.expect_sync && Some(real) != m.last_target {
-            let t = m.last_target;
+        let want = ack.action.direction();
+        let real = self
+            .core
+            .live
+            .as_ref()
+            .and_then(|side| side.policy.models.get(key))
+            .and_then(|ms| ms.real.as_ref())
+            .map_or(0, |r| r.action.0.direction());
+        if real != want {
             self.violations.push(format!(
-                "{model}: real direction {real} ≠ virtual {t:?} after an allowed transition filled"
+                "{key}: real direction {real} ≠ virtual {want} after an allowed transition filled ({line})"
             ));
         }
-        let m = self.models.get_mut(model).expect("looked up above");
-        m.expect_sync = false;
-        if let Some((action, bt, seq)) = m.ack.take() {
-            let outcome = if ok && price > 0.0 {
-                Outcome::Ok { ticket, price }
-            } else if ok {
-                // Nothing was filled now (the position was already closed).
-                Outcome::Hold
-            } else {
-                Outcome::Fail {
-                    reason: if code.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                        && !code.is_empty()
-                    {
-                        code
-                    } else {
-                        "BROKER"
-                    },
-                }
-            };
-            self.ack(model, action, outcome, bt, seq);
-        }
     }
 
-    fn ack(&mut self, model: &str, action: Action, outcome: Outcome<'_>, bt: i64, seq: u64) {
-        let Some(m) = self.models.get(model) else {
-            return;
-        };
-        let st = &self.streams[&m.stream];
-        let (symbol, tf) = (st.symbol.clone(), st.tf);
-        self.line(Message::Ack(Ack {
-            symbol: &symbol,
-            action,
-            outcome,
-            tf: Some(tf),
-            bar_time: Some(bt),
-            seq: Some(seq),
-        }));
-    }
-
-    fn send_entry(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        model: &str,
-        dir: i8,
-        coid: String,
-    ) {
-        // Journaled before it goes out; never used twice.
-        if !self.journal.insert(coid.clone()) {
-            let m = self.models.get_mut(model).expect("model");
-            m.expect_sync = false;
+    /// The journal's new records: an exit refused by the broker (other than a market shut or
+    /// a position already gone) is recorded.
+    fn check_journal(&mut self) {
+        let end = self.journal.bytes.len();
+        if self.checked >= end {
             return;
         }
-        let m = &self.models[model];
-        let symbol_id = self.streams[&m.stream].symbol_id;
-        let req = ProtoOaNewOrderReq {
-            ctid_trader_account_id: self.account_id,
-            symbol_id,
-            order_type: ProtoOaOrderType::Market as i32,
-            trade_side: if dir > 0 {
-                ProtoOaTradeSide::Buy as i32
-            } else {
-                ProtoOaTradeSide::Sell as i32
-            },
-            volume: m.volume,
-            label: Some(model.to_string()),
-            client_order_id: Some(coid.clone()),
-            ..Default::default()
+        let text = String::from_utf8_lossy(&self.journal.bytes[self.checked..end]).into_owned();
+        let Some(cut) = text.rfind('\n') else {
+            return;
         };
-        match s.send_request(now, req) {
-            Ok(id) => {
-                self.orders += 1;
-                self.requests.insert(
-                    id,
-                    Req::Entry {
-                        model: model.to_string(),
-                        coid,
-                    },
-                );
-                self.models.get_mut(model).expect("model").in_flight += 1;
-            }
-            Err(e) => self
-                .violations
-                .push(format!("{model}: entry not queued: {e}")),
-        }
-    }
-
-    fn send_exit(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        model: &str,
-        position: i64,
-        volume: i64,
-        count: bool,
-    ) {
-        let req = ProtoOaClosePositionReq {
-            payload_type: None,
-            ctid_trader_account_id: self.account_id,
-            position_id: position,
-            volume,
-        };
-        match s.send_request(now, req) {
-            Ok(id) => {
-                self.orders += 1;
-                self.requests.insert(
-                    id,
-                    Req::Exit {
-                        model: model.to_string(),
-                        position,
-                        volume,
-                    },
-                );
-                if count {
-                    self.models.get_mut(model).expect("model").in_flight += 1;
+        for l in text[..cut].lines() {
+            match Record::from_line(l) {
+                Ok(Record::Intent {
+                    op: Op::Close,
+                    coid,
+                    ..
+                }) => {
+                    self.closes.insert(coid);
                 }
+                Ok(Record::Outcome {
+                    coid, result, code, ..
+                }) if result == "rejected" && self.closes.contains(&coid) => {
+                    let code = code.unwrap_or_default();
+                    // Not the broker's refusals: a market shut, a position already gone, an
+                    // order never sent or never answered and not found (the connection's).
+                    let allowed = [
+                        "MARKET_CLOSED",
+                        "BROKER_MARKET_CLOSED",
+                        "BROKER_POSITION_NOT_FOUND",
+                        "BROKER_NO_ANSWER",
+                        "BROKER_NOT_SENT",
+                    ];
+                    if !allowed.contains(&code.as_str()) {
+                        self.exit_refusals
+                            .push(format!("{coid}: exit refused: {code}"));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => self.violations.push(format!(
+                    "the journal holds a line it cannot read back {l:?}: {e}"
+                )),
             }
-            Err(e) => self
-                .violations
-                .push(format!("{model}: exit not queued: {e}")),
         }
+        self.checked += cut + 1;
     }
 
-    /// Lines from the predictor.
-    pub fn handle_predictor_lines(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        lines: &[String],
-    ) {
+    /// Lines from the predictor: `HISTORY` is served from the bars kept; the `SIGNAL`s are one
+    /// group for the core.
+    pub fn handle_predictor_lines(&mut self, now: Instant, s: &mut Session, lines: &[String]) {
+        let mut group = Vec::new();
         for line in lines {
             let msg = match oracle_ipc::parse(line) {
                 Ok(m) => m,
@@ -726,96 +721,27 @@ impl Exec {
                         count: (n - from) as u32,
                     }));
                 }
-                Message::Signal(sig) => self.on_signal(now, s, &sig),
+                Message::Signal(sig) => {
+                    let known = self
+                        .streams
+                        .values()
+                        .any(|st| st.symbol == sig.symbol && Some(st.tf) == sig.tf);
+                    if !known {
+                        self.violations
+                            .push(format!("a SIGNAL for no model: {sig:?}"));
+                    } else if sig.bar_time.is_none() || sig.seq.is_none() {
+                        self.violations
+                            .push(format!("a SIGNAL without BT/SEQ: {sig:?}"));
+                    } else {
+                        group.push(line.clone());
+                    }
+                }
                 _ => {}
             }
         }
-    }
-
-    fn on_signal(
-        &mut self,
-        now: std::time::Instant,
-        s: &mut Session,
-        sig: &oracle_ipc::Signal<'_>,
-    ) {
-        let found = self.models.values().find(|m| {
-            let st = &self.streams[&m.stream];
-            st.symbol == sig.symbol && Some(st.tf) == sig.tf
-        });
-        let Some(name) = found.map(|m| m.name.clone()) else {
-            self.violations
-                .push(format!("a SIGNAL for no model: {sig:?}"));
-            return;
-        };
-        let (Some(bt), Some(seq)) = (sig.bar_time, sig.seq) else {
-            self.violations
-                .push(format!("a SIGNAL without BT/SEQ: {sig:?}"));
-            return;
-        };
-        let dir = sig.action.direction();
-        let real = self.real_dir(&name);
-        let m = self.models.get_mut(&name).expect("found above");
-        if !m.handled.insert(seq) {
-            self.duplicate_signals += 1;
-            return;
+        if !group.is_empty() {
+            self.queue.push_back(group);
         }
-        let prev = m.last_target.replace(dir);
-        if m.in_flight > 0 {
-            // The previous transition is still in flight: this one waits for the next signal
-            // (the real executor's batches do not overlap per model either).
-            m.expect_sync = false;
-            self.ack(&name, sig.action, Outcome::Hold, bt, seq);
-            return;
-        }
-        if real == dir {
-            self.ack(&name, sig.action, Outcome::Hold, bt, seq);
-            return;
-        }
-        let transition = prev.is_some_and(|p| p != dir);
-        let entry = dir != 0 && transition;
-        let exits: Vec<(i64, i64)> = self
-            .positions
-            .iter()
-            .filter(|(_, p)| p.model == name)
-            .map(|(id, p)| (*id, p.volume))
-            .collect();
-        let coid = format!("dst-{name}-{bt}");
-        let m = self.models.get_mut(&name).expect("found above");
-        m.expect_sync = entry || dir == 0;
-        m.ack = Some((sig.action, bt, seq));
-        if dir != 0 && !transition {
-            self.missed_entries += 1;
-            m.expect_sync = false;
-        }
-        if !exits.is_empty() {
-            if entry {
-                m.entry_after_exit = Some((dir, coid));
-            }
-            for (pos, vol) in exits {
-                self.send_exit(now, s, &name, pos, vol, true);
-            }
-        } else if entry {
-            self.send_entry(now, s, &name, dir, coid);
-        } else {
-            m.ack = None;
-            m.expect_sync = false;
-            self.ack(
-                &name,
-                sig.action,
-                Outcome::WaitSync {
-                    reason: "MISSED_ENTRY",
-                },
-                bt,
-                seq,
-            );
-        }
-    }
-}
-
-fn side_dir(trade_side: i32) -> i8 {
-    if trade_side == ProtoOaTradeSide::Buy as i32 {
-        1
-    } else {
-        -1
+        self.pump(now, s);
     }
 }

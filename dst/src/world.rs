@@ -77,6 +77,11 @@ pub struct Plan {
     /// plans for now: with it, some seeds' traces differ from `oracle replay`
     /// (`DST_MARKET_UTC=1` in the tests turns it on).
     pub market_utc: bool,
+    /// Executor kills (-9): the executor dies right after its N-th journal write (in
+    /// increasing order; at the first session event after it while the session is authorized),
+    /// losing its core, its adapter, its connection and the journal's
+    /// unsynced tail, and starts again from the durable bytes (see `Exec::kill_and_restart`).
+    pub executor_kills: Vec<u64>,
     /// Trading hours the broker serves and enforces (the soak: realistic, with its weekly
     /// Saturday maintenance window at a timed speed); drawn plans: always open.
     pub calendar: CalendarMode,
@@ -101,6 +106,8 @@ pub enum Defect {
     PipeDuplicatesOrders,
     /// The executor sends the predictor its n-th live bar with another close.
     ExecutorAltersBar(u64),
+    /// A killed executor starts again with an empty journal (its durable bytes lost).
+    ExecutorLosesJournal,
 }
 
 /// Why a seed failed: the first invariant broken, where, and how to replay it.
@@ -164,6 +171,8 @@ pub struct Summary {
     pub refreshes: u64,
     /// Entries not chased.
     pub missed_entries: u64,
+    /// Executor kills (restarts from the journal's durable bytes).
+    pub executor_kills: u64,
     /// Market time (Unix ms) the live replay started at.
     pub start_ms: i64,
     /// Market time (Unix ms) the replay ended at.
@@ -268,8 +277,22 @@ impl Plan {
             token_ttl_s: None,
             holidays: Vec::new(),
             extra_faults: Vec::new(),
+            executor_kills: executor_kills(seed),
         }
     }
+}
+
+/// The executor kills of `seed` (their own stream: the other draws stay what they were).
+fn executor_kills(seed: u64) -> Vec<u64> {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x0E5E_C0DE_4B11_1000);
+    if !r.random_bool(0.3) {
+        return Vec::new();
+    }
+    let n = r.random_range(1..=2);
+    let mut v: Vec<u64> = (0..n).map(|_| r.random_range(1..60)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// Runs `seed`'s plan with no defect.
@@ -480,19 +503,15 @@ impl World {
             sides.push(ModelSide {
                 name: name.clone(),
                 stream: key,
-                volume: sm.spec.min_volume.max(1),
-                last_target: None,
-                handled: Default::default(),
-                in_flight: 0,
-                entry_after_exit: None,
-                expect_sync: false,
-                ack: None,
+                // One entry is the symbol's minimum volume.
+                lot: sm.spec.min_volume.max(1) as f64 / sm.spec.lot_size.max(1) as f64,
             });
         }
         let mut exec = Exec::new(DEFAULT_ACCOUNT_ID, streams.into_values().collect(), sides);
         match defect {
             Defect::ExecutorDropsBar(n) => exec.drop_live_nth = Some(n),
             Defect::ExecutorAltersBar(n) => exec.alter_live_nth = Some(n),
+            Defect::ExecutorLosesJournal => exec.lose_journal_on_kill = true,
             _ => {}
         }
 
@@ -506,6 +525,7 @@ impl World {
         let mut scfg = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
         scfg.live_close = plan.live_close;
         let mut session = Session::new(scfg, base, t0);
+        exec.set_clock(base, t0);
         // Subscribe every stream with a gap to fill: the bars from `need_hist` bars before the
         // start are fetched from history, exactly once each.
         let keys: Vec<(i64, i32)> = exec.streams.keys().copied().collect();
@@ -551,8 +571,8 @@ impl World {
         };
         let mut pipe_faults = plan.pipe.clone();
         if defect == Defect::PipeDuplicatesOrders {
-            // Every NewOrderReq frame carries its client order id, `dst-…`.
-            pipe_faults.duplicate_client_frames_with = Some(b"dst-".to_vec());
+            // Every NewOrderReq frame carries its client order id, `ot-…` (the core's).
+            pipe_faults.duplicate_client_frames_with = Some(b"ot-".to_vec());
         }
         let pipe = Pipe::new(pipe_faults, plan.seed);
         Ok(World {
@@ -721,6 +741,20 @@ impl World {
                     self.summary.fatal_auth += 1;
                 }
                 self.exec.handle_event(inst, &mut self.session, ev);
+                if self
+                    .plan
+                    .executor_kills
+                    .get(self.exec.kills as usize)
+                    .is_some_and(|n| self.exec.journal.appends >= *n)
+                    // While authorized: a kill that drops the connection with a token refresh
+                    // in flight loses the new tokens with the answer (a fatal authentication
+                    // failure the executor's kill is not about).
+                    && self.session.state() == oracle_ctrader::session::State::Ready
+                {
+                    // kill -9 of the executor: its socket dies with it.
+                    self.exec.kill_and_restart();
+                    self.reset_connection("the executor was killed");
+                }
             }
             // The predictor connects once every stream holds its history.
             if self.pred.is_none()
@@ -846,6 +880,34 @@ impl World {
             && let Some(r) = self.exec.exit_refusals.first()
         {
             return Err(self.fail(format!("an exit was refused: {r}")));
+        }
+        Ok(())
+    }
+
+    /// At the end, the executor core's real positions are the broker's: each model's position
+    /// (or none) is the one open on its symbol.
+    fn check_positions(&self) -> Result<(), Failure> {
+        let open = self.broker.open_positions(DEFAULT_ACCOUNT_ID);
+        for name in &self.plan.models {
+            let m = &self.exec.models[name];
+            let symbol = &self.exec.streams[&m.stream].symbol;
+            let mut at_broker: Vec<i64> = open
+                .iter()
+                .filter(|(s, _)| s == symbol)
+                .map(|(_, v)| *v)
+                .collect();
+            at_broker.sort_unstable();
+            let held: Vec<i64> = self
+                .exec
+                .real_position(name)
+                .map(|p| p.1)
+                .into_iter()
+                .collect();
+            if held != at_broker {
+                return Err(self.fail(format!(
+                    "{name}: the executor holds {held:?} on {symbol}, the broker {at_broker:?} at the end (real ≠ broker)"
+                )));
+            }
         }
         Ok(())
     }
@@ -991,6 +1053,9 @@ impl World {
             if let Some(t) = self.broker.poll_timeout() {
                 at(t);
             }
+            if let Some(t) = self.exec.poll_timeout() {
+                at(self.ms_of(t));
+            }
             if let Some(t) = self.pipe.next_at() {
                 at(t);
             }
@@ -998,7 +1063,12 @@ impl World {
                 at(t);
             }
             let Some(t) = next else {
-                return Err(self.fail("nothing left to happen, and the run is not done"));
+                return Err(self.fail(format!(
+                    "nothing left to happen, and the run is not done (session {:?}, fatal auth failures {}; {})",
+                    self.session.state(),
+                    self.summary.fatal_auth,
+                    self.exec.describe()
+                )));
             };
             if t > cap {
                 let lag: Vec<String> = self
@@ -1032,6 +1102,9 @@ impl World {
             if self.broker.poll_timeout().is_some_and(|x| x <= self.now) {
                 self.broker.handle_timeout(self.now);
             }
+            if self.exec.poll_timeout().is_some_and(|x| x <= inst) {
+                self.exec.handle_timeout(inst, &mut self.session);
+            }
             if self.restart_at.is_some_and(|r| r <= self.now) {
                 self.restart_at = None;
                 self.start_predictor()?;
@@ -1042,10 +1115,14 @@ impl World {
         }
         // Let the predictor's last batch settle, then the final checks.
         self.check_traces(true)?;
+        self.check_positions()?;
         self.summary.steps = self.step;
-        self.summary.orders = self.exec.orders;
-        self.summary.refused = self.exec.refused;
-        self.summary.unknown = self.exec.unknown;
+        (
+            self.summary.orders,
+            self.summary.refused,
+            self.summary.unknown,
+        ) = self.exec.order_counts();
+        self.summary.executor_kills = self.exec.kills;
         self.summary.refreshes = self.exec.refreshes;
         self.summary.missed_entries = self.exec.missed_entries;
         self.summary.resets = self.pipe.resets;

@@ -74,6 +74,7 @@ fn seed_sweep() {
                             t.unknown += r.unknown;
                             t.refreshes += r.refreshes;
                             t.missed_entries += r.missed_entries;
+                            t.executor_kills += r.executor_kills;
                         }
                         Err(f) => failures.lock().unwrap().push(f),
                     }
@@ -86,7 +87,7 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, connects {}, trace rows checked {}",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}",
         failures.len(),
         t.bars,
         t.orders,
@@ -97,6 +98,7 @@ fn seed_sweep() {
         t.deaths,
         t.refreshes,
         t.kills,
+        t.executor_kills,
         t.connects,
         t.rows_checked
     );
@@ -121,6 +123,7 @@ fn seed_sweep() {
             ("dead connections", t.deaths),
             ("token refreshes", t.refreshes),
             ("predictor kills", t.kills),
+            ("executor kills", t.executor_kills),
         ] {
             assert!(
                 n > 0,
@@ -142,6 +145,7 @@ fn quiet(seed: u64) -> Plan {
         blocked: None,
         maintenance: None,
         no_answer_every: None,
+        executor_kills: Vec::new(),
         ..Plan::from_seed(seed)
     }
 }
@@ -237,5 +241,53 @@ fn guard_seed_sweep() {
     assert!(
         crashed > 0 && restarts > 0 && refused > 0,
         "the seeds exercise the crash, the restart and refused closes"
+    );
+}
+
+/// The executor killed (-9) at several points of its journal's writes (mid-batch: intents
+/// synced and orders on the wire, outcomes not yet synced) restarts from the durable bytes,
+/// reconciles, and every invariant holds: no client order id twice, real = virtual after
+/// allowed transitions, exits never refused, and the real positions are the broker's at the end.
+#[test]
+fn a_killed_executor_restarts_from_its_journal_and_every_invariant_holds() {
+    let mut kills = 0;
+    let mut orders = 0;
+    for seed in 1..=12 {
+        let plan = Plan {
+            executor_kills: vec![2, 7, 15, 30],
+            ..plan(seed)
+        };
+        match run(&plan, Defect::None) {
+            Ok(s) => {
+                kills += s.executor_kills;
+                orders += s.orders;
+            }
+            Err(f) => panic!("{f}"),
+        }
+    }
+    assert!(kills >= 12 && orders > 0, "kills {kills}, orders {orders}");
+}
+
+#[test]
+fn an_executor_restarted_without_its_journal_is_caught() {
+    let (base, _) = seed_where(|s| s.orders >= 2);
+    let caught_at = (2..80).find_map(|k| {
+        let plan = Plan {
+            executor_kills: vec![k],
+            ..base.clone()
+        };
+        run(&plan, Defect::ExecutorLosesJournal).err().map(|f| {
+            if let Some(d) = &f.scratch {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            f
+        })
+    });
+    let f = caught_at.expect("a restart with an empty journal is caught at some kill point");
+    assert!(
+        f.what.contains("real ≠ broker")
+            || f.what.contains("reached the broker 2 times")
+            || f.what.contains("real direction"),
+        "{f}"
     );
 }

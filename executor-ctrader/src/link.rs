@@ -97,6 +97,8 @@ pub struct LinkCounters {
     pub unknown: u64,
     /// Lookups asked.
     pub lookups: u64,
+    /// Reconciliations handed to the side (the broker's positions read).
+    pub reconciles: u64,
 }
 
 /// One side's core against a session (see the module's docs).
@@ -113,10 +115,14 @@ pub struct Link {
     requests: BTreeMap<RequestId, Purpose>,
     /// Orders accepted whose fill is awaited: fill key → (client order id, deadline).
     fills: BTreeMap<String, (String, Instant)>,
-    /// Orders submitted since the last `AwaitAnswers`: (client order id, fill key).
-    wire: Vec<(String, String)>,
-    /// Orders whose answers are awaited, in submission order, and their outcome once known.
+    /// Orders whose answers are awaited, in submission order: (client order id, fill key,
+    /// outcome once known).
     awaited: VecDeque<(String, String, Option<OrderResult>)>,
+    /// The first `released` of `awaited` were submitted before the side's last
+    /// `AwaitAnswers`: their outcomes are handed to it (in order) once known.
+    released: usize,
+    /// A symbol's facts asked.
+    spec: Option<String>,
     account_read: Option<AccountRead>,
     /// Margins asked: the asks, their answers so far, answers still awaited.
     margins: Option<MarginRead>,
@@ -145,8 +151,9 @@ impl Link {
             quotes: BTreeMap::new(),
             requests: BTreeMap::new(),
             fills: BTreeMap::new(),
-            wire: Vec::new(),
             awaited: VecDeque::new(),
+            released: 0,
+            spec: None,
             account_read: None,
             margins: None,
             lookup: None,
@@ -165,6 +172,18 @@ impl Link {
     /// Requests of ours still unanswered, and orders whose outcome is awaited.
     pub fn in_flight(&self) -> usize {
         self.requests.len() + self.fills.len() + self.awaited.len()
+    }
+
+    /// A reconciliation's `ReconcileReq` is under way.
+    pub fn reconciling(&self) -> bool {
+        self.requests
+            .values()
+            .any(|p| matches!(p, Purpose::Reconcile))
+    }
+
+    /// Whether the session was `Ready` at the last event seen.
+    pub fn ready(&self) -> bool {
+        self.ready
     }
 
     /// The earliest fill deadline (an accepted order whose fill is awaited).
@@ -191,11 +210,7 @@ impl Link {
     /// Asks the broker's open positions: the answer reconciles the side
     /// ([`SideCore::handle_reconciled`]). Not asked again while one is under way.
     pub fn reconcile(&mut self, inst: Instant, s: &mut Session) {
-        if self
-            .requests
-            .values()
-            .any(|p| matches!(p, Purpose::Reconcile))
-        {
+        if self.reconciling() {
             return;
         }
         let req = ProtoOaReconcileReq {
@@ -205,7 +220,19 @@ impl Link {
         self.send(inst, s, req, Purpose::Reconcile);
     }
 
-    /// Does every action the side asks until it waits for an answer (or has nothing to do).
+    /// An ask whose answer the side needs before its next action is under way (the account,
+    /// a symbol's facts, margins, a lookup): the side's actions are done one after the other,
+    /// as the shell awaits each.
+    fn blocked(&self) -> bool {
+        self.account_read.is_some()
+            || self.spec.is_some()
+            || self.margins.is_some()
+            || self.lookup.is_some()
+    }
+
+    /// Does every action the side asks, one after the other, until one waits for an answer
+    /// (or the side has nothing to do); with the side idle, hands it the next order outcome
+    /// known (submission order, after its `AwaitAnswers`) and goes on.
     pub fn drive(
         &mut self,
         inst: Instant,
@@ -215,25 +242,21 @@ impl Link {
         j: &mut impl JournalSink,
     ) {
         loop {
-            while let Some(a) = side.poll_action() {
-                self.act(inst, now_ms, side, s, j, a);
-            }
-            if !self.feed_outcomes(now_ms, side) {
+            if self.blocked() {
                 return;
             }
+            if let Some(a) = side.poll_action() {
+                self.act(inst, now_ms, side, s, j, a);
+                continue;
+            }
+            if self.released > 0 && self.awaited.front().is_some_and(|a| a.2.is_some()) {
+                let (coid, _, r) = self.awaited.pop_front().expect("front");
+                self.released -= 1;
+                side.handle_order_outcome(now_ms / 1000, &coid, r.expect("known"));
+                continue;
+            }
+            return;
         }
-    }
-
-    /// Hands the side the outcomes known at the front of the awaited orders (submission
-    /// order); `true` when one was handed.
-    fn feed_outcomes(&mut self, now_ms: i64, side: &mut SideCore) -> bool {
-        let mut any = false;
-        while self.awaited.front().is_some_and(|a| a.2.is_some()) {
-            let (coid, _, r) = self.awaited.pop_front().expect("front");
-            side.handle_order_outcome(now_ms / 1000, &coid, r.expect("known"));
-            any = true;
-        }
-        any
     }
 
     fn act(
@@ -272,7 +295,9 @@ impl Link {
                     };
                     self.send(inst, s, req, Purpose::Spec(symbol.clone()))
                 });
-                if !sent {
+                if sent {
+                    self.spec = Some(symbol);
+                } else {
                     side.handle_spec(&symbol, None);
                 }
             }
@@ -327,7 +352,6 @@ impl Link {
                     code: "NOT_SENT".into(),
                     msg: format!("{} not queued on the session", o.req.symbol),
                 });
-                self.wire.push((coid.clone(), key.clone()));
                 self.awaited.push_back((coid, key, known));
             }
             SideAction::AskMargins { asks } => {
@@ -353,7 +377,7 @@ impl Link {
             }
             SideAction::AwaitAnswers => {
                 // Every order is on the session; their answers come as events.
-                self.wire.clear();
+                self.released = self.awaited.len();
             }
             SideAction::LookUp(o) => {
                 self.counters.lookups += 1;
@@ -461,7 +485,10 @@ impl Link {
         match why {
             Purpose::Trader => self.account_part(now_ms, side, Some(None), None),
             Purpose::AccountPositions => self.account_part(now_ms, side, None, Some(None)),
-            Purpose::Spec(sym) => side.handle_spec(&sym, None),
+            Purpose::Spec(sym) => {
+                self.spec = None;
+                side.handle_spec(&sym, None);
+            }
             Purpose::Margin(_) => {
                 if let Some(m) = &mut self.margins {
                     m.left = m.left.saturating_sub(1);
@@ -697,6 +724,7 @@ impl Link {
             }
             (Purpose::Spec(name), Payload::SymbolByIdRes(r)) => {
                 let spec = r.symbol.first().map(|x| spec_of(&name, x));
+                self.spec = None;
                 side.handle_spec(&name, spec);
             }
             (Purpose::Margin(i), Payload::ExpectedMarginRes(m)) => {
@@ -740,6 +768,7 @@ impl Link {
             }
             (Purpose::Reconcile, Payload::ReconcileRes(r)) => {
                 let positions = positions_of(&r, |id| self.name_of(id));
+                self.counters.reconciles += 1;
                 side.handle_reconciled(positions);
             }
             (why, p) => {
