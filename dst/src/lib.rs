@@ -8,8 +8,12 @@
 //! - `oracle_ctrader`'s sans-IO `Session` (auth, heartbeats, rate limits, reconnect, gap fill,
 //!   closed-bar detection), connected to the broker core by an in-memory [`pipe::Pipe`] whose
 //!   fault wrapper resets connections, kills them silently (lost answers) and delays frames;
-//! - the executor side ([`exec::Exec`]: bars to the predictor, HISTORY, orders through the
-//!   session, reconciliation), until `ExecutorCore` can be driven here;
+//! - the executor ([`exec::Exec`]): the REAL `oracle_executor_core::exec::ExecutorCore` (its
+//!   live `SideCore`) driven through the sans-IO Open API adapter (`oracle_executor_ctrader`'s
+//!   `Link`) over the session, its journal an in-memory byte buffer; bars and HISTORY to the
+//!   predictor; executor "kill -9" at seeded journal writes (`Plan::executor_kills`): the core,
+//!   the adapter, the connection and the journal's unsynced tail are lost, and it starts again
+//!   from the durable bytes and reconciles;
 //! - the predictor's engine (`oracle_predictor::engine::Predictor`, lines in, lines out) with the
 //!   bundled models, its state file and traces in a scratch folder. "kill -9" drops every
 //!   in-memory object without flushing anything (`mem::forget`) and restarts from the bytes

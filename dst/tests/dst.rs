@@ -276,11 +276,10 @@ fn an_executor_restarted_without_its_journal_is_caught() {
             executor_kills: vec![k],
             ..base.clone()
         };
-        run(&plan, Defect::ExecutorLosesJournal).err().map(|f| {
+        run(&plan, Defect::ExecutorLosesJournal).err().inspect(|f| {
             if let Some(d) = &f.scratch {
                 let _ = std::fs::remove_dir_all(d);
             }
-            f
         })
     });
     let f = caught_at.expect("a restart with an empty journal is caught at some kill point");
