@@ -65,7 +65,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 10)]
     pub resets: u64,
     /// Probability per server frame of a drop (until `--resets` happened).
-    #[arg(long, default_value_t = 0.004)]
+    #[arg(long, default_value_t = 0.01)]
     pub drop_p: f64,
     /// kill -9s of the predictor in the real span.
     #[arg(long, default_value_t = 3)]
@@ -226,10 +226,7 @@ impl RealSpan {
             (self.kills == self.kills_asked, "kills"),
             (self.needing_a_person == 0, "restarts needing a person"),
         ];
-        checks
-            .iter()
-            .find(|c| !c.0)
-            .map(|c| format!("{}: {}", c.1, self.text()))
+        checks.iter().find(|c| !c.0).map(|c| c.1.to_string())
     }
 
     /// The printed block.
