@@ -8,7 +8,8 @@
 //! Christmas and one extra holiday on a seeded weekday of the span), two more maintenance
 //! windows at seeded trading hours, the access token expiring every 7 market days (every
 //! refreshed token too), exactly 10 connection drops at seeded points (the broker's
-//! `drop:random` fault, at most 10 times) and 3 predictor kills (kill -9) at seeded batches.
+//! `drop:random` fault, at most 10 times), 3 predictor kills (kill -9) at seeded batches and 3
+//! executor kills (kill -9) after seeded journal writes.
 //! [`run_soak`] runs it and returns the figures ([`SoakSummary`]); the invariants of every DST
 //! seed hold at every step (history's bars each once, in order; a client order id at the broker
 //! once; every trace equal to `oracle replay` at each kill and at the end).
@@ -34,6 +35,8 @@ const BAR_WALL_S: i64 = 60;
 pub const RESETS: u64 = 10;
 /// Predictor kills the soak injects.
 pub const PREDICTOR_KILLS: usize = 3;
+/// Executor kills the soak injects.
+pub const EXECUTOR_KILLS: usize = 3;
 /// Maintenance windows besides the weekly Saturday one.
 pub const MAINTENANCE_WINDOWS: usize = 2;
 /// The access token lives this many market days.
@@ -79,7 +82,7 @@ pub struct SoakSummary {
     pub connects: u64,
     /// Predictor kills (kill -9, restarted from the bytes written).
     pub predictor_kills: u64,
-    /// Executor kills (none yet: the DST's executor side is a stand-in without a journal).
+    /// Executor kills (kill -9 after a journal write, restarted from the journal's durable bytes).
     pub executor_kills: u64,
     /// Restarts that would need a person: fatal authentication failures.
     pub restarts_needing_a_person: u64,
@@ -95,7 +98,7 @@ impl SoakSummary {
     /// The figures as one block of text.
     pub fn text(&self) -> String {
         format!(
-            "DST soak (seed {}, virtual clock): {} models (of the 20 bundled: those whose bars cover one span) over {} market days ({} .. {}; {} closed days: weekends, Christmas if in span, holiday {}), {} Saturday maintenance windows + {} in trading hours\n  live bars {} (missed {}), orders {} (duplicates {}), entries not chased {}\n  token rotations survived {}, connection drops {} (server closes {}, connects {}), predictor kills {}, executor kills {} (not in the DST yet), restarts needing a person {}\n  trace rows = oracle replay: {}\n  models: {}",
+            "DST soak (seed {}, virtual clock): {} models (of the 20 bundled: those whose bars cover one span) over {} market days ({} .. {}; {} closed days: weekends, Christmas if in span, holiday {}), {} Saturday maintenance windows + {} in trading hours\n  live bars {} (missed {}), orders {} (duplicates {}), entries not chased {}\n  token rotations survived {}, connection drops {} (server closes {}, connects {}), predictor kills {}, executor kills {}, restarts needing a person {}\n  trace rows = oracle replay: {}\n  models: {}",
             self.seed,
             self.models.len(),
             self.market_days,
@@ -124,7 +127,7 @@ impl SoakSummary {
 
     /// What the soak must show; the first figure that is off, named.
     pub fn check(&self, days: u32) -> Result<(), String> {
-        let want: [(&str, bool, String); 9] = [
+        let want: [(&str, bool, String); 10] = [
             (
                 "market days",
                 self.market_days >= days,
@@ -154,6 +157,11 @@ impl SoakSummary {
                 "predictor kills",
                 self.predictor_kills == PREDICTOR_KILLS as u64,
                 format!("{} (want {PREDICTOR_KILLS})", self.predictor_kills),
+            ),
+            (
+                "executor kills",
+                self.executor_kills == EXECUTOR_KILLS as u64,
+                format!("{} (want {EXECUTOR_KILLS})", self.executor_kills),
             ),
             (
                 "maintenance windows",
@@ -265,7 +273,7 @@ pub fn soak_models(days: u32) -> Vec<String> {
 }
 
 /// The soak's plan for `seed` over `days` market days (see the module documentation).
-// The struct update fills fields the soak leaves as drawn (none today; executor kills land here).
+// The struct update fills fields the soak leaves as drawn (none today).
 #[allow(clippy::needless_update)]
 pub fn soak_plan(seed: u64, days: u32) -> Plan {
     let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x736f_616b);
@@ -371,6 +379,15 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
         kills.push((at, pt));
     }
     kills.sort_by_key(|k| k.0);
+    // Executor kills after seeded journal writes (a soak writes thousands: intents, outcomes).
+    let mut executor_kills: Vec<u64> = Vec::new();
+    while executor_kills.len() < EXECUTOR_KILLS {
+        let at = r.random_range(1..600);
+        if !executor_kills.contains(&at) {
+            executor_kills.push(at);
+        }
+    }
+    executor_kills.sort_unstable();
     Plan {
         seed,
         models,
@@ -393,6 +410,7 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
         token_ttl_s: Some(token_s),
         holidays: vec![("soak holiday".into(), holiday)],
         extra_faults: faults,
+        executor_kills,
         ..Plan::from_seed(seed)
     }
 }
@@ -447,7 +465,7 @@ fn summarize(plan: &Plan, s: &Summary) -> SoakSummary {
         server_closes: s.server_closes,
         connects: s.connects,
         predictor_kills: s.kills,
-        executor_kills: 0,
+        executor_kills: s.executor_kills,
         restarts_needing_a_person: s.fatal_auth,
         trace_rows_equal_replay: s.rows_checked,
         missed_entries: s.missed_entries,

@@ -3,7 +3,8 @@
 //! unoptimised) from `DST_SOAK_SEED` (default 1). The figures are printed; every one is asserted.
 
 use oracle_dst::soak::{
-    MAINTENANCE_WINDOWS, PREDICTOR_KILLS, RESETS, SoakSummary, run_soak, soak_models, soak_plan,
+    EXECUTOR_KILLS, MAINTENANCE_WINDOWS, PREDICTOR_KILLS, RESETS, SoakSummary, run_soak,
+    soak_models, soak_plan,
 };
 use oracle_sim::calendar::CalendarMode;
 use oracle_sim::config::Fault;
@@ -42,6 +43,12 @@ fn the_soak_plan_has_the_calendar_the_token_lifetime_the_drops_the_windows_and_t
     assert_eq!(p.holidays.len(), 1, "{:?}", p.holidays);
     assert!(p.token_expires_s.is_some() && p.token_expires_s == p.token_ttl_s);
     assert_eq!(p.kills.len(), PREDICTOR_KILLS);
+    assert_eq!(p.executor_kills.len(), EXECUTOR_KILLS);
+    assert!(
+        p.executor_kills.windows(2).all(|w| w[0] < w[1]),
+        "{:?}",
+        p.executor_kills
+    );
     assert!(p.kills.windows(2).all(|w| w[0].0 < w[1].0), "{:?}", p.kills);
     let windows = p
         .extra_faults
@@ -86,7 +93,7 @@ fn a_soak_figure_that_is_off_is_named() {
         server_closes: 12,
         connects: 13,
         predictor_kills: PREDICTOR_KILLS as u64,
-        executor_kills: 0,
+        executor_kills: EXECUTOR_KILLS as u64,
         restarts_needing_a_person: 0,
         trace_rows_equal_replay: 100,
         missed_entries: 0,
@@ -128,6 +135,13 @@ fn a_soak_figure_that_is_off_is_named() {
                 ..good.clone()
             },
             "predictor kills",
+        ),
+        (
+            SoakSummary {
+                executor_kills: 0,
+                ..good.clone()
+            },
+            "executor kills",
         ),
         (
             SoakSummary {
