@@ -519,6 +519,21 @@ struct BarStream {
 const UNCONFIRMED_MAX: usize = 64;
 
 impl BarStream {
+    /// With no live snapshot: the end (Unix s) of the first bar after the last emitted one not
+    /// yet known closed, which the clock closes; `None` once the bound is past that bar (so a
+    /// quiet market asks history once, not at every bar of a weekend). Only on the grid of
+    /// a bar already emitted (periods up to D1, which open on multiples of their length).
+    fn unseen_close(&self) -> Option<i64> {
+        if self.bound > self.emit_after + self.secs
+            || self.secs > 86_400
+            || self.emit_after.rem_euclid(self.secs) != 0
+        {
+            return None;
+        }
+        let k = (self.bound - self.emit_after).div_euclid(self.secs) + 1;
+        Some(self.emit_after + k * self.secs)
+    }
+
     /// [`SessionConfig::live_close`]: `f`, the last snapshot of a bar now known closed, is
     /// emitted at once when it is final as far as this connection can tell (updated on it, the
     /// stream's every earlier bar accounted for) and not emitted yet. No bar can lie between `f`
@@ -931,6 +946,10 @@ impl Session {
                     && !s.clock_closed
                 {
                     at(self.instant_at_utc(f.open_time + s.secs) + grace);
+                } else if s.forming.is_none()
+                    && let Some(end) = s.unseen_close()
+                {
+                    at(self.instant_at_utc(end) + grace);
                 }
             }
         }
@@ -2065,6 +2084,16 @@ impl Session {
                 {
                     emitted.push((*key, b));
                 }
+            } else if s.forming.is_none()
+                && let Some(end) = s.unseen_close()
+                && end <= utc
+            {
+                // No live snapshot of the bar after the last emitted one (a reconnect whose
+                // live trendbars never came before the market went quiet): the clock closes
+                // it all the same; history brings it.
+                s.bound = s
+                    .bound
+                    .max(s.emit_after + s.secs * ((utc - s.emit_after) / s.secs));
             }
         }
         for ((symbol_id, period), bar) in emitted {

@@ -710,6 +710,48 @@ fn a_server_clock_ahead_of_ours_closes_bars_of_a_symbol_that_stopped_ticking() {
 }
 
 #[test]
+fn a_bar_never_seen_forming_after_a_reconnect_is_closed_by_the_clock() {
+    // The DST's seed 579: the connection drops mid-bar; after the reconnect the server's
+    // clock (a spot with no trendbar) closes that bar, and the next one forms and ends with no
+    // live snapshot ever reaching us (the market's last bar). The clock must close it too.
+    let mut p = Pair::new(|_| {});
+    p.start_ready();
+    let t = p.utc_s(); // whole minute
+    p.s.subscribe_bars(p.now, SYM, ProtoOaTrendbarPeriod::M1, Some(t - 60))
+        .unwrap();
+    p.drive();
+    p.advance_to(Duration::from_secs(5));
+    p.live(bar(t, 100_000));
+    p.s.handle_disconnected(p.now, "dead peer".into());
+    p.connected = false;
+    p.advance_to(Duration::from_secs(20));
+    assert_eq!(p.s.state(), State::Ready);
+    // The market went on: bar t+60 is in history, never seen live.
+    p.history
+        .get_mut(&(SYM, ProtoOaTrendbarPeriod::M1 as i32))
+        .unwrap()
+        .push(bar(t + 60, 100_001));
+    server_tick(&mut p, t + 60 + 3);
+    p.advance_to(Duration::from_secs(21));
+    assert_eq!(p.closed_bars(), vec![(t, BarSource::History)]);
+    // The wall clock passes the end of bar t+60 plus the grace.
+    p.advance_to(Duration::from_secs(125));
+    assert_eq!(
+        p.closed_bars(),
+        vec![(t, BarSource::History), (t + 60, BarSource::History)],
+        "the bar after the last emitted one is closed by the clock without a live snapshot"
+    );
+    // Once, not at every minute of a quiet market: no history request after it.
+    let asked = p.sent_of(2137).len();
+    p.advance_to(Duration::from_secs(600));
+    assert!(
+        p.sent_of(2137).len() <= asked + 1,
+        "a quiet market asks history at most once more"
+    );
+    assert_eq!(p.closed_bars().len(), 2);
+}
+
+#[test]
 fn live_close_emits_the_final_snapshot_at_once_and_history_confirms_it() {
     let mut p = Pair::new(|c| c.live_close = true);
     p.start_ready();
