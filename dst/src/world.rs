@@ -331,6 +331,8 @@ struct World {
     summary: Summary,
     /// End of the replay (market ms): the last bar of every stream closes by it.
     end_ms: i64,
+    /// When the replay was first seen over: (virtual ms, the market's clock then).
+    replay_over: Option<(i64, i64)>,
 }
 
 fn scratch_root() -> PathBuf {
@@ -591,6 +593,7 @@ impl World {
             pred: None,
             pred_batches: 0,
             restart_at: None,
+            replay_over: None,
             ever_connected: false,
             settings,
             scratch,
@@ -636,6 +639,17 @@ impl World {
     /// window, a dead connection at the end of the replay). Timers stay on the virtual clock.
     fn sync_utc(&mut self) {
         if !self.plan.market_utc {
+            // Once the replay is over the market's clock still runs, as a wall clock would
+            // (the session's own UTC is hours behind the replay, and the last spot's time stops
+            // at the replay's end): a bar that ended while no spot could reach the session (a
+            // dead connection at the last tick) is closed by the clock, as in production.
+            if self.replay_over.is_none() && self.broker.replay_done() {
+                self.replay_over = Some((self.now, self.broker.market().now_ms));
+            }
+            if let Some((at, market)) = self.replay_over {
+                let inst = self.instant();
+                self.session.handle_utc(inst, market + (self.now - at));
+            }
             return;
         }
         let inst = self.instant();
