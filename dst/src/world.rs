@@ -191,6 +191,15 @@ pub struct Summary {
     pub duplicate_orders: u64,
     /// Batches of lines the predictor was given.
     pub batches: u64,
+    /// `RefreshTokenRes` the broker sent (it spent the refresh token each time) that never
+    /// reached the session (the connection died with it on the way).
+    pub refresh_answers_lost: u64,
+    /// Runs that ended in an authentication stop needing a person (`oracle auth`): the
+    /// session's fatal auth failure after a refresh answer was lost, the only case where one
+    /// is allowed (single-use refresh tokens: no client can recover).
+    pub auth_stops: u64,
+    /// The session's last fatal authentication failure: its code and description.
+    pub auth_failure: Option<String>,
 }
 
 impl Plan {
@@ -333,6 +342,10 @@ struct World {
     end_ms: i64,
     /// When the replay was first seen over: (virtual ms, the market's clock then).
     replay_over: Option<(i64, i64)>,
+    /// `RefreshTokenRes` the broker sent (each spent a refresh token), on any connection.
+    refresh_answers_sent: u64,
+    /// `TokensRefreshed` the session reported.
+    refresh_answers_received: u64,
 }
 
 fn scratch_root() -> PathBuf {
@@ -594,6 +607,8 @@ impl World {
             pred_batches: 0,
             restart_at: None,
             replay_over: None,
+            refresh_answers_sent: 0,
+            refresh_answers_received: 0,
             ever_connected: false,
             settings,
             scratch,
@@ -724,6 +739,9 @@ impl World {
                         event,
                         delay_ms,
                     } => {
+                        if matches!(event, oracle_sim::msg::Event::RefreshTokenRes { .. }) {
+                            self.refresh_answers_sent += 1;
+                        }
                         if Some(conn) != self.conn {
                             continue;
                         }
@@ -751,8 +769,13 @@ impl World {
             }
             while let Some(ev) = self.session.poll_event() {
                 progressed = true;
-                if matches!(ev, oracle_ctrader::session::Event::AuthFailed { .. }) {
+                if let oracle_ctrader::session::Event::AuthFailed { code, description } = &ev {
                     self.summary.fatal_auth += 1;
+                    self.summary.auth_failure =
+                        Some(format!("{code}: {}", description.as_deref().unwrap_or("")));
+                }
+                if matches!(ev, oracle_ctrader::session::Event::TokensRefreshed { .. }) {
+                    self.refresh_answers_received += 1;
                 }
                 self.exec.handle_event(inst, &mut self.session, ev);
                 if self
@@ -1053,10 +1076,29 @@ impl World {
         let cap = self.end_ms.max(self.t0)
             + (self.plan.live_bars as i64 + 10) * self.plan.bar_wall_s * 1000
             + 30 * 60_000;
+        let mut auth_stop = false;
         loop {
             self.step += 1;
             self.settle()?;
             if self.done() {
+                break;
+            }
+            if self.session.state() == oracle_ctrader::session::State::Failed
+                && self.exec.in_flight() == 0
+            {
+                // A fatal authentication failure: allowed only where a refresh answer was lost
+                // after the broker spent the token (no client can recover: a person runs
+                // `oracle auth`); the executor must have stopped cleanly (checked below).
+                let lost = self
+                    .refresh_answers_sent
+                    .saturating_sub(self.refresh_answers_received);
+                if lost == 0 {
+                    return Err(self.fail(format!(
+                        "a fatal authentication failure ({} of them) with no refresh answer lost after the broker spent the token: the session gave up where it could have recovered",
+                        self.summary.fatal_auth
+                    )));
+                }
+                auth_stop = true;
                 break;
             }
             let mut next: Option<i64> = None;
@@ -1127,8 +1169,9 @@ impl World {
                 return Err(self.fail("more than 5,000,000 steps: a livelock"));
             }
         }
-        // Let the predictor's last batch settle, then the final checks.
-        self.check_traces(true)?;
+        // Let the predictor's last batch settle, then the final checks (after an auth stop
+        // the bars it kept from the executor are missing: the rows so far must still match).
+        self.check_traces(!auth_stop)?;
         self.check_positions()?;
         self.summary.steps = self.step;
         (
@@ -1142,6 +1185,10 @@ impl World {
         self.summary.resets = self.pipe.resets;
         self.summary.deaths = self.pipe.deaths;
         self.summary.start_ms = self.t0;
+        self.summary.refresh_answers_lost = self
+            .refresh_answers_sent
+            .saturating_sub(self.refresh_answers_received);
+        self.summary.auth_stops = u64::from(auth_stop);
         self.summary.end_ms = self.end_ms;
         self.summary.batches = self.pred_batches;
         self.summary.faults_fired = self

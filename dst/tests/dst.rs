@@ -33,7 +33,13 @@ fn one_seed() {
     let plan = plan(seed);
     eprintln!("{plan:#?}");
     match run(&plan, Defect::None) {
-        Ok(s) => eprintln!("seed {seed} passed: {s:?}"),
+        Ok(s) => {
+            assert!(
+                s.auth_stops == 0 || s.refresh_answers_lost > 0,
+                "an auth stop with no refresh answer lost: {s:?}"
+            );
+            eprintln!("seed {seed} passed: {s:?}")
+        }
         Err(f) => panic!("{f}"),
     }
 }
@@ -61,6 +67,11 @@ fn seed_sweep() {
                     }
                     match run(&plan(base + i), Defect::None) {
                         Ok(r) => {
+                            assert!(
+                                r.auth_stops == 0 || r.refresh_answers_lost > 0,
+                                "seed {}: an auth stop with no refresh answer lost",
+                                base + i
+                            );
                             let mut t = totals.lock().unwrap();
                             t.steps += r.steps;
                             t.bars += r.bars;
@@ -75,6 +86,8 @@ fn seed_sweep() {
                             t.refreshes += r.refreshes;
                             t.missed_entries += r.missed_entries;
                             t.executor_kills += r.executor_kills;
+                            t.auth_stops += r.auth_stops;
+                            t.refresh_answers_lost += r.refresh_answers_lost;
                         }
                         Err(f) => failures.lock().unwrap().push(f),
                     }
@@ -87,7 +100,7 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {})",
         failures.len(),
         t.bars,
         t.orders,
@@ -100,7 +113,9 @@ fn seed_sweep() {
         t.kills,
         t.executor_kills,
         t.connects,
-        t.rows_checked
+        t.rows_checked,
+        t.auth_stops,
+        t.refresh_answers_lost
     );
     if let Some(f) = failures.first() {
         for g in failures.iter().skip(1).take(9) {
@@ -195,6 +210,25 @@ fn a_pipe_that_duplicates_an_order_is_caught_by_the_client_order_id_count() {
     let (plan, _) = seed_where(|s| s.orders >= 1);
     let f = caught(&plan, Defect::PipeDuplicatesOrders);
     assert!(f.what.contains("reached the broker 2 times"), "{f}");
+}
+
+/// Seed 1366: a token refresh's answer is lost on a dying connection after the broker spent
+/// the (single-use) refresh token. No client can recover from that; the run is an auth stop
+/// needing a person (`oracle auth`), counted, with every other invariant holding (no order
+/// lost or doubled, real = broker), not a silent defect and not a hidden seed.
+#[test]
+fn a_refresh_answer_lost_after_the_broker_spent_the_token_is_an_auth_stop_needing_a_person() {
+    let s = run(&plan(1366), Defect::None).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(s.auth_stops, 1, "{s:?}");
+    assert!(s.refresh_answers_lost >= 1, "{s:?}");
+    assert!(s.fatal_auth >= 1, "{s:?}");
+    // The session's fatal event says why: the old refresh token was already spent.
+    let why = s.auth_failure.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("CH_ACCESS_TOKEN_INVALID") && why.contains("already used"),
+        "{why}"
+    );
+    assert_eq!(s.duplicate_orders, 0, "{s:?}");
 }
 
 #[test]
