@@ -504,3 +504,20 @@ fn a_flatten_of_a_configured_symbol_without_positions_or_of_a_held_unconfigured_
         .expect("a held symbol can be flattened");
     assert_eq!(said, "flatten GBPUSD: live: closing 1 position(s)");
 }
+
+/// What the shell hands the side at start is what it reads back: no currencies on a paper side
+/// (the P&L as quoted), the account's deposit currency and the symbols' assets on a live one.
+#[test]
+fn a_side_gives_back_the_currencies_it_was_handed_and_none_when_it_was_handed_none() {
+    let mut core = SideCore::new("live", &cfg(), &Replayed::default());
+    assert!(core.currencies().is_none(), "no currencies before the shell hands any");
+    core.set_currencies(Some(oracle_executor_core::currency::Currencies {
+        deposit: "EUR".into(),
+        assets: [("EURUSD".to_string(), ("EUR".to_string(), "USD".to_string()))].into(),
+    }));
+    let c = core.currencies().expect("handed at start");
+    assert_eq!(c.deposit, "EUR");
+    assert_eq!(c.assets["EURUSD"], ("EUR".to_string(), "USD".to_string()));
+    core.set_currencies(None);
+    assert!(core.currencies().is_none());
+}
