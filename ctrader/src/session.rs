@@ -58,7 +58,9 @@
 //! - **Bars**: one stream per (symbol, period) however many models use it (reference counted).
 //!   A bar is *known closed* when the live trendbar of its stream moves to a later open time, when
 //!   the session's clock passes its end plus [`SessionConfig::bar_close_grace`] (so a quiet market
-//!   does not delay the close), or, after a (re)connect, when it ended before "now". The session's
+//!   does not delay the close; also the bar after the last emitted one when no live snapshot of
+//!   it came, e.g. the market's last bar after a reconnect), or, after a (re)connect, when it
+//!   ended before "now". The session's
 //!   clock is the wall clock, or the latest spot `timestamp` when that is later (a replay ahead of
 //!   the wall clock). Closed bars are taken from history (`GetTrendbarsReq`), or with
 //!   [`SessionConfig::live_close`] from the live stream's final snapshot when nothing can have been
@@ -530,8 +532,9 @@ impl BarStream {
         {
             return None;
         }
-        let k = (self.bound - self.emit_after).div_euclid(self.secs) + 1;
-        Some(self.emit_after + k * self.secs)
+        // The first bar on the grid not yet known closed opens at or after `bound`.
+        let first = (self.bound - self.emit_after + self.secs - 1).div_euclid(self.secs);
+        Some(self.emit_after + (first + 1) * self.secs)
     }
 
     /// [`SessionConfig::live_close`]: `f`, the last snapshot of a bar now known closed, is

@@ -340,8 +340,6 @@ struct World {
     summary: Summary,
     /// End of the replay (market ms): the last bar of every stream closes by it.
     end_ms: i64,
-    /// When the replay was first seen over: (virtual ms, the market's clock then).
-    replay_over: Option<(i64, i64)>,
     /// `RefreshTokenRes` the broker sent (each spent a refresh token), on any connection.
     refresh_answers_sent: u64,
     /// `TokensRefreshed` the session reported.
@@ -606,7 +604,6 @@ impl World {
             pred: None,
             pred_batches: 0,
             restart_at: None,
-            replay_over: None,
             refresh_answers_sent: 0,
             refresh_answers_received: 0,
             ever_connected: false,
@@ -654,17 +651,6 @@ impl World {
     /// window, a dead connection at the end of the replay). Timers stay on the virtual clock.
     fn sync_utc(&mut self) {
         if !self.plan.market_utc {
-            // Once the replay is over the market's clock still runs, as a wall clock would
-            // (the session's own UTC is hours behind the replay, and the last spot's time stops
-            // at the replay's end): a bar that ended while no spot could reach the session (a
-            // dead connection at the last tick) is closed by the clock, as in production.
-            if self.replay_over.is_none() && self.broker.replay_done() {
-                self.replay_over = Some((self.now, self.broker.market().now_ms));
-            }
-            if let Some((at, market)) = self.replay_over {
-                let inst = self.instant();
-                self.session.handle_utc(inst, market + (self.now - at));
-            }
             return;
         }
         let inst = self.instant();
