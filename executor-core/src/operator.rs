@@ -381,6 +381,9 @@ mod tests {
     fn the_plain_guard_without_an_initial_balance_sizes_no_limit() {
         let r = RiskGuard::new(RiskConfig::default(), None);
         assert_eq!(risk_headroom(&r, 100_000.0), (None, None));
+        // An empty account's first read (balance 0) sizes no limit either: no percent of 0.
+        let r = RiskGuard::new(RiskConfig::default(), Some(0.0));
+        assert_eq!(risk_headroom(&r, 100_000.0), (None, None));
     }
 
     #[test]

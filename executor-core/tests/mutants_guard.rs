@@ -510,7 +510,10 @@ fn a_flatten_of_a_configured_symbol_without_positions_or_of_a_held_unconfigured_
 #[test]
 fn a_side_gives_back_the_currencies_it_was_handed_and_none_when_it_was_handed_none() {
     let mut core = SideCore::new("live", &cfg(), &Replayed::default());
-    assert!(core.currencies().is_none(), "no currencies before the shell hands any");
+    assert!(
+        core.currencies().is_none(),
+        "no currencies before the shell hands any"
+    );
     core.set_currencies(Some(oracle_executor_core::currency::Currencies {
         deposit: "EUR".into(),
         assets: [("EURUSD".to_string(), ("EUR".to_string(), "USD".to_string()))].into(),
