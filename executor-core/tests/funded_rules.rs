@@ -5,241 +5,30 @@
 //! refused `FAIL|NEWS_WINDOW` within ±N minutes of an event targeting the symbol, exits held
 //! and sent at the window's end; a flatten always goes).
 
-use oracle_ctrader::calendar::{Holiday, TradingCalendar};
-use oracle_executor_core::broker::{OrderResult, Quote};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
+mod common;
+
+use common::{
+    D, FRI_2200, H, M1, SAT_NOON, SUN_2200, core_at, fx, hours_book, index, item, key,
+    plain_cfg as cfg,
+};
+use oracle_ctrader::calendar::TradingCalendar;
+use oracle_executor_core::config::from_value;
 use oracle_executor_core::exec::{ExecutorCore, SideId};
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
+use oracle_executor_core::policy::AckKind;
 use oracle_executor_core::restrictions::{NewsEvent, Restrictions, WeekEnd, parse_news, week_end};
-use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
-use oracle_executor_core::volume::SymbolSpec;
-use oracle_ipc::{Action, Timeframe};
+use oracle_executor_core::side::SideCore;
+use oracle_ipc::Action;
 
-const M1: i64 = 60;
-const H: u32 = 3600;
-const D: u32 = 86_400;
 /// Friday 2026-12-04 21:44 UTC.
 const FRI_2144: i64 = 1_796_420_640;
 /// Friday 2026-12-04 21:45 UTC: 15 minutes before the FX week closes.
 const FRI_2145: i64 = 1_796_420_700;
-/// Friday 2026-12-04 22:00 UTC: the FX week closes.
-const FRI_2200: i64 = 1_796_421_600;
-/// Saturday 2026-12-05 12:00 UTC.
-const SAT_NOON: i64 = 1_796_472_000;
-/// Sunday 2026-12-06 22:00 UTC: the FX week opens.
-const SUN_2200: i64 = 1_796_594_400;
 /// Wednesday 2026-12-09 12:00 UTC.
 const WED_NOON: i64 = 1_796_817_600;
 /// Friday 2026-12-11 13:30 UTC: a news event.
 const NFP: i64 = 1_796_995_800;
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
-
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
-    }))
-    .expect("valid config")
-}
-
-/// FX hours: Sunday 22:00 – Friday 22:00 UTC, Christmas Day closed.
-fn fx() -> TradingCalendar {
-    TradingCalendar::new(
-        "UTC",
-        &[(22 * H, 5 * D + 22 * H)],
-        &[Holiday {
-            name: "Christmas Day".into(),
-            time_zone: "UTC".into(),
-            // 2000-12-25, recurring.
-            date_days: 11_316,
-            recurring: true,
-            start_second: None,
-            end_second: None,
-        }],
-    )
-    .expect("valid calendar")
-}
-
-/// An index: New York 18:00 – 17:00 next day, Sunday to Friday (a daily hour's break).
-fn index() -> TradingCalendar {
-    let s: Vec<(u32, u32)> = (0..5)
-        .map(|d| (d * D + 18 * H, (d + 1) * D + 17 * H))
-        .collect();
-    TradingCalendar::new("America/New_York", &s, &[]).expect("valid calendar")
-}
-
-/// A scripted book with a trading calendar: the market is closed where the calendar says.
-struct Book {
-    cal: TradingCalendar,
-    /// The broker answers every order `MARKET_CLOSED` (its own view of the hours).
-    refuses_closed: bool,
-    submitted: Vec<String>,
-    journal: Vec<u8>,
-    next_position: u64,
-}
-
-impl Book {
-    fn new(cal: TradingCalendar) -> Self {
-        Book {
-            cal,
-            refuses_closed: false,
-            submitted: Vec::new(),
-            journal: Vec::new(),
-            next_position: 100,
-        }
-    }
-
-    fn closed(&self, now: i64) -> Option<Closed> {
-        let ms = now * 1000;
-        (!self.cal.is_open(ms)).then(|| Closed {
-            until_ms: self.cal.next_open(ms),
-        })
-    }
-
-    /// Answers the core's actions until it waits for nothing; the batch's result, if any.
-    fn drive(&mut self, core: &mut SideCore, now: i64) -> Option<BatchResult> {
-        let mut wire: Vec<String> = Vec::new();
-        let mut answers: Vec<(String, OrderResult)> = Vec::new();
-        loop {
-            while let Some(a) = core.poll_action() {
-                self.perform(core, now, a, &mut wire, &mut answers);
-            }
-            if answers.is_empty() {
-                break;
-            }
-            let (coid, r) = answers.remove(0);
-            core.handle_order_outcome(now, &coid, r);
-        }
-        core.take_batch_result()
-    }
-
-    fn run(&mut self, core: &mut SideCore, now: i64, items: &[Item]) -> BatchResult {
-        core.handle_signals(now, &cfg(), items);
-        self.drive(core, now).expect("the batch completes")
-    }
-
-    fn perform(
-        &mut self,
-        core: &mut SideCore,
-        now: i64,
-        a: SideAction,
-        wire: &mut Vec<String>,
-        answers: &mut Vec<(String, OrderResult)>,
-    ) {
-        match a {
-            SideAction::AskAccount => core.handle_account(
-                now,
-                Some(Account {
-                    balance: 10_000.0,
-                    equity: 10_000.0,
-                    free_margin: 10_000.0,
-                }),
-            ),
-            SideAction::AskSpec { symbol } => core.handle_spec(&symbol, Some(eurusd())),
-            SideAction::AskMarket { symbols } => {
-                let q: Vec<Option<Quote>> = symbols
-                    .iter()
-                    .map(|_| {
-                        Some(Quote {
-                            bid: 1.1,
-                            ask: 1.10002,
-                        })
-                    })
-                    .collect();
-                let c: Vec<Option<Closed>> = symbols.iter().map(|_| self.closed(now)).collect();
-                core.handle_market_hours(&q, true, &c);
-            }
-            SideAction::JournalIntents { records } => {
-                self.journal
-                    .extend(encode_lines(&records).expect("encodable"));
-                core.handle_journaled(Ok(()));
-            }
-            SideAction::Journal { record, .. } => {
-                self.journal
-                    .extend(encode_lines(&[record]).expect("encodable"));
-            }
-            SideAction::Submit(o) => {
-                self.submitted.push(o.req.client_order_id.clone());
-                wire.push(o.req.client_order_id);
-            }
-            SideAction::AskMargins { asks } => {
-                let m: Vec<Option<f64>> = asks.iter().map(|_| Some(50.0)).collect();
-                core.handle_margins(&m);
-            }
-            SideAction::AwaitAnswers => {
-                for c in std::mem::take(wire) {
-                    let r = if self.refuses_closed {
-                        OrderResult::Rejected {
-                            code: "MARKET_CLOSED".into(),
-                            msg: "Market is closed".into(),
-                        }
-                    } else {
-                        self.next_position += 1;
-                        OrderResult::Filled {
-                            position_id: self.next_position,
-                            price: 1.1,
-                            volume: 100_000,
-                        }
-                    };
-                    answers.push((c, r));
-                }
-            }
-            SideAction::LookUp(_) => core.handle_lookup(Ok(None)),
-        }
-    }
-}
-
-fn key() -> ModelKey {
-    ModelKey::new("EURUSD", Timeframe::M1)
-}
-
-fn item(target: Action, bt: i64) -> Item {
-    Item {
-        key: key(),
-        tf: Timeframe::M1,
-        target,
-        bt,
-    }
-}
-
-/// A core whose model's last signal was `target` at `bt - M1` holding `real`, with the bars
-/// `bt - M1` and `bt` streamed (a signal at `bt` is a fresh transition).
-fn core_at(target: Action, real: Option<Action>, bt: i64) -> SideCore {
-    let mut rep = Replayed::default();
-    rep.models.insert(
-        key(),
-        ModelState {
-            target: Some(ActionName(target)),
-            last_bt: Some(bt - M1),
-            real: real.map(|a| RealPos {
-                position_id: 7,
-                action: ActionName(a),
-                volume: 100_000,
-                price: 1.1,
-            }),
-            missed: false,
-        },
-    );
-    let mut core = SideCore::new("live", &cfg(), &rep);
-    core.policy.handle_bar(&key(), bt - M1);
-    core.policy.handle_bar(&key(), bt);
-    core
-}
 
 /// The weekend of `cal` as the shell computes it at `now` (Unix s).
 fn week_end_of(cal: &TradingCalendar, now: i64) -> Option<WeekEnd> {
@@ -333,7 +122,7 @@ fn entries_from_15_minutes_before_the_weeks_last_close_to_the_open_are_refused_w
     let bt = FRI_2144 - M1;
     let mut core = core_at(Action::Wait, None, bt);
     core.restrict = rules.clone();
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, FRI_2144, &[item(Action::LongWeak, bt)]);
     assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
     assert_eq!(book.submitted.len(), 1);
@@ -342,7 +131,7 @@ fn entries_from_15_minutes_before_the_weeks_last_close_to_the_open_are_refused_w
     let bt = FRI_2145 - M1;
     let mut core = core_at(Action::Wait, None, bt);
     core.restrict = rules.clone();
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, FRI_2145, &[item(Action::LongWeak, bt)]);
     assert_eq!(out[0].0, AckKind::Fail("WEEKEND".into()), "{out:?}");
     assert_eq!(out[0].2.as_ref().map(|r| r.code()), Some("WEEKEND".into()));
@@ -410,9 +199,9 @@ fn at_15_minutes_before_the_close_the_weekend_timer_closes_every_position_on_the
         ex.handle_weekend(FRI_2145 * 1000, mono(FRI_2145)),
         [SideId::Live]
     );
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, FRI_2145);
+    book.drive(side, FRI_2145);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{FRI_2145}-F")]);
     let st = &side.policy.models[&key()];
     assert!(st.real.is_none() && st.missed, "{st:?}");
@@ -436,8 +225,8 @@ fn a_restart_inside_the_flat_window_recomputes_the_weekend_from_the_schedule_and
     assert_eq!(ex.poll_timeout(), Some(7), "due at once");
     assert_eq!(ex.handle_timeout(7), [Timer::Weekend]);
     assert_eq!(ex.handle_weekend(now * 1000, 7), [SideId::Live]);
-    let mut book = Book::new(fx());
-    let _ = book.drive(ex.side_mut(SideId::Live).expect("live"), now);
+    let mut book = hours_book(fx());
+    book.drive(ex.side_mut(SideId::Live).expect("live"), now);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{now}-F")]);
 
     // A position still open after the close (say its close was refused): nothing can go
@@ -554,7 +343,7 @@ fn an_entry_is_refused_within_two_minutes_of_an_event_both_edges_included() {
     let bt = NFP - 120 - M1;
     let mut core = core_at(Action::Wait, None, bt);
     core.restrict = news_rules(2);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, NFP - 120, &[item(Action::ShortWeak, bt)]);
     assert_eq!(out[0].0, AckKind::Fail("NEWS_WINDOW".into()), "{out:?}");
     assert!(book.submitted.is_empty(), "{:?}", book.submitted);
@@ -574,7 +363,7 @@ fn an_exit_inside_a_news_window_is_held_and_sent_once_at_its_end() {
     let bt = NFP - M1;
     let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
     core.restrict = news_rules(2);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, NFP, &[item(Action::Wait, bt)]);
     assert_eq!(out[0].0, AckKind::WaitSync("NEWS_WINDOW".into()), "{out:?}");
     assert!(book.submitted.is_empty(), "{:?}", book.submitted);
@@ -606,7 +395,7 @@ fn an_exit_inside_a_news_window_is_held_and_sent_once_at_its_end() {
     assert_eq!(ex.handle_timeout(mono(end)), [Timer::HeldExit]);
     assert_eq!(ex.release_held_exits(end, mono(end)), [SideId::Live]);
     let side = ex.side_mut(SideId::Live).expect("live");
-    let _ = book.drive(side, end);
+    book.drive(side, end);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{end}-C")]);
     assert!(side.policy.models[&key()].real.is_none());
     let note = side
@@ -643,8 +432,8 @@ fn a_flatten_inside_a_news_window_is_never_held() {
         core.start_flatten(NFP, None, "prop-firm guard HALTED_DAILY_LOSS"),
         1
     );
-    let mut book = Book::new(fx());
-    let _ = book.drive(&mut core, NFP);
+    let mut book = hours_book(fx());
+    book.drive(&mut core, NFP);
     assert_eq!(book.submitted, [format!("ot-EURUSD-M1-{NFP}-F")]);
     assert!(core.policy.models[&key()].real.is_none());
 }
@@ -708,7 +497,7 @@ fn without_the_rules_the_closed_markets_answers_are_unchanged() {
     // No restriction: Friday 21:45 trades, Saturday is MARKET_CLOSED (not WEEKEND).
     let bt = FRI_2145 - M1;
     let mut core = core_at(Action::Wait, None, bt);
-    let mut book = Book::new(fx());
+    let mut book = hours_book(fx());
     let out = book.run(&mut core, FRI_2145, &[item(Action::LongWeak, bt)]);
     assert!(matches!(out[0].0, AckKind::Ok { .. }), "{out:?}");
     let bt = SAT_NOON - 2 * M1;

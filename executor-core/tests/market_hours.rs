@@ -6,99 +6,19 @@
 
 mod common;
 
-use common::{Book, plain_cfg as cfg};
-use oracle_ctrader::calendar::{Holiday, TradingCalendar};
+use common::{
+    FRI_2200, M1, SAT_NOON, SUN_2200, core_at, fx, hours_book, index, item, key, plain_cfg as cfg,
+};
+use oracle_ctrader::calendar::TradingCalendar;
 use oracle_executor_core::exec::{ExecutorCore, HELD_EXIT_RETRY_MS, SideId};
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{AckKind, ActionName, ModelKey, ModelState, RealPos};
-use oracle_executor_core::side::{Item, SideCore};
-use oracle_ipc::{Action, Timeframe};
+use oracle_executor_core::policy::{AckKind, ActionName, ModelState, RealPos};
+use oracle_executor_core::side::SideCore;
+use oracle_ipc::Action;
 
-const M1: i64 = 60;
-const H: u32 = 3600;
-const D: u32 = 86_400;
 /// Friday 2026-12-04 21:58 UTC (a bar open time).
 const FRI_2158: i64 = 1_796_421_480;
-/// Friday 2026-12-04 22:00 UTC: the FX week closes.
-const FRI_2200: i64 = 1_796_421_600;
-/// Saturday 2026-12-05 12:00 UTC.
-const SAT_NOON: i64 = 1_796_472_000;
-/// Sunday 2026-12-06 22:00 UTC: the FX week opens.
-const SUN_2200: i64 = 1_796_594_400;
-
-/// FX hours: Sunday 22:00 – Friday 22:00 UTC, Christmas Day closed.
-fn fx() -> TradingCalendar {
-    TradingCalendar::new(
-        "UTC",
-        &[(22 * H, 5 * D + 22 * H)],
-        &[Holiday {
-            name: "Christmas Day".into(),
-            time_zone: "UTC".into(),
-            // 2000-12-25, recurring.
-            date_days: 11_316,
-            recurring: true,
-            start_second: None,
-            end_second: None,
-        }],
-    )
-    .expect("valid calendar")
-}
-
-/// An index: New York 18:00 – 17:00 next day, Sunday to Friday (a daily hour's break).
-fn index() -> TradingCalendar {
-    let s: Vec<(u32, u32)> = (0..5)
-        .map(|d| (d * D + 18 * H, (d + 1) * D + 17 * H))
-        .collect();
-    TradingCalendar::new("America/New_York", &s, &[]).expect("valid calendar")
-}
-
-/// A scripted book with a trading calendar (the market is closed where it says): 10 000 of
-/// balance, fills of 100 000 units at 1.1.
-fn hours_book(cal: TradingCalendar) -> Book {
-    let mut b = Book::new(cfg());
-    b.hours = Some(cal);
-    b.account = common::account(10_000.0, 10_000.0);
-    b.fill_volume = 100_000;
-    b
-}
-
-fn key() -> ModelKey {
-    ModelKey::new("EURUSD", Timeframe::M1)
-}
-
-fn item(target: Action, bt: i64) -> Item {
-    Item {
-        key: key(),
-        tf: Timeframe::M1,
-        target,
-        bt,
-    }
-}
-
-/// A core whose model's last signal was `target` at `bt - M1` holding `real`, with the bars
-/// `bt - M1` and `bt` streamed (a signal at `bt` is a fresh transition).
-fn core_at(target: Action, real: Option<Action>, bt: i64) -> SideCore {
-    let mut rep = Replayed::default();
-    rep.models.insert(
-        key(),
-        ModelState {
-            target: Some(ActionName(target)),
-            last_bt: Some(bt - M1),
-            real: real.map(|a| RealPos {
-                position_id: 7,
-                action: ActionName(a),
-                volume: 100_000,
-                price: 1.1,
-            }),
-            missed: false,
-        },
-    );
-    let mut core = SideCore::new("live", &cfg(), &rep);
-    core.policy.handle_bar(&key(), bt - M1);
-    core.policy.handle_bar(&key(), bt);
-    core
-}
 
 #[test]
 fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_never_chased() {

@@ -4,6 +4,9 @@
 //! need exactly at its share, the prices an entry is based on, and the state it journals.
 //! Time is always a parameter: bar times are fixed dates, `now` is part of the market facts.
 
+mod common;
+
+use common::eurusd;
 use oracle_executor_core::config::{ExecutorConfig, SymbolConfig, from_value};
 use oracle_executor_core::policy::{
     AckKind, ActionName, Exec, Market, ModelKey, ModelState, Plan, Policy, RealPos, Refusal,
@@ -31,20 +34,6 @@ fn cfg() -> ExecutorConfig {
         },
     );
     c
-}
-
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
 }
 
 fn key() -> ModelKey {

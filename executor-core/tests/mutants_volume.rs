@@ -2,22 +2,10 @@
 //! survived `scripts/mutants --area volume`): a broker minimum above the step, a step or lot
 //! size of zero, a volume exactly at the maximum, and volumes too large for an `i64`.
 
-use oracle_executor_core::volume::{SymbolSpec, VolumeError, lots_to_volume};
+mod common;
 
-/// EURUSD as cTrader sends it: 1 lot = 10,000,000 cents, min = step = 0.01 lot.
-fn eurusd() -> SymbolSpec {
-    SymbolSpec {
-        name: "EURUSD".into(),
-        id: 1,
-        digits: 5,
-        pip_position: 4,
-        lot_size: 10_000_000,
-        min_volume: 100_000,
-        step_volume: 100_000,
-        max_volume: 10_000_000_000,
-        trading_mode: oracle_executor_core::symbols::TradingMode::Enabled,
-    }
-}
+use common::eurusd;
+use oracle_executor_core::volume::{SymbolSpec, VolumeError, lots_to_volume};
 
 #[test]
 fn a_point_is_ten_to_the_minus_digits() {

@@ -1,23 +1,37 @@
-//! What the side-core tests share (`tests/{guard,mutants_guard,market_hours,side}.rs`): EURUSD's
-//! facts, the configs, and a scripted book that answers a side's actions on a plain integer
-//! clock (UTC s) with no runtime. Each test file sets the knobs it needs (the account, the
-//! quote, refusals, a trading calendar).
+//! What the executor-core tests share (`tests/{guard,mutants_guard,market_hours,funded_rules,
+//! side,mutants_policy,mutants_volume}.rs`): EURUSD's facts, the configs, a scripted book that
+//! answers a side's actions on a plain integer clock (UTC s) with no runtime, the trading
+//! calendars, and an M1 EURUSD model's core. Each test file sets the knobs it needs (the
+//! account, the quote, refusals, a trading calendar).
 #![allow(dead_code)]
 
-use oracle_ctrader::calendar::TradingCalendar;
+use oracle_ctrader::calendar::{Holiday, TradingCalendar};
 use std::collections::BTreeSet;
 
 use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
-use oracle_executor_core::journal::{Record, encode_lines};
-use oracle_executor_core::policy::Closed;
+use oracle_executor_core::journal::{Record, Replayed, encode_lines};
+use oracle_executor_core::policy::{ActionName, Closed, ModelKey, ModelState, RealPos};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
+use oracle_ipc::{Action, Timeframe};
 
 /// One lot of EURUSD in cTrader volume (cents of units): 100 000 units, a pip's move is 10.
 pub const LOT: i64 = 10_000_000;
+/// A minute, in seconds.
+pub const M1: i64 = 60;
+/// An hour and a day, in seconds (a trading schedule's units).
+pub const H: u32 = 3600;
+pub const D: u32 = 86_400;
+/// Friday 2026-12-04 22:00 UTC: the FX week closes.
+pub const FRI_2200: i64 = 1_796_421_600;
+/// Saturday 2026-12-05 12:00 UTC.
+pub const SAT_NOON: i64 = 1_796_472_000;
+/// Sunday 2026-12-06 22:00 UTC: the FX week opens.
+pub const SUN_2200: i64 = 1_796_594_400;
 
+/// EURUSD as cTrader sends it: 1 lot = 10,000,000 cents, min = step = 0.01 lot.
 pub fn eurusd() -> SymbolSpec {
     SymbolSpec {
         name: "EURUSD".into(),
@@ -48,6 +62,82 @@ pub fn ftmo_cfg() -> ExecutorConfig {
         "risk": {"preset": "ftmo-2step", "initial_balance": 100000.0}
     }))
     .expect("valid config")
+}
+
+/// FX hours: Sunday 22:00 – Friday 22:00 UTC, Christmas Day closed.
+pub fn fx() -> TradingCalendar {
+    TradingCalendar::new(
+        "UTC",
+        &[(22 * H, 5 * D + 22 * H)],
+        &[Holiday {
+            name: "Christmas Day".into(),
+            time_zone: "UTC".into(),
+            // 2000-12-25, recurring.
+            date_days: 11_316,
+            recurring: true,
+            start_second: None,
+            end_second: None,
+        }],
+    )
+    .expect("valid calendar")
+}
+
+/// An index: New York 18:00 – 17:00 next day, Sunday to Friday (a daily hour's break).
+pub fn index() -> TradingCalendar {
+    let s: Vec<(u32, u32)> = (0..5)
+        .map(|d| (d * D + 18 * H, (d + 1) * D + 17 * H))
+        .collect();
+    TradingCalendar::new("America/New_York", &s, &[]).expect("valid calendar")
+}
+
+/// A scripted book with a trading calendar (the market is closed where it says): 10 000 of
+/// balance, fills of 100 000 units at 1.1, batches decided with [`plain_cfg`].
+pub fn hours_book(cal: TradingCalendar) -> Book {
+    let mut b = Book::new(plain_cfg());
+    b.hours = Some(cal);
+    b.account = account(10_000.0, 10_000.0);
+    b.fill_volume = 100_000;
+    b
+}
+
+/// The M1 EURUSD model.
+pub fn key() -> ModelKey {
+    ModelKey::new("EURUSD", Timeframe::M1)
+}
+
+/// A signal of the M1 EURUSD model for the bar opened at `bt`.
+pub fn item(target: Action, bt: i64) -> Item {
+    Item {
+        key: key(),
+        tf: Timeframe::M1,
+        target,
+        bt,
+    }
+}
+
+/// A side (with [`plain_cfg`]) whose M1 EURUSD model's last signal was `target` at `bt - M1`
+/// holding `real` (100 000 units at 1.1), with the bars `bt - M1` and `bt` streamed (a signal
+/// at `bt` is a fresh transition).
+pub fn core_at(target: Action, real: Option<Action>, bt: i64) -> SideCore {
+    let mut rep = Replayed::default();
+    rep.models.insert(
+        key(),
+        ModelState {
+            target: Some(ActionName(target)),
+            last_bt: Some(bt - M1),
+            real: real.map(|a| RealPos {
+                position_id: 7,
+                action: ActionName(a),
+                volume: 100_000,
+                price: 1.1,
+            }),
+            missed: false,
+        },
+    );
+    let mut core = SideCore::new("live", &plain_cfg(), &rep);
+    core.policy.handle_bar(&key(), bt - M1);
+    core.policy.handle_bar(&key(), bt);
+    core
 }
 
 pub fn account(balance: f64, equity: f64) -> Account {
