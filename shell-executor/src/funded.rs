@@ -1,7 +1,8 @@
 //! A funded account's optional rules, the shell's part (`docs/propfirm.md`, "Funded-account
 //! restrictions"): the news calendar file read at start (`risk.news.file`, relative to the
 //! config file's folder; a bad line stops the start naming `file:line`), each symbol's weekend
-//! asked of the live broker's trading calendars (`Broker::week_end`) and handed to the core,
+//! asked of the live broker's trading calendars (`Broker::week_end`; the paper book alone, in a
+//! dry run, asks the session it follows) and handed to the core,
 //! and `Timer::Weekend`'s closes driven. The decisions are the core's
 //! (`oracle_executor_core::restrictions`, `SideCore::handle_weekend`).
 //!
@@ -60,17 +61,18 @@ pub fn restrictions(cfg: &ExecutorConfig, config_path: &Path) -> anyhow::Result<
 }
 
 impl<B: Broker> Engine<B> {
-    /// Asks the live broker's calendars the weekend of each configured symbol that needs it
-    /// (never asked, past, or none known a minute ago) at `now` (Unix s) and hands them to the
-    /// core. Nothing to do with the weekend rule off.
+    /// Asks the broker's calendars the weekend of each configured symbol that needs it (never
+    /// asked, past, or none known a minute ago) at `now` (Unix s) and hands them to the core:
+    /// the live broker's, else (the paper book alone, `--dry-run`) the market the paper book
+    /// follows. Nothing to do with the weekend rule off.
     pub fn refresh_week_ends(&mut self, now: i64) {
         let now_ms = now.saturating_mul(1000);
         for symbol in self.core.week_ends_due(now_ms) {
-            let we = self
-                .core
-                .live
-                .as_ref()
-                .and_then(|l| l.broker.week_end(&symbol, now_ms));
+            let we = match (&self.core.live, &self.core.paper) {
+                (Some(l), _) => l.broker.week_end(&symbol, now_ms),
+                (None, Some(p)) => p.broker.week_end(&symbol, now_ms),
+                (None, None) => None,
+            };
             if let Some(w) = we {
                 info!(symbol = %symbol, close = %oracle_ipc::Iso(w.close_ms.div_euclid(1000)),
                     open = %oracle_ipc::Iso(w.open_ms.div_euclid(1000)),

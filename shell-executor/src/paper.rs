@@ -6,7 +6,7 @@
 //! P&L: price difference × units (volume / 100), in the quote currency, taken as the account
 //! currency (no conversion); margin: notional / leverage.
 //!
-//! Market hours and symbol modes: the book answers [`Broker::closed`] and
+//! Market hours and symbol modes: the book answers [`Broker::closed`], [`Broker::week_end`] and
 //! [`Broker::changed_specs`] with the live broker's facts (beside live, told by the engine before
 //! each of its decisions; in a dry run, from the session it follows: [`PaperBook::follow`]), so
 //! its side refuses and holds what live's does. Alone on replayed bars every market is open.
@@ -17,7 +17,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::broker::{
-    BarData, Broker, BrokerError, BrokerPosition, Closed, OrderLookup, OrderReq, OrderResult, Quote,
+    BarData, Broker, BrokerError, BrokerPosition, Closed, OrderLookup, OrderReq, OrderResult,
+    Quote, WeekEnd,
 };
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
@@ -44,12 +45,16 @@ pub enum Fault {
 }
 
 /// A live broker's market facts that a paper book follows (`--dry-run`: the live session the
-/// book trades on, [`PaperBook::follow`]): its trading hours and its symbols' trading modes, so
-/// the side's core refuses and holds on paper what it refuses and holds live. Only these two
+/// book trades on, [`PaperBook::follow`]): its trading hours (each day's, and each symbol's
+/// weekend for `risk.flat_before_weekend`) and its symbols' trading modes, so the side's core
+/// refuses, holds and flattens on paper what it refuses, holds and flattens live. Only these
 /// are reachable through it: the book sends no order anywhere.
 pub trait Market {
     /// Whether `symbol`'s market is closed at `utc_ms` and until when ([`Broker::closed`]).
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<Closed>;
+    /// `symbol`'s next weekend at `utc_ms` from its trading calendar ([`Broker::week_end`]):
+    /// the paper book alone flattens before it as live does.
+    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<WeekEnd>;
     /// The symbols' facts the broker changed since last asked (a trading mode now close-only,
     /// say: [`Broker::changed_specs`]).
     fn changed_specs(&mut self) -> Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>>;
@@ -92,6 +97,8 @@ pub struct PaperBook {
     pub up: bool,
     /// Bars per (symbol, tf) for `history`.
     pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<BarData>>,
+    /// The next this many `history` requests fail as a dropped session's would (tests set it).
+    pub history_faults: u32,
     /// Client order ids of the orders received, oldest first: the last [`ORDERS_SEEN_MEMORY`]
     /// (for tests: no duplicate order). [`PaperBook::orders_total`] counts them all.
     pub orders_seen: VecDeque<String>,
@@ -125,6 +132,7 @@ impl PaperBook {
             faults: VecDeque::new(),
             up: true,
             bars: HashMap::new(),
+            history_faults: 0,
             orders_seen: VecDeque::new(),
             orders_total: 0,
             echo_client_order_id: true,
@@ -362,6 +370,11 @@ impl Broker for PaperBook {
             _ => None,
         }
     }
+    /// The followed market's weekend (`--dry-run`); none otherwise (beside live the engine asks
+    /// the live broker; alone on replayed bars no market closes).
+    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<WeekEnd> {
+        self.market.as_ref()?.0.week_end(symbol, utc_ms)
+    }
     async fn changed_specs(&mut self) -> Vec<SymbolSpec> {
         let got = match &mut self.market {
             Some(m) => m.0.changed_specs().await,
@@ -444,6 +457,12 @@ impl Broker for PaperBook {
         tf: oracle_ipc::Timeframe,
         count: u32,
     ) -> Result<Vec<BarData>, BrokerError> {
+        if self.history_faults > 0 {
+            self.history_faults -= 1;
+            return Err(BrokerError(
+                "history: session lost before the answer".into(),
+            ));
+        }
         let v = self
             .bars
             .get(&(symbol.to_string(), tf))

@@ -1489,6 +1489,9 @@ impl crate::paper::Market for crate::live::LiveBroker {
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
         Broker::closed(self, symbol, utc_ms)
     }
+    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
+        Broker::week_end(self, symbol, utc_ms)
+    }
     fn changed_specs(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>> {
         Box::pin(Broker::changed_specs(self))
     }

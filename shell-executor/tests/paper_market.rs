@@ -12,12 +12,14 @@ use std::future::Future;
 use std::pin::Pin;
 
 use common::*;
-use oracle_executor::broker::Closed;
+use oracle_executor::broker::{Closed, WeekEnd};
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::paper::{Market, PaperBook};
 use oracle_executor::policy::ModelKey;
 use oracle_executor::symbols::TradingMode;
 use oracle_executor::volume::SymbolSpec;
+use oracle_executor_core::gather::Timer;
+use oracle_executor_core::restrictions::Restrictions;
 use oracle_ipc::{Message, Timeframe, parse};
 
 /// A broker's market as a test states it: EURUSD in `mode`, closed from `closed.0` until
@@ -33,6 +35,9 @@ impl Market for Stated {
         (from..until).contains(&utc_ms).then_some(Closed {
             until_ms: Some(until),
         })
+    }
+    fn week_end(&self, _symbol: &str, _utc_ms: i64) -> Option<WeekEnd> {
+        None
     }
     fn changed_specs(&mut self) -> Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>> {
         let spec = SymbolSpec {
@@ -121,4 +126,107 @@ async fn beside_live_the_paper_book_refuses_an_entry_on_a_symbol_live_has_close_
         "the paper book beside live refuses the entry live refuses"
     );
     assert_eq!(e.live.as_ref().expect("live").broker.orders_total, 0);
+}
+
+/// A week of milliseconds.
+const WEEK_MS: i64 = 7 * 86_400_000;
+/// Friday 1970-01-02 22:00 UTC: every FX weekend starts a whole number of weeks after it.
+const FRIDAY_CLOSE_MS: i64 = 86_400_000 + 22 * 3_600_000;
+/// The FX weekend's length: Friday 22:00 to Sunday 22:00 UTC.
+const WEEKEND_MS: i64 = 2 * 86_400_000;
+
+/// An FX broker's schedule (open Sunday 22:00 to Friday 22:00 UTC), every symbol enabled: its
+/// weekend is computed from the schedule as the live session computes it from its calendar.
+struct FxSchedule;
+
+impl FxSchedule {
+    fn is_closed(utc_ms: i64) -> bool {
+        (utc_ms - FRIDAY_CLOSE_MS).rem_euclid(WEEK_MS) < WEEKEND_MS
+    }
+    fn next_close(t: i64) -> Option<i64> {
+        if Self::is_closed(t) {
+            return Some(t);
+        }
+        Some(FRIDAY_CLOSE_MS + (t - FRIDAY_CLOSE_MS).div_euclid(WEEK_MS) * WEEK_MS + WEEK_MS)
+    }
+    fn next_open(t: i64) -> Option<i64> {
+        if !Self::is_closed(t) {
+            return Some(t);
+        }
+        Some(FRIDAY_CLOSE_MS + (t - FRIDAY_CLOSE_MS).div_euclid(WEEK_MS) * WEEK_MS + WEEKEND_MS)
+    }
+}
+
+impl Market for FxSchedule {
+    fn closed(&self, _symbol: &str, utc_ms: i64) -> Option<Closed> {
+        Self::is_closed(utc_ms).then(|| Closed {
+            until_ms: Self::next_open(utc_ms),
+        })
+    }
+    fn week_end(&self, _symbol: &str, utc_ms: i64) -> Option<WeekEnd> {
+        oracle_executor_core::restrictions::week_end(utc_ms, Self::next_close, Self::next_open)
+    }
+    fn changed_specs(&mut self) -> Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+#[tokio::test]
+async fn the_paper_book_alone_flattens_n_minutes_before_the_schedules_friday_close_and_fails_entries_until_the_open()
+ {
+    // `--dry-run` with `risk.flat_before_weekend`: no live side, the book follows the session.
+    let c = oracle_executor::config::from_value(&serde_json::json!({
+        "risk": {"stale_after_secs": 60, "flat_before_weekend": {"minutes": 15}},
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    let rules = Restrictions::new(&c.risk, Vec::new());
+    let mut b = book();
+    b.follow(FxSchedule);
+    let paper = Side::new("paper", &c, b, None);
+    let mut e: Engine<PaperBook> = Engine::new(c, None, Some(paper), HashMap::new(), None);
+    e.core.set_restrictions(&rules);
+
+    // T0 is a Wednesday 00:00 UTC: bar 280 starts at Friday 22:00, the schedule's close.
+    let close = T0 + 280 * M15;
+    let flat = close - 15 * 60;
+    // Friday 20:00:01: the model goes long on paper.
+    step(&mut e, "WAIT", 270).await;
+    let ack = step(&mut e, "LONG_WEAK", 271).await;
+    assert!(ack.contains("|LONG_WEAK|OK|"), "{ack}");
+    assert_eq!(paper_orders(&e), 1);
+
+    // The weekend comes from the followed schedule: the timer is armed for 21:45.
+    let at = now(271);
+    e.arm_weekend(at, 0);
+    assert_eq!(e.core.poll_timeout(), Some((flat - at) * 1000));
+    assert_eq!(e.core.handle_timeout((flat - at) * 1000), [Timer::Weekend]);
+    e.on_weekend(flat, (flat - at) * 1000).await;
+    let side = e.paper.as_ref().expect("paper");
+    assert_eq!(paper_orders(&e), 2, "the close went to the paper book");
+    assert!(
+        side.broker.open_positions().is_empty(),
+        "flat before the weekend"
+    );
+    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    assert!(side.core.policy.models[&m15].real.is_none());
+    e.arm_weekend(flat, (flat - at) * 1000);
+    assert_eq!(e.core.poll_timeout(), None, "nothing left to close");
+
+    // 21:45:01, the market still open: a fresh transition's entry is FAIL|WEEKEND.
+    step(&mut e, "WAIT", 277).await;
+    let ack = step(&mut e, "SHORT_WEAK", 278).await;
+    assert!(ack.contains("|FAIL|WEEKEND|"), "{ack}");
+    // Sunday 21:45:01, closed: still refused.
+    let sunday_open = close + 2 * 86_400;
+    let i = (sunday_open - T0) / M15 - 2;
+    step(&mut e, "WAIT", i - 1).await;
+    let ack = step(&mut e, "LONG_WEAK", i).await;
+    assert!(ack.contains("|FAIL|WEEKEND|"), "{ack}");
+    assert_eq!(paper_orders(&e), 2, "no entry while the weekend lasts");
+    // Sunday 22:15:01, open again: the next transition trades.
+    step(&mut e, "WAIT", i + 1).await;
+    let ack = step(&mut e, "SHORT_WEAK", i + 2).await;
+    assert!(ack.contains("|SHORT_WEAK|OK|"), "{ack}");
+    assert_eq!(paper_orders(&e), 3);
 }
