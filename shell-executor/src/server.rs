@@ -201,6 +201,8 @@ struct Stream {
     ring: VecDeque<BarData>,
     /// A model's stream: SIGNALs are taken for it (see [`Streams::serve`]).
     served: bool,
+    /// Its ring was filled from the broker's history ([`Streams::seeded`]).
+    seeded: bool,
 }
 
 /// Why a SIGNAL's (symbol, timeframe, bar time) is not one the executor trades on
@@ -257,6 +259,36 @@ impl Streams {
             .binary_search_by_key(&bt, |b| b.time)
             .map(|_| ())
             .map_err(|_| NotStreamed::Bar)
+    }
+
+    /// Whether `(symbol, tf)`'s ring was filled from the broker's history. Until it is, the
+    /// stream answers no HISTORY and takes no live bar: a predictor answered from the few live
+    /// bars after a failed history request would prime a restored twin on them (a trace that
+    /// leaves the backtest). The shell seeds it again at the reconnect or its next live bar.
+    pub fn seeded(&self, symbol: &str, tf: Timeframe) -> bool {
+        self.streams
+            .get(&(symbol.to_string(), tf))
+            .is_some_and(|s| s.seeded)
+    }
+
+    /// Records that `(symbol, tf)`'s history is in its ring.
+    pub fn mark_seeded(&mut self, symbol: &str, tf: Timeframe) {
+        self.streams
+            .entry((symbol.to_string(), tf))
+            .or_default()
+            .seeded = true;
+    }
+
+    /// The streams not seeded yet (served or asked for), in a stable order.
+    pub fn unseeded(&self) -> Vec<(String, Timeframe)> {
+        let mut v: Vec<_> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.seeded)
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+        v
     }
 
     /// Offers a closed bar: accepted (with its new SEQ) only if it is after the last one, so a

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use oracle_ipc::{ErrCode, HistoryEnd, Message, Timeframe};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::broker::{BarData, Broker};
@@ -205,8 +205,9 @@ pub async fn serve_with<B: Broker>(
     let mut streams = Streams::new(HISTORY_RING);
     for (symbol, tf) in preload {
         streams.serve(symbol, *tf);
-        seed_stream(engine, &mut streams, symbol, *tf).await;
+        seed(engine, &mut streams, symbol, *tf).await;
     }
+    let mut deferred: Vec<Deferred> = Vec::new();
     tokio::pin!(shutdown);
     let mut feed_open = true;
     loop {
@@ -234,6 +235,16 @@ pub async fn serve_with<B: Broker>(
                     if let Err(e) = engine.reconcile(clock()).await {
                         warn!(target: DECISION, error = %e, "reconciliation after reconnect failed");
                     }
+                    // The streams whose history request failed are loaded before any gap
+                    // fill, then the HISTORY requests waiting for them are answered.
+                    let mut wanted = streams.unseeded();
+                    wanted.extend(deferred.iter().map(|d| (d.symbol.clone(), d.tf)));
+                    wanted.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+                    wanted.dedup();
+                    for (symbol, tf) in wanted {
+                        seed(engine, &mut streams, &symbol, tf).await;
+                    }
+                    answer_deferred(engine, &streams, &metrics, now_ms(), &mut deferred);
                 }
                 Some(Feed::Quote { symbol, bid, ask }) => {
                     // The paper book alone on a live feed (--dry-run) fills at the live
@@ -274,7 +285,17 @@ pub async fn serve_with<B: Broker>(
                 Some(Feed::Bar { symbol, tf, bar, spread }) => {
                     let mut sent = false;
                     streams.serve(&symbol, tf);
-                    if let Some(seq) = streams.offer(&symbol, tf, bar) {
+                    // A stream whose history request failed is loaded first (a bar came: the
+                    // session is back); its history then holds this bar or the bar follows it.
+                    let seeded = seed(engine, &mut streams, &symbol, tf).await;
+                    if seeded {
+                        answer_deferred(engine, &streams, &metrics, now_ms(), &mut deferred);
+                    } else {
+                        warn!(target: DECISION, event = "bar_held_back", stream = %ModelKey::new(&symbol, tf),
+                            bt = %oracle_ipc::Iso(bar.time),
+                            "live bar not sent: the stream's history could not be loaded; the bar comes with it once the broker answers");
+                    }
+                    if seeded && let Some(seq) = streams.offer(&symbol, tf, bar) {
                         let key = ModelKey::new(&symbol, tf);
                         engine.on_bar(&key, bar.time, bar.close, spread);
                         if let Some(line) = bar_line(&symbol, tf, seq, &bar, false, false) {
@@ -374,14 +395,13 @@ pub async fn serve_with<B: Broker>(
                             if gather.len() > 0 {
                                 run_signals(engine, &streams, &clock, &mut gather, &release).await;
                             }
-                            let out = history(engine, &mut streams, &symbol, tf, count).await;
-                            let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
-                            let _ = reply.send(out);
-                            if ok {
-                                crate::server::bump(&metrics.histories);
-                            }
-                            if ok && let Some(p) = &mut engine.core.pace {
-                                p.history_answered(now_ms(), &symbol, tf);
+                            match history(engine, &mut streams, &symbol, tf, count).await {
+                                Some(out) => answer_history(engine, &metrics, now_ms(), &symbol, tf, out, reply),
+                                None => {
+                                    info!(target: DECISION, event = "history_waits", symbol = %symbol, tf = tf.as_str(),
+                                        "HISTORY waits for the broker's history (asked again at the reconnect)");
+                                    deferred.push(Deferred { symbol, tf, count, reply });
+                                }
                             }
                             None
                         }
@@ -568,13 +588,19 @@ async fn signals<B: Broker>(
     out.into_iter().map(Option::unwrap_or_default).collect()
 }
 
-/// Fills an empty stream's ring from the broker (live side, else paper).
-async fn seed_stream<B: Broker>(
+/// Fills `(symbol, tf)`'s ring from the broker's history (live side, else paper) unless it
+/// already was; true when it is seeded. A failed request (the session dropped, say) leaves it
+/// unseeded: HISTORY for it waits ([`Deferred`]) and the reconnect, or its next live bar, seeds
+/// it first — never an answer made of the few live bars that came after the failure.
+async fn seed<B: Broker>(
     engine: &mut Engine<B>,
     streams: &mut Streams,
     symbol: &str,
     tf: Timeframe,
-) {
+) -> bool {
+    if streams.seeded(symbol, tf) {
+        return true;
+    }
     let got = match (&mut engine.core.live, &mut engine.core.paper) {
         (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
         (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
@@ -587,43 +613,20 @@ async fn seed_stream<B: Broker>(
                     engine.on_bar(&ModelKey::new(symbol, tf), b.time, b.close, 0.0);
                 }
             }
+            streams.mark_seeded(symbol, tf);
+            true
         }
         Err(e) => {
-            warn!(symbol, tf = tf.as_str(), error = %e, "history request to the broker failed")
+            warn!(symbol, tf = tf.as_str(), error = %e,
+                "history request to the broker failed: the stream's HISTORY answers and live bars wait until it is loaded (asked again at the reconnect)");
+            false
         }
     }
 }
 
-async fn history<B: Broker>(
-    engine: &mut Engine<B>,
-    streams: &mut Streams,
-    symbol: &str,
-    tf: Timeframe,
-    count: u32,
-) -> Vec<String> {
-    if !engine.knows(symbol) {
-        return vec![err_line(ErrCode::UnknownSymbol, symbol)];
-    }
-    if streams.last_time(symbol, tf).is_none() {
-        // Seed the ring from the broker (live side, else paper).
-        let got = match (&mut engine.core.live, &mut engine.core.paper) {
-            (Some(l), _) => l.broker.history(symbol, tf, HISTORY_RING as u32).await,
-            (None, Some(p)) => p.broker.history(symbol, tf, HISTORY_RING as u32).await,
-            _ => Ok(Vec::new()),
-        };
-        match got {
-            Ok(bars) => {
-                for b in bars {
-                    if streams.offer(symbol, tf, b).is_some() {
-                        engine.on_bar(&ModelKey::new(symbol, tf), b.time, b.close, 0.0);
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(symbol, tf = tf.as_str(), error = %e, "history request to the broker failed")
-            }
-        }
-    }
+/// The answer to `HISTORY|symbol|tf|count` from a seeded stream's ring: its last bars, then
+/// `HISTORY_END`.
+fn history_lines(streams: &Streams, symbol: &str, tf: Timeframe, count: u32) -> Vec<String> {
     let bars = streams.last(symbol, tf, count);
     let mut out: Vec<String> = bars
         .iter()
@@ -637,6 +640,71 @@ async fn history<B: Broker>(
     out.push(end.to_string());
     info!(target: DECISION, event = "history", symbol, tf = tf.as_str(), asked = count, sent = out.len() - 1, "history answered");
     out
+}
+
+/// A HISTORY request waiting for its stream's seed (the broker did not answer the history
+/// request): answered once the stream is seeded, at the reconnect or the stream's next bar.
+struct Deferred {
+    symbol: String,
+    tf: Timeframe,
+    count: u32,
+    reply: oneshot::Sender<Vec<String>>,
+}
+
+/// Sends a HISTORY answer and counts it (and tells the demo pacing).
+fn answer_history<B: Broker>(
+    engine: &mut Engine<B>,
+    metrics: &Metrics,
+    now_ms: i64,
+    symbol: &str,
+    tf: Timeframe,
+    out: Vec<String>,
+    reply: oneshot::Sender<Vec<String>>,
+) {
+    let ok = out.last().is_some_and(|l| l.starts_with("HISTORY_END"));
+    let _ = reply.send(out);
+    if ok {
+        crate::server::bump(&metrics.histories);
+        if let Some(p) = &mut engine.core.pace {
+            p.history_answered(now_ms, symbol, tf);
+        }
+    }
+}
+
+/// Answers the waiting HISTORY requests whose streams are seeded now.
+fn answer_deferred<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &Streams,
+    metrics: &Metrics,
+    now_ms: i64,
+    deferred: &mut Vec<Deferred>,
+) {
+    let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(deferred)
+        .into_iter()
+        .partition(|d| streams.seeded(&d.symbol, d.tf));
+    *deferred = wait;
+    for d in ready {
+        let out = history_lines(streams, &d.symbol, d.tf, d.count);
+        answer_history(engine, metrics, now_ms, &d.symbol, d.tf, out, d.reply);
+    }
+}
+
+/// The answer to a HISTORY request, or `None` while its stream cannot be seeded (the broker
+/// did not answer: the request waits, see [`Deferred`]).
+async fn history<B: Broker>(
+    engine: &mut Engine<B>,
+    streams: &mut Streams,
+    symbol: &str,
+    tf: Timeframe,
+    count: u32,
+) -> Option<Vec<String>> {
+    if !engine.knows(symbol) {
+        return Some(vec![err_line(ErrCode::UnknownSymbol, symbol)]);
+    }
+    if !seed(engine, streams, symbol, tf).await {
+        return None;
+    }
+    Some(history_lines(streams, symbol, tf, count))
 }
 
 /// What `run` needs.

@@ -45,6 +45,17 @@ impl Harness {
 
 /// Starts `serve` on a LocalSet task with a virtual clock set to `now(i)` by `clock_at`.
 async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64>) -> Harness {
+    start_with(dir, clock_at, 0, Vec::new()).await
+}
+
+/// [`start`] with `preload` streams and the broker's next `history_faults` history requests
+/// failing (a session dropped before the answer).
+async fn start_with(
+    dir: &std::path::Path,
+    clock_at: Arc<std::sync::atomic::AtomicI64>,
+    history_faults: u32,
+    preload: Vec<(String, Timeframe)>,
+) -> Harness {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (feed, rx) = mpsc::channel(64);
@@ -55,6 +66,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
         ("EURUSD".into(), Timeframe::M15),
         (0..5).map(|i| bar(i - 5)).collect(),
     );
+    b.history_faults = history_faults;
     let account_reads = b.account_reads.clone();
     let mut e = engine(dir, b);
     let m = metrics.clone();
@@ -62,7 +74,7 @@ async fn start(dir: &std::path::Path, clock_at: Arc<std::sync::atomic::AtomicI64
     let task = tokio::task::spawn_local(async move {
         let _ = serve(
             &mut e,
-            &[],
+            &preload,
             listener,
             Secret::new(TOKEN),
             rx,
@@ -338,6 +350,111 @@ fn history_then_live_bars_across_a_broker_reconnect_no_gap_no_duplicate() {
                 .await
                 .is_err()
         );
+    });
+}
+
+/// Reads a HISTORY answer: the bar times, then the `HISTORY_END` line.
+async fn history_answer(ws: &mut Ws) -> (Vec<i64>, String) {
+    let mut times = Vec::new();
+    loop {
+        let l = recv(ws).await.expect("history line");
+        if l.starts_with("HISTORY_END") {
+            return (times, l);
+        }
+        let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(&l) else {
+            panic!("not a BAR: {l}")
+        };
+        assert!(b.hist, "{l}");
+        times.push(b.time);
+    }
+}
+
+async fn feed_bar(h: &Harness, i: i64) {
+    h.feed
+        .send(Feed::Bar {
+            symbol: "EURUSD".into(),
+            tf: Timeframe::M15,
+            bar: bar(i),
+            spread: 0.0,
+        })
+        .await
+        .expect("feed");
+}
+
+#[test]
+fn a_history_request_the_broker_did_not_answer_waits_for_the_reconnect_and_is_never_answered_short()
+{
+    // The soak's flake: the executor's seed of a stream failed (the session dropped), two live
+    // bars came after the reconnect, and HISTORY was answered with those two: a restored twin
+    // primed on 2 bars instead of its window left the backtest.
+    local(async {
+        let d = tmpdir("ipc-history-fails");
+        let h = start_with(
+            &d,
+            Arc::new(0.into()),
+            2,
+            vec![("EURUSD".into(), Timeframe::M15)],
+        )
+        .await;
+        let mut ws = authed(&h).await;
+        // The preload's seed failed (1st fault); this request's seed fails too (2nd): it waits.
+        send(&mut ws, "HISTORY|EURUSD|M15|100").await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), ws.next())
+                .await
+                .is_err(),
+            "a HISTORY the broker could not serve is not answered before the broker is back"
+        );
+        // The session is back: the stream is loaded, then the waiting request is answered with
+        // the broker's whole history.
+        h.feed.send(Feed::Reconnected).await.expect("feed");
+        let (times, end) = history_answer(&mut ws).await;
+        assert_eq!(
+            times,
+            (0..5).map(|i| T0 + (i - 5) * M15).collect::<Vec<_>>()
+        );
+        assert_eq!(end, "HISTORY_END|EURUSD|M15|5");
+        // The gap fill's live bar follows the history, once.
+        feed_bar(&h, 0).await;
+        let l = recv(&mut ws).await.expect("live bar");
+        let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(&l) else {
+            panic!("{l}")
+        };
+        assert_eq!((b.time, b.hist), (T0, false));
+        h.shut_down().await;
+    });
+}
+
+#[test]
+fn live_bars_after_a_failed_history_seed_load_the_history_first() {
+    local(async {
+        let d = tmpdir("ipc-history-seed-late");
+        // Only the preload's seed fails; the first live bar finds the session back.
+        let h = start_with(
+            &d,
+            Arc::new(0.into()),
+            1,
+            vec![("EURUSD".into(), Timeframe::M15)],
+        )
+        .await;
+        let mut ws = authed(&h).await;
+        feed_bar(&h, 0).await;
+        feed_bar(&h, 1).await;
+        let mut live = Vec::new();
+        for _ in 0..2 {
+            let l = recv(&mut ws).await.expect("live bar");
+            let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(&l) else {
+                panic!("{l}")
+            };
+            live.push(b.time);
+        }
+        assert_eq!(live, vec![T0, T0 + M15]);
+        // HISTORY holds the broker's bars before the live ones, not the live bars alone.
+        send(&mut ws, "HISTORY|EURUSD|M15|100").await;
+        let (times, end) = history_answer(&mut ws).await;
+        assert_eq!(times, (-5..2).map(|i| T0 + i * M15).collect::<Vec<_>>());
+        assert_eq!(end, "HISTORY_END|EURUSD|M15|7");
+        h.shut_down().await;
     });
 }
 
