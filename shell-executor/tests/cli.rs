@@ -3,31 +3,53 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::tmpdir;
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    Ws, ack_of, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir, ws_connect,
+};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oracle-executor");
+/// EURUSD enabled at 0.01 / 0.03 / 0.05 lot.
+const EURUSD_CFG: &str =
+    r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#;
+/// How long the replay's next frame (a bar, an ACK) may take.
+const TEN_S: Duration = Duration::from_secs(10);
+/// The EURUSD M15 replay the predictors here trade.
+const EURUSD_M15: (&str, &str) = ("EURUSD", "M15");
 
-/// A stand-in model zip: metadata naming `symbol` and the timeframe of the file's name.
-fn model_zip(path: &std::path::Path, symbol: &str) {
-    let tf = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.rsplit_once('_'))
-        .map_or("M15", |(_, tf)| tf)
-        .to_string();
-    let f = std::fs::File::create(path).expect("zip file");
-    let mut z = zip::ZipWriter::new(f);
-    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
-    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
-        .expect("member");
-    z.write_all(b"x").expect("write");
-    z.finish().expect("finish");
+/// `d/bars.csv`: `n` M15 bars from 2025-01-15 00:00 UTC, the replay of `--feed-csv`.
+fn write_bars(d: &std::path::Path, n: i64) {
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    for i in 0..n {
+        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
+        let c = 1.1 + (i % 7) as f64 * 0.0001;
+        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
+    }
+    std::fs::write(d.join("bars.csv"), csv).expect("csv");
+}
+
+/// The runtime a test's predictor runs on.
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
+/// Waits (15 s at most) for `child` to exit by itself (an `ORACLE_FAILPOINT` abort), then kills
+/// it if it has not: its exit status and stderr.
+fn exit_of(mut child: Child) -> (std::process::ExitStatus, String) {
+    for _ in 0..300 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill_and_wait(child)
 }
 
 #[test]
@@ -54,8 +76,8 @@ fn bad_config_refuses_to_start_naming_the_keys() {
 fn models_and_config(d: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let models = d.join("models");
     std::fs::create_dir_all(&models).expect("dir");
-    model_zip(&models.join("EURUSD_M15.zip"), "EURUSD");
-    model_zip(&models.join("US500_H1.zip"), "US500");
+    model_zip(&models.join("EURUSD_M15.zip"), "EURUSD", "M15");
+    model_zip(&models.join("US500_H1.zip"), "US500", "H1");
     let cfg = d.join("executor_config.json");
     std::fs::write(
         &cfg,
@@ -308,27 +330,17 @@ fn secrets_file_0640_gives_the_executor_its_token_and_account() {
 fn paper_mode_end_to_end_over_websocket() {
     let d = tmpdir("cli-paper");
     let cfg = d.join("executor_config.json");
-    std::fs::write(&cfg, r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
+    std::fs::write(&cfg, EURUSD_CFG).expect("write");
     // 352 bars: 350 serve HISTORY, 2 are replayed live.
-    let mut csv = String::from("time,open,high,low,close,volume\n");
-    for i in 0..352i64 {
-        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
-        let c = 1.1 + (i % 7) as f64 * 0.0001;
-        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
-    }
-    std::fs::write(d.join("bars.csv"), csv).expect("csv");
+    write_bars(&d, 352);
     let tokf = d.join("token");
     std::fs::write(&tokf, "paper-token-xyz").expect("token");
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tokf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = Command::new(BIN)
+    let port = free_port();
+    let child = Command::new(BIN)
         .env_remove("ORACLE_IPC_TOKEN")
         .args([
             "--paper",
@@ -350,29 +362,9 @@ fn paper_mode_end_to_end_over_websocket() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let result = rt.block_on(async {
-        let mut ws = None;
-        for _ in 0..50 {
-            if let Ok((w, _)) =
-                tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
-            {
-                ws = Some(w);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut ws = ws.ok_or("no server")?;
-        let next =
-            async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Result<String, &'static str> {
-                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-                    Ok(Some(Ok(WsMsg::Text(t)))) => Ok(t.to_string()),
-                    _ => Err("no frame"),
-                }
-            };
+    let result = rt().block_on(async {
+        let mut ws = ws_connect(port, 50).await.ok_or("no server")?;
+        let next = async |ws: &mut Ws| next_text(ws, TEN_S).await.ok_or("no frame");
         ws.send(WsMsg::text("HELLO|paper-token-xyz"))
             .await
             .map_err(|_| "send")?;
@@ -412,23 +404,12 @@ fn paper_mode_end_to_end_over_websocket() {
             let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(l) else {
                 return Err("bad bar");
             };
-            let s = format!(
-                "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
-                oracle_ipc::Iso(b.time),
-                b.seq
-            );
-            ws.send(WsMsg::text(s)).await.map_err(|_| "send")?;
-            let mut ack = next(&mut ws).await?;
-            while ack.starts_with("BAR|") {
-                ack = next(&mut ws).await?;
-            }
-            acks.push(ack);
+            let s = signal_line(EURUSD_M15, a, 1, (b.time, b.seq));
+            acks.push(ack_of(&mut ws, s, TEN_S).await.ok_or("no ACK")?);
         }
         Ok::<_, &'static str>(acks)
     });
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let (_, logs) = kill_and_wait(child);
     let acks = result.unwrap_or_else(|e| panic!("{e}\n{logs}"));
     assert!(acks[0].starts_with("ACK|EURUSD|WAIT|HOLD|"), "{acks:?}");
     assert!(
@@ -486,36 +467,14 @@ fn spawn_paper_on(
     cmd.spawn().expect("spawn")
 }
 
-/// The predictor's WebSocket to the executor on `port` (retried while it starts), and a reader
-/// of its next text line (10 s at most).
-async fn ws_connect(
-    port: u16,
-) -> Option<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-> {
-    for _ in 0..100 {
-        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
-        {
-            return Some(w);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
 /// Connects, asks HISTORY, and answers WAIT for the last history bar and LONG_WEAK for the
 /// first live one (a seen transition: an entry). Returns the ACKs received (fewer when the
 /// executor died).
 async fn predictor_once(port: u16) -> Vec<String> {
-    let Some(mut ws) = ws_connect(port).await else {
+    let Some(mut ws) = ws_connect(port, 100).await else {
         return vec![];
     };
-    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
-            _ => None,
-        }
-    };
+    let next = async |ws: &mut Ws| next_text(ws, TEN_S).await;
     let mut acks = Vec::new();
     let _ = ws.send(WsMsg::text("HELLO|fp-token")).await;
     let _ = ws.send(WsMsg::text("HISTORY|EURUSD|M15|350")).await;
@@ -539,23 +498,15 @@ async fn predictor_once(port: u16) -> Vec<String> {
         let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(l) else {
             return acks;
         };
-        let s = format!(
-            "SIGNAL|EURUSD|{a}|1|0.00|TF:M15|BT:{}|SEQ:{}",
-            oracle_ipc::Iso(b.time),
-            b.seq
-        );
-        if ws.send(WsMsg::text(s)).await.is_err() {
-            return acks;
-        }
-        loop {
-            match next(&mut ws).await {
-                Some(l) if l.starts_with("ACK|") => {
-                    acks.push(l);
-                    break;
-                }
-                Some(_) => continue,
-                None => return acks,
-            }
+        match ack_of(
+            &mut ws,
+            signal_line(EURUSD_M15, a, 1, (b.time, b.seq)),
+            TEN_S,
+        )
+        .await
+        {
+            Some(l) => acks.push(l),
+            None => return acks,
         }
     }
     acks
@@ -568,39 +519,17 @@ async fn predictor_once(port: u16) -> Vec<String> {
 fn failpoint_kill_then_restart_sends_no_duplicate_order() {
     for fp in ["after_intent:1", "after_fill:1"] {
         let d = tmpdir(&format!("cli-fp-{}", fp.replace(':', "-")));
-        std::fs::write(d.join("executor_config.json"), r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
-        let mut csv = String::from("time,open,high,low,close,volume\n");
-        for i in 0..353i64 {
-            let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
-            let c = 1.1 + (i % 7) as f64 * 0.0001;
-            csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
-        }
-        std::fs::write(d.join("bars.csv"), csv).expect("csv");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
+        std::fs::write(d.join("executor_config.json"), EURUSD_CFG).expect("write");
+        write_bars(&d, 353);
+        let port = free_port();
+        let rt = rt();
         // Run 1: dies at the failpoint while entering. (The state folder is removed before the
         // spawn: removed after it, it raced the executor creating its journal there.)
         let _ = std::fs::remove_dir_all(d.join("state"));
         let child = spawn_paper(&d, port, Some(fp));
         let acks1 = rt.block_on(predictor_once(port));
-        let mut child = child;
-        for _ in 0..300 {
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("wait");
-        let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "{fp}: aborted\n{logs1}");
+        let (status, logs1) = exit_of(child);
+        assert!(!status.success(), "{fp}: aborted\n{logs1}");
         assert!(logs1.contains("ORACLE_FAILPOINT: aborting"), "{logs1}");
         assert_eq!(
             acks1.len(),
@@ -608,11 +537,9 @@ fn failpoint_kill_then_restart_sends_no_duplicate_order() {
             "{fp}: only the WAIT was answered: {acks1:?}"
         );
         // Run 2: same signals again.
-        let mut child = spawn_paper(&d, port, None);
+        let child = spawn_paper(&d, port, None);
         let acks2 = rt.block_on(predictor_once(port));
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("wait");
-        let logs2 = String::from_utf8_lossy(&out.stderr);
+        let (_, logs2) = kill_and_wait(child);
         assert_eq!(acks2.len(), 2, "{fp}: {acks2:?}\n{logs2}");
         assert_eq!(
             acks2[0], acks1[0],
@@ -652,15 +579,10 @@ const FP_SYMS: [&str; 3] = ["EURUSD", "GBPUSD", "AUDUSD"];
 /// the live bars in one write (so the executor takes them as one batch). Returns the ACKs
 /// received (fewer when the executor died).
 async fn predictor3(port: u16) -> Vec<String> {
-    let Some(mut ws) = ws_connect(port).await else {
+    let Some(mut ws) = ws_connect(port, 100).await else {
         return vec![];
     };
-    let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| -> Option<String> {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
-            _ => None,
-        }
-    };
+    let next = async |ws: &mut Ws| next_text(ws, TEN_S).await;
     let bar = |l: &str| match oracle_ipc::parse(l) {
         Ok(oracle_ipc::Message::Bar(b)) => Some((b.symbol.to_string(), b.time, b.seq, b.hist)),
         _ => None,
@@ -697,10 +619,7 @@ async fn predictor3(port: u16) -> Vec<String> {
             let Some((t, q)) = bars.get(s) else {
                 return acks;
             };
-            let line = format!(
-                "SIGNAL|{s}|{a}|1|0.00|TF:M15|BT:{}|SEQ:{q}",
-                oracle_ipc::Iso(*t)
-            );
+            let line = signal_line((s, "M15"), a, 1, (*t, *q));
             if ws.feed(WsMsg::text(line)).await.is_err() {
                 return acks;
             }
@@ -743,35 +662,14 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
         serde_json::Value::Object(cfg).to_string(),
     )
     .expect("write");
-    let mut csv = String::from("time,open,high,low,close,volume\n");
-    for i in 0..353i64 {
-        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
-        let c = 1.1 + (i % 7) as f64 * 0.0001;
-        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
-    }
-    std::fs::write(d.join("bars.csv"), csv).expect("csv");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    write_bars(&d, 353);
+    let port = free_port();
+    let rt = rt();
     let _ = std::fs::remove_dir_all(d.join("state"));
-    let mut child = spawn_paper_on(&d, port, Some("after_intent:2"), &FP_SYMS);
+    let child = spawn_paper_on(&d, port, Some("after_intent:2"), &FP_SYMS);
     let acks1 = rt.block_on(predictor3(port));
-    for _ in 0..300 {
-        if child.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "aborted\n{logs1}");
+    let (status, logs1) = exit_of(child);
+    assert!(!status.success(), "aborted\n{logs1}");
     assert!(
         logs1.contains("ORACLE_FAILPOINT: aborting at AfterIntent #2"),
         "{logs1}"
@@ -803,11 +701,9 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
         "one order on the wire before the abort:\n{logs1}"
     );
     // Run 2: the same signals again.
-    let mut child = spawn_paper_on(&d, port, None, &FP_SYMS);
+    let child = spawn_paper_on(&d, port, None, &FP_SYMS);
     let acks2 = rt.block_on(predictor3(port));
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs2 = String::from_utf8_lossy(&out.stderr);
+    let (_, logs2) = kill_and_wait(child);
     assert_eq!(acks2.len(), 6, "{acks2:?}\n{logs2}");
     assert_eq!(
         acks2[..3],
@@ -839,20 +735,13 @@ fn failpoint_inside_a_batch_then_restart_sends_no_duplicate_order() {
 }
 
 /// The first `n` live (not history) bars of EURUSD M15 after a HISTORY request, as (time, seq).
-async fn live_bars(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    n: usize,
-) -> Vec<(i64, u64)> {
+async fn live_bars(ws: &mut Ws, n: usize) -> Vec<(i64, u64)> {
     let _ = ws.send(WsMsg::text("HELLO|fp-token")).await;
     let _ = ws.send(WsMsg::text("HISTORY|EURUSD|M15|350")).await;
     let mut out: Vec<(i64, u64)> = Vec::new();
     let mut last_hist = 0;
     while out.len() < n {
-        let Ok(Some(Ok(WsMsg::Text(t)))) =
-            tokio::time::timeout(Duration::from_secs(10), ws.next()).await
-        else {
+        let Some(t) = next_text(ws, TEN_S).await else {
             break;
         };
         if let Ok(oracle_ipc::Message::Bar(b)) = oracle_ipc::parse(&t) {
@@ -867,28 +756,8 @@ async fn live_bars(
 }
 
 /// Sends one EURUSD M15 SIGNAL and returns its ACK (`None`: no answer in 10 s).
-async fn signal_ack(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    action: &str,
-    (t, q): (i64, u64),
-) -> Option<String> {
-    let line = format!(
-        "SIGNAL|EURUSD|{action}|1|0.00|TF:M15|BT:{}|SEQ:{q}",
-        oracle_ipc::Iso(t)
-    );
-    ws.send(WsMsg::text(line)).await.ok()?;
-    loop {
-        let Ok(Some(Ok(WsMsg::Text(l)))) =
-            tokio::time::timeout(Duration::from_secs(10), ws.next()).await
-        else {
-            return None;
-        };
-        if l.starts_with("ACK|") || l.starts_with("ERR|") {
-            return Some(l.to_string());
-        }
-    }
+async fn signal_ack(ws: &mut Ws, action: &str, bar: (i64, u64)) -> Option<String> {
+    ack_of(ws, signal_line(EURUSD_M15, action, 1, bar), TEN_S).await
 }
 
 /// `--paper` keeps its book across a kill -9: the restart rebuilds it from the paper journal
@@ -897,28 +766,15 @@ async fn signal_ack(
 #[test]
 fn a_paper_run_killed_with_an_open_position_restarts_holding_it() {
     let d = tmpdir("cli-paper-resume");
-    std::fs::write(d.join("executor_config.json"), r#"{"EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#).expect("write");
-    let mut csv = String::from("time,open,high,low,close,volume\n");
-    for i in 0..354i64 {
-        let t = oracle_ipc::Iso(1_736_899_200 + i * 900);
-        let c = 1.1 + (i % 7) as f64 * 0.0001;
-        csv.push_str(&format!("{t},{c},{},{},{c},5\n", c + 0.0002, c - 0.0002));
-    }
-    std::fs::write(d.join("bars.csv"), csv).expect("csv");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    std::fs::write(d.join("executor_config.json"), EURUSD_CFG).expect("write");
+    write_bars(&d, 354);
+    let port = free_port();
+    let rt = rt();
     let _ = std::fs::remove_dir_all(d.join("state"));
     // Run 1: WAIT, then LONG_WEAK: a long in the paper book; then kill -9.
-    let mut child = spawn_paper(&d, port, None);
+    let child = spawn_paper(&d, port, None);
     let (bars, acks) = rt.block_on(async {
-        let mut ws = ws_connect(port).await.expect("executor listening");
+        let mut ws = ws_connect(port, 100).await.expect("executor listening");
         let bars = live_bars(&mut ws, 2).await;
         let mut acks = Vec::new();
         for (b, a) in bars.iter().zip(["WAIT", "LONG_WEAK"]) {
@@ -926,9 +782,7 @@ fn a_paper_run_killed_with_an_open_position_restarts_holding_it() {
         }
         (bars, acks)
     });
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs1 = String::from_utf8_lossy(&out.stderr).to_string();
+    let (_, logs1) = kill_and_wait(child);
     assert_eq!(bars.len(), 2, "two live bars:\n{logs1}");
     assert!(
         acks[1]
@@ -950,18 +804,16 @@ fn a_paper_run_killed_with_an_open_position_restarts_holding_it() {
         .expect("the long's fill journaled");
 
     // Run 2 (same replay): the third live bar's WAIT closes the long held since run 1.
-    let mut child = spawn_paper(&d, port, None);
+    let child = spawn_paper(&d, port, None);
     let ack = rt.block_on(async {
-        let mut ws = ws_connect(port).await.expect("executor listening");
+        let mut ws = ws_connect(port, 100).await.expect("executor listening");
         let bars = live_bars(&mut ws, 3).await;
         match bars.get(2) {
             Some(b) => signal_ack(&mut ws, "WAIT", *b).await,
             None => None,
         }
     });
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs2 = String::from_utf8_lossy(&out.stderr).to_string();
+    let (_, logs2) = kill_and_wait(child);
     assert!(
         !logs2.contains("closed outside the executor"),
         "the resumed long is not taken as closed outside:\n{logs2}"

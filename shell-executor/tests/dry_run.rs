@@ -4,51 +4,55 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::tmpdir;
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    ack_of, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir, ws_connect,
+};
+use futures_util::SinkExt;
 use oracle_executor::broker::{Broker, OrderReq, OrderResult};
 use oracle_ipc::{Message, parse};
+use oracle_sim::SimHandle;
 use oracle_sim::config::{
     DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
 };
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 const TOKEN: &str = "dry-run-token";
+/// How long a bar or an ACK may take to come.
+const WAIT: Duration = Duration::from_secs(60);
 
-fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
-    use std::io::Write as _;
-    let f = std::fs::File::create(path).expect("zip file");
-    let mut z = zip::ZipWriter::new(f);
-    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
-    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
-        .expect("member");
-    z.write_all(b"x").expect("write");
-    z.finish().expect("finish");
+/// The runtime the tests drive the sim and the executor's WebSocket on.
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The executor binary with `--dry-run` on the sim at `broker_port`, its state in `d/state`,
-/// its log in `d/executor-<port>.log`.
-fn spawn_dry_run(d: &std::path::Path, broker_port: u16, port: u16) -> Child {
-    spawn_executor(d, broker_port, port, "--dry-run")
+/// A fresh folder `name` for an executor on `s`: a EURUSD M1 model in `models/`, the sim's CA
+/// in `ca.pem`, and a config trading EURUSD at 0.01 / 0.03 / 0.05 lot with no stale or
+/// slippage limit in the way.
+fn executor_dir(s: &SimHandle, name: &str) -> PathBuf {
+    let d = tmpdir(name);
+    let models = d.join("models");
+    std::fs::create_dir_all(&models).expect("models");
+    model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
+    std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+    std::fs::write(
+        d.join("executor_config.json"),
+        r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
+    )
+    .expect("config");
+    d
 }
 
 /// The executor binary on the sim at `broker_port` in `mode` (`--dry-run`, `--with-paper`), its
 /// state in `d/state`, its log in `d/executor-<port>.log`.
-fn spawn_executor(d: &std::path::Path, broker_port: u16, port: u16, mode: &str) -> Child {
+fn spawn_executor(d: &Path, broker_port: u16, port: u16, mode: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
         .env("ORACLE_IPC_TOKEN", TOKEN)
         .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
@@ -78,59 +82,45 @@ fn spawn_executor(d: &std::path::Path, broker_port: u16, port: u16, mode: &str) 
         .expect("spawn executor")
 }
 
-async fn attach(port: u16) -> Ws {
-    for _ in 0..300 {
-        if let Ok((mut ws, _)) =
-            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
-        {
-            ws.send(WsMsg::text(format!("HELLO|{TOKEN}")))
-                .await
-                .expect("send");
-            return ws;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("executor did not listen");
-}
-
-/// The next live (not history) EURUSD bar: (time, seq).
-async fn next_live_bar(ws: &mut Ws) -> (i64, u64) {
-    loop {
-        let Ok(Some(Ok(WsMsg::Text(t)))) =
-            tokio::time::timeout(Duration::from_secs(60), ws.next()).await
-        else {
-            panic!("no bar")
+/// Runs the executor in `mode` on `s` over the folder `d`: answers `actions` in turn, each for
+/// the next live (not history) EURUSD bar, then kills it (kill -9). Its ACKs and its log.
+async fn run_executor(
+    d: &Path,
+    s: &SimHandle,
+    mode: &str,
+    actions: &[&str],
+) -> (Vec<String>, String) {
+    let port = free_port();
+    let child = spawn_executor(d, s.addr.port(), port, mode);
+    let mut ws = ws_connect(port, 300)
+        .await
+        .expect("executor did not listen");
+    ws.send(WsMsg::text(format!("HELLO|{TOKEN}")))
+        .await
+        .expect("send");
+    let mut acks = Vec::new();
+    for a in actions {
+        let bar = loop {
+            let t = next_text(&mut ws, WAIT).await.expect("no bar");
+            if let Ok(Message::Bar(b)) = parse(&t)
+                && !b.hist
+                && b.symbol == "EURUSD"
+            {
+                break (b.time, b.seq);
+            }
         };
-        if let Ok(Message::Bar(b)) = parse(&t)
-            && !b.hist
-            && b.symbol == "EURUSD"
-        {
-            return (b.time, b.seq);
-        }
+        let line = signal_line(("EURUSD", "M1"), a, 0, bar);
+        let ack = ack_of(&mut ws, line, WAIT).await;
+        acks.push(ack.unwrap_or_else(|| panic!("no ACK for {a}")));
     }
-}
-
-/// Sends the SIGNAL `action` for bar (t, q) and returns its ACK.
-async fn signal(ws: &mut Ws, action: &str, t: i64, q: u64) -> String {
-    let line = format!(
-        "SIGNAL|EURUSD|{action}|0|0.00|TF:M1|BT:{}|SEQ:{q}",
-        oracle_ipc::Iso(t)
-    );
-    ws.send(WsMsg::text(line)).await.expect("send");
-    loop {
-        let Ok(Some(Ok(WsMsg::Text(t)))) =
-            tokio::time::timeout(Duration::from_secs(60), ws.next()).await
-        else {
-            panic!("no ACK for {action}")
-        };
-        if t.starts_with("ACK|") || t.starts_with("ERR|") {
-            return t.to_string();
-        }
-    }
+    kill_and_wait(child);
+    drop(ws);
+    let log = std::fs::read_to_string(d.join(format!("executor-{port}.log"))).unwrap_or_default();
+    (acks, log)
 }
 
 /// The journal's records of type `t`.
-fn records(path: &std::path::Path, t: &str) -> Vec<serde_json::Value> {
+fn records(path: &Path, t: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -141,7 +131,7 @@ fn records(path: &std::path::Path, t: &str) -> Vec<serde_json::Value> {
 
 /// A position opened on the sim account by hand (not the executor's): the dry run must list it
 /// and leave it alone.
-async fn manual_position(s: &oracle_sim::SimHandle) -> u64 {
+async fn manual_position(s: &SimHandle) -> u64 {
     let (mut b, _feed) = common::live_session(s, &["EURUSD"]).await;
     let mut ask = None;
     for _ in 0..200 {
@@ -168,42 +158,25 @@ async fn manual_position(s: &oracle_sim::SimHandle) -> u64 {
 
 #[test]
 fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_after_a_restart() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
+    rt().block_on(async {
         let s = common::sim3(vec![]).await;
-        let d = tmpdir("dry-run");
-        let models = d.join("models");
-        std::fs::create_dir_all(&models).expect("models");
-        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
-        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
-        std::fs::write(
-            d.join("executor_config.json"),
-            r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
-        )
-        .expect("config");
+        let d = executor_dir(&s, "dry-run");
         let manual = manual_position(&s).await;
         let before = s.trading_requests().await;
         assert_eq!(before, 1, "the manual order only");
 
-        // First run: WAIT, then LONG_WEAK (an entry), then SHORT_WEAK (a reversal).
-        let p1 = free_port();
-        let mut child = spawn_dry_run(&d, s.addr.port(), p1);
-        let mut ws = attach(p1).await;
-        let (t0, q0) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "WAIT", t0, q0).await;
+        // First run: WAIT, then LONG_WEAK (an entry), then SHORT_WEAK (a reversal); then kill
+        // -9: the paper book (in memory) is gone; its journal is not.
+        let (acks, log1) =
+            run_executor(&d, &s, "--dry-run", &["WAIT", "LONG_WEAK", "SHORT_WEAK"]).await;
+        let ack = &acks[0];
         assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
-        let (t1, q1) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "LONG_WEAK", t1, q1).await;
+        let ack = &acks[1];
         assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
-        let (t2, q2) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "SHORT_WEAK", t2, q2).await;
+        let ack = &acks[2];
         assert!(ack.starts_with("ACK|EURUSD|SHORT_WEAK|OK|T:"), "{ack}");
         let journal = d.join("state/paper-journal.jsonl");
-        let filled = |j: &std::path::Path| {
+        let filled = |j: &Path| {
             records(j, "outcome")
                 .into_iter()
                 .filter(|o| o["result"] == "filled")
@@ -215,22 +188,14 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
             .last()
             .and_then(|o| o["position_id"].as_u64())
             .expect("the short's position id");
-        // Kill -9: the paper book (in memory) is gone; its journal is not.
-        child.kill().expect("kill");
-        let _ = child.wait();
-        drop(ws);
-        let log1 = std::fs::read_to_string(d.join(format!("executor-{p1}.log"))).unwrap_or_default();
         assert!(
             log1.contains("1 position(s) open on the broker account are left alone"),
             "the broker's open position is listed and left alone:\n{log1}"
         );
 
         // Restart: the paper book resumes the short from its journal; WAIT closes it there.
-        let p2 = free_port();
-        let mut child = spawn_dry_run(&d, s.addr.port(), p2);
-        let mut ws = attach(p2).await;
-        let (t3, q3) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "WAIT", t3, q3).await;
+        let (acks, _) = run_executor(&d, &s, "--dry-run", &["WAIT"]).await;
+        let ack = &acks[0];
         assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|T:"), "{ack}");
         let closes: Vec<_> = records(&journal, "intent")
             .into_iter()
@@ -242,8 +207,6 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
             "the resumed short is the one closed: {closes:?}"
         );
         assert_eq!(filled(&journal), 4, "the close filled in the paper book");
-        let _ = child.kill();
-        let _ = child.wait();
 
         // The ledger has the transitions' rows, on the paper side.
         let ledger = std::fs::read_to_string(d.join("state/drift.jsonl")).expect("drift ledger");
@@ -261,18 +224,28 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
         let fills: Vec<(u64, f64)> = records(&journal, "outcome")
             .into_iter()
             .filter(|o| o["result"] == "filled")
-            .map(|o| (o["position_id"].as_u64().expect("id"), o["price"].as_f64().expect("price")))
+            .map(|o| {
+                (
+                    o["position_id"].as_u64().expect("id"),
+                    o["price"].as_f64().expect("price"),
+                )
+            })
             .collect();
-        let prices = |pid: u64| -> Vec<f64> {
-            fills.iter().filter(|f| f.0 == pid).map(|f| f.1).collect()
-        };
+        let prices =
+            |pid: u64| -> Vec<f64> { fills.iter().filter(|f| f.0 == pid).map(|f| f.1).collect() };
         let long = prices(fills[0].0);
         let short = prices(short_pid);
-        assert_ne!(fills[0].0, short_pid, "a resumed book does not reuse a position id");
+        assert_ne!(
+            fills[0].0, short_pid,
+            "a resumed book does not reuse a position id"
+        );
         assert_eq!((long.len(), short.len()), (2, 2), "{fills:?}");
         let want = 100_000.0 + (long[1] - long[0]) * 1000.0 + (short[0] - short[1]) * 1000.0;
         let got = rows[2]["paper_equity"].as_f64().expect("paper equity");
-        assert!((got - want).abs() < 1e-6, "paper equity {got}, want {want}: {ledger}");
+        assert!(
+            (got - want).abs() < 1e-6,
+            "paper equity {got}, want {want}: {ledger}"
+        );
 
         // The broker got no order request of any kind, and its position is untouched.
         assert_eq!(
@@ -280,7 +253,10 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
             before,
             "no NewOrderReq, ClosePositionReq or amend from the dry run"
         );
-        assert_eq!(s.position_ids(DEFAULT_ACCOUNT_ID).await, vec![manual as i64]);
+        assert_eq!(
+            s.position_ids(DEFAULT_ACCOUNT_ID).await,
+            vec![manual as i64]
+        );
         s.shutdown().await;
     });
 }
@@ -292,37 +268,16 @@ fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_a
 #[test]
 fn a_dry_run_state_folder_started_with_paper_keeps_the_paper_positions_and_reports_no_closed_outside_drift()
  {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
+    rt().block_on(async {
         let s = common::sim3(vec![]).await;
-        let d = tmpdir("dry-then-live");
-        let models = d.join("models");
-        std::fs::create_dir_all(&models).expect("models");
-        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
-        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
-        std::fs::write(
-            d.join("executor_config.json"),
-            r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
-        )
-        .expect("config");
+        let d = executor_dir(&s, "dry-then-live");
 
         // The dry run: WAIT, then LONG_WEAK: a long in the paper book.
-        let p1 = free_port();
-        let mut child = spawn_executor(&d, s.addr.port(), p1, "--dry-run");
-        let mut ws = attach(p1).await;
-        let (t0, q0) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "WAIT", t0, q0).await;
+        let (acks, _) = run_executor(&d, &s, "--dry-run", &["WAIT", "LONG_WEAK"]).await;
+        let ack = &acks[0];
         assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
-        let (t1, q1) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "LONG_WEAK", t1, q1).await;
+        let ack = &acks[1];
         assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
-        child.kill().expect("kill");
-        let _ = child.wait();
-        drop(ws);
         let journal = d.join("state/paper-journal.jsonl");
         let long_pid = records(&journal, "outcome")
             .iter()
@@ -332,15 +287,9 @@ fn a_dry_run_state_folder_started_with_paper_keeps_the_paper_positions_and_repor
 
         // Live, with the paper book beside it: the model is flat live (nothing was sent), long
         // on paper. WAIT: live holds, the paper book closes its long.
-        let p2 = free_port();
-        let mut child = spawn_executor(&d, s.addr.port(), p2, "--with-paper");
-        let mut ws = attach(p2).await;
-        let (t2, q2) = next_live_bar(&mut ws).await;
-        let ack = signal(&mut ws, "WAIT", t2, q2).await;
+        let (acks, log2) = run_executor(&d, &s, "--with-paper", &["WAIT"]).await;
+        let ack = &acks[0];
         assert!(ack.starts_with("ACK|EURUSD|WAIT|"), "{ack}");
-        let _ = child.kill();
-        let _ = child.wait();
-        let log2 = std::fs::read_to_string(d.join(format!("executor-{p2}.log"))).unwrap_or_default();
         assert!(
             !log2.contains("closed outside the executor"),
             "the dry run's paper long is not taken as closed outside:\n{log2}"
@@ -355,7 +304,11 @@ fn a_dry_run_state_folder_started_with_paper_keeps_the_paper_positions_and_repor
             .filter(|i| i["op"] == "close")
             .filter_map(|i| i["position_id"].as_u64())
             .collect();
-        assert_eq!(closes, vec![long_pid], "the paper book closes the dry run's long");
+        assert_eq!(
+            closes,
+            vec![long_pid],
+            "the paper book closes the dry run's long"
+        );
         let filled = records(&journal, "outcome")
             .into_iter()
             .filter(|o| o["result"] == "filled")

@@ -362,3 +362,89 @@ pub fn long_weak_intent(
         bt,
     }
 }
+
+/// A stand-in model zip at `path`: metadata naming `symbol` and `tf`, one member.
+pub fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
+    use std::io::Write as _;
+    let f = std::fs::File::create(path).expect("zip file");
+    let mut z = zip::ZipWriter::new(f);
+    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
+    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
+        .expect("member");
+    z.write_all(b"x").expect("write");
+    z.finish().expect("finish");
+}
+
+/// A local TCP port free a moment ago (for an executor's `--listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A predictor's WebSocket to the executor.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The WebSocket to the executor on `port`, retried every 100 ms while it starts, `tries` times
+/// (`None`: it never listened).
+pub async fn ws_connect(port: u16, tries: u32) -> Option<Ws> {
+    for _ in 0..tries {
+        if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await
+        {
+            return Some(w);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// The next text frame within `wait` (`None`: none came, or the socket closed).
+pub async fn next_text(ws: &mut Ws, wait: std::time::Duration) -> Option<String> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message as WsMsg;
+    match tokio::time::timeout(wait, ws.next()).await {
+        Ok(Some(Ok(WsMsg::Text(t)))) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
+/// The SIGNAL line of `action` in `regime` for `symbol` `tf`'s bar (`t`, `q`).
+pub fn signal_line(
+    (symbol, tf): (&str, &str),
+    action: &str,
+    regime: u8,
+    (t, q): (i64, u64),
+) -> String {
+    format!(
+        "SIGNAL|{symbol}|{action}|{regime}|0.00|TF:{tf}|BT:{}|SEQ:{q}",
+        oracle_ipc::Iso(t)
+    )
+}
+
+/// Sends `line` (a SIGNAL) and returns its ACK (or ERR), the frames before it skipped (`None`:
+/// the send failed, or no frame came within `wait`).
+pub async fn ack_of(ws: &mut Ws, line: String, wait: std::time::Duration) -> Option<String> {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message as WsMsg;
+    ws.send(WsMsg::text(line)).await.ok()?;
+    loop {
+        let l = next_text(ws, wait).await?;
+        if l.starts_with("ACK|") || l.starts_with("ERR|") {
+            return Some(l);
+        }
+    }
+}
+
+/// Kills the executor `child` (kill -9; it may have exited already) and waits for it: its
+/// exit status and its stderr (empty unless piped).
+pub fn kill_and_wait(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
