@@ -95,6 +95,10 @@ pub enum Feed {
 /// Bars kept per stream for HISTORY.
 pub const HISTORY_RING: usize = 2000;
 
+/// `--dry-run`: history requests tried at start per stream before the run gives up (waits
+/// 2, 4, 8, 16, 16 s between them).
+const DRY_RUN_HISTORY_TRIES: u32 = 5;
+
 /// The engine loop: serves the IPC commands and the feed until `shutdown`. Reconciles first,
 /// then loads the recent bars of each `preload` stream (so HISTORY and SEQ are consistent even
 /// when a live bar arrives before the predictor's first HISTORY request).
@@ -1499,15 +1503,29 @@ async fn run_dry(
     let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| session.spec(s)).collect();
     let mut book = PaperBook::new(rc.paper_balance, specs);
     // The streams' history comes from the broker: the paper book serves it (HISTORY, the seed).
+    // It is asked again while the session reconnects; without it the dry run does not start
+    // (the book would answer a predictor's HISTORY with nothing, and a restored twin would
+    // prime on the live bars alone).
     for (sym, tf) in &preload {
-        match session.history(sym, *tf, HISTORY_RING as u32).await {
-            Ok(bars) => {
-                book.bars.insert((sym.clone(), *tf), bars);
+        let mut tries = 0u32;
+        let bars = loop {
+            match session.history(sym, *tf, HISTORY_RING as u32).await {
+                Ok(bars) => break bars,
+                Err(e) if tries < DRY_RUN_HISTORY_TRIES => {
+                    tries += 1;
+                    let wait = Duration::from_secs(1 << tries.min(4));
+                    warn!(symbol = %sym, tf = tf.as_str(), error = %e, try_n = tries, retry_s = wait.as_secs(),
+                        "dry run: history request to the broker failed; asking again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => bail!(
+                    "dry run: the broker's history of {sym} {} could not be loaded ({} tries): {e}; the paper book cannot serve its predictor without it: start again when the broker answers",
+                    tf.as_str(),
+                    tries + 1
+                ),
             }
-            Err(e) => {
-                warn!(symbol = %sym, tf = tf.as_str(), error = %e, "dry run: history request to the broker failed")
-            }
-        }
+        };
+        book.bars.insert((sym.clone(), *tf), bars);
     }
     session.set_telemetry(tel.clone());
     // The book obeys the session's trading hours and symbol modes, as live would.
