@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Ws, ack_of, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir, ws_connect,
+    Ws, ack_of, executor_in, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir,
+    ws_connect,
 };
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
@@ -93,16 +94,11 @@ fn models_folder_symbols_are_added_disabled() {
     // configuration step has run). `--check-config` does not: see `check_config_writes_nothing`.
     let d = tmpdir("cli-models");
     let (models, cfg) = models_and_config(&d);
-    let out = Command::new(BIN)
+    let out = executor_in(&d, "127.0.0.1:1")
         .env_remove("ORACLE_IPC_TOKEN")
-        .args(["--paper", "--config"])
-        .arg(&cfg)
+        .arg("--paper")
         .arg("--models")
         .arg(&models)
-        .arg("--state")
-        .arg(d.join("state"))
-        .arg("--listen")
-        .arg("127.0.0.1:1")
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -299,16 +295,10 @@ fn secrets_file_0640_gives_the_executor_its_token_and_account() {
         r#"{"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
     )
     .expect("write");
-    let out = Command::new(BIN)
+    let out = executor_in(&d, &format!("127.0.0.1:{port}"))
         .env_remove("ORACLE_IPC_TOKEN")
         .args(["--paper", "--secrets"])
         .arg(&f)
-        .arg("--config")
-        .arg(d.join("executor_config.json"))
-        .arg("--state")
-        .arg(d.join("state"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -340,22 +330,11 @@ fn paper_mode_end_to_end_over_websocket() {
         std::fs::set_permissions(&tokf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     let port = free_port();
-    let child = Command::new(BIN)
+    let child = executor_in(&d, &format!("127.0.0.1:{port}"))
         .env_remove("ORACLE_IPC_TOKEN")
-        .args([
-            "--paper",
-            "--json",
-            "--feed-interval-ms",
-            "1500",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--state")
-        .arg(d.join("state"))
+        .args(["--paper", "--json", "--feed-interval-ms", "1500"])
         .arg("--token-file")
         .arg(&tokf)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
         .arg("--feed-csv")
         .arg(format!("EURUSD_M15={}", d.join("bars.csv").display()))
         .stdout(Stdio::null())
@@ -439,7 +418,7 @@ fn spawn_paper_on(
     failpoint: Option<&str>,
     syms: &[&str],
 ) -> std::process::Child {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = executor_in(d, &format!("127.0.0.1:{port}"));
     cmd.env("ORACLE_IPC_TOKEN", "fp-token")
         .env_remove("ORACLE_FAILPOINT")
         .args([
@@ -448,13 +427,7 @@ fn spawn_paper_on(
             "--feed-wait-client",
             "--feed-interval-ms",
             "1500",
-            "--config",
         ])
-        .arg(d.join("executor_config.json"))
-        .arg("--state")
-        .arg(d.join("state"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for s in syms {

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{
-    ack_of, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir, ws_connect,
+    ack_of, executor_in, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir,
+    ws_connect,
 };
 use futures_util::SinkExt;
 use oracle_executor::broker::{Broker, OrderReq, OrderResult};
@@ -53,20 +54,14 @@ fn executor_dir(s: &SimHandle, name: &str) -> PathBuf {
 /// The executor binary on the sim at `broker_port` in `mode` (`--dry-run`, `--with-paper`), its
 /// state in `d/state`, its log in `d/executor-<port>.log`.
 fn spawn_executor(d: &Path, broker_port: u16, port: u16, mode: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
+    executor_in(d, &format!("127.0.0.1:{port}"))
         .env("ORACLE_IPC_TOKEN", TOKEN)
         .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
         .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
         .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
         .env_remove("CTRADER_REFRESH_TOKEN")
-        .arg("--config")
-        .arg(d.join("executor_config.json"))
         .arg("--models")
         .arg(d.join("models"))
-        .arg("--state")
-        .arg(d.join("state"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
         .arg("--broker")
         .arg(format!("127.0.0.1:{broker_port}"))
         .arg("--account-id")

@@ -448,3 +448,16 @@ pub fn kill_and_wait(mut child: std::process::Child) -> (std::process::ExitStatu
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The `oracle-executor` binary with `d/executor_config.json` as its config and `d/state` as its
+/// state folder, listening on `listen` (the mode and the rest are the caller's).
+pub fn executor_in(d: &std::path::Path, listen: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oracle-executor"));
+    cmd.arg("--config")
+        .arg(d.join("executor_config.json"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--listen")
+        .arg(listen);
+    cmd
+}
