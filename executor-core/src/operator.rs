@@ -123,6 +123,49 @@ pub struct GuardStatus {
     pub approximate: Vec<String>,
 }
 
+/// A held symbol's flat-before-the-weekend instant, as `oracle status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekendStatus {
+    /// The symbol (as in `executor_config.json`).
+    pub symbol: String,
+    /// When its positions are closed (UTC ms: `minutes` before `close_ms`); `None`: its
+    /// calendar states no weekend (asked again a minute later).
+    pub flat_at_ms: Option<i64>,
+    /// Its week's last close (UTC ms).
+    pub close_ms: Option<i64>,
+    /// Its market's next open after it (UTC ms): entries are refused until then.
+    pub open_ms: Option<i64>,
+}
+
+/// A symbol's news window, active or next, as `oracle status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewsStatus {
+    /// The symbol (as in `executor_config.json`).
+    pub symbol: String,
+    /// The window's first instant (UTC ms).
+    pub start_ms: i64,
+    /// Its last instant (UTC ms, included): exits held by it go one second later.
+    pub end_ms: i64,
+    /// The event's title.
+    pub title: String,
+    /// Whether the window is in force now (else it is the next one).
+    pub active: bool,
+}
+
+/// The funded account's optional rules (`risk.flat_before_weekend`, `risk.news`) as `oracle
+/// status` shows them, on the answering side (live, else paper).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictionsStatus {
+    /// `risk.flat_before_weekend.minutes` (`None`: the rule is off).
+    pub flat_before_weekend_minutes: Option<u32>,
+    /// Each symbol with an open position (either side): when it is flattened.
+    pub weekend: Vec<WeekendStatus>,
+    /// `risk.news.minutes` (`None`: the rule is off).
+    pub news_minutes: Option<u32>,
+    /// Each configured symbol's news window in force now, else its next one.
+    pub news: Vec<NewsStatus>,
+}
+
 fn side_name(id: SideId) -> &'static str {
     match id {
         SideId::Live => "live",
@@ -287,6 +330,65 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
                 s.handle_guard_day_end(now_ms);
             }
         }
+    }
+
+    /// The funded account's optional rules at `now_ms` (UTC ms) as `oracle status` shows them:
+    /// the flat instant of each symbol with an open position on either side, each configured
+    /// symbol's news window in force or next. `None` with both rules off (or no side).
+    pub fn restrictions_status(&self, now_ms: i64) -> Option<RestrictionsStatus> {
+        let r = &self.answering()?.restrict;
+        if !r.any() {
+            return None;
+        }
+        let held: std::collections::BTreeSet<&str> = self
+            .sides()
+            .into_iter()
+            .filter_map(|id| self.side(id))
+            .flat_map(|s| {
+                s.policy
+                    .models
+                    .iter()
+                    .filter(|(_, st)| st.real.is_some())
+                    .map(|(k, _)| k.symbol.as_str())
+            })
+            .collect();
+        let weekend = if r.weekend_minutes.is_some() {
+            held.into_iter()
+                .map(|sym| {
+                    let flat = r.flat_at(sym);
+                    WeekendStatus {
+                        symbol: sym.to_string(),
+                        flat_at_ms: flat.map(|(at, _)| at),
+                        close_ms: flat.map(|(_, we)| we.close_ms),
+                        open_ms: flat.map(|(_, we)| we.open_ms),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let now = now_ms.div_euclid(1000);
+        let news = self
+            .cfg
+            .symbols
+            .keys()
+            .filter_map(|sym| {
+                let w = r.current_or_next_news_window(sym, now)?;
+                Some(NewsStatus {
+                    symbol: sym.clone(),
+                    start_ms: w.start.saturating_mul(1000),
+                    end_ms: w.end.saturating_mul(1000),
+                    active: w.start <= now && now <= w.end,
+                    title: w.title,
+                })
+            })
+            .collect();
+        Some(RestrictionsStatus {
+            flat_before_weekend_minutes: r.weekend_minutes,
+            weekend,
+            news_minutes: r.news_minutes,
+            news,
+        })
     }
 
     /// The guard as `oracle status` shows it, for the answering side (live, else paper);

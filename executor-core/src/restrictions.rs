@@ -300,6 +300,18 @@ impl Restrictions {
         hit
     }
 
+    /// The news window `symbol` is in at `now` (UTC Unix s), else the next one to come (`None`:
+    /// the rule off, or no event targeting it ends at or after `now`).
+    pub fn current_or_next_news_window(&self, symbol: &str, now: i64) -> Option<NewsWindow> {
+        let half = i64::from(self.news_minutes?) * 60;
+        let next = self
+            .news
+            .iter()
+            .filter(|e| e.targets(symbol))
+            .find(|e| e.at_ms.div_euclid(1000) + half >= now)?;
+        self.news_window(symbol, now.max(next.at_ms.div_euclid(1000) - half))
+    }
+
     /// Why an entry on `symbol` at `now` (UTC Unix s) is refused by these rules, if it is.
     pub fn entry_refusal(&self, symbol: &str, now: i64) -> Option<Refusal> {
         if let Some(we) = self.weekend(symbol, now.saturating_mul(1000)) {

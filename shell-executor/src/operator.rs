@@ -32,7 +32,7 @@ use crate::broker::Broker;
 use crate::config::{ExecutorConfig, write_atomic};
 use crate::engine::{DECISION, Engine};
 use crate::policy::ModelKey;
-use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
+use oracle_executor_core::operator::{GuardStatus, OperatorCommand, RestrictionsStatus};
 
 /// The socket's file name in the state folder.
 pub const SOCKET_NAME: &str = "operator.sock";
@@ -384,6 +384,11 @@ pub struct Status {
     /// The access token's expiry (live: the session's current token, else the token file's),
     /// if known.
     pub token: Option<TokenStatus>,
+    /// The funded account's optional rules (`risk.flat_before_weekend`: each held symbol's
+    /// flat instant; `risk.news`: each symbol's news window in force or next); `None` with
+    /// both off.
+    #[serde(default)]
+    pub restrictions: Option<RestrictionsStatus>,
 }
 
 fn iso_ms(ms: i64) -> String {
@@ -491,6 +496,9 @@ impl Status {
                 }
             }
         }
+        if let Some(r) = &self.restrictions {
+            out.push_str(&restrictions_table(r));
+        }
         out.push_str("\nSYMBOLS\n");
         for s in &self.symbols {
             out.push_str(&format!(
@@ -514,6 +522,59 @@ impl Status {
         });
         out
     }
+}
+
+/// The RESTRICTIONS section of the status table.
+fn restrictions_table(r: &RestrictionsStatus) -> String {
+    let mut out = "\nRESTRICTIONS\n".to_string();
+    match r.flat_before_weekend_minutes {
+        None => out.push_str("  flat before the weekend: off\n"),
+        Some(m) => {
+            out.push_str(&format!(
+                "  flat before the weekend: {m} minutes before each market's last close of the week\n"
+            ));
+            if r.weekend.is_empty() {
+                out.push_str("    no position held\n");
+            }
+            for w in &r.weekend {
+                match (w.flat_at_ms, w.close_ms, w.open_ms) {
+                    (Some(at), Some(close), Some(open)) => out.push_str(&format!(
+                        "    {:<12} flat at {} (closes {}, entries refused until {})\n",
+                        w.symbol,
+                        iso_ms(at),
+                        iso_ms(close),
+                        iso_ms(open)
+                    )),
+                    _ => out.push_str(&format!(
+                        "    {:<12} no weekend known from the broker's calendar\n",
+                        w.symbol
+                    )),
+                }
+            }
+        }
+    }
+    match r.news_minutes {
+        None => out.push_str("  news windows: off\n"),
+        Some(m) => {
+            out.push_str(&format!(
+                "  news windows: no order within {m} minutes of an event\n"
+            ));
+            if r.news.is_empty() {
+                out.push_str("    no event to come\n");
+            }
+            for n in &r.news {
+                out.push_str(&format!(
+                    "    {:<12} {} {} - {} {}\n",
+                    n.symbol,
+                    if n.active { "ACTIVE" } else { "next  " },
+                    iso_ms(n.start_ms),
+                    iso_ms(n.end_ms),
+                    n.title
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn side_status<B: Broker>(name: &str, side: &crate::engine::Side<B>, now: i64) -> SideStatus {
@@ -631,6 +692,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
             .and_then(|l| l.broker.token_expires_at_ms())
             .map(|e| TokenStatus::at(e, now, "session"))
             .or_else(|| token_status(&op.state_dir, now)),
+        restrictions: engine.core.restrictions_status(now.saturating_mul(1000)),
     }
 }
 
@@ -948,6 +1010,7 @@ mod tests {
             guard: Some(guard(Some("EUR"), vec!["USDJPY".into()])),
             symbols: Vec::new(),
             token: None,
+            restrictions: None,
         };
         let t = st.table();
         assert!(t.contains("\nACCOUNTS (EUR)\n"), "{t}");

@@ -230,3 +230,97 @@ async fn the_paper_book_alone_flattens_n_minutes_before_the_schedules_friday_clo
     assert!(ack.contains("|SHORT_WEAK|OK|"), "{ack}");
     assert_eq!(paper_orders(&e), 3);
 }
+
+#[tokio::test]
+async fn status_shows_each_held_symbols_flat_instant_and_the_active_or_next_news_windows() {
+    let c = oracle_executor::config::from_value(&serde_json::json!({
+        "risk": {"stale_after_secs": 60, "flat_before_weekend": {"minutes": 15},
+                 "news": {"file": "news.csv", "minutes": 2}},
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+        "GBPUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
+    }))
+    .expect("config");
+    // Friday 2025-01-17: US data at 13:30 (EURUSD and GBPUSD), the ECB at 15:00 (EURUSD).
+    let events = oracle_executor_core::restrictions::parse_news(
+        "news.csv",
+        "2025-01-17T13:30:00Z,USD,US data\n2025-01-17T15:00:00Z,EUR,ECB\n",
+    )
+    .expect("news");
+    let rules = Restrictions::new(&c.risk, events);
+    let mut b = book();
+    b.follow(FxSchedule);
+    let paper = Side::new("paper", &c, b, None);
+    let mut e: Engine<PaperBook> = Engine::new(c, None, Some(paper), HashMap::new(), None);
+    e.core.set_restrictions(&rules);
+    // Friday 12:15:01: EURUSD long on paper; GBPUSD holds nothing.
+    step(&mut e, "WAIT", 239).await;
+    let ack = step(&mut e, "LONG_WEAK", 240).await;
+    assert!(ack.contains("|LONG_WEAK|OK|"), "{ack}");
+    e.arm_weekend(now(240), 0);
+
+    let dir = tmpdir("paper-status");
+    let op = oracle_executor::operator::open(&dir, &dir.join("executor_config.json"), Vec::new())
+        .expect("operator");
+    let friday = T0 + 2 * 86_400;
+    let st = oracle_executor::operator::status(&e, &op, friday + 13 * 3600 + 29 * 60);
+    let r = st.restrictions.as_ref().expect("the rules are on");
+    assert_eq!(r.flat_before_weekend_minutes, Some(15));
+    assert_eq!(r.weekend.len(), 1, "only the held symbol: {r:?}");
+    let w = &r.weekend[0];
+    assert_eq!(w.symbol, "EURUSD");
+    let close_ms = (friday + 22 * 3600) * 1000;
+    assert_eq!(
+        (w.flat_at_ms, w.close_ms, w.open_ms),
+        (
+            Some(close_ms - 15 * 60_000),
+            Some(close_ms),
+            Some(close_ms + 2 * 86_400_000)
+        )
+    );
+    let windows: Vec<(&str, bool, &str, i64)> = r
+        .news
+        .iter()
+        .map(|n| (n.symbol.as_str(), n.active, n.title.as_str(), n.start_ms))
+        .collect();
+    let us_data = (friday + 13 * 3600 + 28 * 60) * 1000;
+    assert_eq!(
+        windows,
+        [
+            ("EURUSD", true, "US data", us_data),
+            ("GBPUSD", true, "US data", us_data)
+        ]
+    );
+    let json = serde_json::to_value(&st).expect("json");
+    assert_eq!(
+        json["restrictions"]["weekend"][0]["flat_at_ms"],
+        close_ms - 15 * 60_000
+    );
+    let t = st.table();
+    assert!(
+        t.contains("RESTRICTIONS")
+            && t.contains("EURUSD       flat at 2025-01-17T21:45:00Z")
+            && t.contains("entries refused until 2025-01-19T22:00:00Z")
+            && t.contains("ACTIVE 2025-01-17T13:28:00Z - 2025-01-17T13:32:00Z US data"),
+        "{t}"
+    );
+
+    // 13:33: EURUSD's next window is the ECB's; GBPUSD has none to come.
+    let st = oracle_executor::operator::status(&e, &op, friday + 13 * 3600 + 33 * 60);
+    let r = st.restrictions.clone().expect("the rules are on");
+    assert_eq!(r.news.len(), 1, "{r:?}");
+    assert_eq!(
+        (
+            r.news[0].symbol.as_str(),
+            r.news[0].active,
+            r.news[0].title.as_str()
+        ),
+        ("EURUSD", false, "ECB")
+    );
+    assert!(
+        st.table().contains("next   2025-01-17T14:58:00Z"),
+        "{}",
+        st.table()
+    );
+    drop(op);
+    let _ = std::fs::remove_dir_all(dir);
+}
