@@ -290,6 +290,28 @@ pub enum ConfigError {
     /// No symbol to quote.
     #[error("no symbols: give bar files (--data) for at least one symbol")]
     NoSymbols,
+    /// A deposit currency no traded symbol pairs with USD (its money cannot be converted).
+    #[error(
+        "--deposit-currency {0}: no traded symbol pairs {0} with USD (e.g. {0}USD or USD{0}) to convert the symbols' money at"
+    )]
+    NoDepositConversion(String),
+}
+
+/// The price (USD → `deposit`) of the first traded symbol pairing `deposit` with USD, at the
+/// replay's start (its last bid before it, else its first bar's open); `None`: no such symbol.
+fn usd_to_deposit(market: &Market, deposit: &str) -> Option<f64> {
+    market.symbols.iter().find_map(|s| {
+        let bars = s.series.get(&s.base)?;
+        let price = s.last_bid.or_else(|| bars.first().map(|b| b.open))? as f64 / 100_000.0;
+        if price <= 0.0 {
+            return None;
+        }
+        match (s.spec.base_asset.as_str(), s.spec.quote_asset.as_str()) {
+            (b, "USD") if b == deposit => Some(1.0 / price),
+            ("USD", q) if q == deposit => Some(price),
+            _ => None,
+        }
+    })
 }
 
 const MAX_TIMESTAMP_MS: i64 = 2_147_483_646_000;
@@ -328,7 +350,21 @@ impl Broker {
                 revoked: false,
             });
         }
+        // Money in another deposit currency than USD: the symbols' USD money (per point, commission)
+        // converted at the start's price of a symbol pairing it with USD.
+        let mut market = market;
+        let deposit = cfg.deposit_currency.clone();
+        if deposit != "USD" {
+            let rate = usd_to_deposit(&market, &deposit)
+                .ok_or_else(|| ConfigError::NoDepositConversion(deposit.clone()))?;
+            tracing::info!(deposit = %deposit, usd_to_deposit = rate, "deposit currency: the symbols' USD money converted at the start's price");
+            for s in &mut market.symbols {
+                s.spec.money_per_point_per_lot *= rate;
+                s.spec.commission_per_lot *= rate;
+            }
+        }
         let mut names: BTreeSet<String> = BTreeSet::new();
+        names.insert(deposit);
         for s in &market.symbols {
             names.insert(s.spec.base_asset.clone());
             names.insert(s.spec.quote_asset.clone());
@@ -363,7 +399,6 @@ impl Broker {
             CalendarMode::Realistic => hours.iter().map(SymbolHours::calendar).collect(),
         };
         // The broker's names (hours above were chosen by the model's name).
-        let mut market = market;
         for s in &mut market.symbols {
             if let Some(b) = cfg.broker_names.get(&s.spec.name) {
                 tracing::info!(symbol = %s.spec.name, broker_symbol = %b, "symbol listed under the broker's name");
@@ -2495,7 +2530,7 @@ impl Broker {
             account_id,
             balance: a.balance,
             balance_version: a.balance_version,
-            deposit_asset_id: 1,
+            deposit_asset_id: self.asset_id(&self.cfg.deposit_currency),
             leverage_in_cents: a.cfg.leverage * 100,
             trader_login: a.cfg.login,
             broker_name: "oracle-sim".into(),

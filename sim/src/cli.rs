@@ -122,6 +122,12 @@ pub struct Args {
     /// bar files keep the model's name). Faults name symbols by the broker's name.
     #[arg(long = "broker-symbol", value_name = "MODEL=BROKER", value_parser = parse_broker_symbol)]
     pub broker_symbols: Vec<(String, String)>,
+    /// The accounts' deposit currency (three capital letters): `USD` (default) or another one
+    /// paired with USD by a traded symbol (`EUR` with EURUSD), whose price at the replay's start
+    /// converts the symbols' USD money. See sim/README.md.
+    #[arg(long = "deposit-currency", default_value = "USD", value_name = "CCY",
+          value_parser = crate::config::parse_deposit_currency)]
+    pub deposit_currency: String,
     /// Server heartbeat interval, seconds.
     #[arg(long, default_value_t = 10)]
     pub heartbeat_s: u64,
@@ -278,6 +284,7 @@ pub fn sim_config(args: &Args) -> anyhow::Result<SimConfig> {
         calendar: args.calendar,
         token_ttl_s: args.token_ttl,
         broker_names: args.broker_symbols.iter().cloned().collect(),
+        deposit_currency: args.deposit_currency.clone(),
         ..BrokerConfig::default()
     };
     let tls = match (&args.cert, &args.key) {

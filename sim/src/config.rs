@@ -553,6 +553,22 @@ pub struct BrokerConfig {
     /// Day: (name, date as days since 1970-01-01), each in the symbol's own zone, not recurring
     /// (`--holiday`). Ignored when always open.
     pub holidays: Vec<(String, i64)>,
+    /// The accounts' deposit currency (`--deposit-currency`, three capital letters; default
+    /// `USD`): `TraderRes.depositAssetId` names it, and money (balances, P&L, margins,
+    /// commissions) is in it. Another currency than USD needs a symbol pairing it with USD
+    /// (EURUSD for EUR): the symbols' USD money is converted at its price at the replay's start.
+    pub deposit_currency: String,
+}
+
+/// Parses `--deposit-currency`: three capital letters (`EUR`).
+pub fn parse_deposit_currency(s: &str) -> Result<String, String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "--deposit-currency {s:?}: expected a currency code of three capital letters, e.g. EUR"
+        ))
+    }
 }
 
 /// Default client id of the sim's application.
@@ -603,6 +619,7 @@ impl Default for BrokerConfig {
             calendar: crate::calendar::CalendarMode::AlwaysOpen,
             broker_names: std::collections::BTreeMap::new(),
             holidays: Vec::new(),
+            deposit_currency: "USD".into(),
         }
     }
 }

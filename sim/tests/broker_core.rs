@@ -1554,3 +1554,79 @@ fn broker_names_list_a_symbol_under_the_brokers_name() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `ClosePosition` of all `volume` of `pos_id`: the closing deal's detail.
+fn close_detail(h: &mut H, c: ConnId, pos_id: i64, volume: i64) -> CloseDetail {
+    let evs = h.req(
+        c,
+        Request::ClosePosition {
+            account_id: ACC,
+            position_id: pos_id,
+            volume,
+        },
+    );
+    match evs.last() {
+        Some(Event::Execution {
+            exec_type: ExecType::Filled,
+            deal: Some(d),
+            ..
+        }) => d.close.clone().expect("a closing deal"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_eur_deposit_account_is_named_eur_and_its_money_is_converted_at_the_starts_eurusd_price() {
+    let mut cfg = BrokerConfig::default();
+    cfg.deposit_currency = "EUR".into();
+    let mut h = H::new(cfg, vec![contract_eurusd()], Start::AfterBars(4));
+    let c = h.login();
+    let dep = match h.one(c, Request::Trader { account_id: ACC }) {
+        Event::Trader { trader, .. } => trader.deposit_asset_id,
+        other => panic!("{other:?}"),
+    };
+    let named = match h.one(c, Request::AssetList { account_id: ACC }) {
+        Event::AssetList { assets, .. } => assets.into_iter().find(|a| a.id == dep).map(|a| a.name),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(named.as_deref(), Some("EUR"));
+    // The contract's trade (+189 points on 0.01 lot: $1.89 gross, $0.07 commission), in EUR at
+    // the start's EURUSD bid (bar 3's close, 1.08470).
+    h.step(4);
+    let pos_id = match h.req(c, market_order(Side::Buy, 100_000)).as_slice() {
+        [
+            _,
+            Event::Execution {
+                position: Some(p), ..
+            },
+        ] => p.id,
+        other => panic!("{other:?}"),
+    };
+    h.step(1);
+    let d = close_detail(&mut h, c, pos_id, 100_000);
+    let eur = |usd_cents: f64| (usd_cents / 1.08470).round() as i64;
+    assert_eq!(d.gross_profit, eur(189.0));
+    assert_eq!(d.commission, -eur(7.0));
+    assert!(
+        (d.quote_to_deposit - 1.0 / 1.08470).abs() < 1e-12,
+        "{}",
+        d.quote_to_deposit
+    );
+}
+
+#[test]
+fn a_deposit_currency_no_symbol_pairs_with_usd_is_refused_naming_the_option() {
+    let mut cfg = BrokerConfig::default();
+    cfg.deposit_currency = "JPY".into();
+    let err = Broker::new(
+        cfg,
+        Market::new(vec![contract_eurusd()], Start::AfterBars(4)),
+        0,
+    )
+    .err()
+    .expect("no USDJPY to convert at");
+    let text = err.to_string();
+    assert!(text.contains("--deposit-currency JPY"), "{text}");
+    let bad = oracle_sim::config::parse_deposit_currency("eur").expect_err("lower case");
+    assert!(bad.contains("--deposit-currency \"eur\""), "{bad}");
+}
