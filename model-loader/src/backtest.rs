@@ -12,7 +12,7 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use oracle_core::position::{close_price, lots};
-use oracle_core::{Action, CostParams, Position, Step, Twin, TwinError};
+use oracle_core::{Action, CostParams, Position, Step, Timeframe, Twin, TwinError};
 
 use crate::bars::{BarReader, CsvError, write_time};
 use crate::error::LoadError;
@@ -83,25 +83,17 @@ impl Costs {
 
 /// Bars a year for a timeframe: a market open 24 hours on 260 weekdays a year, so
 /// `260 × (1440 / minutes of a bar)`; `W1` is 52. `None` for a timeframe the loader does not
-/// accept.
-pub fn bars_per_year(timeframe: &str) -> Option<f64> {
-    let minutes: u32 = match timeframe {
-        "M1" => 1,
-        "M2" => 2,
-        "M3" => 3,
-        "M4" => 4,
-        "M5" => 5,
-        "M10" => 10,
-        "M15" => 15,
-        "M30" => 30,
-        "H1" => 60,
-        "H4" => 240,
-        "H12" => 720,
-        "D1" => 1440,
-        "W1" => return Some(52.0),
-        _ => return None,
-    };
-    Some(f64::from(260 * (1440 / minutes)))
+/// accept (`MN1`).
+pub fn bars_per_year(timeframe: Timeframe) -> Option<f64> {
+    match timeframe {
+        Timeframe::W1 => Some(52.0),
+        Timeframe::MN1 => None,
+        tf => {
+            // Every other timeframe is a whole number of minutes that divides a day.
+            let minutes = u32::try_from(tf.seconds() / 60).ok()?;
+            Some(f64::from(260 * (1440 / minutes)))
+        }
+    }
 }
 
 /// One closed trade: a position from the bar it opened on to the bar it closed on. A reversal
@@ -648,7 +640,7 @@ pub enum BacktestError {
     Capital(f64),
     /// The model's timeframe has no bars-a-year figure.
     #[error("timeframe {0}: no bars-a-year figure to annualise with (docs/backtest.md)")]
-    Timeframe(String),
+    Timeframe(Timeframe),
     /// The bar file could not be opened.
     #[error("{path}: cannot open: {io}")]
     OpenBars {
@@ -752,9 +744,8 @@ pub fn backtest(
         return Err(BacktestError::Capital(capital));
     }
     let loaded = load_model(model_zip)?;
-    let timeframe = &loaded.metadata.timeframe;
-    let per_year =
-        bars_per_year(timeframe).ok_or_else(|| BacktestError::Timeframe(timeframe.clone()))?;
+    let timeframe = loaded.metadata.timeframe;
+    let per_year = bars_per_year(timeframe).ok_or(BacktestError::Timeframe(timeframe))?;
     let costs = *loaded.model.costs();
     let money_per_point = loaded.model.money_per_point();
     let mut twin: Twin<'_> = Twin::new(&loaded.model)?;
@@ -1165,12 +1156,14 @@ mod tests {
 
     #[test]
     fn bars_a_year_per_timeframe() {
-        assert_eq!(bars_per_year("H1"), Some(6240.0));
-        assert_eq!(bars_per_year("M15"), Some(24960.0));
-        assert_eq!(bars_per_year("D1"), Some(260.0));
-        assert_eq!(bars_per_year("W1"), Some(52.0));
-        assert_eq!(bars_per_year("MN1"), None);
-        for tf in crate::SUPPORTED_TIMEFRAMES {
+        assert_eq!(bars_per_year(Timeframe::M1), Some(374400.0));
+        assert_eq!(bars_per_year(Timeframe::H1), Some(6240.0));
+        assert_eq!(bars_per_year(Timeframe::M15), Some(24960.0));
+        assert_eq!(bars_per_year(Timeframe::H12), Some(520.0));
+        assert_eq!(bars_per_year(Timeframe::D1), Some(260.0));
+        assert_eq!(bars_per_year(Timeframe::W1), Some(52.0));
+        assert_eq!(bars_per_year(Timeframe::MN1), None);
+        for tf in Timeframe::STREAMED {
             assert!(bars_per_year(tf).is_some(), "{tf}");
         }
     }

@@ -116,13 +116,14 @@ pub enum LoadErrorKind {
     /// The zip's file name is not `<symbol.name>_<timeframe>.zip` of its metadata.
     #[error(
         "the file name must be {expected:?}: its metadata says symbol.name {symbol:?}, \
-         symbol.timeframe {timeframe:?}"
+         symbol.timeframe {tf:?}",
+        tf = .timeframe.as_str()
     )]
     WrongFileName {
         /// `symbol.name`.
         symbol: String,
         /// `symbol.timeframe`.
-        timeframe: String,
+        timeframe: oracle_core::Timeframe,
         /// `<symbol.name>_<timeframe>.zip`.
         expected: String,
     },

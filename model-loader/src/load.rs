@@ -12,7 +12,7 @@ use oracle_core::model::{
 };
 use oracle_core::{
     Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, Model, ModelOf, N_ACTIONS,
-    N_HMM_FEATURES, N_MARKET_FEATURES,
+    N_HMM_FEATURES, N_MARKET_FEATURES, Timeframe,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -35,12 +35,19 @@ pub const MAX_MEMBER_BYTES: u64 = 16 * 1024 * 1024;
 /// The largest model zip file the loader will read (64 MiB), checked before reading it.
 pub const MAX_ZIP_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The timeframes a model may have: the cTrader trendbar periods with a fixed length, which the
-/// executor can stream (`oracle_ipc::Timeframe` less `MN1`, which the cTrader session refuses
-/// for bar streams). Anything else (`H2`, `MN1`, …) would load and then never get a bar.
-pub const SUPPORTED_TIMEFRAMES: [&str; 13] = [
-    "M1", "M2", "M3", "M4", "M5", "M10", "M15", "M30", "H1", "H4", "H12", "D1", "W1",
-];
+/// The names of the timeframes a model may have: core's [`Timeframe::STREAMED`], the cTrader
+/// trendbar periods with a fixed length, which the executor can stream (all but `MN1`, which the
+/// cTrader session refuses for bar streams). Anything else (`H2`, `MN1`, …) would load and then
+/// never get a bar.
+pub const SUPPORTED_TIMEFRAMES: [&str; Timeframe::STREAMED.len()] = {
+    let mut names = [""; Timeframe::STREAMED.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Timeframe::STREAMED[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// Size limits of a load; [`LoadLimits::DEFAULT`] is what [`load_model`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +105,8 @@ pub struct Metadata {
     /// `symbol.clean`, e.g. `GER40` for `GER40.cash`: the instrument's plain name, for people
     /// (reports, doctor). Nothing is looked up by it.
     pub symbol_clean: String,
-    /// `symbol.timeframe`, e.g. `M15`.
-    pub timeframe: String,
+    /// `symbol.timeframe`, e.g. `M15`: parsed at load, always one of [`Timeframe::STREAMED`].
+    pub timeframe: Timeframe,
     /// `window`.
     pub window: usize,
     /// `hmm.n_states`.
@@ -189,7 +196,7 @@ pub fn load_model_limited(path: &Path, limits: &LoadLimits) -> Result<LoadedMode
     if label != want {
         return Err(fail(LoadErrorKind::WrongFileName {
             symbol: loaded.metadata.symbol.clone(),
-            timeframe: loaded.metadata.timeframe.clone(),
+            timeframe: loaded.metadata.timeframe,
             expected: want,
         }));
     }
@@ -400,20 +407,21 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
     let generated_at = str_at(&raw, "generated_at")?.to_owned();
     let symbol = str_at(&raw, "symbol.name")?.to_owned();
     let symbol_clean = str_at(&raw, "symbol.clean")?.to_owned();
-    let timeframe = str_at(&raw, "symbol.timeframe")?.to_owned();
-    if !SUPPORTED_TIMEFRAMES.contains(&timeframe.as_str()) {
+    let timeframe_name = str_at(&raw, "symbol.timeframe")?;
+    let Some(timeframe) = Timeframe::from_name(timeframe_name).filter(|t| t.is_streamed()) else {
         return Err(invalid(
             "symbol.timeframe",
             format!(
-                "{timeframe:?} is not a timeframe the system streams ({})",
+                "{timeframe_name:?} is not a timeframe the system streams ({})",
                 SUPPORTED_TIMEFRAMES.join(", ")
             ),
         ));
-    }
-    for (field, value) in [("symbol.name", &symbol), ("symbol.timeframe", &timeframe)] {
-        if value.is_empty() || value.contains(['/', '\\']) {
-            return Err(invalid(field, format!("{value:?} cannot name a model")));
-        }
+    };
+    if symbol.is_empty() || symbol.contains(['/', '\\']) {
+        return Err(invalid(
+            "symbol.name",
+            format!("{symbol:?} cannot name a model"),
+        ));
     }
     let costs = parse_costs(&raw)?;
     for f in [

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
+use oracle_core::Timeframe;
 use oracle_model::{
     LoadErrorKind, LoadLimits, MAX_MEMBER_BYTES, SUPPORTED_TIMEFRAMES, TRACE_HEADER, load_dir,
     load_model, load_model_bytes, load_model_bytes_limited, load_model_limited, replay,
@@ -435,6 +436,37 @@ fn a_timeframe_the_system_cannot_stream_is_refused_with_the_supported_list() {
     assert!(!SUPPORTED_TIMEFRAMES.contains(&"MN1"));
 }
 
+/// `symbol.timeframe` is read once, at load, into core's `Timeframe`; a value that is not one
+/// of the streamed timeframes refuses the zip, naming the zip's file and the field.
+#[test]
+fn the_metadata_timeframe_is_parsed_at_load_and_a_bad_one_names_the_zip_and_the_field() {
+    let Some(path) = sample_zip() else { return };
+    let bytes = std::fs::read(&path).unwrap();
+    let m = load_model(&path).unwrap();
+    assert_eq!(m.metadata.timeframe, Timeframe::H1);
+    assert_eq!(m.metadata.name(), "EURUSD_H1");
+
+    let (members, meta) = unpack(&bytes);
+    let dir = temp_dir("timeframe");
+    for bad in ["H2", "MN1", "h1", " H1"] {
+        let mut md = meta.clone();
+        md["symbol"]["timeframe"] = Value::String(bad.into());
+        let file = format!("EURUSD_{}.zip", bad.trim());
+        let p = dir.join(&file);
+        std::fs::write(&p, pack(&members, &md)).unwrap();
+        let e = load_model(&p).expect_err(bad);
+        assert_eq!(e.file, file, "{bad:?}");
+        assert!(
+            matches!(&e.kind, LoadErrorKind::InvalidField { field, .. } if field == "symbol.timeframe"),
+            "{bad:?}: {e}"
+        );
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("{file}: ")), "{text}");
+        assert!(text.contains(&format!("{bad:?}")), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_zip_named_for_another_symbol_or_timeframe_is_refused() {
     let Some(path) = sample_zip() else { return };
@@ -452,7 +484,7 @@ fn a_zip_named_for_another_symbol_or_timeframe_is_refused() {
         assert_eq!(e.file, wrong);
         assert!(
             matches!(&e.kind, LoadErrorKind::WrongFileName { symbol, timeframe, expected }
-                if symbol == "EURUSD" && timeframe == "H1" && expected == "EURUSD_H1.zip"),
+                if symbol == "EURUSD" && *timeframe == Timeframe::H1 && expected == "EURUSD_H1.zip"),
             "{e}"
         );
         assert!(e.to_string().contains("EURUSD_H1.zip"), "{e}");

@@ -198,7 +198,7 @@ pub fn prepare_at(
             .unwrap_or_default();
         let sym = m.metadata.symbol.clone();
         lots.entry(sym.clone()).or_insert(m.model.costs().lot_sizes);
-        models.insert(name, (sym, m.metadata.timeframe.clone()));
+        models.insert(name, (sym, m.metadata.timeframe.to_string()));
         chosen.push(z);
     }
     if models.is_empty() {
@@ -517,7 +517,7 @@ mod tests {
         for k in ["CLONE01", "CLONE02"] {
             let m = oracle_model::load_model(&models.join(format!("{k}_M5.zip"))).expect(k);
             assert_eq!(m.metadata.symbol, k);
-            assert_eq!(m.metadata.timeframe, "M5");
+            assert_eq!(m.metadata.timeframe.as_str(), "M5");
             assert_eq!(m.model.window(), orig.model.window());
             let a = std::fs::read(data.join(format!("{k}_M5.csv"))).expect("bars");
             assert_eq!(

@@ -5,7 +5,7 @@
 //! edge, STYLE.md).
 
 use crate::store::SavedState;
-use oracle_core::{Bar, Model, Step, StreamKey};
+use oracle_core::{Bar, Model, Step, StreamKey, Symbol};
 use std::any::Any;
 use std::cell::Cell;
 use std::path::Path;
@@ -31,12 +31,9 @@ impl ModelSpec {
     /// names the model and the metadata field at fault.
     pub fn from_loaded(name: String, loaded: &oracle_model::LoadedModel) -> Result<Self, String> {
         let md = &loaded.metadata;
-        let stream = StreamKey::parse(&md.symbol, &md.timeframe).map_err(|e| {
-            format!(
-                "{name}: metadata symbol {:?} / timeframe {:?}: {e}",
-                md.symbol, md.timeframe
-            )
-        })?;
+        let symbol = Symbol::new(&md.symbol)
+            .map_err(|e| format!("{name}: metadata symbol {:?}: {e}", md.symbol))?;
+        let stream = StreamKey::new(symbol, md.timeframe);
         Ok(Self {
             name,
             stream,

@@ -258,7 +258,7 @@ pub fn scale_worker_with(
             }
         };
         if b.len() >= model.window() + bars {
-            pairs.push((model, m.metadata.timeframe.clone(), b));
+            pairs.push((model, m.metadata.timeframe.to_string(), b));
         }
     }
     if pairs.is_empty() {

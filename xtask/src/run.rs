@@ -193,7 +193,7 @@ pub fn prepare(
         streams.push(Stream {
             name: m.name.clone(),
             symbol: m.metadata.symbol.clone(),
-            tf: m.metadata.timeframe.clone(),
+            tf: m.metadata.timeframe.to_string(),
             csv,
             bars: want,
         });
