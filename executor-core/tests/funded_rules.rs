@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    D, FRI_2200, H, M1, SAT_NOON, SUN_2200, core_at, fx, hours_book, index, item, key,
-    plain_cfg as cfg,
+    D, FRI_2200, H, M1, SAT_NOON, SUN_2200, assert_entry_not_chased_at, core_at, fx, hours_book,
+    index, item, key, plain_cfg as cfg,
 };
 use oracle_ctrader::calendar::TradingCalendar;
 use oracle_executor_core::config::from_value;
@@ -143,18 +143,7 @@ fn entries_from_15_minutes_before_the_weeks_last_close_to_the_open_are_refused_w
         "{note}"
     );
     // The same target at Sunday's open: never chased.
-    core.policy.handle_bar(&key(), SUN_2200);
-    let out = book.run(
-        &mut core,
-        SUN_2200 + M1,
-        &[item(Action::LongWeak, SUN_2200)],
-    );
-    assert_eq!(
-        out[0].0,
-        AckKind::WaitSync("MISSED_ENTRY".into()),
-        "{out:?}"
-    );
-    assert!(book.submitted.is_empty());
+    assert_entry_not_chased_at(&mut book, &mut core, SUN_2200);
 
     // Saturday (the market closed): WEEKEND, not MARKET_CLOSED.
     let bt = SAT_NOON - 2 * M1;

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Book, LOT, ftmo_cfg as cfg};
+use common::{Book, LOT, ftmo_cfg as cfg, item_for as item};
 
 use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
@@ -16,7 +16,7 @@ use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::propfirm::{Guard, Preset, Rules};
 use oracle_executor_core::risk::Account;
-use oracle_executor_core::side::{BatchResult, Item, SideCore};
+use oracle_executor_core::side::{BatchResult, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (a Monday, 2021-03-01 00:00 UTC, 01:00 in Prague); bars are M15.
@@ -61,13 +61,31 @@ fn two_longs() -> SideCore {
     core_from(&rep)
 }
 
-fn item(k: &ModelKey, target: Action, bt: i64) -> Item {
-    Item {
-        key: k.clone(),
-        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
-        target,
-        bt,
+/// Executor time a minute after the bar `T0 + M15` closed (its account read).
+const NOW: i64 = T0 + M15 + 60;
+
+/// [`two_longs`] and a fresh book; the bar's account read at [`NOW`] starts the guard (anchor
+/// 100 000, daily floor 95 000).
+fn guarded() -> (SideCore, Book) {
+    let mut core = two_longs();
+    let book = Book::new(cfg());
+    core.apply_risk(NOW, book.account);
+    (core, book)
+}
+
+/// [`guarded`], then EURUSD at 1.078 a second later (2 lots × 220 pips = −4 400, past the daily
+/// floor): the daily halt, its flatten driven. With `realised`, the broker's balance and equity
+/// once the flatten's closes filled (the loss realised: the side asks the account right after
+/// the flatten, so the guard's balance at midnight is this one).
+fn daily_halt(realised: Option<f64>) -> (SideCore, Book) {
+    let (mut core, mut book) = guarded();
+    core.handle_quote((NOW + 1) * 1000, "EURUSD", 1.078, 1.07802);
+    if let Some(money) = realised {
+        book.account.balance = money;
+        book.account.equity = money;
     }
+    book.drive(&mut core, NOW + 1);
+    (core, book)
 }
 
 fn reason(out: &BatchResult) -> Option<String> {
@@ -80,11 +98,9 @@ fn replay(book: &Book) -> Replayed {
 
 #[test]
 fn a_floating_loss_between_two_bars_past_80_percent_closes_every_position_and_halts() {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
     // The bar's account read: the guard starts (anchor 100 000, daily floor 95 000).
-    core.apply_risk(now, book.account);
+    let (mut core, mut book) = guarded();
+    let now = NOW;
     book.drive(&mut core, now);
     assert!(core.halt_now().is_none());
     // Between two bars: 2 lots × 100 pips = −2 000 (40% of the daily allowance): nothing.
@@ -208,12 +224,7 @@ fn entries_are_refused_while_halted_and_exits_go_on() {
 
 #[test]
 fn a_daily_halt_ends_at_the_next_prague_midnight() {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
-    core.apply_risk(now, book.account);
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
-    book.drive(&mut core, now + 1);
+    let (mut core, mut book) = daily_halt(None);
     assert_eq!(core.halt_now().map(|h| h.code()), Some("HALTED_DAILY_LOSS"));
     let g = core.guard.as_ref().expect("guard");
     assert_eq!(
@@ -268,16 +279,9 @@ fn a_daily_halt_ends_at_the_next_prague_midnight() {
 
 #[test]
 fn a_daily_halt_also_ends_at_the_first_account_read_after_midnight() {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
-    core.apply_risk(now, book.account);
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
     // The broker's account once the flatten's closes filled: the loss realised. The side asks
     // it right after the flatten, so the guard's balance at midnight is this one.
-    book.account.balance = 95_600.0;
-    book.account.equity = 95_600.0;
-    book.drive(&mut core, now + 1);
+    let (mut core, book) = daily_halt(Some(95_600.0));
     assert_eq!(
         book.trace.last().map(String::as_str),
         Some("account"),
@@ -294,10 +298,8 @@ fn a_daily_halt_also_ends_at_the_first_account_read_after_midnight() {
 
 #[test]
 fn a_max_loss_halt_survives_a_restart_and_ends_only_by_resume() {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
-    core.apply_risk(now, book.account);
+    let (mut core, mut book) = guarded();
+    let now = NOW;
     // 2 lots × 410 pips = −8 200: 82% of the maximum loss's 10 000 (and past the daily floor).
     let v = core
         .handle_quote((now + 5) * 1000, "EURUSD", 1.059, 1.05902)
@@ -487,12 +489,8 @@ fn the_status_shows_the_headroom_to_each_limit_in_money_and_percent() {
 
 #[test]
 fn the_guard_day_timer_fires_at_the_prague_midnight_and_ends_a_daily_halt() {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
-    core.apply_risk(now, book.account);
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
-    book.drive(&mut core, now + 1);
+    let (core, _book) = daily_halt(None);
+    let now = NOW;
     assert!(core.halt_now().is_some());
     let mut exec: ExecutorCore = ExecutorCore::new(cfg(), Some(core), None, HashMap::new());
     // The timers' clock is the run's own (here 5 000 ms at `now + 2`): the deadline is the
@@ -522,14 +520,7 @@ fn guard_days(book: &Book) -> Vec<Record> {
 /// Halted by a floating loss (two lots down 4 400), flattened at a balance of 95 600, then
 /// 95 700 a minute before midnight: the halt's equity, the day's lowest.
 fn a_halted_day() -> (SideCore, Book, f64) {
-    let mut core = two_longs();
-    let mut book = Book::new(cfg());
-    let now = T0 + M15 + 60;
-    core.apply_risk(now, book.account);
-    core.handle_quote((now + 1) * 1000, "EURUSD", 1.078, 1.07802);
-    book.account.balance = 95_600.0;
-    book.account.equity = 95_600.0;
-    book.drive(&mut core, now + 1);
+    let (mut core, mut book) = daily_halt(Some(95_600.0));
     let halt = core
         .guard
         .as_ref()
@@ -599,7 +590,7 @@ fn two_longs_100_pips_down_on_an_account_in(deposit: &str) -> GuardStatus {
         deposit: deposit.into(),
         assets: [("EURUSD".to_string(), ("EUR".to_string(), "USD".to_string()))].into(),
     }));
-    let now = T0 + M15 + 60;
+    let now = NOW;
     core.handle_quote(now * 1000, "EURUSD", 1.1, 1.10002);
     core.apply_risk(now, common::account(100_000.0, 100_000.0));
     core.handle_quote((now + 1) * 1000, "EURUSD", 1.09, 1.09002)

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    FRI_2200, M1, SAT_NOON, SUN_2200, core_at, fx, hours_book, index, item, key, plain_cfg as cfg,
+    FRI_2200, M1, SAT_NOON, SUN_2200, assert_entry_not_chased_at, core_at, fx, hours_book, index,
+    item, key, plain_cfg as cfg,
 };
 use oracle_ctrader::calendar::TradingCalendar;
 use oracle_executor_core::exec::{ExecutorCore, HELD_EXIT_RETRY_MS, SideId};
@@ -53,18 +54,7 @@ fn an_entry_at_friday_2159_utc_is_sent_and_one_at_2200_is_missed_market_closed_n
         "{note}"
     );
     // Sunday's first bar with the same target: never chased.
-    core.policy.handle_bar(&key(), SUN_2200);
-    let out = book.run(
-        &mut core,
-        SUN_2200 + M1,
-        &[item(Action::LongWeak, SUN_2200)],
-    );
-    assert_eq!(
-        out[0].0,
-        AckKind::WaitSync("MISSED_ENTRY".into()),
-        "{out:?}"
-    );
-    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
+    assert_entry_not_chased_at(&mut book, &mut core, SUN_2200);
 }
 
 #[test]

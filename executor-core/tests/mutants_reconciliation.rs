@@ -5,7 +5,9 @@
 //! echo the client order id. No runtime: the side core's actions are answered in the test.
 
 use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderResult};
-use oracle_executor_core::config::{ExecutorConfig, from_value};
+mod common;
+
+use common::plain_cfg as cfg;
 use oracle_executor_core::journal::{Op, Record, Replayed};
 use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
 use oracle_executor_core::side::{SideAction, SideCore, lookup_of};
@@ -13,13 +15,6 @@ use oracle_ipc::Action;
 
 /// An intent's time (Unix seconds, a Monday).
 const TS: i64 = 1_614_557_702;
-
-fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
-    }))
-    .expect("valid config")
-}
 
 fn m15() -> ModelKey {
     ModelKey::new("EURUSD", oracle_ipc::Timeframe::M15)

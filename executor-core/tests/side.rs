@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::{Book, eurusd, plain_cfg as cfg};
+use common::{Book, eurusd, item_for as item, plain_cfg as cfg};
 
 use oracle_executor_core::broker::{BrokerPosition, OrderResult};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{
     AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
 };
-use oracle_executor_core::side::{BatchResult, Item, SideCore};
+use oracle_executor_core::side::{BatchResult, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
 /// A bar open time (a Monday, 2021-03-01 00:00 UTC); bars are M15.
@@ -61,15 +61,6 @@ fn core_from(rep: &Replayed, keys: Vec<ModelKey>) -> SideCore {
         core.policy.handle_bar(&k, T0 + M15);
     }
     core
-}
-
-fn item(k: &ModelKey, target: Action, bt: i64) -> Item {
-    Item {
-        key: k.clone(),
-        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
-        target,
-        bt,
-    }
 }
 
 /// Executor time just after the signal's bar closed.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{ActionName, Closed, ModelKey, ModelState, RealPos};
+use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
@@ -107,12 +107,30 @@ pub fn key() -> ModelKey {
 
 /// A signal of the M1 EURUSD model for the bar opened at `bt`.
 pub fn item(target: Action, bt: i64) -> Item {
+    item_for(&key(), target, bt)
+}
+
+/// A signal of the model `k` for the bar opened at `bt`.
+pub fn item_for(k: &ModelKey, target: Action, bt: i64) -> Item {
     Item {
-        key: key(),
-        tf: Timeframe::M1,
+        key: k.clone(),
+        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
         target,
         bt,
     }
+}
+
+/// The same LONG_WEAK target again on the bar opened at `open` (the market's open after an
+/// entry missed while it was closed), a minute later: missed, never chased, no order sent.
+pub fn assert_entry_not_chased_at(book: &mut Book, core: &mut SideCore, open: i64) {
+    core.policy.handle_bar(&key(), open);
+    let out = book.run(core, open + M1, &[item(Action::LongWeak, open)]);
+    assert_eq!(
+        out[0].0,
+        AckKind::WaitSync("MISSED_ENTRY".into()),
+        "{out:?}"
+    );
+    assert!(book.submitted.is_empty(), "{:?}", book.submitted);
 }
 
 /// A side (with [`plain_cfg`]) whose M1 EURUSD model's last signal was `target` at `bt - M1`
