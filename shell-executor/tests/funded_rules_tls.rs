@@ -9,121 +9,17 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::weekend::*;
 use oracle_executor::engine::{Engine, Side};
-use oracle_executor::live::LiveBroker;
 use oracle_executor::policy::ModelKey;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::restrictions::Restrictions;
-use oracle_ipc::{Iso, Message, Timeframe, parse};
-use oracle_sim::bars::{Bar, Period, parse_iso_utc};
-use oracle_sim::calendar::CalendarMode;
-use oracle_sim::config::DEFAULT_ACCOUNT_ID;
-use oracle_sim::market::Start;
-use oracle_sim::symbols::{SymbolData, SymbolSpec};
-use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
-
-fn t(s: &str) -> i64 {
-    parse_iso_utc(s).expect("time") / 1000
-}
-
-/// EURUSD M1 bars from Friday 2024-03-08 20:00 UTC to Monday 00:00, through the weekend.
-fn eurusd_over_a_weekend() -> SymbolData {
-    let t0 = t("2024-03-08T20:00:00Z") * 1000;
-    let bars = (0..3 * 1440 - 20 * 60)
-        .map(|i| Bar {
-            time_ms: t0 + i * 60_000,
-            open: 108_400,
-            high: 108_450,
-            low: 108_380,
-            close: 108_420,
-            volume: 4,
-        })
-        .collect();
-    SymbolData {
-        spec: SymbolSpec::builtin("EURUSD").expect("builtin"),
-        period: Period::M1,
-        bars,
-    }
-}
-
-async fn sim() -> SimHandle {
-    oracle_sim::spawn(SimConfig {
-        broker: BrokerConfig {
-            calendar: CalendarMode::Realistic,
-            speed: Speed::Fast,
-            ..BrokerConfig::default()
-        },
-        symbols: vec![eurusd_over_a_weekend()],
-        start: Start::At(t("2024-03-08T21:00:00Z") * 1000),
-        // The replay never starts on its own: the test steps the market clock.
-        start_file: Some(common::tmpdir("weekend-hold").join("never")),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim")
-}
-
-/// Steps the sim's market until its clock reaches `until_s` (Unix s).
-async fn step_until(s: &SimHandle, until_s: i64) {
-    s.with_broker(move |b, now| {
-        while b.market().now_ms < until_s * 1000 {
-            if !b.step_market(now) {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("sim running");
-}
-
-/// Waits until the live broker has read a spot of EURUSD (the sim sent it when stepped).
-async fn wait_quote(e: &Engine<LiveBroker>) {
-    use oracle_executor::broker::Broker;
-    for _ in 0..500 {
-        if e.live
-            .as_ref()
-            .expect("live")
-            .broker
-            .quote("EURUSD")
-            .is_some()
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no EURUSD spot from the sim");
-}
-
-async fn open_positions(s: &SimHandle) -> usize {
-    s.account(DEFAULT_ACCOUNT_ID)
-        .await
-        .expect("account")
-        .open_positions
-}
-
-/// One SIGNAL for (EURUSD, `tf`) at bar `bt`, answered by the engine at `now`.
-async fn signal(
-    e: &mut Engine<LiveBroker>,
-    now: i64,
-    tf: Timeframe,
-    action: &str,
-    bt: i64,
-) -> String {
-    let line = format!(
-        "SIGNAL|EURUSD|{action}|0|0.00|TF:{}|BT:{}|SEQ:1",
-        tf.as_str(),
-        Iso(bt)
-    );
-    let Ok(Message::Signal(s)) = parse(&line) else {
-        panic!("bad test line {line}")
-    };
-    e.on_signal(now, &s).await.line
-}
+use oracle_ipc::Timeframe;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_and_entries_fail_weekend()
  {
-    let s = sim().await;
+    let s = held_sim("weekend-hold").await;
     let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
     let cfg = oracle_executor::config::from_value(&serde_json::json!({
         "risk": {"flat_before_weekend": {"minutes": 15}},
@@ -195,7 +91,7 @@ async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_inside_a_news_window_is_held_and_the_engine_sends_it_at_the_windows_end() {
-    let s = sim().await;
+    let s = held_sim("weekend-hold").await;
     let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
     let cfg = oracle_executor::config::from_value(&serde_json::json!({
         "risk": {"news": {"file": "news.csv", "minutes": 2}},

@@ -9,119 +9,16 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::weekend::*;
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::Journal;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::policy::ModelKey;
-use oracle_ipc::{Iso, Message, Timeframe, parse};
-use oracle_sim::bars::{Bar, Period, parse_iso_utc};
-use oracle_sim::calendar::CalendarMode;
-use oracle_sim::config::DEFAULT_ACCOUNT_ID;
-use oracle_sim::market::Start;
-use oracle_sim::symbols::{SymbolData, SymbolSpec};
-use oracle_sim::{BrokerConfig, SimConfig, SimHandle, Speed};
-
-fn t(s: &str) -> i64 {
-    parse_iso_utc(s).expect("time") / 1000
-}
-
-/// EURUSD M1 bars from Friday 2024-03-08 20:00 UTC to Monday 00:00, through the weekend.
-fn eurusd_over_a_weekend() -> SymbolData {
-    let t0 = t("2024-03-08T20:00:00Z") * 1000;
-    let bars = (0..3 * 1440 - 20 * 60)
-        .map(|i| Bar {
-            time_ms: t0 + i * 60_000,
-            open: 108_400,
-            high: 108_450,
-            low: 108_380,
-            close: 108_420,
-            volume: 4,
-        })
-        .collect();
-    SymbolData {
-        spec: SymbolSpec::builtin("EURUSD").expect("builtin"),
-        period: Period::M1,
-        bars,
-    }
-}
-
-async fn sim() -> SimHandle {
-    oracle_sim::spawn(SimConfig {
-        broker: BrokerConfig {
-            calendar: CalendarMode::Realistic,
-            speed: Speed::Fast,
-            ..BrokerConfig::default()
-        },
-        symbols: vec![eurusd_over_a_weekend()],
-        start: Start::At(t("2024-03-08T21:00:00Z") * 1000),
-        // The replay never starts on its own: the test steps the market clock.
-        start_file: Some(common::tmpdir("hours-hold").join("never")),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim")
-}
-
-/// Steps the sim's market until its clock reaches `until_s` (Unix s).
-async fn step_until(s: &SimHandle, until_s: i64) {
-    s.with_broker(move |b, now| {
-        while b.market().now_ms < until_s * 1000 {
-            if !b.step_market(now) {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("sim running");
-}
-
-/// Waits until the live broker has read a spot of EURUSD (the sim sent it when stepped).
-async fn wait_quote(e: &Engine<LiveBroker>) {
-    use oracle_executor::broker::Broker;
-    for _ in 0..500 {
-        if e.live
-            .as_ref()
-            .expect("live")
-            .broker
-            .quote("EURUSD")
-            .is_some()
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no EURUSD spot from the sim");
-}
-
-async fn open_positions(s: &SimHandle) -> usize {
-    s.account(DEFAULT_ACCOUNT_ID)
-        .await
-        .expect("account")
-        .open_positions
-}
-
-/// One SIGNAL for (EURUSD, `tf`) at bar `bt`, answered by the engine at `now`.
-async fn signal(
-    e: &mut Engine<LiveBroker>,
-    now: i64,
-    tf: Timeframe,
-    action: &str,
-    bt: i64,
-) -> String {
-    let line = format!(
-        "SIGNAL|EURUSD|{action}|0|0.00|TF:{}|BT:{}|SEQ:1",
-        tf.as_str(),
-        Iso(bt)
-    );
-    let Ok(Message::Signal(s)) = parse(&line) else {
-        panic!("bad test line {line}")
-    };
-    e.on_signal(now, &s).await.line
-}
+use oracle_ipc::Timeframe;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never_sent() {
-    let s = sim().await;
+    let s = held_sim("hours-hold").await;
     let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
     let cfg = oracle_executor::config::from_value(&serde_json::json!({
         "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
@@ -222,7 +119,7 @@ async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_held_on_saturday_survives_a_restart_and_goes_at_sunday_2200_utc() {
-    let s = sim().await;
+    let s = held_sim("hours-hold").await;
     let dir = common::tmpdir("hours-restart");
     let cfg = oracle_executor::config::from_value(&serde_json::json!({
         "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}
@@ -320,7 +217,7 @@ fn paper_book(e: &Engine<LiveBroker>) -> (usize, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_paper_book_beside_live_refuses_a_saturday_entry_and_sends_its_held_exit_at_sunday_2200_utc()
  {
-    let s = sim().await;
+    let s = held_sim("hours-hold").await;
     let (broker, _feed) = common::live_session(&s, &["EURUSD"]).await;
     let cfg = oracle_executor::config::from_value(&serde_json::json!({
         "EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}

@@ -9,6 +9,9 @@ use oracle_executor::journal::Journal;
 use oracle_executor::paper::PaperBook;
 use oracle_executor::volume::SymbolSpec;
 
+#[cfg(feature = "live")]
+pub mod weekend;
+
 pub const M15: i64 = 900;
 /// 2025-01-15T00:00:00Z, a Wednesday.
 pub const T0: i64 = 1_736_899_200;
