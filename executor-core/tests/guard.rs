@@ -540,6 +540,18 @@ fn a_halted_day() -> (SideCore, Book, f64) {
 /// The day of T0 in Prague: 2021-02-28T23:00Z.
 const DAY0_MS: i64 = (T0 - 3600) * 1000;
 
+/// The journal's record of [`a_halted_day`] once closed: its anchor and floor, its lowest
+/// equity `low`, the flattened balance at its end.
+fn halted_day_record(low: f64) -> Record {
+    Record::GuardDay {
+        day_start_ms: DAY0_MS,
+        anchor: Some(100_000.0),
+        floor: Some(95_000.0),
+        low_equity: Some(low),
+        eod_balance: 95_600.0,
+    }
+}
+
 #[test]
 fn the_guard_day_end_journals_the_day_once_with_its_floor_and_lowest_equity() {
     let (mut core, mut book, low) = a_halted_day();
@@ -549,16 +561,7 @@ fn the_guard_day_end_journals_the_day_once_with_its_floor_and_lowest_equity() {
     book.account.equity = 95_500.0;
     core.apply_risk(PRAGUE_MIDNIGHT + 60, book.account);
     book.drive(&mut core, PRAGUE_MIDNIGHT + 60);
-    assert_eq!(
-        guard_days(&book),
-        [Record::GuardDay {
-            day_start_ms: DAY0_MS,
-            anchor: Some(100_000.0),
-            floor: Some(95_000.0),
-            low_equity: Some(low),
-            eod_balance: 95_600.0,
-        }]
-    );
+    assert_eq!(guard_days(&book), [halted_day_record(low)]);
 }
 
 #[test]
@@ -570,16 +573,7 @@ fn the_first_update_past_midnight_journals_the_closed_day_when_no_timer_fired() 
     // The timer firing late closes nothing more.
     assert!(!core.handle_guard_day_end(PRAGUE_MIDNIGHT * 1000 + 61_000));
     book.drive(&mut core, PRAGUE_MIDNIGHT + 61);
-    assert_eq!(
-        guard_days(&book),
-        [Record::GuardDay {
-            day_start_ms: DAY0_MS,
-            anchor: Some(100_000.0),
-            floor: Some(95_000.0),
-            low_equity: Some(low),
-            eod_balance: 95_600.0,
-        }]
-    );
+    assert_eq!(guard_days(&book), [halted_day_record(low)]);
 }
 
 /// [`two_longs`] on an account in `deposit`, read at the entry's quote, then EURUSD 100 pips

@@ -84,6 +84,18 @@ impl Journal {
         self.rep.models.insert(m.clone(), s);
         self
     }
+    /// An intent sent and not answered (pending at the restart).
+    fn pending(self, r: Record) -> Self {
+        self.intent(r, true, false)
+    }
+    /// An intent answered with no fill (remembered, not pending).
+    fn settled(self, r: Record) -> Self {
+        self.intent(r, false, false)
+    }
+    /// An intent whose fill is recorded.
+    fn filled(self, r: Record) -> Self {
+        self.intent(r, false, true)
+    }
     fn intent(mut self, r: Record, pending: bool, filled: bool) -> Self {
         let Record::Intent { coid, .. } = &r else {
             unreachable!()
@@ -170,11 +182,7 @@ fn reconciling_is_true_while_a_lookup_is_in_flight_and_false_after() {
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::Wait, None))
-        .intent(
-            intent(&m, "o-1", Op::Open, true, 100_000, None),
-            true,
-            false,
-        )
+        .pending(intent(&m, "o-1", Op::Open, true, 100_000, None))
         .core();
     assert!(!core.reconciling());
     core.handle_reconciled(vec![]);
@@ -189,11 +197,7 @@ fn a_close_sent_before_the_restart_and_found_filled_leaves_the_model_flat() {
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::Wait, Some(7)))
-        .intent(
-            intent(&m, "c-7", Op::Close, false, 100_000, Some(7)),
-            true,
-            false,
-        )
+        .pending(intent(&m, "c-7", Op::Close, false, 100_000, Some(7)))
         .core();
     let (asked, journaled) = reconcile(&mut core, vec![], |_| {
         Ok(Some(OrderResult::Filled {
@@ -224,11 +228,7 @@ fn a_close_found_filled_for_another_position_keeps_the_models_position() {
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::LongWeak, Some(8)))
-        .intent(
-            intent(&m, "c-7", Op::Close, false, 100_000, Some(7)),
-            true,
-            false,
-        )
+        .pending(intent(&m, "c-7", Op::Close, false, 100_000, Some(7)))
         .core();
     let held = position(8, &m.label(), "o-8", true, 100_000);
     reconcile(&mut core, vec![held], |_| {
@@ -254,11 +254,7 @@ fn an_open_that_never_executed_is_a_missed_entry_and_a_close_that_never_executed
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::LongWeak, None))
-        .intent(
-            intent(&m, "o-1", Op::Open, true, 100_000, None),
-            true,
-            false,
-        )
+        .pending(intent(&m, "o-1", Op::Open, true, 100_000, None))
         .core();
     let (_, journaled) = reconcile(&mut core, vec![], |_| Ok(None));
     assert!(
@@ -272,11 +268,7 @@ fn an_open_that_never_executed_is_a_missed_entry_and_a_close_that_never_executed
 
     let mut core = Journal::new()
         .model(&m, state(Action::Wait, Some(7)))
-        .intent(
-            intent(&m, "c-7", Op::Close, false, 100_000, Some(7)),
-            true,
-            false,
-        )
+        .pending(intent(&m, "c-7", Op::Close, false, 100_000, Some(7)))
         .core();
     let held = position(7, &m.label(), "o-7", true, 100_000);
     reconcile(&mut core, vec![held], |_| Ok(None));
@@ -324,11 +316,7 @@ fn a_position_without_its_client_order_id_is_adopted_by_label_side_and_volume() 
     let m = m15();
     let journal = Journal::new()
         .model(&m, state(Action::LongWeak, None))
-        .intent(
-            intent(&m, "o-1", Op::Open, true, 300_000, None),
-            false,
-            false,
-        );
+        .settled(intent(&m, "o-1", Op::Open, true, 300_000, None));
     let mut core = journal.core();
     let (_, journaled) = reconcile(
         &mut core,
@@ -376,11 +364,7 @@ fn a_labelled_position_differing_in_label_side_or_volume_from_every_open_intent_
         let mut core = Journal::new()
             .model(&m, state(Action::LongWeak, None))
             .model(&h, state(Action::Wait, None))
-            .intent(
-                intent(&m, "o-1", Op::Open, true, 300_000, None),
-                false,
-                false,
-            )
+            .settled(intent(&m, "o-1", Op::Open, true, 300_000, None))
             .core();
         reconcile(&mut core, vec![p], |_| unreachable!());
         assert!(
@@ -401,11 +385,7 @@ fn an_intent_whose_fill_is_recorded_explains_no_other_position_by_label() {
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::LongWeak, None))
-        .intent(
-            intent(&m, "o-1", Op::Open, true, 300_000, None),
-            false,
-            true,
-        )
+        .filled(intent(&m, "o-1", Op::Open, true, 300_000, None))
         .core();
     reconcile(
         &mut core,
@@ -421,11 +401,7 @@ fn a_position_of_an_intent_whose_model_already_holds_another_is_unreconciled_not
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::LongWeak, Some(7)))
-        .intent(
-            intent(&m, "o-2", Op::Open, true, 100_000, None),
-            false,
-            false,
-        )
+        .settled(intent(&m, "o-2", Op::Open, true, 100_000, None))
         .core();
     let held = position(7, &m.label(), "o-1", true, 100_000);
     let second = position(8, &m.label(), "o-2", true, 100_000);
@@ -443,11 +419,7 @@ fn an_open_sent_before_the_restart_and_found_filled_is_journaled_filled_with_its
     let m = m15();
     let mut core = Journal::new()
         .model(&m, state(Action::LongWeak, None))
-        .intent(
-            intent(&m, "o-1", Op::Open, true, 100_000, None),
-            true,
-            false,
-        )
+        .pending(intent(&m, "o-1", Op::Open, true, 100_000, None))
         .core();
     let held = position(55, &m.label(), "o-1", true, 100_000);
     let (_, journaled) = reconcile(&mut core, vec![held], |_| {
