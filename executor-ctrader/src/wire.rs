@@ -1,47 +1,19 @@
 //! Pure translations between the executor core's values and Open API messages: no session, no
 //! state. The live shell (`oracle_executor::live`) and the deterministic simulation's driver
-//! ([`crate::link::Link`]) both use them, so both speak the same Open API.
+//! ([`crate::link::Link`]) both use them, so both speak the same Open API. A timeframe's
+//! trendbar period and back is `oracle_ctrader`'s one map (`From` both ways).
 
 use oracle_ctrader::proto::{
     ProtoOaClosePositionReq, ProtoOaDeal, ProtoOaDealListRes, ProtoOaExecutionEvent,
     ProtoOaExecutionType, ProtoOaExpectedMarginRes, ProtoOaGetPositionUnrealizedPnLRes,
     ProtoOaNewOrderReq, ProtoOaOrder, ProtoOaOrderErrorEvent, ProtoOaOrderStatus, ProtoOaOrderType,
-    ProtoOaReconcileRes, ProtoOaSymbol, ProtoOaTradeSide, ProtoOaTraderRes, ProtoOaTrendbarPeriod,
+    ProtoOaReconcileRes, ProtoOaSymbol, ProtoOaTradeSide, ProtoOaTraderRes,
 };
 use oracle_ctrader::units;
 use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderReq, OrderResult};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::symbols::TradingMode;
 use oracle_executor_core::volume::SymbolSpec;
-use oracle_ipc::Timeframe;
-
-/// The cTrader period of a timeframe.
-pub fn period_of(tf: Timeframe) -> ProtoOaTrendbarPeriod {
-    match tf {
-        Timeframe::M1 => ProtoOaTrendbarPeriod::M1,
-        Timeframe::M2 => ProtoOaTrendbarPeriod::M2,
-        Timeframe::M3 => ProtoOaTrendbarPeriod::M3,
-        Timeframe::M4 => ProtoOaTrendbarPeriod::M4,
-        Timeframe::M5 => ProtoOaTrendbarPeriod::M5,
-        Timeframe::M10 => ProtoOaTrendbarPeriod::M10,
-        Timeframe::M15 => ProtoOaTrendbarPeriod::M15,
-        Timeframe::M30 => ProtoOaTrendbarPeriod::M30,
-        Timeframe::H1 => ProtoOaTrendbarPeriod::H1,
-        Timeframe::H4 => ProtoOaTrendbarPeriod::H4,
-        Timeframe::H12 => ProtoOaTrendbarPeriod::H12,
-        Timeframe::D1 => ProtoOaTrendbarPeriod::D1,
-        Timeframe::W1 => ProtoOaTrendbarPeriod::W1,
-        Timeframe::MN1 => ProtoOaTrendbarPeriod::Mn1,
-    }
-}
-
-/// The timeframe of a cTrader period.
-pub fn tf_of(p: ProtoOaTrendbarPeriod) -> Timeframe {
-    Timeframe::ALL
-        .into_iter()
-        .find(|t| period_of(*t) == p)
-        .unwrap_or(Timeframe::MN1)
-}
 
 /// The executor's facts of a broker symbol, under its model name.
 pub fn spec_of(name: &str, s: &ProtoOaSymbol) -> SymbolSpec {

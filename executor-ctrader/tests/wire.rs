@@ -8,7 +8,7 @@ use oracle_ctrader::proto::{
 use oracle_executor_core::broker::{OrderLookup, OrderReq, OrderResult};
 use oracle_executor_ctrader::wire::{
     close_position_req, fill_key, fill_of, lookup_in_positions_and_deals, new_order_req,
-    order_error_result, order_outcome, period_of, positions_of, tf_of,
+    order_error_result, order_outcome, positions_of,
 };
 use oracle_ipc::Timeframe;
 
@@ -230,7 +230,10 @@ fn an_unknown_close_is_filled_once_its_position_is_gone_and_an_entry_by_label_si
 #[test]
 fn every_timeframe_has_its_period_and_back() {
     for tf in Timeframe::ALL {
-        assert_eq!(tf_of(period_of(tf)), tf);
+        assert_eq!(Timeframe::from(ProtoOaTrendbarPeriod::from(tf)), tf);
     }
-    assert_eq!(period_of(Timeframe::M15), ProtoOaTrendbarPeriod::M15);
+    assert_eq!(
+        ProtoOaTrendbarPeriod::from(Timeframe::M15),
+        ProtoOaTrendbarPeriod::M15
+    );
 }

@@ -30,6 +30,7 @@ use oracle_ctrader::proto::{
     ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
     ProtoOaGetTrendbarsRes, ProtoOaOrderDetailsReq, ProtoOaOrderListReq, ProtoOaOrderStatus,
     ProtoOaReconcileReq, ProtoOaSymbolByIdReq, ProtoOaSymbolsListReq, ProtoOaTraderReq,
+    ProtoOaTrendbarPeriod,
 };
 use oracle_ctrader::{Event, Payload, units};
 use oracle_executor_core::currency::Currencies;
@@ -357,12 +358,10 @@ impl std::fmt::Debug for LiveBroker {
     }
 }
 
-/// The cTrader period of a timeframe (the adapter's, `oracle_executor_ctrader::wire`).
-pub use oracle_executor_ctrader::wire::period_of;
 use oracle_executor_ctrader::wire::{
     account_of, close_key, close_position_req, fill_key, fill_of, lookup_in_positions_and_deals,
     margin_of, new_order_req, order_error_result, order_outcome, order_with_coid, positions_of,
-    spec_of, tf_of,
+    spec_of,
 };
 
 /// The wall clock, Unix ms.
@@ -502,7 +501,7 @@ pub async fn connect(cfg: LiveConfig) -> anyhow::Result<(LiveBroker, mpsc::Recei
             continue;
         };
         b.client
-            .subscribe_bars(spec.id, period_of(*tf), None)
+            .subscribe_bars(spec.id, ProtoOaTrendbarPeriod::from(*tf), None)
             .await
             .map_err(err)?;
     }
@@ -685,7 +684,7 @@ async fn event_task(
                     }
                     _ => 0.0,
                 };
-                let tf = tf_of(period);
+                let tf = Timeframe::from(period);
                 // The broker's time is at least the end of a bar it closed.
                 shared
                     .server_ms
@@ -715,7 +714,7 @@ async fn event_task(
                 };
                 let ev = Feed::BarRevised {
                     symbol: name,
-                    tf: tf_of(period),
+                    tf: Timeframe::from(period),
                     bar: bar_data(&history, digits),
                     sent: bar_data(&live, digits),
                 };
@@ -1263,7 +1262,7 @@ impl LiveBroker {
                 ctid_trader_account_id: self.account,
                 from_timestamp: Some((to - span).max(0)),
                 to_timestamp: Some(to),
-                period: period_of(tf) as i32,
+                period: ProtoOaTrendbarPeriod::from(tf) as i32,
                 symbol_id,
                 count: Some(count),
                 ..Default::default()
