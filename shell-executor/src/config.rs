@@ -182,9 +182,7 @@ pub fn scan_models(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
             tracing::warn!(file = %path.display(), "model file name is not SYM_TF.zip; skipped");
             continue;
         };
-        let Some(tf) =
-            oracle_ipc::Timeframe::from_name(tf_name).filter(|t| *t != oracle_ipc::Timeframe::MN1)
-        else {
+        let Some(tf) = oracle_ipc::Timeframe::from_name(tf_name).filter(|t| t.is_streamed()) else {
             tracing::warn!(file = %path.display(), "model file name has no timeframe the system streams; skipped");
             continue;
         };
