@@ -6,51 +6,32 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Book, LOT, ftmo_cfg as cfg, item_for as item};
+use common::{
+    Book, LOT, M15, T0, ftmo_cfg as cfg, held, item_for as item, key_on as key, side_at_t0,
+};
 
 use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed};
 use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
-use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::policy::ModelState;
 use oracle_executor_core::propfirm::{Guard, Preset, Rules};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
-/// A bar open time (a Monday, 2021-03-01 00:00 UTC, 01:00 in Prague); bars are M15.
-const T0: i64 = 1_614_556_800;
-const M15: i64 = 900;
 /// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
 const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
 
-fn key(tf: Timeframe) -> ModelKey {
-    ModelKey::new("EURUSD", tf)
-}
-
 /// Long one lot at 1.1.
 fn long_held(position_id: u64) -> ModelState {
-    ModelState {
-        target: Some(ActionName(Action::LongWeak)),
-        last_bt: Some(T0),
-        real: Some(RealPos {
-            position_id,
-            action: ActionName(Action::LongWeak),
-            volume: LOT,
-            price: 1.1,
-        }),
-        missed: false,
-    }
+    held(position_id, Action::LongWeak, Action::LongWeak, LOT)
 }
 
+/// A side on the FTMO config with the M15 and H1 models' bars `T0` and `T0 + M15` streamed.
 fn core_from(rep: &Replayed) -> SideCore {
-    let mut core = SideCore::new("live", &cfg(), rep);
-    for k in [key(Timeframe::M15), key(Timeframe::H1)] {
-        core.policy.handle_bar(&k, T0);
-        core.policy.handle_bar(&k, T0 + M15);
-    }
-    core
+    side_at_t0(&cfg(), rep, &[key(Timeframe::M15), key(Timeframe::H1)])
 }
 
 /// Two models (M15 and H1), each long one lot of EURUSD at 1.1.

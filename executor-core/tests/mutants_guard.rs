@@ -5,39 +5,22 @@
 
 mod common;
 
-use common::{Book, LOT, account, ftmo_cfg as cfg};
+use common::{Book, LOT, M15, T0, account, ftmo_cfg as cfg, key_on as key, side_at_t0};
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::journal::{Record, Replayed};
 use oracle_executor_core::operator::OperatorCommand;
-use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::policy::{ModelKey, ModelState};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
 
-/// A bar open time (2021-03-01 00:00 UTC); bars are M15.
-const T0: i64 = 1_614_556_800;
-const M15: i64 = 900;
 /// The next midnight in Prague (CET, UTC+1): 2021-03-01T23:00Z.
 const PRAGUE_MIDNIGHT: i64 = T0 + 23 * 3600;
 const NOW: i64 = T0 + M15 + 60;
 
-fn key(tf: Timeframe) -> ModelKey {
-    ModelKey::new("EURUSD", tf)
-}
-
 /// One lot of EURUSD at 1.1 in `action`'s direction, the model's target `target`.
 fn held(position_id: u64, action: Action, target: Action) -> ModelState {
-    ModelState {
-        target: Some(ActionName(target)),
-        last_bt: Some(T0),
-        real: Some(RealPos {
-            position_id,
-            action: ActionName(action),
-            volume: LOT,
-            price: 1.1,
-        }),
-        missed: false,
-    }
+    common::held(position_id, action, target, LOT)
 }
 
 /// A side whose M15 model holds `m15` and whose H1 model holds `h1` (when given).
@@ -49,12 +32,7 @@ fn core_with(m15: Option<ModelState>, h1: Option<ModelState>) -> SideCore {
     if let Some(st) = h1 {
         rep.models.insert(key(Timeframe::H1), st);
     }
-    let mut core = SideCore::new("live", &cfg(), &rep);
-    for k in [key(Timeframe::M15), key(Timeframe::H1)] {
-        core.policy.handle_bar(&k, T0);
-        core.policy.handle_bar(&k, T0 + M15);
-    }
-    core
+    side_at_t0(&cfg(), &rep, &[key(Timeframe::M15), key(Timeframe::H1)])
 }
 
 fn long(id: u64) -> Option<ModelState> {

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Book, eurusd, item_for as item, plain_cfg as cfg};
+use common::{
+    Book, M15, T0, eurusd, held, item_for as item, key_on as key, plain_cfg as cfg, side_at_t0,
+};
 
 use oracle_executor_core::broker::{BrokerPosition, OrderResult};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
@@ -12,10 +14,6 @@ use oracle_executor_core::policy::{
 };
 use oracle_executor_core::side::{BatchResult, SideCore};
 use oracle_ipc::{Action, Timeframe};
-
-/// A bar open time (a Monday, 2021-03-01 00:00 UTC); bars are M15.
-const T0: i64 = 1_614_556_800;
-const M15: i64 = 900;
 
 /// The scripted book of `tests/common` (what it was asked, in order, and the journal bytes it
 /// wrote): 10 000 of balance, fills of 100 000 units at 1.1, a batch answered as the shell's
@@ -27,21 +25,11 @@ fn side_book() -> Book {
     b
 }
 
-fn key(tf: Timeframe) -> ModelKey {
-    ModelKey::new("EURUSD", tf)
-}
-
+/// Long 100 000 units at 1.1, the last signal for the bar `last_bt`.
 fn long_held(position_id: u64, last_bt: i64) -> ModelState {
     ModelState {
-        target: Some(ActionName(Action::LongWeak)),
         last_bt: Some(last_bt),
-        real: Some(RealPos {
-            position_id,
-            action: ActionName(Action::LongWeak),
-            volume: 100_000,
-            price: 1.1,
-        }),
-        missed: false,
+        ..held(position_id, Action::LongWeak, Action::LongWeak, 100_000)
     }
 }
 
@@ -55,12 +43,7 @@ fn core_with(states: &[(ModelKey, ModelState)]) -> SideCore {
 }
 
 fn core_from(rep: &Replayed, keys: Vec<ModelKey>) -> SideCore {
-    let mut core = SideCore::new("live", &cfg(), rep);
-    for k in keys {
-        core.policy.handle_bar(&k, T0);
-        core.policy.handle_bar(&k, T0 + M15);
-    }
-    core
+    side_at_t0(&cfg(), rep, &keys)
 }
 
 /// Executor time just after the signal's bar closed.

@@ -21,6 +21,10 @@ use oracle_ipc::{Action, Timeframe};
 pub const LOT: i64 = 10_000_000;
 /// A minute, in seconds.
 pub const M1: i64 = 60;
+/// A bar open time (a Monday, 2021-03-01 00:00 UTC, 01:00 in Prague), for M15 bars.
+pub const T0: i64 = 1_614_556_800;
+/// An M15 bar, in seconds.
+pub const M15: i64 = 900;
 /// An hour and a day, in seconds (a trading schedule's units).
 pub const H: u32 = 3600;
 pub const D: u32 = 86_400;
@@ -103,6 +107,38 @@ pub fn hours_book(cal: TradingCalendar) -> Book {
 /// The M1 EURUSD model.
 pub fn key() -> ModelKey {
     ModelKey::new("EURUSD", Timeframe::M1)
+}
+
+/// The EURUSD model on `tf`.
+pub fn key_on(tf: Timeframe) -> ModelKey {
+    ModelKey::new("EURUSD", tf)
+}
+
+/// A model whose last signal, `target`, was for the bar [`T0`], holding `volume` of EURUSD at
+/// 1.1 in `action`'s direction as the position `position_id`.
+pub fn held(position_id: u64, action: Action, target: Action, volume: i64) -> ModelState {
+    ModelState {
+        target: Some(ActionName(target)),
+        last_bt: Some(T0),
+        real: Some(RealPos {
+            position_id,
+            action: ActionName(action),
+            volume,
+            price: 1.1,
+        }),
+        missed: false,
+    }
+}
+
+/// A side deciding with `cfg` from the journal's view `rep`, the bars [`T0`] and `T0 + M15`
+/// streamed on each of `keys`.
+pub fn side_at_t0(cfg: &ExecutorConfig, rep: &Replayed, keys: &[ModelKey]) -> SideCore {
+    let mut core = SideCore::new("live", cfg, rep);
+    for k in keys {
+        core.policy.handle_bar(k, T0);
+        core.policy.handle_bar(k, T0 + M15);
+    }
+    core
 }
 
 /// A signal of the M1 EURUSD model for the bar opened at `bt`.
