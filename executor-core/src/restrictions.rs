@@ -327,3 +327,64 @@ impl Restrictions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str, minutes: u32) -> Restrictions {
+        Restrictions {
+            news_minutes: Some(minutes),
+            news: parse_news("news.csv", text).expect("news"),
+            ..Restrictions::default()
+        }
+    }
+
+    #[test]
+    fn the_news_window_shown_is_the_one_in_force_else_the_next_merged_with_its_overlaps() {
+        // 13:30 and 13:32 (windows ±2 min overlap: 13:28-13:34), then 15:00 (14:58-15:02).
+        let r = rules(
+            "2026-12-11T13:30:00Z,USD,NFP\n2026-12-11T13:32:00Z,USD,Claims\n2026-12-11T15:00:00Z,EUR,ECB\n",
+            2,
+        );
+        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("time").as_second();
+        let w = |sym: &str, now: &str| {
+            r.current_or_next_news_window(sym, at(now))
+                .map(|w| (w.start, w.end, w.title))
+        };
+        let (s1328, s1334) = (at("2026-12-11T13:28:00Z"), at("2026-12-11T13:34:00Z"));
+        // Before: the next window, merged.
+        assert_eq!(
+            w("EURUSD", "2026-12-11T12:00:00Z"),
+            Some((s1328, s1334, "NFP".into()))
+        );
+        // Inside the second event's part: in force, named by the event whose window holds now.
+        assert_eq!(
+            w("EURUSD", "2026-12-11T13:33:00Z").map(|x| (x.0, x.1)),
+            Some((at("2026-12-11T13:30:00Z"), s1334))
+        );
+        // Its last second is still in force; the second after, the next one (EUR only).
+        assert_eq!(
+            w("EURUSD", "2026-12-11T13:34:00Z").map(|x| x.1),
+            Some(s1334)
+        );
+        assert_eq!(
+            w("EURUSD", "2026-12-11T13:34:01Z").map(|x| x.2),
+            Some("ECB".into())
+        );
+        assert_eq!(
+            w("GBPUSD", "2026-12-11T13:34:01Z"),
+            None,
+            "no USD event left"
+        );
+        // The rule off: none.
+        let off = Restrictions {
+            news_minutes: None,
+            ..r.clone()
+        };
+        assert_eq!(
+            off.current_or_next_news_window("EURUSD", at("2026-12-11T12:00:00Z")),
+            None
+        );
+    }
+}
