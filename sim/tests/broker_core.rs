@@ -1618,13 +1618,13 @@ fn a_eur_deposit_account_is_named_eur_and_its_money_is_converted_at_the_starts_e
 fn a_deposit_currency_no_symbol_pairs_with_usd_is_refused_naming_the_option() {
     let mut cfg = BrokerConfig::default();
     cfg.deposit_currency = "JPY".into();
-    let err = Broker::new(
+    let Err(err) = Broker::new(
         cfg,
         Market::new(vec![contract_eurusd()], Start::AfterBars(4)),
         0,
-    )
-    .err()
-    .expect("no USDJPY to convert at");
+    ) else {
+        panic!("started with no USDJPY to convert at")
+    };
     let text = err.to_string();
     assert!(text.contains("--deposit-currency JPY"), "{text}");
     let bad = oracle_sim::config::parse_deposit_currency("eur").expect_err("lower case");
