@@ -27,20 +27,7 @@ use tokio::sync::mpsc;
 
 /// The three test symbols over synthetic M1 bars, `renamed` listed under the broker's names.
 async fn sim(renamed: &[(&str, &str)]) -> SimHandle {
-    let start_ms = common::market_start_ms();
-    let symbols = common::SIM_SYMS
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            oracle_sim::symbols::synthetic(
-                s,
-                oracle_sim::bars::Period::M1,
-                3000,
-                start_ms,
-                7 + i as u64,
-            )
-        })
-        .collect();
+    let symbols = common::sim3_symbols();
     oracle_sim::spawn(SimConfig {
         broker: BrokerConfig {
             speed: Speed::Times(240.0),
@@ -352,18 +339,6 @@ async fn a_symbol_the_broker_renames_while_running_is_reported_and_takes_no_entr
     s.shutdown().await;
 }
 
-/// A stand-in model zip: metadata naming `symbol` and `tf`.
-fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
-    use std::io::Write as _;
-    let f = std::fs::File::create(path).expect("zip file");
-    let mut z = zip::ZipWriter::new(f);
-    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
-    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
-        .expect("member");
-    z.write_all(b"x").expect("write");
-    z.finish().expect("finish");
-}
-
 /// The binary: an enabled symbol the broker lists under another name stops the start with exit
 /// status 1 (as any config error), naming it and the broker's close match; with `broker_symbol`
 /// set it starts.
@@ -374,7 +349,7 @@ async fn the_executor_refuses_to_start_on_a_missing_symbol_naming_its_close_matc
     let d = tmpdir("broker-symbols-bin");
     let models = d.join("models");
     std::fs::create_dir_all(&models).expect("models");
-    model_zip(&models.join("US500_M1.zip"), "US500", "M1");
+    common::model_zip(&models.join("US500_M1.zip"), "US500", "M1");
     std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
     let run = |config: &str, name: &str| {
         std::fs::write(d.join("executor_config.json"), config).expect("config");

@@ -4,21 +4,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    ack_of, executor_in, free_port, kill_and_wait, model_zip, next_text, signal_line, tmpdir,
+    ack_of, free_port, kill_and_wait, next_text, signal_line, sim_executor_dir, spawn_on_sim,
     ws_connect,
 };
 use futures_util::SinkExt;
 use oracle_executor::broker::{Broker, OrderReq, OrderResult};
 use oracle_ipc::{Message, parse};
 use oracle_sim::SimHandle;
-use oracle_sim::config::{
-    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
+use oracle_sim::config::DEFAULT_ACCOUNT_ID;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 const TOKEN: &str = "dry-run-token";
@@ -34,48 +31,9 @@ fn rt() -> tokio::runtime::Runtime {
         .expect("rt")
 }
 
-/// A fresh folder `name` for an executor on `s`: a EURUSD M1 model in `models/`, the sim's CA
-/// in `ca.pem`, and a config trading EURUSD at 0.01 / 0.03 / 0.05 lot with no stale or
-/// slippage limit in the way.
-fn executor_dir(s: &SimHandle, name: &str) -> PathBuf {
-    let d = tmpdir(name);
-    let models = d.join("models");
-    std::fs::create_dir_all(&models).expect("models");
-    model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
-    std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
-    std::fs::write(
-        d.join("executor_config.json"),
-        r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
-    )
-    .expect("config");
-    d
-}
-
-/// The executor binary on the sim at `broker_port` in `mode` (`--dry-run`, `--with-paper`), its
-/// state in `d/state`, its log in `d/executor-<port>.log`.
-fn spawn_executor(d: &Path, broker_port: u16, port: u16, mode: &str) -> Child {
-    executor_in(d, &format!("127.0.0.1:{port}"))
-        .env("ORACLE_IPC_TOKEN", TOKEN)
-        .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
-        .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
-        .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
-        .env_remove("CTRADER_REFRESH_TOKEN")
-        .arg("--models")
-        .arg(d.join("models"))
-        .arg("--broker")
-        .arg(format!("127.0.0.1:{broker_port}"))
-        .arg("--account-id")
-        .arg(DEFAULT_ACCOUNT_ID.to_string())
-        .arg("--ca")
-        .arg(d.join("ca.pem"))
-        .arg(mode)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(d.join(format!("executor-{port}.log"))).expect("log"),
-        ))
-        .spawn()
-        .expect("spawn executor")
-}
+/// A config trading EURUSD at 0.01 / 0.03 / 0.05 lot with no stale or slippage limit in the
+/// way.
+const CONFIG: &str = r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#;
 
 /// Runs the executor in `mode` on `s` over the folder `d`: answers `actions` in turn, each for
 /// the next live (not history) EURUSD bar, then kills it (kill -9). Its ACKs and its log.
@@ -86,7 +44,8 @@ async fn run_executor(
     actions: &[&str],
 ) -> (Vec<String>, String) {
     let port = free_port();
-    let child = spawn_executor(d, s.addr.port(), port, mode);
+    let log = d.join(format!("executor-{port}.log"));
+    let child = spawn_on_sim(d, s.addr.port(), port, TOKEN, &[mode], &log);
     let mut ws = ws_connect(port, 300)
         .await
         .expect("executor did not listen");
@@ -110,7 +69,7 @@ async fn run_executor(
     }
     kill_and_wait(child);
     drop(ws);
-    let log = std::fs::read_to_string(d.join(format!("executor-{port}.log"))).unwrap_or_default();
+    let log = std::fs::read_to_string(log).unwrap_or_default();
     (acks, log)
 }
 
@@ -155,7 +114,7 @@ async fn manual_position(s: &SimHandle) -> u64 {
 fn a_dry_run_trades_the_paper_book_on_the_live_feed_sends_no_order_and_resumes_after_a_restart() {
     rt().block_on(async {
         let s = common::sim3(vec![]).await;
-        let d = executor_dir(&s, "dry-run");
+        let d = sim_executor_dir(&s, "dry-run", CONFIG);
         let manual = manual_position(&s).await;
         let before = s.trading_requests().await;
         assert_eq!(before, 1, "the manual order only");
@@ -265,7 +224,7 @@ fn a_dry_run_state_folder_started_with_paper_keeps_the_paper_positions_and_repor
  {
     rt().block_on(async {
         let s = common::sim3(vec![]).await;
-        let d = executor_dir(&s, "dry-then-live");
+        let d = sim_executor_dir(&s, "dry-then-live", CONFIG);
 
         // The dry run: WAIT, then LONG_WEAK: a long in the paper book.
         let (acks, _) = run_executor(&d, &s, "--dry-run", &["WAIT", "LONG_WEAK"]).await;

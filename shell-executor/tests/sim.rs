@@ -16,9 +16,7 @@ use oracle_executor::policy::ModelKey;
 use oracle_executor::shell::Feed;
 use oracle_ipc::{Message, Timeframe, parse};
 use oracle_sim::bars::Period;
-use oracle_sim::config::{
-    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-};
+use oracle_sim::config::DEFAULT_ACCOUNT_ID;
 use oracle_sim::{BrokerConfig, Fault, SimConfig, SimHandle, Speed};
 use tokio::sync::mpsc;
 
@@ -302,21 +300,9 @@ fn broker_reconnect_mid_stream_no_missed_or_duplicated_bar() {
 // kill -9 of the executor process between the order and its execution event.
 // ---------------------------------------------------------------------------------------------
 
-fn model_zip(path: &std::path::Path, symbol: &str, tf: &str) {
-    use std::io::Write as _;
-    let f = std::fs::File::create(path).expect("zip file");
-    let mut z = zip::ZipWriter::new(f);
-    z.set_comment(format!(r#"{{"format_version":"2.0","symbol":{{"name":"{symbol}","clean":"{symbol}","timeframe":"{tf}"}}}}"#));
-    z.start_file("x.txt", zip::write::SimpleFileOptions::default())
-        .expect("member");
-    z.write_all(b"x").expect("write");
-    z.finish().expect("finish");
-}
-
 #[test]
 fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate() {
     use futures_util::{SinkExt, StreamExt};
-    use std::process::{Command, Stdio};
     use tokio_tungstenite::tungstenite::Message as WsMsg;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -333,38 +319,16 @@ fn kill_9_between_order_and_execution_then_restart_reconciles_without_duplicate(
             filled_only: false,
         }])
         .await;
-        let d = tmpdir("sim-kill9");
-        let models = d.join("models");
-        std::fs::create_dir_all(&models).expect("models");
-        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
-        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
-        std::fs::write(
-            d.join("executor_config.json"),
+        let d = common::sim_executor_dir(
+            &s,
+            "sim-kill9",
             r#"{"risk": {"stale_after_secs": 100000, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
-        )
-        .expect("config");
+        );
         let spawn = |port: u16| {
-            Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
-                .env("ORACLE_IPC_TOKEN", "kill9-token")
-                .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
-                .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
-                .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
-                .env_remove("CTRADER_REFRESH_TOKEN")
-                .arg("--config").arg(d.join("executor_config.json"))
-                .arg("--models").arg(&models)
-                .arg("--state").arg(d.join("state"))
-                .arg("--listen").arg(format!("127.0.0.1:{port}"))
-                .arg("--broker").arg(format!("127.0.0.1:{}", s.addr.port()))
-                .arg("--account-id").arg(DEFAULT_ACCOUNT_ID.to_string())
-                .arg("--ca").arg(d.join("ca.pem"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(d.join(format!("executor-{port}.log"))).expect("log"),
-                ))
-                .spawn()
-                .expect("spawn executor")
+            let log = d.join(format!("executor-{port}.log"));
+            common::spawn_on_sim(&d, s.addr.port(), port, "kill9-token", &[], &log)
         };
-        let port = || std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let port = common::free_port;
         type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
         async fn attach(port: u16) -> Ws {
             for _ in 0..200 {
@@ -627,7 +591,6 @@ async fn position_closed_outside_goes_flat_and_the_drift_ledger_says_why() {
 #[test]
 fn hold_market_paces_a_fast_sim_by_a_slow_predictor() {
     use futures_util::{SinkExt, StreamExt};
-    use std::process::{Command, Stdio};
     use tokio_tungstenite::tungstenite::Message as WsMsg;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -657,41 +620,20 @@ fn hold_market_paces_a_fast_sim_by_a_slow_predictor() {
         })
         .await
         .expect("sim");
-        let d = tmpdir("sim-hold");
-        let models = d.join("models");
-        std::fs::create_dir_all(&models).expect("models");
-        model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
-        std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
-        std::fs::write(
-            d.join("executor_config.json"),
+        let d = common::sim_executor_dir(
+            &s,
+            "sim-hold",
             r#"{"risk": {"stale_after_secs": 60, "max_margin_use": 100, "slippage_points": 1000000}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#,
-        )
-        .expect("config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oracle-executor"))
-            .env("ORACLE_IPC_TOKEN", "hold-token")
-            .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
-            .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
-            .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
-            .env_remove("CTRADER_REFRESH_TOKEN")
-            .arg("--config").arg(d.join("executor_config.json"))
-            .arg("--models").arg(&models)
-            .arg("--state").arg(d.join("state"))
-            .arg("--listen").arg(format!("127.0.0.1:{port}"))
-            .arg("--broker").arg(format!("127.0.0.1:{}", s.addr.port()))
-            .arg("--account-id").arg(DEFAULT_ACCOUNT_ID.to_string())
-            .arg("--ca").arg(d.join("ca.pem"))
-            .arg("--hold-market-until-predictor")
-            .arg("--hold-timeout-ms").arg("5000")
-            .arg("--json")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(d.join("executor.log")).expect("log")))
-            .spawn()
-            .expect("spawn executor");
+        );
+        let port = common::free_port();
+        let args = [
+            "--hold-market-until-predictor",
+            "--hold-timeout-ms",
+            "5000",
+            "--json",
+        ];
+        let log = d.join("executor.log");
+        let mut child = common::spawn_on_sim(&d, s.addr.port(), port, "hold-token", &args, &log);
         let mut ws = None;
         for _ in 0..200 {
             if let Ok((w, _)) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}")).await {

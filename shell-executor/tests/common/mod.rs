@@ -228,8 +228,13 @@ pub async fn spawn_sim(
 
 /// [`spawn_sim`] over synthetic M1 bars of [`SIM_SYMS`] starting at [`market_start_ms`].
 pub async fn sim3(faults: Vec<oracle_sim::Fault>) -> oracle_sim::SimHandle {
+    spawn_sim(sim3_symbols(), faults).await
+}
+
+/// Synthetic M1 bars (3 000) of each of [`SIM_SYMS`] starting at [`market_start_ms`].
+pub fn sim3_symbols() -> Vec<oracle_sim::symbols::SymbolData> {
     let start_ms = market_start_ms();
-    let symbols = SIM_SYMS
+    SIM_SYMS
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -241,8 +246,7 @@ pub async fn sim3(faults: Vec<oracle_sim::Fault>) -> oracle_sim::SimHandle {
                 7 + i as u64,
             )
         })
-        .collect();
-    spawn_sim(symbols, faults).await
+        .collect()
 }
 
 /// [`live_session`] with the session's `live_close` (`--bar-close live`) chosen.
@@ -463,4 +467,54 @@ pub fn executor_in(d: &std::path::Path, listen: &str) -> std::process::Command {
         .arg("--listen")
         .arg(listen);
     cmd
+}
+
+/// A fresh folder `name` for an executor on the simulator `s`: a EURUSD M1 model in `models/`,
+/// the sim's CA in `ca.pem`, and `config` as `executor_config.json`.
+pub fn sim_executor_dir(s: &oracle_sim::SimHandle, name: &str, config: &str) -> PathBuf {
+    let d = tmpdir(name);
+    let models = d.join("models");
+    std::fs::create_dir_all(&models).expect("models");
+    model_zip(&models.join("EURUSD_M1.zip"), "EURUSD", "M1");
+    std::fs::write(d.join("ca.pem"), &s.ca_pem).expect("ca");
+    std::fs::write(d.join("executor_config.json"), config).expect("config");
+    d
+}
+
+/// The executor binary live on the simulator at `broker_port` over [`sim_executor_dir`]'s `d`
+/// (its models, CA and config; its state in `d/state`): the sim's default credentials (no
+/// refresh token) and account, IPC token `token`, listening on `port`, `args` after; its stderr
+/// to `log`.
+pub fn spawn_on_sim(
+    d: &std::path::Path,
+    broker_port: u16,
+    port: u16,
+    token: &str,
+    args: &[&str],
+    log: &std::path::Path,
+) -> std::process::Child {
+    use oracle_sim::config::{
+        DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    };
+    executor_in(d, &format!("127.0.0.1:{port}"))
+        .env("ORACLE_IPC_TOKEN", token)
+        .env("CTRADER_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("CTRADER_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("CTRADER_ACCESS_TOKEN", DEFAULT_ACCESS_TOKEN)
+        .env_remove("CTRADER_REFRESH_TOKEN")
+        .arg("--models")
+        .arg(d.join("models"))
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{broker_port}"))
+        .arg("--account-id")
+        .arg(DEFAULT_ACCOUNT_ID.to_string())
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(log).expect("log"),
+        ))
+        .spawn()
+        .expect("spawn executor")
 }
