@@ -135,26 +135,13 @@ mod over_the_sim {
     use super::*;
     use oracle_alerts::AlertsConfig;
     use oracle_executor::alerting::{Telemetry, alerts_from};
-    use oracle_executor::config::{ExecutorConfig, from_value};
-    use oracle_executor::engine::{Engine, Side};
-    use oracle_executor::journal::Journal;
+    use oracle_executor::engine::Engine;
     use oracle_executor::live::LiveBroker;
     use oracle_executor::metrics::MetricsConfig;
     use oracle_executor::policy::ModelKey;
     use oracle_executor::shell::Feed;
-    use oracle_ipc::{Message, parse};
     use oracle_sim::Fault;
     use tokio::sync::mpsc;
-
-    fn cfg() -> ExecutorConfig {
-        from_value(&serde_json::json!({
-            "risk": {"stale_after_secs": 100000, "max_margin_use": 100},
-            "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
-            "US500": {"enabled": true, "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50},
-            "AAPL": {"enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5}
-        }))
-        .expect("config")
-    }
 
     /// The next closed bar of `sym` newer than `last`, streamed as the shell streams it (the
     /// engine's `on_bar` and `bar_streamed`); other symbols' bars are fed, not streamed.
@@ -190,15 +177,7 @@ mod over_the_sim {
     }
 
     async fn signal(e: &mut Engine<LiveBroker>, sym: &str, action: &str, bt: i64) -> String {
-        let l = format!(
-            "SIGNAL|{sym}|{action}|0|0.00|TF:M1|BT:{}|SEQ:1",
-            oracle_ipc::Iso(bt)
-        );
-        let Ok(Message::Signal(s)) = parse(&l) else {
-            panic!("{l}")
-        };
-        let now = e.live.as_ref().expect("live").broker.clock()();
-        e.on_signal(now, &s).await.line
+        common::signal_live(e, sym, action, bt, 1).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,11 +216,7 @@ mod over_the_sim {
         let d = common::tmpdir("alerts-sim");
         let (b, mut feed) = common::live_session(&s, &common::SIM_SYMS).await;
         b.set_telemetry(tel.clone());
-        let c = cfg();
-        let j = Journal::open(&d.join("journal.jsonl")).expect("journal");
-        let acks = j.1.acks.clone();
-        let side = Side::new("live", &c, b, Some(j));
-        let mut e = Engine::new(c, Some(side), None, acks, None);
+        let mut e = common::engine_with(&d, common::sim3_cfg(), b);
         e.set_telemetry(tel.clone());
         e.reconcile(0).await.expect("reconcile");
 

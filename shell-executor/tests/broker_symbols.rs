@@ -10,15 +10,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::tmpdir;
+use common::{signal_live as signal, tmpdir};
 use oracle_executor::broker::Broker;
 use oracle_executor::config::{ExecutorConfig, from_value};
-use oracle_executor::engine::{Engine, Side};
-use oracle_executor::journal::Journal;
+use oracle_executor::engine::Engine;
 use oracle_executor::live::{LiveBroker, LiveConfig};
 use oracle_executor::policy::ModelKey;
 use oracle_executor::shell::Feed;
-use oracle_ipc::{Message, Timeframe, parse};
+use oracle_ipc::Timeframe;
 use oracle_sim::config::{
     DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
 };
@@ -96,10 +95,7 @@ async fn connect(
 }
 
 fn engine(dir: &std::path::Path, c: &ExecutorConfig, b: LiveBroker) -> Engine<LiveBroker> {
-    let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
-    let acks = j.1.acks.clone();
-    let side = Side::new("live", c, b, Some(j));
-    Engine::new(c.clone(), Some(side), None, acks, None)
+    common::engine_with(dir, c.clone(), b)
 }
 
 /// The model's streams seen so far: the next closed bar of `sym` newer than any before (every
@@ -151,18 +147,6 @@ impl Bars {
         self.last.insert(symbol.clone(), bar.time);
         (symbol == sym).then_some((bar.time, 1))
     }
-}
-
-async fn signal(e: &mut Engine<LiveBroker>, sym: &str, action: &str, bt: i64, seq: u64) -> String {
-    let l = format!(
-        "SIGNAL|{sym}|{action}|0|0.00|TF:M1|BT:{}|SEQ:{seq}",
-        oracle_ipc::Iso(bt)
-    );
-    let Ok(Message::Signal(s)) = parse(&l) else {
-        panic!("{l}")
-    };
-    let now = e.live.as_ref().expect("live").broker.clock()();
-    e.on_signal(now, &s).await.line
 }
 
 async fn positions(s: &SimHandle) -> Vec<(String, i64)> {

@@ -12,15 +12,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::tmpdir;
+use common::{engine_with, tmpdir};
 use oracle_executor::config::{ExecutorConfig, from_value};
-use oracle_executor::engine::{Engine, Side};
-use oracle_executor::journal::Journal;
+use oracle_executor::engine::Engine;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::operator;
 use oracle_executor::policy::ModelKey;
 use oracle_executor::shell::Feed;
-use oracle_ipc::{Message, parse};
 use oracle_sim::config::DEFAULT_ACCOUNT_ID;
 use tokio::sync::mpsc;
 
@@ -46,14 +44,6 @@ fn cfg_json(risk: serde_json::Value) -> serde_json::Value {
 
 fn engine(dir: &std::path::Path, b: LiveBroker) -> Engine<LiveBroker> {
     engine_with(dir, cfg(), b)
-}
-
-/// A live-side engine on `c`, journaled in `dir/journal.jsonl` (a restart reads it back).
-fn engine_with(dir: &std::path::Path, c: ExecutorConfig, b: LiveBroker) -> Engine<LiveBroker> {
-    let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
-    let acks = j.1.acks.clone();
-    let side = Side::new("live", &c, b, Some(j));
-    Engine::new(c, Some(side), None, acks, None)
 }
 
 fn now(e: &Engine<LiveBroker>) -> i64 {
@@ -93,15 +83,7 @@ async fn next_bar(
 }
 
 async fn signal(e: &mut Engine<LiveBroker>, action: &str, bt: i64, seq: u64) -> String {
-    let l = format!(
-        "SIGNAL|EURUSD|{action}|0|0.00|TF:M1|BT:{}|SEQ:{seq}",
-        oracle_ipc::Iso(bt)
-    );
-    let Ok(Message::Signal(s)) = parse(&l) else {
-        panic!("{l}")
-    };
-    let t = now(e);
-    e.on_signal(t, &s).await.line
+    common::signal_live(e, "EURUSD", action, bt, seq).await
 }
 
 /// Feeds the broker's quotes (and bars) to the engine, no SIGNAL, until the live side holds no

@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::tmpdir;
+use common::{signal_live as signal, tmpdir};
 use oracle_executor::broker::Broker;
 use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::{Engine, Side};
-use oracle_executor::journal::Journal;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::policy::ModelKey;
 use oracle_executor::shell::Feed;
@@ -31,13 +30,7 @@ async fn sim(faults: Vec<Fault>) -> SimHandle {
 }
 
 fn cfg() -> ExecutorConfig {
-    from_value(&serde_json::json!({
-        "risk": {"stale_after_secs": 100000, "max_margin_use": 100},
-        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
-        "US500": {"enabled": true, "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50},
-        "AAPL": {"enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5}
-    }))
-    .expect("config")
+    common::sim3_cfg()
 }
 
 async fn live(s: &SimHandle) -> (LiveBroker, mpsc::Receiver<Feed>) {
@@ -45,11 +38,7 @@ async fn live(s: &SimHandle) -> (LiveBroker, mpsc::Receiver<Feed>) {
 }
 
 fn engine(dir: &std::path::Path, b: LiveBroker) -> Engine<LiveBroker> {
-    let c = cfg();
-    let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
-    let acks = j.1.acks.clone();
-    let side = Side::new("live", &c, b, Some(j));
-    Engine::new(c, Some(side), None, acks, None)
+    common::engine_with(dir, cfg(), b)
 }
 
 /// Waits for the next closed bar of `sym` after `last`, feeding every bar to the engine (the
@@ -87,18 +76,6 @@ async fn next_bar(
             }
         }
     }
-}
-
-async fn signal(e: &mut Engine<LiveBroker>, sym: &str, action: &str, bt: i64, seq: u64) -> String {
-    let l = format!(
-        "SIGNAL|{sym}|{action}|0|0.00|TF:M1|BT:{}|SEQ:{seq}",
-        oracle_ipc::Iso(bt)
-    );
-    let Ok(Message::Signal(s)) = parse(&l) else {
-        panic!("{l}")
-    };
-    let now = e.live.as_ref().expect("live").broker.clock()();
-    e.on_signal(now, &s).await.line
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,11 +121,50 @@ pub fn tmpdir(name: &str) -> PathBuf {
 
 /// A live-side engine on a paper book (the "broker"), journaled in `dir`.
 pub fn engine(dir: &std::path::Path, b: PaperBook) -> Engine<PaperBook> {
-    let c = cfg();
+    engine_with(dir, cfg(), b)
+}
+
+/// An engine with `b` as its live side, deciding with `c`, journaled in `dir/journal.jsonl` (a
+/// restart reads it back, the ACKs already given too).
+pub fn engine_with<B: oracle_executor::broker::Broker>(
+    dir: &std::path::Path,
+    c: ExecutorConfig,
+    b: B,
+) -> Engine<B> {
     let j = Journal::open(&dir.join("journal.jsonl")).expect("journal");
     let acks = j.1.acks.clone();
     let side = Side::new("live", &c, b, Some(j));
     Engine::new(c, Some(side), None, acks, None)
+}
+
+/// [`SIM_SYMS`] enabled (EURUSD 0.01 / 0.03 / 0.05 lot, US500 0.1 / 0.3 / 0.5, AAPL 1 / 3 / 5),
+/// no stale limit or margin share in the way.
+pub fn sim3_cfg() -> ExecutorConfig {
+    from_value(&serde_json::json!({
+        "risk": {"stale_after_secs": 100000, "max_margin_use": 100},
+        "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05},
+        "US500": {"enabled": true, "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50},
+        "AAPL": {"enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5}
+    }))
+    .expect("config")
+}
+
+/// Hands the live engine `e` the SIGNAL `action` of `sym` M1 for the bar `bt` (`seq`) at its
+/// broker's clock: the ACK line.
+#[cfg(feature = "live")]
+pub async fn signal_live(
+    e: &mut Engine<oracle_executor::live::LiveBroker>,
+    sym: &str,
+    action: &str,
+    bt: i64,
+    seq: u64,
+) -> String {
+    let l = signal_line((sym, "M1"), action, 0, (bt, seq));
+    let Ok(oracle_ipc::Message::Signal(s)) = oracle_ipc::parse(&l) else {
+        panic!("{l}")
+    };
+    let now = e.live.as_ref().expect("live").broker.clock()();
+    e.on_signal(now, &s).await.line
 }
 
 /// `SIGNAL|SYM|ACTION|0|0.00|TF:M15|BT:<i*900 after T0>|SEQ:i`.
