@@ -45,7 +45,7 @@ pub use model::{
     Activation, CostParams, CovarianceParams, HmmParams, HmmPeriods, InlineModel, LayerParams,
     MarketPeriods, Model, ModelError, ModelOf, ModelParams, Weights,
 };
-pub use position::{Action, Position};
+pub use position::{Action, Intensity, Position};
 pub use stream::{MAX_SYMBOL, StreamKey, StreamKeyError, Symbol, Timeframe};
 pub use twin::{
     Decision, PrimeError, RestoreError, Step, Twin, TwinError, TwinState, Warmup, observation,

@@ -4,6 +4,53 @@ use core::fmt;
 
 use crate::model::CostParams;
 
+/// How much of a position an action targets: 0 (flat, `WAIT`) ..= [`Intensity::MAX`] (strong),
+/// checked where it is made ([`Intensity::new`]), so a lot table indexed by it
+/// ([`Intensity::lot_index`]) needs no range check of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Intensity(u8);
+
+impl Intensity {
+    /// The largest intensity (`*_STRONG`).
+    pub const MAX: u8 = 3;
+    /// No position (`WAIT`).
+    pub const FLAT: Intensity = Intensity(0);
+    /// `*_WEAK`.
+    pub const WEAK: Intensity = Intensity(1);
+    /// `*_MODERATE`.
+    pub const MODERATE: Intensity = Intensity(2);
+    /// `*_STRONG`.
+    pub const STRONG: Intensity = Intensity(3);
+
+    /// The intensity `n`; `None` past [`Intensity::MAX`].
+    pub const fn new(n: u8) -> Option<Intensity> {
+        if n <= Intensity::MAX {
+            Some(Intensity(n))
+        } else {
+            None
+        }
+    }
+
+    /// The number 0..=3.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Its place in a per-position lot table (weak, moderate, strong): 0..=2; `None` when flat.
+    pub const fn lot_index(self) -> Option<usize> {
+        match self.0 {
+            0 => None,
+            n => Some(n as usize - 1),
+        }
+    }
+}
+
+impl fmt::Display for Intensity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// The seven discrete actions (the metadata's `actions`, seed §3): the one `Action` of the whole
 /// system (`oracle_ipc::Action` is this type), ordered by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,12 +141,12 @@ impl Action {
     }
 
     /// Target intensity 0..=3.
-    pub const fn intensity(self) -> u8 {
+    pub const fn intensity(self) -> Intensity {
         match self {
-            Action::Wait => 0,
-            Action::LongWeak | Action::ShortWeak => 1,
-            Action::LongModerate | Action::ShortModerate => 2,
-            Action::LongStrong | Action::ShortStrong => 3,
+            Action::Wait => Intensity::FLAT,
+            Action::LongWeak | Action::ShortWeak => Intensity::WEAK,
+            Action::LongModerate | Action::ShortModerate => Intensity::MODERATE,
+            Action::LongStrong | Action::ShortStrong => Intensity::STRONG,
         }
     }
 }
@@ -208,7 +255,7 @@ pub fn apply(
     action: Action,
     close: f64,
 ) -> Transition {
-    let target = (action.direction(), action.intensity());
+    let target = (action.direction(), action.intensity().get());
     if target == (current.direction, current.intensity) {
         return Transition {
             position: current,
@@ -265,7 +312,10 @@ mod tests {
             assert_eq!(a.index(), i);
             assert_eq!(Action::from_name(a.as_str()), Some(a));
             assert_eq!(a.name(), a.as_str());
-            assert_eq!(Action::from_dir_int(a.direction(), a.intensity()), Some(a));
+            assert_eq!(
+                Action::from_dir_int(a.direction(), a.intensity().get()),
+                Some(a)
+            );
         }
         for bad in ["", "wait", "LONG", "LONG_WEAK "] {
             assert_eq!(Action::from_name(bad), None, "{bad:?}");
@@ -274,6 +324,24 @@ mod tests {
         assert_eq!(Action::from_dir_int(1, 0), None);
         assert_eq!(Action::from_dir_int(2, 1), None);
         assert!(Action::Wait < Action::LongWeak && Action::LongStrong < Action::ShortWeak);
+    }
+
+    #[test]
+    fn an_intensity_is_0_to_3_checked_and_places_its_lots_weak_moderate_strong() {
+        for n in 0..=Intensity::MAX {
+            assert_eq!(Intensity::new(n).map(Intensity::get), Some(n));
+        }
+        for bad in [4, 5, u8::MAX] {
+            assert_eq!(Intensity::new(bad), None, "{bad}");
+        }
+        assert_eq!(Intensity::FLAT.lot_index(), None);
+        assert_eq!(Intensity::WEAK.lot_index(), Some(0));
+        assert_eq!(Intensity::MODERATE.lot_index(), Some(1));
+        assert_eq!(Intensity::STRONG.lot_index(), Some(2));
+        assert_eq!(Action::Wait.intensity(), Intensity::FLAT);
+        assert_eq!(Action::ShortWeak.intensity(), Intensity::WEAK);
+        assert_eq!(Action::LongModerate.intensity(), Intensity::MODERATE);
+        assert_eq!(Action::LongStrong.intensity(), Intensity::STRONG);
     }
 
     /// The EURUSD costs of the contract's worked example.
@@ -332,7 +400,7 @@ mod tests {
         for (i, (d, n)) in table.iter().enumerate() {
             let a = Action::from_index(i).unwrap();
             assert_eq!(a.index(), i);
-            assert_eq!((a.direction(), a.intensity()), (*d, *n));
+            assert_eq!((a.direction(), a.intensity().get()), (*d, *n));
         }
         assert_eq!(Action::from_index(7), None);
         assert_eq!(Action::ShortModerate.name(), "SHORT_MODERATE");

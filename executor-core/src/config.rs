@@ -24,6 +24,7 @@
 
 use std::collections::BTreeMap;
 
+use oracle_ipc::Intensity;
 use serde_json::{Map, Value};
 
 use crate::propfirm::{PRESET_NAMES, Preset, Rules};
@@ -62,10 +63,10 @@ pub struct ExecutorConfig {
 }
 
 impl ExecutorConfig {
-    /// Lots for an intensity 1..=3.
-    pub fn lots(&self, symbol: &str, intensity: u8) -> Option<f64> {
+    /// Lots of `symbol` for an intensity 1..=3 (`None` when flat or for a symbol not configured).
+    pub fn lots(&self, symbol: &str, intensity: Intensity) -> Option<f64> {
         let s = self.symbols.get(symbol)?;
-        s.lots.get(usize::from(intensity).checked_sub(1)?).copied()
+        Some(s.lots[intensity.lot_index()?])
     }
 }
 
@@ -489,8 +490,10 @@ mod tests {
     fn seed_example_is_valid() {
         let v = json!({"EURUSD": {"lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}, "US500": {"lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50}, "AAPL": {"lot_weak": 1, "lot_moderate": 3, "lot_strong": 5}});
         let c = from_value(&v).unwrap();
-        assert_eq!(c.lots("AAPL", 3), Some(5.0));
-        assert_eq!(c.lots("US500", 1), Some(0.10));
+        assert_eq!(c.lots("AAPL", Intensity::STRONG), Some(5.0));
+        assert_eq!(c.lots("US500", Intensity::WEAK), Some(0.10));
+        assert_eq!(c.lots("US500", Intensity::MODERATE), Some(0.30));
+        assert_eq!(c.lots("US500", Intensity::FLAT), None);
         assert!(c.symbols["EURUSD"].enabled);
         assert_eq!(c.risk, RiskConfig::default());
     }

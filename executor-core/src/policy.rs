@@ -559,7 +559,9 @@ impl Policy {
         {
             return Err(Refusal::Spread { points, limit });
         }
-        let lots = sc.lots[usize::from(target.intensity()).saturating_sub(1).min(2)];
+        // An entry targets a position (1..=3); a flat target, were one checked, reads the weak
+        // lots as before.
+        let lots = sc.lots[target.intensity().lot_index().unwrap_or(0)];
         let volume = lots_to_volume(lots, spec).map_err(Refusal::Volume)?;
         let base_price = if target.direction() > 0 { ask } else { bid };
         Ok(OpenOrder {

@@ -42,9 +42,10 @@ pub const MAX_REASON: usize = 48;
 // Vocabulary
 // ---------------------------------------------------------------------------------------------
 
-/// The seven actions of the model (seed §3), by name: the one type of the whole system, defined in
-/// `oracle-core` (the codec parses the wire name once into it).
-pub use oracle_core::Action;
+/// The seven actions of the model (seed §3), by name, and the intensity 0..=3 each targets: the
+/// one type of the whole system, defined in `oracle-core` (the codec parses the wire name and a
+/// `SIGNAL`'s `INT:` once into them).
+pub use oracle_core::{Action, Intensity};
 
 /// Bar timeframes: the one type of the whole system, defined in `oracle-core` (the codec parses
 /// the wire name once into it).
@@ -809,12 +810,10 @@ pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
                     _ => Err(Reason::OutOfRange),
                 }),
                 "INT" => p.set(&mut int, "INT", v, |s| {
-                    let v = parse_u64(s)?;
-                    if v > 3 {
-                        Err(Reason::OutOfRange)
-                    } else {
-                        Ok(v as u8)
-                    }
+                    u8::try_from(parse_u64(s)?)
+                        .ok()
+                        .and_then(Intensity::new)
+                        .ok_or(Reason::OutOfRange)
                 }),
                 _ => Ok(()),
             })?;
@@ -1189,6 +1188,32 @@ mod tests {
         let l2 =
             "SIGNAL|EURUSD|SHORT_STRONG|1|25.40|INT:3|SEQ:7|DIR:-1|BT:2021-03-01T00:15:00Z|TF:M15";
         assert_eq!(parse(l2).unwrap(), m);
+    }
+
+    #[test]
+    fn a_signal_int_is_an_intensity_0_to_3_that_must_match_its_action() {
+        for (a, int) in [
+            (Action::Wait, "0"),
+            (Action::ShortWeak, "1"),
+            (Action::LongModerate, "2"),
+            (Action::LongStrong, "3"),
+        ] {
+            let line = format!("SIGNAL|EURUSD|{a}|0|0.00|DIR:{}|INT:{int}", a.direction());
+            let Ok(Message::Signal(m)) = parse(&line) else {
+                panic!("{line}");
+            };
+            assert_eq!(
+                m.action.intensity(),
+                Intensity::new(int.parse().unwrap()).unwrap()
+            );
+        }
+        for bad in ["4", "255", "256", "18446744073709551615"] {
+            let line = format!("SIGNAL|EURUSD|LONG_STRONG|0|0.00|INT:{bad}");
+            let e = parse(&line).unwrap_err();
+            assert_eq!((e.field, e.reason), ("INT", Reason::OutOfRange), "{bad}");
+        }
+        let e = parse("SIGNAL|EURUSD|LONG_STRONG|0|0.00|INT:2").unwrap_err();
+        assert_eq!((e.field, e.reason), ("INT", Reason::Inconsistent));
     }
 
     #[test]

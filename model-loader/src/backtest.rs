@@ -487,7 +487,7 @@ pub fn fixed(x: Option<f64>, decimals: usize) -> String {
 pub fn position_name(direction: i8, intensity: u8) -> &'static str {
     Action::ALL
         .iter()
-        .find(|a| a.direction() == direction && a.intensity() == intensity)
+        .find(|a| a.direction() == direction && a.intensity().get() == intensity)
         .map_or("?", |a| a.name())
 }
 

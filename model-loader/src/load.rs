@@ -624,7 +624,7 @@ fn check_actions(raw: &Value) -> Result<(), LoadErrorKind> {
         let intensity = i64_at(raw, &format!("{base}.intensity"))?;
         if name != a.name()
             || direction != i64::from(a.direction())
-            || intensity != i64::from(a.intensity())
+            || intensity != i64::from(a.intensity().get())
         {
             return Err(invalid(
                 &base,
