@@ -6,7 +6,7 @@
 
 use oracle_executor::engine::Engine;
 use oracle_executor::live::LiveBroker;
-use oracle_ipc::{Iso, Message, Timeframe, parse};
+use oracle_ipc::{Message, Timeframe, parse};
 use oracle_sim::bars::{Bar, Period, parse_iso_utc};
 use oracle_sim::calendar::CalendarMode;
 use oracle_sim::config::DEFAULT_ACCOUNT_ID;
@@ -137,11 +137,7 @@ pub async fn signal_on(
     action: &str,
     bt: i64,
 ) -> String {
-    let line = format!(
-        "SIGNAL|{symbol}|{action}|0|0.00|TF:{}|BT:{}|SEQ:1",
-        tf.as_str(),
-        Iso(bt)
-    );
+    let line = super::signal_line((symbol, tf.as_str()), action, 0, (bt, 1));
     let Ok(Message::Signal(s)) = parse(&line) else {
         panic!("bad test line {line}")
     };
