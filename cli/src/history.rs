@@ -217,20 +217,18 @@ async fn fetch(
     })
 }
 
-/// The timeframe as a trendbar period: one of the loader's `SUPPORTED_TIMEFRAMES`.
+/// The timeframe as a trendbar period: one a model may have (core's streamed timeframes, the
+/// loader's `SUPPORTED_TIMEFRAMES`), mapped by `oracle_ctrader`'s one timeframe <-> period map.
 pub fn period_of(tf: &str) -> Result<ProtoOaTrendbarPeriod, String> {
-    let refuse = || {
-        format!(
-            "--timeframe {tf:?} is not one a model may have: one of {}",
-            oracle_model::SUPPORTED_TIMEFRAMES.join(", ")
-        )
-    };
-    if !oracle_model::SUPPORTED_TIMEFRAMES.contains(&tf) {
-        return Err(refuse());
-    }
-    ProtoOaTrendbarPeriod::from_str_name(tf)
-        .filter(|p| history::period_secs(*p).is_some())
-        .ok_or_else(refuse)
+    oracle_ipc::Timeframe::from_name(tf)
+        .filter(|t| t.is_streamed())
+        .map(ProtoOaTrendbarPeriod::from)
+        .ok_or_else(|| {
+            format!(
+                "--timeframe {tf:?} is not one a model may have: one of {}",
+                oracle_model::SUPPORTED_TIMEFRAMES.join(", ")
+            )
+        })
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` → Unix seconds.
@@ -469,6 +467,9 @@ mod tests {
     #[test]
     fn a_timeframe_no_model_may_have_is_refused() {
         assert_eq!(period_of("H1"), Ok(ProtoOaTrendbarPeriod::H1));
+        for tf in oracle_ipc::Timeframe::STREAMED {
+            assert_eq!(period_of(tf.as_str()), Ok(ProtoOaTrendbarPeriod::from(tf)));
+        }
         for bad in ["MN1", "H2", "h1", ""] {
             let e = period_of(bad).unwrap_err();
             assert!(e.starts_with(&format!("--timeframe {bad:?}")), "{e}");
