@@ -10,6 +10,14 @@
 //! periods from it (as a broker does). Shifting a symbol's bars in time (by a multiple of its
 //! coarsest model's period) changes no price, so no decision: the twins only see the order of
 //! bars, never the calendar.
+//!
+//! With [`MarketSpec::week_start`] (the soak's real span) the shift is a whole number of weeks
+//! instead: every bar keeps its weekday and hour, so the bundled files' weekends and sessions
+//! fall where the simulator's `--calendar realistic` closes the market (FX Sunday 22:00 – Friday
+//! 22:00 UTC, indices and stocks on New York hours, the Saturday maintenance window), and the
+//! span starts at that fixed position of the week (the first such instant at or after the
+//! present, [`next_at_week_position`]), whatever day the run is made on. The live bars counted
+//! are then those the realistic calendar lets exist ([`closed_bars_in_hours`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +45,9 @@ pub struct Market {
     /// is closed once a tick of the next period has come; bars closed by the file's last row
     /// (where the replay ends) are not counted.
     pub live_bars: BTreeMap<String, Vec<i64>>,
+    /// The bars are shifted by whole weeks onto the realistic calendar: the simulator must run
+    /// with `--calendar realistic` (else the market is open around the clock).
+    pub realistic: bool,
 }
 
 /// How to build a [`Market`].
@@ -52,6 +63,10 @@ pub struct MarketSpec {
     pub copy_models: bool,
     /// `risk` section of the executor configuration (None: the executor's defaults).
     pub risk: Option<serde_json::Value>,
+    /// Seconds from Monday 00:00 UTC at which the live span starts (see
+    /// [`parse_week_position`]): the bars are shifted by whole weeks and the market runs on the
+    /// realistic calendar. None: the market opens at the present, open around the clock.
+    pub week_start: Option<i64>,
 }
 
 impl MarketSpec {
@@ -63,8 +78,121 @@ impl MarketSpec {
             max_models: usize::MAX,
             copy_models: false,
             risk: None,
+            week_start: None,
         }
     }
+}
+
+/// Seconds in a week.
+pub const WEEK: i64 = 7 * 86_400;
+
+/// Monday 1970-01-05 00:00 UTC, Unix seconds: week positions count from a Monday.
+const A_MONDAY: i64 = 4 * 86_400;
+
+/// Where `t` (Unix seconds) lies in its UTC week: seconds since Monday 00:00 UTC.
+pub fn week_position(t: i64) -> i64 {
+    (t - A_MONDAY).rem_euclid(WEEK)
+}
+
+/// The first instant at or after `now` whose [`week_position`] is `pos`: where a span that
+/// starts at a fixed position of the week begins when the run is made at `now`, at most a week
+/// ahead (the simulator then replays ahead of the wall clock, as a timed replay does anyway).
+pub fn next_at_week_position(now: i64, pos: i64) -> i64 {
+    now + (pos.rem_euclid(WEEK) - week_position(now)).rem_euclid(WEEK)
+}
+
+/// Parses a position in the UTC week, `DAY HH:MM` (`Fri 14:00`, `sunday 22:00`; days by their
+/// first three letters), into seconds from Monday 00:00 UTC.
+pub fn parse_week_position(s: &str) -> anyhow::Result<i64> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let bad = || anyhow::anyhow!("week position {s:?}: expected DAY HH:MM (UTC), e.g. Fri 14:00");
+    let (day, time) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let day = day.trim().to_ascii_lowercase();
+    let d = DAYS
+        .iter()
+        .position(|p| day.len() >= 3 && p.starts_with(&day[..3]))
+        .ok_or_else(bad)?;
+    let (h, m) = time.trim().split_once(':').ok_or_else(bad)?;
+    let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    Ok(i64::try_from(d)? * 86_400 + h * 3600 + m * 60)
+}
+
+/// The instant of a symbol's data (its own clock) at which a span starting at week position
+/// `pos` begins: the first `s` with `week_position(s) == pos` that has at least `history` bars
+/// of the coarse timeframe (`coarse`: their open times, period `per`) closed behind it and data
+/// to the end of the run (a `base` row at or after `s + span + tail`), preferring one whose
+/// span also ends where the symbol has data (as [`live_start`]). Shifting the data by the whole
+/// weeks from `s` to the market's start keeps every bar's weekday and hour.
+pub fn week_live_start(
+    coarse: &[i64],
+    per: i64,
+    base: &[i64],
+    history: usize,
+    pos: i64,
+    span: i64,
+    tail: i64,
+) -> Option<i64> {
+    let first = *coarse.first()?.min(base.first()?);
+    let last = *base.last()?;
+    let starts: Vec<i64> = (0..)
+        .map(|j| next_at_week_position(first, pos) + j * WEEK)
+        .take_while(|s| s + span + tail <= last)
+        .filter(|&s| coarse.partition_point(|&t| t + per <= s) >= history)
+        .collect();
+    let first_at_or_after = |t: i64| base.get(base.partition_point(|&r| r < t)).copied();
+    let covered = |s: i64| first_at_or_after(s + span + tail).is_some();
+    starts
+        .iter()
+        .copied()
+        .find(|&s| covered(s) && first_at_or_after(s + span).is_some_and(|r| r < s + span + tail))
+        .or_else(|| starts.iter().copied().find(|&s| covered(s)))
+}
+
+/// The simulator's realistic trading hours of `symbol` (`--calendar realistic`).
+pub fn realistic_calendar(symbol: &str) -> oracle_ctrader::calendar::TradingCalendar {
+    oracle_sim::calendar::SymbolHours::for_symbol(
+        symbol,
+        oracle_sim::calendar::CalendarMode::Realistic,
+    )
+    .calendar()
+}
+
+/// [`closed_bars`] on a calendar: the bars of period `per` (open times) the simulator serves
+/// from base rows at `times` (ascending) and the executor sees closed after `t0`. A bar exists
+/// when it has an open instant (history holds no bar lying wholly in closed hours); it is seen
+/// closed once a later row whose first tick is in trading hours (a spot is sent) comes at or
+/// after its end, not the file's last (the replay ends there).
+pub fn closed_bars_in_hours(
+    times: &[i64],
+    per: i64,
+    t0: i64,
+    cal: &oracle_ctrader::calendar::TradingCalendar,
+) -> Vec<i64> {
+    let Some((_, before_last)) = times.split_last() else {
+        return Vec::new();
+    };
+    let closers: Vec<i64> = before_last
+        .iter()
+        .copied()
+        .filter(|&t| cal.is_open(t * 1000))
+        .collect();
+    let mut out: Vec<i64> = Vec::new();
+    for &t in times {
+        let o = t.div_euclid(per) * per;
+        let exists = cal
+            .next_open(o * 1000)
+            .is_some_and(|x| x < (o + per) * 1000);
+        let closed = closers
+            .get(closers.partition_point(|&c| c < o + per))
+            .is_some();
+        if out.last() != Some(&o) && exists && closed && o + per > t0 {
+            out.push(o);
+        }
+    }
+    out
 }
 
 /// Seconds of a timeframe name (`M5`, `H1`, `D1`…).
@@ -170,7 +298,10 @@ pub fn prepare_at(
     now: i64,
 ) -> anyhow::Result<Market> {
     let (history, hours) = (spec.history, spec.hours);
-    let t0 = now.div_euclid(300) * 300;
+    let t0 = match spec.week_start {
+        Some(pos) => next_at_week_position(now, pos),
+        None => now.div_euclid(300) * 300,
+    };
     let span = i64::try_from(hours)?.max(1) * 3600;
     // Bars after the span, so the market is still open while the last live bar's orders go out.
     let tail = (span / 4).max(6 * 3600);
@@ -224,7 +355,7 @@ pub fn prepare_at(
     struct Plan {
         base_tf: String,
         base: Vec<(i64, String)>,
-        t_start: i64,
+        shift: i64,
     }
     let mut plans = BTreeMap::new();
     for (sym, tfs) in &by_sym {
@@ -265,19 +396,36 @@ pub fn prepare_at(
         let coarse_len = period_secs(&coarse).unwrap_or(300);
         let coarse_times: Vec<i64> = coarse_rows.iter().map(|r| r.0).collect();
         let base_times: Vec<i64> = base.iter().map(|r| r.0).collect();
-        let lead = t0 - t0.div_euclid(coarse_len) * coarse_len;
-        let Some(k) = live_start(&coarse_times, &base_times, history, lead, span, tail) else {
-            anyhow::bail!(
+        let no_data = || {
+            anyhow::anyhow!(
                 "{sym}_{base_tf}.csv has no data {hours} h after {history} bars of history: use fewer hours"
-            );
+            )
         };
-        let t_start = coarse_times[k];
+        let shift = if let Some(pos) = spec.week_start {
+            // Whole weeks: the data's weekdays and hours stay where they were.
+            let s = week_live_start(
+                &coarse_times,
+                coarse_len,
+                &base_times,
+                history,
+                pos,
+                span,
+                tail,
+            )
+            .ok_or_else(no_data)?;
+            t0 - s
+        } else {
+            let lead = t0 - t0.div_euclid(coarse_len) * coarse_len;
+            let k = live_start(&coarse_times, &base_times, history, lead, span, tail)
+                .ok_or_else(no_data)?;
+            t0.div_euclid(coarse_len) * coarse_len - coarse_times[k]
+        };
         plans.insert(
             sym.clone(),
             Plan {
                 base_tf,
                 base,
-                t_start,
+                shift,
             },
         );
     }
@@ -292,11 +440,7 @@ pub fn prepare_at(
     std::fs::create_dir_all(&data)?;
     let mut base_times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (sym, p) in &plans {
-        let coarse = by_sym
-            .get(sym)
-            .and_then(|tfs| tfs.iter().filter_map(|t| period_secs(t)).max())
-            .unwrap_or(300);
-        let shift = t0.div_euclid(coarse) * coarse - p.t_start;
+        let shift = p.shift;
         let mut out = String::from("time,open,high,low,close,volume\n");
         let mut times = Vec::new();
         let shifted: Vec<i64> = p.base.iter().map(|(t, _)| t + shift).collect();
@@ -329,7 +473,11 @@ pub fn prepare_at(
         let (Some(times), Some(per)) = (base_times.get(sym), period_secs(tf)) else {
             continue;
         };
-        let bars = closed_bars(times, per, t0);
+        let bars = if spec.week_start.is_some() {
+            closed_bars_in_hours(times, per, t0, &realistic_calendar(sym))
+        } else {
+            closed_bars(times, per, t0)
+        };
         let n = bars.iter().filter(|o| *o + per <= end_live).count();
         expected.insert(name.clone(), u64::try_from(n).unwrap_or(0));
         live_bars.insert(name.clone(), bars);
@@ -343,6 +491,7 @@ pub fn prepare_at(
         t0,
         executor_config,
         models,
+        realistic: spec.week_start.is_some(),
     })
 }
 
@@ -495,6 +644,173 @@ mod tests {
                     let past_end = rows.iter().filter(|r| r.0 >= end).count();
                     assert_eq!(past_end, 1, "{name}: one row at or after the run's end");
                 }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&run);
+    }
+
+    const FRI_14: i64 = 4 * 86_400 + 14 * 3600;
+    const SUN_22: i64 = 6 * 86_400 + 22 * 3600;
+    /// Saturday 2026-12-05 12:00 UTC.
+    const SATURDAY: i64 = 1_796_472_000;
+
+    #[test]
+    fn the_span_starts_at_its_week_position_whatever_day_the_run_is_made_on() {
+        assert_eq!(week_position(SATURDAY), 5 * 86_400 + 12 * 3600);
+        // A run made on a Saturday starts the next Friday 14:00 (2026-12-11).
+        assert_eq!(
+            oracle_model::format_time(next_at_week_position(SATURDAY, FRI_14)),
+            "2026-12-11T14:00:00Z"
+        );
+        // Sunday 21:59 → 22:00 the same evening; at 22:00 itself → now; 22:01 → a week on.
+        let sun_2159 = SATURDAY + 86_400 + 9 * 3600 + 59 * 60;
+        assert_eq!(next_at_week_position(sun_2159, SUN_22), sun_2159 + 60);
+        assert_eq!(next_at_week_position(sun_2159 + 60, SUN_22), sun_2159 + 60);
+        assert_eq!(
+            next_at_week_position(sun_2159 + 120, SUN_22),
+            sun_2159 + 60 + WEEK
+        );
+        // Whatever the hour and day: the position is the asked one, within a week ahead.
+        for k in 0..(2 * 7 * 24 * 4) {
+            let now = SATURDAY + k * 900 + 7;
+            let t0 = next_at_week_position(now, FRI_14);
+            assert_eq!(week_position(t0), FRI_14, "run made at {now}");
+            assert!((0..WEEK).contains(&(t0 - now)), "run made at {now}");
+        }
+    }
+
+    #[test]
+    fn a_week_position_parses_and_a_bad_one_is_named() {
+        assert_eq!(parse_week_position("Fri 14:00").expect("fri"), FRI_14);
+        assert_eq!(parse_week_position("sunday 22:00").expect("sun"), SUN_22);
+        assert_eq!(parse_week_position("Mon 00:00").expect("mon"), 0);
+        for bad in ["Fry 14:00", "Fri", "Fri 24:00", "Fri 14:60", "Fri two"] {
+            let e = parse_week_position(bad).expect_err(bad).to_string();
+            assert!(e.contains(bad) && e.contains("DAY HH:MM"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_realistic_calendar_counts_no_bar_in_closed_hours_and_a_weekend_closes_fridays_last() {
+        let fx = realistic_calendar("SYNFX01");
+        // M15 rows Friday 2026-12-11 20:00 – 23:45 UTC, then Sunday 22:00 – Monday 01:00.
+        let fri_20 = next_at_week_position(SATURDAY, 4 * 86_400 + 20 * 3600);
+        let sun_22 = next_at_week_position(fri_20, SUN_22);
+        let rows: Vec<i64> = (0..16)
+            .map(|i| fri_20 + i * 900)
+            .chain((0..=12).map(|i| sun_22 + i * 900))
+            .collect();
+        let bars = closed_bars_in_hours(&rows, 900, fri_20, &fx);
+        // Friday 20:00–21:45 (8 bars; the 21:45 one closed by Sunday 22:00's tick), none of
+        // 22:00–23:45 (closed hours: no tick, no bar), Sunday 22:00–Monday 00:30 (11 bars: the
+        // last row, 01:00, ends the replay, so the 00:45 bar it would close is not counted).
+        assert_eq!(bars.len(), 8 + 11);
+        assert!(bars.iter().all(|&o| fx.is_open(o * 1000)));
+        assert_eq!(bars[7], fri_20 + 7 * 900);
+        assert_eq!(bars[8], sun_22);
+        // Without the Sunday rows, Friday's last bar is never seen closed.
+        let friday_only = &rows[..16];
+        assert_eq!(closed_bars_in_hours(friday_only, 900, fri_20, &fx).len(), 7);
+    }
+
+    #[test]
+    fn a_us_summer_week_closes_the_stock_bars_after_new_york_4_pm() {
+        let stk = realistic_calendar("SYNSTK05");
+        // M30 rows 14:30–20:30 UTC on two Wednesdays: 2026-01-14 (New York on EST, UTC-5:
+        // 09:30–15:30) and 2026-07-15 (EDT, UTC-4: 10:30–16:30).
+        let day = |wed: i64| (0..13).map(move |i| wed + 14 * 3600 + 1800 + i * 1800);
+        let (jan, jul) = (1_768_348_800, 1_784_073_600);
+        assert_eq!(week_position(jan), 2 * 86_400, "a Wednesday");
+        assert_eq!(week_position(jul), 2 * 86_400, "a Wednesday");
+        let rows = |wed: i64| -> Vec<i64> { day(wed).chain(day(wed + 86_400)).collect() };
+        let winter = closed_bars_in_hours(&rows(jan), 1800, jan, &stk);
+        let summer = closed_bars_in_hours(&rows(jul), 1800, jul, &stk);
+        // Winter: the Wednesday's 13 bars (the last closed by Thursday's 14:30 tick) and
+        // Thursday's first 11 (its 13th row ends the replay; 20:00 is closed by 20:30's tick).
+        assert_eq!(winter.len(), 13 + 11);
+        // Summer: 20:00 and 20:30 UTC are after 16:00 in New York: those bars do not exist;
+        // Thursday's 19:30 bar waits for a tick in hours, which never comes before the end.
+        assert_eq!(summer.len(), 11 + 10);
+        assert!(summer.iter().all(|&o| stk.is_open(o * 1000)));
+        assert!(!summer.contains(&(jul + 20 * 3600)));
+        assert!(winter.contains(&(jan + 20 * 3600)));
+    }
+
+    #[test]
+    fn a_week_shifted_market_keeps_every_bar_on_its_weekday_and_a_long_span_crosses_a_weekend() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let run = std::env::temp_dir().join(format!("oracle-market-week-{}", std::process::id()));
+        let originals: BTreeMap<String, Vec<i64>> = std::fs::read_dir(root.join("data"))
+            .expect("data")
+            .flatten()
+            .map(|f| {
+                let rows = read_rows(&f.path()).expect("rows");
+                let name = f.file_name().to_string_lossy().into_owned();
+                (name, rows.iter().map(|r| r.0).collect())
+            })
+            .collect();
+        // Runs made on a Saturday, a Sunday at 21:59 and 22:00, a Monday, and in a US summer
+        // week (2026-07-15, a Wednesday): the same span position, whole-week shifts.
+        let sun_2159 = SATURDAY + 86_400 + 9 * 3600 + 59 * 60;
+        let nows = [
+            SATURDAY,
+            sun_2159,
+            sun_2159 + 60,
+            SATURDAY + 2 * 86_400,
+            1_784_073_600,
+        ];
+        for (hours, now) in nows.iter().map(|&n| (2u64, n)).chain([(72u64, SATURDAY)]) {
+            let _ = std::fs::remove_dir_all(&run);
+            let spec = MarketSpec {
+                week_start: Some(FRI_14),
+                ..MarketSpec::new(400, hours)
+            };
+            let m = prepare_at(&root.join("models"), &root.join("data"), &run, &spec, now)
+                .expect("market");
+            assert!(m.realistic);
+            assert_eq!(week_position(m.t0), FRI_14);
+            assert!((0..WEEK).contains(&(m.t0 - now)));
+            for f in std::fs::read_dir(&m.data).expect("data").flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let rows = read_rows(&f.path()).expect("rows");
+                let orig = &originals[&name];
+                // A whole-week shift: the cut is a run of the file's own rows, each moved by
+                // the same whole number of weeks (so on its own weekday and hour).
+                let a = rows[0].0;
+                let moved = |i: usize| {
+                    let weeks = a - orig[i];
+                    weeks.rem_euclid(WEEK) == 0
+                        && orig.len() >= i + rows.len()
+                        && rows.iter().zip(&orig[i..]).all(|(r, o)| r.0 == o + weeks)
+                };
+                assert!(
+                    (0..orig.len()).any(moved),
+                    "{name}: not the file's rows shifted by whole weeks"
+                );
+            }
+            let total: usize = m.expected.values().map(|&n| n as usize).sum();
+            assert!(total > 0, "live bars at {now}");
+            for (name, bars) in &m.live_bars {
+                let cal = realistic_calendar(&m.models[name].0);
+                assert!(
+                    bars.iter().all(|&o| {
+                        let per = period_secs(&m.models[name].1).expect("tf");
+                        cal.next_open(o * 1000)
+                            .is_some_and(|x| x < (o + per) * 1000)
+                    }),
+                    "{name}: a counted bar in closed hours"
+                );
+            }
+            if hours == 72 {
+                // Friday 14:00 + 72 h: the FX models' counted bars lie on both sides of the
+                // weekend, none in Friday 22:00 – Sunday 22:00.
+                let (fri_22, sun_22) = (m.t0 + 8 * 3600, m.t0 + 56 * 3600);
+                let bars = &m.live_bars["SYNFX01_M15"];
+                let n = usize::try_from(m.expected["SYNFX01_M15"]).expect("n");
+                let counted = &bars[..n];
+                assert!(counted.iter().any(|&o| o < fri_22));
+                assert!(counted.iter().any(|&o| o >= sun_22));
+                assert!(!counted.iter().any(|&o| (fri_22..sun_22).contains(&o)));
             }
         }
         let _ = std::fs::remove_dir_all(&run);

@@ -1127,6 +1127,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         risk: Some(
             json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
         ),
+        week_start: None,
     };
     let m = if args.sim_models == "bundled" {
         market::prepare(&args.models, &args.data, &input, &spec)?

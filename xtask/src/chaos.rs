@@ -725,19 +725,120 @@ pub fn auto_speed<'a>(timeframes: impl IntoIterator<Item = &'a str> + Clone) -> 
     ((HISTORY_SHARE * HISTORY_PER_S / per_x).floor() as u64).clamp(1, 3600)
 }
 
-pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
-    let input = args.out.join("sim-input");
-    files::fresh_dir(&input)?;
+/// The market of a run over the simulator (the broker disconnects, the soak's real span):
+/// 400 bars of history, `hours` of market, at most `max_models` models copied into
+/// `input/models`, a risk configuration that halts nothing (stale signals, daily loss and
+/// drawdown wide open: the runs count bars and orders, not the guard); `week_start`: the span
+/// starts at that position of the week on the realistic calendar ([`MarketSpec::week_start`]).
+pub fn live_market(
+    models: &Path,
+    data: &Path,
+    input: &Path,
+    hours: u64,
+    max_models: usize,
+    week_start: Option<i64>,
+) -> anyhow::Result<market::Market> {
+    files::fresh_dir(input)?;
     let spec = MarketSpec {
         history: 400,
-        hours: args.sim_hours,
-        max_models: args.max_models,
+        hours,
+        max_models,
         copy_models: true,
         risk: Some(
             json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
         ),
+        week_start,
     };
-    let m = market::prepare(&args.models, &args.data, &input, &spec)?;
+    market::prepare(models, data, input, &spec)
+}
+
+/// The simulator's speed for `arg`: `auto` is [`auto_speed`] of the market's models, else `arg`.
+pub fn live_speed(m: &market::Market, arg: &str) -> String {
+    if arg == "auto" {
+        format!(
+            "{}x",
+            auto_speed(m.models.values().map(|(_, tf)| tf.as_str()))
+        )
+    } else {
+        arg.to_string()
+    }
+}
+
+/// The live bars a run counts, per model: those closing within the span ([`market::Market`]'s
+/// `expected` first of its `live_bars`; the market runs on for a tail, so the last orders find
+/// it open; bars of the tail are not waited for).
+pub fn counted_bars(m: &market::Market) -> BTreeMap<String, Vec<i64>> {
+    m.live_bars
+        .iter()
+        .map(|(n, bars)| {
+            let k = m.expected.get(n).map_or(0, |&k| k as usize).min(bars.len());
+            (n.clone(), bars[..k].to_vec())
+        })
+        .collect()
+}
+
+/// Every model's trace in `dir/trace` has reached its last counted bar (it may go further: the
+/// tail); ISO times order as strings. Bars skipped on the way are counted by [`live_figures`].
+pub fn traces_reached(counted: &BTreeMap<String, Vec<i64>>, dir: &Path) -> bool {
+    counted.iter().all(|(n, bars)| {
+        let Some(t) = bars.last().map(|t| oracle_model::format_time(*t)) else {
+            return true;
+        };
+        let row = last_line(&dir.join(format!("trace/{n}.csv")));
+        // The header (or nothing yet) is not a bar.
+        row.starts_with(|c: char| c.is_ascii_digit()) && row.split(',').next() >= Some(t.as_str())
+    })
+}
+
+/// A live run's bars and traces: counted live bars, those the predictor never saw, trace rows,
+/// rows equal to `oracle replay`'s, and the models whose trace differs (name: where).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LiveFigures {
+    /// Live bars counted.
+    pub live_bars: usize,
+    /// Of those, never seen by the predictor.
+    pub missed: usize,
+    /// Trace rows.
+    pub rows: usize,
+    /// Rows equal to `oracle replay`'s.
+    pub rows_equal: usize,
+    /// Models whose trace differs (name: where).
+    pub differ: Vec<String>,
+}
+
+/// [`LiveFigures`] of the run in `dir` over the `counted` bars of the models in `models`.
+pub fn live_figures(
+    models: &Path,
+    counted: &BTreeMap<String, Vec<i64>>,
+    dir: &Path,
+) -> LiveFigures {
+    let mut f = LiveFigures::default();
+    for (name, bars) in counted {
+        let (rows, eq, differ) = trace_vs_replay(models, name, dir);
+        f.rows += rows;
+        f.rows_equal += eq;
+        if let Some(d) = differ {
+            f.differ.push(format!("{name}: {d}"));
+        }
+        let seen = seen_times(&dir.join(format!("trace/{name}.bars.csv")));
+        f.live_bars += bars.len();
+        f.missed += bars
+            .iter()
+            .filter(|t| !seen.contains(&oracle_model::format_time(**t)))
+            .count();
+    }
+    f
+}
+
+pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<DisconnectResult> {
+    let m = live_market(
+        &args.models,
+        &args.data,
+        &args.out.join("sim-input"),
+        args.sim_hours,
+        args.max_models,
+        None,
+    )?;
     let dir = args.out.join("broker-disconnects");
     files::fresh_dir(&dir)?;
     let fault = format!(
@@ -745,11 +846,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         args.disconnect_every, args.disconnects
     );
     let tfs = || m.models.values().map(|(_, tf)| tf.as_str());
-    let speed = if args.sim_speed == "auto" {
-        format!("{}x", auto_speed(tfs()))
-    } else {
-        args.sim_speed.clone()
-    };
+    let speed = live_speed(&m, &args.sim_speed);
     let x = crate::bench::speed_factor(&speed)
         .with_context(|| format!("--sim-speed {speed}: expected auto or <N>x, e.g. 120x"))?;
     let load = history_load(tfs(), x);
@@ -762,17 +859,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
             ""
         }
     );
-    // The live bars counted: those closing within the span (`Market::expected`, the first of
-    // each model's live bars; the market runs on for a tail, so the last orders find it open;
-    // bars of the tail are not waited for).
-    let counted: BTreeMap<String, Vec<i64>> = m
-        .live_bars
-        .iter()
-        .map(|(n, bars)| {
-            let k = m.expected.get(n).map_or(0, |&k| k as usize).min(bars.len());
-            (n.clone(), bars[..k].to_vec())
-        })
-        .collect();
+    let counted = counted_bars(&m);
     let t0 = Instant::now();
     let mut faults = vec![fault];
     if args.delta_high_bug {
@@ -787,22 +874,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         &["--bar-close".to_string(), args.bar_close.clone()],
     )?;
     let deadline = t0 + Duration::from_secs(args.timeout_s);
-    let last: BTreeMap<String, String> = counted
-        .iter()
-        .filter_map(|(n, b)| b.last().map(|t| (n.clone(), oracle_model::format_time(*t))))
-        .collect();
-    loop {
-        // Done when every model's trace has reached its last counted bar (it may go further:
-        // the tail); ISO times order as strings. Bars skipped on the way are counted below.
-        let done = last.iter().all(|(n, t)| {
-            let row = last_line(&dir.join(format!("trace/{n}.csv")));
-            // The header (or nothing yet) is not a bar.
-            row.starts_with(|c: char| c.is_ascii_digit())
-                && row.split(',').next() >= Some(t.as_str())
-        });
-        if done {
-            break;
-        }
+    while !traces_reached(&counted, &dir) {
         supervisor::all_alive(&mut [&mut sim, &mut ex, &mut pr])?;
         if Instant::now() > deadline {
             let seen: usize = m
@@ -821,8 +893,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
     // The executor confirms each live-emitted bar from history 2 s after it went out, 5 requests
     // a second: wait for the last bars' confirmations (and the revisions they bring) before
     // counting what the twins hold.
-    let confirmations = Duration::from_millis(3000 + 200 * m.models.len() as u64);
-    std::thread::sleep(confirmations);
+    std::thread::sleep(confirmations(m.models.len()));
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     sim.stop(Duration::from_secs(3));
@@ -845,29 +916,27 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
     r.rewinds = log_count(&dir.join("predictor.log"), "\"event\":\"revised\"");
     r.speed = speed;
     r.history_load = load;
-    for (name, bars) in &counted {
-        let c = trace_vs_replay(&m.models_dir, name, &dir);
-        r.rows += c.0;
-        r.rows_equal += c.1;
-        if let Some(d) = c.2 {
-            r.differ.push(format!("{name}: {d}"));
-        }
-        let held =
-            std::fs::read_to_string(dir.join(format!("trace/{name}.bars.csv"))).unwrap_or_default();
-        if args.delta_high_bug {
+    let f = live_figures(&m.models_dir, &counted, &dir);
+    (r.live_bars, r.missed, r.rows, r.rows_equal) = (f.live_bars, f.missed, f.rows, f.rows_equal);
+    r.differ = f.differ;
+    if args.delta_high_bug {
+        for name in counted.keys() {
+            let held = std::fs::read_to_string(dir.join(format!("trace/{name}.bars.csv")))
+                .unwrap_or_default();
             r.bars_not_history += files::final_rows(&held)
                 .into_iter()
                 .filter(|row| !history_shaped(row))
                 .count();
         }
-        let seen = seen_times(&dir.join(format!("trace/{name}.bars.csv")));
-        r.live_bars += bars.len();
-        r.missed += bars
-            .iter()
-            .filter(|t| !seen.contains(&oracle_model::format_time(**t)))
-            .count();
     }
     Ok(r)
+}
+
+/// How long a live run waits after its last counted bar before counting: the executor confirms
+/// each live-emitted bar from history 2 s after it went out, 5 requests a second (and the
+/// revisions they bring reach the twins).
+pub fn confirmations(models: usize) -> Duration {
+    Duration::from_millis(3000 + 200 * models as u64)
 }
 
 /// Lines of a log file that contain `needle` (0 when absent).

@@ -286,15 +286,154 @@ pub fn spawn_predictor(
     Proc::spawn("predictor", c, log, Output::Log)
 }
 
-/// Starts the simulator, the live executor and the predictor on `m` in `dir`; returns them
-/// (sim, executor, predictor) with the market started. Used by the chaos proof (broker
-/// disconnects) and the bench (the simulator → executor leg).
+/// A live system's processes as the runs over the simulator start (and restart) them: the
+/// simulator, the executor (live broker over the simulator, paper book beside it) and the
+/// predictor, on one market, in one folder. Used by the chaos proof (broker disconnects), the
+/// bench (the simulator → executor leg) and the soak (which restarts the executor and the
+/// predictor after its kill -9s).
 ///
-/// In `dir`: the simulator at `speed` with `faults` (`--fault` each), its CA, credentials and
-/// timing file (`sim-timing.jsonl`, its `--timing-out`), `sim.log`; the executor (live broker
-/// over the simulator, paper book beside it) with its state in `executor/` and `executor.log`;
-/// the predictor (`state/`, `trace/`, `predictor.log`). The replay is held until all three are
-/// started (the simulator's `--start-file`, `dir/start`).
+/// In `dir`: the simulator's CA, credentials and timing file (`sim-timing.jsonl`, its
+/// `--timing-out`), `sim.log`; the executor's state in `executor/` and `executor.log`; the
+/// predictor's `state/`, `trace/`, `predictor.log`. The replay is held until [`Self::go`] (the
+/// simulator's `--start-file`, `dir/start`).
+pub struct LiveSystem {
+    bins: Bins,
+    dir: PathBuf,
+    models: PathBuf,
+    executor_config: PathBuf,
+    sim_port: u16,
+    ipc_port: u16,
+    envs: Vec<(String, String)>,
+    account: String,
+    executor_args: Vec<String>,
+}
+
+impl LiveSystem {
+    /// Starts the simulator on `m` at `speed` (`--calendar realistic` when the market is
+    /// shifted onto it, [`oracle_procs::market::Market::realistic`]) with `sim_args` added (faults,
+    /// seed, token lifetimes), waits for its CA and credentials; `executor_args` go to every
+    /// executor started. Returns the system and the simulator's process.
+    pub fn start(
+        bins: &Bins,
+        m: &oracle_procs::market::Market,
+        dir: &Path,
+        speed: &str,
+        sim_args: &[String],
+        executor_args: &[String],
+    ) -> anyhow::Result<(Self, Proc)> {
+        let sim_port = free_port()?;
+        let ipc_port = free_port()?;
+        let ca = dir.join("sim-ca.pem");
+        let creds = dir.join("sim-credentials.env");
+        let mut c = bins.command("sim");
+        c.arg("--listen")
+            .arg(format!("127.0.0.1:{sim_port}"))
+            .arg("--data")
+            .arg(&m.data)
+            .arg("--models")
+            .arg(&m.models_dir)
+            .arg("--start")
+            .arg(&m.start)
+            .arg("--speed")
+            .arg(speed)
+            .arg("--cert-out")
+            .arg(&ca)
+            .arg("--credentials-out")
+            .arg(&creds)
+            .arg("--start-file")
+            .arg(dir.join("start"))
+            .arg("--timing-out")
+            .arg(dir.join("sim-timing.jsonl"))
+            .arg("--json")
+            .args(sim_args);
+        if m.realistic {
+            c.arg("--calendar").arg("realistic");
+        }
+        let mut sim = Proc::spawn("sim", c, &dir.join("sim.log"), Output::Log)?;
+        wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while !(ca.is_file() && creds.is_file()) {
+            if Instant::now() > until {
+                bail!(
+                    "the simulator wrote no {} / {}",
+                    ca.display(),
+                    creds.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let envs = read_env_file(&creds);
+        let account = envs
+            .iter()
+            .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
+            .map(|(_, v)| v.clone())
+            .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
+        let sys = Self {
+            bins: bins.clone(),
+            dir: dir.to_path_buf(),
+            models: m.models_dir.clone(),
+            executor_config: m.executor_config.clone(),
+            sim_port,
+            ipc_port,
+            envs,
+            account,
+            executor_args: executor_args.to_vec(),
+        };
+        Ok((sys, sim))
+    }
+
+    /// Starts the executor (its state in `dir/executor`) and waits for its IPC port.
+    pub fn executor(&self) -> anyhow::Result<Proc> {
+        let mut c = self.bins.command("executor");
+        c.arg("--config")
+            .arg(&self.executor_config)
+            .arg("--models")
+            .arg(&self.models)
+            .arg("--state")
+            .arg(self.dir.join("executor"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.ipc_port))
+            .arg("--broker")
+            .arg(format!("127.0.0.1:{}", self.sim_port))
+            .arg("--account-id")
+            .arg(&self.account)
+            .arg("--ca")
+            .arg(self.dir.join("sim-ca.pem"))
+            .arg("--with-paper")
+            .args(&self.executor_args)
+            .arg("--json")
+            .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.envs {
+            c.env(k, v);
+        }
+        let mut ex = Proc::spawn("executor", c, &self.dir.join("executor.log"), Output::Log)?;
+        wait_port(&mut ex, self.ipc_port, Duration::from_secs(30))?;
+        Ok(ex)
+    }
+
+    /// Starts the predictor (`dir/state`, `dir/trace`).
+    pub fn predictor(&self) -> anyhow::Result<Proc> {
+        spawn_predictor(
+            &self.bins,
+            &self.models,
+            &self.dir.join("state"),
+            &self.dir.join("trace"),
+            self.ipc_port,
+            &self.dir.join("predictor.log"),
+        )
+    }
+
+    /// Lets the simulator's replay start.
+    pub fn go(&self) -> anyhow::Result<()> {
+        std::fs::write(self.dir.join("start"), b"go\n")?;
+        Ok(())
+    }
+}
+
+/// Starts the simulator (with `--fault` each of `faults`), the live executor (with
+/// `executor_args`) and the predictor on `m` in `dir` (see [`LiveSystem`]); returns them (sim,
+/// executor, predictor) with the market started.
 pub fn spawn_live_system(
     bins: &Bins,
     m: &oracle_procs::market::Market,
@@ -303,88 +442,20 @@ pub fn spawn_live_system(
     faults: &[String],
     executor_args: &[String],
 ) -> anyhow::Result<(Proc, Proc, Proc)> {
-    let sim_port = free_port()?;
-    let ipc_port = free_port()?;
-    let ca = dir.join("sim-ca.pem");
-    let creds = dir.join("sim-credentials.env");
-    let start = dir.join("start");
-    let mut c = bins.command("sim");
-    c.arg("--listen")
-        .arg(format!("127.0.0.1:{sim_port}"))
-        .arg("--data")
-        .arg(&m.data)
-        .arg("--models")
-        .arg(&m.models_dir)
-        .arg("--start")
-        .arg(&m.start)
-        .arg("--speed")
-        .arg(speed)
-        .arg("--cert-out")
-        .arg(&ca)
-        .arg("--credentials-out")
-        .arg(&creds)
-        .arg("--start-file")
-        .arg(&start)
-        .arg("--timing-out")
-        .arg(dir.join("sim-timing.jsonl"))
-        .arg("--json");
-    for f in faults {
-        c.arg("--fault").arg(f);
-    }
-    let mut sim = Proc::spawn("sim", c, &dir.join("sim.log"), Output::Log)?;
-    wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
-    let until = Instant::now() + Duration::from_secs(10);
-    while !(ca.is_file() && creds.is_file()) {
-        if Instant::now() > until {
-            bail!(
-                "the simulator wrote no {} / {}",
-                ca.display(),
-                creds.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let envs = read_env_file(&creds);
-    let account = envs
+    let sim_args: Vec<String> = faults
         .iter()
-        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
-        .map(|(_, v)| v.clone())
-        .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
-    let mut c = bins.command("executor");
-    c.arg("--config")
-        .arg(&m.executor_config)
-        .arg("--models")
-        .arg(&m.models_dir)
-        .arg("--state")
-        .arg(dir.join("executor"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{ipc_port}"))
-        .arg("--broker")
-        .arg(format!("127.0.0.1:{sim_port}"))
-        .arg("--account-id")
-        .arg(account)
-        .arg("--ca")
-        .arg(&ca)
-        .arg("--with-paper")
-        .args(executor_args)
-        .arg("--json")
-        .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
-        .env("RUST_LOG", "info");
-    for (k, v) in &envs {
-        c.env(k, v);
-    }
-    let mut ex = Proc::spawn("executor", c, &dir.join("executor.log"), Output::Log)?;
-    wait_port(&mut ex, ipc_port, Duration::from_secs(30))?;
-    let pr = spawn_predictor(
-        bins,
-        &m.models_dir,
-        &dir.join("state"),
-        &dir.join("trace"),
-        ipc_port,
-        &dir.join("predictor.log"),
-    )?;
-    std::fs::write(&start, b"go\n")?;
+        .flat_map(|f| ["--fault".to_string(), f.clone()])
+        .collect();
+    let (sys, sim) = LiveSystem::start(bins, m, dir, speed, &sim_args, executor_args)?;
+    let ex = sys.executor()?;
+    let pr = sys.predictor()?;
+    sys.go()?;
     Ok((sim, ex, pr))
+}
+
+/// `VmRSS` of a running process, kB (0 when it is gone).
+pub fn rss_kb(p: &Proc) -> u64 {
+    p.pid().and_then(mem_kb).map_or(0, |(rss, _)| rss)
 }
 
 /// Data rows of a trace file (header excluded); 0 when absent.

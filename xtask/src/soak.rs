@@ -13,26 +13,30 @@
 //!    kill -9s at seeded points of progress, each process restarted at once from its state
 //!    folder. RSS (`VmRSS`) of the executor and the predictor at the first live bar and at the
 //!    end: each figure is of the process incarnation alive then (a restart starts afresh).
-//!    The simulator here is open around the clock: the bundled bars are shifted to start at
-//!    the wall clock's present, so the realistic calendar's weekends would depend on the day
-//!    the command runs (the DST block covers the calendar).
+//!    The market runs on the simulator's realistic calendar (`--calendar realistic`: FX Sunday
+//!    22:00 – Friday 22:00 UTC, indices and stocks on New York hours, Christmas, the Saturday
+//!    06:00–08:00 UTC maintenance window): the bundled bars are shifted by whole weeks
+//!    ([`oracle_procs::market`]'s `week_start`), so every bar keeps its weekday and hour and
+//!    the span starts at `--week-start` (Friday 14:00 UTC: a 2-hour span in trading hours, a
+//!    72-hour one across the weekend and its maintenance window), the first such instant at or
+//!    after the run, whatever day it is made on. `--always-open`: the old market, shifted to
+//!    start at the present and open around the clock.
 //!
 //! Prints both blocks, saying which figure came from which, writes `OUT/soak.json` (`--json`:
 //! prints it too) and exits non-zero when an assertion fails.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::chaos::{self, auto_speed, journal_orders, kill_points};
-use crate::run::{self, Bins, RUN_TOKEN};
+use crate::chaos::{self, journal_orders, kill_points};
+use crate::run::{self, Bins, LiveSystem};
 use oracle_procs::files;
-use oracle_procs::market::{self, MarketSpec};
-use oracle_procs::supervisor::{self, Output, Proc, free_port, wait_port};
+use oracle_procs::market;
+use oracle_procs::supervisor;
 
 /// `oracle-dev soak` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -85,6 +89,16 @@ pub struct SoakArgs {
     /// Give up on the real span after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_s: u64,
+    /// Where in the UTC week the real span starts (`DAY HH:MM`), on the realistic calendar.
+    #[arg(long, default_value = "Fri 14:00", value_parser = parse_week_start)]
+    pub week_start: i64,
+    /// The real span on a market open around the clock, starting at the present (no calendar).
+    #[arg(long)]
+    pub always_open: bool,
+}
+
+fn parse_week_start(s: &str) -> Result<i64, String> {
+    market::parse_week_position(s).map_err(|e| format!("--week-start: {e}"))
 }
 
 /// `oracle-dev soak`.
@@ -205,6 +219,10 @@ pub struct RealSpan {
     pub rss_end: (u64, u64),
     /// Resets asked.
     pub resets_asked: u64,
+    /// Market time the span started at (ISO-8601).
+    pub start: String,
+    /// The simulator's calendar (`realistic` or `always-open`).
+    pub calendar: String,
 }
 
 impl RealSpan {
@@ -233,9 +251,11 @@ impl RealSpan {
     pub fn text(&self) -> String {
         let mb = |kb: u64| kb as f64 / 1024.0;
         format!(
-            "{} models, {} h of market at {} in {:.0} s\n  live bars {} (missed {}), trace rows = oracle replay: {}/{}{}\n  orders at the broker {} for {} ids (duplicates {}), journal intents {} (duplicates {})\n  token rotations survived {} (lifetime {} s), connection drops {} of {}, kill -9s predictor {} executor {}, restarts needing a person {}\n  RSS (per process incarnation) executor {:.1} -> {:.1} MB, predictor {:.1} -> {:.1} MB (first live bar -> end)",
+            "{} models, {} h of market from {} ({} calendar) at {} in {:.0} s\n  live bars {} (missed {}), trace rows = oracle replay: {}/{}{}\n  orders at the broker {} for {} ids (duplicates {}), journal intents {} (duplicates {})\n  token rotations survived {} (lifetime {} s), connection drops {} of {}, kill -9s predictor {} executor {}, restarts needing a person {}\n  RSS (per process incarnation) executor {:.1} -> {:.1} MB, predictor {:.1} -> {:.1} MB (first live bar -> end)",
             self.models,
             self.hours,
+            self.start,
+            self.calendar,
             self.speed,
             self.seconds,
             self.live_bars,
@@ -269,7 +289,8 @@ impl RealSpan {
     /// soak.json's section.
     pub fn json(&self) -> Value {
         json!({"clock": "wall (real processes over TLS)", "models": self.models,
-               "market_hours": self.hours, "speed": self.speed, "seconds": self.seconds,
+               "market_hours": self.hours, "start": self.start, "calendar": self.calendar,
+               "speed": self.speed, "seconds": self.seconds,
                "live_bars": self.live_bars, "missed_bars": self.missed,
                "trace_rows": self.rows, "trace_rows_equal_replay": self.rows_equal,
                "differ": self.differ, "broker_orders": self.broker_orders.0,
@@ -284,167 +305,51 @@ impl RealSpan {
     }
 }
 
-/// What restarts a process: the simulator's, the executor's and the predictor's commands.
-struct System<'a> {
-    bins: &'a Bins,
-    m: &'a market::Market,
-    dir: &'a Path,
-    sim_port: u16,
-    ipc_port: u16,
-    envs: Vec<(String, String)>,
-    account: String,
-}
-
-impl System<'_> {
-    fn executor(&self) -> anyhow::Result<Proc> {
-        let mut c = self.bins.command("executor");
-        c.arg("--config")
-            .arg(&self.m.executor_config)
-            .arg("--models")
-            .arg(&self.m.models_dir)
-            .arg("--state")
-            .arg(self.dir.join("executor"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.ipc_port))
-            .arg("--broker")
-            .arg(format!("127.0.0.1:{}", self.sim_port))
-            .arg("--account-id")
-            .arg(&self.account)
-            .arg("--ca")
-            .arg(self.dir.join("sim-ca.pem"))
-            .arg("--with-paper")
-            .arg("--json")
-            .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
-            .env("RUST_LOG", "info");
-        for (k, v) in &self.envs {
-            c.env(k, v);
-        }
-        let mut ex = Proc::spawn("executor", c, &self.dir.join("executor.log"), Output::Log)?;
-        wait_port(&mut ex, self.ipc_port, Duration::from_secs(30))?;
-        Ok(ex)
-    }
-
-    fn predictor(&self) -> anyhow::Result<Proc> {
-        run::spawn_predictor(
-            self.bins,
-            &self.m.models_dir,
-            &self.dir.join("state"),
-            &self.dir.join("trace"),
-            self.ipc_port,
-            &self.dir.join("predictor.log"),
-        )
-    }
-}
-
 fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
-    let input = args.out.join("sim-input");
-    files::fresh_dir(&input)?;
-    let spec = MarketSpec {
-        history: 400,
-        hours: args.hours,
-        max_models: args.max_models,
-        copy_models: true,
-        risk: Some(
-            json!({"stale_after_secs": 315_360_000, "daily_loss_pct": 100.0, "max_drawdown_pct": 100.0}),
-        ),
-    };
-    let m = market::prepare(&args.models, &args.data, &input, &spec)?;
+    let m = chaos::live_market(
+        &args.models,
+        &args.data,
+        &args.out.join("sim-input"),
+        args.hours,
+        args.max_models,
+        (!args.always_open).then_some(args.week_start),
+    )?;
     let dir = args.out.join("real");
     files::fresh_dir(&dir)?;
-    let tfs = || m.models.values().map(|(_, tf)| tf.as_str());
-    let speed = if args.speed == "auto" {
-        format!("{}x", auto_speed(tfs()))
-    } else {
-        args.speed.clone()
-    };
-    let counted: BTreeMap<String, Vec<i64>> = m
-        .live_bars
-        .iter()
-        .map(|(n, bars)| {
-            let k = m.expected.get(n).map_or(0, |&k| k as usize).min(bars.len());
-            (n.clone(), bars[..k].to_vec())
-        })
-        .collect();
+    let speed = chaos::live_speed(&m, &args.speed);
+    let counted = chaos::counted_bars(&m);
     let total: usize = counted.values().map(Vec::len).sum();
-    let last: BTreeMap<String, String> = counted
-        .iter()
-        .filter_map(|(n, b)| b.last().map(|t| (n.clone(), oracle_model::format_time(*t))))
-        .collect();
+    let calendar = if m.realistic {
+        "realistic"
+    } else {
+        "always-open"
+    };
     println!(
-        "real span: {} models, {} h of market at {speed}, {total} live bars; token lifetime {} s, {} drops, kill -9s: predictor {}, executor {}",
+        "real span: {} models, {} h of market from {} ({calendar} calendar) at {speed}, {total} live bars; token lifetime {} s, {} drops, kill -9s: predictor {}, executor {}",
         m.models.len(),
         args.hours,
+        m.start,
         args.token_every_s,
         args.resets,
         args.predictor_kills,
         args.executor_kills
     );
-    // The simulator.
-    let sim_port = free_port()?;
-    let ipc_port = free_port()?;
-    let ca = dir.join("sim-ca.pem");
-    let creds = dir.join("sim-credentials.env");
-    let start = dir.join("start");
-    let mut c = bins.command("sim");
-    c.arg("--listen")
-        .arg(format!("127.0.0.1:{sim_port}"))
-        .arg("--data")
-        .arg(&m.data)
-        .arg("--models")
-        .arg(&m.models_dir)
-        .arg("--start")
-        .arg(&m.start)
-        .arg("--speed")
-        .arg(&speed)
-        .arg("--seed")
-        .arg(args.seed.to_string())
-        .arg("--token-expires-in")
-        .arg(args.token_every_s.to_string())
-        .arg("--token-ttl")
-        .arg(args.token_every_s.to_string())
-        .arg("--fault")
-        .arg(format!("drop:random={},times={}", args.drop_p, args.resets))
-        .arg("--cert-out")
-        .arg(&ca)
-        .arg("--credentials-out")
-        .arg(&creds)
-        .arg("--start-file")
-        .arg(&start)
-        .arg("--timing-out")
-        .arg(dir.join("sim-timing.jsonl"))
-        .arg("--json");
-    let mut sim = Proc::spawn("sim", c, &dir.join("sim.log"), Output::Log)?;
-    wait_port(&mut sim, sim_port, Duration::from_secs(30))?;
-    let until = Instant::now() + Duration::from_secs(10);
-    while !(ca.is_file() && creds.is_file()) {
-        if Instant::now() > until {
-            bail!(
-                "the simulator wrote no {} / {}",
-                ca.display(),
-                creds.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let envs = oracle_procs::files::read_env_file(&creds);
-    let account = envs
-        .iter()
-        .find(|(k, _)| k == "ORACLE_CTRADER_ACCOUNT_ID")
-        .map(|(_, v)| v.clone())
-        .with_context(|| format!("{}: no ORACLE_CTRADER_ACCOUNT_ID", creds.display()))?;
-    let sys = System {
-        bins,
-        m: &m,
-        dir: &dir,
-        sim_port,
-        ipc_port,
-        envs,
-        account,
-    };
+    let sim_args: Vec<String> = [
+        "--seed".to_string(),
+        args.seed.to_string(),
+        "--token-expires-in".to_string(),
+        args.token_every_s.to_string(),
+        "--token-ttl".to_string(),
+        args.token_every_s.to_string(),
+        "--fault".to_string(),
+        format!("drop:random={},times={}", args.drop_p, args.resets),
+    ]
+    .into();
+    let (sys, mut sim) = LiveSystem::start(bins, &m, &dir, &speed, &sim_args, &[])?;
     let t0 = Instant::now();
     let mut ex = sys.executor()?;
     let mut pr = sys.predictor()?;
-    std::fs::write(&start, b"go\n")?;
+    sys.go()?;
     // Seeded kill points over the live bars traced, the two processes' apart.
     let mut points: Vec<(usize, bool)> = kill_points(args.seed, args.predictor_kills, total)
         .into_iter()
@@ -463,6 +368,8 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         token_every_s: args.token_every_s,
         kills_asked: (args.predictor_kills, args.executor_kills),
         resets_asked: args.resets,
+        start: m.start.clone(),
+        calendar: calendar.to_string(),
         ..Default::default()
     };
     let deadline = t0 + Duration::from_secs(args.timeout_s);
@@ -471,7 +378,7 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         counted
             .iter()
             .map(|(n, bars)| {
-                let seen = seen_times(&trace.join(format!("{n}.bars.csv")));
+                let seen = chaos::seen_times(&trace.join(format!("{n}.bars.csv")));
                 bars.iter()
                     .filter(|t| seen.contains(&oracle_model::format_time(**t)))
                     .count()
@@ -481,17 +388,13 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
     let mut next = 0;
     let mut last_restart = Instant::now();
     loop {
-        let done = last.iter().all(|(n, t)| {
-            let row = chaos::last_line(&trace.join(format!("{n}.csv")));
-            row.starts_with(|c: char| c.is_ascii_digit())
-                && row.split(',').next() >= Some(t.as_str())
-        });
+        let done = chaos::traces_reached(&counted, &dir);
         if done && next >= points.len() && last_restart.elapsed() > Duration::from_secs(3) {
             break;
         }
         let p = progress();
         if r.rss_start == (0, 0) && p > 0 {
-            r.rss_start = (rss(&ex), rss(&pr));
+            r.rss_start = (run::rss_kb(&ex), run::rss_kb(&pr));
         }
         if next < points.len() && (p >= points[next].0 || done) {
             if points[next].1 {
@@ -527,8 +430,8 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The last bars' history confirmations (and revisions) before counting.
-    std::thread::sleep(Duration::from_millis(3000 + 200 * m.models.len() as u64));
-    r.rss_end = (rss(&ex), rss(&pr));
+    std::thread::sleep(chaos::confirmations(m.models.len()));
+    r.rss_end = (run::rss_kb(&ex), run::rss_kb(&pr));
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
     sim.stop(Duration::from_secs(3));
@@ -543,30 +446,10 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         .lines()
         .filter(|l| l.contains("tokens refreshed"))
         .count();
-    for (name, bars) in &counted {
-        let (rows, eq, differ) = chaos::trace_vs_replay(&m.models_dir, name, &dir);
-        r.rows += rows;
-        r.rows_equal += eq;
-        if let Some(d) = differ {
-            r.differ.push(format!("{name}: {d}"));
-        }
-        let seen = seen_times(&trace.join(format!("{name}.bars.csv")));
-        r.live_bars += bars.len();
-        r.missed += bars
-            .iter()
-            .filter(|t| !seen.contains(&oracle_model::format_time(**t)))
-            .count();
-    }
+    let f = chaos::live_figures(&m.models_dir, &counted, &dir);
+    (r.live_bars, r.missed, r.rows, r.rows_equal) = (f.live_bars, f.missed, f.rows, f.rows_equal);
+    r.differ = f.differ;
     Ok(r)
-}
-
-/// VmRSS of a running process, kB (0 when gone).
-fn rss(p: &Proc) -> u64 {
-    p.pid().and_then(run::mem_kb).map_or(0, |(rss, _)| rss)
-}
-
-fn seen_times(path: &Path) -> std::collections::HashSet<String> {
-    chaos::seen_times(path)
 }
 
 #[cfg(test)]
