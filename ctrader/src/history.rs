@@ -78,26 +78,10 @@ fn suggest(close: &[String]) -> String {
     }
 }
 
-/// A period's length in seconds; `None` for `MN1` (months differ).
+/// A period's length in seconds; `None` for `MN1` (months differ). The same as
+/// [`ProtoOaTrendbarPeriod::seconds`].
 pub fn period_secs(p: ProtoOaTrendbarPeriod) -> Option<i64> {
-    use ProtoOaTrendbarPeriod as P;
-    let m = match p {
-        P::M1 => 1,
-        P::M2 => 2,
-        P::M3 => 3,
-        P::M4 => 4,
-        P::M5 => 5,
-        P::M10 => 10,
-        P::M15 => 15,
-        P::M30 => 30,
-        P::H1 => 60,
-        P::H4 => 240,
-        P::H12 => 720,
-        P::D1 => 1_440,
-        P::W1 => 10_080,
-        P::Mn1 => return None,
-    };
-    Some(m * 60)
+    p.seconds()
 }
 
 /// The longest range one `GetTrendbarsReq` asks for: what older servers accepted per period
@@ -494,6 +478,26 @@ mod tests {
             .map(|b| b.open_time)
             .collect();
         assert_eq!(got, vec![3600]);
+    }
+
+    #[test]
+    fn a_periods_length_is_its_timeframes_and_mn1_has_none() {
+        use ProtoOaTrendbarPeriod as P;
+        for (p, secs) in [
+            (P::M1, 60),
+            (P::M5, 300),
+            (P::M15, 900),
+            (P::H1, 3_600),
+            (P::H4, 14_400),
+            (P::H12, 43_200),
+            (P::D1, 86_400),
+            (P::W1, 604_800),
+        ] {
+            assert_eq!(period_secs(p), Some(secs), "{p:?}");
+            assert_eq!(p.seconds(), Some(secs), "{p:?}");
+        }
+        assert_eq!(period_secs(P::Mn1), None);
+        assert_eq!(P::Mn1.seconds(), None);
     }
 
     #[test]

@@ -395,25 +395,10 @@ impl fmt::Debug for ProtoOaGetAccountListByAccessTokenRes {
 }
 
 impl ProtoOaTrendbarPeriod {
-    /// The period's length in seconds, for fixed-length periods (M1 … W1). `MN1` has no fixed
+    /// The period's length in seconds, for fixed-length periods (M1 … W1): its timeframe's
+    /// ([`oracle_core::Timeframe::fixed_seconds`], the one table of lengths). `MN1` has no fixed
     /// length and returns `None`.
     pub fn seconds(self) -> Option<i64> {
-        use ProtoOaTrendbarPeriod::*;
-        Some(match self {
-            M1 => 60,
-            M2 => 120,
-            M3 => 180,
-            M4 => 240,
-            M5 => 300,
-            M10 => 600,
-            M15 => 900,
-            M30 => 1_800,
-            H1 => 3_600,
-            H4 => 14_400,
-            H12 => 43_200,
-            D1 => 86_400,
-            W1 => 604_800,
-            Mn1 => return None,
-        })
+        oracle_core::Timeframe::from(self).fixed_seconds()
     }
 }
