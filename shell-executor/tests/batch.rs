@@ -67,16 +67,6 @@ fn syncs(e: &Engine<PaperBook>) -> u64 {
     e.live.as_ref().expect("live side").journal_syncs()
 }
 
-fn sorted_lines(path: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_to_string(path)
-        .expect("journal")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 #[tokio::test]
 async fn a_batch_gives_the_same_acks_journal_and_book_as_one_at_a_time() {
     let (da, db) = (tmpdir("batch-seq"), tmpdir("batch-bat"));

@@ -62,22 +62,7 @@ async fn connect(
     symbols: &[&str],
     config: &ExecutorConfig,
 ) -> anyhow::Result<(LiveBroker, mpsc::Receiver<Feed>)> {
-    use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-    use oracle_ctrader::{Credentials, SessionConfig};
-    let creds = Credentials {
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: None,
-    };
-    let client = ClientConfig::new(
-        Endpoint {
-            host: "127.0.0.1".into(),
-            port: s.addr.port(),
-        },
-        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-        SessionConfig::new(creds, DEFAULT_ACCOUNT_ID),
-    );
+    let client = common::sim_client(s, s.addr.port(), common::sim_creds(None));
     oracle_executor::live::connect(LiveConfig {
         client,
         symbols: config.symbols.keys().cloned().collect(),

@@ -216,16 +216,6 @@ async fn one_by_one<B: Broker>(e: &mut Engine<B>, at: i64, sigs: &[Sig<'_>]) -> 
     out
 }
 
-fn sorted_lines(path: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_to_string(path)
-        .expect("journal")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 #[tokio::test]
 async fn twenty_entries_ask_their_margins_in_one_round_trip() {
     let (da, db, dc) = (

@@ -8,15 +8,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
+use oracle_ctrader::Credentials;
 use oracle_ctrader::tokenfile;
-use oracle_ctrader::{Credentials, SessionConfig};
 use oracle_executor::broker::Broker;
 use oracle_executor::live::{self, AuthStop, LiveConfig};
-use oracle_sim::config::{
-    DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
-};
+use oracle_sim::config::{DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_REFRESH_TOKEN};
 
 /// A simulator whose first access token expires `expires_in_s` after it starts.
 async fn sim_expiring(expires_in_s: i64) -> oracle_sim::SimHandle {
@@ -44,23 +40,11 @@ async fn sim_expiring(expires_in_s: i64) -> oracle_sim::SimHandle {
 
 /// The secrets' pair (what `--secrets` holds: the sim's first pair).
 fn secrets_creds() -> Credentials {
-    Credentials {
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: Some(DEFAULT_REFRESH_TOKEN.into()),
-    }
+    common::sim_creds(Some(DEFAULT_REFRESH_TOKEN))
 }
 
 fn live_cfg(s: &oracle_sim::SimHandle, creds: Credentials, token_file: &Path) -> LiveConfig {
-    let client = ClientConfig::new(
-        Endpoint {
-            host: "127.0.0.1".into(),
-            port: s.addr.port(),
-        },
-        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-        SessionConfig::new(creds, DEFAULT_ACCOUNT_ID),
-    );
+    let client = common::sim_client(s, s.addr.port(), creds);
     LiveConfig {
         client,
         symbols: vec!["EURUSD".into()],

@@ -344,28 +344,8 @@ async fn live_session_tokens(
     oracle_executor::live::LiveBroker,
     tokio::sync::mpsc::Receiver<oracle_executor::shell::Feed>,
 ) {
-    use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
-    use oracle_ctrader::{Credentials, SessionConfig};
-    use oracle_sim::config::{
-        DEFAULT_ACCESS_TOKEN, DEFAULT_ACCOUNT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    };
-    let creds = Credentials {
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        access_token: DEFAULT_ACCESS_TOKEN.into(),
-        refresh_token: refresh_token.map(Into::into),
-    };
-    let mut session = SessionConfig::new(creds, DEFAULT_ACCOUNT_ID);
-    session.live_close = live_close;
-    let ep = Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-    };
-    let client = ClientConfig::new(
-        ep,
-        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
-        session,
-    );
+    let mut client = sim_client(s, port, sim_creds(refresh_token));
+    client.session.live_close = live_close;
     oracle_executor::live::connect(oracle_executor::live::LiveConfig {
         client,
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
@@ -556,4 +536,46 @@ pub fn spawn_on_sim(
         ))
         .spawn()
         .expect("spawn executor")
+}
+
+/// The lines of the journal at `path`, sorted (two runs' journals compared whatever their order).
+pub fn sorted_lines(path: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string(path)
+        .expect("journal")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The simulator's default credentials, with `refresh_token` (if any).
+#[cfg(feature = "live")]
+pub fn sim_creds(refresh_token: Option<&str>) -> oracle_ctrader::Credentials {
+    use oracle_sim::config::{DEFAULT_ACCESS_TOKEN, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+    oracle_ctrader::Credentials {
+        client_id: DEFAULT_CLIENT_ID.into(),
+        client_secret: DEFAULT_CLIENT_SECRET.into(),
+        access_token: DEFAULT_ACCESS_TOKEN.into(),
+        refresh_token: refresh_token.map(Into::into),
+    }
+}
+
+/// A client of `s`'s simulator through `port` (its own, or a proxy's), trusting its CA, for its
+/// default account with `creds`.
+#[cfg(feature = "live")]
+pub fn sim_client(
+    s: &oracle_sim::SimHandle,
+    port: u16,
+    creds: oracle_ctrader::Credentials,
+) -> oracle_ctrader::driver::ClientConfig {
+    use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
+    ClientConfig::new(
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        TlsMode::CustomCa(s.ca_pem.clone().into_bytes()),
+        oracle_ctrader::SessionConfig::new(creds, oracle_sim::config::DEFAULT_ACCOUNT_ID),
+    )
 }
