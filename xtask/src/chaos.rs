@@ -1040,6 +1040,47 @@ mod tests {
     }
 
     #[test]
+    fn a_live_run_counts_the_span_and_waits_for_every_models_last_counted_bar() {
+        let d = std::env::temp_dir().join(format!("chaos-reached-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("trace")).expect("dir");
+        let h = 3600;
+        let m = market::Market {
+            data: d.clone(),
+            models_dir: d.clone(),
+            start: oracle_model::format_time(0),
+            t0: 0,
+            executor_config: d.join("executor_config.json"),
+            models: BTreeMap::from([
+                ("A_H1".to_string(), ("A".to_string(), "H1".to_string())),
+                ("B_H1".to_string(), ("B".to_string(), "H1".to_string())),
+            ]),
+            // A: 2 of its 3 live bars close within the span; B: none.
+            expected: BTreeMap::from([("A_H1".to_string(), 2), ("B_H1".to_string(), 0)]),
+            live_bars: BTreeMap::from([
+                ("A_H1".to_string(), vec![0, h, 2 * h]),
+                ("B_H1".to_string(), vec![5 * h]),
+            ]),
+            realistic: true,
+        };
+        let counted = counted_bars(&m);
+        assert_eq!(counted["A_H1"], vec![0, h]);
+        assert!(counted["B_H1"].is_empty());
+        let write = |rows: &str| {
+            std::fs::write(d.join("trace/A_H1.csv"), format!("time,action\n{rows}")).expect("trace")
+        };
+        assert!(!traces_reached(&counted, &d), "no trace yet");
+        write("1970-01-01T00:00:00Z,FLAT\n");
+        assert!(
+            !traces_reached(&counted, &d),
+            "the 01:00 bar is not traced yet"
+        );
+        write("1970-01-01T00:00:00Z,FLAT\n1970-01-01T01:00:00Z,FLAT\n");
+        assert!(traces_reached(&counted, &d));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn journal_duplicates_are_counted() {
         let d = std::env::temp_dir().join(format!("ops-journal-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("dir");

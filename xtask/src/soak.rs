@@ -472,6 +472,26 @@ mod tests {
     }
 
     #[test]
+    fn the_week_start_flag_parses_and_a_bad_one_names_the_flag() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            soak: SoakArgs,
+        }
+        let a = Cli::try_parse_from(["soak"]).expect("defaults").soak;
+        assert_eq!(a.week_start, 4 * 86_400 + 14 * 3600, "Friday 14:00 UTC");
+        assert!(!a.always_open);
+        let a = Cli::try_parse_from(["soak", "--week-start", "Sun 22:00"]).expect("sunday");
+        assert_eq!(a.soak.week_start, 6 * 86_400 + 22 * 3600);
+        let e = Cli::try_parse_from(["soak", "--week-start", "Fry 14:00"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("--week-start") && e.contains("Fry 14:00"), "{e}");
+    }
+
+    #[test]
     fn a_real_span_with_every_figure_right_passes_and_one_off_is_named() {
         assert_eq!(good().failure(), None);
         let cases: [(RealSpan, &str); 6] = [
