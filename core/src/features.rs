@@ -128,7 +128,11 @@ fn ema(w: Window<'_, BarSlot>, period: usize) -> f64 {
 
 /// Wilder's ATR and the EMA in one pass, so their two dependency chains overlap (each is the
 /// same sequence of operations as [`atr`] and [`ema`]).
-fn atr_and_ema(w: Window<'_, BarSlot>, atr_period: usize, ema_period: usize) -> (f64, f64) {
+pub(crate) fn atr_and_ema(
+    w: Window<'_, BarSlot>,
+    atr_period: usize,
+    ema_period: usize,
+) -> (f64, f64) {
     let pa = atr_period as f64;
     let pa1 = (atr_period - 1) as f64;
     let pe = ema_period as f64;

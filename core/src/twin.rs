@@ -248,6 +248,10 @@ pub struct Twin<'m, const N: usize = DEFAULT_WINDOW> {
     last_time: Option<i64>,
     /// Raw HMM features of the newest bar in the ring.
     newest_hmm: [f64; N_HMM_FEATURES],
+    /// Bars pushed into the ring so far (wrapping): names the window for `filter`.
+    pushes: u64,
+    /// The last window's forward filter, for the next window's (see [`hmm::forward_memo`]).
+    filter: hmm::FilterMemo,
     bars_seen: u64,
     position: Position,
     realized_pnl: f64,
@@ -284,6 +288,8 @@ impl<'m, const N: usize> Twin<'m, N> {
             ring_last_time: None,
             last_time: state.last_bar_time,
             newest_hmm: [0.0; N_HMM_FEATURES],
+            pushes: 0,
+            filter: hmm::FilterMemo::EMPTY,
             bars_seen: state.bars_seen,
             position: Position {
                 direction: state.position_direction,
@@ -330,7 +336,15 @@ impl<'m, const N: usize> Twin<'m, N> {
         match self.accept(&bar)? {
             Some(warmup) => Ok(Step::WarmingUp(warmup)),
             None => {
-                let [p] = pass::pass([self.model], [self.ring.last(self.model.window)]);
+                let posterior = self.posterior();
+                let p = &self.model.market;
+                let (atr, ema) =
+                    features::atr_and_ema(self.ring.last(self.model.window), p.atr, p.ema);
+                let p = PassOut {
+                    atr,
+                    ema,
+                    posterior,
+                };
                 Ok(Step::Decision(self.decide(bar.time, &p)))
             }
         }
@@ -342,9 +356,9 @@ impl<'m, const N: usize> Twin<'m, N> {
     ///
     /// Every twin ends exactly as [`Twin::handle_bar`] would leave it and every outcome is the
     /// same, bit for bit; the twins are independent, so their order does not matter. It is faster
-    /// than calling [`Twin::handle_bar`] on each: the window passes of up to four twins whose
-    /// models share the window, HMM lookback, state count and ATR/EMA periods run together in
-    /// SIMD lanes, so their long chains of dependent floating-point operations overlap. Groups
+    /// than calling [`Twin::handle_bar`] on each: the ATR and EMA recursions of up to four twins
+    /// whose models share the window and ATR/EMA periods run together in SIMD lanes, so their
+    /// long chains of dependent floating-point operations overlap. Groups
     /// are formed in slice order, so keep twins of such models next to each other (this
     /// project's models all qualify); a twin that does not fit the current group closes it.
     pub fn handle_bars(
@@ -387,8 +401,17 @@ impl<'m, const N: usize> Twin<'m, N> {
         Ok(None)
     }
 
+    /// The forward-filtered posterior at the newest bar of the full window (the filter from the
+    /// window's first valid HMM bar), through the previous window's memo.
+    fn posterior(&mut self) -> [f64; MAX_STATES] {
+        let m = self.model;
+        let w = self.ring.last(m.window).skip(m.lookback);
+        hmm::forward_memo(m, w, &mut self.filter, self.pushes).0
+    }
+
     /// Appends a bar to the ring with its HMM features and emission computed on arrival.
     fn push(&mut self, bar: &Bar) {
+        self.pushes = self.pushes.wrapping_add(1);
         self.ring.push(BarSlot {
             high: bar.high,
             low: bar.low,
@@ -544,34 +567,34 @@ fn decide_group<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
     out: &mut [Result<Step, BarError>],
     idx: &[usize],
 ) {
-    let mut passes = [None; GROUP];
+    let mut market = [(0.0, 0.0); GROUP];
     {
         let t = |l: usize| twins[idx[l.min(idx.len() - 1)]].borrow();
         let win = |l: usize| t(l).ring.last(t(l).model.window);
         match idx.len() {
             0 => {}
             1 => {
-                let [a] = pass::pass([t(0).model], [win(0)]);
-                passes[0] = Some(a);
+                let p = &t(0).model.market;
+                market[0] = features::atr_and_ema(win(0), p.atr, p.ema);
             }
             // A short group fills its spare lanes with copies of its last twin.
             _ => {
-                let ps = pass::pass_simd4(
+                market = pass::market_simd4(
                     core::array::from_fn(|l| t(l).model),
                     core::array::from_fn(win),
                 );
-                for (dst, p) in passes.iter_mut().zip(ps) {
-                    *dst = Some(p);
-                }
             }
         }
     }
-    for (&i, p) in idx.iter().zip(&passes) {
-        if let Some(p) = p {
-            out[i] = Ok(Step::Decision(
-                twins[i].borrow_mut().decide(bars[i].time, p),
-            ));
-        }
+    for (&i, &(atr, ema)) in idx.iter().zip(&market) {
+        let twin = twins[i].borrow_mut();
+        let posterior = twin.posterior();
+        let p = PassOut {
+            atr,
+            ema,
+            posterior,
+        };
+        out[i] = Ok(Step::Decision(twin.decide(bars[i].time, &p)));
     }
 }
 
