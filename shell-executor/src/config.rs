@@ -240,6 +240,28 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A zip named by its own metadata is still skipped when its timeframe is not one the
+    /// system streams (`MN1`); every streamed one is listed.
+    #[test]
+    fn scan_models_lists_every_streamed_timeframe_and_skips_a_true_mn1_model() {
+        let dir = std::env::temp_dir().join(format!("oracle-scan-tf-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for tf in oracle_ipc::Timeframe::ALL {
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            w.set_comment(
+                serde_json::json!({"symbol": {"name": "EURUSD", "timeframe": tf.as_str()}})
+                    .to_string(),
+            );
+            let bytes = w.finish().unwrap().into_inner();
+            fs::write(dir.join(format!("EURUSD_{tf}.zip")), bytes).unwrap();
+        }
+        let found = scan_models(&dir).unwrap();
+        let tfs: Vec<_> = found.iter().map(|m| m.tf).collect();
+        assert_eq!(tfs, oracle_ipc::Timeframe::STREAMED.to_vec());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn check_names_what_it_would_add_and_writes_nothing() {
         let dir = std::env::temp_dir().join(format!("oracle-cfg-check-{}", std::process::id()));
