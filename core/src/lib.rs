@@ -20,7 +20,7 @@
 //!
 //! Layout: [`bar`] (input validation), [`ring`] (fixed-capacity FIFO), [`model`] (validated
 //! parameters), [`features`] (§3 and the HMM features of §4), [`hmm`] (emissions and the forward
-//! filter), [`policy`] (MLP and action choice), [`tanh`] (the policy's bit-exact fast `tanh`), [`position`] (actions, prices, P&L), [`twin`]
+//! filter), [`policy`] (MLP and action choice), [`tanh`] (the policy's bit-exact fast `tanh`), [`position`] (actions and their [`Intensity`], prices, P&L), [`twin`]
 //! (the state machine tying them together), [`stream`] (the shared vocabulary of which bars:
 //! [`Timeframe`], [`Symbol`], [`StreamKey`]).
 #![no_std]
