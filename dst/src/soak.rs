@@ -1,10 +1,16 @@
 //! The 30-day soak on the deterministic simulation's virtual clock (issue 17 item 7): weeks of
 //! market time in seconds.
 //!
-//! [`soak_plan`] builds one [`Plan`] from a seed: every bundled model the DST can run whose
-//! bars cover one common span (the DST runs every stream on one market clock, and the bundled
-//! bar files cover different years: [`soak_models`] picks the largest set), `days` market days
-//! of bars, the realistic calendar (weekends; the broker's weekly Saturday maintenance window;
+//! [`soak_plan`] builds one [`Plan`] from a seed: all 20 bundled models ([`soak_models`]) over
+//! `days` market days from Monday 2026-11-30 ([`SPAN_START_DAY`]). The bundled bar files cover
+//! different years and the DST runs every stream on one market clock, so each symbol's bar file
+//! is re-stamped onto that span ([`restamp_symbols`]): its bars in order with every price as it
+//! was, each moved onto the next slot of its period the symbol's calendar has open (as the
+//! benchmark and the chaos harness shift theirs; the twins see only the order of bars), enough
+//! of them behind the start for every model's warm-up. A file too short to fill every open
+//! slot (the M5 files hold 12 days) fills a daily session instead, the same hours every day.
+//! History, the replay and `oracle replay`'s check all read the re-stamped bars. Then the
+//! realistic calendar (weekends; the broker's weekly Saturday maintenance window;
 //! Christmas and one extra holiday on a seeded weekday of the span), two more maintenance
 //! windows at seeded trading hours, the access token expiring every 7 market days (every
 //! refreshed token too), exactly 10 connection drops at seeded points (the broker's
@@ -14,15 +20,20 @@
 //! seed hold at every step (history's bars each once, in order; a client order id at the broker
 //! once; every trace equal to `oracle replay` at each kill and at the end).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use oracle_ctrader::calendar::{Holiday, TradingCalendar};
-use oracle_sim::bars::format_iso_utc;
+use oracle_sim::bars::{Bar, format_iso_utc};
 use oracle_sim::calendar::{CalendarMode, SymbolHours};
 use oracle_sim::config::Fault;
+use oracle_sim::symbols::SymbolData;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fixtures;
 use crate::pipe::PipeFaults;
+pub use crate::world::MarketBars;
 use crate::world::{Defect, Failure, KillPoint, Plan, Summary, run};
 
 const DAY_MS: i64 = 86_400_000;
@@ -49,6 +60,9 @@ pub struct SoakSummary {
     pub seed: u64,
     /// Models that traded (bundled file stems).
     pub models: Vec<String>,
+    /// Symbols whose bar file is too short to fill the span's every open slot of its period,
+    /// and the daily session (UTC) their bars were re-stamped onto ("SYNFX02 12-21 UTC").
+    pub sessions: Vec<String>,
     /// Market time the live replay started at (ISO-8601 UTC).
     pub start: String,
     /// Market time it ended at.
@@ -98,9 +112,17 @@ impl SoakSummary {
     /// The figures as one block of text.
     pub fn text(&self) -> String {
         format!(
-            "DST soak (seed {}, virtual clock): {} models (of the 20 bundled: those whose bars cover one span) over {} market days ({} .. {}; {} closed days: weekends, Christmas if in span, holiday {}), {} Saturday maintenance windows + {} in trading hours\n  live bars {} (missed {}), orders {} (duplicates {}), entries not chased {}\n  token rotations survived {}, connection drops {} (server closes {}, connects {}), predictor kills {}, executor kills {}, restarts needing a person {}\n  trace rows = oracle replay: {}\n  models: {}",
+            "DST soak (seed {}, virtual clock): {} models (every bundled one, each symbol's bars re-stamped onto one span, prices unchanged{}) over {} market days ({} .. {}; {} closed days: weekends, Christmas if in span, holiday {}), {} Saturday maintenance windows + {} in trading hours\n  live bars {} (missed {}), orders {} (duplicates {}), entries not chased {}\n  token rotations survived {}, connection drops {} (server closes {}, connects {}), predictor kills {}, executor kills {}, restarts needing a person {}\n  trace rows = oracle replay: {}\n  models: {}",
             self.seed,
             self.models.len(),
+            if self.sessions.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; files too short for every hour trade a daily session: {}",
+                    self.sessions.join(", ")
+                )
+            },
             self.market_days,
             self.start,
             self.end,
@@ -186,42 +208,19 @@ impl SoakSummary {
     }
 }
 
-/// One candidate model: its name, warm-up time (Unix ms: the bar whose index is its warm-up
-/// count), the last bar's open time, its symbol and its bar length.
-struct Candidate {
-    name: String,
-    warm_ms: i64,
-    last_ms: i64,
-    symbol: String,
-    len_ms: i64,
-}
+/// The span's first day, Monday 2026-11-30 (days since 1970-01-01): every symbol's bars are
+/// re-stamped onto the weeks from here (a constant: the soak never reads today's date; Christmas
+/// falls inside the span).
+pub const SPAN_START_DAY: i64 = 20_787;
+/// Where a short file's daily session ends (UTC hour): a symbol whose bars cannot fill every
+/// slot of its period the calendar has open over the span trades the hours before it each day
+/// (FX and the indices are open then; the stocks close at 21:00 UTC in winter).
+const SESSION_END_HOUR: i64 = 21;
 
-/// Models the DST can run (their stream is their symbol's source series: every bundled model
-/// but the coarser of a symbol with two), with their data's reach.
-fn candidates() -> Vec<Candidate> {
-    let symbols = fixtures::symbols();
-    fixtures::models()
-        .iter()
-        .filter_map(|(name, b)| {
-            let d = symbols.get(&b.spec.symbol)?;
-            if d.period.name() != b.spec.timeframe {
-                return None;
-            }
-            let need = b.spec.window + WARMUP_EXTRA;
-            Some(Candidate {
-                name: name.clone(),
-                warm_ms: d.bars.get(need)?.time_ms,
-                last_ms: d.bars.last()?.time_ms,
-                symbol: b.spec.symbol.clone(),
-                len_ms: d.period.fixed_ms()?,
-            })
-        })
-        .collect()
-}
-
-/// The FX calendar (Sunday 22:00 – Friday 22:00 UTC, Christmas) with `holiday`.
-fn fx_calendar(holiday: Option<i64>) -> TradingCalendar {
-    let mut h = SymbolHours::for_symbol("SYNFX01", CalendarMode::Realistic);
+/// One symbol's trading hours as the broker builds them under the realistic calendar (its
+/// class hours, Christmas), with the soak's extra `holiday`.
+fn symbol_calendar(symbol: &str, holiday: Option<i64>) -> TradingCalendar {
+    let mut h = SymbolHours::for_symbol(symbol, CalendarMode::Realistic);
     if let Some(days) = holiday {
         h.holidays.push(Holiday {
             name: "soak holiday".into(),
@@ -233,6 +232,11 @@ fn fx_calendar(holiday: Option<i64>) -> TradingCalendar {
         });
     }
     h.calendar()
+}
+
+/// The FX calendar (Sunday 22:00 – Friday 22:00 UTC, Christmas) with `holiday`.
+fn fx_calendar(holiday: Option<i64>) -> TradingCalendar {
+    symbol_calendar("SYNFX01", holiday)
 }
 
 /// Market time `days` trading days (FX calendar, open at 12:00 UTC) after `start_ms`.
@@ -248,46 +252,161 @@ fn after_trading_days(start_ms: i64, days: u32, cal: &TradingCalendar) -> i64 {
     (d + 1) * DAY_MS
 }
 
-/// The largest set of models whose bars cover one span of `days` trading days from a common
-/// start (ties: the earliest start); their names, sorted.
-pub fn soak_models(days: u32) -> Vec<String> {
-    let cs = candidates();
-    let cal = fx_calendar(None);
-    let mut best: Vec<String> = Vec::new();
-    let mut starts: Vec<i64> = cs.iter().map(|c| c.warm_ms).collect();
-    starts.sort_unstable();
-    for t in starts {
-        // A week beyond the span: the last bars close, and the start can move.
-        let end = after_trading_days(t, days + 5, &cal);
-        let mut set: Vec<String> = cs
-            .iter()
-            .filter(|c| c.warm_ms <= t && c.last_ms > end)
-            .map(|c| c.name.clone())
-            .collect();
-        set.sort();
-        if set.len() > best.len() {
-            best = set;
+/// Every bundled model, by name (the soak runs them all).
+pub fn soak_models() -> Vec<String> {
+    fixtures::models().keys().cloned().collect()
+}
+
+/// A symbol's bars re-stamped onto the soak's span: its bar file's bars in order, every price
+/// as it was, each moved onto the next slot of its period that the symbol's calendar has in
+/// hours (a slot with an open instant: the bars the broker's history serves), `before` of them
+/// on the last slots ahead of the span's start `t0`, the rest on the slots from `t0` until
+/// `until` (later bars are left out). `session`: only slots opening in these UTC hours of the
+/// day (a file too short for every open slot). None: the file is too short.
+fn restamp(
+    d: &SymbolData,
+    cal: &TradingCalendar,
+    session: Option<(i64, i64)>,
+    t0: i64,
+    before: usize,
+    until: i64,
+) -> Option<SymbolData> {
+    let p = d.period.fixed_ms()?;
+    let t0 = t0.div_euclid(p) * p;
+    let open = |o: i64| {
+        session.is_none_or(|(a, b)| (a..b).contains(&(o.rem_euclid(DAY_MS) / 3_600_000)))
+            && cal.next_open(o).is_some_and(|t| t < o + p)
+    };
+    let mut slots = Vec::with_capacity(d.bars.len());
+    let mut o = t0;
+    while slots.len() < before {
+        o -= p;
+        // No open slot in 20 years: no calendar of the broker's is that closed.
+        if o < t0 - 20 * 365 * DAY_MS {
+            return None;
+        }
+        if open(o) {
+            slots.push(o);
         }
     }
-    best
+    slots.reverse();
+    let mut o = t0;
+    while o < until {
+        if slots.len() == d.bars.len() {
+            return None;
+        }
+        if open(o) {
+            slots.push(o);
+        }
+        o += p;
+    }
+    Some(SymbolData {
+        spec: d.spec.clone(),
+        period: d.period,
+        bars: d
+            .bars
+            .iter()
+            .zip(slots)
+            .map(|(b, time_ms)| Bar { time_ms, ..*b })
+            .collect(),
+    })
+}
+
+/// How one symbol's bars were re-stamped.
+#[derive(Clone, Debug)]
+pub struct Stamped {
+    /// The symbol.
+    pub symbol: String,
+    /// Its bars, re-stamped.
+    pub data: SymbolData,
+    /// The daily session (UTC hours) when its file is too short for every open slot.
+    pub session: Option<(i64, i64)>,
+}
+
+/// Every symbol of `models` re-stamped onto the span from [`SPAN_START_DAY`] with the soak's
+/// `holiday` (see [`restamp`]): bars enough behind the start for the largest warm-up (the
+/// World starts after it on every symbol, in source bars), or for the symbol's own models'
+/// warm-up in their timeframe if more, and bars to `days + 4` trading days on.
+pub fn restamp_symbols(
+    models: &[String],
+    days: u32,
+    holiday: Option<i64>,
+) -> Result<Vec<Stamped>, String> {
+    let bundled = fixtures::models();
+    let symbols = fixtures::symbols();
+    let t0 = SPAN_START_DAY * DAY_MS;
+    let until = after_trading_days(t0, days + 4, &fx_calendar(holiday));
+    let need = models
+        .iter()
+        .filter_map(|m| bundled.get(m))
+        .map(|b| b.spec.window + WARMUP_EXTRA)
+        .max()
+        .unwrap_or(WARMUP_EXTRA);
+    let mut out: Vec<Stamped> = Vec::new();
+    for m in models {
+        let b = bundled
+            .get(m)
+            .ok_or_else(|| format!("{m}: not a bundled model"))?;
+        let sym = &b.spec.symbol;
+        if out.iter().any(|s| &s.symbol == sym) {
+            continue;
+        }
+        let d = symbols
+            .get(sym)
+            .ok_or_else(|| format!("{m}: no bar file for its symbol {sym}"))?;
+        let src = d.period.fixed_ms().unwrap_or(DAY_MS);
+        // Source bars behind the start: the World's warm-up, or the symbol's models' own.
+        let before = models
+            .iter()
+            .filter_map(|n| bundled.get(n))
+            .filter(|x| &x.spec.symbol == sym)
+            .filter_map(|x| {
+                let ms = oracle_sim::bars::Period::from_name(&x.spec.timeframe)?.fixed_ms()?;
+                Some((x.spec.window + WARMUP_EXTRA) * (ms / src).max(1) as usize)
+            })
+            .fold(need, usize::max);
+        let cal = symbol_calendar(sym, holiday);
+        let sessions = std::iter::once(None).chain(
+            (1..SESSION_END_HOUR)
+                .rev()
+                .map(|h| Some((SESSION_END_HOUR - h, SESSION_END_HOUR))),
+        );
+        let stamped = sessions
+            .into_iter()
+            .find_map(|session| {
+                restamp(d, &cal, session, t0, before, until).map(|data| Stamped {
+                    symbol: sym.clone(),
+                    data,
+                    session,
+                })
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{sym}: its bar file's {} bars cannot cover {before} bars of warm-up and {days} market days, even an hour a day",
+                    d.bars.len()
+                )
+            })?;
+        out.push(stamped);
+    }
+    Ok(out)
 }
 
 /// The soak's plan for `seed` over `days` market days (see the module documentation).
 // The struct update fills fields the soak leaves as drawn (none today).
-#[allow(clippy::needless_update)]
 pub fn soak_plan(seed: u64, days: u32) -> Plan {
+    plan_and_sessions(seed, days).0
+}
+
+/// The soak's plan and the daily sessions of the symbols whose files are too short for every
+/// open slot ("SYM hh–hh UTC").
+// The struct update fills fields the soak leaves as drawn (none today).
+#[allow(clippy::needless_update)]
+fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
     let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x736f_616b);
-    let models = soak_models(days);
-    let cs: Vec<Candidate> = candidates()
-        .into_iter()
-        .filter(|c| models.contains(&c.name))
-        .collect();
-    // The World's start: the latest warm-up over the chosen symbols' source series.
-    let start = cs.iter().map(|c| c.warm_ms).max().unwrap_or(0);
-    let coarsest = cs.iter().map(|c| c.len_ms).max().unwrap_or(DAY_MS);
+    let models = soak_models();
     let cal = fx_calendar(None);
-    // The extra holiday: a seeded weekday at least 3 trading days from either end.
-    let day0 = start.div_euclid(DAY_MS);
+    // The extra holiday: a seeded weekday at least 3 trading days from either end of the span.
+    let day0 = SPAN_START_DAY;
     // The span's first `days` trading days.
     let weekdays: Vec<i64> = (day0 + 1..)
         .filter(|d| cal.is_open(d * DAY_MS + DAY_MS / 2))
@@ -300,22 +419,45 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
         .copied()
         .unwrap_or(day0 + 3);
     let cal = fx_calendar(Some(holiday));
-    // One trading day more: the first live bars may come after the open.
-    let end = after_trading_days(start, days + 1, &cal);
-    // `live_bars` of the coarsest stream reach `end` on every coarsest symbol.
-    let symbols = fixtures::symbols();
-    let live_bars = cs
+    let stamped = restamp_symbols(&models, days, Some(holiday))
+        .unwrap_or_else(|e| panic!("the soak's bars: {e}"));
+    let bundled = fixtures::models();
+    // The World's start: after the largest warm-up (source bars) on every symbol (as
+    // `Start::AfterBars` takes it).
+    let need = models
         .iter()
-        .filter(|c| c.len_ms == coarsest)
-        .filter_map(|c| {
-            let bars = &symbols.get(&c.symbol)?.bars;
-            Some(
-                bars.iter()
-                    .filter(|b| b.time_ms >= start && b.time_ms < end)
-                    .count(),
-            )
+        .filter_map(|m| bundled.get(m))
+        .map(|b| b.spec.window + WARMUP_EXTRA)
+        .max()
+        .unwrap_or(WARMUP_EXTRA);
+    let start = stamped
+        .iter()
+        .filter_map(|s| {
+            let b = &s.data.bars;
+            b.get(need.min(b.len().saturating_sub(1)))
+                .map(|b| b.time_ms)
         })
         .max()
+        .unwrap_or(day0 * DAY_MS);
+    let len_of = |s: &Stamped| s.data.period.fixed_ms().unwrap_or(DAY_MS);
+    let coarsest = stamped.iter().map(len_of).max().unwrap_or(DAY_MS);
+    // One trading day more: the first live bars may come after the open.
+    let end = after_trading_days(start, days + 1, &cal);
+    let in_span = |s: &Stamped| {
+        s.data
+            .bars
+            .iter()
+            .filter(|b| b.time_ms >= start && b.time_ms < end)
+            .count()
+    };
+    // `live_bars` of the coarsest stream: the World ends the replay where the last coarsest
+    // symbol has had them, so the fewest any coarsest symbol has in the span (a stock's D1
+    // has no Sunday bar) ends it near `end`.
+    let live_bars = stamped
+        .iter()
+        .filter(|s| len_of(s) == coarsest)
+        .map(in_span)
+        .min()
         .unwrap_or(days as usize)
         .max(1);
     // Virtual seconds per market second: a coarsest bar lasts BAR_WALL_S.
@@ -353,18 +495,7 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
     });
     // Predictor kills at seeded batches within the span: batches are at least the bar closes
     // of the finest stream.
-    let closes: usize = cs
-        .iter()
-        .map(|c| {
-            symbols.get(&c.symbol).map_or(0, |d| {
-                d.bars
-                    .iter()
-                    .filter(|b| b.time_ms >= start && b.time_ms < end)
-                    .count()
-            })
-        })
-        .max()
-        .unwrap_or(10);
+    let closes: usize = stamped.iter().map(in_span).max().unwrap_or(10);
     let mut kills: Vec<(u64, KillPoint)> = Vec::new();
     while kills.len() < PREDICTOR_KILLS {
         let at = r.random_range(2..(closes as u64 * 9 / 10).max(3 + PREDICTOR_KILLS as u64));
@@ -388,7 +519,16 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
         }
     }
     executor_kills.sort_unstable();
-    Plan {
+    let sessions: Vec<String> = stamped
+        .iter()
+        .filter_map(|s| {
+            s.session
+                .map(|(a, b)| format!("{} {a:02}-{b:02} UTC", s.symbol))
+        })
+        .collect();
+    let bars: BTreeMap<String, SymbolData> =
+        stamped.into_iter().map(|s| (s.symbol, s.data)).collect();
+    let plan = Plan {
         seed,
         models,
         live_bars,
@@ -411,18 +551,20 @@ pub fn soak_plan(seed: u64, days: u32) -> Plan {
         holidays: vec![("soak holiday".into(), holiday)],
         extra_faults: faults,
         executor_kills,
+        bars: Some(MarketBars(Arc::new(bars))),
         ..Plan::from_seed(seed)
-    }
+    };
+    (plan, sessions)
 }
 
 /// Runs the soak of `seed` over `days` market days.
 pub fn run_soak(seed: u64, days: u32) -> Result<SoakSummary, Failure> {
-    let plan = soak_plan(seed, days);
+    let (plan, sessions) = plan_and_sessions(seed, days);
     let s = run(&plan, Defect::None)?;
-    Ok(summarize(&plan, &s))
+    Ok(summarize(&plan, &s, sessions))
 }
 
-fn summarize(plan: &Plan, s: &Summary) -> SoakSummary {
+fn summarize(plan: &Plan, s: &Summary, sessions: Vec<String>) -> SoakSummary {
     let holiday = plan.holidays.first().map(|h| h.1);
     let cal = fx_calendar(holiday);
     let (mut open, mut closed, mut saturdays) = (0u32, 0u32, 0u32);
@@ -447,6 +589,7 @@ fn summarize(plan: &Plan, s: &Summary) -> SoakSummary {
     SoakSummary {
         seed: plan.seed,
         models: plan.models.clone(),
+        sessions,
         start: format_iso_utc(s.start_ms),
         end: format_iso_utc(s.end_ms),
         market_days: open,

@@ -93,6 +93,33 @@ pub struct Plan {
     /// More broker faults, appended to the drawn ones (the soak's seeded connection drops and
     /// maintenance windows).
     pub extra_faults: Vec<Fault>,
+    /// The market's bars when they are not the bundled files as read (the soak's series
+    /// re-stamped onto one span); None: `fixtures::symbols()`.
+    pub bars: Option<MarketBars>,
+}
+
+/// Bar series by symbol name that replace the bundled ones for a plan (history, the replay and
+/// `oracle replay`'s check all read them).
+#[derive(Clone)]
+pub struct MarketBars(pub std::sync::Arc<BTreeMap<String, oracle_sim::symbols::SymbolData>>);
+
+impl std::fmt::Debug for MarketBars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut l = f.debug_map();
+        for (name, d) in self.0.iter() {
+            let span = match (d.bars.first(), d.bars.last()) {
+                (Some(a), Some(b)) => format!(
+                    "{} bars {} .. {}",
+                    d.bars.len(),
+                    format_iso_utc(a.time_ms),
+                    format_iso_utc(b.time_ms)
+                ),
+                _ => "no bars".into(),
+            };
+            l.entry(name, &span);
+        }
+        l.finish()
+    }
 }
 
 /// A known defect injected to prove the harness catches it.
@@ -287,6 +314,7 @@ impl Plan {
             holidays: Vec::new(),
             extra_faults: Vec::new(),
             executor_kills: executor_kills(seed),
+            bars: None,
         }
     }
 }
@@ -387,7 +415,8 @@ pub fn run(plan: &Plan, defect: Defect) -> Result<Summary, Failure> {
 impl World {
     fn new(plan: Plan, defect: Defect, scratch: PathBuf) -> Result<World, String> {
         let models = fixtures::models();
-        let symbols = fixtures::symbols();
+        let bars = plan.bars.clone();
+        let symbols = bars.as_ref().map_or(fixtures::symbols(), |b| &*b.0);
         let mut data = Vec::new();
         let mut need_hist = 0usize;
         let mut coarsest = 0i64;
@@ -920,12 +949,15 @@ impl World {
                 .map(|(_, v)| *v)
                 .collect();
             at_broker.sort_unstable();
-            let held: Vec<i64> = self
-                .exec
-                .real_position(name)
-                .map(|p| p.1)
-                .into_iter()
+            // Every model on the symbol (two timeframes of one symbol share its positions).
+            let mut held: Vec<i64> = self
+                .plan
+                .models
+                .iter()
+                .filter(|n| &self.exec.streams[&self.exec.models[*n].stream].symbol == symbol)
+                .filter_map(|n| self.exec.real_position(n).map(|p| p.1))
                 .collect();
+            held.sort_unstable();
             if held != at_broker {
                 return Err(self.fail(format!(
                     "{name}: the executor holds {held:?} on {symbol}, the broker {at_broker:?} at the end (real ≠ broker)"

@@ -2,11 +2,12 @@
 //! (30 in the release profile, `scripts/test`'s own step; 5 in a debug build, where the twins run
 //! unoptimised) from `DST_SOAK_SEED` (default 1). The figures are printed; every one is asserted.
 
+use oracle_ctrader::calendar::Holiday;
 use oracle_dst::soak::{
-    EXECUTOR_KILLS, MAINTENANCE_WINDOWS, PREDICTOR_KILLS, RESETS, SoakSummary, run_soak,
-    soak_models, soak_plan,
+    EXECUTOR_KILLS, MAINTENANCE_WINDOWS, PREDICTOR_KILLS, RESETS, SPAN_START_DAY, SoakSummary,
+    run_soak, soak_models, soak_plan,
 };
-use oracle_sim::calendar::CalendarMode;
+use oracle_sim::calendar::{CalendarMode, SymbolHours};
 use oracle_sim::config::Fault;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -61,7 +62,7 @@ fn the_soak_plan_has_the_calendar_the_token_lifetime_the_drops_the_windows_and_t
             .iter()
             .any(|f| matches!(f, Fault::DropRandom { times: Some(n), .. } if *n == RESETS))
     );
-    assert_eq!(p.models, soak_models(30));
+    assert_eq!(p.models, soak_models());
     // Seeded: the same seed, the same plan; another seed moves the points.
     let q = soak_plan(1, 30);
     assert_eq!(format!("{p:?}"), format!("{q:?}"));
@@ -77,6 +78,7 @@ fn a_soak_figure_that_is_off_is_named() {
     let good = SoakSummary {
         seed: 1,
         models: vec!["SYNFX03_H1".into()],
+        sessions: Vec::new(),
         start: String::new(),
         end: String::new(),
         market_days: 30,
@@ -160,5 +162,104 @@ fn a_soak_figure_that_is_off_is_named() {
     ] {
         let e = bad.check(30).expect_err(name);
         assert!(e.contains(name), "{e}");
+    }
+}
+
+#[test]
+fn the_soak_plan_runs_every_bundled_model() {
+    let all: Vec<String> = oracle_dst::fixtures::models().keys().cloned().collect();
+    assert_eq!(all.len(), 20, "{all:?}");
+    assert_eq!(soak_plan(1, 30).models, all);
+}
+
+#[test]
+fn the_soak_bars_keep_every_price_in_order_on_open_slots_over_at_least_30_market_days() {
+    const DAY_MS: i64 = 86_400_000;
+    let p = soak_plan(1, 30);
+    let bars = p.bars.as_ref().expect("the soak's re-stamped bars");
+    let bundled = oracle_dst::fixtures::symbols();
+    // Every model's symbol is re-stamped (one series per symbol).
+    for m in &p.models {
+        let sym = &oracle_dst::fixtures::models()[m].spec.symbol;
+        assert!(bars.0.contains_key(sym), "{m}: {sym} not re-stamped");
+    }
+    let (name, day) = p.holidays[0].clone();
+    for (sym, d) in bars.0.iter() {
+        let src = &bundled[sym];
+        assert_eq!(d.period, src.period, "{sym}");
+        // Only times move: the file's bars, from its first, in order, every price and volume.
+        assert!(
+            d.bars.len() > 400 && d.bars.len() <= src.bars.len(),
+            "{sym}"
+        );
+        for (i, (a, b)) in d.bars.iter().zip(&src.bars).enumerate() {
+            assert_eq!(
+                (a.open, a.high, a.low, a.close, a.volume),
+                (b.open, b.high, b.low, b.close, b.volume),
+                "{sym} bar {i}"
+            );
+        }
+        // On the period's grid, strictly increasing, each bar with an open instant of the
+        // symbol's realistic hours (the soak's holiday and Christmas closed): the bars the
+        // broker's history serves.
+        let len = d.period.fixed_ms().expect("a fixed period");
+        let mut h = SymbolHours::for_symbol(sym, CalendarMode::Realistic);
+        h.holidays.push(Holiday {
+            name: name.clone(),
+            time_zone: h.time_zone.clone(),
+            date_days: day,
+            recurring: false,
+            start_second: None,
+            end_second: None,
+        });
+        let cal = h.calendar();
+        for w in d.bars.windows(2) {
+            assert!(
+                w[0].time_ms < w[1].time_ms,
+                "{sym}: {} then {}",
+                w[0].time_ms,
+                w[1].time_ms
+            );
+        }
+        for b in &d.bars {
+            assert_eq!(
+                b.time_ms.rem_euclid(len),
+                0,
+                "{sym}: {} off the grid",
+                b.time_ms
+            );
+            assert!(
+                cal.next_open(b.time_ms)
+                    .is_some_and(|t| t < b.time_ms + len),
+                "{sym}: bar at {} wholly in closed hours",
+                b.time_ms
+            );
+        }
+        // Bars on at least 30 FX trading days from the span's start (a day open at 12:00 UTC
+        // with a bar of the symbol).
+        let fx = {
+            let mut h = SymbolHours::for_symbol("SYNFX01", CalendarMode::Realistic);
+            h.holidays.push(Holiday {
+                name: name.clone(),
+                time_zone: h.time_zone.clone(),
+                date_days: day,
+                recurring: false,
+                start_second: None,
+                end_second: None,
+            });
+            h.calendar()
+        };
+        let mut days: Vec<i64> = d
+            .bars
+            .iter()
+            .map(|b| b.time_ms.div_euclid(DAY_MS))
+            .filter(|x| *x >= SPAN_START_DAY && fx.is_open(x * DAY_MS + DAY_MS / 2))
+            .collect();
+        days.dedup();
+        assert!(
+            days.len() >= 31,
+            "{sym}: bars on {} market days of the span",
+            days.len()
+        );
     }
 }
