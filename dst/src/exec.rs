@@ -24,10 +24,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use oracle_ctrader::Session;
+use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
 use oracle_ctrader::session::Event;
 use oracle_executor_core::config::{ExecutorConfig, from_value};
-use oracle_executor_core::exec::{ExecAction, ExecutorCore, Reply};
+use oracle_executor_core::exec::{ExecAction, ExecutorCore, Reply, SideId};
+use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::policy::{AckKind, ModelKey};
 use oracle_executor_core::side::SideCore;
@@ -108,6 +110,61 @@ impl JournalSink for MemJournal {
 /// How long a fill is awaited after `ORDER_ACCEPTED` (virtual time).
 const FILL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The markets' trading hours as the executor's shell knows them (each symbol's calendar, from
+/// the broker's schedule and holidays) and the map between the virtual clock and market time:
+/// the replay runs `factor` market ms per virtual ms from `start` (market) at `t0` (virtual),
+/// up to `end` (after it, no market opens again: the replay is over).
+#[derive(Debug)]
+pub struct Hours {
+    /// Calendars by symbol name.
+    pub calendars: BTreeMap<String, TradingCalendar>,
+    /// Virtual ms at the replay's start.
+    pub t0: i64,
+    /// Market ms at the replay's start.
+    pub start: i64,
+    /// Market ms per virtual ms.
+    pub factor: f64,
+    /// Market ms of the replay's end.
+    pub end: i64,
+}
+
+impl Hours {
+    /// Market time at virtual `v` (ms), as the broker's timed speed computes it.
+    pub fn market_ms(&self, v: i64) -> i64 {
+        self.start + ((v - self.t0).max(0) as f64 * self.factor).round() as i64
+    }
+
+    /// The first virtual instant (ms) at which market time is `m` or later.
+    pub fn virtual_ms(&self, m: i64) -> i64 {
+        self.t0 + ((m - self.start).max(0) as f64 / self.factor).ceil() as i64
+    }
+
+    /// Is `symbol`'s market closed at virtual `v`, and until when (virtual ms; `None`: it does
+    /// not open again before the replay's end)? `None`: open (or no calendar).
+    pub fn closed(&self, symbol: &str, v: i64) -> Option<Option<i64>> {
+        let cal = self.calendars.get(symbol)?;
+        let m = self.market_ms(v);
+        if m < self.end && cal.is_open(m) {
+            return None;
+        }
+        Some(
+            cal.next_open(m)
+                .filter(|o| *o < self.end)
+                .map(|o| self.virtual_ms(o)),
+        )
+    }
+
+    /// The first open instant (market ms) of `symbol`'s market at or after market time `m`,
+    /// before the replay's end.
+    pub fn next_open(&self, symbol: &str, m: i64) -> Option<i64> {
+        let cal = self.calendars.get(symbol)?;
+        if m < self.end && cal.is_open(m) {
+            return Some(m);
+        }
+        cal.next_open(m).filter(|o| *o < self.end)
+    }
+}
+
 /// The executor side.
 #[derive(Debug)]
 pub struct Exec {
@@ -169,6 +226,35 @@ pub struct Exec {
     /// Defect injection: a killed executor starts again with an empty journal (its durable
     /// bytes lost).
     pub lose_journal_on_kill: bool,
+    /// Defect injection: [`Timer::HeldExit`] is never armed (a shell that does not release the
+    /// exits held while a market was closed at its open).
+    pub ignore_held_exit_timer: bool,
+    /// Defect injection: [`Timer::Gather`] is ignored (a batch waiting for a late SIGNAL never
+    /// goes).
+    pub ignore_gather_timer: bool,
+    /// The markets' hours (`None`: always open).
+    pub hours: Option<Hours>,
+    /// SIGNAL lines gathered for the pending batch (the core's [`Timer::Gather`] waits for the
+    /// rest of their close instant).
+    gathering: Vec<String>,
+    /// When the first of `gathering` came (virtual ms).
+    gather_started: Option<i64>,
+    /// [`Timer::HeldExit`] fired: the held exits go once nothing else runs.
+    release_due: bool,
+    /// A held exits' release batch is on the side (its result is dropped: no SIGNAL waits).
+    releasing: bool,
+    /// Models whose exit is held, and the market time (ms) at which the harness first saw it.
+    held_since: BTreeMap<ModelKey, (String, i64)>,
+    /// Exits the broker refused `MARKET_CLOSED` (held for the open).
+    pub held_exits: u64,
+    /// Entries the broker refused `MARKET_CLOSED` (missed, never chased).
+    pub market_closed_entries: u64,
+    /// Held exits' releases that sent closes ([`Timer::HeldExit`]).
+    pub releases: u64,
+    /// Reconciliations of this adapter already seen.
+    reconciles_seen: u64,
+    /// Batches that went when [`Timer::Gather`] fired (a SIGNAL of their instant late).
+    pub gather_timeouts: u64,
 }
 
 /// The executor's configuration for these models: each symbol enabled at its lots; spreads
@@ -230,6 +316,19 @@ impl Exec {
             drop_live_nth: None,
             alter_live_nth: None,
             lose_journal_on_kill: false,
+            ignore_held_exit_timer: false,
+            ignore_gather_timer: false,
+            hours: None,
+            gathering: Vec::new(),
+            gather_started: None,
+            release_due: false,
+            releasing: false,
+            held_since: BTreeMap::new(),
+            held_exits: 0,
+            market_closed_entries: 0,
+            releases: 0,
+            reconciles_seen: 0,
+            gather_timeouts: 0,
         }
     }
 
@@ -280,6 +379,11 @@ impl Exec {
         std::mem::forget(old);
         self.queue.clear();
         self.running = None;
+        self.gathering.clear();
+        self.gather_started = None;
+        self.release_due = false;
+        self.releasing = false;
+        self.reconciles_seen = 0;
         // Reconciled at the next `Ready` (the connection died with the process).
         self.need_reconcile = false;
     }
@@ -298,6 +402,8 @@ impl Exec {
             + usize::from(self.need_reconcile)
             + usize::from(self.link.counters.reconciles == 0)
             + usize::from(self.core.live.as_ref().is_some_and(SideCore::reconciling))
+            + usize::from(self.releasing)
+            + usize::from(!self.gathering.is_empty())
     }
 
     /// Where the executor stands (for a failure's message).
@@ -327,19 +433,111 @@ impl Exec {
         )
     }
 
-    /// The adapter's next deadline (a fill awaited).
+    /// The next deadline: the adapter's (a fill awaited) or the core's timers (the gather
+    /// wait, the held exits' open instant: `ExecutorCore::poll_timeout`, on the virtual ms).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.link.poll_timeout()
+        let core = self
+            .core
+            .poll_timeout()
+            .map(|ms| self.clock.0 + Duration::from_millis((ms - self.clock.1).max(0) as u64));
+        match (self.link.poll_timeout(), core) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The adapter's deadlines due at `inst`.
+    /// The deadlines due at `inst`: the adapter's, then the core's timers, as the shell
+    /// handles them ([`Timer::Gather`]: the pending batch goes; [`Timer::HeldExit`]: the held
+    /// exits go once nothing else runs).
     pub fn handle_timeout(&mut self, inst: Instant, s: &mut Session) {
         let now = self.now_ms(inst);
         if let Some(side) = self.core.live.as_mut() {
             self.link
                 .handle_timeout(inst, now, side, s, &mut self.journal);
         }
+        let due = self.core.handle_timeout(now);
+        if due.contains(&Timer::Gather) && !self.gathering.is_empty() && !self.ignore_gather_timer {
+            self.gather_timeouts += 1;
+            self.flush_gathered(now);
+        }
+        if due.contains(&Timer::HeldExit) {
+            self.release_due = true;
+        }
         self.pump(inst, s);
+    }
+
+    /// The gathered SIGNALs go as one group: never more than the gather's bound
+    /// ([`GATHER_WAIT_MS`]) after the first of them came.
+    fn flush_gathered(&mut self, now: i64) {
+        if let Some(t) = self.gather_started.take()
+            && now - t > GATHER_WAIT_MS
+        {
+            self.violations.push(format!(
+                "a batch of SIGNALs waited {} ms for the rest of its close instant (the gather's bound is {GATHER_WAIT_MS} ms)",
+                now - t
+            ));
+        }
+        self.core.gather.taken();
+        if !self.gathering.is_empty() {
+            self.queue.push_back(std::mem::take(&mut self.gathering));
+        }
+    }
+
+    /// Arms [`Timer::HeldExit`] as the shell does (`Engine::arm_held_exits`): the first open
+    /// instant of a market closed now where an exit is held; after a reconciliation, now for
+    /// one open already. Virtual ms on both of the core's clocks.
+    fn arm_held_exits(&mut self, now: i64) {
+        if self.release_due || self.ignore_held_exit_timer {
+            // Fired, the release waits for the executor to be free (a batch, a reconciliation,
+            // the session down): not again meanwhile.
+            self.core.arm_held_exits(now, now, None);
+            return;
+        }
+        let open_too = self.core.held_release_open;
+        let next = self.core.live.as_ref().and_then(|side| {
+            side.held_exits()
+                .iter()
+                .filter_map(|(_, symbol)| {
+                    match self.hours.as_ref().and_then(|h| h.closed(symbol, now)) {
+                        None => open_too.then_some(now),
+                        Some(until) => until,
+                    }
+                })
+                .min()
+        });
+        self.core.arm_held_exits(now, now, next);
+    }
+
+    /// The harness's watch of the held exits (market hours on): each held model and the market
+    /// time it was first seen held at.
+    pub fn watch_held(&mut self, inst: Instant) {
+        let Some(h) = &self.hours else { return };
+        let m = h.market_ms(self.now_ms(inst));
+        let held: Vec<(ModelKey, String)> = self
+            .core
+            .live
+            .as_ref()
+            .map(SideCore::held_exits)
+            .unwrap_or_default();
+        self.held_since
+            .retain(|k, _| held.iter().any(|(x, _)| x == k));
+        for (k, sym) in held {
+            self.held_since.entry(k).or_insert((sym, m));
+        }
+    }
+
+    /// At the end: an exit held while its market was closed whose market opened again before
+    /// the replay's end was lost (never sent at the open).
+    pub fn held_exits_lost(&self) -> Option<String> {
+        let h = self.hours.as_ref()?;
+        self.held_since.iter().find_map(|(k, (sym, since))| {
+            let open = h.next_open(sym, *since)?;
+            Some(format!(
+                "{k}: an exit held since {} (market closed) was never sent, though {sym} opened at {} before the replay's end (an exit lost)",
+                oracle_sim::bars::format_iso_utc(*since),
+                oracle_sim::bars::format_iso_utc(open)
+            ))
+        })
     }
 
     /// Every stream holds the bars closed before the replay started.
@@ -381,6 +579,8 @@ impl Exec {
         let mut b = s.bars[i];
         let (symbol, tf) = (s.symbol.clone(), s.tf);
         if !hist && !rev {
+            // Its SIGNAL is awaited: the gather waits for it with the others of its instant.
+            self.core.gather.bar_out(&symbol, tf, b.time);
             self.live_sent += 1;
             if self.drop_live_nth == Some(self.live_sent) {
                 return;
@@ -512,11 +712,37 @@ impl Exec {
     /// running group's batch and replies, the next group.
     fn pump(&mut self, inst: Instant, s: &mut Session) {
         let now = self.now_ms(inst);
+        self.pump_to_idle(inst, now, s);
+        // As the shell's loop: the held exits' timer armed after every turn.
+        self.arm_held_exits(now);
+    }
+
+    fn pump_to_idle(&mut self, inst: Instant, now: i64, s: &mut Session) {
         loop {
             if let Some(side) = self.core.live.as_mut() {
                 self.link.drive(inst, now, side, s, &mut self.journal);
             }
-            self.check_journal();
+            self.check_journal(now);
+            if self.link.counters.reconciles > self.reconciles_seen {
+                // Reconciled (start, reconnect, restart): an exit held across it goes at once
+                // if its market is open (the shell's `Engine::reconcile`).
+                self.reconciles_seen = self.link.counters.reconciles;
+                self.core.held_release_open = true;
+            }
+            if self.releasing {
+                // The release's result is no ACK: dropped.
+                let done = self
+                    .core
+                    .live
+                    .as_mut()
+                    .is_none_or(|side| side.take_batch_result().is_some());
+                if done {
+                    self.releasing = false;
+                    self.arm_held_exits(now);
+                    continue;
+                }
+                return;
+            }
             if self.running.is_some() {
                 if self.advance_group(now) {
                     continue;
@@ -536,6 +762,21 @@ impl Exec {
             // No order before the positions were reconciled since this executor started.
             if self.link.counters.reconciles == 0 {
                 return;
+            }
+            // The held exits' timer fired: they go before the next SIGNALs (the shell's timer
+            // arm comes before its commands).
+            if self.release_due && self.link.ready() {
+                self.release_due = false;
+                if self
+                    .core
+                    .release_held_exits(now / 1000, now)
+                    .contains(&SideId::Live)
+                {
+                    self.releasing = true;
+                    self.releases += 1;
+                }
+                self.arm_held_exits(now);
+                continue;
             }
             let Some(g) = self.queue.pop_front() else {
                 return;
@@ -637,7 +878,7 @@ impl Exec {
 
     /// The journal's new records: an exit refused by the broker (other than a market shut or
     /// a position already gone) is recorded.
-    fn check_journal(&mut self) {
+    fn check_journal(&mut self, now: i64) {
         let end = self.journal.bytes.len();
         if self.checked >= end {
             return;
@@ -649,16 +890,36 @@ impl Exec {
         for l in text[..cut].lines() {
             match Record::from_line(l) {
                 Ok(Record::Intent {
+                    op: Op::Open,
+                    coid,
+                    model,
+                    ..
+                }) if self.releasing => self.violations.push(format!(
+                    "{model}: an entry ({coid}) sent by the release of the exits held while a market was closed (an entry chased at the open)"
+                )),
+                Ok(Record::Intent {
                     op: Op::Close,
                     coid,
+                    model,
                     ..
                 }) => {
+                    self.check_held_close(now, &model, &coid);
                     self.closes.insert(coid);
+                }
+                Ok(Record::Outcome {
+                    coid, result, code, ..
+                }) if result == "rejected" && !self.closes.contains(&coid) => {
+                    if code.as_deref().is_some_and(|c| c.ends_with("MARKET_CLOSED")) {
+                        self.market_closed_entries += 1;
+                    }
                 }
                 Ok(Record::Outcome {
                     coid, result, code, ..
                 }) if result == "rejected" && self.closes.contains(&coid) => {
                     let code = code.unwrap_or_default();
+                    if code.ends_with("MARKET_CLOSED") {
+                        self.held_exits += 1;
+                    }
                     // Not the broker's refusals: a market shut, a position already gone, an
                     // order never sent or never answered and not found (the connection's).
                     let allowed = [
@@ -682,10 +943,32 @@ impl Exec {
         self.checked += cut + 1;
     }
 
+    /// A close of a model whose exit was held while its market was closed: once that market
+    /// opened, the close goes at the first open instant by the held exits' release, not later
+    /// with a SIGNAL's batch.
+    fn check_held_close(&mut self, now: i64, model: &ModelKey, coid: &str) {
+        let (Some(h), Some((sym, since))) = (&self.hours, self.held_since.get(model)) else {
+            return;
+        };
+        if self.releasing {
+            return;
+        }
+        let m = h.market_ms(now);
+        if let Some(open) = h.next_open(sym, *since).filter(|o| *o <= m) {
+            self.violations.push(format!(
+                "{model}: an exit held since {} (market closed) went at {} with a SIGNAL's batch ({coid}), not at the first open instant {} (the held exits' release)",
+                oracle_sim::bars::format_iso_utc(*since),
+                oracle_sim::bars::format_iso_utc(m),
+                oracle_sim::bars::format_iso_utc(open)
+            ));
+        }
+    }
+
     /// Lines from the predictor: `HISTORY` is served from the bars kept; the `SIGNAL`s are one
     /// group for the core.
     pub fn handle_predictor_lines(&mut self, now: Instant, s: &mut Session, lines: &[String]) {
         let mut group = Vec::new();
+        let mut other = false;
         for line in lines {
             let msg = match oracle_ipc::parse(line) {
                 Ok(m) => m,
@@ -698,6 +981,7 @@ impl Exec {
             };
             match msg {
                 Message::History(h) => {
+                    other = true;
                     let key = self
                         .streams
                         .iter()
@@ -740,7 +1024,20 @@ impl Exec {
             }
         }
         if !group.is_empty() {
-            self.queue.push_back(group);
+            // The shell's gather: the batch waits (Timer::Gather, 25 ms at most) for the
+            // SIGNALs of its close instant whose bars went out; it goes at once when none is
+            // expected or a command other than a SIGNAL follows.
+            for l in &group {
+                self.core.gather.signal_in(l);
+            }
+            let ms = self.now_ms(now);
+            self.gather_started.get_or_insert(ms);
+            self.gathering.extend(group);
+            if other || !self.core.gather.expects_more() {
+                self.flush_gathered(ms);
+            } else {
+                self.core.gather.arm(ms);
+            }
         }
         self.pump(now, s);
     }

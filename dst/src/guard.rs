@@ -15,15 +15,22 @@
 //! - the guard's equity (estimated between account reads from the quotes) is the book's;
 //! - a halt survives the restart;
 //! - a seed whose crash took the equity past 80% of the daily allowance ends **flat and
-//!   halted**, with no position opened after the halt.
+//!   halted**, with no position opened after the halt;
+//! - one seed in three ([`GuardPlan::past_midnight`]) starts at 22:30 in Prague and runs past
+//!   its midnight: the core's timers are driven from the virtual clock as the shell drives them
+//!   (`ExecutorCore::arm_guard_day`, `poll_timeout`, `handle_timeout`): `Timer::GuardDay` fires
+//!   exactly at the Prague midnight, the side is flat then if a crash halted it, and a daily halt
+//!   ends there (entries may go again); a run across the midnight whose day never ended fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use oracle_executor_core::broker::{BrokerPosition, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
+use oracle_executor_core::exec::ExecutorCore;
+use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Op, Replayed, encode_lines};
 use oracle_executor_core::policy::ModelKey;
-use oracle_executor_core::risk::Account;
+use oracle_executor_core::risk::{Account, Halt};
 use oracle_executor_core::side::{Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
 use oracle_ipc::{Action, Timeframe};
@@ -32,6 +39,10 @@ use rand_chacha::ChaCha8Rng;
 
 /// 2021-03-01 08:00 UTC, a Monday (09:00 in Prague): the run ends before the Prague midnight.
 const START: i64 = 1_614_585_600;
+/// 2021-03-01 21:30 UTC (22:30 in Prague, CET): a run from it crosses the Prague midnight.
+const START_LATE: i64 = 1_614_634_200;
+/// 2021-03-01 23:00 UTC: midnight in Prague (CET, UTC+1), the guards' day's end.
+const PRAGUE_MIDNIGHT: i64 = 1_614_639_600;
 const M15: i64 = 900;
 /// Quotes per bar (one a minute).
 const TICKS: i64 = 15;
@@ -57,6 +68,12 @@ pub struct GuardPlan {
     pub kill_bar: Option<usize>,
     /// Probability that the book refuses a close.
     pub refuse_close: f64,
+    /// The run starts at 22:30 in Prague and crosses its midnight (the guards' day ends), the
+    /// crash before it (one seed in three, its own stream).
+    pub past_midnight: bool,
+    /// The core's timers are driven (off only to prove the harness catches a shell that does
+    /// not drive them).
+    pub drive_timers: bool,
 }
 
 impl GuardPlan {
@@ -64,7 +81,11 @@ impl GuardPlan {
     pub fn from_seed(seed: u64) -> GuardPlan {
         let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
         let bars = r.random_range(12..28);
-        GuardPlan {
+        // Its own stream: the other draws stay what they were.
+        let mut m = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4147_5545_0000);
+        let past_midnight = m.random_bool(1.0 / 3.0);
+        let late_crash = m.random_range(1..=3);
+        let mut plan = GuardPlan {
             seed,
             preset: if r.random_bool(0.5) {
                 "ftmo-2step"
@@ -76,7 +97,14 @@ impl GuardPlan {
             crash_share: r.random_range(0.85..1.6),
             kill_bar: r.random_bool(0.5).then(|| r.random_range(1..bars)),
             refuse_close: if r.random_bool(0.3) { 0.3 } else { 0.0 },
+            past_midnight,
+            drive_timers: true,
+        };
+        if past_midnight {
+            // The midnight is 6 bars after the start: the crash comes before it.
+            plan.crash_bar = late_crash;
         }
+        plan
     }
 }
 
@@ -93,6 +121,10 @@ pub struct GuardSummary {
     pub halted: bool,
     /// Restarts.
     pub restarts: u64,
+    /// Guards' days the core's `Timer::GuardDay` ended (at the Prague midnight).
+    pub days_ended: u64,
+    /// Daily halts that midnight lifted.
+    pub halts_lifted: u64,
 }
 
 struct Pos {
@@ -318,6 +350,83 @@ fn config(preset: &str) -> ExecutorConfig {
     .expect("a valid config")
 }
 
+/// The executor core around a live side from `rep` (as the shell builds it).
+fn core_of(cfg: &ExecutorConfig, rep: &Replayed) -> ExecutorCore {
+    let side = SideCore::new("live", cfg, rep);
+    ExecutorCore::new(cfg.clone(), Some(side), None, HashMap::new())
+}
+
+fn live(ex: &mut ExecutorCore) -> &mut SideCore {
+    ex.live.as_mut().expect("the live side")
+}
+
+/// The core's timers due by `t` (UTC s), in deadline order, as the shell handles them: armed
+/// at the last step (`last_ms`, the timers' clock is UTC ms here), then each one due fired at
+/// its deadline. `Timer::GuardDay`: the guards close their day (a daily halt ends), the
+/// journal records it. Checked: it fires at the Prague midnight; a side a crash halted is flat
+/// then; a daily halt ends there.
+fn timers(
+    plan: &GuardPlan,
+    ex: &mut ExecutorCore,
+    book: &mut Book,
+    last_ms: &mut i64,
+    t: i64,
+    sum: &mut GuardSummary,
+    lifted: &mut Option<i64>,
+) -> Result<(), String> {
+    if !plan.drive_timers {
+        return Ok(());
+    }
+    loop {
+        ex.arm_guard_day(*last_ms, *last_ms);
+        let Some(at) = ex.poll_timeout().filter(|at| *at <= t * 1000) else {
+            *last_ms = t * 1000;
+            return Ok(());
+        };
+        let due = ex.handle_timeout(at);
+        *last_ms = at;
+        if !due.contains(&Timer::GuardDay) {
+            continue;
+        }
+        if at != PRAGUE_MIDNIGHT * 1000 {
+            return Err(format!(
+                "Timer::GuardDay fired at {}s, not at the Prague midnight {}s",
+                at / 1000,
+                PRAGUE_MIDNIGHT
+            ));
+        }
+        let before = live(ex).halt_now();
+        if before.is_some() && !book.positions.is_empty() {
+            return Err(format!(
+                "halted ({:?}) and NOT flat at the day's end: {} position(s)",
+                before.map(|h| h.code()),
+                book.positions.len()
+            ));
+        }
+        ex.handle_guard_day_end(at);
+        book.drive(live(ex), at / 1000);
+        sum.days_ended += 1;
+        let after = live(ex).halt_now();
+        match (before, after) {
+            (Some(Halt::DailyLoss { .. }), None) => {
+                sum.halts_lifted += 1;
+                *lifted = Some(at / 1000);
+            }
+            (Some(Halt::DailyLoss { .. }), Some(h)) => {
+                return Err(format!(
+                    "the daily halt did not end at the Prague midnight: {} after it",
+                    h.code()
+                ));
+            }
+            _ => {}
+        }
+        ex.arm_guard_day(at, at);
+        if ex.poll_timeout().is_some_and(|n| n <= at) {
+            return Err("Timer::GuardDay armed again for the day it ended".into());
+        }
+    }
+}
+
 /// Runs `plan`; `Err` names the seed, the minute and the invariant broken.
 pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
     let cfg = config(plan.preset);
@@ -339,17 +448,27 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         .iter()
         .map(|s| ModelKey::new(s, Timeframe::M15))
         .collect();
-    let mut core = SideCore::new("live", &cfg, &Replayed::default());
+    let start = if plan.past_midnight {
+        START_LATE
+    } else {
+        START
+    };
+    let mut ex = core_of(&cfg, &Replayed::default());
+    // The time (UTC ms) of the last step: the timers are armed then (the shell arms them at
+    // every turn of its loop).
+    let mut last_ms = start * 1000;
     let mut targets: Vec<Action> = vec![Action::Wait; keys.len()];
     let mut sum = GuardSummary::default();
     let mut crash: Option<(f64, i64)> = None; // (pips per tick per position's direction, ticks left)
     let mut crash_done = false;
     let mut halted_at: Option<i64> = None;
+    // When a daily halt ended at the Prague midnight.
+    let mut lifted: Option<i64> = None;
     let fail = |now: i64, what: String| {
         format!(
             "guard seed {} at {}s after the start: {what}",
             plan.seed,
-            now - START
+            now - start
         )
     };
     let allowance = INITIAL
@@ -359,28 +478,38 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             0.03
         };
     for bar in 0..plan.bars {
-        let bt = START + bar as i64 * M15;
+        let bt = start + bar as i64 * M15;
         let now = bt + M15 + 2;
+        timers(
+            plan,
+            &mut ex,
+            &mut book,
+            &mut last_ms,
+            now,
+            &mut sum,
+            &mut lifted,
+        )
+        .map_err(|e| fail(now, e))?;
         for k in &keys {
-            core.policy.handle_bar(k, bt);
+            live(&mut ex).policy.handle_bar(k, bt);
         }
         if plan.kill_bar == Some(bar) {
             // kill -9: the side from its journal's bytes and the book's positions.
-            let was = core.halt_now().map(|h| h.code());
+            let was = live(&mut ex).halt_now().map(|h| h.code());
             let rep = Replayed::from_bytes(&book.journal);
-            core = SideCore::new("live", &cfg, &rep);
+            ex = core_of(&cfg, &rep);
             for k in &keys {
-                core.policy.handle_bar(k, bt);
+                live(&mut ex).policy.handle_bar(k, bt);
             }
-            core.handle_reconciled(book.positions());
-            book.drive(&mut core, now);
+            live(&mut ex).handle_reconciled(book.positions());
+            book.drive(live(&mut ex), now);
             sum.restarts += 1;
-            if core.halt_now().map(|h| h.code()) != was {
+            if live(&mut ex).halt_now().map(|h| h.code()) != was {
                 return Err(fail(
                     now,
                     format!(
                         "the halt did not survive the restart: {was:?} before, {:?} after",
-                        core.halt_now().map(|h| h.code())
+                        live(&mut ex).halt_now().map(|h| h.code())
                     ),
                 ));
             }
@@ -403,13 +532,13 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             })
             .collect();
         let before = book.positions.len();
-        core.handle_signals(now, &cfg, &items);
-        book.drive(&mut core, now);
-        if core.take_batch_result().is_none() {
+        live(&mut ex).handle_signals(now, &cfg, &items);
+        book.drive(live(&mut ex), now);
+        if live(&mut ex).take_batch_result().is_none() {
             return Err(fail(now, "the batch did not complete".into()));
         }
-        book.drive(&mut core, now);
-        if halted_at.is_some() && book.positions.len() > before {
+        book.drive(live(&mut ex), now);
+        if halted_at.is_some() && lifted.is_none() && book.positions.len() > before {
             book.opened_after_halt = true;
         }
         // Between this bar and the next: a quote a minute; the crash when it is due.
@@ -422,7 +551,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             let ticks = TICKS - 3;
             // Down to crash_share of the daily allowance below the day's anchor over `ticks`
             // minutes, every position adverse.
-            let anchor = core
+            let anchor = live(&mut ex)
                 .guard
                 .as_ref()
                 .and_then(|g| g.daily_floor())
@@ -434,6 +563,16 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         }
         for t in 1..TICKS {
             let at = now + t * 60;
+            timers(
+                plan,
+                &mut ex,
+                &mut book,
+                &mut last_ms,
+                at,
+                &mut sum,
+                &mut lifted,
+            )
+            .map_err(|e| fail(at, e))?;
             for s in SYMBOLS {
                 let noise = (rng.random::<f64>() - 0.5) * 0.0004;
                 let step = match crash {
@@ -455,7 +594,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
                 let (bid, ask) = book.quote(s);
                 // The guard evaluated on this quote: its equity (the last account read's, moved
                 // by the positions' P&L since) is the book's.
-                if let Some(v) = core.handle_quote(at * 1000, s, bid, ask) {
+                if let Some(v) = live(&mut ex).handle_quote(at * 1000, s, bid, ask) {
                     let e = v.daily.floor + v.daily.money;
                     if (e - book.equity()).abs() > 0.01 {
                         return Err(fail(
@@ -467,8 +606,8 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
                         ));
                     }
                 }
-                book.drive(&mut core, at);
-                if halted_at.is_none() && core.halt_now().is_some() {
+                book.drive(live(&mut ex), at);
+                if halted_at.is_none() && live(&mut ex).halt_now().is_some() {
                     halted_at = Some(at);
                 }
             }
@@ -483,15 +622,32 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             }
         }
     }
-    let end = START + plan.bars as i64 * M15 + M15;
+    let end = start + plan.bars as i64 * M15 + M15;
+    timers(
+        plan,
+        &mut ex,
+        &mut book,
+        &mut last_ms,
+        end,
+        &mut sum,
+        &mut lifted,
+    )
+    .map_err(|e| fail(end, e))?;
+    if plan.past_midnight && end * 1000 > PRAGUE_MIDNIGHT * 1000 && sum.days_ended == 0 {
+        return Err(fail(
+            end,
+            "the run crossed the Prague midnight and the guard's day never ended (Timer::GuardDay not driven)".into(),
+        ));
+    }
     if let Some(c) = &book.entry_while_halted {
         return Err(fail(end, format!("entry {c} sent while halted")));
     }
     if book.opened_after_halt {
         return Err(fail(end, "a position was opened after the halt".into()));
     }
-    sum.halted = core.halt_now().is_some();
-    if sum.crashed && !(sum.halted && book.positions.is_empty()) {
+    sum.halted = live(&mut ex).halt_now().is_some();
+    // A daily halt the midnight lifted was checked flat at its end (in `timers`).
+    if sum.crashed && lifted.is_none() && !(sum.halted && book.positions.is_empty()) {
         return Err(fail(
             end,
             format!(

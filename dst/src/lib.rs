@@ -38,4 +38,6 @@ pub mod pipe;
 pub mod soak;
 mod world;
 
-pub use world::{Defect, Failure, KillPoint, Plan, Summary, replay_command, run, run_seed};
+pub use world::{
+    Defect, Failure, HOURS_ONE_IN, KillPoint, Plan, Summary, replay_command, run, run_seed,
+};

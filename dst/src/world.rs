@@ -20,9 +20,11 @@ use oracle_sim::msg::ErrorCode as SimErrorCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::exec::{Exec, ModelSide, Stream};
+use crate::exec::{Exec, Hours, ModelSide, Stream};
 use crate::fixtures;
 use crate::pipe::{Delivery, Pipe, PipeFaults, Wrote};
+use oracle_ctrader::calendar::Holiday;
+use oracle_sim::calendar::SymbolHours;
 
 /// Where in the predictor's handling of a batch of lines a kill -9 lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +70,8 @@ pub struct Plan {
     /// A maintenance window: (starts s after the start, lasts s); applied only with
     /// `with_maintenance`.
     pub maintenance: Option<(u64, u64)>,
-    /// Apply `maintenance`. Off in drawn plans for now: with a window some replays' last bars
-    /// are not closed by the end of the run (`DST_MAINTENANCE=1` in the tests turns it on).
+    /// Apply `maintenance`: on in one drawn plan in [`HOURS_ONE_IN`] (`DST_MAINTENANCE=1` in
+    /// the tests turns it on for every seed).
     pub with_maintenance: bool,
     /// Every N-th `NewOrderReq` is executed and never answered.
     pub no_answer_every: Option<u64>,
@@ -83,11 +85,17 @@ pub struct Plan {
     /// unsynced tail, and starts again from the durable bytes (see `Exec::kill_and_restart`).
     pub executor_kills: Vec<u64>,
     /// Trading hours the broker serves and enforces (the soak: realistic, with its weekly
-    /// Saturday maintenance window at a timed speed); drawn plans: always open.
+    /// Saturday maintenance window at a timed speed); drawn plans: realistic in one in
+    /// [`HOURS_ONE_IN`], else always open.
     pub calendar: CalendarMode,
     /// Lifetime (virtual s) of every token a refresh issues (None: the broker's default):
     /// with `token_expires_s` the same, the token expires again and again.
     pub token_ttl_s: Option<i64>,
+    /// The predictor's answers to one batch of bars come in two writes this many virtual ms
+    /// apart, the first SIGNAL then the others (a real predictor's first SIGNAL of an instant
+    /// often goes before its state write): the executor's gather waits for them
+    /// (`Timer::Gather`, 25 ms). `None`: one write. Drawn for one seed in [`HOURS_ONE_IN`].
+    pub late_signals_ms: Option<i64>,
     /// Extra whole-day holidays under the realistic calendar: (name, days since 1970-01-01).
     pub holidays: Vec<(String, i64)>,
     /// More broker faults, appended to the drawn ones (the soak's seeded connection drops and
@@ -135,6 +143,12 @@ pub enum Defect {
     ExecutorAltersBar(u64),
     /// A killed executor starts again with an empty journal (its durable bytes lost).
     ExecutorLosesJournal,
+    /// The executor never arms its held exits' timer (`Timer::HeldExit`): an exit held while a
+    /// market was closed is not sent at the open.
+    ExecutorIgnoresHeldExitTimer,
+    /// The executor ignores its gather's timer (`Timer::Gather`): a batch waiting for a late
+    /// SIGNAL of its close instant goes only when that SIGNAL comes.
+    ExecutorIgnoresGatherTimer,
 }
 
 /// Why a seed failed: the first invariant broken, where, and how to replay it.
@@ -227,6 +241,15 @@ pub struct Summary {
     pub auth_stops: u64,
     /// The session's last fatal authentication failure: its code and description.
     pub auth_failure: Option<String>,
+    /// Exits the broker refused `MARKET_CLOSED`: held until the market's open.
+    pub held_exits: u64,
+    /// Entries the broker refused `MARKET_CLOSED`: missed, never chased.
+    pub market_closed_entries: u64,
+    /// Releases of the held exits at a market's open (`Timer::HeldExit`) that sent closes.
+    pub held_releases: u64,
+    /// Batches that went when the gather's wait ran out (`Timer::Gather`: a SIGNAL of their
+    /// close instant late).
+    pub gather_timeouts: u64,
 }
 
 impl Plan {
@@ -280,6 +303,7 @@ impl Plan {
         } else {
             Vec::new()
         };
+        let hours = market_hours(seed);
         Plan {
             seed,
             models,
@@ -306,10 +330,11 @@ impl Plan {
             }),
             maintenance: p(&mut r, 0.15)
                 .then(|| (r.random_range(10..=600), r.random_range(10..=300))),
-            with_maintenance: false,
+            with_maintenance: hours.1,
             no_answer_every: p(&mut r, 0.15).then(|| r.random_range(2..=6)),
             market_utc: false,
-            calendar: CalendarMode::AlwaysOpen,
+            calendar: hours.0,
+            late_signals_ms: late_signals(seed),
             token_ttl_s: None,
             holidays: Vec::new(),
             extra_faults: Vec::new(),
@@ -318,6 +343,33 @@ impl Plan {
         }
     }
 }
+
+/// The trading hours of `seed` (their own stream: the other draws stay what they were): the
+/// realistic calendar (each symbol's class hours and Christmas: weekends, daily closes of the
+/// indices and stocks; the broker refuses `MARKET_CLOSED` outside them, the executor holds an
+/// exit until the open and misses an entry) for one seed in [`HOURS_ONE_IN`], else always open;
+/// and whether the drawn maintenance window is applied (one seed in [`HOURS_ONE_IN`]).
+fn market_hours(seed: u64) -> (CalendarMode, bool) {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x4D41_524B_4554_4852);
+    let p = 1.0 / HOURS_ONE_IN as f64;
+    let calendar = if r.random_bool(p) {
+        CalendarMode::Realistic
+    } else {
+        CalendarMode::AlwaysOpen
+    };
+    (calendar, r.random_bool(p))
+}
+
+/// The delay between the predictor's two writes of `seed` (their own stream), if split.
+fn late_signals(seed: u64) -> Option<i64> {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x4741_5448_4552_0001);
+    r.random_bool(1.0 / HOURS_ONE_IN as f64)
+        .then(|| r.random_range(5..=60))
+}
+
+/// One drawn plan in this many has market hours (and, drawn apart, one in this many its
+/// maintenance window applied).
+pub const HOURS_ONE_IN: u32 = 3;
 
 /// The executor kills of `seed` (their own stream: the other draws stay what they were).
 fn executor_kills(seed: u64) -> Vec<u64> {
@@ -372,6 +424,8 @@ struct World {
     refresh_answers_sent: u64,
     /// `TokensRefreshed` the session reported.
     refresh_answers_received: u64,
+    /// The predictor's second write of a batch's answers, and when it arrives (virtual ms).
+    late: Option<(i64, Vec<String>)>,
 }
 
 fn scratch_root() -> PathBuf {
@@ -554,9 +608,39 @@ impl World {
             Defect::ExecutorDropsBar(n) => exec.drop_live_nth = Some(n),
             Defect::ExecutorAltersBar(n) => exec.alter_live_nth = Some(n),
             Defect::ExecutorLosesJournal => exec.lose_journal_on_kill = true,
+            Defect::ExecutorIgnoresHeldExitTimer => exec.ignore_held_exit_timer = true,
+            Defect::ExecutorIgnoresGatherTimer => exec.ignore_gather_timer = true,
             _ => {}
         }
 
+        // The markets' hours as the executor's shell reads them from the broker's schedule
+        // (market hours on): each symbol's calendar, the holidays the broker adds.
+        if plan.calendar == CalendarMode::Realistic {
+            let calendars = exec
+                .streams
+                .values()
+                .map(|st| {
+                    let mut h = SymbolHours::for_symbol(&st.symbol, plan.calendar);
+                    h.holidays
+                        .extend(plan.holidays.iter().map(|(name, days)| Holiday {
+                            name: name.clone(),
+                            time_zone: h.time_zone.clone(),
+                            date_days: *days,
+                            recurring: false,
+                            start_second: None,
+                            end_second: None,
+                        }));
+                    (st.symbol.clone(), h.calendar())
+                })
+                .collect();
+            exec.hours = Some(Hours {
+                calendars,
+                t0: start_ms,
+                start: start_ms,
+                factor,
+                end: end_ms,
+            });
+        }
         let base = Instant::now();
         let creds = Credentials {
             client_id: Secret::new(DEFAULT_CLIENT_ID),
@@ -633,6 +717,7 @@ impl World {
             pred: None,
             pred_batches: 0,
             restart_at: None,
+            late: None,
             refresh_answers_sent: 0,
             refresh_answers_received: 0,
             ever_connected: false,
@@ -805,6 +890,8 @@ impl World {
                 {
                     // kill -9 of the executor: its socket dies with it.
                     self.exec.kill_and_restart();
+                    // The predictor's answers on their way die with the connection.
+                    self.late = None;
                     self.reset_connection("the executor was killed");
                 }
             }
@@ -899,8 +986,14 @@ impl World {
             );
         }
         let inst = self.instant();
+        self.deliver_late();
+        let (first, later) = self.split_answers(out);
         self.exec
-            .handle_predictor_lines(inst, &mut self.session, &out);
+            .handle_predictor_lines(inst, &mut self.session, &first);
+        if !later.is_empty() {
+            let ms = self.plan.late_signals_ms.unwrap_or(0);
+            self.late = Some((self.now + ms, later));
+        }
         if kill == Some(KillPoint::BeforePersist) {
             return self.kill_predictor();
         }
@@ -913,8 +1006,31 @@ impl World {
         Ok(())
     }
 
+    /// With `late_signals_ms`: the answers up to the first SIGNAL now, the rest in a second
+    /// write (when there are two SIGNALs or more).
+    fn split_answers(&self, mut out: Vec<String>) -> (Vec<String>, Vec<String>) {
+        let signal = |l: &String| l.starts_with("SIGNAL|");
+        if self.plan.late_signals_ms.is_none() || out.iter().filter(|l| signal(l)).count() < 2 {
+            return (out, Vec::new());
+        }
+        let first = out.iter().position(signal).map_or(out.len(), |i| i + 1);
+        let rest = out.split_off(first);
+        (out, rest)
+    }
+
+    /// The predictor's second write reaches the executor (in order: before any later one).
+    fn deliver_late(&mut self) {
+        if let Some((_, lines)) = self.late.take() {
+            let inst = self.instant();
+            self.exec
+                .handle_predictor_lines(inst, &mut self.session, &lines);
+        }
+    }
+
     /// Invariants after every step.
     fn check(&mut self) -> Result<(), Failure> {
+        let inst = self.instant();
+        self.exec.watch_held(inst);
         if let Some(v) = self.exec.violations.first() {
             return Err(self.fail(v.clone()));
         }
@@ -1087,6 +1203,7 @@ impl World {
                 .values()
                 .all(|s| s.bars.last().map(|b| b.time) == s.expected.last().copied())
             && self.exec.to_predictor.is_empty()
+            && self.late.is_none()
     }
 
     fn run_to_end(&mut self) -> Result<Summary, Failure> {
@@ -1136,6 +1253,9 @@ impl World {
             if let Some(t) = self.restart_at {
                 at(t);
             }
+            if let Some((t, _)) = &self.late {
+                at(*t);
+            }
             let Some(t) = next else {
                 return Err(self.fail(format!(
                     "nothing left to happen, and the run is not done (session {:?}, fatal auth failures {}; {})",
@@ -1179,6 +1299,9 @@ impl World {
             if self.exec.poll_timeout().is_some_and(|x| x <= inst) {
                 self.exec.handle_timeout(inst, &mut self.session);
             }
+            if self.late.as_ref().is_some_and(|(t, _)| *t <= self.now) {
+                self.deliver_late();
+            }
             if self.restart_at.is_some_and(|r| r <= self.now) {
                 self.restart_at = None;
                 self.start_predictor()?;
@@ -1191,6 +1314,9 @@ impl World {
         // the bars it kept from the executor are missing: the rows so far must still match).
         self.check_traces(!auth_stop)?;
         self.check_positions()?;
+        if !auth_stop && let Some(lost) = self.exec.held_exits_lost() {
+            return Err(self.fail(lost));
+        }
         self.summary.steps = self.step;
         (
             self.summary.orders,
@@ -1200,6 +1326,10 @@ impl World {
         self.summary.executor_kills = self.exec.kills;
         self.summary.refreshes = self.exec.refreshes;
         self.summary.missed_entries = self.exec.missed_entries;
+        self.summary.held_exits = self.exec.held_exits;
+        self.summary.market_closed_entries = self.exec.market_closed_entries;
+        self.summary.held_releases = self.exec.releases;
+        self.summary.gather_timeouts = self.exec.gather_timeouts;
         self.summary.resets = self.pipe.resets;
         self.summary.deaths = self.pipe.deaths;
         self.summary.start_ms = self.t0;

@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use oracle_dst::pipe::PipeFaults;
 use oracle_dst::{Defect, Failure, Plan, Summary, replay_command, run, run_seed};
 
-/// The plan of `seed`, with what is drawn but not yet on by default turned on by
-/// `DST_MAINTENANCE=1` (maintenance windows) and `DST_MARKET_UTC=1` (the session's UTC follows
-/// the market's clock).
+/// The plan of `seed`, with what is drawn but not on for every seed turned on by
+/// `DST_MAINTENANCE=1` (maintenance windows: drawn for one seed in three) and
+/// `DST_MARKET_UTC=1` (the session's UTC follows the market's clock).
 fn plan(seed: u64) -> Plan {
     let on = |k: &str| std::env::var(k).is_ok_and(|v| v == "1");
+    let drawn = Plan::from_seed(seed);
     Plan {
-        with_maintenance: on("DST_MAINTENANCE"),
+        with_maintenance: drawn.with_maintenance || on("DST_MAINTENANCE"),
         market_utc: on("DST_MARKET_UTC"),
-        ..Plan::from_seed(seed)
+        ..drawn
     }
 }
 
@@ -88,6 +89,10 @@ fn seed_sweep() {
                             t.executor_kills += r.executor_kills;
                             t.auth_stops += r.auth_stops;
                             t.refresh_answers_lost += r.refresh_answers_lost;
+                            t.held_exits += r.held_exits;
+                            t.market_closed_entries += r.market_closed_entries;
+                            t.held_releases += r.held_releases;
+                            t.gather_timeouts += r.gather_timeouts;
                         }
                         Err(f) => failures.lock().unwrap().push(f),
                     }
@@ -100,7 +105,7 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {})",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {}); market hours: exits held {}, released at the open {}, entries refused MARKET_CLOSED {}; batches sent when the gather's wait ran out {}",
         failures.len(),
         t.bars,
         t.orders,
@@ -115,7 +120,11 @@ fn seed_sweep() {
         t.connects,
         t.rows_checked,
         t.auth_stops,
-        t.refresh_answers_lost
+        t.refresh_answers_lost,
+        t.held_exits,
+        t.held_releases,
+        t.market_closed_entries,
+        t.gather_timeouts
     );
     if let Some(f) = failures.first() {
         for g in failures.iter().skip(1).take(9) {
@@ -139,6 +148,13 @@ fn seed_sweep() {
             ("token refreshes", t.refreshes),
             ("predictor kills", t.kills),
             ("executor kills", t.executor_kills),
+            ("exits held while a market was closed", t.held_exits),
+            ("held exits released at the open", t.held_releases),
+            ("entries refused MARKET_CLOSED", t.market_closed_entries),
+            (
+                "batches sent when the gather's wait ran out",
+                t.gather_timeouts,
+            ),
         ] {
             assert!(
                 n > 0,
@@ -250,6 +266,7 @@ fn guard_seed_sweep() {
         if cfg!(debug_assertions) { 200 } else { 2_000 },
     );
     let (mut crashed, mut halted, mut restarts, mut refused) = (0u64, 0u64, 0u64, 0u64);
+    let (mut days_ended, mut lifted) = (0u64, 0u64);
     let mut failures = Vec::new();
     for seed in base..base + count {
         match oracle_dst::guard::run_guard_seed(seed) {
@@ -258,12 +275,14 @@ fn guard_seed_sweep() {
                 halted += u64::from(s.halted);
                 restarts += s.restarts;
                 refused += s.refused;
+                days_ended += s.days_ended;
+                lifted += s.halts_lifted;
             }
             Err(e) => failures.push(e),
         }
     }
     eprintln!(
-        "guard seeds {base}..{}: {crashed} crashed, {halted} ended halted, {restarts} restarts, {refused} closes refused",
+        "guard seeds {base}..{}: {crashed} crashed, {halted} ended halted, {restarts} restarts, {refused} closes refused, {days_ended} days ended at the Prague midnight (Timer::GuardDay), {lifted} daily halts lifted there",
         base + count
     );
     assert!(
@@ -276,6 +295,28 @@ fn guard_seed_sweep() {
         crashed > 0 && restarts > 0 && refused > 0,
         "the seeds exercise the crash, the restart and refused closes"
     );
+    assert!(
+        days_ended > 0 && lifted > 0,
+        "the seeds exercise the guard-day timer and a daily halt it lifts"
+    );
+}
+
+/// A guard seed across the Prague midnight whose shell does not drive the core's timers is
+/// caught: the guard's day never ends (a daily halt would last for ever).
+#[test]
+fn a_guard_run_across_midnight_without_the_guard_day_timer_is_caught() {
+    let seed = (0..200)
+        .find(|s| {
+            oracle_dst::guard::GuardPlan::from_seed(*s).past_midnight
+                && oracle_dst::guard::run_guard_seed(*s).is_ok_and(|r| r.halts_lifted > 0)
+        })
+        .expect("a seed in 0..200 whose daily halt midnight lifts");
+    let plan = oracle_dst::guard::GuardPlan {
+        drive_timers: false,
+        ..oracle_dst::guard::GuardPlan::from_seed(seed)
+    };
+    let e = oracle_dst::guard::run_guard(&plan).expect_err("the missing day end is caught");
+    assert!(e.contains("never ended"), "{e}");
 }
 
 /// The executor killed (-9) at several points of its journal's writes (mid-batch: intents
@@ -323,4 +364,89 @@ fn an_executor_restarted_without_its_journal_is_caught() {
             || f.what.contains("real direction"),
         "{f}"
     );
+}
+
+/// Market hours, maintenance windows and the predictor's split answers are each drawn for about
+/// one seed in three (their own streams: the other draws of a seed stay what they were).
+#[test]
+fn one_drawn_plan_in_three_has_market_hours_a_maintenance_window_and_late_signals() {
+    use oracle_sim::calendar::CalendarMode;
+    let n = 600;
+    let (mut hours, mut maintenance, mut late) = (0, 0, 0);
+    for seed in 0..n {
+        let p = Plan::from_seed(seed);
+        hours += u64::from(p.calendar == CalendarMode::Realistic);
+        maintenance += u64::from(p.with_maintenance);
+        late += u64::from(p.late_signals_ms.is_some());
+    }
+    let third = n / u64::from(oracle_dst::HOURS_ONE_IN);
+    for (what, k) in [
+        ("market hours", hours),
+        ("maintenance", maintenance),
+        ("late signals", late),
+    ] {
+        assert!(
+            k > third * 3 / 4 && k < third * 5 / 4,
+            "{what}: {k} of {n} seeds"
+        );
+    }
+}
+
+/// The first seed from 1 with market hours whose quiet plan passes and released an exit held
+/// while its market was closed at the open.
+fn seed_with_a_held_exit_released() -> Plan {
+    for seed in 1..400 {
+        let plan = quiet(seed);
+        if plan.calendar != oracle_sim::calendar::CalendarMode::Realistic {
+            continue;
+        }
+        match run(&plan, Defect::None) {
+            Ok(s) if s.held_releases > 0 && s.held_exits > 0 => return plan,
+            Ok(_) => {}
+            Err(f) => panic!("a quiet plan fails: {f}"),
+        }
+    }
+    panic!("no seed in 1..400 releases a held exit");
+}
+
+/// An exit the broker refused `MARKET_CLOSED` is held and sent at the first open instant by the
+/// core's held-exit timer, driven from the virtual clock; an executor that never arms that
+/// timer is caught (the exit goes late with a SIGNAL's batch, or never).
+#[test]
+fn an_executor_that_never_arms_its_held_exit_timer_is_caught() {
+    let plan = seed_with_a_held_exit_released();
+    let f = caught(&plan, Defect::ExecutorIgnoresHeldExitTimer);
+    assert!(
+        f.what.contains("not at the first open instant") || f.what.contains("an exit lost"),
+        "{f}"
+    );
+}
+
+/// The predictor's answers in two writes: the first SIGNAL's batch waits for the others of its
+/// close instant (`Timer::Gather`, driven from the virtual clock) and goes when the wait runs
+/// out; an executor that ignores that timer holds the batch until the late SIGNAL (40 ms, past
+/// the gather's 25 ms bound) and is caught.
+#[test]
+fn an_executor_that_ignores_its_gather_timer_is_caught() {
+    let mut found = None;
+    for seed in 1..400 {
+        let plan = Plan {
+            late_signals_ms: Some(40),
+            ..quiet(seed)
+        };
+        if plan.models.len() < 2 {
+            continue;
+        }
+        match run(&plan, Defect::None) {
+            Ok(s) if s.gather_timeouts > 0 => {
+                found = Some(plan);
+                break;
+            }
+            Ok(_) => {}
+            Err(f) => panic!("a quiet plan fails: {f}"),
+        }
+    }
+    let plan = found.expect("a seed in 1..400 whose batch went when the gather's wait ran out");
+    let f = caught(&plan, Defect::ExecutorIgnoresGatherTimer);
+    assert!(f.what.contains("the gather's bound is 25 ms"), "{f}");
 }
