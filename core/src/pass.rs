@@ -1,21 +1,21 @@
-//! The window pass's long recursions — Wilder's ATR and the EMA (§3) — for 4 twins in SIMD
-//! lanes ([`market_simd4`], used by `Twin::handle_bars`).
+//! The window pass's long recursions — Wilder's ATR and the EMA (§3) — kept for every window
+//! still to come ([`MarketChains`]), and what the pass yields ([`PassOut`]).
 //!
-//! Each recursion is a chain of dependent floating-point operations, so a lone chain leaves the
-//! core mostly idle. Lanes of several twins share each SIMD instruction. Every lane performs
-//! exactly the operations, in exactly the order, of [`crate::features::market_features`] — a
-//! SIMD lane rounds exactly like the scalar instruction — so the results are the same bits
-//! (`tests/fleet.rs` compares `handle_bars` with `handle_bar`, `tests/twin.rs` the twin with a
-//! naive reference). The HMM forward filter runs per twin ([`crate::hmm::forward_memo`]): it
-//! usually meets the previous window's filter within a few dozen bars.
-
-// The lockstep loops index several per-lane arrays with one index on purpose.
-#![allow(clippy::needless_range_loop)]
+//! Each recursion restarts at its window's first bar (seeded in the window), so the window
+//! ending at bar `n` needs a chain of about `W` dependent floating-point operations (a division
+//! among them) that no earlier window's chain can stand for. But every window that will end at
+//! a later bar has already started: its chain can advance as each bar arrives. So a twin keeps
+//! one chain per window that starts at a bar it holds; a new bar steps all of them by one — `W`
+//! independent steps that run side by side in SIMD lanes instead of one after another — and the
+//! window that ends at it reads its finished chain. Each chain performs exactly the operations,
+//! in exactly the order, of [`crate::features::market_features`] (`tests/twin.rs` compares the
+//! twin with a naive reference bit for bit). The HMM forward filter runs per window
+//! ([`crate::hmm::forward_memo`]): it usually meets the previous window's filter within a few
+//! dozen bars.
 
 use crate::MAX_STATES;
 use crate::features::BarSlot;
 use crate::model::Model;
-use crate::ring::Window;
 
 /// What the pass yields for one twin.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,148 +28,92 @@ pub(crate) struct PassOut {
     pub(crate) posterior: [f64; MAX_STATES],
 }
 
-/// The constants of the ATR and EMA recursions, computed as
-/// [`crate::features::market_features`] computes them.
-#[derive(Clone, Copy)]
-struct MarketConsts {
-    atr_period: usize,
-    pa: f64,
-    pa1: f64,
-    ema_period: usize,
-    pe: f64,
-    alpha: f64,
+/// The ATR and EMA chains of every window starting at one of the last `W` bars pushed:
+/// `atr[s % N]` and `ema[s % N]` belong to the window whose first bar is the `s`-th pushed (from
+/// 0). While a chain is seeding, its value is the seed's running sum (the contract's `seed`),
+/// then the ATR or EMA itself.
+#[derive(Debug, Clone)]
+pub(crate) struct MarketChains<const N: usize> {
+    atr: [f64; N],
+    ema: [f64; N],
 }
 
-impl MarketConsts {
-    fn new(model: &Model) -> MarketConsts {
-        let p = &model.market;
-        let pe = p.ema as f64;
-        MarketConsts {
-            atr_period: p.atr,
-            pa: p.atr as f64,
-            pa1: (p.atr - 1) as f64,
-            ema_period: p.ema,
-            pe,
-            alpha: 2.0 / (pe + 1.0),
-        }
-    }
-}
-
-/// Calls `f(from, runs)` for consecutive pieces `[from, from + len)` of `[lo, hi)` such that
-/// each window's piece is one contiguous slice (`runs[g]`, all of length `len`).
+/// `f` on the chains of windows starting at bars `from ..= to` (an empty range when `from > to`),
+/// each run of them contiguous in storage.
 #[inline(always)]
-fn for_each_run<'a, const G: usize>(
-    ws: &[Window<'a, BarSlot>; G],
-    lo: usize,
-    hi: usize,
-    mut f: impl FnMut(usize, [&'a [BarSlot]; G]),
-) {
-    let mut pos = lo;
-    while pos < hi {
-        let mut end = hi;
-        for w in ws {
-            let s = w.split();
-            if s > pos && s < end {
-                end = s;
-            }
-        }
-        f(pos, core::array::from_fn(|g| ws[g].run(pos, end)));
-        pos = end;
+fn each<const N: usize>(v: &mut [f64; N], from: u64, to: u64, f: impl Fn(&mut f64)) {
+    if from > to {
+        return;
+    }
+    let count = (to - from + 1) as usize;
+    let start = (from % N as u64) as usize;
+    let head = count.min(N - start);
+    for x in &mut v[start..start + head] {
+        f(x);
+    }
+    for x in &mut v[..count - head] {
+        f(x);
     }
 }
 
-/// Whether two twins' windows can share a lockstep pass: same window and ATR/EMA periods, so
-/// every branch of the pass is the same for both.
-pub(crate) fn compatible(a: &Model, b: &Model) -> bool {
-    a.window == b.window && a.market.atr == b.market.atr && a.market.ema == b.market.ema
-}
+impl<const N: usize> MarketChains<N> {
+    /// No chains yet.
+    pub(crate) const EMPTY: MarketChains<N> = MarketChains {
+        atr: [0.0; N],
+        ema: [0.0; N],
+    };
 
-/// `[f64; L]`: one value per lane (twin). Element-wise loops over it become SIMD instructions;
-/// each lane sees exactly the scalar operation sequence.
-type Lanes<const L: usize> = [f64; L];
-
-/// The ATR and EMA recursions on `L` lanes of compatible models (same periods, so the same
-/// constants and the same branches in every lane).
-struct MarketLanes<const L: usize> {
-    c: MarketConsts,
-    prev: Lanes<L>,
-    atr_seed: Lanes<L>,
-    atr: Lanes<L>,
-    ema_seed: Lanes<L>,
-    e: Lanes<L>,
-}
-
-impl<const L: usize> MarketLanes<L> {
-    fn new(model: &Model) -> MarketLanes<L> {
-        MarketLanes {
-            c: MarketConsts::new(model),
-            prev: [f64::NAN; L],
-            atr_seed: [0.0; L],
-            atr: [0.0; L],
-            ema_seed: [0.0; L],
-            e: [0.0; L],
+    /// The `a`-th bar pushed (from 0), `b`, after the bar whose close is `prev` (`None` for the
+    /// first bar pushed): steps every chain of a window of `model` that holds it — at its index
+    /// `i = a − s` in the window starting at bar `s` — and starts the chain of the window it
+    /// starts.
+    #[inline(never)]
+    pub(crate) fn push(&mut self, model: &Model, a: u64, prev: Option<f64>, b: &BarSlot) {
+        let p = &model.market;
+        // The oldest window holding bar `a` starts at `a + 1 − W` (or at the first bar pushed).
+        let oldest = (a + 1).saturating_sub(model.window as u64);
+        let new = (a % N as u64) as usize;
+        // The ATR: 0 at `i = 0`; the seed sums `tr` for `1 ≤ i ≤ P` and is divided at `i = P`;
+        // Wilder's recursion for `i > P` (`P < W`).
+        let (pa, pa1) = (p.atr as f64, (p.atr - 1) as f64);
+        let pat = p.atr as u64;
+        if let (Some(prev), true) = (prev, a >= 1) {
+            let tr = crate::features::true_range(prev, b);
+            if a > pat {
+                each(&mut self.atr, oldest, a - pat - 1, |x| {
+                    *x = (*x * pa1 + tr) / pa
+                });
+            }
+            if a >= pat {
+                each(&mut self.atr, a - pat, a - pat, |x| *x = (*x + tr) / pa);
+            }
+            if pat >= 2 {
+                each(&mut self.atr, a - (pat - 1).min(a), a - 1, |x| *x += tr);
+            }
+        }
+        self.atr[new] = 0.0;
+        // The EMA: the seed sums the closes of `0 ≤ i < P` (from 0.0) and is divided at
+        // `i = P − 1`; the recursion for `i ≥ P` (`P ≤ W`).
+        let (pe, alpha) = (p.ema as f64, 2.0 / (p.ema as f64 + 1.0));
+        let pem = p.ema as u64;
+        let c = b.close;
+        self.ema[new] = 0.0;
+        if a >= pem {
+            each(&mut self.ema, oldest, a - pem, |x| *x += alpha * (c - *x));
+        }
+        if a + 1 >= pem {
+            each(&mut self.ema, a + 1 - pem, a + 1 - pem, |x| {
+                *x = (*x + c) / pe
+            });
+        }
+        if pem >= 2 {
+            each(&mut self.ema, a - (pem - 2).min(a), a, |x| *x += c);
         }
     }
 
-    /// The body of [`crate::features::market_features`]'s ATR and EMA loop on every lane:
-    /// window index `i`, lane `l`'s bar `b[l]`.
-    #[inline(always)]
-    fn step(&mut self, i: usize, b: &[&BarSlot; L]) {
-        let c = &self.c;
-        let close: Lanes<L> = core::array::from_fn(|l| b[l].close);
-        if i >= 1 {
-            let mut tr = [0.0; L];
-            for l in 0..L {
-                let (high, low, prev) = (b[l].high, b[l].low, self.prev[l]);
-                tr[l] = (high - low)
-                    .max(crate::math::abs(high - prev))
-                    .max(crate::math::abs(low - prev));
-            }
-            if i < c.atr_period {
-                for l in 0..L {
-                    self.atr_seed[l] += tr[l];
-                }
-            } else if i == c.atr_period {
-                for l in 0..L {
-                    self.atr_seed[l] += tr[l];
-                    self.atr[l] = self.atr_seed[l] / c.pa;
-                }
-            } else {
-                for l in 0..L {
-                    self.atr[l] = (self.atr[l] * c.pa1 + tr[l]) / c.pa;
-                }
-            }
-        }
-        self.prev = close;
-        if i < c.ema_period {
-            for l in 0..L {
-                self.ema_seed[l] += close[l];
-            }
-            if i + 1 == c.ema_period {
-                for l in 0..L {
-                    self.e[l] = self.ema_seed[l] / c.pe;
-                }
-            }
-        } else {
-            for l in 0..L {
-                self.e[l] += c.alpha * (close[l] - self.e[l]);
-            }
-        }
+    /// `(atr, ema)` of the window of `model` ending at the `a`-th bar pushed (it holds `W` bars).
+    pub(crate) fn get(&self, model: &Model, a: u64) -> (f64, f64) {
+        let s = ((a + 1 - model.window as u64) % N as u64) as usize;
+        (self.atr[s], self.ema[s])
     }
-}
-
-/// The ATR and EMA (`(atr, ema)`) at the last bar of 4 [`compatible`] twins' full windows, in
-/// SIMD lanes.
-#[inline(never)]
-pub(crate) fn market_simd4(models: [&Model; 4], ws: [Window<'_, BarSlot>; 4]) -> [(f64, f64); 4] {
-    let len = ws[0].len();
-    let mut market = MarketLanes::<4>::new(models[0]);
-    for_each_run(&ws, 0, len, |from, runs| {
-        let m = runs[0].len();
-        let runs: [&[BarSlot]; 4] = core::array::from_fn(|l| &runs[l][..m]);
-        for j in 0..m {
-            market.step(from + j, &core::array::from_fn(|l| &runs[l][j]));
-        }
-    });
-    core::array::from_fn(|l| (market.atr[l], market.e[l]))
 }

@@ -199,24 +199,6 @@ impl<'a, T> Window<'a, T> {
         }
     }
 
-    /// Where the first slice ends (the logical index of the wrap, or `len()` if none).
-    #[inline]
-    pub(crate) fn split(&self) -> usize {
-        self.first.len()
-    }
-
-    /// Elements `[from, to)` as one slice; the range must not straddle [`Window::split`]
-    /// (panics like slice indexing otherwise).
-    #[inline]
-    pub(crate) fn run(&self, from: usize, to: usize) -> &'a [T] {
-        let s = self.first.len();
-        if to <= s {
-            &self.first[from..to]
-        } else {
-            &self.second[from - s..to - s]
-        }
-    }
-
     /// Iterates oldest to newest.
     pub fn iter(&self) -> impl Iterator<Item = &'a T> + 'a {
         self.first.iter().chain(self.second.iter())

@@ -252,6 +252,8 @@ pub struct Twin<'m, const N: usize = DEFAULT_WINDOW> {
     pushes: u64,
     /// The last window's forward filter, for the next window's (see [`hmm::forward_memo`]).
     filter: hmm::FilterMemo,
+    /// The ATR and EMA of every window starting at a bar held, advanced bar by bar.
+    market: pass::MarketChains<N>,
     bars_seen: u64,
     position: Position,
     realized_pnl: f64,
@@ -290,6 +292,7 @@ impl<'m, const N: usize> Twin<'m, N> {
             newest_hmm: [0.0; N_HMM_FEATURES],
             pushes: 0,
             filter: hmm::FilterMemo::EMPTY,
+            market: pass::MarketChains::EMPTY,
             bars_seen: state.bars_seen,
             position: Position {
                 direction: state.position_direction,
@@ -335,18 +338,7 @@ impl<'m, const N: usize> Twin<'m, N> {
     pub fn handle_bar(&mut self, bar: Bar) -> Result<Step, BarError> {
         match self.accept(&bar)? {
             Some(warmup) => Ok(Step::WarmingUp(warmup)),
-            None => {
-                let posterior = self.posterior();
-                let p = &self.model.market;
-                let (atr, ema) =
-                    features::atr_and_ema(self.ring.last(self.model.window), p.atr, p.ema);
-                let p = PassOut {
-                    atr,
-                    ema,
-                    posterior,
-                };
-                Ok(Step::Decision(self.decide(bar.time, &p)))
-            }
+            None => Ok(Step::Decision(self.decide_now(bar.time))),
         }
     }
 
@@ -355,12 +347,9 @@ impl<'m, const N: usize> Twin<'m, N> {
     /// untouched).
     ///
     /// Every twin ends exactly as [`Twin::handle_bar`] would leave it and every outcome is the
-    /// same, bit for bit; the twins are independent, so their order does not matter. It is faster
-    /// than calling [`Twin::handle_bar`] on each: the ATR and EMA recursions of up to four twins
-    /// whose models share the window and ATR/EMA periods run together in SIMD lanes, so their
-    /// long chains of dependent floating-point operations overlap. Groups
-    /// are formed in slice order, so keep twins of such models next to each other (this
-    /// project's models all qualify); a twin that does not fit the current group closes it.
+    /// same, bit for bit; the twins are independent, so their order does not matter. (It is
+    /// [`Twin::handle_bar`] on each: a twin's window recursions advance with every bar it takes,
+    /// so no long chain is left to overlap across twins.)
     pub fn handle_bars(
         twins: &mut [Twin<'m, N>],
         bars: &[Bar],
@@ -370,8 +359,7 @@ impl<'m, const N: usize> Twin<'m, N> {
     }
 
     /// [`Twin::handle_bars`] over twins held apart (each in its own box, as a shell keeps them
-    /// beside their files and counters): `bars[i]` to `*twins[i]`, the same outcomes and the same
-    /// lanes, bit for bit.
+    /// beside their files and counters): `bars[i]` to `*twins[i]`, the same outcomes, bit for bit.
     pub fn handle_bars_mut(
         twins: &mut [&mut Twin<'m, N>],
         bars: &[Bar],
@@ -401,6 +389,18 @@ impl<'m, const N: usize> Twin<'m, N> {
         Ok(None)
     }
 
+    /// The decision on the newest bar (the window is full).
+    fn decide_now(&mut self, time: i64) -> Decision {
+        let posterior = self.posterior();
+        let (atr, ema) = self.market.get(self.model, self.pushes.wrapping_sub(1));
+        let p = PassOut {
+            atr,
+            ema,
+            posterior,
+        };
+        self.decide(time, &p)
+    }
+
     /// The forward-filtered posterior at the newest bar of the full window (the filter from the
     /// window's first valid HMM bar), through the previous window's memo.
     fn posterior(&mut self) -> [f64; MAX_STATES] {
@@ -411,6 +411,15 @@ impl<'m, const N: usize> Twin<'m, N> {
 
     /// Appends a bar to the ring with its HMM features and emission computed on arrival.
     fn push(&mut self, bar: &Bar) {
+        let prev = self.ring.newest().map(|s| s.close);
+        let slot = BarSlot {
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            emission: [0.0; MAX_STATES],
+        };
+        self.market.push(self.model, self.pushes, prev, &slot);
         self.pushes = self.pushes.wrapping_add(1);
         self.ring.push(BarSlot {
             high: bar.high,
@@ -523,9 +532,6 @@ impl<'m, const N: usize> Twin<'m, N> {
     }
 }
 
-/// Most twins whose window passes [`Twin::handle_bars`] runs together (in SIMD lanes).
-const GROUP: usize = 4;
-
 /// [`Twin::handle_bars`] over any slice of twins or of borrows of them.
 fn fleet<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
     twins: &mut [T],
@@ -533,69 +539,11 @@ fn fleet<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
     out: &mut [Result<Step, BarError>],
 ) -> usize {
     let n = twins.len().min(bars.len()).min(out.len());
-    let mut group = [0usize; GROUP];
-    let mut len = 0;
     for i in 0..n {
-        let bar = &bars[i];
-        match twins[i].borrow_mut().accept(bar) {
-            Err(e) => out[i] = Err(e),
-            Ok(Some(warmup)) => out[i] = Ok(Step::WarmingUp(warmup)),
-            Ok(None) => {
-                if len > 0
-                    && !pass::compatible(twins[group[0]].borrow().model, twins[i].borrow().model)
-                {
-                    decide_group(twins, bars, out, &group[..len]);
-                    len = 0;
-                }
-                group[len] = i;
-                len += 1;
-                if len == GROUP {
-                    decide_group(twins, bars, out, &group);
-                    len = 0;
-                }
-            }
-        }
-    }
-    decide_group(twins, bars, out, &group[..len]);
-    n
-}
-
-/// Decides for the twins `twins[idx]` (distinct, compatible, windows full), each on its bar.
-fn decide_group<'m, const N: usize, T: BorrowMut<Twin<'m, N>>>(
-    twins: &mut [T],
-    bars: &[Bar],
-    out: &mut [Result<Step, BarError>],
-    idx: &[usize],
-) {
-    let mut market = [(0.0, 0.0); GROUP];
-    {
-        let t = |l: usize| twins[idx[l.min(idx.len() - 1)]].borrow();
-        let win = |l: usize| t(l).ring.last(t(l).model.window);
-        match idx.len() {
-            0 => {}
-            1 => {
-                let p = &t(0).model.market;
-                market[0] = features::atr_and_ema(win(0), p.atr, p.ema);
-            }
-            // A short group fills its spare lanes with copies of its last twin.
-            _ => {
-                market = pass::market_simd4(
-                    core::array::from_fn(|l| t(l).model),
-                    core::array::from_fn(win),
-                );
-            }
-        }
-    }
-    for (&i, &(atr, ema)) in idx.iter().zip(&market) {
         let twin = twins[i].borrow_mut();
-        let posterior = twin.posterior();
-        let p = PassOut {
-            atr,
-            ema,
-            posterior,
-        };
-        out[i] = Ok(Step::Decision(twin.decide(bars[i].time, &p)));
+        out[i] = twin.handle_bar(bars[i]);
     }
+    n
 }
 
 #[inline(never)]

@@ -1,4 +1,4 @@
-//! `Twin::handle_bars` (lockstep window passes) must leave every twin and every outcome exactly
+//! `Twin::handle_bars` must leave every twin and every outcome exactly
 //! as `Twin::handle_bar` on each twin does, bit for bit, whatever the mix of models, window
 //! phases, warm-up states and rejected bars.
 

@@ -225,6 +225,50 @@ fn twin_equals_naive_reference_full() {
     assert!(run_against_naive(&params, 800) > 400);
 }
 
+/// The ATR and EMA of every window still to come advance with each bar the twin takes (one chain
+/// per window start): a window shorter than the twin's ring, the shortest and longest periods a
+/// model may have, and restarts primed mid-stream keep the naive window's bits.
+#[test]
+fn market_chains_keep_the_naive_windows_bits_for_any_window_periods_and_restart() {
+    for (window, atr, ema) in [
+        (300, 14, 200),
+        (60, 1, 1),
+        (60, 2, 2),
+        (40, 39, 40),
+        (350, 349, 350),
+    ] {
+        let mut params = synthetic::model_params(21, 3, false);
+        params.window = window;
+        params.market.atr = atr;
+        params.market.ema = ema;
+        assert!(
+            run_against_naive(&params, 700) > 300,
+            "{window} {atr} {ema}"
+        );
+        let model = Model::new(&params).unwrap();
+        let bars: Vec<Bar> = Bars::new(7, 1_600_000_000).take(700).collect();
+        let mut full: Twin<'_> = Twin::new(&model).unwrap();
+        let steps: Vec<(Step, TwinState)> = bars
+            .iter()
+            .map(|b| (full.handle_bar(*b).unwrap(), full.state()))
+            .collect();
+        for cut in [window, window + 3, 500] {
+            let mut twin: Twin<'_> = Twin::restore(&model, &steps[cut].1).unwrap();
+            // Primed with one bar more than the window: the ring holds more than a window.
+            for b in &bars[cut - window..=cut] {
+                twin.prime(*b).unwrap();
+            }
+            for (t, b) in bars.iter().enumerate().skip(cut + 1) {
+                assert_eq!(
+                    twin.handle_bar(*b).unwrap(),
+                    steps[t].0,
+                    "cut {cut}, bar {t}"
+                );
+            }
+        }
+    }
+}
+
 /// The filter's `pred / Σpred` branch: state 2 is never predicted but is often the only state
 /// whose emission does not underflow, so `Σu = 0` on many bars.
 #[test]
