@@ -19,12 +19,19 @@
 //!   in-memory object without flushing anything (`mem::forget`) and restarts from the bytes
 //!   written so far.
 //!
+//! The executor core's timers run on the virtual clock as the shell runs them
+//! (`ExecutorCore::poll_timeout` / `handle_timeout`): `Timer::Gather` (a batch waits 25 ms at
+//! most for the SIGNALs of its close instant; one seed in three gets the predictor's answers in
+//! two writes) and `Timer::HeldExit` (one seed in three has market hours: an exit the broker
+//! refused `MARKET_CLOSED` is held and sent at the first open instant, an entry is missed).
+//!
 //! Faults also come from the broker core's own injectors (order rejections, lost execution
 //! events), its token expiry (the session refreshes), and a history rate limit below the
 //! session's (`REQUEST_FREQUENCY_EXCEEDED`: the session waits `retryAfter` and asks again).
 //!
 //! [`guard`] is the prop-firm guard's own simulation: the executor's side core with a preset,
-//! quotes every minute and a crash between two bars (a seed must end flat and halted).
+//! quotes every minute and a crash between two bars (a seed must end flat and halted; one in
+//! three crosses the Prague midnight, where `Timer::GuardDay` ends the daily halt).
 //!
 //! Invariants are checked after every step (see [`Failure`]); a failing seed prints the one
 //! command that replays it ([`replay_command`]).
