@@ -40,8 +40,10 @@ const DAY_MS: i64 = 86_400_000;
 /// Bars of its own timeframe a model needs behind the start (the DST's warm-up: the window,
 /// the 60 extra bars the predictor asks for, and 5).
 const WARMUP_EXTRA: usize = 65;
-/// Virtual seconds a bar of the coarsest stream lasts (the replay speed).
-const BAR_WALL_S: i64 = 60;
+/// Market seconds per virtual second (the replay speed): an H1 bar lasts 15 virtual seconds,
+/// whatever the coarsest stream (the timers, the heartbeats and the history rate limit run on
+/// the virtual clock; faster, a reconnection's gap fill would last hours of market time).
+const MARKET_SPEED: i64 = 240;
 /// Connection drops the soak injects.
 pub const RESETS: u64 = 10;
 /// Predictor kills the soak injects.
@@ -460,8 +462,9 @@ fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
         .min()
         .unwrap_or(days as usize)
         .max(1);
-    // Virtual seconds per market second: a coarsest bar lasts BAR_WALL_S.
-    let factor = coarsest as f64 / (BAR_WALL_S as f64 * 1000.0);
+    // A coarsest bar lasts `bar_wall_s` virtual seconds: market seconds per virtual second.
+    let bar_wall_s = (coarsest / 1000 / MARKET_SPEED).max(1);
+    let factor = coarsest as f64 / (bar_wall_s as f64 * 1000.0);
     let virtual_s = |market_ms: i64| ((market_ms as f64 / 1000.0) / factor).round() as i64;
     // 7 market days of market time (weekends in between count as they pass: 7 trading days
     // are 9.8 calendar days).
@@ -532,7 +535,7 @@ fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
         seed,
         models,
         live_bars,
-        bar_wall_s: BAR_WALL_S,
+        bar_wall_s,
         live_close: true,
         pipe: PipeFaults::none(),
         reject_every: None,
