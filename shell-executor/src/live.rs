@@ -786,6 +786,13 @@ fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) -> bool {
 }
 
 impl LiveBroker {
+    /// The broker's latest time seen, once `history` found it to be a replay (its clock is not
+    /// ours): trading hours are judged at it ([`broker_instant`]).
+    fn replay_ms(&self) -> Option<i64> {
+        let server = self.shared.server_ms.load(Ordering::SeqCst);
+        (self.replay_clock && server > 0).then_some(server)
+    }
+
     /// The event task tells `t` of a loss, a reconnect, a token refresh and an authentication
     /// failed for good (then the process stops).
     pub fn set_telemetry(&self, t: Arc<crate::alerting::Telemetry>) {
@@ -1374,17 +1381,23 @@ impl Broker for LiveBroker {
 
     fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
         let cal = self.calendars.get(symbol)?;
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
         oracle_executor_core::restrictions::week_end(
-            utc_ms,
+            at,
             |t| cal.next_close(t),
             |t| cal.next_open(t),
         )
+        .map(|w| crate::broker::WeekEnd {
+            close_ms: w.close_ms.saturating_add(shift),
+            open_ms: w.open_ms.saturating_add(shift),
+        })
     }
 
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
         let cal = self.calendars.get(symbol)?;
-        (!cal.is_open(utc_ms)).then(|| crate::broker::Closed {
-            until_ms: cal.next_open(utc_ms),
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
+        (!cal.is_open(at)).then(|| crate::broker::Closed {
+            until_ms: cal.next_open(at).map(|t| t.saturating_add(shift)),
         })
     }
 
@@ -1704,9 +1717,20 @@ impl Broker for LiveBroker {
     }
 }
 
+/// Where the broker's trading hours are judged for our instant `now_ms`, and the shift that
+/// brings the broker's instants back onto our clock: the real broker runs on the wall clock (our
+/// instant, no shift); a replay (`replay_ms`: its latest time seen) runs on its own, so a
+/// simulator days ahead of the wall clock is closed when *its* calendar says so, not ours.
+fn broker_instant(now_ms: i64, replay_ms: Option<i64>) -> (i64, i64) {
+    match replay_ms {
+        Some(b) => (b, now_ms.saturating_sub(b)),
+        None => (now_ms, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{BrokerTime, broker_time};
+    use super::{BrokerTime, broker_instant, broker_time};
 
     #[test]
     fn the_deposit_currency_and_the_symbols_assets_are_named_from_the_asset_list() {
@@ -1735,6 +1759,22 @@ mod tests {
     const M15: i64 = 900_000;
     /// 2025-01-15T10:00:00Z.
     const NOW: i64 = 1_736_935_200_000;
+
+    #[test]
+    fn a_replays_hours_are_judged_at_its_time_and_its_instants_come_back_onto_our_clock() {
+        // The real broker: our instant, no shift.
+        assert_eq!(broker_instant(NOW, None), (NOW, 0));
+        // A replay three days ahead of us (a Saturday for us, a Wednesday for it): its hours
+        // are judged at its time; its next open 2 h on is 2 h on for us too.
+        let ahead = NOW + 3 * 86_400_000;
+        let (at, shift) = broker_instant(NOW, Some(ahead));
+        assert_eq!(at, ahead);
+        assert_eq!(ahead + 2 * 3_600_000 + shift, NOW + 2 * 3_600_000);
+        // Behind us (a replay of the past) as well.
+        let behind = NOW - 400 * 86_400_000;
+        let (at, shift) = broker_instant(NOW, Some(behind));
+        assert_eq!((at, behind + shift), (behind, NOW));
+    }
 
     #[test]
     fn the_real_broker_keeps_its_single_answer() {
