@@ -20,7 +20,12 @@
 //!   its midnight: the core's timers are driven from the virtual clock as the shell drives them
 //!   (`ExecutorCore::arm_guard_day`, `poll_timeout`, `handle_timeout`): `Timer::GuardDay` fires
 //!   exactly at the Prague midnight, the side is flat then if a crash halted it, and a daily halt
-//!   ends there (entries may go again); a run across the midnight whose day never ended fails.
+//!   ends there (entries may go again); a run across the midnight whose day never ended fails;
+//! - one seed in three of the others ([`GuardPlan::friday`]) starts on a Friday at 19:30 UTC
+//!   with `risk.flat_before_weekend` (30 minutes) and the FX weekend (Friday 22:00 – Sunday
+//!   22:00 UTC, as the shell reads it from the calendar): `Timer::Weekend` closes every position
+//!   from 21:30 (a refused close tried again a minute later), no entry goes from then on, and
+//!   the book is flat at the week's close.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,6 +35,7 @@ use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Op, Replayed, encode_lines};
 use oracle_executor_core::policy::ModelKey;
+use oracle_executor_core::restrictions::{Restrictions, WeekEnd};
 use oracle_executor_core::risk::{Account, Halt};
 use oracle_executor_core::side::{Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
@@ -41,8 +47,22 @@ use rand_chacha::ChaCha8Rng;
 const START: i64 = 1_614_585_600;
 /// 2021-03-01 21:30 UTC (22:30 in Prague, CET): a run from it crosses the Prague midnight.
 const START_LATE: i64 = 1_614_634_200;
-/// 2021-03-01 23:00 UTC: midnight in Prague (CET, UTC+1), the guards' day's end.
-const PRAGUE_MIDNIGHT: i64 = 1_614_639_600;
+/// 2021-03-05 19:30 UTC, a Friday: a run from it reaches the FX weekend.
+const START_FRIDAY: i64 = 1_614_972_600;
+/// 2021-03-05 22:00 UTC: the FX week's last close.
+const FRIDAY_CLOSE: i64 = 1_614_981_600;
+/// 2021-03-07 22:00 UTC: the FX market's open after the weekend.
+const SUNDAY_OPEN: i64 = 1_615_154_400;
+/// `risk.flat_before_weekend.minutes` of the Friday seeds.
+const FLAT_MINUTES: i64 = 30;
+
+/// Midnight in Prague (CET, UTC+1: March 2021 before the 28th) after `t` (UTC s), the guards'
+/// day's end: 23:00 UTC.
+fn prague_midnight(t: i64) -> i64 {
+    let day = t - t.rem_euclid(86_400);
+    let m = day + 23 * 3_600;
+    if m > t { m } else { m + 86_400 }
+}
 const M15: i64 = 900;
 /// Quotes per bar (one a minute).
 const TICKS: i64 = 15;
@@ -71,9 +91,25 @@ pub struct GuardPlan {
     /// The run starts at 22:30 in Prague and crosses its midnight (the guards' day ends), the
     /// crash before it (one seed in three, its own stream).
     pub past_midnight: bool,
+    /// The run starts on a Friday at 19:30 UTC with `risk.flat_before_weekend` (30 minutes)
+    /// and reaches the FX week's close (one in three of the seeds not past midnight).
+    pub friday: bool,
     /// The core's timers are driven (off only to prove the harness catches a shell that does
     /// not drive them).
     pub drive_timers: bool,
+}
+
+impl GuardPlan {
+    /// The run's first bar (UTC s).
+    pub fn start(&self) -> i64 {
+        if self.past_midnight {
+            START_LATE
+        } else if self.friday {
+            START_FRIDAY
+        } else {
+            START
+        }
+    }
 }
 
 impl GuardPlan {
@@ -85,6 +121,7 @@ impl GuardPlan {
         let mut m = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4147_5545_0000);
         let past_midnight = m.random_bool(1.0 / 3.0);
         let late_crash = m.random_range(1..=3);
+        let friday = !past_midnight && m.random_bool(1.0 / 3.0);
         let mut plan = GuardPlan {
             seed,
             preset: if r.random_bool(0.5) {
@@ -98,6 +135,7 @@ impl GuardPlan {
             kill_bar: r.random_bool(0.5).then(|| r.random_range(1..bars)),
             refuse_close: if r.random_bool(0.3) { 0.3 } else { 0.0 },
             past_midnight,
+            friday,
             drive_timers: true,
         };
         if past_midnight {
@@ -125,6 +163,8 @@ pub struct GuardSummary {
     pub days_ended: u64,
     /// Daily halts that midnight lifted.
     pub halts_lifted: u64,
+    /// Runs whose open positions `Timer::Weekend` closed before the week's close.
+    pub weekend_flattens: u64,
 }
 
 struct Pos {
@@ -148,6 +188,10 @@ struct Book {
     refused: u64,
     /// The minute an entry went out while halted, if one did.
     entry_while_halted: Option<String>,
+    /// From when (UTC s) no entry may go: the flat window before the weekend.
+    flat_from: Option<i64>,
+    /// An entry that went out in the flat window before the weekend.
+    entry_in_weekend: Option<String>,
     opened_after_halt: bool,
 }
 
@@ -235,6 +279,9 @@ impl Book {
                         self.orders += 1;
                         if o.op == Op::Open && core.halt_now().is_some() {
                             self.entry_while_halted = Some(o.req.client_order_id.clone());
+                        }
+                        if o.op == Op::Open && self.flat_from.is_some_and(|f| now >= f) {
+                            self.entry_in_weekend = Some(o.req.client_order_id.clone());
                         }
                         wire.push((
                             o.req.client_order_id.clone(),
@@ -341,19 +388,22 @@ fn spec(symbol: &str) -> SymbolSpec {
     }
 }
 
-fn config(preset: &str) -> ExecutorConfig {
+fn config(preset: &str, friday: bool) -> ExecutorConfig {
     let sym = serde_json::json!({"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0});
-    from_value(&serde_json::json!({
-        "EURUSD": sym, "GBPUSD": sym,
-        "risk": {"preset": preset, "initial_balance": INITIAL}
-    }))
-    .expect("a valid config")
+    let mut risk = serde_json::json!({"preset": preset, "initial_balance": INITIAL});
+    if friday {
+        risk["flat_before_weekend"] = serde_json::json!({ "minutes": FLAT_MINUTES });
+    }
+    from_value(&serde_json::json!({"EURUSD": sym, "GBPUSD": sym, "risk": risk}))
+        .expect("a valid config")
 }
 
 /// The executor core around a live side from `rep` (as the shell builds it).
 fn core_of(cfg: &ExecutorConfig, rep: &Replayed) -> ExecutorCore {
     let side = SideCore::new("live", cfg, rep);
-    ExecutorCore::new(cfg.clone(), Some(side), None, HashMap::new())
+    let mut ex = ExecutorCore::new(cfg.clone(), Some(side), None, HashMap::new());
+    ex.set_restrictions(&Restrictions::new(&cfg.risk, Vec::new()));
+    ex
 }
 
 fn live(ex: &mut ExecutorCore) -> &mut SideCore {
@@ -377,7 +427,18 @@ fn timers(
     if !plan.drive_timers {
         return Ok(());
     }
+    let midnight = prague_midnight(plan.start());
     loop {
+        // The shell's turn: the weekends asked of the calendars (the FX weekend on Friday
+        // seeds), then the timers armed.
+        for symbol in ex.week_ends_due(*last_ms) {
+            let we = plan.friday.then_some(WeekEnd {
+                close_ms: FRIDAY_CLOSE * 1000,
+                open_ms: SUNDAY_OPEN * 1000,
+            });
+            ex.set_week_end(&symbol, *last_ms, we);
+        }
+        ex.arm_weekend(*last_ms, *last_ms);
         ex.arm_guard_day(*last_ms, *last_ms);
         let Some(at) = ex.poll_timeout().filter(|at| *at <= t * 1000) else {
             *last_ms = t * 1000;
@@ -385,18 +446,24 @@ fn timers(
         };
         let due = ex.handle_timeout(at);
         *last_ms = at;
+        if due.contains(&Timer::Weekend) && !ex.handle_weekend(at, at).is_empty() {
+            // Flat before the weekend: the closes go out now.
+            book.drive(live(ex), at / 1000);
+            sum.weekend_flattens += 1;
+        }
         if !due.contains(&Timer::GuardDay) {
             continue;
         }
-        if at != PRAGUE_MIDNIGHT * 1000 {
+        if at != midnight * 1000 {
             return Err(format!(
-                "Timer::GuardDay fired at {}s, not at the Prague midnight {}s",
+                "Timer::GuardDay fired at {}s, not at the Prague midnight {midnight}s",
                 at / 1000,
-                PRAGUE_MIDNIGHT
             ));
         }
         let before = live(ex).halt_now();
-        if before.is_some() && !book.positions.is_empty() {
+        // Flat by then, unless the book refuses closes (the flatten may still be retrying
+        // one refused in the halt's last minute).
+        if before.is_some() && !book.positions.is_empty() && book.refuse_close == 0.0 {
             return Err(format!(
                 "halted ({:?}) and NOT flat at the day's end: {} position(s)",
                 before.map(|h| h.code()),
@@ -429,7 +496,7 @@ fn timers(
 
 /// Runs `plan`; `Err` names the seed, the minute and the invariant broken.
 pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
-    let cfg = config(plan.preset);
+    let cfg = config(plan.preset, plan.friday);
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let mut book = Book {
         rng: ChaCha8Rng::seed_from_u64(plan.seed.wrapping_add(1)),
@@ -442,17 +509,15 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         orders: 0,
         refused: 0,
         entry_while_halted: None,
+        flat_from: plan.friday.then_some(FRIDAY_CLOSE - FLAT_MINUTES * 60),
+        entry_in_weekend: None,
         opened_after_halt: false,
     };
     let keys: Vec<ModelKey> = SYMBOLS
         .iter()
         .map(|s| ModelKey::new(s, Timeframe::M15))
         .collect();
-    let start = if plan.past_midnight {
-        START_LATE
-    } else {
-        START
-    };
+    let start = plan.start();
     let mut ex = core_of(&cfg, &Replayed::default());
     // The time (UTC ms) of the last step: the timers are armed then (the shell arms them at
     // every turn of its loop).
@@ -504,6 +569,18 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             live(&mut ex).handle_reconciled(book.positions());
             book.drive(live(&mut ex), now);
             sum.restarts += 1;
+            // The restarted shell's first turn: the weekends asked of the calendars again
+            // and the timers armed, before any SIGNAL.
+            timers(
+                plan,
+                &mut ex,
+                &mut book,
+                &mut last_ms,
+                now,
+                &mut sum,
+                &mut lifted,
+            )
+            .map_err(|e| fail(now, e))?;
             if live(&mut ex).halt_now().map(|h| h.code()) != was {
                 return Err(fail(
                     now,
@@ -542,7 +619,10 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             book.opened_after_halt = true;
         }
         // Between this bar and the next: a quote a minute; the crash when it is due.
-        if !crash_done && bar >= plan.crash_bar && !book.positions.is_empty() {
+        // On a Friday seed, a crash that would run into the flat window is not drawn: the
+        // weekend's flatten would close the positions before the equity reached the limit.
+        let before_weekend = book.flat_from.is_none_or(|f| now + (TICKS - 3) * 60 < f);
+        if !crash_done && bar >= plan.crash_bar && !book.positions.is_empty() && before_weekend {
             let units: f64 = book
                 .positions
                 .values()
@@ -620,6 +700,21 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             if let Some(c) = &book.entry_while_halted {
                 return Err(fail(at, format!("entry {c} sent while halted")));
             }
+            if let Some(c) = &book.entry_in_weekend {
+                return Err(fail(
+                    at,
+                    format!("entry {c} sent in the flat window before the weekend"),
+                ));
+            }
+            if plan.friday && at >= FRIDAY_CLOSE && !book.positions.is_empty() {
+                return Err(fail(
+                    at,
+                    format!(
+                        "NOT flat at the week's close: {} position(s) open (risk.flat_before_weekend)",
+                        book.positions.len()
+                    ),
+                ));
+            }
         }
     }
     let end = start + plan.bars as i64 * M15 + M15;
@@ -633,7 +728,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         &mut lifted,
     )
     .map_err(|e| fail(end, e))?;
-    if plan.past_midnight && end * 1000 > PRAGUE_MIDNIGHT * 1000 && sum.days_ended == 0 {
+    if end > prague_midnight(start) && sum.days_ended == 0 {
         return Err(fail(
             end,
             "the run crossed the Prague midnight and the guard's day never ended (Timer::GuardDay not driven)".into(),

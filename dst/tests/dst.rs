@@ -266,7 +266,7 @@ fn guard_seed_sweep() {
         if cfg!(debug_assertions) { 200 } else { 2_000 },
     );
     let (mut crashed, mut halted, mut restarts, mut refused) = (0u64, 0u64, 0u64, 0u64);
-    let (mut days_ended, mut lifted) = (0u64, 0u64);
+    let (mut days_ended, mut lifted, mut weekend) = (0u64, 0u64, 0u64);
     let mut failures = Vec::new();
     for seed in base..base + count {
         match oracle_dst::guard::run_guard_seed(seed) {
@@ -277,12 +277,13 @@ fn guard_seed_sweep() {
                 refused += s.refused;
                 days_ended += s.days_ended;
                 lifted += s.halts_lifted;
+                weekend += s.weekend_flattens;
             }
             Err(e) => failures.push(e),
         }
     }
     eprintln!(
-        "guard seeds {base}..{}: {crashed} crashed, {halted} ended halted, {restarts} restarts, {refused} closes refused, {days_ended} days ended at the Prague midnight (Timer::GuardDay), {lifted} daily halts lifted there",
+        "guard seeds {base}..{}: {crashed} crashed, {halted} ended halted, {restarts} restarts, {refused} closes refused, {days_ended} days ended at the Prague midnight (Timer::GuardDay), {lifted} daily halts lifted there, {weekend} flattened before the weekend (Timer::Weekend)",
         base + count
     );
     assert!(
@@ -296,8 +297,8 @@ fn guard_seed_sweep() {
         "the seeds exercise the crash, the restart and refused closes"
     );
     assert!(
-        days_ended > 0 && lifted > 0,
-        "the seeds exercise the guard-day timer and a daily halt it lifts"
+        days_ended > 0 && lifted > 0 && weekend > 0,
+        "the seeds exercise the guard-day timer, a daily halt it lifts and the weekend's flatten"
     );
 }
 
@@ -449,4 +450,28 @@ fn an_executor_that_ignores_its_gather_timer_is_caught() {
     let plan = found.expect("a seed in 1..400 whose batch went when the gather's wait ran out");
     let f = caught(&plan, Defect::ExecutorIgnoresGatherTimer);
     assert!(f.what.contains("the gather's bound is 25 ms"), "{f}");
+}
+
+/// A Friday guard seed (`risk.flat_before_weekend`) whose shell does not drive the core's
+/// timers (nor ask the weekend of its calendars) is caught: an entry goes in the flat window,
+/// or a position is still open at the week's close.
+#[test]
+fn a_guard_run_into_the_weekend_without_the_weekend_timer_is_caught() {
+    let seed = (0..300)
+        .find(|s| {
+            oracle_dst::guard::GuardPlan::from_seed(*s).friday
+                && oracle_dst::guard::run_guard_seed(*s).is_ok_and(|r| r.weekend_flattens > 0)
+        })
+        .expect("a Friday seed in 0..300 that the weekend's timer flattened");
+    let plan = oracle_dst::guard::GuardPlan {
+        drive_timers: false,
+        ..oracle_dst::guard::GuardPlan::from_seed(seed)
+    };
+    // Without the shell's turn the weekend is neither known nor acted on: an entry in the flat
+    // window, or a position still open at the close.
+    let e = oracle_dst::guard::run_guard(&plan).expect_err("the open position is caught");
+    assert!(
+        e.contains("NOT flat at the week's close") || e.contains("flat window before the weekend"),
+        "{e}"
+    );
 }
