@@ -126,6 +126,13 @@ fn a_soak_figure_that_is_off_is_named() {
         ),
         (
             SoakSummary {
+                token_rotations: 2222,
+                ..good.clone()
+            },
+            "token rotations",
+        ),
+        (
+            SoakSummary {
                 resets: RESETS - 1,
                 ..good.clone()
             },
