@@ -21,8 +21,8 @@
 //!
 //! The executor core's timers run on the virtual clock as the shell runs them
 //! (`ExecutorCore::poll_timeout` / `handle_timeout`): `Timer::Gather` (a batch waits 25 ms at
-//! most for the SIGNALs of its close instant; one seed in three gets the predictor's answers in
-//! two writes) and `Timer::HeldExit` (one seed in three has market hours: an exit the broker
+//! most for the SIGNALs of its close instant; one seed in six gets the predictor's answers in
+//! two writes) and `Timer::HeldExit` (one seed in six has market hours: an exit the broker
 //! refused `MARKET_CLOSED` is held and sent at the first open instant, an entry is missed).
 //!
 //! Faults also come from the broker core's own injectors (order rejections, lost execution

@@ -369,7 +369,7 @@ fn late_signals(seed: u64) -> Option<i64> {
 
 /// One drawn plan in this many has market hours (and, drawn apart, one in this many its
 /// maintenance window applied).
-pub const HOURS_ONE_IN: u32 = 3;
+pub const HOURS_ONE_IN: u32 = 6;
 
 /// The executor kills of `seed` (their own stream: the other draws stay what they were).
 fn executor_kills(seed: u64) -> Vec<u64> {
