@@ -313,14 +313,16 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     /// Arms [`Timer::HeldExit`] for the first open instant of a market where an exit is held:
     /// `next_open_ms` (UTC Unix ms, the earliest over [`ExecutorCore::held_symbols`]; `None`:
     /// nothing held or no open known: disarmed), `now_utc_ms` the executor's clock and `now_ms`
-    /// the timers' clock, both now. Not sooner than [`HELD_EXIT_RETRY_MS`] after the last
-    /// release.
+    /// the timers' clock, both now. A market open now (a broker that refused at its open, or
+    /// a reconciliation) is tried again not sooner than [`HELD_EXIT_RETRY_MS`] after the last
+    /// release; a market that opens later is released at its open (another market's release
+    /// just before does not delay it).
     pub fn arm_held_exits(&mut self, now_utc_ms: i64, now_ms: i64, next_open_ms: Option<i64>) {
         let at = next_open_ms.map(|open| {
             let at = now_ms.saturating_add(open.saturating_sub(now_utc_ms).max(0));
             match self.released_ms {
-                Some(r) => at.max(r.saturating_add(HELD_EXIT_RETRY_MS)),
-                None => at,
+                Some(r) if open <= now_utc_ms => at.max(r.saturating_add(HELD_EXIT_RETRY_MS)),
+                _ => at,
             }
         });
         self.gather.set_held_exit(at);

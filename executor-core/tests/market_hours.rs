@@ -200,6 +200,33 @@ fn a_release_while_the_market_is_still_closed_holds_again_and_the_timer_waits_a_
 }
 
 #[test]
+fn a_market_opening_after_the_last_release_is_released_at_its_open_not_a_retry_later() {
+    // The FX exits went at Sunday 22:00; an index exit held at 22:04 opens at 23:00 (the DST's
+    // soak at 240x: the retry delay after 22:00's release pushed it to a SIGNAL at 00:00).
+    let bt = SAT_NOON - 2 * M1;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), bt);
+    let mut book = hours_book(fx());
+    book.run(&mut core, SAT_NOON, &[item(Action::Wait, bt)]);
+    let mut ex = exec_core(core);
+    let released = 1_000_000;
+    assert_eq!(ex.release_held_exits(SUN_2200, released), [SideId::Live]);
+    // 4 minutes later on both clocks, the next open 56 minutes on: armed for that open.
+    let now_ms = released + 240_000;
+    let now_utc = (SUN_2200 + 240) * 1000;
+    let open = (SUN_2200 + 3_600) * 1000;
+    ex.arm_held_exits(now_utc, now_ms, Some(open));
+    assert_eq!(ex.poll_timeout(), Some(now_ms + (open - now_utc)));
+    // Released again; a market that opens 30 s later goes at its open, not at the retry
+    // delay's end (60 s after that release: the delay is for a market already open).
+    ex.release_held_exits(SUN_2200 + 240, now_ms);
+    ex.arm_held_exits(now_utc, now_ms, Some(now_utc + 30_000));
+    assert_eq!(ex.poll_timeout(), Some(now_ms + 30_000));
+    // A market open now still waits the retry delay.
+    ex.arm_held_exits(now_utc + 1_000, now_ms + 1_000, Some(now_utc + 1_000));
+    assert_eq!(ex.poll_timeout(), Some(now_ms + HELD_EXIT_RETRY_MS));
+}
+
+#[test]
 fn a_reversal_on_a_holiday_holds_the_exit_and_misses_the_entry() {
     // Christmas Day, Friday 2026-12-25 10:00 UTC: closed all day, then the weekend.
     let now = 1_798_192_800;
