@@ -493,13 +493,14 @@ impl Exec {
             self.core.arm_held_exits(now, now, None);
             return;
         }
-        let open_too = self.core.held_release_open;
+        // A market open now is included (a broker that refused at the open is asked again a
+        // retry delay after the last release), as the shell's `next_held_open` does.
         let next = self.core.live.as_ref().and_then(|side| {
             side.held_exits()
                 .iter()
                 .filter_map(|(_, symbol)| {
                     match self.hours.as_ref().and_then(|h| h.closed(symbol, now)) {
-                        None => open_too.then_some(now),
+                        None => Some(now),
                         Some(until) => until,
                     }
                 })

@@ -346,10 +346,13 @@ impl<B: Broker> Side<B> {
     }
 
     /// The first open instant (UTC ms) of a market closed at `now` (Unix s) where this side
-    /// holds an exit; with `open_too`, `now` itself when such a market is open already (at start
-    /// and after a reconnect). `None`: nothing held, or no calendar knows an open (an exit
-    /// refused in open hours is retried at the next signal, as before).
-    pub fn next_held_open(&self, now: i64, open_too: bool) -> Option<i64> {
+    /// holds an exit; `now` itself when such a market is open already (after a restart or a
+    /// reconnect, or a broker that refused `MARKET_CLOSED` while its calendar says open: the
+    /// core tries it again [`HELD_EXIT_RETRY_MS`] after the last release, never waiting for
+    /// the model's next SIGNAL). `None`: nothing held, or no calendar knows an open.
+    ///
+    /// [`HELD_EXIT_RETRY_MS`]: oracle_executor_core::exec::HELD_EXIT_RETRY_MS
+    pub fn next_held_open(&self, now: i64) -> Option<i64> {
         let utc_ms = now.saturating_mul(1000);
         self.core
             .held_exits()
@@ -360,7 +363,7 @@ impl<B: Broker> Side<B> {
                     return Some(at);
                 }
                 match self.broker.closed(symbol, utc_ms) {
-                    None => open_too.then_some(utc_ms),
+                    None => Some(utc_ms),
                     Some(c) => c.until_ms,
                 }
             })
@@ -603,17 +606,8 @@ impl<B: Broker> Engine<B> {
     /// release.
     pub fn arm_held_exits(&mut self, now: i64, now_ms: i64) {
         self.paper_sees_held_markets(now);
-        let open_too = self.core.held_release_open;
-        let live = self
-            .core
-            .live
-            .as_ref()
-            .and_then(|l| l.next_held_open(now, open_too));
-        let paper = self
-            .core
-            .paper
-            .as_ref()
-            .and_then(|p| p.next_held_open(now, open_too));
+        let live = self.core.live.as_ref().and_then(|l| l.next_held_open(now));
+        let paper = self.core.paper.as_ref().and_then(|p| p.next_held_open(now));
         let next = match (live, paper) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

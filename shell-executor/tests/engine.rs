@@ -560,3 +560,51 @@ async fn a_future_dated_signal_never_blocks_later_exits_even_from_an_older_journ
     assert!(ack.contains("|WAIT|OK|"), "the exit runs: {ack}");
     assert!(book_of(&e).open_positions().is_empty());
 }
+
+#[tokio::test]
+async fn an_exit_the_broker_refuses_market_closed_in_open_hours_is_tried_again_by_the_timer_not_left_for_the_next_signal()
+ {
+    // A broker a moment behind our calendar at the open refuses the exit MARKET_CLOSED while
+    // every calendar says open: the exit is held and must go by the held exits' timer (at once,
+    // then once a minute), not wait for the model's next SIGNAL (a D1 model's is a day away).
+    let d = tmpdir("held-retry-open");
+    let mut e = engine(&d, book());
+    step(&mut e, "EURUSD", "WAIT", 1).await;
+    assert!(
+        step(&mut e, "EURUSD", "LONG_WEAK", 2)
+            .await
+            .contains("|OK|")
+    );
+    book_mut(&mut e)
+        .faults
+        .push_back(Fault::Reject("MARKET_CLOSED".into()));
+    let ack = step(&mut e, "EURUSD", "WAIT", 3).await;
+    assert!(ack.contains("MARKET_CLOSED"), "{ack}");
+    assert_eq!(book_of(&e).open_positions().len(), 1);
+    assert_eq!(e.core.held_symbols(), ["EURUSD"]);
+    // Open by the calendar: the timer is armed for now.
+    e.arm_held_exits(now(3), 0);
+    assert_eq!(e.core.poll_timeout(), Some(0), "armed for the open market");
+    // Refused again: tried again a retry delay later.
+    book_mut(&mut e)
+        .faults
+        .push_back(Fault::Reject("MARKET_CLOSED".into()));
+    assert!(
+        e.core
+            .handle_timeout(0)
+            .contains(&oracle_executor_core::gather::Timer::HeldExit)
+    );
+    e.release_held_exits(now(3), 0).await;
+    assert_eq!(book_of(&e).open_positions().len(), 1);
+    e.arm_held_exits(now(3), 0);
+    let retry = oracle_executor_core::exec::HELD_EXIT_RETRY_MS;
+    assert_eq!(e.core.poll_timeout(), Some(retry));
+    assert!(
+        e.core
+            .handle_timeout(retry)
+            .contains(&oracle_executor_core::gather::Timer::HeldExit)
+    );
+    e.release_held_exits(now(3) + 60, retry).await;
+    assert!(book_of(&e).open_positions().is_empty(), "the exit went");
+    assert!(e.core.held_symbols().is_empty());
+}
