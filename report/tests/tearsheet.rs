@@ -36,7 +36,14 @@ fn run_here(n: usize) -> Option<Backtest> {
         csv.push_str(l);
         csv.push('\n');
     }
-    let dir = std::env::temp_dir().join(format!("oracle-report-test-{}-{n}", std::process::id()));
+    // One folder per call: the tests run in parallel in one process, and two backtests of the
+    // same length shared a folder, one removing the other's bars before it read them.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!(
+        "oracle-report-test-{}-{n}-{call}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let bars = dir.join("bars.csv");
     std::fs::write(&bars, csv).expect("bars");
