@@ -452,6 +452,109 @@ mod tests {
     }
 
     #[test]
+    fn the_restrictions_status_shows_each_held_symbols_flat_instant_and_the_news_window_in_force_or_next()
+     {
+        use crate::exec::ExecutorCore;
+        use crate::policy::{ActionName, ModelKey, ModelState, RealPos};
+        use crate::restrictions::{Restrictions, WeekEnd, parse_news};
+        use oracle_ipc::{Action, Timeframe};
+        let cfg = crate::config::from_value(&serde_json::json!({
+            "EURUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0},
+            "GBPUSD": {"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0}
+        }))
+        .expect("valid config");
+        // EURUSD holds a position, GBPUSD's model is flat.
+        let mut rep = Replayed::default();
+        let state = |real: bool| ModelState {
+            target: Some(ActionName(Action::LongWeak)),
+            last_bt: Some(NOW - 900),
+            real: real.then_some(RealPos {
+                position_id: 7,
+                action: ActionName(Action::LongWeak),
+                volume: 100_000,
+                price: 1.1,
+            }),
+            missed: false,
+        };
+        rep.models
+            .insert(ModelKey::new("EURUSD", Timeframe::M15), state(true));
+        rep.models
+            .insert(ModelKey::new("GBPUSD", Timeframe::M15), state(false));
+        let side = SideCore::new("live", &cfg, &rep);
+        let mut ex: ExecutorCore =
+            ExecutorCore::new(cfg, Some(side), None, std::collections::HashMap::new());
+        let now_ms = NOW * 1000;
+        // Both rules off: nothing to show.
+        ex.set_restrictions(&Restrictions::default());
+        assert_eq!(ex.restrictions_status(now_ms), None);
+        // Flat 15 minutes before the weekend; news windows +-2 minutes: one USD event in force
+        // (1 minute ago), one EUR event in an hour.
+        let at = |s: i64| {
+            jiff::Timestamp::from_second(NOW + s)
+                .expect("a time")
+                .to_string()
+        };
+        let news = format!("{},USD,NFP\n{},EUR,ECB\n", at(-60), at(3_600));
+        ex.set_restrictions(&Restrictions {
+            weekend_minutes: Some(15),
+            news_minutes: Some(2),
+            news: parse_news("news.csv", &news).expect("news"),
+            ..Restrictions::default()
+        });
+        let we = WeekEnd {
+            close_ms: now_ms + 7_200_000,
+            open_ms: now_ms + 180_000_000,
+        };
+        ex.set_week_end("EURUSD", now_ms, Some(we));
+        ex.set_week_end("GBPUSD", now_ms, Some(we));
+        let st = ex.restrictions_status(now_ms).expect("the rules are on");
+        assert_eq!(st.flat_before_weekend_minutes, Some(15));
+        assert_eq!(st.news_minutes, Some(2));
+        // Only the held symbol, flat 15 minutes before its close.
+        assert_eq!(st.weekend.len(), 1, "{st:?}");
+        assert_eq!(st.weekend[0].symbol, "EURUSD");
+        assert_eq!(st.weekend[0].flat_at_ms, Some(we.close_ms - 900_000));
+        assert_eq!(
+            (st.weekend[0].close_ms, st.weekend[0].open_ms),
+            (Some(we.close_ms), Some(we.open_ms))
+        );
+        // EURUSD: the USD window in force; GBPUSD: the same (USD), in force too.
+        let eur = st
+            .news
+            .iter()
+            .find(|n| n.symbol == "EURUSD")
+            .expect("EURUSD");
+        assert!(eur.active, "{eur:?}");
+        assert_eq!(eur.title, "NFP");
+        assert_eq!(
+            (eur.start_ms, eur.end_ms),
+            ((NOW - 180) * 1000, (NOW + 60) * 1000)
+        );
+        // Two minutes on, the USD window is over: EURUSD shows the next (EUR), not in force.
+        let later = ex
+            .restrictions_status(now_ms + 120_000)
+            .expect("the rules are on");
+        let eur = later
+            .news
+            .iter()
+            .find(|n| n.symbol == "EURUSD")
+            .expect("EURUSD");
+        assert!(!eur.active, "{eur:?}");
+        assert_eq!(eur.title, "ECB");
+        assert_eq!(eur.start_ms, (NOW + 3_480) * 1000);
+        // The weekend rule alone: no news shown.
+        ex.set_restrictions(&Restrictions {
+            weekend_minutes: Some(15),
+            ..Restrictions::default()
+        });
+        let st = ex
+            .restrictions_status(now_ms)
+            .expect("the weekend rule is on");
+        assert!(st.news.is_empty(), "{st:?}");
+        assert_eq!(st.news_minutes, None);
+    }
+
+    #[test]
     fn the_plain_guards_headroom_is_money_and_percent_above_each_floor() {
         let mut r = RiskGuard::new(
             RiskConfig {
