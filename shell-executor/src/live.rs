@@ -786,14 +786,11 @@ fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) -> bool {
 }
 
 impl LiveBroker {
-    /// The broker's time where it is not ours: its latest time seen once `history` found it to
-    /// be a replay of the past, or when it is ahead of `now_ms` (a simulator running ahead of
-    /// the wall clock: `history` asks up to it too). Trading hours are judged at it
-    /// ([`broker_instant`]); `None`: our own instant (the real broker, whose spot times trail
-    /// the wall clock).
-    fn replay_ms(&self, now_ms: i64) -> Option<i64> {
+    /// The broker's latest time seen, once `history` found it to be a replay (its clock is not
+    /// ours): trading hours are judged at it ([`broker_instant`]).
+    fn replay_ms(&self) -> Option<i64> {
         let server = self.shared.server_ms.load(Ordering::SeqCst);
-        (server > 0 && (self.replay_clock || server > now_ms)).then_some(server)
+        (self.replay_clock && server > 0).then_some(server)
     }
 
     /// The event task tells `t` of a loss, a reconnect, a token refresh and an authentication
@@ -1384,7 +1381,7 @@ impl Broker for LiveBroker {
 
     fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
         let cal = self.calendars.get(symbol)?;
-        let (at, shift) = broker_instant(utc_ms, self.replay_ms(utc_ms));
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
         oracle_executor_core::restrictions::week_end(
             at,
             |t| cal.next_close(t),
@@ -1398,7 +1395,7 @@ impl Broker for LiveBroker {
 
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
         let cal = self.calendars.get(symbol)?;
-        let (at, shift) = broker_instant(utc_ms, self.replay_ms(utc_ms));
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
         (!cal.is_open(at)).then(|| crate::broker::Closed {
             until_ms: cal.next_open(at).map(|t| t.saturating_add(shift)),
         })
