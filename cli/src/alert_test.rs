@@ -3,7 +3,7 @@
 //!
 //! The channels: the `alerts` section of `--config` (`executor_config.json`); without it,
 //! Telegram when the secrets file holds a bot token, and `--webhook`. The bot token and chat id
-//! come from the secrets file (`--secrets`, by the one rule of `oracle_executor::secrets`). No
+//! come from the secrets file (`--secrets`, by the one rule of `oracle_secrets`). No
 //! secret is printed: a failure names the channel by its host and its text is redacted.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use oracle_alerts::{AlertsBuilder, AlertsConfig, Event, TelegramSecrets};
-use oracle_executor::secrets::{self, SecretsFile};
+use oracle_secrets::{self as secrets, SecretsFile};
 
 /// `oracle alert-test`.
 #[derive(clap::Args, Debug)]

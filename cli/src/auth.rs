@@ -1,7 +1,7 @@
 //! `oracle auth` and `oracle accounts`: getting a cTrader token pair and finding the account id.
 //!
 //! The application's client id and secret come from the secrets file (`--secrets FILE`) or,
-//! without it, the environment, by the one rule of `oracle_executor::secrets`
+//! without it, the environment, by the one rule of `oracle_secrets`
 //! (`CTRADER_<NAME>` or `ORACLE_CTRADER_<NAME>`). The token pair goes to the token file
 //! (`oracle_ctrader::tokenfile`: 0600, temp + fsync + rename) in the state folder. No token,
 //! code or secret is ever printed; this command installs no logger (the HTTP client's TRACE
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use oracle_ctrader::Secret;
 use oracle_ctrader::oauth::{self, Scope, TokenEndpoint};
 use oracle_ctrader::tokenfile::{self, TokenPair};
-use oracle_executor::secrets::SecretsFile;
+use oracle_secrets::SecretsFile;
 
 /// The deploy kit's executor state folder (its `--state`, in `StateDirectory=oracle-trader`):
 /// the token file lives there, where the executor stores each pair it rotates to.

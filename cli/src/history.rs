@@ -13,7 +13,7 @@ use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
 use oracle_ctrader::history;
 use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
 use oracle_ctrader::tokenfile::{self, TokenPair};
-use oracle_executor::secrets::SecretsFile;
+use oracle_secrets::SecretsFile;
 
 /// `oracle history`.
 #[derive(clap::Args, Debug)]
@@ -341,7 +341,7 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
         .unwrap_or_else(crate::auth::default_token_file);
     let creds = credentials(&file, &token_file)?;
     let env = |k: &str| std::env::var(k).ok();
-    let account = oracle_executor::secrets::account_id(a.account_id, a.secrets.as_ref().map(|_| &file), &env)?
+    let account = oracle_secrets::account_id(a.account_id, a.secrets.as_ref().map(|_| &file), &env)?
         .ok_or_else(|| {
             format!(
                 "no account: --account-id, or ORACLE_CTRADER_ACCOUNT_ID in {} (`oracle accounts` lists them)",

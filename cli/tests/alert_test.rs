@@ -77,11 +77,11 @@ fn tmp(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_secrets_rule_and_the_alerts_crate_name_the_same_telegram_keys() {
     assert_eq!(
-        oracle_executor::secrets::TELEGRAM_BOT_TOKEN_KEY,
+        oracle_secrets::TELEGRAM_BOT_TOKEN_KEY,
         oracle_alerts::config::TELEGRAM_BOT_TOKEN_KEY
     );
     assert_eq!(
-        oracle_executor::secrets::TELEGRAM_CHAT_ID_KEY,
+        oracle_secrets::TELEGRAM_CHAT_ID_KEY,
         oracle_alerts::config::TELEGRAM_CHAT_ID_KEY
     );
 }

@@ -8,6 +8,8 @@
 //! - [`volume`]: lots → cTrader volume in cents;
 //! - [`symbols`]: model ↔ broker symbol names (close matches for a missing one), `tradingMode`;
 //! - [`config`]: `executor_config.json` as values (validation by key; the file is the shell's);
+//! - [`drift`]: the drift ledger's rows, their lines and which are written when (the files are
+//!   the shell's);
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
 //!   file and its fsyncs are the shell's);
 //! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes);
@@ -29,6 +31,7 @@ pub mod answers;
 pub mod broker;
 pub mod config;
 pub mod currency;
+pub mod drift;
 pub mod exec;
 pub mod gather;
 pub mod journal;

@@ -33,7 +33,7 @@ pub struct DoctorArgs {
     /// The secrets environment file, as `oracle executor --secrets` reads it: mode 0600 or 0640
     /// (the group may read it, nobody else; the deploy kit's group is `oracle`), keys
     /// ORACLE_IPC_TOKEN and CTRADER_* or ORACLE_CTRADER_*.
-    #[arg(long, default_value = oracle_executor::secrets::DEFAULT_SECRETS)]
+    #[arg(long, default_value = oracle_secrets::DEFAULT_SECRETS)]
     pub secrets: PathBuf,
     /// An IPC token file to check too (mode 0600: the executor's and the predictor's
     /// `--token-file` refuse any group or other access), when the token is not in the secrets
@@ -500,7 +500,7 @@ fn group_name(gid: u32) -> Option<String> {
     })
 }
 
-/// The mode rule of a secret file: the executor's ([`oracle_executor::secrets::mode_verdict`]:
+/// The mode rule of a secret file: the executor's ([`oracle_secrets::mode_verdict`]:
 /// owner read/write, group read at most, nothing for others; 0600 and 0640 pass). `Ok` carries
 /// the note and, for a group-readable file whose group is not `oracle` (the deploy kit's), a
 /// warning: accepted, but every member of that group can read the secrets.
@@ -508,7 +508,7 @@ pub fn secret_mode_verdict(
     mode: u32,
     group: Option<&str>,
 ) -> Result<(String, Option<String>), String> {
-    let note = oracle_executor::secrets::mode_verdict(mode)?;
+    let note = oracle_secrets::mode_verdict(mode)?;
     let m = mode & 0o777;
     if m & 0o040 != 0 && group != Some("oracle") {
         let g = group.unwrap_or("?");
@@ -526,7 +526,7 @@ pub fn secret_mode_verdict(
 }
 
 /// Keys a secrets file must set (names only are ever printed, never values).
-pub const REQUIRED_SECRETS: [&str; 1] = [oracle_executor::secrets::IPC_TOKEN_KEY];
+pub const REQUIRED_SECRETS: [&str; 1] = [oracle_secrets::IPC_TOKEN_KEY];
 
 /// Checks a secrets env file (`KEY=value` lines) or a token file (`env = false`): it exists, its
 /// mode follows [`secret_mode_verdict`], and (env files) it parses as the executor reads it and
@@ -540,7 +540,7 @@ pub fn check_secret_file(path: &Path, env: bool) -> Check {
 /// wrote it): when it holds a pair, the secrets need no access token (the executor takes the
 /// file's pair).
 pub fn check_secret_file_beside(path: &Path, env: bool, ctrader_tokens: Option<&Path>) -> Check {
-    use oracle_executor::secrets::{SecretsFile, mode_fix, parse};
+    use oracle_secrets::{SecretsFile, mode_fix, parse};
     let n = if env { "secrets" } else { "token-file" };
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
@@ -636,7 +636,7 @@ pub fn check_secret_file_beside(path: &Path, env: bool, ctrader_tokens: Option<&
             ),
             format!(
                 "the broker keys are CTRADER_<NAME> or ORACLE_CTRADER_<NAME> with NAME one of {}",
-                oracle_executor::secrets::CTRADER_KEYS.join(", ")
+                oracle_secrets::CTRADER_KEYS.join(", ")
             ),
         );
     }
@@ -913,7 +913,7 @@ fn kept_host(args: &DoctorArgs, account: i64) -> Option<(String, bool)> {
 /// [`crate::login`]).
 fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
     use crate::login;
-    use oracle_executor::secrets::SecretsFile;
+    use oracle_secrets::SecretsFile;
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut out = Vec::new();
     let secrets = SecretsFile::read(&args.secrets).ok();
@@ -931,7 +931,7 @@ fn broker_checks(args: &DoctorArgs, broker: &str) -> Vec<Check> {
         _ => get("ACCESS_TOKEN"),
     };
     let account_id = secrets.as_ref().and_then(|f| {
-        oracle_executor::secrets::account_id(None, Some(f), &|k| std::env::var(k).ok())
+        oracle_secrets::account_id(None, Some(f), &|k| std::env::var(k).ok())
             .ok()
             .flatten()
     });

@@ -419,7 +419,7 @@ fn secrets_file_0640_is_accepted_by_executor_and_doctor() {
         (0o660, false),
     ] {
         write_mode(&f, text, mode);
-        let executor = oracle_executor::secrets::SecretsFile::read(&f);
+        let executor = oracle_secrets::SecretsFile::read(&f);
         let doctor = doctor::check_secret_file(&f, true);
         assert_eq!(
             executor.is_ok(),
@@ -446,10 +446,7 @@ fn secrets_file_0640_is_accepted_by_executor_and_doctor() {
     }
     // One default file name: doctor's default is the executor's documented secrets file.
     let args = <DoctorCli as clap::Parser>::parse_from(["doctor"]);
-    assert_eq!(
-        args.a.secrets,
-        Path::new(oracle_executor::secrets::DEFAULT_SECRETS)
-    );
+    assert_eq!(args.a.secrets, Path::new(oracle_secrets::DEFAULT_SECRETS));
     // `--state` has the executor's default.
     let ex = <oracle_executor::shell::Cli as clap::Parser>::parse_from(["oracle-executor"]);
     assert_eq!(args.a.state, vec![ex.state]);

@@ -1,6 +1,6 @@
 //! The executor's alerts and metrics hooks ([`Telemetry`]): what the running process tells the
 //! operator (`oracle-alerts`: Telegram, a webhook; `docs/alerts.md`) and what it counts
-//! ([`crate::metrics`]; `docs/metrics.md`).
+//! (`oracle-metrics`; `docs/metrics.md`).
 //!
 //! - **Start**: [`Telemetry::start`] reads the `alerts` and `metrics` sections of
 //!   `executor_config.json` ([`sections`]) and the Telegram bot from the secrets file, starts the
@@ -28,8 +28,15 @@ use oracle_executor_core::side::SideCore;
 use oracle_ipc::Signal;
 use serde_json::Value;
 
-use crate::metrics::{Metrics, MetricsConfig};
-use crate::secrets::SecretsFile;
+use oracle_metrics::{Metrics, MetricsConfig};
+use oracle_secrets::SecretsFile;
+
+/// A scrape reads the broker reconnects the IPC server counted.
+impl oracle_metrics::IpcCounters for crate::server::Metrics {
+    fn reconnects(&self) -> u64 {
+        crate::server::Metrics::get(&self.reconnects)
+    }
+}
 
 /// The process name alerts carry.
 pub const PROCESS: &str = "oracle-executor";
@@ -102,14 +109,14 @@ pub fn alerts_from(
     if let Some(pem) = ca_pem {
         b = b.ca_pem(pem);
     }
-    for name in crate::secrets::CTRADER_KEYS {
+    for name in oracle_secrets::CTRADER_KEYS {
         for key in [format!("CTRADER_{name}"), format!("ORACLE_CTRADER_{name}")] {
             if let Some(v) = lookup(&key) {
                 b = b.redact(&v);
             }
         }
     }
-    if let Some(v) = lookup(crate::secrets::IPC_TOKEN_KEY) {
+    if let Some(v) = lookup(oracle_secrets::IPC_TOKEN_KEY) {
         b = b.redact(&v);
     }
     b.start()

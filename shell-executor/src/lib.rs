@@ -12,10 +12,10 @@
 //! - [`funded`]: a funded account's optional rules, the shell's part (the news file, each
 //!   symbol's weekend from the broker's calendar, `Timer::Weekend`'s closes);
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof;
-//! - [`secrets`]: the secrets file (name, mode rule, keys) shared with `oracle doctor`;
+//! - the secrets file (name, mode rule, keys) is `oracle-secrets`, shared with `oracle doctor`;
 //! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
-//! - [`alerting`] / [`metrics`]: the operator's alerts (Telegram, webhook) and the loopback
-//!   Prometheus endpoint;
+//! - [`alerting`]: the operator's alerts (Telegram, webhook) and the hooks of the loopback
+//!   Prometheus endpoint (`oracle-metrics`);
 //! - [`operator`]: the operator channel (`operator.sock`: `oracle status|halt|flatten|resume|
 //!   enable|disable`);
 //! - [`run`] / [`run_cli`]: the Tokio shell.
@@ -33,11 +33,9 @@ pub mod funded;
 pub mod journal;
 #[cfg(feature = "live")]
 pub mod live;
-pub mod metrics;
 pub mod operator;
 pub mod paper;
 pub mod replay;
-pub mod secrets;
 pub mod server;
 pub mod shell;
 

@@ -26,7 +26,6 @@ use crate::engine::{DECISION, Engine, Side};
 use crate::journal::Journal;
 use crate::paper::PaperBook;
 use crate::policy::ModelKey;
-use crate::secrets::SecretsFile;
 use crate::server::{
     Cmd, Metrics, NotStreamed, Secret, Streams, accept_loop, bar_line, err_line, load_token,
 };
@@ -34,6 +33,7 @@ use crate::volume::SymbolSpec;
 pub use oracle_executor_core::gather::Awaiting;
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::pace::Pace;
+use oracle_secrets::SecretsFile;
 
 /// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -804,7 +804,7 @@ pub async fn run(rc: RunConfig) -> anyhow::Result<()> {
     }
     // Alerts and metrics first, so a start that fails (the broker refusing the account) is told.
     let (tel, metrics_cfg) = crate::alerting::Telemetry::start(&rc.config, rc.secrets.as_ref())?;
-    let r = match crate::metrics::start(&metrics_cfg, tel.metrics.clone()).await {
+    let r = match oracle_metrics::start(&metrics_cfg, tel.metrics.clone()).await {
         Ok(_) => run_inner(rc, tel.clone()).await,
         Err(e) => Err(e),
     };
@@ -853,11 +853,11 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
         "configuration valid"
     );
     // The IPC token: the environment, else --token-file, else the secrets file.
-    let env_token = std::env::var(crate::secrets::IPC_TOKEN_KEY)
+    let env_token = std::env::var(oracle_secrets::IPC_TOKEN_KEY)
         .ok()
         .filter(|t| !t.is_empty());
     let file_token = match (&env_token, &rc.token_file, &rc.secrets) {
-        (None, None, Some(f)) => f.get(crate::secrets::IPC_TOKEN_KEY).map(str::to_string),
+        (None, None, Some(f)) => f.get(oracle_secrets::IPC_TOKEN_KEY).map(str::to_string),
         _ => None,
     };
     let token = load_token(env_token.or(file_token), rc.token_file.as_deref())?;
@@ -1785,7 +1785,7 @@ impl Cli {
                     .rsplit_once(':')
                     .context("--broker wants HOST:PORT or auto")?;
                 let port = port.parse().context("--broker: bad port")?;
-                let account_id = crate::secrets::account_id(
+                let account_id = oracle_secrets::account_id(
                     self.account_id,
                     secrets.as_ref(),
                     &|k| std::env::var(k).ok(),

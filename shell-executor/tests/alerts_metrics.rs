@@ -137,7 +137,7 @@ mod over_the_sim {
     use oracle_executor::alerting::{Telemetry, alerts_from};
     use oracle_executor::engine::Engine;
     use oracle_executor::live::LiveBroker;
-    use oracle_executor::metrics::MetricsConfig;
+    use oracle_metrics::MetricsConfig;
     use oracle_executor::policy::ModelKey;
     use oracle_executor::shell::Feed;
     use oracle_sim::Fault;
@@ -199,7 +199,7 @@ mod over_the_sim {
         let alerts =
             alerts_from(Some(alerts_cfg.clone()), None, Some(ca_pem().as_bytes())).expect("alerts");
         let tel = Arc::new(Telemetry::new(alerts, &alerts_cfg));
-        let endpoint = oracle_executor::metrics::start(
+        let endpoint = oracle_metrics::start(
             &MetricsConfig {
                 listen: Some("127.0.0.1:0".into()),
             },

@@ -1,5 +1,6 @@
 //! The executor's Prometheus endpoint: counters, gauges and the bar → order latency histogram,
-//! served as text on a **loopback** address (`docs/metrics.md`).
+//! served as text on a **loopback** address (`docs/metrics.md`). The executor's shell owns one
+//! [`Metrics`] and calls its hooks; the IPC server's counters are read through [`IpcCounters`].
 //!
 //! - **Config**: the `metrics` section of `executor_config.json`, `{"listen": "127.0.0.1:9464"}`;
 //!   absent (or `listen` absent) = no endpoint. An address that is not loopback is refused by name
@@ -103,7 +104,13 @@ pub struct Metrics {
     /// Nanoseconds after `origin` of the last BAR sent to the predictor (0: none yet).
     bar_out_ns: AtomicU64,
     /// The IPC server's counters (reconnects are counted there), read at scrape time.
-    ipc: OnceLock<Arc<crate::server::Metrics>>,
+    ipc: OnceLock<Arc<dyn IpcCounters>>,
+}
+
+/// What a scrape reads of the IPC server's counters (the executor's `server::Metrics`).
+pub trait IpcCounters: Send + Sync {
+    /// Broker reconnects so far (each followed by a reconciliation).
+    fn reconnects(&self) -> u64;
 }
 
 impl std::fmt::Debug for Metrics {
@@ -222,7 +229,7 @@ impl Metrics {
     }
 
     /// The IPC server's counters, read at scrape time (broker reconnects).
-    pub fn attach_ipc(&self, ipc: Arc<crate::server::Metrics>) {
+    pub fn attach_ipc<C: IpcCounters + 'static>(&self, ipc: Arc<C>) {
         let _ = self.ipc.set(ipc);
     }
 
@@ -325,8 +332,9 @@ impl Metrics {
             self.rss.set(rss);
         }
         if let Some(ipc) = self.ipc.get() {
-            let n = crate::server::Metrics::get(&ipc.reconnects);
-            self.reconnects.inner().store(n, Ordering::Relaxed);
+            self.reconnects
+                .inner()
+                .store(ipc.reconnects(), Ordering::Relaxed);
         }
         let mut out = String::with_capacity(4096);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -500,6 +508,22 @@ mod tests {
             .and_then(|v| v.parse::<i64>().ok())
             .expect("rss line");
         assert!(rss > 0, "{t}");
+    }
+
+    #[test]
+    fn a_scrape_reads_the_reconnects_the_ipc_server_counted() {
+        struct Ipc(std::sync::atomic::AtomicU64);
+        impl IpcCounters for Ipc {
+            fn reconnects(&self) -> u64 {
+                self.0.load(Ordering::Relaxed)
+            }
+        }
+        let m = Metrics::new();
+        let ipc = Arc::new(Ipc(AtomicU64::new(2)));
+        m.attach_ipc(ipc.clone());
+        assert!(m.render().contains("oracle_broker_reconnects_total 2\n"));
+        ipc.0.store(5, Ordering::Relaxed);
+        assert!(m.render().contains("oracle_broker_reconnects_total 5\n"));
     }
 
     #[test]

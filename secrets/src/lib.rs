@@ -1,5 +1,6 @@
-//! The secrets file: one name, one mode rule and one grammar for the executor (`--secrets`) and
-//! `oracle doctor` (`--secrets`).
+//! The secrets file: one name, one mode rule and one grammar for the executor (`--secrets`),
+//! `oracle doctor` (`--secrets`) and the `oracle` commands that read credentials (`auth`,
+//! `history`, `alert-test`).
 //!
 //! - **Name**: [`DEFAULT_SECRETS`] (`/etc/oracle-trader/secrets.env`), the file the deploy kit
 //!   installs and doctor checks by default. The executor reads it when given `--secrets FILE`
