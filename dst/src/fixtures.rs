@@ -64,8 +64,7 @@ pub fn models() -> &'static BTreeMap<String, Bundled> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let model_spec = ModelSpec::from_loaded(name.clone(), &loaded)
-                .unwrap_or_else(|e| panic!("bundled model {}: {e}", path.display()));
+            let model_spec = ModelSpec::from_loaded(name.clone(), &loaded);
             let spec = BundledSpec {
                 name: name.clone(),
                 symbol: model_spec.stream.symbol.to_string(),

@@ -117,11 +117,12 @@ pub enum LoadErrorKind {
     #[error(
         "the file name must be {expected:?}: its metadata says symbol.name {symbol:?}, \
          symbol.timeframe {tf:?}",
+        symbol = .symbol.as_str(),
         tf = .timeframe.as_str()
     )]
     WrongFileName {
         /// `symbol.name`.
-        symbol: String,
+        symbol: oracle_core::Symbol,
         /// `symbol.timeframe`.
         timeframe: oracle_core::Timeframe,
         /// `<symbol.name>_<timeframe>.zip`.

@@ -11,8 +11,8 @@ use oracle_core::model::{
     ModelParams, policy_weights,
 };
 use oracle_core::{
-    Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_WIDTH, Model, ModelOf, N_ACTIONS,
-    N_HMM_FEATURES, N_MARKET_FEATURES, Timeframe,
+    Action, MAX_LAYERS, MAX_POLICY_WEIGHTS, MAX_STATES, MAX_SYMBOL, MAX_WIDTH, Model, ModelOf,
+    N_ACTIONS, N_HMM_FEATURES, N_MARKET_FEATURES, Symbol, Timeframe,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -98,10 +98,10 @@ pub struct Metadata {
     pub format_version: String,
     /// `generated_at`.
     pub generated_at: String,
-    /// `symbol.name`, e.g. `EURUSD` or `GER40.cash`: the model's symbol everywhere in the
+    /// `symbol.name`, e.g. `EURUSD` or `GER40.cash`, parsed at load: the model's symbol everywhere in the
     /// system (zip file name, IPC lines, streams, the executor's configuration keys, the broker
     /// symbol unless the configuration maps it); see docs/contract.md, "Symbol identity".
-    pub symbol: String,
+    pub symbol: Symbol,
     /// `symbol.clean`, e.g. `GER40` for `GER40.cash`: the instrument's plain name, for people
     /// (reports, doctor). Nothing is looked up by it.
     pub symbol_clean: String,
@@ -195,7 +195,7 @@ pub fn load_model_limited(path: &Path, limits: &LoadLimits) -> Result<LoadedMode
     let want = format!("{}.zip", loaded.name);
     if label != want {
         return Err(fail(LoadErrorKind::WrongFileName {
-            symbol: loaded.metadata.symbol.clone(),
+            symbol: loaded.metadata.symbol,
             timeframe: loaded.metadata.timeframe,
             expected: want,
         }));
@@ -405,7 +405,7 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
     }
     // Presence and type of every required field, in the contract's order.
     let generated_at = str_at(&raw, "generated_at")?.to_owned();
-    let symbol = str_at(&raw, "symbol.name")?.to_owned();
+    let symbol_name = str_at(&raw, "symbol.name")?;
     let symbol_clean = str_at(&raw, "symbol.clean")?.to_owned();
     let timeframe_name = str_at(&raw, "symbol.timeframe")?;
     let Some(timeframe) = Timeframe::from_name(timeframe_name).filter(|t| t.is_streamed()) else {
@@ -417,12 +417,17 @@ pub fn parse_metadata(raw: Value) -> Result<Metadata, LoadErrorKind> {
             ),
         ));
     };
-    if symbol.is_empty() || symbol.contains(['/', '\\']) {
+    // Parsed once, here, into the symbol every stream key carries: a name no IPC line, stream
+    // or file name could carry (empty, a path separator, a space, over MAX_SYMBOL bytes) is refused.
+    let Ok(symbol) = Symbol::new(symbol_name) else {
         return Err(invalid(
             "symbol.name",
-            format!("{symbol:?} cannot name a model"),
+            format!(
+                "{symbol_name:?} cannot name a model: a symbol is 1 to {MAX_SYMBOL} characters of \
+                 A-Z a-z 0-9 . _ - #"
+            ),
         ));
-    }
+    };
     let costs = parse_costs(&raw)?;
     for f in [
         "hmm_config.n_states",

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oracle_core::Timeframe;
+use oracle_core::{Symbol, Timeframe};
 use oracle_model::{
     LoadErrorKind, LoadLimits, MAX_MEMBER_BYTES, SUPPORTED_TIMEFRAMES, TRACE_HEADER, load_dir,
     load_model, load_model_bytes, load_model_bytes_limited, load_model_limited, replay,
@@ -458,6 +458,45 @@ fn the_metadata_timeframe_is_parsed_at_load_and_a_bad_one_names_the_zip_and_the_
         assert_eq!(e.file, file, "{bad:?}");
         assert!(
             matches!(&e.kind, LoadErrorKind::InvalidField { field, .. } if field == "symbol.timeframe"),
+            "{bad:?}: {e}"
+        );
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("{file}: ")), "{text}");
+        assert!(text.contains(&format!("{bad:?}")), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `symbol.name` is read once, at load, into core's `Symbol` (the name IPC lines, streams and the
+/// executor's keys carry); a name no stream could carry refuses the zip, naming the zip's file and
+/// the field, instead of loading a model whose bars could never be keyed.
+#[test]
+fn the_metadata_symbol_is_parsed_at_load_and_a_bad_one_names_the_zip_and_the_field() {
+    let Some(path) = sample_zip() else { return };
+    let bytes = std::fs::read(&path).unwrap();
+    let m = load_model(&path).unwrap();
+    assert_eq!(m.metadata.symbol, Symbol::new("EURUSD").unwrap());
+
+    let (members, meta) = unpack(&bytes);
+    let dir = temp_dir("symbol");
+    let long = "E".repeat(oracle_core::MAX_SYMBOL + 1);
+    for bad in ["EUR USD", "EURUSD!", "EUR\u{e9}USD", long.as_str()] {
+        // The zip and its members named as the metadata says, so only the symbol is at fault.
+        let renamed: BTreeMap<String, Vec<u8>> = members
+            .iter()
+            .map(|(n, d)| (n.replacen("EURUSD_H1", &format!("{bad}_H1"), 1), d.clone()))
+            .collect();
+        let mut md = meta.clone();
+        md["symbol"]["name"] = Value::String(bad.into());
+        md["members"] = Value::Object(serde_json::Map::new());
+        rehash(&renamed, &mut md);
+        let file = format!("{bad}_H1.zip");
+        let p = dir.join(&file);
+        std::fs::write(&p, pack(&renamed, &md)).unwrap();
+        let e = load_model(&p).expect_err(bad);
+        assert_eq!(e.file, file, "{bad:?}");
+        assert!(
+            matches!(&e.kind, LoadErrorKind::InvalidField { field, .. } if field == "symbol.name"),
             "{bad:?}: {e}"
         );
         let text = e.to_string();

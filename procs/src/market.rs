@@ -327,7 +327,7 @@ pub fn prepare_at(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sym = m.metadata.symbol.clone();
+        let sym = m.metadata.symbol.to_string();
         lots.entry(sym.clone()).or_insert(m.model.costs().lot_sizes);
         models.insert(name, (sym, m.metadata.timeframe.to_string()));
         chosen.push(z);

@@ -5,7 +5,7 @@
 //! edge, STYLE.md).
 
 use crate::store::SavedState;
-use oracle_core::{Bar, Model, Step, StreamKey, Symbol};
+use oracle_core::{Bar, Model, Step, StreamKey};
 use std::any::Any;
 use std::cell::Cell;
 use std::path::Path;
@@ -27,19 +27,16 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// The spec of a model the loader read from the zip whose file stem is `name`; the error
-    /// names the model and the metadata field at fault.
-    pub fn from_loaded(name: String, loaded: &oracle_model::LoadedModel) -> Result<Self, String> {
+    /// The spec of a model the loader read from the zip whose file stem is `name` (its symbol
+    /// and timeframe were parsed, and a bad one refused naming the field, when the zip was read).
+    pub fn from_loaded(name: String, loaded: &oracle_model::LoadedModel) -> Self {
         let md = &loaded.metadata;
-        let symbol = Symbol::new(&md.symbol)
-            .map_err(|e| format!("{name}: metadata symbol {:?}: {e}", md.symbol))?;
-        let stream = StreamKey::new(symbol, md.timeframe);
-        Ok(Self {
+        Self {
             name,
-            stream,
+            stream: StreamKey::new(md.symbol, md.timeframe),
             window: md.window,
             zip_sha256: loaded.zip_sha256.clone(),
-        })
+        }
     }
 }
 
@@ -119,7 +116,7 @@ impl Loader for ZipLoader {
         let name = path
             .file_stem()
             .map_or_else(|| loaded.name.clone(), |s| s.to_string_lossy().into_owned());
-        let spec = ModelSpec::from_loaded(name, &loaded)?;
+        let spec = ModelSpec::from_loaded(name, &loaded);
         // Twins borrow their model. The model lives as long as the process: per loaded zip, a
         // few KB of fields and its policy's weights, sized to the policy by the loader (a
         // replaced zip keeps its old model; zips are few and rarely replaced).

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use oracle_core::{Symbol, Timeframe};
 use oracle_procs::files::read_env_file;
 use oracle_procs::supervisor::{Output, Proc, free_port, wait_port};
 
@@ -100,9 +101,9 @@ pub struct Stream {
     /// `SYM_TF` (the zip's stem).
     pub name: String,
     /// Symbol (metadata `symbol.name`, the system's one symbol identity).
-    pub symbol: String,
-    /// Timeframe name.
-    pub tf: String,
+    pub symbol: Symbol,
+    /// Timeframe (metadata `symbol.timeframe`).
+    pub tf: Timeframe,
     /// The cut, re-stamped bar file fed to the executor.
     pub csv: PathBuf,
     /// Bars in it (history + live).
@@ -154,7 +155,7 @@ pub fn prepare(
         .collect();
     zips.sort();
     let mut streams = Vec::new();
-    let mut lots: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    let mut lots: BTreeMap<Symbol, [f64; 4]> = BTreeMap::new();
     for z in zips {
         if streams.len() >= max_models {
             break;
@@ -188,12 +189,12 @@ pub fn prepare(
         let csv = ddir.join(format!("{}.csv", m.name));
         std::fs::write(&csv, out)?;
         std::fs::copy(&z, mdir.join(z.file_name().context("zip name")?))?;
-        lots.entry(m.metadata.symbol.clone())
+        lots.entry(m.metadata.symbol)
             .or_insert(m.model.costs().lot_sizes);
         streams.push(Stream {
             name: m.name.clone(),
-            symbol: m.metadata.symbol.clone(),
-            tf: m.metadata.timeframe.to_string(),
+            symbol: m.metadata.symbol,
+            tf: m.metadata.timeframe,
             csv,
             bars: want,
         });
@@ -212,7 +213,7 @@ pub fn prepare(
     );
     for (sym, l) in &lots {
         cfg.insert(
-            sym.clone(),
+            sym.to_string(),
             serde_json::json!({"enabled": true, "lot_weak": l[1], "lot_moderate": l[2], "lot_strong": l[3]}),
         );
     }
