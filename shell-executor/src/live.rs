@@ -786,11 +786,11 @@ fn complete_fill(shared: &Shared, ev: &ProtoOaExecutionEvent) -> bool {
 }
 
 impl LiveBroker {
-    /// The broker's latest time seen, once `history` found it to be a replay (its clock is not
-    /// ours): trading hours are judged at it ([`broker_instant`]).
-    fn replay_ms(&self) -> Option<i64> {
+    /// The broker's latest time seen where its clock is not ours ([`replay_time`]): trading
+    /// hours are judged at it ([`broker_instant`]); `None`: at our instant `now_ms`.
+    fn replay_ms(&self, now_ms: i64) -> Option<i64> {
         let server = self.shared.server_ms.load(Ordering::SeqCst);
-        (self.replay_clock && server > 0).then_some(server)
+        replay_time(now_ms, server, self.replay_clock)
     }
 
     /// The event task tells `t` of a loss, a reconnect, a token refresh and an authentication
@@ -1381,7 +1381,7 @@ impl Broker for LiveBroker {
 
     fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
         let cal = self.calendars.get(symbol)?;
-        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms(utc_ms));
         oracle_executor_core::restrictions::week_end(
             at,
             |t| cal.next_close(t),
@@ -1395,7 +1395,7 @@ impl Broker for LiveBroker {
 
     fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
         let cal = self.calendars.get(symbol)?;
-        let (at, shift) = broker_instant(utc_ms, self.replay_ms());
+        let (at, shift) = broker_instant(utc_ms, self.replay_ms(utc_ms));
         (!cal.is_open(at)).then(|| crate::broker::Closed {
             until_ms: cal.next_open(at).map(|t| t.saturating_add(shift)),
         })
@@ -1717,6 +1717,28 @@ impl Broker for LiveBroker {
     }
 }
 
+/// How far the broker's time may run ahead of ours and still be taken as our clock: 5 minutes.
+///
+/// The real broker's spot times trail or lead the wall clock by network delay (milliseconds) and
+/// the two hosts' clock skew (milliseconds under NTP, seconds to a minute or two on a host whose
+/// NTP has failed for weeks); its latest time seen is also stale in a quiet market. Judging its
+/// hours at that time instead of ours would only move a decision at a session's edge by that
+/// much (the broker refuses `MARKET_CLOSED` itself there, and held exits are tried again), so
+/// such a broker stays on our clock. A simulator replaying bundled bars runs hours or days ahead
+/// (the soak's, on a weekend: Friday's market on a Saturday): its hours are judged at its time.
+/// Five minutes is far above any real skew and far below any replay's lead.
+const BROKER_AHEAD_MS: i64 = 5 * 60_000;
+
+/// The broker's own time at which its trading hours are judged for our instant `now_ms`, from
+/// its latest time seen `server_ms` (0: none yet): a replay (`replay_clock`: `history` found its
+/// clock more than a bar from ours, e.g. a replay of the past) or a broker more than
+/// [`BROKER_AHEAD_MS`] ahead of us (a simulator running ahead of the wall clock). `None`: our own
+/// instant (the real broker, whose spot times trail the wall clock or lead it by its skew).
+fn replay_time(now_ms: i64, server_ms: i64, replay_clock: bool) -> Option<i64> {
+    let ahead = server_ms.saturating_sub(now_ms) > BROKER_AHEAD_MS;
+    (server_ms > 0 && (replay_clock || ahead)).then_some(server_ms)
+}
+
 /// Where the broker's trading hours are judged for our instant `now_ms`, and the shift that
 /// brings the broker's instants back onto our clock: the real broker runs on the wall clock (our
 /// instant, no shift); a replay (`replay_ms`: its latest time seen) runs on its own, so a
@@ -1730,7 +1752,7 @@ fn broker_instant(now_ms: i64, replay_ms: Option<i64>) -> (i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BrokerTime, broker_instant, broker_time};
+    use super::{BROKER_AHEAD_MS, BrokerTime, broker_instant, broker_time, replay_time};
 
     #[test]
     fn the_deposit_currency_and_the_symbols_assets_are_named_from_the_asset_list() {
@@ -1774,6 +1796,39 @@ mod tests {
         let behind = NOW - 400 * 86_400_000;
         let (at, shift) = broker_instant(NOW, Some(behind));
         assert_eq!((at, behind + shift), (behind, NOW));
+    }
+
+    #[test]
+    fn a_broker_ahead_of_us_by_less_than_the_threshold_is_on_our_clock_by_more_on_its_own() {
+        // Ahead by network delay and clock skew (seconds, a minute, the threshold itself): our
+        // clock, our instant, no shift.
+        for lead in [1, 2_000, 60_000, BROKER_AHEAD_MS] {
+            assert_eq!(
+                replay_time(NOW, NOW + lead, false),
+                None,
+                "ahead by {lead} ms"
+            );
+            assert_eq!(
+                broker_instant(NOW, replay_time(NOW, NOW + lead, false)),
+                (NOW, 0)
+            );
+        }
+        // A millisecond more, or a simulator days ahead (our Saturday, its Friday): its time.
+        for lead in [BROKER_AHEAD_MS + 1, 3 * 86_400_000] {
+            let b = replay_time(NOW, NOW + lead, false);
+            assert_eq!(b, Some(NOW + lead), "ahead by {lead} ms");
+            let (at, shift) = broker_instant(NOW, b);
+            assert_eq!((at, at + shift), (NOW + lead, NOW));
+        }
+        // Behind us (the real broker's last tick before a quiet hour): our clock, unless
+        // `history` found a replay; a replay is judged at its time whether behind or ahead.
+        assert_eq!(replay_time(NOW, NOW - 3_600_000, false), None);
+        for server in [NOW - 400 * 86_400_000, NOW + 2_000, NOW + 3 * 86_400_000] {
+            assert_eq!(replay_time(NOW, server, true), Some(server));
+        }
+        // No broker time seen yet: our clock.
+        assert_eq!(replay_time(NOW, 0, true), None);
+        assert_eq!(replay_time(NOW, 0, false), None);
     }
 
     #[test]
