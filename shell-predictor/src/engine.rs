@@ -929,8 +929,8 @@ impl Predictor {
 fn entry(s: &Slot, state: SavedState) -> Entry {
     let spec = s.twin.spec();
     Entry {
-        symbol: spec.stream.symbol.to_string(),
-        timeframe: spec.stream.timeframe.as_str().to_string(),
+        symbol: spec.stream.symbol,
+        timeframe: spec.stream.timeframe,
         state,
         model_sha256: spec.zip_sha256.clone(),
         last_bar: last_bar(&s.taken, state.last_bar_time),

@@ -2,7 +2,7 @@
 //! every bar) and one trace file per model in the replay trace format (docs/contract.md §8).
 
 use crate::isotime;
-use oracle_core::Bar;
+use oracle_core::{Bar, Symbol, Timeframe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -69,10 +69,12 @@ impl SavedState {
 /// One model's entry in the state file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Symbol, for a human reading the file.
-    pub symbol: String,
-    /// Timeframe, for a human reading the file.
-    pub timeframe: String,
+    /// Symbol, for a human reading the file: its name in the file, parsed when it is read.
+    #[serde(with = "symbol_text")]
+    pub symbol: Symbol,
+    /// Timeframe, for a human reading the file: its name in the file, parsed when it is read.
+    #[serde(with = "timeframe_text")]
+    pub timeframe: Timeframe,
     /// The twin's state.
     pub state: SavedState,
     /// sha256 of the model zip the state was produced with (absent in older files).
@@ -82,6 +84,46 @@ pub struct Entry {
     /// the predictor missed while it was down is applied on a restart (absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_bar: Option<LastBar>,
+}
+
+/// An entry's `symbol` in the file: the name as text, parsed into core's [`Symbol`] when read
+/// (a bad one refuses the file, naming the field and the text).
+mod symbol_text {
+    use oracle_core::Symbol;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Symbol, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(s.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Symbol, D::Error> {
+        let text = String::deserialize(d)?;
+        Symbol::new(&text)
+            .map_err(|e| serde::de::Error::custom(format_args!("symbol {text:?}: {e}")))
+    }
+}
+
+/// An entry's `timeframe` in the file: the name as text, parsed into core's [`Timeframe`] when
+/// read (a bad one refuses the file, naming the field and the text).
+mod timeframe_text {
+    use oracle_core::Timeframe;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timeframe, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(t.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timeframe, D::Error> {
+        let text = String::deserialize(d)?;
+        Timeframe::from_name(&text)
+            .filter(|t| t.is_streamed())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format_args!(
+                    "timeframe {text:?} is not one a model may have ({})",
+                    oracle_model::SUPPORTED_TIMEFRAMES.join(", ")
+                ))
+            })
+    }
 }
 
 /// The last bar a twin took (its values as taken) and the twin's state just before it.
@@ -321,8 +363,8 @@ mod tests {
         s.models.insert(
             "EURUSD_M15".into(),
             Entry {
-                symbol: "EURUSD".into(),
-                timeframe: "M15".into(),
+                symbol: Symbol::new("EURUSD").expect("symbol"),
+                timeframe: Timeframe::M15,
                 state: SavedState {
                     last_bar_time: 1_614_557_700,
                     bars_seen: 400,
@@ -384,6 +426,46 @@ mod tests {
         let s = StateFile::load(&d).expect("load");
         assert_eq!(s.models["X"].last_bar, None);
         assert_eq!(s.models["X"].model_sha256, "");
+        fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// An entry's symbol and timeframe are parsed when the file is read (core's `Symbol` and
+    /// `Timeframe`): a name no stream could carry refuses the file, naming the file, the field
+    /// and the text, instead of loading as a string nothing is keyed by.
+    #[test]
+    fn a_state_file_entry_with_a_bad_symbol_or_timeframe_is_refused_naming_it() {
+        let d = tmpdir("badkey");
+        let file = |symbol: &str, timeframe: &str| {
+            format!(
+                r#"{{"version":1,"models":{{"X":{{"symbol":"{symbol}","timeframe":"{timeframe}","state":{{
+                "last_bar_time":3600,"bars_seen":2,"position_direction":0,
+                "position_intensity":0,"entry_price":0.0,"realized_pnl":0.0,"trades":0}}}}}}}}"#
+            )
+        };
+        for (symbol, timeframe, field, bad) in [
+            ("EUR USD", "H1", "symbol", "EUR USD"),
+            ("", "H1", "symbol", ""),
+            ("EURUSD", "H2", "timeframe", "H2"),
+            ("EURUSD", "h1", "timeframe", "h1"),
+        ] {
+            fs::write(d.join(STATE_FILE), file(symbol, timeframe)).expect("write");
+            let e = StateFile::load(&d).expect_err(bad);
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            let text = e.to_string();
+            assert!(text.contains(STATE_FILE), "{text}");
+            assert!(text.contains(&format!("{field} {bad:?}")), "{text}");
+        }
+        // The good names load as the typed key, and are written back as the same text.
+        fs::write(d.join(STATE_FILE), file("GER40.cash", "M15")).expect("write");
+        let s = StateFile::load(&d).expect("load");
+        assert_eq!(
+            oracle_core::StreamKey::new(s.models["X"].symbol, s.models["X"].timeframe),
+            oracle_core::StreamKey::parse("GER40.cash", "M15").expect("key")
+        );
+        s.save(&d).expect("save");
+        let text = fs::read_to_string(d.join(STATE_FILE)).expect("read");
+        assert!(text.contains(r#""symbol": "GER40.cash""#), "{text}");
+        assert!(text.contains(r#""timeframe": "M15""#), "{text}");
         fs::remove_dir_all(&d).expect("cleanup");
     }
 

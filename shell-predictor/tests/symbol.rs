@@ -75,13 +75,15 @@ fn a_model_whose_symbol_cannot_be_streamed_is_refused_at_load_naming_it() {
     let root = std::env::temp_dir().join(format!("oracle-pred-badsym-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("models")).expect("dir");
-    // The loader takes the zip (its file name matches its metadata), but no IPC line can carry
-    // a symbol with a space: the predictor refuses it once, at load, instead of asking
-    // `HISTORY|EUR USD|…` for ever.
+    // The zip's file name matches its metadata, but no IPC line can carry a symbol with a
+    // space: the loader refuses it once, when it reads `symbol.name` (core's `Symbol`), so the
+    // predictor never asks `HISTORY|EUR USD|…`. (The loader took it before `Metadata.symbol`
+    // was typed; the predictor refused it after.)
     let path = renamed::renamed_model(&root.join("models"), "EUR USD", "EURUSD");
+    let refused = oracle_model::load_model(&path).expect_err("refused by the loader");
     assert!(
-        oracle_model::load_model(&path).is_ok(),
-        "the zip itself loads"
+        matches!(&refused.kind, oracle_model::LoadErrorKind::InvalidField { field, .. } if field == "symbol.name"),
+        "names the field: {refused}"
     );
     let err = oracle_predictor::twins::Loader::load(&ZipLoader, &path)
         .err()
