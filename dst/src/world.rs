@@ -392,10 +392,11 @@ pub fn run_seed(seed: u64) -> Result<Summary, Failure> {
 /// Extra bars beyond the window the predictor asks for when it has a state to catch up from.
 const HISTORY_EXTRA: usize = 60;
 
-fn period_of(tf: &str) -> Option<(Period, ProtoOaTrendbarPeriod)> {
-    let p = Period::from_name(tf)?;
-    let q = ProtoOaTrendbarPeriod::from_str_name(tf)?;
-    Some((p, q))
+/// The simulator's period and the trendbar period of a model's timeframe (parsed when its zip
+/// was loaded): the period is the timeframe itself, the trendbar period `oracle_ctrader`'s one
+/// timeframe -> period map.
+fn period_of(tf: oracle_ipc::Timeframe) -> (Period, ProtoOaTrendbarPeriod) {
+    (tf, ProtoOaTrendbarPeriod::from(tf))
 }
 
 struct World {
@@ -566,8 +567,7 @@ impl World {
         let mut sides = Vec::new();
         for name in &plan.models {
             let b = &models[name];
-            let (period, pq) = period_of(&b.spec.timeframe)
-                .ok_or(format!("{name}: timeframe {}", b.spec.timeframe))?;
+            let (period, pq) = period_of(b.model_spec.stream.timeframe);
             let (si, sm) = broker
                 .market()
                 .symbols
@@ -1159,7 +1159,7 @@ impl World {
             .enumerate()
             .find(|(_, s)| s.spec.name == b.spec.symbol)
             .ok_or_else(|| self.fail("symbol"))?;
-        let (period, _) = period_of(&b.spec.timeframe).ok_or_else(|| self.fail("period"))?;
+        let (period, _) = period_of(b.model_spec.stream.timeframe);
         let len = period.fixed_ms().unwrap_or(0);
         let digits = sm.spec.digits;
         let mut csv = String::from("time,open,high,low,close,volume\n");
