@@ -16,9 +16,14 @@
 //!   by its host only, and `log` is capped at DEBUG at compile time (`Cargo.toml`) because `ureq`
 //!   writes request paths at TRACE.
 //!
+//! Without the default feature `send` the crate is its pure part only (the events, their texts,
+//! the watches, the settings, the redactor): no HTTP client, no thread (`oracle-executor-core`
+//! decides what to tell with it).
+//!
 //! `docs/alerts.md` is the operator's page: the settings, the secrets, each message, and where
 //! the executor pushes each event.
 
+#[cfg(feature = "send")]
 pub mod channel;
 pub mod config;
 pub mod event;
@@ -28,10 +33,14 @@ pub mod test_support;
 pub mod watch;
 
 use std::collections::VecDeque;
+#[cfg(feature = "send")]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(feature = "send")]
 use std::thread::JoinHandle;
+#[cfg(feature = "send")]
 use std::time::Duration;
 
+#[cfg(feature = "send")]
 use channel::{Client, Outcome, Target};
 pub use config::{AlertsConfig, TelegramSecrets};
 pub use event::{DailySummary, Event, EventKind};
@@ -81,6 +90,7 @@ impl<T> BoundedQueue<T> {
     }
 }
 
+#[cfg(feature = "send")]
 /// The counters of an [`Alerts`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -98,6 +108,7 @@ pub struct Stats {
     pub pending: usize,
 }
 
+#[cfg(feature = "send")]
 struct State {
     queue: BoundedQueue<Event>,
     unreported_drops: u64,
@@ -107,15 +118,18 @@ struct State {
     failures: VecDeque<String>,
 }
 
+#[cfg(feature = "send")]
 /// How many failure lines [`Alerts::recent_failures`] keeps.
 pub const FAILURES_KEPT: usize = 16;
 
+#[cfg(feature = "send")]
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     finished: Condvar,
 }
 
+#[cfg(feature = "send")]
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held leaves counters only: go on with them.
@@ -123,6 +137,7 @@ impl Shared {
     }
 }
 
+#[cfg(feature = "send")]
 /// The handle a process keeps and clones: [`Alerts::push`] from anywhere, [`Alerts::close`] at
 /// the end.
 #[derive(Clone)]
@@ -133,6 +148,7 @@ pub struct Alerts {
     worker: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
+#[cfg(feature = "send")]
 impl std::fmt::Debug for Alerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Alerts")
@@ -142,8 +158,10 @@ impl std::fmt::Debug for Alerts {
     }
 }
 
+#[cfg(feature = "send")]
 type PauseFn = Box<dyn FnMut(Duration) + Send>;
 
+#[cfg(feature = "send")]
 /// Builds an [`Alerts`] from the settings and the secrets.
 pub struct AlertsBuilder {
     config: AlertsConfig,
@@ -153,6 +171,7 @@ pub struct AlertsBuilder {
     pause: Option<PauseFn>,
 }
 
+#[cfg(feature = "send")]
 impl std::fmt::Debug for AlertsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertsBuilder")
@@ -161,6 +180,7 @@ impl std::fmt::Debug for AlertsBuilder {
     }
 }
 
+#[cfg(feature = "send")]
 impl AlertsBuilder {
     /// From the `alerts` section.
     pub fn new(config: AlertsConfig) -> Self {
@@ -280,6 +300,7 @@ impl AlertsBuilder {
     }
 }
 
+#[cfg(feature = "send")]
 impl Alerts {
     /// A handle that sends nothing (no `alerts` section).
     pub fn off() -> Alerts {
@@ -351,6 +372,7 @@ impl Alerts {
     }
 }
 
+#[cfg(feature = "send")]
 struct Worker {
     shared: Arc<Shared>,
     client: Client,
@@ -363,6 +385,7 @@ struct Worker {
     pause: Option<PauseFn>,
 }
 
+#[cfg(feature = "send")]
 impl Worker {
     fn run(mut self) {
         loop {
@@ -474,7 +497,7 @@ impl Worker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "send"))]
 mod tests {
     use super::*;
 

@@ -1,5 +1,8 @@
 //! The executor's core ("the hands" without hands): every decision the executor makes, sans-IO.
 //!
+//! - [`alerting`]: what the executor tells its operator (limits crossed, a halt, the broker
+//!   down, the daily summary, refusals), decided from the core's state; the sending is the
+//!   shell's;
 //! - [`policy`]: virtual target vs real position, transitions, no chasing;
 //! - [`risk`]: the risk guard (daily loss / drawdown, broker day);
 //! - [`propfirm`]: a prop firm's limits computed exactly (FTMO presets, equity, Prague day);
@@ -27,6 +30,7 @@
 //! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
 //! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
 
+pub mod alerting;
 pub mod answers;
 pub mod broker;
 pub mod config;

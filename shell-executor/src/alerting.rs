@@ -9,10 +9,12 @@
 //! - **Never on the order path**: a push is a non-blocking move into the bounded queue
 //!   ([`oracle_alerts::Alerts::push`]); a metric is an atomic add. The engine pushes an
 //!   "order refused" *after* the batch is answered.
-//! - **When** (time a parameter, UTC seconds): the broker down for more than
-//!   `alerts.disconnect_after_s` (once per outage, then "back after N s": [`Telemetry::tick`]
-//!   with the wall clock), the daily summary at each midnight Europe/Prague (the engine's clock:
-//!   a replay's virtual time), a limit's 50%/80% crossing ([`Telemetry::limit`]).
+//! - **When** (time a parameter, UTC seconds) is the core's (`oracle_executor_core::alerting`,
+//!   `AlertWatches`): the broker down for more than `alerts.disconnect_after_s` (once per
+//!   outage, then "back after N s": [`Telemetry::tick`] with the wall clock), the daily summary
+//!   at each midnight Europe/Prague (the engine's clock: a replay's virtual time), a limit's
+//!   50%/80% crossing ([`Telemetry::limit`]), a halt newly in force; this module pushes what it
+//!   says and keeps the metrics.
 //!
 //! Where each hook sits: `docs/alerts.md` "Wiring".
 
@@ -20,8 +22,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use oracle_alerts::watch::{DisconnectWatch, HeadroomWatch, SummaryClock};
-use oracle_alerts::{Alerts, AlertsBuilder, AlertsConfig, DailySummary, Event, TelegramSecrets};
+use oracle_alerts::{Alerts, AlertsBuilder, AlertsConfig, Event, TelegramSecrets};
+use oracle_executor_core::alerting::{AlertWatches, Figures, limits, refusal};
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::operator::GuardStatus;
 use oracle_executor_core::side::SideCore;
@@ -122,34 +124,13 @@ pub fn alerts_from(
     b.start()
 }
 
-/// What the watches remember between hooks.
-#[derive(Debug)]
-struct Watches {
-    headroom: HeadroomWatch,
-    disconnect: DisconnectWatch,
-    /// Started at the first clock reading that is a real instant (a replay's clock is 0 until
-    /// its first bar).
-    summary: Option<SummaryClock>,
-    /// The balance at the start of the day (the first read, then each summary's end).
-    day_balance: Option<f64>,
-    day_orders: u64,
-    day_refusals: u64,
-    /// The highest daily-loss share used this day.
-    day_loss_used: Option<f64>,
-    /// The halt in force as last told (its reason code), so each halt is told once.
-    halt: Option<String>,
-    /// The deposit currency in the texts, as the guard's status last gave it (the broker's;
-    /// empty: not known to the executor, as on paper, left out).
-    currency: String,
-}
-
 /// The process's alerts and metrics, shared (`Arc`) by the engine, the live broker's event task,
 /// the metrics endpoint and the ticker.
 pub struct Telemetry {
     /// The counters and gauges (`docs/metrics.md`).
     pub metrics: Arc<Metrics>,
     alerts: Alerts,
-    watches: Mutex<Watches>,
+    watches: Mutex<AlertWatches>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -166,10 +147,6 @@ impl Default for Telemetry {
     }
 }
 
-/// A clock reading taken as a real instant (after 2001-09-09): a replay's clock before its
-/// first bar is 0.
-const REAL_INSTANT: i64 = 1_000_000_000;
-
 impl Telemetry {
     /// Metrics only; no alert is sent.
     pub fn off() -> Self {
@@ -181,17 +158,7 @@ impl Telemetry {
         Telemetry {
             metrics: Arc::new(Metrics::new()),
             alerts,
-            watches: Mutex::new(Watches {
-                headroom: HeadroomWatch::new(&cfg.headroom_thresholds_pct),
-                disconnect: DisconnectWatch::new(cfg.disconnect_after_s),
-                summary: None,
-                day_balance: None,
-                day_orders: 0,
-                day_refusals: 0,
-                day_loss_used: None,
-                halt: None,
-                currency: String::new(),
-            }),
+            watches: Mutex::new(AlertWatches::new(cfg)),
         }
     }
 
@@ -214,7 +181,7 @@ impl Telemetry {
         Ok((Arc::new(Telemetry::new(alerts, &cfg)), metrics_cfg))
     }
 
-    fn watches(&self) -> MutexGuard<'_, Watches> {
+    fn watches(&self) -> MutexGuard<'_, AlertWatches> {
         self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -268,87 +235,38 @@ impl Telemetry {
     /// threshold is crossed upwards (once, re-armed 5 points below it).
     pub fn limit(&self, limit: &str, used_pct: f64, left: f64) {
         self.metrics.limit_used(limit, used_pct);
-        let crossed = {
-            let mut w = self.watches();
-            if limit == "daily loss" {
-                w.day_loss_used = Some(w.day_loss_used.map_or(used_pct, |u| u.max(used_pct)));
-            }
-            w.headroom
-                .observe(limit, used_pct)
-                .map(|t| (t, w.currency.clone()))
-        };
-        if let Some((threshold_pct, currency)) = crossed {
-            self.push(Event::Headroom {
-                limit: limit.into(),
-                used_pct,
-                threshold_pct,
-                left,
-                currency,
-            });
+        let crossed = self.watches().limit(limit, used_pct, left);
+        if let Some(e) = crossed {
+            self.push(e);
         }
     }
 
     /// The answering side's guard after its orders were answered: the account into the gauges,
-    /// each limit's used share ([`Telemetry::limit`]: 50%/80% crossings), and a halt newly in
-    /// force (told once; a later halt after a resume is told again).
+    /// each limit's used share (50%/80% crossings), and a halt newly in force (told once; a
+    /// later halt after a resume is told again).
     pub fn guard(&self, g: &GuardStatus) {
-        if let Some(c) = &g.currency {
-            let mut w = self.watches();
-            if w.currency != *c {
-                w.currency.clone_from(c);
-            }
-        }
         if let (Some(balance), Some(equity)) = (g.balance, g.equity) {
             self.metrics.account(balance, equity);
         }
         self.metrics.positions(g.open_positions);
-        if let Some(d) = &g.daily {
-            self.limit("daily loss", d.share_used * 100.0, d.money);
+        for (limit, used_pct, _) in limits(g) {
+            self.metrics.limit_used(limit, used_pct);
         }
-        if let Some(m) = &g.max_loss {
-            self.limit("max loss", m.share_used * 100.0, m.money);
-        }
-        let newly = {
-            let mut w = self.watches();
-            match &g.halted {
-                Some(h) if w.halt.as_deref() != Some(h.reason.as_str()) => {
-                    w.halt = Some(h.reason.clone());
-                    Some(h)
-                }
-                Some(_) => None,
-                None => {
-                    w.halt = None;
-                    None
-                }
-            }
-        };
-        if let Some(h) = newly {
-            let until = match h.ends_ms {
-                Some(_) => "until midnight Europe/Prague",
-                None => "until `oracle resume`",
-            };
-            let what = h
-                .reason
-                .strip_prefix("HALTED_")
-                .unwrap_or(&h.reason)
-                .to_lowercase()
-                .replace('_', " ");
-            self.halted(
-                &format!("{what} ({}) by {}, {until}", h.reason, h.by),
-                g.open_positions == 0,
-            );
+        let told = self.watches().guard(g);
+        for e in told {
+            self.push(e);
         }
     }
 
     /// The broker session was lost at `now` (UTC seconds).
     pub fn broker_down(&self, now: i64) {
         self.metrics.broker_lost();
-        self.watches().disconnect.disconnected(now);
+        self.watches().disconnected(now);
     }
 
     /// The broker session is back at `now`: "back after N s" when the loss was alerted.
     pub fn broker_up(&self, now: i64) {
-        let back = self.watches().disconnect.connected(now);
+        let back = self.watches().connected(now);
         if let Some(e) = back {
             self.push(e);
         }
@@ -358,11 +276,8 @@ impl Telemetry {
     /// counted by reason and told (`order refused: EURUSD_M1 SHORT_WEAK EURUSD: SPREAD`). No
     /// allocation unless it is one.
     pub fn answered(&self, model: &dyn std::fmt::Display, line: &str) {
-        let f: Vec<&str> = line.splitn(6, '|').collect();
-        let (order, reason) = match f.as_slice() {
-            ["ACK", sym, action, "FAIL", reason, ..] => (format!("{action} {sym}"), *reason),
-            ["ERR", code, ..] => (String::new(), *code),
-            _ => return,
+        let Some((order, reason)) = refusal(line) else {
+            return;
         };
         self.metrics.refused(reason);
         self.push(Event::OrderRefused {
@@ -380,48 +295,18 @@ impl Telemetry {
         }
     }
 
-    /// The events [`Telemetry::tick`] sends at `wall` and `clock`.
+    /// The events [`Telemetry::tick`] sends at `wall` and `clock` (the core's decision over
+    /// the metrics' figures).
     fn due(&self, wall: i64, clock: i64) -> Vec<Event> {
-        let mut out = Vec::new();
-        {
-            let mut w = self.watches();
-            if let Some(e) = w.disconnect.poll(wall) {
-                out.push(e);
-            }
-            let (balance, equity) = self.metrics.last_account();
-            if w.day_balance.is_none() && balance != 0.0 {
-                w.day_balance = Some(balance);
-            }
-            if clock >= REAL_INSTANT {
-                let day = match &mut w.summary {
-                    None => {
-                        w.summary = Some(SummaryClock::new(clock));
-                        None
-                    }
-                    Some(c) => c.poll(clock),
-                };
-                if let Some(day) = day {
-                    let orders = self.metrics.orders_total();
-                    let refused = self.metrics.refusals_total();
-                    out.push(Event::DailySummary(DailySummary {
-                        day,
-                        currency: w.currency.clone(),
-                        balance_start: w.day_balance.unwrap_or(balance),
-                        balance_end: balance,
-                        equity,
-                        orders: u32::try_from(orders - w.day_orders).unwrap_or(u32::MAX),
-                        refused: u32::try_from(refused - w.day_refusals).unwrap_or(u32::MAX),
-                        open_positions: u32::try_from(self.metrics.last_positions())
-                            .unwrap_or(u32::MAX),
-                        daily_loss_used_pct: w.day_loss_used.take(),
-                    }));
-                    w.day_balance = Some(balance);
-                    w.day_orders = orders;
-                    w.day_refusals = refused;
-                }
-            }
-        }
-        out
+        let (balance, equity) = self.metrics.last_account();
+        let f = Figures {
+            balance,
+            equity,
+            orders: self.metrics.orders_total(),
+            refused: self.metrics.refusals_total(),
+            positions: self.metrics.last_positions(),
+        };
+        self.watches().due(wall, clock, f)
     }
 
     /// Runs [`Telemetry::tick`] every second on Tokio (the wall clock, and `clock`) until the
@@ -521,10 +406,6 @@ pub fn stopped(t: &Telemetry, r: &anyhow::Result<()>) {
 mod tests {
     use super::*;
 
-    fn utc(s: &str) -> i64 {
-        s.parse::<jiff::Timestamp>().unwrap().as_second()
-    }
-
     #[test]
     fn sections_parse_refuse_a_non_loopback_endpoint_and_name_the_field() {
         let doc = serde_json::json!({
@@ -576,42 +457,6 @@ mod tests {
         let text = t.metrics.render();
         assert!(text.contains("oracle_refusals_total{reason=\"BROKER_NOT_ENOUGH_MONEY\"} 1"));
         assert!(text.contains("oracle_refusals_total{reason=\"UNKNOWN_SYMBOL\"} 1"));
-    }
-
-    #[test]
-    fn the_summary_starts_at_the_first_real_instant_and_covers_the_day_that_ended() {
-        let t = Telemetry::off();
-        // A replay's clock before its first bar: no summary clock yet.
-        t.tick(0, 0);
-        assert!(t.watches().summary.is_none());
-        t.metrics.account(100_000.0, 100_000.0);
-        t.tick(0, utc("2026-12-04T20:00:00Z"));
-        assert_eq!(t.watches().day_balance, Some(100_000.0));
-        t.metrics.order_sent("live");
-        t.metrics.refused("SPREAD");
-        t.metrics.account(99_750.5, 99_800.0);
-        t.tick(0, utc("2026-12-04T22:59:59Z"));
-        assert_eq!(t.watches().day_orders, 0, "not yet midnight in Prague");
-        t.tick(0, utc("2026-12-04T23:00:00Z"));
-        let w = t.watches();
-        assert_eq!((w.day_orders, w.day_refusals), (1, 1));
-        assert_eq!(w.day_balance, Some(99_750.5));
-    }
-
-    #[test]
-    fn a_disconnect_longer_than_the_delay_is_told_once_and_its_end_follows() {
-        // The watch's decisions over the hooks the live event task calls (wall clock seconds).
-        let t = Telemetry::off();
-        t.broker_down(1_000);
-        t.tick(1_060, 0);
-        assert!(
-            t.watches().disconnect.deadline().is_some(),
-            "60 s is not more than 60 s"
-        );
-        t.tick(1_061, 0);
-        assert_eq!(t.watches().disconnect.deadline(), None, "told once");
-        t.broker_up(1_300);
-        assert_eq!(t.watches().disconnect.deadline(), None);
     }
 
     fn status(daily_used: f64, halted: Option<&str>, open: usize) -> GuardStatus {
@@ -690,7 +535,7 @@ mod tests {
         assert_eq!(t.alerts().stats().pushed, 3);
         t.guard(&status(0.82, Some("HALTED_DAILY_LOSS"), 0));
         assert_eq!(t.alerts().stats().pushed, 3, "a halt in force is told once");
-        assert_eq!(t.watches().day_loss_used, Some(82.0));
+        assert_eq!(t.watches().day_loss_used(), Some(82.0));
         let text = t.metrics.render();
         assert!(
             text.contains("oracle_limit_used_percent{limit=\"daily loss\"} 82.0"),
@@ -704,31 +549,11 @@ mod tests {
     }
 
     #[test]
-    fn the_daily_summary_names_the_deposit_currency_the_guards_status_gave() {
-        let t = Telemetry::off();
-        t.metrics.account(100_000.0, 100_000.0);
-        t.tick(0, utc("2026-12-04T20:00:00Z"));
-        t.guard(&GuardStatus {
-            currency: Some("EUR".into()),
-            ..status(0.0, None, 0)
-        });
-        let out = t.due(0, utc("2026-12-04T23:00:00Z"));
-        let Some(Event::DailySummary(d)) = out.first() else {
-            panic!("a summary at the Prague midnight: {out:?}");
-        };
-        assert_eq!(d.currency, "EUR");
-        assert!(
-            Event::DailySummary(d.clone()).text().contains("EUR"),
-            "{d:?}"
-        );
-    }
-
-    #[test]
     fn a_limit_crossing_sets_the_gauge_and_keeps_the_days_highest_share() {
         let t = Telemetry::off();
         t.limit("daily loss", 55.0, 2_250.0);
         t.limit("daily loss", 30.0, 3_500.0);
-        assert_eq!(t.watches().day_loss_used, Some(55.0));
+        assert_eq!(t.watches().day_loss_used(), Some(55.0));
         assert!(
             t.metrics
                 .render()
