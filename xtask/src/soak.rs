@@ -23,7 +23,8 @@
 //!    start at the present and open around the clock.
 //!
 //! Prints both blocks, saying which figure came from which, writes `OUT/soak.json` (`--json`:
-//! prints it too) and exits non-zero when an assertion fails.
+//! prints it too) and exits non-zero when an assertion fails. A real span that placed no order
+//! at the broker fails (its "no duplicate orders" would hold vacuously) unless `--allow-no-orders`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,11 @@ pub struct SoakArgs {
     /// The real span on a market open around the clock, starting at the present (no calendar).
     #[arg(long)]
     pub always_open: bool,
+    /// Pass a real span that placed no order (a span all in closed hours, e.g. `--week-start
+    /// "Sat 10:00"`); without it, no order at the broker fails the soak: its "no duplicate
+    /// orders" would hold vacuously.
+    #[arg(long)]
+    pub allow_no_orders: bool,
 }
 
 fn parse_week_start(s: &str) -> Result<i64, String> {
@@ -223,6 +229,8 @@ pub struct RealSpan {
     pub start: String,
     /// The simulator's calendar (`realistic` or `always-open`).
     pub calendar: String,
+    /// `--allow-no-orders`: a span with no order at the broker passes.
+    pub allow_no_orders: bool,
 }
 
 impl RealSpan {
@@ -234,6 +242,12 @@ impl RealSpan {
             (
                 self.rows_equal == self.rows && self.differ.is_empty(),
                 "traces differ from oracle replay",
+            ),
+            (
+                self.broker_orders.0 > 0 || self.allow_no_orders,
+                "no order at the broker (\"duplicates 0\" would hold vacuously; every entry \
+                 refused? e.g. MARKET_CLOSED: see the executor's log; --allow-no-orders to \
+                 pass a span meant to trade nothing)",
             ),
             (
                 self.broker_orders.2 == 0 && self.journal_orders.2 == 0,
@@ -370,6 +384,7 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         resets_asked: args.resets,
         start: m.start.clone(),
         calendar: calendar.to_string(),
+        allow_no_orders: args.allow_no_orders,
         ..Default::default()
     };
     let deadline = t0 + Duration::from_secs(args.timeout_s);
@@ -467,8 +482,57 @@ mod tests {
             rotations: 3,
             kills: (3, 3),
             kills_asked: (3, 3),
+            broker_orders: (5, 5, 0),
+            journal_orders: (6, 5, 0),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_real_span_that_placed_no_order_fails_saying_so_unless_allowed() {
+        let none = RealSpan {
+            broker_orders: (0, 0, 0),
+            journal_orders: (0, 0, 0),
+            ..good()
+        };
+        let e = none.failure().expect("no order fails");
+        assert!(
+            e.contains("no order at the broker") && e.contains("--allow-no-orders"),
+            "{e}"
+        );
+        assert_eq!(none.json()["ok"].as_bool(), Some(false));
+        // Journal intents the broker never got are no orders either.
+        let intents_only = RealSpan {
+            broker_orders: (0, 0, 0),
+            ..good()
+        };
+        assert!(intents_only.failure().is_some());
+        // The flag passes a span meant to trade nothing; the other checks still stand.
+        let allowed = RealSpan {
+            allow_no_orders: true,
+            ..none
+        };
+        assert_eq!(allowed.failure(), None);
+        let e = RealSpan {
+            missed: 1,
+            ..allowed
+        }
+        .failure();
+        assert_eq!(e.as_deref(), Some("missed bars"));
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            soak: SoakArgs,
+        }
+        assert!(
+            !Cli::try_parse_from(["soak"])
+                .expect("defaults")
+                .soak
+                .allow_no_orders
+        );
+        let a = Cli::try_parse_from(["soak", "--allow-no-orders"]).expect("flag");
+        assert!(a.soak.allow_no_orders);
     }
 
     #[test]
