@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use oracle_core::{StreamKey, Symbol, Timeframe};
+
 /// What a run uses.
 #[derive(Clone, Debug)]
 pub struct Market {
@@ -36,8 +38,8 @@ pub struct Market {
     pub t0: i64,
     /// The executor configuration written for the run.
     pub executor_config: PathBuf,
-    /// Models used: name → (symbol, timeframe).
-    pub models: BTreeMap<String, (String, String)>,
+    /// Models used: name → stream (symbol and timeframe, as the zip's metadata says).
+    pub models: BTreeMap<String, StreamKey>,
     /// Live bars each model sees within `hours` of market time: name → count.
     pub expected: BTreeMap<String, u64>,
     /// Every live bar the simulator closes for each model over the whole replay (the span and
@@ -195,17 +197,16 @@ pub fn closed_bars_in_hours(
     out
 }
 
-/// Seconds of a timeframe name (`M5`, `H1`, `D1`…).
+/// The timeframe a name at an edge gives (a bar file's `SYM_TF` stem, a log line's period):
+/// one the system streams ([`Timeframe::STREAMED`]), else `None`.
+pub fn timeframe_of(tf: &str) -> Option<Timeframe> {
+    Timeframe::from_name(tf).filter(|t| t.is_streamed())
+}
+
+/// Seconds of a timeframe name (`M5`, `H1`, `D1`…): [`timeframe_of`]'s length; `None` for a
+/// name the system does not stream.
 pub fn period_secs(tf: &str) -> Option<i64> {
-    let (unit, n) = tf.split_at(1);
-    let n: i64 = n.parse().ok()?;
-    Some(match unit {
-        "M" => 60 * n,
-        "H" => 3600 * n,
-        "D" => 86_400 * n,
-        "W" => 7 * 86_400 * n,
-        _ => return None,
-    })
+    timeframe_of(tf).map(Timeframe::seconds)
 }
 
 fn read_rows(path: &Path) -> anyhow::Result<Vec<(i64, String)>> {
@@ -307,7 +308,7 @@ pub fn prepare_at(
     let tail = (span / 4).max(6 * 3600);
     // Models: name, symbol, timeframe, lots.
     let mut models = BTreeMap::new();
-    let mut lots: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    let mut lots: BTreeMap<Symbol, [f64; 4]> = BTreeMap::new();
     let mut zips: Vec<PathBuf> = std::fs::read_dir(models_dir)
         .map_err(|e| anyhow::anyhow!("models folder {}: {e}", models_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -327,9 +328,9 @@ pub fn prepare_at(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sym = m.metadata.symbol.to_string();
-        lots.entry(sym.clone()).or_insert(m.model.costs().lot_sizes);
-        models.insert(name, (sym, m.metadata.timeframe.to_string()));
+        let key = StreamKey::new(m.metadata.symbol, m.metadata.timeframe);
+        lots.entry(key.symbol).or_insert(m.model.costs().lot_sizes);
+        models.insert(name, key);
         chosen.push(z);
     }
     if models.is_empty() {
@@ -348,23 +349,21 @@ pub fn prepare_at(
         models_dir.to_path_buf()
     };
     // Per symbol: the coarsest model timeframe sets the start; the finest bar file feeds the sim.
-    let mut by_sym: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (sym, tf) in models.values() {
-        by_sym.entry(sym.clone()).or_default().push(tf.clone());
+    let mut by_sym: BTreeMap<Symbol, Vec<Timeframe>> = BTreeMap::new();
+    for k in models.values() {
+        by_sym.entry(k.symbol).or_default().push(k.timeframe);
     }
     struct Plan {
-        base_tf: String,
+        base_tf: Timeframe,
         base: Vec<(i64, String)>,
         shift: i64,
     }
     let mut plans = BTreeMap::new();
     for (sym, tfs) in &by_sym {
-        let coarse = tfs
-            .iter()
-            .max_by_key(|t| period_secs(t).unwrap_or(0))
-            .cloned()
-            .unwrap_or_default();
-        let mut files: Vec<(i64, String)> = Vec::new();
+        let Some(coarse) = tfs.iter().copied().max() else {
+            continue;
+        };
+        let mut files: Vec<(i64, Timeframe)> = Vec::new();
         for e in std::fs::read_dir(data_dir)
             .map_err(|e| anyhow::anyhow!("bars folder {}: {e}", data_dir.display()))?
             .filter_map(Result::ok)
@@ -374,14 +373,12 @@ pub fn prepare_at(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if let Some(tf) = stem.strip_prefix(&format!("{sym}_"))
-                && let Some(p) = period_secs(tf)
-            {
-                files.push((p, tf.to_string()));
+            if let Some(tf) = stem.strip_prefix(&format!("{sym}_")).and_then(timeframe_of) {
+                files.push((tf.seconds(), tf));
             }
         }
         files.sort();
-        let Some((_, base_tf)) = files.first().cloned() else {
+        let Some(&(_, base_tf)) = files.first() else {
             anyhow::bail!("no bar file for {sym} in {}", data_dir.display());
         };
         let coarse_rows = read_rows(&data_dir.join(format!("{sym}_{coarse}.csv")))?;
@@ -393,7 +390,7 @@ pub fn prepare_at(
         }
         let base = read_rows(&data_dir.join(format!("{sym}_{base_tf}.csv")))?;
         // The start: at least `history` bars behind, and data to the end of the replay.
-        let coarse_len = period_secs(&coarse).unwrap_or(300);
+        let coarse_len = coarse.seconds();
         let coarse_times: Vec<i64> = coarse_rows.iter().map(|r| r.0).collect();
         let base_times: Vec<i64> = base.iter().map(|r| r.0).collect();
         let no_data = || {
@@ -421,7 +418,7 @@ pub fn prepare_at(
             t0.div_euclid(coarse_len) * coarse_len - coarse_times[k]
         };
         plans.insert(
-            sym.clone(),
+            *sym,
             Plan {
                 base_tf,
                 base,
@@ -438,7 +435,7 @@ pub fn prepare_at(
     let end_live = t0 + span;
     let data = run.join("data");
     std::fs::create_dir_all(&data)?;
-    let mut base_times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut base_times: BTreeMap<Symbol, Vec<i64>> = BTreeMap::new();
     for (sym, p) in &plans {
         let shift = p.shift;
         let mut out = String::from("time,open,high,low,close,volume\n");
@@ -450,7 +447,7 @@ pub fn prepare_at(
             times.push(t + shift);
         }
         std::fs::write(data.join(format!("{sym}_{}.csv", p.base_tf)), out)?;
-        base_times.insert(sym.clone(), times);
+        base_times.insert(*sym, times);
     }
     // Every symbol enabled, with its model's lots (the seed's table for the seed's symbols).
     let mut cfg = serde_json::Map::new();
@@ -459,7 +456,7 @@ pub fn prepare_at(
     }
     for (sym, l) in &lots {
         cfg.insert(
-            sym.clone(),
+            sym.to_string(),
             serde_json::json!({"enabled": true, "lot_weak": l[1], "lot_moderate": l[2], "lot_strong": l[3]}),
         );
     }
@@ -469,12 +466,13 @@ pub fn prepare_at(
     // expected count is those closing by the end of the span (weekends and sessions included).
     let mut expected = BTreeMap::new();
     let mut live_bars = BTreeMap::new();
-    for (name, (sym, tf)) in &models {
-        let (Some(times), Some(per)) = (base_times.get(sym), period_secs(tf)) else {
+    for (name, key) in &models {
+        let Some(times) = base_times.get(&key.symbol) else {
             continue;
         };
+        let per = key.timeframe.seconds();
         let bars = if spec.week_start.is_some() {
-            closed_bars_in_hours(times, per, t0, &realistic_calendar(sym))
+            closed_bars_in_hours(times, per, t0, &realistic_calendar(key.symbol.as_str()))
         } else {
             closed_bars(times, per, t0)
         };
@@ -563,6 +561,53 @@ mod tests {
         assert_eq!(period_secs("M15"), Some(900));
         assert_eq!(period_secs("D1"), Some(86_400));
         assert_eq!(period_secs("X1"), None);
+    }
+
+    /// A bar file's timeframe is core's `Timeframe`, parsed from its name once: the names the
+    /// system has and their lengths, nothing else (`H2` or `M7` looked like timeframes to the
+    /// old `M`/`H`/`D`/`W` + number reading).
+    #[test]
+    fn period_secs_knows_only_the_timeframes_the_system_streams() {
+        for t in oracle_core::Timeframe::STREAMED {
+            assert_eq!(period_secs(t.as_str()), Some(t.seconds()), "{t}");
+        }
+        for bad in ["H2", "M7", "D2", "W2", "MN1", "m15", "M15 ", "", "X1"] {
+            assert_eq!(period_secs(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The simulator gets the finest bar file of a symbol among the timeframes the system has:
+    /// a stray `EURUSD_M7.csv` beside `EURUSD_H1.csv` is not taken as the symbol's base file
+    /// (the simulator has no M7 period).
+    #[test]
+    fn a_bar_file_of_a_timeframe_the_system_does_not_have_is_not_the_symbols_base_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("oracle-market-stray-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (models, data, run) = (dir.join("models"), dir.join("data"), dir.join("run"));
+        std::fs::create_dir_all(&models).expect("models");
+        std::fs::create_dir_all(&data).expect("data");
+        std::fs::copy(
+            root.join("models/EURUSD_H1.zip"),
+            models.join("EURUSD_H1.zip"),
+        )
+        .expect("zip");
+        for f in ["EURUSD_H1.csv", "EURUSD_M7.csv"] {
+            std::fs::copy(root.join("data/EURUSD_H1.csv"), data.join(f)).expect("bars");
+        }
+        let m =
+            prepare_at(&models, &data, &run, &MarketSpec::new(400, 2), SATURDAY).expect("market");
+        let files: Vec<String> = std::fs::read_dir(&m.data)
+            .expect("run data")
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["EURUSD_H1.csv"]);
+        assert_eq!(
+            m.models["EURUSD_H1"],
+            oracle_core::StreamKey::parse("EURUSD", "H1").expect("key")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -791,10 +836,10 @@ mod tests {
             let total: usize = m.expected.values().map(|&n| n as usize).sum();
             assert!(total > 0, "live bars at {now}");
             for (name, bars) in &m.live_bars {
-                let cal = realistic_calendar(&m.models[name].0);
+                let cal = realistic_calendar(m.models[name].symbol.as_str());
                 assert!(
                     bars.iter().all(|&o| {
-                        let per = period_secs(&m.models[name].1).expect("tf");
+                        let per = m.models[name].timeframe.seconds();
                         cal.next_open(o * 1000)
                             .is_some_and(|x| x < (o + per) * 1000)
                     }),

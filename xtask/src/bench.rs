@@ -1141,7 +1141,11 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     // The market's end: the run is over once the simulator has closed a bar at or after it and
     // every bar closed before it has reached the executor as a SIGNAL.
     let end_live = m.t0 + i64::try_from(args.sim_hours)? * 3600;
-    let streams: HashSet<(String, String)> = m.models.values().cloned().collect();
+    let streams: HashSet<(String, String)> = m
+        .models
+        .values()
+        .map(|k| (k.symbol.to_string(), k.timeframe.to_string()))
+        .collect();
     let span_wall = args.sim_hours as f64 * 3600.0 / factor;
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs_f64(span_wall + args.timeout_s as f64);

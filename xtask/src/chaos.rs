@@ -757,7 +757,7 @@ pub fn live_speed(m: &market::Market, arg: &str) -> String {
     if arg == "auto" {
         format!(
             "{}x",
-            auto_speed(m.models.values().map(|(_, tf)| tf.as_str()))
+            auto_speed(m.models.values().map(|k| k.timeframe.as_str()))
         )
     } else {
         arg.to_string()
@@ -845,7 +845,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         "drop:after={},times={}",
         args.disconnect_every, args.disconnects
     );
-    let tfs = || m.models.values().map(|(_, tf)| tf.as_str());
+    let tfs = || m.models.values().map(|k| k.timeframe.as_str());
     let speed = live_speed(&m, &args.sim_speed);
     let x = crate::bench::speed_factor(&speed)
         .with_context(|| format!("--sim-speed {speed}: expected auto or <N>x, e.g. 120x"))?;
@@ -1052,8 +1052,14 @@ mod tests {
             t0: 0,
             executor_config: d.join("executor_config.json"),
             models: BTreeMap::from([
-                ("A_H1".to_string(), ("A".to_string(), "H1".to_string())),
-                ("B_H1".to_string(), ("B".to_string(), "H1".to_string())),
+                (
+                    "A_H1".to_string(),
+                    oracle_core::StreamKey::parse("A", "H1").expect("key"),
+                ),
+                (
+                    "B_H1".to_string(),
+                    oracle_core::StreamKey::parse("B", "H1").expect("key"),
+                ),
             ]),
             // A: 2 of its 3 live bars close within the span; B: none.
             expected: BTreeMap::from([("A_H1".to_string(), 2), ("B_H1".to_string(), 0)]),
