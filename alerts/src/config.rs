@@ -7,10 +7,9 @@ use crate::event::EventKind;
 /// Telegram's Bot API.
 pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
-/// The secrets file's key of the Telegram bot token (`@BotFather`'s `<digits>:<key>`).
-pub const TELEGRAM_BOT_TOKEN_KEY: &str = "ORACLE_TELEGRAM_BOT_TOKEN";
-/// The secrets file's key of the Telegram chat id (a number, or `@channel`).
-pub const TELEGRAM_CHAT_ID_KEY: &str = "ORACLE_TELEGRAM_CHAT_ID";
+/// The secrets file's keys of the Telegram bot token (`@BotFather`'s `<digits>:<key>`) and chat
+/// id (a number, or `@channel`): `oracle-secrets`' (one rule for the secrets file).
+pub use oracle_secrets::{TELEGRAM_BOT_TOKEN_KEY, TELEGRAM_CHAT_ID_KEY};
 
 /// The `alerts` section. Every field has a default; an unknown field is refused (a typo would
 /// silently turn an alert off).
