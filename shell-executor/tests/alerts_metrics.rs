@@ -137,9 +137,9 @@ mod over_the_sim {
     use oracle_executor::alerting::{Telemetry, alerts_from};
     use oracle_executor::engine::Engine;
     use oracle_executor::live::LiveBroker;
-    use oracle_metrics::MetricsConfig;
     use oracle_executor::policy::ModelKey;
     use oracle_executor::shell::Feed;
+    use oracle_metrics::MetricsConfig;
     use oracle_sim::Fault;
     use tokio::sync::mpsc;
 
