@@ -13,6 +13,7 @@ use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
 use oracle_ctrader::history;
 use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
 use oracle_ctrader::tokenfile::{self, TokenPair};
+use oracle_ipc::Timeframe;
 use oracle_secrets::SecretsFile;
 
 /// `oracle history`.
@@ -217,12 +218,12 @@ async fn fetch(
     })
 }
 
-/// The timeframe as a trendbar period: one a model may have (core's streamed timeframes, the
-/// loader's `SUPPORTED_TIMEFRAMES`), mapped by `oracle_ctrader`'s one timeframe <-> period map.
-pub fn period_of(tf: &str) -> Result<ProtoOaTrendbarPeriod, String> {
-    oracle_ipc::Timeframe::from_name(tf)
+/// `--timeframe`, parsed once into the timeframe the command carries: one a model may have
+/// (core's streamed timeframes, the loader's `SUPPORTED_TIMEFRAMES`). Its trendbar period is
+/// `oracle_ctrader`'s one timeframe <-> period map (`ProtoOaTrendbarPeriod::from`).
+pub fn timeframe_of(tf: &str) -> Result<Timeframe, String> {
+    Timeframe::from_name(tf)
         .filter(|t| t.is_streamed())
-        .map(ProtoOaTrendbarPeriod::from)
         .ok_or_else(|| {
             format!(
                 "--timeframe {tf:?} is not one a model may have: one of {}",
@@ -328,7 +329,8 @@ fn credentials(
 
 fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
     // What needs no broker first, one line each.
-    let period = period_of(&a.timeframe)?;
+    let tf = timeframe_of(&a.timeframe)?;
+    let period = ProtoOaTrendbarPeriod::from(tf);
     let (from, to) = span(&a.from, &a.to)?;
     let endpoint = endpoint_of(&a.broker)?;
     let file = match &a.secrets {
@@ -358,8 +360,8 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
     let shown = format!("{}:{}", endpoint.host, endpoint.port);
     let cfg = ClientConfig::new(endpoint, tls, history::session_config(creds, account));
     let per_second = cfg.session.max_history_per_window;
-    let len = history::period_secs(period)
-        .ok_or_else(|| format!("--timeframe {}: no fixed length", a.timeframe))?;
+    // A streamed timeframe: a fixed length.
+    let len = tf.seconds();
     let kept = if a.resume {
         kept_lines(&a.out, len, from, to)
     } else {
@@ -398,7 +400,7 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
         return Err(format!(
             "{shown} has no closed {} {} bar between {} and {} (its clock: {}); nothing written",
             sym.name,
-            a.timeframe,
+            tf,
             oracle_model::format_time(from),
             oracle_model::format_time(to),
             oracle_model::format_time(f.server_time)
@@ -415,7 +417,7 @@ fn history_cmd(a: &HistoryArgs) -> Result<String, String> {
     Ok(format!(
         "{} {}: {} closed bars {} … {} from {shown} written to {} ({} GetTrendbarsReq, at most {} a second{kept})",
         sym.name,
-        a.timeframe,
+        tf,
         n,
         oracle_model::format_time(first),
         oracle_model::format_time(last),
@@ -466,12 +468,14 @@ mod tests {
 
     #[test]
     fn a_timeframe_no_model_may_have_is_refused() {
+        let period_of = |tf: &str| timeframe_of(tf).map(ProtoOaTrendbarPeriod::from);
         assert_eq!(period_of("H1"), Ok(ProtoOaTrendbarPeriod::H1));
-        for tf in oracle_ipc::Timeframe::STREAMED {
+        for tf in Timeframe::STREAMED {
+            assert_eq!(timeframe_of(tf.as_str()), Ok(tf));
             assert_eq!(period_of(tf.as_str()), Ok(ProtoOaTrendbarPeriod::from(tf)));
         }
         for bad in ["MN1", "H2", "h1", ""] {
-            let e = period_of(bad).unwrap_err();
+            let e = timeframe_of(bad).unwrap_err();
             assert!(e.starts_with(&format!("--timeframe {bad:?}")), "{e}");
             assert!(e.contains("M1, M2"), "{e}");
         }

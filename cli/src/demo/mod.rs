@@ -554,8 +554,11 @@ fn summarize(
         let (rows, replay_match, note) = compare_replay(name, models, out);
         let ms = ModelSummary {
             expected_bars: expected.get(name).copied().unwrap_or(0),
-            symbol: m.symbol.clone(),
-            tf: m.tf.clone(),
+            symbol: m.stream.map(|k| k.symbol.to_string()).unwrap_or_default(),
+            tf: m
+                .stream
+                .map(|k| k.timeframe.to_string())
+                .unwrap_or_default(),
             live_bars: m.live_bars,
             span_bars: state.span_bars(name),
             drift_causes: m.drift_causes(),

@@ -517,8 +517,9 @@ td:first-child,th:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#cf22
         let _ = write!(
             o,
             "<h2 id=\"{n}\">{n} <span class=\"muted\">{} {} · {} bars · {} refusals</span></h2>{}{}",
-            esc(&m.symbol),
-            esc(&m.tf),
+            m.stream.map_or(String::new(), |k| esc(k.symbol.as_str())),
+            m.stream
+                .map_or(String::new(), |k| esc(k.timeframe.as_str())),
             m.points.len(),
             m.refusals,
             position_chart(m),

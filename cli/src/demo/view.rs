@@ -2,6 +2,7 @@
 //! JSON decision lines (bars, signals, ACKs, drift) and the executor's drift ledger. Rendered as a
 //! live terminal view (redrawn in place on a TTY) or as plain log lines.
 
+use oracle_ipc::StreamKey;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -36,10 +37,9 @@ pub struct Point {
 /// One model's running totals.
 #[derive(Clone, Debug, Default)]
 pub struct ModelView {
-    /// Symbol.
-    pub symbol: String,
-    /// Timeframe.
-    pub tf: String,
+    /// Its stream (symbol and timeframe), parsed once from the predictor's `model_loaded` line;
+    /// `None` until that line.
+    pub stream: Option<StreamKey>,
     /// Caught up with history.
     pub ready: bool,
     /// Live bars seen.
@@ -265,8 +265,7 @@ impl State {
         match s(&v, "event").as_str() {
             "model_loaded" => {
                 let m = self.models.entry(model.clone()).or_default();
-                m.symbol = s(&v, "symbol");
-                m.tf = s(&v, "tf");
+                m.stream = StreamKey::parse(&s(&v, "symbol"), &s(&v, "tf")).ok();
                 Some(self.note(format!("model {model} loaded")))
             }
             "model_refused" => {
@@ -572,6 +571,7 @@ mod tests {
         assert!(note.is_some_and(|n| n.contains("MARGIN")));
         st.ledger_row(r#"{"bar_time":"2020-01-01T01:00:00Z","model":"EURUSD_H1","virtual_pos":"SHORT_STRONG","virtual_pnl":0.0,"real_pos":"FLAT","real_pnl":0.0,"paper_pos":"SHORT_STRONG","paper_pnl":-1.0,"ack":"FAIL|MARGIN"}"#);
         let m = &st.models["EURUSD_H1"];
+        assert_eq!(m.stream, StreamKey::parse("EURUSD", "H1").ok());
         assert_eq!((m.live_bars, m.signals, m.orders, m.refusals), (2, 2, 1, 1));
         assert_eq!((m.virt(), m.real()), (-3, Some(0)));
         assert_eq!(m.points[1].paper, Some(-3));
