@@ -31,7 +31,8 @@ use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::{ExecAction, ExecutorCore, Reply, SideId};
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{AckKind, ModelKey};
+use oracle_executor_core::key::{KeyText, StreamKey, key_of};
+use oracle_executor_core::policy::AckKind;
 use oracle_executor_core::side::SideCore;
 use oracle_executor_ctrader::{JournalSink, Link};
 use oracle_ipc::{HistoryEnd, Message, Timeframe};
@@ -244,7 +245,7 @@ pub struct Exec {
     /// A held exits' release batch is on the side (its result is dropped: no SIGNAL waits).
     releasing: bool,
     /// Models whose exit is held, and the market time (ms) at which the harness first saw it.
-    held_since: BTreeMap<ModelKey, (String, i64)>,
+    held_since: BTreeMap<StreamKey, (String, i64)>,
     /// Exits the broker refused `MARKET_CLOSED` (held for the open).
     pub held_exits: u64,
     /// Entries the broker refused `MARKET_CLOSED` (missed, never chased).
@@ -345,7 +346,7 @@ impl Exec {
         let mut core = ExecutorCore::new(cfg.clone(), Some(side), None, rep.acks.clone());
         for st in streams.values() {
             if let Some(b) = st.bars.last() {
-                core.handle_bar(&ModelKey::new(&st.symbol, st.tf), b.time, b.ohlc[3], 0.0);
+                core.handle_bar(&key_of(&st.symbol, st.tf).unwrap(), b.time, b.ohlc[3], 0.0);
             }
         }
         let symbols = streams.values().map(|s| (s.symbol.clone(), s.symbol_id));
@@ -514,7 +515,7 @@ impl Exec {
     pub fn watch_held(&mut self, inst: Instant) {
         let Some(h) = &self.hours else { return };
         let m = h.market_ms(self.now_ms(inst));
-        let held: Vec<(ModelKey, String)> = self
+        let held: Vec<(StreamKey, String)> = self
             .core
             .live
             .as_ref()
@@ -536,7 +537,8 @@ impl Exec {
             Some(format!(
                 "{k}: an exit held since {} (market closed) was never sent, though {sym} opened at {} before the replay's end (an exit lost)",
                 oracle_sim::bars::format_iso_utc(*since),
-                oracle_sim::bars::format_iso_utc(open)
+                oracle_sim::bars::format_iso_utc(open),
+                k = k.model_name()
             ))
         })
     }
@@ -553,7 +555,7 @@ impl Exec {
     pub fn real_position(&self, model: &str) -> Option<(u64, i64)> {
         let m = self.models.get(model)?;
         let st = &self.streams[&m.stream];
-        let key = ModelKey::new(&st.symbol, st.tf);
+        let key = key_of(&st.symbol, st.tf).unwrap();
         let r = self
             .core
             .live
@@ -680,7 +682,7 @@ impl Exec {
                     seq,
                 });
                 let i = st.bars.len() - 1;
-                let (key_m, close) = (ModelKey::new(&st.symbol, st.tf), st.bars[i].ohlc[3]);
+                let (key_m, close) = (key_of(&st.symbol, st.tf).unwrap(), st.bars[i].ohlc[3]);
                 self.core.handle_bar(&key_m, bar.open_time, close, 0.0);
                 if self.connected {
                     self.send_bar(key, i, false, false);
@@ -847,7 +849,8 @@ impl Exec {
                     }
                 }
                 Reply::UnknownBar { key, bt } => self.violations.push(format!(
-                    "{key}: a SIGNAL for bar {bt} refused UNKNOWN_BAR: the executor had streamed it"
+                    "{key}: a SIGNAL for bar {bt} refused UNKNOWN_BAR: the executor had streamed it",
+                    key = key.model_name()
                 )),
             }
         }
@@ -855,7 +858,7 @@ impl Exec {
     }
 
     /// An `OK` ACK: the transition filled, so the core's real direction is the target's.
-    fn check_synced(&mut self, key: &ModelKey, line: &str) {
+    fn check_synced(&mut self, key: &StreamKey, line: &str) {
         let Ok(Message::Ack(ack)) = oracle_ipc::parse(line) else {
             return;
         };
@@ -872,7 +875,8 @@ impl Exec {
             .map_or(0, |r| r.action.0.direction());
         if real != want {
             self.violations.push(format!(
-                "{key}: real direction {real} ≠ virtual {want} after an allowed transition filled ({line})"
+                "{key}: real direction {real} ≠ virtual {want} after an allowed transition filled ({line})",
+                key = key.model_name()
             ));
         }
     }
@@ -896,7 +900,8 @@ impl Exec {
                     model,
                     ..
                 }) if self.releasing => self.violations.push(format!(
-                    "{model}: an entry ({coid}) sent by the release of the exits held while a market was closed (an entry chased at the open)"
+                    "{model}: an entry ({coid}) sent by the release of the exits held while a market was closed (an entry chased at the open)",
+                    model = model.model_name()
                 )),
                 Ok(Record::Intent {
                     op: Op::Close,
@@ -947,7 +952,7 @@ impl Exec {
     /// A close of a model whose exit was held while its market was closed: once that market
     /// opened, the close goes at the first open instant by the held exits' release, not later
     /// with a SIGNAL's batch.
-    fn check_held_close(&mut self, now: i64, model: &ModelKey, coid: &str) {
+    fn check_held_close(&mut self, now: i64, model: &StreamKey, coid: &str) {
         let (Some(h), Some((sym, since))) = (&self.hours, self.held_since.get(model)) else {
             return;
         };
@@ -960,7 +965,8 @@ impl Exec {
                 "{model}: an exit held since {} (market closed) went at {} with a SIGNAL's batch ({coid}), not at the first open instant {} (the held exits' release)",
                 oracle_sim::bars::format_iso_utc(*since),
                 oracle_sim::bars::format_iso_utc(m),
-                oracle_sim::bars::format_iso_utc(open)
+                oracle_sim::bars::format_iso_utc(open),
+                model = model.model_name()
             ));
         }
     }

@@ -34,7 +34,7 @@ use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Op, Replayed, encode_lines};
-use oracle_executor_core::policy::ModelKey;
+use oracle_executor_core::key::{StreamKey, key_of};
 use oracle_executor_core::restrictions::{Restrictions, WeekEnd};
 use oracle_executor_core::risk::{Account, Halt};
 use oracle_executor_core::side::{Item, SideAction, SideCore};
@@ -513,9 +513,9 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         entry_in_weekend: None,
         opened_after_halt: false,
     };
-    let keys: Vec<ModelKey> = SYMBOLS
+    let keys: Vec<StreamKey> = SYMBOLS
         .iter()
-        .map(|s| ModelKey::new(s, Timeframe::M15))
+        .map(|s| key_of(s, Timeframe::M15).unwrap())
         .collect();
     let start = plan.start();
     let mut ex = core_of(&cfg, &Replayed::default());
@@ -601,7 +601,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
                         [Action::LongWeak, Action::ShortWeak, Action::Wait][rng.random_range(0..3)];
                 }
                 Item {
-                    key: k.clone(),
+                    key: *k,
                     tf: Timeframe::M15,
                     target: targets[i],
                     bt,

@@ -19,7 +19,7 @@ use oracle_ipc::{Iso, Signal, Timeframe};
 use tracing::{info, warn};
 
 use crate::journal::ACK_MEMORY;
-use crate::policy::ModelKey;
+use crate::key::{KeyText, StreamKey, key_of};
 use crate::side::{DECISION, SideCore};
 
 /// A model's journaled last bar this far (seconds) after the executor's clock, and later than
@@ -38,7 +38,7 @@ pub enum Verdict {
     /// Not a bar streamed on the model's stream: `ERR|UNKNOWN_BAR`, not journaled.
     UnknownBar {
         /// The model.
-        key: ModelKey,
+        key: StreamKey,
         /// The signal's bar time.
         bt: i64,
     },
@@ -47,7 +47,7 @@ pub enum Verdict {
     /// To the broker, in its model's batch.
     Execute {
         /// The model.
-        key: ModelKey,
+        key: StreamKey,
         /// Its timeframe.
         tf: Timeframe,
         /// The signal's bar time.
@@ -59,14 +59,14 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Answers {
     /// Per model, the ACK lines of its last [`ACK_MEMORY`] answered bars, by bar time.
-    acks: HashMap<ModelKey, BTreeMap<i64, String>>,
+    acks: HashMap<StreamKey, BTreeMap<i64, String>>,
     /// Per model: streamed bars without a drift-ledger row yet (oldest first).
-    unexplained: HashMap<ModelKey, VecDeque<i64>>,
+    unexplained: HashMap<StreamKey, VecDeque<i64>>,
 }
 
 impl Answers {
     /// The answers a journal remembered (`Replayed::acks`).
-    pub fn new(acks: HashMap<(ModelKey, i64), String>) -> Self {
+    pub fn new(acks: HashMap<(StreamKey, i64), String>) -> Self {
         let mut a = Answers::default();
         for ((key, bt), line) in acks {
             a.remember(key, bt, line);
@@ -75,7 +75,7 @@ impl Answers {
     }
 
     /// Remembers an answered bar's ACK line; forgets the model's oldest beyond [`ACK_MEMORY`].
-    pub fn remember(&mut self, key: ModelKey, bt: i64, line: String) {
+    pub fn remember(&mut self, key: StreamKey, bt: i64, line: String) {
         let m = self.acks.entry(key).or_default();
         m.insert(bt, line);
         while m.len() > ACK_MEMORY {
@@ -99,16 +99,19 @@ impl Answers {
         let (Some(tf), Some(bt)) = (s.tf, s.bar_time) else {
             return Verdict::NoBarTime;
         };
-        let key = ModelKey::new(s.symbol, tf);
-        info!(target: DECISION, event = "signal", model = %key, action = %s.action, regime = s.regime,
+        // The codec parsed the symbol: it is a valid name.
+        let Ok(key) = key_of(s.symbol, tf) else {
+            return Verdict::NoBarTime;
+        };
+        info!(target: DECISION, event = "signal", model = %key.model_name(), action = %s.action, regime = s.regime,
             virtual_pnl = %s.virtual_pnl, bt = %Iso(bt), seq = s.seq, "signal in");
         if let Some(line) = self.acks.get(&key).and_then(|m| m.get(&bt)) {
             if line.split('|').nth(2) != Some(s.action.as_str()) {
-                warn!(target: DECISION, event = "conflicting_duplicate", model = %key, bt = %Iso(bt),
+                warn!(target: DECISION, event = "conflicting_duplicate", model = %key.model_name(), bt = %Iso(bt),
                     action = %s.action, ack = %line,
                     "SIGNAL for an already answered bar with a different action: answered with the first ACK, not executed (predictor inconsistency)");
             }
-            info!(target: DECISION, event = "duplicate", model = %key, bt = %Iso(bt), ack = %line,
+            info!(target: DECISION, event = "duplicate", model = %key.model_name(), bt = %Iso(bt), ack = %line,
                 "duplicate SIGNAL: same ACK again, not re-executed");
             let line = line.clone();
             // Its row was written when it was first answered (possibly before a restart).
@@ -125,9 +128,9 @@ impl Answers {
         // future): refused before the policy, so it changes nothing and is not journaled (a
         // future bar time kept as the model's last would refuse every later signal).
         if streamed.is_none_or(|t| bt > t) {
-            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "UNKNOWN_BAR",
+            warn!(target: DECISION, event = "refusal", model = %key.model_name(), action = %s.action, reason = "UNKNOWN_BAR",
                 bt = %Iso(bt), last_streamed = ?streamed.map(Iso),
-                "{}: {} refused: its bar time is not a bar streamed on this model's stream (not closed yet, or in the future): not executed, not journaled", key, s.action);
+                "{}: {} refused: its bar time is not a bar streamed on this model's stream (not closed yet, or in the future): not executed, not journaled", key.model_name(), s.action);
             return Verdict::UnknownBar { key, bt };
         }
         // A model's last bar later than every bar streamed and more than [`FUTURE_LAST_BAR`]
@@ -136,9 +139,9 @@ impl Answers {
         // refused): ignored here, replaced by this signal's bar.
         let last = match (last, streamed) {
             (Some(l), Some(t)) if l > t && l > now.saturating_add(FUTURE_LAST_BAR) => {
-                warn!(target: DECISION, event = "future_last_bar_ignored", model = %key, last_bt = %Iso(l),
+                warn!(target: DECISION, event = "future_last_bar_ignored", model = %key.model_name(), last_bt = %Iso(l),
                     last_streamed = %Iso(t),
-                    "{}: the journaled last bar {} is later than any bar streamed: ignored (a future-dated SIGNAL journaled by an older executor)", key, Iso(l));
+                    "{}: the journaled last bar {} is later than any bar streamed: ignored (a future-dated SIGNAL journaled by an older executor)", key.model_name(), Iso(l));
                 None
             }
             (l, _) => l,
@@ -147,9 +150,9 @@ impl Answers {
         // old bar (or an out-of-order one). The newer signal governs the position; this one is
         // refused and changes nothing (its bar's ledger row was written back then).
         if let Some(last) = last.filter(|&l| bt < l) {
-            warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = "STALE_SIGNAL",
+            warn!(target: DECISION, event = "refusal", model = %key.model_name(), action = %s.action, reason = "STALE_SIGNAL",
                 bt = %Iso(bt), last_bt = %Iso(last),
-                "{}: {} refused: signal for a bar older than the model's latest handled one ({}) and no longer remembered: not executed", key, s.action, Iso(last));
+                "{}: {} refused: signal for a bar older than the model's latest handled one ({}) and no longer remembered: not executed", key.model_name(), s.action, Iso(last));
             return Verdict::Stale;
         }
         Verdict::Execute { key, tf, bt }
@@ -158,8 +161,8 @@ impl Answers {
     /// A bar was streamed to the predictor: it will get a ledger row. Returns the bars of the
     /// model now due a `NO_SIGNAL` row (no SIGNAL handled by the time its stream's next bar but
     /// one is streamed: one bar of grace, so a slow but present predictor is never reported).
-    pub fn bar_streamed(&mut self, key: &ModelKey, bt: i64) -> Vec<i64> {
-        let q = self.unexplained.entry(key.clone()).or_default();
+    pub fn bar_streamed(&mut self, key: &StreamKey, bt: i64) -> Vec<i64> {
+        let q = self.unexplained.entry(*key).or_default();
         q.push_back(bt);
         let mut due = Vec::new();
         while q.len() > 2 {
@@ -169,20 +172,21 @@ impl Answers {
     }
 
     /// A streamed bar got its ledger row.
-    pub fn explained(&mut self, key: &ModelKey, bt: i64) {
+    pub fn explained(&mut self, key: &StreamKey, bt: i64) {
         if let Some(q) = self.unexplained.get_mut(key) {
             q.retain(|&t| t != bt);
         }
     }
 
     /// Every streamed bar still without a row (clean shutdown), by bar time then model.
-    pub fn flush_unexplained(&mut self) -> Vec<(ModelKey, i64)> {
-        let mut all: Vec<(ModelKey, i64)> = self
+    pub fn flush_unexplained(&mut self) -> Vec<(StreamKey, i64)> {
+        let mut all: Vec<(StreamKey, i64)> = self
             .unexplained
             .drain()
-            .flat_map(|(k, q)| q.into_iter().map(move |t| (k.clone(), t)))
+            .flat_map(|(k, q)| q.into_iter().map(move |t| (k, t)))
             .collect();
-        all.sort_by_key(|(k, t)| (*t, k.to_string()));
+        // By the model's name (`EURUSD_H1` before `EURUSD_M15`), as always.
+        all.sort_by_key(|(k, t)| (*t, k.model_name().to_string()));
         all
     }
 }

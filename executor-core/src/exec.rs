@@ -26,8 +26,9 @@ use tracing::{info, warn};
 use crate::answers::{Answers, Verdict};
 use crate::config::ExecutorConfig;
 use crate::gather::{Gather, Timer};
+use crate::key::{KeyText, StreamKey, key_of};
 use crate::pace::Pace;
-use crate::policy::{AckKind, ModelKey, Plan, Refusal};
+use crate::policy::{AckKind, Plan, Refusal};
 use crate::restrictions::{Restrictions, WeekEnd};
 use crate::side::{DECISION, Item, SideCore};
 
@@ -79,7 +80,7 @@ pub enum Reply {
     /// `ERR|UNKNOWN_BAR`: not a bar streamed on the model's stream (the shell formats the line).
     UnknownBar {
         /// The model.
-        key: ModelKey,
+        key: StreamKey,
         /// The signal's bar time.
         bt: i64,
     },
@@ -92,7 +93,7 @@ pub struct Answered {
     /// Its index in the signals handed in.
     pub index: usize,
     /// The model.
-    pub key: ModelKey,
+    pub key: StreamKey,
     /// The signal's bar time.
     pub bt: i64,
     /// The ACK line.
@@ -134,7 +135,7 @@ pub enum BarAction {
     /// A streamed bar no SIGNAL was handled for in time: its `NO_SIGNAL` ledger row.
     LedgerRow {
         /// The model.
-        key: ModelKey,
+        key: StreamKey,
         /// The bar's open time.
         bt: i64,
     },
@@ -217,7 +218,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
         cfg: ExecutorConfig,
         live: Option<L>,
         paper: Option<P>,
-        acks: HashMap<(ModelKey, i64), String>,
+        acks: HashMap<(StreamKey, i64), String>,
     ) -> Self {
         ExecutorCore {
             cfg,
@@ -368,7 +369,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     /// paper alone, the paper book's price ([`BarAction::PaperQuote`]).
     pub fn handle_bar(
         &mut self,
-        key: &ModelKey,
+        key: &StreamKey,
         time: i64,
         close: f64,
         spread: f64,
@@ -379,7 +380,7 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
         let p = self.paper.as_mut()?;
         p.as_mut().policy.handle_bar(key, time);
         self.live.is_none().then(|| BarAction::PaperQuote {
-            symbol: key.symbol.clone(),
+            symbol: key.symbol.to_string(),
             bid: close,
             ask: close + spread,
         })
@@ -389,17 +390,19 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
     /// [`Gather::bar_out`]). With a drift ledger (`ledger`) it will get a row: the model's bars
     /// now due a `NO_SIGNAL` row are returned ([`BarAction::LedgerRow`]; one bar of grace, so a
     /// slow but present predictor is never reported).
-    pub fn handle_bar_streamed(&mut self, key: &ModelKey, bt: i64, ledger: bool) -> Vec<BarAction> {
+    pub fn handle_bar_streamed(
+        &mut self,
+        key: &StreamKey,
+        bt: i64,
+        ledger: bool,
+    ) -> Vec<BarAction> {
         if !ledger {
             return Vec::new();
         }
         self.answers
             .bar_streamed(key, bt)
             .into_iter()
-            .map(|bt| BarAction::LedgerRow {
-                key: key.clone(),
-                bt,
-            })
+            .map(|bt| BarAction::LedgerRow { key: *key, bt })
             .collect()
     }
 
@@ -479,12 +482,12 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             return None;
         }
         while let Some(s) = signals.get(st.next) {
-            if let (Some(tf), Some(_)) = (s.tf, s.bar_time) {
-                let key = ModelKey::new(s.symbol, tf);
-                // A second signal of a model in the batch waits for the batch's answers.
-                if st.group.iter().any(|(_, it)| it.key == key) {
-                    return Some(self.start_batch(st));
-                }
+            // A second signal of a model in the batch waits for the batch's answers.
+            if let (Some(tf), Some(_)) = (s.tf, s.bar_time)
+                && let Ok(key) = key_of(s.symbol, tf)
+                && st.group.iter().any(|(_, it)| it.key == key)
+            {
+                return Some(self.start_batch(st));
             }
             let i = st.next;
             st.next += 1;
@@ -524,8 +527,8 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
                 Verdict::Stale => {
                     self.counters.refusals += 1;
                     let line = ack_line(s, &AckKind::Fail("STALE_SIGNAL".into()));
-                    if let Some(tf) = s.tf {
-                        info!(target: DECISION, event = "ack", model = %ModelKey::new(s.symbol, tf), ack = %line, "ack out");
+                    if let Some(Ok(key)) = s.tf.map(|tf| key_of(s.symbol, tf)) {
+                        info!(target: DECISION, event = "ack", model = %key.model_name(), ack = %line, "ack out");
                     }
                     Reply::Line {
                         line,
@@ -589,22 +592,22 @@ impl<L: AsRef<SideCore> + AsMut<SideCore>, P: AsRef<SideCore> + AsMut<SideCore>>
             let line = ack_line(s, &ack);
             if let Some(r) = &refusal {
                 self.counters.refusals += 1;
-                warn!(target: DECISION, event = "refusal", model = %key, action = %s.action, reason = %r.code(),
-                    bt = %Iso(bt), "{}: {} refused: {r}", key, s.action);
+                warn!(target: DECISION, event = "refusal", model = %key.model_name(), action = %s.action, reason = %r.code(),
+                    bt = %Iso(bt), "{}: {} refused: {r}", key.model_name(), s.action);
             }
             if let AckKind::WaitSync(reason) = &ack {
-                info!(target: DECISION, event = "wait_sync", model = %key, action = %s.action, reason = %reason,
-                    "{}: {} not entered: the entry at the transition was missed or refused; waiting for the next transition (never chased)", key, s.action);
+                info!(target: DECISION, event = "wait_sync", model = %key.model_name(), action = %s.action, reason = %reason,
+                    "{}: {} not entered: the entry at the transition was missed or refused; waiting for the next transition (never chased)", key.model_name(), s.action);
             }
-            info!(target: DECISION, event = "ack", model = %key, ack = %line, "ack out");
-            self.answers.remember(key.clone(), bt, line.clone());
+            info!(target: DECISION, event = "ack", model = %key.model_name(), ack = %line, "ack out");
+            self.answers.remember(*key, bt, line.clone());
             st.replies[*i] = Some(Reply::Line {
                 line: line.clone(),
                 duplicate: false,
             });
             st.out.push_back(ExecAction::Answered(Answered {
                 index: *i,
-                key: key.clone(),
+                key: *key,
                 bt,
                 line,
             }));

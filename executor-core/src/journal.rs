@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{ModelKey, ModelState};
+use crate::key::StreamKey;
+use crate::policy::ModelState;
 
 /// Order operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +33,9 @@ pub enum Record {
         ts: i64,
         /// Client order id.
         coid: String,
-        /// Model.
-        model: ModelKey,
+        /// Model (`{"symbol":"EURUSD","tf":"M15"}`).
+        #[serde(with = "crate::key::serde")]
+        model: StreamKey,
         /// Open / close.
         op: Op,
         /// Symbol.
@@ -66,15 +68,17 @@ pub enum Record {
     },
     /// A model's state after a signal.
     Model {
-        /// Model.
-        model: ModelKey,
+        /// Model (`{"symbol":"EURUSD","tf":"M15"}`).
+        #[serde(with = "crate::key::serde")]
+        model: StreamKey,
         /// State.
         state: ModelState,
     },
     /// An answered ACK (for duplicate SIGNALs after a restart).
     Ack {
-        /// Model.
-        model: ModelKey,
+        /// Model (`{"symbol":"EURUSD","tf":"M15"}`).
+        #[serde(with = "crate::key::serde")]
+        model: StreamKey,
         /// Bar time.
         bt: i64,
         /// The ACK line as sent, without SEQ (the duplicate's SEQ is echoed).
@@ -153,7 +157,7 @@ pub fn intent_rank(r: &Record) -> IntentRank {
 #[derive(Debug, Default)]
 pub struct Replayed {
     /// Last state per model.
-    pub models: BTreeMap<ModelKey, ModelState>,
+    pub models: BTreeMap<StreamKey, ModelState>,
     /// Intents without an outcome (or with `unknown`), by client order id.
     pub pending: BTreeMap<String, Record>,
     /// Every intent ever journaled, by client order id (to explain positions at reconcile).
@@ -161,7 +165,7 @@ pub struct Replayed {
     /// Client order ids whose outcome was `filled`.
     pub filled: std::collections::HashSet<String>,
     /// ACKs answered, by (model, bar time).
-    pub acks: HashMap<(ModelKey, i64), String>,
+    pub acks: HashMap<(StreamKey, i64), String>,
     /// Risk anchors (initial, day start, anchor).
     pub risk: Option<(f64, i64, f64)>,
     /// The prop-firm guard's last state.
@@ -177,28 +181,26 @@ impl Replayed {
     /// [`ACK_MEMORY`] answered bars and intents beyond its latest [`INTENT_MEMORY`] (pending ones
     /// are always kept); `filled` only for the intents kept.
     pub fn trim(&mut self) {
-        let mut bts: HashMap<&ModelKey, Vec<i64>> = HashMap::new();
+        let mut bts: HashMap<&StreamKey, Vec<i64>> = HashMap::new();
         for (m, bt) in self.acks.keys() {
             bts.entry(m).or_default().push(*bt);
         }
-        let cut: HashMap<ModelKey, i64> = bts
+        let cut: HashMap<StreamKey, i64> = bts
             .into_iter()
             .filter(|(_, v)| v.len() > ACK_MEMORY)
             .map(|(m, mut v)| {
                 v.sort_unstable_by(|a, b| b.cmp(a));
-                (m.clone(), v[ACK_MEMORY - 1])
+                (*m, v[ACK_MEMORY - 1])
             })
             .collect();
         if !cut.is_empty() {
             self.acks
                 .retain(|(m, bt), _| cut.get(m).is_none_or(|c| bt >= c));
         }
-        let mut per: HashMap<ModelKey, Vec<(&String, IntentRank)>> = HashMap::new();
+        let mut per: HashMap<StreamKey, Vec<(&String, IntentRank)>> = HashMap::new();
         for (coid, r) in &self.intents {
             if let Record::Intent { model, .. } = r {
-                per.entry(model.clone())
-                    .or_default()
-                    .push((coid, intent_rank(r)));
+                per.entry(*model).or_default().push((coid, intent_rank(r)));
             }
         }
         let mut drop: Vec<String> = Vec::new();
@@ -290,10 +292,10 @@ fn apply(rep: &mut Replayed, r: Record) {
             }
         }
         Record::Model { model, state } => {
-            rep.models.insert(model.clone(), state.clone());
+            rep.models.insert(*model, state.clone());
         }
         Record::Ack { model, bt, line } => {
-            rep.acks.insert((model.clone(), *bt), line.clone());
+            rep.acks.insert((*model, *bt), line.clone());
         }
         Record::Risk {
             initial,
@@ -324,7 +326,7 @@ fn apply(rep: &mut Replayed, r: Record) {
 /// Client order id of an order: symbol, timeframe, bar time and operation, at most 50 chars
 /// (cTrader's limit). Deterministic, so a retry after a crash would carry the same id; the
 /// executor never retries blindly anyway.
-pub fn client_order_id(key: &ModelKey, bt: i64, op: Op) -> String {
+pub fn client_order_id(key: &StreamKey, bt: i64, op: Op) -> String {
     let op = match op {
         Op::Open => 'O',
         Op::Close => 'C',
@@ -334,22 +336,22 @@ pub fn client_order_id(key: &ModelKey, bt: i64, op: Op) -> String {
 
 /// Client order id of a close by a flatten (the guard's or a person's) at `now` (Unix s):
 /// `…-<now>-F`, never the id of a signal's order (`O`/`C`), one per model and second.
-pub fn flatten_order_id(key: &ModelKey, now: i64) -> String {
+pub fn flatten_order_id(key: &StreamKey, now: i64) -> String {
     order_id(key, now, 'F')
 }
 
-fn order_id(key: &ModelKey, bt: i64, op: char) -> String {
-    let id = format!("ot-{}-{}-{}-{}", key.symbol, key.tf, bt, op);
+fn order_id(key: &StreamKey, bt: i64, op: char) -> String {
+    let id = format!("ot-{}-{}-{}-{}", key.symbol, key.timeframe, bt, op);
     if id.len() <= 50 {
         return id;
     }
     // Long symbol names: keep a prefix and a hash of the whole name.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.symbol.bytes() {
+    for b in key.symbol.as_str().bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
-    let sym: String = key.symbol.chars().take(12).collect();
-    format!("ot-{sym}~{h:08x}-{}-{bt}-{op}", key.tf)
+    let sym: String = key.symbol.as_str().chars().take(12).collect();
+    format!("ot-{sym}~{h:08x}-{}-{bt}-{op}", key.timeframe)
         .chars()
         .take(50)
         .collect()

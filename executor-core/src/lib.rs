@@ -15,6 +15,8 @@
 //!   the shell's);
 //! - [`journal`]: the journal's records, their line bytes and the replay a restart reads (the
 //!   file and its fsyncs are the shell's);
+//! - [`key`]: a model's [`key::StreamKey`] (symbol + timeframe) and its text: `EURUSD_M15`,
+//!   the broker label `oracle:EURUSD_M15`, the journal's `{"symbol","tf"}`;
 //! - [`broker`]: the values exchanged with a broker (orders, outcomes, positions, quotes);
 //! - [`answers`]: what a SIGNAL is answered with before the broker (duplicates, bars not
 //!   streamed, stale re-sends) and the ACKs remembered;
@@ -39,6 +41,7 @@ pub mod drift;
 pub mod exec;
 pub mod gather;
 pub mod journal;
+pub mod key;
 pub mod operator;
 pub mod pace;
 pub mod policy;

@@ -455,7 +455,7 @@ mod tests {
     fn the_restrictions_status_shows_each_held_symbols_flat_instant_and_the_news_window_in_force_or_next()
      {
         use crate::exec::ExecutorCore;
-        use crate::policy::{ActionName, ModelKey, ModelState, RealPos};
+        use crate::policy::{ActionName, ModelState, RealPos};
         use crate::restrictions::{Restrictions, WeekEnd, parse_news};
         use oracle_ipc::{Action, Timeframe};
         let cfg = crate::config::from_value(&serde_json::json!({
@@ -476,10 +476,14 @@ mod tests {
             }),
             missed: false,
         };
-        rep.models
-            .insert(ModelKey::new("EURUSD", Timeframe::M15), state(true));
-        rep.models
-            .insert(ModelKey::new("GBPUSD", Timeframe::M15), state(false));
+        rep.models.insert(
+            crate::key::key_of("EURUSD", Timeframe::M15).unwrap(),
+            state(true),
+        );
+        rep.models.insert(
+            crate::key::key_of("GBPUSD", Timeframe::M15).unwrap(),
+            state(false),
+        );
         let side = SideCore::new("live", &cfg, &rep);
         let mut ex: ExecutorCore =
             ExecutorCore::new(cfg, Some(side), None, std::collections::HashMap::new());

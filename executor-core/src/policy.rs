@@ -24,38 +24,10 @@ use oracle_ipc::{Action, Timeframe};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ExecutorConfig;
+pub use crate::key::{KeyText, StreamKey, key_of};
 use crate::risk::Halt;
 use crate::symbols::TradingMode;
 use crate::volume::{SymbolSpec, VolumeError, lots_to_volume};
-
-/// A model: (symbol, timeframe).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ModelKey {
-    /// Symbol.
-    pub symbol: String,
-    /// Timeframe name.
-    pub tf: String,
-}
-
-impl ModelKey {
-    /// Key of a symbol and timeframe.
-    pub fn new(symbol: &str, tf: Timeframe) -> Self {
-        ModelKey {
-            symbol: symbol.to_string(),
-            tf: tf.as_str().to_string(),
-        }
-    }
-    /// `EURUSD_M15`: the broker position label.
-    pub fn label(&self) -> String {
-        format!("oracle:{}_{}", self.symbol, self.tf)
-    }
-}
-
-impl fmt::Display for ModelKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_{}", self.symbol, self.tf)
-    }
-}
 
 /// A real position held for a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -352,7 +324,7 @@ pub struct OpenOrder {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// The model.
-    pub key: ModelKey,
+    pub key: StreamKey,
     /// Close this position first.
     pub close: Option<RealPos>,
     /// Then the entry: `Ok(order)` to send, `Err(refusal)` if refused, `None` if no entry.
@@ -371,9 +343,9 @@ pub struct Plan {
 
 impl Plan {
     /// A plan that does nothing (no exit, no entry) for `key`'s signal `target` at `bar_time`.
-    pub fn nothing(key: &ModelKey, target: Action, bar_time: i64) -> Self {
+    pub fn nothing(key: &StreamKey, target: Action, bar_time: i64) -> Self {
         Plan {
-            key: key.clone(),
+            key: *key,
             close: None,
             entry: None,
             missed: false,
@@ -426,10 +398,10 @@ const BAR_MEMORY: usize = 8;
 #[derive(Debug, Default)]
 pub struct Policy {
     /// Per model.
-    pub models: BTreeMap<ModelKey, ModelState>,
+    pub models: BTreeMap<StreamKey, ModelState>,
     /// Symbols refused until reconciliation explains them, with why.
     pub unreconciled: HashMap<String, String>,
-    bars: HashMap<ModelKey, VecDeque<i64>>,
+    bars: HashMap<StreamKey, VecDeque<i64>>,
 }
 
 impl Policy {
@@ -439,8 +411,8 @@ impl Policy {
     }
 
     /// A closed bar was streamed (remembered so a signal's freshness can be judged).
-    pub fn handle_bar(&mut self, key: &ModelKey, time: i64) {
-        let q = self.bars.entry(key.clone()).or_default();
+    pub fn handle_bar(&mut self, key: &StreamKey, time: i64) {
+        let q = self.bars.entry(*key).or_default();
         if q.back().is_none_or(|&b| time > b) {
             q.push_back(time);
             if q.len() > BAR_MEMORY {
@@ -450,7 +422,7 @@ impl Policy {
     }
 
     /// The open time of the latest bar streamed on `key`'s stream (`None`: none yet).
-    pub fn last_bar(&self, key: &ModelKey) -> Option<i64> {
+    pub fn last_bar(&self, key: &StreamKey) -> Option<i64> {
         self.bars.get(key).and_then(|q| q.back().copied())
     }
 
@@ -458,7 +430,7 @@ impl Policy {
     /// is the streamed bar before it (weekends and gaps are then handled); when `bt` is the
     /// oldest bar remembered, exactly one timeframe later. A bar not streamed (not closed yet,
     /// in the future, or no bar time at all) is never consecutive: no entry is made on it.
-    fn consecutive(&self, key: &ModelKey, tf: Timeframe, last: i64, bt: i64) -> bool {
+    fn consecutive(&self, key: &StreamKey, tf: Timeframe, last: i64, bt: i64) -> bool {
         let Some(q) = self.bars.get(key) else {
             return false;
         };
@@ -473,7 +445,7 @@ impl Policy {
     pub fn decide(
         &self,
         cfg: &ExecutorConfig,
-        key: &ModelKey,
+        key: &StreamKey,
         tf: Timeframe,
         target: Action,
         bt: i64,
@@ -511,19 +483,19 @@ impl Policy {
     fn check_entry(
         &self,
         cfg: &ExecutorConfig,
-        key: &ModelKey,
+        key: &StreamKey,
         tf: Timeframe,
         target: Action,
         bt: i64,
         m: &Market<'_>,
     ) -> Result<OpenOrder, Refusal> {
-        let Some(sc) = cfg.symbols.get(&key.symbol) else {
+        let Some(sc) = cfg.symbols.get(key.symbol.as_str()) else {
             return Err(Refusal::UnknownSymbol);
         };
         if !sc.enabled {
             return Err(Refusal::SymbolDisabled);
         }
-        if let Some(why) = self.unreconciled.get(&key.symbol) {
+        if let Some(why) = self.unreconciled.get(key.symbol.as_str()) {
             return Err(Refusal::Unreconciled(why.clone()));
         }
         if let Some(h) = m.halt {
@@ -585,7 +557,7 @@ impl Policy {
     /// Applies the outcome of a plan and returns the ACK. `close` / `open` are the broker
     /// outcomes of the plan's steps (`None` when the step was not attempted).
     pub fn complete(&mut self, plan: &Plan, close: Option<Exec>, open: Option<Exec>) -> AckKind {
-        let st = self.models.entry(plan.key.clone()).or_default();
+        let st = self.models.entry(plan.key).or_default();
         let transition = st.target.map(|a| a.0) != Some(plan.target);
         st.target = Some(ActionName(plan.target));
         st.last_bt = Some(plan.bar_time);
@@ -684,7 +656,7 @@ mod tests {
         p: Policy,
         c: ExecutorConfig,
         spec: SymbolSpec,
-        k: ModelKey,
+        k: StreamKey,
         next_id: u64,
         halt: Option<Halt>,
         spread: f64,
@@ -696,7 +668,7 @@ mod tests {
                 p: Policy::new(),
                 c: cfg(),
                 spec: eurusd(),
-                k: ModelKey::new("EURUSD", Timeframe::M15),
+                k: crate::key::key_of("EURUSD", Timeframe::M15).unwrap(),
                 next_id: 100,
                 halt: None,
                 spread: 0.00010,

@@ -36,10 +36,9 @@ use tracing::{info, warn};
 use crate::broker::{BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote};
 use crate::config::ExecutorConfig;
 use crate::journal::{INTENT_MEMORY, Op, Record, Replayed, client_order_id, intent_rank};
+use crate::key::{KeyText, StreamKey, by_name};
 use crate::operator::OperatorHalt;
-use crate::policy::{
-    AckKind, ActionName, Closed, Exec, Market, ModelKey, Plan, Policy, RealPos, Refusal,
-};
+use crate::policy::{AckKind, ActionName, Closed, Exec, Market, Plan, Policy, RealPos, Refusal};
 use crate::propfirm::{Guard, Verdict};
 use crate::restrictions::Restrictions;
 use crate::risk::{Account, RiskGuard};
@@ -57,7 +56,7 @@ pub const ACCOUNT_TTL: i64 = 1;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item {
     /// The model.
-    pub key: ModelKey,
+    pub key: StreamKey,
     /// Its timeframe.
     pub tf: Timeframe,
     /// The virtual target.
@@ -87,7 +86,7 @@ pub struct Order {
     /// Index of its signal in the batch.
     idx: usize,
     /// The model.
-    pub key: ModelKey,
+    pub key: StreamKey,
     /// The signal's bar time.
     pub bt: i64,
     /// Entry or exit.
@@ -172,23 +171,23 @@ pub struct SideCore {
     gs: guard::GuardSide,
     /// Per model: why real differs from virtual since the last ledger row (e.g. a position
     /// closed outside), written to the drift ledger's `note` once.
-    pub notes: HashMap<ModelKey, String>,
+    pub notes: HashMap<StreamKey, String>,
     /// Symbol facts known.
     pub specs: HashMap<String, SymbolSpec>,
     /// Intents journaled, by client order id (to explain positions at reconcile): the last
     /// [`INTENT_MEMORY`] per model, and every pending one.
     pub intents: HashMap<String, Record>,
     /// Per model, the client order ids in `intents`, oldest first.
-    intent_order: HashMap<ModelKey, VecDeque<String>>,
+    intent_order: HashMap<StreamKey, VecDeque<String>>,
     /// Client order ids in `intents` whose outcome is `filled`.
     pub filled: HashSet<String>,
     /// Models whose exit was held (or refused `MARKET_CLOSED`) while their market was closed:
     /// [`SideCore::held_exits`]. After a restart: those whose last ACK journaled said
     /// `MARKET_CLOSED` (a position adopted at reconciliation is not one).
-    held: BTreeSet<ModelKey>,
+    held: BTreeSet<StreamKey>,
     /// Of `held`, the models whose exit a news window held (`risk.news`): sent at the window's
     /// end ([`SideCore::news_hold_until`]).
-    news_held: BTreeSet<ModelKey>,
+    news_held: BTreeSet<StreamKey>,
     /// The funded account's optional rules (`risk.flat_before_weekend`, `risk.news`) as values:
     /// set by [`crate::exec::ExecutorCore::set_restrictions`].
     pub restrict: Restrictions,
@@ -409,14 +408,14 @@ impl SideCore {
             .iter()
             .filter(|(k, st)| {
                 st.last_bt.is_some_and(|bt| {
-                    rep.acks.get(&((*k).clone(), bt)).is_some_and(|l| {
+                    rep.acks.get(&(**k, bt)).is_some_and(|l| {
                         ["|MARKET_CLOSED", "|NEWS_WINDOW", "|WEEKEND"]
                             .iter()
                             .any(|r| l.contains(r))
                     })
                 })
             })
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         side
     }
@@ -427,7 +426,7 @@ impl SideCore {
         let Record::Intent { model, .. } = &r else {
             return;
         };
-        let q = self.intent_order.entry(model.clone()).or_default();
+        let q = self.intent_order.entry(*model).or_default();
         if self.intents.insert(coid.to_string(), r).is_none() {
             q.push_back(coid.to_string());
         }
@@ -508,8 +507,8 @@ impl SideCore {
         let mut next: Vec<(String, i64, bool)> = Vec::new();
         for it in items {
             let (Some(sc), Some(spec)) = (
-                cfg.symbols.get(&it.key.symbol),
-                self.specs.get(&it.key.symbol),
+                cfg.symbols.get(it.key.symbol.as_str()),
+                self.specs.get(it.key.symbol.as_str()),
             ) else {
                 continue;
             };
@@ -518,7 +517,7 @@ impl SideCore {
                     continue;
                 };
                 for buy in [true, false] {
-                    let ask = (it.key.symbol.clone(), v, buy);
+                    let ask = (it.key.symbol.to_string(), v, buy);
                     if !next.contains(&ask) {
                         next.push(ask);
                     }
@@ -618,9 +617,11 @@ impl SideCore {
 
     /// The models whose real position differs from their virtual target with no order on the
     /// way: an exit held while the market was closed (or refused by the broker), still due.
-    /// Derived from the journaled model states, so a restart finds them too.
-    pub fn held_exits(&self) -> Vec<(ModelKey, String)> {
-        self.policy
+    /// Derived from the journaled model states, so a restart finds them too. Listed by symbol,
+    /// then timeframe name ([`by_name`]).
+    pub fn held_exits(&self) -> Vec<(StreamKey, String)> {
+        let mut v: Vec<(StreamKey, String)> = self
+            .policy
             .models
             .iter()
             .filter(|(k, _)| self.held.contains(*k))
@@ -631,8 +632,10 @@ impl SideCore {
                     .values()
                     .any(|r| matches!(r, Record::Intent { model, .. } if model == *k))
             })
-            .map(|(k, _)| (k.clone(), k.symbol.clone()))
-            .collect()
+            .map(|(k, _)| (*k, k.symbol.to_string()))
+            .collect();
+        v.sort_by(|a, b| by_name(&a.0, &b.0));
+        v
     }
 
     /// `risk.flat_before_weekend` at `now_ms` (UTC ms): every open position on a symbol in its
@@ -645,7 +648,7 @@ impl SideCore {
             .models
             .iter()
             .filter(|(_, st)| st.real.is_some())
-            .map(|(k, _)| k.symbol.clone())
+            .map(|(k, _)| k.symbol.to_string())
             .collect();
         let mut n = 0;
         for sym in symbols {
@@ -677,7 +680,7 @@ impl SideCore {
             .iter()
             .filter(|(_, st)| st.real.is_some())
             .filter_map(|(k, _)| {
-                let (at, we) = self.restrict.flat_at(&k.symbol)?;
+                let (at, we) = self.restrict.flat_at(k.symbol.as_str())?;
                 (now_ms < we.close_ms).then_some(at.max(now_ms))
             })
             .min()
@@ -712,7 +715,7 @@ impl SideCore {
             .filter_map(|(key, _)| {
                 let st = self.policy.models.get(&key)?;
                 Some(Item {
-                    tf: Timeframe::from_name(&key.tf)?,
+                    tf: key.timeframe,
                     target: st.target?.0,
                     bt: st.last_bt?,
                     key,
@@ -815,7 +818,7 @@ impl SideCore {
         let Some(o) = b.phase.orders.get(k) else {
             return;
         };
-        let (coid, symbol) = (o.req.client_order_id.clone(), o.key.symbol.clone());
+        let (coid, symbol) = (o.req.client_order_id.clone(), o.key.symbol.to_string());
         let exec = match result {
             Ok(Some(r)) => exec_of(&r).unwrap_or(Exec::Refused(Refusal::OutcomeUnknown)),
             Ok(None) => Exec::Refused(Refusal::Broker {
@@ -839,9 +842,9 @@ impl SideCore {
         Some(Record::Intent {
             ts: now,
             coid: o.req.client_order_id.clone(),
-            model: o.key.clone(),
+            model: o.key,
             op: o.op,
-            symbol: o.key.symbol.clone(),
+            symbol: o.key.symbol.to_string(),
             buy: o.req.buy,
             action: ActionName(o.action),
             volume: o.req.volume,
@@ -896,13 +899,13 @@ impl SideCore {
                         b.stage = Stage::Market;
                         continue;
                     }
-                    let symbol = &b.items[k].key.symbol;
+                    let symbol = b.items[k].key.symbol.as_str();
                     if let Some(s) = self.specs.get(symbol) {
                         b.item_specs.push(Some(s.clone()));
                     } else {
                         b.wait = Some(Wait::Spec);
                         self.actions.push_back(SideAction::AskSpec {
-                            symbol: symbol.clone(),
+                            symbol: symbol.to_string(),
                         });
                     }
                 }
@@ -910,7 +913,7 @@ impl SideCore {
                     let b = self.batch.as_mut().expect("batch");
                     b.wait = Some(Wait::Market);
                     b.stage = Stage::Decide;
-                    let symbols = b.items.iter().map(|i| i.key.symbol.clone()).collect();
+                    let symbols = b.items.iter().map(|i| i.key.symbol.to_string()).collect();
                     self.actions.push_back(SideAction::AskMarket { symbols });
                 }
                 Stage::Decide => self.decide(),
@@ -969,7 +972,7 @@ impl SideCore {
                             }
                             let refused = match (
                                 halt,
-                                self.policy.unreconciled.get(&b.items[k].key.symbol),
+                                self.policy.unreconciled.get(b.items[k].key.symbol.as_str()),
                             ) {
                                 (Some(h), _) => Some(Refusal::Halted(h)),
                                 (None, Some(why)) => Some(Refusal::Unreconciled(why.clone())),
@@ -1042,28 +1045,28 @@ impl SideCore {
             // The funded account's optional rules: a news window holds an exit until its end;
             // the weekend or a news window refuses an entry (a closed market's included).
             if plan.close.is_some()
-                && let Some(w) = self.restrict.news_window(&it.key.symbol, now)
+                && let Some(w) = self.restrict.news_window(it.key.symbol.as_str(), now)
             {
                 plan.close = None;
                 plan.held = Some(Closed {
                     until_ms: Some(w.until_ms()),
                 });
-                self.held.insert(it.key.clone());
-                self.news_held.insert(it.key.clone());
+                self.held.insert(it.key);
+                self.news_held.insert(it.key);
                 news_hold = true;
                 why.push(format!(
                     "exit held: news window of \"{}\" until {}",
                     w.title,
                     oracle_ipc::Iso(w.end + 1)
                 ));
-                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
+                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key.model_name(),
                     until_ms = w.until_ms(), reason = "NEWS_WINDOW",
                     "exit held: news window of \"{}\"; sent at its end", w.title);
             }
             if matches!(
                 plan.entry,
                 Some(Ok(_)) | Some(Err(Refusal::MarketClosed { .. }))
-            ) && let Some(r) = self.restrict.entry_refusal(&it.key.symbol, now)
+            ) && let Some(r) = self.restrict.entry_refusal(it.key.symbol.as_str(), now)
             {
                 why.push(format!("entry missed: {r}"));
                 plan.entry = Some(Err(r));
@@ -1073,9 +1076,9 @@ impl SideCore {
                 && !news_hold
             {
                 self.news_held.remove(&it.key);
-                self.held.insert(it.key.clone());
+                self.held.insert(it.key);
                 why.push(format!("exit held: {c}"));
-                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key,
+                info!(target: DECISION, side = self.name, event = "exit_held", model = %it.key.model_name(),
                     until_ms = c.until_ms, "exit held: {c}; sent at the first open instant");
             }
             if let Some(Err(Refusal::MarketClosed { until_ms })) = &plan.entry {
@@ -1098,7 +1101,7 @@ impl SideCore {
                 });
             }
             if !why.is_empty() {
-                self.notes.insert(it.key.clone(), why.join("; "));
+                self.notes.insert(it.key, why.join("; "));
             }
             b.plans.push(plan);
         }
@@ -1112,12 +1115,12 @@ impl SideCore {
                 let key = &items[k].key;
                 Some(Order {
                     idx: k,
-                    key: key.clone(),
+                    key: *key,
                     bt: items[k].bt,
                     op: Op::Close,
                     action: r.action.0,
                     req: OrderReq {
-                        symbol: key.symbol.clone(),
+                        symbol: key.symbol.to_string(),
                         // A held exit's release: an id of its own instant (the signal's
                         // close id may have gone out and been refused MARKET_CLOSED).
                         client_order_id: client_order_id(
@@ -1148,7 +1151,7 @@ impl SideCore {
                 Some((
                     k,
                     (
-                        items[k].key.symbol.clone(),
+                        items[k].key.symbol.to_string(),
                         o.volume,
                         o.action.direction() > 0,
                     ),
@@ -1176,12 +1179,12 @@ impl SideCore {
                 let key = &items[k].key;
                 Some(Order {
                     idx: k,
-                    key: key.clone(),
+                    key: *key,
                     bt: items[k].bt,
                     op: Op::Open,
                     action: o.action,
                     req: OrderReq {
-                        symbol: key.symbol.clone(),
+                        symbol: key.symbol.to_string(),
                         client_order_id: client_order_id(key, items[k].bt, Op::Open),
                         label: key.label(),
                         buy: o.action.direction() > 0,
@@ -1260,7 +1263,7 @@ impl SideCore {
             match exec_of(&res) {
                 Some(e) => self.finish_order(e),
                 None => {
-                    let key = p.orders[k].key.clone();
+                    let key = p.orders[k].key;
                     self.actions.push_back(SideAction::Journal {
                         record: Record::Outcome {
                             coid: coid.clone(),
@@ -1272,7 +1275,7 @@ impl SideCore {
                         },
                         sync: false,
                     });
-                    warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key,
+                    warn!(target: DECISION, side = self.name, event = "order_unknown", model = %key.model_name(),
                         coid = %coid, "no answer from the broker: looking the order up (never resent)");
                     match self
                         .intents
@@ -1300,7 +1303,7 @@ impl SideCore {
         let Some(o) = b.phase.orders.get(k) else {
             return;
         };
-        let (coid, key) = (o.req.client_order_id.clone(), o.key.clone());
+        let (coid, key) = (o.req.client_order_id.clone(), o.key);
         let fill = (o.op, o.position_id, b.now, exec.clone());
         let (result, pid, price, vol, code) = match &exec {
             Exec::Filled {
@@ -1338,7 +1341,7 @@ impl SideCore {
         if result != "unknown" {
             self.pending.remove(&coid);
         }
-        info!(target: DECISION, side = self.name, event = "order_result", model = %key, coid = %coid,
+        info!(target: DECISION, side = self.name, event = "order_result", model = %key.model_name(), coid = %coid,
             result, position_id = pid, price, "order result");
         let (op, position_id, now, exec) = fill;
         self.guard_on_fill(now, op, &key, position_id, &exec);
@@ -1354,7 +1357,7 @@ impl SideCore {
             let (close, open) = (b.close_exec[k].take(), b.open_exec[k].take());
             if matches!(close, Some(Exec::Refused(Refusal::MarketClosed { .. }))) {
                 // The broker's hours said no: held for the open like the calendar's.
-                self.held.insert(key.clone());
+                self.held.insert(*key);
             }
             let mut refusal = match (&close, &plan.entry) {
                 (Some(Exec::Refused(r)), _) => Some(r.clone()),
@@ -1377,10 +1380,7 @@ impl SideCore {
             };
             if let Some(state) = self.policy.models.get(key).cloned() {
                 self.actions.push_back(SideAction::Journal {
-                    record: Record::Model {
-                        model: key.clone(),
-                        state,
-                    },
+                    record: Record::Model { model: *key, state },
                     sync: false,
                 });
             }
@@ -1477,7 +1477,7 @@ impl SideCore {
                 return self.advance_reconcile();
             }
         };
-        let st = self.policy.models.entry(model.clone()).or_default();
+        let st = self.policy.models.entry(model).or_default();
         let outcome = match (op, found) {
             (
                 Op::Open,
@@ -1487,7 +1487,7 @@ impl SideCore {
                     volume,
                 }),
             ) => {
-                info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                info!(target: DECISION, side = self.name, event = "reconciled", model = %model.model_name(), coid = %coid,
                     position_id = pid, "order sent before the restart was filled: position adopted (not resent)");
                 if st.real.is_none() {
                     st.real = Some(RealPos {
@@ -1521,7 +1521,7 @@ impl SideCore {
                 }
             }
             _ => {
-                info!(target: DECISION, side = self.name, event = "reconciled", model = %model, coid = %coid,
+                info!(target: DECISION, side = self.name, event = "reconciled", model = %model.model_name(), coid = %coid,
                     "order sent before the restart never executed: not resent (entry missed)");
                 if op == Op::Open {
                     st.missed = true;
@@ -1556,11 +1556,11 @@ impl SideCore {
                 if by_id.contains_key(&r.position_id) {
                     known.insert(r.position_id);
                 } else {
-                    warn!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                    warn!(target: DECISION, side = self.name, event = "reconciled", model = %model.model_name(),
                         position_id = r.position_id,
                         "position closed outside the executor (stop-out, manual close): real is now FLAT, waiting for the next transition");
                     self.notes.insert(
-                        model.clone(),
+                        *model,
                         format!(
                             "position {} closed outside the executor (stop-out, manual close)",
                             r.position_id
@@ -1613,7 +1613,7 @@ impl SideCore {
                     .get(&model)
                     .is_none_or(|s| s.real.is_none()) =>
                 {
-                    let st = self.policy.models.entry(model.clone()).or_default();
+                    let st = self.policy.models.entry(model).or_default();
                     st.real = Some(RealPos {
                         position_id: p.position_id,
                         action,
@@ -1622,7 +1622,7 @@ impl SideCore {
                     });
                     st.missed = false;
                     self.filled.insert(coid.clone());
-                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model,
+                    info!(target: DECISION, side = self.name, event = "reconciled", model = %model.model_name(),
                         position_id = p.position_id, coid = %coid, "position of a journaled order adopted");
                 }
                 _ => {
@@ -1643,7 +1643,7 @@ impl SideCore {
         for (model, st) in &self.policy.models {
             self.actions.push_back(SideAction::Journal {
                 record: Record::Model {
-                    model: model.clone(),
+                    model: *model,
                     state: st.clone(),
                 },
                 sync: true,

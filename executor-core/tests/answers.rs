@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use oracle_executor_core::answers::{Answers, FUTURE_LAST_BAR, Verdict};
 use oracle_executor_core::config::from_value;
 use oracle_executor_core::journal::Replayed;
-use oracle_executor_core::policy::{ActionName, ModelKey, ModelState};
+use oracle_executor_core::key::key_of;
+use oracle_executor_core::policy::{ActionName, ModelState};
 use oracle_executor_core::side::SideCore;
 use oracle_ipc::{Action, Cents, Signal, Timeframe};
 
@@ -15,10 +16,10 @@ const M15: i64 = 900;
 fn side(last_bt: Option<i64>, streamed: &[i64]) -> SideCore {
     let cfg = from_value(&serde_json::json!({})).expect("config");
     let mut rep = Replayed::default();
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     if let Some(l) = last_bt {
         rep.models.insert(
-            key.clone(),
+            key,
             ModelState {
                 target: Some(ActionName(Action::Wait)),
                 last_bt: Some(l),
@@ -48,7 +49,7 @@ fn signal(bt: Option<i64>, action: Action) -> Signal<'static> {
 
 #[test]
 fn an_answered_bar_gets_its_first_ack_again_and_is_not_executed() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let line = format!("ACK|EURUSD|LONG_WEAK|HOLD|TF:M15|BT:{T0}");
     let mut a = Answers::new(HashMap::from([((key, T0), line.clone())]));
     let core = side(Some(T0), &[T0]);
@@ -66,17 +67,14 @@ fn an_answered_bar_gets_its_first_ack_again_and_is_not_executed() {
 
 #[test]
 fn a_bar_not_streamed_is_unknown_and_an_old_unremembered_one_is_stale() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let mut a = Answers::default();
     let core = side(Some(T0 + M15), &[T0, T0 + M15]);
     let now = T0 + 2 * M15 + 1;
     let future = T0 + 2 * M15;
     assert_eq!(
         a.admit(now, &signal(Some(future), Action::LongWeak), Some(&core)),
-        Verdict::UnknownBar {
-            key: key.clone(),
-            bt: future
-        }
+        Verdict::UnknownBar { key, bt: future }
     );
     assert_eq!(
         a.admit(now, &signal(Some(T0), Action::LongWeak), Some(&core)),
@@ -103,7 +101,7 @@ fn a_bar_not_streamed_is_unknown_and_an_old_unremembered_one_is_stale() {
 
 #[test]
 fn a_journaled_last_bar_far_in_the_future_does_not_make_signals_stale() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let now = T0 + M15 + 1;
     let far = now + FUTURE_LAST_BAR + M15;
     let core = side(Some(far), &[T0]);
@@ -120,7 +118,7 @@ fn a_journaled_last_bar_far_in_the_future_does_not_make_signals_stale() {
 
 #[test]
 fn a_streamed_bar_without_a_signal_is_due_its_row_after_one_bar_of_grace() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let mut a = Answers::default();
     assert!(a.bar_streamed(&key, T0).is_empty());
     assert!(a.bar_streamed(&key, T0 + M15).is_empty());
@@ -129,7 +127,7 @@ fn a_streamed_bar_without_a_signal_is_due_its_row_after_one_bar_of_grace() {
     assert_eq!(a.bar_streamed(&key, T0 + 3 * M15), vec![T0]);
     assert_eq!(
         a.flush_unexplained(),
-        vec![(key.clone(), T0 + 2 * M15), (key, T0 + 3 * M15)]
+        vec![(key, T0 + 2 * M15), (key, T0 + 3 * M15)]
     );
     assert_eq!(a.unexplained_len(), 0);
 }

@@ -8,7 +8,8 @@ use oracle_executor_core::exec::{
     Answered, BarAction, BatchResult, ExecAction, ExecutorCore, Reply, SideId, ack_line,
 };
 use oracle_executor_core::journal::Replayed;
-use oracle_executor_core::policy::{AckKind, ModelKey, Plan, Refusal};
+use oracle_executor_core::key::{KeyText, key_of};
+use oracle_executor_core::policy::{AckKind, Plan, Refusal};
 use oracle_executor_core::side::{Item, SideCore};
 use oracle_ipc::{Action, Cents, Signal, Timeframe};
 
@@ -22,7 +23,7 @@ fn side(name: &'static str) -> SideCore {
     let mut core = SideCore::new(name, &cfg, &Replayed::default());
     for sym in ["EURUSD", "GBPUSD"] {
         core.policy
-            .handle_bar(&ModelKey::new(sym, Timeframe::M15), T0);
+            .handle_bar(&key_of(sym, Timeframe::M15).unwrap(), T0);
     }
     core
 }
@@ -71,7 +72,12 @@ fn drive(
         match a {
             ExecAction::RunBatch { items, sides } => {
                 assert_eq!(sides, core.sides(), "the batch runs on the sides present");
-                batches.push(items.iter().map(|it| it.key.to_string()).collect());
+                batches.push(
+                    items
+                        .iter()
+                        .map(|it| it.key.model_name().to_string())
+                        .collect(),
+                );
                 let l = sides
                     .contains(&SideId::Live)
                     .then(|| answered(&items, live));
@@ -130,7 +136,7 @@ fn a_second_signal_of_a_model_waits_for_the_first_batch_and_is_then_a_duplicate(
 #[test]
 fn two_signals_of_one_model_for_two_bars_run_as_two_batches_in_order() {
     let mut core = exec(true, false);
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     core.live
         .as_mut()
         .expect("live")
@@ -238,7 +244,7 @@ fn a_bar_not_streamed_is_replied_unknown_bar_without_a_batch() {
     assert_eq!(
         replies,
         vec![Reply::UnknownBar {
-            key: ModelKey::new("EURUSD", Timeframe::M15),
+            key: key_of("EURUSD", Timeframe::M15).unwrap(),
             bt: T0 + M15
         }]
     );
@@ -246,7 +252,7 @@ fn a_bar_not_streamed_is_replied_unknown_bar_without_a_batch() {
 
 #[test]
 fn a_bar_prices_the_paper_book_only_when_paper_is_alone_and_feeds_both_sides_freshness() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let mut paper = exec(false, true);
     assert_eq!(
         paper.handle_bar(&key, T0 + M15, 1.1, 0.0002),
@@ -269,16 +275,13 @@ fn a_bar_prices_the_paper_book_only_when_paper_is_alone_and_feeds_both_sides_fre
 
 #[test]
 fn a_streamed_bar_with_no_signal_is_due_its_ledger_row_after_one_bar_of_grace() {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let mut core = exec(true, false);
     assert!(core.handle_bar_streamed(&key, T0, true).is_empty());
     assert!(core.handle_bar_streamed(&key, T0 + M15, true).is_empty());
     assert_eq!(
         core.handle_bar_streamed(&key, T0 + 2 * M15, true),
-        vec![BarAction::LedgerRow {
-            key: key.clone(),
-            bt: T0
-        }]
+        vec![BarAction::LedgerRow { key, bt: T0 }]
     );
     // Without a ledger nothing is tracked.
     let mut bare = exec(true, false);

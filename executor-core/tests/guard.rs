@@ -14,6 +14,7 @@ use oracle_executor_core::currency::Currencies;
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Record, Replayed};
+use oracle_executor_core::key::KeyText;
 use oracle_executor_core::operator::{GuardStatus, OperatorCommand};
 use oracle_executor_core::policy::ModelState;
 use oracle_executor_core::propfirm::{Guard, Preset, Rules};
@@ -127,7 +128,8 @@ fn a_floating_loss_between_two_bars_past_80_percent_closes_every_position_and_ha
         let st = &core.policy.models[&k];
         assert!(
             st.real.is_none() && st.missed,
-            "{k}: flat, waits for its next transition"
+            "{}: flat, waits for its next transition",
+            k.model_name()
         );
     }
     assert_eq!(

@@ -8,8 +8,9 @@ mod common;
 use common::{Book, LOT, M15, T0, account, ftmo_cfg as cfg, key_on as key, side_at_t0};
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::journal::{Record, Replayed};
+use oracle_executor_core::key::key_of;
 use oracle_executor_core::operator::OperatorCommand;
-use oracle_executor_core::policy::{ModelKey, ModelState};
+use oracle_executor_core::policy::ModelState;
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{Item, SideCore};
 use oracle_ipc::{Action, Timeframe};
@@ -122,7 +123,7 @@ fn a_close_filled_between_reads_moves_the_guards_balance_by_its_realised_pnl() {
         NOW + 1,
         &cfg(),
         &[Item {
-            key: m.clone(),
+            key: m,
             tf: Timeframe::M15,
             target: Action::Wait,
             bt,
@@ -466,7 +467,7 @@ fn a_flatten_of_a_configured_symbol_without_positions_or_of_a_held_unconfigured_
     // GBPUSD is not configured (any more) but a model still holds it: it can be closed.
     let mut rep = Replayed::default();
     rep.models.insert(
-        ModelKey::new("GBPUSD", Timeframe::M15),
+        key_of("GBPUSD", Timeframe::M15).unwrap(),
         held(9, Action::LongWeak, Action::LongWeak),
     );
     let core = SideCore::new("live", &cfg(), &rep);

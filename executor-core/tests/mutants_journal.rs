@@ -5,20 +5,21 @@
 use oracle_executor_core::journal::{
     ACK_MEMORY, INTENT_MEMORY, Op, Record, Replayed, client_order_id, encode_lines, intent_rank,
 };
-use oracle_executor_core::policy::{ActionName, ModelKey, ModelState};
+use oracle_executor_core::key::key_of;
+use oracle_executor_core::policy::{ActionName, ModelState, StreamKey};
 use oracle_ipc::{Action, Timeframe};
 
-fn eurusd() -> ModelKey {
-    ModelKey::new("EURUSD", Timeframe::M15)
+fn eurusd() -> StreamKey {
+    key_of("EURUSD", Timeframe::M15).unwrap()
 }
 
-fn intent(k: &ModelKey, coid: &str, op: Op, bt: i64, ts: i64) -> Record {
+fn intent(k: &StreamKey, coid: &str, op: Op, bt: i64, ts: i64) -> Record {
     Record::Intent {
         ts,
         coid: coid.into(),
-        model: k.clone(),
+        model: *k,
         op,
-        symbol: k.symbol.clone(),
+        symbol: k.symbol.to_string(),
         buy: true,
         action: ActionName(Action::LongWeak),
         volume: 100_000,
@@ -38,9 +39,9 @@ fn outcome(coid: &str, result: &str) -> Record {
     }
 }
 
-fn ack(k: &ModelKey, bt: i64) -> Record {
+fn ack(k: &StreamKey, bt: i64) -> Record {
     Record::Ack {
-        model: k.clone(),
+        model: *k,
         bt,
         line: format!("ACK|{bt}"),
     }
@@ -88,11 +89,11 @@ fn a_restart_remembers_each_models_last_state_its_answers_and_the_risk_anchors()
     };
     let rep = replay(&[
         Record::Model {
-            model: k.clone(),
+            model: k,
             state: state(Action::Wait, 900),
         },
         Record::Model {
-            model: k.clone(),
+            model: k,
             state: state(Action::ShortWeak, 1800),
         },
         ack(&k, 1800),
@@ -173,7 +174,7 @@ fn intents_are_ordered_by_bar_then_exit_before_entry_then_write_time() {
 #[test]
 fn the_replay_keeps_per_model_the_latest_answers_and_intents_and_every_pending_intent() {
     let a = eurusd();
-    let b = ModelKey::new("GBPUSD", Timeframe::H1);
+    let b = key_of("GBPUSD", Timeframe::H1).unwrap();
     let n = (ACK_MEMORY.max(INTENT_MEMORY) + 4) as i64;
     let mut rs = Vec::new();
     // Model a: n bars, an exit and an entry each, all filled but the very first entry.
@@ -195,7 +196,7 @@ fn the_replay_keeps_per_model_the_latest_answers_and_intents_and_every_pending_i
         rs.push(ack(&b, i * 3600));
     }
     let rep = replay(&rs);
-    let of = |k: &ModelKey| {
+    let of = |k: &StreamKey| {
         rep.intents
             .values()
             .filter(|r| matches!(r, Record::Intent { model, .. } if model == k))
@@ -222,7 +223,7 @@ fn the_replay_keeps_per_model_the_latest_answers_and_intents_and_every_pending_i
         INTENT_MEMORY + INTENT_MEMORY.max(ACK_MEMORY)
     );
     // Answers: a's latest ACK_MEMORY bars, all of b's.
-    let acks = |k: &ModelKey| {
+    let acks = |k: &StreamKey| {
         let mut v: Vec<i64> = rep
             .acks
             .keys()
@@ -249,13 +250,13 @@ fn a_long_symbols_client_order_id_keeps_a_prefix_and_the_fnv1a_hash_of_the_whole
     // The reference hash is FNV-1a: its published test vector.
     assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
     let sym = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
-    let k = ModelKey::new(sym, Timeframe::M15);
+    let k = key_of(sym, Timeframe::M15).unwrap();
     let id = client_order_id(&k, 1_614_557_700, Op::Close);
     let want = format!("ot-ABCDEFGHIJKL~{:016x}-M15-1614557700-C", fnv1a64(sym));
     assert_eq!(id, want.chars().take(50).collect::<String>());
     assert!(id.len() <= 50);
     // Short enough: the plain id.
-    let short = ModelKey::new("EURUSD", Timeframe::H1);
+    let short = key_of("EURUSD", Timeframe::H1).unwrap();
     assert_eq!(
         client_order_id(&short, 3600, Op::Open),
         "ot-EURUSD-H1-3600-O"

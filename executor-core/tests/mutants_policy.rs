@@ -8,8 +8,9 @@ mod common;
 
 use common::eurusd;
 use oracle_executor_core::config::{ExecutorConfig, SymbolConfig, from_value};
+use oracle_executor_core::key::{KeyText, key_of};
 use oracle_executor_core::policy::{
-    AckKind, ActionName, Exec, Market, ModelKey, ModelState, Plan, Policy, RealPos, Refusal,
+    AckKind, ActionName, Exec, Market, ModelState, Plan, Policy, RealPos, Refusal, StreamKey,
 };
 use oracle_executor_core::volume::SymbolSpec;
 use oracle_ipc::{Action, Timeframe};
@@ -36,8 +37,8 @@ fn cfg() -> ExecutorConfig {
     c
 }
 
-fn key() -> ModelKey {
-    ModelKey::new("EURUSD", Timeframe::M15)
+fn key() -> StreamKey {
+    key_of("EURUSD", Timeframe::M15).unwrap()
 }
 
 /// Market facts `after` seconds past the close of the M15 bar opened at `bt`.
@@ -346,7 +347,7 @@ fn a_transition_clears_the_missed_mark_and_a_repeated_target_keeps_it() {
 fn a_model_is_labelled_and_journaled_by_its_symbol_timeframe_and_action_names() {
     let k = key();
     assert_eq!(k.label(), "oracle:EURUSD_M15");
-    assert_eq!(k.to_string(), "EURUSD_M15");
+    assert_eq!(k.model_name().to_string(), "EURUSD_M15");
     let st = ModelState {
         target: Some(ActionName(Action::ShortModerate)),
         last_bt: Some(900),

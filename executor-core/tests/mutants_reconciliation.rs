@@ -5,30 +5,31 @@
 //! echo the client order id. No runtime: the side core's actions are answered in the test.
 
 use oracle_executor_core::broker::{BrokerPosition, OrderLookup, OrderResult};
+use oracle_executor_core::key::{KeyText, key_of};
 mod common;
 
 use common::plain_cfg as cfg;
 use oracle_executor_core::journal::{Op, Record, Replayed};
-use oracle_executor_core::policy::{ActionName, ModelKey, ModelState, RealPos};
+use oracle_executor_core::policy::{ActionName, ModelState, RealPos, StreamKey};
 use oracle_executor_core::side::{SideAction, SideCore, lookup_of};
 use oracle_ipc::Action;
 
 /// An intent's time (Unix seconds, a Monday).
 const TS: i64 = 1_614_557_702;
 
-fn m15() -> ModelKey {
-    ModelKey::new("EURUSD", oracle_ipc::Timeframe::M15)
+fn m15() -> StreamKey {
+    key_of("EURUSD", oracle_ipc::Timeframe::M15).unwrap()
 }
 
-fn h1() -> ModelKey {
-    ModelKey::new("EURUSD", oracle_ipc::Timeframe::H1)
+fn h1() -> StreamKey {
+    key_of("EURUSD", oracle_ipc::Timeframe::H1).unwrap()
 }
 
-fn intent(m: &ModelKey, coid: &str, op: Op, buy: bool, volume: i64, pid: Option<u64>) -> Record {
+fn intent(m: &StreamKey, coid: &str, op: Op, buy: bool, volume: i64, pid: Option<u64>) -> Record {
     Record::Intent {
         ts: TS,
         coid: coid.into(),
-        model: m.clone(),
+        model: *m,
         op,
         symbol: "EURUSD".into(),
         buy,
@@ -80,8 +81,8 @@ impl Journal {
             rep: Replayed::default(),
         }
     }
-    fn model(mut self, m: &ModelKey, s: ModelState) -> Self {
-        self.rep.models.insert(m.clone(), s);
+    fn model(mut self, m: &StreamKey, s: ModelState) -> Self {
+        self.rep.models.insert(*m, s);
         self
     }
     /// An intent sent and not answered (pending at the restart).

@@ -9,8 +9,9 @@ use common::{
 
 use oracle_executor_core::broker::{BrokerPosition, OrderResult};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
+use oracle_executor_core::key::KeyText;
 use oracle_executor_core::policy::{
-    AckKind, ActionName, ModelKey, ModelState, Plan, RealPos, Refusal,
+    AckKind, ActionName, ModelState, Plan, RealPos, Refusal, StreamKey,
 };
 use oracle_executor_core::side::{BatchResult, SideCore};
 use oracle_ipc::{Action, Timeframe};
@@ -34,15 +35,15 @@ fn long_held(position_id: u64, last_bt: i64) -> ModelState {
 }
 
 /// A core whose models are `states`, with bars `T0` and `T0 + M15` streamed on each.
-fn core_with(states: &[(ModelKey, ModelState)]) -> SideCore {
+fn core_with(states: &[(StreamKey, ModelState)]) -> SideCore {
     let mut rep = Replayed::default();
     for (k, s) in states {
-        rep.models.insert(k.clone(), s.clone());
+        rep.models.insert(*k, s.clone());
     }
-    core_from(&rep, states.iter().map(|(k, _)| k.clone()).collect())
+    core_from(&rep, states.iter().map(|(k, _)| *k).collect())
 }
 
-fn core_from(rep: &Replayed, keys: Vec<ModelKey>) -> SideCore {
+fn core_from(rep: &Replayed, keys: Vec<StreamKey>) -> SideCore {
     side_at_t0(&cfg(), rep, &keys)
 }
 
@@ -64,10 +65,7 @@ fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after
     // Two models (two timeframes of one symbol), each long, both reversing to short.
     let (m1, m2) = (key(Timeframe::M15), key(Timeframe::H1));
     let bt = T0 + M15;
-    let mut core = core_with(&[
-        (m1.clone(), long_held(7, T0)),
-        (m2.clone(), long_held(8, T0)),
-    ]);
+    let mut core = core_with(&[(m1, long_held(7, T0)), (m2, long_held(8, T0))]);
     // H1 bars: the model's last bar is T0, the signal's is the next streamed one.
     let mut book = side_book();
     let out = book.batch(
@@ -114,7 +112,7 @@ fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after
 fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
-    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut core = core_with(&[(m, long_held(7, T0))]);
     let mut book = side_book();
     let close = format!("ot-EURUSD-M15-{bt}-C");
     book.silent.insert(close.clone());
@@ -146,7 +144,7 @@ fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
 
     // No trace at the broker either: not executed, and still never resent.
     let m = key(Timeframe::M15);
-    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut core = core_with(&[(m, long_held(7, T0))]);
     let mut book = side_book();
     book.silent.insert(close.clone());
     book.found = None;
@@ -162,15 +160,15 @@ fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
 fn exits_are_never_refused_while_halted_and_entries_are() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
-    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut core = core_with(&[(m, long_held(7, T0))]);
     let mut book = side_book();
     // 20 % below the initial balance: the drawdown limit (10 %) halts trading.
     let mut rep = Replayed {
         risk: Some((12_500.0, T0 - 3_600, 12_500.0)),
         ..Replayed::default()
     };
-    rep.models.insert(m.clone(), long_held(7, T0));
-    let mut core_halted = core_from(&rep, vec![m.clone()]);
+    rep.models.insert(m, long_held(7, T0));
+    let mut core_halted = core_from(&rep, vec![m]);
     let out = book.batch(
         &mut core_halted,
         now_for(bt),
@@ -202,7 +200,7 @@ fn a_missed_entry_is_never_chased() {
         real: None,
         missed: true,
     };
-    let mut core = core_with(&[(m.clone(), missed)]);
+    let mut core = core_with(&[(m, missed)]);
     let mut book = side_book();
     let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
     assert!(book.submitted.is_empty(), "{:?}", book.trace);
@@ -224,7 +222,7 @@ fn a_missed_entry_is_never_chased() {
 fn a_failed_journal_write_sends_nothing() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
-    let mut core = core_with(&[(m.clone(), long_held(7, T0))]);
+    let mut core = core_with(&[(m, long_held(7, T0))]);
     let mut book = side_book();
     book.journal_broken = true;
     let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
@@ -242,7 +240,7 @@ fn a_failed_journal_write_sends_nothing() {
 fn a_restart_from_the_journal_bytes_resumes_the_same_decisions() {
     let m = key(Timeframe::M15);
     let (bt1, bt2) = (T0 + M15, T0 + 2 * M15);
-    let start = [(m.clone(), long_held(7, T0))];
+    let start = [(m, long_held(7, T0))];
     let second = |core: &mut SideCore, book: &mut Book| {
         core.policy.handle_bar(&m, bt2);
         book.trace.clear();
@@ -256,7 +254,7 @@ fn a_restart_from_the_journal_bytes_resumes_the_same_decisions() {
     let journal = book.journal.clone();
     let uninterrupted = second(&mut on, &mut book);
 
-    let mut restarted = core_from(&Replayed::from_bytes(&journal), vec![m.clone()]);
+    let mut restarted = core_from(&Replayed::from_bytes(&journal), vec![m]);
     let mut book2 = side_book();
     book2.next_position = 102;
     let resumed = second(&mut restarted, &mut book2);
@@ -287,11 +285,11 @@ impl Book {
 }
 
 /// The journal of an executor killed after its entry's intent was synced, before any answer.
-fn killed_after_intent(m: &ModelKey, bt: i64) -> Vec<u8> {
+fn killed_after_intent(m: &StreamKey, bt: i64) -> Vec<u8> {
     let intent = Record::Intent {
         ts: now_for(bt),
         coid: format!("ot-EURUSD-M15-{bt}-O"),
-        model: m.clone(),
+        model: *m,
         op: Op::Open,
         symbol: "EURUSD".into(),
         buy: true,
@@ -301,7 +299,7 @@ fn killed_after_intent(m: &ModelKey, bt: i64) -> Vec<u8> {
         bt,
     };
     let model = Record::Model {
-        model: m.clone(),
+        model: *m,
         state: ModelState {
             target: Some(ActionName(Action::Wait)),
             last_bt: Some(T0),
@@ -319,7 +317,7 @@ fn a_restart_looks_up_the_order_in_flight_adopts_its_fill_and_never_resends_it()
     let coid = format!("ot-EURUSD-M15-{bt}-O");
     let rep = Replayed::from_bytes(&killed_after_intent(&m, bt));
     assert!(rep.pending.contains_key(&coid), "{rep:?}");
-    let mut core = core_from(&rep, vec![m.clone()]);
+    let mut core = core_from(&rep, vec![m]);
     let mut book = side_book();
     book.found = Some(OrderResult::Filled {
         position_id: 55,
@@ -363,7 +361,7 @@ fn a_labelled_position_nothing_explains_stops_entries_on_its_symbol() {
         real: None,
         missed: false,
     };
-    let mut core = core_with(&[(m.clone(), flat)]);
+    let mut core = core_with(&[(m, flat)]);
     let mut book = side_book();
     let stranger = BrokerPosition {
         position_id: 9,
@@ -444,11 +442,11 @@ proptest::proptest! {
                     missed: false,
                 },
             };
-            states.push((m.clone(), st));
+            states.push((m, st));
             items.push(item(&m, actions[*target], T0 + M15));
             if *answer == 1 {
                 for op in ["C", "O"] {
-                    book.silent.insert(format!("ot-{}-{}-{}-{op}", m.symbol, m.tf, T0 + M15));
+                    book.silent.insert(format!("ot-{}-{}-{}-{op}", m.symbol, m.timeframe, T0 + M15));
                 }
             }
         }
@@ -488,4 +486,88 @@ proptest::proptest! {
             proptest::prop_assert_eq!(core.retained().pending, 0);
         }
     }
+}
+
+/// Flat, its last signal `WAIT` for the bar `last_bt`: a `LONG_WEAK` after it enters.
+fn flat_waiting(last_bt: i64) -> ModelState {
+    ModelState {
+        target: Some(ActionName(Action::Wait)),
+        last_bt: Some(last_bt),
+        real: None,
+        missed: false,
+    }
+}
+
+#[test]
+fn an_account_read_started_at_the_bar_out_is_the_batchs_read_and_is_asked_once_per_close() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m, flat_waiting(T0))]);
+    let mut book = side_book();
+    // The bar goes out at `out`; the read starts then, while the predictor answers.
+    let out = now_for(bt);
+    let ahead = core
+        .account_ahead(out)
+        .expect("no read cached: one is started");
+    assert!(core.handle_account_ahead(ahead, Some(book.account)));
+    // The other streams of the close instant start none (a read of this instant is held).
+    assert_eq!(core.account_ahead(out), None);
+    // The SIGNAL comes in within the read's life: the batch asks no account of its own.
+    let res = book.batch(
+        &mut core,
+        out + oracle_executor_core::side::ACCOUNT_TTL,
+        &[item(&m, Action::LongWeak, bt)],
+    );
+    assert!(matches!(res[0].0, AckKind::Ok { .. }), "{res:?}");
+    assert!(
+        !book.trace.iter().any(|t| t == "account"),
+        "{:?}",
+        book.trace
+    );
+    assert!(
+        pos(&book.trace, "margins 1") < pos(&book.trace, &format!("sync ot-EURUSD-M15-{bt}-O"))
+    );
+}
+
+#[test]
+fn an_account_read_started_before_an_order_filled_is_not_kept_and_the_batch_asks_again() {
+    let (m1, m2) = (key(Timeframe::M15), key(Timeframe::H1));
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m1, flat_waiting(T0)), (m2, flat_waiting(T0))]);
+    let mut book = side_book();
+    let out = now_for(bt);
+    let ahead = core.account_ahead(out).expect("started");
+    // An order fills before the read's answer is taken (m1's entry, from another batch).
+    let first = book.batch(&mut core, out, &[item(&m1, Action::LongWeak, bt)]);
+    assert!(matches!(first[0].0, AckKind::Ok { .. }), "{first:?}");
+    assert!(
+        !core.handle_account_ahead(ahead, Some(book.account)),
+        "a read that may not show the fill is dropped"
+    );
+    book.trace.clear();
+    book.batch(&mut core, out, &[item(&m2, Action::LongWeak, bt)]);
+    assert_eq!(pos(&book.trace, "account"), 0, "{:?}", book.trace);
+}
+
+#[test]
+fn an_account_read_ahead_older_than_its_life_is_read_again_by_the_batch() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m, flat_waiting(T0))]);
+    let mut book = side_book();
+    let out = now_for(bt);
+    let ahead = core.account_ahead(out).expect("started");
+    assert!(core.handle_account_ahead(ahead, Some(book.account)));
+    // The SIGNAL comes in after the read's life (the predictor slow): the batch reads again.
+    book.batch(
+        &mut core,
+        out + oracle_executor_core::side::ACCOUNT_TTL + 1,
+        &[item(&m, Action::LongWeak, bt)],
+    );
+    assert_eq!(pos(&book.trace, "account"), 0, "{:?}", book.trace);
+    // A failed read ahead keeps nothing either.
+    let mut core = core_with(&[(m, flat_waiting(T0))]);
+    let ahead = core.account_ahead(out).expect("started");
+    assert!(!core.handle_account_ahead(ahead, None));
+    assert!(core.account_ahead(out).is_some());
 }

@@ -33,7 +33,7 @@ use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
 use crate::journal::{Journal, Op, Record, Replayed};
 use crate::paper::PaperBook;
-use crate::policy::{AckKind, ModelKey, Plan, Refusal};
+use crate::policy::{AckKind, KeyText, Plan, Refusal, StreamKey};
 use crate::server::err_line;
 use crate::volume::SymbolSpec;
 
@@ -116,7 +116,7 @@ impl<B: Broker> Side<B> {
     /// (position name, unrealised P&L) of a model for the drift ledger. The P&L comes from the
     /// book when it knows it, else from the live quote: (exit side − entry) × units, in the quote
     /// currency.
-    pub fn position_view(&self, key: &ModelKey) -> (String, f64) {
+    pub fn position_view(&self, key: &StreamKey) -> (String, f64) {
         let Some(r) = self
             .core
             .policy
@@ -128,7 +128,7 @@ impl<B: Broker> Side<B> {
         };
         let pnl = self.broker.position_pnl(r.position_id).unwrap_or_else(|| {
             let units = r.volume as f64 / 100.0;
-            match self.broker.quote(&key.symbol) {
+            match self.broker.quote(key.symbol.as_str()) {
                 Some(q) if r.action.0.direction() > 0 => (q.bid - r.price) * units,
                 Some(q) => (r.price - q.ask) * units,
                 None => 0.0,
@@ -237,7 +237,7 @@ impl<B: Broker> Side<B> {
                     crate::failpoint::hit(crate::failpoint::Point::AfterIntent);
                 }
                 let req = &o.req;
-                info!(target: DECISION, side = self.core.name, event = "order_sent", model = %o.key, op = ?o.op,
+                info!(target: DECISION, side = self.core.name, event = "order_sent", model = %o.key.model_name(), op = ?o.op,
                     coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
                     slippage_points = req.slippage_points, batch = o.batch, "order sent");
                 if let Some(t) = &self.telemetry {
@@ -290,13 +290,13 @@ impl<B: Broker> Side<B> {
         &mut self,
         cfg: &ExecutorConfig,
         now: i64,
-        key: &ModelKey,
+        key: &StreamKey,
         tf: Timeframe,
         target: Action,
         bt: i64,
     ) -> (AckKind, Plan, Option<Refusal>) {
         let item = Item {
-            key: key.clone(),
+            key: *key,
             tf,
             target,
             bt,
@@ -376,7 +376,7 @@ impl<B: Broker> Side<B> {
     /// ([`Broker::prefetch_margins`]: only stale ones are asked).
     pub async fn prefetch_next_entries(&mut self, cfg: &ExecutorConfig, items: &[Item]) {
         for it in items {
-            let _ = self.spec(&it.key.symbol).await;
+            let _ = self.spec(it.key.symbol.as_str()).await;
         }
         let next = self.core.next_entry_asks(cfg, items);
         self.broker.prefetch_margins(&next).await;
@@ -407,7 +407,7 @@ pub struct Engine<B> {
     /// Metrics and alerts ([`Engine::set_telemetry`]; none in tests that do not ask).
     telemetry: Option<Arc<Telemetry>>,
     /// Each model's virtual unrealised P&L from its last SIGNAL handled (`oracle status`).
-    virtual_pnl: HashMap<ModelKey, f64>,
+    virtual_pnl: HashMap<StreamKey, f64>,
 }
 
 impl<B> std::ops::Deref for Engine<B> {
@@ -449,20 +449,20 @@ impl<B: Broker> Engine<B> {
     fn write_drift(
         &mut self,
         s: &Signal<'_>,
-        key: &ModelKey,
+        key: &StreamKey,
         bt: i64,
         line: &str,
         equity: Option<f64>,
         paper_equity: Option<f64>,
     ) {
-        self.virtual_pnl.insert(key.clone(), s.virtual_pnl.as_f64());
+        self.virtual_pnl.insert(*key, s.virtual_pnl.as_f64());
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
         let note = self.core.answering_mut().and_then(|c| c.notes.remove(key));
         let Some(d) = &mut self.drift else { return };
         let row = DriftRow {
             bar_time: Iso(bt).to_string(),
-            model: key.to_string(),
+            model: key.model_name().to_string(),
             virtual_pos: s.action.as_str().into(),
             virtual_pnl: s.virtual_pnl.as_f64(),
             real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
@@ -491,7 +491,7 @@ impl<B: Broker> Engine<B> {
 
     /// A `NO_SIGNAL` ledger row: the bar was streamed but no SIGNAL was handled for it in time.
     /// No I/O besides the ledger: equities are the last ones read (`null` when none).
-    fn write_no_signal(&mut self, key: &ModelKey, bt: i64) {
+    fn write_no_signal(&mut self, key: &StreamKey, bt: i64) {
         let real = self.live.as_ref().map(|l| l.position_view(key));
         let paper = self.paper.as_ref().map(|p| p.position_view(key));
         let equity = self
@@ -505,7 +505,7 @@ impl<B: Broker> Engine<B> {
         let Some(d) = &mut self.drift else { return };
         let row = DriftRow {
             bar_time: Iso(bt).to_string(),
-            model: key.to_string(),
+            model: key.model_name().to_string(),
             virtual_pos: "-".into(),
             virtual_pnl: 0.0,
             real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
@@ -527,7 +527,7 @@ impl<B: Broker> Engine<B> {
     /// A bar was streamed to the predictor (broadcast as a live BAR): it will get a ledger row;
     /// writes the `NO_SIGNAL` rows the core says are due
     /// ([`ExecutorCore::handle_bar_streamed`]).
-    pub fn bar_streamed(&mut self, key: &ModelKey, bt: i64) {
+    pub fn bar_streamed(&mut self, key: &StreamKey, bt: i64) {
         if let Some(t) = &self.telemetry {
             t.metrics.bar_out();
         }
@@ -551,7 +551,7 @@ impl<B: Broker> Engine<B> {
         cfg: ExecutorConfig,
         live: Option<Side<B>>,
         paper: Option<Side<PaperBook>>,
-        acks: HashMap<(ModelKey, i64), String>,
+        acks: HashMap<(StreamKey, i64), String>,
         drift: Option<DriftLedger>,
     ) -> Self {
         Engine {
@@ -694,7 +694,7 @@ impl<B: Broker> Engine<B> {
     }
 
     /// A model's virtual unrealised P&L from its last SIGNAL handled (`None`: none yet).
-    pub fn virtual_pnl(&self, key: &ModelKey) -> Option<f64> {
+    pub fn virtual_pnl(&self, key: &StreamKey) -> Option<f64> {
         self.virtual_pnl.get(key).copied()
     }
 
@@ -713,7 +713,7 @@ impl<B: Broker> Engine<B> {
                 .models
                 .iter()
                 .filter(|(_, st)| st.real.is_some())
-                .map(|(k, _)| k.symbol.clone())
+                .map(|(k, _)| k.symbol.to_string())
                 .collect();
             v.sort();
             v.dedup();
@@ -743,7 +743,7 @@ impl<B: Broker> Engine<B> {
 
     /// A closed bar was streamed: feeds freshness tracking and the paper prices (paper alone):
     /// the core's [`ExecutorCore::handle_bar`].
-    pub fn on_bar(&mut self, key: &ModelKey, time: i64, close: f64, spread: f64) {
+    pub fn on_bar(&mut self, key: &StreamKey, time: i64, close: f64, spread: f64) {
         if let Some(BarAction::PaperQuote { symbol, bid, ask }) =
             self.core.handle_bar(key, time, close, spread)
             && let Some(p) = &mut self.core.paper
@@ -796,7 +796,10 @@ impl<B: Broker> Engine<B> {
             .map(|r| match r {
                 Reply::Line { line, duplicate } => SignalAnswer { line, duplicate },
                 Reply::UnknownBar { key, bt } => SignalAnswer {
-                    line: err_line(ErrCode::UnknownBar, &format!("{key}|{}", Iso(bt))),
+                    line: err_line(
+                        ErrCode::UnknownBar,
+                        &format!("{}|{}", key.model_name(), Iso(bt)),
+                    ),
                     duplicate: false,
                 },
             })
@@ -819,8 +822,8 @@ impl<B: Broker> Engine<B> {
         // Paper beside live sees the live prices.
         if let (Some(l), Some(p)) = (&self.core.live, &mut self.core.paper) {
             for it in items {
-                if let Some(q) = l.broker.quote(&it.key.symbol) {
-                    p.broker.set_quote(&it.key.symbol, q.bid, q.ask);
+                if let Some(q) = l.broker.quote(it.key.symbol.as_str()) {
+                    p.broker.set_quote(it.key.symbol.as_str(), q.bid, q.ask);
                 }
             }
         }
@@ -867,7 +870,7 @@ impl<B: Broker> Engine<B> {
         }
         if let Some(j) = self.answering_journal() {
             let _ = j.append_unsynced(&Record::Ack {
-                model: key.clone(),
+                model: *key,
                 bt,
                 line: line.clone(),
             });

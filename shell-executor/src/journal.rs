@@ -106,31 +106,32 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ModelKey;
+    use crate::policy::StreamKey;
+    use oracle_executor_core::key::key_of;
     use oracle_ipc::Timeframe;
 
     #[test]
     fn coid_is_short_and_deterministic() {
-        let k = ModelKey::new("EURUSD", Timeframe::M15);
+        let k = key_of("EURUSD", Timeframe::M15).unwrap();
         assert_eq!(
             client_order_id(&k, 1_614_557_700, Op::Open),
             "ot-EURUSD-M15-1614557700-O"
         );
-        let long = ModelKey::new(&"X".repeat(32), Timeframe::MN1);
+        let long = key_of(&"X".repeat(32), Timeframe::MN1).unwrap();
         let a = client_order_id(&long, 253_402_300_799, Op::Close);
         assert!(a.len() <= 50, "{a}");
         assert_eq!(a, client_order_id(&long, 253_402_300_799, Op::Close));
-        let long2 = ModelKey::new(&format!("{}Y", "X".repeat(31)), Timeframe::MN1);
+        let long2 = key_of(&format!("{}Y", "X".repeat(31)), Timeframe::MN1).unwrap();
         assert_ne!(a, client_order_id(&long2, 253_402_300_799, Op::Close));
     }
 
-    fn intent(k: &ModelKey, coid: &str, bt: i64) -> Record {
+    fn intent(k: &StreamKey, coid: &str, bt: i64) -> Record {
         Record::Intent {
             ts: bt + 901,
             coid: coid.into(),
-            model: k.clone(),
+            model: *k,
             op: Op::Open,
-            symbol: k.symbol.clone(),
+            symbol: k.symbol.to_string(),
             buy: true,
             action: crate::policy::ActionName(oracle_ipc::Action::LongWeak),
             volume: 100_000,
@@ -144,7 +145,7 @@ mod tests {
         let p =
             std::env::temp_dir().join(format!("oracle-journal-trim-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&p);
-        let k = ModelKey::new("EURUSD", Timeframe::M15);
+        let k = key_of("EURUSD", Timeframe::M15).unwrap();
         let n = 3 * INTENT_MEMORY.max(ACK_MEMORY) as i64;
         {
             let (mut j, _) = Journal::open(&p).unwrap();
@@ -165,7 +166,7 @@ mod tests {
                 })
                 .unwrap();
                 j.append_unsynced(&Record::Ack {
-                    model: k.clone(),
+                    model: k,
                     bt: i * 900,
                     line: format!("ACK {i}"),
                 })
@@ -185,7 +186,7 @@ mod tests {
         assert!(rep.filled.iter().all(|c| rep.intents.contains_key(c)));
         assert_eq!(rep.filled.len(), INTENT_MEMORY);
         assert_eq!(rep.acks.len(), ACK_MEMORY);
-        assert!(rep.acks.contains_key(&(k.clone(), (n - 1) * 900)));
+        assert!(rep.acks.contains_key(&(k, (n - 1) * 900)));
         assert!(!rep.acks.contains_key(&(k, 900)));
         std::fs::remove_file(&p).unwrap();
     }
@@ -194,7 +195,7 @@ mod tests {
     fn replay_keeps_pending_and_skips_torn_line() {
         let p = std::env::temp_dir().join(format!("oracle-journal-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&p);
-        let k = ModelKey::new("EURUSD", Timeframe::M15);
+        let k = key_of("EURUSD", Timeframe::M15).unwrap();
         {
             let (mut j, rep) = Journal::open(&p).unwrap();
             assert!(rep.pending.is_empty());
@@ -202,7 +203,7 @@ mod tests {
                 j.append(&Record::Intent {
                     ts: 1,
                     coid: coid.into(),
-                    model: k.clone(),
+                    model: k,
                     op: Op::Open,
                     symbol: "EURUSD".into(),
                     buy: true,

@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::config::{ExecutorConfig, write_atomic};
 use crate::engine::{DECISION, Engine};
-use crate::policy::ModelKey;
+use crate::policy::{KeyText, StreamKey};
 use oracle_executor_core::operator::{GuardStatus, OperatorCommand, RestrictionsStatus};
 
 /// The socket's file name in the state folder.
@@ -133,7 +133,7 @@ pub struct Operator {
     /// The state folder (the journal, the token file).
     pub state_dir: PathBuf,
     /// The models streamed (rows of the status even before their first SIGNAL).
-    pub models: Vec<ModelKey>,
+    pub models: Vec<StreamKey>,
     /// The socket's accept loop and its file: stopped and removed when this is dropped (the
     /// executor stops serving), so a later start on the same folder finds no one answering.
     served: Option<(tokio::task::JoinHandle<()>, PathBuf)>,
@@ -151,7 +151,7 @@ impl Drop for Operator {
 /// Binds `operator.sock` in `state` (folder made 0700, socket 0600) and starts serving it: the
 /// requests come out of [`Operator::rx`]. A stale socket file is replaced; one another executor
 /// still serves is an error.
-pub fn open(state: &Path, config_path: &Path, models: Vec<ModelKey>) -> anyhow::Result<Operator> {
+pub fn open(state: &Path, config_path: &Path, models: Vec<StreamKey>) -> anyhow::Result<Operator> {
     use anyhow::Context as _;
     std::fs::create_dir_all(state)
         .with_context(|| format!("{}: cannot create the state folder", state.display()))?;
@@ -595,14 +595,18 @@ fn side_status<B: Broker>(name: &str, side: &crate::engine::Side<B>, now: i64) -
 
 fn model_state(
     cfg: &ExecutorConfig,
-    key: &ModelKey,
+    key: &StreamKey,
     virt: Option<&crate::policy::ModelState>,
     side: Option<&crate::policy::Policy>,
 ) -> String {
-    if let Some(why) = side.and_then(|p| p.unreconciled.get(&key.symbol)) {
+    if let Some(why) = side.and_then(|p| p.unreconciled.get(key.symbol.as_str())) {
         return format!("unreconciled: {why}");
     }
-    if cfg.symbols.get(&key.symbol).is_some_and(|s| !s.enabled) {
+    if cfg
+        .symbols
+        .get(key.symbol.as_str())
+        .is_some_and(|s| !s.enabled)
+    {
         return "disabled".into();
     }
     let Some(m) = virt else {
@@ -623,7 +627,7 @@ fn model_state(
 /// The status snapshot of `engine` at `now` (Unix seconds). The account is the one last read
 /// (refreshed first by [`handle`]).
 pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status {
-    let mut keys: Vec<ModelKey> = op.models.clone();
+    let mut keys: Vec<StreamKey> = op.models.clone();
     for side in [
         engine.core.live.as_ref().map(|s| &s.core.policy),
         engine.core.paper.as_ref().map(|s| &s.core.policy),
@@ -633,7 +637,8 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
     {
         keys.extend(side.models.keys().cloned());
     }
-    keys.sort();
+    // Rows by symbol, then timeframe name (`EURUSD H1` before `EURUSD M15`), as always.
+    keys.sort_by(oracle_executor_core::key::by_name);
     keys.dedup();
     // The answering side: live when there is one.
     let answering = engine.core.live.as_ref().map(|s| &s.core.policy).or(engine
@@ -648,7 +653,7 @@ pub fn status<B: Broker>(engine: &Engine<B>, op: &Operator, now: i64) -> Status 
             let live = engine.core.live.as_ref().map(|s| s.position_view(k));
             let paper = engine.core.paper.as_ref().map(|s| s.position_view(k));
             ModelRow {
-                model: k.to_string(),
+                model: k.model_name().to_string(),
                 virtual_position: m.and_then(|m| m.target).map(|t| t.0.as_str().to_string()),
                 virtual_pnl: engine.virtual_pnl(k),
                 real_position: live.as_ref().map(|(p, _)| p.clone()),

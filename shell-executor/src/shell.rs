@@ -25,13 +25,14 @@ use crate::drift::DriftLedger;
 use crate::engine::{DECISION, Engine, Side};
 use crate::journal::Journal;
 use crate::paper::PaperBook;
-use crate::policy::ModelKey;
+use crate::policy::{KeyText, StreamKey};
 use crate::server::{
     Cmd, Metrics, NotStreamed, Secret, Streams, accept_loop, bar_line, err_line, load_token,
 };
 use crate::volume::SymbolSpec;
 pub use oracle_executor_core::gather::Awaiting;
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
+use oracle_executor_core::key::key_of;
 use oracle_executor_core::pace::Pace;
 use oracle_secrets::SecretsFile;
 
@@ -268,7 +269,7 @@ pub async fn serve_with<B: Broker>(
                     }
                 }
                 Some(Feed::BarRevised { symbol, tf, bar, sent }) => {
-                    let key = ModelKey::new(&symbol, tf);
+                    let key = format!("{symbol}_{tf}");
                     match streams.revise(&symbol, tf, bar) {
                         Some(seq) => {
                             crate::server::bump(&metrics.revisions);
@@ -295,15 +296,16 @@ pub async fn serve_with<B: Broker>(
                     if seeded {
                         answer_deferred(engine, &streams, &metrics, now_ms(), &mut deferred);
                     } else {
-                        warn!(target: DECISION, event = "bar_held_back", stream = %ModelKey::new(&symbol, tf),
+                        warn!(target: DECISION, event = "bar_held_back", stream = %format_args!("{symbol}_{tf}"),
                             bt = %oracle_ipc::Iso(bar.time),
                             "live bar not sent: the stream's history could not be loaded; the bar comes with it once the broker answers");
                     }
                     if seeded && let Some(seq) = streams.offer(&symbol, tf, bar) {
-                        let key = ModelKey::new(&symbol, tf);
+                        // Streamed symbols are model names (checked when the models loaded).
+                        let key = key_of(&symbol, tf)?;
                         engine.on_bar(&key, bar.time, bar.close, spread);
                         if let Some(line) = bar_line(&symbol, tf, seq, &bar, false, false) {
-                            info!(target: DECISION, event = "bar", stream = %key, seq, line = %line, "bar out");
+                            info!(target: DECISION, event = "bar", stream = %key.model_name(), seq, line = %line, "bar out");
                             let _ = bar_tx.send(Arc::from(line));
                             engine.bar_streamed(&key, bar.time);
                             engine.core.gather.bar_out(&symbol, tf, bar.time);
@@ -556,7 +558,8 @@ async fn signals<B: Broker>(
             continue;
         };
         if let Err(why) = streams.check_signal(s.symbol, tf, bt) {
-            let key = ModelKey::new(s.symbol, tf);
+            // The model's name as the ERR line carries it (`EURUSD_M15`).
+            let key = format!("{}_{tf}", s.symbol);
             let code = why.code();
             let detail = match why {
                 NotStreamed::Model => key.to_string(),
@@ -613,8 +616,10 @@ async fn seed<B: Broker>(
     match got {
         Ok(bars) => {
             for b in bars {
-                if streams.offer(symbol, tf, b).is_some() {
-                    engine.on_bar(&ModelKey::new(symbol, tf), b.time, b.close, 0.0);
+                if streams.offer(symbol, tf, b).is_some()
+                    && let Ok(key) = key_of(symbol, tf)
+                {
+                    engine.on_bar(&key, b.time, b.close, 0.0);
                 }
             }
             streams.mark_seeded(symbol, tf);
@@ -981,8 +986,8 @@ fn open_operator(
 ) -> anyhow::Result<crate::operator::Operator> {
     let models = preload
         .iter()
-        .map(|(s, tf)| ModelKey::new(s, *tf))
-        .collect();
+        .map(|(s, tf)| key_of(s, *tf))
+        .collect::<Result<_, _>>()?;
     crate::operator::open(&rc.state_dir, &rc.config, models)
 }
 
@@ -1300,7 +1305,7 @@ pub fn paper_beside(
 }
 
 /// The ACK lines a journal remembers, by (model, bar time) ([`crate::journal::Replayed`]).
-pub type JournaledAcks = std::collections::HashMap<(ModelKey, i64), String>;
+pub type JournaledAcks = std::collections::HashMap<(StreamKey, i64), String>;
 
 /// The paper side of every mode (`--paper`, `--with-paper`, `--dry-run`): `book` rebuilt from
 /// the paper journal in `state_dir` (`paper-journal.jsonl`) before anything trades: the
@@ -1342,7 +1347,7 @@ pub fn resume_paper_book(book: &mut PaperBook, rep: &crate::journal::Replayed) -
         let Some(r) = &st.real else { continue };
         book.inject_position(crate::broker::BrokerPosition {
             position_id: r.position_id,
-            symbol: key.symbol.clone(),
+            symbol: key.symbol.to_string(),
             label: key.label(),
             client_order_id: String::new(),
             buy: r.action.0.direction() > 0,

@@ -137,7 +137,7 @@ mod over_the_sim {
     use oracle_executor::alerting::{Telemetry, alerts_from};
     use oracle_executor::engine::Engine;
     use oracle_executor::live::LiveBroker;
-    use oracle_executor::policy::ModelKey;
+    use oracle_executor::policy::key_of;
     use oracle_executor::shell::Feed;
     use oracle_metrics::MetricsConfig;
     use oracle_sim::Fault;
@@ -165,7 +165,7 @@ mod over_the_sim {
                 symbol, tf, bar, ..
             } = ev
             {
-                let key = ModelKey::new(&symbol, tf);
+                let key = key_of(&symbol, tf).unwrap();
                 e.on_bar(&key, bar.time, bar.close, 0.0);
                 if symbol == sym && bar.time > *last {
                     *last = bar.time;
@@ -425,7 +425,7 @@ async fn the_guards_halt_and_its_limit_crossings_reach_the_webhook_once() {
         let Ok(Message::Signal(s)) = oracle_ipc::parse(&line) else {
             panic!("{line}")
         };
-        let key = oracle_executor::policy::ModelKey::new("EURUSD", oracle_ipc::Timeframe::M15);
+        let key = oracle_executor::policy::key_of("EURUSD", oracle_ipc::Timeframe::M15).unwrap();
         let bt = common::T0 + i * common::M15;
         e.on_bar(&key, bt, 1.1, 0.0);
         e.bar_streamed(&key, bt);

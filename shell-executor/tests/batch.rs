@@ -8,7 +8,7 @@ use oracle_executor::broker::Broker;
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::{Journal, Op, client_order_id};
 use oracle_executor::paper::{Fault, PaperBook};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_ipc::{Message, Signal, Timeframe, parse};
 
 /// (symbol, action, bar index).
@@ -30,7 +30,7 @@ fn parsed(lines: &[String]) -> Vec<Signal<'_>> {
 
 fn bars(e: &mut Engine<PaperBook>, sigs: &[Sig<'_>]) {
     for (s, _, i) in sigs {
-        e.on_bar(&ModelKey::new(s, Timeframe::M15), T0 + i * M15, 1.0, 0.0);
+        e.on_bar(&key_of(s, Timeframe::M15).unwrap(), T0 + i * M15, 1.0, 0.0);
     }
 }
 
@@ -282,7 +282,7 @@ async fn a_rejected_entry_in_the_middle_of_a_batch() {
     assert_eq!(pos, vec!["EURUSD", "AAPL"]);
     let text = std::fs::read_to_string(db.join("journal.jsonl")).expect("journal");
     let us = client_order_id(
-        &ModelKey::new("US500", Timeframe::M15),
+        &key_of("US500", Timeframe::M15).unwrap(),
         T0 + 2 * M15,
         Op::Open,
     );
@@ -331,7 +331,7 @@ async fn a_rejected_exit_in_the_middle_of_a_batch_holds_back_only_its_entry() {
     let sent: Vec<&String> = book_of(&e).orders_seen.iter().skip(seen).collect();
     assert_eq!(sent.len(), 5, "{sent:?}");
     let us_open = client_order_id(
-        &ModelKey::new("US500", Timeframe::M15),
+        &key_of("US500", Timeframe::M15).unwrap(),
         T0 + 3 * M15,
         Op::Open,
     );

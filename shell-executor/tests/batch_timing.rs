@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use oracle_executor::engine::TIMING;
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_ipc::{Message, Timeframe, parse};
 
 #[derive(Clone, Default)]
@@ -50,7 +50,7 @@ fn an_entrys_batch_logs_its_steps_in_order_on_the_timing_target() {
         for (i, action) in [(1, "WAIT"), (2, "LONG_WEAK")] {
             cap.0.lock().expect("lock").clear();
             e.on_bar(
-                &ModelKey::new("EURUSD", Timeframe::M15),
+                &key_of("EURUSD", Timeframe::M15).unwrap(),
                 T0 + i * M15,
                 1.0,
                 0.0,

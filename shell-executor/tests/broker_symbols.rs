@@ -15,7 +15,7 @@ use oracle_executor::broker::Broker;
 use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::Engine;
 use oracle_executor::live::{LiveBroker, LiveConfig};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor::shell::Feed;
 use oracle_ipc::Timeframe;
 use oracle_sim::config::{
@@ -125,7 +125,7 @@ impl Bars {
         else {
             return None;
         };
-        e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+        e.on_bar(&key_of(&symbol, tf).unwrap(), bar.time, bar.close, 0.0);
         if self.last.get(&symbol).is_some_and(|t| bar.time <= *t) {
             return None;
         }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use common::weekend::*;
 use oracle_executor::engine::{Engine, Side};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_ipc::Timeframe;
 use oracle_sim::BrokerConfig;
 
@@ -52,7 +52,7 @@ async fn a_eur_account_converts_a_usd_quoted_positions_pnl_at_the_eurusd_mid_and
     wait_quote_of(&e, "US500").await;
 
     // Friday 21:00, open: the US500 model goes long (US500 is quoted in USD).
-    let key = ModelKey::new("US500", Timeframe::M15);
+    let key = key_of("US500", Timeframe::M15).unwrap();
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&key, t(bt), 5100.0, 0.0);
     }

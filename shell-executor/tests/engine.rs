@@ -7,12 +7,12 @@ use oracle_executor::broker::Broker;
 use oracle_executor::engine::Engine;
 use oracle_executor::journal::{Journal, Op, client_order_id};
 use oracle_executor::paper::{Fault, PaperBook};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::{KeyText, key_of};
 use oracle_ipc::{Message, Timeframe, parse};
 
 /// Feeds bar i to the engine (freshness), then the signal; returns the ACK line.
 async fn step(e: &mut Engine<PaperBook>, sym: &str, action: &str, i: i64) -> String {
-    let key = ModelKey::new(sym, Timeframe::M15);
+    let key = key_of(sym, Timeframe::M15).unwrap();
     e.on_bar(&key, T0 + i * M15, 1.0, 0.0);
     let line = sig(sym, action, i);
     let Ok(Message::Signal(s)) = parse(&line) else {
@@ -51,7 +51,7 @@ async fn signal_to_order_to_ack_ok_with_ticket_and_price() {
     assert_eq!(
         pos[0].client_order_id,
         client_order_id(
-            &ModelKey::new("EURUSD", Timeframe::M15),
+            &key_of("EURUSD", Timeframe::M15).unwrap(),
             T0 + 2 * M15,
             Op::Open
         )
@@ -141,7 +141,7 @@ async fn each_risk_refusal_has_its_reason() {
     );
     // Stale: processed 10 minutes after the bar closed.
     step(&mut e, "US500", "WAIT", 1).await;
-    let key = ModelKey::new("US500", Timeframe::M15);
+    let key = key_of("US500", Timeframe::M15).unwrap();
     e.on_bar(&key, T0 + 2 * M15, 1.0, 0.0);
     let l = sig("US500", "LONG_WEAK", 2);
     let Ok(Message::Signal(s)) = parse(&l) else {
@@ -279,7 +279,7 @@ async fn lost_answer_is_looked_up_not_resent() {
 async fn crash_between_order_and_execution_then_restart_no_duplicate() {
     let d = tmpdir("crash");
     let mut b = book();
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let bt = T0 + 2 * M15;
     {
         let mut e = engine(&d, book());
@@ -334,7 +334,7 @@ async fn crash_between_order_and_execution_then_restart_no_duplicate() {
 async fn crash_then_restart_adopts_by_label_when_coid_is_not_echoed() {
     let d = tmpdir("crash-label");
     let mut b = book();
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let bt = T0 + 2 * M15;
     {
         let mut e = engine(&d, book());
@@ -524,7 +524,7 @@ async fn a_future_dated_signal_never_blocks_later_exits_even_from_an_older_journ
     use oracle_executor::journal::Record;
     let d = tmpdir("future");
     let mut e = engine(&d, book());
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     step(&mut e, "EURUSD", "WAIT", 1).await;
     assert!(
         step(&mut e, "EURUSD", "LONG_WEAK", 2)
@@ -548,11 +548,8 @@ async fn a_future_dated_signal_never_blocks_later_exits_even_from_an_older_journ
     drop(e);
     {
         let (mut j, _) = Journal::open(&d.join("journal.jsonl")).expect("journal");
-        j.append(&Record::Model {
-            model: key.clone(),
-            state,
-        })
-        .expect("append");
+        j.append(&Record::Model { model: key, state })
+            .expect("append");
     }
     let mut e = engine(&d, b);
     e.reconcile(now(4) + 5).await.expect("reconcile");

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use common::weekend::*;
 use oracle_executor::engine::{Engine, Side};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::restrictions::Restrictions;
 use oracle_ipc::Timeframe;
@@ -36,7 +36,7 @@ async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_a
     wait_quote(&e).await;
 
     // Friday 21:00, open: the M15 model goes long.
-    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let m15 = key_of("EURUSD", Timeframe::M15).unwrap();
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&m15, t(bt), 1.0842, 0.0);
     }
@@ -77,7 +77,7 @@ async fn fifteen_minutes_before_the_sims_friday_close_every_position_is_closed_a
     assert_eq!(e.core.poll_timeout(), None, "nothing left to close");
 
     // 21:46, the market still open: a fresh transition's entry is FAIL|WEEKEND, never sent.
-    let m1 = ModelKey::new("EURUSD", Timeframe::M1);
+    let m1 = key_of("EURUSD", Timeframe::M1).unwrap();
     let (b1, b2) = (t("2024-03-08T21:44:00Z"), t("2024-03-08T21:45:00Z"));
     e.on_bar(&m1, b1, 1.0842, 0.0);
     step_until(&s, b2 + 60).await;
@@ -130,7 +130,7 @@ async fn a_sim_days_ahead_of_our_clock_has_its_hours_judged_at_its_time_entries_
 
     // Our Sunday 11:00, the sim's Friday 21:01 (open): the M15 model goes long.
     let sun = t("2024-03-03T11:00:02Z");
-    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let m15 = key_of("EURUSD", Timeframe::M15).unwrap();
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&m15, t(bt), 1.0842, 0.0);
     }
@@ -186,7 +186,7 @@ async fn an_exit_inside_a_news_window_is_held_and_the_engine_sends_it_at_the_win
     step_until(&s, t("2024-03-08T21:01:00Z")).await;
     wait_quote(&e).await;
 
-    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let m15 = key_of("EURUSD", Timeframe::M15).unwrap();
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&m15, t(bt), 1.0842, 0.0);
     }

@@ -17,7 +17,7 @@ use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::Engine;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::operator;
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor::shell::Feed;
 use oracle_sim::config::DEFAULT_ACCOUNT_ID;
 use tokio::sync::mpsc;
@@ -70,7 +70,7 @@ async fn next_bar(
             Feed::Bar {
                 symbol, tf, bar, ..
             } => {
-                e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+                e.on_bar(&key_of(&symbol, tf).unwrap(), bar.time, bar.close, 0.0);
                 *seq += 1;
                 if symbol == "EURUSD" && bar.time > *last {
                     *last = bar.time;
@@ -112,7 +112,7 @@ async fn quotes_until_flat(
             Feed::Bar {
                 symbol, tf, bar, ..
             } => {
-                e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+                e.on_bar(&key_of(&symbol, tf).unwrap(), bar.time, bar.close, 0.0);
                 *seq += 1;
                 if symbol == "EURUSD" && bar.time > last && next.is_none() {
                     next = Some((bar.time, *seq));

@@ -14,7 +14,7 @@ use oracle_executor::config::ExecutorConfig;
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::Journal;
 use oracle_executor::paper::{Fault, PaperBook};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor::risk::Account;
 use oracle_executor::volume::SymbolSpec;
 use oracle_ipc::{Message, Signal, Timeframe, parse};
@@ -193,7 +193,7 @@ fn remote(e: &mut Engine<Remote>) -> &mut Remote {
 /// The signals as one batch.
 async fn batch<B: Broker>(e: &mut Engine<B>, at: i64, sigs: &[Sig<'_>]) -> Vec<String> {
     for (s, _, i) in sigs {
-        e.on_bar(&ModelKey::new(s, Timeframe::M15), T0 + i * M15, 1.0, 0.0);
+        e.on_bar(&key_of(s, Timeframe::M15).unwrap(), T0 + i * M15, 1.0, 0.0);
     }
     let lines: Vec<String> = sigs.iter().map(|(s, a, i)| sig(s, a, *i)).collect();
     e.on_signals(now(at), &parsed(&lines))
@@ -206,7 +206,7 @@ async fn batch<B: Broker>(e: &mut Engine<B>, at: i64, sigs: &[Sig<'_>]) -> Vec<S
 /// The same signals one at a time.
 async fn one_by_one<B: Broker>(e: &mut Engine<B>, at: i64, sigs: &[Sig<'_>]) -> Vec<String> {
     for (s, _, i) in sigs {
-        e.on_bar(&ModelKey::new(s, Timeframe::M15), T0 + i * M15, 1.0, 0.0);
+        e.on_bar(&key_of(s, Timeframe::M15).unwrap(), T0 + i * M15, 1.0, 0.0);
     }
     let lines: Vec<String> = sigs.iter().map(|(s, a, i)| sig(s, a, *i)).collect();
     let mut out = Vec::new();

@@ -13,7 +13,7 @@ use common::weekend::*;
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::journal::Journal;
 use oracle_executor::live::LiveBroker;
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_ipc::Timeframe;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +32,8 @@ async fn on_saturday_an_exit_is_held_until_sunday_2200_utc_and_an_entry_is_never
 
     // Friday evening, open: the M15 model goes long.
     let (m15, h1) = (
-        ModelKey::new("EURUSD", Timeframe::M15),
-        ModelKey::new("EURUSD", Timeframe::H1),
+        key_of("EURUSD", Timeframe::M15).unwrap(),
+        key_of("EURUSD", Timeframe::H1).unwrap(),
     );
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&m15, t(bt), 1.0842, 0.0);
@@ -131,7 +131,7 @@ async fn an_exit_held_on_saturday_survives_a_restart_and_goes_at_sunday_2200_utc
         let live = Side::new("live", &cfg, broker, Some(j));
         Engine::new(cfg.clone(), Some(live), None, acks, None)
     };
-    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let m15 = key_of("EURUSD", Timeframe::M15).unwrap();
     let sat = t("2024-03-09T12:00:00Z");
     let sun = t("2024-03-10T22:00:00Z");
     {
@@ -231,8 +231,8 @@ async fn the_paper_book_beside_live_refuses_a_saturday_entry_and_sends_its_held_
     wait_quote(&e).await;
 
     let (m15, h1) = (
-        ModelKey::new("EURUSD", Timeframe::M15),
-        ModelKey::new("EURUSD", Timeframe::H1),
+        key_of("EURUSD", Timeframe::M15).unwrap(),
+        key_of("EURUSD", Timeframe::H1).unwrap(),
     );
     for bt in ["2024-03-08T20:30:00Z", "2024-03-08T20:45:00Z"] {
         e.on_bar(&m15, t(bt), 1.0842, 0.0);
@@ -291,7 +291,7 @@ async fn the_paper_book_beside_live_refuses_a_saturday_entry_and_sends_its_held_
         "on Saturday the paper book got no order: its exit held, its entry refused"
     );
     let paper_exits = e.paper.as_ref().expect("paper").held_exits();
-    assert_eq!(paper_exits, vec![(m15.clone(), "EURUSD".to_string())]);
+    assert_eq!(paper_exits, vec![(m15, "EURUSD".to_string())]);
 
     // The timer is armed for Sunday 22:00 UTC; there both held exits go.
     let sun = t("2024-03-10T22:00:00Z");

@@ -9,7 +9,7 @@ use oracle_executor::broker::{Broker, OrderLookup, OrderReq, OrderResult};
 use oracle_executor::engine::Engine;
 use oracle_executor::journal::{ACK_MEMORY, INTENT_MEMORY, Journal, Op, client_order_id};
 use oracle_executor::paper::{DEAL_MEMORY, ORDERS_SEEN_MEMORY, PaperBook};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_ipc::{Message, Timeframe, parse};
 
 const SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
@@ -17,7 +17,12 @@ const SYMS: [&str; 3] = ["EURUSD", "US500", "AAPL"];
 const BARS: i64 = 300;
 
 async fn step(e: &mut Engine<PaperBook>, sym: &str, action: &str, i: i64) -> String {
-    e.on_bar(&ModelKey::new(sym, Timeframe::M15), T0 + i * M15, 1.0, 0.0);
+    e.on_bar(
+        &key_of(sym, Timeframe::M15).unwrap(),
+        T0 + i * M15,
+        1.0,
+        0.0,
+    );
     let line = sig(sym, action, i);
     let Ok(Message::Signal(s)) = parse(&line) else {
         panic!("bad test line {line}")
@@ -68,7 +73,7 @@ async fn acks_stay_bounded_recent_resends_are_answered_identically_old_ones_refu
     }
     assert_eq!(book_of(&e).orders_total, orders, "no order for a re-send");
     // A re-send of a bar older than what is remembered: refused, changes nothing.
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let before = e.live.as_ref().expect("live").policy.models[&key].clone();
     let old = step(&mut e, "EURUSD", "WAIT", 10).await;
     assert!(old.contains("|FAIL|STALE_SIGNAL|"), "{old}");
@@ -119,7 +124,7 @@ async fn intents_filled_and_the_replayed_journal_stay_bounded() {
     let text = std::fs::read_to_string(d.join("journal.jsonl")).expect("journal");
     assert!(text.matches(r#""t":"intent""#).count() > 1000);
     // The latest intents are among those kept (they explain positions at reconcile).
-    let key = ModelKey::new("AAPL", Timeframe::M15);
+    let key = key_of("AAPL", Timeframe::M15).unwrap();
     // Bar BARS is a LONG_WEAK entry after a WAIT.
     let last = client_order_id(&key, T0 + BARS * M15, Op::Open);
     assert!(rep.intents.contains_key(&last));
@@ -146,7 +151,7 @@ async fn intents_filled_and_the_replayed_journal_stay_bounded() {
 #[tokio::test]
 async fn a_pending_intent_is_kept_until_resolved() {
     let d = tmpdir("mem-pending");
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     let coid = client_order_id(&key, T0, Op::Open);
     {
         // A crash after the intent (no outcome).
@@ -233,7 +238,7 @@ async fn drift_backlog_of_bars_without_signal_stays_bounded() {
     let mut e = Engine::new(c, Some(live), None, Default::default(), Some(drift));
     for i in 1..=BARS {
         for sym in SYMS {
-            let key = ModelKey::new(sym, Timeframe::M15);
+            let key = key_of(sym, Timeframe::M15).unwrap();
             e.on_bar(&key, T0 + i * M15, 1.0, 0.0);
             e.bar_streamed(&key, T0 + i * M15);
         }

@@ -15,7 +15,7 @@ use common::*;
 use oracle_executor::broker::{Closed, WeekEnd};
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::paper::{Market, PaperBook};
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor::symbols::TradingMode;
 use oracle_executor::volume::SymbolSpec;
 use oracle_executor_core::gather::Timer;
@@ -53,7 +53,7 @@ async fn step<B: oracle_executor::broker::Broker>(
     action: &str,
     i: i64,
 ) -> String {
-    let key = ModelKey::new("EURUSD", Timeframe::M15);
+    let key = key_of("EURUSD", Timeframe::M15).unwrap();
     e.on_bar(&key, T0 + i * M15, 1.1, 0.0);
     let line = sig("EURUSD", action, i);
     let Ok(Message::Signal(s)) = parse(&line) else {
@@ -208,7 +208,7 @@ async fn the_paper_book_alone_flattens_n_minutes_before_the_schedules_friday_clo
         side.broker.open_positions().is_empty(),
         "flat before the weekend"
     );
-    let m15 = ModelKey::new("EURUSD", Timeframe::M15);
+    let m15 = key_of("EURUSD", Timeframe::M15).unwrap();
     assert!(side.core.policy.models[&m15].real.is_none());
     e.arm_weekend(flat, (flat - at) * 1000);
     assert_eq!(e.core.poll_timeout(), None, "nothing left to close");

@@ -11,7 +11,7 @@ use oracle_executor::broker::Broker;
 use oracle_executor::config::{ExecutorConfig, from_value};
 use oracle_executor::engine::{Engine, Side};
 use oracle_executor::live::LiveBroker;
-use oracle_executor::policy::ModelKey;
+use oracle_executor::policy::key_of;
 use oracle_executor::shell::Feed;
 use oracle_ipc::{Message, Timeframe, parse};
 use oracle_sim::bars::Period;
@@ -64,7 +64,7 @@ async fn next_bar(
             symbol, tf, bar, ..
         } = ev
         {
-            e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+            e.on_bar(&key_of(&symbol, tf).unwrap(), bar.time, bar.close, 0.0);
             seq += 1;
             let last = LAST.with(|l| l.borrow().get(&symbol).copied());
             if last.is_some_and(|t| bar.time <= t) {
@@ -721,7 +721,7 @@ impl Bars {
                 Feed::Bar {
                     symbol, tf, bar, ..
                 } => {
-                    e.on_bar(&ModelKey::new(&symbol, tf), bar.time, bar.close, 0.0);
+                    e.on_bar(&key_of(&symbol, tf).unwrap(), bar.time, bar.close, 0.0);
                     self.seen.entry(symbol).or_default().insert(bar.time);
                 }
                 Feed::Reconnected | Feed::BarRevised { .. } | Feed::Quote { .. } => {}
@@ -834,7 +834,7 @@ async fn a_batch_of_orders_over_the_sim_is_filled_and_correlated_with_a_rejectio
     }
     // Each order reached the broker once.
     for (sym, bt) in SYMS.iter().zip(&t2) {
-        let key = ModelKey::new(sym, Timeframe::M1);
+        let key = key_of(sym, Timeframe::M1).unwrap();
         let coid = oracle_executor::journal::client_order_id(
             &key,
             *bt,

@@ -26,8 +26,9 @@ use crate::broker::OrderReq;
 use crate::config::ExecutorConfig;
 use crate::currency::Currencies;
 use crate::journal::{Op, Record, Replayed, flatten_order_id};
+use crate::key::{KeyText, StreamKey, by_name};
 use crate::operator::{GuardStatus, HaltStatus, risk_headroom};
-use crate::policy::{Exec, ModelKey, RealPos};
+use crate::policy::{Exec, RealPos};
 use crate::propfirm::{Guard, GuardState, Limit, Rules, Verdict};
 use crate::risk::{Account, Halt};
 
@@ -61,7 +62,7 @@ pub(super) struct GuardSide {
     /// Flattens asked while a batch ran (symbol filter, why): started when it ends.
     pending: Vec<(Option<String>, String)>,
     /// The second of the last flatten and the models it closed (their ids are per second).
-    flattened: (i64, HashSet<ModelKey>),
+    flattened: (i64, HashSet<StreamKey>),
 }
 
 impl GuardSide {
@@ -198,8 +199,8 @@ impl SideCore {
                 if self.gs.closed.contains(&r.position_id) {
                     return None;
                 }
-                let q = self.gs.quotes.get(&k.symbol)?;
-                Some((r.position_id, self.deposit_pnl(&k.symbol, r, *q)))
+                let q = self.gs.quotes.get(k.symbol.as_str())?;
+                Some((r.position_id, self.deposit_pnl(k.symbol.as_str(), r, *q)))
             })
             .collect()
     }
@@ -235,7 +236,7 @@ impl SideCore {
         &mut self,
         now: i64,
         op: Op,
-        key: &ModelKey,
+        key: &StreamKey,
         position_id: Option<u64>,
         exec: &Exec,
     ) {
@@ -258,7 +259,7 @@ impl SideCore {
                 else {
                     return;
                 };
-                let realised = self.deposit_pnl(&key.symbol, r, (*price, *price));
+                let realised = self.deposit_pnl(key.symbol.as_str(), r, (*price, *price));
                 let id = r.position_id;
                 if let Some((balance, _)) = &mut self.gs.mark {
                     *balance += realised;
@@ -288,8 +289,8 @@ impl SideCore {
             if self.gs.closed.contains(&r.position_id) {
                 continue;
             }
-            equity += match self.gs.quotes.get(&k.symbol) {
-                Some(q) => self.deposit_pnl(&k.symbol, r, *q),
+            equity += match self.gs.quotes.get(k.symbol.as_str()) {
+                Some(q) => self.deposit_pnl(k.symbol.as_str(), r, *q),
                 // Not quoted since the read: its P&L then; never quoted (just after a restart):
                 // not known, the guard waits for its quote or the next account read.
                 None => *self.gs.marks.get(&r.position_id)?,
@@ -476,14 +477,15 @@ impl SideCore {
         if self.gs.flattened.0 != now {
             self.gs.flattened = (now, HashSet::new());
         }
-        let targets: Vec<(ModelKey, RealPos)> = self
+        let mut targets: Vec<(StreamKey, RealPos)> = self
             .policy
             .models
             .iter()
             .filter(|(k, _)| symbol.is_none_or(|s| k.symbol == s))
             .filter(|(k, _)| !self.gs.flattened.1.contains(*k))
-            .filter_map(|(k, st)| Some((k.clone(), st.real.clone()?)))
+            .filter_map(|(k, st)| Some((*k, st.real.clone()?)))
             .collect();
+        targets.sort_by(|a, b| by_name(&a.0, &b.0));
         if targets.is_empty() {
             return 0;
         }
@@ -499,14 +501,14 @@ impl SideCore {
             .into_iter()
             .enumerate()
             .map(|(idx, (key, r))| {
-                self.gs.flattened.1.insert(key.clone());
+                self.gs.flattened.1.insert(key);
                 Order {
                     idx,
                     bt: now,
                     op: Op::Close,
                     action: r.action.0,
                     req: OrderReq {
-                        symbol: key.symbol.clone(),
+                        symbol: key.symbol.to_string(),
                         client_order_id: flatten_order_id(&key, now),
                         label: key.label(),
                         buy: r.action.0.direction() < 0,
@@ -558,24 +560,24 @@ impl SideCore {
                         let state = st.clone();
                         self.actions.push_back(SideAction::Journal {
                             record: Record::Model {
-                                model: o.key.clone(),
+                                model: o.key,
                                 state,
                             },
                             sync: true,
                         });
                     }
                     self.notes.insert(
-                        o.key.clone(),
+                        o.key,
                         format!(
                             "position {} closed by a flatten ({why})",
                             o.position_id.unwrap_or(0)
                         ),
                     );
-                    info!(target: DECISION, side = self.name, event = "flattened", model = %o.key,
+                    info!(target: DECISION, side = self.name, event = "flattened", model = %o.key.model_name(),
                         position_id = o.position_id, "position closed by a flatten ({why}); the model waits for its next transition");
                 }
                 Exec::Refused(r) => {
-                    warn!(target: DECISION, side = self.name, event = "flatten_refused", model = %o.key,
+                    warn!(target: DECISION, side = self.name, event = "flatten_refused", model = %o.key.model_name(),
                         position_id = o.position_id, reason = %r.code(),
                         "flatten: the close was refused ({r}); retried at the next update while halted");
                 }

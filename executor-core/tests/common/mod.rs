@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use oracle_executor_core::broker::{OrderLookup, OrderResult, Quote};
 use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::journal::{Record, Replayed, encode_lines};
-use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelKey, ModelState, RealPos};
+use oracle_executor_core::key::key_of;
+use oracle_executor_core::policy::{AckKind, ActionName, Closed, ModelState, RealPos, StreamKey};
 use oracle_executor_core::risk::Account;
 use oracle_executor_core::side::{BatchResult, Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
@@ -105,13 +106,13 @@ pub fn hours_book(cal: TradingCalendar) -> Book {
 }
 
 /// The M1 EURUSD model.
-pub fn key() -> ModelKey {
-    ModelKey::new("EURUSD", Timeframe::M1)
+pub fn key() -> StreamKey {
+    key_of("EURUSD", Timeframe::M1).unwrap()
 }
 
 /// The EURUSD model on `tf`.
-pub fn key_on(tf: Timeframe) -> ModelKey {
-    ModelKey::new("EURUSD", tf)
+pub fn key_on(tf: Timeframe) -> StreamKey {
+    key_of("EURUSD", tf).unwrap()
 }
 
 /// A model whose last signal, `target`, was for the bar [`T0`], holding `volume` of EURUSD at
@@ -132,7 +133,7 @@ pub fn held(position_id: u64, action: Action, target: Action, volume: i64) -> Mo
 
 /// A side deciding with `cfg` from the journal's view `rep`, the bars [`T0`] and `T0 + M15`
 /// streamed on each of `keys`.
-pub fn side_at_t0(cfg: &ExecutorConfig, rep: &Replayed, keys: &[ModelKey]) -> SideCore {
+pub fn side_at_t0(cfg: &ExecutorConfig, rep: &Replayed, keys: &[StreamKey]) -> SideCore {
     let mut core = SideCore::new("live", cfg, rep);
     for k in keys {
         core.policy.handle_bar(k, T0);
@@ -147,10 +148,10 @@ pub fn item(target: Action, bt: i64) -> Item {
 }
 
 /// A signal of the model `k` for the bar opened at `bt`.
-pub fn item_for(k: &ModelKey, target: Action, bt: i64) -> Item {
+pub fn item_for(k: &StreamKey, target: Action, bt: i64) -> Item {
     Item {
-        key: k.clone(),
-        tf: Timeframe::from_name(&k.tf).expect("timeframe"),
+        key: *k,
+        tf: k.timeframe,
         target,
         bt,
     }

@@ -370,7 +370,7 @@ async fn live_session_tokens(
 /// The journal record of an entry order (EURUSD, LONG_WEAK, 0.01 lot) for `key`'s bar `bt`,
 /// written at `ts`: what a crash right after the intent leaves behind.
 pub fn long_weak_intent(
-    key: &oracle_executor::policy::ModelKey,
+    key: &oracle_executor::policy::StreamKey,
     bt: i64,
     ts: i64,
 ) -> oracle_executor::journal::Record {
@@ -378,7 +378,7 @@ pub fn long_weak_intent(
     oracle_executor::journal::Record::Intent {
         ts,
         coid: oracle_executor::journal::client_order_id(key, bt, Op::Open),
-        model: key.clone(),
+        model: *key,
         op: Op::Open,
         symbol: "EURUSD".into(),
         buy: true,
