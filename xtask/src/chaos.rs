@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use oracle_core::Timeframe;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
@@ -706,18 +707,17 @@ pub const HISTORY_SHARE: f64 = 0.4;
 
 /// Historical requests a second the models' bar closes need at `speed` (one per stream close:
 /// the session confirms each closed bar from history).
-pub fn history_load<'a>(timeframes: impl IntoIterator<Item = &'a str>, speed: f64) -> f64 {
+pub fn history_load(timeframes: impl IntoIterator<Item = Timeframe>, speed: f64) -> f64 {
     let closes: f64 = timeframes
         .into_iter()
-        .filter_map(market::period_secs)
-        .map(|p| 1.0 / p as f64)
+        .map(|t| 1.0 / t.seconds() as f64)
         .sum();
     closes * speed
 }
 
 /// The `auto` speed: the largest whole speed (1–3,600×) whose [`history_load`] stays within
 /// [`HISTORY_SHARE`] of [`HISTORY_PER_S`].
-pub fn auto_speed<'a>(timeframes: impl IntoIterator<Item = &'a str> + Clone) -> u64 {
+pub fn auto_speed(timeframes: impl IntoIterator<Item = Timeframe>) -> u64 {
     let per_x = history_load(timeframes, 1.0);
     if per_x <= 0.0 {
         return 1;
@@ -755,10 +755,7 @@ pub fn live_market(
 /// The simulator's speed for `arg`: `auto` is [`auto_speed`] of the market's models, else `arg`.
 pub fn live_speed(m: &market::Market, arg: &str) -> String {
     if arg == "auto" {
-        format!(
-            "{}x",
-            auto_speed(m.models.values().map(|k| k.timeframe.as_str()))
-        )
+        format!("{}x", auto_speed(m.models.values().map(|k| k.timeframe)))
     } else {
         arg.to_string()
     }
@@ -845,7 +842,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         "drop:after={},times={}",
         args.disconnect_every, args.disconnects
     );
-    let tfs = || m.models.values().map(|k| k.timeframe.as_str());
+    let tfs = || m.models.values().map(|k| k.timeframe);
     let speed = live_speed(&m, &args.sim_speed);
     let x = crate::bench::speed_factor(&speed)
         .with_context(|| format!("--sim-speed {speed}: expected auto or <N>x, e.g. 120x"))?;
@@ -1024,16 +1021,17 @@ mod tests {
     #[test]
     fn auto_speed_keeps_bar_confirmations_within_the_history_budget() {
         // One M5 stream closes 1/300 bars a second: 2 requests/s (40% of 5) at 600x.
-        assert_eq!(auto_speed(["M5"]), 600);
-        assert!((history_load(["M5"], 600.0) - 2.0).abs() < 1e-9);
+        use Timeframe::{D1, H1, M5, M15};
+        assert_eq!(auto_speed([M5]), 600);
+        assert!((history_load([M5], 600.0) - 2.0).abs() < 1e-9);
         // More streams, slower replay; the load at the auto speed never exceeds the share.
-        let tfs = ["M5", "M5", "M15", "H1", "H1", "D1", "junk"];
+        let tfs = [M5, M5, M15, H1, H1, D1];
         let x = auto_speed(tfs);
         assert!(history_load(tfs, x as f64) <= HISTORY_SHARE * HISTORY_PER_S);
         assert!(history_load(tfs, (x + 1) as f64) > HISTORY_SHARE * HISTORY_PER_S);
         // Bounds: nothing known → 1x; a lone D1 model is capped at 3,600x.
-        assert_eq!(auto_speed(["junk"]), 1);
-        assert_eq!(auto_speed(["D1"]), 3600);
+        assert_eq!(auto_speed([]), 1);
+        assert_eq!(auto_speed([D1]), 3600);
         assert_eq!(crate::bench::speed_factor("120x"), Some(120.0));
         assert_eq!(crate::bench::speed_factor("fast"), None);
         assert_eq!(crate::bench::speed_factor("0x"), None);
