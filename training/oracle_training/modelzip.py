@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,6 +24,10 @@ FORMAT_VERSION = "2.0"
 # reading, since a zip header can understate the size.
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
 MAX_ZIP_BYTES = 64 * 1024 * 1024
+
+# The symbol names IPC lines, files and the broker carry (oracle_core::stream::valid_symbol).
+MAX_SYMBOL = 32
+SYMBOL_RE = re.compile(rf"[A-Za-z0-9._#-]{{1,{MAX_SYMBOL}}}")
 
 # The timeframes a model may have: the cTrader periods with a fixed length, which the executor
 # streams (oracle_model's SUPPORTED_TIMEFRAMES).
@@ -261,6 +266,12 @@ def validate_metadata(meta: dict, where: str = "model", members: set | None = No
         raise ModelZipError(
             f"{where}: metadata field 'symbol.timeframe' is invalid: {tf!r} is not a timeframe "
             f"the system streams ({', '.join(TIMEFRAMES)})"
+        )
+    symbol = meta["symbol"]["name"]
+    if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
+        raise ModelZipError(
+            f"{where}: metadata field 'symbol.name' is invalid: {symbol!r} cannot name a model: "
+            f"a symbol is 1 to {MAX_SYMBOL} characters of A-Z a-z 0-9 . _ - #"
         )
     name = f"{meta['symbol']['name']}_{meta['symbol']['timeframe']}"
     want = set(member_names(name).values())

@@ -225,6 +225,17 @@ def test_a_timeframe_the_system_cannot_stream_is_refused_with_the_supported_list
     assert "MN1" not in TIMEFRAMES
 
 
+@pytest.mark.parametrize("name", ["EUR USD", "EURUSD!", "EUR/USD", "", "E" * 33])
+def test_a_symbol_no_stream_can_carry_is_refused_naming_symbol_name(tmp_path, name):
+    # The same rule as oracle_model's loader (core's Symbol): 1-32 bytes of A-Z a-z 0-9 . _ - #.
+    bad = tmp_path / "EURUSD_H1.zip"
+    rewrite_comment(ZIP, bad, lambda m: m["symbol"].update(name=name))
+    with pytest.raises(ModelZipError) as e:
+        ModelZip(bad)
+    msg = str(e.value)
+    assert "metadata field 'symbol.name' is invalid" in msg and repr(name) in msg, msg
+
+
 @pytest.mark.parametrize(
     "wrong", ["SYNFX02_M5.zip", "EURUSD_M15.zip", "SYNFX99_H1.zip", "eurusd_H1.zip"]
 )
