@@ -11,21 +11,15 @@ pub struct Quote {
     pub ask: f64,
 }
 
-/// A closed bid bar.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BarData {
-    /// Open time, Unix seconds.
-    pub time: i64,
-    /// Open.
-    pub open: f64,
-    /// High.
-    pub high: f64,
-    /// Low.
-    pub low: f64,
-    /// Close.
-    pub close: f64,
-    /// Tick volume.
-    pub volume: u64,
+/// A closed bid bar: the system's one `Bar` (`oracle_core::Bar`: open time in Unix seconds,
+/// bid prices, the tick volume as f64). A broker's tick volume is a whole number, exact in f64
+/// below 2^53; it goes out on the IPC `BAR` line as that integer ([`tick_volume`]).
+pub use oracle_core::Bar;
+
+/// The tick volume of `bar` as the IPC `BAR` line carries it: the whole number (a fraction is
+/// dropped, a negative or NaN volume is 0).
+pub fn tick_volume(bar: &Bar) -> u64 {
+    bar.volume as u64
 }
 
 /// An open position at the broker.

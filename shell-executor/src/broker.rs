@@ -9,7 +9,7 @@
 //! `OrderListReq`, `history` → `GetTrendbarsReq`.
 
 pub use oracle_executor_core::broker::{
-    BarData, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+    Bar, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote, tick_volume,
 };
 
 pub use oracle_executor_core::policy::Closed;
@@ -137,5 +137,5 @@ pub trait Broker {
         symbol: &str,
         tf: oracle_ipc::Timeframe,
         count: u32,
-    ) -> Result<Vec<BarData>, BrokerError>;
+    ) -> Result<Vec<Bar>, BrokerError>;
 }

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::broker::{
-    BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+    Bar, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
 };
 use crate::risk::Account;
 use crate::shell::Feed;
@@ -331,15 +331,15 @@ pub struct LiveBroker {
 pub const MARGIN_RATE_TTL: Duration = Duration::from_secs(900);
 
 /// A decoded trendbar as the engine's bar, prices rounded to the symbol's `digits`.
-fn bar_data(b: &units::Bar, digits: u32) -> BarData {
+fn bar_data(b: &units::Bar, digits: u32) -> Bar {
     let [open, high, low, close] = b.ohlc_f64(digits);
-    BarData {
+    Bar {
         time: b.open_time,
         open,
         high,
         low,
         close,
-        volume: b.volume.max(0) as u64,
+        volume: b.volume.max(0) as f64,
     }
 }
 
@@ -1646,7 +1646,7 @@ impl Broker for LiveBroker {
         symbol: &str,
         tf: Timeframe,
         count: u32,
-    ) -> Result<Vec<BarData>, BrokerError> {
+    ) -> Result<Vec<Bar>, BrokerError> {
         let spec = self
             .specs
             .get(symbol)

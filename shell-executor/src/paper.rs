@@ -17,8 +17,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::broker::{
-    BarData, Broker, BrokerError, BrokerPosition, Closed, OrderLookup, OrderReq, OrderResult,
-    Quote, WeekEnd,
+    Bar, Broker, BrokerError, BrokerPosition, Closed, OrderLookup, OrderReq, OrderResult, Quote,
+    WeekEnd,
 };
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
@@ -96,7 +96,7 @@ pub struct PaperBook {
     /// Session state (tests flip it).
     pub up: bool,
     /// Bars per (symbol, tf) for `history`.
-    pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<BarData>>,
+    pub bars: HashMap<(String, oracle_ipc::Timeframe), Vec<Bar>>,
     /// The next this many `history` requests fail as a dropped session's would (tests set it).
     pub history_faults: u32,
     /// Client order ids of the orders received, oldest first: the last [`ORDERS_SEEN_MEMORY`]
@@ -456,7 +456,7 @@ impl Broker for PaperBook {
         symbol: &str,
         tf: oracle_ipc::Timeframe,
         count: u32,
-    ) -> Result<Vec<BarData>, BrokerError> {
+    ) -> Result<Vec<Bar>, BrokerError> {
         if self.history_faults > 0 {
             self.history_faults -= 1;
             return Err(BrokerError(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::broker::BarData;
+use crate::broker::Bar;
 
 /// One bar file: `time,open,high,low,close,volume` with a header line.
 #[derive(Debug)]
@@ -22,11 +22,11 @@ pub struct Replay {
     /// 1-based number of the last line read.
     line_no: usize,
     line: String,
-    next: Option<BarData>,
+    next: Option<Bar>,
 }
 
 /// Parses line `line_no` (1-based) of `path`.
-fn parse(path: &Path, line_no: usize, line: &str) -> anyhow::Result<BarData> {
+fn parse(path: &Path, line_no: usize, line: &str) -> anyhow::Result<Bar> {
     let bad = || {
         anyhow::anyhow!(
             "{}:{}: expected time,open,high,low,close,volume",
@@ -40,13 +40,14 @@ fn parse(path: &Path, line_no: usize, line: &str) -> anyhow::Result<BarData> {
     }
     let time = oracle_ipc::parse_time(f[0]).ok_or_else(bad)?;
     let p = |s: &str| s.parse::<f64>().map_err(|_| bad());
-    Ok(BarData {
+    Ok(Bar {
         time,
         open: p(f[1])?,
         high: p(f[2])?,
         low: p(f[3])?,
         close: p(f[4])?,
-        volume: f[5].parse::<f64>().map_err(|_| bad())? as u64,
+        // A whole tick volume, as the BAR line carries it.
+        volume: (f[5].parse::<f64>().map_err(|_| bad())? as u64) as f64,
     })
 }
 
@@ -87,7 +88,7 @@ impl Replay {
     }
 
     /// The next bar of the file (`None` at its end).
-    fn read(&mut self) -> anyhow::Result<Option<BarData>> {
+    fn read(&mut self) -> anyhow::Result<Option<Bar>> {
         if !self.read_line()? {
             return Ok(None);
         }
@@ -96,14 +97,14 @@ impl Replay {
     }
 
     /// The next bar to send, if any.
-    pub fn peek(&self) -> Option<&BarData> {
+    pub fn peek(&self) -> Option<&Bar> {
         self.next.as_ref()
     }
 
     /// Takes the next bar and reads the one after it. The file was checked at open, so an
     /// error here means it changed or could not be read since: it is logged and the replay
     /// ends there.
-    pub fn advance(&mut self) -> Option<BarData> {
+    pub fn advance(&mut self) -> Option<Bar> {
         let bar = self.next.take()?;
         self.next = match self.read() {
             Ok(b) => b,
@@ -116,7 +117,7 @@ impl Replay {
     }
 
     /// Takes up to `n` bars (the history that comes before the replayed ones).
-    pub fn take(&mut self, n: usize) -> Vec<BarData> {
+    pub fn take(&mut self, n: usize) -> Vec<Bar> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n
             && let Some(b) = self.advance()
@@ -168,7 +169,7 @@ mod tests {
         let b = r.advance().expect("second bar");
         assert_eq!(
             (b.open, b.high, b.low, b.close, b.volume),
-            (1.15, 1.25, 1.1, 1.2, 11)
+            (1.15, 1.25, 1.1, 1.2, 11.0)
         );
         assert_eq!(r.advance().map(|b| b.close), Some(1.25));
         assert!(r.peek().is_none());

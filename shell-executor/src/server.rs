@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message as WsMsg;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
-use crate::broker::BarData;
+use crate::broker::{Bar, tick_volume};
 
 /// The shared IPC token. `Debug`/`Display` never show it.
 #[derive(Clone)]
@@ -198,7 +198,7 @@ pub struct Streams {
 #[derive(Debug, Default)]
 struct Stream {
     seq: u64,
-    ring: VecDeque<BarData>,
+    ring: VecDeque<Bar>,
     /// A model's stream: SIGNALs are taken for it (see [`Streams::serve`]).
     served: bool,
     /// Its ring was filled from the broker's history ([`Streams::seeded`]).
@@ -293,7 +293,7 @@ impl Streams {
 
     /// Offers a closed bar: accepted (with its new SEQ) only if it is after the last one, so a
     /// gap fill after a reconnect that overlaps what was already sent emits nothing twice.
-    pub fn offer(&mut self, symbol: &str, tf: Timeframe, bar: BarData) -> Option<u64> {
+    pub fn offer(&mut self, symbol: &str, tf: Timeframe, bar: Bar) -> Option<u64> {
         let s = self.streams.entry((symbol.to_string(), tf)).or_default();
         if s.ring.back().is_some_and(|b| bar.time <= b.time) {
             return None;
@@ -310,7 +310,7 @@ impl Streams {
     /// differs from the live snapshot). Returns the bar's SEQ when it was held and differs (the
     /// `REV:1` line to send), `None` when it is not held (older than the ring, or never sent) or
     /// already equal.
-    pub fn revise(&mut self, symbol: &str, tf: Timeframe, bar: BarData) -> Option<u64> {
+    pub fn revise(&mut self, symbol: &str, tf: Timeframe, bar: Bar) -> Option<u64> {
         let s = self.streams.get_mut(&(symbol.to_string(), tf))?;
         let first = s.seq + 1 - s.ring.len() as u64;
         let i = s.ring.iter().position(|b| b.time == bar.time)?;
@@ -331,7 +331,7 @@ impl Streams {
     }
 
     /// The last `count` bars with their SEQ.
-    pub fn last(&self, symbol: &str, tf: Timeframe, count: u32) -> Vec<(u64, BarData)> {
+    pub fn last(&self, symbol: &str, tf: Timeframe, count: u32) -> Vec<(u64, Bar)> {
         let Some(s) = self.streams.get(&(symbol.to_string(), tf)) else {
             return Vec::new();
         };
@@ -352,7 +352,7 @@ pub fn bar_line(
     symbol: &str,
     tf: Timeframe,
     seq: u64,
-    b: &BarData,
+    b: &Bar,
     hist: bool,
     rev: bool,
 ) -> Option<String> {
@@ -364,7 +364,7 @@ pub fn bar_line(
         high: b.high,
         low: b.low,
         close: b.close,
-        volume: b.volume,
+        volume: tick_volume(b),
         seq,
         hist,
         rev,
@@ -1075,15 +1075,45 @@ mod tests {
     }
 
     #[test]
+    fn a_bar_crosses_the_bar_line_to_the_predictor_unchanged_its_tick_volume_an_integer() {
+        // The executor's bar is the twins' bar (`oracle_core::Bar`, volume f64): the line
+        // carries the tick volume as the integer the broker gave, and the predictor's parse
+        // gives back the same bar, up to the largest whole volume f64 holds exactly.
+        for volume in [0.0, 1234.0, 9_007_199_254_740_991.0] {
+            let b = Bar {
+                time: 1_704_067_200,
+                open: 1.10001,
+                high: 1.2,
+                low: 1.0,
+                close: 1.15,
+                volume,
+            };
+            let line = bar_line("EURUSD", Timeframe::M15, 7, &b, false, false).expect("encodes");
+            assert!(
+                line.contains(&format!("|{}|SEQ:7", volume as u64)),
+                "integer volume: {line}"
+            );
+            let Ok(Message::Bar(got)) = oracle_ipc::parse(&line) else {
+                panic!("not a BAR line: {line}");
+            };
+            assert_eq!(got.bar(), b, "{line}");
+            assert_eq!(
+                got.key(),
+                Ok(oracle_ipc::StreamKey::parse("EURUSD", "M15").unwrap())
+            );
+        }
+    }
+
+    #[test]
     fn streams_never_repeat_or_go_back() {
         let mut s = Streams::new(3);
-        let b = |t| BarData {
+        let b = |t| Bar {
             time: t,
             open: 1.0,
             high: 1.0,
             low: 1.0,
             close: 1.0,
-            volume: 1,
+            volume: 1.0,
         };
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(900)), Some(1));
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(1800)), Some(2));

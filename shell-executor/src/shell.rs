@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::broker::{BarData, Broker};
+use crate::broker::{Bar, Broker};
 use crate::config;
 use crate::drift::DriftLedger;
 use crate::engine::{DECISION, Engine, Side};
@@ -58,7 +58,7 @@ pub enum Feed {
         /// Timeframe.
         tf: Timeframe,
         /// The bar.
-        bar: BarData,
+        bar: Bar,
         /// Spread (price units) for the paper book's ask when it runs alone.
         spread: f64,
     },
@@ -71,9 +71,9 @@ pub enum Feed {
         /// Timeframe.
         tf: Timeframe,
         /// History's bar (same open time as the one sent).
-        bar: BarData,
+        bar: Bar,
         /// The bar that was sent.
-        sent: BarData,
+        sent: Bar,
     },
     /// The broker session came back: reconcile before anything else, then the gap fill arrives
     /// as ordinary `Bar`s (already-sent bars are dropped by [`Streams::offer`]).

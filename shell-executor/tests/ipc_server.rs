@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use oracle_executor::broker::BarData;
+use oracle_executor::broker::Bar;
 use oracle_executor::server::{Metrics, Secret};
 use oracle_executor::shell::{Clock, Feed, serve};
 use oracle_ipc::Timeframe;
@@ -96,14 +96,14 @@ async fn start_with(
     }
 }
 
-fn bar(i: i64) -> BarData {
-    BarData {
+fn bar(i: i64) -> Bar {
+    Bar {
         time: T0 + i * M15,
         open: 1.1,
         high: 1.2,
         low: 1.0,
         close: 1.15,
-        volume: 10,
+        volume: 10.0,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use oracle_executor::broker::{
-    BarData, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
+    Bar, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
 };
 use oracle_executor::config::ExecutorConfig;
 use oracle_executor::engine::{Engine, Side};
@@ -151,7 +151,7 @@ impl Broker for Remote {
         symbol: &str,
         tf: Timeframe,
         count: u32,
-    ) -> Result<Vec<BarData>, BrokerError> {
+    ) -> Result<Vec<Bar>, BrokerError> {
         self.book.history(symbol, tf, count).await
     }
 }

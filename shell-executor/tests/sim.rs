@@ -876,8 +876,7 @@ async fn history_that_differs_from_a_live_bar_comes_back_as_a_revision() {
     }
     let sim = common::spawn_sim(vec![data], vec![Fault::DeltaHighBug]).await;
     let (_b, mut feed) = common::live_session_with(&sim, &["EURUSD"], true).await;
-    let mut sent: std::collections::HashMap<i64, oracle_executor::broker::BarData> =
-        Default::default();
+    let mut sent: std::collections::HashMap<i64, oracle_executor::broker::Bar> = Default::default();
     let mut revised = Vec::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     while revised.len() < 4 && tokio::time::Instant::now() < until {

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use oracle_executor::broker::{BarData, Broker};
+use oracle_executor::broker::Broker;
 use oracle_executor::live::LiveBroker;
 use oracle_executor::shell::Feed;
 use oracle_ipc::Timeframe;
@@ -99,8 +99,8 @@ fn closed_at(bars: &[Bar], now_ms: i64, count: usize) -> Vec<&Bar> {
 }
 
 /// `got` is exactly `want`: open times (Unix s) and prices (EURUSD: 5 digits).
-fn assert_bars(got: &[BarData], want: &[&Bar]) {
-    let times = |v: &[BarData]| v.iter().map(|b| b.time).collect::<Vec<_>>();
+fn assert_bars(got: &[oracle_executor::broker::Bar], want: &[&Bar]) {
+    let times = |v: &[oracle_executor::broker::Bar]| v.iter().map(|b| b.time).collect::<Vec<_>>();
     let want_times: Vec<i64> = want.iter().map(|b| b.time_ms / 1000).collect();
     assert_eq!(times(got), want_times, "bar open times");
     for (g, w) in got.iter().zip(want) {

@@ -96,9 +96,9 @@ pub struct SoakArgs {
     /// The real span on a market open around the clock, starting at the present (no calendar).
     #[arg(long)]
     pub always_open: bool,
-    /// Pass a real span that placed no order (a span all in closed hours, e.g. `--week-start
-    /// "Sat 10:00"`); without it, no order at the broker fails the soak: its "no duplicate
-    /// orders" would hold vacuously.
+    /// Pass a real span that placed no order (one meant to trade nothing, e.g. a short span of
+    /// models that only hold); without it, no order at the broker fails the soak: its "no
+    /// duplicate orders" would hold vacuously.
     #[arg(long)]
     pub allow_no_orders: bool,
 }
