@@ -506,9 +506,18 @@ pub fn clone_models(
     out: &Path,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
     use std::io::{Read, Write};
+    // Parsed once: the source's stream (a bad one is refused before anything is written).
     let (sym, tf) = source
         .rsplit_once('_')
         .ok_or_else(|| anyhow::anyhow!("--sim-clones {source}: expected SYM_TF"))?;
+    let sym = Symbol::new(sym).map_err(|e| anyhow::anyhow!("--sim-clones {source}: {e}"))?;
+    let tf = timeframe_of(tf).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--sim-clones {source}: timeframe {tf:?} is not one a model may have ({})",
+            oracle_model::SUPPORTED_TIMEFRAMES.join(", ")
+        )
+    })?;
+    let sym = sym.as_str();
     let zip_path = models_dir.join(format!("{source}.zip"));
     let bars = data_dir.join(format!("{source}.csv"));
     let (models, data) = (out.join("clone-models"), out.join("clone-data"));
@@ -859,6 +868,28 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&run);
+    }
+
+    /// `SYM_TF` is parsed once into a stream key: a source that is not one is refused naming
+    /// it and the part at fault, before any folder is made.
+    #[test]
+    fn a_clone_source_that_is_no_stream_is_refused_naming_it_before_anything_is_written() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::env::temp_dir().join(format!("oracle-clones-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        for (source, part) in [
+            ("SYNFX02_H2", "timeframe"),
+            ("SYNFX02_MN1", "timeframe"),
+            ("SYN FX02_M5", "symbol"),
+            ("SYNFX02M5", "SYM_TF"),
+        ] {
+            let e = clone_models(&root.join("models"), &root.join("data"), source, 1, &out)
+                .expect_err(source)
+                .to_string();
+            assert!(e.starts_with(&format!("--sim-clones {source}: ")), "{e}");
+            assert!(e.contains(part), "{source}: {e}");
+            assert!(!out.exists(), "{source}: nothing written");
+        }
     }
 
     #[test]
