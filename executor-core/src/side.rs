@@ -52,6 +52,15 @@ pub const DECISION: &str = "oracle_executor::decision";
 /// How long (executor seconds) an account read is reused.
 pub const ACCOUNT_TTL: i64 = 1;
 
+/// An account read started ahead of the batch that will need it ([`SideCore::account_ahead`]):
+/// when it started and the fills the side had seen then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountAhead {
+    /// When the read started (executor seconds).
+    pub at: i64,
+    fills: u64,
+}
+
 /// One SIGNAL of a batch, as a side sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item {
@@ -199,6 +208,9 @@ pub struct SideCore {
     /// Account state and the executor time it was read; reused within [`ACCOUNT_TTL`] unless an
     /// order filled since (20 signals at a bar close cost one account read, not twenty).
     account_cache: Option<(i64, Account)>,
+    /// Orders filled since the side was made: an account read started before a fill
+    /// ([`SideCore::handle_account_ahead`]) does not see it and is not kept.
+    fills: u64,
     actions: VecDeque<SideAction>,
     batch: Option<Batch>,
     reconcile: Option<Reconcile>,
@@ -390,6 +402,7 @@ impl SideCore {
             pending: rep.pending.clone(),
             name,
             account_cache: None,
+            fills: 0,
             actions: VecDeque::new(),
             batch: None,
             reconcile: None,
@@ -467,6 +480,33 @@ impl SideCore {
     /// An account read at `now`: remembered for [`ACCOUNT_TTL`].
     pub fn store_account(&mut self, now: i64, a: Account) {
         self.account_cache = Some((now, a));
+    }
+
+    /// Whether to start reading the account now, ahead of the batch that will need it (at a
+    /// bar out: the read then runs while the predictor answers, off the orders' path): `Some`
+    /// when no read within [`ACCOUNT_TTL`] is cached and no batch is running. The answer goes
+    /// to [`SideCore::handle_account_ahead`] with the ticket.
+    pub fn account_ahead(&self, now: i64) -> Option<AccountAhead> {
+        if self.batch.is_some() || self.cached_account(now).is_some() {
+            return None;
+        }
+        Some(AccountAhead {
+            at: now,
+            fills: self.fills,
+        })
+    }
+
+    /// The answer of an account read started at `ahead` ([`SideCore::account_ahead`]; `None`:
+    /// the read failed). Kept as read at its start (so [`ACCOUNT_TTL`] counts from then) unless
+    /// an order filled since it started (the read may not show the fill: the batch asks again);
+    /// never replaces a newer read. True when kept.
+    pub fn handle_account_ahead(&mut self, ahead: AccountAhead, acc: Option<Account>) -> bool {
+        let Some(a) = acc else { return false };
+        if ahead.fills != self.fills || self.account_cache.is_some_and(|(t, _)| t > ahead.at) {
+            return false;
+        }
+        self.store_account(ahead.at, a);
+        true
     }
 
     /// Feeds an account read to the risk guard; a new broker day's anchors are journaled
@@ -1337,6 +1377,7 @@ impl SideCore {
                 self.filled.insert(coid.clone());
             }
             self.account_cache = None;
+            self.fills += 1;
         }
         if result != "unknown" {
             self.pending.remove(&coid);
