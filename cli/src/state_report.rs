@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow, bail};
 use oracle_executor_core::config::ExecutorConfig;
 use oracle_executor_core::journal::{Op, Record};
+use oracle_executor_core::key::KeyText as _;
 use oracle_executor_core::propfirm::GuardState;
 use oracle_executor_core::risk::DayStart;
 use oracle_model::{Costs, Month, fixed, format_time};
@@ -228,7 +229,7 @@ pub fn read_side(name: &'static str, path: &Path) -> anyhow::Result<Side> {
                 side.fills.push(Fill {
                     ts,
                     bt,
-                    model: model.to_string(),
+                    model: model.model_name().to_string(),
                     symbol,
                     open: op == Op::Open,
                     buy,
