@@ -18,6 +18,9 @@ pub use oracle_executor_core::restrictions::WeekEnd;
 use crate::risk::Account;
 use crate::volume::SymbolSpec;
 
+/// An account read in flight ([`Broker::account_ahead`]); a dropped sender is a failed read.
+pub type AccountRead = tokio::sync::oneshot::Receiver<Result<Account, BrokerError>>;
+
 /// What the engine needs from a broker session.
 ///
 /// Orders are split in two steps so that a batch of them can be in flight together: `submit_*`
@@ -66,6 +69,13 @@ pub trait Broker {
     }
     /// Balance, equity, free margin.
     async fn account(&mut self) -> Result<Account, BrokerError>;
+    /// Starts reading the account ([`Broker::account`]'s answer) without waiting for it: the
+    /// engine starts it when a bar goes out, so the read runs while the predictor answers and
+    /// the batch finds it done ([`oracle_executor_core::side::SideCore::account_ahead`]).
+    /// `None`: not supported (the batch reads it then). Default: `None`.
+    fn account_ahead(&mut self) -> Option<AccountRead> {
+        None
+    }
     /// Margin a new order would use.
     async fn expected_margin(
         &mut self,

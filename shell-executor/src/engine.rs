@@ -25,10 +25,10 @@ use oracle_executor_core::exec::{
     Answered, BarAction, ExecAction, ExecutorCore, Reply, SideId, ack_line,
 };
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
-use oracle_executor_core::side::{SideAction, SideCore};
+use oracle_executor_core::side::{AccountAhead, SideAction, SideCore};
 
 use crate::alerting::Telemetry;
-use crate::broker::{Broker, OrderResult};
+use crate::broker::{AccountRead, Broker, OrderResult};
 use crate::config::ExecutorConfig;
 use crate::drift::{DriftLedger, DriftRow};
 use crate::journal::{Journal, Op, Record, Replayed};
@@ -61,6 +61,8 @@ pub struct Side<B> {
     telemetry: Option<Arc<Telemetry>>,
     /// This side answers the SIGNALs (live, else paper): its guard's halts and limits are told.
     tells_guard: bool,
+    /// The account read started ahead of the next batch ([`Side::read_account_ahead`]).
+    ahead: Option<(AccountAhead, AccountRead)>,
 }
 
 impl<B> std::ops::Deref for Side<B> {
@@ -96,7 +98,37 @@ impl<B: Broker> Side<B> {
             journal,
             telemetry: None,
             tells_guard: false,
+            ahead: None,
         }
+    }
+
+    /// Starts the account read the next batch needs (a bar went out at `now`: its SIGNAL comes
+    /// after the predictor's round trip), unless one of this close instant is in flight or
+    /// cached ([`SideCore::account_ahead`]): the batch then finds it answered instead of
+    /// asking the broker after the last SIGNAL. Returns at once.
+    pub fn read_account_ahead(&mut self, now: i64) {
+        if self
+            .ahead
+            .as_ref()
+            .is_some_and(|(a, _)| (0..=ACCOUNT_TTL).contains(&(now - a.at)))
+        {
+            return;
+        }
+        let Some(a) = self.core.account_ahead(now) else {
+            return;
+        };
+        self.ahead = self.broker.account_ahead().map(|rx| (a, rx));
+    }
+
+    /// Takes the answer of the read started ahead, if any (awaits it when still in flight):
+    /// the core keeps it unless an order filled since it started.
+    async fn settle_account_ahead(&mut self) {
+        let Some((a, rx)) = self.ahead.take() else {
+            return;
+        };
+        let acc = rx.await.ok().and_then(Result::ok);
+        let kept = self.core.handle_account_ahead(a, acc);
+        debug!(target: TIMING, side = self.core.name, event = "account_read", ok = acc.is_some(), ahead = true, kept);
     }
 
     /// fsyncs of this side's journal (0 without one): a test-visible metric.
@@ -139,6 +171,7 @@ impl<B: Broker> Side<B> {
 
     /// The account, read at most once per [`ACCOUNT_TTL`] while no order fills.
     async fn account(&mut self, now: i64) -> Option<crate::risk::Account> {
+        self.settle_account_ahead().await;
         if let Some(a) = self.core.cached_account(now) {
             return Some(a);
         }
@@ -326,6 +359,8 @@ impl<B: Broker> Side<B> {
         for s in self.broker.changed_specs().await {
             self.core.specs.insert(s.name.clone(), s);
         }
+        // The account read started when the bars went out (its answer is usually in).
+        self.settle_account_ahead().await;
         self.core.handle_signals(now, cfg, items);
         self.drive(now).await;
         let result = self.core.take_batch_result();
@@ -536,6 +571,15 @@ impl<B: Broker> Engine<B> {
             if let BarAction::LedgerRow { key, bt } = a {
                 self.write_no_signal(&key, bt);
             }
+        }
+    }
+
+    /// A bar went out at `now`: the live side starts the account read its SIGNAL's batch will
+    /// need ([`Side::read_account_ahead`]; once per close instant), so the read's round trip
+    /// runs beside the predictor's instead of after the last SIGNAL.
+    pub fn read_account_ahead(&mut self, now: i64) {
+        if let Some(l) = &mut self.core.live {
+            l.read_account_ahead(now);
         }
     }
 

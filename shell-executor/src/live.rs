@@ -853,15 +853,7 @@ impl LiveBroker {
     }
 
     async fn req(&self, p: impl Into<Payload>) -> Result<Payload, BrokerError> {
-        let _busy = Busy::new(&self.shared);
-        match self.client.request(p).await.map_err(err)? {
-            Outcome::Response(p) => Ok(p),
-            Outcome::Error { code, description } => Err(BrokerError(format!(
-                "{code} {}",
-                description.unwrap_or_default()
-            ))),
-            other => Err(BrokerError(format!("unexpected answer: {other:?}"))),
-        }
+        request(&self.client, &self.shared, p).await
     }
 
     /// Reads the broker's symbol list, maps the config's symbols to it
@@ -1112,6 +1104,70 @@ impl LiveBroker {
             _busy: busy,
         }
     }
+}
+
+/// One request and its answer (the event task keeps reading meanwhile: [`Busy`]).
+async fn request(
+    client: &Client,
+    shared: &Shared,
+    p: impl Into<Payload>,
+) -> Result<Payload, BrokerError> {
+    let _busy = Busy::new(shared);
+    match client.request(p).await.map_err(err)? {
+        Outcome::Response(p) => Ok(p),
+        Outcome::Error { code, description } => Err(BrokerError(format!(
+            "{code} {}",
+            description.unwrap_or_default()
+        ))),
+        other => Err(BrokerError(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+/// The account: trader, open positions and their unrealised P&L, the three requests in flight
+/// together (one round trip, not three).
+async fn read_account(
+    client: &Client,
+    shared: &Shared,
+    account: i64,
+    money_digits: u32,
+) -> Result<Account, BrokerError> {
+    let (t, rec, pnl) = tokio::join!(
+        request(
+            client,
+            shared,
+            ProtoOaTraderReq {
+                ctid_trader_account_id: account,
+                ..Default::default()
+            }
+        ),
+        request(
+            client,
+            shared,
+            ProtoOaReconcileReq {
+                ctid_trader_account_id: account,
+                ..Default::default()
+            }
+        ),
+        request(
+            client,
+            shared,
+            ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: account,
+                ..Default::default()
+            }
+        ),
+    );
+    let Payload::TraderRes(t) = t? else {
+        return Err(err("TraderReq: unexpected answer"));
+    };
+    let Payload::ReconcileRes(rec) = rec? else {
+        return Err(err("ReconcileReq: unexpected answer"));
+    };
+    let pnl = match pnl? {
+        Payload::GetPositionUnrealizedPnLRes(r) => Some(r),
+        _ => None,
+    };
+    Ok(account_of(&t, &rec, pnl.as_ref(), money_digits))
 }
 
 /// An order of [`LiveBroker`] on the wire (see [`Broker::answers`]).
@@ -1414,27 +1470,19 @@ impl Broker for LiveBroker {
     }
 
     async fn account(&mut self) -> Result<Account, BrokerError> {
-        // The three reads are in flight together (one round trip, not three).
-        let (t, rec, pnl) = tokio::join!(
-            self.req(ProtoOaTraderReq {
-                ctid_trader_account_id: self.account,
-                ..Default::default()
-            }),
-            self.reconcile_raw(),
-            self.req(ProtoOaGetPositionUnrealizedPnLReq {
-                ctid_trader_account_id: self.account,
-                ..Default::default()
-            }),
-        );
-        let Payload::TraderRes(t) = t? else {
-            return Err(err("TraderReq: unexpected answer"));
-        };
-        let rec = rec?;
-        let pnl = match pnl? {
-            Payload::GetPositionUnrealizedPnLRes(r) => Some(r),
-            _ => None,
-        };
-        Ok(account_of(&t, &rec, pnl.as_ref(), self.money_digits))
+        read_account(&self.client, &self.shared, self.account, self.money_digits).await
+    }
+
+    fn account_ahead(&mut self) -> Option<crate::broker::AccountRead> {
+        // Its own task: the engine's loop goes on (the other bars out, the SIGNALs in) while
+        // the three requests are on the wire.
+        let (tx, rx) = oneshot::channel();
+        let (client, shared) = (self.client.clone(), self.shared.clone());
+        let (account, money_digits) = (self.account, self.money_digits);
+        tokio::spawn(async move {
+            let _ = tx.send(read_account(&client, &shared, account, money_digits).await);
+        });
+        Some(rx)
     }
 
     async fn expected_margin(

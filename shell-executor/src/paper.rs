@@ -400,6 +400,14 @@ impl Broker for PaperBook {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.account_now())
     }
+    fn account_ahead(&mut self) -> Option<crate::broker::AccountRead> {
+        // Answered at once (the book is here); counted as a read, like `account`.
+        self.account_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(Ok(self.account_now()));
+        Some(rx)
+    }
     async fn expected_margin(
         &mut self,
         symbol: &str,

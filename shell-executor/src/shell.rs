@@ -309,6 +309,8 @@ pub async fn serve_with<B: Broker>(
                             let _ = bar_tx.send(Arc::from(line));
                             engine.bar_streamed(&key, bar.time);
                             engine.core.gather.bar_out(&symbol, tf, bar.time);
+                            // The batch's account read runs beside the predictor's round trip.
+                            engine.read_account_ahead(clock());
                             sent = true;
                         }
                     }

@@ -977,6 +977,60 @@ fn a_history_request_alone_does_not_load_a_model() {
     });
 }
 
+#[test]
+fn the_batchs_account_read_starts_when_the_bars_go_out_once_per_close_instant() {
+    local(async {
+        let d = tmpdir("ipc-account-ahead");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(1)));
+        let h = start(&d, clock.clone()).await;
+        // TCP_NODELAY, as the predictor's socket: both SIGNALs of an instant join one batch.
+        let tcp = tokio::net::TcpStream::connect(h.addr)
+            .await
+            .expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let (mut ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{}", h.addr),
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        )
+        .await
+        .expect("ws");
+        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+        assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+        let reads = || h.account_reads.load(std::sync::atomic::Ordering::SeqCst);
+        for i in 1..=2 {
+            clock.store(now(i), std::sync::atomic::Ordering::SeqCst);
+            let before = reads();
+            for sym in ["EURUSD", "US500"] {
+                h.feed
+                    .send(Feed::Bar {
+                        symbol: sym.into(),
+                        tf: Timeframe::M15,
+                        bar: bar(i),
+                        spread: 0.0,
+                    })
+                    .await
+                    .expect("feed");
+                let l = recv(&mut ws).await.expect("bar");
+                assert!(l.starts_with(&format!("BAR|{sym}|M15|")), "{l}");
+            }
+            // Both bars are out and no SIGNAL is in yet: the batch's read has started, once
+            // for the two streams of the instant.
+            assert_eq!(reads() - before, 1, "bar {i}: one read at the bars' out");
+            let action = if i == 1 { "WAIT" } else { "LONG_WEAK" };
+            for sym in ["EURUSD", "US500"] {
+                send(&mut ws, &sig(sym, action, i)).await;
+            }
+            for _ in 0..2 {
+                let a = recv(&mut ws).await.expect("ack");
+                assert!(a.contains(if i == 1 { "|HOLD|" } else { "|OK|" }), "{a}");
+            }
+            // The batch took that read: it asked none after the last SIGNAL.
+            assert_eq!(reads() - before, 1, "bar {i}: the batch asked no read of its own");
+        }
+        h.shut_down().await;
+    });
+}
+
 /// Two models' bars of one close instant go out together; their SIGNALs come in 1 ms apart (the
 /// predictor writes them together, the socket may split them): the second joins the first's
 /// batch, so the close instant costs one account read, not one per arrival (a 20-symbol reversal
