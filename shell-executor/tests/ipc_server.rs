@@ -1025,7 +1025,11 @@ fn the_batchs_account_read_starts_when_the_bars_go_out_once_per_close_instant() 
                 assert!(a.contains(if i == 1 { "|HOLD|" } else { "|OK|" }), "{a}");
             }
             // The batch took that read: it asked none after the last SIGNAL.
-            assert_eq!(reads() - before, 1, "bar {i}: the batch asked no read of its own");
+            assert_eq!(
+                reads() - before,
+                1,
+                "bar {i}: the batch asked no read of its own"
+            );
         }
         h.shut_down().await;
     });
