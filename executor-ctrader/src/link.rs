@@ -13,7 +13,13 @@
 //!   `ORDER_ACCEPTED`, the fill event awaited under its [`fill_key`] for at most the fill
 //!   timeout; no answer (`RequestOutcomeUnknown`, a fill never seen) is
 //!   [`OrderResult::Unknown`]: the side looks it up, never resends;
-//! - [`SideAction::AskMargins`]: one `ExpectedMarginReq` per ask, all in flight together;
+//! - [`SideAction::AskMargins`]: one `ExpectedMarginReq` per ask, all in flight together; with
+//!   the margin-rate cache on ([`Link::with_margin_cache`], the live shell's rule) an ask whose
+//!   (symbol, volume, side) the broker answered less than the cache's life ago is not asked
+//!   again: its margin is that answer's, scaled to the current price;
+//! - the margins of the next transitions' entries ([`Link::prefetch_margins`], the core's
+//!   `ExecAction::PrefetchNextEntries`): asked off the orders' path where the cache's rate is
+//!   missing or half its life old, so a reversal's entries find them fresh;
 //! - [`SideAction::LookUp`]: an entry by its client order id (`OrderListReq`), then, not found
 //!   or a close, by the open positions and the deals since its intent (`ReconcileReq` +
 //!   `DealListReq`, [`lookup_in_positions_and_deals`]);
@@ -56,6 +62,8 @@ enum Purpose {
     AccountPositions,
     Spec(String),
     Margin(usize),
+    /// A prefetch of the margin of (symbol, volume, buy).
+    Prefetch(String, i64, bool),
     Order(String),
     LookupOrders,
     LookupPositions,
@@ -99,7 +107,19 @@ pub struct LinkCounters {
     pub lookups: u64,
     /// Reconciliations handed to the side (the broker's positions read).
     pub reconciles: u64,
+    /// Entries' margins taken from the margin-rate cache (not asked again).
+    pub margins_cached: u64,
+    /// Margins prefetched (`ExpectedMarginReq`s sent off the orders' path).
+    pub margins_prefetched: u64,
 }
+
+/// The margin-rate cache's life in the live shell (`shell-executor`'s `MARGIN_RATE_TTL`, 900 s):
+/// a broker's margin answer is reused, scaled to the current price, for this long (executor ms);
+/// a prefetch asks again the ones at least half this old.
+pub const MARGIN_RATE_TTL_MS: i64 = 900_000;
+
+/// A margin ask: symbol, volume, buy.
+type MarginKey = (String, i64, bool);
 
 /// One side's core against a session (see the module's docs).
 #[derive(Debug)]
@@ -128,6 +148,13 @@ pub struct Link {
     margins: Option<MarginRead>,
     lookup: Option<LookupRead>,
     ready: bool,
+    /// The margin-rate cache's life (executor ms); `None`: off, every entry's margin is asked.
+    margin_ttl_ms: Option<i64>,
+    /// The broker's margins per unit of price and when it answered (executor ms).
+    margin_rates: BTreeMap<MarginKey, (f64, i64)>,
+    /// For each margin handed to the side: when the broker gave the answer it came from, and
+    /// when it was handed (executor ms).
+    margins_used: BTreeMap<MarginKey, (i64, i64)>,
     /// What went over the link.
     pub counters: LinkCounters,
 }
@@ -158,8 +185,118 @@ impl Link {
             margins: None,
             lookup: None,
             ready: false,
+            margin_ttl_ms: None,
+            margin_rates: BTreeMap::new(),
+            margins_used: BTreeMap::new(),
             counters: LinkCounters::default(),
         }
+    }
+
+    /// The margin-rate cache on, with a life of `ttl_ms` (the live shell's:
+    /// [`MARGIN_RATE_TTL_MS`]).
+    pub fn with_margin_cache(mut self, ttl_ms: i64) -> Link {
+        self.margin_ttl_ms = Some(ttl_ms);
+        self
+    }
+
+    /// The last margin of (symbol, volume, buy) handed to the side: when the broker gave the
+    /// answer it came from and when it was handed to the side's margin check (executor ms). An
+    /// entry's margin is never older than the cache's life at its check.
+    pub fn margin_answered_at(&self, symbol: &str, volume: i64, buy: bool) -> Option<(i64, i64)> {
+        self.margins_used
+            .get(&(symbol.to_string(), volume, buy))
+            .copied()
+    }
+
+    /// When the cache's rate of (symbol, volume, buy) was answered (executor ms), if held.
+    pub fn margin_rate_at(&self, symbol: &str, volume: i64, buy: bool) -> Option<i64> {
+        self.margin_rates
+            .get(&(symbol.to_string(), volume, buy))
+            .map(|r| r.1)
+    }
+
+    /// A margin prefetch of (symbol, volume, buy) is under way.
+    pub fn prefetching(&self, symbol: &str, volume: i64, buy: bool) -> bool {
+        self.requests.values().any(
+            |p| matches!(p, Purpose::Prefetch(s, v, b) if s == symbol && *v == volume && *b == buy),
+        )
+    }
+
+    /// A spot price of `symbol` on `buy`'s side is known (a margin's rate can be kept).
+    pub fn has_price(&self, symbol: &str, buy: bool) -> bool {
+        self.price(symbol, buy).is_some()
+    }
+
+    /// The price an order of `symbol` on `buy`'s side would get now (the latest spot).
+    fn price(&self, symbol: &str, buy: bool) -> Option<f64> {
+        let (bid, ask) = *self.quotes.get(self.ids.get(symbol)?)?;
+        let p = if buy { ask? } else { bid? };
+        (p > 0).then(|| p as f64 / 100_000.0)
+    }
+
+    /// The margin of `k` from the cache: answered less than its life ago, scaled to the
+    /// current price.
+    fn cached_margin(&self, now_ms: i64, k: &MarginKey) -> Option<(f64, i64)> {
+        let ttl = self.margin_ttl_ms?;
+        let (rate, at) = *self.margin_rates.get(k)?;
+        (now_ms - at < ttl)
+            .then(|| self.price(&k.0, k.2).map(|p| (rate * p, at)))
+            .flatten()
+    }
+
+    /// A broker's margin answer for `k` at `now_ms`: the cache's rate (with the cache on).
+    fn remember_margin(&mut self, now_ms: i64, k: MarginKey, margin: f64) {
+        if self.margin_ttl_ms.is_some()
+            && let Some(p) = self.price(&k.0, k.2)
+        {
+            self.margin_rates.insert(k, (margin / p, now_ms));
+        }
+    }
+
+    /// Asks, off the orders' path, the margins `asks` (the core's next transitions' entries,
+    /// `SideCore::next_entry_asks`) whose cached rate is missing or at least half its life old
+    /// (the live shell's `prefetch_margins`): those are dropped from the cache and asked again;
+    /// the answers only refresh it (a lost one is asked again at the entry). Nothing with the
+    /// cache off. Returns how many were asked.
+    pub fn prefetch_margins(
+        &mut self,
+        inst: Instant,
+        now_ms: i64,
+        s: &mut Session,
+        asks: &[(String, i64, bool)],
+    ) -> usize {
+        let Some(ttl) = self.margin_ttl_ms else {
+            return 0;
+        };
+        let mut sent = 0;
+        for k in asks {
+            let stale = self
+                .margin_rates
+                .get(k)
+                .is_none_or(|(_, at)| now_ms - at >= ttl / 2);
+            let (symbol, volume, buy) = k.clone();
+            if !stale
+                || self.price(&symbol, buy).is_none()
+                || self.prefetching(&symbol, volume, buy)
+            {
+                continue;
+            }
+            let Some(id) = self.ids.get(&symbol).copied() else {
+                continue;
+            };
+            self.margin_rates.remove(k);
+            let req = ProtoOaExpectedMarginReq {
+                ctid_trader_account_id: self.account,
+                symbol_id: id,
+                volume: vec![volume],
+                ..Default::default()
+            };
+            if self.send(inst, s, req, Purpose::Prefetch(symbol, volume, buy)) {
+                sent += 1;
+            }
+        }
+        self.counters.margins_prefetched += sent as u64;
+        sent
     }
 
     fn name_of(&self, id: i64) -> String {
@@ -356,7 +493,14 @@ impl Link {
             }
             SideAction::AskMargins { asks } => {
                 let mut left = 0;
+                let mut got = vec![None; asks.len()];
                 for (i, (symbol, volume, _)) in asks.iter().enumerate() {
+                    if let Some((m, at)) = self.cached_margin(now_ms, &asks[i]) {
+                        got[i] = Some(m);
+                        self.margins_used.insert(asks[i].clone(), (at, now_ms));
+                        self.counters.margins_cached += 1;
+                        continue;
+                    }
                     let Some(id) = self.ids.get(symbol).copied() else {
                         continue;
                     };
@@ -368,11 +512,7 @@ impl Link {
                     };
                     left += usize::from(self.send(inst, s, req, Purpose::Margin(i)));
                 }
-                self.margins = Some(MarginRead {
-                    got: vec![None; asks.len()],
-                    asks,
-                    left,
-                });
+                self.margins = Some(MarginRead { got, asks, left });
                 self.finish_margins(side);
             }
             SideAction::AwaitAnswers => {
@@ -495,6 +635,8 @@ impl Link {
                 }
                 self.finish_margins(side);
             }
+            // Asked again at the entry.
+            Purpose::Prefetch(..) => {}
             Purpose::Order(coid) => self.outcome(&coid, order),
             Purpose::LookupOrders => self.lookup_by_positions(inst, now_ms, side, s),
             Purpose::LookupPositions => {
@@ -729,16 +871,27 @@ impl Link {
             }
             (Purpose::Margin(i), Payload::ExpectedMarginRes(m)) => {
                 let md = self.money_digits;
+                let mut answered = None;
                 if let Some(mr) = &mut self.margins {
-                    if let Some((_, volume, buy)) = mr.asks.get(i) {
-                        let v = margin_of(&m, *volume, *buy, md);
+                    if let Some(k) = mr.asks.get(i) {
+                        let v = margin_of(&m, k.1, k.2, md);
                         if let Some(g) = mr.got.get_mut(i) {
                             *g = v;
                         }
+                        answered = v.map(|v| (k.clone(), v));
                     }
                     mr.left = mr.left.saturating_sub(1);
                 }
+                if let Some((k, v)) = answered {
+                    self.margins_used.insert(k.clone(), (now_ms, now_ms));
+                    self.remember_margin(now_ms, k, v);
+                }
                 self.finish_margins(side);
+            }
+            (Purpose::Prefetch(symbol, volume, buy), Payload::ExpectedMarginRes(m)) => {
+                if let Some(v) = margin_of(&m, volume, buy, self.money_digits) {
+                    self.remember_margin(now_ms, (symbol, volume, buy), v);
+                }
             }
             (Purpose::LookupOrders, Payload::OrderListRes(l)) => {
                 let coid = self
