@@ -28,12 +28,13 @@ use oracle_ctrader::calendar::TradingCalendar;
 use oracle_ctrader::proto::ProtoOaTrendbarPeriod;
 use oracle_ctrader::session::Event;
 use oracle_executor_core::config::{ExecutorConfig, from_value};
-use oracle_executor_core::exec::{ExecAction, ExecutorCore, Reply, SideId};
+use oracle_executor_core::exec::{ExecAction, ExecutorCore, HELD_EXIT_RETRY_MS, Reply, SideId};
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::journal::{Op, Record, Replayed, encode_lines};
 use oracle_executor_core::key::{KeyText, StreamKey, key_of};
 use oracle_executor_core::policy::AckKind;
-use oracle_executor_core::side::SideCore;
+use oracle_executor_core::side::{Item, SideCore};
+use oracle_executor_ctrader::link::MARGIN_RATE_TTL_MS;
 use oracle_executor_ctrader::{JournalSink, Link};
 use oracle_ipc::{HistoryEnd, Message, Timeframe};
 
@@ -256,7 +257,31 @@ pub struct Exec {
     reconciles_seen: u64,
     /// Batches that went when [`Timer::Gather`] fired (a SIGNAL of their instant late).
     pub gather_timeouts: u64,
+    /// Entries journaled: client order id → (model, signal bar time, target).
+    entries: BTreeMap<String, (StreamKey, i64, oracle_ipc::Action)>,
+    /// Per model, its last entry the broker refused `MARKET_CLOSED` (bar time, target): an entry
+    /// of that bar or an earlier one, or one to the same target with no SIGNAL of another
+    /// target between, is an entry chased.
+    refused_entries: BTreeMap<StreamKey, (i64, oracle_ipc::Action)>,
+    /// Per model, the target of each bar's SIGNAL handed to the core.
+    signals_seen: BTreeMap<StreamKey, BTreeMap<i64, oracle_ipc::Action>>,
+    /// Per model, the market time (ms) of its last close journaled.
+    last_close: BTreeMap<StreamKey, i64>,
+    /// The items of the batches answered whose next transitions' margins are to be prefetched
+    /// (the core's `ExecAction::PrefetchNextEntries`, as the shell's
+    /// `Engine::prefetch_next_entries`).
+    prefetch: Vec<Item>,
+    /// Entries' margins from the cache, margins prefetched: of the adapters before a kill.
+    margins: (u64, u64),
+    /// The longest an exit refused `MARKET_CLOSED` in open hours stayed held (virtual ms).
+    pub open_hold_max_ms: i64,
 }
+
+/// An exit held in an open market (the broker refused it `MARKET_CLOSED` in its hours) is tried
+/// again a minute after the last release ([`HELD_EXIT_RETRY_MS`]); one still held this long
+/// (virtual ms) before the replay's end was never tried again (lost). Five tries' room: a try
+/// may be refused again, or wait for the session to come back.
+pub const HELD_OPEN_LOST_AFTER_MS: i64 = 5 * HELD_EXIT_RETRY_MS;
 
 /// The executor's configuration for these models: each symbol enabled at its lots; spreads
 /// never refuse an entry (the simulator's spreads are not the subject).
@@ -330,6 +355,13 @@ impl Exec {
             releases: 0,
             reconciles_seen: 0,
             gather_timeouts: 0,
+            entries: BTreeMap::new(),
+            refused_entries: BTreeMap::new(),
+            signals_seen: BTreeMap::new(),
+            last_close: BTreeMap::new(),
+            prefetch: Vec::new(),
+            margins: (0, 0),
+            open_hold_max_ms: 0,
         }
     }
 
@@ -350,7 +382,10 @@ impl Exec {
             }
         }
         let symbols = streams.values().map(|s| (s.symbol.clone(), s.symbol_id));
-        (core, Link::new(account_id, symbols, FILL_TIMEOUT))
+        // The margin-rate cache as the live shell keeps it (`MARGIN_RATE_TTL`).
+        let link =
+            Link::new(account_id, symbols, FILL_TIMEOUT).with_margin_cache(MARGIN_RATE_TTL_MS);
+        (core, link)
     }
 
     /// The session's `Instant` base and the virtual Unix ms at it (the executor's clock).
@@ -380,6 +415,12 @@ impl Exec {
         std::mem::forget(old);
         self.queue.clear();
         self.running = None;
+        self.prefetch.clear();
+        // The held exits died with the core (the restarted one decides them again).
+        self.held_since.clear();
+        // The chase rule is judged within one executor's life: a restarted one knows only the
+        // durable journal (an unsynced ACK of a refused entry is lost with the kill).
+        self.refused_entries.clear();
         self.gathering.clear();
         self.gather_started = None;
         self.release_due = false;
@@ -393,6 +434,17 @@ impl Exec {
         self.orders += link.counters.orders;
         self.refused += link.counters.refused;
         self.unknown += link.counters.unknown;
+        self.margins.0 += link.counters.margins_cached;
+        self.margins.1 += link.counters.margins_prefetched;
+    }
+
+    /// Entries' margins taken from the margin-rate cache, and margins prefetched, over restarts.
+    pub fn margin_counts(&self) -> (u64, u64) {
+        let c = &self.link.counters;
+        (
+            self.margins.0 + c.margins_cached,
+            self.margins.1 + c.margins_prefetched,
+        )
     }
 
     /// Orders and requests in flight, signal groups waiting or running, a reconciliation due.
@@ -521,6 +573,44 @@ impl Exec {
             .as_ref()
             .map(SideCore::held_exits)
             .unwrap_or_default();
+        // An exit held in an open market (no calendar: refused `MARKET_CLOSED` in its hours) went
+        // within the bound: tried again a minute after the last release, by the release.
+        let now_v = h.virtual_ms(m);
+        for (k, (sym, since)) in &self.held_since {
+            if held.iter().any(|(x, _)| x == k) || h.calendars.contains_key(sym) {
+                continue;
+            }
+            let d = now_v - h.virtual_ms(*since);
+            self.open_hold_max_ms = self.open_hold_max_ms.max(d);
+            // No longer held: sent again, or no longer wanted (the model's target is its real
+            // position's direction again); else the exit was dropped.
+            let sent = self.last_close.get(k).is_some_and(|t| t >= since);
+            let ms = self
+                .core
+                .live
+                .as_ref()
+                .and_then(|side| side.policy.models.get(k));
+            let real = ms
+                .and_then(|ms| ms.real.as_ref())
+                .map_or(0, |r| r.action.0.direction());
+            let target = ms
+                .and_then(|ms| ms.target.as_ref())
+                .map_or(0, |t| t.0.direction());
+            if !sent && real != 0 && real != target {
+                self.violations.push(format!(
+                    "{}: an exit refused MARKET_CLOSED in open hours (held from {}) is no longer held, was not sent again, and the real position ({real}) is still not the target ({target}): an exit dropped",
+                    k.model_name(),
+                    oracle_sim::bars::format_iso_utc(*since)
+                ));
+            }
+            if d >= HELD_OPEN_LOST_AFTER_MS {
+                self.violations.push(format!(
+                    "{}: an exit refused MARKET_CLOSED in open hours stayed held {d} ms (from {}): not tried again a minute after the last release ({HELD_OPEN_LOST_AFTER_MS} ms at most)",
+                    k.model_name(),
+                    oracle_sim::bars::format_iso_utc(*since)
+                ));
+            }
+        }
         self.held_since
             .retain(|k, _| held.iter().any(|(x, _)| x == k));
         for (k, sym) in held {
@@ -540,6 +630,27 @@ impl Exec {
                 oracle_sim::bars::format_iso_utc(open),
                 k = k.model_name()
             ))
+        })
+    }
+
+    /// At the end: an exit held in an open market (no calendar: the broker refused it
+    /// `MARKET_CLOSED` in its hours) since at least [`HELD_OPEN_LOST_AFTER_MS`] before the
+    /// replay's end was never tried again (an exit lost).
+    pub fn held_in_open_market_lost(&self) -> Option<String> {
+        let h = self.hours.as_ref()?;
+        let end = h.virtual_ms(h.end);
+        self.held_since.iter().find_map(|(k, (sym, since))| {
+            if h.calendars.contains_key(sym) {
+                return None;
+            }
+            (h.virtual_ms(*since) + HELD_OPEN_LOST_AFTER_MS <= end).then(|| {
+                format!(
+                    "{}: an exit refused MARKET_CLOSED in open hours is held since {} and was never sent again, though {sym} stayed open until the replay's end {} (an exit lost)",
+                    k.model_name(),
+                    oracle_sim::bars::format_iso_utc(*since),
+                    oracle_sim::bars::format_iso_utc(h.end)
+                )
+            })
         })
     }
 
@@ -781,11 +892,45 @@ impl Exec {
                 self.arm_held_exits(now);
                 continue;
             }
+            if !self.prefetch.is_empty() && self.link.ready() {
+                self.prefetch_margins(inst, now, s);
+                continue;
+            }
             let Some(g) = self.queue.pop_front() else {
                 return;
             };
             self.core.handle_signals(g.len());
             self.running = Some((g, false));
+        }
+    }
+
+    /// The next transitions' margins of the batches answered, asked off the orders' path as the
+    /// shell's `Engine::prefetch_next_entries` does (`SideCore::next_entry_asks`, then
+    /// `Link::prefetch_margins`: only the stale ones). Checked: every one of them the cache does
+    /// not hold fresh (answered less than half its life ago) is asked again.
+    fn prefetch_margins(&mut self, inst: Instant, now: i64, s: &mut Session) {
+        let items = std::mem::take(&mut self.prefetch);
+        let Some(side) = self.core.live.as_ref() else {
+            return;
+        };
+        let asks = side.next_entry_asks(&self.cfg, &items);
+        self.link.prefetch_margins(inst, now, s, &asks);
+        for (symbol, volume, buy) in &asks {
+            let fresh = self
+                .link
+                .margin_rate_at(symbol, *volume, *buy)
+                .is_some_and(|at| now - at < MARGIN_RATE_TTL_MS / 2);
+            if !fresh
+                && self.link.has_price(symbol, *buy)
+                && !self.link.prefetching(symbol, *volume, *buy)
+            {
+                self.violations.push(format!(
+                    "the margin of {symbol} {volume} {} is stale (answered {:?} ms ago, the rule's half life {} ms) and the prefetch did not ask it again",
+                    if *buy { "buy" } else { "sell" },
+                    self.link.margin_rate_at(symbol, *volume, *buy).map(|at| now - at),
+                    MARGIN_RATE_TTL_MS / 2
+                ));
+            }
         }
     }
 
@@ -802,6 +947,20 @@ impl Exec {
             })
             .collect();
         let now = now_ms / 1000;
+        if !on_side {
+            // The targets each model's SIGNALs asked, by bar (the chase rule's transitions).
+            for sig in &sigs {
+                let (Some(Ok(k)), Some(bt)) =
+                    (sig.tf.map(|tf| key_of(sig.symbol, tf)), sig.bar_time)
+                else {
+                    continue;
+                };
+                self.signals_seen
+                    .entry(k)
+                    .or_default()
+                    .insert(bt, sig.action);
+            }
+        }
         if on_side {
             let Some(side) = self.core.live.as_mut() else {
                 return false;
@@ -837,7 +996,8 @@ impl Exec {
                         let _ = self.journal.append(&b, false);
                     }
                 }
-                ExecAction::PrefetchNextEntries { .. } => {}
+                // Asked once the executor is free (`pump_to_idle`), off the orders' path.
+                ExecAction::PrefetchNextEntries { items } => self.prefetch.extend(items),
             }
         }
         self.duplicate_signals = self.core.counters.duplicates;
@@ -904,12 +1064,29 @@ impl Exec {
                     model = model.model_name()
                 )),
                 Ok(Record::Intent {
+                    op: Op::Open,
+                    coid,
+                    model,
+                    bt,
+                    symbol,
+                    volume,
+                    buy,
+                    action,
+                    ..
+                }) => {
+                    self.check_entry_margin(now, &symbol, volume, buy, &coid);
+                    self.check_not_chased(model, bt, action.0, coid);
+                }
+                Ok(Record::Intent {
                     op: Op::Close,
                     coid,
                     model,
                     ..
                 }) => {
                     self.check_held_close(now, &model, &coid);
+                    if let Some(h) = &self.hours {
+                        self.last_close.insert(model, h.market_ms(now));
+                    }
                     self.closes.insert(coid);
                 }
                 Ok(Record::Outcome {
@@ -917,6 +1094,9 @@ impl Exec {
                 }) if result == "rejected" && !self.closes.contains(&coid) => {
                     if code.as_deref().is_some_and(|c| c.ends_with("MARKET_CLOSED")) {
                         self.market_closed_entries += 1;
+                        if let Some((model, bt, action)) = self.entries.get(&coid) {
+                            self.refused_entries.insert(*model, (*bt, *action));
+                        }
                     }
                 }
                 Ok(Record::Outcome {
@@ -947,6 +1127,46 @@ impl Exec {
             }
         }
         self.checked += cut + 1;
+    }
+
+    /// An entry journaled (its order goes next): the margin its check used came from a
+    /// broker's answer younger than the margin-rate cache's life then (asked at the entry, or
+    /// cached: prefetched, or an earlier entry's, still fresh).
+    fn check_entry_margin(&mut self, now: i64, symbol: &str, volume: i64, buy: bool, coid: &str) {
+        match self.link.margin_answered_at(symbol, volume, buy) {
+            Some((at, used)) if used - at < MARGIN_RATE_TTL_MS && used <= now => {}
+            used => self.violations.push(format!(
+                "an entry ({coid}, {symbol} {volume} {}) sent without a margin answer younger than {MARGIN_RATE_TTL_MS} ms at its check (answered, checked: {used:?}; now {now})",
+                if buy { "buy" } else { "sell" },
+            )),
+        }
+    }
+
+    /// An entry journaled: not one of a bar (or an earlier one) whose entry the broker refused
+    /// `MARKET_CLOSED` (missed, never chased: the next entry comes with a later bar's SIGNAL).
+    fn check_not_chased(
+        &mut self,
+        model: StreamKey,
+        bt: i64,
+        action: oracle_ipc::Action,
+        coid: String,
+    ) {
+        let transition = |r: i64, was: oracle_ipc::Action| {
+            self.signals_seen
+                .get(&model)
+                .is_some_and(|m| m.range(r + 1..bt).any(|(_, a)| *a != was))
+        };
+        if let Some((refused, was)) = self
+            .refused_entries
+            .get(&model)
+            .filter(|(r, was)| bt <= *r || (*was == action && !transition(*r, *was)))
+        {
+            self.violations.push(format!(
+                "{}: an entry ({coid}, {action:?}) for bar {bt} after the broker refused the entry of bar {refused} ({was:?}) MARKET_CLOSED with no SIGNAL of another target between (an entry chased)",
+                model.model_name()
+            ));
+        }
+        self.entries.insert(coid, (model, bt, action));
     }
 
     /// A close of a model whose exit was held while its market was closed: once that market

@@ -25,7 +25,14 @@
 //!   with `risk.flat_before_weekend` (30 minutes) and the FX weekend (Friday 22:00 – Sunday
 //!   22:00 UTC, as the shell reads it from the calendar): `Timer::Weekend` closes every position
 //!   from 21:30 (a refused close tried again a minute later), no entry goes from then on, and
-//!   the book is flat at the week's close.
+//!   the book is flat at the week's close;
+//! - one seed in three ([`GuardPlan::news`], its own stream) has a news calendar
+//!   (`risk.news`, `executor_core::restrictions`): events near the bars' batches targeting a
+//!   currency, a symbol or every symbol, windows of ±2 to ±10 minutes. No entry goes inside a
+//!   window of its symbol, and no exit either but a flatten (the guard's at a limit, the
+//!   weekend's: a breach beats the news rule); an exit the rule held goes at the window's end by
+//!   `Timer::HeldExit` (armed from `SideCore::news_hold_until`, as the shell's `next_held_open`)
+//!   and is not lost.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,8 +41,8 @@ use oracle_executor_core::config::{ExecutorConfig, from_value};
 use oracle_executor_core::exec::ExecutorCore;
 use oracle_executor_core::gather::Timer;
 use oracle_executor_core::journal::{Op, Replayed, encode_lines};
-use oracle_executor_core::key::{StreamKey, key_of};
-use oracle_executor_core::restrictions::{Restrictions, WeekEnd};
+use oracle_executor_core::key::{KeyText, StreamKey, key_of};
+use oracle_executor_core::restrictions::{NewsEvent, Restrictions, WeekEnd};
 use oracle_executor_core::risk::{Account, Halt};
 use oracle_executor_core::side::{Item, SideAction, SideCore};
 use oracle_executor_core::volume::SymbolSpec;
@@ -97,6 +104,74 @@ pub struct GuardPlan {
     /// The core's timers are driven (off only to prove the harness catches a shell that does
     /// not drive them).
     pub drive_timers: bool,
+    /// A news calendar (`risk.news`): one seed in three, its own stream.
+    pub news: Option<GuardNews>,
+    /// The core is given the news calendar (off only to prove the harness catches an executor
+    /// that trades through the windows: the book still knows them).
+    pub news_to_core: bool,
+    /// The shell arms `Timer::HeldExit` for the exits a news window held (off only to prove
+    /// the harness catches a shell that never releases them).
+    pub release_news_holds: bool,
+}
+
+/// A seed's news calendar: the windows' half-width and the events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardNews {
+    /// `risk.news.minutes`: the windows are `[event − minutes, event + minutes]`.
+    pub minutes: u32,
+    /// The events, by time.
+    pub events: Vec<NewsEvent>,
+}
+
+impl GuardNews {
+    /// The news calendar of `seed` (one seed in three; `bars` M15 bars from `start`): one to
+    /// three events, each within a window of some bar's batch instant (so the rule meets
+    /// entries, exits and held exits), targeting a currency, a symbol or every symbol.
+    fn from_seed(seed: u64, start: i64, bars: usize) -> Option<GuardNews> {
+        let mut n = ChaCha8Rng::seed_from_u64(seed ^ 0x4E45_5753_0000_0000);
+        if !n.random_bool(1.0 / 3.0) {
+            return None;
+        }
+        let minutes: u32 = n.random_range(2..=10);
+        let half = i64::from(minutes) * 60;
+        let mut events: Vec<NewsEvent> = (0..n.random_range(1..=3))
+            .map(|i| {
+                let bar = n.random_range(0..bars) as i64;
+                let at = start + bar * M15 + M15 + 2 + n.random_range(-half..=half);
+                let target = ["USD", "EUR", "GBPUSD", "*"][n.random_range(0..4)];
+                NewsEvent {
+                    at_ms: at * 1000,
+                    targets: vec![target.to_string()],
+                    title: format!("event {i}"),
+                }
+            })
+            .collect();
+        events.sort_by_key(|e| e.at_ms);
+        Some(GuardNews { minutes, events })
+    }
+
+    /// The window of `symbol` that `now` (UTC s) is in (both ends included): (event's title,
+    /// the window's end, UTC s). The harness's own reading of the calendar.
+    fn window(&self, symbol: &str, now: i64) -> Option<(&str, i64)> {
+        let half = i64::from(self.minutes) * 60;
+        self.events
+            .iter()
+            .filter(|e| e.targets(symbol) && (now - e.at_ms.div_euclid(1000)).abs() <= half)
+            .map(|e| (e.title.as_str(), e.at_ms.div_euclid(1000) + half))
+            .next_back()
+    }
+
+    /// The end (UTC s) of the last window of `symbol` that began by `now`.
+    fn last_end(&self, symbol: &str, now: i64) -> Option<i64> {
+        let half = i64::from(self.minutes) * 60;
+        self.events
+            .iter()
+            .filter(|e| e.targets(symbol))
+            .map(|e| e.at_ms.div_euclid(1000))
+            .filter(|at| at - half <= now)
+            .map(|at| at + half)
+            .max()
+    }
 }
 
 impl GuardPlan {
@@ -137,7 +212,11 @@ impl GuardPlan {
             past_midnight,
             friday,
             drive_timers: true,
+            news: None,
+            news_to_core: true,
+            release_news_holds: true,
         };
+        plan.news = GuardNews::from_seed(seed, plan.start(), bars);
         if past_midnight {
             // The midnight is 6 bars after the start: the crash comes before it.
             plan.crash_bar = late_crash;
@@ -165,6 +244,10 @@ pub struct GuardSummary {
     pub halts_lifted: u64,
     /// Runs whose open positions `Timer::Weekend` closed before the week's close.
     pub weekend_flattens: u64,
+    /// Orders placed inside a news window of their symbol: flattens (the rule allows them).
+    pub news_flattens: u64,
+    /// Releases of the exits a news window held (`Timer::HeldExit` at the window's end).
+    pub news_releases: u64,
 }
 
 struct Pos {
@@ -193,6 +276,12 @@ struct Book {
     /// An entry that went out in the flat window before the weekend.
     entry_in_weekend: Option<String>,
     opened_after_halt: bool,
+    /// The seed's news calendar (the harness's copy).
+    news: Option<GuardNews>,
+    /// An order placed inside a news window that the rule does not allow.
+    order_in_news: Option<String>,
+    /// Orders placed inside a news window that the rule allows (flattens).
+    news_flattens: u64,
 }
 
 const SPREAD: f64 = 0.00002;
@@ -282,6 +371,25 @@ impl Book {
                         }
                         if o.op == Op::Open && self.flat_from.is_some_and(|f| now >= f) {
                             self.entry_in_weekend = Some(o.req.client_order_id.clone());
+                        }
+                        if let Some((title, end)) = self
+                            .news
+                            .as_ref()
+                            .and_then(|n| n.window(&o.req.symbol, now))
+                        {
+                            // A flatten (the guard's while halted, the weekend's) beats the
+                            // news rule; nothing else goes inside a window.
+                            let flatten = o.op == Op::Close
+                                && (core.halt_now().is_some()
+                                    || self.flat_from.is_some_and(|f| now >= f));
+                            if flatten {
+                                self.news_flattens += 1;
+                            } else {
+                                self.order_in_news = Some(format!(
+                                    "{} {:?} on {} inside the news window of \"{title}\" (until {end}s)",
+                                    o.req.client_order_id, o.op, o.req.symbol
+                                ));
+                            }
                         }
                         wire.push((
                             o.req.client_order_id.clone(),
@@ -388,26 +496,50 @@ fn spec(symbol: &str) -> SymbolSpec {
     }
 }
 
-fn config(preset: &str, friday: bool) -> ExecutorConfig {
+fn config(preset: &str, friday: bool, news: Option<&GuardNews>) -> ExecutorConfig {
     let sym = serde_json::json!({"lot_weak": 1.0, "lot_moderate": 1.0, "lot_strong": 1.0});
     let mut risk = serde_json::json!({"preset": preset, "initial_balance": INITIAL});
     if friday {
         risk["flat_before_weekend"] = serde_json::json!({ "minutes": FLAT_MINUTES });
     }
+    if let Some(n) = news {
+        // The file is the shell's to read; the core gets its events (`core_of`).
+        risk["news"] = serde_json::json!({"file": "news.csv", "minutes": n.minutes});
+    }
     from_value(&serde_json::json!({"EURUSD": sym, "GBPUSD": sym, "risk": risk}))
         .expect("a valid config")
 }
 
-/// The executor core around a live side from `rep` (as the shell builds it).
-fn core_of(cfg: &ExecutorConfig, rep: &Replayed) -> ExecutorCore {
+/// The executor core around a live side from `rep` (as the shell builds it), with the news
+/// file's `events`.
+fn core_of(cfg: &ExecutorConfig, rep: &Replayed, events: Vec<NewsEvent>) -> ExecutorCore {
     let side = SideCore::new("live", cfg, rep);
     let mut ex = ExecutorCore::new(cfg.clone(), Some(side), None, HashMap::new());
-    ex.set_restrictions(&Restrictions::new(&cfg.risk, Vec::new()));
+    ex.set_restrictions(&Restrictions::new(&cfg.risk, events));
     ex
+}
+
+/// The news events the core is given (none when the plan withholds them).
+fn core_news(plan: &GuardPlan) -> Vec<NewsEvent> {
+    plan.news
+        .as_ref()
+        .filter(|_| plan.news_to_core)
+        .map(|n| n.events.clone())
+        .unwrap_or_default()
 }
 
 fn live(ex: &mut ExecutorCore) -> &mut SideCore {
     ex.live.as_mut().expect("the live side")
+}
+
+/// The shell's clock of the timers: the time (UTC ms) of the last step (the timers are armed
+/// then: the shell arms them at every turn of its loop), and when a daily halt ended at the
+/// Prague midnight.
+struct Clock {
+    last_ms: i64,
+    lifted: Option<i64>,
+    /// When the exits a news window held were last released (UTC s).
+    released: Option<i64>,
 }
 
 /// The core's timers due by `t` (UTC s), in deadline order, as the shell handles them: armed
@@ -419,11 +551,15 @@ fn timers(
     plan: &GuardPlan,
     ex: &mut ExecutorCore,
     book: &mut Book,
-    last_ms: &mut i64,
+    clock: &mut Clock,
     t: i64,
     sum: &mut GuardSummary,
-    lifted: &mut Option<i64>,
 ) -> Result<(), String> {
+    let Clock {
+        last_ms,
+        lifted,
+        released,
+    } = clock;
     if !plan.drive_timers {
         return Ok(());
     }
@@ -440,6 +576,17 @@ fn timers(
         }
         ex.arm_weekend(*last_ms, *last_ms);
         ex.arm_guard_day(*last_ms, *last_ms);
+        // The held exits: released at their news window's end, else now (the book's markets
+        // are always open; the core tries again a minute after the last release), as the
+        // shell's `next_held_open`.
+        let side = live(ex);
+        let next = side
+            .held_exits()
+            .iter()
+            .map(|(_, symbol)| side.news_hold_until(symbol, *last_ms).unwrap_or(*last_ms))
+            .min()
+            .filter(|_| plan.release_news_holds);
+        ex.arm_held_exits(*last_ms, *last_ms, next);
         let Some(at) = ex.poll_timeout().filter(|at| *at <= t * 1000) else {
             *last_ms = t * 1000;
             return Ok(());
@@ -450,6 +597,16 @@ fn timers(
             // Flat before the weekend: the closes go out now.
             book.drive(live(ex), at / 1000);
             sum.weekend_flattens += 1;
+        }
+        if due.contains(&Timer::HeldExit) {
+            let sides = ex.release_held_exits(at / 1000, at);
+            if !sides.is_empty() {
+                book.drive(live(ex), at / 1000);
+                // The release's result is no ACK: dropped.
+                let _ = live(ex).take_batch_result();
+                *released = Some(at / 1000);
+                sum.news_releases += 1;
+            }
         }
         if !due.contains(&Timer::GuardDay) {
             continue;
@@ -496,7 +653,7 @@ fn timers(
 
 /// Runs `plan`; `Err` names the seed, the minute and the invariant broken.
 pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
-    let cfg = config(plan.preset, plan.friday);
+    let cfg = config(plan.preset, plan.friday, plan.news.as_ref());
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let mut book = Book {
         rng: ChaCha8Rng::seed_from_u64(plan.seed.wrapping_add(1)),
@@ -512,28 +669,32 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         flat_from: plan.friday.then_some(FRIDAY_CLOSE - FLAT_MINUTES * 60),
         entry_in_weekend: None,
         opened_after_halt: false,
+        news: plan.news.clone(),
+        order_in_news: None,
+        news_flattens: 0,
     };
     let keys: Vec<StreamKey> = SYMBOLS
         .iter()
         .map(|s| key_of(s, Timeframe::M15).unwrap())
         .collect();
     let start = plan.start();
-    let mut ex = core_of(&cfg, &Replayed::default());
-    // The time (UTC ms) of the last step: the timers are armed then (the shell arms them at
-    // every turn of its loop).
-    let mut last_ms = start * 1000;
+    let mut ex = core_of(&cfg, &Replayed::default(), core_news(plan));
+    let mut clock = Clock {
+        last_ms: start * 1000,
+        lifted: None,
+        released: None,
+    };
     let mut targets: Vec<Action> = vec![Action::Wait; keys.len()];
     let mut sum = GuardSummary::default();
     let mut crash: Option<(f64, i64)> = None; // (pips per tick per position's direction, ticks left)
     let mut crash_done = false;
     let mut halted_at: Option<i64> = None;
-    // When a daily halt ended at the Prague midnight.
-    let mut lifted: Option<i64> = None;
     let fail = |now: i64, what: String| {
         format!(
-            "guard seed {} at {}s after the start: {what}",
+            "guard seed {} at {}s after the start: {what}\nreplay: {}",
             plan.seed,
-            now - start
+            now - start,
+            guard_replay_command(plan.seed)
         )
     };
     let allowance = INITIAL
@@ -545,16 +706,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
     for bar in 0..plan.bars {
         let bt = start + bar as i64 * M15;
         let now = bt + M15 + 2;
-        timers(
-            plan,
-            &mut ex,
-            &mut book,
-            &mut last_ms,
-            now,
-            &mut sum,
-            &mut lifted,
-        )
-        .map_err(|e| fail(now, e))?;
+        timers(plan, &mut ex, &mut book, &mut clock, now, &mut sum).map_err(|e| fail(now, e))?;
         for k in &keys {
             live(&mut ex).policy.handle_bar(k, bt);
         }
@@ -562,7 +714,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             // kill -9: the side from its journal's bytes and the book's positions.
             let was = live(&mut ex).halt_now().map(|h| h.code());
             let rep = Replayed::from_bytes(&book.journal);
-            ex = core_of(&cfg, &rep);
+            ex = core_of(&cfg, &rep, core_news(plan));
             for k in &keys {
                 live(&mut ex).policy.handle_bar(k, bt);
             }
@@ -571,16 +723,8 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             sum.restarts += 1;
             // The restarted shell's first turn: the weekends asked of the calendars again
             // and the timers armed, before any SIGNAL.
-            timers(
-                plan,
-                &mut ex,
-                &mut book,
-                &mut last_ms,
-                now,
-                &mut sum,
-                &mut lifted,
-            )
-            .map_err(|e| fail(now, e))?;
+            timers(plan, &mut ex, &mut book, &mut clock, now, &mut sum)
+                .map_err(|e| fail(now, e))?;
             if live(&mut ex).halt_now().map(|h| h.code()) != was {
                 return Err(fail(
                     now,
@@ -615,14 +759,22 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
             return Err(fail(now, "the batch did not complete".into()));
         }
         book.drive(live(&mut ex), now);
-        if halted_at.is_some() && lifted.is_none() && book.positions.len() > before {
+        if halted_at.is_some() && clock.lifted.is_none() && book.positions.len() > before {
             book.opened_after_halt = true;
         }
         // Between this bar and the next: a quote a minute; the crash when it is due.
         // On a Friday seed, a crash that would run into the flat window is not drawn: the
         // weekend's flatten would close the positions before the equity reached the limit.
         let before_weekend = book.flat_from.is_none_or(|f| now + (TICKS - 3) * 60 < f);
-        if !crash_done && bar >= plan.crash_bar && !book.positions.is_empty() && before_weekend {
+        // Nor while an exit a news window held waits for its end: its release would close a
+        // position in the crash's course (and the loss fall short of the limit).
+        let no_news_hold = live(&mut ex).held_exits().is_empty();
+        if !crash_done
+            && bar >= plan.crash_bar
+            && !book.positions.is_empty()
+            && before_weekend
+            && no_news_hold
+        {
             let units: f64 = book
                 .positions
                 .values()
@@ -643,16 +795,8 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         }
         for t in 1..TICKS {
             let at = now + t * 60;
-            timers(
-                plan,
-                &mut ex,
-                &mut book,
-                &mut last_ms,
-                at,
-                &mut sum,
-                &mut lifted,
-            )
-            .map_err(|e| fail(at, e))?;
+            timers(plan, &mut ex, &mut book, &mut clock, at, &mut sum).map_err(|e| fail(at, e))?;
+            news_holds_released(plan, &mut ex, &clock, at).map_err(|e| fail(at, e))?;
             for s in SYMBOLS {
                 let noise = (rng.random::<f64>() - 0.5) * 0.0004;
                 let step = match crash {
@@ -706,6 +850,9 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
                     format!("entry {c} sent in the flat window before the weekend"),
                 ));
             }
+            if let Some(c) = &book.order_in_news {
+                return Err(fail(at, format!("order {c} (risk.news)")));
+            }
             if plan.friday && at >= FRIDAY_CLOSE && !book.positions.is_empty() {
                 return Err(fail(
                     at,
@@ -718,16 +865,7 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
         }
     }
     let end = start + plan.bars as i64 * M15 + M15;
-    timers(
-        plan,
-        &mut ex,
-        &mut book,
-        &mut last_ms,
-        end,
-        &mut sum,
-        &mut lifted,
-    )
-    .map_err(|e| fail(end, e))?;
+    timers(plan, &mut ex, &mut book, &mut clock, end, &mut sum).map_err(|e| fail(end, e))?;
     if end > prague_midnight(start) && sum.days_ended == 0 {
         return Err(fail(
             end,
@@ -740,9 +878,14 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
     if book.opened_after_halt {
         return Err(fail(end, "a position was opened after the halt".into()));
     }
+    if let Some(c) = &book.order_in_news {
+        return Err(fail(end, format!("order {c} (risk.news)")));
+    }
+    news_holds_released(plan, &mut ex, &clock, end).map_err(|e| fail(end, e))?;
+    sum.news_flattens = book.news_flattens;
     sum.halted = live(&mut ex).halt_now().is_some();
     // A daily halt the midnight lifted was checked flat at its end (in `timers`).
-    if sum.crashed && lifted.is_none() && !(sum.halted && book.positions.is_empty()) {
+    if sum.crashed && clock.lifted.is_none() && !(sum.halted && book.positions.is_empty()) {
         return Err(fail(
             end,
             format!(
@@ -761,6 +904,41 @@ pub fn run_guard(plan: &GuardPlan) -> Result<GuardSummary, String> {
     sum.orders = book.orders;
     sum.refused = book.refused;
     Ok(sum)
+}
+
+/// An exit a news window held whose window ended before `now` (UTC s) went at its end: the
+/// held exits' release ran after it (a close it sent the book refused is held again and
+/// retried), else it is still held, not sent at its end (a SIGNAL's batch may send it later:
+/// too late).
+fn news_holds_released(
+    plan: &GuardPlan,
+    ex: &mut ExecutorCore,
+    clock: &Clock,
+    now: i64,
+) -> Result<(), String> {
+    let Some(news) = &plan.news else {
+        return Ok(());
+    };
+    for (key, symbol) in live(ex).held_exits() {
+        let Some(until) = news.last_end(&symbol, now).filter(|u| *u < now) else {
+            continue;
+        };
+        if clock.released.is_none_or(|r| r <= until) {
+            return Err(format!(
+                "{}: an exit held by the news window ending at {until}s was never sent at its end (last release {:?})",
+                key.model_name(),
+                clock.released
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The one command that replays guard seed `seed` (the sweep from it, one seed).
+pub fn guard_replay_command(seed: u64) -> String {
+    format!(
+        "DST_SEED_BASE={seed} DST_SEEDS=1 cargo test -p oracle-dst --release --test dst -- guard_seed_sweep --nocapture"
+    )
 }
 
 /// The run of `seed`'s plan.

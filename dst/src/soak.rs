@@ -329,6 +329,16 @@ pub struct Stamped {
     pub session: Option<(i64, i64)>,
 }
 
+/// The largest warm-up of `models` (source bars): the World starts after it on every symbol.
+fn largest_warmup(models: &[String], bundled: &BTreeMap<String, fixtures::Bundled>) -> usize {
+    models
+        .iter()
+        .filter_map(|m| bundled.get(m))
+        .map(|b| b.spec.window + WARMUP_EXTRA)
+        .max()
+        .unwrap_or(WARMUP_EXTRA)
+}
+
 /// Every symbol of `models` re-stamped onto the span from [`SPAN_START_DAY`] with the soak's
 /// `holiday` (see [`restamp`]): bars enough behind the start for the largest warm-up (the
 /// World starts after it on every symbol, in source bars), or for the symbol's own models'
@@ -342,12 +352,7 @@ pub fn restamp_symbols(
     let symbols = fixtures::symbols();
     let t0 = SPAN_START_DAY * DAY_MS;
     let until = after_trading_days(t0, days + 6, &fx_calendar(holiday));
-    let need = models
-        .iter()
-        .filter_map(|m| bundled.get(m))
-        .map(|b| b.spec.window + WARMUP_EXTRA)
-        .max()
-        .unwrap_or(WARMUP_EXTRA);
+    let need = largest_warmup(models, bundled);
     let mut out: Vec<Stamped> = Vec::new();
     for m in models {
         let b = bundled
@@ -430,12 +435,7 @@ fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
     let bundled = fixtures::models();
     // The World's start: after the largest warm-up (source bars) on every symbol (as
     // `Start::AfterBars` takes it).
-    let need = models
-        .iter()
-        .filter_map(|m| bundled.get(m))
-        .map(|b| b.spec.window + WARMUP_EXTRA)
-        .max()
-        .unwrap_or(WARMUP_EXTRA);
+    let need = largest_warmup(&models, bundled);
     let start = stamped
         .iter()
         .filter_map(|s| {
@@ -565,6 +565,8 @@ fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
         extra_faults: faults,
         executor_kills,
         bars: Some(MarketBars(Arc::new(bars))),
+        // The soak's figures are its own: no refusal in open hours.
+        market_closed_every: None,
         ..Plan::from_seed(seed)
     };
     (plan, sessions)

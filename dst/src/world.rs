@@ -104,6 +104,24 @@ pub struct Plan {
     /// The market's bars when they are not the bundled files as read (the soak's series
     /// re-stamped onto one span); None: `fixtures::symbols()`.
     pub bars: Option<MarketBars>,
+    /// Every N-th order (`NewOrderReq` or `ClosePositionReq`) the broker refuses
+    /// `MARKET_CLOSED` though its market is open (a broker whose own calendar disagrees with
+    /// the symbol's hours, for a moment): the entry is missed and never chased, the exit is held
+    /// and tried again (a minute after the last release, `HELD_EXIT_RETRY_MS`) until it goes.
+    /// One drawn plan in [`MARKET_CLOSED_ONE_IN`] (its own stream); applied only with an
+    /// always-open calendar (the realistic one's refusals are its hours').
+    pub market_closed_every: Option<u64>,
+}
+
+/// One drawn plan in this many has the broker refuse `MARKET_CLOSED` in open hours.
+pub const MARKET_CLOSED_ONE_IN: u32 = 5;
+
+/// The broker's `MARKET_CLOSED` refusals in open hours of `seed` (their own stream): every
+/// N-th order, N in 2..=4, for one seed in [`MARKET_CLOSED_ONE_IN`].
+fn market_closed_every(seed: u64) -> Option<u64> {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x4D43_4C4F_5345_4400);
+    r.random_bool(1.0 / f64::from(MARKET_CLOSED_ONE_IN))
+        .then(|| r.random_range(2..=4))
 }
 
 /// Bar series by symbol name that replace the bundled ones for a plan (history, the replay and
@@ -250,6 +268,16 @@ pub struct Summary {
     /// Batches that went when the gather's wait ran out (`Timer::Gather`: a SIGNAL of their
     /// close instant late).
     pub gather_timeouts: u64,
+    /// Orders the broker refused `MARKET_CLOSED` in open hours (the plan's
+    /// `market_closed_every`).
+    pub market_closed_injected: u64,
+    /// Entries' margins taken from the margin-rate cache (a broker's answer younger than its
+    /// life, scaled to the current price: not asked again).
+    pub margins_cached: u64,
+    /// Margins of the next transitions' entries prefetched off the orders' path.
+    pub margins_prefetched: u64,
+    /// The longest an exit refused `MARKET_CLOSED` in open hours stayed held (virtual ms).
+    pub open_hold_max_ms: i64,
 }
 
 impl Plan {
@@ -340,6 +368,9 @@ impl Plan {
             extra_faults: Vec::new(),
             executor_kills: executor_kills(seed),
             bars: None,
+            // Under the realistic calendar the broker refuses by its hours already.
+            market_closed_every: market_closed_every(seed)
+                .filter(|_| hours.0 == CalendarMode::AlwaysOpen),
         }
     }
 }
@@ -427,6 +458,9 @@ struct World {
     refresh_answers_received: u64,
     /// The predictor's second write of a batch's answers, and when it arrives (virtual ms).
     late: Option<(i64, Vec<String>)>,
+    /// Orders the broker got (`NewOrderReq`, `ClosePositionReq`): the count the plan's
+    /// `market_closed_every` refusals go by.
+    orders_in: u64,
 }
 
 fn scratch_root() -> PathBuf {
@@ -640,6 +674,17 @@ impl World {
                 factor,
                 end: end_ms,
             });
+        } else {
+            // Always open: no calendar (every market open until the replay's end); the map
+            // between the clocks still serves the held exits' watch (an exit the broker refused
+            // `MARKET_CLOSED` in open hours must still go).
+            exec.hours = Some(Hours {
+                calendars: BTreeMap::new(),
+                t0: start_ms,
+                start: start_ms,
+                factor,
+                end: end_ms,
+            });
         }
         let base = Instant::now();
         let creds = Credentials {
@@ -725,6 +770,7 @@ impl World {
             scratch,
             summary: Summary::default(),
             end_ms,
+            orders_in: 0,
         })
     }
 
@@ -773,8 +819,43 @@ impl World {
     }
 
     /// Moves everything that can move at `now`; true when something did.
+    /// The plan's refusal in open hours of this request, if it is an order whose turn it is:
+    /// the broker's `MARKET_CLOSED` order error in its place (the broker never sees it).
+    fn market_closed_refusal(
+        &mut self,
+        req: &oracle_sim::msg::Request,
+    ) -> Option<oracle_sim::msg::Event> {
+        use oracle_sim::msg::Request;
+        let every = self
+            .plan
+            .market_closed_every
+            .filter(|_| self.plan.calendar == CalendarMode::AlwaysOpen)?;
+        let (account_id, position_id) = match req {
+            Request::NewOrder(o) => (o.account_id, None),
+            Request::ClosePosition {
+                account_id,
+                position_id,
+                ..
+            } => (*account_id, Some(*position_id)),
+            _ => return None,
+        };
+        self.orders_in += 1;
+        if self.orders_in % every != 0 {
+            return None;
+        }
+        self.summary.market_closed_injected += 1;
+        Some(oracle_sim::msg::Event::OrderError {
+            account_id,
+            code: SimErrorCode::MarketClosed,
+            order_id: None,
+            position_id,
+            description: "market is closed (fault: refused in open hours)".into(),
+        })
+    }
+
     fn settle(&mut self) -> Result<bool, Failure> {
         let mut any = false;
+        let mut refusals = Vec::new();
         self.sync_utc();
         loop {
             let mut progressed = false;
@@ -813,9 +894,12 @@ impl World {
                         loop {
                             match self.server_decoder.next_frame() {
                                 Ok(Some(body)) => match oracle_sim::wire::decode_request(&body) {
-                                    Ok((cmid, req)) => {
-                                        self.broker.handle_request(self.now, conn, cmid, req)
-                                    }
+                                    Ok((cmid, req)) => match self.market_closed_refusal(&req) {
+                                        Some(ev) => refusals.push((cmid, ev)),
+                                        None => {
+                                            self.broker.handle_request(self.now, conn, cmid, req)
+                                        }
+                                    },
                                     Err(e) => self.broker.handle_bad_frame(
                                         self.now,
                                         conn,
@@ -824,6 +908,16 @@ impl World {
                                 },
                                 Ok(None) => break,
                                 Err(e) => return Err(self.fail(format!("client framing: {e}"))),
+                            }
+                        }
+                        // The refusals in open hours: answered as the broker answers its own
+                        // (`ProtoOAOrderErrorEvent` with the request's client message id).
+                        for (cmid, ev) in refusals.drain(..) {
+                            let bytes = oracle_sim::wire::encode_event(cmid, &ev);
+                            if self.conn.is_some()
+                                && self.pipe.server_write(self.now, bytes, 0) == Wrote::Reset
+                            {
+                                self.reset_connection("reset by the pipe");
                             }
                         }
                     }
@@ -1317,6 +1411,9 @@ impl World {
         if !auth_stop && let Some(lost) = self.exec.held_exits_lost() {
             return Err(self.fail(lost));
         }
+        if !auth_stop && let Some(lost) = self.exec.held_in_open_market_lost() {
+            return Err(self.fail(lost));
+        }
         self.summary.steps = self.step;
         (
             self.summary.orders,
@@ -1330,6 +1427,8 @@ impl World {
         self.summary.market_closed_entries = self.exec.market_closed_entries;
         self.summary.held_releases = self.exec.releases;
         self.summary.gather_timeouts = self.exec.gather_timeouts;
+        (self.summary.margins_cached, self.summary.margins_prefetched) = self.exec.margin_counts();
+        self.summary.open_hold_max_ms = self.exec.open_hold_max_ms;
         self.summary.resets = self.pipe.resets;
         self.summary.deaths = self.pipe.deaths;
         self.summary.start_ms = self.t0;
