@@ -21,9 +21,13 @@
 //! risk guard's by [`risk_headroom`] at the last account read), trading days, best-day share.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
+use crate::config::ExecutorConfig;
 use crate::exec::{ExecutorCore, SideId};
 use crate::journal::Record;
+use crate::key::StreamKey;
+use crate::policy::{ModelState, Policy};
 use crate::propfirm::Headroom;
 use crate::risk::RiskGuard;
 use crate::side::{SideAction, SideCore};
@@ -435,6 +439,405 @@ impl SideCore {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The operator channel's requests and the `oracle status` view (the socket is the shell's).
+
+/// One operator request (the `cmd` field names it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    /// The status snapshot ([`Status`]).
+    Status,
+    /// Halt new entries (exits still run); with `flatten`, close every position too.
+    Halt {
+        /// Close every position as well.
+        #[serde(default)]
+        flatten: bool,
+    },
+    /// Close the positions of one symbol, or of every symbol (`"all"`).
+    Flatten {
+        /// A configured symbol, or `all`.
+        symbol: String,
+    },
+    /// Lift an operator halt.
+    Resume,
+    /// Trade a symbol again (`enabled: true`, written to executor_config.json).
+    Enable {
+        /// A configured symbol.
+        symbol: String,
+    },
+    /// Take no new entry for a symbol (`enabled: false`, written to executor_config.json);
+    /// exits still run.
+    Disable {
+        /// A configured symbol.
+        symbol: String,
+    },
+}
+
+impl Request {
+    /// The request's line (what the client sends).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Parses one request line; the error quotes the line (cut at 200 characters) and says why.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line.trim()).map_err(|e| {
+        let shown: String = line.trim_end().chars().take(200).collect();
+        format!(
+            "malformed operator request {shown:?}: {e} (one JSON object per line: {{\"cmd\":\"status\"}}, {{\"cmd\":\"halt\",\"flatten\":true}}, {{\"cmd\":\"flatten\",\"symbol\":\"EURUSD\"|\"all\"}}, {{\"cmd\":\"resume\"}}, {{\"cmd\":\"enable\"|\"disable\",\"symbol\":\"EURUSD\"}})"
+        )
+    })
+}
+
+/// The "authenticated local" rule: a peer is served only when its uid is the executor's own.
+pub fn check_peer(peer_uid: u32, own_uid: u32) -> Result<(), String> {
+    if peer_uid == own_uid {
+        Ok(())
+    } else {
+        Err(format!(
+            "operator connection from uid {peer_uid} refused: only the executor's own uid ({own_uid}) may command it"
+        ))
+    }
+}
+
+/// The answer line: `{"ok":true,…}` or `{"ok":false,"error":…}`.
+pub fn answer_err(error: &str) -> Value {
+    json!({"ok": false, "error": error})
+}
+
+/// One model's row of the status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRow {
+    /// `SYMBOL_TF`.
+    pub model: String,
+    /// The last virtual target the predictor signalled (`LONG_WEAK`…), if any.
+    pub virtual_position: Option<String>,
+    /// Its unrealised P&L, as the predictor's last SIGNAL said (since this executor started).
+    pub virtual_pnl: Option<f64>,
+    /// The live position (`FLAT` when none; absent without a live side).
+    pub real_position: Option<String>,
+    /// Its unrealised P&L (account currency, as the drift ledger reads it).
+    pub real_pnl: Option<f64>,
+    /// The paper book's position (absent without a paper side).
+    pub paper_position: Option<String>,
+    /// Its unrealised P&L.
+    pub paper_pnl: Option<f64>,
+    /// The open time of the last bar signalled (ISO UTC).
+    pub last_bar: Option<String>,
+    /// `in_sync`, `out_of_sync`, `missed_entry` (waits for the next transition),
+    /// `unreconciled: …`, `disabled`, `no_signal_yet`.
+    pub state: String,
+}
+
+/// One side's account and broker connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideStatus {
+    /// `live` or `paper`.
+    pub side: String,
+    /// Balance (absent when the broker did not answer).
+    pub balance: Option<f64>,
+    /// Equity.
+    pub equity: Option<f64>,
+    /// Free margin.
+    pub free_margin: Option<f64>,
+    /// Margin in use (equity − free margin).
+    pub margin_used: Option<f64>,
+    /// The broker connection is up.
+    pub connected: bool,
+}
+
+/// A configured symbol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SymbolRow {
+    /// Name.
+    pub name: String,
+    /// `enabled` in executor_config.json (as running).
+    pub enabled: bool,
+}
+
+/// The token pair's expiry (live only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    /// When the access token expires (ISO UTC).
+    pub expires_at: String,
+    /// Seconds left (negative: expired).
+    pub seconds_left: i64,
+    /// Where the expiry comes from: `session` (the running session's current token, refreshed
+    /// or not) or `token file` (no live session, or it does not know).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl TokenStatus {
+    /// The token expiring at `expires_at_ms`, seen at `now` (Unix s), known from `source`.
+    pub fn at(expires_at_ms: i64, now: i64, source: &str) -> TokenStatus {
+        TokenStatus {
+            expires_at: oracle_ipc::Iso(expires_at_ms.div_euclid(1000)).to_string(),
+            seconds_left: expires_at_ms
+                .saturating_sub(now.saturating_mul(1000))
+                .div_euclid(1000),
+            source: source.to_string(),
+        }
+    }
+}
+
+/// `oracle status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The executor's clock (ISO UTC).
+    pub at: String,
+    /// Per model.
+    pub models: Vec<ModelRow>,
+    /// Per side: account and connection.
+    pub sides: Vec<SideStatus>,
+    /// The guard of the answering side (live, else paper): its halt and the headroom to each
+    /// limit.
+    pub guard: Option<GuardStatus>,
+    /// The configuration as running.
+    pub symbols: Vec<SymbolRow>,
+    /// The access token's expiry (live: the session's current token, else the token file's),
+    /// if known.
+    pub token: Option<TokenStatus>,
+    /// The funded account's optional rules (`risk.flat_before_weekend`: each held symbol's
+    /// flat instant; `risk.news`: each symbol's news window in force or next); `None` with
+    /// both off.
+    #[serde(default)]
+    pub restrictions: Option<RestrictionsStatus>,
+}
+
+fn iso_ms(ms: i64) -> String {
+    oracle_ipc::Iso(ms.div_euclid(1000)).to_string()
+}
+
+fn money(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
+}
+
+impl Status {
+    /// The readable table `oracle status` prints.
+    pub fn table(&self) -> String {
+        let mut out = format!("executor status at {}\n\nMODELS\n", self.at);
+        out.push_str(&format!(
+            "{:<14} {:<14} {:>10} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
+            "model",
+            "virtual",
+            "virt P&L",
+            "real",
+            "real P&L",
+            "paper",
+            "paper P&L",
+            "last bar",
+            "state"
+        ));
+        for m in &self.models {
+            out.push_str(&format!(
+                "{:<14} {:<14} {:>10} {:<14} {:>10} {:<14} {:>10} {:<21} {}\n",
+                m.model,
+                m.virtual_position.as_deref().unwrap_or("-"),
+                money(m.virtual_pnl),
+                m.real_position.as_deref().unwrap_or("-"),
+                money(m.real_pnl),
+                m.paper_position.as_deref().unwrap_or("-"),
+                money(m.paper_pnl),
+                m.last_bar.as_deref().unwrap_or("-"),
+                m.state
+            ));
+        }
+        let cur = self
+            .guard
+            .as_ref()
+            .and_then(|g| g.currency.as_deref())
+            .map_or(String::new(), |c| format!(" ({c})"));
+        out.push_str(&format!("\nACCOUNTS{cur}\n"));
+        for s in &self.sides {
+            out.push_str(&format!(
+                "  {:<6} balance {} equity {} margin used {} free margin {} | broker {}\n",
+                s.side,
+                money(s.balance),
+                money(s.equity),
+                money(s.margin_used),
+                money(s.free_margin),
+                if s.connected {
+                    "connected"
+                } else {
+                    "DISCONNECTED"
+                },
+            ));
+        }
+        out.push_str("\nGUARD\n");
+        match &self.guard {
+            None => out.push_str("  no side runs\n"),
+            Some(g) => {
+                out.push_str(&format!(
+                    "  {} side, {}: {}\n",
+                    g.side,
+                    g.preset.as_deref().unwrap_or("risk guard"),
+                    match &g.halted {
+                        None => "trading".to_string(),
+                        Some(h) => format!(
+                            "HALTED {} by {} since {}{}",
+                            h.reason,
+                            h.by,
+                            iso_ms(h.since_ms),
+                            h.ends_ms.map_or_else(
+                                || " (until oracle resume)".to_string(),
+                                |e| format!(" (ends {})", iso_ms(e))
+                            )
+                        ),
+                    }
+                ));
+                for (name, h) in [("daily loss", &g.daily), ("max loss", &g.max_loss)] {
+                    match h {
+                        Some(h) => out.push_str(&format!(
+                            "  {name:<10} headroom {:>12.2} ({:.2}% of initial, {:.0}% of the allowance used), floor {:.2}\n",
+                            h.money,
+                            h.pct_of_initial,
+                            h.share_used * 100.0,
+                            h.floor
+                        )),
+                        None => out.push_str(&format!(
+                            "  {name:<10} headroom not known yet (no account answer)\n"
+                        )),
+                    }
+                }
+                out.push_str(&format!("  open positions {}\n", g.open_positions));
+                if !g.approximate.is_empty() {
+                    out.push_str(&format!(
+                        "  equity between account reads is approximate for {}: quoted in another currency than the deposit currency{}, with no conversion symbol quoted (the next account read corrects it)\n",
+                        g.approximate.join(", "),
+                        g.currency.as_deref().map_or(String::new(), |c| format!(" {c}"))
+                    ));
+                }
+            }
+        }
+        if let Some(r) = &self.restrictions {
+            out.push_str(&restrictions_table(r));
+        }
+        out.push_str("\nSYMBOLS\n");
+        for s in &self.symbols {
+            out.push_str(&format!(
+                "  {:<12} {}\n",
+                s.name,
+                if s.enabled { "enabled" } else { "disabled" }
+            ));
+        }
+        out.push_str(&match &self.token {
+            Some(t) => format!(
+                "\nTOKEN\n  access token expires {} ({} s left{})\n",
+                t.expires_at,
+                t.seconds_left,
+                if t.source.is_empty() {
+                    String::new()
+                } else {
+                    format!(", from the {}", t.source)
+                }
+            ),
+            None => "\nTOKEN\n  none (paper, or no token file in the state folder)\n".to_string(),
+        });
+        out
+    }
+}
+
+/// The RESTRICTIONS section of the status table.
+pub fn restrictions_table(r: &RestrictionsStatus) -> String {
+    let mut out = "\nRESTRICTIONS\n".to_string();
+    match r.flat_before_weekend_minutes {
+        None => out.push_str("  flat before the weekend: off\n"),
+        Some(m) => {
+            out.push_str(&format!(
+                "  flat before the weekend: {m} minutes before each market's last close of the week\n"
+            ));
+            if r.weekend.is_empty() {
+                out.push_str("    no position held\n");
+            }
+            for w in &r.weekend {
+                match (w.flat_at_ms, w.close_ms, w.open_ms) {
+                    (Some(at), Some(close), Some(open)) => out.push_str(&format!(
+                        "    {:<12} flat at {} (closes {}, entries refused until {})\n",
+                        w.symbol,
+                        iso_ms(at),
+                        iso_ms(close),
+                        iso_ms(open)
+                    )),
+                    _ => out.push_str(&format!(
+                        "    {:<12} no weekend known from the broker's calendar\n",
+                        w.symbol
+                    )),
+                }
+            }
+        }
+    }
+    match r.news_minutes {
+        None => out.push_str("  news windows: off\n"),
+        Some(m) => {
+            out.push_str(&format!(
+                "  news windows: no order within {m} minutes of an event\n"
+            ));
+            if r.news.is_empty() {
+                out.push_str("    no event to come\n");
+            }
+            for n in &r.news {
+                out.push_str(&format!(
+                    "    {:<12} {} {} - {} {}\n",
+                    n.symbol,
+                    if n.active { "ACTIVE" } else { "next  " },
+                    iso_ms(n.start_ms),
+                    iso_ms(n.end_ms),
+                    n.title
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A model's `state` in the status (see [`ModelRow::state`]): its side's reconciliation, the
+/// configuration, then the virtual target against the real position.
+pub fn model_state(
+    cfg: &ExecutorConfig,
+    key: &StreamKey,
+    virt: Option<&ModelState>,
+    side: Option<&Policy>,
+) -> String {
+    if let Some(why) = side.and_then(|p| p.unreconciled.get(key.symbol.as_str())) {
+        return format!("unreconciled: {why}");
+    }
+    if cfg
+        .symbols
+        .get(key.symbol.as_str())
+        .is_some_and(|s| !s.enabled)
+    {
+        return "disabled".into();
+    }
+    let Some(m) = virt else {
+        return "no_signal_yet".into();
+    };
+    if m.missed {
+        return "missed_entry".into();
+    }
+    let want = m.target.map_or(0, |t| t.0.direction());
+    let have = m.real.as_ref().map_or(0, |r| r.action.0.direction());
+    if want == have {
+        "in_sync".into()
+    } else {
+        "out_of_sync".into()
+    }
+}
+
+/// The core's command for a halt, flatten or resume request (`flatten all`, any case: every
+/// symbol).
+pub fn command(req: &Request) -> OperatorCommand {
+    match req {
+        Request::Halt { flatten } => OperatorCommand::Halt { flatten: *flatten },
+        Request::Flatten { symbol } => OperatorCommand::Flatten {
+            symbol: (!symbol.eq_ignore_ascii_case("all")).then(|| symbol.clone()),
+        },
+        _ => OperatorCommand::Resume,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,5 +1027,103 @@ mod tests {
         assert_eq!((m.floor, m.money), (46_000.0, 3_000.0));
         assert!((m.share_used - 0.25).abs() < 1e-9, "{m:?}");
         assert!(st.halted.is_none());
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_of_another_uid_is_refused_naming_both_uids() {
+        assert_eq!(check_peer(1000, 1000), Ok(()));
+        let e = check_peer(1001, 1000).expect_err("another uid");
+        assert!(e.contains("uid 1001") && e.contains("(1000)"), "{e}");
+        assert!(check_peer(0, 1000).is_err(), "root is another uid too");
+    }
+
+    #[test]
+    fn the_status_table_names_the_deposit_currency_and_the_symbols_approximate_between_reads() {
+        let guard = |currency: Option<&str>, approximate: Vec<String>| GuardStatus {
+            side: "live".into(),
+            preset: Some("ftmo-2step".into()),
+            halted: None,
+            balance: Some(100_000.0),
+            equity: Some(99_000.0),
+            daily: None,
+            max_loss: None,
+            act_at_share: Some(0.8),
+            next_day_start_ms: None,
+            trading_days: None,
+            min_trading_days: None,
+            best_day_share: None,
+            best_day_max_share: None,
+            open_positions: 1,
+            currency: currency.map(String::from),
+            approximate,
+        };
+        let mut st = Status {
+            at: "2026-12-07T00:00:00Z".into(),
+            models: Vec::new(),
+            sides: vec![SideStatus {
+                side: "live".into(),
+                balance: Some(100_000.0),
+                equity: Some(99_000.0),
+                free_margin: Some(98_000.0),
+                margin_used: Some(1_000.0),
+                connected: true,
+            }],
+            guard: Some(guard(Some("EUR"), vec!["USDJPY".into()])),
+            symbols: Vec::new(),
+            token: None,
+            restrictions: None,
+        };
+        let t = st.table();
+        assert!(t.contains("\nACCOUNTS (EUR)\n"), "{t}");
+        assert!(
+            t.contains("equity between account reads is approximate for USDJPY")
+                && t.contains("deposit currency EUR"),
+            "{t}"
+        );
+        // Every symbol converted (or none to convert), the currency not read: neither is said.
+        st.guard = Some(guard(None, Vec::new()));
+        let t = st.table();
+        assert!(t.contains("\nACCOUNTS\n"), "{t}");
+        assert!(!t.contains("approximate"), "{t}");
+    }
+
+    #[test]
+    fn requests_parse_and_a_malformed_line_is_named() {
+        assert_eq!(parse_request(r#"{"cmd":"status"}"#), Ok(Request::Status));
+        assert_eq!(
+            parse_request(r#"{"cmd":"halt"}"#),
+            Ok(Request::Halt { flatten: false })
+        );
+        assert_eq!(
+            parse_request(r#"{"cmd":"halt","flatten":true}"#),
+            Ok(Request::Halt { flatten: true })
+        );
+        assert_eq!(
+            parse_request(r#"{"cmd":"disable","symbol":"EURUSD"}"#),
+            Ok(Request::Disable {
+                symbol: "EURUSD".into()
+            })
+        );
+        for bad in ["status", r#"{"cmd":"explode"}"#, r#"{"cmd":"enable"}"#] {
+            let e = parse_request(bad).expect_err(bad);
+            assert!(e.starts_with("malformed operator request"), "{e}");
+            assert!(e.contains(&format!("{bad:?}")), "names the line: {e}");
+        }
+        for r in [
+            Request::Status,
+            Request::Halt { flatten: true },
+            Request::Flatten {
+                symbol: "all".into(),
+            },
+            Request::Resume,
+            Request::Enable { symbol: "X".into() },
+        ] {
+            assert_eq!(parse_request(&r.to_line()), Ok(r));
+        }
     }
 }
