@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use oracle_executor::operator::{Request, Status, request};
+use oracle_executor::operator::request;
+use oracle_executor_core::operator::{Request, Status};
 use serde_json::Value;
 
 /// The executor's state folder (where its `operator.sock` is).

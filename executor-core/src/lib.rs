@@ -27,7 +27,9 @@
 //! - [`operator`]: a person's commands (halt, flatten, resume) and the guard's status;
 //! - [`pace`]: the demo pacing (market held until the predictor is ready, one bar at a time);
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
-//!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out).
+//!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out);
+//! - [`streams`]: the bar streams (SEQ, the HISTORY rings, which SIGNALs are for a streamed bar)
+//!   and the BAR/ERR/WELCOME lines the shell's WebSocket server sends;
 //!
 //! **Invariant:** this crate does no I/O: no sockets, no files, no clock reads, no runtime. Time
 //! comes in as a parameter; the shell (`oracle-executor`) does the I/O and feeds the results back.
@@ -49,5 +51,6 @@ pub mod propfirm;
 pub mod restrictions;
 pub mod risk;
 pub mod side;
+pub mod streams;
 pub mod symbols;
 pub mod volume;

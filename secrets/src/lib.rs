@@ -16,6 +16,9 @@
 //!   [`IPC_TOKEN_KEY`] holds the IPC token; [`TELEGRAM_BOT_TOKEN_KEY`] and [`TELEGRAM_CHAT_ID_KEY`]
 //!   the alerts' Telegram bot (`oracle-alerts`, `docs/alerts.md`).
 //!
+//! - **The IPC token** ([`load_token`]): [`IPC_TOKEN_KEY`] from the environment, else a token
+//!   file of mode 0600, as a [`Secret`] (redacted in `Debug`, compared in constant time).
+//!
 //! No error, `Debug` output or log line carries a value: only paths, line numbers and key names.
 
 use std::collections::BTreeMap;
@@ -229,6 +232,103 @@ pub fn account_id(
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The IPC token ([`IPC_TOKEN_KEY`] or a 0600 file), as the executor's WebSocket server checks it.
+
+/// The shared IPC token. `Debug`/`Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a token.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// Constant-time comparison.
+    pub fn matches(&self, other: &str) -> bool {
+        let a = self.0.as_bytes();
+        let b = other.as_bytes();
+        let mut diff = a.len() ^ b.len();
+        for i in 0..a.len().max(b.len()) {
+            diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+        }
+        diff == 0
+    }
+    /// The token (to send it, never to log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why the token could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Neither the environment variable nor a file.
+    #[error("no IPC token: set ORACLE_IPC_TOKEN or pass --token-file (a file with mode 0600)")]
+    Missing,
+    /// The file is readable or writable by group/others.
+    #[error("token file {path} has mode {mode:o}: readable by others; run chmod 600 {path}")]
+    WorldReadable {
+        /// File.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// Read error.
+    #[error("token file {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Empty or contains `|`/control characters.
+    #[error("the IPC token is empty or contains '|' or control characters")]
+    Invalid,
+}
+
+/// Loads the token: `ORACLE_IPC_TOKEN` (given as `env`) wins, else the file, which must be 0600.
+pub fn load_token(env: Option<String>, file: Option<&Path>) -> Result<Secret, TokenError> {
+    let raw = if let Some(t) = env.filter(|t| !t.is_empty()) {
+        t
+    } else if let Some(p) = file {
+        let path = p.display().to_string();
+        let meta = std::fs::metadata(p).map_err(|source| TokenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(TokenError::WorldReadable { path, mode });
+            }
+        }
+        let _ = meta;
+        std::fs::read_to_string(p)
+            .map_err(|source| TokenError::Io { path, source })?
+            .trim()
+            .to_string()
+    } else {
+        return Err(TokenError::Missing);
+    };
+    if raw.is_empty()
+        || raw.len() > oracle_ipc::MAX_TOKEN
+        || raw.contains('|')
+        || raw.chars().any(char::is_control)
+    {
+        return Err(TokenError::Invalid);
+    }
+    Ok(Secret(raw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +369,34 @@ mod tests {
         assert!(account_id(None, Some(&bad), &|_| None).is_err());
         let typo = SecretsFile::from_vars([("ORACLE_CTRADER_CLIENTID".into(), "x".into())]);
         assert_eq!(typo.unknown_ctrader_keys(), vec!["ORACLE_CTRADER_CLIENTID"]);
+    }
+
+    #[test]
+    fn secret_is_redacted_and_compared() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(s.matches("hunter2"));
+        assert!(!s.matches("hunter3") && !s.matches("hunter") && !s.matches(""));
+    }
+
+    #[test]
+    fn token_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("oracle-token-{}", std::process::id()));
+        std::fs::write(&p, "tok-123\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            load_token(None, Some(&p)),
+            Err(TokenError::WorldReadable { .. })
+        ));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_token(None, Some(&p)).unwrap().matches("tok-123"));
+        assert!(
+            load_token(Some("env-tok".into()), Some(&p))
+                .unwrap()
+                .matches("env-tok")
+        );
+        assert!(matches!(load_token(None, None), Err(TokenError::Missing)));
+        std::fs::remove_file(&p).unwrap();
     }
 }

@@ -26,6 +26,7 @@ use oracle_executor_core::exec::{
 };
 pub use oracle_executor_core::side::{ACCOUNT_TTL, DECISION, Item, Retained};
 use oracle_executor_core::side::{AccountAhead, SideAction, SideCore};
+use oracle_executor_core::streams::err_line;
 
 use crate::alerting::Telemetry;
 use crate::broker::{AccountRead, Broker, OrderResult};
@@ -34,7 +35,6 @@ use crate::drift::{DriftLedger, DriftRow};
 use crate::journal::{Journal, Op, Record, Replayed};
 use crate::paper::PaperBook;
 use crate::policy::{AckKind, KeyText, Plan, Refusal, StreamKey};
-use crate::server::err_line;
 use crate::volume::SymbolSpec;
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.

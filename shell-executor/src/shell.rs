@@ -26,15 +26,14 @@ use crate::engine::{DECISION, Engine, Side};
 use crate::journal::Journal;
 use crate::paper::PaperBook;
 use crate::policy::{KeyText, StreamKey};
-use crate::server::{
-    Cmd, Metrics, NotStreamed, Secret, Streams, accept_loop, bar_line, err_line, load_token,
-};
+use crate::server::{Cmd, Metrics, accept_loop};
 use crate::volume::SymbolSpec;
 pub use oracle_executor_core::gather::Awaiting;
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::key::key_of;
 use oracle_executor_core::pace::Pace;
-use oracle_secrets::SecretsFile;
+use oracle_executor_core::streams::{NotStreamed, Streams, bar_line, err_line};
+use oracle_secrets::{Secret, SecretsFile, load_token};
 
 /// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;

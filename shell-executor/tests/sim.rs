@@ -190,7 +190,8 @@ async fn broker_rejection_names_its_code_and_is_not_chased() {
 #[test]
 fn broker_reconnect_mid_stream_no_missed_or_duplicated_bar() {
     use futures_util::{SinkExt, StreamExt};
-    use oracle_executor::server::{Metrics, Secret};
+    use oracle_executor::server::Metrics;
+    use oracle_secrets::Secret;
     use tokio_tungstenite::tungstenite::Message as WsMsg;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
