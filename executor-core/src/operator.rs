@@ -826,6 +826,73 @@ pub fn model_state(
     }
 }
 
+/// `enable`/`disable` of `symbol` against the running configuration (`shown`: the file's name):
+/// an unknown symbol is an error naming it and the configured ones; `Ok(Some(answer))` when it
+/// already is so (nothing to write); `Ok(None)` when the file is to be rewritten
+/// ([`enabled_file`]).
+pub fn enable_check(
+    cfg: &ExecutorConfig,
+    shown: &str,
+    symbol: &str,
+    enabled: bool,
+) -> Result<Option<String>, String> {
+    let Some(sc) = cfg.symbols.get(symbol) else {
+        let known: Vec<&str> = cfg.symbols.keys().map(String::as_str).collect();
+        return Err(format!(
+            "unknown symbol {symbol:?}: {shown} configures {}",
+            if known.is_empty() {
+                "no symbol".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    if sc.enabled == enabled {
+        let word = if enabled { "enabled" } else { "disabled" };
+        return Ok(Some(format!(
+            "{symbol} was already {word}; nothing changed"
+        )));
+    }
+    Ok(None)
+}
+
+/// The configuration file's new bytes with `symbol`'s `enabled` set, every other key as it was
+/// (in its order); refused, naming the file (`shown`), when it is not JSON, the symbol is not
+/// an object in it, or it would not validate after the change.
+pub fn enabled_file(
+    bytes: &[u8],
+    shown: &str,
+    symbol: &str,
+    enabled: bool,
+) -> Result<Vec<u8>, String> {
+    let mut doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{shown}: not valid JSON: {e}"))?;
+    let Some(entry) = doc.get_mut(symbol).and_then(Value::as_object_mut) else {
+        return Err(format!(
+            "{shown}: {symbol} is not an object in the file (edited by hand since the start?); nothing changed"
+        ));
+    };
+    entry.insert("enabled".into(), Value::Bool(enabled));
+    crate::config::from_value(&doc).map_err(|errs| {
+        format!(
+            "{shown}: would not validate after the change ({}); nothing changed",
+            errs.iter()
+                .map(|e| format!("{}: {}", e.key, e.msg))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let mut text = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    text.push(b'\n');
+    Ok(text)
+}
+
+/// The answer once `symbol`'s `enabled` is running and written to the file `shown`.
+pub fn enabled_message(symbol: &str, enabled: bool, shown: &str) -> String {
+    let word = if enabled { "enabled" } else { "disabled" };
+    format!("{symbol} {word} (running now, and written to {shown})")
+}
+
 /// The core's command for a halt, flatten or resume request (`flatten all`, any case: every
 /// symbol).
 pub fn command(req: &Request) -> OperatorCommand {
@@ -1125,5 +1192,41 @@ mod view_tests {
         ] {
             assert_eq!(parse_request(&r.to_line()), Ok(r));
         }
+    }
+
+    const TWO: &str = r#"{"risk": {"daily_loss_pct": 4}, "US500": {"enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5, "max_spread_points": 80}, "EURUSD": {"enabled": true, "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05}}"#;
+
+    #[test]
+    fn enabling_edits_only_the_symbols_key_and_an_edit_that_would_not_validate_is_refused() {
+        let cfg = crate::config::from_value(&serde_json::from_str(TWO).unwrap()).unwrap();
+        assert_eq!(
+            enable_check(&cfg, "cfg.json", "EURUSD", true),
+            Ok(Some("EURUSD was already enabled; nothing changed".into()))
+        );
+        assert_eq!(enable_check(&cfg, "cfg.json", "EURUSD", false), Ok(None));
+        let e = enable_check(&cfg, "cfg.json", "GBPUSD", false).expect_err("unknown");
+        assert!(
+            e.contains("\"GBPUSD\"") && e.contains("cfg.json configures EURUSD, US500"),
+            "{e}"
+        );
+        let text = enabled_file(TWO.as_bytes(), "cfg.json", "EURUSD", false).expect("edited");
+        let again = crate::config::from_value(&serde_json::from_slice(&text).unwrap()).unwrap();
+        assert!(!again.symbols["EURUSD"].enabled && again.symbols["US500"].enabled);
+        assert_eq!(again.symbols["US500"].max_spread_points, Some(80.0));
+        let t = String::from_utf8(text).unwrap();
+        assert!(t.find("risk").unwrap() < t.find("US500").unwrap(), "{t}");
+        assert!(t.find("US500").unwrap() < t.find("EURUSD").unwrap(), "{t}");
+        // Not an object, not JSON, or a file the change would make invalid: refused, named.
+        let e = enabled_file(br#"{"EURUSD": 1}"#, "cfg.json", "EURUSD", false).expect_err("x");
+        assert!(e.starts_with("cfg.json: EURUSD is not an object"), "{e}");
+        let e = enabled_file(b"nope", "cfg.json", "EURUSD", false).expect_err("x");
+        assert!(e.starts_with("cfg.json: not valid JSON"), "{e}");
+        let bad = br#"{"EURUSD": {"enabled": true, "lot_weak": -1}}"#;
+        let e = enabled_file(bad, "cfg.json", "EURUSD", false).expect_err("x");
+        assert!(e.contains("would not validate after the change"), "{e}");
+        assert_eq!(
+            enabled_message("EURUSD", false, "cfg.json"),
+            "EURUSD disabled (running now, and written to cfg.json)"
+        );
     }
 }

@@ -34,7 +34,7 @@ use crate::policy::{KeyText, StreamKey};
 // The requests and the status view are the core's; re-exported: the socket serves them.
 pub use oracle_executor_core::operator::{
     ModelRow, Request, SideStatus, Status, SymbolRow, TokenStatus, answer_err, check_peer, command,
-    model_state, parse_request,
+    enable_check, enabled_file, enabled_message, model_state, parse_request,
 };
 
 /// The socket's file name in the state folder.
@@ -343,52 +343,17 @@ pub fn set_enabled(
     symbol: &str,
     enabled: bool,
 ) -> Result<String, String> {
-    let Some(sc) = cfg.symbols.get(symbol) else {
-        let known: Vec<&str> = cfg.symbols.keys().map(String::as_str).collect();
-        return Err(format!(
-            "unknown symbol {symbol:?}: {} configures {}",
-            path.display(),
-            if known.is_empty() {
-                "no symbol".to_string()
-            } else {
-                known.join(", ")
-            }
-        ));
-    };
-    let word = if enabled { "enabled" } else { "disabled" };
-    if sc.enabled == enabled {
-        return Ok(format!("{symbol} was already {word}; nothing changed"));
+    let shown = path.display().to_string();
+    if let Some(unchanged) = enable_check(cfg, &shown, symbol, enabled)? {
+        return Ok(unchanged);
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
-    let Some(entry) = doc.get_mut(symbol).and_then(Value::as_object_mut) else {
-        return Err(format!(
-            "{}: {symbol} is not an object in the file (edited by hand since the start?); nothing changed",
-            path.display()
-        ));
-    };
-    entry.insert("enabled".into(), Value::Bool(enabled));
-    crate::config::from_value(&doc).map_err(|errs| {
-        format!(
-            "{}: would not validate after the change ({}); nothing changed",
-            path.display(),
-            errs.iter()
-                .map(|e| format!("{}: {}", e.key, e.msg))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    let mut text = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
-    text.push(b'\n');
-    write_atomic(path, &text).map_err(|e| format!("{}: cannot rewrite: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    let text = enabled_file(&bytes, &shown, symbol, enabled)?;
+    write_atomic(path, &text).map_err(|e| format!("{shown}: cannot rewrite: {e}"))?;
     if let Some(sc) = cfg.symbols.get_mut(symbol) {
         sc.enabled = enabled;
     }
-    Ok(format!(
-        "{symbol} {word} (running now, and written to {})",
-        path.display()
-    ))
+    Ok(enabled_message(symbol, enabled, &shown))
 }
 
 /// Appends one record to the operator journal (fsynced).
