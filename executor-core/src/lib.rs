@@ -24,7 +24,9 @@
 //!   batch's SIGNALs, which side answers (data: live, else paper), the ACK values;
 //! - [`gather`]: a close instant's SIGNALs gathered into one batch, the timer table
 //!   (`poll_timeout`/`handle_timeout`, milliseconds);
-//! - [`operator`]: a person's commands (halt, flatten, resume) and the guard's status;
+//! - [`operator`]: a person's commands (halt, flatten, resume), the guard's status, the
+//!   operator channel's request lines, enable/disable's configuration edit and the
+//!   `oracle status` view (its table);
 //! - [`pace`]: the demo pacing (market held until the predictor is ready, one bar at a time);
 //! - [`side`]: one book's decisions (live or paper: the same core), the batch of SIGNALs as a
 //!   state machine (`handle_*` in, [`side::SideCore::poll_action`] out);
