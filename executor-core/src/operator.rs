@@ -1229,4 +1229,251 @@ mod view_tests {
             "EURUSD disabled (running now, and written to cfg.json)"
         );
     }
+
+    #[test]
+    fn a_halt_flatten_or_resume_request_is_the_cores_command_flatten_all_in_any_case_is_every_symbol()
+     {
+        assert_eq!(
+            command(&Request::Halt { flatten: true }),
+            OperatorCommand::Halt { flatten: true }
+        );
+        assert_eq!(
+            command(&Request::Halt { flatten: false }),
+            OperatorCommand::Halt { flatten: false }
+        );
+        assert_eq!(
+            command(&Request::Flatten {
+                symbol: "EURUSD".into()
+            }),
+            OperatorCommand::Flatten {
+                symbol: Some("EURUSD".into())
+            }
+        );
+        for all in ["all", "ALL", "All"] {
+            assert_eq!(
+                command(&Request::Flatten { symbol: all.into() }),
+                OperatorCommand::Flatten { symbol: None },
+                "{all}"
+            );
+        }
+        assert_eq!(command(&Request::Resume), OperatorCommand::Resume);
+    }
+
+    #[test]
+    fn a_models_state_is_its_sides_reconciliation_then_its_configuration_then_target_against_real()
+    {
+        let mut cfg = crate::config::from_value(&serde_json::from_str(TWO).unwrap()).unwrap();
+        let key = crate::key::key_of("EURUSD", crate::key::Timeframe::M15).unwrap();
+        let act =
+            |name: &str| crate::policy::ActionName(oracle_ipc::Action::from_name(name).unwrap());
+        let real = |name: &str| crate::policy::RealPos {
+            position_id: 7,
+            action: act(name),
+            volume: 1000,
+            price: 1.1,
+        };
+        let st = |target: Option<&str>, real_pos: Option<&str>, missed: bool| ModelState {
+            target: target.map(act),
+            last_bt: Some(0),
+            real: real_pos.map(real),
+            missed,
+        };
+        let long = st(Some("LONG_WEAK"), Some("LONG_STRONG"), false);
+        assert_eq!(model_state(&cfg, &key, Some(&long), None), "in_sync");
+        let flat = st(Some("WAIT"), None, false);
+        assert_eq!(model_state(&cfg, &key, Some(&flat), None), "in_sync");
+        let out = st(Some("SHORT_WEAK"), Some("LONG_WEAK"), false);
+        assert_eq!(model_state(&cfg, &key, Some(&out), None), "out_of_sync");
+        let open = st(Some("LONG_WEAK"), None, false);
+        assert_eq!(model_state(&cfg, &key, Some(&open), None), "out_of_sync");
+        let missed = st(Some("LONG_WEAK"), None, true);
+        assert_eq!(model_state(&cfg, &key, Some(&missed), None), "missed_entry");
+        assert_eq!(model_state(&cfg, &key, None, None), "no_signal_yet");
+        let mut policy = Policy::new();
+        assert_eq!(
+            model_state(&cfg, &key, Some(&long), Some(&policy)),
+            "in_sync"
+        );
+        cfg.symbols.get_mut("EURUSD").unwrap().enabled = false;
+        assert_eq!(
+            model_state(&cfg, &key, Some(&long), Some(&policy)),
+            "disabled"
+        );
+        policy
+            .unreconciled
+            .insert("EURUSD".into(), "a position of 3 lots nobody opened".into());
+        assert_eq!(
+            model_state(&cfg, &key, Some(&long), Some(&policy)),
+            "unreconciled: a position of 3 lots nobody opened"
+        );
+    }
+
+    fn status_of(restrictions: Option<RestrictionsStatus>) -> Status {
+        let room = |money: f64| Headroom {
+            floor: 95_000.0,
+            money,
+            pct_of_initial: money / 1_000.0,
+            share_used: 0.25,
+        };
+        Status {
+            at: "2026-12-07T10:00:00Z".into(),
+            models: vec![ModelRow {
+                model: "EURUSD_M15".into(),
+                virtual_position: Some("LONG_WEAK".into()),
+                virtual_pnl: Some(12.345),
+                real_position: Some("LONG_WEAK".into()),
+                real_pnl: Some(-3.0),
+                paper_position: None,
+                paper_pnl: None,
+                last_bar: Some("2026-12-07T09:45:00Z".into()),
+                state: "in_sync".into(),
+            }],
+            sides: vec![SideStatus {
+                side: "live".into(),
+                balance: Some(100_000.0),
+                equity: None,
+                free_margin: Some(98_000.5),
+                margin_used: Some(1_000.0),
+                connected: false,
+            }],
+            guard: Some(GuardStatus {
+                side: "live".into(),
+                preset: Some("ftmo-2step".into()),
+                halted: Some(HaltStatus {
+                    reason: "HALTED_DAILY_LOSS".into(),
+                    since_ms: 1_796_635_200_000,
+                    by: "guard".into(),
+                    ends_ms: Some(1_796_682_000_000),
+                }),
+                balance: Some(100_000.0),
+                equity: Some(99_000.0),
+                daily: Some(room(4_000.0)),
+                max_loss: None,
+                act_at_share: Some(0.8),
+                next_day_start_ms: None,
+                trading_days: None,
+                min_trading_days: None,
+                best_day_share: None,
+                best_day_max_share: None,
+                open_positions: 2,
+                currency: None,
+                approximate: Vec::new(),
+            }),
+            symbols: vec![
+                SymbolRow {
+                    name: "EURUSD".into(),
+                    enabled: true,
+                },
+                SymbolRow {
+                    name: "US500".into(),
+                    enabled: false,
+                },
+            ],
+            token: Some(TokenStatus::at(1_796_638_800_000, 1_796_637_600, "session")),
+            restrictions,
+        }
+    }
+
+    #[test]
+    fn the_status_table_shows_money_to_the_cent_the_halt_with_its_iso_instants_and_the_token() {
+        let t = status_of(None).table();
+        assert!(
+            t.starts_with("executor status at 2026-12-07T10:00:00Z\n"),
+            "{t}"
+        );
+        let row = t.lines().find(|l| l.starts_with("EURUSD_M15")).expect(&t);
+        assert!(row.contains(" 12.35 ") && row.contains(" -3.00 "), "{row}");
+        assert!(
+            row.contains("2026-12-07T09:45:00Z") && row.ends_with("in_sync"),
+            "{row}"
+        );
+        assert!(
+            t.contains("live   balance 100000.00 equity - margin used 1000.00 free margin 98000.50 | broker DISCONNECTED"),
+            "{t}"
+        );
+        assert!(
+            t.contains("live side, ftmo-2step: HALTED HALTED_DAILY_LOSS by guard since 2026-12-07T09:20:00Z (ends 2026-12-07T22:20:00Z)"),
+            "{t}"
+        );
+        assert!(t.contains("daily loss headroom      4000.00 (4.00% of initial, 25% of the allowance used), floor 95000.00"), "{t}");
+        assert!(t.contains("max loss   headroom not known yet"), "{t}");
+        assert!(t.contains("open positions 2"), "{t}");
+        assert!(
+            t.contains("EURUSD       enabled\n") && t.contains("US500        disabled\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("access token expires 2026-12-07T10:20:00Z (1200 s left, from the session)"),
+            "{t}"
+        );
+        assert!(!t.contains("RESTRICTIONS"), "{t}");
+        let mut st = status_of(None);
+        st.guard.as_mut().unwrap().halted.as_mut().unwrap().ends_ms = None;
+        st.token = None;
+        let t = st.table();
+        assert!(
+            t.contains("since 2026-12-07T09:20:00Z (until oracle resume)"),
+            "{t}"
+        );
+        assert!(t.contains("TOKEN\n  none (paper"), "{t}");
+    }
+
+    #[test]
+    fn the_restrictions_section_gives_each_held_symbols_flat_instant_and_each_news_window() {
+        let r = RestrictionsStatus {
+            flat_before_weekend_minutes: Some(30),
+            weekend: vec![
+                WeekendStatus {
+                    symbol: "EURUSD".into(),
+                    flat_at_ms: Some(1_796_419_800_000),
+                    close_ms: Some(1_796_421_600_000),
+                    open_ms: Some(1_796_594_400_000),
+                },
+                WeekendStatus {
+                    symbol: "US500".into(),
+                    flat_at_ms: None,
+                    close_ms: None,
+                    open_ms: None,
+                },
+            ],
+            news_minutes: Some(5),
+            news: vec![NewsStatus {
+                symbol: "EURUSD".into(),
+                start_ms: 1_796_635_200_000,
+                end_ms: 1_796_635_800_000,
+                title: "NFP".into(),
+                active: true,
+            }],
+        };
+        let t = status_of(Some(r.clone())).table();
+        assert!(t.contains("\nRESTRICTIONS\n"), "{t}");
+        assert!(
+            t.contains("    EURUSD       flat at 2026-12-04T21:30:00Z (closes 2026-12-04T22:00:00Z, entries refused until 2026-12-06T22:00:00Z)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    US500        no weekend known from the broker's calendar\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("news windows: no order within 5 minutes of an event"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    EURUSD       ACTIVE 2026-12-07T09:20:00Z - 2026-12-07T09:30:00Z NFP\n"),
+            "{t}"
+        );
+        let off = restrictions_table(&RestrictionsStatus::default());
+        assert_eq!(
+            off,
+            "\nRESTRICTIONS\n  flat before the weekend: off\n  news windows: off\n"
+        );
+        let empty = restrictions_table(&RestrictionsStatus {
+            flat_before_weekend_minutes: Some(30),
+            news_minutes: Some(5),
+            ..RestrictionsStatus::default()
+        });
+        assert!(empty.contains("    no position held\n"), "{empty}");
+        assert!(empty.contains("    no event to come\n"), "{empty}");
+    }
 }
