@@ -1103,6 +1103,10 @@ mod view_tests {
 
     #[test]
     fn a_peer_of_another_uid_is_refused_naming_both_uids() {
+        assert_eq!(
+            answer_err("operator connection refused"),
+            json!({"ok": false, "error": "operator connection refused"})
+        );
         assert_eq!(check_peer(1000, 1000), Ok(()));
         let e = check_peer(1001, 1000).expect_err("another uid");
         assert!(e.contains("uid 1001") && e.contains("(1000)"), "{e}");
