@@ -113,7 +113,7 @@ pub struct LinkCounters {
     pub margins_prefetched: u64,
 }
 
-/// The margin-rate cache's life in the live shell (`shell-executor`'s `MARGIN_RATE_TTL`, 900 s):
+/// The margin-rate cache's life, the live shell's too (`shell-executor`'s `MARGIN_RATE_TTL` is it), 900 s:
 /// a broker's margin answer is reused, scaled to the current price, for this long (executor ms);
 /// a prefetch asks again the ones at least half this old.
 pub const MARGIN_RATE_TTL_MS: i64 = 900_000;

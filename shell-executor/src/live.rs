@@ -328,7 +328,9 @@ pub struct LiveBroker {
 /// margin is proportional to the price (quote currency = deposit currency) and off by at most the
 /// price move since the answer elsewhere (deposit currency = base currency: the margin does not
 /// move with the price); the broker's own check (`NOT_ENOUGH_MONEY`) still stands behind it.
-pub const MARGIN_RATE_TTL: Duration = Duration::from_secs(900);
+/// One value with the DST's `Link` ([`oracle_executor_ctrader::link::MARGIN_RATE_TTL_MS`]).
+pub const MARGIN_RATE_TTL: Duration =
+    Duration::from_millis(oracle_executor_ctrader::link::MARGIN_RATE_TTL_MS as u64);
 
 /// A decoded trendbar as the engine's bar, prices rounded to the symbol's `digits`.
 fn bar_data(b: &units::Bar, digits: u32) -> Bar {

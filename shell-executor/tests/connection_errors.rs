@@ -101,8 +101,17 @@ fn probe_growth(backtrace: &str) -> i64 {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_connection_that_is_no_websocket_costs_no_backtrace() {
-    let without = probe_growth("0");
-    let with = probe_growth("1");
+    // The least growth of three executors each: RSS also moves with what else the machine
+    // pages at that moment (one lone reading grew by over 512 kB under a loaded test run),
+    // while a backtrace's unwind tables cost ~1.3 MB on every try.
+    let least = |backtrace: &str| {
+        (0..3)
+            .map(|_| probe_growth(backtrace))
+            .min()
+            .expect("3 tries")
+    };
+    let without = least("0");
+    let with = least("1");
     assert!(
         with < without + 512,
         "a probe grew the executor by {with} kB with RUST_BACKTRACE=1, by {without} kB without"
