@@ -1872,7 +1872,7 @@ pub fn init_logging(json: bool, filter: tracing_subscriber::EnvFilter) {
     };
 }
 
-/// Entry point for `oracle-executor ARGS` and `oracle executor ARGS` (`args` includes argv[0]).
+/// Entry point for `oracle-executor ARGS` and `oracle executor ARGS` (`args` includes `argv[0]`).
 pub fn run_cli<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
