@@ -133,6 +133,24 @@ async fn authed(h: &Harness) -> Ws {
     ws
 }
 
+/// [`authed`] over a socket with TCP_NODELAY, as the predictor's: a SIGNAL leaves when it is
+/// written (without it, Nagle holds a second one back until the first one's ACK, 40 ms later).
+async fn authed_nodelay(h: &Harness) -> Ws {
+    let tcp = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}", h.addr),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .expect("ws");
+    send(&mut ws, &format!("HELLO|{TOKEN}")).await;
+    assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+    ws
+}
+
 fn local<F: std::future::Future<Output = ()>>(f: F) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -985,18 +1003,7 @@ fn the_batchs_account_read_starts_when_the_bars_go_out_once_per_close_instant() 
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(1)));
         let h = start(&d, clock.clone()).await;
         // TCP_NODELAY, as the predictor's socket: both SIGNALs of an instant join one batch.
-        let tcp = tokio::net::TcpStream::connect(h.addr)
-            .await
-            .expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        let (mut ws, _) = tokio_tungstenite::client_async(
-            format!("ws://{}", h.addr),
-            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-        )
-        .await
-        .expect("ws");
-        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
-        assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+        let mut ws = authed_nodelay(&h).await;
         let reads = || h.account_reads.load(std::sync::atomic::Ordering::SeqCst);
         for i in 1..=2 {
             clock.store(now(i), std::sync::atomic::Ordering::SeqCst);
@@ -1046,20 +1053,7 @@ fn signals_of_one_close_instant_arriving_apart_are_handled_as_one_batch() {
         let d = tmpdir("ipc-gather");
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(now(1)));
         let h = start(&d, clock.clone()).await;
-        // TCP_NODELAY, as the predictor's socket: the second SIGNAL leaves when it is written
-        // (without it, Nagle holds it back until the first one's ACK, 40 ms later).
-        let tcp = tokio::net::TcpStream::connect(h.addr)
-            .await
-            .expect("connect");
-        tcp.set_nodelay(true).expect("nodelay");
-        let (mut ws, _) = tokio_tungstenite::client_async(
-            format!("ws://{}", h.addr),
-            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-        )
-        .await
-        .expect("ws");
-        send(&mut ws, &format!("HELLO|{TOKEN}")).await;
-        assert_eq!(recv(&mut ws).await.as_deref(), Some("WELCOME|V:1"));
+        let mut ws = authed_nodelay(&h).await;
         // Bar 1: both models say WAIT (their first signal); bar 2: both enter.
         for i in 1..=2 {
             for sym in ["EURUSD", "US500"] {
