@@ -324,6 +324,24 @@ impl Telemetry {
     }
 }
 
+/// The live session's events (its event task): a loss, a reconnect, a refresh, an
+/// authentication refused for good (the alert, then the stop with [`STOP_GRACE`]).
+#[cfg(feature = "live")]
+impl oracle_executor_broker::live::SessionEvents for Telemetry {
+    fn session_up(&self, now: i64) {
+        self.broker_up(now);
+    }
+    fn session_lost(&self, now: i64) {
+        self.broker_down(now);
+    }
+    fn auth_refused(&self, why: &str) {
+        self.auth_failed_for_good(why, STOP_GRACE);
+    }
+    fn tokens_refreshed(&self, n: u64) {
+        self.metrics.tokens_refreshed(n);
+    }
+}
+
 /// After a batch was answered: each refusal counted and told, the answering side's account and
 /// positions into the gauges (the engine's hook, after the ACKs are built).
 pub fn after_batch<L, P>(

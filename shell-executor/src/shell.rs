@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::broker::{Bar, Broker};
+use crate::broker::Broker;
 use crate::config;
 use crate::drift::DriftLedger;
 use crate::engine::{DECISION, Engine, Side};
@@ -35,62 +35,7 @@ use oracle_executor_core::pace::Pace;
 use oracle_executor_core::streams::{NotStreamed, Streams, bar_line, err_line};
 use oracle_secrets::{Secret, SecretsFile, load_token};
 
-/// The executor's clock seam: Unix seconds. Tests pass a virtual clock.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    })
-}
-
-/// Events from the market-data side (the broker session, or a replay).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Feed {
-    /// A bar closed.
-    Bar {
-        /// Symbol.
-        symbol: String,
-        /// Timeframe.
-        tf: Timeframe,
-        /// The bar.
-        bar: Bar,
-        /// Spread (price units) for the paper book's ask when it runs alone.
-        spread: f64,
-    },
-    /// `--bar-close live`: the broker's history differs from a bar already sent from the live
-    /// stream's final snapshot. History counts: the bar is replaced in what HISTORY serves and
-    /// sent again to the predictor with `REV:1` (docs/ipc.md "Revisions").
-    BarRevised {
-        /// Symbol.
-        symbol: String,
-        /// Timeframe.
-        tf: Timeframe,
-        /// History's bar (same open time as the one sent).
-        bar: Bar,
-        /// The bar that was sent.
-        sent: Bar,
-    },
-    /// The broker session came back: reconcile before anything else, then the gap fill arrives
-    /// as ordinary `Bar`s (already-sent bars are dropped by [`Streams::offer`]).
-    Reconnected,
-    /// The broker reported a change nobody asked for (a position closed by a stop-out or by
-    /// hand elsewhere): reconcile.
-    Reconcile,
-    /// A symbol's quote (a spot event, at most one a second per symbol): the prop-firm guard is
-    /// evaluated on it when a position is open on the symbol (it may close everything and halt).
-    Quote {
-        /// Symbol (as in executor_config.json).
-        symbol: String,
-        /// Bid.
-        bid: f64,
-        /// Ask.
-        ask: f64,
-    },
-}
+pub use oracle_executor_broker::feed::{Clock, Feed, system_clock};
 
 /// Bars kept per stream for HISTORY.
 pub const HISTORY_RING: usize = 2000;
@@ -1572,21 +1517,6 @@ async fn run_dry(
     // The session (in the book) lives as long as the serving: it is the feed.
     drop(engine);
     r
-}
-
-/// `--dry-run`: the paper book follows the live session's market (its calendar and symbol
-/// modes); the session is reachable through nothing else, so it gets no order.
-#[cfg(feature = "live")]
-impl crate::paper::Market for crate::live::LiveBroker {
-    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
-        Broker::closed(self, symbol, utc_ms)
-    }
-    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
-        Broker::week_end(self, symbol, utc_ms)
-    }
-    fn changed_specs(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Vec<SymbolSpec>> + '_>> {
-        Box::pin(Broker::changed_specs(self))
-    }
 }
 
 /// Broker credentials from a secrets file (either key spelling); the error names the key only.

@@ -153,7 +153,7 @@ impl PaperBook {
     /// The live broker beside the book (`--with-paper`) says `symbol`'s market is `closed` (or
     /// open: `None`) at `utc_ms`: [`Broker::closed`] answers from it at that instant and
     /// after, a closed market opening at its `until_ms`. The engine sets it before the book's
-    /// side asks ([`crate::engine::Engine`]).
+    /// side asks (the executor's `Engine`).
     pub fn set_hours(&mut self, symbol: &str, utc_ms: i64, closed: Option<Closed>) {
         self.hours.insert(symbol.to_string(), (utc_ms, closed));
     }

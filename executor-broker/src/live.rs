@@ -41,8 +41,8 @@ use tracing::{info, warn};
 use crate::broker::{
     Bar, Broker, BrokerError, BrokerPosition, OrderLookup, OrderReq, OrderResult, Quote,
 };
+use crate::feed::Feed;
 use crate::risk::Account;
-use crate::shell::Feed;
 use crate::symbols::{self, TradingMode};
 use crate::volume::SymbolSpec;
 
@@ -181,12 +181,26 @@ async fn store_refreshed(
 /// Bid and ask in wire units (a side absent until first seen).
 type WireQuote = (Option<u64>, Option<u64>);
 
+/// What the live session tells the process's alerts and metrics ([`LiveBroker::set_telemetry`];
+/// the executor's `alerting::Telemetry` implements it): called from the session's event task.
+pub trait SessionEvents: Send + Sync {
+    /// The session is (again) ready at `now` (UTC seconds).
+    fn session_up(&self, now: i64);
+    /// The session was lost at `now` (UTC seconds).
+    fn session_lost(&self, now: i64);
+    /// The broker refused the authentication for good (`why`: its code and description): the
+    /// alert and the stop's message sent before the process exits.
+    fn auth_refused(&self, why: &str);
+    /// `n` more access-token refreshes.
+    fn tokens_refreshed(&self, n: u64);
+}
+
 #[derive(Default)]
 struct Shared {
     up: AtomicBool,
     /// Alerts and metrics ([`LiveBroker::set_telemetry`]): the event task tells them of a
     /// loss, a reconnect, a refresh and an authentication failure.
-    telemetry: std::sync::OnceLock<Arc<crate::alerting::Telemetry>>,
+    telemetry: std::sync::OnceLock<Arc<dyn SessionEvents>>,
     /// Token refreshes not yet counted in the metrics (those before [`LiveBroker::set_telemetry`]:
     /// inside [`connect`], or in the event task meanwhile); whoever sees the telemetry set adds
     /// them ([`Shared::count_refreshes`]).
@@ -236,7 +250,7 @@ impl Shared {
         if let Some(t) = self.telemetry.get() {
             let n = self.refreshes_uncounted.swap(0, Ordering::SeqCst);
             if n > 0 {
-                t.metrics.tokens_refreshed(n);
+                t.tokens_refreshed(n);
             }
         }
     }
@@ -367,7 +381,7 @@ use oracle_executor_ctrader::wire::{
 };
 
 /// The wall clock, Unix ms.
-pub(crate) fn utc_ms() -> i64 {
+pub fn utc_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -588,7 +602,7 @@ async fn event_task(
             Event::Ready => {
                 shared.up.store(true, Ordering::SeqCst);
                 if let Some(t) = shared.telemetry.get() {
-                    t.broker_up(utc_ms() / 1000);
+                    t.session_up(utc_ms() / 1000);
                 }
                 // A symbol may have changed its trading mode (or name) while we were away.
                 shared.specs_stale.store(true, Ordering::SeqCst);
@@ -598,7 +612,7 @@ async fn event_task(
             Event::Disconnected { reason, .. } => {
                 shared.up.store(false, Ordering::SeqCst);
                 if let Some(t) = shared.telemetry.get() {
-                    t.broker_down(utc_ms() / 1000);
+                    t.session_lost(utc_ms() / 1000);
                 }
                 warn!(
                     ?reason,
@@ -614,7 +628,7 @@ async fn event_task(
                     None => code.to_string(),
                 };
                 if let Some(t) = shared.telemetry.get() {
-                    t.auth_failed_for_good(&why, crate::alerting::STOP_GRACE);
+                    t.auth_refused(&why);
                 }
                 tracing::error!("{}", AuthStop(why));
                 std::process::exit(i32::from(EXIT_AUTH_STOP));
@@ -797,7 +811,7 @@ impl LiveBroker {
 
     /// The event task tells `t` of a loss, a reconnect, a token refresh and an authentication
     /// failed for good (then the process stops).
-    pub fn set_telemetry(&self, t: Arc<crate::alerting::Telemetry>) {
+    pub fn set_telemetry(&self, t: Arc<dyn SessionEvents>) {
         let _ = self.shared.telemetry.set(t);
         // The refreshes made before (inside `connect`, or since).
         self.shared.count_refreshes();
@@ -810,9 +824,9 @@ impl LiveBroker {
     /// virtual time; a fast replay that moves on while our requests are answered does not age
     /// the signal), else the broker's time (latest spot `timestamp`, else the end of the latest
     /// closed bar).
-    pub fn clock(&self) -> crate::shell::Clock {
+    pub fn clock(&self) -> crate::feed::Clock {
         let shared = self.shared.clone();
-        let sys = crate::shell::system_clock();
+        let sys = crate::feed::system_clock();
         Arc::new(move || {
             if !shared.hold.load(Ordering::SeqCst) {
                 return sys();
@@ -823,7 +837,7 @@ impl LiveBroker {
         })
     }
 
-    /// The engine's release of a bar (see [`crate::shell::Pacing::released`]).
+    /// The engine's release of a bar (the shell's `Pacing::released`).
     pub fn release_hook(&self) -> Arc<dyn Fn() + Send + Sync> {
         let shared = self.shared.clone();
         Arc::new(move || {
@@ -1797,6 +1811,22 @@ fn broker_instant(now_ms: i64, replay_ms: Option<i64>) -> (i64, i64) {
     match replay_ms {
         Some(b) => (b, now_ms.saturating_sub(b)),
         None => (now_ms, 0),
+    }
+}
+
+/// `--dry-run`: the paper book follows the live session's market (its calendar and symbol
+/// modes); the session is reachable through nothing else, so it gets no order.
+impl crate::paper::Market for LiveBroker {
+    fn closed(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::Closed> {
+        Broker::closed(self, symbol, utc_ms)
+    }
+    fn week_end(&self, symbol: &str, utc_ms: i64) -> Option<crate::broker::WeekEnd> {
+        Broker::week_end(self, symbol, utc_ms)
+    }
+    fn changed_specs(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<SymbolSpec>> + '_>> {
+        Box::pin(Broker::changed_specs(self))
     }
 }
 

@@ -1,0 +1,24 @@
+//! The executor's broker seam and its two implementations: "live and paper are two instances of
+//! the same core behind one broker interface".
+//!
+//! - [`broker`]: the async [`broker::Broker`] trait the executor's engine drives;
+//! - [`paper`]: [`paper::PaperBook`], an internal simulated book that implements it (paper mode,
+//!   a dry run, tests);
+//! - `live` (feature `live`): `LiveBroker`, the broker over `oracle-ctrader`'s Tokio driver and
+//!   `oracle-executor-ctrader`'s translations, and [`feed::Feed`]'s source;
+//! - [`feed`]: the market-data events ([`feed::Feed`]) and the clock seam ([`feed::Clock`]);
+//! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof.
+//!
+//! The decisions are `oracle-executor-core`'s (sans-IO); the shell (`oracle-executor`) wires the
+//! books to the engine, the journal and the IPC server.
+
+pub mod broker;
+pub mod failpoint;
+pub mod feed;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod paper;
+
+#[cfg(feature = "live")]
+use oracle_executor_core::{config, symbols};
+use oracle_executor_core::{risk, volume};
