@@ -142,6 +142,24 @@ pub struct Predictor {
     pub errors: u64,
     /// Where a model refused at load is told (`--alerts-config`; off by default).
     alerts: oracle_alerts::Alerts,
+    /// The last batch's `SIGNAL`s, logged by [`Predictor::after_send`] once they are on their
+    /// way (their log lines and the trace rows' writes are not between a bar and its order).
+    sent: Vec<SignalLog>,
+}
+
+/// What a `signal` log line says (written after the batch's `SIGNAL`s were sent).
+struct SignalLog {
+    name: String,
+    stream: StreamKey,
+    bar_time: i64,
+    seq: u64,
+    action: &'static str,
+    direction: i8,
+    intensity: u8,
+    regime: usize,
+    entry_price: f64,
+    realized_pnl: f64,
+    upnl: f64,
 }
 
 impl Predictor {
@@ -167,6 +185,7 @@ impl Predictor {
             malformed: 0,
             errors: 0,
             alerts: oracle_alerts::Alerts::off(),
+            sent: Vec::new(),
         })
     }
 
@@ -415,7 +434,12 @@ impl Predictor {
     /// request holds are stepped at once, every twin of those streams in one call of the
     /// loader's fleet path ([`Loader::handle_bars`]: the core's SIMD lanes). The outcome, the
     /// `SIGNAL`s and their order are those of the lines handled one by one.
+    ///
+    /// The `signal` log lines and the trace rows of a live close wait for
+    /// [`Predictor::after_send`] (the shell calls it once the `SIGNAL`s are written; this call
+    /// and [`Predictor::persist`] make up for a caller that does not).
     pub fn handle_lines<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
+        self.after_send();
         let mut out = Vec::new();
         let mut close: Vec<(StreamKey, Bar, u64)> = Vec::new();
         let mut seen: HashSet<StreamKey> = HashSet::new();
@@ -796,7 +820,7 @@ impl Predictor {
                 debug!(event = "bar_ignored", model = %name, bar_time = %crate::isotime::format(bar.time), seq);
                 continue;
             }
-            info!(event = "bar", model = %name, symbol = %key.symbol, tf = %key.timeframe,
+            debug!(event = "bar", model = %name, symbol = %key.symbol, tf = %key.timeframe,
                 bar_time = %crate::isotime::format(bar.time), seq, close = bar.close);
             due.push((k, name, slot));
         }
@@ -837,19 +861,40 @@ impl Predictor {
                     if slot.recent.len() > 64 {
                         slot.recent.pop_front();
                     }
-                    info!(event = "signal", model = %name, symbol = %stream.symbol, tf = %stream.timeframe,
-                        bar_time = %crate::isotime::format(bar.time), seq, action = %d.action.name(),
-                        direction = d.position.direction, intensity = d.position.intensity, regime = d.regime,
-                        entry_price = d.position.entry_price, realized_pnl = d.realized_pnl,
-                        upnl = d.unrealized_pnl);
+                    self.sent.push(SignalLog {
+                        name: name.clone(),
+                        stream,
+                        bar_time: bar.time,
+                        seq: *seq,
+                        action: d.action.name(),
+                        direction: d.position.direction,
+                        intensity: d.position.intensity,
+                        regime: d.regime,
+                        entry_price: d.position.entry_price,
+                        realized_pnl: d.realized_pnl,
+                        upnl: d.unrealized_pnl,
+                    });
                 }
             }
             self.dirty = true;
         }
-        if !close.is_empty() {
-            self.flush_traces();
-        }
         out
+    }
+
+    /// After the last batch's `SIGNAL`s were written: one `signal` log line each, and its
+    /// trace rows handed to the OS (neither is on the way from a bar to its order). Nothing
+    /// when there is nothing waiting.
+    pub fn after_send(&mut self) {
+        if self.sent.is_empty() {
+            return;
+        }
+        for s in self.sent.drain(..) {
+            info!(event = "signal", model = %s.name, symbol = %s.stream.symbol, tf = %s.stream.timeframe,
+                bar_time = %crate::isotime::format(s.bar_time), seq = s.seq, action = %s.action,
+                direction = s.direction, intensity = s.intensity, regime = s.regime,
+                entry_price = s.entry_price, realized_pnl = s.realized_pnl, upnl = s.upnl);
+        }
+        self.flush_traces();
     }
 
     fn ack(&mut self, ack: &wire::Ack) {
@@ -898,8 +943,14 @@ impl Predictor {
         }
     }
 
+    /// Whether a bar moved a twin since the last [`Predictor::persist`].
+    pub fn unsaved(&self) -> bool {
+        self.dirty
+    }
+
     /// Writes every up-to-date twin's state if a bar moved one since the last write.
     pub fn persist(&mut self) -> std::io::Result<()> {
+        self.after_send();
         if !self.dirty {
             return Ok(());
         }

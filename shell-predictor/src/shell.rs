@@ -22,6 +22,14 @@ pub struct ShellConfig {
     pub once: bool,
 }
 
+/// How long after a batch's `SIGNAL`s the twins' states are written (and fsynced): past the
+/// executor's order path (its journal's fsync of the batch's intents, the orders on the wire),
+/// so the two processes' fsyncs do not queue on the same disk. The file is a restart point, not
+/// a promise to anyone: a predictor killed before it restores the state before and steps the
+/// bars since again from `HISTORY` (the same twins, the same `SIGNAL`s, which the executor
+/// answers as duplicates). A batch while one is waiting does not push it back.
+pub const PERSIST_DELAY: Duration = Duration::from_millis(50);
+
 enum Ended {
     Shutdown,
     Closed,
@@ -87,6 +95,26 @@ pub async fn run(cfg: ShellConfig, mut p: Predictor) -> anyhow::Result<()> {
     }
 }
 
+/// One session over an open WebSocket to the executor (what [`run`] does on each connection,
+/// the models already scanned), until the executor closes it; the states are written at its end.
+pub async fn serve<S>(
+    cfg: &ShellConfig,
+    p: &mut Predictor,
+    ws: tokio_tungstenite::WebSocketStream<S>,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut poll = interval(cfg.poll);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let never = std::future::pending::<()>();
+    tokio::pin!(never);
+    let mut backoff = Duration::from_millis(100);
+    let r = session(cfg, p, ws, &mut poll, &mut never, &mut backoff).await;
+    p.persist()?;
+    r.map(|_| ())
+}
+
 async fn session<S>(
     cfg: &ShellConfig,
     p: &mut Predictor,
@@ -117,6 +145,9 @@ where
     for line in p.on_connected() {
         tx.send(Message::text(line)).await?;
     }
+    // When the states are written next (PERSIST_DELAY after a batch that moved a twin); the
+    // caller writes them when the session ends.
+    let mut persist_at: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -152,11 +183,20 @@ where
                     tx.feed(Message::text(line)).await?;
                 }
                 tx.flush().await?;
-                if let Err(e) = p.persist() {
-                    error!(event = "state_unwritable", error = %e);
-                }
+                // The signals are out: their log lines and trace rows now, the states a little
+                // later (PERSIST_DELAY).
+                p.after_send();
                 if closed {
                     return Ok(Ended::Closed);
+                }
+                if p.unsaved() && persist_at.is_none() {
+                    persist_at = Some(Instant::now() + PERSIST_DELAY);
+                }
+            }
+            _ = sleep_until(persist_at.unwrap_or_else(Instant::now)), if persist_at.is_some() => {
+                persist_at = None;
+                if let Err(e) = p.persist() {
+                    error!(event = "state_unwritable", error = %e);
                 }
             }
             _ = poll.tick() => {

@@ -295,3 +295,50 @@ fn live_bars_during_history_are_held_then_signalled() {
     assert!(out[0].contains("|SEQ:30|"));
     std::fs::remove_dir_all(&root).expect("cleanup");
 }
+
+#[test]
+fn a_live_close_writes_its_trace_rows_after_its_signals_are_sent_not_before() {
+    let root = tmpdir("trace-after-send");
+    setup(&root);
+    let (a, b, c) = (
+        bars(60, 1_600_000_000, 0.0),
+        bars(60, 1_600_000_000, 1.0),
+        bars(60, 1_600_000_000, 2.0),
+    );
+    let streams: [(&str, &str, &[Bar]); 3] = [
+        ("EURUSD", "M1", &a),
+        ("EURUSD", "M5", &b),
+        ("GBPUSD", "M1", &c),
+    ];
+    let mut p = predictor(&root);
+    assert!(p.scan().is_empty());
+    let reqs = p.on_connected();
+    serve_history(&mut p, &reqs, &streams, 40);
+    p.persist().expect("persist");
+    let path = root.join("trace/EURUSD_M1.csv");
+    // (No file yet is an empty one.)
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    let before = read();
+    let bt = oracle_predictor::isotime::format(a[40].time);
+    assert!(!before.contains(&bt), "{before}");
+    let out = p.handle_lines(&[
+        bar_line("EURUSD", "M1", &a[40], 40, false),
+        bar_line("GBPUSD", "M1", &c[40], 40, false),
+    ]);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(
+        read(),
+        before,
+        "the close's trace rows were written before its SIGNALs went out"
+    );
+    p.after_send();
+    let after = read();
+    assert!(
+        after.starts_with(&before) && after[before.len()..].starts_with(&bt),
+        "the close's row, once sent: {after}"
+    );
+    // A caller that never calls after_send still gets every row written (by the next lines).
+    p.handle_line(&bar_line("EURUSD", "M1", &a[41], 41, false));
+    p.handle_line("garbage|line");
+    assert!(read().contains(&oracle_predictor::isotime::format(a[41].time)));
+}
