@@ -323,6 +323,73 @@ fn apply(rep: &mut Replayed, r: Record) {
     }
 }
 
+/// What a paper journal's closed trades add up to ([`closed_trades`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClosedTrades {
+    /// Closes filled.
+    pub trades: u64,
+    /// Their realised P&L, as the paper book counts it: (exit − entry) × units for a long,
+    /// (entry − exit) × units for a short.
+    pub realized: f64,
+    /// The highest position id the journal names (a resumed book numbers after it).
+    pub last_position_id: u64,
+}
+
+/// The closed trades of a paper journal's `text` (its JSON lines; unreadable lines skipped):
+/// the balance a resumed paper book starts from is the starting balance plus their P&L.
+pub fn closed_trades(text: &str) -> ClosedTrades {
+    let mut out = ClosedTrades::default();
+    // Intents by client order id; entries (price, buy) by position id.
+    let mut intents: HashMap<String, (Op, bool, Option<u64>)> = HashMap::new();
+    let mut entries: HashMap<u64, (f64, bool)> = HashMap::new();
+    for line in text.lines() {
+        match serde_json::from_str::<Record>(line) {
+            Ok(Record::Intent {
+                coid,
+                op,
+                buy,
+                position_id,
+                ..
+            }) => {
+                intents.insert(coid, (op, buy, position_id));
+            }
+            Ok(Record::Outcome {
+                coid,
+                result,
+                position_id,
+                price,
+                volume,
+                ..
+            }) if result == "filled" => {
+                let (Some(pid), Some(price)) = (position_id, price) else {
+                    continue;
+                };
+                out.last_position_id = out.last_position_id.max(pid);
+                match intents.get(&coid) {
+                    Some((Op::Open, buy, _)) => {
+                        entries.insert(pid, (price, *buy));
+                    }
+                    Some((Op::Close, _, closed)) => {
+                        let pid = closed.unwrap_or(pid);
+                        if let (Some((entry, buy)), Some(v)) = (entries.remove(&pid), volume) {
+                            let units = v as f64 / 100.0;
+                            out.realized += if buy {
+                                (price - entry) * units
+                            } else {
+                                (entry - price) * units
+                            };
+                            out.trades += 1;
+                        }
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Client order id of an order: symbol, timeframe, bar time and operation, at most 50 chars
 /// (cTrader's limit). Deterministic, so a retry after a crash would carry the same id; the
 /// executor never retries blindly anyway.

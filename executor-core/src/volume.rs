@@ -39,6 +39,40 @@ impl SymbolSpec {
     }
 }
 
+/// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
+/// 100,000-unit lots (lotSize 10,000,000 cents, min/step 0.01 lot, 5 digits, 3 for JPY);
+/// anything else 1 unit per lot (lotSize 100, min/step 0.01 lot, 2 digits).
+pub fn default_spec(name: &str) -> SymbolSpec {
+    let fx =
+        name.len() == 6 && name.bytes().all(|b| b.is_ascii_uppercase()) && !name.starts_with("US");
+    if fx {
+        let jpy = name.ends_with("JPY");
+        SymbolSpec {
+            name: name.into(),
+            id: 0,
+            digits: if jpy { 3 } else { 5 },
+            pip_position: if jpy { 2 } else { 4 },
+            lot_size: 10_000_000,
+            min_volume: 100_000,
+            step_volume: 100_000,
+            max_volume: 10_000_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
+        }
+    } else {
+        SymbolSpec {
+            name: name.into(),
+            id: 0,
+            digits: 2,
+            pip_position: 2,
+            lot_size: 100,
+            min_volume: 1,
+            step_volume: 1,
+            max_volume: 100_000_000,
+            trading_mode: crate::symbols::TradingMode::Enabled,
+        }
+    }
+}
+
 /// Why a lot size cannot become a volume.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum VolumeError {
@@ -127,6 +161,24 @@ pub fn lots_to_volume(lots: f64, spec: &SymbolSpec) -> Result<i64, VolumeError> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn paper_alone_facts_give_fx_names_100000_unit_lots_and_anything_else_one_unit() {
+        let eur = default_spec("EURUSD");
+        assert_eq!(
+            (eur.lot_size, eur.min_volume, eur.digits),
+            (10_000_000, 100_000, 5)
+        );
+        assert_eq!(lots_to_volume(0.01, &eur), Ok(100_000));
+        let jpy = default_spec("EURJPY");
+        assert_eq!((jpy.digits, jpy.pip_position), (3, 2));
+        // `US500` is six capitals but not a currency pair.
+        let idx = default_spec("US500");
+        assert_eq!((idx.lot_size, idx.min_volume, idx.digits), (100, 1, 2));
+        let aapl = default_spec("AAPL");
+        assert_eq!((aapl.lot_size, aapl.step_volume), (100, 1));
+        assert_eq!(aapl.trading_mode, crate::symbols::TradingMode::Enabled);
+    }
 
     pub fn eurusd() -> SymbolSpec {
         SymbolSpec {

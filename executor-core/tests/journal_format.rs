@@ -2,7 +2,7 @@
 //! `ModelKey { symbol: String, tf: String }`): a journal written before loads, and a record
 //! writes back byte for byte; a key that is not one is an error naming it.
 
-use oracle_executor_core::journal::{Record, Replayed};
+use oracle_executor_core::journal::{ClosedTrades, Record, Replayed, closed_trades};
 use oracle_executor_core::key::{KeyText, parse_key};
 
 /// Lines of a journal the executor wrote before the key was typed (`oracle soak`, 2026-12-07,
@@ -57,4 +57,42 @@ fn a_journal_key_that_is_not_a_symbol_or_timeframe_is_an_error_naming_it() {
     let rep = Replayed::from_bytes(format!("{bad_symbol}\n{}\n{bad_tf}\n", BEFORE[1]).as_bytes());
     assert_eq!(rep.bad_lines, 2);
     assert_eq!(rep.models.len(), 1);
+}
+
+#[test]
+fn a_paper_journals_closed_trades_add_up_a_long_and_a_short_and_name_the_last_position() {
+    let intent = |coid: &str, op: &str, buy: bool, pid: &str| {
+        format!(
+            r#"{{"t":"intent","ts":1,"coid":"{coid}","model":{{"symbol":"EURUSD","tf":"H1"}},"op":"{op}","symbol":"EURUSD","buy":{buy},"action":"LONG_WEAK","volume":100000,"position_id":{pid},"bt":3600}}"#
+        )
+    };
+    let outcome = |coid: &str, result: &str, pid: u64, price: f64, volume: i64| {
+        format!(
+            r#"{{"t":"outcome","coid":"{coid}","result":"{result}","position_id":{pid},"price":{price},"volume":{volume},"code":null}}"#
+        )
+    };
+    let text = [
+        // A long: 1,000 units bought at 1.1, sold at 1.102: +2.
+        intent("lo", "open", true, "null"),
+        outcome("lo", "filled", 7, 1.1, 100_000),
+        intent("lc", "close", false, "7"),
+        outcome("lc", "filled", 7, 1.102, 100_000),
+        // A short: 2 units sold at 120, bought back at 110: +20.
+        intent("so", "open", false, "null"),
+        outcome("so", "filled", 9, 120.0, 200),
+        intent("sc", "close", true, "9"),
+        outcome("sc", "filled", 9, 110.0, 200),
+        // Still open (no close), a close whose answer is unknown, and a torn last line.
+        intent("oo", "open", true, "null"),
+        outcome("oo", "filled", 8, 1.0, 100),
+        intent("oc", "close", false, "8"),
+        outcome("oc", "unknown", 8, 1.5, 100),
+        r#"{"t":"outcome","coid":"#.to_string(),
+    ]
+    .join("\n");
+    let c = closed_trades(&text);
+    assert_eq!(c.trades, 2);
+    assert!((c.realized - 22.0).abs() < 1e-9, "{}", c.realized);
+    assert_eq!(c.last_position_id, 9);
+    assert_eq!(closed_trades(""), ClosedTrades::default());
 }

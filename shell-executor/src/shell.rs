@@ -711,39 +711,7 @@ pub struct RunConfig {
     pub live_close: bool,
 }
 
-/// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
-/// 100,000-unit lots (lotSize 10,000,000 cents, min/step 0.01 lot, 5 digits, 3 for JPY);
-/// anything else 1 unit per lot (lotSize 100, min/step 0.01 lot, 2 digits).
-pub fn default_spec(name: &str) -> SymbolSpec {
-    let fx =
-        name.len() == 6 && name.bytes().all(|b| b.is_ascii_uppercase()) && !name.starts_with("US");
-    if fx {
-        let jpy = name.ends_with("JPY");
-        SymbolSpec {
-            name: name.into(),
-            id: 0,
-            digits: if jpy { 3 } else { 5 },
-            pip_position: if jpy { 2 } else { 4 },
-            lot_size: 10_000_000,
-            min_volume: 100_000,
-            step_volume: 100_000,
-            max_volume: 10_000_000_000,
-            trading_mode: crate::symbols::TradingMode::Enabled,
-        }
-    } else {
-        SymbolSpec {
-            name: name.into(),
-            id: 0,
-            digits: 2,
-            pip_position: 2,
-            lot_size: 100,
-            min_volume: 1,
-            step_volume: 1,
-            max_volume: 100_000_000,
-            trading_mode: crate::symbols::TradingMode::Enabled,
-        }
-    }
-}
+pub use oracle_executor_core::volume::default_spec;
 
 /// Runs the executor until Ctrl-C: live over `oracle-ctrader`'s driver (feature `live`), or with
 /// `--paper` the whole policy against the paper book alone.
@@ -1305,76 +1273,15 @@ pub fn resume_paper_book(book: &mut PaperBook, rep: &crate::journal::Replayed) -
     n
 }
 
-/// What a paper journal's closed trades add up to ([`paper_closed_trades`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ClosedTrades {
-    /// Closes filled.
-    pub trades: u64,
-    /// Their realised P&L, as the paper book counts it: (exit − entry) × units for a long,
-    /// (entry − exit) × units for a short.
-    pub realized: f64,
-    /// The highest position id the journal names (a resumed book numbers after it).
-    pub last_position_id: u64,
-}
+pub use oracle_executor_core::journal::ClosedTrades;
 
 /// The closed trades of the paper journal at `path` (nothing when there is none): the
-/// balance a resumed paper book starts from is the starting balance plus their P&L.
+/// balance a resumed paper book starts from is the starting balance plus their P&L
+/// ([`oracle_executor_core::journal::closed_trades`]).
 pub fn paper_closed_trades(path: &Path) -> ClosedTrades {
-    use crate::journal::{Op, Record};
-    use std::collections::HashMap;
-    let mut out = ClosedTrades::default();
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return out;
-    };
-    // Intents by client order id; entries (price, buy) by position id.
-    let mut intents: HashMap<String, (Op, bool, Option<u64>)> = HashMap::new();
-    let mut entries: HashMap<u64, (f64, bool)> = HashMap::new();
-    for line in text.lines() {
-        match serde_json::from_str::<Record>(line) {
-            Ok(Record::Intent {
-                coid,
-                op,
-                buy,
-                position_id,
-                ..
-            }) => {
-                intents.insert(coid, (op, buy, position_id));
-            }
-            Ok(Record::Outcome {
-                coid,
-                result,
-                position_id,
-                price,
-                volume,
-                ..
-            }) if result == "filled" => {
-                let (Some(pid), Some(price)) = (position_id, price) else {
-                    continue;
-                };
-                out.last_position_id = out.last_position_id.max(pid);
-                match intents.get(&coid) {
-                    Some((Op::Open, buy, _)) => {
-                        entries.insert(pid, (price, *buy));
-                    }
-                    Some((Op::Close, _, closed)) => {
-                        let pid = closed.unwrap_or(pid);
-                        if let (Some((entry, buy)), Some(v)) = (entries.remove(&pid), volume) {
-                            let units = v as f64 / 100.0;
-                            out.realized += if buy {
-                                (price - entry) * units
-                            } else {
-                                (entry - price) * units
-                            };
-                            out.trades += 1;
-                        }
-                    }
-                    None => {}
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    std::fs::read_to_string(path)
+        .map(|text| oracle_executor_core::journal::closed_trades(&text))
+        .unwrap_or_default()
 }
 
 /// The live session a `--dry-run` reads.
