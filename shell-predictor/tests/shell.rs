@@ -89,10 +89,10 @@ async fn the_states_are_written_after_the_signals_not_the_moment_they_are_sent()
             state(&root).is_some()
         })
         .await;
-        for i in upto..upto + 3 {
+        for (i, bar) in series.iter().enumerate().skip(upto).take(3) {
             let before = state(&root).expect("state");
             ws.send(Message::text(bar_line(
-                "EURUSD", "M1", &series[i], i as u64, false,
+                "EURUSD", "M1", bar, i as u64, false,
             )))
             .await
             .expect("send");
