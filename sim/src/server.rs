@@ -605,6 +605,37 @@ fn route_outputs(
     }
 }
 
+/// At most this many bytes go in one write of queued frames ([`coalesce`]).
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Appends to `bytes` (and `closes`) the undelayed frames already queued on `rx`, up to
+/// [`COALESCE_BYTES`], so they reach the socket in one write: the spot events of a close
+/// instant are one frame per symbol, and 20 symbols closing together were 20 writes and
+/// flushes, one after the other. The first frame that cannot join (delayed, a close, a silence,
+/// or over the size) is returned, to be handled next; the order of the frames is kept.
+fn coalesce(
+    bytes: &mut Vec<u8>,
+    closes: &mut Vec<(i64, Period, i64)>,
+    rx: &mut mpsc::Receiver<OutFrame>,
+) -> Option<OutFrame> {
+    while bytes.len() < COALESCE_BYTES {
+        match rx.try_recv() {
+            Ok(OutFrame::Bytes {
+                bytes: b,
+                delay_ms: 0,
+                closes: c,
+                ..
+            }) if bytes.len() + b.len() <= COALESCE_BYTES => {
+                bytes.extend_from_slice(&b);
+                closes.extend(c);
+            }
+            Ok(other) => return Some(other),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// One client: the TLS handshake, then a loop that writes the actor's frames and feeds the
 /// client's frames to the actor.
 ///
@@ -651,16 +682,21 @@ async fn run_connection(
     let mut first_read = true;
     let mut http: Option<Vec<u8>> = None;
     // Ok(why) when the connection ended normally (for the timing hook)
+    // a frame taken from the queue that could not join the write before it
+    let mut next: Option<OutFrame> = None;
     let result: anyhow::Result<String> = async {
         loop {
             tokio::select! {
                 biased;
-                frame = out_rx.recv() => match frame {
-                    Some(OutFrame::Bytes { bytes, delay_ms, kind, closes }) => {
+                frame = async { match next.take() { Some(f) => Some(f), None => out_rx.recv().await } } => match frame {
+                    Some(OutFrame::Bytes { mut bytes, delay_ms, kind, mut closes }) => {
                         if delay_ms > 0 {
                             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                         }
                         tracing::trace!(conn, kind, len = bytes.len(), "send");
+                        // The frames already queued behind it (a close instant's spots, one per
+                        // symbol) go in the same write.
+                        next = coalesce(&mut bytes, &mut closes, &mut out_rx);
                         if let Some(t) = timing.as_deref().filter(|_| !closes.is_empty()) {
                             heads.clear();
                             for (sym, p, bar_ms) in closes {
@@ -677,7 +713,7 @@ async fn run_connection(
                             }
                         } else {
                             stream.write_all(&bytes).await.context("write")?;
-                            if out_rx.is_empty() {
+                            if next.is_none() && out_rx.is_empty() {
                                 stream.flush().await.context("flush")?;
                             }
                         }
@@ -810,4 +846,73 @@ async fn serve_http(
     stream.flush().await.context("flush")?;
     let _ = stream.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(b: &[u8], delay_ms: u64, closes: Vec<(i64, Period, i64)>) -> OutFrame {
+        OutFrame::Bytes {
+            bytes: b.to_vec(),
+            delay_ms,
+            kind: "spot",
+            closes,
+        }
+    }
+
+    #[test]
+    fn the_frames_queued_behind_one_join_its_write_in_order_up_to_one_that_cannot() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for (i, b) in [b"bb", b"cc", b"dd"].iter().enumerate() {
+            let c = vec![(i as i64 + 2, Period::M5, 60_000)];
+            assert!(tx.try_send(bytes(*b, 0, c)).is_ok());
+        }
+        // A delayed frame does not join (its delay comes first), nor does what follows it.
+        assert!(tx.try_send(bytes(b"ee", 5, Vec::new())).is_ok());
+        assert!(tx.try_send(bytes(b"ff", 0, Vec::new())).is_ok());
+        let (mut out, mut closes) = (b"aa".to_vec(), vec![(1, Period::M5, 60_000)]);
+        let next = coalesce(&mut out, &mut closes, &mut rx);
+        assert_eq!(out, b"aabbccdd", "one write, the frames in their order");
+        assert_eq!(
+            closes.iter().map(|c| c.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4],
+            "every close of the write is stamped after it"
+        );
+        assert!(
+            matches!(next, Some(OutFrame::Bytes { ref bytes, delay_ms: 5, .. }) if bytes == b"ee"),
+            "the frame that could not join is handled next"
+        );
+        assert!(matches!(rx.try_recv(), Ok(OutFrame::Bytes { ref bytes, .. }) if bytes == b"ff"));
+        // A close ends the write too; nothing queued: nothing joins.
+        assert!(
+            tx.try_send(OutFrame::Close {
+                graceful: true,
+                reason: "bye".into()
+            })
+            .is_ok()
+        );
+        let mut one = b"gg".to_vec();
+        let next = coalesce(&mut one, &mut Vec::new(), &mut rx);
+        assert!(matches!(next, Some(OutFrame::Close { graceful: true, .. })));
+        assert_eq!(one, b"gg");
+        assert!(coalesce(&mut one, &mut Vec::new(), &mut rx).is_none());
+        // A write stops at COALESCE_BYTES: a frame that would pass it is the next one; at
+        // the size, the rest stays queued.
+        let big = vec![7u8; COALESCE_BYTES - 1];
+        assert!(tx.try_send(bytes(&big, 0, Vec::new())).is_ok());
+        let mut w = b"ii".to_vec();
+        let next = coalesce(&mut w, &mut Vec::new(), &mut rx);
+        assert_eq!(w, b"ii");
+        assert!(
+            matches!(next, Some(OutFrame::Bytes { ref bytes, .. }) if bytes.len() == COALESCE_BYTES - 1)
+        );
+        let big = vec![7u8; COALESCE_BYTES - 2];
+        assert!(tx.try_send(bytes(&big, 0, Vec::new())).is_ok());
+        assert!(tx.try_send(bytes(b"hh", 0, Vec::new())).is_ok());
+        let mut w = b"ii".to_vec();
+        assert!(coalesce(&mut w, &mut Vec::new(), &mut rx).is_none());
+        assert_eq!(w.len(), COALESCE_BYTES);
+        assert!(matches!(rx.try_recv(), Ok(OutFrame::Bytes { ref bytes, .. }) if bytes == b"hh"));
+    }
 }
