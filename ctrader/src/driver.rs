@@ -430,29 +430,35 @@ impl Driver {
         let mut stream: Option<TlsStream<TcpStream>> = None;
         let mut connecting: Option<ConnectFuture> = None;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut out: Vec<u8> = Vec::new();
         let mut closing = false;
         loop {
-            // Outputs of the session: transmits, then events.
-            while let Some(t) = self.session.poll_transmit() {
-                match t {
-                    Transmit::Connect => {
+            // Outputs of the session: transmits (the frames queued together in one write),
+            // then events.
+            loop {
+                let next = next_transmit(&mut self.session, &mut out);
+                if !out.is_empty() {
+                    if let Some(s) = stream.as_mut()
+                        && let Err(e) = s.write_all(&out).await
+                    {
+                        stream = None;
+                        self.session
+                            .handle_disconnected(now(), format!("write failed: {e}"));
+                    }
+                    out.clear();
+                }
+                match next {
+                    None => break,
+                    Some(Transmit::Connect) => {
                         stream = None;
                         connecting = Some(self.connect_future());
                     }
-                    Transmit::Bytes(b) => {
-                        if let Some(s) = stream.as_mut()
-                            && let Err(e) = s.write_all(&b).await
-                        {
-                            stream = None;
-                            self.session
-                                .handle_disconnected(now(), format!("write failed: {e}"));
-                        }
-                    }
-                    Transmit::Close => {
+                    Some(Transmit::Close) => {
                         if let Some(mut s) = stream.take() {
                             let _ = s.shutdown().await;
                         }
                     }
+                    Some(Transmit::Bytes(_)) => unreachable!("next_transmit gathers the bytes"),
                 }
             }
             while let Some(ev) = self.session.poll_event() {
@@ -479,7 +485,14 @@ impl Driver {
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(c) => closing = self.command(c),
+                    Some(c) => {
+                        closing = self.command(c);
+                        // The commands already queued behind it (requests made together: a
+                        // batch's margins, an account read) go out in the same write.
+                        while !closing && let Ok(c) = commands.try_recv() {
+                            closing = self.command(c);
+                        }
+                    }
                     None => { self.session.close(now()); closing = true; }
                 },
                 res = async { connecting.as_mut().expect("guarded by the select condition").await }, if connecting.is_some() => {
@@ -607,6 +620,18 @@ impl Driver {
     }
 }
 
+/// The session's next transmits: the bytes of consecutive frames appended to `out` (to go in
+/// one write), and the first transmit that is not bytes (to be handled after that write), or
+/// `None` when the session has nothing more to send.
+fn next_transmit(session: &mut Session, out: &mut Vec<u8>) -> Option<Transmit> {
+    loop {
+        match session.poll_transmit()? {
+            Transmit::Bytes(b) => out.extend_from_slice(&b),
+            other => return Some(other),
+        }
+    }
+}
+
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -615,5 +640,99 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameDecoder, encode_envelope};
+    use crate::proto::{
+        Envelope, ProtoOaAccountAuthRes, ProtoOaApplicationAuthRes, ProtoOaTraderReq,
+    };
+    use crate::{Credentials, Secret};
+
+    const ACC: i64 = 77;
+
+    fn ready_session() -> (Session, std::time::Instant) {
+        let t = std::time::Instant::now();
+        let creds = Credentials {
+            client_id: Secret::new("id-1"),
+            client_secret: Secret::new("secret-1"),
+            access_token: Secret::new("token-1"),
+            refresh_token: None,
+        };
+        let mut s = Session::new(SessionConfig::new(creds, ACC), t, 1_700_000_000_000);
+        s.start(t);
+        assert!(matches!(s.poll_transmit(), Some(Transmit::Connect)));
+        s.handle_connected(t);
+        // Answers the request just sent (by its client message id).
+        let answer = |s: &mut Session, p: Payload| {
+            let mut sent = Vec::new();
+            assert!(next_transmit(s, &mut sent).is_none());
+            let mut dec = FrameDecoder::default();
+            dec.feed(&sent);
+            let f = dec.next_frame().expect("frame").expect("a request");
+            let id = Envelope::decode(&f).expect("envelope").client_msg_id;
+            s.handle_bytes(t, &encode_envelope(&Envelope::new(p, id)));
+        };
+        answer(&mut s, ProtoOaApplicationAuthRes::default().into());
+        answer(
+            &mut s,
+            ProtoOaAccountAuthRes {
+                payload_type: None,
+                ctid_trader_account_id: ACC,
+            }
+            .into(),
+        );
+        while s.poll_transmit().is_some() {}
+        let mut ready = false;
+        while let Some(ev) = s.poll_event() {
+            ready |= matches!(ev, Event::Ready);
+        }
+        assert!(ready, "the session is ready");
+        (s, t)
+    }
+
+    #[test]
+    fn requests_made_together_leave_in_one_write() {
+        let (mut s, t) = ready_session();
+        let ids: Vec<RequestId> = (0..3)
+            .map(|_| {
+                s.send_request(
+                    t,
+                    ProtoOaTraderReq {
+                        payload_type: None,
+                        ctid_trader_account_id: ACC,
+                    },
+                )
+                .expect("sent")
+            })
+            .collect();
+        let mut out = Vec::new();
+        assert!(
+            next_transmit(&mut s, &mut out).is_none(),
+            "nothing but bytes"
+        );
+        let mut dec = FrameDecoder::default();
+        dec.feed(&out);
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = dec.next_frame() {
+            frames.push(Envelope::decode(&f).expect("envelope"));
+        }
+        assert_eq!(frames.len(), 3, "the three requests in the one write");
+        assert!(
+            frames
+                .iter()
+                .all(|e| matches!(e.payload, Payload::TraderReq(_)))
+        );
+        let sent: std::collections::HashSet<_> =
+            frames.iter().map(|e| e.client_msg_id.clone()).collect();
+        assert_eq!(sent.len(), ids.len(), "each request once");
+        // A transmit that is not bytes ends the write: it is handled after it.
+        out.clear();
+        s.close(t);
+        let next = next_transmit(&mut s, &mut out);
+        assert!(matches!(next, Some(Transmit::Close)), "{out:?}");
     }
 }
