@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::key::{KeyText, StreamKey};
+
 /// One ledger row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DriftRow {
@@ -63,7 +65,98 @@ pub fn position_word(s: &str) -> &str {
     if s == "WAIT" { "FLAT" } else { s }
 }
 
+/// One side's part of a row for a model (live or paper): its position word (`FLAT` when none,
+/// else the action held) and its unrealised P&L.
+pub type SideView = (String, f64);
+
+/// What a row says of the sides: `None` where a side does not trade (written `-`, P&L 0), and
+/// the equities read (`None`: not read, or no such side).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowSides {
+    /// The live side (`real_pos`, `real_pnl`).
+    pub real: Option<SideView>,
+    /// The paper side.
+    pub paper: Option<SideView>,
+    /// The answering side's equity.
+    pub equity: Option<f64>,
+    /// The paper book's equity.
+    pub paper_equity: Option<f64>,
+}
+
+/// A held position's unrealised P&L from a quote when the book does not say: (exit side −
+/// entry) × units (volume / 100), in the quote currency; 0 without a quote.
+pub fn quote_pnl(buy: bool, entry: f64, volume: i64, bid_ask: Option<(f64, f64)>) -> f64 {
+    let units = volume as f64 / 100.0;
+    match bid_ask {
+        Some((bid, _)) if buy => (bid - entry) * units,
+        Some((_, ask)) => (entry - ask) * units,
+        None => 0.0,
+    }
+}
+
+/// A row's `ack`: the ACK line's status, with its reason when it has one (`OK`, `HOLD`,
+/// `FAIL|SPREAD`, `WAIT_SYNC|MISSED_ENTRY`).
+pub fn ack_status(line: &str) -> String {
+    let f: Vec<&str> = line.split('|').collect();
+    match f.get(3).copied() {
+        Some(st @ ("FAIL" | "WAIT_SYNC")) => format!("{st}|{}", f.get(4).copied().unwrap_or("")),
+        Some(st) => st.to_string(),
+        None => String::new(),
+    }
+}
+
 impl DriftRow {
+    /// The row of `key`'s SIGNAL for the bar opened at `bt` (Unix s), answered `line`: the
+    /// virtual side as the predictor said (`virtual_pos`, `virtual_pnl`), the sides' positions
+    /// after the answer, and `note` (why real differs, when known).
+    pub fn answered(
+        bt: i64,
+        key: &StreamKey,
+        (virtual_pos, virtual_pnl): (&str, f64),
+        sides: RowSides,
+        note: Option<String>,
+        line: &str,
+    ) -> DriftRow {
+        DriftRow {
+            virtual_pos: virtual_pos.into(),
+            virtual_pnl,
+            note,
+            ack: ack_status(line),
+            ..DriftRow::sides(bt, key, sides)
+        }
+    }
+
+    /// The `NO_SIGNAL` row of a bar `key` streamed (opened at `bt`) and no SIGNAL was handled
+    /// for: no virtual side, the sides as they stand, the equities last read.
+    pub fn no_signal(bt: i64, key: &StreamKey, sides: RowSides) -> DriftRow {
+        DriftRow {
+            note: Some(
+                "no SIGNAL for this streamed bar (predictor down, not connected, or late)".into(),
+            ),
+            ack: NO_SIGNAL_ACK.into(),
+            ..DriftRow::sides(bt, key, sides)
+        }
+    }
+
+    fn sides(bt: i64, key: &StreamKey, s: RowSides) -> DriftRow {
+        let (real_pos, real_pnl) = s.real.unwrap_or_else(|| ("-".into(), 0.0));
+        let (paper_pos, paper_pnl) = s.paper.unwrap_or_else(|| ("-".into(), 0.0));
+        DriftRow {
+            bar_time: oracle_ipc::Iso(bt).to_string(),
+            model: key.model_name().to_string(),
+            virtual_pos: "-".into(),
+            virtual_pnl: 0.0,
+            real_pos,
+            real_pnl,
+            paper_pos,
+            paper_pnl,
+            equity: s.equity,
+            paper_equity: s.paper_equity,
+            note: None,
+            ack: String::new(),
+        }
+    }
+
     /// The row as written: its JSONL line and its CSV line (each ending in `\n`), positions
     /// spelled by [`position_word`]. Each line is one buffer: the shell writes it in one call.
     pub fn lines(&self) -> Result<(Vec<u8>, String), serde_json::Error> {
@@ -147,6 +240,61 @@ impl DriftHold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rows_ack_is_the_status_with_its_reason_and_an_absent_side_is_a_dash() {
+        assert_eq!(ack_status("ACK|EURUSD|LONG_WEAK|OK|TF:M5"), "OK");
+        assert_eq!(
+            ack_status("ACK|EURUSD|LONG_WEAK|FAIL|SPREAD|TF:M5"),
+            "FAIL|SPREAD"
+        );
+        assert_eq!(
+            ack_status("ACK|EURUSD|LONG_WEAK|WAIT_SYNC|MISSED_ENTRY"),
+            "WAIT_SYNC|MISSED_ENTRY"
+        );
+        assert_eq!(ack_status("ERR|MALFORMED"), "");
+        let key = crate::key::parse_key("EURUSD", "M5").unwrap();
+        let sides = RowSides {
+            real: Some(("LONG_WEAK".into(), 2.5)),
+            paper: None,
+            equity: Some(1_000.0),
+            paper_equity: None,
+        };
+        let r = DriftRow::answered(
+            300,
+            &key,
+            ("LONG_WEAK", 1.5),
+            sides.clone(),
+            None,
+            "ACK|EURUSD|LONG_WEAK|HOLD|TF:M5",
+        );
+        assert_eq!(
+            (r.bar_time.as_str(), r.model.as_str()),
+            ("1970-01-01T00:05:00Z", "EURUSD_M5")
+        );
+        assert_eq!((r.virtual_pos.as_str(), r.virtual_pnl), ("LONG_WEAK", 1.5));
+        assert_eq!((r.real_pos.as_str(), r.real_pnl), ("LONG_WEAK", 2.5));
+        assert_eq!((r.paper_pos.as_str(), r.paper_pnl), ("-", 0.0));
+        assert_eq!(
+            (r.equity, r.paper_equity, r.ack.as_str()),
+            (Some(1_000.0), None, "HOLD")
+        );
+        let n = DriftRow::no_signal(300, &key, sides);
+        assert_eq!(
+            (n.virtual_pos.as_str(), n.ack.as_str()),
+            ("-", NO_SIGNAL_ACK)
+        );
+        assert_eq!(n.real_pos, "LONG_WEAK");
+        assert!(n.note.is_some_and(|t| t.starts_with("no SIGNAL")));
+    }
+
+    #[test]
+    fn a_held_positions_pnl_from_a_quote_is_exit_side_minus_entry_times_units() {
+        // 1,000 units (volume 100,000 cents): a long exits at the bid, a short at the ask.
+        assert!((quote_pnl(true, 1.1, 100_000, Some((1.102, 1.103))) - 2.0).abs() < 1e-9);
+        assert!((quote_pnl(false, 1.1, 100_000, Some((1.097, 1.098))) - 2.0).abs() < 1e-9);
+        assert_eq!(quote_pnl(true, 1.1, 100_000, None), 0.0);
+    }
 
     fn row(bar_time: &str, virtual_pos: &str, real_pos: &str, ack: &str) -> DriftRow {
         DriftRow {

@@ -905,11 +905,53 @@ pub fn command(req: &Request) -> OperatorCommand {
     }
 }
 
+/// Without a live side (`--paper`, `--dry-run`), the answer to an operator command that would
+/// trade (flatten, halt with flatten) says that it acted on the paper book only.
+pub fn paper_only_note(req: &Request, answer: &mut Value) {
+    if !matches!(
+        req,
+        Request::Flatten { .. } | Request::Halt { flatten: true }
+    ) {
+        return;
+    }
+    if let Some(m) = answer.get_mut("message")
+        && let Some(text) = m.as_str()
+    {
+        *m = Value::from(format!(
+            "{text} (paper book only: this executor sends no order to the broker)"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::journal::Replayed;
     use crate::risk::{Account, RiskConfig};
+
+    #[test]
+    fn without_a_live_side_a_flatten_answer_says_paper_book_only() {
+        let answer = || serde_json::json!({"ok": true, "message": "flattened 1 position"});
+        for req in [
+            Request::Flatten {
+                symbol: "all".into(),
+            },
+            Request::Halt { flatten: true },
+        ] {
+            let mut a = answer();
+            paper_only_note(&req, &mut a);
+            let m = a["message"].as_str().unwrap_or_default();
+            assert!(
+                m.starts_with("flattened 1 position (paper book only"),
+                "{m}"
+            );
+        }
+        for req in [Request::Halt { flatten: false }, Request::Resume] {
+            let mut a = answer();
+            paper_only_note(&req, &mut a);
+            assert_eq!(a, answer(), "{req:?}");
+        }
+    }
 
     const NOW: i64 = 1_736_899_200;
 

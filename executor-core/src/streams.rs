@@ -168,6 +168,23 @@ impl Streams {
             .map(|(i, b)| (first + i as u64, *b))
             .collect()
     }
+
+    /// The answer to `HISTORY|symbol|tf|count` from the stream's ring: its last `count` bars as
+    /// BAR lines (`HIST:1`), then `HISTORY_END` with the number sent.
+    pub fn history_lines(&self, symbol: &str, tf: Timeframe, count: u32) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .last(symbol, tf, count)
+            .iter()
+            .filter_map(|(seq, b)| bar_line(symbol, tf, *seq, b, true, false))
+            .collect();
+        let end = Message::HistoryEnd(oracle_ipc::HistoryEnd {
+            symbol,
+            tf,
+            count: out.len() as u32,
+        });
+        out.push(end.to_string());
+        out
+    }
 }
 
 /// A BAR line.
@@ -287,6 +304,40 @@ mod tests {
         let l = s.last("EURUSD", Timeframe::M15, 10);
         assert_eq!(l[1], (3, r));
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(4500)), Some(5));
+    }
+
+    #[test]
+    fn a_history_answer_is_the_rings_last_bars_marked_history_then_its_end_counting_them() {
+        let mut s = Streams::new(3);
+        let b = |t| Bar {
+            time: t,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1.0,
+        };
+        for t in [900, 1800, 2700] {
+            s.offer("EURUSD", Timeframe::M15, b(t));
+        }
+        let out = s.history_lines("EURUSD", Timeframe::M15, 2);
+        assert_eq!(out.len(), 3, "{out:?}");
+        for (line, (seq, t)) in out.iter().zip([(2, 1800), (3, 2700)]) {
+            let Ok(Message::Bar(got)) = oracle_ipc::parse(line) else {
+                panic!("not a BAR line: {line}");
+            };
+            assert_eq!(
+                (got.seq, got.hist, got.bar().time),
+                (seq, true, t),
+                "{line}"
+            );
+        }
+        assert_eq!(out[2], "HISTORY_END|EURUSD|M15|2");
+        // A stream not held: no bar, the end says 0.
+        assert_eq!(
+            s.history_lines("US500", Timeframe::M15, 5),
+            ["HISTORY_END|US500|M15|0"]
+        );
     }
 
     #[test]

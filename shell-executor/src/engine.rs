@@ -36,9 +36,10 @@ use crate::journal::{Journal, Op, Record, Replayed};
 use crate::paper::PaperBook;
 use crate::policy::{AckKind, KeyText, Plan, Refusal, StreamKey};
 use crate::volume::SymbolSpec;
+use oracle_executor_core::drift::{RowSides, quote_pnl};
 
 /// The drift ledger's `ack` for a streamed bar no SIGNAL was handled for.
-pub const NO_SIGNAL: &str = "NO_SIGNAL";
+pub const NO_SIGNAL: &str = oracle_executor_core::drift::NO_SIGNAL_ACK;
 
 /// Log target of a batch's I/O steps, at debug level (`RUST_LOG=info,oracle_executor::timing=debug`;
 /// off, they cost a level check): `account_read`, `intents_synced`, `order_handed` (to the
@@ -159,12 +160,11 @@ impl<B: Broker> Side<B> {
             return ("FLAT".into(), 0.0);
         };
         let pnl = self.broker.position_pnl(r.position_id).unwrap_or_else(|| {
-            let units = r.volume as f64 / 100.0;
-            match self.broker.quote(key.symbol.as_str()) {
-                Some(q) if r.action.0.direction() > 0 => (q.bid - r.price) * units,
-                Some(q) => (r.price - q.ask) * units,
-                None => 0.0,
-            }
+            let q = self
+                .broker
+                .quote(key.symbol.as_str())
+                .map(|q| (q.bid, q.ask));
+            quote_pnl(r.action.0.direction() > 0, r.price, r.volume, q)
         });
         (r.action.0.as_str().to_string(), pnl)
     }
@@ -491,34 +491,16 @@ impl<B: Broker> Engine<B> {
         paper_equity: Option<f64>,
     ) {
         self.virtual_pnl.insert(*key, s.virtual_pnl.as_f64());
-        let real = self.live.as_ref().map(|l| l.position_view(key));
-        let paper = self.paper.as_ref().map(|p| p.position_view(key));
-        let note = self.core.answering_mut().and_then(|c| c.notes.remove(key));
-        let Some(d) = &mut self.drift else { return };
-        let row = DriftRow {
-            bar_time: Iso(bt).to_string(),
-            model: key.model_name().to_string(),
-            virtual_pos: s.action.as_str().into(),
-            virtual_pnl: s.virtual_pnl.as_f64(),
-            real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
-            real_pnl: real.map_or(0.0, |r| r.1),
-            paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
-            paper_pnl: paper.map_or(0.0, |r| r.1),
+        let sides = RowSides {
+            real: self.live.as_ref().map(|l| l.position_view(key)),
+            paper: self.paper.as_ref().map(|p| p.position_view(key)),
             equity,
             paper_equity,
-            note,
-            // Status and reason: `OK`, `HOLD`, `FAIL|SPREAD`, `WAIT_SYNC|MISSED_ENTRY`.
-            ack: {
-                let f: Vec<&str> = line.split('|').collect();
-                match f.get(3).copied() {
-                    Some(st @ ("FAIL" | "WAIT_SYNC")) => {
-                        format!("{st}|{}", f.get(4).copied().unwrap_or(""))
-                    }
-                    Some(st) => st.to_string(),
-                    None => String::new(),
-                }
-            },
         };
+        let note = self.core.answering_mut().and_then(|c| c.notes.remove(key));
+        let Some(d) = &mut self.drift else { return };
+        let virt = (s.action.as_str(), s.virtual_pnl.as_f64());
+        let row = DriftRow::answered(bt, key, virt, sides, note, line);
         if let Err(e) = d.write(&row) {
             warn!(error = %e, "drift ledger write failed");
         }
@@ -527,33 +509,20 @@ impl<B: Broker> Engine<B> {
     /// A `NO_SIGNAL` ledger row: the bar was streamed but no SIGNAL was handled for it in time.
     /// No I/O besides the ledger: equities are the last ones read (`null` when none).
     fn write_no_signal(&mut self, key: &StreamKey, bt: i64) {
-        let real = self.live.as_ref().map(|l| l.position_view(key));
-        let paper = self.paper.as_ref().map(|p| p.position_view(key));
-        let equity = self
-            .core
-            .answering()
-            .and_then(|c| c.last_account().map(|a| a.equity));
-        let paper_equity = self
-            .paper
-            .as_ref()
-            .and_then(|p| p.last_account().map(|a| a.equity));
-        let Some(d) = &mut self.drift else { return };
-        let row = DriftRow {
-            bar_time: Iso(bt).to_string(),
-            model: key.model_name().to_string(),
-            virtual_pos: "-".into(),
-            virtual_pnl: 0.0,
-            real_pos: real.as_ref().map_or("-".into(), |r| r.0.clone()),
-            real_pnl: real.map_or(0.0, |r| r.1),
-            paper_pos: paper.as_ref().map_or("-".into(), |r| r.0.clone()),
-            paper_pnl: paper.map_or(0.0, |r| r.1),
-            equity,
-            paper_equity,
-            note: Some(
-                "no SIGNAL for this streamed bar (predictor down, not connected, or late)".into(),
-            ),
-            ack: NO_SIGNAL.into(),
+        let sides = RowSides {
+            real: self.live.as_ref().map(|l| l.position_view(key)),
+            paper: self.paper.as_ref().map(|p| p.position_view(key)),
+            equity: self
+                .core
+                .answering()
+                .and_then(|c| c.last_account().map(|a| a.equity)),
+            paper_equity: self
+                .paper
+                .as_ref()
+                .and_then(|p| p.last_account().map(|a| a.equity)),
         };
+        let Some(d) = &mut self.drift else { return };
+        let row = DriftRow::no_signal(bt, key, sides);
         if let Err(e) = d.write(&row) {
             warn!(error = %e, "drift ledger write failed");
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use oracle_ipc::{ErrCode, HistoryEnd, Message, Timeframe};
+use oracle_ipc::{ErrCode, Message, Timeframe};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
@@ -31,6 +31,7 @@ use crate::volume::SymbolSpec;
 pub use oracle_executor_core::gather::Awaiting;
 use oracle_executor_core::gather::{GATHER_WAIT_MS, Timer};
 use oracle_executor_core::key::key_of;
+use oracle_executor_core::operator::paper_only_note;
 use oracle_executor_core::pace::Pace;
 use oracle_executor_core::streams::{NotStreamed, Streams, bar_line, err_line};
 use oracle_secrets::{Secret, SecretsFile, load_token};
@@ -370,25 +371,6 @@ pub async fn serve_with<B: Broker>(
     Ok(())
 }
 
-/// Without a live side (`--paper`, `--dry-run`), the answer to an operator command that would
-/// trade (flatten, halt with flatten) says that it acted on the paper book only.
-fn paper_only_note(req: &crate::operator::Request, answer: &mut serde_json::Value) {
-    use crate::operator::Request;
-    if !matches!(
-        req,
-        Request::Flatten { .. } | Request::Halt { flatten: true }
-    ) {
-        return;
-    }
-    if let Some(m) = answer.get_mut("message")
-        && let Some(text) = m.as_str()
-    {
-        *m = serde_json::Value::from(format!(
-            "{text} (paper book only: this executor sends no order to the broker)"
-        ));
-    }
-}
-
 /// The next operator request (pending forever without the channel).
 async fn operator_call(
     op: &mut Option<crate::operator::Operator>,
@@ -582,17 +564,7 @@ async fn seed<B: Broker>(
 /// The answer to `HISTORY|symbol|tf|count` from a seeded stream's ring: its last bars, then
 /// `HISTORY_END`.
 fn history_lines(streams: &Streams, symbol: &str, tf: Timeframe, count: u32) -> Vec<String> {
-    let bars = streams.last(symbol, tf, count);
-    let mut out: Vec<String> = bars
-        .iter()
-        .filter_map(|(seq, b)| bar_line(symbol, tf, *seq, b, true, false))
-        .collect();
-    let end = Message::HistoryEnd(HistoryEnd {
-        symbol,
-        tf,
-        count: out.len() as u32,
-    });
-    out.push(end.to_string());
+    let out = streams.history_lines(symbol, tf, count);
     info!(target: DECISION, event = "history", symbol, tf = tf.as_str(), asked = count, sent = out.len() - 1, "history answered");
     out
 }
@@ -1846,30 +1818,5 @@ mod tests {
         let rc = cli.run_config().expect("config");
         assert!(rc.dry_run && !rc.paper && !rc.with_paper);
         assert_eq!(rc.broker.map(|b| b.account_id), Some(7));
-    }
-
-    #[test]
-    fn without_a_live_side_a_flatten_answer_says_paper_book_only() {
-        use crate::operator::Request;
-        let answer = || serde_json::json!({"ok": true, "message": "flattened 1 position"});
-        for req in [
-            Request::Flatten {
-                symbol: "all".into(),
-            },
-            Request::Halt { flatten: true },
-        ] {
-            let mut a = answer();
-            paper_only_note(&req, &mut a);
-            let m = a["message"].as_str().unwrap_or_default();
-            assert!(
-                m.starts_with("flattened 1 position (paper book only"),
-                "{m}"
-            );
-        }
-        for req in [Request::Halt { flatten: false }, Request::Resume] {
-            let mut a = answer();
-            paper_only_note(&req, &mut a);
-            assert_eq!(a, answer(), "{req:?}");
-        }
     }
 }
