@@ -33,13 +33,6 @@ use serde_json::Value;
 use oracle_metrics::{Metrics, MetricsConfig};
 use oracle_secrets::SecretsFile;
 
-/// A scrape reads the broker reconnects the IPC server counted.
-impl oracle_metrics::IpcCounters for crate::server::Metrics {
-    fn reconnects(&self) -> u64 {
-        crate::server::Metrics::get(&self.reconnects)
-    }
-}
-
 /// The process name alerts carry.
 pub const PROCESS: &str = "oracle-executor";
 

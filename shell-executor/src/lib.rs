@@ -13,11 +13,12 @@
 //! - [`funded`]: a funded account's optional rules, the shell's part (the news file, each
 //!   symbol's weekend from the broker's calendar, `Timer::Weekend`'s closes);
 //! - the secrets file (name, mode rule, keys) is `oracle-secrets`, shared with `oracle doctor`;
-//! - [`server`]: the IPC WebSocket server (127.0.0.1, token);
+//! - [`server`]: the IPC WebSocket server (127.0.0.1, token), re-exported from
+//!   `oracle-executor-server` (a transport: lines in, requests to the engine's loop);
 //! - [`alerting`]: the operator's alerts (Telegram, webhook) and the hooks of the loopback
 //!   Prometheus endpoint (`oracle-metrics`);
 //! - [`operator`]: the operator channel (`operator.sock`: `oracle status|halt|flatten|resume|
-//!   enable|disable`);
+//!   enable|disable`): its answers on the engine's task here, the socket `oracle-executor-server`'s;
 //! - [`run`] / [`run_cli`]: the Tokio shell.
 //!
 //! **Architecture invariant:** only `broker` implementations know the wire protocol; the
@@ -31,12 +32,12 @@ pub mod funded;
 pub mod journal;
 pub mod operator;
 pub mod replay;
-pub mod server;
 pub mod shell;
 
 #[cfg(feature = "live")]
 pub use oracle_executor_broker::live;
 pub use oracle_executor_broker::{broker, failpoint, paper};
 pub use oracle_executor_core::{policy, risk, symbols, volume};
+pub use oracle_executor_server::server;
 
 pub use shell::{RunConfig, run, run_cli};

@@ -43,6 +43,7 @@ pub const HISTORY_RING: usize = 2000;
 
 /// `--dry-run`: history requests tried at start per stream before the run gives up (waits
 /// 2, 4, 8, 16, 16 s between them).
+#[cfg(feature = "live")]
 const DRY_RUN_HISTORY_TRIES: u32 = 5;
 
 /// The engine loop: serves the IPC commands and the feed until `shutdown`. Reconciles first,

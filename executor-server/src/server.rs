@@ -3,7 +3,7 @@
 //! environment or a 0600 file) is `oracle_secrets`'.
 //!
 //! Each connection runs in its own task and never touches the engine: SIGNAL and HISTORY lines go
-//! to the single engine loop ([`crate::shell::serve`]) over a bounded channel, bars come from a
+//! to the single engine loop (`oracle_executor::shell::serve`) over a bounded channel, bars come from a
 //! broadcast. Malformed lines get `ERR|…` and a counter, never a crash.
 
 use std::sync::Arc;
@@ -62,8 +62,16 @@ impl Metrics {
     }
 }
 
-pub(crate) fn bump(c: &AtomicU64) {
+/// Adds one to a counter.
+pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A scrape reads the broker reconnects the IPC server counted.
+impl oracle_metrics::IpcCounters for Metrics {
+    fn reconnects(&self) -> u64 {
+        Metrics::get(&self.reconnects)
+    }
 }
 
 /// Requests from connections to the engine loop.
