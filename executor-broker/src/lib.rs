@@ -6,6 +6,8 @@
 //!   a dry run, tests);
 //! - `live` (feature `live`): `LiveBroker`, the broker over `oracle-ctrader`'s Tokio driver and
 //!   `oracle-executor-ctrader`'s translations, and [`feed::Feed`]'s source;
+//! - [`session`]: where and as whom the live broker connects ([`session::BrokerTarget`]; the
+//!   credentials, the TLS mode and the host chosen, feature `live`);
 //! - [`feed`]: the market-data events ([`feed::Feed`]) and the clock seam ([`feed::Clock`]);
 //! - [`failpoint`]: `ORACLE_FAILPOINT` crash points for the chaos proof.
 //!
@@ -18,6 +20,7 @@ pub mod feed;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod paper;
+pub mod session;
 
 #[cfg(feature = "live")]
 use oracle_executor_core::{config, symbols};
