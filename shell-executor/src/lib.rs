@@ -31,12 +31,11 @@ pub mod engine;
 pub mod funded;
 pub mod journal;
 pub mod operator;
-pub mod replay;
 pub mod shell;
 
 #[cfg(feature = "live")]
 pub use oracle_executor_broker::live;
-pub use oracle_executor_broker::{broker, failpoint, paper};
+pub use oracle_executor_broker::{broker, failpoint, paper, replay};
 pub use oracle_executor_core::{policy, risk, symbols, volume};
 pub use oracle_executor_server::server;
 

@@ -41,11 +41,6 @@ pub use oracle_executor_broker::feed::{Clock, Feed, system_clock};
 /// Bars kept per stream for HISTORY.
 pub const HISTORY_RING: usize = 2000;
 
-/// `--dry-run`: history requests tried at start per stream before the run gives up (waits
-/// 2, 4, 8, 16, 16 s between them).
-#[cfg(feature = "live")]
-const DRY_RUN_HISTORY_TRIES: u32 = 5;
-
 /// The engine loop: serves the IPC commands and the feed until `shutdown`. Reconciles first,
 /// then loads the recent bars of each `preload` stream (so HISTORY and SEQ are consistent even
 /// when a live bar arrives before the predictor's first HISTORY request).
@@ -807,31 +802,7 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     };
     tokio::spawn(async move {
         gate.wait().await;
-        // Every stream's bar of the earliest pending instant goes out together ("20 symbols
-        // closing on the same bar"), then one pause.
-        while let Some(t) = replays
-            .iter()
-            .filter_map(|(_, _, r)| r.peek().map(|b| b.time))
-            .min()
-        {
-            for (sym, tf, r) in replays.iter_mut() {
-                if r.peek().is_none_or(|b| b.time != t) {
-                    continue;
-                }
-                let Some(bar) = r.advance() else { continue };
-                vclock.fetch_max(bar.time + tf.seconds() + 1, Ordering::SeqCst);
-                let ev = Feed::Bar {
-                    symbol: sym.clone(),
-                    tf: *tf,
-                    bar,
-                    spread: 0.0,
-                };
-                if feed_tx.send(ev).await.is_err() {
-                    return;
-                }
-            }
-            tokio::time::sleep(interval).await;
-        }
+        crate::replay::feed(replays, interval, &vclock, &feed_tx).await;
     });
     let listener = TcpListener::bind(rc.listen)
         .await
@@ -1048,18 +1019,8 @@ async fn run_live(
     .await
 }
 
-/// The paper book beside a live session (`--with-paper`): the session's symbols' facts; the
-/// engine then tells it live's trading hours and symbol modes before each of its decisions
-/// (`Engine::paper_sees_live_market`).
 #[cfg(feature = "live")]
-pub fn paper_beside(
-    live: &crate::live::LiveBroker,
-    cfg: &config::ExecutorConfig,
-    balance: f64,
-) -> PaperBook {
-    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| live.spec(s)).collect();
-    PaperBook::new(balance, specs)
-}
+pub use oracle_executor_broker::beside::paper_beside;
 
 /// The ACK lines a journal remembers, by (model, bar time) ([`crate::journal::Replayed`]).
 pub type JournaledAcks = std::collections::HashMap<(StreamKey, i64), String>;
@@ -1201,36 +1162,16 @@ async fn run_dry(
             warn!(account = account_id, error = %e, "dry run: the broker account's open positions could not be listed (they are left alone)")
         }
     }
-    let specs: Vec<SymbolSpec> = cfg.symbols.keys().filter_map(|s| session.spec(s)).collect();
-    let mut book = PaperBook::new(rc.paper_balance, specs);
-    // The streams' history comes from the broker: the paper book serves it (HISTORY, the seed).
-    // It is asked again while the session reconnects; without it the dry run does not start
-    // (the book would answer a predictor's HISTORY with nothing, and a restored twin would
-    // prime on the live bars alone).
-    for (sym, tf) in &preload {
-        let mut tries = 0u32;
-        let bars = loop {
-            match session.history(sym, *tf, HISTORY_RING as u32).await {
-                Ok(bars) => break bars,
-                Err(e) if tries < DRY_RUN_HISTORY_TRIES => {
-                    tries += 1;
-                    let wait = Duration::from_secs(1 << tries.min(4));
-                    warn!(symbol = %sym, tf = tf.as_str(), error = %e, try_n = tries, retry_s = wait.as_secs(),
-                        "dry run: history request to the broker failed; asking again");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => bail!(
-                    "dry run: the broker's history of {sym} {} could not be loaded ({} tries): {e}; the paper book cannot serve its predictor without it: start again when the broker answers",
-                    tf.as_str(),
-                    tries + 1
-                ),
-            }
-        };
-        book.bars.insert((sym.clone(), *tf), bars);
-    }
-    session.set_telemetry(tel.clone());
-    // The book obeys the session's trading hours and symbol modes, as live would.
-    book.follow(session);
+    let symbols: Vec<String> = cfg.symbols.keys().cloned().collect();
+    let book = oracle_executor_broker::beside::dry_run_book(
+        session,
+        &symbols,
+        &preload,
+        HISTORY_RING as u32,
+        rc.paper_balance,
+        tel.clone(),
+    )
+    .await?;
     let (side, acks) = paper_side(&cfg, book, &rc.state_dir, rc.paper_balance)?;
     let drift = DriftLedger::open(&rc.state_dir.join("drift"))?;
     let mut engine: Engine<PaperBook> = Engine::new(cfg, None, Some(side), acks, Some(drift));

@@ -5,14 +5,23 @@
 //! bar while the feed sends them. Only the next bar and the reader's buffer stay in memory, not
 //! the whole file: a 3,300-bar replay of 20 streams held ~3 MB of bars (48 bytes each) for the
 //! whole run, what no live run holds.
+//!
+//! [`feed`] sends the replays' bars to the engine as [`Feed::Bar`]s, every stream's bar of one
+//! instant together, then one pause.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
 use anyhow::Context;
+use oracle_ipc::Timeframe;
+use tokio::sync::mpsc;
 
 use crate::broker::Bar;
+use crate::feed::Feed;
 
 /// One bar file: `time,open,high,low,close,volume` with a header line.
 #[derive(Debug)]
@@ -125,6 +134,41 @@ impl Replay {
             out.push(b);
         }
         out
+    }
+}
+
+/// Sends the replays' bars to `tx` until they end (or the receiver is gone): every stream's bar
+/// of the earliest pending instant goes out together ("20 symbols closing on the same bar"),
+/// then one pause of `interval`. `vclock` (Unix s) moves to the latest bar's close + 1 s: a
+/// paper replay's virtual time.
+pub async fn feed(
+    mut replays: Vec<(String, Timeframe, Replay)>,
+    interval: Duration,
+    vclock: &AtomicI64,
+    tx: &mpsc::Sender<Feed>,
+) {
+    while let Some(t) = replays
+        .iter()
+        .filter_map(|(_, _, r)| r.peek().map(|b| b.time))
+        .min()
+    {
+        for (sym, tf, r) in replays.iter_mut() {
+            if r.peek().is_none_or(|b| b.time != t) {
+                continue;
+            }
+            let Some(bar) = r.advance() else { continue };
+            vclock.fetch_max(bar.time + tf.seconds() + 1, Ordering::SeqCst);
+            let ev = Feed::Bar {
+                symbol: sym.clone(),
+                tf: *tf,
+                bar,
+                spread: 0.0,
+            };
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
