@@ -8,7 +8,7 @@ use anyhow::bail;
 use oracle_executor_core::config::ExecutorConfig;
 use oracle_executor_core::volume::SymbolSpec;
 use oracle_ipc::Timeframe;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::live::{LiveBroker, SessionEvents};
@@ -26,19 +26,57 @@ pub fn paper_beside(live: &LiveBroker, cfg: &ExecutorConfig, balance: f64) -> Pa
     PaperBook::new(balance, specs)
 }
 
-/// `--dry-run`'s paper book (`balance`): the session's facts of `symbols`, the last `count`
-/// bars of each stream of `streams` from the broker's history (asked again with a backoff,
-/// the start refused naming the stream when it never comes), then the session itself (told
-/// of `telemetry`) as the book's market: its trading hours and symbol modes. The session is
-/// reachable through nothing else, so it gets no order.
+/// `--dry-run`'s paper book (`balance`): the broker account `account_id` read and its open
+/// positions listed (logged; they are left alone), the session's facts of `symbols`, the last
+/// `count` bars of each stream of `streams` from the broker's history (asked again with a
+/// backoff, the start refused naming the stream when it never comes), then the session itself
+/// (told of `telemetry`) as the book's market: its trading hours and symbol modes. The session
+/// is reachable through nothing else, so it gets no order.
 pub async fn dry_run_book(
     mut session: LiveBroker,
+    account_id: i64,
     symbols: &[String],
     streams: &[(String, Timeframe)],
     count: u32,
     balance: f64,
     telemetry: Arc<dyn SessionEvents>,
 ) -> anyhow::Result<PaperBook> {
+    match session.account().await {
+        Ok(a) => info!(
+            account = account_id,
+            balance = a.balance,
+            equity = a.equity,
+            paper_balance = balance,
+            "dry run: the broker account as read (the paper book trades its own balance, --paper-balance)"
+        ),
+        Err(e) => {
+            warn!(account = account_id, error = %e, "dry run: the broker account could not be read")
+        }
+    }
+    match session.reconcile().await {
+        Ok(open) => {
+            for p in &open {
+                info!(
+                    account = account_id,
+                    position_id = p.position_id,
+                    symbol = %p.symbol,
+                    side = if p.buy { "BUY" } else { "SELL" },
+                    volume = p.volume,
+                    label = %p.label,
+                    "dry run: a position open on the broker account, left alone"
+                );
+            }
+            info!(
+                account = account_id,
+                positions = open.len(),
+                "dry run: {} position(s) open on the broker account are left alone (the paper book trades, not the account)",
+                open.len()
+            );
+        }
+        Err(e) => {
+            warn!(account = account_id, error = %e, "dry run: the broker account's open positions could not be listed (they are left alone)")
+        }
+    }
     let specs: Vec<SymbolSpec> = symbols.iter().filter_map(|s| session.spec(s)).collect();
     let mut book = PaperBook::new(balance, specs);
     // The streams' history comes from the broker: the paper book serves it (HISTORY, the seed).

@@ -190,6 +190,28 @@ impl PaperBook {
         self.positions.insert(p.position_id, p);
     }
 
+    /// Puts back into a fresh book the positions its journal (`rep`) says the models hold (the
+    /// book lives in memory; a restart would otherwise find them gone and take them as closed
+    /// outside). Returns how many.
+    pub fn resume(&mut self, rep: &oracle_executor_core::journal::Replayed) -> usize {
+        use oracle_executor_core::key::KeyText;
+        let mut n = 0;
+        for (key, st) in &rep.models {
+            let Some(r) = &st.real else { continue };
+            self.inject_position(BrokerPosition {
+                position_id: r.position_id,
+                symbol: key.symbol.to_string(),
+                label: key.label(),
+                client_order_id: String::new(),
+                buy: r.action.0.direction() > 0,
+                volume: r.volume,
+                price: r.price,
+            });
+            n += 1;
+        }
+        n
+    }
+
     /// Closes a position outside the executor (stop-out, manual close).
     pub fn external_close(&mut self, position_id: u64) {
         if let Some(p) = self.positions.remove(&position_id) {

@@ -137,6 +137,50 @@ impl Replay {
     }
 }
 
+/// A count read while a [`Gate`] waits: the HISTORY requests answered so far (the IPC
+/// server's counter).
+pub type Count = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// Start gate of a paper replay (`--feed-start-file`, `--feed-wait-client`).
+pub struct Gate {
+    /// Hold the replay until this file exists.
+    pub start_file: Option<PathBuf>,
+    /// The HISTORY requests answered so far and the number of replayed streams.
+    pub wait_client: Option<(Count, u64)>,
+}
+
+impl Gate {
+    /// Returns when the file exists and, with `wait_client`, once HISTORY_END was sent for
+    /// every replayed stream (or 2 s after the first one: a model the predictor could not load
+    /// does not hold the replay).
+    pub async fn wait(&self) {
+        let tick = Duration::from_millis(10);
+        if let Some(f) = &self.start_file {
+            tracing::info!(file = %f.display(), "replay held until this file exists");
+            while !f.exists() {
+                tokio::time::sleep(tick).await;
+            }
+        }
+        if let Some((answered, streams)) = &self.wait_client {
+            tracing::info!("replay held until an IPC client has been answered HISTORY");
+            let mut first: Option<tokio::time::Instant> = None;
+            loop {
+                let n = answered();
+                if n >= *streams {
+                    break;
+                }
+                if n > 0 {
+                    let t = *first.get_or_insert_with(tokio::time::Instant::now);
+                    if t.elapsed() >= Duration::from_secs(2) {
+                        break;
+                    }
+                }
+                tokio::time::sleep(tick).await;
+            }
+        }
+    }
+}
+
 /// Sends the replays' bars to `tx` until they end (or the receiver is gone): every stream's bar
 /// of the earliest pending instant goes out together ("20 symbols closing on the same bar"),
 /// then one pause of `interval`. `vclock` (Unix s) moves to the latest bar's close + 1 s: a

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 #[cfg(feature = "live")]
 use oracle_ctrader::Credentials;
 #[cfg(feature = "live")]
-use oracle_ctrader::driver::{Endpoint, TlsMode};
+use oracle_ctrader::driver::{ClientConfig, Endpoint, TlsMode};
 #[cfg(feature = "live")]
 use oracle_secrets::SecretsFile;
 #[cfg(feature = "live")]
@@ -201,6 +201,35 @@ pub async fn resolve_host(
         }
     }
     Ok(())
+}
+
+/// The session's configuration: `b`'s host and account, `creds`, `tls`; the
+/// `before_refresh_request` failpoint; with `live_close` (`--bar-close live`) closed bars from
+/// the live stream's final snapshot.
+#[cfg(feature = "live")]
+pub fn client_config(
+    b: &BrokerTarget,
+    creds: Credentials,
+    tls: TlsMode,
+    live_close: bool,
+) -> ClientConfig {
+    let mut session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
+    session.before_refresh_request =
+        Some(|| crate::failpoint::hit(crate::failpoint::Point::BeforeRefreshRequest));
+    session.live_close = live_close;
+    if live_close {
+        info!(
+            "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is sent again as a revision, bar_revised)"
+        );
+    }
+    ClientConfig::new(
+        Endpoint {
+            host: b.host.clone(),
+            port: b.port,
+        },
+        tls,
+        session,
+    )
 }
 
 /// Broker credentials from a secrets file (either key spelling); the error names the key only.

@@ -794,11 +794,13 @@ async fn run_inner(rc: RunConfig, tel: Arc<crate::alerting::Telemetry>) -> anyho
     let interval = rc.feed_interval;
     let metrics = Arc::new(Metrics::default());
     tel.metrics.attach_ipc(metrics.clone());
-    let gate = FeedGate {
+    let gate = crate::replay::Gate {
         start_file: rc.feed_start_file.clone(),
-        wait_client: rc
-            .feed_wait_client
-            .then(|| (metrics.clone(), replays.len() as u64)),
+        wait_client: rc.feed_wait_client.then(|| {
+            let m = metrics.clone();
+            let answered: crate::replay::Count = Box::new(move || Metrics::get(&m.histories));
+            (answered, replays.len() as u64)
+        }),
     };
     tokio::spawn(async move {
         gate.wait().await;
@@ -849,45 +851,6 @@ fn open_operator(
     crate::operator::open(&rc.state_dir, &rc.config, models)
 }
 
-/// Start gate of a paper replay (`--feed-start-file`, `--feed-wait-client`).
-struct FeedGate {
-    start_file: Option<PathBuf>,
-    /// The server's counters and the number of replayed streams.
-    wait_client: Option<(Arc<Metrics>, u64)>,
-}
-
-impl FeedGate {
-    /// Returns when the file exists and, with `wait_client`, once HISTORY_END was sent for
-    /// every replayed stream (or 2 s after the first one: a model the predictor could not load
-    /// does not hold the replay).
-    async fn wait(&self) {
-        let tick = Duration::from_millis(10);
-        if let Some(f) = &self.start_file {
-            info!(file = %f.display(), "replay held until this file exists");
-            while !f.exists() {
-                tokio::time::sleep(tick).await;
-            }
-        }
-        if let Some((m, streams)) = &self.wait_client {
-            info!("replay held until an IPC client has been answered HISTORY");
-            let mut first: Option<tokio::time::Instant> = None;
-            loop {
-                let n = Metrics::get(&m.histories);
-                if n >= *streams {
-                    break;
-                }
-                if n > 0 {
-                    let t = *first.get_or_insert_with(tokio::time::Instant::now);
-                    if t.elapsed() >= Duration::from_secs(2) {
-                        break;
-                    }
-                }
-                tokio::time::sleep(tick).await;
-            }
-        }
-    }
-}
-
 fn open_journal(path: &Path) -> anyhow::Result<(Journal, crate::journal::Replayed)> {
     let j = Journal::open(path).with_context(|| format!("journal {}", path.display()))?;
     if j.1.bad_lines > 0 {
@@ -919,7 +882,6 @@ async fn run_live(
     token: Secret,
     tel: Arc<crate::alerting::Telemetry>,
 ) -> anyhow::Result<()> {
-    use oracle_ctrader::driver::{ClientConfig, Endpoint};
     use oracle_executor_broker::session;
     let mut b = rc
         .broker
@@ -929,23 +891,7 @@ async fn run_live(
     let creds = session::credentials(rc.secrets.as_ref(), &token_file)?;
     let tls = session::tls_mode(&b)?;
     session::resolve_host(&mut b, &tls, &creds, &rc.state_dir).await?;
-    let mut session = oracle_ctrader::SessionConfig::new(creds, b.account_id);
-    session.before_refresh_request =
-        Some(|| crate::failpoint::hit(crate::failpoint::Point::BeforeRefreshRequest));
-    session.live_close = rc.live_close;
-    if rc.live_close {
-        info!(
-            "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is sent again as a revision, bar_revised)"
-        );
-    }
-    let client = ClientConfig::new(
-        Endpoint {
-            host: b.host.clone(),
-            port: b.port,
-        },
-        tls,
-        session,
-    );
+    let client = session::client_config(&b, creds, tls, rc.live_close);
     let live_cfg = crate::live::LiveConfig {
         client,
         symbols: cfg.symbols.keys().cloned().collect(),
@@ -1056,25 +1002,10 @@ pub fn paper_side(
     Ok((Side::new("paper", cfg, book, Some(journal)), acks))
 }
 
-/// Puts back into a fresh paper book the positions its journal says the models hold (the book
-/// lives in memory; a restart would otherwise find them gone and take them as closed outside).
-/// Returns how many.
+/// Puts back into a fresh paper book the positions its journal says the models hold
+/// ([`PaperBook::resume`]). Returns how many.
 pub fn resume_paper_book(book: &mut PaperBook, rep: &crate::journal::Replayed) -> usize {
-    let mut n = 0;
-    for (key, st) in &rep.models {
-        let Some(r) = &st.real else { continue };
-        book.inject_position(crate::broker::BrokerPosition {
-            position_id: r.position_id,
-            symbol: key.symbol.to_string(),
-            label: key.label(),
-            client_order_id: String::new(),
-            buy: r.action.0.direction() > 0,
-            volume: r.volume,
-            price: r.price,
-        });
-        n += 1;
-    }
-    n
+    book.resume(rep)
 }
 
 pub use oracle_executor_core::journal::ClosedTrades;
@@ -1116,7 +1047,7 @@ async fn run_dry(
     dry: DrySession,
 ) -> anyhow::Result<()> {
     let DrySession {
-        mut session,
+        session,
         feed,
         clock,
         pacing,
@@ -1126,45 +1057,10 @@ async fn run_dry(
         account = account_id,
         "dry run: the live feed drives the paper book; no order of any kind is sent to the broker"
     );
-    match session.account().await {
-        Ok(a) => info!(
-            account = account_id,
-            balance = a.balance,
-            equity = a.equity,
-            paper_balance = rc.paper_balance,
-            "dry run: the broker account as read (the paper book trades its own balance, --paper-balance)"
-        ),
-        Err(e) => {
-            warn!(account = account_id, error = %e, "dry run: the broker account could not be read")
-        }
-    }
-    match session.reconcile().await {
-        Ok(open) => {
-            for p in &open {
-                info!(
-                    account = account_id,
-                    position_id = p.position_id,
-                    symbol = %p.symbol,
-                    side = if p.buy { "BUY" } else { "SELL" },
-                    volume = p.volume,
-                    label = %p.label,
-                    "dry run: a position open on the broker account, left alone"
-                );
-            }
-            info!(
-                account = account_id,
-                positions = open.len(),
-                "dry run: {} position(s) open on the broker account are left alone (the paper book trades, not the account)",
-                open.len()
-            );
-        }
-        Err(e) => {
-            warn!(account = account_id, error = %e, "dry run: the broker account's open positions could not be listed (they are left alone)")
-        }
-    }
     let symbols: Vec<String> = cfg.symbols.keys().cloned().collect();
     let book = oracle_executor_broker::beside::dry_run_book(
         session,
+        account_id,
         &symbols,
         &preload,
         HISTORY_RING as u32,
