@@ -743,6 +743,35 @@ impl SideCore {
         )
     }
 
+    /// The first open instant (UTC ms) of a market closed at `utc_ms` where this side holds an
+    /// exit; `utc_ms` itself when such a market is open already (after a restart or a
+    /// reconnect, or a broker that refused `MARKET_CLOSED` while its calendar says open: the
+    /// core tries it again [`HELD_EXIT_RETRY_MS`] after the last release, never waiting for the
+    /// model's next SIGNAL); an exit a news window held at the window's end. `closed` is the
+    /// broker's calendar (`Broker::closed`: a symbol's market closed at an instant, and until
+    /// when). `None`: nothing held, or no calendar knows an open.
+    ///
+    /// [`HELD_EXIT_RETRY_MS`]: crate::exec::HELD_EXIT_RETRY_MS
+    pub fn next_held_open(
+        &self,
+        utc_ms: i64,
+        closed: impl Fn(&str, i64) -> Option<Closed>,
+    ) -> Option<i64> {
+        self.held_exits()
+            .iter()
+            .filter_map(|(_, symbol)| {
+                // An exit a news window held goes at the window's end (at once once past it).
+                if let Some(at) = self.news_hold_until(symbol, utc_ms) {
+                    return Some(at);
+                }
+                match closed(symbol, utc_ms) {
+                    None => Some(utc_ms),
+                    Some(c) => c.until_ms,
+                }
+            })
+            .min()
+    }
+
     /// Starts the release of the held exits ([`SideCore::held_exits`]) at `now` (the market's
     /// open): a batch of closes only, driven like a SIGNALs' batch (its result is not an ACK:
     /// take it with [`SideCore::take_batch_result`] and drop it). A market still closed holds

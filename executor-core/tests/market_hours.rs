@@ -79,6 +79,32 @@ fn a_market_closed_answer_from_the_broker_is_a_missed_entry_and_holds_an_exit() 
     assert_eq!(core.held_exits(), [(key(), "EURUSD".to_string())]);
 }
 
+#[test]
+fn a_held_exit_goes_at_its_markets_next_open_and_at_once_where_the_calendar_says_open() {
+    use oracle_executor_core::policy::Closed;
+    let mut core = core_at(Action::LongWeak, Some(Action::LongWeak), FRI_2158);
+    let mut book = hours_book(TradingCalendar::always_open());
+    book.refuse_all = Some(("MARKET_CLOSED", "Market is closed"));
+    let now_ms = (FRI_2158 + M1) * 1000;
+    assert_eq!(
+        core.next_held_open(now_ms, |_, _| None),
+        None,
+        "nothing held yet"
+    );
+    book.run(&mut core, FRI_2158 + M1, &[item(Action::Wait, FRI_2158)]);
+    assert_eq!(core.held_exits().len(), 1);
+    // Open by the calendar (the broker refused anyway): now.
+    assert_eq!(core.next_held_open(now_ms, |_, _| None), Some(now_ms));
+    // Closed until Sunday 22:00: then; closed with no open known: never.
+    let until = |until_ms| move |s: &str, _| (s == "EURUSD").then_some(Closed { until_ms });
+    let sunday = SUN_2200 * 1000;
+    assert_eq!(
+        core.next_held_open(now_ms, until(Some(sunday))),
+        Some(sunday)
+    );
+    assert_eq!(core.next_held_open(now_ms, until(None)), None);
+}
+
 /// The journal line of the ACK the shell writes for the signal `action` at `bt`.
 fn ack_record(bt: i64, action: &str, outcome: &str) -> Vec<u8> {
     let line = format!(

@@ -381,28 +381,10 @@ impl<B: Broker> Side<B> {
     }
 
     /// The first open instant (UTC ms) of a market closed at `now` (Unix s) where this side
-    /// holds an exit; `now` itself when such a market is open already (after a restart or a
-    /// reconnect, or a broker that refused `MARKET_CLOSED` while its calendar says open: the
-    /// core tries it again [`HELD_EXIT_RETRY_MS`] after the last release, never waiting for
-    /// the model's next SIGNAL). `None`: nothing held, or no calendar knows an open.
-    ///
-    /// [`HELD_EXIT_RETRY_MS`]: oracle_executor_core::exec::HELD_EXIT_RETRY_MS
+    /// holds an exit, by this book's calendar ([`SideCore::next_held_open`]).
     pub fn next_held_open(&self, now: i64) -> Option<i64> {
-        let utc_ms = now.saturating_mul(1000);
-        self.core
-            .held_exits()
-            .iter()
-            .filter_map(|(_, symbol)| {
-                // An exit a news window held goes at the window's end (at once once past it).
-                if let Some(at) = self.core.news_hold_until(symbol, utc_ms) {
-                    return Some(at);
-                }
-                match self.broker.closed(symbol, utc_ms) {
-                    None => Some(utc_ms),
-                    Some(c) => c.until_ms,
-                }
-            })
-            .min()
+        let closed = |s: &str, ms: i64| self.broker.closed(s, ms);
+        self.core.next_held_open(now.saturating_mul(1000), closed)
     }
 
     /// Asks, off the orders' path, the margins of the entries `items`' models could make at
