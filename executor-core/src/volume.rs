@@ -39,12 +39,28 @@ impl SymbolSpec {
     }
 }
 
-/// Paper-alone symbol facts when no broker session gives them: FX-like 6-letter names get
-/// 100,000-unit lots (lotSize 10,000,000 cents, min/step 0.01 lot, 5 digits, 3 for JPY);
-/// anything else 1 unit per lot (lotSize 100, min/step 0.01 lot, 2 digits).
+/// The ISO 4217 codes of the currencies brokers quote FX pairs in (metals such as XAU and XAG
+/// are not among them: their lots are ounces).
+const FX_CURRENCIES: [&str; 30] = [
+    "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "HUF",
+    "CZK", "MXN", "ZAR", "TRY", "SGD", "HKD", "CNH", "CNY", "ILS", "RUB", "THB", "INR", "KRW",
+    "BRL", "RON", "TWD", "ISK",
+];
+
+/// Whether `name` is a currency pair: two of [`FX_CURRENCIES`] back to back (`USDJPY`, `EURUSD`;
+/// not `XAUUSD`, `USTECH`, `US500`).
+pub fn is_fx_pair(name: &str) -> bool {
+    name.len() == 6
+        && name.is_char_boundary(3)
+        && FX_CURRENCIES.contains(&&name[..3])
+        && FX_CURRENCIES.contains(&&name[3..])
+}
+
+/// Paper-alone symbol facts when no broker session gives them: currency pairs
+/// ([`is_fx_pair`]) get 100,000-unit lots (lotSize 10,000,000 cents, min/step 0.01 lot,
+/// 5 digits, 3 for JPY); anything else 1 unit per lot (lotSize 100, min/step 0.01 lot, 2 digits).
 pub fn default_spec(name: &str) -> SymbolSpec {
-    let fx =
-        name.len() == 6 && name.bytes().all(|b| b.is_ascii_uppercase()) && !name.starts_with("US");
+    let fx = is_fx_pair(name);
     if fx {
         let jpy = name.ends_with("JPY");
         SymbolSpec {
@@ -172,7 +188,20 @@ pub(crate) mod tests {
         assert_eq!(lots_to_volume(0.01, &eur), Ok(100_000));
         let jpy = default_spec("EURJPY");
         assert_eq!((jpy.digits, jpy.pip_position), (3, 2));
-        // `US500` is six capitals but not a currency pair.
+        // A pair with the dollar first is FX too (USDJPY was taken for an index: 1-unit lots).
+        let usdjpy = default_spec("USDJPY");
+        assert_eq!(
+            (usdjpy.lot_size, usdjpy.min_volume, usdjpy.digits),
+            (10_000_000, 100_000, 3)
+        );
+        assert_eq!(default_spec("USDCHF").lot_size, 10_000_000);
+        // Six capitals that are not two currencies: a metal, an index, a name.
+        for name in ["XAUUSD", "USTECH", "GERMAN"] {
+            assert_eq!(default_spec(name).lot_size, 100, "{name}");
+        }
+        // Six bytes with a two-byte letter across the halves: no pair, and no panic slicing it.
+        assert!(!is_fx_pair("EU\u{c9}US"));
+        assert!(is_fx_pair("GBPUSD") && !is_fx_pair("GBPXAU") && !is_fx_pair("EURUSDX"));
         let idx = default_spec("US500");
         assert_eq!((idx.lot_size, idx.min_volume, idx.digits), (100, 1, 2));
         let aapl = default_spec("AAPL");
