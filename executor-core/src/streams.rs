@@ -273,17 +273,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn streams_never_repeat_or_go_back() {
-        let mut s = Streams::new(3);
-        let b = |t| Bar {
-            time: t,
+    /// A bar at `time` whose prices are all 1.0.
+    fn flat(time: i64) -> Bar {
+        Bar {
+            time,
             open: 1.0,
             high: 1.0,
             low: 1.0,
             close: 1.0,
             volume: 1.0,
-        };
+        }
+    }
+
+    #[test]
+    fn streams_never_repeat_or_go_back() {
+        let mut s = Streams::new(3);
+        let b = flat;
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(900)), Some(1));
         assert_eq!(s.offer("EURUSD", Timeframe::M15, b(1800)), Some(2));
         // A gap fill overlapping the past is dropped.
@@ -309,14 +314,7 @@ mod tests {
     #[test]
     fn a_history_answer_is_the_rings_last_bars_marked_history_then_its_end_counting_them() {
         let mut s = Streams::new(3);
-        let b = |t| Bar {
-            time: t,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-        };
+        let b = flat;
         for t in [900, 1800, 2700] {
             s.offer("EURUSD", Timeframe::M15, b(t));
         }
