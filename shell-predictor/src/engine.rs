@@ -435,9 +435,9 @@ impl Predictor {
     /// loader's fleet path ([`Loader::handle_bars`]: the core's SIMD lanes). The outcome, the
     /// `SIGNAL`s and their order are those of the lines handled one by one.
     ///
-    /// The `signal` log lines and the trace rows of a live close wait for
-    /// [`Predictor::after_send`] (the shell calls it once the `SIGNAL`s are written; this call
-    /// and [`Predictor::persist`] make up for a caller that does not).
+    /// The `signal` log lines of a live close wait for [`Predictor::after_send`] (the shell
+    /// calls it once the `SIGNAL`s are written; this call and [`Predictor::persist`] make up for
+    /// a caller that does not), its trace rows for [`Predictor::persist`].
     pub fn handle_lines<S: AsRef<str>>(&mut self, lines: &[S]) -> Vec<String> {
         self.after_send();
         let mut out = Vec::new();
@@ -881,20 +881,17 @@ impl Predictor {
         out
     }
 
-    /// After the last batch's `SIGNAL`s were written: one `signal` log line each, and its
-    /// trace rows handed to the OS (neither is on the way from a bar to its order). Nothing
-    /// when there is nothing waiting.
+    /// After the last batch's `SIGNAL`s were written: one `signal` log line each (not on the
+    /// way from a bar to its order). Its trace rows go to the OS with the states
+    /// ([`Predictor::persist`]): appended to one file per model just as the executor fsyncs the
+    /// batch's intents, they were data that fsync had to commit.
     pub fn after_send(&mut self) {
-        if self.sent.is_empty() {
-            return;
-        }
         for s in self.sent.drain(..) {
             info!(event = "signal", model = %s.name, symbol = %s.stream.symbol, tf = %s.stream.timeframe,
                 bar_time = %crate::isotime::format(s.bar_time), seq = s.seq, action = %s.action,
                 direction = s.direction, intensity = s.intensity, regime = s.regime,
                 entry_price = s.entry_price, realized_pnl = s.realized_pnl, upnl = s.upnl);
         }
-        self.flush_traces();
     }
 
     fn ack(&mut self, ack: &wire::Ack) {

@@ -22,9 +22,10 @@ pub struct ShellConfig {
     pub once: bool,
 }
 
-/// How long after a batch's `SIGNAL`s the twins' states are written (and fsynced): past the
-/// executor's order path (its journal's fsync of the batch's intents, the orders on the wire),
-/// so the two processes' fsyncs do not queue on the same disk. The file is a restart point, not
+/// How long after a batch's `SIGNAL`s the twins' trace rows and states are written (and the
+/// states fsynced): past the executor's order path (its journal's fsync of the batch's intents,
+/// the orders on the wire), so that fsync neither queues behind the predictor's nor has to
+/// commit the trace files' appended rows with its own. The file is a restart point, not
 /// a promise to anyone: a predictor killed before it restores the state before and steps the
 /// bars since again from `HISTORY` (the same twins, the same `SIGNAL`s, which the executor
 /// answers as duplicates). A batch while one is waiting does not push it back.
@@ -183,8 +184,8 @@ where
                     tx.feed(Message::text(line)).await?;
                 }
                 tx.flush().await?;
-                // The signals are out: their log lines and trace rows now, the states a little
-                // later (PERSIST_DELAY).
+                // The signals are out: their log lines now, the trace rows and the states a
+                // little later (PERSIST_DELAY).
                 p.after_send();
                 if closed {
                     return Ok(Ended::Closed);
