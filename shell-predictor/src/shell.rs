@@ -28,7 +28,8 @@ pub struct ShellConfig {
 /// commit the trace files' appended rows with its own. The file is a restart point, not
 /// a promise to anyone: a predictor killed before it restores the state before and steps the
 /// bars since again from `HISTORY` (the same twins, the same `SIGNAL`s, which the executor
-/// answers as duplicates). A batch while one is waiting does not push it back.
+/// answers as duplicates). The next batch, when it comes sooner, writes them before it is
+/// handled.
 pub const PERSIST_DELAY: Duration = Duration::from_millis(50);
 
 enum Ended {
@@ -158,6 +159,14 @@ where
             }
             msg = rx.next() => {
                 let Some(msg) = msg else { return Ok(Ended::Closed) };
+                // The previous batch's states are written before this one is handled (bars
+                // that come faster than PERSIST_DELAY: a restart is never more than a batch
+                // behind, as when every batch wrote its states at once).
+                if persist_at.take().is_some()
+                    && let Err(e) = p.persist()
+                {
+                    error!(event = "state_unwritable", error = %e);
+                }
                 // Handle this frame and every frame already received together (the bars of
                 // one close arrive together: their twins step in one fleet call), send the
                 // signals, then write the states once.

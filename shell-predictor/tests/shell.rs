@@ -109,6 +109,39 @@ async fn the_states_are_written_after_the_signals_not_the_moment_they_are_sent()
             })
             .await;
         }
+        // Bars faster than PERSIST_DELAY: the states of one are written before the next is
+        // handled (never more than a batch behind).
+        let before = state(&root).expect("state");
+        let i = upto + 3;
+        ws.send(Message::text(bar_line(
+            "EURUSD", "M1", &series[i], i as u64, false,
+        )))
+        .await
+        .expect("send");
+        assert!(read_text(&mut ws).await.starts_with("SIGNAL|"));
+        assert_eq!(state(&root).as_deref(), Some(before.as_str()));
+        ws.send(Message::text(bar_line(
+            "EURUSD",
+            "M1",
+            &series[i + 1],
+            i as u64 + 1,
+            false,
+        )))
+        .await
+        .expect("send");
+        assert!(read_text(&mut ws).await.starts_with("SIGNAL|"));
+        let between = state(&root).expect("state");
+        assert_ne!(
+            between,
+            before,
+            "bar {i}'s state written before bar {} was handled",
+            i + 1
+        );
+        tokio::time::sleep(PERSIST_DELAY).await;
+        eventually("the last bar's state written", || {
+            state(&root).is_some_and(|s| s != between)
+        })
+        .await;
         ws.close(None).await.expect("close");
         while ws.next().await.is_some() {}
     };
