@@ -93,9 +93,26 @@ def test_golden_rows_are_consistent():
         prev = v
 
 
-def test_golden_comparison_allows_ulps_on_posteriors_only():
-    """The comparison the reproduction test uses: posteriors within POSTERIOR_ULPS ulps, every
-    other column (regime, action, position, features…) exact."""
+def test_golden_comparison_allows_ulps_on_logits_but_not_on_the_action():
+    """Logits and margin within LOGIT_ULPS f32 ulps of the row's largest logit (torch's kernels
+    differ by CPU), the action exact."""
+    head = "idx,logit_0,logit_1,margin,action"
+    step = float(np.spacing(np.float32(2.5)))
+    golden = f"{head}\n0,2.5,0.5,2.0,0"
+    near = f"{head}\n0,{2.5 + 3 * step},{0.5 - 2 * step},{2.0 + 5 * step},0"
+    assert_golden_text_equal(near, golden, "near")
+    far = f"{head}\n0,2.5,{0.5 + 40 * step},2.0,0"
+    with pytest.raises(AssertionError, match="logits"):
+        assert_golden_text_equal(far, golden, "far")
+    with pytest.raises(AssertionError, match="logits"):
+        assert_golden_text_equal(f"{head}\n0,2.5,0.5,{2.0 - 40 * step},0", golden, "margin")
+    with pytest.raises(AssertionError, match="action"):
+        assert_golden_text_equal(f"{head}\n0,2.5,0.5,2.0,1", golden, "action")
+
+
+def test_golden_comparison_allows_ulps_on_posteriors_not_on_the_regime():
+    """The comparison the reproduction test uses: posteriors within POSTERIOR_ULPS ulps (logits
+    within LOGIT_ULPS, above), every other column (regime, action, position, features…) exact."""
     head = "idx,regime,post_0,post_1"
     p = 0.25
     near = p + 3 * float(np.spacing(p))
