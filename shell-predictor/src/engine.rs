@@ -147,6 +147,16 @@ pub struct Predictor {
     sent: Vec<SignalLog>,
 }
 
+/// When a batch's lines came in and when its `SIGNAL`s were flushed (UTC µs, the shell's
+/// wall clock): fields of its `signal` log lines, which are written after both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInstants {
+    /// The batch's first line received.
+    pub received_us: i64,
+    /// Its `SIGNAL`s flushed to the socket.
+    pub sent_us: i64,
+}
+
 /// What a `signal` log line says (written after the batch's `SIGNAL`s were sent).
 struct SignalLog {
     name: String,
@@ -886,11 +896,30 @@ impl Predictor {
     /// ([`Predictor::persist`]): appended to one file per model just as the executor fsyncs the
     /// batch's intents, they were data that fsync had to commit.
     pub fn after_send(&mut self) {
+        self.after_send_at(None);
+    }
+
+    /// [`Predictor::after_send`] with the batch's instants (UTC µs, read by the shell): when
+    /// its lines came in and when its `SIGNAL`s were flushed. The lines are written after
+    /// both, so their own timestamps are not those instants; `bar_in_us` and `sent_us` are
+    /// (the bench's predictor hops).
+    pub fn after_send_at(&mut self, batch: Option<BatchInstants>) {
         for s in self.sent.drain(..) {
-            info!(event = "signal", model = %s.name, symbol = %s.stream.symbol, tf = %s.stream.timeframe,
-                bar_time = %crate::isotime::format(s.bar_time), seq = s.seq, action = %s.action,
-                direction = s.direction, intensity = s.intensity, regime = s.regime,
-                entry_price = s.entry_price, realized_pnl = s.realized_pnl, upnl = s.upnl);
+            match batch {
+                Some(b) => {
+                    info!(event = "signal", model = %s.name, symbol = %s.stream.symbol, tf = %s.stream.timeframe,
+                    bar_time = %crate::isotime::format(s.bar_time), seq = s.seq, action = %s.action,
+                    direction = s.direction, intensity = s.intensity, regime = s.regime,
+                    entry_price = s.entry_price, realized_pnl = s.realized_pnl, upnl = s.upnl,
+                    bar_in_us = b.received_us, sent_us = b.sent_us)
+                }
+                None => {
+                    info!(event = "signal", model = %s.name, symbol = %s.stream.symbol, tf = %s.stream.timeframe,
+                    bar_time = %crate::isotime::format(s.bar_time), seq = s.seq, action = %s.action,
+                    direction = s.direction, intensity = s.intensity, regime = s.regime,
+                    entry_price = s.entry_price, realized_pnl = s.realized_pnl, upnl = s.upnl)
+                }
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The Tokio shell: the WebSocket client (token, reconnect with backoff), the models-folder poll,
 //! and shutdown on SIGINT/SIGTERM. Everything else is [`crate::engine::Predictor`].
 
-use crate::engine::Predictor;
+use crate::engine::{BatchInstants, Predictor};
 use crate::wire;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::time::Duration;
@@ -159,6 +159,7 @@ where
             }
             msg = rx.next() => {
                 let Some(msg) = msg else { return Ok(Ended::Closed) };
+                let received_us = utc_us();
                 // The previous batch's states are written before this one is handled (bars
                 // that come faster than PERSIST_DELAY: a restart is never more than a batch
                 // behind, as when every batch wrote its states at once).
@@ -195,7 +196,10 @@ where
                 tx.flush().await?;
                 // The signals are out: their log lines now, the trace rows and the states a
                 // little later (PERSIST_DELAY).
-                p.after_send();
+                p.after_send_at(Some(BatchInstants {
+                    received_us,
+                    sent_us: utc_us(),
+                }));
                 if closed {
                     return Ok(Ended::Closed);
                 }
@@ -257,4 +261,11 @@ fn finish(p: &mut Predictor) {
         malformed = p.malformed,
         errors = p.errors
     );
+}
+
+/// The wall clock, UTC µs (the `signal` lines' batch instants).
+fn utc_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

@@ -599,12 +599,25 @@ pub fn predictor_line(facts: &mut PredictorFacts, line: &str) {
     ) else {
         return;
     };
-    let map = match ev {
-        "bar" => &mut facts.bar_in,
-        "signal" => &mut facts.signal_out,
-        _ => return,
-    };
-    map.entry((m.to_string(), bt)).or_insert(ts);
+    let key = (m.to_string(), bt);
+    match ev {
+        "bar" => {
+            facts.bar_in.entry(key).or_insert(ts);
+        }
+        "signal" => {
+            // The line is written after the batch's SIGNALs went out; its fields carry when the
+            // batch came in and when they were flushed (the line's own timestamp without them).
+            let us = |k: &str| field(&v, k).and_then(Value::as_i64).map(|u| u as f64 / 1e6);
+            if let Some(t) = us("bar_in_us") {
+                facts.bar_in.entry(key.clone()).or_insert(t);
+            }
+            facts
+                .signal_out
+                .entry(key)
+                .or_insert(us("sent_us").unwrap_or(ts));
+        }
+        _ => {}
+    }
 }
 
 /// Differences `b[k] - a[k]` in ms over the keys of both, for keys whose `a` is at or after `from`.
@@ -1974,6 +1987,28 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_line_gives_its_batch_instants_not_its_own_timestamp() {
+        let mut f = PredictorFacts::default();
+        // Written 5 ms after the SIGNALs went out: the fields say when the batch came in and
+        // when they were flushed.
+        predictor_line(
+            &mut f,
+            r#"{"timestamp":"2026-12-07T12:00:00.010000Z","level":"INFO","fields":{"event":"signal","model":"EURUSD_H1","bar_time":"2026-12-07T11:00:00Z","bar_in_us":1796644800004000,"sent_us":1796644800005000}}"#,
+        );
+        // An older line without them: its own timestamp is the SIGNAL's instant.
+        predictor_line(
+            &mut f,
+            r#"{"timestamp":"2026-12-07T12:00:00.020000Z","level":"INFO","fields":{"event":"signal","model":"GBPUSD_H1","bar_time":"2026-12-07T11:00:00Z"}}"#,
+        );
+        let bt = oracle_model::parse_time("2026-12-07T11:00:00Z").expect("time");
+        let at = |m: &HashMap<(String, i64), f64>, k: &str| m[&(k.to_string(), bt)];
+        assert!((at(&f.bar_in, "EURUSD_H1") - 1_796_644_800.004).abs() < 1e-6);
+        assert!((at(&f.signal_out, "EURUSD_H1") - 1_796_644_800.005).abs() < 1e-6);
+        assert!(!f.bar_in.contains_key(&("GBPUSD_H1".to_string(), bt)));
+        assert!((at(&f.signal_out, "GBPUSD_H1") - 1_796_644_800.02).abs() < 1e-6);
+    }
 
     #[test]
     fn smaps_rss_is_summed_per_kind_of_mapping() {
