@@ -147,13 +147,14 @@ pub struct Predictor {
     sent: Vec<SignalLog>,
 }
 
-/// When a batch's lines came in and when its `SIGNAL`s were flushed (UTC µs, the shell's
-/// wall clock): fields of its `signal` log lines, which are written after both.
+/// When a batch's lines came in and when its `SIGNAL`s went to the socket (UTC µs, the
+/// shell's wall clock): fields of its `signal` log lines, which are written after both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchInstants {
     /// The batch's first line received.
     pub received_us: i64,
-    /// Its `SIGNAL`s flushed to the socket.
+    /// Its `SIGNAL`s ready, handed to the socket (the instant before the write: the
+    /// executor may read them before the write returns).
     pub sent_us: i64,
 }
 
@@ -900,7 +901,7 @@ impl Predictor {
     }
 
     /// [`Predictor::after_send`] with the batch's instants (UTC µs, read by the shell): when
-    /// its lines came in and when its `SIGNAL`s were flushed. The lines are written after
+    /// its lines came in and when its `SIGNAL`s went to the socket. The lines are written after
     /// both, so their own timestamps are not those instants; `bar_in_us` and `sent_us` are
     /// (the bench's predictor hops).
     pub fn after_send_at(&mut self, batch: Option<BatchInstants>) {

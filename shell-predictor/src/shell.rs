@@ -190,6 +190,7 @@ where
                 }
                 let lines: Vec<&str> = lines.iter().map(|t| t.as_str()).collect();
                 let out = p.handle_lines(&lines);
+                let sent_us = utc_us();
                 for line in out {
                     tx.feed(Message::text(line)).await?;
                 }
@@ -198,7 +199,7 @@ where
                 // little later (PERSIST_DELAY).
                 p.after_send_at(Some(BatchInstants {
                     received_us,
-                    sent_us: utc_us(),
+                    sent_us,
                 }));
                 if closed {
                     return Ok(Ended::Closed);
