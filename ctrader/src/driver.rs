@@ -203,6 +203,18 @@ enum Command {
     Close,
 }
 
+/// A request queued by [`Client::submit`], not yet known to be taken by the driver.
+#[derive(Debug)]
+pub struct Queued(oneshot::Receiver<Result<(RequestId, oneshot::Receiver<Outcome>), SessionError>>);
+
+impl Queued {
+    /// Waits until the driver took the request: its id and a receiver for its outcome, or why
+    /// it was never sent (the driver stopped before taking it, or the session refused it).
+    pub async fn taken(self) -> Result<(RequestId, oneshot::Receiver<Outcome>), ClientError> {
+        Ok(self.0.await.map_err(|_| ClientError::Stopped)??)
+    }
+}
+
 /// Handle to a running driver; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -228,17 +240,16 @@ impl Client {
         self.request_inner(payload.into(), Some(timeout)).await
     }
 
-    /// Queues a request and returns its id at once, with a receiver for the outcome.
-    pub async fn submit(
-        &self,
-        payload: impl Into<Payload>,
-    ) -> Result<(RequestId, oneshot::Receiver<Outcome>), ClientError> {
+    /// Queues a request and returns at once, without waiting for the driver to take it: the
+    /// requests queued back to back (a batch's orders) are taken together and go out in one
+    /// write. [`Queued::taken`] gives the request's id and a receiver for its outcome.
+    pub async fn submit(&self, payload: impl Into<Payload>) -> Result<Queued, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Request(Box::new(payload.into()), None, tx))
             .await
             .map_err(|_| ClientError::Stopped)?;
-        Ok(rx.await.map_err(|_| ClientError::Stopped)??)
+        Ok(Queued(rx))
     }
 
     async fn request_inner(

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oracle_ctrader::calendar::TradingCalendar;
-use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome};
+use oracle_ctrader::driver::{self, Client, ClientConfig, Outcome, Queued};
 use oracle_ctrader::proto::{
     ProtoOaAssetListReq, ProtoOaDealListReq, ProtoOaExecutionEvent, ProtoOaExecutionType,
     ProtoOaExpectedMarginReq, ProtoOaGetPositionUnrealizedPnLReq, ProtoOaGetTrendbarsReq,
@@ -1098,13 +1098,15 @@ impl LiveBroker {
     /// Puts an order on the wire: registers the wait for its fill (keyed by client order id,
     /// or `pos:<id>` for a close, so concurrent orders are told apart; the session correlates
     /// each request's first answer by its own `clientMsgId`), then queues the request in the
-    /// driver without awaiting the answer.
+    /// driver, awaiting neither the driver taking it nor the answer: a batch's orders queued
+    /// back to back go out in one write (awaiting each one's hand-over cost a scheduler round
+    /// trip per order, 0.7-5 ms for 20).
     async fn submit(&self, key: String, p: impl Into<Payload>) -> LiveTicket {
         let busy = BusyOwned::new(self.shared.clone());
         let (tx, fill) = oneshot::channel();
         lock(&self.shared.fills).insert(key.clone(), tx);
         let state = match self.client.submit(p).await {
-            Ok((_, first)) => TicketState::Sent { first, fill },
+            Ok(queued) => TicketState::Sent { queued, fill },
             // Never sent (the driver stopped, or the session refused it): safe to report refused.
             Err(e) => {
                 lock(&self.shared.fills).remove(&key);
@@ -1199,9 +1201,10 @@ pub struct LiveTicket {
 enum TicketState {
     /// Known without waiting (never sent).
     Answered(OrderResult),
-    /// Sent: the request's first answer, then (after `ORDER_ACCEPTED`) its fill.
+    /// Queued in the driver: taken (or refused unsent), then the request's first answer, then
+    /// (after `ORDER_ACCEPTED`) its fill.
     Sent {
-        first: oneshot::Receiver<Outcome>,
+        queued: Queued,
         fill: oneshot::Receiver<OrderResult>,
     },
 }
@@ -1209,9 +1212,21 @@ enum TicketState {
 /// Awaits one ticket's answer: the request's outcome, then, when that was only an acceptance
 /// (or no answer), the fill event for up to `fill_timeout`.
 async fn settle(shared: &Shared, fill_timeout: Duration, t: LiveTicket) -> OrderResult {
-    let (first, fill) = match t.state {
+    let (queued, fill) = match t.state {
         TicketState::Answered(r) => return r,
-        TicketState::Sent { first, fill } => (first, fill),
+        TicketState::Sent { queued, fill } => (queued, fill),
+    };
+    let first = match queued.taken().await {
+        Ok((_, first)) => first,
+        // Never sent (the driver stopped before taking it, or the session refused it): safe
+        // to report refused.
+        Err(e) => {
+            lock(&shared.fills).remove(&t.key);
+            return OrderResult::Rejected {
+                code: "DRIVER_STOPPED".into(),
+                msg: e.to_string(),
+            };
+        }
     };
     let early = match first.await {
         Ok(Outcome::Execution(ev)) => fill_of(&ev),

@@ -245,8 +245,15 @@ impl<B: Broker> Side<B> {
             }
             SideAction::JournalIntents { records } => {
                 // fsync BEFORE the wire: the whole batch's intents, one fsync.
+                let side = self.core.name;
                 let r = match &mut self.journal {
-                    Some(j) => j.append_batch(&records).map_err(|e| e.to_string()),
+                    Some(j) => j
+                        .write_batch(&records)
+                        .and_then(|()| {
+                            debug!(target: TIMING, side, event = "intents_written", records = records.len());
+                            j.sync()
+                        })
+                        .map_err(|e| e.to_string()),
                     None => Ok(()),
                 };
                 debug!(target: TIMING, side = self.core.name, event = "intents_synced", records = records.len());
@@ -271,8 +278,8 @@ impl<B: Broker> Side<B> {
                 }
                 let req = &o.req;
                 info!(target: DECISION, side = self.core.name, event = "order_sent", model = %o.key.model_name(), op = ?o.op,
-                    coid = %req.client_order_id, buy = req.buy, volume = req.volume, base_price = req.base_price,
-                    slippage_points = req.slippage_points, batch = o.batch, "order sent");
+                    coid = %req.client_order_id, position_id = o.position_id, buy = req.buy, volume = req.volume,
+                    base_price = req.base_price, slippage_points = req.slippage_points, batch = o.batch, "order sent");
                 if let Some(t) = &self.telemetry {
                     t.metrics.order_sent(self.core.name);
                 }

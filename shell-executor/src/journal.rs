@@ -78,8 +78,21 @@ impl Journal {
     /// batch of orders, before the first of them goes on the wire). Nothing is written when a
     /// record cannot be encoded.
     pub fn append_batch(&mut self, rs: &[Record]) -> std::io::Result<()> {
+        self.write_batch(rs)?;
+        self.sync()
+    }
+
+    /// The first half of [`Journal::append_batch`]: the records in one write, in the kernel
+    /// (a killed process loses nothing) but not yet durable. Nothing is written when a record
+    /// cannot be encoded.
+    pub fn write_batch(&mut self, rs: &[Record]) -> std::io::Result<()> {
         let buf = encode_lines(rs).map_err(std::io::Error::other)?;
-        self.file.write_all(&buf)?;
+        self.file.write_all(&buf)
+    }
+
+    /// The second half of [`Journal::append_batch`]: what was written so far made durable
+    /// (one fsync of the data).
+    pub fn sync(&mut self) -> std::io::Result<()> {
         self.syncs += 1;
         self.file.sync_data()
     }

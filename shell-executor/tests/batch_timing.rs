@@ -77,10 +77,12 @@ fn an_entrys_batch_logs_its_steps_in_order_on_the_timing_target() {
     assert_eq!(
         steps,
         // The core's order for entries: their margins are asked before their intents go to
-        // the journal (with exits, while the exits are on the wire).
+        // the journal (with exits, while the exits are on the wire); the intents' write, then
+        // its fsync, before the order is handed to the broker.
         [
             "account_read",
             "margins_read",
+            "intents_written",
             "intents_synced",
             "order_handed",
             "answers_in"

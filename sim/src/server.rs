@@ -756,6 +756,9 @@ async fn run_connection(
                                 Ok((cmid, req)) => {
                                     match (&timing, &req) {
                                         (Some(t), Request::NewOrder(o)) => t.new_order(conn, o),
+                                        (Some(t), Request::ClosePosition { position_id, .. }) => {
+                                            t.close_position(conn, *position_id);
+                                        }
                                         (Some(_), Request::Heartbeat) | (None, _) => {}
                                         (Some(t), r) => t.request(conn, r.kind()),
                                     }

@@ -6,11 +6,13 @@
 //! {"ev":"bar_close","conn":3,"symbol":"EURUSD","period":"M15","bar_time":1704067200,"t_us":1732460000123456}
 //! {"ev":"new_order","conn":3,"client_order_id":"ot-EURUSD-M15-1704067200-O","symbol":"EURUSD","side":"BUY","volume":100000,"t_us":1732460000124001}
 //! {"ev":"request","conn":3,"kind":"ExpectedMarginReq","t_us":1732460000124100}
+//! {"ev":"request","conn":3,"kind":"ClosePositionReq","position_id":7,"t_us":1732460000124200}
 //! {"ev":"disconnect","conn":3,"reason":"fault: drop after 200 frames","t_us":1732460000125000}
 //! ```
 //!
 //! `request` is every client request other than `NewOrderReq` (heartbeats left out), so a reader
-//! can count what a client sent around an instant (the bench: requests per close instant).
+//! can count what a client sent around an instant (the bench: requests per close instant); a
+//! `ClosePositionReq`'s line names its position (the bench: bar close → exit on the wire).
 //!
 //! This is I/O of the shell only: the broker core never reads a clock. The clock is read under the
 //! file's lock, right before the line is written, so within the file `t_us` never goes backwards
@@ -126,6 +128,13 @@ impl Timing {
         self.line(&format!(
             "\"ev\":\"request\",\"conn\":{conn},\"kind\":{}",
             js(kind)
+        ));
+    }
+
+    /// A `request` line of a `ClosePositionReq`, now, naming its position.
+    pub(crate) fn close_position(&self, conn: u64, position_id: i64) {
+        self.line(&format!(
+            "\"ev\":\"request\",\"conn\":{conn},\"kind\":\"ClosePositionReq\",\"position_id\":{position_id}"
         ));
     }
 

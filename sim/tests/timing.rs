@@ -114,6 +114,21 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
     assert_eq!(sim.new_orders_with_client_id(coid).await, 1);
     let by_coid = sim.new_orders_by_client_id().await;
     assert_eq!(by_coid.get(coid), Some(&1), "{by_coid:?}");
+    // An exit: its request line names the position it closes (the position just opened, or a
+    // made-up one when the order was refused: the line is written when the request is decoded,
+    // whatever the answer).
+    let position_id = match &r {
+        Payload::ExecutionEvent(e) => e.position.as_ref().map_or(4242, |p| p.position_id),
+        _ => 4242,
+    };
+    let _ = c
+        .request(pb::ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACC,
+            position_id,
+            volume: 100_000,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(sim.fault_disconnects().await, 0);
     drop(c);
     sim.shutdown().await;
@@ -155,10 +170,12 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
         .unwrap();
     assert!(last_seen["t_us"].as_i64() <= o["t_us"].as_i64());
     // every other request is a `request` line naming its kind, in the order sent (the login's
-    // application and account auth first, then the two subscriptions); no heartbeats
+    // application and account auth first, then the two subscriptions, before the order and the
+    // exit); no heartbeats
     let kinds: Vec<&str> = of(&lines, "request")
         .iter()
         .map(|l| l["kind"].as_str().unwrap())
+        .filter(|k| *k != "ClosePositionReq")
         .collect();
     assert_eq!(
         kinds
@@ -174,6 +191,13 @@ async fn timing_hook_stamps_bar_closes_and_new_orders() {
     assert!(kinds.contains(&"ApplicationAuthReq"), "{kinds:?}");
     assert!(kinds.contains(&"AccountAuthReq"), "{kinds:?}");
     assert!(!kinds.iter().any(|k| k.contains("Heartbeat")), "{kinds:?}");
+    let exits: Vec<&Value> = of(&lines, "request")
+        .into_iter()
+        .filter(|l| l["kind"] == "ClosePositionReq")
+        .collect();
+    assert_eq!(exits.len(), 1, "{lines:?}");
+    assert_eq!(exits[0]["position_id"], position_id, "{}", exits[0]);
+    assert!(o["t_us"].as_i64() <= exits[0]["t_us"].as_i64());
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 

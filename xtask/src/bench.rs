@@ -434,6 +434,9 @@ pub struct LogFacts {
     pub bar_out: HashMap<(String, i64), f64>,
     /// Order-sent instants per (model, bar time), in order.
     pub orders: Vec<((String, i64), f64, String)>,
+    /// The live side's exits: position id → the client order id of its close (its model and
+    /// bar), from the `order_sent` lines.
+    pub close_coids: HashMap<u64, String>,
     /// Signal instants.
     pub signals: Vec<f64>,
     /// First signal instant per (model, bar time).
@@ -441,7 +444,8 @@ pub struct LogFacts {
     /// Lines that were JSON events.
     pub events: usize,
     /// The live side's batch steps (target `oracle_executor::timing`, debug level): instant and
-    /// event (`account_read`, `intents_synced`, `order_handed`, `margins_read`, `answers_in`).
+    /// event (`account_read`, `intents_written`, `intents_synced`, `order_handed`,
+    /// `margins_read`, `answers_in`).
     pub live_steps: Vec<(f64, String)>,
 }
 
@@ -499,6 +503,11 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
                 && let Some(k) = coid_bar(c)
             {
                 facts.orders.push((k, ts, side.to_string()));
+                if side == "live"
+                    && let Some(pid) = field(&v, "position_id").and_then(Value::as_u64)
+                {
+                    facts.close_coids.insert(pid, c.to_string());
+                }
             }
         }
         Some("signal") => {
@@ -513,8 +522,8 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
             }
         }
         Some(
-            e
-            @ ("account_read" | "intents_synced" | "order_handed" | "margins_read" | "answers_in"),
+            e @ ("account_read" | "intents_written" | "intents_synced" | "order_handed"
+            | "margins_read" | "answers_in"),
         ) if field(&v, "side").and_then(Value::as_str) == Some("live") => {
             facts.live_steps.push((ts, e.to_string()));
         }
@@ -527,22 +536,28 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
 /// instant's SIGNALs, then the account's round trip; none when the read was cached), that read →
 /// its intents synced (the decisions, the entries' margins round trip, the journal's fsync), of
 /// which the margins answered → the intents synced (the journal's fsync and the decisions after
-/// the margins), synced → the last order handed to the broker's writer.
+/// the margins) and the intents written → synced (the fsync alone), synced → the last order
+/// queued for the broker's writer.
 pub fn batch_steps(facts: &LogFacts) -> Value {
     let mut steps = facts.live_steps.clone();
     steps.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut signals = facts.signals.clone();
     signals.sort_by(f64::total_cmp);
     let (mut to_account, mut to_synced, mut handing) = (Vec::new(), Vec::new(), Vec::new());
-    let mut margins_to_synced = Vec::new();
+    let (mut margins_to_synced, mut fsync) = (Vec::new(), Vec::new());
     let mut account: Option<f64> = None;
     let mut margins: Option<f64> = None;
+    let mut written: Option<f64> = None;
     for (i, (t, e)) in steps.iter().enumerate() {
         match e.as_str() {
             "account_read" => account = Some(*t),
             "margins_read" => margins = Some(*t),
+            "intents_written" => written = Some(*t),
             "answers_in" => account = None,
             "intents_synced" => {
+                if let Some(w) = written.take() {
+                    fsync.push((t - w) * 1000.0);
+                }
                 if let Some(m) = margins.take() {
                     margins_to_synced.push((t - m) * 1000.0);
                 }
@@ -569,6 +584,7 @@ pub fn batch_steps(facts: &LogFacts) -> Value {
         "last_signal_in_to_account_read_ms": pct_json(&mut to_account),
         "account_read_to_intents_synced_ms": pct_json(&mut to_synced),
         "margins_read_to_intents_synced_ms": pct_json(&mut margins_to_synced),
+        "intents_written_to_synced_ms": pct_json(&mut fsync),
         "intents_synced_to_last_order_handed_ms": pct_json(&mut handing),
     })
 }
@@ -911,6 +927,8 @@ pub struct SimTiming {
     /// `request` lines in file order: (kind, instant when the request was decoded): every
     /// client request other than `NewOrderReq` and heartbeats.
     pub requests: Vec<(String, i64)>,
+    /// Of those, the `ClosePositionReq`s: (position id, instant decoded).
+    pub close_requests: Vec<(u64, i64)>,
     /// `disconnect` instants.
     pub disconnects: Vec<i64>,
     /// Of those, the ones a fault caused (reason `fault: …`).
@@ -948,7 +966,13 @@ pub fn sim_timing_line(t: &mut SimTiming, line: &str) {
             t.new_orders.push((c.to_string(), at));
         }
         (Some("request"), Some(at)) => {
-            t.requests.push((s("kind").unwrap_or("").to_string(), at));
+            let kind = s("kind").unwrap_or("");
+            if kind == "ClosePositionReq"
+                && let Some(pid) = v.get("position_id").and_then(Value::as_u64)
+            {
+                t.close_requests.push((pid, at));
+            }
+            t.requests.push((kind.to_string(), at));
         }
         (Some("disconnect"), Some(at)) => {
             t.disconnects.push(at);
@@ -997,6 +1021,51 @@ pub struct SimLatency {
     pub requests_first_second: Vec<usize>,
     /// The same, from its first `bar_close` to the next instant's (or the end of the file).
     pub requests_per_instant: Vec<usize>,
+}
+
+/// Bar close → the orders it caused on the wire, both instants on the simulator's clock:
+/// `(exits, first)`, ms. `exits`: per `ClosePositionReq` whose position the executor's log ties
+/// to a close's client order id (`close_coids`), its instant − the `bar_close` of that id's bar.
+/// `first`: per (stream, bar) with an order, the first of its orders (the exit of a reversal,
+/// the entry from flat) − its `bar_close`: the order the new bar sent. Bars closed before
+/// `from_us` are left out.
+pub fn exit_latency(
+    t: &SimTiming,
+    close_coids: &HashMap<u64, String>,
+    from_us: i64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut first: HashMap<(String, String, i64), (i64, i64)> = HashMap::new();
+    let mut exits = Vec::new();
+    let mut note = |coid: &str, at: i64, exit: bool| {
+        let Some((sym, tf, bt)) = coid_parts(coid) else {
+            return;
+        };
+        let k = (sym.to_string(), tf.to_string(), bt);
+        let Some(&closed) = t.bar_close.get(&k) else {
+            return;
+        };
+        if closed < from_us {
+            return;
+        }
+        if exit {
+            exits.push((at - closed) as f64 / 1000.0);
+        }
+        let e = first.entry(k).or_insert((closed, at));
+        e.1 = e.1.min(at);
+    };
+    for (pid, at) in &t.close_requests {
+        if let Some(c) = close_coids.get(pid) {
+            note(c, *at, true);
+        }
+    }
+    for (c, at) in &t.new_orders {
+        note(c, *at, false);
+    }
+    let firsts = first
+        .values()
+        .map(|(closed, at)| (at - closed) as f64 / 1000.0)
+        .collect();
+    (exits, firsts)
 }
 
 /// Requests (orders and the others) at `[from, to)` µs.
@@ -1224,6 +1293,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         0
     };
     let mut lat = sim_latency(&t, Some(&streams), from_us);
+    let (mut exits, mut firsts) = exit_latency(&t, &facts.close_coids, from_us);
     // Every bar (orders or not), through the executor's log (its reading of the wall clock):
     // bar written → executor bar out, → executor SIGNAL in; per close instant, its first bar
     // written → the last SIGNAL in of its bars.
@@ -1284,6 +1354,8 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
         "warm_up_orders": lat.warm_up,
         "disconnects_before_stop": t.disconnects.iter().filter(|&&d| d < stop_us).count(),
         "bar_close_to_new_order_ms": pct_json(&mut lat.per_order_ms),
+        "bar_close_to_close_position_ms": pct_json(&mut exits),
+        "bar_close_to_first_order_ms": pct_json(&mut firsts),
         "close_instant_to_last_new_order_ms": pct_json(&mut lat.per_instant_ms),
         "close_instant_to_last_signal_in_ms": pct_json(&mut instant_signal),
         "requests_per_close_instant": {
@@ -1619,6 +1691,18 @@ pub fn markdown(r: &Value) -> String {
         );
         row(
             &mut s,
+            "simulator bar written → ClosePositionReq at the simulator, per exit",
+            p3(&sim["bar_close_to_close_position_ms"], "ms"),
+            "",
+        );
+        row(
+            &mut s,
+            "simulator bar written → the first order it caused at the simulator (a reversal's exit, an entry from flat), per stream and bar",
+            p3(&sim["bar_close_to_first_order_ms"], "ms"),
+            "< 2 ms p99 (goal)",
+        );
+        row(
+            &mut s,
             "  hop: simulator bar written → executor bar out (every bar)",
             p3(&sim["hops_ms"]["sim_bar_close_to_executor_bar_out"], "ms"),
             "",
@@ -1643,7 +1727,11 @@ pub fn markdown(r: &Value) -> String {
                 "margins_read_to_intents_synced_ms",
             ),
             (
-                "    live batch: intents synced → last order handed to the broker's writer",
+                "    live batch: intents written → synced (the fsync alone)",
+                "intents_written_to_synced_ms",
+            ),
+            (
+                "    live batch: intents synced → last order queued for the broker's writer",
                 "intents_synced_to_last_order_handed_ms",
             ),
         ] {
@@ -1950,7 +2038,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let notes = vec![
         "paper book: bar → order is measured inside the executor's JSON log (its 'bar out' instant to its 'order sent' instant, the predictor's round trip over the loopback WebSocket in between); no broker in it.",
-        "simulator: bar → NewOrderReq is measured on the simulator's clock from its --timing-out file: the spot event that closed the bar written to the executor's TLS socket → the NewOrderReq decoded, matched per order by the client order id's symbol, timeframe and bar time; bars that closed before the executor's first SIGNAL (start-up) are left out. Only opens are NewOrderReqs (a close is a ClosePositionReq, which the timing file does not stamp). With the executor's --bar-close live (its default; 'mode' says which ran) a closed bar goes out from the live stream's final snapshot and the broker's history confirms it afterwards, off the bar's path; with --bar-close history every closed bar is fetched from history first (GetTrendbarsReq, at most 5 per second under cTrader's limit), so when more than 5 streams close together the later ones wait whole seconds. The market is sped up (--sim-speed), so the streams of one close instant still close together; the speed leaves the pipeline idle between two close instants ('idle between closes' in bench.json compares the slowest instant with the smallest gap). Its two hops go through the executor's 'bar out' log line (another process's reading of the same wall clock).",
+        "simulator: bar → NewOrderReq is measured on the simulator's clock from its --timing-out file: the spot event that closed the bar written to the executor's TLS socket → the NewOrderReq decoded, matched per order by the client order id's symbol, timeframe and bar time; bars that closed before the executor's first SIGNAL (start-up) are left out. Only opens are NewOrderReqs; an exit is a ClosePositionReq, whose timing line names its position, tied to its close's client order id (so its bar) by the executor's order_sent line: bar → ClosePositionReq per exit, and bar → the first order each stream's bar caused (a reversal's exit, an entry from flat: the order the new bar sent; a reversal's entry waits for its exit's fill). With the executor's --bar-close live (its default; 'mode' says which ran) a closed bar goes out from the live stream's final snapshot and the broker's history confirms it afterwards, off the bar's path; with --bar-close history every closed bar is fetched from history first (GetTrendbarsReq, at most 5 per second under cTrader's limit), so when more than 5 streams close together the later ones wait whole seconds. The market is sped up (--sim-speed), so the streams of one close instant still close together; the speed leaves the pipeline idle between two close instants ('idle between closes' in bench.json compares the slowest instant with the smallest gap). Its two hops go through the executor's 'bar out' log line (another process's reading of the same wall clock).",
         "the executor's paper feed sends every stream's bar of one instant together (20 symbols closing on the same bar), then sleeps --feed-interval-ms; 'bar close → last order' is the first bar out of an instant → its last order.",
         "bar files are the bundled ones, cut to 350 + N bars and re-stamped onto one weekly grid (the twins see only the order of bars), so every stream closes on the same instants.",
         "Python reference: the same models and bar files; its latency is compute only (no IPC), so it is compared with our in-process 20-twin bar close.",
@@ -2161,6 +2249,53 @@ Rss:                   8 kB
     }
 
     #[test]
+    fn a_reversals_exit_is_the_first_order_its_bar_sent() {
+        // EURUSD M15 bar 6300 closes at 10 s: its exit (position 7) at +1.5 ms, its entry at
+        // +4 ms; GBPUSD M15 bar 6300 at 10 s: an entry from flat at +2 ms; an exit of a
+        // position the executor's log does not name; an exit for a warm-up bar (before 6 s).
+        let text = [
+            r#"{"ev":"bar_close","conn":1,"symbol":"EURUSD","period":"M15","bar_time":0,"t_us":5000000}"#,
+            r#"{"ev":"request","conn":1,"kind":"ClosePositionReq","position_id":3,"t_us":5001000}"#,
+            r#"{"ev":"bar_close","conn":1,"symbol":"EURUSD","period":"M15","bar_time":6300,"t_us":10000000}"#,
+            r#"{"ev":"bar_close","conn":1,"symbol":"GBPUSD","period":"M15","bar_time":6300,"t_us":10000000}"#,
+            r#"{"ev":"request","conn":1,"kind":"ClosePositionReq","position_id":7,"t_us":10001500}"#,
+            r#"{"ev":"request","conn":1,"kind":"ClosePositionReq","position_id":99,"t_us":10001600}"#,
+            r#"{"ev":"request","conn":1,"kind":"TraderReq","t_us":10001700}"#,
+            r#"{"ev":"new_order","conn":1,"client_order_id":"ot-GBPUSD-M15-6300-O","t_us":10002000}"#,
+            r#"{"ev":"new_order","conn":1,"client_order_id":"ot-EURUSD-M15-6300-O","t_us":10004000}"#,
+        ]
+        .join("\n");
+        let t = parse_sim_timing(&text);
+        assert_eq!(
+            t.close_requests,
+            vec![(3, 5_001_000), (7, 10_001_500), (99, 10_001_600)]
+        );
+        assert_eq!(t.requests.len(), 4, "every request line is still a request");
+        // The executor's log ties positions to their closes' ids.
+        let mut f = LogFacts::default();
+        for (pid, coid) in [(3, "ot-EURUSD-M15-0-C"), (7, "ot-EURUSD-M15-6300-C")] {
+            log_line(
+                &mut f,
+                &format!(
+                    r#"{{"timestamp":"2026-12-07T00:00:00.000000Z","level":"INFO","event":"order_sent","side":"live","op":"Close","coid":"{coid}","position_id":{pid}}}"#
+                ),
+            );
+        }
+        // The paper side's positions are its own.
+        log_line(
+            &mut f,
+            r#"{"timestamp":"2026-12-07T00:00:00.000000Z","level":"INFO","event":"order_sent","side":"paper","op":"Close","coid":"ot-GBPUSD-M15-0-C","position_id":99}"#,
+        );
+        assert_eq!(f.close_coids.len(), 2, "{:?}", f.close_coids);
+        let (exits, mut firsts) = exit_latency(&t, &f.close_coids, 6_000_000);
+        assert_eq!(exits, vec![1.5]);
+        firsts.sort_by(f64::total_cmp);
+        assert_eq!(firsts, vec![1.5, 2.0], "EURUSD's exit, GBPUSD's entry");
+        let (exits, firsts) = exit_latency(&t, &f.close_coids, 0);
+        assert_eq!((exits.len(), firsts.len()), (2, 3), "with the warm-up bar");
+    }
+
+    #[test]
     fn requests_are_counted_per_close_instant_and_in_its_first_second() {
         let close = |bt: i64, at: i64| {
             format!(
@@ -2299,12 +2434,14 @@ Rss:                   8 kB
             (2, "signal", "live"),
             (3, "account_read", "paper"),
             (4, "account_read", "live"),
+            (6, "intents_written", "live"),
             (7, "intents_synced", "live"),
             (8, "order_handed", "live"),
             (9, "order_handed", "live"),
             (15, "answers_in", "live"),
             (20, "account_read", "live"),
             (20, "margins_read", "live"),
+            (20, "intents_written", "live"),
             (21, "intents_synced", "live"),
             (25, "order_handed", "live"),
             (26, "answers_in", "live"),
@@ -2321,6 +2458,8 @@ Rss:                   8 kB
         assert_eq!(ms("account_read_to_intents_synced_ms", "p50"), Some(1.0));
         assert_eq!(ms("margins_read_to_intents_synced_ms", "n"), Some(1.0));
         assert_eq!(ms("margins_read_to_intents_synced_ms", "p50"), Some(1.0));
+        assert_eq!(ms("intents_written_to_synced_ms", "n"), Some(2.0));
+        assert_eq!(ms("intents_written_to_synced_ms", "p50"), Some(1.0));
         assert_eq!(
             ms("intents_synced_to_last_order_handed_ms", "p50"),
             Some(2.0)
