@@ -836,6 +836,11 @@ impl Exec {
             if let Some(side) = self.core.live.as_mut() {
                 self.link.drive(inst, now, side, s, &mut self.journal);
             }
+            // An entry's margin is checked when it is sent: its intent goes to the journal with
+            // its batch's exits, before its margin is asked (and may be withdrawn).
+            for (coid, symbol, volume, buy) in self.link.take_sent_entries() {
+                self.check_entry_margin(now, &symbol, volume, buy, &coid);
+            }
             self.check_journal(now);
             if self.link.counters.reconciles > self.reconciles_seen {
                 // Reconciled (start, reconnect, restart): an exit held across it goes at once
@@ -1068,15 +1073,9 @@ impl Exec {
                     coid,
                     model,
                     bt,
-                    symbol,
-                    volume,
-                    buy,
                     action,
                     ..
-                }) => {
-                    self.check_entry_margin(now, &symbol, volume, buy, &coid);
-                    self.check_not_chased(model, bt, action.0, coid);
-                }
+                }) => self.check_not_chased(model, bt, action.0, coid),
                 Ok(Record::Intent {
                     op: Op::Close,
                     coid,

@@ -290,6 +290,10 @@ fn apply(rep: &mut Replayed, r: Record) {
             if result != "unknown" {
                 rep.pending.remove(coid);
             }
+            if result == "withdrawn" {
+                // Written with its batch's exits, never sent: no order explains anything.
+                rep.intents.remove(coid);
+            }
         }
         Record::Model { model, state } => {
             rep.models.insert(*model, state.clone());

@@ -13,16 +13,19 @@
 //!
 //! 1. The account (reused within [`ACCOUNT_TTL`] while no order filled) feeds the risk guard;
 //!    symbol facts are asked once per symbol; every plan is decided against that one read.
-//! 2. The exits: every intent is journaled and synced together ([`SideAction::JournalIntents`],
-//!    one fsync) BEFORE the first order is submitted; then every exit is submitted; while they
-//!    are on the wire the entries' expected margins are asked together
+//! 2. The exits: every intent of the batch, its exits' and its entries', is journaled and
+//!    synced together ([`SideAction::JournalIntents`], one fsync: a reversal's entries wait for
+//!    no second one) BEFORE the first order is submitted; then every exit is submitted; while
+//!    they are on the wire the entries' expected margins are asked together
 //!    ([`SideAction::AskMargins`]); then the answers are awaited ([`SideAction::AwaitAnswers`]).
 //!    An unknown outcome is looked up ([`SideAction::LookUp`]), never submitted again.
 //! 3. With more than one signal, the risk guard is refreshed and an entry is refused when the
 //!    guard is now halted or its symbol became unreconciled.
 //! 4. Each entry must fit in the free margin less the expected margins of the batch's earlier
 //!    entries.
-//! 5. The entries (not for a model whose exit failed) go out as the exits did.
+//! 5. The entries (not for a model whose exit failed) go out as the exits did; an entry whose
+//!    intent was written and that does not go out gets a `withdrawn` outcome (a restart does
+//!    not look it up, and no position is explained by it).
 //! 6. Each model's outcome is applied and its state journaled, in the items' order.
 //!
 //! **Invariant:** an order is submitted only after its intent's journal write was confirmed,
@@ -333,6 +336,11 @@ struct Batch {
     close_exec: Vec<Option<Exec>>,
     open_exec: Vec<Option<Exec>>,
     close_failed: Vec<bool>,
+    /// The entries whose intents went to the journal with the exits' (one group commit for the
+    /// batch, `journal_phase`); those not sent get a `withdrawn` outcome.
+    early: Vec<String>,
+    /// Those intents while their write is awaited.
+    early_pending: Vec<String>,
     committed: f64,
     cursor: usize,
     result: Option<BatchResult>,
@@ -364,6 +372,8 @@ impl Batch {
             close_exec: vec![None; n],
             open_exec: vec![None; n],
             close_failed: vec![false; n],
+            early: Vec::new(),
+            early_pending: Vec::new(),
             committed: 0.0,
             cursor: 0,
             result: None,
@@ -803,6 +813,24 @@ impl SideCore {
         true
     }
 
+    /// The phase's orders to the wire, their intents durable: each pending until its outcome.
+    fn submit_phase(&mut self) {
+        let Some(b) = &self.batch else { return };
+        let orders = b.phase.orders.clone();
+        for o in &orders {
+            let coid = &o.req.client_order_id;
+            if let Some(r) = self.intent_of(o) {
+                self.pending.insert(coid.clone(), r.clone());
+                self.remember_intent(coid, r);
+            }
+        }
+        let n = orders.len();
+        for mut o in orders {
+            o.batch = n;
+            self.actions.push_back(SideAction::Submit(o));
+        }
+    }
+
     /// The answer of [`SideAction::JournalIntents`]: `Err(why)` when the write or its fsync
     /// failed (then none of the orders is submitted: each is refused `JOURNAL`).
     pub fn handle_journaled(&mut self, result: Result<(), String>) {
@@ -811,24 +839,15 @@ impl SideCore {
             return;
         }
         b.wait = None;
-        let orders = b.phase.orders.clone();
+        let orders = b.phase.orders.len();
+        let early = std::mem::take(&mut b.early_pending);
         match result {
             Ok(()) => {
-                for o in &orders {
-                    let coid = &o.req.client_order_id;
-                    if let Some(r) = self.intent_of(o) {
-                        self.pending.insert(coid.clone(), r.clone());
-                        self.remember_intent(coid, r);
-                    }
-                }
-                let n = orders.len();
-                for mut o in orders {
-                    o.batch = n;
-                    self.actions.push_back(SideAction::Submit(o));
-                }
+                b.early.extend(early);
+                self.submit_phase();
             }
             Err(e) => {
-                warn!(target: DECISION, side = self.name, error = %e, orders = orders.len(),
+                warn!(target: DECISION, side = self.name, error = %e, orders,
                     "journal write failed: orders not sent");
                 if let Some(b) = &mut self.batch {
                     b.phase.refused = Some(Exec::Refused(Refusal::Broker {
@@ -1234,7 +1253,33 @@ impl SideCore {
         b.stage = Stage::Exits;
     }
 
-    /// Step 5's entries (not for a model whose exit failed).
+    /// The entry of item `k` as an order, when its plan enters.
+    fn entry_order(items: &[Item], k: usize, p: &Plan) -> Option<Order> {
+        let Some(Ok(o)) = &p.entry else { return None };
+        let key = &items[k].key;
+        Some(Order {
+            idx: k,
+            key: *key,
+            bt: items[k].bt,
+            op: Op::Open,
+            action: o.action,
+            req: OrderReq {
+                symbol: key.symbol.to_string(),
+                client_order_id: client_order_id(key, items[k].bt, Op::Open),
+                label: key.label(),
+                buy: o.action.direction() > 0,
+                volume: o.volume,
+                base_price: o.base_price,
+                slippage_points: o.slippage_points,
+            },
+            position_id: None,
+            batch: 0,
+        })
+    }
+
+    /// Step 5's entries (not for a model whose exit failed). An entry whose intent went to the
+    /// journal with the exits' and that is not sent now (its exit failed, the guard halted, its
+    /// margin did not fit) gets a `withdrawn` outcome, so a restart does not look it up.
     fn build_entries(&mut self) {
         let Some(b) = &mut self.batch else { return };
         let items = &b.items;
@@ -1243,29 +1288,31 @@ impl SideCore {
             .iter()
             .enumerate()
             .filter(|(k, _)| !b.close_failed[*k])
-            .filter_map(|(k, p)| {
-                let Some(Ok(o)) = &p.entry else { return None };
-                let key = &items[k].key;
-                Some(Order {
-                    idx: k,
-                    key: *key,
-                    bt: items[k].bt,
-                    op: Op::Open,
-                    action: o.action,
-                    req: OrderReq {
-                        symbol: key.symbol.to_string(),
-                        client_order_id: client_order_id(key, items[k].bt, Op::Open),
-                        label: key.label(),
-                        buy: o.action.direction() > 0,
-                        volume: o.volume,
-                        base_price: o.base_price,
-                        slippage_points: o.slippage_points,
-                    },
-                    position_id: None,
-                    batch: 0,
-                })
-            })
+            .filter_map(|(k, p)| Self::entry_order(items, k, p))
             .collect();
+        for (k, p) in b.plans.iter().enumerate() {
+            let coid = client_order_id(&items[k].key, items[k].bt, Op::Open);
+            if !b.early.contains(&coid) || opens.iter().any(|o| o.req.client_order_id == coid) {
+                continue;
+            }
+            let code = match &p.entry {
+                Some(Err(r)) => r.code(),
+                _ => "EXIT_FAILED".to_string(),
+            };
+            info!(target: DECISION, side = self.name, event = "entry_withdrawn", model = %items[k].key.model_name(),
+                coid = %coid, code = %code, "entry not sent: its intent is closed as withdrawn");
+            self.actions.push_back(SideAction::Journal {
+                record: Record::Outcome {
+                    coid,
+                    result: "withdrawn".into(),
+                    position_id: None,
+                    price: None,
+                    volume: None,
+                    code: Some(code),
+                },
+                sync: false,
+            });
+        }
         b.phase = Phase {
             orders: opens,
             ..Phase::default()
@@ -1273,27 +1320,49 @@ impl SideCore {
         b.stage = Stage::Entries;
     }
 
-    /// The phase's intents, all in one synced write, before any of its orders goes out.
+    /// The phase's intents, all in one synced write, before any of its orders goes out. A
+    /// non-empty exits' write also carries the intents of the batch's entries (one group commit
+    /// for the batch: a reversal's entries then wait for no second fsync); the entries' phase
+    /// writes only the intents not already written.
     fn journal_phase(&mut self) {
-        let Some(intents) = self.batch.as_ref().map(|b| {
-            b.phase
-                .orders
-                .iter()
-                .filter_map(|o| self.intent_of(o))
-                .collect::<Vec<_>>()
-        }) else {
-            return;
-        };
-        let b = self.batch.as_mut().expect("batch");
-        b.stage = if b.stage == Stage::Exits {
+        let Some(b) = self.batch.as_mut() else { return };
+        let exits = b.stage == Stage::Exits;
+        b.stage = if exits {
             Stage::ExitMargins
         } else {
             Stage::EntryAnswers
         };
+        // With exits only: a batch of entries alone asks their margins first and writes their
+        // intents after, one fsync either way.
+        let early: Vec<Order> =
+            if exits && !b.phase.orders.is_empty() && b.flatten.is_none() && !b.release {
+                let items = &b.items;
+                b.plans
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, p)| Self::entry_order(items, k, p))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let b = self.batch.as_ref().expect("batch");
+        let intents: Vec<Record> = b
+            .phase
+            .orders
+            .iter()
+            .filter(|o| !b.early.contains(&o.req.client_order_id))
+            .chain(&early)
+            .filter_map(|o| self.intent_of(o))
+            .collect();
+        let b = self.batch.as_mut().expect("batch");
+        b.early_pending = early.into_iter().map(|o| o.req.client_order_id).collect();
         if !intents.is_empty() {
             b.wait = Some(Wait::Journaled);
             self.actions
                 .push_back(SideAction::JournalIntents { records: intents });
+        } else {
+            // Every intent of the phase is durable already (written with the exits').
+            self.submit_phase();
         }
     }
 

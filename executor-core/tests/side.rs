@@ -60,7 +60,7 @@ fn pos(trace: &[String], what: &str) -> usize {
 }
 
 #[test]
-fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after_every_exit_answered()
+fn a_reversal_batch_syncs_all_its_intents_once_before_submitting_and_enters_only_after_every_exit_answered()
  {
     // Two models (two timeframes of one symbol), each long, both reversing to short.
     let (m1, m2) = (key(Timeframe::M15), key(Timeframe::H1));
@@ -85,16 +85,21 @@ fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after
         format!("ot-EURUSD-M15-{bt}-O"),
         format!("ot-EURUSD-H1-{bt}-O"),
     );
-    // The exits: one synced write for both, before either is on the wire.
-    let sync_exits = pos(t, &format!("sync {c1},{c2}"));
-    assert!(sync_exits < pos(t, &format!("submit {c1}")), "{t:?}");
-    assert!(sync_exits < pos(t, &format!("submit {c2}")), "{t:?}");
-    // Both exits answered before the entries' intents are written or sent.
+    // The exits' and the entries' intents: one synced write for all four, before any order is
+    // on the wire, and no second one.
+    let sync = pos(t, &format!("sync {c1},{c2},{o1},{o2}"));
+    assert!(sync < pos(t, &format!("submit {c1}")), "{t:?}");
+    assert!(sync < pos(t, &format!("submit {c2}")), "{t:?}");
+    assert_eq!(
+        t.iter().filter(|l| l.starts_with("sync ")).count(),
+        1,
+        "{t:?}"
+    );
+    // Both exits answered before the entries are sent.
     let awaited = pos(t, "await");
     assert!(pos(t, &format!("submit {c2}")) < awaited, "{t:?}");
-    let sync_entries = pos(t, &format!("sync {o1},{o2}"));
-    assert!(awaited < sync_entries, "{t:?}");
-    assert!(sync_entries < pos(t, &format!("submit {o1}")), "{t:?}");
+    assert!(awaited < pos(t, &format!("submit {o1}")), "{t:?}");
+    assert!(awaited < pos(t, &format!("submit {o2}")), "{t:?}");
     // The entries' margins were asked while the exits were on the wire.
     assert!(pos(t, "margins 2") < awaited, "{t:?}");
     for (ack, _, refusal) in &out {
@@ -106,6 +111,72 @@ fn a_reversal_batch_syncs_the_exits_before_submitting_them_and_enters_only_after
         assert_eq!(real.action.0, Action::ShortWeak);
     }
     assert_eq!(core.retained().pending, 0);
+}
+
+#[test]
+fn an_entry_written_with_its_exit_and_not_sent_is_closed_withdrawn_and_never_looked_up() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m, long_held(7, T0))]);
+    let mut book = side_book();
+    // The broker refuses the exit: the entry, written with it, must not go out.
+    book.refuse_closes = true;
+    let out = book.batch(&mut core, now_for(bt), &[item(&m, Action::ShortWeak, bt)]);
+    let (close, open) = (
+        format!("ot-EURUSD-M15-{bt}-C"),
+        format!("ot-EURUSD-M15-{bt}-O"),
+    );
+    let t = &book.trace;
+    assert!(pos(t, &format!("sync {close},{open}")) < pos(t, &format!("submit {close}")));
+    assert_eq!(book.submitted, vec![close.clone()], "the exit only: {t:?}");
+    assert_eq!(
+        out[0].2.as_ref().map(Refusal::code).as_deref(),
+        Some("BROKER_MARKET_MOVED"),
+        "{out:?}"
+    );
+    let withdrawn: Vec<Record> = book
+        .records()
+        .into_iter()
+        .filter(|r| matches!(r, Record::Outcome { result, .. } if result == "withdrawn"))
+        .collect();
+    assert_eq!(
+        withdrawn,
+        vec![Record::Outcome {
+            coid: open.clone(),
+            result: "withdrawn".into(),
+            position_id: None,
+            price: None,
+            volume: None,
+            code: Some("EXIT_FAILED".into()),
+        }],
+        "{:?}",
+        book.records()
+    );
+    assert_eq!(core.retained().pending, 0, "nothing in flight");
+    // What a restart reads: the exit settled, the entry neither pending nor an intent that could
+    // explain a position.
+    let rep = Replayed::from_bytes(&book.journal);
+    assert!(rep.pending.is_empty(), "{rep:?}");
+    assert!(rep.intents.contains_key(&close), "{rep:?}");
+    assert!(!rep.intents.contains_key(&open), "{rep:?}");
+    // Killed after the write, before the exit's answer: both are looked up at the restart (the
+    // entry was written, its order was not sent; never resent blindly).
+    let text = String::from_utf8(book.journal.clone()).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    let k = lines
+        .iter()
+        .position(|l| l.contains(r#""t":"intent""#))
+        .expect("an intent");
+    assert!(
+        lines[k].contains(&close) && lines[k + 1].contains(&open),
+        "one write, the exit's then the entry's intent: {text}"
+    );
+    let first_write: usize = lines[..k + 2].iter().map(|l| l.len() + 1).sum();
+    let rep = Replayed::from_bytes(&book.journal[..first_write]);
+    assert_eq!(
+        rep.pending.keys().cloned().collect::<Vec<_>>(),
+        vec![close, open]
+    );
 }
 
 #[test]

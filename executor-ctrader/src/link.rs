@@ -155,6 +155,9 @@ pub struct Link {
     /// For each margin handed to the side: when the broker gave the answer it came from, and
     /// when it was handed (executor ms).
     margins_used: BTreeMap<MarginKey, (i64, i64)>,
+    /// The entries put on the session since the last [`Link::take_sent_entries`]: (client
+    /// order id, symbol, volume, buy), for a checker of what was sent (not of what was decided).
+    sent_entries: Vec<(String, String, i64, bool)>,
     /// What went over the link.
     pub counters: LinkCounters,
 }
@@ -188,8 +191,15 @@ impl Link {
             margin_ttl_ms: None,
             margin_rates: BTreeMap::new(),
             margins_used: BTreeMap::new(),
+            sent_entries: Vec::new(),
             counters: LinkCounters::default(),
         }
+    }
+
+    /// The entries put on the session since the last call: (client order id, symbol, volume,
+    /// buy).
+    pub fn take_sent_entries(&mut self) -> Vec<(String, String, i64, bool)> {
+        std::mem::take(&mut self.sent_entries)
     }
 
     /// The margin-rate cache on, with a life of `ttl_ms` (the live shell's:
@@ -485,6 +495,14 @@ impl Link {
                     },
                 };
                 self.counters.orders += u64::from(sent);
+                if sent && o.op == Op::Open {
+                    self.sent_entries.push((
+                        coid.clone(),
+                        o.req.symbol.clone(),
+                        o.req.volume,
+                        o.req.buy,
+                    ));
+                }
                 let known = (!sent).then(|| OrderResult::Rejected {
                     code: "NOT_SENT".into(),
                     msg: format!("{} not queued on the session", o.req.symbol),

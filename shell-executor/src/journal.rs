@@ -7,9 +7,10 @@
 //! Model states and answered ACKs are journaled too, so a restarted executor neither chases a
 //! missed entry nor re-executes a duplicate SIGNAL.
 //!
-//! Group commit: the intents of one batch of orders (the exits, then the entries, of the SIGNALs
+//! Group commit: the intents of one batch of orders (the exits and the entries of the SIGNALs
 //! that were waiting together) are written with one write and one fsync
-//! ([`Journal::append_batch`]) before the first of them goes on the wire. Outcomes, model
+//! ([`Journal::append_batch`]) before the first of them goes on the wire; an entry written and
+//! then not sent (its exit failed, its margin did not fit) gets a `withdrawn` outcome. Outcomes, model
 //! states and ACKs are written without an fsync ([`Journal::append_unsynced`]): see there why
 //! that is safe.
 //!

@@ -184,9 +184,9 @@ fn fleet_sigs<'a>(names: &'a [String], action: &'a str, i: i64) -> Vec<Sig<'a>> 
     names.iter().map(|n| (n.as_str(), action, i)).collect()
 }
 
-/// Fsyncs per bar close of 20 models: 2 for a batch (all exits' intents, then all entries'),
-/// whatever the number of orders; one per order one at a time (the outcomes are not fsynced
-/// in either case, see `Journal::append_unsynced`).
+/// Fsyncs per bar close of 20 models: 1 for a batch (all exits' and entries' intents in one
+/// write), whatever the number of orders; one per signal one at a time (a reversal's exit and
+/// entry together; the outcomes are not fsynced in either case, see `Journal::append_unsynced`).
 #[tokio::test]
 async fn one_fsync_per_batch_of_intents() {
     let (da, db) = (tmpdir("fsync-seq"), tmpdir("fsync-bat"));
@@ -210,13 +210,13 @@ async fn one_fsync_per_batch_of_intents() {
             // 20 exits + 20 entries.
             _ => {
                 assert!(b.iter().all(|l| l.contains("|OK|")), "{b:?}");
-                assert_eq!((da_, db_), (40, 2));
+                assert_eq!((da_, db_), (20, 1));
             }
         }
     }
     assert_eq!(book_of(&bat).open_positions().len(), 20);
-    // The batch's journal: the 20 exit intents, then their 20 outcomes, then the 20 entry
-    // intents (one write, one fsync), then theirs.
+    // The batch's journal: the 20 exit intents and the 20 entry intents (one write, one fsync),
+    // then the exits' 20 outcomes, then the entries'.
     let text = std::fs::read_to_string(db.join("journal.jsonl")).expect("journal");
     let kinds: Vec<String> = text
         .lines()
@@ -235,9 +235,8 @@ async fn one_fsync_per_batch_of_intents() {
         .map(String::as_str)
         .collect();
     let want: Vec<&str> = std::iter::repeat_n("intent:close", 20)
-        .chain(std::iter::repeat_n("outcome:", 20))
         .chain(std::iter::repeat_n("intent:open", 20))
-        .chain(std::iter::repeat_n("outcome:", 20))
+        .chain(std::iter::repeat_n("outcome:", 40))
         .collect();
     assert_eq!(last, want);
 }
