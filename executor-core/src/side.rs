@@ -1333,18 +1333,18 @@ impl SideCore {
             Stage::EntryAnswers
         };
         // With exits only: a batch of entries alone asks their margins first and writes their
-        // intents after, one fsync either way.
-        let early: Vec<Order> =
-            if exits && !b.phase.orders.is_empty() && b.flatten.is_none() && !b.release {
-                let items = &b.items;
-                b.plans
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(k, p)| Self::entry_order(items, k, p))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+        // intents after, one fsync either way. (A flatten or a release of held exits has no
+        // entries.)
+        let early: Vec<Order> = if exits && !b.phase.orders.is_empty() {
+            let items = &b.items;
+            b.plans
+                .iter()
+                .enumerate()
+                .filter_map(|(k, p)| Self::entry_order(items, k, p))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let b = self.batch.as_ref().expect("batch");
         let intents: Vec<Record> = b
             .phase

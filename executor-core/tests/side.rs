@@ -180,6 +180,43 @@ fn an_entry_written_with_its_exit_and_not_sent_is_closed_withdrawn_and_never_loo
 }
 
 #[test]
+fn an_entry_written_with_its_exit_whose_margin_no_longer_fits_is_withdrawn_with_the_refusal() {
+    let m = key(Timeframe::M15);
+    let bt = T0 + M15;
+    let mut core = core_with(&[(m, long_held(7, T0))]);
+    let mut book = side_book();
+    let now = now_for(bt);
+    core.handle_signals(now, &book.cfg, &[item(&m, Action::ShortWeak, bt)]);
+    // The account read after the exit filled has 10 of free margin: the entry's 50 does not fit.
+    book.drive_with(&mut core, now, &mut |_, acc| acc.free_margin = 10.0);
+    let out = core.take_batch_result().expect("the batch completes");
+    let (close, open) = (
+        format!("ot-EURUSD-M15-{bt}-C"),
+        format!("ot-EURUSD-M15-{bt}-O"),
+    );
+    let t = &book.trace;
+    assert!(pos(t, &format!("sync {close},{open}")) < pos(t, &format!("submit {close}")));
+    assert_eq!(book.submitted, vec![close], "the exit only: {t:?}");
+    let refusal = out[0].2.as_ref().map(Refusal::code).expect("refused");
+    assert!(refusal.contains("MARGIN"), "{out:?}");
+    let codes: Vec<Option<String>> = book
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Outcome {
+                coid, result, code, ..
+            } if result == "withdrawn" => {
+                assert_eq!(coid, open);
+                Some(code)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, vec![Some(refusal)]);
+    assert!(Replayed::from_bytes(&book.journal).pending.is_empty());
+}
+
+#[test]
 fn an_unknown_outcome_is_looked_up_and_never_submitted_twice() {
     let m = key(Timeframe::M15);
     let bt = T0 + M15;
