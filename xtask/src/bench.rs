@@ -534,10 +534,11 @@ pub fn log_line(facts: &mut LogFacts, line: &str) {
 /// A live batch's time split by its steps (ms), one sample per batch that journaled intents:
 /// the last SIGNAL in before it → its account read answered (the gathering of the close
 /// instant's SIGNALs, then the account's round trip; none when the read was cached), that read →
-/// its intents synced (the decisions, the entries' margins round trip, the journal's fsync), of
-/// which the margins answered → the intents synced (the journal's fsync and the decisions after
-/// the margins) and the intents written → synced (the fsync alone), synced → the last order
-/// queued for the broker's writer.
+/// its intents synced (the decisions, for a batch of entries alone their margins' round trip, the
+/// journal's fsync), of which, in a batch of entries alone, the margins answered → the intents
+/// synced (a batch with exits asks its entries' margins after its one sync, while the exits are
+/// on the wire), and the intents written → synced (the fsync alone); synced → the last order
+/// queued for the broker's writer (a batch with exits: its exits).
 pub fn batch_steps(facts: &LogFacts) -> Value {
     let mut steps = facts.live_steps.clone();
     steps.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -553,7 +554,9 @@ pub fn batch_steps(facts: &LogFacts) -> Value {
             "account_read" => account = Some(*t),
             "margins_read" => margins = Some(*t),
             "intents_written" => written = Some(*t),
-            "answers_in" => account = None,
+            // A batch's reads end with its answers (a reversal reads its entries' margins while
+            // its exits are on the wire, after its sync: not the next batch's).
+            "answers_in" => (account, margins) = (None, None),
             "intents_synced" => {
                 if let Some(w) = written.take() {
                     fsync.push((t - w) * 1000.0);
@@ -1719,11 +1722,11 @@ pub fn markdown(r: &Value) -> String {
                 "last_signal_in_to_account_read_ms",
             ),
             (
-                "    live batch: account read → intents synced (decisions, entries' margins, fsync)",
+                "    live batch: account read → intents synced (decisions, margins of entries alone, fsync)",
                 "account_read_to_intents_synced_ms",
             ),
             (
-                "    live batch: entries' margins answered → intents synced (journal fsync)",
+                "    live batch of entries alone: margins answered → intents synced (journal fsync)",
                 "margins_read_to_intents_synced_ms",
             ),
             (
@@ -1731,7 +1734,7 @@ pub fn markdown(r: &Value) -> String {
                 "intents_written_to_synced_ms",
             ),
             (
-                "    live batch: intents synced → last order queued for the broker's writer",
+                "    live batch: intents synced → last order queued for the broker's writer (with exits: the exits)",
                 "intents_synced_to_last_order_handed_ms",
             ),
         ] {
@@ -2426,9 +2429,12 @@ Rss:                   8 kB
                 ms * 1000
             )
         };
-        // Two SIGNALs (at 1 and 2 ms), the account at 4, intents synced at 7, two orders handed
-        // at 8 and 9; then the answers, a fresh read at 20, the entries synced at 21, one order
-        // at 25. The paper side's steps are not the live batch's.
+        // A reversal: two SIGNALs (at 1 and 2 ms), the account at 4, its intents (exits' and
+        // entries') written at 6 and synced at 7, two exits handed at 8 and 9, the entries'
+        // margins at 10 while they are on the wire, the answers, a fresh read at 20, the entries
+        // handed at 25 (no second sync). A second reversal whose margins also come after its
+        // sync (they are not the first's). Then a batch of entries alone: margins, then the
+        // sync. The paper side's steps are not the live batch's.
         for (ms, e, side) in [
             (1, "signal", "live"),
             (2, "signal", "live"),
@@ -2438,35 +2444,48 @@ Rss:                   8 kB
             (7, "intents_synced", "live"),
             (8, "order_handed", "live"),
             (9, "order_handed", "live"),
+            (10, "margins_read", "live"),
             (15, "answers_in", "live"),
             (20, "account_read", "live"),
-            (20, "margins_read", "live"),
-            (20, "intents_written", "live"),
-            (21, "intents_synced", "live"),
             (25, "order_handed", "live"),
             (26, "answers_in", "live"),
+            (30, "signal", "live"),
+            (31, "intents_written", "live"),
+            (32, "intents_synced", "live"),
+            (33, "order_handed", "live"),
+            (34, "margins_read", "live"),
+            (35, "answers_in", "live"),
+            (40, "signal", "live"),
+            (41, "account_read", "live"),
+            (42, "margins_read", "live"),
+            (42, "intents_written", "live"),
+            (43, "intents_synced", "live"),
+            (44, "order_handed", "live"),
+            (46, "answers_in", "live"),
         ] {
             log_line(&mut f, &line(ms, e, side));
         }
         let b = batch_steps(&f);
-        assert_eq!(b["batches"], 2, "{b}");
+        assert_eq!(b["batches"], 3, "{b}");
         let ms = |k: &str, p: &str| num(&b, &[k, p]).map(|x| (x * 1000.0).round() / 1000.0);
         assert_eq!(ms("last_signal_in_to_account_read_ms", "n"), Some(2.0));
-        assert_eq!(ms("last_signal_in_to_account_read_ms", "p50"), Some(2.0));
-        assert_eq!(ms("last_signal_in_to_account_read_ms", "max"), Some(18.0));
+        assert_eq!(ms("last_signal_in_to_account_read_ms", "p50"), Some(1.0));
+        assert_eq!(ms("last_signal_in_to_account_read_ms", "max"), Some(2.0));
         assert_eq!(ms("account_read_to_intents_synced_ms", "max"), Some(3.0));
-        assert_eq!(ms("account_read_to_intents_synced_ms", "p50"), Some(1.0));
+        assert_eq!(ms("account_read_to_intents_synced_ms", "p50"), Some(2.0));
+        // Only the batch whose margins came before its sync: a reversal's margins, read while
+        // its exits are on the wire, are not the next batch's.
         assert_eq!(ms("margins_read_to_intents_synced_ms", "n"), Some(1.0));
-        assert_eq!(ms("margins_read_to_intents_synced_ms", "p50"), Some(1.0));
-        assert_eq!(ms("intents_written_to_synced_ms", "n"), Some(2.0));
+        assert_eq!(ms("margins_read_to_intents_synced_ms", "max"), Some(1.0));
+        assert_eq!(ms("intents_written_to_synced_ms", "n"), Some(3.0));
         assert_eq!(ms("intents_written_to_synced_ms", "p50"), Some(1.0));
         assert_eq!(
             ms("intents_synced_to_last_order_handed_ms", "p50"),
-            Some(2.0)
+            Some(1.0)
         );
         assert_eq!(
             ms("intents_synced_to_last_order_handed_ms", "max"),
-            Some(4.0)
+            Some(2.0)
         );
     }
 
