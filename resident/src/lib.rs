@@ -13,7 +13,13 @@
 //!   then on (with the kernel's fault-around, in blocks of up to 64 KiB). Only mappings that
 //!   are read-only, private, file-backed and hold no private (copied-on-write) page are
 //!   unmapped: their pages are the file's own and fault back unchanged, so nothing but page
-//!   faults can differ.
+//!   faults can differ;
+//! - [`keep_warm`]: a thread that reads one byte of each resident page every few tens of
+//!   milliseconds, so that a bar after minutes of idle finds the process's memory warm
+//!   ([`warm`]).
+
+pub mod warm;
+pub use warm::{KeepWarm, keep_warm};
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
@@ -136,7 +142,10 @@ pub fn limit_arenas() {
 
 /// Trims the resident set to what the process uses from now on (see the module).
 pub fn trim() {
+    // Under the keep-warm thread's lock: its next pass lists the pages again first.
+    let mut g = warm::trims();
     imp::trim();
+    *g += 1;
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (`systemctl stop`, `kill`) or SIGINT

@@ -1170,6 +1170,12 @@ pub struct Cli {
     /// Default: RUST_LOG, else `info`.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Keep the process's memory warm between bars: every this many milliseconds a thread reads
+    /// one byte of each resident page (0: off). A bar after minutes of idle otherwise finds its
+    /// pages cold (caches, and on a VM the host's mappings): measured on the development VM, a
+    /// page read after seconds of idle costs ~40 µs. README, "Performance", says what it costs.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub keep_warm_ms: u64,
     /// Validate the configuration and the models folder, say which symbols a start would add,
     /// and exit. Writes nothing.
     #[arg(long)]
@@ -1380,6 +1386,7 @@ where
         }
     };
     init_logging(cli.json, filter);
+    oracle_resident::warm::start_logged(cli.keep_warm_ms);
     let rc = match cli.run_config() {
         Ok(r) => r,
         Err(e) => {

@@ -65,6 +65,12 @@ pub struct Args {
     /// secrets file the unit loads: ORACLE_TELEGRAM_BOT_TOKEN, ORACLE_TELEGRAM_CHAT_ID).
     #[arg(long, value_name = "FILE")]
     pub alerts_config: Option<PathBuf>,
+    /// Keep the process's memory warm between bars: every this many milliseconds a thread reads
+    /// one byte of each resident page (0: off). A bar after minutes of idle otherwise finds its
+    /// pages cold (caches, and on a VM the host's mappings): measured on the development VM, a
+    /// page read after seconds of idle costs ~40 µs. README, "Performance", says what it costs.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub keep_warm_ms: u64,
 }
 
 /// The alert sender of `--alerts-config` (off without it, or without an `alerts` section). The
@@ -225,6 +231,7 @@ where
         }
     };
     init_logs(args.json, filter);
+    oracle_resident::warm::start_logged(args.keep_warm_ms);
     match run_with(args, Arc::new(twins::ZipLoader)) {
         Ok(()) => 0,
         Err(e) => {

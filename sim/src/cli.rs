@@ -128,6 +128,12 @@ pub struct Args {
     #[arg(long = "deposit-currency", default_value = "USD", value_name = "CCY",
           value_parser = crate::config::parse_deposit_currency)]
     pub deposit_currency: String,
+    /// Keep the simulator's memory warm between bars, as a broker's busy server is: every this
+    /// many milliseconds a thread reads one byte of each resident page (0: off, the default).
+    /// The bench turns it on so that the simulator's own cold pages stay out of its bar → order
+    /// figures.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub keep_warm_ms: u64,
     /// Server heartbeat interval, seconds.
     #[arg(long, default_value_t = 10)]
     pub heartbeat_s: u64,
@@ -434,6 +440,7 @@ async fn terminated() -> anyhow::Result<()> {
 
 fn try_run(args: Args) -> anyhow::Result<()> {
     init_tracing(&args)?;
+    oracle_resident::warm::start_logged(args.keep_warm_ms);
     let cfg = sim_config(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

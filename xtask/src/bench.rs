@@ -116,6 +116,15 @@ pub struct BenchArgs {
     /// bundled models as they are (mixed timeframes: a few streams close together at a time).
     #[arg(long, default_value = "SYNFX02_M5")]
     pub sim_models: String,
+    /// Simulator → executor run: `--keep-warm-ms` of the three processes (the executor's and
+    /// the predictor's default, 200; the simulator's is off unless told: a broker's busy server
+    /// is warm, so the bench keeps its stand-in warm too).
+    #[arg(long, default_value_t = 200)]
+    pub keep_warm_ms: u64,
+    /// Skip the simulator → executor run's baseline: the same run again with `--keep-warm-ms 0`
+    /// (in `sim-run-cold/`), whose figures the table gives beside the first run's.
+    #[arg(long)]
+    pub no_sim_baseline: bool,
     /// Internal: run the scale bench with N twins in this process and print JSON.
     #[arg(long, hide = true)]
     pub scale_worker: Option<usize>,
@@ -753,6 +762,95 @@ pub fn smaps_breakdown(smaps: &str, exe: &str) -> BTreeMap<&'static str, u64> {
 }
 
 /// [`smaps_breakdown`] of a running process, with its thread count; `None` when it is gone.
+/// "executor X s, predictor Y s (simulator Z s) in W s: P % of one core" of a simulator leg.
+fn cpu_text(sim: &Value) -> String {
+    let c = &sim["cpu_seconds"];
+    let (Some(ex), Some(pr), Some(wall)) = (
+        num(c, &["executor"]),
+        num(c, &["predictor"]),
+        num(sim, &["seconds"]),
+    ) else {
+        return "not available".to_string();
+    };
+    format!(
+        "executor {ex:.2} s, predictor {pr:.2} s (simulator {}) in {wall:.0} s: executor + predictor {:.2} % of one core",
+        num(c, &["simulator"]).map_or("?".to_string(), |x| format!("{x:.2} s")),
+        (ex + pr) / wall * 100.0
+    )
+}
+
+/// The baseline run's rows: the same simulator leg with `--keep-warm-ms 0`, in the same
+/// invocation, and its ratio to the run above.
+fn sim_baseline_rows(s: &mut String, sim: &Value, base: &Value) {
+    if base.is_null() {
+        return;
+    }
+    if let Some(err) = base.get("error").and_then(Value::as_str) {
+        row(
+            s,
+            "baseline: the simulator leg with --keep-warm-ms 0",
+            err.to_string(),
+            "",
+        );
+        return;
+    }
+    let ratio = |k: &str| {
+        let b = num(base, &[k, "p99"]);
+        let w = num(sim, &[k, "p99"]);
+        match (b, w) {
+            (Some(b), Some(w)) if w > 0.0 => format!(" (×{:.2} the p99 above)", b / w),
+            _ => String::new(),
+        }
+    };
+    for (what, k) in [
+        (
+            "baseline, same invocation: the simulator leg again with --keep-warm-ms 0 on all three: bar written → the first order it caused",
+            "bar_close_to_first_order_ms",
+        ),
+        (
+            "  baseline: simulator bar written → NewOrderReq, per order",
+            "bar_close_to_new_order_ms",
+        ),
+    ] {
+        row(s, what, format!("{}{}", p3(&base[k], "ms"), ratio(k)), "");
+    }
+    let b = num(
+        base,
+        &["hops_ms", "sim_bar_close_to_executor_signal_in", "p99"],
+    );
+    let w = num(
+        sim,
+        &["hops_ms", "sim_bar_close_to_executor_signal_in", "p99"],
+    );
+    let r = match (b, w) {
+        (Some(b), Some(w)) if w > 0.0 => format!(" (×{:.2} the p99 above)", b / w),
+        _ => String::new(),
+    };
+    row(
+        s,
+        "  baseline: simulator bar written → executor SIGNAL in (every bar)",
+        format!(
+            "{}{r}",
+            p3(
+                &base["hops_ms"]["sim_bar_close_to_executor_signal_in"],
+                "ms"
+            )
+        ),
+        "",
+    );
+    row(s, "  baseline: CPU time over the leg", cpu_text(base), "");
+}
+
+/// CPU time (user + system) a running process has used so far, seconds.
+fn cpu_seconds(p: &Proc) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid()?)).ok()?;
+    // After the command's ")": state is field 3, utime 14, stime 15 (clock ticks, USER_HZ 100).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn rss_breakdown(p: &Proc) -> Option<Value> {
     let pid = p.pid()?;
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
@@ -792,6 +890,7 @@ fn run_e2e(args: &BenchArgs, bins: &Bins) -> anyhow::Result<E2e> {
         &run.join("trace"),
         port,
         &pr_log,
+        &[],
     )?;
     let mut follow = Follow::new(&ex_log);
     let mut facts = LogFacts::default();
@@ -1189,7 +1288,12 @@ pub fn speed_factor(speed: &str) -> Option<f64> {
 /// `--sim-hours` of market at `--sim-speed`. Latency per `NewOrderReq` from the simulator's
 /// timing file (both instants on its clock); the executor's log splits it in two hops (two
 /// processes' readings of the same wall clock); RSS of executor + predictor from `/proc`.
-fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
+fn run_sim(
+    args: &BenchArgs,
+    bins: &Bins,
+    keep_warm_ms: u64,
+    run_dir: &str,
+) -> anyhow::Result<Value> {
     if !bins.has("sim") {
         bail!(
             "no simulator binary in {} (cargo build --release -p oracle-sim)",
@@ -1221,7 +1325,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             market::clone_models(&args.models, &args.data, &args.sim_models, 20, &args.out)?;
         market::prepare(&models, &data, &input, &spec)?
     };
-    let dir = args.out.join("sim-run");
+    let dir = args.out.join(run_dir);
     files::fresh_dir(&dir)?;
     // The market's end: the run is over once the simulator has closed a bar at or after it and
     // every bar closed before it has reached the executor as a SIGNAL.
@@ -1247,6 +1351,7 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             "--log".to_string(),
             "info,oracle_executor::timing=debug".to_string(),
         ],
+        &["--keep-warm-ms".to_string(), keep_warm_ms.to_string()],
     )?;
     let mut follow = Follow::new(&dir.join("executor.log"));
     let mut facts = LogFacts::default();
@@ -1276,6 +1381,11 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
     // The last bars' orders (a close, then an open after its fill) are on their way.
     std::thread::sleep(Duration::from_millis(1000));
     let stop_us = (wall_now() * 1e6) as i64;
+    let cpu = json!({
+        "executor": cpu_seconds(&ex).map(round3),
+        "predictor": cpu_seconds(&pr).map(round3),
+        "simulator": cpu_seconds(&sim).map(round3),
+    });
     let breakdown = json!({"executor": rss_breakdown(&ex), "predictor": rss_breakdown(&pr)});
     pr.stop(Duration::from_secs(3));
     ex.stop(Duration::from_secs(3));
@@ -1379,6 +1489,8 @@ fn run_sim(args: &BenchArgs, bins: &Bins) -> anyhow::Result<Value> {
             "executor_bar_out_to_sim_new_order": pct_json(&mut ex_to_order),
         },
         "batch_steps_ms": batch_steps(&facts),
+        "keep_warm_ms": keep_warm_ms,
+        "cpu_seconds": cpu,
         "rss": rss.json(),
         "rss_breakdown_kb_at_end": breakdown,
         "logs": dir.display().to_string(),
@@ -1572,6 +1684,21 @@ fn breakdown_text(e: &Value, who: &str) -> String {
     format!("{peak}; {} MB; {threads} threads", parts.join(", "))
 }
 
+/// One table row.
+fn row(s: &mut String, what: &str, got: String, budget: &str) {
+    let _ = writeln!(s, "| {what} | {got} | {budget} |");
+}
+
+/// "p50 … / p99 … / max … UNIT (n=…)" of a percentile object.
+fn p3(v: &Value, unit: &str) -> String {
+    match (num(v, &["p50"]), num(v, &["p99"]), num(v, &["max"])) {
+        (Some(a), Some(b), Some(c)) => {
+            format!("p50 {a:.3} / p99 {b:.3} / max {c:.3} {unit} (n={})", v["n"])
+        }
+        _ => "not available".into(),
+    }
+}
+
 pub fn markdown(r: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Command: `{}`  ", r["command"].as_str().unwrap_or("?"));
@@ -1580,15 +1707,6 @@ pub fn markdown(r: &Value) -> String {
     let _ = writeln!(s, "| what | measured | budget (DESIGN.md) |");
     let _ = writeln!(s, "|---|---|---|");
     let e = &r["e2e"];
-    let row = |s: &mut String, what: &str, got: String, budget: &str| {
-        let _ = writeln!(s, "| {what} | {got} | {budget} |");
-    };
-    let p3 = |v: &Value, unit: &str| match (num(v, &["p50"]), num(v, &["p99"]), num(v, &["max"])) {
-        (Some(a), Some(b), Some(c)) => {
-            format!("p50 {a:.3} / p99 {b:.3} / max {c:.3} {unit} (n={})", v["n"])
-        }
-        _ => "not available".into(),
-    };
     if let Some(err) = e.get("error").and_then(Value::as_str) {
         row(&mut s, "end to end", err.to_string(), "");
     } else {
@@ -1795,6 +1913,16 @@ pub fn markdown(r: &Value) -> String {
                 "",
             );
         }
+        row(
+            &mut s,
+            &format!(
+                "CPU time over the simulator leg (--keep-warm-ms {} on all three)",
+                sim["keep_warm_ms"]
+            ),
+            cpu_text(sim),
+            "",
+        );
+        sim_baseline_rows(&mut s, sim, &r["sim_e2e_baseline"]);
     }
     for f in r["scale"].as_array().into_iter().flatten() {
         let n = f["twins"].as_u64().unwrap_or(0);
@@ -1997,7 +2125,19 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             args.sim_hours, args.sim_speed
         );
         match Bins::locate(args.bin_dir.as_deref()) {
-            Ok(bins) => match run_sim(args, &bins) {
+            Ok(bins) => match run_sim(args, &bins, args.keep_warm_ms, "sim-run") {
+                Ok(v) => v,
+                Err(e) => json!({"error": format!("not available: {e:#}")}),
+            },
+            Err(e) => json!({"error": format!("not available: {e:#}")}),
+        }
+    };
+    let sim_baseline = if args.no_sim || args.no_sim_baseline || args.keep_warm_ms == 0 {
+        Value::Null
+    } else {
+        eprintln!("bench: simulator → executor again, --keep-warm-ms 0 (the baseline)…");
+        match Bins::locate(args.bin_dir.as_deref()) {
+            Ok(bins) => match run_sim(args, &bins, 0, "sim-run-cold") {
                 Ok(v) => v,
                 Err(e) => json!({"error": format!("not available: {e:#}")}),
             },
@@ -2055,6 +2195,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "scale_wide": scale_wide,
         "e2e": e2e,
         "sim_e2e": sim,
+        "sim_e2e_baseline": sim_baseline,
         "python": python,
         "criterion": criterion,
         "ratios": ratios,

@@ -181,7 +181,7 @@ pub fn run_once(
     let ex_log = dir.join("executor.log");
     let pr_log = dir.join("predictor.log");
     let spawn_ex = || run::spawn_executor(bins, p, &ex_state, port, feed_interval_ms, &ex_log);
-    let spawn_pr = || run::spawn_predictor(bins, &p.models, &pr_state, &trace, port, &pr_log);
+    let spawn_pr = || run::spawn_predictor(bins, &p.models, &pr_state, &trace, port, &pr_log, &[]);
     let mut ex = spawn_ex()?;
     supervisor::wait_port(&mut ex, port, Duration::from_secs(30))?;
     let mut pr = spawn_pr()?;
@@ -869,6 +869,7 @@ pub fn disconnect_run(args: &ChaosArgs, bins: &Bins) -> anyhow::Result<Disconnec
         &speed,
         &faults,
         &["--bar-close".to_string(), args.bar_close.clone()],
+        &[],
     )?;
     let deadline = t0 + Duration::from_secs(args.timeout_s);
     while !traces_reached(&counted, &dir) {

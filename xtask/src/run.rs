@@ -272,6 +272,7 @@ pub fn spawn_predictor(
     trace: &Path,
     port: u16,
     log: &Path,
+    extra: &[String],
 ) -> anyhow::Result<Proc> {
     let mut c = bins.command("predictor");
     c.arg("--models")
@@ -283,6 +284,7 @@ pub fn spawn_predictor(
         .arg("--ipc")
         .arg(format!("ws://127.0.0.1:{port}"))
         .arg("--json")
+        .args(extra)
         .env("ORACLE_IPC_TOKEN", RUN_TOKEN);
     Proc::spawn("predictor", c, log, Output::Log)
 }
@@ -307,13 +309,16 @@ pub struct LiveSystem {
     envs: Vec<(String, String)>,
     account: String,
     executor_args: Vec<String>,
+    /// Arguments every process takes alike (`--keep-warm-ms N`).
+    all_args: Vec<String>,
 }
 
 impl LiveSystem {
     /// Starts the simulator on `m` at `speed` (`--calendar realistic` when the market is
     /// shifted onto it, [`oracle_procs::market::Market::realistic`]) with `sim_args` added (faults,
     /// seed, token lifetimes), waits for its CA and credentials; `executor_args` go to every
-    /// executor started. Returns the system and the simulator's process.
+    /// executor started, `all_args` to every process (the simulator, the executors, the
+    /// predictors). Returns the system and the simulator's process.
     pub fn start(
         bins: &Bins,
         m: &oracle_procs::market::Market,
@@ -321,6 +326,7 @@ impl LiveSystem {
         speed: &str,
         sim_args: &[String],
         executor_args: &[String],
+        all_args: &[String],
     ) -> anyhow::Result<(Self, Proc)> {
         let sim_port = free_port()?;
         let ipc_port = free_port()?;
@@ -346,7 +352,8 @@ impl LiveSystem {
             .arg("--timing-out")
             .arg(dir.join("sim-timing.jsonl"))
             .arg("--json")
-            .args(sim_args);
+            .args(sim_args)
+            .args(all_args);
         if m.realistic {
             c.arg("--calendar").arg("realistic");
         }
@@ -379,6 +386,7 @@ impl LiveSystem {
             envs,
             account,
             executor_args: executor_args.to_vec(),
+            all_args: all_args.to_vec(),
         };
         Ok((sys, sim))
     }
@@ -402,6 +410,7 @@ impl LiveSystem {
             .arg(self.dir.join("sim-ca.pem"))
             .arg("--with-paper")
             .args(&self.executor_args)
+            .args(&self.all_args)
             .arg("--json")
             .env("ORACLE_IPC_TOKEN", RUN_TOKEN)
             .env("RUST_LOG", "info");
@@ -422,6 +431,7 @@ impl LiveSystem {
             &self.dir.join("trace"),
             self.ipc_port,
             &self.dir.join("predictor.log"),
+            &self.all_args,
         )
     }
 
@@ -433,7 +443,8 @@ impl LiveSystem {
 }
 
 /// Starts the simulator (with `--fault` each of `faults`), the live executor (with
-/// `executor_args`) and the predictor on `m` in `dir` (see [`LiveSystem`]); returns them (sim,
+/// `executor_args`) and the predictor on `m` in `dir`, `all_args` to all three (see
+/// [`LiveSystem`]); returns them (sim,
 /// executor, predictor) with the market started.
 pub fn spawn_live_system(
     bins: &Bins,
@@ -442,12 +453,13 @@ pub fn spawn_live_system(
     speed: &str,
     faults: &[String],
     executor_args: &[String],
+    all_args: &[String],
 ) -> anyhow::Result<(Proc, Proc, Proc)> {
     let sim_args: Vec<String> = faults
         .iter()
         .flat_map(|f| ["--fault".to_string(), f.clone()])
         .collect();
-    let (sys, sim) = LiveSystem::start(bins, m, dir, speed, &sim_args, executor_args)?;
+    let (sys, sim) = LiveSystem::start(bins, m, dir, speed, &sim_args, executor_args, all_args)?;
     let ex = sys.executor()?;
     let pr = sys.predictor()?;
     sys.go()?;

@@ -359,7 +359,7 @@ fn real_span(args: &SoakArgs, bins: &Bins) -> anyhow::Result<RealSpan> {
         format!("drop:random={},times={}", args.drop_p, args.resets),
     ]
     .into();
-    let (sys, mut sim) = LiveSystem::start(bins, &m, &dir, &speed, &sim_args, &[])?;
+    let (sys, mut sim) = LiveSystem::start(bins, &m, &dir, &speed, &sim_args, &[], &[])?;
     let t0 = Instant::now();
     let mut ex = sys.executor()?;
     let mut pr = sys.predictor()?;
