@@ -794,10 +794,10 @@ fn sim_baseline_rows(s: &mut String, sim: &Value, base: &Value) {
         );
         return;
     }
-    let ratio = |k: &str| {
-        let b = num(base, &[k, "p99"]);
-        let w = num(sim, &[k, "p99"]);
-        match (b, w) {
+    // " (×R the p99 above)" of the percentiles at `path` in both runs.
+    let ratio = |path: &[&str]| {
+        let p99: Vec<&str> = path.iter().copied().chain(["p99"]).collect();
+        match (num(base, &p99), num(sim, &p99)) {
             (Some(b), Some(w)) if w > 0.0 => format!(" (×{:.2} the p99 above)", b / w),
             _ => String::new(),
         }
@@ -812,30 +812,18 @@ fn sim_baseline_rows(s: &mut String, sim: &Value, base: &Value) {
             "bar_close_to_new_order_ms",
         ),
     ] {
-        row(s, what, format!("{}{}", p3(&base[k], "ms"), ratio(k)), "");
+        row(
+            s,
+            what,
+            format!("{}{}", p3(&base[k], "ms"), ratio(&[k])),
+            "",
+        );
     }
-    let b = num(
-        base,
-        &["hops_ms", "sim_bar_close_to_executor_signal_in", "p99"],
-    );
-    let w = num(
-        sim,
-        &["hops_ms", "sim_bar_close_to_executor_signal_in", "p99"],
-    );
-    let r = match (b, w) {
-        (Some(b), Some(w)) if w > 0.0 => format!(" (×{:.2} the p99 above)", b / w),
-        _ => String::new(),
-    };
+    let k = ["hops_ms", "sim_bar_close_to_executor_signal_in"];
     row(
         s,
         "  baseline: simulator bar written → executor SIGNAL in (every bar)",
-        format!(
-            "{}{r}",
-            p3(
-                &base["hops_ms"]["sim_bar_close_to_executor_signal_in"],
-                "ms"
-            )
-        ),
+        format!("{}{}", p3(&base[k[0]][k[1]], "ms"), ratio(&k)),
         "",
     );
     row(s, "  baseline: CPU time over the leg", cpu_text(base), "");
@@ -2534,6 +2522,40 @@ Rss:                   8 kB
         assert!(md.contains("peak (VmHWM) | 2.000 MB"), "{md}");
         r["sim_e2e"] = json!({"error": "not available: --no-sim"});
         assert!(markdown(&r).contains("| simulator bar → NewOrderReq | not available: --no-sim |"));
+    }
+
+    #[test]
+    fn markdown_gives_the_keep_warm_baseline_as_ratios_and_both_legs_cpu() {
+        let leg = |p99: f64, ex: f64| {
+            let pct = json!({"n": 60, "p50": p99 / 2.0, "p99": p99, "max": p99});
+            json!({
+                "mode": "sim", "speed": "40x", "market_hours": 3, "models": 20, "seconds": 100.0,
+                "keep_warm_ms": 200,
+                "cpu_seconds": {"executor": ex, "predictor": 0.5, "simulator": 0.25},
+                "bar_close_to_new_order_ms": pct.clone(),
+                "bar_close_to_first_order_ms": pct.clone(),
+                "hops_ms": {"sim_bar_close_to_executor_signal_in": pct},
+            })
+        };
+        let mut r = json!({
+            "command": "oracle bench", "machine": "m", "date": "d",
+            "e2e": {"error": "not available: x"},
+            "sim_e2e": leg(4.0, 1.5),
+            "sim_e2e_baseline": leg(10.0, 0.5),
+            "criterion": {}, "python": {"error": "not available: --no-python"},
+        });
+        let md = markdown(&r);
+        assert!(md.contains("| CPU time over the simulator leg (--keep-warm-ms 200 on all three) | executor 1.50 s, predictor 0.50 s (simulator 0.25 s) in 100 s: executor + predictor 2.00 % of one core |"), "{md}");
+        assert!(md.contains("bar written → the first order it caused | p50 5.000 / p99 10.000 / max 10.000 ms (n=60) (×2.50 the p99 above) |"), "{md}");
+        assert!(md.contains("|   baseline: simulator bar written → executor SIGNAL in (every bar) | p50 5.000 / p99 10.000 / max 10.000 ms (n=60) (×2.50 the p99 above) |"), "{md}");
+        assert!(md.contains("|   baseline: CPU time over the leg | executor 0.50 s, predictor 0.50 s (simulator 0.25 s) in 100 s: executor + predictor 1.00 % of one core |"), "{md}");
+        // No baseline run (--no-sim-baseline): no baseline rows; a failed one: its error.
+        r["sim_e2e_baseline"] = Value::Null;
+        assert!(!markdown(&r).contains("baseline"));
+        r["sim_e2e_baseline"] = json!({"error": "not available: boom"});
+        assert!(markdown(&r).contains(
+            "| baseline: the simulator leg with --keep-warm-ms 0 | not available: boom |"
+        ));
     }
 
     #[test]
