@@ -14,8 +14,8 @@
 //!   are read-only, private, file-backed and hold no private (copied-on-write) page are
 //!   unmapped: their pages are the file's own and fault back unchanged, so nothing but page
 //!   faults can differ;
-//! - [`keep_warm`]: a thread that reads one byte of each resident page every few tens of
-//!   milliseconds, so that a bar after minutes of idle finds the process's memory warm
+//! - [`keep_warm`]: a thread that reads one byte of each resident page every 200 ms (the shells'
+//!   `--keep-warm-ms`), so that a bar after minutes of idle finds the process's memory warm
 //!   ([`warm`]).
 
 pub mod warm;
