@@ -373,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn a_page_unmapped_after_the_list_was_taken_is_skipped_not_faulted_on() {
+    fn a_page_freed_after_the_list_was_taken_is_skipped_not_faulted_on() {
         let base = map(4);
         for i in 0..4 {
             // SAFETY: page i of the mapping above.
@@ -383,18 +383,28 @@ mod tests {
             direct: Vec::new(),
             kernel: (0..4).map(|i| base as usize + i * PAGE).collect(),
         };
-        // Pages 0 and 2 go away (a freed allocation): the pass reads 1 and 3 and survives.
-        // SAFETY: pages of the mapping above.
-        unsafe {
-            libc::munmap(base.cast(), PAGE);
-            libc::munmap(base.add(2 * PAGE).cast(), PAGE);
+        // Pages 0 and 2 go away (a freed allocation): the pass reads 1 and 3 and survives. Each
+        // is replaced in one call by an inaccessible reservation (its memory freed, its address
+        // unreadable): a plain munmap would let another test's mmap, running in parallel, take
+        // the address back before the pass (a run under the faked clock saw it read 3 pages).
+        for i in [0, 2] {
+            let at = base.wrapping_add(i * PAGE);
+            // SAFETY: page i of the mapping above, replaced in place (MAP_FIXED).
+            let p = unsafe {
+                libc::mmap(
+                    at.cast(),
+                    PAGE,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            assert_eq!(p, at.cast());
         }
         assert_eq!(pass(&list).unwrap(), Pass { pages: 4, read: 2 });
-        // SAFETY: the two pages left.
-        unsafe {
-            libc::munmap(base.add(PAGE).cast(), PAGE);
-            libc::munmap(base.add(3 * PAGE).cast(), PAGE);
-        }
+        // SAFETY: the mapping made above (its pages and the two reservations).
+        unsafe { libc::munmap(base.cast(), 4 * PAGE) };
     }
 
     #[test]
