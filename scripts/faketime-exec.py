@@ -37,10 +37,13 @@ def lift(name: str) -> None:
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: faketime -f '@AT' python3 faketime-exec.py PROGRAM [ARGS...]")
+    if "faketime" not in os.environ.get("LD_PRELOAD", ""):
+        sys.exit("faketime-exec: libfaketime is not preloaded (run it under the faketime wrapper)")
+    # A libfaketime built without the shared state (FAKE_STATELESS, or FAKETIME_DISABLE_SHM in
+    # later versions) names no semaphore: there is nothing to lift.
     shared = os.environ.get("FAKETIME_SHARED")
-    if shared is None:
-        sys.exit("faketime-exec: FAKETIME_SHARED is not set (run it under the faketime wrapper)")
-    lift(shared.split()[0])
+    if shared:
+        lift(shared.split()[0])
     os.execv(sys.argv[1], sys.argv[1:])
 
 
