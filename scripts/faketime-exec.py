@@ -7,7 +7,7 @@ gives it back, and every later process of the tree then blocks in its start-up f
 supervisor tests kill children right after spawning them, and a CI run under the faked clock hung
 so (four tests waiting on children that never started). Posting the semaphore many times first
 makes it a counter that leaks cannot drain; the only thing it guarded, the first write of the shared
-start time, was done by this process (the first of the tree) before it runs.
+start time, was done in this process's own start-up (the first of the tree) before any child.
 
 Usage (as scripts/faketime-tests runs it): faketime -f '@AT' python3 faketime-exec.py PROGRAM ARGS
 """
