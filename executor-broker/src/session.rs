@@ -205,7 +205,11 @@ pub async fn resolve_host(
 
 /// The session's configuration: `b`'s host and account, `creds`, `tls`; the
 /// `before_refresh_request` failpoint; with `live_close` (`--bar-close live`) closed bars from
-/// the live stream's final snapshot.
+/// the live stream's final snapshot; the rate window widened by
+/// [`RATE_MARGIN`](oracle_ctrader::history::RATE_MARGIN), as the history download's: the session
+/// sends the next five history requests the instant its own window frees, so any delay of the
+/// previous five on the way or at the server made the server count them in its second and refuse
+/// (the simulator's timing file: five sent 1.000 s after five, four refused).
 #[cfg(feature = "live")]
 pub fn client_config(
     b: &BrokerTarget,
@@ -217,6 +221,7 @@ pub fn client_config(
     session.before_refresh_request =
         Some(|| crate::failpoint::hit(crate::failpoint::Point::BeforeRefreshRequest));
     session.live_close = live_close;
+    session.rate_window += oracle_ctrader::history::RATE_MARGIN;
     if live_close {
         info!(
             "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is sent again as a revision, bar_revised)"
@@ -250,4 +255,33 @@ fn credentials_from(f: &SecretsFile) -> anyhow::Result<oracle_ctrader::Credentia
         access_token: need("ACCESS_TOKEN")?,
         refresh_token: f.ctrader("REFRESH_TOKEN").map(S::new),
     })
+}
+
+#[cfg(all(test, feature = "live"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_session_keeps_a_margin_over_the_servers_one_second_rate_window() {
+        let b = BrokerTarget {
+            host: "demo.ctraderapi.com".into(),
+            port: 5035,
+            account_id: 7,
+            ca: None,
+            insecure_local: false,
+            auto: None,
+        };
+        let creds = Credentials {
+            client_id: oracle_ctrader::Secret::new("id"),
+            client_secret: oracle_ctrader::Secret::new("secret"),
+            access_token: oracle_ctrader::Secret::new("access"),
+            refresh_token: None,
+        };
+        let cfg = client_config(&b, creds, TlsMode::WebPki, true);
+        assert_eq!(
+            cfg.session.rate_window,
+            Duration::from_secs(1) + oracle_ctrader::history::RATE_MARGIN
+        );
+        assert_eq!(cfg.session.max_history_per_window, 5);
+    }
 }
