@@ -37,9 +37,6 @@ use crate::proto::{
 use crate::session::{Event, SessionConfig};
 use crate::units::{Bar, decode_trendbar};
 
-/// The extra time on top of the server's one-second rate window (see the module doc).
-pub const RATE_MARGIN: Duration = Duration::from_millis(100);
-
 /// Why a download failed: one line each, naming the thing at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -186,13 +183,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The session for a download: no refresh token (never spent here), and the rate window
-/// widened by [`RATE_MARGIN`].
+/// The session for a download: no refresh token (never spent here).
 pub fn session_config(mut credentials: Credentials, account_id: i64) -> SessionConfig {
     credentials.refresh_token = None;
-    let mut cfg = SessionConfig::new(credentials, account_id);
-    cfg.rate_window += RATE_MARGIN;
-    cfg
+    SessionConfig::new(credentials, account_id)
 }
 
 /// Connects and waits until the account is authorized (at most `timeout`).
@@ -549,6 +543,5 @@ mod tests {
         };
         let cfg = session_config(creds, 7);
         assert!(cfg.credentials.refresh_token.is_none());
-        assert!(cfg.rate_window > Duration::from_secs(1));
     }
 }

@@ -205,11 +205,7 @@ pub async fn resolve_host(
 
 /// The session's configuration: `b`'s host and account, `creds`, `tls`; the
 /// `before_refresh_request` failpoint; with `live_close` (`--bar-close live`) closed bars from
-/// the live stream's final snapshot; the rate window widened by
-/// [`RATE_MARGIN`](oracle_ctrader::history::RATE_MARGIN), as the history download's: the session
-/// sends the next five history requests the instant its own window frees, so any delay of the
-/// previous five on the way or at the server made the server count them in its second and refuse
-/// (the simulator's timing file: five sent 1.000 s after five, four refused).
+/// the live stream's final snapshot.
 #[cfg(feature = "live")]
 pub fn client_config(
     b: &BrokerTarget,
@@ -221,7 +217,6 @@ pub fn client_config(
     session.before_refresh_request =
         Some(|| crate::failpoint::hit(crate::failpoint::Point::BeforeRefreshRequest));
     session.live_close = live_close;
-    session.rate_window += oracle_ctrader::history::RATE_MARGIN;
     if live_close {
         info!(
             "--bar-close live: closed bars go out from the live stream's final snapshot; history confirms them afterwards (a difference is sent again as a revision, bar_revised)"
@@ -280,7 +275,7 @@ mod tests {
         let cfg = client_config(&b, creds, TlsMode::WebPki, true);
         assert_eq!(
             cfg.session.rate_window,
-            Duration::from_secs(1) + oracle_ctrader::history::RATE_MARGIN
+            Duration::from_secs(1) + oracle_ctrader::session::RATE_MARGIN
         );
         assert_eq!(cfg.session.max_history_per_window, 5);
     }
