@@ -14,8 +14,8 @@
 //!   reconciliation runs.
 //! - The journal is an in-memory byte buffer ([`MemJournal`], the "disk"): every record the core
 //!   asks is appended; a synced write marks everything so far durable. A kill -9
-//!   ([`Exec::kill_and_restart`]) drops the core, the adapter and the unsynced tail, and starts
-//!   again from the durable bytes (`Replayed::from_bytes` → `SideCore::new` →
+//!   ([`Exec::kill_and_restart`]) drops the core and the adapter, a power loss the unsynced tail
+//!   too, and the executor starts again from the bytes left (`Replayed::from_bytes` → `SideCore::new` →
 //!   `ExecutorCore::new`); the positions are reconciled at the next `Ready`.
 //! - Reconciliation (`ReconcileReq` → `handle_reconciled`, lookups of the intents whose outcome
 //!   is unknown) after every `Ready`, between batches.
@@ -218,6 +218,8 @@ pub struct Exec {
     pub refreshes: u64,
     /// Executor kills (restarts from the journal).
     pub kills: u64,
+    /// Of those, process kills: the bytes written kept (the others: power losses).
+    pub kills_keeping_written: u64,
     /// Live bars sent to predictors so far.
     pub live_sent: u64,
     /// Defect injection for the harness's own test: the n-th live bar is not sent to the
@@ -338,6 +340,7 @@ impl Exec {
             unknown: 0,
             refreshes: 0,
             kills: 0,
+            kills_keeping_written: 0,
             live_sent: 0,
             drop_live_nth: None,
             alter_live_nth: None,
@@ -397,12 +400,18 @@ impl Exec {
         self.clock.1 + inst.saturating_duration_since(self.clock.0).as_millis() as i64
     }
 
-    /// kill -9: the core, the adapter and the journal's unsynced tail are gone; the executor
-    /// starts again from the durable bytes and reconciles at the next `Ready` (the caller drops
-    /// the connection: the process's socket died with it). Signal groups not yet answered are
-    /// lost (the predictor's connection died too; it re-sends nothing: the bars go on).
-    pub fn kill_and_restart(&mut self) {
+    /// kill -9: the core and the adapter are gone; with `keep_written` (a process kill) every
+    /// byte written stays (the kernel holds it), else (a power loss) the journal's unsynced tail
+    /// goes too. The executor starts again from the bytes left and reconciles at the next
+    /// `Ready` (the caller drops the connection: the process's socket died with it). Signal
+    /// groups not yet answered are lost (the predictor's connection died too; it re-sends
+    /// nothing: the bars go on).
+    pub fn kill_and_restart(&mut self, keep_written: bool) {
         self.kills += 1;
+        if keep_written {
+            self.kills_keeping_written += 1;
+            self.journal.durable = self.journal.bytes.len();
+        }
         if self.lose_journal_on_kill {
             self.journal.durable = 0;
         }

@@ -12,8 +12,9 @@
 //!   live `SideCore`) driven through the sans-IO Open API adapter (`oracle_executor_ctrader`'s
 //!   `Link`) over the session, its journal an in-memory byte buffer; bars and HISTORY to the
 //!   predictor; executor "kill -9" at seeded journal writes (`Plan::executor_kills`): the core,
-//!   the adapter, the connection and the journal's unsynced tail are lost, and it starts again
-//!   from the durable bytes and reconciles;
+//!   the adapter and the connection are lost, and with a power loss (half the kills,
+//!   `Plan::executor_kills_keep_written`) the journal's unsynced tail too; it starts again from
+//!   the bytes left and reconciles;
 //! - the predictor's engine (`oracle_predictor::engine::Predictor`, lines in, lines out) with the
 //!   bundled models, its state file and traces in a scratch folder. "kill -9" drops every
 //!   in-memory object without flushing anything (`mem::forget`) and restarts from the bytes

@@ -98,7 +98,8 @@ pub struct SoakSummary {
     pub connects: u64,
     /// Predictor kills (kill -9, restarted from the bytes written).
     pub predictor_kills: u64,
-    /// Executor kills (kill -9 after a journal write, restarted from the journal's durable bytes).
+    /// Executor kills (kill -9 after a journal write, restarted from the journal's bytes left:
+    /// process kills and power losses in turn).
     pub executor_kills: u64,
     /// Restarts that would need a person: fatal authentication failures.
     pub restarts_needing_a_person: u64,
@@ -564,6 +565,8 @@ fn plan_and_sessions(seed: u64, days: u32) -> (Plan, Vec<String>) {
         holidays: vec![("soak holiday".into(), holiday)],
         extra_faults: faults,
         executor_kills,
+        // Process kills and power losses in turn.
+        executor_kills_keep_written: (0..EXECUTOR_KILLS).map(|k| k % 2 == 0).collect(),
         bars: Some(MarketBars(Arc::new(bars))),
         // The soak's figures are its own: no refusal in open hours.
         market_closed_every: None,

@@ -81,9 +81,15 @@ pub struct Plan {
     pub market_utc: bool,
     /// Executor kills (-9): the executor dies right after its N-th journal write (in
     /// increasing order; at the first session event after it while the session is authorized),
-    /// losing its core, its adapter, its connection and the journal's
-    /// unsynced tail, and starts again from the durable bytes (see `Exec::kill_and_restart`).
+    /// losing its core, its adapter, its connection and (a power loss, see
+    /// [`Plan::executor_kills_keep_written`]) the journal's unsynced tail, and starts again from
+    /// the bytes left (see `Exec::kill_and_restart`).
     pub executor_kills: Vec<u64>,
+    /// Per executor kill (in order): `true` for a process kill, which keeps every byte the
+    /// executor wrote (they are in the kernel's page cache, and reach the disk without it);
+    /// `false` or missing for a power loss, which keeps only the synced bytes. Drawn half and
+    /// half.
+    pub executor_kills_keep_written: Vec<bool>,
     /// Trading hours the broker serves and enforces (the soak: realistic, with its weekly
     /// Saturday maintenance window at a timed speed); drawn plans: realistic in one in
     /// [`HOURS_ONE_IN`], else always open.
@@ -230,8 +236,10 @@ pub struct Summary {
     pub refreshes: u64,
     /// Entries not chased.
     pub missed_entries: u64,
-    /// Executor kills (restarts from the journal's durable bytes).
+    /// Executor kills (restarts from the journal's bytes left).
     pub executor_kills: u64,
+    /// Of those, process kills (every byte written kept; the others were power losses).
+    pub executor_kills_keeping_written: u64,
     /// Market time (Unix ms) the live replay started at.
     pub start_ms: i64,
     /// Market time (Unix ms) the replay ended at.
@@ -332,6 +340,7 @@ impl Plan {
             Vec::new()
         };
         let hours = market_hours(seed);
+        let kills_e = executor_kills(seed);
         Plan {
             seed,
             models,
@@ -366,7 +375,8 @@ impl Plan {
             token_ttl_s: None,
             holidays: Vec::new(),
             extra_faults: Vec::new(),
-            executor_kills: executor_kills(seed),
+            executor_kills: kills_e.0,
+            executor_kills_keep_written: kills_e.1,
             bars: None,
             // Under the realistic calendar the broker refuses by its hours already.
             market_closed_every: market_closed_every(seed)
@@ -402,17 +412,20 @@ fn late_signals(seed: u64) -> Option<i64> {
 /// maintenance window applied).
 pub const HOURS_ONE_IN: u32 = 6;
 
-/// The executor kills of `seed` (their own stream: the other draws stay what they were).
-fn executor_kills(seed: u64) -> Vec<u64> {
+/// The executor kills of `seed` (their own stream: the other draws stay what they were), and
+/// which of them keep the bytes written (process kills) rather than only the synced ones (power
+/// losses).
+fn executor_kills(seed: u64) -> (Vec<u64>, Vec<bool>) {
     let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x0E5E_C0DE_4B11_1000);
     if !r.random_bool(0.3) {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let n = r.random_range(1..=2);
     let mut v: Vec<u64> = (0..n).map(|_| r.random_range(1..60)).collect();
     v.sort_unstable();
     v.dedup();
-    v
+    let keep = v.iter().map(|_| r.random_bool(0.5)).collect();
+    (v, keep)
 }
 
 /// Runs `seed`'s plan with no defect.
@@ -982,8 +995,15 @@ impl World {
                     // failure the executor's kill is not about).
                     && self.session.state() == oracle_ctrader::session::State::Ready
                 {
-                    // kill -9 of the executor: its socket dies with it.
-                    self.exec.kill_and_restart();
+                    // kill -9 of the executor (or the machine's power): its socket dies
+                    // with it.
+                    let keep = self
+                        .plan
+                        .executor_kills_keep_written
+                        .get(self.exec.kills as usize)
+                        .copied()
+                        .unwrap_or(false);
+                    self.exec.kill_and_restart(keep);
                     // The predictor's answers on their way die with the connection.
                     self.late = None;
                     self.reset_connection("the executor was killed");
@@ -1421,6 +1441,7 @@ impl World {
             self.summary.unknown,
         ) = self.exec.order_counts();
         self.summary.executor_kills = self.exec.kills;
+        self.summary.executor_kills_keeping_written = self.exec.kills_keeping_written;
         self.summary.refreshes = self.exec.refreshes;
         self.summary.missed_entries = self.exec.missed_entries;
         self.summary.held_exits = self.exec.held_exits;

@@ -95,6 +95,7 @@ fn seed_sweep() {
                             t.refreshes += r.refreshes;
                             t.missed_entries += r.missed_entries;
                             t.executor_kills += r.executor_kills;
+                            t.executor_kills_keeping_written += r.executor_kills_keeping_written;
                             t.auth_stops += r.auth_stops;
                             t.refresh_answers_lost += r.refresh_answers_lost;
                             t.held_exits += r.held_exits;
@@ -120,7 +121,7 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {}, connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {}); market hours: exits held {}, released at the open {}, entries refused MARKET_CLOSED {}; orders refused MARKET_CLOSED in open hours {}; batches sent when the gather's wait ran out {}; margins prefetched {}, entries' margins from the cache {}; the longest an exit refused in open hours stayed held {} ms",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {} (process kills keeping the bytes written {}, power losses keeping the synced ones {}), connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {}); market hours: exits held {}, released at the open {}, entries refused MARKET_CLOSED {}; orders refused MARKET_CLOSED in open hours {}; batches sent when the gather's wait ran out {}; margins prefetched {}, entries' margins from the cache {}; the longest an exit refused in open hours stayed held {} ms",
         failures.len(),
         t.bars,
         t.orders,
@@ -132,6 +133,8 @@ fn seed_sweep() {
         t.refreshes,
         t.kills,
         t.executor_kills,
+        t.executor_kills_keeping_written,
+        t.executor_kills - t.executor_kills_keeping_written,
         t.connects,
         t.rows_checked,
         t.auth_stops,
@@ -167,6 +170,14 @@ fn seed_sweep() {
             ("token refreshes", t.refreshes),
             ("predictor kills", t.kills),
             ("executor kills", t.executor_kills),
+            (
+                "executor kills keeping the bytes written",
+                t.executor_kills_keeping_written,
+            ),
+            (
+                "power losses",
+                t.executor_kills - t.executor_kills_keeping_written,
+            ),
             ("exits held while a market was closed", t.held_exits),
             ("held exits released at the open", t.held_releases),
             ("entries refused MARKET_CLOSED", t.market_closed_entries),
@@ -400,8 +411,8 @@ fn a_guard_run_across_midnight_without_the_guard_day_timer_is_caught() {
 }
 
 /// The executor killed (-9) at several points of its journal's writes (mid-batch: intents
-/// synced and orders on the wire, outcomes not yet synced) restarts from the durable bytes,
-/// reconciles, and every invariant holds: no client order id twice, real = virtual after
+/// synced and orders on the wire, outcomes not yet synced) restarts from the bytes left (the
+/// drawn mix of process kills and power losses), reconciles, and every invariant holds: no client order id twice, real = virtual after
 /// allowed transitions, exits never refused, and the real positions are the broker's at the end.
 #[test]
 fn a_killed_executor_restarts_from_its_journal_and_every_invariant_holds() {
@@ -421,6 +432,33 @@ fn a_killed_executor_restarts_from_its_journal_and_every_invariant_holds() {
         }
     }
     assert!(kills >= 12 && orders > 0, "kills {kills}, orders {orders}");
+}
+
+/// The same kills as process kills (the bytes written kept, synced or not: the ACKs, model
+/// states and outcomes written after the last fsync survive, as the kernel keeps them) and as
+/// power losses (only the synced bytes): every invariant holds both ways.
+#[test]
+fn a_killed_executor_restarts_from_the_bytes_written_or_the_synced_ones() {
+    for keep in [true, false] {
+        let (mut kills, mut kept, mut orders) = (0, 0, 0);
+        for seed in 1..=12 {
+            let plan = Plan {
+                executor_kills: vec![2, 7, 15, 30],
+                executor_kills_keep_written: vec![keep; 4],
+                ..plan(seed)
+            };
+            match run(&plan, Defect::None) {
+                Ok(s) => {
+                    kills += s.executor_kills;
+                    kept += s.executor_kills_keeping_written;
+                    orders += s.orders;
+                }
+                Err(f) => panic!("keep written {keep}: {f}"),
+            }
+        }
+        assert!(kills >= 12 && orders > 0, "kills {kills}, orders {orders}");
+        assert_eq!(kept, if keep { kills } else { 0 });
+    }
 }
 
 #[test]
