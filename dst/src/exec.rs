@@ -107,6 +107,11 @@ impl JournalSink for MemJournal {
         }
         Ok(())
     }
+
+    fn sync(&mut self) -> Result<(), String> {
+        self.durable = self.bytes.len();
+        Ok(())
+    }
 }
 
 /// How long a fill is awaited after `ORDER_ACCEPTED` (virtual time).
@@ -230,6 +235,11 @@ pub struct Exec {
     /// Defect injection: a killed executor starts again with an empty journal (its durable
     /// bytes lost).
     pub lose_journal_on_kill: bool,
+    /// The link's experiment: orders sent before their intents sync
+    /// ([`Link::set_sync_after_submit`]; `Plan::sync_after_submit`).
+    pub sync_after_submit: bool,
+    /// Power losses that came while the link owed a sync: intents of orders on the wire lost.
+    pub losses_in_sync_window: u64,
     /// Defect injection: [`Timer::HeldExit`] is never armed (a shell that does not release the
     /// exits held while a market was closed at its open).
     pub ignore_held_exit_timer: bool,
@@ -345,6 +355,8 @@ impl Exec {
             drop_live_nth: None,
             alter_live_nth: None,
             lose_journal_on_kill: false,
+            sync_after_submit: false,
+            losses_in_sync_window: 0,
             ignore_held_exit_timer: false,
             ignore_gather_timer: false,
             hours: None,
@@ -408,6 +420,9 @@ impl Exec {
     /// nothing: the bars go on).
     pub fn kill_and_restart(&mut self, keep_written: bool) {
         self.kills += 1;
+        if !keep_written && self.link.owes_sync() {
+            self.losses_in_sync_window += 1;
+        }
         if keep_written {
             self.kills_keeping_written += 1;
             self.journal.durable = self.journal.bytes.len();
@@ -417,7 +432,8 @@ impl Exec {
         }
         self.journal.bytes.truncate(self.journal.durable);
         self.checked = self.checked.min(self.journal.durable);
-        let (core, link) = Self::boot(self.account_id, &self.cfg, &self.streams, &self.journal);
+        let (core, mut link) = Self::boot(self.account_id, &self.cfg, &self.streams, &self.journal);
+        link.set_sync_after_submit(self.sync_after_submit);
         let old = std::mem::replace(&mut self.link, link);
         self.tally(&old);
         std::mem::forget(std::mem::replace(&mut self.core, core));

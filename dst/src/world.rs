@@ -90,6 +90,10 @@ pub struct Plan {
     /// `false` or missing for a power loss, which keeps only the synced bytes. Drawn half and
     /// half.
     pub executor_kills_keep_written: Vec<bool>,
+    /// The executor's link sends a batch's orders before their intents sync (the sync before
+    /// the next input; `Link::set_sync_after_submit`): an experiment for taking the fsync off
+    /// the orders' path, off in drawn plans (`DST_SYNC_AFTER_SUBMIT=1` in the tests turns it on).
+    pub sync_after_submit: bool,
     /// Trading hours the broker serves and enforces (the soak: realistic, with its weekly
     /// Saturday maintenance window at a timed speed); drawn plans: realistic in one in
     /// [`HOURS_ONE_IN`], else always open.
@@ -240,6 +244,8 @@ pub struct Summary {
     pub executor_kills: u64,
     /// Of those, process kills (every byte written kept; the others were power losses).
     pub executor_kills_keeping_written: u64,
+    /// Power losses while the executor's link owed a sync (with `Plan::sync_after_submit`).
+    pub losses_in_sync_window: u64,
     /// Market time (Unix ms) the live replay started at.
     pub start_ms: i64,
     /// Market time (Unix ms) the replay ended at.
@@ -377,6 +383,7 @@ impl Plan {
             extra_faults: Vec::new(),
             executor_kills: kills_e.0,
             executor_kills_keep_written: kills_e.1,
+            sync_after_submit: false,
             bars: None,
             // Under the realistic calendar the broker refuses by its hours already.
             market_closed_every: market_closed_every(seed)
@@ -467,6 +474,9 @@ struct World {
     end_ms: i64,
     /// `RefreshTokenRes` the broker sent (each spent a refresh token), on any connection.
     refresh_answers_sent: u64,
+    /// A planned power loss held back (with `Plan::sync_after_submit`) until the broker has
+    /// taken what the executor sent while its link owed a sync; `true` once it has.
+    loss_pending: Option<bool>,
     /// `TokensRefreshed` the session reported.
     refresh_answers_received: u64,
     /// The predictor's second write of a batch's answers, and when it arrives (virtual ms).
@@ -651,6 +661,8 @@ impl World {
             });
         }
         let mut exec = Exec::new(DEFAULT_ACCOUNT_ID, streams.into_values().collect(), sides);
+        exec.sync_after_submit = plan.sync_after_submit;
+        exec.link.set_sync_after_submit(plan.sync_after_submit);
         match defect {
             Defect::ExecutorDropsBar(n) => exec.drop_live_nth = Some(n),
             Defect::ExecutorAltersBar(n) => exec.alter_live_nth = Some(n),
@@ -777,6 +789,7 @@ impl World {
             restart_at: None,
             late: None,
             refresh_answers_sent: 0,
+            loss_pending: None,
             refresh_answers_received: 0,
             ever_connected: false,
             settings,
@@ -903,6 +916,9 @@ impl World {
                 match d {
                     Delivery::ToServer(bytes) => {
                         let Some(conn) = self.conn else { continue };
+                        if let Some(d) = &mut self.loss_pending {
+                            *d = true;
+                        }
                         self.server_decoder.feed(&bytes);
                         loop {
                             match self.server_decoder.next_frame() {
@@ -974,6 +990,14 @@ impl World {
                     }
                 }
             }
+            // A held-back power loss: the broker has the orders, the intents are not durable.
+            if self.loss_pending == Some(true) {
+                self.loss_pending = None;
+                self.exec.kill_and_restart(false);
+                self.late = None;
+                self.reset_connection("the executor's machine lost power");
+                progressed = true;
+            }
             while let Some(ev) = self.session.poll_event() {
                 progressed = true;
                 if let oracle_ctrader::session::Event::AuthFailed { code, description } = &ev {
@@ -994,6 +1018,7 @@ impl World {
                     // in flight loses the new tokens with the answer (a fatal authentication
                     // failure the executor's kill is not about).
                     && self.session.state() == oracle_ctrader::session::State::Ready
+                    && self.loss_pending.is_none()
                 {
                     // kill -9 of the executor (or the machine's power): its socket dies
                     // with it.
@@ -1003,6 +1028,12 @@ impl World {
                         .get(self.exec.kills as usize)
                         .copied()
                         .unwrap_or(false);
+                    if !keep && self.exec.link.owes_sync() {
+                        // Orders on their way whose intents are not durable: the power goes
+                        // once the broker has taken them (the window the experiment opens).
+                        self.loss_pending = Some(false);
+                        continue;
+                    }
                     self.exec.kill_and_restart(keep);
                     // The predictor's answers on their way die with the connection.
                     self.late = None;
@@ -1442,6 +1473,7 @@ impl World {
         ) = self.exec.order_counts();
         self.summary.executor_kills = self.exec.kills;
         self.summary.executor_kills_keeping_written = self.exec.kills_keeping_written;
+        self.summary.losses_in_sync_window = self.exec.losses_in_sync_window;
         self.summary.refreshes = self.exec.refreshes;
         self.summary.missed_entries = self.exec.missed_entries;
         self.summary.held_exits = self.exec.held_exits;

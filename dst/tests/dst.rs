@@ -25,6 +25,7 @@ fn plan(seed: u64) -> Plan {
     Plan {
         with_maintenance: drawn.with_maintenance || on("DST_MAINTENANCE"),
         market_utc: on("DST_MARKET_UTC"),
+        sync_after_submit: on("DST_SYNC_AFTER_SUBMIT"),
         ..drawn
     }
 }
@@ -96,6 +97,7 @@ fn seed_sweep() {
                             t.missed_entries += r.missed_entries;
                             t.executor_kills += r.executor_kills;
                             t.executor_kills_keeping_written += r.executor_kills_keeping_written;
+                            t.losses_in_sync_window += r.losses_in_sync_window;
                             t.auth_stops += r.auth_stops;
                             t.refresh_answers_lost += r.refresh_answers_lost;
                             t.held_exits += r.held_exits;
@@ -121,7 +123,7 @@ fn seed_sweep() {
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|f| f.seed);
     eprintln!(
-        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {} (process kills keeping the bytes written {}, power losses keeping the synced ones {}), connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {}); market hours: exits held {}, released at the open {}, entries refused MARKET_CLOSED {}; orders refused MARKET_CLOSED in open hours {}; batches sent when the gather's wait ran out {}; margins prefetched {}, entries' margins from the cache {}; the longest an exit refused in open hours stayed held {} ms",
+        "dst: {count} seeds from {base} in {secs:.1} s on {workers} threads: {} failed; live bars {}, orders {} (refused {}, outcome unknown {}), entries not chased {}, resets {}, dead connections {}, token refreshes {}, predictor kills {}, executor kills {} (process kills keeping the bytes written {}, power losses keeping the synced ones {}, of them while intents of orders sent were unsynced {}), connects {}, trace rows checked {}, auth stops needing a person {} (refresh answers lost after the broker spent the token {}); market hours: exits held {}, released at the open {}, entries refused MARKET_CLOSED {}; orders refused MARKET_CLOSED in open hours {}; batches sent when the gather's wait ran out {}; margins prefetched {}, entries' margins from the cache {}; the longest an exit refused in open hours stayed held {} ms",
         failures.len(),
         t.bars,
         t.orders,
@@ -135,6 +137,7 @@ fn seed_sweep() {
         t.executor_kills,
         t.executor_kills_keeping_written,
         t.executor_kills - t.executor_kills_keeping_written,
+        t.losses_in_sync_window,
         t.connects,
         t.rows_checked,
         t.auth_stops,
@@ -459,6 +462,29 @@ fn a_killed_executor_restarts_from_the_bytes_written_or_the_synced_ones() {
         assert!(kills >= 12 && orders > 0, "kills {kills}, orders {orders}");
         assert_eq!(kept, if keep { kills } else { 0 });
     }
+}
+
+/// Orders sent before their intents are durable (`Plan::sync_after_submit`, the experiment for
+/// taking the journal's fsync off the orders' path) are not safe yet: a power loss after the
+/// broker took them and before the sync leaves a position that no journaled order explains, and
+/// the simulation catches it (the executor's real position ≠ the broker's at the end). The
+/// recovery that adopts such a position (its client order id names the model and the bar) is
+/// what moving the rule needs first; with it, this becomes a test that every seed passes.
+#[test]
+fn orders_sent_before_their_intents_sync_are_caught_after_a_power_loss() {
+    let f = (0..2_000)
+        .find_map(|seed| {
+            let plan = Plan {
+                sync_after_submit: true,
+                ..Plan::from_seed(seed)
+            };
+            run(&plan, Defect::None).err()
+        })
+        .expect("a power loss between the orders and their intents' sync is caught");
+    if let Some(d) = &f.scratch {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    assert!(f.what.contains("real ≠ broker"), "{f}");
 }
 
 #[test]

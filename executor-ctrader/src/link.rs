@@ -50,6 +50,11 @@ use crate::wire::{
 pub trait JournalSink {
     /// Appends `bytes`; with `sync` they are durable when it returns `Ok`.
     fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), String>;
+
+    /// Makes every byte appended so far durable.
+    fn sync(&mut self) -> Result<(), String> {
+        self.append(&[], true)
+    }
 }
 
 /// The largest timestamp the Open API accepts (ms).
@@ -160,6 +165,12 @@ pub struct Link {
     sent_entries: Vec<(String, String, i64, bool)>,
     /// What went over the link.
     pub counters: LinkCounters,
+    /// The deterministic simulation's experiment ([`Link::set_sync_after_submit`]): a
+    /// batch's intents are written unsynced, its orders go out, and the sync follows before the
+    /// next input.
+    sync_after_submit: bool,
+    /// Intents written and not yet synced (with `sync_after_submit`).
+    owe_sync: bool,
 }
 
 impl Link {
@@ -193,6 +204,32 @@ impl Link {
             margins_used: BTreeMap::new(),
             sent_entries: Vec::new(),
             counters: LinkCounters::default(),
+            sync_after_submit: false,
+            owe_sync: false,
+        }
+    }
+
+    /// An experiment of the deterministic simulation, not a rule of the product: a batch's
+    /// intents are written without a sync, the side is told they are journaled, its orders go
+    /// on the session, and the sync is done before the next input (a session event or a
+    /// timeout) is handed to the side, so no answer of those orders is seen before their
+    /// intents are durable. A power loss between the orders and the sync loses the intents of
+    /// orders the broker has. Off by default (every intent synced before its order).
+    pub fn set_sync_after_submit(&mut self, on: bool) {
+        self.sync_after_submit = on;
+    }
+
+    /// Intents written whose sync is still owed (with [`Link::set_sync_after_submit`]).
+    pub fn owes_sync(&self) -> bool {
+        self.owe_sync
+    }
+
+    /// The owed sync, before an input reaches the side.
+    fn settle(&mut self, j: &mut impl JournalSink) {
+        if std::mem::take(&mut self.owe_sync) {
+            // The orders are out: a failed sync cannot refuse them any more (the product's rule
+            // would have to stop the process here).
+            let _ = j.sync();
         }
     }
 
@@ -462,9 +499,11 @@ impl Link {
                 side.handle_market(&q, self.ready);
             }
             SideAction::JournalIntents { records } => {
+                let later = self.sync_after_submit;
                 let r = encode_lines(&records)
                     .map_err(|e| e.to_string())
-                    .and_then(|b| j.append(&b, true));
+                    .and_then(|b| j.append(&b, !later));
+                self.owe_sync |= later && r.is_ok();
                 side.handle_journaled(r);
             }
             SideAction::Journal { record, sync } => {
@@ -719,6 +758,7 @@ impl Link {
         j: &mut impl JournalSink,
         ev: Event,
     ) -> Option<Event> {
+        self.settle(j);
         let rest = self.consume(inst, now_ms, side, s, ev);
         self.drive(inst, now_ms, side, s, j);
         rest
@@ -960,6 +1000,7 @@ impl Link {
         s: &mut Session,
         j: &mut impl JournalSink,
     ) {
+        self.settle(j);
         let due: Vec<String> = self
             .fills
             .iter()
