@@ -821,6 +821,11 @@ impl World {
     }
 
     fn reset_connection(&mut self, why: &str) {
+        // A power loss held back for orders the broker has not taken: they die with the
+        // connection, so the loss is planned again (the next kill check fires or holds it).
+        if self.loss_pending == Some(false) {
+            self.loss_pending = None;
+        }
         if let Some(c) = self.conn.take() {
             self.broker.disconnect(c, self.now);
         }
